@@ -1,0 +1,151 @@
+/* Kafka for every service: an idempotent producer (acks=all, delivery reports, flush on
+ * destroy) and a consumer that never commits on its own (the service commits after its
+ * output is produced or written), with rebalance callbacks and batch polling.
+ * Environment variables KAFKA_<NAME> are passed to librdkafka as <name> with '_' -> '.'
+ * (KAFKA_LINGER_MS=2 sets linger.ms=2) after the project's own settings, so an operator can
+ * override any of them; an unknown property fails creation with a log naming the variable. */
+#ifndef CHAT_COMMON_BUS_H
+#define CHAT_COMMON_BUS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+#include "common/metrics.h"
+
+#define CHAT_BUS_PARTITION_ANY (-1) /* partition by key (murmur2, as the Java client) */
+#define CHAT_BUS_OFFSET_BEGINNING (-2)
+#define CHAT_BUS_OFFSET_END (-1)
+
+typedef struct chat_bus_producer chat_bus_producer_t;
+typedef struct chat_bus_consumer chat_bus_consumer_t;
+
+/* ---- producer ---- */
+
+/* One call per produced record, from chat_bus_producer_poll/flush or the poll thread.
+ * opaque is what was given to chat_bus_produce. err is CHAT_OK once the record is on all
+ * in-sync replicas; otherwise reason says why (the record is lost for this producer). */
+typedef void (*chat_bus_delivery_fn)(void *ud, void *opaque, chat_err_t err, const char *reason,
+                                     int32_t partition, int64_t offset);
+
+typedef struct chat_bus_producer_conf {
+    const char *brokers;   /* bootstrap servers, required */
+    const char *client_id; /* shows in broker logs and metrics */
+    int linger_ms;         /* linger.ms, chosen per producer (each hop of the path pays it) */
+    bool poll_thread;      /* serve delivery reports on an internal thread */
+    chat_bus_delivery_fn on_delivery; /* may be NULL */
+    void *ud;
+    int connect_timeout_ms;  /* >0: creation fails with CHAT_ERR_TIMEOUT if no broker answers */
+    chat_metrics_t *metrics; /* optional: chat_kafka_produced_total{topic,result} */
+} chat_bus_producer_conf_t;
+
+/* Creates the producer. Returns CHAT_ERR_CONFIG on a bad KAFKA_* variable (logged with
+ * its name), CHAT_ERR_TIMEOUT if connect_timeout_ms passed without broker metadata. */
+chat_err_t chat_bus_producer_new(const chat_bus_producer_conf_t *conf, chat_bus_producer_t **out);
+
+/* Queues one record; copies key and value. partition may be CHAT_BUS_PARTITION_ANY.
+ * Never blocks for the broker; if the local queue is full it serves delivery reports
+ * and retries for up to 5 s, then returns CHAT_ERR_TIMEOUT. */
+chat_err_t chat_bus_produce(chat_bus_producer_t *p, const char *topic, int32_t partition,
+                            const void *key, size_t keylen, const void *value, size_t len,
+                            void *opaque);
+
+/* Serves delivery reports for up to timeout_ms. Returns the number served.
+ * Not needed (and not allowed) with poll_thread. */
+int chat_bus_producer_poll(chat_bus_producer_t *p, int timeout_ms);
+
+/* Waits until every record produced so far has its delivery report (callbacks run).
+ * Returns CHAT_ERR_TIMEOUT if some are still in flight after timeout_ms. */
+chat_err_t chat_bus_producer_flush(chat_bus_producer_t *p, int timeout_ms);
+
+/* Records queued and not yet reported. */
+int chat_bus_producer_outstanding(chat_bus_producer_t *p);
+
+/* Flushes for up to 10 s (logging how many records were lost if that is not enough),
+ * stops the poll thread and frees. Accepts NULL. */
+void chat_bus_producer_destroy(chat_bus_producer_t *p);
+
+/* ---- consumer ---- */
+
+typedef struct chat_bus_record {
+    const char *topic;
+    int32_t partition;
+    int64_t offset;
+    const void *key; /* NULL if the record has no key */
+    size_t keylen;
+    const void *value;
+    size_t len;
+    int64_t timestamp_ms; /* producer create time, or -1 */
+    void *priv_;          /* the librdkafka message; released by chat_bus_records_release */
+} chat_bus_record_t;
+
+typedef struct chat_bus_tp {
+    const char *topic;
+    int32_t partition;
+} chat_bus_tp_t;
+
+/* Called from chat_bus_consumer_poll when partitions are assigned (assigned=true) or about
+ * to be revoked (false; offsets of finished work should already be committed). */
+typedef void (*chat_bus_rebalance_fn)(void *ud, bool assigned, const chat_bus_tp_t *tps,
+                                      size_t n);
+
+typedef struct chat_bus_consumer_conf {
+    const char *brokers;   /* required */
+    const char *client_id;
+    /* Group mode: subscribe to topics (NULL-terminated) as group_id. */
+    const char *group_id;
+    const char *const *topics;
+    chat_bus_rebalance_fn on_rebalance; /* may be NULL */
+    void *ud;
+    const char *auto_offset_reset; /* where a group without committed offsets starts;
+                                      NULL = "earliest" */
+    /* Manual mode (group_id == NULL): read exactly one partition from a start offset,
+     * without a group and without commits. */
+    const char *assign_topic;
+    int32_t assign_partition;
+    int64_t assign_offset; /* CHAT_BUS_OFFSET_END, CHAT_BUS_OFFSET_BEGINNING or an offset */
+    int connect_timeout_ms;  /* >0: creation fails with CHAT_ERR_TIMEOUT if no broker answers */
+    chat_metrics_t *metrics; /* optional: chat_kafka_consumed_total{topic} */
+} chat_bus_consumer_conf_t;
+
+chat_err_t chat_bus_consumer_new(const chat_bus_consumer_conf_t *conf, chat_bus_consumer_t **out);
+
+/* Waits up to timeout_ms for a first record, then adds whatever else is already fetched, up
+ * to max. Returns how many records were stored in recs (0 on timeout). Each must be given
+ * back with chat_bus_records_release. Rebalance callbacks run inside this call.
+ * Consumer errors are logged and counted, never returned as records. */
+size_t chat_bus_consumer_poll(chat_bus_consumer_t *c, chat_bus_record_t *recs, size_t max,
+                              int timeout_ms);
+
+/* Frees the records' memory. */
+void chat_bus_records_release(chat_bus_record_t *recs, size_t n);
+
+/* Commits, per partition present in recs, the offset after its highest record. sync waits
+ * for the broker's answer. Group mode only. */
+chat_err_t chat_bus_consumer_commit(chat_bus_consumer_t *c, const chat_bus_record_t *recs,
+                                    size_t n, bool sync);
+
+/* Leaves the group (the revoke callback runs) and frees. Commits nothing. Accepts NULL. */
+void chat_bus_consumer_close(chat_bus_consumer_t *c);
+
+/* ---- admin ---- */
+
+typedef struct chat_bus_topic_spec {
+    const char *name;
+    int partitions;
+    int replication; /* -1: the broker's default */
+    const char *const *configs; /* NULL-terminated "key=value" list, may be NULL */
+} chat_bus_topic_spec_t;
+
+/* Creates the topics that do not exist yet; an existing topic with fewer partitions than
+ * asked gets more (Kafka cannot reduce them: that case is logged and left alone).
+ * Returns the first failure. */
+chat_err_t chat_bus_topics_ensure(const char *brokers, const chat_bus_topic_spec_t *specs,
+                                  size_t n, int timeout_ms);
+
+/* Number of partitions of topic, or -1 if the topic does not exist or brokers do not
+ * answer within timeout_ms. */
+int chat_bus_topic_partitions(const char *brokers, const char *topic, int timeout_ms);
+
+#endif

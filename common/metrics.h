@@ -1,0 +1,57 @@
+/* A small Prometheus metrics registry: counters, gauges and histograms, each a series of a
+ * family (name, help, type) with a fixed label set chosen at registration. Updates are
+ * lock-free atomics, safe from any thread; rendering takes the registry lock only to walk
+ * the list. Metrics live as long as the registry; callers never free them. */
+#ifndef CHAT_COMMON_METRICS_H
+#define CHAT_COMMON_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+
+typedef struct chat_metrics chat_metrics_t;
+typedef struct chat_counter chat_counter_t;
+typedef struct chat_gauge chat_gauge_t;
+typedef struct chat_histogram chat_histogram_t;
+
+/* Returns a new empty registry or NULL on allocation failure. Free with chat_metrics_destroy. */
+chat_metrics_t *chat_metrics_new(void);
+
+/* Frees the registry and every metric in it. Accepts NULL. */
+void chat_metrics_destroy(chat_metrics_t *m);
+
+/* Registers (or returns the existing) series name{labels}. labels is Prometheus label text
+ * without braces, e.g. "topic=\"chat.inbound\",result=\"ok\"", or NULL for none; it is
+ * copied. Registering the same name with another type or help returns NULL.
+ * Names must match [a-zA-Z_:][a-zA-Z0-9_:]*. Returns NULL on bad input or no memory. */
+chat_counter_t *chat_metrics_counter(chat_metrics_t *m, const char *name, const char *help,
+                                     const char *labels);
+chat_gauge_t *chat_metrics_gauge(chat_metrics_t *m, const char *name, const char *help,
+                                 const char *labels);
+/* bounds: strictly increasing upper bounds (the +Inf bucket is implicit); copied. */
+chat_histogram_t *chat_metrics_histogram(chat_metrics_t *m, const char *name, const char *help,
+                                         const char *labels, const double *bounds,
+                                         size_t nbounds);
+
+/* Default latency buckets in seconds: 0.0005 .. 10. */
+extern const double chat_metrics_latency_buckets[];
+extern const size_t chat_metrics_latency_nbuckets;
+
+void chat_counter_inc(chat_counter_t *c);
+void chat_counter_add(chat_counter_t *c, uint64_t n);
+uint64_t chat_counter_value(const chat_counter_t *c);
+
+void chat_gauge_set(chat_gauge_t *g, double v);
+void chat_gauge_add(chat_gauge_t *g, double delta);
+double chat_gauge_value(const chat_gauge_t *g);
+
+void chat_histogram_observe(chat_histogram_t *h, double v);
+uint64_t chat_histogram_count(const chat_histogram_t *h);
+
+/* Renders all series in the Prometheus text exposition format (version 0.0.4), families
+ * in registration order, one HELP and TYPE line per family. Returns a malloc'd string the
+ * caller frees, and its length in *len (if len is not NULL); NULL if out of memory. */
+char *chat_metrics_render(chat_metrics_t *m, size_t *len);
+
+#endif

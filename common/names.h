@@ -1,0 +1,35 @@
+/* The naming rules of PROTOCOL.md in one place: tenant ids, room names, user ids, client
+ * ids, direct-message rooms, and the text length limit counted in characters. */
+#ifndef CHAT_COMMON_NAMES_H
+#define CHAT_COMMON_NAMES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define CHAT_ROOM_MAX 128
+#define CHAT_USER_MAX 64
+#define CHAT_CID_MAX 64
+#define CHAT_TENANT_MAX 64
+
+/* Room: [A-Za-z0-9._:-]{1,128}. */
+bool chat_name_room_valid(const char *s);
+/* Tenant id: [A-Za-z0-9._-]{1,64}. */
+bool chat_name_tenant_valid(const char *s);
+/* User id (JWT sub): 1-64 characters of valid UTF-8, no control characters. */
+bool chat_name_user_valid(const char *s);
+/* Client id / request id: 1-64 printable ASCII characters. */
+bool chat_name_cid_valid(const char *s);
+
+/* True if room starts with "dm:". */
+bool chat_room_is_dm(const char *room);
+/* True if room is "dm:A:B" with A and B matching [A-Za-z0-9._-]{1,64} (the room charset
+ * without ':') in strictly ascending byte order. */
+bool chat_room_dm_valid(const char *room);
+/* True if user is one of the two members of the dm room. */
+bool chat_room_dm_has(const char *room, const char *user);
+
+/* Number of Unicode characters in the UTF-8 string s of len bytes, or -1 if it is not valid
+ * UTF-8 (overlong forms, surrogates and code points past U+10FFFF are invalid). */
+long chat_utf8_chars(const char *s, size_t len);
+
+#endif

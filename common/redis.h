@@ -1,0 +1,44 @@
+/* Redis for every service: a hiredis connection with timeouts, a reconnect on a lost
+ * connection, URL parsing (redis://[:password@]host:port[/db]) and pipelining.
+ * A chat_redis_t is used by one thread at a time. */
+#ifndef CHAT_COMMON_REDIS_H
+#define CHAT_COMMON_REDIS_H
+
+#include <stddef.h>
+
+#include <hiredis/hiredis.h>
+
+#include "common/err.h"
+
+typedef struct chat_redis chat_redis_t;
+
+/* Connects (and AUTH/SELECTs as the URL says) within timeout_ms, which also becomes the
+ * command timeout. Returns CHAT_ERR_CONFIG for a bad URL, CHAT_ERR_REDIS (logged) if the
+ * server cannot be reached. */
+chat_err_t chat_redis_connect(const char *url, int timeout_ms, chat_redis_t **out);
+
+/* Closes and frees. Accepts NULL. */
+void chat_redis_free(chat_redis_t *r);
+
+/* Runs one command (hiredis format: "SADD %s %s"). If the connection was lost it
+ * reconnects once and retries. Returns the reply (free with freeReplyObject) or NULL with
+ * *err set: CHAT_ERR_REDIS for an error reply or a connection failure (logged).
+ * err may be NULL. */
+redisReply *chat_redis_command(chat_redis_t *r, chat_err_t *err, const char *fmt, ...);
+
+/* The same with argument vectors (binary-safe). */
+redisReply *chat_redis_command_argv(chat_redis_t *r, chat_err_t *err, int argc,
+                                    const char **argv, const size_t *argvlen);
+
+/* Pipelining: queue commands with chat_redis_append*, then read exactly as many replies
+ * with chat_redis_reply, in order. A lost connection fails the whole pipeline
+ * (CHAT_ERR_REDIS); the next call reconnects. */
+chat_err_t chat_redis_append(chat_redis_t *r, const char *fmt, ...);
+chat_err_t chat_redis_append_argv(chat_redis_t *r, int argc, const char **argv,
+                                  const size_t *argvlen);
+chat_err_t chat_redis_reply(chat_redis_t *r, redisReply **out);
+
+/* PING; CHAT_OK if the answer is PONG. */
+chat_err_t chat_redis_ping(chat_redis_t *r);
+
+#endif

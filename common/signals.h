@@ -1,0 +1,21 @@
+/* Process lifecycle shared by the services: SIGTERM and SIGINT request a clean stop (the
+ * main loop notices, flushes producers, commits offsets and exits 0); SIGPIPE is ignored so
+ * a closed socket is an error return, not a death. */
+#ifndef CHAT_COMMON_SIGNALS_H
+#define CHAT_COMMON_SIGNALS_H
+
+#include <stdbool.h>
+
+/* Installs the handlers. Call once from main before starting threads. */
+void chat_signals_install(void);
+
+/* True once a stop was requested by a signal or chat_signals_request_stop. */
+bool chat_signals_stop_requested(void);
+
+/* Requests a stop from inside the process (e.g. on a fatal error in a worker thread). */
+void chat_signals_request_stop(void);
+
+/* A file descriptor that becomes readable when a stop is requested, for poll loops. */
+int chat_signals_stop_fd(void);
+
+#endif

@@ -1,0 +1,55 @@
+/* MongoDB access for every service: one pooled mongo-c-driver client per process, the
+ * database named by the URI's path (default "chat"), and the few operations that need care
+ * (unordered batch insert with per-document outcome, index creation, ping).
+ * A client taken from the pool belongs to one thread until it is given back. */
+#ifndef CHAT_COMMON_STORE_H
+#define CHAT_COMMON_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <mongoc/mongoc.h>
+
+#include "common/err.h"
+
+typedef struct chat_store chat_store_t;
+
+/* Parses uri (mongodb://host:port/db?opts) and creates the pool; does not connect yet.
+ * appname shows in server logs. Returns CHAT_ERR_CONFIG for an unparsable URI. */
+chat_err_t chat_store_new(const char *uri, const char *appname, chat_store_t **out);
+
+/* Destroys the pool (every client must have been released). Accepts NULL. */
+void chat_store_destroy(chat_store_t *s);
+
+const char *chat_store_db_name(const chat_store_t *s);
+
+/* Takes a client from the pool (blocks while all are in use) / gives it back. */
+mongoc_client_t *chat_store_acquire(chat_store_t *s);
+void chat_store_release(chat_store_t *s, mongoc_client_t *client);
+
+/* Returns the named collection of the store's database on client; the caller destroys it
+ * with mongoc_collection_destroy before releasing the client. */
+mongoc_collection_t *chat_store_collection(chat_store_t *s, mongoc_client_t *client,
+                                           const char *name);
+
+/* Runs {ping:1}, retrying until timeout_ms. CHAT_ERR_TIMEOUT if the server never answered. */
+chat_err_t chat_store_ping(chat_store_t *s, int timeout_ms);
+
+/* Creates index name on collection over keys (e.g. {tenant:1, room:1, seq:1}) if it does
+ * not exist yet. */
+chat_err_t chat_store_ensure_index(chat_store_t *s, const char *collection, const bson_t *keys,
+                                   const char *name, bool unique);
+
+/* Inserts docs unordered: a failing document does not stop the others. results (n entries,
+ * caller-provided) gets each document's outcome: CHAT_OK, CHAT_ERR_DUPLICATE (unique key
+ * violation) or CHAT_ERR_MONGO. Returns CHAT_OK if all were inserted, CHAT_ERR_DUPLICATE if
+ * the only failures were duplicates, else CHAT_ERR_MONGO (logged with the server's code and
+ * message). A failure before the server answered marks every document CHAT_ERR_MONGO. */
+chat_err_t chat_store_insert_many(chat_store_t *s, const char *collection,
+                                  const bson_t *const *docs, size_t n, chat_err_t *results);
+
+/* Maps a driver error: code 11000/11001 -> CHAT_ERR_DUPLICATE, server selection and socket
+ * failures -> CHAT_ERR_TIMEOUT / CHAT_ERR_IO, anything else -> CHAT_ERR_MONGO. */
+chat_err_t chat_store_err(const bson_error_t *error);
+
+#endif
