@@ -1,0 +1,459 @@
+/* MongoDB access shared by the services: the process-wide mongoc set-up, one client pool
+ * per store, and the operations whose replies need interpreting (per-document outcome of an
+ * unordered insert, idempotent index creation, a ping that waits for the server).
+ * The local server is FerretDB (SQLite backend); where it deviates from MongoDB the code
+ * says so. */
+#include "common/store.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/log.h"
+
+#define STORE_DEFAULT_DB "chat"
+#define STORE_DEFAULT_POOL_MAX 16
+/* A single ping attempt gives up after this long, so the retry loop keeps control of the
+ * caller's overall timeout. */
+#define STORE_PING_ATTEMPT_MS 1000
+#define STORE_PING_PAUSE_MS 100
+
+#define MONGO_CODE_DUPLICATE_KEY 11000
+#define MONGO_CODE_DUPLICATE_KEY_LEGACY 11001
+
+struct chat_store {
+    mongoc_uri_t *uri; /* kept for the short-lived clients of chat_store_ping */
+    mongoc_client_pool_t *pool;
+    char *db_name;
+};
+
+static pthread_once_t store_once = PTHREAD_ONCE_INIT;
+
+/* Routes libmongoc's own messages (topology changes, warnings) into our JSON lines. */
+static void store_log_handler(mongoc_log_level_t level, const char *domain, const char *message,
+                              void *user_data)
+{
+    (void)user_data;
+    chat_log_level_t ours;
+    switch (level) {
+    case MONGOC_LOG_LEVEL_ERROR:
+    case MONGOC_LOG_LEVEL_CRITICAL:
+        ours = CHAT_LOG_ERROR;
+        break;
+    case MONGOC_LOG_LEVEL_WARNING:
+        ours = CHAT_LOG_WARN;
+        break;
+    case MONGOC_LOG_LEVEL_MESSAGE:
+    case MONGOC_LOG_LEVEL_INFO:
+        ours = CHAT_LOG_INFO;
+        break;
+    default:
+        ours = CHAT_LOG_DEBUG;
+        break;
+    }
+    /* FerretDB 1.24 advertises sessions but has no endSessions command, so the driver warns
+     * each time a client that used a session is destroyed. Nothing is wrong: keep it quiet. */
+    if (ours == CHAT_LOG_WARN && strstr(message, "\"endSessions\"") != NULL)
+        ours = CHAT_LOG_DEBUG;
+    CHAT_LOG_(ours, "mongoc", CHAT_F_STR("domain", domain), CHAT_F_STR("detail", message),
+              CHAT_F_END);
+}
+
+/* mongoc_init must run once per process before any other mongoc call. mongoc_cleanup is
+ * never called from chat_store_destroy: another store (or another module's client) may still
+ * be alive, and mongoc cannot be initialised again after it. The driver's global state is
+ * left to process exit; it stays reachable from the driver's globals, so LeakSanitizer and
+ * valgrind do not count it as a leak. */
+static void store_global_init(void)
+{
+    mongoc_log_set_handler(store_log_handler, NULL);
+    mongoc_init();
+}
+
+/* Applies appname and the pool size to a parsed URI and creates the pool. Returns
+ * CHAT_ERR_CONFIG if the driver refuses the URI's options. */
+static chat_err_t store_open_pool(chat_store_t *s, const char *appname)
+{
+    bson_error_t error;
+    /* An appname written in the URI is the operator's choice and wins. */
+    if (appname != NULL && mongoc_uri_get_appname(s->uri) == NULL &&
+        !mongoc_uri_set_appname(s->uri, appname))
+        chat_log_warn("mongo appname rejected", CHAT_F_STR("appname", appname));
+    s->pool = mongoc_client_pool_new_with_error(s->uri, &error);
+    if (s->pool == NULL) {
+        chat_log_error("mongo pool creation failed", CHAT_F_INT("code", error.code),
+                       CHAT_F_STR("error", error.message));
+        return CHAT_ERR_CONFIG;
+    }
+    mongoc_client_pool_set_error_api(s->pool, MONGOC_ERROR_API_VERSION_2);
+    int32_t max =
+        mongoc_uri_get_option_as_int32(s->uri, MONGOC_URI_MAXPOOLSIZE, STORE_DEFAULT_POOL_MAX);
+    mongoc_client_pool_max_size(s->pool, max > 0 ? (uint32_t)max : STORE_DEFAULT_POOL_MAX);
+    return CHAT_OK;
+}
+
+chat_err_t chat_store_new(const char *uri, const char *appname, chat_store_t **out)
+{
+    if (out == NULL)
+        return CHAT_ERR_INVALID;
+    *out = NULL;
+    if (uri == NULL)
+        return CHAT_ERR_CONFIG;
+    pthread_once(&store_once, store_global_init);
+
+    chat_store_t *s = calloc(1, sizeof *s);
+    if (s == NULL)
+        return CHAT_ERR_NOMEM;
+    bson_error_t error;
+    /* The URI itself is never logged: it may carry a password. */
+    s->uri = mongoc_uri_new_with_error(uri, &error);
+    if (s->uri == NULL) {
+        chat_log_error("invalid mongo uri", CHAT_F_STR("error", error.message));
+        free(s);
+        return CHAT_ERR_CONFIG;
+    }
+    const char *db = mongoc_uri_get_database(s->uri);
+    s->db_name = strdup(db != NULL && *db != '\0' ? db : STORE_DEFAULT_DB);
+    if (s->db_name == NULL) {
+        chat_store_destroy(s);
+        return CHAT_ERR_NOMEM;
+    }
+    chat_err_t err = store_open_pool(s, appname);
+    if (err != CHAT_OK) {
+        chat_store_destroy(s);
+        return err;
+    }
+    *out = s;
+    return CHAT_OK;
+}
+
+void chat_store_destroy(chat_store_t *s)
+{
+    if (s == NULL)
+        return;
+    if (s->pool != NULL)
+        mongoc_client_pool_destroy(s->pool);
+    mongoc_uri_destroy(s->uri);
+    free(s->db_name);
+    free(s);
+}
+
+const char *chat_store_db_name(const chat_store_t *s)
+{
+    return s->db_name;
+}
+
+mongoc_client_t *chat_store_acquire(chat_store_t *s)
+{
+    return mongoc_client_pool_pop(s->pool);
+}
+
+void chat_store_release(chat_store_t *s, mongoc_client_t *client)
+{
+    if (client != NULL)
+        mongoc_client_pool_push(s->pool, client);
+}
+
+mongoc_collection_t *chat_store_collection(chat_store_t *s, mongoc_client_t *client,
+                                           const char *name)
+{
+    return mongoc_client_get_collection(client, s->db_name, name);
+}
+
+chat_err_t chat_store_err(const bson_error_t *error)
+{
+    if (error == NULL)
+        return CHAT_ERR_MONGO;
+    if (error->domain == MONGOC_ERROR_SERVER_SELECTION)
+        return CHAT_ERR_TIMEOUT;
+    if (error->domain == MONGOC_ERROR_STREAM)
+        return CHAT_ERR_IO;
+    if (error->code == MONGO_CODE_DUPLICATE_KEY || error->code == MONGO_CODE_DUPLICATE_KEY_LEGACY)
+        return CHAT_ERR_DUPLICATE;
+    return CHAT_ERR_MONGO;
+}
+
+static long long monotonic_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(long long ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000};
+    nanosleep(&ts, NULL);
+}
+
+/* One {ping:1} through a fresh single-threaded client whose server selection gives up after
+ * attempt_ms. A fresh client per attempt avoids the driver's 5 s cooldown after a failed
+ * server check ("No servers yet eligible for rescan"), which would make retries useless. */
+static bool store_ping_once(mongoc_uri_t *uri, int attempt_ms, bson_error_t *error)
+{
+    mongoc_uri_set_option_as_int32(uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS, attempt_ms);
+    mongoc_uri_set_option_as_int32(uri, MONGOC_URI_CONNECTTIMEOUTMS, attempt_ms);
+    mongoc_client_t *client = mongoc_client_new_from_uri(uri);
+    if (client == NULL) {
+        bson_set_error(error, MONGOC_ERROR_CLIENT, 0, "cannot create a client");
+        return false;
+    }
+    mongoc_client_set_error_api(client, MONGOC_ERROR_API_VERSION_2);
+    bson_t cmd = BSON_INITIALIZER;
+    BSON_APPEND_INT32(&cmd, "ping", 1);
+    bool ok = mongoc_client_command_simple(client, "admin", &cmd, NULL, NULL, error);
+    bson_destroy(&cmd);
+    mongoc_client_destroy(client);
+    return ok;
+}
+
+/* Returns CHAT_OK once a ping succeeds, CHAT_ERR_TIMEOUT if the server stayed unreachable for
+ * timeout_ms, or the mapped error at once if the server answered with a failure (e.g.
+ * authentication), which waiting would not fix. */
+chat_err_t chat_store_ping(chat_store_t *s, int timeout_ms)
+{
+    mongoc_uri_t *uri = mongoc_uri_copy(s->uri);
+    if (uri == NULL)
+        return CHAT_ERR_NOMEM;
+    long long deadline = monotonic_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+    bson_error_t error;
+    chat_err_t err;
+    for (;;) {
+        long long left = deadline - monotonic_ms();
+        int attempt_ms =
+            left < STORE_PING_ATTEMPT_MS ? (int)(left > 100 ? left : 100) : STORE_PING_ATTEMPT_MS;
+        if (store_ping_once(uri, attempt_ms, &error)) {
+            err = CHAT_OK;
+            break;
+        }
+        err = chat_store_err(&error);
+        if (err != CHAT_ERR_TIMEOUT && err != CHAT_ERR_IO) {
+            chat_log_error("mongo ping failed", CHAT_F_INT("code", error.code),
+                           CHAT_F_STR("error", error.message));
+            break;
+        }
+        if (monotonic_ms() + STORE_PING_PAUSE_MS >= deadline) {
+            chat_log_error("mongo unreachable", CHAT_F_INT("timeout_ms", timeout_ms),
+                           CHAT_F_INT("code", error.code), CHAT_F_STR("error", error.message));
+            err = CHAT_ERR_TIMEOUT;
+            break;
+        }
+        chat_log_debug("mongo not ready, retrying ping", CHAT_F_STR("error", error.message));
+        sleep_ms(STORE_PING_PAUSE_MS);
+    }
+    mongoc_uri_destroy(uri);
+    return err;
+}
+
+/* True if two index key documents name the same fields in the same order with the same
+ * directions or types (1, 1.0 and 1L are the same direction; "text", "hashed" by name). */
+static bool index_keys_equal(const bson_t *a, const bson_t *b)
+{
+    bson_iter_t ia, ib;
+    if (!bson_iter_init(&ia, a) || !bson_iter_init(&ib, b))
+        return false;
+    for (;;) {
+        bool more_a = bson_iter_next(&ia);
+        bool more_b = bson_iter_next(&ib);
+        if (more_a != more_b)
+            return false;
+        if (!more_a)
+            return true;
+        if (strcmp(bson_iter_key(&ia), bson_iter_key(&ib)) != 0)
+            return false;
+        if (BSON_ITER_HOLDS_UTF8(&ia) || BSON_ITER_HOLDS_UTF8(&ib)) {
+            if (!BSON_ITER_HOLDS_UTF8(&ia) || !BSON_ITER_HOLDS_UTF8(&ib) ||
+                strcmp(bson_iter_utf8(&ia, NULL), bson_iter_utf8(&ib, NULL)) != 0)
+                return false;
+        } else if (!BSON_ITER_HOLDS_NUMBER(&ia) || !BSON_ITER_HOLDS_NUMBER(&ib) ||
+                   bson_iter_as_double(&ia) != bson_iter_as_double(&ib)) {
+            return false;
+        }
+    }
+}
+
+/* Checks through listIndexes that the index called name exists with these keys and this
+ * uniqueness. Returns CHAT_OK, CHAT_ERR_MONGO (logged) on a mismatch, or the mapped error if
+ * listIndexes failed. */
+static chat_err_t store_check_index(mongoc_collection_t *col, const bson_t *keys, const char *name,
+                                    bool unique)
+{
+    mongoc_cursor_t *cursor = mongoc_collection_find_indexes_with_opts(col, NULL);
+    const bson_t *index;
+    bool found = false, same = false;
+    while (!found && mongoc_cursor_next(cursor, &index)) {
+        bson_iter_t it;
+        if (!bson_iter_init_find(&it, index, "name") || !BSON_ITER_HOLDS_UTF8(&it) ||
+            strcmp(bson_iter_utf8(&it, NULL), name) != 0)
+            continue;
+        found = true;
+        bool existing_unique = bson_iter_init_find(&it, index, "unique") && bson_iter_as_bool(&it);
+        bson_t existing_keys;
+        uint32_t len;
+        const uint8_t *data;
+        if (bson_iter_init_find(&it, index, "key") && BSON_ITER_HOLDS_DOCUMENT(&it)) {
+            bson_iter_document(&it, &len, &data);
+            same = bson_init_static(&existing_keys, data, len) &&
+                   index_keys_equal(&existing_keys, keys) && existing_unique == unique;
+        }
+    }
+    bson_error_t error;
+    chat_err_t err = CHAT_OK;
+    if (mongoc_cursor_error(cursor, &error)) {
+        chat_log_error("mongo listIndexes failed",
+                       CHAT_F_STR("collection", mongoc_collection_get_name(col)),
+                       CHAT_F_INT("code", error.code), CHAT_F_STR("error", error.message));
+        err = chat_store_err(&error);
+    } else if (!same) {
+        chat_log_error("mongo index exists with other keys or options",
+                       CHAT_F_STR("collection", mongoc_collection_get_name(col)),
+                       CHAT_F_STR("index", name), CHAT_F_BOOL("found", found));
+        err = CHAT_ERR_MONGO;
+    }
+    mongoc_cursor_destroy(cursor);
+    return err;
+}
+
+/* True if a createIndexes reply says nothing was created (the index was already there). */
+static bool index_already_existed(const bson_t *reply)
+{
+    bson_iter_t before, after;
+    return bson_iter_init_find(&before, reply, "numIndexesBefore") &&
+           bson_iter_init_find(&after, reply, "numIndexesAfter") &&
+           bson_iter_as_int64(&before) == bson_iter_as_int64(&after);
+}
+
+/* Runs createIndexes for one index. Returns CHAT_OK if it was created or already exists with
+ * the same keys and uniqueness, else CHAT_ERR_MONGO (or a mapped driver error), logged.
+ * FerretDB 1.24 answers "all indexes already exist" (ok:1) when an index of that name exists
+ * with the same keys but another unique flag, where MongoDB fails with IndexOptionsConflict;
+ * so an index that already existed is checked with listIndexes. */
+chat_err_t chat_store_ensure_index(chat_store_t *s, const char *collection, const bson_t *keys,
+                                   const char *name, bool unique)
+{
+    if (collection == NULL || keys == NULL || name == NULL)
+        return CHAT_ERR_INVALID;
+    bson_t cmd = BSON_INITIALIZER, indexes, index;
+    BSON_APPEND_UTF8(&cmd, "createIndexes", collection);
+    BSON_APPEND_ARRAY_BEGIN(&cmd, "indexes", &indexes);
+    BSON_APPEND_DOCUMENT_BEGIN(&indexes, "0", &index);
+    BSON_APPEND_DOCUMENT(&index, "key", keys);
+    BSON_APPEND_UTF8(&index, "name", name);
+    if (unique)
+        BSON_APPEND_BOOL(&index, "unique", true);
+    bson_append_document_end(&indexes, &index);
+    bson_append_array_end(&cmd, &indexes);
+
+    mongoc_client_t *client = chat_store_acquire(s);
+    mongoc_database_t *db = mongoc_client_get_database(client, s->db_name);
+    bson_t reply;
+    bson_error_t error;
+    chat_err_t err = CHAT_OK;
+    if (!mongoc_database_write_command_with_opts(db, &cmd, NULL, &reply, &error)) {
+        chat_log_error("mongo createIndexes failed", CHAT_F_STR("collection", collection),
+                       CHAT_F_STR("index", name), CHAT_F_INT("code", error.code),
+                       CHAT_F_STR("error", error.message));
+        err = chat_store_err(&error);
+    } else if (index_already_existed(&reply)) {
+        mongoc_collection_t *col = mongoc_client_get_collection(client, s->db_name, collection);
+        err = store_check_index(col, keys, name, unique);
+        mongoc_collection_destroy(col);
+    }
+    bson_destroy(&reply);
+    mongoc_database_destroy(db);
+    chat_store_release(s, client);
+    bson_destroy(&cmd);
+    return err;
+}
+
+/* Fills results from an insert_many reply that reported a failure. Documents named in
+ * writeErrors get DUPLICATE or MONGO. The others were inserted only if insertedCount accounts
+ * for them and no write concern failed; otherwise (a network error after some batches, or
+ * no reply at all) they cannot be known and are marked MONGO. Returns the overall status. */
+static chat_err_t store_fill_results(const bson_t *reply, const bson_error_t *error,
+                                     const char *collection, size_t n, chat_err_t *results)
+{
+    for (size_t i = 0; i < n; i++)
+        results[i] = CHAT_OK;
+    size_t failed = 0, duplicates = 0;
+    bson_iter_t it, errors;
+    if (bson_iter_init_find(&it, reply, "writeErrors") && BSON_ITER_HOLDS_ARRAY(&it) &&
+        bson_iter_recurse(&it, &errors)) {
+        while (bson_iter_next(&errors)) {
+            bson_iter_t f;
+            if (!BSON_ITER_HOLDS_DOCUMENT(&errors) || !bson_iter_recurse(&errors, &f))
+                continue;
+            int64_t index = -1, code = 0;
+            const char *msg = "";
+            while (bson_iter_next(&f)) {
+                if (strcmp(bson_iter_key(&f), "index") == 0)
+                    index = bson_iter_as_int64(&f);
+                else if (strcmp(bson_iter_key(&f), "code") == 0)
+                    code = bson_iter_as_int64(&f);
+                else if (strcmp(bson_iter_key(&f), "errmsg") == 0 && BSON_ITER_HOLDS_UTF8(&f))
+                    msg = bson_iter_utf8(&f, NULL);
+            }
+            if (index < 0 || (uint64_t)index >= n || results[index] != CHAT_OK)
+                continue;
+            failed++;
+            if (code == MONGO_CODE_DUPLICATE_KEY || code == MONGO_CODE_DUPLICATE_KEY_LEGACY) {
+                results[index] = CHAT_ERR_DUPLICATE;
+                duplicates++;
+            } else {
+                results[index] = CHAT_ERR_MONGO;
+                chat_log_error("mongo insert failed", CHAT_F_STR("collection", collection),
+                               CHAT_F_INT("index", index), CHAT_F_INT("code", code),
+                               CHAT_F_STR("error", msg));
+            }
+        }
+    }
+    int64_t inserted = -1;
+    if (bson_iter_init_find(&it, reply, "insertedCount"))
+        inserted = bson_iter_as_int64(&it);
+    bool concern_failed = bson_iter_init_find(&it, reply, "writeConcernErrors") &&
+                          BSON_ITER_HOLDS_ARRAY(&it) && bson_iter_recurse(&it, &errors) &&
+                          bson_iter_next(&errors);
+    if (inserted < 0 || (uint64_t)inserted + failed != n || concern_failed) {
+        chat_log_error("mongo insert_many failed", CHAT_F_STR("collection", collection),
+                       CHAT_F_INT("documents", n), CHAT_F_INT("inserted", inserted),
+                       CHAT_F_INT("domain", error->domain), CHAT_F_INT("code", error->code),
+                       CHAT_F_STR("error", error->message));
+        for (size_t i = 0; i < n; i++)
+            if (results[i] == CHAT_OK)
+                results[i] = CHAT_ERR_MONGO;
+        return CHAT_ERR_MONGO;
+    }
+    if (duplicates > 0)
+        chat_log_debug("mongo duplicates skipped", CHAT_F_STR("collection", collection),
+                       CHAT_F_INT("duplicates", duplicates));
+    return duplicates == failed ? CHAT_ERR_DUPLICATE : CHAT_ERR_MONGO;
+}
+
+chat_err_t chat_store_insert_many(chat_store_t *s, const char *collection,
+                                  const bson_t *const *docs, size_t n, chat_err_t *results)
+{
+    if (n == 0)
+        return CHAT_OK;
+    if (collection == NULL || docs == NULL || results == NULL)
+        return CHAT_ERR_INVALID;
+    mongoc_client_t *client = chat_store_acquire(s);
+    mongoc_collection_t *col = chat_store_collection(s, client, collection);
+    bson_t opts = BSON_INITIALIZER;
+    BSON_APPEND_BOOL(&opts, "ordered", false);
+    bson_t reply;
+    bson_error_t error;
+    chat_err_t err = CHAT_OK;
+    /* The driver takes a non-const array; it does not modify it. */
+    if (mongoc_collection_insert_many(col, (const bson_t **)docs, n, &opts, &reply, &error)) {
+        for (size_t i = 0; i < n; i++)
+            results[i] = CHAT_OK;
+    } else {
+        err = store_fill_results(&reply, &error, collection, n, results);
+    }
+    bson_destroy(&reply);
+    bson_destroy(&opts);
+    mongoc_collection_destroy(col);
+    chat_store_release(s, client);
+    return err;
+}
