@@ -1,0 +1,948 @@
+/* The event codec: one table per event type lists its JSON fields (key, place in
+ * chat_event_t, kind, required, value rule), and one decode and one encode routine walk those
+ * tables, so every type obeys the same rules as proto/events/<type>.schema.json.
+ * Also the chat.deliver batch codec and the `msg` client frame. */
+#include "common/codec.h"
+
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/names.h"
+
+/* Integers travel as JSON numbers, which readers (cJSON, JavaScript) hold as doubles: only
+ * values up to 2^53 - 1 are exact, so larger ones are refused rather than silently rounded. */
+#define MAX_SAFE_INT INT64_C(9007199254740991)
+
+#define TEXT_MAX_CHARS 4000
+#define EMOJI_MAX_CHARS 32
+#define DISPLAY_NAME_MAX_CHARS 128
+#define ENDPOINT_ID_MAX_CHARS 64 /* origin.gw, origin.conn, deliver conns */
+#define MESSAGE_ID_LEN 24
+#define MAX_FIELDS 16 /* of one event type, "v" and "type" included */
+
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+typedef enum field_kind {
+    KIND_VERSION, /* "v": always CHAT_EVENT_VERSION, no struct field */
+    KIND_TYPE,    /* "type": the type's name, no struct field */
+    KIND_STRING,  /* const char * */
+    KIND_INT,     /* int64_t + has_* flag */
+    KIND_BOOL,    /* bool + has_* flag */
+    KIND_OBJECT,  /* cJSON * (borrowed subtree) */
+    KIND_ORIGIN   /* {"gw","conn"} <-> origin_gw, origin_conn */
+} field_kind_t;
+
+/* One JSON field of an event type. The key must stay the first member: members_map reads
+ * tables of different row types through it. */
+typedef struct field_spec {
+    const char *key;
+    field_kind_t kind;
+    bool required;
+    size_t offset;                       /* of the value in chat_event_t */
+    size_t has_offset;                   /* of the has_* flag (KIND_INT, KIND_BOOL) */
+    bool (*str_valid)(const char *s);    /* KIND_STRING */
+    bool (*obj_valid)(const cJSON *obj); /* KIND_OBJECT */
+    int64_t min;                         /* KIND_INT; the maximum is MAX_SAFE_INT */
+} field_spec_t;
+
+typedef struct type_spec {
+    const char *name;
+    const field_spec_t *fields;
+    size_t nfields;
+    /* Rules across fields; returns NULL or why ev breaks them. */
+    const char *(*check)(const chat_event_t *ev);
+} type_spec_t;
+
+/* ---- value rules (the same as proto/defs.schema.json) ---- */
+
+/* True if s is valid UTF-8 of lo..hi characters. */
+static bool chars_between(const char *s, long lo, long hi)
+{
+    long n = chat_utf8_chars(s, strlen(s));
+    return n >= lo && n <= hi;
+}
+
+static bool text_valid(const char *s)
+{
+    return chars_between(s, 1, TEXT_MAX_CHARS);
+}
+
+static bool emoji_valid(const char *s)
+{
+    return chars_between(s, 1, EMOJI_MAX_CHARS);
+}
+
+static bool display_name_valid(const char *s)
+{
+    return chars_between(s, 1, DISPLAY_NAME_MAX_CHARS);
+}
+
+/* Free human-readable text (messages, reasons, rule names): non-empty UTF-8. */
+static bool note_valid(const char *s)
+{
+    return chars_between(s, 1, LONG_MAX);
+}
+
+static bool endpoint_id_valid(const char *s)
+{
+    return chars_between(s, 1, ENDPOINT_ID_MAX_CHARS);
+}
+
+static bool message_id_valid(const char *s)
+{
+    size_t i = 0;
+    for (; s[i] != '\0'; i++) {
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return false;
+    }
+    return i == MESSAGE_ID_LEN;
+}
+
+/* True if s is one of the NULL-terminated words. */
+static bool one_of(const char *s, const char *const *words)
+{
+    for (; *words != NULL; words++) {
+        if (strcmp(s, *words) == 0)
+            return true;
+    }
+    return false;
+}
+
+static bool op_valid(const char *s)
+{
+    static const char *const ops[] = {"edit", "delete", "react", "moderate", NULL};
+    return one_of(s, ops);
+}
+
+static bool error_code_valid(const char *s)
+{
+    static const char *const codes[] = {"bad_request", "unauthorized", "forbidden", "not_found",
+                                        "too_large",   "rate_limited", "internal",  NULL};
+    return one_of(s, codes);
+}
+
+static bool action_valid(const char *s)
+{
+    static const char *const actions[] = {"remove", "flag", NULL};
+    return one_of(s, actions);
+}
+
+static bool channel_valid(const char *s)
+{
+    static const char *const channels[] = {"webpush", "webhook", "email", NULL};
+    return one_of(s, channels);
+}
+
+/* {"emoji": ["user", ...], ...} */
+static bool reactions_valid(const cJSON *obj)
+{
+    if (!cJSON_IsObject(obj))
+        return false;
+    for (const cJSON *r = obj->child; r != NULL; r = r->next) {
+        if (!emoji_valid(r->string) || !cJSON_IsArray(r))
+            return false;
+        for (const cJSON *u = r->child; u != NULL; u = u->next) {
+            if (!cJSON_IsString(u) || !chat_name_user_valid(u->valuestring))
+                return false;
+        }
+    }
+    return true;
+}
+
+static bool payload_valid(const cJSON *obj)
+{
+    return cJSON_IsObject(obj);
+}
+
+static const char *update_check(const chat_event_t *ev)
+{
+    if (strcmp(ev->op, "edit") == 0 && ev->text == NULL)
+        return "op edit needs text";
+    if (strcmp(ev->op, "react") == 0 && ev->reactions == NULL)
+        return "op react needs reactions";
+    if (strcmp(ev->op, "moderate") == 0 && !(ev->has_removed && ev->removed && ev->reason))
+        return "op moderate needs removed:true and a reason";
+    return NULL;
+}
+
+/* ---- the tables: proto/README.md's catalogue, in its field order ---- */
+
+/* Row builders; kept unformatted so that each stays one readable line. */
+/* clang-format off */
+#define REQ true
+#define OPT false
+#define AT(field) offsetof(chat_event_t, field)
+#define F_STR(k, field, req, valid) \
+    {.key = (k), .kind = KIND_STRING, .required = (req), .offset = AT(field), .str_valid = (valid)}
+#define F_INT(k, field, req, lo) \
+    {.key = (k), .kind = KIND_INT, .required = (req), .offset = AT(field), \
+     .has_offset = AT(has_##field), .min = (lo)}
+#define F_BOOL(k, field, req) \
+    {.key = (k), .kind = KIND_BOOL, .required = (req), .offset = AT(field), \
+     .has_offset = AT(has_##field)}
+#define F_OBJ(k, field, req, valid) \
+    {.key = (k), .kind = KIND_OBJECT, .required = (req), .offset = AT(field), .obj_valid = (valid)}
+#define F_ORIGIN(req) {.key = "origin", .kind = KIND_ORIGIN, .required = (req)}
+#define F_ENVELOPE \
+    {.key = "v", .kind = KIND_VERSION, .required = REQ}, \
+    {.key = "type", .kind = KIND_TYPE, .required = REQ}
+/* ARRAY_LEN that fails to compile (negative array size) for a table over MAX_FIELDS rows,
+ * which the fixed-size slot arrays of decode could not hold. */
+#define FIELDS_LEN(a) (ARRAY_LEN(a) + 0 * sizeof(char[ARRAY_LEN(a) <= MAX_FIELDS ? 1 : -1]))
+#define TYPE(type_name, table, rules) {(type_name), (table), FIELDS_LEN(table), (rules)}
+/* clang-format on */
+
+#define F_TENANT F_STR("tenant", tenant, REQ, chat_name_tenant_valid)
+#define F_ROOM F_STR("room", room, REQ, chat_name_room_valid)
+#define F_USER(req) F_STR("user", user, req, chat_name_user_valid)
+#define F_NAME F_STR("name", name, OPT, display_name_valid)
+#define F_CID(req) F_STR("cid", cid, req, chat_name_cid_valid)
+#define F_RID F_STR("rid", rid, OPT, chat_name_cid_valid)
+#define F_ID F_STR("id", id, REQ, message_id_valid)
+#define F_TEXT(req) F_STR("text", text, req, text_valid)
+#define F_NOTE(k, field, req) F_STR(k, field, req, note_valid)
+#define F_SEQ F_INT("seq", seq, REQ, 1)
+#define F_TS F_INT("ts", ts, REQ, 0)
+#define F_REACTIONS F_OBJ("reactions", reactions, OPT, reactions_valid)
+
+static const field_spec_t send_fields[] = {
+    F_ENVELOPE, F_TENANT, F_ROOM, F_USER(REQ), F_NAME, F_CID(REQ), F_TEXT(REQ), F_TS, F_ORIGIN(REQ),
+};
+static const field_spec_t edit_fields[] = {
+    F_ENVELOPE, F_TENANT, F_ROOM, F_USER(REQ), F_ID, F_TEXT(REQ), F_RID, F_TS, F_ORIGIN(REQ),
+};
+static const field_spec_t delete_fields[] = {
+    F_ENVELOPE, F_TENANT, F_ROOM, F_USER(REQ), F_ID, F_RID, F_TS, F_ORIGIN(REQ),
+};
+static const field_spec_t react_fields[] = {
+    F_ENVELOPE,
+    F_TENANT,
+    F_ROOM,
+    F_USER(REQ),
+    F_ID,
+    F_STR("emoji", emoji, REQ, emoji_valid),
+    F_BOOL("on", on, REQ),
+    F_RID,
+    F_TS,
+    F_ORIGIN(REQ),
+};
+static const field_spec_t read_fields[] = {
+    F_ENVELOPE, F_TENANT, F_ROOM, F_USER(REQ), F_SEQ, F_TS,
+};
+static const field_spec_t msg_fields[] = {
+    F_ENVELOPE,
+    F_TENANT,
+    F_ROOM,
+    F_SEQ,
+    F_ID,
+    F_STR("from", user, REQ, chat_name_user_valid),
+    F_NAME,
+    F_TEXT(REQ),
+    F_TS,
+    F_CID(REQ),
+    F_BOOL("edited", edited, OPT),
+    F_REACTIONS,
+    F_ORIGIN(OPT),
+};
+static const field_spec_t ack_fields[] = {
+    F_ENVELOPE, F_TENANT, F_ROOM, F_SEQ, F_ID, F_TS, F_CID(REQ), F_ORIGIN(REQ),
+};
+static const field_spec_t update_fields[] = {
+    F_ENVELOPE,
+    F_TENANT,
+    F_ROOM,
+    F_ID,
+    F_SEQ,
+    F_STR("op", op, REQ, op_valid),
+    F_TS,
+    F_TEXT(OPT),
+    F_REACTIONS,
+    F_BOOL("removed", removed, OPT),
+    F_NOTE("reason", reason, OPT),
+    F_USER(OPT),
+    F_RID,
+    F_ORIGIN(OPT),
+};
+static const field_spec_t reject_fields[] = {
+    F_ENVELOPE,
+    F_TENANT,
+    F_ROOM,
+    F_STR("code", code, REQ, error_code_valid),
+    F_NOTE("message", message, REQ),
+    F_CID(OPT),
+    F_RID,
+    F_ORIGIN(REQ),
+};
+static const field_spec_t typing_fields[] = {
+    F_ENVELOPE, F_TENANT, F_ROOM, F_USER(REQ), F_TS,
+};
+static const field_spec_t presence_fields[] = {
+    F_ENVELOPE, F_TENANT, F_ROOM, F_USER(REQ), F_BOOL("online", online, REQ), F_TS,
+};
+static const field_spec_t verdict_fields[] = {
+    F_ENVELOPE,
+    F_TENANT,
+    F_ROOM,
+    F_ID,
+    F_SEQ,
+    F_STR("action", action, REQ, action_valid),
+    F_NOTE("reason", reason, REQ),
+    F_NOTE("rule", rule, OPT),
+    F_TS,
+};
+static const field_spec_t notify_failed_fields[] = {
+    F_ENVELOPE,
+    F_TENANT,
+    F_ROOM,
+    F_USER(REQ),
+    F_STR("channel", channel, REQ, channel_valid),
+    F_INT("attempts", attempts, REQ, 1),
+    F_NOTE("error", error, REQ),
+    F_TS,
+    F_OBJ("payload", payload, REQ, payload_valid),
+};
+
+static const type_spec_t types[CHAT_EV__COUNT] = {
+    [CHAT_EV_SEND] = TYPE("send", send_fields, NULL),
+    [CHAT_EV_EDIT] = TYPE("edit", edit_fields, NULL),
+    [CHAT_EV_DELETE] = TYPE("delete", delete_fields, NULL),
+    [CHAT_EV_REACT] = TYPE("react", react_fields, NULL),
+    [CHAT_EV_MSG] = TYPE("msg", msg_fields, NULL),
+    [CHAT_EV_ACK] = TYPE("ack", ack_fields, NULL),
+    [CHAT_EV_UPDATE] = TYPE("update", update_fields, update_check),
+    [CHAT_EV_REJECT] = TYPE("reject", reject_fields, NULL),
+    [CHAT_EV_TYPING] = TYPE("typing", typing_fields, NULL),
+    [CHAT_EV_PRESENCE] = TYPE("presence", presence_fields, NULL),
+    [CHAT_EV_READ] = TYPE("read", read_fields, NULL),
+    [CHAT_EV_VERDICT] = TYPE("verdict", verdict_fields, NULL),
+    [CHAT_EV_NOTIFY_FAILED] = TYPE("notify_failed", notify_failed_fields, NULL),
+};
+
+const char *chat_event_type_name(chat_event_type_t type)
+{
+    if (type <= CHAT_EV_INVALID || type >= CHAT_EV__COUNT)
+        return NULL;
+    return types[type].name;
+}
+
+chat_event_type_t chat_event_type_parse(const char *name)
+{
+    for (int t = CHAT_EV_INVALID + 1; name != NULL && t < CHAT_EV__COUNT; t++) {
+        if (strcmp(name, types[t].name) == 0)
+            return (chat_event_type_t)t;
+    }
+    return CHAT_EV_INVALID;
+}
+
+/* ---- struct access through the tables ---- */
+
+static const char **str_at(chat_event_t *ev, const field_spec_t *f)
+{
+    return (const char **)((char *)ev + f->offset);
+}
+
+static int64_t *int_at(chat_event_t *ev, const field_spec_t *f)
+{
+    return (int64_t *)((char *)ev + f->offset);
+}
+
+static bool *bool_at(chat_event_t *ev, const field_spec_t *f)
+{
+    return (bool *)((char *)ev + f->offset);
+}
+
+static bool *has_at(chat_event_t *ev, const field_spec_t *f)
+{
+    return (bool *)((char *)ev + f->has_offset);
+}
+
+static cJSON **obj_at(chat_event_t *ev, const field_spec_t *f)
+{
+    return (cJSON **)((char *)ev + f->offset);
+}
+
+/* The accessors write through non-const pointers; reading a const event is safe. */
+#define CONST_EV(ev) ((chat_event_t *)(uintptr_t)(ev))
+
+static bool field_present(const chat_event_t *ev, const field_spec_t *f)
+{
+    chat_event_t *e = CONST_EV(ev);
+    switch (f->kind) {
+    case KIND_STRING:
+        return *str_at(e, f) != NULL;
+    case KIND_INT:
+    case KIND_BOOL:
+        return *has_at(e, f);
+    case KIND_OBJECT:
+        return *obj_at(e, f) != NULL;
+    case KIND_ORIGIN:
+        return ev->origin_gw != NULL || ev->origin_conn != NULL;
+    case KIND_VERSION:
+    case KIND_TYPE:
+        break;
+    }
+    return true;
+}
+
+/* ---- errors ---- */
+
+static chat_err_t fail(char *errbuf, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Writes the reason into errbuf (if any) and returns CHAT_ERR_INVALID. */
+static chat_err_t fail(char *errbuf, size_t errlen, const char *fmt, ...)
+{
+    if (errbuf != NULL && errlen > 0) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(errbuf, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return CHAT_ERR_INVALID;
+}
+
+/* ---- validation of a filled event: shared by encode and decode ---- */
+
+/* Returns NULL if the present value of f is valid, else why not. */
+static const char *value_problem(const chat_event_t *ev, const field_spec_t *f)
+{
+    chat_event_t *e = CONST_EV(ev);
+    switch (f->kind) {
+    case KIND_STRING:
+        return f->str_valid(*str_at(e, f)) ? NULL : "invalid value";
+    case KIND_INT:
+        return *int_at(e, f) >= f->min && *int_at(e, f) <= MAX_SAFE_INT ? NULL : "out of range";
+    case KIND_OBJECT:
+        return f->obj_valid(*obj_at(e, f)) ? NULL : "invalid value";
+    case KIND_ORIGIN:
+        if (ev->origin_gw == NULL || ev->origin_conn == NULL)
+            return "needs gw and conn";
+        return endpoint_id_valid(ev->origin_gw) && endpoint_id_valid(ev->origin_conn)
+                   ? NULL
+                   : "gw and conn must be 1-64 characters";
+    case KIND_BOOL:
+    case KIND_VERSION:
+    case KIND_TYPE:
+        break;
+    }
+    return NULL;
+}
+
+/* Checks required fields, value rules and the type's cross-field rules. Returns CHAT_OK or
+ * CHAT_ERR_INVALID with the reason in errbuf. */
+static chat_err_t event_check(const chat_event_t *ev, const type_spec_t *t, char *errbuf,
+                              size_t errlen)
+{
+    for (size_t i = 0; i < t->nfields; i++) {
+        const field_spec_t *f = &t->fields[i];
+        if (!field_present(ev, f)) {
+            if (f->required)
+                return fail(errbuf, errlen, "%s: missing field '%s'", t->name, f->key);
+            continue;
+        }
+        const char *problem = value_problem(ev, f);
+        if (problem != NULL)
+            return fail(errbuf, errlen, "%s: field '%s': %s", t->name, f->key, problem);
+    }
+    const char *broken = t->check != NULL ? t->check(ev) : NULL;
+    if (broken != NULL)
+        return fail(errbuf, errlen, "%s: %s", t->name, broken);
+    return CHAT_OK;
+}
+
+/* ---- decoding ---- */
+
+/* Parses exactly len bytes as one JSON value (trailing whitespace allowed). */
+static cJSON *parse_whole(const void *buf, size_t len, char *errbuf, size_t errlen)
+{
+    if (buf == NULL || len == 0) {
+        fail(errbuf, errlen, "empty record");
+        return NULL;
+    }
+    const char *text = buf;
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, false);
+    if (root == NULL) {
+        fail(errbuf, errlen, "not JSON");
+        return NULL;
+    }
+    while (end < text + len && (*end == ' ' || *end == '\t' || *end == '\n' || *end == '\r'))
+        end++;
+    if (end != text + len) {
+        cJSON_Delete(root);
+        fail(errbuf, errlen, "data after the JSON value");
+        return NULL;
+    }
+    return root;
+}
+
+/* Points slots[i] at the member of obj whose key is the i-th row's key. Rows are `stride`
+ * bytes apart and begin with their key (const char *), so this serves field_spec_t tables
+ * and plain key lists alike. Fails on a member whose key is unknown or repeated (cJSON keeps
+ * duplicates; a schema validator would see only one of them). */
+static chat_err_t members_map(const cJSON *obj, const void *rows, size_t stride, size_t nrows,
+                              cJSON **slots, const char *where, char *errbuf, size_t errlen)
+{
+    memset(slots, 0, nrows * sizeof *slots);
+    for (cJSON *m = obj->child; m != NULL; m = m->next) {
+        size_t i = 0;
+        while (i < nrows &&
+               strcmp(m->string, *(const char *const *)((const char *)rows + i * stride)) != 0)
+            i++;
+        if (i == nrows)
+            return fail(errbuf, errlen, "%s: unknown field '%s'", where, m->string);
+        if (slots[i] != NULL)
+            return fail(errbuf, errlen, "%s: repeated field '%s'", where, m->string);
+        slots[i] = m;
+    }
+    return CHAT_OK;
+}
+
+/* True if item is an integral JSON number within +-(2^53 - 1); stores it in *out. */
+static bool json_int(const cJSON *item, int64_t *out)
+{
+    if (!cJSON_IsNumber(item))
+        return false;
+    double d = item->valuedouble;
+    /* The range test comes first: it also rejects NaN, and makes the cast defined. */
+    if (!(d >= -(double)MAX_SAFE_INT && d <= (double)MAX_SAFE_INT))
+        return false;
+    int64_t v = (int64_t)d;
+    if ((double)v != d)
+        return false;
+    *out = v;
+    return true;
+}
+
+static bool version_valid(const cJSON *item)
+{
+    int64_t v;
+    return json_int(item, &v) && v == CHAT_EVENT_VERSION;
+}
+
+/* {"gw": "...", "conn": "..."} with exactly those two string members. */
+static chat_err_t origin_read(const cJSON *item, chat_event_t *ev, char *errbuf, size_t errlen)
+{
+    static const char *const keys[] = {"gw", "conn"};
+    cJSON *slots[ARRAY_LEN(keys)];
+    if (!cJSON_IsObject(item))
+        return fail(errbuf, errlen, "field 'origin': not an object");
+    chat_err_t err =
+        members_map(item, keys, sizeof keys[0], ARRAY_LEN(keys), slots, "origin", errbuf, errlen);
+    if (err != CHAT_OK)
+        return err;
+    if (!cJSON_IsString(slots[0]) || !cJSON_IsString(slots[1]))
+        return fail(errbuf, errlen, "field 'origin': gw and conn must be strings");
+    ev->origin_gw = slots[0]->valuestring;
+    ev->origin_conn = slots[1]->valuestring;
+    return CHAT_OK;
+}
+
+/* Stores the JSON member item into the field f of ev after checking its JSON type. */
+static chat_err_t field_read(const cJSON *item, const field_spec_t *f, chat_event_t *ev,
+                             char *errbuf, size_t errlen)
+{
+    static const char *const expected[] = {
+        [KIND_VERSION] = "the number 1", [KIND_TYPE] = "a string",  [KIND_STRING] = "a string",
+        [KIND_INT] = "an integer",       [KIND_BOOL] = "a boolean", [KIND_OBJECT] = "an object",
+        [KIND_ORIGIN] = "an object"};
+    bool ok = false;
+    switch (f->kind) {
+    case KIND_VERSION:
+        ok = version_valid(item);
+        break;
+    case KIND_TYPE:
+        ok = true; /* the type was read first, to choose this table */
+        break;
+    case KIND_STRING:
+        if ((ok = cJSON_IsString(item)))
+            *str_at(ev, f) = item->valuestring;
+        break;
+    case KIND_INT:
+        if ((ok = json_int(item, int_at(ev, f))))
+            *has_at(ev, f) = true;
+        break;
+    case KIND_BOOL:
+        if ((ok = cJSON_IsBool(item))) {
+            *bool_at(ev, f) = cJSON_IsTrue(item);
+            *has_at(ev, f) = true;
+        }
+        break;
+    case KIND_OBJECT:
+        if ((ok = cJSON_IsObject(item)))
+            *obj_at(ev, f) = (cJSON *)(uintptr_t)item;
+        break;
+    case KIND_ORIGIN:
+        return origin_read(item, ev, errbuf, errlen);
+    }
+    return ok ? CHAT_OK : fail(errbuf, errlen, "field '%s': not %s", f->key, expected[f->kind]);
+}
+
+/* Chooses the table from the "type" member. */
+static const type_spec_t *type_of(const cJSON *root, chat_event_type_t *type, char *errbuf,
+                                  size_t errlen)
+{
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(root, "type");
+    if (!cJSON_IsString(t)) {
+        fail(errbuf, errlen, "no string field 'type'");
+        return NULL;
+    }
+    *type = chat_event_type_parse(t->valuestring);
+    if (*type == CHAT_EV_INVALID) {
+        fail(errbuf, errlen, "unknown event type '%.32s'", t->valuestring);
+        return NULL;
+    }
+    return &types[*type];
+}
+
+/* Fills ev from the members of root following table t; ev's strings point into root. */
+static chat_err_t event_read(const cJSON *root, const type_spec_t *t, chat_event_t *ev,
+                             char *errbuf, size_t errlen)
+{
+    cJSON *slots[MAX_FIELDS];
+    chat_err_t err = members_map(root, t->fields, sizeof t->fields[0], t->nfields, slots, t->name,
+                                 errbuf, errlen);
+    for (size_t i = 0; err == CHAT_OK && i < t->nfields; i++) {
+        if (slots[i] != NULL)
+            err = field_read(slots[i], &t->fields[i], ev, errbuf, errlen);
+        else if (t->fields[i].kind == KIND_VERSION)
+            err = fail(errbuf, errlen, "%s: missing field 'v'", t->name);
+    }
+    return err;
+}
+
+chat_err_t chat_event_decode(const void *buf, size_t len, chat_event_t *out, char *errbuf,
+                             size_t errlen)
+{
+    if (out == NULL)
+        return fail(errbuf, errlen, "no output event");
+    memset(out, 0, sizeof *out);
+    cJSON *root = parse_whole(buf, len, errbuf, errlen);
+    if (root == NULL)
+        return CHAT_ERR_INVALID;
+    out->priv_ = root;
+    chat_err_t err = CHAT_ERR_INVALID;
+    const type_spec_t *t = NULL;
+    if (!cJSON_IsObject(root))
+        fail(errbuf, errlen, "not a JSON object");
+    else if ((t = type_of(root, &out->type, errbuf, errlen)) != NULL &&
+             (err = event_read(root, t, out, errbuf, errlen)) == CHAT_OK)
+        err = event_check(out, t, errbuf, errlen);
+    if (err != CHAT_OK)
+        chat_event_clear(out);
+    return err;
+}
+
+void chat_event_clear(chat_event_t *ev)
+{
+    if (ev == NULL)
+        return;
+    cJSON_Delete(ev->priv_);
+    memset(ev, 0, sizeof *ev);
+}
+
+/* ---- encoding ---- */
+
+/* Adds an integer as its exact decimal digits (cJSON would print large doubles with an
+ * exponent). */
+static bool add_int(cJSON *obj, const char *key, int64_t v)
+{
+    char digits[24];
+    snprintf(digits, sizeof digits, "%" PRId64, v);
+    return cJSON_AddRawToObject(obj, key, digits) != NULL;
+}
+
+static bool add_origin(cJSON *obj, const chat_event_t *ev)
+{
+    cJSON *origin = cJSON_AddObjectToObject(obj, "origin");
+    return origin != NULL && cJSON_AddStringToObject(origin, "gw", ev->origin_gw) != NULL &&
+           cJSON_AddStringToObject(origin, "conn", ev->origin_conn) != NULL;
+}
+
+/* Adds the present field f of ev to obj. Returns false when out of memory. */
+static bool field_write(cJSON *obj, const field_spec_t *f, const type_spec_t *t,
+                        const chat_event_t *ev)
+{
+    chat_event_t *e = CONST_EV(ev);
+    switch (f->kind) {
+    case KIND_VERSION:
+        return add_int(obj, f->key, CHAT_EVENT_VERSION);
+    case KIND_TYPE:
+        return cJSON_AddStringToObject(obj, f->key, t->name) != NULL;
+    case KIND_STRING:
+        return cJSON_AddStringToObject(obj, f->key, *str_at(e, f)) != NULL;
+    case KIND_INT:
+        return add_int(obj, f->key, *int_at(e, f));
+    case KIND_BOOL:
+        return cJSON_AddBoolToObject(obj, f->key, *bool_at(e, f)) != NULL;
+    case KIND_OBJECT:
+        /* A reference: the caller's subtree is printed, not copied, and not freed with obj. */
+        return cJSON_AddItemReferenceToObject(obj, f->key, *obj_at(e, f));
+    case KIND_ORIGIN:
+        return add_origin(obj, ev);
+    }
+    return false;
+}
+
+/* Prints root compactly into *out (malloc'd) and deletes root. */
+static chat_err_t print_and_delete(cJSON *root, char **out, size_t *len)
+{
+    char *text = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    if (text == NULL)
+        return CHAT_ERR_NOMEM;
+    *out = text;
+    if (len != NULL)
+        *len = strlen(text);
+    return CHAT_OK;
+}
+
+chat_err_t chat_event_encode(const chat_event_t *ev, char **out, size_t *len)
+{
+    char why[160];
+    if (ev == NULL || out == NULL || chat_event_type_name(ev->type) == NULL)
+        return CHAT_ERR_INVALID;
+    const type_spec_t *t = &types[ev->type];
+    if (event_check(ev, t, why, sizeof why) != CHAT_OK) {
+        chat_log_warn("event not encoded", CHAT_F_STR("type", t->name), CHAT_F_STR("reason", why));
+        return CHAT_ERR_INVALID;
+    }
+    cJSON *root = cJSON_CreateObject();
+    bool ok = root != NULL;
+    for (size_t i = 0; ok && i < t->nfields; i++) {
+        if (field_present(ev, &t->fields[i]))
+            ok = field_write(root, &t->fields[i], t, ev);
+    }
+    if (!ok) {
+        cJSON_Delete(root);
+        return CHAT_ERR_NOMEM;
+    }
+    return print_and_delete(root, out, len);
+}
+
+int chat_event_key(const char *tenant, const char *room, char *buf, size_t buflen)
+{
+    if (tenant == NULL || room == NULL || *tenant == '\0' || *room == '\0' || buf == NULL)
+        return -1;
+    int n = snprintf(buf, buflen, "%s/%s", tenant, room);
+    return n >= 0 && (size_t)n < buflen ? n : -1;
+}
+
+/* ---- the msg client frame ---- */
+
+cJSON *chat_frame_msg_new(const chat_event_t *msg)
+{
+    if (msg == NULL || msg->type != CHAT_EV_MSG || msg->room == NULL || !msg->has_seq ||
+        msg->id == NULL || msg->user == NULL || msg->text == NULL || !msg->has_ts)
+        return NULL;
+    cJSON *f = cJSON_CreateObject();
+    bool ok = f != NULL && cJSON_AddStringToObject(f, "type", "msg") != NULL &&
+              cJSON_AddStringToObject(f, "room", msg->room) != NULL &&
+              cJSON_AddNumberToObject(f, "seq", (double)msg->seq) != NULL &&
+              cJSON_AddStringToObject(f, "id", msg->id) != NULL &&
+              cJSON_AddStringToObject(f, "from", msg->user) != NULL &&
+              (msg->name == NULL || cJSON_AddStringToObject(f, "name", msg->name) != NULL) &&
+              cJSON_AddStringToObject(f, "text", msg->text) != NULL &&
+              cJSON_AddNumberToObject(f, "ts", (double)msg->ts) != NULL &&
+              (msg->cid == NULL || cJSON_AddStringToObject(f, "cid", msg->cid) != NULL) &&
+              (!msg->has_edited || cJSON_AddBoolToObject(f, "edited", msg->edited) != NULL);
+    if (ok && msg->reactions != NULL) {
+        /* A copy: the frame outlives the event (it is queued to sockets). */
+        cJSON *copy = cJSON_Duplicate(msg->reactions, true);
+        ok = copy != NULL && cJSON_AddItemToObject(f, "reactions", copy);
+        if (!ok)
+            cJSON_Delete(copy);
+    }
+    if (!ok) {
+        cJSON_Delete(f);
+        return NULL;
+    }
+    return f;
+}
+
+/* ---- chat.deliver ---- */
+
+static const char *const deliver_keys[] = {"v", "type", "items"};
+static const char *const item_keys[] = {"tenant", "room", "seq", "frame", "conns"};
+enum { ITEM_TENANT, ITEM_ROOM, ITEM_SEQ, ITEM_FRAME, ITEM_CONNS };
+
+static bool frame_valid(const cJSON *frame)
+{
+    return cJSON_IsObject(frame) && cJSON_IsString(cJSON_GetObjectItemCaseSensitive(frame, "type"));
+}
+
+/* Returns NULL if item can be encoded, else why not. */
+static const char *item_problem(const chat_deliver_item_t *item)
+{
+    if (item->tenant == NULL || !chat_name_tenant_valid(item->tenant))
+        return "invalid tenant";
+    if (item->room == NULL || !chat_name_room_valid(item->room))
+        return "invalid room";
+    if (item->seq < 0 || item->seq > MAX_SAFE_INT)
+        return "seq out of range";
+    if (!frame_valid(item->frame))
+        return "frame is not an object with a string type";
+    if (item->conns != NULL && item->nconns == 0)
+        return "empty conns: omit conns to reach every subscriber";
+    for (size_t i = 0; item->conns != NULL && i < item->nconns; i++) {
+        if (item->conns[i] == NULL || !endpoint_id_valid(item->conns[i]))
+            return "invalid conn id";
+    }
+    return NULL;
+}
+
+static cJSON *item_new(const chat_deliver_item_t *item)
+{
+    cJSON *obj = cJSON_CreateObject();
+    bool ok = obj != NULL && cJSON_AddStringToObject(obj, "tenant", item->tenant) != NULL &&
+              cJSON_AddStringToObject(obj, "room", item->room) != NULL &&
+              (item->seq == 0 || add_int(obj, "seq", item->seq)) &&
+              cJSON_AddItemReferenceToObject(obj, "frame", item->frame);
+    cJSON *conns = NULL;
+    if (ok && item->conns != NULL)
+        ok = (conns = cJSON_AddArrayToObject(obj, "conns")) != NULL;
+    for (size_t i = 0; ok && conns != NULL && i < item->nconns; i++) {
+        cJSON *conn = cJSON_CreateStringReference(item->conns[i]);
+        ok = conn != NULL && cJSON_AddItemToArray(conns, conn);
+    }
+    if (!ok) {
+        cJSON_Delete(obj);
+        return NULL;
+    }
+    return obj;
+}
+
+chat_err_t chat_deliver_encode(const chat_deliver_item_t *items, size_t n, char **out, size_t *len)
+{
+    if (items == NULL || n == 0 || out == NULL)
+        return CHAT_ERR_INVALID;
+    for (size_t i = 0; i < n; i++) {
+        const char *problem = item_problem(&items[i]);
+        if (problem != NULL) {
+            chat_log_warn("deliver batch not encoded", CHAT_F_INT("item", i),
+                          CHAT_F_STR("reason", problem));
+            return CHAT_ERR_INVALID;
+        }
+    }
+    cJSON *root = cJSON_CreateObject();
+    cJSON *array = NULL;
+    bool ok = root != NULL && add_int(root, "v", CHAT_EVENT_VERSION) &&
+              cJSON_AddStringToObject(root, "type", "deliver") != NULL &&
+              (array = cJSON_AddArrayToObject(root, "items")) != NULL;
+    for (size_t i = 0; ok && i < n; i++) {
+        cJSON *item = item_new(&items[i]);
+        ok = item != NULL && cJSON_AddItemToArray(array, item);
+    }
+    if (!ok) {
+        cJSON_Delete(root);
+        return CHAT_ERR_NOMEM;
+    }
+    return print_and_delete(root, out, len);
+}
+
+/* Fills *out from a conns array; the array of pointers is malloc'd, the strings stay in the
+ * parse tree. */
+static chat_err_t conns_read(const cJSON *array, size_t index, chat_deliver_item_t *out,
+                             char *errbuf, size_t errlen)
+{
+    if (!cJSON_IsArray(array) || array->child == NULL)
+        return fail(errbuf, errlen, "deliver item %zu: conns must be a non-empty array", index);
+    out->conns = calloc((size_t)cJSON_GetArraySize(array), sizeof *out->conns);
+    if (out->conns == NULL)
+        return CHAT_ERR_NOMEM;
+    for (const cJSON *c = array->child; c != NULL; c = c->next) {
+        if (!cJSON_IsString(c) || !endpoint_id_valid(c->valuestring))
+            return fail(errbuf, errlen, "deliver item %zu: invalid conn id", index);
+        out->conns[out->nconns++] = c->valuestring;
+    }
+    return CHAT_OK;
+}
+
+static chat_err_t item_read(const cJSON *obj, size_t index, chat_deliver_item_t *out, char *errbuf,
+                            size_t errlen)
+{
+    cJSON *m[ARRAY_LEN(item_keys)];
+    if (!cJSON_IsObject(obj))
+        return fail(errbuf, errlen, "deliver item %zu: not an object", index);
+    chat_err_t err = members_map(obj, item_keys, sizeof item_keys[0], ARRAY_LEN(item_keys), m,
+                                 "deliver item", errbuf, errlen);
+    if (err != CHAT_OK)
+        return err;
+    if (!cJSON_IsString(m[ITEM_TENANT]) || !chat_name_tenant_valid(m[ITEM_TENANT]->valuestring))
+        return fail(errbuf, errlen, "deliver item %zu: invalid tenant", index);
+    if (!cJSON_IsString(m[ITEM_ROOM]) || !chat_name_room_valid(m[ITEM_ROOM]->valuestring))
+        return fail(errbuf, errlen, "deliver item %zu: invalid room", index);
+    if (m[ITEM_SEQ] != NULL && !(json_int(m[ITEM_SEQ], &out->seq) && out->seq >= 1))
+        return fail(errbuf, errlen, "deliver item %zu: seq must be an integer >= 1", index);
+    if (!frame_valid(m[ITEM_FRAME]))
+        return fail(errbuf, errlen, "deliver item %zu: frame needs a string type", index);
+    out->tenant = m[ITEM_TENANT]->valuestring;
+    out->room = m[ITEM_ROOM]->valuestring;
+    out->frame = m[ITEM_FRAME];
+    return m[ITEM_CONNS] != NULL ? conns_read(m[ITEM_CONNS], index, out, errbuf, errlen) : CHAT_OK;
+}
+
+/* Checks the batch envelope {"v":1,"type":"deliver","items":[...]} and returns its items. */
+static const cJSON *deliver_items(const cJSON *root, char *errbuf, size_t errlen)
+{
+    cJSON *m[ARRAY_LEN(deliver_keys)];
+    if (!cJSON_IsObject(root)) {
+        fail(errbuf, errlen, "not a JSON object");
+        return NULL;
+    }
+    if (members_map(root, deliver_keys, sizeof deliver_keys[0], ARRAY_LEN(deliver_keys), m,
+                    "deliver", errbuf, errlen) != CHAT_OK)
+        return NULL;
+    if (!version_valid(m[0]) || !cJSON_IsString(m[1]) ||
+        strcmp(m[1]->valuestring, "deliver") != 0) {
+        fail(errbuf, errlen, "not a version 1 deliver record");
+        return NULL;
+    }
+    if (!cJSON_IsArray(m[2]) || m[2]->child == NULL) {
+        fail(errbuf, errlen, "deliver: items must be a non-empty array");
+        return NULL;
+    }
+    return m[2];
+}
+
+chat_err_t chat_deliver_decode(const void *buf, size_t len, chat_deliver_t *out, char *errbuf,
+                               size_t errlen)
+{
+    if (out == NULL)
+        return fail(errbuf, errlen, "no output batch");
+    memset(out, 0, sizeof *out);
+    cJSON *root = parse_whole(buf, len, errbuf, errlen);
+    if (root == NULL)
+        return CHAT_ERR_INVALID;
+    out->priv_ = root;
+    const cJSON *array = deliver_items(root, errbuf, errlen);
+    chat_err_t err = CHAT_ERR_INVALID;
+    if (array != NULL) {
+        size_t n = (size_t)cJSON_GetArraySize(array);
+        out->items = calloc(n, sizeof *out->items);
+        err = out->items != NULL ? CHAT_OK : CHAT_ERR_NOMEM;
+        for (const cJSON *it = array->child; err == CHAT_OK && it != NULL; it = it->next) {
+            err = item_read(it, out->nitems, &out->items[out->nitems], errbuf, errlen);
+            out->nitems++; /* counted even on failure, so that clear frees its conns */
+        }
+    }
+    if (err != CHAT_OK)
+        chat_deliver_clear(out);
+    return err;
+}
+
+void chat_deliver_clear(chat_deliver_t *d)
+{
+    if (d == NULL)
+        return;
+    for (size_t i = 0; i < d->nitems; i++)
+        free((void *)d->items[i].conns);
+    free(d->items);
+    cJSON_Delete(d->priv_);
+    memset(d, 0, sizeof *d);
+}
