@@ -1,0 +1,327 @@
+/* chat-admin: the operator's tool for a running platform. Creates the Kafka topics from the
+ * topics file, waits until Kafka, MongoDB or Redis answer (scripts/up uses both), and
+ * manages tenants. Connection settings come from the same CHAT_* variables as the services. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/bus.h"
+#include "common/config.h"
+#include "common/jwt.h"
+#include "common/log.h"
+#include "common/names.h"
+#include "common/redis.h"
+#include "common/store.h"
+#include "tools/chat-admin/tenants.h"
+#include "tools/chat-admin/topics_file.h"
+
+typedef struct admin_cfg {
+    char *kafka_brokers;
+    char *mongo_uri;
+    char *redis_url;
+    char *log_level;
+} admin_cfg_t;
+
+static const chat_cfg_entry_t admin_cfg_table[] = {
+    CHAT_CFG_STRING("CHAT_KAFKA_BROKERS", admin_cfg_t, kafka_brokers, "127.0.0.1:7400",
+                    "Kafka bootstrap servers (host:port,...)"),
+    CHAT_CFG_STRING("CHAT_MONGO_URI", admin_cfg_t, mongo_uri, "mongodb://127.0.0.1:7402/chat",
+                    "MongoDB connection string; its path names the database"),
+    CHAT_CFG_STRING("CHAT_REDIS_URL", admin_cfg_t, redis_url, "redis://127.0.0.1:7403/0",
+                    "Redis URL redis://[:password@]host:port[/db]"),
+    CHAT_CFG_ENUM("CHAT_LOG_LEVEL", admin_cfg_t, log_level, "info", "debug|info|warn|error",
+                  "minimum level of log lines on stderr"),
+    CHAT_CFG_END,
+};
+
+static const char admin_usage[] =
+    "usage: chat-admin <command> [options]\n"
+    "  topics ensure [--file PATH]      create missing topics of PATH (default\n"
+    "                                   config/topics.conf), add missing partitions\n"
+    "  wait kafka|mongo|redis [--timeout SECONDS]\n"
+    "                                   exit 0 once the server answers (default 30 s)\n"
+    "  tenant put ID SECRET [--name NAME]\n"
+    "                                   create a tenant or replace its HS256 secret\n"
+    "  token TENANT USER [--secret S] [--ttl SECONDS] [--name NAME] [--rooms a,b]\n"
+    "                                   print a token for USER (secret read from MongoDB\n"
+    "                                   unless given), valid for --ttl (default 3600) s\n"
+    "  help                             this text and the environment variables\n";
+
+/* Parses a whole number of seconds (an "s" suffix is accepted). -1 if invalid. */
+static int parse_seconds(const char *s)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno != 0 || end == s || v < 0 || v > 3600 || (*end != '\0' && strcmp(end, "s") != 0))
+        return -1;
+    return (int)v;
+}
+
+/* Returns the value following option name in argv, NULL if absent; exits on a dangling one. */
+static const char *option_value(int argc, char **argv, const char *name)
+{
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], name) == 0) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "chat-admin: %s needs a value\n", name);
+                exit(2);
+            }
+            return argv[i + 1];
+        }
+    }
+    return NULL;
+}
+
+static int cmd_topics_ensure(const admin_cfg_t *cfg, int argc, char **argv)
+{
+    const char *path = option_value(argc, argv, "--file");
+    if (path == NULL)
+        path = "config/topics.conf";
+    chat_topics_file_t *f;
+    char err[512];
+    if (chat_topics_file_load(path, &f, err, sizeof err) != CHAT_OK) {
+        chat_log_error("cannot load the topics file", CHAT_F_STR("file", path),
+                       CHAT_F_STR("reason", err));
+        return 1;
+    }
+    size_t n;
+    const chat_bus_topic_spec_t *specs = chat_topics_file_specs(f, &n);
+    chat_err_t rc = chat_bus_topics_ensure(cfg->kafka_brokers, specs, n, 30000);
+    if (rc == CHAT_OK) {
+        for (size_t i = 0; i < n; i++)
+            printf("%s\t%d partitions\n", specs[i].name, specs[i].partitions);
+    } else {
+        chat_log_error("topics not created", CHAT_F_STR("file", path),
+                       CHAT_F_STR("brokers", cfg->kafka_brokers), CHAT_F_ERR(rc));
+    }
+    chat_topics_file_free(f);
+    return rc == CHAT_OK ? 0 : 1;
+}
+
+static chat_err_t wait_kafka(const admin_cfg_t *cfg, int timeout_ms)
+{
+    chat_bus_producer_conf_t pc = {
+        .brokers = cfg->kafka_brokers,
+        .client_id = "chat-admin",
+        .linger_ms = 0,
+        .connect_timeout_ms = timeout_ms,
+    };
+    chat_bus_producer_t *p;
+    chat_err_t rc = chat_bus_producer_new(&pc, &p);
+    if (rc == CHAT_OK)
+        chat_bus_producer_destroy(p);
+    return rc;
+}
+
+static chat_err_t wait_mongo(const admin_cfg_t *cfg, int timeout_ms)
+{
+    chat_store_t *s;
+    chat_err_t rc = chat_store_new(cfg->mongo_uri, "chat-admin", &s);
+    if (rc != CHAT_OK)
+        return rc;
+    rc = chat_store_ping(s, timeout_ms);
+    chat_store_destroy(s);
+    return rc;
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static chat_err_t wait_redis(const admin_cfg_t *cfg, int timeout_ms)
+{
+    int64_t deadline = now_ms() + timeout_ms;
+    chat_err_t rc;
+    do {
+        chat_redis_t *r;
+        rc = chat_redis_connect(cfg->redis_url, 1000, &r);
+        if (rc == CHAT_OK) {
+            rc = chat_redis_ping(r);
+            chat_redis_free(r);
+        }
+        if (rc == CHAT_OK || rc == CHAT_ERR_CONFIG)
+            return rc;
+        usleep(200 * 1000);
+    } while (now_ms() < deadline);
+    return CHAT_ERR_TIMEOUT;
+}
+
+static int cmd_wait(const admin_cfg_t *cfg, int argc, char **argv)
+{
+    if (argc < 1) {
+        fputs(admin_usage, stderr);
+        return 2;
+    }
+    const char *t = option_value(argc, argv, "--timeout");
+    int secs = t != NULL ? parse_seconds(t) : 30;
+    if (secs < 0) {
+        fprintf(stderr, "chat-admin: --timeout takes whole seconds, not '%s'\n", t);
+        return 2;
+    }
+    chat_err_t rc;
+    if (strcmp(argv[0], "kafka") == 0)
+        rc = wait_kafka(cfg, secs * 1000);
+    else if (strcmp(argv[0], "mongo") == 0)
+        rc = wait_mongo(cfg, secs * 1000);
+    else if (strcmp(argv[0], "redis") == 0)
+        rc = wait_redis(cfg, secs * 1000);
+    else {
+        fprintf(stderr, "chat-admin: wait kafka|mongo|redis, not '%s'\n", argv[0]);
+        return 2;
+    }
+    if (rc != CHAT_OK) {
+        chat_log_error("server did not answer", CHAT_F_STR("server", argv[0]),
+                       CHAT_F_INT("timeout_s", secs), CHAT_F_ERR(rc));
+        return 1;
+    }
+    return 0;
+}
+
+static int with_store(const admin_cfg_t *cfg, chat_store_t **out)
+{
+    chat_err_t rc = chat_store_new(cfg->mongo_uri, "chat-admin", out);
+    if (rc == CHAT_OK && (rc = chat_store_ping(*out, 5000)) != CHAT_OK) {
+        chat_store_destroy(*out);
+        *out = NULL;
+    }
+    if (rc != CHAT_OK)
+        chat_log_error("MongoDB not reachable", CHAT_F_STR("var", "CHAT_MONGO_URI"), CHAT_F_ERR(rc));
+    return rc == CHAT_OK ? 0 : 1;
+}
+
+static int cmd_tenant_put(const admin_cfg_t *cfg, int argc, char **argv)
+{
+    if (argc < 2) {
+        fputs(admin_usage, stderr);
+        return 2;
+    }
+    if (!chat_name_tenant_valid(argv[0])) {
+        fprintf(stderr, "chat-admin: tenant id must match [A-Za-z0-9._-]{1,64}\n");
+        return 2;
+    }
+    chat_store_t *s;
+    if (with_store(cfg, &s) != 0)
+        return 1;
+    chat_err_t rc = chat_tenant_put(s, argv[0], argv[1], option_value(argc, argv, "--name"));
+    chat_store_destroy(s);
+    if (rc != CHAT_OK) {
+        fprintf(stderr, "chat-admin: tenant %s not stored: %s\n", argv[0], chat_err_str(rc));
+        return 1;
+    }
+    printf("tenant %s stored\n", argv[0]);
+    return 0;
+}
+
+/* Splits "a,b,c" into claims->rooms. Returns 0, or 2 with a message for a bad room. */
+static int parse_rooms(const char *list, chat_jwt_claims_t *c)
+{
+    char *copy = strdup(list);
+    size_t cap = 1;
+    for (const char *p = list; *p; p++)
+        cap += *p == ',';
+    c->rooms = calloc(cap, sizeof *c->rooms);
+    c->has_rooms = true;
+    char *save = NULL;
+    for (char *r = strtok_r(copy, ",", &save); r != NULL; r = strtok_r(NULL, ",", &save)) {
+        if (!chat_name_room_valid(r)) {
+            fprintf(stderr, "chat-admin: bad room name '%s'\n", r);
+            free(copy);
+            return 2;
+        }
+        c->rooms[c->nrooms++] = strdup(r);
+    }
+    free(copy);
+    return 0;
+}
+
+static int cmd_token(const admin_cfg_t *cfg, int argc, char **argv)
+{
+    if (argc < 2) {
+        fputs(admin_usage, stderr);
+        return 2;
+    }
+    chat_jwt_claims_t c = {0};
+    const char *ttl_s = option_value(argc, argv, "--ttl");
+    long ttl = ttl_s != NULL ? strtol(ttl_s, NULL, 10) : 3600;
+    const char *name = option_value(argc, argv, "--name");
+    const char *rooms = option_value(argc, argv, "--rooms");
+    if (!chat_name_tenant_valid(argv[0]) || !chat_name_user_valid(argv[1]) || ttl <= 0 ||
+        (name != NULL && strlen(name) >= sizeof c.name)) {
+        fprintf(stderr, "chat-admin: bad tenant, user, --name or --ttl\n");
+        return 2;
+    }
+    snprintf(c.tenant, sizeof c.tenant, "%s", argv[0]);
+    snprintf(c.user, sizeof c.user, "%s", argv[1]);
+    if (name != NULL)
+        snprintf(c.name, sizeof c.name, "%s", name);
+    c.exp = (int64_t)time(NULL) + ttl;
+    int rc = rooms != NULL ? parse_rooms(rooms, &c) : 0;
+
+    char secret[1024];
+    const char *given = option_value(argc, argv, "--secret");
+    if (rc == 0 && given != NULL) {
+        snprintf(secret, sizeof secret, "%s", given);
+    } else if (rc == 0) {
+        chat_store_t *s;
+        rc = with_store(cfg, &s);
+        if (rc == 0) {
+            chat_err_t e = chat_tenant_secret(s, c.tenant, secret, sizeof secret);
+            chat_store_destroy(s);
+            if (e != CHAT_OK) {
+                fprintf(stderr, "chat-admin: no secret for tenant %s: %s\n", c.tenant,
+                        chat_err_str(e));
+                rc = 1;
+            }
+        }
+    }
+    char *token = NULL;
+    if (rc == 0 && chat_jwt_sign(&c, secret, strlen(secret), &token) != CHAT_OK)
+        rc = 1;
+    if (token != NULL)
+        printf("%s\n", token);
+    free(token);
+    chat_jwt_claims_clear(&c);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    chat_log_init("chat-admin", CHAT_LOG_INFO);
+    if (argc < 2 || strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 ||
+        strcmp(argv[1], "-h") == 0) {
+        fputs(admin_usage, argc < 2 ? stderr : stdout);
+        if (argc >= 2)
+            chat_cfg_print_help(admin_cfg_table, stdout, "chat-admin", "environment:");
+        return argc < 2 ? 2 : 0;
+    }
+    admin_cfg_t cfg = {0};
+    char *no_args[] = {argv[0], NULL};
+    if (chat_cfg_load(admin_cfg_table, &cfg, 1, no_args, "chat-admin", "") != CHAT_CFG_LOADED)
+        return 2;
+    chat_log_level_t level;
+    if (chat_log_level_parse(cfg.log_level, &level) == CHAT_OK)
+        chat_log_set_level(level);
+
+    int rc;
+    if (strcmp(argv[1], "topics") == 0 && argc >= 3 && strcmp(argv[2], "ensure") == 0)
+        rc = cmd_topics_ensure(&cfg, argc - 3, argv + 3);
+    else if (strcmp(argv[1], "wait") == 0)
+        rc = cmd_wait(&cfg, argc - 2, argv + 2);
+    else if (strcmp(argv[1], "tenant") == 0 && argc >= 3 && strcmp(argv[2], "put") == 0)
+        rc = cmd_tenant_put(&cfg, argc - 3, argv + 3);
+    else if (strcmp(argv[1], "token") == 0)
+        rc = cmd_token(&cfg, argc - 2, argv + 2);
+    else {
+        fprintf(stderr, "chat-admin: unknown command '%s'\n%s", argv[1], admin_usage);
+        rc = 2;
+    }
+    chat_cfg_free(admin_cfg_table, &cfg);
+    return rc;
+}
