@@ -1,0 +1,343 @@
+/* Fan-out of chat.messages events into per-gateway chat.deliver items: a msg frame is built
+ * once per event and shared by every gateway's list; acks and errors go to one connection.
+ * Lists keep input order, which keeps each room's seq order on every gateway. */
+#include "services/broadcast/fanout.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+
+/* One item of a gateway's list; strings are borrowed from the event, frame from f->frames. */
+typedef struct fanout_entry {
+    const char *tenant;
+    const char *room;
+    int64_t seq; /* 0: not a msg item */
+    cJSON *frame;
+    const char *conn; /* NULL: every subscriber of the room on that gateway */
+} fanout_entry_t;
+
+typedef struct fanout_list {
+    fanout_entry_t *v;
+    size_t n, cap;
+} fanout_list_t;
+
+struct broadcast_fanout {
+    int32_t ngateways;
+    size_t lists_cap;
+    fanout_list_t *lists; /* one per gateway index */
+    uint64_t *seen;       /* per gateway: the event serial that last reached it (dedup) */
+    uint64_t serial;      /* events added since creation */
+    cJSON **frames;       /* frames owned by the batch */
+    size_t nframes, frames_cap;
+    chat_deliver_item_t *scratch; /* items handed to the encoder */
+    size_t scratch_cap;
+    broadcast_fanout_stats_t stats;
+};
+
+/* Returns v (elements of size elem, capacity *cap) grown to hold at least need (need > 0),
+ * or NULL when out of memory (v is then unchanged). */
+static void *grow(void *v, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap)
+        return v;
+    size_t next = *cap > 0 ? *cap * 2 : 16;
+    while (next < need)
+        next *= 2;
+    void *p = realloc(v, next * elem);
+    if (p != NULL)
+        *cap = next;
+    return p;
+}
+
+broadcast_fanout_t *broadcast_fanout_new(void)
+{
+    broadcast_fanout_t *f = calloc(1, sizeof *f);
+    if (f != NULL)
+        f->stats.unknown_gateway_example = -1;
+    return f;
+}
+
+static void frames_clear(broadcast_fanout_t *f)
+{
+    for (size_t i = 0; i < f->nframes; i++)
+        cJSON_Delete(f->frames[i]);
+    f->nframes = 0;
+}
+
+void broadcast_fanout_free(broadcast_fanout_t *f)
+{
+    if (f == NULL)
+        return;
+    frames_clear(f);
+    for (size_t i = 0; i < f->lists_cap; i++)
+        free(f->lists[i].v);
+    free(f->lists);
+    free(f->seen);
+    free(f->frames);
+    free(f->scratch);
+    free(f);
+}
+
+chat_err_t broadcast_fanout_reset(broadcast_fanout_t *f, int32_t ngateways)
+{
+    if (f == NULL || ngateways < 0)
+        return CHAT_ERR_INVALID;
+    size_t need = (size_t)ngateways;
+    if (need > f->lists_cap) {
+        fanout_list_t *lists = realloc(f->lists, need * sizeof *lists);
+        if (lists == NULL)
+            return CHAT_ERR_NOMEM;
+        f->lists = lists;
+        uint64_t *seen = realloc(f->seen, need * sizeof *seen);
+        if (seen == NULL)
+            return CHAT_ERR_NOMEM;
+        f->seen = seen;
+        memset(lists + f->lists_cap, 0, (need - f->lists_cap) * sizeof *lists);
+        memset(seen + f->lists_cap, 0, (need - f->lists_cap) * sizeof *seen);
+        f->lists_cap = need;
+    }
+    for (size_t i = 0; i < f->lists_cap; i++)
+        f->lists[i].n = 0;
+    frames_clear(f);
+    f->ngateways = ngateways;
+    memset(&f->stats, 0, sizeof f->stats);
+    f->stats.unknown_gateway_example = -1;
+    return CHAT_OK;
+}
+
+int32_t broadcast_gateway_parse(const char *s)
+{
+    if (s == NULL || s[0] < '0' || s[0] > '9' || (s[0] == '0' && s[1] != '\0'))
+        return -1;
+    int64_t v = 0;
+    for (const char *p = s; *p != '\0'; p++) {
+        if (*p < '0' || *p > '9')
+            return -1;
+        v = v * 10 + (*p - '0');
+        if (v > INT32_MAX)
+            return -1;
+    }
+    return (int32_t)v;
+}
+
+/* Takes ownership of frame (NULL is passed through: the caller's allocation failed). */
+static cJSON *frame_keep(broadcast_fanout_t *f, cJSON *frame)
+{
+    if (frame == NULL)
+        return NULL;
+    cJSON **frames = grow(f->frames, &f->frames_cap, f->nframes + 1, sizeof *frames);
+    if (frames == NULL) {
+        cJSON_Delete(frame);
+        return NULL;
+    }
+    f->frames = frames;
+    f->frames[f->nframes++] = frame;
+    return frame;
+}
+
+/* Counts a delivery to an index outside 0..ngateways-1 (-1: not a gateway index). */
+static void unknown_gateway(broadcast_fanout_t *f, int32_t gw)
+{
+    f->stats.unknown_gateway++;
+    f->stats.unknown_gateway_example = gw;
+}
+
+/* Appends one item to gateway gw's list. */
+static chat_err_t list_push(broadcast_fanout_t *f, int32_t gw, const chat_event_t *ev, int64_t seq,
+                            cJSON *frame, const char *conn)
+{
+    fanout_list_t *l = &f->lists[gw];
+    fanout_entry_t *v = grow(l->v, &l->cap, l->n + 1, sizeof *v);
+    if (v == NULL)
+        return CHAT_ERR_NOMEM;
+    l->v = v;
+    l->v[l->n++] = (fanout_entry_t){
+        .tenant = ev->tenant, .room = ev->room, .seq = seq, .frame = frame, .conn = conn};
+    return CHAT_OK;
+}
+
+/* Adds a string member; false when out of memory. */
+static bool add_str(cJSON *obj, const char *key, const char *value)
+{
+    return cJSON_AddStringToObject(obj, key, value) != NULL;
+}
+
+/* The client ack frame {type, cid, room, seq, id, ts} of a msg or ack event, or NULL (out
+ * of memory or fields missing: *incomplete tells which). */
+static cJSON *ack_frame_new(const chat_event_t *ev, bool *incomplete)
+{
+    *incomplete =
+        ev->cid == NULL || ev->room == NULL || ev->id == NULL || !ev->has_seq || !ev->has_ts;
+    if (*incomplete)
+        return NULL;
+    cJSON *frame = cJSON_CreateObject();
+    if (frame != NULL && add_str(frame, "type", "ack") && add_str(frame, "cid", ev->cid) &&
+        add_str(frame, "room", ev->room) &&
+        cJSON_AddNumberToObject(frame, "seq", (double)ev->seq) != NULL &&
+        add_str(frame, "id", ev->id) &&
+        cJSON_AddNumberToObject(frame, "ts", (double)ev->ts) != NULL)
+        return frame;
+    cJSON_Delete(frame);
+    return NULL;
+}
+
+/* The client error frame {type, code, message, cid?, rid?} of a reject event, or NULL. */
+static cJSON *error_frame_new(const chat_event_t *ev, bool *incomplete)
+{
+    *incomplete = ev->code == NULL || ev->message == NULL;
+    if (*incomplete)
+        return NULL;
+    cJSON *frame = cJSON_CreateObject();
+    if (frame != NULL && add_str(frame, "type", "error") && add_str(frame, "code", ev->code) &&
+        add_str(frame, "message", ev->message) &&
+        (ev->cid == NULL || add_str(frame, "cid", ev->cid)) &&
+        (ev->rid == NULL || add_str(frame, "rid", ev->rid)))
+        return frame;
+    cJSON_Delete(frame);
+    return NULL;
+}
+
+/* Queues frame (built by make from ev) for the event's origin connection. Events without
+ * an origin, or from a gateway index we cannot deliver to, are counted and skipped. */
+static chat_err_t to_origin(broadcast_fanout_t *f, const chat_event_t *ev,
+                            cJSON *(*make)(const chat_event_t *, bool *), uint64_t *counter)
+{
+    if (ev->origin_gw == NULL || ev->origin_conn == NULL)
+        return CHAT_OK;
+    int32_t gw = broadcast_gateway_parse(ev->origin_gw);
+    if (gw < 0 || gw >= f->ngateways) {
+        unknown_gateway(f, gw);
+        return CHAT_OK;
+    }
+    bool incomplete = false;
+    cJSON *frame = frame_keep(f, make(ev, &incomplete));
+    if (incomplete) {
+        f->stats.incomplete++;
+        return CHAT_OK;
+    }
+    if (frame == NULL)
+        return CHAT_ERR_NOMEM;
+    chat_err_t err = list_push(f, gw, ev, 0, frame, ev->origin_conn);
+    if (err == CHAT_OK)
+        (*counter)++;
+    return err;
+}
+
+/* Queues the msg frame for every follower (once per gateway), then the sender's ack. */
+static chat_err_t route_msg(broadcast_fanout_t *f, const chat_event_t *ev, const int32_t *followers,
+                            size_t nfollowers)
+{
+    cJSON *frame = NULL;
+    if (nfollowers > 0) {
+        frame = chat_frame_msg_new(ev);
+        if (frame == NULL) {
+            /* Decoded events are complete; NULL here is an allocation failure or a codec
+             * that disagrees with the decoder: count it, keep the batch going. */
+            f->stats.incomplete++;
+            return CHAT_OK;
+        }
+        if (frame_keep(f, frame) == NULL)
+            return CHAT_ERR_NOMEM;
+    }
+    f->serial++;
+    for (size_t i = 0; i < nfollowers; i++) {
+        int32_t gw = followers[i];
+        if (gw < 0 || gw >= f->ngateways) {
+            unknown_gateway(f, gw);
+            continue;
+        }
+        if (f->seen[gw] == f->serial)
+            continue;
+        f->seen[gw] = f->serial;
+        chat_err_t err = list_push(f, gw, ev, ev->seq, frame, NULL);
+        if (err != CHAT_OK)
+            return err;
+        f->stats.msg_items++;
+    }
+    return to_origin(f, ev, ack_frame_new, &f->stats.ack_items);
+}
+
+chat_err_t broadcast_fanout_add(broadcast_fanout_t *f, const chat_event_t *ev,
+                                const int32_t *followers, size_t nfollowers)
+{
+    if (f == NULL || ev == NULL || (followers == NULL && nfollowers > 0))
+        return CHAT_ERR_INVALID;
+    switch (ev->type) {
+    case CHAT_EV_MSG:
+        return route_msg(f, ev, followers, nfollowers);
+    case CHAT_EV_ACK:
+        return to_origin(f, ev, ack_frame_new, &f->stats.ack_items);
+    case CHAT_EV_REJECT:
+        return to_origin(f, ev, error_frame_new, &f->stats.error_items);
+    default:
+        chat_log_debug("event type not routed by broadcast",
+                       CHAT_F_STR("type", chat_event_type_name(ev->type)),
+                       CHAT_F_STR("tenant", ev->tenant), CHAT_F_STR("room", ev->room));
+        f->stats.unhandled++;
+        return CHAT_OK;
+    }
+}
+
+/* Encodes l->v[lo..hi) into one value, splitting it into as many roughly equal parts as
+ * its size asks for (again, recursively, if a part is still too big). */
+static chat_err_t emit_range(broadcast_fanout_t *f, int32_t gw, size_t lo, size_t hi,
+                             size_t max_bytes, broadcast_record_fn emit, void *ud)
+{
+    fanout_list_t *l = &f->lists[gw];
+    size_t count = hi - lo;
+    for (size_t i = 0; i < count; i++) {
+        fanout_entry_t *e = &l->v[lo + i];
+        f->scratch[i] = (chat_deliver_item_t){
+            .tenant = e->tenant,
+            .room = e->room,
+            .seq = e->seq,
+            .frame = e->frame,
+            .conns = e->conn != NULL ? &e->conn : NULL,
+            .nconns = e->conn != NULL ? 1 : 0,
+        };
+    }
+    char *value = NULL;
+    size_t len = 0;
+    chat_err_t err = chat_deliver_encode(f->scratch, count, &value, &len);
+    if (err != CHAT_OK)
+        return err;
+    if (len <= max_bytes || count == 1) {
+        err = emit(ud, gw, value, len, count);
+        free(value);
+        return err;
+    }
+    free(value);
+    size_t parts = len / max_bytes + 1;
+    if (parts > count)
+        parts = count;
+    for (size_t p = 0; p < parts && err == CHAT_OK; p++)
+        err = emit_range(f, gw, lo + count * p / parts, lo + count * (p + 1) / parts, max_bytes,
+                         emit, ud);
+    return err;
+}
+
+chat_err_t broadcast_fanout_emit(broadcast_fanout_t *f, size_t max_bytes, broadcast_record_fn emit,
+                                 void *ud)
+{
+    if (f == NULL || emit == NULL || max_bytes == 0)
+        return CHAT_ERR_INVALID;
+    for (int32_t gw = 0; gw < f->ngateways; gw++) {
+        const fanout_list_t *l = &f->lists[gw];
+        if (l->n == 0)
+            continue;
+        chat_deliver_item_t *scratch = grow(f->scratch, &f->scratch_cap, l->n, sizeof *scratch);
+        if (scratch == NULL)
+            return CHAT_ERR_NOMEM;
+        f->scratch = scratch;
+        chat_err_t err = emit_range(f, gw, 0, l->n, max_bytes, emit, ud);
+        if (err != CHAT_OK)
+            return err;
+    }
+    return CHAT_OK;
+}
+
+const broadcast_fanout_stats_t *broadcast_fanout_stats(const broadcast_fanout_t *f)
+{
+    return &f->stats;
+}

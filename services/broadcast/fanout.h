@@ -1,0 +1,74 @@
+/* Fan-out of one chat.messages batch into per-gateway chat.deliver records: which frame goes
+ * to which gateway (and connection), in input order, split into records of bounded size.
+ * Pure logic: no I/O, the followers of each room are given by the caller. */
+#ifndef CHAT_BROADCAST_FANOUT_H
+#define CHAT_BROADCAST_FANOUT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/codec.h"
+#include "common/err.h"
+
+/* A gateway's items go into records of at most this many bytes (more records if needed):
+ * well below Kafka's default message.max.bytes (1 MB), so a burst never makes a record the
+ * broker refuses. */
+#define BROADCAST_RECORD_MAX ((size_t)512 * 1024)
+
+typedef struct broadcast_fanout broadcast_fanout_t;
+
+/* Counters of the current batch (since the last reset). */
+typedef struct broadcast_fanout_stats {
+    uint64_t msg_items;              /* msg frames queued, one per following gateway */
+    uint64_t ack_items;              /* ack frames queued for origin connections */
+    uint64_t error_items;            /* error frames (from reject) queued for origin connections */
+    uint64_t unknown_gateway;        /* deliveries dropped: index outside chat.deliver */
+    int32_t unknown_gateway_example; /* one such index, for the log (-1: not a number) */
+    uint64_t unhandled;              /* events of types broadcast does not route (yet) */
+    uint64_t incomplete;             /* events the frame builders refused (fields missing) */
+} broadcast_fanout_stats_t;
+
+/* Called for each record, gateway by gateway (ascending index), and within a gateway in
+ * item order. value is valid during the call only. A non-OK return stops the emit. */
+typedef chat_err_t (*broadcast_record_fn)(void *ud, int32_t gateway, const char *value, size_t len,
+                                          size_t nitems);
+
+/* Returns a new fan-out (no gateways until the first reset) or NULL when out of memory.
+ * Free with broadcast_fanout_free. */
+broadcast_fanout_t *broadcast_fanout_new(void);
+
+/* Frees f and every frame it still holds. Accepts NULL. */
+void broadcast_fanout_free(broadcast_fanout_t *f);
+
+/* Starts a batch for gateways 0..ngateways-1 (the partitions of chat.deliver): drops the
+ * items, frames and counters of the previous batch. Returns CHAT_ERR_INVALID for
+ * ngateways < 0, CHAT_ERR_NOMEM when out of memory. */
+chat_err_t broadcast_fanout_reset(broadcast_fanout_t *f, int32_t ngateways);
+
+/* Routes one decoded event, appending to the gateways' item lists:
+ *   msg    -> its msg frame (built once, shared) to every follower, then an ack frame to
+ *             the origin connection on the origin gateway (if the event has an origin);
+ *   ack    -> the ack frame to the origin connection;
+ *   reject -> an error frame to the origin connection;
+ *   others -> counted as unhandled and skipped.
+ * followers: the gateway indexes following the event's room (duplicates are ignored);
+ * only msg uses them. Indexes outside 0..ngateways-1 are counted and skipped. ev's strings
+ * are borrowed until the emit is done. Returns CHAT_ERR_NOMEM only; what cannot be routed
+ * is counted in the stats. */
+chat_err_t broadcast_fanout_add(broadcast_fanout_t *f, const chat_event_t *ev,
+                                const int32_t *followers, size_t nfollowers);
+
+/* Encodes every gateway's items as chat.deliver values of at most max_bytes each (an item
+ * bigger than that alone makes one record) and hands them to emit. Returns the first error
+ * of emit or of the encoder. */
+chat_err_t broadcast_fanout_emit(broadcast_fanout_t *f, size_t max_bytes, broadcast_record_fn emit,
+                                 void *ud);
+
+/* The counters of the current batch. */
+const broadcast_fanout_stats_t *broadcast_fanout_stats(const broadcast_fanout_t *f);
+
+/* Parses a gateway index as gateways write it (origin.gw, members of the Redis gws sets):
+ * canonical decimal, 0..INT32_MAX, no sign, spaces or leading zeros. Returns -1 otherwise. */
+int32_t broadcast_gateway_parse(const char *s);
+
+#endif

@@ -1,0 +1,284 @@
+/* The rooms of one batch in a small open-addressing hash table keyed by "tenant/room", and
+ * their follower gateways read from Redis in one pipelined round trip per batch. */
+#include "services/broadcast/followers.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/codec.h"
+#include "common/log.h"
+#include "common/names.h"
+#include "services/broadcast/fanout.h"
+
+/* "tenant/room" with the longest tenant and room. */
+#define ROOM_KEY_MAX (CHAT_TENANT_MAX + 1 + CHAT_ROOM_MAX + 1)
+/* "chat:room:{" + tenant/room + "}:gws". */
+#define GWS_KEY_MAX (ROOM_KEY_MAX + 32)
+
+typedef struct room_entry {
+    char key[ROOM_KEY_MAX]; /* tenant/room */
+    int32_t *gws;
+    size_t ngws, gws_cap;
+} room_entry_t;
+
+struct broadcast_followers {
+    room_entry_t *rooms; /* in insertion order; reused across batches */
+    size_t nrooms, rooms_cap;
+    int32_t *slots; /* hash slots: index into rooms, or -1 */
+    size_t nslots;  /* power of two, at least twice nrooms */
+};
+
+broadcast_followers_t *broadcast_followers_new(void)
+{
+    return calloc(1, sizeof(broadcast_followers_t));
+}
+
+void broadcast_followers_free(broadcast_followers_t *f)
+{
+    if (f == NULL)
+        return;
+    for (size_t i = 0; i < f->rooms_cap; i++)
+        free(f->rooms[i].gws);
+    free(f->rooms);
+    free(f->slots);
+    free(f);
+}
+
+void broadcast_followers_reset(broadcast_followers_t *f)
+{
+    for (size_t i = 0; i < f->nrooms; i++)
+        f->rooms[i].ngws = 0;
+    f->nrooms = 0;
+    for (size_t i = 0; i < f->nslots; i++)
+        f->slots[i] = -1;
+}
+
+size_t broadcast_followers_count(const broadcast_followers_t *f)
+{
+    return f->nrooms;
+}
+
+/* The gws key of the room whose record key ("tenant/room") is room_key. */
+static int gws_key(const char *room_key, char *buf, size_t len)
+{
+    int n = snprintf(buf, len, "chat:room:{%s}:gws", room_key);
+    return n >= 0 && (size_t)n < len ? n : -1;
+}
+
+int broadcast_followers_key(const char *tenant, const char *room, char *buf, size_t len)
+{
+    char room_key[ROOM_KEY_MAX];
+    if (tenant == NULL || room == NULL ||
+        chat_event_key(tenant, room, room_key, sizeof room_key) < 0)
+        return -1;
+    return gws_key(room_key, buf, len);
+}
+
+/* FNV-1a: the keys are short and chosen by tenants, not by attackers of this table (a
+ * batch holds at most CHAT_BROADCAST_BATCH rooms). */
+static size_t key_hash(const char *key)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (const unsigned char *p = (const unsigned char *)key; *p != '\0'; p++)
+        h = (h ^ *p) * 1099511628211ULL;
+    return (size_t)h;
+}
+
+/* The slot holding key, or the empty slot where it would go. */
+static size_t slot_find(const broadcast_followers_t *f, const char *key)
+{
+    size_t mask = f->nslots - 1;
+    size_t i = key_hash(key) & mask;
+    while (f->slots[i] >= 0 && strcmp(f->rooms[f->slots[i]].key, key) != 0)
+        i = (i + 1) & mask;
+    return i;
+}
+
+/* Rebuilds the slots for at least need rooms at a load of at most one half. */
+static bool slots_grow(broadcast_followers_t *f, size_t need)
+{
+    if (need * 2 <= f->nslots)
+        return true;
+    size_t n = f->nslots > 0 ? f->nslots : 64;
+    while (need * 2 > n)
+        n *= 2;
+    int32_t *slots = malloc(n * sizeof *slots);
+    if (slots == NULL)
+        return false;
+    free(f->slots);
+    f->slots = slots;
+    f->nslots = n;
+    for (size_t i = 0; i < n; i++)
+        slots[i] = -1;
+    for (size_t r = 0; r < f->nrooms; r++)
+        f->slots[slot_find(f, f->rooms[r].key)] = (int32_t)r;
+    return true;
+}
+
+/* Finds or adds tenant/room; returns its entry or NULL (*err set). */
+static room_entry_t *room_upsert(broadcast_followers_t *f, const char *tenant, const char *room,
+                                 chat_err_t *err)
+{
+    char key[ROOM_KEY_MAX];
+    if (tenant == NULL || room == NULL || chat_event_key(tenant, room, key, sizeof key) < 0) {
+        *err = CHAT_ERR_INVALID;
+        return NULL;
+    }
+    *err = CHAT_ERR_NOMEM;
+    if (f->nrooms >= INT32_MAX || !slots_grow(f, f->nrooms + 1))
+        return NULL;
+    size_t slot = slot_find(f, key);
+    if (f->slots[slot] >= 0)
+        return &f->rooms[f->slots[slot]];
+    if (f->nrooms == f->rooms_cap) {
+        size_t cap = f->rooms_cap > 0 ? f->rooms_cap * 2 : 32;
+        room_entry_t *rooms = realloc(f->rooms, cap * sizeof *rooms);
+        if (rooms == NULL)
+            return NULL;
+        memset(rooms + f->rooms_cap, 0, (cap - f->rooms_cap) * sizeof *rooms);
+        f->rooms = rooms;
+        f->rooms_cap = cap;
+    }
+    room_entry_t *e = &f->rooms[f->nrooms];
+    snprintf(e->key, sizeof e->key, "%s", key);
+    e->ngws = 0;
+    f->slots[slot] = (int32_t)f->nrooms++;
+    return e;
+}
+
+chat_err_t broadcast_followers_add(broadcast_followers_t *f, const char *tenant, const char *room)
+{
+    chat_err_t err;
+    return room_upsert(f, tenant, room, &err) != NULL ? CHAT_OK : err;
+}
+
+/* Appends gateway gw to e's list. */
+static bool gws_push(room_entry_t *e, int32_t gw)
+{
+    if (e->ngws == e->gws_cap) {
+        size_t cap = e->gws_cap > 0 ? e->gws_cap * 2 : 8;
+        int32_t *gws = realloc(e->gws, cap * sizeof *gws);
+        if (gws == NULL)
+            return false;
+        e->gws = gws;
+        e->gws_cap = cap;
+    }
+    e->gws[e->ngws++] = gw;
+    return true;
+}
+
+chat_err_t broadcast_followers_set(broadcast_followers_t *f, const char *tenant, const char *room,
+                                   const int32_t *gws, size_t n)
+{
+    chat_err_t err;
+    room_entry_t *e = room_upsert(f, tenant, room, &err);
+    if (e == NULL)
+        return err;
+    e->ngws = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!gws_push(e, gws[i]))
+            return CHAT_ERR_NOMEM;
+    }
+    return CHAT_OK;
+}
+
+const int32_t *broadcast_followers_get(const broadcast_followers_t *f, const char *tenant,
+                                       const char *room, size_t *n)
+{
+    *n = 0;
+    char key[ROOM_KEY_MAX];
+    if (f->nslots == 0 || tenant == NULL || room == NULL ||
+        chat_event_key(tenant, room, key, sizeof key) < 0)
+        return NULL;
+    int32_t r = f->slots[slot_find(f, key)];
+    if (r < 0 || f->rooms[r].ngws == 0)
+        return NULL;
+    *n = f->rooms[r].ngws;
+    return f->rooms[r].gws;
+}
+
+/* Queues ZRANGEBYSCORE for room e: members whose expiry is after now. */
+static chat_err_t lookup_append(chat_redis_t *r, const room_entry_t *e, const char *min)
+{
+    char key[GWS_KEY_MAX];
+    int klen = gws_key(e->key, key, sizeof key);
+    if (klen < 0)
+        return CHAT_ERR_INVALID;
+    const char *argv[] = {"ZRANGEBYSCORE", key, min, "+inf"};
+    size_t argvlen[] = {13, (size_t)klen, strlen(min), 4};
+    return chat_redis_append_argv(r, 4, argv, argvlen);
+}
+
+/* Fills e's gateways from a ZRANGEBYSCORE reply. Returns false if the reply is not an
+ * array (the pipeline answered something else: treated as a Redis failure). */
+static bool lookup_take(room_entry_t *e, const redisReply *reply, bool *nomem)
+{
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY)
+        return false;
+    for (size_t i = 0; i < reply->elements; i++) {
+        const redisReply *m = reply->element[i];
+        int32_t gw = m->type == REDIS_REPLY_STRING ? broadcast_gateway_parse(m->str) : -1;
+        if (gw < 0) {
+            chat_log_warn("redis gws member is not a gateway index; skipped",
+                          CHAT_F_STR("room", e->key),
+                          CHAT_F_STR("member", m->type == REDIS_REPLY_STRING ? m->str : "?"));
+            continue;
+        }
+        if (!gws_push(e, gw)) {
+            *nomem = true;
+            return true;
+        }
+    }
+    return true;
+}
+
+/* Reads the n queued replies (all of them, so the connection stays in step), filling
+ * the rooms from first on. */
+static chat_err_t lookup_collect(broadcast_followers_t *f, chat_redis_t *r, size_t first, size_t n,
+                                 bool fill)
+{
+    chat_err_t result = CHAT_OK;
+    bool nomem = false;
+    for (size_t i = 0; i < n; i++) {
+        redisReply *reply = NULL;
+        chat_err_t err = chat_redis_reply(r, &reply);
+        if (fill && result == CHAT_OK &&
+            (err != CHAT_OK || !lookup_take(&f->rooms[first + i], reply, &nomem))) {
+            if (err == CHAT_OK)
+                chat_log_error("redis ZRANGEBYSCORE answered with an unexpected reply type",
+                               CHAT_F_INT("type", reply != NULL ? reply->type : -1));
+            result = CHAT_ERR_REDIS;
+        }
+        if (reply != NULL)
+            freeReplyObject(reply);
+    }
+    return result != CHAT_OK ? result : nomem ? CHAT_ERR_NOMEM : CHAT_OK;
+}
+
+chat_err_t broadcast_followers_lookup(broadcast_followers_t *f, chat_redis_t *r, int64_t now_ms)
+{
+    if (f == NULL || r == NULL)
+        return CHAT_ERR_INVALID;
+    for (size_t i = 0; i < f->nrooms; i++)
+        f->rooms[i].ngws = 0;
+    if (f->nrooms == 0)
+        return CHAT_OK;
+    /* "(" makes the bound exclusive: a registration is live while its expiry is > now. */
+    char min[32];
+    snprintf(min, sizeof min, "(%lld", (long long)now_ms);
+    size_t queued = 0;
+    chat_err_t err = CHAT_OK;
+    while (queued < f->nrooms && err == CHAT_OK) {
+        err = lookup_append(r, &f->rooms[queued], min);
+        if (err == CHAT_OK)
+            queued++;
+    }
+    chat_err_t collected = lookup_collect(f, r, 0, queued, err == CHAT_OK);
+    if (err != CHAT_OK || collected != CHAT_OK) {
+        for (size_t i = 0; i < f->nrooms; i++)
+            f->rooms[i].ngws = 0;
+        return err != CHAT_OK ? (err == CHAT_ERR_NOMEM ? err : CHAT_ERR_REDIS) : collected;
+    }
+    return CHAT_OK;
+}

@@ -1,0 +1,495 @@
+/* The broadcast loop (docs/message-path.md, "Broadcast service"): per batch one Redis round
+ * trip, one produce of every gateway's records, one flush, then the commit. Nothing is
+ * committed before its output is on chat.deliver, so a crash anywhere replays the batch
+ * (gateways drop the seqs they already sent). */
+#include "services/broadcast/pipeline.h"
+
+#include <poll.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/bus.h"
+#include "common/codec.h"
+#include "common/log.h"
+#include "common/redis.h"
+#include "common/signals.h"
+#include "services/broadcast/fanout.h"
+#include "services/broadcast/followers.h"
+
+#define POLL_TIMEOUT_MS 200         /* how often an idle loop checks for a stop */
+#define FLUSH_TIMEOUT_MS 60000      /* > message.timeout.ms (30 s): every report arrives */
+#define PARTITIONS_REFRESH_MS 60000 /* chat.deliver grows when gateways are added */
+#define PARTITIONS_RECHECK_MS 5000  /* sooner after a batch named an unknown gateway */
+#define PARTITIONS_TIMEOUT_MS 5000
+#define REDIS_BACKOFF_MIN_MS 100
+#define REDIS_BACKOFF_MAX_MS 5000
+
+typedef struct pipeline_metrics {
+    chat_counter_t *deliveries_msg, *deliveries_ack, *deliveries_error;
+    chat_counter_t *records_produced;
+    chat_counter_t *invalid_records;
+    chat_counter_t *skipped_unknown_gateway, *skipped_unhandled, *skipped_incomplete;
+    chat_counter_t *redis_errors;
+    chat_histogram_t *batch_seconds;
+    chat_histogram_t *redis_seconds;
+    chat_gauge_t *deliver_partitions;
+} pipeline_metrics_t;
+
+struct broadcast_pipeline {
+    broadcast_pipeline_conf_t conf;
+    chat_bus_consumer_t *consumer;
+    chat_bus_producer_t *producer;
+    chat_redis_t *redis;
+    broadcast_fanout_t *fanout;
+    broadcast_followers_t *followers;
+    chat_bus_record_t *records; /* conf.batch_max */
+    chat_event_t *events;       /* conf.batch_max; type CHAT_EV_INVALID: skipped record */
+    int32_t partitions;         /* of the deliver topic */
+    int64_t partitions_next_ms; /* monotonic time of the next refresh */
+    bool delivery_failed;       /* a record of the current batch was not delivered */
+    size_t produced;            /* records of the current batch */
+    atomic_bool assigned;       /* the consumer joined its group */
+    atomic_bool redis_ok;
+    pipeline_metrics_t m;
+};
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static double seconds_since(int64_t start_ms)
+{
+    return (double)(mono_ms() - start_ms) / 1000.0;
+}
+
+/* Registers the service's series; a series the registry refuses stays NULL and is skipped
+ * by count() and observe(). */
+static void metrics_register(broadcast_pipeline_t *p)
+{
+    chat_metrics_t *mx = p->conf.metrics;
+    pipeline_metrics_t *m = &p->m;
+    static const char deliveries[] = "chat_broadcast_deliveries_total";
+    static const char deliveries_help[] = "Items queued for gateways on chat.deliver, by frame.";
+    m->deliveries_msg = chat_metrics_counter(mx, deliveries, deliveries_help, "frame=\"msg\"");
+    m->deliveries_ack = chat_metrics_counter(mx, deliveries, deliveries_help, "frame=\"ack\"");
+    m->deliveries_error = chat_metrics_counter(mx, deliveries, deliveries_help, "frame=\"error\"");
+    m->records_produced = chat_metrics_counter(mx, "chat_broadcast_records_produced_total",
+                                               "Records produced to chat.deliver.", NULL);
+    m->invalid_records = chat_metrics_counter(mx, "chat_broadcast_invalid_records_total",
+                                              "chat.messages records that did not decode "
+                                              "(logged and skipped).",
+                                              NULL);
+    static const char skipped[] = "chat_broadcast_skipped_total";
+    static const char skipped_help[] = "Deliveries or events not routed, by reason.";
+    m->skipped_unknown_gateway =
+        chat_metrics_counter(mx, skipped, skipped_help, "reason=\"unknown_gateway\"");
+    m->skipped_unhandled =
+        chat_metrics_counter(mx, skipped, skipped_help, "reason=\"unhandled_type\"");
+    m->skipped_incomplete =
+        chat_metrics_counter(mx, skipped, skipped_help, "reason=\"incomplete\"");
+    m->redis_errors = chat_metrics_counter(mx, "chat_broadcast_redis_errors_total",
+                                           "Failed follower lookups (retried).", NULL);
+    m->batch_seconds = chat_metrics_histogram(
+        mx, "chat_broadcast_batch_seconds", "Time from poll to commit of a batch.", NULL,
+        chat_metrics_latency_buckets, chat_metrics_latency_nbuckets);
+    m->redis_seconds = chat_metrics_histogram(
+        mx, "chat_broadcast_redis_lookup_seconds", "Round trip of a batch's follower lookup.", NULL,
+        chat_metrics_latency_buckets, chat_metrics_latency_nbuckets);
+    m->deliver_partitions = chat_metrics_gauge(mx, "chat_broadcast_deliver_partitions",
+                                               "Partitions of chat.deliver (gateway slots).", NULL);
+}
+
+/* Metric updates that tolerate a registry that refused a series (NULL). */
+static void count(chat_counter_t *c, uint64_t n)
+{
+    if (c != NULL && n > 0)
+        chat_counter_add(c, n);
+}
+
+static void observe(chat_histogram_t *h, double v)
+{
+    if (h != NULL)
+        chat_histogram_observe(h, v);
+}
+
+static void set_partitions(broadcast_pipeline_t *p, int32_t n)
+{
+    p->partitions = n;
+    if (p->m.deliver_partitions != NULL)
+        chat_gauge_set(p->m.deliver_partitions, n);
+}
+
+static void on_rebalance(void *ud, bool assigned, const chat_bus_tp_t *tps, size_t n)
+{
+    (void)tps;
+    (void)n;
+    broadcast_pipeline_t *p = ud;
+    /* Ready from the first assignment on (even an empty one: more instances than
+     * partitions); a later revoke is the group at work, not a reason to be unready. */
+    if (assigned)
+        atomic_store(&p->assigned, true);
+}
+
+/* Delivery reports arrive in chat_bus_producer_flush, on the pipeline's thread. */
+static void on_delivery(void *ud, void *opaque, chat_err_t err, const char *reason,
+                        int32_t partition, int64_t offset)
+{
+    (void)opaque;
+    (void)offset;
+    broadcast_pipeline_t *p = ud;
+    if (err == CHAT_OK)
+        return;
+    if (!p->delivery_failed)
+        chat_log_error(
+            "chat.deliver record not delivered", CHAT_F_STR("topic", p->conf.deliver_topic),
+            CHAT_F_INT("partition", partition), CHAT_F_ERR(err), CHAT_F_STR("reason", reason));
+    p->delivery_failed = true;
+}
+
+bool broadcast_pipeline_ready(void *pipeline, char *reason, size_t reason_len)
+{
+    broadcast_pipeline_t *p = pipeline;
+    const char *why = NULL;
+    if (!atomic_load(&p->assigned))
+        why = "waiting for the consumer group assignment";
+    else if (!atomic_load(&p->redis_ok))
+        why = "redis unavailable";
+    if (why != NULL)
+        snprintf(reason, reason_len, "%s", why);
+    return why == NULL;
+}
+
+/* Partition count of topic, or 0 (logged) if it does not exist or brokers do not answer. */
+static int32_t topic_partitions(const char *brokers, const char *topic, int timeout_ms)
+{
+    int n = chat_bus_topic_partitions(brokers, topic, timeout_ms);
+    if (n <= 0) {
+        chat_log_error("kafka topic not found or brokers did not answer",
+                       CHAT_F_STR("topic", topic), CHAT_F_INT("timeout_ms", timeout_ms));
+        return 0;
+    }
+    return n;
+}
+
+/* Reads the deliver topic's partition count again when it is due; keeps the old count
+ * if the brokers do not answer. */
+static void partitions_refresh(broadcast_pipeline_t *p)
+{
+    if (mono_ms() < p->partitions_next_ms)
+        return;
+    p->partitions_next_ms = mono_ms() + PARTITIONS_REFRESH_MS;
+    int n =
+        chat_bus_topic_partitions(p->conf.brokers, p->conf.deliver_topic, PARTITIONS_TIMEOUT_MS);
+    if (n <= 0) {
+        chat_log_warn("partition count refresh failed; keeping the old one",
+                      CHAT_F_STR("topic", p->conf.deliver_topic),
+                      CHAT_F_INT("partitions", p->partitions));
+        return;
+    }
+    if (n != p->partitions) {
+        chat_log_info("deliver topic partition count changed",
+                      CHAT_F_STR("topic", p->conf.deliver_topic), CHAT_F_INT("from", p->partitions),
+                      CHAT_F_INT("to", n));
+        set_partitions(p, n);
+    }
+}
+
+/* Opens the clients one by one; the first failure names its variable. */
+static chat_err_t pipeline_connect(broadcast_pipeline_t *p, const char **bad_var)
+{
+    const broadcast_pipeline_conf_t *c = &p->conf;
+    chat_err_t err = chat_redis_connect(c->redis_url, c->connect_timeout_ms, &p->redis);
+    if (err != CHAT_OK) {
+        *bad_var = "CHAT_REDIS_URL";
+        return err;
+    }
+    chat_bus_producer_conf_t pc = {
+        .brokers = c->brokers,
+        .client_id = "chat-broadcast",
+        /* No linger: a batch is produced as a whole and flushed at once, so waiting for
+         * more records would only add latency to every delivery. */
+        .linger_ms = 0,
+        .on_delivery = on_delivery,
+        .ud = p,
+        .connect_timeout_ms = c->connect_timeout_ms,
+        .metrics = c->metrics,
+    };
+    if ((err = chat_bus_producer_new(&pc, &p->producer)) != CHAT_OK) {
+        *bad_var = err == CHAT_ERR_CONFIG ? "KAFKA_*" : "CHAT_KAFKA_BROKERS";
+        return err;
+    }
+    if (topic_partitions(c->brokers, c->messages_topic, c->connect_timeout_ms) == 0) {
+        *bad_var = "CHAT_TOPIC_MESSAGES";
+        return CHAT_ERR_CONFIG;
+    }
+    int32_t n = topic_partitions(c->brokers, c->deliver_topic, c->connect_timeout_ms);
+    if (n == 0) {
+        *bad_var = "CHAT_TOPIC_DELIVER";
+        return CHAT_ERR_CONFIG;
+    }
+    set_partitions(p, n);
+    p->partitions_next_ms = mono_ms() + PARTITIONS_REFRESH_MS;
+    const char *topics[] = {c->messages_topic, NULL};
+    chat_bus_consumer_conf_t cc = {
+        .brokers = c->brokers,
+        .client_id = "chat-broadcast",
+        .group_id = c->group,
+        .topics = topics,
+        .on_rebalance = on_rebalance,
+        .ud = p,
+        /* A new group starts at the beginning: delivery is at-least-once like everything
+         * else here, and gateways drop what their sockets already had. */
+        .auto_offset_reset = "earliest",
+        .connect_timeout_ms = c->connect_timeout_ms,
+        .metrics = c->metrics,
+    };
+    if ((err = chat_bus_consumer_new(&cc, &p->consumer)) != CHAT_OK) {
+        *bad_var = err == CHAT_ERR_CONFIG ? "KAFKA_*" : "CHAT_KAFKA_BROKERS";
+        return err;
+    }
+    return CHAT_OK;
+}
+
+chat_err_t broadcast_pipeline_new(const broadcast_pipeline_conf_t *conf, broadcast_pipeline_t **out,
+                                  const char **bad_var)
+{
+    const char *ignored;
+    if (bad_var == NULL)
+        bad_var = &ignored;
+    *bad_var = NULL;
+    if (conf == NULL || out == NULL || conf->batch_max == 0 || conf->metrics == NULL)
+        return CHAT_ERR_INVALID;
+    broadcast_pipeline_t *p = calloc(1, sizeof *p);
+    if (p == NULL)
+        return CHAT_ERR_NOMEM;
+    p->conf = *conf;
+    atomic_init(&p->assigned, false);
+    atomic_init(&p->redis_ok, true);
+    metrics_register(p);
+    p->fanout = broadcast_fanout_new();
+    p->followers = broadcast_followers_new();
+    p->records = calloc(conf->batch_max, sizeof *p->records);
+    p->events = calloc(conf->batch_max, sizeof *p->events);
+    if (p->fanout == NULL || p->followers == NULL || p->records == NULL || p->events == NULL) {
+        broadcast_pipeline_free(p);
+        return CHAT_ERR_NOMEM;
+    }
+    chat_err_t err = pipeline_connect(p, bad_var);
+    if (err != CHAT_OK) {
+        broadcast_pipeline_free(p);
+        return err;
+    }
+    *out = p;
+    return CHAT_OK;
+}
+
+void broadcast_pipeline_free(broadcast_pipeline_t *p)
+{
+    if (p == NULL)
+        return;
+    chat_bus_consumer_close(p->consumer);
+    chat_bus_producer_destroy(p->producer);
+    chat_redis_free(p->redis);
+    broadcast_fanout_free(p->fanout);
+    broadcast_followers_free(p->followers);
+    free(p->records);
+    free(p->events);
+    free(p);
+}
+
+/* Decodes the n records into p->events; invalid ones are logged, counted and left
+ * CHAT_EV_INVALID. Rooms of msg events are added to the follower lookup. */
+static chat_err_t batch_decode(broadcast_pipeline_t *p, size_t n)
+{
+    broadcast_followers_reset(p->followers);
+    for (size_t i = 0; i < n; i++) {
+        const chat_bus_record_t *rec = &p->records[i];
+        chat_event_t *ev = &p->events[i];
+        char why[160];
+        if (chat_event_decode(rec->value, rec->len, ev, why, sizeof why) != CHAT_OK) {
+            chat_log_warn("invalid record skipped", CHAT_F_STR("topic", rec->topic),
+                          CHAT_F_INT("partition", rec->partition),
+                          CHAT_F_INT("offset", rec->offset), CHAT_F_STR("reason", why));
+            count(p->m.invalid_records, 1);
+            memset(ev, 0, sizeof *ev);
+            continue;
+        }
+        if (ev->type == CHAT_EV_MSG) {
+            chat_err_t err = broadcast_followers_add(p->followers, ev->tenant, ev->room);
+            if (err != CHAT_OK)
+                return err;
+        }
+    }
+    return CHAT_OK;
+}
+
+/* Sleeps up to ms, waking at once on a stop request. */
+static void backoff_sleep(int ms)
+{
+    struct pollfd pfd = {.fd = chat_signals_stop_fd(), .events = POLLIN};
+    poll(&pfd, pfd.fd >= 0 ? 1 : 0, ms);
+}
+
+/* Looks up the followers of the batch's rooms, retrying with backoff while Redis fails:
+ * skipping a batch would lose live messages, committing it unrouted too. Returns
+ * CHAT_ERR_STOPPED if a stop was requested meanwhile. */
+static chat_err_t batch_lookup(broadcast_pipeline_t *p)
+{
+    if (broadcast_followers_count(p->followers) == 0)
+        return CHAT_OK;
+    int backoff = REDIS_BACKOFF_MIN_MS;
+    for (;;) {
+        int64_t start = mono_ms();
+        chat_err_t err = broadcast_followers_lookup(p->followers, p->redis, wall_ms());
+        if (err == CHAT_OK) {
+            observe(p->m.redis_seconds, seconds_since(start));
+            if (!atomic_exchange(&p->redis_ok, true))
+                chat_log_info("redis follower lookups work again");
+            return CHAT_OK;
+        }
+        if (err == CHAT_ERR_NOMEM)
+            return err;
+        count(p->m.redis_errors, 1);
+        if (atomic_exchange(&p->redis_ok, false))
+            chat_log_error("redis follower lookup failed; retrying the batch", CHAT_F_ERR(err),
+                           CHAT_F_INT("rooms", broadcast_followers_count(p->followers)));
+        if (chat_signals_stop_requested())
+            return CHAT_ERR_STOPPED;
+        backoff_sleep(backoff);
+        if (chat_signals_stop_requested())
+            return CHAT_ERR_STOPPED;
+        backoff = backoff * 2 < REDIS_BACKOFF_MAX_MS ? backoff * 2 : REDIS_BACKOFF_MAX_MS;
+    }
+}
+
+/* broadcast_record_fn: one chat.deliver record to the gateway's partition, without key. */
+static chat_err_t produce_record(void *ud, int32_t gateway, const char *value, size_t len,
+                                 size_t nitems)
+{
+    (void)nitems;
+    broadcast_pipeline_t *p = ud;
+    chat_err_t err =
+        chat_bus_produce(p->producer, p->conf.deliver_topic, gateway, NULL, 0, value, len, NULL);
+    if (err == CHAT_OK)
+        p->produced++;
+    return err;
+}
+
+/* Routes the decoded events and produces the records of the batch. */
+static chat_err_t batch_fanout(broadcast_pipeline_t *p, size_t n)
+{
+    chat_err_t err = broadcast_fanout_reset(p->fanout, p->partitions);
+    for (size_t i = 0; i < n && err == CHAT_OK; i++) {
+        const chat_event_t *ev = &p->events[i];
+        if (ev->type == CHAT_EV_INVALID)
+            continue;
+        size_t nf = 0;
+        const int32_t *gws = NULL;
+        if (ev->type == CHAT_EV_MSG)
+            gws = broadcast_followers_get(p->followers, ev->tenant, ev->room, &nf);
+        err = broadcast_fanout_add(p->fanout, ev, gws, nf);
+    }
+    if (err != CHAT_OK)
+        return err;
+    p->produced = 0;
+    p->delivery_failed = false;
+    err = broadcast_fanout_emit(p->fanout, BROADCAST_RECORD_MAX, produce_record, p);
+    if (err != CHAT_OK)
+        return err == CHAT_ERR_NOMEM ? err : CHAT_ERR_KAFKA;
+    err = chat_bus_producer_flush(p->producer, FLUSH_TIMEOUT_MS);
+    if (err != CHAT_OK || p->delivery_failed) {
+        chat_log_error("chat.deliver flush failed", CHAT_F_ERR(err),
+                       CHAT_F_INT("records", p->produced),
+                       CHAT_F_INT("outstanding", chat_bus_producer_outstanding(p->producer)));
+        return CHAT_ERR_KAFKA;
+    }
+    return CHAT_OK;
+}
+
+/* Counts the batch's routing and logs what could not be routed, once per batch. */
+static void batch_account(broadcast_pipeline_t *p)
+{
+    const broadcast_fanout_stats_t *s = broadcast_fanout_stats(p->fanout);
+    count(p->m.deliveries_msg, s->msg_items);
+    count(p->m.deliveries_ack, s->ack_items);
+    count(p->m.deliveries_error, s->error_items);
+    count(p->m.records_produced, p->produced);
+    count(p->m.skipped_unhandled, s->unhandled);
+    count(p->m.skipped_incomplete, s->incomplete);
+    count(p->m.skipped_unknown_gateway, s->unknown_gateway);
+    if (s->incomplete > 0)
+        chat_log_warn("events without the fields their frame needs skipped",
+                      CHAT_F_INT("count", s->incomplete));
+    if (s->unknown_gateway > 0) {
+        chat_log_warn("deliveries to gateways outside the deliver topic skipped",
+                      CHAT_F_INT("count", s->unknown_gateway),
+                      CHAT_F_INT("gateway", s->unknown_gateway_example),
+                      CHAT_F_INT("partitions", p->partitions));
+        /* Perhaps the topic just grew for a new gateway: look again soon. */
+        int64_t soon = mono_ms() + PARTITIONS_RECHECK_MS;
+        if (p->partitions_next_ms > soon)
+            p->partitions_next_ms = soon;
+    }
+}
+
+static void events_clear(broadcast_pipeline_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        chat_event_clear(&p->events[i]);
+}
+
+/* One batch from decode to commit. A failed commit is logged (by the bus) and tolerated:
+ * the output is out, and replaying it is harmless. */
+static chat_err_t batch_process(broadcast_pipeline_t *p, size_t n, int64_t start)
+{
+    chat_err_t err = batch_decode(p, n);
+    if (err == CHAT_OK)
+        err = batch_lookup(p);
+    if (err == CHAT_OK)
+        err = batch_fanout(p, n);
+    events_clear(p, n);
+    if (err != CHAT_OK)
+        return err;
+    batch_account(p);
+    chat_bus_consumer_commit(p->consumer, p->records, n, true);
+    observe(p->m.batch_seconds, seconds_since(start));
+    return CHAT_OK;
+}
+
+chat_err_t broadcast_pipeline_run(broadcast_pipeline_t *p)
+{
+    chat_log_info("broadcast running", CHAT_F_STR("group", p->conf.group),
+                  CHAT_F_STR("from", p->conf.messages_topic),
+                  CHAT_F_STR("to", p->conf.deliver_topic), CHAT_F_INT("gateways", p->partitions),
+                  CHAT_F_INT("batch", p->conf.batch_max));
+    chat_err_t err = CHAT_OK;
+    while (err == CHAT_OK && !chat_signals_stop_requested()) {
+        partitions_refresh(p);
+        size_t n =
+            chat_bus_consumer_poll(p->consumer, p->records, p->conf.batch_max, POLL_TIMEOUT_MS);
+        if (n == 0)
+            continue;
+        err = batch_process(p, n, mono_ms());
+        chat_bus_records_release(p->records, n);
+    }
+    if (err == CHAT_ERR_STOPPED)
+        chat_log_warn("stopped while redis was failing; the last batch was not committed "
+                      "and will be delivered on the next start");
+    else if (err != CHAT_OK)
+        chat_log_error("broadcast stopped: output could not be produced; input not committed",
+                       CHAT_F_ERR(err));
+    return err;
+}

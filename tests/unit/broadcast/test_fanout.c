@@ -1,0 +1,529 @@
+/* Unit tests of the broadcast fan-out: which gateway gets which item, in which order, and
+ * how records are split. Events are decoded from JSON with the real codec; the records are
+ * read back with plain cJSON, independently of the deliver decoder. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/codec.h"
+#include "services/broadcast/fanout.h"
+
+#define MAX_EVENTS 512
+#define MAX_RECORDS 1024
+
+/* The events of one test batch: decoded events borrow from their parse trees, so they live
+ * until the test ends. */
+static chat_event_t events[MAX_EVENTS];
+static size_t nevents;
+
+typedef struct record {
+    int32_t gw;
+    cJSON *value;
+    size_t len;
+    size_t nitems;
+} record_t;
+
+static record_t records[MAX_RECORDS];
+static size_t nrecords;
+static broadcast_fanout_t *fan;
+
+static void setup(void)
+{
+    nevents = 0;
+    nrecords = 0;
+    fan = broadcast_fanout_new();
+    ck_assert_ptr_nonnull(fan);
+    ck_assert_int_eq(broadcast_fanout_reset(fan, 4), CHAT_OK);
+}
+
+static void teardown(void)
+{
+    for (size_t i = 0; i < nevents; i++)
+        chat_event_clear(&events[i]);
+    for (size_t i = 0; i < nrecords; i++)
+        cJSON_Delete(records[i].value);
+    broadcast_fanout_free(fan);
+}
+
+static const chat_event_t *decode(const char *json)
+{
+    ck_assert_uint_lt(nevents, MAX_EVENTS);
+    char why[160] = "";
+    chat_event_t *ev = &events[nevents];
+    ck_assert_msg(chat_event_decode(json, strlen(json), ev, why, sizeof why) == CHAT_OK,
+                  "decode failed (%s): %s", why, json);
+    nevents++;
+    return ev;
+}
+
+/* A msg event of tenant t, room r, seq; origin gw/conn unless gw is NULL. */
+static const chat_event_t *msg(const char *room, int seq, const char *gw, const char *conn)
+{
+    char json[512];
+    char origin[128] = "";
+    if (gw != NULL)
+        snprintf(origin, sizeof origin, ",\"origin\":{\"gw\":\"%s\",\"conn\":\"%s\"}", gw, conn);
+    snprintf(json, sizeof json,
+             "{\"v\":1,\"type\":\"msg\",\"tenant\":\"acme\",\"room\":\"%s\",\"seq\":%d,"
+             "\"id\":\"65f1c0ffee0123456789ab%02x\",\"from\":\"alice\",\"name\":\"Alice\","
+             "\"text\":\"hello %d\",\"ts\":1732406400%03d,\"cid\":\"c-%d\"%s}",
+             room, seq, seq & 0xff, seq, seq % 1000, seq, origin);
+    return decode(json);
+}
+
+static const chat_event_t *ack(const char *room, int seq, const char *gw, const char *conn)
+{
+    char json[512];
+    snprintf(json, sizeof json,
+             "{\"v\":1,\"type\":\"ack\",\"tenant\":\"acme\",\"room\":\"%s\",\"seq\":%d,"
+             "\"id\":\"65f1c0ffee0123456789ab%02x\",\"ts\":1732406400%03d,\"cid\":\"c-%d\","
+             "\"origin\":{\"gw\":\"%s\",\"conn\":\"%s\"}}",
+             room, seq, seq & 0xff, seq % 1000, seq, gw, conn);
+    return decode(json);
+}
+
+static chat_err_t capture(void *ud, int32_t gw, const char *value, size_t len, size_t nitems)
+{
+    (void)ud;
+    ck_assert_uint_lt(nrecords, MAX_RECORDS);
+    ck_assert_uint_eq(strlen(value), len);
+    cJSON *root = cJSON_Parse(value);
+    ck_assert_ptr_nonnull(root);
+    records[nrecords++] = (record_t){.gw = gw, .value = root, .len = len, .nitems = nitems};
+    return CHAT_OK;
+}
+
+static void add(const chat_event_t *ev, const int32_t *gws, size_t n)
+{
+    ck_assert_int_eq(broadcast_fanout_add(fan, ev, gws, n), CHAT_OK);
+}
+
+static void emit(size_t max_bytes)
+{
+    ck_assert_int_eq(broadcast_fanout_emit(fan, max_bytes, capture, NULL), CHAT_OK);
+}
+
+/* The items of every record of gateway gw, in order, as one new array (items detached from
+ * the records). */
+static cJSON *items_of(int32_t gw)
+{
+    cJSON *all = cJSON_CreateArray();
+    for (size_t i = 0; i < nrecords; i++) {
+        if (records[i].gw != gw)
+            continue;
+        ck_assert_int_eq(cJSON_GetObjectItem(records[i].value, "v")->valueint, 1);
+        ck_assert_str_eq(cJSON_GetObjectItem(records[i].value, "type")->valuestring, "deliver");
+        cJSON *items = cJSON_GetObjectItem(records[i].value, "items");
+        ck_assert_int_eq(cJSON_GetArraySize(items), (int)records[i].nitems);
+        for (cJSON *it = items->child; it != NULL; it = it->next)
+            cJSON_AddItemToArray(all, cJSON_Duplicate(it, true));
+    }
+    return all;
+}
+
+static const char *str(const cJSON *obj, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    ck_assert_msg(cJSON_IsString(v), "%s is not a string", key);
+    return v->valuestring;
+}
+
+static double num(const cJSON *obj, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    ck_assert_msg(cJSON_IsNumber(v), "%s is not a number", key);
+    return v->valuedouble;
+}
+
+/* Checks a msg item for everyone in the room: seq, no conns, and the msg frame. */
+static void check_msg_item(const cJSON *item, const char *room, int seq)
+{
+    ck_assert_str_eq(str(item, "tenant"), "acme");
+    ck_assert_str_eq(str(item, "room"), room);
+    ck_assert_int_eq((int)num(item, "seq"), seq);
+    ck_assert_ptr_null(cJSON_GetObjectItem(item, "conns"));
+    const cJSON *frame = cJSON_GetObjectItem(item, "frame");
+    ck_assert_str_eq(str(frame, "type"), "msg");
+    ck_assert_str_eq(str(frame, "room"), room);
+    ck_assert_int_eq((int)num(frame, "seq"), seq);
+    ck_assert_str_eq(str(frame, "from"), "alice");
+    ck_assert_str_eq(str(frame, "name"), "Alice");
+    char text[32];
+    snprintf(text, sizeof text, "hello %d", seq);
+    ck_assert_str_eq(str(frame, "text"), text);
+    ck_assert_ptr_null(cJSON_GetObjectItem(frame, "tenant"));
+    ck_assert_ptr_null(cJSON_GetObjectItem(frame, "origin"));
+}
+
+/* Checks an item that targets exactly one connection and returns its frame. */
+static const cJSON *check_conn_item(const cJSON *item, const char *room, const char *conn,
+                                    const char *frame_type)
+{
+    ck_assert_str_eq(str(item, "tenant"), "acme");
+    ck_assert_str_eq(str(item, "room"), room);
+    /* Only msg items carry seq: the gateway's per-subscription filter is for msg frames. */
+    ck_assert_ptr_null(cJSON_GetObjectItem(item, "seq"));
+    const cJSON *conns = cJSON_GetObjectItem(item, "conns");
+    ck_assert_int_eq(cJSON_GetArraySize(conns), 1);
+    ck_assert_str_eq(cJSON_GetArrayItem(conns, 0)->valuestring, conn);
+    const cJSON *frame = cJSON_GetObjectItem(item, "frame");
+    ck_assert_str_eq(str(frame, "type"), frame_type);
+    return frame;
+}
+
+static void check_ack_frame(const cJSON *frame, const char *room, int seq)
+{
+    char cid[16];
+    snprintf(cid, sizeof cid, "c-%d", seq);
+    ck_assert_str_eq(str(frame, "cid"), cid);
+    ck_assert_str_eq(str(frame, "room"), room);
+    ck_assert_int_eq((int)num(frame, "seq"), seq);
+    ck_assert_uint_eq(strlen(str(frame, "id")), 24);
+    ck_assert(num(frame, "ts") >= 1732406400000.0);
+    ck_assert_int_eq(cJSON_GetArraySize(frame), 6); /* type cid room seq id ts, nothing else */
+}
+
+static int count_records(int32_t gw)
+{
+    int n = 0;
+    for (size_t i = 0; i < nrecords; i++)
+        n += records[i].gw == gw;
+    return n;
+}
+
+START_TEST(test_msg_to_followers_and_ack_to_origin)
+{
+    /* The sender is on gateway 0, which does not follow the room: it still gets the ack. */
+    const int32_t gws[] = {1, 3};
+    add(msg("general", 7, "0", "0.b1.5"), gws, 2);
+    emit(BROADCAST_RECORD_MAX);
+    ck_assert_uint_eq(nrecords, 3);
+    ck_assert_int_eq(count_records(2), 0);
+
+    cJSON *g0 = items_of(0);
+    ck_assert_int_eq(cJSON_GetArraySize(g0), 1);
+    check_ack_frame(check_conn_item(cJSON_GetArrayItem(g0, 0), "general", "0.b1.5", "ack"),
+                    "general", 7);
+    for (int32_t gw = 1; gw <= 3; gw += 2) {
+        cJSON *items = items_of(gw);
+        ck_assert_int_eq(cJSON_GetArraySize(items), 1);
+        check_msg_item(cJSON_GetArrayItem(items, 0), "general", 7);
+        cJSON_Delete(items);
+    }
+    /* Both gateways got the same frame, byte for byte, and the codec's own msg frame. */
+    char *f1 = cJSON_PrintUnformatted(cJSON_GetObjectItem(
+        cJSON_GetArrayItem(cJSON_GetObjectItem(records[1].value, "items"), 0), "frame"));
+    char *f3 = cJSON_PrintUnformatted(cJSON_GetObjectItem(
+        cJSON_GetArrayItem(cJSON_GetObjectItem(records[2].value, "items"), 0), "frame"));
+    cJSON *expected = chat_frame_msg_new(&events[0]);
+    char *fe = cJSON_PrintUnformatted(expected);
+    ck_assert_str_eq(f1, f3);
+    ck_assert_str_eq(f1, fe);
+    free(f1);
+    free(f3);
+    free(fe);
+    cJSON_Delete(expected);
+    cJSON_Delete(g0);
+
+    const broadcast_fanout_stats_t *s = broadcast_fanout_stats(fan);
+    ck_assert_uint_eq(s->msg_items, 2);
+    ck_assert_uint_eq(s->ack_items, 1);
+    ck_assert_uint_eq(s->unknown_gateway, 0);
+}
+END_TEST
+
+START_TEST(test_origin_follows_room)
+{
+    /* Sender's gateway follows too: the msg (for its sockets in the room), then the ack. */
+    const int32_t gws[] = {0, 1};
+    add(msg("general", 1, "1", "1.x.9"), gws, 2);
+    emit(BROADCAST_RECORD_MAX);
+    cJSON *g1 = items_of(1);
+    ck_assert_int_eq(cJSON_GetArraySize(g1), 2);
+    check_msg_item(cJSON_GetArrayItem(g1, 0), "general", 1);
+    check_ack_frame(check_conn_item(cJSON_GetArrayItem(g1, 1), "general", "1.x.9", "ack"),
+                    "general", 1);
+    cJSON *g0 = items_of(0);
+    ck_assert_int_eq(cJSON_GetArraySize(g0), 1);
+    check_msg_item(cJSON_GetArrayItem(g0, 0), "general", 1);
+    ck_assert_int_eq(count_records(1), 1); /* one record per gateway per batch */
+    cJSON_Delete(g0);
+    cJSON_Delete(g1);
+}
+END_TEST
+
+START_TEST(test_msg_without_origin_or_followers)
+{
+    add(msg("general", 3, NULL, NULL), NULL, 0);
+    const int32_t gws[] = {2};
+    add(msg("general", 4, NULL, NULL), gws, 1);
+    emit(BROADCAST_RECORD_MAX);
+    ck_assert_uint_eq(nrecords, 1);
+    ck_assert_int_eq(records[0].gw, 2);
+    cJSON *g2 = items_of(2);
+    ck_assert_int_eq(cJSON_GetArraySize(g2), 1);
+    check_msg_item(cJSON_GetArrayItem(g2, 0), "general", 4);
+    cJSON_Delete(g2);
+    ck_assert_uint_eq(broadcast_fanout_stats(fan)->ack_items, 0);
+}
+END_TEST
+
+START_TEST(test_ack_and_reject_routing)
+{
+    /* Followers are ignored for ack and reject: only the origin connection gets them. */
+    const int32_t gws[] = {0, 1, 2, 3};
+    add(ack("general", 42, "2", "2.q.1"), gws, 4);
+    add(decode("{\"v\":1,\"type\":\"reject\",\"tenant\":\"acme\",\"room\":\"general\","
+               "\"code\":\"too_large\",\"message\":\"text over 4000 characters\","
+               "\"cid\":\"c-9\",\"origin\":{\"gw\":\"3\",\"conn\":\"3.q.7\"}}"),
+        gws, 4);
+    add(decode("{\"v\":1,\"type\":\"reject\",\"tenant\":\"acme\",\"room\":\"general\","
+               "\"code\":\"not_found\",\"message\":\"no such message\","
+               "\"rid\":\"r-1\",\"origin\":{\"gw\":\"3\",\"conn\":\"3.q.8\"}}"),
+        gws, 4);
+    emit(BROADCAST_RECORD_MAX);
+    ck_assert_uint_eq(nrecords, 2);
+    cJSON *g2 = items_of(2);
+    ck_assert_int_eq(cJSON_GetArraySize(g2), 1);
+    check_ack_frame(check_conn_item(cJSON_GetArrayItem(g2, 0), "general", "2.q.1", "ack"),
+                    "general", 42);
+    cJSON *g3 = items_of(3);
+    ck_assert_int_eq(cJSON_GetArraySize(g3), 2);
+    const cJSON *e1 = check_conn_item(cJSON_GetArrayItem(g3, 0), "general", "3.q.7", "error");
+    ck_assert_str_eq(str(e1, "code"), "too_large");
+    ck_assert_str_eq(str(e1, "message"), "text over 4000 characters");
+    ck_assert_str_eq(str(e1, "cid"), "c-9");
+    ck_assert_ptr_null(cJSON_GetObjectItem(e1, "rid"));
+    ck_assert_int_eq(cJSON_GetArraySize(e1), 4);
+    const cJSON *e2 = check_conn_item(cJSON_GetArrayItem(g3, 1), "general", "3.q.8", "error");
+    ck_assert_str_eq(str(e2, "code"), "not_found");
+    ck_assert_str_eq(str(e2, "rid"), "r-1");
+    ck_assert_ptr_null(cJSON_GetObjectItem(e2, "cid"));
+    cJSON_Delete(g2);
+    cJSON_Delete(g3);
+    const broadcast_fanout_stats_t *s = broadcast_fanout_stats(fan);
+    ck_assert_uint_eq(s->ack_items, 1);
+    ck_assert_uint_eq(s->error_items, 2);
+    ck_assert_uint_eq(s->msg_items, 0);
+}
+END_TEST
+
+START_TEST(test_order_kept)
+{
+    /* Two rooms interleaved; gateway 1 follows both, gateway 2 only "b". */
+    const int32_t both[] = {1}, b_gws[] = {2, 1};
+    for (int seq = 1; seq <= 20; seq++) {
+        add(msg("a", seq, NULL, NULL), both, 1);
+        add(msg("b", seq, seq % 5 == 0 ? "2" : NULL, "2.c.1"), b_gws, 2);
+    }
+    emit(BROADCAST_RECORD_MAX);
+    cJSON *g1 = items_of(1);
+    ck_assert_int_eq(cJSON_GetArraySize(g1), 40);
+    for (int i = 0; i < 40; i++)
+        check_msg_item(cJSON_GetArrayItem(g1, i), i % 2 == 0 ? "a" : "b", i / 2 + 1);
+    cJSON *g2 = items_of(2);
+    ck_assert_int_eq(cJSON_GetArraySize(g2), 24);
+    int pos = 0;
+    for (int seq = 1; seq <= 20; seq++) {
+        check_msg_item(cJSON_GetArrayItem(g2, pos++), "b", seq);
+        if (seq % 5 == 0)
+            check_ack_frame(check_conn_item(cJSON_GetArrayItem(g2, pos++), "b", "2.c.1", "ack"),
+                            "b", seq);
+    }
+    cJSON_Delete(g1);
+    cJSON_Delete(g2);
+}
+END_TEST
+
+START_TEST(test_unknown_gateway_skipped)
+{
+    /* 4 partitions: gateways 0..3. 7 is skipped, the others still get their items. */
+    const int32_t gws[] = {1, 7, -3};
+    add(msg("general", 1, "9", "9.a.1"), gws, 3);
+    add(msg("general", 2, "gw-0", "x"), gws, 1);
+    add(msg("general", 3, "01", "x"), gws, 1);
+    add(ack("general", 1, "4", "4.a.1"), NULL, 0);
+    emit(BROADCAST_RECORD_MAX);
+    ck_assert_uint_eq(nrecords, 1);
+    ck_assert_int_eq(records[0].gw, 1);
+    ck_assert_uint_eq(records[0].nitems, 3);
+    const broadcast_fanout_stats_t *s = broadcast_fanout_stats(fan);
+    ck_assert_uint_eq(s->msg_items, 3);
+    ck_assert_uint_eq(s->ack_items, 0);
+    /* 7 and -3, three bad origins (9, gw-0, 01) and the ack's 4. */
+    ck_assert_uint_eq(s->unknown_gateway, 6);
+}
+END_TEST
+
+START_TEST(test_duplicate_followers)
+{
+    const int32_t gws[] = {1, 1, 2, 1};
+    add(msg("general", 1, NULL, NULL), gws, 4);
+    add(msg("general", 2, NULL, NULL), gws, 4);
+    emit(BROADCAST_RECORD_MAX);
+    ck_assert_uint_eq(broadcast_fanout_stats(fan)->msg_items, 4);
+    cJSON *g1 = items_of(1);
+    ck_assert_int_eq(cJSON_GetArraySize(g1), 2);
+    cJSON_Delete(g1);
+}
+END_TEST
+
+START_TEST(test_other_types_skipped)
+{
+    const int32_t gws[] = {0};
+    add(decode("{\"v\":1,\"type\":\"update\",\"tenant\":\"acme\",\"room\":\"general\","
+               "\"id\":\"65f1c0ffee0123456789abcd\",\"seq\":4,\"op\":\"delete\",\"ts\":1}"),
+        gws, 1);
+    emit(BROADCAST_RECORD_MAX);
+    ck_assert_uint_eq(nrecords, 0);
+    ck_assert_uint_eq(broadcast_fanout_stats(fan)->unhandled, 1);
+}
+END_TEST
+
+START_TEST(test_split_large_batches)
+{
+    const int32_t gws[] = {0, 2};
+    for (int seq = 1; seq <= 300; seq++)
+        add(msg("general", seq, seq % 7 == 0 ? "2" : NULL, "2.s.1"), gws, 2);
+    /* One record with everything, for the size of a single record. */
+    emit(BROADCAST_RECORD_MAX);
+    ck_assert_uint_eq(nrecords, 2);
+    size_t whole = records[1].len;
+    for (size_t i = 0; i < nrecords; i++)
+        cJSON_Delete(records[i].value);
+    nrecords = 0;
+
+    size_t max = 4096;
+    ck_assert_uint_gt(whole, 8 * max);
+    emit(max);
+    ck_assert_int_gt(count_records(2), (int)(whole / max));
+    for (size_t i = 0; i < nrecords; i++)
+        ck_assert_msg(records[i].len <= max, "record %zu: %zu bytes", i, records[i].len);
+    /* The pieces, in order, are exactly the batch. */
+    cJSON *g2 = items_of(2);
+    ck_assert_int_eq(cJSON_GetArraySize(g2), 300 + 300 / 7);
+    int pos = 0;
+    for (int seq = 1; seq <= 300; seq++) {
+        check_msg_item(cJSON_GetArrayItem(g2, pos++), "general", seq);
+        if (seq % 7 == 0)
+            check_ack_frame(
+                check_conn_item(cJSON_GetArrayItem(g2, pos++), "general", "2.s.1", "ack"),
+                "general", seq);
+    }
+    cJSON *g0 = items_of(0);
+    ck_assert_int_eq(cJSON_GetArraySize(g0), 300);
+    cJSON_Delete(g0);
+    cJSON_Delete(g2);
+
+    /* An item bigger than the limit goes alone into one record. */
+    for (size_t i = 0; i < nrecords; i++)
+        cJSON_Delete(records[i].value);
+    nrecords = 0;
+    emit(10);
+    ck_assert_uint_eq(nrecords, 300 + 300 + 300 / 7);
+    for (size_t i = 0; i < nrecords; i++)
+        ck_assert_uint_eq(records[i].nitems, 1);
+}
+END_TEST
+
+START_TEST(test_reset_forgets_batch)
+{
+    const int32_t gws[] = {1};
+    add(msg("general", 1, "0", "0.r.1"), gws, 1);
+    ck_assert_int_eq(broadcast_fanout_reset(fan, 2), CHAT_OK);
+    ck_assert_uint_eq(broadcast_fanout_stats(fan)->msg_items, 0);
+    emit(BROADCAST_RECORD_MAX);
+    ck_assert_uint_eq(nrecords, 0);
+    /* Fewer gateways than before: index 3 is now unknown. */
+    const int32_t gws3[] = {3, 1};
+    add(msg("general", 2, NULL, NULL), gws3, 2);
+    emit(BROADCAST_RECORD_MAX);
+    ck_assert_uint_eq(nrecords, 1);
+    ck_assert_int_eq(records[0].gw, 1);
+    ck_assert_uint_eq(broadcast_fanout_stats(fan)->unknown_gateway, 1);
+    ck_assert_int_eq(broadcast_fanout_stats(fan)->unknown_gateway_example, 3);
+    /* More gateways than ever before. */
+    ck_assert_int_eq(broadcast_fanout_reset(fan, 64), CHAT_OK);
+    const int32_t gws63[] = {63};
+    add(msg("general", 3, NULL, NULL), gws63, 1);
+    for (size_t i = 0; i < nrecords; i++)
+        cJSON_Delete(records[i].value);
+    nrecords = 0;
+    emit(BROADCAST_RECORD_MAX);
+    ck_assert_uint_eq(nrecords, 1);
+    ck_assert_int_eq(records[0].gw, 63);
+    ck_assert_int_eq(broadcast_fanout_reset(fan, -1), CHAT_ERR_INVALID);
+}
+END_TEST
+
+static chat_err_t fail_second(void *ud, int32_t gw, const char *value, size_t len, size_t nitems)
+{
+    (void)gw;
+    (void)value;
+    (void)len;
+    (void)nitems;
+    int *calls = ud;
+    return ++*calls == 2 ? CHAT_ERR_KAFKA : CHAT_OK;
+}
+
+START_TEST(test_emit_error_stops)
+{
+    const int32_t gws[] = {0, 1, 2, 3};
+    add(msg("general", 1, NULL, NULL), gws, 4);
+    int calls = 0;
+    ck_assert_int_eq(broadcast_fanout_emit(fan, BROADCAST_RECORD_MAX, fail_second, &calls),
+                     CHAT_ERR_KAFKA);
+    ck_assert_int_eq(calls, 2);
+}
+END_TEST
+
+START_TEST(test_gateway_parse)
+{
+    static const struct {
+        const char *s;
+        int32_t v;
+    } cases[] = {
+        {"0", 0},           {"1", 1},
+        {"15", 15},         {"2147483647", 2147483647},
+        {"2147483648", -1}, {"", -1},
+        {"01", -1},         {"-1", -1},
+        {"+1", -1},         {" 1", -1},
+        {"1 ", -1},         {"1a", -1},
+        {"gw-0", -1},       {"99999999999999999999", -1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        ck_assert_msg(broadcast_gateway_parse(cases[i].s) == cases[i].v, "\"%s\"", cases[i].s);
+    ck_assert_int_eq(broadcast_gateway_parse(NULL), -1);
+}
+END_TEST
+
+static Suite *fanout_suite(void)
+{
+    Suite *s = suite_create("broadcast_fanout");
+    TCase *tc = tcase_create("core");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_msg_to_followers_and_ack_to_origin);
+    tcase_add_test(tc, test_origin_follows_room);
+    tcase_add_test(tc, test_msg_without_origin_or_followers);
+    tcase_add_test(tc, test_ack_and_reject_routing);
+    tcase_add_test(tc, test_order_kept);
+    tcase_add_test(tc, test_unknown_gateway_skipped);
+    tcase_add_test(tc, test_duplicate_followers);
+    tcase_add_test(tc, test_other_types_skipped);
+    tcase_add_test(tc, test_split_large_batches);
+    tcase_add_test(tc, test_reset_forgets_batch);
+    tcase_add_test(tc, test_emit_error_stops);
+    tcase_add_test(tc, test_gateway_parse);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(fanout_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
