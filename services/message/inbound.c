@@ -1,0 +1,144 @@
+/* Classification of chat.inbound records. The codec's schema check comes first; a send it
+ * refuses is looked at once more, leniently, only to find where to send the reject. */
+#include "services/message/inbound.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common/names.h"
+
+#define ENDPOINT_ID_MAX 64 /* origin.gw, origin.conn */
+
+static const char *const reject_code_names[MESSAGE_REJECT__COUNT] = {"bad_request", "too_large",
+                                                                     "forbidden"};
+
+const char *message_reject_code_name(message_reject_code_t code)
+{
+    return code < MESSAGE_REJECT__COUNT ? reject_code_names[code] : "internal";
+}
+
+__attribute__((format(printf, 2, 3))) static void set_reason(message_inbound_t *in, const char *fmt,
+                                                             ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(in->reason, sizeof in->reason, fmt, ap);
+    va_end(ap);
+}
+
+static void set_reject(message_inbound_t *in, message_reject_code_t code, const char *fmt, long n)
+{
+    in->kind = MESSAGE_INBOUND_REJECT;
+    in->code = code;
+    set_reason(in, fmt, n);
+}
+
+/* The service's rules for a send the codec accepted: the configured text limit (the codec
+ * only knows the protocol's 4000) and that only its two members write to a dm room. The
+ * gateway checks these too; checking again keeps the store clean whoever produced. */
+static void check_send(message_inbound_t *in, long max_text_chars)
+{
+    const chat_event_t *ev = &in->ev;
+    long chars = chat_utf8_chars(ev->text, strlen(ev->text));
+    if (chars < 1)
+        set_reject(in, MESSAGE_REJECT_BAD_REQUEST, "text must be 1 or more characters of UTF-8", 0);
+    else if (chars > max_text_chars)
+        set_reject(in, MESSAGE_REJECT_TOO_LARGE, "text is longer than %ld characters",
+                   max_text_chars);
+    else if (chat_room_is_dm(ev->room) &&
+             !(chat_room_dm_valid(ev->room) && chat_room_dm_has(ev->room, ev->user)))
+        set_reject(in, MESSAGE_REJECT_FORBIDDEN, "only its two members write to a direct room", 0);
+    else
+        in->kind = MESSAGE_INBOUND_SEND;
+}
+
+static const char *string_member(const cJSON *obj, const char *key)
+{
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, key);
+    return cJSON_IsString(item) ? item->valuestring : NULL;
+}
+
+static bool endpoint_valid(const char *s)
+{
+    long n = s != NULL ? chat_utf8_chars(s, strlen(s)) : -1;
+    return n >= 1 && n <= ENDPOINT_ID_MAX;
+}
+
+/* For a record the codec refused: if it is recognisably a send with a usable tenant, room,
+ * cid and origin, turns it into a reject (too_large when only the text is too long) so the
+ * client gets an answer instead of resending forever. Otherwise leaves it invalid. */
+static void salvage_send(message_inbound_t *in, const void *value, size_t len, long max_text_chars)
+{
+    cJSON *root = cJSON_ParseWithLength(value, len);
+    const char *type = root != NULL ? string_member(root, "type") : NULL;
+    const cJSON *origin = root != NULL ? cJSON_GetObjectItemCaseSensitive(root, "origin") : NULL;
+    chat_event_t ev = {
+        .type = CHAT_EV_REJECT,
+        .tenant = root != NULL ? string_member(root, "tenant") : NULL,
+        .room = root != NULL ? string_member(root, "room") : NULL,
+        .cid = root != NULL ? string_member(root, "cid") : NULL,
+        .origin_gw = cJSON_IsObject(origin) ? string_member(origin, "gw") : NULL,
+        .origin_conn = cJSON_IsObject(origin) ? string_member(origin, "conn") : NULL,
+    };
+    if (type == NULL || strcmp(type, "send") != 0 || !chat_name_tenant_valid(ev.tenant) ||
+        !chat_name_room_valid(ev.room) || !chat_name_cid_valid(ev.cid) ||
+        !endpoint_valid(ev.origin_gw) || !endpoint_valid(ev.origin_conn)) {
+        cJSON_Delete(root);
+        return;
+    }
+    const char *text = string_member(root, "text");
+    long chars = text != NULL ? chat_utf8_chars(text, strlen(text)) : -1;
+    char why[sizeof in->reason];
+    snprintf(why, sizeof why, "%s", in->reason);
+    in->ev = ev;
+    in->salvaged = root;
+    if (chars > max_text_chars) {
+        set_reject(in, MESSAGE_REJECT_TOO_LARGE, "text is longer than %ld characters",
+                   max_text_chars);
+        return;
+    }
+    in->kind = MESSAGE_INBOUND_REJECT;
+    in->code = MESSAGE_REJECT_BAD_REQUEST;
+    set_reason(in, "invalid send: %s", why);
+}
+
+void message_inbound_parse(const void *value, size_t len, long max_text_chars,
+                           message_inbound_t *in)
+{
+    memset(in, 0, sizeof *in);
+    in->kind = MESSAGE_INBOUND_INVALID;
+    if (value == NULL || len == 0) {
+        set_reason(in, "empty record");
+        return;
+    }
+    if (chat_event_decode(value, len, &in->ev, in->reason, sizeof in->reason) != CHAT_OK) {
+        salvage_send(in, value, len, max_text_chars);
+        return;
+    }
+    switch (in->ev.type) {
+    case CHAT_EV_SEND:
+        check_send(in, max_text_chars);
+        return;
+    case CHAT_EV_EDIT:
+    case CHAT_EV_DELETE:
+    case CHAT_EV_REACT:
+        /* Not handled by this service yet; the client hears so rather than waiting. */
+        set_reject(in, MESSAGE_REJECT_BAD_REQUEST, "this operation is not supported", 0);
+        return;
+    default:
+        set_reason(in, "event type %s is not expected on chat.inbound",
+                   chat_event_type_name(in->ev.type));
+        return;
+    }
+}
+
+void message_inbound_clear(message_inbound_t *in)
+{
+    if (in->salvaged != NULL) {
+        cJSON_Delete(in->salvaged);
+        in->ev = (chat_event_t){0};
+    }
+    chat_event_clear(&in->ev);
+    memset(in, 0, sizeof *in);
+}

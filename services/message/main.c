@@ -1,0 +1,259 @@
+/* chat-message: the message service. Reads its configuration, connects to MongoDB and Kafka,
+ * serves the ops endpoints, and runs the poll -> pipeline loop until SIGTERM; the batch logic
+ * lives in pipeline.c and the modules it calls. */
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/bus.h"
+#include "common/config.h"
+#include "common/log.h"
+#include "common/metrics.h"
+#include "common/ops_http.h"
+#include "common/signals.h"
+#include "common/store.h"
+#include "services/message/message_bus.h"
+#include "services/message/message_store.h"
+#include "services/message/pipeline.h"
+#include "services/message/sequencer.h"
+
+#define PROGRAM "chat-message"
+#define SUMMARY                                                                                    \
+    "chat-message: validates sends from chat.inbound, deduplicates them by cid, assigns each "     \
+    "room's seq, stores them in MongoDB and publishes them to chat.messages"
+#define POLL_TIMEOUT_MS 100
+#define FLUSH_TIMEOUT_MS 40000 /* librdkafka gives up on a record after 30 s itself */
+#define MAX_ROOMS 100000       /* rooms whose last seq stays in memory between batches */
+#define MAX_CONFLICT_ROUNDS 5
+
+typedef struct message_cfg {
+    char *brokers;
+    char *mongo_uri;
+    char *ops_addr;
+    long long ops_port;
+    char *group;
+    long long batch;
+    long long max_text_chars;
+    long long store_retry_ms;
+    long long connect_timeout_ms;
+    char *log_level;
+} message_cfg_t;
+
+static const chat_cfg_entry_t cfg_table[] = {
+    CHAT_CFG_STRING("CHAT_KAFKA_BROKERS", message_cfg_t, brokers, "127.0.0.1:7400",
+                    "Kafka bootstrap servers (host:port,...)"),
+    CHAT_CFG_SECRET("CHAT_MONGO_URI", message_cfg_t, mongo_uri, "mongodb://127.0.0.1:7402/chat",
+                    "MongoDB URI; its path names the database"),
+    CHAT_CFG_STRING("CHAT_OPS_ADDR", message_cfg_t, ops_addr, "127.0.0.1",
+                    "address of /healthz, /readyz and /metrics"),
+    CHAT_CFG_INTEGER("CHAT_OPS_PORT", message_cfg_t, ops_port, "7420", 0, 65535,
+                     "port of /healthz, /readyz and /metrics (0: any free port)"),
+    CHAT_CFG_STRING("CHAT_MESSAGE_GROUP", message_cfg_t, group, "chat-message",
+                    "Kafka consumer group on chat.inbound"),
+    CHAT_CFG_INTEGER("CHAT_MESSAGE_BATCH", message_cfg_t, batch, "500", 1, 10000,
+                     "most records handled as one batch (a poll never waits to fill it)"),
+    CHAT_CFG_INTEGER("CHAT_MAX_TEXT_CHARS", message_cfg_t, max_text_chars, "4000", 1, 1000000,
+                     "longest message text in characters; longer sends get too_large"),
+    CHAT_CFG_DURATION("CHAT_MESSAGE_STORE_RETRY", message_cfg_t, store_retry_ms, "60s", 0, 3600000,
+                      "how long a failing MongoDB is retried before exiting (the "
+                      "restart replays the uncommitted batch)"),
+    CHAT_CFG_DURATION("CHAT_CONNECT_TIMEOUT", message_cfg_t, connect_timeout_ms, "10s", 100, 600000,
+                      "how long Kafka and MongoDB may take to answer at start"),
+    CHAT_CFG_ENUM("CHAT_LOG_LEVEL", message_cfg_t, log_level, "info", "debug|info|warn|error",
+                  "minimum level of the JSON log lines on stderr"),
+    CHAT_CFG_END};
+
+/* Everything the running service holds; released in reverse order by service_stop. */
+typedef struct service {
+    chat_metrics_t *metrics;
+    chat_ops_t *ops;
+    chat_store_t *store;
+    message_store_t *messages;
+    message_sequencer_t *sequencer;
+    message_bus_t *bus;
+    message_pipeline_t *pipeline;
+    chat_bus_record_t *recs;
+    atomic_bool ready;
+} service_t;
+
+static bool ops_ready(void *ud, char *reason, size_t reason_len)
+{
+    service_t *s = ud;
+    if (atomic_load(&s->ready))
+        return true;
+    snprintf(reason, reason_len, "not consuming chat.inbound yet");
+    return false;
+}
+
+static bool stop_requested(void *ctx)
+{
+    (void)ctx;
+    return chat_signals_stop_requested();
+}
+
+static void start_failed(const char *var, const char *what, chat_err_t err)
+{
+    chat_log_error(what, CHAT_F_STR("var", var), CHAT_F_ERR(err));
+}
+
+/* Connects MongoDB: pool, ping within the timeout, indexes. */
+static bool start_store(service_t *s, const message_cfg_t *cfg)
+{
+    chat_err_t err = chat_store_new(cfg->mongo_uri, PROGRAM, &s->store);
+    if (err != CHAT_OK) {
+        start_failed("CHAT_MONGO_URI", "bad MongoDB URI", err);
+        return false;
+    }
+    err = chat_store_ping(s->store, (int)cfg->connect_timeout_ms);
+    if (err != CHAT_OK) {
+        start_failed("CHAT_MONGO_URI", "MongoDB unreachable", err);
+        return false;
+    }
+    err = message_store_open(s->store, &s->messages);
+    if (err != CHAT_OK) {
+        start_failed("CHAT_MONGO_URI", "cannot create the indexes of messages", err);
+        return false;
+    }
+    return true;
+}
+
+static bool start_bus(service_t *s, const message_cfg_t *cfg)
+{
+    if (cfg->brokers[0] == '\0' || cfg->group[0] == '\0') {
+        start_failed(cfg->brokers[0] == '\0' ? "CHAT_KAFKA_BROKERS" : "CHAT_MESSAGE_GROUP",
+                     "empty value", CHAT_ERR_CONFIG);
+        return false;
+    }
+    message_bus_conf_t bc = {
+        .brokers = cfg->brokers,
+        .group = cfg->group,
+        .client_id = PROGRAM,
+        .connect_timeout_ms = (int)cfg->connect_timeout_ms,
+        .flush_timeout_ms = FLUSH_TIMEOUT_MS,
+        .sequencer = s->sequencer,
+        .metrics = s->metrics,
+    };
+    chat_err_t err = message_bus_open(&bc, &s->bus);
+    if (err == CHAT_ERR_CONFIG) {
+        chat_log_error("Kafka client configuration refused (see the line above)", CHAT_F_ERR(err));
+        return false;
+    }
+    if (err != CHAT_OK) {
+        start_failed("CHAT_KAFKA_BROKERS", "Kafka unreachable", err);
+        return false;
+    }
+    return true;
+}
+
+static bool start_pipeline(service_t *s, const message_cfg_t *cfg)
+{
+    message_pipeline_conf_t pc = {
+        .sequencer = s->sequencer,
+        .metrics = s->metrics,
+        .max_text_chars = (long)cfg->max_text_chars,
+        .store_retry_ms = cfg->store_retry_ms,
+        .max_conflict_rounds = MAX_CONFLICT_ROUNDS,
+        .env = {.stop_requested = stop_requested},
+    };
+    message_store_port(s->messages, &pc.store);
+    message_bus_port(s->bus, &pc.bus);
+    s->pipeline = message_pipeline_new(&pc);
+    s->recs = calloc((size_t)cfg->batch, sizeof *s->recs);
+    if (s->pipeline == NULL || s->recs == NULL) {
+        chat_log_error("out of memory at start");
+        return false;
+    }
+    return true;
+}
+
+static bool service_start(service_t *s, const message_cfg_t *cfg)
+{
+    s->metrics = chat_metrics_new();
+    if (s->metrics == NULL) {
+        chat_log_error("out of memory at start");
+        return false;
+    }
+    chat_err_t err =
+        chat_ops_start(cfg->ops_addr, (int)cfg->ops_port, s->metrics, ops_ready, s, &s->ops);
+    if (err != CHAT_OK) {
+        start_failed("CHAT_OPS_PORT", "cannot serve the ops endpoints", err);
+        return false;
+    }
+    if (!start_store(s, cfg))
+        return false;
+    s->sequencer = message_sequencer_new(message_store_highest_seq, s->messages, MAX_ROOMS);
+    if (s->sequencer == NULL) {
+        chat_log_error("out of memory at start");
+        return false;
+    }
+    return start_bus(s, cfg) && start_pipeline(s, cfg);
+}
+
+/* Polls and processes until a stop is requested. Returns the exit status: 1 when a batch
+ * could not be completed (nothing of it was committed: the next owner replays it). */
+static int service_loop(service_t *s, const message_cfg_t *cfg)
+{
+    chat_log_info("consuming", CHAT_F_STR("topic", MESSAGE_TOPIC_IN),
+                  CHAT_F_STR("group", cfg->group), CHAT_F_INT("ops_port", chat_ops_port(s->ops)));
+    while (!chat_signals_stop_requested()) {
+        size_t n = message_bus_poll(s->bus, s->recs, (size_t)cfg->batch, POLL_TIMEOUT_MS);
+        atomic_store(&s->ready, true);
+        if (n == 0)
+            continue;
+        chat_err_t err = message_pipeline_process(s->pipeline, s->recs, n);
+        chat_bus_records_release(s->recs, n);
+        if (err == CHAT_ERR_STOPPED) {
+            chat_log_info("stop requested while MongoDB was failing; the batch stays uncommitted");
+            break;
+        }
+        if (err != CHAT_OK) {
+            chat_log_error("batch failed; exiting without committing it (it will be replayed)",
+                           CHAT_F_ERR(err), CHAT_F_INT("records", n));
+            return 1;
+        }
+    }
+    chat_log_info("stopping");
+    return 0;
+}
+
+static void service_stop(service_t *s)
+{
+    atomic_store(&s->ready, false);
+    message_bus_close(s->bus); /* leaves the group: its revoke still updates the sequencer */
+    message_pipeline_destroy(s->pipeline);
+    message_sequencer_destroy(s->sequencer);
+    message_store_close(s->messages);
+    chat_store_destroy(s->store);
+    chat_ops_stop(s->ops);
+    chat_metrics_destroy(s->metrics);
+    free(s->recs);
+}
+
+int main(int argc, char **argv)
+{
+    chat_log_init("message", CHAT_LOG_INFO);
+    message_cfg_t cfg = {0};
+    switch (chat_cfg_load(cfg_table, &cfg, argc, argv, PROGRAM, SUMMARY)) {
+    case CHAT_CFG_LOADED:
+        break;
+    case CHAT_CFG_HELP:
+        chat_cfg_free(cfg_table, &cfg);
+        return 0;
+    case CHAT_CFG_FAILED:
+        chat_cfg_free(cfg_table, &cfg);
+        return 1;
+    }
+    chat_log_level_t level = CHAT_LOG_INFO;
+    chat_log_level_parse(cfg.log_level, &level);
+    chat_log_set_level(level);
+    chat_cfg_log(cfg_table, &cfg);
+    chat_signals_install();
+
+    service_t s = {0};
+    atomic_init(&s.ready, false);
+    int rc = service_start(&s, &cfg) ? service_loop(&s, &cfg) : 1;
+    service_stop(&s);
+    chat_cfg_free(cfg_table, &cfg);
+    return rc;
+}

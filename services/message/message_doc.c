@@ -1,0 +1,82 @@
+/* The message document's owning list and the small formats around it (id, src). */
+#include "services/message/message_doc.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void doc_free_strings(message_doc_t *d)
+{
+    free((char *)d->tenant);
+    free((char *)d->room);
+    free((char *)d->from);
+    free((char *)d->name);
+    free((char *)d->text);
+    free((char *)d->cid);
+    free((char *)d->src);
+}
+
+/* strdup that keeps NULL as NULL; *ok turns false if a copy failed. */
+static const char *dup_or_null(const char *s, bool *ok)
+{
+    if (s == NULL)
+        return NULL;
+    char *c = strdup(s);
+    if (c == NULL)
+        *ok = false;
+    return c;
+}
+
+chat_err_t message_doc_list_add(message_doc_list_t *l, const message_doc_t *doc)
+{
+    if (l->n == l->cap) {
+        size_t cap = l->cap > 0 ? l->cap * 2 : 16;
+        message_doc_t *docs = realloc(l->docs, cap * sizeof *docs);
+        if (docs == NULL)
+            return CHAT_ERR_NOMEM;
+        l->docs = docs;
+        l->cap = cap;
+    }
+    message_doc_t *d = &l->docs[l->n];
+    bool ok = true;
+    *d = *doc;
+    d->tenant = dup_or_null(doc->tenant, &ok);
+    d->room = dup_or_null(doc->room, &ok);
+    d->from = dup_or_null(doc->from, &ok);
+    d->name = dup_or_null(doc->name, &ok);
+    d->text = dup_or_null(doc->text, &ok);
+    d->cid = dup_or_null(doc->cid, &ok);
+    d->src = dup_or_null(doc->src, &ok);
+    if (!ok) {
+        doc_free_strings(d);
+        return CHAT_ERR_NOMEM;
+    }
+    l->n++;
+    return CHAT_OK;
+}
+
+void message_doc_list_clear(message_doc_list_t *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        doc_free_strings(&l->docs[i]);
+    free(l->docs);
+    l->docs = NULL;
+    l->n = l->cap = 0;
+}
+
+bool message_id_valid(const char *id)
+{
+    if (id == NULL)
+        return false;
+    size_t i = 0;
+    for (; id[i] != '\0'; i++)
+        if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f')))
+            return false;
+    return i == MESSAGE_ID_LEN;
+}
+
+void message_src_format(char *buf, size_t len, int32_t partition, int64_t offset)
+{
+    snprintf(buf, len, "%" PRId32 ":%" PRId64, partition, offset);
+}

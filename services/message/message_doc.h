@@ -1,0 +1,54 @@
+/* A document of the `messages` collection as plain C, the unit the message service plans,
+ * stores and republishes, and an owning list of them (what a MongoDB query returns).
+ * Keeping MongoDB's BSON out of this type lets the pipeline run against an in-memory fake. */
+#ifndef CHAT_MESSAGE_MESSAGE_DOC_H
+#define CHAT_MESSAGE_MESSAGE_DOC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+
+#define MESSAGE_ID_LEN 24  /* an ObjectId as lowercase hex */
+#define MESSAGE_SRC_MAX 32 /* "<partition>:<offset>" */
+
+/* {_id, tenant, room, seq, from, name?, text, ts, cid, src}. Strings are borrowed unless the
+ * document lives in a message_doc_list_t, which owns copies. name and src may be NULL. */
+typedef struct message_doc {
+    char id[MESSAGE_ID_LEN + 1];
+    const char *tenant;
+    const char *room;
+    const char *from;
+    const char *name;
+    const char *text;
+    const char *cid;
+    const char *src;
+    int64_t seq;
+    int64_t ts; /* ms since the epoch: when the seq was assigned */
+} message_doc_t;
+
+typedef struct message_doc_list {
+    message_doc_t *docs;
+    size_t n, cap;
+} message_doc_list_t;
+
+#define MESSAGE_DOC_LIST_INIT                                                                      \
+    {                                                                                              \
+        .docs = NULL, .n = 0, .cap = 0                                                             \
+    }
+
+/* Appends a copy of doc whose strings the list owns. CHAT_ERR_NOMEM on allocation failure
+ * (the list is unchanged). */
+chat_err_t message_doc_list_add(message_doc_list_t *l, const message_doc_t *doc);
+
+/* Frees the copies and empties the list; it stays usable. */
+void message_doc_list_clear(message_doc_list_t *l);
+
+/* True if id is 24 lowercase hex digits. */
+bool message_id_valid(const char *id);
+
+/* Writes "<partition>:<offset>" (the src of a chat.inbound record) into buf. */
+void message_src_format(char *buf, size_t len, int32_t partition, int64_t offset);
+
+#endif

@@ -1,0 +1,87 @@
+/* One batch of chat.inbound records through the message service: decode, validate, group by
+ * room, dedup, assign seqs, insert into MongoDB, produce the outcome to chat.messages, flush,
+ * commit. MongoDB and Kafka are reached through the two small ports below, so that the
+ * decisions can be unit-tested against in-memory fakes; message_store.c and message_bus.c
+ * implement them for real. */
+#ifndef CHAT_MESSAGE_PIPELINE_H
+#define CHAT_MESSAGE_PIPELINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/bus.h"
+#include "common/err.h"
+#include "common/metrics.h"
+#include "services/message/dedup.h"
+#include "services/message/message_doc.h"
+#include "services/message/sequencer.h"
+
+/* The MongoDB side. Every function returns CHAT_OK or the mapped driver error; CHAT_ERR_MONGO,
+ * CHAT_ERR_TIMEOUT and CHAT_ERR_IO are retried by the pipeline. */
+typedef struct message_store_port {
+    void *ctx;
+    /* Highest seq stored in tenant/room, 0 if none. */
+    chat_err_t (*highest_seq)(void *ctx, const char *tenant, const char *room, int64_t *seq);
+    /* Appends to out the stored messages whose (tenant, room, from, cid) is that of one of the
+     * n keys (src of the keys unused); a superset is allowed. */
+    chat_err_t (*find_existing)(void *ctx, const message_dedup_send_t *keys, size_t n,
+                                message_doc_list_t *out);
+    /* Inserts unordered; results[i]: CHAT_OK, CHAT_ERR_DUPLICATE or another failure. */
+    chat_err_t (*insert)(void *ctx, const message_doc_t *docs, size_t n, chat_err_t *results);
+    /* found[i] = a document with _id ids[i] exists. */
+    chat_err_t (*find_ids)(void *ctx, const char *const *ids, size_t n, bool *found);
+    /* Text of the last failure for logs; may be NULL. */
+    const char *(*last_error)(void *ctx);
+} message_store_port_t;
+
+/* The Kafka side. */
+typedef struct message_bus_port {
+    void *ctx;
+    /* Queues one chat.messages record with key tenant/room. */
+    chat_err_t (*produce)(void *ctx, const char *key, size_t keylen, const char *value, size_t len);
+    /* Waits for the delivery of everything produced; any failed delivery is an error. */
+    chat_err_t (*flush)(void *ctx);
+    /* Commits the offsets after the given records. */
+    chat_err_t (*commit)(void *ctx, const chat_bus_record_t *recs, size_t n);
+} message_bus_port_t;
+
+/* Clock, ids, sleeping and the stop request; NULL members use the real ones. */
+typedef struct message_env {
+    void *ctx;
+    int64_t (*wall_ms)(void *ctx);      /* ms since the epoch: the messages' ts */
+    int64_t (*monotonic_ms)(void *ctx); /* for retry deadlines */
+    void (*sleep_ms)(void *ctx, int64_t ms);
+    void (*new_id)(void *ctx, char id[MESSAGE_ID_LEN + 1]); /* a fresh ObjectId, hex */
+    bool (*stop_requested)(void *ctx);
+} message_env_t;
+
+typedef struct message_pipeline_conf {
+    message_store_port_t store;
+    message_bus_port_t bus;
+    message_env_t env;
+    message_sequencer_t *sequencer; /* borrowed */
+    chat_metrics_t *metrics;        /* borrowed; may be NULL */
+    long max_text_chars;            /* longer sends are rejected with too_large */
+    int64_t store_retry_ms;         /* how long MongoDB failures are retried per batch */
+    int max_conflict_rounds;        /* duplicate-key redos per batch before giving up */
+} message_pipeline_conf_t;
+
+typedef struct message_pipeline message_pipeline_t;
+
+/* Creates a pipeline (copies conf; registers its metrics). NULL on allocation failure. */
+message_pipeline_t *message_pipeline_new(const message_pipeline_conf_t *conf);
+
+/* Accepts NULL. */
+void message_pipeline_destroy(message_pipeline_t *p);
+
+/* Processes one batch (records in the order polled) and commits it. Records of partitions
+ * the sequencer does not own are ignored and not committed. Returns CHAT_OK once committed
+ * (a failed commit is only logged: the records are replayed, which dedup makes safe);
+ * otherwise nothing was committed and the service must stop: CHAT_ERR_STOPPED (a stop was
+ * requested while MongoDB was being retried), the MongoDB error that outlasted
+ * store_retry_ms, CHAT_ERR_DUPLICATE (conflicts outlasted max_conflict_rounds),
+ * CHAT_ERR_KAFKA (produce or delivery failed) or CHAT_ERR_NOMEM. */
+chat_err_t message_pipeline_process(message_pipeline_t *p, const chat_bus_record_t *recs, size_t n);
+
+#endif

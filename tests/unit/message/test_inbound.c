@@ -1,0 +1,172 @@
+/* Unit tests of services/message/inbound: which chat.inbound records become sends, rejects
+ * (with the code and the origin to answer) or invalid records. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "services/message/inbound.h"
+
+#define ORIGIN "\"origin\":{\"gw\":\"0\",\"conn\":\"0.b.1\"}"
+
+static message_inbound_t parse(const char *json, long max_chars)
+{
+    message_inbound_t in;
+    message_inbound_parse(json, strlen(json), max_chars, &in);
+    return in;
+}
+
+static char *send_with_text(const char *room, const char *user, const char *text)
+{
+    size_t len = strlen(text) + 256;
+    char *json = malloc(len);
+    ck_assert_ptr_nonnull(json);
+    snprintf(json, len,
+             "{\"v\":1,\"type\":\"send\",\"tenant\":\"acme\",\"room\":\"%s\",\"user\":\"%s\","
+             "\"cid\":\"c1\",\"text\":\"%s\",\"ts\":1," ORIGIN "}",
+             room, user, text);
+    return json;
+}
+
+START_TEST(test_valid_send)
+{
+    char *json = send_with_text("general", "alice", "h\xc3\xa9llo");
+    message_inbound_t in = parse(json, 5); /* 5 characters, 6 bytes */
+    ck_assert_int_eq(in.kind, MESSAGE_INBOUND_SEND);
+    ck_assert_str_eq(in.ev.tenant, "acme");
+    ck_assert_str_eq(in.ev.cid, "c1");
+    ck_assert_str_eq(in.ev.origin_conn, "0.b.1");
+    message_inbound_clear(&in);
+    free(json);
+}
+END_TEST
+
+START_TEST(test_text_over_configured_limit)
+{
+    char *json = send_with_text("general", "alice", "hello!");
+    message_inbound_t in = parse(json, 5);
+    ck_assert_int_eq(in.kind, MESSAGE_INBOUND_REJECT);
+    ck_assert_str_eq(message_reject_code_name(in.code), "too_large");
+    ck_assert_str_eq(in.reason, "text is longer than 5 characters");
+    ck_assert_str_eq(in.ev.origin_gw, "0");
+    message_inbound_clear(&in);
+    free(json);
+}
+END_TEST
+
+/* The codec refuses a text over the protocol's 4000 characters; the sender still gets
+ * too_large through the recovered origin. */
+START_TEST(test_text_over_protocol_limit_salvaged)
+{
+    char *text = malloc(4002);
+    memset(text, 'x', 4001);
+    text[4001] = '\0';
+    char *json = send_with_text("general", "alice", text);
+    message_inbound_t in = parse(json, 4000);
+    ck_assert_int_eq(in.kind, MESSAGE_INBOUND_REJECT);
+    ck_assert_str_eq(message_reject_code_name(in.code), "too_large");
+    ck_assert_str_eq(in.ev.tenant, "acme");
+    ck_assert_str_eq(in.ev.room, "general");
+    ck_assert_str_eq(in.ev.cid, "c1");
+    ck_assert_str_eq(in.ev.origin_conn, "0.b.1");
+    ck_assert_ptr_nonnull(in.salvaged);
+    message_inbound_clear(&in);
+    free(json);
+    free(text);
+}
+END_TEST
+
+START_TEST(test_bad_send_with_origin_rejected)
+{
+    /* user missing: the codec refuses it, the origin is usable */
+    const char *json = "{\"v\":1,\"type\":\"send\",\"tenant\":\"acme\",\"room\":\"r\","
+                       "\"cid\":\"c1\",\"text\":\"hi\",\"ts\":1," ORIGIN "}";
+    message_inbound_t in = parse(json, 4000);
+    ck_assert_int_eq(in.kind, MESSAGE_INBOUND_REJECT);
+    ck_assert_str_eq(message_reject_code_name(in.code), "bad_request");
+    ck_assert_msg(strncmp(in.reason, "invalid send: ", 14) == 0, "reason: %s", in.reason);
+    message_inbound_clear(&in);
+}
+END_TEST
+
+START_TEST(test_dm_only_members)
+{
+    char *json = send_with_text("dm:alice:bob", "carol", "hi");
+    message_inbound_t in = parse(json, 4000);
+    ck_assert_int_eq(in.kind, MESSAGE_INBOUND_REJECT);
+    ck_assert_str_eq(message_reject_code_name(in.code), "forbidden");
+    message_inbound_clear(&in);
+    free(json);
+    json = send_with_text("dm:alice:bob", "bob", "hi");
+    in = parse(json, 4000);
+    ck_assert_int_eq(in.kind, MESSAGE_INBOUND_SEND);
+    message_inbound_clear(&in);
+    free(json);
+    json = send_with_text("dm:bob:alice", "bob", "hi"); /* not in sorted order */
+    in = parse(json, 4000);
+    ck_assert_int_eq(in.kind, MESSAGE_INBOUND_REJECT);
+    message_inbound_clear(&in);
+    free(json);
+}
+END_TEST
+
+START_TEST(test_invalid_records)
+{
+    static const char *const cases[] = {
+        "not json",
+        "{}",
+        "{\"v\":1,\"type\":\"send\"}",
+        /* no origin: nobody to answer */
+        "{\"v\":1,\"type\":\"send\",\"tenant\":\"acme\",\"room\":\"r\",\"user\":\"u\","
+        "\"cid\":\"c1\",\"text\":\"hi\",\"ts\":1}",
+        /* bad room: no usable key for an answer */
+        "{\"v\":1,\"type\":\"send\",\"tenant\":\"acme\",\"room\":\"a b\",\"user\":\"u\","
+        "\"cid\":\"c1\",\"text\":\"hi\",\"ts\":1," ORIGIN "}",
+        /* a read mark has no origin and is not handled here */
+        "{\"v\":1,\"type\":\"read\",\"tenant\":\"acme\",\"room\":\"r\",\"user\":\"u\","
+        "\"seq\":3,\"ts\":1}",
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        message_inbound_t in = parse(cases[i], 4000);
+        ck_assert_msg(in.kind == MESSAGE_INBOUND_INVALID, "case %zu: kind %d", i, in.kind);
+        ck_assert_msg(in.reason[0] != '\0', "case %zu has no reason", i);
+        message_inbound_clear(&in);
+    }
+    message_inbound_t in;
+    message_inbound_parse(NULL, 0, 4000, &in);
+    ck_assert_int_eq(in.kind, MESSAGE_INBOUND_INVALID);
+    message_inbound_clear(&in);
+}
+END_TEST
+
+START_TEST(test_unsupported_operation_rejected)
+{
+    const char *json = "{\"v\":1,\"type\":\"delete\",\"tenant\":\"acme\",\"room\":\"r\","
+                       "\"user\":\"u\",\"id\":\"0123456789abcdef01234567\",\"rid\":\"q1\","
+                       "\"ts\":1," ORIGIN "}";
+    message_inbound_t in = parse(json, 4000);
+    ck_assert_int_eq(in.kind, MESSAGE_INBOUND_REJECT);
+    ck_assert_str_eq(message_reject_code_name(in.code), "bad_request");
+    ck_assert_str_eq(in.ev.rid, "q1");
+    message_inbound_clear(&in);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *suite = suite_create("message_inbound");
+    TCase *tc = tcase_create("inbound");
+    tcase_add_test(tc, test_valid_send);
+    tcase_add_test(tc, test_text_over_configured_limit);
+    tcase_add_test(tc, test_text_over_protocol_limit_salvaged);
+    tcase_add_test(tc, test_bad_send_with_origin_rejected);
+    tcase_add_test(tc, test_dm_only_members);
+    tcase_add_test(tc, test_invalid_records);
+    tcase_add_test(tc, test_unsupported_operation_rejected);
+    suite_add_tcase(suite, tc);
+    SRunner *sr = srunner_create(suite);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? 0 : 1;
+}

@@ -1,0 +1,780 @@
+/* Unit tests of services/message/pipeline: the decisions of a batch against an in-memory
+ * MongoDB (unique indexes enforced, failures injectable) and an in-memory chat.messages: seqs,
+ * acks for resends, republish after a crash, repeats, rejects, retries with the same plan,
+ * ambiguous inserts, conflicts with another writer, and that nothing is committed unless
+ * every outcome was published. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/codec.h"
+#include "common/metrics.h"
+#include "services/message/pipeline.h"
+
+#define MAX_OUT 64
+#define MAX_RECS 64
+
+/* ---- fake MongoDB ---- */
+
+typedef struct fake_store fake_store_t;
+struct fake_store {
+    message_doc_list_t docs;
+    int fail_finds;           /* next find_existing calls that fail */
+    int fail_inserts;         /* next inserts that store nothing and fail every document */
+    int store_then_fail;      /* next inserts that store everything but report failures */
+    int inject_before_insert; /* next inserts preceded by another writer's document */
+    message_doc_t injected;   /* that document (its seq is the next free one when 0) */
+    int highest_calls, find_calls, insert_calls, find_ids_calls;
+};
+
+static bool doc_conflicts(const message_doc_t *a, const message_doc_t *b)
+{
+    bool same_room = strcmp(a->tenant, b->tenant) == 0 && strcmp(a->room, b->room) == 0;
+    return strcmp(a->id, b->id) == 0 || (same_room && a->seq == b->seq) ||
+           (same_room && strcmp(a->from, b->from) == 0 && strcmp(a->cid, b->cid) == 0);
+}
+
+/* Inserts d unless a unique index refuses it. */
+static chat_err_t fake_put(fake_store_t *f, const message_doc_t *d)
+{
+    for (size_t i = 0; i < f->docs.n; i++)
+        if (doc_conflicts(&f->docs.docs[i], d))
+            return CHAT_ERR_DUPLICATE;
+    return message_doc_list_add(&f->docs, d);
+}
+
+static int64_t fake_highest(const fake_store_t *f, const char *tenant, const char *room)
+{
+    int64_t h = 0;
+    for (size_t i = 0; i < f->docs.n; i++) {
+        const message_doc_t *d = &f->docs.docs[i];
+        if (strcmp(d->tenant, tenant) == 0 && strcmp(d->room, room) == 0 && d->seq > h)
+            h = d->seq;
+    }
+    return h;
+}
+
+static chat_err_t fs_highest(void *ctx, const char *tenant, const char *room, int64_t *seq)
+{
+    fake_store_t *f = ctx;
+    f->highest_calls++;
+    *seq = fake_highest(f, tenant, room);
+    return CHAT_OK;
+}
+
+static bool key_listed(const message_dedup_send_t *keys, size_t n, size_t field, const char *v)
+{
+    for (size_t i = 0; i < n; i++) {
+        const char *k = field == 0   ? keys[i].tenant
+                        : field == 1 ? keys[i].room
+                        : field == 2 ? keys[i].from
+                                     : keys[i].cid;
+        if (strcmp(k, v) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* Like the real query: every document whose tenant, room, from and cid each appear among the
+ * keys, which is a superset of the exact pairs. */
+static chat_err_t fs_find(void *ctx, const message_dedup_send_t *keys, size_t n,
+                          message_doc_list_t *out)
+{
+    fake_store_t *f = ctx;
+    f->find_calls++;
+    if (f->fail_finds > 0) {
+        f->fail_finds--;
+        return CHAT_ERR_TIMEOUT;
+    }
+    for (size_t i = 0; i < f->docs.n; i++) {
+        const message_doc_t *d = &f->docs.docs[i];
+        if (key_listed(keys, n, 0, d->tenant) && key_listed(keys, n, 1, d->room) &&
+            key_listed(keys, n, 2, d->from) && key_listed(keys, n, 3, d->cid))
+            ck_assert_int_eq(message_doc_list_add(out, d), CHAT_OK);
+    }
+    return CHAT_OK;
+}
+
+static chat_err_t fs_insert(void *ctx, const message_doc_t *docs, size_t n, chat_err_t *results)
+{
+    fake_store_t *f = ctx;
+    f->insert_calls++;
+    if (f->inject_before_insert > 0) {
+        f->inject_before_insert--;
+        message_doc_t z = f->injected;
+        char cid[16];
+        if (z.cid == NULL) {
+            snprintf(cid, sizeof cid, "z%d", f->insert_calls);
+            z.cid = cid;
+        }
+        if (z.seq == 0)
+            z.seq = fake_highest(f, z.tenant, z.room) + 1;
+        snprintf(z.id, sizeof z.id, "ffffffffffffffff%08x", (unsigned)f->insert_calls);
+        ck_assert_int_eq(fake_put(f, &z), CHAT_OK);
+    }
+    if (f->fail_inserts > 0) {
+        f->fail_inserts--;
+        for (size_t i = 0; i < n; i++)
+            results[i] = CHAT_ERR_MONGO;
+        return CHAT_ERR_MONGO;
+    }
+    chat_err_t overall = CHAT_OK;
+    for (size_t i = 0; i < n; i++) {
+        results[i] = fake_put(f, &docs[i]);
+        if (results[i] != CHAT_OK)
+            overall = overall == CHAT_ERR_MONGO ? overall : results[i];
+    }
+    if (f->store_then_fail > 0) {
+        f->store_then_fail--;
+        for (size_t i = 0; i < n; i++)
+            results[i] = CHAT_ERR_IO;
+        return CHAT_ERR_IO;
+    }
+    return overall;
+}
+
+static chat_err_t fs_find_ids(void *ctx, const char *const *ids, size_t n, bool *found)
+{
+    fake_store_t *f = ctx;
+    f->find_ids_calls++;
+    for (size_t i = 0; i < n; i++) {
+        found[i] = false;
+        for (size_t j = 0; j < f->docs.n; j++)
+            found[i] = found[i] || strcmp(f->docs.docs[j].id, ids[i]) == 0;
+    }
+    return CHAT_OK;
+}
+
+/* ---- fake chat.messages ---- */
+
+typedef struct fake_bus {
+    char *keys[MAX_OUT];
+    char *values[MAX_OUT];
+    size_t n;
+    bool fail_flush;
+    int flushes;
+    int commits;
+    chat_bus_record_t committed[MAX_RECS];
+    size_t ncommitted;
+} fake_bus_t;
+
+static chat_err_t fb_produce(void *ctx, const char *key, size_t keylen, const char *value,
+                             size_t len)
+{
+    fake_bus_t *b = ctx;
+    ck_assert_uint_lt(b->n, MAX_OUT);
+    b->keys[b->n] = strndup(key, keylen);
+    b->values[b->n] = strndup(value, len);
+    b->n++;
+    return CHAT_OK;
+}
+
+static chat_err_t fb_flush(void *ctx)
+{
+    fake_bus_t *b = ctx;
+    b->flushes++;
+    return b->fail_flush ? CHAT_ERR_KAFKA : CHAT_OK;
+}
+
+static chat_err_t fb_commit(void *ctx, const chat_bus_record_t *recs, size_t n)
+{
+    fake_bus_t *b = ctx;
+    b->commits++;
+    for (size_t i = 0; i < n && b->ncommitted < MAX_RECS; i++)
+        b->committed[b->ncommitted++] = recs[i];
+    return CHAT_OK;
+}
+
+/* ---- fake environment ---- */
+
+typedef struct fake_env {
+    int64_t mono;
+    int64_t wall;
+    unsigned ids;
+    int sleeps;
+    int stop_after_sleeps; /* 0: never */
+} fake_env_t;
+
+static int64_t fe_wall(void *ctx)
+{
+    fake_env_t *e = ctx;
+    return e->wall++;
+}
+
+static int64_t fe_mono(void *ctx)
+{
+    return ((fake_env_t *)ctx)->mono;
+}
+
+static void fe_sleep(void *ctx, int64_t ms)
+{
+    fake_env_t *e = ctx;
+    e->mono += ms;
+    e->sleeps++;
+}
+
+static void fe_new_id(void *ctx, char id[MESSAGE_ID_LEN + 1])
+{
+    fake_env_t *e = ctx;
+    snprintf(id, MESSAGE_ID_LEN + 1, "%024x", ++e->ids);
+}
+
+static bool fe_stop(void *ctx)
+{
+    fake_env_t *e = ctx;
+    return e->stop_after_sleeps > 0 && e->sleeps >= e->stop_after_sleeps;
+}
+
+/* ---- fixture ---- */
+
+static fake_store_t store;
+static fake_bus_t bus;
+static fake_env_t env;
+static chat_metrics_t *metrics;
+static message_sequencer_t *sequencer;
+static message_pipeline_t *pipeline;
+static chat_bus_record_t recs[MAX_RECS];
+static char *values[MAX_RECS];
+static size_t nrecs;
+
+static message_pipeline_t *pipeline_make(long max_text, int64_t retry_ms, int rounds)
+{
+    message_pipeline_conf_t conf = {
+        .store = {&store, fs_highest, fs_find, fs_insert, fs_find_ids, NULL},
+        .bus = {&bus, fb_produce, fb_flush, fb_commit},
+        .env = {&env, fe_wall, fe_mono, fe_sleep, fe_new_id, fe_stop},
+        .sequencer = sequencer,
+        .metrics = metrics,
+        .max_text_chars = max_text,
+        .store_retry_ms = retry_ms,
+        .max_conflict_rounds = rounds,
+    };
+    return message_pipeline_new(&conf);
+}
+
+static void setup(void)
+{
+    memset(&store, 0, sizeof store);
+    memset(&bus, 0, sizeof bus);
+    env = (fake_env_t){.mono = 1000, .wall = 1700000000000};
+    metrics = chat_metrics_new();
+    sequencer = message_sequencer_new(fs_highest, &store, 1000);
+    const int32_t owned[] = {0, 1};
+    ck_assert_int_eq(message_sequencer_assign(sequencer, owned, 2), CHAT_OK);
+    pipeline = pipeline_make(4000, 10000, 3);
+    ck_assert_ptr_nonnull(pipeline);
+    nrecs = 0;
+}
+
+static void records_clear(void)
+{
+    for (size_t i = 0; i < nrecs; i++)
+        free(values[i]);
+    nrecs = 0;
+}
+
+static void bus_clear(void)
+{
+    for (size_t i = 0; i < bus.n; i++) {
+        free(bus.keys[i]);
+        free(bus.values[i]);
+    }
+    bus.n = 0;
+    bus.ncommitted = 0;
+    bus.commits = 0;
+}
+
+static void teardown(void)
+{
+    message_pipeline_destroy(pipeline);
+    message_sequencer_destroy(sequencer);
+    chat_metrics_destroy(metrics);
+    message_doc_list_clear(&store.docs);
+    bus_clear();
+    records_clear();
+}
+
+/* Adds a chat.inbound record holding a send. */
+static void add_send(int32_t partition, int64_t offset, const char *room, const char *user,
+                     const char *cid, const char *text)
+{
+    ck_assert_uint_lt(nrecs, MAX_RECS);
+    chat_event_t ev = {.type = CHAT_EV_SEND,
+                       .tenant = "acme",
+                       .room = room,
+                       .user = user,
+                       .name = "Alice A.",
+                       .cid = cid,
+                       .text = text,
+                       .ts = 5,
+                       .has_ts = true,
+                       .origin_gw = "1",
+                       .origin_conn = "1.boot.7"};
+    char *value = NULL;
+    size_t len = 0;
+    ck_assert_int_eq(chat_event_encode(&ev, &value, &len), CHAT_OK);
+    values[nrecs] = value;
+    recs[nrecs] = (chat_bus_record_t){.topic = "chat.inbound",
+                                      .partition = partition,
+                                      .offset = offset,
+                                      .value = value,
+                                      .len = len};
+    nrecs++;
+}
+
+static void add_raw(int32_t partition, int64_t offset, const char *value)
+{
+    values[nrecs] = strdup(value);
+    recs[nrecs] = (chat_bus_record_t){.topic = "chat.inbound",
+                                      .partition = partition,
+                                      .offset = offset,
+                                      .value = values[nrecs],
+                                      .len = strlen(value)};
+    nrecs++;
+}
+
+/* A document stored before the batch (by an earlier record src). */
+static void add_stored(const char *room, const char *from, const char *cid, int64_t seq,
+                       const char *src)
+{
+    message_doc_t d = {.tenant = "acme",
+                       .room = room,
+                       .from = from,
+                       .cid = cid,
+                       .text = "old",
+                       .src = src,
+                       .seq = seq,
+                       .ts = 1600000000000 + seq};
+    snprintf(d.id, sizeof d.id, "eeeeeeeeeeeeeeee%08x", (unsigned)seq);
+    ck_assert_int_eq(fake_put(&store, &d), CHAT_OK);
+}
+
+static chat_err_t run(void)
+{
+    return message_pipeline_process(pipeline, recs, nrecs);
+}
+
+/* Decodes produced event i (caller clears). */
+static chat_event_t produced(size_t i)
+{
+    ck_assert_uint_lt(i, bus.n);
+    chat_event_t ev;
+    char why[128];
+    ck_assert_msg(chat_event_decode(bus.values[i], strlen(bus.values[i]), &ev, why, sizeof why) ==
+                      CHAT_OK,
+                  "produced event does not decode: %s: %s", why, bus.values[i]);
+    return ev;
+}
+
+/* Value of a counter series read from the rendered registry (0 if absent). */
+static uint64_t counter(const char *name, const char *labels)
+{
+    char series[160];
+    if (labels != NULL)
+        snprintf(series, sizeof series, "\n%s{%s} ", name, labels);
+    else
+        snprintf(series, sizeof series, "\n%s ", name);
+    char *text = chat_metrics_render(metrics, NULL);
+    ck_assert_ptr_nonnull(text);
+    const char *at = strstr(text, series);
+    uint64_t v = at != NULL ? strtoull(at + strlen(series), NULL, 10) : 0;
+    free(text);
+    return v;
+}
+
+static const message_doc_t *stored_doc(const char *room, int64_t seq)
+{
+    for (size_t i = 0; i < store.docs.n; i++)
+        if (strcmp(store.docs.docs[i].room, room) == 0 && store.docs.docs[i].seq == seq)
+            return &store.docs.docs[i];
+    return NULL;
+}
+
+/* Asserts room holds exactly seqs 1..n. */
+static void assert_gapless(const char *room, int64_t n)
+{
+    size_t count = 0;
+    for (size_t i = 0; i < store.docs.n; i++)
+        count += strcmp(store.docs.docs[i].room, room) == 0;
+    ck_assert_uint_eq(count, (size_t)n);
+    for (int64_t s = 1; s <= n; s++)
+        ck_assert_msg(stored_doc(room, s) != NULL, "room %s misses seq %lld", room, (long long)s);
+}
+
+/* ---- tests ---- */
+
+START_TEST(test_new_messages_gapless_per_room)
+{
+    add_send(0, 10, "a", "alice", "c1", "one");
+    add_send(1, 20, "b", "bob", "c1", "uno");
+    add_send(0, 11, "a", "alice", "c2", "two");
+    add_send(0, 12, "a", "bob", "c1", "three");
+    add_send(1, 21, "b", "bob", "c2", "dos");
+    ck_assert_int_eq(run(), CHAT_OK);
+    assert_gapless("a", 3);
+    assert_gapless("b", 2);
+    ck_assert_uint_eq(bus.n, 5);
+    const char *texts[] = {"one", "two", "three", "uno", "dos"}; /* grouped by room */
+    const char *rooms[] = {"a", "a", "a", "b", "b"};
+    const int64_t seqs[] = {1, 2, 3, 1, 2};
+    for (size_t i = 0; i < 5; i++) {
+        chat_event_t ev = produced(i);
+        ck_assert_int_eq(ev.type, CHAT_EV_MSG);
+        ck_assert_str_eq(ev.room, rooms[i]);
+        ck_assert_int_eq(ev.seq, seqs[i]);
+        ck_assert_str_eq(ev.text, texts[i]);
+        ck_assert_str_eq(ev.name, "Alice A.");
+        ck_assert_str_eq(ev.origin_conn, "1.boot.7");
+        ck_assert_int_ge(ev.ts, 1700000000000);
+        const message_doc_t *d = stored_doc(ev.room, ev.seq);
+        ck_assert_str_eq(d->id, ev.id);
+        ck_assert_int_eq(d->ts, ev.ts);
+        char key[64];
+        snprintf(key, sizeof key, "acme/%s", rooms[i]);
+        ck_assert_str_eq(bus.keys[i], key);
+        chat_event_clear(&ev);
+    }
+    ck_assert_str_eq(stored_doc("a", 2)->src, "0:11");
+    ck_assert_int_eq(store.highest_calls, 2); /* first touch of each room */
+    ck_assert_int_eq(store.find_calls, 1);    /* one dedup query for the batch */
+    ck_assert_int_eq(store.insert_calls, 1);
+    ck_assert_int_eq(bus.flushes, 1);
+    ck_assert_int_eq(bus.commits, 1);
+    ck_assert_uint_eq(bus.ncommitted, 5);
+    ck_assert_uint_eq(counter("chat_message_stored_total", NULL), 5);
+
+    /* The next batch continues from memory, without loading again. */
+    bus_clear();
+    records_clear();
+    add_send(0, 13, "a", "alice", "c3", "four");
+    ck_assert_int_eq(run(), CHAT_OK);
+    assert_gapless("a", 4);
+    ck_assert_int_eq(store.highest_calls, 2);
+}
+END_TEST
+
+START_TEST(test_seq_continues_after_stored)
+{
+    for (int s = 1; s <= 5; s++) {
+        char cid[8];
+        snprintf(cid, sizeof cid, "o%d", s);
+        add_stored("a", "alice", cid, s, "0:1");
+    }
+    add_send(0, 30, "a", "alice", "c1", "six");
+    ck_assert_int_eq(run(), CHAT_OK);
+    assert_gapless("a", 6);
+    chat_event_t ev = produced(0);
+    ck_assert_int_eq(ev.seq, 6);
+    chat_event_clear(&ev);
+}
+END_TEST
+
+START_TEST(test_resend_gets_original_ack)
+{
+    add_stored("a", "alice", "c1", 1, "0:3");
+    add_send(0, 9, "a", "alice", "c1", "again");
+    ck_assert_int_eq(run(), CHAT_OK);
+    ck_assert_uint_eq(store.docs.n, 1);
+    ck_assert_uint_eq(bus.n, 1);
+    chat_event_t ev = produced(0);
+    ck_assert_int_eq(ev.type, CHAT_EV_ACK);
+    ck_assert_int_eq(ev.seq, 1);
+    ck_assert_str_eq(ev.id, stored_doc("a", 1)->id);
+    ck_assert_int_eq(ev.ts, stored_doc("a", 1)->ts);
+    ck_assert_str_eq(ev.cid, "c1");
+    ck_assert_str_eq(ev.origin_conn, "1.boot.7");
+    chat_event_clear(&ev);
+    ck_assert_uint_eq(counter("chat_message_duplicates_total", NULL), 1);
+    ck_assert_uint_eq(counter("chat_message_stored_total", NULL), 0);
+    ck_assert_uint_eq(bus.ncommitted, 1);
+}
+END_TEST
+
+/* A record replayed after a crash finds the document it created: published again as msg with
+ * the same seq, id and ts; the next new message follows it. */
+START_TEST(test_replayed_record_republished)
+{
+    add_stored("a", "alice", "c1", 1, "0:7");
+    add_stored("a", "alice", "c2", 2, "0:8");
+    add_send(0, 7, "a", "alice", "c1", "one");
+    add_send(0, 8, "a", "alice", "c2", "two");
+    add_send(0, 9, "a", "alice", "c3", "three");
+    ck_assert_int_eq(run(), CHAT_OK);
+    assert_gapless("a", 3);
+    ck_assert_uint_eq(bus.n, 3);
+    for (size_t i = 0; i < 3; i++) {
+        chat_event_t ev = produced(i);
+        ck_assert_int_eq(ev.type, CHAT_EV_MSG);
+        ck_assert_int_eq(ev.seq, (int64_t)i + 1);
+        ck_assert_str_eq(ev.id, stored_doc("a", ev.seq)->id);
+        ck_assert_int_eq(ev.ts, stored_doc("a", ev.seq)->ts);
+        chat_event_clear(&ev);
+    }
+    ck_assert_uint_eq(counter("chat_message_republished_total", NULL), 2);
+    ck_assert_uint_eq(counter("chat_message_stored_total", NULL), 1);
+}
+END_TEST
+
+START_TEST(test_repeat_within_batch_acked)
+{
+    add_send(0, 1, "a", "alice", "c1", "hello");
+    add_send(0, 2, "a", "alice", "c1", "hello");
+    ck_assert_int_eq(run(), CHAT_OK);
+    assert_gapless("a", 1);
+    ck_assert_uint_eq(bus.n, 2);
+    chat_event_t msg = produced(0), ack = produced(1);
+    ck_assert_int_eq(msg.type, CHAT_EV_MSG);
+    ck_assert_int_eq(ack.type, CHAT_EV_ACK);
+    ck_assert_int_eq(ack.seq, 1);
+    ck_assert_str_eq(ack.id, msg.id);
+    ck_assert_int_eq(ack.ts, msg.ts);
+    chat_event_clear(&msg);
+    chat_event_clear(&ack);
+}
+END_TEST
+
+START_TEST(test_rejects_and_invalid_records)
+{
+    message_pipeline_destroy(pipeline);
+    pipeline = pipeline_make(5, 10000, 3);
+    add_send(0, 1, "a", "alice", "c1", "too long");
+    add_raw(0, 2, "{\"not\":\"an event\"}");
+    add_send(0, 3, "a", "alice", "c2", "ok");
+    ck_assert_int_eq(run(), CHAT_OK);
+    assert_gapless("a", 1);
+    ck_assert_uint_eq(bus.n, 2);
+    chat_event_t rej = produced(0), msg = produced(1);
+    ck_assert_int_eq(rej.type, CHAT_EV_REJECT);
+    ck_assert_str_eq(rej.code, "too_large");
+    ck_assert_str_eq(rej.cid, "c1");
+    ck_assert_str_eq(rej.origin_gw, "1");
+    ck_assert_int_eq(msg.type, CHAT_EV_MSG);
+    ck_assert_str_eq(msg.cid, "c2");
+    chat_event_clear(&rej);
+    chat_event_clear(&msg);
+    ck_assert_uint_eq(bus.ncommitted, 3); /* the invalid record is skipped for good */
+    ck_assert_uint_eq(counter("chat_message_invalid_records_total", NULL), 1);
+    ck_assert_uint_eq(counter("chat_message_rejected_total", "code=\"too_large\""), 1);
+}
+END_TEST
+
+/* MongoDB fails twice: the same plan is inserted again; seqs, ids and ts do not move. */
+START_TEST(test_insert_failure_retried_with_same_plan)
+{
+    store.fail_inserts = 2;
+    add_send(0, 1, "a", "alice", "c1", "one");
+    add_send(0, 2, "a", "alice", "c2", "two");
+    ck_assert_int_eq(run(), CHAT_OK);
+    assert_gapless("a", 2);
+    ck_assert_int_eq(store.insert_calls, 3);
+    ck_assert_int_eq(env.mono, 1000 + 100 + 200); /* backoff doubles */
+    ck_assert_uint_eq(counter("chat_message_store_retries_total", NULL), 2);
+    chat_event_t ev = produced(1);
+    ck_assert_int_eq(ev.seq, 2);
+    ck_assert_str_eq(ev.id, stored_doc("a", 2)->id);
+    chat_event_clear(&ev);
+    ck_assert_uint_eq(env.ids, 2); /* no new ids: same plan */
+}
+END_TEST
+
+/* An insert that stored the documents but answered with an error: the retry sees duplicate
+ * keys, finds its own ids and carries on without redoing the room. */
+START_TEST(test_ambiguous_insert_resolved_by_ids)
+{
+    store.store_then_fail = 1;
+    add_send(0, 1, "a", "alice", "c1", "one");
+    add_send(0, 2, "a", "alice", "c2", "two");
+    ck_assert_int_eq(run(), CHAT_OK);
+    assert_gapless("a", 2);
+    ck_assert_int_eq(store.find_ids_calls, 1);
+    ck_assert_int_eq(store.highest_calls, 1);
+    ck_assert_uint_eq(counter("chat_message_seq_conflicts_total", NULL), 0);
+    ck_assert_uint_eq(bus.n, 2);
+    ck_assert_int_eq(bus.commits, 1);
+}
+END_TEST
+
+START_TEST(test_find_failure_retried)
+{
+    store.fail_finds = 1;
+    add_send(0, 1, "a", "alice", "c1", "one");
+    ck_assert_int_eq(run(), CHAT_OK);
+    assert_gapless("a", 1);
+    ck_assert_int_eq(store.find_calls, 2);
+    ck_assert_int_eq(env.sleeps, 1);
+}
+END_TEST
+
+START_TEST(test_persistent_failure_gives_up_without_commit)
+{
+    message_pipeline_destroy(pipeline);
+    pipeline = pipeline_make(4000, 2000, 3);
+    store.fail_inserts = 1000;
+    add_send(0, 1, "a", "alice", "c1", "one");
+    ck_assert_int_eq(run(), CHAT_ERR_MONGO);
+    ck_assert_int_eq(bus.commits, 0);
+    ck_assert_uint_eq(bus.n, 0);
+    ck_assert_int_ge(env.mono, 1000 + 2000);
+    ck_assert_int_lt(env.mono, 1000 + 2000 + 1000);
+}
+END_TEST
+
+START_TEST(test_stop_during_retry)
+{
+    store.fail_inserts = 1000;
+    env.stop_after_sleeps = 3;
+    add_send(0, 1, "a", "alice", "c1", "one");
+    ck_assert_int_eq(run(), CHAT_ERR_STOPPED);
+    ck_assert_int_eq(bus.commits, 0);
+    ck_assert_uint_eq(bus.n, 0);
+}
+END_TEST
+
+/* Another writer takes seq 1 just before our insert: the room is reloaded; what we did store
+ * (seq 2) is republished and the loser gets seq 3. No gap, msgs in seq order. */
+START_TEST(test_conflict_redoes_the_room)
+{
+    store.inject_before_insert = 1;
+    store.injected = (message_doc_t){.tenant = "acme",
+                                     .room = "a",
+                                     .from = "zed",
+                                     .cid = "z1",
+                                     .text = "zombie",
+                                     .src = "0:99",
+                                     .ts = 1};
+    add_send(0, 1, "a", "alice", "c1", "one");
+    add_send(0, 2, "a", "alice", "c2", "two");
+    add_send(1, 5, "b", "bob", "c1", "other room");
+    ck_assert_int_eq(run(), CHAT_OK);
+    assert_gapless("a", 3);
+    assert_gapless("b", 1);
+    ck_assert_str_eq(stored_doc("a", 1)->cid, "z1");
+    ck_assert_str_eq(stored_doc("a", 2)->cid, "c2");
+    ck_assert_str_eq(stored_doc("a", 3)->cid, "c1");
+    ck_assert_uint_eq(bus.n, 3);
+    chat_event_t e0 = produced(0), e1 = produced(1), e2 = produced(2);
+    ck_assert_str_eq(e0.cid, "c2");
+    ck_assert_int_eq(e0.seq, 2);
+    ck_assert_str_eq(e1.cid, "c1");
+    ck_assert_int_eq(e1.seq, 3);
+    ck_assert_str_eq(e2.room, "b");
+    chat_event_clear(&e0);
+    chat_event_clear(&e1);
+    chat_event_clear(&e2);
+    ck_assert_uint_eq(counter("chat_message_seq_conflicts_total", NULL), 1);
+    ck_assert_int_eq(store.highest_calls, 3); /* a, b, then a again */
+}
+END_TEST
+
+/* The other writer processed the same record: its document is ours to publish. */
+START_TEST(test_conflict_with_same_record_republishes_it)
+{
+    store.inject_before_insert = 1;
+    store.injected = (message_doc_t){.tenant = "acme",
+                                     .room = "a",
+                                     .from = "alice",
+                                     .cid = "c1",
+                                     .text = "one",
+                                     .src = "0:1",
+                                     .ts = 42};
+    add_send(0, 1, "a", "alice", "c1", "one");
+    ck_assert_int_eq(run(), CHAT_OK);
+    assert_gapless("a", 1);
+    chat_event_t ev = produced(0);
+    ck_assert_int_eq(ev.type, CHAT_EV_MSG);
+    ck_assert_int_eq(ev.ts, 42);
+    ck_assert_str_eq(ev.id, stored_doc("a", 1)->id);
+    chat_event_clear(&ev);
+}
+END_TEST
+
+/* Another writer keeps taking the room's next seq: after max_conflict_rounds the batch fails
+ * and nothing is published or committed. */
+START_TEST(test_conflicts_persist_gives_up)
+{
+    message_pipeline_destroy(pipeline);
+    pipeline = pipeline_make(4000, 10000, 2);
+    store.inject_before_insert = 100;
+    store.injected = (message_doc_t){.tenant = "acme",
+                                     .room = "a",
+                                     .from = "zed",
+                                     .text = "z",
+                                     .src = "0:99",
+                                     .ts = 1}; /* cid: z<n> */
+    add_send(0, 1, "a", "alice", "c1", "one");
+    ck_assert_int_eq(run(), CHAT_ERR_DUPLICATE);
+    ck_assert_int_eq(store.insert_calls, 2);
+    ck_assert_int_eq(bus.commits, 0);
+    ck_assert_uint_eq(bus.n, 0);
+}
+END_TEST
+
+START_TEST(test_flush_failure_no_commit)
+{
+    bus.fail_flush = true;
+    add_send(0, 1, "a", "alice", "c1", "one");
+    ck_assert_int_eq(run(), CHAT_ERR_KAFKA);
+    ck_assert_int_eq(bus.commits, 0);
+}
+END_TEST
+
+START_TEST(test_foreign_partition_ignored)
+{
+    add_send(0, 1, "a", "alice", "c1", "one");
+    add_send(7, 1, "x", "alice", "c1", "not ours");
+    ck_assert_int_eq(run(), CHAT_OK);
+    ck_assert_uint_eq(store.docs.n, 1);
+    ck_assert_uint_eq(bus.n, 1);
+    ck_assert_uint_eq(bus.ncommitted, 1);
+    ck_assert_int_eq(bus.committed[0].partition, 0);
+}
+END_TEST
+
+/* After a revoke and a new assignment, the room is loaded again from the store. */
+START_TEST(test_revoke_reloads)
+{
+    add_send(0, 1, "a", "alice", "c1", "one");
+    ck_assert_int_eq(run(), CHAT_OK);
+    const int32_t p0 = 0;
+    message_sequencer_revoke(sequencer, &p0, 1);
+    message_sequencer_assign(sequencer, &p0, 1);
+    add_stored("a", "other", "x", 2, "0:50"); /* written by the previous owner meanwhile */
+    records_clear();
+    bus_clear();
+    add_send(0, 2, "a", "alice", "c2", "two");
+    ck_assert_int_eq(run(), CHAT_OK);
+    assert_gapless("a", 3);
+    ck_assert_int_eq(store.highest_calls, 2);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *suite = suite_create("message_pipeline");
+    TCase *tc = tcase_create("pipeline");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_new_messages_gapless_per_room);
+    tcase_add_test(tc, test_seq_continues_after_stored);
+    tcase_add_test(tc, test_resend_gets_original_ack);
+    tcase_add_test(tc, test_replayed_record_republished);
+    tcase_add_test(tc, test_repeat_within_batch_acked);
+    tcase_add_test(tc, test_rejects_and_invalid_records);
+    tcase_add_test(tc, test_insert_failure_retried_with_same_plan);
+    tcase_add_test(tc, test_ambiguous_insert_resolved_by_ids);
+    tcase_add_test(tc, test_find_failure_retried);
+    tcase_add_test(tc, test_persistent_failure_gives_up_without_commit);
+    tcase_add_test(tc, test_stop_during_retry);
+    tcase_add_test(tc, test_conflict_redoes_the_room);
+    tcase_add_test(tc, test_conflict_with_same_record_republishes_it);
+    tcase_add_test(tc, test_conflicts_persist_gives_up);
+    tcase_add_test(tc, test_flush_failure_no_commit);
+    tcase_add_test(tc, test_foreign_partition_ignored);
+    tcase_add_test(tc, test_revoke_reloads);
+    suite_add_tcase(suite, tc);
+    SRunner *sr = srunner_create(suite);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? 0 : 1;
+}
