@@ -1,0 +1,174 @@
+/* chat.deliver consumer thread (see deliver.h). Invalid records are logged, counted and
+ * skipped: the producer (broadcast) validated them, so retrying cannot help. */
+#include "services/gateway/deliver.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/bus.h"
+#include "common/log.h"
+#include "services/gateway/frames.h"
+
+#define DELIVER_TOPIC "chat.deliver"
+#define POLL_BATCH 64
+#define POLL_TIMEOUT_MS 200
+#define DELIVER_ERR_MAX 160
+
+struct gw_deliver {
+    chat_bus_consumer_t *consumer;
+    pthread_t thread;
+    atomic_bool stop;
+    gw_inbox_t *inbox;
+    void (*complete)(gw_task_t *t, void *loop_ctx);
+    chat_counter_t *items;
+    chat_counter_t *invalid;
+};
+
+static void delivery_destroy(gw_task_t *t)
+{
+    gw_delivery_t *d = (gw_delivery_t *)t;
+    for (size_t i = 0; i < d->nconns; i++)
+        free(d->conns[i]);
+    free(d->conns);
+    free(d->tenant);
+    free(d->room);
+    gw_buf_unref(d->buf);
+    free(d);
+}
+
+/* The seq the filter uses: only msg frames are ordered and deduplicated by seq (an ack or
+ * an update carries the seq of a message that was already sent). */
+static int64_t item_msg_seq(const chat_deliver_item_t *item)
+{
+    const cJSON *type = cJSON_GetObjectItemCaseSensitive(item->frame, "type");
+    if (!cJSON_IsString(type) || strcmp(type->valuestring, "msg") != 0)
+        return 0;
+    if (item->seq > 0)
+        return item->seq;
+    const cJSON *seq = cJSON_GetObjectItemCaseSensitive(item->frame, "seq");
+    return cJSON_IsNumber(seq) && seq->valuedouble >= 1 ? (int64_t)seq->valuedouble : 0;
+}
+
+static bool conns_copy(gw_delivery_t *d, const chat_deliver_item_t *item)
+{
+    if (item->nconns == 0)
+        return true;
+    d->conns = calloc(item->nconns, sizeof *d->conns);
+    if (d->conns == NULL)
+        return false;
+    for (size_t i = 0; i < item->nconns; i++) {
+        d->conns[i] = strdup(item->conns[i]);
+        if (d->conns[i] == NULL)
+            return false;
+        d->nconns++;
+    }
+    return true;
+}
+
+gw_delivery_t *gw_delivery_new(const chat_deliver_item_t *item,
+                               void (*complete)(gw_task_t *t, void *loop_ctx))
+{
+    gw_delivery_t *d = calloc(1, sizeof *d);
+    if (d == NULL)
+        return NULL;
+    d->task.complete = complete;
+    d->task.destroy = delivery_destroy;
+    d->tenant = strdup(item->tenant);
+    d->room = strdup(item->room);
+    d->msg_seq = item_msg_seq(item);
+    d->buf = gw_frame_from_json(item->frame);
+    if (d->tenant == NULL || d->room == NULL || d->buf == NULL || !conns_copy(d, item)) {
+        delivery_destroy(&d->task);
+        return NULL;
+    }
+    return d;
+}
+
+/* Decodes one record and queues its items; false if the gateway is stopping. */
+static bool record_handle(gw_deliver_t *dl, const chat_bus_record_t *rec)
+{
+    chat_deliver_t batch;
+    char why[DELIVER_ERR_MAX];
+    if (chat_deliver_decode(rec->value, rec->len, &batch, why, sizeof why) != CHAT_OK) {
+        chat_counter_inc(dl->invalid);
+        chat_log_warn("invalid chat.deliver record skipped", CHAT_F_INT("offset", rec->offset),
+                      CHAT_F_STR("reason", why));
+        return true;
+    }
+    bool running = true;
+    for (size_t i = 0; i < batch.nitems && running; i++) {
+        gw_delivery_t *d = gw_delivery_new(&batch.items[i], dl->complete);
+        if (d == NULL) {
+            chat_log_error("delivery dropped: out of memory");
+            continue;
+        }
+        chat_counter_inc(dl->items);
+        running = gw_inbox_push_bounded(dl->inbox, &d->task, &dl->stop);
+    }
+    chat_deliver_clear(&batch);
+    return running;
+}
+
+static void *deliver_main(void *arg)
+{
+    gw_deliver_t *dl = arg;
+    chat_bus_record_t recs[POLL_BATCH];
+    while (!atomic_load(&dl->stop)) {
+        size_t n = chat_bus_consumer_poll(dl->consumer, recs, POLL_BATCH, POLL_TIMEOUT_MS);
+        for (size_t i = 0; i < n; i++) {
+            if (!record_handle(dl, &recs[i]))
+                break;
+        }
+        chat_bus_records_release(recs, n);
+    }
+    return NULL;
+}
+
+chat_err_t gw_deliver_start(const gw_deliver_conf_t *conf, gw_deliver_t **out)
+{
+    gw_deliver_t *dl = calloc(1, sizeof *dl);
+    if (dl == NULL)
+        return CHAT_ERR_NOMEM;
+    atomic_init(&dl->stop, false);
+    dl->inbox = conf->inbox;
+    dl->complete = conf->complete;
+    dl->items =
+        chat_metrics_counter(conf->metrics, "chat_gateway_deliver_items_total",
+                             "Items read from this gateway's chat.deliver partition.", NULL);
+    dl->invalid = chat_metrics_counter(conf->metrics, "chat_gateway_deliver_invalid_total",
+                                       "chat.deliver records skipped as invalid.", NULL);
+    chat_bus_consumer_conf_t cc = {
+        .brokers = conf->brokers,
+        .client_id = "chat-gateway",
+        .assign_topic = DELIVER_TOPIC,
+        .assign_partition = conf->partition,
+        .assign_offset = CHAT_BUS_OFFSET_END,
+        .connect_timeout_ms = conf->connect_timeout_ms,
+        .metrics = conf->metrics,
+    };
+    chat_err_t err = chat_bus_consumer_new(&cc, &dl->consumer);
+    if (err != CHAT_OK) {
+        free(dl);
+        return err;
+    }
+    if (pthread_create(&dl->thread, NULL, deliver_main, dl) != 0) {
+        chat_bus_consumer_close(dl->consumer);
+        free(dl);
+        return CHAT_ERR_IO;
+    }
+    *out = dl;
+    return CHAT_OK;
+}
+
+void gw_deliver_stop(gw_deliver_t *d)
+{
+    if (d == NULL)
+        return;
+    atomic_store(&d->stop, true);
+    pthread_join(d->thread, NULL);
+    chat_bus_consumer_close(d->consumer);
+    free(d);
+}

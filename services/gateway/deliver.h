@@ -1,0 +1,53 @@
+/* The chat.deliver consumer: a thread reads this gateway's own partition (manual
+ * assignment, no group, from the end: a restarted gateway has no subscribers and clients
+ * resume with since), decodes each batch, serialises every item's frame once into a shared
+ * buffer and hands the items to the loop through the inbox (bounded, so a stalled loop
+ * slows the consumer instead of growing memory). */
+#ifndef CHAT_GATEWAY_DELIVER_H
+#define CHAT_GATEWAY_DELIVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/codec.h"
+#include "common/err.h"
+#include "common/metrics.h"
+#include "services/gateway/outq.h"
+#include "services/gateway/worker.h"
+
+/* One item for the loop. The loop's handler (conf.complete) reads the fields; destroy
+ * frees everything. */
+typedef struct gw_delivery {
+    gw_task_t task;
+    char *tenant;
+    char *room;
+    int64_t msg_seq; /* the seq of a msg frame (the seq filter applies), 0 for other frames */
+    char **conns;    /* NULL: every subscriber of tenant/room */
+    size_t nconns;
+    gw_buf_t *buf; /* the serialised frame */
+} gw_delivery_t;
+
+/* Builds a delivery from a decoded item, serialising its frame. NULL if out of memory.
+ * The task's complete is set to complete. */
+gw_delivery_t *gw_delivery_new(const chat_deliver_item_t *item,
+                               void (*complete)(gw_task_t *t, void *loop_ctx));
+
+typedef struct gw_deliver gw_deliver_t;
+
+typedef struct gw_deliver_conf {
+    const char *brokers;
+    int32_t partition; /* the gateway index */
+    int connect_timeout_ms;
+    chat_metrics_t *metrics;
+    gw_inbox_t *inbox;
+    void (*complete)(gw_task_t *t, void *loop_ctx); /* the loop's delivery handler */
+} gw_deliver_conf_t;
+
+/* Creates the consumer (failing with its error if Kafka is unreachable within the
+ * timeout) and starts the thread. */
+chat_err_t gw_deliver_start(const gw_deliver_conf_t *conf, gw_deliver_t **out);
+
+/* Stops the thread (within a poll interval) and closes the consumer. Accepts NULL. */
+void gw_deliver_stop(gw_deliver_t *d);
+
+#endif

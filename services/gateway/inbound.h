@@ -1,0 +1,41 @@
+/* Sends to chat.inbound: each client `send` becomes a `send` event (key tenant/room, origin
+ * = this gateway and connection). The gateway answers nothing itself: the ack comes back
+ * through chat.deliver once the message is stored. A record that librdkafka finally fails
+ * to deliver is reported to the loop, which tells the client (error internal with the cid)
+ * so that it resends. */
+#ifndef CHAT_GATEWAY_INBOUND_H
+#define CHAT_GATEWAY_INBOUND_H
+
+#include <stdint.h>
+
+#include "common/err.h"
+#include "common/metrics.h"
+#include "services/gateway/worker.h"
+
+typedef struct gw_inbound gw_inbound_t;
+
+/* Runs on the loop for a failed send. */
+typedef void (*gw_inbound_failed_fn)(void *loop_ctx, const char *conn, const char *cid);
+
+typedef struct gw_inbound_conf {
+    const char *brokers;
+    const char *gw_id; /* origin.gw */
+    int connect_timeout_ms;
+    chat_metrics_t *metrics;
+    gw_inbox_t *inbox;
+    gw_inbound_failed_fn on_failed;
+} gw_inbound_conf_t;
+
+/* Creates the producer; fails with its error if Kafka is unreachable within the timeout. */
+chat_err_t gw_inbound_new(const gw_inbound_conf_t *conf, gw_inbound_t **out);
+
+/* One client send. name may be NULL or "". ts is the gateway's receive time (ms). Returns
+ * the produce error if the record could not be queued. */
+chat_err_t gw_inbound_send(gw_inbound_t *in, const char *tenant, const char *room, const char *user,
+                           const char *name, const char *cid, const char *text, const char *conn,
+                           int64_t ts);
+
+/* Flushes (delivery reports still reach the inbox) and frees. Accepts NULL. */
+void gw_inbound_free(gw_inbound_t *in);
+
+#endif

@@ -1,0 +1,564 @@
+/* Worker jobs of the gateway and the loop-side handlers of their results (see gateway.h).
+ * Jobs about a room's Redis registration (joins, releases, heartbeats) go to the worker
+ * shard of tenant/room, so they reach Redis in the order the loop decided them; auth and
+ * history jobs go to any worker. Results find their session again by connection id: a
+ * session that closed meanwhile is simply not found. */
+#include "services/gateway/gateway.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/names.h"
+#include "common/redis.h"
+#include "services/gateway/frames.h"
+#include "services/gateway/registry.h"
+#include "services/gateway/store_reads.h"
+
+#define ROOM_KEY_MAX (CHAT_TENANT_MAX + 1 + CHAT_ROOM_MAX + 1)
+
+typedef struct worker_ctx {
+    gw_gateway_t *gw;
+    chat_redis_t *redis;
+} worker_ctx_t;
+
+void *gw_jobs_worker_ctx_new(size_t index, void *gateway)
+{
+    gw_gateway_t *gw = gateway;
+    worker_ctx_t *w = calloc(1, sizeof *w);
+    if (w == NULL)
+        return NULL;
+    w->gw = gw;
+    if (chat_redis_connect(gw->cfg->redis_url, (int)gw->cfg->connect_timeout_ms, &w->redis) !=
+        CHAT_OK) {
+        chat_log_error("redis unreachable", CHAT_F_STR("var", "CHAT_REDIS_URL"),
+                       CHAT_F_INT("worker", index));
+        free(w);
+        return NULL;
+    }
+    return w;
+}
+
+void gw_jobs_worker_ctx_free(void *ctx, void *gateway)
+{
+    (void)gateway;
+    worker_ctx_t *w = ctx;
+    chat_redis_free(w->redis);
+    free(w);
+}
+
+static int64_t room_shard(const char *tenant, const char *room)
+{
+    char key[ROOM_KEY_MAX];
+    snprintf(key, sizeof key, "%s/%s", tenant, room);
+    return gw_workers_shard(key);
+}
+
+/* The expiry of registrations: three heartbeats, so a gateway killed with -9 stops
+ * receiving a room within that time. */
+static int64_t registry_ttl_ms(const gw_gateway_t *gw)
+{
+    return 3 * gw->cfg->heartbeat_ms;
+}
+
+static gw_session_t *session_find(gw_gateway_t *gw, const char *conn)
+{
+    return gw_strmap_get(gw->sessions, conn);
+}
+
+static double seconds_since(int64_t start_us)
+{
+    return (double)(gw_now_us() - start_us) / 1e6;
+}
+
+/* ---- auth ---- */
+
+typedef struct auth_job {
+    gw_task_t task;
+    gw_gateway_t *gw;
+    char conn[GW_CONN_ID_MAX];
+    char *token;
+    int64_t started_us;
+    chat_err_t err;
+    chat_jwt_claims_t claims;
+    char reason[GW_AUTH_REASON_MAX];
+} auth_job_t;
+
+static void auth_destroy(gw_task_t *t)
+{
+    auth_job_t *j = (auth_job_t *)t;
+    chat_jwt_claims_clear(&j->claims);
+    free(j->token);
+    free(j);
+}
+
+static void auth_run(gw_task_t *t, void *wctx)
+{
+    (void)wctx;
+    auth_job_t *j = (auth_job_t *)t;
+    j->err =
+        gw_auth_verify(j->gw->auth, j->token, gw_now_ms(), &j->claims, j->reason, sizeof j->reason);
+    if (j->err != CHAT_OK && j->err != CHAT_ERR_UNAUTHORIZED)
+        chat_log_warn("auth lookup failed", CHAT_F_STR("conn", j->conn), CHAT_F_ERR(j->err));
+}
+
+static void auth_complete(gw_task_t *t, void *loop_ctx)
+{
+    auth_job_t *j = (auth_job_t *)t;
+    gw_gateway_t *gw = loop_ctx;
+    chat_histogram_observe(gw->stats.auth_seconds, seconds_since(j->started_us));
+    gw_session_t *s = session_find(gw, j->conn);
+    if (s == NULL)
+        return;
+    if (j->err == CHAT_OK)
+        chat_log_debug("authenticated", CHAT_F_STR("conn", j->conn),
+                       CHAT_F_STR("tenant", j->claims.tenant), CHAT_F_STR("user", j->claims.user));
+    else
+        chat_log_debug("auth refused", CHAT_F_STR("conn", j->conn),
+                       CHAT_F_STR("reason", j->reason));
+    gw_session_auth_done(s, j->err, &j->claims, j->reason);
+}
+
+void gw_jobs_auth(gw_gateway_t *gw, gw_session_t *s, const char *token)
+{
+    auth_job_t *j = calloc(1, sizeof *j);
+    if (j != NULL)
+        j->token = strdup(token);
+    if (j == NULL || j->token == NULL) {
+        free(j);
+        chat_jwt_claims_t none = {0};
+        gw_session_auth_done(s, CHAT_ERR_NOMEM, &none, NULL);
+        return;
+    }
+    j->task.run = auth_run;
+    j->task.complete = auth_complete;
+    j->task.destroy = auth_destroy;
+    j->gw = gw;
+    snprintf(j->conn, sizeof j->conn, "%s", gw_session_id(s));
+    j->started_us = gw_now_us();
+    gw_workers_submit(gw->workers, &j->task, -1);
+}
+
+/* ---- join ---- */
+
+typedef struct join_job {
+    gw_task_t task;
+    gw_gateway_t *gw;
+    char conn[GW_CONN_ID_MAX];
+    char *tenant, *room, *user, *rid;
+    int64_t since;
+    bool has_since;
+    uint32_t gen;
+    int64_t started_us;
+    bool registered; /* step (1) done; the task was forwarded for step (2) */
+    /* result */
+    chat_err_t err;
+    int64_t latest;
+    int64_t unread;
+    char **online;
+    size_t nonline;
+    gw_outq_entry_t *replay;
+    size_t nreplay;
+} join_job_t;
+
+static void join_destroy(gw_task_t *t)
+{
+    join_job_t *j = (join_job_t *)t;
+    for (size_t i = 0; i < j->nreplay; i++)
+        gw_buf_unref(j->replay[i].buf);
+    free(j->replay);
+    gw_registry_users_free(j->online, j->nonline);
+    free(j->tenant);
+    free(j->room);
+    free(j->user);
+    free(j->rid);
+    free(j);
+}
+
+/* unread: latest minus the user's read mark if there is one, else latest minus since if
+ * the client gave since, else 0 (never negative). */
+static int64_t unread_count(int64_t latest, bool has_mark, int64_t mark, bool has_since,
+                            int64_t since)
+{
+    int64_t base = has_mark ? mark : has_since ? since : latest;
+    return latest > base ? latest - base : 0;
+}
+
+/* Step (2) of a join, after the registration: latest seq, replay, read mark. */
+static chat_err_t join_read_store(join_job_t *j)
+{
+    chat_store_t *st = j->gw->store;
+    mongoc_client_t *client = chat_store_acquire(st);
+    chat_err_t err = gw_reads_latest(st, client, j->tenant, j->room, &j->latest);
+    if (err == CHAT_OK && j->has_since && j->since < j->latest)
+        err = gw_reads_replay(st, client, j->tenant, j->room, j->since,
+                              (size_t)j->gw->cfg->replay_max, &j->replay, &j->nreplay);
+    int64_t mark = 0;
+    bool has_mark = false;
+    if (err == CHAT_OK)
+        err = gw_reads_read_mark(st, client, j->tenant, j->room, j->user, &mark, &has_mark);
+    chat_store_release(st, client);
+    /* Messages stored between the two reads are in the replay: latest covers them. */
+    if (j->nreplay > 0 && j->replay[j->nreplay - 1].seq > j->latest)
+        j->latest = j->replay[j->nreplay - 1].seq;
+    j->unread = unread_count(j->latest, has_mark, mark, j->has_since, j->since);
+    return err;
+}
+
+/* Runs twice: first on the room's shard worker, (1) the registration, in order with the
+ * room's other registration changes; then, forwarded to any worker, (2) the MongoDB reads,
+ * so that many joins of one room do not queue behind each other's reads. */
+static void join_run(gw_task_t *t, void *wctx)
+{
+    join_job_t *j = (join_job_t *)t;
+    worker_ctx_t *w = wctx;
+    if (gw_workers_stopping(j->gw->workers)) {
+        j->err = CHAT_ERR_STOPPED;
+        return;
+    }
+    if (!j->registered) {
+        j->err = gw_registry_join(w->redis, j->gw->id, gw_now_ms(), registry_ttl_ms(j->gw),
+                                  j->tenant, j->room, j->user, &j->online, &j->nonline);
+        if (j->err != CHAT_OK) {
+            chat_counter_inc(j->gw->stats.registry_errors);
+            chat_log_warn("join registration failed", CHAT_F_STR("tenant", j->tenant),
+                          CHAT_F_STR("room", j->room), CHAT_F_ERR(j->err));
+            return;
+        }
+        j->registered = true;
+        gw_task_forward(t, -1);
+        return;
+    }
+    j->err = join_read_store(j);
+    if (j->err != CHAT_OK)
+        chat_log_warn("join reads failed", CHAT_F_STR("tenant", j->tenant),
+                      CHAT_F_STR("room", j->room), CHAT_F_ERR(j->err));
+}
+
+static void join_complete(gw_task_t *t, void *loop_ctx)
+{
+    join_job_t *j = (join_job_t *)t;
+    gw_gateway_t *gw = loop_ctx;
+    gw_session_t *s = session_find(gw, j->conn);
+    if (s == NULL)
+        return;
+    if (j->err == CHAT_OK)
+        chat_histogram_observe(gw->stats.join_seconds, seconds_since(j->started_us));
+    gw_join_result_t res = {
+        .room = j->room,
+        .rid = j->rid,
+        .gen = j->gen,
+        .err = j->err,
+        .latest = j->latest,
+        .unread = j->unread,
+        .online = (const char *const *)j->online,
+        .nonline = j->nonline,
+        .replay = j->replay,
+        .nreplay = j->nreplay,
+    };
+    /* The session takes the replay's references. */
+    j->nreplay = 0;
+    gw_session_join_done(s, &res);
+}
+
+void gw_jobs_join(gw_gateway_t *gw, const gw_join_req_t *req)
+{
+    join_job_t *j = calloc(1, sizeof *j);
+    if (j == NULL)
+        return;
+    j->task.run = join_run;
+    j->task.complete = join_complete;
+    j->task.destroy = join_destroy;
+    j->gw = gw;
+    snprintf(j->conn, sizeof j->conn, "%s", req->conn);
+    j->tenant = strdup(req->tenant);
+    j->room = strdup(req->room);
+    j->user = strdup(req->user);
+    j->rid = strdup(req->rid != NULL ? req->rid : "");
+    j->since = req->since;
+    j->has_since = req->has_since;
+    j->gen = req->gen;
+    j->started_us = gw_now_us();
+    if (j->tenant == NULL || j->room == NULL || j->user == NULL || j->rid == NULL)
+        j->err = CHAT_ERR_NOMEM;
+    if (j->err != CHAT_OK) {
+        /* Answered on the loop's next drain, like any failed join. */
+        j->task.run = NULL;
+        gw_inbox_push(gw->inbox, &j->task);
+        return;
+    }
+    gw_workers_submit(gw->workers, &j->task, room_shard(req->tenant, req->room));
+}
+
+/* ---- history ---- */
+
+typedef struct history_job {
+    gw_task_t task;
+    gw_gateway_t *gw;
+    char conn[GW_CONN_ID_MAX];
+    char *tenant, *room, *rid;
+    int64_t before, limit;
+    gw_buf_t *frame; /* result; NULL on failure */
+} history_job_t;
+
+static void history_destroy(gw_task_t *t)
+{
+    history_job_t *j = (history_job_t *)t;
+    gw_buf_unref(j->frame);
+    free(j->tenant);
+    free(j->room);
+    free(j->rid);
+    free(j);
+}
+
+static void history_run(gw_task_t *t, void *wctx)
+{
+    (void)wctx;
+    history_job_t *j = (history_job_t *)t;
+    if (gw_workers_stopping(j->gw->workers))
+        return;
+    chat_store_t *st = j->gw->store;
+    mongoc_client_t *client = chat_store_acquire(st);
+    cJSON *msgs = NULL;
+    bool more = false;
+    chat_err_t err =
+        gw_reads_page(st, client, j->tenant, j->room, j->before, j->limit, &msgs, &more);
+    chat_store_release(st, client);
+    if (err == CHAT_OK)
+        j->frame = gw_frame_history(j->room, j->rid, msgs, more);
+    else
+        chat_log_warn("history read failed", CHAT_F_STR("tenant", j->tenant),
+                      CHAT_F_STR("room", j->room), CHAT_F_ERR(err));
+}
+
+static void history_complete(gw_task_t *t, void *loop_ctx)
+{
+    history_job_t *j = (history_job_t *)t;
+    gw_session_t *s = session_find(loop_ctx, j->conn);
+    if (s == NULL)
+        return;
+    gw_buf_t *frame = j->frame;
+    j->frame = NULL;
+    gw_session_history_done(s, j->rid, frame);
+}
+
+void gw_jobs_history(gw_gateway_t *gw, const gw_history_req_t *req)
+{
+    history_job_t *j = calloc(1, sizeof *j);
+    if (j == NULL)
+        return;
+    j->task.run = history_run;
+    j->task.complete = history_complete;
+    j->task.destroy = history_destroy;
+    j->gw = gw;
+    snprintf(j->conn, sizeof j->conn, "%s", req->conn);
+    j->tenant = strdup(req->tenant);
+    j->room = strdup(req->room);
+    j->rid = strdup(req->rid);
+    j->before = req->before;
+    j->limit = req->limit;
+    if (j->tenant == NULL || j->room == NULL || j->rid == NULL)
+        j->task.run = NULL; /* answered as a failed lookup */
+    gw_workers_submit(gw->workers, &j->task, -1);
+}
+
+/* ---- registrations ---- */
+
+typedef struct release_job {
+    gw_task_t task;
+    gw_gateway_t *gw;
+    char *tenant, *room, *user;
+    bool room_gone, user_gone;
+} release_job_t;
+
+static void release_destroy(gw_task_t *t)
+{
+    release_job_t *j = (release_job_t *)t;
+    free(j->tenant);
+    free(j->room);
+    free(j->user);
+    free(j);
+}
+
+static void release_run(gw_task_t *t, void *wctx)
+{
+    release_job_t *j = (release_job_t *)t;
+    worker_ctx_t *w = wctx;
+    if (gw_registry_release(w->redis, j->gw->id, j->tenant, j->room, j->user, j->room_gone,
+                            j->user_gone) != CHAT_OK)
+        chat_counter_inc(j->gw->stats.registry_errors);
+}
+
+void gw_jobs_release(gw_gateway_t *gw, const char *tenant, const char *room, const char *user,
+                     bool room_gone, bool user_gone)
+{
+    if (!room_gone && !user_gone)
+        return;
+    release_job_t *j = calloc(1, sizeof *j);
+    if (j == NULL)
+        return;
+    j->task.run = release_run;
+    j->task.destroy = release_destroy;
+    j->gw = gw;
+    j->tenant = strdup(tenant);
+    j->room = strdup(room);
+    j->user = strdup(user);
+    j->room_gone = room_gone;
+    j->user_gone = user_gone;
+    if (j->tenant == NULL || j->room == NULL || j->user == NULL) {
+        release_destroy(&j->task);
+        return;
+    }
+    gw_workers_submit(gw->workers, &j->task, room_shard(tenant, room));
+}
+
+/* A batch of rooms (deep copies) to refresh or remove, for one worker shard. */
+typedef struct rooms_job {
+    gw_task_t task;
+    gw_gateway_t *gw;
+    bool remove;
+    gw_registry_room_t *rooms;
+    size_t n, cap;
+} rooms_job_t;
+
+static void rooms_destroy(gw_task_t *t)
+{
+    rooms_job_t *j = (rooms_job_t *)t;
+    for (size_t i = 0; i < j->n; i++) {
+        gw_registry_room_t *r = &j->rooms[i];
+        for (size_t u = 0; u < r->nusers; u++)
+            free((char *)r->users[u]);
+        free((void *)r->users);
+        free((char *)r->tenant);
+        free((char *)r->room);
+    }
+    free(j->rooms);
+    free(j);
+}
+
+static void rooms_run(gw_task_t *t, void *wctx)
+{
+    rooms_job_t *j = (rooms_job_t *)t;
+    worker_ctx_t *w = wctx;
+    chat_err_t err = j->remove ? gw_registry_remove(w->redis, j->gw->id, j->rooms, j->n)
+                               : gw_registry_refresh(w->redis, j->gw->id, gw_now_ms(),
+                                                     registry_ttl_ms(j->gw), j->rooms, j->n);
+    if (err != CHAT_OK) {
+        chat_counter_inc(j->gw->stats.registry_errors);
+        chat_log_warn(j->remove ? "registration removal failed" : "registration refresh failed",
+                      CHAT_F_INT("rooms", j->n), CHAT_F_ERR(err));
+    }
+}
+
+/* Appends a deep copy of one room; false if out of memory. */
+static bool rooms_job_add(rooms_job_t *j, const char *tenant, const char *room,
+                          const char *const *users, size_t nusers)
+{
+    if (j->n == j->cap) {
+        size_t cap = j->cap > 0 ? j->cap * 2 : 16;
+        gw_registry_room_t *rooms = realloc(j->rooms, cap * sizeof *rooms);
+        if (rooms == NULL)
+            return false;
+        j->rooms = rooms;
+        j->cap = cap;
+    }
+    gw_registry_room_t *r = &j->rooms[j->n];
+    const char **copy = calloc(nusers > 0 ? nusers : 1, sizeof *copy);
+    *r = (gw_registry_room_t){.tenant = strdup(tenant), .room = strdup(room), .users = copy};
+    j->n++;
+    if (copy == NULL || r->tenant == NULL || r->room == NULL)
+        return false;
+    for (size_t u = 0; u < nusers; u++) {
+        copy[u] = strdup(users[u]);
+        if (copy[u] == NULL)
+            return false;
+        r->nusers++;
+    }
+    return true;
+}
+
+typedef struct rooms_batch {
+    gw_gateway_t *gw;
+    rooms_job_t **jobs; /* one per worker */
+    size_t njobs;
+    bool remove;
+} rooms_batch_t;
+
+static void rooms_batch_cb(const char *tenant, const char *room, const char *const *users,
+                           size_t nusers, void *ud)
+{
+    rooms_batch_t *b = ud;
+    size_t shard = (size_t)room_shard(tenant, room) % b->njobs;
+    if (b->jobs[shard] == NULL) {
+        rooms_job_t *j = calloc(1, sizeof *j);
+        if (j == NULL)
+            return;
+        j->task.run = rooms_run;
+        j->task.destroy = rooms_destroy;
+        j->gw = b->gw;
+        j->remove = b->remove;
+        b->jobs[shard] = j;
+    }
+    if (!rooms_job_add(b->jobs[shard], tenant, room, users, nusers))
+        chat_log_error("registration batch incomplete: out of memory");
+}
+
+/* Splits every room of the table into per-shard jobs and submits them. */
+static void rooms_submit_all(gw_gateway_t *gw, bool remove)
+{
+    size_t n = gw_workers_count(gw->workers);
+    rooms_batch_t b = {
+        .gw = gw, .jobs = calloc(n, sizeof(rooms_job_t *)), .njobs = n, .remove = remove};
+    if (b.jobs == NULL)
+        return;
+    gw_rooms_foreach(gw->rooms, rooms_batch_cb, &b);
+    for (size_t i = 0; i < n; i++) {
+        if (b.jobs[i] != NULL)
+            gw_workers_submit(gw->workers, &b.jobs[i]->task, (int64_t)i);
+    }
+    free(b.jobs);
+}
+
+void gw_jobs_heartbeat(gw_gateway_t *gw)
+{
+    rooms_submit_all(gw, false);
+}
+
+void gw_jobs_unregister_all(gw_gateway_t *gw)
+{
+    rooms_submit_all(gw, true);
+}
+
+/* ---- loop handlers ---- */
+
+void gw_jobs_on_delivery(gw_task_t *t, void *loop_ctx)
+{
+    gw_delivery_t *d = (gw_delivery_t *)t;
+    gw_gateway_t *gw = loop_ctx;
+    size_t taken = 0;
+    if (d->nconns == 0) {
+        taken = gw_rooms_deliver(gw->rooms, d->tenant, d->room, d->buf, d->msg_seq);
+    } else {
+        for (size_t i = 0; i < d->nconns; i++) {
+            gw_session_t *s = session_find(gw, d->conns[i]);
+            /* Nothing crosses tenants, not even a misaddressed ack. */
+            if (s == NULL || strcmp(gw_session_tenant(s), d->tenant) != 0)
+                continue;
+            taken += gw_session_enqueue(s, gw_buf_ref(d->buf));
+        }
+    }
+    if (taken > 0)
+        chat_counter_add(gw->stats.deliveries, taken);
+    else
+        chat_counter_inc(gw->stats.unrouted);
+}
+
+void gw_jobs_on_send_failed(void *loop_ctx, const char *conn, const char *cid)
+{
+    gw_gateway_t *gw = loop_ctx;
+    chat_counter_inc(gw->stats.send_failures);
+    gw_session_t *s = session_find(gw, conn);
+    if (s != NULL)
+        gw_session_send_failed(s, cid);
+}

@@ -1,0 +1,248 @@
+/* chat-gateway: the WebSocket edge of the message path. This file holds the configuration
+ * table, connects the parts in order (each failure exits naming its variable) and tears
+ * them down in reverse after SIGTERM. The protocol lives in session.c, the sockets in
+ * server.c, the blocking work in jobs.c. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "common/bus.h"
+#include "common/config.h"
+#include "common/log.h"
+#include "common/ops_http.h"
+#include "common/signals.h"
+#include "services/gateway/gateway.h"
+#include "services/gateway/store_reads.h"
+
+#define SERVICE "gateway"
+#define SUMMARY "chat-gateway: WebSocket gateway (client protocol v1 on /v1/ws)"
+#define DELIVER_TOPIC "chat.deliver"
+#define INBOX_BOUND 65536 /* chat.deliver items waiting for the loop */
+
+static const chat_cfg_entry_t cfg_table[] = {
+    CHAT_CFG_INTEGER("CHAT_GATEWAY_INDEX", gw_config_t, index, "0", 0, 4095,
+                     "this gateway's partition of chat.deliver and its id (unique per gateway)"),
+    CHAT_CFG_STRING("CHAT_GATEWAY_ADDR", gw_config_t, addr, "0.0.0.0",
+                    "address the WebSocket listener binds"),
+    CHAT_CFG_INTEGER("CHAT_GATEWAY_PORT", gw_config_t, port, "7410", 1, 65535,
+                     "WebSocket port (endpoint ws://host:port/v1/ws)"),
+    CHAT_CFG_STRING("CHAT_OPS_ADDR", gw_config_t, ops_addr, "127.0.0.1",
+                    "address of /healthz, /readyz, /metrics"),
+    CHAT_CFG_INTEGER("CHAT_OPS_PORT", gw_config_t, ops_port, "7430", 0, 65535,
+                     "port of /healthz, /readyz, /metrics"),
+    CHAT_CFG_STRING("CHAT_KAFKA_BROKERS", gw_config_t, brokers, "127.0.0.1:7400",
+                    "Kafka bootstrap servers"),
+    CHAT_CFG_SECRET("CHAT_MONGO_URI", gw_config_t, mongo_uri, "mongodb://127.0.0.1:7402/chat",
+                    "MongoDB URI (database from the path)"),
+    CHAT_CFG_SECRET("CHAT_REDIS_URL", gw_config_t, redis_url, "redis://127.0.0.1:7403/0",
+                    "Redis URL"),
+    CHAT_CFG_INTEGER(
+        "CHAT_GATEWAY_WORKERS", gw_config_t, workers, "4", 1, 256,
+        "threads for blocking MongoDB/Redis work (auth, join, history, registrations)"),
+    CHAT_CFG_INTEGER("CHAT_MAX_FRAME_BYTES", gw_config_t, max_frame_bytes, "65536", 1024, 16777216,
+                     "largest client message (all fragments); larger ones close with 1009"),
+    CHAT_CFG_INTEGER("CHAT_MAX_TEXT_CHARS", gw_config_t, max_text_chars, "4000", 1, 1000000,
+                     "longest message text in Unicode characters (else error too_large)"),
+    CHAT_CFG_INTEGER("CHAT_RATE_PER_SEC", gw_config_t, rate_per_sec, "20", 1, 100000,
+                     "frames per second a connection may send after auth (token bucket rate)"),
+    CHAT_CFG_INTEGER("CHAT_RATE_BURST", gw_config_t, rate_burst, "40", 1, 1000000,
+                     "token bucket size"),
+    CHAT_CFG_INTEGER("CHAT_RATE_CLOSE_AFTER", gw_config_t, rate_close_after, "20", 1, 1000000,
+                     "rate-limited frames in a row after which the connection closes with 4008"),
+    CHAT_CFG_DURATION("CHAT_AUTH_TIMEOUT", gw_config_t, auth_timeout_ms, "10s", 1000, 600000,
+                      "time to authenticate before close 4001"),
+    CHAT_CFG_INTEGER("CHAT_GATEWAY_SEND_QUEUE", gw_config_t, send_queue, "1024", 16, 1000000,
+                     "frames queued per socket; a full queue closes it with 1008 (too slow)"),
+    CHAT_CFG_DURATION("CHAT_GATEWAY_HEARTBEAT", gw_config_t, heartbeat_ms, "10s", 1000, 600000,
+                      "refresh period of the Redis registrations (expiry: 3 periods)"),
+    CHAT_CFG_INTEGER("CHAT_REPLAY_MAX", gw_config_t, replay_max, "500", 0, 100000,
+                     "most messages a join with since replays"),
+    CHAT_CFG_INTEGER("CHAT_HISTORY_DEFAULT", gw_config_t, history_default, "50", 1, 100,
+                     "messages of a history request without limit"),
+    CHAT_CFG_DURATION("CHAT_TENANT_CACHE_TTL", gw_config_t, tenant_cache_ttl_ms, "30s", 0, 3600000,
+                      "how long a tenant's secret is cached (unknown tenants: 5s)"),
+    CHAT_CFG_DURATION("CHAT_CONNECT_TIMEOUT", gw_config_t, connect_timeout_ms, "10s", 100, 600000,
+                      "how long start-up waits for Kafka, MongoDB and Redis"),
+    CHAT_CFG_ENUM("CHAT_LOG_LEVEL", gw_config_t, log_level, "info", "debug|info|warn|error",
+                  "minimum level of log lines"),
+    CHAT_CFG_END,
+};
+
+static bool gateway_ready(void *ud, char *reason, size_t reason_len)
+{
+    gw_gateway_t *gw = ud;
+    if (atomic_load(&gw->listening))
+        return true;
+    snprintf(reason, reason_len, "WebSocket listener not up");
+    return false;
+}
+
+static void boot_id_make(char *out, size_t len)
+{
+    unsigned char raw[6];
+    if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw) {
+        uint64_t fallback = (uint64_t)gw_now_us() ^ ((uint64_t)getpid() << 32);
+        memcpy(raw, &fallback, sizeof raw);
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < sizeof raw && n + 2 < len; i++)
+        n += (size_t)snprintf(out + n, len - n, "%02x", raw[i]);
+}
+
+/* The index must name an existing partition of chat.deliver. */
+static chat_err_t index_check(const gw_config_t *cfg)
+{
+    int parts =
+        chat_bus_topic_partitions(cfg->brokers, DELIVER_TOPIC, (int)cfg->connect_timeout_ms);
+    if (parts < 0) {
+        chat_log_error("cannot read the partitions of chat.deliver (Kafka unreachable or "
+                       "topic missing)",
+                       CHAT_F_STR("var", "CHAT_KAFKA_BROKERS"), CHAT_F_STR("value", cfg->brokers));
+        return CHAT_ERR_KAFKA;
+    }
+    if (cfg->index >= parts) {
+        chat_log_error("gateway index is not a partition of chat.deliver",
+                       CHAT_F_STR("var", "CHAT_GATEWAY_INDEX"), CHAT_F_INT("value", cfg->index),
+                       CHAT_F_INT("partitions", parts));
+        return CHAT_ERR_CONFIG;
+    }
+    return CHAT_OK;
+}
+
+static chat_err_t store_open(gw_gateway_t *gw)
+{
+    chat_err_t err = chat_store_new(gw->cfg->mongo_uri, "chat-gateway", &gw->store);
+    if (err == CHAT_OK)
+        err = chat_store_ping(gw->store, (int)gw->cfg->connect_timeout_ms);
+    if (err != CHAT_OK)
+        chat_log_error("mongodb unreachable", CHAT_F_STR("var", "CHAT_MONGO_URI"), CHAT_F_ERR(err));
+    return err;
+}
+
+static chat_err_t kafka_open(gw_gateway_t *gw)
+{
+    gw_inbound_conf_t ic = {
+        .brokers = gw->cfg->brokers,
+        .gw_id = gw->id,
+        .connect_timeout_ms = (int)gw->cfg->connect_timeout_ms,
+        .metrics = gw->metrics,
+        .inbox = gw->inbox,
+        .on_failed = gw_jobs_on_send_failed,
+    };
+    chat_err_t err = gw_inbound_new(&ic, &gw->inbound);
+    if (err == CHAT_OK) {
+        gw_deliver_conf_t dc = {
+            .brokers = gw->cfg->brokers,
+            .partition = (int32_t)gw->cfg->index,
+            .connect_timeout_ms = (int)gw->cfg->connect_timeout_ms,
+            .metrics = gw->metrics,
+            .inbox = gw->inbox,
+            .complete = gw_jobs_on_delivery,
+        };
+        err = gw_deliver_start(&dc, &gw->deliver);
+    }
+    if (err != CHAT_OK)
+        chat_log_error("kafka unreachable", CHAT_F_STR("var", "CHAT_KAFKA_BROKERS"),
+                       CHAT_F_ERR(err));
+    return err;
+}
+
+/* Creates everything the loop needs, in dependency order. */
+static chat_err_t gateway_open(gw_gateway_t *gw)
+{
+    chat_err_t err = index_check(gw->cfg);
+    if (err != CHAT_OK)
+        return err;
+    if ((err = store_open(gw)) != CHAT_OK)
+        return err;
+    gw->auth = gw_auth_new(gw->cfg->tenant_cache_ttl_ms, GW_AUTH_MISS_TTL_MS,
+                           gw_reads_tenant_secret, gw->store);
+    gw->inbox = gw_inbox_new(INBOX_BOUND);
+    if (gw->auth == NULL || gw->inbox == NULL)
+        return CHAT_ERR_NOMEM;
+    gw_workers_conf_t wc = {
+        .nthreads = (size_t)gw->cfg->workers,
+        .ctx_new = gw_jobs_worker_ctx_new,
+        .ctx_free = gw_jobs_worker_ctx_free,
+        .ud = gw,
+        .inbox = gw->inbox,
+    };
+    if ((err = gw_workers_new(&wc, &gw->workers)) != CHAT_OK)
+        return err;
+    if ((err = kafka_open(gw)) != CHAT_OK)
+        return err;
+    return gw_server_prepare(gw);
+}
+
+/* Stops threads first (their tasks may still reach the inbox), then frees. */
+static void gateway_close(gw_gateway_t *gw)
+{
+    gw_deliver_stop(gw->deliver);
+    gw_workers_free(gw->workers); /* runs the queued Redis removals first */
+    gw_inbound_free(gw->inbound); /* flushes pending sends */
+    gw_inbox_free(gw->inbox);
+    if (gw->prepared)
+        gw_server_release(gw);
+    gw_auth_free(gw->auth);
+    chat_store_destroy(gw->store);
+}
+
+static int gateway_main(const gw_config_t *cfg)
+{
+    gw_gateway_t gw;
+    memset(&gw, 0, sizeof gw);
+    gw.cfg = cfg;
+    atomic_init(&gw.listening, false);
+    snprintf(gw.id, sizeof gw.id, "%lld", cfg->index);
+    boot_id_make(gw.boot, sizeof gw.boot);
+    gw.metrics = chat_metrics_new();
+    if (gw.metrics == NULL || gw_stats_init(&gw.stats, gw.metrics) != CHAT_OK) {
+        chat_log_error("out of memory");
+        chat_metrics_destroy(gw.metrics);
+        return 1;
+    }
+    chat_ops_t *ops = NULL;
+    chat_err_t err =
+        chat_ops_start(cfg->ops_addr, (int)cfg->ops_port, gw.metrics, gateway_ready, &gw, &ops);
+    if (err != CHAT_OK)
+        chat_log_error("cannot start the ops server", CHAT_F_STR("var", "CHAT_OPS_PORT"),
+                       CHAT_F_INT("value", cfg->ops_port));
+    if (err == CHAT_OK)
+        err = gateway_open(&gw);
+    if (err == CHAT_OK && !chat_signals_stop_requested()) {
+        chat_log_info("gateway started", CHAT_F_STR("gateway", gw.id), CHAT_F_STR("boot", gw.boot));
+        err = gw_server_run(&gw);
+    }
+    chat_ops_stop(ops);
+    gateway_close(&gw);
+    chat_metrics_destroy(gw.metrics);
+    chat_log_info("gateway stopped", CHAT_F_ERR(err));
+    return err == CHAT_OK ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+    chat_log_init(SERVICE, CHAT_LOG_INFO);
+    gw_config_t cfg;
+    memset(&cfg, 0, sizeof cfg);
+    switch (chat_cfg_load(cfg_table, &cfg, argc, argv, "chat-gateway", SUMMARY)) {
+    case CHAT_CFG_HELP:
+        chat_cfg_free(cfg_table, &cfg);
+        return 0;
+    case CHAT_CFG_FAILED:
+        chat_cfg_free(cfg_table, &cfg);
+        return 1;
+    case CHAT_CFG_LOADED:
+        break;
+    }
+    chat_log_level_t level = CHAT_LOG_INFO;
+    chat_log_level_parse(cfg.log_level, &level);
+    chat_log_set_level(level);
+    chat_cfg_log(cfg_table, &cfg);
+    chat_signals_install();
+    int rc = gateway_main(&cfg);
+    chat_cfg_free(cfg_table, &cfg);
+    return rc;
+}

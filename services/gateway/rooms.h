@@ -1,0 +1,83 @@
+/* The gateway's local room table: tenant/room -> the subscriptions of this gateway's
+ * sockets, with the join protocol of docs/message-path.md: a subscription starts pending
+ * (live deliveries are held for it), becomes active once its replay has been queued (held
+ * deliveries follow, above the last seq sent), and filters msg frames at or below the last
+ * seq it sent. Owned by the event loop; no I/O: the table reports registration changes and
+ * hands frames to its sink. */
+#ifndef CHAT_GATEWAY_ROOMS_H
+#define CHAT_GATEWAY_ROOMS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "services/gateway/outq.h"
+
+typedef struct gw_rooms gw_rooms_t;
+typedef struct gw_sub gw_sub_t;
+
+/* Where the table sends things; every callback runs on the loop. */
+typedef struct gw_rooms_sink {
+    /* Queue buf (a reference the callee takes over) to the subscription's owner. seq is the
+     * msg frame's seq, 0 for other frames. */
+    void (*deliver)(void *ud, void *owner, gw_buf_t *buf, int64_t seq);
+    /* A pending subscription could hold no more deliveries: its owner is too slow. Called
+     * once per join generation. */
+    void (*overflow)(void *ud, void *owner);
+    /* A subscription went away: room_empty if it was the room's last one on this gateway,
+     * user_gone if it was user's last one in the room. Strings live for the call. */
+    void (*released)(void *ud, const char *tenant, const char *room, const char *user,
+                     bool room_empty, bool user_gone);
+    void *ud;
+} gw_rooms_sink_t;
+
+/* held_max bounds the deliveries a pending subscription holds. sink is copied. NULL if out
+ * of memory. */
+gw_rooms_t *gw_rooms_new(size_t held_max, const gw_rooms_sink_t *sink);
+
+/* Frees the table and any subscription still in it, without callbacks; owners' list heads
+ * become dangling, so owners must be gone first. Accepts NULL. */
+void gw_rooms_free(gw_rooms_t *r);
+
+/* Subscribes owner (whose subscription list starts at *owner_subs) to tenant/room as user.
+ * An existing subscription of the owner to that room is reused. Either way the
+ * subscription becomes pending, with a new generation and nothing held. Returns NULL if
+ * out of memory. */
+gw_sub_t *gw_rooms_join(gw_rooms_t *r, gw_sub_t **owner_subs, void *owner, const char *tenant,
+                        const char *room, const char *user);
+
+/* The owner's subscription to room (owners live in one tenant), or NULL. */
+gw_sub_t *gw_rooms_find(gw_sub_t *owner_subs, const char *room);
+
+/* Removes sub (freeing what it holds) and reports it to sink.released. */
+void gw_rooms_leave(gw_rooms_t *r, gw_sub_t **owner_subs, gw_sub_t *sub);
+
+/* gw_rooms_leave for every subscription of the owner. */
+void gw_rooms_leave_all(gw_rooms_t *r, gw_sub_t **owner_subs);
+
+/* A live delivery for every subscription of tenant/room: active ones get buf unless it is a
+ * msg (msg_seq > 0) at or below their last seq; pending ones hold it. buf stays the
+ * caller's (the table takes references). Returns how many subscriptions took it. */
+size_t gw_rooms_deliver(gw_rooms_t *r, const char *tenant, const char *room, gw_buf_t *buf,
+                        int64_t msg_seq);
+
+/* Makes a pending sub active with last_seq as its last seq sent, then hands over its held
+ * deliveries, dropping msgs at or below that seq. */
+void gw_rooms_activate(gw_rooms_t *r, gw_sub_t *sub, int64_t last_seq);
+
+uint32_t gw_sub_gen(const gw_sub_t *sub);
+bool gw_sub_active(const gw_sub_t *sub);
+int64_t gw_sub_last_seq(const gw_sub_t *sub);
+size_t gw_sub_held(const gw_sub_t *sub);
+const char *gw_sub_room(const gw_sub_t *sub);
+
+/* Rooms with at least one subscription. */
+size_t gw_rooms_count(const gw_rooms_t *r);
+
+/* Calls fn for each room with its distinct users (valid during the call). */
+void gw_rooms_foreach(const gw_rooms_t *r,
+                      void (*fn)(const char *tenant, const char *room, const char *const *users,
+                                 size_t nusers, void *ud),
+                      void *ud);
+
+#endif

@@ -1,0 +1,637 @@
+/* The libwebsockets side of the gateway: one context with one service loop (libuv event
+ * library when its plugin loads, lws's poll loop otherwise), the protocol callback that
+ * feeds sessions, the write path (queued frames go out in LWS_CALLBACK_SERVER_WRITEABLE),
+ * the loop's timers (heartbeat, stop check) and the graceful shutdown. Other threads only
+ * push tasks to the inbox and wake the loop with lws_cancel_service. */
+#include "services/gateway/gateway.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libwebsockets.h>
+
+#include "common/log.h"
+#include "common/signals.h"
+
+_Static_assert(GW_BUF_PRE >= LWS_PRE, "frame buffers need the headroom lws_write uses");
+
+#define WS_PATH "/v1/ws"
+#define PROTOCOL_NAME "chat"
+#define RX_CHUNK 4096        /* lws hands messages over in chunks of at most this */
+#define DRAIN_MAX 256        /* inbox tasks per wake, so sockets are served in between */
+#define WRITE_BURST 64       /* frames one writable callback may send */
+#define TICK_US (200 * 1000) /* stop check and shutdown progress */
+#define CLOSE_GRACE_US (5 * LWS_USEC_PER_SEC) /* a closing socket that cannot flush */
+#define SHUTDOWN_GRACE_US (3 * LWS_USEC_PER_SEC)
+#define PING_IDLE_S 30   /* lws pings an idle client after this... */
+#define HANGUP_IDLE_S 70 /* ...and drops it if nothing came back by this */
+#define LOG_LINE_MAX 512
+
+/* lws keeps one of these per connection (zeroed); the session lives on our heap. */
+typedef struct conn_data {
+    gw_session_t *session;
+    bool close_timer;   /* the close grace timer replaced the auth timer */
+    bool close_started; /* lws has the close (frame sent, waiting for the peer's) */
+} conn_data_t;
+
+/* The loop's timers and shutdown progress; lives on gw_server_run's stack, timers find it
+ * again with lws_container_of. */
+typedef struct server_loop {
+    gw_gateway_t *gw;
+    lws_sorted_usec_list_t tick;
+    lws_sorted_usec_list_t heartbeat;
+    int64_t shutdown_deadline_us;
+    bool destroy_called;
+} server_loop_t;
+
+static gw_gateway_t *gateway_of(struct lws *wsi)
+{
+    return lws_context_user(lws_get_context(wsi));
+}
+
+/* ---- lws logs into the JSON log ---- */
+
+static void lws_log_emit(int level, const char *line)
+{
+    char msg[LOG_LINE_MAX];
+    snprintf(msg, sizeof msg, "%s", line);
+    size_t n = strlen(msg);
+    while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r' || msg[n - 1] == ' '))
+        msg[--n] = '\0';
+    if (level & LLL_ERR)
+        chat_log_error(msg, CHAT_F_STR("src", "lws"));
+    else if (level & LLL_WARN)
+        chat_log_warn(msg, CHAT_F_STR("src", "lws"));
+    else if (level & (LLL_NOTICE | LLL_USER))
+        chat_log_info(msg, CHAT_F_STR("src", "lws"));
+    else
+        chat_log_debug(msg, CHAT_F_STR("src", "lws"));
+}
+
+static void lws_log_setup(void)
+{
+    int levels = LLL_ERR;
+    if (chat_log_enabled(CHAT_LOG_WARN))
+        levels |= LLL_WARN;
+    if (chat_log_enabled(CHAT_LOG_INFO))
+        levels |= LLL_NOTICE | LLL_USER;
+    if (chat_log_enabled(CHAT_LOG_DEBUG))
+        levels |= LLL_INFO;
+    lws_set_log_level(levels, lws_log_emit);
+}
+
+/* ---- session environment ---- */
+
+static void op_want_write(void *ud, gw_session_t *s)
+{
+    (void)ud;
+    struct lws *wsi = gw_session_io(s);
+    conn_data_t *cd = lws_wsi_user(wsi);
+    if (cd != NULL && cd->close_started)
+        return;
+    if (gw_session_closing(s) && cd != NULL && !cd->close_timer) {
+        cd->close_timer = true;
+        lws_set_timer_usecs(wsi, CLOSE_GRACE_US);
+    }
+    lws_callback_on_writable(wsi);
+}
+
+static void op_rx_pause(void *ud, gw_session_t *s, bool pause)
+{
+    (void)ud;
+    lws_rx_flow_control(gw_session_io(s), pause ? 0 : 1);
+}
+
+static void op_submit_auth(void *ud, gw_session_t *s, const char *token)
+{
+    gw_jobs_auth(ud, s, token);
+}
+
+static void op_submit_join(void *ud, const gw_join_req_t *req)
+{
+    gw_jobs_join(ud, req);
+}
+
+static void op_submit_history(void *ud, const gw_history_req_t *req)
+{
+    gw_jobs_history(ud, req);
+}
+
+static chat_err_t op_send(void *ud, gw_session_t *s, const char *room, const char *cid,
+                          const char *text)
+{
+    gw_gateway_t *gw = ud;
+    return gw_inbound_send(gw->inbound, gw_session_tenant(s), room, gw_session_user(s),
+                           gw_session_name(s), cid, text, gw_session_id(s), gw_now_ms());
+}
+
+static void op_count_frame(void *ud, gw_ctype_t type)
+{
+    gw_gateway_t *gw = ud;
+    chat_counter_inc(gw->stats.frames[type < GW_C__COUNT ? type : GW_C_INVALID]);
+}
+
+static void op_count_error(void *ud, gw_code_t code)
+{
+    gw_gateway_t *gw = ud;
+    chat_counter_inc(gw->stats.errors[code < GW_E__COUNT ? code : GW_E_INTERNAL]);
+}
+
+static void op_count_slow_close(void *ud)
+{
+    gw_gateway_t *gw = ud;
+    chat_counter_inc(gw->stats.slow_closes);
+}
+
+static void op_count_drops(void *ud, size_t n)
+{
+    gw_gateway_t *gw = ud;
+    chat_counter_add(gw->stats.queue_drops, n);
+}
+
+/* Room table sink: deliveries go to the session's queue. */
+static void sink_deliver(void *ud, void *owner, gw_buf_t *buf, int64_t seq)
+{
+    (void)ud;
+    (void)seq;
+    gw_session_enqueue(owner, buf);
+}
+
+static void sink_overflow(void *ud, void *owner)
+{
+    op_count_slow_close(ud);
+    gw_session_close(owner, GW_CLOSE_POLICY, "too slow", false);
+}
+
+static void sink_released(void *ud, const char *tenant, const char *room, const char *user,
+                          bool room_empty, bool user_gone)
+{
+    gw_jobs_release(ud, tenant, room, user, room_empty, user_gone);
+}
+
+chat_err_t gw_server_prepare(gw_gateway_t *gw)
+{
+    const gw_config_t *cfg = gw->cfg;
+    pthread_mutex_init(&gw->lws_lock, NULL);
+    gw->prepared = true;
+    gw->session_ops = (gw_session_ops_t){
+        .want_write = op_want_write,
+        .rx_pause = op_rx_pause,
+        .submit_auth = op_submit_auth,
+        .submit_join = op_submit_join,
+        .submit_history = op_submit_history,
+        .send = op_send,
+        .count_frame = op_count_frame,
+        .count_error = op_count_error,
+        .count_slow_close = op_count_slow_close,
+        .count_drops = op_count_drops,
+    };
+    gw_rooms_sink_t sink = {
+        .deliver = sink_deliver,
+        .overflow = sink_overflow,
+        .released = sink_released,
+        .ud = gw,
+    };
+    gw->rooms = gw_rooms_new((size_t)cfg->send_queue, &sink);
+    gw->sessions = gw_strmap_new();
+    if (gw->rooms == NULL || gw->sessions == NULL)
+        return CHAT_ERR_NOMEM;
+    gw->session_env = (gw_session_env_t){
+        .limits =
+            {
+                .max_frame_bytes = (size_t)cfg->max_frame_bytes,
+                .max_text_chars = (size_t)cfg->max_text_chars,
+                .send_queue = (size_t)cfg->send_queue,
+                .rate_per_sec = (double)cfg->rate_per_sec,
+                .rate_burst = (double)cfg->rate_burst,
+                .rate_close_after = (unsigned)cfg->rate_close_after,
+                .history_default = cfg->history_default,
+                .auth_timeout_s = (int)(cfg->auth_timeout_ms / 1000),
+            },
+        .ops = &gw->session_ops,
+        .ud = gw,
+        .rooms = gw->rooms,
+        .now_us = gw_now_us,
+    };
+    return CHAT_OK;
+}
+
+void gw_server_release(gw_gateway_t *gw)
+{
+    gw_rooms_free(gw->rooms);
+    gw->rooms = NULL;
+    gw_strmap_free(gw->sessions);
+    gw->sessions = NULL;
+    pthread_mutex_destroy(&gw->lws_lock);
+}
+
+/* ---- connections ---- */
+
+static int conn_open(struct lws *wsi, conn_data_t *cd)
+{
+    gw_gateway_t *gw = gateway_of(wsi);
+    if (gw->shutting_down)
+        return -1;
+    char id[GW_CONN_ID_MAX];
+    snprintf(id, sizeof id, "%s.%s.%llu", gw->id, gw->boot, (unsigned long long)++gw->conn_seq);
+    gw_session_t *s = gw_session_new(&gw->session_env, id, wsi);
+    if (s == NULL || !gw_strmap_put(gw->sessions, id, s)) {
+        gw_session_free(s);
+        return -1;
+    }
+    cd->session = s;
+    chat_gauge_add(gw->stats.connections, 1);
+    lws_set_timer_usecs(wsi, (lws_usec_t)gw->cfg->auth_timeout_ms * 1000);
+    chat_log_debug("connection open", CHAT_F_STR("conn", id));
+    return 0;
+}
+
+static void conn_closed(struct lws *wsi, conn_data_t *cd)
+{
+    gw_gateway_t *gw = gateway_of(wsi);
+    gw_session_t *s = cd->session;
+    if (s == NULL)
+        return;
+    cd->session = NULL;
+    chat_log_debug("connection closed", CHAT_F_STR("conn", gw_session_id(s)));
+    gw_strmap_remove(gw->sessions, gw_session_id(s));
+    gw_session_free(s);
+    chat_gauge_add(gw->stats.connections, -1);
+    chat_gauge_set(gw->stats.rooms, (double)gw_rooms_count(gw->rooms));
+}
+
+/* Sets the close frame's code and reason; the caller then returns -1 and lws sends the
+ * close frame and waits for the peer's. From then on the callbacks leave the socket alone:
+ * a second -1 would drop it at once, and a peer still sending (e.g. the rest of an
+ * oversized frame) would get a reset instead of the close frame. */
+static int conn_close_now(struct lws *wsi, conn_data_t *cd)
+{
+    const char *reason = gw_session_close_reason(cd->session);
+    lws_close_reason(wsi, (enum lws_close_status)gw_session_close_code(cd->session),
+                     (unsigned char *)reason, strlen(reason));
+    cd->close_started = true;
+    return -1;
+}
+
+/* Writes one frame; false if the socket failed. */
+static bool frame_write(struct lws *wsi, gw_buf_t *buf)
+{
+    int n = lws_write(wsi, gw_buf_payload(buf), buf->len, LWS_WRITE_TEXT);
+    bool ok = n >= 0 && (size_t)n >= buf->len;
+    gw_buf_unref(buf);
+    return ok;
+}
+
+/* Drains the session's queue while the socket takes more without blocking: a frame per
+ * callback would cap every socket at one frame per loop iteration, and a burst of
+ * deliveries bigger than the queue would then close readers that keep up. Between two
+ * writes lws_send_pipe_choked() must say the socket has room (that is what makes a second
+ * lws_write legal in one callback); at most WRITE_BURST frames, so other sockets get
+ * their turn. */
+static int conn_writable(struct lws *wsi, conn_data_t *cd)
+{
+    gw_session_t *s = cd->session;
+    if (s == NULL || cd->close_started)
+        return 0;
+    gw_gateway_t *gw = gateway_of(wsi);
+    for (int written = 0; written < WRITE_BURST; written++) {
+        if (written > 0 && lws_send_pipe_choked(wsi))
+            break;
+        gw_buf_t *buf = NULL;
+        switch (gw_session_next_write(s, &buf)) {
+        case GW_WRITE_NONE:
+            return 0;
+        case GW_WRITE_CLOSE:
+            /* Returning -1 from this callback would drop the socket without a close frame
+             * (lws takes it as a failed write); the timer callback closes politely. */
+            lws_set_timer_usecs(wsi, 1);
+            return 0;
+        case GW_WRITE_FRAME:
+            break;
+        }
+        if (!frame_write(wsi, buf))
+            return -1;
+        chat_counter_inc(gw->stats.writes);
+    }
+    if (gw_session_queued(s) > 0 || gw_session_closing(s))
+        lws_callback_on_writable(wsi);
+    return 0;
+}
+
+static int conn_receive(struct lws *wsi, conn_data_t *cd, const void *in, size_t len)
+{
+    gw_session_t *s = cd->session;
+    if (s == NULL)
+        return -1;
+    if (cd->close_started)
+        return 0;
+    gw_rx_result_t r =
+        gw_session_rx(s, in, len, lws_frame_is_binary(wsi) != 0, lws_is_final_fragment(wsi) != 0,
+                      lws_remaining_packet_payload(wsi));
+    return r == GW_RX_CLOSE ? conn_close_now(wsi, cd) : 0;
+}
+
+/* The per-connection timer: the auth deadline until the session closes; then the close
+ * itself, either at once (queue drained) or after the grace period of a socket that could
+ * not flush. */
+static int conn_timer(struct lws *wsi, conn_data_t *cd)
+{
+    gw_session_t *s = cd->session;
+    if (s == NULL)
+        return -1;
+    if (cd->close_started)
+        return 0;
+    if (gw_session_closing(s))
+        return conn_close_now(wsi, cd);
+    gw_session_auth_timeout(s);
+    return 0;
+}
+
+/* A WebSocket upgrade for any other path is refused like any unknown URL: with a 404
+ * (returning > 0 tells lws the response was sent). */
+static int upgrade_confirm(struct lws *wsi)
+{
+    char uri[256];
+    if (gateway_of(wsi)->shutting_down)
+        return -1;
+    if (lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) > 0 && strcmp(uri, WS_PATH) == 0)
+        return 0;
+    /* Written by hand: lws_return_http_status answers an upgrade request as HTTP/1.0,
+     * which strict WebSocket clients do not accept as a response. */
+    static const char resp[] = "HTTP/1.1 404 Not Found\r\n"
+                               "content-type: text/plain\r\n"
+                               "content-length: 10\r\n"
+                               "connection: close\r\n\r\n"
+                               "not found\n";
+    unsigned char buf[LWS_PRE + sizeof resp];
+    memcpy(buf + LWS_PRE, resp, sizeof resp - 1);
+    int n = lws_write(wsi, buf + LWS_PRE, sizeof resp - 1, LWS_WRITE_HTTP_HEADERS);
+    return n < 0 ? -1 : 1;
+}
+
+static int http_request(struct lws *wsi)
+{
+    if (lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, NULL))
+        return -1;
+    return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
+static int on_event(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                    size_t len)
+{
+    conn_data_t *cd = user;
+    switch (reason) {
+    case LWS_CALLBACK_FILTER_NETWORK_CONNECTION:
+        return gateway_of(wsi)->shutting_down ? -1 : 0;
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+        return upgrade_confirm(wsi);
+    case LWS_CALLBACK_HTTP:
+        return http_request(wsi);
+    case LWS_CALLBACK_ESTABLISHED:
+        return conn_open(wsi, cd);
+    case LWS_CALLBACK_RECEIVE:
+        return conn_receive(wsi, cd, in, len);
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+        return conn_writable(wsi, cd);
+    case LWS_CALLBACK_TIMER:
+        return conn_timer(wsi, cd);
+    case LWS_CALLBACK_CLOSED:
+        conn_closed(wsi, cd);
+        return 0;
+    case LWS_CALLBACK_EVENT_WAIT_CANCELLED: {
+        gw_gateway_t *gw = gateway_of(wsi);
+        gw_inbox_drain(gw->inbox, DRAIN_MAX, gw);
+        chat_gauge_set(gw->stats.rooms, (double)gw_rooms_count(gw->rooms));
+        return 0;
+    }
+    default:
+        return lws_callback_http_dummy(wsi, reason, user, in, len);
+    }
+}
+
+static const struct lws_protocols protocols[] = {
+    {
+        .name = PROTOCOL_NAME,
+        .callback = on_event,
+        .per_session_data_size = sizeof(conn_data_t),
+        .rx_buffer_size = RX_CHUNK,
+    },
+    {0},
+};
+
+static const lws_retry_bo_t idle_policy = {
+    .secs_since_valid_ping = PING_IDLE_S,
+    .secs_since_valid_hangup = HANGUP_IDLE_S,
+};
+
+/* ---- wake-ups from other threads ---- */
+
+static void loop_wake(void *ud)
+{
+    gw_gateway_t *gw = ud;
+    pthread_mutex_lock(&gw->lws_lock);
+    if (gw->lws != NULL)
+        lws_cancel_service(gw->lws);
+    pthread_mutex_unlock(&gw->lws_lock);
+}
+
+/* ---- timers and shutdown ---- */
+
+static void close_session_cb(const char *key, void *value, void *ud)
+{
+    (void)key;
+    (void)ud;
+    gw_session_close(value, GW_CLOSE_GOING_AWAY, "going away", false);
+}
+
+/* Step 1 of the shutdown: refuse new connections, ask every socket to close with 1001 and
+ * remove this gateway's registrations from Redis. */
+static void shutdown_begin(server_loop_t *loop)
+{
+    gw_gateway_t *gw = loop->gw;
+    chat_log_info("stopping: closing connections",
+                  CHAT_F_INT("connections", gw_strmap_count(gw->sessions)));
+    gw->shutting_down = true;
+    atomic_store(&gw->listening, false);
+    gw_jobs_unregister_all(gw);
+    gw_strmap_foreach(gw->sessions, close_session_cb, NULL);
+    loop->shutdown_deadline_us = gw_now_us() + SHUTDOWN_GRACE_US;
+}
+
+/* Step 2, once every socket closed (or the grace period ran out): leave the service loop. */
+static void shutdown_finish(server_loop_t *loop)
+{
+    gw_gateway_t *gw = loop->gw;
+    chat_log_info("stopping: leaving the event loop",
+                  CHAT_F_INT("connections_left", gw_strmap_count(gw->sessions)));
+    loop->destroy_called = true;
+    struct lws_context *ctx = gw->lws;
+    /* With libuv, lws_service only returns once the context is being destroyed; the poll
+     * loop notices destroy_called by itself. */
+    if (gw->uv_loop)
+        lws_context_destroy(ctx);
+    else
+        lws_cancel_service(ctx);
+}
+
+static void tick_cb(lws_sorted_usec_list_t *sul)
+{
+    server_loop_t *loop = lws_container_of(sul, server_loop_t, tick);
+    gw_gateway_t *gw = loop->gw;
+    if (!gw->shutting_down && chat_signals_stop_requested())
+        shutdown_begin(loop);
+    if (gw->shutting_down &&
+        (gw_strmap_count(gw->sessions) == 0 || gw_now_us() >= loop->shutdown_deadline_us)) {
+        shutdown_finish(loop);
+        return;
+    }
+    chat_gauge_set(gw->stats.rooms, (double)gw_rooms_count(gw->rooms));
+    lws_sul_schedule(gw->lws, 0, &loop->tick, tick_cb, TICK_US);
+}
+
+static void heartbeat_cb(lws_sorted_usec_list_t *sul)
+{
+    server_loop_t *loop = lws_container_of(sul, server_loop_t, heartbeat);
+    gw_gateway_t *gw = loop->gw;
+    if (gw->shutting_down)
+        return;
+    gw_jobs_heartbeat(gw);
+    lws_sul_schedule(gw->lws, 0, &loop->heartbeat, heartbeat_cb,
+                     (lws_usec_t)gw->cfg->heartbeat_ms * 1000);
+}
+
+/* With libuv, SIGTERM/SIGINT arrive here (the uv loop owns those signals). */
+static void on_signal(void *handle, int signum)
+{
+    (void)handle;
+    chat_log_info("stop signal received", CHAT_F_INT("signal", signum));
+    chat_signals_request_stop();
+}
+
+static void session_collect_cb(const char *key, void *value, void *ud)
+{
+    (void)key;
+    gw_session_t ***next = ud;
+    *(*next)++ = value;
+}
+
+/* Frees sessions whose connection lws did not report closed while destroying the context
+ * (none are expected), while the workers still take their registration releases. */
+static void sessions_drop_all(gw_gateway_t *gw)
+{
+    size_t n = gw_strmap_count(gw->sessions);
+    if (n == 0)
+        return;
+    chat_log_warn("sessions left after the event loop", CHAT_F_INT("sessions", n));
+    gw_session_t **all = calloc(n, sizeof *all);
+    if (all == NULL)
+        return;
+    gw_session_t **next = all;
+    gw_strmap_foreach(gw->sessions, session_collect_cb, &next);
+    for (size_t i = 0; i < n; i++) {
+        gw_strmap_remove(gw->sessions, gw_session_id(all[i]));
+        gw_session_free(all[i]);
+    }
+    free(all);
+}
+
+/* ---- context ---- */
+
+/* The creation info of both the context and the listening vhost. */
+static void info_fill(struct lws_context_creation_info *info, gw_gateway_t *gw, bool uv)
+{
+    memset(info, 0, sizeof *info);
+    bool any = strcmp(gw->cfg->addr, "0.0.0.0") == 0 || gw->cfg->addr[0] == '\0';
+    info->port = (int)gw->cfg->port;
+    info->iface = any ? NULL : gw->cfg->addr;
+    info->protocols = protocols;
+    info->user = gw;
+    info->count_threads = 1;
+    info->retry_and_idle_policy = &idle_policy;
+    info->server_string = "chat-gateway";
+    /* No LWS_SERVER_OPTION_VALIDATE_UTF8: invalid text is bad_request (frame parser), not a
+     * close. The vhost is created separately, so that a busy port is not taken for a
+     * missing event library. */
+    info->options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
+    if (any || strchr(gw->cfg->addr, ':') == NULL)
+        info->options |= LWS_SERVER_OPTION_DISABLE_IPV6;
+    if (uv) {
+        /* lws creates its own uv loop; leave SIGSEGV/SIGFPE to the process (sanitizers). */
+        info->options |= LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_UV_NO_SIGSEGV_SIGFPE_SPIN;
+        info->signal_cb = on_signal;
+    }
+}
+
+/* Destroys a context outside its service loop. With libuv the handles close
+ * asynchronously: the loop must run once more before the final destroy frees them. */
+static void context_destroy(gw_gateway_t *gw, struct lws_context *ctx)
+{
+    lws_context_destroy(ctx);
+    if (gw->uv_loop) {
+        lws_service(ctx, 0);
+        lws_context_destroy(ctx);
+    }
+}
+
+/* The context with the libuv event library, or lws's poll loop if that plugin cannot be
+ * loaded; then the listening vhost. NULL (logged with its variable) if the listener
+ * failed. */
+static struct lws_context *context_create(gw_gateway_t *gw)
+{
+    struct lws_context_creation_info info;
+    info_fill(&info, gw, true);
+    gw->uv_loop = true;
+    struct lws_context *ctx = lws_create_context(&info);
+    if (ctx == NULL) {
+        chat_log_warn("libuv event library unavailable; using the poll loop");
+        gw->uv_loop = false;
+        info_fill(&info, gw, false);
+        ctx = lws_create_context(&info);
+    }
+    if (ctx == NULL) {
+        chat_log_error("cannot create the WebSocket context");
+        return NULL;
+    }
+    if (lws_create_vhost(ctx, &info) == NULL) {
+        chat_log_error("cannot listen", CHAT_F_STR("var", "CHAT_GATEWAY_PORT"),
+                       CHAT_F_STR("addr", gw->cfg->addr), CHAT_F_INT("port", gw->cfg->port));
+        context_destroy(gw, ctx);
+        return NULL;
+    }
+    return ctx;
+}
+
+chat_err_t gw_server_run(gw_gateway_t *gw)
+{
+    lws_log_setup();
+    struct lws_context *ctx = context_create(gw);
+    if (ctx == NULL)
+        return CHAT_ERR_IO;
+    pthread_mutex_lock(&gw->lws_lock);
+    gw->lws = ctx;
+    pthread_mutex_unlock(&gw->lws_lock);
+    gw_inbox_set_wake(gw->inbox, loop_wake, gw);
+    server_loop_t loop;
+    memset(&loop, 0, sizeof loop);
+    loop.gw = gw;
+    lws_sul_schedule(ctx, 0, &loop.tick, tick_cb, TICK_US);
+    lws_sul_schedule(ctx, 0, &loop.heartbeat, heartbeat_cb,
+                     (lws_usec_t)gw->cfg->heartbeat_ms * 1000);
+    atomic_store(&gw->listening, true);
+    chat_log_info("listening", CHAT_F_STR("addr", gw->cfg->addr), CHAT_F_INT("port", gw->cfg->port),
+                  CHAT_F_STR("path", WS_PATH),
+                  CHAT_F_STR("event_loop", gw->uv_loop ? "libuv" : "poll"));
+    while (!loop.destroy_called) {
+        if (lws_service(ctx, 0) < 0 && !gw->uv_loop)
+            break;
+    }
+    atomic_store(&gw->listening, false);
+    gw_inbox_set_wake(gw->inbox, NULL, NULL);
+    pthread_mutex_lock(&gw->lws_lock);
+    gw->lws = NULL;
+    pthread_mutex_unlock(&gw->lws_lock);
+    lws_context_destroy(ctx);
+    sessions_drop_all(gw);
+    return CHAT_OK;
+}

@@ -1,0 +1,593 @@
+/* Per-connection protocol state machine (see session.h): AWAIT_AUTH -> AUTHENTICATING ->
+ * READY, with a close request that can arrive in any state. Requests that need I/O leave
+ * through the ops table; their answers come back through the *_done functions. */
+#include "services/gateway/session.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/names.h"
+#include "common/token_bucket.h"
+
+#define SESSION_ID_MAX 64
+#define SESSION_RID_MAX (CHAT_CID_MAX + 1)
+#define RX_KEEP_BYTES 16384 /* a larger assembly buffer is freed after its message */
+#define DEFERRED_MAX 8      /* messages accepted while the auth lookup runs */
+
+/* A complete message that arrived while authenticating (only if the socket kept
+ * delivering although reading was paused). */
+typedef struct deferred_msg {
+    char *data;
+    size_t len;
+    bool binary;
+} deferred_msg_t;
+
+struct gw_session {
+    const gw_session_env_t *env;
+    char id[SESSION_ID_MAX];
+    void *io;
+    gw_session_state_t state;
+    chat_jwt_claims_t claims;
+    char auth_rid[SESSION_RID_MAX];
+
+    chat_token_bucket_t bucket;
+    unsigned limited_in_row;
+
+    /* message assembly */
+    char *rx;
+    size_t rx_len, rx_cap;
+    bool rx_binary, in_msg;
+    deferred_msg_t deferred[DEFERRED_MAX];
+    size_t ndeferred;
+
+    gw_outq_t out;
+    gw_sub_t *subs;
+
+    bool closing;
+    bool close_flush;
+    int close_code;
+    const char *close_reason;
+};
+
+/* ---- small helpers ---- */
+
+static void count_error(gw_session_t *s, gw_code_t code)
+{
+    if (s->env->ops->count_error != NULL)
+        s->env->ops->count_error(s->env->ud, code);
+}
+
+static void count_frame(gw_session_t *s, gw_ctype_t type)
+{
+    if (s->env->ops->count_frame != NULL)
+        s->env->ops->count_frame(s->env->ud, type);
+}
+
+/* Queues an error frame about the request with rid/cid (either may be NULL). */
+static void send_error(gw_session_t *s, gw_code_t code, const char *message, const char *rid,
+                       const char *cid)
+{
+    count_error(s, code);
+    gw_buf_t *b = gw_frame_error(code, message, rid, cid);
+    if (b == NULL) {
+        gw_session_close(s, GW_CLOSE_INTERNAL, "out of memory", false);
+        return;
+    }
+    gw_session_enqueue(s, b);
+}
+
+/* Queues a frame built by the caller; NULL (out of memory) closes the connection. */
+static void send_frame(gw_session_t *s, gw_buf_t *b)
+{
+    if (b == NULL) {
+        gw_session_close(s, GW_CLOSE_INTERNAL, "out of memory", false);
+        return;
+    }
+    gw_session_enqueue(s, b);
+}
+
+static const char *rid_or_null(const char *rid)
+{
+    return rid != NULL && *rid != '\0' ? rid : NULL;
+}
+
+/* ---- life cycle ---- */
+
+gw_session_t *gw_session_new(const gw_session_env_t *env, const char *conn_id, void *io)
+{
+    gw_session_t *s = calloc(1, sizeof *s);
+    if (s == NULL)
+        return NULL;
+    s->env = env;
+    snprintf(s->id, sizeof s->id, "%s", conn_id);
+    s->io = io;
+    gw_outq_init(&s->out, env->limits.send_queue);
+    return s;
+}
+
+static void deferred_clear(gw_session_t *s)
+{
+    for (size_t i = 0; i < s->ndeferred; i++)
+        free(s->deferred[i].data);
+    s->ndeferred = 0;
+}
+
+void gw_session_free(gw_session_t *s)
+{
+    if (s == NULL)
+        return;
+    gw_rooms_leave_all(s->env->rooms, &s->subs);
+    gw_outq_clear(&s->out);
+    deferred_clear(s);
+    chat_jwt_claims_clear(&s->claims);
+    free(s->rx);
+    free(s);
+}
+
+const char *gw_session_id(const gw_session_t *s)
+{
+    return s->id;
+}
+
+void *gw_session_io(const gw_session_t *s)
+{
+    return s->io;
+}
+
+gw_session_state_t gw_session_state(const gw_session_t *s)
+{
+    return s->state;
+}
+
+const char *gw_session_tenant(const gw_session_t *s)
+{
+    return s->state == GW_SESS_READY ? s->claims.tenant : "";
+}
+
+const char *gw_session_user(const gw_session_t *s)
+{
+    return s->state == GW_SESS_READY ? s->claims.user : "";
+}
+
+const char *gw_session_name(const gw_session_t *s)
+{
+    return s->state == GW_SESS_READY ? s->claims.name : "";
+}
+
+size_t gw_session_queued(const gw_session_t *s)
+{
+    return gw_outq_len(&s->out);
+}
+
+/* ---- output ---- */
+
+static void count_drops(gw_session_t *s, size_t n)
+{
+    if (n > 0 && s->env->ops->count_drops != NULL)
+        s->env->ops->count_drops(s->env->ud, n);
+}
+
+bool gw_session_enqueue(gw_session_t *s, gw_buf_t *buf)
+{
+    if (s->closing) {
+        gw_buf_unref(buf);
+        count_drops(s, 1);
+        return false;
+    }
+    if (!gw_outq_push(&s->out, buf, 0)) {
+        count_drops(s, 1);
+        if (s->env->ops->count_slow_close != NULL)
+            s->env->ops->count_slow_close(s->env->ud);
+        gw_session_close(s, GW_CLOSE_POLICY, "too slow", false);
+        return false;
+    }
+    s->env->ops->want_write(s->env->ud, s);
+    return true;
+}
+
+void gw_session_close(gw_session_t *s, int code, const char *reason, bool flush)
+{
+    if (s->closing)
+        return;
+    s->closing = true;
+    s->close_flush = flush;
+    s->close_code = code;
+    s->close_reason = reason;
+    if (!flush) {
+        count_drops(s, gw_outq_len(&s->out));
+        gw_outq_clear(&s->out);
+    }
+    deferred_clear(s);
+    s->env->ops->want_write(s->env->ud, s);
+}
+
+bool gw_session_closing(const gw_session_t *s)
+{
+    return s->closing;
+}
+
+int gw_session_close_code(const gw_session_t *s)
+{
+    return s->close_code;
+}
+
+const char *gw_session_close_reason(const gw_session_t *s)
+{
+    return s->close_reason != NULL ? s->close_reason : "";
+}
+
+gw_write_t gw_session_next_write(gw_session_t *s, gw_buf_t **buf)
+{
+    gw_outq_entry_t e;
+    if (gw_outq_pop(&s->out, &e)) {
+        *buf = e.buf;
+        return GW_WRITE_FRAME;
+    }
+    return s->closing ? GW_WRITE_CLOSE : GW_WRITE_NONE;
+}
+
+/* ---- access rules ---- */
+
+/* True if the session's token may use room; otherwise *why says why not. */
+static bool room_allowed(const gw_session_t *s, const char *room, const char **why)
+{
+    if (!chat_jwt_claims_allow_room(&s->claims, room)) {
+        *why = "the token does not allow this room";
+        return false;
+    }
+    if (chat_room_is_dm(room) &&
+        !(chat_room_dm_valid(room) && chat_room_dm_has(room, s->claims.user))) {
+        *why = "direct rooms are open to their two members only";
+        return false;
+    }
+    return true;
+}
+
+/* ---- requests of an authenticated session ---- */
+
+static void on_join(gw_session_t *s, const gw_cframe_t *f)
+{
+    gw_sub_t *sub =
+        gw_rooms_join(s->env->rooms, &s->subs, s, s->claims.tenant, f->room, s->claims.user);
+    if (sub == NULL) {
+        send_error(s, GW_E_INTERNAL, "out of memory", f->rid, NULL);
+        return;
+    }
+    gw_join_req_t req = {
+        .conn = s->id,
+        .tenant = s->claims.tenant,
+        .room = f->room,
+        .user = s->claims.user,
+        .rid = f->rid,
+        .since = f->since,
+        .has_since = f->has_since,
+        .gen = gw_sub_gen(sub),
+    };
+    s->env->ops->submit_join(s->env->ud, &req);
+}
+
+/* Leaving a room that is not joined is answered with `left` as well: the client's goal
+ * (not subscribed) holds, so leave is idempotent. */
+static void on_leave(gw_session_t *s, const gw_cframe_t *f)
+{
+    gw_sub_t *sub = gw_rooms_find(s->subs, f->room);
+    if (sub != NULL)
+        gw_rooms_leave(s->env->rooms, &s->subs, sub);
+    send_frame(s, gw_frame_left(f->room, f->rid));
+}
+
+static void on_send(gw_session_t *s, const gw_cframe_t *f)
+{
+    if (s->env->ops->send(s->env->ud, s, f->room, f->cid, f->text) != CHAT_OK)
+        send_error(s, GW_E_INTERNAL, "message was not accepted; resend it", f->rid, f->cid);
+}
+
+static void on_history(gw_session_t *s, const gw_cframe_t *f)
+{
+    gw_history_req_t req = {
+        .conn = s->id,
+        .tenant = s->claims.tenant,
+        .room = f->room,
+        .rid = f->rid,
+        .before = f->has_before ? f->before : 0,
+        .limit = f->has_limit ? f->limit : s->env->limits.history_default,
+    };
+    s->env->ops->submit_history(s->env->ud, &req);
+}
+
+/* Runs a valid frame of an authenticated session. */
+static void dispatch(gw_session_t *s, const gw_cframe_t *f)
+{
+    const char *why = NULL;
+    bool needs_room = f->type == GW_C_JOIN || f->type == GW_C_SEND || f->type == GW_C_HISTORY;
+    if (needs_room && !room_allowed(s, f->room, &why)) {
+        send_error(s, GW_E_FORBIDDEN, why, f->rid, f->cid);
+        return;
+    }
+    switch (f->type) {
+    case GW_C_JOIN:
+        on_join(s, f);
+        break;
+    case GW_C_LEAVE:
+        on_leave(s, f);
+        break;
+    case GW_C_SEND:
+        on_send(s, f);
+        break;
+    case GW_C_HISTORY:
+        on_history(s, f);
+        break;
+    case GW_C_PING:
+        send_frame(s, gw_frame_pong(f->rid));
+        break;
+    case GW_C_AUTH:
+        send_error(s, GW_E_BAD_REQUEST, "already authenticated", f->rid, NULL);
+        break;
+    default: {
+        char msg[GW_ERROR_MESSAGE_MAX];
+        snprintf(msg, sizeof msg, "%s is not supported by this gateway", gw_ctype_name(f->type));
+        send_error(s, GW_E_BAD_REQUEST, msg, f->rid, f->cid);
+        break;
+    }
+    }
+}
+
+/* A frame beyond the rate: rate_limited (echoing what can be read), and 4008 once the
+ * client has sent rate_close_after such frames in a row. */
+static void rate_limited(gw_session_t *s, const char *data, size_t len, bool binary)
+{
+    gw_cframe_t f;
+    gw_cframe_error_t perr;
+    if (!binary)
+        gw_cframe_parse(data, len, s->env->limits.max_text_chars, &f, &perr);
+    else
+        memset(&f, 0, sizeof f);
+    send_error(s, GW_E_RATE_LIMITED, "rate limit exceeded; slow down", f.rid, f.cid);
+    gw_cframe_clear(&f);
+    if (++s->limited_in_row >= s->env->limits.rate_close_after)
+        gw_session_close(s, GW_CLOSE_RATE_LIMIT, "rate limit exceeded", true);
+}
+
+static void ready_message(gw_session_t *s, const char *data, size_t len, bool binary)
+{
+    if (!chat_token_bucket_take(&s->bucket, s->env->now_us())) {
+        rate_limited(s, data, len, binary);
+        return;
+    }
+    s->limited_in_row = 0;
+    if (binary) {
+        count_frame(s, GW_C_INVALID);
+        send_error(s, GW_E_BAD_REQUEST, "binary frames are not supported", NULL, NULL);
+        return;
+    }
+    gw_cframe_t f;
+    gw_cframe_error_t perr;
+    if (gw_cframe_parse(data, len, s->env->limits.max_text_chars, &f, &perr) != CHAT_OK) {
+        count_frame(s, f.type);
+        send_error(s, perr.code, perr.message, f.rid, f.cid);
+    } else {
+        count_frame(s, f.type);
+        dispatch(s, &f);
+    }
+    gw_cframe_clear(&f);
+}
+
+/* ---- authentication ---- */
+
+static void reject_auth(gw_session_t *s, const char *message)
+{
+    send_error(s, GW_E_UNAUTHORIZED, message, NULL, NULL);
+    gw_session_close(s, GW_CLOSE_UNAUTHORIZED, "unauthorized", true);
+}
+
+static void first_message(gw_session_t *s, const char *data, size_t len, bool binary)
+{
+    if (binary) {
+        count_frame(s, GW_C_INVALID);
+        reject_auth(s, "the first frame must be auth");
+        return;
+    }
+    gw_cframe_t f;
+    gw_cframe_error_t perr;
+    chat_err_t err = gw_cframe_parse(data, len, s->env->limits.max_text_chars, &f, &perr);
+    count_frame(s, f.type);
+    if (f.type != GW_C_AUTH) {
+        reject_auth(s, "the first frame must be auth");
+    } else if (err != CHAT_OK) {
+        char msg[GW_ERROR_MESSAGE_MAX + 32];
+        snprintf(msg, sizeof msg, "malformed auth: %s", perr.message);
+        reject_auth(s, msg);
+    } else {
+        s->state = GW_SESS_AUTHENTICATING;
+        snprintf(s->auth_rid, sizeof s->auth_rid, "%s", f.rid != NULL ? f.rid : "");
+        s->env->ops->rx_pause(s->env->ud, s, true);
+        s->env->ops->submit_auth(s->env->ud, s, f.token);
+    }
+    gw_cframe_clear(&f);
+}
+
+/* Keeps a message that arrived while the auth lookup runs; too many close the socket. */
+static void defer_message(gw_session_t *s, const char *data, size_t len, bool binary)
+{
+    if (s->ndeferred == DEFERRED_MAX) {
+        gw_session_close(s, GW_CLOSE_POLICY, "too many frames before welcome", false);
+        return;
+    }
+    char *copy = malloc(len + 1);
+    if (copy == NULL) {
+        gw_session_close(s, GW_CLOSE_INTERNAL, "out of memory", false);
+        return;
+    }
+    memcpy(copy, data, len);
+    copy[len] = '\0';
+    s->deferred[s->ndeferred++] = (deferred_msg_t){.data = copy, .len = len, .binary = binary};
+}
+
+static void message(gw_session_t *s, const char *data, size_t len, bool binary)
+{
+    switch (s->state) {
+    case GW_SESS_AWAIT_AUTH:
+        first_message(s, data, len, binary);
+        break;
+    case GW_SESS_AUTHENTICATING:
+        defer_message(s, data, len, binary);
+        break;
+    case GW_SESS_READY:
+        ready_message(s, data, len, binary);
+        break;
+    }
+}
+
+void gw_session_auth_done(gw_session_t *s, chat_err_t err, chat_jwt_claims_t *claims,
+                          const char *reason)
+{
+    if (s->state != GW_SESS_AUTHENTICATING || s->closing)
+        return;
+    s->env->ops->rx_pause(s->env->ud, s, false);
+    if (err == CHAT_ERR_UNAUTHORIZED) {
+        reject_auth(s, reason != NULL && *reason ? reason : "invalid token");
+        return;
+    }
+    if (err != CHAT_OK) {
+        send_error(s, GW_E_INTERNAL, "authentication is unavailable; retry later", NULL, NULL);
+        gw_session_close(s, GW_CLOSE_INTERNAL, "authentication unavailable", true);
+        return;
+    }
+    s->claims = *claims;
+    memset(claims, 0, sizeof *claims);
+    s->state = GW_SESS_READY;
+    chat_token_bucket_init(&s->bucket, s->env->limits.rate_per_sec, s->env->limits.rate_burst,
+                           s->env->now_us());
+    send_frame(s,
+               gw_frame_welcome(s->claims.user, s->claims.tenant, s->id, rid_or_null(s->auth_rid)));
+    size_t n = s->ndeferred;
+    s->ndeferred = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!s->closing)
+            ready_message(s, s->deferred[i].data, s->deferred[i].len, s->deferred[i].binary);
+        free(s->deferred[i].data);
+    }
+}
+
+void gw_session_auth_timeout(gw_session_t *s)
+{
+    if (s->state == GW_SESS_READY || s->closing)
+        return;
+    char msg[GW_ERROR_MESSAGE_MAX];
+    snprintf(msg, sizeof msg, "no auth within %d s", s->env->limits.auth_timeout_s);
+    reject_auth(s, msg);
+}
+
+/* ---- answers ---- */
+
+/* Drops the references of replay entries [from, to). */
+static void replay_drop(const gw_join_result_t *res, size_t from, size_t to)
+{
+    for (size_t i = from; i < to; i++)
+        gw_buf_unref(res->replay[i].buf);
+}
+
+/* How many replay frames fit: the queue keeps an eighth of its room for live traffic; an
+ * older part that does not fit is left out, and the client pages it with history like any
+ * gap beyond the replay limit. */
+static size_t replay_fit(const gw_session_t *s, size_t held)
+{
+    size_t room = gw_outq_room(&s->out);
+    size_t reserve = 1 + held + s->out.cap / 8;
+    return room > reserve ? room - reserve : 0;
+}
+
+void gw_session_join_done(gw_session_t *s, const gw_join_result_t *res)
+{
+    gw_sub_t *sub = gw_rooms_find(s->subs, res->room);
+    if (sub == NULL || gw_sub_gen(sub) != res->gen || gw_sub_active(sub) || s->closing) {
+        replay_drop(res, 0, res->nreplay);
+        return;
+    }
+    if (res->err != CHAT_OK) {
+        replay_drop(res, 0, res->nreplay);
+        gw_rooms_leave(s->env->rooms, &s->subs, sub);
+        send_error(s, GW_E_INTERNAL, "join failed; retry", rid_or_null(res->rid), NULL);
+        return;
+    }
+    size_t fit = replay_fit(s, gw_sub_held(sub));
+    send_frame(s, gw_frame_joined(res->room, res->latest, res->unread, res->online, res->nonline,
+                                  rid_or_null(res->rid)));
+    size_t skip = res->nreplay > fit ? res->nreplay - fit : 0;
+    replay_drop(res, 0, skip);
+    int64_t last = res->latest;
+    for (size_t i = skip; i < res->nreplay; i++) {
+        if (res->replay[i].seq > last)
+            last = res->replay[i].seq;
+        gw_session_enqueue(s, res->replay[i].buf);
+    }
+    gw_rooms_activate(s->env->rooms, sub, last);
+}
+
+void gw_session_history_done(gw_session_t *s, const char *rid, gw_buf_t *frame)
+{
+    if (frame == NULL) {
+        send_error(s, GW_E_INTERNAL, "history is unavailable; retry", rid_or_null(rid), NULL);
+        return;
+    }
+    gw_session_enqueue(s, frame);
+}
+
+void gw_session_send_failed(gw_session_t *s, const char *cid)
+{
+    send_error(s, GW_E_INTERNAL, "message was not accepted; resend it", NULL, cid);
+}
+
+/* ---- input ---- */
+
+/* Appends a chunk to the assembly buffer; false if out of memory. */
+static bool rx_append(gw_session_t *s, const void *data, size_t len)
+{
+    if (s->rx_len + len + 1 > s->rx_cap) {
+        size_t cap = s->rx_cap > 0 ? s->rx_cap : 1024;
+        while (cap < s->rx_len + len + 1)
+            cap *= 2;
+        char *rx = realloc(s->rx, cap);
+        if (rx == NULL)
+            return false;
+        s->rx = rx;
+        s->rx_cap = cap;
+    }
+    if (len > 0)
+        memcpy(s->rx + s->rx_len, data, len);
+    s->rx_len += len;
+    s->rx[s->rx_len] = '\0';
+    return true;
+}
+
+gw_rx_result_t gw_session_rx(gw_session_t *s, const void *data, size_t len, bool binary, bool final,
+                             size_t remaining)
+{
+    if (s->closing)
+        return s->close_flush ? GW_RX_CONTINUE : GW_RX_CLOSE;
+    if (!s->in_msg) {
+        s->in_msg = true;
+        s->rx_binary = binary;
+        s->rx_len = 0;
+    }
+    if (s->rx_len + len + remaining > s->env->limits.max_frame_bytes) {
+        gw_session_close(s, GW_CLOSE_TOO_BIG, "frame too large", false);
+        return GW_RX_CLOSE;
+    }
+    if (!rx_append(s, data, len)) {
+        gw_session_close(s, GW_CLOSE_INTERNAL, "out of memory", false);
+        return GW_RX_CLOSE;
+    }
+    if (!final)
+        return GW_RX_CONTINUE;
+    s->in_msg = false;
+    message(s, s->rx, s->rx_len, s->rx_binary);
+    if (s->rx_cap > RX_KEEP_BYTES) {
+        free(s->rx);
+        s->rx = NULL;
+        s->rx_cap = 0;
+    }
+    s->rx_len = 0;
+    return s->closing && !s->close_flush ? GW_RX_CLOSE : GW_RX_CONTINUE;
+}

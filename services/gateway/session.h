@@ -1,0 +1,175 @@
+/* One WebSocket connection's protocol state machine, without I/O: it assembles frames
+ * (size limit), enforces auth-first, the token bucket and the access rules, answers what
+ * it can itself (pong, left, errors), asks its environment for the rest (auth, join and
+ * history lookups, produce to chat.inbound) and owns the bounded write queue that the
+ * server drains in LWS_CALLBACK_SERVER_WRITEABLE. Lives on the event loop only. */
+#ifndef CHAT_GATEWAY_SESSION_H
+#define CHAT_GATEWAY_SESSION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+#include "common/jwt.h"
+#include "services/gateway/frames.h"
+#include "services/gateway/outq.h"
+#include "services/gateway/rooms.h"
+
+/* WebSocket close codes the gateway uses. */
+#define GW_CLOSE_GOING_AWAY 1001
+#define GW_CLOSE_POLICY 1008 /* "too slow" */
+#define GW_CLOSE_TOO_BIG 1009
+#define GW_CLOSE_INTERNAL 1011
+#define GW_CLOSE_UNAUTHORIZED 4001
+#define GW_CLOSE_RATE_LIMIT 4008
+
+typedef struct gw_session gw_session_t;
+
+typedef struct gw_limits {
+    size_t max_frame_bytes; /* a message (all its fragments) above this closes with 1009 */
+    size_t max_text_chars;  /* longer texts get too_large */
+    size_t send_queue;      /* frames queued per socket; overflow closes with 1008 */
+    double rate_per_sec;    /* token bucket */
+    double rate_burst;
+    unsigned rate_close_after; /* rate-limited frames in a row that close with 4008 */
+    int64_t history_default;   /* limit of a history request without one */
+    int auth_timeout_s;        /* for the message of the auth timeout error */
+} gw_limits_t;
+
+/* A join the environment must carry out (Redis registration, then MongoDB reads).
+ * Strings live for the call only. */
+typedef struct gw_join_req {
+    const char *conn;
+    const char *tenant;
+    const char *room;
+    const char *user;
+    const char *rid;
+    int64_t since;
+    bool has_since;
+    uint32_t gen; /* echoed in the result, so a stale answer is recognised */
+} gw_join_req_t;
+
+typedef struct gw_history_req {
+    const char *conn;
+    const char *tenant;
+    const char *room;
+    const char *rid;
+    int64_t before; /* 0: the newest */
+    int64_t limit;
+} gw_history_req_t;
+
+/* What the environment (server.c; fakes in tests) provides. ud is gw_session_env_t.ud. */
+typedef struct gw_session_ops {
+    /* The session has something to write (or wants to close): call back when writable. */
+    void (*want_write)(void *ud, gw_session_t *s);
+    /* Stop (pause=true) or resume reading the socket. */
+    void (*rx_pause)(void *ud, gw_session_t *s, bool pause);
+    /* Verify token; the answer comes back through gw_session_auth_done. */
+    void (*submit_auth)(void *ud, gw_session_t *s, const char *token);
+    /* Answer through gw_session_join_done / gw_session_history_done. */
+    void (*submit_join)(void *ud, const gw_join_req_t *req);
+    void (*submit_history)(void *ud, const gw_history_req_t *req);
+    /* Produce a send to chat.inbound; failures reported later come through
+     * gw_session_send_failed. Returns non-OK if it could not even be queued. */
+    chat_err_t (*send)(void *ud, gw_session_t *s, const char *room, const char *cid,
+                       const char *text);
+    /* Metrics hooks; may be NULL. */
+    void (*count_frame)(void *ud, gw_ctype_t type);
+    void (*count_error)(void *ud, gw_code_t code);
+    void (*count_slow_close)(void *ud);
+    /* n queued or offered frames were discarded (closing or overflowing socket). */
+    void (*count_drops)(void *ud, size_t n);
+} gw_session_ops_t;
+
+typedef struct gw_session_env {
+    gw_limits_t limits;
+    const gw_session_ops_t *ops;
+    void *ud;
+    gw_rooms_t *rooms;
+    int64_t (*now_us)(void); /* monotonic clock */
+} gw_session_env_t;
+
+typedef enum gw_session_state {
+    GW_SESS_AWAIT_AUTH = 0,
+    GW_SESS_AUTHENTICATING,
+    GW_SESS_READY,
+} gw_session_state_t;
+
+typedef enum gw_rx_result {
+    GW_RX_CONTINUE = 0,
+    GW_RX_CLOSE, /* close now with gw_session_close_code (nothing is flushed) */
+} gw_rx_result_t;
+
+typedef enum gw_write {
+    GW_WRITE_NONE = 0, /* nothing to do */
+    GW_WRITE_FRAME,    /* write *buf (the caller owns the reference) */
+    GW_WRITE_CLOSE,    /* queue drained and a close was requested */
+} gw_write_t;
+
+/* The result of a join, handed to the session on the loop. Strings and the online array
+ * live for the call; the replay buffers (nreplay entries in ascending seq) are taken over
+ * by the session in every case. */
+typedef struct gw_join_result {
+    const char *room;
+    const char *rid;
+    uint32_t gen;
+    chat_err_t err; /* non-OK: the join failed (error internal) */
+    int64_t latest;
+    int64_t unread;
+    const char *const *online;
+    size_t nonline;
+    gw_outq_entry_t *replay;
+    size_t nreplay;
+} gw_join_result_t;
+
+/* env must outlive the session. conn_id is copied; io is the server's handle (the wsi).
+ * NULL if out of memory. */
+gw_session_t *gw_session_new(const gw_session_env_t *env, const char *conn_id, void *io);
+
+/* Leaves every room (reporting releases), drops the queue and frees. Accepts NULL. */
+void gw_session_free(gw_session_t *s);
+
+const char *gw_session_id(const gw_session_t *s);
+void *gw_session_io(const gw_session_t *s);
+gw_session_state_t gw_session_state(const gw_session_t *s);
+/* Tenant and user of an authenticated session; "" before. */
+const char *gw_session_tenant(const gw_session_t *s);
+const char *gw_session_user(const gw_session_t *s);
+/* Display name from the token's name claim; "" if none. */
+const char *gw_session_name(const gw_session_t *s);
+size_t gw_session_queued(const gw_session_t *s);
+
+/* Feeds one received chunk. binary: the message is binary; final: this chunk ends the
+ * message; remaining: bytes of the current frame still to come (for the early size check).
+ * Processes the message once complete. */
+gw_rx_result_t gw_session_rx(gw_session_t *s, const void *data, size_t len, bool binary, bool final,
+                             size_t remaining);
+
+/* Results coming back to the loop. claims are moved into the session on success (the
+ * source is left cleared). reason is the verification failure text. */
+void gw_session_auth_done(gw_session_t *s, chat_err_t err, chat_jwt_claims_t *claims,
+                          const char *reason);
+void gw_session_join_done(gw_session_t *s, const gw_join_result_t *res);
+/* frame is the history frame (taken over), or NULL if the lookup failed. */
+void gw_session_history_done(gw_session_t *s, const char *rid, gw_buf_t *frame);
+/* The produce of the send with cid failed: error internal with that cid. */
+void gw_session_send_failed(gw_session_t *s, const char *cid);
+/* No auth in time: error unauthorized, then close 4001. No-op once authenticated. */
+void gw_session_auth_timeout(gw_session_t *s);
+
+/* Queues buf (taking over the reference). A full queue closes the session with 1008
+ * ("too slow") and drops buf; so does any enqueue once closing. Returns true if queued. */
+bool gw_session_enqueue(gw_session_t *s, gw_buf_t *buf);
+
+/* Requests a close with code/reason (reason static). flush: write what is queued first;
+ * otherwise the queue is dropped. The first request wins. */
+void gw_session_close(gw_session_t *s, int code, const char *reason, bool flush);
+bool gw_session_closing(const gw_session_t *s);
+int gw_session_close_code(const gw_session_t *s);
+const char *gw_session_close_reason(const gw_session_t *s);
+
+/* The next thing the server should do for this socket. */
+gw_write_t gw_session_next_write(gw_session_t *s, gw_buf_t **buf);
+
+#endif

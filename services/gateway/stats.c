@@ -1,0 +1,71 @@
+/* Registration of the gateway's metrics (see stats.h). */
+#include "services/gateway/stats.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+static bool labelled_counters(chat_metrics_t *m, const char *name, const char *help,
+                              const char *label, size_t n, const char *(*value)(int),
+                              chat_counter_t **out)
+{
+    for (size_t i = 0; i < n; i++) {
+        char labels[64];
+        snprintf(labels, sizeof labels, "%s=\"%s\"", label, value((int)i));
+        out[i] = chat_metrics_counter(m, name, help, labels);
+        if (out[i] == NULL)
+            return false;
+    }
+    return true;
+}
+
+static const char *frame_label(int type)
+{
+    return gw_ctype_name((gw_ctype_t)type);
+}
+
+static const char *code_label(int code)
+{
+    return gw_code_name((gw_code_t)code);
+}
+
+chat_err_t gw_stats_init(gw_stats_t *st, chat_metrics_t *m)
+{
+    memset(st, 0, sizeof *st);
+    st->connections =
+        chat_metrics_gauge(m, "chat_gateway_connections", "Open WebSocket connections.", NULL);
+    st->rooms = chat_metrics_gauge(m, "chat_gateway_rooms",
+                                   "Rooms with at least one subscriber on this gateway.", NULL);
+    bool ok = st->connections != NULL && st->rooms != NULL;
+    ok = ok && labelled_counters(m, "chat_gateway_frames_total",
+                                 "Client frames received, by type (invalid: unparsable).", "type",
+                                 GW_C__COUNT, frame_label, st->frames);
+    ok = ok && labelled_counters(m, "chat_gateway_errors_total", "Error frames sent, by code.",
+                                 "code", GW_E__COUNT, code_label, st->errors);
+    st->deliveries = chat_metrics_counter(m, "chat_gateway_deliveries_total",
+                                          "Frames from chat.deliver queued to sockets.", NULL);
+    st->unrouted = chat_metrics_counter(m, "chat_gateway_deliveries_unrouted_total",
+                                        "chat.deliver items that no local socket took.", NULL);
+    st->slow_closes =
+        chat_metrics_counter(m, "chat_gateway_write_queue_closes_total",
+                             "Sockets closed with 1008 because their write queue was full.", NULL);
+    st->queue_drops = chat_metrics_counter(
+        m, "chat_gateway_write_queue_drops_total",
+        "Frames discarded because their socket was closing or its queue was full.", NULL);
+    st->writes = chat_metrics_counter(m, "chat_gateway_frames_written_total",
+                                      "Frames written to sockets.", NULL);
+    st->send_failures = chat_metrics_counter(m, "chat_gateway_send_failures_total",
+                                             "Sends not delivered to chat.inbound.", NULL);
+    st->registry_errors = chat_metrics_counter(m, "chat_gateway_registry_errors_total",
+                                               "Failed Redis registration updates.", NULL);
+    st->auth_seconds = chat_metrics_histogram(
+        m, "chat_gateway_auth_seconds", "Time from auth frame to welcome or refusal.", NULL,
+        chat_metrics_latency_buckets, chat_metrics_latency_nbuckets);
+    st->join_seconds =
+        chat_metrics_histogram(m, "chat_gateway_join_seconds", "Time from join frame to joined.",
+                               NULL, chat_metrics_latency_buckets, chat_metrics_latency_nbuckets);
+    ok = ok && st->deliveries != NULL && st->unrouted != NULL && st->slow_closes != NULL &&
+         st->queue_drops != NULL && st->writes != NULL && st->send_failures != NULL &&
+         st->registry_errors != NULL && st->auth_seconds != NULL && st->join_seconds != NULL;
+    return ok ? CHAT_OK : CHAT_ERR_NOMEM;
+}

@@ -1,0 +1,29 @@
+/* The gateway's Prometheus series (chat_gateway_*), registered once at start; updates are
+ * atomic and safe from any thread. */
+#ifndef CHAT_GATEWAY_STATS_H
+#define CHAT_GATEWAY_STATS_H
+
+#include "common/err.h"
+#include "common/metrics.h"
+#include "services/gateway/frames.h"
+
+typedef struct gw_stats {
+    chat_gauge_t *connections;           /* open WebSocket connections */
+    chat_gauge_t *rooms;                 /* rooms with a local subscriber */
+    chat_counter_t *frames[GW_C__COUNT]; /* client frames by type ("invalid": unparsable) */
+    chat_counter_t *errors[GW_E__COUNT]; /* error frames sent, by code */
+    chat_counter_t *deliveries;          /* frames queued to sockets from chat.deliver */
+    chat_counter_t *unrouted;            /* chat.deliver items no local socket took */
+    chat_counter_t *slow_closes;         /* sockets closed because their queue was full */
+    chat_counter_t *queue_drops;         /* frames discarded for closing/overflowing sockets */
+    chat_counter_t *writes;              /* frames written to sockets */
+    chat_counter_t *send_failures;       /* sends whose produce to chat.inbound failed */
+    chat_counter_t *registry_errors;     /* failed Redis registration pipelines */
+    chat_histogram_t *auth_seconds;      /* auth frame -> welcome or refusal */
+    chat_histogram_t *join_seconds;      /* join frame -> joined */
+} gw_stats_t;
+
+/* Registers every series in m. CHAT_ERR_NOMEM if one could not be registered. */
+chat_err_t gw_stats_init(gw_stats_t *st, chat_metrics_t *m);
+
+#endif

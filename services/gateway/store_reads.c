@@ -1,0 +1,337 @@
+/* MongoDB reads of the gateway (see store_reads.h). Queries use the (tenant, room, seq)
+ * index the message service creates; every failure is logged with the driver's code. */
+#include "services/gateway/store_reads.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/codec.h"
+#include "common/log.h"
+#include "services/gateway/frames.h"
+
+#define COLL_MESSAGES "messages"
+#define COLL_TENANTS "tenants"
+#define COLL_READS "reads"
+
+static void log_failure(const char *what, const bson_error_t *error)
+{
+    chat_log_error("mongodb read failed", CHAT_F_STR("op", what), CHAT_F_INT("code", error->code),
+                   CHAT_F_STR("reason", error->message));
+}
+
+/* Integer value of a numeric field (int32, int64, integral double or date). */
+static bool doc_int(const bson_t *doc, const char *key, int64_t *out)
+{
+    bson_iter_t it;
+    if (!bson_iter_init_find(&it, doc, key))
+        return false;
+    switch (bson_iter_type(&it)) {
+    case BSON_TYPE_INT32:
+    case BSON_TYPE_INT64:
+    case BSON_TYPE_DOUBLE:
+        *out = bson_iter_as_int64(&it);
+        return true;
+    case BSON_TYPE_DATE_TIME:
+        *out = bson_iter_date_time(&it);
+        return true;
+    default:
+        return false;
+    }
+}
+
+static const char *doc_str(const bson_t *doc, const char *key)
+{
+    bson_iter_t it;
+    if (bson_iter_init_find(&it, doc, key) && BSON_ITER_HOLDS_UTF8(&it))
+        return bson_iter_utf8(&it, NULL);
+    return NULL;
+}
+
+/* The message id: an ObjectId as 24 lowercase hex digits (a string id is taken as is). */
+static bool doc_id(const bson_t *doc, char *buf)
+{
+    bson_iter_t it;
+    if (!bson_iter_init_find(&it, doc, "_id"))
+        return false;
+    if (BSON_ITER_HOLDS_OID(&it)) {
+        bson_oid_to_string(bson_iter_oid(&it), buf);
+        return true;
+    }
+    if (BSON_ITER_HOLDS_UTF8(&it)) {
+        uint32_t n = 0;
+        const char *s = bson_iter_utf8(&it, &n);
+        if (n != 24)
+            return false;
+        memcpy(buf, s, 25);
+        return true;
+    }
+    return false;
+}
+
+/* {emoji: [users]} of a stored message as cJSON, or NULL if absent or malformed. */
+static cJSON *doc_reactions(const bson_t *doc)
+{
+    bson_iter_t it, emojis, users;
+    if (!bson_iter_init_find(&it, doc, "reactions") || !BSON_ITER_HOLDS_DOCUMENT(&it) ||
+        !bson_iter_recurse(&it, &emojis))
+        return NULL;
+    cJSON *out = cJSON_CreateObject();
+    while (out != NULL && bson_iter_next(&emojis)) {
+        if (!BSON_ITER_HOLDS_ARRAY(&emojis) || !bson_iter_recurse(&emojis, &users))
+            continue;
+        cJSON *arr = cJSON_AddArrayToObject(out, bson_iter_key(&emojis));
+        while (arr != NULL && bson_iter_next(&users)) {
+            if (BSON_ITER_HOLDS_UTF8(&users))
+                cJSON_AddItemToArray(arr, cJSON_CreateString(bson_iter_utf8(&users, NULL)));
+        }
+    }
+    return out;
+}
+
+cJSON *gw_reads_msg_frame(const bson_t *doc)
+{
+    char id[25];
+    chat_event_t ev = {.type = CHAT_EV_MSG};
+    ev.tenant = doc_str(doc, "tenant");
+    ev.room = doc_str(doc, "room");
+    ev.user = doc_str(doc, "from");
+    ev.name = doc_str(doc, "name");
+    ev.text = doc_str(doc, "text");
+    ev.cid = doc_str(doc, "cid");
+    ev.has_seq = doc_int(doc, "seq", &ev.seq);
+    ev.has_ts = doc_int(doc, "ts", &ev.ts);
+    if (!doc_id(doc, id) || !ev.has_seq || !ev.has_ts)
+        return NULL;
+    ev.id = id;
+    bson_iter_t it;
+    if (bson_iter_init_find(&it, doc, "edited") && BSON_ITER_HOLDS_BOOL(&it)) {
+        ev.edited = bson_iter_bool(&it);
+        ev.has_edited = ev.edited;
+    }
+    ev.reactions = doc_reactions(doc);
+    cJSON *frame = chat_frame_msg_new(&ev);
+    cJSON_Delete(ev.reactions);
+    return frame;
+}
+
+chat_err_t gw_reads_tenant_secret(void *store, const char *tenant, char **secret, size_t *len)
+{
+    chat_store_t *st = store;
+    bson_t *filter = BCON_NEW("_id", BCON_UTF8(tenant));
+    mongoc_client_t *client = chat_store_acquire(st);
+    mongoc_collection_t *coll = chat_store_collection(st, client, COLL_TENANTS);
+    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(coll, filter, NULL, NULL);
+    const bson_t *doc;
+    chat_err_t rc = CHAT_ERR_NOT_FOUND;
+    if (mongoc_cursor_next(cur, &doc)) {
+        bson_iter_t it;
+        uint32_t n = 0;
+        if (bson_iter_init_find(&it, doc, "secret") && BSON_ITER_HOLDS_UTF8(&it)) {
+            const char *s = bson_iter_utf8(&it, &n);
+            *secret = n > 0 ? malloc(n + 1) : NULL;
+            if (*secret != NULL) {
+                memcpy(*secret, s, n + 1);
+                *len = n;
+                rc = CHAT_OK;
+            }
+        }
+    }
+    bson_error_t error;
+    if (mongoc_cursor_error(cur, &error)) {
+        log_failure("tenant", &error);
+        rc = chat_store_err(&error);
+        if (rc == CHAT_ERR_NOT_FOUND)
+            rc = CHAT_ERR_MONGO;
+    }
+    mongoc_cursor_destroy(cur);
+    mongoc_collection_destroy(coll);
+    chat_store_release(st, client);
+    bson_destroy(filter);
+    return rc;
+}
+
+/* Runs a find on `messages` and calls each() for every document; returns the cursor's
+ * outcome. each returns false to stop. */
+static chat_err_t messages_find(chat_store_t *st, mongoc_client_t *client, const char *what,
+                                const bson_t *filter, const bson_t *opts,
+                                bool (*each)(const bson_t *doc, void *ud), void *ud)
+{
+    mongoc_collection_t *coll = chat_store_collection(st, client, COLL_MESSAGES);
+    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(coll, filter, opts, NULL);
+    const bson_t *doc;
+    while (mongoc_cursor_next(cur, &doc)) {
+        if (!each(doc, ud))
+            break;
+    }
+    bson_error_t error;
+    chat_err_t rc = CHAT_OK;
+    if (mongoc_cursor_error(cur, &error)) {
+        log_failure(what, &error);
+        rc = chat_store_err(&error);
+    }
+    mongoc_cursor_destroy(cur);
+    mongoc_collection_destroy(coll);
+    return rc;
+}
+
+static bool latest_each(const bson_t *doc, void *ud)
+{
+    int64_t *latest = ud;
+    doc_int(doc, "seq", latest);
+    return false;
+}
+
+chat_err_t gw_reads_latest(chat_store_t *st, mongoc_client_t *client, const char *tenant,
+                           const char *room, int64_t *latest)
+{
+    *latest = 0;
+    bson_t *filter = BCON_NEW("tenant", BCON_UTF8(tenant), "room", BCON_UTF8(room));
+    bson_t *opts = BCON_NEW("sort", "{", "seq", BCON_INT32(-1), "}", "limit", BCON_INT64(1),
+                            "projection", "{", "seq", BCON_INT32(1), "}");
+    chat_err_t rc = messages_find(st, client, "latest", filter, opts, latest_each, latest);
+    bson_destroy(opts);
+    bson_destroy(filter);
+    return rc;
+}
+
+/* Newest-first documents collected as msg frames. */
+typedef struct frames_collect {
+    cJSON *frames; /* array, newest first */
+    size_t n;
+    size_t max;
+} frames_collect_t;
+
+static bool collect_each(const bson_t *doc, void *ud)
+{
+    frames_collect_t *c = ud;
+    cJSON *frame = gw_reads_msg_frame(doc);
+    if (frame == NULL) {
+        chat_log_warn("stored message skipped: missing fields");
+        return true;
+    }
+    cJSON_AddItemToArray(c->frames, frame);
+    return ++c->n < c->max;
+}
+
+/* Finds up to max documents of tenant/room with seq in (above, below) (0: unbounded),
+ * newest first. */
+static chat_err_t frames_find(chat_store_t *st, mongoc_client_t *client, const char *what,
+                              const char *tenant, const char *room, int64_t above, int64_t below,
+                              size_t max, frames_collect_t *c)
+{
+    bson_t filter = BSON_INITIALIZER;
+    BSON_APPEND_UTF8(&filter, "tenant", tenant);
+    BSON_APPEND_UTF8(&filter, "room", room);
+    if (above > 0 || below > 0) {
+        bson_t range;
+        BSON_APPEND_DOCUMENT_BEGIN(&filter, "seq", &range);
+        if (above > 0)
+            BSON_APPEND_INT64(&range, "$gt", above);
+        if (below > 0)
+            BSON_APPEND_INT64(&range, "$lt", below);
+        bson_append_document_end(&filter, &range);
+    }
+    bson_t *opts =
+        BCON_NEW("sort", "{", "seq", BCON_INT32(-1), "}", "limit", BCON_INT64((int64_t)max));
+    c->frames = cJSON_CreateArray();
+    c->max = max;
+    chat_err_t rc = c->frames != NULL
+                        ? messages_find(st, client, what, &filter, opts, collect_each, c)
+                        : CHAT_ERR_NOMEM;
+    bson_destroy(opts);
+    bson_destroy(&filter);
+    return rc;
+}
+
+chat_err_t gw_reads_replay(chat_store_t *st, mongoc_client_t *client, const char *tenant,
+                           const char *room, int64_t since, size_t max, gw_outq_entry_t **out,
+                           size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    if (max == 0)
+        return CHAT_OK;
+    frames_collect_t c = {0};
+    chat_err_t rc = frames_find(st, client, "replay", tenant, room, since, 0, max, &c);
+    if (rc == CHAT_OK && c.n > 0) {
+        *out = calloc(c.n, sizeof **out);
+        rc = *out != NULL ? CHAT_OK : CHAT_ERR_NOMEM;
+    }
+    for (size_t i = 0; rc == CHAT_OK && i < c.n; i++) {
+        const cJSON *frame = cJSON_GetArrayItem(c.frames, (int)(c.n - 1 - i));
+        const cJSON *seq = cJSON_GetObjectItemCaseSensitive(frame, "seq");
+        gw_buf_t *b = gw_frame_from_json(frame);
+        if (b == NULL) {
+            rc = CHAT_ERR_NOMEM;
+            break;
+        }
+        (*out)[(*n)++] = (gw_outq_entry_t){.buf = b, .seq = (int64_t)seq->valuedouble};
+    }
+    if (rc != CHAT_OK) {
+        for (size_t i = 0; i < *n; i++)
+            gw_buf_unref((*out)[i].buf);
+        free(*out);
+        *out = NULL;
+        *n = 0;
+    }
+    cJSON_Delete(c.frames);
+    return rc;
+}
+
+chat_err_t gw_reads_page(chat_store_t *st, mongoc_client_t *client, const char *tenant,
+                         const char *room, int64_t before, int64_t limit, cJSON **msgs, bool *more)
+{
+    *msgs = NULL;
+    *more = false;
+    frames_collect_t c = {0};
+    /* One extra document tells whether older messages exist. */
+    chat_err_t rc =
+        frames_find(st, client, "history", tenant, room, 0, before, (size_t)limit + 1, &c);
+    if (rc != CHAT_OK) {
+        cJSON_Delete(c.frames);
+        return rc;
+    }
+    if (c.n > (size_t)limit) {
+        *more = true;
+        cJSON_DeleteItemFromArray(c.frames, (int)limit);
+    }
+    cJSON *asc = cJSON_CreateArray();
+    cJSON *item;
+    while (asc != NULL && (item = cJSON_DetachItemFromArray(c.frames, 0)) != NULL) {
+        /* newest first in c.frames: prepend each to get ascending order */
+        if (asc->child == NULL)
+            cJSON_AddItemToArray(asc, item);
+        else
+            cJSON_InsertItemInArray(asc, 0, item);
+    }
+    cJSON_Delete(c.frames);
+    if (asc == NULL)
+        return CHAT_ERR_NOMEM;
+    *msgs = asc;
+    return CHAT_OK;
+}
+
+chat_err_t gw_reads_read_mark(chat_store_t *st, mongoc_client_t *client, const char *tenant,
+                              const char *room, const char *user, int64_t *seq, bool *found)
+{
+    *found = false;
+    bson_t *filter =
+        BCON_NEW("tenant", BCON_UTF8(tenant), "room", BCON_UTF8(room), "user", BCON_UTF8(user));
+    bson_t *opts = BCON_NEW("limit", BCON_INT64(1));
+    mongoc_collection_t *coll = chat_store_collection(st, client, COLL_READS);
+    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(coll, filter, opts, NULL);
+    const bson_t *doc;
+    if (mongoc_cursor_next(cur, &doc))
+        *found = doc_int(doc, "seq", seq);
+    bson_error_t error;
+    chat_err_t rc = CHAT_OK;
+    if (mongoc_cursor_error(cur, &error)) {
+        log_failure("read mark", &error);
+        rc = chat_store_err(&error);
+    }
+    mongoc_cursor_destroy(cur);
+    mongoc_collection_destroy(coll);
+    bson_destroy(opts);
+    bson_destroy(filter);
+    return rc;
+}

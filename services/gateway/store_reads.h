@@ -1,0 +1,46 @@
+/* The gateway's MongoDB reads (worker threads only): tenant secrets, a room's latest seq,
+ * the replay of a join (the newest messages after `since`), a history page, and the
+ * user's read mark. Stored messages become `msg` frames through the shared codec, so a
+ * replayed or paged message is byte-for-byte the frame live subscribers got. */
+#ifndef CHAT_GATEWAY_STORE_READS_H
+#define CHAT_GATEWAY_STORE_READS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <bson/bson.h>
+#include <cjson/cJSON.h>
+#include <mongoc/mongoc.h>
+
+#include "common/err.h"
+#include "common/store.h"
+#include "services/gateway/outq.h"
+
+/* gw_secret_lookup_fn for auth.c, with ud = the chat_store_t. */
+chat_err_t gw_reads_tenant_secret(void *store, const char *tenant, char **secret, size_t *len);
+
+/* The highest seq stored in tenant/room, 0 for an empty room. */
+chat_err_t gw_reads_latest(chat_store_t *st, mongoc_client_t *client, const char *tenant,
+                           const char *room, int64_t *latest);
+
+/* The newest max messages with seq > since, in ascending seq, as msg frame buffers: *out is
+ * a malloc'd array of *n entries (each one reference) that the caller frees. */
+chat_err_t gw_reads_replay(chat_store_t *st, mongoc_client_t *client, const char *tenant,
+                           const char *room, int64_t since, size_t max, gw_outq_entry_t **out,
+                           size_t *n);
+
+/* A history page: the limit messages below before (0: the newest), ascending, as a cJSON
+ * array of msg frames (*msgs, caller deletes), and whether older ones exist. */
+chat_err_t gw_reads_page(chat_store_t *st, mongoc_client_t *client, const char *tenant,
+                         const char *room, int64_t before, int64_t limit, cJSON **msgs, bool *more);
+
+/* The user's read mark in tenant/room (collection `reads`): *found false if none. */
+chat_err_t gw_reads_read_mark(chat_store_t *st, mongoc_client_t *client, const char *tenant,
+                              const char *room, const char *user, int64_t *seq, bool *found);
+
+/* The msg frame of a stored message document, or NULL if the document lacks a required
+ * field. Pure: used by the functions above and by the unit tests. */
+cJSON *gw_reads_msg_frame(const bson_t *doc);
+
+#endif

@@ -1,0 +1,354 @@
+/* The loop's inbox and the worker pool (see worker.h). Both are mutex + condition variable
+ * FIFOs of intrusive task lists. */
+#include "services/gateway/worker.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+
+#include "common/log.h"
+
+typedef struct task_list {
+    gw_task_t *head, *tail;
+} task_list_t;
+
+static void list_push(task_list_t *l, gw_task_t *t)
+{
+    t->next = NULL;
+    if (l->tail != NULL)
+        l->tail->next = t;
+    else
+        l->head = t;
+    l->tail = t;
+}
+
+static gw_task_t *list_pop(task_list_t *l)
+{
+    gw_task_t *t = l->head;
+    if (t != NULL) {
+        l->head = t->next;
+        if (l->head == NULL)
+            l->tail = NULL;
+        t->next = NULL;
+    }
+    return t;
+}
+
+static void list_destroy(task_list_t *l)
+{
+    gw_task_t *t;
+    while ((t = list_pop(l)) != NULL)
+        t->destroy(t);
+}
+
+/* ---- inbox ---- */
+
+struct gw_inbox {
+    pthread_mutex_t lock;
+    pthread_cond_t room; /* signalled when bounded tasks are drained */
+    task_list_t tasks;
+    size_t bounded; /* bounded tasks queued */
+    size_t bound;
+    bool wake_sent; /* a wake is outstanding: the loop will drain */
+    void (*wake)(void *ud);
+    void *wake_ud;
+};
+
+gw_inbox_t *gw_inbox_new(size_t bound)
+{
+    gw_inbox_t *in = calloc(1, sizeof *in);
+    if (in == NULL)
+        return NULL;
+    pthread_mutex_init(&in->lock, NULL);
+    pthread_cond_init(&in->room, NULL);
+    in->bound = bound > 0 ? bound : 1;
+    return in;
+}
+
+void gw_inbox_set_wake(gw_inbox_t *in, void (*wake)(void *ud), void *ud)
+{
+    pthread_mutex_lock(&in->lock);
+    in->wake = wake;
+    in->wake_ud = ud;
+    in->wake_sent = false;
+    bool pending = in->tasks.head != NULL;
+    pthread_mutex_unlock(&in->lock);
+    if (wake != NULL && pending)
+        wake(ud);
+}
+
+void gw_inbox_free(gw_inbox_t *in)
+{
+    if (in == NULL)
+        return;
+    list_destroy(&in->tasks);
+    pthread_cond_destroy(&in->room);
+    pthread_mutex_destroy(&in->lock);
+    free(in);
+}
+
+/* Appends under the lock; returns the wake function to call (outside it), if any. */
+static void (*inbox_append(gw_inbox_t *in, gw_task_t *t, void **ud))(void *)
+{
+    list_push(&in->tasks, t);
+    if (in->wake_sent || in->wake == NULL)
+        return NULL;
+    in->wake_sent = true;
+    *ud = in->wake_ud;
+    return in->wake;
+}
+
+void gw_inbox_push(gw_inbox_t *in, gw_task_t *t)
+{
+    t->bounded_ = false;
+    void *ud = NULL;
+    pthread_mutex_lock(&in->lock);
+    void (*wake)(void *) = inbox_append(in, t, &ud);
+    pthread_mutex_unlock(&in->lock);
+    if (wake != NULL)
+        wake(ud);
+}
+
+bool gw_inbox_push_bounded(gw_inbox_t *in, gw_task_t *t, const atomic_bool *stop)
+{
+    t->bounded_ = true;
+    void *ud = NULL;
+    pthread_mutex_lock(&in->lock);
+    while (in->bounded >= in->bound && !atomic_load(stop)) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += 100 * 1000 * 1000;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&in->room, &in->lock, &until);
+    }
+    if (atomic_load(stop)) {
+        pthread_mutex_unlock(&in->lock);
+        t->destroy(t);
+        return false;
+    }
+    in->bounded++;
+    void (*wake)(void *) = inbox_append(in, t, &ud);
+    pthread_mutex_unlock(&in->lock);
+    if (wake != NULL)
+        wake(ud);
+    return true;
+}
+
+size_t gw_inbox_drain(gw_inbox_t *in, size_t max, void *loop_ctx)
+{
+    task_list_t batch = {0};
+    size_t n = 0;
+    size_t freed = 0;
+    pthread_mutex_lock(&in->lock);
+    gw_task_t *t;
+    while (n < max && (t = list_pop(&in->tasks)) != NULL) {
+        list_push(&batch, t);
+        freed += t->bounded_;
+        n++;
+    }
+    in->bounded -= freed;
+    bool more = in->tasks.head != NULL;
+    /* With tasks left, the wake stays "sent" and is repeated below. */
+    in->wake_sent = more;
+    void (*wake)(void *) = more ? in->wake : NULL;
+    void *ud = in->wake_ud;
+    if (freed > 0)
+        pthread_cond_broadcast(&in->room);
+    pthread_mutex_unlock(&in->lock);
+    while ((t = list_pop(&batch)) != NULL) {
+        if (t->complete != NULL)
+            t->complete(t, loop_ctx);
+        t->destroy(t);
+    }
+    if (wake != NULL)
+        wake(ud);
+    return n;
+}
+
+/* ---- worker pool ---- */
+
+typedef struct worker {
+    struct gw_workers *pool;
+    pthread_t thread;
+    bool started;
+    void *ctx;
+    task_list_t queue;
+} worker_t;
+
+struct gw_workers {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    atomic_bool stopping;
+    bool stopped;
+    size_t n;
+    size_t next; /* round robin */
+    worker_t *workers;
+    gw_workers_conf_t conf;
+};
+
+static void task_finish(gw_workers_t *w, gw_task_t *t)
+{
+    if (t->complete != NULL && w->conf.inbox != NULL)
+        gw_inbox_push(w->conf.inbox, t);
+    else
+        t->destroy(t);
+}
+
+static void *worker_main(void *arg)
+{
+    worker_t *me = arg;
+    gw_workers_t *w = me->pool;
+    pthread_mutex_lock(&w->lock);
+    for (;;) {
+        gw_task_t *t = list_pop(&me->queue);
+        if (t == NULL) {
+            if (atomic_load(&w->stopping))
+                break;
+            pthread_cond_wait(&w->cond, &w->lock);
+            continue;
+        }
+        pthread_mutex_unlock(&w->lock);
+        if (t->run != NULL)
+            t->run(t, me->ctx);
+        if (t->forward_) {
+            t->forward_ = false;
+            gw_workers_submit(w, t, t->forward_shard_);
+        } else {
+            task_finish(w, t);
+        }
+        pthread_mutex_lock(&w->lock);
+    }
+    pthread_mutex_unlock(&w->lock);
+    return NULL;
+}
+
+static void workers_release(gw_workers_t *w)
+{
+    for (size_t i = 0; i < w->n; i++) {
+        list_destroy(&w->workers[i].queue);
+        if (w->workers[i].ctx != NULL && w->conf.ctx_free != NULL)
+            w->conf.ctx_free(w->workers[i].ctx, w->conf.ud);
+    }
+    free(w->workers);
+    pthread_cond_destroy(&w->cond);
+    pthread_mutex_destroy(&w->lock);
+    free(w);
+}
+
+/* Creates every context first, so a failure (e.g. Redis unreachable) starts no thread. */
+static bool workers_create_ctx(gw_workers_t *w)
+{
+    for (size_t i = 0; i < w->n; i++) {
+        worker_t *me = &w->workers[i];
+        me->pool = w;
+        if (w->conf.ctx_new != NULL) {
+            me->ctx = w->conf.ctx_new(i, w->conf.ud);
+            if (me->ctx == NULL)
+                return false;
+        }
+    }
+    return true;
+}
+
+chat_err_t gw_workers_new(const gw_workers_conf_t *conf, gw_workers_t **out)
+{
+    if (conf->nthreads == 0)
+        return CHAT_ERR_INVALID;
+    gw_workers_t *w = calloc(1, sizeof *w);
+    if (w == NULL)
+        return CHAT_ERR_NOMEM;
+    pthread_mutex_init(&w->lock, NULL);
+    pthread_cond_init(&w->cond, NULL);
+    atomic_init(&w->stopping, false);
+    w->conf = *conf;
+    w->n = conf->nthreads;
+    w->workers = calloc(w->n, sizeof *w->workers);
+    if (w->workers == NULL) {
+        w->n = 0;
+        workers_release(w);
+        return CHAT_ERR_NOMEM;
+    }
+    if (!workers_create_ctx(w)) {
+        workers_release(w);
+        return CHAT_ERR_IO;
+    }
+    for (size_t i = 0; i < w->n; i++) {
+        if (pthread_create(&w->workers[i].thread, NULL, worker_main, &w->workers[i]) != 0) {
+            chat_log_error("worker thread failed to start", CHAT_F_INT("index", i));
+            gw_workers_free(w);
+            return CHAT_ERR_IO;
+        }
+        w->workers[i].started = true;
+    }
+    *out = w;
+    return CHAT_OK;
+}
+
+void gw_task_forward(gw_task_t *t, int64_t shard)
+{
+    t->forward_ = true;
+    t->forward_shard_ = shard;
+}
+
+void gw_workers_submit(gw_workers_t *w, gw_task_t *t, int64_t shard)
+{
+    pthread_mutex_lock(&w->lock);
+    if (w->stopped) {
+        pthread_mutex_unlock(&w->lock);
+        t->destroy(t);
+        return;
+    }
+    size_t i = shard >= 0 ? (size_t)shard % w->n : w->next++ % w->n;
+    list_push(&w->workers[i].queue, t);
+    /* Every worker waits on the one condition; wake them all so the owner sees its task. */
+    pthread_cond_broadcast(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+}
+
+bool gw_workers_stopping(const gw_workers_t *w)
+{
+    return atomic_load(&w->stopping);
+}
+
+size_t gw_workers_count(const gw_workers_t *w)
+{
+    return w->n;
+}
+
+void gw_workers_stop(gw_workers_t *w)
+{
+    pthread_mutex_lock(&w->lock);
+    if (w->stopped) {
+        pthread_mutex_unlock(&w->lock);
+        return;
+    }
+    w->stopped = true;
+    atomic_store(&w->stopping, true);
+    pthread_cond_broadcast(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+    for (size_t i = 0; i < w->n; i++) {
+        if (w->workers[i].started)
+            pthread_join(w->workers[i].thread, NULL);
+        w->workers[i].started = false;
+    }
+}
+
+void gw_workers_free(gw_workers_t *w)
+{
+    if (w == NULL)
+        return;
+    gw_workers_stop(w);
+    workers_release(w);
+}
+
+int64_t gw_workers_shard(const char *key)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (; *key != '\0'; key++) {
+        h ^= (unsigned char)*key;
+        h *= 1099511628211ULL;
+    }
+    return (int64_t)(h >> 1);
+}

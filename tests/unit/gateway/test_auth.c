@@ -1,0 +1,143 @@
+/* Unit tests of services/gateway/auth: verification outcomes (valid, forged, expired,
+ * unknown tenant, malformed, store failure) and the tenant secret cache (hits for the
+ * TTL, misses for their shorter TTL, store failures never cached). The store is a fake
+ * lookup function. */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "services/gateway/auth.h"
+
+#define NOW_MS 1800000000000LL /* the test's wall clock */
+#define HIT_TTL 30000
+#define MISS_TTL 5000
+
+static int lookups;
+static chat_err_t lookup_rc = CHAT_OK;
+
+static chat_err_t fake_lookup(void *ud, const char *tenant, char **secret, size_t *len)
+{
+    (void)ud;
+    lookups++;
+    if (lookup_rc != CHAT_OK)
+        return lookup_rc;
+    if (strcmp(tenant, "acme") != 0)
+        return CHAT_ERR_NOT_FOUND;
+    *secret = strdup("acme-secret");
+    *len = strlen("acme-secret");
+    return CHAT_OK;
+}
+
+static char *sign(const char *tenant, const char *user, const char *secret, int64_t exp_s)
+{
+    chat_jwt_claims_t c;
+    memset(&c, 0, sizeof c);
+    strcpy(c.tenant, tenant);
+    strcpy(c.user, user);
+    c.exp = exp_s;
+    char *token = NULL;
+    ck_assert_int_eq(chat_jwt_sign(&c, secret, strlen(secret), &token), CHAT_OK);
+    return token;
+}
+
+static gw_auth_t *auth;
+
+static void setup(void)
+{
+    lookups = 0;
+    lookup_rc = CHAT_OK;
+    auth = gw_auth_new(HIT_TTL, MISS_TTL, fake_lookup, NULL);
+    ck_assert_ptr_nonnull(auth);
+}
+
+static void teardown(void)
+{
+    gw_auth_free(auth);
+}
+
+static chat_err_t verify(const char *token, int64_t now_ms, char *reason)
+{
+    chat_jwt_claims_t claims;
+    memset(&claims, 0, sizeof claims);
+    chat_err_t err = gw_auth_verify(auth, token, now_ms, &claims, reason, GW_AUTH_REASON_MAX);
+    if (err == CHAT_OK) {
+        ck_assert_str_eq(claims.tenant, "acme");
+        ck_assert_str_eq(claims.user, "alice");
+    }
+    chat_jwt_claims_clear(&claims);
+    return err;
+}
+
+START_TEST(test_valid_token_and_cache_hit)
+{
+    char reason[GW_AUTH_REASON_MAX];
+    char *t = sign("acme", "alice", "acme-secret", NOW_MS / 1000 + 60);
+    ck_assert_int_eq(verify(t, NOW_MS, reason), CHAT_OK);
+    ck_assert_int_eq(verify(t, NOW_MS + HIT_TTL - 1, reason), CHAT_OK);
+    ck_assert_int_eq(lookups, 1);
+    ck_assert_int_eq(verify(t, NOW_MS + HIT_TTL, reason), CHAT_OK); /* expired entry */
+    ck_assert_int_eq(lookups, 2);
+    free(t);
+}
+END_TEST
+
+START_TEST(test_refusals)
+{
+    char reason[GW_AUTH_REASON_MAX];
+    char *forged = sign("acme", "alice", "other-secret", NOW_MS / 1000 + 60);
+    char *expired = sign("acme", "alice", "acme-secret", NOW_MS / 1000);
+    char *unknown = sign("nobody", "alice", "acme-secret", NOW_MS / 1000 + 60);
+    ck_assert_int_eq(verify(forged, NOW_MS, reason), CHAT_ERR_UNAUTHORIZED);
+    ck_assert_int_eq(verify(expired, NOW_MS, reason), CHAT_ERR_UNAUTHORIZED);
+    ck_assert_int_eq(verify(unknown, NOW_MS, reason), CHAT_ERR_UNAUTHORIZED);
+    ck_assert_str_eq(reason, "unknown tenant");
+    ck_assert_int_eq(verify("not-a-jwt", NOW_MS, reason), CHAT_ERR_UNAUTHORIZED);
+    ck_assert_str_eq(reason, "malformed token");
+    free(forged);
+    free(expired);
+    free(unknown);
+}
+END_TEST
+
+START_TEST(test_miss_cached_briefly)
+{
+    char reason[GW_AUTH_REASON_MAX];
+    char *t = sign("nobody", "alice", "x", NOW_MS / 1000 + 600);
+    ck_assert_int_eq(verify(t, NOW_MS, reason), CHAT_ERR_UNAUTHORIZED);
+    ck_assert_int_eq(verify(t, NOW_MS + MISS_TTL - 1, reason), CHAT_ERR_UNAUTHORIZED);
+    ck_assert_int_eq(lookups, 1);
+    ck_assert_int_eq(verify(t, NOW_MS + MISS_TTL, reason), CHAT_ERR_UNAUTHORIZED);
+    ck_assert_int_eq(lookups, 2);
+    free(t);
+}
+END_TEST
+
+START_TEST(test_store_failure_not_cached)
+{
+    char reason[GW_AUTH_REASON_MAX];
+    char *t = sign("acme", "alice", "acme-secret", NOW_MS / 1000 + 60);
+    lookup_rc = CHAT_ERR_MONGO;
+    ck_assert_int_eq(verify(t, NOW_MS, reason), CHAT_ERR_MONGO);
+    lookup_rc = CHAT_OK;
+    ck_assert_int_eq(verify(t, NOW_MS, reason), CHAT_OK);
+    ck_assert_int_eq(lookups, 2);
+    free(t);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("gateway_auth");
+    TCase *tc = tcase_create("auth");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_valid_token_and_cache_hit);
+    tcase_add_test(tc, test_refusals);
+    tcase_add_test(tc, test_miss_cached_briefly);
+    tcase_add_test(tc, test_store_failure_not_cached);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

@@ -1,0 +1,802 @@
+/* Unit tests of services/gateway/session: the per-connection state machine with a fake
+ * environment and clock: auth first (and its timeout, refusal, store failure), frame
+ * assembly and the size limit, the token bucket and close 4008, errors that keep the
+ * connection open, access rules, join (pending -> replay -> held deliveries), leave, send,
+ * history, and the bounded write queue (close 1008). */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "services/gateway/session.h"
+
+#define MAX_FRAME 256
+#define SEND_QUEUE 16
+
+/* ---- fake environment ---- */
+
+typedef struct fake {
+    int want_writes;
+    bool paused;
+    int auth_calls;
+    char token[128];
+    int join_calls;
+    gw_join_req_t join;
+    char join_room[64], join_rid[64];
+    int history_calls;
+    gw_history_req_t history;
+    int sends;
+    chat_err_t send_rc;
+    char send_room[64], send_cid[64], send_text[64];
+    int releases;
+    bool last_room_empty;
+    int frames[GW_C__COUNT];
+    int errors[GW_E__COUNT];
+    int slow_closes;
+    size_t drops;
+} fake_t;
+
+static fake_t fake;
+static int64_t now_us;
+
+static int64_t fake_now(void)
+{
+    return now_us;
+}
+
+static void op_want_write(void *ud, gw_session_t *s)
+{
+    (void)ud;
+    (void)s;
+    fake.want_writes++;
+}
+
+static void op_rx_pause(void *ud, gw_session_t *s, bool pause)
+{
+    (void)ud;
+    (void)s;
+    fake.paused = pause;
+}
+
+static void op_submit_auth(void *ud, gw_session_t *s, const char *token)
+{
+    (void)ud;
+    (void)s;
+    fake.auth_calls++;
+    snprintf(fake.token, sizeof fake.token, "%s", token);
+}
+
+static void op_submit_join(void *ud, const gw_join_req_t *req)
+{
+    (void)ud;
+    fake.join_calls++;
+    fake.join = *req;
+    snprintf(fake.join_room, sizeof fake.join_room, "%s", req->room);
+    snprintf(fake.join_rid, sizeof fake.join_rid, "%s", req->rid ? req->rid : "");
+}
+
+static void op_submit_history(void *ud, const gw_history_req_t *req)
+{
+    (void)ud;
+    fake.history_calls++;
+    fake.history = *req;
+}
+
+static chat_err_t op_send(void *ud, gw_session_t *s, const char *room, const char *cid,
+                          const char *text)
+{
+    (void)ud;
+    (void)s;
+    fake.sends++;
+    snprintf(fake.send_room, sizeof fake.send_room, "%s", room);
+    snprintf(fake.send_cid, sizeof fake.send_cid, "%s", cid);
+    snprintf(fake.send_text, sizeof fake.send_text, "%s", text);
+    return fake.send_rc;
+}
+
+static void op_count_frame(void *ud, gw_ctype_t type)
+{
+    (void)ud;
+    fake.frames[type]++;
+}
+
+static void op_count_error(void *ud, gw_code_t code)
+{
+    (void)ud;
+    fake.errors[code]++;
+}
+
+static void op_count_slow_close(void *ud)
+{
+    (void)ud;
+    fake.slow_closes++;
+}
+
+static void op_count_drops(void *ud, size_t n)
+{
+    (void)ud;
+    fake.drops += n;
+}
+
+static const gw_session_ops_t ops = {
+    .want_write = op_want_write,
+    .rx_pause = op_rx_pause,
+    .submit_auth = op_submit_auth,
+    .submit_join = op_submit_join,
+    .submit_history = op_submit_history,
+    .send = op_send,
+    .count_frame = op_count_frame,
+    .count_error = op_count_error,
+    .count_slow_close = op_count_slow_close,
+    .count_drops = op_count_drops,
+};
+
+/* The room table hands deliveries to sessions, as server.c wires it. */
+static void sink_deliver(void *ud, void *owner, gw_buf_t *buf, int64_t seq)
+{
+    (void)ud;
+    (void)seq;
+    gw_session_enqueue(owner, buf);
+}
+
+static void sink_overflow(void *ud, void *owner)
+{
+    (void)ud;
+    gw_session_close(owner, GW_CLOSE_POLICY, "too slow", false);
+}
+
+static void sink_released(void *ud, const char *tenant, const char *room, const char *user,
+                          bool room_empty, bool user_gone)
+{
+    (void)ud;
+    (void)tenant;
+    (void)room;
+    (void)user;
+    (void)user_gone;
+    fake.releases++;
+    fake.last_room_empty = room_empty;
+}
+
+static gw_session_env_t env;
+static gw_session_t *sess;
+
+static void setup(void)
+{
+    memset(&fake, 0, sizeof fake);
+    now_us = 1000000;
+    gw_rooms_sink_t sink = {sink_deliver, sink_overflow, sink_released, NULL};
+    env = (gw_session_env_t){
+        .limits = {.max_frame_bytes = MAX_FRAME,
+                   .max_text_chars = 10,
+                   .send_queue = SEND_QUEUE,
+                   .rate_per_sec = 2,
+                   .rate_burst = 3,
+                   .rate_close_after = 3,
+                   .history_default = 50,
+                   .auth_timeout_s = 10},
+        .ops = &ops,
+        .rooms = gw_rooms_new(SEND_QUEUE, &sink),
+        .now_us = fake_now,
+    };
+    sess = gw_session_new(&env, "0.abc.1", NULL);
+    ck_assert_ptr_nonnull(sess);
+}
+
+static void teardown(void)
+{
+    gw_session_free(sess);
+    gw_rooms_free(env.rooms);
+}
+
+/* ---- helpers ---- */
+
+static gw_rx_result_t rx(const char *text)
+{
+    return gw_session_rx(sess, text, strlen(text), false, true, 0);
+}
+
+/* Pops the next queued frame as JSON (caller deletes), or NULL if none. *closed tells
+ * whether the session then asks to close. */
+static cJSON *next_frame(bool *closed)
+{
+    gw_buf_t *b = NULL;
+    gw_write_t w = gw_session_next_write(sess, &b);
+    if (closed != NULL)
+        *closed = w == GW_WRITE_CLOSE;
+    if (w != GW_WRITE_FRAME)
+        return NULL;
+    cJSON *o = cJSON_ParseWithLength((const char *)gw_buf_payload(b), b->len);
+    gw_buf_unref(b);
+    ck_assert_ptr_nonnull(o);
+    return o;
+}
+
+static const char *str_of(const cJSON *o, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+/* Asserts the next frame has the given type (and code/rid/cid if not NULL). */
+static void expect(const char *type, const char *code, const char *rid, const char *cid)
+{
+    cJSON *o = next_frame(NULL);
+    ck_assert_msg(o != NULL, "expected %s, queue empty", type);
+    ck_assert_str_eq(str_of(o, "type"), type);
+    if (code != NULL)
+        ck_assert_str_eq(str_of(o, "code"), code);
+    if (rid != NULL)
+        ck_assert_str_eq(str_of(o, "rid"), rid);
+    if (cid != NULL)
+        ck_assert_str_eq(str_of(o, "cid"), cid);
+    cJSON_Delete(o);
+}
+
+static void expect_msg_seq(int64_t seq)
+{
+    cJSON *o = next_frame(NULL);
+    ck_assert_ptr_nonnull(o);
+    ck_assert_str_eq(str_of(o, "type"), "msg");
+    ck_assert_int_eq((int64_t)cJSON_GetObjectItem(o, "seq")->valuedouble, seq);
+    cJSON_Delete(o);
+}
+
+static void expect_empty(void)
+{
+    bool closed;
+    cJSON *o = next_frame(&closed);
+    ck_assert_msg(o == NULL, "unexpected frame %s", o ? str_of(o, "type") : "");
+    ck_assert(!closed);
+}
+
+static void expect_close(int code)
+{
+    bool closed;
+    cJSON *o = next_frame(&closed);
+    ck_assert_msg(o == NULL, "unexpected frame %s before close", o ? str_of(o, "type") : "");
+    ck_assert(closed);
+    ck_assert_int_eq(gw_session_close_code(sess), code);
+}
+
+/* Claims as chat_jwt_verify fills them; rooms is NULL for "no rooms claim". */
+static chat_jwt_claims_t claims_make(const char *tenant, const char *user, const char *const *rooms,
+                                     size_t n)
+{
+    chat_jwt_claims_t c;
+    memset(&c, 0, sizeof c);
+    snprintf(c.tenant, sizeof c.tenant, "%s", tenant);
+    snprintf(c.user, sizeof c.user, "%s", user);
+    c.exp = 2000000000;
+    if (rooms != NULL) {
+        c.has_rooms = true;
+        c.nrooms = n;
+        c.rooms = calloc(n, sizeof *c.rooms);
+        for (size_t i = 0; i < n; i++)
+            c.rooms[i] = strdup(rooms[i]);
+    }
+    return c;
+}
+
+static void authenticate_as(const char *user, const char *const *rooms, size_t n)
+{
+    ck_assert_int_eq(rx("{\"type\":\"auth\",\"token\":\"x.y.z\",\"rid\":\"a1\"}"), GW_RX_CONTINUE);
+    chat_jwt_claims_t c = claims_make("acme", user, rooms, n);
+    gw_session_auth_done(sess, CHAT_OK, &c, NULL);
+    chat_jwt_claims_clear(&c);
+    expect("welcome", NULL, "a1", NULL);
+}
+
+static void authenticate(void)
+{
+    authenticate_as("alice", NULL, 0);
+}
+
+/* A msg frame buffer with seq. */
+static gw_buf_t *msg_buf(int64_t seq)
+{
+    char text[128];
+    snprintf(
+        text, sizeof text,
+        "{\"type\":\"msg\",\"room\":\"general\",\"seq\":%lld,\"id\":\"65f1c0ffee0123456789abcd\","
+        "\"from\":\"bob\",\"text\":\"hi\",\"ts\":1}",
+        (long long)seq);
+    return gw_buf_new(text, strlen(text));
+}
+
+static void deliver_live(int64_t seq)
+{
+    gw_buf_t *b = msg_buf(seq);
+    gw_rooms_deliver(env.rooms, "acme", "general", b, seq);
+    gw_buf_unref(b);
+}
+
+/* ---- auth ---- */
+
+START_TEST(test_first_frame_must_be_auth)
+{
+    ck_assert_int_eq(rx("{\"type\":\"ping\"}"), GW_RX_CONTINUE);
+    ck_assert(gw_session_closing(sess));
+    expect("error", "unauthorized", NULL, NULL);
+    expect_close(GW_CLOSE_UNAUTHORIZED);
+    /* Input after the close request is ignored. */
+    ck_assert_int_eq(rx("{\"type\":\"auth\",\"token\":\"a\"}"), GW_RX_CONTINUE);
+    ck_assert_int_eq(fake.auth_calls, 0);
+}
+END_TEST
+
+START_TEST(test_first_frame_garbage_or_binary)
+{
+    rx("hello");
+    expect("error", "unauthorized", NULL, NULL);
+    expect_close(GW_CLOSE_UNAUTHORIZED);
+    gw_session_free(sess);
+    sess = gw_session_new(&env, "0.abc.2", NULL);
+    gw_session_rx(sess, "\x01\x02", 2, true, true, 0);
+    expect("error", "unauthorized", NULL, NULL);
+    expect_close(GW_CLOSE_UNAUTHORIZED);
+}
+END_TEST
+
+START_TEST(test_malformed_auth)
+{
+    rx("{\"type\":\"auth\",\"token\":\"a\",\"user\":\"x\"}");
+    expect("error", "unauthorized", NULL, NULL);
+    expect_close(GW_CLOSE_UNAUTHORIZED);
+    ck_assert_int_eq(fake.auth_calls, 0);
+}
+END_TEST
+
+START_TEST(test_auth_success)
+{
+    rx("{\"type\":\"auth\",\"token\":\"hdr.body.sig\"}");
+    ck_assert_int_eq(gw_session_state(sess), GW_SESS_AUTHENTICATING);
+    ck_assert_int_eq(fake.auth_calls, 1);
+    ck_assert_str_eq(fake.token, "hdr.body.sig");
+    ck_assert(fake.paused);
+    expect_empty();
+    chat_jwt_claims_t c = claims_make("acme", "alice", NULL, 0);
+    snprintf(c.name, sizeof c.name, "Alice");
+    gw_session_auth_done(sess, CHAT_OK, &c, NULL);
+    ck_assert_str_eq(c.user, ""); /* moved into the session */
+    ck_assert(!fake.paused);
+    ck_assert_int_eq(gw_session_state(sess), GW_SESS_READY);
+    ck_assert_str_eq(gw_session_tenant(sess), "acme");
+    ck_assert_str_eq(gw_session_user(sess), "alice");
+    ck_assert_str_eq(gw_session_name(sess), "Alice");
+    cJSON *w = next_frame(NULL);
+    ck_assert_str_eq(str_of(w, "type"), "welcome");
+    ck_assert_str_eq(str_of(w, "user"), "alice");
+    ck_assert_str_eq(str_of(w, "tenant"), "acme");
+    ck_assert_str_eq(str_of(w, "session"), "0.abc.1");
+    ck_assert_ptr_null(str_of(w, "rid"));
+    cJSON_Delete(w);
+    ck_assert_int_eq(fake.frames[GW_C_AUTH], 1);
+}
+END_TEST
+
+START_TEST(test_auth_refused_and_store_failure)
+{
+    rx("{\"type\":\"auth\",\"token\":\"t\"}");
+    gw_session_auth_done(sess, CHAT_ERR_UNAUTHORIZED, NULL, "expired");
+    cJSON *e = next_frame(NULL);
+    ck_assert_str_eq(str_of(e, "code"), "unauthorized");
+    ck_assert_str_eq(str_of(e, "message"), "expired");
+    cJSON_Delete(e);
+    expect_close(GW_CLOSE_UNAUTHORIZED);
+
+    gw_session_free(sess);
+    sess = gw_session_new(&env, "0.abc.2", NULL);
+    rx("{\"type\":\"auth\",\"token\":\"t\"}");
+    gw_session_auth_done(sess, CHAT_ERR_MONGO, NULL, "tenant lookup failed");
+    expect("error", "internal", NULL, NULL);
+    expect_close(GW_CLOSE_INTERNAL);
+}
+END_TEST
+
+START_TEST(test_auth_timeout)
+{
+    gw_session_auth_timeout(sess);
+    expect("error", "unauthorized", NULL, NULL);
+    expect_close(GW_CLOSE_UNAUTHORIZED);
+}
+END_TEST
+
+START_TEST(test_auth_timeout_after_auth_is_noop)
+{
+    authenticate();
+    gw_session_auth_timeout(sess);
+    ck_assert(!gw_session_closing(sess));
+    expect_empty();
+}
+END_TEST
+
+START_TEST(test_frames_during_auth_wait)
+{
+    rx("{\"type\":\"auth\",\"token\":\"t\"}");
+    rx("{\"type\":\"ping\",\"rid\":\"p\"}"); /* delivered although reading was paused */
+    chat_jwt_claims_t c = claims_make("acme", "alice", NULL, 0);
+    gw_session_auth_done(sess, CHAT_OK, &c, NULL);
+    expect("welcome", NULL, NULL, NULL);
+    expect("pong", NULL, "p", NULL);
+}
+END_TEST
+
+START_TEST(test_auth_again_is_bad_request)
+{
+    authenticate();
+    rx("{\"type\":\"auth\",\"token\":\"t\",\"rid\":\"x\"}");
+    expect("error", "bad_request", "x", NULL);
+    ck_assert(!gw_session_closing(sess));
+}
+END_TEST
+
+/* ---- frame assembly and size ---- */
+
+START_TEST(test_fragments_assembled)
+{
+    authenticate();
+    const char *part[] = {"{\"type\":", "\"ping\",\"ri", "d\":\"f\"}"};
+    ck_assert_int_eq(gw_session_rx(sess, part[0], strlen(part[0]), false, false, 0),
+                     GW_RX_CONTINUE);
+    ck_assert_int_eq(gw_session_rx(sess, part[1], strlen(part[1]), false, false, 0),
+                     GW_RX_CONTINUE);
+    expect_empty();
+    ck_assert_int_eq(gw_session_rx(sess, part[2], strlen(part[2]), false, true, 0), GW_RX_CONTINUE);
+    expect("pong", NULL, "f", NULL);
+}
+END_TEST
+
+START_TEST(test_frame_too_big_announced)
+{
+    authenticate();
+    /* The first chunk of a frame whose header announces more than the limit. */
+    ck_assert_int_eq(gw_session_rx(sess, "{", 1, false, false, MAX_FRAME), GW_RX_CLOSE);
+    ck_assert_int_eq(gw_session_close_code(sess), GW_CLOSE_TOO_BIG);
+    expect_close(GW_CLOSE_TOO_BIG);
+}
+END_TEST
+
+START_TEST(test_fragmented_total_too_big)
+{
+    char chunk[100];
+    memset(chunk, 'x', sizeof chunk);
+    ck_assert_int_eq(gw_session_rx(sess, chunk, sizeof chunk, false, false, 0), GW_RX_CONTINUE);
+    ck_assert_int_eq(gw_session_rx(sess, chunk, sizeof chunk, false, false, 0), GW_RX_CONTINUE);
+    ck_assert_int_eq(gw_session_rx(sess, chunk, sizeof chunk, false, false, 0), GW_RX_CLOSE);
+    ck_assert_int_eq(gw_session_close_code(sess), GW_CLOSE_TOO_BIG);
+}
+END_TEST
+
+START_TEST(test_frame_at_limit_accepted)
+{
+    authenticate();
+    char frame[MAX_FRAME + 1];
+    int n = snprintf(frame, sizeof frame, "{\"type\":\"ping\",\"rid\":\"r\"}");
+    memset(frame + n, ' ', MAX_FRAME - (size_t)n); /* trailing whitespace is allowed */
+    ck_assert_int_eq(gw_session_rx(sess, frame, MAX_FRAME, false, true, 0), GW_RX_CONTINUE);
+    expect("pong", NULL, "r", NULL);
+}
+END_TEST
+
+/* ---- errors, rate ---- */
+
+START_TEST(test_bad_requests_keep_connection)
+{
+    authenticate();
+    rx("nope");
+    expect("error", "bad_request", NULL, NULL);
+    rx("{\"type\":\"bogus\",\"rid\":\"b\"}");
+    expect("error", "bad_request", "b", NULL);
+    gw_session_rx(sess, "{}", 2, true, true, 0);
+    expect("error", "bad_request", NULL, NULL);
+    now_us += 10000000; /* refill */
+    rx("{\"type\":\"send\",\"room\":\"general\",\"cid\":\"c9\",\"text\":\"01234567890\"}");
+    expect("error", "too_large", NULL, "c9");
+    rx("{\"type\":\"typing\",\"room\":\"general\",\"rid\":\"t\"}");
+    expect("error", "bad_request", "t", NULL);
+    ck_assert(!gw_session_closing(sess));
+    ck_assert_int_eq(fake.errors[GW_E_BAD_REQUEST], 4);
+    ck_assert_int_eq(fake.errors[GW_E_TOO_LARGE], 1);
+    ck_assert_int_eq(fake.frames[GW_C_INVALID], 3);
+}
+END_TEST
+
+START_TEST(test_rate_limit_and_close)
+{
+    authenticate();
+    /* burst 3: three pongs */
+    for (int i = 0; i < 3; i++) {
+        rx("{\"type\":\"ping\"}");
+        expect("pong", NULL, NULL, NULL);
+    }
+    rx("{\"type\":\"send\",\"room\":\"general\",\"cid\":\"c1\",\"text\":\"hi\",\"rid\":\"s1\"}");
+    expect("error", "rate_limited", "s1", "c1");
+    ck_assert_int_eq(fake.sends, 0);
+    /* a token comes back after 0.5 s: the limited streak restarts */
+    now_us += 500000;
+    rx("{\"type\":\"ping\"}");
+    expect("pong", NULL, NULL, NULL);
+    rx("{\"type\":\"ping\"}");
+    expect("error", "rate_limited", NULL, NULL);
+    rx("not even json");
+    expect("error", "rate_limited", NULL, NULL);
+    ck_assert(!gw_session_closing(sess));
+    rx("{\"type\":\"ping\"}"); /* third in a row */
+    expect("error", "rate_limited", NULL, NULL);
+    expect_close(GW_CLOSE_RATE_LIMIT);
+}
+END_TEST
+
+/* ---- access rules ---- */
+
+START_TEST(test_rooms_claim_and_dm_rules)
+{
+    static const char *const allowed[] = {"general", "dm:alice:bob"};
+    authenticate_as("alice", allowed, 2);
+    rx("{\"type\":\"join\",\"room\":\"random\",\"rid\":\"j\"}");
+    expect("error", "forbidden", "j", NULL);
+    rx("{\"type\":\"send\",\"room\":\"random\",\"cid\":\"c\",\"text\":\"x\"}");
+    expect("error", "forbidden", NULL, "c");
+    rx("{\"type\":\"history\",\"room\":\"random\",\"rid\":\"h\"}");
+    expect("error", "forbidden", "h", NULL);
+    ck_assert_int_eq(fake.join_calls + fake.sends + fake.history_calls, 0);
+    now_us += 10000000;
+    rx("{\"type\":\"join\",\"room\":\"dm:alice:bob\"}");
+    ck_assert_int_eq(fake.join_calls, 1);
+}
+END_TEST
+
+START_TEST(test_dm_membership)
+{
+    authenticate_as("carol", NULL, 0);
+    rx("{\"type\":\"join\",\"room\":\"dm:alice:bob\"}");
+    expect("error", "forbidden", NULL, NULL);
+    rx("{\"type\":\"join\",\"room\":\"dm:carol:alice\"}"); /* not sorted */
+    expect("error", "forbidden", NULL, NULL);
+    rx("{\"type\":\"join\",\"room\":\"dm:alice:carol\"}");
+    ck_assert_int_eq(fake.join_calls, 1);
+    expect_empty();
+}
+END_TEST
+
+/* ---- join ---- */
+
+START_TEST(test_join_replay_then_held)
+{
+    authenticate();
+    rx("{\"type\":\"join\",\"room\":\"general\",\"since\":2,\"rid\":\"j1\"}");
+    ck_assert_int_eq(fake.join_calls, 1);
+    ck_assert_str_eq(fake.join_room, "general");
+    ck_assert_str_eq(fake.join_rid, "j1");
+    ck_assert(fake.join.has_since);
+    ck_assert_int_eq(fake.join.since, 2);
+    /* Live deliveries while the lookup runs are held. */
+    deliver_live(4);
+    deliver_live(5);
+    expect_empty();
+    gw_outq_entry_t replay[] = {{msg_buf(3), 3}, {msg_buf(4), 4}};
+    const char *online[] = {"alice", "bob"};
+    gw_join_result_t res = {.room = "general",
+                            .rid = "j1",
+                            .gen = fake.join.gen,
+                            .latest = 4,
+                            .unread = 2,
+                            .online = online,
+                            .nonline = 2,
+                            .replay = replay,
+                            .nreplay = 2};
+    gw_session_join_done(sess, &res);
+    cJSON *j = next_frame(NULL);
+    ck_assert_str_eq(str_of(j, "type"), "joined");
+    ck_assert_str_eq(str_of(j, "rid"), "j1");
+    ck_assert_int_eq((int)cJSON_GetObjectItem(j, "seq")->valuedouble, 4);
+    ck_assert_int_eq((int)cJSON_GetObjectItem(j, "unread")->valuedouble, 2);
+    ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(j, "online")), 2);
+    cJSON_Delete(j);
+    expect_msg_seq(3);
+    expect_msg_seq(4);
+    expect_msg_seq(5); /* held 4 was a duplicate of the replay */
+    expect_empty();
+    deliver_live(5);
+    deliver_live(6);
+    expect_msg_seq(6);
+    expect_empty();
+}
+END_TEST
+
+START_TEST(test_join_stale_or_failed_result)
+{
+    authenticate();
+    rx("{\"type\":\"join\",\"room\":\"general\"}");
+    uint32_t gen1 = fake.join.gen;
+    rx("{\"type\":\"join\",\"room\":\"general\",\"rid\":\"j2\"}"); /* joined again */
+    ck_assert_uint_ne(fake.join.gen, gen1);
+    gw_outq_entry_t replay[] = {{msg_buf(1), 1}};
+    gw_join_result_t stale = {
+        .room = "general", .gen = gen1, .latest = 1, .replay = replay, .nreplay = 1};
+    gw_session_join_done(sess, &stale); /* the answer to the first join: ignored */
+    expect_empty();
+    gw_join_result_t failed = {
+        .room = "general", .rid = "j2", .gen = fake.join.gen, .err = CHAT_ERR_REDIS};
+    gw_session_join_done(sess, &failed);
+    expect("error", "internal", "j2", NULL);
+    ck_assert_int_eq(fake.releases, 1); /* the subscription is gone again */
+    ck_assert(fake.last_room_empty);
+    deliver_live(9);
+    expect_empty();
+    ck_assert(!gw_session_closing(sess));
+}
+END_TEST
+
+START_TEST(test_join_without_since_drops_older_held)
+{
+    authenticate();
+    rx("{\"type\":\"join\",\"room\":\"general\"}");
+    ck_assert(!fake.join.has_since);
+    deliver_live(7);
+    deliver_live(8);
+    gw_join_result_t res = {.room = "general", .gen = fake.join.gen, .latest = 7};
+    gw_session_join_done(sess, &res);
+    expect("joined", NULL, NULL, NULL);
+    expect_msg_seq(8);
+    expect_empty();
+}
+END_TEST
+
+START_TEST(test_replay_trimmed_to_queue_room)
+{
+    authenticate();
+    rx("{\"type\":\"join\",\"room\":\"general\",\"since\":0}");
+    enum { N = 40 };
+    gw_outq_entry_t replay[N];
+    for (int i = 0; i < N; i++)
+        replay[i] = (gw_outq_entry_t){msg_buf(i + 1), i + 1};
+    gw_join_result_t res = {
+        .room = "general", .gen = fake.join.gen, .latest = N, .replay = replay, .nreplay = N};
+    gw_session_join_done(sess, &res);
+    ck_assert(!gw_session_closing(sess));
+    expect("joined", NULL, NULL, NULL);
+    /* 16 slots: joined + an eighth kept free (2) -> the newest 13 messages. */
+    for (int seq = N - 12; seq <= N; seq++)
+        expect_msg_seq(seq);
+    expect_empty();
+}
+END_TEST
+
+START_TEST(test_leave_is_idempotent)
+{
+    authenticate();
+    rx("{\"type\":\"leave\",\"room\":\"general\",\"rid\":\"l1\"}");
+    expect("left", NULL, "l1", NULL);
+    rx("{\"type\":\"join\",\"room\":\"general\"}");
+    gw_join_result_t res = {.room = "general", .gen = fake.join.gen};
+    gw_session_join_done(sess, &res);
+    expect("joined", NULL, NULL, NULL);
+    rx("{\"type\":\"leave\",\"room\":\"general\"}");
+    expect("left", NULL, NULL, NULL);
+    ck_assert_int_eq(fake.releases, 1);
+    deliver_live(1);
+    expect_empty();
+}
+END_TEST
+
+START_TEST(test_free_releases_subscriptions)
+{
+    authenticate();
+    rx("{\"type\":\"join\",\"room\":\"general\"}");
+    rx("{\"type\":\"join\",\"room\":\"random\"}");
+    gw_session_free(sess);
+    sess = NULL;
+    ck_assert_int_eq(fake.releases, 2);
+}
+END_TEST
+
+/* ---- send, history ---- */
+
+START_TEST(test_send_and_failures)
+{
+    authenticate();
+    rx("{\"type\":\"send\",\"room\":\"general\",\"cid\":\"c-1\",\"text\":\"h\xc3\xa9llo\"}");
+    ck_assert_int_eq(fake.sends, 1);
+    ck_assert_str_eq(fake.send_room, "general");
+    ck_assert_str_eq(fake.send_cid, "c-1");
+    ck_assert_str_eq(fake.send_text, "h\xc3\xa9llo");
+    expect_empty(); /* the ack comes through chat.deliver */
+    fake.send_rc = CHAT_ERR_TIMEOUT;
+    rx("{\"type\":\"send\",\"room\":\"general\",\"cid\":\"c-2\",\"text\":\"x\"}");
+    expect("error", "internal", NULL, "c-2");
+    gw_session_send_failed(sess, "c-1");
+    expect("error", "internal", NULL, "c-1");
+    ck_assert(!gw_session_closing(sess));
+}
+END_TEST
+
+START_TEST(test_history_request_and_answer)
+{
+    authenticate();
+    rx("{\"type\":\"history\",\"room\":\"general\",\"rid\":\"h1\"}");
+    ck_assert_int_eq(fake.history_calls, 1);
+    ck_assert_int_eq(fake.history.limit, 50);
+    ck_assert_int_eq(fake.history.before, 0);
+    rx("{\"type\":\"history\",\"room\":\"general\",\"rid\":\"h2\",\"before\":9,\"limit\":3}");
+    ck_assert_int_eq(fake.history.limit, 3);
+    ck_assert_int_eq(fake.history.before, 9);
+    gw_session_history_done(sess, "h1", NULL);
+    expect("error", "internal", "h1", NULL);
+    cJSON *msgs = cJSON_CreateArray();
+    gw_session_history_done(sess, "h2", gw_frame_history("general", "h2", msgs, false));
+    expect("history", NULL, "h2", NULL);
+}
+END_TEST
+
+/* ---- write queue ---- */
+
+START_TEST(test_queue_overflow_closes_1008)
+{
+    authenticate();
+    for (int i = 0; i < SEND_QUEUE; i++)
+        ck_assert(gw_session_enqueue(sess, msg_buf(i + 1)));
+    ck_assert(!gw_session_closing(sess));
+    ck_assert(!gw_session_enqueue(sess, msg_buf(99)));
+    ck_assert(gw_session_closing(sess));
+    ck_assert_int_eq(fake.slow_closes, 1);
+    ck_assert_uint_eq(fake.drops, SEND_QUEUE + 1); /* the refused frame and the queue */
+    ck_assert_str_eq(gw_session_close_reason(sess), "too slow");
+    /* The queue is dropped: the close goes out at once. */
+    expect_close(GW_CLOSE_POLICY);
+    ck_assert(!gw_session_enqueue(sess, msg_buf(100)));
+    ck_assert_uint_eq(fake.drops, SEND_QUEUE + 2);
+}
+END_TEST
+
+START_TEST(test_close_flush_writes_queue_first)
+{
+    authenticate();
+    gw_session_enqueue(sess, msg_buf(1));
+    gw_session_close(sess, GW_CLOSE_GOING_AWAY, "going away", true);
+    gw_session_close(sess, GW_CLOSE_POLICY, "later", false); /* first request wins */
+    expect_msg_seq(1);
+    expect_close(GW_CLOSE_GOING_AWAY);
+    ck_assert_str_eq(gw_session_close_reason(sess), "going away");
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("gateway_session");
+    TCase *tc = tcase_create("session");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_first_frame_must_be_auth);
+    tcase_add_test(tc, test_first_frame_garbage_or_binary);
+    tcase_add_test(tc, test_malformed_auth);
+    tcase_add_test(tc, test_auth_success);
+    tcase_add_test(tc, test_auth_refused_and_store_failure);
+    tcase_add_test(tc, test_auth_timeout);
+    tcase_add_test(tc, test_auth_timeout_after_auth_is_noop);
+    tcase_add_test(tc, test_frames_during_auth_wait);
+    tcase_add_test(tc, test_auth_again_is_bad_request);
+    tcase_add_test(tc, test_fragments_assembled);
+    tcase_add_test(tc, test_frame_too_big_announced);
+    tcase_add_test(tc, test_fragmented_total_too_big);
+    tcase_add_test(tc, test_frame_at_limit_accepted);
+    tcase_add_test(tc, test_bad_requests_keep_connection);
+    tcase_add_test(tc, test_rate_limit_and_close);
+    tcase_add_test(tc, test_rooms_claim_and_dm_rules);
+    tcase_add_test(tc, test_dm_membership);
+    tcase_add_test(tc, test_join_replay_then_held);
+    tcase_add_test(tc, test_join_stale_or_failed_result);
+    tcase_add_test(tc, test_join_without_since_drops_older_held);
+    tcase_add_test(tc, test_replay_trimmed_to_queue_room);
+    tcase_add_test(tc, test_leave_is_idempotent);
+    tcase_add_test(tc, test_free_releases_subscriptions);
+    tcase_add_test(tc, test_send_and_failures);
+    tcase_add_test(tc, test_history_request_and_answer);
+    tcase_add_test(tc, test_queue_overflow_closes_1008);
+    tcase_add_test(tc, test_close_flush_writes_queue_first);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

@@ -1,0 +1,87 @@
+/* Unit tests of services/gateway/store_reads, its I/O-free part: a stored message document
+ * becomes the same msg frame live subscribers get (id as 24 hex digits, optional fields
+ * only when present, no tenant/src leaking), and incomplete documents are refused. */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "services/gateway/store_reads.h"
+
+static bson_t *doc_basic(bson_oid_t *oid)
+{
+    bson_oid_init_from_string(oid, "65f1c0ffee0123456789abcd");
+    return BCON_NEW("_id", BCON_OID(oid), "tenant", BCON_UTF8("acme"), "room", BCON_UTF8("general"),
+                    "seq", BCON_INT64(42), "from", BCON_UTF8("alice"), "text", BCON_UTF8("hello"),
+                    "ts", BCON_INT64(1732406400123LL), "cid", BCON_UTF8("c-1"), "src",
+                    BCON_UTF8("3:17"));
+}
+
+START_TEST(test_msg_frame_basic)
+{
+    bson_oid_t oid;
+    bson_t *doc = doc_basic(&oid);
+    cJSON *f = gw_reads_msg_frame(doc);
+    ck_assert_ptr_nonnull(f);
+    char *text = cJSON_PrintUnformatted(f);
+    ck_assert_str_eq(text, "{\"type\":\"msg\",\"room\":\"general\",\"seq\":42,"
+                           "\"id\":\"65f1c0ffee0123456789abcd\",\"from\":\"alice\","
+                           "\"text\":\"hello\",\"ts\":1732406400123,\"cid\":\"c-1\"}");
+    free(text);
+    cJSON_Delete(f);
+    bson_destroy(doc);
+}
+END_TEST
+
+START_TEST(test_msg_frame_optional_fields)
+{
+    bson_oid_t oid;
+    bson_oid_init_from_string(&oid, "65f1c0ffee0123456789abcd");
+    bson_t *doc = BCON_NEW(
+        "_id", BCON_OID(&oid), "tenant", BCON_UTF8("acme"), "room", BCON_UTF8("general"), "seq",
+        BCON_INT32(7), "from", BCON_UTF8("bob"), "name", BCON_UTF8("Bob"), "text", BCON_UTF8("x"),
+        "ts", BCON_DATE_TIME(5), "cid", BCON_UTF8("c"), "edited", BCON_BOOL(true), "reactions", "{",
+        "+1", "[", BCON_UTF8("alice"), BCON_UTF8("carol"), "]", "}");
+    cJSON *f = gw_reads_msg_frame(doc);
+    ck_assert_ptr_nonnull(f);
+    ck_assert_str_eq(cJSON_GetObjectItem(f, "name")->valuestring, "Bob");
+    ck_assert_int_eq((int)cJSON_GetObjectItem(f, "seq")->valuedouble, 7);
+    ck_assert_int_eq((int)cJSON_GetObjectItem(f, "ts")->valuedouble, 5);
+    ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(f, "edited")));
+    cJSON *r = cJSON_GetObjectItem(cJSON_GetObjectItem(f, "reactions"), "+1");
+    ck_assert_int_eq(cJSON_GetArraySize(r), 2);
+    ck_assert_ptr_null(cJSON_GetObjectItem(f, "tenant"));
+    cJSON_Delete(f);
+    bson_destroy(doc);
+}
+END_TEST
+
+START_TEST(test_msg_frame_incomplete)
+{
+    bson_oid_t oid;
+    bson_t *doc = doc_basic(&oid);
+    bson_t *no_seq = bson_new();
+    bson_copy_to_excluding_noinit(doc, no_seq, "seq", NULL);
+    ck_assert_ptr_null(gw_reads_msg_frame(no_seq));
+    bson_t *no_id = bson_new();
+    bson_copy_to_excluding_noinit(doc, no_id, "_id", NULL);
+    ck_assert_ptr_null(gw_reads_msg_frame(no_id));
+    bson_destroy(no_seq);
+    bson_destroy(no_id);
+    bson_destroy(doc);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("gateway_store_reads");
+    TCase *tc = tcase_create("store_reads");
+    tcase_add_test(tc, test_msg_frame_basic);
+    tcase_add_test(tc, test_msg_frame_optional_fields);
+    tcase_add_test(tc, test_msg_frame_incomplete);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

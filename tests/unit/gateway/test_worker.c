@@ -1,0 +1,313 @@
+/* Unit tests of services/gateway/worker: the loop's inbox (order, wake-ups, drain limit,
+ * bound with a stop flag, undrained tasks freed) and the worker pool (run -> complete on
+ * the draining thread, per-shard order, contexts, stop runs what is queued). */
+#include <check.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "services/gateway/worker.h"
+
+typedef struct test_task {
+    gw_task_t task;
+    int id;
+    int *log; /* completions append their id here */
+    size_t *nlog;
+    int ran_on; /* context value the run half saw */
+    atomic_int *destroyed;
+} test_task_t;
+
+static void tt_complete(gw_task_t *t, void *loop_ctx)
+{
+    test_task_t *tt = (test_task_t *)t;
+    ck_assert_ptr_eq(loop_ctx, (void *)0x1234);
+    tt->log[(*tt->nlog)++] = tt->id;
+}
+
+static void tt_destroy(gw_task_t *t)
+{
+    test_task_t *tt = (test_task_t *)t;
+    if (tt->destroyed != NULL)
+        atomic_fetch_add(tt->destroyed, 1);
+    free(tt);
+}
+
+static void tt_run(gw_task_t *t, void *ctx)
+{
+    test_task_t *tt = (test_task_t *)t;
+    tt->ran_on = *(int *)ctx;
+    /* A little work, so that ordering problems would show. */
+    usleep((useconds_t)(rand() % 200));
+}
+
+/* Completion that checks the run half happened on the expected worker. */
+static void tt_complete_ctx(gw_task_t *t, void *loop_ctx)
+{
+    test_task_t *tt = (test_task_t *)t;
+    (void)loop_ctx;
+    tt->log[(*tt->nlog)++] = tt->id * 100 + tt->ran_on;
+}
+
+static test_task_t *tt_new(int id, int *log, size_t *nlog, atomic_int *destroyed)
+{
+    test_task_t *tt = calloc(1, sizeof *tt);
+    ck_assert_ptr_nonnull(tt);
+    tt->task.complete = tt_complete;
+    tt->task.destroy = tt_destroy;
+    tt->id = id;
+    tt->log = log;
+    tt->nlog = nlog;
+    tt->destroyed = destroyed;
+    return tt;
+}
+
+static atomic_int wakes;
+
+static void count_wake(void *ud)
+{
+    (void)ud;
+    atomic_fetch_add(&wakes, 1);
+}
+
+START_TEST(test_inbox_order_and_wakes)
+{
+    atomic_store(&wakes, 0);
+    gw_inbox_t *in = gw_inbox_new(16);
+    gw_inbox_set_wake(in, count_wake, NULL);
+    int log[16];
+    size_t nlog = 0;
+    for (int i = 0; i < 5; i++)
+        gw_inbox_push(in, &tt_new(i, log, &nlog, NULL)->task);
+    /* One wake for the whole burst: the loop drains everything it finds. */
+    ck_assert_int_eq(atomic_load(&wakes), 1);
+    ck_assert_uint_eq(gw_inbox_drain(in, 3, (void *)0x1234), 3);
+    /* Tasks left: the drain wakes the loop again. */
+    ck_assert_int_eq(atomic_load(&wakes), 2);
+    ck_assert_uint_eq(gw_inbox_drain(in, 100, (void *)0x1234), 2);
+    ck_assert_int_eq(atomic_load(&wakes), 2);
+    ck_assert_uint_eq(nlog, 5);
+    for (int i = 0; i < 5; i++)
+        ck_assert_int_eq(log[i], i);
+    gw_inbox_push(in, &tt_new(9, log, &nlog, NULL)->task);
+    ck_assert_int_eq(atomic_load(&wakes), 3);
+    gw_inbox_free(in); /* frees the undrained task (ASan checks) */
+}
+END_TEST
+
+static atomic_bool stop_flag;
+
+static void *bounded_pusher(void *arg)
+{
+    gw_inbox_t *in = arg;
+    static int log[8];
+    static size_t nlog;
+    /* The bound is 2: the third push waits until the stop flag is raised. */
+    for (int i = 0; i < 3; i++) {
+        if (!gw_inbox_push_bounded(in, &tt_new(i, log, &nlog, NULL)->task, &stop_flag))
+            return (void *)1;
+    }
+    return NULL;
+}
+
+START_TEST(test_inbox_bound_and_stop)
+{
+    atomic_store(&stop_flag, false);
+    gw_inbox_t *in = gw_inbox_new(2);
+    pthread_t th;
+    pthread_create(&th, NULL, bounded_pusher, in);
+    usleep(300 * 1000);
+    atomic_store(&stop_flag, true);
+    void *ret = NULL;
+    pthread_join(th, &ret);
+    ck_assert_ptr_eq(ret, (void *)1); /* gave up: its task was destroyed */
+    gw_inbox_free(in);
+}
+END_TEST
+
+START_TEST(test_inbox_bound_released_by_drain)
+{
+    atomic_store(&stop_flag, false);
+    gw_inbox_t *in = gw_inbox_new(2);
+    pthread_t th;
+    pthread_create(&th, NULL, bounded_pusher, in);
+    int log[8];
+    size_t nlog = 0;
+    (void)log;
+    (void)nlog;
+    size_t drained = 0;
+    for (int tries = 0; tries < 200 && drained < 3; tries++) {
+        drained += gw_inbox_drain(in, 10, (void *)0x1234);
+        usleep(5000);
+    }
+    void *ret = (void *)1;
+    pthread_join(th, &ret);
+    ck_assert_ptr_null(ret);
+    ck_assert_uint_eq(drained, 3);
+    gw_inbox_free(in);
+}
+END_TEST
+
+static int ctx_values[3] = {10, 11, 12};
+
+static void *ctx_new(size_t index, void *ud)
+{
+    (void)ud;
+    return &ctx_values[index];
+}
+
+START_TEST(test_pool_shard_order_and_contexts)
+{
+    gw_inbox_t *in = gw_inbox_new(1000);
+    gw_workers_conf_t conf = {.nthreads = 3, .ctx_new = ctx_new, .inbox = in};
+    gw_workers_t *w = NULL;
+    ck_assert_int_eq(gw_workers_new(&conf, &w), CHAT_OK);
+    ck_assert_uint_eq(gw_workers_count(w), 3);
+    int log[200];
+    size_t nlog = 0;
+    atomic_int destroyed = 0;
+    /* 60 tasks on shard 4 (worker 1) must complete in submission order. */
+    for (int i = 0; i < 60; i++) {
+        test_task_t *tt = tt_new(i, log, &nlog, &destroyed);
+        tt->task.run = tt_run;
+        tt->task.complete = tt_complete_ctx;
+        gw_workers_submit(w, &tt->task, 4);
+    }
+    gw_workers_stop(w); /* runs what is queued first */
+    ck_assert(gw_workers_stopping(w));
+    gw_inbox_drain(in, 1000, NULL);
+    ck_assert_uint_eq(nlog, 60);
+    for (int i = 0; i < 60; i++)
+        ck_assert_int_eq(log[i], i * 100 + 11);
+    ck_assert_int_eq(atomic_load(&destroyed), 60);
+    /* After the stop a task is destroyed without running. */
+    test_task_t *late = tt_new(1, log, &nlog, &destroyed);
+    late->task.run = tt_run;
+    gw_workers_submit(w, &late->task, -1);
+    ck_assert_int_eq(atomic_load(&destroyed), 61);
+    gw_workers_free(w);
+    gw_inbox_free(in);
+}
+END_TEST
+
+START_TEST(test_pool_round_robin_all_complete)
+{
+    gw_inbox_t *in = gw_inbox_new(1000);
+    gw_workers_conf_t conf = {.nthreads = 3, .ctx_new = ctx_new, .inbox = in};
+    gw_workers_t *w = NULL;
+    ck_assert_int_eq(gw_workers_new(&conf, &w), CHAT_OK);
+    int log[100];
+    size_t nlog = 0;
+    int seen[3] = {0};
+    for (int i = 0; i < 30; i++) {
+        test_task_t *tt = tt_new(i, log, &nlog, NULL);
+        tt->task.run = tt_run;
+        tt->task.complete = tt_complete_ctx;
+        gw_workers_submit(w, &tt->task, -1);
+    }
+    gw_workers_free(w);
+    gw_inbox_drain(in, 1000, NULL);
+    ck_assert_uint_eq(nlog, 30);
+    for (size_t i = 0; i < nlog; i++)
+        seen[log[i] % 100 - 10]++;
+    ck_assert_int_eq(seen[0] + seen[1] + seen[2], 30);
+    ck_assert_int_eq(seen[0], 10); /* round robin spreads evenly */
+    gw_inbox_free(in);
+}
+END_TEST
+
+/* First run on its shard, then forwarded to another worker: runs twice, completes once. */
+typedef struct two_step {
+    gw_task_t task;
+    int first, second, completions;
+    int *done;
+} two_step_t;
+
+static void two_run(gw_task_t *t, void *ctx)
+{
+    two_step_t *ts = (two_step_t *)t;
+    if (ts->first == 0) {
+        ts->first = *(int *)ctx;
+        gw_task_forward(t, 2);
+    } else {
+        ts->second = *(int *)ctx;
+    }
+}
+
+static void two_complete(gw_task_t *t, void *loop_ctx)
+{
+    (void)loop_ctx;
+    two_step_t *ts = (two_step_t *)t;
+    ts->completions++;
+    *ts->done = ts->first * 100 + ts->second + 1000 * ts->completions;
+}
+
+static void two_destroy(gw_task_t *t)
+{
+    free(t);
+}
+
+START_TEST(test_task_forward)
+{
+    gw_inbox_t *in = gw_inbox_new(10);
+    gw_workers_conf_t conf = {.nthreads = 3, .ctx_new = ctx_new, .inbox = in};
+    gw_workers_t *w = NULL;
+    ck_assert_int_eq(gw_workers_new(&conf, &w), CHAT_OK);
+    int done = 0;
+    two_step_t *ts = calloc(1, sizeof *ts);
+    ts->task.run = two_run;
+    ts->task.complete = two_complete;
+    ts->task.destroy = two_destroy;
+    ts->done = &done;
+    gw_workers_submit(w, &ts->task, 1);
+    for (int tries = 0; tries < 200 && done == 0; tries++) {
+        gw_inbox_drain(in, 10, NULL);
+        usleep(5000);
+    }
+    ck_assert_int_eq(done, 1000 + 11 * 100 + 12); /* once, on worker 1 then worker 2 */
+    gw_workers_free(w);
+    gw_inbox_free(in);
+}
+END_TEST
+
+static void *ctx_fail(size_t index, void *ud)
+{
+    (void)ud;
+    return index == 1 ? NULL : &ctx_values[index];
+}
+
+START_TEST(test_pool_context_failure)
+{
+    gw_workers_conf_t conf = {.nthreads = 3, .ctx_new = ctx_fail};
+    gw_workers_t *w = NULL;
+    ck_assert_int_eq(gw_workers_new(&conf, &w), CHAT_ERR_IO);
+    ck_assert_ptr_null(w);
+}
+END_TEST
+
+START_TEST(test_shard_is_stable)
+{
+    ck_assert_int_eq(gw_workers_shard("acme/general"), gw_workers_shard("acme/general"));
+    ck_assert_int_ge(gw_workers_shard("x"), 0);
+    ck_assert_int_ne(gw_workers_shard("acme/general"), gw_workers_shard("acme/random"));
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("gateway_worker");
+    TCase *tc = tcase_create("worker");
+    tcase_add_test(tc, test_inbox_order_and_wakes);
+    tcase_add_test(tc, test_inbox_bound_and_stop);
+    tcase_add_test(tc, test_inbox_bound_released_by_drain);
+    tcase_add_test(tc, test_pool_shard_order_and_contexts);
+    tcase_add_test(tc, test_pool_round_robin_all_complete);
+    tcase_add_test(tc, test_pool_context_failure);
+    tcase_add_test(tc, test_task_forward);
+    tcase_add_test(tc, test_shard_is_stable);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
