@@ -50,7 +50,7 @@ static const chat_cfg_entry_t cfg_table[] = {
     CHAT_CFG_INTEGER("CHAT_RATE_BURST", gw_config_t, rate_burst, "40", 1, 1000000,
                      "token bucket size"),
     CHAT_CFG_INTEGER("CHAT_RATE_CLOSE_AFTER", gw_config_t, rate_close_after, "20", 1, 1000000,
-                     "rate-limited frames in a row after which the connection closes with 4008"),
+                     "rate-limited frames (forgiven at 1/s) after which the connection closes with 4008"),
     CHAT_CFG_DURATION("CHAT_AUTH_TIMEOUT", gw_config_t, auth_timeout_ms, "10s", 1000, 600000,
                       "time to authenticate before close 4001"),
     CHAT_CFG_INTEGER("CHAT_GATEWAY_SEND_QUEUE", gw_config_t, send_queue, "1024", 16, 1000000,

@@ -32,7 +32,10 @@ struct gw_session {
     char auth_rid[SESSION_RID_MAX];
 
     chat_token_bucket_t bucket;
-    unsigned limited_in_row;
+    /* Rate-limited frames the client may still send before 4008; refills slowly, so a
+     * short burst past the rate is forgiven and a client that keeps on is closed even if
+     * some of its frames get through. */
+    chat_token_bucket_t strikes;
 
     /* message assembly */
     char *rx;
@@ -334,7 +337,7 @@ static void dispatch(gw_session_t *s, const gw_cframe_t *f)
 }
 
 /* A frame beyond the rate: rate_limited (echoing what can be read), and 4008 once the
- * client has sent rate_close_after such frames in a row. */
+ * client has used up its strikes. */
 static void rate_limited(gw_session_t *s, const char *data, size_t len, bool binary)
 {
     gw_cframe_t f;
@@ -345,7 +348,7 @@ static void rate_limited(gw_session_t *s, const char *data, size_t len, bool bin
         memset(&f, 0, sizeof f);
     send_error(s, GW_E_RATE_LIMITED, "rate limit exceeded; slow down", f.rid, f.cid);
     gw_cframe_clear(&f);
-    if (++s->limited_in_row >= s->env->limits.rate_close_after)
+    if (!chat_token_bucket_take(&s->strikes, s->env->now_us()))
         gw_session_close(s, GW_CLOSE_RATE_LIMIT, "rate limit exceeded", true);
 }
 
@@ -355,7 +358,6 @@ static void ready_message(gw_session_t *s, const char *data, size_t len, bool bi
         rate_limited(s, data, len, binary);
         return;
     }
-    s->limited_in_row = 0;
     if (binary) {
         count_frame(s, GW_C_INVALID);
         send_error(s, GW_E_BAD_REQUEST, "binary frames are not supported", NULL, NULL);
@@ -459,6 +461,8 @@ void gw_session_auth_done(gw_session_t *s, chat_err_t err, chat_jwt_claims_t *cl
     s->state = GW_SESS_READY;
     chat_token_bucket_init(&s->bucket, s->env->limits.rate_per_sec, s->env->limits.rate_burst,
                            s->env->now_us());
+    chat_token_bucket_init(&s->strikes, GW_RATE_STRIKES_FORGIVEN_PER_SEC,
+                           s->env->limits.rate_close_after, s->env->now_us());
     send_frame(s,
                gw_frame_welcome(s->claims.user, s->claims.tenant, s->id, rid_or_null(s->auth_rid)));
     size_t n = s->ndeferred;

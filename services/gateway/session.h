@@ -23,6 +23,8 @@
 #define GW_CLOSE_INTERNAL 1011
 #define GW_CLOSE_UNAUTHORIZED 4001
 #define GW_CLOSE_RATE_LIMIT 4008
+/* How fast rate-limited frames are forgiven (see rate_close_after). */
+#define GW_RATE_STRIKES_FORGIVEN_PER_SEC 1.0
 
 typedef struct gw_session gw_session_t;
 
@@ -32,7 +34,8 @@ typedef struct gw_limits {
     size_t send_queue;      /* frames queued per socket; overflow closes with 1008 */
     double rate_per_sec;    /* token bucket */
     double rate_burst;
-    unsigned rate_close_after; /* rate-limited frames in a row that close with 4008 */
+    unsigned rate_close_after; /* rate-limited frames (forgiven at
+                                  GW_RATE_STRIKES_FORGIVEN_PER_SEC) that close with 4008 */
     int64_t history_default;   /* limit of a history request without one */
     int auth_timeout_s;        /* for the message of the auth timeout error */
 } gw_limits_t;

@@ -527,6 +527,48 @@ START_TEST(test_rate_limit_and_close)
 }
 END_TEST
 
+/* Reads the frames the session queued (as a client that keeps up would). */
+static void drain_frames(void)
+{
+    cJSON *o;
+    while ((o = next_frame(NULL)) != NULL)
+        cJSON_Delete(o);
+}
+
+/* A client at twice its rate gets half its frames through, but is still closed: strikes
+ * are forgiven at 1/s and it earns 2/s. */
+START_TEST(test_rate_persistent_excess_closes)
+{
+    authenticate();
+    int seconds = 0;
+    while (!gw_session_closing(sess) && seconds < 10) {
+        now_us += 1000000;
+        seconds++;
+        for (int i = 0; i < 4 && !gw_session_closing(sess); i++)
+            rx("{\"type\":\"ping\"}");
+        if (!gw_session_closing(sess))
+            drain_frames();
+    }
+    ck_assert(gw_session_closing(sess));
+    ck_assert_int_eq(gw_session_close_code(sess), GW_CLOSE_RATE_LIMIT);
+    ck_assert_int_le(seconds, 4);
+}
+END_TEST
+
+/* A single burst past the rate is forgiven once the client slows down. */
+START_TEST(test_rate_burst_forgiven)
+{
+    authenticate();
+    for (int round = 0; round < 5; round++) {
+        for (int i = 0; i < 5; i++) /* burst 3 + 2 limited */
+            rx("{\"type\":\"ping\"}");
+        drain_frames();
+        now_us += 3000000; /* refills the bucket and forgives the 2 strikes */
+    }
+    ck_assert(!gw_session_closing(sess));
+}
+END_TEST
+
 /* ---- access rules ---- */
 
 START_TEST(test_rooms_claim_and_dm_rules)
@@ -781,6 +823,8 @@ int main(void)
     tcase_add_test(tc, test_frame_at_limit_accepted);
     tcase_add_test(tc, test_bad_requests_keep_connection);
     tcase_add_test(tc, test_rate_limit_and_close);
+    tcase_add_test(tc, test_rate_persistent_excess_closes);
+    tcase_add_test(tc, test_rate_burst_forgiven);
     tcase_add_test(tc, test_rooms_claim_and_dm_rules);
     tcase_add_test(tc, test_dm_membership);
     tcase_add_test(tc, test_join_replay_then_held);
