@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Start-up failures of the services: a bad configuration value, or a Kafka/MongoDB/Redis
+# that does not answer, stops the service with a non-zero exit and an error log line whose
+# "var" field names the variable to fix. Everything else points at the fixture's stack,
+# so the variable under test is the only thing wrong.
+set -uo pipefail
+
+: "${CHAT_STACK_ENV:?run through ctest}"
+build=${CHAT_BUILD_DIR:?run through ctest}
+set -a
+# shellcheck disable=SC1090
+. "$CHAT_STACK_ENV"
+set +a
+work=$(mktemp -d "${TMPDIR:-/tmp}/chat-service-config.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+failures=0
+
+# Ports nothing listens on: bound once by the kernel's choice, then released.
+free_port() {
+    /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+dead_port=$(free_port)
+ws_port=$(free_port)
+
+# expect_failure SERVICE VAR [VAR=value ...]: runs the service with the given variables
+# (plus a short connect timeout and free ports) and checks it exits non-zero within 30 s
+# with an error line naming VAR.
+expect_failure() {
+    local service=$1 var=$2
+    shift 2
+    local log="$work/$service-$var.log" status
+    timeout 30 env CHAT_CONNECT_TIMEOUT=2s CHAT_OPS_PORT=0 CHAT_GATEWAY_PORT="$ws_port" \
+        CHAT_GATEWAY_INDEX=7 CHAT_MESSAGE_GROUP="cfgtest-$$" CHAT_BROADCAST_GROUP="cfgtest-$$" \
+        "$@" "$build/services/$service/chat-$service" >"$log" 2>&1
+    status=$?
+    if [ $status -ne 0 ] && [ $status -ne 124 ] &&
+        grep '"level":"error"' "$log" | grep -q "\"var\":\"$var\""; then
+        echo "ok   - $service: $* -> exit $status naming $var"
+    else
+        echo "FAIL - $service: $* -> exit $status; expected an error naming $var. Log:"
+        sed 's/^/    /' "$log" | tail -n 20
+        failures=$((failures + 1))
+    fi
+}
+
+for service in gateway message broadcast; do
+    expect_failure "$service" CHAT_OPS_PORT CHAT_OPS_PORT=not-a-port
+    expect_failure "$service" CHAT_LOG_LEVEL CHAT_LOG_LEVEL=loud
+    expect_failure "$service" CHAT_KAFKA_BROKERS CHAT_KAFKA_BROKERS="127.0.0.1:$dead_port"
+    expect_failure "$service" KAFKA_NO_SUCH_SETTING KAFKA_NO_SUCH_SETTING=1
+done
+expect_failure gateway CHAT_GATEWAY_INDEX CHAT_GATEWAY_INDEX=999
+expect_failure gateway CHAT_MONGO_URI CHAT_MONGO_URI="mongodb://127.0.0.1:$dead_port/chat"
+expect_failure gateway CHAT_REDIS_URL CHAT_REDIS_URL="redis://127.0.0.1:$dead_port/0"
+expect_failure message CHAT_MONGO_URI CHAT_MONGO_URI="mongodb://127.0.0.1:$dead_port/chat"
+expect_failure message CHAT_MESSAGE_BATCH CHAT_MESSAGE_BATCH=0
+expect_failure broadcast CHAT_REDIS_URL CHAT_REDIS_URL="redis://127.0.0.1:$dead_port/0"
+
+[ $failures -eq 0 ] || { echo "$failures check(s) failed"; exit 1; }
