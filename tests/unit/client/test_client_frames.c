@@ -1,0 +1,126 @@
+/* Unit tests of tools/client/client_frames: the frames a client builds (fields, optional
+ * parts left out, escaping) and the readable lines chat-cli prints for server frames. */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tools/client/client_frames.h"
+
+/* Compares a built frame with the expected JSON text and frees it. */
+static void expect_frame(char *got, const char *want)
+{
+    ck_assert_ptr_nonnull(got);
+    ck_assert_str_eq(got, want);
+    free(got);
+}
+
+START_TEST(test_builders)
+{
+    expect_frame(chat_client_frame_auth("a.b.c"), "{\"type\":\"auth\",\"token\":\"a.b.c\"}");
+    expect_frame(chat_client_frame_join("general", -1, NULL),
+                 "{\"type\":\"join\",\"room\":\"general\"}");
+    expect_frame(chat_client_frame_join("general", 0, "j1"),
+                 "{\"type\":\"join\",\"room\":\"general\",\"since\":0,\"rid\":\"j1\"}");
+    expect_frame(chat_client_frame_join("r", 123456789012, NULL),
+                 "{\"type\":\"join\",\"room\":\"r\",\"since\":123456789012}");
+    expect_frame(chat_client_frame_leave("r", NULL), "{\"type\":\"leave\",\"room\":\"r\"}");
+    expect_frame(chat_client_frame_send("r", "c-1", "say \"hi\"\n\\"),
+                 "{\"type\":\"send\",\"room\":\"r\",\"cid\":\"c-1\",\"text\":\"say "
+                 "\\\"hi\\\"\\n\\\\\"}");
+    expect_frame(chat_client_frame_history("r", 0, 0, "h1"),
+                 "{\"type\":\"history\",\"room\":\"r\",\"rid\":\"h1\"}");
+    expect_frame(chat_client_frame_history("r", 51, 10, "h2"),
+                 "{\"type\":\"history\",\"room\":\"r\",\"before\":51,\"limit\":10,\"rid\":\"h2\"}");
+    expect_frame(chat_client_frame_ping(NULL), "{\"type\":\"ping\"}");
+}
+END_TEST
+
+/* Renders json and compares with want. */
+static void expect_render(const char *json, const char *want)
+{
+    char *got = chat_client_render(json, strlen(json));
+    ck_assert_ptr_nonnull(got);
+    ck_assert_str_eq(got, want);
+    free(got);
+}
+
+START_TEST(test_render_message_path)
+{
+    expect_render(
+        "{\"type\":\"msg\",\"room\":\"general\",\"seq\":7,\"id\":\"x\",\"from\":\"alice\","
+        "\"text\":\"hello\\nworld\\t!\",\"ts\":1}",
+        "[general #7] alice: hello\\nworld\\t!");
+    expect_render("{\"type\":\"msg\",\"room\":\"r\",\"seq\":2,\"from\":\"bob\",\"text\":\"x\","
+                  "\"edited\":true}",
+                  "[r #2] bob: x (edited)");
+    expect_render(
+        "{\"type\":\"ack\",\"cid\":\"42-1\",\"room\":\"r\",\"seq\":9,\"id\":\"x\",\"ts\":1}",
+        "ack 42-1 -> #9");
+    expect_render("{\"type\":\"error\",\"code\":\"too_large\",\"message\":\"text over 4000\","
+                  "\"cid\":\"c9\"}",
+                  "error too_large: text over 4000 (cid c9)");
+    expect_render("{\"type\":\"error\",\"code\":\"bad_request\",\"message\":\"m\",\"rid\":\"h1\"}",
+                  "error bad_request: m (rid h1)");
+}
+END_TEST
+
+START_TEST(test_render_session_frames)
+{
+    expect_render(
+        "{\"type\":\"welcome\",\"user\":\"alice\",\"tenant\":\"acme\",\"session\":\"0.ab.1\"}",
+        "welcome alice of tenant acme (session 0.ab.1)");
+    expect_render(
+        "{\"type\":\"joined\",\"room\":\"r\",\"seq\":5,\"unread\":2,\"online\":[\"a\",\"b\"]}",
+        "joined r: latest #5, 2 unread, online: a, b");
+    expect_render("{\"type\":\"joined\",\"room\":\"r\",\"seq\":0,\"unread\":0,\"online\":[]}",
+                  "joined r: latest #0, 0 unread, online: -");
+    expect_render("{\"type\":\"left\",\"room\":\"r\"}", "left r");
+    expect_render("{\"type\":\"pong\"}", "pong");
+    expect_render("{\"type\":\"presence\",\"room\":\"r\",\"user\":\"bob\",\"online\":false}",
+                  "* bob is offline in r");
+    expect_render("{\"type\":\"typing\",\"room\":\"r\",\"user\":\"bob\"}", "* bob is typing in r");
+    expect_render("{\"type\":\"read\",\"room\":\"r\",\"user\":\"bob\",\"seq\":3}",
+                  "* bob read r up to #3");
+    expect_render(
+        "{\"type\":\"update\",\"room\":\"r\",\"id\":\"i1\",\"op\":\"edit\",\"text\":\"t\"}",
+        "[r] i1 edit: t");
+}
+END_TEST
+
+START_TEST(test_render_history_lines)
+{
+    expect_render("{\"type\":\"history\",\"rid\":\"h1\",\"room\":\"r\",\"more\":true,\"msgs\":["
+                  "{\"type\":\"msg\",\"room\":\"r\",\"seq\":1,\"from\":\"a\",\"text\":\"one\"},"
+                  "{\"type\":\"msg\",\"room\":\"r\",\"seq\":2,\"from\":\"b\",\"text\":\"two\"}]}",
+                  "history r: 2 messages, more before (rid h1)\n[r #1] a: one\n[r #2] b: two");
+    expect_render("{\"type\":\"history\",\"rid\":\"h2\",\"room\":\"r\",\"more\":false,\"msgs\":[]}",
+                  "history r: 0 messages (rid h2)");
+}
+END_TEST
+
+START_TEST(test_render_unknown_and_garbage)
+{
+    expect_render("{\"type\":\"surprise\",\"x\":1}", "{\"type\":\"surprise\",\"x\":1}");
+    expect_render("not json\nat all", "not json\\nat all");
+    expect_render("[1,2]", "[1,2]");
+    expect_render("{\"type\":3}", "{\"type\":3}");
+    expect_render("", "");
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("client_frames");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, test_builders);
+    tcase_add_test(tc, test_render_message_path);
+    tcase_add_test(tc, test_render_session_frames);
+    tcase_add_test(tc, test_render_history_lines);
+    tcase_add_test(tc, test_render_unknown_and_garbage);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

@@ -1,0 +1,124 @@
+/* Parsing of chat-cli's input lines: plain text is a message, '/' starts a command whose
+ * arguments are separated by blanks. */
+#include "tools/chat-cli/cli_commands.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char chat_cli_cmd_help[] =
+    "commands: /join ROOM [SINCE], /leave ROOM, /history ROOM [BEFORE] [LIMIT],\n"
+    "          /raw {json}, /quit, /help; //text sends \"/text\"; other lines are sent\n";
+
+/* Next blank-separated word of *p (NUL-terminated in place), or NULL at the end. */
+static char *next_word(char **p)
+{
+    char *s = *p + strspn(*p, " \t");
+    if (*s == '\0')
+        return NULL;
+    size_t n = strcspn(s, " \t");
+    *p = s + n;
+    if (s[n] != '\0') {
+        s[n] = '\0';
+        *p = s + n + 1;
+    }
+    return s;
+}
+
+/* Parses an optional non-negative number word into *out (def if absent). */
+static bool optional_number(char **p, int64_t def, int64_t *out)
+{
+    char *w = next_word(p);
+    if (w == NULL) {
+        *out = def;
+        return true;
+    }
+    char *end;
+    errno = 0;
+    long long v = strtoll(w, &end, 10);
+    if (errno != 0 || *end != '\0' || v < 0)
+        return false;
+    *out = v;
+    return true;
+}
+
+static void bad(chat_cli_cmd_t *out, const char *why)
+{
+    out->kind = CHAT_CLI_CMD_BAD;
+    snprintf(out->error, sizeof out->error, "%s", why);
+}
+
+/* Parses the arguments of the command word cmd from *p. */
+static void parse_command(const char *cmd, char **p, chat_cli_cmd_t *out)
+{
+    if (strcmp(cmd, "quit") == 0 || strcmp(cmd, "help") == 0) {
+        out->kind = cmd[0] == 'q' ? CHAT_CLI_CMD_QUIT : CHAT_CLI_CMD_HELP;
+        return;
+    }
+    if (strcmp(cmd, "raw") == 0) {
+        out->kind = CHAT_CLI_CMD_RAW;
+        out->text = *p + strspn(*p, " \t");
+        if (*out->text == '\0')
+            bad(out, "usage: /raw {json}");
+        return;
+    }
+    bool is_join = strcmp(cmd, "join") == 0, is_leave = strcmp(cmd, "leave") == 0;
+    bool is_history = strcmp(cmd, "history") == 0;
+    if (!is_join && !is_leave && !is_history) {
+        bad(out, "unknown command (try /help)");
+        return;
+    }
+    const char *room = next_word(p);
+    if (room == NULL) {
+        bad(out, is_join    ? "usage: /join ROOM [SINCE]"
+                 : is_leave ? "usage: /leave ROOM"
+                            : "usage: /history ROOM [BEFORE] [LIMIT]");
+        return;
+    }
+    snprintf(out->room, sizeof out->room, "%s", room);
+    bool ok = true;
+    if (is_join) {
+        out->kind = CHAT_CLI_CMD_JOIN;
+        ok = optional_number(p, -1, &out->since);
+    } else if (is_history) {
+        out->kind = CHAT_CLI_CMD_HISTORY;
+        ok = optional_number(p, 0, &out->before) && optional_number(p, 0, &out->limit);
+    } else {
+        out->kind = CHAT_CLI_CMD_LEAVE;
+    }
+    if (!ok)
+        bad(out, "numbers must be whole and >= 0");
+    else if (next_word(p) != NULL)
+        bad(out, "too many arguments");
+}
+
+void chat_cli_cmd_parse(char *line, chat_cli_cmd_t *out)
+{
+    memset(out, 0, sizeof *out);
+    out->since = -1;
+    size_t n = strlen(line);
+    if (n > 0 && line[n - 1] == '\r')
+        line[--n] = '\0';
+    if (line[0] == '/' && line[1] != '/') {
+        char *p = line + 1;
+        size_t wlen = strcspn(p, " \t");
+        char cmd[16];
+        if (wlen == 0 || wlen >= sizeof cmd) {
+            bad(out, "unknown command (try /help)");
+            return;
+        }
+        memcpy(cmd, p, wlen);
+        cmd[wlen] = '\0';
+        p += wlen;
+        parse_command(cmd, &p, out);
+        return;
+    }
+    if (line[strspn(line, " \t")] == '\0') {
+        out->kind = CHAT_CLI_CMD_EMPTY;
+        return;
+    }
+    out->kind = CHAT_CLI_CMD_SEND;
+    out->text = line[0] == '/' ? line + 1 : line;
+}

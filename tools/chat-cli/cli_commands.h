@@ -1,0 +1,35 @@
+/* What one line of chat-cli's stdin asks for: a message to send, or a /command with its
+ * arguments. Pure parsing; the session carries it out. */
+#ifndef CHAT_TOOLS_CHAT_CLI_CLI_COMMANDS_H
+#define CHAT_TOOLS_CHAT_CLI_CLI_COMMANDS_H
+
+#include <stdint.h>
+
+typedef enum chat_cli_cmd_kind {
+    CHAT_CLI_CMD_EMPTY,   /* blank line: nothing to do */
+    CHAT_CLI_CMD_SEND,    /* text */
+    CHAT_CLI_CMD_JOIN,    /* room, since (-1: none) */
+    CHAT_CLI_CMD_LEAVE,   /* room */
+    CHAT_CLI_CMD_HISTORY, /* room, before (0: newest), limit (0: default) */
+    CHAT_CLI_CMD_RAW,     /* text: the frame as typed */
+    CHAT_CLI_CMD_QUIT,
+    CHAT_CLI_CMD_HELP,
+    CHAT_CLI_CMD_BAD, /* error: why the line is not a valid command */
+} chat_cli_cmd_kind_t;
+
+typedef struct chat_cli_cmd {
+    chat_cli_cmd_kind_t kind;
+    const char *text; /* SEND, RAW: points into the parsed line */
+    char room[256];   /* as typed (the server judges it), truncated at 255 bytes */
+    int64_t since, before, limit;
+    char error[128];
+} chat_cli_cmd_t;
+
+/* Parses line (without its newline; a trailing '\r' is ignored, so the line is modified).
+ * "//x" is the message "/x". Never fails: a malformed command gives CHAT_CLI_CMD_BAD. */
+void chat_cli_cmd_parse(char *line, chat_cli_cmd_t *out);
+
+/* The command summary for /help. */
+extern const char chat_cli_cmd_help[];
+
+#endif

@@ -1,0 +1,469 @@
+/* The session loop of chat-cli: poll() over stdin and the WebSocket, one line of output per
+ * frame, and bookkeeping of the cids still waiting for their ack so that the end of stdin
+ * does not drop messages in flight. */
+#include "tools/chat-cli/cli_session.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "tools/chat-cli/cli_commands.h"
+#include "tools/client/chat_token.h"
+#include "tools/client/client_frames.h"
+#include "tools/client/ws_client.h"
+
+#define CLI_CLOSE_WAIT_MS 2000 /* how long to wait for the server's answer to our close */
+
+/* A growable list of strings (rooms joined, cids waiting for their ack). */
+typedef struct str_list {
+    char **items;
+    size_t n;
+} str_list_t;
+
+typedef struct cli_session {
+    const chat_cli_options_t *opts;
+    chat_ws_t *ws;
+    str_list_t rooms;   /* joined, in order: the first one gets the stdin lines */
+    str_list_t pending; /* cids sent and not answered yet */
+    unsigned long next_cid;
+    unsigned long next_rid;
+    bool close_sent;
+    bool closed;     /* the server's close (or the end of the connection) was seen */
+    bool failed;     /* the connection is unusable: exit CHAT_CLI_EXIT_CONN */
+    bool input_done; /* stdin ended or /quit */
+    char *line;      /* stdin bytes of the line being read */
+    size_t line_len, line_cap;
+} cli_session_t;
+
+/* What the session needs to know of a received frame. */
+typedef struct frame_info {
+    char type[16];
+    char rid[72];
+    char room[136];
+} frame_info_t;
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int left_ms(int64_t deadline)
+{
+    int64_t left = deadline - now_ms();
+    return left < 0 ? 0 : (int)left;
+}
+
+/* ---- string lists ---- */
+
+static bool list_add(str_list_t *l, const char *s)
+{
+    char *copy = strdup(s);
+    char **items = copy ? realloc(l->items, (l->n + 1) * sizeof *items) : NULL;
+    if (items == NULL) {
+        free(copy);
+        return false;
+    }
+    items[l->n++] = copy;
+    l->items = items;
+    return true;
+}
+
+static long list_find(const str_list_t *l, const char *s)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        if (strcmp(l->items[i], s) == 0)
+            return (long)i;
+    }
+    return -1;
+}
+
+/* Removes s (keeping the order of the rest); false if absent. */
+static bool list_remove(str_list_t *l, const char *s)
+{
+    long i = list_find(l, s);
+    if (i < 0)
+        return false;
+    free(l->items[i]);
+    memmove(l->items + i, l->items + i + 1, (l->n - (size_t)i - 1) * sizeof *l->items);
+    l->n--;
+    return true;
+}
+
+static void list_free(str_list_t *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->items[i]);
+    free(l->items);
+    l->items = NULL;
+    l->n = 0;
+}
+
+/* ---- frames in ---- */
+
+static void copy_str(char *dst, size_t cap, const cJSON *o, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    snprintf(dst, cap, "%s", cJSON_IsString(v) ? v->valuestring : "");
+}
+
+/* Prints a text frame and settles the cid an ack or error answers. */
+static void on_text(cli_session_t *s, const chat_ws_msg_t *m, frame_info_t *info)
+{
+    if (s->opts->json) {
+        fwrite(m->data, 1, m->len, stdout);
+        fputc('\n', stdout);
+    } else {
+        char *line = chat_client_render(m->data, m->len);
+        puts(line ? line : "(out of memory)");
+        free(line);
+    }
+    fflush(stdout);
+    cJSON *o = cJSON_ParseWithLength(m->data, m->len);
+    copy_str(info->type, sizeof info->type, o, "type");
+    copy_str(info->rid, sizeof info->rid, o, "rid");
+    copy_str(info->room, sizeof info->room, o, "room");
+    const cJSON *cid = cJSON_GetObjectItemCaseSensitive(o, "cid");
+    if (cJSON_IsString(cid) && (strcmp(info->type, "ack") == 0 || strcmp(info->type, "error") == 0))
+        list_remove(&s->pending, cid->valuestring);
+    cJSON_Delete(o);
+}
+
+/* Receives at most one message within timeout_ms and handles it. Returns false if nothing
+ * arrived or the connection ended (see s->closed / s->failed). */
+static bool receive_one(cli_session_t *s, int timeout_ms, frame_info_t *info)
+{
+    memset(info, 0, sizeof *info);
+    if (s->closed || s->failed)
+        return false;
+    chat_ws_msg_t m;
+    chat_err_t rc = chat_ws_recv(s->ws, timeout_ms, &m);
+    if (rc == CHAT_ERR_TIMEOUT)
+        return false;
+    if (rc != CHAT_OK) {
+        fprintf(stderr, "chat-cli: connection failed: %s\n", chat_ws_last_error(s->ws));
+        s->failed = true;
+        return false;
+    }
+    if (m.opcode == CHAT_WS_OP_CLOSE) {
+        s->closed = true;
+        if (!s->close_sent) {
+            fprintf(stderr, "chat-cli: connection closed by the server: code %d%s%s\n",
+                    m.close_code, m.len ? ", reason: " : "", m.data);
+            s->failed = true;
+        }
+    } else if (m.opcode == CHAT_WS_OP_BINARY) {
+        printf("(binary frame of %zu bytes)\n", m.len);
+        fflush(stdout);
+    } else {
+        on_text(s, &m, info);
+    }
+    chat_ws_msg_clear(&m);
+    return true;
+}
+
+/* ---- frames out ---- */
+
+/* Sends a built frame (frees it). False, with a message, if it could not be sent. */
+static bool send_frame(cli_session_t *s, char *frame)
+{
+    if (frame == NULL) {
+        fprintf(stderr, "chat-cli: out of memory\n");
+        s->failed = true;
+        return false;
+    }
+    chat_err_t rc = chat_ws_send_text(s->ws, frame, strlen(frame));
+    free(frame);
+    if (rc != CHAT_OK) {
+        fprintf(stderr, "chat-cli: send failed: %s\n", chat_ws_last_error(s->ws));
+        s->failed = true;
+        return false;
+    }
+    return true;
+}
+
+static bool send_message(cli_session_t *s, const char *text)
+{
+    if (s->rooms.n == 0) {
+        fprintf(stderr, "chat-cli: no room joined: use --join or /join (line not sent)\n");
+        return true;
+    }
+    char cid[48];
+    snprintf(cid, sizeof cid, "%d-%lu", (int)getpid(), ++s->next_cid);
+    if (!list_add(&s->pending, cid))
+        return send_frame(s, NULL);
+    return send_frame(s, chat_client_frame_send(s->rooms.items[0], cid, text));
+}
+
+/* Sends a frame typed by the user; a send in it is waited for like our own. */
+static bool send_raw(cli_session_t *s, const char *text)
+{
+    cJSON *o = cJSON_Parse(text);
+    const cJSON *type = cJSON_GetObjectItemCaseSensitive(o, "type");
+    const cJSON *cid = cJSON_GetObjectItemCaseSensitive(o, "cid");
+    bool tracked = cJSON_IsString(type) && strcmp(type->valuestring, "send") == 0 &&
+                   cJSON_IsString(cid) && list_find(&s->pending, cid->valuestring) < 0;
+    bool ok = !tracked || list_add(&s->pending, cid->valuestring);
+    cJSON_Delete(o);
+    return ok ? send_frame(s, strdup(text)) : send_frame(s, NULL);
+}
+
+static bool send_join(cli_session_t *s, const char *room, int64_t since, const char *rid)
+{
+    if (list_find(&s->rooms, room) < 0 && !list_add(&s->rooms, room))
+        return send_frame(s, NULL);
+    return send_frame(s, chat_client_frame_join(room, since, rid));
+}
+
+/* Carries out one line of stdin. */
+static bool handle_line(cli_session_t *s, char *line)
+{
+    chat_cli_cmd_t cmd;
+    chat_cli_cmd_parse(line, &cmd);
+    char rid[32];
+    switch (cmd.kind) {
+    case CHAT_CLI_CMD_EMPTY:
+        return true;
+    case CHAT_CLI_CMD_SEND:
+        return send_message(s, cmd.text);
+    case CHAT_CLI_CMD_JOIN:
+        return send_join(s, cmd.room, cmd.since, NULL);
+    case CHAT_CLI_CMD_LEAVE:
+        list_remove(&s->rooms, cmd.room);
+        return send_frame(s, chat_client_frame_leave(cmd.room, NULL));
+    case CHAT_CLI_CMD_HISTORY:
+        snprintf(rid, sizeof rid, "history-%lu", ++s->next_rid);
+        return send_frame(s, chat_client_frame_history(cmd.room, cmd.before, cmd.limit, rid));
+    case CHAT_CLI_CMD_RAW:
+        return send_raw(s, cmd.text);
+    case CHAT_CLI_CMD_QUIT:
+        s->input_done = true;
+        return true;
+    case CHAT_CLI_CMD_HELP:
+        fputs(chat_cli_cmd_help, stderr);
+        return true;
+    case CHAT_CLI_CMD_BAD:
+        fprintf(stderr, "chat-cli: %s\n", cmd.error);
+        return true;
+    }
+    return true;
+}
+
+/* ---- stdin ---- */
+
+static bool line_append(cli_session_t *s, const char *p, size_t n)
+{
+    if (s->line_cap - s->line_len <= n) {
+        size_t cap = s->line_cap ? s->line_cap : 256;
+        while (cap - s->line_len <= n)
+            cap *= 2;
+        char *nl = realloc(s->line, cap);
+        if (nl == NULL)
+            return false;
+        s->line = nl;
+        s->line_cap = cap;
+    }
+    memcpy(s->line + s->line_len, p, n);
+    s->line_len += n;
+    s->line[s->line_len] = '\0';
+    return true;
+}
+
+/* Takes the bytes of one read(2) of stdin and handles every line they complete. At the
+ * end of input (n == 0) an unterminated last line counts too. */
+static bool feed_input(cli_session_t *s, const char *buf, size_t n)
+{
+    if (n == 0) {
+        bool ok = s->line_len == 0 || handle_line(s, s->line);
+        s->line_len = 0;
+        s->input_done = true;
+        return ok;
+    }
+    while (n > 0 && !s->input_done) {
+        const char *nl = memchr(buf, '\n', n);
+        size_t take = nl ? (size_t)(nl - buf) : n;
+        if (!line_append(s, buf, take))
+            return send_frame(s, NULL);
+        if (nl == NULL)
+            return true;
+        s->line_len = 0;
+        if (!handle_line(s, s->line))
+            return false;
+        buf += take + 1;
+        n -= take + 1;
+    }
+    return true;
+}
+
+static bool read_stdin(cli_session_t *s)
+{
+    char buf[4096];
+    ssize_t n = read(STDIN_FILENO, buf, sizeof buf);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN))
+        return true;
+    if (n < 0) {
+        fprintf(stderr, "chat-cli: reading stdin: %s\n", strerror(errno));
+        n = 0;
+    }
+    return feed_input(s, buf, (size_t)n);
+}
+
+/* ---- phases ---- */
+
+/* Authenticates: sends auth and waits for welcome. */
+static bool authenticate(cli_session_t *s, const char *token, int64_t deadline)
+{
+    if (!send_frame(s, chat_client_frame_auth(token)))
+        return false;
+    frame_info_t info;
+    while (!s->closed && !s->failed && now_ms() < deadline) {
+        if (receive_one(s, left_ms(deadline), &info) && strcmp(info.type, "welcome") == 0)
+            return true;
+    }
+    if (!s->closed && !s->failed)
+        fprintf(stderr, "chat-cli: no welcome within %d s\n", s->opts->connect_timeout_s);
+    return false;
+}
+
+/* Joins the rooms of --join and waits until each got joined or an error. A join that stays
+ * unanswered is reported; the session goes on. */
+static bool join_initial(cli_session_t *s, int64_t deadline)
+{
+    const chat_cli_options_t *o = s->opts;
+    bool *answered = calloc(o->njoins + 1, sizeof *answered);
+    if (answered == NULL)
+        return send_frame(s, NULL);
+    size_t open = o->njoins;
+    for (size_t i = 0; i < o->njoins && !s->failed; i++) {
+        char rid[32];
+        snprintf(rid, sizeof rid, "join-%zu", i + 1);
+        send_join(s, o->joins[i], o->since, rid);
+    }
+    frame_info_t info;
+    while (open > 0 && !s->closed && !s->failed && now_ms() < deadline) {
+        if (!receive_one(s, left_ms(deadline), &info))
+            continue;
+        for (size_t i = 0; i < o->njoins; i++) {
+            char rid[32];
+            snprintf(rid, sizeof rid, "join-%zu", i + 1);
+            bool match =
+                (strcmp(info.type, "joined") == 0 && strcmp(info.room, o->joins[i]) == 0) ||
+                (strcmp(info.type, "error") == 0 && strcmp(info.rid, rid) == 0);
+            if (match && !answered[i]) {
+                answered[i] = true;
+                open--;
+                break;
+            }
+        }
+    }
+    free(answered);
+    if (open > 0 && !s->closed && !s->failed)
+        fprintf(stderr, "chat-cli: %zu join(s) unanswered after %d s\n", open,
+                o->connect_timeout_s);
+    return !s->closed && !s->failed;
+}
+
+/* Relays stdin and frames until stdin ended and nothing is pending (or --wait is over). */
+static int relay(cli_session_t *s)
+{
+    int64_t wait_deadline = -1;
+    while (!s->failed && !s->closed) {
+        if (s->input_done && wait_deadline < 0)
+            wait_deadline = now_ms() + (int64_t)s->opts->wait_s * 1000;
+        if (s->input_done && s->pending.n == 0)
+            return CHAT_CLI_EXIT_OK;
+        if (s->input_done && now_ms() >= wait_deadline) {
+            fprintf(stderr, "chat-cli: %zu send(s) unanswered after %d s\n", s->pending.n,
+                    s->opts->wait_s);
+            return CHAT_CLI_EXIT_UNACKED;
+        }
+        struct pollfd pfd[2] = {{.fd = chat_ws_fd(s->ws), .events = POLLIN},
+                                {.fd = STDIN_FILENO, .events = POLLIN}};
+        int timeout = chat_ws_pending(s->ws) ? 0 : s->input_done ? left_ms(wait_deadline) : -1;
+        int pr = poll(pfd, s->input_done ? 1 : 2, timeout);
+        if (pr < 0 && errno != EINTR) {
+            fprintf(stderr, "chat-cli: poll: %s\n", strerror(errno));
+            return CHAT_CLI_EXIT_CONN;
+        }
+        frame_info_t info;
+        if (pr >= 0 && (chat_ws_pending(s->ws) || pfd[0].revents))
+            while (receive_one(s, 0, &info) && !s->closed)
+                ;
+        if (pr > 0 && !s->input_done && pfd[1].revents && !read_stdin(s))
+            break;
+    }
+    return CHAT_CLI_EXIT_CONN;
+}
+
+/* Says goodbye: close frame, then the server's answer (frames before it are printed). */
+static void say_goodbye(cli_session_t *s)
+{
+    if (s->closed || s->failed)
+        return;
+    if (chat_ws_close(s->ws, CHAT_WS_CLOSE_NORMAL, "bye") != CHAT_OK)
+        return;
+    s->close_sent = true;
+    int64_t deadline = now_ms() + CLI_CLOSE_WAIT_MS;
+    frame_info_t info;
+    while (!s->closed && !s->failed && now_ms() < deadline)
+        receive_one(s, left_ms(deadline), &info);
+}
+
+/* The token of the session: --token, or one minted from the options. */
+static char *session_token(const chat_cli_options_t *o)
+{
+    if (o->token != NULL)
+        return strdup(o->token);
+    chat_token_spec_t spec = {.tenant = o->tenant,
+                              .secret = o->secret,
+                              .user = o->user,
+                              .name = o->name,
+                              .rooms = o->rooms,
+                              .ttl_s = o->ttl_s};
+    char *token = NULL;
+    chat_err_t rc = chat_token_mint(&spec, &token);
+    if (rc != CHAT_OK)
+        fprintf(stderr,
+                "chat-cli: cannot mint a token: %s (check --tenant, --user, --name, "
+                "--rooms)\n",
+                chat_err_str(rc));
+    return token;
+}
+
+int chat_cli_session_run(const chat_cli_options_t *opts)
+{
+    char *token = session_token(opts);
+    if (token == NULL)
+        return CHAT_CLI_EXIT_USAGE;
+    cli_session_t s = {.opts = opts};
+    int64_t deadline = now_ms() + (int64_t)opts->connect_timeout_s * 1000;
+    char err[256];
+    chat_err_t rc = chat_ws_connect(opts->url, left_ms(deadline), &s.ws, err, sizeof err);
+    if (rc != CHAT_OK) {
+        fprintf(stderr, "chat-cli: cannot connect to %s: %s\n", opts->url, err);
+        free(token);
+        return rc == CHAT_ERR_INVALID && strstr(err, "not a ws://") ? CHAT_CLI_EXIT_USAGE
+                                                                    : CHAT_CLI_EXIT_CONN;
+    }
+    int code = CHAT_CLI_EXIT_CONN;
+    if (authenticate(&s, token, deadline) && join_initial(&s, deadline))
+        code = relay(&s);
+    if (code != CHAT_CLI_EXIT_CONN)
+        say_goodbye(&s);
+    if (s.failed)
+        code = CHAT_CLI_EXIT_CONN;
+    free(token);
+    free(s.line);
+    list_free(&s.rooms);
+    list_free(&s.pending);
+    chat_ws_free(s.ws);
+    return code;
+}

@@ -1,0 +1,348 @@
+/* Client frames in and out as text. Builders use cJSON so that any string is escaped
+ * correctly; the renderer writes into a growing buffer and escapes control characters of
+ * user-supplied text, keeping one frame on one line. */
+#include "tools/client/client_frames.h"
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+/* ---- builders ---- */
+
+/* Starts a frame object of the given type; NULL if memory ran out. */
+static cJSON *frame_new(const char *type)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (o != NULL && cJSON_AddStringToObject(o, "type", type) == NULL) {
+        cJSON_Delete(o);
+        return NULL;
+    }
+    return o;
+}
+
+/* Adds key: value unless value is NULL; false if memory ran out. */
+static bool add_str(cJSON *o, const char *key, const char *value)
+{
+    return value == NULL || cJSON_AddStringToObject(o, key, value) != NULL;
+}
+
+static bool add_int(cJSON *o, const char *key, int64_t value)
+{
+    return cJSON_AddNumberToObject(o, key, (double)value) != NULL;
+}
+
+/* Prints and deletes o. ok false (a failed add) gives NULL. */
+static char *frame_finish(cJSON *o, bool ok)
+{
+    char *s = ok && o != NULL ? cJSON_PrintUnformatted(o) : NULL;
+    cJSON_Delete(o);
+    return s;
+}
+
+char *chat_client_frame_auth(const char *token)
+{
+    cJSON *o = frame_new("auth");
+    return frame_finish(o, o && add_str(o, "token", token));
+}
+
+char *chat_client_frame_join(const char *room, int64_t since, const char *rid)
+{
+    cJSON *o = frame_new("join");
+    bool ok = o && add_str(o, "room", room) && (since < 0 || add_int(o, "since", since)) &&
+              add_str(o, "rid", rid);
+    return frame_finish(o, ok);
+}
+
+char *chat_client_frame_leave(const char *room, const char *rid)
+{
+    cJSON *o = frame_new("leave");
+    return frame_finish(o, o && add_str(o, "room", room) && add_str(o, "rid", rid));
+}
+
+char *chat_client_frame_send(const char *room, const char *cid, const char *text)
+{
+    cJSON *o = frame_new("send");
+    bool ok = o && add_str(o, "room", room) && add_str(o, "cid", cid) && add_str(o, "text", text);
+    return frame_finish(o, ok);
+}
+
+char *chat_client_frame_history(const char *room, int64_t before, int64_t limit, const char *rid)
+{
+    cJSON *o = frame_new("history");
+    bool ok = o && add_str(o, "room", room) && (before <= 0 || add_int(o, "before", before)) &&
+              (limit <= 0 || add_int(o, "limit", limit)) && add_str(o, "rid", rid);
+    return frame_finish(o, ok);
+}
+
+char *chat_client_frame_ping(const char *rid)
+{
+    cJSON *o = frame_new("ping");
+    return frame_finish(o, o && add_str(o, "rid", rid));
+}
+
+/* ---- renderer ---- */
+
+typedef struct line_buf {
+    char *s;
+    size_t len, cap;
+    bool oom;
+} line_buf_t;
+
+static bool lb_reserve(line_buf_t *b, size_t more)
+{
+    if (b->oom)
+        return false;
+    if (b->cap - b->len > more)
+        return true;
+    size_t cap = b->cap ? b->cap : 128;
+    while (cap - b->len <= more)
+        cap *= 2;
+    char *ns = realloc(b->s, cap);
+    if (ns == NULL) {
+        b->oom = true;
+        return false;
+    }
+    b->s = ns;
+    b->cap = cap;
+    return true;
+}
+
+static void lb_putn(line_buf_t *b, const char *s, size_t n)
+{
+    if (!lb_reserve(b, n))
+        return;
+    memcpy(b->s + b->len, s, n);
+    b->len += n;
+    b->s[b->len] = '\0';
+}
+
+static void lb_printf(line_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void lb_printf(line_buf_t *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0 || !lb_reserve(b, (size_t)n))
+        return;
+    va_start(ap, fmt);
+    vsnprintf(b->s + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+}
+
+/* Appends user text with control characters escaped (\n, \t, \r, \xNN). */
+static void lb_text(line_buf_t *b, const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '\n')
+            lb_putn(b, "\\n", 2);
+        else if (*p == '\r')
+            lb_putn(b, "\\r", 2);
+        else if (*p == '\t')
+            lb_putn(b, "\\t", 2);
+        else if (*p < 0x20 || *p == 0x7f)
+            lb_printf(b, "\\x%02x", *p);
+        else
+            lb_putn(b, (const char *)p, 1);
+    }
+}
+
+/* String member key of o, or def. */
+static const char *str_of(const cJSON *o, const char *key, const char *def)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsString(v) ? v->valuestring : def;
+}
+
+/* Number member key of o as an integer, or -1. */
+static long long num_of(const cJSON *o, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsNumber(v) ? (long long)v->valuedouble : -1;
+}
+
+/* " (key X)" for each of cid and rid present in o. */
+static void render_refs(line_buf_t *b, const cJSON *o)
+{
+    static const char *const keys[] = {"cid", "rid"};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        const char *v = str_of(o, keys[i], NULL);
+        if (v != NULL) {
+            lb_printf(b, " (%s ", keys[i]);
+            lb_text(b, v);
+            lb_putn(b, ")", 1);
+        }
+    }
+}
+
+static void render_msg(line_buf_t *b, const cJSON *o)
+{
+    lb_putn(b, "[", 1);
+    lb_text(b, str_of(o, "room", "?"));
+    lb_printf(b, " #%lld] ", num_of(o, "seq"));
+    lb_text(b, str_of(o, "from", "?"));
+    lb_putn(b, ": ", 2);
+    lb_text(b, str_of(o, "text", ""));
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "edited")))
+        lb_putn(b, " (edited)", 9);
+}
+
+static void render_welcome(line_buf_t *b, const cJSON *o)
+{
+    lb_putn(b, "welcome ", 8);
+    lb_text(b, str_of(o, "user", "?"));
+    lb_putn(b, " of tenant ", 11);
+    lb_text(b, str_of(o, "tenant", "?"));
+    lb_putn(b, " (session ", 10);
+    lb_text(b, str_of(o, "session", "?"));
+    lb_putn(b, ")", 1);
+}
+
+static void render_joined(line_buf_t *b, const cJSON *o)
+{
+    lb_putn(b, "joined ", 7);
+    lb_text(b, str_of(o, "room", "?"));
+    lb_printf(b, ": latest #%lld, %lld unread, online:", num_of(o, "seq"), num_of(o, "unread"));
+    const cJSON *online = cJSON_GetObjectItemCaseSensitive(o, "online");
+    const cJSON *u;
+    const char *sep = " ";
+    cJSON_ArrayForEach(u, online)
+    {
+        if (cJSON_IsString(u)) {
+            lb_putn(b, sep, strlen(sep));
+            lb_text(b, u->valuestring);
+            sep = ", ";
+        }
+    }
+    if (sep[0] == ' ')
+        lb_putn(b, " -", 2);
+}
+
+static void render_error(line_buf_t *b, const cJSON *o)
+{
+    lb_putn(b, "error ", 6);
+    lb_text(b, str_of(o, "code", "?"));
+    lb_putn(b, ": ", 2);
+    lb_text(b, str_of(o, "message", ""));
+    render_refs(b, o);
+}
+
+static void render_history(line_buf_t *b, const cJSON *o)
+{
+    const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(o, "msgs");
+    lb_putn(b, "history ", 8);
+    lb_text(b, str_of(o, "room", "?"));
+    lb_printf(b, ": %d messages%s", cJSON_GetArraySize(msgs),
+              cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "more")) ? ", more before" : "");
+    render_refs(b, o);
+    const cJSON *m;
+    cJSON_ArrayForEach(m, msgs)
+    {
+        lb_putn(b, "\n", 1);
+        render_msg(b, m);
+    }
+}
+
+/* "* user <what> room" lines of the ephemeral events. */
+static void render_event(line_buf_t *b, const cJSON *o, const char *type)
+{
+    lb_putn(b, "* ", 2);
+    lb_text(b, str_of(o, "user", "?"));
+    if (strcmp(type, "presence") == 0)
+        lb_printf(b, " is %s in ",
+                  cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "online")) ? "online"
+                                                                              : "offline");
+    else if (strcmp(type, "typing") == 0)
+        lb_putn(b, " is typing in ", 14);
+    else
+        lb_putn(b, " read ", 6);
+    lb_text(b, str_of(o, "room", "?"));
+    if (strcmp(type, "read") == 0)
+        lb_printf(b, " up to #%lld", num_of(o, "seq"));
+}
+
+static void render_update(line_buf_t *b, const cJSON *o)
+{
+    const char *op = str_of(o, "op", "?");
+    lb_putn(b, "[", 1);
+    lb_text(b, str_of(o, "room", "?"));
+    lb_putn(b, "] ", 2);
+    lb_text(b, str_of(o, "id", "?"));
+    lb_putn(b, " ", 1);
+    lb_text(b, op);
+    if (strcmp(op, "edit") == 0) {
+        lb_putn(b, ": ", 2);
+        lb_text(b, str_of(o, "text", ""));
+    } else if (strcmp(op, "moderate") == 0) {
+        lb_putn(b, ": removed, ", 11);
+        lb_text(b, str_of(o, "reason", ""));
+    } else if (strcmp(op, "react") == 0) {
+        char *r = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(o, "reactions"));
+        lb_putn(b, " ", 1);
+        lb_text(b, r ? r : "{}");
+        free(r);
+    }
+}
+
+/* Renders o of type into b; false for a type this renderer does not know. */
+static bool render_known(line_buf_t *b, const cJSON *o, const char *type)
+{
+    if (strcmp(type, "msg") == 0) {
+        render_msg(b, o);
+    } else if (strcmp(type, "ack") == 0) {
+        lb_putn(b, "ack ", 4);
+        lb_text(b, str_of(o, "cid", "?"));
+        lb_printf(b, " -> #%lld", num_of(o, "seq"));
+    } else if (strcmp(type, "error") == 0) {
+        render_error(b, o);
+    } else if (strcmp(type, "welcome") == 0) {
+        render_welcome(b, o);
+    } else if (strcmp(type, "joined") == 0) {
+        render_joined(b, o);
+    } else if (strcmp(type, "left") == 0) {
+        lb_putn(b, "left ", 5);
+        lb_text(b, str_of(o, "room", "?"));
+    } else if (strcmp(type, "history") == 0) {
+        render_history(b, o);
+    } else if (strcmp(type, "pong") == 0) {
+        lb_putn(b, "pong", 4);
+        render_refs(b, o);
+    } else if (strcmp(type, "presence") == 0 || strcmp(type, "typing") == 0 ||
+               strcmp(type, "read") == 0) {
+        render_event(b, o, type);
+    } else if (strcmp(type, "update") == 0) {
+        render_update(b, o);
+    } else {
+        return false;
+    }
+    return true;
+}
+
+char *chat_client_render(const char *json, size_t len)
+{
+    line_buf_t b = {0};
+    cJSON *o = cJSON_ParseWithLength(json, len);
+    const char *type = str_of(o, "type", NULL);
+    if (!cJSON_IsObject(o) || type == NULL || !render_known(&b, o, type)) {
+        free(b.s);
+        b = (line_buf_t){0};
+        char *raw = strndup(json, len);
+        if (raw != NULL)
+            lb_text(&b, raw);
+        free(raw);
+        if (b.s == NULL && !b.oom)
+            lb_putn(&b, "", 0);
+    }
+    cJSON_Delete(o);
+    if (b.oom) {
+        free(b.s);
+        return NULL;
+    }
+    return b.s;
+}

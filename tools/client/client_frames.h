@@ -1,0 +1,32 @@
+/* The client side of protocol v1 as text: builders for the frames a client sends and a
+ * renderer that turns a server frame into one readable line (chat-cli's output). */
+#ifndef CHAT_TOOLS_CLIENT_CLIENT_FRAMES_H
+#define CHAT_TOOLS_CLIENT_CLIENT_FRAMES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Each builder returns the frame as compact JSON, malloc'd (the caller frees it), or NULL
+ * if memory ran out. Strings are copied as given, unchecked: tests send bad values on
+ * purpose. An optional rid (NULL: none) is echoed by the server in its answer. */
+char *chat_client_frame_auth(const char *token);
+/* since < 0 leaves since out. */
+char *chat_client_frame_join(const char *room, int64_t since, const char *rid);
+char *chat_client_frame_leave(const char *room, const char *rid);
+char *chat_client_frame_send(const char *room, const char *cid, const char *text);
+/* before <= 0 and limit <= 0 are left out (the server's defaults: newest, 50). */
+char *chat_client_frame_history(const char *room, int64_t before, int64_t limit, const char *rid);
+char *chat_client_frame_ping(const char *rid);
+
+/* Renders the server frame json (len bytes, need not be NUL-terminated) for people:
+ *   msg      "[room #seq] from: text"
+ *   ack      "ack cid -> #seq"
+ *   error    "error code: message (cid X)"
+ * and similar lines for the other types; a history frame gives a header line followed by
+ * one msg line per message. Control characters in user text are escaped so that a frame
+ * never spans more lines than that. Text that is not a JSON object with a string type, and
+ * unknown types, are returned as they are. Returns a malloc'd string without a trailing
+ * newline (the caller frees it), or NULL if memory ran out. */
+char *chat_client_render(const char *json, size_t len);
+
+#endif
