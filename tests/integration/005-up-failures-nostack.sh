@@ -32,7 +32,7 @@ check() {
 free_base() {
     local base p
     while :; do
-        base=$((30000 + (RANDOM % 300) * 100))
+        base=$((10000 + (RANDOM % 100) * 100)) # below the ephemeral range, apart from up's auto
         for ((p = base; p < base + 40; p++)); do
             ss -Hltn "sport = :$p" | grep -q . && continue 2
         done
