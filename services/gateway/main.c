@@ -13,6 +13,7 @@
 #include "common/log.h"
 #include "common/ops_http.h"
 #include "common/signals.h"
+#include "common/tenants.h"
 #include "services/gateway/gateway.h"
 #include "services/gateway/store_reads.h"
 
@@ -149,6 +150,12 @@ static chat_err_t kafka_open(gw_gateway_t *gw)
     return err;
 }
 
+/* gw_secret_lookup_fn over the tenants collection; ud is the chat_store_t. */
+static chat_err_t tenant_secret(void *store, const char *tenant, char **secret, size_t *len)
+{
+    return chat_tenant_secret(store, tenant, secret, len);
+}
+
 /* Creates everything the loop needs, in dependency order. */
 static chat_err_t gateway_open(gw_gateway_t *gw)
 {
@@ -158,7 +165,7 @@ static chat_err_t gateway_open(gw_gateway_t *gw)
     if ((err = store_open(gw)) != CHAT_OK)
         return err;
     gw->auth = gw_auth_new(gw->cfg->tenant_cache_ttl_ms, GW_AUTH_MISS_TTL_MS,
-                           gw_reads_tenant_secret, gw->store);
+                           tenant_secret, gw->store);
     gw->inbox = gw_inbox_new(INBOX_BOUND);
     if (gw->auth == NULL || gw->inbox == NULL)
         return CHAT_ERR_NOMEM;

@@ -10,7 +10,6 @@
 #include "services/gateway/frames.h"
 
 #define COLL_MESSAGES "messages"
-#define COLL_TENANTS "tenants"
 #define COLL_READS "reads"
 
 static void log_failure(const char *what, const bson_error_t *error)
@@ -112,42 +111,6 @@ cJSON *gw_reads_msg_frame(const bson_t *doc)
     cJSON *frame = chat_frame_msg_new(&ev);
     cJSON_Delete(ev.reactions);
     return frame;
-}
-
-chat_err_t gw_reads_tenant_secret(void *store, const char *tenant, char **secret, size_t *len)
-{
-    chat_store_t *st = store;
-    bson_t *filter = BCON_NEW("_id", BCON_UTF8(tenant));
-    mongoc_client_t *client = chat_store_acquire(st);
-    mongoc_collection_t *coll = chat_store_collection(st, client, COLL_TENANTS);
-    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(coll, filter, NULL, NULL);
-    const bson_t *doc;
-    chat_err_t rc = CHAT_ERR_NOT_FOUND;
-    if (mongoc_cursor_next(cur, &doc)) {
-        bson_iter_t it;
-        uint32_t n = 0;
-        if (bson_iter_init_find(&it, doc, "secret") && BSON_ITER_HOLDS_UTF8(&it)) {
-            const char *s = bson_iter_utf8(&it, &n);
-            *secret = n > 0 ? malloc(n + 1) : NULL;
-            if (*secret != NULL) {
-                memcpy(*secret, s, n + 1);
-                *len = n;
-                rc = CHAT_OK;
-            }
-        }
-    }
-    bson_error_t error;
-    if (mongoc_cursor_error(cur, &error)) {
-        log_failure("tenant", &error);
-        rc = chat_store_err(&error);
-        if (rc == CHAT_ERR_NOT_FOUND)
-            rc = CHAT_ERR_MONGO;
-    }
-    mongoc_cursor_destroy(cur);
-    mongoc_collection_destroy(coll);
-    chat_store_release(st, client);
-    bson_destroy(filter);
-    return rc;
 }
 
 /* Runs a find on `messages` and calls each() for every document; returns the cursor's

@@ -1,4 +1,4 @@
-/* The gateway's MongoDB reads (worker threads only): tenant secrets, a room's latest seq,
+/* The gateway's MongoDB reads (worker threads only): a room's latest seq,
  * the replay of a join (the newest messages after `since`), a history page, and the
  * user's read mark. Stored messages become `msg` frames through the shared codec, so a
  * replayed or paged message is byte-for-byte the frame live subscribers got. */
@@ -16,9 +16,6 @@
 #include "common/err.h"
 #include "common/store.h"
 #include "services/gateway/outq.h"
-
-/* gw_secret_lookup_fn for auth.c, with ud = the chat_store_t. */
-chat_err_t gw_reads_tenant_secret(void *store, const char *tenant, char **secret, size_t *len);
 
 /* The highest seq stored in tenant/room, 0 for an empty room. */
 chat_err_t gw_reads_latest(chat_store_t *st, mongoc_client_t *client, const char *tenant,

@@ -15,7 +15,7 @@
 #include "common/names.h"
 #include "common/redis.h"
 #include "common/store.h"
-#include "tools/chat-admin/tenants.h"
+#include "common/tenants.h"
 #include "tools/chat-admin/topics_file.h"
 
 typedef struct admin_cfg {
@@ -264,15 +264,17 @@ static int cmd_token(const admin_cfg_t *cfg, int argc, char **argv)
     c.exp = (int64_t)time(NULL) + ttl;
     int rc = rooms != NULL ? parse_rooms(rooms, &c) : 0;
 
-    char secret[1024];
+    char *secret = NULL;
+    size_t secret_len = 0;
     const char *given = option_value(argc, argv, "--secret");
     if (rc == 0 && given != NULL) {
-        snprintf(secret, sizeof secret, "%s", given);
+        secret = strdup(given);
+        secret_len = strlen(given);
     } else if (rc == 0) {
         chat_store_t *s;
         rc = with_store(cfg, &s);
         if (rc == 0) {
-            chat_err_t e = chat_tenant_secret(s, c.tenant, secret, sizeof secret);
+            chat_err_t e = chat_tenant_secret(s, c.tenant, &secret, &secret_len);
             chat_store_destroy(s);
             if (e != CHAT_OK) {
                 fprintf(stderr, "chat-admin: no secret for tenant %s: %s\n", c.tenant,
@@ -282,8 +284,9 @@ static int cmd_token(const admin_cfg_t *cfg, int argc, char **argv)
         }
     }
     char *token = NULL;
-    if (rc == 0 && chat_jwt_sign(&c, secret, strlen(secret), &token) != CHAT_OK)
+    if (rc == 0 && (secret == NULL || chat_jwt_sign(&c, secret, secret_len, &token) != CHAT_OK))
         rc = 1;
+    free(secret);
     if (token != NULL)
         printf("%s\n", token);
     free(token);

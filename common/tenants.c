@@ -1,6 +1,7 @@
-/* Reads and writes tenant documents for chat-admin. */
-#include "tools/chat-admin/tenants.h"
+/* Reads and writes tenant documents. */
+#include "common/tenants.h"
 
+#include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
 
@@ -44,10 +45,12 @@ chat_err_t chat_tenant_put(chat_store_t *s, const char *id, const char *secret, 
     return rc;
 }
 
-chat_err_t chat_tenant_secret(chat_store_t *s, const char *id, char *buf, size_t len)
+chat_err_t chat_tenant_secret(chat_store_t *s, const char *id, char **secret, size_t *len)
 {
+    *secret = NULL;
+    *len = 0;
     if (!chat_name_tenant_valid(id))
-        return CHAT_ERR_INVALID;
+        return CHAT_ERR_NOT_FOUND;
     bson_t *filter = BCON_NEW("_id", BCON_UTF8(id));
     mongoc_client_t *client = chat_store_acquire(s);
     mongoc_collection_t *coll = chat_store_collection(s, client, TENANTS_COLLECTION);
@@ -57,23 +60,27 @@ chat_err_t chat_tenant_secret(chat_store_t *s, const char *id, char *buf, size_t
     if (mongoc_cursor_next(cur, &doc)) {
         bson_iter_t it;
         uint32_t n = 0;
-        const char *secret = NULL;
-        if (bson_iter_init_find(&it, doc, "secret") && BSON_ITER_HOLDS_UTF8(&it))
-            secret = bson_iter_utf8(&it, &n);
-        if (secret == NULL)
-            rc = CHAT_ERR_NOT_FOUND;
-        else if (n >= len)
-            rc = CHAT_ERR_TOO_LARGE;
-        else {
-            memcpy(buf, secret, n + 1);
-            rc = CHAT_OK;
+        if (bson_iter_init_find(&it, doc, "secret") && BSON_ITER_HOLDS_UTF8(&it)) {
+            const char *value = bson_iter_utf8(&it, &n);
+            if (n > 0 && (*secret = malloc(n + 1)) == NULL) {
+                rc = CHAT_ERR_NOMEM;
+            } else if (n > 0) {
+                memcpy(*secret, value, n + 1);
+                *len = n;
+                rc = CHAT_OK;
+            }
         }
     }
     bson_error_t error;
     if (mongoc_cursor_error(cur, &error)) {
         rc = chat_store_err(&error);
+        if (rc == CHAT_ERR_NOT_FOUND)
+            rc = CHAT_ERR_MONGO;
         chat_log_error("tenant lookup failed", CHAT_F_STR("tenant", id),
                        CHAT_F_INT("code", error.code), CHAT_F_STR("reason", error.message));
+        free(*secret);
+        *secret = NULL;
+        *len = 0;
     }
     mongoc_cursor_destroy(cur);
     mongoc_collection_destroy(coll);
