@@ -1,6 +1,6 @@
 /* MongoDB access shared by the services: the process-wide mongoc set-up, one client pool
- * per store, and the operations whose replies need interpreting (per-document outcome of an
- * unordered insert, idempotent index creation, a ping that waits for the server).
+ * per store, and the operations whose replies need interpreting (per-document outcome of a
+ * batch insert, ordered or not, idempotent index creation, a ping that waits for the server).
  * The local server is FerretDB (SQLite backend); where it deviates from MongoDB the code
  * says so. */
 #include "common/store.h"
@@ -367,71 +367,96 @@ chat_err_t chat_store_ensure_index(chat_store_t *s, const char *collection, cons
     return err;
 }
 
+/* Reads the writeErrors of an insert_many reply into results (DUPLICATE or MONGO for each
+ * document named; the others are left alone). Counts the documents named, the duplicates among
+ * them, and the lowest index named (n if none). */
+static void store_read_write_errors(const bson_t *reply, const char *collection, size_t n,
+                                    chat_err_t *results, size_t *failed, size_t *duplicates,
+                                    size_t *first_failed)
+{
+    *failed = *duplicates = 0;
+    *first_failed = n;
+    bson_iter_t it, errors;
+    if (!bson_iter_init_find(&it, reply, "writeErrors") || !BSON_ITER_HOLDS_ARRAY(&it) ||
+        !bson_iter_recurse(&it, &errors))
+        return;
+    while (bson_iter_next(&errors)) {
+        bson_iter_t f;
+        if (!BSON_ITER_HOLDS_DOCUMENT(&errors) || !bson_iter_recurse(&errors, &f))
+            continue;
+        int64_t index = -1, code = 0;
+        const char *msg = "";
+        while (bson_iter_next(&f)) {
+            if (strcmp(bson_iter_key(&f), "index") == 0)
+                index = bson_iter_as_int64(&f);
+            else if (strcmp(bson_iter_key(&f), "code") == 0)
+                code = bson_iter_as_int64(&f);
+            else if (strcmp(bson_iter_key(&f), "errmsg") == 0 && BSON_ITER_HOLDS_UTF8(&f))
+                msg = bson_iter_utf8(&f, NULL);
+        }
+        if (index < 0 || (uint64_t)index >= n || results[index] != CHAT_OK)
+            continue;
+        (*failed)++;
+        if ((size_t)index < *first_failed)
+            *first_failed = (size_t)index;
+        if (code == MONGO_CODE_DUPLICATE_KEY || code == MONGO_CODE_DUPLICATE_KEY_LEGACY) {
+            results[index] = CHAT_ERR_DUPLICATE;
+            (*duplicates)++;
+        } else {
+            results[index] = CHAT_ERR_MONGO;
+            chat_log_error("mongo insert failed", CHAT_F_STR("collection", collection),
+                           CHAT_F_INT("index", index), CHAT_F_INT("code", code),
+                           CHAT_F_STR("error", msg));
+        }
+    }
+}
+
 /* Fills results from an insert_many reply that reported a failure. Documents named in
- * writeErrors get DUPLICATE or MONGO. The others were inserted only if insertedCount accounts
- * for them and no write concern failed; otherwise (a network error after some batches, or
- * no reply at all) they cannot be known and are marked MONGO. Returns the overall status. */
+ * writeErrors get DUPLICATE or MONGO. Unordered, the others were inserted if insertedCount
+ * accounts for them all. Ordered, the server stopped at the one document named: those before
+ * it were inserted if insertedCount says so, those after it were not attempted (STOPPED).
+ * Otherwise (a network error after some batches, a write concern failure, no reply at all)
+ * the documents not named cannot be known and are marked MONGO. Returns the overall status. */
 static chat_err_t store_fill_results(const bson_t *reply, const bson_error_t *error,
-                                     const char *collection, size_t n, chat_err_t *results)
+                                     const char *collection, size_t n, bool ordered,
+                                     chat_err_t *results)
 {
     for (size_t i = 0; i < n; i++)
         results[i] = CHAT_OK;
-    size_t failed = 0, duplicates = 0;
+    size_t failed, duplicates, first_failed;
+    store_read_write_errors(reply, collection, n, results, &failed, &duplicates, &first_failed);
     bson_iter_t it, errors;
-    if (bson_iter_init_find(&it, reply, "writeErrors") && BSON_ITER_HOLDS_ARRAY(&it) &&
-        bson_iter_recurse(&it, &errors)) {
-        while (bson_iter_next(&errors)) {
-            bson_iter_t f;
-            if (!BSON_ITER_HOLDS_DOCUMENT(&errors) || !bson_iter_recurse(&errors, &f))
-                continue;
-            int64_t index = -1, code = 0;
-            const char *msg = "";
-            while (bson_iter_next(&f)) {
-                if (strcmp(bson_iter_key(&f), "index") == 0)
-                    index = bson_iter_as_int64(&f);
-                else if (strcmp(bson_iter_key(&f), "code") == 0)
-                    code = bson_iter_as_int64(&f);
-                else if (strcmp(bson_iter_key(&f), "errmsg") == 0 && BSON_ITER_HOLDS_UTF8(&f))
-                    msg = bson_iter_utf8(&f, NULL);
-            }
-            if (index < 0 || (uint64_t)index >= n || results[index] != CHAT_OK)
-                continue;
-            failed++;
-            if (code == MONGO_CODE_DUPLICATE_KEY || code == MONGO_CODE_DUPLICATE_KEY_LEGACY) {
-                results[index] = CHAT_ERR_DUPLICATE;
-                duplicates++;
-            } else {
-                results[index] = CHAT_ERR_MONGO;
-                chat_log_error("mongo insert failed", CHAT_F_STR("collection", collection),
-                               CHAT_F_INT("index", index), CHAT_F_INT("code", code),
-                               CHAT_F_STR("error", msg));
-            }
-        }
-    }
     int64_t inserted = -1;
     if (bson_iter_init_find(&it, reply, "insertedCount"))
         inserted = bson_iter_as_int64(&it);
     bool concern_failed = bson_iter_init_find(&it, reply, "writeConcernErrors") &&
                           BSON_ITER_HOLDS_ARRAY(&it) && bson_iter_recurse(&it, &errors) &&
                           bson_iter_next(&errors);
-    if (inserted < 0 || (uint64_t)inserted + failed != n || concern_failed) {
+    bool accounted = !concern_failed && inserted >= 0 &&
+                     (ordered ? failed == 1 && (uint64_t)inserted == first_failed
+                              : (uint64_t)inserted + failed == n);
+    if (!accounted) {
         chat_log_error("mongo insert_many failed", CHAT_F_STR("collection", collection),
                        CHAT_F_INT("documents", n), CHAT_F_INT("inserted", inserted),
-                       CHAT_F_INT("domain", error->domain), CHAT_F_INT("code", error->code),
-                       CHAT_F_STR("error", error->message));
+                       CHAT_F_BOOL("ordered", ordered), CHAT_F_INT("domain", error->domain),
+                       CHAT_F_INT("code", error->code), CHAT_F_STR("error", error->message));
         for (size_t i = 0; i < n; i++)
             if (results[i] == CHAT_OK)
                 results[i] = CHAT_ERR_MONGO;
         return CHAT_ERR_MONGO;
     }
+    if (ordered)
+        for (size_t i = first_failed + 1; i < n; i++)
+            results[i] = CHAT_ERR_STOPPED;
     if (duplicates > 0)
         chat_log_debug("mongo duplicates skipped", CHAT_F_STR("collection", collection),
-                       CHAT_F_INT("duplicates", duplicates));
+                       CHAT_F_INT("duplicates", duplicates), CHAT_F_BOOL("ordered", ordered));
     return duplicates == failed ? CHAT_ERR_DUPLICATE : CHAT_ERR_MONGO;
 }
 
 chat_err_t chat_store_insert_many(chat_store_t *s, const char *collection,
-                                  const bson_t *const *docs, size_t n, chat_err_t *results)
+                                  const bson_t *const *docs, size_t n, bool ordered,
+                                  chat_err_t *results)
 {
     if (n == 0)
         return CHAT_OK;
@@ -440,7 +465,7 @@ chat_err_t chat_store_insert_many(chat_store_t *s, const char *collection,
     mongoc_client_t *client = chat_store_acquire(s);
     mongoc_collection_t *col = chat_store_collection(s, client, collection);
     bson_t opts = BSON_INITIALIZER;
-    BSON_APPEND_BOOL(&opts, "ordered", false);
+    BSON_APPEND_BOOL(&opts, "ordered", ordered);
     bson_t reply;
     bson_error_t error;
     chat_err_t err = CHAT_OK;
@@ -449,7 +474,7 @@ chat_err_t chat_store_insert_many(chat_store_t *s, const char *collection,
         for (size_t i = 0; i < n; i++)
             results[i] = CHAT_OK;
     } else {
-        err = store_fill_results(&reply, &error, collection, n, results);
+        err = store_fill_results(&reply, &error, collection, n, ordered, results);
     }
     bson_destroy(&reply);
     bson_destroy(&opts);

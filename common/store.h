@@ -1,6 +1,6 @@
 /* MongoDB access for every service: one pooled mongo-c-driver client per process, the
  * database named by the URI's path (default "chat"), and the few operations that need care
- * (unordered batch insert with per-document outcome, index creation, ping).
+ * (batch insert with per-document outcome, ordered or not, index creation, ping).
  * A client taken from the pool belongs to one thread until it is given back. */
 #ifndef CHAT_COMMON_STORE_H
 #define CHAT_COMMON_STORE_H
@@ -40,13 +40,21 @@ chat_err_t chat_store_ping(chat_store_t *s, int timeout_ms);
 chat_err_t chat_store_ensure_index(chat_store_t *s, const char *collection, const bson_t *keys,
                                    const char *name, bool unique);
 
-/* Inserts docs unordered: a failing document does not stop the others. results (n entries,
- * caller-provided) gets each document's outcome: CHAT_OK, CHAT_ERR_DUPLICATE (unique key
- * violation) or CHAT_ERR_MONGO. Returns CHAT_OK if all were inserted, CHAT_ERR_DUPLICATE if
- * the only failures were duplicates, else CHAT_ERR_MONGO (logged with the server's code and
- * message). A failure before the server answered marks every document CHAT_ERR_MONGO. */
+/* Inserts docs in one insert_many. results (n entries, caller-provided) gets each document's
+ * outcome: CHAT_OK, CHAT_ERR_DUPLICATE (unique key violation) or CHAT_ERR_MONGO.
+ * Unordered: a failing document does not stop the others.
+ * Ordered: documents are inserted in array order and the first failure stops the insert: the
+ * documents before it are stored, it gets DUPLICATE or MONGO, and every document after it is
+ * not attempted and gets CHAT_ERR_STOPPED. So what an ordered insert stores is always a prefix
+ * of docs, even if the server or the process dies in the middle.
+ * Returns CHAT_OK if all were inserted, CHAT_ERR_DUPLICATE if the only failure(s) were
+ * duplicates, else CHAT_ERR_MONGO (logged with the server's code and message). When the reply
+ * cannot account for every document (no reply at all, a network error after some batches, a
+ * write concern failure), every document it does not name as failed is CHAT_ERR_MONGO: it
+ * may or may not have been stored. */
 chat_err_t chat_store_insert_many(chat_store_t *s, const char *collection,
-                                  const bson_t *const *docs, size_t n, chat_err_t *results);
+                                  const bson_t *const *docs, size_t n, bool ordered,
+                                  chat_err_t *results);
 
 /* Maps a driver error: code 11000/11001 -> CHAT_ERR_DUPLICATE, server selection and socket
  * failures -> CHAT_ERR_TIMEOUT / CHAT_ERR_IO, anything else -> CHAT_ERR_MONGO. */

@@ -25,7 +25,7 @@
 #define POLL_TIMEOUT_MS 100
 #define FLUSH_TIMEOUT_MS 40000 /* librdkafka gives up on a record after 30 s itself */
 #define MAX_ROOMS 100000       /* rooms whose last seq stays in memory between batches */
-#define MAX_CONFLICT_ROUNDS 5
+#define MAX_CONFLICT_ROUNDS 5  /* seq collisions (another writer) per batch before exiting */
 
 typedef struct message_cfg {
     char *brokers;
@@ -182,7 +182,7 @@ static bool service_start(service_t *s, const message_cfg_t *cfg)
     }
     if (!start_store(s, cfg))
         return false;
-    s->sequencer = message_sequencer_new(message_store_highest_seq, s->messages, MAX_ROOMS);
+    s->sequencer = message_sequencer_new(MAX_ROOMS);
     if (s->sequencer == NULL) {
         chat_log_error("out of memory at start");
         return false;

@@ -1,8 +1,9 @@
 /* MongoDB side of the message service. Query shapes are chosen for both MongoDB and FerretDB
  * 1.24 (SQLite), which evaluates every filter but a lone _id in Go after reading the whole
- * table: the dedup lookup is one flat query per batch ({tenant, room, from, cid} each an $in
- * of the batch's distinct values, matched exactly in dedup.c) rather than one query per room
- * or an $or of rooms, which FerretDB evaluates branch by branch for every document. */
+ * table: every read here is a scan there, so reads are kept off the hot path (a batch of known
+ * rooms only inserts), and each read the service does need is one flat query for the whole
+ * batch ({field: {$in: distinct values}}, matched exactly in code) rather than one query per
+ * room or an $or of rooms, which FerretDB evaluates branch by branch for every document. */
 #include "services/message/message_store.h"
 
 #include <stdio.h>
@@ -82,31 +83,6 @@ static chat_err_t store_find(message_store_t *ms, const char *op, const bson_t *
     mongoc_cursor_destroy(cursor);
     mongoc_collection_destroy(col);
     chat_store_release(ms->store, client);
-    return err;
-}
-
-/* ---- highest seq ---- */
-
-static chat_err_t take_seq(const bson_t *doc, void *ud)
-{
-    bson_iter_t it;
-    if (bson_iter_init_find(&it, doc, "seq") && BSON_ITER_HOLDS_NUMBER(&it))
-        *(int64_t *)ud = bson_iter_as_int64(&it);
-    return CHAT_OK;
-}
-
-/* On MongoDB the room_seq index answers this with one key. FerretDB 1.24 (SQLite) reads and
- * sorts the whole collection for it; it is asked once per room per partition assignment. */
-chat_err_t message_store_highest_seq(void *ctx, const char *tenant, const char *room, int64_t *seq)
-{
-    message_store_t *ms = ctx;
-    bson_t *filter = BCON_NEW("tenant", BCON_UTF8(tenant), "room", BCON_UTF8(room));
-    bson_t *opts = BCON_NEW("sort", "{", "seq", BCON_INT32(-1), "}", "limit", BCON_INT64(1),
-                            "projection", "{", "seq", BCON_INT32(1), "_id", BCON_INT32(0), "}");
-    *seq = 0;
-    chat_err_t err = store_find(ms, "highest seq", filter, opts, take_seq, seq);
-    bson_destroy(filter);
-    bson_destroy(opts);
     return err;
 }
 
@@ -227,6 +203,126 @@ static chat_err_t store_find_existing(void *ctx, const message_dedup_send_t *key
     return err;
 }
 
+/* ---- highest seqs ---- */
+
+static chat_err_t take_seq(const bson_t *doc, void *ud)
+{
+    bson_iter_t it;
+    if (bson_iter_init_find(&it, doc, "seq") && BSON_ITER_HOLDS_NUMBER(&it))
+        *(int64_t *)ud = bson_iter_as_int64(&it);
+    return CHAT_OK;
+}
+
+/* One room: {tenant, room} sorted by seq descending, limit 1. On MongoDB the room_seq index
+ * answers it with one key; FerretDB 1.24 reads and sorts the whole collection. */
+static chat_err_t store_highest_seq(message_store_t *ms, const message_room_ref_t *room,
+                                    int64_t *seq)
+{
+    bson_t *filter = BCON_NEW("tenant", BCON_UTF8(room->tenant), "room", BCON_UTF8(room->room));
+    bson_t *opts = BCON_NEW("sort", "{", "seq", BCON_INT32(-1), "}", "limit", BCON_INT64(1),
+                            "projection", "{", "seq", BCON_INT32(1), "_id", BCON_INT32(0), "}");
+    *seq = 0;
+    chat_err_t err = store_find(ms, "highest seq", filter, opts, take_seq, seq);
+    bson_destroy(filter);
+    bson_destroy(opts);
+    return err;
+}
+
+typedef struct room_slot {
+    const char *tenant;
+    const char *room;
+    size_t index; /* in the caller's rooms */
+} room_slot_t;
+
+static int room_slot_cmp(const void *a, const void *b)
+{
+    const room_slot_t *x = a, *y = b;
+    int c = strcmp(x->tenant, y->tenant);
+    return c != 0 ? c : strcmp(x->room, y->room);
+}
+
+typedef struct seq_max {
+    const room_slot_t *slots; /* sorted */
+    size_t n;
+    int64_t *highest;
+} seq_max_t;
+
+/* Raises the highest seq of the document's room, if it is one of the rooms asked for. */
+static chat_err_t take_room_seq(const bson_t *doc, void *ud)
+{
+    seq_max_t *m = ud;
+    room_slot_t key = {0};
+    int64_t seq = 0;
+    bson_iter_t it;
+    if (!bson_iter_init(&it, doc))
+        return CHAT_OK;
+    while (bson_iter_next(&it)) {
+        const char *k = bson_iter_key(&it);
+        if (strcmp(k, "tenant") == 0)
+            key.tenant = iter_utf8(&it);
+        else if (strcmp(k, "room") == 0)
+            key.room = iter_utf8(&it);
+        else if (strcmp(k, "seq") == 0 && BSON_ITER_HOLDS_NUMBER(&it))
+            seq = bson_iter_as_int64(&it);
+    }
+    if (key.tenant == NULL || key.room == NULL)
+        return CHAT_OK;
+    const room_slot_t *slot = bsearch(&key, m->slots, m->n, sizeof key, room_slot_cmp);
+    if (slot != NULL && m->highest[slot->index] < seq)
+        m->highest[slot->index] = seq;
+    return CHAT_OK;
+}
+
+/* Several rooms in one query: {tenant: {$in}, room: {$in}} projected to (tenant, room, seq), the
+ * maximum per room taken here (the $in cross product may return rooms not asked for: they are
+ * ignored). FerretDB 1.24 cannot compute it server-side (its $group has neither $max nor $first,
+ * and evaluates only the first accumulator of a $group), and on it the cost is one scan of the
+ * collection whatever the query. On MongoDB this reads every key of those rooms in room_seq
+ * (a covered query), once per room per partition assignment. */
+static chat_err_t store_highest_seq_many(message_store_t *ms, const message_room_ref_t *rooms,
+                                         size_t n, int64_t *highest)
+{
+    room_slot_t *slots = calloc(n, sizeof *slots);
+    const char **vals = calloc(n, sizeof *vals);
+    if (slots == NULL || vals == NULL) {
+        free(slots);
+        free(vals);
+        return CHAT_ERR_NOMEM;
+    }
+    bson_t filter = BSON_INITIALIZER;
+    for (size_t i = 0; i < n; i++)
+        vals[i] = rooms[i].tenant;
+    append_match(&filter, "tenant", vals, n);
+    for (size_t i = 0; i < n; i++)
+        vals[i] = rooms[i].room;
+    append_match(&filter, "room", vals, n);
+    for (size_t i = 0; i < n; i++) {
+        slots[i] = (room_slot_t){rooms[i].tenant, rooms[i].room, i};
+        highest[i] = 0;
+    }
+    qsort(slots, n, sizeof *slots, room_slot_cmp);
+    bson_t *opts = BCON_NEW("projection", "{", "_id", BCON_INT32(0), "tenant", BCON_INT32(1),
+                            "room", BCON_INT32(1), "seq", BCON_INT32(1), "}");
+    seq_max_t m = {slots, n, highest};
+    chat_err_t err = store_find(ms, "highest seqs", &filter, opts, take_room_seq, &m);
+    bson_destroy(&filter);
+    bson_destroy(opts);
+    free(slots);
+    free(vals);
+    return err;
+}
+
+static chat_err_t store_highest_seqs(void *ctx, const message_room_ref_t *rooms, size_t n,
+                                     int64_t *highest)
+{
+    message_store_t *ms = ctx;
+    if (n == 0)
+        return CHAT_OK;
+    if (n == 1)
+        return store_highest_seq(ms, &rooms[0], &highest[0]);
+    return store_highest_seq_many(ms, rooms, n, highest);
+}
+
 /* ---- ids ---- */
 
 typedef struct ids_found {
@@ -306,8 +402,9 @@ static chat_err_t store_insert(void *ctx, const message_doc_t *docs, size_t n, c
         return CHAT_ERR_NOMEM;
     for (size_t i = 0; i < n; i++)
         b[i] = doc_to_bson(&docs[i]);
-    chat_err_t err =
-        chat_store_insert_many(ms->store, MESSAGE_COLLECTION, (const bson_t *const *)b, n, results);
+    /* Ordered: what is stored is a prefix of the plan, even if the service or MongoDB dies. */
+    chat_err_t err = chat_store_insert_many(ms->store, MESSAGE_COLLECTION, (const bson_t *const *)b,
+                                            n, true, results);
     if (err != CHAT_OK && err != CHAT_ERR_DUPLICATE)
         snprintf(ms->last_error, sizeof ms->last_error,
                  "insert_many failed: %s (the mongo log line before says why)", chat_err_str(err));
@@ -327,7 +424,7 @@ void message_store_port(message_store_t *ms, message_store_port_t *port)
 {
     *port = (message_store_port_t){
         .ctx = ms,
-        .highest_seq = message_store_highest_seq,
+        .highest_seqs = store_highest_seqs,
         .find_existing = store_find_existing,
         .insert = store_insert,
         .find_ids = store_find_ids,

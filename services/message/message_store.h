@@ -1,7 +1,7 @@
 /* The message service's use of MongoDB (the `messages` collection): its unique indexes, the
- * highest seq of a room, the stored messages matching a batch's (from, cid) pairs, which ids
- * exist, and the batch insert through chat_store_insert_many. Implements the pipeline's
- * store port. Used from one thread. */
+ * ordered batch insert through chat_store_insert_many, and the reads of the rare paths: the
+ * highest seq of rooms touched for the first time, the stored messages matching sends that met
+ * a duplicate key, which ids exist. Implements the pipeline's store port. Used from one thread. */
 #ifndef CHAT_MESSAGE_MESSAGE_STORE_H
 #define CHAT_MESSAGE_MESSAGE_STORE_H
 
@@ -23,8 +23,5 @@ void message_store_close(message_store_t *ms);
 
 /* Fills port with this store's functions (ctx = ms). */
 void message_store_port(message_store_t *ms, message_store_port_t *port);
-
-/* The store port's highest_seq, also usable as the sequencer's loader (ctx = ms). */
-chat_err_t message_store_highest_seq(void *ms, const char *tenant, const char *room, int64_t *seq);
 
 #endif

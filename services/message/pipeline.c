@@ -1,8 +1,9 @@
 /* The batch of the message service, in the order the design requires: decode and validate
- * every record, group the sends by room, then plan (load each room's seq on first touch, one
- * dedup query for the batch, assign seqs), store (one unordered insert; MongoDB failures are
- * retried with the same plan, duplicate-key conflicts redo the room), publish every outcome
- * to chat.messages, flush, and only then commit. */
+ * every record, group the sends by room, plan each send as a new message with the room's next
+ * seq (held in memory; loaded from MongoDB on a room's first touch, one query for the batch),
+ * store the plan with one ordered insert (MongoDB failures are retried with the same plan; a
+ * duplicate key is looked up, resolved and the rest planned again), publish every outcome to
+ * chat.messages, flush, and only then commit. */
 #include "services/message/pipeline.h"
 
 #include <bson/bson.h>
@@ -28,7 +29,14 @@ typedef enum item_kind {
     ITEM_SEND,    /* a valid send */
 } item_kind_t;
 
-typedef enum doc_state { DOC_PENDING, DOC_STORED, DOC_CONFLICT } doc_state_t;
+/* Where a send stands. Sends start as NEW; the store and the duplicate lookups move them. */
+typedef enum send_state {
+    SEND_NEW,       /* planned as a new message (doc: seq, id, ts); not known to be stored */
+    SEND_STORED,    /* doc is in MongoDB */
+    SEND_RESEND,    /* another record stored its (tenant, room, from, cid): ack existing[ref] */
+    SEND_REPUBLISH, /* this very record stored it before a crash: msg existing[ref] again */
+    SEND_REPEAT,    /* an earlier send of the batch has its key: ack items[ref]'s message */
+} send_state_t;
 
 typedef struct item {
     const chat_bus_record_t *rec;
@@ -37,12 +45,11 @@ typedef struct item {
     item_kind_t kind;
     char src[MESSAGE_SRC_MAX];
     size_t room; /* index in batch_t.rooms (REJECT, SEND) */
-    /* SEND: the plan */
-    message_dedup_kind_t decision;
+    /* SEND */
+    send_state_t state;
     size_t ref;        /* RESEND, REPUBLISH: index in existing; REPEAT: item index */
-    message_doc_t doc; /* NEW: the document to store */
-    doc_state_t state; /* NEW: where its insert stands */
-    bool ambiguous;    /* an insert of doc failed without telling whether it was stored */
+    message_doc_t doc; /* NEW, STORED: the document */
+    bool ambiguous;    /* NEW: an insert failed without saying whether it stored doc */
 } item_t;
 
 typedef struct batch_room {
@@ -50,18 +57,19 @@ typedef struct batch_room {
     const char *room;
     int32_t partition;
     bool has_sends;
-    bool pending;  /* planned and stored in the current round */
-    bool conflict; /* another writer holds one of its planned seqs */
+    int64_t last;    /* highest seq known to be taken: loaded, reloaded or stored by the batch */
+    int64_t planned; /* last seq handed out by the current plan */
 } batch_room_t;
 
 typedef struct batch {
     item_t *items;
     size_t n;
+    size_t sends;
     batch_room_t *rooms;
     size_t nrooms;
     size_t *room_slots; /* 0 or 1 + room index, open addressing over "tenant/room" */
     size_t room_mask;
-    message_doc_list_t existing; /* what the dedup queries of the batch returned */
+    message_doc_list_t existing; /* stored messages the duplicate lookups returned */
     int64_t store_deadline;
 } batch_t;
 
@@ -165,7 +173,7 @@ static bool metrics_register(pipeline_metrics_t *m, chat_metrics_t *reg)
                                             "MongoDB operations retried after a failure", NULL);
     m->conflicts = chat_metrics_counter(
         reg, "chat_message_seq_conflicts_total",
-        "Rooms redone after a duplicate key on insert (another writer took a seq)", NULL);
+        "Seq collisions on insert (another writer took a planned seq): room reloaded", NULL);
     m->batch_records = chat_metrics_histogram(
         reg, "chat_message_batch_records", "Records per processed batch", NULL,
         batch_record_buckets, sizeof batch_record_buckets / sizeof batch_record_buckets[0]);
@@ -174,7 +182,7 @@ static bool metrics_register(pipeline_metrics_t *m, chat_metrics_t *reg)
         chat_metrics_latency_buckets, chat_metrics_latency_nbuckets);
     m->store_seconds = chat_metrics_histogram(
         reg, "chat_message_store_seconds",
-        "Time spent on MongoDB per batch (seq loads, dedup query, insert, retries)", NULL,
+        "Time spent on MongoDB per batch (seq loads, insert, duplicate lookups, retries)", NULL,
         chat_metrics_latency_buckets, chat_metrics_latency_nbuckets);
     m->rooms = chat_metrics_gauge(reg, "chat_message_rooms",
                                   "Rooms whose last seq is held in memory", NULL);
@@ -278,8 +286,10 @@ static void parse_record(message_pipeline_t *p, batch_t *b, item_t *it)
     }
     message_src_format(it->src, sizeof it->src, rec->partition, rec->offset);
     it->room = batch_room_index(b, it->ev->tenant, it->ev->room, rec->partition);
-    if (it->kind == ITEM_SEND)
+    if (it->kind == ITEM_SEND) {
         b->rooms[it->room].has_sends = true;
+        b->sends++;
+    }
 }
 
 static chat_err_t batch_init(batch_t *b, const chat_bus_record_t *recs, size_t n)
@@ -360,265 +370,413 @@ static chat_err_t retry_wait(message_pipeline_t *p, batch_t *b, retry_t *r, chat
     return env->stop_requested(env->ctx) ? CHAT_ERR_STOPPED : CHAT_OK;
 }
 
-/* ---- plan: seqs, dedup, documents ---- */
+/* One MongoDB step of the store phase; arg is the step's own. */
+typedef chat_err_t (*store_step_fn)(message_pipeline_t *p, batch_t *b, void *arg);
 
-static bool item_planned(const batch_t *b, const item_t *it)
+/* Runs fn until it succeeds, retrying MongoDB failures (retry_wait). Returns CHAT_OK or what
+ * retry_wait gave up with (a non-retryable error comes back at once). */
+static chat_err_t with_retry(message_pipeline_t *p, batch_t *b, const char *step, store_step_fn fn,
+                             void *arg)
 {
-    return it->kind == ITEM_SEND && b->rooms[it->room].pending;
-}
-
-/* Loads the last seq of every pending room that is touched for the first time. */
-static chat_err_t plan_load_rooms(message_pipeline_t *p, batch_t *b)
-{
-    for (size_t i = 0; i < b->nrooms; i++) {
-        const batch_room_t *r = &b->rooms[i];
-        if (!r->pending)
-            continue;
-        int64_t last;
-        chat_err_t err =
-            message_sequencer_last(p->conf.sequencer, r->tenant, r->room, r->partition, &last);
+    retry_t r = {0};
+    for (;;) {
+        chat_err_t err = fn(p, b, arg);
+        if (err == CHAT_OK)
+            return CHAT_OK;
+        err = retry_wait(p, b, &r, err, step);
         if (err != CHAT_OK)
             return err;
     }
-    return CHAT_OK;
 }
 
-/* Acts on one dedup decision: NEW takes the room's next seq, a fresh id and the current time. */
-static void plan_apply(message_pipeline_t *p, batch_t *b, item_t *it,
-                       const message_dedup_decision_t *d, const size_t *map)
+/* ---- plan: repeats, seqs, documents ---- */
+
+static bool item_new(const item_t *it)
 {
-    const message_env_t *env = &p->conf.env;
-    const chat_event_t *ev = it->ev;
-    it->decision = d->kind;
-    it->ref = d->kind == MESSAGE_DEDUP_REPEAT ? map[d->ref] : d->ref;
-    if (d->kind == MESSAGE_DEDUP_REPUBLISH) {
-        message_sequencer_observe(p->conf.sequencer, ev->tenant, ev->room,
-                                  b->existing.docs[d->ref].seq);
-        return;
-    }
-    if (d->kind != MESSAGE_DEDUP_NEW)
-        return;
-    it->doc = (message_doc_t){.tenant = ev->tenant,
-                              .room = ev->room,
-                              .from = ev->user,
-                              .name = ev->name,
-                              .text = ev->text,
-                              .cid = ev->cid,
-                              .src = it->src};
-    it->doc.seq = message_sequencer_next(p->conf.sequencer, ev->tenant, ev->room);
-    it->doc.ts = env->wall_ms(env->ctx);
-    env->new_id(env->ctx, it->doc.id);
-    it->state = DOC_PENDING;
-    it->ambiguous = false;
+    return it->kind == ITEM_SEND && it->state == SEND_NEW;
 }
 
-/* Plans the sends of the pending rooms: seqs loaded, one query for the (from, cid) pairs that
- * already exist, decisions, documents. Fails only before any seq is taken, so it can simply
- * be run again. */
-static chat_err_t plan(message_pipeline_t *p, batch_t *b)
+static message_dedup_send_t item_key(const item_t *it)
 {
-    chat_err_t err = plan_load_rooms(p, b);
-    if (err != CHAT_OK)
-        return err;
-    message_dedup_send_t *keys = calloc(b->n, sizeof *keys);
-    size_t *map = calloc(b->n, sizeof *map);
-    message_dedup_decision_t *dec = calloc(b->n, sizeof *dec);
-    if (keys == NULL || map == NULL || dec == NULL) {
-        err = CHAT_ERR_NOMEM;
-        goto out;
+    return (message_dedup_send_t){it->ev->tenant, it->ev->room, it->ev->user, it->ev->cid, it->src};
+}
+
+/* The sends matching keep, as dedup keys in batch order; map[j] is the item of keys[j].
+ * Returns how many, or SIZE_MAX if out of memory (nothing to free then). */
+static size_t collect_keys(const batch_t *b, bool (*keep)(const item_t *),
+                           message_dedup_send_t **keys, size_t **map)
+{
+    *keys = calloc(b->n, sizeof **keys);
+    *map = calloc(b->n, sizeof **map);
+    if (*keys == NULL || *map == NULL) {
+        free(*keys);
+        free(*map);
+        return SIZE_MAX;
     }
     size_t k = 0;
     for (size_t i = 0; i < b->n; i++) {
-        const item_t *it = &b->items[i];
-        if (!item_planned(b, it))
+        if (!keep(&b->items[i]))
             continue;
-        keys[k] = (message_dedup_send_t){it->ev->tenant, it->ev->room, it->ev->user, it->ev->cid,
-                                         it->src};
-        map[k++] = i;
+        (*keys)[k] = item_key(&b->items[i]);
+        (*map)[k++] = i;
     }
-    /* existing accumulates over the rounds of the batch: items of rooms that are not redone
-     * keep referring to what earlier rounds found. */
-    err = p->conf.store.find_existing(p->conf.store.ctx, keys, k, &b->existing);
-    if (err == CHAT_OK)
-        err = message_dedup_decide(keys, k, b->existing.docs, b->existing.n, dec);
-    if (err != CHAT_OK)
-        goto out;
-    for (size_t j = 0; j < k; j++)
-        plan_apply(p, b, &b->items[map[j]], &dec[j], map);
-out:
+    return k;
+}
+
+static bool item_send(const item_t *it)
+{
+    return it->kind == ITEM_SEND;
+}
+
+/* Resolves the batch's own repeats in memory: a send whose (tenant, room, from, cid) an earlier
+ * send of the batch has acks that one's message; every other send starts as NEW. */
+static chat_err_t plan_repeats(batch_t *b)
+{
+    message_dedup_send_t *keys;
+    size_t *map;
+    size_t k = collect_keys(b, item_send, &keys, &map);
+    if (k == SIZE_MAX)
+        return CHAT_ERR_NOMEM;
+    message_dedup_decision_t *dec = calloc(k > 0 ? k : 1, sizeof *dec);
+    chat_err_t err = dec == NULL ? CHAT_ERR_NOMEM : message_dedup_decide(keys, k, NULL, 0, dec);
+    for (size_t j = 0; err == CHAT_OK && j < k; j++) {
+        item_t *it = &b->items[map[j]];
+        it->state = dec[j].kind == MESSAGE_DEDUP_REPEAT ? SEND_REPEAT : SEND_NEW;
+        it->ref = dec[j].kind == MESSAGE_DEDUP_REPEAT ? map[dec[j].ref] : 0;
+    }
     free(keys);
     free(map);
     free(dec);
     return err;
 }
 
-static chat_err_t plan_with_retry(message_pipeline_t *p, batch_t *b)
+/* Step: the last seq of every room with sends, from the sequencer or, for the rooms it does not
+ * remember (first touch since the assignment), from MongoDB in one query. */
+static chat_err_t plan_load_rooms(message_pipeline_t *p, batch_t *b, void *arg)
 {
-    retry_t r = {0};
-    for (;;) {
-        chat_err_t err = plan(p, b);
-        if (err == CHAT_OK)
-            return CHAT_OK;
-        err = retry_wait(p, b, &r, err, "plan");
-        if (err != CHAT_OK)
-            return err;
+    (void)arg;
+    message_room_ref_t *refs = calloc(b->nrooms, sizeof *refs);
+    size_t *idx = calloc(b->nrooms, sizeof *idx);
+    int64_t *highest = calloc(b->nrooms, sizeof *highest);
+    chat_err_t err = CHAT_ERR_NOMEM;
+    if (refs == NULL || idx == NULL || highest == NULL)
+        goto out;
+    size_t k = 0;
+    for (size_t i = 0; i < b->nrooms; i++) {
+        batch_room_t *r = &b->rooms[i];
+        if (r->has_sends &&
+            !message_sequencer_get(p->conf.sequencer, r->tenant, r->room, &r->last)) {
+            refs[k] = (message_room_ref_t){r->tenant, r->room};
+            idx[k++] = i;
+        }
+    }
+    err = k > 0 ? p->conf.store.highest_seqs(p->conf.store.ctx, refs, k, highest) : CHAT_OK;
+    for (size_t j = 0; err == CHAT_OK && j < k; j++)
+        b->rooms[idx[j]].last = highest[j];
+out:
+    free(refs);
+    free(idx);
+    free(highest);
+    return err;
+}
+
+/* Plans every send still NEW, in batch order: its room's next seq after what the room is known
+ * to hold, a fresh ObjectId and ts = now. Sends of a room thus take consecutive seqs in offset
+ * order, and the ordered insert stores a prefix of each room's plan. */
+static void plan_assign(message_pipeline_t *p, batch_t *b)
+{
+    const message_env_t *env = &p->conf.env;
+    for (size_t i = 0; i < b->nrooms; i++)
+        b->rooms[i].planned = b->rooms[i].last;
+    for (size_t i = 0; i < b->n; i++) {
+        item_t *it = &b->items[i];
+        if (!item_new(it))
+            continue;
+        const chat_event_t *ev = it->ev;
+        it->doc = (message_doc_t){.tenant = ev->tenant,
+                                  .room = ev->room,
+                                  .from = ev->user,
+                                  .name = ev->name,
+                                  .text = ev->text,
+                                  .cid = ev->cid,
+                                  .src = it->src};
+        it->doc.seq = ++b->rooms[it->room].planned;
+        it->doc.ts = env->wall_ms(env->ctx);
+        env->new_id(env->ctx, it->doc.id);
+        it->ambiguous = false;
     }
 }
 
 /* ---- store ---- */
 
-static bool item_unstored(const batch_t *b, const item_t *it)
+static void item_stored(batch_t *b, item_t *it)
 {
-    return item_planned(b, it) && it->decision == MESSAGE_DEDUP_NEW && it->state == DOC_PENDING;
+    batch_room_t *r = &b->rooms[it->room];
+    it->state = SEND_STORED;
+    it->ambiguous = false;
+    if (r->last < it->doc.seq)
+        r->last = it->doc.seq;
 }
 
-/* For documents that hit a duplicate key after an earlier attempt failed ambiguously: the
- * ones whose _id exists were stored by that attempt; the others lost to another writer.
- * Returns the lookup's error (the documents stay pending). */
-static chat_err_t store_resolve_ambiguous(message_pipeline_t *p, batch_t *b, const size_t *idx,
-                                          size_t n)
+static bool item_ambiguous(const item_t *it)
 {
-    const char **ids = calloc(n, sizeof *ids);
-    bool *found = calloc(n, sizeof *found);
+    return item_new(it) && it->ambiguous;
+}
+
+/* Item dup met a duplicate key after an earlier insert failed without saying what it stored:
+ * asks which of the ambiguous documents exist by _id (ours: that insert stored them, a prefix of
+ * its plan); the others certainly are not stored. Returns CHAT_OK if dup's own document was
+ * among them (progress: insert the rest), CHAT_ERR_DUPLICATE if not (a real duplicate), or the
+ * lookup's error (nothing changed). */
+static chat_err_t store_resolve_ambiguous(message_pipeline_t *p, batch_t *b, size_t dup)
+{
+    size_t *idx = calloc(b->n, sizeof *idx);
+    const char **ids = calloc(b->n, sizeof *ids);
+    bool *found = calloc(b->n, sizeof *found);
     chat_err_t err = CHAT_ERR_NOMEM;
-    if (ids != NULL && found != NULL) {
-        for (size_t j = 0; j < n; j++)
-            ids[j] = b->items[idx[j]].doc.id;
-        err = p->conf.store.find_ids(p->conf.store.ctx, ids, n, found);
-        for (size_t j = 0; err == CHAT_OK && j < n; j++)
-            b->items[idx[j]].state = found[j] ? DOC_STORED : DOC_CONFLICT;
+    if (idx == NULL || ids == NULL || found == NULL)
+        goto out;
+    size_t k = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        if (!item_ambiguous(&b->items[i]))
+            continue;
+        ids[k] = b->items[i].doc.id;
+        idx[k++] = i;
     }
+    err = p->conf.store.find_ids(p->conf.store.ctx, ids, k, found);
+    if (err != CHAT_OK)
+        goto out;
+    for (size_t j = 0; j < k; j++) {
+        if (found[j])
+            item_stored(b, &b->items[idx[j]]);
+        else
+            b->items[idx[j]].ambiguous = false;
+    }
+    err = b->items[dup].state == SEND_STORED ? CHAT_OK : CHAT_ERR_DUPLICATE;
+out:
+    free(idx);
     free(ids);
     free(found);
     return err;
 }
 
-/* One insert of every pending document. Returns CHAT_OK when none is left pending, else the
- * first retryable failure (those documents stay pending, marked ambiguous). */
-static chat_err_t store_insert_once(message_pipeline_t *p, batch_t *b)
+/* One ordered insert of the NEW documents, in batch order. Returns CHAT_OK if every one was
+ * stored or an ambiguous duplicate turned out to be ours (call again for the rest),
+ * CHAT_ERR_DUPLICATE with *dup = the item whose document met a duplicate key that is not its
+ * own, or a failure to retry with the same plan (the documents it may have stored are marked
+ * ambiguous). */
+static chat_err_t store_insert_once(message_pipeline_t *p, batch_t *b, size_t *dup)
 {
     size_t k = 0;
     for (size_t i = 0; i < b->n; i++)
-        k += item_unstored(b, &b->items[i]);
-    if (k == 0)
-        return CHAT_OK;
+        k += item_new(&b->items[i]);
     message_doc_t *docs = calloc(k, sizeof *docs);
     size_t *idx = calloc(k, sizeof *idx);
     chat_err_t *results = calloc(k, sizeof *results);
-    size_t *dups = calloc(k, sizeof *dups);
-    chat_err_t first = CHAT_ERR_NOMEM;
-    if (docs == NULL || idx == NULL || results == NULL || dups == NULL)
+    chat_err_t err = CHAT_ERR_NOMEM;
+    if (docs == NULL || idx == NULL || results == NULL)
         goto out;
     k = 0;
     for (size_t i = 0; i < b->n; i++) {
-        if (!item_unstored(b, &b->items[i]))
+        if (!item_new(&b->items[i]))
             continue;
         docs[k] = b->items[i].doc;
         results[k] = CHAT_ERR_MONGO;
         idx[k++] = i;
     }
     p->conf.store.insert(p->conf.store.ctx, docs, k, results);
-    first = CHAT_OK;
-    size_t ndups = 0;
+    err = CHAT_OK;
+    size_t failed = k;
     for (size_t j = 0; j < k; j++) {
         item_t *it = &b->items[idx[j]];
         if (results[j] == CHAT_OK) {
-            it->state = DOC_STORED;
-        } else if (results[j] == CHAT_ERR_DUPLICATE) {
-            if (it->ambiguous)
-                dups[ndups++] = idx[j];
-            else
-                it->state = DOC_CONFLICT;
-        } else {
+            item_stored(b, it);
+            continue;
+        }
+        if (results[j] == CHAT_ERR_STOPPED)
+            continue;
+        if (results[j] != CHAT_ERR_DUPLICATE)
             it->ambiguous = true;
-            if (first == CHAT_OK)
-                first = results[j];
+        if (failed == k) {
+            failed = j;
+            err = results[j];
         }
     }
-    if (ndups > 0) {
-        chat_err_t err = store_resolve_ambiguous(p, b, dups, ndups);
-        if (err != CHAT_OK && first == CHAT_OK)
-            first = err;
+    if (err == CHAT_ERR_DUPLICATE) {
+        *dup = idx[failed];
+        if (b->items[*dup].ambiguous)
+            err = store_resolve_ambiguous(p, b, *dup);
     }
 out:
     free(docs);
     free(idx);
     free(results);
-    free(dups);
-    return first;
+    return err;
 }
 
-/* Inserts until every planned document is stored or in conflict; marks the rooms with a
- * conflict. */
-static chat_err_t store_with_retry(message_pipeline_t *p, batch_t *b, size_t *conflicts)
+static bool any_new(const batch_t *b)
 {
-    retry_t r = {0};
-    for (;;) {
-        chat_err_t err = store_insert_once(p, b);
-        if (err == CHAT_OK)
-            break;
-        err = retry_wait(p, b, &r, err, "insert");
+    for (size_t i = 0; i < b->n; i++)
+        if (item_new(&b->items[i]))
+            return true;
+    return false;
+}
+
+/* Step: inserts until no send is NEW; stops with CHAT_ERR_DUPLICATE (arg: the item) when one
+ * meets a duplicate key that is not its own. */
+static chat_err_t store_insert_all(message_pipeline_t *p, batch_t *b, void *arg)
+{
+    while (any_new(b)) {
+        chat_err_t err = store_insert_once(p, b, arg);
         if (err != CHAT_OK)
             return err;
-    }
-    *conflicts = 0;
-    for (size_t i = 0; i < b->n; i++) {
-        item_t *it = &b->items[i];
-        if (item_planned(b, it) && it->decision == MESSAGE_DEDUP_NEW && it->state == DOC_CONFLICT &&
-            !b->rooms[it->room].conflict) {
-            b->rooms[it->room].conflict = true;
-            (*conflicts)++;
-        }
     }
     return CHAT_OK;
 }
 
-/* Only the rooms in conflict are planned again, from what MongoDB now holds: the documents
- * this batch did store come back as republished, the others get new seqs. */
-static void store_prepare_redo(message_pipeline_t *p, batch_t *b)
+typedef struct lookup_arg {
+    size_t dup;
+    bool collision; /* out: dup's key is not stored, so its seq is what collided */
+} lookup_arg_t;
+
+/* Step (the rare path: one query, a scan on FerretDB): which NEW sends, the one that met the
+ * duplicate and every one after it, already have their (tenant, room, from, cid) stored. Those
+ * stored by their own record (src) become REPUBLISH, the others RESEND. Asking for all of them
+ * at once resolves in one round a batch replayed after a crash or holding several resends. */
+static chat_err_t store_lookup_existing(message_pipeline_t *p, batch_t *b, void *arg)
+{
+    lookup_arg_t *la = arg;
+    message_dedup_send_t *keys;
+    size_t *map;
+    size_t k = collect_keys(b, item_new, &keys, &map);
+    if (k == SIZE_MAX)
+        return CHAT_ERR_NOMEM;
+    message_dedup_decision_t *dec = calloc(k > 0 ? k : 1, sizeof *dec);
+    chat_err_t err = dec == NULL
+                         ? CHAT_ERR_NOMEM
+                         : p->conf.store.find_existing(p->conf.store.ctx, keys, k, &b->existing);
+    if (err == CHAT_OK)
+        err = message_dedup_decide(keys, k, b->existing.docs, b->existing.n, dec);
+    size_t resends = 0, republished = 0;
+    for (size_t j = 0; err == CHAT_OK && j < k; j++) {
+        item_t *it = &b->items[map[j]];
+        if (dec[j].kind == MESSAGE_DEDUP_RESEND || dec[j].kind == MESSAGE_DEDUP_REPUBLISH) {
+            bool again = dec[j].kind == MESSAGE_DEDUP_REPUBLISH;
+            it->state = again ? SEND_REPUBLISH : SEND_RESEND;
+            it->ref = dec[j].ref;
+            republished += again;
+            resends += !again;
+            /* Its seq is taken, and so is every lower one (stored documents are prefixes of
+             * plans): another writer may have stored past what this batch knew. */
+            batch_room_t *r = &b->rooms[it->room];
+            if (r->last < b->existing.docs[it->ref].seq)
+                r->last = b->existing.docs[it->ref].seq;
+        }
+    }
+    if (err == CHAT_OK) {
+        la->collision = b->items[la->dup].state == SEND_NEW;
+        chat_log_info("duplicate key on insert: stored sends looked up",
+                      CHAT_F_STR("tenant", b->items[la->dup].ev->tenant),
+                      CHAT_F_STR("room", b->items[la->dup].ev->room),
+                      CHAT_F_STR("src", b->items[la->dup].src), CHAT_F_INT("sends", k),
+                      CHAT_F_INT("resends", resends), CHAT_F_INT("republished", republished),
+                      CHAT_F_BOOL("seq_collision", la->collision));
+    }
+    free(keys);
+    free(map);
+    free(dec);
+    return err;
+}
+
+/* Step: the highest seq of room *arg read again from MongoDB (another writer took seqs). */
+static chat_err_t store_reload_room(message_pipeline_t *p, batch_t *b, void *arg)
+{
+    batch_room_t *r = &b->rooms[*(const size_t *)arg];
+    message_room_ref_t ref = {r->tenant, r->room};
+    int64_t highest = 0;
+    chat_err_t err = p->conf.store.highest_seqs(p->conf.store.ctx, &ref, 1, &highest);
+    if (err == CHAT_OK && r->last < highest)
+        r->last = highest;
+    return err;
+}
+
+/* A seq collision: another writer holds the planned seq of lookup's send. Returns CHAT_OK after
+ * reloading its room, CHAT_ERR_DUPLICATE once collisions reached max_conflict_rounds, or the
+ * reload's error. */
+static chat_err_t store_on_collision(message_pipeline_t *p, batch_t *b, const lookup_arg_t *la,
+                                     int *collisions)
+{
+    size_t room = b->items[la->dup].room;
+    const batch_room_t *r = &b->rooms[room];
+    chat_counter_inc(p->m.conflicts);
+    if (++*collisions >= p->conf.max_conflict_rounds) {
+        chat_log_error("seq collisions persist, giving up on the batch",
+                       CHAT_F_INT("collisions", *collisions), CHAT_F_STR("tenant", r->tenant),
+                       CHAT_F_STR("room", r->room));
+        return CHAT_ERR_DUPLICATE;
+    }
+    chat_log_warn("seq collision on insert (another writer in the room?), reloading the room",
+                  CHAT_F_STR("tenant", r->tenant), CHAT_F_STR("room", r->room),
+                  CHAT_F_INT("partition", r->partition),
+                  CHAT_F_INT("seq", b->items[la->dup].doc.seq));
+    return with_retry(p, b, "reload room", store_reload_room, &room);
+}
+
+/* Plans and inserts until every send is stored or resolved. Each duplicate key costs a round
+ * (lookup, maybe a reload, plan again from what is stored) that resolves at least the send that
+ * met it, unless its seq collided; so the rounds are bounded by the sends plus the collisions,
+ * and the bound below only guards against a store that contradicts itself. */
+static chat_err_t store_rounds(message_pipeline_t *p, batch_t *b)
+{
+    size_t max_rounds = b->sends + (size_t)p->conf.max_conflict_rounds;
+    int collisions = 0;
+    plan_assign(p, b);
+    for (size_t round = 1;; round++) {
+        lookup_arg_t la = {0};
+        chat_err_t err = with_retry(p, b, "insert", store_insert_all, &la.dup);
+        if (err != CHAT_ERR_DUPLICATE)
+            return err;
+        if (round >= max_rounds) {
+            chat_log_error("duplicate keys persist, giving up on the batch",
+                           CHAT_F_INT("rounds", round));
+            return CHAT_ERR_DUPLICATE;
+        }
+        err = with_retry(p, b, "duplicate lookup", store_lookup_existing, &la);
+        if (err == CHAT_OK && la.collision)
+            err = store_on_collision(p, b, &la, &collisions);
+        if (err != CHAT_OK)
+            return err;
+        plan_assign(p, b);
+    }
+}
+
+/* After the batch's store phase: the sequencer learns each room's last stored seq, or, if the
+ * phase failed, forgets the rooms (what they hold is no longer known). */
+static void store_update_sequencer(message_pipeline_t *p, const batch_t *b, bool stored)
 {
     for (size_t i = 0; i < b->nrooms; i++) {
-        batch_room_t *r = &b->rooms[i];
-        r->pending = r->conflict;
-        if (!r->conflict)
+        const batch_room_t *r = &b->rooms[i];
+        if (!r->has_sends)
             continue;
-        r->conflict = false;
-        chat_counter_inc(p->m.conflicts);
-        chat_log_warn("seq conflict on insert (another writer in the room?), reloading the room",
-                      CHAT_F_STR("tenant", r->tenant), CHAT_F_STR("room", r->room),
-                      CHAT_F_INT("partition", r->partition));
-        message_sequencer_forget(p->conf.sequencer, r->tenant, r->room);
+        if (!stored || message_sequencer_set(p->conf.sequencer, r->tenant, r->room, r->partition,
+                                             r->last) != CHAT_OK)
+            message_sequencer_forget(p->conf.sequencer, r->tenant, r->room);
     }
 }
 
 static chat_err_t store_sends(message_pipeline_t *p, batch_t *b)
 {
     const message_env_t *env = &p->conf.env;
-    bool any = false;
-    for (size_t i = 0; i < b->nrooms; i++) {
-        b->rooms[i].pending = b->rooms[i].has_sends;
-        any = any || b->rooms[i].has_sends;
-    }
-    if (!any)
+    if (b->sends == 0)
         return CHAT_OK;
     int64_t start = env->monotonic_ms(env->ctx);
     b->store_deadline = start + p->conf.store_retry_ms;
-    chat_err_t err = CHAT_OK;
-    for (int round = 1;; round++) {
-        size_t conflicts = 0;
-        err = plan_with_retry(p, b);
-        if (err == CHAT_OK)
-            err = store_with_retry(p, b, &conflicts);
-        if (err != CHAT_OK || conflicts == 0)
-            break;
-        if (round >= p->conf.max_conflict_rounds) {
-            chat_log_error("seq conflicts persist, giving up on the batch",
-                           CHAT_F_INT("rounds", round), CHAT_F_INT("rooms", conflicts));
-            err = CHAT_ERR_DUPLICATE;
-            break;
-        }
-        store_prepare_redo(p, b);
-    }
+    chat_err_t err = plan_repeats(b);
+    if (err == CHAT_OK)
+        err = with_retry(p, b, "load rooms", plan_load_rooms, NULL);
+    if (err == CHAT_OK)
+        err = store_rounds(p, b);
+    store_update_sequencer(p, b, err == CHAT_OK);
     chat_histogram_observe(p->m.store_seconds,
                            (double)(env->monotonic_ms(env->ctx) - start) / 1000.0);
     return err;
@@ -632,8 +790,8 @@ typedef struct out_event {
     int64_t seq; /* 0 for rejects */
 } out_event_t;
 
-/* Per room in ascending seq (a redone room may have planned out of offset order), then in
- * batch order. */
+/* Per room in ascending seq (republished messages and the acks of resends carry older seqs than
+ * the batch's new messages), then in batch order. */
 static int out_event_cmp(const void *a, const void *b)
 {
     const out_event_t *x = a, *y = b;
@@ -649,19 +807,20 @@ static const message_doc_t *item_message(const batch_t *b, const item_t *it)
 {
     if (it->kind != ITEM_SEND)
         return NULL;
-    switch (it->decision) {
-    case MESSAGE_DEDUP_NEW:
+    switch (it->state) {
+    case SEND_NEW:
+    case SEND_STORED:
         return &it->doc;
-    case MESSAGE_DEDUP_REPEAT:
-        return &b->items[it->ref].doc;
-    case MESSAGE_DEDUP_RESEND:
-    case MESSAGE_DEDUP_REPUBLISH:
+    case SEND_RESEND:
+    case SEND_REPUBLISH:
         return &b->existing.docs[it->ref];
+    case SEND_REPEAT: /* ref is the first send with the key, never itself a repeat */
+        return item_message(b, &b->items[it->ref]);
     }
     return NULL;
 }
 
-/* Fills ev with the outcome of it: msg (new or republished), ack (resend, repeat) or reject.
+/* Fills ev with the outcome of it: msg (stored or republished), ack (resend, repeat) or reject.
  * Strings are borrowed from the batch. */
 static void outcome_event(const batch_t *b, const item_t *it, chat_event_t *ev)
 {
@@ -678,7 +837,7 @@ static void outcome_event(const batch_t *b, const item_t *it, chat_event_t *ev)
         ev->rid = it->ev->rid;
         return;
     }
-    bool msg = it->decision == MESSAGE_DEDUP_NEW || it->decision == MESSAGE_DEDUP_REPUBLISH;
+    bool msg = it->state != SEND_RESEND && it->state != SEND_REPEAT;
     ev->type = msg ? CHAT_EV_MSG : CHAT_EV_ACK;
     ev->seq = d->seq;
     ev->has_seq = true;
@@ -773,9 +932,9 @@ static void count_outcomes(message_pipeline_t *p, const batch_t *b)
         }
         if (it->kind != ITEM_SEND)
             continue;
-        stored += it->decision == MESSAGE_DEDUP_NEW;
-        republished += it->decision == MESSAGE_DEDUP_REPUBLISH;
-        dups += it->decision == MESSAGE_DEDUP_RESEND || it->decision == MESSAGE_DEDUP_REPEAT;
+        stored += it->state == SEND_STORED;
+        republished += it->state == SEND_REPUBLISH;
+        dups += it->state == SEND_RESEND || it->state == SEND_REPEAT;
     }
     chat_counter_add(p->m.stored, stored);
     chat_counter_add(p->m.duplicates, dups);

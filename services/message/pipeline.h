@@ -1,8 +1,8 @@
 /* One batch of chat.inbound records through the message service: decode, validate, group by
- * room, dedup, assign seqs, insert into MongoDB, produce the outcome to chat.messages, flush,
- * commit. MongoDB and Kafka are reached through the two small ports below, so that the
- * decisions can be unit-tested against in-memory fakes; message_store.c and message_bus.c
- * implement them for real. */
+ * room, plan every send as a new message (seqs from memory), store the plan with one ordered
+ * insert, resolve the rare duplicate key, produce the outcome to chat.messages, flush, commit.
+ * MongoDB and Kafka are reached through the two small ports below, so that the decisions can be
+ * unit-tested against in-memory fakes; message_store.c and message_bus.c implement them. */
 #ifndef CHAT_MESSAGE_PIPELINE_H
 #define CHAT_MESSAGE_PIPELINE_H
 
@@ -17,17 +17,29 @@
 #include "services/message/message_doc.h"
 #include "services/message/sequencer.h"
 
+/* A room, as the store port's highest_seqs takes it. */
+typedef struct message_room_ref {
+    const char *tenant;
+    const char *room;
+} message_room_ref_t;
+
 /* The MongoDB side. Every function returns CHAT_OK or the mapped driver error; CHAT_ERR_MONGO,
- * CHAT_ERR_TIMEOUT and CHAT_ERR_IO are retried by the pipeline. */
+ * CHAT_ERR_TIMEOUT and CHAT_ERR_IO are retried by the pipeline. Only insert is used by a batch
+ * whose rooms are remembered and whose sends are all new; the others are for the first touch of
+ * a room and for duplicate keys. */
 typedef struct message_store_port {
     void *ctx;
-    /* Highest seq stored in tenant/room, 0 if none. */
-    chat_err_t (*highest_seq)(void *ctx, const char *tenant, const char *room, int64_t *seq);
+    /* highest[i] = the highest seq stored in rooms[i], 0 if none; one query for the n rooms. */
+    chat_err_t (*highest_seqs)(void *ctx, const message_room_ref_t *rooms, size_t n,
+                               int64_t *highest);
     /* Appends to out the stored messages whose (tenant, room, from, cid) is that of one of the
      * n keys (src of the keys unused); a superset is allowed. */
     chat_err_t (*find_existing)(void *ctx, const message_dedup_send_t *keys, size_t n,
                                 message_doc_list_t *out);
-    /* Inserts unordered; results[i]: CHAT_OK, CHAT_ERR_DUPLICATE or another failure. */
+    /* Inserts in order and stops at the first failure: results[i] is CHAT_OK (stored), then for
+     * the first failing document CHAT_ERR_DUPLICATE or another failure, then CHAT_ERR_STOPPED
+     * (not attempted) for the rest. A failure the store cannot attribute (network) marks every
+     * document it cannot vouch for with that failure: it may have been stored. */
     chat_err_t (*insert)(void *ctx, const message_doc_t *docs, size_t n, chat_err_t *results);
     /* found[i] = a document with _id ids[i] exists. */
     chat_err_t (*find_ids)(void *ctx, const char *const *ids, size_t n, bool *found);
@@ -64,7 +76,7 @@ typedef struct message_pipeline_conf {
     chat_metrics_t *metrics;        /* borrowed; may be NULL */
     long max_text_chars;            /* longer sends are rejected with too_large */
     int64_t store_retry_ms;         /* how long MongoDB failures are retried per batch */
-    int max_conflict_rounds;        /* duplicate-key redos per batch before giving up */
+    int max_conflict_rounds;        /* seq collisions (another writer) per batch before giving up */
 } message_pipeline_conf_t;
 
 typedef struct message_pipeline message_pipeline_t;
@@ -80,7 +92,7 @@ void message_pipeline_destroy(message_pipeline_t *p);
  * (a failed commit is only logged: the records are replayed, which dedup makes safe);
  * otherwise nothing was committed and the service must stop: CHAT_ERR_STOPPED (a stop was
  * requested while MongoDB was being retried), the MongoDB error that outlasted
- * store_retry_ms, CHAT_ERR_DUPLICATE (conflicts outlasted max_conflict_rounds),
+ * store_retry_ms, CHAT_ERR_DUPLICATE (seq collisions reached max_conflict_rounds),
  * CHAT_ERR_KAFKA (produce or delivery failed) or CHAT_ERR_NOMEM. */
 chat_err_t message_pipeline_process(message_pipeline_t *p, const chat_bus_record_t *recs, size_t n);
 

@@ -21,8 +21,6 @@ typedef struct seq_room {
 } seq_room_t;
 
 struct message_sequencer {
-    message_seq_load_fn load;
-    void *ctx;
     size_t max_rooms;
     seq_room_t **buckets;
     size_t nbuckets; /* power of two */
@@ -55,7 +53,7 @@ static bool key_make(char *buf, const char *tenant, const char *room)
     return true;
 }
 
-message_sequencer_t *message_sequencer_new(message_seq_load_fn load, void *ctx, size_t max_rooms)
+message_sequencer_t *message_sequencer_new(size_t max_rooms)
 {
     message_sequencer_t *s = calloc(1, sizeof *s);
     if (s == NULL)
@@ -66,8 +64,6 @@ message_sequencer_t *message_sequencer_new(message_seq_load_fn load, void *ctx, 
         return NULL;
     }
     s->nbuckets = SEQ_INITIAL_BUCKETS;
-    s->load = load;
-    s->ctx = ctx;
     s->max_rooms = max_rooms > 0 ? max_rooms : 1;
     return s;
 }
@@ -238,44 +234,31 @@ bool message_sequencer_owns(const message_sequencer_t *s, int32_t partition)
     return partition_listed(s->owned, s->nowned, partition);
 }
 
-chat_err_t message_sequencer_last(message_sequencer_t *s, const char *tenant, const char *room,
-                                  int32_t partition, int64_t *last)
+bool message_sequencer_get(message_sequencer_t *s, const char *tenant, const char *room,
+                           int64_t *last)
+{
+    seq_room_t *r = room_lookup(s, tenant, room);
+    if (r == NULL)
+        return false;
+    room_touch(s, r);
+    *last = r->last;
+    return true;
+}
+
+chat_err_t message_sequencer_set(message_sequencer_t *s, const char *tenant, const char *room,
+                                 int32_t partition, int64_t last)
 {
     char key[SEQ_KEY_MAX];
     if (!key_make(key, tenant, room))
         return CHAT_ERR_INVALID;
     uint64_t hash = key_hash(key);
     seq_room_t *r = room_find(s, key, hash);
-    if (r != NULL) {
-        room_touch(s, r);
-        *last = r->last;
-        return CHAT_OK;
-    }
-    int64_t highest = 0;
-    chat_err_t err = s->load(s->ctx, tenant, room, &highest);
-    if (err != CHAT_OK)
-        return err;
-    err = room_add(s, key, hash, partition, highest);
-    if (err == CHAT_OK)
-        *last = highest;
-    return err;
-}
-
-int64_t message_sequencer_next(message_sequencer_t *s, const char *tenant, const char *room)
-{
-    seq_room_t *r = room_lookup(s, tenant, room);
     if (r == NULL)
-        return 0;
+        return room_add(s, key, hash, partition, last);
     room_touch(s, r);
-    return ++r->last;
-}
-
-void message_sequencer_observe(message_sequencer_t *s, const char *tenant, const char *room,
-                               int64_t seq)
-{
-    seq_room_t *r = room_lookup(s, tenant, room);
-    if (r != NULL && r->last < seq)
-        r->last = seq;
+    r->partition = partition;
+    r->last = last;
+    return CHAT_OK;
 }
 
 void message_sequencer_forget(message_sequencer_t *s, const char *tenant, const char *room)

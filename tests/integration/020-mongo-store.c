@@ -1,6 +1,7 @@
 /* Integration test of common/store.c against the stack's FerretDB: ping, a document round
- * trip, idempotent unique indexes, duplicate reporting (single and inside an unordered
- * batch) and the pool used from several threads. Every test works in its own collection. */
+ * trip, idempotent unique indexes, duplicate reporting (single, inside an unordered batch,
+ * and an ordered batch stopping at its first duplicate) and the pool used from several
+ * threads. Every test works in its own collection. */
 #include <check.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -48,7 +49,13 @@ static bson_t *message(const char *room, int64_t seq, const char *body)
 
 static chat_err_t insert(bson_t **docs, size_t n, chat_err_t *results)
 {
-    return chat_store_insert_many(store, collection, (const bson_t *const *)docs, n, results);
+    return chat_store_insert_many(store, collection, (const bson_t *const *)docs, n, false,
+                                  results);
+}
+
+static chat_err_t insert_ordered(bson_t **docs, size_t n, chat_err_t *results)
+{
+    return chat_store_insert_many(store, collection, (const bson_t *const *)docs, n, true, results);
 }
 
 static void ensure_unique_index(void)
@@ -239,6 +246,50 @@ START_TEST(unordered_batch_reports_each_duplicate)
 }
 END_TEST
 
+/* An ordered insert stops at the first failure: the documents before it are stored, the ones
+ * after it are not attempted, even those that would have been fine. */
+START_TEST(ordered_batch_stops_at_first_duplicate)
+{
+    ensure_unique_index();
+    bson_t *existing = message("r1", 100, "existing");
+    chat_err_t result;
+    ck_assert_int_eq(insert(&existing, 1, &result), CHAT_OK);
+
+    bson_t *batch[5] = {message("r1", 1, "one"), message("r1", 2, "two"),
+                        message("r1", 100, "dup of existing"), message("r1", 3, "three"),
+                        message("r1", 4, "four")};
+    chat_err_t results[5];
+    for (int i = 0; i < 5; i++)
+        results[i] = CHAT_ERR__COUNT;
+    ck_assert_int_eq(insert_ordered(batch, 5, results), CHAT_ERR_DUPLICATE);
+    const chat_err_t want[5] = {CHAT_OK, CHAT_OK, CHAT_ERR_DUPLICATE, CHAT_ERR_STOPPED,
+                                CHAT_ERR_STOPPED};
+    for (int i = 0; i < 5; i++)
+        ck_assert_msg(results[i] == want[i], "document %d: %s, want %s", i,
+                      chat_err_name(results[i]), chat_err_name(want[i]));
+
+    bson_t *found[8];
+    bson_t *filter = bson_new();
+    int n = find_all(filter, found, 8);
+    ck_assert_int_eq(n, 3);
+    static const char *const bodies[3] = {"one", "two", "existing"};
+    for (int i = 0; i < 3; i++)
+        ck_assert_str_eq(utf8_field(found[i], "body"), bodies[i]);
+    free_all(found, n);
+
+    /* The rest goes in again, in order, once the duplicate is out of the way. */
+    ck_assert_int_eq(insert_ordered(&batch[3], 2, results), CHAT_OK);
+    ck_assert_int_eq(results[0], CHAT_OK);
+    ck_assert_int_eq(results[1], CHAT_OK);
+    n = find_all(filter, found, 8);
+    ck_assert_int_eq(n, 5);
+    free_all(found, n);
+    bson_destroy(filter);
+    free_all(batch, 5);
+    bson_destroy(existing);
+}
+END_TEST
+
 START_TEST(other_write_error_is_mongo)
 {
     /* FerretDB refuses a '.' in a field name (code 2); the other document is still stored. */
@@ -356,6 +407,7 @@ static Suite *store_suite(void)
     tcase_add_test(tc, unique_index_is_idempotent);
     tcase_add_test(tc, duplicate_is_reported);
     tcase_add_test(tc, unordered_batch_reports_each_duplicate);
+    tcase_add_test(tc, ordered_batch_stops_at_first_duplicate);
     tcase_add_test(tc, other_write_error_is_mongo);
     tcase_add_test(tc, rejected_batch_marks_every_document);
     tcase_add_test(tc, pool_serves_threads);

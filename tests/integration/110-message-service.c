@@ -1,7 +1,9 @@
 /* Integration test of the message service against the real stack (Kafka + FerretDB): it
  * starts its own chat-message (unique consumer group, free ops port), produces `send` events
  * to chat.inbound and checks chat.messages and MongoDB: gapless seqs in order, the original
- * ack for a resend, and exactly-once storage across a kill -9 in the middle of a stream.
+ * ack for a resend, exactly-once storage across a kill -9 in the middle of a stream, rooms that
+ * already hold messages continuing after them, and the replay of a batch half stored by a
+ * crashed life.
  * Tenants and rooms are unique per run. The stack's own message service (if it runs) sees the
  * same records; the checks hold with two writers, as the design requires. */
 #include <check.h>
@@ -9,6 +11,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -577,6 +580,174 @@ START_TEST(test_kill9_mid_stream)
 }
 END_TEST
 
+/* SIGTERM to the running life; asserts a clean exit. */
+static void service_stop(void)
+{
+    ck_assert_int_eq(kill(it.pid, SIGTERM), 0);
+    int status;
+    ck_assert_int_eq(waitpid(it.pid, &status, 0), it.pid);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "exit status %d", status);
+}
+
+/* Stores a message in MongoDB as the record src (or a previous owner) would have; writes its
+ * id (hex) to id_out if not NULL. */
+static void store_doc(const char *room, int64_t seq, const char *cid, const char *src, char *id_out)
+{
+    mongoc_collection_t *col = mongoc_client_get_collection(it.mongo, "chat", "messages");
+    bson_oid_t oid;
+    bson_oid_init(&oid, NULL);
+    if (id_out != NULL)
+        bson_oid_to_string(&oid, id_out);
+    bson_t *doc =
+        BCON_NEW("_id", BCON_OID(&oid), "tenant", BCON_UTF8(it.tenant), "room", BCON_UTF8(room),
+                 "seq", BCON_INT64(seq), "from", BCON_UTF8("alice"), "text", BCON_UTF8("old"), "ts",
+                 BCON_INT64(1), "cid", BCON_UTF8(cid), "src", BCON_UTF8(src));
+    bson_error_t error;
+    ck_assert_msg(mongoc_collection_insert_one(col, doc, NULL, NULL, &error), "mongo: %s",
+                  error.message);
+    bson_destroy(doc);
+    mongoc_collection_destroy(col);
+}
+
+/* Rooms that already hold messages, touched for the first time together (the service is
+ * stopped while the sends queue up, so its first polls see them at once): each continues after
+ * its stored seq, and a resend queued between two new sends of a room gets the original's ack
+ * while the room stays gapless. */
+START_TEST(test_stored_rooms_first_touch_and_resend)
+{
+    enum { ROOMS = 6, NEW = 3 };
+    service_stop();
+    char rooms[ROOMS][16];
+    for (int r = 0; r < ROOMS; r++) {
+        snprintf(rooms[r], sizeof rooms[r], "stored-%d", r);
+        for (int s = 1; s <= r + 1; s++) {
+            char cid[16];
+            snprintf(cid, sizeof cid, "old%d", s);
+            store_doc(rooms[r], s, cid, "0:0", NULL);
+        }
+    }
+    for (int i = 1; i <= NEW; i++) {
+        for (int r = 0; r < ROOMS; r++) {
+            char cid[16];
+            snprintf(cid, sizeof cid, "c%d", i);
+            produce_send(rooms[r], cid, "after the stored ones", "conn-s");
+        }
+        if (i == 1)
+            produce_send(rooms[2], "old1", "resent", "conn-r");
+    }
+    flush_sends();
+    service_start();
+    for (int r = 0; r < ROOMS; r++) {
+        wait_msgs(rooms[r], NEW, 30000);
+        for (int i = 1; i <= NEW; i++) {
+            char cid[16];
+            snprintf(cid, sizeof cid, "c%d", i);
+            ck_assert_int_eq(find_msg(rooms[r], cid)->seq, r + 1 + i);
+        }
+        stored_msg_t docs[16];
+        size_t n = stored(rooms[r], docs, 16);
+        ck_assert_uint_eq(n, (size_t)(r + 1 + NEW));
+        for (size_t k = 0; k < n; k++)
+            ck_assert_int_eq(docs[k].seq, (int64_t)k + 1);
+    }
+    const seen_event_t *ack = NULL;
+    int64_t deadline = now_ms() + 30000;
+    while (ack == NULL) {
+        for (size_t i = 0; i < it.nevents && ack == NULL; i++)
+            if (it.events[i].type == CHAT_EV_ACK && strcmp(it.events[i].conn, "conn-r") == 0)
+                ack = &it.events[i];
+        if (ack == NULL) {
+            ck_assert_msg(now_ms() < deadline, "no ack for the resend");
+            collect(200);
+        }
+    }
+    ck_assert_str_eq(ack->room, rooms[2]);
+    ck_assert_str_eq(ack->cid, "old1");
+    ck_assert_int_eq(ack->seq, 1);
+}
+END_TEST
+
+/* Where each produced record landed (delivery reports; opaque = 1 + its index). */
+typedef struct landed {
+    int32_t partition[8];
+    int64_t offset[8];
+} landed_t;
+
+static void on_landed(void *ud, void *opaque, chat_err_t err, const char *reason, int32_t partition,
+                      int64_t offset)
+{
+    landed_t *l = ud;
+    (void)reason;
+    size_t i = (size_t)(uintptr_t)opaque - 1;
+    if (err == CHAT_OK && i < 8) {
+        l->partition[i] = partition;
+        l->offset[i] = offset;
+    }
+}
+
+/* The state a kill -9 between insert and commit leaves: the first half of a batch's sends is
+ * stored (with their records' src), nothing published or committed. The restarted service
+ * publishes the stored half again with the original seqs and ids, and stores the rest after
+ * it, each cid once. */
+START_TEST(test_replay_of_a_stored_half)
+{
+    enum { SENDS = 6, STORED = 3 };
+    const char *room = "replay";
+    service_stop();
+    landed_t l = {0};
+    chat_bus_producer_t *producer;
+    chat_bus_producer_conf_t pc = {.brokers = it.brokers,
+                                   .client_id = "it110-replay",
+                                   .on_delivery = on_landed,
+                                   .ud = &l,
+                                   .linger_ms = 0,
+                                   .connect_timeout_ms = 10000};
+    ck_assert_int_eq(chat_bus_producer_new(&pc, &producer), CHAT_OK);
+    for (int i = 0; i < SENDS; i++) {
+        char cid[16], key[256];
+        snprintf(cid, sizeof cid, "c%d", i + 1);
+        chat_event_t ev = {.type = CHAT_EV_SEND,
+                           .tenant = it.tenant,
+                           .room = room,
+                           .user = "alice",
+                           .cid = cid,
+                           .text = "replayed",
+                           .ts = 1,
+                           .has_ts = true,
+                           .origin_gw = "it110",
+                           .origin_conn = "conn-p"};
+        char *value = NULL;
+        size_t len = 0;
+        ck_assert_int_eq(chat_event_encode(&ev, &value, &len), CHAT_OK);
+        int keylen = chat_event_key(it.tenant, room, key, sizeof key);
+        ck_assert_int_eq(chat_bus_produce(producer, "chat.inbound", CHAT_BUS_PARTITION_ANY, key,
+                                          (size_t)keylen, value, len, (void *)(uintptr_t)(i + 1)),
+                         CHAT_OK);
+        free(value);
+    }
+    ck_assert_int_eq(chat_bus_producer_flush(producer, 10000), CHAT_OK);
+    chat_bus_producer_destroy(producer);
+    char ids[STORED][32];
+    for (int i = 0; i < STORED; i++) {
+        char cid[16], src[48];
+        snprintf(cid, sizeof cid, "c%d", i + 1);
+        snprintf(src, sizeof src, "%d:%lld", (int)l.partition[i], (long long)l.offset[i]);
+        store_doc(room, i + 1, cid, src, ids[i]);
+    }
+    service_start();
+    wait_msgs(room, SENDS, 30000);
+    for (int i = 0; i < SENDS; i++) {
+        char cid[16];
+        snprintf(cid, sizeof cid, "c%d", i + 1);
+        const seen_event_t *m = find_msg(room, cid);
+        ck_assert_int_eq(m->seq, i + 1);
+        if (i < STORED)
+            ck_assert_str_eq(m->id, ids[i]);
+    }
+    assert_stored_once(room, SENDS, true);
+}
+END_TEST
+
 /* SIGTERM: exit 0 and no sanitizer report in the service's logs. */
 START_TEST(test_clean_shutdown)
 {
@@ -608,6 +779,8 @@ int main(void)
     tcase_add_test(tc, test_seq_gapless_in_order);
     tcase_add_test(tc, test_resend_gets_original_ack);
     tcase_add_test(tc, test_kill9_mid_stream);
+    tcase_add_test(tc, test_stored_rooms_first_touch_and_resend);
+    tcase_add_test(tc, test_replay_of_a_stored_half);
     tcase_add_test(tc, test_clean_shutdown);
     suite_add_tcase(suite, tc);
     SRunner *sr = srunner_create(suite);

@@ -1,8 +1,9 @@
 /* Unit tests of services/message/pipeline: the decisions of a batch against an in-memory
- * MongoDB (unique indexes enforced, failures injectable) and an in-memory chat.messages: seqs,
- * acks for resends, republish after a crash, repeats, rejects, retries with the same plan,
- * ambiguous inserts, conflicts with another writer, and that nothing is committed unless
- * every outcome was published. */
+ * MongoDB (unique indexes enforced, inserts ordered: they stop at the first duplicate, failures
+ * injectable) and an in-memory chat.messages: seqs without a read on the hot path, acks for
+ * resends, republish after a crash, repeats, rejects, retries with the same plan, ambiguous
+ * inserts, seq collisions with another writer, and that nothing is committed unless every
+ * outcome was published. */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,12 +21,15 @@
 typedef struct fake_store fake_store_t;
 struct fake_store {
     message_doc_list_t docs;
-    int fail_finds;           /* next find_existing calls that fail */
-    int fail_inserts;         /* next inserts that store nothing and fail every document */
-    int store_then_fail;      /* next inserts that store everything but report failures */
-    int inject_before_insert; /* next inserts preceded by another writer's document */
-    message_doc_t injected;   /* that document (its seq is the next free one when 0) */
+    int fail_highest;            /* next highest_seqs calls that fail */
+    int fail_finds;              /* next find_existing calls that fail */
+    int fail_inserts;            /* next inserts that store nothing and fail every document */
+    int store_then_fail;         /* next inserts that store a prefix but report a network error */
+    size_t store_then_fail_docs; /* how many documents those store (at most) */
+    int inject_before_insert;    /* next inserts preceded by another writer's document */
+    message_doc_t injected;      /* that document (its seq is the next free one when 0) */
     int highest_calls, find_calls, insert_calls, find_ids_calls;
+    size_t highest_rooms; /* rooms asked for over all highest_seqs calls */
 };
 
 static bool doc_conflicts(const message_doc_t *a, const message_doc_t *b)
@@ -55,11 +59,17 @@ static int64_t fake_highest(const fake_store_t *f, const char *tenant, const cha
     return h;
 }
 
-static chat_err_t fs_highest(void *ctx, const char *tenant, const char *room, int64_t *seq)
+static chat_err_t fs_highest(void *ctx, const message_room_ref_t *rooms, size_t n, int64_t *highest)
 {
     fake_store_t *f = ctx;
     f->highest_calls++;
-    *seq = fake_highest(f, tenant, room);
+    f->highest_rooms += n;
+    if (f->fail_highest > 0) {
+        f->fail_highest--;
+        return CHAT_ERR_TIMEOUT;
+    }
+    for (size_t i = 0; i < n; i++)
+        highest[i] = fake_highest(f, rooms[i].tenant, rooms[i].room);
     return CHAT_OK;
 }
 
@@ -96,22 +106,29 @@ static chat_err_t fs_find(void *ctx, const message_dedup_send_t *keys, size_t n,
     return CHAT_OK;
 }
 
+/* Another writer stores the injected document (cid z<n>, next free seq unless set). */
+static void fake_inject(fake_store_t *f)
+{
+    message_doc_t z = f->injected;
+    char cid[16];
+    if (z.cid == NULL) {
+        snprintf(cid, sizeof cid, "z%d", f->insert_calls);
+        z.cid = cid;
+    }
+    if (z.seq == 0)
+        z.seq = fake_highest(f, z.tenant, z.room) + 1;
+    snprintf(z.id, sizeof z.id, "ffffffffffffffff%08x", (unsigned)f->insert_calls);
+    ck_assert_int_eq(fake_put(f, &z), CHAT_OK);
+}
+
+/* An ordered insert: documents in order until the first failure, the rest not attempted. */
 static chat_err_t fs_insert(void *ctx, const message_doc_t *docs, size_t n, chat_err_t *results)
 {
     fake_store_t *f = ctx;
     f->insert_calls++;
     if (f->inject_before_insert > 0) {
         f->inject_before_insert--;
-        message_doc_t z = f->injected;
-        char cid[16];
-        if (z.cid == NULL) {
-            snprintf(cid, sizeof cid, "z%d", f->insert_calls);
-            z.cid = cid;
-        }
-        if (z.seq == 0)
-            z.seq = fake_highest(f, z.tenant, z.room) + 1;
-        snprintf(z.id, sizeof z.id, "ffffffffffffffff%08x", (unsigned)f->insert_calls);
-        ck_assert_int_eq(fake_put(f, &z), CHAT_OK);
+        fake_inject(f);
     }
     if (f->fail_inserts > 0) {
         f->fail_inserts--;
@@ -119,15 +136,22 @@ static chat_err_t fs_insert(void *ctx, const message_doc_t *docs, size_t n, chat
             results[i] = CHAT_ERR_MONGO;
         return CHAT_ERR_MONGO;
     }
-    chat_err_t overall = CHAT_OK;
-    for (size_t i = 0; i < n; i++) {
-        results[i] = fake_put(f, &docs[i]);
-        if (results[i] != CHAT_OK)
-            overall = overall == CHAT_ERR_MONGO ? overall : results[i];
-    }
-    if (f->store_then_fail > 0) {
+    size_t limit = n;
+    bool lost_reply = f->store_then_fail > 0;
+    if (lost_reply) {
         f->store_then_fail--;
-        for (size_t i = 0; i < n; i++)
+        limit = f->store_then_fail_docs < n ? f->store_then_fail_docs : n;
+    }
+    chat_err_t overall = CHAT_OK;
+    size_t i = 0;
+    while (i < limit && overall == CHAT_OK) {
+        results[i] = fake_put(f, &docs[i]);
+        overall = results[i++];
+    }
+    for (; i < n; i++)
+        results[i] = CHAT_ERR_STOPPED;
+    if (lost_reply) {
+        for (i = 0; i < n; i++)
             results[i] = CHAT_ERR_IO;
         return CHAT_ERR_IO;
     }
@@ -259,7 +283,7 @@ static void setup(void)
     memset(&bus, 0, sizeof bus);
     env = (fake_env_t){.mono = 1000, .wall = 1700000000000};
     metrics = chat_metrics_new();
-    sequencer = message_sequencer_new(fs_highest, &store, 1000);
+    sequencer = message_sequencer_new(1000);
     const int32_t owned[] = {0, 1};
     ck_assert_int_eq(message_sequencer_assign(sequencer, owned, 2), CHAT_OK);
     pipeline = pipeline_make(4000, 10000, 3);
@@ -402,6 +426,52 @@ static void assert_gapless(const char *room, int64_t n)
         ck_assert_msg(stored_doc(room, s) != NULL, "room %s misses seq %lld", room, (long long)s);
 }
 
+/* Asserts every produced event of room carries the expected (type, seq), in this order. */
+typedef struct want_event {
+    chat_event_type_t type;
+    int64_t seq;
+    const char *cid;
+} want_event_t;
+
+static void assert_room_events(const char *room, const want_event_t *want, size_t n)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < bus.n; i++) {
+        chat_event_t ev = produced(i);
+        if (strcmp(ev.room, room) == 0) {
+            ck_assert_msg(k < n, "room %s: more than %zu events", room, n);
+            ck_assert_msg(ev.type == want[k].type && ev.seq == want[k].seq &&
+                              strcmp(ev.cid, want[k].cid) == 0,
+                          "room %s event %zu: %s seq %lld cid %s, want %s seq %lld cid %s", room, k,
+                          chat_event_type_name(ev.type), (long long)ev.seq, ev.cid,
+                          chat_event_type_name(want[k].type), (long long)want[k].seq, want[k].cid);
+            if (ev.type == CHAT_EV_MSG || ev.type == CHAT_EV_ACK) {
+                const message_doc_t *d = stored_doc(room, ev.seq);
+                ck_assert_ptr_nonnull(d);
+                ck_assert_str_eq(ev.id, d->id);
+                ck_assert_int_eq(ev.ts, d->ts);
+            }
+            k++;
+        }
+        chat_event_clear(&ev);
+    }
+    ck_assert_uint_eq(k, n);
+}
+
+/* A fresh pipeline, sequencer and metrics registry: a restart of the service. */
+static void restart(void)
+{
+    message_pipeline_destroy(pipeline);
+    message_sequencer_destroy(sequencer);
+    sequencer = message_sequencer_new(1000);
+    const int32_t owned[] = {0, 1};
+    ck_assert_int_eq(message_sequencer_assign(sequencer, owned, 2), CHAT_OK);
+    chat_metrics_destroy(metrics);
+    metrics = chat_metrics_new();
+    pipeline = pipeline_make(4000, 10000, 3);
+    ck_assert_ptr_nonnull(pipeline);
+}
+
 /* ---- tests ---- */
 
 START_TEST(test_new_messages_gapless_per_room)
@@ -436,21 +506,27 @@ START_TEST(test_new_messages_gapless_per_room)
         chat_event_clear(&ev);
     }
     ck_assert_str_eq(stored_doc("a", 2)->src, "0:11");
-    ck_assert_int_eq(store.highest_calls, 2); /* first touch of each room */
-    ck_assert_int_eq(store.find_calls, 1);    /* one dedup query for the batch */
+    ck_assert_int_eq(store.highest_calls, 1); /* both rooms' first touch in one query */
+    ck_assert_uint_eq(store.highest_rooms, 2);
+    ck_assert_int_eq(store.find_calls, 0); /* no dedup read: the insert decides */
     ck_assert_int_eq(store.insert_calls, 1);
     ck_assert_int_eq(bus.flushes, 1);
     ck_assert_int_eq(bus.commits, 1);
     ck_assert_uint_eq(bus.ncommitted, 5);
     ck_assert_uint_eq(counter("chat_message_stored_total", NULL), 5);
 
-    /* The next batch continues from memory, without loading again. */
+    /* The next batch continues from memory: no read at all. */
     bus_clear();
     records_clear();
     add_send(0, 13, "a", "alice", "c3", "four");
+    add_send(1, 22, "b", "bob", "c3", "tres");
     ck_assert_int_eq(run(), CHAT_OK);
     assert_gapless("a", 4);
-    ck_assert_int_eq(store.highest_calls, 2);
+    assert_gapless("b", 3);
+    ck_assert_int_eq(store.highest_calls, 1);
+    ck_assert_int_eq(store.find_calls, 0);
+    ck_assert_int_eq(store.find_ids_calls, 0);
+    ck_assert_int_eq(store.insert_calls, 2);
 }
 END_TEST
 
@@ -467,9 +543,11 @@ START_TEST(test_seq_continues_after_stored)
     chat_event_t ev = produced(0);
     ck_assert_int_eq(ev.seq, 6);
     chat_event_clear(&ev);
+    ck_assert_uint_eq(store.highest_rooms, 1);
 }
 END_TEST
 
+/* The insert meets the duplicate cid; one lookup finds the original: its ack, nothing stored. */
 START_TEST(test_resend_gets_original_ack)
 {
     add_stored("a", "alice", "c1", 1, "0:3");
@@ -485,9 +563,88 @@ START_TEST(test_resend_gets_original_ack)
     ck_assert_str_eq(ev.cid, "c1");
     ck_assert_str_eq(ev.origin_conn, "1.boot.7");
     chat_event_clear(&ev);
+    ck_assert_int_eq(store.insert_calls, 1); /* nothing was left to insert */
+    ck_assert_int_eq(store.find_calls, 1);
     ck_assert_uint_eq(counter("chat_message_duplicates_total", NULL), 1);
     ck_assert_uint_eq(counter("chat_message_stored_total", NULL), 0);
+    ck_assert_uint_eq(counter("chat_message_seq_conflicts_total", NULL), 0);
     ck_assert_uint_eq(bus.ncommitted, 1);
+
+    /* The room's seq is still known: the next message takes 2 without a read. */
+    bus_clear();
+    records_clear();
+    add_send(0, 10, "a", "alice", "c2", "next");
+    ck_assert_int_eq(run(), CHAT_OK);
+    assert_gapless("a", 2);
+    ck_assert_int_eq(store.highest_calls, 1);
+    ck_assert_int_eq(store.find_calls, 1);
+}
+END_TEST
+
+/* 10 sends alternating between two rooms; the 5th (room a) resends a stored cid. The ordered
+ * insert stores the 4 before it and stops; after the lookup the rest is planned again: both
+ * rooms stay gapless and the resend gets the original's ack. */
+START_TEST(test_resend_mid_batch_two_rooms)
+{
+    add_stored("a", "alice", "o1", 1, "0:1");
+    add_stored("a", "alice", "o2", 2, "0:2");
+    for (int i = 0; i < 10; i++) {
+        char cid[8];
+        snprintf(cid, sizeof cid, "c%d", i);
+        bool in_a = i % 2 == 0;
+        add_send(in_a ? 0 : 1, 100 + i, in_a ? "a" : "b", "alice", i == 4 ? "o1" : cid, "text");
+    }
+    ck_assert_int_eq(run(), CHAT_OK);
+    assert_gapless("a", 6);
+    assert_gapless("b", 5);
+    const want_event_t a[] = {{CHAT_EV_ACK, 1, "o1"},
+                              {CHAT_EV_MSG, 3, "c0"},
+                              {CHAT_EV_MSG, 4, "c2"},
+                              {CHAT_EV_MSG, 5, "c6"},
+                              {CHAT_EV_MSG, 6, "c8"}};
+    assert_room_events("a", a, 5);
+    const want_event_t bw[] = {{CHAT_EV_MSG, 1, "c1"},
+                               {CHAT_EV_MSG, 2, "c3"},
+                               {CHAT_EV_MSG, 3, "c5"},
+                               {CHAT_EV_MSG, 4, "c7"},
+                               {CHAT_EV_MSG, 5, "c9"}};
+    assert_room_events("b", bw, 5);
+    ck_assert_int_eq(store.insert_calls, 2);
+    ck_assert_int_eq(store.find_calls, 1);
+    ck_assert_int_eq(store.highest_calls, 1);
+    ck_assert_uint_eq(counter("chat_message_stored_total", NULL), 9);
+    ck_assert_uint_eq(counter("chat_message_duplicates_total", NULL), 1);
+    ck_assert_uint_eq(bus.ncommitted, 10);
+}
+END_TEST
+
+/* Several resends in one batch are resolved by the same lookup: one extra round in all. */
+START_TEST(test_many_resends_one_batch)
+{
+    for (int i = 1; i <= 4; i++) {
+        char cid[8], src[8];
+        snprintf(cid, sizeof cid, "o%d", i);
+        snprintf(src, sizeof src, "0:%d", i);
+        add_stored("a", "alice", cid, i, src);
+    }
+    for (int i = 1; i <= 4; i++) {
+        char cid[8], old[8];
+        snprintf(cid, sizeof cid, "c%d", i);
+        snprintf(old, sizeof old, "o%d", i);
+        add_send(0, 20 + 2 * i, "a", "alice", cid, "new");
+        add_send(0, 21 + 2 * i, "a", "alice", old, "resent");
+    }
+    ck_assert_int_eq(run(), CHAT_OK);
+    assert_gapless("a", 8);
+    const want_event_t want[] = {{CHAT_EV_ACK, 1, "o1"}, {CHAT_EV_ACK, 2, "o2"},
+                                 {CHAT_EV_ACK, 3, "o3"}, {CHAT_EV_ACK, 4, "o4"},
+                                 {CHAT_EV_MSG, 5, "c1"}, {CHAT_EV_MSG, 6, "c2"},
+                                 {CHAT_EV_MSG, 7, "c3"}, {CHAT_EV_MSG, 8, "c4"}};
+    assert_room_events("a", want, 8);
+    ck_assert_int_eq(store.insert_calls, 2);
+    ck_assert_int_eq(store.find_calls, 1);
+    ck_assert_uint_eq(counter("chat_message_duplicates_total", NULL), 4);
+    ck_assert_uint_eq(counter("chat_message_stored_total", NULL), 4);
 }
 END_TEST
 
@@ -502,17 +659,83 @@ START_TEST(test_replayed_record_republished)
     add_send(0, 9, "a", "alice", "c3", "three");
     ck_assert_int_eq(run(), CHAT_OK);
     assert_gapless("a", 3);
-    ck_assert_uint_eq(bus.n, 3);
-    for (size_t i = 0; i < 3; i++) {
-        chat_event_t ev = produced(i);
-        ck_assert_int_eq(ev.type, CHAT_EV_MSG);
-        ck_assert_int_eq(ev.seq, (int64_t)i + 1);
-        ck_assert_str_eq(ev.id, stored_doc("a", ev.seq)->id);
-        ck_assert_int_eq(ev.ts, stored_doc("a", ev.seq)->ts);
-        chat_event_clear(&ev);
-    }
+    ck_assert_str_eq(stored_doc("a", 3)->src, "0:9");
+    const want_event_t want[] = {
+        {CHAT_EV_MSG, 1, "c1"}, {CHAT_EV_MSG, 2, "c2"}, {CHAT_EV_MSG, 3, "c3"}};
+    assert_room_events("a", want, 3);
+    ck_assert_int_eq(store.insert_calls, 2);
+    ck_assert_int_eq(store.find_calls, 1);
     ck_assert_uint_eq(counter("chat_message_republished_total", NULL), 2);
     ck_assert_uint_eq(counter("chat_message_stored_total", NULL), 1);
+}
+END_TEST
+
+/* The service dies while its ordered insert had stored the first half of a batch (3 of 6
+ * sends, two rooms): nothing was published or committed. The restarted service gets the same
+ * records: the stored half is republished as it is, the rest stored after it, gapless. */
+START_TEST(test_replay_after_crash_half_stored)
+{
+    const char *rooms[] = {"a", "b", "a", "b", "a", "b"};
+    const char *cids[] = {"c1", "c1", "c2", "c2", "c3", "c3"};
+    for (int i = 0; i < 6; i++)
+        add_send(i % 2, 40 + i, rooms[i], "alice", cids[i], "text");
+    store.store_then_fail = 1;
+    store.store_then_fail_docs = 3;
+    env.stop_after_sleeps = 1; /* the kill: while the failed insert waits for its retry */
+    ck_assert_int_eq(run(), CHAT_ERR_STOPPED);
+    ck_assert_uint_eq(bus.n, 0);
+    ck_assert_int_eq(bus.commits, 0);
+    ck_assert_uint_eq(store.docs.n, 3);
+    char first_ids[3][MESSAGE_ID_LEN + 1];
+    for (int i = 0; i < 3; i++)
+        memcpy(first_ids[i], store.docs.docs[i].id, sizeof first_ids[i]);
+
+    restart();
+    env.stop_after_sleeps = 0;
+    ck_assert_int_eq(run(), CHAT_OK);
+    assert_gapless("a", 3);
+    assert_gapless("b", 3);
+    ck_assert_str_eq(stored_doc("a", 1)->id, first_ids[0]);
+    ck_assert_str_eq(stored_doc("b", 1)->id, first_ids[1]);
+    ck_assert_str_eq(stored_doc("a", 2)->id, first_ids[2]);
+    const want_event_t a[] = {
+        {CHAT_EV_MSG, 1, "c1"}, {CHAT_EV_MSG, 2, "c2"}, {CHAT_EV_MSG, 3, "c3"}};
+    const want_event_t bw[] = {
+        {CHAT_EV_MSG, 1, "c1"}, {CHAT_EV_MSG, 2, "c2"}, {CHAT_EV_MSG, 3, "c3"}};
+    assert_room_events("a", a, 3);
+    assert_room_events("b", bw, 3);
+    ck_assert_int_eq(store.insert_calls, 1 + 2);
+    ck_assert_int_eq(store.find_calls, 1);
+    ck_assert_int_eq(store.find_ids_calls, 0);
+    ck_assert_uint_eq(counter("chat_message_republished_total", NULL), 3);
+    ck_assert_uint_eq(counter("chat_message_stored_total", NULL), 3);
+    ck_assert_uint_eq(bus.ncommitted, 6);
+}
+END_TEST
+
+/* Another writer (the previous owner, still running during a rebalance) processed the same
+ * records past what our sequencer knows: the lookup that resolves them as ours also moves the
+ * room past their seqs, so the new send after them does not collide. */
+START_TEST(test_other_writer_stored_same_records)
+{
+    add_send(0, 1, "a", "alice", "c1", "one");
+    add_send(0, 2, "a", "alice", "c2", "two");
+    ck_assert_int_eq(run(), CHAT_OK);
+    add_stored("a", "alice", "c3", 3, "0:3");
+    add_stored("a", "alice", "c4", 4, "0:4");
+    bus_clear();
+    records_clear();
+    add_send(0, 3, "a", "alice", "c3", "three");
+    add_send(0, 4, "a", "alice", "c4", "four");
+    add_send(0, 5, "a", "alice", "c5", "five");
+    ck_assert_int_eq(run(), CHAT_OK);
+    assert_gapless("a", 5);
+    const want_event_t want[] = {
+        {CHAT_EV_MSG, 3, "c3"}, {CHAT_EV_MSG, 4, "c4"}, {CHAT_EV_MSG, 5, "c5"}};
+    assert_room_events("a", want, 3);
+    ck_assert_uint_eq(counter("chat_message_seq_conflicts_total", NULL), 0);
+    ck_assert_int_eq(store.highest_calls, 1);
+    ck_assert_int_eq(store.insert_calls, 1 + 2);
 }
 END_TEST
 
@@ -531,6 +754,23 @@ START_TEST(test_repeat_within_batch_acked)
     ck_assert_int_eq(ack.ts, msg.ts);
     chat_event_clear(&msg);
     chat_event_clear(&ack);
+    ck_assert_int_eq(store.find_calls, 0);
+}
+END_TEST
+
+/* A repeat follows what its first send turns out to be: here a resend of a stored message. */
+START_TEST(test_repeat_of_resend_acks_the_original)
+{
+    add_stored("a", "alice", "c1", 1, "0:3");
+    add_send(0, 9, "a", "alice", "c1", "again");
+    add_send(0, 10, "a", "alice", "c1", "and again");
+    add_send(0, 11, "a", "alice", "c2", "new");
+    ck_assert_int_eq(run(), CHAT_OK);
+    assert_gapless("a", 2);
+    const want_event_t want[] = {
+        {CHAT_EV_ACK, 1, "c1"}, {CHAT_EV_ACK, 1, "c1"}, {CHAT_EV_MSG, 2, "c2"}};
+    assert_room_events("a", want, 3);
+    ck_assert_uint_eq(counter("chat_message_duplicates_total", NULL), 2);
 }
 END_TEST
 
@@ -578,31 +818,80 @@ START_TEST(test_insert_failure_retried_with_same_plan)
 }
 END_TEST
 
-/* An insert that stored the documents but answered with an error: the retry sees duplicate
- * keys, finds its own ids and carries on without redoing the room. */
+/* An insert that stored every document but answered with an error: the retry meets its own
+ * documents at the first position, finds their ids and carries on without a round. */
 START_TEST(test_ambiguous_insert_resolved_by_ids)
 {
     store.store_then_fail = 1;
+    store.store_then_fail_docs = 100;
     add_send(0, 1, "a", "alice", "c1", "one");
     add_send(0, 2, "a", "alice", "c2", "two");
     ck_assert_int_eq(run(), CHAT_OK);
     assert_gapless("a", 2);
     ck_assert_int_eq(store.find_ids_calls, 1);
+    ck_assert_int_eq(store.find_calls, 0);
     ck_assert_int_eq(store.highest_calls, 1);
+    ck_assert_int_eq(store.insert_calls, 2);
     ck_assert_uint_eq(counter("chat_message_seq_conflicts_total", NULL), 0);
+    ck_assert_uint_eq(counter("chat_message_stored_total", NULL), 2);
     ck_assert_uint_eq(bus.n, 2);
     ck_assert_int_eq(bus.commits, 1);
 }
 END_TEST
 
-START_TEST(test_find_failure_retried)
+/* A network error after the ordered insert stored a prefix (2 of 5): the retry of the same plan
+ * hits our own first document; the ids show which were stored, the rest goes in with the same
+ * seqs and ids. */
+START_TEST(test_retry_after_network_error_stored_prefix)
 {
-    store.fail_finds = 1;
+    store.store_then_fail = 1;
+    store.store_then_fail_docs = 2;
+    for (int i = 0; i < 5; i++) {
+        char cid[8];
+        snprintf(cid, sizeof cid, "c%d", i + 1);
+        add_send(i % 2, 60 + i, i % 2 ? "b" : "a", "alice", cid, "text");
+    }
+    ck_assert_int_eq(run(), CHAT_OK);
+    assert_gapless("a", 3);
+    assert_gapless("b", 2);
+    ck_assert_int_eq(store.insert_calls, 3); /* prefix + error, own duplicate, the rest */
+    ck_assert_int_eq(store.find_ids_calls, 1);
+    ck_assert_int_eq(store.find_calls, 0);
+    ck_assert_uint_eq(env.ids, 5); /* same plan throughout */
+    const want_event_t a[] = {
+        {CHAT_EV_MSG, 1, "c1"}, {CHAT_EV_MSG, 2, "c3"}, {CHAT_EV_MSG, 3, "c5"}};
+    const want_event_t bw[] = {{CHAT_EV_MSG, 1, "c2"}, {CHAT_EV_MSG, 2, "c4"}};
+    assert_room_events("a", a, 3);
+    assert_room_events("b", bw, 2);
+    ck_assert_uint_eq(counter("chat_message_stored_total", NULL), 5);
+    ck_assert_uint_eq(counter("chat_message_republished_total", NULL), 0);
+    ck_assert_uint_eq(counter("chat_message_store_retries_total", NULL), 1);
+}
+END_TEST
+
+START_TEST(test_load_failure_retried)
+{
+    store.fail_highest = 1;
     add_send(0, 1, "a", "alice", "c1", "one");
     ck_assert_int_eq(run(), CHAT_OK);
     assert_gapless("a", 1);
+    ck_assert_int_eq(store.highest_calls, 2);
+    ck_assert_int_eq(env.sleeps, 1);
+}
+END_TEST
+
+START_TEST(test_lookup_failure_retried)
+{
+    store.fail_finds = 1;
+    add_stored("a", "alice", "c1", 1, "0:3");
+    add_send(0, 9, "a", "alice", "c1", "again");
+    ck_assert_int_eq(run(), CHAT_OK);
     ck_assert_int_eq(store.find_calls, 2);
     ck_assert_int_eq(env.sleeps, 1);
+    chat_event_t ev = produced(0);
+    ck_assert_int_eq(ev.type, CHAT_EV_ACK);
+    ck_assert_int_eq(ev.seq, 1);
+    chat_event_clear(&ev);
 }
 END_TEST
 
@@ -617,6 +906,7 @@ START_TEST(test_persistent_failure_gives_up_without_commit)
     ck_assert_uint_eq(bus.n, 0);
     ck_assert_int_ge(env.mono, 1000 + 2000);
     ck_assert_int_lt(env.mono, 1000 + 2000 + 1000);
+    ck_assert_uint_eq(message_sequencer_rooms(sequencer), 0); /* unknown now: reload */
 }
 END_TEST
 
@@ -631,9 +921,10 @@ START_TEST(test_stop_during_retry)
 }
 END_TEST
 
-/* Another writer takes seq 1 just before our insert: the room is reloaded; what we did store
- * (seq 2) is republished and the loser gets seq 3. No gap, msgs in seq order. */
-START_TEST(test_conflict_redoes_the_room)
+/* Another writer takes seq 1 of room a just before our insert: the lookup finds none of our
+ * cids, so the seq collided; the room is reloaded and planned again, in offset order. Room b,
+ * not stored in the first round either (ordered insert), keeps its seq. */
+START_TEST(test_seq_collision_reloads_the_room)
 {
     store.inject_before_insert = 1;
     store.injected = (message_doc_t){.tenant = "acme",
@@ -650,20 +941,23 @@ START_TEST(test_conflict_redoes_the_room)
     assert_gapless("a", 3);
     assert_gapless("b", 1);
     ck_assert_str_eq(stored_doc("a", 1)->cid, "z1");
-    ck_assert_str_eq(stored_doc("a", 2)->cid, "c2");
-    ck_assert_str_eq(stored_doc("a", 3)->cid, "c1");
-    ck_assert_uint_eq(bus.n, 3);
-    chat_event_t e0 = produced(0), e1 = produced(1), e2 = produced(2);
-    ck_assert_str_eq(e0.cid, "c2");
-    ck_assert_int_eq(e0.seq, 2);
-    ck_assert_str_eq(e1.cid, "c1");
-    ck_assert_int_eq(e1.seq, 3);
-    ck_assert_str_eq(e2.room, "b");
-    chat_event_clear(&e0);
-    chat_event_clear(&e1);
-    chat_event_clear(&e2);
+    const want_event_t a[] = {{CHAT_EV_MSG, 2, "c1"}, {CHAT_EV_MSG, 3, "c2"}};
+    const want_event_t bw[] = {{CHAT_EV_MSG, 1, "c1"}};
+    assert_room_events("a", a, 2);
+    assert_room_events("b", bw, 1);
     ck_assert_uint_eq(counter("chat_message_seq_conflicts_total", NULL), 1);
-    ck_assert_int_eq(store.highest_calls, 3); /* a, b, then a again */
+    ck_assert_int_eq(store.highest_calls, 2); /* a and b at first touch, then a again */
+    ck_assert_uint_eq(store.highest_rooms, 3);
+    ck_assert_int_eq(store.find_calls, 1);
+    ck_assert_int_eq(store.insert_calls, 2);
+
+    /* The sequencer holds what was stored: the next message of a is 4. */
+    bus_clear();
+    records_clear();
+    add_send(0, 3, "a", "alice", "c3", "three");
+    ck_assert_int_eq(run(), CHAT_OK);
+    assert_gapless("a", 4);
+    ck_assert_int_eq(store.highest_calls, 2);
 }
 END_TEST
 
@@ -686,11 +980,13 @@ START_TEST(test_conflict_with_same_record_republishes_it)
     ck_assert_int_eq(ev.ts, 42);
     ck_assert_str_eq(ev.id, stored_doc("a", 1)->id);
     chat_event_clear(&ev);
+    ck_assert_int_eq(store.find_calls, 1);
+    ck_assert_uint_eq(counter("chat_message_republished_total", NULL), 1);
 }
 END_TEST
 
-/* Another writer keeps taking the room's next seq: after max_conflict_rounds the batch fails
- * and nothing is published or committed. */
+/* Another writer keeps taking the room's next seq: after max_conflict_rounds collisions the
+ * batch fails, nothing is published or committed, and the room is forgotten. */
 START_TEST(test_conflicts_persist_gives_up)
 {
     message_pipeline_destroy(pipeline);
@@ -707,6 +1003,7 @@ START_TEST(test_conflicts_persist_gives_up)
     ck_assert_int_eq(store.insert_calls, 2);
     ck_assert_int_eq(bus.commits, 0);
     ck_assert_uint_eq(bus.n, 0);
+    ck_assert_uint_eq(message_sequencer_rooms(sequencer), 0);
 }
 END_TEST
 
@@ -728,6 +1025,7 @@ START_TEST(test_foreign_partition_ignored)
     ck_assert_uint_eq(bus.n, 1);
     ck_assert_uint_eq(bus.ncommitted, 1);
     ck_assert_int_eq(bus.committed[0].partition, 0);
+    ck_assert_uint_eq(store.highest_rooms, 1);
 }
 END_TEST
 
@@ -746,6 +1044,7 @@ START_TEST(test_revoke_reloads)
     ck_assert_int_eq(run(), CHAT_OK);
     assert_gapless("a", 3);
     ck_assert_int_eq(store.highest_calls, 2);
+    ck_assert_int_eq(store.find_calls, 0);
 }
 END_TEST
 
@@ -757,15 +1056,22 @@ int main(void)
     tcase_add_test(tc, test_new_messages_gapless_per_room);
     tcase_add_test(tc, test_seq_continues_after_stored);
     tcase_add_test(tc, test_resend_gets_original_ack);
+    tcase_add_test(tc, test_resend_mid_batch_two_rooms);
+    tcase_add_test(tc, test_many_resends_one_batch);
     tcase_add_test(tc, test_replayed_record_republished);
+    tcase_add_test(tc, test_replay_after_crash_half_stored);
+    tcase_add_test(tc, test_other_writer_stored_same_records);
     tcase_add_test(tc, test_repeat_within_batch_acked);
+    tcase_add_test(tc, test_repeat_of_resend_acks_the_original);
     tcase_add_test(tc, test_rejects_and_invalid_records);
     tcase_add_test(tc, test_insert_failure_retried_with_same_plan);
     tcase_add_test(tc, test_ambiguous_insert_resolved_by_ids);
-    tcase_add_test(tc, test_find_failure_retried);
+    tcase_add_test(tc, test_retry_after_network_error_stored_prefix);
+    tcase_add_test(tc, test_load_failure_retried);
+    tcase_add_test(tc, test_lookup_failure_retried);
     tcase_add_test(tc, test_persistent_failure_gives_up_without_commit);
     tcase_add_test(tc, test_stop_during_retry);
-    tcase_add_test(tc, test_conflict_redoes_the_room);
+    tcase_add_test(tc, test_seq_collision_reloads_the_room);
     tcase_add_test(tc, test_conflict_with_same_record_republishes_it);
     tcase_add_test(tc, test_conflicts_persist_gives_up);
     tcase_add_test(tc, test_flush_failure_no_commit);

@@ -1,105 +1,68 @@
-/* Unit tests of services/message/sequencer: first touch loads from the store (once), next
- * increments, observe only raises, a failed load remembers nothing, a revoke forgets exactly
- * the rooms of the revoked partitions, trim drops the least recently touched rooms. */
+/* Unit tests of services/message/sequencer: get knows only rooms that were set, set adds or
+ * updates, a revoke forgets exactly the rooms of the revoked partitions, forget and trim drop
+ * rooms (trim the least recently used), names too long for a key are refused. */
 #include <check.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "services/message/sequencer.h"
 
-/* A fake store: every room's highest seq is `highest`, loads are counted per call. */
-typedef struct fake_loader {
-    int64_t highest;
-    int calls;
-    chat_err_t fail; /* returned instead of loading when not CHAT_OK */
-    char last_room[64];
-} fake_loader_t;
-
-static chat_err_t fake_load(void *ctx, const char *tenant, const char *room, int64_t *highest)
-{
-    fake_loader_t *f = ctx;
-    (void)tenant;
-    f->calls++;
-    snprintf(f->last_room, sizeof f->last_room, "%s", room);
-    if (f->fail != CHAT_OK)
-        return f->fail;
-    *highest = f->highest;
-    return CHAT_OK;
-}
-
-static int64_t last_of(message_sequencer_t *s, const char *room, int32_t partition)
+/* The room's last seq, or -1 if the sequencer does not remember it. */
+static int64_t last_of(message_sequencer_t *s, const char *room)
 {
     int64_t last = -1;
-    ck_assert_int_eq(message_sequencer_last(s, "t1", room, partition, &last), CHAT_OK);
-    return last;
+    return message_sequencer_get(s, "t1", room, &last) ? last : -1;
 }
 
-START_TEST(test_first_touch_loads_once)
+static void set(message_sequencer_t *s, const char *room, int32_t partition, int64_t last)
 {
-    fake_loader_t f = {.highest = 7};
-    message_sequencer_t *s = message_sequencer_new(fake_load, &f, 100);
-    ck_assert_int_eq(last_of(s, "general", 0), 7);
-    ck_assert_int_eq(f.calls, 1);
-    ck_assert_str_eq(f.last_room, "general");
-    ck_assert_int_eq(last_of(s, "general", 0), 7);
-    ck_assert_int_eq(f.calls, 1);
+    ck_assert_int_eq(message_sequencer_set(s, "t1", room, partition, last), CHAT_OK);
+}
+
+START_TEST(test_get_knows_only_set_rooms)
+{
+    message_sequencer_t *s = message_sequencer_new(100);
+    ck_assert_int_eq(last_of(s, "general"), -1);
+    set(s, "general", 0, 7);
+    ck_assert_int_eq(last_of(s, "general"), 7);
     /* Same room name in another tenant is another room. */
     int64_t other = -1;
-    ck_assert_int_eq(message_sequencer_last(s, "t2", "general", 0, &other), CHAT_OK);
-    ck_assert_int_eq(f.calls, 2);
+    ck_assert(!message_sequencer_get(s, "t2", "general", &other));
+    ck_assert_int_eq(other, -1);
+    ck_assert_int_eq(message_sequencer_set(s, "t2", "general", 0, 3), CHAT_OK);
+    ck_assert(message_sequencer_get(s, "t2", "general", &other));
+    ck_assert_int_eq(other, 3);
+    ck_assert_int_eq(last_of(s, "general"), 7);
     ck_assert_uint_eq(message_sequencer_rooms(s), 2);
     message_sequencer_destroy(s);
 }
 END_TEST
 
-START_TEST(test_next_increments_and_observe_raises)
+START_TEST(test_set_updates)
 {
-    fake_loader_t f = {.highest = 41};
-    message_sequencer_t *s = message_sequencer_new(fake_load, &f, 100);
-    ck_assert_int_eq(message_sequencer_next(s, "t1", "r"), 0); /* not touched yet */
-    last_of(s, "r", 3);
-    ck_assert_int_eq(message_sequencer_next(s, "t1", "r"), 42);
-    ck_assert_int_eq(message_sequencer_next(s, "t1", "r"), 43);
-    ck_assert_int_eq(last_of(s, "r", 3), 43);
-    message_sequencer_observe(s, "t1", "r", 10); /* lower: ignored */
-    ck_assert_int_eq(last_of(s, "r", 3), 43);
-    message_sequencer_observe(s, "t1", "r", 50);
-    ck_assert_int_eq(message_sequencer_next(s, "t1", "r"), 51);
-    ck_assert_int_eq(f.calls, 1);
-    message_sequencer_destroy(s);
-}
-END_TEST
-
-START_TEST(test_failed_load_remembers_nothing)
-{
-    fake_loader_t f = {.highest = 5, .fail = CHAT_ERR_TIMEOUT};
-    message_sequencer_t *s = message_sequencer_new(fake_load, &f, 100);
-    int64_t last = -1;
-    ck_assert_int_eq(message_sequencer_last(s, "t1", "r", 0, &last), CHAT_ERR_TIMEOUT);
-    ck_assert_uint_eq(message_sequencer_rooms(s), 0);
-    ck_assert_int_eq(message_sequencer_next(s, "t1", "r"), 0);
-    f.fail = CHAT_OK;
-    ck_assert_int_eq(last_of(s, "r", 0), 5);
-    ck_assert_int_eq(f.calls, 2);
+    message_sequencer_t *s = message_sequencer_new(100);
+    set(s, "r", 3, 41);
+    set(s, "r", 3, 43);
+    ck_assert_int_eq(last_of(s, "r"), 43);
+    set(s, "r", 3, 10); /* what was stored is the truth, even lower (a reload) */
+    ck_assert_int_eq(last_of(s, "r"), 10);
+    ck_assert_uint_eq(message_sequencer_rooms(s), 1);
     message_sequencer_destroy(s);
 }
 END_TEST
 
 START_TEST(test_revoke_forgets_only_revoked_partitions)
 {
-    fake_loader_t f = {.highest = 0};
-    message_sequencer_t *s = message_sequencer_new(fake_load, &f, 100);
+    message_sequencer_t *s = message_sequencer_new(100);
     const int32_t parts[] = {0, 1, 2};
     ck_assert_int_eq(message_sequencer_assign(s, parts, 3), CHAT_OK);
+    ck_assert_int_eq(message_sequencer_assign(s, parts, 1), CHAT_OK); /* again: no-op */
     ck_assert(message_sequencer_owns(s, 1));
     ck_assert(!message_sequencer_owns(s, 3));
-    last_of(s, "a", 0);
-    last_of(s, "b", 1);
-    last_of(s, "b2", 1);
-    last_of(s, "c", 2);
-    message_sequencer_next(s, "t1", "a"); /* a: 1 */
-    message_sequencer_next(s, "t1", "b"); /* b: 1 */
-    ck_assert_int_eq(f.calls, 4);
+    set(s, "a", 0, 1);
+    set(s, "b", 1, 1);
+    set(s, "b2", 1, 0);
+    set(s, "c", 2, 0);
 
     const int32_t revoked[] = {1};
     message_sequencer_revoke(s, revoked, 1);
@@ -107,58 +70,65 @@ START_TEST(test_revoke_forgets_only_revoked_partitions)
     ck_assert(message_sequencer_owns(s, 0));
     ck_assert(message_sequencer_owns(s, 2));
     ck_assert_uint_eq(message_sequencer_rooms(s), 2);
-    ck_assert_int_eq(last_of(s, "a", 0), 1); /* kept, no load */
-    ck_assert_int_eq(last_of(s, "c", 2), 0);
-    ck_assert_int_eq(f.calls, 4);
-    ck_assert_int_eq(last_of(s, "b", 1), 0); /* forgotten: loaded again */
-    ck_assert_int_eq(f.calls, 5);
-    ck_assert_str_eq(f.last_room, "b");
+    ck_assert_int_eq(last_of(s, "a"), 1);
+    ck_assert_int_eq(last_of(s, "c"), 0);
+    ck_assert_int_eq(last_of(s, "b"), -1);
+    ck_assert_int_eq(last_of(s, "b2"), -1);
+    message_sequencer_destroy(s);
+}
+END_TEST
+
+/* A room set again through another partition is forgotten with that partition. */
+START_TEST(test_set_moves_partition)
+{
+    message_sequencer_t *s = message_sequencer_new(100);
+    set(s, "a", 0, 5);
+    set(s, "a", 1, 6);
+    const int32_t revoked[] = {0};
+    message_sequencer_revoke(s, revoked, 1);
+    ck_assert_int_eq(last_of(s, "a"), 6);
+    const int32_t revoked1[] = {1};
+    message_sequencer_revoke(s, revoked1, 1);
+    ck_assert_int_eq(last_of(s, "a"), -1);
     message_sequencer_destroy(s);
 }
 END_TEST
 
 START_TEST(test_forget_and_trim)
 {
-    fake_loader_t f = {.highest = 3};
-    message_sequencer_t *s = message_sequencer_new(fake_load, &f, 2);
-    last_of(s, "a", 0);
-    last_of(s, "b", 0);
-    last_of(s, "c", 0);
-    last_of(s, "a", 0); /* a is now the most recent, b the oldest */
+    message_sequencer_t *s = message_sequencer_new(2);
+    set(s, "a", 0, 1);
+    set(s, "b", 0, 2);
+    set(s, "c", 0, 3);
+    ck_assert_int_eq(last_of(s, "a"), 1); /* a is now the most recent, b the oldest */
     ck_assert_uint_eq(message_sequencer_rooms(s), 3);
     message_sequencer_trim(s);
     ck_assert_uint_eq(message_sequencer_rooms(s), 2);
-    int calls = f.calls;
-    last_of(s, "a", 0);
-    last_of(s, "c", 0);
-    ck_assert_int_eq(f.calls, calls);
-    last_of(s, "b", 0);
-    ck_assert_int_eq(f.calls, calls + 1);
+    ck_assert_int_eq(last_of(s, "b"), -1);
+    ck_assert_int_eq(last_of(s, "a"), 1);
+    ck_assert_int_eq(last_of(s, "c"), 3);
 
     message_sequencer_forget(s, "t1", "c");
-    last_of(s, "c", 0);
-    ck_assert_int_eq(f.calls, calls + 2);
+    message_sequencer_forget(s, "t1", "nope"); /* unknown: nothing happens */
+    ck_assert_int_eq(last_of(s, "c"), -1);
+    ck_assert_uint_eq(message_sequencer_rooms(s), 1);
     message_sequencer_destroy(s);
 }
 END_TEST
 
 START_TEST(test_many_rooms)
 {
-    fake_loader_t f = {.highest = 0};
-    message_sequencer_t *s = message_sequencer_new(fake_load, &f, 100000);
+    message_sequencer_t *s = message_sequencer_new(100000);
     char room[32];
     for (int i = 0; i < 5000; i++) {
         snprintf(room, sizeof room, "room-%d", i);
-        last_of(s, room, i % 7);
-        for (int k = 0; k <= i % 3; k++)
-            message_sequencer_next(s, "t1", room);
+        set(s, room, i % 7, i % 3 + 1);
     }
     ck_assert_uint_eq(message_sequencer_rooms(s), 5000);
     for (int i = 0; i < 5000; i++) {
         snprintf(room, sizeof room, "room-%d", i);
-        ck_assert_int_eq(last_of(s, room, i % 7), i % 3 + 1);
+        ck_assert_int_eq(last_of(s, room), i % 3 + 1);
     }
-    ck_assert_int_eq(f.calls, 5000);
     const int32_t revoked[] = {0, 6};
     message_sequencer_revoke(s, revoked, 2);
     size_t expected = 0;
@@ -171,14 +141,14 @@ END_TEST
 
 START_TEST(test_key_too_long)
 {
-    fake_loader_t f = {.highest = 0};
-    message_sequencer_t *s = message_sequencer_new(fake_load, &f, 10);
+    message_sequencer_t *s = message_sequencer_new(10);
     char room[300];
     memset(room, 'r', sizeof room - 1);
     room[sizeof room - 1] = '\0';
-    int64_t last;
-    ck_assert_int_eq(message_sequencer_last(s, "t1", room, 0, &last), CHAT_ERR_INVALID);
-    ck_assert_int_eq(f.calls, 0);
+    ck_assert_int_eq(message_sequencer_set(s, "t1", room, 0, 1), CHAT_ERR_INVALID);
+    int64_t last = -1;
+    ck_assert(!message_sequencer_get(s, "t1", room, &last));
+    ck_assert_uint_eq(message_sequencer_rooms(s), 0);
     message_sequencer_destroy(s);
     message_sequencer_destroy(NULL);
 }
@@ -188,10 +158,10 @@ int main(void)
 {
     Suite *suite = suite_create("message_sequencer");
     TCase *tc = tcase_create("sequencer");
-    tcase_add_test(tc, test_first_touch_loads_once);
-    tcase_add_test(tc, test_next_increments_and_observe_raises);
-    tcase_add_test(tc, test_failed_load_remembers_nothing);
+    tcase_add_test(tc, test_get_knows_only_set_rooms);
+    tcase_add_test(tc, test_set_updates);
     tcase_add_test(tc, test_revoke_forgets_only_revoked_partitions);
+    tcase_add_test(tc, test_set_moves_partition);
     tcase_add_test(tc, test_forget_and_trim);
     tcase_add_test(tc, test_many_rooms);
     tcase_add_test(tc, test_key_too_long);
