@@ -222,9 +222,12 @@ START_TEST(test_kill_message_service_mid_stream)
         chat_test_unique(s->user, sizeof s->user, "streamer");
         s->c = chat_tc_connect(chat_test_gateway_url(k % 2), tenant, secret, s->user, NULL);
         chat_tc_ignore(s->c, "presence");
+        /* A copy: GCC's -Wrestrict takes s->user and s->msgs[i].text for one object. */
+        char user[sizeof s->user];
+        memcpy(user, s->user, sizeof user);
         for (size_t i = 0; i < PER_SENDER; i++) {
             snprintf(s->msgs[i].cid, sizeof s->msgs[i].cid, "s%zu-%zu", k, i);
-            snprintf(s->msgs[i].text, sizeof s->msgs[i].text, "%s says %zu", s->user, i);
+            snprintf(s->msgs[i].text, sizeof s->msgs[i].text, "%s says %zu", user, i);
         }
     }
     int64_t start = now_ms(), killed_at = -1;
