@@ -95,6 +95,10 @@ typedef struct chat_bus_consumer_conf {
     const char *client_id;
     /* Group mode: subscribe to topics (NULL-terminated) as group_id. */
     const char *group_id;
+    /* Optional static membership (group.instance.id, unique per instance): a restarted
+     * instance with the same id gets its partitions back at once instead of after a
+     * rebalance; a stopped one keeps them until the session times out. NULL: dynamic. */
+    const char *group_instance_id;
     const char *const *topics;
     chat_bus_rebalance_fn on_rebalance; /* may be NULL */
     void *ud;

@@ -18,6 +18,7 @@ typedef struct broadcast_cfg {
     char *ops_addr;
     long long ops_port;
     char *group;
+    char *instance_id;
     long long batch;
     long long connect_timeout_ms;
     char *log_level;
@@ -36,6 +37,9 @@ static const chat_cfg_entry_t cfg_table[] = {
                      "port of /healthz, /readyz and /metrics (0: any free port)"),
     CHAT_CFG_STRING("CHAT_BROADCAST_GROUP", broadcast_cfg_t, group, "chat-broadcast",
                     "Kafka consumer group on chat.messages"),
+    CHAT_CFG_STRING("CHAT_INSTANCE_ID", broadcast_cfg_t, instance_id, "",
+                    "static group membership id, unique per instance (e.g. the pod name of a "
+                    "StatefulSet): a restart takes its partitions back at once; empty: dynamic"),
     CHAT_CFG_INTEGER("CHAT_BROADCAST_BATCH", broadcast_cfg_t, batch, "1000", 1, 100000,
                      "most records handled as one batch (a batch never waits to fill up)"),
     CHAT_CFG_DURATION("CHAT_CONNECT_TIMEOUT", broadcast_cfg_t, connect_timeout_ms, "10s", 100,
@@ -57,6 +61,7 @@ static int run(const broadcast_cfg_t *cfg, chat_metrics_t *metrics)
         .brokers = cfg->brokers,
         .redis_url = cfg->redis_url,
         .group = cfg->group,
+        .instance_id = cfg->instance_id,
         .messages_topic = cfg->messages_topic,
         .deliver_topic = cfg->deliver_topic,
         .batch_max = (size_t)cfg->batch,

@@ -247,6 +247,7 @@ static chat_err_t pipeline_connect(broadcast_pipeline_t *p, const char **bad_var
         .brokers = c->brokers,
         .client_id = "chat-broadcast",
         .group_id = c->group,
+        .group_instance_id = c->instance_id,
         .topics = topics,
         .on_rebalance = on_rebalance,
         .ud = p,

@@ -16,6 +16,7 @@ typedef struct broadcast_pipeline_conf {
     const char *brokers;
     const char *redis_url;
     const char *group;          /* consumer group on messages_topic */
+    const char *instance_id;    /* static membership id, "" for none */
     const char *messages_topic; /* chat.messages */
     const char *deliver_topic;  /* chat.deliver */
     size_t batch_max;           /* records per poll */

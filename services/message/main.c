@@ -33,6 +33,7 @@ typedef struct message_cfg {
     char *ops_addr;
     long long ops_port;
     char *group;
+    char *instance_id;
     long long batch;
     long long max_text_chars;
     long long store_retry_ms;
@@ -51,6 +52,9 @@ static const chat_cfg_entry_t cfg_table[] = {
                      "port of /healthz, /readyz and /metrics (0: any free port)"),
     CHAT_CFG_STRING("CHAT_MESSAGE_GROUP", message_cfg_t, group, "chat-message",
                     "Kafka consumer group on chat.inbound"),
+    CHAT_CFG_STRING("CHAT_INSTANCE_ID", message_cfg_t, instance_id, "",
+                    "static group membership id, unique per instance (e.g. the pod name of a "
+                    "StatefulSet): a restart takes its partitions back at once; empty: dynamic"),
     CHAT_CFG_INTEGER("CHAT_MESSAGE_BATCH", message_cfg_t, batch, "500", 1, 10000,
                      "most records handled as one batch (a poll never waits to fill it)"),
     CHAT_CFG_INTEGER("CHAT_MAX_TEXT_CHARS", message_cfg_t, max_text_chars, "4000", 1, 1000000,
@@ -128,6 +132,7 @@ static bool start_bus(service_t *s, const message_cfg_t *cfg)
     message_bus_conf_t bc = {
         .brokers = cfg->brokers,
         .group = cfg->group,
+        .instance_id = cfg->instance_id,
         .client_id = PROGRAM,
         .connect_timeout_ms = (int)cfg->connect_timeout_ms,
         .flush_timeout_ms = FLUSH_TIMEOUT_MS,

@@ -87,6 +87,7 @@ chat_err_t message_bus_open(const message_bus_conf_t *conf, message_bus_t **out)
             .brokers = conf->brokers,
             .client_id = conf->client_id,
             .group_id = conf->group,
+            .group_instance_id = conf->instance_id,
             .topics = topics,
             .on_rebalance = on_rebalance,
             .ud = b,

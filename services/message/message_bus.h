@@ -19,6 +19,7 @@ typedef struct message_bus message_bus_t;
 typedef struct message_bus_conf {
     const char *brokers;
     const char *group;
+    const char *instance_id; /* static group membership id, "" for none */
     const char *client_id;
     int connect_timeout_ms;
     int flush_timeout_ms;
