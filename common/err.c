@@ -19,7 +19,7 @@ static const struct {
     [CHAT_ERR_UNAUTHORIZED] = {"unauthorized", "unauthorized"},
     [CHAT_ERR_FORBIDDEN] = {"forbidden", "forbidden"},
     [CHAT_ERR_TOO_LARGE] = {"too_large", "over the size limit"},
-    [CHAT_ERR_STOPPED] = {"stopped", "shutting down"},
+    [CHAT_ERR_STOPPED] = {"stopped", "stopped before it was done"},
 };
 
 const char *chat_err_str(chat_err_t err)

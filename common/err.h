@@ -19,7 +19,7 @@ typedef enum chat_err {
     CHAT_ERR_UNAUTHORIZED, /* bad signature, unknown tenant, expired token */
     CHAT_ERR_FORBIDDEN, /* authenticated but not allowed */
     CHAT_ERR_TOO_LARGE, /* over a configured size limit */
-    CHAT_ERR_STOPPED,   /* the object is shutting down */
+    CHAT_ERR_STOPPED,   /* shutting down, or not attempted after an earlier failure */
     CHAT_ERR__COUNT
 } chat_err_t;
 

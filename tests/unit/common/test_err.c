@@ -25,7 +25,7 @@ static const struct {
     {CHAT_ERR_UNAUTHORIZED, "unauthorized", "unauthorized"},
     {CHAT_ERR_FORBIDDEN, "forbidden", "forbidden"},
     {CHAT_ERR_TOO_LARGE, "too_large", "over the size limit"},
-    {CHAT_ERR_STOPPED, "stopped", "shutting down"},
+    {CHAT_ERR_STOPPED, "stopped", "stopped before it was done"},
 };
 
 #define NEXPECTED (sizeof expected / sizeof expected[0])
