@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 
 extern char **environ;
@@ -24,29 +25,6 @@ extern char **environ;
 #define BUS_WATERMARK_TIMEOUT_MS 5000
 /* "topic=\"<249 chars>\",result=\"error\"": Kafka topic names are at most 249 characters. */
 #define BUS_LABELS_LEN 320
-
-/* ---- time ---- */
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Milliseconds left until deadline, never negative. */
-static int remaining_ms(int64_t deadline)
-{
-    int64_t left = deadline - now_ms();
-    return left > 0 ? (int)left : 0;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        continue;
-}
 
 /* ---- callbacks every handle shares ---- */
 
@@ -204,21 +182,21 @@ static rd_kafka_conf_t *conf_base(const char *brokers, const char *client_id)
  * CHAT_ERR_TIMEOUT (logged with the brokers). */
 static chat_err_t wait_for_brokers(rd_kafka_t *rk, const char *brokers, int timeout_ms)
 {
-    int64_t deadline = now_ms() + timeout_ms;
+    int64_t deadline = chat_clock_mono_ms() + timeout_ms;
     rd_kafka_resp_err_t err;
     do {
         const struct rd_kafka_metadata *md = NULL;
-        int wait = remaining_ms(deadline);
+        int wait = chat_clock_remaining_ms(deadline);
         err = rd_kafka_metadata(rk, 0, NULL, &md, wait > 0 ? wait : 1);
         if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
             rd_kafka_metadata_destroy(md);
             return CHAT_OK;
         }
         /* With every broker down the request can fail at once: do not spin. */
-        wait = remaining_ms(deadline);
+        wait = chat_clock_remaining_ms(deadline);
         if (wait > 0)
-            sleep_ms(wait < 100 ? wait : 100);
-    } while (remaining_ms(deadline) > 0);
+            chat_clock_sleep_ms(wait < 100 ? wait : 100);
+    } while (chat_clock_remaining_ms(deadline) > 0);
     chat_log_error("kafka brokers unreachable", CHAT_F_STR("brokers", brokers),
                    CHAT_F_INT("timeout_ms", timeout_ms),
                    CHAT_F_STR("kafka_err", rd_kafka_err2name(err)));
@@ -517,7 +495,7 @@ chat_err_t chat_bus_producer_new(const chat_bus_producer_conf_t *conf, chat_bus_
 static void producer_wait_for_room(chat_bus_producer_t *p, int ms)
 {
     if (p->has_thread)
-        sleep_ms(ms < 10 ? ms : 10);
+        chat_clock_sleep_ms(ms < 10 ? ms : 10);
     else
         rd_kafka_poll(p->rk, ms < 100 ? ms : 100);
 }
@@ -533,16 +511,16 @@ chat_err_t chat_bus_produce(chat_bus_producer_t *p, const char *topic, int32_t p
         return CHAT_ERR_INVALID;
     /* Counted before the call: the delivery report may run before producev returns. */
     atomic_fetch_add(&p->outstanding, 1);
-    int64_t deadline = now_ms() + BUS_PRODUCE_RETRY_MS;
+    int64_t deadline = chat_clock_mono_ms() + BUS_PRODUCE_RETRY_MS;
     rd_kafka_resp_err_t err;
     for (;;) {
         err = rd_kafka_producev(p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
                                 RD_KAFKA_V_KEY(key, keylen), RD_KAFKA_V_VALUE((void *)value, len),
                                 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(opaque),
                                 RD_KAFKA_V_END);
-        if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || remaining_ms(deadline) == 0)
+        if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || chat_clock_remaining_ms(deadline) == 0)
             break;
-        producer_wait_for_room(p, remaining_ms(deadline));
+        producer_wait_for_room(p, chat_clock_remaining_ms(deadline));
     }
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
         return CHAT_OK;
@@ -584,11 +562,11 @@ chat_err_t chat_bus_producer_flush(chat_bus_producer_t *p, int timeout_ms)
 {
     if (p == NULL)
         return CHAT_ERR_INVALID;
-    int64_t deadline = now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+    int64_t deadline = chat_clock_mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
     rd_kafka_flush(p->rk, timeout_ms > 0 ? timeout_ms : 0);
     if (!p->has_thread) {
-        while (atomic_load(&p->outstanding) > 0 && remaining_ms(deadline) > 0)
-            rd_kafka_poll(p->rk, remaining_ms(deadline));
+        while (atomic_load(&p->outstanding) > 0 && chat_clock_remaining_ms(deadline) > 0)
+            rd_kafka_poll(p->rk, chat_clock_remaining_ms(deadline));
         return atomic_load(&p->outstanding) > 0 ? CHAT_ERR_TIMEOUT : CHAT_OK;
     }
     return producer_wait_idle(p, deadline) ? CHAT_OK : CHAT_ERR_TIMEOUT;
@@ -914,9 +892,9 @@ size_t chat_bus_consumer_poll(chat_bus_consumer_t *c, chat_bus_record_t *recs, s
     if (c == NULL || recs == NULL || max == 0)
         return 0;
     size_t n = 0;
-    int64_t deadline = now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+    int64_t deadline = chat_clock_mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
     while (n == 0) {
-        int wait = timeout_ms < 0 ? -1 : remaining_ms(deadline);
+        int wait = timeout_ms < 0 ? -1 : chat_clock_remaining_ms(deadline);
         rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, wait);
         if (m == NULL)
             break;

@@ -3,14 +3,13 @@
  * that bus.c sets up like every other (KAFKA_* variables, logging). */
 #include "common/bus.h"
 
-#include <errno.h>
 #include <librdkafka/rdkafka.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 
 /* Module-internal, defined in bus.c. */
@@ -22,31 +21,12 @@ chat_err_t chat_bus__admin_handle_new(const char *brokers, int timeout_ms, rd_ka
 #define ADMIN_RESULT_GRACE_MS 2000
 #define ADMIN_READY_POLL_MS 100
 
-static int64_t now_ms(void)
+/* A librdkafka timeout for what is left until deadline, at least 1 ms so that the call is
+ * still made once and stays bounded (0 would mean "do not wait" or "no timeout"). */
+static int request_timeout_ms(int64_t deadline)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Milliseconds left until deadline, at least 1 so that librdkafka calls stay bounded but
- * are still made once. */
-static int remaining_ms(int64_t deadline)
-{
-    int64_t left = deadline - now_ms();
-    return left > 1 ? (int)left : 1;
-}
-
-static bool deadline_passed(int64_t deadline)
-{
-    return now_ms() >= deadline;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        continue;
+    int left = chat_clock_remaining_ms(deadline);
+    return left > 1 ? left : 1;
 }
 
 static bool spec_valid(const chat_bus_topic_spec_t *spec)
@@ -78,8 +58,9 @@ static rd_kafka_AdminOptions_t *admin_options(rd_kafka_t *rk, rd_kafka_admin_op_
 {
     char errstr[ADMIN_ERRSTR_LEN];
     rd_kafka_AdminOptions_t *opts = rd_kafka_AdminOptions_new(rk, op);
-    rd_kafka_AdminOptions_set_request_timeout(opts, remaining_ms(deadline), errstr, sizeof errstr);
-    rd_kafka_AdminOptions_set_operation_timeout(opts, remaining_ms(deadline), errstr,
+    rd_kafka_AdminOptions_set_request_timeout(opts, request_timeout_ms(deadline), errstr,
+                                              sizeof errstr);
+    rd_kafka_AdminOptions_set_operation_timeout(opts, request_timeout_ms(deadline), errstr,
                                                 sizeof errstr);
     return opts;
 }
@@ -112,7 +93,8 @@ static chat_err_t err_from_admin(rd_kafka_resp_err_t err)
 static chat_err_t admin_results(rd_kafka_queue_t *q, const char *what, int64_t deadline,
                                 const chat_bus_topic_spec_t *specs, size_t n, bool *existing)
 {
-    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, remaining_ms(deadline) + ADMIN_RESULT_GRACE_MS);
+    rd_kafka_event_t *ev =
+        rd_kafka_queue_poll(q, request_timeout_ms(deadline) + ADMIN_RESULT_GRACE_MS);
     if (ev == NULL) {
         chat_log_error("kafka admin request timed out", CHAT_F_STR("request", what));
         return CHAT_ERR_TIMEOUT;
@@ -206,7 +188,7 @@ static chat_err_t topics_create(rd_kafka_t *rk, const chat_bus_topic_spec_t *spe
 static const struct rd_kafka_metadata *metadata_all(rd_kafka_t *rk, int64_t deadline)
 {
     const struct rd_kafka_metadata *md = NULL;
-    rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 1, NULL, &md, remaining_ms(deadline));
+    rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 1, NULL, &md, request_timeout_ms(deadline));
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
         return md;
     chat_log_error("kafka metadata request failed",
@@ -300,8 +282,8 @@ static chat_err_t topics_wait_ready(rd_kafka_t *rk, const chat_bus_topic_spec_t 
         rd_kafka_metadata_destroy(md);
         if (missing == NULL)
             return CHAT_OK;
-        sleep_ms(ADMIN_READY_POLL_MS);
-    } while (!deadline_passed(deadline));
+        chat_clock_sleep_ms(ADMIN_READY_POLL_MS);
+    } while (chat_clock_remaining_ms(deadline) > 0);
     chat_log_error("kafka topic not visible in metadata in time", CHAT_F_STR("topic", missing));
     return CHAT_ERR_TIMEOUT;
 }
@@ -319,7 +301,7 @@ chat_err_t chat_bus_topics_ensure(const char *brokers, const chat_bus_topic_spec
             return CHAT_ERR_INVALID;
     if (n == 0)
         return CHAT_OK;
-    int64_t deadline = now_ms() + timeout_ms;
+    int64_t deadline = chat_clock_mono_ms() + timeout_ms;
     rd_kafka_t *rk;
     chat_err_t err = chat_bus__admin_handle_new(brokers, timeout_ms, &rk);
     if (err != CHAT_OK)
@@ -346,14 +328,14 @@ int chat_bus_topic_partitions(const char *brokers, const char *topic, int timeou
 {
     if (brokers == NULL || topic == NULL || *topic == '\0' || timeout_ms <= 0)
         return -1;
-    int64_t deadline = now_ms() + timeout_ms;
+    int64_t deadline = chat_clock_mono_ms() + timeout_ms;
     rd_kafka_t *rk;
     if (chat_bus__admin_handle_new(brokers, timeout_ms, &rk) != CHAT_OK)
         return -1;
     rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
     const struct rd_kafka_metadata *md = NULL;
     int partitions = -1;
-    rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, rkt, &md, remaining_ms(deadline));
+    rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, rkt, &md, request_timeout_ms(deadline));
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
         const rd_kafka_metadata_topic_t *t = metadata_topic(md, topic);
         /* A topic just created may not have its leaders yet; its count is known. */

@@ -60,6 +60,34 @@ typedef struct chat_cfg_entry {
      .choices = (ch), .help = (h)}
 #define CHAT_CFG_END {.name = NULL, .type = CHAT_CFG_T_END}
 
+/* The entries every program shares, so that a variable has one default, one range and one
+ * help text everywhere. URLs that may carry a password are SECRET. The ops port's default
+ * differs per service; what the connect timeout waits for (and its upper bound) too. */
+#define CHAT_CFG_KAFKA_BROKERS(st, field)                                                          \
+    CHAT_CFG_STRING("CHAT_KAFKA_BROKERS", st, field, "127.0.0.1:7400",                             \
+                    "Kafka bootstrap servers (host:port,...)")
+#define CHAT_CFG_MONGO_URI(st, field)                                                              \
+    CHAT_CFG_SECRET("CHAT_MONGO_URI", st, field, "mongodb://127.0.0.1:7402/chat",                  \
+                    "MongoDB URI; its path names the database")
+#define CHAT_CFG_REDIS_URL(st, field)                                                              \
+    CHAT_CFG_SECRET("CHAT_REDIS_URL", st, field, "redis://127.0.0.1:7403/0",                       \
+                    "Redis URL: redis://[:password@]host:port[/db]")
+#define CHAT_CFG_OPS_ADDR(st, field)                                                               \
+    CHAT_CFG_STRING("CHAT_OPS_ADDR", st, field, "127.0.0.1",                                       \
+                    "address of /healthz, /readyz and /metrics")
+#define CHAT_CFG_OPS_PORT(st, field, default_port)                                                 \
+    CHAT_CFG_INTEGER("CHAT_OPS_PORT", st, field, default_port, 0, 65535,                           \
+                     "port of /healthz, /readyz and /metrics (0: any free port)")
+#define CHAT_CFG_LOG_LEVEL(st, field)                                                              \
+    CHAT_CFG_ENUM("CHAT_LOG_LEVEL", st, field, "info", "debug|info|warn|error",                    \
+                  "minimum level of the JSON log lines on stderr")
+#define CHAT_CFG_CONNECT_TIMEOUT(st, field, max_ms, h)                                             \
+    CHAT_CFG_DURATION("CHAT_CONNECT_TIMEOUT", st, field, "10s", 100, max_ms, h)
+#define CHAT_CFG_INSTANCE_ID(st, field)                                                            \
+    CHAT_CFG_STRING("CHAT_INSTANCE_ID", st, field, "",                                             \
+                    "static group membership id, unique per instance (e.g. the pod name of a "     \
+                    "StatefulSet): a restart takes its partitions back at once; empty: dynamic")
+
 typedef enum chat_cfg_result {
     CHAT_CFG_LOADED = 0, /* values are in *out */
     CHAT_CFG_HELP,       /* --help was given and printed: exit 0 */

@@ -8,8 +8,8 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 
 #define STORE_DEFAULT_DB "chat"
@@ -174,19 +174,6 @@ chat_err_t chat_store_err(const bson_error_t *error)
     return CHAT_ERR_MONGO;
 }
 
-static long long monotonic_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(long long ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000};
-    nanosleep(&ts, NULL);
-}
-
 /* One {ping:1} through a fresh single-threaded client whose server selection gives up after
  * attempt_ms. A fresh client per attempt avoids the driver's 5 s cooldown after a failed
  * server check ("No servers yet eligible for rescan"), which would make retries useless. */
@@ -216,13 +203,13 @@ chat_err_t chat_store_ping(chat_store_t *s, int timeout_ms)
     mongoc_uri_t *uri = mongoc_uri_copy(s->uri);
     if (uri == NULL)
         return CHAT_ERR_NOMEM;
-    long long deadline = monotonic_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+    int64_t deadline = chat_clock_mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
     bson_error_t error;
     chat_err_t err;
     for (;;) {
-        long long left = deadline - monotonic_ms();
+        int left = chat_clock_remaining_ms(deadline);
         int attempt_ms =
-            left < STORE_PING_ATTEMPT_MS ? (int)(left > 100 ? left : 100) : STORE_PING_ATTEMPT_MS;
+            left < STORE_PING_ATTEMPT_MS ? (left > 100 ? left : 100) : STORE_PING_ATTEMPT_MS;
         if (store_ping_once(uri, attempt_ms, &error)) {
             err = CHAT_OK;
             break;
@@ -233,14 +220,14 @@ chat_err_t chat_store_ping(chat_store_t *s, int timeout_ms)
                            CHAT_F_STR("error", error.message));
             break;
         }
-        if (monotonic_ms() + STORE_PING_PAUSE_MS >= deadline) {
+        if (chat_clock_remaining_ms(deadline) <= STORE_PING_PAUSE_MS) {
             chat_log_error("mongo unreachable", CHAT_F_INT("timeout_ms", timeout_ms),
                            CHAT_F_INT("code", error.code), CHAT_F_STR("error", error.message));
             err = CHAT_ERR_TIMEOUT;
             break;
         }
         chat_log_debug("mongo not ready, retrying ping", CHAT_F_STR("error", error.message));
-        sleep_ms(STORE_PING_PAUSE_MS);
+        chat_clock_sleep_ms(STORE_PING_PAUSE_MS);
     }
     mongoc_uri_destroy(uri);
     return err;

@@ -7,7 +7,7 @@
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/ops_http.h"
-#include "common/signals.h"
+#include "common/service.h"
 #include "services/broadcast/pipeline.h"
 
 #define EXIT_CONFIG 2
@@ -27,25 +27,18 @@ typedef struct broadcast_cfg {
 } broadcast_cfg_t;
 
 static const chat_cfg_entry_t cfg_table[] = {
-    CHAT_CFG_STRING("CHAT_KAFKA_BROKERS", broadcast_cfg_t, brokers, "127.0.0.1:7400",
-                    "Kafka bootstrap servers"),
-    CHAT_CFG_SECRET("CHAT_REDIS_URL", broadcast_cfg_t, redis_url, "redis://127.0.0.1:7403/0",
-                    "Redis holding the gateways of each room (redis://[:password@]host:port/db)"),
-    CHAT_CFG_STRING("CHAT_OPS_ADDR", broadcast_cfg_t, ops_addr, "127.0.0.1",
-                    "address of /healthz, /readyz and /metrics"),
-    CHAT_CFG_INTEGER("CHAT_OPS_PORT", broadcast_cfg_t, ops_port, "7421", 0, 65535,
-                     "port of /healthz, /readyz and /metrics (0: any free port)"),
+    CHAT_CFG_KAFKA_BROKERS(broadcast_cfg_t, brokers),
+    CHAT_CFG_REDIS_URL(broadcast_cfg_t, redis_url),
+    CHAT_CFG_OPS_ADDR(broadcast_cfg_t, ops_addr),
+    CHAT_CFG_OPS_PORT(broadcast_cfg_t, ops_port, "7421"),
     CHAT_CFG_STRING("CHAT_BROADCAST_GROUP", broadcast_cfg_t, group, "chat-broadcast",
                     "Kafka consumer group on chat.messages"),
-    CHAT_CFG_STRING("CHAT_INSTANCE_ID", broadcast_cfg_t, instance_id, "",
-                    "static group membership id, unique per instance (e.g. the pod name of a "
-                    "StatefulSet): a restart takes its partitions back at once; empty: dynamic"),
+    CHAT_CFG_INSTANCE_ID(broadcast_cfg_t, instance_id),
     CHAT_CFG_INTEGER("CHAT_BROADCAST_BATCH", broadcast_cfg_t, batch, "1000", 1, 100000,
                      "most records handled as one batch (a batch never waits to fill up)"),
-    CHAT_CFG_DURATION("CHAT_CONNECT_TIMEOUT", broadcast_cfg_t, connect_timeout_ms, "10s", 100,
-                      300000, "time to reach Kafka and Redis at start; Redis command timeout"),
-    CHAT_CFG_ENUM("CHAT_LOG_LEVEL", broadcast_cfg_t, log_level, "info", "debug|info|warn|error",
-                  "minimum level of the JSON log lines on stderr"),
+    CHAT_CFG_CONNECT_TIMEOUT(broadcast_cfg_t, connect_timeout_ms, 300000,
+                             "time to reach Kafka and Redis at start; Redis command timeout"),
+    CHAT_CFG_LOG_LEVEL(broadcast_cfg_t, log_level),
     CHAT_CFG_STRING("CHAT_TOPIC_MESSAGES", broadcast_cfg_t, messages_topic, "chat.messages",
                     "input topic (another name only for tests or side-by-side deployments)"),
     CHAT_CFG_STRING("CHAT_TOPIC_DELIVER", broadcast_cfg_t, deliver_topic, "chat.deliver",
@@ -98,23 +91,11 @@ int main(int argc, char **argv)
 {
     chat_log_init("broadcast", CHAT_LOG_INFO);
     broadcast_cfg_t cfg = {0};
-    switch (
-        chat_cfg_load(cfg_table, &cfg, argc, argv, "chat-broadcast",
-                      "chat-broadcast: fans chat.messages out to the gateways (chat.deliver)")) {
-    case CHAT_CFG_LOADED:
-        break;
-    case CHAT_CFG_HELP:
-        chat_cfg_free(cfg_table, &cfg);
-        return EXIT_SUCCESS;
-    default:
-        chat_cfg_free(cfg_table, &cfg);
-        return EXIT_CONFIG;
-    }
-    chat_log_level_t level = CHAT_LOG_INFO;
-    chat_log_level_parse(cfg.log_level, &level); /* the enum admits only valid names */
-    chat_log_set_level(level);
-    chat_cfg_log(cfg_table, &cfg);
-    chat_signals_install();
+    chat_cfg_result_t loaded = chat_service_configure(
+        cfg_table, &cfg, argc, argv, "chat-broadcast",
+        "chat-broadcast: fans chat.messages out to the gateways (chat.deliver)");
+    if (loaded != CHAT_CFG_LOADED)
+        return loaded == CHAT_CFG_HELP ? EXIT_SUCCESS : EXIT_CONFIG;
     chat_metrics_t *metrics = chat_metrics_new();
     int status = EXIT_FAILURE;
     if (metrics == NULL)

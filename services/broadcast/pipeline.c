@@ -9,9 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "common/bus.h"
+#include "common/clock.h"
 #include "common/codec.h"
 #include "common/log.h"
 #include "common/redis.h"
@@ -56,23 +56,9 @@ struct broadcast_pipeline {
     pipeline_metrics_t m;
 };
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static double seconds_since(int64_t start_ms)
 {
-    return (double)(mono_ms() - start_ms) / 1000.0;
+    return (double)(chat_clock_mono_ms() - start_ms) / 1000.0;
 }
 
 /* Registers the service's series; a series the registry refuses stays NULL and is skipped
@@ -188,9 +174,9 @@ static int32_t topic_partitions(const char *brokers, const char *topic, int time
  * if the brokers do not answer. */
 static void partitions_refresh(broadcast_pipeline_t *p)
 {
-    if (mono_ms() < p->partitions_next_ms)
+    if (chat_clock_mono_ms() < p->partitions_next_ms)
         return;
-    p->partitions_next_ms = mono_ms() + PARTITIONS_REFRESH_MS;
+    p->partitions_next_ms = chat_clock_mono_ms() + PARTITIONS_REFRESH_MS;
     int n =
         chat_bus_topic_partitions(p->conf.brokers, p->conf.deliver_topic, PARTITIONS_TIMEOUT_MS);
     if (n <= 0) {
@@ -241,7 +227,7 @@ static chat_err_t pipeline_connect(broadcast_pipeline_t *p, const char **bad_var
         return CHAT_ERR_CONFIG;
     }
     set_partitions(p, n);
-    p->partitions_next_ms = mono_ms() + PARTITIONS_REFRESH_MS;
+    p->partitions_next_ms = chat_clock_mono_ms() + PARTITIONS_REFRESH_MS;
     const char *topics[] = {c->messages_topic, NULL};
     chat_bus_consumer_conf_t cc = {
         .brokers = c->brokers,
@@ -353,8 +339,8 @@ static chat_err_t batch_lookup(broadcast_pipeline_t *p)
         return CHAT_OK;
     int backoff = REDIS_BACKOFF_MIN_MS;
     for (;;) {
-        int64_t start = mono_ms();
-        chat_err_t err = broadcast_followers_lookup(p->followers, p->redis, wall_ms());
+        int64_t start = chat_clock_mono_ms();
+        chat_err_t err = broadcast_followers_lookup(p->followers, p->redis, chat_clock_wall_ms());
         if (err == CHAT_OK) {
             observe(p->m.redis_seconds, seconds_since(start));
             if (!atomic_exchange(&p->redis_ok, true))
@@ -440,7 +426,7 @@ static void batch_account(broadcast_pipeline_t *p)
                       CHAT_F_INT("gateway", s->unknown_gateway_example),
                       CHAT_F_INT("partitions", p->partitions));
         /* Perhaps the topic just grew for a new gateway: look again soon. */
-        int64_t soon = mono_ms() + PARTITIONS_RECHECK_MS;
+        int64_t soon = chat_clock_mono_ms() + PARTITIONS_RECHECK_MS;
         if (p->partitions_next_ms > soon)
             p->partitions_next_ms = soon;
     }
@@ -483,7 +469,7 @@ chat_err_t broadcast_pipeline_run(broadcast_pipeline_t *p)
             chat_bus_consumer_poll(p->consumer, p->records, p->conf.batch_max, POLL_TIMEOUT_MS);
         if (n == 0)
             continue;
-        err = batch_process(p, n, mono_ms());
+        err = batch_process(p, n, chat_clock_mono_ms());
         chat_bus_records_release(p->records, n);
     }
     if (err == CHAT_ERR_STOPPED)

@@ -8,7 +8,6 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
-#include <time.h>
 
 #include "common/metrics.h"
 #include "common/store.h"
@@ -81,22 +80,6 @@ typedef struct gw_gateway {
     atomic_bool listening;
     bool uv_loop; /* the libuv event library is in use */
 } gw_gateway_t;
-
-/* Monotonic microseconds (token buckets, latencies). */
-static inline int64_t gw_now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-/* Wall clock in ms since the epoch (expiry scores, token exp, event ts). */
-static inline int64_t gw_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ---- jobs.c: work for the worker pool and the loop-side handlers of its results ---- */
 

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/names.h"
 #include "common/redis.h"
@@ -69,7 +70,7 @@ static gw_session_t *session_find(gw_gateway_t *gw, const char *conn)
 
 static double seconds_since(int64_t start_us)
 {
-    return (double)(gw_now_us() - start_us) / 1e6;
+    return (double)(chat_clock_mono_us() - start_us) / 1e6;
 }
 
 /* ---- auth ---- */
@@ -97,8 +98,8 @@ static void auth_run(gw_task_t *t, void *wctx)
 {
     (void)wctx;
     auth_job_t *j = (auth_job_t *)t;
-    j->err =
-        gw_auth_verify(j->gw->auth, j->token, gw_now_ms(), &j->claims, j->reason, sizeof j->reason);
+    j->err = gw_auth_verify(j->gw->auth, j->token, chat_clock_wall_ms(), &j->claims, j->reason,
+                            sizeof j->reason);
     if (j->err != CHAT_OK && j->err != CHAT_ERR_UNAUTHORIZED)
         chat_log_warn("auth lookup failed", CHAT_F_STR("conn", j->conn), CHAT_F_ERR(j->err));
 }
@@ -136,7 +137,7 @@ void gw_jobs_auth(gw_gateway_t *gw, gw_session_t *s, const char *token)
     j->task.destroy = auth_destroy;
     j->gw = gw;
     snprintf(j->conn, sizeof j->conn, "%s", gw_session_id(s));
-    j->started_us = gw_now_us();
+    j->started_us = chat_clock_mono_us();
     gw_workers_submit(gw->workers, &j->task, -1);
 }
 
@@ -218,7 +219,7 @@ static void join_run(gw_task_t *t, void *wctx)
         return;
     }
     if (!j->registered) {
-        j->err = gw_registry_join(w->redis, j->gw->id, gw_now_ms(), registry_ttl_ms(j->gw),
+        j->err = gw_registry_join(w->redis, j->gw->id, chat_clock_wall_ms(), registry_ttl_ms(j->gw),
                                   j->tenant, j->room, j->user, &j->online, &j->nonline);
         if (j->err != CHAT_OK) {
             chat_counter_inc(j->gw->stats.registry_errors);
@@ -279,7 +280,7 @@ void gw_jobs_join(gw_gateway_t *gw, const gw_join_req_t *req)
     j->since = req->since;
     j->has_since = req->has_since;
     j->gen = req->gen;
-    j->started_us = gw_now_us();
+    j->started_us = chat_clock_mono_us();
     if (j->tenant == NULL || j->room == NULL || j->user == NULL || j->rid == NULL)
         j->err = CHAT_ERR_NOMEM;
     if (j->err != CHAT_OK) {
@@ -442,7 +443,7 @@ static void rooms_run(gw_task_t *t, void *wctx)
     rooms_job_t *j = (rooms_job_t *)t;
     worker_ctx_t *w = wctx;
     chat_err_t err = j->remove ? gw_registry_remove(w->redis, j->gw->id, j->rooms, j->n)
-                               : gw_registry_refresh(w->redis, j->gw->id, gw_now_ms(),
+                               : gw_registry_refresh(w->redis, j->gw->id, chat_clock_wall_ms(),
                                                      registry_ttl_ms(j->gw), j->rooms, j->n);
     if (err != CHAT_OK) {
         chat_counter_inc(j->gw->stats.registry_errors);

@@ -9,9 +9,11 @@
 #include <unistd.h>
 
 #include "common/bus.h"
+#include "common/clock.h"
 #include "common/config.h"
 #include "common/log.h"
 #include "common/ops_http.h"
+#include "common/service.h"
 #include "common/signals.h"
 #include "common/tenants.h"
 #include "services/gateway/gateway.h"
@@ -29,16 +31,11 @@ static const chat_cfg_entry_t cfg_table[] = {
                     "address the WebSocket listener binds"),
     CHAT_CFG_INTEGER("CHAT_GATEWAY_PORT", gw_config_t, port, "7410", 1, 65535,
                      "WebSocket port (endpoint ws://host:port/v1/ws)"),
-    CHAT_CFG_STRING("CHAT_OPS_ADDR", gw_config_t, ops_addr, "127.0.0.1",
-                    "address of /healthz, /readyz, /metrics"),
-    CHAT_CFG_INTEGER("CHAT_OPS_PORT", gw_config_t, ops_port, "7430", 0, 65535,
-                     "port of /healthz, /readyz, /metrics"),
-    CHAT_CFG_STRING("CHAT_KAFKA_BROKERS", gw_config_t, brokers, "127.0.0.1:7400",
-                    "Kafka bootstrap servers"),
-    CHAT_CFG_SECRET("CHAT_MONGO_URI", gw_config_t, mongo_uri, "mongodb://127.0.0.1:7402/chat",
-                    "MongoDB URI (database from the path)"),
-    CHAT_CFG_SECRET("CHAT_REDIS_URL", gw_config_t, redis_url, "redis://127.0.0.1:7403/0",
-                    "Redis URL"),
+    CHAT_CFG_OPS_ADDR(gw_config_t, ops_addr),
+    CHAT_CFG_OPS_PORT(gw_config_t, ops_port, "7430"),
+    CHAT_CFG_KAFKA_BROKERS(gw_config_t, brokers),
+    CHAT_CFG_MONGO_URI(gw_config_t, mongo_uri),
+    CHAT_CFG_REDIS_URL(gw_config_t, redis_url),
     CHAT_CFG_INTEGER(
         "CHAT_GATEWAY_WORKERS", gw_config_t, workers, "4", 1, 256,
         "threads for blocking MongoDB/Redis work (auth, join, history, registrations)"),
@@ -50,8 +47,9 @@ static const chat_cfg_entry_t cfg_table[] = {
                      "frames per second a connection may send after auth (token bucket rate)"),
     CHAT_CFG_INTEGER("CHAT_RATE_BURST", gw_config_t, rate_burst, "40", 1, 1000000,
                      "token bucket size"),
-    CHAT_CFG_INTEGER("CHAT_RATE_CLOSE_AFTER", gw_config_t, rate_close_after, "20", 1, 1000000,
-                     "rate-limited frames (forgiven at 1/s) after which the connection closes with 4008"),
+    CHAT_CFG_INTEGER(
+        "CHAT_RATE_CLOSE_AFTER", gw_config_t, rate_close_after, "20", 1, 1000000,
+        "rate-limited frames (forgiven at 1/s) after which the connection closes with 4008"),
     CHAT_CFG_DURATION("CHAT_AUTH_TIMEOUT", gw_config_t, auth_timeout_ms, "10s", 1000, 600000,
                       "time to authenticate before close 4001"),
     CHAT_CFG_INTEGER("CHAT_GATEWAY_SEND_QUEUE", gw_config_t, send_queue, "1024", 16, 1000000,
@@ -64,10 +62,9 @@ static const chat_cfg_entry_t cfg_table[] = {
                      "messages of a history request without limit"),
     CHAT_CFG_DURATION("CHAT_TENANT_CACHE_TTL", gw_config_t, tenant_cache_ttl_ms, "30s", 0, 3600000,
                       "how long a tenant's secret is cached (unknown tenants: 5s)"),
-    CHAT_CFG_DURATION("CHAT_CONNECT_TIMEOUT", gw_config_t, connect_timeout_ms, "10s", 100, 600000,
-                      "how long start-up waits for Kafka, MongoDB and Redis"),
-    CHAT_CFG_ENUM("CHAT_LOG_LEVEL", gw_config_t, log_level, "info", "debug|info|warn|error",
-                  "minimum level of log lines"),
+    CHAT_CFG_CONNECT_TIMEOUT(gw_config_t, connect_timeout_ms, 600000,
+                             "how long start-up waits for Kafka, MongoDB and Redis"),
+    CHAT_CFG_LOG_LEVEL(gw_config_t, log_level),
     CHAT_CFG_END,
 };
 
@@ -84,7 +81,7 @@ static void boot_id_make(char *out, size_t len)
 {
     unsigned char raw[6];
     if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw) {
-        uint64_t fallback = (uint64_t)gw_now_us() ^ ((uint64_t)getpid() << 32);
+        uint64_t fallback = (uint64_t)chat_clock_mono_us() ^ ((uint64_t)getpid() << 32);
         memcpy(raw, &fallback, sizeof raw);
     }
     size_t n = 0;
@@ -234,21 +231,10 @@ int main(int argc, char **argv)
     chat_log_init(SERVICE, CHAT_LOG_INFO);
     gw_config_t cfg;
     memset(&cfg, 0, sizeof cfg);
-    switch (chat_cfg_load(cfg_table, &cfg, argc, argv, "chat-gateway", SUMMARY)) {
-    case CHAT_CFG_HELP:
-        chat_cfg_free(cfg_table, &cfg);
-        return 0;
-    case CHAT_CFG_FAILED:
-        chat_cfg_free(cfg_table, &cfg);
-        return 1;
-    case CHAT_CFG_LOADED:
-        break;
-    }
-    chat_log_level_t level = CHAT_LOG_INFO;
-    chat_log_level_parse(cfg.log_level, &level);
-    chat_log_set_level(level);
-    chat_cfg_log(cfg_table, &cfg);
-    chat_signals_install();
+    chat_cfg_result_t loaded =
+        chat_service_configure(cfg_table, &cfg, argc, argv, "chat-gateway", SUMMARY);
+    if (loaded != CHAT_CFG_LOADED)
+        return loaded == CHAT_CFG_HELP ? 0 : 1;
     int rc = gateway_main(&cfg);
     chat_cfg_free(cfg_table, &cfg);
     return rc;

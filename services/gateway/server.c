@@ -11,6 +11,7 @@
 
 #include <libwebsockets.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/signals.h"
 
@@ -123,7 +124,7 @@ static chat_err_t op_send(void *ud, gw_session_t *s, const char *room, const cha
 {
     gw_gateway_t *gw = ud;
     return gw_inbound_send(gw->inbound, gw_session_tenant(s), room, gw_session_user(s),
-                           gw_session_name(s), cid, text, gw_session_id(s), gw_now_ms());
+                           gw_session_name(s), cid, text, gw_session_id(s), chat_clock_wall_ms());
 }
 
 static void op_count_frame(void *ud, gw_ctype_t type)
@@ -212,7 +213,7 @@ chat_err_t gw_server_prepare(gw_gateway_t *gw)
         .ops = &gw->session_ops,
         .ud = gw,
         .rooms = gw->rooms,
-        .now_us = gw_now_us,
+        .now_us = chat_clock_mono_us,
     };
     return CHAT_OK;
 }
@@ -456,7 +457,7 @@ static void shutdown_begin(server_loop_t *loop)
     atomic_store(&gw->listening, false);
     gw_jobs_unregister_all(gw);
     gw_strmap_foreach(gw->sessions, close_session_cb, NULL);
-    loop->shutdown_deadline_us = gw_now_us() + SHUTDOWN_GRACE_US;
+    loop->shutdown_deadline_us = chat_clock_mono_us() + SHUTDOWN_GRACE_US;
 }
 
 /* Step 2, once every socket closed (or the grace period ran out): leave the service loop. */
@@ -481,8 +482,8 @@ static void tick_cb(lws_sorted_usec_list_t *sul)
     gw_gateway_t *gw = loop->gw;
     if (!gw->shutting_down && chat_signals_stop_requested())
         shutdown_begin(loop);
-    if (gw->shutting_down &&
-        (gw_strmap_count(gw->sessions) == 0 || gw_now_us() >= loop->shutdown_deadline_us)) {
+    if (gw->shutting_down && (gw_strmap_count(gw->sessions) == 0 ||
+                              chat_clock_mono_us() >= loop->shutdown_deadline_us)) {
         shutdown_finish(loop);
         return;
     }

@@ -11,6 +11,7 @@
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/ops_http.h"
+#include "common/service.h"
 #include "common/signals.h"
 #include "common/store.h"
 #include "services/message/message_bus.h"
@@ -42,19 +43,13 @@ typedef struct message_cfg {
 } message_cfg_t;
 
 static const chat_cfg_entry_t cfg_table[] = {
-    CHAT_CFG_STRING("CHAT_KAFKA_BROKERS", message_cfg_t, brokers, "127.0.0.1:7400",
-                    "Kafka bootstrap servers (host:port,...)"),
-    CHAT_CFG_SECRET("CHAT_MONGO_URI", message_cfg_t, mongo_uri, "mongodb://127.0.0.1:7402/chat",
-                    "MongoDB URI; its path names the database"),
-    CHAT_CFG_STRING("CHAT_OPS_ADDR", message_cfg_t, ops_addr, "127.0.0.1",
-                    "address of /healthz, /readyz and /metrics"),
-    CHAT_CFG_INTEGER("CHAT_OPS_PORT", message_cfg_t, ops_port, "7420", 0, 65535,
-                     "port of /healthz, /readyz and /metrics (0: any free port)"),
+    CHAT_CFG_KAFKA_BROKERS(message_cfg_t, brokers),
+    CHAT_CFG_MONGO_URI(message_cfg_t, mongo_uri),
+    CHAT_CFG_OPS_ADDR(message_cfg_t, ops_addr),
+    CHAT_CFG_OPS_PORT(message_cfg_t, ops_port, "7420"),
     CHAT_CFG_STRING("CHAT_MESSAGE_GROUP", message_cfg_t, group, "chat-message",
                     "Kafka consumer group on chat.inbound"),
-    CHAT_CFG_STRING("CHAT_INSTANCE_ID", message_cfg_t, instance_id, "",
-                    "static group membership id, unique per instance (e.g. the pod name of a "
-                    "StatefulSet): a restart takes its partitions back at once; empty: dynamic"),
+    CHAT_CFG_INSTANCE_ID(message_cfg_t, instance_id),
     CHAT_CFG_INTEGER("CHAT_MESSAGE_BATCH", message_cfg_t, batch, "500", 1, 10000,
                      "most records handled as one batch (a poll never waits to fill it)"),
     CHAT_CFG_INTEGER("CHAT_MAX_TEXT_CHARS", message_cfg_t, max_text_chars, "4000", 1, 1000000,
@@ -62,10 +57,9 @@ static const chat_cfg_entry_t cfg_table[] = {
     CHAT_CFG_DURATION("CHAT_MESSAGE_STORE_RETRY", message_cfg_t, store_retry_ms, "60s", 0, 3600000,
                       "how long a failing MongoDB is retried before exiting (the "
                       "restart replays the uncommitted batch)"),
-    CHAT_CFG_DURATION("CHAT_CONNECT_TIMEOUT", message_cfg_t, connect_timeout_ms, "10s", 100, 600000,
-                      "how long Kafka and MongoDB may take to answer at start"),
-    CHAT_CFG_ENUM("CHAT_LOG_LEVEL", message_cfg_t, log_level, "info", "debug|info|warn|error",
-                  "minimum level of the JSON log lines on stderr"),
+    CHAT_CFG_CONNECT_TIMEOUT(message_cfg_t, connect_timeout_ms, 600000,
+                             "how long Kafka and MongoDB may take to answer at start"),
+    CHAT_CFG_LOG_LEVEL(message_cfg_t, log_level),
     CHAT_CFG_END};
 
 /* Everything the running service holds; released in reverse order by service_stop. */
@@ -239,22 +233,10 @@ int main(int argc, char **argv)
 {
     chat_log_init("message", CHAT_LOG_INFO);
     message_cfg_t cfg = {0};
-    switch (chat_cfg_load(cfg_table, &cfg, argc, argv, PROGRAM, SUMMARY)) {
-    case CHAT_CFG_LOADED:
-        break;
-    case CHAT_CFG_HELP:
-        chat_cfg_free(cfg_table, &cfg);
-        return 0;
-    case CHAT_CFG_FAILED:
-        chat_cfg_free(cfg_table, &cfg);
-        return 1;
-    }
-    chat_log_level_t level = CHAT_LOG_INFO;
-    chat_log_level_parse(cfg.log_level, &level);
-    chat_log_set_level(level);
-    chat_cfg_log(cfg_table, &cfg);
-    chat_signals_install();
-
+    chat_cfg_result_t loaded =
+        chat_service_configure(cfg_table, &cfg, argc, argv, PROGRAM, SUMMARY);
+    if (loaded != CHAT_CFG_LOADED)
+        return loaded == CHAT_CFG_HELP ? 0 : 1;
     service_t s = {0};
     atomic_init(&s.ready, false);
     int rc = service_start(&s, &cfg) ? service_loop(&s, &cfg) : 1;

@@ -10,8 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "common/clock.h"
 #include "common/codec.h"
 #include "common/log.h"
 #include "common/names.h"
@@ -95,27 +95,23 @@ struct message_pipeline {
 
 /* ---- environment defaults ---- */
 
+/* The real clock and sleep behind the env's function pointers (they take the test's ctx). */
 static int64_t real_wall_ms(void *ctx)
 {
     (void)ctx;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return chat_clock_wall_ms();
 }
 
 static int64_t real_monotonic_ms(void *ctx)
 {
     (void)ctx;
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return chat_clock_mono_ms();
 }
 
 static void real_sleep_ms(void *ctx, int64_t ms)
 {
     (void)ctx;
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000};
-    nanosleep(&ts, NULL);
+    chat_clock_sleep_ms(ms);
 }
 
 static void real_new_id(void *ctx, char id[MESSAGE_ID_LEN + 1])

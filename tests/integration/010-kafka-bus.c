@@ -9,9 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "common/bus.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/metrics.h"
 #include "tests/support/stack.h"
@@ -22,13 +22,6 @@
 #define NKEYS 7
 
 static const char *brokers;
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Creates a fresh topic and returns once brokers show it (topics_ensure waits). */
 static void topic_make(char *name, size_t len, const char *prefix, int partitions)
@@ -56,7 +49,7 @@ static void on_delivery(void *ud, void *opaque, chat_err_t err, const char *reas
     delivery_t *d = ud;
     int i = (int)((intptr_t)opaque - 1);
     if (d->slow)
-        nanosleep(&(struct timespec){.tv_nsec = 2000000}, NULL);
+        chat_clock_sleep_ms(2);
     pthread_mutex_lock(&d->lock);
     d->calls++;
     if (err != CHAT_OK) {
@@ -146,9 +139,9 @@ static void seen_add(seen_t *s, const chat_bus_record_t *r)
  * commit, commits each batch synchronously after recording it. */
 static void consume_until(chat_bus_consumer_t *c, seen_t *s, int want, int timeout_ms, bool commit)
 {
-    int64_t deadline = now_ms() + timeout_ms;
+    int64_t deadline = chat_clock_mono_ms() + timeout_ms;
     chat_bus_record_t recs[32];
-    while (s->n < want && now_ms() < deadline) {
+    while (s->n < want && chat_clock_mono_ms() < deadline) {
         size_t max = (size_t)(want - s->n) < 32 ? (size_t)(want - s->n) : 32;
         size_t n = chat_bus_consumer_poll(c, recs, max, 200);
         ck_assert_uint_le(n, max);
@@ -403,8 +396,8 @@ static bool poll_until(chat_bus_consumer_t *c1, chat_bus_consumer_t *c2,
                        const owner_t *o2)
 {
     chat_bus_record_t recs[8];
-    int64_t deadline = now_ms() + WAIT_MS;
-    while (!cond(o1, o2) && now_ms() < deadline) {
+    int64_t deadline = chat_clock_mono_ms() + WAIT_MS;
+    while (!cond(o1, o2) && chat_clock_mono_ms() < deadline) {
         size_t n = chat_bus_consumer_poll(c1, recs, 8, 100);
         chat_bus_records_release(recs, n);
         if (c2 != NULL) {
@@ -530,18 +523,18 @@ START_TEST(test_flush_waits_for_reports)
         d->slow = true;
         produce_range(p, topic, CHAT_BUS_PARTITION_ANY, 0, 60);
         ck_assert_int_gt(chat_bus_producer_outstanding(p), 0);
-        int64_t start = now_ms();
+        int64_t start = chat_clock_mono_ms();
         ck_assert_int_eq(chat_bus_producer_flush(p, WAIT_MS), CHAT_OK);
-        ck_assert_int_lt(now_ms() - start, 1900);
+        ck_assert_int_lt(chat_clock_mono_ms() - start, 1900);
         ck_assert_int_eq(delivery_calls(d), 60);
         ck_assert_int_eq(d->failures, 0);
         ck_assert_int_eq(chat_bus_producer_outstanding(p), 0);
         if (!thread)
             ck_assert_int_eq(chat_bus_producer_poll(p, 0), 0);
         /* Destroy has nothing left to wait for. */
-        start = now_ms();
+        start = chat_clock_mono_ms();
         chat_bus_producer_destroy(p);
-        ck_assert_int_lt(now_ms() - start, 1000);
+        ck_assert_int_lt(chat_clock_mono_ms() - start, 1000);
         free(d);
     }
 }

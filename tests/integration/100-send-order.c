@@ -6,8 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "common/clock.h"
 #include "tests/support/chat.h"
 #include "tests/support/stack.h"
 #include "tools/client/client_frames.h"
@@ -16,13 +16,6 @@
 #define LATENCY_COUNT 1000
 #define LATENCY_SENDERS 8 /* connections share the sends: each stays under the rate limit */
 #define QUIET_MS 500      /* how long "nothing more arrives" is watched */
-
-static int64_t now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 /* What the sender learnt from the acks. */
 typedef struct sent {
@@ -153,11 +146,11 @@ START_TEST(test_latency_send_to_other_gateway)
         snprintf(cid, sizeof cid, "lat-%zu", i);
         snprintf(text, sizeof text, "latency probe %zu", i);
         chat_tc_pace(s);
-        int64_t t0 = now_us();
+        int64_t t0 = chat_clock_mono_us();
         chat_tc_send_frame(s, chat_client_frame_send(room, cid, text));
         cJSON *m = chat_tc_wait_for(r, "msg", "text", text, CHAT_TC_TIMEOUT_MS);
         ck_assert_msg(m != NULL, "probe %zu did not arrive on the other gateway", i);
-        lat_us[i] = now_us() - t0;
+        lat_us[i] = chat_clock_mono_us() - t0;
         ck_assert_int_eq(chat_json_int(m, "seq"), (int64_t)i + 1);
         cJSON_Delete(m);
     }

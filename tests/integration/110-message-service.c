@@ -18,12 +18,12 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <mongoc/mongoc.h>
 
 #include "common/bus.h"
+#include "common/clock.h"
 #include "common/codec.h"
 #include "tests/support/stack.h"
 
@@ -56,13 +56,6 @@ static struct {
     size_t nevents;
     mongoc_client_t *mongo;
 } it;
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int free_port(void)
 {
@@ -124,13 +117,14 @@ static void service_start(void)
         execl(it.binary, it.binary, (char *)NULL);
         _exit(127);
     }
-    int64_t deadline = now_ms() + 60000;
+    int64_t deadline = chat_clock_mono_ms() + 60000;
     while (!file_contains(path, "\"partitions assigned\"")) {
         int status;
         ck_assert_msg(waitpid(it.pid, &status, WNOHANG) == 0,
                       "chat-message exited at start; see %s", path);
-        ck_assert_msg(now_ms() < deadline, "chat-message got no partitions in 60 s; see %s", path);
-        usleep(50000);
+        ck_assert_msg(chat_clock_mono_ms() < deadline,
+                      "chat-message got no partitions in 60 s; see %s", path);
+        chat_clock_sleep_ms(50);
     }
 }
 
@@ -148,7 +142,7 @@ static void on_messages_rebalance(void *ud, bool assigned, const chat_bus_tp_t *
 static void collect(int ms)
 {
     chat_bus_record_t recs[256];
-    int64_t deadline = now_ms() + ms;
+    int64_t deadline = chat_clock_mono_ms() + ms;
     do {
         size_t n = chat_bus_consumer_poll(it.consumer, recs, 256, 50);
         for (size_t i = 0; i < n; i++) {
@@ -168,7 +162,7 @@ static void collect(int ms)
             chat_event_clear(&ev);
         }
         chat_bus_records_release(recs, n);
-    } while (now_ms() < deadline);
+    } while (chat_clock_mono_ms() < deadline);
 }
 
 static void produce_send(const char *room, const char *cid, const char *text, const char *conn)
@@ -278,9 +272,9 @@ static void group_start_at_end(void)
     chat_bus_consumer_t *consumer;
     ck_assert_int_eq(chat_bus_consumer_new(&cc, &consumer), CHAT_OK);
     chat_bus_record_t recs[64];
-    int64_t deadline = now_ms() + 60000;
+    int64_t deadline = chat_clock_mono_ms() + 60000;
     while (!assigned) {
-        ck_assert_msg(now_ms() < deadline, "no chat.inbound partitions for the group");
+        ck_assert_msg(chat_clock_mono_ms() < deadline, "no chat.inbound partitions for the group");
         chat_bus_records_release(recs, chat_bus_consumer_poll(consumer, recs, 64, 100));
     }
     chat_bus_record_t *ends = calloc((size_t)partitions, sizeof *ends);
@@ -319,10 +313,10 @@ static size_t msgs_with_cid_prefix(const char *room, int n)
 /* Waits until room has a msg for each of c1..cn. */
 static void wait_msgs(const char *room, int n, int timeout_ms)
 {
-    int64_t deadline = now_ms() + timeout_ms;
+    int64_t deadline = chat_clock_mono_ms() + timeout_ms;
     while (msgs_with_cid_prefix(room, n) < (size_t)n) {
-        ck_assert_msg(now_ms() < deadline, "room %s: %zu of %d messages published", room,
-                      msgs_with_cid_prefix(room, n), n);
+        ck_assert_msg(chat_clock_mono_ms() < deadline, "room %s: %zu of %d messages published",
+                      room, msgs_with_cid_prefix(room, n), n);
         collect(200);
     }
 }
@@ -449,9 +443,9 @@ static void setup(void)
                                    .auto_offset_reset = "latest",
                                    .connect_timeout_ms = 10000};
     ck_assert_int_eq(chat_bus_consumer_new(&cc, &it.consumer), CHAT_OK);
-    int64_t deadline = now_ms() + 60000;
+    int64_t deadline = chat_clock_mono_ms() + 60000;
     while (!it.consumer_assigned) {
-        ck_assert_msg(now_ms() < deadline, "chat.messages reader got no partitions");
+        ck_assert_msg(chat_clock_mono_ms() < deadline, "chat.messages reader got no partitions");
         collect(100);
     }
     group_start_at_end();
@@ -506,9 +500,9 @@ START_TEST(test_resend_gets_original_ack)
     produce_send(room, "c1", "first, again", "conn-b"); /* e.g. after a reconnect */
     flush_sends();
     const seen_event_t *ack = NULL;
-    int64_t deadline = now_ms() + 30000;
+    int64_t deadline = chat_clock_mono_ms() + 30000;
     while (ack == NULL) {
-        ck_assert_msg(now_ms() < deadline, "no ack for the resend");
+        ck_assert_msg(chat_clock_mono_ms() < deadline, "no ack for the resend");
         collect(200);
         for (size_t i = 0; i < it.nevents && ack == NULL; i++)
             if (it.events[i].type == CHAT_EV_ACK && strcmp(it.events[i].room, room) == 0 &&
@@ -564,9 +558,9 @@ START_TEST(test_kill9_mid_stream)
     }
     flush_sends();
     /* If publishing lagged behind the stream, kill it while it is still catching up. */
-    int64_t deadline = now_ms() + 60000;
+    int64_t deadline = chat_clock_mono_ms() + 60000;
     while (kills < 2) {
-        ck_assert_msg(now_ms() < deadline, "the service does not publish");
+        ck_assert_msg(chat_clock_mono_ms() < deadline, "the service does not publish");
         collect(2);
         if (msgs_with_cid_prefix(room, KILL_STREAM) >= (size_t)(kills + 1) * KILL_STREAM / 3) {
             kill_and_restart();
@@ -651,13 +645,13 @@ START_TEST(test_stored_rooms_first_touch_and_resend)
             ck_assert_int_eq(docs[k].seq, (int64_t)k + 1);
     }
     const seen_event_t *ack = NULL;
-    int64_t deadline = now_ms() + 30000;
+    int64_t deadline = chat_clock_mono_ms() + 30000;
     while (ack == NULL) {
         for (size_t i = 0; i < it.nevents && ack == NULL; i++)
             if (it.events[i].type == CHAT_EV_ACK && strcmp(it.events[i].conn, "conn-r") == 0)
                 ack = &it.events[i];
         if (ack == NULL) {
-            ck_assert_msg(now_ms() < deadline, "no ack for the resend");
+            ck_assert_msg(chat_clock_mono_ms() < deadline, "no ack for the resend");
             collect(200);
         }
     }

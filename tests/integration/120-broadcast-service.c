@@ -16,12 +16,12 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
 
 #include "common/bus.h"
+#include "common/clock.h"
 #include "common/redis.h"
 #include "tests/support/stack.h"
 
@@ -43,25 +43,6 @@ static pid_t service = -1;
 static int ops_port;
 static chat_redis_t *redis;
 static chat_bus_producer_t *producer;
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int ms)
-{
-    nanosleep(&(struct timespec){.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L}, NULL);
-}
 
 /* A TCP port that was free a moment ago. */
 static int free_port(void)
@@ -131,13 +112,13 @@ static pid_t spawn(const char *const *env, int stderr_fd)
  * (SIGKILL) because it did not exit in time. */
 static int wait_exit(pid_t pid, int timeout_ms)
 {
-    int64_t deadline = mono_ms() + timeout_ms;
+    int64_t deadline = chat_clock_mono_ms() + timeout_ms;
     int status;
-    while (mono_ms() < deadline) {
+    while (chat_clock_mono_ms() < deadline) {
         pid_t r = waitpid(pid, &status, WNOHANG);
         if (r == pid)
             return status;
-        sleep_ms(50);
+        chat_clock_sleep_ms(50);
     }
     kill(pid, SIGKILL);
     waitpid(pid, &status, 0);
@@ -207,7 +188,7 @@ static void produce_msg(const char *r, int seq, const char *gw, const char *conn
              "{\"v\":1,\"type\":\"msg\",\"tenant\":\"%s\",\"room\":\"%s\",\"seq\":%d,"
              "\"id\":\"65f1c0ffee0123456789ab%02x\",\"from\":\"alice\",\"text\":\"text %d\","
              "\"ts\":%lld,\"cid\":\"c-%d\"%s}",
-             tenant, r, seq, seq, seq, (long long)wall_ms(), seq, origin);
+             tenant, r, seq, seq, seq, (long long)chat_clock_wall_ms(), seq, origin);
     produce(r, json);
 }
 
@@ -218,7 +199,7 @@ static void produce_ack(const char *r, int seq, const char *gw, const char *conn
              "{\"v\":1,\"type\":\"ack\",\"tenant\":\"%s\",\"room\":\"%s\",\"seq\":%d,"
              "\"id\":\"65f1c0ffee0123456789ab%02x\",\"ts\":%lld,\"cid\":\"c-%d\","
              "\"origin\":{\"gw\":\"%s\",\"conn\":\"%s\"}}",
-             tenant, r, seq, seq, (long long)wall_ms(), seq, gw, conn);
+             tenant, r, seq, seq, (long long)chat_clock_wall_ms(), seq, gw, conn);
     produce(r, json);
 }
 
@@ -310,11 +291,11 @@ static int seen_total(const seen_t *s)
 static void deliver_collect(seen_t *s, int total)
 {
     memset(s, 0, sizeof *s);
-    int64_t deadline = mono_ms() + WAIT_MS;
-    while (seen_total(s) < total && mono_ms() < deadline)
+    int64_t deadline = chat_clock_mono_ms() + WAIT_MS;
+    while (seen_total(s) < total && chat_clock_mono_ms() < deadline)
         deliver_poll(s, 400);
-    int64_t quiet = mono_ms() + QUIET_MS;
-    while (mono_ms() < quiet)
+    int64_t quiet = chat_clock_mono_ms() + QUIET_MS;
+    while (chat_clock_mono_ms() < quiet)
         deliver_poll(s, 400);
 }
 
@@ -410,11 +391,11 @@ static void service_start(const char *url)
         NULL};
     service = spawn(env, -1);
     char body[256];
-    int64_t deadline = mono_ms() + 60000;
+    int64_t deadline = chat_clock_mono_ms() + 60000;
     while (readyz(body, sizeof body) != 200) {
         ck_assert_msg(waitpid(service, NULL, WNOHANG) == 0, "chat-broadcast exited at start");
-        ck_assert_msg(mono_ms() < deadline, "chat-broadcast not ready: %s", body);
-        sleep_ms(100);
+        ck_assert_msg(chat_clock_mono_ms() < deadline, "chat-broadcast not ready: %s", body);
+        chat_clock_sleep_ms(100);
     }
 }
 
@@ -488,7 +469,7 @@ static void private_redis_start(void)
         _exit(127);
     }
     private_redis = pid;
-    int64_t deadline = mono_ms() + WAIT_MS;
+    int64_t deadline = chat_clock_mono_ms() + WAIT_MS;
     for (;;) {
         chat_redis_t *probe = NULL;
         if (chat_redis_connect(private_redis_url, 1000, &probe) == CHAT_OK &&
@@ -498,8 +479,8 @@ static void private_redis_start(void)
         }
         chat_redis_free(probe);
         ck_assert_msg(waitpid(pid, NULL, WNOHANG) == 0, "redis-server exited");
-        ck_assert_msg(mono_ms() < deadline, "redis-server did not start");
-        sleep_ms(100);
+        ck_assert_msg(chat_clock_mono_ms() < deadline, "redis-server did not start");
+        chat_clock_sleep_ms(100);
     }
 }
 
@@ -540,7 +521,7 @@ static void outage_teardown(void)
 
 START_TEST(test_routing)
 {
-    int64_t now = wall_ms();
+    int64_t now = chat_clock_wall_ms();
     follow(tenant, room, 1, now + 600000);
     follow(tenant, room, 3, now + 600000);
     follow(tenant, room, 2, now - 1000); /* expired: gets nothing */
@@ -608,9 +589,9 @@ START_TEST(test_routing)
 
     /* Counted once the batch is done: poll the metrics for a moment. */
     char body[1 << 16];
-    int64_t deadline = mono_ms() + 10000;
+    int64_t deadline = chat_clock_mono_ms() + 10000;
     bool ok = false;
-    while (!ok && mono_ms() < deadline) {
+    while (!ok && chat_clock_mono_ms() < deadline) {
         ck_assert_int_eq(http_get(ops_port, "/metrics", body, sizeof body), 200);
         ok = strstr(body, "\nchat_broadcast_invalid_records_total 1\n") != NULL &&
              strstr(body, "\nchat_broadcast_skipped_total{reason=\"unknown_gateway\"} 1\n") &&
@@ -619,7 +600,7 @@ START_TEST(test_routing)
              strstr(body, "\nchat_broadcast_deliveries_total{frame=\"ack\"} 4\n") &&
              strstr(body, "\nchat_broadcast_deliveries_total{frame=\"error\"} 1\n");
         if (!ok)
-            sleep_ms(100);
+            chat_clock_sleep_ms(100);
     }
     ck_assert_msg(ok, "metrics do not show the batch:\n%s", body);
 }
@@ -630,7 +611,7 @@ START_TEST(test_registration_seen_by_next_batch)
     /* Redis is read per batch: a gateway that registers now gets the very next message. */
     char r[64];
     chat_test_unique(r, sizeof r, "late");
-    follow(tenant, r, 1, wall_ms() + 600000);
+    follow(tenant, r, 1, chat_clock_wall_ms() + 600000);
     produce_msg(r, 1, NULL, NULL);
     flush();
     seen_t *s = &seen;
@@ -638,7 +619,7 @@ START_TEST(test_registration_seen_by_next_batch)
     ck_assert_int_eq(s->n[1], 1);
     ck_assert_int_eq(s->n[2], 0);
 
-    follow(tenant, r, 2, wall_ms() + 600000);
+    follow(tenant, r, 2, chat_clock_wall_ms() + 600000);
     produce_msg(r, 2, NULL, NULL);
     flush();
     deliver_collect(s, 2);
@@ -662,7 +643,7 @@ START_TEST(test_redis_outage_retried)
 {
     /* Redis goes away: the batch waits (not skipped, not committed), /readyz says so, and
      * once Redis is back the message reaches its gateway. */
-    follow(tenant, room, 1, wall_ms() + 600000);
+    follow(tenant, room, 1, chat_clock_wall_ms() + 600000);
     produce_msg(room, 1, NULL, NULL);
     flush();
     deliver_collect(&seen, 1);
@@ -672,10 +653,10 @@ START_TEST(test_redis_outage_retried)
     produce_msg(room, 2, NULL, NULL);
     flush();
     char reason[256];
-    int64_t deadline = mono_ms() + WAIT_MS;
+    int64_t deadline = chat_clock_mono_ms() + WAIT_MS;
     while (readyz(reason, sizeof reason) != 503) {
-        ck_assert_msg(mono_ms() < deadline, "/readyz still ready with Redis down");
-        sleep_ms(100);
+        ck_assert_msg(chat_clock_mono_ms() < deadline, "/readyz still ready with Redis down");
+        chat_clock_sleep_ms(100);
     }
     ck_assert_msg(strstr(reason, "redis") != NULL, "/readyz reason: %s", reason);
     deliver_collect(&seen, 0);

@@ -6,8 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "common/clock.h"
 #include "tests/support/chat.h"
 #include "tests/support/stack.h"
 #include "tools/client/client_frames.h"
@@ -21,13 +21,6 @@
 #define ISSUE_EVERY_MS 120 /* per sender; under the rate limit with resends on top */
 #define DEADLINE_MS 180000
 #define SERVICE "50-message"
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 typedef struct pending_msg {
     char cid[32];
@@ -62,7 +55,7 @@ static void restore_message_service(void)
 static void send_msg(sender_t *s, pending_msg_t *m)
 {
     chat_tc_send_frame(s->c, chat_client_frame_send(room, m->cid, m->text));
-    m->last_send_ms = now_ms();
+    m->last_send_ms = chat_clock_mono_ms();
     m->sends++;
 }
 
@@ -230,11 +223,11 @@ START_TEST(test_kill_message_service_mid_stream)
             snprintf(s->msgs[i].text, sizeof s->msgs[i].text, "%s says %zu", user, i);
         }
     }
-    int64_t start = now_ms(), killed_at = -1;
+    int64_t start = chat_clock_mono_ms(), killed_at = -1;
     bool restarted = false;
     int64_t last_watched = 0;
     while (total_acked() < TOTAL) {
-        int64_t now = now_ms();
+        int64_t now = chat_clock_mono_ms();
         ck_assert_msg(now - start < DEADLINE_MS, "only %zu of %d messages acked in time",
                       total_acked(), TOTAL);
         for (size_t k = 0; k < SENDERS; k++) {
@@ -243,7 +236,7 @@ START_TEST(test_kill_message_service_mid_stream)
         }
         if (killed_at < 0 && total_issued() >= KILL_AFTER) {
             chat_test_service_kill9(SERVICE);
-            killed_at = now_ms();
+            killed_at = chat_clock_mono_ms();
             printf("message service killed after %zu sends (%zu acked)\n", total_issued(),
                    total_acked());
         }
@@ -251,7 +244,8 @@ START_TEST(test_kill_message_service_mid_stream)
             chat_test_stack_up();
             ck_assert(chat_test_wait_ready(chat_test_ops_port_message(), 60000));
             restarted = true;
-            printf("message service restarted after %lld ms\n", (long long)(now_ms() - killed_at));
+            printf("message service restarted after %lld ms\n",
+                   (long long)(chat_clock_mono_ms() - killed_at));
         }
         watch(watcher, &last_watched, 20);
     }
@@ -262,9 +256,9 @@ START_TEST(test_kill_message_service_mid_stream)
             resends += senders[k].msgs[i].sends - 1;
     }
     printf("%d messages acked %lld ms after the kill, with %d resends\n", TOTAL,
-           (long long)(now_ms() - killed_at), resends);
+           (long long)(chat_clock_mono_ms() - killed_at), resends);
     ck_assert_msg(resends > 0, "the outage did not hit any send: the test proved nothing");
-    while (last_watched < TOTAL && now_ms() - start < DEADLINE_MS)
+    while (last_watched < TOTAL && chat_clock_mono_ms() - start < DEADLINE_MS)
         watch(watcher, &last_watched, 100);
     ck_assert_int_eq(last_watched, TOTAL);
     watch(watcher, &last_watched, 1000); /* fails on any repeat */

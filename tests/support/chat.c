@@ -21,6 +21,7 @@
 
 #include <openssl/rand.h>
 
+#include "common/clock.h"
 #include "tests/support/stack.h"
 #include "tools/client/chat_token.h"
 #include "tools/client/client_frames.h"
@@ -170,7 +171,7 @@ void chat_test_service_kill9(const char *name)
     ck_assert_msg(pid > 0, "service %s does not run", name);
     ck_assert_int_eq(kill(pid, SIGKILL), 0);
     for (int i = 0; i < 1000 && process_alive(pid); i++)
-        usleep(10 * 1000);
+        chat_clock_sleep_ms(10);
     ck_assert_msg(!process_alive(pid), "service %s (pid %d) survived kill -9", name, pid);
 }
 
@@ -210,26 +211,14 @@ static bool readyz_once(int port)
     return ok && strncmp(resp, "HTTP/1.", 7) == 0 && strncmp(resp + 8, " 200", 4) == 0;
 }
 
-static int64_t mono_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static int64_t mono_ms(void)
-{
-    return mono_us() / 1000;
-}
-
 bool chat_test_wait_ready(int port, int timeout_ms)
 {
-    int64_t deadline = mono_ms() + timeout_ms;
+    int64_t deadline = chat_clock_mono_ms() + timeout_ms;
     do {
         if (readyz_once(port))
             return true;
-        usleep(100 * 1000);
-    } while (mono_ms() < deadline);
+        chat_clock_sleep_ms(100);
+    } while (chat_clock_mono_ms() < deadline);
     return false;
 }
 
@@ -361,9 +350,8 @@ static cJSON *queue_take(chat_tc_t *c, size_t i)
 static cJSON *receive_frame(chat_tc_t *c, int64_t deadline)
 {
     while (!c->closed) {
-        int64_t left = deadline - mono_ms();
         chat_ws_msg_t m;
-        chat_err_t rc = chat_ws_recv(c->ws, left < 0 ? 0 : (int)left, &m);
+        chat_err_t rc = chat_ws_recv(c->ws, chat_clock_remaining_ms(deadline), &m);
         if (rc == CHAT_ERR_TIMEOUT)
             return NULL;
         ck_assert_msg(rc == CHAT_OK, "%s: receive failed: %s (%s)", c->user, chat_err_str(rc),
@@ -394,7 +382,7 @@ static cJSON *wait_match(chat_tc_t *c, frame_match_fn fn, const void *ctx, int t
         if (fn(c->queue[i], ctx))
             return queue_take(c, i);
     }
-    int64_t deadline = mono_ms() + timeout_ms;
+    int64_t deadline = chat_clock_mono_ms() + timeout_ms;
     cJSON *f;
     while ((f = receive_frame(c, deadline)) != NULL) {
         if (fn(f, ctx))
@@ -475,7 +463,7 @@ void chat_tc_ignore(chat_tc_t *c, const char *type)
 
 int chat_tc_wait_close(chat_tc_t *c, int timeout_ms, char *reason, size_t reason_len)
 {
-    int64_t deadline = mono_ms() + timeout_ms;
+    int64_t deadline = chat_clock_mono_ms() + timeout_ms;
     cJSON *f;
     while (!c->closed && (f = receive_frame(c, deadline)) != NULL)
         queue_push(c, f);
@@ -577,7 +565,7 @@ void chat_tc_pace(chat_tc_t *c)
     if (c->rate <= 0 || c->last_send_us == 0)
         return;
     int64_t due = c->last_send_us + (int64_t)(1e6 / c->rate);
-    int64_t now = mono_us();
+    int64_t now = chat_clock_mono_us();
     if (due > now)
         usleep((useconds_t)(due - now));
 }
@@ -585,7 +573,7 @@ void chat_tc_pace(chat_tc_t *c)
 bool chat_tc_try_send_text(chat_tc_t *c, const char *text)
 {
     chat_tc_pace(c);
-    c->last_send_us = mono_us();
+    c->last_send_us = chat_clock_mono_us();
     return chat_ws_send_text(c->ws, text, strlen(text)) == CHAT_OK;
 }
 

@@ -6,9 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "common/bus.h"
+#include "common/clock.h"
 #include "common/config.h"
 #include "common/jwt.h"
 #include "common/log.h"
@@ -26,14 +26,10 @@ typedef struct admin_cfg {
 } admin_cfg_t;
 
 static const chat_cfg_entry_t admin_cfg_table[] = {
-    CHAT_CFG_STRING("CHAT_KAFKA_BROKERS", admin_cfg_t, kafka_brokers, "127.0.0.1:7400",
-                    "Kafka bootstrap servers (host:port,...)"),
-    CHAT_CFG_STRING("CHAT_MONGO_URI", admin_cfg_t, mongo_uri, "mongodb://127.0.0.1:7402/chat",
-                    "MongoDB connection string; its path names the database"),
-    CHAT_CFG_STRING("CHAT_REDIS_URL", admin_cfg_t, redis_url, "redis://127.0.0.1:7403/0",
-                    "Redis URL redis://[:password@]host:port[/db]"),
-    CHAT_CFG_ENUM("CHAT_LOG_LEVEL", admin_cfg_t, log_level, "info", "debug|info|warn|error",
-                  "minimum level of log lines on stderr"),
+    CHAT_CFG_KAFKA_BROKERS(admin_cfg_t, kafka_brokers),
+    CHAT_CFG_MONGO_URI(admin_cfg_t, mongo_uri),
+    CHAT_CFG_REDIS_URL(admin_cfg_t, redis_url),
+    CHAT_CFG_LOG_LEVEL(admin_cfg_t, log_level),
     CHAT_CFG_END,
 };
 
@@ -128,16 +124,9 @@ static chat_err_t wait_mongo(const admin_cfg_t *cfg, int timeout_ms)
     return rc;
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static chat_err_t wait_redis(const admin_cfg_t *cfg, int timeout_ms)
 {
-    int64_t deadline = now_ms() + timeout_ms;
+    int64_t deadline = chat_clock_mono_ms() + timeout_ms;
     chat_err_t rc;
     do {
         chat_redis_t *r;
@@ -148,8 +137,8 @@ static chat_err_t wait_redis(const admin_cfg_t *cfg, int timeout_ms)
         }
         if (rc == CHAT_OK || rc == CHAT_ERR_CONFIG)
             return rc;
-        usleep(200 * 1000);
-    } while (now_ms() < deadline);
+        chat_clock_sleep_ms(200);
+    } while (chat_clock_mono_ms() < deadline);
     return CHAT_ERR_TIMEOUT;
 }
 

@@ -17,11 +17,12 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+
+#include "common/clock.h"
 
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 #define WS_HANDSHAKE_MAX 16384 /* a longer answer header is not a WebSocket server's */
@@ -56,28 +57,16 @@ typedef enum ws_parse { WS_PARSE_OK, WS_PARSE_MORE, WS_PARSE_BAD } ws_parse_t;
 
 typedef enum ws_fill { WS_FILL_DATA, WS_FILL_EOF, WS_FILL_TIMEOUT, WS_FILL_ERROR } ws_fill_t;
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Deadline for a timeout in ms; -1 means none. */
 static int64_t deadline_after(int timeout_ms)
 {
-    return timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+    return timeout_ms < 0 ? -1 : chat_clock_mono_ms() + timeout_ms;
 }
 
-/* Milliseconds left until deadline for poll(): -1 without deadline, 0 once passed. */
-static int remaining_ms(int64_t deadline)
+/* Timeout for poll() until deadline: -1 without deadline, 0 once passed. */
+static int poll_timeout_ms(int64_t deadline)
 {
-    if (deadline < 0)
-        return -1;
-    int64_t left = deadline - now_ms();
-    if (left <= 0)
-        return 0;
-    return left > INT32_MAX ? INT32_MAX : (int)left;
+    return deadline < 0 ? -1 : chat_clock_remaining_ms(deadline);
 }
 
 static void set_err(char *buf, size_t len, const char *fmt, ...)
@@ -235,7 +224,7 @@ static ws_fill_t fill(chat_ws_t *ws, int64_t deadline, size_t want)
     }
     for (;;) {
         struct pollfd pfd = {.fd = ws->fd, .events = POLLIN};
-        int pr = poll(&pfd, 1, remaining_ms(deadline));
+        int pr = poll(&pfd, 1, poll_timeout_ms(deadline));
         if (pr < 0 && errno == EINTR)
             continue;
         if (pr < 0) {
@@ -419,7 +408,7 @@ static int connect_addr(const struct addrinfo *ai, int64_t deadline, bool *timed
         struct pollfd pfd = {.fd = fd, .events = POLLOUT};
         int pr;
         do
-            pr = poll(&pfd, 1, remaining_ms(deadline));
+            pr = poll(&pfd, 1, poll_timeout_ms(deadline));
         while (pr < 0 && errno == EINTR);
         int soerr = 0;
         socklen_t sl = sizeof soerr;
@@ -471,7 +460,7 @@ chat_err_t chat_ws_connect(const char *url, int timeout_ms, chat_ws_t **out, cha
         return timed_out ? CHAT_ERR_TIMEOUT : CHAT_ERR_IO;
     char host[300];
     snprintf(host, sizeof host, strchr(u.host, ':') ? "[%s]:%s" : "%s:%s", u.host, u.port);
-    int left = deadline < 0 ? -1 : remaining_ms(deadline);
+    int left = poll_timeout_ms(deadline);
     return chat_ws_attach(fd, host, u.path, left, out, errbuf, errlen);
 }
 

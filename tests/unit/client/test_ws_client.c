@@ -8,9 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "tools/client/ws_client.h"
 
 /* How the fake server answers the handshake. */
@@ -201,13 +201,6 @@ static client_frame_t read_client_frame(int fd)
     return f;
 }
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 START_TEST(test_accept_key_rfc_example)
 {
     char out[CHAT_WS_ACCEPT_LEN + 1];
@@ -282,9 +275,9 @@ START_TEST(test_handshake_failures)
     close(srv);
     ck_assert_int_eq(open_fake(FAKE_HANG_UP, NULL, 0, 2000, &ws, &srv, NULL), CHAT_ERR_IO);
     close(srv);
-    int64_t t0 = mono_ms();
+    int64_t t0 = chat_clock_mono_ms();
     ck_assert_int_eq(open_fake(FAKE_SILENT, NULL, 0, 200, &ws, &srv, NULL), CHAT_ERR_TIMEOUT);
-    int64_t took = mono_ms() - t0;
+    int64_t took = chat_clock_mono_ms() - t0;
     ck_assert_msg(took >= 190 && took < 2000, "timeout took %lld ms", (long long)took);
     close(srv);
 }

@@ -1,0 +1,37 @@
+/* Shared start-up of the services (see service.h): configuration, log level, the
+ * configuration log line and signals, in the order every service needs them. */
+#include "common/service.h"
+
+#include <string.h>
+
+#include "common/log.h"
+#include "common/signals.h"
+
+/* The level named by the table's CHAT_LOG_LEVEL entry; info without one. The entry is an
+ * ENUM of the level names, so a loaded value always parses. */
+static chat_log_level_t configured_level(const chat_cfg_entry_t *table, const void *cfg)
+{
+    chat_log_level_t level = CHAT_LOG_INFO;
+    for (const chat_cfg_entry_t *e = table; e->name != NULL; e++) {
+        if (strcmp(e->name, "CHAT_LOG_LEVEL") == 0) {
+            const char *name = *(char *const *)((const char *)cfg + e->offset);
+            chat_log_level_parse(name, &level);
+            break;
+        }
+    }
+    return level;
+}
+
+chat_cfg_result_t chat_service_configure(const chat_cfg_entry_t *table, void *cfg, int argc,
+                                         char **argv, const char *program, const char *summary)
+{
+    chat_cfg_result_t res = chat_cfg_load(table, cfg, argc, argv, program, summary);
+    if (res != CHAT_CFG_LOADED) {
+        chat_cfg_free(table, cfg);
+        return res;
+    }
+    chat_log_set_level(configured_level(table, cfg));
+    chat_cfg_log(table, cfg);
+    chat_signals_install();
+    return CHAT_CFG_LOADED;
+}
