@@ -30,7 +30,7 @@ static const char usage_text[] =
     "                         first room joined\n"
     "  --since N              join with since N (last seq held): missed messages follow\n"
     "  --json                 print frames as the raw JSON the server sent\n"
-    "  --wait SECONDS         after stdin ends, wait this long for outstanding acks\n"
+    "  --wait SECONDS         after stdin ends, wait this long for unanswered requests\n"
     "                         (default 10)\n"
     "  -h, --help             this text\n"
     "\n"
@@ -54,7 +54,7 @@ static const char usage_text[] =
     "  0  stdin ended (or /quit) and every send was answered (ack, or an error printed)\n"
     "  1  the connection failed or the server closed it (code and reason on stderr)\n"
     "  2  bad command line\n"
-    "  3  some sends were still unanswered after --wait seconds\n";
+    "  3  some requests were still unanswered after --wait seconds\n";
 
 void chat_cli_usage(FILE *f)
 {

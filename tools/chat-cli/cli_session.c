@@ -1,6 +1,6 @@
 /* The session loop of chat-cli: poll() over stdin and the WebSocket, one line of output per
- * frame, and bookkeeping of the cids still waiting for their ack so that the end of stdin
- * does not drop messages in flight. */
+ * frame, and bookkeeping of the requests still waiting for their answer so that the end of
+ * stdin does not drop messages or answers in flight. */
 #include "tools/chat-cli/cli_session.h"
 
 #include <errno.h>
@@ -9,11 +9,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
 
+#include "common/clock.h"
 #include "tools/chat-cli/cli_commands.h"
 #include "tools/client/chat_token.h"
 #include "tools/client/client_frames.h"
@@ -31,7 +31,7 @@ typedef struct cli_session {
     const chat_cli_options_t *opts;
     chat_ws_t *ws;
     str_list_t rooms;   /* joined, in order: the first one gets the stdin lines */
-    str_list_t pending; /* cids sent and not answered yet */
+    str_list_t pending; /* requests not answered yet: "c:<cid>" sends, "r:<rid>" others */
     unsigned long next_cid;
     unsigned long next_rid;
     bool close_sent;
@@ -48,19 +48,6 @@ typedef struct frame_info {
     char rid[72];
     char room[136];
 } frame_info_t;
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int left_ms(int64_t deadline)
-{
-    int64_t left = deadline - now_ms();
-    return left < 0 ? 0 : (int)left;
-}
 
 /* ---- string lists ---- */
 
@@ -132,8 +119,16 @@ static void on_text(cli_session_t *s, const chat_ws_msg_t *m, frame_info_t *info
     copy_str(info->rid, sizeof info->rid, o, "rid");
     copy_str(info->room, sizeof info->room, o, "room");
     const cJSON *cid = cJSON_GetObjectItemCaseSensitive(o, "cid");
-    if (cJSON_IsString(cid) && (strcmp(info->type, "ack") == 0 || strcmp(info->type, "error") == 0))
-        list_remove(&s->pending, cid->valuestring);
+    char key[80];
+    if (cJSON_IsString(cid) && (strcmp(info->type, "ack") == 0 || strcmp(info->type, "error") == 0)) {
+        snprintf(key, sizeof key, "c:%s", cid->valuestring);
+        list_remove(&s->pending, key);
+    }
+    /* Every answer to a request echoes its rid (joined, left, history, error...). */
+    if (info->rid[0] != '\0') {
+        snprintf(key, sizeof key, "r:%s", info->rid);
+        list_remove(&s->pending, key);
+    }
     cJSON_Delete(o);
 }
 
@@ -190,6 +185,14 @@ static bool send_frame(cli_session_t *s, char *frame)
     return true;
 }
 
+/* Remembers a request until its answer comes: kind 'c' for a cid, 'r' for a rid. */
+static bool track(cli_session_t *s, char kind, const char *id)
+{
+    char key[80];
+    snprintf(key, sizeof key, "%c:%s", kind, id);
+    return list_find(&s->pending, key) >= 0 || list_add(&s->pending, key);
+}
+
 static bool send_message(cli_session_t *s, const char *text)
 {
     if (s->rooms.n == 0) {
@@ -198,22 +201,33 @@ static bool send_message(cli_session_t *s, const char *text)
     }
     char cid[48];
     snprintf(cid, sizeof cid, "%d-%lu", (int)getpid(), ++s->next_cid);
-    if (!list_add(&s->pending, cid))
+    if (!track(s, 'c', cid))
         return send_frame(s, NULL);
     return send_frame(s, chat_client_frame_send(s->rooms.items[0], cid, text));
 }
 
-/* Sends a frame typed by the user; a send in it is waited for like our own. */
+/* Sends a frame typed by the user; a send's cid and any rid in it are waited for like
+ * our own requests. */
 static bool send_raw(cli_session_t *s, const char *text)
 {
     cJSON *o = cJSON_Parse(text);
     const cJSON *type = cJSON_GetObjectItemCaseSensitive(o, "type");
     const cJSON *cid = cJSON_GetObjectItemCaseSensitive(o, "cid");
-    bool tracked = cJSON_IsString(type) && strcmp(type->valuestring, "send") == 0 &&
-                   cJSON_IsString(cid) && list_find(&s->pending, cid->valuestring) < 0;
-    bool ok = !tracked || list_add(&s->pending, cid->valuestring);
+    const cJSON *rid = cJSON_GetObjectItemCaseSensitive(o, "rid");
+    bool ok = true;
+    if (cJSON_IsString(type) && strcmp(type->valuestring, "send") == 0 && cJSON_IsString(cid))
+        ok = track(s, 'c', cid->valuestring);
+    if (ok && cJSON_IsString(rid))
+        ok = track(s, 'r', rid->valuestring);
     cJSON_Delete(o);
     return ok ? send_frame(s, strdup(text)) : send_frame(s, NULL);
+}
+
+/* A fresh rid "<what>-<n>" in rid, remembered until answered. */
+static bool new_request(cli_session_t *s, const char *what, char *rid, size_t len)
+{
+    snprintf(rid, len, "%s-%lu", what, ++s->next_rid);
+    return track(s, 'r', rid);
 }
 
 static bool send_join(cli_session_t *s, const char *room, int64_t since, const char *rid)
@@ -235,12 +249,17 @@ static bool handle_line(cli_session_t *s, char *line)
     case CHAT_CLI_CMD_SEND:
         return send_message(s, cmd.text);
     case CHAT_CLI_CMD_JOIN:
-        return send_join(s, cmd.room, cmd.since, NULL);
+        if (!new_request(s, "join", rid, sizeof rid))
+            return send_frame(s, NULL);
+        return send_join(s, cmd.room, cmd.since, rid);
     case CHAT_CLI_CMD_LEAVE:
         list_remove(&s->rooms, cmd.room);
-        return send_frame(s, chat_client_frame_leave(cmd.room, NULL));
+        if (!new_request(s, "leave", rid, sizeof rid))
+            return send_frame(s, NULL);
+        return send_frame(s, chat_client_frame_leave(cmd.room, rid));
     case CHAT_CLI_CMD_HISTORY:
-        snprintf(rid, sizeof rid, "history-%lu", ++s->next_rid);
+        if (!new_request(s, "history", rid, sizeof rid))
+            return send_frame(s, NULL);
         return send_frame(s, chat_client_frame_history(cmd.room, cmd.before, cmd.limit, rid));
     case CHAT_CLI_CMD_RAW:
         return send_raw(s, cmd.text);
@@ -324,8 +343,9 @@ static bool authenticate(cli_session_t *s, const char *token, int64_t deadline)
     if (!send_frame(s, chat_client_frame_auth(token)))
         return false;
     frame_info_t info;
-    while (!s->closed && !s->failed && now_ms() < deadline) {
-        if (receive_one(s, left_ms(deadline), &info) && strcmp(info.type, "welcome") == 0)
+    while (!s->closed && !s->failed && chat_clock_mono_ms() < deadline) {
+        if (receive_one(s, chat_clock_remaining_ms(deadline), &info) &&
+            strcmp(info.type, "welcome") == 0)
             return true;
     }
     if (!s->closed && !s->failed)
@@ -348,8 +368,8 @@ static bool join_initial(cli_session_t *s, int64_t deadline)
         send_join(s, o->joins[i], o->since, rid);
     }
     frame_info_t info;
-    while (open > 0 && !s->closed && !s->failed && now_ms() < deadline) {
-        if (!receive_one(s, left_ms(deadline), &info))
+    while (open > 0 && !s->closed && !s->failed && chat_clock_mono_ms() < deadline) {
+        if (!receive_one(s, chat_clock_remaining_ms(deadline), &info))
             continue;
         for (size_t i = 0; i < o->njoins; i++) {
             char rid[32];
@@ -377,17 +397,21 @@ static int relay(cli_session_t *s)
     int64_t wait_deadline = -1;
     while (!s->failed && !s->closed) {
         if (s->input_done && wait_deadline < 0)
-            wait_deadline = now_ms() + (int64_t)s->opts->wait_s * 1000;
+            wait_deadline = chat_clock_mono_ms() + (int64_t)s->opts->wait_s * 1000;
         if (s->input_done && s->pending.n == 0)
             return CHAT_CLI_EXIT_OK;
-        if (s->input_done && now_ms() >= wait_deadline) {
-            fprintf(stderr, "chat-cli: %zu send(s) unanswered after %d s\n", s->pending.n,
+        if (s->input_done && chat_clock_mono_ms() >= wait_deadline) {
+            fprintf(stderr, "chat-cli: %zu request(s) unanswered after %d s\n", s->pending.n,
                     s->opts->wait_s);
             return CHAT_CLI_EXIT_UNACKED;
         }
         struct pollfd pfd[2] = {{.fd = chat_ws_fd(s->ws), .events = POLLIN},
                                 {.fd = STDIN_FILENO, .events = POLLIN}};
-        int timeout = chat_ws_pending(s->ws) ? 0 : s->input_done ? left_ms(wait_deadline) : -1;
+        int timeout = -1; /* until input */
+        if (chat_ws_pending(s->ws))
+            timeout = 0;
+        else if (s->input_done)
+            timeout = chat_clock_remaining_ms(wait_deadline);
         int pr = poll(pfd, s->input_done ? 1 : 2, timeout);
         if (pr < 0 && errno != EINTR) {
             fprintf(stderr, "chat-cli: poll: %s\n", strerror(errno));
@@ -411,10 +435,10 @@ static void say_goodbye(cli_session_t *s)
     if (chat_ws_close(s->ws, CHAT_WS_CLOSE_NORMAL, "bye") != CHAT_OK)
         return;
     s->close_sent = true;
-    int64_t deadline = now_ms() + CLI_CLOSE_WAIT_MS;
+    int64_t deadline = chat_clock_mono_ms() + CLI_CLOSE_WAIT_MS;
     frame_info_t info;
-    while (!s->closed && !s->failed && now_ms() < deadline)
-        receive_one(s, left_ms(deadline), &info);
+    while (!s->closed && !s->failed && chat_clock_mono_ms() < deadline)
+        receive_one(s, chat_clock_remaining_ms(deadline), &info);
 }
 
 /* The token of the session: --token, or one minted from the options. */
@@ -444,9 +468,10 @@ int chat_cli_session_run(const chat_cli_options_t *opts)
     if (token == NULL)
         return CHAT_CLI_EXIT_USAGE;
     cli_session_t s = {.opts = opts};
-    int64_t deadline = now_ms() + (int64_t)opts->connect_timeout_s * 1000;
+    int64_t deadline = chat_clock_mono_ms() + (int64_t)opts->connect_timeout_s * 1000;
     char err[256];
-    chat_err_t rc = chat_ws_connect(opts->url, left_ms(deadline), &s.ws, err, sizeof err);
+    chat_err_t rc =
+        chat_ws_connect(opts->url, chat_clock_remaining_ms(deadline), &s.ws, err, sizeof err);
     if (rc != CHAT_OK) {
         fprintf(stderr, "chat-cli: cannot connect to %s: %s\n", opts->url, err);
         free(token);
