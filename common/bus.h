@@ -87,11 +87,10 @@ typedef struct chat_bus_tp {
 
 /* Called from chat_bus_consumer_poll when partitions are assigned (assigned=true) or about
  * to be revoked (false; offsets of finished work should already be committed). */
-typedef void (*chat_bus_rebalance_fn)(void *ud, bool assigned, const chat_bus_tp_t *tps,
-                                      size_t n);
+typedef void (*chat_bus_rebalance_fn)(void *ud, bool assigned, const chat_bus_tp_t *tps, size_t n);
 
 typedef struct chat_bus_consumer_conf {
-    const char *brokers;   /* required */
+    const char *brokers; /* required */
     const char *client_id;
     /* Group mode: subscribe to topics (NULL-terminated) as group_id. */
     const char *group_id;
@@ -108,7 +107,7 @@ typedef struct chat_bus_consumer_conf {
      * without a group and without commits. */
     const char *assign_topic;
     int32_t assign_partition;
-    int64_t assign_offset; /* CHAT_BUS_OFFSET_END, CHAT_BUS_OFFSET_BEGINNING or an offset */
+    int64_t assign_offset;   /* CHAT_BUS_OFFSET_END, CHAT_BUS_OFFSET_BEGINNING or an offset */
     int connect_timeout_ms;  /* >0: creation fails with CHAT_ERR_TIMEOUT if no broker answers */
     chat_metrics_t *metrics; /* optional: chat_kafka_consumed_total{topic} */
 } chat_bus_consumer_conf_t;
@@ -127,8 +126,8 @@ void chat_bus_records_release(chat_bus_record_t *recs, size_t n);
 
 /* Commits, per partition present in recs, the offset after its highest record. sync waits
  * for the broker's answer. Group mode only. */
-chat_err_t chat_bus_consumer_commit(chat_bus_consumer_t *c, const chat_bus_record_t *recs,
-                                    size_t n, bool sync);
+chat_err_t chat_bus_consumer_commit(chat_bus_consumer_t *c, const chat_bus_record_t *recs, size_t n,
+                                    bool sync);
 
 /* Leaves the group (the revoke callback runs) and frees. Commits nothing. Accepts NULL. */
 void chat_bus_consumer_close(chat_bus_consumer_t *c);
@@ -138,15 +137,15 @@ void chat_bus_consumer_close(chat_bus_consumer_t *c);
 typedef struct chat_bus_topic_spec {
     const char *name;
     int partitions;
-    int replication; /* -1: the broker's default */
+    int replication;            /* -1: the broker's default */
     const char *const *configs; /* NULL-terminated "key=value" list, may be NULL */
 } chat_bus_topic_spec_t;
 
 /* Creates the topics that do not exist yet; an existing topic with fewer partitions than
  * asked gets more (Kafka cannot reduce them: that case is logged and left alone).
  * Returns the first failure. */
-chat_err_t chat_bus_topics_ensure(const char *brokers, const chat_bus_topic_spec_t *specs,
-                                  size_t n, int timeout_ms);
+chat_err_t chat_bus_topics_ensure(const char *brokers, const chat_bus_topic_spec_t *specs, size_t n,
+                                  int timeout_ms);
 
 /* Number of partitions of topic, or -1 if the topic does not exist or brokers do not
  * answer within timeout_ms. */

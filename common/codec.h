@@ -54,23 +54,23 @@ typedef struct chat_event {
     const char *id;   /* message id */
     const char *text;
     const char *emoji;
-    const char *op;      /* update: "edit" | "delete" | "react" | "moderate" */
-    const char *code;    /* reject: PROTOCOL.md error code */
-    const char *message; /* reject: human-readable */
-    const char *reason;  /* verdict, update(moderate) */
-    const char *action;  /* verdict: "remove" | "flag" */
-    const char *rule;    /* verdict */
-    const char *channel; /* notify_failed: "webpush" | "webhook" | "email" */
-    const char *error;   /* notify_failed */
+    const char *op;          /* update: "edit" | "delete" | "react" | "moderate" */
+    const char *code;        /* reject: PROTOCOL.md error code */
+    const char *message;     /* reject: human-readable */
+    const char *reason;      /* verdict, update(moderate) */
+    const char *action;      /* verdict: "remove" | "flag" */
+    const char *rule;        /* verdict */
+    const char *channel;     /* notify_failed: "webpush" | "webhook" | "email" */
+    const char *error;       /* notify_failed */
     const char *origin_gw;   /* gateway id of the connection the event came from */
     const char *origin_conn; /* connection (session) id on that gateway */
-    int64_t seq;         /* msg, ack, update, read, verdict */
-    int64_t ts;          /* ms since epoch */
-    int64_t attempts;    /* notify_failed */
-    bool on;             /* react */
-    bool online;         /* presence */
-    bool removed;        /* update(moderate) */
-    bool edited;         /* msg */
+    int64_t seq;             /* msg, ack, update, read, verdict */
+    int64_t ts;              /* ms since epoch */
+    int64_t attempts;        /* notify_failed */
+    bool on;                 /* react */
+    bool online;             /* presence */
+    bool removed;            /* update(moderate) */
+    bool edited;             /* msg */
     bool has_seq, has_ts, has_on, has_online, has_removed, has_edited, has_attempts;
     cJSON *reactions; /* msg/update: {"emoji": ["user", ...]}; borrowed */
     cJSON *payload;   /* notify_failed: the event that could not be notified; borrowed */
@@ -113,9 +113,9 @@ cJSON *chat_frame_msg_new(const chat_event_t *msg);
 typedef struct chat_deliver_item {
     const char *tenant;
     const char *room;
-    int64_t seq;          /* 0 when the frame carries no seq */
-    cJSON *frame;         /* the client frame; borrowed */
-    const char **conns;   /* NULL: all subscribers */
+    int64_t seq;        /* 0 when the frame carries no seq */
+    cJSON *frame;       /* the client frame; borrowed */
+    const char **conns; /* NULL: all subscribers */
     size_t nconns;
 } chat_deliver_item_t;
 
@@ -126,8 +126,7 @@ typedef struct chat_deliver {
 } chat_deliver_t;
 
 /* Encodes items as one chat.deliver value. *out is malloc'd; caller frees. */
-chat_err_t chat_deliver_encode(const chat_deliver_item_t *items, size_t n, char **out,
-                               size_t *len);
+chat_err_t chat_deliver_encode(const chat_deliver_item_t *items, size_t n, char **out, size_t *len);
 
 /* Decodes and validates a chat.deliver value. Frees with chat_deliver_clear. */
 chat_err_t chat_deliver_decode(const void *buf, size_t len, chat_deliver_t *out, char *errbuf,

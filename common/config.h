@@ -30,35 +30,50 @@ typedef enum chat_cfg_type {
 } chat_cfg_type_t;
 
 typedef struct chat_cfg_entry {
-    const char *name;     /* environment variable, e.g. "CHAT_OPS_PORT" */
+    const char *name; /* environment variable, e.g. "CHAT_OPS_PORT" */
     chat_cfg_type_t type;
-    size_t offset;        /* where the value goes in the service's struct */
-    const char *def;      /* default as text; NULL means the variable is required */
-    long long min, max;   /* bounds for INTEGER and DURATION (inclusive) */
-    const char *choices;  /* for ENUM: "debug|info|warn|error" */
-    const char *help;     /* one line */
-    bool secret;          /* never printed (values of --help and the start-up log) */
+    size_t offset;       /* where the value goes in the service's struct */
+    const char *def;     /* default as text; NULL means the variable is required */
+    long long min, max;  /* bounds for INTEGER and DURATION (inclusive) */
+    const char *choices; /* for ENUM: "debug|info|warn|error" */
+    const char *help;    /* one line */
+    bool secret;         /* never printed (values of --help and the start-up log) */
 } chat_cfg_entry_t;
 
-#define CHAT_CFG_STRING(n, st, field, d, h)                                                      \
-    {.name = (n), .type = CHAT_CFG_T_STRING, .offset = offsetof(st, field), .def = (d),          \
-     .help = (h)}
-#define CHAT_CFG_SECRET(n, st, field, d, h)                                                      \
-    {.name = (n), .type = CHAT_CFG_T_STRING, .offset = offsetof(st, field), .def = (d),          \
-     .help = (h), .secret = true}
-#define CHAT_CFG_INTEGER(n, st, field, d, lo, hi, h)                                             \
-    {.name = (n), .type = CHAT_CFG_T_INTEGER, .offset = offsetof(st, field), .def = (d),         \
-     .min = (lo), .max = (hi), .help = (h)}
-#define CHAT_CFG_DURATION(n, st, field, d, lo, hi, h)                                            \
-    {.name = (n), .type = CHAT_CFG_T_DURATION, .offset = offsetof(st, field), .def = (d),        \
-     .min = (lo), .max = (hi), .help = (h)}
-#define CHAT_CFG_BOOL(n, st, field, d, h)                                                        \
-    {.name = (n), .type = CHAT_CFG_T_BOOL, .offset = offsetof(st, field), .def = (d),            \
-     .help = (h)}
-#define CHAT_CFG_ENUM(n, st, field, d, ch, h)                                                    \
-    {.name = (n), .type = CHAT_CFG_T_ENUM, .offset = offsetof(st, field), .def = (d),            \
-     .choices = (ch), .help = (h)}
-#define CHAT_CFG_END {.name = NULL, .type = CHAT_CFG_T_END}
+#define CHAT_CFG_STRING(n, st, field, d, h)                                                        \
+    {                                                                                              \
+        .name = (n), .type = CHAT_CFG_T_STRING, .offset = offsetof(st, field), .def = (d),         \
+        .help = (h)                                                                                \
+    }
+#define CHAT_CFG_SECRET(n, st, field, d, h)                                                        \
+    {                                                                                              \
+        .name = (n), .type = CHAT_CFG_T_STRING, .offset = offsetof(st, field), .def = (d),         \
+        .help = (h), .secret = true                                                                \
+    }
+#define CHAT_CFG_INTEGER(n, st, field, d, lo, hi, h)                                               \
+    {                                                                                              \
+        .name = (n), .type = CHAT_CFG_T_INTEGER, .offset = offsetof(st, field), .def = (d),        \
+        .min = (lo), .max = (hi), .help = (h)                                                      \
+    }
+#define CHAT_CFG_DURATION(n, st, field, d, lo, hi, h)                                              \
+    {                                                                                              \
+        .name = (n), .type = CHAT_CFG_T_DURATION, .offset = offsetof(st, field), .def = (d),       \
+        .min = (lo), .max = (hi), .help = (h)                                                      \
+    }
+#define CHAT_CFG_BOOL(n, st, field, d, h)                                                          \
+    {                                                                                              \
+        .name = (n), .type = CHAT_CFG_T_BOOL, .offset = offsetof(st, field), .def = (d),           \
+        .help = (h)                                                                                \
+    }
+#define CHAT_CFG_ENUM(n, st, field, d, ch, h)                                                      \
+    {                                                                                              \
+        .name = (n), .type = CHAT_CFG_T_ENUM, .offset = offsetof(st, field), .def = (d),           \
+        .choices = (ch), .help = (h)                                                               \
+    }
+#define CHAT_CFG_END                                                                               \
+    {                                                                                              \
+        .name = NULL, .type = CHAT_CFG_T_END                                                       \
+    }
 
 /* The entries every program shares, so that a variable has one default, one range and one
  * help text everywhere. URLs that may carry a password are SECRET. The ops port's default
@@ -98,8 +113,8 @@ typedef enum chat_cfg_result {
  * chat_cfg_print_help to stdout) and nothing else; any other argument fails.
  * On CHAT_CFG_FAILED, the error log line carries "var" (the variable) and "value".
  * summary is the first line of --help. Strings in *out are freed by chat_cfg_free. */
-chat_cfg_result_t chat_cfg_load(const chat_cfg_entry_t *table, void *out, int argc,
-                                char **argv, const char *program, const char *summary);
+chat_cfg_result_t chat_cfg_load(const chat_cfg_entry_t *table, void *out, int argc, char **argv,
+                                const char *program, const char *summary);
 
 /* Loads without argv handling and without logging: returns CHAT_OK or CHAT_ERR_CONFIG and,
  * on failure, the offending variable name in *bad_var (static, from the table) and a

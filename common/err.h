@@ -6,20 +6,20 @@
 
 typedef enum chat_err {
     CHAT_OK = 0,
-    CHAT_ERR_INVALID,   /* bad argument or malformed input */
-    CHAT_ERR_NOMEM,     /* allocation failed */
-    CHAT_ERR_IO,        /* system call or socket failure */
-    CHAT_ERR_CONFIG,    /* a configuration value is missing or out of bounds */
-    CHAT_ERR_KAFKA,     /* Kafka client or broker failure */
-    CHAT_ERR_MONGO,     /* MongoDB failure other than the cases below */
-    CHAT_ERR_REDIS,     /* Redis failure */
-    CHAT_ERR_DUPLICATE, /* unique key violation (MongoDB error 11000) */
-    CHAT_ERR_NOT_FOUND, /* the document, tenant or key does not exist */
-    CHAT_ERR_TIMEOUT,   /* the operation did not finish in time */
+    CHAT_ERR_INVALID,      /* bad argument or malformed input */
+    CHAT_ERR_NOMEM,        /* allocation failed */
+    CHAT_ERR_IO,           /* system call or socket failure */
+    CHAT_ERR_CONFIG,       /* a configuration value is missing or out of bounds */
+    CHAT_ERR_KAFKA,        /* Kafka client or broker failure */
+    CHAT_ERR_MONGO,        /* MongoDB failure other than the cases below */
+    CHAT_ERR_REDIS,        /* Redis failure */
+    CHAT_ERR_DUPLICATE,    /* unique key violation (MongoDB error 11000) */
+    CHAT_ERR_NOT_FOUND,    /* the document, tenant or key does not exist */
+    CHAT_ERR_TIMEOUT,      /* the operation did not finish in time */
     CHAT_ERR_UNAUTHORIZED, /* bad signature, unknown tenant, expired token */
-    CHAT_ERR_FORBIDDEN, /* authenticated but not allowed */
-    CHAT_ERR_TOO_LARGE, /* over a configured size limit */
-    CHAT_ERR_STOPPED,   /* shutting down, or not attempted after an earlier failure */
+    CHAT_ERR_FORBIDDEN,    /* authenticated but not allowed */
+    CHAT_ERR_TOO_LARGE,    /* over a configured size limit */
+    CHAT_ERR_STOPPED,      /* shutting down, or not attempted after an earlier failure */
     CHAT_ERR__COUNT
 } chat_err_t;
 

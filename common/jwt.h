@@ -18,12 +18,12 @@
 
 typedef struct chat_jwt_claims {
     char tenant[CHAT_TENANT_MAX + 1];
-    char user[CHAT_USER_MAX * 4 + 1];      /* up to 64 UTF-8 characters */
-    char name[CHAT_JWT_NAME_MAX * 4 + 1];  /* "" if absent */
-    int64_t exp;                           /* seconds since the epoch */
-    bool has_rooms;                        /* false: the token may join any room */
+    char user[CHAT_USER_MAX * 4 + 1];     /* up to 64 UTF-8 characters */
+    char name[CHAT_JWT_NAME_MAX * 4 + 1]; /* "" if absent */
+    int64_t exp;                          /* seconds since the epoch */
+    bool has_rooms;                       /* false: the token may join any room */
     size_t nrooms;
-    char **rooms;                          /* owned; freed by chat_jwt_claims_clear */
+    char **rooms; /* owned; freed by chat_jwt_claims_clear */
 } chat_jwt_claims_t;
 
 /* Reads the tid claim without verifying anything, so the caller can look up that tenant's
@@ -36,9 +36,9 @@ chat_err_t chat_jwt_peek_tenant(const char *token, char *tenant, size_t tenant_l
  * rooms (array of valid room names) well-formed if present. On success fills *out (caller
  * calls chat_jwt_claims_clear). Every failure is CHAT_ERR_UNAUTHORIZED with a reason in
  * reason (may be NULL) that is safe to log (never the token or the secret). */
-chat_err_t chat_jwt_verify(const char *token, const void *secret, size_t secret_len,
-                           int64_t now_s, int64_t leeway_s, chat_jwt_claims_t *out,
-                           char *reason, size_t reason_len);
+chat_err_t chat_jwt_verify(const char *token, const void *secret, size_t secret_len, int64_t now_s,
+                           int64_t leeway_s, chat_jwt_claims_t *out, char *reason,
+                           size_t reason_len);
 
 /* True if the claims allow room: no rooms claim, or room is listed. */
 bool chat_jwt_claims_allow_room(const chat_jwt_claims_t *c, const char *room);

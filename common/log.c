@@ -107,11 +107,21 @@ static void line_put_json_string(line_t *l, const char *s)
             break;
         }
         switch (*p) {
-        case '"': line_put(l, "\\\"", 2); break;
-        case '\\': line_put(l, "\\\\", 2); break;
-        case '\n': line_put(l, "\\n", 2); break;
-        case '\r': line_put(l, "\\r", 2); break;
-        case '\t': line_put(l, "\\t", 2); break;
+        case '"':
+            line_put(l, "\\\"", 2);
+            break;
+        case '\\':
+            line_put(l, "\\\\", 2);
+            break;
+        case '\n':
+            line_put(l, "\\n", 2);
+            break;
+        case '\r':
+            line_put(l, "\\r", 2);
+            break;
+        case '\t':
+            line_put(l, "\\t", 2);
+            break;
         default:
             if (*p < 0x20)
                 line_printf(l, "\\u%04x", *p);

@@ -43,11 +43,11 @@ typedef struct chat_log_field {
 } chat_log_field_t;
 
 #define CHAT_F_STR(k, val) ((chat_log_field_t){.key = (k), .type = CHAT_LOG_F_STR, .v.s = (val)})
-#define CHAT_F_INT(k, val)                                                                       \
+#define CHAT_F_INT(k, val)                                                                         \
     ((chat_log_field_t){.key = (k), .type = CHAT_LOG_F_INT, .v.i = (long long)(val)})
-#define CHAT_F_DBL(k, val)                                                                       \
+#define CHAT_F_DBL(k, val)                                                                         \
     ((chat_log_field_t){.key = (k), .type = CHAT_LOG_F_DBL, .v.d = (double)(val)})
-#define CHAT_F_BOOL(k, val)                                                                      \
+#define CHAT_F_BOOL(k, val)                                                                        \
     ((chat_log_field_t){.key = (k), .type = CHAT_LOG_F_BOOL, .v.b = (bool)(val)})
 /* The project's error code as "err":"<name>". */
 #define CHAT_F_ERR(e) CHAT_F_STR("err", chat_err_name(e))
@@ -73,10 +73,10 @@ void chat_log_set_fd(int fd);
  * Use the macros below, which skip the call when the level is disabled. */
 void chat_log__emit(chat_log_level_t level, const char *msg, ...);
 
-#define CHAT_LOG_(lvl, ...)                                                                      \
-    do {                                                                                         \
-        if (chat_log_enabled(lvl))                                                               \
-            chat_log__emit((lvl), __VA_ARGS__);                                                  \
+#define CHAT_LOG_(lvl, ...)                                                                        \
+    do {                                                                                           \
+        if (chat_log_enabled(lvl))                                                                 \
+            chat_log__emit((lvl), __VA_ARGS__);                                                    \
     } while (0)
 #define chat_log_debug(...) CHAT_LOG_(CHAT_LOG_DEBUG, __VA_ARGS__, CHAT_F_END)
 #define chat_log_info(...) CHAT_LOG_(CHAT_LOG_INFO, __VA_ARGS__, CHAT_F_END)

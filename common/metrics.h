@@ -31,8 +31,7 @@ chat_gauge_t *chat_metrics_gauge(chat_metrics_t *m, const char *name, const char
                                  const char *labels);
 /* bounds: strictly increasing upper bounds (the +Inf bucket is implicit); copied. */
 chat_histogram_t *chat_metrics_histogram(chat_metrics_t *m, const char *name, const char *help,
-                                         const char *labels, const double *bounds,
-                                         size_t nbounds);
+                                         const char *labels, const double *bounds, size_t nbounds);
 
 /* Default latency buckets in seconds: 0.0005 .. 10. */
 extern const double chat_metrics_latency_buckets[];

@@ -27,8 +27,8 @@ void chat_redis_free(chat_redis_t *r);
 redisReply *chat_redis_command(chat_redis_t *r, chat_err_t *err, const char *fmt, ...);
 
 /* The same with argument vectors (binary-safe). */
-redisReply *chat_redis_command_argv(chat_redis_t *r, chat_err_t *err, int argc,
-                                    const char **argv, const size_t *argvlen);
+redisReply *chat_redis_command_argv(chat_redis_t *r, chat_err_t *err, int argc, const char **argv,
+                                    const size_t *argvlen);
 
 /* Pipelining: queue commands with chat_redis_append*, then read exactly as many replies
  * with chat_redis_reply, in order. A lost connection fails the whole pipeline

@@ -161,8 +161,8 @@ static chat_err_t gateway_open(gw_gateway_t *gw)
         return err;
     if ((err = store_open(gw)) != CHAT_OK)
         return err;
-    gw->auth = gw_auth_new(gw->cfg->tenant_cache_ttl_ms, GW_AUTH_MISS_TTL_MS,
-                           tenant_secret, gw->store);
+    gw->auth =
+        gw_auth_new(gw->cfg->tenant_cache_ttl_ms, GW_AUTH_MISS_TTL_MS, tenant_secret, gw->store);
     gw->inbox = gw_inbox_new(INBOX_BOUND);
     if (gw->auth == NULL || gw->inbox == NULL)
         return CHAT_ERR_NOMEM;

@@ -79,5 +79,6 @@ void chat_test_unique(char *buf, size_t len, const char *prefix)
         seed = (unsigned)(ts.tv_nsec ^ (unsigned long)ts.tv_sec ^ (unsigned)getpid());
         srand(seed);
     }
-    snprintf(buf, len, "%s-%d-%u-%04x", prefix, (int)getpid(), ++counter, (unsigned)rand() & 0xffff);
+    snprintf(buf, len, "%s-%d-%u-%04x", prefix, (int)getpid(), ++counter,
+             (unsigned)rand() & 0xffff);
 }

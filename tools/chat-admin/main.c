@@ -181,7 +181,8 @@ static int with_store(const admin_cfg_t *cfg, chat_store_t **out)
         *out = NULL;
     }
     if (rc != CHAT_OK)
-        chat_log_error("MongoDB not reachable", CHAT_F_STR("var", "CHAT_MONGO_URI"), CHAT_F_ERR(rc));
+        chat_log_error("MongoDB not reachable", CHAT_F_STR("var", "CHAT_MONGO_URI"),
+                       CHAT_F_ERR(rc));
     return rc == CHAT_OK ? 0 : 1;
 }
 

@@ -120,7 +120,8 @@ static void on_text(cli_session_t *s, const chat_ws_msg_t *m, frame_info_t *info
     copy_str(info->room, sizeof info->room, o, "room");
     const cJSON *cid = cJSON_GetObjectItemCaseSensitive(o, "cid");
     char key[80];
-    if (cJSON_IsString(cid) && (strcmp(info->type, "ack") == 0 || strcmp(info->type, "error") == 0)) {
+    if (cJSON_IsString(cid) &&
+        (strcmp(info->type, "ack") == 0 || strcmp(info->type, "error") == 0)) {
         snprintf(key, sizeof key, "c:%s", cid->valuestring);
         list_remove(&s->pending, key);
     }
