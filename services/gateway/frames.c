@@ -135,7 +135,7 @@ static bool string_field(const cJSON *v, const char *name, const char **out, gw_
 static bool msg_id_valid(const char *s)
 {
     size_t i = 0;
-    for (; s[i] != '\0' && i <= MSG_ID_LEN; i++) {
+    for (; i <= MSG_ID_LEN && s[i] != '\0'; i++) {
         if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
             return false;
     }
