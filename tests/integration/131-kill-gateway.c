@@ -11,7 +11,7 @@
 #include "tests/support/stack.h"
 #include "tools/client/client_frames.h"
 
-#define SERVICE "50-gateway-0"
+#define SERVICE "60-gateway-0"
 #define QUIET_MS 1000
 
 static const char *tenant, *secret;
