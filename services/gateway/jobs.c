@@ -187,22 +187,26 @@ static int64_t unread_count(int64_t latest, bool has_mark, int64_t mark, bool ha
 }
 
 /* Step (2) of a join, after the registration: latest seq, replay, read mark. */
+/* The join's MongoDB reads. With since, the replay (the newest messages above since) comes
+ * first: its newest seq is the room's latest, so the latest-seq query (a second read of
+ * `messages`, a full scan on FerretDB) is needed only when nothing was missed. */
 static chat_err_t join_read_store(join_job_t *j)
 {
     chat_store_t *st = j->gw->store;
     mongoc_client_t *client = chat_store_acquire(st);
-    chat_err_t err = gw_reads_latest(st, client, j->tenant, j->room, &j->latest);
-    if (err == CHAT_OK && j->has_since && j->since < j->latest)
+    chat_err_t err = CHAT_OK;
+    if (j->has_since)
         err = gw_reads_replay(st, client, j->tenant, j->room, j->since,
                               (size_t)j->gw->cfg->replay_max, &j->replay, &j->nreplay);
+    if (err == CHAT_OK && j->nreplay > 0)
+        j->latest = j->replay[j->nreplay - 1].seq;
+    else if (err == CHAT_OK)
+        err = gw_reads_latest(st, client, j->tenant, j->room, &j->latest);
     int64_t mark = 0;
     bool has_mark = false;
     if (err == CHAT_OK)
         err = gw_reads_read_mark(st, client, j->tenant, j->room, j->user, &mark, &has_mark);
     chat_store_release(st, client);
-    /* Messages stored between the two reads are in the replay: latest covers them. */
-    if (j->nreplay > 0 && j->replay[j->nreplay - 1].seq > j->latest)
-        j->latest = j->replay[j->nreplay - 1].seq;
     j->unread = unread_count(j->latest, has_mark, mark, j->has_since, j->since);
     return err;
 }
