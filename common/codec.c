@@ -771,8 +771,12 @@ static const char *const deliver_keys[] = {"v", "type", "items"};
 static const char *const item_keys[] = {"tenant", "room", "seq", "frame", "conns"};
 enum { ITEM_TENANT, ITEM_ROOM, ITEM_SEQ, ITEM_FRAME, ITEM_CONNS };
 
+/* A frame object with a string type, or a frame its producer already serialised (a cJSON
+ * raw node, trusted to hold one JSON object). */
 static bool frame_valid(const cJSON *frame)
 {
+    if (cJSON_IsRaw(frame))
+        return frame->valuestring != NULL && frame->valuestring[0] == '{';
     return cJSON_IsObject(frame) && cJSON_IsString(cJSON_GetObjectItemCaseSensitive(frame, "type"));
 }
 

@@ -114,7 +114,9 @@ typedef struct chat_deliver_item {
     const char *tenant;
     const char *room;
     int64_t seq;        /* 0 when the frame carries no seq */
-    cJSON *frame;       /* the client frame; borrowed */
+    cJSON *frame;       /* the client frame; borrowed. May be a raw node (cJSON_CreateRaw)
+                           holding the frame already serialised: a frame shared by several
+                           records is then printed once, not once per record. */
     const char **conns; /* NULL: all subscribers */
     size_t nconns;
 } chat_deliver_item_t;

@@ -1,5 +1,7 @@
 /* Fan-out of chat.messages events into per-gateway chat.deliver items: a msg frame is built
- * once per event and shared by every gateway's list; acks and errors go to one connection.
+ * and serialised once per event and shared by every gateway's list (each gateway's record
+ * copies the bytes instead of printing the frame again); acks and errors go to one
+ * connection.
  * Lists keep input order, which keeps each room's seq order on every gateway. */
 #include "services/broadcast/fanout.h"
 
@@ -230,13 +232,17 @@ static chat_err_t route_msg(broadcast_fanout_t *f, const chat_event_t *ev, const
 {
     cJSON *frame = NULL;
     if (nfollowers > 0) {
-        frame = chat_frame_msg_new(ev);
-        if (frame == NULL) {
+        cJSON *obj = chat_frame_msg_new(ev);
+        if (obj == NULL) {
             /* Decoded events are complete; NULL here is an allocation failure or a codec
              * that disagrees with the decoder: count it, keep the batch going. */
             f->stats.incomplete++;
             return CHAT_OK;
         }
+        char *text = cJSON_PrintUnformatted(obj);
+        cJSON_Delete(obj);
+        frame = text != NULL ? cJSON_CreateRaw(text) : NULL;
+        cJSON_free(text);
         if (frame_keep(f, frame) == NULL)
             return CHAT_ERR_NOMEM;
     }

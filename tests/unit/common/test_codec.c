@@ -821,6 +821,38 @@ START_TEST(test_deliver_round_trip)
 }
 END_TEST
 
+/* A frame serialised by its producer (a raw node) is written as it is and decodes to the
+ * same frame; a raw node that is not a JSON object is refused. */
+START_TEST(test_deliver_raw_frame)
+{
+    const char *text = "{\"type\":\"msg\",\"room\":\"general\",\"seq\":7,\"id\":\"" ID
+                       "\",\"from\":\"alice\",\"text\":\"hi\",\"ts\":1}";
+    cJSON *raw = cJSON_CreateRaw(text);
+    chat_deliver_item_t item = {.tenant = "acme", .room = "general", .seq = 7, .frame = raw};
+    char *json = NULL;
+    ck_assert_int_eq(chat_deliver_encode(&item, 1, &json, NULL), CHAT_OK);
+    ck_assert_ptr_nonnull(strstr(json, text));
+    chat_deliver_t d;
+    char why[128] = "";
+    ck_assert_msg(chat_deliver_decode(json, strlen(json), &d, why, sizeof why) == CHAT_OK, "%s",
+                  why);
+    ck_assert_uint_eq(d.nitems, 1);
+    cJSON *expected = cJSON_Parse(text);
+    ck_assert(cJSON_Compare(expected, d.items[0].frame, true));
+    cJSON_Delete(expected);
+    chat_deliver_clear(&d);
+    free(json);
+    cJSON_Delete(raw);
+
+    cJSON *not_object = cJSON_CreateRaw("[1]");
+    item.frame = not_object;
+    json = NULL;
+    ck_assert_int_eq(chat_deliver_encode(&item, 1, &json, NULL), CHAT_ERR_INVALID);
+    ck_assert_ptr_null(json);
+    cJSON_Delete(not_object);
+}
+END_TEST
+
 START_TEST(test_deliver_encode_rejects)
 {
     cJSON *frame = cJSON_Parse("{\"type\":\"pong\"}");
@@ -959,6 +991,7 @@ static Suite *codec_suite(void)
 
     TCase *deliver = tcase_create("deliver");
     tcase_add_test(deliver, test_deliver_round_trip);
+    tcase_add_test(deliver, test_deliver_raw_frame);
     tcase_add_test(deliver, test_deliver_encode_rejects);
     tcase_add_test(deliver, test_deliver_decode_rejects);
     tcase_add_test(deliver, test_deliver_decode_accepts);
