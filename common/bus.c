@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/array.h"
 #include "common/clock.h"
 #include "common/log.h"
 
@@ -326,14 +327,10 @@ static chat_counter_t *series_get(series_cache_t *c, const char *labels)
             goto out;
         }
     }
-    if (c->n == c->cap) {
-        size_t cap = c->cap ? c->cap * 2 : 8;
-        series_t *items = realloc(c->items, cap * sizeof *items);
-        if (items == NULL)
-            goto out;
-        c->items = items;
-        c->cap = cap;
-    }
+    series_t *items = chat_array_grow(c->items, &c->cap, c->n + 1, sizeof *items);
+    if (items == NULL)
+        goto out;
+    c->items = items;
     char *copy = strdup(labels);
     found = chat_metrics_counter(c->metrics, c->name, c->help, labels);
     if (copy == NULL || found == NULL) {

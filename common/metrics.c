@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/array.h"
 #include "common/log.h"
 
 typedef enum metric_kind {
@@ -427,16 +428,12 @@ static bool text_reserve(text_t *t, size_t extra)
         return false;
     if (t->len + extra + 1 <= t->cap)
         return true;
-    size_t cap = t->cap ? t->cap : 1024;
-    while (cap < t->len + extra + 1)
-        cap *= 2;
-    char *grown = realloc(t->buf, cap);
+    char *grown = chat_array_grow(t->buf, &t->cap, t->len + extra + 1, 1);
     if (grown == NULL) {
         t->failed = true;
         return false;
     }
     t->buf = grown;
-    t->cap = cap;
     return true;
 }
 

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/array.h"
 #include "common/log.h"
 #include "common/redis_int.h"
 
@@ -412,12 +413,11 @@ static bool names_reserve(chat_redis_t *r)
         r->head = 0;
         return true;
     }
-    size_t cap = r->names_cap != 0 ? r->names_cap * 2 : 16;
-    command_name_t *names = realloc(r->names, cap * sizeof *names);
+    command_name_t *names =
+        chat_array_grow(r->names, &r->names_cap, r->names_cap + 1, sizeof *names);
     if (names == NULL)
         return false;
     r->names = names;
-    r->names_cap = cap;
     return true;
 }
 

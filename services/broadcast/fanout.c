@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/array.h"
 #include "common/log.h"
 
 /* One item of a gateway's list; strings are borrowed from the event, frame from f->frames. */
@@ -36,21 +37,6 @@ struct broadcast_fanout {
     size_t scratch_cap;
     broadcast_fanout_stats_t stats;
 };
-
-/* Returns v (elements of size elem, capacity *cap) grown to hold at least need (need > 0),
- * or NULL when out of memory (v is then unchanged). */
-static void *grow(void *v, size_t *cap, size_t need, size_t elem)
-{
-    if (need <= *cap)
-        return v;
-    size_t next = *cap > 0 ? *cap * 2 : 16;
-    while (next < need)
-        next *= 2;
-    void *p = realloc(v, next * elem);
-    if (p != NULL)
-        *cap = next;
-    return p;
-}
 
 broadcast_fanout_t *broadcast_fanout_new(void)
 {
@@ -128,7 +114,7 @@ static cJSON *frame_keep(broadcast_fanout_t *f, cJSON *frame)
 {
     if (frame == NULL)
         return NULL;
-    cJSON **frames = grow(f->frames, &f->frames_cap, f->nframes + 1, sizeof *frames);
+    cJSON **frames = chat_array_grow(f->frames, &f->frames_cap, f->nframes + 1, sizeof *frames);
     if (frames == NULL) {
         cJSON_Delete(frame);
         return NULL;
@@ -150,7 +136,7 @@ static chat_err_t list_push(broadcast_fanout_t *f, int32_t gw, const chat_event_
                             cJSON *frame, const char *conn)
 {
     fanout_list_t *l = &f->lists[gw];
-    fanout_entry_t *v = grow(l->v, &l->cap, l->n + 1, sizeof *v);
+    fanout_entry_t *v = chat_array_grow(l->v, &l->cap, l->n + 1, sizeof *v);
     if (v == NULL)
         return CHAT_ERR_NOMEM;
     l->v = v;
@@ -332,7 +318,8 @@ chat_err_t broadcast_fanout_emit(broadcast_fanout_t *f, size_t max_bytes, broadc
         const fanout_list_t *l = &f->lists[gw];
         if (l->n == 0)
             continue;
-        chat_deliver_item_t *scratch = grow(f->scratch, &f->scratch_cap, l->n, sizeof *scratch);
+        chat_deliver_item_t *scratch =
+            chat_array_grow(f->scratch, &f->scratch_cap, l->n, sizeof *scratch);
         if (scratch == NULL)
             return CHAT_ERR_NOMEM;
         f->scratch = scratch;

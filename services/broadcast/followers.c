@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/array.h"
 #include "common/codec.h"
 #include "common/log.h"
 #include "common/names.h"
@@ -131,15 +132,12 @@ static room_entry_t *room_upsert(broadcast_followers_t *f, const char *tenant, c
     size_t slot = slot_find(f, key);
     if (f->slots[slot] >= 0)
         return &f->rooms[f->slots[slot]];
-    if (f->nrooms == f->rooms_cap) {
-        size_t cap = f->rooms_cap > 0 ? f->rooms_cap * 2 : 32;
-        room_entry_t *rooms = realloc(f->rooms, cap * sizeof *rooms);
-        if (rooms == NULL)
-            return NULL;
-        memset(rooms + f->rooms_cap, 0, (cap - f->rooms_cap) * sizeof *rooms);
-        f->rooms = rooms;
-        f->rooms_cap = cap;
-    }
+    size_t old_cap = f->rooms_cap;
+    room_entry_t *rooms = chat_array_grow(f->rooms, &f->rooms_cap, f->nrooms + 1, sizeof *rooms);
+    if (rooms == NULL)
+        return NULL;
+    memset(rooms + old_cap, 0, (f->rooms_cap - old_cap) * sizeof *rooms);
+    f->rooms = rooms;
     room_entry_t *e = &f->rooms[f->nrooms];
     snprintf(e->key, sizeof e->key, "%s", key);
     e->ngws = 0;
@@ -156,14 +154,10 @@ chat_err_t broadcast_followers_add(broadcast_followers_t *f, const char *tenant,
 /* Appends gateway gw to e's list. */
 static bool gws_push(room_entry_t *e, int32_t gw)
 {
-    if (e->ngws == e->gws_cap) {
-        size_t cap = e->gws_cap > 0 ? e->gws_cap * 2 : 8;
-        int32_t *gws = realloc(e->gws, cap * sizeof *gws);
-        if (gws == NULL)
-            return false;
-        e->gws = gws;
-        e->gws_cap = cap;
-    }
+    int32_t *gws = chat_array_grow(e->gws, &e->gws_cap, e->ngws + 1, sizeof *gws);
+    if (gws == NULL)
+        return false;
+    e->gws = gws;
     e->gws[e->ngws++] = gw;
     return true;
 }

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/array.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/names.h"
@@ -460,14 +461,10 @@ static void rooms_run(gw_task_t *t, void *wctx)
 static bool rooms_job_add(rooms_job_t *j, const char *tenant, const char *room,
                           const char *const *users, size_t nusers)
 {
-    if (j->n == j->cap) {
-        size_t cap = j->cap > 0 ? j->cap * 2 : 16;
-        gw_registry_room_t *rooms = realloc(j->rooms, cap * sizeof *rooms);
-        if (rooms == NULL)
-            return false;
-        j->rooms = rooms;
-        j->cap = cap;
-    }
+    gw_registry_room_t *rooms = chat_array_grow(j->rooms, &j->cap, j->n + 1, sizeof *rooms);
+    if (rooms == NULL)
+        return false;
+    j->rooms = rooms;
     gw_registry_room_t *r = &j->rooms[j->n];
     const char **copy = calloc(nusers > 0 ? nusers : 1, sizeof *copy);
     *r = (gw_registry_room_t){.tenant = strdup(tenant), .room = strdup(room), .users = copy};

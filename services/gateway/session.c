@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/array.h"
 #include "common/names.h"
 #include "common/token_bucket.h"
 
@@ -548,16 +549,10 @@ void gw_session_send_failed(gw_session_t *s, const char *cid)
 /* Appends a chunk to the assembly buffer; false if out of memory. */
 static bool rx_append(gw_session_t *s, const void *data, size_t len)
 {
-    if (s->rx_len + len + 1 > s->rx_cap) {
-        size_t cap = s->rx_cap > 0 ? s->rx_cap : 1024;
-        while (cap < s->rx_len + len + 1)
-            cap *= 2;
-        char *rx = realloc(s->rx, cap);
-        if (rx == NULL)
-            return false;
-        s->rx = rx;
-        s->rx_cap = cap;
-    }
+    char *rx = chat_array_grow(s->rx, &s->rx_cap, s->rx_len + len + 1, 1);
+    if (rx == NULL)
+        return false;
+    s->rx = rx;
     if (len > 0)
         memcpy(s->rx + s->rx_len, data, len);
     s->rx_len += len;

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/array.h"
+
 static void doc_free_strings(message_doc_t *d)
 {
     free((char *)d->tenant);
@@ -30,14 +32,10 @@ static const char *dup_or_null(const char *s, bool *ok)
 
 chat_err_t message_doc_list_add(message_doc_list_t *l, const message_doc_t *doc)
 {
-    if (l->n == l->cap) {
-        size_t cap = l->cap > 0 ? l->cap * 2 : 16;
-        message_doc_t *docs = realloc(l->docs, cap * sizeof *docs);
-        if (docs == NULL)
-            return CHAT_ERR_NOMEM;
-        l->docs = docs;
-        l->cap = cap;
-    }
+    message_doc_t *docs = chat_array_grow(l->docs, &l->cap, l->n + 1, sizeof *docs);
+    if (docs == NULL)
+        return CHAT_ERR_NOMEM;
+    l->docs = docs;
     message_doc_t *d = &l->docs[l->n];
     bool ok = true;
     *d = *doc;

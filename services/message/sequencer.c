@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/array.h"
 #include "common/names.h"
 
 #define SEQ_INITIAL_BUCKETS 1024
@@ -192,14 +193,10 @@ chat_err_t message_sequencer_assign(message_sequencer_t *s, const int32_t *parti
     for (size_t i = 0; i < n; i++) {
         if (message_sequencer_owns(s, partitions[i]))
             continue;
-        if (s->nowned == s->owned_cap) {
-            size_t cap = s->owned_cap > 0 ? s->owned_cap * 2 : 16;
-            int32_t *owned = realloc(s->owned, cap * sizeof *owned);
-            if (owned == NULL)
-                return CHAT_ERR_NOMEM;
-            s->owned = owned;
-            s->owned_cap = cap;
-        }
+        int32_t *owned = chat_array_grow(s->owned, &s->owned_cap, s->nowned + 1, sizeof *owned);
+        if (owned == NULL)
+            return CHAT_ERR_NOMEM;
+        s->owned = owned;
         s->owned[s->nowned++] = partitions[i];
     }
     return CHAT_OK;

@@ -21,6 +21,7 @@
 
 #include <openssl/rand.h>
 
+#include "common/array.h"
 #include "common/clock.h"
 #include "tests/support/stack.h"
 #include "tools/client/chat_token.h"
@@ -328,13 +329,9 @@ static bool is_ignored(const chat_tc_t *c, const cJSON *f)
 
 static void queue_push(chat_tc_t *c, cJSON *f)
 {
-    if (c->qlen == c->qcap) {
-        size_t cap = c->qcap ? c->qcap * 2 : 64;
-        cJSON **nq = realloc(c->queue, cap * sizeof *nq);
-        ck_assert_ptr_nonnull(nq);
-        c->queue = nq;
-        c->qcap = cap;
-    }
+    cJSON **nq = chat_array_grow(c->queue, &c->qcap, c->qlen + 1, sizeof *nq);
+    ck_assert_ptr_nonnull(nq);
+    c->queue = nq;
     c->queue[c->qlen++] = f;
 }
 

@@ -13,6 +13,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "common/array.h"
 #include "common/clock.h"
 #include "tools/chat-cli/cli_commands.h"
 #include "tools/client/chat_token.h"
@@ -281,16 +282,10 @@ static bool handle_line(cli_session_t *s, char *line)
 
 static bool line_append(cli_session_t *s, const char *p, size_t n)
 {
-    if (s->line_cap - s->line_len <= n) {
-        size_t cap = s->line_cap ? s->line_cap : 256;
-        while (cap - s->line_len <= n)
-            cap *= 2;
-        char *nl = realloc(s->line, cap);
-        if (nl == NULL)
-            return false;
-        s->line = nl;
-        s->line_cap = cap;
-    }
+    char *nl = chat_array_grow(s->line, &s->line_cap, s->line_len + n + 1, 1);
+    if (nl == NULL)
+        return false;
+    s->line = nl;
     memcpy(s->line + s->line_len, p, n);
     s->line_len += n;
     s->line[s->line_len] = '\0';

@@ -11,6 +11,8 @@
 
 #include <cjson/cJSON.h>
 
+#include "common/array.h"
+
 /* ---- builders ---- */
 
 /* Starts a frame object of the given type; NULL if memory ran out. */
@@ -98,16 +100,12 @@ static bool lb_reserve(line_buf_t *b, size_t more)
         return false;
     if (b->cap - b->len > more)
         return true;
-    size_t cap = b->cap ? b->cap : 128;
-    while (cap - b->len <= more)
-        cap *= 2;
-    char *ns = realloc(b->s, cap);
+    char *ns = chat_array_grow(b->s, &b->cap, b->len + more + 1, 1);
     if (ns == NULL) {
         b->oom = true;
         return false;
     }
     b->s = ns;
-    b->cap = cap;
     return true;
 }
 

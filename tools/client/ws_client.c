@@ -22,6 +22,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include "common/array.h"
 #include "common/clock.h"
 
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -203,14 +204,10 @@ static bool rbuf_reserve(chat_ws_t *ws, size_t want)
     }
     if (ws->rcap - ws->rlen >= want)
         return true;
-    size_t cap = ws->rcap ? ws->rcap : WS_READ_CHUNK;
-    while (cap - ws->rlen < want)
-        cap *= 2;
-    unsigned char *nb = realloc(ws->rbuf, cap);
+    unsigned char *nb = chat_array_grow(ws->rbuf, &ws->rcap, ws->rlen + want, 1);
     if (nb == NULL)
         return false;
     ws->rbuf = nb;
-    ws->rcap = cap;
     return true;
 }
 
@@ -586,16 +583,10 @@ static const char *frame_violation(const chat_ws_t *ws, const ws_frame_t *f)
 /* Appends a data frame's payload to the message being reassembled. */
 static bool frag_append(chat_ws_t *ws, const unsigned char *p, size_t n)
 {
-    if (ws->frag_cap - ws->frag_len < n + 1) {
-        size_t cap = ws->frag_cap ? ws->frag_cap : 256;
-        while (cap - ws->frag_len < n + 1)
-            cap *= 2;
-        char *nb = realloc(ws->frag, cap);
-        if (nb == NULL)
-            return false;
-        ws->frag = nb;
-        ws->frag_cap = cap;
-    }
+    char *nb = chat_array_grow(ws->frag, &ws->frag_cap, ws->frag_len + n + 1, 1);
+    if (nb == NULL)
+        return false;
+    ws->frag = nb;
     memcpy(ws->frag + ws->frag_len, p, n);
     ws->frag_len += n;
     ws->frag[ws->frag_len] = '\0';
