@@ -89,8 +89,9 @@ void *gw_jobs_worker_ctx_new(size_t index, void *gateway);
 void gw_jobs_worker_ctx_free(void *ctx, void *gateway);
 
 void gw_jobs_auth(gw_gateway_t *gw, gw_session_t *s, const char *token);
-void gw_jobs_join(gw_gateway_t *gw, const gw_join_req_t *req);
-void gw_jobs_history(gw_gateway_t *gw, const gw_history_req_t *req);
+/* CHAT_ERR_NOMEM if the job could not be made (nothing was submitted). */
+chat_err_t gw_jobs_join(gw_gateway_t *gw, const gw_join_req_t *req);
+chat_err_t gw_jobs_history(gw_gateway_t *gw, const gw_history_req_t *req);
 /* A subscription went away (gw_rooms_sink_t.released). */
 void gw_jobs_release(gw_gateway_t *gw, const char *tenant, const char *room, const char *user,
                      bool room_gone, bool user_gone);

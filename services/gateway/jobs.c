@@ -268,11 +268,11 @@ static void join_complete(gw_task_t *t, void *loop_ctx)
     gw_session_join_done(s, &res);
 }
 
-void gw_jobs_join(gw_gateway_t *gw, const gw_join_req_t *req)
+chat_err_t gw_jobs_join(gw_gateway_t *gw, const gw_join_req_t *req)
 {
     join_job_t *j = calloc(1, sizeof *j);
     if (j == NULL)
-        return;
+        return CHAT_ERR_NOMEM;
     j->task.run = join_run;
     j->task.complete = join_complete;
     j->task.destroy = join_destroy;
@@ -292,9 +292,10 @@ void gw_jobs_join(gw_gateway_t *gw, const gw_join_req_t *req)
         /* Answered on the loop's next drain, like any failed join. */
         j->task.run = NULL;
         gw_inbox_push(gw->inbox, &j->task);
-        return;
+        return CHAT_OK;
     }
     gw_workers_submit(gw->workers, &j->task, room_shard(req->tenant, req->room));
+    return CHAT_OK;
 }
 
 /* ---- history ---- */
@@ -349,11 +350,11 @@ static void history_complete(gw_task_t *t, void *loop_ctx)
     gw_session_history_done(s, j->rid, frame);
 }
 
-void gw_jobs_history(gw_gateway_t *gw, const gw_history_req_t *req)
+chat_err_t gw_jobs_history(gw_gateway_t *gw, const gw_history_req_t *req)
 {
     history_job_t *j = calloc(1, sizeof *j);
     if (j == NULL)
-        return;
+        return CHAT_ERR_NOMEM;
     j->task.run = history_run;
     j->task.complete = history_complete;
     j->task.destroy = history_destroy;
@@ -367,6 +368,7 @@ void gw_jobs_history(gw_gateway_t *gw, const gw_history_req_t *req)
     if (j->tenant == NULL || j->room == NULL || j->rid == NULL)
         j->task.run = NULL; /* answered as a failed lookup */
     gw_workers_submit(gw->workers, &j->task, -1);
+    return CHAT_OK;
 }
 
 /* ---- registrations ---- */

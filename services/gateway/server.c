@@ -109,14 +109,14 @@ static void op_submit_auth(void *ud, gw_session_t *s, const char *token)
     gw_jobs_auth(ud, s, token);
 }
 
-static void op_submit_join(void *ud, const gw_join_req_t *req)
+static chat_err_t op_submit_join(void *ud, const gw_join_req_t *req)
 {
-    gw_jobs_join(ud, req);
+    return gw_jobs_join(ud, req);
 }
 
-static void op_submit_history(void *ud, const gw_history_req_t *req)
+static chat_err_t op_submit_history(void *ud, const gw_history_req_t *req)
 {
-    gw_jobs_history(ud, req);
+    return gw_jobs_history(ud, req);
 }
 
 static chat_err_t op_send(void *ud, gw_session_t *s, const char *room, const char *cid,

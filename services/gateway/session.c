@@ -268,7 +268,10 @@ static void on_join(gw_session_t *s, const gw_cframe_t *f)
         .has_since = f->has_since,
         .gen = gw_sub_gen(sub),
     };
-    s->env->ops->submit_join(s->env->ud, &req);
+    if (s->env->ops->submit_join(s->env->ud, &req) != CHAT_OK) {
+        gw_rooms_leave(s->env->rooms, &s->subs, sub);
+        send_error(s, GW_E_INTERNAL, "join not accepted; retry", f->rid, NULL);
+    }
 }
 
 /* Leaving a room that is not joined is answered with `left` as well: the client's goal
@@ -297,7 +300,8 @@ static void on_history(gw_session_t *s, const gw_cframe_t *f)
         .before = f->has_before ? f->before : 0,
         .limit = f->has_limit ? f->limit : s->env->limits.history_default,
     };
-    s->env->ops->submit_history(s->env->ud, &req);
+    if (s->env->ops->submit_history(s->env->ud, &req) != CHAT_OK)
+        send_error(s, GW_E_INTERNAL, "history not accepted; retry", f->rid, NULL);
 }
 
 /* Runs a valid frame of an authenticated session. */

@@ -70,9 +70,10 @@ typedef struct gw_session_ops {
     void (*rx_pause)(void *ud, gw_session_t *s, bool pause);
     /* Verify token; the answer comes back through gw_session_auth_done. */
     void (*submit_auth)(void *ud, gw_session_t *s, const char *token);
-    /* Answer through gw_session_join_done / gw_session_history_done. */
-    void (*submit_join)(void *ud, const gw_join_req_t *req);
-    void (*submit_history)(void *ud, const gw_history_req_t *req);
+    /* Answer through gw_session_join_done / gw_session_history_done. A non-OK return
+     * means the request was not taken (out of memory): no answer will come. */
+    chat_err_t (*submit_join)(void *ud, const gw_join_req_t *req);
+    chat_err_t (*submit_history)(void *ud, const gw_history_req_t *req);
     /* Produce a send to chat.inbound; failures reported later come through
      * gw_session_send_failed. Returns non-OK if it could not even be queued. */
     chat_err_t (*send)(void *ud, gw_session_t *s, const char *room, const char *cid,

@@ -20,6 +20,7 @@ typedef struct fake {
     bool paused;
     int auth_calls;
     char token[128];
+    bool refuse_jobs; /* submit_join/submit_history fail as if out of memory */
     int join_calls;
     gw_join_req_t join;
     char join_room[64], join_rid[64];
@@ -66,20 +67,26 @@ static void op_submit_auth(void *ud, gw_session_t *s, const char *token)
     snprintf(fake.token, sizeof fake.token, "%s", token);
 }
 
-static void op_submit_join(void *ud, const gw_join_req_t *req)
+static chat_err_t op_submit_join(void *ud, const gw_join_req_t *req)
 {
     (void)ud;
+    if (fake.refuse_jobs)
+        return CHAT_ERR_NOMEM;
     fake.join_calls++;
     fake.join = *req;
     snprintf(fake.join_room, sizeof fake.join_room, "%s", req->room);
     snprintf(fake.join_rid, sizeof fake.join_rid, "%s", req->rid ? req->rid : "");
+    return CHAT_OK;
 }
 
-static void op_submit_history(void *ud, const gw_history_req_t *req)
+static chat_err_t op_submit_history(void *ud, const gw_history_req_t *req)
 {
     (void)ud;
+    if (fake.refuse_jobs)
+        return CHAT_ERR_NOMEM;
     fake.history_calls++;
     fake.history = *req;
+    return CHAT_OK;
 }
 
 static chat_err_t op_send(void *ud, gw_session_t *s, const char *room, const char *cid,
@@ -670,6 +677,27 @@ START_TEST(test_join_stale_or_failed_result)
 }
 END_TEST
 
+/* A join or history request the gateway cannot take (out of memory) is answered at once,
+ * never left waiting; the join's subscription is dropped. */
+START_TEST(test_refused_requests_are_answered)
+{
+    authenticate();
+    fake.refuse_jobs = true;
+    rx("{\"type\":\"join\",\"room\":\"general\",\"rid\":\"j1\"}");
+    expect("error", "internal", "j1", NULL);
+    ck_assert_int_eq(fake.releases, 1);
+    ck_assert(fake.last_room_empty);
+    deliver_live(3);
+    expect_empty();
+    rx("{\"type\":\"history\",\"room\":\"general\",\"rid\":\"h1\"}");
+    expect("error", "internal", "h1", NULL);
+    fake.refuse_jobs = false;
+    rx("{\"type\":\"join\",\"room\":\"general\",\"rid\":\"j2\"}");
+    ck_assert_int_eq(fake.join_calls, 1);
+    ck_assert(!gw_session_closing(sess));
+}
+END_TEST
+
 START_TEST(test_join_without_since_drops_older_held)
 {
     authenticate();
@@ -829,6 +857,7 @@ int main(void)
     tcase_add_test(tc, test_dm_membership);
     tcase_add_test(tc, test_join_replay_then_held);
     tcase_add_test(tc, test_join_stale_or_failed_result);
+    tcase_add_test(tc, test_refused_requests_are_answered);
     tcase_add_test(tc, test_join_without_since_drops_older_held);
     tcase_add_test(tc, test_replay_trimmed_to_queue_room);
     tcase_add_test(tc, test_leave_is_idempotent);
