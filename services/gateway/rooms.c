@@ -39,6 +39,9 @@ struct gw_sub {
 struct gw_rooms {
     gw_strmap_t *rooms; /* key -> room_t */
     size_t held_max;
+    /* The last generation handed out. One counter for every subscription, so an answer to
+     * an earlier join never matches a subscription created after a leave. */
+    uint32_t gen_last;
     gw_rooms_sink_t sink;
 };
 
@@ -145,7 +148,7 @@ static void sub_restart(gw_rooms_t *r, gw_sub_t *sub)
     gw_outq_init(&sub->held, r->held_max);
     sub->state = SUB_PENDING;
     sub->overflowed = false;
-    sub->gen++;
+    sub->gen = ++r->gen_last;
 }
 
 /* Links a new subscription into room and the owner's list; NULL if out of memory. */

@@ -41,7 +41,8 @@ void gw_rooms_free(gw_rooms_t *r);
 
 /* Subscribes owner (whose subscription list starts at *owner_subs) to tenant/room as user.
  * An existing subscription of the owner to that room is reused. Either way the
- * subscription becomes pending, with a new generation and nothing held. Returns NULL if
+ * subscription becomes pending, with nothing held and a generation the table never handed
+ * out before (also not to an earlier subscription to the room that was left since). Returns NULL if
  * out of memory. */
 gw_sub_t *gw_rooms_join(gw_rooms_t *r, gw_sub_t **owner_subs, void *owner, const char *tenant,
                         const char *room, const char *user);

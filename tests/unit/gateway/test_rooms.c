@@ -1,7 +1,8 @@
 /* Unit tests of services/gateway/rooms: the subscription state machine of the join
  * protocol (pending subscriptions hold live deliveries, activation hands them over above
- * the last seq sent), the per-subscription seq filter, rejoin, leave/disconnect cleanup
- * with the registration callbacks, tenant separation and the bound on held deliveries. */
+ * the last seq sent), the per-subscription seq filter, rejoin, generations unique across
+ * subscriptions, leave/disconnect cleanup with the registration callbacks, tenant
+ * separation and the bound on held deliveries. */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -167,6 +168,23 @@ START_TEST(test_rejoin_restarts_pending)
 }
 END_TEST
 
+/* A subscription created after a leave never repeats a generation of the one before, nor
+ * one of another owner's subscription. */
+START_TEST(test_generations_unique_across_subscriptions)
+{
+    owner_t a = {.name = "a"}, b = {.name = "b"};
+    uint32_t gen1 = gw_sub_gen(gw_rooms_join(rooms, &a.subs, &a, "t", "r", "alice"));
+    gw_rooms_leave_all(rooms, &a.subs);
+    uint32_t gen2 = gw_sub_gen(gw_rooms_join(rooms, &a.subs, &a, "t", "r", "alice"));
+    uint32_t gen3 = gw_sub_gen(gw_rooms_join(rooms, &b.subs, &b, "t", "r", "bob"));
+    ck_assert_uint_ne(gen2, gen1);
+    ck_assert_uint_ne(gen3, gen1);
+    ck_assert_uint_ne(gen3, gen2);
+    gw_rooms_leave_all(rooms, &a.subs);
+    gw_rooms_leave_all(rooms, &b.subs);
+}
+END_TEST
+
 START_TEST(test_release_reports_room_and_user)
 {
     owner_t a1 = {.name = "a1"}, a2 = {.name = "a2"}, b = {.name = "b"};
@@ -276,6 +294,7 @@ int main(void)
     tcase_add_test(tc, test_seq_filter_drops_duplicates);
     tcase_add_test(tc, test_rooms_and_tenants_are_separate);
     tcase_add_test(tc, test_rejoin_restarts_pending);
+    tcase_add_test(tc, test_generations_unique_across_subscriptions);
     tcase_add_test(tc, test_release_reports_room_and_user);
     tcase_add_test(tc, test_leave_while_pending_frees_held);
     tcase_add_test(tc, test_held_overflow_reported_once);

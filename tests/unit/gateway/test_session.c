@@ -677,6 +677,37 @@ START_TEST(test_join_stale_or_failed_result)
 }
 END_TEST
 
+/* join, leave, join: the answer to the first join arrives after the second join started.
+ * It must not activate the new subscription (it carries the old rid and a read taken while
+ * the socket was not registered). */
+START_TEST(test_join_leave_join_stale_answer)
+{
+    authenticate();
+    rx("{\"type\":\"join\",\"room\":\"general\",\"rid\":\"j1\"}");
+    uint32_t gen1 = fake.join.gen;
+    rx("{\"type\":\"leave\",\"room\":\"general\",\"rid\":\"l1\"}");
+    expect("left", NULL, "l1", NULL);
+    rx("{\"type\":\"join\",\"room\":\"general\",\"rid\":\"j2\"}");
+    ck_assert_int_eq(fake.join_calls, 2);
+    uint32_t gen2 = fake.join.gen;
+    gw_outq_entry_t replay[] = {{msg_buf(1), 1}};
+    gw_join_result_t stale = {
+        .room = "general", .rid = "j1", .gen = gen1, .latest = 1, .replay = replay, .nreplay = 1};
+    gw_session_join_done(sess, &stale);
+    expect_empty();
+    deliver_live(2); /* still pending: held, not sent */
+    expect_empty();
+    gw_join_result_t res = {.room = "general", .rid = "j2", .gen = gen2, .latest = 1};
+    gw_session_join_done(sess, &res);
+    cJSON *j = next_frame(NULL);
+    ck_assert_str_eq(str_of(j, "type"), "joined");
+    ck_assert_str_eq(str_of(j, "rid"), "j2");
+    cJSON_Delete(j);
+    expect_msg_seq(2);
+    expect_empty();
+}
+END_TEST
+
 /* A join or history request the gateway cannot take (out of memory) is answered at once,
  * never left waiting; the join's subscription is dropped. */
 START_TEST(test_refused_requests_are_answered)
@@ -857,6 +888,7 @@ int main(void)
     tcase_add_test(tc, test_dm_membership);
     tcase_add_test(tc, test_join_replay_then_held);
     tcase_add_test(tc, test_join_stale_or_failed_result);
+    tcase_add_test(tc, test_join_leave_join_stale_answer);
     tcase_add_test(tc, test_refused_requests_are_answered);
     tcase_add_test(tc, test_join_without_since_drops_older_held);
     tcase_add_test(tc, test_replay_trimmed_to_queue_room);
