@@ -18,7 +18,6 @@
  * values up to 2^53 - 1 are exact, so larger ones are refused rather than silently rounded. */
 #define MAX_SAFE_INT INT64_C(9007199254740991)
 
-#define TEXT_MAX_CHARS 4000
 #define EMOJI_MAX_CHARS 32
 #define DISPLAY_NAME_MAX_CHARS 128
 #define ENDPOINT_ID_MAX_CHARS 64 /* origin.gw, origin.conn, deliver conns */
@@ -69,7 +68,7 @@ static bool chars_between(const char *s, long lo, long hi)
 
 static bool text_valid(const char *s)
 {
-    return chars_between(s, 1, TEXT_MAX_CHARS);
+    return chars_between(s, 1, CHAT_TEXT_MAX_CHARS);
 }
 
 static bool emoji_valid(const char *s)

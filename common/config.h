@@ -19,6 +19,7 @@
 #include <stdio.h>
 
 #include "common/err.h"
+#include "common/names.h"
 
 typedef enum chat_cfg_type {
     CHAT_CFG_T_END = 0,
@@ -98,6 +99,14 @@ typedef struct chat_cfg_entry {
                   "minimum level of the JSON log lines on stderr")
 #define CHAT_CFG_CONNECT_TIMEOUT(st, field, max_ms, h)                                             \
     CHAT_CFG_DURATION("CHAT_CONNECT_TIMEOUT", st, field, "10s", 100, max_ms, h)
+/* Bounded by what the event codec can carry: a longer limit would let texts through that
+ * no service can encode. */
+#define CHAT_CFG_MAX_TEXT_CHARS(st, field)                                                         \
+    CHAT_CFG_INTEGER("CHAT_MAX_TEXT_CHARS", st, field, CHAT_CFG_QUOTE(CHAT_TEXT_MAX_CHARS), 1,     \
+                     CHAT_TEXT_MAX_CHARS,                                                          \
+                     "longest message text in Unicode characters; longer sends get too_large")
+#define CHAT_CFG_QUOTE(x) CHAT_CFG_QUOTE_(x)
+#define CHAT_CFG_QUOTE_(x) #x
 #define CHAT_CFG_INSTANCE_ID(st, field)                                                            \
     CHAT_CFG_STRING("CHAT_INSTANCE_ID", st, field, "",                                             \
                     "static group membership id, unique per instance (e.g. the pod name of a "     \

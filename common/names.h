@@ -10,6 +10,9 @@
 #define CHAT_USER_MAX 64
 #define CHAT_CID_MAX 64
 #define CHAT_TENANT_MAX 64
+/* Longest message text in Unicode characters: what the event codec accepts, so also the
+ * most CHAT_MAX_TEXT_CHARS may allow. */
+#define CHAT_TEXT_MAX_CHARS 4000
 
 /* Room: [A-Za-z0-9._:-]{1,128}. */
 bool chat_name_room_valid(const char *s);

@@ -35,8 +35,9 @@ static void set_reject(message_inbound_t *in, message_reject_code_t code, const 
 }
 
 /* The service's rules for a send the codec accepted: the configured text limit (the codec
- * only knows the protocol's 4000) and that only its two members write to a dm room. The
- * gateway checks these too; checking again keeps the store clean whoever produced. */
+ * only knows the protocol's CHAT_TEXT_MAX_CHARS, the most the configuration allows) and
+ * that only its two members write to a dm room. The gateway checks these too; checking
+ * again keeps the store clean whoever produced. */
 static void check_send(message_inbound_t *in, long max_text_chars)
 {
     const chat_event_t *ev = &in->ev;

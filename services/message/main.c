@@ -52,8 +52,7 @@ static const chat_cfg_entry_t cfg_table[] = {
     CHAT_CFG_INSTANCE_ID(message_cfg_t, instance_id),
     CHAT_CFG_INTEGER("CHAT_MESSAGE_BATCH", message_cfg_t, batch, "500", 1, 10000,
                      "most records handled as one batch (a poll never waits to fill it)"),
-    CHAT_CFG_INTEGER("CHAT_MAX_TEXT_CHARS", message_cfg_t, max_text_chars, "4000", 1, 1000000,
-                     "longest message text in characters; longer sends get too_large"),
+    CHAT_CFG_MAX_TEXT_CHARS(message_cfg_t, max_text_chars),
     CHAT_CFG_DURATION("CHAT_MESSAGE_STORE_RETRY", message_cfg_t, store_retry_ms, "60s", 0, 3600000,
                       "how long a failing MongoDB is retried before exiting (the "
                       "restart replays the uncommitted batch)"),

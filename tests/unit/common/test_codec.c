@@ -11,6 +11,7 @@
 
 #include "common/codec.h"
 #include "common/log.h"
+#include "common/names.h"
 
 #define ID "65f1c0ffee0123456789abcd"
 #define TS INT64_C(1732406400123)
@@ -292,6 +293,30 @@ static void encode_without(sample_t *s, const char *key, bool unused)
     ck_assert_ptr_null(json);
     s->ev = saved;
 }
+
+/* A text of CHAT_TEXT_MAX_CHARS characters (the most CHAT_MAX_TEXT_CHARS allows) encodes;
+ * one more does not. */
+START_TEST(test_encode_text_limit)
+{
+    sample_t s;
+    sample_init(&s, 0, true); /* send */
+    const char *euro = "\xe2\x82\xac";
+    char *text = malloc(3 * (CHAT_TEXT_MAX_CHARS + 1) + 1);
+    ck_assert_ptr_nonnull(text);
+    for (int i = 0; i <= CHAT_TEXT_MAX_CHARS; i++)
+        memcpy(text + 3 * i, euro, 3);
+    text[3 * CHAT_TEXT_MAX_CHARS] = '\0';
+    s.ev.text = text;
+    free(encode_ok(&s.ev));
+    text[3 * CHAT_TEXT_MAX_CHARS] = euro[0];
+    text[3 * (CHAT_TEXT_MAX_CHARS + 1)] = '\0';
+    char *json = NULL;
+    ck_assert_int_eq(chat_event_encode(&s.ev, &json, NULL), CHAT_ERR_INVALID);
+    ck_assert_ptr_null(json);
+    free(text);
+    sample_free(&s);
+}
+END_TEST
 
 START_TEST(test_encode_missing_required)
 {
@@ -584,9 +609,9 @@ START_TEST(test_decode_lengths)
     expect_long_string(CHAT_EV_SEND, "user", "\xc3\xa9", 65, false);
     expect_long_string(CHAT_EV_SEND, "cid", "c", 64, true);
     expect_long_string(CHAT_EV_SEND, "cid", "c", 65, false);
-    expect_long_string(CHAT_EV_SEND, "text", "\xe2\x82\xac", 4000, true); /* € */
-    expect_long_string(CHAT_EV_SEND, "text", "\xe2\x82\xac", 4001, false);
-    expect_long_string(CHAT_EV_SEND, "text", "a", 4001, false);
+    expect_long_string(CHAT_EV_SEND, "text", "\xe2\x82\xac", CHAT_TEXT_MAX_CHARS, true); /* € */
+    expect_long_string(CHAT_EV_SEND, "text", "\xe2\x82\xac", CHAT_TEXT_MAX_CHARS + 1, false);
+    expect_long_string(CHAT_EV_SEND, "text", "a", CHAT_TEXT_MAX_CHARS + 1, false);
     expect_long_string(CHAT_EV_SEND, "name", "n", 128, true);
     expect_long_string(CHAT_EV_SEND, "name", "n", 129, false);
     expect_long_string(CHAT_EV_REACT, "emoji", THUMBS, 32, true);
@@ -971,6 +996,7 @@ static Suite *codec_suite(void)
     tcase_add_test(tc, test_encode_exact_bytes);
     tcase_add_test(tc, test_encode_exact_integers);
     tcase_add_test(tc, test_encode_missing_required);
+    tcase_add_test(tc, test_encode_text_limit);
     tcase_add_test(tc, test_encode_invalid_values);
     tcase_add_test(tc, test_decode_missing_required);
     tcase_add_test(tc, test_decode_patched);

@@ -1,6 +1,7 @@
 /* Unit tests of common/config: parsing of every type with its bounds, defaults and required
  * variables, the error log line naming the variable, --help, the start-up log line with
- * secrets masked, argument handling and chat_cfg_free on a partially loaded struct. */
+ * secrets masked, argument handling, chat_cfg_free on a partially loaded struct and the
+ * bound of the shared CHAT_MAX_TEXT_CHARS entry. */
 #include <check.h>
 #include <cjson/cJSON.h>
 #include <fcntl.h>
@@ -246,6 +247,29 @@ START_TEST(test_integer_extremes)
     };
     test_cfg_t cfg = {0};
     check_numbers(&e, &cfg.port, cases, sizeof cases / sizeof cases[0], &cfg);
+}
+END_TEST
+
+/* The shared CHAT_MAX_TEXT_CHARS entry (the test sets the variable itself) stops at what the
+ * event codec can carry: a longer limit would let texts through that no service can encode. */
+START_TEST(test_max_text_chars_bounded_by_codec)
+{
+    static const chat_cfg_entry_t e = CHAT_CFG_MAX_TEXT_CHARS(test_cfg_t, port);
+    char at_max[32], past_max[32];
+    snprintf(at_max, sizeof at_max, "%d", CHAT_TEXT_MAX_CHARS);
+    snprintf(past_max, sizeof past_max, "%d", CHAT_TEXT_MAX_CHARS + 1);
+    const number_case_t cases[] = {
+        {"1", true, 1},        {at_max, true, CHAT_TEXT_MAX_CHARS},
+        {"0", false, 0},       {past_max, false, 0},
+        {"1000000", false, 0},
+    };
+    test_cfg_t cfg = {0};
+    check_numbers(&e, &cfg.port, cases, sizeof cases / sizeof cases[0], &cfg);
+    const char *bad = NULL;
+    char why[128];
+    ck_assert_int_eq(load_one(&e, NULL, &cfg, &bad, why, sizeof why), CHAT_OK);
+    ck_assert_int_eq(cfg.port, CHAT_TEXT_MAX_CHARS); /* the default is the codec's limit */
+    unsetenv(e.name);
 }
 END_TEST
 
@@ -569,6 +593,7 @@ int main(void)
     tcase_add_test(tc, test_string);
     tcase_add_test(tc, test_integer);
     tcase_add_test(tc, test_integer_extremes);
+    tcase_add_test(tc, test_max_text_chars_bounded_by_codec);
     tcase_add_test(tc, test_duration);
     tcase_add_test(tc, test_bool);
     tcase_add_test(tc, test_enum);
