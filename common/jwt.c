@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #define SIG_LEN 32 /* HMAC-SHA256 */
 /* Largest integer a JSON number (double) holds exactly: exp beyond it cannot be trusted. */
@@ -145,21 +144,6 @@ static bool jwt_split(const char *token, jwt_parts_t *p)
     return p->header_len > 0 && p->payload_len > 0 && p->sig_len > 0;
 }
 
-/* True if the JSON text contains the escape \u0000: cJSON would cut the string there, so
- * a claim could read differently here than in the issuer's library. Any backslash in valid
- * JSON starts an escape inside a string, which makes a linear scan exact. */
-static bool json_has_escaped_nul(const char *s, size_t len)
-{
-    for (size_t i = 0; i + 1 < len; i++) {
-        if (s[i] != '\\')
-            continue;
-        if (s[i + 1] == 'u' && i + 6 <= len && strncasecmp(s + i + 2, "0000", 4) == 0)
-            return true;
-        i++; /* skip the escaped character, which may itself be a backslash */
-    }
-    return false;
-}
-
 /* Decodes one base64url part and parses it as a JSON object. Returns NULL if it is not
  * valid base64url, contains a NUL byte or an escaped NUL, or is not a JSON object. */
 static cJSON *jwt_decode_object(const char *part, size_t part_len)
@@ -169,7 +153,7 @@ static cJSON *jwt_decode_object(const char *part, size_t part_len)
     if (text == NULL)
         return NULL;
     cJSON *obj = NULL;
-    if (memchr(text, '\0', len) == NULL && !json_has_escaped_nul((const char *)text, len))
+    if (memchr(text, '\0', len) == NULL && !chat_json_has_escaped_nul((const char *)text, len))
         obj = cJSON_ParseWithOpts((const char *)text, NULL, 1);
     free(text);
     if (obj != NULL && !cJSON_IsObject(obj)) {

@@ -129,6 +129,18 @@ static bool is_control(uint32_t cp)
     return cp < 0x20 || (cp >= 0x7f && cp <= 0x9f);
 }
 
+bool chat_json_has_escaped_nul(const char *s, size_t len)
+{
+    for (size_t i = 0; i + 1 < len; i++) {
+        if (s[i] != '\\')
+            continue;
+        if (s[i + 1] == 'u' && i + 6 <= len && memcmp(s + i + 2, "0000", 4) == 0)
+            return true;
+        i++; /* skip the escaped character, which may itself be a backslash */
+    }
+    return false;
+}
+
 bool chat_name_user_valid(const char *s)
 {
     if (s == NULL)

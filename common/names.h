@@ -35,4 +35,10 @@ bool chat_room_dm_has(const char *room, const char *user);
  * UTF-8 (overlong forms, surrogates and code points past U+10FFFF are invalid). */
 long chat_utf8_chars(const char *s, size_t len);
 
+/* True if the JSON text s[0..len) contains the escape \u0000, which cJSON would take as the
+ * end of the string (a text or claim would read shorter than it was sent). Exact for valid
+ * JSON, where each backslash starts an escape: "\\u0000" (an escaped backslash, then
+ * "u0000") is not one. */
+bool chat_json_has_escaped_nul(const char *s, size_t len);
+
 #endif

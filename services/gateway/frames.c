@@ -7,7 +7,6 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <strings.h>
 
 #include "common/jwt.h"
 #include "common/names.h"
@@ -276,17 +275,6 @@ static bool members_read(gw_cframe_t *f, size_t max_text, gw_cframe_error_t *err
     return text == NULL || field_read(F_TEXT, text, max_text, f, err);
 }
 
-/* cJSON ends a string at an escaped NUL, which would silently shorten texts and ids. */
-static bool has_escaped_nul(const char *s, size_t len)
-{
-    static const char pat[] = "\\u0000";
-    for (size_t i = 0; i + sizeof pat - 1 <= len; i++) {
-        if (s[i] == '\\' && strncasecmp(s + i, pat, sizeof pat - 1) == 0)
-            return true;
-    }
-    return false;
-}
-
 static bool root_parse(const char *s, size_t len, gw_cframe_t *f, gw_cframe_error_t *err)
 {
     if (chat_utf8_chars(s, len) < 0)
@@ -325,7 +313,7 @@ chat_err_t gw_cframe_parse(const void *data, size_t len, size_t max_text_chars, 
     memset(out, 0, sizeof *out);
     if (!root_parse(data, len, out, err) || !frame_check(out, max_text_chars, err))
         return CHAT_ERR_INVALID;
-    if (has_escaped_nul(data, len)) {
+    if (chat_json_has_escaped_nul(data, len)) {
         fail(err, GW_E_BAD_REQUEST, "strings must not contain NUL");
         return CHAT_ERR_INVALID;
     }

@@ -1,5 +1,6 @@
 /* Unit tests of common/names: the naming rules of the protocol, table-driven, with the
- * boundary lengths and the UTF-8 edge cases (overlong forms, surrogates, > U+10FFFF). */
+ * boundary lengths and the UTF-8 edge cases (overlong forms, surrogates, > U+10FFFF), and
+ * the escaped-NUL scan of JSON text. */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -254,6 +255,29 @@ START_TEST(test_utf8_chars)
 }
 END_TEST
 
+START_TEST(test_json_escaped_nul)
+{
+    static const struct {
+        const char *json;
+        bool nul;
+    } cases[] = {
+        {"{\"t\":\"a\\u0000b\"}", true},      {"{\"t\":\"\\u0000\"}", true},
+        {"{\"t\":\"\\\\\\u0000\"}", true},  /* an escaped backslash, then the escape */
+        {"{\"t\":\"C:\\\\u0000\"}", false}, /* an escaped backslash, then the text u0000 */
+        {"{\"t\":\"\\\\\\\\u0000\"}", false}, {"{\"t\":\"\\u0001\"}", false},
+        {"{\"t\":\"\\u00000\"}", true},       {"{\"t\":\"u0000\"}", false},
+        {"{\"t\":\"\\n0000\"}", false},       {"", false},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        ck_assert_msg(chat_json_has_escaped_nul(cases[i].json, strlen(cases[i].json)) ==
+                          cases[i].nul,
+                      "case %zu (%s)", i, cases[i].json);
+    /* Only len bytes count: an escape cut off by len is not one. */
+    ck_assert(!chat_json_has_escaped_nul("\\u0000", 5));
+    ck_assert(chat_json_has_escaped_nul("\\u0000", 6));
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("names");
@@ -267,6 +291,7 @@ int main(void)
     tcase_add_test(tc, test_dm_lengths);
     tcase_add_test(tc, test_dm_has);
     tcase_add_test(tc, test_utf8_chars);
+    tcase_add_test(tc, test_json_escaped_nul);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

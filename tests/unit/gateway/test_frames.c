@@ -39,6 +39,8 @@ static const parse_case_t parse_cases[] = {
     OK("{\"type\":\"join\",\"room\":\"general\",\"since\":5.0}", GW_C_JOIN),
     OK("{\"type\":\"leave\",\"room\":\"dm:a:b\"}", GW_C_LEAVE),
     OK("{\"type\":\"send\",\"room\":\"r\",\"cid\":\"c 1\",\"text\":\"h\\u00e9\"}", GW_C_SEND),
+    /* an escaped backslash before the characters u0000 is no escaped NUL */
+    OK("{\"type\":\"send\",\"room\":\"r\",\"cid\":\"c\",\"text\":\"C:\\\\u0000\"}", GW_C_SEND),
     OK("{\"type\":\"history\",\"room\":\"r\",\"rid\":\"h\",\"before\":5,\"limit\":100}",
        GW_C_HISTORY),
     OK("{\"type\":\"typing\",\"room\":\"r\"}", GW_C_TYPING),
@@ -82,6 +84,8 @@ static const parse_case_t parse_cases[] = {
     BAD("{\"type\":\"send\",\"room\":\"r\",\"cid\":\"\\u00e9\",\"text\":\"t\"}", GW_C_SEND,
         GW_E_BAD_REQUEST, NULL, NULL),
     BAD("{\"type\":\"send\",\"room\":\"r\",\"cid\":\"c\",\"text\":\"a\\u0000b\"}", GW_C_SEND,
+        GW_E_BAD_REQUEST, NULL, "c"),
+    BAD("{\"type\":\"send\",\"room\":\"r\",\"cid\":\"c\",\"text\":\"C:\\\\\\u0000\"}", GW_C_SEND,
         GW_E_BAD_REQUEST, NULL, "c"),
     BAD("{\"type\":\"history\",\"room\":\"r\"}", GW_C_HISTORY, GW_E_BAD_REQUEST, NULL, NULL),
     BAD("{\"type\":\"history\",\"room\":\"r\",\"rid\":\"h\",\"limit\":0}", GW_C_HISTORY,
