@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/array.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/names.h"
@@ -433,15 +432,7 @@ typedef struct rooms_job {
 static void rooms_destroy(gw_task_t *t)
 {
     rooms_job_t *j = (rooms_job_t *)t;
-    for (size_t i = 0; i < j->n; i++) {
-        gw_registry_room_t *r = &j->rooms[i];
-        for (size_t u = 0; u < r->nusers; u++)
-            free((char *)r->users[u]);
-        free((void *)r->users);
-        free((char *)r->tenant);
-        free((char *)r->room);
-    }
-    free(j->rooms);
+    gw_registry_rooms_free(j->rooms, j->n);
     free(j);
 }
 
@@ -459,29 +450,6 @@ static void rooms_run(gw_task_t *t, void *wctx)
     }
 }
 
-/* Appends a deep copy of one room; false if out of memory. */
-static bool rooms_job_add(rooms_job_t *j, const char *tenant, const char *room,
-                          const char *const *users, size_t nusers)
-{
-    gw_registry_room_t *rooms = chat_array_grow(j->rooms, &j->cap, j->n + 1, sizeof *rooms);
-    if (rooms == NULL)
-        return false;
-    j->rooms = rooms;
-    gw_registry_room_t *r = &j->rooms[j->n];
-    const char **copy = calloc(nusers > 0 ? nusers : 1, sizeof *copy);
-    *r = (gw_registry_room_t){.tenant = strdup(tenant), .room = strdup(room), .users = copy};
-    j->n++;
-    if (copy == NULL || r->tenant == NULL || r->room == NULL)
-        return false;
-    for (size_t u = 0; u < nusers; u++) {
-        copy[u] = strdup(users[u]);
-        if (copy[u] == NULL)
-            return false;
-        r->nusers++;
-    }
-    return true;
-}
-
 typedef struct rooms_batch {
     gw_gateway_t *gw;
     rooms_job_t **jobs; /* one per worker */
@@ -494,8 +462,9 @@ static void rooms_batch_cb(const char *tenant, const char *room, const char *con
 {
     rooms_batch_t *b = ud;
     size_t shard = (size_t)room_shard(tenant, room) % b->njobs;
-    if (b->jobs[shard] == NULL) {
-        rooms_job_t *j = calloc(1, sizeof *j);
+    rooms_job_t *j = b->jobs[shard];
+    if (j == NULL) {
+        j = calloc(1, sizeof *j);
         if (j == NULL)
             return;
         j->task.run = rooms_run;
@@ -504,8 +473,9 @@ static void rooms_batch_cb(const char *tenant, const char *room, const char *con
         j->remove = b->remove;
         b->jobs[shard] = j;
     }
-    if (!rooms_job_add(b->jobs[shard], tenant, room, users, nusers))
-        chat_log_error("registration batch incomplete: out of memory");
+    if (!gw_registry_rooms_append(&j->rooms, &j->n, &j->cap, tenant, room, users, nusers))
+        chat_log_error("registration batch incomplete: out of memory", CHAT_F_STR("tenant", tenant),
+                       CHAT_F_STR("room", room));
 }
 
 /* Splits every room of the table into per-shard jobs and submits them. */

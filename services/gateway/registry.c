@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/array.h"
 #include "common/log.h"
 
 #define MEMBER_MAX 160
@@ -15,6 +16,47 @@ int gw_registry_key(char *buf, size_t len, const char *tenant, const char *room,
 {
     int n = snprintf(buf, len, "chat:room:{%s/%s}:%s", tenant, room, kind);
     return n > 0 && (size_t)n < len ? n : -1;
+}
+
+/* Frees the strings of one copy made by gw_registry_rooms_append. */
+static void room_copy_clear(gw_registry_room_t *r)
+{
+    for (size_t u = 0; u < r->nusers; u++)
+        free((char *)r->users[u]);
+    free((void *)r->users);
+    free((char *)r->tenant);
+    free((char *)r->room);
+}
+
+bool gw_registry_rooms_append(gw_registry_room_t **rooms, size_t *n, size_t *cap,
+                              const char *tenant, const char *room, const char *const *users,
+                              size_t nusers)
+{
+    gw_registry_room_t *grown = chat_array_grow(*rooms, cap, *n + 1, sizeof *grown);
+    if (grown == NULL)
+        return false;
+    *rooms = grown;
+    const char **copy = calloc(nusers > 0 ? nusers : 1, sizeof *copy);
+    gw_registry_room_t r = {.tenant = strdup(tenant), .room = strdup(room), .users = copy};
+    bool ok = copy != NULL && r.tenant != NULL && r.room != NULL;
+    for (size_t u = 0; ok && u < nusers; u++) {
+        copy[u] = strdup(users[u]);
+        ok = copy[u] != NULL;
+        r.nusers += ok;
+    }
+    if (!ok) {
+        room_copy_clear(&r);
+        return false;
+    }
+    grown[(*n)++] = r;
+    return true;
+}
+
+void gw_registry_rooms_free(gw_registry_room_t *rooms, size_t n)
+{
+    for (size_t i = 0; rooms != NULL && i < n; i++)
+        room_copy_clear(&rooms[i]);
+    free(rooms);
 }
 
 static bool member_make(char *buf, const char *gw, const char *user)

@@ -23,6 +23,16 @@ typedef struct gw_registry_room {
     size_t nusers;
 } gw_registry_room_t;
 
+/* Appends a deep copy of tenant/room with its users to *rooms (*n entries, capacity *cap,
+ * grown as needed). Returns false if out of memory: then nothing was appended and *rooms
+ * still holds the *n entries before. */
+bool gw_registry_rooms_append(gw_registry_room_t **rooms, size_t *n, size_t *cap,
+                              const char *tenant, const char *room, const char *const *users,
+                              size_t nusers);
+
+/* Frees n copies made by gw_registry_rooms_append, and the array. Accepts NULL. */
+void gw_registry_rooms_free(gw_registry_room_t *rooms, size_t n);
+
 /* Writes the key of the room's set kind ("gws" or "online"). Returns its length, or -1 if
  * it does not fit. */
 int gw_registry_key(char *buf, size_t len, const char *tenant, const char *room, const char *kind);
