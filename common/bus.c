@@ -20,7 +20,7 @@
 extern char **environ;
 
 #define BUS_ERRSTR_LEN 512
-#define BUS_PRODUCE_RETRY_MS 5000
+#define BUS_QUEUE_FULL_WAIT_MS 5000 /* chat_bus_producer_conf_t.queue_full_wait_ms 0 */
 #define BUS_DESTROY_FLUSH_MS 10000
 #define BUS_PURGE_FLUSH_MS 2000
 #define BUS_WATERMARK_TIMEOUT_MS 5000
@@ -372,6 +372,7 @@ struct chat_bus_producer {
     atomic_bool stopping;
     pthread_t thread;
     series_cache_t *produced; /* chat_kafka_produced_total{topic,result}, or NULL */
+    int queue_full_wait_ms;   /* resolved: 0 = fail at once */
 };
 
 static void producer_outstanding_sub(chat_bus_producer_t *p)
@@ -438,6 +439,15 @@ static rd_kafka_conf_t *producer_conf(const chat_bus_producer_conf_t *conf, chat
     return kconf;
 }
 
+/* The conf's queue_full_wait_ms as chat_bus_produce uses it: 0 is the default wait and
+ * CHAT_BUS_NO_WAIT (any negative value) none. */
+static int queue_full_wait(int conf_ms)
+{
+    if (conf_ms == 0)
+        return BUS_QUEUE_FULL_WAIT_MS;
+    return conf_ms < 0 ? 0 : conf_ms;
+}
+
 /* Frees what chat_bus_producer_new allocated before the handle exists. */
 static void producer_free(chat_bus_producer_t *p)
 {
@@ -457,6 +467,7 @@ chat_err_t chat_bus_producer_new(const chat_bus_producer_conf_t *conf, chat_bus_
         return CHAT_ERR_NOMEM;
     p->on_delivery = conf->on_delivery;
     p->ud = conf->ud;
+    p->queue_full_wait_ms = queue_full_wait(conf->queue_full_wait_ms);
     pthread_mutex_init(&p->idle_lock, NULL);
     pthread_condattr_t attr;
     pthread_condattr_init(&attr);
@@ -497,7 +508,7 @@ static void producer_wait_for_room(chat_bus_producer_t *p, int ms)
         rd_kafka_poll(p->rk, ms < 100 ? ms : 100);
 }
 
-/* Returns CHAT_OK once queued; CHAT_ERR_TIMEOUT if the queue stayed full for 5 s;
+/* Returns CHAT_OK once queued; CHAT_ERR_TIMEOUT if the queue stayed full for the wait;
  * CHAT_ERR_TOO_LARGE, CHAT_ERR_INVALID (unknown partition) or CHAT_ERR_KAFKA otherwise,
  * logged with librdkafka's error. A record that was not queued gets no delivery report. */
 chat_err_t chat_bus_produce(chat_bus_producer_t *p, const char *topic, int32_t partition,
@@ -508,7 +519,7 @@ chat_err_t chat_bus_produce(chat_bus_producer_t *p, const char *topic, int32_t p
         return CHAT_ERR_INVALID;
     /* Counted before the call: the delivery report may run before producev returns. */
     atomic_fetch_add(&p->outstanding, 1);
-    int64_t deadline = chat_clock_mono_ms() + BUS_PRODUCE_RETRY_MS;
+    int64_t deadline = chat_clock_mono_ms() + p->queue_full_wait_ms;
     rd_kafka_resp_err_t err;
     for (;;) {
         err = rd_kafka_producev(p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),

@@ -17,6 +17,7 @@
 #define CHAT_BUS_PARTITION_ANY (-1) /* partition by key (murmur2, as the Java client) */
 #define CHAT_BUS_OFFSET_BEGINNING (-2)
 #define CHAT_BUS_OFFSET_END (-1)
+#define CHAT_BUS_NO_WAIT (-1) /* chat_bus_producer_conf_t.queue_full_wait_ms */
 
 typedef struct chat_bus_producer chat_bus_producer_t;
 typedef struct chat_bus_consumer chat_bus_consumer_t;
@@ -38,6 +39,9 @@ typedef struct chat_bus_producer_conf {
     void *ud;
     int connect_timeout_ms;  /* >0: creation fails with CHAT_ERR_TIMEOUT if no broker answers */
     chat_metrics_t *metrics; /* optional: chat_kafka_produced_total{topic,result} */
+    /* How long chat_bus_produce waits for room in a full local queue: 0 means 5 s;
+     * CHAT_BUS_NO_WAIT fails at once, for threads that must not block (an event loop). */
+    int queue_full_wait_ms;
 } chat_bus_producer_conf_t;
 
 /* Creates the producer. Returns CHAT_ERR_CONFIG on a bad KAFKA_* variable (logged with
@@ -46,7 +50,7 @@ chat_err_t chat_bus_producer_new(const chat_bus_producer_conf_t *conf, chat_bus_
 
 /* Queues one record; copies key and value. partition may be CHAT_BUS_PARTITION_ANY.
  * Never blocks for the broker; if the local queue is full it serves delivery reports
- * and retries for up to 5 s, then returns CHAT_ERR_TIMEOUT. */
+ * and retries for up to queue_full_wait_ms (see the conf), then returns CHAT_ERR_TIMEOUT. */
 chat_err_t chat_bus_produce(chat_bus_producer_t *p, const char *topic, int32_t partition,
                             const void *key, size_t keylen, const void *value, size_t len,
                             void *opaque);

@@ -98,6 +98,9 @@ chat_err_t gw_inbound_new(const gw_inbound_conf_t *conf, gw_inbound_t **out)
         .ud = in,
         .connect_timeout_ms = conf->connect_timeout_ms,
         .metrics = conf->metrics,
+        /* Sends are produced on the event loop: waiting for room would freeze every socket.
+         * A full queue fails the send at once (the client is told to resend). */
+        .queue_full_wait_ms = CHAT_BUS_NO_WAIT,
     };
     chat_err_t err = in->gw_id != NULL ? chat_bus_producer_new(&pc, &in->producer) : CHAT_ERR_NOMEM;
     if (err != CHAT_OK) {

@@ -1,0 +1,80 @@
+/* Unit tests of services/gateway/inbound without a broker: a send whose record cannot even
+ * be queued (the local queue is full) fails at once instead of holding the event loop, and
+ * a queued record that librdkafka finally fails reaches the loop as a failed send with its
+ * connection and cid. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/clock.h"
+#include "services/gateway/inbound.h"
+
+/* Nothing listens there (port 1 needs root to bind); connections are refused at once. */
+#define DEAD_BROKER "127.0.0.1:1"
+/* Far below the default wait of a producer for room in a full queue (5 s). */
+#define QUEUE_FULL_MAX_MS 1000
+
+typedef struct failures {
+    int n;
+    char conn[32], cid[32];
+} failures_t;
+
+static void on_failed(void *loop_ctx, const char *conn, const char *cid)
+{
+    failures_t *f = loop_ctx;
+    f->n++;
+    snprintf(f->conn, sizeof f->conn, "%s", conn);
+    snprintf(f->cid, sizeof f->cid, "%s", cid);
+}
+
+static chat_err_t send_one(gw_inbound_t *in, const char *cid)
+{
+    return gw_inbound_send(in, "acme", "general", "alice", "Alice", cid, "hello", "conn-1",
+                           chat_clock_wall_ms());
+}
+
+START_TEST(test_full_queue_fails_at_once)
+{
+    /* A local queue of one record, and records given up after 300 ms without a broker. */
+    setenv("KAFKA_QUEUE_BUFFERING_MAX_MESSAGES", "1", 1);
+    setenv("KAFKA_MESSAGE_TIMEOUT_MS", "300", 1);
+    gw_inbox_t *inbox = gw_inbox_new(16);
+    ck_assert_ptr_nonnull(inbox);
+    gw_inbound_conf_t conf = {
+        .brokers = DEAD_BROKER, .gw_id = "7", .inbox = inbox, .on_failed = on_failed};
+    gw_inbound_t *in = NULL;
+    ck_assert_int_eq(gw_inbound_new(&conf, &in), CHAT_OK);
+
+    ck_assert_int_eq(send_one(in, "c-1"), CHAT_OK);
+    int64_t start = chat_clock_mono_ms();
+    ck_assert_int_ne(send_one(in, "c-2"), CHAT_OK);
+    int64_t took = chat_clock_mono_ms() - start;
+    ck_assert_msg(took < QUEUE_FULL_MAX_MS, "a send into a full queue took %lld ms",
+                  (long long)took);
+
+    /* The queued record times out: its failure comes through the inbox, once. */
+    gw_inbound_free(in);
+    failures_t f = {0};
+    gw_inbox_drain(inbox, 16, &f);
+    ck_assert_int_eq(f.n, 1);
+    ck_assert_str_eq(f.conn, "conn-1");
+    ck_assert_str_eq(f.cid, "c-1");
+    gw_inbox_free(inbox);
+    unsetenv("KAFKA_QUEUE_BUFFERING_MAX_MESSAGES");
+    unsetenv("KAFKA_MESSAGE_TIMEOUT_MS");
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("gateway_inbound");
+    TCase *tc = tcase_create("inbound");
+    tcase_add_test(tc, test_full_queue_fails_at_once);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
