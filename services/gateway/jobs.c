@@ -177,19 +177,17 @@ static void join_destroy(gw_task_t *t)
     free(j);
 }
 
-/* unread: latest minus the user's read mark if there is one, else latest minus since if
- * the client gave since, else 0 (never negative). */
-static int64_t unread_count(int64_t latest, bool has_mark, int64_t mark, bool has_since,
-                            int64_t since)
+/* unread: latest minus since if the client gave since, else 0 (never negative). Read marks
+ * are not stored yet (read frames are refused), so there is none to count from. */
+static int64_t unread_count(int64_t latest, bool has_since, int64_t since)
 {
-    int64_t base = has_mark ? mark : has_since ? since : latest;
-    return latest > base ? latest - base : 0;
+    return has_since && latest > since ? latest - since : 0;
 }
 
-/* Step (2) of a join, after the registration: latest seq, replay, read mark. */
-/* The join's MongoDB reads. With since, the replay (the newest messages above since) comes
- * first: its newest seq is the room's latest, so the latest-seq query (a second read of
- * `messages`, a full scan on FerretDB) is needed only when nothing was missed. */
+/* Step (2) of a join, after the registration: the MongoDB reads. With since, the replay
+ * (the newest messages above since) comes first: its newest seq is the room's latest, so
+ * the latest-seq query (a second read of `messages`, a full scan on FerretDB) is needed
+ * only when nothing was missed. */
 static chat_err_t join_read_store(join_job_t *j)
 {
     chat_store_t *st = j->gw->store;
@@ -202,12 +200,8 @@ static chat_err_t join_read_store(join_job_t *j)
         j->latest = j->replay[j->nreplay - 1].seq;
     else if (err == CHAT_OK)
         err = gw_reads_latest(st, client, j->tenant, j->room, &j->latest);
-    int64_t mark = 0;
-    bool has_mark = false;
-    if (err == CHAT_OK)
-        err = gw_reads_read_mark(st, client, j->tenant, j->room, j->user, &mark, &has_mark);
     chat_store_release(st, client);
-    j->unread = unread_count(j->latest, has_mark, mark, j->has_since, j->since);
+    j->unread = unread_count(j->latest, j->has_since, j->since);
     return err;
 }
 

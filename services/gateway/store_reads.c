@@ -10,7 +10,6 @@
 #include "services/gateway/frames.h"
 
 #define COLL_MESSAGES "messages"
-#define COLL_READS "reads"
 
 static void log_failure(const char *what, const bson_error_t *error)
 {
@@ -272,29 +271,4 @@ chat_err_t gw_reads_page(chat_store_t *st, mongoc_client_t *client, const char *
         return CHAT_ERR_NOMEM;
     *msgs = asc;
     return CHAT_OK;
-}
-
-chat_err_t gw_reads_read_mark(chat_store_t *st, mongoc_client_t *client, const char *tenant,
-                              const char *room, const char *user, int64_t *seq, bool *found)
-{
-    *found = false;
-    bson_t *filter =
-        BCON_NEW("tenant", BCON_UTF8(tenant), "room", BCON_UTF8(room), "user", BCON_UTF8(user));
-    bson_t *opts = BCON_NEW("limit", BCON_INT64(1));
-    mongoc_collection_t *coll = chat_store_collection(st, client, COLL_READS);
-    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(coll, filter, opts, NULL);
-    const bson_t *doc;
-    if (mongoc_cursor_next(cur, &doc))
-        *found = doc_int(doc, "seq", seq);
-    bson_error_t error;
-    chat_err_t rc = CHAT_OK;
-    if (mongoc_cursor_error(cur, &error)) {
-        log_failure("read mark", &error);
-        rc = chat_store_err(&error);
-    }
-    mongoc_cursor_destroy(cur);
-    mongoc_collection_destroy(coll);
-    bson_destroy(opts);
-    bson_destroy(filter);
-    return rc;
 }

@@ -1,7 +1,7 @@
-/* The gateway's MongoDB reads (worker threads only): a room's latest seq,
- * the replay of a join (the newest messages after `since`), a history page, and the
- * user's read mark. Stored messages become `msg` frames through the shared codec, so a
- * replayed or paged message is byte-for-byte the frame live subscribers got. */
+/* The gateway's MongoDB reads (worker threads only): a room's latest seq, the replay of a
+ * join (the newest messages after `since`) and a history page. Stored messages become `msg`
+ * frames through the shared codec, so a replayed or paged message is byte-for-byte the
+ * frame live subscribers got. */
 #ifndef CHAT_GATEWAY_STORE_READS_H
 #define CHAT_GATEWAY_STORE_READS_H
 
@@ -31,10 +31,6 @@ chat_err_t gw_reads_replay(chat_store_t *st, mongoc_client_t *client, const char
  * array of msg frames (*msgs, caller deletes), and whether older ones exist. */
 chat_err_t gw_reads_page(chat_store_t *st, mongoc_client_t *client, const char *tenant,
                          const char *room, int64_t before, int64_t limit, cJSON **msgs, bool *more);
-
-/* The user's read mark in tenant/room (collection `reads`): *found false if none. */
-chat_err_t gw_reads_read_mark(chat_store_t *st, mongoc_client_t *client, const char *tenant,
-                              const char *room, const char *user, int64_t *seq, bool *found);
 
 /* The msg frame of a stored message document, or NULL if the document lacks a required
  * field. Pure: used by the functions above and by the unit tests. */
