@@ -19,6 +19,9 @@
 
 extern char **environ;
 
+/* Module-internal, defined in bus_admin.c. */
+int chat_bus__partitions(rd_kafka_t *rk, const char *topic, int timeout_ms);
+
 #define BUS_ERRSTR_LEN 512
 #define BUS_QUEUE_FULL_WAIT_MS 5000 /* chat_bus_producer_conf_t.queue_full_wait_ms 0 */
 #define BUS_DESTROY_FLUSH_MS 10000
@@ -578,6 +581,13 @@ chat_err_t chat_bus_producer_flush(chat_bus_producer_t *p, int timeout_ms)
         return atomic_load(&p->outstanding) > 0 ? CHAT_ERR_TIMEOUT : CHAT_OK;
     }
     return producer_wait_idle(p, deadline) ? CHAT_OK : CHAT_ERR_TIMEOUT;
+}
+
+int chat_bus_producer_partitions(chat_bus_producer_t *p, const char *topic, int timeout_ms)
+{
+    if (p == NULL || topic == NULL || *topic == '\0' || timeout_ms <= 0)
+        return -1;
+    return chat_bus__partitions(p->rk, topic, timeout_ms);
 }
 
 int chat_bus_producer_outstanding(chat_bus_producer_t *p)

@@ -66,6 +66,12 @@ chat_err_t chat_bus_producer_flush(chat_bus_producer_t *p, int timeout_ms);
 /* Records queued and not yet reported. */
 int chat_bus_producer_outstanding(chat_bus_producer_t *p);
 
+/* Number of partitions of topic, asked over the producer's own broker connections (no new
+ * client, unlike chat_bus_topic_partitions), or -1 if the topic does not exist or brokers
+ * do not answer within timeout_ms. Meant for a topic the producer writes to: the lookup
+ * counts as a use of the topic, so a broker that auto-creates topics may create it. */
+int chat_bus_producer_partitions(chat_bus_producer_t *p, const char *topic, int timeout_ms);
+
 /* Flushes for up to 10 s (logging how many records were lost if that is not enough),
  * stops the poll thread and frees. Accepts NULL. */
 void chat_bus_producer_destroy(chat_bus_producer_t *p);

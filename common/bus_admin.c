@@ -14,6 +14,7 @@
 
 /* Module-internal, defined in bus.c. */
 chat_err_t chat_bus__admin_handle_new(const char *brokers, int timeout_ms, rd_kafka_t **out);
+int chat_bus__partitions(rd_kafka_t *rk, const char *topic, int timeout_ms);
 
 #define ADMIN_ERRSTR_LEN 512
 /* Extra wait for a result event after the request timeout: librdkafka emits a timed-out
@@ -324,18 +325,14 @@ chat_err_t chat_bus_topics_ensure(const char *brokers, const chat_bus_topic_spec
 
 /* Asks for this topic's metadata only: listing every topic of a big cluster is not
  * needed, and the admin handle never auto-creates the topic it asks about. */
-int chat_bus_topic_partitions(const char *brokers, const char *topic, int timeout_ms)
+/* Module-internal, for bus.c too: the partition count of topic through rk, or -1 if it does
+ * not exist or no broker answered within timeout_ms (a failed request is logged). */
+int chat_bus__partitions(rd_kafka_t *rk, const char *topic, int timeout_ms)
 {
-    if (brokers == NULL || topic == NULL || *topic == '\0' || timeout_ms <= 0)
-        return -1;
-    int64_t deadline = chat_clock_mono_ms() + timeout_ms;
-    rd_kafka_t *rk;
-    if (chat_bus__admin_handle_new(brokers, timeout_ms, &rk) != CHAT_OK)
-        return -1;
     rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
     const struct rd_kafka_metadata *md = NULL;
     int partitions = -1;
-    rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, rkt, &md, request_timeout_ms(deadline));
+    rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, rkt, &md, timeout_ms);
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
         const rd_kafka_metadata_topic_t *t = metadata_topic(md, topic);
         /* A topic just created may not have its leaders yet; its count is known. */
@@ -350,6 +347,18 @@ int chat_bus_topic_partitions(const char *brokers, const char *topic, int timeou
     }
     if (rkt != NULL)
         rd_kafka_topic_destroy(rkt);
+    return partitions;
+}
+
+int chat_bus_topic_partitions(const char *brokers, const char *topic, int timeout_ms)
+{
+    if (brokers == NULL || topic == NULL || *topic == '\0' || timeout_ms <= 0)
+        return -1;
+    int64_t deadline = chat_clock_mono_ms() + timeout_ms;
+    rd_kafka_t *rk;
+    if (chat_bus__admin_handle_new(brokers, timeout_ms, &rk) != CHAT_OK)
+        return -1;
+    int partitions = chat_bus__partitions(rk, topic, request_timeout_ms(deadline));
     rd_kafka_destroy(rk);
     return partitions;
 }

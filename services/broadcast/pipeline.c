@@ -170,15 +170,15 @@ static int32_t topic_partitions(const char *brokers, const char *topic, int time
     return n;
 }
 
-/* Reads the deliver topic's partition count again when it is due; keeps the old count
- * if the brokers do not answer. */
+/* Reads the deliver topic's partition count again when it is due, over the producer's own
+ * connections (no client of its own on this thread); keeps the old count if the brokers
+ * do not answer. */
 static void partitions_refresh(broadcast_pipeline_t *p)
 {
     if (chat_clock_mono_ms() < p->partitions_next_ms)
         return;
     p->partitions_next_ms = chat_clock_mono_ms() + PARTITIONS_REFRESH_MS;
-    int n =
-        chat_bus_topic_partitions(p->conf.brokers, p->conf.deliver_topic, PARTITIONS_TIMEOUT_MS);
+    int n = chat_bus_producer_partitions(p->producer, p->conf.deliver_topic, PARTITIONS_TIMEOUT_MS);
     if (n <= 0) {
         chat_log_warn("partition count refresh failed; keeping the old one",
                       CHAT_F_STR("topic", p->conf.deliver_topic),
