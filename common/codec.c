@@ -732,6 +732,18 @@ int chat_event_key(const char *tenant, const char *room, char *buf, size_t bufle
     return n >= 0 && (size_t)n < buflen ? n : -1;
 }
 
+int chat_registry_key(const char *tenant, const char *room, chat_registry_set_t set, char *buf,
+                      size_t buflen)
+{
+    static const char *const suffix[] = {
+        [CHAT_REGISTRY_GWS] = "gws", [CHAT_REGISTRY_ONLINE] = "online"};
+    if (tenant == NULL || room == NULL || *tenant == '\0' || *room == '\0' || buf == NULL ||
+        (set != CHAT_REGISTRY_GWS && set != CHAT_REGISTRY_ONLINE))
+        return -1;
+    int n = snprintf(buf, buflen, "chat:room:{%s/%s}:%s", tenant, room, suffix[set]);
+    return n >= 0 && (size_t)n < buflen ? n : -1;
+}
+
 /* ---- the msg client frame ---- */
 
 cJSON *chat_frame_msg_new(const chat_event_t *msg)

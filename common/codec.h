@@ -14,6 +14,7 @@
 #include <cjson/cJSON.h>
 
 #include "common/err.h"
+#include "common/names.h"
 
 #define CHAT_EVENT_VERSION 1
 
@@ -97,9 +98,30 @@ void chat_event_clear(chat_event_t *ev);
  * the caller frees it. len may be NULL. */
 chat_err_t chat_event_encode(const chat_event_t *ev, char **out, size_t *len);
 
+/* Size of a buffer that holds any record key of valid names, NUL included. */
+#define CHAT_ROOM_KEY_MAX (CHAT_TENANT_MAX + 1 + CHAT_ROOM_MAX + 1)
+
 /* Writes the record key "tenant/room" into buf. Returns its length, or -1 if it does not fit
  * or tenant/room are missing. */
 int chat_event_key(const char *tenant, const char *room, char *buf, size_t buflen);
+
+/* The Redis registrations of a room (docs/message-path.md), the routing contract between
+ * the gateways, which write them, and broadcast, which reads the gateways: sorted sets
+ * chat:room:{tenant/room}:gws (members: gateway ids) and chat:room:{tenant/room}:online
+ * (members: "<gateway id>:<user>"). The hash tag keeps a room's keys in one cluster slot. */
+typedef enum chat_registry_set {
+    CHAT_REGISTRY_GWS,
+    CHAT_REGISTRY_ONLINE,
+} chat_registry_set_t;
+
+/* Size of a buffer that holds any registration key of valid names: the record key plus
+ * "chat:room:{", "}:online" and the NUL. */
+#define CHAT_REGISTRY_KEY_MAX (CHAT_ROOM_KEY_MAX + 19)
+
+/* Writes the key of tenant/room's registration set into buf. Returns its length, or -1 if
+ * it does not fit or tenant/room are missing. */
+int chat_registry_key(const char *tenant, const char *room, chat_registry_set_t set, char *buf,
+                      size_t buflen);
 
 /* The client frame for a stored message (PROTOCOL.md `msg`): {"type":"msg","room","seq",
  * "id","from","name"?,"text","ts","cid"?,"edited"?,"reactions"?}. Returns a new cJSON object

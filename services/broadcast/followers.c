@@ -12,13 +12,9 @@
 #include "common/names.h"
 #include "services/broadcast/fanout.h"
 
-/* "tenant/room" with the longest tenant and room. */
-#define ROOM_KEY_MAX (CHAT_TENANT_MAX + 1 + CHAT_ROOM_MAX + 1)
-/* "chat:room:{" + tenant/room + "}:gws". */
-#define GWS_KEY_MAX (ROOM_KEY_MAX + 32)
-
 typedef struct room_entry {
-    char key[ROOM_KEY_MAX]; /* tenant/room */
+    char key[CHAT_ROOM_KEY_MAX];         /* tenant/room */
+    char gws_key[CHAT_REGISTRY_KEY_MAX]; /* its gateways' set in Redis */
     int32_t *gws;
     size_t ngws, gws_cap;
 } room_entry_t;
@@ -58,22 +54,6 @@ void broadcast_followers_reset(broadcast_followers_t *f)
 size_t broadcast_followers_count(const broadcast_followers_t *f)
 {
     return f->nrooms;
-}
-
-/* The gws key of the room whose record key ("tenant/room") is room_key. */
-static int gws_key(const char *room_key, char *buf, size_t len)
-{
-    int n = snprintf(buf, len, "chat:room:{%s}:gws", room_key);
-    return n >= 0 && (size_t)n < len ? n : -1;
-}
-
-int broadcast_followers_key(const char *tenant, const char *room, char *buf, size_t len)
-{
-    char room_key[ROOM_KEY_MAX];
-    if (tenant == NULL || room == NULL ||
-        chat_event_key(tenant, room, room_key, sizeof room_key) < 0)
-        return -1;
-    return gws_key(room_key, buf, len);
 }
 
 /* FNV-1a: the keys are short and chosen by tenants, not by attackers of this table (a
@@ -121,8 +101,8 @@ static bool slots_grow(broadcast_followers_t *f, size_t need)
 static room_entry_t *room_upsert(broadcast_followers_t *f, const char *tenant, const char *room,
                                  chat_err_t *err)
 {
-    char key[ROOM_KEY_MAX];
-    if (tenant == NULL || room == NULL || chat_event_key(tenant, room, key, sizeof key) < 0) {
+    char key[CHAT_ROOM_KEY_MAX];
+    if (chat_event_key(tenant, room, key, sizeof key) < 0) {
         *err = CHAT_ERR_INVALID;
         return NULL;
     }
@@ -139,7 +119,9 @@ static room_entry_t *room_upsert(broadcast_followers_t *f, const char *tenant, c
     memset(rooms + old_cap, 0, (f->rooms_cap - old_cap) * sizeof *rooms);
     f->rooms = rooms;
     room_entry_t *e = &f->rooms[f->nrooms];
-    snprintf(e->key, sizeof e->key, "%s", key);
+    /* Fits whenever the record key did: the buffer sizes are derived from each other. */
+    chat_registry_key(tenant, room, CHAT_REGISTRY_GWS, e->gws_key, sizeof e->gws_key);
+    memcpy(e->key, key, sizeof key);
     e->ngws = 0;
     f->slots[slot] = (int32_t)f->nrooms++;
     return e;
@@ -181,7 +163,7 @@ const int32_t *broadcast_followers_get(const broadcast_followers_t *f, const cha
                                        const char *room, size_t *n)
 {
     *n = 0;
-    char key[ROOM_KEY_MAX];
+    char key[CHAT_ROOM_KEY_MAX];
     if (f->nslots == 0 || tenant == NULL || room == NULL ||
         chat_event_key(tenant, room, key, sizeof key) < 0)
         return NULL;
@@ -195,12 +177,8 @@ const int32_t *broadcast_followers_get(const broadcast_followers_t *f, const cha
 /* Queues ZRANGEBYSCORE for room e: members whose expiry is after now. */
 static chat_err_t lookup_append(chat_redis_t *r, const room_entry_t *e, const char *min)
 {
-    char key[GWS_KEY_MAX];
-    int klen = gws_key(e->key, key, sizeof key);
-    if (klen < 0)
-        return CHAT_ERR_INVALID;
-    const char *argv[] = {"ZRANGEBYSCORE", key, min, "+inf"};
-    size_t argvlen[] = {13, (size_t)klen, strlen(min), 4};
+    const char *argv[] = {"ZRANGEBYSCORE", e->gws_key, min, "+inf"};
+    size_t argvlen[] = {13, strlen(e->gws_key), strlen(min), 4};
     return chat_redis_append_argv(r, 4, argv, argvlen);
 }
 

@@ -1,6 +1,6 @@
 /* Which gateways follow each room of a batch: the distinct rooms of the batch and, after
  * one pipelined Redis round trip, the live members of each room's gws set
- * (chat:room:{tenant/room}:gws, score = expiry in ms). Never cached across batches: a join
+ * (chat_registry_key of common/codec.h, score = expiry in ms). Never cached across batches: a join
  * registered just before must be seen by the very next batch. */
 #ifndef CHAT_BROADCAST_FOLLOWERS_H
 #define CHAT_BROADCAST_FOLLOWERS_H
@@ -46,9 +46,5 @@ chat_err_t broadcast_followers_set(broadcast_followers_t *f, const char *tenant,
  * reset. */
 const int32_t *broadcast_followers_get(const broadcast_followers_t *f, const char *tenant,
                                        const char *room, size_t *n);
-
-/* Writes the Redis key chat:room:{tenant/room}:gws into buf. Returns its length, or -1 if
- * it does not fit. */
-int broadcast_followers_key(const char *tenant, const char *room, char *buf, size_t len);
 
 #endif

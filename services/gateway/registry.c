@@ -8,15 +8,10 @@
 #include <string.h>
 
 #include "common/array.h"
+#include "common/codec.h"
 #include "common/log.h"
 
 #define MEMBER_MAX 160
-
-int gw_registry_key(char *buf, size_t len, const char *tenant, const char *room, const char *kind)
-{
-    int n = snprintf(buf, len, "chat:room:{%s/%s}:%s", tenant, room, kind);
-    return n > 0 && (size_t)n < len ? n : -1;
-}
 
 /* Frees the strings of one copy made by gw_registry_rooms_append. */
 static void room_copy_clear(gw_registry_room_t *r)
@@ -138,11 +133,11 @@ chat_err_t gw_registry_join(chat_redis_t *r, const char *gw, int64_t now_ms, int
                             const char *tenant, const char *room, const char *user, char ***users,
                             size_t *nusers)
 {
-    char gws[GW_REGISTRY_KEY_MAX], online[GW_REGISTRY_KEY_MAX], member[MEMBER_MAX];
+    char gws[CHAT_REGISTRY_KEY_MAX], online[CHAT_REGISTRY_KEY_MAX], member[MEMBER_MAX];
     *users = NULL;
     *nusers = 0;
-    if (gw_registry_key(gws, sizeof gws, tenant, room, "gws") < 0 ||
-        gw_registry_key(online, sizeof online, tenant, room, "online") < 0 ||
+    if (chat_registry_key(tenant, room, CHAT_REGISTRY_GWS, gws, sizeof gws) < 0 ||
+        chat_registry_key(tenant, room, CHAT_REGISTRY_ONLINE, online, sizeof online) < 0 ||
         !member_make(member, gw, user))
         return CHAT_ERR_INVALID;
     int64_t expiry = now_ms + ttl_ms;
@@ -179,14 +174,14 @@ void gw_registry_users_free(char **users, size_t n)
 chat_err_t gw_registry_release(chat_redis_t *r, const char *gw, const char *tenant,
                                const char *room, const char *user, bool room_gone, bool user_gone)
 {
-    char key[GW_REGISTRY_KEY_MAX], member[MEMBER_MAX];
+    char key[CHAT_REGISTRY_KEY_MAX], member[MEMBER_MAX];
     size_t queued = 0;
     chat_err_t err = CHAT_OK;
-    if (room_gone && gw_registry_key(key, sizeof key, tenant, room, "gws") > 0 &&
+    if (room_gone && chat_registry_key(tenant, room, CHAT_REGISTRY_GWS, key, sizeof key) > 0 &&
         (err = chat_redis_append(r, "ZREM %s %s", key, gw)) == CHAT_OK)
         queued++;
     if (err == CHAT_OK && user_gone && member_make(member, gw, user) &&
-        gw_registry_key(key, sizeof key, tenant, room, "online") > 0 &&
+        chat_registry_key(tenant, room, CHAT_REGISTRY_ONLINE, key, sizeof key) > 0 &&
         (err = chat_redis_append(r, "ZREM %s %s", key, member)) == CHAT_OK)
         queued++;
     chat_err_t rerr = replies_read(r, queued, NULL);
@@ -197,9 +192,10 @@ chat_err_t gw_registry_release(chat_redis_t *r, const char *gw, const char *tena
 static chat_err_t queue_room(chat_redis_t *r, const char *gw, int64_t expiry, int64_t ttl,
                              const gw_registry_room_t *room, bool add, size_t *queued)
 {
-    char gws[GW_REGISTRY_KEY_MAX], online[GW_REGISTRY_KEY_MAX], member[MEMBER_MAX];
-    if (gw_registry_key(gws, sizeof gws, room->tenant, room->room, "gws") < 0 ||
-        gw_registry_key(online, sizeof online, room->tenant, room->room, "online") < 0)
+    char gws[CHAT_REGISTRY_KEY_MAX], online[CHAT_REGISTRY_KEY_MAX], member[MEMBER_MAX];
+    if (chat_registry_key(room->tenant, room->room, CHAT_REGISTRY_GWS, gws, sizeof gws) < 0 ||
+        chat_registry_key(room->tenant, room->room, CHAT_REGISTRY_ONLINE, online, sizeof online) <
+            0)
         return CHAT_ERR_INVALID;
     chat_err_t err =
         add ? queue_add(r, gws, expiry, ttl, gw) : chat_redis_append(r, "ZREM %s %s", gws, gw);

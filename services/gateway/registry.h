@@ -1,8 +1,8 @@
 /* The gateway's registrations in Redis (docs/message-path.md): which gateways follow a room
- * (chat:room:{tenant/room}:gws, members = gateway ids) and which users are online in it
- * (chat:room:{tenant/room}:online, members = "<gateway id>:<user>"), both sorted sets
- * scored by expiry time (ms). Every write also sets the key's own expiry to the same TTL,
- * so the sets of abandoned rooms disappear. Worker threads only (one chat_redis_t each). */
+ * and which users are online in it, the sets of chat_registry_key (common/codec.h), both
+ * sorted sets scored by expiry time (ms). Every write also sets the key's own expiry to the
+ * same TTL, so the sets of abandoned rooms disappear. Worker threads only (one chat_redis_t
+ * each). */
 #ifndef CHAT_GATEWAY_REGISTRY_H
 #define CHAT_GATEWAY_REGISTRY_H
 
@@ -12,8 +12,6 @@
 
 #include "common/err.h"
 #include "common/redis.h"
-
-#define GW_REGISTRY_KEY_MAX 256
 
 /* A room with the users this gateway holds in it (for refreshes and the final removal). */
 typedef struct gw_registry_room {
@@ -32,10 +30,6 @@ bool gw_registry_rooms_append(gw_registry_room_t **rooms, size_t *n, size_t *cap
 
 /* Frees n copies made by gw_registry_rooms_append, and the array. Accepts NULL. */
 void gw_registry_rooms_free(gw_registry_room_t *rooms, size_t n);
-
-/* Writes the key of the room's set kind ("gws" or "online"). Returns its length, or -1 if
- * it does not fit. */
-int gw_registry_key(char *buf, size_t len, const char *tenant, const char *room, const char *kind);
 
 /* The online members (as read from Redis) to user ids: strips the "<gateway>:" prefix and
  * drops duplicates (a user online through two gateways is one user). Fills users with

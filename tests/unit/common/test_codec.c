@@ -1,7 +1,7 @@
 /* Unit tests of common/codec.c: round trips of every event type, every rule decode enforces,
- * encode's refusals, the msg client frame, chat.deliver batches and record keys. The field
- * lists below are proto/README.md's catalogue, written out independently of the codec's
- * own tables. */
+ * encode's refusals, the msg client frame, chat.deliver batches, record keys and the Redis
+ * registration keys. The field lists below are proto/README.md's catalogue, written out
+ * independently of the codec's own tables. */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -986,6 +986,35 @@ START_TEST(test_deliver_decode_accepts)
 }
 END_TEST
 
+/* The registration keys gateways write and broadcast reads: one cluster slot per room
+ * (hash tag), and room for the longest names. */
+START_TEST(test_registry_keys)
+{
+    char buf[CHAT_REGISTRY_KEY_MAX];
+    ck_assert_int_eq(chat_registry_key("acme", "general", CHAT_REGISTRY_GWS, buf, sizeof buf),
+                     (int)strlen("chat:room:{acme/general}:gws"));
+    ck_assert_str_eq(buf, "chat:room:{acme/general}:gws");
+    chat_registry_key("acme", "dm:a:b", CHAT_REGISTRY_ONLINE, buf, sizeof buf);
+    ck_assert_str_eq(buf, "chat:room:{acme/dm:a:b}:online");
+    char small[10];
+    ck_assert_int_eq(chat_registry_key("acme", "general", CHAT_REGISTRY_GWS, small, sizeof small),
+                     -1);
+    ck_assert_int_eq(chat_registry_key(NULL, "general", CHAT_REGISTRY_GWS, buf, sizeof buf), -1);
+    ck_assert_int_eq(chat_registry_key("acme", "", CHAT_REGISTRY_GWS, buf, sizeof buf), -1);
+    ck_assert_int_eq(chat_registry_key("acme", "general", (chat_registry_set_t)7, buf, sizeof buf),
+                     -1);
+    char tenant[CHAT_TENANT_MAX + 1], room[CHAT_ROOM_MAX + 1];
+    memset(tenant, 't', CHAT_TENANT_MAX);
+    tenant[CHAT_TENANT_MAX] = '\0';
+    memset(room, 'r', CHAT_ROOM_MAX);
+    room[CHAT_ROOM_MAX] = '\0';
+    ck_assert_int_eq(chat_registry_key(tenant, room, CHAT_REGISTRY_ONLINE, buf, sizeof buf),
+                     (int)sizeof buf - 1);
+    char key[CHAT_ROOM_KEY_MAX];
+    ck_assert_int_eq(chat_event_key(tenant, room, key, sizeof key), (int)sizeof key - 1);
+}
+END_TEST
+
 static Suite *codec_suite(void)
 {
     Suite *s = suite_create("codec");
@@ -1008,6 +1037,7 @@ static Suite *codec_suite(void)
     tcase_add_test(tc, test_decode_errbuf);
     tcase_add_test(tc, test_clear);
     tcase_add_test(tc, test_event_key);
+    tcase_add_test(tc, test_registry_keys);
     suite_add_tcase(s, tc);
 
     TCase *frames = tcase_create("frames");

@@ -1,5 +1,4 @@
-/* Unit tests of services/gateway/registry, its I/O-free parts: the Redis key layout (hash
- * tags keep a room's keys in one cluster slot), the conversion of online members
+/* Unit tests of services/gateway/registry, its I/O-free parts: the conversion of online members
  * "<gateway>:<user>" into distinct user ids, and the deep copies of rooms for heartbeats,
  * also when a copy runs out of memory. The Redis pipelines run against the stack. */
 #include <check.h>
@@ -23,19 +22,6 @@ char *strdup(const char *s)
         memcpy(copy, s, len);
     return copy;
 }
-
-START_TEST(test_keys)
-{
-    char buf[GW_REGISTRY_KEY_MAX];
-    ck_assert_int_eq(gw_registry_key(buf, sizeof buf, "acme", "general", "gws"),
-                     (int)strlen("chat:room:{acme/general}:gws"));
-    ck_assert_str_eq(buf, "chat:room:{acme/general}:gws");
-    gw_registry_key(buf, sizeof buf, "acme", "dm:a:b", "online");
-    ck_assert_str_eq(buf, "chat:room:{acme/dm:a:b}:online");
-    char small[10];
-    ck_assert_int_eq(gw_registry_key(small, sizeof small, "acme", "general", "gws"), -1);
-}
-END_TEST
 
 START_TEST(test_users_from_members)
 {
@@ -97,7 +83,6 @@ int main(void)
 {
     Suite *s = suite_create("gateway_registry");
     TCase *tc = tcase_create("registry");
-    tcase_add_test(tc, test_keys);
     tcase_add_test(tc, test_users_from_members);
     tcase_add_test(tc, test_rooms_append_copies);
     tcase_add_test(tc, test_rooms_append_out_of_memory);
