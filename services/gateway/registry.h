@@ -32,8 +32,8 @@ bool gw_registry_rooms_append(gw_registry_room_t **rooms, size_t *n, size_t *cap
 void gw_registry_rooms_free(gw_registry_room_t *rooms, size_t n);
 
 /* The online members (as read from Redis) to user ids: strips the "<gateway>:" prefix and
- * drops duplicates (a user online through two gateways is one user). Fills users with
- * pointers into members, in first-seen order; returns how many. */
+ * drops duplicates (a user online through two gateways is one user). Fills users (room
+ * for n) with pointers into members, in byte order; returns how many. */
 size_t gw_registry_users(const char *const *members, size_t n, const char **users);
 
 /* Step (1) of a join: adds gw to the room's gws set and gw:user to its online set with
@@ -51,11 +51,12 @@ chat_err_t gw_registry_release(chat_redis_t *r, const char *gw, const char *tena
                                const char *room, const char *user, bool room_gone, bool user_gone);
 
 /* Heartbeat: re-adds gw and its users to every listed room with a new expiry, in one
- * pipeline. */
+ * pipeline of one ZADD and one PEXPIRE per key (every user of a room in one ZADD). */
 chat_err_t gw_registry_refresh(chat_redis_t *r, const char *gw, int64_t now_ms, int64_t ttl_ms,
                                const gw_registry_room_t *rooms, size_t n);
 
-/* Shutdown: removes gw and its users from every listed room, in one pipeline. */
+/* Shutdown: removes gw and its users from every listed room, in one pipeline of one ZREM
+ * per key. */
 chat_err_t gw_registry_remove(chat_redis_t *r, const char *gw, const gw_registry_room_t *rooms,
                               size_t n);
 
