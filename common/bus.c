@@ -13,7 +13,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "common/array.h"
 #include "common/clock.h"
 #include "common/log.h"
 
@@ -275,25 +274,32 @@ static chat_err_t err_from_kafka(rd_kafka_resp_err_t err)
     }
 }
 
-/* ---- metrics: one counter per label set, created on first use ---- */
+/* ---- metrics: per topic, its counters resolved once ----
+ * A record's cost is a walk over the handle's few topics and an atomic add: the label text
+ * is formatted, and the registry's lock taken, only when a topic is first seen. */
 
-typedef struct series {
-    char *labels;
-    chat_counter_t *counter;
-} series_t;
+typedef enum series_result { SERIES_OK, SERIES_ERROR } series_result_t;
+
+/* One topic's counters. Entries are only ever prepended, never changed or removed before
+ * the cache is destroyed, so readers walk the list without a lock. */
+typedef struct topic_series {
+    struct topic_series *next;
+    char *topic;
+    chat_counter_t *counters[2]; /* by series_result_t; [SERIES_OK] only without results */
+} topic_series_t;
 
 typedef struct series_cache {
-    pthread_mutex_t lock;
+    pthread_mutex_t lock; /* serialises additions */
     chat_metrics_t *metrics;
     const char *name;
     const char *help;
-    series_t *items;
-    size_t n;
-    size_t cap;
+    bool by_result; /* labels topic and result ("ok", "error"), else topic alone */
+    _Atomic(topic_series_t *) head;
 } series_cache_t;
 
 /* Returns NULL without metrics. name and help must be string literals. */
-static series_cache_t *series_cache_new(chat_metrics_t *metrics, const char *name, const char *help)
+static series_cache_t *series_cache_new(chat_metrics_t *metrics, const char *name, const char *help,
+                                        bool by_result)
 {
     if (metrics == NULL)
         return NULL;
@@ -304,6 +310,8 @@ static series_cache_t *series_cache_new(chat_metrics_t *metrics, const char *nam
     c->metrics = metrics;
     c->name = name;
     c->help = help;
+    c->by_result = by_result;
+    atomic_init(&c->head, NULL);
     return c;
 }
 
@@ -311,54 +319,77 @@ static void series_cache_destroy(series_cache_t *c)
 {
     if (c == NULL)
         return;
-    for (size_t i = 0; i < c->n; i++)
-        free(c->items[i].labels);
-    free(c->items);
+    topic_series_t *t = atomic_load(&c->head);
+    while (t != NULL) {
+        topic_series_t *next = t->next;
+        free(t->topic);
+        free(t);
+        t = next;
+    }
     pthread_mutex_destroy(&c->lock);
     free(c);
 }
 
-/* The counter for labels, registered on first use; NULL if registration failed. A
- * service touches a handful of topics, so a linear search is the fastest lookup. */
-static chat_counter_t *series_get(series_cache_t *c, const char *labels)
+static topic_series_t *series_find(topic_series_t *t, const char *topic)
 {
-    chat_counter_t *found = NULL;
-    pthread_mutex_lock(&c->lock);
-    for (size_t i = 0; i < c->n; i++) {
-        if (strcmp(c->items[i].labels, labels) == 0) {
-            found = c->items[i].counter;
-            goto out;
-        }
+    for (; t != NULL; t = t->next) {
+        if (strcmp(t->topic, topic) == 0)
+            return t;
     }
-    series_t *items = chat_array_grow(c->items, &c->cap, c->n + 1, sizeof *items);
-    if (items == NULL)
-        goto out;
-    c->items = items;
-    char *copy = strdup(labels);
-    found = chat_metrics_counter(c->metrics, c->name, c->help, labels);
-    if (copy == NULL || found == NULL) {
-        free(copy);
-        goto out;
-    }
-    c->items[c->n++] = (series_t){.labels = copy, .counter = found};
-out:
-    pthread_mutex_unlock(&c->lock);
-    return found;
+    return NULL;
 }
 
-/* Adds n to the series; topic names are [a-zA-Z0-9._-], so they need no label escaping. */
-static void series_add(series_cache_t *c, const char *topic, const char *result, uint64_t n)
+/* Registers topic's counters; topic names are [a-zA-Z0-9._-], so they need no label
+ * escaping. NULL if out of memory or the registry refused a series. */
+static topic_series_t *series_register(series_cache_t *c, const char *topic)
+{
+    static const char *const results[] = {[SERIES_OK] = "ok", [SERIES_ERROR] = "error"};
+    topic_series_t *t = calloc(1, sizeof *t);
+    if (t == NULL || (t->topic = strdup(topic)) == NULL) {
+        free(t);
+        return NULL;
+    }
+    for (size_t r = 0; r < (c->by_result ? 2u : 1u); r++) {
+        char labels[BUS_LABELS_LEN];
+        if (c->by_result)
+            snprintf(labels, sizeof labels, "topic=\"%s\",result=\"%s\"", topic, results[r]);
+        else
+            snprintf(labels, sizeof labels, "topic=\"%s\"", topic);
+        t->counters[r] = chat_metrics_counter(c->metrics, c->name, c->help, labels);
+        if (t->counters[r] == NULL) {
+            free(t->topic);
+            free(t);
+            return NULL;
+        }
+    }
+    return t;
+}
+
+/* The counters of topic, registered on first use; NULL if that failed (retried next time). */
+static topic_series_t *series_topic(series_cache_t *c, const char *topic)
+{
+    topic_series_t *t = series_find(atomic_load_explicit(&c->head, memory_order_acquire), topic);
+    if (t != NULL)
+        return t;
+    pthread_mutex_lock(&c->lock);
+    topic_series_t *head = atomic_load_explicit(&c->head, memory_order_relaxed);
+    t = series_find(head, topic); /* another thread may have added it meanwhile */
+    if (t == NULL && (t = series_register(c, topic)) != NULL) {
+        t->next = head;
+        atomic_store_explicit(&c->head, t, memory_order_release);
+    }
+    pthread_mutex_unlock(&c->lock);
+    return t;
+}
+
+/* Adds n to topic's series of result (SERIES_OK for a cache without results). */
+static void series_add(series_cache_t *c, const char *topic, series_result_t result, uint64_t n)
 {
     if (c == NULL)
         return;
-    char labels[BUS_LABELS_LEN];
-    if (result != NULL)
-        snprintf(labels, sizeof labels, "topic=\"%s\",result=\"%s\"", topic, result);
-    else
-        snprintf(labels, sizeof labels, "topic=\"%s\"", topic);
-    chat_counter_t *counter = series_get(c, labels);
-    if (counter != NULL)
-        chat_counter_add(counter, n);
+    topic_series_t *t = series_topic(c, topic);
+    if (t != NULL)
+        chat_counter_add(t->counters[c->by_result ? result : SERIES_OK], n);
 }
 
 /* ---- producer ---- */
@@ -395,7 +426,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
     (void)rk;
     chat_bus_producer_t *p = opaque;
     bool ok = m->err == RD_KAFKA_RESP_ERR_NO_ERROR;
-    series_add(p->produced, rd_kafka_topic_name(m->rkt), ok ? "ok" : "error", 1);
+    series_add(p->produced, rd_kafka_topic_name(m->rkt), ok ? SERIES_OK : SERIES_ERROR, 1);
     if (p->on_delivery != NULL) {
         chat_err_t err = ok ? CHAT_OK : CHAT_ERR_KAFKA;
         if (m->err == RD_KAFKA_RESP_ERR__MSG_TIMED_OUT)
@@ -479,7 +510,8 @@ chat_err_t chat_bus_producer_new(const chat_bus_producer_conf_t *conf, chat_bus_
     pthread_condattr_destroy(&attr);
     p->produced = series_cache_new(conf->metrics, "chat_kafka_produced_total",
                                    "Records produced to Kafka, by delivery result "
-                                   "(error includes records refused before sending).");
+                                   "(error includes records refused before sending).",
+                                   true);
 
     rd_kafka_conf_t *kconf = producer_conf(conf, p);
     chat_err_t err = kconf != NULL ? handle_new(RD_KAFKA_PRODUCER, kconf, conf->brokers,
@@ -536,7 +568,7 @@ chat_err_t chat_bus_produce(chat_bus_producer_t *p, const char *topic, int32_t p
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
         return CHAT_OK;
     producer_outstanding_sub(p);
-    series_add(p->produced, topic, "error", 1);
+    series_add(p->produced, topic, SERIES_ERROR, 1);
     chat_log_error("kafka produce failed", CHAT_F_STR("topic", topic),
                    CHAT_F_INT("partition", partition),
                    CHAT_F_STR("kafka_err", rd_kafka_err2name(err)),
@@ -846,7 +878,7 @@ chat_err_t chat_bus_consumer_new(const chat_bus_consumer_conf_t *conf, chat_bus_
     c->on_rebalance = conf->on_rebalance;
     c->ud = conf->ud;
     c->consumed = series_cache_new(conf->metrics, "chat_kafka_consumed_total",
-                                   "Records consumed from Kafka.");
+                                   "Records consumed from Kafka.", false);
     if (conf->metrics != NULL)
         c->errors = chat_metrics_counter(conf->metrics, "chat_kafka_consume_errors_total",
                                          "Consumer error events (logged, not returned).", NULL);
@@ -899,7 +931,7 @@ static bool consumer_take(chat_bus_consumer_t *c, rd_kafka_message_t *m, chat_bu
         .timestamp_ms = tstype == RD_KAFKA_TIMESTAMP_CREATE_TIME ? ts : -1,
         .priv_ = m,
     };
-    series_add(c->consumed, rec->topic, NULL, 1);
+    series_add(c->consumed, rec->topic, SERIES_OK, 1);
     return true;
 }
 
