@@ -215,29 +215,48 @@ chat_err_t gw_reads_replay(chat_store_t *st, mongoc_client_t *client, const char
         return CHAT_OK;
     frames_collect_t c = {0};
     chat_err_t rc = frames_find(st, client, "replay", tenant, room, since, 0, max, &c);
-    if (rc == CHAT_OK && c.n > 0) {
-        *out = calloc(c.n, sizeof **out);
-        rc = *out != NULL ? CHAT_OK : CHAT_ERR_NOMEM;
-    }
-    for (size_t i = 0; rc == CHAT_OK && i < c.n; i++) {
-        const cJSON *frame = cJSON_GetArrayItem(c.frames, (int)(c.n - 1 - i));
-        const cJSON *seq = cJSON_GetObjectItemCaseSensitive(frame, "seq");
-        gw_buf_t *b = gw_frame_from_json(frame);
-        if (b == NULL) {
-            rc = CHAT_ERR_NOMEM;
-            break;
-        }
-        (*out)[(*n)++] = (gw_outq_entry_t){.buf = b, .seq = (int64_t)seq->valuedouble};
-    }
-    if (rc != CHAT_OK) {
-        for (size_t i = 0; i < *n; i++)
-            gw_buf_unref((*out)[i].buf);
-        free(*out);
-        *out = NULL;
-        *n = 0;
-    }
+    if (rc == CHAT_OK)
+        rc = gw_reads_replay_entries(c.frames, out, n);
     cJSON_Delete(c.frames);
     return rc;
+}
+
+chat_err_t gw_reads_replay_entries(const cJSON *frames, gw_outq_entry_t **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    size_t count = (size_t)cJSON_GetArraySize(frames);
+    if (count == 0)
+        return CHAT_OK;
+    gw_outq_entry_t *entries = calloc(count, sizeof *entries);
+    if (entries == NULL)
+        return CHAT_ERR_NOMEM;
+    /* One walk of the list, filling from the end: cJSON_GetArrayItem would walk it again
+     * for every entry. */
+    size_t done = 0;
+    chat_err_t rc = CHAT_OK;
+    const cJSON *frame;
+    cJSON_ArrayForEach(frame, frames)
+    {
+        const cJSON *seq = cJSON_GetObjectItemCaseSensitive(frame, "seq");
+        gw_buf_t *b = NULL;
+        if (!cJSON_IsNumber(seq))
+            rc = CHAT_ERR_INVALID;
+        else if ((b = gw_frame_from_json(frame)) == NULL)
+            rc = CHAT_ERR_NOMEM;
+        if (rc != CHAT_OK)
+            break;
+        entries[count - 1 - done++] = (gw_outq_entry_t){.buf = b, .seq = (int64_t)seq->valuedouble};
+    }
+    if (rc != CHAT_OK) {
+        for (size_t i = count - done; i < count; i++)
+            gw_buf_unref(entries[i].buf);
+        free(entries);
+        return rc;
+    }
+    *out = entries;
+    *n = count;
+    return CHAT_OK;
 }
 
 chat_err_t gw_reads_page(chat_store_t *st, mongoc_client_t *client, const char *tenant,

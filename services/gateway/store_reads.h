@@ -27,6 +27,12 @@ chat_err_t gw_reads_replay(chat_store_t *st, mongoc_client_t *client, const char
                            const char *room, int64_t since, size_t max, gw_outq_entry_t **out,
                            size_t *n);
 
+/* The replay entries of msg frames given newest first (as the replay's query returns them):
+ * *out gets them in ascending seq, each a serialised buffer (one reference) with its seq;
+ * the caller frees the array. Returns CHAT_ERR_INVALID if a frame has no seq, CHAT_ERR_NOMEM;
+ * nothing is returned then. Pure: used by gw_reads_replay and the unit tests. */
+chat_err_t gw_reads_replay_entries(const cJSON *frames, gw_outq_entry_t **out, size_t *n);
+
 /* A history page: the limit messages below before (0: the newest), ascending, as a cJSON
  * array of msg frames (*msgs, caller deletes), and whether older ones exist. */
 chat_err_t gw_reads_page(chat_store_t *st, mongoc_client_t *client, const char *tenant,

@@ -1,7 +1,9 @@
 /* Unit tests of services/gateway/store_reads, its I/O-free part: a stored message document
  * becomes the same msg frame live subscribers get (id as 24 hex digits, optional fields
- * only when present, no tenant/src leaking), and incomplete documents are refused. */
+ * only when present, no tenant/src leaking), incomplete documents are refused, and the
+ * frames of a replay (read newest first) become entries in ascending seq. */
 #include <check.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -71,6 +73,59 @@ START_TEST(test_msg_frame_incomplete)
 }
 END_TEST
 
+/* n msg-like frames with seq from n down to 1 (the replay query's order). */
+static cJSON *frames_newest_first(int n)
+{
+    cJSON *frames = cJSON_CreateArray();
+    ck_assert_ptr_nonnull(frames);
+    for (int seq = n; seq >= 1; seq--) {
+        cJSON *f = cJSON_CreateObject();
+        cJSON_AddStringToObject(f, "type", "msg");
+        cJSON_AddNumberToObject(f, "seq", seq);
+        cJSON_AddItemToArray(frames, f);
+    }
+    return frames;
+}
+
+START_TEST(test_replay_entries_ascending)
+{
+    cJSON *frames = frames_newest_first(500);
+    gw_outq_entry_t *entries = NULL;
+    size_t n = 0;
+    ck_assert_int_eq(gw_reads_replay_entries(frames, &entries, &n), CHAT_OK);
+    ck_assert_uint_eq(n, 500);
+    for (size_t i = 0; i < n; i++) {
+        char want[64];
+        snprintf(want, sizeof want, "{\"type\":\"msg\",\"seq\":%zu}", i + 1);
+        ck_assert_int_eq(entries[i].seq, (int64_t)i + 1);
+        ck_assert_str_eq((const char *)gw_buf_payload(entries[i].buf), want);
+        gw_buf_unref(entries[i].buf);
+    }
+    free(entries);
+    cJSON_Delete(frames);
+
+    frames = cJSON_CreateArray();
+    ck_assert_int_eq(gw_reads_replay_entries(frames, &entries, &n), CHAT_OK);
+    ck_assert_ptr_null(entries);
+    ck_assert_uint_eq(n, 0);
+    cJSON_Delete(frames);
+}
+END_TEST
+
+/* A frame without seq fails the whole replay, and what was built is released (ASan). */
+START_TEST(test_replay_entries_without_seq)
+{
+    cJSON *frames = frames_newest_first(3);
+    cJSON_DeleteItemFromObject(cJSON_GetArrayItem(frames, 1), "seq");
+    gw_outq_entry_t *entries = NULL;
+    size_t n = 7;
+    ck_assert_int_eq(gw_reads_replay_entries(frames, &entries, &n), CHAT_ERR_INVALID);
+    ck_assert_ptr_null(entries);
+    ck_assert_uint_eq(n, 0);
+    cJSON_Delete(frames);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("gateway_store_reads");
@@ -78,6 +133,8 @@ int main(void)
     tcase_add_test(tc, test_msg_frame_basic);
     tcase_add_test(tc, test_msg_frame_optional_fields);
     tcase_add_test(tc, test_msg_frame_incomplete);
+    tcase_add_test(tc, test_replay_entries_ascending);
+    tcase_add_test(tc, test_replay_entries_without_seq);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
