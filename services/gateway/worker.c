@@ -1,5 +1,5 @@
 /* The loop's inbox and the worker pool (see worker.h). Both are mutex + condition variable
- * FIFOs of intrusive task lists. */
+ * FIFOs of intrusive task lists; each worker has its own queue and condition. */
 #include "services/gateway/worker.h"
 
 #include <pthread.h>
@@ -175,11 +175,13 @@ typedef struct worker {
     bool started;
     void *ctx;
     task_list_t queue;
+    /* Signalled when a task joins this worker's queue (or on stop): every task belongs to
+     * one worker, so a submit wakes only the thread that can take it. */
+    pthread_cond_t wake;
 } worker_t;
 
 struct gw_workers {
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
+    pthread_mutex_t lock; /* guards every worker's queue */
     atomic_bool stopping;
     bool stopped;
     size_t n;
@@ -206,7 +208,7 @@ static void *worker_main(void *arg)
         if (t == NULL) {
             if (atomic_load(&w->stopping))
                 break;
-            pthread_cond_wait(&w->cond, &w->lock);
+            pthread_cond_wait(&me->wake, &w->lock);
             continue;
         }
         pthread_mutex_unlock(&w->lock);
@@ -230,9 +232,9 @@ static void workers_release(gw_workers_t *w)
         list_destroy(&w->workers[i].queue);
         if (w->workers[i].ctx != NULL && w->conf.ctx_free != NULL)
             w->conf.ctx_free(w->workers[i].ctx, w->conf.ud);
+        pthread_cond_destroy(&w->workers[i].wake);
     }
     free(w->workers);
-    pthread_cond_destroy(&w->cond);
     pthread_mutex_destroy(&w->lock);
     free(w);
 }
@@ -260,7 +262,6 @@ chat_err_t gw_workers_new(const gw_workers_conf_t *conf, gw_workers_t **out)
     if (w == NULL)
         return CHAT_ERR_NOMEM;
     pthread_mutex_init(&w->lock, NULL);
-    pthread_cond_init(&w->cond, NULL);
     atomic_init(&w->stopping, false);
     w->conf = *conf;
     w->n = conf->nthreads;
@@ -270,6 +271,8 @@ chat_err_t gw_workers_new(const gw_workers_conf_t *conf, gw_workers_t **out)
         workers_release(w);
         return CHAT_ERR_NOMEM;
     }
+    for (size_t i = 0; i < w->n; i++)
+        pthread_cond_init(&w->workers[i].wake, NULL);
     if (!workers_create_ctx(w)) {
         workers_release(w);
         return CHAT_ERR_IO;
@@ -302,8 +305,7 @@ void gw_workers_submit(gw_workers_t *w, gw_task_t *t, int64_t shard)
     }
     size_t i = shard >= 0 ? (size_t)shard % w->n : w->next++ % w->n;
     list_push(&w->workers[i].queue, t);
-    /* Every worker waits on the one condition; wake them all so the owner sees its task. */
-    pthread_cond_broadcast(&w->cond);
+    pthread_cond_signal(&w->workers[i].wake);
     pthread_mutex_unlock(&w->lock);
 }
 
@@ -326,7 +328,8 @@ void gw_workers_stop(gw_workers_t *w)
     }
     w->stopped = true;
     atomic_store(&w->stopping, true);
-    pthread_cond_broadcast(&w->cond);
+    for (size_t i = 0; i < w->n; i++)
+        pthread_cond_signal(&w->workers[i].wake);
     pthread_mutex_unlock(&w->lock);
     for (size_t i = 0; i < w->n; i++) {
         if (w->workers[i].started)
