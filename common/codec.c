@@ -14,15 +14,8 @@
 #include "common/log.h"
 #include "common/names.h"
 
-/* Integers travel as JSON numbers, which readers (cJSON, JavaScript) hold as doubles: only
- * values up to 2^53 - 1 are exact, so larger ones are refused rather than silently rounded. */
-#define MAX_SAFE_INT INT64_C(9007199254740991)
-
-#define EMOJI_MAX_CHARS 32
-#define DISPLAY_NAME_MAX_CHARS 128
 #define ENDPOINT_ID_MAX_CHARS 64 /* origin.gw, origin.conn, deliver conns */
-#define MESSAGE_ID_LEN 24
-#define MAX_FIELDS 16 /* of one event type, "v" and "type" included */
+#define MAX_FIELDS 16            /* of one event type, "v" and "type" included */
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -46,7 +39,7 @@ typedef struct field_spec {
     size_t has_offset;                   /* of the has_* flag (KIND_INT, KIND_BOOL) */
     bool (*str_valid)(const char *s);    /* KIND_STRING */
     bool (*obj_valid)(const cJSON *obj); /* KIND_OBJECT */
-    int64_t min;                         /* KIND_INT; the maximum is MAX_SAFE_INT */
+    int64_t min;                         /* KIND_INT; the maximum is CHAT_JSON_INT_MAX */
 } field_spec_t;
 
 typedef struct type_spec {
@@ -71,14 +64,9 @@ static bool text_valid(const char *s)
     return chars_between(s, 1, CHAT_TEXT_MAX_CHARS);
 }
 
-static bool emoji_valid(const char *s)
-{
-    return chars_between(s, 1, EMOJI_MAX_CHARS);
-}
-
 static bool display_name_valid(const char *s)
 {
-    return chars_between(s, 1, DISPLAY_NAME_MAX_CHARS);
+    return chars_between(s, 1, CHAT_DISPLAY_NAME_MAX_CHARS);
 }
 
 /* Free human-readable text (messages, reasons, rule names): non-empty UTF-8. */
@@ -90,16 +78,6 @@ static bool note_valid(const char *s)
 static bool endpoint_id_valid(const char *s)
 {
     return chars_between(s, 1, ENDPOINT_ID_MAX_CHARS);
-}
-
-static bool message_id_valid(const char *s)
-{
-    size_t i = 0;
-    for (; s[i] != '\0'; i++) {
-        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-            return false;
-    }
-    return i == MESSAGE_ID_LEN;
 }
 
 /* True if s is one of the NULL-terminated words. */
@@ -143,7 +121,7 @@ static bool reactions_valid(const cJSON *obj)
     if (!cJSON_IsObject(obj))
         return false;
     for (const cJSON *r = obj->child; r != NULL; r = r->next) {
-        if (!emoji_valid(r->string) || !cJSON_IsArray(r))
+        if (!chat_name_emoji_valid(r->string) || !cJSON_IsArray(r))
             return false;
         for (const cJSON *u = r->child; u != NULL; u = u->next) {
             if (!cJSON_IsString(u) || !chat_name_user_valid(u->valuestring))
@@ -202,7 +180,7 @@ static const char *update_check(const chat_event_t *ev)
 #define F_NAME F_STR("name", name, OPT, display_name_valid)
 #define F_CID(req) F_STR("cid", cid, req, chat_name_cid_valid)
 #define F_RID F_STR("rid", rid, OPT, chat_name_cid_valid)
-#define F_ID F_STR("id", id, REQ, message_id_valid)
+#define F_ID F_STR("id", id, REQ, chat_name_message_id_valid)
 #define F_TEXT(req) F_STR("text", text, req, text_valid)
 #define F_NOTE(k, field, req) F_STR(k, field, req, note_valid)
 #define F_SEQ F_INT("seq", seq, REQ, 1)
@@ -224,7 +202,7 @@ static const field_spec_t react_fields[] = {
     F_ROOM,
     F_USER(REQ),
     F_ID,
-    F_STR("emoji", emoji, REQ, emoji_valid),
+    F_STR("emoji", emoji, REQ, chat_name_emoji_valid),
     F_BOOL("on", on, REQ),
     F_RID,
     F_TS,
@@ -415,7 +393,8 @@ static const char *value_problem(const chat_event_t *ev, const field_spec_t *f)
     case KIND_STRING:
         return f->str_valid(*str_at(e, f)) ? NULL : "invalid value";
     case KIND_INT:
-        return *int_at(e, f) >= f->min && *int_at(e, f) <= MAX_SAFE_INT ? NULL : "out of range";
+        return *int_at(e, f) >= f->min && *int_at(e, f) <= CHAT_JSON_INT_MAX ? NULL
+                                                                             : "out of range";
     case KIND_OBJECT:
         return f->obj_valid(*obj_at(e, f)) ? NULL : "invalid value";
     case KIND_ORIGIN:
@@ -509,7 +488,7 @@ static bool json_int(const cJSON *item, int64_t *out)
         return false;
     double d = item->valuedouble;
     /* The range test comes first: it also rejects NaN, and makes the cast defined. */
-    if (!(d >= -(double)MAX_SAFE_INT && d <= (double)MAX_SAFE_INT))
+    if (!(d >= -(double)CHAT_JSON_INT_MAX && d <= (double)CHAT_JSON_INT_MAX))
         return false;
     int64_t v = (int64_t)d;
     if ((double)v != d)
@@ -798,7 +777,7 @@ static const char *item_problem(const chat_deliver_item_t *item)
         return "invalid tenant";
     if (item->room == NULL || !chat_name_room_valid(item->room))
         return "invalid room";
-    if (item->seq < 0 || item->seq > MAX_SAFE_INT)
+    if (item->seq < 0 || item->seq > CHAT_JSON_INT_MAX)
         return "seq out of range";
     if (!frame_valid(item->frame))
         return "frame is not an object with a string type";

@@ -13,9 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SIG_LEN 32 /* HMAC-SHA256 */
-/* Largest integer a JSON number (double) holds exactly: exp beyond it cannot be trusted. */
-#define JSON_INT_MAX 9007199254740991.0
+#define SIG_LEN 32                               /* HMAC-SHA256 */
 #define NAME_BUF_LEN (CHAT_JWT_NAME_MAX * 4 + 1) /* as chat_jwt_claims_t.name */
 
 static const char b64url_alphabet[] =
@@ -290,7 +288,7 @@ static bool int_claim(const cJSON *payload, const char *key, int64_t *out, bool 
     if (!cJSON_IsNumber(it))
         return false;
     double d = it->valuedouble;
-    if (!isfinite(d) || d != floor(d) || fabs(d) > JSON_INT_MAX)
+    if (!isfinite(d) || d != floor(d) || fabs(d) > (double)CHAT_JSON_INT_MAX)
         return false;
     *out = (int64_t)d;
     return true;
@@ -301,20 +299,8 @@ static bool int_claim(const cJSON *payload, const char *key, int64_t *out, bool 
 static bool display_name_valid(const char *name)
 {
     size_t len = strnlen(name, NAME_BUF_LEN);
-    if (len >= NAME_BUF_LEN)
-        return false;
-    long chars = chat_utf8_chars(name, len);
-    if (chars < 0 || chars > CHAT_JWT_NAME_MAX)
-        return false;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)name[i];
-        if (c < 0x20 || c == 0x7f)
-            return false;
-        /* In valid UTF-8, U+0080..U+009F are exactly 0xc2 0x80..0xc2 0x9f. */
-        if (c == 0xc2 && i + 1 < len && (unsigned char)name[i + 1] <= 0x9f)
-            return false;
-    }
-    return true;
+    long chars = len < NAME_BUF_LEN ? chat_utf8_chars_printable(name, len) : -1;
+    return chars >= 0 && chars <= CHAT_JWT_NAME_MAX;
 }
 
 /* Copies the rooms claim (an array of valid room names) into c. */
@@ -505,7 +491,7 @@ void chat_jwt_claims_clear(chat_jwt_claims_t *c)
 static bool claims_signable(const chat_jwt_claims_t *c)
 {
     if (!chat_name_tenant_valid(c->tenant) || !chat_name_user_valid(c->user) ||
-        fabs((double)c->exp) > JSON_INT_MAX || !display_name_valid(c->name))
+        fabs((double)c->exp) > (double)CHAT_JSON_INT_MAX || !display_name_valid(c->name))
         return false;
     if (!c->has_rooms)
         return true;

@@ -13,7 +13,7 @@
 #include "common/names.h"
 
 #define CHAT_JWT_MAX_LEN 8192 /* longer tokens are rejected before any decoding */
-#define CHAT_JWT_NAME_MAX 128 /* display name, in characters */
+#define CHAT_JWT_NAME_MAX CHAT_DISPLAY_NAME_MAX_CHARS /* the name claim, in characters */
 #define CHAT_JWT_ROOMS_MAX 256
 
 typedef struct chat_jwt_claims {

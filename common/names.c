@@ -141,14 +141,40 @@ bool chat_json_has_escaped_nul(const char *s, size_t len)
     return false;
 }
 
+long chat_utf8_chars_printable(const char *s, size_t len)
+{
+    return utf8_count(s, len, is_control);
+}
+
 bool chat_name_user_valid(const char *s)
 {
     if (s == NULL)
         return false;
     /* A character is at most 4 bytes: anything longer cannot be 64 characters. */
     size_t len = strnlen(s, CHAT_USER_MAX * 4 + 1);
-    long chars = utf8_count(s, len, is_control);
+    long chars = chat_utf8_chars_printable(s, len);
     return chars >= 1 && chars <= CHAT_USER_MAX;
+}
+
+bool chat_name_message_id_valid(const char *s)
+{
+    if (s == NULL)
+        return false;
+    size_t i = 0;
+    for (; i <= CHAT_MESSAGE_ID_LEN && s[i] != '\0'; i++) {
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return false;
+    }
+    return i == CHAT_MESSAGE_ID_LEN;
+}
+
+bool chat_name_emoji_valid(const char *s)
+{
+    if (s == NULL)
+        return false;
+    /* A character is at most 4 bytes: anything longer cannot be 32 characters. */
+    long chars = chat_utf8_chars(s, strnlen(s, CHAT_EMOJI_MAX_CHARS * 4 + 1));
+    return chars >= 1 && chars <= CHAT_EMOJI_MAX_CHARS;
 }
 
 bool chat_room_is_dm(const char *room)

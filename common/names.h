@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define CHAT_ROOM_MAX 128
 #define CHAT_USER_MAX 64
@@ -13,6 +14,12 @@
 /* Longest message text in Unicode characters: what the event codec accepts, so also the
  * most CHAT_MAX_TEXT_CHARS may allow. */
 #define CHAT_TEXT_MAX_CHARS 4000
+#define CHAT_EMOJI_MAX_CHARS 32
+#define CHAT_DISPLAY_NAME_MAX_CHARS 128 /* the JWT name claim, msg.name */
+#define CHAT_MESSAGE_ID_LEN 24          /* an ObjectId as lowercase hex */
+/* The largest integer a JSON number holds exactly, 2^53 - 1: readers (cJSON, JavaScript)
+ * keep numbers as doubles, so larger ones are refused rather than silently rounded. */
+#define CHAT_JSON_INT_MAX INT64_C(9007199254740991)
 
 /* Room: [A-Za-z0-9._:-]{1,128}. */
 bool chat_name_room_valid(const char *s);
@@ -22,6 +29,10 @@ bool chat_name_tenant_valid(const char *s);
 bool chat_name_user_valid(const char *s);
 /* Client id / request id: 1-64 printable ASCII characters. */
 bool chat_name_cid_valid(const char *s);
+/* Message id: 24 lowercase hex digits. */
+bool chat_name_message_id_valid(const char *s);
+/* Reaction: 1-32 characters of valid UTF-8 (one emoji, possibly several code points). */
+bool chat_name_emoji_valid(const char *s);
 
 /* True if room starts with "dm:". */
 bool chat_room_is_dm(const char *room);
@@ -34,6 +45,10 @@ bool chat_room_dm_has(const char *room, const char *user);
 /* Number of Unicode characters in the UTF-8 string s of len bytes, or -1 if it is not valid
  * UTF-8 (overlong forms, surrogates and code points past U+10FFFF are invalid). */
 long chat_utf8_chars(const char *s, size_t len);
+
+/* chat_utf8_chars, but -1 also if s contains a control character (Unicode category Cc: C0,
+ * DEL and C1), which user ids and display names must not. */
+long chat_utf8_chars_printable(const char *s, size_t len);
 
 /* True if the JSON text s[0..len) contains the escape \u0000, which cJSON would take as the
  * end of the string (a text or claim would read shorter than it was sent). Exact for valid

@@ -11,9 +11,7 @@
 #include "common/jwt.h"
 #include "common/names.h"
 
-#define SEQ_MAX 9007199254740991.0 /* 2^53 - 1: the largest integer a JSON double holds */
-#define EMOJI_MAX_CHARS 32
-#define MSG_ID_LEN 24
+#define SEQ_MAX ((double)CHAT_JSON_INT_MAX)
 
 static const char *const ctype_names[GW_C__COUNT] = {
     [GW_C_INVALID] = "invalid", [GW_C_AUTH] = "auth",     [GW_C_JOIN] = "join",
@@ -131,16 +129,6 @@ static bool string_field(const cJSON *v, const char *name, const char **out, gw_
     return true;
 }
 
-static bool msg_id_valid(const char *s)
-{
-    size_t i = 0;
-    for (; i <= MSG_ID_LEN && s[i] != '\0'; i++) {
-        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-            return false;
-    }
-    return i == MSG_ID_LEN;
-}
-
 static bool text_field(const cJSON *v, size_t max_chars, gw_cframe_t *f, gw_cframe_error_t *err)
 {
     if (!string_field(v, "text", &f->text, err))
@@ -173,12 +161,6 @@ static bool token_valid(const char *s)
     return n > 0 && n <= CHAT_JWT_MAX_LEN;
 }
 
-static bool emoji_valid(const char *s)
-{
-    long n = chat_utf8_chars(s, strlen(s));
-    return n >= 1 && n <= EMOJI_MAX_CHARS;
-}
-
 /* Validates one field's value and stores it in f. */
 static bool field_read(field_id_t id, const cJSON *v, size_t max_text, gw_cframe_t *f,
                        gw_cframe_error_t *err)
@@ -198,9 +180,10 @@ static bool field_read(field_id_t id, const cJSON *v, size_t max_text, gw_cframe
     case F_TEXT:
         return text_field(v, max_text, f, err);
     case F_ID:
-        return named_field(v, "id", msg_id_valid, "24 lowercase hex digits", &f->id, err);
+        return named_field(v, "id", chat_name_message_id_valid, "24 lowercase hex digits", &f->id,
+                           err);
     case F_EMOJI:
-        return named_field(v, "emoji", emoji_valid, "1-32 characters", &f->emoji, err);
+        return named_field(v, "emoji", chat_name_emoji_valid, "1-32 characters", &f->emoji, err);
     case F_SINCE:
         return (f->has_since = int_field(v, "since", 0, SEQ_MAX, &f->since, err));
     case F_BEFORE:

@@ -63,17 +63,6 @@ void message_doc_list_clear(message_doc_list_t *l)
     l->n = l->cap = 0;
 }
 
-bool message_id_valid(const char *id)
-{
-    if (id == NULL)
-        return false;
-    size_t i = 0;
-    for (; id[i] != '\0'; i++)
-        if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f')))
-            return false;
-    return i == MESSAGE_ID_LEN;
-}
-
 void message_src_format(char *buf, size_t len, int32_t partition, int64_t offset)
 {
     snprintf(buf, len, "%" PRId32 ":%" PRId64, partition, offset);

@@ -9,8 +9,9 @@
 #include <stdint.h>
 
 #include "common/err.h"
+#include "common/names.h"
 
-#define MESSAGE_ID_LEN 24  /* an ObjectId as lowercase hex */
+#define MESSAGE_ID_LEN CHAT_MESSAGE_ID_LEN
 #define MESSAGE_SRC_MAX 32 /* "<partition>:<offset>" */
 
 /* {_id, tenant, room, seq, from, name?, text, ts, cid, src}. Strings are borrowed unless the
@@ -44,9 +45,6 @@ chat_err_t message_doc_list_add(message_doc_list_t *l, const message_doc_t *doc)
 
 /* Frees the copies and empties the list; it stays usable. */
 void message_doc_list_clear(message_doc_list_t *l);
-
-/* True if id is 24 lowercase hex digits. */
-bool message_id_valid(const char *id);
 
 /* Writes "<partition>:<offset>" (the src of a chat.inbound record) into buf. */
 void message_src_format(char *buf, size_t len, int32_t partition, int64_t offset);

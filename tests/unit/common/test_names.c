@@ -1,6 +1,7 @@
-/* Unit tests of common/names: the naming rules of the protocol, table-driven, with the
- * boundary lengths and the UTF-8 edge cases (overlong forms, surrogates, > U+10FFFF), and
- * the escaped-NUL scan of JSON text. */
+/* Unit tests of common/names: the naming rules of the protocol (rooms, tenants, users, client
+ * and message ids, emoji), table-driven, with the boundary lengths and the UTF-8 edge cases
+ * (overlong forms, surrogates, > U+10FFFF, control characters), and the escaped-NUL scan of
+ * JSON text. */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -114,6 +115,51 @@ START_TEST(test_cid)
     };
     CHECK_CASES(chat_name_cid_valid, cases);
     check_boundary(chat_name_cid_valid, "c", CHAT_CID_MAX);
+}
+END_TEST
+
+START_TEST(test_message_id)
+{
+    static const name_case_t cases[] = {
+        {"65f1c0ffee0123456789abcd", true},
+        {"000000000000000000000000", true},
+        {"65F1C0FFEE0123456789ABCD", false},
+        {"65f1c0ffee0123456789abc", false},
+        {"65f1c0ffee0123456789abcde", false},
+        {"65f1c0ffee0123456789abcg", false},
+        {"", false},
+        {NULL, false},
+    };
+    CHECK_CASES(chat_name_message_id_valid, cases);
+    ck_assert_int_eq(CHAT_MESSAGE_ID_LEN, 24);
+}
+END_TEST
+
+START_TEST(test_emoji)
+{
+    static const name_case_t cases[] = {
+        {"\xf0\x9f\x91\x8d", true}, /* thumbs up */
+        {"+1", true},
+        {"", false},
+        {NULL, false},
+        {"\xff", false},
+    };
+    CHECK_CASES(chat_name_emoji_valid, cases);
+    check_boundary(chat_name_emoji_valid, "\xf0\x9f\x91\x8d", CHAT_EMOJI_MAX_CHARS);
+    check_boundary(chat_name_emoji_valid, "x", CHAT_EMOJI_MAX_CHARS);
+}
+END_TEST
+
+START_TEST(test_utf8_chars_printable)
+{
+    ck_assert_int_eq(chat_utf8_chars_printable("\xc3\xa9 b", 4), 3);
+    ck_assert_int_eq(chat_utf8_chars_printable("\xc2\xa0", 2), 1); /* first after C1 */
+    ck_assert_int_eq(chat_utf8_chars_printable("", 0), 0);
+    ck_assert_int_eq(chat_utf8_chars_printable("a\tb", 3), -1);
+    ck_assert_int_eq(chat_utf8_chars_printable("a\x7f", 2), -1);
+    ck_assert_int_eq(chat_utf8_chars_printable("\xc2\x85", 2), -1); /* C1 */
+    ck_assert_int_eq(chat_utf8_chars_printable("a\0b", 3), -1);
+    ck_assert_int_eq(chat_utf8_chars_printable("\xff", 1), -1);
 }
 END_TEST
 
@@ -286,6 +332,9 @@ int main(void)
     tcase_add_test(tc, test_tenant);
     tcase_add_test(tc, test_user);
     tcase_add_test(tc, test_cid);
+    tcase_add_test(tc, test_message_id);
+    tcase_add_test(tc, test_emoji);
+    tcase_add_test(tc, test_utf8_chars_printable);
     tcase_add_test(tc, test_room_is_dm);
     tcase_add_test(tc, test_dm_valid);
     tcase_add_test(tc, test_dm_lengths);
