@@ -723,7 +723,7 @@ int chat_registry_key(const char *tenant, const char *room, chat_registry_set_t 
     return n >= 0 && (size_t)n < buflen ? n : -1;
 }
 
-/* ---- the msg client frame ---- */
+/* ---- client frames built by more than one service: msg, ack, error ---- */
 
 cJSON *chat_frame_msg_new(const chat_event_t *msg)
 {
@@ -748,6 +748,40 @@ cJSON *chat_frame_msg_new(const chat_event_t *msg)
         if (!ok)
             cJSON_Delete(copy);
     }
+    if (!ok) {
+        cJSON_Delete(f);
+        return NULL;
+    }
+    return f;
+}
+
+cJSON *chat_frame_ack_new(const chat_event_t *ev)
+{
+    if (ev == NULL || (ev->type != CHAT_EV_MSG && ev->type != CHAT_EV_ACK) || ev->cid == NULL ||
+        ev->room == NULL || !ev->has_seq || ev->id == NULL || !ev->has_ts)
+        return NULL;
+    cJSON *f = cJSON_CreateObject();
+    bool ok = f != NULL && cJSON_AddStringToObject(f, "type", "ack") != NULL &&
+              cJSON_AddStringToObject(f, "cid", ev->cid) != NULL &&
+              cJSON_AddStringToObject(f, "room", ev->room) != NULL && add_int(f, "seq", ev->seq) &&
+              cJSON_AddStringToObject(f, "id", ev->id) != NULL && add_int(f, "ts", ev->ts);
+    if (!ok) {
+        cJSON_Delete(f);
+        return NULL;
+    }
+    return f;
+}
+
+cJSON *chat_frame_error_new(const char *code, const char *message, const char *rid, const char *cid)
+{
+    if (code == NULL || *code == '\0' || message == NULL || *message == '\0')
+        return NULL;
+    cJSON *f = cJSON_CreateObject();
+    bool ok = f != NULL && cJSON_AddStringToObject(f, "type", "error") != NULL &&
+              cJSON_AddStringToObject(f, "code", code) != NULL &&
+              cJSON_AddStringToObject(f, "message", message) != NULL &&
+              (rid == NULL || cJSON_AddStringToObject(f, "rid", rid) != NULL) &&
+              (cid == NULL || cJSON_AddStringToObject(f, "cid", cid) != NULL);
     if (!ok) {
         cJSON_Delete(f);
         return NULL;

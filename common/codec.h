@@ -2,8 +2,9 @@
  * always {"v":1,"type":...}). One flat struct carries every event type; a table per type
  * says which JSON fields it has and which are required, so decode validates and encode
  * emits exactly what proto/events/<type>.schema.json allows.
- * Also builds the client frames that are derived from events (the `msg` frame), because
- * broadcast (live delivery) and gateway (replay, history) must produce identical bytes. */
+ * Also builds the client frames that more than one service sends (`msg`, `ack`, `error`),
+ * because broadcast (live delivery) and gateway (replay, history, its own answers) must
+ * produce identical bytes. */
 #ifndef CHAT_COMMON_CODEC_H
 #define CHAT_COMMON_CODEC_H
 
@@ -127,6 +128,18 @@ int chat_registry_key(const char *tenant, const char *room, chat_registry_set_t 
  * "id","from","name"?,"text","ts","cid"?,"edited"?,"reactions"?}. Returns a new cJSON object
  * (caller deletes) or NULL if ev is not a complete msg event. */
 cJSON *chat_frame_msg_new(const chat_event_t *msg);
+
+/* The client frame answering a send (`ack`): {"type":"ack","cid","room","seq","id","ts"},
+ * from a msg event (the stored send) or an ack event (the original ack of a resent cid).
+ * Returns a new cJSON object (caller deletes) or NULL if ev is neither or lacks one of
+ * those fields, or out of memory. */
+cJSON *chat_frame_ack_new(const chat_event_t *ev);
+
+/* The client `error` frame: {"type":"error","code","message","rid"?,"cid"?} (rid and cid
+ * left out when NULL). Returns a new cJSON object (caller deletes) or NULL if code or
+ * message is missing or empty, or out of memory. */
+cJSON *chat_frame_error_new(const char *code, const char *message, const char *rid,
+                            const char *cid);
 
 /* ---- chat.deliver: broadcast -> one gateway ----
  * {"v":1,"type":"deliver","items":[{"tenant","room","seq"?,"frame":{...},"conns"?:[...]}]}

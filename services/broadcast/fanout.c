@@ -145,45 +145,20 @@ static chat_err_t list_push(broadcast_fanout_t *f, int32_t gw, const chat_event_
     return CHAT_OK;
 }
 
-/* Adds a string member; false when out of memory. */
-static bool add_str(cJSON *obj, const char *key, const char *value)
-{
-    return cJSON_AddStringToObject(obj, key, value) != NULL;
-}
-
-/* The client ack frame {type, cid, room, seq, id, ts} of a msg or ack event, or NULL (out
- * of memory or fields missing: *incomplete tells which). */
+/* The client ack frame of a msg or ack event (chat_frame_ack_new), or NULL (out of memory or
+ * fields missing: *incomplete tells which). */
 static cJSON *ack_frame_new(const chat_event_t *ev, bool *incomplete)
 {
     *incomplete =
         ev->cid == NULL || ev->room == NULL || ev->id == NULL || !ev->has_seq || !ev->has_ts;
-    if (*incomplete)
-        return NULL;
-    cJSON *frame = cJSON_CreateObject();
-    if (frame != NULL && add_str(frame, "type", "ack") && add_str(frame, "cid", ev->cid) &&
-        add_str(frame, "room", ev->room) &&
-        cJSON_AddNumberToObject(frame, "seq", (double)ev->seq) != NULL &&
-        add_str(frame, "id", ev->id) &&
-        cJSON_AddNumberToObject(frame, "ts", (double)ev->ts) != NULL)
-        return frame;
-    cJSON_Delete(frame);
-    return NULL;
+    return *incomplete ? NULL : chat_frame_ack_new(ev);
 }
 
-/* The client error frame {type, code, message, cid?, rid?} of a reject event, or NULL. */
+/* The client error frame of a reject event (chat_frame_error_new), or NULL (as above). */
 static cJSON *error_frame_new(const chat_event_t *ev, bool *incomplete)
 {
     *incomplete = ev->code == NULL || ev->message == NULL;
-    if (*incomplete)
-        return NULL;
-    cJSON *frame = cJSON_CreateObject();
-    if (frame != NULL && add_str(frame, "type", "error") && add_str(frame, "code", ev->code) &&
-        add_str(frame, "message", ev->message) &&
-        (ev->cid == NULL || add_str(frame, "cid", ev->cid)) &&
-        (ev->rid == NULL || add_str(frame, "rid", ev->rid)))
-        return frame;
-    cJSON_Delete(frame);
-    return NULL;
+    return *incomplete ? NULL : chat_frame_error_new(ev->code, ev->message, ev->rid, ev->cid);
 }
 
 /* Queues frame (built by make from ev) for the event's origin connection. Events without

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/codec.h"
 #include "common/jwt.h"
 #include "common/names.h"
 
@@ -389,11 +390,9 @@ gw_buf_t *gw_frame_pong(const char *rid)
 
 gw_buf_t *gw_frame_error(gw_code_t code, const char *message, const char *rid, const char *cid)
 {
-    cJSON *o = frame_begin("error");
-    bool ok = o != NULL && add_opt_string(o, "code", gw_code_name(code)) &&
-              add_opt_string(o, "message", message != NULL && *message ? message : "error") &&
-              add_opt_string(o, "rid", rid) && add_opt_string(o, "cid", cid);
-    return frame_end(o, ok);
+    cJSON *o = chat_frame_error_new(gw_code_name(code),
+                                    message != NULL && *message ? message : "error", rid, cid);
+    return frame_end(o, o != NULL);
 }
 
 gw_buf_t *gw_frame_history(const char *room, const char *rid, cJSON *msgs, bool more)

@@ -1,7 +1,7 @@
 /* Unit tests of common/codec.c: round trips of every event type, every rule decode enforces,
- * encode's refusals, the msg client frame, chat.deliver batches, record keys and the Redis
- * registration keys. The field lists below are proto/README.md's catalogue, written out
- * independently of the codec's own tables. */
+ * encode's refusals, the msg, ack and error client frames, chat.deliver batches, record
+ * keys and the Redis registration keys. The field lists below are proto/README.md's
+ * catalogue, written out independently of the codec's own tables. */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -791,6 +791,70 @@ START_TEST(test_frame_msg_incomplete)
 }
 END_TEST
 
+/* Prints frame compactly, deletes it and compares the bytes. */
+static void expect_frame(cJSON *frame, const char *want)
+{
+    ck_assert_ptr_nonnull(frame);
+    char *text = cJSON_PrintUnformatted(frame);
+    ck_assert_str_eq(text, want);
+    free(text);
+    cJSON_Delete(frame);
+}
+
+/* The ack of a send, from the msg event or the ack of a resent cid: the same bytes, the
+ * schema's member order, integers exact even at 2^53 - 1. */
+START_TEST(test_frame_ack)
+{
+    chat_event_t ev = {.type = CHAT_EV_MSG,
+                       .tenant = "acme",
+                       .room = "general",
+                       .user = "alice",
+                       .text = "hi",
+                       .cid = "c-1",
+                       .id = ID,
+                       .seq = CHAT_JSON_INT_MAX,
+                       .has_seq = true,
+                       .ts = TS,
+                       .has_ts = true};
+    const char *want = "{\"type\":\"ack\",\"cid\":\"c-1\",\"room\":\"general\","
+                       "\"seq\":9007199254740991,\"id\":\"" ID "\",\"ts\":1732406400123}";
+    expect_frame(chat_frame_ack_new(&ev), want);
+    ev.type = CHAT_EV_ACK;
+    expect_frame(chat_frame_ack_new(&ev), want);
+    chat_event_t e = ev;
+    e.type = CHAT_EV_SEND;
+    ck_assert_ptr_null(chat_frame_ack_new(&e));
+    e = ev, e.cid = NULL;
+    ck_assert_ptr_null(chat_frame_ack_new(&e));
+    e = ev, e.has_seq = false;
+    ck_assert_ptr_null(chat_frame_ack_new(&e));
+    e = ev, e.has_ts = false;
+    ck_assert_ptr_null(chat_frame_ack_new(&e));
+    e = ev, e.id = NULL;
+    ck_assert_ptr_null(chat_frame_ack_new(&e));
+    e = ev, e.room = NULL;
+    ck_assert_ptr_null(chat_frame_ack_new(&e));
+    ck_assert_ptr_null(chat_frame_ack_new(NULL));
+}
+END_TEST
+
+START_TEST(test_frame_error)
+{
+    expect_frame(chat_frame_error_new("forbidden", "not a member", "r-1", "c-1"),
+                 "{\"type\":\"error\",\"code\":\"forbidden\",\"message\":\"not a member\","
+                 "\"rid\":\"r-1\",\"cid\":\"c-1\"}");
+    expect_frame(chat_frame_error_new("internal", "retry", NULL, NULL),
+                 "{\"type\":\"error\",\"code\":\"internal\",\"message\":\"retry\"}");
+    expect_frame(
+        chat_frame_error_new("too_large", "long", NULL, "c-2"),
+        "{\"type\":\"error\",\"code\":\"too_large\",\"message\":\"long\",\"cid\":\"c-2\"}");
+    ck_assert_ptr_null(chat_frame_error_new(NULL, "m", NULL, NULL));
+    ck_assert_ptr_null(chat_frame_error_new("internal", NULL, NULL, NULL));
+    ck_assert_ptr_null(chat_frame_error_new("", "m", NULL, NULL));
+    ck_assert_ptr_null(chat_frame_error_new("internal", "", NULL, NULL));
+}
+END_TEST
+
 /* ---- chat.deliver ---- */
 
 static void assert_items_equal(const chat_deliver_item_t *a, const chat_deliver_item_t *b)
@@ -1043,6 +1107,8 @@ static Suite *codec_suite(void)
     TCase *frames = tcase_create("frames");
     tcase_add_test(frames, test_frame_msg);
     tcase_add_test(frames, test_frame_msg_incomplete);
+    tcase_add_test(frames, test_frame_ack);
+    tcase_add_test(frames, test_frame_error);
     suite_add_tcase(s, frames);
 
     TCase *deliver = tcase_create("deliver");

@@ -1,7 +1,8 @@
 /* Prints what common/codec.c produces, one "<schema-name>\t<json>" line per document: an
- * example of every event type (optional fields set, so that they are checked too), the `msg`
- * client frame and a chat.deliver batch. tests/unit/proto/validate.py checks each line
- * against proto/, so the codec and the schemas cannot drift apart. */
+ * example of every event type (optional fields set, so that they are checked too), the
+ * `msg`, `ack` and `error` client frames and a chat.deliver batch.
+ * tests/unit/proto/validate.py checks each line against proto/, so the codec and the
+ * schemas cannot drift apart. */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -257,6 +258,13 @@ int main(void)
                          .ts = 0,
                          .has_ts = true};
     dump_tree("server.msg", chat_frame_msg_new(&bare));
+
+    chat_event_t ack = *msg;
+    ack.type = CHAT_EV_ACK;
+    dump_tree("server.ack", chat_frame_ack_new(msg));
+    dump_tree("server.ack", chat_frame_ack_new(&ack));
+    dump_tree("server.error", chat_frame_error_new("forbidden", "not a member", "r-1", "c-1"));
+    dump_tree("server.error", chat_frame_error_new("internal", "retry", NULL, NULL));
 
     cJSON *frame = chat_frame_msg_new(msg);
     dump_deliver(frame);
