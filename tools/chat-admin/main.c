@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "common/bus.h"
 #include "common/clock.h"
@@ -17,6 +16,7 @@
 #include "common/store.h"
 #include "common/tenants.h"
 #include "tools/chat-admin/topics_file.h"
+#include "tools/client/chat_token.h"
 
 typedef struct admin_cfg {
     char *kafka_brokers;
@@ -43,18 +43,20 @@ static const char admin_usage[] =
     "                                   create a tenant or replace its HS256 secret\n"
     "  token TENANT USER [--secret S] [--ttl SECONDS] [--name NAME] [--rooms a,b]\n"
     "                                   print a token for USER (secret read from MongoDB\n"
-    "                                   unless given), valid for --ttl (default 3600) s\n"
+    "                                   unless given), valid for --ttl (default 3600,\n"
+    "                                   at most ten years) s\n"
     "  help                             this text and the environment variables\n";
 
-/* Parses a whole number of seconds (an "s" suffix is accepted). -1 if invalid. */
-static int parse_seconds(const char *s)
+/* Parses a whole number of seconds from min to max (min >= 0; an "s" suffix is accepted).
+ * -1 if invalid. */
+static long long parse_seconds(const char *s, long long min, long long max)
 {
     char *end;
     errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno != 0 || end == s || v < 0 || v > 3600 || (*end != '\0' && strcmp(end, "s") != 0))
+    long long v = strtoll(s, &end, 10);
+    if (errno != 0 || end == s || v < min || v > max || (*end != '\0' && strcmp(end, "s") != 0))
         return -1;
-    return (int)v;
+    return v;
 }
 
 /* Returns the value following option name in argv, NULL if absent; exits on a dangling one. */
@@ -149,7 +151,7 @@ static int cmd_wait(const admin_cfg_t *cfg, int argc, char **argv)
         return 2;
     }
     const char *t = option_value(argc, argv, "--timeout");
-    int secs = t != NULL ? parse_seconds(t) : 30;
+    int secs = t != NULL ? (int)parse_seconds(t, 0, 3600) : 30;
     if (secs < 0) {
         fprintf(stderr, "chat-admin: --timeout takes whole seconds, not '%s'\n", t);
         return 2;
@@ -209,25 +211,25 @@ static int cmd_tenant_put(const admin_cfg_t *cfg, int argc, char **argv)
     return 0;
 }
 
-/* Splits "a,b,c" into claims->rooms. Returns 0, or 2 with a message for a bad room. */
-static int parse_rooms(const char *list, chat_jwt_claims_t *c)
+/* The tenant's secret: --secret if given, else from MongoDB. Returns 0 with *secret
+ * malloc'd, or the exit code (the reason printed). */
+static int token_secret(const admin_cfg_t *cfg, const char *tenant, const char *given,
+                        char **secret)
 {
-    char *copy = strdup(list);
-    size_t cap = 1;
-    for (const char *p = list; *p; p++)
-        cap += *p == ',';
-    c->rooms = calloc(cap, sizeof *c->rooms);
-    c->has_rooms = true;
-    char *save = NULL;
-    for (char *r = strtok_r(copy, ",", &save); r != NULL; r = strtok_r(NULL, ",", &save)) {
-        if (!chat_name_room_valid(r)) {
-            fprintf(stderr, "chat-admin: bad room name '%s'\n", r);
-            free(copy);
-            return 2;
-        }
-        c->rooms[c->nrooms++] = strdup(r);
+    if (given != NULL) {
+        *secret = strdup(given);
+        return *secret != NULL ? 0 : 1;
     }
-    free(copy);
+    chat_store_t *s;
+    if (with_store(cfg, &s) != 0)
+        return 1;
+    size_t len = 0;
+    chat_err_t e = chat_tenant_secret(s, tenant, secret, &len);
+    chat_store_destroy(s);
+    if (e != CHAT_OK) {
+        fprintf(stderr, "chat-admin: no secret for tenant %s: %s\n", tenant, chat_err_str(e));
+        return 1;
+    }
     return 0;
 }
 
@@ -237,51 +239,37 @@ static int cmd_token(const admin_cfg_t *cfg, int argc, char **argv)
         fputs(admin_usage, stderr);
         return 2;
     }
-    chat_jwt_claims_t c = {0};
-    const char *ttl_s = option_value(argc, argv, "--ttl");
-    long ttl = ttl_s != NULL ? strtol(ttl_s, NULL, 10) : 3600;
-    const char *name = option_value(argc, argv, "--name");
-    const char *rooms = option_value(argc, argv, "--rooms");
-    if (!chat_name_tenant_valid(argv[0]) || !chat_name_user_valid(argv[1]) || ttl <= 0 ||
-        (name != NULL && strlen(name) >= sizeof c.name)) {
-        fprintf(stderr, "chat-admin: bad tenant, user, --name or --ttl\n");
+    const char *ttl = option_value(argc, argv, "--ttl");
+    chat_token_spec_t spec = {
+        .tenant = argv[0],
+        .user = argv[1],
+        .name = option_value(argc, argv, "--name"),
+        .rooms = option_value(argc, argv, "--rooms"),
+        .ttl_s = ttl != NULL ? parse_seconds(ttl, 1, CHAT_TOKEN_TTL_MAX_S) : 3600,
+    };
+    if (!chat_name_tenant_valid(spec.tenant) || !chat_name_user_valid(spec.user) ||
+        spec.ttl_s < 0) {
+        fprintf(stderr, "chat-admin: bad tenant, user or --ttl (whole seconds, 1 to ten years)\n");
         return 2;
     }
-    snprintf(c.tenant, sizeof c.tenant, "%s", argv[0]);
-    snprintf(c.user, sizeof c.user, "%s", argv[1]);
-    if (name != NULL)
-        snprintf(c.name, sizeof c.name, "%s", name);
-    c.exp = (int64_t)time(NULL) + ttl;
-    int rc = rooms != NULL ? parse_rooms(rooms, &c) : 0;
-
     char *secret = NULL;
-    size_t secret_len = 0;
-    const char *given = option_value(argc, argv, "--secret");
-    if (rc == 0 && given != NULL) {
-        secret = strdup(given);
-        secret_len = strlen(given);
-    } else if (rc == 0) {
-        chat_store_t *s;
-        rc = with_store(cfg, &s);
-        if (rc == 0) {
-            chat_err_t e = chat_tenant_secret(s, c.tenant, &secret, &secret_len);
-            chat_store_destroy(s);
-            if (e != CHAT_OK) {
-                fprintf(stderr, "chat-admin: no secret for tenant %s: %s\n", c.tenant,
-                        chat_err_str(e));
-                rc = 1;
-            }
-        }
-    }
+    int rc = token_secret(cfg, spec.tenant, option_value(argc, argv, "--secret"), &secret);
+    if (rc != 0)
+        return rc;
+    spec.secret = secret;
     char *token = NULL;
-    if (rc == 0 && (secret == NULL || chat_jwt_sign(&c, secret, secret_len, &token) != CHAT_OK))
-        rc = 1;
+    chat_err_t e = chat_token_mint(&spec, &token);
     free(secret);
-    if (token != NULL)
-        printf("%s\n", token);
+    if (e != CHAT_OK) {
+        fprintf(stderr,
+                "chat-admin: no token: %s (user, --name and --rooms must follow the "
+                "naming rules, at most %d rooms)\n",
+                chat_err_str(e), CHAT_JWT_ROOMS_MAX);
+        return e == CHAT_ERR_INVALID ? 2 : 1;
+    }
+    printf("%s\n", token);
     free(token);
-    chat_jwt_claims_clear(&c);
-    return rc;
+    return 0;
 }
 
 int main(int argc, char **argv)

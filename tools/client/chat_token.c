@@ -54,7 +54,8 @@ static chat_err_t split_rooms(const char *csv, chat_jwt_claims_t *c)
 /* Fills the fixed-size claims from spec; CHAT_ERR_INVALID for a malformed value. */
 static chat_err_t fill_claims(const chat_token_spec_t *spec, chat_jwt_claims_t *c)
 {
-    if (!chat_name_tenant_valid(spec->tenant) || !chat_name_user_valid(spec->user))
+    if (!chat_name_tenant_valid(spec->tenant) || !chat_name_user_valid(spec->user) ||
+        spec->ttl_s > CHAT_TOKEN_TTL_MAX_S || spec->ttl_s < -CHAT_TOKEN_TTL_MAX_S)
         return CHAT_ERR_INVALID;
     const char *name = spec->name ? spec->name : "";
     long name_chars = chat_utf8_chars(name, strlen(name));

@@ -1,6 +1,8 @@
 /* Unit tests of tools/client/chat_token: minted tokens verify with common/jwt and carry
- * exactly the claims asked for; malformed input is refused before signing. */
+ * exactly the claims asked for; malformed input and lifetimes out of range are refused
+ * before signing. */
 #include <check.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -77,6 +79,19 @@ START_TEST(test_expired_and_wrong_secret_fail)
 }
 END_TEST
 
+/* The longest lifetime mints a token that verifies, expiring that far ahead. */
+START_TEST(test_longest_lifetime)
+{
+    chat_token_spec_t spec = {
+        .tenant = "acme", .secret = secret, .user = "bob", .ttl_s = CHAT_TOKEN_TTL_MAX_S};
+    chat_jwt_claims_t c;
+    int64_t before = (int64_t)time(NULL);
+    ck_assert_int_eq(mint_verify(&spec, secret, &c), CHAT_OK);
+    ck_assert_int_ge(c.exp, before + CHAT_TOKEN_TTL_MAX_S);
+    chat_jwt_claims_clear(&c);
+}
+END_TEST
+
 START_TEST(test_malformed_input_refused)
 {
     static const chat_token_spec_t bad[] = {
@@ -88,6 +103,11 @@ START_TEST(test_malformed_input_refused)
         {.tenant = "acme", .secret = secret, .user = "bob", .rooms = "a,", .ttl_s = 60},
         {.tenant = "acme", .secret = secret, .user = "bob", .rooms = "room one", .ttl_s = 60},
         {.tenant = "acme", .secret = secret, .user = "bob", .name = "a\nb", .ttl_s = 60},
+        /* lifetimes beyond the bound (the largest would overflow exp) */
+        {.tenant = "acme", .secret = secret, .user = "bob", .ttl_s = INT64_MAX},
+        {.tenant = "acme", .secret = secret, .user = "bob", .ttl_s = INT64_MIN},
+        {.tenant = "acme", .secret = secret, .user = "bob", .ttl_s = CHAT_TOKEN_TTL_MAX_S + 1},
+        {.tenant = "acme", .secret = secret, .user = "bob", .ttl_s = -CHAT_TOKEN_TTL_MAX_S - 1},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char *tok = (char *)1;
@@ -104,6 +124,7 @@ int main(void)
     tcase_add_test(tc, test_claims_round_trip);
     tcase_add_test(tc, test_rooms_claim_absent_or_empty);
     tcase_add_test(tc, test_expired_and_wrong_secret_fail);
+    tcase_add_test(tc, test_longest_lifetime);
     tcase_add_test(tc, test_malformed_input_refused);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
