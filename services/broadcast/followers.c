@@ -8,6 +8,7 @@
 
 #include "common/array.h"
 #include "common/codec.h"
+#include "common/hash.h"
 #include "common/log.h"
 #include "common/names.h"
 #include "services/broadcast/fanout.h"
@@ -56,21 +57,11 @@ size_t broadcast_followers_count(const broadcast_followers_t *f)
     return f->nrooms;
 }
 
-/* FNV-1a: the keys are short and chosen by tenants, not by attackers of this table (a
- * batch holds at most CHAT_BROADCAST_BATCH rooms). */
-static size_t key_hash(const char *key)
-{
-    uint64_t h = 1469598103934665603ULL;
-    for (const unsigned char *p = (const unsigned char *)key; *p != '\0'; p++)
-        h = (h ^ *p) * 1099511628211ULL;
-    return (size_t)h;
-}
-
 /* The slot holding key, or the empty slot where it would go. */
 static size_t slot_find(const broadcast_followers_t *f, const char *key)
 {
     size_t mask = f->nslots - 1;
-    size_t i = key_hash(key) & mask;
+    size_t i = (size_t)chat_hash(key) & mask;
     while (f->slots[i] >= 0 && strcmp(f->rooms[f->slots[i]].key, key) != 0)
         i = (i + 1) & mask;
     return i;

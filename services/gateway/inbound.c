@@ -7,10 +7,8 @@
 #include "common/bus.h"
 #include "common/codec.h"
 #include "common/log.h"
-#include "common/names.h"
 
 #define INBOUND_TOPIC "chat.inbound"
-#define KEY_MAX (CHAT_TENANT_MAX + 1 + CHAT_ROOM_MAX + 1)
 
 struct gw_inbound {
     chat_bus_producer_t *producer;
@@ -129,7 +127,7 @@ chat_err_t gw_inbound_send(gw_inbound_t *in, const char *tenant, const char *roo
         .origin_gw = in->gw_id,
         .origin_conn = conn,
     };
-    char key[KEY_MAX];
+    char key[CHAT_ROOM_KEY_MAX];
     int keylen = chat_event_key(tenant, room, key, sizeof key);
     char *value = NULL;
     size_t len = 0;

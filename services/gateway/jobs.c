@@ -10,14 +10,12 @@
 #include <string.h>
 
 #include "common/clock.h"
+#include "common/codec.h"
 #include "common/log.h"
-#include "common/names.h"
 #include "common/redis.h"
 #include "services/gateway/frames.h"
 #include "services/gateway/registry.h"
 #include "services/gateway/store_reads.h"
-
-#define ROOM_KEY_MAX (CHAT_TENANT_MAX + 1 + CHAT_ROOM_MAX + 1)
 
 typedef struct worker_ctx {
     gw_gateway_t *gw;
@@ -51,8 +49,8 @@ void gw_jobs_worker_ctx_free(void *ctx, void *gateway)
 
 static int64_t room_shard(const char *tenant, const char *room)
 {
-    char key[ROOM_KEY_MAX];
-    snprintf(key, sizeof key, "%s/%s", tenant, room);
+    char key[CHAT_ROOM_KEY_MAX];
+    chat_event_key(tenant, room, key, sizeof key); /* names of a session: they fit */
     return gw_workers_shard(key);
 }
 

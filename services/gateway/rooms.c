@@ -3,19 +3,16 @@
  * them per user, so the caller learns when a room or a user leaves this gateway. */
 #include "services/gateway/rooms.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/names.h"
+#include "common/codec.h"
 #include "services/gateway/strmap.h"
-
-#define ROOM_KEY_MAX (CHAT_TENANT_MAX + 1 + CHAT_ROOM_MAX + 1)
 
 typedef struct room {
     char *tenant;
     char *name;
-    char key[ROOM_KEY_MAX];
+    char key[CHAT_ROOM_KEY_MAX];
     gw_sub_t *subs; /* doubly linked through room_prev/room_next */
     size_t nsubs;
     gw_strmap_t *users; /* user -> number of subscriptions, as (void *)(uintptr_t)n */
@@ -97,17 +94,11 @@ void gw_rooms_free(gw_rooms_t *r)
     free(r);
 }
 
-static bool room_key(char *buf, const char *tenant, const char *room)
-{
-    int n = snprintf(buf, ROOM_KEY_MAX, "%s/%s", tenant, room);
-    return n > 0 && n < ROOM_KEY_MAX;
-}
-
 /* The room of tenant/room, created (empty) if needed; NULL if out of memory. */
 static room_t *room_get(gw_rooms_t *r, const char *tenant, const char *name)
 {
-    char key[ROOM_KEY_MAX];
-    if (!room_key(key, tenant, name))
+    char key[CHAT_ROOM_KEY_MAX];
+    if (chat_event_key(tenant, name, key, sizeof key) < 0)
         return NULL;
     room_t *room = gw_strmap_get(r->rooms, key);
     if (room != NULL)
@@ -278,8 +269,8 @@ static bool sub_hold(gw_rooms_t *r, gw_sub_t *sub, gw_buf_t *buf, int64_t msg_se
 size_t gw_rooms_deliver(gw_rooms_t *r, const char *tenant, const char *room, gw_buf_t *buf,
                         int64_t msg_seq)
 {
-    char key[ROOM_KEY_MAX];
-    if (!room_key(key, tenant, room))
+    char key[CHAT_ROOM_KEY_MAX];
+    if (chat_event_key(tenant, room, key, sizeof key) < 0)
         return 0;
     room_t *rm = gw_strmap_get(r->rooms, key);
     if (rm == NULL)

@@ -1,10 +1,13 @@
-/* String -> pointer hash map with separate chaining (see strmap.h). FNV-1a hashes; the
+/* String -> pointer hash map with separate chaining (see strmap.h), hashed with
+ * common/hash.h; the
  * bucket array doubles when the map holds more entries than buckets. */
 #include "services/gateway/strmap.h"
 
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "common/hash.h"
 
 #define STRMAP_MIN_BUCKETS 16
 
@@ -20,16 +23,6 @@ struct gw_strmap {
     size_t nbuckets; /* power of two */
     size_t count;
 };
-
-static uint64_t strmap_hash(const char *s)
-{
-    uint64_t h = 1469598103934665603ULL;
-    for (; *s != '\0'; s++) {
-        h ^= (unsigned char)*s;
-        h *= 1099511628211ULL;
-    }
-    return h;
-}
 
 gw_strmap_t *gw_strmap_new(void)
 {
@@ -72,7 +65,7 @@ static strmap_entry_t **strmap_slot(const gw_strmap_t *m, const char *key, uint6
 
 void *gw_strmap_get(const gw_strmap_t *m, const char *key)
 {
-    strmap_entry_t *e = *strmap_slot(m, key, strmap_hash(key));
+    strmap_entry_t *e = *strmap_slot(m, key, chat_hash(key));
     return e != NULL ? e->value : NULL;
 }
 
@@ -99,7 +92,7 @@ static void strmap_grow(gw_strmap_t *m)
 
 bool gw_strmap_put(gw_strmap_t *m, const char *key, void *value)
 {
-    uint64_t h = strmap_hash(key);
+    uint64_t h = chat_hash(key);
     strmap_entry_t **link = strmap_slot(m, key, h);
     if (*link != NULL) {
         (*link)->value = value;
@@ -121,7 +114,7 @@ bool gw_strmap_put(gw_strmap_t *m, const char *key, void *value)
 
 void *gw_strmap_remove(gw_strmap_t *m, const char *key)
 {
-    strmap_entry_t **link = strmap_slot(m, key, strmap_hash(key));
+    strmap_entry_t **link = strmap_slot(m, key, chat_hash(key));
     strmap_entry_t *e = *link;
     if (e == NULL)
         return NULL;

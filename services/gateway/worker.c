@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 
+#include "common/hash.h"
 #include "common/log.h"
 
 typedef struct task_list {
@@ -348,10 +349,5 @@ void gw_workers_free(gw_workers_t *w)
 
 int64_t gw_workers_shard(const char *key)
 {
-    uint64_t h = 1469598103934665603ULL;
-    for (; *key != '\0'; key++) {
-        h ^= (unsigned char)*key;
-        h *= 1099511628211ULL;
-    }
-    return (int64_t)(h >> 1);
+    return (int64_t)(chat_hash(key) >> 1);
 }

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/hash.h"
+
 /* A slot holds 0 (empty) or 1 + an index; indexes below nexisting are stored messages, the
  * others are sends (index - nexisting). */
 typedef struct dedup_table {
@@ -18,23 +20,19 @@ typedef struct dedup_key {
     const char *tenant, *room, *from, *cid;
 } dedup_key_t;
 
-static uint64_t hash_str(uint64_t h, const char *s)
+/* s and a separator byte (0xff, which UTF-8 never contains), so that ("ab", "c") and
+ * ("a", "bc") differ. */
+static uint64_t hash_field(uint64_t h, const char *s)
 {
-    for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
-        h ^= *p;
-        h *= 1099511628211ULL;
-    }
-    h ^= 0xff; /* separator: ("ab","c") and ("a","bc") differ */
-    return h * 1099511628211ULL;
+    return chat_hash_byte(chat_hash_str(h, s), 0xff);
 }
 
 static uint64_t key_hash(const dedup_key_t *k)
 {
-    uint64_t h = 14695981039346656037ULL;
-    h = hash_str(h, k->tenant);
-    h = hash_str(h, k->room);
-    h = hash_str(h, k->from);
-    return hash_str(h, k->cid);
+    uint64_t h = hash_field(CHAT_HASH_INIT, k->tenant);
+    h = hash_field(h, k->room);
+    h = hash_field(h, k->from);
+    return hash_field(h, k->cid);
 }
 
 static bool key_equal(const dedup_key_t *a, const dedup_key_t *b)

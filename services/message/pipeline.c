@@ -13,14 +13,13 @@
 
 #include "common/clock.h"
 #include "common/codec.h"
+#include "common/hash.h"
 #include "common/log.h"
-#include "common/names.h"
 #include "services/message/inbound.h"
 
 #define BACKOFF_FIRST_MS 100
 #define BACKOFF_MAX_MS 5000
 #define SLEEP_SLICE_MS 100 /* a stop request interrupts a backoff within this */
-#define ROOM_KEY_MAX (CHAT_TENANT_MAX + 1 + CHAT_ROOM_MAX + 1)
 
 typedef enum item_kind {
     ITEM_FOREIGN, /* its partition is not ours (revoked meanwhile): neither handled nor committed */
@@ -218,15 +217,10 @@ void message_pipeline_destroy(message_pipeline_t *p)
 
 /* ---- parsing and validation ---- */
 
+/* The hash of the record key "tenant/room", without writing the key out. */
 static uint64_t room_hash(const char *tenant, const char *room)
 {
-    uint64_t h = 14695981039346656037ULL;
-    for (const unsigned char *s = (const unsigned char *)tenant; *s != '\0'; s++)
-        h = (h ^ *s) * 1099511628211ULL;
-    h = (h ^ '/') * 1099511628211ULL;
-    for (const unsigned char *s = (const unsigned char *)room; *s != '\0'; s++)
-        h = (h ^ *s) * 1099511628211ULL;
-    return h;
+    return chat_hash_str(chat_hash_byte(chat_hash_str(CHAT_HASH_INIT, tenant), '/'), room);
 }
 
 /* Index of tenant/room in b->rooms, added on first sight. A room's records all come from one
@@ -852,7 +846,7 @@ static chat_err_t publish_one(message_pipeline_t *p, const batch_t *b, const ite
 {
     chat_event_t ev;
     outcome_event(b, it, &ev);
-    char key[ROOM_KEY_MAX];
+    char key[CHAT_ROOM_KEY_MAX];
     int keylen = chat_event_key(ev.tenant, ev.room, key, sizeof key);
     char *value = NULL;
     size_t len = 0;

@@ -7,10 +7,10 @@
 #include <string.h>
 
 #include "common/array.h"
-#include "common/names.h"
+#include "common/codec.h"
+#include "common/hash.h"
 
 #define SEQ_INITIAL_BUCKETS 1024
-#define SEQ_KEY_MAX (CHAT_TENANT_MAX + 1 + CHAT_ROOM_MAX + 1)
 
 typedef struct seq_room {
     struct seq_room *chain;         /* next in the bucket */
@@ -30,29 +30,6 @@ struct message_sequencer {
     int32_t *owned; /* assigned partitions */
     size_t nowned, owned_cap;
 };
-
-/* FNV-1a, 64 bits. */
-static uint64_t key_hash(const char *key)
-{
-    uint64_t h = 14695981039346656037ULL;
-    for (const unsigned char *p = (const unsigned char *)key; *p != '\0'; p++) {
-        h ^= *p;
-        h *= 1099511628211ULL;
-    }
-    return h;
-}
-
-/* Writes "tenant/room" into buf. False if it does not fit (names longer than the rules). */
-static bool key_make(char *buf, const char *tenant, const char *room)
-{
-    size_t tl = strlen(tenant), rl = strlen(room);
-    if (tl + 1 + rl + 1 > SEQ_KEY_MAX)
-        return false;
-    memcpy(buf, tenant, tl);
-    buf[tl] = '/';
-    memcpy(buf + tl + 1, room, rl + 1);
-    return true;
-}
 
 message_sequencer_t *message_sequencer_new(size_t max_rooms)
 {
@@ -182,10 +159,10 @@ static chat_err_t room_add(message_sequencer_t *s, const char *key, uint64_t has
 /* The remembered room tenant/room, or NULL. */
 static seq_room_t *room_lookup(const message_sequencer_t *s, const char *tenant, const char *room)
 {
-    char key[SEQ_KEY_MAX];
-    if (!key_make(key, tenant, room))
+    char key[CHAT_ROOM_KEY_MAX];
+    if (chat_event_key(tenant, room, key, sizeof key) < 0)
         return NULL;
-    return room_find(s, key, key_hash(key));
+    return room_find(s, key, chat_hash(key));
 }
 
 chat_err_t message_sequencer_assign(message_sequencer_t *s, const int32_t *partitions, size_t n)
@@ -245,10 +222,10 @@ bool message_sequencer_get(message_sequencer_t *s, const char *tenant, const cha
 chat_err_t message_sequencer_set(message_sequencer_t *s, const char *tenant, const char *room,
                                  int32_t partition, int64_t last)
 {
-    char key[SEQ_KEY_MAX];
-    if (!key_make(key, tenant, room))
+    char key[CHAT_ROOM_KEY_MAX];
+    if (chat_event_key(tenant, room, key, sizeof key) < 0)
         return CHAT_ERR_INVALID;
-    uint64_t hash = key_hash(key);
+    uint64_t hash = chat_hash(key);
     seq_room_t *r = room_find(s, key, hash);
     if (r == NULL)
         return room_add(s, key, hash, partition, last);
