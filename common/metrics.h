@@ -37,6 +37,7 @@ chat_histogram_t *chat_metrics_histogram(chat_metrics_t *m, const char *name, co
 extern const double chat_metrics_latency_buckets[];
 extern const size_t chat_metrics_latency_nbuckets;
 
+/* Updates accept NULL (a series the registry refused) and then do nothing. */
 void chat_counter_inc(chat_counter_t *c);
 void chat_counter_add(chat_counter_t *c, uint64_t n);
 uint64_t chat_counter_value(const chat_counter_t *c);

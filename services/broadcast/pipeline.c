@@ -61,8 +61,8 @@ static double seconds_since(int64_t start_ms)
     return (double)(chat_clock_mono_ms() - start_ms) / 1000.0;
 }
 
-/* Registers the service's series; a series the registry refuses stays NULL and is skipped
- * by count() and observe(). */
+/* Registers the service's series; a series the registry refuses stays NULL, which the
+ * update functions of common/metrics skip. */
 static void metrics_register(broadcast_pipeline_t *p)
 {
     chat_metrics_t *mx = p->conf.metrics;
@@ -98,24 +98,10 @@ static void metrics_register(broadcast_pipeline_t *p)
                                                "Partitions of chat.deliver (gateway slots).", NULL);
 }
 
-/* Metric updates that tolerate a registry that refused a series (NULL). */
-static void count(chat_counter_t *c, uint64_t n)
-{
-    if (c != NULL && n > 0)
-        chat_counter_add(c, n);
-}
-
-static void observe(chat_histogram_t *h, double v)
-{
-    if (h != NULL)
-        chat_histogram_observe(h, v);
-}
-
 static void set_partitions(broadcast_pipeline_t *p, int32_t n)
 {
     p->partitions = n;
-    if (p->m.deliver_partitions != NULL)
-        chat_gauge_set(p->m.deliver_partitions, n);
+    chat_gauge_set(p->m.deliver_partitions, n);
 }
 
 static void on_rebalance(void *ud, bool assigned, const chat_bus_tp_t *tps, size_t n)
@@ -310,7 +296,7 @@ static chat_err_t batch_decode(broadcast_pipeline_t *p, size_t n)
             chat_log_warn("invalid record skipped", CHAT_F_STR("topic", rec->topic),
                           CHAT_F_INT("partition", rec->partition),
                           CHAT_F_INT("offset", rec->offset), CHAT_F_STR("reason", why));
-            count(p->m.invalid_records, 1);
+            chat_counter_add(p->m.invalid_records, 1);
             memset(ev, 0, sizeof *ev);
             continue;
         }
@@ -342,14 +328,14 @@ static chat_err_t batch_lookup(broadcast_pipeline_t *p)
         int64_t start = chat_clock_mono_ms();
         chat_err_t err = broadcast_followers_lookup(p->followers, p->redis, chat_clock_wall_ms());
         if (err == CHAT_OK) {
-            observe(p->m.redis_seconds, seconds_since(start));
+            chat_histogram_observe(p->m.redis_seconds, seconds_since(start));
             if (!atomic_exchange(&p->redis_ok, true))
                 chat_log_info("redis follower lookups work again");
             return CHAT_OK;
         }
         if (err == CHAT_ERR_NOMEM)
             return err;
-        count(p->m.redis_errors, 1);
+        chat_counter_add(p->m.redis_errors, 1);
         if (atomic_exchange(&p->redis_ok, false))
             chat_log_error("redis follower lookup failed; retrying the batch", CHAT_F_ERR(err),
                            CHAT_F_INT("rooms", broadcast_followers_count(p->followers)));
@@ -410,13 +396,13 @@ static chat_err_t batch_fanout(broadcast_pipeline_t *p, size_t n)
 static void batch_account(broadcast_pipeline_t *p)
 {
     const broadcast_fanout_stats_t *s = broadcast_fanout_stats(p->fanout);
-    count(p->m.deliveries_msg, s->msg_items);
-    count(p->m.deliveries_ack, s->ack_items);
-    count(p->m.deliveries_error, s->error_items);
-    count(p->m.records_produced, p->produced);
-    count(p->m.skipped_unhandled, s->unhandled);
-    count(p->m.skipped_incomplete, s->incomplete);
-    count(p->m.skipped_unknown_gateway, s->unknown_gateway);
+    chat_counter_add(p->m.deliveries_msg, s->msg_items);
+    chat_counter_add(p->m.deliveries_ack, s->ack_items);
+    chat_counter_add(p->m.deliveries_error, s->error_items);
+    chat_counter_add(p->m.records_produced, p->produced);
+    chat_counter_add(p->m.skipped_unhandled, s->unhandled);
+    chat_counter_add(p->m.skipped_incomplete, s->incomplete);
+    chat_counter_add(p->m.skipped_unknown_gateway, s->unknown_gateway);
     if (s->incomplete > 0)
         chat_log_warn("events without the fields their frame needs skipped",
                       CHAT_F_INT("count", s->incomplete));
@@ -452,7 +438,7 @@ static chat_err_t batch_process(broadcast_pipeline_t *p, size_t n, int64_t start
         return err;
     batch_account(p);
     chat_bus_consumer_commit(p->consumer, p->records, n, true);
-    observe(p->m.batch_seconds, seconds_since(start));
+    chat_histogram_observe(p->m.batch_seconds, seconds_since(start));
     return CHAT_OK;
 }
 

@@ -39,17 +39,13 @@ static void delivery_destroy(gw_task_t *t)
     free(d);
 }
 
-/* The seq the filter uses: only msg frames are ordered and deduplicated by seq (an ack or
- * an update carries the seq of a message that was already sent). */
+/* The seq the filter uses: the item's seq, for msg frames only. An ack or an update may
+ * carry the seq of a message that was already sent (proto/topics/chat.deliver.md), and
+ * must not be filtered away by it. */
 static int64_t item_msg_seq(const chat_deliver_item_t *item)
 {
     const cJSON *type = cJSON_GetObjectItemCaseSensitive(item->frame, "type");
-    if (!cJSON_IsString(type) || strcmp(type->valuestring, "msg") != 0)
-        return 0;
-    if (item->seq > 0)
-        return item->seq;
-    const cJSON *seq = cJSON_GetObjectItemCaseSensitive(item->frame, "seq");
-    return cJSON_IsNumber(seq) && seq->valuedouble >= 1 ? (int64_t)seq->valuedouble : 0;
+    return cJSON_IsString(type) && strcmp(type->valuestring, "msg") == 0 ? item->seq : 0;
 }
 
 static bool conns_copy(gw_delivery_t *d, const chat_deliver_item_t *item)

@@ -316,11 +316,6 @@ size_t gw_sub_held(const gw_sub_t *sub)
     return gw_outq_len(&sub->held);
 }
 
-const char *gw_sub_room(const gw_sub_t *sub)
-{
-    return sub->room->name;
-}
-
 size_t gw_rooms_count(const gw_rooms_t *r)
 {
     return gw_strmap_count(r->rooms);

@@ -70,7 +70,6 @@ uint32_t gw_sub_gen(const gw_sub_t *sub);
 bool gw_sub_active(const gw_sub_t *sub);
 int64_t gw_sub_last_seq(const gw_sub_t *sub);
 size_t gw_sub_held(const gw_sub_t *sub);
-const char *gw_sub_room(const gw_sub_t *sub);
 
 /* Rooms with at least one subscription. */
 size_t gw_rooms_count(const gw_rooms_t *r);
