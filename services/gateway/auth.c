@@ -20,9 +20,21 @@ typedef struct cache_entry {
     int64_t expires_ms;
 } cache_entry_t;
 
+/* A store lookup in progress. Threads that miss the same tenant meanwhile wait for its
+ * outcome instead of querying too; the last one to let go frees it. */
+typedef struct lookup {
+    bool done;
+    chat_err_t err;
+    char *secret; /* on CHAT_OK */
+    size_t len;
+    size_t refs; /* the thread looking up and its waiters */
+} lookup_t;
+
 struct gw_auth {
     pthread_mutex_t lock;
-    gw_strmap_t *cache; /* tenant -> cache_entry_t */
+    pthread_cond_t looked_up; /* a lookup of some tenant is done */
+    gw_strmap_t *cache;       /* tenant -> cache_entry_t */
+    gw_strmap_t *lookups;     /* tenant -> lookup_t in progress */
     int64_t hit_ttl_ms, miss_ttl_ms;
     gw_secret_lookup_fn lookup;
     void *ud;
@@ -35,11 +47,15 @@ gw_auth_t *gw_auth_new(int64_t hit_ttl_ms, int64_t miss_ttl_ms, gw_secret_lookup
     if (a == NULL)
         return NULL;
     a->cache = gw_strmap_new();
-    if (a->cache == NULL) {
+    a->lookups = gw_strmap_new();
+    if (a->cache == NULL || a->lookups == NULL) {
+        gw_strmap_free(a->cache);
+        gw_strmap_free(a->lookups);
         free(a);
         return NULL;
     }
     pthread_mutex_init(&a->lock, NULL);
+    pthread_cond_init(&a->looked_up, NULL);
     a->hit_ttl_ms = hit_ttl_ms;
     a->miss_ttl_ms = miss_ttl_ms;
     a->lookup = lookup;
@@ -68,6 +84,8 @@ void gw_auth_free(gw_auth_t *a)
         return;
     gw_strmap_foreach(a->cache, entry_free_cb, NULL);
     gw_strmap_free(a->cache);
+    gw_strmap_free(a->lookups); /* empty: no verification runs any more */
+    pthread_cond_destroy(&a->looked_up);
     pthread_mutex_destroy(&a->lock);
     free(a);
 }
@@ -104,47 +122,42 @@ static void cache_purge(gw_auth_t *a, int64_t now_ms)
     }
 }
 
-/* Looks tenant up in the cache. Returns true on a fresh entry: *secret is a copy (NULL
- * for a cached miss). */
-static bool cache_get(gw_auth_t *a, const char *tenant, int64_t now_ms, char **secret, size_t *len)
+/* A copy of len bytes of secret and its NUL, or NULL if out of memory. */
+static char *secret_copy(const char *secret, size_t len)
 {
-    bool hit = false;
-    pthread_mutex_lock(&a->lock);
-    const cache_entry_t *e = a->cache != NULL ? gw_strmap_get(a->cache, tenant) : NULL;
-    if (e != NULL && e->expires_ms > now_ms) {
-        hit = true;
-        *secret = NULL;
-        *len = e->len;
-        if (e->secret != NULL) {
-            *secret = malloc(e->len + 1);
-            if (*secret != NULL)
-                memcpy(*secret, e->secret, e->len + 1);
-            else
-                hit = false;
-        }
-    }
-    pthread_mutex_unlock(&a->lock);
-    return hit;
+    char *copy = malloc(len + 1);
+    if (copy != NULL)
+        memcpy(copy, secret, len + 1);
+    return copy;
 }
 
-/* Stores a lookup's outcome (secret NULL: a miss); copies secret. */
+/* Under the lock: looks tenant up in the cache. Returns true on a fresh entry: *secret is
+ * a copy (NULL for a cached miss). */
+static bool cache_get(gw_auth_t *a, const char *tenant, int64_t now_ms, char **secret, size_t *len)
+{
+    const cache_entry_t *e = a->cache != NULL ? gw_strmap_get(a->cache, tenant) : NULL;
+    if (e == NULL || e->expires_ms <= now_ms)
+        return false;
+    *secret = NULL;
+    *len = e->len;
+    if (e->secret != NULL && (*secret = secret_copy(e->secret, e->len)) == NULL)
+        return false;
+    return true;
+}
+
+/* Under the lock: stores a lookup's outcome (secret NULL: a miss); copies secret. */
 static void cache_put(gw_auth_t *a, const char *tenant, const char *secret, size_t len,
                       int64_t now_ms)
 {
     cache_entry_t *e = calloc(1, sizeof *e);
     if (e == NULL)
         return;
-    if (secret != NULL) {
-        e->secret = malloc(len + 1);
-        if (e->secret == NULL) {
-            free(e);
-            return;
-        }
-        memcpy(e->secret, secret, len + 1);
+    if (secret != NULL && (e->secret = secret_copy(secret, len)) == NULL) {
+        free(e);
+        return;
     }
     e->len = len;
     e->expires_ms = now_ms + (secret != NULL ? a->hit_ttl_ms : a->miss_ttl_ms);
-    pthread_mutex_lock(&a->lock);
     if (a->cache != NULL && gw_strmap_count(a->cache) >= CACHE_MAX)
         cache_purge(a, now_ms);
     cache_entry_t *old = a->cache != NULL ? gw_strmap_get(a->cache, tenant) : NULL;
@@ -152,23 +165,86 @@ static void cache_put(gw_auth_t *a, const char *tenant, const char *secret, size
         entry_free(old);
         e = NULL;
     }
-    pthread_mutex_unlock(&a->lock);
     entry_free(e);
 }
 
-/* The secret of tenant from the cache or the store. CHAT_ERR_NOT_FOUND for an unknown
- * tenant; other errors are store failures. */
-static chat_err_t secret_get(gw_auth_t *a, const char *tenant, int64_t now_ms, char **secret,
-                             size_t *len)
+/* Under the lock: drops one reference to l. */
+static void lookup_release(lookup_t *l)
 {
-    if (cache_get(a, tenant, now_ms, secret, len))
-        return *secret != NULL ? CHAT_OK : CHAT_ERR_NOT_FOUND;
+    if (--l->refs > 0)
+        return;
+    free(l->secret);
+    free(l);
+}
+
+/* Under the lock: waits for the lookup l of another thread and takes its outcome. */
+static chat_err_t lookup_wait(gw_auth_t *a, lookup_t *l, char **secret, size_t *len)
+{
+    l->refs++;
+    while (!l->done)
+        pthread_cond_wait(&a->looked_up, &a->lock);
+    chat_err_t err = l->err;
+    if (err == CHAT_OK) {
+        *len = l->len;
+        if ((*secret = secret_copy(l->secret, l->len)) == NULL)
+            err = CHAT_ERR_NOMEM;
+    }
+    lookup_release(l);
+    return err;
+}
+
+/* Asks the store (outside the lock), caches the outcome and hands it to the waiters. l (may
+ * be NULL if out of memory: then nobody waits) is registered for tenant. */
+static chat_err_t lookup_run(gw_auth_t *a, lookup_t *l, const char *tenant, int64_t now_ms,
+                             char **secret, size_t *len)
+{
     chat_err_t err = a->lookup(a->ud, tenant, secret, len);
+    pthread_mutex_lock(&a->lock);
     if (err == CHAT_OK)
         cache_put(a, tenant, *secret, *len, now_ms);
     else if (err == CHAT_ERR_NOT_FOUND)
         cache_put(a, tenant, NULL, 0, now_ms);
+    if (l != NULL) {
+        gw_strmap_remove(a->lookups, tenant);
+        l->err = err;
+        if (err == CHAT_OK && (l->secret = secret_copy(*secret, *len)) == NULL)
+            l->err = CHAT_ERR_NOMEM;
+        l->len = *len;
+        l->done = true;
+        pthread_cond_broadcast(&a->looked_up);
+        lookup_release(l);
+    }
+    pthread_mutex_unlock(&a->lock);
     return err;
+}
+
+/* The secret of tenant from the cache or the store; concurrent misses of one tenant share
+ * one store lookup. CHAT_ERR_NOT_FOUND for an unknown tenant; other errors are store
+ * failures (or CHAT_ERR_NOMEM). */
+static chat_err_t secret_get(gw_auth_t *a, const char *tenant, int64_t now_ms, char **secret,
+                             size_t *len)
+{
+    pthread_mutex_lock(&a->lock);
+    if (cache_get(a, tenant, now_ms, secret, len)) {
+        pthread_mutex_unlock(&a->lock);
+        return *secret != NULL ? CHAT_OK : CHAT_ERR_NOT_FOUND;
+    }
+    lookup_t *l = gw_strmap_get(a->lookups, tenant);
+    if (l != NULL) {
+        chat_err_t err = lookup_wait(a, l, secret, len);
+        pthread_mutex_unlock(&a->lock);
+        return err;
+    }
+    l = calloc(1, sizeof *l);
+    if (l != NULL) {
+        l->refs = 1;
+        if (!gw_strmap_put(a->lookups, tenant, l)) {
+            free(l);
+            l = NULL;
+        }
+    }
+    pthread_mutex_unlock(&a->lock);
+    return lookup_run(a, l, tenant, now_ms, secret, len);
 }
 
 chat_err_t gw_auth_verify(gw_auth_t *a, const char *token, int64_t now_ms, chat_jwt_claims_t *out,

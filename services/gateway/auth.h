@@ -1,6 +1,7 @@
 /* Token verification for the auth frame: the tenant named by the token's tid is looked up
- * (its HS256 secret, cached: hits for the configured TTL, misses for a few seconds, so a
- * burst of reconnects costs one MongoDB read per tenant) and the token is verified with
+ * (its HS256 secret, cached: hits for the configured TTL, misses for a few seconds; misses
+ * of one tenant that arrive while its lookup runs wait for that lookup, so a burst of
+ * reconnects costs one MongoDB read per tenant) and the token is verified with
  * chat_jwt_verify. Thread-safe: worker threads call it concurrently. */
 #ifndef CHAT_GATEWAY_AUTH_H
 #define CHAT_GATEWAY_AUTH_H

@@ -1,10 +1,13 @@
 /* Unit tests of services/gateway/auth: verification outcomes (valid, forged, expired,
- * unknown tenant, malformed, store failure) and the tenant secret cache (hits for the
- * TTL, misses for their shorter TTL, store failures never cached). The store is a fake
- * lookup function. */
+ * unknown tenant, malformed, store failure), the tenant secret cache (hits for the TTL,
+ * misses for their shorter TTL, store failures never cached) and concurrent misses of one
+ * tenant sharing one lookup. The store is a fake lookup function. */
 #include <check.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "services/gateway/auth.h"
 
@@ -125,6 +128,92 @@ START_TEST(test_store_failure_not_cached)
 }
 END_TEST
 
+/* ---- concurrent misses: a lookup that blocks until the test opens the gate ---- */
+
+#define CONCURRENT 8
+
+static pthread_mutex_t gate_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t gate_cond = PTHREAD_COND_INITIALIZER;
+static bool gate_open;
+static atomic_int gated_lookups;
+
+static chat_err_t gated_lookup(void *ud, const char *tenant, char **secret, size_t *len)
+{
+    (void)ud;
+    (void)tenant;
+    atomic_fetch_add(&gated_lookups, 1);
+    pthread_mutex_lock(&gate_lock);
+    while (!gate_open)
+        pthread_cond_wait(&gate_cond, &gate_lock);
+    pthread_mutex_unlock(&gate_lock);
+    if (lookup_rc != CHAT_OK)
+        return lookup_rc;
+    *secret = strdup("acme-secret");
+    *len = strlen("acme-secret");
+    return CHAT_OK;
+}
+
+typedef struct verifier {
+    pthread_t thread;
+    gw_auth_t *auth;
+    const char *token;
+    chat_err_t err;
+} verifier_t;
+
+static void *verifier_main(void *arg)
+{
+    verifier_t *v = arg;
+    chat_jwt_claims_t claims;
+    memset(&claims, 0, sizeof claims);
+    char reason[GW_AUTH_REASON_MAX];
+    v->err = gw_auth_verify(v->auth, v->token, NOW_MS, &claims, reason, sizeof reason);
+    chat_jwt_claims_clear(&claims);
+    return NULL;
+}
+
+/* CONCURRENT threads verify tokens of one uncached tenant at once; the store lookup is
+ * held until all of them had time to miss. Returns how many lookups ran; errs gets each
+ * thread's result. */
+static int verify_concurrently(const char *token, chat_err_t *errs)
+{
+    gate_open = false;
+    atomic_store(&gated_lookups, 0);
+    gw_auth_t *a = gw_auth_new(HIT_TTL, MISS_TTL, gated_lookup, NULL);
+    ck_assert_ptr_nonnull(a);
+    verifier_t v[CONCURRENT];
+    for (int i = 0; i < CONCURRENT; i++) {
+        v[i] = (verifier_t){.auth = a, .token = token};
+        ck_assert_int_eq(pthread_create(&v[i].thread, NULL, verifier_main, &v[i]), 0);
+    }
+    usleep(200 * 1000);
+    pthread_mutex_lock(&gate_lock);
+    gate_open = true;
+    pthread_cond_broadcast(&gate_cond);
+    pthread_mutex_unlock(&gate_lock);
+    for (int i = 0; i < CONCURRENT; i++) {
+        pthread_join(v[i].thread, NULL);
+        errs[i] = v[i].err;
+    }
+    gw_auth_free(a);
+    return atomic_load(&gated_lookups);
+}
+
+START_TEST(test_concurrent_misses_share_one_lookup)
+{
+    char *t = sign("acme", "alice", "acme-secret", NOW_MS / 1000 + 60);
+    chat_err_t errs[CONCURRENT];
+    ck_assert_int_eq(verify_concurrently(t, errs), 1);
+    for (int i = 0; i < CONCURRENT; i++)
+        ck_assert_int_eq(errs[i], CHAT_OK);
+    /* A store failure is shared as well (and still not cached). */
+    lookup_rc = CHAT_ERR_MONGO;
+    ck_assert_int_eq(verify_concurrently(t, errs), 1);
+    for (int i = 0; i < CONCURRENT; i++)
+        ck_assert_int_eq(errs[i], CHAT_ERR_MONGO);
+    free(t);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("gateway_auth");
@@ -134,6 +223,7 @@ int main(void)
     tcase_add_test(tc, test_refusals);
     tcase_add_test(tc, test_miss_cached_briefly);
     tcase_add_test(tc, test_store_failure_not_cached);
+    tcase_add_test(tc, test_concurrent_misses_share_one_lookup);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
