@@ -57,7 +57,7 @@ typedef struct chat_event {
     const char *text;
     const char *emoji;
     const char *op;          /* update: "edit" | "delete" | "react" | "moderate" */
-    const char *code;        /* reject: PROTOCOL.md error code */
+    const char *code;        /* reject: error code of the client protocol */
     const char *message;     /* reject: human-readable */
     const char *reason;      /* verdict, update(moderate) */
     const char *action;      /* verdict: "remove" | "flag" */
@@ -124,9 +124,9 @@ typedef enum chat_registry_set {
 int chat_registry_key(const char *tenant, const char *room, chat_registry_set_t set, char *buf,
                       size_t buflen);
 
-/* The client frame for a stored message (PROTOCOL.md `msg`): {"type":"msg","room","seq",
- * "id","from","name"?,"text","ts","cid"?,"edited"?,"reactions"?}. Returns a new cJSON object
- * (caller deletes) or NULL if ev is not a complete msg event. */
+/* The client frame for a stored message (`msg` of the client protocol, proto/, README.md):
+ * {"type":"msg","room","seq","id","from","name"?,"text","ts","cid"?,"edited"?,"reactions"?}.
+ * Returns a new cJSON object (caller deletes) or NULL if ev is not a complete msg event. */
 cJSON *chat_frame_msg_new(const chat_event_t *msg);
 
 /* The client frame answering a send (`ack`): {"type":"ack","cid","room","seq","id","ts"},

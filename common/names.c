@@ -1,6 +1,7 @@
-/* The naming rules of PROTOCOL.md (proto/README.md): character sets and lengths of tenant
- * ids, rooms, users, client ids and direct-message rooms, plus a strict UTF-8 decoder so
- * that limits counted in characters agree with what clients count. */
+/* The naming rules of the client protocol (proto/, README.md): character sets and lengths
+ * of tenant ids, rooms, users, client and message ids, emoji and direct-message rooms, a
+ * strict UTF-8 decoder so that limits counted in characters agree with what clients count,
+ * and the escaped-NUL scan of JSON text. */
 #include "common/names.h"
 
 #include <stdint.h>

@@ -1,5 +1,6 @@
-/* The naming rules of PROTOCOL.md in one place: tenant ids, room names, user ids, client
- * ids, direct-message rooms, and the text length limit counted in characters. */
+/* The naming rules of the client protocol (proto/, README.md) in one place: tenant ids,
+ * room names, user ids, client and message ids, direct-message rooms, and the limits
+ * counted in characters (text, emoji, display names). */
 #ifndef CHAT_COMMON_NAMES_H
 #define CHAT_COMMON_NAMES_H
 
