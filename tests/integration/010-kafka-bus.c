@@ -15,6 +15,7 @@
 #include "common/log.h"
 #include "common/metrics.h"
 #include "tests/support/stack.h"
+#include "tests/support/util.h"
 
 #define MAX_RECORDS 256
 #define WAIT_MS 30000
@@ -193,13 +194,12 @@ static chat_bus_consumer_t *manual_consumer(const char *topic, int32_t partition
     return c;
 }
 
+/* Value of series in m's rendered text; fails the test if m does not render it. */
 static uint64_t metric_value(chat_metrics_t *m, const char *series)
 {
     char *text = chat_metrics_render(m, NULL);
     ck_assert_ptr_nonnull(text);
-    const char *line = strstr(text, series);
-    ck_assert_msg(line != NULL, "no %s in:\n%s", series, text);
-    uint64_t v = strtoull(line + strlen(series), NULL, 10);
+    uint64_t v = chat_test_metric_value(text, series);
     free(text);
     return v;
 }
@@ -271,8 +271,7 @@ START_TEST(test_produce_consume_keyed)
         }
     }
     char series[256];
-    snprintf(series, sizeof series, "chat_kafka_produced_total{topic=\"%s\",result=\"ok\"} ",
-             topic);
+    snprintf(series, sizeof series, "chat_kafka_produced_total{topic=\"%s\",result=\"ok\"}", topic);
     ck_assert_uint_eq(metric_value(metrics, series), 100);
     chat_bus_producer_destroy(p);
 
@@ -282,7 +281,7 @@ START_TEST(test_produce_consume_keyed)
     ck_assert_int_eq(s->n, 100);
     assert_quiet(c, 1000);
     chat_bus_consumer_close(c);
-    snprintf(series, sizeof series, "chat_kafka_consumed_total{topic=\"%s\"} ", topic);
+    snprintf(series, sizeof series, "chat_kafka_consumed_total{topic=\"%s\"}", topic);
     ck_assert_uint_eq(metric_value(metrics, series), 100);
 
     bool got[100] = {false};

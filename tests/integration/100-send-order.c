@@ -84,13 +84,11 @@ START_TEST(test_two_gateways_order_once_gapless)
     chat_test_unique(room, sizeof room, "order");
     chat_test_unique(alice, sizeof alice, "alice");
     chat_test_unique(bob, sizeof bob, "bob");
-    const char *tenant = chat_test_demo_tenant(), *secret = chat_test_demo_secret();
-    chat_tc_t *a1 = chat_tc_connect(chat_test_gateway_url(0), tenant, secret, alice, NULL);
-    chat_tc_t *a2 = chat_tc_connect(chat_test_gateway_url(1), tenant, secret, alice, NULL);
-    chat_tc_t *b = chat_tc_connect(chat_test_gateway_url(1), tenant, secret, bob, NULL);
+    chat_tc_t *a1 = chat_tc_connect_demo(0, alice);
+    chat_tc_t *a2 = chat_tc_connect_demo(1, alice);
+    chat_tc_t *b = chat_tc_connect_demo(1, bob);
     chat_tc_t *all[] = {a1, a2, b};
     for (size_t i = 0; i < 3; i++) {
-        chat_tc_ignore(all[i], "presence");
         cJSON *j = chat_tc_join(all[i], room, -1);
         ck_assert_int_eq(chat_json_int(j, "seq"), 0); /* a fresh room */
         cJSON_Delete(j);
@@ -132,13 +130,11 @@ START_TEST(test_latency_send_to_other_gateway)
     chat_test_unique(room, sizeof room, "latency");
     chat_test_unique(sender, sizeof sender, "sender");
     chat_test_unique(reader, sizeof reader, "reader");
-    const char *tenant = chat_test_demo_tenant(), *secret = chat_test_demo_secret();
-    chat_tc_t *r = chat_tc_connect(chat_test_gateway_url(1), tenant, secret, reader, NULL);
-    chat_tc_ignore(r, "presence");
+    chat_tc_t *r = chat_tc_connect_demo(1, reader);
     cJSON_Delete(chat_tc_join(r, room, -1));
     chat_tc_t *senders[LATENCY_SENDERS];
     for (size_t k = 0; k < LATENCY_SENDERS; k++)
-        senders[k] = chat_tc_connect(chat_test_gateway_url(0), tenant, secret, sender, NULL);
+        senders[k] = chat_tc_connect_demo(0, sender);
     static int64_t lat_us[LATENCY_COUNT];
     for (size_t i = 0; i < LATENCY_COUNT; i++) {
         chat_tc_t *s = senders[i % LATENCY_SENDERS];

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/clock.h"
 #include "tests/support/chat.h"
 #include "tests/support/stack.h"
 #include "tools/client/client_frames.h"
@@ -29,15 +30,14 @@ static void make_tenants(void)
 
 static chat_tc_t *connect_as(const tenant_t *t, size_t gw, const char *user, const char *rooms)
 {
-    chat_tc_t *c = chat_tc_connect(chat_test_gateway_url(gw), t->id, t->secret, user, rooms);
-    chat_tc_ignore(c, "presence");
-    return c;
+    return chat_tc_connect_user(gw, t->id, t->secret, user, rooms);
 }
 
-/* Expects no msg with text on c for QUIET_MS. */
+/* Expects that c has received no msg with text (call after the quiet period: frames that
+ * arrived are read, nothing is waited for). */
 static void expect_no_msg_text(chat_tc_t *c, const char *text, const char *who)
 {
-    cJSON *m = chat_tc_wait_for(c, "msg", "text", text, QUIET_MS);
+    cJSON *m = chat_tc_wait_for(c, "msg", "text", text, 0);
     ck_assert_msg(m == NULL, "%s received \"%s\" of the other tenant", who, text);
 }
 
@@ -79,6 +79,7 @@ START_TEST(test_same_room_name_is_two_rooms)
     /* B writes: seq 1 of B's room; A's room goes on at 3. */
     ck_assert_int_eq(chat_tc_send(bob, room, "a1", "secret of B"), 1);
     ck_assert_int_eq(chat_tc_send(alice, room, "a3", "third of A"), 3);
+    chat_clock_sleep_ms(QUIET_MS); /* once for all four checks */
     expect_no_msg_text(alice, "secret of B", "alice");
     expect_no_msg_text(bob, "secret of A", "bob");
     expect_no_msg_text(bob, "third of A", "bob");
@@ -90,11 +91,17 @@ START_TEST(test_same_room_name_is_two_rooms)
     /* The joined frames' online lists stay within the tenant too. */
     chat_tc_t *alice2 = connect_as(&ta, 1, "alice2", NULL);
     j = chat_tc_join(alice2, room, -1);
-    const cJSON *u;
-    cJSON_ArrayForEach(u, cJSON_GetObjectItemCaseSensitive(j, "online"))
+    const cJSON *online = cJSON_GetObjectItemCaseSensitive(j, "online"), *u;
+    ck_assert_msg(cJSON_IsArray(online), "joined without an online list");
+    bool alice_online = false;
+    cJSON_ArrayForEach(u, online)
     {
+        ck_assert_msg(cJSON_IsString(u), "online holds a non-string");
+        alice_online = alice_online || strcmp(u->valuestring, "alice") == 0;
         ck_assert_msg(strcmp(u->valuestring, "bob") != 0, "B's user is online in A's room");
     }
+    /* The list is filled (A's alice is in the room), so bob's absence means something. */
+    ck_assert_msg(alice_online, "alice, in the room, is not in its online list");
     cJSON_Delete(j);
     chat_tc_close(alice2);
     chat_tc_close(alice);
@@ -126,6 +133,7 @@ START_TEST(test_token_cannot_cross_tenants)
     /* B's valid token yields a B session whatever it asks for. */
     chat_tc_t *bob = connect_as(&tb, 0, "bob", NULL);
     ck_assert_str_eq(chat_tc_user(bob), "bob");
+    ck_assert_str_eq(chat_tc_tenant(bob), tb.id);
     chat_tc_close(bob);
 }
 END_TEST

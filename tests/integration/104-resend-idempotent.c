@@ -12,28 +12,30 @@
 
 #define QUIET_MS 1000
 
-static const char *tenant, *secret;
-
-static chat_tc_t *connect_user(size_t gw, const char *user)
+/* Checks that ack (an ack frame, or NULL) repeats want: the same seq, id and ts, for cid in
+ * room. Frees ack. */
+static void check_same_ack(cJSON *ack, const char *room, const char *cid, const cJSON *want,
+                           const char *what)
 {
-    chat_tc_t *c = chat_tc_connect(chat_test_gateway_url(gw), tenant, secret, user, NULL);
-    chat_tc_ignore(c, "presence");
-    return c;
-}
-
-/* Sends (room, cid, text) and expects an ack equal to want (seq and id). */
-static void expect_same_ack(chat_tc_t *c, const char *room, const char *cid, const char *text,
-                            const cJSON *want, const char *what)
-{
-    cJSON *ack = chat_tc_send_wait(c, room, cid, text, CHAT_TC_TIMEOUT_MS);
     ck_assert_msg(ack != NULL && chat_json_is(ack, "ack"), "%s: no ack", what);
     ck_assert_msg(chat_json_int(ack, "seq") == chat_json_int(want, "seq"),
                   "%s: seq %lld instead of the original %lld", what,
                   (long long)chat_json_int(ack, "seq"), (long long)chat_json_int(want, "seq"));
     ck_assert_str_eq(chat_json_str(ack, "id"), chat_json_str(want, "id"));
+    ck_assert_msg(chat_json_int(ack, "ts") == chat_json_int(want, "ts"),
+                  "%s: ts %lld instead of the original %lld", what,
+                  (long long)chat_json_int(ack, "ts"), (long long)chat_json_int(want, "ts"));
     ck_assert_str_eq(chat_json_str(ack, "cid"), cid);
     ck_assert_str_eq(chat_json_str(ack, "room"), room);
     cJSON_Delete(ack);
+}
+
+/* Sends (room, cid, text) and expects an ack equal to want (seq, id and ts). */
+static void expect_same_ack(chat_tc_t *c, const char *room, const char *cid, const char *text,
+                            const cJSON *want, const char *what)
+{
+    check_same_ack(chat_tc_send_wait(c, room, cid, text, CHAT_TC_TIMEOUT_MS), room, cid, want,
+                   what);
 }
 
 /* Expects observer to get exactly the msgs with the texts given, in order, then nothing. */
@@ -57,26 +59,28 @@ START_TEST(test_resend_gets_original_ack)
     chat_test_unique(room, sizeof room, "resend");
     chat_test_unique(alice, sizeof alice, "alice");
     chat_test_unique(bob, sizeof bob, "bob");
-    chat_tc_t *observer = connect_user(1, bob);
+    chat_tc_t *observer = chat_tc_connect_demo(1, bob);
     cJSON_Delete(chat_tc_join(observer, room, -1));
-    chat_tc_t *a = connect_user(0, alice);
+    chat_tc_t *a = chat_tc_connect_demo(0, alice);
 
     cJSON *first = chat_tc_send_wait(a, room, "x-1", "first", CHAT_TC_TIMEOUT_MS);
     ck_assert_msg(first != NULL && chat_json_is(first, "ack"), "first send not acked");
     ck_assert_int_eq(chat_json_int(first, "seq"), 1);
+    ck_assert_int_gt(chat_json_int(first, "ts"), 0); /* so that comparing ts means something */
     /* Same connection: same text, then another text under the same cid. */
     expect_same_ack(a, room, "x-1", "first", first, "resend on the same connection");
     expect_same_ack(a, room, "x-1", "changed my mind", first, "resend with another text");
     /* Two resends in a row, without waiting in between. */
     chat_tc_send_frame(a, chat_client_frame_send(room, "x-1", "first"));
     expect_same_ack(a, room, "x-1", "first", first, "resend while a resend is in flight");
-    cJSON_Delete(chat_tc_expect_ack(a, "x-1", CHAT_TC_TIMEOUT_MS));
+    check_same_ack(chat_tc_expect_ack(a, "x-1", CHAT_TC_TIMEOUT_MS), room, "x-1", first,
+                   "the other of two resends in a row");
     /* A new cid takes the next seq: resends used none. */
     ck_assert_int_eq(chat_tc_send(a, room, "x-2", "second"), 2);
 
     /* The connection drops; alice resends from the other gateway. */
     chat_tc_free(a);
-    a = connect_user(1, alice);
+    a = chat_tc_connect_demo(1, alice);
     expect_same_ack(a, room, "x-1", "first", first, "resend after reconnecting elsewhere");
     ck_assert_int_eq(chat_tc_send(a, room, "x-2", "second"), 2);
     /* Cids are per sender: bob's x-1 is a message of its own. */
@@ -103,8 +107,6 @@ END_TEST
 int main(void)
 {
     chat_test_stack_load();
-    tenant = chat_test_demo_tenant();
-    secret = chat_test_demo_secret();
     Suite *s = suite_create("resend-idempotent");
     TCase *tc = tcase_create("e2e");
     tcase_set_timeout(tc, 120);

@@ -4,17 +4,14 @@
  * partition of the deliver topic to check which gateway got which items, in order. Also:
  * start-up failures name their variable, and SIGTERM exits 0 (no leak under ASan). */
 #include <check.h>
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -24,6 +21,7 @@
 #include "common/clock.h"
 #include "common/redis.h"
 #include "tests/support/stack.h"
+#include "tests/support/util.h"
 
 #define GATEWAYS 4 /* partitions of the test's deliver topic */
 #define WAIT_MS 30000
@@ -43,51 +41,6 @@ static pid_t service = -1;
 static int ops_port;
 static chat_redis_t *redis;
 static chat_bus_producer_t *producer;
-
-/* A TCP port that was free a moment ago. */
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    ck_assert_int_ge(fd, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    socklen_t len = sizeof a;
-    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
-/* GET path on 127.0.0.1:port. Returns the HTTP status (0 if nothing answered) and the body
- * in body (NUL-terminated, cut to len). */
-static int http_get(int port, const char *path, char *body, size_t len)
-{
-    body[0] = '\0';
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0)
-        return 0;
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_port = htons((uint16_t)port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    char req[256];
-    int n = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", path);
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0 || write(fd, req, (size_t)n) != n) {
-        close(fd);
-        return 0;
-    }
-    static char resp[1 << 17];
-    size_t got = 0;
-    ssize_t r;
-    while (got < sizeof resp - 1 && (r = read(fd, resp + got, sizeof resp - 1 - got)) > 0)
-        got += (size_t)r;
-    close(fd);
-    resp[got] = '\0';
-    int status = 0;
-    if (sscanf(resp, "HTTP/%*s %d", &status) != 1)
-        return 0;
-    const char *b = strstr(resp, "\r\n\r\n");
-    snprintf(body, len, "%s", b != NULL ? b + 4 : "");
-    return status;
-}
 
 /* Starts the service with the stack's settings plus env ("NAME=value", NULL-terminated);
  * stderr goes to stderr_fd (-1: inherited). */
@@ -287,16 +240,19 @@ static int seen_total(const seen_t *s)
     return total;
 }
 
-/* Reads until total items arrived (or WAIT_MS), then QUIET_MS more for unexpected ones. */
-static void deliver_collect(seen_t *s, int total)
+/* Reads until total items arrived (or WAIT_MS), then quiet_ms more for items that must not
+ * come (QUIET_MS where the check is that nothing more arrives; 0 where the exact count is what
+ * is waited for: then one pass takes only what has already arrived). */
+static void deliver_collect(seen_t *s, int total, int quiet_ms)
 {
     memset(s, 0, sizeof *s);
     int64_t deadline = chat_clock_mono_ms() + WAIT_MS;
     while (seen_total(s) < total && chat_clock_mono_ms() < deadline)
         deliver_poll(s, 400);
-    int64_t quiet = chat_clock_mono_ms() + QUIET_MS;
-    while (chat_clock_mono_ms() < quiet)
-        deliver_poll(s, 400);
+    int64_t quiet = chat_clock_mono_ms() + quiet_ms;
+    do
+        deliver_poll(s, quiet_ms > 0 ? 400 : 0);
+    while (chat_clock_mono_ms() < quiet);
 }
 
 /* Checks that gateway gw got exactly expected (NULL-terminated) among its items of room r,
@@ -367,7 +323,14 @@ static void clients_setup(const char *url)
 /* /readyz status of the service (0: no answer), its body in reason. */
 static int readyz(char *reason, size_t len)
 {
-    return http_get(ops_port, "/readyz", reason, len);
+    chat_test_http_reply_t r;
+    reason[0] = '\0';
+    if (!chat_test_http_request(ops_port, "GET", "/readyz", 5000, &r))
+        return 0;
+    snprintf(reason, len, "%s", r.body);
+    int status = r.status;
+    chat_test_http_reply_free(&r);
+    return status;
 }
 
 /* Starts chat-broadcast on the test's topics, a new group and a free ops port, with Redis
@@ -378,7 +341,7 @@ static void service_start(const char *url)
         env_out[192];
     char group[128];
     chat_test_unique(group, sizeof group, "it-bc-group");
-    ops_port = free_port();
+    ops_port = chat_test_free_port();
     snprintf(env_brokers, sizeof env_brokers, "CHAT_KAFKA_BROKERS=%s", brokers);
     snprintf(env_redis, sizeof env_redis, "CHAT_REDIS_URL=%s", url);
     snprintf(env_port, sizeof env_port, "CHAT_OPS_PORT=%d", ops_port);
@@ -498,7 +461,7 @@ static void outage_setup(void)
     stack_setup();
     snprintf(private_redis_dir, sizeof private_redis_dir, "/tmp/chat-it-bc-redis-XXXXXX");
     ck_assert_ptr_nonnull(mkdtemp(private_redis_dir));
-    private_redis_port = free_port();
+    private_redis_port = chat_test_free_port();
     snprintf(private_redis_url, sizeof private_redis_url, "redis://127.0.0.1:%d/0",
              private_redis_port);
     private_redis_start();
@@ -550,7 +513,8 @@ START_TEST(test_routing)
     flush();
 
     seen_t *s = &seen;
-    deliver_collect(s, 2 + 5 + 4);
+    /* No quiet window: the deliveries counted in the metrics below must be exactly these. */
+    deliver_collect(s, 2 + 5 + 4, 0);
     const char *const gw0_room[] = {"ack ROOM cid=c-1 seq=1 conn=0.t.1", NULL};
     const char *const gw0_expired[] = {"ack EXPIRED cid=c-1 seq=1 conn=0.t.1", NULL};
     const char *const gw1[] = {
@@ -588,21 +552,34 @@ START_TEST(test_routing)
     ck_assert_int_eq(seen_total(s), 11);
 
     /* Counted once the batch is done: poll the metrics for a moment. */
-    char body[1 << 16];
+    static const struct {
+        const char *series;
+        uint64_t want;
+    } counts[] = {
+        {"chat_broadcast_invalid_records_total", 1},
+        {"chat_broadcast_skipped_total{reason=\"unknown_gateway\"}", 1},
+        {"chat_broadcast_skipped_total{reason=\"unhandled_type\"}", 1},
+        {"chat_broadcast_deliveries_total{frame=\"msg\"}", 6},
+        {"chat_broadcast_deliveries_total{frame=\"ack\"}", 4},
+        {"chat_broadcast_deliveries_total{frame=\"error\"}", 1},
+    };
+    size_t ncounts = sizeof counts / sizeof counts[0], matching = 0;
+    uint64_t got[sizeof counts / sizeof counts[0]] = {0};
     int64_t deadline = chat_clock_mono_ms() + 10000;
-    bool ok = false;
-    while (!ok && chat_clock_mono_ms() < deadline) {
-        ck_assert_int_eq(http_get(ops_port, "/metrics", body, sizeof body), 200);
-        ok = strstr(body, "\nchat_broadcast_invalid_records_total 1\n") != NULL &&
-             strstr(body, "\nchat_broadcast_skipped_total{reason=\"unknown_gateway\"} 1\n") &&
-             strstr(body, "\nchat_broadcast_skipped_total{reason=\"unhandled_type\"} 1\n") &&
-             strstr(body, "\nchat_broadcast_deliveries_total{frame=\"msg\"} 6\n") &&
-             strstr(body, "\nchat_broadcast_deliveries_total{frame=\"ack\"} 4\n") &&
-             strstr(body, "\nchat_broadcast_deliveries_total{frame=\"error\"} 1\n");
-        if (!ok)
-            chat_clock_sleep_ms(100);
+    for (;;) {
+        matching = 0;
+        for (size_t i = 0; i < ncounts; i++) {
+            got[i] = chat_test_ops_metric(ops_port, counts[i].series);
+            matching += got[i] == counts[i].want;
+        }
+        if (matching == ncounts || chat_clock_mono_ms() >= deadline)
+            break;
+        chat_clock_sleep_ms(100);
     }
-    ck_assert_msg(ok, "metrics do not show the batch:\n%s", body);
+    for (size_t i = 0; i < ncounts; i++)
+        ck_assert_msg(got[i] == counts[i].want,
+                      "metrics do not show the batch: %s is %llu, not %llu", counts[i].series,
+                      (unsigned long long)got[i], (unsigned long long)counts[i].want);
 }
 END_TEST
 
@@ -615,14 +592,15 @@ START_TEST(test_registration_seen_by_next_batch)
     produce_msg(r, 1, NULL, NULL);
     flush();
     seen_t *s = &seen;
-    deliver_collect(s, 1);
+    /* No quiet window: a wrong delivery of this msg would still be read by the next collect. */
+    deliver_collect(s, 1, 0);
     ck_assert_int_eq(s->n[1], 1);
     ck_assert_int_eq(s->n[2], 0);
 
     follow(tenant, r, 2, chat_clock_wall_ms() + 600000);
     produce_msg(r, 2, NULL, NULL);
     flush();
-    deliver_collect(s, 2);
+    deliver_collect(s, 2, QUIET_MS); /* gateways 0 and 3 never followed r: nothing for them */
     ck_assert_int_eq(s->n[1], 1);
     ck_assert_int_eq(s->n[2], 1);
     char expected[192];
@@ -646,7 +624,7 @@ START_TEST(test_redis_outage_retried)
     follow(tenant, room, 1, chat_clock_wall_ms() + 600000);
     produce_msg(room, 1, NULL, NULL);
     flush();
-    deliver_collect(&seen, 1);
+    deliver_collect(&seen, 1, 0);
     ck_assert_int_eq(seen.n[1], 1);
 
     private_redis_kill();
@@ -659,11 +637,11 @@ START_TEST(test_redis_outage_retried)
         chat_clock_sleep_ms(100);
     }
     ck_assert_msg(strstr(reason, "redis") != NULL, "/readyz reason: %s", reason);
-    deliver_collect(&seen, 0);
+    deliver_collect(&seen, 0, QUIET_MS); /* nothing while Redis is down */
     ck_assert_int_eq(seen_total(&seen), 0);
 
     private_redis_start();
-    deliver_collect(&seen, 1);
+    deliver_collect(&seen, 1, QUIET_MS); /* the retried batch must not come twice */
     ck_assert_int_eq(seen.n[1], 1);
     char expected[192];
     snprintf(expected, sizeof expected, "msg %s seq=2 text=text 2", room);
@@ -691,8 +669,9 @@ START_TEST(test_unreachable_redis)
 {
     static char env_brokers[256], env_redis[64], env_port[64];
     snprintf(env_brokers, sizeof env_brokers, "CHAT_KAFKA_BROKERS=%s", brokers);
-    snprintf(env_redis, sizeof env_redis, "CHAT_REDIS_URL=redis://127.0.0.1:%d/0", free_port());
-    snprintf(env_port, sizeof env_port, "CHAT_OPS_PORT=%d", free_port());
+    snprintf(env_redis, sizeof env_redis, "CHAT_REDIS_URL=redis://127.0.0.1:%d/0",
+             chat_test_free_port());
+    snprintf(env_port, sizeof env_port, "CHAT_OPS_PORT=%d", chat_test_free_port());
     const char *env[] = {env_brokers, env_redis, env_port, "CHAT_CONNECT_TIMEOUT=1s", NULL};
     expect_startup_failure(env, "CHAT_REDIS_URL");
 }
@@ -701,9 +680,10 @@ END_TEST
 START_TEST(test_unreachable_kafka)
 {
     static char env_brokers[64], env_redis[256], env_port[64];
-    snprintf(env_brokers, sizeof env_brokers, "CHAT_KAFKA_BROKERS=127.0.0.1:%d", free_port());
+    snprintf(env_brokers, sizeof env_brokers, "CHAT_KAFKA_BROKERS=127.0.0.1:%d",
+             chat_test_free_port());
     snprintf(env_redis, sizeof env_redis, "CHAT_REDIS_URL=%s", redis_url);
-    snprintf(env_port, sizeof env_port, "CHAT_OPS_PORT=%d", free_port());
+    snprintf(env_port, sizeof env_port, "CHAT_OPS_PORT=%d", chat_test_free_port());
     const char *env[] = {env_brokers, env_redis, env_port, "CHAT_CONNECT_TIMEOUT=1s", NULL};
     expect_startup_failure(env, "CHAT_KAFKA_BROKERS");
 }
@@ -716,7 +696,7 @@ START_TEST(test_missing_deliver_topic)
     chat_test_unique(missing, sizeof missing, "it-bc-missing");
     snprintf(env_brokers, sizeof env_brokers, "CHAT_KAFKA_BROKERS=%s", brokers);
     snprintf(env_redis, sizeof env_redis, "CHAT_REDIS_URL=%s", redis_url);
-    snprintf(env_port, sizeof env_port, "CHAT_OPS_PORT=%d", free_port());
+    snprintf(env_port, sizeof env_port, "CHAT_OPS_PORT=%d", chat_test_free_port());
     snprintf(env_out, sizeof env_out, "CHAT_TOPIC_DELIVER=%s", missing);
     const char *env[] = {env_brokers, env_redis, env_port, env_out, "CHAT_CONNECT_TIMEOUT=2s",
                          NULL};

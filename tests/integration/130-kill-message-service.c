@@ -204,17 +204,13 @@ START_TEST(test_kill_message_service_mid_stream)
     chat_test_unique(room, sizeof room, "crash");
     char watcher_user[64];
     chat_test_unique(watcher_user, sizeof watcher_user, "watcher");
-    const char *tenant = chat_test_demo_tenant(), *secret = chat_test_demo_secret();
-    chat_tc_t *watcher =
-        chat_tc_connect(chat_test_gateway_url(1), tenant, secret, watcher_user, NULL);
-    chat_tc_ignore(watcher, "presence");
+    chat_tc_t *watcher = chat_tc_connect_demo(1, watcher_user);
     cJSON_Delete(chat_tc_join(watcher, room, -1));
     for (size_t k = 0; k < SENDERS; k++) {
         sender_t *s = &senders[k];
         memset(s, 0, sizeof *s);
         chat_test_unique(s->user, sizeof s->user, "streamer");
-        s->c = chat_tc_connect(chat_test_gateway_url(k % 2), tenant, secret, s->user, NULL);
-        chat_tc_ignore(s->c, "presence");
+        s->c = chat_tc_connect_demo(k % 2, s->user);
         /* A copy: GCC's -Wrestrict takes s->user and s->msgs[i].text for one object. */
         char user[sizeof s->user];
         memcpy(user, s->user, sizeof user);

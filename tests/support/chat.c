@@ -4,6 +4,7 @@
 #include "tests/support/chat.h"
 
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
@@ -12,10 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
-#include <netinet/in.h>
-#include <arpa/inet.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -24,6 +22,7 @@
 #include "common/array.h"
 #include "common/clock.h"
 #include "tests/support/stack.h"
+#include "tests/support/util.h"
 #include "tools/client/chat_token.h"
 #include "tools/client/client_frames.h"
 
@@ -36,6 +35,7 @@ struct chat_tc {
     char **ignored;
     size_t nignored;
     char user[256];
+    char tenant[128];
     char session[128];
     bool closed;
     int close_code;
@@ -136,21 +136,6 @@ void chat_test_tenant_create(char *id, size_t id_len, char *secret, size_t secre
 
 /* ---- faults ---- */
 
-int chat_test_service_pid(const char *name)
-{
-    stack_ensure();
-    char path[4096];
-    snprintf(path, sizeof path, "%s/pids/%s.pid", chat_test_stack_get("CHAT_STACK_DIR"), name);
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return -1;
-    int pid = -1;
-    if (fscanf(f, "%d", &pid) != 1)
-        pid = -1;
-    fclose(f);
-    return pid > 0 && kill(pid, 0) == 0 ? pid : -1;
-}
-
 /* True while pid exists and is not a zombie. */
 static bool process_alive(int pid)
 {
@@ -166,6 +151,54 @@ static bool process_alive(int pid)
     return paren != NULL && paren[1] == ' ' && paren[2] != 'Z' && paren[2] != 'X';
 }
 
+/* Pid read from the pid file at path; -1 if there is none. */
+static int pid_file_read(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return -1;
+    int pid = -1;
+    if (fscanf(f, "%d", &pid) != 1 || pid <= 0)
+        pid = -1;
+    fclose(f);
+    return pid;
+}
+
+int chat_test_service_pid(const char *name)
+{
+    stack_ensure();
+    char path[4096];
+    snprintf(path, sizeof path, "%s/pids/%s.pid", chat_test_stack_get("CHAT_STACK_DIR"), name);
+    int pid = pid_file_read(path);
+    return pid > 0 && process_alive(pid) ? pid : -1;
+}
+
+/* Waits up to 10 s until no service of the stack is a zombie. A service killed by a test is
+ * one until PID 1 reaps it (seconds in some containers), and scripts/up, which tells a
+ * running service by kill -0, would take it for running and not start it again. */
+static void stack_wait_reaped(void)
+{
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/pids", chat_test_stack_get("CHAT_STACK_DIR"));
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return;
+    int64_t deadline = chat_clock_mono_ms() + 10000;
+    const struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        size_t len = strlen(e->d_name);
+        if (len < 5 || strcmp(e->d_name + len - 4, ".pid") != 0)
+            continue;
+        char path[8192];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        int pid = pid_file_read(path);
+        while (pid > 0 && kill(pid, 0) == 0 && !process_alive(pid) &&
+               chat_clock_mono_ms() < deadline)
+            chat_clock_sleep_ms(50);
+    }
+    closedir(d);
+}
+
 void chat_test_service_kill9(const char *name)
 {
     int pid = chat_test_service_pid(name);
@@ -179,6 +212,7 @@ void chat_test_service_kill9(const char *name)
 void chat_test_stack_up(void)
 {
     stack_ensure();
+    stack_wait_reaped();
     char up[4096];
     snprintf(up, sizeof up, "%s/scripts/up", chat_test_stack_get("CHAT_SOURCE_DIR"));
     const char *const argv[] = {up,
@@ -195,21 +229,12 @@ void chat_test_stack_up(void)
 /* One GET of /readyz; true on status 200. */
 static bool readyz_once(int port)
 {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
+    chat_test_http_reply_t r;
+    if (!chat_test_http_request(port, "GET", "/readyz", 2000, &r))
         return false;
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    struct timeval tv = {.tv_sec = 2};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    static const char req[] = "GET /readyz HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
-    char resp[64] = "";
-    bool ok = connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
-              send(fd, req, sizeof req - 1, MSG_NOSIGNAL) == (ssize_t)(sizeof req - 1) &&
-              recv(fd, resp, sizeof resp - 1, MSG_WAITALL) > 12;
-    close(fd);
-    return ok && strncmp(resp, "HTTP/1.", 7) == 0 && strncmp(resp + 8, " 200", 4) == 0;
+    bool ready = r.status == 200;
+    chat_test_http_reply_free(&r);
+    return ready;
 }
 
 bool chat_test_wait_ready(int port, int timeout_ms)
@@ -500,6 +525,7 @@ chat_tc_t *chat_tc_connect_token(const char *url, const char *token)
     cJSON *w = chat_tc_expect(c, "welcome", CHAT_TC_TIMEOUT_MS);
     snprintf(c->session, sizeof c->session, "%s", chat_json_str(w, "session") ?: "");
     snprintf(c->user, sizeof c->user, "%s", chat_json_str(w, "user") ?: "?");
+    snprintf(c->tenant, sizeof c->tenant, "%s", chat_json_str(w, "tenant") ?: "");
     cJSON_Delete(w);
     return c;
 }
@@ -511,6 +537,19 @@ chat_tc_t *chat_tc_connect(const char *url, const char *tenant, const char *secr
     chat_tc_t *c = chat_tc_connect_token(url, tok);
     free(tok);
     return c;
+}
+
+chat_tc_t *chat_tc_connect_user(size_t gw, const char *tenant, const char *secret, const char *user,
+                                const char *rooms)
+{
+    chat_tc_t *c = chat_tc_connect(chat_test_gateway_url(gw), tenant, secret, user, rooms);
+    chat_tc_ignore(c, "presence");
+    return c;
+}
+
+chat_tc_t *chat_tc_connect_demo(size_t gw, const char *user)
+{
+    return chat_tc_connect_user(gw, chat_test_demo_tenant(), chat_test_demo_secret(), user, NULL);
 }
 
 void chat_tc_free(chat_tc_t *c)
@@ -543,6 +582,11 @@ const char *chat_tc_session(const chat_tc_t *c)
 const char *chat_tc_user(const chat_tc_t *c)
 {
     return c->user;
+}
+
+const char *chat_tc_tenant(const chat_tc_t *c)
+{
+    return c->tenant;
 }
 
 chat_ws_t *chat_tc_ws(chat_tc_t *c)

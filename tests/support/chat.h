@@ -37,13 +37,15 @@ void chat_test_tenant_create(char *id, size_t id_len, char *secret, size_t secre
 
 /* ---- faults (tests that kill and restart parts of the shared stack) ---- */
 
-/* Pid from $CHAT_STACK_DIR/pids/<name>.pid (e.g. "50-message"); -1 if absent or dead. */
+/* Pid from $CHAT_STACK_DIR/pids/<name>.pid (e.g. "50-message"); -1 if absent or dead (a
+ * zombie counts as dead). */
 int chat_test_service_pid(const char *name);
 /* kill -9 of the service, waiting until the process is gone. Fails the test if it does not
  * run. */
 void chat_test_service_kill9(const char *name);
 /* Runs scripts/up --no-build on the stack's state dir (it starts only what is not
- * running); fails the test if it exits non-zero. */
+ * running), once killed services are reaped (up to 10 s); fails the test if it exits
+ * non-zero. */
 void chat_test_stack_up(void);
 /* Polls http://127.0.0.1:port/readyz until it answers 200; false after timeout_ms. */
 bool chat_test_wait_ready(int port, int timeout_ms);
@@ -72,14 +74,22 @@ chat_tc_t *chat_tc_connect_token(const char *url, const char *token);
  * claim rooms, NULL for none). */
 chat_tc_t *chat_tc_connect(const char *url, const char *tenant, const char *secret,
                            const char *user, const char *rooms);
+/* chat_tc_connect to gateway gw, dropping presence frames (chat_tc_ignore): for tests that
+ * wait for other frames and do not want other users' comings and goings in between. */
+chat_tc_t *chat_tc_connect_user(size_t gw, const char *tenant, const char *secret, const char *user,
+                                const char *rooms);
+/* chat_tc_connect_user as user of the stack's demo tenant, without a rooms claim. */
+chat_tc_t *chat_tc_connect_demo(size_t gw, const char *user);
 /* Drops the TCP connection without a close frame (a crash) and frees. Accepts NULL. */
 void chat_tc_free(chat_tc_t *c);
 /* Close handshake (code 1000), then frees. Accepts NULL. */
 void chat_tc_close(chat_tc_t *c);
 
-/* welcome.session of this connection ("" before welcome); user given at connect. */
+/* welcome.session, welcome.user and welcome.tenant of this connection ("" before welcome;
+ * the user is "(anonymous)" then). */
 const char *chat_tc_session(const chat_tc_t *c);
 const char *chat_tc_user(const chat_tc_t *c);
+const char *chat_tc_tenant(const chat_tc_t *c);
 /* The underlying WebSocket, for raw frames. */
 chat_ws_t *chat_tc_ws(chat_tc_t *c);
 

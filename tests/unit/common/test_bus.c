@@ -2,13 +2,10 @@
  * bad one fails creation with a log naming it), argument checks, the connect timeout
  * against a closed port, delivery failure reports and their metric, and cheap teardown.
  * Logs are captured in a temporary file through chat_log_set_fd. */
-#include <arpa/inet.h>
 #include <check.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -16,6 +13,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/metrics.h"
+#include "tests/support/util.h"
 
 /* Nothing listens there (port 1 needs root to bind); connections are refused at once. */
 #define DEAD_BROKER "127.0.0.1:1"
@@ -66,20 +64,6 @@ static double seconds_since(int64_t start_us)
 static chat_bus_producer_conf_t producer_conf(const char *brokers)
 {
     return (chat_bus_producer_conf_t){.brokers = brokers, .client_id = "bustest", .linger_ms = 1};
-}
-
-/* A port that was just free and is now closed again. */
-static int closed_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    ck_assert_int_ge(fd, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-    socklen_t len = sizeof sa;
-    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-    close(fd);
-    return ntohs(sa.sin_port);
 }
 
 START_TEST(test_env_property_accepted)
@@ -198,7 +182,7 @@ END_TEST
 START_TEST(test_connect_timeout)
 {
     char brokers[32];
-    snprintf(brokers, sizeof brokers, "127.0.0.1:%d", closed_port());
+    snprintf(brokers, sizeof brokers, "127.0.0.1:%d", chat_test_free_port());
     chat_bus_producer_conf_t conf = producer_conf(brokers);
     conf.connect_timeout_ms = 1500;
     chat_bus_producer_t *p = NULL;
@@ -217,7 +201,7 @@ END_TEST
 START_TEST(test_consumer_connect_timeout)
 {
     char brokers[32];
-    snprintf(brokers, sizeof brokers, "127.0.0.1:%d", closed_port());
+    snprintf(brokers, sizeof brokers, "127.0.0.1:%d", chat_test_free_port());
     const char *topics[] = {"t", NULL};
     chat_bus_consumer_conf_t conf = {
         .brokers = brokers, .group_id = "g", .topics = topics, .connect_timeout_ms = 500};

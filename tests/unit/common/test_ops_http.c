@@ -2,35 +2,20 @@
  * socket: /healthz, /readyz (ready and not ready), /metrics, 404, 405, HEAD, and the
  * failure to bind a port that is already taken. */
 #define _GNU_SOURCE /* strcasestr */
-#include <arpa/inet.h>
 #include <check.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "common/log.h"
 #include "common/ops_http.h"
-
-typedef struct http_reply {
-    int status;
-    char *headers; /* status line and headers */
-    char *body;
-    char *raw;
-} http_reply_t;
-
-static void reply_free(http_reply_t *r)
-{
-    free(r->raw);
-    memset(r, 0, sizeof *r);
-}
+#include "tests/support/util.h"
 
 /* The value of header name in r (first occurrence), or NULL; malloc'd. */
-static char *header_value(const http_reply_t *r, const char *name)
+static char *header_value(const chat_test_http_reply_t *r, const char *name)
 {
     char key[64];
     snprintf(key, sizeof key, "\r\n%s:", name);
@@ -42,7 +27,7 @@ static char *header_value(const http_reply_t *r, const char *name)
     return strndup(at, strcspn(at, "\r\n"));
 }
 
-static void assert_header(const http_reply_t *r, const char *name, const char *want)
+static void assert_header(const chat_test_http_reply_t *r, const char *name, const char *want)
 {
     char *value = header_value(r, name);
     ck_assert_msg(value != NULL, "no %s header in %s", name, r->headers);
@@ -50,49 +35,22 @@ static void assert_header(const http_reply_t *r, const char *name, const char *w
     free(value);
 }
 
-static int connect_local(int port)
+/* Sends request as is and reads the reply until the server closes the connection; fails
+ * the test unless a complete HTTP reply comes. */
+static chat_test_http_reply_t http_raw(int port, const char *request)
 {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    ck_assert_int_ge(fd, 0);
-    struct timeval tv = {.tv_sec = 3};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-    return fd;
-}
-
-/* Sends request as is and reads the reply until the server closes the connection. */
-static http_reply_t http_raw(int port, const char *request)
-{
-    int fd = connect_local(port);
-    size_t len = strlen(request);
-    ck_assert_int_eq(send(fd, request, len, MSG_NOSIGNAL), (ssize_t)len);
-    size_t cap = 1 << 16, used = 0;
-    char *raw = malloc(cap + 1);
-    ck_assert_ptr_nonnull(raw);
-    ssize_t n;
-    while ((n = recv(fd, raw + used, cap - used, 0)) > 0)
-        used += (size_t)n;
-    ck_assert_msg(n == 0, "no clean end of the reply");
-    close(fd);
-    raw[used] = '\0';
-    http_reply_t r = {.raw = raw};
-    ck_assert_msg(sscanf(raw, "HTTP/1.%*d %d", &r.status) == 1, "bad status line: %s", raw);
-    char *end = strstr(raw, "\r\n\r\n");
-    ck_assert_msg(end != NULL, "no end of headers: %s", raw);
-    *end = '\0';
-    r.headers = raw;
-    r.body = end + 4;
+    chat_test_http_reply_t r;
+    ck_assert_msg(chat_test_http_raw(port, request, 3000, &r), "no complete reply to: %s", request);
     return r;
 }
 
 /* One HTTP/1.0 request without a body. */
-static http_reply_t http_get(int port, const char *method, const char *path)
+static chat_test_http_reply_t http_get(int port, const char *method, const char *path)
 {
-    char request[512];
-    snprintf(request, sizeof request, "%s %s HTTP/1.0\r\nHost: localhost\r\n\r\n", method, path);
-    return http_raw(port, request);
+    chat_test_http_reply_t r;
+    ck_assert_msg(chat_test_http_request(port, method, path, 3000, &r),
+                  "no complete reply to %s %s", method, path);
+    return r;
 }
 
 /* Ready callback: ud points at an atomic_int, 1 = ready, 0 = not ready with a reason,
@@ -119,15 +77,15 @@ static chat_ops_t *start(chat_metrics_t *metrics, chat_ops_ready_fn ready, void 
 START_TEST(test_healthz)
 {
     chat_ops_t *ops = start(NULL, NULL, NULL);
-    http_reply_t r = http_get(chat_ops_port(ops), "GET", "/healthz");
+    chat_test_http_reply_t r = http_get(chat_ops_port(ops), "GET", "/healthz");
     ck_assert_int_eq(r.status, 200);
     ck_assert_str_eq(r.body, "ok\n");
     assert_header(&r, "Content-Type", "text/plain; charset=utf-8");
-    reply_free(&r);
+    chat_test_http_reply_free(&r);
     /* The query string is not part of the path. */
     r = http_get(chat_ops_port(ops), "GET", "/healthz?verbose=1");
     ck_assert_int_eq(r.status, 200);
-    reply_free(&r);
+    chat_test_http_reply_free(&r);
     chat_ops_stop(ops);
 }
 END_TEST
@@ -137,27 +95,27 @@ START_TEST(test_readyz)
     atomic_int state = 1;
     chat_ops_t *ops = start(NULL, ready_from_flag, &state);
     int port = chat_ops_port(ops);
-    http_reply_t r = http_get(port, "GET", "/readyz");
+    chat_test_http_reply_t r = http_get(port, "GET", "/readyz");
     ck_assert_int_eq(r.status, 200);
     ck_assert_str_eq(r.body, "ready\n");
-    reply_free(&r);
+    chat_test_http_reply_free(&r);
 
     atomic_store(&state, 0);
     r = http_get(port, "GET", "/readyz");
     ck_assert_int_eq(r.status, 503);
     ck_assert_str_eq(r.body, "kafka not connected\n");
-    reply_free(&r);
+    chat_test_http_reply_free(&r);
 
     atomic_store(&state, 2);
     r = http_get(port, "GET", "/readyz");
     ck_assert_int_eq(r.status, 503);
     ck_assert_str_eq(r.body, "not ready\n");
-    reply_free(&r);
+    chat_test_http_reply_free(&r);
 
     /* Liveness does not depend on readiness. */
     r = http_get(port, "GET", "/healthz");
     ck_assert_int_eq(r.status, 200);
-    reply_free(&r);
+    chat_test_http_reply_free(&r);
     chat_ops_stop(ops);
 }
 END_TEST
@@ -165,10 +123,10 @@ END_TEST
 START_TEST(test_readyz_without_callback)
 {
     chat_ops_t *ops = start(NULL, NULL, NULL);
-    http_reply_t r = http_get(chat_ops_port(ops), "GET", "/readyz");
+    chat_test_http_reply_t r = http_get(chat_ops_port(ops), "GET", "/readyz");
     ck_assert_int_eq(r.status, 200);
     ck_assert_str_eq(r.body, "ready\n");
-    reply_free(&r);
+    chat_test_http_reply_free(&r);
     chat_ops_stop(ops);
 }
 END_TEST
@@ -178,17 +136,17 @@ START_TEST(test_metrics)
     chat_metrics_t *metrics = chat_metrics_new();
     chat_counter_add(chat_metrics_counter(metrics, "ops_test_total", "Test counter.", NULL), 5);
     chat_ops_t *ops = start(metrics, NULL, NULL);
-    http_reply_t r = http_get(chat_ops_port(ops), "GET", "/metrics");
+    chat_test_http_reply_t r = http_get(chat_ops_port(ops), "GET", "/metrics");
     ck_assert_int_eq(r.status, 200);
     assert_header(&r, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
     ck_assert_ptr_nonnull(strstr(r.body, "# TYPE ops_test_total counter\n"));
     ck_assert_ptr_nonnull(strstr(r.body, "\nops_test_total 5\n"));
-    reply_free(&r);
+    chat_test_http_reply_free(&r);
     /* The body is rendered per request. */
     chat_counter_inc(chat_metrics_counter(metrics, "ops_test_total", "Test counter.", NULL));
     r = http_get(chat_ops_port(ops), "GET", "/metrics");
     ck_assert_ptr_nonnull(strstr(r.body, "\nops_test_total 6\n"));
-    reply_free(&r);
+    chat_test_http_reply_free(&r);
     chat_ops_stop(ops);
     chat_metrics_destroy(metrics);
 }
@@ -199,9 +157,9 @@ START_TEST(test_not_found)
     chat_ops_t *ops = start(NULL, NULL, NULL);
     const char *paths[] = {"/", "/nope", "/healthz/", "/metricsx", "/HEALTHZ"};
     for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
-        http_reply_t r = http_get(chat_ops_port(ops), "GET", paths[i]);
+        chat_test_http_reply_t r = http_get(chat_ops_port(ops), "GET", paths[i]);
         ck_assert_msg(r.status == 404, "%s: %d", paths[i], r.status);
-        reply_free(&r);
+        chat_test_http_reply_free(&r);
     }
     chat_ops_stop(ops);
 }
@@ -211,16 +169,17 @@ START_TEST(test_method_not_allowed)
 {
     chat_ops_t *ops = start(NULL, NULL, NULL);
     int port = chat_ops_port(ops);
-    http_reply_t r = http_raw(port, "POST /healthz HTTP/1.1\r\nHost: localhost\r\n"
-                                    "Connection: close\r\nContent-Length: 5\r\n\r\nhello");
+    chat_test_http_reply_t r =
+        http_raw(port, "POST /healthz HTTP/1.1\r\nHost: localhost\r\n"
+                       "Connection: close\r\nContent-Length: 5\r\n\r\nhello");
     ck_assert_int_eq(r.status, 405);
     assert_header(&r, "Allow", "GET, HEAD");
-    reply_free(&r);
+    chat_test_http_reply_free(&r);
     const char *methods[] = {"PUT", "DELETE", "OPTIONS"};
     for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
         r = http_get(port, methods[i], "/metrics");
         ck_assert_msg(r.status == 405, "%s: %d", methods[i], r.status);
-        reply_free(&r);
+        chat_test_http_reply_free(&r);
     }
     chat_ops_stop(ops);
 }
@@ -230,15 +189,15 @@ START_TEST(test_head_and_http11)
 {
     chat_ops_t *ops = start(NULL, NULL, NULL);
     int port = chat_ops_port(ops);
-    http_reply_t r = http_get(port, "HEAD", "/healthz");
+    chat_test_http_reply_t r = http_get(port, "HEAD", "/healthz");
     ck_assert_int_eq(r.status, 200);
     ck_assert_str_eq(r.body, "");
-    reply_free(&r);
+    chat_test_http_reply_free(&r);
     r = http_raw(port, "GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
     ck_assert_int_eq(r.status, 200);
     ck_assert_ptr_nonnull(strstr(r.raw, "HTTP/1.1 200"));
     ck_assert_str_eq(r.body, "ok\n");
-    reply_free(&r);
+    chat_test_http_reply_free(&r);
     chat_ops_stop(ops);
 }
 END_TEST
@@ -267,9 +226,9 @@ START_TEST(test_port_taken)
     close(log_pipe[0]);
     close(log_pipe[1]);
     /* The first server is unaffected. */
-    http_reply_t r = http_get(port, "GET", "/healthz");
+    chat_test_http_reply_t r = http_get(port, "GET", "/healthz");
     ck_assert_int_eq(r.status, 200);
-    reply_free(&r);
+    chat_test_http_reply_free(&r);
     chat_ops_stop(first);
 }
 END_TEST

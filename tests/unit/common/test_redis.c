@@ -1,17 +1,16 @@
 /* Unit tests of common/redis.c that need no server: URL parsing, argument checks, and a
  * connection refused quickly with CHAT_ERR_REDIS. */
 #include <check.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/redis.h"
 #include "common/redis_int.h"
+#include "tests/support/util.h"
 
 typedef struct valid_url {
     const char *url;
@@ -120,23 +119,10 @@ START_TEST(parse_long_password_and_host)
 }
 END_TEST
 
-/* A TCP port on 127.0.0.1 that nothing listens on: bound by us, then released. */
-static int closed_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    ck_assert_int_ge(fd, 0);
-    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof addr;
-    ck_assert_int_eq(bind(fd, (struct sockaddr *)&addr, sizeof addr), 0);
-    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&addr, &len), 0);
-    close(fd);
-    return ntohs(addr.sin_port);
-}
-
 START_TEST(connect_refused_fails_fast)
 {
     char url[64];
-    snprintf(url, sizeof url, "redis://:pw@127.0.0.1:%d/1", closed_port());
+    snprintf(url, sizeof url, "redis://:pw@127.0.0.1:%d/1", chat_test_free_port());
     chat_redis_t *r = (chat_redis_t *)&r; /* must be reset to NULL */
     int64_t start = chat_clock_mono_ms();
     ck_assert_int_eq(chat_redis_connect(url, 2000, &r), CHAT_ERR_REDIS);

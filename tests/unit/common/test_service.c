@@ -198,6 +198,7 @@ static Suite *service_suite(void)
 int main(void)
 {
     SRunner *sr = srunner_create(service_suite());
+    srunner_set_fork_status(sr, CK_FORK); /* even with CK_FORK=no: see the top of the file */
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);

@@ -1,30 +1,16 @@
 /* Unit tests of common/store.c that need no server: URI validation, the database name, the
  * driver-error mapping, the pool's size limit and a ping that times out. */
 #include <check.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/store.h"
-
-/* A TCP port on 127.0.0.1 that nothing listens on: bound by us, then released. */
-static int closed_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    ck_assert_int_ge(fd, 0);
-    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof addr;
-    ck_assert_int_eq(bind(fd, (struct sockaddr *)&addr, sizeof addr), 0);
-    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&addr, &len), 0);
-    close(fd);
-    return ntohs(addr.sin_port);
-}
+#include "tests/support/util.h"
 
 static const char *const bad_uris[] = {
     "",
@@ -133,7 +119,7 @@ static void *acquire_thread(void *arg)
 static void check_pool_limit(const char *options, int max)
 {
     char uri[128];
-    snprintf(uri, sizeof uri, "mongodb://127.0.0.1:%d/chat%s", closed_port(), options);
+    snprintf(uri, sizeof uri, "mongodb://127.0.0.1:%d/chat%s", chat_test_free_port(), options);
     chat_store_t *s = NULL;
     ck_assert_int_eq(chat_store_new(uri, "test", &s), CHAT_OK);
     mongoc_client_t *clients[32];
@@ -172,7 +158,7 @@ END_TEST
 START_TEST(ping_unreachable_times_out)
 {
     char uri[128];
-    snprintf(uri, sizeof uri, "mongodb://127.0.0.1:%d/chat", closed_port());
+    snprintf(uri, sizeof uri, "mongodb://127.0.0.1:%d/chat", chat_test_free_port());
     chat_store_t *s = NULL;
     ck_assert_int_eq(chat_store_new(uri, "test", &s), CHAT_OK);
     int64_t start = chat_clock_mono_ms();
@@ -199,7 +185,7 @@ START_TEST(insert_unreachable_marks_every_document)
 {
     char uri[128];
     snprintf(uri, sizeof uri, "mongodb://127.0.0.1:%d/chat?serverSelectionTimeoutMS=300",
-             closed_port());
+             chat_test_free_port());
     chat_store_t *s = NULL;
     ck_assert_int_eq(chat_store_new(uri, "test", &s), CHAT_OK);
     bson_t *docs[3] = {BCON_NEW("a", BCON_INT32(1)), BCON_NEW("a", BCON_INT32(2)),

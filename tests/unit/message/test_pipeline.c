@@ -12,6 +12,7 @@
 #include "common/codec.h"
 #include "common/metrics.h"
 #include "services/message/pipeline.h"
+#include "tests/support/util.h"
 
 #define MAX_OUT 64
 #define MAX_RECS 64
@@ -391,19 +392,22 @@ static chat_event_t produced(size_t i)
     return ev;
 }
 
-/* Value of a counter series read from the rendered registry (0 if absent). */
+/* Value of a counter series (labels NULL: none) read from the rendered registry; fails the
+ * test if the registry does not render that series (a renamed or unregistered metric must not
+ * read as 0). */
 static uint64_t counter(const char *name, const char *labels)
 {
     char series[160];
     if (labels != NULL)
-        snprintf(series, sizeof series, "\n%s{%s} ", name, labels);
+        snprintf(series, sizeof series, "%s{%s}", name, labels);
     else
-        snprintf(series, sizeof series, "\n%s ", name);
+        snprintf(series, sizeof series, "%s", name);
     char *text = chat_metrics_render(metrics, NULL);
     ck_assert_ptr_nonnull(text);
-    const char *at = strstr(text, series);
-    uint64_t v = at != NULL ? strtoull(at + strlen(series), NULL, 10) : 0;
+    uint64_t v = 0;
+    bool found = chat_test_metric_find(text, series, &v);
     free(text);
+    ck_assert_msg(found, "metric series %s not rendered", series);
     return v;
 }
 
