@@ -21,12 +21,21 @@ chat_die() {
 CHAT_DEFAULT_STATE_DIR="$CHAT_ROOT/.run"
 CHAT_DEFAULT_BUILD_DIR="$CHAT_ROOT/build/dev"
 
+# chat_pid_alive PID: true if PID is a live process. A process that has exited (killed a
+# moment ago, say) may linger as a zombie until its parent reaps it; that counts as dead.
+chat_pid_alive() {
+    local state
+    kill -0 "$1" 2>/dev/null || return 1
+    state=$(sed -n 's/^State:[[:space:]]*\([A-Z]\).*/\1/p' "/proc/$1/status" 2>/dev/null)
+    [ "$state" != "Z" ]
+}
+
 # chat_is_running PIDFILE: true if the pid in PIDFILE is a live process.
 chat_is_running() {
     local pid
     [ -f "$1" ] || return 1
     pid=$(cat "$1" 2>/dev/null) || return 1
-    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null
+    [ -n "$pid" ] && chat_pid_alive "$pid"
 }
 
 # chat_port_in_use PORT: true if something listens on 127.0.0.1:PORT (or all interfaces).
