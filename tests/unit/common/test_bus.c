@@ -3,6 +3,7 @@
  * against a closed port, delivery failure reports and their metric, and cheap teardown.
  * Logs are captured in a temporary file through chat_log_set_fd. */
 #include <check.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -310,6 +311,106 @@ START_TEST(test_delivery_timeout_poll_thread)
 }
 END_TEST
 
+/* A full local queue: CHAT_BUS_NO_WAIT fails the next record at once (an event loop must
+ * not block), a positive wait tries for that long. Nothing is lost: the queued record
+ * still gets its delivery report. */
+START_TEST(test_queue_full_wait_or_not)
+{
+    setenv("KAFKA_QUEUE_BUFFERING_MAX_MESSAGES", "1", 1);
+    setenv("KAFKA_MESSAGE_TIMEOUT_MS", "2000", 1);
+    int waits[] = {CHAT_BUS_NO_WAIT, 300};
+    for (size_t i = 0; i < 2; i++) {
+        delivery_log_t d = {0};
+        chat_bus_producer_conf_t conf = producer_conf(DEAD_BROKER);
+        conf.on_delivery = record_delivery;
+        conf.ud = &d;
+        conf.queue_full_wait_ms = waits[i];
+        chat_bus_producer_t *p = NULL;
+        ck_assert_int_eq(chat_bus_producer_new(&conf, &p), CHAT_OK);
+        ck_assert_int_eq(chat_bus_produce(p, "bus.unit", 0, NULL, 0, "a", 1, NULL), CHAT_OK);
+        int64_t start = chat_clock_mono_us();
+        ck_assert_int_eq(chat_bus_produce(p, "bus.unit", 0, NULL, 0, "b", 1, NULL),
+                         CHAT_ERR_TIMEOUT);
+        double took = seconds_since(start);
+        if (waits[i] == CHAT_BUS_NO_WAIT)
+            ck_assert_msg(took < 0.1, "no-wait produce took %.3f s", took);
+        else
+            ck_assert_msg(took >= 0.25 && took < 1.5, "300 ms wait took %.3f s", took);
+        ck_assert_int_eq(chat_bus_producer_flush(p, 4000), CHAT_OK);
+        ck_assert_int_eq(d.calls, 1);
+        chat_bus_producer_destroy(p);
+    }
+    unsetenv("KAFKA_QUEUE_BUFFERING_MAX_MESSAGES");
+    unsetenv("KAFKA_MESSAGE_TIMEOUT_MS");
+}
+END_TEST
+
+/* The partition count over the producer's own connection: -1 for bad arguments, and -1
+ * within the timeout when no broker answers. */
+START_TEST(test_producer_partitions_without_broker)
+{
+    chat_bus_producer_conf_t conf = producer_conf(DEAD_BROKER);
+    chat_bus_producer_t *p = NULL;
+    ck_assert_int_eq(chat_bus_producer_new(&conf, &p), CHAT_OK);
+    ck_assert_int_eq(chat_bus_producer_partitions(NULL, "t", 100), -1);
+    ck_assert_int_eq(chat_bus_producer_partitions(p, NULL, 100), -1);
+    ck_assert_int_eq(chat_bus_producer_partitions(p, "", 100), -1);
+    ck_assert_int_eq(chat_bus_producer_partitions(p, "t", 0), -1);
+    int64_t start = chat_clock_mono_us();
+    ck_assert_int_eq(chat_bus_producer_partitions(p, "t", 500), -1);
+    double took = seconds_since(start);
+    ck_assert_msg(took >= 0.4 && took < 2.0, "lookup took %.3f s", took);
+    chat_bus_producer_destroy(p);
+}
+END_TEST
+
+/* Each topic has its own counters, from two threads at once: the per-topic cache must not
+ * mix them up, and a topic's error series reads 0 until it has an error. */
+typedef struct topic_burst {
+    chat_bus_producer_t *p;
+    const char *topic;
+    int n;
+} topic_burst_t;
+
+static void *produce_burst(void *arg)
+{
+    topic_burst_t *b = arg;
+    for (int i = 0; i < b->n; i++)
+        ck_assert_int_eq(chat_bus_produce(b->p, b->topic, 0, NULL, 0, "v", 1, NULL), CHAT_OK);
+    return NULL;
+}
+
+START_TEST(test_topic_counters_separate)
+{
+    setenv("KAFKA_MESSAGE_TIMEOUT_MS", "300", 1);
+    chat_metrics_t *m = chat_metrics_new();
+    chat_bus_producer_conf_t conf = producer_conf(DEAD_BROKER);
+    conf.metrics = m;
+    conf.poll_thread = true;
+    chat_bus_producer_t *p = NULL;
+    ck_assert_int_eq(chat_bus_producer_new(&conf, &p), CHAT_OK);
+    topic_burst_t a = {p, "bus.alpha", 7}, b = {p, "bus.beta", 3};
+    pthread_t ta, tb;
+    pthread_create(&ta, NULL, produce_burst, &a);
+    pthread_create(&tb, NULL, produce_burst, &b);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    ck_assert_int_eq(chat_bus_producer_flush(p, 4000), CHAT_OK);
+    char *text = chat_metrics_render(m, NULL);
+    ck_assert_ptr_nonnull(text);
+    ck_assert_msg(strstr(text, "chat_kafka_produced_total{topic=\"bus.alpha\",result=\"error\"} 7"),
+                  "%s", text);
+    ck_assert_msg(strstr(text, "chat_kafka_produced_total{topic=\"bus.beta\",result=\"error\"} 3"),
+                  "%s", text);
+    ck_assert_msg(strstr(text, "chat_kafka_produced_total{topic=\"bus.alpha\",result=\"ok\"} 0"),
+                  "%s", text);
+    free(text);
+    chat_bus_producer_destroy(p);
+    chat_metrics_destroy(m);
+    unsetenv("KAFKA_MESSAGE_TIMEOUT_MS");
+}
+END_TEST
+
 /* Manual mode: no commits, and polling without a broker just times out. */
 START_TEST(test_manual_consumer_without_broker)
 {
@@ -364,6 +465,9 @@ int main(void)
     tcase_add_test(tc, test_delivery_timeout_reported);
     tcase_add_test(tc, test_delivery_timeout_poll_thread);
     tcase_add_test(tc, test_manual_consumer_without_broker);
+    tcase_add_test(tc, test_queue_full_wait_or_not);
+    tcase_add_test(tc, test_producer_partitions_without_broker);
+    tcase_add_test(tc, test_topic_counters_separate);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
