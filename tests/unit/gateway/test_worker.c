@@ -5,6 +5,7 @@
 #include <check.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -218,6 +219,79 @@ START_TEST(test_pool_round_robin_all_complete)
 }
 END_TEST
 
+/* Each worker sleeps on its own condition: a task for worker 1 must run while worker 0 is
+ * busy (no wake-up lost to the wrong worker), and stopping wakes idle workers too. */
+static atomic_bool blocker_release;
+static atomic_bool blocker_running;
+
+static void blocker_run(gw_task_t *t, void *ctx)
+{
+    (void)t;
+    (void)ctx;
+    atomic_store(&blocker_running, true);
+    while (!atomic_load(&blocker_release))
+        usleep(1000);
+}
+
+START_TEST(test_pool_busy_worker_does_not_hold_others)
+{
+    gw_inbox_t *in = gw_inbox_new(100);
+    gw_workers_conf_t conf = {.nthreads = 2, .ctx_new = ctx_new, .inbox = in};
+    gw_workers_t *w = NULL;
+    ck_assert_int_eq(gw_workers_new(&conf, &w), CHAT_OK);
+    atomic_store(&blocker_release, false);
+    atomic_store(&blocker_running, false);
+    int log[4];
+    size_t nlog = 0;
+    test_task_t *block = tt_new(1, log, &nlog, NULL);
+    block->task.run = blocker_run;
+    block->task.complete = tt_complete_ctx;
+    gw_workers_submit(w, &block->task, 0);
+    while (!atomic_load(&blocker_running))
+        usleep(1000);
+    test_task_t *other = tt_new(2, log, &nlog, NULL);
+    other->task.run = tt_run;
+    other->task.complete = tt_complete_ctx;
+    gw_workers_submit(w, &other->task, 1);
+    for (int i = 0; i < 2000 && nlog == 0; i++) {
+        gw_inbox_drain(in, 10, NULL);
+        usleep(1000);
+    }
+    ck_assert_uint_eq(nlog, 1);
+    ck_assert_int_eq(log[0], 2 * 100 + 11); /* ran on worker 1 while worker 0 was busy */
+    atomic_store(&blocker_release, true);
+    gw_workers_free(w);
+    gw_inbox_drain(in, 10, NULL);
+    ck_assert_uint_eq(nlog, 2);
+    gw_inbox_free(in);
+}
+END_TEST
+
+/* Pools whose workers are idle, or were just handed one task, always stop (the test's
+ * timeout catches a worker that sleeps through the stop). */
+START_TEST(test_pool_stop_wakes_idle_workers)
+{
+    for (int round = 0; round < 50; round++) {
+        gw_inbox_t *in = gw_inbox_new(100);
+        gw_workers_conf_t conf = {.nthreads = 3, .ctx_new = ctx_new, .inbox = in};
+        gw_workers_t *w = NULL;
+        ck_assert_int_eq(gw_workers_new(&conf, &w), CHAT_OK);
+        int log[2];
+        size_t nlog = 0;
+        if (round % 2 == 1) {
+            test_task_t *tt = tt_new(round, log, &nlog, NULL);
+            tt->task.run = tt_run;
+            tt->task.complete = tt_complete_ctx;
+            gw_workers_submit(w, &tt->task, round % 3);
+        }
+        gw_workers_free(w);
+        gw_inbox_drain(in, 10, NULL);
+        ck_assert_uint_eq(nlog, (size_t)(round % 2));
+        gw_inbox_free(in);
+    }
+}
+END_TEST
+
 /* First run on its shard, then forwarded to another worker: runs twice, completes once. */
 typedef struct two_step {
     gw_task_t task;
@@ -304,6 +378,8 @@ int main(void)
     tcase_add_test(tc, test_inbox_bound_released_by_drain);
     tcase_add_test(tc, test_pool_shard_order_and_contexts);
     tcase_add_test(tc, test_pool_round_robin_all_complete);
+    tcase_add_test(tc, test_pool_busy_worker_does_not_hold_others);
+    tcase_add_test(tc, test_pool_stop_wakes_idle_workers);
     tcase_add_test(tc, test_pool_context_failure);
     tcase_add_test(tc, test_task_forward);
     tcase_add_test(tc, test_shard_is_stable);
