@@ -25,6 +25,11 @@ int64_t chat_clock_mono_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+double chat_clock_seconds_since(int64_t start_mono_us)
+{
+    return (double)(chat_clock_mono_us() - start_mono_us) / 1e6;
+}
+
 int64_t chat_clock_wall_ms(void)
 {
     struct timespec ts = clock_now(CLOCK_REALTIME);

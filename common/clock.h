@@ -13,6 +13,10 @@ int64_t chat_clock_mono_ms(void);
 /* CLOCK_MONOTONIC in microseconds. */
 int64_t chat_clock_mono_us(void);
 
+/* Seconds elapsed since start_mono_us (a chat_clock_mono_us value), for latency histograms
+ * (Prometheus measures in seconds). */
+double chat_clock_seconds_since(int64_t start_mono_us);
+
 /* CLOCK_REALTIME in milliseconds since the epoch; may step when the system time is set. */
 int64_t chat_clock_wall_ms(void);
 

@@ -56,11 +56,6 @@ struct broadcast_pipeline {
     pipeline_metrics_t m;
 };
 
-static double seconds_since(int64_t start_ms)
-{
-    return (double)(chat_clock_mono_ms() - start_ms) / 1000.0;
-}
-
 /* Registers the service's series; a series the registry refuses stays NULL, which the
  * update functions of common/metrics skip. */
 static void metrics_register(broadcast_pipeline_t *p)
@@ -325,10 +320,10 @@ static chat_err_t batch_lookup(broadcast_pipeline_t *p)
         return CHAT_OK;
     int backoff = REDIS_BACKOFF_MIN_MS;
     for (;;) {
-        int64_t start = chat_clock_mono_ms();
+        int64_t start = chat_clock_mono_us();
         chat_err_t err = broadcast_followers_lookup(p->followers, p->redis, chat_clock_wall_ms());
         if (err == CHAT_OK) {
-            chat_histogram_observe(p->m.redis_seconds, seconds_since(start));
+            chat_histogram_observe(p->m.redis_seconds, chat_clock_seconds_since(start));
             if (!atomic_exchange(&p->redis_ok, true))
                 chat_log_info("redis follower lookups work again");
             return CHAT_OK;
@@ -438,7 +433,7 @@ static chat_err_t batch_process(broadcast_pipeline_t *p, size_t n, int64_t start
         return err;
     batch_account(p);
     chat_bus_consumer_commit(p->consumer, p->records, n, true);
-    chat_histogram_observe(p->m.batch_seconds, seconds_since(start));
+    chat_histogram_observe(p->m.batch_seconds, chat_clock_seconds_since(start));
     return CHAT_OK;
 }
 
@@ -455,7 +450,7 @@ chat_err_t broadcast_pipeline_run(broadcast_pipeline_t *p)
             chat_bus_consumer_poll(p->consumer, p->records, p->conf.batch_max, POLL_TIMEOUT_MS);
         if (n == 0)
             continue;
-        err = batch_process(p, n, chat_clock_mono_ms());
+        err = batch_process(p, n, chat_clock_mono_us());
         chat_bus_records_release(p->records, n);
     }
     if (err == CHAT_ERR_STOPPED)

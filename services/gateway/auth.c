@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "common/log.h"
-#include "services/gateway/strmap.h"
+#include "common/strmap.h"
 
 /* Past this many cached tenants, expired entries are purged on insert (and everything if
  * that is not enough), so tokens naming random tenants cannot grow the cache forever. */
@@ -33,8 +33,8 @@ typedef struct lookup {
 struct gw_auth {
     pthread_mutex_t lock;
     pthread_cond_t looked_up; /* a lookup of some tenant is done */
-    gw_strmap_t *cache;       /* tenant -> cache_entry_t */
-    gw_strmap_t *lookups;     /* tenant -> lookup_t in progress */
+    chat_strmap_t *cache;     /* tenant -> cache_entry_t */
+    chat_strmap_t *lookups;   /* tenant -> lookup_t in progress */
     int64_t hit_ttl_ms, miss_ttl_ms;
     gw_secret_lookup_fn lookup;
     void *ud;
@@ -46,11 +46,11 @@ gw_auth_t *gw_auth_new(int64_t hit_ttl_ms, int64_t miss_ttl_ms, gw_secret_lookup
     gw_auth_t *a = calloc(1, sizeof *a);
     if (a == NULL)
         return NULL;
-    a->cache = gw_strmap_new();
-    a->lookups = gw_strmap_new();
+    a->cache = chat_strmap_new();
+    a->lookups = chat_strmap_new();
     if (a->cache == NULL || a->lookups == NULL) {
-        gw_strmap_free(a->cache);
-        gw_strmap_free(a->lookups);
+        chat_strmap_free(a->cache);
+        chat_strmap_free(a->lookups);
         free(a);
         return NULL;
     }
@@ -82,9 +82,9 @@ void gw_auth_free(gw_auth_t *a)
 {
     if (a == NULL)
         return;
-    gw_strmap_foreach(a->cache, entry_free_cb, NULL);
-    gw_strmap_free(a->cache);
-    gw_strmap_free(a->lookups); /* empty: no verification runs any more */
+    chat_strmap_foreach(a->cache, entry_free_cb, NULL);
+    chat_strmap_free(a->cache);
+    chat_strmap_free(a->lookups); /* empty: no verification runs any more */
     pthread_cond_destroy(&a->looked_up);
     pthread_mutex_destroy(&a->lock);
     free(a);
@@ -107,18 +107,18 @@ static void expired_collect_cb(const char *key, void *value, void *ud)
 /* Under the lock: drops expired entries, or all of them if none had expired. */
 static void cache_purge(gw_auth_t *a, int64_t now_ms)
 {
-    purge_ctx_t p = {.now_ms = now_ms, .keys = calloc(gw_strmap_count(a->cache), sizeof(char *))};
-    gw_strmap_foreach(a->cache, expired_collect_cb, &p);
+    purge_ctx_t p = {.now_ms = now_ms, .keys = calloc(chat_strmap_count(a->cache), sizeof(char *))};
+    chat_strmap_foreach(a->cache, expired_collect_cb, &p);
     for (size_t i = 0; i < p.n; i++) {
         if (p.keys[i] != NULL)
-            entry_free(gw_strmap_remove(a->cache, p.keys[i]));
+            entry_free(chat_strmap_remove(a->cache, p.keys[i]));
         free(p.keys[i]);
     }
     free(p.keys);
-    if (gw_strmap_count(a->cache) >= CACHE_MAX) {
-        gw_strmap_foreach(a->cache, entry_free_cb, NULL);
-        gw_strmap_free(a->cache);
-        a->cache = gw_strmap_new();
+    if (chat_strmap_count(a->cache) >= CACHE_MAX) {
+        chat_strmap_foreach(a->cache, entry_free_cb, NULL);
+        chat_strmap_free(a->cache);
+        a->cache = chat_strmap_new();
     }
 }
 
@@ -135,7 +135,7 @@ static char *secret_copy(const char *secret, size_t len)
  * a copy (NULL for a cached miss). */
 static bool cache_get(gw_auth_t *a, const char *tenant, int64_t now_ms, char **secret, size_t *len)
 {
-    const cache_entry_t *e = a->cache != NULL ? gw_strmap_get(a->cache, tenant) : NULL;
+    const cache_entry_t *e = a->cache != NULL ? chat_strmap_get(a->cache, tenant) : NULL;
     if (e == NULL || e->expires_ms <= now_ms)
         return false;
     *secret = NULL;
@@ -158,10 +158,10 @@ static void cache_put(gw_auth_t *a, const char *tenant, const char *secret, size
     }
     e->len = len;
     e->expires_ms = now_ms + (secret != NULL ? a->hit_ttl_ms : a->miss_ttl_ms);
-    if (a->cache != NULL && gw_strmap_count(a->cache) >= CACHE_MAX)
+    if (a->cache != NULL && chat_strmap_count(a->cache) >= CACHE_MAX)
         cache_purge(a, now_ms);
-    cache_entry_t *old = a->cache != NULL ? gw_strmap_get(a->cache, tenant) : NULL;
-    if (a->cache != NULL && gw_strmap_put(a->cache, tenant, e)) {
+    cache_entry_t *old = a->cache != NULL ? chat_strmap_get(a->cache, tenant) : NULL;
+    if (a->cache != NULL && chat_strmap_put(a->cache, tenant, e)) {
         entry_free(old);
         e = NULL;
     }
@@ -205,7 +205,7 @@ static chat_err_t lookup_run(gw_auth_t *a, lookup_t *l, const char *tenant, int6
     else if (err == CHAT_ERR_NOT_FOUND)
         cache_put(a, tenant, NULL, 0, now_ms);
     if (l != NULL) {
-        gw_strmap_remove(a->lookups, tenant);
+        chat_strmap_remove(a->lookups, tenant);
         l->err = err;
         if (err == CHAT_OK && (l->secret = secret_copy(*secret, *len)) == NULL)
             l->err = CHAT_ERR_NOMEM;
@@ -229,7 +229,7 @@ static chat_err_t secret_get(gw_auth_t *a, const char *tenant, int64_t now_ms, c
         pthread_mutex_unlock(&a->lock);
         return *secret != NULL ? CHAT_OK : CHAT_ERR_NOT_FOUND;
     }
-    lookup_t *l = gw_strmap_get(a->lookups, tenant);
+    lookup_t *l = chat_strmap_get(a->lookups, tenant);
     if (l != NULL) {
         chat_err_t err = lookup_wait(a, l, secret, len);
         pthread_mutex_unlock(&a->lock);
@@ -238,7 +238,7 @@ static chat_err_t secret_get(gw_auth_t *a, const char *tenant, int64_t now_ms, c
     l = calloc(1, sizeof *l);
     if (l != NULL) {
         l->refs = 1;
-        if (!gw_strmap_put(a->lookups, tenant, l)) {
+        if (!chat_strmap_put(a->lookups, tenant, l)) {
             free(l);
             l = NULL;
         }

@@ -17,7 +17,7 @@
 #include "services/gateway/rooms.h"
 #include "services/gateway/session.h"
 #include "services/gateway/stats.h"
-#include "services/gateway/strmap.h"
+#include "common/strmap.h"
 #include "services/gateway/worker.h"
 
 /* Filled from the environment by main.c's table (types as common/config.h stores them;
@@ -68,7 +68,7 @@ typedef struct gw_gateway {
 
     /* loop-owned */
     gw_rooms_t *rooms;
-    gw_strmap_t *sessions; /* connection id -> gw_session_t */
+    chat_strmap_t *sessions; /* connection id -> gw_session_t */
     gw_session_ops_t session_ops;
     gw_session_env_t session_env;
     bool prepared; /* gw_server_prepare ran: gw_server_release must run */

@@ -63,12 +63,7 @@ static int64_t registry_ttl_ms(const gw_gateway_t *gw)
 
 static gw_session_t *session_find(gw_gateway_t *gw, const char *conn)
 {
-    return gw_strmap_get(gw->sessions, conn);
-}
-
-static double seconds_since(int64_t start_us)
-{
-    return (double)(chat_clock_mono_us() - start_us) / 1e6;
+    return chat_strmap_get(gw->sessions, conn);
 }
 
 /* ---- auth ---- */
@@ -106,7 +101,7 @@ static void auth_complete(gw_task_t *t, void *loop_ctx)
 {
     auth_job_t *j = (auth_job_t *)t;
     gw_gateway_t *gw = loop_ctx;
-    chat_histogram_observe(gw->stats.auth_seconds, seconds_since(j->started_us));
+    chat_histogram_observe(gw->stats.auth_seconds, chat_clock_seconds_since(j->started_us));
     gw_session_t *s = session_find(gw, j->conn);
     if (s == NULL)
         return;
@@ -241,7 +236,7 @@ static void join_complete(gw_task_t *t, void *loop_ctx)
     if (s == NULL)
         return;
     if (j->err == CHAT_OK)
-        chat_histogram_observe(gw->stats.join_seconds, seconds_since(j->started_us));
+        chat_histogram_observe(gw->stats.join_seconds, chat_clock_seconds_since(j->started_us));
     gw_join_result_t res = {
         .room = j->room,
         .rid = j->rid,

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "common/codec.h"
-#include "services/gateway/strmap.h"
+#include "common/strmap.h"
 
 typedef struct room {
     char *tenant;
@@ -15,7 +15,7 @@ typedef struct room {
     char key[CHAT_ROOM_KEY_MAX];
     gw_sub_t *subs; /* doubly linked through room_prev/room_next */
     size_t nsubs;
-    gw_strmap_t *users; /* user -> number of subscriptions, as (void *)(uintptr_t)n */
+    chat_strmap_t *users; /* user -> number of subscriptions, as (void *)(uintptr_t)n */
 } room_t;
 
 typedef enum sub_state { SUB_PENDING, SUB_ACTIVE } sub_state_t;
@@ -34,7 +34,7 @@ struct gw_sub {
 };
 
 struct gw_rooms {
-    gw_strmap_t *rooms; /* key -> room_t */
+    chat_strmap_t *rooms; /* key -> room_t */
     size_t held_max;
     /* The last generation handed out. One counter for every subscription, so an answer to
      * an earlier join never matches a subscription created after a leave. */
@@ -47,7 +47,7 @@ gw_rooms_t *gw_rooms_new(size_t held_max, const gw_rooms_sink_t *sink)
     gw_rooms_t *r = calloc(1, sizeof *r);
     if (r == NULL)
         return NULL;
-    r->rooms = gw_strmap_new();
+    r->rooms = chat_strmap_new();
     if (r->rooms == NULL) {
         free(r);
         return NULL;
@@ -72,7 +72,7 @@ static void room_free(room_t *room)
         sub_free(sub);
         sub = next;
     }
-    gw_strmap_free(room->users);
+    chat_strmap_free(room->users);
     free(room->tenant);
     free(room->name);
     free(room);
@@ -89,8 +89,8 @@ void gw_rooms_free(gw_rooms_t *r)
 {
     if (r == NULL)
         return;
-    gw_strmap_foreach(r->rooms, room_free_cb, NULL);
-    gw_strmap_free(r->rooms);
+    chat_strmap_foreach(r->rooms, room_free_cb, NULL);
+    chat_strmap_free(r->rooms);
     free(r);
 }
 
@@ -100,7 +100,7 @@ static room_t *room_get(gw_rooms_t *r, const char *tenant, const char *name)
     char key[CHAT_ROOM_KEY_MAX];
     if (chat_event_key(tenant, name, key, sizeof key) < 0)
         return NULL;
-    room_t *room = gw_strmap_get(r->rooms, key);
+    room_t *room = chat_strmap_get(r->rooms, key);
     if (room != NULL)
         return room;
     room = calloc(1, sizeof *room);
@@ -109,9 +109,9 @@ static room_t *room_get(gw_rooms_t *r, const char *tenant, const char *name)
     memcpy(room->key, key, sizeof key);
     room->tenant = strdup(tenant);
     room->name = strdup(name);
-    room->users = gw_strmap_new();
+    room->users = chat_strmap_new();
     if (room->tenant == NULL || room->name == NULL || room->users == NULL ||
-        !gw_strmap_put(r->rooms, key, room)) {
+        !chat_strmap_put(r->rooms, key, room)) {
         room_free(room);
         return NULL;
     }
@@ -120,16 +120,16 @@ static room_t *room_get(gw_rooms_t *r, const char *tenant, const char *name)
 
 static size_t user_count(const room_t *room, const char *user)
 {
-    return (size_t)(uintptr_t)gw_strmap_get(room->users, user);
+    return (size_t)(uintptr_t)chat_strmap_get(room->users, user);
 }
 
 static bool user_count_set(room_t *room, const char *user, size_t n)
 {
     if (n == 0) {
-        gw_strmap_remove(room->users, user);
+        chat_strmap_remove(room->users, user);
         return true;
     }
-    return gw_strmap_put(room->users, user, (void *)(uintptr_t)n);
+    return chat_strmap_put(room->users, user, (void *)(uintptr_t)n);
 }
 
 /* Resets sub to a fresh pending generation. */
@@ -177,7 +177,7 @@ gw_sub_t *gw_rooms_join(gw_rooms_t *r, gw_sub_t **owner_subs, void *owner, const
         sub = sub_create(rm, owner_subs, owner, user);
         if (sub == NULL) {
             if (rm->nsubs == 0) {
-                gw_strmap_remove(r->rooms, rm->key);
+                chat_strmap_remove(r->rooms, rm->key);
                 room_free(rm);
             }
             return NULL;
@@ -229,7 +229,7 @@ void gw_rooms_leave(gw_rooms_t *r, gw_sub_t **owner_subs, gw_sub_t *sub)
         r->sink.released(r->sink.ud, room->tenant, room->name, sub->user, room_empty, left == 0);
     sub_free(sub);
     if (room_empty) {
-        gw_strmap_remove(r->rooms, room->key);
+        chat_strmap_remove(r->rooms, room->key);
         room_free(room);
     }
 }
@@ -272,7 +272,7 @@ size_t gw_rooms_deliver(gw_rooms_t *r, const char *tenant, const char *room, gw_
     char key[CHAT_ROOM_KEY_MAX];
     if (chat_event_key(tenant, room, key, sizeof key) < 0)
         return 0;
-    room_t *rm = gw_strmap_get(r->rooms, key);
+    room_t *rm = chat_strmap_get(r->rooms, key);
     if (rm == NULL)
         return 0;
     size_t n = 0;
@@ -318,7 +318,7 @@ size_t gw_sub_held(const gw_sub_t *sub)
 
 size_t gw_rooms_count(const gw_rooms_t *r)
 {
-    return gw_strmap_count(r->rooms);
+    return chat_strmap_count(r->rooms);
 }
 
 typedef struct users_collect {
@@ -344,11 +344,11 @@ static void room_visit_cb(const char *key, void *value, void *ud)
     (void)key;
     const foreach_ctx_t *ctx = ud;
     room_t *room = value;
-    size_t n = gw_strmap_count(room->users);
+    size_t n = chat_strmap_count(room->users);
     users_collect_t c = {.users = calloc(n > 0 ? n : 1, sizeof *c.users), .n = 0};
     if (c.users == NULL)
         return;
-    gw_strmap_foreach(room->users, user_collect_cb, &c);
+    chat_strmap_foreach(room->users, user_collect_cb, &c);
     ctx->fn(room->tenant, room->name, c.users, c.n, ctx->ud);
     free(c.users);
 }
@@ -359,5 +359,5 @@ void gw_rooms_foreach(const gw_rooms_t *r,
                       void *ud)
 {
     foreach_ctx_t ctx = {.fn = fn, .ud = ud};
-    gw_strmap_foreach(r->rooms, room_visit_cb, &ctx);
+    chat_strmap_foreach(r->rooms, room_visit_cb, &ctx);
 }

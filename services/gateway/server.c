@@ -195,7 +195,7 @@ chat_err_t gw_server_prepare(gw_gateway_t *gw)
         .ud = gw,
     };
     gw->rooms = gw_rooms_new((size_t)cfg->send_queue, &sink);
-    gw->sessions = gw_strmap_new();
+    gw->sessions = chat_strmap_new();
     if (gw->rooms == NULL || gw->sessions == NULL)
         return CHAT_ERR_NOMEM;
     gw->session_env = (gw_session_env_t){
@@ -222,7 +222,7 @@ void gw_server_release(gw_gateway_t *gw)
 {
     gw_rooms_free(gw->rooms);
     gw->rooms = NULL;
-    gw_strmap_free(gw->sessions);
+    chat_strmap_free(gw->sessions);
     gw->sessions = NULL;
     pthread_mutex_destroy(&gw->lws_lock);
 }
@@ -237,7 +237,7 @@ static int conn_open(struct lws *wsi, conn_data_t *cd)
     char id[GW_CONN_ID_MAX];
     snprintf(id, sizeof id, "%s.%s.%llu", gw->id, gw->boot, (unsigned long long)++gw->conn_seq);
     gw_session_t *s = gw_session_new(&gw->session_env, id, wsi);
-    if (s == NULL || !gw_strmap_put(gw->sessions, id, s)) {
+    if (s == NULL || !chat_strmap_put(gw->sessions, id, s)) {
         gw_session_free(s);
         return -1;
     }
@@ -256,7 +256,7 @@ static void conn_closed(struct lws *wsi, conn_data_t *cd)
         return;
     cd->session = NULL;
     chat_log_debug("connection closed", CHAT_F_STR("conn", gw_session_id(s)));
-    gw_strmap_remove(gw->sessions, gw_session_id(s));
+    chat_strmap_remove(gw->sessions, gw_session_id(s));
     gw_session_free(s);
     chat_gauge_add(gw->stats.connections, -1);
     chat_gauge_set(gw->stats.rooms, (double)gw_rooms_count(gw->rooms));
@@ -452,11 +452,11 @@ static void shutdown_begin(server_loop_t *loop)
 {
     gw_gateway_t *gw = loop->gw;
     chat_log_info("stopping: closing connections",
-                  CHAT_F_INT("connections", gw_strmap_count(gw->sessions)));
+                  CHAT_F_INT("connections", chat_strmap_count(gw->sessions)));
     gw->shutting_down = true;
     atomic_store(&gw->listening, false);
     gw_jobs_unregister_all(gw);
-    gw_strmap_foreach(gw->sessions, close_session_cb, NULL);
+    chat_strmap_foreach(gw->sessions, close_session_cb, NULL);
     loop->shutdown_deadline_us = chat_clock_mono_us() + SHUTDOWN_GRACE_US;
 }
 
@@ -465,7 +465,7 @@ static void shutdown_finish(server_loop_t *loop)
 {
     gw_gateway_t *gw = loop->gw;
     chat_log_info("stopping: leaving the event loop",
-                  CHAT_F_INT("connections_left", gw_strmap_count(gw->sessions)));
+                  CHAT_F_INT("connections_left", chat_strmap_count(gw->sessions)));
     loop->destroy_called = true;
     struct lws_context *ctx = gw->lws;
     /* With libuv, lws_service only returns once the context is being destroyed; the poll
@@ -482,7 +482,7 @@ static void tick_cb(lws_sorted_usec_list_t *sul)
     gw_gateway_t *gw = loop->gw;
     if (!gw->shutting_down && chat_signals_stop_requested())
         shutdown_begin(loop);
-    if (gw->shutting_down && (gw_strmap_count(gw->sessions) == 0 ||
+    if (gw->shutting_down && (chat_strmap_count(gw->sessions) == 0 ||
                               chat_clock_mono_us() >= loop->shutdown_deadline_us)) {
         shutdown_finish(loop);
         return;
@@ -521,7 +521,7 @@ static void session_collect_cb(const char *key, void *value, void *ud)
  * (none are expected), while the workers still take their registration releases. */
 static void sessions_drop_all(gw_gateway_t *gw)
 {
-    size_t n = gw_strmap_count(gw->sessions);
+    size_t n = chat_strmap_count(gw->sessions);
     if (n == 0)
         return;
     chat_log_warn("sessions left after the event loop", CHAT_F_INT("sessions", n));
@@ -529,9 +529,9 @@ static void sessions_drop_all(gw_gateway_t *gw)
     if (all == NULL)
         return;
     gw_session_t **next = all;
-    gw_strmap_foreach(gw->sessions, session_collect_cb, &next);
+    chat_strmap_foreach(gw->sessions, session_collect_cb, &next);
     for (size_t i = 0; i < n; i++) {
-        gw_strmap_remove(gw->sessions, gw_session_id(all[i]));
+        chat_strmap_remove(gw->sessions, gw_session_id(all[i]));
         gw_session_free(all[i]);
     }
     free(all);

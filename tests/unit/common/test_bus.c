@@ -57,11 +57,6 @@ static bool log_contains(const char *needle)
     return found;
 }
 
-static double seconds_since(int64_t start_us)
-{
-    return (double)(chat_clock_mono_us() - start_us) / 1e6;
-}
-
 static chat_bus_producer_conf_t producer_conf(const char *brokers)
 {
     return (chat_bus_producer_conf_t){.brokers = brokers, .client_id = "bustest", .linger_ms = 1};
@@ -189,7 +184,7 @@ START_TEST(test_connect_timeout)
     chat_bus_producer_t *p = NULL;
     int64_t start = chat_clock_mono_us();
     ck_assert_int_eq(chat_bus_producer_new(&conf, &p), CHAT_ERR_TIMEOUT);
-    double took = seconds_since(start);
+    double took = chat_clock_seconds_since(start);
     ck_assert_ptr_null(p);
     ck_assert_msg(took >= 1.4 && took < 3.0, "timed out after %.2f s", took);
     char expect[64];
@@ -227,7 +222,8 @@ START_TEST(test_destroy_idle_is_quick)
         ck_assert_int_eq(chat_bus_producer_poll(p, 0), 0);
         int64_t start = chat_clock_mono_us();
         chat_bus_producer_destroy(p);
-        ck_assert_msg(seconds_since(start) < 1.0, "destroy took %.2f s", seconds_since(start));
+        ck_assert_msg(chat_clock_seconds_since(start) < 1.0, "destroy took %.2f s",
+                      chat_clock_seconds_since(start));
     }
 }
 END_TEST
@@ -331,7 +327,7 @@ START_TEST(test_queue_full_wait_or_not)
         int64_t start = chat_clock_mono_us();
         ck_assert_int_eq(chat_bus_produce(p, "bus.unit", 0, NULL, 0, "b", 1, NULL),
                          CHAT_ERR_TIMEOUT);
-        double took = seconds_since(start);
+        double took = chat_clock_seconds_since(start);
         if (waits[i] == CHAT_BUS_NO_WAIT)
             ck_assert_msg(took < 0.1, "no-wait produce took %.3f s", took);
         else
@@ -358,7 +354,7 @@ START_TEST(test_producer_partitions_without_broker)
     ck_assert_int_eq(chat_bus_producer_partitions(p, "t", 0), -1);
     int64_t start = chat_clock_mono_us();
     ck_assert_int_eq(chat_bus_producer_partitions(p, "t", 500), -1);
-    double took = seconds_since(start);
+    double took = chat_clock_seconds_since(start);
     ck_assert_msg(took >= 0.4 && took < 2.0, "lookup took %.3f s", took);
     chat_bus_producer_destroy(p);
 }

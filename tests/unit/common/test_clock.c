@@ -115,6 +115,17 @@ START_TEST(test_remaining_reaches_zero)
 }
 END_TEST
 
+START_TEST(test_seconds_since_counts_seconds)
+{
+    int64_t start = chat_clock_mono_us();
+    ck_assert(chat_clock_seconds_since(start) >= 0.0);
+    chat_clock_sleep_ms(30);
+    double took = chat_clock_seconds_since(start);
+    ck_assert_msg(took >= 0.030 && took < 1.0, "took %.6f s", took);
+    ck_assert(chat_clock_seconds_since(start - 2 * 1000 * 1000) >= 2.0);
+}
+END_TEST
+
 static Suite *clock_suite(void)
 {
     Suite *s = suite_create("clock");
@@ -127,6 +138,7 @@ static Suite *clock_suite(void)
     tcase_add_test(tc, test_sleep_survives_signals);
     tcase_add_test(tc, test_remaining_clamps);
     tcase_add_test(tc, test_remaining_reaches_zero);
+    tcase_add_test(tc, test_seconds_since_counts_seconds);
     suite_add_tcase(s, tc);
     return s;
 }

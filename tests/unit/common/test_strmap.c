@@ -1,4 +1,4 @@
-/* Unit tests of services/gateway/strmap: put/get/replace/remove, growth past many
+/* Unit tests of common/strmap: put/get/replace/remove, growth past many
  * entries, iteration, and that keys are copied. */
 #include <check.h>
 #include <stdint.h>
@@ -6,26 +6,26 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "services/gateway/strmap.h"
+#include "common/strmap.h"
 
 START_TEST(test_put_get_remove)
 {
-    gw_strmap_t *m = gw_strmap_new();
+    chat_strmap_t *m = chat_strmap_new();
     ck_assert_ptr_nonnull(m);
     int a = 1, b = 2;
     char key[16] = "alpha";
-    ck_assert(gw_strmap_put(m, key, &a));
+    ck_assert(chat_strmap_put(m, key, &a));
     strcpy(key, "zzzzz"); /* the map keeps its own copy */
-    ck_assert_ptr_eq(gw_strmap_get(m, "alpha"), &a);
-    ck_assert_ptr_null(gw_strmap_get(m, "zzzzz"));
-    ck_assert(gw_strmap_put(m, "alpha", &b));
-    ck_assert_ptr_eq(gw_strmap_get(m, "alpha"), &b);
-    ck_assert_uint_eq(gw_strmap_count(m), 1);
-    ck_assert_ptr_eq(gw_strmap_remove(m, "alpha"), &b);
-    ck_assert_ptr_null(gw_strmap_remove(m, "alpha"));
-    ck_assert_uint_eq(gw_strmap_count(m), 0);
-    gw_strmap_free(m);
-    gw_strmap_free(NULL);
+    ck_assert_ptr_eq(chat_strmap_get(m, "alpha"), &a);
+    ck_assert_ptr_null(chat_strmap_get(m, "zzzzz"));
+    ck_assert(chat_strmap_put(m, "alpha", &b));
+    ck_assert_ptr_eq(chat_strmap_get(m, "alpha"), &b);
+    ck_assert_uint_eq(chat_strmap_count(m), 1);
+    ck_assert_ptr_eq(chat_strmap_remove(m, "alpha"), &b);
+    ck_assert_ptr_null(chat_strmap_remove(m, "alpha"));
+    ck_assert_uint_eq(chat_strmap_count(m), 0);
+    chat_strmap_free(m);
+    chat_strmap_free(NULL);
 }
 END_TEST
 
@@ -37,34 +37,34 @@ static void sum_cb(const char *key, void *value, void *ud)
 
 START_TEST(test_many_entries)
 {
-    gw_strmap_t *m = gw_strmap_new();
+    chat_strmap_t *m = chat_strmap_new();
     char key[32];
     for (uintptr_t i = 1; i <= 5000; i++) {
         snprintf(key, sizeof key, "tenant/room-%lu", (unsigned long)i);
-        ck_assert(gw_strmap_put(m, key, (void *)i));
+        ck_assert(chat_strmap_put(m, key, (void *)i));
     }
-    ck_assert_uint_eq(gw_strmap_count(m), 5000);
+    ck_assert_uint_eq(chat_strmap_count(m), 5000);
     for (uintptr_t i = 1; i <= 5000; i += 7) {
         snprintf(key, sizeof key, "tenant/room-%lu", (unsigned long)i);
-        ck_assert_ptr_eq(gw_strmap_get(m, key), (void *)i);
+        ck_assert_ptr_eq(chat_strmap_get(m, key), (void *)i);
     }
     uintptr_t sum = 0;
-    gw_strmap_foreach(m, sum_cb, &sum);
+    chat_strmap_foreach(m, sum_cb, &sum);
     ck_assert_uint_eq(sum, 5000u * 5001u / 2u);
     for (uintptr_t i = 1; i <= 5000; i += 2) {
         snprintf(key, sizeof key, "tenant/room-%lu", (unsigned long)i);
-        ck_assert_ptr_eq(gw_strmap_remove(m, key), (void *)i);
+        ck_assert_ptr_eq(chat_strmap_remove(m, key), (void *)i);
     }
-    ck_assert_uint_eq(gw_strmap_count(m), 2500);
-    ck_assert_ptr_null(gw_strmap_get(m, "tenant/room-1"));
-    ck_assert_ptr_eq(gw_strmap_get(m, "tenant/room-2"), (void *)2);
-    gw_strmap_free(m);
+    ck_assert_uint_eq(chat_strmap_count(m), 2500);
+    ck_assert_ptr_null(chat_strmap_get(m, "tenant/room-1"));
+    ck_assert_ptr_eq(chat_strmap_get(m, "tenant/room-2"), (void *)2);
+    chat_strmap_free(m);
 }
 END_TEST
 
 int main(void)
 {
-    Suite *s = suite_create("gateway_strmap");
+    Suite *s = suite_create("common_strmap");
     TCase *tc = tcase_create("strmap");
     tcase_add_test(tc, test_put_get_remove);
     tcase_add_test(tc, test_many_entries);

@@ -1,7 +1,6 @@
 /* String -> pointer hash map with separate chaining (see strmap.h), hashed with
- * common/hash.h; the
- * bucket array doubles when the map holds more entries than buckets. */
-#include "services/gateway/strmap.h"
+ * common/hash.h; the bucket array doubles when the map holds more entries than buckets. */
+#include "common/strmap.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -18,15 +17,15 @@ typedef struct strmap_entry {
     char key[];
 } strmap_entry_t;
 
-struct gw_strmap {
+struct chat_strmap {
     strmap_entry_t **buckets;
     size_t nbuckets; /* power of two */
     size_t count;
 };
 
-gw_strmap_t *gw_strmap_new(void)
+chat_strmap_t *chat_strmap_new(void)
 {
-    gw_strmap_t *m = calloc(1, sizeof *m);
+    chat_strmap_t *m = calloc(1, sizeof *m);
     if (m == NULL)
         return NULL;
     m->buckets = calloc(STRMAP_MIN_BUCKETS, sizeof *m->buckets);
@@ -38,7 +37,7 @@ gw_strmap_t *gw_strmap_new(void)
     return m;
 }
 
-void gw_strmap_free(gw_strmap_t *m)
+void chat_strmap_free(chat_strmap_t *m)
 {
     if (m == NULL)
         return;
@@ -55,7 +54,7 @@ void gw_strmap_free(gw_strmap_t *m)
 }
 
 /* The link that points at key's entry (or the bucket's terminating NULL link). */
-static strmap_entry_t **strmap_slot(const gw_strmap_t *m, const char *key, uint64_t h)
+static strmap_entry_t **strmap_slot(const chat_strmap_t *m, const char *key, uint64_t h)
 {
     strmap_entry_t **link = &m->buckets[h & (m->nbuckets - 1)];
     while (*link != NULL && ((*link)->hash != h || strcmp((*link)->key, key) != 0))
@@ -63,14 +62,14 @@ static strmap_entry_t **strmap_slot(const gw_strmap_t *m, const char *key, uint6
     return link;
 }
 
-void *gw_strmap_get(const gw_strmap_t *m, const char *key)
+void *chat_strmap_get(const chat_strmap_t *m, const char *key)
 {
     strmap_entry_t *e = *strmap_slot(m, key, chat_hash(key));
     return e != NULL ? e->value : NULL;
 }
 
 /* Doubles the buckets; a failed allocation keeps the old (still correct) table. */
-static void strmap_grow(gw_strmap_t *m)
+static void strmap_grow(chat_strmap_t *m)
 {
     size_t n = m->nbuckets * 2;
     strmap_entry_t **buckets = calloc(n, sizeof *buckets);
@@ -90,7 +89,7 @@ static void strmap_grow(gw_strmap_t *m)
     m->nbuckets = n;
 }
 
-bool gw_strmap_put(gw_strmap_t *m, const char *key, void *value)
+bool chat_strmap_put(chat_strmap_t *m, const char *key, void *value)
 {
     uint64_t h = chat_hash(key);
     strmap_entry_t **link = strmap_slot(m, key, h);
@@ -112,7 +111,7 @@ bool gw_strmap_put(gw_strmap_t *m, const char *key, void *value)
     return true;
 }
 
-void *gw_strmap_remove(gw_strmap_t *m, const char *key)
+void *chat_strmap_remove(chat_strmap_t *m, const char *key)
 {
     strmap_entry_t **link = strmap_slot(m, key, chat_hash(key));
     strmap_entry_t *e = *link;
@@ -125,13 +124,13 @@ void *gw_strmap_remove(gw_strmap_t *m, const char *key)
     return value;
 }
 
-size_t gw_strmap_count(const gw_strmap_t *m)
+size_t chat_strmap_count(const chat_strmap_t *m)
 {
     return m->count;
 }
 
-void gw_strmap_foreach(const gw_strmap_t *m, void (*fn)(const char *key, void *value, void *ud),
-                       void *ud)
+void chat_strmap_foreach(const chat_strmap_t *m, void (*fn)(const char *key, void *value, void *ud),
+                         void *ud)
 {
     for (size_t i = 0; i < m->nbuckets; i++) {
         for (strmap_entry_t *e = m->buckets[i]; e != NULL; e = e->next)
