@@ -13,13 +13,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/bus_int.h"
 #include "common/clock.h"
 #include "common/log.h"
 
 extern char **environ;
-
-/* Module-internal, defined in bus_admin.c. */
-int chat_bus__partitions(rd_kafka_t *rk, const char *topic, int timeout_ms);
 
 #define BUS_ERRSTR_LEN 512
 #define BUS_QUEUE_FULL_WAIT_MS 5000 /* chat_bus_producer_conf_t.queue_full_wait_ms 0 */
@@ -236,10 +234,6 @@ static chat_err_t handle_new(rd_kafka_type_t type, rd_kafka_conf_t *conf, const 
     return CHAT_OK;
 }
 
-/* Module-internal, for bus_admin.c: a producer-type handle that only carries admin
- * requests, with the base settings and the KAFKA_* variables (security settings apply to
- * admin traffic too). It never asks brokers to auto-create a topic it looks up. Waits up
- * to timeout_ms for the brokers. Returns as handle_new does. */
 chat_err_t chat_bus__admin_handle_new(const char *brokers, int timeout_ms, rd_kafka_t **out)
 {
     if (brokers == NULL || *brokers == '\0' || out == NULL)
@@ -613,6 +607,42 @@ chat_err_t chat_bus_producer_flush(chat_bus_producer_t *p, int timeout_ms)
         return atomic_load(&p->outstanding) > 0 ? CHAT_ERR_TIMEOUT : CHAT_OK;
     }
     return producer_wait_idle(p, deadline) ? CHAT_OK : CHAT_ERR_TIMEOUT;
+}
+
+/* ---- metadata (also for bus_admin.c, through bus_int.h) ---- */
+
+const rd_kafka_metadata_topic_t *chat_bus__metadata_topic(const struct rd_kafka_metadata *md,
+                                                          const char *name)
+{
+    for (int i = 0; i < md->topic_cnt; i++)
+        if (strcmp(md->topics[i].topic, name) == 0)
+            return &md->topics[i];
+    return NULL;
+}
+
+/* Asks for this topic's metadata only: listing every topic of a big cluster is not
+ * needed, and the admin handle never auto-creates the topic it asks about. */
+int chat_bus__partitions(rd_kafka_t *rk, const char *topic, int timeout_ms)
+{
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+    const struct rd_kafka_metadata *md = NULL;
+    int partitions = -1;
+    rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, rkt, &md, timeout_ms);
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        const rd_kafka_metadata_topic_t *t = chat_bus__metadata_topic(md, topic);
+        /* A topic just created may not have its leaders yet; its count is known. */
+        if (t != NULL && t->partition_cnt > 0 &&
+            (t->err == RD_KAFKA_RESP_ERR_NO_ERROR ||
+             t->err == RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE))
+            partitions = t->partition_cnt;
+        rd_kafka_metadata_destroy(md);
+    } else {
+        chat_log_warn("kafka metadata request failed", CHAT_F_STR("topic", topic),
+                      CHAT_F_STR("kafka_err", rd_kafka_err2name(err)));
+    }
+    if (rkt != NULL)
+        rd_kafka_topic_destroy(rkt);
+    return partitions;
 }
 
 int chat_bus_producer_partitions(chat_bus_producer_t *p, const char *topic, int timeout_ms)

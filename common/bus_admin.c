@@ -1,6 +1,7 @@
 /* Topic administration for start-up and tests: creating topics, growing their partition
  * counts and reading them back through librdkafka's Admin API, over a short-lived handle
- * that bus.c sets up like every other (KAFKA_* variables, logging). */
+ * that bus.c sets up like every other (KAFKA_* variables, logging). Depends on bus.c through
+ * bus_int.h; bus.c does not depend on this file. */
 #include "common/bus.h"
 
 #include <librdkafka/rdkafka.h>
@@ -9,12 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/bus_int.h"
 #include "common/clock.h"
 #include "common/log.h"
-
-/* Module-internal, defined in bus.c. */
-chat_err_t chat_bus__admin_handle_new(const char *brokers, int timeout_ms, rd_kafka_t **out);
-int chat_bus__partitions(rd_kafka_t *rk, const char *topic, int timeout_ms);
 
 #define ADMIN_ERRSTR_LEN 512
 /* Extra wait for a result event after the request timeout: librdkafka emits a timed-out
@@ -197,15 +195,6 @@ static const struct rd_kafka_metadata *metadata_all(rd_kafka_t *rk, int64_t dead
     return NULL;
 }
 
-static const rd_kafka_metadata_topic_t *metadata_topic(const struct rd_kafka_metadata *md,
-                                                       const char *name)
-{
-    for (int i = 0; i < md->topic_cnt; i++)
-        if (strcmp(md->topics[i].topic, name) == 0)
-            return &md->topics[i];
-    return NULL;
-}
-
 /* Raises the partition count of existing topics that have fewer than asked; more than
  * asked is logged and left alone (Kafka cannot remove partitions). */
 static chat_err_t topics_grow(rd_kafka_t *rk, const chat_bus_topic_spec_t *specs, size_t n,
@@ -222,7 +211,8 @@ static chat_err_t topics_grow(rd_kafka_t *rk, const chat_bus_topic_spec_t *specs
     size_t ngrow = 0;
     char errstr[ADMIN_ERRSTR_LEN];
     for (size_t i = 0; i < n; i++) {
-        const rd_kafka_metadata_topic_t *t = existing[i] ? metadata_topic(md, specs[i].name) : NULL;
+        const rd_kafka_metadata_topic_t *t =
+            existing[i] ? chat_bus__metadata_topic(md, specs[i].name) : NULL;
         if (t == NULL || t->partition_cnt == specs[i].partitions)
             continue;
         if (t->partition_cnt > specs[i].partitions) {
@@ -278,7 +268,7 @@ static chat_err_t topics_wait_ready(rd_kafka_t *rk, const chat_bus_topic_spec_t 
             return CHAT_ERR_TIMEOUT;
         missing = NULL;
         for (size_t i = 0; i < n && missing == NULL; i++)
-            if (!topic_ready(metadata_topic(md, specs[i].name), specs[i].partitions))
+            if (!topic_ready(chat_bus__metadata_topic(md, specs[i].name), specs[i].partitions))
                 missing = specs[i].name;
         rd_kafka_metadata_destroy(md);
         if (missing == NULL)
@@ -321,33 +311,6 @@ chat_err_t chat_bus_topics_ensure(const char *brokers, const chat_bus_topic_spec
     free(existing);
     rd_kafka_destroy(rk);
     return err;
-}
-
-/* Asks for this topic's metadata only: listing every topic of a big cluster is not
- * needed, and the admin handle never auto-creates the topic it asks about. */
-/* Module-internal, for bus.c too: the partition count of topic through rk, or -1 if it does
- * not exist or no broker answered within timeout_ms (a failed request is logged). */
-int chat_bus__partitions(rd_kafka_t *rk, const char *topic, int timeout_ms)
-{
-    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
-    const struct rd_kafka_metadata *md = NULL;
-    int partitions = -1;
-    rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, rkt, &md, timeout_ms);
-    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-        const rd_kafka_metadata_topic_t *t = metadata_topic(md, topic);
-        /* A topic just created may not have its leaders yet; its count is known. */
-        if (t != NULL && t->partition_cnt > 0 &&
-            (t->err == RD_KAFKA_RESP_ERR_NO_ERROR ||
-             t->err == RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE))
-            partitions = t->partition_cnt;
-        rd_kafka_metadata_destroy(md);
-    } else {
-        chat_log_warn("kafka metadata request failed", CHAT_F_STR("topic", topic),
-                      CHAT_F_STR("kafka_err", rd_kafka_err2name(err)));
-    }
-    if (rkt != NULL)
-        rd_kafka_topic_destroy(rkt);
-    return partitions;
 }
 
 int chat_bus_topic_partitions(const char *brokers, const char *topic, int timeout_ms)
