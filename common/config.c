@@ -407,28 +407,23 @@ static chat_log_field_t log_field(const chat_cfg_entry_t *e, const void *cfg)
     return CHAT_F_END;
 }
 
-/* chat_log__emit takes its fields as variadic arguments, so a run-time number of them is
- * passed as a fixed-size array spelled out argument by argument; the first CHAT_F_END
- * ends the line. Tables longer than one chunk continue on further lines. */
-#define CFG_LOG_CHUNK 64
-#define CFG_F4(f, i) f[(i)], f[(i) + 1], f[(i) + 2], f[(i) + 3]
-#define CFG_F16(f, i) CFG_F4(f, i), CFG_F4(f, (i) + 4), CFG_F4(f, (i) + 8), CFG_F4(f, (i) + 12)
-#define CFG_F64(f, i)                                                                              \
-    CFG_F16(f, i), CFG_F16(f, (i) + 16), CFG_F16(f, (i) + 32), CFG_F16(f, (i) + 48)
-
 /* Durations are logged in milliseconds, secrets as "***". */
 void chat_cfg_log(const chat_cfg_entry_t *table, const void *cfg)
 {
     if (!chat_log_enabled(CHAT_LOG_INFO))
         return;
-    const chat_cfg_entry_t *e = table;
-    do {
-        chat_log_field_t f[CFG_LOG_CHUNK];
-        memset(f, 0, sizeof f); /* all CHAT_F_END */
-        for (size_t n = 0; n < CFG_LOG_CHUNK && e->name != NULL; n++, e++)
-            f[n] = log_field(e, cfg);
-        chat_log__emit(CHAT_LOG_INFO, "configuration", CFG_F64(f, 0), CHAT_F_END);
-    } while (e->name != NULL);
+    size_t n = 0;
+    while (table[n].name != NULL)
+        n++;
+    chat_log_field_t *f = calloc(n > 0 ? n : 1, sizeof *f);
+    if (f == NULL) {
+        chat_log_warn("configuration not logged: out of memory");
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        f[i] = log_field(&table[i], cfg);
+    chat_log_fields(CHAT_LOG_INFO, "configuration", f, n);
+    free(f);
 }
 
 void chat_cfg_free(const chat_cfg_entry_t *table, void *cfg)

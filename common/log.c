@@ -184,21 +184,51 @@ static void line_put_time(line_t *l)
     line_printf(l, ".%03ldZ", ts.tv_nsec / 1000000);
 }
 
+/* The line's head: time, level, service and message. */
+static void line_begin(line_t *l, chat_log_level_t level, const char *msg)
+{
+    l->len = 0;
+    l->truncated = false;
+    line_put(l, "{\"ts\":\"", 7);
+    line_put_time(l);
+    line_put(l, "\",\"level\":\"", 11);
+    line_put(l, level_names[level], strlen(level_names[level]));
+    line_put(l, "\",\"svc\":", 8);
+    line_put_json_string(l, log_service);
+    line_put(l, ",\"msg\":", 7);
+    line_put_json_string(l, msg);
+}
+
+/* Closes the line and writes it with one write(2) (more only if the pipe takes less). */
+static void line_end_write(line_t *l)
+{
+    /* LOG_TAIL_RESERVE keeps room for this. */
+    if (l->truncated) {
+        memcpy(l->buf + l->len, ",\"truncated\":true", 17);
+        l->len += 17;
+    }
+    memcpy(l->buf + l->len, "}\n", 2);
+    l->len += 2;
+
+    int fd = atomic_load(&log_fd);
+    const char *p = l->buf;
+    size_t left = l->len;
+    while (left > 0) {
+        ssize_t w = write(fd, p, left);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            break;
+        p += w;
+        left -= (size_t)w;
+    }
+}
+
 void chat_log__emit(chat_log_level_t level, const char *msg, ...)
 {
     int saved_errno = errno;
     line_t l;
-    l.len = 0;
-    l.truncated = false;
-    line_put(&l, "{\"ts\":\"", 7);
-    line_put_time(&l);
-    line_put(&l, "\",\"level\":\"", 11);
-    line_put(&l, level_names[level], strlen(level_names[level]));
-    line_put(&l, "\",\"svc\":", 8);
-    line_put_json_string(&l, log_service);
-    line_put(&l, ",\"msg\":", 7);
-    line_put_json_string(&l, msg);
-
+    line_begin(&l, level, msg);
     va_list ap;
     va_start(ap, msg);
     for (;;) {
@@ -209,26 +239,22 @@ void chat_log__emit(chat_log_level_t level, const char *msg, ...)
             line_put_field(&l, &f);
     }
     va_end(ap);
+    line_end_write(&l);
+    errno = saved_errno;
+}
 
-    /* LOG_TAIL_RESERVE keeps room for this. */
-    if (l.truncated) {
-        memcpy(l.buf + l.len, ",\"truncated\":true", 17);
-        l.len += 17;
+void chat_log_fields(chat_log_level_t level, const char *msg, const chat_log_field_t *fields,
+                     size_t n)
+{
+    if (!chat_log_enabled(level))
+        return;
+    int saved_errno = errno;
+    line_t l;
+    line_begin(&l, level, msg);
+    for (size_t i = 0; i < n; i++) {
+        if (fields[i].type != CHAT_LOG_F_END && fields[i].key != NULL)
+            line_put_field(&l, &fields[i]);
     }
-    memcpy(l.buf + l.len, "}\n", 2);
-    l.len += 2;
-
-    int fd = atomic_load(&log_fd);
-    const char *p = l.buf;
-    size_t left = l.len;
-    while (left > 0) {
-        ssize_t w = write(fd, p, left);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            break;
-        p += w;
-        left -= (size_t)w;
-    }
+    line_end_write(&l);
     errno = saved_errno;
 }

@@ -10,6 +10,7 @@
 #define CHAT_COMMON_LOG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "common/err.h"
@@ -72,6 +73,11 @@ void chat_log_set_fd(int fd);
 /* Formats and writes one line. Fields are passed by value and end with CHAT_F_END.
  * Use the macros below, which skip the call when the level is disabled. */
 void chat_log__emit(chat_log_level_t level, const char *msg, ...);
+
+/* One line with the n fields of an array, for a number of fields known only at run time
+ * (e.g. a configuration table). Checks the level itself; CHAT_F_END entries are skipped. */
+void chat_log_fields(chat_log_level_t level, const char *msg, const chat_log_field_t *fields,
+                     size_t n);
 
 #define CHAT_LOG_(lvl, ...)                                                                        \
     do {                                                                                           \

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -242,6 +243,35 @@ START_TEST(test_truncation_escaped)
 }
 END_TEST
 
+START_TEST(test_fields_array)
+{
+    chat_log_field_t f[70];
+    char keys[70][8];
+    for (int i = 0; i < 70; i++) {
+        snprintf(keys[i], sizeof keys[i], "k%d", i);
+        f[i] = CHAT_F_INT(keys[i], i);
+    }
+    f[3] = CHAT_F_END; /* skipped, not an end: the count says where the array ends */
+    errno = EAGAIN;
+    chat_log_fields(CHAT_LOG_INFO, "many", f, 70);
+    ck_assert_int_eq(errno, EAGAIN);
+    cJSON *json = one_line(NULL);
+    ck_assert_str_eq(str_field(json, "msg"), "many");
+    ck_assert_int_eq(cJSON_GetObjectItem(json, "k0")->valueint, 0);
+    ck_assert_ptr_null(cJSON_GetObjectItem(json, "k3"));
+    ck_assert_int_eq(cJSON_GetObjectItem(json, "k69")->valueint, 69);
+    cJSON_Delete(json);
+
+    chat_log_set_level(CHAT_LOG_WARN);
+    chat_log_fields(CHAT_LOG_INFO, "filtered", f, 70);
+    assert_nothing_logged();
+    chat_log_fields(CHAT_LOG_ERROR, "none", NULL, 0);
+    json = one_line(NULL);
+    ck_assert_str_eq(str_field(json, "level"), "error");
+    cJSON_Delete(json);
+}
+END_TEST
+
 START_TEST(test_errno_preserved)
 {
     errno = ENOENT;
@@ -263,6 +293,7 @@ int main(void)
     tcase_add_test(tc, test_escaping);
     tcase_add_test(tc, test_truncation_plain);
     tcase_add_test(tc, test_truncation_escaped);
+    tcase_add_test(tc, test_fields_array);
     tcase_add_test(tc, test_errno_preserved);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
