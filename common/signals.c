@@ -4,6 +4,7 @@
 #include "common/signals.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -11,6 +12,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 
 /* Lock-free atomics, so the handler may read and write them. */
@@ -90,6 +92,21 @@ void chat_signals_request_stop(void)
 {
     atomic_store(&stop_flag, true);
     stop_fd_notify();
+}
+
+/* poll on the stop fd until the deadline: a signal or a request from another thread ends
+ * the wait at once. Without the fd (not installed) it is a plain sleep. */
+bool chat_signals_wait_stop(int64_t ms)
+{
+    int64_t deadline = chat_clock_mono_ms() + (ms > 0 ? ms : 0);
+    while (!chat_signals_stop_requested()) {
+        int left = chat_clock_remaining_ms(deadline);
+        if (left == 0)
+            break;
+        struct pollfd pfd = {.fd = chat_signals_stop_fd(), .events = POLLIN};
+        poll(&pfd, pfd.fd >= 0 ? 1 : 0, left);
+    }
+    return chat_signals_stop_requested();
 }
 
 /* -1 before chat_signals_install (or if the eventfd could not be created). Pollers must

@@ -5,6 +5,7 @@
 #define CHAT_COMMON_SIGNALS_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 /* Installs the handlers. Call once from main before starting threads. */
 void chat_signals_install(void);
@@ -14,6 +15,10 @@ bool chat_signals_stop_requested(void);
 
 /* Requests a stop from inside the process (e.g. on a fatal error in a worker thread). */
 void chat_signals_request_stop(void);
+
+/* Sleeps up to ms (a retry's backoff), returning early once a stop is requested. Returns
+ * true if a stop was requested (before or during the wait). */
+bool chat_signals_wait_stop(int64_t ms);
 
 /* A file descriptor that becomes readable when a stop is requested, for poll loops. */
 int chat_signals_stop_fd(void);

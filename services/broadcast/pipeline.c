@@ -4,12 +4,12 @@
  * (gateways drop the seqs they already sent). */
 #include "services/broadcast/pipeline.h"
 
-#include <poll.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/backoff.h"
 #include "common/bus.h"
 #include "common/clock.h"
 #include "common/codec.h"
@@ -24,8 +24,6 @@
 #define PARTITIONS_REFRESH_MS 60000 /* chat.deliver grows when gateways are added */
 #define PARTITIONS_RECHECK_MS 5000  /* sooner after a batch named an unknown gateway */
 #define PARTITIONS_TIMEOUT_MS 5000
-#define REDIS_BACKOFF_MIN_MS 100
-#define REDIS_BACKOFF_MAX_MS 5000
 
 typedef struct pipeline_metrics {
     chat_counter_t *deliveries_msg, *deliveries_ack, *deliveries_error;
@@ -304,13 +302,6 @@ static chat_err_t batch_decode(broadcast_pipeline_t *p, size_t n)
     return CHAT_OK;
 }
 
-/* Sleeps up to ms, waking at once on a stop request. */
-static void backoff_sleep(int ms)
-{
-    struct pollfd pfd = {.fd = chat_signals_stop_fd(), .events = POLLIN};
-    poll(&pfd, pfd.fd >= 0 ? 1 : 0, ms);
-}
-
 /* Looks up the followers of the batch's rooms, retrying with backoff while Redis fails:
  * skipping a batch would lose live messages, committing it unrouted too. Returns
  * CHAT_ERR_STOPPED if a stop was requested meanwhile. */
@@ -318,7 +309,7 @@ static chat_err_t batch_lookup(broadcast_pipeline_t *p)
 {
     if (broadcast_followers_count(p->followers) == 0)
         return CHAT_OK;
-    int backoff = REDIS_BACKOFF_MIN_MS;
+    chat_backoff_t backoff = chat_backoff_make(CHAT_BACKOFF_FIRST_MS, CHAT_BACKOFF_MAX_MS);
     for (;;) {
         int64_t start = chat_clock_mono_us();
         chat_err_t err = broadcast_followers_lookup(p->followers, p->redis, chat_clock_wall_ms());
@@ -334,12 +325,8 @@ static chat_err_t batch_lookup(broadcast_pipeline_t *p)
         if (atomic_exchange(&p->redis_ok, false))
             chat_log_error("redis follower lookup failed; retrying the batch", CHAT_F_ERR(err),
                            CHAT_F_INT("rooms", broadcast_followers_count(p->followers)));
-        if (chat_signals_stop_requested())
+        if (chat_signals_wait_stop(chat_backoff_next(&backoff)))
             return CHAT_ERR_STOPPED;
-        backoff_sleep(backoff);
-        if (chat_signals_stop_requested())
-            return CHAT_ERR_STOPPED;
-        backoff = backoff * 2 < REDIS_BACKOFF_MAX_MS ? backoff * 2 : REDIS_BACKOFF_MAX_MS;
     }
 }
 

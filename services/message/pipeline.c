@@ -11,14 +11,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/backoff.h"
 #include "common/clock.h"
 #include "common/codec.h"
 #include "common/hash.h"
 #include "common/log.h"
 #include "services/message/inbound.h"
 
-#define BACKOFF_FIRST_MS 100
-#define BACKOFF_MAX_MS 5000
 #define SLEEP_SLICE_MS 100 /* a stop request interrupts a backoff within this */
 
 typedef enum item_kind {
@@ -312,11 +311,6 @@ static void batch_free(batch_t *b)
 
 /* ---- retries ---- */
 
-typedef struct retry {
-    int attempt;
-    int64_t delay_ms;
-} retry_t;
-
 static bool err_retryable(chat_err_t err)
 {
     return err == CHAT_ERR_MONGO || err == CHAT_ERR_TIMEOUT || err == CHAT_ERR_IO;
@@ -325,7 +319,7 @@ static bool err_retryable(chat_err_t err)
 /* Sleeps before the next attempt of a failed MongoDB step. Returns CHAT_OK to retry, or the
  * error to give up with: err itself if it is not retryable or the batch's store deadline
  * passed, CHAT_ERR_STOPPED if a stop was requested. */
-static chat_err_t retry_wait(message_pipeline_t *p, batch_t *b, retry_t *r, chat_err_t err,
+static chat_err_t retry_wait(message_pipeline_t *p, batch_t *b, chat_backoff_t *r, chat_err_t err,
                              const char *step)
 {
     const message_env_t *env = &p->conf.env;
@@ -337,18 +331,15 @@ static chat_err_t retry_wait(message_pipeline_t *p, batch_t *b, retry_t *r, chat
     if (now >= b->store_deadline) {
         chat_log_error("MongoDB still failing, giving up on the batch", CHAT_F_STR("step", step),
                        CHAT_F_ERR(err), CHAT_F_STR("error", detail),
-                       CHAT_F_INT("attempts", r->attempt + 1),
+                       CHAT_F_INT("attempts", r->attempts + 1),
                        CHAT_F_INT("retry_ms", p->conf.store_retry_ms));
         return err;
     }
-    r->attempt++;
-    r->delay_ms = r->delay_ms == 0
-                      ? BACKOFF_FIRST_MS
-                      : (r->delay_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : r->delay_ms * 2);
-    int64_t wait = r->delay_ms < b->store_deadline - now ? r->delay_ms : b->store_deadline - now;
+    int64_t delay = chat_backoff_next(r);
+    int64_t wait = delay < b->store_deadline - now ? delay : b->store_deadline - now;
     chat_counter_inc(p->m.store_retries);
     chat_log_warn("MongoDB failed, retrying", CHAT_F_STR("step", step), CHAT_F_ERR(err),
-                  CHAT_F_STR("error", detail), CHAT_F_INT("attempt", r->attempt),
+                  CHAT_F_STR("error", detail), CHAT_F_INT("attempt", r->attempts),
                   CHAT_F_INT("delay_ms", wait));
     while (wait > 0) {
         if (env->stop_requested(env->ctx))
@@ -368,7 +359,7 @@ typedef chat_err_t (*store_step_fn)(message_pipeline_t *p, batch_t *b, void *arg
 static chat_err_t with_retry(message_pipeline_t *p, batch_t *b, const char *step, store_step_fn fn,
                              void *arg)
 {
-    retry_t r = {0};
+    chat_backoff_t r = chat_backoff_make(CHAT_BACKOFF_FIRST_MS, CHAT_BACKOFF_MAX_MS);
     for (;;) {
         chat_err_t err = fn(p, b, arg);
         if (err == CHAT_OK)

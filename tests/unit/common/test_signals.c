@@ -5,10 +5,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/signals.h"
 
 /* True if fd becomes readable within timeout_ms. */
@@ -66,6 +68,35 @@ START_TEST(test_request_stop)
 }
 END_TEST
 
+static void *request_stop_later(void *arg)
+{
+    (void)arg;
+    usleep(50 * 1000);
+    chat_signals_request_stop();
+    return NULL;
+}
+
+START_TEST(test_wait_stop)
+{
+    /* Not installed: a plain sleep. */
+    int64_t start = chat_clock_mono_ms();
+    ck_assert(!chat_signals_wait_stop(30));
+    ck_assert_int_ge(chat_clock_mono_ms() - start, 30);
+    chat_signals_install();
+    start = chat_clock_mono_ms();
+    ck_assert(!chat_signals_wait_stop(40));
+    ck_assert_int_ge(chat_clock_mono_ms() - start, 40);
+    /* A request from another thread ends a long wait at once. */
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, request_stop_later, NULL), 0);
+    start = chat_clock_mono_ms();
+    ck_assert(chat_signals_wait_stop(10000));
+    ck_assert_int_lt(chat_clock_mono_ms() - start, 5000);
+    pthread_join(t, NULL);
+    ck_assert(chat_signals_wait_stop(10000)); /* already requested: no wait */
+}
+END_TEST
+
 START_TEST(test_stop_fd_flags)
 {
     chat_signals_install();
@@ -105,6 +136,7 @@ int main(void)
     tcase_add_test(tc, test_sigterm);
     tcase_add_test(tc, test_sigint);
     tcase_add_test(tc, test_request_stop);
+    tcase_add_test(tc, test_wait_stop);
     tcase_add_test(tc, test_stop_fd_flags);
     tcase_add_test(tc, test_sigpipe_ignored);
     suite_add_tcase(s, tc);
