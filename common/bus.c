@@ -639,6 +639,7 @@ int chat_bus__partitions(rd_kafka_t *rk, const char *topic, int timeout_ms)
     } else {
         chat_log_warn("kafka metadata request failed", CHAT_F_STR("topic", topic),
                       CHAT_F_STR("kafka_err", rd_kafka_err2name(err)));
+        partitions = CHAT_BUS__NO_ANSWER;
     }
     if (rkt != NULL)
         rd_kafka_topic_destroy(rkt);
@@ -649,7 +650,8 @@ int chat_bus_producer_partitions(chat_bus_producer_t *p, const char *topic, int 
 {
     if (p == NULL || topic == NULL || *topic == '\0' || timeout_ms <= 0)
         return -1;
-    return chat_bus__partitions(p->rk, topic, timeout_ms);
+    int partitions = chat_bus__partitions(p->rk, topic, timeout_ms);
+    return partitions > 0 ? partitions : -1;
 }
 
 int chat_bus_producer_outstanding(chat_bus_producer_t *p)

@@ -161,4 +161,10 @@ chat_err_t chat_bus_topics_ensure(const char *brokers, const chat_bus_topic_spec
  * answer within timeout_ms. */
 int chat_bus_topic_partitions(const char *brokers, const char *topic, int timeout_ms);
 
+/* The partition counts of n topics through one client, within timeout_ms in all:
+ * partitions[i] is the count of topics[i], or -1 if it does not exist. Returns CHAT_OK, or
+ * CHAT_ERR_TIMEOUT (no broker answered), CHAT_ERR_CONFIG (a bad KAFKA_* variable). */
+chat_err_t chat_bus_topics_partitions(const char *brokers, const char *const *topics, size_t n,
+                                      int timeout_ms, int *partitions);
+
 #endif

@@ -323,5 +323,27 @@ int chat_bus_topic_partitions(const char *brokers, const char *topic, int timeou
         return -1;
     int partitions = chat_bus__partitions(rk, topic, request_timeout_ms(deadline));
     rd_kafka_destroy(rk);
-    return partitions;
+    return partitions > 0 ? partitions : -1;
+}
+
+chat_err_t chat_bus_topics_partitions(const char *brokers, const char *const *topics, size_t n,
+                                      int timeout_ms, int *partitions)
+{
+    if (brokers == NULL || topics == NULL || partitions == NULL || timeout_ms <= 0)
+        return CHAT_ERR_INVALID;
+    int64_t deadline = chat_clock_mono_ms() + timeout_ms;
+    rd_kafka_t *rk;
+    chat_err_t err = chat_bus__admin_handle_new(brokers, timeout_ms, &rk);
+    if (err != CHAT_OK)
+        return err;
+    for (size_t i = 0; err == CHAT_OK && i < n; i++) {
+        int count = topics[i] != NULL && *topics[i] != '\0'
+                        ? chat_bus__partitions(rk, topics[i], request_timeout_ms(deadline))
+                        : -1;
+        if (count == CHAT_BUS__NO_ANSWER)
+            err = CHAT_ERR_TIMEOUT;
+        partitions[i] = count > 0 ? count : -1;
+    }
+    rd_kafka_destroy(rk);
+    return err;
 }

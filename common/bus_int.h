@@ -19,8 +19,9 @@ chat_err_t chat_bus__admin_handle_new(const char *brokers, int timeout_ms, rd_ka
 const rd_kafka_metadata_topic_t *chat_bus__metadata_topic(const struct rd_kafka_metadata *md,
                                                           const char *name);
 
-/* The partition count of topic through rk, or -1 if it does not exist or no broker answered
- * within timeout_ms (a failed request is logged). */
+/* The partition count of topic through rk; -1 if it does not exist; CHAT_BUS__NO_ANSWER if no
+ * broker answered within timeout_ms (logged). */
+#define CHAT_BUS__NO_ANSWER (-2)
 int chat_bus__partitions(rd_kafka_t *rk, const char *topic, int timeout_ms);
 
 #endif

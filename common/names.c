@@ -186,6 +186,14 @@ bool chat_room_is_dm(const char *room)
 /* Splits a valid dm room into its members: a = room+3 (alen bytes), b (blen bytes).
  * Returns false if room is not a valid dm room. A dm room is also a room, so its whole
  * length stays within CHAT_ROOM_MAX. */
+bool chat_name_endpoint_valid(const char *s)
+{
+    if (s == NULL)
+        return false;
+    long chars = chat_utf8_chars(s, strnlen(s, CHAT_ENDPOINT_ID_MAX_CHARS * 4 + 1));
+    return chars >= 1 && chars <= CHAT_ENDPOINT_ID_MAX_CHARS;
+}
+
 static bool dm_split(const char *room, const char **a, size_t *alen, const char **b, size_t *blen)
 {
     if (!chat_room_is_dm(room) || !chat_name_room_valid(room))

@@ -18,6 +18,7 @@
 #define CHAT_EMOJI_MAX_CHARS 32
 #define CHAT_DISPLAY_NAME_MAX_CHARS 128 /* the JWT name claim, msg.name */
 #define CHAT_MESSAGE_ID_LEN 24          /* an ObjectId as lowercase hex */
+#define CHAT_ENDPOINT_ID_MAX_CHARS 64   /* gateway and connection ids in events and deliveries */
 /* The largest integer a JSON number holds exactly, 2^53 - 1: readers (cJSON, JavaScript)
  * keep numbers as doubles, so larger ones are refused rather than silently rounded. */
 #define CHAT_JSON_INT_MAX INT64_C(9007199254740991)
@@ -34,6 +35,9 @@ bool chat_name_cid_valid(const char *s);
 bool chat_name_message_id_valid(const char *s);
 /* Reaction: 1-32 characters of valid UTF-8 (one emoji, possibly several code points). */
 bool chat_name_emoji_valid(const char *s);
+/* Id of a gateway or of a connection (event origins, deliveries to connections): 1-64
+ * characters of valid UTF-8. */
+bool chat_name_endpoint_valid(const char *s);
 
 /* True if room starts with "dm:". */
 bool chat_room_is_dm(const char *room);

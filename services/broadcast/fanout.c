@@ -9,6 +9,9 @@
 #include <string.h>
 
 #include "common/array.h"
+#include "common/contract.h"
+#include "common/deliver_codec.h"
+#include "common/frames.h"
 #include "common/log.h"
 
 /* One item of a gateway's list; strings are borrowed from the event, frame from f->frames. */
@@ -94,21 +97,6 @@ chat_err_t broadcast_fanout_reset(broadcast_fanout_t *f, int32_t ngateways)
     return CHAT_OK;
 }
 
-int32_t broadcast_gateway_parse(const char *s)
-{
-    if (s == NULL || s[0] < '0' || s[0] > '9' || (s[0] == '0' && s[1] != '\0'))
-        return -1;
-    int64_t v = 0;
-    for (const char *p = s; *p != '\0'; p++) {
-        if (*p < '0' || *p > '9')
-            return -1;
-        v = v * 10 + (*p - '0');
-        if (v > INT32_MAX)
-            return -1;
-    }
-    return (int32_t)v;
-}
-
 /* Takes ownership of frame (NULL is passed through: the caller's allocation failed). */
 static cJSON *frame_keep(broadcast_fanout_t *f, cJSON *frame)
 {
@@ -168,7 +156,7 @@ static chat_err_t to_origin(broadcast_fanout_t *f, const chat_event_t *ev,
 {
     if (ev->origin_gw == NULL || ev->origin_conn == NULL)
         return CHAT_OK;
-    int32_t gw = broadcast_gateway_parse(ev->origin_gw);
+    int32_t gw = chat_gateway_partition(ev->origin_gw);
     if (gw < 0 || gw >= f->ngateways) {
         unknown_gateway(f, gw);
         return CHAT_OK;

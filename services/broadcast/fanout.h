@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "common/codec.h"
+#include "common/events.h"
 #include "common/err.h"
 
 /* A gateway's items go into records of at most this many bytes (more records if needed):
@@ -66,9 +66,5 @@ chat_err_t broadcast_fanout_emit(broadcast_fanout_t *f, size_t max_bytes, broadc
 
 /* The counters of the current batch. */
 const broadcast_fanout_stats_t *broadcast_fanout_stats(const broadcast_fanout_t *f);
-
-/* Parses a gateway index as gateways write it (origin.gw, members of the Redis gws sets):
- * canonical decimal, 0..INT32_MAX, no sign, spaces or leading zeros. Returns -1 otherwise. */
-int32_t broadcast_gateway_parse(const char *s);
 
 #endif

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "common/array.h"
-#include "common/codec.h"
+#include "common/contract.h"
 #include "common/hash.h"
 #include "common/log.h"
 #include "common/names.h"
@@ -93,7 +93,7 @@ static room_entry_t *room_upsert(broadcast_followers_t *f, const char *tenant, c
                                  chat_err_t *err)
 {
     char key[CHAT_ROOM_KEY_MAX];
-    if (chat_event_key(tenant, room, key, sizeof key) < 0) {
+    if (chat_room_key(tenant, room, key, sizeof key) < 0) {
         *err = CHAT_ERR_INVALID;
         return NULL;
     }
@@ -156,7 +156,7 @@ const int32_t *broadcast_followers_get(const broadcast_followers_t *f, const cha
     *n = 0;
     char key[CHAT_ROOM_KEY_MAX];
     if (f->nslots == 0 || tenant == NULL || room == NULL ||
-        chat_event_key(tenant, room, key, sizeof key) < 0)
+        chat_room_key(tenant, room, key, sizeof key) < 0)
         return NULL;
     int32_t r = f->slots[slot_find(f, key)];
     if (r < 0 || f->rooms[r].ngws == 0)
@@ -181,7 +181,7 @@ static bool lookup_take(room_entry_t *e, const redisReply *reply, bool *nomem)
         return false;
     for (size_t i = 0; i < reply->elements; i++) {
         const redisReply *m = reply->element[i];
-        int32_t gw = m->type == REDIS_REPLY_STRING ? broadcast_gateway_parse(m->str) : -1;
+        int32_t gw = m->type == REDIS_REPLY_STRING ? chat_gateway_partition(m->str) : -1;
         if (gw < 0) {
             chat_log_warn("redis gws member is not a gateway index; skipped",
                           CHAT_F_STR("room", e->key),

@@ -1,7 +1,7 @@
 /* Which gateways follow each room of a batch: the distinct rooms of the batch and, after
  * one pipelined Redis round trip, the live members of each room's gws set
- * (chat_registry_key of common/codec.h, score = expiry in ms). Never cached across batches: a join
- * registered just before must be seen by the very next batch. */
+ * (chat_registry_key of common/contract.h, score = expiry in ms). Never cached across batches: a
+ * join registered just before must be seen by the very next batch. */
 #ifndef CHAT_BROADCAST_FOLLOWERS_H
 #define CHAT_BROADCAST_FOLLOWERS_H
 

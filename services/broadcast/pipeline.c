@@ -12,7 +12,7 @@
 #include "common/backoff.h"
 #include "common/bus.h"
 #include "common/clock.h"
-#include "common/codec.h"
+#include "common/events.h"
 #include "common/log.h"
 #include "common/redis.h"
 #include "common/signals.h"

@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "common/codec.h"
+#include "common/deliver_codec.h"
 #include "common/err.h"
 #include "common/metrics.h"
 #include "services/gateway/outq.h"

@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "common/codec.h"
+#include "common/frames.h"
 #include "common/jwt.h"
 #include "common/names.h"
 

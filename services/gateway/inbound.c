@@ -5,7 +5,8 @@
 #include <string.h>
 
 #include "common/bus.h"
-#include "common/codec.h"
+#include "common/events.h"
+#include "common/contract.h"
 #include "common/log.h"
 
 #define INBOUND_TOPIC "chat.inbound"
@@ -128,7 +129,7 @@ chat_err_t gw_inbound_send(gw_inbound_t *in, const char *tenant, const char *roo
         .origin_conn = conn,
     };
     char key[CHAT_ROOM_KEY_MAX];
-    int keylen = chat_event_key(tenant, room, key, sizeof key);
+    int keylen = chat_room_key(tenant, room, key, sizeof key);
     char *value = NULL;
     size_t len = 0;
     chat_err_t err = keylen > 0 ? chat_event_encode(&ev, &value, &len) : CHAT_ERR_INVALID;

@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "common/clock.h"
-#include "common/codec.h"
+#include "common/contract.h"
 #include "common/log.h"
 #include "common/redis.h"
 #include "services/gateway/frames.h"
@@ -50,7 +50,7 @@ void gw_jobs_worker_ctx_free(void *ctx, void *gateway)
 static int64_t room_shard(const char *tenant, const char *room)
 {
     char key[CHAT_ROOM_KEY_MAX];
-    chat_event_key(tenant, room, key, sizeof key); /* names of a session: they fit */
+    chat_room_key(tenant, room, key, sizeof key); /* names of a session: they fit */
     return gw_workers_shard(key);
 }
 

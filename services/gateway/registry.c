@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "common/array.h"
-#include "common/codec.h"
+#include "common/contract.h"
 #include "common/log.h"
 #include "common/names.h"
 

@@ -1,5 +1,5 @@
 /* The gateway's registrations in Redis (docs/message-path.md): which gateways follow a room
- * and which users are online in it, the sets of chat_registry_key (common/codec.h), both
+ * and which users are online in it, the sets of chat_registry_key (common/contract.h), both
  * sorted sets scored by expiry time (ms). Every write also sets the key's own expiry to the
  * same TTL, so the sets of abandoned rooms disappear. Worker threads only (one chat_redis_t
  * each). */

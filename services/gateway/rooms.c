@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/codec.h"
+#include "common/contract.h"
 #include "common/strmap.h"
 
 typedef struct room {
@@ -98,7 +98,7 @@ void gw_rooms_free(gw_rooms_t *r)
 static room_t *room_get(gw_rooms_t *r, const char *tenant, const char *name)
 {
     char key[CHAT_ROOM_KEY_MAX];
-    if (chat_event_key(tenant, name, key, sizeof key) < 0)
+    if (chat_room_key(tenant, name, key, sizeof key) < 0)
         return NULL;
     room_t *room = chat_strmap_get(r->rooms, key);
     if (room != NULL)
@@ -270,7 +270,7 @@ size_t gw_rooms_deliver(gw_rooms_t *r, const char *tenant, const char *room, gw_
                         int64_t msg_seq)
 {
     char key[CHAT_ROOM_KEY_MAX];
-    if (chat_event_key(tenant, room, key, sizeof key) < 0)
+    if (chat_room_key(tenant, room, key, sizeof key) < 0)
         return 0;
     room_t *rm = chat_strmap_get(r->rooms, key);
     if (rm == NULL)

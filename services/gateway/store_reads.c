@@ -5,7 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/codec.h"
+#include "common/events.h"
+#include "common/frames.h"
 #include "common/log.h"
 #include "services/gateway/frames.h"
 

@@ -9,7 +9,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "common/codec.h"
+#include "common/events.h"
 
 typedef enum message_inbound_kind {
     MESSAGE_INBOUND_INVALID, /* reason says why; nobody can be answered */

@@ -13,7 +13,8 @@
 
 #include "common/backoff.h"
 #include "common/clock.h"
-#include "common/codec.h"
+#include "common/events.h"
+#include "common/contract.h"
 #include "common/hash.h"
 #include "common/log.h"
 #include "services/message/inbound.h"
@@ -838,7 +839,7 @@ static chat_err_t publish_one(message_pipeline_t *p, const batch_t *b, const ite
     chat_event_t ev;
     outcome_event(b, it, &ev);
     char key[CHAT_ROOM_KEY_MAX];
-    int keylen = chat_event_key(ev.tenant, ev.room, key, sizeof key);
+    int keylen = chat_room_key(ev.tenant, ev.room, key, sizeof key);
     char *value = NULL;
     size_t len = 0;
     chat_err_t err = keylen < 0 ? CHAT_ERR_INVALID : chat_event_encode(&ev, &value, &len);

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "common/array.h"
-#include "common/codec.h"
+#include "common/contract.h"
 #include "common/hash.h"
 
 #define SEQ_INITIAL_BUCKETS 1024
@@ -160,7 +160,7 @@ static chat_err_t room_add(message_sequencer_t *s, const char *key, uint64_t has
 static seq_room_t *room_lookup(const message_sequencer_t *s, const char *tenant, const char *room)
 {
     char key[CHAT_ROOM_KEY_MAX];
-    if (chat_event_key(tenant, room, key, sizeof key) < 0)
+    if (chat_room_key(tenant, room, key, sizeof key) < 0)
         return NULL;
     return room_find(s, key, chat_hash(key));
 }
@@ -223,7 +223,7 @@ chat_err_t message_sequencer_set(message_sequencer_t *s, const char *tenant, con
                                  int32_t partition, int64_t last)
 {
     char key[CHAT_ROOM_KEY_MAX];
-    if (chat_event_key(tenant, room, key, sizeof key) < 0)
+    if (chat_room_key(tenant, room, key, sizeof key) < 0)
         return CHAT_ERR_INVALID;
     uint64_t hash = chat_hash(key);
     seq_room_t *r = room_find(s, key, hash);

@@ -24,7 +24,8 @@
 
 #include "common/bus.h"
 #include "common/clock.h"
-#include "common/codec.h"
+#include "common/events.h"
+#include "common/contract.h"
 #include "tests/support/chat.h"
 #include "tests/support/stack.h"
 #include "tests/support/util.h"
@@ -172,7 +173,7 @@ static void produce_send(const char *room, const char *cid, const char *text, co
     char *value = NULL, key[256];
     size_t len = 0;
     ck_assert_int_eq(chat_event_encode(&ev, &value, &len), CHAT_OK);
-    int keylen = chat_event_key(it.tenant, room, key, sizeof key);
+    int keylen = chat_room_key(it.tenant, room, key, sizeof key);
     ck_assert_int_gt(keylen, 0);
     ck_assert_int_eq(chat_bus_produce(it.producer, "chat.inbound", CHAT_BUS_PARTITION_ANY, key,
                                       (size_t)keylen, value, len, NULL),
@@ -242,7 +243,7 @@ static void group_start_at_end(void)
         char *value = NULL;
         size_t len = 0;
         ck_assert_int_eq(chat_event_encode(&ev, &value, &len), CHAT_OK);
-        int keylen = chat_event_key(it.tenant, room, key, sizeof key);
+        int keylen = chat_room_key(it.tenant, room, key, sizeof key);
         ck_assert_int_eq(
             chat_bus_produce(producer, "chat.inbound", p, key, (size_t)keylen, value, len, NULL),
             CHAT_OK);
@@ -746,7 +747,7 @@ START_TEST(test_replay_of_a_stored_half)
         char *value = NULL;
         size_t len = 0;
         ck_assert_int_eq(chat_event_encode(&ev, &value, &len), CHAT_OK);
-        int keylen = chat_event_key(it.tenant, room, key, sizeof key);
+        int keylen = chat_room_key(it.tenant, room, key, sizeof key);
         ck_assert_int_eq(chat_bus_produce(producer, "chat.inbound", CHAT_BUS_PARTITION_ANY, key,
                                           (size_t)keylen, value, len, (void *)(uintptr_t)(i + 1)),
                          CHAT_OK);

@@ -6,7 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/codec.h"
+#include "common/events.h"
+#include "common/frames.h"
+#include "common/contract.h"
 #include "services/broadcast/fanout.h"
 
 #define MAX_EVENTS 512
@@ -478,26 +480,6 @@ START_TEST(test_emit_error_stops)
 }
 END_TEST
 
-START_TEST(test_gateway_parse)
-{
-    static const struct {
-        const char *s;
-        int32_t v;
-    } cases[] = {
-        {"0", 0},           {"1", 1},
-        {"15", 15},         {"2147483647", 2147483647},
-        {"2147483648", -1}, {"", -1},
-        {"01", -1},         {"-1", -1},
-        {"+1", -1},         {" 1", -1},
-        {"1 ", -1},         {"1a", -1},
-        {"gw-0", -1},       {"99999999999999999999", -1},
-    };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
-        ck_assert_msg(broadcast_gateway_parse(cases[i].s) == cases[i].v, "\"%s\"", cases[i].s);
-    ck_assert_int_eq(broadcast_gateway_parse(NULL), -1);
-}
-END_TEST
-
 static Suite *fanout_suite(void)
 {
     Suite *s = suite_create("broadcast_fanout");
@@ -514,7 +496,6 @@ static Suite *fanout_suite(void)
     tcase_add_test(tc, test_split_large_batches);
     tcase_add_test(tc, test_reset_forgets_batch);
     tcase_add_test(tc, test_emit_error_stops);
-    tcase_add_test(tc, test_gateway_parse);
     suite_add_tcase(s, tc);
     return s;
 }

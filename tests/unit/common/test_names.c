@@ -1,7 +1,7 @@
 /* Unit tests of common/names: the naming rules of the protocol (rooms, tenants, users, client
- * and message ids, emoji), table-driven, with the boundary lengths and the UTF-8 edge cases
- * (overlong forms, surrogates, > U+10FFFF, control characters), and the escaped-NUL scan of
- * JSON text. */
+ * and message ids, emoji, gateway and connection ids), table-driven, with the boundary lengths and
+ * the UTF-8 edge cases (overlong forms, surrogates, > U+10FFFF, control characters), and the
+ * escaped-NUL scan of JSON text. */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -147,6 +147,18 @@ START_TEST(test_emoji)
     CHECK_CASES(chat_name_emoji_valid, cases);
     check_boundary(chat_name_emoji_valid, "\xf0\x9f\x91\x8d", CHAT_EMOJI_MAX_CHARS);
     check_boundary(chat_name_emoji_valid, "x", CHAT_EMOJI_MAX_CHARS);
+}
+END_TEST
+
+START_TEST(test_endpoint)
+{
+    static const name_case_t cases[] = {
+        {"0", true}, {"0.1a2b3c.17", true}, {"gw-0", true},  {"caf\xc3\xa9", true},
+        {"", false}, {NULL, false},         {"\xff", false},
+    };
+    CHECK_CASES(chat_name_endpoint_valid, cases);
+    check_boundary(chat_name_endpoint_valid, "c", CHAT_ENDPOINT_ID_MAX_CHARS);
+    check_boundary(chat_name_endpoint_valid, "\xc3\xa9", CHAT_ENDPOINT_ID_MAX_CHARS);
 }
 END_TEST
 
@@ -334,6 +346,7 @@ int main(void)
     tcase_add_test(tc, test_cid);
     tcase_add_test(tc, test_message_id);
     tcase_add_test(tc, test_emoji);
+    tcase_add_test(tc, test_endpoint);
     tcase_add_test(tc, test_utf8_chars_printable);
     tcase_add_test(tc, test_room_is_dm);
     tcase_add_test(tc, test_dm_valid);

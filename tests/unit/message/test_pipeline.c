@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/codec.h"
+#include "common/events.h"
 #include "common/metrics.h"
 #include "services/message/pipeline.h"
 #include "tests/support/util.h"

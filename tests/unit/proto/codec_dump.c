@@ -8,7 +8,9 @@
 
 #include <cjson/cJSON.h>
 
-#include "common/codec.h"
+#include "common/events.h"
+#include "common/frames.h"
+#include "common/deliver_codec.h"
 
 #define ID "65f1c0ffee0123456789abcd"
 #define TS INT64_C(1732406400123)

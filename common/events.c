@@ -1,21 +1,18 @@
-/* The event codec: one table per event type lists its JSON fields (key, place in
- * chat_event_t, kind, required, value rule), and one decode and one encode routine walk those
- * tables, so every type obeys the same rules as proto/events/<type>.schema.json.
- * Also the chat.deliver batch codec and the `msg` client frame. */
-#include "common/codec.h"
+/* The Kafka event codec (see events.h): one table per event type lists its JSON fields (key,
+ * place in chat_event_t, kind, required, value rule), and one decode and one encode routine
+ * walk those tables, so every type obeys the same rules as proto/events/<type>.schema.json. */
+#include "common/events.h"
 
-#include <inttypes.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/json.h"
 #include "common/log.h"
 #include "common/names.h"
 
-#define ENDPOINT_ID_MAX_CHARS 64 /* origin.gw, origin.conn, deliver conns */
-#define MAX_FIELDS 16            /* of one event type, "v" and "type" included */
+#define MAX_FIELDS 16 /* of one event type, "v" and "type" included */
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -73,11 +70,6 @@ static bool display_name_valid(const char *s)
 static bool note_valid(const char *s)
 {
     return chars_between(s, 1, LONG_MAX);
-}
-
-static bool endpoint_id_valid(const char *s)
-{
-    return chars_between(s, 1, ENDPOINT_ID_MAX_CHARS);
 }
 
 /* True if s is one of the NULL-terminated words. */
@@ -366,23 +358,6 @@ static bool field_present(const chat_event_t *ev, const field_spec_t *f)
     return true;
 }
 
-/* ---- errors ---- */
-
-static chat_err_t fail(char *errbuf, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-/* Writes the reason into errbuf (if any) and returns CHAT_ERR_INVALID. */
-static chat_err_t fail(char *errbuf, size_t errlen, const char *fmt, ...)
-{
-    if (errbuf != NULL && errlen > 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(errbuf, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return CHAT_ERR_INVALID;
-}
-
 /* ---- validation of a filled event: shared by encode and decode ---- */
 
 /* Returns NULL if the present value of f is valid, else why not. */
@@ -400,7 +375,7 @@ static const char *value_problem(const chat_event_t *ev, const field_spec_t *f)
     case KIND_ORIGIN:
         if (ev->origin_gw == NULL || ev->origin_conn == NULL)
             return "needs gw and conn";
-        return endpoint_id_valid(ev->origin_gw) && endpoint_id_valid(ev->origin_conn)
+        return chat_name_endpoint_valid(ev->origin_gw) && chat_name_endpoint_valid(ev->origin_conn)
                    ? NULL
                    : "gw and conn must be 1-64 characters";
     case KIND_BOOL:
@@ -420,87 +395,25 @@ static chat_err_t event_check(const chat_event_t *ev, const type_spec_t *t, char
         const field_spec_t *f = &t->fields[i];
         if (!field_present(ev, f)) {
             if (f->required)
-                return fail(errbuf, errlen, "%s: missing field '%s'", t->name, f->key);
+                return chat_json_fail(errbuf, errlen, "%s: missing field '%s'", t->name, f->key);
             continue;
         }
         const char *problem = value_problem(ev, f);
         if (problem != NULL)
-            return fail(errbuf, errlen, "%s: field '%s': %s", t->name, f->key, problem);
+            return chat_json_fail(errbuf, errlen, "%s: field '%s': %s", t->name, f->key, problem);
     }
     const char *broken = t->check != NULL ? t->check(ev) : NULL;
     if (broken != NULL)
-        return fail(errbuf, errlen, "%s: %s", t->name, broken);
+        return chat_json_fail(errbuf, errlen, "%s: %s", t->name, broken);
     return CHAT_OK;
 }
 
 /* ---- decoding ---- */
 
-/* Parses exactly len bytes as one JSON value (trailing whitespace allowed). */
-static cJSON *parse_whole(const void *buf, size_t len, char *errbuf, size_t errlen)
-{
-    if (buf == NULL || len == 0) {
-        fail(errbuf, errlen, "empty record");
-        return NULL;
-    }
-    const char *text = buf;
-    const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, false);
-    if (root == NULL) {
-        fail(errbuf, errlen, "not JSON");
-        return NULL;
-    }
-    while (end < text + len && (*end == ' ' || *end == '\t' || *end == '\n' || *end == '\r'))
-        end++;
-    if (end != text + len) {
-        cJSON_Delete(root);
-        fail(errbuf, errlen, "data after the JSON value");
-        return NULL;
-    }
-    return root;
-}
-
-/* Points slots[i] at the member of obj whose key is the i-th row's key. Rows are `stride`
- * bytes apart and begin with their key (const char *), so this serves field_spec_t tables
- * and plain key lists alike. Fails on a member whose key is unknown or repeated (cJSON keeps
- * duplicates; a schema validator would see only one of them). */
-static chat_err_t members_map(const cJSON *obj, const void *rows, size_t stride, size_t nrows,
-                              cJSON **slots, const char *where, char *errbuf, size_t errlen)
-{
-    memset(slots, 0, nrows * sizeof *slots);
-    for (cJSON *m = obj->child; m != NULL; m = m->next) {
-        size_t i = 0;
-        while (i < nrows &&
-               strcmp(m->string, *(const char *const *)((const char *)rows + i * stride)) != 0)
-            i++;
-        if (i == nrows)
-            return fail(errbuf, errlen, "%s: unknown field '%s'", where, m->string);
-        if (slots[i] != NULL)
-            return fail(errbuf, errlen, "%s: repeated field '%s'", where, m->string);
-        slots[i] = m;
-    }
-    return CHAT_OK;
-}
-
-/* True if item is an integral JSON number within +-(2^53 - 1); stores it in *out. */
-static bool json_int(const cJSON *item, int64_t *out)
-{
-    if (!cJSON_IsNumber(item))
-        return false;
-    double d = item->valuedouble;
-    /* The range test comes first: it also rejects NaN, and makes the cast defined. */
-    if (!(d >= -(double)CHAT_JSON_INT_MAX && d <= (double)CHAT_JSON_INT_MAX))
-        return false;
-    int64_t v = (int64_t)d;
-    if ((double)v != d)
-        return false;
-    *out = v;
-    return true;
-}
-
 static bool version_valid(const cJSON *item)
 {
     int64_t v;
-    return json_int(item, &v) && v == CHAT_EVENT_VERSION;
+    return chat_json_read_int(item, &v) && v == CHAT_EVENT_VERSION;
 }
 
 /* {"gw": "...", "conn": "..."} with exactly those two string members. */
@@ -509,13 +422,13 @@ static chat_err_t origin_read(const cJSON *item, chat_event_t *ev, char *errbuf,
     static const char *const keys[] = {"gw", "conn"};
     cJSON *slots[ARRAY_LEN(keys)];
     if (!cJSON_IsObject(item))
-        return fail(errbuf, errlen, "field 'origin': not an object");
-    chat_err_t err =
-        members_map(item, keys, sizeof keys[0], ARRAY_LEN(keys), slots, "origin", errbuf, errlen);
+        return chat_json_fail(errbuf, errlen, "field 'origin': not an object");
+    chat_err_t err = chat_json_map_members(item, keys, sizeof keys[0], ARRAY_LEN(keys), slots,
+                                           "origin", errbuf, errlen);
     if (err != CHAT_OK)
         return err;
     if (!cJSON_IsString(slots[0]) || !cJSON_IsString(slots[1]))
-        return fail(errbuf, errlen, "field 'origin': gw and conn must be strings");
+        return chat_json_fail(errbuf, errlen, "field 'origin': gw and conn must be strings");
     ev->origin_gw = slots[0]->valuestring;
     ev->origin_conn = slots[1]->valuestring;
     return CHAT_OK;
@@ -542,7 +455,7 @@ static chat_err_t field_read(const cJSON *item, const field_spec_t *f, chat_even
             *str_at(ev, f) = item->valuestring;
         break;
     case KIND_INT:
-        if ((ok = json_int(item, int_at(ev, f))))
+        if ((ok = chat_json_read_int(item, int_at(ev, f))))
             *has_at(ev, f) = true;
         break;
     case KIND_BOOL:
@@ -558,7 +471,8 @@ static chat_err_t field_read(const cJSON *item, const field_spec_t *f, chat_even
     case KIND_ORIGIN:
         return origin_read(item, ev, errbuf, errlen);
     }
-    return ok ? CHAT_OK : fail(errbuf, errlen, "field '%s': not %s", f->key, expected[f->kind]);
+    return ok ? CHAT_OK
+              : chat_json_fail(errbuf, errlen, "field '%s': not %s", f->key, expected[f->kind]);
 }
 
 /* Chooses the table from the "type" member. */
@@ -567,12 +481,12 @@ static const type_spec_t *type_of(const cJSON *root, chat_event_type_t *type, ch
 {
     const cJSON *t = cJSON_GetObjectItemCaseSensitive(root, "type");
     if (!cJSON_IsString(t)) {
-        fail(errbuf, errlen, "no string field 'type'");
+        chat_json_fail(errbuf, errlen, "no string field 'type'");
         return NULL;
     }
     *type = chat_event_type_parse(t->valuestring);
     if (*type == CHAT_EV_INVALID) {
-        fail(errbuf, errlen, "unknown event type '%.32s'", t->valuestring);
+        chat_json_fail(errbuf, errlen, "unknown event type '%.32s'", t->valuestring);
         return NULL;
     }
     return &types[*type];
@@ -583,13 +497,13 @@ static chat_err_t event_read(const cJSON *root, const type_spec_t *t, chat_event
                              char *errbuf, size_t errlen)
 {
     cJSON *slots[MAX_FIELDS];
-    chat_err_t err = members_map(root, t->fields, sizeof t->fields[0], t->nfields, slots, t->name,
-                                 errbuf, errlen);
+    chat_err_t err = chat_json_map_members(root, t->fields, sizeof t->fields[0], t->nfields, slots,
+                                           t->name, errbuf, errlen);
     for (size_t i = 0; err == CHAT_OK && i < t->nfields; i++) {
         if (slots[i] != NULL)
             err = field_read(slots[i], &t->fields[i], ev, errbuf, errlen);
         else if (t->fields[i].kind == KIND_VERSION)
-            err = fail(errbuf, errlen, "%s: missing field 'v'", t->name);
+            err = chat_json_fail(errbuf, errlen, "%s: missing field 'v'", t->name);
     }
     return err;
 }
@@ -598,16 +512,16 @@ chat_err_t chat_event_decode(const void *buf, size_t len, chat_event_t *out, cha
                              size_t errlen)
 {
     if (out == NULL)
-        return fail(errbuf, errlen, "no output event");
+        return chat_json_fail(errbuf, errlen, "no output event");
     memset(out, 0, sizeof *out);
-    cJSON *root = parse_whole(buf, len, errbuf, errlen);
+    cJSON *root = chat_json_parse_exact(buf, len, errbuf, errlen);
     if (root == NULL)
         return CHAT_ERR_INVALID;
     out->priv_ = root;
     chat_err_t err = CHAT_ERR_INVALID;
     const type_spec_t *t = NULL;
     if (!cJSON_IsObject(root))
-        fail(errbuf, errlen, "not a JSON object");
+        chat_json_fail(errbuf, errlen, "not a JSON object");
     else if ((t = type_of(root, &out->type, errbuf, errlen)) != NULL &&
              (err = event_read(root, t, out, errbuf, errlen)) == CHAT_OK)
         err = event_check(out, t, errbuf, errlen);
@@ -626,15 +540,6 @@ void chat_event_clear(chat_event_t *ev)
 
 /* ---- encoding ---- */
 
-/* Adds an integer as its exact decimal digits (cJSON would print large doubles with an
- * exponent). */
-static bool add_int(cJSON *obj, const char *key, int64_t v)
-{
-    char digits[24];
-    snprintf(digits, sizeof digits, "%" PRId64, v);
-    return cJSON_AddRawToObject(obj, key, digits) != NULL;
-}
-
 static bool add_origin(cJSON *obj, const chat_event_t *ev)
 {
     cJSON *origin = cJSON_AddObjectToObject(obj, "origin");
@@ -649,13 +554,13 @@ static bool field_write(cJSON *obj, const field_spec_t *f, const type_spec_t *t,
     chat_event_t *e = CONST_EV(ev);
     switch (f->kind) {
     case KIND_VERSION:
-        return add_int(obj, f->key, CHAT_EVENT_VERSION);
+        return chat_json_add_int(obj, f->key, CHAT_EVENT_VERSION);
     case KIND_TYPE:
         return cJSON_AddStringToObject(obj, f->key, t->name) != NULL;
     case KIND_STRING:
         return cJSON_AddStringToObject(obj, f->key, *str_at(e, f)) != NULL;
     case KIND_INT:
-        return add_int(obj, f->key, *int_at(e, f));
+        return chat_json_add_int(obj, f->key, *int_at(e, f));
     case KIND_BOOL:
         return cJSON_AddBoolToObject(obj, f->key, *bool_at(e, f)) != NULL;
     case KIND_OBJECT:
@@ -665,19 +570,6 @@ static bool field_write(cJSON *obj, const field_spec_t *f, const type_spec_t *t,
         return add_origin(obj, ev);
     }
     return false;
-}
-
-/* Prints root compactly into *out (malloc'd) and deletes root. */
-static chat_err_t print_and_delete(cJSON *root, char **out, size_t *len)
-{
-    char *text = cJSON_PrintUnformatted(root);
-    cJSON_Delete(root);
-    if (text == NULL)
-        return CHAT_ERR_NOMEM;
-    *out = text;
-    if (len != NULL)
-        *len = strlen(text);
-    return CHAT_OK;
 }
 
 chat_err_t chat_event_encode(const chat_event_t *ev, char **out, size_t *len)
@@ -700,277 +592,5 @@ chat_err_t chat_event_encode(const chat_event_t *ev, char **out, size_t *len)
         cJSON_Delete(root);
         return CHAT_ERR_NOMEM;
     }
-    return print_and_delete(root, out, len);
-}
-
-int chat_event_key(const char *tenant, const char *room, char *buf, size_t buflen)
-{
-    if (tenant == NULL || room == NULL || *tenant == '\0' || *room == '\0' || buf == NULL)
-        return -1;
-    int n = snprintf(buf, buflen, "%s/%s", tenant, room);
-    return n >= 0 && (size_t)n < buflen ? n : -1;
-}
-
-int chat_registry_key(const char *tenant, const char *room, chat_registry_set_t set, char *buf,
-                      size_t buflen)
-{
-    static const char *const suffix[] = {
-        [CHAT_REGISTRY_GWS] = "gws", [CHAT_REGISTRY_ONLINE] = "online"};
-    if (tenant == NULL || room == NULL || *tenant == '\0' || *room == '\0' || buf == NULL ||
-        (set != CHAT_REGISTRY_GWS && set != CHAT_REGISTRY_ONLINE))
-        return -1;
-    int n = snprintf(buf, buflen, "chat:room:{%s/%s}:%s", tenant, room, suffix[set]);
-    return n >= 0 && (size_t)n < buflen ? n : -1;
-}
-
-/* ---- client frames built by more than one service: msg, ack, error ---- */
-
-cJSON *chat_frame_msg_new(const chat_event_t *msg)
-{
-    if (msg == NULL || msg->type != CHAT_EV_MSG || msg->room == NULL || !msg->has_seq ||
-        msg->id == NULL || msg->user == NULL || msg->text == NULL || !msg->has_ts)
-        return NULL;
-    cJSON *f = cJSON_CreateObject();
-    bool ok = f != NULL && cJSON_AddStringToObject(f, "type", "msg") != NULL &&
-              cJSON_AddStringToObject(f, "room", msg->room) != NULL &&
-              cJSON_AddNumberToObject(f, "seq", (double)msg->seq) != NULL &&
-              cJSON_AddStringToObject(f, "id", msg->id) != NULL &&
-              cJSON_AddStringToObject(f, "from", msg->user) != NULL &&
-              (msg->name == NULL || cJSON_AddStringToObject(f, "name", msg->name) != NULL) &&
-              cJSON_AddStringToObject(f, "text", msg->text) != NULL &&
-              cJSON_AddNumberToObject(f, "ts", (double)msg->ts) != NULL &&
-              (msg->cid == NULL || cJSON_AddStringToObject(f, "cid", msg->cid) != NULL) &&
-              (!msg->has_edited || cJSON_AddBoolToObject(f, "edited", msg->edited) != NULL);
-    if (ok && msg->reactions != NULL) {
-        /* A copy: the frame outlives the event (it is queued to sockets). */
-        cJSON *copy = cJSON_Duplicate(msg->reactions, true);
-        ok = copy != NULL && cJSON_AddItemToObject(f, "reactions", copy);
-        if (!ok)
-            cJSON_Delete(copy);
-    }
-    if (!ok) {
-        cJSON_Delete(f);
-        return NULL;
-    }
-    return f;
-}
-
-cJSON *chat_frame_ack_new(const chat_event_t *ev)
-{
-    if (ev == NULL || (ev->type != CHAT_EV_MSG && ev->type != CHAT_EV_ACK) || ev->cid == NULL ||
-        ev->room == NULL || !ev->has_seq || ev->id == NULL || !ev->has_ts)
-        return NULL;
-    cJSON *f = cJSON_CreateObject();
-    bool ok = f != NULL && cJSON_AddStringToObject(f, "type", "ack") != NULL &&
-              cJSON_AddStringToObject(f, "cid", ev->cid) != NULL &&
-              cJSON_AddStringToObject(f, "room", ev->room) != NULL && add_int(f, "seq", ev->seq) &&
-              cJSON_AddStringToObject(f, "id", ev->id) != NULL && add_int(f, "ts", ev->ts);
-    if (!ok) {
-        cJSON_Delete(f);
-        return NULL;
-    }
-    return f;
-}
-
-cJSON *chat_frame_error_new(const char *code, const char *message, const char *rid, const char *cid)
-{
-    if (code == NULL || *code == '\0' || message == NULL || *message == '\0')
-        return NULL;
-    cJSON *f = cJSON_CreateObject();
-    bool ok = f != NULL && cJSON_AddStringToObject(f, "type", "error") != NULL &&
-              cJSON_AddStringToObject(f, "code", code) != NULL &&
-              cJSON_AddStringToObject(f, "message", message) != NULL &&
-              (rid == NULL || cJSON_AddStringToObject(f, "rid", rid) != NULL) &&
-              (cid == NULL || cJSON_AddStringToObject(f, "cid", cid) != NULL);
-    if (!ok) {
-        cJSON_Delete(f);
-        return NULL;
-    }
-    return f;
-}
-
-/* ---- chat.deliver ---- */
-
-static const char *const deliver_keys[] = {"v", "type", "items"};
-static const char *const item_keys[] = {"tenant", "room", "seq", "frame", "conns"};
-enum { ITEM_TENANT, ITEM_ROOM, ITEM_SEQ, ITEM_FRAME, ITEM_CONNS };
-
-/* A frame object with a string type, or a frame its producer already serialised (a cJSON
- * raw node, trusted to hold one JSON object). */
-static bool frame_valid(const cJSON *frame)
-{
-    if (cJSON_IsRaw(frame))
-        return frame->valuestring != NULL && frame->valuestring[0] == '{';
-    return cJSON_IsObject(frame) && cJSON_IsString(cJSON_GetObjectItemCaseSensitive(frame, "type"));
-}
-
-/* Returns NULL if item can be encoded, else why not. */
-static const char *item_problem(const chat_deliver_item_t *item)
-{
-    if (item->tenant == NULL || !chat_name_tenant_valid(item->tenant))
-        return "invalid tenant";
-    if (item->room == NULL || !chat_name_room_valid(item->room))
-        return "invalid room";
-    if (item->seq < 0 || item->seq > CHAT_JSON_INT_MAX)
-        return "seq out of range";
-    if (!frame_valid(item->frame))
-        return "frame is not an object with a string type";
-    if (item->conns != NULL && item->nconns == 0)
-        return "empty conns: omit conns to reach every subscriber";
-    for (size_t i = 0; item->conns != NULL && i < item->nconns; i++) {
-        if (item->conns[i] == NULL || !endpoint_id_valid(item->conns[i]))
-            return "invalid conn id";
-    }
-    return NULL;
-}
-
-static cJSON *item_new(const chat_deliver_item_t *item)
-{
-    cJSON *obj = cJSON_CreateObject();
-    bool ok = obj != NULL && cJSON_AddStringToObject(obj, "tenant", item->tenant) != NULL &&
-              cJSON_AddStringToObject(obj, "room", item->room) != NULL &&
-              (item->seq == 0 || add_int(obj, "seq", item->seq)) &&
-              cJSON_AddItemReferenceToObject(obj, "frame", item->frame);
-    cJSON *conns = NULL;
-    if (ok && item->conns != NULL)
-        ok = (conns = cJSON_AddArrayToObject(obj, "conns")) != NULL;
-    for (size_t i = 0; ok && conns != NULL && i < item->nconns; i++) {
-        cJSON *conn = cJSON_CreateStringReference(item->conns[i]);
-        ok = conn != NULL && cJSON_AddItemToArray(conns, conn);
-    }
-    if (!ok) {
-        cJSON_Delete(obj);
-        return NULL;
-    }
-    return obj;
-}
-
-chat_err_t chat_deliver_encode(const chat_deliver_item_t *items, size_t n, char **out, size_t *len)
-{
-    if (items == NULL || n == 0 || out == NULL)
-        return CHAT_ERR_INVALID;
-    for (size_t i = 0; i < n; i++) {
-        const char *problem = item_problem(&items[i]);
-        if (problem != NULL) {
-            chat_log_warn("deliver batch not encoded", CHAT_F_INT("item", i),
-                          CHAT_F_STR("reason", problem));
-            return CHAT_ERR_INVALID;
-        }
-    }
-    cJSON *root = cJSON_CreateObject();
-    cJSON *array = NULL;
-    bool ok = root != NULL && add_int(root, "v", CHAT_EVENT_VERSION) &&
-              cJSON_AddStringToObject(root, "type", "deliver") != NULL &&
-              (array = cJSON_AddArrayToObject(root, "items")) != NULL;
-    for (size_t i = 0; ok && i < n; i++) {
-        cJSON *item = item_new(&items[i]);
-        ok = item != NULL && cJSON_AddItemToArray(array, item);
-    }
-    if (!ok) {
-        cJSON_Delete(root);
-        return CHAT_ERR_NOMEM;
-    }
-    return print_and_delete(root, out, len);
-}
-
-/* Fills *out from a conns array; the array of pointers is malloc'd, the strings stay in the
- * parse tree. */
-static chat_err_t conns_read(const cJSON *array, size_t index, chat_deliver_item_t *out,
-                             char *errbuf, size_t errlen)
-{
-    if (!cJSON_IsArray(array) || array->child == NULL)
-        return fail(errbuf, errlen, "deliver item %zu: conns must be a non-empty array", index);
-    out->conns = calloc((size_t)cJSON_GetArraySize(array), sizeof *out->conns);
-    if (out->conns == NULL)
-        return CHAT_ERR_NOMEM;
-    for (const cJSON *c = array->child; c != NULL; c = c->next) {
-        if (!cJSON_IsString(c) || !endpoint_id_valid(c->valuestring))
-            return fail(errbuf, errlen, "deliver item %zu: invalid conn id", index);
-        out->conns[out->nconns++] = c->valuestring;
-    }
-    return CHAT_OK;
-}
-
-static chat_err_t item_read(const cJSON *obj, size_t index, chat_deliver_item_t *out, char *errbuf,
-                            size_t errlen)
-{
-    cJSON *m[ARRAY_LEN(item_keys)];
-    if (!cJSON_IsObject(obj))
-        return fail(errbuf, errlen, "deliver item %zu: not an object", index);
-    chat_err_t err = members_map(obj, item_keys, sizeof item_keys[0], ARRAY_LEN(item_keys), m,
-                                 "deliver item", errbuf, errlen);
-    if (err != CHAT_OK)
-        return err;
-    if (!cJSON_IsString(m[ITEM_TENANT]) || !chat_name_tenant_valid(m[ITEM_TENANT]->valuestring))
-        return fail(errbuf, errlen, "deliver item %zu: invalid tenant", index);
-    if (!cJSON_IsString(m[ITEM_ROOM]) || !chat_name_room_valid(m[ITEM_ROOM]->valuestring))
-        return fail(errbuf, errlen, "deliver item %zu: invalid room", index);
-    if (m[ITEM_SEQ] != NULL && !(json_int(m[ITEM_SEQ], &out->seq) && out->seq >= 1))
-        return fail(errbuf, errlen, "deliver item %zu: seq must be an integer >= 1", index);
-    if (!frame_valid(m[ITEM_FRAME]))
-        return fail(errbuf, errlen, "deliver item %zu: frame needs a string type", index);
-    out->tenant = m[ITEM_TENANT]->valuestring;
-    out->room = m[ITEM_ROOM]->valuestring;
-    out->frame = m[ITEM_FRAME];
-    return m[ITEM_CONNS] != NULL ? conns_read(m[ITEM_CONNS], index, out, errbuf, errlen) : CHAT_OK;
-}
-
-/* Checks the batch envelope {"v":1,"type":"deliver","items":[...]} and returns its items. */
-static const cJSON *deliver_items(const cJSON *root, char *errbuf, size_t errlen)
-{
-    cJSON *m[ARRAY_LEN(deliver_keys)];
-    if (!cJSON_IsObject(root)) {
-        fail(errbuf, errlen, "not a JSON object");
-        return NULL;
-    }
-    if (members_map(root, deliver_keys, sizeof deliver_keys[0], ARRAY_LEN(deliver_keys), m,
-                    "deliver", errbuf, errlen) != CHAT_OK)
-        return NULL;
-    if (!version_valid(m[0]) || !cJSON_IsString(m[1]) ||
-        strcmp(m[1]->valuestring, "deliver") != 0) {
-        fail(errbuf, errlen, "not a version 1 deliver record");
-        return NULL;
-    }
-    if (!cJSON_IsArray(m[2]) || m[2]->child == NULL) {
-        fail(errbuf, errlen, "deliver: items must be a non-empty array");
-        return NULL;
-    }
-    return m[2];
-}
-
-chat_err_t chat_deliver_decode(const void *buf, size_t len, chat_deliver_t *out, char *errbuf,
-                               size_t errlen)
-{
-    if (out == NULL)
-        return fail(errbuf, errlen, "no output batch");
-    memset(out, 0, sizeof *out);
-    cJSON *root = parse_whole(buf, len, errbuf, errlen);
-    if (root == NULL)
-        return CHAT_ERR_INVALID;
-    out->priv_ = root;
-    const cJSON *array = deliver_items(root, errbuf, errlen);
-    chat_err_t err = CHAT_ERR_INVALID;
-    if (array != NULL) {
-        size_t n = (size_t)cJSON_GetArraySize(array);
-        out->items = calloc(n, sizeof *out->items);
-        err = out->items != NULL ? CHAT_OK : CHAT_ERR_NOMEM;
-        for (const cJSON *it = array->child; err == CHAT_OK && it != NULL; it = it->next) {
-            err = item_read(it, out->nitems, &out->items[out->nitems], errbuf, errlen);
-            out->nitems++; /* counted even on failure, so that clear frees its conns */
-        }
-    }
-    if (err != CHAT_OK)
-        chat_deliver_clear(out);
-    return err;
-}
-
-void chat_deliver_clear(chat_deliver_t *d)
-{
-    if (d == NULL)
-        return;
-    for (size_t i = 0; i < d->nitems; i++)
-        free((void *)d->items[i].conns);
-    free(d->items);
-    cJSON_Delete(d->priv_);
-    memset(d, 0, sizeof *d);
+    return chat_json_print(root, out, len);
 }

@@ -1,12 +1,11 @@
 /* The JSON codec of the Kafka events described in proto/ (one JSON object per record,
- * always {"v":1,"type":...}). One flat struct carries every event type; a table per type
- * says which JSON fields it has and which are required, so decode validates and encode
- * emits exactly what proto/events/<type>.schema.json allows.
- * Also builds the client frames that more than one service sends (`msg`, `ack`, `error`),
- * because broadcast (live delivery) and gateway (replay, history, its own answers) must
- * produce identical bytes. */
-#ifndef CHAT_COMMON_CODEC_H
-#define CHAT_COMMON_CODEC_H
+ * always {"v":1,"type":...}) on chat.inbound, chat.messages, chat.events, chat.moderation and
+ * chat.notify.dlq. One flat struct carries every event type; a table per type says which
+ * JSON fields it has and which are required, so decode validates and encode emits exactly
+ * what proto/events/<type>.schema.json allows. Record keys and topic names are in
+ * contract.h; chat.deliver's batches in deliver_codec.h. */
+#ifndef CHAT_COMMON_EVENTS_H
+#define CHAT_COMMON_EVENTS_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -98,76 +97,5 @@ void chat_event_clear(chat_event_t *ev);
  * Returns CHAT_ERR_INVALID if a required field is missing. *out is malloc'd, NUL-terminated;
  * the caller frees it. len may be NULL. */
 chat_err_t chat_event_encode(const chat_event_t *ev, char **out, size_t *len);
-
-/* Size of a buffer that holds any record key of valid names, NUL included. */
-#define CHAT_ROOM_KEY_MAX (CHAT_TENANT_MAX + 1 + CHAT_ROOM_MAX + 1)
-
-/* Writes the record key "tenant/room" into buf. Returns its length, or -1 if it does not fit
- * or tenant/room are missing. */
-int chat_event_key(const char *tenant, const char *room, char *buf, size_t buflen);
-
-/* The Redis registrations of a room (docs/message-path.md), the routing contract between
- * the gateways, which write them, and broadcast, which reads the gateways: sorted sets
- * chat:room:{tenant/room}:gws (members: gateway ids) and chat:room:{tenant/room}:online
- * (members: "<gateway id>:<user>"). The hash tag keeps a room's keys in one cluster slot. */
-typedef enum chat_registry_set {
-    CHAT_REGISTRY_GWS,
-    CHAT_REGISTRY_ONLINE,
-} chat_registry_set_t;
-
-/* Size of a buffer that holds any registration key of valid names: the record key plus
- * "chat:room:{", "}:online" and the NUL. */
-#define CHAT_REGISTRY_KEY_MAX (CHAT_ROOM_KEY_MAX + 19)
-
-/* Writes the key of tenant/room's registration set into buf. Returns its length, or -1 if
- * it does not fit or tenant/room are missing. */
-int chat_registry_key(const char *tenant, const char *room, chat_registry_set_t set, char *buf,
-                      size_t buflen);
-
-/* The client frame for a stored message (`msg` of the client protocol, proto/, README.md):
- * {"type":"msg","room","seq","id","from","name"?,"text","ts","cid"?,"edited"?,"reactions"?}.
- * Returns a new cJSON object (caller deletes) or NULL if ev is not a complete msg event. */
-cJSON *chat_frame_msg_new(const chat_event_t *msg);
-
-/* The client frame answering a send (`ack`): {"type":"ack","cid","room","seq","id","ts"},
- * from a msg event (the stored send) or an ack event (the original ack of a resent cid).
- * Returns a new cJSON object (caller deletes) or NULL if ev is neither or lacks one of
- * those fields, or out of memory. */
-cJSON *chat_frame_ack_new(const chat_event_t *ev);
-
-/* The client `error` frame: {"type":"error","code","message","rid"?,"cid"?} (rid and cid
- * left out when NULL). Returns a new cJSON object (caller deletes) or NULL if code or
- * message is missing or empty, or out of memory. */
-cJSON *chat_frame_error_new(const char *code, const char *message, const char *rid,
-                            const char *cid);
-
-/* ---- chat.deliver: broadcast -> one gateway ----
- * {"v":1,"type":"deliver","items":[{"tenant","room","seq"?,"frame":{...},"conns"?:[...]}]}
- * An item without conns goes to every socket of the gateway subscribed to tenant/room; with
- * conns, only to those connections (acks, rejects). seq orders msg frames per room. */
-typedef struct chat_deliver_item {
-    const char *tenant;
-    const char *room;
-    int64_t seq;        /* 0 when the frame carries no seq */
-    cJSON *frame;       /* the client frame; borrowed. May be a raw node (cJSON_CreateRaw)
-                           holding the frame already serialised: a frame shared by several
-                           records is then printed once, not once per record. */
-    const char **conns; /* NULL: all subscribers */
-    size_t nconns;
-} chat_deliver_item_t;
-
-typedef struct chat_deliver {
-    chat_deliver_item_t *items;
-    size_t nitems;
-    void *priv_;
-} chat_deliver_t;
-
-/* Encodes items as one chat.deliver value. *out is malloc'd; caller frees. */
-chat_err_t chat_deliver_encode(const chat_deliver_item_t *items, size_t n, char **out, size_t *len);
-
-/* Decodes and validates a chat.deliver value. Frees with chat_deliver_clear. */
-chat_err_t chat_deliver_decode(const void *buf, size_t len, chat_deliver_t *out, char *errbuf,
-                               size_t errlen);
-void chat_deliver_clear(chat_deliver_t *d);
 
 #endif

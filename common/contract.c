@@ -1,0 +1,88 @@
+/* The contract's keys, ids and the start-up check of topics (see contract.h). */
+#include "common/contract.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/bus.h"
+#include "common/log.h"
+
+chat_err_t chat_topics_check(const char *brokers, const chat_topic_use_t *topics, size_t n,
+                             int timeout_ms, int *partitions, const char **bad_var)
+{
+    const char *ignored;
+    if (bad_var == NULL)
+        bad_var = &ignored;
+    *bad_var = NULL;
+    const char **names = calloc(n > 0 ? n : 1, sizeof *names);
+    int *counts = calloc(n > 0 ? n : 1, sizeof *counts);
+    chat_err_t err = names != NULL && counts != NULL ? CHAT_OK : CHAT_ERR_NOMEM;
+    for (size_t i = 0; err == CHAT_OK && i < n; i++)
+        names[i] = topics[i].name;
+    if (err == CHAT_OK)
+        err = chat_bus_topics_partitions(brokers, names, n, timeout_ms, counts);
+    if (err != CHAT_OK && err != CHAT_ERR_NOMEM) {
+        chat_log_error("cannot read the topics from Kafka (brokers unreachable?)",
+                       CHAT_F_STR("var", "CHAT_KAFKA_BROKERS"), CHAT_F_STR("value", brokers),
+                       CHAT_F_ERR(err));
+        *bad_var = "CHAT_KAFKA_BROKERS";
+        err = CHAT_ERR_KAFKA;
+    }
+    for (size_t i = 0; err == CHAT_OK && i < n; i++) {
+        if (counts[i] > 0)
+            continue;
+        chat_log_error("kafka topic does not exist (create it: config/topics.conf)",
+                       CHAT_F_STR("var", topics[i].var), CHAT_F_STR("topic", topics[i].name));
+        *bad_var = topics[i].var;
+        err = CHAT_ERR_CONFIG;
+    }
+    if (err == CHAT_OK && partitions != NULL)
+        memcpy(partitions, counts, n * sizeof *counts);
+    free(names);
+    free(counts);
+    return err;
+}
+
+int chat_room_key(const char *tenant, const char *room, char *buf, size_t buflen)
+{
+    if (tenant == NULL || room == NULL || *tenant == '\0' || *room == '\0' || buf == NULL)
+        return -1;
+    int n = snprintf(buf, buflen, "%s/%s", tenant, room);
+    return n >= 0 && (size_t)n < buflen ? n : -1;
+}
+
+int chat_gateway_id(int64_t index, char *buf, size_t buflen)
+{
+    if (index < 0 || index > CHAT_GATEWAY_INDEX_MAX || buf == NULL)
+        return -1;
+    int n = snprintf(buf, buflen, "%lld", (long long)index);
+    return n >= 0 && (size_t)n < buflen ? n : -1;
+}
+
+int32_t chat_gateway_partition(const char *s)
+{
+    if (s == NULL || s[0] < '0' || s[0] > '9' || (s[0] == '0' && s[1] != '\0'))
+        return -1;
+    int64_t v = 0;
+    for (const char *p = s; *p != '\0'; p++) {
+        if (*p < '0' || *p > '9')
+            return -1;
+        v = v * 10 + (*p - '0');
+        if (v > INT32_MAX)
+            return -1;
+    }
+    return (int32_t)v;
+}
+
+int chat_registry_key(const char *tenant, const char *room, chat_registry_set_t set, char *buf,
+                      size_t buflen)
+{
+    static const char *const suffix[] = {
+        [CHAT_REGISTRY_GWS] = "gws", [CHAT_REGISTRY_ONLINE] = "online"};
+    if (tenant == NULL || room == NULL || *tenant == '\0' || *room == '\0' || buf == NULL ||
+        (set != CHAT_REGISTRY_GWS && set != CHAT_REGISTRY_ONLINE))
+        return -1;
+    int n = snprintf(buf, buflen, "chat:room:{%s/%s}:%s", tenant, room, suffix[set]);
+    return n >= 0 && (size_t)n < buflen ? n : -1;
+}

@@ -1,0 +1,97 @@
+/* The platform's contract between its services, in one place (docs/message-path.md,
+ * proto/topics/): the Kafka topics and what selects their partitions, the record key of a
+ * room, the rule that a gateway's index is its partition of chat.deliver (and its id in
+ * Redis and in event origins), and the Redis keys through which gateways tell broadcast
+ * which rooms they follow. Every service includes this header rather than spelling a topic
+ * or a key itself, and checks at start that the topics it uses exist. */
+#ifndef CHAT_COMMON_CONTRACT_H
+#define CHAT_COMMON_CONTRACT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/config.h"
+#include "common/err.h"
+#include "common/names.h"
+
+/* ---- topics (config/topics.conf creates them) ---- */
+
+/* Default names. A deployment may rename them (side by side with another, or in tests) with
+ * the CHAT_TOPIC_* variables below, which every service that uses a topic reads the same
+ * way, so producers and consumers cannot disagree. */
+#define CHAT_TOPIC_INBOUND "chat.inbound"   /* gateway -> message; key tenant/room */
+#define CHAT_TOPIC_MESSAGES "chat.messages" /* message -> broadcast...; key tenant/room */
+#define CHAT_TOPIC_DELIVER "chat.deliver"   /* broadcast -> gateway; partition = gateway index */
+
+/* Config table entries of the topic names (common/config.h), for the services that use them. */
+#define CHAT_CFG_TOPIC_INBOUND(st, field)                                                          \
+    CHAT_CFG_STRING("CHAT_TOPIC_INBOUND", st, field, CHAT_TOPIC_INBOUND,                           \
+                    "topic of client sends (same name in every service)")
+#define CHAT_CFG_TOPIC_MESSAGES(st, field)                                                         \
+    CHAT_CFG_STRING("CHAT_TOPIC_MESSAGES", st, field, CHAT_TOPIC_MESSAGES,                         \
+                    "topic of stored messages and outcomes (same name in every service)")
+#define CHAT_CFG_TOPIC_DELIVER(st, field)                                                          \
+    CHAT_CFG_STRING("CHAT_TOPIC_DELIVER", st, field, CHAT_TOPIC_DELIVER,                           \
+                    "topic of deliveries, one partition per gateway (same name in every service)")
+
+/* A topic a service uses, and the variable that named it (for the error at start). */
+typedef struct chat_topic_use {
+    const char *var;  /* e.g. "CHAT_TOPIC_DELIVER" */
+    const char *name; /* the configured name */
+} chat_topic_use_t;
+
+/* Checks that each of the n topics exists, with one Kafka client and within timeout_ms.
+ * partitions (may be NULL) gets each topic's partition count. Returns CHAT_OK;
+ * CHAT_ERR_CONFIG for a missing topic (logged with its variable and name; *bad_var, if not
+ * NULL, names the variable); CHAT_ERR_KAFKA if the brokers did not answer (logged;
+ * *bad_var = "CHAT_KAFKA_BROKERS"). */
+chat_err_t chat_topics_check(const char *brokers, const chat_topic_use_t *topics, size_t n,
+                             int timeout_ms, int *partitions, const char **bad_var);
+
+/* ---- record keys ---- */
+
+/* Size of a buffer that holds any record key of valid names, NUL included. */
+#define CHAT_ROOM_KEY_MAX (CHAT_TENANT_MAX + 1 + CHAT_ROOM_MAX + 1)
+
+/* Writes the record key "tenant/room" into buf: the key of every record about a room on
+ * chat.inbound and chat.messages (so one partition orders the room), and the key of the
+ * in-process tables of rooms. Returns its length, or -1 if it does not fit or tenant/room
+ * are missing. */
+int chat_room_key(const char *tenant, const char *room, char *buf, size_t buflen);
+
+/* ---- gateways ---- */
+
+/* A gateway's index (CHAT_GATEWAY_INDEX, unique per gateway) is its partition of
+ * chat.deliver, and, written in decimal, its id: in the Redis registrations and in the
+ * origin of the events its clients cause. */
+#define CHAT_GATEWAY_INDEX_MAX 4095
+#define CHAT_GATEWAY_ID_MAX 8 /* "4095" and the NUL, with room to spare */
+
+/* Writes gateway index's id into buf. Returns its length, or -1 if index is outside
+ * 0..CHAT_GATEWAY_INDEX_MAX or buf is too small. */
+int chat_gateway_id(int64_t index, char *buf, size_t buflen);
+
+/* The chat.deliver partition of the gateway with id s (its index): -1 if s is not a
+ * gateway id (decimal digits without a leading zero, at most INT32_MAX). */
+int32_t chat_gateway_partition(const char *s);
+
+/* ---- Redis: the rooms each gateway follows ----
+ * Sorted sets per room, written by the gateways (with their registrations' expiry in ms as
+ * the score) and read by broadcast: chat:room:{tenant/room}:gws (members: gateway ids) and
+ * chat:room:{tenant/room}:online (members: "<gateway id>:<user>"). The hash tag keeps a
+ * room's keys in one cluster slot. */
+typedef enum chat_registry_set {
+    CHAT_REGISTRY_GWS,
+    CHAT_REGISTRY_ONLINE,
+} chat_registry_set_t;
+
+/* Size of a buffer that holds any registration key of valid names: the record key plus
+ * "chat:room:{", "}:online" and the NUL. */
+#define CHAT_REGISTRY_KEY_MAX (CHAT_ROOM_KEY_MAX + 19)
+
+/* Writes the key of tenant/room's registration set into buf. Returns its length, or -1 if
+ * it does not fit or tenant/room are missing. */
+int chat_registry_key(const char *tenant, const char *room, chat_registry_set_t set, char *buf,
+                      size_t buflen);
+
+#endif

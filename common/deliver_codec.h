@@ -1,0 +1,46 @@
+/* The codec of chat.deliver records, the batches broadcast sends to one gateway's partition
+ * (proto/topics/chat.deliver.md): an envelope of items, each a ready client frame for the
+ * subscribers of one room or for named connections. */
+#ifndef CHAT_COMMON_DELIVER_CODEC_H
+#define CHAT_COMMON_DELIVER_CODEC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include "common/err.h"
+
+#define CHAT_DELIVER_VERSION 1 /* the envelope's "v" */
+
+/* ---- chat.deliver: broadcast -> one gateway ----
+ * {"v":1,"type":"deliver","items":[{"tenant","room","seq"?,"frame":{...},"conns"?:[...]}]}
+ * An item without conns goes to every socket of the gateway subscribed to tenant/room; with
+ * conns, only to those connections (acks, rejects). seq orders msg frames per room. */
+typedef struct chat_deliver_item {
+    const char *tenant;
+    const char *room;
+    int64_t seq;        /* 0 when the frame carries no seq */
+    cJSON *frame;       /* the client frame; borrowed. May be a raw node (cJSON_CreateRaw)
+                           holding the frame already serialised: a frame shared by several
+                           records is then printed once, not once per record. */
+    const char **conns; /* NULL: all subscribers */
+    size_t nconns;
+} chat_deliver_item_t;
+
+typedef struct chat_deliver {
+    chat_deliver_item_t *items;
+    size_t nitems;
+    void *priv_;
+} chat_deliver_t;
+
+/* Encodes items as one chat.deliver value. *out is malloc'd; caller frees. */
+chat_err_t chat_deliver_encode(const chat_deliver_item_t *items, size_t n, char **out, size_t *len);
+
+/* Decodes and validates a chat.deliver value. Frees with chat_deliver_clear. */
+chat_err_t chat_deliver_decode(const void *buf, size_t len, chat_deliver_t *out, char *errbuf,
+                               size_t errlen);
+void chat_deliver_clear(chat_deliver_t *d);
+
+#endif

@@ -1,0 +1,29 @@
+/* The client frames (client protocol: proto/, README.md) that more than one service builds,
+ * so that they come out byte for byte the same whoever sends them: broadcast builds `msg`,
+ * `ack` and `error` for live delivery, the gateway builds `msg` for replays and history and
+ * `error` for its own answers. Frames only one service sends live with that service. */
+#ifndef CHAT_COMMON_FRAMES_H
+#define CHAT_COMMON_FRAMES_H
+
+#include <cjson/cJSON.h>
+
+#include "common/events.h"
+
+/* The client frame for a stored message (`msg` of the client protocol, proto/, README.md):
+ * {"type":"msg","room","seq","id","from","name"?,"text","ts","cid"?,"edited"?,"reactions"?}.
+ * Returns a new cJSON object (caller deletes) or NULL if ev is not a complete msg event. */
+cJSON *chat_frame_msg_new(const chat_event_t *msg);
+
+/* The client frame answering a send (`ack`): {"type":"ack","cid","room","seq","id","ts"},
+ * from a msg event (the stored send) or an ack event (the original ack of a resent cid).
+ * Returns a new cJSON object (caller deletes) or NULL if ev is neither or lacks one of
+ * those fields, or out of memory. */
+cJSON *chat_frame_ack_new(const chat_event_t *ev);
+
+/* The client `error` frame: {"type":"error","code","message","rid"?,"cid"?} (rid and cid
+ * left out when NULL). Returns a new cJSON object (caller deletes) or NULL if code or
+ * message is missing or empty, or out of memory. */
+cJSON *chat_frame_error_new(const char *code, const char *message, const char *rid,
+                            const char *cid);
+
+#endif

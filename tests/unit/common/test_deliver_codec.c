@@ -1,0 +1,230 @@
+/* Unit tests of common/deliver_codec.c: chat.deliver batches round trip, frames serialised
+ * by their producer pass as they are, and every malformed envelope or item is refused with
+ * a reason and nothing left to free. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "common/deliver_codec.h"
+#include "common/log.h"
+
+#define ID "65f1c0ffee0123456789abcd"
+
+static void assert_items_equal(const chat_deliver_item_t *a, const chat_deliver_item_t *b)
+{
+    ck_assert_str_eq(a->tenant, b->tenant);
+    ck_assert_str_eq(a->room, b->room);
+    ck_assert(a->seq == b->seq);
+    ck_assert(cJSON_Compare(a->frame, b->frame, true));
+    ck_assert_uint_eq(a->nconns, b->nconns);
+    ck_assert((a->conns == NULL) == (b->conns == NULL));
+    for (size_t i = 0; i < a->nconns; i++)
+        ck_assert_str_eq(a->conns[i], b->conns[i]);
+}
+
+START_TEST(test_deliver_round_trip)
+{
+    cJSON *msg = cJSON_Parse("{\"type\":\"msg\",\"room\":\"general\",\"seq\":42,\"id\":\"" ID
+                             "\",\"from\":\"alice\",\"text\":\"hi\",\"ts\":1}");
+    cJSON *ack = cJSON_Parse("{\"type\":\"ack\",\"cid\":\"c\",\"room\":\"general\",\"seq\":42,"
+                             "\"id\":\"" ID "\",\"ts\":1}");
+    const char *conns[] = {"c-17", "c-18"};
+    chat_deliver_item_t items[] = {
+        {.tenant = "acme", .room = "general", .seq = 42, .frame = msg},
+        {.tenant = "acme", .room = "general", .frame = ack, .conns = conns, .nconns = 2},
+    };
+    char *json = NULL;
+    size_t len = 0;
+    ck_assert_int_eq(chat_deliver_encode(items, 2, &json, &len), CHAT_OK);
+    ck_assert_uint_eq(len, strlen(json));
+    ck_assert_msg(strncmp(json, "{\"v\":1,\"type\":\"deliver\",\"items\":[", 33) == 0, "%s", json);
+    chat_deliver_t d;
+    char why[128] = "";
+    ck_assert_msg(chat_deliver_decode(json, len, &d, why, sizeof why) == CHAT_OK, "%s", why);
+    ck_assert_uint_eq(d.nitems, 2);
+    assert_items_equal(&items[0], &d.items[0]);
+    assert_items_equal(&items[1], &d.items[1]);
+    ck_assert_ptr_null(d.items[0].conns); /* no conns: every subscriber */
+    chat_deliver_clear(&d);
+    ck_assert_ptr_null(d.items);
+    ck_assert_uint_eq(d.nitems, 0);
+    chat_deliver_clear(&d);
+    chat_deliver_clear(NULL);
+
+    cJSON *doc = cJSON_Parse(json);
+    cJSON *first = cJSON_GetArrayItem(cJSON_GetObjectItem(doc, "items"), 0);
+    cJSON *second = cJSON_GetArrayItem(cJSON_GetObjectItem(doc, "items"), 1);
+    ck_assert(!cJSON_HasObjectItem(first, "conns"));
+    ck_assert(!cJSON_HasObjectItem(second, "seq")); /* seq 0: absent */
+    cJSON_Delete(doc);
+    free(json);
+    cJSON_Delete(msg);
+    cJSON_Delete(ack);
+}
+END_TEST
+
+/* A frame serialised by its producer (a raw node) is written as it is and decodes to the
+ * same frame; a raw node that is not a JSON object is refused. */
+START_TEST(test_deliver_raw_frame)
+{
+    const char *text = "{\"type\":\"msg\",\"room\":\"general\",\"seq\":7,\"id\":\"" ID
+                       "\",\"from\":\"alice\",\"text\":\"hi\",\"ts\":1}";
+    cJSON *raw = cJSON_CreateRaw(text);
+    chat_deliver_item_t item = {.tenant = "acme", .room = "general", .seq = 7, .frame = raw};
+    char *json = NULL;
+    ck_assert_int_eq(chat_deliver_encode(&item, 1, &json, NULL), CHAT_OK);
+    ck_assert_ptr_nonnull(strstr(json, text));
+    chat_deliver_t d;
+    char why[128] = "";
+    ck_assert_msg(chat_deliver_decode(json, strlen(json), &d, why, sizeof why) == CHAT_OK, "%s",
+                  why);
+    ck_assert_uint_eq(d.nitems, 1);
+    cJSON *expected = cJSON_Parse(text);
+    ck_assert(cJSON_Compare(expected, d.items[0].frame, true));
+    cJSON_Delete(expected);
+    chat_deliver_clear(&d);
+    free(json);
+    cJSON_Delete(raw);
+
+    cJSON *not_object = cJSON_CreateRaw("[1]");
+    item.frame = not_object;
+    json = NULL;
+    ck_assert_int_eq(chat_deliver_encode(&item, 1, &json, NULL), CHAT_ERR_INVALID);
+    ck_assert_ptr_null(json);
+    cJSON_Delete(not_object);
+}
+END_TEST
+
+START_TEST(test_deliver_encode_rejects)
+{
+    cJSON *frame = cJSON_Parse("{\"type\":\"pong\"}");
+    cJSON *untyped = cJSON_Parse("{\"room\":\"r\"}");
+    const char *conns[] = {"c-1", ""};
+    const chat_deliver_item_t good = {.tenant = "acme", .room = "general", .frame = frame};
+    chat_deliver_item_t bad[8];
+    for (size_t i = 0; i < 8; i++)
+        bad[i] = good;
+    bad[0].tenant = "a b";
+    bad[1].room = NULL;
+    bad[2].frame = NULL;
+    bad[3].frame = untyped;
+    bad[4].conns = conns, bad[4].nconns = 0;
+    bad[5].conns = conns, bad[5].nconns = 2; /* "" is not a connection id */
+    bad[6].seq = -1;
+    bad[7].seq = INT64_C(9007199254740992);
+    char *json = NULL;
+    for (size_t i = 0; i < 8; i++) {
+        chat_deliver_item_t batch[2] = {good, bad[i]};
+        ck_assert_msg(chat_deliver_encode(batch, 2, &json, NULL) == CHAT_ERR_INVALID,
+                      "bad item %zu encoded", i);
+    }
+    ck_assert_int_eq(chat_deliver_encode(&good, 0, &json, NULL), CHAT_ERR_INVALID);
+    ck_assert_int_eq(chat_deliver_encode(NULL, 1, &json, NULL), CHAT_ERR_INVALID);
+    ck_assert_int_eq(chat_deliver_encode(&good, 1, NULL, NULL), CHAT_ERR_INVALID);
+    ck_assert_ptr_null(json);
+    cJSON_Delete(frame);
+    cJSON_Delete(untyped);
+}
+END_TEST
+
+static const char *const bad_deliveries[] = {
+    "",
+    "[]",
+    "{\"v\":1,\"type\":\"deliver\"}",
+    "{\"v\":2,\"type\":\"deliver\",\"items\":[{\"tenant\":\"a\",\"room\":\"r\","
+    "\"frame\":{\"type\":\"pong\"}}]}",
+    "{\"v\":1,\"type\":\"msg\",\"items\":[{\"tenant\":\"a\",\"room\":\"r\","
+    "\"frame\":{\"type\":\"pong\"}}]}",
+    "{\"v\":1,\"type\":\"deliver\",\"key\":\"a/r\",\"items\":[{\"tenant\":\"a\",\"room\":\"r\","
+    "\"frame\":{\"type\":\"pong\"}}]}",
+    "{\"v\":1,\"type\":\"deliver\",\"items\":[]}",
+    "{\"v\":1,\"type\":\"deliver\",\"items\":{}}",
+    "{\"v\":1,\"type\":\"deliver\",\"items\":[7]}",
+    "{\"v\":1,\"type\":\"deliver\",\"items\":[{\"room\":\"r\",\"frame\":{\"type\":\"pong\"}}]}",
+    "{\"v\":1,\"type\":\"deliver\",\"items\":[{\"tenant\":\"a\",\"room\":\"a b\","
+    "\"frame\":{\"type\":\"pong\"}}]}",
+    "{\"v\":1,\"type\":\"deliver\",\"items\":[{\"tenant\":\"a\",\"room\":\"r\",\"gw\":\"g\","
+    "\"frame\":{\"type\":\"pong\"}}]}",
+    "{\"v\":1,\"type\":\"deliver\",\"items\":[{\"tenant\":\"a\",\"room\":\"r\",\"seq\":0,"
+    "\"frame\":{\"type\":\"pong\"}}]}",
+    "{\"v\":1,\"type\":\"deliver\",\"items\":[{\"tenant\":\"a\",\"room\":\"r\",\"seq\":\"1\","
+    "\"frame\":{\"type\":\"pong\"}}]}",
+    "{\"v\":1,\"type\":\"deliver\",\"items\":[{\"tenant\":\"a\",\"room\":\"r\"}]}",
+    "{\"v\":1,\"type\":\"deliver\",\"items\":[{\"tenant\":\"a\",\"room\":\"r\",\"frame\":[]}]}",
+    "{\"v\":1,\"type\":\"deliver\",\"items\":[{\"tenant\":\"a\",\"room\":\"r\","
+    "\"frame\":{\"room\":\"r\"}}]}",
+    "{\"v\":1,\"type\":\"deliver\",\"items\":[{\"tenant\":\"a\",\"room\":\"r\","
+    "\"frame\":{\"type\":5}}]}",
+    "{\"v\":1,\"type\":\"deliver\",\"items\":[{\"tenant\":\"a\",\"room\":\"r\","
+    "\"frame\":{\"type\":\"pong\"},\"conns\":[]}]}",
+    "{\"v\":1,\"type\":\"deliver\",\"items\":[{\"tenant\":\"a\",\"room\":\"r\","
+    "\"frame\":{\"type\":\"pong\"},\"conns\":\"c\"}]}",
+    "{\"v\":1,\"type\":\"deliver\",\"items\":[{\"tenant\":\"a\",\"room\":\"r\","
+    "\"frame\":{\"type\":\"pong\"},\"conns\":[\"c\",1]}]}",
+    "{\"v\":1,\"type\":\"deliver\",\"items\":[{\"tenant\":\"a\",\"room\":\"r\","
+    "\"frame\":{\"type\":\"pong\"},\"conns\":[\"\"]}]}",
+    /* a bad item after good ones that allocated their conns */
+    "{\"v\":1,\"type\":\"deliver\",\"items\":[{\"tenant\":\"a\",\"room\":\"r\","
+    "\"frame\":{\"type\":\"pong\"},\"conns\":[\"c1\",\"c2\"]},{\"tenant\":\"a\",\"room\":\"r\","
+    "\"frame\":{\"type\":\"pong\"},\"conns\":[\"c3\"]},{\"tenant\":\"a\",\"room\":\"r\"}]}",
+    "{\"v\":1,\"type\":\"deliver\",\"items\":[{\"tenant\":\"a\",\"room\":\"r\","
+    "\"frame\":{\"type\":\"pong\"},\"conns\":[\"c1\",5]}]}",
+};
+
+START_TEST(test_deliver_decode_rejects)
+{
+    for (size_t i = 0; i < sizeof bad_deliveries / sizeof bad_deliveries[0]; i++) {
+        const char *text = bad_deliveries[i];
+        chat_deliver_t d;
+        memset(&d, 0xa5, sizeof d);
+        char why[128] = "";
+        ck_assert_msg(chat_deliver_decode(text, strlen(text), &d, why, sizeof why) ==
+                          CHAT_ERR_INVALID,
+                      "accepted %s", text);
+        ck_assert_msg(why[0] != '\0', "no reason for %s", text);
+        ck_assert(d.items == NULL && d.nitems == 0 && d.priv_ == NULL);
+    }
+}
+END_TEST
+
+START_TEST(test_deliver_decode_accepts)
+{
+    const char *text = "{\"v\":1,\"type\":\"deliver\",\"items\":[{\"conns\":[\"c1\"],"
+                       "\"frame\":{\"type\":\"pong\"},\"room\":\"r\",\"tenant\":\"a\"}]}\n";
+    chat_deliver_t d;
+    ck_assert_int_eq(chat_deliver_decode(text, strlen(text), &d, NULL, 0), CHAT_OK);
+    ck_assert_uint_eq(d.nitems, 1);
+    ck_assert(d.items[0].seq == 0);
+    ck_assert_uint_eq(d.items[0].nconns, 1);
+    ck_assert_str_eq(d.items[0].conns[0], "c1");
+    ck_assert_str_eq(cJSON_GetObjectItem(d.items[0].frame, "type")->valuestring, "pong");
+    chat_deliver_clear(&d);
+    ck_assert_int_eq(chat_deliver_decode(text, strlen(text), NULL, NULL, 0), CHAT_ERR_INVALID);
+}
+END_TEST
+
+static Suite *deliver_codec_suite(void)
+{
+    Suite *s = suite_create("deliver_codec");
+    TCase *deliver = tcase_create("deliver");
+    tcase_add_test(deliver, test_deliver_round_trip);
+    tcase_add_test(deliver, test_deliver_raw_frame);
+    tcase_add_test(deliver, test_deliver_encode_rejects);
+    tcase_add_test(deliver, test_deliver_decode_rejects);
+    tcase_add_test(deliver, test_deliver_decode_accepts);
+    suite_add_tcase(s, deliver);
+    return s;
+}
+
+int main(void)
+{
+    chat_log_set_level(CHAT_LOG_OFF); /* refusals are logged; expected here */
+    SRunner *sr = srunner_create(deliver_codec_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
