@@ -22,7 +22,9 @@ chat_err_t chat_topics_check(const char *brokers, const chat_topic_use_t *topics
         names[i] = topics[i].name;
     if (err == CHAT_OK)
         err = chat_bus_topics_partitions(brokers, names, n, timeout_ms, counts);
-    if (err != CHAT_OK && err != CHAT_ERR_NOMEM) {
+    if (err == CHAT_ERR_CONFIG) {
+        *bad_var = "KAFKA_*"; /* the bus logged which variable librdkafka refused */
+    } else if (err != CHAT_OK && err != CHAT_ERR_NOMEM) {
         chat_log_error("cannot read the topics from Kafka (brokers unreachable?)",
                        CHAT_F_STR("var", "CHAT_KAFKA_BROKERS"), CHAT_F_STR("value", brokers),
                        CHAT_F_ERR(err));

@@ -44,7 +44,8 @@ typedef struct chat_topic_use {
  * partitions (may be NULL) gets each topic's partition count. Returns CHAT_OK;
  * CHAT_ERR_CONFIG for a missing topic (logged with its variable and name; *bad_var, if not
  * NULL, names the variable); CHAT_ERR_KAFKA if the brokers did not answer (logged;
- * *bad_var = "CHAT_KAFKA_BROKERS"). */
+ * *bad_var = "CHAT_KAFKA_BROKERS"); CHAT_ERR_CONFIG with *bad_var = "KAFKA_*" if librdkafka
+ * refused a KAFKA_* setting (logged by the bus with its variable). */
 chat_err_t chat_topics_check(const char *brokers, const chat_topic_use_t *topics, size_t n,
                              int timeout_ms, int *partitions, const char **bad_var);
 

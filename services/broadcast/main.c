@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "common/config.h"
+#include "common/contract.h"
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/ops_http.h"
@@ -39,10 +40,8 @@ static const chat_cfg_entry_t cfg_table[] = {
     CHAT_CFG_CONNECT_TIMEOUT(broadcast_cfg_t, connect_timeout_ms, 300000,
                              "time to reach Kafka and Redis at start; Redis command timeout"),
     CHAT_CFG_LOG_LEVEL(broadcast_cfg_t, log_level),
-    CHAT_CFG_STRING("CHAT_TOPIC_MESSAGES", broadcast_cfg_t, messages_topic, "chat.messages",
-                    "input topic (another name only for tests or side-by-side deployments)"),
-    CHAT_CFG_STRING("CHAT_TOPIC_DELIVER", broadcast_cfg_t, deliver_topic, "chat.deliver",
-                    "output topic, one partition per gateway (as CHAT_TOPIC_MESSAGES)"),
+    CHAT_CFG_TOPIC_MESSAGES(broadcast_cfg_t, messages_topic),
+    CHAT_CFG_TOPIC_DELIVER(broadcast_cfg_t, deliver_topic),
     CHAT_CFG_END,
 };
 

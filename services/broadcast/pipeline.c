@@ -12,6 +12,7 @@
 #include "common/backoff.h"
 #include "common/bus.h"
 #include "common/clock.h"
+#include "common/contract.h"
 #include "common/events.h"
 #include "common/log.h"
 #include "common/redis.h"
@@ -137,18 +138,6 @@ bool broadcast_pipeline_ready(void *pipeline, char *reason, size_t reason_len)
     return why == NULL;
 }
 
-/* Partition count of topic, or 0 (logged) if it does not exist or brokers do not answer. */
-static int32_t topic_partitions(const char *brokers, const char *topic, int timeout_ms)
-{
-    int n = chat_bus_topic_partitions(brokers, topic, timeout_ms);
-    if (n <= 0) {
-        chat_log_error("kafka topic not found or brokers did not answer",
-                       CHAT_F_STR("topic", topic), CHAT_F_INT("timeout_ms", timeout_ms));
-        return 0;
-    }
-    return n;
-}
-
 /* Reads the deliver topic's partition count again when it is due, over the producer's own
  * connections (no client of its own on this thread); keeps the old count if the brokers
  * do not answer. */
@@ -196,16 +185,15 @@ static chat_err_t pipeline_connect(broadcast_pipeline_t *p, const char **bad_var
         *bad_var = err == CHAT_ERR_CONFIG ? "KAFKA_*" : "CHAT_KAFKA_BROKERS";
         return err;
     }
-    if (topic_partitions(c->brokers, c->messages_topic, c->connect_timeout_ms) == 0) {
-        *bad_var = "CHAT_TOPIC_MESSAGES";
-        return CHAT_ERR_CONFIG;
-    }
-    int32_t n = topic_partitions(c->brokers, c->deliver_topic, c->connect_timeout_ms);
-    if (n == 0) {
-        *bad_var = "CHAT_TOPIC_DELIVER";
-        return CHAT_ERR_CONFIG;
-    }
-    set_partitions(p, n);
+    const chat_topic_use_t uses[] = {
+        {"CHAT_TOPIC_MESSAGES", c->messages_topic},
+        {"CHAT_TOPIC_DELIVER", c->deliver_topic},
+    };
+    int partitions[2];
+    err = chat_topics_check(c->brokers, uses, 2, c->connect_timeout_ms, partitions, bad_var);
+    if (err != CHAT_OK)
+        return err == CHAT_ERR_KAFKA || err == CHAT_ERR_CONFIG ? err : CHAT_ERR_CONFIG;
+    set_partitions(p, partitions[1]);
     p->partitions_next_ms = chat_clock_mono_ms() + PARTITIONS_REFRESH_MS;
     const char *topics[] = {c->messages_topic, NULL};
     chat_bus_consumer_conf_t cc = {

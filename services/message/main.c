@@ -8,6 +8,7 @@
 
 #include "common/bus.h"
 #include "common/config.h"
+#include "common/contract.h"
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/ops_http.h"
@@ -40,6 +41,8 @@ typedef struct message_cfg {
     long long store_retry_ms;
     long long connect_timeout_ms;
     char *log_level;
+    char *inbound_topic;
+    char *messages_topic;
 } message_cfg_t;
 
 static const chat_cfg_entry_t cfg_table[] = {
@@ -59,6 +62,8 @@ static const chat_cfg_entry_t cfg_table[] = {
     CHAT_CFG_CONNECT_TIMEOUT(message_cfg_t, connect_timeout_ms, 600000,
                              "how long Kafka and MongoDB may take to answer at start"),
     CHAT_CFG_LOG_LEVEL(message_cfg_t, log_level),
+    CHAT_CFG_TOPIC_INBOUND(message_cfg_t, inbound_topic),
+    CHAT_CFG_TOPIC_MESSAGES(message_cfg_t, messages_topic),
     CHAT_CFG_END};
 
 /* Everything the running service holds; released in reverse order by service_stop. */
@@ -122,8 +127,21 @@ static bool start_bus(service_t *s, const message_cfg_t *cfg)
                      "empty value", CHAT_ERR_CONFIG);
         return false;
     }
+    const chat_topic_use_t topics[] = {
+        {"CHAT_TOPIC_INBOUND", cfg->inbound_topic},
+        {"CHAT_TOPIC_MESSAGES", cfg->messages_topic},
+    };
+    const char *bad_var = NULL;
+    chat_err_t err = chat_topics_check(cfg->brokers, topics, sizeof topics / sizeof topics[0],
+                                       (int)cfg->connect_timeout_ms, NULL, &bad_var);
+    if (err != CHAT_OK) {
+        start_failed(bad_var, "Kafka topics not usable", err);
+        return false;
+    }
     message_bus_conf_t bc = {
         .brokers = cfg->brokers,
+        .inbound_topic = cfg->inbound_topic,
+        .messages_topic = cfg->messages_topic,
         .group = cfg->group,
         .instance_id = cfg->instance_id,
         .client_id = PROGRAM,
@@ -132,7 +150,7 @@ static bool start_bus(service_t *s, const message_cfg_t *cfg)
         .sequencer = s->sequencer,
         .metrics = s->metrics,
     };
-    chat_err_t err = message_bus_open(&bc, &s->bus);
+    err = message_bus_open(&bc, &s->bus);
     if (err == CHAT_ERR_CONFIG) {
         chat_log_error("Kafka client configuration refused (see the line above)", CHAT_F_ERR(err));
         return false;
@@ -192,7 +210,7 @@ static bool service_start(service_t *s, const message_cfg_t *cfg)
  * could not be completed (nothing of it was committed: the next owner replays it). */
 static int service_loop(service_t *s, const message_cfg_t *cfg)
 {
-    chat_log_info("consuming", CHAT_F_STR("topic", MESSAGE_TOPIC_IN),
+    chat_log_info("consuming", CHAT_F_STR("topic", cfg->inbound_topic),
                   CHAT_F_STR("group", cfg->group), CHAT_F_INT("ops_port", chat_ops_port(s->ops)));
     while (!chat_signals_stop_requested()) {
         size_t n = message_bus_poll(s->bus, s->recs, (size_t)cfg->batch, POLL_TIMEOUT_MS);

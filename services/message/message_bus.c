@@ -10,6 +10,8 @@
 #include "common/log.h"
 
 struct message_bus {
+    char *inbound_topic;
+    char *messages_topic;
     chat_bus_producer_t *producer;
     chat_bus_consumer_t *consumer;
     message_sequencer_t *sequencer;
@@ -44,7 +46,7 @@ static void on_rebalance(void *ud, bool assigned, const chat_bus_tp_t *tps, size
     message_bus_t *b = ud;
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
-        if (strcmp(tps[i].topic, MESSAGE_TOPIC_IN) != 0)
+        if (strcmp(tps[i].topic, b->inbound_topic) != 0)
             continue;
         k++;
         if (!assigned) {
@@ -68,6 +70,12 @@ chat_err_t message_bus_open(const message_bus_conf_t *conf, message_bus_t **out)
     b->sequencer = conf->sequencer;
     b->flush_timeout_ms = conf->flush_timeout_ms;
     atomic_init(&b->failed, 0);
+    b->inbound_topic = strdup(conf->inbound_topic);
+    b->messages_topic = strdup(conf->messages_topic);
+    if (b->inbound_topic == NULL || b->messages_topic == NULL) {
+        message_bus_close(b);
+        return CHAT_ERR_NOMEM;
+    }
     chat_bus_producer_conf_t pc = {
         .brokers = conf->brokers,
         .client_id = conf->client_id,
@@ -82,7 +90,7 @@ chat_err_t message_bus_open(const message_bus_conf_t *conf, message_bus_t **out)
     };
     chat_err_t err = chat_bus_producer_new(&pc, &b->producer);
     if (err == CHAT_OK) {
-        static const char *const topics[] = {MESSAGE_TOPIC_IN, NULL};
+        const char *const topics[] = {b->inbound_topic, NULL};
         chat_bus_consumer_conf_t cc = {
             .brokers = conf->brokers,
             .client_id = conf->client_id,
@@ -114,10 +122,11 @@ static chat_err_t bus_produce(void *ctx, const char *key, size_t keylen, const c
                               size_t len)
 {
     message_bus_t *b = ctx;
-    chat_err_t err = chat_bus_produce(b->producer, MESSAGE_TOPIC_OUT, CHAT_BUS_PARTITION_ANY, key,
+    chat_err_t err = chat_bus_produce(b->producer, b->messages_topic, CHAT_BUS_PARTITION_ANY, key,
                                       keylen, value, len, NULL);
     if (err != CHAT_OK)
-        chat_log_error("produce to chat.messages failed", CHAT_F_ERR(err));
+        chat_log_error("produce to chat.messages failed", CHAT_F_STR("topic", b->messages_topic),
+                       CHAT_F_ERR(err));
     return err == CHAT_OK ? CHAT_OK : CHAT_ERR_KAFKA;
 }
 
@@ -160,5 +169,7 @@ void message_bus_close(message_bus_t *b)
         return;
     chat_bus_consumer_close(b->consumer);
     chat_bus_producer_destroy(b->producer);
+    free(b->inbound_topic);
+    free(b->messages_topic);
     free(b);
 }

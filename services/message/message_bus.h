@@ -11,13 +11,12 @@
 #include "services/message/pipeline.h"
 #include "services/message/sequencer.h"
 
-#define MESSAGE_TOPIC_IN "chat.inbound"
-#define MESSAGE_TOPIC_OUT "chat.messages"
-
 typedef struct message_bus message_bus_t;
 
 typedef struct message_bus_conf {
     const char *brokers;
+    const char *inbound_topic;  /* consumed: chat.inbound (common/contract.h) */
+    const char *messages_topic; /* produced: chat.messages */
     const char *group;
     const char *instance_id; /* static group membership id, "" for none */
     const char *client_id;

@@ -55,5 +55,11 @@ expect_failure gateway CHAT_REDIS_URL CHAT_REDIS_URL="redis://127.0.0.1:$dead_po
 expect_failure message CHAT_MONGO_URI CHAT_MONGO_URI="mongodb://127.0.0.1:$dead_port/chat"
 expect_failure message CHAT_MESSAGE_BATCH CHAT_MESSAGE_BATCH=0
 expect_failure broadcast CHAT_REDIS_URL CHAT_REDIS_URL="redis://127.0.0.1:$dead_port/0"
+# Every service checks at start that the topics it is configured with exist.
+missing="missing-topic-$$"
+expect_failure message CHAT_TOPIC_INBOUND CHAT_TOPIC_INBOUND="$missing"
+expect_failure message CHAT_TOPIC_MESSAGES CHAT_TOPIC_MESSAGES="$missing"
+expect_failure broadcast CHAT_TOPIC_MESSAGES CHAT_TOPIC_MESSAGES="$missing"
+expect_failure broadcast CHAT_TOPIC_DELIVER CHAT_TOPIC_DELIVER="$missing"
 
 [ $failures -eq 0 ] || { echo "$failures check(s) failed"; exit 1; }
