@@ -37,10 +37,8 @@ chat_strmap_t *chat_strmap_new(void)
     return m;
 }
 
-void chat_strmap_free(chat_strmap_t *m)
+void chat_strmap_clear(chat_strmap_t *m)
 {
-    if (m == NULL)
-        return;
     for (size_t i = 0; i < m->nbuckets; i++) {
         strmap_entry_t *e = m->buckets[i];
         while (e != NULL) {
@@ -48,7 +46,16 @@ void chat_strmap_free(chat_strmap_t *m)
             free(e);
             e = next;
         }
+        m->buckets[i] = NULL;
     }
+    m->count = 0;
+}
+
+void chat_strmap_free(chat_strmap_t *m)
+{
+    if (m == NULL)
+        return;
+    chat_strmap_clear(m);
     free(m->buckets);
     free(m);
 }

@@ -28,6 +28,10 @@ void *chat_strmap_remove(chat_strmap_t *m, const char *key);
 
 size_t chat_strmap_count(const chat_strmap_t *m);
 
+/* Removes every entry (values are the caller's) and keeps the bucket array, for a table
+ * refilled per batch. */
+void chat_strmap_clear(chat_strmap_t *m);
+
 /* Calls fn for every entry, in no particular order. fn must not change the map. */
 void chat_strmap_foreach(const chat_strmap_t *m, void (*fn)(const char *key, void *value, void *ud),
                          void *ud);

@@ -1,17 +1,17 @@
-/* The rooms of one batch in a small open-addressing hash table keyed by "tenant/room", and
- * their follower gateways read from Redis in one pipelined round trip per batch. */
+/* The rooms of one batch, indexed by "tenant/room" in the platform's string map, and their
+ * follower gateways read from Redis in one pipelined round trip per batch. */
 #include "services/broadcast/followers.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/array.h"
 #include "common/contract.h"
-#include "common/hash.h"
 #include "common/log.h"
 #include "common/names.h"
-#include "services/broadcast/fanout.h"
+#include "common/strmap.h"
 
 typedef struct room_entry {
     char key[CHAT_ROOM_KEY_MAX];         /* tenant/room */
@@ -23,13 +23,17 @@ typedef struct room_entry {
 struct broadcast_followers {
     room_entry_t *rooms; /* in insertion order; reused across batches */
     size_t nrooms, rooms_cap;
-    int32_t *slots; /* hash slots: index into rooms, or -1 */
-    size_t nslots;  /* power of two, at least twice nrooms */
+    chat_strmap_t *index; /* tenant/room -> 1 + index in rooms */
 };
 
 broadcast_followers_t *broadcast_followers_new(void)
 {
-    return calloc(1, sizeof(broadcast_followers_t));
+    broadcast_followers_t *f = calloc(1, sizeof *f);
+    if (f != NULL && (f->index = chat_strmap_new()) == NULL) {
+        free(f);
+        return NULL;
+    }
+    return f;
 }
 
 void broadcast_followers_free(broadcast_followers_t *f)
@@ -39,7 +43,7 @@ void broadcast_followers_free(broadcast_followers_t *f)
     for (size_t i = 0; i < f->rooms_cap; i++)
         free(f->rooms[i].gws);
     free(f->rooms);
-    free(f->slots);
+    chat_strmap_free(f->index);
     free(f);
 }
 
@@ -48,8 +52,7 @@ void broadcast_followers_reset(broadcast_followers_t *f)
     for (size_t i = 0; i < f->nrooms; i++)
         f->rooms[i].ngws = 0;
     f->nrooms = 0;
-    for (size_t i = 0; i < f->nslots; i++)
-        f->slots[i] = -1;
+    chat_strmap_clear(f->index);
 }
 
 size_t broadcast_followers_count(const broadcast_followers_t *f)
@@ -57,35 +60,11 @@ size_t broadcast_followers_count(const broadcast_followers_t *f)
     return f->nrooms;
 }
 
-/* The slot holding key, or the empty slot where it would go. */
-static size_t slot_find(const broadcast_followers_t *f, const char *key)
+/* The entry of key, or NULL. */
+static room_entry_t *room_find(const broadcast_followers_t *f, const char *key)
 {
-    size_t mask = f->nslots - 1;
-    size_t i = (size_t)chat_hash(key) & mask;
-    while (f->slots[i] >= 0 && strcmp(f->rooms[f->slots[i]].key, key) != 0)
-        i = (i + 1) & mask;
-    return i;
-}
-
-/* Rebuilds the slots for at least need rooms at a load of at most one half. */
-static bool slots_grow(broadcast_followers_t *f, size_t need)
-{
-    if (need * 2 <= f->nslots)
-        return true;
-    size_t n = f->nslots > 0 ? f->nslots : 64;
-    while (need * 2 > n)
-        n *= 2;
-    int32_t *slots = malloc(n * sizeof *slots);
-    if (slots == NULL)
-        return false;
-    free(f->slots);
-    f->slots = slots;
-    f->nslots = n;
-    for (size_t i = 0; i < n; i++)
-        slots[i] = -1;
-    for (size_t r = 0; r < f->nrooms; r++)
-        f->slots[slot_find(f, f->rooms[r].key)] = (int32_t)r;
-    return true;
+    uintptr_t slot = (uintptr_t)chat_strmap_get(f->index, key);
+    return slot != 0 ? &f->rooms[slot - 1] : NULL;
 }
 
 /* Finds or adds tenant/room; returns its entry or NULL (*err set). */
@@ -97,24 +76,23 @@ static room_entry_t *room_upsert(broadcast_followers_t *f, const char *tenant, c
         *err = CHAT_ERR_INVALID;
         return NULL;
     }
+    room_entry_t *e = room_find(f, key);
+    if (e != NULL)
+        return e;
     *err = CHAT_ERR_NOMEM;
-    if (f->nrooms >= INT32_MAX || !slots_grow(f, f->nrooms + 1))
-        return NULL;
-    size_t slot = slot_find(f, key);
-    if (f->slots[slot] >= 0)
-        return &f->rooms[f->slots[slot]];
     size_t old_cap = f->rooms_cap;
     room_entry_t *rooms = chat_array_grow(f->rooms, &f->rooms_cap, f->nrooms + 1, sizeof *rooms);
     if (rooms == NULL)
         return NULL;
     memset(rooms + old_cap, 0, (f->rooms_cap - old_cap) * sizeof *rooms);
     f->rooms = rooms;
-    room_entry_t *e = &f->rooms[f->nrooms];
+    if (!chat_strmap_put(f->index, key, (void *)(uintptr_t)(f->nrooms + 1)))
+        return NULL;
+    e = &f->rooms[f->nrooms++];
     /* Fits whenever the record key did: the buffer sizes are derived from each other. */
     chat_registry_key(tenant, room, CHAT_REGISTRY_GWS, e->gws_key, sizeof e->gws_key);
     memcpy(e->key, key, sizeof key);
     e->ngws = 0;
-    f->slots[slot] = (int32_t)f->nrooms++;
     return e;
 }
 
@@ -155,14 +133,13 @@ const int32_t *broadcast_followers_get(const broadcast_followers_t *f, const cha
 {
     *n = 0;
     char key[CHAT_ROOM_KEY_MAX];
-    if (f->nslots == 0 || tenant == NULL || room == NULL ||
-        chat_room_key(tenant, room, key, sizeof key) < 0)
+    if (tenant == NULL || room == NULL || chat_room_key(tenant, room, key, sizeof key) < 0)
         return NULL;
-    int32_t r = f->slots[slot_find(f, key)];
-    if (r < 0 || f->rooms[r].ngws == 0)
+    const room_entry_t *e = room_find(f, key);
+    if (e == NULL || e->ngws == 0)
         return NULL;
-    *n = f->rooms[r].ngws;
-    return f->rooms[r].gws;
+    *n = e->ngws;
+    return e->gws;
 }
 
 /* Queues ZRANGEBYSCORE for room e: members whose expiry is after now. */

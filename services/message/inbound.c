@@ -8,8 +8,6 @@
 
 #include "common/names.h"
 
-#define ENDPOINT_ID_MAX 64 /* origin.gw, origin.conn */
-
 static const char *const reject_code_names[MESSAGE_REJECT__COUNT] = {"bad_request", "too_large",
                                                                      "forbidden"};
 
@@ -60,12 +58,6 @@ static const char *string_member(const cJSON *obj, const char *key)
     return cJSON_IsString(item) ? item->valuestring : NULL;
 }
 
-static bool endpoint_valid(const char *s)
-{
-    long n = s != NULL ? chat_utf8_chars(s, strlen(s)) : -1;
-    return n >= 1 && n <= ENDPOINT_ID_MAX;
-}
-
 /* For a record the codec refused: if it is recognisably a send with a usable tenant, room,
  * cid and origin, turns it into a reject (too_large when only the text is too long) so the
  * client gets an answer instead of resending forever. Otherwise leaves it invalid. */
@@ -84,7 +76,7 @@ static void salvage_send(message_inbound_t *in, const void *value, size_t len, l
     };
     if (type == NULL || strcmp(type, "send") != 0 || !chat_name_tenant_valid(ev.tenant) ||
         !chat_name_room_valid(ev.room) || !chat_name_cid_valid(ev.cid) ||
-        !endpoint_valid(ev.origin_gw) || !endpoint_valid(ev.origin_conn)) {
+        !chat_name_endpoint_valid(ev.origin_gw) || !chat_name_endpoint_valid(ev.origin_conn)) {
         cJSON_Delete(root);
         return;
     }

@@ -1,22 +1,24 @@
 /* The batch of the message service, in the order the design requires: decode and validate
  * every record, group the sends by room, plan each send as a new message with the room's next
- * seq (held in memory; loaded from MongoDB on a room's first touch, one query for the batch),
+ * seq (sequencer.c assigns it from what it remembers; a room's first touch loads its last seq
+ * from MongoDB, one query for the batch),
  * store the plan with one ordered insert (MongoDB failures are retried with the same plan; a
  * duplicate key is looked up, resolved and the rest planned again), publish every outcome to
  * chat.messages, flush, and only then commit. */
 #include "services/message/pipeline.h"
 
 #include <bson/bson.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/backoff.h"
 #include "common/clock.h"
-#include "common/events.h"
 #include "common/contract.h"
-#include "common/hash.h"
+#include "common/events.h"
 #include "common/log.h"
+#include "common/strmap.h"
 #include "services/message/inbound.h"
 
 #define SLEEP_SLICE_MS 100 /* a stop request interrupts a backoff within this */
@@ -56,8 +58,7 @@ typedef struct batch_room {
     const char *room;
     int32_t partition;
     bool has_sends;
-    int64_t last;    /* highest seq known to be taken: loaded, reloaded or stored by the batch */
-    int64_t planned; /* last seq handed out by the current plan */
+    message_seq_plan_t seq; /* what is known taken, what the current plan handed out */
 } batch_room_t;
 
 typedef struct batch {
@@ -66,8 +67,7 @@ typedef struct batch {
     size_t sends;
     batch_room_t *rooms;
     size_t nrooms;
-    size_t *room_slots; /* 0 or 1 + room index, open addressing over "tenant/room" */
-    size_t room_mask;
+    chat_strmap_t *room_index;   /* "tenant/room" -> 1 + index in rooms */
     message_doc_list_t existing; /* stored messages the duplicate lookups returned */
     int64_t store_deadline;
 } batch_t;
@@ -217,33 +217,30 @@ void message_pipeline_destroy(message_pipeline_t *p)
 
 /* ---- parsing and validation ---- */
 
-/* The hash of the record key "tenant/room", without writing the key out. */
-static uint64_t room_hash(const char *tenant, const char *room)
-{
-    return chat_hash_str(chat_hash_byte(chat_hash_str(CHAT_HASH_INIT, tenant), '/'), room);
-}
-
 /* Index of tenant/room in b->rooms, added on first sight. A room's records all come from one
- * partition (key tenant/room), so the first record's partition is the room's. */
-static size_t batch_room_index(batch_t *b, const char *tenant, const char *room, int32_t partition)
+ * partition (key tenant/room), so the first record's partition is the room's. CHAT_ERR_NOMEM,
+ * or CHAT_ERR_INVALID for names too long for a key (the codec refuses those first). */
+static chat_err_t batch_room_index(batch_t *b, const char *tenant, const char *room,
+                                   int32_t partition, size_t *index)
 {
-    size_t i = room_hash(tenant, room) & b->room_mask;
-    for (;;) {
-        size_t slot = b->room_slots[i];
-        if (slot == 0)
-            break;
-        batch_room_t *r = &b->rooms[slot - 1];
-        if (strcmp(r->room, room) == 0 && strcmp(r->tenant, tenant) == 0)
-            return slot - 1;
-        i = (i + 1) & b->room_mask;
+    char key[CHAT_ROOM_KEY_MAX];
+    if (chat_room_key(tenant, room, key, sizeof key) < 0)
+        return CHAT_ERR_INVALID;
+    uintptr_t slot = (uintptr_t)chat_strmap_get(b->room_index, key);
+    if (slot != 0) {
+        *index = (size_t)slot - 1;
+        return CHAT_OK;
     }
-    size_t idx = b->nrooms++;
+    size_t idx = b->nrooms;
+    if (!chat_strmap_put(b->room_index, key, (void *)(uintptr_t)(idx + 1)))
+        return CHAT_ERR_NOMEM;
     b->rooms[idx] = (batch_room_t){.tenant = tenant, .room = room, .partition = partition};
-    b->room_slots[i] = idx + 1;
-    return idx;
+    b->nrooms++;
+    *index = idx;
+    return CHAT_OK;
 }
 
-static void parse_record(message_pipeline_t *p, batch_t *b, item_t *it)
+static chat_err_t parse_record(message_pipeline_t *p, batch_t *b, item_t *it)
 {
     const chat_bus_record_t *rec = it->rec;
     it->ev = &it->in.ev;
@@ -251,7 +248,7 @@ static void parse_record(message_pipeline_t *p, batch_t *b, item_t *it)
         it->kind = ITEM_FOREIGN;
         chat_log_debug("record of a partition not assigned to us skipped",
                        CHAT_F_INT("partition", rec->partition), CHAT_F_INT("offset", rec->offset));
-        return;
+        return CHAT_OK;
     }
     message_inbound_parse(rec->value, rec->len, p->conf.max_text_chars, &it->in);
     switch (it->in.kind) {
@@ -261,7 +258,7 @@ static void parse_record(message_pipeline_t *p, batch_t *b, item_t *it)
         chat_log_warn("invalid chat.inbound record skipped",
                       CHAT_F_INT("partition", rec->partition), CHAT_F_INT("offset", rec->offset),
                       CHAT_F_STR("reason", it->in.reason));
-        return;
+        return CHAT_OK;
     case MESSAGE_INBOUND_REJECT:
         it->kind = ITEM_REJECT;
         chat_log_info("send rejected", CHAT_F_STR("tenant", it->ev->tenant),
@@ -275,25 +272,24 @@ static void parse_record(message_pipeline_t *p, batch_t *b, item_t *it)
         break;
     }
     message_src_format(it->src, sizeof it->src, rec->partition, rec->offset);
-    it->room = batch_room_index(b, it->ev->tenant, it->ev->room, rec->partition);
+    chat_err_t err = batch_room_index(b, it->ev->tenant, it->ev->room, rec->partition, &it->room);
+    if (err != CHAT_OK)
+        return err;
     if (it->kind == ITEM_SEND) {
         b->rooms[it->room].has_sends = true;
         b->sends++;
     }
+    return CHAT_OK;
 }
 
 static chat_err_t batch_init(batch_t *b, const chat_bus_record_t *recs, size_t n)
 {
     memset(b, 0, sizeof *b);
-    size_t slots = 16;
-    while (slots < 2 * n)
-        slots *= 2;
     b->items = calloc(n, sizeof *b->items);
     b->rooms = calloc(n, sizeof *b->rooms);
-    b->room_slots = calloc(slots, sizeof *b->room_slots);
-    if (b->items == NULL || b->rooms == NULL || b->room_slots == NULL)
+    b->room_index = chat_strmap_new();
+    if (b->items == NULL || b->rooms == NULL || b->room_index == NULL)
         return CHAT_ERR_NOMEM;
-    b->room_mask = slots - 1;
     b->n = n;
     for (size_t i = 0; i < n; i++)
         b->items[i].rec = &recs[i];
@@ -306,7 +302,7 @@ static void batch_free(batch_t *b)
         message_inbound_clear(&b->items[i].in);
     free(b->items);
     free(b->rooms);
-    free(b->room_slots);
+    chat_strmap_free(b->room_index);
     message_doc_list_clear(&b->existing);
 }
 
@@ -447,14 +443,14 @@ static chat_err_t plan_load_rooms(message_pipeline_t *p, batch_t *b, void *arg)
     for (size_t i = 0; i < b->nrooms; i++) {
         batch_room_t *r = &b->rooms[i];
         if (r->has_sends &&
-            !message_sequencer_get(p->conf.sequencer, r->tenant, r->room, &r->last)) {
+            !message_sequencer_plan_begin(p->conf.sequencer, r->tenant, r->room, &r->seq)) {
             refs[k] = (message_room_ref_t){r->tenant, r->room};
             idx[k++] = i;
         }
     }
     err = k > 0 ? p->conf.store.highest_seqs(p->conf.store.ctx, refs, k, highest) : CHAT_OK;
     for (size_t j = 0; err == CHAT_OK && j < k; j++)
-        b->rooms[idx[j]].last = highest[j];
+        message_seq_plan_taken(&b->rooms[idx[j]].seq, highest[j]);
 out:
     free(refs);
     free(idx);
@@ -469,7 +465,7 @@ static void plan_assign(message_pipeline_t *p, batch_t *b)
 {
     const message_env_t *env = &p->conf.env;
     for (size_t i = 0; i < b->nrooms; i++)
-        b->rooms[i].planned = b->rooms[i].last;
+        message_seq_plan_restart(&b->rooms[i].seq);
     for (size_t i = 0; i < b->n; i++) {
         item_t *it = &b->items[i];
         if (!item_new(it))
@@ -482,7 +478,7 @@ static void plan_assign(message_pipeline_t *p, batch_t *b)
                                   .text = ev->text,
                                   .cid = ev->cid,
                                   .src = it->src};
-        it->doc.seq = ++b->rooms[it->room].planned;
+        it->doc.seq = message_seq_plan_next(&b->rooms[it->room].seq);
         it->doc.ts = env->wall_ms(env->ctx);
         env->new_id(env->ctx, it->doc.id);
         it->ambiguous = false;
@@ -496,8 +492,7 @@ static void item_stored(batch_t *b, item_t *it)
     batch_room_t *r = &b->rooms[it->room];
     it->state = SEND_STORED;
     it->ambiguous = false;
-    if (r->last < it->doc.seq)
-        r->last = it->doc.seq;
+    message_seq_plan_taken(&r->seq, it->doc.seq);
 }
 
 static bool item_ambiguous(const item_t *it)
@@ -651,8 +646,7 @@ static chat_err_t store_lookup_existing(message_pipeline_t *p, batch_t *b, void 
             /* Its seq is taken, and so is every lower one (stored documents are prefixes of
              * plans): another writer may have stored past what this batch knew. */
             batch_room_t *r = &b->rooms[it->room];
-            if (r->last < b->existing.docs[it->ref].seq)
-                r->last = b->existing.docs[it->ref].seq;
+            message_seq_plan_taken(&r->seq, b->existing.docs[it->ref].seq);
         }
     }
     if (err == CHAT_OK) {
@@ -677,8 +671,8 @@ static chat_err_t store_reload_room(message_pipeline_t *p, batch_t *b, void *arg
     message_room_ref_t ref = {r->tenant, r->room};
     int64_t highest = 0;
     chat_err_t err = p->conf.store.highest_seqs(p->conf.store.ctx, &ref, 1, &highest);
-    if (err == CHAT_OK && r->last < highest)
-        r->last = highest;
+    if (err == CHAT_OK)
+        message_seq_plan_taken(&r->seq, highest);
     return err;
 }
 
@@ -740,9 +734,8 @@ static void store_update_sequencer(message_pipeline_t *p, const batch_t *b, bool
         const batch_room_t *r = &b->rooms[i];
         if (!r->has_sends)
             continue;
-        if (!stored || message_sequencer_set(p->conf.sequencer, r->tenant, r->room, r->partition,
-                                             r->last) != CHAT_OK)
-            message_sequencer_forget(p->conf.sequencer, r->tenant, r->room);
+        message_sequencer_plan_end(p->conf.sequencer, r->tenant, r->room, r->partition, &r->seq,
+                                   stored);
     }
 }
 
@@ -935,7 +928,7 @@ chat_err_t message_pipeline_process(message_pipeline_t *p, const chat_bus_record
     batch_t b;
     chat_err_t err = batch_init(&b, recs, n);
     for (size_t i = 0; err == CHAT_OK && i < n; i++)
-        parse_record(p, &b, &b.items[i]);
+        err = parse_record(p, &b, &b.items[i]);
     if (err == CHAT_OK)
         err = store_sends(p, &b);
     if (err == CHAT_OK)

@@ -1,6 +1,7 @@
-/* Per-room seq counters in a chained hash table keyed by "tenant/room", with a recency list
- * for trimming and the partition each room came through, so that a revoke forgets exactly the
- * rooms of the revoked partitions. */
+/* Per-room seqs (see sequencer.h): the remembered rooms in the platform's string map keyed
+ * by "tenant/room", with a recency list for trimming and the partition each room came
+ * through, so that a revoke forgets exactly the rooms of the revoked partitions; and the
+ * arithmetic of a batch's plan. */
 #include "services/message/sequencer.h"
 
 #include <stdlib.h>
@@ -8,24 +9,18 @@
 
 #include "common/array.h"
 #include "common/contract.h"
-#include "common/hash.h"
-
-#define SEQ_INITIAL_BUCKETS 1024
+#include "common/strmap.h"
 
 typedef struct seq_room {
-    struct seq_room *chain;         /* next in the bucket */
     struct seq_room *newer, *older; /* recency list */
-    uint64_t hash;
     int32_t partition;
     int64_t last;
-    char key[]; /* "tenant/room" */
+    char key[]; /* "tenant/room", as in the map */
 } seq_room_t;
 
 struct message_sequencer {
     size_t max_rooms;
-    seq_room_t **buckets;
-    size_t nbuckets; /* power of two */
-    size_t nrooms;
+    chat_strmap_t *rooms; /* key -> seq_room_t */
     seq_room_t *newest, *oldest;
     int32_t *owned; /* assigned partitions */
     size_t nowned, owned_cap;
@@ -36,12 +31,11 @@ message_sequencer_t *message_sequencer_new(size_t max_rooms)
     message_sequencer_t *s = calloc(1, sizeof *s);
     if (s == NULL)
         return NULL;
-    s->buckets = calloc(SEQ_INITIAL_BUCKETS, sizeof *s->buckets);
-    if (s->buckets == NULL) {
+    s->rooms = chat_strmap_new();
+    if (s->rooms == NULL) {
         free(s);
         return NULL;
     }
-    s->nbuckets = SEQ_INITIAL_BUCKETS;
     s->max_rooms = max_rooms > 0 ? max_rooms : 1;
     return s;
 }
@@ -56,17 +50,9 @@ void message_sequencer_destroy(message_sequencer_t *s)
         free(r);
         r = next;
     }
-    free(s->buckets);
+    chat_strmap_free(s->rooms);
     free(s->owned);
     free(s);
-}
-
-static seq_room_t *room_find(const message_sequencer_t *s, const char *key, uint64_t hash)
-{
-    for (seq_room_t *r = s->buckets[hash & (s->nbuckets - 1)]; r != NULL; r = r->chain)
-        if (r->hash == hash && strcmp(r->key, key) == 0)
-            return r;
-    return NULL;
 }
 
 static void recency_unlink(message_sequencer_t *s, seq_room_t *r)
@@ -103,56 +89,25 @@ static void room_touch(message_sequencer_t *s, seq_room_t *r)
 
 static void room_remove(message_sequencer_t *s, seq_room_t *r)
 {
-    seq_room_t **link = &s->buckets[r->hash & (s->nbuckets - 1)];
-    while (*link != r)
-        link = &(*link)->chain;
-    *link = r->chain;
+    chat_strmap_remove(s->rooms, r->key);
     recency_unlink(s, r);
-    s->nrooms--;
     free(r);
 }
 
-/* Doubles the bucket array when rooms outnumber buckets; on allocation failure the table
- * simply stays denser. */
-static void buckets_grow(message_sequencer_t *s)
-{
-    if (s->nrooms < s->nbuckets)
-        return;
-    size_t n = s->nbuckets * 2;
-    seq_room_t **b = calloc(n, sizeof *b);
-    if (b == NULL)
-        return;
-    for (size_t i = 0; i < s->nbuckets; i++) {
-        seq_room_t *r = s->buckets[i];
-        while (r != NULL) {
-            seq_room_t *next = r->chain;
-            r->chain = b[r->hash & (n - 1)];
-            b[r->hash & (n - 1)] = r;
-            r = next;
-        }
-    }
-    free(s->buckets);
-    s->buckets = b;
-    s->nbuckets = n;
-}
-
-static chat_err_t room_add(message_sequencer_t *s, const char *key, uint64_t hash,
-                           int32_t partition, int64_t last)
+static chat_err_t room_add(message_sequencer_t *s, const char *key, int32_t partition, int64_t last)
 {
     size_t len = strlen(key);
     seq_room_t *r = calloc(1, sizeof *r + len + 1);
     if (r == NULL)
         return CHAT_ERR_NOMEM;
     memcpy(r->key, key, len + 1);
-    r->hash = hash;
     r->partition = partition;
     r->last = last;
-    buckets_grow(s);
-    size_t b = hash & (s->nbuckets - 1);
-    r->chain = s->buckets[b];
-    s->buckets[b] = r;
+    if (!chat_strmap_put(s->rooms, r->key, r)) {
+        free(r);
+        return CHAT_ERR_NOMEM;
+    }
     recency_push(s, r);
-    s->nrooms++;
     return CHAT_OK;
 }
 
@@ -162,7 +117,7 @@ static seq_room_t *room_lookup(const message_sequencer_t *s, const char *tenant,
     char key[CHAT_ROOM_KEY_MAX];
     if (chat_room_key(tenant, room, key, sizeof key) < 0)
         return NULL;
-    return room_find(s, key, chat_hash(key));
+    return chat_strmap_get(s->rooms, key);
 }
 
 chat_err_t message_sequencer_assign(message_sequencer_t *s, const int32_t *partitions, size_t n)
@@ -208,6 +163,43 @@ bool message_sequencer_owns(const message_sequencer_t *s, int32_t partition)
     return partition_listed(s->owned, s->nowned, partition);
 }
 
+/* ---- a batch's plan ---- */
+
+bool message_sequencer_plan_begin(message_sequencer_t *s, const char *tenant, const char *room,
+                                  message_seq_plan_t *plan)
+{
+    *plan = (message_seq_plan_t){0};
+    if (!message_sequencer_get(s, tenant, room, &plan->last))
+        return false;
+    plan->planned = plan->last;
+    return true;
+}
+
+void message_seq_plan_taken(message_seq_plan_t *plan, int64_t seq)
+{
+    if (plan->last < seq)
+        plan->last = seq;
+}
+
+void message_seq_plan_restart(message_seq_plan_t *plan)
+{
+    plan->planned = plan->last;
+}
+
+int64_t message_seq_plan_next(message_seq_plan_t *plan)
+{
+    return ++plan->planned;
+}
+
+void message_sequencer_plan_end(message_sequencer_t *s, const char *tenant, const char *room,
+                                int32_t partition, const message_seq_plan_t *plan, bool stored)
+{
+    if (!stored || message_sequencer_set(s, tenant, room, partition, plan->last) != CHAT_OK)
+        message_sequencer_forget(s, tenant, room);
+}
+
+/* ---- the rooms remembered ---- */
+
 bool message_sequencer_get(message_sequencer_t *s, const char *tenant, const char *room,
                            int64_t *last)
 {
@@ -225,10 +217,9 @@ chat_err_t message_sequencer_set(message_sequencer_t *s, const char *tenant, con
     char key[CHAT_ROOM_KEY_MAX];
     if (chat_room_key(tenant, room, key, sizeof key) < 0)
         return CHAT_ERR_INVALID;
-    uint64_t hash = chat_hash(key);
-    seq_room_t *r = room_find(s, key, hash);
+    seq_room_t *r = chat_strmap_get(s->rooms, key);
     if (r == NULL)
-        return room_add(s, key, hash, partition, last);
+        return room_add(s, key, partition, last);
     room_touch(s, r);
     r->partition = partition;
     r->last = last;
@@ -244,11 +235,11 @@ void message_sequencer_forget(message_sequencer_t *s, const char *tenant, const 
 
 size_t message_sequencer_rooms(const message_sequencer_t *s)
 {
-    return s->nrooms;
+    return chat_strmap_count(s->rooms);
 }
 
 void message_sequencer_trim(message_sequencer_t *s)
 {
-    while (s->nrooms > s->max_rooms)
+    while (chat_strmap_count(s->rooms) > s->max_rooms)
         room_remove(s, s->oldest);
 }

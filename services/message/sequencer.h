@@ -1,9 +1,11 @@
-/* The message service's memory of each room's last seq: the rooms touched since their
- * chat.inbound partition was assigned to this process, with the seq last stored in each, so that
- * a batch plans without asking MongoDB. The pipeline loads a room from MongoDB on first touch
- * and records what it stored; a revoke forgets the partition's rooms, so that a new owner starts
- * from what is stored. Not thread-safe: the pipeline and the rebalance callback run on the
- * consumer's thread. */
+/* Where a room's seqs are assigned. The sequencer remembers, for the rooms touched since
+ * their chat.inbound partition was assigned to this process, the last seq stored in each, so
+ * that a batch plans without asking MongoDB; and a batch assigns each send of a room the
+ * room's next seq through a plan (message_seq_plan_t) that holds, in one place, the highest
+ * seq known to be taken and the last one the plan handed out. A room the sequencer does not
+ * remember is loaded from MongoDB by the pipeline; a revoke forgets the partition's rooms, so
+ * that a new owner starts from what is stored. Not thread-safe: the pipeline and the
+ * rebalance callback run on the consumer's thread. */
 #ifndef CHAT_MESSAGE_SEQUENCER_H
 #define CHAT_MESSAGE_SEQUENCER_H
 
@@ -30,6 +32,40 @@ void message_sequencer_revoke(message_sequencer_t *s, const int32_t *partitions,
 
 /* True if partition is currently assigned to this process. */
 bool message_sequencer_owns(const message_sequencer_t *s, int32_t partition);
+
+/* ---- a batch's plan for one room ---- */
+
+/* One room's seqs while a batch is planned and stored. Only the functions below change it. */
+typedef struct message_seq_plan {
+    int64_t last;    /* highest seq known to be taken: remembered, loaded, stored or found */
+    int64_t planned; /* last seq handed out by the current plan */
+} message_seq_plan_t;
+
+/* Starts tenant/room's plan from what the sequencer remembers. Returns true if it did;
+ * false if the room must first be loaded from MongoDB (message_seq_plan_taken with the
+ * highest stored seq, 0 for an empty room). */
+bool message_sequencer_plan_begin(message_sequencer_t *s, const char *tenant, const char *room,
+                                  message_seq_plan_t *plan);
+
+/* seq is taken (stored by this batch, found stored, or the highest stored): raises what the
+ * plan knows is taken. Every lower seq is taken too (stored documents are prefixes of
+ * plans). */
+void message_seq_plan_taken(message_seq_plan_t *plan, int64_t seq);
+
+/* Starts a new plan from what is known taken (after a duplicate key changed what is known). */
+void message_seq_plan_restart(message_seq_plan_t *plan);
+
+/* The room's next seq in the current plan: each call hands out the following one, so the
+ * sends of a room planned in order take consecutive seqs. */
+int64_t message_seq_plan_next(message_seq_plan_t *plan);
+
+/* Ends the plan of tenant/room (through partition): if stored, the sequencer remembers
+ * plan->last as the room's last seq; if not (the batch failed, or the room could not be
+ * remembered), it forgets the room, whose next use loads it again. */
+void message_sequencer_plan_end(message_sequencer_t *s, const char *tenant, const char *room,
+                                int32_t partition, const message_seq_plan_t *plan, bool stored);
+
+/* ---- the rooms remembered ---- */
 
 /* True, with the room's last seq in *last, if tenant/room is remembered (it becomes the most
  * recently used); false if its next use must load it from MongoDB. */

@@ -1,5 +1,5 @@
 /* Unit tests of common/strmap: put/get/replace/remove, growth past many
- * entries, iteration, and that keys are copied. */
+ * entries, iteration, clearing, and that keys are copied. */
 #include <check.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -62,12 +62,36 @@ START_TEST(test_many_entries)
 }
 END_TEST
 
+START_TEST(test_clear_keeps_map_usable)
+{
+    chat_strmap_t *m = chat_strmap_new();
+    char key[32];
+    for (uintptr_t i = 1; i <= 100; i++) {
+        snprintf(key, sizeof key, "k%lu", (unsigned long)i);
+        ck_assert(chat_strmap_put(m, key, (void *)i));
+    }
+    chat_strmap_clear(m);
+    ck_assert_uint_eq(chat_strmap_count(m), 0);
+    ck_assert_ptr_null(chat_strmap_get(m, "k1"));
+    uintptr_t sum = 0;
+    chat_strmap_foreach(m, sum_cb, &sum);
+    ck_assert_uint_eq(sum, 0);
+    ck_assert(chat_strmap_put(m, "k1", (void *)7));
+    ck_assert_ptr_eq(chat_strmap_get(m, "k1"), (void *)7);
+    ck_assert_uint_eq(chat_strmap_count(m), 1);
+    chat_strmap_clear(m);
+    chat_strmap_clear(m);
+    chat_strmap_free(m);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("common_strmap");
     TCase *tc = tcase_create("strmap");
     tcase_add_test(tc, test_put_get_remove);
     tcase_add_test(tc, test_many_entries);
+    tcase_add_test(tc, test_clear_keeps_map_usable);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -1,6 +1,8 @@
 /* Unit tests of services/message/sequencer: get knows only rooms that were set, set adds or
  * updates, a revoke forgets exactly the rooms of the revoked partitions, forget and trim drop
- * rooms (trim the least recently used), names too long for a key are refused. */
+ * rooms (trim the least recently used), names too long for a key are refused; a batch's plan
+ * hands out consecutive seqs after what is known taken, starts again from there, and ends
+ * remembered (stored) or forgotten (failed). */
 #include <check.h>
 #include <stdio.h>
 #include <string.h>
@@ -154,6 +156,47 @@ START_TEST(test_key_too_long)
 }
 END_TEST
 
+START_TEST(test_plan_assigns_consecutive_seqs)
+{
+    message_sequencer_t *s = message_sequencer_new(100);
+    message_seq_plan_t plan;
+    /* Unknown room: the caller loads it; an empty room starts at 1. */
+    ck_assert(!message_sequencer_plan_begin(s, "t1", "r", &plan));
+    message_seq_plan_taken(&plan, 0);
+    message_seq_plan_restart(&plan);
+    ck_assert_int_eq(message_seq_plan_next(&plan), 1);
+    ck_assert_int_eq(message_seq_plan_next(&plan), 2);
+    ck_assert_int_eq(message_seq_plan_next(&plan), 3);
+    /* Only 1 and 2 were stored; another writer is found to hold 5: plan again after 5. */
+    message_seq_plan_taken(&plan, 1);
+    message_seq_plan_taken(&plan, 2);
+    message_seq_plan_taken(&plan, 5);
+    message_seq_plan_taken(&plan, 4); /* lower: what is taken never goes down */
+    message_seq_plan_restart(&plan);
+    ck_assert_int_eq(message_seq_plan_next(&plan), 6);
+    message_seq_plan_taken(&plan, 6);
+    message_sequencer_plan_end(s, "t1", "r", 3, &plan, true);
+    ck_assert_int_eq(last_of(s, "r"), 6);
+
+    /* Remembered: the next batch plans without loading. */
+    ck_assert(message_sequencer_plan_begin(s, "t1", "r", &plan));
+    ck_assert_int_eq(message_seq_plan_next(&plan), 7);
+    message_seq_plan_taken(&plan, 7);
+    /* The batch failed: the room is forgotten, whatever the plan says. */
+    message_sequencer_plan_end(s, "t1", "r", 3, &plan, false);
+    ck_assert_int_eq(last_of(s, "r"), -1);
+    ck_assert(!message_sequencer_plan_begin(s, "t1", "r", &plan));
+
+    /* A plan ended as stored is remembered under its partition. */
+    message_seq_plan_taken(&plan, 9);
+    message_sequencer_plan_end(s, "t1", "r", 4, &plan, true);
+    const int32_t revoked[] = {4};
+    message_sequencer_revoke(s, revoked, 1);
+    ck_assert_int_eq(last_of(s, "r"), -1);
+    message_sequencer_destroy(s);
+}
+END_TEST
+
 int main(void)
 {
     Suite *suite = suite_create("message_sequencer");
@@ -165,6 +208,7 @@ int main(void)
     tcase_add_test(tc, test_forget_and_trim);
     tcase_add_test(tc, test_many_rooms);
     tcase_add_test(tc, test_key_too_long);
+    tcase_add_test(tc, test_plan_assigns_consecutive_seqs);
     suite_add_tcase(suite, tc);
     SRunner *sr = srunner_create(suite);
     srunner_run_all(sr, CK_NORMAL);
