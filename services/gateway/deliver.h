@@ -13,7 +13,7 @@
 #include "common/err.h"
 #include "common/metrics.h"
 #include "services/gateway/outq.h"
-#include "services/gateway/worker.h"
+#include "services/gateway/inbox.h"
 
 /* One item for the loop. The loop's handler (conf.complete) reads the fields; destroy
  * frees everything. */

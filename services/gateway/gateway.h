@@ -14,11 +14,12 @@
 #include "services/gateway/auth.h"
 #include "services/gateway/deliver.h"
 #include "services/gateway/inbound.h"
+#include "services/gateway/inbox.h"
 #include "services/gateway/rooms.h"
 #include "services/gateway/session.h"
 #include "services/gateway/stats.h"
 #include "common/strmap.h"
-#include "services/gateway/worker.h"
+#include "services/gateway/workers.h"
 
 /* Filled from the environment by main.c's table (types as common/config.h stores them;
  * durations in ms). */

@@ -10,7 +10,7 @@
 
 #include "common/err.h"
 #include "common/metrics.h"
-#include "services/gateway/worker.h"
+#include "services/gateway/inbox.h"
 
 typedef struct gw_inbound gw_inbound_t;
 
