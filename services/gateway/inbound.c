@@ -1,4 +1,5 @@
-/* chat.inbound producer of the gateway (see inbound.h). */
+/* Sending to chat.inbound (see inbound.h): the producer with its delivery reports, and the
+ * loop's handling of a send that failed. */
 #include "services/gateway/inbound.h"
 
 #include <stdlib.h>
@@ -7,6 +8,7 @@
 #include "common/bus.h"
 #include "common/codec.h"
 #include "common/log.h"
+#include "services/gateway/gateway.h"
 
 #define INBOUND_TOPIC "chat.inbound"
 
@@ -153,4 +155,13 @@ void gw_inbound_free(gw_inbound_t *in)
     chat_bus_producer_destroy(in->producer);
     free(in->gw_id);
     free(in);
+}
+
+void gw_inbound_on_failed(void *loop_ctx, const char *conn, const char *cid)
+{
+    gw_gateway_t *gw = loop_ctx;
+    chat_counter_inc(gw->stats.send_failures);
+    gw_session_t *s = gw_gateway_session(gw, conn);
+    if (s != NULL)
+        gw_session_send_failed(s, cid);
 }

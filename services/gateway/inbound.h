@@ -23,7 +23,7 @@ typedef struct gw_inbound_conf {
     int connect_timeout_ms;
     chat_metrics_t *metrics;
     gw_inbox_t *inbox;
-    gw_inbound_failed_fn on_failed;
+    gw_inbound_failed_fn on_failed; /* gw_inbound_on_failed (tests pass their own) */
 } gw_inbound_conf_t;
 
 /* Creates the producer; fails with its error if Kafka is unreachable within the timeout. */
@@ -37,5 +37,9 @@ chat_err_t gw_inbound_send(gw_inbound_t *in, const char *tenant, const char *roo
 
 /* Flushes (delivery reports still reach the inbox) and frees. Accepts NULL. */
 void gw_inbound_free(gw_inbound_t *in);
+
+/* The gateway's failed-send handler (gw_inbound_conf_t.on_failed; loop_ctx is the gateway):
+ * counts the failure and tells the connection, if still open, to resend cid. */
+void gw_inbound_on_failed(void *loop_ctx, const char *conn, const char *cid);
 
 #endif

@@ -1,7 +1,9 @@
 /* chat-gateway: the WebSocket edge of the message path. This file holds the configuration
  * table, connects the parts in order (each failure exits naming its variable) and tears
  * them down in reverse after SIGTERM. The protocol lives in session.c, the sockets in
- * server.c, the blocking work in jobs.c. */
+ * server.c; auth.c verifies tokens, join.c joins and resumes, history.c pages, inbound.c
+ * sends, deliver.c delivers to the sockets, registrations.c keeps Redis up to date; the
+ * blocking work runs on workers.c's threads and comes back through inbox.c. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +19,8 @@
 #include "common/signals.h"
 #include "common/tenants.h"
 #include "services/gateway/gateway.h"
+#include "services/gateway/registrations.h"
+#include "services/gateway/server.h"
 #include "services/gateway/store_reads.h"
 
 #define SERVICE "gateway"
@@ -126,7 +130,7 @@ static chat_err_t kafka_open(gw_gateway_t *gw)
         .connect_timeout_ms = (int)gw->cfg->connect_timeout_ms,
         .metrics = gw->metrics,
         .inbox = gw->inbox,
-        .on_failed = gw_jobs_on_send_failed,
+        .on_failed = gw_inbound_on_failed,
     };
     chat_err_t err = gw_inbound_new(&ic, &gw->inbound);
     if (err == CHAT_OK) {
@@ -136,7 +140,7 @@ static chat_err_t kafka_open(gw_gateway_t *gw)
             .connect_timeout_ms = (int)gw->cfg->connect_timeout_ms,
             .metrics = gw->metrics,
             .inbox = gw->inbox,
-            .complete = gw_jobs_on_delivery,
+            .complete = gw_deliver_route,
         };
         err = gw_deliver_start(&dc, &gw->deliver);
     }
@@ -167,8 +171,8 @@ static chat_err_t gateway_open(gw_gateway_t *gw)
         return CHAT_ERR_NOMEM;
     gw_workers_conf_t wc = {
         .nthreads = (size_t)gw->cfg->workers,
-        .ctx_new = gw_jobs_worker_ctx_new,
-        .ctx_free = gw_jobs_worker_ctx_free,
+        .ctx_new = gw_registrations_ctx_new,
+        .ctx_free = gw_registrations_ctx_free,
         .ud = gw,
         .inbox = gw->inbox,
     };
