@@ -2,19 +2,15 @@
  * worker, so the loop only queues the finished frame. */
 #include "services/gateway/history.h"
 
-#include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "common/log.h"
 #include "services/gateway/frames.h"
+#include "services/gateway/request.h"
 #include "services/gateway/store_reads.h"
 
 typedef struct history_job {
-    gw_task_t task;
-    gw_gateway_t *gw;
-    char conn[GW_CONN_ID_MAX];
-    char *tenant, *room, *rid;
+    gw_request_t base;
     int64_t before, limit;
     gw_buf_t *frame; /* result; NULL on failure */
 } history_job_t;
@@ -23,9 +19,7 @@ static void history_destroy(gw_task_t *t)
 {
     history_job_t *j = (history_job_t *)t;
     gw_buf_unref(j->frame);
-    free(j->tenant);
-    free(j->room);
-    free(j->rid);
+    gw_request_clear(&j->base);
     free(j);
 }
 
@@ -33,50 +27,45 @@ static void history_run(gw_task_t *t, void *wctx)
 {
     (void)wctx;
     history_job_t *j = (history_job_t *)t;
-    if (gw_workers_stopping(j->gw->workers))
+    gw_gateway_t *gw = j->base.gw;
+    if (gw_workers_stopping(gw->workers))
         return;
-    chat_store_t *st = j->gw->store;
+    chat_store_t *st = gw->store;
     mongoc_client_t *client = chat_store_acquire(st);
     cJSON *msgs = NULL;
     bool more = false;
     chat_err_t err =
-        gw_reads_page(st, client, j->tenant, j->room, j->before, j->limit, &msgs, &more);
+        gw_reads_page(st, client, j->base.tenant, j->base.room, j->before, j->limit, &msgs, &more);
     chat_store_release(st, client);
     if (err == CHAT_OK)
-        j->frame = gw_frame_history(j->room, j->rid, msgs, more);
+        j->frame = gw_frame_history(j->base.room, j->base.rid, msgs, more);
     else
-        chat_log_warn("history read failed", CHAT_F_STR("tenant", j->tenant),
-                      CHAT_F_STR("room", j->room), CHAT_F_ERR(err));
+        chat_log_warn("history read failed", CHAT_F_STR("tenant", j->base.tenant),
+                      CHAT_F_STR("room", j->base.room), CHAT_F_ERR(err));
 }
 
 static void history_complete(gw_task_t *t, void *loop_ctx)
 {
     history_job_t *j = (history_job_t *)t;
-    gw_session_t *s = gw_gateway_session(loop_ctx, j->conn);
+    (void)loop_ctx;
+    gw_session_t *s = gw_request_session(&j->base);
     if (s == NULL)
         return;
     gw_buf_t *frame = j->frame;
     j->frame = NULL;
-    gw_session_history_done(s, j->rid, frame);
+    gw_session_history_done(s, j->base.rid, frame);
 }
 
 chat_err_t gw_history_submit(gw_gateway_t *gw, const gw_history_req_t *req)
 {
-    history_job_t *j = calloc(1, sizeof *j);
+    history_job_t *j =
+        gw_request_new(sizeof *j, gw, req->conn, history_run, history_complete, history_destroy);
     if (j == NULL)
         return CHAT_ERR_NOMEM;
-    j->task.run = history_run;
-    j->task.complete = history_complete;
-    j->task.destroy = history_destroy;
-    j->gw = gw;
-    snprintf(j->conn, sizeof j->conn, "%s", req->conn);
-    j->tenant = strdup(req->tenant);
-    j->room = strdup(req->room);
-    j->rid = strdup(req->rid);
     j->before = req->before;
     j->limit = req->limit;
-    if (j->tenant == NULL || j->room == NULL || j->rid == NULL)
-        j->task.run = NULL; /* answered as a failed lookup */
-    gw_workers_submit(gw->workers, &j->task, -1);
+    if (!gw_request_copy_room(&j->base, req->tenant, req->room, req->rid))
+        j->base.task.run = NULL; /* answered as a failed lookup */
+    gw_workers_submit(gw->workers, &j->base.task, -1);
     return CHAT_OK;
 }

@@ -3,7 +3,6 @@
  * on the loop, which hands `joined` and the replay to the session. */
 #include "services/gateway/join.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,13 +11,12 @@
 #include "common/redis.h"
 #include "services/gateway/registrations.h"
 #include "services/gateway/registry.h"
+#include "services/gateway/request.h"
 #include "services/gateway/store_reads.h"
 
 typedef struct join_job {
-    gw_task_t task;
-    gw_gateway_t *gw;
-    char conn[GW_CONN_ID_MAX];
-    char *tenant, *room, *user, *rid;
+    gw_request_t base;
+    char *user;
     int64_t since;
     bool has_since;
     uint32_t gen;
@@ -41,10 +39,8 @@ static void join_destroy(gw_task_t *t)
         gw_buf_unref(j->replay[i].buf);
     free(j->replay);
     gw_registry_users_free(j->online, j->nonline);
-    free(j->tenant);
-    free(j->room);
     free(j->user);
-    free(j->rid);
+    gw_request_clear(&j->base);
     free(j);
 }
 
@@ -61,16 +57,17 @@ static int64_t unread_count(int64_t latest, bool has_since, int64_t since)
  * only when nothing was missed. */
 static chat_err_t join_read_store(join_job_t *j)
 {
-    chat_store_t *st = j->gw->store;
+    gw_gateway_t *gw = j->base.gw;
+    chat_store_t *st = gw->store;
     mongoc_client_t *client = chat_store_acquire(st);
     chat_err_t err = CHAT_OK;
     if (j->has_since)
-        err = gw_reads_replay(st, client, j->tenant, j->room, j->since,
-                              (size_t)j->gw->cfg->replay_max, &j->replay, &j->nreplay);
+        err = gw_reads_replay(st, client, j->base.tenant, j->base.room, j->since,
+                              (size_t)gw->cfg->replay_max, &j->replay, &j->nreplay);
     if (err == CHAT_OK && j->nreplay > 0)
         j->latest = j->replay[j->nreplay - 1].seq;
     else if (err == CHAT_OK)
-        err = gw_reads_latest(st, client, j->tenant, j->room, &j->latest);
+        err = gw_reads_latest(st, client, j->base.tenant, j->base.room, &j->latest);
     chat_store_release(st, client);
     j->unread = unread_count(j->latest, j->has_since, j->since);
     return err;
@@ -83,18 +80,18 @@ static void join_run(gw_task_t *t, void *wctx)
 {
     join_job_t *j = (join_job_t *)t;
     chat_redis_t *redis = wctx;
-    if (gw_workers_stopping(j->gw->workers)) {
+    gw_gateway_t *gw = j->base.gw;
+    if (gw_workers_stopping(gw->workers)) {
         j->err = CHAT_ERR_STOPPED;
         return;
     }
     if (!j->registered) {
-        j->err =
-            gw_registry_join(redis, j->gw->id, chat_clock_wall_ms(), gw_registrations_ttl_ms(j->gw),
-                             j->tenant, j->room, j->user, &j->online, &j->nonline);
+        j->err = gw_registry_join(redis, gw->id, chat_clock_wall_ms(), gw_registrations_ttl_ms(gw),
+                                  j->base.tenant, j->base.room, j->user, &j->online, &j->nonline);
         if (j->err != CHAT_OK) {
-            chat_counter_inc(j->gw->stats.registry_errors);
-            chat_log_warn("join registration failed", CHAT_F_STR("tenant", j->tenant),
-                          CHAT_F_STR("room", j->room), CHAT_F_ERR(j->err));
+            chat_counter_inc(gw->stats.registry_errors);
+            chat_log_warn("join registration failed", CHAT_F_STR("tenant", j->base.tenant),
+                          CHAT_F_STR("room", j->base.room), CHAT_F_ERR(j->err));
             return;
         }
         j->registered = true;
@@ -103,22 +100,22 @@ static void join_run(gw_task_t *t, void *wctx)
     }
     j->err = join_read_store(j);
     if (j->err != CHAT_OK)
-        chat_log_warn("join reads failed", CHAT_F_STR("tenant", j->tenant),
-                      CHAT_F_STR("room", j->room), CHAT_F_ERR(j->err));
+        chat_log_warn("join reads failed", CHAT_F_STR("tenant", j->base.tenant),
+                      CHAT_F_STR("room", j->base.room), CHAT_F_ERR(j->err));
 }
 
 static void join_complete(gw_task_t *t, void *loop_ctx)
 {
     join_job_t *j = (join_job_t *)t;
     gw_gateway_t *gw = loop_ctx;
-    gw_session_t *s = gw_gateway_session(gw, j->conn);
+    gw_session_t *s = gw_request_session(&j->base);
     if (s == NULL)
         return;
     if (j->err == CHAT_OK)
         chat_histogram_observe(gw->stats.join_seconds, chat_clock_seconds_since(j->started_us));
     gw_join_result_t res = {
-        .room = j->room,
-        .rid = j->rid,
+        .room = j->base.room,
+        .rid = j->base.rid,
         .gen = j->gen,
         .err = j->err,
         .latest = j->latest,
@@ -135,30 +132,22 @@ static void join_complete(gw_task_t *t, void *loop_ctx)
 
 chat_err_t gw_join_submit(gw_gateway_t *gw, const gw_join_req_t *req)
 {
-    join_job_t *j = calloc(1, sizeof *j);
+    join_job_t *j = gw_request_new(sizeof *j, gw, req->conn, join_run, join_complete, join_destroy);
     if (j == NULL)
         return CHAT_ERR_NOMEM;
-    j->task.run = join_run;
-    j->task.complete = join_complete;
-    j->task.destroy = join_destroy;
-    j->gw = gw;
-    snprintf(j->conn, sizeof j->conn, "%s", req->conn);
-    j->tenant = strdup(req->tenant);
-    j->room = strdup(req->room);
+    bool copied = gw_request_copy_room(&j->base, req->tenant, req->room, req->rid);
     j->user = strdup(req->user);
-    j->rid = strdup(req->rid != NULL ? req->rid : "");
     j->since = req->since;
     j->has_since = req->has_since;
     j->gen = req->gen;
     j->started_us = chat_clock_mono_us();
-    if (j->tenant == NULL || j->room == NULL || j->user == NULL || j->rid == NULL)
-        j->err = CHAT_ERR_NOMEM;
-    if (j->err != CHAT_OK) {
+    if (!copied || j->user == NULL) {
         /* Answered on the loop's next drain, like any failed join. */
-        j->task.run = NULL;
-        gw_inbox_push(gw->inbox, &j->task);
+        j->err = CHAT_ERR_NOMEM;
+        j->base.task.run = NULL;
+        gw_inbox_push(gw->inbox, &j->base.task);
         return CHAT_OK;
     }
-    gw_workers_submit(gw->workers, &j->task, gw_registrations_shard(req->tenant, req->room));
+    gw_workers_submit(gw->workers, &j->base.task, gw_registrations_shard(req->tenant, req->room));
     return CHAT_OK;
 }
