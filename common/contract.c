@@ -62,6 +62,11 @@ int chat_gateway_id(int64_t index, char *buf, size_t buflen)
     return n >= 0 && (size_t)n < buflen ? n : -1;
 }
 
+int32_t chat_gateway_index_partition(int64_t index)
+{
+    return index >= 0 && index <= CHAT_GATEWAY_INDEX_MAX ? (int32_t)index : -1;
+}
+
 int32_t chat_gateway_partition(const char *s)
 {
     if (s == NULL || s[0] < '0' || s[0] > '9' || (s[0] == '0' && s[1] != '\0'))

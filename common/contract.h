@@ -76,6 +76,11 @@ int chat_gateway_id(int64_t index, char *buf, size_t buflen);
  * gateway id (decimal digits without a leading zero, at most INT32_MAX). */
 int32_t chat_gateway_partition(const char *s);
 
+/* The chat.deliver partition a gateway with this index consumes: the index itself, or -1
+ * outside 0..CHAT_GATEWAY_INDEX_MAX. A gateway whose partition is not below the topic's
+ * partition count cannot start. */
+int32_t chat_gateway_index_partition(int64_t index);
+
 /* ---- Redis: the rooms each gateway follows ----
  * Sorted sets per room, written by the gateways (with their registrations' expiry in ms as
  * the score) and read by broadcast: chat:room:{tenant/room}:gws (members: gateway ids) and

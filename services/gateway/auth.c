@@ -1,4 +1,5 @@
-/* Tenant secret cache and JWT verification (see auth.h). */
+/* Verifying a client's JWT (see auth.h): the tenant secret cache with its shared lookups,
+ * gw_auth_verify over common/jwt.c, and the worker job that runs it for an auth frame. */
 #include "services/gateway/auth.h"
 
 #include <pthread.h>
@@ -7,8 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/strmap.h"
+#include "services/gateway/gateway.h"
+#include "services/gateway/request.h"
+#include "services/gateway/workers.h"
 
 /* Past this many cached tenants, expired entries are purged on insert (and everything if
  * that is not enough), so tokens naming random tenants cannot grow the cache forever. */
@@ -270,4 +275,67 @@ chat_err_t gw_auth_verify(gw_auth_t *a, const char *token, int64_t now_ms, chat_
     err = chat_jwt_verify(token, secret, len, now_ms / 1000, 0, out, reason, reason_len);
     free(secret);
     return err == CHAT_OK ? CHAT_OK : CHAT_ERR_UNAUTHORIZED;
+}
+
+/* ---- the auth job: verification on a worker, the answer on the loop ---- */
+
+typedef struct auth_job {
+    gw_request_t base; /* names no room */
+    char *token;
+    int64_t started_us;
+    chat_err_t err;
+    chat_jwt_claims_t claims;
+    char reason[GW_AUTH_REASON_MAX];
+} auth_job_t;
+
+static void auth_destroy(gw_task_t *t)
+{
+    auth_job_t *j = (auth_job_t *)t;
+    chat_jwt_claims_clear(&j->claims);
+    free(j->token);
+    gw_request_clear(&j->base);
+    free(j);
+}
+
+static void auth_run(gw_task_t *t, void *wctx)
+{
+    (void)wctx;
+    auth_job_t *j = (auth_job_t *)t;
+    j->err = gw_auth_verify(j->base.gw->auth, j->token, chat_clock_wall_ms(), &j->claims, j->reason,
+                            sizeof j->reason);
+    if (j->err != CHAT_OK && j->err != CHAT_ERR_UNAUTHORIZED)
+        chat_log_warn("auth lookup failed", CHAT_F_STR("conn", j->base.conn), CHAT_F_ERR(j->err));
+}
+
+static void auth_complete(gw_task_t *t, void *loop_ctx)
+{
+    auth_job_t *j = (auth_job_t *)t;
+    gw_gateway_t *gw = loop_ctx;
+    chat_histogram_observe(gw->stats.auth_seconds, chat_clock_seconds_since(j->started_us));
+    gw_session_t *s = gw_request_session(&j->base);
+    if (s == NULL)
+        return;
+    if (j->err == CHAT_OK)
+        chat_log_debug("authenticated", CHAT_F_STR("conn", j->base.conn),
+                       CHAT_F_STR("tenant", j->claims.tenant), CHAT_F_STR("user", j->claims.user));
+    else
+        chat_log_debug("auth refused", CHAT_F_STR("conn", j->base.conn),
+                       CHAT_F_STR("reason", j->reason));
+    gw_session_auth_done(s, j->err, &j->claims, j->reason);
+}
+
+void gw_auth_submit(gw_gateway_t *gw, gw_session_t *s, const char *token)
+{
+    auth_job_t *j =
+        gw_request_new(sizeof *j, gw, gw_session_id(s), auth_run, auth_complete, auth_destroy);
+    if (j != NULL)
+        j->token = strdup(token);
+    if (j == NULL || j->token == NULL) {
+        free(j);
+        chat_jwt_claims_t none = {0};
+        gw_session_auth_done(s, CHAT_ERR_NOMEM, &none, NULL);
+        return;
+    }
+    j->started_us = chat_clock_mono_us();
+    gw_workers_submit(gw->workers, &j->base.task, -1);
 }

@@ -1,8 +1,9 @@
-/* Token verification for the auth frame: the tenant named by the token's tid is looked up
- * (its HS256 secret, cached: hits for the configured TTL, misses for a few seconds; misses
- * of one tenant that arrive while its lookup runs wait for that lookup, so a burst of
- * reconnects costs one MongoDB read per tenant) and the token is verified with
- * chat_jwt_verify. Thread-safe: worker threads call it concurrently. */
+/* Verifying a client's JWT (the auth frame): the tenant named by the token's tid is looked
+ * up (its HS256 secret, cached: hits for the configured TTL, misses for a few seconds;
+ * misses of one tenant that arrive while its lookup runs wait for that lookup, so a burst
+ * of reconnects costs one MongoDB read per tenant) and the token is verified with
+ * chat_jwt_verify (common/jwt.h). gw_auth_verify is thread-safe: worker threads call it
+ * concurrently; gw_auth_submit runs it on a worker for a session and answers on the loop. */
 #ifndef CHAT_GATEWAY_AUTH_H
 #define CHAT_GATEWAY_AUTH_H
 
@@ -11,6 +12,7 @@
 
 #include "common/err.h"
 #include "common/jwt.h"
+#include "services/gateway/session.h"
 
 #define GW_AUTH_MISS_TTL_MS 5000
 #define GW_AUTH_REASON_MAX 128
@@ -33,5 +35,12 @@ void gw_auth_free(gw_auth_t *a);
  * failure): the client should retry. */
 chat_err_t gw_auth_verify(gw_auth_t *a, const char *token, int64_t now_ms, chat_jwt_claims_t *out,
                           char *reason, size_t reason_len);
+
+struct gw_gateway;
+
+/* Verifies the token of session s's auth frame on a worker (gw_auth_verify with the
+ * gateway's cache) and answers through gw_session_auth_done on the loop: at once with
+ * CHAT_ERR_NOMEM if the job could not be made. */
+void gw_auth_submit(struct gw_gateway *gw, gw_session_t *s, const char *token);
 
 #endif

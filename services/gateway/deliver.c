@@ -1,5 +1,7 @@
-/* chat.deliver consumer thread (see deliver.h). Invalid records are logged, counted and
- * skipped: the producer (broadcast) validated them, so retrying cannot help. */
+/* Delivering to the sockets (see deliver.h): the chat.deliver consumer thread, which turns
+ * each item into a delivery for the loop, and the loop's routing of each delivery to the
+ * sockets of its room or to the connections it names. Invalid records are logged, counted
+ * and skipped: the producer (broadcast) validated them, so retrying cannot help. */
 #include "services/gateway/deliver.h"
 
 #include <pthread.h>
@@ -11,8 +13,8 @@
 #include "common/bus.h"
 #include "common/log.h"
 #include "services/gateway/frames.h"
+#include "services/gateway/gateway.h"
 
-#define DELIVER_TOPIC "chat.deliver"
 #define POLL_BATCH 64
 #define POLL_TIMEOUT_MS 200
 #define DELIVER_ERR_MAX 160
@@ -139,7 +141,7 @@ chat_err_t gw_deliver_start(const gw_deliver_conf_t *conf, gw_deliver_t **out)
     chat_bus_consumer_conf_t cc = {
         .brokers = conf->brokers,
         .client_id = "chat-gateway",
-        .assign_topic = DELIVER_TOPIC,
+        .assign_topic = conf->topic,
         .assign_partition = conf->partition,
         .assign_offset = CHAT_BUS_OFFSET_END,
         .connect_timeout_ms = conf->connect_timeout_ms,
@@ -167,4 +169,28 @@ void gw_deliver_stop(gw_deliver_t *d)
     pthread_join(d->thread, NULL);
     chat_bus_consumer_close(d->consumer);
     free(d);
+}
+
+/* ---- on the loop: to the sockets ---- */
+
+void gw_deliver_route(gw_task_t *t, void *loop_ctx)
+{
+    gw_delivery_t *d = (gw_delivery_t *)t;
+    gw_gateway_t *gw = loop_ctx;
+    size_t taken = 0;
+    if (d->nconns == 0) {
+        taken = gw_rooms_deliver(gw->rooms, d->tenant, d->room, d->buf, d->msg_seq);
+    } else {
+        for (size_t i = 0; i < d->nconns; i++) {
+            gw_session_t *s = gw_gateway_session(gw, d->conns[i]);
+            /* Nothing crosses tenants, not even a misaddressed ack. */
+            if (s == NULL || strcmp(gw_session_tenant(s), d->tenant) != 0)
+                continue;
+            taken += gw_session_enqueue(s, gw_buf_ref(d->buf));
+        }
+    }
+    if (taken > 0)
+        chat_counter_add(gw->stats.deliveries, taken);
+    else
+        chat_counter_inc(gw->stats.unrouted);
 }

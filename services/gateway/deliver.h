@@ -1,8 +1,10 @@
-/* The chat.deliver consumer: a thread reads this gateway's own partition (manual
- * assignment, no group, from the end: a restarted gateway has no subscribers and clients
- * resume with since), decodes each batch, serialises every item's frame once into a shared
- * buffer and hands the items to the loop through the inbox (bounded, so a stalled loop
- * slows the consumer instead of growing memory). */
+/* Delivering chat.deliver to the sockets. A consumer thread reads this gateway's own
+ * partition (manual assignment, no group, from the end: a restarted gateway has no
+ * subscribers and clients resume with since), decodes each batch, serialises every item's
+ * frame once into a shared buffer and hands the items to the loop through the inbox
+ * (bounded, so a stalled loop slows the consumer instead of growing memory). On the loop,
+ * gw_deliver_route queues each item to the sockets of its room, or to the connections it
+ * names. */
 #ifndef CHAT_GATEWAY_DELIVER_H
 #define CHAT_GATEWAY_DELIVER_H
 
@@ -13,7 +15,7 @@
 #include "common/err.h"
 #include "common/metrics.h"
 #include "services/gateway/outq.h"
-#include "services/gateway/worker.h"
+#include "services/gateway/inbox.h"
 
 /* One item for the loop. The loop's handler (conf.complete) reads the fields; destroy
  * frees everything. */
@@ -36,11 +38,12 @@ typedef struct gw_deliver gw_deliver_t;
 
 typedef struct gw_deliver_conf {
     const char *brokers;
-    int32_t partition; /* the gateway index */
+    const char *topic; /* chat.deliver as configured */
+    int32_t partition; /* the gateway's (chat_gateway_index_partition) */
     int connect_timeout_ms;
     chat_metrics_t *metrics;
     gw_inbox_t *inbox;
-    void (*complete)(gw_task_t *t, void *loop_ctx); /* the loop's delivery handler */
+    void (*complete)(gw_task_t *t, void *loop_ctx); /* the loop's handler: gw_deliver_route */
 } gw_deliver_conf_t;
 
 /* Creates the consumer (failing with its error if Kafka is unreachable within the
@@ -49,5 +52,11 @@ chat_err_t gw_deliver_start(const gw_deliver_conf_t *conf, gw_deliver_t **out);
 
 /* Stops the thread (within a poll interval) and closes the consumer. Accepts NULL. */
 void gw_deliver_stop(gw_deliver_t *d);
+
+/* The gateway's delivery handler (gw_deliver_conf_t.complete; loop_ctx is the gateway): an
+ * item without conns goes to every subscription of its room (through the room table's
+ * pending/active state and seq filter), one with conns to those connections of its tenant.
+ * Counts what was queued, or the item as unrouted. */
+void gw_deliver_route(gw_task_t *t, void *loop_ctx);
 
 #endif

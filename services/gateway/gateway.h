@@ -9,16 +9,18 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "common/contract.h"
 #include "common/metrics.h"
 #include "common/store.h"
+#include "common/strmap.h"
 #include "services/gateway/auth.h"
 #include "services/gateway/deliver.h"
 #include "services/gateway/inbound.h"
+#include "services/gateway/inbox.h"
 #include "services/gateway/rooms.h"
 #include "services/gateway/session.h"
 #include "services/gateway/stats.h"
-#include "common/strmap.h"
-#include "services/gateway/worker.h"
+#include "services/gateway/workers.h"
 
 /* Filled from the environment by main.c's table (types as common/config.h stores them;
  * durations in ms). */
@@ -45,17 +47,18 @@ typedef struct gw_config {
     long long tenant_cache_ttl_ms;
     long long connect_timeout_ms;
     char *log_level;
+    char *inbound_topic;
+    char *deliver_topic;
 } gw_config_t;
 
-#define GW_ID_MAX 24
 #define GW_BOOT_ID_MAX 20
 #define GW_CONN_ID_MAX 64
 
 typedef struct gw_gateway {
     const gw_config_t *cfg;
-    char id[GW_ID_MAX];        /* gateway id: the index in decimal */
-    char boot[GW_BOOT_ID_MAX]; /* random per process start */
-    uint64_t conn_seq;         /* connections accepted so far */
+    char id[CHAT_GATEWAY_ID_MAX]; /* gateway id: the index in decimal (common/contract.h) */
+    char boot[GW_BOOT_ID_MAX];    /* random per process start */
+    uint64_t conn_seq;            /* connections accepted so far */
 
     chat_metrics_t *metrics;
     gw_stats_t stats;
@@ -81,41 +84,12 @@ typedef struct gw_gateway {
     bool uv_loop; /* the libuv event library is in use */
 } gw_gateway_t;
 
-/* ---- jobs.c: work for the worker pool and the loop-side handlers of its results ---- */
-
-/* Worker context (one Redis connection per worker): gw_workers_conf_t.ctx_new/ctx_free,
- * with ud = the gateway. */
-void *gw_jobs_worker_ctx_new(size_t index, void *gateway);
-void gw_jobs_worker_ctx_free(void *ctx, void *gateway);
-
-void gw_jobs_auth(gw_gateway_t *gw, gw_session_t *s, const char *token);
-/* CHAT_ERR_NOMEM if the job could not be made (nothing was submitted). */
-chat_err_t gw_jobs_join(gw_gateway_t *gw, const gw_join_req_t *req);
-chat_err_t gw_jobs_history(gw_gateway_t *gw, const gw_history_req_t *req);
-/* A subscription went away (gw_rooms_sink_t.released). */
-void gw_jobs_release(gw_gateway_t *gw, const char *tenant, const char *room, const char *user,
-                     bool room_gone, bool user_gone);
-/* Refreshes every room's registration (heartbeat). */
-void gw_jobs_heartbeat(gw_gateway_t *gw);
-/* Removes every registration of this gateway (shutdown, best effort). */
-void gw_jobs_unregister_all(gw_gateway_t *gw);
-
-/* Loop handlers: a chat.deliver item (gw_deliver_conf_t.complete) and a failed send
- * (gw_inbound_conf_t.on_failed). loop_ctx is the gateway. */
-void gw_jobs_on_delivery(gw_task_t *t, void *loop_ctx);
-void gw_jobs_on_send_failed(void *loop_ctx, const char *conn, const char *cid);
-
-/* ---- server.c: the libwebsockets side ---- */
-
-/* Sets up the session environment and the room table's sink. Call before gw_server_run. */
-chat_err_t gw_server_prepare(gw_gateway_t *gw);
-
-/* Listens on cfg addr:port and serves until a stop is requested (SIGTERM/SIGINT), then
- * closes every socket with 1001 and destroys the context. CHAT_ERR_IO if the listener could
- * not be set up. */
-chat_err_t gw_server_run(gw_gateway_t *gw);
-
-/* Frees what gw_server_prepare created (after gw_server_run returned). */
-void gw_server_release(gw_gateway_t *gw);
+/* The session of connection conn, or NULL once it closed. Loop only: answers of other
+ * threads carry the connection id rather than the session, and a session that closed
+ * while its answer was under way is simply not found. */
+static inline gw_session_t *gw_gateway_session(gw_gateway_t *gw, const char *conn)
+{
+    return chat_strmap_get(gw->sessions, conn);
+}
 
 #endif

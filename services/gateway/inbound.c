@@ -1,4 +1,5 @@
-/* chat.inbound producer of the gateway (see inbound.h). */
+/* Sending to chat.inbound (see inbound.h): the producer with its delivery reports, and the
+ * loop's handling of a send that failed. */
 #include "services/gateway/inbound.h"
 
 #include <stdlib.h>
@@ -8,11 +9,11 @@
 #include "common/events.h"
 #include "common/contract.h"
 #include "common/log.h"
-
-#define INBOUND_TOPIC "chat.inbound"
+#include "services/gateway/gateway.h"
 
 struct gw_inbound {
     chat_bus_producer_t *producer;
+    char *topic;
     char *gw_id;
     gw_inbox_t *inbox;
     gw_inbound_failed_fn on_failed;
@@ -83,6 +84,7 @@ chat_err_t gw_inbound_new(const gw_inbound_conf_t *conf, gw_inbound_t **out)
     if (in == NULL)
         return CHAT_ERR_NOMEM;
     in->gw_id = strdup(conf->gw_id);
+    in->topic = strdup(conf->topic);
     in->inbox = conf->inbox;
     in->on_failed = conf->on_failed;
     chat_bus_producer_conf_t pc = {
@@ -101,9 +103,12 @@ chat_err_t gw_inbound_new(const gw_inbound_conf_t *conf, gw_inbound_t **out)
          * A full queue fails the send at once (the client is told to resend). */
         .queue_full_wait_ms = CHAT_BUS_NO_WAIT,
     };
-    chat_err_t err = in->gw_id != NULL ? chat_bus_producer_new(&pc, &in->producer) : CHAT_ERR_NOMEM;
+    chat_err_t err = in->gw_id != NULL && in->topic != NULL
+                         ? chat_bus_producer_new(&pc, &in->producer)
+                         : CHAT_ERR_NOMEM;
     if (err != CHAT_OK) {
         free(in->gw_id);
+        free(in->topic);
         free(in);
         return err;
     }
@@ -138,7 +143,7 @@ chat_err_t gw_inbound_send(gw_inbound_t *in, const char *tenant, const char *roo
         return err;
     }
     send_ticket_t *k = ticket_new(in->on_failed, conn, cid);
-    err = k != NULL ? chat_bus_produce(in->producer, INBOUND_TOPIC, CHAT_BUS_PARTITION_ANY, key,
+    err = k != NULL ? chat_bus_produce(in->producer, in->topic, CHAT_BUS_PARTITION_ANY, key,
                                        (size_t)keylen, value, len, k)
                     : CHAT_ERR_NOMEM;
     if (err != CHAT_OK && k != NULL)
@@ -153,5 +158,15 @@ void gw_inbound_free(gw_inbound_t *in)
         return;
     chat_bus_producer_destroy(in->producer);
     free(in->gw_id);
+    free(in->topic);
     free(in);
+}
+
+void gw_inbound_on_failed(void *loop_ctx, const char *conn, const char *cid)
+{
+    gw_gateway_t *gw = loop_ctx;
+    chat_counter_inc(gw->stats.send_failures);
+    gw_session_t *s = gw_gateway_session(gw, conn);
+    if (s != NULL)
+        gw_session_send_failed(s, cid);
 }

@@ -10,7 +10,7 @@
 
 #include "common/err.h"
 #include "common/metrics.h"
-#include "services/gateway/worker.h"
+#include "services/gateway/inbox.h"
 
 typedef struct gw_inbound gw_inbound_t;
 
@@ -19,11 +19,12 @@ typedef void (*gw_inbound_failed_fn)(void *loop_ctx, const char *conn, const cha
 
 typedef struct gw_inbound_conf {
     const char *brokers;
+    const char *topic; /* chat.inbound as configured; copied */
     const char *gw_id; /* origin.gw */
     int connect_timeout_ms;
     chat_metrics_t *metrics;
     gw_inbox_t *inbox;
-    gw_inbound_failed_fn on_failed;
+    gw_inbound_failed_fn on_failed; /* gw_inbound_on_failed (tests pass their own) */
 } gw_inbound_conf_t;
 
 /* Creates the producer; fails with its error if Kafka is unreachable within the timeout. */
@@ -37,5 +38,9 @@ chat_err_t gw_inbound_send(gw_inbound_t *in, const char *tenant, const char *roo
 
 /* Flushes (delivery reports still reach the inbox) and frees. Accepts NULL. */
 void gw_inbound_free(gw_inbound_t *in);
+
+/* The gateway's failed-send handler (gw_inbound_conf_t.on_failed; loop_ctx is the gateway):
+ * counts the failure and tells the connection, if still open, to resend cid. */
+void gw_inbound_on_failed(void *loop_ctx, const char *conn, const char *cid);
 
 #endif

@@ -1,7 +1,9 @@
 /* chat-gateway: the WebSocket edge of the message path. This file holds the configuration
  * table, connects the parts in order (each failure exits naming its variable) and tears
  * them down in reverse after SIGTERM. The protocol lives in session.c, the sockets in
- * server.c, the blocking work in jobs.c. */
+ * server.c; auth.c verifies tokens, join.c joins and resumes, history.c pages, inbound.c
+ * sends, deliver.c delivers to the sockets, registrations.c keeps Redis up to date; the
+ * blocking work runs on workers.c's threads and comes back through inbox.c. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,15 +19,16 @@
 #include "common/signals.h"
 #include "common/tenants.h"
 #include "services/gateway/gateway.h"
+#include "services/gateway/registrations.h"
+#include "services/gateway/server.h"
 #include "services/gateway/store_reads.h"
 
 #define SERVICE "gateway"
 #define SUMMARY "chat-gateway: WebSocket gateway (client protocol v1 on /v1/ws)"
-#define DELIVER_TOPIC "chat.deliver"
 #define INBOX_BOUND 65536 /* chat.deliver items waiting for the loop */
 
 static const chat_cfg_entry_t cfg_table[] = {
-    CHAT_CFG_INTEGER("CHAT_GATEWAY_INDEX", gw_config_t, index, "0", 0, 4095,
+    CHAT_CFG_INTEGER("CHAT_GATEWAY_INDEX", gw_config_t, index, "0", 0, CHAT_GATEWAY_INDEX_MAX,
                      "this gateway's partition of chat.deliver and its id (unique per gateway)"),
     CHAT_CFG_STRING("CHAT_GATEWAY_ADDR", gw_config_t, addr, "0.0.0.0",
                     "address the WebSocket listener binds"),
@@ -64,6 +67,8 @@ static const chat_cfg_entry_t cfg_table[] = {
     CHAT_CFG_CONNECT_TIMEOUT(gw_config_t, connect_timeout_ms, 600000,
                              "how long start-up waits for Kafka, MongoDB and Redis"),
     CHAT_CFG_LOG_LEVEL(gw_config_t, log_level),
+    CHAT_CFG_TOPIC_INBOUND(gw_config_t, inbound_topic),
+    CHAT_CFG_TOPIC_DELIVER(gw_config_t, deliver_topic),
     CHAT_CFG_END,
 };
 
@@ -88,18 +93,19 @@ static void boot_id_make(char *out, size_t len)
         n += (size_t)snprintf(out + n, len - n, "%02x", raw[i]);
 }
 
-/* The index must name an existing partition of chat.deliver. */
-static chat_err_t index_check(const gw_config_t *cfg)
+/* The topics must exist, and the index must name a partition of chat.deliver. */
+static chat_err_t topics_check(const gw_config_t *cfg)
 {
-    int parts =
-        chat_bus_topic_partitions(cfg->brokers, DELIVER_TOPIC, (int)cfg->connect_timeout_ms);
-    if (parts < 0) {
-        chat_log_error("cannot read the partitions of chat.deliver (Kafka unreachable or "
-                       "topic missing)",
-                       CHAT_F_STR("var", "CHAT_KAFKA_BROKERS"), CHAT_F_STR("value", cfg->brokers));
-        return CHAT_ERR_KAFKA;
-    }
-    if (cfg->index >= parts) {
+    const chat_topic_use_t topics[] = {
+        {"CHAT_TOPIC_INBOUND", cfg->inbound_topic},
+        {"CHAT_TOPIC_DELIVER", cfg->deliver_topic},
+    };
+    int parts[2];
+    chat_err_t err =
+        chat_topics_check(cfg->brokers, topics, 2, (int)cfg->connect_timeout_ms, parts, NULL);
+    if (err != CHAT_OK)
+        return err;
+    if (chat_gateway_index_partition(cfg->index) >= parts[1]) {
         chat_log_error("gateway index is not a partition of chat.deliver",
                        CHAT_F_STR("var", "CHAT_GATEWAY_INDEX"), CHAT_F_INT("value", cfg->index),
                        CHAT_F_INT("partitions", parts));
@@ -122,21 +128,23 @@ static chat_err_t kafka_open(gw_gateway_t *gw)
 {
     gw_inbound_conf_t ic = {
         .brokers = gw->cfg->brokers,
+        .topic = gw->cfg->inbound_topic,
         .gw_id = gw->id,
         .connect_timeout_ms = (int)gw->cfg->connect_timeout_ms,
         .metrics = gw->metrics,
         .inbox = gw->inbox,
-        .on_failed = gw_jobs_on_send_failed,
+        .on_failed = gw_inbound_on_failed,
     };
     chat_err_t err = gw_inbound_new(&ic, &gw->inbound);
     if (err == CHAT_OK) {
         gw_deliver_conf_t dc = {
             .brokers = gw->cfg->brokers,
-            .partition = (int32_t)gw->cfg->index,
+            .topic = gw->cfg->deliver_topic,
+            .partition = chat_gateway_index_partition(gw->cfg->index),
             .connect_timeout_ms = (int)gw->cfg->connect_timeout_ms,
             .metrics = gw->metrics,
             .inbox = gw->inbox,
-            .complete = gw_jobs_on_delivery,
+            .complete = gw_deliver_route,
         };
         err = gw_deliver_start(&dc, &gw->deliver);
     }
@@ -155,7 +163,7 @@ static chat_err_t tenant_secret(void *store, const char *tenant, char **secret, 
 /* Creates everything the loop needs, in dependency order. */
 static chat_err_t gateway_open(gw_gateway_t *gw)
 {
-    chat_err_t err = index_check(gw->cfg);
+    chat_err_t err = topics_check(gw->cfg);
     if (err != CHAT_OK)
         return err;
     if ((err = store_open(gw)) != CHAT_OK)
@@ -167,8 +175,8 @@ static chat_err_t gateway_open(gw_gateway_t *gw)
         return CHAT_ERR_NOMEM;
     gw_workers_conf_t wc = {
         .nthreads = (size_t)gw->cfg->workers,
-        .ctx_new = gw_jobs_worker_ctx_new,
-        .ctx_free = gw_jobs_worker_ctx_free,
+        .ctx_new = gw_registrations_ctx_new,
+        .ctx_free = gw_registrations_ctx_free,
         .ud = gw,
         .inbox = gw->inbox,
     };
@@ -198,7 +206,7 @@ static int gateway_main(const gw_config_t *cfg)
     memset(&gw, 0, sizeof gw);
     gw.cfg = cfg;
     atomic_init(&gw.listening, false);
-    snprintf(gw.id, sizeof gw.id, "%lld", cfg->index);
+    chat_gateway_id(cfg->index, gw.id, sizeof gw.id); /* in range: the config table checked */
     boot_id_make(gw.boot, sizeof gw.boot);
     gw.metrics = chat_metrics_new();
     if (gw.metrics == NULL || gw_stats_init(&gw.stats, gw.metrics) != CHAT_OK) {

@@ -2,7 +2,7 @@
  * and which users are online in it, the sets of chat_registry_key (common/contract.h), both
  * sorted sets scored by expiry time (ms). Every write also sets the key's own expiry to the
  * same TTL, so the sets of abandoned rooms disappear. Worker threads only (one chat_redis_t
- * each). */
+ * each); registrations.c and join.c decide when, on the worker of the room's shard. */
 #ifndef CHAT_GATEWAY_REGISTRY_H
 #define CHAT_GATEWAY_REGISTRY_H
 

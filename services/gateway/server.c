@@ -3,7 +3,7 @@
  * feeds sessions, the write path (queued frames go out in LWS_CALLBACK_SERVER_WRITEABLE),
  * the loop's timers (heartbeat, stop check) and the graceful shutdown. Other threads only
  * push tasks to the inbox and wake the loop with lws_cancel_service. */
-#include "services/gateway/gateway.h"
+#include "services/gateway/server.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +14,9 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/signals.h"
+#include "services/gateway/history.h"
+#include "services/gateway/join.h"
+#include "services/gateway/registrations.h"
 
 _Static_assert(GW_BUF_PRE >= LWS_PRE, "frame buffers need the headroom lws_write uses");
 
@@ -106,17 +109,17 @@ static void op_rx_pause(void *ud, gw_session_t *s, bool pause)
 
 static void op_submit_auth(void *ud, gw_session_t *s, const char *token)
 {
-    gw_jobs_auth(ud, s, token);
+    gw_auth_submit(ud, s, token);
 }
 
 static chat_err_t op_submit_join(void *ud, const gw_join_req_t *req)
 {
-    return gw_jobs_join(ud, req);
+    return gw_join_submit(ud, req);
 }
 
 static chat_err_t op_submit_history(void *ud, const gw_history_req_t *req)
 {
-    return gw_jobs_history(ud, req);
+    return gw_history_submit(ud, req);
 }
 
 static chat_err_t op_send(void *ud, gw_session_t *s, const char *room, const char *cid,
@@ -168,7 +171,7 @@ static void sink_overflow(void *ud, void *owner)
 static void sink_released(void *ud, const char *tenant, const char *room, const char *user,
                           bool room_empty, bool user_gone)
 {
-    gw_jobs_release(ud, tenant, room, user, room_empty, user_gone);
+    gw_registrations_release(ud, tenant, room, user, room_empty, user_gone);
 }
 
 chat_err_t gw_server_prepare(gw_gateway_t *gw)
@@ -455,7 +458,7 @@ static void shutdown_begin(server_loop_t *loop)
                   CHAT_F_INT("connections", chat_strmap_count(gw->sessions)));
     gw->shutting_down = true;
     atomic_store(&gw->listening, false);
-    gw_jobs_unregister_all(gw);
+    gw_registrations_remove_all(gw);
     chat_strmap_foreach(gw->sessions, close_session_cb, NULL);
     loop->shutdown_deadline_us = chat_clock_mono_us() + SHUTDOWN_GRACE_US;
 }
@@ -497,7 +500,7 @@ static void heartbeat_cb(lws_sorted_usec_list_t *sul)
     gw_gateway_t *gw = loop->gw;
     if (gw->shutting_down)
         return;
-    gw_jobs_heartbeat(gw);
+    gw_registrations_refresh_all(gw);
     lws_sul_schedule(gw->lws, 0, &loop->heartbeat, heartbeat_cb,
                      (lws_usec_t)gw->cfg->heartbeat_ms * 1000);
 }

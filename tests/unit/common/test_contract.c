@@ -39,6 +39,11 @@ START_TEST(test_gateway_id)
         ck_assert_int_gt(chat_gateway_id(i, buf, sizeof buf), 0);
         ck_assert_int_eq(chat_gateway_partition(buf), (int32_t)i);
     }
+    ck_assert_int_eq(chat_gateway_index_partition(0), 0);
+    ck_assert_int_eq(chat_gateway_index_partition(17), 17);
+    ck_assert_int_eq(chat_gateway_index_partition(CHAT_GATEWAY_INDEX_MAX), CHAT_GATEWAY_INDEX_MAX);
+    ck_assert_int_eq(chat_gateway_index_partition(-1), -1);
+    ck_assert_int_eq(chat_gateway_index_partition(CHAT_GATEWAY_INDEX_MAX + 1), -1);
     ck_assert_int_eq(chat_gateway_id(-1, buf, sizeof buf), -1);
     ck_assert_int_eq(chat_gateway_id(CHAT_GATEWAY_INDEX_MAX + 1, buf, sizeof buf), -1);
     ck_assert_int_eq(chat_gateway_id(15, buf, 2), -1);

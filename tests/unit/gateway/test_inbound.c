@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "common/clock.h"
+#include "common/contract.h"
 #include "services/gateway/inbound.h"
 
 /* Nothing listens there (port 1 needs root to bind); connections are refused at once. */
@@ -41,8 +42,11 @@ START_TEST(test_full_queue_fails_at_once)
     setenv("KAFKA_MESSAGE_TIMEOUT_MS", "300", 1);
     gw_inbox_t *inbox = gw_inbox_new(16);
     ck_assert_ptr_nonnull(inbox);
-    gw_inbound_conf_t conf = {
-        .brokers = DEAD_BROKER, .gw_id = "7", .inbox = inbox, .on_failed = on_failed};
+    gw_inbound_conf_t conf = {.brokers = DEAD_BROKER,
+                              .topic = CHAT_TOPIC_INBOUND,
+                              .gw_id = "7",
+                              .inbox = inbox,
+                              .on_failed = on_failed};
     gw_inbound_t *in = NULL;
     ck_assert_int_eq(gw_inbound_new(&conf, &in), CHAT_OK);
 

@@ -1,181 +1,21 @@
-/* The loop's inbox and the worker pool (see worker.h). Both are mutex + condition variable
- * FIFOs of intrusive task lists; each worker has its own queue and condition. */
-#include "services/gateway/worker.h"
+/* The worker pool (see workers.h): one mutex guards every worker's queue; each worker
+ * sleeps on a condition of its own, so a submit wakes only the thread that can take the
+ * task. */
+#include "services/gateway/workers.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 
 #include "common/hash.h"
 #include "common/log.h"
-
-typedef struct task_list {
-    gw_task_t *head, *tail;
-} task_list_t;
-
-static void list_push(task_list_t *l, gw_task_t *t)
-{
-    t->next = NULL;
-    if (l->tail != NULL)
-        l->tail->next = t;
-    else
-        l->head = t;
-    l->tail = t;
-}
-
-static gw_task_t *list_pop(task_list_t *l)
-{
-    gw_task_t *t = l->head;
-    if (t != NULL) {
-        l->head = t->next;
-        if (l->head == NULL)
-            l->tail = NULL;
-        t->next = NULL;
-    }
-    return t;
-}
-
-static void list_destroy(task_list_t *l)
-{
-    gw_task_t *t;
-    while ((t = list_pop(l)) != NULL)
-        t->destroy(t);
-}
-
-/* ---- inbox ---- */
-
-struct gw_inbox {
-    pthread_mutex_t lock;
-    pthread_cond_t room; /* signalled when bounded tasks are drained */
-    task_list_t tasks;
-    size_t bounded; /* bounded tasks queued */
-    size_t bound;
-    bool wake_sent; /* a wake is outstanding: the loop will drain */
-    void (*wake)(void *ud);
-    void *wake_ud;
-};
-
-gw_inbox_t *gw_inbox_new(size_t bound)
-{
-    gw_inbox_t *in = calloc(1, sizeof *in);
-    if (in == NULL)
-        return NULL;
-    pthread_mutex_init(&in->lock, NULL);
-    pthread_cond_init(&in->room, NULL);
-    in->bound = bound > 0 ? bound : 1;
-    return in;
-}
-
-void gw_inbox_set_wake(gw_inbox_t *in, void (*wake)(void *ud), void *ud)
-{
-    pthread_mutex_lock(&in->lock);
-    in->wake = wake;
-    in->wake_ud = ud;
-    in->wake_sent = false;
-    bool pending = in->tasks.head != NULL;
-    pthread_mutex_unlock(&in->lock);
-    if (wake != NULL && pending)
-        wake(ud);
-}
-
-void gw_inbox_free(gw_inbox_t *in)
-{
-    if (in == NULL)
-        return;
-    list_destroy(&in->tasks);
-    pthread_cond_destroy(&in->room);
-    pthread_mutex_destroy(&in->lock);
-    free(in);
-}
-
-/* Appends under the lock; returns the wake function to call (outside it), if any. */
-static void (*inbox_append(gw_inbox_t *in, gw_task_t *t, void **ud))(void *)
-{
-    list_push(&in->tasks, t);
-    if (in->wake_sent || in->wake == NULL)
-        return NULL;
-    in->wake_sent = true;
-    *ud = in->wake_ud;
-    return in->wake;
-}
-
-void gw_inbox_push(gw_inbox_t *in, gw_task_t *t)
-{
-    t->bounded_ = false;
-    void *ud = NULL;
-    pthread_mutex_lock(&in->lock);
-    void (*wake)(void *) = inbox_append(in, t, &ud);
-    pthread_mutex_unlock(&in->lock);
-    if (wake != NULL)
-        wake(ud);
-}
-
-bool gw_inbox_push_bounded(gw_inbox_t *in, gw_task_t *t, const atomic_bool *stop)
-{
-    t->bounded_ = true;
-    void *ud = NULL;
-    pthread_mutex_lock(&in->lock);
-    while (in->bounded >= in->bound && !atomic_load(stop)) {
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_nsec += 100 * 1000 * 1000;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
-        pthread_cond_timedwait(&in->room, &in->lock, &until);
-    }
-    if (atomic_load(stop)) {
-        pthread_mutex_unlock(&in->lock);
-        t->destroy(t);
-        return false;
-    }
-    in->bounded++;
-    void (*wake)(void *) = inbox_append(in, t, &ud);
-    pthread_mutex_unlock(&in->lock);
-    if (wake != NULL)
-        wake(ud);
-    return true;
-}
-
-size_t gw_inbox_drain(gw_inbox_t *in, size_t max, void *loop_ctx)
-{
-    task_list_t batch = {0};
-    size_t n = 0;
-    size_t freed = 0;
-    pthread_mutex_lock(&in->lock);
-    gw_task_t *t;
-    while (n < max && (t = list_pop(&in->tasks)) != NULL) {
-        list_push(&batch, t);
-        freed += t->bounded_;
-        n++;
-    }
-    in->bounded -= freed;
-    bool more = in->tasks.head != NULL;
-    /* With tasks left, the wake stays "sent" and is repeated below. */
-    in->wake_sent = more;
-    void (*wake)(void *) = more ? in->wake : NULL;
-    void *ud = in->wake_ud;
-    if (freed > 0)
-        pthread_cond_broadcast(&in->room);
-    pthread_mutex_unlock(&in->lock);
-    while ((t = list_pop(&batch)) != NULL) {
-        if (t->complete != NULL)
-            t->complete(t, loop_ctx);
-        t->destroy(t);
-    }
-    if (wake != NULL)
-        wake(ud);
-    return n;
-}
-
-/* ---- worker pool ---- */
 
 typedef struct worker {
     struct gw_workers *pool;
     pthread_t thread;
     bool started;
     void *ctx;
-    task_list_t queue;
+    gw_task_list_t queue;
     /* Signalled when a task joins this worker's queue (or on stop): every task belongs to
      * one worker, so a submit wakes only the thread that can take it. */
     pthread_cond_t wake;
@@ -205,7 +45,7 @@ static void *worker_main(void *arg)
     gw_workers_t *w = me->pool;
     pthread_mutex_lock(&w->lock);
     for (;;) {
-        gw_task_t *t = list_pop(&me->queue);
+        gw_task_t *t = gw_task_list_pop(&me->queue);
         if (t == NULL) {
             if (atomic_load(&w->stopping))
                 break;
@@ -230,7 +70,7 @@ static void *worker_main(void *arg)
 static void workers_release(gw_workers_t *w)
 {
     for (size_t i = 0; i < w->n; i++) {
-        list_destroy(&w->workers[i].queue);
+        gw_task_list_destroy(&w->workers[i].queue);
         if (w->workers[i].ctx != NULL && w->conf.ctx_free != NULL)
             w->conf.ctx_free(w->workers[i].ctx, w->conf.ud);
         pthread_cond_destroy(&w->workers[i].wake);
@@ -305,7 +145,7 @@ void gw_workers_submit(gw_workers_t *w, gw_task_t *t, int64_t shard)
         return;
     }
     size_t i = shard >= 0 ? (size_t)shard % w->n : w->next++ % w->n;
-    list_push(&w->workers[i].queue, t);
+    gw_task_list_push(&w->workers[i].queue, t);
     pthread_cond_signal(&w->workers[i].wake);
     pthread_mutex_unlock(&w->lock);
 }

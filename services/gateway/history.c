@@ -1,0 +1,71 @@
+/* Paging a room's history (see history.h): the page is read and its frame built on any
+ * worker, so the loop only queues the finished frame. */
+#include "services/gateway/history.h"
+
+#include <stdlib.h>
+
+#include "common/log.h"
+#include "services/gateway/frames.h"
+#include "services/gateway/request.h"
+#include "services/gateway/store_reads.h"
+
+typedef struct history_job {
+    gw_request_t base;
+    int64_t before, limit;
+    gw_buf_t *frame; /* result; NULL on failure */
+} history_job_t;
+
+static void history_destroy(gw_task_t *t)
+{
+    history_job_t *j = (history_job_t *)t;
+    gw_buf_unref(j->frame);
+    gw_request_clear(&j->base);
+    free(j);
+}
+
+static void history_run(gw_task_t *t, void *wctx)
+{
+    (void)wctx;
+    history_job_t *j = (history_job_t *)t;
+    gw_gateway_t *gw = j->base.gw;
+    if (gw_workers_stopping(gw->workers))
+        return;
+    chat_store_t *st = gw->store;
+    mongoc_client_t *client = chat_store_acquire(st);
+    cJSON *msgs = NULL;
+    bool more = false;
+    chat_err_t err =
+        gw_reads_page(st, client, j->base.tenant, j->base.room, j->before, j->limit, &msgs, &more);
+    chat_store_release(st, client);
+    if (err == CHAT_OK)
+        j->frame = gw_frame_history(j->base.room, j->base.rid, msgs, more);
+    else
+        chat_log_warn("history read failed", CHAT_F_STR("tenant", j->base.tenant),
+                      CHAT_F_STR("room", j->base.room), CHAT_F_ERR(err));
+}
+
+static void history_complete(gw_task_t *t, void *loop_ctx)
+{
+    history_job_t *j = (history_job_t *)t;
+    (void)loop_ctx;
+    gw_session_t *s = gw_request_session(&j->base);
+    if (s == NULL)
+        return;
+    gw_buf_t *frame = j->frame;
+    j->frame = NULL;
+    gw_session_history_done(s, j->base.rid, frame);
+}
+
+chat_err_t gw_history_submit(gw_gateway_t *gw, const gw_history_req_t *req)
+{
+    history_job_t *j =
+        gw_request_new(sizeof *j, gw, req->conn, history_run, history_complete, history_destroy);
+    if (j == NULL)
+        return CHAT_ERR_NOMEM;
+    j->before = req->before;
+    j->limit = req->limit;
+    if (!gw_request_copy_room(&j->base, req->tenant, req->room, req->rid))
+        j->base.task.run = NULL; /* answered as a failed lookup */
+    gw_workers_submit(gw->workers, &j->base.task, -1);
+    return CHAT_OK;
+}

@@ -1,0 +1,153 @@
+/* Joining a room and resuming after a reconnect (see join.h): the join job, run twice on
+ * workers (registration on the room's shard, then the reads on any worker), and its answer
+ * on the loop, which hands `joined` and the replay to the session. */
+#include "services/gateway/join.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/clock.h"
+#include "common/log.h"
+#include "common/redis.h"
+#include "services/gateway/registrations.h"
+#include "services/gateway/registry.h"
+#include "services/gateway/request.h"
+#include "services/gateway/store_reads.h"
+
+typedef struct join_job {
+    gw_request_t base;
+    char *user;
+    int64_t since;
+    bool has_since;
+    uint32_t gen;
+    int64_t started_us;
+    bool registered; /* step (1) done; the task was forwarded for step (2) */
+    /* result */
+    chat_err_t err;
+    int64_t latest;
+    int64_t unread;
+    char **online;
+    size_t nonline;
+    gw_outq_entry_t *replay;
+    size_t nreplay;
+} join_job_t;
+
+static void join_destroy(gw_task_t *t)
+{
+    join_job_t *j = (join_job_t *)t;
+    for (size_t i = 0; i < j->nreplay; i++)
+        gw_buf_unref(j->replay[i].buf);
+    free(j->replay);
+    gw_registry_users_free(j->online, j->nonline);
+    free(j->user);
+    gw_request_clear(&j->base);
+    free(j);
+}
+
+/* unread: latest minus since if the client gave since, else 0 (never negative). Read marks
+ * are not stored yet (read frames are refused), so there is none to count from. */
+static int64_t unread_count(int64_t latest, bool has_since, int64_t since)
+{
+    return has_since && latest > since ? latest - since : 0;
+}
+
+/* Step (2) of a join, after the registration: the MongoDB reads. With since, the replay
+ * (the newest messages above since) comes first: its newest seq is the room's latest, so
+ * the latest-seq query (a second read of `messages`, a full scan on FerretDB) is needed
+ * only when nothing was missed. */
+static chat_err_t join_read_store(join_job_t *j)
+{
+    gw_gateway_t *gw = j->base.gw;
+    chat_store_t *st = gw->store;
+    mongoc_client_t *client = chat_store_acquire(st);
+    chat_err_t err = CHAT_OK;
+    if (j->has_since)
+        err = gw_reads_replay(st, client, j->base.tenant, j->base.room, j->since,
+                              (size_t)gw->cfg->replay_max, &j->replay, &j->nreplay);
+    if (err == CHAT_OK && j->nreplay > 0)
+        j->latest = j->replay[j->nreplay - 1].seq;
+    else if (err == CHAT_OK)
+        err = gw_reads_latest(st, client, j->base.tenant, j->base.room, &j->latest);
+    chat_store_release(st, client);
+    j->unread = unread_count(j->latest, j->has_since, j->since);
+    return err;
+}
+
+/* Runs twice: first on the room's shard worker, (1) the registration, in order with the
+ * room's other registration changes; then, forwarded to any worker, (2) the MongoDB reads,
+ * so that many joins of one room do not queue behind each other's reads. */
+static void join_run(gw_task_t *t, void *wctx)
+{
+    join_job_t *j = (join_job_t *)t;
+    chat_redis_t *redis = wctx;
+    gw_gateway_t *gw = j->base.gw;
+    if (gw_workers_stopping(gw->workers)) {
+        j->err = CHAT_ERR_STOPPED;
+        return;
+    }
+    if (!j->registered) {
+        j->err = gw_registry_join(redis, gw->id, chat_clock_wall_ms(), gw_registrations_ttl_ms(gw),
+                                  j->base.tenant, j->base.room, j->user, &j->online, &j->nonline);
+        if (j->err != CHAT_OK) {
+            chat_counter_inc(gw->stats.registry_errors);
+            chat_log_warn("join registration failed", CHAT_F_STR("tenant", j->base.tenant),
+                          CHAT_F_STR("room", j->base.room), CHAT_F_ERR(j->err));
+            return;
+        }
+        j->registered = true;
+        gw_task_forward(t, -1);
+        return;
+    }
+    j->err = join_read_store(j);
+    if (j->err != CHAT_OK)
+        chat_log_warn("join reads failed", CHAT_F_STR("tenant", j->base.tenant),
+                      CHAT_F_STR("room", j->base.room), CHAT_F_ERR(j->err));
+}
+
+static void join_complete(gw_task_t *t, void *loop_ctx)
+{
+    join_job_t *j = (join_job_t *)t;
+    gw_gateway_t *gw = loop_ctx;
+    gw_session_t *s = gw_request_session(&j->base);
+    if (s == NULL)
+        return;
+    if (j->err == CHAT_OK)
+        chat_histogram_observe(gw->stats.join_seconds, chat_clock_seconds_since(j->started_us));
+    gw_join_result_t res = {
+        .room = j->base.room,
+        .rid = j->base.rid,
+        .gen = j->gen,
+        .err = j->err,
+        .latest = j->latest,
+        .unread = j->unread,
+        .online = (const char *const *)j->online,
+        .nonline = j->nonline,
+        .replay = j->replay,
+        .nreplay = j->nreplay,
+    };
+    /* The session takes the replay's references. */
+    j->nreplay = 0;
+    gw_session_join_done(s, &res);
+}
+
+chat_err_t gw_join_submit(gw_gateway_t *gw, const gw_join_req_t *req)
+{
+    join_job_t *j = gw_request_new(sizeof *j, gw, req->conn, join_run, join_complete, join_destroy);
+    if (j == NULL)
+        return CHAT_ERR_NOMEM;
+    bool copied = gw_request_copy_room(&j->base, req->tenant, req->room, req->rid);
+    j->user = strdup(req->user);
+    j->since = req->since;
+    j->has_since = req->has_since;
+    j->gen = req->gen;
+    j->started_us = chat_clock_mono_us();
+    if (!copied || j->user == NULL) {
+        /* Answered on the loop's next drain, like any failed join. */
+        j->err = CHAT_ERR_NOMEM;
+        j->base.task.run = NULL;
+        gw_inbox_push(gw->inbox, &j->base.task);
+        return CHAT_OK;
+    }
+    gw_workers_submit(gw->workers, &j->base.task, gw_registrations_shard(req->tenant, req->room));
+    return CHAT_OK;
+}
