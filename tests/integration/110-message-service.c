@@ -30,7 +30,7 @@
 #include "tests/support/util.h"
 
 #define KILL_STREAM 300
-#define STACK_SERVICE "50-message" /* the stack's own message service */
+#define STACK_SERVICE "message" /* the stack's own message service */
 #define MAX_EVENTS 4096
 
 typedef struct seen_event {

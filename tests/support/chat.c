@@ -164,11 +164,11 @@ static int pid_file_read(const char *path)
     return pid;
 }
 
-int chat_test_service_pid(const char *name)
+int chat_test_service_pid(const char *part)
 {
     stack_ensure();
     char path[4096];
-    snprintf(path, sizeof path, "%s/pids/%s.pid", chat_test_stack_get("CHAT_STACK_DIR"), name);
+    snprintf(path, sizeof path, "%s/%s.pid", chat_test_stack_get("CHAT_STACK_PIDS"), part);
     int pid = pid_file_read(path);
     return pid > 0 && process_alive(pid) ? pid : -1;
 }
@@ -178,8 +178,7 @@ int chat_test_service_pid(const char *name)
  * running service by kill -0, would take it for running and not start it again. */
 static void stack_wait_reaped(void)
 {
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s/pids", chat_test_stack_get("CHAT_STACK_DIR"));
+    const char *dir = chat_test_stack_get("CHAT_STACK_PIDS");
     DIR *d = opendir(dir);
     if (d == NULL)
         return;
@@ -199,14 +198,14 @@ static void stack_wait_reaped(void)
     closedir(d);
 }
 
-void chat_test_service_kill9(const char *name)
+void chat_test_service_kill9(const char *part)
 {
-    int pid = chat_test_service_pid(name);
-    ck_assert_msg(pid > 0, "service %s does not run", name);
+    int pid = chat_test_service_pid(part);
+    ck_assert_msg(pid > 0, "service %s does not run", part);
     ck_assert_int_eq(kill(pid, SIGKILL), 0);
     for (int i = 0; i < 1000 && process_alive(pid); i++)
         chat_clock_sleep_ms(10);
-    ck_assert_msg(!process_alive(pid), "service %s (pid %d) survived kill -9", name, pid);
+    ck_assert_msg(!process_alive(pid), "service %s (pid %d) survived kill -9", part, pid);
 }
 
 void chat_test_stack_up(void)

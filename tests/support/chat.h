@@ -37,12 +37,14 @@ void chat_test_tenant_create(char *id, size_t id_len, char *secret, size_t secre
 
 /* ---- faults (tests that kill and restart parts of the shared stack) ---- */
 
-/* Pid from $CHAT_STACK_DIR/pids/<name>.pid (e.g. "50-message"); -1 if absent or dead (a
+/* Parts of the stack are named as scripts/up names them: "redis", "ferretdb", "kafka",
+ * "message", "broadcast", "gateway-0", "gateway-1", ... */
+
+/* Pid of part, from its pid file in CHAT_STACK_PIDS (stack.env); -1 if absent or dead (a
  * zombie counts as dead). */
-int chat_test_service_pid(const char *name);
-/* kill -9 of the service, waiting until the process is gone. Fails the test if it does not
- * run. */
-void chat_test_service_kill9(const char *name);
+int chat_test_service_pid(const char *part);
+/* kill -9 of part, waiting until the process is gone. Fails the test if it does not run. */
+void chat_test_service_kill9(const char *part);
 /* Runs scripts/up --no-build on the stack's state dir (it starts only what is not
  * running), once killed services are reaped (up to 10 s); fails the test if it exits
  * non-zero. */
