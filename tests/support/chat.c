@@ -265,28 +265,29 @@ static int url_list_port(const char *var, size_t n)
     return -1;
 }
 
-/* The ops port from stack.env (var, entry n) or, for stacks that do not write it, from the
- * port layout (base + offset). */
-static int ops_port(const char *var, size_t n, int offset)
+/* The ops port of entry n of the URL list var of stack.env; fails the test if there is none. */
+static int ops_port(const char *var, size_t n)
 {
     stack_ensure();
     int port = url_list_port(var, n);
-    return port > 0 ? port : atoi(chat_test_stack_get("CHAT_PORT_BASE")) + offset;
+    ck_assert_msg(port > 0, "stack.env has no entry %zu in %s (%s)", n, var,
+                  getenv(var) != NULL ? getenv(var) : "unset");
+    return port;
 }
 
 int chat_test_ops_port_message(void)
 {
-    return ops_port("CHAT_OPS_MESSAGE", 0, 20);
+    return ops_port("CHAT_OPS_MESSAGE", 0);
 }
 
 int chat_test_ops_port_broadcast(void)
 {
-    return ops_port("CHAT_OPS_BROADCAST", 0, 21);
+    return ops_port("CHAT_OPS_BROADCAST", 0);
 }
 
 int chat_test_ops_port_gateway(size_t i)
 {
-    return ops_port("CHAT_OPS_GATEWAYS", i, 30 + (int)i);
+    return ops_port("CHAT_OPS_GATEWAYS", i);
 }
 
 /* ---- tokens ---- */

@@ -51,8 +51,9 @@ void chat_test_service_kill9(const char *part);
 void chat_test_stack_up(void);
 /* Polls http://127.0.0.1:port/readyz until it answers 200; false after timeout_ms. */
 bool chat_test_wait_ready(int port, int timeout_ms);
-/* Ops ports of message, broadcast and gateway i: from CHAT_OPS_MESSAGE, CHAT_OPS_BROADCAST
- * and CHAT_OPS_GATEWAYS of stack.env, else from the port layout (base +20, +21, +30+i). */
+/* Ops ports of message, broadcast and gateway i, from CHAT_OPS_MESSAGE, CHAT_OPS_BROADCAST
+ * and CHAT_OPS_GATEWAYS of stack.env (the port layout is scripts/up's alone). Fail the test if
+ * stack.env has no such URL (a stack started with --infra-only, or fewer gateways). */
 int chat_test_ops_port_message(void);
 int chat_test_ops_port_broadcast(void);
 int chat_test_ops_port_gateway(size_t i);
