@@ -5,7 +5,6 @@
 
 #include <check.h>
 #include <dirent.h>
-#include <errno.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -21,6 +20,7 @@
 
 #include "common/array.h"
 #include "common/clock.h"
+#include "tests/support/spawn.h"
 #include "tests/support/stack.h"
 #include "tests/support/util.h"
 #include "tools/client/chat_token.h"
@@ -99,21 +99,11 @@ const char *chat_test_demo_secret(void)
 
 int chat_test_run(const char *const argv[])
 {
-    stack_ensure();
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid < 0)
+    stack_ensure(); /* the child gets the stack's variables */
+    pid_t pid = chat_test_spawn(argv, NULL, CHAT_TEST_SPAWN_INHERIT, CHAT_TEST_SPAWN_INHERIT);
+    int status = chat_test_spawn_wait(pid, -1);
+    if (status < 0)
         return -1;
-    if (pid == 0) {
-        execvp(argv[0], (char *const *)argv);
-        fprintf(stderr, "cannot run %s: %s\n", argv[0], strerror(errno));
-        _exit(127);
-    }
-    int status;
-    while (waitpid(pid, &status, 0) < 0) {
-        if (errno != EINTR)
-            return -1;
-    }
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 

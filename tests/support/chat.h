@@ -26,9 +26,9 @@ const char *chat_test_gateway_url(size_t i);
 const char *chat_test_demo_tenant(void);
 const char *chat_test_demo_secret(void);
 
-/* Runs argv[0] with argv (NULL-terminated) and the test's environment; returns its exit
- * status (128 + signal if killed; -1 if it could not start). Output goes to the test's
- * stdout/stderr. */
+/* Runs argv[0] with argv (NULL-terminated) and the test's environment (chat_test_spawn) and
+ * waits for it; returns its exit status (128 + signal if killed; 127 if it could not be
+ * executed; -1 if it was lost). Output goes to the test's stdout/stderr. */
 int chat_test_run(const char *const argv[]);
 
 /* Creates a tenant with a fresh id and secret through `chat-admin tenant put` (from
