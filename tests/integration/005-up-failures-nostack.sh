@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # scripts/up failure reporting: when a part cannot start (its port is taken, Java is missing,
 # FerretDB crashes), up exits non-zero, names the part (and its log file when there is
-# one), and stops every part it had started, leaving no process behind.
+# one), and stops every part it had started, leaving no process behind. Options outside the
+# port layout are refused before anything starts.
 set -uo pipefail
 
 src=${CHAT_SOURCE_DIR:?run through ctest}
 build=${CHAT_BUILD_DIR:?run through ctest}
+# shellcheck source=scripts/layout.sh
+. "$src/scripts/layout.sh" # CHAT_LAYOUT_SPAN, the number of ports a stack takes
 work=$(mktemp -d "${TMPDIR:-/tmp}/chat-up-failures.XXXXXX")
 holder=""
 failures=0
@@ -28,12 +31,12 @@ check() {
     fi
 }
 
-# free_base: a port base with 40 free ports (the stack's layout).
+# free_base: a port base with the stack's span of ports free.
 free_base() {
     local base p
     while :; do
         base=$((10000 + (RANDOM % 100) * 100)) # below the ephemeral range, apart from up's auto
-        for ((p = base; p < base + 40; p++)); do
+        for ((p = base; p < base + CHAT_LAYOUT_SPAN; p++)); do
             ss -Hltn "sport = :$p" | grep -q . && continue 2
         done
         echo "$base"
@@ -98,6 +101,22 @@ check "ferretdb crash: names the part" "grep -q 'ferretdb: exited during start-u
 check "ferretdb crash: names its log file" "grep -q 'see $state/logs/ferretdb.log' '$out'"
 check "ferretdb crash: shows the log" "grep -q 'simulated crash' '$out'"
 check "ferretdb crash: no process left" "no_process_left '$state'"
+
+# 4. Options outside the layout: more gateways than it has ports for (gateway 10's ops port
+# would be the message service's), a port base whose last port would pass 65535. Refused
+# before anything is done, the state dir included.
+n=0
+for args in "--gateways 11" "--gateways 0" "--gateways 2x" "--port-base 65497" "--port-base 0"; do
+    n=$((n + 1))
+    state="$work/state-bad-option-$n"
+    out="$work/bad-option-$n.out"
+    read -ra words <<<"$args"
+    "$src/scripts/up" --state-dir "$state" --build-dir "$build" --no-build "${words[@]}" >"$out" 2>&1
+    status=$?
+    check "$args: up fails" '[ $status -ne 0 ]'
+    check "$args: says what is allowed" "grep -q 'error: ${words[0]} must be .*whole number from 1 to' '$out'"
+    check "$args: does nothing" "[ ! -e '$state' ]"
+done
 
 if [ $failures -ne 0 ]; then
     echo "$failures check(s) failed; outputs:"

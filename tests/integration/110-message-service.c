@@ -27,11 +27,12 @@
 #include "common/events.h"
 #include "common/contract.h"
 #include "tests/support/chat.h"
+#include "tests/support/spawn.h"
 #include "tests/support/stack.h"
 #include "tests/support/util.h"
 
 #define KILL_STREAM 300
-#define STACK_SERVICE "50-message" /* the stack's own message service */
+#define STACK_SERVICE "message" /* the stack's own message service */
 #define MAX_EVENTS 4096
 
 typedef struct seen_event {
@@ -86,35 +87,32 @@ static void service_start(void)
 {
     char path[512];
     log_path(path, sizeof path, ++it.lives);
-    it.pid = fork();
-    ck_assert_int_ge(it.pid, 0);
-    if (it.pid == 0) {
-        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (fd < 0)
-            _exit(126);
-        dup2(fd, 1);
-        dup2(fd, 2);
-        char port[16];
-        snprintf(port, sizeof port, "%d", it.ops_port);
-        setenv("CHAT_KAFKA_BROKERS", it.brokers, 1);
-        setenv("CHAT_MONGO_URI", it.mongo_uri, 1);
-        setenv("CHAT_OPS_ADDR", "127.0.0.1", 1);
-        setenv("CHAT_OPS_PORT", port, 1);
-        setenv("CHAT_MESSAGE_GROUP", it.group, 1);
-        setenv("CHAT_LOG_LEVEL", "info", 1);
-        /* The group has committed offsets (group_start_at_end); should one be missing, the
-         * end of the partition is still better than the records of every other test. A
-         * short session lets a restart take over from a killed life fast. */
-        setenv("KAFKA_AUTO_OFFSET_RESET", "latest", 1);
-        setenv("KAFKA_SESSION_TIMEOUT_MS", "6000", 1);
-        execl(it.binary, it.binary, (char *)NULL);
-        _exit(127);
-    }
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    ck_assert_msg(fd >= 0, "cannot create %s: %s", path, strerror(errno));
+    char brokers[512], mongo_uri[512], port[32], group[128];
+    snprintf(brokers, sizeof brokers, "CHAT_KAFKA_BROKERS=%s", it.brokers);
+    snprintf(mongo_uri, sizeof mongo_uri, "CHAT_MONGO_URI=%s", it.mongo_uri);
+    snprintf(port, sizeof port, "CHAT_OPS_PORT=%d", it.ops_port);
+    snprintf(group, sizeof group, "CHAT_MESSAGE_GROUP=%s", it.group);
+    /* The group has committed offsets (group_start_at_end); should one be missing, the end of
+     * the partition is still better than the records of every other test. A short session lets
+     * a restart take over from a killed life fast. */
+    const char *const env[] = {brokers,
+                               mongo_uri,
+                               "CHAT_OPS_ADDR=127.0.0.1",
+                               port,
+                               group,
+                               "CHAT_LOG_LEVEL=info",
+                               "KAFKA_AUTO_OFFSET_RESET=latest",
+                               "KAFKA_SESSION_TIMEOUT_MS=6000",
+                               NULL};
+    const char *const argv[] = {it.binary, NULL};
+    it.pid = chat_test_spawn(argv, env, fd, fd);
+    close(fd);
     int64_t deadline = chat_clock_mono_ms() + 60000;
     while (!file_contains(path, "\"partitions assigned\"")) {
-        int status;
-        ck_assert_msg(waitpid(it.pid, &status, WNOHANG) == 0,
-                      "chat-message exited at start; see %s", path);
+        ck_assert_msg(!chat_test_spawn_exited(it.pid, NULL), "chat-message exited at start; see %s",
+                      path);
         ck_assert_msg(chat_clock_mono_ms() < deadline,
                       "chat-message got no partitions in 60 s; see %s", path);
         chat_clock_sleep_ms(50);
@@ -472,10 +470,8 @@ static void setup(void)
 
 static void teardown(void)
 {
-    if (it.pid > 0) {
-        kill(it.pid, SIGKILL);
-        waitpid(it.pid, NULL, 0);
-    }
+    if (it.pid > 0)
+        chat_test_spawn_stop(it.pid, SIGKILL, -1);
     chat_bus_consumer_close(it.consumer);
     chat_bus_producer_destroy(it.producer);
     mongoc_client_destroy(it.mongo);
@@ -553,9 +549,8 @@ END_TEST
 
 static void kill_and_restart(void)
 {
-    ck_assert_int_eq(kill(it.pid, SIGKILL), 0);
-    int status;
-    ck_assert_int_eq(waitpid(it.pid, &status, 0), it.pid);
+    int status = chat_test_spawn_stop(it.pid, SIGKILL, -1);
+    ck_assert_msg(status >= 0, "chat-message (pid %d) is no child to kill", (int)it.pid);
     ck_assert(WIFSIGNALED(status));
     service_start();
 }
@@ -608,9 +603,8 @@ END_TEST
 /* SIGTERM to the running life; asserts a clean exit. */
 static void service_stop(void)
 {
-    ck_assert_int_eq(kill(it.pid, SIGTERM), 0);
-    int status;
-    ck_assert_int_eq(waitpid(it.pid, &status, 0), it.pid);
+    int status = chat_test_spawn_stop(it.pid, SIGTERM, -1);
+    ck_assert_msg(status >= 0, "chat-message (pid %d) is no child to stop", (int)it.pid);
     ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "exit status %d", status);
 }
 
@@ -782,9 +776,8 @@ END_TEST
 /* SIGTERM: exit 0 and no sanitizer report in the service's logs. */
 START_TEST(test_clean_shutdown)
 {
-    ck_assert_int_eq(kill(it.pid, SIGTERM), 0);
-    int status;
-    ck_assert_int_eq(waitpid(it.pid, &status, 0), it.pid);
+    int status = chat_test_spawn_stop(it.pid, SIGTERM, -1);
+    ck_assert_msg(status >= 0, "chat-message (pid %d) is no child to stop", (int)it.pid);
     it.pid = 0;
     ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "exit status %d", status);
     for (int life = 1; life <= it.lives; life++) {

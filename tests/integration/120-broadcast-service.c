@@ -20,6 +20,7 @@
 #include "common/bus.h"
 #include "common/clock.h"
 #include "common/redis.h"
+#include "tests/support/spawn.h"
 #include "tests/support/stack.h"
 #include "tests/support/util.h"
 
@@ -42,40 +43,20 @@ static int ops_port;
 static chat_redis_t *redis;
 static chat_bus_producer_t *producer;
 
-/* Starts the service with the stack's settings plus env ("NAME=value", NULL-terminated);
- * stderr goes to stderr_fd (-1: inherited). */
+/* Starts the service with the test's environment, CHAT_OPS_ADDR=127.0.0.1 and
+ * CHAT_LOG_LEVEL=info, and env ("NAME=value", NULL-terminated; it overrides those two); stderr
+ * goes to stderr_fd (CHAT_TEST_SPAWN_INHERIT: the test's). */
 static pid_t spawn(const char *const *env, int stderr_fd)
 {
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        setenv("CHAT_OPS_ADDR", "127.0.0.1", 1);
-        setenv("CHAT_LOG_LEVEL", "info", 1);
-        for (; env != NULL && *env != NULL; env++)
-            putenv((char *)*env);
-        if (stderr_fd >= 0)
-            dup2(stderr_fd, 2);
-        execl(bin, bin, (char *)NULL);
-        _exit(127);
+    const char *full[16] = {"CHAT_OPS_ADDR=127.0.0.1", "CHAT_LOG_LEVEL=info"};
+    size_t n = 2;
+    for (; env != NULL && *env != NULL; env++) {
+        ck_assert_uint_lt(n, sizeof full / sizeof full[0] - 1);
+        full[n++] = *env;
     }
-    return pid;
-}
-
-/* Waits up to timeout_ms for pid to exit. Returns its wait status, or -1 after killing it
- * (SIGKILL) because it did not exit in time. */
-static int wait_exit(pid_t pid, int timeout_ms)
-{
-    int64_t deadline = chat_clock_mono_ms() + timeout_ms;
-    int status;
-    while (chat_clock_mono_ms() < deadline) {
-        pid_t r = waitpid(pid, &status, WNOHANG);
-        if (r == pid)
-            return status;
-        chat_clock_sleep_ms(50);
-    }
-    kill(pid, SIGKILL);
-    waitpid(pid, &status, 0);
-    return -1;
+    full[n] = NULL;
+    const char *const argv[] = {bin, NULL};
+    return chat_test_spawn(argv, full, CHAT_TEST_SPAWN_INHERIT, stderr_fd);
 }
 
 /* Runs the service expecting a start-up failure; returns its stderr (static buffer, cut
@@ -88,7 +69,7 @@ static char *run_failing(const char *const *env, int *status)
     ck_assert_int_ge(fd, 0);
     unlink(path);
     pid_t pid = spawn(env, fd);
-    *status = wait_exit(pid, WAIT_MS);
+    *status = chat_test_spawn_wait(pid, WAIT_MS);
     ssize_t n = pread(fd, text, sizeof text - 1, 0);
     close(fd);
     text[n > 0 ? n : 0] = '\0';
@@ -352,23 +333,23 @@ static void service_start(const char *url)
     const char *env[] = {
         env_brokers, env_redis, env_port, env_group, env_in, env_out, "CHAT_CONNECT_TIMEOUT=2s",
         NULL};
-    service = spawn(env, -1);
+    service = spawn(env, CHAT_TEST_SPAWN_INHERIT);
     char body[256];
     int64_t deadline = chat_clock_mono_ms() + 60000;
     while (readyz(body, sizeof body) != 200) {
-        ck_assert_msg(waitpid(service, NULL, WNOHANG) == 0, "chat-broadcast exited at start");
+        ck_assert_msg(!chat_test_spawn_exited(service, NULL), "chat-broadcast exited at start");
         ck_assert_msg(chat_clock_mono_ms() < deadline, "chat-broadcast not ready: %s", body);
         chat_clock_sleep_ms(100);
     }
 }
 
-/* SIGTERM; returns the exit status (-1: did not stop in time and was killed). */
+/* SIGTERM; returns the exit status (CHAT_TEST_SPAWN_TIMEOUT: did not stop in time and was
+ * killed). */
 static int service_stop(void)
 {
     int status = 0;
     if (service > 0) {
-        kill(service, SIGTERM);
-        status = wait_exit(service, WAIT_MS);
+        status = chat_test_spawn_stop(service, SIGTERM, WAIT_MS);
         service = -1;
     }
     return status;
@@ -376,7 +357,8 @@ static int service_stop(void)
 
 static void expect_clean_exit(int status)
 {
-    ck_assert_msg(status != -1, "chat-broadcast did not stop within %d ms", WAIT_MS);
+    ck_assert_msg(status != CHAT_TEST_SPAWN_TIMEOUT, "chat-broadcast did not stop within %d ms",
+                  WAIT_MS);
     ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
                   "chat-broadcast exit status %d (ASan reports a leak with 23)",
                   WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status));
@@ -418,19 +400,16 @@ static char private_redis_url[64];
  * registered survives a kill -9, and waits until it answers. */
 static void private_redis_start(void)
 {
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        char port[16];
-        snprintf(port, sizeof port, "%d", private_redis_port);
-        int devnull = open("/dev/null", O_WRONLY);
-        dup2(devnull, 1);
-        const char *server =
-            getenv("REDIS_SERVER") != NULL ? getenv("REDIS_SERVER") : "redis-server";
-        execlp(server, server, "--port", port, "--bind", "127.0.0.1", "--dir", private_redis_dir,
-               "--save", "", "--appendonly", "yes", "--appendfsync", "always", (char *)NULL);
-        _exit(127);
-    }
+    char port[16];
+    snprintf(port, sizeof port, "%d", private_redis_port);
+    const char *server = getenv("REDIS_SERVER") != NULL ? getenv("REDIS_SERVER") : "redis-server";
+    const char *const argv[] = {server,  "--port",          port,     "--bind", "127.0.0.1",
+                                "--dir", private_redis_dir, "--save", "",       "--appendonly",
+                                "yes",   "--appendfsync",   "always", NULL};
+    int devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    ck_assert_int_ge(devnull, 0);
+    pid_t pid = chat_test_spawn(argv, NULL, devnull, CHAT_TEST_SPAWN_INHERIT);
+    close(devnull);
     private_redis = pid;
     int64_t deadline = chat_clock_mono_ms() + WAIT_MS;
     for (;;) {
@@ -441,7 +420,7 @@ static void private_redis_start(void)
             return;
         }
         chat_redis_free(probe);
-        ck_assert_msg(waitpid(pid, NULL, WNOHANG) == 0, "redis-server exited");
+        ck_assert_msg(!chat_test_spawn_exited(pid, NULL), "redis-server exited");
         ck_assert_msg(chat_clock_mono_ms() < deadline, "redis-server did not start");
         chat_clock_sleep_ms(100);
     }
@@ -450,8 +429,7 @@ static void private_redis_start(void)
 static void private_redis_kill(void)
 {
     if (private_redis > 0) {
-        kill(private_redis, SIGKILL);
-        waitpid(private_redis, NULL, 0);
+        chat_test_spawn_stop(private_redis, SIGKILL, -1);
         private_redis = -1;
     }
 }
@@ -658,7 +636,7 @@ static void expect_startup_failure(const char *const *env, const char *var)
 {
     int status;
     char *log = run_failing(env, &status);
-    ck_assert_msg(status != -1, "still running after %d ms", WAIT_MS);
+    ck_assert_msg(status != CHAT_TEST_SPAWN_TIMEOUT, "still running after %d ms", WAIT_MS);
     ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) != 0, "exit status 0:\n%s", log);
     char needle[96];
     snprintf(needle, sizeof needle, "\"var\":\"%s\"", var);

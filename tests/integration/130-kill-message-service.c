@@ -20,7 +20,7 @@
 #define RESEND_MS 3000     /* an unacked cid is sent again after this (times sends) */
 #define ISSUE_EVERY_MS 120 /* per sender; under the rate limit with resends on top */
 #define DEADLINE_MS 180000
-#define SERVICE "50-message"
+#define SERVICE "message"
 
 typedef struct pending_msg {
     char cid[32];

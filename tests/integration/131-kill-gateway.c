@@ -14,7 +14,7 @@
 #include "tests/support/stack.h"
 #include "tools/client/client_frames.h"
 
-#define SERVICE "60-gateway-0"
+#define SERVICE "gateway-0"
 #define QUIET_MS 1000
 #define IN_FLIGHT 3 /* sends each client of gateway 0 has out when it dies */
 #define MAX_MSGS 40 /* per member */

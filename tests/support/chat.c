@@ -5,7 +5,6 @@
 
 #include <check.h>
 #include <dirent.h>
-#include <errno.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -21,6 +20,7 @@
 
 #include "common/array.h"
 #include "common/clock.h"
+#include "tests/support/spawn.h"
 #include "tests/support/stack.h"
 #include "tests/support/util.h"
 #include "tools/client/chat_token.h"
@@ -99,21 +99,11 @@ const char *chat_test_demo_secret(void)
 
 int chat_test_run(const char *const argv[])
 {
-    stack_ensure();
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid < 0)
+    stack_ensure(); /* the child gets the stack's variables */
+    pid_t pid = chat_test_spawn(argv, NULL, CHAT_TEST_SPAWN_INHERIT, CHAT_TEST_SPAWN_INHERIT);
+    int status = chat_test_spawn_wait(pid, -1);
+    if (status < 0)
         return -1;
-    if (pid == 0) {
-        execvp(argv[0], (char *const *)argv);
-        fprintf(stderr, "cannot run %s: %s\n", argv[0], strerror(errno));
-        _exit(127);
-    }
-    int status;
-    while (waitpid(pid, &status, 0) < 0) {
-        if (errno != EINTR)
-            return -1;
-    }
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
@@ -164,11 +154,11 @@ static int pid_file_read(const char *path)
     return pid;
 }
 
-int chat_test_service_pid(const char *name)
+int chat_test_service_pid(const char *part)
 {
     stack_ensure();
     char path[4096];
-    snprintf(path, sizeof path, "%s/pids/%s.pid", chat_test_stack_get("CHAT_STACK_DIR"), name);
+    snprintf(path, sizeof path, "%s/%s.pid", chat_test_stack_get("CHAT_STACK_PIDS"), part);
     int pid = pid_file_read(path);
     return pid > 0 && process_alive(pid) ? pid : -1;
 }
@@ -178,8 +168,7 @@ int chat_test_service_pid(const char *name)
  * running service by kill -0, would take it for running and not start it again. */
 static void stack_wait_reaped(void)
 {
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s/pids", chat_test_stack_get("CHAT_STACK_DIR"));
+    const char *dir = chat_test_stack_get("CHAT_STACK_PIDS");
     DIR *d = opendir(dir);
     if (d == NULL)
         return;
@@ -199,14 +188,14 @@ static void stack_wait_reaped(void)
     closedir(d);
 }
 
-void chat_test_service_kill9(const char *name)
+void chat_test_service_kill9(const char *part)
 {
-    int pid = chat_test_service_pid(name);
-    ck_assert_msg(pid > 0, "service %s does not run", name);
+    int pid = chat_test_service_pid(part);
+    ck_assert_msg(pid > 0, "service %s does not run", part);
     ck_assert_int_eq(kill(pid, SIGKILL), 0);
     for (int i = 0; i < 1000 && process_alive(pid); i++)
         chat_clock_sleep_ms(10);
-    ck_assert_msg(!process_alive(pid), "service %s (pid %d) survived kill -9", name, pid);
+    ck_assert_msg(!process_alive(pid), "service %s (pid %d) survived kill -9", part, pid);
 }
 
 void chat_test_stack_up(void)
@@ -266,28 +255,29 @@ static int url_list_port(const char *var, size_t n)
     return -1;
 }
 
-/* The ops port from stack.env (var, entry n) or, for stacks that do not write it, from the
- * port layout (base + offset). */
-static int ops_port(const char *var, size_t n, int offset)
+/* The ops port of entry n of the URL list var of stack.env; fails the test if there is none. */
+static int ops_port(const char *var, size_t n)
 {
     stack_ensure();
     int port = url_list_port(var, n);
-    return port > 0 ? port : atoi(chat_test_stack_get("CHAT_PORT_BASE")) + offset;
+    ck_assert_msg(port > 0, "stack.env has no entry %zu in %s (%s)", n, var,
+                  getenv(var) != NULL ? getenv(var) : "unset");
+    return port;
 }
 
 int chat_test_ops_port_message(void)
 {
-    return ops_port("CHAT_OPS_MESSAGE", 0, 20);
+    return ops_port("CHAT_OPS_MESSAGE", 0);
 }
 
 int chat_test_ops_port_broadcast(void)
 {
-    return ops_port("CHAT_OPS_BROADCAST", 0, 21);
+    return ops_port("CHAT_OPS_BROADCAST", 0);
 }
 
 int chat_test_ops_port_gateway(size_t i)
 {
-    return ops_port("CHAT_OPS_GATEWAYS", i, 30 + (int)i);
+    return ops_port("CHAT_OPS_GATEWAYS", i);
 }
 
 /* ---- tokens ---- */

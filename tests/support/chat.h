@@ -26,9 +26,9 @@ const char *chat_test_gateway_url(size_t i);
 const char *chat_test_demo_tenant(void);
 const char *chat_test_demo_secret(void);
 
-/* Runs argv[0] with argv (NULL-terminated) and the test's environment; returns its exit
- * status (128 + signal if killed; -1 if it could not start). Output goes to the test's
- * stdout/stderr. */
+/* Runs argv[0] with argv (NULL-terminated) and the test's environment (chat_test_spawn) and
+ * waits for it; returns its exit status (128 + signal if killed; 127 if it could not be
+ * executed; -1 if it was lost). Output goes to the test's stdout/stderr. */
 int chat_test_run(const char *const argv[]);
 
 /* Creates a tenant with a fresh id and secret through `chat-admin tenant put` (from
@@ -37,20 +37,23 @@ void chat_test_tenant_create(char *id, size_t id_len, char *secret, size_t secre
 
 /* ---- faults (tests that kill and restart parts of the shared stack) ---- */
 
-/* Pid from $CHAT_STACK_DIR/pids/<name>.pid (e.g. "50-message"); -1 if absent or dead (a
+/* Parts of the stack are named as scripts/up names them: "redis", "ferretdb", "kafka",
+ * "message", "broadcast", "gateway-0", "gateway-1", ... */
+
+/* Pid of part, from its pid file in CHAT_STACK_PIDS (stack.env); -1 if absent or dead (a
  * zombie counts as dead). */
-int chat_test_service_pid(const char *name);
-/* kill -9 of the service, waiting until the process is gone. Fails the test if it does not
- * run. */
-void chat_test_service_kill9(const char *name);
+int chat_test_service_pid(const char *part);
+/* kill -9 of part, waiting until the process is gone. Fails the test if it does not run. */
+void chat_test_service_kill9(const char *part);
 /* Runs scripts/up --no-build on the stack's state dir (it starts only what is not
  * running), once killed services are reaped (up to 10 s); fails the test if it exits
  * non-zero. */
 void chat_test_stack_up(void);
 /* Polls http://127.0.0.1:port/readyz until it answers 200; false after timeout_ms. */
 bool chat_test_wait_ready(int port, int timeout_ms);
-/* Ops ports of message, broadcast and gateway i: from CHAT_OPS_MESSAGE, CHAT_OPS_BROADCAST
- * and CHAT_OPS_GATEWAYS of stack.env, else from the port layout (base +20, +21, +30+i). */
+/* Ops ports of message, broadcast and gateway i, from CHAT_OPS_MESSAGE, CHAT_OPS_BROADCAST
+ * and CHAT_OPS_GATEWAYS of stack.env (the port layout is scripts/up's alone). Fail the test if
+ * stack.env has no such URL (a stack started with --infra-only, or fewer gateways). */
 int chat_test_ops_port_message(void);
 int chat_test_ops_port_broadcast(void);
 int chat_test_ops_port_gateway(size_t i);
