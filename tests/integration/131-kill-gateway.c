@@ -212,16 +212,19 @@ START_TEST(test_kill_gateway_clients_resume_elsewhere)
     printf("gateway 0 killed with %d of %d sends unacked\n", unacked, 2 * IN_FLIGHT);
     ck_assert_msg(unacked > 0, "every send was acked before the kill: the test proved nothing");
 
-    /* Traffic goes on while they are away. Sends that reached Kafka before the kill come
-     * first: bob's follow without a gap. */
+    /* Traffic goes on while they are away. bob's sends are stored in his order; a send of
+     * gateway 0 that was on its way to the broker at the kill may still be stored among them
+     * (the broker handles the requests of one connection one at a time, so a request it had
+     * not read yet is appended later), at most one seq per send that was out. */
     int64_t before_gap = room_latest();
     issue(&bob, 15);
     await_acks(&bob);
     ck_assert_int_gt(bob.msgs[10].seq, 10);
     for (int i = 11; i < 25; i++)
-        ck_assert_int_eq(bob.msgs[i].seq, bob.msgs[i - 1].seq + 1);
+        ck_assert_int_gt(bob.msgs[i].seq, bob.msgs[i - 1].seq);
     int64_t latest = bob.msgs[24].seq;
     ck_assert_int_ge(latest, before_gap + 15);
+    ck_assert_int_le(latest, 10 + 15 + 2 * IN_FLIGHT);
 
     /* alice comes back on gateway 1 with the last seq she holds and resends what was not
      * acked: what got through keeps its seq, the rest is stored now. */
@@ -232,9 +235,9 @@ START_TEST(test_kill_gateway_clients_resume_elsewhere)
     take_msgs(&alice, latest, CHAT_TC_TIMEOUT_MS, "alice's replay");
     resend_unacked(&alice);
     await_acks(&alice);
-    int through = 0; /* unacked sends that were stored before the kill */
+    int through = 0; /* sends out at the kill that were stored before they were resent */
     for (int i = 0; i < alice.nsent; i++)
-        through += alice.msgs[i].seq > bob.msgs[9].seq && alice.msgs[i].seq < bob.msgs[10].seq;
+        through += alice.msgs[i].seq > bob.msgs[9].seq && alice.msgs[i].seq < bob.msgs[24].seq;
 
     /* carol rejoins and resends while bob is sending: some of bob's next messages are stored
      * before her join's read, some after; each must arrive exactly once either way. */
@@ -248,7 +251,7 @@ START_TEST(test_kill_gateway_clients_resume_elsewhere)
         ck_assert_int_gt(bob.msgs[i].seq, bob.msgs[i - 1].seq);
     await_acks(&carol);
     for (int i = 0; i < carol.nsent; i++)
-        through += carol.msgs[i].seq > bob.msgs[9].seq && carol.msgs[i].seq < bob.msgs[10].seq;
+        through += carol.msgs[i].seq > bob.msgs[9].seq && carol.msgs[i].seq < bob.msgs[24].seq;
     printf("%d of the %d sends out at the kill were stored before it\n", through, 2 * IN_FLIGHT);
     latest = room_latest();
     take_msgs(&carol, latest, CHAT_TC_TIMEOUT_MS, "carol's replay and live");
