@@ -252,8 +252,24 @@ static chat_err_t secret_get(gw_auth_t *a, const char *tenant, int64_t now_ms, c
     return lookup_run(a, l, tenant, now_ms, secret, len);
 }
 
-chat_err_t gw_auth_verify(gw_auth_t *a, const char *token, int64_t now_ms, chat_jwt_claims_t *out,
-                          char *reason, size_t reason_len)
+/* The cached secret of tenant: CHAT_OK (*secret a copy), CHAT_ERR_NOT_FOUND (a cached
+ * miss), or CHAT_ERR_TIMEOUT if the cache does not know (a lookup is needed). */
+static chat_err_t secret_cached(gw_auth_t *a, const char *tenant, int64_t now_ms, char **secret,
+                                size_t *len)
+{
+    pthread_mutex_lock(&a->lock);
+    bool known = cache_get(a, tenant, now_ms, secret, len);
+    pthread_mutex_unlock(&a->lock);
+    if (!known)
+        return CHAT_ERR_TIMEOUT;
+    return *secret != NULL ? CHAT_OK : CHAT_ERR_NOT_FOUND;
+}
+
+/* Verifies token with the secret that get_secret finds. */
+static chat_err_t verify_with(gw_auth_t *a, const char *token, int64_t now_ms,
+                              chat_err_t (*get_secret)(gw_auth_t *, const char *, int64_t, char **,
+                                                       size_t *),
+                              chat_jwt_claims_t *out, char *reason, size_t reason_len)
 {
     char tenant[CHAT_TENANT_MAX + 1];
     if (chat_jwt_peek_tenant(token, tenant, sizeof tenant) != CHAT_OK) {
@@ -262,7 +278,9 @@ chat_err_t gw_auth_verify(gw_auth_t *a, const char *token, int64_t now_ms, chat_
     }
     char *secret = NULL;
     size_t len = 0;
-    chat_err_t err = secret_get(a, tenant, now_ms, &secret, &len);
+    chat_err_t err = get_secret(a, tenant, now_ms, &secret, &len);
+    if (err == CHAT_ERR_TIMEOUT && get_secret == secret_cached)
+        return CHAT_ERR_TIMEOUT;
     if (err == CHAT_ERR_NOT_FOUND) {
         snprintf(reason, reason_len, "unknown tenant");
         return CHAT_ERR_UNAUTHORIZED;
@@ -275,6 +293,18 @@ chat_err_t gw_auth_verify(gw_auth_t *a, const char *token, int64_t now_ms, chat_
     err = chat_jwt_verify(token, secret, len, now_ms / 1000, 0, out, reason, reason_len);
     free(secret);
     return err == CHAT_OK ? CHAT_OK : CHAT_ERR_UNAUTHORIZED;
+}
+
+chat_err_t gw_auth_verify(gw_auth_t *a, const char *token, int64_t now_ms, chat_jwt_claims_t *out,
+                          char *reason, size_t reason_len)
+{
+    return verify_with(a, token, now_ms, secret_get, out, reason, reason_len);
+}
+
+chat_err_t gw_auth_verify_cached(gw_auth_t *a, const char *token, int64_t now_ms,
+                                 chat_jwt_claims_t *out, char *reason, size_t reason_len)
+{
+    return verify_with(a, token, now_ms, secret_cached, out, reason, reason_len);
 }
 
 /* ---- the auth job: verification on a worker, the answer on the loop ---- */
@@ -307,25 +337,47 @@ static void auth_run(gw_task_t *t, void *wctx)
         chat_log_warn("auth lookup failed", CHAT_F_STR("conn", j->base.conn), CHAT_F_ERR(j->err));
 }
 
+/* On the loop: hands the outcome to session s (claims are moved into it). */
+static void auth_answer(gw_gateway_t *gw, gw_session_t *s, int64_t started_us, chat_err_t err,
+                        chat_jwt_claims_t *claims, const char *reason)
+{
+    chat_histogram_observe(gw->stats.auth_seconds, chat_clock_seconds_since(started_us));
+    if (err == CHAT_OK)
+        chat_log_debug("authenticated", CHAT_F_STR("conn", gw_session_id(s)),
+                       CHAT_F_STR("tenant", claims->tenant), CHAT_F_STR("user", claims->user));
+    else
+        chat_log_debug("auth refused", CHAT_F_STR("conn", gw_session_id(s)),
+                       CHAT_F_STR("reason", reason));
+    gw_session_auth_done(s, err, claims, reason);
+}
+
 static void auth_complete(gw_task_t *t, void *loop_ctx)
 {
     auth_job_t *j = (auth_job_t *)t;
     gw_gateway_t *gw = loop_ctx;
-    chat_histogram_observe(gw->stats.auth_seconds, chat_clock_seconds_since(j->started_us));
+    chat_gauge_add(gw->stats.auth_pending, -1);
     gw_session_t *s = gw_request_session(&j->base);
     if (s == NULL)
         return;
-    if (j->err == CHAT_OK)
-        chat_log_debug("authenticated", CHAT_F_STR("conn", j->base.conn),
-                       CHAT_F_STR("tenant", j->claims.tenant), CHAT_F_STR("user", j->claims.user));
-    else
-        chat_log_debug("auth refused", CHAT_F_STR("conn", j->base.conn),
-                       CHAT_F_STR("reason", j->reason));
-    gw_session_auth_done(s, j->err, &j->claims, j->reason);
+    auth_answer(gw, s, j->started_us, j->err, &j->claims, j->reason);
 }
 
 void gw_auth_submit(gw_gateway_t *gw, gw_session_t *s, const char *token)
 {
+    /* A token of a tenant whose secret is cached (nearly every one) is verified here on the
+     * loop, in microseconds: a burst of reconnects never waits behind the workers' MongoDB
+     * reads. Only a lookup goes to the auth workers, which do nothing else. */
+    int64_t started_us = chat_clock_mono_us();
+    chat_jwt_claims_t claims = {0};
+    char reason[GW_AUTH_REASON_MAX] = "";
+    chat_err_t err = gw_auth_verify_cached(gw->auth, token, chat_clock_wall_ms(), &claims, reason,
+                                           sizeof reason);
+    if (err != CHAT_ERR_TIMEOUT) {
+        auth_answer(gw, s, started_us, err, &claims, reason);
+        chat_jwt_claims_clear(&claims);
+        return;
+    }
+    chat_counter_inc(gw->stats.auth_lookups);
     auth_job_t *j =
         gw_request_new(sizeof *j, gw, gw_session_id(s), auth_run, auth_complete, auth_destroy);
     if (j != NULL)
@@ -336,6 +388,7 @@ void gw_auth_submit(gw_gateway_t *gw, gw_session_t *s, const char *token)
         gw_session_auth_done(s, CHAT_ERR_NOMEM, &none, NULL);
         return;
     }
-    j->started_us = chat_clock_mono_us();
-    gw_workers_submit(gw->workers, &j->base.task, -1);
+    j->started_us = started_us;
+    chat_gauge_add(gw->stats.auth_pending, 1);
+    gw_workers_submit(gw->auth_workers, &j->base.task, -1);
 }

@@ -36,11 +36,17 @@ void gw_auth_free(gw_auth_t *a);
 chat_err_t gw_auth_verify(gw_auth_t *a, const char *token, int64_t now_ms, chat_jwt_claims_t *out,
                           char *reason, size_t reason_len);
 
+/* gw_auth_verify without ever waiting: CHAT_ERR_TIMEOUT if the token's tenant is not in the
+ * cache (neither its secret nor a recent miss), so that a lookup is needed. */
+chat_err_t gw_auth_verify_cached(gw_auth_t *a, const char *token, int64_t now_ms,
+                                 chat_jwt_claims_t *out, char *reason, size_t reason_len);
+
 struct gw_gateway;
 
-/* Verifies the token of session s's auth frame on a worker (gw_auth_verify with the
- * gateway's cache) and answers through gw_session_auth_done on the loop: at once with
- * CHAT_ERR_NOMEM if the job could not be made. */
+/* Verifies the token of session s's auth frame and answers through gw_session_auth_done:
+ * at once on the loop if its tenant's secret is cached; otherwise on one of the gateway's
+ * auth workers (which do nothing but tenant lookups, so auth never waits behind joins) and
+ * then on the loop; at once with CHAT_ERR_NOMEM if the job could not be made. */
 void gw_auth_submit(struct gw_gateway *gw, gw_session_t *s, const char *token);
 
 #endif

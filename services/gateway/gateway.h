@@ -65,7 +65,8 @@ typedef struct gw_gateway {
     chat_store_t *store;
     gw_auth_t *auth;
     gw_inbox_t *inbox;
-    gw_workers_t *workers;
+    gw_workers_t *workers;      /* joins, history, registrations */
+    gw_workers_t *auth_workers; /* tenant lookups of auth frames only */
     gw_inbound_t *inbound;
     gw_deliver_t *deliver;
 
@@ -76,6 +77,8 @@ typedef struct gw_gateway {
     gw_session_env_t session_env;
     bool prepared; /* gw_server_prepare ran: gw_server_release must run */
     bool shutting_down;
+    uint64_t auth_overloads_unlogged; /* 1013 closes since the last overload log line */
+    int64_t auth_overload_logged_ms;
 
     /* the libwebsockets context, guarded for wakes from other threads */
     pthread_mutex_t lws_lock;

@@ -26,6 +26,7 @@
 #define SERVICE "gateway"
 #define SUMMARY "chat-gateway: WebSocket gateway (client protocol v1 on /v1/ws)"
 #define INBOX_BOUND 65536 /* chat.deliver items waiting for the loop */
+#define AUTH_WORKERS 2    /* threads for the tenant lookups of auth frames */
 
 static const chat_cfg_entry_t cfg_table[] = {
     CHAT_CFG_INTEGER("CHAT_GATEWAY_INDEX", gw_config_t, index, "0", 0, CHAT_GATEWAY_INDEX_MAX,
@@ -182,6 +183,9 @@ static chat_err_t gateway_open(gw_gateway_t *gw)
     };
     if ((err = gw_workers_new(&wc, &gw->workers)) != CHAT_OK)
         return err;
+    gw_workers_conf_t ac = {.nthreads = AUTH_WORKERS, .inbox = gw->inbox};
+    if ((err = gw_workers_new(&ac, &gw->auth_workers)) != CHAT_OK)
+        return err;
     if ((err = kafka_open(gw)) != CHAT_OK)
         return err;
     return gw_server_prepare(gw);
@@ -191,6 +195,7 @@ static chat_err_t gateway_open(gw_gateway_t *gw)
 static void gateway_close(gw_gateway_t *gw)
 {
     gw_deliver_stop(gw->deliver);
+    gw_workers_free(gw->auth_workers);
     gw_workers_free(gw->workers); /* runs the queued Redis removals first */
     gw_inbound_free(gw->inbound); /* flushes pending sends */
     gw_inbox_free(gw->inbox);

@@ -107,9 +107,13 @@ static void op_rx_pause(void *ud, gw_session_t *s, bool pause)
     lws_rx_flow_control(gw_session_io(s), pause ? 0 : 1);
 }
 
+/* The auth frame arrived: from now on the deadline measures the gateway, not the client
+ * (CHAT_AUTH_TIMEOUT again, for the verification). */
 static void op_submit_auth(void *ud, gw_session_t *s, const char *token)
 {
-    gw_auth_submit(ud, s, token);
+    gw_gateway_t *gw = ud;
+    lws_set_timer_usecs(gw_session_io(s), (lws_usec_t)gw->cfg->auth_timeout_ms * 1000);
+    gw_auth_submit(gw, s, token);
 }
 
 static chat_err_t op_submit_join(void *ud, const gw_join_req_t *req)
@@ -146,6 +150,28 @@ static void op_count_slow_close(void *ud)
 {
     gw_gateway_t *gw = ud;
     chat_counter_inc(gw->stats.slow_closes);
+}
+
+/* Logs the 1013 closes not logged yet, at most once a second (the tick flushes the rest). */
+static void auth_overload_log(gw_gateway_t *gw)
+{
+    int64_t now = chat_clock_mono_ms();
+    if (gw->auth_overloads_unlogged == 0 || now - gw->auth_overload_logged_ms < 1000)
+        return;
+    chat_log_warn("overloaded: tokens not verified in time, connections closed with 1013",
+                  CHAT_F_INT("connections", gw->auth_overloads_unlogged),
+                  CHAT_F_INT("auth_timeout_ms", gw->cfg->auth_timeout_ms),
+                  CHAT_F_INT("auth_pending", chat_gauge_value(gw->stats.auth_pending)));
+    gw->auth_overloads_unlogged = 0;
+    gw->auth_overload_logged_ms = now;
+}
+
+static void op_count_auth_overload(void *ud)
+{
+    gw_gateway_t *gw = ud;
+    chat_counter_inc(gw->stats.auth_overloads);
+    gw->auth_overloads_unlogged++;
+    auth_overload_log(gw);
 }
 
 static void op_count_drops(void *ud, size_t n)
@@ -189,6 +215,7 @@ chat_err_t gw_server_prepare(gw_gateway_t *gw)
         .count_frame = op_count_frame,
         .count_error = op_count_error,
         .count_slow_close = op_count_slow_close,
+        .count_auth_overload = op_count_auth_overload,
         .count_drops = op_count_drops,
     };
     gw_rooms_sink_t sink = {
@@ -491,6 +518,7 @@ static void tick_cb(lws_sorted_usec_list_t *sul)
         return;
     }
     chat_gauge_set(gw->stats.rooms, (double)gw_rooms_count(gw->rooms));
+    auth_overload_log(gw);
     lws_sul_schedule(gw->lws, 0, &loop->tick, tick_cb, TICK_US);
 }
 

@@ -483,6 +483,15 @@ void gw_session_auth_timeout(gw_session_t *s)
 {
     if (s->state == GW_SESS_READY || s->closing)
         return;
+    if (s->state == GW_SESS_AUTHENTICATING) {
+        if (s->env->ops->count_auth_overload != NULL)
+            s->env->ops->count_auth_overload(s->env->ud);
+        send_error(s, GW_E_INTERNAL,
+                   "the gateway is overloaded: authentication took too long; reconnect and retry",
+                   NULL, NULL);
+        gw_session_close(s, GW_CLOSE_TRY_AGAIN, "overloaded, try again later", true);
+        return;
+    }
     char msg[GW_ERROR_MESSAGE_MAX];
     snprintf(msg, sizeof msg, "no auth within %d s", s->env->limits.auth_timeout_s);
     reject_auth(s, msg);

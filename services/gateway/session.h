@@ -21,6 +21,7 @@
 #define GW_CLOSE_POLICY 1008 /* "too slow" */
 #define GW_CLOSE_TOO_BIG 1009
 #define GW_CLOSE_INTERNAL 1011
+#define GW_CLOSE_TRY_AGAIN 1013 /* the gateway is overloaded: reconnect (with backoff) */
 #define GW_CLOSE_UNAUTHORIZED 4001
 #define GW_CLOSE_RATE_LIMIT 4008
 /* How fast rate-limited frames are forgiven (see rate_close_after). */
@@ -82,6 +83,8 @@ typedef struct gw_session_ops {
     void (*count_frame)(void *ud, gw_ctype_t type);
     void (*count_error)(void *ud, gw_code_t code);
     void (*count_slow_close)(void *ud);
+    /* The token arrived but was not verified in time (the gateway's fault). */
+    void (*count_auth_overload)(void *ud);
     /* n queued or offered frames were discarded (closing or overflowing socket). */
     void (*count_drops)(void *ud, size_t n);
 } gw_session_ops_t;
@@ -159,7 +162,10 @@ void gw_session_join_done(gw_session_t *s, const gw_join_result_t *res);
 void gw_session_history_done(gw_session_t *s, const char *rid, gw_buf_t *frame);
 /* The produce of the send with cid failed: error internal with that cid. */
 void gw_session_send_failed(gw_session_t *s, const char *cid);
-/* No auth in time: error unauthorized, then close 4001. No-op once authenticated. */
+/* The auth deadline passed. Before the auth frame (the client's fault): error unauthorized,
+ * then close 4001. After it, while its verification still runs (the gateway's fault, e.g.
+ * overloaded): error internal, then close 1013 (try again later), so that the client
+ * reconnects instead of giving up. No-op once authenticated. */
 void gw_session_auth_timeout(gw_session_t *s);
 
 /* Queues buf (taking over the reference). A full queue closes the session with 1008

@@ -58,6 +58,18 @@ chat_err_t gw_stats_init(gw_stats_t *st, chat_metrics_t *m)
                                              "Sends not delivered to chat.inbound.", NULL);
     st->registry_errors = chat_metrics_counter(m, "chat_gateway_registry_errors_total",
                                                "Failed Redis registration updates.", NULL);
+    st->auth_overloads = chat_metrics_counter(
+        m, "chat_gateway_auth_overload_closes_total",
+        "Connections closed with 1013 (try again later): their token was not verified within "
+        "CHAT_AUTH_TIMEOUT of its arrival.",
+        NULL);
+    st->auth_lookups =
+        chat_metrics_counter(m, "chat_gateway_auth_lookups_total",
+                             "Auth frames whose tenant secret was not cached (a worker looked it "
+                             "up); the others are verified on the event loop at once.",
+                             NULL);
+    st->auth_pending = chat_metrics_gauge(m, "chat_gateway_auth_pending",
+                                          "Auth frames waiting for their tenant lookup.", NULL);
     st->auth_seconds = chat_metrics_histogram(
         m, "chat_gateway_auth_seconds", "Time from auth frame to welcome or refusal.", NULL,
         chat_metrics_latency_buckets, chat_metrics_latency_nbuckets);
@@ -66,6 +78,7 @@ chat_err_t gw_stats_init(gw_stats_t *st, chat_metrics_t *m)
                                NULL, chat_metrics_latency_buckets, chat_metrics_latency_nbuckets);
     ok = ok && st->deliveries != NULL && st->unrouted != NULL && st->slow_closes != NULL &&
          st->queue_drops != NULL && st->writes != NULL && st->send_failures != NULL &&
-         st->registry_errors != NULL && st->auth_seconds != NULL && st->join_seconds != NULL;
+         st->registry_errors != NULL && st->auth_seconds != NULL && st->join_seconds != NULL &&
+         st->auth_overloads != NULL && st->auth_lookups != NULL && st->auth_pending != NULL;
     return ok ? CHAT_OK : CHAT_ERR_NOMEM;
 }

@@ -19,7 +19,10 @@ typedef struct gw_stats {
     chat_counter_t *writes;              /* frames written to sockets */
     chat_counter_t *send_failures;       /* sends whose produce to chat.inbound failed */
     chat_counter_t *registry_errors;     /* failed Redis registration pipelines */
+    chat_counter_t *auth_overloads;      /* closed with 1013: verification took too long */
+    chat_counter_t *auth_lookups;        /* auth frames that needed a tenant lookup */
     chat_histogram_t *auth_seconds;      /* auth frame -> welcome or refusal */
+    chat_gauge_t *auth_pending;          /* auth frames waiting for a tenant lookup */
     chat_histogram_t *join_seconds;      /* join frame -> joined */
 } gw_stats_t;
 

@@ -128,6 +128,49 @@ START_TEST(test_store_failure_not_cached)
 }
 END_TEST
 
+/* The loop's check never looks up: it answers from the cache (secrets and misses) or says a
+ * lookup is needed; the answers it gives agree with gw_auth_verify's. */
+START_TEST(test_cached_only_never_looks_up)
+{
+    char reason[GW_AUTH_REASON_MAX];
+    chat_jwt_claims_t claims = {0};
+    char *t = sign("acme", "alice", "acme-secret", NOW_MS / 1000 + 60);
+    char *forged = sign("acme", "alice", "other-secret", NOW_MS / 1000 + 60);
+    char *unknown = sign("nobody", "alice", "x", NOW_MS / 1000 + 60);
+    ck_assert_int_eq(gw_auth_verify_cached(auth, t, NOW_MS, &claims, reason, sizeof reason),
+                     CHAT_ERR_TIMEOUT);
+    ck_assert_int_eq(gw_auth_verify_cached(auth, unknown, NOW_MS, &claims, reason, sizeof reason),
+                     CHAT_ERR_TIMEOUT);
+    ck_assert_int_eq(lookups, 0);
+    /* A malformed token needs no lookup to be refused. */
+    ck_assert_int_eq(
+        gw_auth_verify_cached(auth, "not-a-jwt", NOW_MS, &claims, reason, sizeof reason),
+        CHAT_ERR_UNAUTHORIZED);
+    ck_assert_int_eq(verify(t, NOW_MS, reason), CHAT_OK);
+    ck_assert_int_eq(verify(unknown, NOW_MS, reason), CHAT_ERR_UNAUTHORIZED);
+    ck_assert_int_eq(lookups, 2);
+    ck_assert_int_eq(gw_auth_verify_cached(auth, t, NOW_MS + 1, &claims, reason, sizeof reason),
+                     CHAT_OK);
+    ck_assert_str_eq(claims.user, "alice");
+    chat_jwt_claims_clear(&claims);
+    ck_assert_int_eq(
+        gw_auth_verify_cached(auth, forged, NOW_MS + 1, &claims, reason, sizeof reason),
+        CHAT_ERR_UNAUTHORIZED);
+    ck_assert_int_eq(
+        gw_auth_verify_cached(auth, unknown, NOW_MS + 1, &claims, reason, sizeof reason),
+        CHAT_ERR_UNAUTHORIZED);
+    ck_assert_str_eq(reason, "unknown tenant");
+    /* Expired cache entries are a lookup again, not a refusal. */
+    ck_assert_int_eq(
+        gw_auth_verify_cached(auth, t, NOW_MS + HIT_TTL, &claims, reason, sizeof reason),
+        CHAT_ERR_TIMEOUT);
+    ck_assert_int_eq(lookups, 2);
+    free(t);
+    free(forged);
+    free(unknown);
+}
+END_TEST
+
 /* ---- concurrent misses: a lookup that blocks until the test opens the gate ---- */
 
 #define CONCURRENT 8
@@ -223,6 +266,7 @@ int main(void)
     tcase_add_test(tc, test_refusals);
     tcase_add_test(tc, test_miss_cached_briefly);
     tcase_add_test(tc, test_store_failure_not_cached);
+    tcase_add_test(tc, test_cached_only_never_looks_up);
     tcase_add_test(tc, test_concurrent_misses_share_one_lookup);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

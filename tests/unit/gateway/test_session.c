@@ -34,6 +34,7 @@ typedef struct fake {
     int frames[GW_C__COUNT];
     int errors[GW_E__COUNT];
     int slow_closes;
+    int auth_overloads;
     size_t drops;
 } fake_t;
 
@@ -119,6 +120,12 @@ static void op_count_slow_close(void *ud)
     fake.slow_closes++;
 }
 
+static void op_count_auth_overload(void *ud)
+{
+    (void)ud;
+    fake.auth_overloads++;
+}
+
 static void op_count_drops(void *ud, size_t n)
 {
     (void)ud;
@@ -135,6 +142,7 @@ static const gw_session_ops_t ops = {
     .count_frame = op_count_frame,
     .count_error = op_count_error,
     .count_slow_close = op_count_slow_close,
+    .count_auth_overload = op_count_auth_overload,
     .count_drops = op_count_drops,
 };
 
@@ -405,6 +413,25 @@ START_TEST(test_auth_timeout)
     gw_session_auth_timeout(sess);
     expect("error", "unauthorized", NULL, NULL);
     expect_close(GW_CLOSE_UNAUTHORIZED);
+}
+END_TEST
+
+/* The token arrived but the gateway did not verify it in time: the gateway's fault, so not
+ * "unauthorized" but a retryable close (1013), counted. */
+START_TEST(test_auth_timeout_while_verifying)
+{
+    rx("{\"type\":\"auth\",\"token\":\"t\"}");
+    ck_assert_int_eq(gw_session_state(sess), GW_SESS_AUTHENTICATING);
+    gw_session_auth_timeout(sess);
+    expect("error", "internal", NULL, NULL);
+    expect_close(GW_CLOSE_TRY_AGAIN);
+    ck_assert_int_eq(fake.auth_overloads, 1);
+    ck_assert_int_eq(fake.errors[GW_E_UNAUTHORIZED], 0);
+    /* The late answer finds the session closing and changes nothing. */
+    chat_jwt_claims_t c = claims_make("acme", "alice", NULL, 0);
+    gw_session_auth_done(sess, CHAT_OK, &c, NULL);
+    chat_jwt_claims_clear(&c);
+    ck_assert_int_ne(gw_session_state(sess), GW_SESS_READY);
 }
 END_TEST
 
@@ -874,6 +901,7 @@ int main(void)
     tcase_add_test(tc, test_auth_refused_and_store_failure);
     tcase_add_test(tc, test_auth_timeout);
     tcase_add_test(tc, test_auth_timeout_after_auth_is_noop);
+    tcase_add_test(tc, test_auth_timeout_while_verifying);
     tcase_add_test(tc, test_frames_during_auth_wait);
     tcase_add_test(tc, test_auth_again_is_bad_request);
     tcase_add_test(tc, test_fragments_assembled);
