@@ -685,10 +685,12 @@ void chat_bus_producer_destroy(chat_bus_producer_t *p)
 struct chat_bus_consumer {
     rd_kafka_t *rk;
     bool group_mode;
+    bool auto_commit; /* commit_interval_ms > 0: stored offsets, committed by librdkafka */
     chat_bus_rebalance_fn on_rebalance;
     void *ud;
     series_cache_t *consumed; /* chat_kafka_consumed_total{topic}, or NULL */
     chat_counter_t *errors;   /* chat_kafka_consume_errors_total, or NULL */
+    chat_counter_t *commits;  /* chat_kafka_commits_total: commit requests answered OK */
 };
 
 /* Logs a partition list as "topic:0,topic:1,..." (cut if very long). */
@@ -728,6 +730,16 @@ static void rebalance_notify(chat_bus_consumer_t *c, bool assigned,
     free(tps);
 }
 
+/* Commits the stored offsets now (synchronously); a failure is logged, the records are then
+ * read again by whoever owns their partition next. */
+static void stored_commit(chat_bus_consumer_t *c, const char *why)
+{
+    rd_kafka_resp_err_t err = rd_kafka_commit(c->rk, NULL, 0);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
+        chat_log_warn("kafka commit of stored offsets failed", CHAT_F_STR("when", why),
+                      CHAT_F_STR("kafka_err", rd_kafka_err2name(err)));
+}
+
 /* Eager protocol: every rebalance revokes the whole assignment, then assigns the new one.
  * The user sees the assignment before fetching starts, and on revoke still owns the
  * partitions (its commits are accepted) until rd_kafka_assign(NULL) gives them up. */
@@ -744,6 +756,10 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         break;
     case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
         log_partitions("kafka partitions revoked", parts);
+        /* What was stored is committed while the partitions are still ours: the next owner
+         * starts after the records this consumer finished. */
+        if (c->auto_commit)
+            stored_commit(c, "revoke");
         rebalance_notify(c, false, parts);
         aerr = rd_kafka_assign(rk, NULL);
         break;
@@ -761,13 +777,15 @@ static void on_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                       rd_kafka_topic_partition_list_t *offsets, void *opaque)
 {
     (void)rk;
-    (void)opaque;
+    chat_bus_consumer_t *c = opaque;
     if (err == RD_KAFKA_RESP_ERR__NO_OFFSET)
         return;
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
         chat_log_warn("kafka commit failed", CHAT_F_STR("kafka_err", rd_kafka_err2name(err)));
         return;
     }
+    if (c->commits != NULL)
+        chat_counter_inc(c->commits);
     for (int i = 0; offsets != NULL && i < offsets->cnt; i++) {
         const rd_kafka_topic_partition_t *tp = &offsets->elems[i];
         if (tp->err != RD_KAFKA_RESP_ERR_NO_ERROR)
@@ -796,10 +814,15 @@ static rd_kafka_conf_t *consumer_conf(const chat_bus_consumer_conf_t *conf, chat
     char manual_group[192];
     if (conf->group_id == NULL)
         manual_group_id(manual_group, sizeof manual_group, conf->client_id);
+    bool auto_commit = conf->group_id != NULL && conf->commit_interval_ms > 0;
+    char interval[16];
+    snprintf(interval, sizeof interval, "%d", auto_commit ? conf->commit_interval_ms : 5000);
     const conf_pair_t pairs[] = {
         {"group.id", conf->group_id != NULL ? conf->group_id : manual_group},
-        /* The service commits after its output is safe, never librdkafka on a timer. */
-        {"enable.auto.commit", "false"},
+        /* Only offsets the service stored after its output was safe are ever committed:
+         * librdkafka never stores on its own. */
+        {"enable.auto.commit", auto_commit ? "true" : "false"},
+        {"auto.commit.interval.ms", interval},
         {"enable.auto.offset.store", "false"},
         {"auto.offset.reset",
          conf->auto_offset_reset != NULL ? conf->auto_offset_reset : "earliest"},
@@ -815,9 +838,14 @@ static rd_kafka_conf_t *consumer_conf(const chat_bus_consumer_conf_t *conf, chat
         {"session.timeout.ms", "10000"},
         {"heartbeat.interval.ms", "2000"},
     };
+    char wait[16], min_bytes[16];
+    snprintf(wait, sizeof wait, "%d", conf->fetch_wait_max_ms);
+    snprintf(min_bytes, sizeof min_bytes, "%d", conf->fetch_min_bytes);
     if (conf_set_pairs(kconf, pairs, sizeof pairs / sizeof pairs[0]) != CHAT_OK ||
         (conf->group_instance_id != NULL && conf->group_instance_id[0] != '\0' &&
-         conf_set(kconf, "group.instance.id", conf->group_instance_id) != CHAT_OK)) {
+         conf_set(kconf, "group.instance.id", conf->group_instance_id) != CHAT_OK) ||
+        (conf->fetch_wait_max_ms > 0 && conf_set(kconf, "fetch.wait.max.ms", wait) != CHAT_OK) ||
+        (conf->fetch_min_bytes > 0 && conf_set(kconf, "fetch.min.bytes", min_bytes) != CHAT_OK)) {
         rd_kafka_conf_destroy(kconf);
         return NULL;
     }
@@ -907,10 +935,16 @@ chat_err_t chat_bus_consumer_new(const chat_bus_consumer_conf_t *conf, chat_bus_
     if (c == NULL)
         return CHAT_ERR_NOMEM;
     c->group_mode = conf->group_id != NULL;
+    c->auto_commit = c->group_mode && conf->commit_interval_ms > 0;
     c->on_rebalance = conf->on_rebalance;
     c->ud = conf->ud;
     c->consumed = series_cache_new(conf->metrics, "chat_kafka_consumed_total",
                                    "Records consumed from Kafka.", false);
+    if (conf->metrics != NULL)
+        c->commits = chat_metrics_counter(conf->metrics, "chat_kafka_commits_total",
+                                          "Offset commits the broker accepted (each one a "
+                                          "request and a write to __consumer_offsets).",
+                                          NULL);
     if (conf->metrics != NULL)
         c->errors = chat_metrics_counter(conf->metrics, "chat_kafka_consume_errors_total",
                                          "Consumer error events (logged, not returned).", NULL);
@@ -1004,15 +1038,9 @@ void chat_bus_records_release(chat_bus_record_t *recs, size_t n)
     }
 }
 
-/* Returns CHAT_ERR_INVALID in manual mode or for bad arguments, CHAT_ERR_KAFKA (logged)
- * if a synchronous commit failed or an asynchronous one could not be queued. */
-chat_err_t chat_bus_consumer_commit(chat_bus_consumer_t *c, const chat_bus_record_t *recs, size_t n,
-                                    bool sync)
+/* Per partition present in recs, the offset after its highest record (caller destroys). */
+static rd_kafka_topic_partition_list_t *offsets_after(const chat_bus_record_t *recs, size_t n)
 {
-    if (c == NULL || !c->group_mode || (recs == NULL && n > 0))
-        return CHAT_ERR_INVALID;
-    if (n == 0)
-        return CHAT_OK;
     rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(4);
     for (size_t i = 0; i < n; i++) {
         rd_kafka_topic_partition_t *tp =
@@ -1023,6 +1051,19 @@ chat_err_t chat_bus_consumer_commit(chat_bus_consumer_t *c, const chat_bus_recor
             continue;
         tp->offset = recs[i].offset + 1;
     }
+    return list;
+}
+
+/* Returns CHAT_ERR_INVALID in manual mode or for bad arguments, CHAT_ERR_KAFKA (logged)
+ * if a synchronous commit failed or an asynchronous one could not be queued. */
+chat_err_t chat_bus_consumer_commit(chat_bus_consumer_t *c, const chat_bus_record_t *recs, size_t n,
+                                    bool sync)
+{
+    if (c == NULL || !c->group_mode || (recs == NULL && n > 0))
+        return CHAT_ERR_INVALID;
+    if (n == 0)
+        return CHAT_OK;
+    rd_kafka_topic_partition_list_t *list = offsets_after(recs, n);
     rd_kafka_resp_err_t err = rd_kafka_commit(c->rk, list, sync ? 0 : 1);
     rd_kafka_topic_partition_list_destroy(list);
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
@@ -1032,10 +1073,29 @@ chat_err_t chat_bus_consumer_commit(chat_bus_consumer_t *c, const chat_bus_recor
     return err_from_kafka(err) == CHAT_ERR_TIMEOUT ? CHAT_ERR_TIMEOUT : CHAT_ERR_KAFKA;
 }
 
+chat_err_t chat_bus_consumer_store(chat_bus_consumer_t *c, const chat_bus_record_t *recs, size_t n)
+{
+    if (c == NULL || !c->auto_commit || (recs == NULL && n > 0))
+        return CHAT_ERR_INVALID;
+    if (n == 0)
+        return CHAT_OK;
+    rd_kafka_topic_partition_list_t *list = offsets_after(recs, n);
+    rd_kafka_resp_err_t err = rd_kafka_offsets_store(c->rk, list);
+    /* A partition revoked since its records were polled reports __STATE: its next owner
+     * reads those records again, which is what at-least-once means. */
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR && err != RD_KAFKA_RESP_ERR__STATE &&
+        err != RD_KAFKA_RESP_ERR__INVALID_ARG)
+        chat_log_warn("kafka offsets not stored", CHAT_F_STR("kafka_err", rd_kafka_err2name(err)));
+    rd_kafka_topic_partition_list_destroy(list);
+    return CHAT_OK;
+}
+
 void chat_bus_consumer_close(chat_bus_consumer_t *c)
 {
     if (c == NULL)
         return;
+    if (c->auto_commit)
+        stored_commit(c, "close");
     rd_kafka_resp_err_t err = rd_kafka_consumer_close(c->rk);
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
         chat_log_warn("kafka consumer close failed",

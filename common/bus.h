@@ -120,6 +120,17 @@ typedef struct chat_bus_consumer_conf {
     int64_t assign_offset;   /* CHAT_BUS_OFFSET_END, CHAT_BUS_OFFSET_BEGINNING or an offset */
     int connect_timeout_ms;  /* >0: creation fails with CHAT_ERR_TIMEOUT if no broker answers */
     chat_metrics_t *metrics; /* optional: chat_kafka_consumed_total{topic} */
+    /* Group mode: > 0 commits on a cadence: the service marks finished records with
+     * chat_bus_consumer_store and the stored offsets are committed every commit_interval_ms,
+     * before partitions are revoked and on close. A crash replays at most that much, which
+     * consumers whose output is idempotent absorb; a commit per batch would cost the broker a
+     * request (and a write to __consumer_offsets) per batch. 0: chat_bus_consumer_commit. */
+    int commit_interval_ms;
+    /* How long the broker may hold a fetch to gather fetch_min_bytes (librdkafka's
+     * fetch.wait.max.ms and fetch.min.bytes); 0 keeps librdkafka's default. Larger values
+     * mean fewer, fuller fetch responses and up to fetch_wait_max_ms more latency. */
+    int fetch_wait_max_ms;
+    int fetch_min_bytes;
 } chat_bus_consumer_conf_t;
 
 chat_err_t chat_bus_consumer_new(const chat_bus_consumer_conf_t *conf, chat_bus_consumer_t **out);
@@ -139,7 +150,14 @@ void chat_bus_records_release(chat_bus_record_t *recs, size_t n);
 chat_err_t chat_bus_consumer_commit(chat_bus_consumer_t *c, const chat_bus_record_t *recs, size_t n,
                                     bool sync);
 
-/* Leaves the group (the revoke callback runs) and frees. Commits nothing. Accepts NULL. */
+/* Marks recs as finished (commit_interval_ms > 0): per partition present in recs, the offset
+ * after its highest record is stored, to be committed with the next periodic commit, before
+ * a revoke or on close. Records of partitions no longer assigned are ignored. Returns
+ * CHAT_ERR_INVALID in manual mode or without a commit interval. */
+chat_err_t chat_bus_consumer_store(chat_bus_consumer_t *c, const chat_bus_record_t *recs, size_t n);
+
+/* Leaves the group (the revoke callback runs) and frees. Commits nothing but what
+ * chat_bus_consumer_store stored. Accepts NULL. */
 void chat_bus_consumer_close(chat_bus_consumer_t *c);
 
 /* ---- admin ---- */

@@ -107,6 +107,12 @@ typedef struct chat_cfg_entry {
                      "longest message text in Unicode characters; longer sends get too_large")
 #define CHAT_CFG_QUOTE(x) CHAT_CFG_QUOTE_(x)
 #define CHAT_CFG_QUOTE_(x) #x
+/* Offsets of finished records are committed on this cadence (and on revoke and shutdown),
+ * not per batch: a crash replays at most this much, which idempotent consumers absorb. */
+#define CHAT_CFG_COMMIT_INTERVAL(st, field)                                                        \
+    CHAT_CFG_DURATION("CHAT_COMMIT_INTERVAL", st, field, "200ms", 10, 60000,                       \
+                      "how often consumed offsets are committed to Kafka (also on revoke and "     \
+                      "at shutdown); a crash replays at most this much, idempotently")
 #define CHAT_CFG_INSTANCE_ID(st, field)                                                            \
     CHAT_CFG_STRING("CHAT_INSTANCE_ID", st, field, "",                                             \
                     "static group membership id, unique per instance (e.g. the pod name of a "     \

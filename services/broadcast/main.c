@@ -22,6 +22,7 @@ typedef struct broadcast_cfg {
     char *instance_id;
     long long batch;
     long long connect_timeout_ms;
+    long long commit_interval_ms;
     char *log_level;
     char *messages_topic;
     char *deliver_topic;
@@ -39,6 +40,7 @@ static const chat_cfg_entry_t cfg_table[] = {
                      "most records handled as one batch (a batch never waits to fill up)"),
     CHAT_CFG_CONNECT_TIMEOUT(broadcast_cfg_t, connect_timeout_ms, 300000,
                              "time to reach Kafka and Redis at start; Redis command timeout"),
+    CHAT_CFG_COMMIT_INTERVAL(broadcast_cfg_t, commit_interval_ms),
     CHAT_CFG_LOG_LEVEL(broadcast_cfg_t, log_level),
     CHAT_CFG_TOPIC_MESSAGES(broadcast_cfg_t, messages_topic),
     CHAT_CFG_TOPIC_DELIVER(broadcast_cfg_t, deliver_topic),
@@ -58,6 +60,7 @@ static int run(const broadcast_cfg_t *cfg, chat_metrics_t *metrics)
         .deliver_topic = cfg->deliver_topic,
         .batch_max = (size_t)cfg->batch,
         .connect_timeout_ms = (int)cfg->connect_timeout_ms,
+        .commit_interval_ms = (int)cfg->commit_interval_ms,
         .metrics = metrics,
     };
     broadcast_pipeline_t *pipeline = NULL;

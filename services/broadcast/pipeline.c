@@ -207,6 +207,7 @@ static chat_err_t pipeline_connect(broadcast_pipeline_t *p, const char **bad_var
         /* A new group starts at the beginning: delivery is at-least-once like everything
          * else here, and gateways drop what their sockets already had. */
         .auto_offset_reset = "earliest",
+        .commit_interval_ms = c->commit_interval_ms,
         .connect_timeout_ms = c->connect_timeout_ms,
         .metrics = c->metrics,
     };
@@ -394,8 +395,8 @@ static void events_clear(broadcast_pipeline_t *p, size_t n)
         chat_event_clear(&p->events[i]);
 }
 
-/* One batch from decode to commit. A failed commit is logged (by the bus) and tolerated:
- * the output is out, and replaying it is harmless. */
+/* One batch from decode to stored offsets (committed on the cadence). A failed commit is
+ * logged (by the bus) and tolerated: the output is out, and replaying it is harmless. */
 static chat_err_t batch_process(broadcast_pipeline_t *p, size_t n, int64_t start)
 {
     chat_err_t err = batch_decode(p, n);
@@ -407,7 +408,7 @@ static chat_err_t batch_process(broadcast_pipeline_t *p, size_t n, int64_t start
     if (err != CHAT_OK)
         return err;
     batch_account(p);
-    chat_bus_consumer_commit(p->consumer, p->records, n, true);
+    chat_bus_consumer_store(p->consumer, p->records, n);
     chat_histogram_observe(p->m.batch_seconds, chat_clock_seconds_since(start));
     return CHAT_OK;
 }

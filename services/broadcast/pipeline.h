@@ -21,6 +21,7 @@ typedef struct broadcast_pipeline_conf {
     const char *deliver_topic;  /* chat.deliver */
     size_t batch_max;           /* records per poll */
     int connect_timeout_ms;     /* for Kafka, Redis and Redis commands */
+    int commit_interval_ms;     /* finished offsets are committed on this cadence */
     chat_metrics_t *metrics;    /* borrowed; must outlive the pipeline */
 } broadcast_pipeline_conf_t;
 

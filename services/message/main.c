@@ -40,6 +40,7 @@ typedef struct message_cfg {
     long long max_text_chars;
     long long store_retry_ms;
     long long connect_timeout_ms;
+    long long commit_interval_ms;
     char *log_level;
     char *inbound_topic;
     char *messages_topic;
@@ -61,6 +62,7 @@ static const chat_cfg_entry_t cfg_table[] = {
                       "restart replays the uncommitted batch)"),
     CHAT_CFG_CONNECT_TIMEOUT(message_cfg_t, connect_timeout_ms, 600000,
                              "how long Kafka and MongoDB may take to answer at start"),
+    CHAT_CFG_COMMIT_INTERVAL(message_cfg_t, commit_interval_ms),
     CHAT_CFG_LOG_LEVEL(message_cfg_t, log_level),
     CHAT_CFG_TOPIC_INBOUND(message_cfg_t, inbound_topic),
     CHAT_CFG_TOPIC_MESSAGES(message_cfg_t, messages_topic),
@@ -147,6 +149,7 @@ static bool start_bus(service_t *s, const message_cfg_t *cfg)
         .client_id = PROGRAM,
         .connect_timeout_ms = (int)cfg->connect_timeout_ms,
         .flush_timeout_ms = FLUSH_TIMEOUT_MS,
+        .commit_interval_ms = (int)cfg->commit_interval_ms,
         .sequencer = s->sequencer,
         .metrics = s->metrics,
     };

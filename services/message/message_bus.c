@@ -100,6 +100,7 @@ chat_err_t message_bus_open(const message_bus_conf_t *conf, message_bus_t **out)
             .on_rebalance = on_rebalance,
             .ud = b,
             .auto_offset_reset = "earliest",
+            .commit_interval_ms = conf->commit_interval_ms,
             .connect_timeout_ms = conf->connect_timeout_ms,
             .metrics = conf->metrics,
         };
@@ -150,11 +151,12 @@ static chat_err_t bus_flush(void *ctx)
     return CHAT_OK;
 }
 
-/* Synchronous: once it returns, a restart resumes after these records. */
+/* Marks the batch finished: its offsets go out with the next periodic commit (or before a
+ * revoke, or at shutdown). A crash before that replays the batch, which dedup absorbs. */
 static chat_err_t bus_commit(void *ctx, const chat_bus_record_t *recs, size_t n)
 {
     message_bus_t *b = ctx;
-    return chat_bus_consumer_commit(b->consumer, recs, n, true);
+    return chat_bus_consumer_store(b->consumer, recs, n);
 }
 
 void message_bus_port(message_bus_t *b, message_bus_port_t *port)

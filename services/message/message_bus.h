@@ -22,6 +22,7 @@ typedef struct message_bus_conf {
     const char *client_id;
     int connect_timeout_ms;
     int flush_timeout_ms;
+    int commit_interval_ms;         /* stored offsets are committed on this cadence */
     message_sequencer_t *sequencer; /* borrowed: told about assignments and revocations */
     chat_metrics_t *metrics;        /* borrowed, may be NULL */
 } message_bus_conf_t;

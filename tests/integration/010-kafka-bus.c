@@ -163,6 +163,38 @@ static void assert_quiet(chat_bus_consumer_t *c, int ms)
     free(extra);
 }
 
+/* Polls until s holds want records, storing each batch (cadence commits). */
+static void consume_storing(chat_bus_consumer_t *c, seen_t *s, int want, int timeout_ms)
+{
+    int64_t deadline = chat_clock_mono_ms() + timeout_ms;
+    chat_bus_record_t recs[32];
+    while (s->n < want && chat_clock_mono_ms() < deadline) {
+        size_t max = (size_t)(want - s->n) < 32 ? (size_t)(want - s->n) : 32;
+        size_t n = chat_bus_consumer_poll(c, recs, max, 200);
+        for (size_t i = 0; i < n; i++)
+            seen_add(s, &recs[i]);
+        if (n > 0)
+            ck_assert_int_eq(chat_bus_consumer_store(c, recs, n), CHAT_OK);
+        chat_bus_records_release(recs, n);
+    }
+}
+
+static chat_bus_consumer_t *group_consumer_every(const char *topic, const char *group,
+                                                 int commit_interval_ms, chat_metrics_t *metrics)
+{
+    const char *topics[] = {topic, NULL};
+    chat_bus_consumer_conf_t conf = {.brokers = brokers,
+                                     .client_id = "it-bus",
+                                     .group_id = group,
+                                     .topics = topics,
+                                     .connect_timeout_ms = WAIT_MS,
+                                     .metrics = metrics,
+                                     .commit_interval_ms = commit_interval_ms};
+    chat_bus_consumer_t *c = NULL;
+    ck_assert_int_eq(chat_bus_consumer_new(&conf, &c), CHAT_OK);
+    return c;
+}
+
 static chat_bus_consumer_t *group_consumer(const char *topic, const char *group,
                                            chat_bus_rebalance_fn fn, void *ud,
                                            chat_metrics_t *metrics)
@@ -344,6 +376,71 @@ START_TEST(test_commit_and_restart)
         ck_assert_msg(times[v] == 1, "record %d read %d times", v, times[v]);
     free(a);
     free(b);
+    free(d);
+}
+END_TEST
+
+/* Stored offsets are committed on a cadence, not per batch: a consumer that stored a few
+ * hundred records in many small batches commits a handful of times; and a member that
+ * closes or gives partitions away commits what it stored first, so nothing it finished is
+ * read again and nothing is skipped. */
+START_TEST(test_store_commits_on_a_cadence)
+{
+    char topic[128], group[128];
+    topic_make(topic, sizeof topic, "it-bus-store", 3);
+    chat_test_unique(group, sizeof group, "it-bus-store-group");
+    delivery_t *d = malloc(sizeof *d);
+    chat_bus_producer_t *p = producer_make(d, false, 5, NULL);
+    produce_range(p, topic, CHAT_BUS_PARTITION_ANY, 0, 100);
+    ck_assert_int_eq(chat_bus_producer_flush(p, WAIT_MS), CHAT_OK);
+    ck_assert_int_eq(d->failures, 0);
+
+    chat_metrics_t *m = chat_metrics_new();
+    seen_t *a = calloc(1, sizeof *a);
+    chat_bus_consumer_t *ca = group_consumer_every(topic, group, 500, m);
+    chat_bus_consumer_t *manual = manual_consumer(topic, 0, CHAT_BUS_OFFSET_BEGINNING);
+    ck_assert_int_eq(chat_bus_consumer_store(manual, NULL, 0), CHAT_ERR_INVALID);
+    chat_bus_consumer_close(manual);
+    /* 100 records in batches of at most 32, storing each. */
+    consume_storing(ca, a, 100, WAIT_MS);
+    ck_assert_int_eq(a->n, 100);
+    /* An idle second: the stored offsets go out with the periodic commit. */
+    seen_t *idle = calloc(1, sizeof *idle);
+    consume_storing(ca, idle, 1, 1200);
+    ck_assert_int_eq(idle->n, 0);
+    uint64_t commits = metric_value(m, "chat_kafka_commits_total");
+    ck_assert_msg(commits >= 1 && commits <= 4, "%llu commits for 100 stored records",
+                  (unsigned long long)commits);
+
+    /* A second member takes some partitions: the first commits before it gives them up. */
+    produce_range(p, topic, CHAT_BUS_PARTITION_ANY, 100, 200);
+    ck_assert_int_eq(chat_bus_producer_flush(p, WAIT_MS), CHAT_OK);
+    ck_assert_int_eq(d->failures, 0);
+    seen_t *b = calloc(1, sizeof *b);
+    chat_bus_consumer_t *cb = group_consumer_every(topic, group, 500, NULL);
+    int64_t deadline = chat_clock_mono_ms() + WAIT_MS;
+    while (a->n + b->n < 250 && chat_clock_mono_ms() < deadline) {
+        consume_storing(ca, a, a->n + 10, 200);
+        consume_storing(cb, b, b->n + 10, 200);
+    }
+    /* The first closes; the second takes over and reads the rest. */
+    chat_bus_consumer_close(ca);
+    consume_storing(cb, b, 300 - a->n, WAIT_MS);
+    assert_quiet(cb, 1500);
+    chat_bus_consumer_close(cb);
+
+    int times[300] = {0};
+    for (int i = 0; i < a->n; i++)
+        times[a->value[i]]++;
+    for (int i = 0; i < b->n; i++)
+        times[b->value[i]]++;
+    for (int v = 0; v < 300; v++)
+        ck_assert_msg(times[v] == 1, "record %d read %d times", v, times[v]);
+    chat_bus_producer_destroy(p);
+    chat_metrics_destroy(m);
+    free(a);
+    free(b);
+    free(idle);
     free(d);
 }
 END_TEST
@@ -551,6 +648,7 @@ int main(void)
     tcase_add_test(tc, test_topics_ensure_and_grow);
     tcase_add_test(tc, test_produce_consume_keyed);
     tcase_add_test(tc, test_commit_and_restart);
+    tcase_add_test(tc, test_store_commits_on_a_cadence);
     tcase_add_test(tc, test_rebalance_callbacks);
     tcase_add_test(tc, test_manual_from_end);
     tcase_add_test(tc, test_flush_waits_for_reports);
