@@ -34,6 +34,7 @@ typedef struct gw_config {
     char *mongo_uri;
     char *redis_url;
     long long workers;
+    char *write_mode; /* CHAT_GATEWAY_WRITE_MODE: "direct" or "writable" */
     long long max_frame_bytes;
     long long max_text_chars;
     long long rate_per_sec;
@@ -75,7 +76,10 @@ typedef struct gw_gateway {
     chat_strmap_t *sessions; /* connection id -> gw_session_t */
     gw_session_ops_t session_ops;
     gw_session_env_t session_env;
-    bool prepared; /* gw_server_prepare ran: gw_server_release must run */
+    bool prepared;            /* gw_server_prepare ran: gw_server_release must run */
+    bool write_direct;        /* write_mode "direct" */
+    void *dirty;              /* server.c: sockets with frames to flush (its conn_data) */
+    unsigned char *write_buf; /* server.c: frames of one socket gathered for one send() */
     bool shutting_down;
     uint64_t auth_overloads_unlogged; /* 1013 closes since the last overload log line */
     int64_t auth_overload_logged_ms;

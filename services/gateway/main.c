@@ -43,6 +43,9 @@ static const chat_cfg_entry_t cfg_table[] = {
     CHAT_CFG_INTEGER(
         "CHAT_GATEWAY_WORKERS", gw_config_t, workers, "4", 1, 256,
         "threads for blocking MongoDB/Redis work (auth, join, history, registrations)"),
+    CHAT_CFG_ENUM("CHAT_GATEWAY_WRITE_MODE", gw_config_t, write_mode, "direct", "direct|writable",
+                  "direct: frames go out as soon as an event is handled, the socket's queue in "
+                  "one write; writable: only when lws calls back (its rule), for comparison"),
     CHAT_CFG_INTEGER("CHAT_MAX_FRAME_BYTES", gw_config_t, max_frame_bytes, "65536", 1024, 16777216,
                      "largest client message (all fragments); larger ones close with 1009"),
     CHAT_CFG_MAX_TEXT_CHARS(gw_config_t, max_text_chars),

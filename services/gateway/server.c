@@ -1,8 +1,18 @@
 /* The libwebsockets side of the gateway: one context with one service loop (libuv event
  * library when its plugin loads, lws's poll loop otherwise), the protocol callback that
- * feeds sessions, the write path (queued frames go out in LWS_CALLBACK_SERVER_WRITEABLE),
- * the loop's timers (heartbeat, stop check) and the graceful shutdown. Other threads only
- * push tasks to the inbox and wake the loop with lws_cancel_service. */
+ * feeds sessions, the write path, the loop's timers (heartbeat, stop check) and the graceful
+ * shutdown. Other threads only push tasks to the inbox and wake the loop with
+ * lws_cancel_service.
+ *
+ * The write path: a socket with frames queued goes on a list of sockets to flush; once the
+ * event at hand is handled (a batch of deliveries, a received message), each is written at
+ * once, all its queued frames framed into one buffer and sent with one system call, as
+ * uWebSockets does. Only a socket that cannot take everything (lws then buffers the rest and
+ * asks for POLLOUT itself) waits for LWS_CALLBACK_SERVER_WRITEABLE. lws's own rule, writing
+ * only in that callback, cost a POLLOUT request, an epoll change, a wake and a callback per
+ * socket per frame; lws_write is safe outside it (lws 4.1 appends to a partially sent
+ * buffer and drains that first), which CHAT_GATEWAY_WRITE_MODE=writable keeps for
+ * comparison. */
 #include "services/gateway/server.h"
 
 #include <stdio.h>
@@ -24,7 +34,9 @@ _Static_assert(GW_BUF_PRE >= LWS_PRE, "frame buffers need the headroom lws_write
 #define PROTOCOL_NAME "chat"
 #define RX_CHUNK 4096        /* lws hands messages over in chunks of at most this */
 #define DRAIN_MAX 256        /* inbox tasks per wake, so sockets are served in between */
-#define WRITE_BURST 64       /* frames one writable callback may send */
+#define WRITE_BURST 256      /* frames one flush of a socket may send */
+#define WRITE_BUF 65536      /* bytes of frames gathered into one system call */
+#define WS_HEADER_MAX 10     /* a server frame's header: FIN|opcode, length (no mask) */
 #define TICK_US (200 * 1000) /* stop check and shutdown progress */
 #define CLOSE_GRACE_US (5 * LWS_USEC_PER_SEC) /* a closing socket that cannot flush */
 #define SHUTDOWN_GRACE_US (3 * LWS_USEC_PER_SEC)
@@ -35,8 +47,12 @@ _Static_assert(GW_BUF_PRE >= LWS_PRE, "frame buffers need the headroom lws_write
 /* lws keeps one of these per connection (zeroed); the session lives on our heap. */
 typedef struct conn_data {
     gw_session_t *session;
-    bool close_timer;   /* the close grace timer replaced the auth timer */
-    bool close_started; /* lws has the close (frame sent, waiting for the peer's) */
+    struct lws *wsi;
+    struct conn_data *dirty_prev, *dirty_next; /* the loop's list of sockets to flush */
+    bool dirty;                                /* on that list */
+    bool await_writable; /* the socket is full (or the burst ran out): flush when writable */
+    bool close_timer;    /* the close grace timer replaced the auth timer */
+    bool close_started;  /* lws has the close (frame sent, waiting for the peer's) */
 } conn_data_t;
 
 /* The loop's timers and shutdown progress; lives on gw_server_run's stack, timers find it
@@ -87,18 +103,157 @@ static void lws_log_setup(void)
 
 /* ---- session environment ---- */
 
+/* ---- the write path ---- */
+
+static void dirty_add(gw_gateway_t *gw, conn_data_t *cd)
+{
+    if (cd->dirty)
+        return;
+    cd->dirty = true;
+    cd->dirty_prev = NULL;
+    cd->dirty_next = gw->dirty;
+    if (gw->dirty != NULL)
+        ((conn_data_t *)gw->dirty)->dirty_prev = cd;
+    gw->dirty = cd;
+}
+
+static void dirty_remove(gw_gateway_t *gw, conn_data_t *cd)
+{
+    if (!cd->dirty)
+        return;
+    if (cd->dirty_prev != NULL)
+        cd->dirty_prev->dirty_next = cd->dirty_next;
+    else
+        gw->dirty = cd->dirty_next;
+    if (cd->dirty_next != NULL)
+        cd->dirty_next->dirty_prev = cd->dirty_prev;
+    cd->dirty = false;
+    cd->dirty_prev = cd->dirty_next = NULL;
+}
+
+/* The header of an unmasked server text frame of len bytes; returns its size. */
+static size_t ws_header(unsigned char *h, size_t len)
+{
+    h[0] = 0x81; /* FIN, text */
+    if (len < 126) {
+        h[1] = (unsigned char)len;
+        return 2;
+    }
+    if (len <= 0xffff) {
+        h[1] = 126;
+        h[2] = (unsigned char)(len >> 8);
+        h[3] = (unsigned char)len;
+        return 4;
+    }
+    h[1] = 127;
+    for (int i = 0; i < 8; i++)
+        h[2 + i] = (unsigned char)((uint64_t)len >> (56 - 8 * i));
+    return 10;
+}
+
+/* Sends bytes already framed; lws keeps what the socket did not take and asks for POLLOUT.
+ * False if the socket failed. */
+static bool raw_write(gw_gateway_t *gw, struct lws *wsi, unsigned char *bytes, size_t len)
+{
+    chat_counter_inc(gw->stats.socket_writes);
+    return lws_write(wsi, bytes, len, LWS_WRITE_RAW) >= 0;
+}
+
+/* A frame too big for the gather buffer: lws frames it in its headroom. */
+static bool big_write(gw_gateway_t *gw, struct lws *wsi, gw_buf_t *buf)
+{
+    chat_counter_inc(gw->stats.socket_writes);
+    int n = lws_write(wsi, gw_buf_payload(buf), buf->len, LWS_WRITE_TEXT);
+    return n >= 0;
+}
+
+/* Writes what the session has queued: its frames framed into the gather buffer and sent
+ * with one system call per WRITE_BUF bytes, while lws holds nothing unsent for the socket.
+ * Stops at WRITE_BURST frames (other sockets get their turn) or when the socket is full;
+ * then the rest waits for the writable callback. Returns false if the socket failed (the
+ * caller drops it). */
+static bool conn_flush(gw_gateway_t *gw, struct lws *wsi, conn_data_t *cd)
+{
+    gw_session_t *s = cd->session;
+    if (s == NULL || cd->close_started)
+        return true;
+    unsigned char *out = gw->write_buf;
+    size_t used = 0;
+    int frames = 0;
+    bool ok = true;
+    while (ok && frames < WRITE_BURST && !lws_partial_buffered(wsi)) {
+        gw_buf_t *buf = NULL;
+        gw_write_t w = gw_session_next_write(s, &buf);
+        if (w == GW_WRITE_NONE)
+            break;
+        if (w == GW_WRITE_CLOSE) {
+            /* Returning -1 from a callback would drop the socket without a close frame;
+             * the timer callback closes politely once what is gathered is out. */
+            if (used > 0)
+                ok = raw_write(gw, wsi, out, used);
+            used = 0;
+            lws_set_timer_usecs(wsi, 1);
+            return ok;
+        }
+        if (used > 0 && used + WS_HEADER_MAX + buf->len > WRITE_BUF) {
+            ok = raw_write(gw, wsi, out, used);
+            used = 0;
+        }
+        if (ok && WS_HEADER_MAX + buf->len > WRITE_BUF) {
+            ok = big_write(gw, wsi, buf);
+        } else if (ok) {
+            used += ws_header(out + used, buf->len);
+            memcpy(out + used, gw_buf_payload(buf), buf->len);
+            used += buf->len;
+        }
+        gw_buf_unref(buf);
+        frames++;
+    }
+    if (ok && used > 0)
+        ok = raw_write(gw, wsi, out, used);
+    chat_counter_add(gw->stats.writes, (uint64_t)frames);
+    if (!ok)
+        return false;
+    if (lws_partial_buffered(wsi) || gw_session_queued(s) > 0) {
+        cd->await_writable = true;
+        lws_callback_on_writable(wsi);
+    }
+    return true;
+}
+
+/* Flushes every socket that has frames queued and is not waiting for POLLOUT. A socket
+ * whose write failed is closed from its own context (lws kills it asynchronously). */
+static void flush_dirty(gw_gateway_t *gw)
+{
+    while (gw->dirty != NULL) {
+        conn_data_t *cd = gw->dirty;
+        dirty_remove(gw, cd);
+        if (cd->await_writable || cd->close_started)
+            continue;
+        if (!conn_flush(gw, cd->wsi, cd))
+            lws_set_timeout(cd->wsi, PENDING_TIMEOUT_KILLED_BY_PARENT, LWS_TO_KILL_ASYNC);
+    }
+}
+
 static void op_want_write(void *ud, gw_session_t *s)
 {
-    (void)ud;
+    gw_gateway_t *gw = ud;
     struct lws *wsi = gw_session_io(s);
     conn_data_t *cd = lws_wsi_user(wsi);
-    if (cd != NULL && cd->close_started)
+    if (cd == NULL || cd->close_started)
         return;
-    if (gw_session_closing(s) && cd != NULL && !cd->close_timer) {
+    if (gw_session_closing(s) && !cd->close_timer) {
         cd->close_timer = true;
         lws_set_timer_usecs(wsi, CLOSE_GRACE_US);
     }
-    lws_callback_on_writable(wsi);
+    if (cd->await_writable)
+        return;
+    if (gw->write_direct) {
+        dirty_add(gw, cd);
+    } else {
+        cd->await_writable = true;
+        lws_callback_on_writable(wsi);
+    }
 }
 
 static void op_rx_pause(void *ud, gw_session_t *s, bool pause)
@@ -226,7 +381,9 @@ chat_err_t gw_server_prepare(gw_gateway_t *gw)
     };
     gw->rooms = gw_rooms_new((size_t)cfg->send_queue, &sink);
     gw->sessions = chat_strmap_new();
-    if (gw->rooms == NULL || gw->sessions == NULL)
+    gw->write_buf = malloc(WRITE_BUF);
+    gw->write_direct = strcmp(cfg->write_mode, "direct") == 0;
+    if (gw->rooms == NULL || gw->sessions == NULL || gw->write_buf == NULL)
         return CHAT_ERR_NOMEM;
     gw->session_env = (gw_session_env_t){
         .limits =
@@ -250,6 +407,8 @@ chat_err_t gw_server_prepare(gw_gateway_t *gw)
 
 void gw_server_release(gw_gateway_t *gw)
 {
+    free(gw->write_buf);
+    gw->write_buf = NULL;
     gw_rooms_free(gw->rooms);
     gw->rooms = NULL;
     chat_strmap_free(gw->sessions);
@@ -272,6 +431,7 @@ static int conn_open(struct lws *wsi, conn_data_t *cd)
         return -1;
     }
     cd->session = s;
+    cd->wsi = wsi;
     chat_gauge_add(gw->stats.connections, 1);
     lws_set_timer_usecs(wsi, (lws_usec_t)gw->cfg->auth_timeout_ms * 1000);
     chat_log_debug("connection open", CHAT_F_STR("conn", id));
@@ -281,6 +441,7 @@ static int conn_open(struct lws *wsi, conn_data_t *cd)
 static void conn_closed(struct lws *wsi, conn_data_t *cd)
 {
     gw_gateway_t *gw = gateway_of(wsi);
+    dirty_remove(gw, cd); /* lws frees cd after this callback */
     gw_session_t *s = cd->session;
     if (s == NULL)
         return;
@@ -305,49 +466,11 @@ static int conn_close_now(struct lws *wsi, conn_data_t *cd)
     return -1;
 }
 
-/* Writes one frame; false if the socket failed. */
-static bool frame_write(struct lws *wsi, gw_buf_t *buf)
-{
-    int n = lws_write(wsi, gw_buf_payload(buf), buf->len, LWS_WRITE_TEXT);
-    bool ok = n >= 0 && (size_t)n >= buf->len;
-    gw_buf_unref(buf);
-    return ok;
-}
-
-/* Drains the session's queue while the socket takes more without blocking: a frame per
- * callback would cap every socket at one frame per loop iteration, and a burst of
- * deliveries bigger than the queue would then close readers that keep up. Between two
- * writes lws_send_pipe_choked() must say the socket has room (that is what makes a second
- * lws_write legal in one callback); at most WRITE_BURST frames, so other sockets get
- * their turn. */
+/* The socket can take more (lws drained what it held): go on with the queue. */
 static int conn_writable(struct lws *wsi, conn_data_t *cd)
 {
-    gw_session_t *s = cd->session;
-    if (s == NULL || cd->close_started)
-        return 0;
-    gw_gateway_t *gw = gateway_of(wsi);
-    for (int written = 0; written < WRITE_BURST; written++) {
-        if (written > 0 && lws_send_pipe_choked(wsi))
-            break;
-        gw_buf_t *buf = NULL;
-        switch (gw_session_next_write(s, &buf)) {
-        case GW_WRITE_NONE:
-            return 0;
-        case GW_WRITE_CLOSE:
-            /* Returning -1 from this callback would drop the socket without a close frame
-             * (lws takes it as a failed write); the timer callback closes politely. */
-            lws_set_timer_usecs(wsi, 1);
-            return 0;
-        case GW_WRITE_FRAME:
-            break;
-        }
-        if (!frame_write(wsi, buf))
-            return -1;
-        chat_counter_inc(gw->stats.writes);
-    }
-    if (gw_session_queued(s) > 0 || gw_session_closing(s))
-        lws_callback_on_writable(wsi);
-    return 0;
+    cd->await_writable = false;
+    return conn_flush(gateway_of(wsi), wsi, cd) ? 0 : -1;
 }
 
 static int conn_receive(struct lws *wsi, conn_data_t *cd, const void *in, size_t len)
@@ -408,8 +531,8 @@ static int http_request(struct lws *wsi)
     return lws_http_transaction_completed(wsi) ? -1 : 0;
 }
 
-static int on_event(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
-                    size_t len)
+static int on_event_dispatch(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+                             void *in, size_t len)
 {
     conn_data_t *cd = user;
     switch (reason) {
@@ -441,12 +564,26 @@ static int on_event(struct lws *wsi, enum lws_callback_reasons reason, void *use
     }
 }
 
+/* Every event may have queued frames (deliveries, answers, closes): they go out before the
+ * loop waits again. */
+static int on_event(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                    size_t len)
+{
+    int rc = on_event_dispatch(wsi, reason, user, in, len);
+    gw_gateway_t *gw = lws_context_user(lws_get_context(wsi));
+    if (gw != NULL && gw->dirty != NULL)
+        flush_dirty(gw);
+    return rc;
+}
+
 static const struct lws_protocols protocols[] = {
     {
         .name = PROTOCOL_NAME,
         .callback = on_event,
         .per_session_data_size = sizeof(conn_data_t),
         .rx_buffer_size = RX_CHUNK,
+        /* lws sends at most this much per send() of a raw write: the whole gather buffer */
+        .tx_packet_size = WRITE_BUF,
     },
     {0},
 };
@@ -510,8 +647,10 @@ static void tick_cb(lws_sorted_usec_list_t *sul)
 {
     server_loop_t *loop = lws_container_of(sul, server_loop_t, tick);
     gw_gateway_t *gw = loop->gw;
-    if (!gw->shutting_down && chat_signals_stop_requested())
+    if (!gw->shutting_down && chat_signals_stop_requested()) {
         shutdown_begin(loop);
+        flush_dirty(gw); /* the close frames, after what the sockets had queued */
+    }
     if (gw->shutting_down && (chat_strmap_count(gw->sessions) == 0 ||
                               chat_clock_mono_us() >= loop->shutdown_deadline_us)) {
         shutdown_finish(loop);

@@ -54,6 +54,11 @@ chat_err_t gw_stats_init(gw_stats_t *st, chat_metrics_t *m)
         "Frames discarded because their socket was closing or its queue was full.", NULL);
     st->writes = chat_metrics_counter(m, "chat_gateway_frames_written_total",
                                       "Frames written to sockets.", NULL);
+    st->socket_writes = chat_metrics_counter(
+        m, "chat_gateway_socket_writes_total",
+        "Writes to sockets (system calls); each carries every frame queued for its socket, up "
+        "to 64 KiB.",
+        NULL);
     st->send_failures = chat_metrics_counter(m, "chat_gateway_send_failures_total",
                                              "Sends not delivered to chat.inbound.", NULL);
     st->registry_errors = chat_metrics_counter(m, "chat_gateway_registry_errors_total",
@@ -77,8 +82,9 @@ chat_err_t gw_stats_init(gw_stats_t *st, chat_metrics_t *m)
         chat_metrics_histogram(m, "chat_gateway_join_seconds", "Time from join frame to joined.",
                                NULL, chat_metrics_latency_buckets, chat_metrics_latency_nbuckets);
     ok = ok && st->deliveries != NULL && st->unrouted != NULL && st->slow_closes != NULL &&
-         st->queue_drops != NULL && st->writes != NULL && st->send_failures != NULL &&
-         st->registry_errors != NULL && st->auth_seconds != NULL && st->join_seconds != NULL &&
-         st->auth_overloads != NULL && st->auth_lookups != NULL && st->auth_pending != NULL;
+         st->queue_drops != NULL && st->writes != NULL && st->socket_writes != NULL &&
+         st->send_failures != NULL && st->registry_errors != NULL && st->auth_seconds != NULL &&
+         st->join_seconds != NULL && st->auth_overloads != NULL && st->auth_lookups != NULL &&
+         st->auth_pending != NULL;
     return ok ? CHAT_OK : CHAT_ERR_NOMEM;
 }

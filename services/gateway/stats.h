@@ -17,6 +17,7 @@ typedef struct gw_stats {
     chat_counter_t *slow_closes;         /* sockets closed because their queue was full */
     chat_counter_t *queue_drops;         /* frames discarded for closing/overflowing sockets */
     chat_counter_t *writes;              /* frames written to sockets */
+    chat_counter_t *socket_writes;       /* write system calls (several frames each) */
     chat_counter_t *send_failures;       /* sends whose produce to chat.inbound failed */
     chat_counter_t *registry_errors;     /* failed Redis registration pipelines */
     chat_counter_t *auth_overloads;      /* closed with 1013: verification took too long */
