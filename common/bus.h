@@ -18,6 +18,11 @@
 #define CHAT_BUS_OFFSET_BEGINNING (-2)
 #define CHAT_BUS_OFFSET_END (-1)
 #define CHAT_BUS_NO_WAIT (-1) /* chat_bus_producer_conf_t.queue_full_wait_ms */
+/* linger.ms of a producer that flushes after every batch it produces: the records wait for
+ * the flush (which sends at once, ignoring linger.ms) and then go out together, one request
+ * per broker. With linger 0 the first record of a batch left alone in a request of its own
+ * and the rest in a second one. */
+#define CHAT_BUS_LINGER_UNTIL_FLUSH 1000
 
 typedef struct chat_bus_producer chat_bus_producer_t;
 typedef struct chat_bus_consumer chat_bus_consumer_t;

@@ -173,9 +173,9 @@ static chat_err_t pipeline_connect(broadcast_pipeline_t *p, const char **bad_var
     chat_bus_producer_conf_t pc = {
         .brokers = c->brokers,
         .client_id = "chat-broadcast",
-        /* No linger: a batch is produced as a whole and flushed at once, so waiting for
-         * more records would only add latency to every delivery. */
-        .linger_ms = 0,
+        /* A batch is produced as a whole and then flushed: its records for every gateway
+         * leave in one request when the flush comes, never piecemeal. */
+        .linger_ms = CHAT_BUS_LINGER_UNTIL_FLUSH,
         .on_delivery = on_delivery,
         .ud = p,
         .connect_timeout_ms = c->connect_timeout_ms,

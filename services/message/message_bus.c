@@ -79,9 +79,9 @@ chat_err_t message_bus_open(const message_bus_conf_t *conf, message_bus_t **out)
     chat_bus_producer_conf_t pc = {
         .brokers = conf->brokers,
         .client_id = conf->client_id,
-        /* The pipeline produces a whole batch and then flushes; lingering would only add
-         * its delay to every ack, since nothing else is waiting to be batched. */
-        .linger_ms = 0,
+        /* The pipeline produces a whole batch and then flushes: the batch leaves in one
+         * request when the flush comes, never piecemeal. */
+        .linger_ms = CHAT_BUS_LINGER_UNTIL_FLUSH,
         .poll_thread = false,
         .on_delivery = on_delivery,
         .ud = b,
