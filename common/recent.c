@@ -33,27 +33,29 @@ static chat_err_t queue_text(chat_redis_t *r, size_t *queued, int argc, const ch
     return queue(r, queued, argc, argv, lens);
 }
 
-/* The ZADD of the marker and every entry, as one command. */
+/* The ZADD of the marker (unless run_id is NULL) and every entry, as one command. */
 static chat_err_t queue_add(chat_redis_t *r, size_t *queued, const char *key, const char *marker,
                             const char *run_id, const chat_recent_entry_t *entries, size_t n,
                             char (*seqs)[NUM_MAX])
 {
-    size_t argc = 4 + 2 * n;
+    size_t head = run_id != NULL ? 4 : 2, argc = head + 2 * n;
     const char **argv = calloc(argc, sizeof *argv);
     size_t *lens = calloc(argc, sizeof *lens);
     chat_err_t err = CHAT_ERR_NOMEM;
     if (argv != NULL && lens != NULL) {
         argv[0] = "ZADD";
         argv[1] = key;
-        argv[2] = marker;
-        argv[3] = run_id;
-        for (size_t i = 0; i < 4; i++)
+        if (run_id != NULL) {
+            argv[2] = marker;
+            argv[3] = run_id;
+        }
+        for (size_t i = 0; i < head; i++)
             lens[i] = strlen(argv[i]);
         for (size_t i = 0; i < n; i++) {
-            argv[4 + 2 * i] = seqs[i];
-            lens[4 + 2 * i] = strlen(seqs[i]);
-            argv[5 + 2 * i] = entries[i].frame;
-            lens[5 + 2 * i] = entries[i].len;
+            argv[head + 2 * i] = seqs[i];
+            lens[head + 2 * i] = strlen(seqs[i]);
+            argv[head + 1 + 2 * i] = entries[i].frame;
+            lens[head + 1 + 2 * i] = entries[i].len;
         }
         err = queue(r, queued, (int)argc, argv, lens);
     }
@@ -62,8 +64,8 @@ static chat_err_t queue_add(chat_redis_t *r, size_t *queued, const char *key, co
     return err;
 }
 
-/* Queues the transaction's body after MULTI: marker out, runs out, everything in, trim,
- * expiry. */
+/* Queues the transaction's body after MULTI: marker out (if renewed), runs out, everything
+ * in, trim, expiry. */
 static chat_err_t queue_body(chat_redis_t *r, size_t *queued, const char *key, const char *run_id,
                              const chat_recent_entry_t *entries, size_t n, int64_t max,
                              int64_t ttl_ms, char (*seqs)[NUM_MAX])
@@ -72,7 +74,9 @@ static chat_err_t queue_body(chat_redis_t *r, size_t *queued, const char *key, c
     snprintf(marker, sizeof marker, "%d", CHAT_RECENT_MARKER_SCORE);
     snprintf(keep, sizeof keep, "%" PRId64, -(max + 1)); /* rank 0 is the marker */
     snprintf(ttl, sizeof ttl, "%" PRId64, ttl_ms);
-    chat_err_t err = queue_text(r, queued, 4, "ZREMRANGEBYSCORE", key, marker, marker);
+    chat_err_t err = CHAT_OK;
+    if (run_id != NULL)
+        err = queue_text(r, queued, 4, "ZREMRANGEBYSCORE", key, marker, marker);
     for (size_t lo = 0; err == CHAT_OK && lo < n;) {
         size_t hi = lo;
         while (hi + 1 < n && entries[hi + 1].seq == entries[hi].seq + 1)
@@ -94,7 +98,8 @@ chat_err_t chat_recent_queue_merge(chat_redis_t *r, const char *key, const char 
                                    int64_t ttl_ms, size_t *replies)
 {
     *replies = 0;
-    if (max < 1 || ttl_ms < 1 || key == NULL || run_id == NULL || (n > 0 && entries == NULL))
+    if (max < 1 || ttl_ms < 1 || key == NULL || (n > 0 && entries == NULL) ||
+        (n == 0 && run_id == NULL))
         return CHAT_ERR_INVALID;
     for (size_t i = 0; i < n; i++)
         if (entries[i].seq <= 0 || (i > 0 && entries[i].seq <= entries[i - 1].seq))

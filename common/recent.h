@@ -22,14 +22,16 @@ typedef struct chat_recent_entry {
 } chat_recent_entry_t;
 
 /* Queues (chat_redis_append) one transaction on key: MULTI; the marker (score 0) replaced by
- * run_id; for each run of consecutive seqs among the n entries (ascending, distinct), every
+ * run_id, unless run_id is NULL (a write that cannot vouch for the set's top: the marker stays
+ * as it is); for each run of consecutive seqs among the n entries (ascending, distinct), every
  * member the set holds at those seqs removed, so that a message has one member even if its
- * bytes were to change; the entries added; everything but the marker and the newest max
- * messages removed; the key's expiry set to ttl_ms; EXEC. n may be 0 (only the marker: a room
- * known to hold no message). *replies gets how many replies were queued, which the caller
- * reads with chat_recent_merge_result even when this fails. Returns CHAT_ERR_INVALID (max or
- * ttl_ms below 1, seqs not ascending or not positive: nothing queued), CHAT_ERR_NOMEM or
- * CHAT_ERR_REDIS (the connection could not be made). */
+ * bytes were to change; the entries added; everything but the lowest member (the marker) and
+ * the newest max messages removed; the key's expiry set to ttl_ms; EXEC. n may be 0 (only the
+ * marker: a room known to hold no message). *replies gets how many replies were queued, which
+ * the caller reads with chat_recent_merge_result even when this fails. Returns
+ * CHAT_ERR_INVALID (max or ttl_ms below 1, seqs not ascending or not positive, nothing to
+ * write: nothing queued), CHAT_ERR_NOMEM or CHAT_ERR_REDIS (the connection could not be
+ * made). */
 chat_err_t chat_recent_queue_merge(chat_redis_t *r, const char *key, const char *run_id,
                                    const chat_recent_entry_t *entries, size_t n, int64_t max,
                                    int64_t ttl_ms, size_t *replies);

@@ -61,8 +61,8 @@ static chat_err_t queue_room(message_recent_t *mr, const char *run_id,
     if (chat_recent_key(room->tenant, room->room, key, sizeof key) < 0)
         return CHAT_ERR_INVALID;
     if (mr->max > 0)
-        return chat_recent_queue_merge(mr->redis, key, run_id, room->entries, room->n, mr->max,
-                                       mr->ttl_ms, replies);
+        return chat_recent_queue_merge(mr->redis, key, room->fresh ? run_id : NULL, room->entries,
+                                       room->n, mr->max, mr->ttl_ms, replies);
     chat_err_t err = chat_redis_append(mr->redis, "DEL %s", key);
     *replies = err == CHAT_OK;
     return err;

@@ -991,6 +991,7 @@ static chat_err_t recent_collect(const batch_t *b, const out_event_t *out, size_
         rb->entries[rb->nentries++] =
             (chat_recent_entry_t){.seq = out[j].seq, .frame = frame, .len = strlen(frame)};
         last->n++;
+        last->fresh = last->fresh || it->state == SEND_STORED;
     }
     return CHAT_OK;
 }

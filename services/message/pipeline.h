@@ -57,6 +57,11 @@ typedef struct message_recent_room {
     const char *room;
     const chat_recent_entry_t *entries;
     size_t n;
+    /* The batch stored a new message in the room: its seq was the room's highest when it was
+     * inserted (seqs are gapless), so this write carries the room's top and may renew the
+     * set's marker. A write of republished messages only may not: newer ones may exist that a
+     * restarted Redis lost (docs/message-path.md). */
+    bool fresh;
 } message_recent_room_t;
 
 /* The Redis side: each room's recent history, written after the store and before anything of

@@ -422,6 +422,15 @@ START_TEST(test_merge_transaction)
     freeReplyObject(all);
     long long pttl = redis_int("PTTL %s", key);
     ck_assert(pttl > 60000 && pttl <= 90000);
+    /* A write that cannot vouch for the top (republished messages only) keeps the marker. */
+    const chat_recent_entry_t again[] = {entry(4, "{\"a\":4}")};
+    merge(redis, key, NULL, again, 1, 4, 90000);
+    all = chat_redis_command(redis, &err, "ZRANGEBYSCORE %s 0 0", key);
+    ck_assert_ptr_nonnull(all);
+    ck_assert_uint_eq(all->elements, 1);
+    ck_assert_str_eq(all->element[0]->str, "run-two");
+    freeReplyObject(all);
+    ck_assert_int_eq(redis_int("ZCARD %s", key), 5);
     /* Only the marker: an empty room. */
     merge(redis, key, "run-three", NULL, 0, 4, 1000);
     ck_assert_int_eq(redis_int("ZCARD %s", key), 5);

@@ -182,6 +182,7 @@ typedef struct fake_recent {
     char *room[MAX_RECENT];
     int64_t seq[MAX_RECENT];
     char *frame[MAX_RECENT];
+    bool fresh[MAX_RECENT]; /* the entry's room was written as fresh (may renew the marker) */
     size_t n;
     int fail_writes; /* next writes that fail */
     int attempts;
@@ -225,6 +226,7 @@ static chat_err_t fr_write(void *ctx, const message_recent_room_t *rooms, size_t
             r->room[r->n] = strdup(rooms[i].room);
             r->seq[r->n] = rooms[i].entries[k].seq;
             r->frame[r->n] = strndup(rooms[i].entries[k].frame, rooms[i].entries[k].len);
+            r->fresh[r->n] = rooms[i].fresh;
             r->n++;
         }
     }
@@ -1206,7 +1208,28 @@ START_TEST(test_recent_republished_written_acks_not)
     for (size_t i = 0; i < 3; i++) {
         ck_assert_str_eq(recent.room[i], "a");
         ck_assert_int_eq(recent.seq[i], seqs[i]);
+        ck_assert(recent.fresh[i]); /* seq 3 is new: the write carries the room's top */
     }
+    assert_recent_matches_msgs();
+}
+END_TEST
+
+/* A replayed batch that only republishes (here its room already holds a newer message, stored
+ * by a later batch whose commit was lost too): written, but not as fresh, so the set's marker
+ * is not renewed by a write that may not carry the room's top. */
+START_TEST(test_recent_republish_only_not_fresh)
+{
+    add_stored("a", "alice", "c1", 1, "0:7");
+    add_stored("a", "alice", "c2", 2, "0:9");
+    add_send(0, 7, "a", "alice", "c1", "one");
+    add_send(1, 5, "b", "bob", "n1", "new in b");
+    ck_assert_int_eq(run(), CHAT_OK);
+    ck_assert_uint_eq(recent.n, 2);
+    ck_assert_str_eq(recent.room[0], "a");
+    ck_assert_int_eq(recent.seq[0], 1);
+    ck_assert(!recent.fresh[0]);
+    ck_assert_str_eq(recent.room[1], "b");
+    ck_assert(recent.fresh[1]);
     assert_recent_matches_msgs();
 }
 END_TEST
@@ -1312,6 +1335,7 @@ int main(void)
     tcase_add_test(tc, test_revoke_reloads);
     tcase_add_test(tc, test_recent_written_between_store_and_publish);
     tcase_add_test(tc, test_recent_republished_written_acks_not);
+    tcase_add_test(tc, test_recent_republish_only_not_fresh);
     tcase_add_test(tc, test_recent_not_written_without_messages);
     tcase_add_test(tc, test_recent_failure_retried_before_publish);
     tcase_add_test(tc, test_recent_persistent_failure_no_publish);
