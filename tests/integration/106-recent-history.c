@@ -104,31 +104,29 @@ static void marker_bogus(const char *key)
 
 /* ---- the stack's clients ---- */
 
-/* Sends n messages to room over SENDERS connections of one user on gateway 0 and waits for
- * every ack: then each message is stored, in the recent history and published. */
+/* Texts that need escaping, and non-ASCII: the bytes must survive every path. */
+static void fill_text(size_t i, char *buf, size_t len, void *ud)
+{
+    (void)ud;
+    snprintf(buf, len, "m %zu \"q\" \\ caf\xc3\xa9 \xf0\x9f\x98\x80 \t", i);
+}
+
+/* Sends n messages to room and waits for every ack: then each message is stored, in the
+ * recent history and published. */
 static void fill_room(const char *room, int n)
 {
-    static unsigned long counter;
-    chat_tc_t *s[SENDERS];
-    char user[64];
-    chat_test_unique(user, sizeof user, "filler");
-    for (size_t k = 0; k < SENDERS; k++)
-        s[k] = chat_tc_connect_demo(0, user);
-    unsigned long first = counter + 1;
-    for (int i = 0; i < n; i++) {
-        char cid[32], text[96];
-        snprintf(cid, sizeof cid, "f-%lu", ++counter);
-        /* Texts that need escaping, and non-ASCII: the bytes must survive every path. */
-        snprintf(text, sizeof text, "m %lu \"q\" \\ caf\xc3\xa9 \xf0\x9f\x98\x80 \t", counter);
-        chat_tc_send_frame(s[i % SENDERS], chat_client_frame_send(room, cid, text));
-    }
-    for (int i = 0; i < n; i++) {
-        char cid[32];
-        snprintf(cid, sizeof cid, "f-%lu", first + (unsigned long)i);
-        cJSON_Delete(chat_tc_expect_ack(s[i % SENDERS], cid, CHAT_TC_TIMEOUT_MS));
-    }
-    for (size_t k = 0; k < SENDERS; k++)
-        chat_tc_close(s[k]);
+    chat_tc_fill_room(0, room, (size_t)n, SENDERS, fill_text, NULL, NULL);
+}
+
+/* A fresh room of the demo tenant holding n messages, the key of its recent history and a
+ * fresh reader's name. */
+static void room_filled(const char *prefix, int n, char room[96], char user[64],
+                        char key[CHAT_RECENT_KEY_MAX])
+{
+    chat_test_unique(room, 96, prefix);
+    chat_test_unique(user, 64, "reader");
+    room_key(room, key, CHAT_RECENT_KEY_MAX);
+    fill_room(room, n);
 }
 
 typedef struct raw_frames {
@@ -224,10 +222,7 @@ static uint64_t reads(const char *op, const char *result)
 START_TEST(test_cache_and_mongodb_answer_the_same_bytes)
 {
     char room[96], user[64], key[CHAT_RECENT_KEY_MAX];
-    chat_test_unique(room, sizeof room, "recent");
-    chat_test_unique(user, sizeof user, "reader");
-    room_key(room, key, sizeof key);
-    fill_room(room, 60);
+    room_filled("recent", 60, room, user, key);
     ck_assert_int_eq(redis_int("ZCARD %s", key), 61);
     assert_marker_current(key);
     ck_assert_int_gt(redis_int("PTTL %s", key), 167LL * 3600 * 1000); /* CHAT_RECENT_TTL 168h */
@@ -279,10 +274,7 @@ END_TEST
 START_TEST(test_beyond_cached_range_falls_back)
 {
     char room[96], user[64], key[CHAT_RECENT_KEY_MAX];
-    chat_test_unique(room, sizeof room, "trim");
-    chat_test_unique(user, sizeof user, "reader");
-    room_key(room, key, sizeof key);
-    fill_room(room, 40);
+    room_filled("trim", 40, room, user, key);
     chat_tc_t *c = chat_tc_connect_demo(0, user);
     raw_frames_t hit = {0}, gap = {0}, page_hit = {0}, page_gap = {0};
     raw_join(c, room, 5, 35, &hit);
