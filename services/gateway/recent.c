@@ -217,6 +217,8 @@ static chat_err_t snapshot_read(chat_redis_t *r, const char *tenant, const char 
         queued++;
     if (err == CHAT_OK && (err = chat_redis_append(r, "EXEC")) == CHAT_OK)
         queued++;
+    else if (queued > 0 && chat_redis_append(r, "DISCARD") == CHAT_OK)
+        queued++; /* out of memory mid-way: close the transaction, or it swallows what follows */
     /* Every queued reply is read, whatever happened, so the connection stays in step. */
     for (size_t i = 0; i < queued; i++) {
         redisReply *reply = NULL;
