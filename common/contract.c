@@ -82,14 +82,28 @@ int32_t chat_gateway_partition(const char *s)
     return (int32_t)v;
 }
 
+/* Writes "chat:room:{tenant/room}:<suffix>", the form of every Redis key about a room (the
+ * hash tag keeps a room's keys in one cluster slot). Returns its length, or -1. */
+static int room_redis_key(const char *tenant, const char *room, const char *suffix, char *buf,
+                          size_t buflen)
+{
+    if (tenant == NULL || room == NULL || *tenant == '\0' || *room == '\0' || buf == NULL)
+        return -1;
+    int n = snprintf(buf, buflen, "chat:room:{%s/%s}:%s", tenant, room, suffix);
+    return n >= 0 && (size_t)n < buflen ? n : -1;
+}
+
 int chat_registry_key(const char *tenant, const char *room, chat_registry_set_t set, char *buf,
                       size_t buflen)
 {
     static const char *const suffix[] = {
         [CHAT_REGISTRY_GWS] = "gws", [CHAT_REGISTRY_ONLINE] = "online"};
-    if (tenant == NULL || room == NULL || *tenant == '\0' || *room == '\0' || buf == NULL ||
-        (set != CHAT_REGISTRY_GWS && set != CHAT_REGISTRY_ONLINE))
+    if (set != CHAT_REGISTRY_GWS && set != CHAT_REGISTRY_ONLINE)
         return -1;
-    int n = snprintf(buf, buflen, "chat:room:{%s/%s}:%s", tenant, room, suffix[set]);
-    return n >= 0 && (size_t)n < buflen ? n : -1;
+    return room_redis_key(tenant, room, suffix[set], buf, buflen);
+}
+
+int chat_recent_key(const char *tenant, const char *room, char *buf, size_t buflen)
+{
+    return room_redis_key(tenant, room, "recent", buf, buflen);
 }

@@ -3,7 +3,8 @@
  * room, the rule that a gateway's index is its partition of chat.deliver (and its id in
  * Redis and in event origins), and the Redis keys through which gateways tell broadcast
  * which rooms they follow. Every service includes this header rather than spelling a topic
- * or a key itself, and checks at start that the topics it uses exist. */
+ * or a key itself, and checks at start that the topics it uses exist. The recent history of
+ * each room kept in Redis for joins and history pages is declared here too (last section). */
 #ifndef CHAT_COMMON_CONTRACT_H
 #define CHAT_COMMON_CONTRACT_H
 
@@ -99,5 +100,41 @@ typedef enum chat_registry_set {
  * it does not fit or tenant/room are missing. */
 int chat_registry_key(const char *tenant, const char *room, chat_registry_set_t set, char *buf,
                       size_t buflen);
+
+/* ---- Redis: the recent history of a room ----
+ * chat:room:{tenant/room}:recent, a sorted set written by the message service after a batch
+ * is stored in MongoDB and before it is published (and by a gateway that fills a cold room
+ * from MongoDB), read by the gateways for joins, resumes and history pages:
+ * - one member per message: score = seq, member = the exact client `msg` frame
+ *   (chat_frame_msg_new printed compactly: the bytes broadcast sends and a gateway replays);
+ * - one marker member at score 0: the run_id (chat_redis_run_id) of the Redis server that
+ *   took the last write. A set whose marker is not the run_id of the server answering now
+ *   may have lost writes (a restart, a failover) and is not trusted;
+ * - the newest CHAT_RECENT_MAX messages, the key expiring CHAT_RECENT_TTL after its last
+ *   write, so that idle rooms go cold (and are read from MongoDB again).
+ * docs/message-path.md has the invariants that make an answer from it exact. */
+
+#define CHAT_RECENT_MARKER_SCORE 0
+
+/* Size of a buffer that holds any recent-history key of valid names: the record key plus
+ * "chat:room:{", "}:recent" and the NUL. */
+#define CHAT_RECENT_KEY_MAX (CHAT_ROOM_KEY_MAX + 19)
+
+/* Writes the key of tenant/room's recent history into buf. Returns its length, or -1 if it
+ * does not fit or tenant/room are missing. */
+int chat_recent_key(const char *tenant, const char *room, char *buf, size_t buflen);
+
+/* Config table entries of the recent history, for every service that writes or reads it:
+ * the same values everywhere. The default keeps what a join replays at most (CHAT_REPLAY_MAX,
+ * 500), so that any resume the gateway can answer at all is answered from Redis. */
+#define CHAT_RECENT_MAX_DEFAULT 500
+#define CHAT_CFG_RECENT_MAX(st, field)                                                             \
+    CHAT_CFG_INTEGER("CHAT_RECENT_MAX", st, field, CHAT_CFG_QUOTE(CHAT_RECENT_MAX_DEFAULT), 0,     \
+                     100000,                                                                       \
+                     "newest messages of each room kept in Redis for joins and history (0: "       \
+                     "none; the same in every service)")
+#define CHAT_CFG_RECENT_TTL(st, field)                                                             \
+    CHAT_CFG_DURATION("CHAT_RECENT_TTL", st, field, "168h", 1000, 2592000000LL,                    \
+                      "how long a room's recent history stays in Redis after its last write")
 
 #endif

@@ -26,7 +26,8 @@ typedef struct command_name {
 } command_name_t;
 
 struct chat_redis {
-    redisContext *ctx; /* NULL after a lost connection: the next call reconnects */
+    redisContext *ctx;                  /* NULL after a lost connection: the next call reconnects */
+    char run_id[CHAT_REDIS_RUN_ID_MAX]; /* of the server ctx talks to; "" if it did not tell */
     chat_redis_url_t url;
     struct timeval timeout;
     /* Names of the pipelined commands whose replies are not read yet: names[head] is the
@@ -203,8 +204,56 @@ static chat_err_t redis_setup_command(chat_redis_t *r, redisContext *ctx, int ar
     return error == NULL ? CHAT_OK : CHAT_ERR_REDIS;
 }
 
-/* Connects, sets the command timeout, AUTHs and SELECTs. Returns CHAT_ERR_REDIS (logged) if
- * any step failed; r->ctx is then still NULL. */
+bool chat_redis__info_run_id(const char *info, size_t len, char *out)
+{
+    static const char field[] = "run_id:";
+    const size_t flen = sizeof field - 1, idlen = CHAT_REDIS_RUN_ID_MAX - 1;
+    out[0] = '\0';
+    for (size_t pos = 0; info != NULL && pos < len;) {
+        const char *line = info + pos;
+        const char *nl = memchr(line, '\n', len - pos);
+        size_t linelen = nl != NULL ? (size_t)(nl - line) : len - pos;
+        pos += linelen + 1;
+        if (linelen > 0 && line[linelen - 1] == '\r')
+            linelen--;
+        if (linelen != flen + idlen || memcmp(line, field, flen) != 0)
+            continue;
+        for (size_t i = 0; i < idlen; i++)
+            if (!isxdigit((unsigned char)line[flen + i]))
+                return false;
+        memcpy(out, line + flen, idlen);
+        out[idlen] = '\0';
+        return true;
+    }
+    return false;
+}
+
+/* Reads the server's run_id into r->run_id on a fresh connection. An error reply (INFO
+ * renamed or refused) leaves it "" with a warning: the connection still works, only what needs
+ * the run_id (the recent-history cache) cannot trust the server. CHAT_ERR_REDIS (logged) if
+ * the connection failed. */
+static chat_err_t redis_read_run_id(chat_redis_t *r, redisContext *ctx)
+{
+    r->run_id[0] = '\0';
+    redisReply *reply = redisCommand(ctx, "INFO server");
+    if (reply == NULL) {
+        chat_log_error("redis connection set-up failed", CHAT_F_STR("command", "INFO"),
+                       CHAT_F_STR("host", r->url.host), CHAT_F_INT("port", r->url.port),
+                       CHAT_F_STR("error", ctx->errstr));
+        return CHAT_ERR_REDIS;
+    }
+    bool ok = reply->type == REDIS_REPLY_STRING &&
+              chat_redis__info_run_id(reply->str, reply->len, r->run_id);
+    if (!ok)
+        chat_log_warn("redis server did not tell its run_id (INFO server)",
+                      CHAT_F_STR("host", r->url.host), CHAT_F_INT("port", r->url.port),
+                      CHAT_F_STR("error", reply->type == REDIS_REPLY_ERROR ? reply->str : ""));
+    freeReplyObject(reply);
+    return CHAT_OK;
+}
+
+/* Connects, sets the command timeout, AUTHs, SELECTs and reads the server's run_id. Returns
+ * CHAT_ERR_REDIS (logged) if any step failed; r->ctx is then still NULL. */
 static chat_err_t redis_open(chat_redis_t *r)
 {
     redisContext *ctx = redisConnectWithTimeout(r->url.host, r->url.port, r->timeout);
@@ -234,6 +283,8 @@ static chat_err_t redis_open(chat_redis_t *r)
         snprintf(db, sizeof db, "%d", r->url.db);
         err = redis_setup_command(r, ctx, 2, (const char *[]){"SELECT", db});
     }
+    if (err == CHAT_OK)
+        err = redis_read_run_id(r, ctx);
     if (err != CHAT_OK) {
         redisFree(ctx);
         return err;
@@ -487,6 +538,15 @@ chat_err_t chat_redis_reply(chat_redis_t *r, redisReply **out)
         r->head = 0;
     chat_err_t err;
     *out = redis_check_reply(reply, &name, &err);
+    return err;
+}
+
+chat_err_t chat_redis_run_id(chat_redis_t *r, const char **run_id)
+{
+    *run_id = "";
+    chat_err_t err = redis_ensure_connected(r);
+    if (err == CHAT_OK)
+        *run_id = r->run_id;
     return err;
 }
 

@@ -38,6 +38,14 @@ chat_err_t chat_redis_append_argv(chat_redis_t *r, int argc, const char **argv,
                                   const size_t *argvlen);
 chat_err_t chat_redis_reply(chat_redis_t *r, redisReply **out);
 
+/* The run_id of the server this connection talks to (INFO server, read once per (re)connect):
+ * 40 hex digits, different after every restart of the server and on another server (a
+ * failover). "" if the server did not tell (INFO refused): then nothing can be vouched for by
+ * it. Reconnects first if the connection was lost, so that the run_id is the one of the
+ * server the next commands go to; CHAT_ERR_REDIS (logged) if that fails. *run_id lives until
+ * the next call on r. Not while pipelined replies are unread after a lost connection. */
+chat_err_t chat_redis_run_id(chat_redis_t *r, const char **run_id);
+
 /* PING; CHAT_OK if the answer is PONG. */
 chat_err_t chat_redis_ping(chat_redis_t *r);
 

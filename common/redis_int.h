@@ -4,6 +4,7 @@
 #define CHAT_COMMON_REDIS_INT_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "common/err.h"
 
@@ -23,5 +24,13 @@ typedef struct chat_redis_url {
  * for another scheme, an empty host, a port outside 1..65535, a db that is not a
  * non-negative int, or anything else malformed. */
 chat_err_t chat_redis__parse_url(const char *url, chat_redis_url_t *out);
+
+/* Size of a buffer for a server's run_id (40 hex digits) and its NUL. */
+#define CHAT_REDIS_RUN_ID_MAX 41
+
+/* Copies the run_id field of an INFO server reply (len bytes, "key:value" lines ended by
+ * CRLF) into out (CHAT_REDIS_RUN_ID_MAX bytes). Returns false, with out = "", if the reply
+ * has no run_id line or its value is not 40 hex digits. */
+bool chat_redis__info_run_id(const char *info, size_t len, char *out);
 
 #endif

@@ -44,6 +44,8 @@ typedef struct gw_config {
     long long send_queue;
     long long heartbeat_ms;
     long long replay_max;
+    long long recent_max;
+    long long recent_ttl_ms;
     long long history_default;
     long long tenant_cache_ttl_ms;
     long long connect_timeout_ms;

@@ -1,4 +1,5 @@
-/* Paging a room's history (see history.h): the page is read and its frame built on any
+/* Paging a room's history (see history.h): the page is read (from the room's recent history
+ * in Redis when it holds the page exactly, from MongoDB otherwise) and its frame built on any
  * worker, so the loop only queues the finished frame. */
 #include "services/gateway/history.h"
 
@@ -6,6 +7,7 @@
 
 #include "common/log.h"
 #include "services/gateway/frames.h"
+#include "services/gateway/recent.h"
 #include "services/gateway/request.h"
 #include "services/gateway/store_reads.h"
 
@@ -23,20 +25,35 @@ static void history_destroy(gw_task_t *t)
     free(j);
 }
 
+/* The page from the room's recent history if it holds it exactly; *msgs NULL otherwise. */
+static void history_read_recent(history_job_t *j, chat_redis_t *redis, cJSON **msgs, bool *more)
+{
+    gw_gateway_t *gw = j->base.gw;
+    *msgs = NULL;
+    if (gw->cfg->recent_max == 0)
+        return;
+    gw_recent_result_t res =
+        gw_recent_page(redis, j->base.tenant, j->base.room, j->before, j->limit, msgs, more);
+    chat_counter_inc(gw->stats.recent_reads[GW_RECENT_OP_HISTORY][res]);
+}
+
 static void history_run(gw_task_t *t, void *wctx)
 {
-    (void)wctx;
     history_job_t *j = (history_job_t *)t;
     gw_gateway_t *gw = j->base.gw;
     if (gw_workers_stopping(gw->workers))
         return;
-    chat_store_t *st = gw->store;
-    mongoc_client_t *client = chat_store_acquire(st);
     cJSON *msgs = NULL;
     bool more = false;
-    chat_err_t err =
-        gw_reads_page(st, client, j->base.tenant, j->base.room, j->before, j->limit, &msgs, &more);
-    chat_store_release(st, client);
+    chat_err_t err = CHAT_OK;
+    history_read_recent(j, wctx, &msgs, &more);
+    if (msgs == NULL) {
+        chat_store_t *st = gw->store;
+        mongoc_client_t *client = chat_store_acquire(st);
+        err = gw_reads_page(st, client, j->base.tenant, j->base.room, j->before, j->limit, &msgs,
+                            &more);
+        chat_store_release(st, client);
+    }
     if (err == CHAT_OK)
         j->frame = gw_frame_history(j->base.room, j->base.rid, msgs, more);
     else

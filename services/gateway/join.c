@@ -1,6 +1,7 @@
 /* Joining a room and resuming after a reconnect (see join.h): the join job, run twice on
- * workers (registration on the room's shard, then the reads on any worker), and its answer
- * on the loop, which hands `joined` and the replay to the session. */
+ * workers (registration on the room's shard, then the reads on any worker: the room's recent
+ * history in Redis, MongoDB when that cannot answer exactly), and its answer on the loop,
+ * which hands `joined` and the replay to the session. */
 #include "services/gateway/join.h"
 
 #include <stdlib.h>
@@ -9,6 +10,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/redis.h"
+#include "services/gateway/recent.h"
 #include "services/gateway/registrations.h"
 #include "services/gateway/registry.h"
 #include "services/gateway/request.h"
@@ -73,9 +75,72 @@ static chat_err_t join_read_store(join_job_t *j)
     return err;
 }
 
+/* Step (2) from MongoDB for a room whose recent history could not answer, filling it with
+ * what was read (fill: Redis works and keeps recent history). One read whatever since is: the
+ * newest replay_max messages, whose newest is the room's latest and whose part above since is
+ * the replay the query with since would have returned (the newest up to replay_max above it).
+ * The fill's WATCH comes before the read, so that a message stored after the read makes the
+ * fill give way (docs/message-path.md). */
+static chat_err_t join_read_store_fill(join_job_t *j, chat_redis_t *redis, bool fill)
+{
+    gw_gateway_t *gw = j->base.gw;
+    chat_store_t *st = gw->store;
+    gw_recent_fill_t f;
+    bool filling = fill && gw_recent_fill_begin(redis, j->base.tenant, j->base.room, &f);
+    gw_outq_entry_t *newest = NULL;
+    size_t n = 0;
+    mongoc_client_t *client = chat_store_acquire(st);
+    chat_err_t err = gw_reads_replay(st, client, j->base.tenant, j->base.room, 0,
+                                     (size_t)gw->cfg->replay_max, &newest, &n);
+    chat_store_release(st, client);
+    if (filling && err == CHAT_OK) {
+        gw_recent_fill_result_t fr =
+            gw_recent_fill_end(redis, &f, newest, n, gw->cfg->recent_max, gw->cfg->recent_ttl_ms);
+        chat_counter_inc(gw->stats.recent_fills[fr]);
+    } else if (filling) {
+        gw_recent_fill_cancel(redis, &f);
+    }
+    if (err != CHAT_OK)
+        return err;
+    j->latest = n > 0 ? newest[n - 1].seq : 0;
+    size_t skip = 0; /* what the client holds already (all of it without since) */
+    while (skip < n && (!j->has_since || newest[skip].seq <= j->since))
+        gw_buf_unref(newest[skip++].buf);
+    if (skip == n) {
+        free(newest);
+    } else {
+        memmove(newest, newest + skip, (n - skip) * sizeof *newest);
+        j->replay = newest;
+        j->nreplay = n - skip;
+    }
+    j->unread = unread_count(j->latest, j->has_since, j->since);
+    return CHAT_OK;
+}
+
+/* Step (2): the room's recent history in Redis answers when it holds the answer exactly (one
+ * round trip); MongoDB otherwise (join_read_store_fill), or always when the gateway keeps no
+ * recent history or replays nothing. */
+static chat_err_t join_read(join_job_t *j, chat_redis_t *redis)
+{
+    gw_gateway_t *gw = j->base.gw;
+    if (gw->cfg->recent_max == 0)
+        return join_read_store(j);
+    gw_recent_result_t res =
+        gw_recent_join(redis, j->base.tenant, j->base.room, j->has_since, j->since,
+                       (size_t)gw->cfg->replay_max, &j->latest, &j->replay, &j->nreplay);
+    chat_counter_inc(gw->stats.recent_reads[GW_RECENT_OP_JOIN][res]);
+    if (res == GW_RECENT_HIT) {
+        j->unread = unread_count(j->latest, j->has_since, j->since);
+        return CHAT_OK;
+    }
+    if (gw->cfg->replay_max == 0)
+        return join_read_store(j);
+    return join_read_store_fill(j, redis, res != GW_RECENT_ERROR);
+}
+
 /* Runs twice: first on the room's shard worker, (1) the registration, in order with the
- * room's other registration changes; then, forwarded to any worker, (2) the MongoDB reads,
- * so that many joins of one room do not queue behind each other's reads. */
+ * room's other registration changes; then, forwarded to any worker, (2) the reads, so that
+ * many joins of one room do not queue behind each other's reads. */
 static void join_run(gw_task_t *t, void *wctx)
 {
     join_job_t *j = (join_job_t *)t;
@@ -98,7 +163,7 @@ static void join_run(gw_task_t *t, void *wctx)
         gw_task_forward(t, -1);
         return;
     }
-    j->err = join_read_store(j);
+    j->err = join_read(j, redis);
     if (j->err != CHAT_OK)
         chat_log_warn("join reads failed", CHAT_F_STR("tenant", j->base.tenant),
                       CHAT_F_STR("room", j->base.room), CHAT_F_ERR(j->err));

@@ -64,6 +64,8 @@ static const chat_cfg_entry_t cfg_table[] = {
                       "refresh period of the Redis registrations (expiry: 3 periods)"),
     CHAT_CFG_INTEGER("CHAT_REPLAY_MAX", gw_config_t, replay_max, "500", 0, 100000,
                      "most messages a join with since replays"),
+    CHAT_CFG_RECENT_MAX(gw_config_t, recent_max),
+    CHAT_CFG_RECENT_TTL(gw_config_t, recent_ttl_ms),
     CHAT_CFG_INTEGER("CHAT_HISTORY_DEFAULT", gw_config_t, history_default, "50", 1, 100,
                      "messages of a history request without limit"),
     CHAT_CFG_DURATION("CHAT_TENANT_CACHE_TTL", gw_config_t, tenant_cache_ttl_ms, "30s", 0, 3600000,
@@ -118,6 +120,17 @@ static chat_err_t topics_check(const gw_config_t *cfg)
     return CHAT_OK;
 }
 
+/* A recent history smaller than a replay answers long resumes from MongoDB: allowed (Redis
+ * memory is the operator's to spend), but said. */
+static void recent_check(const gw_config_t *cfg)
+{
+    if (cfg->recent_max > 0 && cfg->recent_max < cfg->replay_max)
+        chat_log_warn("CHAT_RECENT_MAX is below CHAT_REPLAY_MAX: resumes that miss more than it "
+                      "are read from MongoDB",
+                      CHAT_F_STR("var", "CHAT_RECENT_MAX"), CHAT_F_INT("value", cfg->recent_max),
+                      CHAT_F_INT("replay_max", cfg->replay_max));
+}
+
 static chat_err_t store_open(gw_gateway_t *gw)
 {
     chat_err_t err = chat_store_new(gw->cfg->mongo_uri, "chat-gateway", &gw->store);
@@ -167,6 +180,7 @@ static chat_err_t tenant_secret(void *store, const char *tenant, char **secret, 
 /* Creates everything the loop needs, in dependency order. */
 static chat_err_t gateway_open(gw_gateway_t *gw)
 {
+    recent_check(gw->cfg);
     chat_err_t err = topics_check(gw->cfg);
     if (err != CHAT_OK)
         return err;

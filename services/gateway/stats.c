@@ -29,6 +29,33 @@ static const char *code_label(int code)
     return gw_code_name((gw_code_t)code);
 }
 
+static const char *fill_label(int result)
+{
+    return gw_recent_fill_result_name((gw_recent_fill_result_t)result);
+}
+
+/* chat_gateway_recent_reads_total{op, result}: every op with every result. */
+static bool recent_read_counters(chat_metrics_t *m, gw_stats_t *st)
+{
+    static const char *const ops[GW_RECENT_OP__COUNT] = {
+        [GW_RECENT_OP_JOIN] = "join", [GW_RECENT_OP_HISTORY] = "history"};
+    for (int op = 0; op < GW_RECENT_OP__COUNT; op++) {
+        for (int r = 0; r < GW_RECENT__COUNT; r++) {
+            char labels[64];
+            snprintf(labels, sizeof labels, "op=\"%s\",result=\"%s\"", ops[op],
+                     gw_recent_result_name((gw_recent_result_t)r));
+            st->recent_reads[op][r] = chat_metrics_counter(
+                m, "chat_gateway_recent_reads_total",
+                "Joins and history pages by what the recent history in Redis answered (hit: "
+                "served from it; otherwise read from MongoDB).",
+                labels);
+            if (st->recent_reads[op][r] == NULL)
+                return false;
+        }
+    }
+    return true;
+}
+
 chat_err_t gw_stats_init(gw_stats_t *st, chat_metrics_t *m)
 {
     memset(st, 0, sizeof *st);
@@ -42,6 +69,11 @@ chat_err_t gw_stats_init(gw_stats_t *st, chat_metrics_t *m)
                                  GW_C__COUNT, frame_label, st->frames);
     ok = ok && labelled_counters(m, "chat_gateway_errors_total", "Error frames sent, by code.",
                                  "code", GW_E__COUNT, code_label, st->errors);
+    ok = ok && recent_read_counters(m, st);
+    ok = ok && labelled_counters(m, "chat_gateway_recent_fills_total",
+                                 "Rooms filled into the recent history from a join's MongoDB read "
+                                 "(raced: the room was written meanwhile, nothing filled).",
+                                 "result", GW_RECENT_FILL__COUNT, fill_label, st->recent_fills);
     st->deliveries = chat_metrics_counter(m, "chat_gateway_deliveries_total",
                                           "Frames from chat.deliver queued to sockets.", NULL);
     st->unrouted = chat_metrics_counter(m, "chat_gateway_deliveries_unrouted_total",

@@ -6,6 +6,14 @@
 #include "common/err.h"
 #include "common/metrics.h"
 #include "services/gateway/frames.h"
+#include "services/gateway/recent.h"
+
+/* What a read of the recent history answered: a join (with its replay) or a history page. */
+typedef enum gw_recent_op {
+    GW_RECENT_OP_JOIN,
+    GW_RECENT_OP_HISTORY,
+    GW_RECENT_OP__COUNT
+} gw_recent_op_t;
 
 typedef struct gw_stats {
     chat_gauge_t *connections;           /* open WebSocket connections */
@@ -25,6 +33,9 @@ typedef struct gw_stats {
     chat_histogram_t *auth_seconds;      /* auth frame -> welcome or refusal */
     chat_gauge_t *auth_pending;          /* auth frames waiting for a tenant lookup */
     chat_histogram_t *join_seconds;      /* join frame -> joined */
+    /* reads of the recent history in Redis, by op and result (hit, miss, untrusted, ...) */
+    chat_counter_t *recent_reads[GW_RECENT_OP__COUNT][GW_RECENT__COUNT];
+    chat_counter_t *recent_fills[GW_RECENT_FILL__COUNT]; /* fills of cold rooms, by result */
 } gw_stats_t;
 
 /* Registers every series in m. CHAT_ERR_NOMEM if one could not be registered. */

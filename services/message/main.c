@@ -1,6 +1,6 @@
-/* chat-message: the message service. Reads its configuration, connects to MongoDB and Kafka,
- * serves the ops endpoints, and runs the poll -> pipeline loop until SIGTERM; the batch logic
- * lives in pipeline.c and the modules it calls. */
+/* chat-message: the message service. Reads its configuration, connects to MongoDB, Redis and
+ * Kafka, serves the ops endpoints, and runs the poll -> pipeline loop until SIGTERM; the batch
+ * logic lives in pipeline.c and the modules it calls. */
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +16,7 @@
 #include "common/signals.h"
 #include "common/store.h"
 #include "services/message/message_bus.h"
+#include "services/message/message_recent.h"
 #include "services/message/message_store.h"
 #include "services/message/pipeline.h"
 #include "services/message/sequencer.h"
@@ -23,7 +24,8 @@
 #define PROGRAM "chat-message"
 #define SUMMARY                                                                                    \
     "chat-message: validates sends from chat.inbound, deduplicates them by cid, assigns each "     \
-    "room's seq, stores them in MongoDB and publishes them to chat.messages"
+    "room's seq, stores them in MongoDB, keeps each room's recent history in Redis and publishes " \
+    "them to chat.messages"
 #define POLL_TIMEOUT_MS 100
 #define FLUSH_TIMEOUT_MS 40000 /* librdkafka gives up on a record after 30 s itself */
 #define MAX_ROOMS 100000       /* rooms whose last seq stays in memory between batches */
@@ -32,6 +34,7 @@
 typedef struct message_cfg {
     char *brokers;
     char *mongo_uri;
+    char *redis_url;
     char *ops_addr;
     long long ops_port;
     char *group;
@@ -39,6 +42,8 @@ typedef struct message_cfg {
     long long batch;
     long long max_text_chars;
     long long store_retry_ms;
+    long long recent_max;
+    long long recent_ttl_ms;
     long long connect_timeout_ms;
     long long commit_interval_ms;
     char *log_level;
@@ -49,6 +54,7 @@ typedef struct message_cfg {
 static const chat_cfg_entry_t cfg_table[] = {
     CHAT_CFG_KAFKA_BROKERS(message_cfg_t, brokers),
     CHAT_CFG_MONGO_URI(message_cfg_t, mongo_uri),
+    CHAT_CFG_REDIS_URL(message_cfg_t, redis_url),
     CHAT_CFG_OPS_ADDR(message_cfg_t, ops_addr),
     CHAT_CFG_OPS_PORT(message_cfg_t, ops_port, "7420"),
     CHAT_CFG_STRING("CHAT_MESSAGE_GROUP", message_cfg_t, group, "chat-message",
@@ -58,10 +64,13 @@ static const chat_cfg_entry_t cfg_table[] = {
                      "most records handled as one batch (a poll never waits to fill it)"),
     CHAT_CFG_MAX_TEXT_CHARS(message_cfg_t, max_text_chars),
     CHAT_CFG_DURATION("CHAT_MESSAGE_STORE_RETRY", message_cfg_t, store_retry_ms, "60s", 0, 3600000,
-                      "how long a failing MongoDB is retried before exiting (the "
+                      "how long a failing MongoDB (or Redis) is retried before exiting (the "
                       "restart replays the uncommitted batch)"),
+    CHAT_CFG_RECENT_MAX(message_cfg_t, recent_max),
+    CHAT_CFG_RECENT_TTL(message_cfg_t, recent_ttl_ms),
     CHAT_CFG_CONNECT_TIMEOUT(message_cfg_t, connect_timeout_ms, 600000,
-                             "how long Kafka and MongoDB may take to answer at start"),
+                             "how long Kafka, MongoDB and Redis may take to answer at start; "
+                             "the Redis command timeout"),
     CHAT_CFG_COMMIT_INTERVAL(message_cfg_t, commit_interval_ms),
     CHAT_CFG_LOG_LEVEL(message_cfg_t, log_level),
     CHAT_CFG_TOPIC_INBOUND(message_cfg_t, inbound_topic),
@@ -74,6 +83,7 @@ typedef struct service {
     chat_ops_t *ops;
     chat_store_t *store;
     message_store_t *messages;
+    message_recent_t *recent;
     message_sequencer_t *sequencer;
     message_bus_t *bus;
     message_pipeline_t *pipeline;
@@ -117,6 +127,19 @@ static bool start_store(service_t *s, const message_cfg_t *cfg)
     err = message_store_open(s->store, &s->messages);
     if (err != CHAT_OK) {
         start_failed("CHAT_MONGO_URI", "cannot create the indexes of messages", err);
+        return false;
+    }
+    return true;
+}
+
+/* Connects Redis, where each room's recent history is written. */
+static bool start_recent(service_t *s, const message_cfg_t *cfg)
+{
+    chat_err_t err = message_recent_open(cfg->redis_url, (int)cfg->connect_timeout_ms,
+                                         cfg->recent_max, cfg->recent_ttl_ms, &s->recent);
+    if (err != CHAT_OK) {
+        start_failed("CHAT_REDIS_URL",
+                     err == CHAT_ERR_CONFIG ? "bad Redis URL" : "Redis unreachable", err);
         return false;
     }
     return true;
@@ -176,6 +199,7 @@ static bool start_pipeline(service_t *s, const message_cfg_t *cfg)
         .env = {.stop_requested = stop_requested},
     };
     message_store_port(s->messages, &pc.store);
+    message_recent_port(s->recent, &pc.recent);
     message_bus_port(s->bus, &pc.bus);
     s->pipeline = message_pipeline_new(&pc);
     s->recs = calloc((size_t)cfg->batch, sizeof *s->recs);
@@ -199,7 +223,7 @@ static bool service_start(service_t *s, const message_cfg_t *cfg)
         start_failed("CHAT_OPS_PORT", "cannot serve the ops endpoints", err);
         return false;
     }
-    if (!start_store(s, cfg))
+    if (!start_store(s, cfg) || !start_recent(s, cfg))
         return false;
     s->sequencer = message_sequencer_new(MAX_ROOMS);
     if (s->sequencer == NULL) {
@@ -223,7 +247,8 @@ static int service_loop(service_t *s, const message_cfg_t *cfg)
         chat_err_t err = message_pipeline_process(s->pipeline, s->recs, n);
         chat_bus_records_release(s->recs, n);
         if (err == CHAT_ERR_STOPPED) {
-            chat_log_info("stop requested while MongoDB was failing; the batch stays uncommitted");
+            chat_log_info("stop requested while MongoDB or Redis was failing; the batch stays "
+                          "uncommitted");
             break;
         }
         if (err != CHAT_OK) {
@@ -242,6 +267,7 @@ static void service_stop(service_t *s)
     message_bus_close(s->bus); /* leaves the group: its revoke still updates the sequencer */
     message_pipeline_destroy(s->pipeline);
     message_sequencer_destroy(s->sequencer);
+    message_recent_close(s->recent);
     message_store_close(s->messages);
     chat_store_destroy(s->store);
     chat_ops_stop(s->ops);

@@ -3,7 +3,8 @@
  * seq (sequencer.c assigns it from what it remembers; a room's first touch loads its last seq
  * from MongoDB, one query for the batch),
  * store the plan with one ordered insert (MongoDB failures are retried with the same plan; a
- * duplicate key is looked up, resolved and the rest planned again), publish every outcome to
+ * duplicate key is looked up, resolved and the rest planned again), write the messages into
+ * their rooms' recent history in Redis (retried like MongoDB), publish every outcome to
  * chat.messages, flush, and only then commit. */
 #include "services/message/pipeline.h"
 
@@ -17,6 +18,7 @@
 #include "common/clock.h"
 #include "common/contract.h"
 #include "common/events.h"
+#include "common/frames.h"
 #include "common/log.h"
 #include "common/strmap.h"
 #include "services/message/inbound.h"
@@ -61,6 +63,15 @@ typedef struct batch_room {
     message_seq_plan_t seq; /* what is known taken, what the current plan handed out */
 } batch_room_t;
 
+/* The server a phase of the batch is retrying, for the retry loop and its logs. */
+typedef struct retry_phase {
+    const char *server; /* "MongoDB", "Redis" */
+    const char *(*last_error)(void *ctx);
+    void *ctx;
+    chat_counter_t *retries;
+    int64_t deadline; /* monotonic ms: give up on the batch after this */
+} retry_phase_t;
+
 typedef struct batch {
     item_t *items;
     size_t n;
@@ -69,7 +80,7 @@ typedef struct batch {
     size_t nrooms;
     chat_strmap_t *room_index;   /* "tenant/room" -> 1 + index in rooms */
     message_doc_list_t existing; /* stored messages the duplicate lookups returned */
-    int64_t store_deadline;
+    retry_phase_t phase;
 } batch_t;
 
 typedef struct pipeline_metrics {
@@ -80,6 +91,9 @@ typedef struct pipeline_metrics {
     chat_counter_t *rejected[MESSAGE_REJECT__COUNT];
     chat_counter_t *store_retries;
     chat_counter_t *conflicts;
+    chat_counter_t *recent_writes;
+    chat_counter_t *recent_retries;
+    chat_histogram_t *recent_seconds;
     chat_histogram_t *batch_records;
     chat_histogram_t *batch_seconds;
     chat_histogram_t *store_seconds;
@@ -169,6 +183,15 @@ static bool metrics_register(pipeline_metrics_t *m, chat_metrics_t *reg)
     m->conflicts = chat_metrics_counter(
         reg, "chat_message_seq_conflicts_total",
         "Seq collisions on insert (another writer took a planned seq): room reloaded", NULL);
+    m->recent_writes = chat_metrics_counter(
+        reg, "chat_message_recent_writes_total",
+        "Rooms whose recent history in Redis a batch wrote (once per room and batch)", NULL);
+    m->recent_retries = chat_metrics_counter(reg, "chat_message_recent_retries_total",
+                                             "Recent-history writes retried after a failure", NULL);
+    m->recent_seconds =
+        chat_metrics_histogram(reg, "chat_message_recent_seconds",
+                               "Time spent writing the recent history per batch (retries included)",
+                               NULL, chat_metrics_latency_buckets, chat_metrics_latency_nbuckets);
     m->batch_records = chat_metrics_histogram(
         reg, "chat_message_batch_records", "Records per processed batch", NULL,
         batch_record_buckets, sizeof batch_record_buckets / sizeof batch_record_buckets[0]);
@@ -182,7 +205,8 @@ static bool metrics_register(pipeline_metrics_t *m, chat_metrics_t *reg)
     m->rooms = chat_metrics_gauge(reg, "chat_message_rooms",
                                   "Rooms whose last seq is held in memory", NULL);
     bool ok = m->stored && m->duplicates && m->republished && m->invalid && m->store_retries &&
-              m->conflicts && m->batch_records && m->batch_seconds && m->store_seconds && m->rooms;
+              m->conflicts && m->recent_writes && m->recent_retries && m->recent_seconds &&
+              m->batch_records && m->batch_seconds && m->store_seconds && m->rooms;
     for (int i = 0; i < MESSAGE_REJECT__COUNT; i++)
         ok = ok && m->rejected[i] != NULL;
     return ok;
@@ -310,34 +334,47 @@ static void batch_free(batch_t *b)
 
 static bool err_retryable(chat_err_t err)
 {
-    return err == CHAT_ERR_MONGO || err == CHAT_ERR_TIMEOUT || err == CHAT_ERR_IO;
+    return err == CHAT_ERR_MONGO || err == CHAT_ERR_TIMEOUT || err == CHAT_ERR_IO ||
+           err == CHAT_ERR_REDIS;
 }
 
-/* Sleeps before the next attempt of a failed MongoDB step. Returns CHAT_OK to retry, or the
- * error to give up with: err itself if it is not retryable or the batch's store deadline
- * passed, CHAT_ERR_STOPPED if a stop was requested. */
+/* Starts a phase of the batch that retries server's failures for store_retry_ms from now. */
+static void phase_begin(message_pipeline_t *p, batch_t *b, const char *server,
+                        const char *(*last_error)(void *ctx), void *ctx, chat_counter_t *retries)
+{
+    const message_env_t *env = &p->conf.env;
+    b->phase = (retry_phase_t){.server = server,
+                               .last_error = last_error,
+                               .ctx = ctx,
+                               .retries = retries,
+                               .deadline = env->monotonic_ms(env->ctx) + p->conf.store_retry_ms};
+}
+
+/* Sleeps before the next attempt of a failed step of the current phase. Returns CHAT_OK to
+ * retry, or the error to give up with: err itself if it is not retryable or the phase's
+ * deadline passed, CHAT_ERR_STOPPED if a stop was requested. */
 static chat_err_t retry_wait(message_pipeline_t *p, batch_t *b, chat_backoff_t *r, chat_err_t err,
                              const char *step)
 {
     const message_env_t *env = &p->conf.env;
-    const char *detail =
-        p->conf.store.last_error != NULL ? p->conf.store.last_error(p->conf.store.ctx) : NULL;
+    const retry_phase_t *ph = &b->phase;
+    const char *detail = ph->last_error != NULL ? ph->last_error(ph->ctx) : NULL;
     if (!err_retryable(err))
         return err;
     int64_t now = env->monotonic_ms(env->ctx);
-    if (now >= b->store_deadline) {
-        chat_log_error("MongoDB still failing, giving up on the batch", CHAT_F_STR("step", step),
-                       CHAT_F_ERR(err), CHAT_F_STR("error", detail),
-                       CHAT_F_INT("attempts", r->attempts + 1),
+    if (now >= ph->deadline) {
+        chat_log_error("server still failing, giving up on the batch",
+                       CHAT_F_STR("server", ph->server), CHAT_F_STR("step", step), CHAT_F_ERR(err),
+                       CHAT_F_STR("error", detail), CHAT_F_INT("attempts", r->attempts + 1),
                        CHAT_F_INT("retry_ms", p->conf.store_retry_ms));
         return err;
     }
     int64_t delay = chat_backoff_next(r);
-    int64_t wait = delay < b->store_deadline - now ? delay : b->store_deadline - now;
-    chat_counter_inc(p->m.store_retries);
-    chat_log_warn("MongoDB failed, retrying", CHAT_F_STR("step", step), CHAT_F_ERR(err),
-                  CHAT_F_STR("error", detail), CHAT_F_INT("attempt", r->attempts),
-                  CHAT_F_INT("delay_ms", wait));
+    int64_t wait = delay < ph->deadline - now ? delay : ph->deadline - now;
+    chat_counter_inc(ph->retries);
+    chat_log_warn("server failed, retrying", CHAT_F_STR("server", ph->server),
+                  CHAT_F_STR("step", step), CHAT_F_ERR(err), CHAT_F_STR("error", detail),
+                  CHAT_F_INT("attempt", r->attempts), CHAT_F_INT("delay_ms", wait));
     while (wait > 0) {
         if (env->stop_requested(env->ctx))
             return CHAT_ERR_STOPPED;
@@ -348,11 +385,11 @@ static chat_err_t retry_wait(message_pipeline_t *p, batch_t *b, chat_backoff_t *
     return env->stop_requested(env->ctx) ? CHAT_ERR_STOPPED : CHAT_OK;
 }
 
-/* One MongoDB step of the store phase; arg is the step's own. */
+/* One step of a phase (MongoDB or Redis); arg is the step's own. */
 typedef chat_err_t (*store_step_fn)(message_pipeline_t *p, batch_t *b, void *arg);
 
-/* Runs fn until it succeeds, retrying MongoDB failures (retry_wait). Returns CHAT_OK or what
- * retry_wait gave up with (a non-retryable error comes back at once). */
+/* Runs fn until it succeeds, retrying the phase's server failures (retry_wait). Returns
+ * CHAT_OK or what retry_wait gave up with (a non-retryable error comes back at once). */
 static chat_err_t with_retry(message_pipeline_t *p, batch_t *b, const char *step, store_step_fn fn,
                              void *arg)
 {
@@ -745,7 +782,7 @@ static chat_err_t store_sends(message_pipeline_t *p, batch_t *b)
     if (b->sends == 0)
         return CHAT_OK;
     int64_t start = env->monotonic_ms(env->ctx);
-    b->store_deadline = start + p->conf.store_retry_ms;
+    phase_begin(p, b, "MongoDB", p->conf.store.last_error, p->conf.store.ctx, p->m.store_retries);
     chat_err_t err = plan_repeats(b);
     if (err == CHAT_OK)
         err = with_retry(p, b, "load rooms", plan_load_rooms, NULL);
@@ -848,21 +885,28 @@ static chat_err_t publish_one(message_pipeline_t *p, const batch_t *b, const ite
     return err;
 }
 
-/* Produces every outcome, then waits for their delivery. */
-static chat_err_t publish(message_pipeline_t *p, const batch_t *b)
+/* Every outcome of the batch (sends and rejects) in publishing order (out_event_cmp): a
+ * malloc'd array of *k entries, NULL if out of memory. */
+static out_event_t *outcomes_sorted(const batch_t *b, size_t *k)
 {
     out_event_t *out = calloc(b->n > 0 ? b->n : 1, sizeof *out);
+    *k = 0;
     if (out == NULL)
-        return CHAT_ERR_NOMEM;
-    size_t k = 0;
+        return NULL;
     for (size_t i = 0; i < b->n; i++) {
         const item_t *it = &b->items[i];
         if (it->kind != ITEM_SEND && it->kind != ITEM_REJECT)
             continue;
         const message_doc_t *d = item_message(b, it);
-        out[k++] = (out_event_t){i, it->room, d != NULL ? d->seq : 0};
+        out[(*k)++] = (out_event_t){i, it->room, d != NULL ? d->seq : 0};
     }
-    qsort(out, k, sizeof *out, out_event_cmp);
+    qsort(out, *k, sizeof *out, out_event_cmp);
+    return out;
+}
+
+/* Produces the k outcomes, then waits for their delivery. */
+static chat_err_t publish(message_pipeline_t *p, const batch_t *b, const out_event_t *out, size_t k)
+{
     chat_err_t err = CHAT_OK;
     for (size_t j = 0; j < k && err == CHAT_OK; j++) {
         err = publish_one(p, b, &b->items[out[j].item]);
@@ -870,9 +914,117 @@ static chat_err_t publish(message_pipeline_t *p, const batch_t *b)
         if (err == CHAT_ERR_INVALID)
             err = CHAT_OK;
     }
-    free(out);
     if (err == CHAT_OK && k > 0)
         err = p->conf.bus.flush(p->conf.bus.ctx);
+    return err;
+}
+
+/* ---- recent history ---- */
+
+/* The messages of the batch's outcomes, room by room, as the recent-history port takes them;
+ * frames owns the printed frames the entries point to. */
+typedef struct recent_batch {
+    message_recent_room_t *rooms;
+    size_t nrooms;
+    chat_recent_entry_t *entries;
+    char **frames;
+    size_t nentries;
+} recent_batch_t;
+
+static void recent_batch_free(recent_batch_t *rb)
+{
+    for (size_t i = 0; rb->frames != NULL && i < rb->nentries; i++)
+        cJSON_free(rb->frames[i]);
+    free(rb->frames);
+    free(rb->entries);
+    free(rb->rooms);
+}
+
+/* The msg frame of it's message printed compactly: the bytes broadcast sends for it (from the
+ * same event) and every reader of the recent history gets. NULL if out of memory. */
+static char *item_frame(const batch_t *b, const item_t *it)
+{
+    chat_event_t ev;
+    outcome_event(b, it, &ev);
+    cJSON *frame = chat_frame_msg_new(&ev);
+    char *text = frame != NULL ? cJSON_PrintUnformatted(frame) : NULL;
+    cJSON_Delete(frame);
+    return text;
+}
+
+/* Collects the msg outcomes (messages stored now or published again; not the acks of resends,
+ * whose messages were written when they were stored) of the k sorted outcomes into rb. A
+ * message whose frame cannot be built is left out and logged: a reader then meets a gap there
+ * and reads MongoDB, which is exact. */
+static chat_err_t recent_collect(const batch_t *b, const out_event_t *out, size_t k,
+                                 recent_batch_t *rb)
+{
+    rb->rooms = calloc(b->nrooms > 0 ? b->nrooms : 1, sizeof *rb->rooms);
+    rb->entries = calloc(k > 0 ? k : 1, sizeof *rb->entries);
+    rb->frames = calloc(k > 0 ? k : 1, sizeof *rb->frames);
+    if (rb->rooms == NULL || rb->entries == NULL || rb->frames == NULL)
+        return CHAT_ERR_NOMEM;
+    size_t cur_room = SIZE_MAX; /* batch room of the last room record */
+    for (size_t j = 0; j < k; j++) {
+        const item_t *it = &b->items[out[j].item];
+        bool msg =
+            it->kind == ITEM_SEND && (it->state == SEND_STORED || it->state == SEND_REPUBLISH);
+        message_recent_room_t *last = rb->nrooms > 0 ? &rb->rooms[rb->nrooms - 1] : NULL;
+        bool same_room = cur_room == out[j].room;
+        if (!msg || (same_room && last->entries[last->n - 1].seq == out[j].seq))
+            continue;
+        char *frame = item_frame(b, it);
+        if (frame == NULL) {
+            chat_log_error("msg frame not built: left out of the recent history",
+                           CHAT_F_STR("tenant", it->ev->tenant), CHAT_F_STR("room", it->ev->room),
+                           CHAT_F_INT("seq", out[j].seq));
+            continue;
+        }
+        if (!same_room) {
+            cur_room = out[j].room;
+            last = &rb->rooms[rb->nrooms++];
+            *last = (message_recent_room_t){.tenant = it->ev->tenant,
+                                            .room = it->ev->room,
+                                            .entries = &rb->entries[rb->nentries]};
+        }
+        rb->frames[rb->nentries] = frame;
+        rb->entries[rb->nentries++] =
+            (chat_recent_entry_t){.seq = out[j].seq, .frame = frame, .len = strlen(frame)};
+        last->n++;
+        last->fresh = last->fresh || it->state == SEND_STORED;
+    }
+    return CHAT_OK;
+}
+
+/* Step: the whole write (one round trip); retried whole, it is idempotent. */
+static chat_err_t recent_write_step(message_pipeline_t *p, batch_t *b, void *arg)
+{
+    (void)b;
+    const recent_batch_t *rb = arg;
+    return p->conf.recent.write(p->conf.recent.ctx, rb->rooms, rb->nrooms);
+}
+
+/* Writes the batch's messages into their rooms' recent history, retrying Redis like MongoDB.
+ * Nothing of the batch is published before this succeeded: a message published but missing
+ * from the recent history could be missed by a join answered from it. */
+static chat_err_t recent_write(message_pipeline_t *p, batch_t *b, const out_event_t *out, size_t k)
+{
+    const message_env_t *env = &p->conf.env;
+    if (p->conf.recent.write == NULL)
+        return CHAT_OK;
+    recent_batch_t rb = {0};
+    chat_err_t err = recent_collect(b, out, k, &rb);
+    if (err == CHAT_OK && rb.nrooms > 0) {
+        int64_t start = env->monotonic_ms(env->ctx);
+        phase_begin(p, b, "Redis", p->conf.recent.last_error, p->conf.recent.ctx,
+                    p->m.recent_retries);
+        err = with_retry(p, b, "recent history", recent_write_step, &rb);
+        chat_histogram_observe(p->m.recent_seconds,
+                               (double)(env->monotonic_ms(env->ctx) - start) / 1000.0);
+        if (err == CHAT_OK)
+            chat_counter_add(p->m.recent_writes, rb.nrooms);
+    }
+    recent_batch_free(&rb);
     return err;
 }
 
@@ -931,8 +1083,15 @@ chat_err_t message_pipeline_process(message_pipeline_t *p, const chat_bus_record
         err = parse_record(p, &b, &b.items[i]);
     if (err == CHAT_OK)
         err = store_sends(p, &b);
+    size_t k = 0;
+    out_event_t *out = err == CHAT_OK ? outcomes_sorted(&b, &k) : NULL;
+    if (err == CHAT_OK && out == NULL)
+        err = CHAT_ERR_NOMEM;
     if (err == CHAT_OK)
-        err = publish(p, &b);
+        err = recent_write(p, &b, out, k);
+    if (err == CHAT_OK)
+        err = publish(p, &b, out, k);
+    free(out);
     if (err == CHAT_OK) {
         commit(p, &b);
         count_outcomes(p, &b);

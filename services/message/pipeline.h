@@ -1,8 +1,10 @@
 /* One batch of chat.inbound records through the message service: decode, validate, group by
  * room, plan every send as a new message (seqs from memory), store the plan with one ordered
- * insert, resolve the rare duplicate key, produce the outcome to chat.messages, flush, commit.
- * MongoDB and Kafka are reached through the two small ports below, so that the decisions can be
- * unit-tested against in-memory fakes; message_store.c and message_bus.c implement them. */
+ * insert, resolve the rare duplicate key, write the messages into each room's recent history
+ * in Redis, produce the outcome to chat.messages, flush, commit. MongoDB, Redis and Kafka are
+ * reached through the three small ports below, so that the decisions can be unit-tested
+ * against in-memory fakes; message_store.c, message_recent.c and message_bus.c implement
+ * them. */
 #ifndef CHAT_MESSAGE_PIPELINE_H
 #define CHAT_MESSAGE_PIPELINE_H
 
@@ -12,6 +14,7 @@
 
 #include "common/bus.h"
 #include "common/err.h"
+#include "common/recent.h"
 #include "common/metrics.h"
 #include "services/message/dedup.h"
 #include "services/message/message_doc.h"
@@ -47,6 +50,32 @@ typedef struct message_store_port {
     const char *(*last_error)(void *ctx);
 } message_store_port_t;
 
+/* A room's messages for its recent history (common/recent.h): the msg frames of the messages
+ * the batch stored or publishes again, in ascending seq. */
+typedef struct message_recent_room {
+    const char *tenant;
+    const char *room;
+    const chat_recent_entry_t *entries;
+    size_t n;
+    /* The batch stored a new message in the room: its seq was the room's highest when it was
+     * inserted (seqs are gapless), so this write carries the room's top and may renew the
+     * set's marker. A write of republished messages only may not: newer ones may exist that a
+     * restarted Redis lost (docs/message-path.md). */
+    bool fresh;
+} message_recent_room_t;
+
+/* The Redis side: each room's recent history, written after the store and before anything of
+ * the batch is published, so that a message a client can have seen live is never missing from
+ * it (docs/message-path.md). */
+typedef struct message_recent_port {
+    void *ctx;
+    /* Writes the n rooms' entries in one round trip. CHAT_ERR_REDIS is retried by the pipeline
+     * (the whole write again: it is idempotent). */
+    chat_err_t (*write)(void *ctx, const message_recent_room_t *rooms, size_t n);
+    /* Text of the last failure for logs; may be NULL. */
+    const char *(*last_error)(void *ctx);
+} message_recent_port_t;
+
 /* The Kafka side. */
 typedef struct message_bus_port {
     void *ctx;
@@ -70,13 +99,14 @@ typedef struct message_env {
 
 typedef struct message_pipeline_conf {
     message_store_port_t store;
+    message_recent_port_t recent; /* write NULL: no recent history is kept (unit tests) */
     message_bus_port_t bus;
     message_env_t env;
     message_sequencer_t *sequencer; /* borrowed */
     chat_metrics_t *metrics;        /* borrowed; may be NULL */
     long max_text_chars;            /* longer sends are rejected with too_large */
-    int64_t store_retry_ms;         /* how long MongoDB failures are retried per batch */
-    int max_conflict_rounds;        /* seq collisions (another writer) per batch before giving up */
+    int64_t store_retry_ms;  /* how long MongoDB (then Redis) failures are retried per batch */
+    int max_conflict_rounds; /* seq collisions (another writer) per batch before giving up */
 } message_pipeline_conf_t;
 
 typedef struct message_pipeline message_pipeline_t;
@@ -91,8 +121,8 @@ void message_pipeline_destroy(message_pipeline_t *p);
  * the sequencer does not own are ignored and not committed. Returns CHAT_OK once committed
  * (a failed commit is only logged: the records are replayed, which dedup makes safe);
  * otherwise nothing was committed and the service must stop: CHAT_ERR_STOPPED (a stop was
- * requested while MongoDB was being retried), the MongoDB error that outlasted
- * store_retry_ms, CHAT_ERR_DUPLICATE (seq collisions reached max_conflict_rounds),
+ * requested while MongoDB or Redis was being retried), the MongoDB or Redis error that
+ * outlasted store_retry_ms, CHAT_ERR_DUPLICATE (seq collisions reached max_conflict_rounds),
  * CHAT_ERR_KAFKA (produce or delivery failed) or CHAT_ERR_NOMEM. */
 chat_err_t message_pipeline_process(message_pipeline_t *p, const chat_bus_record_t *recs, size_t n);
 

@@ -54,6 +54,9 @@ expect_failure gateway CHAT_MONGO_URI CHAT_MONGO_URI="mongodb://127.0.0.1:$dead_
 expect_failure gateway CHAT_REDIS_URL CHAT_REDIS_URL="redis://127.0.0.1:$dead_port/0"
 expect_failure message CHAT_MONGO_URI CHAT_MONGO_URI="mongodb://127.0.0.1:$dead_port/chat"
 expect_failure message CHAT_MESSAGE_BATCH CHAT_MESSAGE_BATCH=0
+expect_failure message CHAT_REDIS_URL CHAT_REDIS_URL="redis://127.0.0.1:$dead_port/0"
+expect_failure message CHAT_REDIS_URL CHAT_REDIS_URL="http://127.0.0.1:$dead_port/0"
+expect_failure message CHAT_RECENT_MAX CHAT_RECENT_MAX=-1
 expect_failure broadcast CHAT_REDIS_URL CHAT_REDIS_URL="redis://127.0.0.1:$dead_port/0"
 # Every service checks at start that the topics it is configured with exist.
 missing="missing-topic-$$"

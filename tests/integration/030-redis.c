@@ -276,6 +276,28 @@ START_TEST(lost_pipeline_fails_then_recovers)
 }
 END_TEST
 
+/* The run_id is the server's (INFO server), the same through every connection and after a
+ * reconnect to the same server. */
+START_TEST(run_id_is_the_servers)
+{
+    const char *id = NULL;
+    ck_assert_int_eq(chat_redis_run_id(redis, &id), CHAT_OK);
+    ck_assert_uint_eq(strlen(id), 40);
+    char first[CHAT_REDIS_RUN_ID_MAX];
+    snprintf(first, sizeof first, "%s", id);
+    chat_err_t err;
+    redisReply *info = chat_redis_command(redis, &err, "INFO server");
+    ck_assert_ptr_nonnull(info);
+    ck_assert_ptr_nonnull(strstr(info->str, first));
+    freeReplyObject(info);
+
+    kill_connection(client_id(redis));
+    ck_assert_int_eq(chat_redis_ping(redis), CHAT_OK); /* reconnects */
+    ck_assert_int_eq(chat_redis_run_id(redis, &id), CHAT_OK);
+    ck_assert_str_eq(id, first);
+}
+END_TEST
+
 START_TEST(auth_refused_fails_connect)
 {
     chat_redis_url_t url;
@@ -306,6 +328,7 @@ static Suite *redis_suite(void)
     tcase_add_test(tc, command_reconnects_after_kill);
     tcase_add_test(tc, reconnect_selects_the_db_again);
     tcase_add_test(tc, lost_pipeline_fails_then_recovers);
+    tcase_add_test(tc, run_id_is_the_servers);
     tcase_add_test(tc, auth_refused_fails_connect);
     suite_add_tcase(s, tc);
     return s;

@@ -26,39 +26,32 @@ static void room_reset(void)
     room_latest = 0;
 }
 
+/* The text of fill_room's message i: the room and a number unique in the run. */
+static unsigned long fill_counter;
+
+static void fill_text(size_t i, char *buf, size_t len, void *ud)
+{
+    snprintf(buf, len, "%s text %lu", (const char *)ud, fill_counter + 1 + i);
+}
+
 /* Sends n more messages to room, pipelined over SENDERS connections of one user on
  * gateway 0 (each paced under the rate limit), and records the text of every seq from the
  * acks. The room must get exactly the seqs after the previous latest: nobody else writes. */
 static void fill_room(const char *room, int64_t n)
 {
-    static unsigned long counter;
-    chat_tc_t *s[SENDERS];
-    char user[64];
-    chat_test_unique(user, sizeof user, "filler");
-    for (size_t k = 0; k < SENDERS; k++)
-        s[k] = chat_tc_connect_demo(0, user);
-    unsigned long first = counter + 1;
+    int64_t *seqs = calloc((size_t)n, sizeof *seqs);
+    ck_assert_ptr_nonnull(seqs);
+    chat_tc_fill_room(0, room, (size_t)n, SENDERS, fill_text, (void *)room, seqs);
     for (int64_t i = 0; i < n; i++) {
-        char cid[32], text[128];
-        snprintf(cid, sizeof cid, "fill-%lu", ++counter);
-        snprintf(text, sizeof text, "%s text %lu", room, counter);
-        chat_tc_send_frame(s[i % SENDERS], chat_client_frame_send(room, cid, text));
-    }
-    for (int64_t i = 0; i < n; i++) {
-        char cid[32];
-        snprintf(cid, sizeof cid, "fill-%lu", first + (unsigned long)i);
-        cJSON *ack = chat_tc_expect_ack(s[i % SENDERS], cid, CHAT_TC_TIMEOUT_MS);
-        int64_t seq = chat_json_int(ack, "seq");
-        cJSON_Delete(ack);
+        int64_t seq = seqs[i];
         ck_assert_msg(seq > room_latest && seq <= room_latest + n && seq <= MAX_SEQ &&
                           seq_text[seq][0] == '\0',
                       "ack with seq %lld after %lld", (long long)seq, (long long)room_latest);
-        snprintf(seq_text[seq], sizeof seq_text[seq], "%s text %lu", room,
-                 first + (unsigned long)i);
+        fill_text((size_t)i, seq_text[seq], sizeof seq_text[seq], (void *)room);
     }
+    fill_counter += (unsigned long)n;
     room_latest += n;
-    for (size_t k = 0; k < SENDERS; k++)
-        chat_tc_close(s[k]);
+    free(seqs);
 }
 
 /* Checks that h (a history frame) holds seqs lo..hi ascending with their texts, and more. */

@@ -621,6 +621,35 @@ void chat_tc_send_frame(chat_tc_t *c, char *frame)
     free(frame);
 }
 
+void chat_tc_fill_room(size_t gw, const char *room, size_t n, size_t nconn, chat_tc_text_fn text,
+                       void *ud, int64_t *seqs)
+{
+    ck_assert_uint_gt(nconn, 0);
+    chat_tc_t **s = calloc(nconn, sizeof *s);
+    ck_assert_ptr_nonnull(s);
+    char user[64];
+    chat_test_unique(user, sizeof user, "filler");
+    for (size_t k = 0; k < nconn; k++)
+        s[k] = chat_tc_connect_demo(gw, user);
+    for (size_t i = 0; i < n; i++) {
+        char cid[32], buf[512];
+        snprintf(cid, sizeof cid, "fill-%zu", i);
+        text(i, buf, sizeof buf, ud);
+        chat_tc_send_frame(s[i % nconn], chat_client_frame_send(room, cid, buf));
+    }
+    for (size_t i = 0; i < n; i++) {
+        char cid[32];
+        snprintf(cid, sizeof cid, "fill-%zu", i);
+        cJSON *ack = chat_tc_expect_ack(s[i % nconn], cid, CHAT_TC_TIMEOUT_MS);
+        if (seqs != NULL)
+            seqs[i] = chat_json_int(ack, "seq");
+        cJSON_Delete(ack);
+    }
+    for (size_t k = 0; k < nconn; k++)
+        chat_tc_close(s[k]);
+    free(s);
+}
+
 /* Matches joined for a room, or an error carrying a rid. */
 typedef struct answer_match {
     const char *type, *key, *value;  /* the answer hoped for */

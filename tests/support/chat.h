@@ -154,6 +154,17 @@ cJSON *chat_tc_expect_ack(chat_tc_t *c, const char *cid, int timeout_ms);
  * (caller frees) or NULL on timeout or a lost connection. */
 cJSON *chat_tc_send_wait(chat_tc_t *c, const char *room, const char *cid, const char *text,
                          int timeout_ms);
+/* The text of message i (from 0) of chat_tc_fill_room, written into buf (len bytes). */
+typedef void (*chat_tc_text_fn)(size_t i, char *buf, size_t len, void *ud);
+
+/* Sends n messages to room from a new user of the demo tenant over nconn connections to
+ * gateway gw (each paced under the rate limit, so that together they fill a room nconn times
+ * faster), the text of each from text(i, ..., ud), and waits for every ack: then every one is
+ * stored and published. seqs (may be NULL; n entries) gets message i's seq. Fails the test if
+ * an ack does not come. */
+void chat_tc_fill_room(size_t gw, const char *room, size_t n, size_t nconn, chat_tc_text_fn text,
+                       void *ud, int64_t *seqs);
+
 /* history (before/limit <= 0: left out) and returns the history frame (caller frees);
  * fails the test on an error or timeout. */
 cJSON *chat_tc_history(chat_tc_t *c, const char *room, int64_t before, int64_t limit);

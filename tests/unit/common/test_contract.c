@@ -100,6 +100,26 @@ START_TEST(test_registry_keys)
 }
 END_TEST
 
+/* The recent-history key: the registration keys' form, so one slot holds all of a room. */
+START_TEST(test_recent_key)
+{
+    char buf[CHAT_RECENT_KEY_MAX];
+    ck_assert_int_eq(chat_recent_key("acme", "general", buf, sizeof buf),
+                     (int)strlen("chat:room:{acme/general}:recent"));
+    ck_assert_str_eq(buf, "chat:room:{acme/general}:recent");
+    char small[10];
+    ck_assert_int_eq(chat_recent_key("acme", "general", small, sizeof small), -1);
+    ck_assert_int_eq(chat_recent_key("acme", NULL, buf, sizeof buf), -1);
+    ck_assert_int_eq(chat_recent_key("", "general", buf, sizeof buf), -1);
+    char tenant[CHAT_TENANT_MAX + 1], room[CHAT_ROOM_MAX + 1];
+    memset(tenant, 't', CHAT_TENANT_MAX);
+    tenant[CHAT_TENANT_MAX] = '\0';
+    memset(room, 'r', CHAT_ROOM_MAX);
+    room[CHAT_ROOM_MAX] = '\0';
+    ck_assert_int_eq(chat_recent_key(tenant, room, buf, sizeof buf), (int)sizeof buf - 1);
+}
+END_TEST
+
 static Suite *contract_suite(void)
 {
     Suite *s = suite_create("contract");
@@ -108,6 +128,7 @@ static Suite *contract_suite(void)
     tcase_add_test(tc, test_gateway_id);
     tcase_add_test(tc, test_gateway_partition);
     tcase_add_test(tc, test_registry_keys);
+    tcase_add_test(tc, test_recent_key);
     suite_add_tcase(s, tc);
     return s;
 }

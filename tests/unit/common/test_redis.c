@@ -148,6 +148,47 @@ START_TEST(free_null)
 }
 END_TEST
 
+#define RUN_ID "4c7a8c1e0f2b3d4a5e6f708192a3b4c5d6e7f809"
+
+START_TEST(info_run_id_found)
+{
+    static const char info[] = "# Server\r\nredis_version:7.0.15\r\nredis_mode:standalone\r\n"
+                               "run_id:" RUN_ID "\r\ntcp_port:6379\r\n";
+    char id[CHAT_REDIS_RUN_ID_MAX];
+    ck_assert(chat_redis__info_run_id(info, strlen(info), id));
+    ck_assert_str_eq(id, RUN_ID);
+    /* The last line, without its CRLF, and with LF alone. */
+    static const char last[] = "# Server\nrun_id:" RUN_ID;
+    ck_assert(chat_redis__info_run_id(last, strlen(last), id));
+    ck_assert_str_eq(id, RUN_ID);
+}
+END_TEST
+
+START_TEST(info_run_id_missing_or_malformed)
+{
+    static const char *const infos[] = {
+        "",
+        "# Server\r\nredis_version:7.0.15\r\n",
+        "run_id:\r\n",
+        "run_id:4c7a8c1e0f2b3d4a5e6f708192a3b4c5d6e7f80\r\n",   /* 39 digits */
+        "run_id:4c7a8c1e0f2b3d4a5e6f708192a3b4c5d6e7f8090\r\n", /* 41 */
+        "run_id:4c7a8c1e0f2b3d4a5e6f708192a3b4c5d6e7f8zz\r\n",
+        "xrun_id:" RUN_ID "\r\n",
+    };
+    for (size_t i = 0; i < sizeof infos / sizeof infos[0]; i++) {
+        char id[CHAT_REDIS_RUN_ID_MAX] = "junk";
+        ck_assert_msg(!chat_redis__info_run_id(infos[i], strlen(infos[i]), id), "accepted %s",
+                      infos[i]);
+        ck_assert_str_eq(id, "");
+    }
+    char id[CHAT_REDIS_RUN_ID_MAX];
+    ck_assert(!chat_redis__info_run_id(NULL, 0, id));
+    /* A reply cut in the middle of the value is not read past its length. */
+    static const char cut[] = "run_id:" RUN_ID;
+    ck_assert(!chat_redis__info_run_id(cut, strlen(cut) - 1, id));
+}
+END_TEST
+
 static Suite *redis_suite(void)
 {
     Suite *s = suite_create("redis");
@@ -163,6 +204,11 @@ static Suite *redis_suite(void)
     tcase_add_test(tc, connect_refused_fails_fast);
     tcase_add_test(tc, connect_rejects_bad_arguments);
     tcase_add_test(tc, free_null);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("run_id");
+    tcase_add_test(tc, info_run_id_found);
+    tcase_add_test(tc, info_run_id_missing_or_malformed);
     suite_add_tcase(s, tc);
     return s;
 }

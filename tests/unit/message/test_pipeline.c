@@ -1,15 +1,17 @@
 /* Unit tests of services/message/pipeline: the decisions of a batch against an in-memory
  * MongoDB (unique indexes enforced, inserts ordered: they stop at the first duplicate, failures
- * injectable) and an in-memory chat.messages: seqs without a read on the hot path, acks for
- * resends, republish after a crash, repeats, rejects, retries with the same plan, ambiguous
- * inserts, seq collisions with another writer, and that nothing is committed unless every
- * outcome was published. */
+ * injectable), an in-memory recent history (Redis) and an in-memory chat.messages: seqs without
+ * a read on the hot path, acks for resends, republish after a crash, repeats, rejects, retries
+ * with the same plan, ambiguous inserts, seq collisions with another writer, the recent history
+ * written after the store and before anything is published (and retried), and that nothing is
+ * committed unless every outcome was published. */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/events.h"
+#include "common/frames.h"
 #include "common/metrics.h"
 #include "services/message/pipeline.h"
 #include "tests/support/util.h"
@@ -171,6 +173,75 @@ static chat_err_t fs_find_ids(void *ctx, const char *const *ids, size_t n, bool 
     return CHAT_OK;
 }
 
+/* ---- fake recent history (Redis) ---- */
+
+#define MAX_RECENT 64
+
+/* What the pipeline wrote, in the order written, and what had happened at each attempt. */
+typedef struct fake_recent {
+    char *room[MAX_RECENT];
+    int64_t seq[MAX_RECENT];
+    char *frame[MAX_RECENT];
+    bool fresh[MAX_RECENT]; /* the entry's room was written as fresh (may renew the marker) */
+    size_t n;
+    int fail_writes; /* next writes that fail */
+    int attempts;
+    int writes;        /* successful ones */
+    size_t rooms;      /* rooms over all successful writes */
+    bool out_of_order; /* an attempt saw something published, or an entry not stored yet */
+} fake_recent_t;
+
+static fake_recent_t recent;
+static fake_store_t store;
+static struct fake_bus *bus_seen; /* the fake bus, for the order check */
+static size_t bus_produced(void);
+
+static const message_doc_t *stored_doc(const char *room, int64_t seq);
+
+static chat_err_t fr_write(void *ctx, const message_recent_room_t *rooms, size_t n)
+{
+    fake_recent_t *r = ctx;
+    r->attempts++;
+    /* The order the design requires: every entry stored in MongoDB, nothing published yet. */
+    if (bus_produced() > 0)
+        r->out_of_order = true;
+    for (size_t i = 0; i < n; i++) {
+        ck_assert_str_eq(rooms[i].tenant, "acme");
+        ck_assert_uint_gt(rooms[i].n, 0);
+        for (size_t k = 0; k < rooms[i].n; k++) {
+            if (stored_doc(rooms[i].room, rooms[i].entries[k].seq) == NULL)
+                r->out_of_order = true;
+            ck_assert(k == 0 || rooms[i].entries[k].seq > rooms[i].entries[k - 1].seq);
+        }
+    }
+    if (r->fail_writes > 0) {
+        r->fail_writes--;
+        return CHAT_ERR_REDIS;
+    }
+    r->writes++;
+    r->rooms += n;
+    for (size_t i = 0; i < n; i++) {
+        for (size_t k = 0; k < rooms[i].n; k++) {
+            ck_assert_uint_lt(r->n, MAX_RECENT);
+            r->room[r->n] = strdup(rooms[i].room);
+            r->seq[r->n] = rooms[i].entries[k].seq;
+            r->frame[r->n] = strndup(rooms[i].entries[k].frame, rooms[i].entries[k].len);
+            r->fresh[r->n] = rooms[i].fresh;
+            r->n++;
+        }
+    }
+    return CHAT_OK;
+}
+
+static void recent_clear(void)
+{
+    for (size_t i = 0; i < recent.n; i++) {
+        free(recent.room[i]);
+        free(recent.frame[i]);
+    }
+    memset(&recent, 0, sizeof recent);
+}
+
 /* ---- fake chat.messages ---- */
 
 typedef struct fake_bus {
@@ -193,6 +264,11 @@ static chat_err_t fb_produce(void *ctx, const char *key, size_t keylen, const ch
     b->values[b->n] = strndup(value, len);
     b->n++;
     return CHAT_OK;
+}
+
+static size_t bus_produced(void)
+{
+    return bus_seen->n;
 }
 
 static chat_err_t fb_flush(void *ctx)
@@ -253,7 +329,6 @@ static bool fe_stop(void *ctx)
 
 /* ---- fixture ---- */
 
-static fake_store_t store;
 static fake_bus_t bus;
 static fake_env_t env;
 static chat_metrics_t *metrics;
@@ -267,6 +342,7 @@ static message_pipeline_t *pipeline_make(long max_text, int64_t retry_ms, int ro
 {
     message_pipeline_conf_t conf = {
         .store = {&store, fs_highest, fs_find, fs_insert, fs_find_ids, NULL},
+        .recent = {&recent, fr_write, NULL},
         .bus = {&bus, fb_produce, fb_flush, fb_commit},
         .env = {&env, fe_wall, fe_mono, fe_sleep, fe_new_id, fe_stop},
         .sequencer = sequencer,
@@ -282,6 +358,8 @@ static void setup(void)
 {
     memset(&store, 0, sizeof store);
     memset(&bus, 0, sizeof bus);
+    memset(&recent, 0, sizeof recent);
+    bus_seen = &bus;
     env = (fake_env_t){.mono = 1000, .wall = 1700000000000};
     metrics = chat_metrics_new();
     sequencer = message_sequencer_new(1000);
@@ -318,6 +396,7 @@ static void teardown(void)
     message_doc_list_clear(&store.docs);
     bus_clear();
     records_clear();
+    recent_clear();
 }
 
 /* Adds a chat.inbound record holding a send. */
@@ -1052,6 +1131,179 @@ START_TEST(test_revoke_reloads)
 }
 END_TEST
 
+/* ---- recent history ---- */
+
+/* The msg frame broadcast builds for produced event i (chat_frame_msg_new, printed compactly):
+ * what the recent history must hold byte for byte. malloc'd. */
+static char *broadcast_frame(size_t i)
+{
+    chat_event_t ev = produced(i);
+    cJSON *f = chat_frame_msg_new(&ev);
+    ck_assert_ptr_nonnull(f);
+    char *text = cJSON_PrintUnformatted(f);
+    cJSON_Delete(f);
+    chat_event_clear(&ev);
+    return text;
+}
+
+/* Asserts that the written entries are exactly the msg events produced, room by room in
+ * ascending seq (the publishing order), with broadcast's bytes. */
+static void assert_recent_matches_msgs(void)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < bus.n; i++) {
+        chat_event_t ev = produced(i);
+        bool msg = ev.type == CHAT_EV_MSG;
+        if (msg) {
+            ck_assert_uint_lt(k, recent.n);
+            ck_assert_str_eq(recent.room[k], ev.room);
+            ck_assert_int_eq(recent.seq[k], ev.seq);
+            char *want = broadcast_frame(i);
+            ck_assert_str_eq(recent.frame[k], want);
+            cJSON_free(want);
+            k++;
+        }
+        chat_event_clear(&ev);
+    }
+    ck_assert_uint_eq(k, recent.n);
+}
+
+/* Store, then the recent history (one write for the batch, every room with messages), then
+ * publish and commit; the entries are broadcast's frames of the same messages. */
+START_TEST(test_recent_written_between_store_and_publish)
+{
+    add_send(0, 10, "a", "alice", "c1", "one \"quoted\" \u00e9");
+    add_send(1, 20, "b", "bob", "c1", "uno");
+    add_send(0, 11, "a", "alice", "c2", "two");
+    ck_assert_int_eq(run(), CHAT_OK);
+    ck_assert_int_eq(recent.attempts, 1);
+    ck_assert_int_eq(recent.writes, 1);
+    ck_assert_uint_eq(recent.rooms, 2);
+    ck_assert(!recent.out_of_order);
+    ck_assert_uint_eq(bus.n, 3);
+    ck_assert_int_eq(bus.commits, 1);
+    assert_recent_matches_msgs();
+    ck_assert_ptr_nonnull(strstr(recent.frame[0], "\"type\":\"msg\""));
+    ck_assert_uint_eq(counter("chat_message_recent_writes_total", NULL), 2);
+    ck_assert_uint_eq(counter("chat_message_recent_retries_total", NULL), 0);
+}
+END_TEST
+
+/* A replayed batch: the republished messages are written again (same bytes, idempotent) with
+ * the new one; the ack of a resend and a reject write nothing. */
+START_TEST(test_recent_republished_written_acks_not)
+{
+    add_stored("a", "alice", "c1", 1, "0:7");
+    add_stored("a", "alice", "c2", 2, "0:8");
+    add_stored("b", "bob", "r1", 5, "1:3"); /* ids follow seqs: not 1 */
+    add_send(0, 7, "a", "alice", "c1", "one");
+    add_send(0, 8, "a", "alice", "c2", "two");
+    add_send(0, 9, "a", "alice", "c3", "three");
+    add_send(1, 30, "b", "bob", "r1", "resent"); /* a resend: ack only */
+    ck_assert_int_eq(run(), CHAT_OK);
+    ck_assert(!recent.out_of_order);
+    ck_assert_uint_eq(recent.rooms, 1); /* b has no message in this batch */
+    ck_assert_uint_eq(recent.n, 3);
+    const int64_t seqs[] = {1, 2, 3};
+    for (size_t i = 0; i < 3; i++) {
+        ck_assert_str_eq(recent.room[i], "a");
+        ck_assert_int_eq(recent.seq[i], seqs[i]);
+        ck_assert(recent.fresh[i]); /* seq 3 is new: the write carries the room's top */
+    }
+    assert_recent_matches_msgs();
+}
+END_TEST
+
+/* A replayed batch that only republishes (here its room already holds a newer message, stored
+ * by a later batch whose commit was lost too): written, but not as fresh, so the set's marker
+ * is not renewed by a write that may not carry the room's top. */
+START_TEST(test_recent_republish_only_not_fresh)
+{
+    add_stored("a", "alice", "c1", 1, "0:7");
+    add_stored("a", "alice", "c2", 2, "0:9");
+    add_send(0, 7, "a", "alice", "c1", "one");
+    add_send(1, 5, "b", "bob", "n1", "new in b");
+    ck_assert_int_eq(run(), CHAT_OK);
+    ck_assert_uint_eq(recent.n, 2);
+    ck_assert_str_eq(recent.room[0], "a");
+    ck_assert_int_eq(recent.seq[0], 1);
+    ck_assert(!recent.fresh[0]);
+    ck_assert_str_eq(recent.room[1], "b");
+    ck_assert(recent.fresh[1]);
+    assert_recent_matches_msgs();
+}
+END_TEST
+
+START_TEST(test_recent_not_written_without_messages)
+{
+    message_pipeline_destroy(pipeline);
+    pipeline = pipeline_make(5, 10000, 3);
+    add_send(0, 1, "a", "alice", "c1", "too long");
+    add_raw(0, 2, "{\"not\":\"an event\"}");
+    ck_assert_int_eq(run(), CHAT_OK);
+    ck_assert_int_eq(recent.attempts, 0);
+    ck_assert_uint_eq(bus.n, 1); /* the reject */
+    ck_assert_int_eq(bus.commits, 1);
+}
+END_TEST
+
+/* Redis fails twice: the write is retried with MongoDB's backoff; nothing is published before
+ * it succeeded, and MongoDB is not written again. */
+START_TEST(test_recent_failure_retried_before_publish)
+{
+    recent.fail_writes = 2;
+    add_send(0, 1, "a", "alice", "c1", "one");
+    add_send(0, 2, "a", "alice", "c2", "two");
+    ck_assert_int_eq(run(), CHAT_OK);
+    ck_assert_int_eq(recent.attempts, 3);
+    ck_assert(!recent.out_of_order);
+    ck_assert_int_eq(env.mono, 1000 + 100 + 200);
+    ck_assert_int_eq(store.insert_calls, 1);
+    ck_assert_uint_eq(bus.n, 2);
+    ck_assert_int_eq(bus.commits, 1);
+    assert_recent_matches_msgs();
+    ck_assert_uint_eq(counter("chat_message_recent_retries_total", NULL), 2);
+    ck_assert_uint_eq(counter("chat_message_store_retries_total", NULL), 0);
+}
+END_TEST
+
+/* Redis keeps failing: after the retry time (counted from the start of the write, not of the
+ * batch) the batch fails, stored but neither published nor committed: the restart replays it
+ * and republishes (and writes) the stored messages. */
+START_TEST(test_recent_persistent_failure_no_publish)
+{
+    message_pipeline_destroy(pipeline);
+    pipeline = pipeline_make(4000, 2000, 3);
+    store.fail_inserts = 1; /* MongoDB's retry takes 100 ms of the batch first */
+    recent.fail_writes = 1000;
+    add_send(0, 1, "a", "alice", "c1", "one");
+    ck_assert_int_eq(run(), CHAT_ERR_REDIS);
+    ck_assert_uint_eq(bus.n, 0);
+    ck_assert_int_eq(bus.commits, 0);
+    ck_assert_uint_eq(store.docs.n, 1);
+    ck_assert_int_ge(env.mono, 1000 + 100 + 2000);
+    ck_assert_int_lt(env.mono, 1000 + 100 + 2000 + 1000);
+
+    restart();
+    recent.fail_writes = 0;
+    ck_assert_int_eq(run(), CHAT_OK);
+    ck_assert_uint_eq(bus.n, 1);
+    ck_assert_uint_eq(counter("chat_message_republished_total", NULL), 1);
+    assert_recent_matches_msgs();
+}
+END_TEST
+
+START_TEST(test_recent_stop_during_retry)
+{
+    recent.fail_writes = 1000;
+    env.stop_after_sleeps = 2;
+    add_send(0, 1, "a", "alice", "c1", "one");
+    ck_assert_int_eq(run(), CHAT_ERR_STOPPED);
+    ck_assert_uint_eq(bus.n, 0);
+    ck_assert_int_eq(bus.commits, 0);
+}
+END_TEST
+
 int main(void)
 {
     Suite *suite = suite_create("message_pipeline");
@@ -1081,6 +1333,13 @@ int main(void)
     tcase_add_test(tc, test_flush_failure_no_commit);
     tcase_add_test(tc, test_foreign_partition_ignored);
     tcase_add_test(tc, test_revoke_reloads);
+    tcase_add_test(tc, test_recent_written_between_store_and_publish);
+    tcase_add_test(tc, test_recent_republished_written_acks_not);
+    tcase_add_test(tc, test_recent_republish_only_not_fresh);
+    tcase_add_test(tc, test_recent_not_written_without_messages);
+    tcase_add_test(tc, test_recent_failure_retried_before_publish);
+    tcase_add_test(tc, test_recent_persistent_failure_no_publish);
+    tcase_add_test(tc, test_recent_stop_during_retry);
     suite_add_tcase(suite, tc);
     SRunner *sr = srunner_create(suite);
     srunner_run_all(sr, CK_NORMAL);

@@ -1,0 +1,380 @@
+/* The gateway's side of the recent history (see recent.h): an atomic snapshot of a room's set
+ * in one round trip (MULTI: the marker, the top, the members asked for, EXEC), the decisions
+ * on it, and the WATCHed fill of a room from MongoDB's answer. */
+#include "services/gateway/recent.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+
+#define NUM_MAX 24
+
+const char *gw_recent_result_name(gw_recent_result_t r)
+{
+    static const char *const names[] = {
+        [GW_RECENT_HIT] = "hit", [GW_RECENT_MISS] = "miss",   [GW_RECENT_UNTRUSTED] = "untrusted",
+        [GW_RECENT_GAP] = "gap", [GW_RECENT_ERROR] = "error",
+    };
+    return r >= 0 && r < GW_RECENT__COUNT ? names[r] : "unknown";
+}
+
+const char *gw_recent_fill_result_name(gw_recent_fill_result_t r)
+{
+    static const char *const names[] = {
+        [GW_RECENT_FILL_WRITTEN] = "written",
+        [GW_RECENT_FILL_RACED] = "raced",
+        [GW_RECENT_FILL_FAILED] = "failed",
+    };
+    return r >= 0 && r < GW_RECENT_FILL__COUNT ? names[r] : "unknown";
+}
+
+/* ---- decisions ---- */
+
+/* Whether v exists and may be trusted; the result to give up with otherwise. */
+static bool view_trusted(const gw_recent_view_t *v, gw_recent_result_t *why)
+{
+    if (!v->exists) {
+        *why = GW_RECENT_MISS;
+        return false;
+    }
+    if (v->marker == NULL || v->run_id == NULL || v->run_id[0] == '\0' ||
+        strcmp(v->marker, v->run_id) != 0) {
+        *why = GW_RECENT_UNTRUSTED;
+        return false;
+    }
+    return true;
+}
+
+/* Whether v's first count entries are first, first - 1, ... without a hole. */
+static bool view_runs_down(const gw_recent_view_t *v, int64_t first, size_t count)
+{
+    if (v->n < count)
+        return false;
+    for (size_t i = 0; i < count; i++)
+        if (v->entries[i].seq != first - (int64_t)i)
+            return false;
+    return true;
+}
+
+gw_recent_result_t gw_recent_decide_join(const gw_recent_view_t *v, bool has_since, int64_t since,
+                                         size_t replay_max, int64_t *latest, size_t *count)
+{
+    gw_recent_result_t why;
+    if (!view_trusted(v, &why))
+        return why;
+    size_t need = 0;
+    if (has_since && v->top > since) {
+        uint64_t missed = (uint64_t)(v->top - (since > 0 ? since : 0));
+        need = missed < replay_max ? (size_t)missed : replay_max;
+    }
+    if (!view_runs_down(v, v->top, need))
+        return GW_RECENT_GAP;
+    *latest = v->top;
+    *count = need;
+    return GW_RECENT_HIT;
+}
+
+gw_recent_result_t gw_recent_decide_page(const gw_recent_view_t *v, int64_t before, int64_t limit,
+                                         size_t *count, bool *more)
+{
+    gw_recent_result_t why;
+    if (!view_trusted(v, &why))
+        return why;
+    if (limit < 1)
+        return GW_RECENT_GAP;
+    int64_t first = before > 0 && before - 1 < v->top ? before - 1 : v->top;
+    if (first < 1) { /* nothing below before, or an empty room */
+        *count = 0;
+        *more = false;
+        return GW_RECENT_HIT;
+    }
+    /* limit + 1 messages without a hole: a full page and the proof of an older one; fewer,
+     * down to seq 1: the last page. */
+    size_t full = (size_t)limit + 1;
+    if (view_runs_down(v, first, full)) {
+        *count = (size_t)limit;
+        *more = true;
+        return GW_RECENT_HIT;
+    }
+    if (first <= limit && view_runs_down(v, first, (size_t)first)) {
+        *count = (size_t)first;
+        *more = false;
+        return GW_RECENT_HIT;
+    }
+    return GW_RECENT_GAP;
+}
+
+/* ---- snapshots ---- */
+
+typedef struct snapshot {
+    redisReply *exec; /* owns the strings the view points to */
+    chat_recent_entry_t *entries;
+    char run_id[48];
+    gw_recent_view_t view;
+} snapshot_t;
+
+static void snapshot_free(snapshot_t *s)
+{
+    if (s->exec != NULL)
+        freeReplyObject(s->exec);
+    free(s->entries);
+    memset(s, 0, sizeof *s);
+}
+
+/* A score as Redis prints it, if it is an integer >= 0. */
+static bool parse_score(const redisReply *r, int64_t *out)
+{
+    if (r->type != REDIS_REPLY_STRING || r->len == 0 || r->len >= NUM_MAX)
+        return false;
+    char *end = NULL;
+    errno = 0;
+    long long v = strtoll(r->str, &end, 10);
+    if (errno != 0 || end != r->str + r->len || v < 0)
+        return false;
+    *out = v;
+    return true;
+}
+
+/* Fills s->view from the EXEC reply of snapshot_read. false if its shape is not what the
+ * commands answer, or a score is not a seq (a set written by something else). */
+static bool snapshot_parse(snapshot_t *s, bool with_range)
+{
+    const redisReply *x = s->exec;
+    size_t want = with_range ? 3 : 2;
+    if (x->type != REDIS_REPLY_ARRAY || x->elements != want)
+        return false;
+    for (size_t i = 0; i < want; i++)
+        if (x->element[i]->type != REDIS_REPLY_ARRAY)
+            return false;
+    const redisReply *markers = x->element[0], *top = x->element[1];
+    gw_recent_view_t *v = &s->view;
+    v->exists = markers->elements > 0 || top->elements > 0;
+    if (markers->elements == 1 && markers->element[0]->type == REDIS_REPLY_STRING)
+        v->marker = markers->element[0]->str;
+    if (top->elements == 2 && !parse_score(top->element[1], &v->top))
+        return false;
+    if (!with_range)
+        return true;
+    const redisReply *range = x->element[2];
+    if (range->elements % 2 != 0)
+        return false;
+    size_t n = range->elements / 2;
+    s->entries = calloc(n > 0 ? n : 1, sizeof *s->entries);
+    if (s->entries == NULL)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        const redisReply *member = range->element[2 * i];
+        if (member->type != REDIS_REPLY_STRING ||
+            !parse_score(range->element[2 * i + 1], &s->entries[i].seq))
+            return false;
+        s->entries[i].frame = member->str;
+        s->entries[i].len = member->len;
+    }
+    v->entries = s->entries;
+    v->n = n;
+    return true;
+}
+
+/* Reads tenant/room's marker, top and, if limit > 0, the newest up to limit members with seq
+ * in (lo, hi) (hi 0: no bound) as one transaction, in one round trip. CHAT_ERR_REDIS (logged)
+ * if Redis failed or answered out of shape; CHAT_ERR_INVALID for names that make no key. */
+static chat_err_t snapshot_read(chat_redis_t *r, const char *tenant, const char *room, int64_t lo,
+                                int64_t hi, size_t limit, snapshot_t *s)
+{
+    memset(s, 0, sizeof *s);
+    char key[CHAT_RECENT_KEY_MAX], min[NUM_MAX], max[NUM_MAX], count[NUM_MAX];
+    if (chat_recent_key(tenant, room, key, sizeof key) < 0)
+        return CHAT_ERR_INVALID;
+    const char *run_id = NULL;
+    chat_err_t err = chat_redis_run_id(r, &run_id);
+    if (err != CHAT_OK)
+        return err;
+    snprintf(s->run_id, sizeof s->run_id, "%s", run_id);
+    s->view.run_id = s->run_id;
+    snprintf(min, sizeof min, "(%" PRId64, lo);
+    if (hi > 0)
+        snprintf(max, sizeof max, "(%" PRId64, hi);
+    else
+        snprintf(max, sizeof max, "+inf");
+    snprintf(count, sizeof count, "%zu", limit);
+    size_t queued = 0;
+    err = chat_redis_append(r, "MULTI");
+    queued += err == CHAT_OK;
+    if (err == CHAT_OK &&
+        (err = chat_redis_append(r, "ZRANGEBYSCORE %s %d %d", key, CHAT_RECENT_MARKER_SCORE,
+                                 CHAT_RECENT_MARKER_SCORE)) == CHAT_OK)
+        queued++;
+    if (err == CHAT_OK &&
+        (err = chat_redis_append(r, "ZREVRANGE %s 0 0 WITHSCORES", key)) == CHAT_OK)
+        queued++;
+    if (err == CHAT_OK && limit > 0 &&
+        (err = chat_redis_append(r, "ZREVRANGEBYSCORE %s %s %s WITHSCORES LIMIT 0 %s", key, max,
+                                 min, count)) == CHAT_OK)
+        queued++;
+    if (err == CHAT_OK && (err = chat_redis_append(r, "EXEC")) == CHAT_OK)
+        queued++;
+    else if (queued > 0 && chat_redis_append(r, "DISCARD") == CHAT_OK)
+        queued++; /* out of memory mid-way: close the transaction, or it swallows what follows */
+    /* Every queued reply is read, whatever happened, so the connection stays in step. */
+    for (size_t i = 0; i < queued; i++) {
+        redisReply *reply = NULL;
+        chat_err_t rerr = chat_redis_reply(r, &reply);
+        if (rerr != CHAT_OK && err == CHAT_OK)
+            err = rerr;
+        if (i + 1 == queued && err == CHAT_OK)
+            s->exec = reply;
+        else if (reply != NULL)
+            freeReplyObject(reply);
+    }
+    if (err == CHAT_OK && (s->exec == NULL || !snapshot_parse(s, limit > 0))) {
+        chat_log_error("recent history read answered out of shape", CHAT_F_STR("key", key));
+        err = CHAT_ERR_REDIS;
+    }
+    if (err != CHAT_OK)
+        snapshot_free(s);
+    return err;
+}
+
+gw_recent_result_t gw_recent_join(chat_redis_t *r, const char *tenant, const char *room,
+                                  bool has_since, int64_t since, size_t replay_max, int64_t *latest,
+                                  gw_outq_entry_t **replay, size_t *nreplay)
+{
+    *replay = NULL;
+    *nreplay = 0;
+    snapshot_t s;
+    if (snapshot_read(r, tenant, room, has_since && since > 0 ? since : 0, 0,
+                      has_since ? replay_max : 0, &s) != CHAT_OK)
+        return GW_RECENT_ERROR;
+    size_t count = 0;
+    int64_t top = 0;
+    gw_recent_result_t res =
+        gw_recent_decide_join(&s.view, has_since, since, replay_max, &top, &count);
+    gw_outq_entry_t *out = NULL;
+    if (res == GW_RECENT_HIT && count > 0) {
+        out = calloc(count, sizeof *out);
+        for (size_t i = 0; out != NULL && i < count; i++) {
+            const chat_recent_entry_t *e = &s.view.entries[count - 1 - i];
+            out[i] = (gw_outq_entry_t){.buf = gw_buf_new(e->frame, e->len), .seq = e->seq};
+            if (out[i].buf == NULL) {
+                for (size_t k = 0; k < i; k++)
+                    gw_buf_unref(out[k].buf);
+                free(out);
+                out = NULL;
+            }
+        }
+        if (out == NULL)
+            res = GW_RECENT_ERROR; /* out of memory: MongoDB will not do better, but tries */
+    }
+    if (res == GW_RECENT_HIT) {
+        *latest = top;
+        *replay = out;
+        *nreplay = count;
+    }
+    snapshot_free(&s);
+    return res;
+}
+
+gw_recent_result_t gw_recent_page(chat_redis_t *r, const char *tenant, const char *room,
+                                  int64_t before, int64_t limit, cJSON **msgs, bool *more)
+{
+    *msgs = NULL;
+    *more = false;
+    snapshot_t s;
+    if (limit < 1 || snapshot_read(r, tenant, room, 0, before, (size_t)limit + 1, &s) != CHAT_OK)
+        return GW_RECENT_ERROR;
+    size_t count = 0;
+    bool older = false;
+    gw_recent_result_t res = gw_recent_decide_page(&s.view, before, limit, &count, &older);
+    if (res == GW_RECENT_HIT) {
+        /* Raw items: the history frame prints the cached bytes as they are. */
+        cJSON *arr = cJSON_CreateArray();
+        for (size_t i = count; arr != NULL && i-- > 0;) {
+            cJSON *item = cJSON_CreateRaw(s.view.entries[i].frame);
+            if (item == NULL || !cJSON_AddItemToArray(arr, item)) {
+                cJSON_Delete(item);
+                cJSON_Delete(arr);
+                arr = NULL;
+            }
+        }
+        if (arr == NULL) {
+            res = GW_RECENT_ERROR;
+        } else {
+            *msgs = arr;
+            *more = older;
+        }
+    }
+    snapshot_free(&s);
+    return res;
+}
+
+/* ---- fills ---- */
+
+bool gw_recent_fill_begin(chat_redis_t *r, const char *tenant, const char *room,
+                          gw_recent_fill_t *f)
+{
+    memset(f, 0, sizeof *f);
+    if (chat_recent_key(tenant, room, f->key, sizeof f->key) < 0)
+        return false;
+    chat_err_t err;
+    redisReply *reply = chat_redis_command(r, &err, "WATCH %s", f->key);
+    if (reply == NULL)
+        return false;
+    freeReplyObject(reply);
+    f->watching = true;
+    const char *run_id = NULL;
+    /* No command since the WATCH: this is the server that WATCHes. */
+    if (chat_redis_run_id(r, &run_id) != CHAT_OK || run_id[0] == '\0') {
+        gw_recent_fill_cancel(r, f);
+        return false;
+    }
+    snprintf(f->run_id, sizeof f->run_id, "%s", run_id);
+    return true;
+}
+
+void gw_recent_fill_cancel(chat_redis_t *r, gw_recent_fill_t *f)
+{
+    if (!f->watching)
+        return;
+    f->watching = false;
+    chat_err_t err;
+    redisReply *reply = chat_redis_command(r, &err, "UNWATCH");
+    if (reply != NULL)
+        freeReplyObject(reply);
+}
+
+gw_recent_fill_result_t gw_recent_fill_end(chat_redis_t *r, gw_recent_fill_t *f,
+                                           const gw_outq_entry_t *entries, size_t n, int64_t max,
+                                           int64_t ttl_ms)
+{
+    if (!f->watching)
+        return GW_RECENT_FILL_FAILED;
+    chat_recent_entry_t *e = calloc(n > 0 ? n : 1, sizeof *e);
+    if (e == NULL) {
+        gw_recent_fill_cancel(r, f);
+        return GW_RECENT_FILL_FAILED;
+    }
+    for (size_t i = 0; i < n; i++)
+        e[i] = (chat_recent_entry_t){.seq = entries[i].seq,
+                                     .frame = (const char *)gw_buf_payload(entries[i].buf),
+                                     .len = entries[i].buf->len};
+    size_t replies = 0;
+    bool applied = false;
+    chat_err_t err = chat_recent_queue_merge(r, f->key, f->run_id, e, n, max, ttl_ms, &replies);
+    if (replies > 0) {
+        chat_err_t rerr = chat_recent_merge_result(r, replies, &applied);
+        err = err != CHAT_OK ? err : rerr;
+    }
+    free(e);
+    if (replies > 0)
+        f->watching = false; /* EXEC and DISCARD both end the WATCH */
+    gw_recent_fill_cancel(r, f);
+    if (err != CHAT_OK) {
+        chat_log_warn("recent history not filled", CHAT_F_STR("key", f->key), CHAT_F_ERR(err));
+        return GW_RECENT_FILL_FAILED;
+    }
+    return applied ? GW_RECENT_FILL_WRITTEN : GW_RECENT_FILL_RACED;
+}
