@@ -1,10 +1,15 @@
 /* The chat.deliver record codec (see deliver_codec.h): an envelope {"v":1,"type":"deliver",
- * "items":[...]} of items, each a frame for one room's subscribers or for named connections. */
+ * "items":[...]} of items, each a frame for one room's subscribers or for named connections.
+ * Encoding builds a cJSON tree (frames are raw nodes, printed once by their producer);
+ * decoding reads the record in place and passes each frame on as the bytes it is, so a
+ * gateway never parses or prints the frames it forwards. */
 #include "common/deliver_codec.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/array.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "common/names.h"
@@ -93,77 +98,260 @@ chat_err_t chat_deliver_encode(const chat_deliver_item_t *items, size_t n, char 
     return chat_json_print(root, out, len);
 }
 
-/* Fills *out from a conns array; the array of pointers is malloc'd, the strings stay in the
- * parse tree. */
-static chat_err_t conns_read(const cJSON *array, size_t index, chat_deliver_item_t *out,
-                             char *errbuf, size_t errlen)
+/* ---- decoding: read in place, frames passed on as the bytes they are ---- */
+
+#define FRAME_DEPTH_MAX 64 /* nesting inside a frame (reactions, nested payloads) */
+#define KEY_MAX 32         /* longer keys are none of ours */
+
+typedef struct reader {
+    chat_json_cur_t c;
+    char *arena; /* unescaped, NUL-terminated copies of the small strings */
+    size_t used, cap;
+    char *errbuf;
+    size_t errlen;
+} reader_t;
+
+/* Copies string s (as written, len bytes) into the arena, unescaped and NUL-terminated. */
+static const char *arena_string(reader_t *r, const char *s, size_t len, bool escaped)
 {
-    if (!cJSON_IsArray(array) || array->child == NULL)
-        return chat_json_fail(errbuf, errlen, "deliver item %zu: conns must be a non-empty array",
-                              index);
-    out->conns = calloc((size_t)cJSON_GetArraySize(array), sizeof *out->conns);
-    if (out->conns == NULL)
-        return CHAT_ERR_NOMEM;
-    for (const cJSON *c = array->child; c != NULL; c = c->next) {
-        if (!cJSON_IsString(c) || !chat_name_endpoint_valid(c->valuestring))
-            return chat_json_fail(errbuf, errlen, "deliver item %zu: invalid conn id", index);
-        out->conns[out->nconns++] = c->valuestring;
+    if (r->used + len + 1 > r->cap)
+        return NULL; /* cannot happen: the arena is sized for every string of the record */
+    char *out = r->arena + r->used;
+    size_t n = len;
+    if (escaped)
+        n = chat_json_unescape(s, len, out);
+    else
+        memcpy(out, s, len);
+    if (n == SIZE_MAX || memchr(out, '\0', n) != NULL)
+        return NULL;
+    out[n] = '\0';
+    r->used += n + 1;
+    return out;
+}
+
+/* Reads a string value into the arena; NULL if the next value is not a (valid) string. */
+static const char *read_string(reader_t *r)
+{
+    const char *s;
+    size_t len;
+    bool esc;
+    if (!chat_json_cur_string(&r->c, &s, &len, &esc))
+        return NULL;
+    return arena_string(r, s, len, esc);
+}
+
+/* Reads a member key and its colon: its index in keys (n of them), or -1 for another key
+ * (*ok false on a syntax error). */
+static int read_key(reader_t *r, const char *const *keys, size_t n, bool *ok)
+{
+    const char *s;
+    size_t len;
+    bool esc;
+    char buf[KEY_MAX];
+    *ok = chat_json_cur_string(&r->c, &s, &len, &esc) && chat_json_cur_take(&r->c, ':');
+    if (!*ok || len >= KEY_MAX)
+        return -1;
+    if (esc) {
+        size_t m = chat_json_unescape(s, len, buf);
+        if (m == SIZE_MAX)
+            return -1;
+        s = buf;
+        len = m;
     }
+    for (size_t i = 0; i < n; i++)
+        if (strlen(keys[i]) == len && memcmp(keys[i], s, len) == 0)
+            return (int)i;
+    return -1;
+}
+
+/* Reads an integer value within +-CHAT_JSON_INT_MAX (as cJSON would: integral doubles). */
+static bool read_int(reader_t *r, int64_t *out)
+{
+    chat_json_cur_peek(&r->c);
+    const char *start = r->c.p;
+    if (!chat_json_cur_skip(&r->c, 0))
+        return false;
+    char num[40];
+    size_t len = (size_t)(r->c.p - start);
+    if (len == 0 || len >= sizeof num || strchr("-0123456789", start[0]) == NULL)
+        return false;
+    memcpy(num, start, len);
+    num[len] = '\0';
+    double d = strtod(num, NULL);
+    if (!(d >= -(double)CHAT_JSON_INT_MAX && d <= (double)CHAT_JSON_INT_MAX) ||
+        (double)(int64_t)d != d)
+        return false;
+    *out = (int64_t)d;
+    return true;
+}
+
+/* A frame: an object whose "type" is a string. Its bytes are passed on as they stand;
+ * only its type is read. */
+static chat_err_t frame_read(reader_t *r, size_t index, chat_deliver_item_t *out)
+{
+    static const char *const type_key[] = {"type"};
+    if (chat_json_cur_peek(&r->c) != '{')
+        return chat_json_fail(r->errbuf, r->errlen, "deliver item %zu: frame is not an object",
+                              index);
+    const char *start = r->c.p++;
+    const char *type = NULL;
+    bool ok = true;
+    if (!chat_json_cur_take(&r->c, '}')) {
+        do {
+            int k = read_key(r, type_key, 1, &ok);
+            if (ok && k == 0 && type == NULL && chat_json_cur_peek(&r->c) == '"')
+                ok = (type = read_string(r)) != NULL;
+            else if (ok)
+                ok = chat_json_cur_skip(&r->c, FRAME_DEPTH_MAX);
+        } while (ok && chat_json_cur_take(&r->c, ','));
+        ok = ok && chat_json_cur_take(&r->c, '}');
+    }
+    if (!ok)
+        return chat_json_fail(r->errbuf, r->errlen, "deliver item %zu: frame is not valid JSON",
+                              index);
+    if (type == NULL)
+        return chat_json_fail(r->errbuf, r->errlen, "deliver item %zu: frame needs a string type",
+                              index);
+    out->frame_json = start;
+    out->frame_len = (size_t)(r->c.p - start);
+    out->frame_type = type;
     return CHAT_OK;
 }
 
-static chat_err_t item_read(const cJSON *obj, size_t index, chat_deliver_item_t *out, char *errbuf,
-                            size_t errlen)
+/* conns: a non-empty array of connection ids; the pointer array is malloc'd. */
+static chat_err_t conns_read(reader_t *r, size_t index, chat_deliver_item_t *out)
 {
-    cJSON *m[ARRAY_LEN(item_keys)];
-    if (!cJSON_IsObject(obj))
-        return chat_json_fail(errbuf, errlen, "deliver item %zu: not an object", index);
-    chat_err_t err = chat_json_map_members(obj, item_keys, sizeof item_keys[0],
-                                           ARRAY_LEN(item_keys), m, "deliver item", errbuf, errlen);
-    if (err != CHAT_OK)
-        return err;
-    if (!cJSON_IsString(m[ITEM_TENANT]) || !chat_name_tenant_valid(m[ITEM_TENANT]->valuestring))
-        return chat_json_fail(errbuf, errlen, "deliver item %zu: invalid tenant", index);
-    if (!cJSON_IsString(m[ITEM_ROOM]) || !chat_name_room_valid(m[ITEM_ROOM]->valuestring))
-        return chat_json_fail(errbuf, errlen, "deliver item %zu: invalid room", index);
-    if (m[ITEM_SEQ] != NULL && !(chat_json_read_int(m[ITEM_SEQ], &out->seq) && out->seq >= 1))
-        return chat_json_fail(errbuf, errlen, "deliver item %zu: seq must be an integer >= 1",
-                              index);
-    if (!frame_valid(m[ITEM_FRAME]))
-        return chat_json_fail(errbuf, errlen, "deliver item %zu: frame needs a string type", index);
-    out->tenant = m[ITEM_TENANT]->valuestring;
-    out->room = m[ITEM_ROOM]->valuestring;
-    out->frame = m[ITEM_FRAME];
-    return m[ITEM_CONNS] != NULL ? conns_read(m[ITEM_CONNS], index, out, errbuf, errlen) : CHAT_OK;
+    const char *bad = "deliver item %zu: conns must be a non-empty array of connection ids";
+    if (!chat_json_cur_take(&r->c, '[') || chat_json_cur_peek(&r->c) == ']')
+        return chat_json_fail(r->errbuf, r->errlen, bad, index);
+    size_t cap = 0;
+    do {
+        const char **conns = chat_array_grow(out->conns, &cap, out->nconns + 1, sizeof *conns);
+        if (conns == NULL)
+            return CHAT_ERR_NOMEM;
+        out->conns = conns;
+        const char *conn = chat_json_cur_peek(&r->c) == '"' ? read_string(r) : NULL;
+        if (conn == NULL || !chat_name_endpoint_valid(conn))
+            return chat_json_fail(r->errbuf, r->errlen, "deliver item %zu: invalid conn id", index);
+        out->conns[out->nconns++] = conn;
+    } while (chat_json_cur_take(&r->c, ','));
+    return chat_json_cur_take(&r->c, ']') ? CHAT_OK
+                                          : chat_json_fail(r->errbuf, r->errlen, bad, index);
 }
 
-static bool deliver_version_valid(const cJSON *item)
+static chat_err_t item_read(reader_t *r, size_t index, chat_deliver_item_t *out)
 {
-    int64_t v;
-    return chat_json_read_int(item, &v) && v == CHAT_DELIVER_VERSION;
+    if (!chat_json_cur_take(&r->c, '{'))
+        return chat_json_fail(r->errbuf, r->errlen, "deliver item %zu: not an object", index);
+    bool seen[ARRAY_LEN(item_keys)] = {false};
+    chat_err_t err = CHAT_OK;
+    bool ok = true;
+    if (!chat_json_cur_take(&r->c, '}')) {
+        do {
+            int k = read_key(r, item_keys, ARRAY_LEN(item_keys), &ok);
+            if (!ok)
+                break;
+            if (k < 0 || seen[k])
+                return chat_json_fail(r->errbuf, r->errlen, "deliver item %zu: %s field", index,
+                                      k < 0 ? "unknown" : "repeated");
+            seen[k] = true;
+            switch (k) {
+            case ITEM_TENANT:
+                out->tenant = chat_json_cur_peek(&r->c) == '"' ? read_string(r) : NULL;
+                if (out->tenant == NULL || !chat_name_tenant_valid(out->tenant))
+                    return chat_json_fail(r->errbuf, r->errlen, "deliver item %zu: invalid tenant",
+                                          index);
+                break;
+            case ITEM_ROOM:
+                out->room = chat_json_cur_peek(&r->c) == '"' ? read_string(r) : NULL;
+                if (out->room == NULL || !chat_name_room_valid(out->room))
+                    return chat_json_fail(r->errbuf, r->errlen, "deliver item %zu: invalid room",
+                                          index);
+                break;
+            case ITEM_SEQ:
+                if (!read_int(r, &out->seq) || out->seq < 1)
+                    return chat_json_fail(r->errbuf, r->errlen,
+                                          "deliver item %zu: seq must be an integer >= 1", index);
+                break;
+            case ITEM_FRAME:
+                err = frame_read(r, index, out);
+                break;
+            case ITEM_CONNS:
+                err = conns_read(r, index, out);
+                break;
+            }
+            if (err != CHAT_OK)
+                return err;
+        } while (chat_json_cur_take(&r->c, ','));
+        ok = ok && chat_json_cur_take(&r->c, '}');
+    }
+    if (!ok)
+        return chat_json_fail(r->errbuf, r->errlen, "deliver item %zu: not valid JSON", index);
+    if (!seen[ITEM_TENANT] || !seen[ITEM_ROOM] || !seen[ITEM_FRAME])
+        return chat_json_fail(r->errbuf, r->errlen,
+                              "deliver item %zu: needs tenant, room and frame", index);
+    return CHAT_OK;
 }
 
-/* Checks the batch envelope {"v":1,"type":"deliver","items":[...]} and returns its items. */
-static const cJSON *deliver_items(const cJSON *root, char *errbuf, size_t errlen)
+static chat_err_t items_read(reader_t *r, chat_deliver_t *out)
 {
-    cJSON *m[ARRAY_LEN(deliver_keys)];
-    if (!cJSON_IsObject(root)) {
-        chat_json_fail(errbuf, errlen, "not a JSON object");
-        return NULL;
+    size_t cap = 0;
+    if (!chat_json_cur_take(&r->c, '[') || chat_json_cur_peek(&r->c) == ']')
+        return chat_json_fail(r->errbuf, r->errlen, "deliver: items must be a non-empty array");
+    do {
+        chat_deliver_item_t *items =
+            chat_array_grow(out->items, &cap, out->nitems + 1, sizeof *items);
+        if (items == NULL)
+            return CHAT_ERR_NOMEM;
+        out->items = items;
+        memset(&out->items[out->nitems], 0, sizeof out->items[0]);
+        out->nitems++; /* counted before reading, so that clear frees its conns */
+        chat_err_t err = item_read(r, out->nitems - 1, &out->items[out->nitems - 1]);
+        if (err != CHAT_OK)
+            return err;
+    } while (chat_json_cur_take(&r->c, ','));
+    return chat_json_cur_take(&r->c, ']')
+               ? CHAT_OK
+               : chat_json_fail(r->errbuf, r->errlen, "deliver: items must be a non-empty array");
+}
+
+/* The envelope {"v":1,"type":"deliver","items":[...]}, members in any order. */
+static chat_err_t envelope_read(reader_t *r, chat_deliver_t *out)
+{
+    if (!chat_json_cur_take(&r->c, '{'))
+        return chat_json_fail(r->errbuf, r->errlen, "not a JSON object");
+    bool seen[ARRAY_LEN(deliver_keys)] = {false};
+    int64_t v = 0;
+    const char *type = NULL;
+    bool ok = true;
+    if (!chat_json_cur_take(&r->c, '}')) {
+        do {
+            int k = read_key(r, deliver_keys, ARRAY_LEN(deliver_keys), &ok);
+            if (!ok)
+                break;
+            if (k < 0 || seen[k])
+                return chat_json_fail(r->errbuf, r->errlen, "deliver: %s field",
+                                      k < 0 ? "unknown" : "repeated");
+            seen[k] = true;
+            chat_err_t err = CHAT_OK;
+            if (k == 0)
+                ok = read_int(r, &v);
+            else if (k == 1)
+                ok = chat_json_cur_peek(&r->c) == '"' && (type = read_string(r)) != NULL;
+            else
+                err = items_read(r, out);
+            if (err != CHAT_OK)
+                return err;
+        } while (ok && chat_json_cur_take(&r->c, ','));
+        ok = ok && chat_json_cur_take(&r->c, '}');
     }
-    if (chat_json_map_members(root, deliver_keys, sizeof deliver_keys[0], ARRAY_LEN(deliver_keys),
-                              m, "deliver", errbuf, errlen) != CHAT_OK)
-        return NULL;
-    if (!deliver_version_valid(m[0]) || !cJSON_IsString(m[1]) ||
-        strcmp(m[1]->valuestring, "deliver") != 0) {
-        chat_json_fail(errbuf, errlen, "not a version 1 deliver record");
-        return NULL;
-    }
-    if (!cJSON_IsArray(m[2]) || m[2]->child == NULL) {
-        chat_json_fail(errbuf, errlen, "deliver: items must be a non-empty array");
-        return NULL;
-    }
-    return m[2];
+    if (!ok || v != CHAT_DELIVER_VERSION || type == NULL || strcmp(type, "deliver") != 0)
+        return chat_json_fail(r->errbuf, r->errlen, "not a version 1 deliver record");
+    if (!seen[2])
+        return chat_json_fail(r->errbuf, r->errlen, "deliver: items must be a non-empty array");
+    if (chat_json_cur_peek(&r->c) != '\0')
+        return chat_json_fail(r->errbuf, r->errlen, "data after the JSON value");
+    return CHAT_OK;
 }
 
 chat_err_t chat_deliver_decode(const void *buf, size_t len, chat_deliver_t *out, char *errbuf,
@@ -172,21 +360,18 @@ chat_err_t chat_deliver_decode(const void *buf, size_t len, chat_deliver_t *out,
     if (out == NULL)
         return chat_json_fail(errbuf, errlen, "no output batch");
     memset(out, 0, sizeof *out);
-    cJSON *root = chat_json_parse_exact(buf, len, errbuf, errlen);
-    if (root == NULL)
-        return CHAT_ERR_INVALID;
-    out->priv_ = root;
-    const cJSON *array = deliver_items(root, errbuf, errlen);
-    chat_err_t err = CHAT_ERR_INVALID;
-    if (array != NULL) {
-        size_t n = (size_t)cJSON_GetArraySize(array);
-        out->items = calloc(n, sizeof *out->items);
-        err = out->items != NULL ? CHAT_OK : CHAT_ERR_NOMEM;
-        for (const cJSON *it = array->child; err == CHAT_OK && it != NULL; it = it->next) {
-            err = item_read(it, out->nitems, &out->items[out->nitems], errbuf, errlen);
-            out->nitems++; /* counted even on failure, so that clear frees its conns */
-        }
-    }
+    if (buf == NULL || len == 0)
+        return chat_json_fail(errbuf, errlen, "empty record");
+    /* Every string copied is shorter than its place in the record, plus its NUL. */
+    reader_t r = {.c = {.p = buf, .end = (const char *)buf + len},
+                  .cap = 2 * len + 1,
+                  .errbuf = errbuf,
+                  .errlen = errlen};
+    r.arena = malloc(r.cap);
+    if (r.arena == NULL)
+        return CHAT_ERR_NOMEM;
+    out->priv_ = r.arena;
+    chat_err_t err = envelope_read(&r, out);
     if (err != CHAT_OK)
         chat_deliver_clear(out);
     return err;
@@ -199,6 +384,6 @@ void chat_deliver_clear(chat_deliver_t *d)
     for (size_t i = 0; i < d->nitems; i++)
         free((void *)d->items[i].conns);
     free(d->items);
-    cJSON_Delete(d->priv_);
+    free(d->priv_);
     memset(d, 0, sizeof *d);
 }

@@ -21,10 +21,16 @@
 typedef struct chat_deliver_item {
     const char *tenant;
     const char *room;
-    int64_t seq;        /* 0 when the frame carries no seq */
-    cJSON *frame;       /* the client frame; borrowed. May be a raw node (cJSON_CreateRaw)
-                           holding the frame already serialised: a frame shared by several
-                           records is then printed once, not once per record. */
+    int64_t seq; /* 0 when the frame carries no seq */
+    /* Encoding: the client frame; borrowed. May be a raw node (cJSON_CreateRaw) holding the
+     * frame already serialised: a frame shared by several records is then printed once, not
+     * once per record. */
+    cJSON *frame;
+    /* Decoding: the frame's JSON text as it stands in the record (frame_len bytes, not
+     * NUL-terminated, borrowed from the decoded buffer) and its "type" member. */
+    const char *frame_json;
+    size_t frame_len;
+    const char *frame_type;
     const char **conns; /* NULL: all subscribers */
     size_t nconns;
 } chat_deliver_item_t;
@@ -38,7 +44,11 @@ typedef struct chat_deliver {
 /* Encodes items as one chat.deliver value. *out is malloc'd; caller frees. */
 chat_err_t chat_deliver_encode(const chat_deliver_item_t *items, size_t n, char **out, size_t *len);
 
-/* Decodes and validates a chat.deliver value. Frees with chat_deliver_clear. */
+/* Decodes and validates a chat.deliver value: every member and name is checked; of each
+ * frame, that it is a JSON object with a string type (its bytes are not parsed further: the
+ * producer built it from validated events). The items' frame_json point into buf, which
+ * must outlive the use of out; the other strings are out's own. Frees with
+ * chat_deliver_clear. */
 chat_err_t chat_deliver_decode(const void *buf, size_t len, chat_deliver_t *out, char *errbuf,
                                size_t errlen);
 void chat_deliver_clear(chat_deliver_t *d);

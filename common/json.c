@@ -4,6 +4,7 @@
 
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,4 +105,220 @@ chat_err_t chat_json_print(cJSON *root, char **out, size_t *len)
     if (len != NULL)
         *len = strlen(text);
     return CHAT_OK;
+}
+
+/* ---- reading JSON text in place ---- */
+
+static void cur_ws(chat_json_cur_t *c)
+{
+    while (c->p < c->end && (*c->p == ' ' || *c->p == '\t' || *c->p == '\n' || *c->p == '\r'))
+        c->p++;
+}
+
+char chat_json_cur_peek(chat_json_cur_t *c)
+{
+    cur_ws(c);
+    return c->p < c->end ? *c->p : '\0';
+}
+
+bool chat_json_cur_take(chat_json_cur_t *c, char ch)
+{
+    if (chat_json_cur_peek(c) != ch || ch == '\0')
+        return false;
+    c->p++;
+    return true;
+}
+
+static bool is_hex(char ch)
+{
+    return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') || (ch >= 'A' && ch <= 'F');
+}
+
+bool chat_json_cur_string(chat_json_cur_t *c, const char **s, size_t *len, bool *escaped)
+{
+    if (!chat_json_cur_take(c, '"'))
+        return false;
+    const char *start = c->p;
+    bool esc = false;
+    while (c->p < c->end) {
+        unsigned char ch = (unsigned char)*c->p;
+        if (ch == '"') {
+            *s = start;
+            *len = (size_t)(c->p - start);
+            *escaped = esc;
+            c->p++;
+            return true;
+        }
+        if (ch < 0x20)
+            return false;
+        if (ch == '\\') {
+            esc = true;
+            if (c->p + 1 >= c->end)
+                return false;
+            char e = c->p[1];
+            if (e == 'u') {
+                if (c->end - c->p < 6 || !is_hex(c->p[2]) || !is_hex(c->p[3]) || !is_hex(c->p[4]) ||
+                    !is_hex(c->p[5]))
+                    return false;
+                c->p += 6;
+                continue;
+            }
+            if (strchr("\"\\/bfnrt", e) == NULL || e == '\0')
+                return false;
+            c->p += 2;
+            continue;
+        }
+        c->p++;
+    }
+    return false;
+}
+
+/* A number by the JSON grammar: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)? */
+static bool cur_number(chat_json_cur_t *c)
+{
+    const char *p = c->p;
+    if (p < c->end && *p == '-')
+        p++;
+    if (p >= c->end || *p < '0' || *p > '9')
+        return false;
+    if (*p == '0')
+        p++;
+    else
+        while (p < c->end && *p >= '0' && *p <= '9')
+            p++;
+    if (p < c->end && *p == '.') {
+        p++;
+        if (p >= c->end || *p < '0' || *p > '9')
+            return false;
+        while (p < c->end && *p >= '0' && *p <= '9')
+            p++;
+    }
+    if (p < c->end && (*p == 'e' || *p == 'E')) {
+        p++;
+        if (p < c->end && (*p == '+' || *p == '-'))
+            p++;
+        if (p >= c->end || *p < '0' || *p > '9')
+            return false;
+        while (p < c->end && *p >= '0' && *p <= '9')
+            p++;
+    }
+    c->p = p;
+    return true;
+}
+
+static bool cur_literal(chat_json_cur_t *c, const char *word)
+{
+    size_t n = strlen(word);
+    if ((size_t)(c->end - c->p) < n || memcmp(c->p, word, n) != 0)
+        return false;
+    c->p += n;
+    return true;
+}
+
+bool chat_json_cur_skip(chat_json_cur_t *c, int max_depth)
+{
+    const char *s;
+    size_t len;
+    bool esc;
+    switch (chat_json_cur_peek(c)) {
+    case '"':
+        return chat_json_cur_string(c, &s, &len, &esc);
+    case '{':
+    case '[': {
+        if (max_depth <= 0)
+            return false;
+        char close = *c->p == '{' ? '}' : ']';
+        bool object = close == '}';
+        c->p++;
+        if (chat_json_cur_take(c, close))
+            return true;
+        do {
+            if (object && !(chat_json_cur_string(c, &s, &len, &esc) && chat_json_cur_take(c, ':')))
+                return false;
+            if (!chat_json_cur_skip(c, max_depth - 1))
+                return false;
+        } while (chat_json_cur_take(c, ','));
+        return chat_json_cur_take(c, close);
+    }
+    case 't':
+        return cur_literal(c, "true");
+    case 'f':
+        return cur_literal(c, "false");
+    case 'n':
+        return cur_literal(c, "null");
+    default:
+        return cur_number(c);
+    }
+}
+
+static unsigned hex4(const char *p)
+{
+    unsigned v = 0;
+    for (int i = 0; i < 4; i++) {
+        char ch = p[i];
+        v = v * 16 + (unsigned)(ch <= '9' ? ch - '0' : (ch | 0x20) - 'a' + 10);
+    }
+    return v;
+}
+
+static size_t utf8_put(char *out, unsigned cp)
+{
+    if (cp < 0x80) {
+        out[0] = (char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        out[0] = (char)(0xc0 | (cp >> 6));
+        out[1] = (char)(0x80 | (cp & 0x3f));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        out[0] = (char)(0xe0 | (cp >> 12));
+        out[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
+        out[2] = (char)(0x80 | (cp & 0x3f));
+        return 3;
+    }
+    out[0] = (char)(0xf0 | (cp >> 18));
+    out[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
+    out[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
+    out[3] = (char)(0x80 | (cp & 0x3f));
+    return 4;
+}
+
+size_t chat_json_unescape(const char *s, size_t len, char *out)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < len;) {
+        if (s[i] != '\\') {
+            out[n++] = s[i++];
+            continue;
+        }
+        if (i + 1 >= len)
+            return SIZE_MAX;
+        char e = s[i + 1];
+        static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
+        const char *k = e != '\0' ? strchr(from, e) : NULL;
+        if (k != NULL) {
+            out[n++] = to[k - from];
+            i += 2;
+            continue;
+        }
+        if (e != 'u' || i + 6 > len)
+            return SIZE_MAX;
+        unsigned cp = hex4(s + i + 2);
+        i += 6;
+        if (cp >= 0xd800 && cp <= 0xdbff) {
+            if (i + 6 > len || s[i] != '\\' || s[i + 1] != 'u')
+                return SIZE_MAX;
+            unsigned lo = hex4(s + i + 2);
+            if (lo < 0xdc00 || lo > 0xdfff)
+                return SIZE_MAX;
+            cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+            i += 6;
+        } else if ((cp >= 0xdc00 && cp <= 0xdfff) || cp == 0) {
+            return SIZE_MAX;
+        }
+        n += utf8_put(out + n, cp);
+    }
+    return n;
 }

@@ -42,4 +42,36 @@ bool chat_json_add_int(cJSON *obj, const char *key, int64_t v);
  * and deletes root in every case. CHAT_ERR_NOMEM if printing failed. */
 chat_err_t chat_json_print(cJSON *root, char **out, size_t *len);
 
+/* ---- reading JSON text in place ----
+ * For decoders that take what they need by position instead of building a tree: a record's
+ * small fields are read, its large sub-objects are only checked and passed on as the bytes
+ * they are (chat.deliver's frames). Strict RFC 8259 syntax; strings are returned as written
+ * (escapes unresolved) with a flag saying whether they hold any. */
+
+typedef struct chat_json_cur {
+    const char *p;   /* next byte to read */
+    const char *end; /* one past the text */
+} chat_json_cur_t;
+
+/* Skips whitespace; returns the next byte, or 0 at the end. */
+char chat_json_cur_peek(chat_json_cur_t *c);
+
+/* Consumes ch after whitespace; false (nothing consumed) if the next byte is not ch. */
+bool chat_json_cur_take(chat_json_cur_t *c, char ch);
+
+/* Reads a string after whitespace: *s points at its first byte inside the text, *len bytes
+ * long, *escaped is true if it contains backslash escapes (then chat_json_unescape gives
+ * its value). False on a syntax error (unterminated, control character, bad escape). */
+bool chat_json_cur_string(chat_json_cur_t *c, const char **s, size_t *len, bool *escaped);
+
+/* Skips one value of any kind after whitespace, checking its syntax, at most max_depth
+ * arrays/objects deep. False on a syntax error or deeper nesting. */
+bool chat_json_cur_skip(chat_json_cur_t *c, int max_depth);
+
+/* Writes the value of the string s (len bytes as written between the quotes) into out,
+ * which has room for len bytes (a value is never longer than its escaped form), and returns
+ * its length; SIZE_MAX for an invalid escape or a \u escape of a lone surrogate. \u0000
+ * is refused too (the value would not be a C string). */
+size_t chat_json_unescape(const char *s, size_t len, char *out);
+
 #endif

@@ -12,7 +12,6 @@
 
 #include "common/bus.h"
 #include "common/log.h"
-#include "services/gateway/frames.h"
 #include "services/gateway/gateway.h"
 
 #define POLL_BATCH 64
@@ -46,8 +45,7 @@ static void delivery_destroy(gw_task_t *t)
  * must not be filtered away by it. */
 static int64_t item_msg_seq(const chat_deliver_item_t *item)
 {
-    const cJSON *type = cJSON_GetObjectItemCaseSensitive(item->frame, "type");
-    return cJSON_IsString(type) && strcmp(type->valuestring, "msg") == 0 ? item->seq : 0;
+    return strcmp(item->frame_type, "msg") == 0 ? item->seq : 0;
 }
 
 static bool conns_copy(gw_delivery_t *d, const chat_deliver_item_t *item)
@@ -77,7 +75,7 @@ gw_delivery_t *gw_delivery_new(const chat_deliver_item_t *item,
     d->tenant = strdup(item->tenant);
     d->room = strdup(item->room);
     d->msg_seq = item_msg_seq(item);
-    d->buf = gw_frame_from_json(item->frame);
+    d->buf = gw_buf_new(item->frame_json, item->frame_len); /* as broadcast wrote it */
     if (d->tenant == NULL || d->room == NULL || d->buf == NULL || !conns_copy(d, item)) {
         delivery_destroy(&d->task);
         return NULL;

@@ -13,12 +13,25 @@
 
 #define ID "65f1c0ffee0123456789abcd"
 
+/* The decoded item's frame, parsed from the bytes it points at (caller deletes). */
+static cJSON *frame_of(const chat_deliver_item_t *decoded)
+{
+    ck_assert_ptr_nonnull(decoded->frame_json);
+    cJSON *f = cJSON_ParseWithLength(decoded->frame_json, decoded->frame_len);
+    ck_assert_ptr_nonnull(f);
+    ck_assert_str_eq(cJSON_GetObjectItem(f, "type")->valuestring, decoded->frame_type);
+    return f;
+}
+
+/* a: the encoded item, b: the decoded one. */
 static void assert_items_equal(const chat_deliver_item_t *a, const chat_deliver_item_t *b)
 {
     ck_assert_str_eq(a->tenant, b->tenant);
     ck_assert_str_eq(a->room, b->room);
     ck_assert(a->seq == b->seq);
-    ck_assert(cJSON_Compare(a->frame, b->frame, true));
+    cJSON *frame = frame_of(b);
+    ck_assert(cJSON_Compare(a->frame, frame, true));
+    cJSON_Delete(frame);
     ck_assert_uint_eq(a->nconns, b->nconns);
     ck_assert((a->conns == NULL) == (b->conns == NULL));
     for (size_t i = 0; i < a->nconns; i++)
@@ -83,7 +96,12 @@ START_TEST(test_deliver_raw_frame)
                   why);
     ck_assert_uint_eq(d.nitems, 1);
     cJSON *expected = cJSON_Parse(text);
-    ck_assert(cJSON_Compare(expected, d.items[0].frame, true));
+    cJSON *frame = frame_of(&d.items[0]);
+    ck_assert(cJSON_Compare(expected, frame, true));
+    /* Passed on as the producer wrote it, byte for byte. */
+    ck_assert_uint_eq(d.items[0].frame_len, strlen(text));
+    ck_assert(memcmp(d.items[0].frame_json, text, strlen(text)) == 0);
+    cJSON_Delete(frame);
     cJSON_Delete(expected);
     chat_deliver_clear(&d);
     free(json);
@@ -190,6 +208,80 @@ START_TEST(test_deliver_decode_rejects)
 }
 END_TEST
 
+/* Valid JSON in every form the producer does not use: escaped keys and values, whitespace,
+ * members in any order, a frame whose type is not its first member and whose strings hold
+ * braces and quotes: decoded exactly, frame bytes untouched. */
+START_TEST(test_deliver_decode_any_json)
+{
+    const char *frame = "{ \"text\" : \"a } \\\" { [\", \"n\":[1,{\"x\":[]},true,null,-2.5e3],"
+                        "\"type\":\"msg\", \"type2\":\"x\"}";
+    char text[1024];
+    snprintf(text, sizeof text,
+             " { \"items\" : [ { \"\\u0074enant\" : \"ac\\u006De\", \"frame\" : %s ,"
+             "\"room\":\"gen\\u0065ral\", \"seq\" : 4.2e1, \"conns\" : [ \"c\\u00e9-1\" ] } ] ,"
+             "\"type\":\"deliver\", \"v\" : 1.0 } \r\n",
+             frame);
+    chat_deliver_t d;
+    char why[128] = "";
+    ck_assert_msg(chat_deliver_decode(text, strlen(text), &d, why, sizeof why) == CHAT_OK, "%s",
+                  why);
+    ck_assert_uint_eq(d.nitems, 1);
+    ck_assert_str_eq(d.items[0].tenant, "acme");
+    ck_assert_str_eq(d.items[0].room, "general");
+    ck_assert(d.items[0].seq == 42);
+    ck_assert_str_eq(d.items[0].conns[0], "c\xc3\xa9-1");
+    ck_assert_str_eq(d.items[0].frame_type, "msg");
+    ck_assert_uint_eq(d.items[0].frame_len, strlen(frame));
+    ck_assert(memcmp(d.items[0].frame_json, frame, strlen(frame)) == 0);
+    chat_deliver_clear(&d);
+}
+END_TEST
+
+/* What the in-place reader must refuse besides bad_deliveries: broken JSON inside a frame,
+ * a frame whose type is not a string, an escaped NUL in a name, nesting beyond its bound. */
+START_TEST(test_deliver_decode_rejects_in_place)
+{
+    char deep[512] = "";
+    for (int i = 0; i < 70; i++)
+        strcat(deep, "[");
+    for (int i = 0; i < 70; i++)
+        strcat(deep, "]");
+    char deep_record[1024];
+    snprintf(deep_record, sizeof deep_record,
+             "{\"v\":1,\"type\":\"deliver\",\"items\":[{\"tenant\":\"a\",\"room\":\"r\","
+             "\"frame\":{\"type\":\"pong\",\"x\":%s}}]}",
+             deep);
+    const char *bad[] = {
+        "{\"v\":1,\"type\":\"deliver\",\"items\":[{\"tenant\":\"a\",\"room\":\"r\","
+        "\"frame\":{\"type\":\"pong\",}}]}",
+        "{\"v\":1,\"type\":\"deliver\",\"items\":[{\"tenant\":\"a\",\"room\":\"r\","
+        "\"frame\":{\"type\":\"pong\",\"t\":tru}}]}",
+        "{\"v\":1,\"type\":\"deliver\",\"items\":[{\"tenant\":\"a\",\"room\":\"r\","
+        "\"frame\":{\"type\":[\"pong\"]}}]}",
+        "{\"v\":1,\"type\":\"deliver\",\"items\":[{\"tenant\":\"a\\u0000\",\"room\":\"r\","
+        "\"frame\":{\"type\":\"pong\"}}]}",
+        "{\"v\":1,\"type\":\"deliver\",\"items\":[{\"tenant\":\"a\",\"room\":\"r\","
+        "\"frame\":{\"type\":\"pong\\uD800\"}}]}",
+        "{\"v\":1,\"type\":\"deliver\",\"items\":[{\"tenant\":\"a\",\"room\":\"r\","
+        "\"frame\":{\"type\":\"pong\"}}]} x",
+        "{\"v\":1,\"type\":\"deliver\",\"items\":[{\"tenant\":\"a\",\"room\":\"r\","
+        "\"frame\":{\"type\":\"pong\"}}]",
+        "{\"v\":1,\"type\":\"deliver\",\"items\":[{\"tenant\":\"a\",\"room\":\"r\","
+        "\"frame\":{\"type\":\"pong\"},\"seq\":1.5}]}",
+        deep_record,
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        chat_deliver_t d;
+        char why[128] = "";
+        ck_assert_msg(chat_deliver_decode(bad[i], strlen(bad[i]), &d, why, sizeof why) ==
+                          CHAT_ERR_INVALID,
+                      "accepted %s", bad[i]);
+        ck_assert_msg(why[0] != '\0', "no reason for %s", bad[i]);
+        ck_assert(d.items == NULL && d.nitems == 0 && d.priv_ == NULL);
+    }
+}
+END_TEST
+
 START_TEST(test_deliver_decode_accepts)
 {
     const char *text = "{\"v\":1,\"type\":\"deliver\",\"items\":[{\"conns\":[\"c1\"],"
@@ -200,7 +292,9 @@ START_TEST(test_deliver_decode_accepts)
     ck_assert(d.items[0].seq == 0);
     ck_assert_uint_eq(d.items[0].nconns, 1);
     ck_assert_str_eq(d.items[0].conns[0], "c1");
-    ck_assert_str_eq(cJSON_GetObjectItem(d.items[0].frame, "type")->valuestring, "pong");
+    ck_assert_str_eq(d.items[0].frame_type, "pong");
+    cJSON *frame = frame_of(&d.items[0]);
+    cJSON_Delete(frame);
     chat_deliver_clear(&d);
     ck_assert_int_eq(chat_deliver_decode(text, strlen(text), NULL, NULL, 0), CHAT_ERR_INVALID);
 }
@@ -215,6 +309,8 @@ static Suite *deliver_codec_suite(void)
     tcase_add_test(deliver, test_deliver_encode_rejects);
     tcase_add_test(deliver, test_deliver_decode_rejects);
     tcase_add_test(deliver, test_deliver_decode_accepts);
+    tcase_add_test(deliver, test_deliver_decode_any_json);
+    tcase_add_test(deliver, test_deliver_decode_rejects_in_place);
     suite_add_tcase(s, deliver);
     return s;
 }

@@ -138,6 +138,51 @@ START_TEST(test_add_int_and_print)
 }
 END_TEST
 
+/* The in-place reader: strings as written with an escape flag, values skipped with their
+ * syntax checked, escapes resolved to UTF-8 (surrogate pairs included, lone ones and NUL
+ * refused). */
+START_TEST(test_cursor)
+{
+    const char *text = " { \"a\\u00e9\" : [1, -0.5e+2, \"x\\\"}\", {\"k\":null}], \"b\":true } ";
+    chat_json_cur_t c = {text, text + strlen(text)};
+    ck_assert(chat_json_cur_take(&c, '{'));
+    const char *s;
+    size_t len;
+    bool esc;
+    ck_assert(chat_json_cur_string(&c, &s, &len, &esc));
+    ck_assert(esc);
+    ck_assert_uint_eq(len, 7);
+    char out[16];
+    size_t n = chat_json_unescape(s, len, out);
+    ck_assert_uint_eq(n, 3);
+    ck_assert(memcmp(out, "a\xc3\xa9", 3) == 0);
+    ck_assert(chat_json_cur_take(&c, ':'));
+    ck_assert(chat_json_cur_skip(&c, 8));
+    ck_assert(chat_json_cur_take(&c, ','));
+    ck_assert(chat_json_cur_string(&c, &s, &len, &esc));
+    ck_assert(!esc && len == 1 && s[0] == 'b');
+    ck_assert(chat_json_cur_take(&c, ':'));
+    ck_assert(chat_json_cur_skip(&c, 0));
+    ck_assert(chat_json_cur_take(&c, '}'));
+    ck_assert_int_eq(chat_json_cur_peek(&c), '\0');
+
+    const char *bad[] = {"[1,]", "{\"a\"}", "\"\\x\"", "\"a\x01\"", "01",    "-",
+                         "1.",   "nul",     "[[1]]",   "\"\\u12\"", "\"open"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        chat_json_cur_t b = {bad[i], bad[i] + strlen(bad[i])};
+        int depth = i == 8 ? 1 : 8; /* [[1]] is two levels deep */
+        ck_assert_msg(!chat_json_cur_skip(&b, depth) || b.p != b.end, "accepted %s", bad[i]);
+    }
+    ck_assert_uint_eq(chat_json_unescape("\\ud83d\\udc4d", 12, out), 4);
+    ck_assert(memcmp(out, "\xf0\x9f\x91\x8d", 4) == 0);
+    ck_assert_uint_eq(chat_json_unescape("\\n\\t\\/", 6, out), 3);
+    ck_assert(memcmp(out, "\n\t/", 3) == 0);
+    ck_assert_uint_eq(chat_json_unescape("\\ud83d", 6, out), SIZE_MAX);
+    ck_assert_uint_eq(chat_json_unescape("\\udc4d", 6, out), SIZE_MAX);
+    ck_assert_uint_eq(chat_json_unescape("\\u0000", 6, out), SIZE_MAX);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("json");
@@ -147,6 +192,7 @@ int main(void)
     tcase_add_test(tc, test_map_members);
     tcase_add_test(tc, test_read_int);
     tcase_add_test(tc, test_add_int_and_print);
+    tcase_add_test(tc, test_cursor);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
