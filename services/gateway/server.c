@@ -32,7 +32,9 @@ _Static_assert(GW_BUF_PRE >= LWS_PRE, "frame buffers need the headroom lws_write
 
 #define WS_PATH "/v1/ws"
 #define PROTOCOL_NAME "chat"
-#define RX_CHUNK 4096        /* lws hands messages over in chunks of at most this */
+#define RX_CHUNK                                                                                   \
+    1024                     /* lws hands messages over in chunks of at most this; it is           \
+                                each connection's receive buffer, so it is kept small */
 #define DRAIN_MAX 256        /* inbox tasks per wake, so sockets are served in between */
 #define WRITE_BURST 256      /* frames one flush of a socket may send */
 #define WRITE_BUF 65536      /* bytes of frames gathered into one system call */
