@@ -169,6 +169,10 @@ static rd_kafka_conf_t *conf_base(const char *brokers, const char *client_id)
         {"client.id", client_id != NULL ? client_id : "chat"},
         /* Brokers close idle connections routinely; that is not worth a log line. */
         {"log.connection.close", "false"},
+        /* librdkafka leaves Nagle on: a request written while an earlier one is not yet
+         * acknowledged (a produce behind a produce, a commit behind a fetch) would wait for
+         * that ACK, which the broker may delay. Every hop of a message is latency. */
+        {"socket.nagle.disable", "true"},
     };
     if (conf_set_pairs(conf, pairs, sizeof pairs / sizeof pairs[0]) != CHAT_OK) {
         rd_kafka_conf_destroy(conf);
