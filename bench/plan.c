@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench/procstat.h"
 #include "bench/scan.h"
 #include "tools/client/ws_client.h"
 
@@ -332,20 +333,6 @@ static long long proc_number(const char *path)
     return v;
 }
 
-/* kB of MemAvailable, or -1. */
-static long long mem_available_kib(void)
-{
-    FILE *f = fopen("/proc/meminfo", "r");
-    char line[256];
-    long long v = -1;
-    while (f != NULL && fgets(line, sizeof line, f) != NULL)
-        if (sscanf(line, "MemAvailable: %lld kB", &v) == 1)
-            break;
-    if (f != NULL)
-        fclose(f);
-    return v;
-}
-
 /* Whether this machine and this stack can hold the plan's connections; says why not. */
 static bool check_capacity(const bench_opts_t *o, const bench_plan_t *p, uint32_t per_worker)
 {
@@ -388,7 +375,7 @@ static bool check_capacity(const bench_opts_t *o, const bench_plan_t *p, uint32_
     }
     /* About 40 KiB a connection in all: the gateway's state, both sockets' buffers, the
      * bench's buffers. */
-    long long avail = mem_available_kib();
+    long long avail = bench_proc_kib("/proc/meminfo", "MemAvailable");
     if (avail > 0 && (long long)p->conns * 40 > avail) {
         fprintf(stderr,
                 "chat-bench: %u connections need about %lld MiB of memory, %lld MiB are "

@@ -134,18 +134,27 @@ double bench_proc_cpu_s(int pid)
     return stat_cpu_s(path, NULL, 0);
 }
 
-long long bench_proc_rss_kib(int pid)
+long long bench_proc_kib(const char *path, const char *key)
 {
-    char path[64], line[256];
-    snprintf(path, sizeof path, "/proc/%d/status", pid);
+    char line[256];
+    size_t klen = strlen(key);
     FILE *f = fopen(path, "r");
     long long v = -1;
-    while (f != NULL && fgets(line, sizeof line, f) != NULL)
-        if (sscanf(line, "VmRSS: %lld kB", &v) == 1)
+    while (f != NULL && fgets(line, sizeof line, f) != NULL) {
+        if (strncmp(line, key, klen) == 0 && line[klen] == ':' &&
+            sscanf(line + klen + 1, "%lld", &v) == 1)
             break;
+    }
     if (f != NULL)
         fclose(f);
     return v;
+}
+
+long long bench_proc_rss_kib(int pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/status", pid);
+    return bench_proc_kib(path, "VmRSS");
 }
 
 size_t bench_proc_threads(int pid, bench_thread_t *out, size_t cap)

@@ -27,6 +27,9 @@ double bench_proc_cpu_s(int pid);
 /* VmRSS of pid in KiB, or -1. */
 long long bench_proc_rss_kib(int pid);
 
+/* The value of a "key: N kB" line of a /proc file (/proc/meminfo, /proc/PID/status), or -1. */
+long long bench_proc_kib(const char *path, const char *key);
+
 /* One thread's CPU time. */
 typedef struct bench_thread {
     int tid;

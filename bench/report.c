@@ -185,6 +185,13 @@ static void add_u64(cJSON *o, const char *k, uint64_t v)
     cJSON_AddNumberToObject(o, k, (double)v);
 }
 
+/* {"bad_request": n, ...} of counts indexed by bench_err_code_t, into o. */
+static void add_error_counts(cJSON *o, const uint64_t *counts)
+{
+    for (int k = 0; k < BENCH_E_COUNT; k++)
+        add_u64(o, bench_err_code_name((bench_err_code_t)k), counts[k]);
+}
+
 static cJSON *cpu_json(const bench_result_t *r, uint32_t phase, const summary_t *m)
 {
     const bench_window_t *w = &r->win[phase];
@@ -239,8 +246,7 @@ static cJSON *phase_json(const bench_result_t *r, uint32_t phase)
     cJSON_AddItemToObject(o, "latency_ms", hist_json(&s->latency));
     cJSON_AddItemToObject(o, "ack_ms", hist_json(&s->ack));
     cJSON *e = cJSON_AddObjectToObject(o, "send_errors");
-    for (int k = 0; k < BENCH_E_COUNT; k++)
-        add_u64(e, bench_err_code_name((bench_err_code_t)k), s->errors[k]);
+    add_error_counts(e, s->errors);
     add_u64(e, "unacked_at_close", s->unacked_closed);
     add_u64(e, "skipped_not_ready", s->skipped_not_ready);
     add_u64(e, "skipped_backlog", s->skipped_backlog);
@@ -330,9 +336,7 @@ static cJSON *errors_json(const bench_result_t *r)
         add_u64(cl, bench_close_name((bench_close_t)k), c->closes[k]);
     add_u64(o, "closes_of_ready_connections", c->closes_ready);
     add_u64(o, "no_auth_within_deadline", c->no_auth_closes);
-    cJSON *ef = cJSON_AddObjectToObject(o, "error_frames_auth_join");
-    for (int e = 0; e < BENCH_E_COUNT; e++)
-        add_u64(ef, bench_err_code_name((bench_err_code_t)e), c->errors_other[e]);
+    add_error_counts(cJSON_AddObjectToObject(o, "error_frames_auth_join"), c->errors_other);
     add_u64(o, "gaps", c->gaps);
     add_u64(o, "behind_at_end", c->behind);
     add_u64(o, "protocol_errors", c->protocol_errors);
