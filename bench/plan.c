@@ -92,7 +92,7 @@ static const opt_t opts[] = {
      "connections one gateway takes at most (default 19000)"},
     {"--connect-rate", OPT_DBL, O(connect_rate), "N", "new connections/s in all (default 2000)"},
     {"--inflight", OPT_INT, O(inflight), "N",
-     "connections in set-up at once per worker (default 500; the storm has no limit)"},
+     "connections in set-up at once per worker (default 64; the storm has no limit)"},
     {"--connect-retries", OPT_INT, O(connect_retries), "N",
      "attempts of a connection that fails or is closed (default 3)"},
     {"--op-timeout", OPT_DBL, O(op_timeout_s), "S",
@@ -126,6 +126,8 @@ static const opt_t opts[] = {
      "also report the busiest threads of each server process (/proc/PID/task)"},
     {"--strict", OPT_FLAG, O(strict), NULL,
      "exit 3 if a message was lost or duplicated, a send failed or a connection failed"},
+    {"--allow-partial", OPT_FLAG, O(allow_partial), NULL,
+     "measure even if some connections could not be set up (default: stop after set-up)"},
     {"--quiet", OPT_FLAG, O(quiet), NULL, "no progress lines on stderr"},
 };
 #undef O
@@ -160,7 +162,7 @@ static void defaults(bench_opts_t *o)
     o->conns_per_worker = 19000;
     o->conns_per_gateway = 19000;
     o->connect_rate = 2000;
-    o->inflight = 500;
+    o->inflight = 64;
     o->connect_retries = 3;
     o->op_timeout_s = 30;
     snprintf(o->peak_steps, sizeof o->peak_steps, "%s", PEAK_STEPS_DEFAULT);

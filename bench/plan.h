@@ -48,7 +48,7 @@ typedef struct bench_opts {
     double step_s, hold_s, hold_rate, warmup_rate, p99_target_ms;
     double storm_spread_s, storm_timeout_s, storm_pre_s, storm_after_s;
     const char *out_json, *out_md, *label, *bench_commit, *stack_commit;
-    bool threads, strict, quiet;
+    bool threads, strict, quiet, allow_partial;
 } bench_opts_t;
 
 /* Parses argv into *o (defaults first). Returns 0 on success, 1 after printing an error, 2 if

@@ -423,6 +423,13 @@ static bool setup(coord_t *co)
                  "set-up failures)");
         return false;
     }
+    if (s.ready < p->conns && !o->allow_partial) {
+        fail(co,
+             "set-up incomplete: %llu of %u connections ready after %.0f s (see the set-up "
+             "failures; --allow-partial measures anyway)",
+             (unsigned long long)s.ready, p->conns, co->r->setup_s);
+        return false;
+    }
     return true;
 }
 
