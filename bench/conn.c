@@ -93,16 +93,19 @@ static void drop_socket(worker_t *w, conn_t *c)
         c->has_since = true; /* rejoin where it left off */
 }
 
-/* Schedules the next attempt of c, or gives up after the configured number. */
+/* Schedules the next attempt of c after a growing backoff (1 s per attempt, at most 5 s, and
+ * up to 1 s of jitter), or gives up after the configured number of attempts. A client of the
+ * storm never gives up, as a real client would not: the storm's timeout ends its wait. */
 static void retry_later(worker_t *w, conn_t *c)
 {
-    if (c->attempts >= w->opts->connect_retries) {
+    if (!c->storm && c->attempts >= w->opts->connect_retries) {
         c->state = CS_DONE;
         w->c.gave_up++;
         return;
     }
     c->state = CS_WAIT;
-    int64_t backoff = (int64_t)c->attempts * 1000000000 + (int64_t)(bench_rng_next(w) % 1000000000);
+    int64_t backoff = (int64_t)(c->attempts < 5 ? c->attempts : 5) * 1000000000 +
+                      (int64_t)(bench_rng_next(w) % 1000000000);
     (void)bench_timer_heap_push(&w->starts, w->now + backoff, c->id - w->conn_lo);
 }
 
@@ -208,6 +211,7 @@ void bench_conn_start(worker_t *w, conn_t *c)
 {
     c->attempts++;
     w->c.attempts++;
+    w->c.storm_reconnects += c->storm;
     c->start_ns = w->now;
     c->deadline_ns = w->now + w->op_timeout_ns;
     c->state = CS_CONNECTING;
@@ -362,6 +366,23 @@ static bool parse_text(const char *t, size_t len, int64_t *phase, int64_t *sent_
     return bench_scan_digits(t + off, len - off, sent_ns) > 0;
 }
 
+/* CHAT_BENCH_TRACE=1: every anomaly of the msg stream on stderr, to find out why. */
+static void trace(const worker_t *w, const conn_t *c, const char *what, int64_t seq)
+{
+    static int on = -1;
+    if (on < 0) {
+        const char *v = getenv("CHAT_BENCH_TRACE");
+        on = v != NULL && *v != '\0' && strcmp(v, "0") != 0;
+    }
+    if (on)
+        fprintf(stderr,
+                "[bench] trace: %s: conn %u room %u state %u seq %lld last %lld replay_until "
+                "%lld synced %d since %d attempts %u\n",
+                what, c->id, c->room, c->state, (long long)seq, (long long)c->last_seq,
+                (long long)c->replay_until, c->synced, c->has_since, c->attempts);
+    (void)w;
+}
+
 static void on_msg(worker_t *w, conn_t *c, const char *p, size_t n)
 {
     const char *room, *text;
@@ -377,8 +398,10 @@ static void on_msg(worker_t *w, conn_t *c, const char *p, size_t n)
     bench_phase_stats_t *ph = &w->ph[phase];
     if (seq > c->last_seq) {
         int64_t skip = seq - c->last_seq;
-        if (c->synced && skip > 1)
+        if (c->synced && skip > 1) {
             w->c.gaps += (uint64_t)(skip - 1);
+            trace(w, c, "gap", seq);
+        }
         c->seen = skip >= 64 ? 1 : (c->seen << skip) | 1;
         c->last_seq = seq;
     } else {
@@ -386,8 +409,10 @@ static void on_msg(worker_t *w, conn_t *c, const char *p, size_t n)
         uint64_t bit = back < 64 ? UINT64_C(1) << back : 0;
         if (bit == 0 || (c->seen & bit)) {
             ph->duplicates++;
+            trace(w, c, "duplicate", seq);
             return;
         }
+        trace(w, c, "reordered", seq);
         c->seen |= bit; /* below the newest, never seen: out of order, and no longer a gap */
         ph->reordered++;
         if (w->c.gaps > 0)

@@ -352,6 +352,7 @@ static cJSON *storm_json(const bench_result_t *r)
     cJSON *o = cJSON_CreateObject();
     add_u64(o, "clients", c->storm_clients);
     add_u64(o, "resumed", c->storm_resumed);
+    add_u64(o, "attempts", c->storm_reconnects);
     cJSON_AddNumberToObject(o, "spread_s", r->opts->storm_spread_s);
     double joined = c->storm_first_ns && c->storm_last_joined_ns
                         ? (double)(c->storm_last_joined_ns - c->storm_first_ns) / 1e9
@@ -539,9 +540,12 @@ int bench_report(const bench_result_t *r)
     }
     free(text);
 
-    char notes[256], rows[BENCH_MAX_STEPS + 1][1024];
+    char notes[256], rows[BENCH_MAX_STEPS + 2][1024];
     int nrows = 0;
     notes_text(r, pr, notes, sizeof notes);
+    if (r->win[BENCH_PHASE_COLD].used)
+        md_row(r, BENCH_PHASE_COLD, "cold start: the first seconds of the warm-up", -1,
+               rows[nrows++], sizeof rows[0]);
     for (uint32_t k = 0; k < r->steps_run; k++) {
         char n[64];
         snprintf(n, sizeof n, "step %u%s", k + 1, (int)k == r->knee_step ? ", knee" : "");
