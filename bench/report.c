@@ -300,6 +300,11 @@ static cJSON *counters_json(const bench_result_t *r)
     }
     cJSON_AddItemToObject(o, "join_ms", hist_json(&c->join));
     cJSON_AddItemToObject(o, "connect_to_joined_ms", hist_json(&c->setup));
+    if (r->win[BENCH_PHASE_SETUP].used) {
+        summary_t m = summarize(r, BENCH_PHASE_SETUP);
+        cJSON_AddItemToObject(o, "server_cpu", cpu_json(r, BENCH_PHASE_SETUP, &m));
+        cJSON_AddNumberToObject(o, "bench_cpu_s", round3(r->win[BENCH_PHASE_SETUP].bench_cpu_s));
+    }
     return o;
 }
 

@@ -75,6 +75,8 @@ const char *bench_phase_name(const bench_plan_t *p, uint32_t phase)
                                              : "measured";
     case BENCH_PHASE_PRE:
         return "pre";
+    case BENCH_PHASE_SETUP:
+        return "setup";
     default:
         snprintf(step, sizeof step, "step-%u", phase - BENCH_PHASE_STEP0 + 1);
         return step;
@@ -394,6 +396,7 @@ static bool setup(coord_t *co)
         p->conns, p->rooms, p->members, p->extra_senders ? ", senders of their own" : "", p->ngw,
         p->workers, p->workers > 1 ? "s" : "");
     int64_t start = chat_clock_mono_ms(), last_say = start;
+    window_begin(co, BENCH_PHASE_SETUP, 0);
     if (!to_all(co, BENCH_CMD_CONNECT, &cmd, sizeof cmd))
         return false;
     bench_status_t s;
@@ -415,7 +418,11 @@ static bool setup(coord_t *co)
             break;
         }
     }
+    window_end(co, BENCH_PHASE_SETUP);
     co->r->setup_s = (double)(chat_clock_mono_ms() - start) / 1000;
+    /* What the gateways hold per connection, also of a set-up that fell short. */
+    sleep_s(o->settle_s);
+    read_rss(co, co->r->rss_after_kib);
     say(co, "set-up: %llu of %u ready in %.1f s%s", (unsigned long long)s.ready, p->conns,
         co->r->setup_s, s.gave_up ? " (some gave up: see the report)" : "");
     if (s.ready == 0) {
@@ -561,6 +568,8 @@ bool bench_run(const bench_plan_t *p, const bench_opts_t *o, bench_result_t *r)
     r->opts = o;
     r->knee_step = -1;
     r->storm_s = -1;
+    for (int g = 0; g < BENCH_MAX_GATEWAYS; g++)
+        r->rss_before_kib[g] = r->rss_after_kib[g] = -1;
     time_t now = time(NULL);
     strftime(r->date, sizeof r->date, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
     r->nprocs = bench_procs_find(r->procs, BENCH_MAX_PROCS, r->pid_dir, sizeof r->pid_dir);
@@ -572,8 +581,6 @@ bool bench_run(const bench_plan_t *p, const bench_opts_t *o, bench_result_t *r)
         return false;
     bool ok = setup(&co);
     if (ok) {
-        sleep_s(o->settle_s);
-        read_rss(&co, r->rss_after_kib);
         switch (p->flow) {
         case BENCH_FLOW_STEADY:
             ok = flow_steady(&co);

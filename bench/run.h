@@ -13,11 +13,13 @@
 
 /* Phases: a message belongs to the phase it was sent in. */
 enum {
-    BENCH_PHASE_COLD = 0, /* the first --cold seconds of the warm-up */
-    BENCH_PHASE_WARM = 1, /* the rest of the warm-up */
-    BENCH_PHASE_MAIN = 2, /* the measured window; peak: the hold; storm: the storm */
-    BENCH_PHASE_PRE = 3,  /* storm: the sends that give every client a since */
-    BENCH_PHASE_STEP0 = 4 /* peak: step k is phase 4 + k */
+    BENCH_PHASE_COLD = 0,  /* the first --cold seconds of the warm-up */
+    BENCH_PHASE_WARM = 1,  /* the rest of the warm-up */
+    BENCH_PHASE_MAIN = 2,  /* the measured window; peak: the hold; storm: the storm */
+    BENCH_PHASE_PRE = 3,   /* storm: the sends that give every client a since */
+    BENCH_PHASE_STEP0 = 4, /* peak: step k is phase 4 + k */
+    /* Not a phase of messages: the window of the set-up, for its CPU. */
+    BENCH_PHASE_SETUP = BENCH_MAX_PHASES - 1
 };
 
 #define BENCH_TOP_THREADS 6
@@ -43,7 +45,8 @@ typedef struct bench_result {
     size_t nprocs;
     bench_proc_t procs[BENCH_MAX_PROCS];
     double setup_s;
-    long long rss_before_kib[BENCH_MAX_GATEWAYS], rss_after_kib[BENCH_MAX_GATEWAYS];
+    long long rss_before_kib[BENCH_MAX_GATEWAYS], rss_after_kib[BENCH_MAX_GATEWAYS]; /* -1: not
+                                                                                      * read */
     bench_counters_t c;
     bench_phase_stats_t ph[BENCH_MAX_PHASES];
     bench_window_t win[BENCH_MAX_PHASES];
