@@ -182,6 +182,23 @@ size_t bench_proc_threads(int pid, bench_thread_t *out, size_t cap)
     return n;
 }
 
+double bench_machine_busy_s(void)
+{
+    FILE *f = fopen("/proc/stat", "r");
+    unsigned long long v[8] = {0};
+    int n = f != NULL ? fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1],
+                               &v[2], &v[3], &v[4], &v[5], &v[6], &v[7])
+                      : 0;
+    if (f != NULL)
+        fclose(f);
+    if (n < 5)
+        return -1;
+    unsigned long long busy = 0;
+    for (int i = 0; i < n; i++)
+        busy += i == 3 || i == 4 ? 0 : v[i]; /* idle and iowait are not work */
+    return (double)busy / (double)sysconf(_SC_CLK_TCK);
+}
+
 void bench_loadavg(char *buf, size_t cap)
 {
     FILE *f = fopen("/proc/loadavg", "r");

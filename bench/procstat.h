@@ -40,6 +40,10 @@ typedef struct bench_thread {
 /* The threads of pid with their CPU time; returns how many (at most cap). */
 size_t bench_proc_threads(int pid, bench_thread_t *out, size_t cap);
 
+/* CPU-seconds the whole machine has been busy (all cores: /proc/stat without idle and
+ * iowait), or -1. */
+double bench_machine_busy_s(void);
+
 /* The three load averages as "0.52 0.61 0.70". */
 void bench_loadavg(char *buf, size_t cap);
 

@@ -9,11 +9,15 @@
 #include <string.h>
 #include <unistd.h>
 
+/* Cores of other work during a phase above which the report says its figures are off. */
+#define OTHER_CORES_NOTED 0.2
+
 /* What a phase's stats and window come to. */
 typedef struct summary {
     double seconds, in_per_s, deliveries_per_s, delivered_pct;
     uint64_t errors, lost;
     double server_cpu_s, server_us_per_delivery, bench_cores;
+    double other_cores; /* the machine's busy cores that were neither the stack nor the bench */
     bool cpu_known;
 } summary_t;
 
@@ -45,6 +49,11 @@ static summary_t summarize(const bench_result_t *r, uint32_t phase)
     }
     m.server_us_per_delivery = s->delivered ? m.server_cpu_s * 1e6 / (double)s->delivered : 0;
     m.bench_cores = w->bench_cpu_s / secs;
+    m.other_cores = w->machine_busy_s < 0 || !m.cpu_known
+                        ? -1
+                        : (w->machine_busy_s - m.server_cpu_s - w->bench_cpu_s) / secs;
+    if (m.other_cores < 0 && m.other_cores > -0.05)
+        m.other_cores = 0; /* tick rounding */
     return m;
 }
 
@@ -102,6 +111,10 @@ static void phase_problems(const bench_result_t *r, uint32_t phase, problems_t *
     if (s->reordered)
         problem(p, strict, "%s: %llu deliveries out of seq order", buf,
                 (unsigned long long)s->reordered);
+    summary_t m = summarize(r, phase);
+    if (phase != BENCH_PHASE_SETUP && m.other_cores > OTHER_CORES_NOTED)
+        problem(p, false, "%s: other work used %.2f cores of the machine: figures not comparable",
+                buf, m.other_cores);
 }
 
 static problems_t *find_problems(const bench_result_t *r)
@@ -223,6 +236,11 @@ static cJSON *cpu_json(const bench_result_t *r, uint32_t phase, const summary_t 
     return o;
 }
 
+static double secs_of(const bench_window_t *w)
+{
+    return w->seconds > 0 ? w->seconds : 1;
+}
+
 static cJSON *phase_json(const bench_result_t *r, uint32_t phase)
 {
     const bench_phase_stats_t *s = &r->ph[phase];
@@ -259,6 +277,8 @@ static cJSON *phase_json(const bench_result_t *r, uint32_t phase)
     cJSON *l = cJSON_AddObjectToObject(o, "load");
     cJSON_AddStringToObject(l, "start", w->load_start);
     cJSON_AddStringToObject(l, "end", w->load_end);
+    cJSON_AddNumberToObject(l, "machine_busy_cores", round3(w->machine_busy_s / secs_of(w)));
+    cJSON_AddNumberToObject(l, "other_cores", round3(m.other_cores));
     return o;
 }
 
@@ -442,9 +462,9 @@ static cJSON *build_json(const bench_result_t *r, const problems_t *pr)
 static const char md_header[] =
     "| date | scenario | label | stack | load | msg/s in | deliveries/s | p50 ms | p99 ms | "
     "p999 ms | max ms | delivered | lost | dup | errors | server µs/delivery | server cores "
-    "(kafka, ferretdb, redis, message, broadcast, gateways) | bench cores | gateway KiB/conn | "
-    "notes |\n"
-    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
+    "(kafka, ferretdb, redis, message, broadcast, gateways) | bench cores | other cores | gateway "
+    "KiB/conn | notes |\n"
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
 
 /* "0.50, 0.18, 0.01, 0.09, 0.08, 0.45": cores of each part over the window, gateways summed. */
 static void cores_text(const bench_result_t *r, uint32_t phase, char *buf, size_t cap)
@@ -475,7 +495,7 @@ static void md_row(const bench_result_t *r, uint32_t phase, const char *notes, d
     const bench_phase_stats_t *s = &r->ph[phase];
     const bench_opts_t *o = r->opts;
     summary_t m = summarize(r, phase);
-    char cores[160], scen[64], errs[64], rss[32], cpu[32], date[11];
+    char cores[160], scen[64], errs[64], rss[32], cpu[32], other[16], date[11];
     cores_text(r, phase, cores, sizeof cores);
     snprintf(scen, sizeof scen, "%s%s%s", r->plan->sc->name, phase == BENCH_PHASE_MAIN ? "" : " ",
              phase == BENCH_PHASE_MAIN ? "" : bench_phase_name(r->plan, phase));
@@ -486,18 +506,19 @@ static void md_row(const bench_result_t *r, uint32_t phase, const char *notes, d
                      bench_err_code_name((bench_err_code_t)e));
     snprintf(rss, sizeof rss, kib_per_conn >= 0 ? "%.1f" : "-", kib_per_conn);
     snprintf(cpu, sizeof cpu, m.cpu_known ? "%.1f" : "-", m.server_us_per_delivery);
+    snprintf(other, sizeof other, m.other_cores >= 0 ? "%.2f" : "-", m.other_cores);
     memcpy(date, r->date, sizeof date - 1); /* the day of the ISO date */
     date[sizeof date - 1] = '\0';
     snprintf(buf, cap,
              "| %s | %s | %s | %s | %s | %.0f | %.0f | %.1f | %.1f | %.1f | %.1f | %.2f%% | %llu | "
-             "%llu | %s | %s | %s | %.2f | %s | %s |\n",
+             "%llu | %s | %s | %s | %.2f | %s | %s | %s |\n",
              date, scen, o->label ? o->label : "", o->stack_commit ? o->stack_commit : "?",
              r->win[phase].load_start, m.in_per_s, m.deliveries_per_s,
              bench_hist_quantile(&s->latency, 0.5) / 1000.0,
              bench_hist_quantile(&s->latency, 0.99) / 1000.0,
              bench_hist_quantile(&s->latency, 0.999) / 1000.0, s->latency.max_us / 1000.0,
              m.delivered_pct, (unsigned long long)m.lost, (unsigned long long)s->duplicates, errs,
-             cpu, cores, m.bench_cores, rss, notes);
+             cpu, cores, m.bench_cores, other, rss, notes);
 }
 
 static void notes_text(const bench_result_t *r, const problems_t *pr, char *buf, size_t cap)

@@ -266,6 +266,7 @@ static void window_begin(coord_t *co, uint32_t phase, double rate)
         }
     }
     win->bench_cpu_s = bench_cpu(co);
+    win->machine_busy_s = bench_machine_busy_s();
     window_start_ns = chat_clock_mono_us() * 1000;
 }
 
@@ -300,6 +301,8 @@ static void window_end(coord_t *co, uint32_t phase)
         memcpy(win->threads[i], t, win->nthreads[i] * sizeof *t);
     }
     win->bench_cpu_s = bench_cpu(co) - win->bench_cpu_s;
+    double busy = bench_machine_busy_s();
+    win->machine_busy_s = busy >= 0 && win->machine_busy_s >= 0 ? busy - win->machine_busy_s : -1;
 }
 
 static void read_rss(coord_t *co, long long *out)

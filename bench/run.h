@@ -32,6 +32,7 @@ typedef struct bench_window {
     char load_start[32], load_end[32];
     double cpu_s[BENCH_MAX_PROCS]; /* of each stack process (bench_result_t.procs) */
     double bench_cpu_s;            /* the coordinator and its workers */
+    double machine_busy_s;         /* every process of the machine */
     size_t nthreads[BENCH_MAX_PROCS];
     bench_thread_t threads[BENCH_MAX_PROCS][BENCH_TOP_THREADS]; /* busiest first, cpu_s of
                                                                  * the window */
