@@ -93,9 +93,10 @@ static void drop_socket(worker_t *w, conn_t *c)
         c->has_since = true; /* rejoin where it left off */
 }
 
-/* Schedules the next attempt of c after a growing backoff (1 s per attempt, at most 5 s, and
- * up to 1 s of jitter), or gives up after the configured number of attempts. A client of the
- * storm never gives up, as a real client would not: the storm's timeout ends its wait. */
+/* Schedules the next attempt of c after an exponential backoff with jitter, as clients do
+ * (half to all of 1 s, 2 s, 4 s ... at most 30 s), or gives up after the configured number
+ * of attempts. A client of the storm never gives up, as a real client would not: the storm's
+ * timeout ends its wait. */
 static void retry_later(worker_t *w, conn_t *c)
 {
     if (!c->storm && c->attempts >= w->opts->connect_retries) {
@@ -104,8 +105,11 @@ static void retry_later(worker_t *w, conn_t *c)
         return;
     }
     c->state = CS_WAIT;
-    int64_t backoff = (int64_t)(c->attempts < 5 ? c->attempts : 5) * 1000000000 +
-                      (int64_t)(bench_rng_next(w) % 1000000000);
+    int shift = c->attempts > 6 ? 5 : c->attempts - 1;
+    int64_t ceiling = (INT64_C(1000000000) << (shift < 0 ? 0 : shift));
+    if (ceiling > INT64_C(30000000000))
+        ceiling = INT64_C(30000000000);
+    int64_t backoff = ceiling / 2 + (int64_t)(bench_rng_next(w) % (uint64_t)(ceiling / 2));
     (void)bench_timer_heap_push(&w->starts, w->now + backoff, c->id - w->conn_lo);
 }
 

@@ -336,10 +336,11 @@ static cJSON *rss_json(const bench_result_t *r, double *per_conn)
         char part[32];
         snprintf(part, sizeof part, "gateway-%u", g);
         cJSON *x = cJSON_AddObjectToObject(o, part);
-        uint64_t n = r->c.ready_per_gw[g];
+        uint64_t n = r->rss_conns[g];
         cJSON_AddNumberToObject(x, "before_kib", (double)r->rss_before_kib[g]);
         cJSON_AddNumberToObject(x, "after_kib", (double)r->rss_after_kib[g]);
-        add_u64(x, "connections_at_end", n);
+        add_u64(x, "connections", n);
+        add_u64(x, "connections_at_end", r->c.ready_per_gw[g]);
         if (r->rss_before_kib[g] >= 0 && r->rss_after_kib[g] >= 0 && n > 0) {
             double d = (double)(r->rss_after_kib[g] - r->rss_before_kib[g]);
             cJSON_AddNumberToObject(x, "kib_per_connection", round3(d / (double)n));

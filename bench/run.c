@@ -178,6 +178,8 @@ static bool status(coord_t *co, bench_status_t *sum)
         sum->delivered += s.delivered;
         sum->storm_clients += s.storm_clients;
         sum->storm_resumed += s.storm_resumed;
+        for (int g = 0; g < BENCH_MAX_GATEWAYS; g++)
+            sum->ready_per_gw[g] += s.ready_per_gw[g];
     }
     return true;
 }
@@ -426,6 +428,9 @@ static bool setup(coord_t *co)
     /* What the gateways hold per connection, also of a set-up that fell short. */
     sleep_s(o->settle_s);
     read_rss(co, co->r->rss_after_kib);
+    if (!status(co, &s))
+        return false;
+    memcpy(co->r->rss_conns, s.ready_per_gw, sizeof co->r->rss_conns);
     say(co, "set-up: %llu of %u ready in %.1f s%s", (unsigned long long)s.ready, p->conns,
         co->r->setup_s, s.gave_up ? " (some gave up: see the report)" : "");
     if (s.ready == 0) {

@@ -48,6 +48,7 @@ typedef struct bench_result {
     double setup_s;
     long long rss_before_kib[BENCH_MAX_GATEWAYS], rss_after_kib[BENCH_MAX_GATEWAYS]; /* -1: not
                                                                                       * read */
+    uint64_t rss_conns[BENCH_MAX_GATEWAYS]; /* connections of each gateway at rss_after_kib */
     bench_counters_t c;
     bench_phase_stats_t ph[BENCH_MAX_PHASES];
     bench_window_t win[BENCH_MAX_PHASES];

@@ -96,6 +96,7 @@ typedef struct bench_status {
     uint64_t outstanding; /* sends without an answer */
     uint64_t expected, delivered;
     uint64_t storm_clients, storm_resumed;
+    uint64_t ready_per_gw[BENCH_MAX_GATEWAYS];
 } bench_status_t;
 
 /* A phase's stats as a worker sends them (BENCH_EV_PHASE). */

@@ -134,6 +134,7 @@ static void status_of(worker_t *w, bench_status_t *s)
     }
     s->storm_clients = w->c.storm_clients;
     s->storm_resumed = w->c.storm_resumed;
+    memcpy(s->ready_per_gw, w->c.ready_per_gw, sizeof s->ready_per_gw);
 }
 
 static bool send_phase(worker_t *w, uint32_t phase)
