@@ -16,6 +16,7 @@
 #include "bench/scan.h"
 #include "bench/worker_int.h"
 #include "bench/ws_frame.h"
+#include "common/array.h"
 #include "tools/client/chat_token.h"
 
 #define RBUF_INITIAL 4096
@@ -162,18 +163,12 @@ static bool conn_write(worker_t *w, conn_t *c, const unsigned char *data, size_t
             return true;
     }
     size_t rest = len - done;
-    if (c->wcap - c->wlen < rest) {
-        size_t cap = c->wcap ? c->wcap : 1024;
-        while (cap - c->wlen < rest)
-            cap *= 2;
-        unsigned char *nb = realloc(c->wbuf, cap);
-        if (nb == NULL) {
-            lost(w, c, 1006);
-            return false;
-        }
-        c->wbuf = nb;
-        c->wcap = (uint32_t)cap;
+    unsigned char *nb = chat_array_grow(c->wbuf, &c->wcap, c->wlen + rest, 1);
+    if (nb == NULL) {
+        lost(w, c, 1006);
+        return false;
     }
+    c->wbuf = nb;
     memcpy(c->wbuf + c->wlen, data + done, rest);
     c->wlen += (uint32_t)rest;
     set_epollout(w, c, true);
@@ -562,15 +557,13 @@ static bool process(worker_t *w, conn_t *c)
             return false;
         }
         if (r == BENCH_WS_FRAME_MORE) {
-            if (need > c->rcap) { /* a frame larger than the buffer: make room once */
-                unsigned char *nb = realloc(c->rbuf, need);
-                if (nb == NULL) {
-                    lost(w, c, 1006);
-                    return false;
-                }
-                c->rbuf = nb;
-                c->rcap = (uint32_t)need;
+            /* A frame larger than the buffer: make room for it once. */
+            unsigned char *nb = chat_array_grow(c->rbuf, &c->rcap, need, 1);
+            if (nb == NULL) {
+                lost(w, c, 1006);
+                return false;
             }
+            c->rbuf = nb;
             break;
         }
         if (!on_frame(w, c, &f))

@@ -45,7 +45,8 @@ typedef struct conn {
     int64_t last_seq, replay_until;
     uint64_t seen; /* bit i: last_seq - i was received */
     unsigned char *rbuf, *wbuf;
-    uint32_t rlen, rcap, wlen, wcap;
+    size_t rcap, wcap; /* for chat_array_grow */
+    uint32_t rlen, wlen;
     char accept[CHAT_WS_ACCEPT_LEN + 1];
     out_slot_t *ring; /* senders only */
     uint32_t next_n, outstanding;
