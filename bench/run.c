@@ -161,7 +161,7 @@ static bool expect(coord_t *co, uint32_t w, bench_msg_t type, void *buf, size_t 
 }
 
 /* The workers' statuses, added up. */
-static bool status(coord_t *co, bench_status_t *sum)
+static bool workers_status(coord_t *co, bench_status_t *sum)
 {
     memset(sum, 0, sizeof *sum);
     if (!to_all(co, BENCH_CMD_STATUS, NULL, 0))
@@ -362,7 +362,7 @@ static bool drain(coord_t *co, double max_s)
     uint64_t last_delivered = 0;
     bench_status_t s;
     for (;;) {
-        if (!status(co, &s))
+        if (!workers_status(co, &s))
             return false;
         int64_t now = chat_clock_mono_ms();
         if (s.delivered != last_delivered) {
@@ -407,7 +407,7 @@ static bool setup(coord_t *co)
     bench_status_t s;
     for (;;) {
         chat_clock_sleep_ms(250);
-        if (!status(co, &s))
+        if (!workers_status(co, &s))
             return false;
         int64_t now = chat_clock_mono_ms();
         if (s.in_setup == 0)
@@ -428,7 +428,7 @@ static bool setup(coord_t *co)
     /* What the gateways hold per connection, also of a set-up that fell short. */
     sleep_s(o->settle_s);
     read_rss(co, co->r->rss_after_kib);
-    if (!status(co, &s))
+    if (!workers_status(co, &s))
         return false;
     memcpy(co->r->rss_conns, s.ready_per_gw, sizeof co->r->rss_conns);
     say(co, "set-up: %llu of %u ready in %.1f s%s", (unsigned long long)s.ready, p->conns,
@@ -544,7 +544,7 @@ static bool flow_storm(coord_t *co)
     r->storm_s = -1;
     for (;;) {
         chat_clock_sleep_ms(200);
-        if (!status(co, &s))
+        if (!workers_status(co, &s))
             return false;
         int64_t now = chat_clock_mono_ms();
         if (s.storm_clients > 0 && s.storm_resumed == s.storm_clients)
