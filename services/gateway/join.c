@@ -56,7 +56,9 @@ static int64_t unread_count(int64_t latest, bool has_since, int64_t since)
 /* Step (2) of a join, after the registration: the MongoDB reads. With since, the replay
  * (the newest messages above since) comes first: its newest seq is the room's latest, so
  * the latest-seq query (a second read of `messages`, a full scan on FerretDB) is needed
- * only when nothing was missed. */
+ * only when nothing was missed. A message stored between an empty replay and that query
+ * would become `joined.seq` without being replayed (and its live copy, held for the pending
+ * subscription, would be dropped as not newer than it): then the replay is read again. */
 static chat_err_t join_read_store(join_job_t *j)
 {
     gw_gateway_t *gw = j->base.gw;
@@ -66,10 +68,13 @@ static chat_err_t join_read_store(join_job_t *j)
     if (j->has_since)
         err = gw_reads_replay(st, client, j->base.tenant, j->base.room, j->since,
                               (size_t)gw->cfg->replay_max, &j->replay, &j->nreplay);
+    if (err == CHAT_OK && j->nreplay == 0)
+        err = gw_reads_latest(st, client, j->base.tenant, j->base.room, &j->latest);
+    if (err == CHAT_OK && j->has_since && j->nreplay == 0 && j->latest > j->since)
+        err = gw_reads_replay(st, client, j->base.tenant, j->base.room, j->since,
+                              (size_t)gw->cfg->replay_max, &j->replay, &j->nreplay);
     if (err == CHAT_OK && j->nreplay > 0)
         j->latest = j->replay[j->nreplay - 1].seq;
-    else if (err == CHAT_OK)
-        err = gw_reads_latest(st, client, j->base.tenant, j->base.room, &j->latest);
     chat_store_release(st, client);
     j->unread = unread_count(j->latest, j->has_since, j->since);
     return err;
