@@ -20,6 +20,7 @@
 #include "services/gateway/rooms.h"
 #include "services/gateway/session.h"
 #include "services/gateway/stats.h"
+#include "services/gateway/timeouts.h"
 #include "services/gateway/workers.h"
 
 /* Filled from the environment by main.c's table (types as common/config.h stores them;
@@ -41,6 +42,8 @@ typedef struct gw_config {
     long long rate_burst;
     long long rate_close_after;
     long long auth_timeout_ms;
+    long long idle_ping_ms;
+    long long idle_hangup_ms;
     long long send_queue;
     long long heartbeat_ms;
     long long replay_max;
@@ -81,6 +84,7 @@ typedef struct gw_gateway {
     bool prepared;            /* gw_server_prepare ran: gw_server_release must run */
     bool write_direct;        /* write_mode "direct" */
     void *dirty;              /* server.c: sockets with frames to flush (its conn_data) */
+    gw_timeouts_t timeouts;   /* server.c: every connection's deadline */
     unsigned char *write_buf; /* server.c: frames of one socket gathered for one send() */
     bool shutting_down;
     uint64_t auth_overloads_unlogged; /* 1013 closes since the last overload log line */

@@ -58,6 +58,10 @@ static const chat_cfg_entry_t cfg_table[] = {
         "rate-limited frames (forgiven at 1/s) after which the connection closes with 4008"),
     CHAT_CFG_DURATION("CHAT_AUTH_TIMEOUT", gw_config_t, auth_timeout_ms, "10s", 1000, 600000,
                       "time to authenticate before close 4001"),
+    CHAT_CFG_DURATION("CHAT_GATEWAY_IDLE_PING", gw_config_t, idle_ping_ms, "30s", 1000, 3600000,
+                      "a client silent this long is pinged (keeps proxies' idle timers alive)"),
+    CHAT_CFG_DURATION("CHAT_GATEWAY_IDLE_HANGUP", gw_config_t, idle_hangup_ms, "70s", 2000, 7200000,
+                      "a client silent this long (no frame, no pong) is dropped"),
     CHAT_CFG_INTEGER("CHAT_GATEWAY_SEND_QUEUE", gw_config_t, send_queue, "1024", 16, 1000000,
                      "frames queued per socket; a full queue closes it with 1008 (too slow)"),
     CHAT_CFG_DURATION("CHAT_GATEWAY_HEARTBEAT", gw_config_t, heartbeat_ms, "10s", 1000, 600000,
@@ -264,6 +268,15 @@ int main(int argc, char **argv)
         chat_service_configure(cfg_table, &cfg, argc, argv, "chat-gateway", SUMMARY);
     if (loaded != CHAT_CFG_LOADED)
         return loaded == CHAT_CFG_HELP ? 0 : 1;
+    if (cfg.idle_hangup_ms <= cfg.idle_ping_ms) {
+        chat_log_error("CHAT_GATEWAY_IDLE_HANGUP must be longer than CHAT_GATEWAY_IDLE_PING "
+                       "(a ping needs time to be answered)",
+                       CHAT_F_STR("var", "CHAT_GATEWAY_IDLE_HANGUP"),
+                       CHAT_F_INT("hangup_ms", cfg.idle_hangup_ms),
+                       CHAT_F_INT("ping_ms", cfg.idle_ping_ms));
+        chat_cfg_free(cfg_table, &cfg);
+        return 1;
+    }
     int rc = gateway_main(&cfg);
     chat_cfg_free(cfg_table, &cfg);
     return rc;

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 
 #include <libwebsockets.h>
 
@@ -39,11 +40,11 @@ _Static_assert(GW_BUF_PRE >= LWS_PRE, "frame buffers need the headroom lws_write
 #define WRITE_BURST 256      /* frames one flush of a socket may send */
 #define WRITE_BUF 65536      /* bytes of frames gathered into one system call */
 #define WS_HEADER_MAX 10     /* a server frame's header: FIN|opcode, length (no mask) */
-#define TICK_US (200 * 1000) /* stop check and shutdown progress */
-#define CLOSE_GRACE_US (5 * LWS_USEC_PER_SEC) /* a closing socket that cannot flush */
+#define TICK_US (200 * 1000) /* deadlines, stop check and shutdown progress */
+#define CLOSE_GRACE_MS 5000  /* a closing socket that cannot flush */
 #define SHUTDOWN_GRACE_US (3 * LWS_USEC_PER_SEC)
-#define PING_IDLE_S 30   /* lws pings an idle client after this... */
-#define HANGUP_IDLE_S 70 /* ...and drops it if nothing came back by this */
+#define AUTH_UNREAD_GRACE_MS 1000 /* the auth deadline passed with bytes unread: the loop */
+#define AUTH_UNREAD_GRACES 5      /* was behind, not the client; wait up to this often */
 #define LOG_LINE_MAX 512
 
 /* lws keeps one of these per connection (zeroed); the session lives on our heap. */
@@ -52,9 +53,13 @@ typedef struct conn_data {
     struct lws *wsi;
     struct conn_data *dirty_prev, *dirty_next; /* the loop's list of sockets to flush */
     bool dirty;                                /* on that list */
-    bool await_writable; /* the socket is full (or the burst ran out): flush when writable */
-    bool close_timer;    /* the close grace timer replaced the auth timer */
-    bool close_started;  /* lws has the close (frame sent, waiting for the peer's) */
+    bool await_writable;  /* the socket is full (or the burst ran out): flush when writable */
+    bool close_timer;     /* the close grace deadline replaced the others */
+    bool close_started;   /* lws has the close (frame sent, waiting for the peer's) */
+    uint8_t auth_graces;  /* auth deadlines extended because the client's bytes were unread */
+    gw_timeout_t timeout; /* its one deadline: auth, keepalive or close grace */
+    int64_t last_rx_ms;   /* monotonic: the last frame (or pong) received */
+    int64_t ping_sent_ms; /* the keepalive ping not answered yet; 0 if none */
 } conn_data_t;
 
 /* The loop's timers and shutdown progress; lives on gw_server_run's stack, timers find it
@@ -246,7 +251,8 @@ static void op_want_write(void *ud, gw_session_t *s)
         return;
     if (gw_session_closing(s) && !cd->close_timer) {
         cd->close_timer = true;
-        lws_set_timer_usecs(wsi, CLOSE_GRACE_US);
+        gw_timeouts_set(&gw->timeouts, &cd->timeout, GW_TIMEOUT_CLOSE,
+                        chat_clock_mono_ms() + CLOSE_GRACE_MS);
     }
     if (cd->await_writable)
         return;
@@ -269,7 +275,10 @@ static void op_rx_pause(void *ud, gw_session_t *s, bool pause)
 static void op_submit_auth(void *ud, gw_session_t *s, const char *token)
 {
     gw_gateway_t *gw = ud;
-    lws_set_timer_usecs(gw_session_io(s), (lws_usec_t)gw->cfg->auth_timeout_ms * 1000);
+    conn_data_t *cd = lws_wsi_user(gw_session_io(s));
+    if (cd != NULL && !cd->close_timer)
+        gw_timeouts_set(&gw->timeouts, &cd->timeout, GW_TIMEOUT_AUTH,
+                        chat_clock_mono_ms() + gw->cfg->auth_timeout_ms);
     gw_auth_submit(gw, s, token);
 }
 
@@ -384,6 +393,7 @@ chat_err_t gw_server_prepare(gw_gateway_t *gw)
     gw->rooms = gw_rooms_new((size_t)cfg->send_queue, &sink);
     gw->sessions = chat_strmap_new();
     gw->write_buf = malloc(WRITE_BUF);
+    gw_timeouts_init(&gw->timeouts);
     gw->write_direct = strcmp(cfg->write_mode, "direct") == 0;
     if (gw->rooms == NULL || gw->sessions == NULL || gw->write_buf == NULL)
         return CHAT_ERR_NOMEM;
@@ -434,8 +444,11 @@ static int conn_open(struct lws *wsi, conn_data_t *cd)
     }
     cd->session = s;
     cd->wsi = wsi;
+    cd->last_rx_ms = chat_clock_mono_ms();
+    gw_timeout_init(&cd->timeout);
+    gw_timeouts_set(&gw->timeouts, &cd->timeout, GW_TIMEOUT_AUTH,
+                    cd->last_rx_ms + gw->cfg->auth_timeout_ms);
     chat_gauge_add(gw->stats.connections, 1);
-    lws_set_timer_usecs(wsi, (lws_usec_t)gw->cfg->auth_timeout_ms * 1000);
     chat_log_debug("connection open", CHAT_F_STR("conn", id));
     return 0;
 }
@@ -444,6 +457,8 @@ static void conn_closed(struct lws *wsi, conn_data_t *cd)
 {
     gw_gateway_t *gw = gateway_of(wsi);
     dirty_remove(gw, cd); /* lws frees cd after this callback */
+    if (cd->session != NULL)
+        gw_timeouts_clear(&gw->timeouts, &cd->timeout);
     gw_session_t *s = cd->session;
     if (s == NULL)
         return;
@@ -482,15 +497,17 @@ static int conn_receive(struct lws *wsi, conn_data_t *cd, const void *in, size_t
         return -1;
     if (cd->close_started)
         return 0;
+    cd->last_rx_ms = chat_clock_mono_ms();
     gw_rx_result_t r =
         gw_session_rx(s, in, len, lws_frame_is_binary(wsi) != 0, lws_is_final_fragment(wsi) != 0,
                       lws_remaining_packet_payload(wsi));
     return r == GW_RX_CLOSE ? conn_close_now(wsi, cd) : 0;
 }
 
-/* The per-connection timer: the auth deadline until the session closes; then the close
- * itself, either at once (queue drained) or after the grace period of a socket that could
- * not flush. */
+/* lws's per-connection timer, armed only to close from the connection's own callback (a
+ * close needs -1 returned there): at once once the queue is drained, or when the close grace
+ * period of a socket that could not flush has passed. (The deadlines themselves live in
+ * timeouts.c: lws's timer list costs a walk of every connection's timer per insertion.) */
 static int conn_timer(struct lws *wsi, conn_data_t *cd)
 {
     gw_session_t *s = cd->session;
@@ -500,8 +517,93 @@ static int conn_timer(struct lws *wsi, conn_data_t *cd)
         return 0;
     if (gw_session_closing(s))
         return conn_close_now(wsi, cd);
-    gw_session_auth_timeout(s);
     return 0;
+}
+
+/* True if the socket holds bytes the loop has not read yet. */
+static bool conn_unread(struct lws *wsi)
+{
+    int n = 0;
+    return ioctl(lws_get_socket_fd(wsi), FIONREAD, &n) == 0 && n > 0;
+}
+
+/* The auth deadline passed. A client that authenticated meanwhile moves on to the keepalive
+ * checks. One whose bytes sit unread in its socket did send (the loop was behind): it gets a
+ * little more time, a few times. The others are timed out by the session: unauthorized
+ * before their auth frame, 1013 (the gateway's fault) after it. */
+static void deadline_auth(gw_gateway_t *gw, conn_data_t *cd, int64_t now)
+{
+    gw_session_t *s = cd->session;
+    if (gw_session_state(s) == GW_SESS_READY) {
+        gw_timeouts_set(&gw->timeouts, &cd->timeout, GW_TIMEOUT_KEEPALIVE,
+                        cd->last_rx_ms + gw->cfg->idle_ping_ms);
+        return;
+    }
+    if (gw_session_state(s) == GW_SESS_AWAIT_AUTH && cd->auth_graces < AUTH_UNREAD_GRACES &&
+        conn_unread(cd->wsi)) {
+        cd->auth_graces++;
+        chat_counter_inc(gw->stats.auth_graces);
+        gw_timeouts_set(&gw->timeouts, &cd->timeout, GW_TIMEOUT_AUTH, now + AUTH_UNREAD_GRACE_MS);
+        return;
+    }
+    gw_session_auth_timeout(s);
+}
+
+/* Keepalive: a client silent for CHAT_GATEWAY_IDLE_PING gets a ping; one still silent at
+ * CHAT_GATEWAY_IDLE_HANGUP is dropped (its peer is gone: no close frame would arrive). */
+static void deadline_keepalive(gw_gateway_t *gw, conn_data_t *cd, int64_t now)
+{
+    if (cd->ping_sent_ms != 0 && cd->last_rx_ms < cd->ping_sent_ms) {
+        if (now - cd->last_rx_ms >= gw->cfg->idle_hangup_ms) {
+            chat_log_debug("keepalive: no answer, hanging up",
+                           CHAT_F_STR("conn", gw_session_id(cd->session)),
+                           CHAT_F_INT("silent_ms", now - cd->last_rx_ms));
+            chat_counter_inc(gw->stats.idle_hangups);
+            lws_set_timeout(cd->wsi, PENDING_TIMEOUT_KILLED_BY_PARENT, LWS_TO_KILL_ASYNC);
+            return;
+        }
+        gw_timeouts_set(&gw->timeouts, &cd->timeout, GW_TIMEOUT_KEEPALIVE,
+                        cd->last_rx_ms + gw->cfg->idle_hangup_ms);
+        return;
+    }
+    cd->ping_sent_ms = 0;
+    if (now - cd->last_rx_ms < gw->cfg->idle_ping_ms) {
+        gw_timeouts_set(&gw->timeouts, &cd->timeout, GW_TIMEOUT_KEEPALIVE,
+                        cd->last_rx_ms + gw->cfg->idle_ping_ms);
+        return;
+    }
+    /* The ping carries a payload: lws 4.1 passes an empty pong to no callback, so an empty
+     * ping would never count as answered. */
+    unsigned char ping[LWS_PRE + 8];
+    memcpy(ping + LWS_PRE, "keepaliv", 8);
+    if (lws_write(cd->wsi, ping + LWS_PRE, 8, LWS_WRITE_PING) < 0) {
+        lws_set_timeout(cd->wsi, PENDING_TIMEOUT_KILLED_BY_PARENT, LWS_TO_KILL_ASYNC);
+        return;
+    }
+    cd->ping_sent_ms = now;
+    gw_timeouts_set(&gw->timeouts, &cd->timeout, GW_TIMEOUT_KEEPALIVE,
+                    cd->last_rx_ms + gw->cfg->idle_hangup_ms);
+}
+
+/* Runs every deadline that is due (from the loop's tick). */
+static void deadlines_run(gw_gateway_t *gw)
+{
+    int64_t now = chat_clock_mono_ms();
+    gw_timeout_t *t;
+    gw_timeout_kind_t kind;
+    while ((t = gw_timeouts_expired(&gw->timeouts, now, &kind)) != NULL) {
+        conn_data_t *cd = lws_container_of(t, conn_data_t, timeout);
+        if (cd->session == NULL || cd->close_started)
+            continue;
+        if (kind == GW_TIMEOUT_CLOSE) /* the close grace period ran out */
+            lws_set_timer_usecs(cd->wsi, 1);
+        else if (gw_session_closing(cd->session))
+            continue;
+        else if (kind == GW_TIMEOUT_AUTH)
+            deadline_auth(gw, cd, now);
+        else
+            deadline_keepalive(gw, cd, now);
+    }
 }
 
 /* A WebSocket upgrade for any other path is refused like any unknown URL: with a 404
@@ -548,6 +650,10 @@ static int on_event_dispatch(struct lws *wsi, enum lws_callback_reasons reason, 
         return conn_open(wsi, cd);
     case LWS_CALLBACK_RECEIVE:
         return conn_receive(wsi, cd, in, len);
+    case LWS_CALLBACK_RECEIVE_PONG:
+        if (cd != NULL)
+            cd->last_rx_ms = chat_clock_mono_ms();
+        return 0;
     case LWS_CALLBACK_SERVER_WRITEABLE:
         return conn_writable(wsi, cd);
     case LWS_CALLBACK_TIMER:
@@ -590,9 +696,11 @@ static const struct lws_protocols protocols[] = {
     {0},
 };
 
+/* lws's own idle pings are off (its per-connection timer is re-armed on every frame, with a
+ * walk of its sorted timer list): deadlines_run pings and hangs up instead. */
 static const lws_retry_bo_t idle_policy = {
-    .secs_since_valid_ping = PING_IDLE_S,
-    .secs_since_valid_hangup = HANGUP_IDLE_S,
+    .secs_since_valid_ping = 0,
+    .secs_since_valid_hangup = 0,
 };
 
 /* ---- wake-ups from other threads ---- */
@@ -659,6 +767,8 @@ static void tick_cb(lws_sorted_usec_list_t *sul)
         return;
     }
     chat_gauge_set(gw->stats.rooms, (double)gw_rooms_count(gw->rooms));
+    deadlines_run(gw);
+    flush_dirty(gw); /* errors and closes the deadlines queued */
     auth_overload_log(gw);
     lws_sul_schedule(gw->lws, 0, &loop->tick, tick_cb, TICK_US);
 }

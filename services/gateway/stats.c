@@ -105,6 +105,16 @@ chat_err_t gw_stats_init(gw_stats_t *st, chat_metrics_t *m)
                              "Auth frames whose tenant secret was not cached (a worker looked it "
                              "up); the others are verified on the event loop at once.",
                              NULL);
+    st->auth_graces = chat_metrics_counter(
+        m, "chat_gateway_auth_deadline_extensions_total",
+        "Auth deadlines extended because the client's bytes were still unread in its socket "
+        "(the loop was behind, not the client).",
+        NULL);
+    st->idle_hangups =
+        chat_metrics_counter(m, "chat_gateway_idle_hangups_total",
+                             "Connections dropped after CHAT_GATEWAY_IDLE_HANGUP without a frame or an "
+                             "answer to the keepalive ping.",
+                             NULL);
     st->auth_pending = chat_metrics_gauge(m, "chat_gateway_auth_pending",
                                           "Auth frames waiting for their tenant lookup.", NULL);
     st->auth_seconds = chat_metrics_histogram(
@@ -117,6 +127,6 @@ chat_err_t gw_stats_init(gw_stats_t *st, chat_metrics_t *m)
          st->queue_drops != NULL && st->writes != NULL && st->socket_writes != NULL &&
          st->send_failures != NULL && st->registry_errors != NULL && st->auth_seconds != NULL &&
          st->join_seconds != NULL && st->auth_overloads != NULL && st->auth_lookups != NULL &&
-         st->auth_pending != NULL;
+         st->auth_pending != NULL && st->auth_graces != NULL && st->idle_hangups != NULL;
     return ok ? CHAT_OK : CHAT_ERR_NOMEM;
 }

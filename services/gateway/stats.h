@@ -30,6 +30,8 @@ typedef struct gw_stats {
     chat_counter_t *registry_errors;     /* failed Redis registration pipelines */
     chat_counter_t *auth_overloads;      /* closed with 1013: verification took too long */
     chat_counter_t *auth_lookups;        /* auth frames that needed a tenant lookup */
+    chat_counter_t *auth_graces;         /* auth deadlines extended: the client's bytes unread */
+    chat_counter_t *idle_hangups;        /* connections dropped: no answer to the keepalive ping */
     chat_histogram_t *auth_seconds;      /* auth frame -> welcome or refusal */
     chat_gauge_t *auth_pending;          /* auth frames waiting for a tenant lookup */
     chat_histogram_t *join_seconds;      /* join frame -> joined */

@@ -52,6 +52,7 @@ done
 expect_failure gateway CHAT_GATEWAY_INDEX CHAT_GATEWAY_INDEX=999
 expect_failure gateway CHAT_MONGO_URI CHAT_MONGO_URI="mongodb://127.0.0.1:$dead_port/chat"
 expect_failure gateway CHAT_REDIS_URL CHAT_REDIS_URL="redis://127.0.0.1:$dead_port/0"
+expect_failure gateway CHAT_GATEWAY_IDLE_HANGUP CHAT_GATEWAY_IDLE_PING=30s CHAT_GATEWAY_IDLE_HANGUP=20s
 expect_failure message CHAT_MONGO_URI CHAT_MONGO_URI="mongodb://127.0.0.1:$dead_port/chat"
 expect_failure message CHAT_MESSAGE_BATCH CHAT_MESSAGE_BATCH=0
 expect_failure message CHAT_REDIS_URL CHAT_REDIS_URL="redis://127.0.0.1:$dead_port/0"
