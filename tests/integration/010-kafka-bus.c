@@ -653,9 +653,5 @@ int main(void)
     tcase_add_test(tc, test_manual_from_end);
     tcase_add_test(tc, test_flush_waits_for_reports);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return chat_test_suite_run(s, false);
 }

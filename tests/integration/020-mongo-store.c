@@ -12,6 +12,7 @@
 #include "common/log.h"
 #include "common/store.h"
 #include "tests/support/stack.h"
+#include "tests/support/util.h"
 
 #define INDEX_NAME "tenant_room_seq"
 
@@ -419,9 +420,5 @@ int main(void)
 {
     chat_test_stack_load();
     chat_log_init("it-020", CHAT_LOG_INFO);
-    SRunner *sr = srunner_create(store_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return chat_test_suite_run(store_suite(), false);
 }

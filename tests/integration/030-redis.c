@@ -12,6 +12,7 @@
 #include "common/redis.h"
 #include "common/redis_int.h"
 #include "tests/support/stack.h"
+#include "tests/support/util.h"
 
 static chat_redis_t *redis;
 static chat_redis_t *redis_other_db; /* set by the test that uses a second db */
@@ -341,9 +342,5 @@ int main(void)
     /* As in the services (chat_signals_install): a write to a killed connection must be an
      * error return, not a SIGPIPE. */
     signal(SIGPIPE, SIG_IGN);
-    SRunner *sr = srunner_create(redis_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return chat_test_suite_run(redis_suite(), false);
 }

@@ -11,6 +11,7 @@
 #include "tests/support/chat.h"
 #include "tests/support/stack.h"
 #include "tools/client/client_frames.h"
+#include "tests/support/util.h"
 
 #define ORDER_COUNT 200
 #define LATENCY_COUNT 1000
@@ -179,9 +180,5 @@ int main(void)
     tcase_add_test(tc, test_two_gateways_order_once_gapless);
     tcase_add_test(tc, test_latency_send_to_other_gateway);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return chat_test_suite_run(s, false);
 }

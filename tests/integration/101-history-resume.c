@@ -10,6 +10,7 @@
 #include "tests/support/chat.h"
 #include "tests/support/stack.h"
 #include "tools/client/client_frames.h"
+#include "tests/support/util.h"
 
 #define QUIET_MS 500
 #define REPLAY_MAX 500
@@ -229,9 +230,5 @@ int main(void)
     tcase_add_test(tc, test_join_since_replays_missed);
     tcase_add_test(tc, test_resume_beyond_replay_limit);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return chat_test_suite_run(s, false);
 }

@@ -11,6 +11,7 @@
 #include "tests/support/chat.h"
 #include "tests/support/stack.h"
 #include "tools/client/client_frames.h"
+#include "tests/support/util.h"
 
 #define CLOSE_UNAUTHORIZED 4001
 #define CLOSE_RATE_LIMIT 4008
@@ -374,9 +375,5 @@ int main(void)
     tcase_add_test(tc, test_flood_is_limited_then_closed_4008);
     tcase_add_test(tc, test_gateways_still_serve_new_clients);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return chat_test_suite_run(s, false);
 }

@@ -10,6 +10,7 @@
 
 #include "tests/support/chat.h"
 #include "tests/support/stack.h"
+#include "tests/support/util.h"
 
 #define OUT_MAX 65536
 
@@ -212,9 +213,5 @@ int main(void)
     tcase_add_test(tc, test_session_send_history_resume);
     tcase_add_test(tc, test_refused_sends_count_as_answered);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return chat_test_suite_run(s, false);
 }

@@ -576,9 +576,5 @@ int main(void)
     tcase_add_test(tc, test_fill_gives_way_to_a_newer_write);
     tcase_add_test(tc, test_restarted_redis_is_not_trusted);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return chat_test_suite_run(s, false);
 }

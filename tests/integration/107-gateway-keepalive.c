@@ -102,9 +102,5 @@ int main(void)
     tcase_add_checked_fixture(tc, NULL, gateway_stop);
     tcase_add_test(tc, test_keepalive);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return chat_test_suite_run(s, false);
 }

@@ -807,10 +807,5 @@ int main(void)
     tcase_add_test(tc, test_replay_of_a_stored_half);
     tcase_add_test(tc, test_clean_shutdown);
     suite_add_tcase(suite, tc);
-    SRunner *sr = srunner_create(suite);
-    srunner_set_fork_status(sr, CK_NOFORK);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return chat_test_suite_run(suite, true);
 }

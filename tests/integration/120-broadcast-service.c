@@ -717,10 +717,5 @@ static Suite *broadcast_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(broadcast_suite());
-    srunner_set_fork_status(sr, CK_NOFORK);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return chat_test_suite_run(broadcast_suite(), true);
 }

@@ -13,6 +13,7 @@
 #include "tests/support/chat.h"
 #include "tests/support/stack.h"
 #include "tools/client/client_frames.h"
+#include "tests/support/util.h"
 
 #define SERVICE "gateway-0"
 #define QUIET_MS 1000
@@ -298,9 +299,5 @@ int main(void)
     tcase_add_checked_fixture(tc, NULL, restore_gateway);
     tcase_add_test(tc, test_kill_gateway_clients_resume_elsewhere);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return chat_test_suite_run(s, false);
 }

@@ -12,6 +12,17 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+int chat_test_suite_run(Suite *s, bool in_process)
+{
+    SRunner *sr = srunner_create(s);
+    if (in_process)
+        srunner_set_fork_status(sr, CK_NOFORK);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
+
 int chat_test_free_port(void)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);

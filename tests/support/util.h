@@ -1,12 +1,20 @@
-/* Small helpers that unit and integration tests share and that need no stack: a free local
- * port, an HTTP request to an ops endpoint on 127.0.0.1, and metric values read from the
- * Prometheus text that /metrics or chat_metrics_render() returns. */
+/* Small helpers that unit and integration tests share and that need no stack: a test
+ * program's run of its suite, a free local port, an HTTP request to an ops endpoint on
+ * 127.0.0.1, and metric values read from the Prometheus text that /metrics or
+ * chat_metrics_render() returns. */
 #ifndef CHAT_TESTS_SUPPORT_UTIL_H
 #define CHAT_TESTS_SUPPORT_UTIL_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <check.h>
+
+/* Runs every test of s (forking per test as Check's CK_FORK says, or in this process when
+ * in_process), frees the runner and s, and returns main()'s exit status: EXIT_SUCCESS if
+ * all passed. */
+int chat_test_suite_run(Suite *s, bool in_process);
 
 /* A TCP port of 127.0.0.1 that was free a moment ago (bound, then released): for a process
  * to listen on, or as a closed port to connect to. Fails the test if none can be bound. */

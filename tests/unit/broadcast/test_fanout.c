@@ -10,6 +10,7 @@
 #include "common/frames.h"
 #include "common/contract.h"
 #include "services/broadcast/fanout.h"
+#include "tests/support/util.h"
 
 #define MAX_EVENTS 512
 #define MAX_RECORDS 1024
@@ -502,9 +503,5 @@ static Suite *fanout_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(fanout_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return chat_test_suite_run(fanout_suite(), false);
 }

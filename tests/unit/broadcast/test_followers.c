@@ -8,6 +8,7 @@
 
 #include "common/names.h"
 #include "services/broadcast/followers.h"
+#include "tests/support/util.h"
 
 START_TEST(test_distinct_rooms)
 {
@@ -116,9 +117,5 @@ static Suite *followers_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(followers_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return chat_test_suite_run(followers_suite(), false);
 }

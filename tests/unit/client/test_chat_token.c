@@ -9,6 +9,7 @@
 
 #include "common/jwt.h"
 #include "tools/client/chat_token.h"
+#include "tests/support/util.h"
 
 static const char secret[] = "s3cret-of-acme";
 
@@ -127,9 +128,5 @@ int main(void)
     tcase_add_test(tc, test_longest_lifetime);
     tcase_add_test(tc, test_malformed_input_refused);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return chat_test_suite_run(s, false);
 }

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "tools/client/client_frames.h"
+#include "tests/support/util.h"
 
 /* Compares a built frame with the expected JSON text and frees it. */
 static void expect_frame(char *got, const char *want)
@@ -118,9 +119,5 @@ int main(void)
     tcase_add_test(tc, test_render_history_lines);
     tcase_add_test(tc, test_render_unknown_and_garbage);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return chat_test_suite_run(s, false);
 }

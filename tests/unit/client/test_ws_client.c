@@ -12,6 +12,7 @@
 
 #include "common/clock.h"
 #include "tools/client/ws_client.h"
+#include "tests/support/util.h"
 
 /* How the fake server answers the handshake. */
 typedef enum fake_mode {
@@ -551,9 +552,5 @@ static Suite *ws_client_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(ws_client_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return chat_test_suite_run(ws_client_suite(), false);
 }

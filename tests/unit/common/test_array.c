@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "common/array.h"
+#include "tests/support/util.h"
 
 START_TEST(test_grows_and_keeps_contents)
 {
@@ -59,9 +60,5 @@ int main(void)
     tcase_add_test(tc, test_room_left_is_a_no_op);
     tcase_add_test(tc, test_overflow_refused_and_unchanged);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return chat_test_suite_run(s, false);
 }

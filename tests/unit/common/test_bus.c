@@ -465,9 +465,5 @@ int main(void)
     tcase_add_test(tc, test_producer_partitions_without_broker);
     tcase_add_test(tc, test_topic_counters_separate);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return chat_test_suite_run(s, false);
 }

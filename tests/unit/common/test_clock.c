@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "common/clock.h"
+#include "tests/support/util.h"
 
 START_TEST(test_mono_never_goes_back)
 {
@@ -145,9 +146,5 @@ static Suite *clock_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(clock_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return chat_test_suite_run(clock_suite(), false);
 }

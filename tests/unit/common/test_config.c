@@ -13,6 +13,7 @@
 
 #include "common/config.h"
 #include "common/log.h"
+#include "tests/support/util.h"
 
 typedef struct test_cfg {
     char *brokers;
@@ -607,9 +608,5 @@ int main(void)
     tcase_add_test(tc, test_log_configuration);
     tcase_add_test(tc, test_free_partial);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return chat_test_suite_run(s, false);
 }

@@ -9,6 +9,7 @@
 
 #include "common/contract.h"
 #include "common/log.h"
+#include "tests/support/util.h"
 
 START_TEST(test_room_key)
 {
@@ -136,9 +137,5 @@ static Suite *contract_suite(void)
 int main(void)
 {
     chat_log_set_level(CHAT_LOG_OFF); /* refusals are logged; expected here */
-    SRunner *sr = srunner_create(contract_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return chat_test_suite_run(contract_suite(), false);
 }

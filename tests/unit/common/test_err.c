@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "common/err.h"
+#include "tests/support/util.h"
 
 static const struct {
     chat_err_t err;
@@ -85,9 +86,5 @@ int main(void)
     tcase_add_test(tc, test_names_unique_snake_case);
     tcase_add_test(tc, test_out_of_range);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return chat_test_suite_run(s, false);
 }

@@ -11,6 +11,7 @@
 #include "common/events.h"
 #include "common/log.h"
 #include "common/names.h"
+#include "tests/support/util.h"
 
 #define ID "65f1c0ffee0123456789abcd"
 #define TS INT64_C(1732406400123)
@@ -726,9 +727,5 @@ static Suite *events_suite(void)
 int main(void)
 {
     chat_log_set_level(CHAT_LOG_OFF); /* refusals are logged; expected here */
-    SRunner *sr = srunner_create(events_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return chat_test_suite_run(events_suite(), false);
 }

@@ -10,6 +10,7 @@
 #include "common/frames.h"
 #include "common/log.h"
 #include "common/names.h"
+#include "tests/support/util.h"
 
 #define ID "65f1c0ffee0123456789abcd"
 #define TS INT64_C(1732406400123)
@@ -183,9 +184,5 @@ static Suite *frames_suite(void)
 int main(void)
 {
     chat_log_set_level(CHAT_LOG_OFF); /* refusals are logged; expected here */
-    SRunner *sr = srunner_create(frames_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return chat_test_suite_run(frames_suite(), false);
 }

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "common/hash.h"
+#include "tests/support/util.h"
 
 START_TEST(test_reference_vectors)
 {
@@ -33,9 +34,5 @@ int main(void)
     tcase_add_test(tc, test_reference_vectors);
     tcase_add_test(tc, test_pieces);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return chat_test_suite_run(s, false);
 }

@@ -9,6 +9,7 @@
 
 #include "common/json.h"
 #include "common/names.h"
+#include "tests/support/util.h"
 
 START_TEST(test_fail_writes_reason)
 {
@@ -194,9 +195,5 @@ int main(void)
     tcase_add_test(tc, test_add_int_and_print);
     tcase_add_test(tc, test_cursor);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return chat_test_suite_run(s, false);
 }

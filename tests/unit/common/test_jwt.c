@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "common/jwt.h"
+#include "tests/support/util.h"
 
 #define SECRET "kat-secret"
 #define NOW 1700000000 /* the tests' clock, seconds since the epoch */
@@ -653,9 +654,5 @@ static Suite *jwt_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(jwt_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return chat_test_suite_run(jwt_suite(), false);
 }

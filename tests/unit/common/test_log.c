@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "tests/support/util.h"
 
 /* The logger's line buffer (log.c LOG_LINE_MAX): no line may be longer. */
 #define LINE_MAX_BYTES 8192
@@ -296,9 +297,5 @@ int main(void)
     tcase_add_test(tc, test_fields_array);
     tcase_add_test(tc, test_errno_preserved);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return chat_test_suite_run(s, false);
 }

@@ -9,6 +9,7 @@
 
 #include "common/log.h"
 #include "common/metrics.h"
+#include "tests/support/util.h"
 
 static chat_metrics_t *m;
 
@@ -323,9 +324,5 @@ int main(void)
     tcase_add_test(tc, test_null_handles_ignored);
     tcase_add_test(tc, test_concurrent_updates);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return chat_test_suite_run(s, false);
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "common/names.h"
+#include "tests/support/util.h"
 
 typedef struct name_case {
     const char *s;
@@ -355,9 +356,5 @@ int main(void)
     tcase_add_test(tc, test_utf8_chars);
     tcase_add_test(tc, test_json_escaped_nul);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return chat_test_suite_run(s, false);
 }

@@ -216,9 +216,5 @@ static Suite *redis_suite(void)
 int main(void)
 {
     chat_log_init("test_redis", CHAT_LOG_WARN);
-    SRunner *sr = srunner_create(redis_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return chat_test_suite_run(redis_suite(), false);
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "common/strmap.h"
+#include "tests/support/util.h"
 
 START_TEST(test_put_get_remove)
 {
@@ -93,9 +94,5 @@ int main(void)
     tcase_add_test(tc, test_many_entries);
     tcase_add_test(tc, test_clear_keeps_map_usable);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return chat_test_suite_run(s, false);
 }

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "common/token_bucket.h"
+#include "tests/support/util.h"
 
 #define SEC 1000000LL /* microseconds */
 
@@ -106,9 +107,5 @@ static Suite *token_bucket_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(token_bucket_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return chat_test_suite_run(token_bucket_suite(), false);
 }

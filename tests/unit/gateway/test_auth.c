@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "services/gateway/auth.h"
+#include "tests/support/util.h"
 
 #define NOW_MS 1800000000000LL /* the test's wall clock */
 #define HIT_TTL 30000
@@ -269,9 +270,5 @@ int main(void)
     tcase_add_test(tc, test_cached_only_never_looks_up);
     tcase_add_test(tc, test_concurrent_misses_share_one_lookup);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return chat_test_suite_run(s, false);
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "services/gateway/deliver.h"
+#include "tests/support/util.h"
 
 static const char batch[] =
     "{\"v\":1,\"type\":\"deliver\",\"items\":["
@@ -66,9 +67,5 @@ int main(void)
     TCase *tc = tcase_create("deliver");
     tcase_add_test(tc, test_items_to_deliveries);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return chat_test_suite_run(s, false);
 }

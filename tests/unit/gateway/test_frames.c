@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "services/gateway/frames.h"
+#include "tests/support/util.h"
 
 #define MAX_TEXT 4000
 
@@ -364,9 +365,5 @@ int main(void)
     tcase_add_test(tc, test_server_frames);
     tcase_add_test(tc, test_names);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return chat_test_suite_run(s, false);
 }

@@ -10,6 +10,7 @@
 #include "common/clock.h"
 #include "common/contract.h"
 #include "services/gateway/inbound.h"
+#include "tests/support/util.h"
 
 /* Nothing listens there (port 1 needs root to bind); connections are refused at once. */
 #define DEAD_BROKER "127.0.0.1:1"
@@ -76,9 +77,5 @@ int main(void)
     TCase *tc = tcase_create("inbound");
     tcase_add_test(tc, test_full_queue_fails_at_once);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return chat_test_suite_run(s, false);
 }

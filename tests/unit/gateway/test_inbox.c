@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "services/gateway/inbox.h"
+#include "tests/support/util.h"
 
 typedef struct test_task {
     gw_task_t task;
@@ -133,9 +134,5 @@ int main(void)
     tcase_add_test(tc, test_inbox_bound_and_stop);
     tcase_add_test(tc, test_inbox_bound_released_by_drain);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return chat_test_suite_run(s, false);
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "services/gateway/outq.h"
+#include "tests/support/util.h"
 
 START_TEST(test_buf_payload_and_headroom)
 {
@@ -128,9 +129,5 @@ int main(void)
     tcase_add_test(tc, test_queue_bound_drops_reference);
     tcase_add_test(tc, test_queue_wraps_and_grows);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return chat_test_suite_run(s, false);
 }

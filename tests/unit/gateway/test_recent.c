@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "services/gateway/recent.h"
+#include "tests/support/util.h"
 
 #define RUN_ID "4c7a8c1e0f2b3d4a5e6f708192a3b4c5d6e7f809"
 #define MAX_ENTRIES 256
@@ -265,9 +266,5 @@ int main(void)
     tcase_add_test(tc, test_page_gaps);
     tcase_add_test(tc, test_result_names);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return chat_test_suite_run(s, false);
 }

@@ -14,6 +14,7 @@
 
 #include "common/names.h"
 #include "services/gateway/registry.h"
+#include "tests/support/util.h"
 
 /* strdup for the whole test program, failing its call number strdup_fail_at (counted from
  * 0 since strdup_calls was reset; -1: never), so out-of-memory paths can be driven. */
@@ -305,9 +306,5 @@ int main(void)
     tcase_add_test(tc, test_remove_one_command_per_key);
     tcase_add_test(tc, test_release);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return chat_test_suite_run(s, false);
 }

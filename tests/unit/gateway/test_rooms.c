@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "services/gateway/rooms.h"
+#include "tests/support/util.h"
 
 #define HELD_MAX 4
 #define LOG_MAX 64
@@ -300,9 +301,5 @@ int main(void)
     tcase_add_test(tc, test_held_overflow_reported_once);
     tcase_add_test(tc, test_foreach_lists_distinct_users);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return chat_test_suite_run(s, false);
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "services/gateway/session.h"
+#include "tests/support/util.h"
 
 #define MAX_FRAME 256
 #define SEND_QUEUE 16
@@ -927,9 +928,5 @@ int main(void)
     tcase_add_test(tc, test_queue_overflow_closes_1008);
     tcase_add_test(tc, test_close_flush_writes_queue_first);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return chat_test_suite_run(s, false);
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "services/gateway/store_reads.h"
+#include "tests/support/util.h"
 
 static bson_t *doc_basic(bson_oid_t *oid)
 {
@@ -136,9 +137,5 @@ int main(void)
     tcase_add_test(tc, test_replay_entries_ascending);
     tcase_add_test(tc, test_replay_entries_without_seq);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return chat_test_suite_run(s, false);
 }

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "services/gateway/timeouts.h"
+#include "tests/support/util.h"
 
 START_TEST(test_order_and_due)
 {
@@ -93,9 +94,5 @@ int main(void)
     tcase_add_test(tc, test_move_and_clear);
     tcase_add_test(tc, test_many);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return chat_test_suite_run(s, false);
 }

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "services/message/dedup.h"
+#include "tests/support/util.h"
 
 static message_doc_t stored(const char *tenant, const char *room, const char *from, const char *cid,
                             const char *src, int64_t seq)
@@ -142,9 +143,5 @@ int main(void)
     tcase_add_test(tc, test_superset_matches_exactly);
     tcase_add_test(tc, test_large_batch);
     suite_add_tcase(suite, tc);
-    SRunner *sr = srunner_create(suite);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return chat_test_suite_run(suite, false);
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "services/message/inbound.h"
+#include "tests/support/util.h"
 
 #define ORIGIN "\"origin\":{\"gw\":\"0\",\"conn\":\"0.b.1\"}"
 
@@ -164,9 +165,5 @@ int main(void)
     tcase_add_test(tc, test_invalid_records);
     tcase_add_test(tc, test_unsupported_operation_rejected);
     suite_add_tcase(suite, tc);
-    SRunner *sr = srunner_create(suite);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return chat_test_suite_run(suite, false);
 }

@@ -1341,9 +1341,5 @@ int main(void)
     tcase_add_test(tc, test_recent_persistent_failure_no_publish);
     tcase_add_test(tc, test_recent_stop_during_retry);
     suite_add_tcase(suite, tc);
-    SRunner *sr = srunner_create(suite);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return chat_test_suite_run(suite, false);
 }

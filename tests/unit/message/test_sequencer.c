@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "services/message/sequencer.h"
+#include "tests/support/util.h"
 
 /* The room's last seq, or -1 if the sequencer does not remember it. */
 static int64_t last_of(message_sequencer_t *s, const char *room)
@@ -210,9 +211,5 @@ int main(void)
     tcase_add_test(tc, test_key_too_long);
     tcase_add_test(tc, test_plan_assigns_consecutive_seqs);
     suite_add_tcase(suite, tc);
-    SRunner *sr = srunner_create(suite);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return chat_test_suite_run(suite, false);
 }

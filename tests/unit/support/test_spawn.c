@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "tests/support/spawn.h"
+#include "tests/support/util.h"
 
 /* A temporary file for a child's output; unlinked at once, read back with read_back. */
 static int temp_fd(void)
@@ -114,9 +115,5 @@ int main(void)
     tcase_add_test(tc, test_wait_deadline_kills);
     tcase_add_test(tc, test_stop_signals);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return chat_test_suite_run(s, false);
 }
