@@ -151,23 +151,30 @@ static chat_err_t join_useq_store(join_job_t *j, chat_redis_t *redis, const char
     chat_err_t err =
         gw_reads_latest_useq(gw->store, client, j->base.tenant, j->base.room, &j->useq);
     chat_store_release(gw->store, client);
-    chat_err_t rerr = CHAT_OK;
     redisReply *reply = NULL;
     if (watched && err == CHAT_OK && fill_run_id[0] != '\0') {
         char value[96];
         snprintf(value, sizeof value, "%s:%" PRId64, fill_run_id, j->useq);
-        if ((rerr = chat_redis_append(redis, "MULTI")) == CHAT_OK &&
-            (rerr = chat_redis_append(redis, "SET %s %s PX %lld", key, value,
-                                      (long long)gw->cfg->recent_ttl_ms)) == CHAT_OK &&
-            (rerr = chat_redis_append(redis, "EXEC")) == CHAT_OK) {
-            for (int i = 0; i < 3 && rerr == CHAT_OK; i++) {
-                rerr = chat_redis_reply(redis, &reply);
-                if (reply != NULL)
-                    freeReplyObject(reply);
-                reply = NULL;
-            }
+        size_t queued = 0;
+        bool ok = chat_redis_append(redis, "MULTI") == CHAT_OK;
+        queued += ok;
+        ok = ok && chat_redis_append(redis, "SET %s %s PX %lld", key, value,
+                                     (long long)gw->cfg->recent_ttl_ms) == CHAT_OK;
+        queued += ok;
+        ok = ok && chat_redis_append(redis, "EXEC") == CHAT_OK;
+        queued += ok;
+        /* Out of memory mid-way: close the transaction, or it swallows what follows. */
+        if (!ok && queued > 0 && chat_redis_append(redis, "DISCARD") == CHAT_OK)
+            queued++;
+        /* Every queued reply is read, so the connection stays in step. */
+        for (size_t i = 0; i < queued; i++) {
+            if (chat_redis_reply(redis, &reply) != CHAT_OK)
+                ok = false;
+            if (reply != NULL)
+                freeReplyObject(reply);
+            reply = NULL;
         }
-        watched = rerr != CHAT_OK; /* EXEC ended the WATCH */
+        watched = !ok; /* EXEC or DISCARD ended the WATCH */
     }
     if (watched && (reply = chat_redis_command(redis, NULL, "UNWATCH")) != NULL)
         freeReplyObject(reply);

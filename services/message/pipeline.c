@@ -954,13 +954,13 @@ static chat_err_t update_step(message_pipeline_t *p, batch_t *b, void *arg)
     const message_env_t *env = &p->conf.env;
     batch_room_t *r = &b->rooms[it->room];
     item_update_clear(it);
-    chat_err_t err = CHAT_OK;
     char req[MESSAGE_UPDATE_REQ_MAX];
     message_update_req_key(ev, it->src, req, sizeof req);
     for (int collisions = 0;; collisions++) {
         bool found = false;
         message_update_rec_t rec;
-        err = st->find_update(st->ctx, ev->tenant, ev->room, ev->user, req, &rec, &found);
+        chat_err_t err =
+            st->find_update(st->ctx, ev->tenant, ev->room, ev->user, req, &rec, &found);
         if (err != CHAT_OK)
             return err;
         if (found) {
