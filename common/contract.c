@@ -107,3 +107,8 @@ int chat_recent_key(const char *tenant, const char *room, char *buf, size_t bufl
 {
     return room_redis_key(tenant, room, "recent", buf, buflen);
 }
+
+int chat_useq_key(const char *tenant, const char *room, char *buf, size_t buflen)
+{
+    return room_redis_key(tenant, room, "useq", buf, buflen);
+}

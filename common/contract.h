@@ -124,6 +124,17 @@ int chat_registry_key(const char *tenant, const char *room, chat_registry_set_t 
  * does not fit or tenant/room are missing. */
 int chat_recent_key(const char *tenant, const char *room, char *buf, size_t buflen);
 
+/* ---- Redis: the latest update sequence of a room ----
+ * chat:room:{tenant/room}:useq, a string "<run_id>:<useq>": the room's latest useq (the
+ * sequence of changes to its messages: edits, deletes, reactions), written by the message
+ * service after the recent history of a batch's updates and before publishing them (and by a
+ * gateway that read it from MongoDB), read by the gateways for joined.useq. Trusted only when
+ * run_id is the answering server's (docs/message-path.md). Expires like the recent history. */
+
+/* Writes the key of tenant/room's latest useq into buf. Returns its length, or -1 if it does
+ * not fit or tenant/room are missing. */
+int chat_useq_key(const char *tenant, const char *room, char *buf, size_t buflen);
+
 /* Config table entries of the recent history, for every service that writes or reads it:
  * the same values everywhere. The default keeps what a join replays at most (CHAT_REPLAY_MAX,
  * 500), so that any resume the gateway can answer at all is answered from Redis. */

@@ -12,7 +12,7 @@
 #include "common/log.h"
 #include "common/names.h"
 
-#define MAX_FIELDS 16 /* of one event type, "v" and "type" included */
+#define MAX_FIELDS 20 /* of one event type, "v" and "type" included */
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -128,14 +128,38 @@ static bool payload_valid(const cJSON *obj)
     return cJSON_IsObject(obj);
 }
 
+/* A message's text is left out only once it is gone (deleted, or removed by moderation). */
+static const char *msg_check(const chat_event_t *ev)
+{
+    bool gone = (ev->has_deleted && ev->deleted) || (ev->has_removed && ev->removed);
+    if (ev->text == NULL && !gone)
+        return "text missing on a message that is not deleted";
+    if (ev->text != NULL && gone)
+        return "a deleted message carries no text";
+    return NULL;
+}
+
 static const char *update_check(const chat_event_t *ev)
 {
     if (strcmp(ev->op, "edit") == 0 && ev->text == NULL)
         return "op edit needs text";
+    if (ev->text != NULL && ev->has_deleted && ev->deleted)
+        return "a deleted message carries no text";
     if (strcmp(ev->op, "react") == 0 && ev->reactions == NULL)
         return "op react needs reactions";
     if (strcmp(ev->op, "moderate") == 0 && !(ev->has_removed && ev->removed && ev->reason))
         return "op moderate needs removed:true and a reason";
+    return NULL;
+}
+
+/* The ack of a send carries cid and ts; the ack of an update carries op (and rid if the
+ * request had one) and neither of those. */
+static const char *ack_check(const chat_event_t *ev)
+{
+    if (ev->op == NULL)
+        return ev->cid != NULL && ev->has_ts ? NULL : "the ack of a send needs cid and ts";
+    if (ev->cid != NULL || ev->has_ts)
+        return "the ack of an update carries no cid and no ts";
     return NULL;
 }
 
@@ -178,6 +202,9 @@ static const char *update_check(const chat_event_t *ev)
 #define F_SEQ F_INT("seq", seq, REQ, 1)
 #define F_TS F_INT("ts", ts, REQ, 0)
 #define F_REACTIONS F_OBJ("reactions", reactions, OPT, reactions_valid)
+#define F_USEQ(req) F_INT("useq", useq, req, 1)
+#define F_EDITED F_INT("edited", edited, OPT, 0)
+#define F_DELETED F_BOOL("deleted", deleted, OPT)
 
 static const field_spec_t send_fields[] = {
     F_ENVELOPE, F_TENANT, F_ROOM, F_USER(REQ), F_NAME, F_CID(REQ), F_TEXT(REQ), F_TS, F_ORIGIN(REQ),
@@ -211,15 +238,28 @@ static const field_spec_t msg_fields[] = {
     F_ID,
     F_STR("from", user, REQ, chat_name_user_valid),
     F_NAME,
-    F_TEXT(REQ),
+    F_TEXT(OPT),
     F_TS,
     F_CID(REQ),
-    F_BOOL("edited", edited, OPT),
+    F_EDITED,
+    F_DELETED,
     F_REACTIONS,
     F_ORIGIN(OPT),
 };
+/* Two shapes: the ack of a send (cid, ts) and the ack of an edit, delete or react (op, rid?,
+ * useq? when the request changed nothing new); ack_check tells them apart. */
 static const field_spec_t ack_fields[] = {
-    F_ENVELOPE, F_TENANT, F_ROOM, F_SEQ, F_ID, F_TS, F_CID(REQ), F_ORIGIN(REQ),
+    F_ENVELOPE,
+    F_TENANT,
+    F_ROOM,
+    F_SEQ,
+    F_ID,
+    F_INT("ts", ts, OPT, 0),
+    F_CID(OPT),
+    F_RID,
+    F_STR("op", op, OPT, op_valid),
+    F_USEQ(OPT),
+    F_ORIGIN(REQ),
 };
 static const field_spec_t update_fields[] = {
     F_ENVELOPE,
@@ -227,9 +267,12 @@ static const field_spec_t update_fields[] = {
     F_ROOM,
     F_ID,
     F_SEQ,
+    F_USEQ(REQ),
     F_STR("op", op, REQ, op_valid),
     F_TS,
     F_TEXT(OPT),
+    F_EDITED,
+    F_DELETED,
     F_REACTIONS,
     F_BOOL("removed", removed, OPT),
     F_NOTE("reason", reason, OPT),
@@ -281,8 +324,8 @@ static const type_spec_t types[CHAT_EV__COUNT] = {
     [CHAT_EV_EDIT] = TYPE("edit", edit_fields, NULL),
     [CHAT_EV_DELETE] = TYPE("delete", delete_fields, NULL),
     [CHAT_EV_REACT] = TYPE("react", react_fields, NULL),
-    [CHAT_EV_MSG] = TYPE("msg", msg_fields, NULL),
-    [CHAT_EV_ACK] = TYPE("ack", ack_fields, NULL),
+    [CHAT_EV_MSG] = TYPE("msg", msg_fields, msg_check),
+    [CHAT_EV_ACK] = TYPE("ack", ack_fields, ack_check),
     [CHAT_EV_UPDATE] = TYPE("update", update_fields, update_check),
     [CHAT_EV_REJECT] = TYPE("reject", reject_fields, NULL),
     [CHAT_EV_TYPING] = TYPE("typing", typing_fields, NULL),

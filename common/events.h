@@ -27,7 +27,8 @@ typedef enum chat_event_type {
     CHAT_EV_REACT,  /* "react" */
     /* chat.messages: message service -> broadcast, moderation, notify */
     CHAT_EV_MSG,    /* "msg": a new stored message */
-    CHAT_EV_ACK,    /* "ack": the original ack for a resent cid (nothing new stored) */
+    CHAT_EV_ACK,    /* "ack": the original ack of a resent cid, or of an edit, delete or react
+                       that changed nothing new (a resend, a reaction already there) */
     CHAT_EV_UPDATE, /* "update": edit, delete, react or moderate applied to a message */
     CHAT_EV_REJECT, /* "reject": the message service refused an inbound event */
     /* chat.events: ephemeral, gateway -> broadcast ("read" is also on chat.inbound) */
@@ -51,7 +52,7 @@ typedef struct chat_event {
     const char *user; /* acting user; JSON "from" in msg, "user" elsewhere */
     const char *name; /* display name of user (optional) */
     const char *cid;  /* client id of a send, echoed in ack/reject */
-    const char *rid;  /* request id of edit/delete/react, echoed in reject */
+    const char *rid;  /* request id of edit/delete/react, echoed in ack/reject */
     const char *id;   /* message id */
     const char *text;
     const char *emoji;
@@ -66,13 +67,16 @@ typedef struct chat_event {
     const char *origin_gw;   /* gateway id of the connection the event came from */
     const char *origin_conn; /* connection (session) id on that gateway */
     int64_t seq;             /* msg, ack, update, read, verdict */
+    int64_t useq;            /* update, ack of an update: the room's update sequence */
     int64_t ts;              /* ms since epoch */
+    int64_t edited;          /* msg, update: ts of the message's last edit */
     int64_t attempts;        /* notify_failed */
     bool on;                 /* react */
     bool online;             /* presence */
-    bool removed;            /* update(moderate) */
-    bool edited;             /* msg */
-    bool has_seq, has_ts, has_on, has_online, has_removed, has_edited, has_attempts;
+    bool removed;            /* update(moderate); msg frames of removed messages */
+    bool deleted;            /* msg, update: the message was deleted (no text) */
+    bool has_seq, has_useq, has_ts, has_on, has_online, has_removed, has_edited, has_deleted,
+        has_attempts;
     cJSON *reactions; /* msg/update: {"emoji": ["user", ...]}; borrowed */
     cJSON *payload;   /* notify_failed: the event that could not be notified; borrowed */
     void *priv_;      /* parse tree of a decoded event */

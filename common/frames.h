@@ -9,14 +9,27 @@
 
 #include "common/events.h"
 
-/* The client frame for a stored message (`msg` of the client protocol, proto/, README.md):
- * {"type":"msg","room","seq","id","from","name"?,"text","ts","cid"?,"edited"?,"reactions"?}.
- * Returns a new cJSON object (caller deletes) or NULL if ev is not a complete msg event. */
+/* The client frame for a stored message (`msg` of the client protocol, proto/, README.md) in
+ * its current state: {"type":"msg","room","seq","id","from","name"?,"text"?,"ts","cid"?,
+ * "edited"?,"deleted"?,"removed"?,"reason"?,"reactions"?} (text left out once deleted or
+ * removed). Returns a new cJSON object (caller deletes) or NULL if ev is not a complete msg
+ * event. */
 cJSON *chat_frame_msg_new(const chat_event_t *msg);
 
-/* The client frame answering a send (`ack`): {"type":"ack","cid","room","seq","id","ts"},
- * from a msg event (the stored send) or an ack event (the original ack of a resent cid).
- * Returns a new cJSON object (caller deletes) or NULL if ev is neither or lacks one of
+/* The client frame of a change to a message (`update`), carrying the message's whole state
+ * after it: {"type":"update","room","id","seq","useq","op","text"?,"edited"?,"deleted"?,
+ * "removed"?,"reason"?,"reactions"?,"user"?,"ts"?}. Returns a new cJSON object (caller
+ * deletes) or NULL if ev is not an update event with room, id, seq, useq and op. */
+cJSON *chat_frame_update_new(const chat_event_t *ev);
+
+/* The client frame answering a request (`ack`):
+ * - a send: {"type":"ack","cid","room","seq","id","ts"}, from a msg event (the stored send)
+ *   or an ack event with a cid (the original ack of a resent cid);
+ * - an edit, delete or react: {"type":"ack","rid"?,"room","id","seq","op","useq"?}, from an
+ *   update event (the change it made) or an ack event with an op (a resend: the original
+ *   change's useq; a react that changed nothing: the message's last useq, none if it never
+ *   changed).
+ * Returns a new cJSON object (caller deletes) or NULL if ev is none of these or lacks one of
  * those fields, or out of memory. */
 cJSON *chat_frame_ack_new(const chat_event_t *ev);
 

@@ -137,8 +137,11 @@ static chat_err_t list_push(broadcast_fanout_t *f, int32_t gw, const chat_event_
  * fields missing: *incomplete tells which). */
 static cJSON *ack_frame_new(const chat_event_t *ev, bool *incomplete)
 {
-    *incomplete =
-        ev->cid == NULL || ev->room == NULL || ev->id == NULL || !ev->has_seq || !ev->has_ts;
+    if (ev->op != NULL) /* of an edit, delete or react */
+        *incomplete = ev->room == NULL || ev->id == NULL || !ev->has_seq;
+    else
+        *incomplete =
+            ev->cid == NULL || ev->room == NULL || ev->id == NULL || !ev->has_seq || !ev->has_ts;
     return *incomplete ? NULL : chat_frame_ack_new(ev);
 }
 
@@ -175,13 +178,16 @@ static chat_err_t to_origin(broadcast_fanout_t *f, const chat_event_t *ev,
     return err;
 }
 
-/* Queues the msg frame for every follower (once per gateway), then the sender's ack. */
+/* Queues the msg (or update) frame for every follower (once per gateway), then the sender's
+ * (or actor's) ack. A msg item carries its seq, an update item its useq: what the gateways'
+ * filters order them by. */
 static chat_err_t route_msg(broadcast_fanout_t *f, const chat_event_t *ev, const int32_t *followers,
                             size_t nfollowers)
 {
+    bool update = ev->type == CHAT_EV_UPDATE;
     cJSON *frame = NULL;
     if (nfollowers > 0) {
-        cJSON *obj = chat_frame_msg_new(ev);
+        cJSON *obj = update ? chat_frame_update_new(ev) : chat_frame_msg_new(ev);
         if (obj == NULL) {
             /* Decoded events are complete; NULL here is an allocation failure or a codec
              * that disagrees with the decoder: count it, keep the batch going. */
@@ -205,10 +211,13 @@ static chat_err_t route_msg(broadcast_fanout_t *f, const chat_event_t *ev, const
         if (f->seen[gw] == f->serial)
             continue;
         f->seen[gw] = f->serial;
-        chat_err_t err = list_push(f, gw, ev, ev->seq, frame, NULL);
+        chat_err_t err = list_push(f, gw, ev, update ? ev->useq : ev->seq, frame, NULL);
         if (err != CHAT_OK)
             return err;
-        f->stats.msg_items++;
+        if (update)
+            f->stats.update_items++;
+        else
+            f->stats.msg_items++;
     }
     return to_origin(f, ev, ack_frame_new, &f->stats.ack_items);
 }
@@ -220,6 +229,7 @@ chat_err_t broadcast_fanout_add(broadcast_fanout_t *f, const chat_event_t *ev,
         return CHAT_ERR_INVALID;
     switch (ev->type) {
     case CHAT_EV_MSG:
+    case CHAT_EV_UPDATE:
         return route_msg(f, ev, followers, nfollowers);
     case CHAT_EV_ACK:
         return to_origin(f, ev, ack_frame_new, &f->stats.ack_items);

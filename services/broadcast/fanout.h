@@ -20,6 +20,7 @@ typedef struct broadcast_fanout broadcast_fanout_t;
 /* Counters of the current batch (since the last reset). */
 typedef struct broadcast_fanout_stats {
     uint64_t msg_items;              /* msg frames queued, one per following gateway */
+    uint64_t update_items;           /* update frames queued, one per following gateway */
     uint64_t ack_items;              /* ack frames queued for origin connections */
     uint64_t error_items;            /* error frames (from reject) queued for origin connections */
     uint64_t unknown_gateway;        /* deliveries dropped: index outside chat.deliver */
@@ -48,12 +49,16 @@ chat_err_t broadcast_fanout_reset(broadcast_fanout_t *f, int32_t ngateways);
 /* Routes one decoded event, appending to the gateways' item lists:
  *   msg    -> its msg frame (built once, shared) to every follower, then an ack frame to
  *             the origin connection on the origin gateway (if the event has an origin);
- *   ack    -> the ack frame to the origin connection;
+ *   update -> its update frame (built once, shared) to every follower, as an item whose seq
+ *             is the update's useq (the gateways filter updates by it), then the actor's
+ *             ack frame {rid?, room, id, seq, op, useq} to the origin connection;
+ *   ack    -> the ack frame to the origin connection (of a send, or of an update: a resend
+ *             or a change that changed nothing);
  *   reject -> an error frame to the origin connection;
  *   others -> counted as unhandled and skipped.
  * followers: the gateway indexes following the event's room (duplicates are ignored);
- * only msg uses them. Indexes outside 0..ngateways-1 are counted and skipped. ev's strings
- * are borrowed until the emit is done. Returns CHAT_ERR_NOMEM only; what cannot be routed
+ * only msg and update use them. Indexes outside 0..ngateways-1 are counted and skipped. ev's
+ * strings are borrowed until the emit is done. Returns CHAT_ERR_NOMEM only; what cannot be routed
  * is counted in the stats. */
 chat_err_t broadcast_fanout_add(broadcast_fanout_t *f, const chat_event_t *ev,
                                 const int32_t *followers, size_t nfollowers);

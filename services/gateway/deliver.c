@@ -40,12 +40,17 @@ static void delivery_destroy(gw_task_t *t)
     free(d);
 }
 
-/* The seq the filter uses: the item's seq, for msg frames only. An ack or an update may
- * carry the seq of a message that was already sent (proto/topics/chat.deliver.md), and
+/* What the room table's filters order the item by (gw_rooms_deliver): a msg's seq, minus an
+ * update's useq (broadcast puts the useq in an update item's seq), 0 for anything else. An ack
+ * may carry the seq of a message that was already sent (proto/topics/chat.deliver.md), and
  * must not be filtered away by it. */
-static int64_t item_msg_seq(const chat_deliver_item_t *item)
+static int64_t item_order(const chat_deliver_item_t *item)
 {
-    return strcmp(item->frame_type, "msg") == 0 ? item->seq : 0;
+    if (strcmp(item->frame_type, "msg") == 0)
+        return item->seq;
+    if (strcmp(item->frame_type, "update") == 0)
+        return -item->seq;
+    return 0;
 }
 
 static bool conns_copy(gw_delivery_t *d, const chat_deliver_item_t *item)
@@ -74,7 +79,7 @@ gw_delivery_t *gw_delivery_new(const chat_deliver_item_t *item,
     d->task.destroy = delivery_destroy;
     d->tenant = strdup(item->tenant);
     d->room = strdup(item->room);
-    d->msg_seq = item_msg_seq(item);
+    d->msg_seq = item_order(item);
     d->buf = gw_buf_new(item->frame_json, item->frame_len); /* as broadcast wrote it */
     if (d->tenant == NULL || d->room == NULL || d->buf == NULL || !conns_copy(d, item)) {
         delivery_destroy(&d->task);

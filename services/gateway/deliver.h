@@ -23,7 +23,7 @@ typedef struct gw_delivery {
     gw_task_t task;
     char *tenant;
     char *room;
-    int64_t msg_seq; /* the seq of a msg frame (the seq filter applies), 0 for other frames */
+    int64_t msg_seq; /* gw_rooms_deliver's order: a msg's seq, minus an update's useq, else 0 */
     char **conns;    /* NULL: every subscriber of tenant/room */
     size_t nconns;
     gw_buf_t *buf; /* the serialised frame */

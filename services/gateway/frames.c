@@ -50,6 +50,7 @@ typedef enum field_id {
     F_ID,
     F_EMOJI,
     F_SINCE,
+    F_USINCE,
     F_BEFORE,
     F_LIMIT,
     F_SEQ,
@@ -60,10 +61,10 @@ typedef enum field_id {
 #define B(f) (1u << (f))
 
 static const char *const field_names[F__COUNT] = {
-    [F_TYPE] = "type",   [F_TOKEN] = "token",   [F_ROOM] = "room",   [F_CID] = "cid",
-    [F_TEXT] = "text",   [F_RID] = "rid",       [F_ID] = "id",       [F_EMOJI] = "emoji",
-    [F_SINCE] = "since", [F_BEFORE] = "before", [F_LIMIT] = "limit", [F_SEQ] = "seq",
-    [F_ON] = "on",
+    [F_TYPE] = "type",   [F_TOKEN] = "token",   [F_ROOM] = "room",     [F_CID] = "cid",
+    [F_TEXT] = "text",   [F_RID] = "rid",       [F_ID] = "id",         [F_EMOJI] = "emoji",
+    [F_SINCE] = "since", [F_USINCE] = "usince", [F_BEFORE] = "before", [F_LIMIT] = "limit",
+    [F_SEQ] = "seq",     [F_ON] = "on",
 };
 
 typedef struct frame_rule {
@@ -73,7 +74,7 @@ typedef struct frame_rule {
 
 static const frame_rule_t frame_rules[GW_C__COUNT] = {
     [GW_C_AUTH] = {B(F_TOKEN), B(F_TOKEN)},
-    [GW_C_JOIN] = {B(F_ROOM) | B(F_SINCE), B(F_ROOM)},
+    [GW_C_JOIN] = {B(F_ROOM) | B(F_SINCE) | B(F_USINCE), B(F_ROOM)},
     [GW_C_LEAVE] = {B(F_ROOM), B(F_ROOM)},
     [GW_C_SEND] = {B(F_ROOM) | B(F_CID) | B(F_TEXT), B(F_ROOM) | B(F_CID) | B(F_TEXT)},
     [GW_C_HISTORY] = {B(F_ROOM) | B(F_BEFORE) | B(F_LIMIT), B(F_ROOM) | B(F_RID)},
@@ -187,6 +188,8 @@ static bool field_read(field_id_t id, const cJSON *v, size_t max_text, gw_cframe
         return named_field(v, "emoji", chat_name_emoji_valid, "1-32 characters", &f->emoji, err);
     case F_SINCE:
         return (f->has_since = int_field(v, "since", 0, SEQ_MAX, &f->since, err));
+    case F_USINCE:
+        return (f->has_usince = int_field(v, "usince", 0, SEQ_MAX, &f->usince, err));
     case F_BEFORE:
         return (f->has_before = int_field(v, "before", 1, SEQ_MAX, &f->before, err));
     case F_LIMIT:
@@ -359,11 +362,12 @@ gw_buf_t *gw_frame_welcome(const char *user, const char *tenant, const char *ses
     return frame_end(o, ok);
 }
 
-gw_buf_t *gw_frame_joined(const char *room, int64_t seq, int64_t unread, const char *const *online,
-                          size_t nonline, const char *rid)
+gw_buf_t *gw_frame_joined(const char *room, int64_t seq, int64_t useq, bool stale, int64_t unread,
+                          const char *const *online, size_t nonline, const char *rid)
 {
     cJSON *o = frame_begin("joined");
     bool ok = o != NULL && add_opt_string(o, "room", room) && add_int(o, "seq", seq) &&
+              add_int(o, "useq", useq) && (!stale || cJSON_AddTrueToObject(o, "stale") != NULL) &&
               add_int(o, "unread", unread);
     cJSON *arr = ok ? cJSON_AddArrayToObject(o, "online") : NULL;
     ok = ok && arr != NULL;

@@ -25,13 +25,15 @@ typedef struct send_ticket {
     gw_task_t task;
     gw_inbound_failed_fn on_failed;
     char *conn;
-    char *cid;
+    char *rid; /* edit, delete, react (may be NULL) */
+    char *cid; /* send */
 } send_ticket_t;
 
 static void ticket_destroy(gw_task_t *t)
 {
     send_ticket_t *k = (send_ticket_t *)t;
     free(k->conn);
+    free(k->rid);
     free(k->cid);
     free(k);
 }
@@ -39,10 +41,11 @@ static void ticket_destroy(gw_task_t *t)
 static void ticket_complete(gw_task_t *t, void *loop_ctx)
 {
     send_ticket_t *k = (send_ticket_t *)t;
-    k->on_failed(loop_ctx, k->conn, k->cid);
+    k->on_failed(loop_ctx, k->conn, k->rid, k->cid);
 }
 
-static send_ticket_t *ticket_new(gw_inbound_failed_fn on_failed, const char *conn, const char *cid)
+static send_ticket_t *ticket_new(gw_inbound_failed_fn on_failed, const char *conn, const char *rid,
+                                 const char *cid)
 {
     send_ticket_t *k = calloc(1, sizeof *k);
     if (k == NULL)
@@ -51,8 +54,9 @@ static send_ticket_t *ticket_new(gw_inbound_failed_fn on_failed, const char *con
     k->task.destroy = ticket_destroy;
     k->on_failed = on_failed;
     k->conn = strdup(conn);
-    k->cid = strdup(cid);
-    if (k->conn == NULL || k->cid == NULL) {
+    k->rid = rid != NULL ? strdup(rid) : NULL;
+    k->cid = cid != NULL ? strdup(cid) : NULL;
+    if (k->conn == NULL || (rid != NULL && k->rid == NULL) || (cid != NULL && k->cid == NULL)) {
         ticket_destroy(&k->task);
         return NULL;
     }
@@ -74,7 +78,8 @@ static void on_delivery(void *ud, void *opaque, chat_err_t err, const char *reas
         return;
     }
     chat_log_warn("send not delivered to chat.inbound", CHAT_F_STR("conn", k->conn),
-                  CHAT_F_STR("cid", k->cid), CHAT_F_STR("reason", reason), CHAT_F_ERR(err));
+                  CHAT_F_STR("cid", k->cid), CHAT_F_STR("rid", k->rid),
+                  CHAT_F_STR("reason", reason), CHAT_F_ERR(err));
     gw_inbox_push(in->inbox, &k->task);
 }
 
@@ -116,6 +121,57 @@ chat_err_t gw_inbound_new(const gw_inbound_conf_t *conf, gw_inbound_t **out)
     return CHAT_OK;
 }
 
+/* Encodes ev and produces it with key tenant/room and a ticket that reports its failure to
+ * conn with rid or cid. */
+static chat_err_t produce_event(gw_inbound_t *in, const chat_event_t *ev, const char *rid,
+                                const char *cid)
+{
+    char key[CHAT_ROOM_KEY_MAX];
+    int keylen = chat_room_key(ev->tenant, ev->room, key, sizeof key);
+    char *value = NULL;
+    size_t len = 0;
+    chat_err_t err = keylen > 0 ? chat_event_encode(ev, &value, &len) : CHAT_ERR_INVALID;
+    if (err != CHAT_OK) {
+        chat_log_error("inbound event not encoded",
+                       CHAT_F_STR("type", chat_event_type_name(ev->type)), CHAT_F_ERR(err));
+        return err;
+    }
+    send_ticket_t *k = ticket_new(in->on_failed, ev->origin_conn, rid, cid);
+    err = k != NULL ? chat_bus_produce(in->producer, in->topic, CHAT_BUS_PARTITION_ANY, key,
+                                       (size_t)keylen, value, len, k)
+                    : CHAT_ERR_NOMEM;
+    if (err != CHAT_OK && k != NULL)
+        ticket_destroy(&k->task);
+    free(value);
+    return err;
+}
+
+chat_err_t gw_inbound_update(gw_inbound_t *in, const gw_inbound_update_t *u)
+{
+    chat_event_t ev = {
+        .type = (chat_event_type_t)u->type,
+        .tenant = u->tenant,
+        .room = u->room,
+        .user = u->user,
+        .id = u->id,
+        .rid = u->rid,
+        .ts = u->ts,
+        .has_ts = true,
+        .origin_gw = in->gw_id,
+        .origin_conn = u->conn,
+    };
+    if (ev.type == CHAT_EV_EDIT) {
+        ev.text = u->text;
+    } else if (ev.type == CHAT_EV_REACT) {
+        ev.emoji = u->emoji;
+        ev.on = u->on;
+        ev.has_on = true;
+    } else if (ev.type != CHAT_EV_DELETE) {
+        return CHAT_ERR_INVALID;
+    }
+    return produce_event(in, &ev, u->rid, NULL);
+}
+
 chat_err_t gw_inbound_send(gw_inbound_t *in, const char *tenant, const char *room, const char *user,
                            const char *name, const char *cid, const char *text, const char *conn,
                            int64_t ts)
@@ -133,23 +189,7 @@ chat_err_t gw_inbound_send(gw_inbound_t *in, const char *tenant, const char *roo
         .origin_gw = in->gw_id,
         .origin_conn = conn,
     };
-    char key[CHAT_ROOM_KEY_MAX];
-    int keylen = chat_room_key(tenant, room, key, sizeof key);
-    char *value = NULL;
-    size_t len = 0;
-    chat_err_t err = keylen > 0 ? chat_event_encode(&ev, &value, &len) : CHAT_ERR_INVALID;
-    if (err != CHAT_OK) {
-        chat_log_error("send event not encoded", CHAT_F_ERR(err));
-        return err;
-    }
-    send_ticket_t *k = ticket_new(in->on_failed, conn, cid);
-    err = k != NULL ? chat_bus_produce(in->producer, in->topic, CHAT_BUS_PARTITION_ANY, key,
-                                       (size_t)keylen, value, len, k)
-                    : CHAT_ERR_NOMEM;
-    if (err != CHAT_OK && k != NULL)
-        ticket_destroy(&k->task);
-    free(value);
-    return err;
+    return produce_event(in, &ev, NULL, cid);
 }
 
 void gw_inbound_free(gw_inbound_t *in)
@@ -162,11 +202,11 @@ void gw_inbound_free(gw_inbound_t *in)
     free(in);
 }
 
-void gw_inbound_on_failed(void *loop_ctx, const char *conn, const char *cid)
+void gw_inbound_on_failed(void *loop_ctx, const char *conn, const char *rid, const char *cid)
 {
     gw_gateway_t *gw = loop_ctx;
     chat_counter_inc(gw->stats.send_failures);
     gw_session_t *s = gw_gateway_session(gw, conn);
     if (s != NULL)
-        gw_session_send_failed(s, cid);
+        gw_session_send_failed(s, rid, cid);
 }

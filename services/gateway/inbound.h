@@ -6,6 +6,7 @@
 #ifndef CHAT_GATEWAY_INBOUND_H
 #define CHAT_GATEWAY_INBOUND_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "common/err.h"
@@ -14,8 +15,9 @@
 
 typedef struct gw_inbound gw_inbound_t;
 
-/* Runs on the loop for a failed send. */
-typedef void (*gw_inbound_failed_fn)(void *loop_ctx, const char *conn, const char *cid);
+/* Runs on the loop for a failed send (cid) or edit, delete or react (rid, maybe NULL). */
+typedef void (*gw_inbound_failed_fn)(void *loop_ctx, const char *conn, const char *rid,
+                                     const char *cid);
 
 typedef struct gw_inbound_conf {
     const char *brokers;
@@ -36,11 +38,31 @@ chat_err_t gw_inbound_send(gw_inbound_t *in, const char *tenant, const char *roo
                            const char *name, const char *cid, const char *text, const char *conn,
                            int64_t ts);
 
+/* One client edit, delete or react (type CHAT_EV_EDIT, CHAT_EV_DELETE or CHAT_EV_REACT; text
+ * for an edit, emoji and on for a react; rid may be NULL), produced like a send: key
+ * tenant/room, origin this gateway and conn. Returns the produce error if the record could not
+ * be queued. */
+typedef struct gw_inbound_update {
+    int type; /* chat_event_type_t */
+    const char *tenant;
+    const char *room;
+    const char *user;
+    const char *id;
+    const char *text;
+    const char *emoji;
+    bool on;
+    const char *rid;
+    const char *conn;
+    int64_t ts;
+} gw_inbound_update_t;
+
+chat_err_t gw_inbound_update(gw_inbound_t *in, const gw_inbound_update_t *u);
+
 /* Flushes (delivery reports still reach the inbox) and frees. Accepts NULL. */
 void gw_inbound_free(gw_inbound_t *in);
 
 /* The gateway's failed-send handler (gw_inbound_conf_t.on_failed; loop_ctx is the gateway):
- * counts the failure and tells the connection, if still open, to resend cid. */
-void gw_inbound_on_failed(void *loop_ctx, const char *conn, const char *cid);
+ * counts the failure and tells the connection, if still open, to resend cid (or rid). */
+void gw_inbound_on_failed(void *loop_ctx, const char *conn, const char *rid, const char *cid);
 
 #endif

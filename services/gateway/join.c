@@ -4,10 +4,13 @@
  * which hands `joined` and the replay to the session. */
 #include "services/gateway/join.h"
 
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/clock.h"
+#include "common/contract.h"
 #include "common/log.h"
 #include "common/redis.h"
 #include "services/gateway/recent.h"
@@ -21,17 +24,23 @@ typedef struct join_job {
     char *user;
     int64_t since;
     bool has_since;
+    int64_t usince;
+    bool has_usince;
     uint32_t gen;
     int64_t started_us;
     bool registered; /* step (1) done; the task was forwarded for step (2) */
     /* result */
     chat_err_t err;
     int64_t latest;
+    int64_t useq;
+    bool stale;
     int64_t unread;
     char **online;
     size_t nonline;
     gw_outq_entry_t *replay;
     size_t nreplay;
+    gw_outq_entry_t *updates;
+    size_t nupdates;
 } join_job_t;
 
 static void join_destroy(gw_task_t *t)
@@ -40,6 +49,9 @@ static void join_destroy(gw_task_t *t)
     for (size_t i = 0; i < j->nreplay; i++)
         gw_buf_unref(j->replay[i].buf);
     free(j->replay);
+    for (size_t i = 0; i < j->nupdates; i++)
+        gw_buf_unref(j->updates[i].buf);
+    free(j->updates);
     gw_registry_users_free(j->online, j->nonline);
     free(j->user);
     gw_request_clear(&j->base);
@@ -122,10 +134,137 @@ static chat_err_t join_read_store_fill(join_job_t *j, chat_redis_t *redis, bool 
     return CHAT_OK;
 }
 
-/* Step (2): the room's recent history in Redis answers when it holds the answer exactly (one
- * round trip); MongoDB otherwise (join_read_store_fill), or always when the gateway keeps no
- * recent history or replays nothing. */
+static chat_err_t join_read_messages(join_job_t *j, chat_redis_t *redis, bool store_only);
+
+/* The room's latest useq from MongoDB, and, when Redis works (watched: WATCH was answered),
+ * the room's useq key filled with it: the WATCH comes before the read, so a change stored
+ * after the read (whose key write follows) makes the fill give way, as the recent history's
+ * fills do. */
+static chat_err_t join_useq_store(join_job_t *j, chat_redis_t *redis, const char *key, bool watched)
+{
+    gw_gateway_t *gw = j->base.gw;
+    const char *run_id = NULL;
+    char fill_run_id[64] = "";
+    if (watched && chat_redis_run_id(redis, &run_id) == CHAT_OK && run_id[0] != '\0')
+        snprintf(fill_run_id, sizeof fill_run_id, "%s", run_id);
+    mongoc_client_t *client = chat_store_acquire(gw->store);
+    chat_err_t err =
+        gw_reads_latest_useq(gw->store, client, j->base.tenant, j->base.room, &j->useq);
+    chat_store_release(gw->store, client);
+    redisReply *reply = NULL;
+    if (watched && err == CHAT_OK && fill_run_id[0] != '\0') {
+        char value[96];
+        snprintf(value, sizeof value, "%s:%" PRId64, fill_run_id, j->useq);
+        size_t queued = 0;
+        bool ok = chat_redis_append(redis, "MULTI") == CHAT_OK;
+        queued += ok;
+        ok = ok && chat_redis_append(redis, "SET %s %s PX %lld", key, value,
+                                     (long long)gw->cfg->recent_ttl_ms) == CHAT_OK;
+        queued += ok;
+        ok = ok && chat_redis_append(redis, "EXEC") == CHAT_OK;
+        queued += ok;
+        /* Out of memory mid-way: close the transaction, or it swallows what follows. */
+        if (!ok && queued > 0 && chat_redis_append(redis, "DISCARD") == CHAT_OK)
+            queued++;
+        /* Every queued reply is read, so the connection stays in step. */
+        for (size_t i = 0; i < queued; i++) {
+            if (chat_redis_reply(redis, &reply) != CHAT_OK)
+                ok = false;
+            if (reply != NULL)
+                freeReplyObject(reply);
+            reply = NULL;
+        }
+        watched = !ok; /* EXEC or DISCARD ended the WATCH */
+    }
+    if (watched && (reply = chat_redis_command(redis, NULL, "UNWATCH")) != NULL)
+        freeReplyObject(reply);
+    return err;
+}
+
+/* Step (2a): the room's latest useq (joined.useq, and what the subscription's update filter
+ * starts from), read before the messages are: every change up to it is in what is read next
+ * (MongoDB is written first, then the recent history, then the useq key). From the room's
+ * useq key when its run_id is the answering server's (*from_store false); else from MongoDB
+ * (*from_store true: the messages must then be read from MongoDB too, whose changes are all
+ * in before the useq they carry; the recent history may lag behind it). */
+static chat_err_t join_read_useq(join_job_t *j, chat_redis_t *redis, bool *from_store)
+{
+    gw_gateway_t *gw = j->base.gw;
+    char key[CHAT_RECENT_KEY_MAX];
+    *from_store = true;
+    if (gw->cfg->recent_max == 0 ||
+        chat_useq_key(j->base.tenant, j->base.room, key, sizeof key) < 0)
+        return join_useq_store(j, redis, key, false);
+    chat_err_t err;
+    redisReply *reply = chat_redis_command(redis, &err, "GET %s", key);
+    const char *run_id = NULL;
+    bool trusted = false, answered = reply != NULL;
+    if (reply != NULL && reply->type == REDIS_REPLY_STRING &&
+        chat_redis_run_id(redis, &run_id) == CHAT_OK && run_id[0] != '\0') {
+        size_t n = strlen(run_id);
+        char *end = NULL;
+        if (reply->len > n + 1 && strncmp(reply->str, run_id, n) == 0 && reply->str[n] == ':') {
+            long long v = strtoll(reply->str + n + 1, &end, 10);
+            trusted = end != NULL && *end == '\0' && v >= 0;
+            j->useq = v;
+        }
+    }
+    if (reply != NULL)
+        freeReplyObject(reply);
+    if (trusted) {
+        *from_store = false;
+        return CHAT_OK;
+    }
+    bool watched = false;
+    if (answered) {
+        redisReply *w = chat_redis_command(redis, NULL, "WATCH %s", key);
+        watched = w != NULL;
+        if (w != NULL)
+            freeReplyObject(w);
+    }
+    return join_useq_store(j, redis, key, watched);
+}
+
+/* Step (2c), with since and usince: the update frames of the messages up to since whose last
+ * change came after usince and up to the room's latest useq read before (later ones arrive
+ * live), at most replay_max; more set joined.stale. */
+static chat_err_t join_read_updates(join_job_t *j)
+{
+    gw_gateway_t *gw = j->base.gw;
+    if (!j->has_since || !j->has_usince || j->useq <= j->usince || j->since == 0)
+        return CHAT_OK;
+    size_t max = (size_t)gw->cfg->replay_max;
+    mongoc_client_t *client = chat_store_acquire(gw->store);
+    chat_err_t err = gw_reads_updates(gw->store, client, j->base.tenant, j->base.room, j->since,
+                                      j->usince, j->useq, max + 1, &j->updates, &j->nupdates);
+    chat_store_release(gw->store, client);
+    if (err == CHAT_OK && j->nupdates > max) {
+        j->stale = true;
+        for (size_t i = max; i < j->nupdates; i++)
+            gw_buf_unref(j->updates[i].buf);
+        j->nupdates = max;
+    }
+    return err;
+}
+
+/* Step (2): the room's latest useq first (join_read_useq), then the messages: the room's recent
+ * history in Redis answers when it holds the answer exactly (one round trip); MongoDB otherwise
+ * (join_read_store_fill), or always when the gateway keeps no recent history or replays
+ * nothing, or when the useq came from MongoDB (then the messages are read from MongoDB and
+ * fill the recent history); then the updates of a resume with usince. */
 static chat_err_t join_read(join_job_t *j, chat_redis_t *redis)
+{
+    bool useq_from_store = true;
+    chat_err_t err = join_read_useq(j, redis, &useq_from_store);
+    if (err == CHAT_OK)
+        err = join_read_messages(j, redis, useq_from_store);
+    if (err == CHAT_OK)
+        err = join_read_updates(j);
+    return err;
+}
+
+/* The messages of step (2). */
+static chat_err_t join_read_messages(join_job_t *j, chat_redis_t *redis, bool store_only)
 {
     gw_gateway_t *gw = j->base.gw;
     if (gw->cfg->recent_max == 0)
@@ -133,6 +272,16 @@ static chat_err_t join_read(join_job_t *j, chat_redis_t *redis)
     gw_recent_result_t res =
         gw_recent_join(redis, j->base.tenant, j->base.room, j->has_since, j->since,
                        (size_t)gw->cfg->replay_max, &j->latest, &j->replay, &j->nreplay);
+    if (res == GW_RECENT_HIT && store_only) {
+        /* The set itself is fine, but with a useq from MongoDB its frames may lag a change
+         * the useq counts: the whole snapshot cannot be trusted. */
+        for (size_t i = 0; i < j->nreplay; i++)
+            gw_buf_unref(j->replay[i].buf);
+        free(j->replay);
+        j->replay = NULL;
+        j->nreplay = 0;
+        res = GW_RECENT_UNTRUSTED;
+    }
     chat_counter_inc(gw->stats.recent_reads[GW_RECENT_OP_JOIN][res]);
     if (res == GW_RECENT_HIT) {
         j->unread = unread_count(j->latest, j->has_since, j->since);
@@ -189,14 +338,19 @@ static void join_complete(gw_task_t *t, void *loop_ctx)
         .gen = j->gen,
         .err = j->err,
         .latest = j->latest,
+        .useq = j->useq,
+        .stale = j->stale,
         .unread = j->unread,
         .online = (const char *const *)j->online,
         .nonline = j->nonline,
         .replay = j->replay,
         .nreplay = j->nreplay,
+        .updates = j->updates,
+        .nupdates = j->nupdates,
     };
-    /* The session takes the replay's references. */
+    /* The session takes the replay's and the updates' references. */
     j->nreplay = 0;
+    j->nupdates = 0;
     gw_session_join_done(s, &res);
 }
 
@@ -209,6 +363,8 @@ chat_err_t gw_join_submit(gw_gateway_t *gw, const gw_join_req_t *req)
     j->user = strdup(req->user);
     j->since = req->since;
     j->has_since = req->has_since;
+    j->usince = req->usince;
+    j->has_usince = req->has_usince;
     j->gen = req->gen;
     j->started_us = chat_clock_mono_us();
     if (!copied || j->user == NULL) {

@@ -29,7 +29,8 @@ struct gw_sub {
     sub_state_t state;
     uint32_t gen;
     bool overflowed; /* held deliveries overflowed in this generation */
-    int64_t last_seq;
+    int64_t last_seq;  /* of the last msg sent */
+    int64_t last_useq; /* of the last update sent */
     gw_outq_t held;
 };
 
@@ -240,24 +241,29 @@ void gw_rooms_leave_all(gw_rooms_t *r, gw_sub_t **owner_subs)
         gw_rooms_leave(r, owner_subs, *owner_subs);
 }
 
-/* Hands buf to an active subscription, applying the seq filter. Returns true if sent. */
-static bool sub_send(gw_rooms_t *r, gw_sub_t *sub, gw_buf_t *buf, int64_t msg_seq)
+/* Hands buf to an active subscription, applying the seq filter to msgs (order > 0: the seq)
+ * and the useq filter to updates (order < 0: minus the useq). Returns true if sent. */
+static bool sub_send(gw_rooms_t *r, gw_sub_t *sub, gw_buf_t *buf, int64_t order)
 {
-    if (msg_seq > 0) {
-        if (msg_seq <= sub->last_seq)
+    if (order > 0) {
+        if (order <= sub->last_seq)
             return false;
-        sub->last_seq = msg_seq;
+        sub->last_seq = order;
+    } else if (order < 0) {
+        if (-order <= sub->last_useq)
+            return false;
+        sub->last_useq = -order;
     }
-    r->sink.deliver(r->sink.ud, sub->owner, gw_buf_ref(buf), msg_seq);
+    r->sink.deliver(r->sink.ud, sub->owner, gw_buf_ref(buf), order > 0 ? order : 0);
     return true;
 }
 
 /* Holds buf for a pending subscription; the first overflow of a generation is reported. */
-static bool sub_hold(gw_rooms_t *r, gw_sub_t *sub, gw_buf_t *buf, int64_t msg_seq)
+static bool sub_hold(gw_rooms_t *r, gw_sub_t *sub, gw_buf_t *buf, int64_t order)
 {
     if (sub->overflowed)
         return false;
-    if (gw_outq_push(&sub->held, gw_buf_ref(buf), msg_seq))
+    if (gw_outq_push(&sub->held, gw_buf_ref(buf), order))
         return true;
     sub->overflowed = true;
     gw_outq_clear(&sub->held);
@@ -267,7 +273,7 @@ static bool sub_hold(gw_rooms_t *r, gw_sub_t *sub, gw_buf_t *buf, int64_t msg_se
 }
 
 size_t gw_rooms_deliver(gw_rooms_t *r, const char *tenant, const char *room, gw_buf_t *buf,
-                        int64_t msg_seq)
+                        int64_t order)
 {
     char key[CHAT_ROOM_KEY_MAX];
     if (chat_room_key(tenant, room, key, sizeof key) < 0)
@@ -277,17 +283,18 @@ size_t gw_rooms_deliver(gw_rooms_t *r, const char *tenant, const char *room, gw_
         return 0;
     size_t n = 0;
     for (gw_sub_t *sub = rm->subs; sub != NULL; sub = sub->room_next) {
-        bool took = sub->state == SUB_ACTIVE ? sub_send(r, sub, buf, msg_seq)
-                                             : sub_hold(r, sub, buf, msg_seq);
+        bool took =
+            sub->state == SUB_ACTIVE ? sub_send(r, sub, buf, order) : sub_hold(r, sub, buf, order);
         n += took;
     }
     return n;
 }
 
-void gw_rooms_activate(gw_rooms_t *r, gw_sub_t *sub, int64_t last_seq)
+void gw_rooms_activate(gw_rooms_t *r, gw_sub_t *sub, int64_t last_seq, int64_t last_useq)
 {
     sub->state = SUB_ACTIVE;
     sub->last_seq = last_seq;
+    sub->last_useq = last_useq;
     gw_outq_entry_t e;
     while (gw_outq_pop(&sub->held, &e)) {
         sub_send(r, sub, e.buf, e.seq);
@@ -309,6 +316,11 @@ bool gw_sub_active(const gw_sub_t *sub)
 int64_t gw_sub_last_seq(const gw_sub_t *sub)
 {
     return sub->last_seq;
+}
+
+int64_t gw_sub_last_useq(const gw_sub_t *sub)
+{
+    return sub->last_useq;
 }
 
 size_t gw_sub_held(const gw_sub_t *sub)

@@ -2,8 +2,8 @@
  * sockets, with the join protocol of docs/message-path.md: a subscription starts pending
  * (live deliveries are held for it), becomes active once its replay has been queued (held
  * deliveries follow, above the last seq sent), and filters msg frames at or below the last
- * seq it sent. Owned by the event loop; no I/O: the table reports registration changes and
- * hands frames to its sink. */
+ * seq it sent and update frames at or below the last useq it sent. Owned by the event loop;
+ * no I/O: the table reports registration changes and hands frames to its sink. */
 #ifndef CHAT_GATEWAY_ROOMS_H
 #define CHAT_GATEWAY_ROOMS_H
 
@@ -56,19 +56,23 @@ void gw_rooms_leave(gw_rooms_t *r, gw_sub_t **owner_subs, gw_sub_t *sub);
 /* gw_rooms_leave for every subscription of the owner. */
 void gw_rooms_leave_all(gw_rooms_t *r, gw_sub_t **owner_subs);
 
-/* A live delivery for every subscription of tenant/room: active ones get buf unless it is a
- * msg (msg_seq > 0) at or below their last seq; pending ones hold it. buf stays the
- * caller's (the table takes references). Returns how many subscriptions took it. */
+/* A live delivery for every subscription of tenant/room. order says what the frame is: > 0 a
+ * msg with that seq, < 0 an update with useq -order, 0 anything else. Active subscriptions get
+ * buf unless it is a msg at or below their last seq, or an update at or below their last useq;
+ * pending ones hold it. buf stays the caller's (the table takes references). Returns how many
+ * subscriptions took it. */
 size_t gw_rooms_deliver(gw_rooms_t *r, const char *tenant, const char *room, gw_buf_t *buf,
-                        int64_t msg_seq);
+                        int64_t order);
 
-/* Makes a pending sub active with last_seq as its last seq sent, then hands over its held
- * deliveries, dropping msgs at or below that seq. */
-void gw_rooms_activate(gw_rooms_t *r, gw_sub_t *sub, int64_t last_seq);
+/* Makes a pending sub active with last_seq and last_useq as the last seq and useq it sent,
+ * then hands over its held deliveries, dropping msgs and updates at or below them. */
+void gw_rooms_activate(gw_rooms_t *r, gw_sub_t *sub, int64_t last_seq, int64_t last_useq);
 
 uint32_t gw_sub_gen(const gw_sub_t *sub);
 bool gw_sub_active(const gw_sub_t *sub);
 int64_t gw_sub_last_seq(const gw_sub_t *sub);
+int64_t gw_sub_last_useq(const gw_sub_t *sub);
+int64_t gw_sub_last_useq(const gw_sub_t *sub);
 size_t gw_sub_held(const gw_sub_t *sub);
 
 /* Rooms with at least one subscription. */

@@ -23,6 +23,7 @@
 #include <libwebsockets.h>
 
 #include "common/clock.h"
+#include "common/events.h"
 #include "common/log.h"
 #include "common/signals.h"
 #include "services/gateway/history.h"
@@ -300,6 +301,27 @@ static chat_err_t op_send(void *ud, gw_session_t *s, const char *room, const cha
                            gw_session_name(s), cid, text, gw_session_id(s), chat_clock_wall_ms());
 }
 
+static chat_err_t op_update(void *ud, gw_session_t *s, const gw_cframe_t *f)
+{
+    gw_gateway_t *gw = ud;
+    gw_inbound_update_t u = {
+        .type = f->type == GW_C_EDIT     ? CHAT_EV_EDIT
+                : f->type == GW_C_DELETE ? CHAT_EV_DELETE
+                                         : CHAT_EV_REACT,
+        .tenant = gw_session_tenant(s),
+        .room = f->room,
+        .user = gw_session_user(s),
+        .id = f->id,
+        .text = f->text,
+        .emoji = f->emoji,
+        .on = f->on,
+        .rid = f->rid,
+        .conn = gw_session_id(s),
+        .ts = chat_clock_wall_ms(),
+    };
+    return gw_inbound_update(gw->inbound, &u);
+}
+
 static void op_count_frame(void *ud, gw_ctype_t type)
 {
     gw_gateway_t *gw = ud;
@@ -378,6 +400,7 @@ chat_err_t gw_server_prepare(gw_gateway_t *gw)
         .submit_join = op_submit_join,
         .submit_history = op_submit_history,
         .send = op_send,
+        .update = op_update,
         .count_frame = op_count_frame,
         .count_error = op_count_error,
         .count_slow_close = op_count_slow_close,

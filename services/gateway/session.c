@@ -266,6 +266,8 @@ static void on_join(gw_session_t *s, const gw_cframe_t *f)
         .rid = f->rid,
         .since = f->since,
         .has_since = f->has_since,
+        .usince = f->usince,
+        .has_usince = f->has_usince,
         .gen = gw_sub_gen(sub),
     };
     if (s->env->ops->submit_join(s->env->ud, &req) != CHAT_OK) {
@@ -290,6 +292,18 @@ static void on_send(gw_session_t *s, const gw_cframe_t *f)
         send_error(s, GW_E_INTERNAL, "message was not accepted; resend it", f->rid, f->cid);
 }
 
+static void on_update(gw_session_t *s, const gw_cframe_t *f)
+{
+    if (s->env->ops->update == NULL) {
+        char msg[GW_ERROR_MESSAGE_MAX];
+        snprintf(msg, sizeof msg, "%s is not supported by this gateway", gw_ctype_name(f->type));
+        send_error(s, GW_E_BAD_REQUEST, msg, f->rid, NULL);
+        return;
+    }
+    if (s->env->ops->update(s->env->ud, s, f) != CHAT_OK)
+        send_error(s, GW_E_INTERNAL, "request was not accepted; send it again", f->rid, NULL);
+}
+
 static void on_history(gw_session_t *s, const gw_cframe_t *f)
 {
     gw_history_req_t req = {
@@ -308,7 +322,8 @@ static void on_history(gw_session_t *s, const gw_cframe_t *f)
 static void dispatch(gw_session_t *s, const gw_cframe_t *f)
 {
     const char *why = NULL;
-    bool needs_room = f->type == GW_C_JOIN || f->type == GW_C_SEND || f->type == GW_C_HISTORY;
+    bool needs_room = f->type == GW_C_JOIN || f->type == GW_C_SEND || f->type == GW_C_HISTORY ||
+                      f->type == GW_C_EDIT || f->type == GW_C_DELETE || f->type == GW_C_REACT;
     if (needs_room && !room_allowed(s, f->room, &why)) {
         send_error(s, GW_E_FORBIDDEN, why, f->rid, f->cid);
         return;
@@ -325,6 +340,11 @@ static void dispatch(gw_session_t *s, const gw_cframe_t *f)
         break;
     case GW_C_HISTORY:
         on_history(s, f);
+        break;
+    case GW_C_EDIT:
+    case GW_C_DELETE:
+    case GW_C_REACT:
+        on_update(s, f);
         break;
     case GW_C_PING:
         send_frame(s, gw_frame_pong(f->rid));
@@ -506,6 +526,13 @@ static void replay_drop(const gw_join_result_t *res, size_t from, size_t to)
         gw_buf_unref(res->replay[i].buf);
 }
 
+/* Drops the references of the update entries [from, to). */
+static void updates_drop(const gw_join_result_t *res, size_t from, size_t to)
+{
+    for (size_t i = from; i < to; i++)
+        gw_buf_unref(res->updates[i].buf);
+}
+
 /* How many replay frames fit: the queue keeps an eighth of its room for live traffic; an
  * older part that does not fit is left out, and the client pages it with history like any
  * gap beyond the replay limit. */
@@ -521,17 +548,24 @@ void gw_session_join_done(gw_session_t *s, const gw_join_result_t *res)
     gw_sub_t *sub = gw_rooms_find(s->subs, res->room);
     if (sub == NULL || gw_sub_gen(sub) != res->gen || gw_sub_active(sub) || s->closing) {
         replay_drop(res, 0, res->nreplay);
+        updates_drop(res, 0, res->nupdates);
         return;
     }
     if (res->err != CHAT_OK) {
         replay_drop(res, 0, res->nreplay);
+        updates_drop(res, 0, res->nupdates);
         gw_rooms_leave(s->env->rooms, &s->subs, sub);
         send_error(s, GW_E_INTERNAL, "join failed; retry", rid_or_null(res->rid), NULL);
         return;
     }
     size_t fit = replay_fit(s, gw_sub_held(sub));
-    send_frame(s, gw_frame_joined(res->room, res->latest, res->unread, res->online, res->nonline,
-                                  rid_or_null(res->rid)));
+    /* Updates that do not fit are left out like the oldest replayed messages: the client is
+     * told to refetch (stale). */
+    size_t ufit = res->nupdates < fit ? res->nupdates : fit;
+    bool stale = res->stale || ufit < res->nupdates;
+    fit -= ufit;
+    send_frame(s, gw_frame_joined(res->room, res->latest, res->useq, stale, res->unread,
+                                  res->online, res->nonline, rid_or_null(res->rid)));
     size_t skip = res->nreplay > fit ? res->nreplay - fit : 0;
     replay_drop(res, 0, skip);
     int64_t last = res->latest;
@@ -540,7 +574,14 @@ void gw_session_join_done(gw_session_t *s, const gw_join_result_t *res)
             last = res->replay[i].seq;
         gw_session_enqueue(s, res->replay[i].buf);
     }
-    gw_rooms_activate(s->env->rooms, sub, last);
+    int64_t last_useq = res->useq;
+    for (size_t i = 0; i < ufit; i++) {
+        if (res->updates[i].seq > last_useq)
+            last_useq = res->updates[i].seq;
+        gw_session_enqueue(s, res->updates[i].buf);
+    }
+    updates_drop(res, ufit, res->nupdates);
+    gw_rooms_activate(s->env->rooms, sub, last, last_useq);
 }
 
 void gw_session_history_done(gw_session_t *s, const char *rid, gw_buf_t *frame)
@@ -552,9 +593,12 @@ void gw_session_history_done(gw_session_t *s, const char *rid, gw_buf_t *frame)
     gw_session_enqueue(s, frame);
 }
 
-void gw_session_send_failed(gw_session_t *s, const char *cid)
+void gw_session_send_failed(gw_session_t *s, const char *rid, const char *cid)
 {
-    send_error(s, GW_E_INTERNAL, "message was not accepted; resend it", NULL, cid);
+    send_error(s, GW_E_INTERNAL,
+               cid != NULL ? "message was not accepted; resend it"
+                           : "request was not accepted; send it again",
+               rid, cid);
 }
 
 /* ---- input ---- */

@@ -51,6 +51,8 @@ typedef struct gw_join_req {
     const char *rid;
     int64_t since;
     bool has_since;
+    int64_t usince; /* last useq held: the changes after it are replayed as updates */
+    bool has_usince;
     uint32_t gen; /* echoed in the result, so a stale answer is recognised */
 } gw_join_req_t;
 
@@ -79,6 +81,10 @@ typedef struct gw_session_ops {
      * gw_session_send_failed. Returns non-OK if it could not even be queued. */
     chat_err_t (*send)(void *ud, gw_session_t *s, const char *room, const char *cid,
                        const char *text);
+    /* Produce an edit, delete or react (f, valid, of that type) to chat.inbound; a failure
+     * reported later comes through gw_session_send_failed with f's rid. NULL: the gateway
+     * answers them bad_request. */
+    chat_err_t (*update)(void *ud, gw_session_t *s, const gw_cframe_t *f);
     /* Metrics hooks; may be NULL. */
     void (*count_frame)(void *ud, gw_ctype_t type);
     void (*count_error)(void *ud, gw_code_t code);
@@ -115,19 +121,24 @@ typedef enum gw_write {
 } gw_write_t;
 
 /* The result of a join, handed to the session on the loop. Strings and the online array
- * live for the call; the replay buffers (nreplay entries in ascending seq) are taken over
- * by the session in every case. */
+ * live for the call; the replay buffers (nreplay entries in ascending seq) and the update
+ * buffers are taken over by the session in every case. */
 typedef struct gw_join_result {
     const char *room;
     const char *rid;
     uint32_t gen;
     chat_err_t err; /* non-OK: the join failed (error internal) */
     int64_t latest;
+    int64_t useq; /* the room's latest useq: update frames at or below it were replayed */
+    bool stale;   /* more messages changed since usince than updates were replayed */
     int64_t unread;
     const char *const *online;
     size_t nonline;
     gw_outq_entry_t *replay;
     size_t nreplay;
+    gw_outq_entry_t *updates; /* after the replay: the changed messages' update frames, in
+                                 ascending useq (entry seq: the useq) */
+    size_t nupdates;
 } gw_join_result_t;
 
 /* env must outlive the session. conn_id is copied; io is the server's handle (the wsi).
@@ -160,8 +171,9 @@ void gw_session_auth_done(gw_session_t *s, chat_err_t err, chat_jwt_claims_t *cl
 void gw_session_join_done(gw_session_t *s, const gw_join_result_t *res);
 /* frame is the history frame (taken over), or NULL if the lookup failed. */
 void gw_session_history_done(gw_session_t *s, const char *rid, gw_buf_t *frame);
-/* The produce of the send with cid failed: error internal with that cid. */
-void gw_session_send_failed(gw_session_t *s, const char *cid);
+/* The produce of the send with cid (or of the edit, delete or react with rid) failed: error
+ * internal echoing them (either may be NULL). */
+void gw_session_send_failed(gw_session_t *s, const char *rid, const char *cid);
 /* The auth deadline passed. Before the auth frame (the client's fault): error unauthorized,
  * then close 4001. After it, while its verification still runs (the gateway's fault, e.g.
  * overloaded): error internal, then close 1013 (try again later), so that the client

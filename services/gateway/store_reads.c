@@ -8,6 +8,7 @@
 #include "common/events.h"
 #include "common/frames.h"
 #include "common/log.h"
+#include "common/reactions.h"
 #include "services/gateway/frames.h"
 
 #define COLL_MESSAGES "messages"
@@ -67,24 +68,38 @@ static bool doc_id(const bson_t *doc, char *buf)
     return false;
 }
 
-/* {emoji: [users]} of a stored message as cJSON, or NULL if absent or malformed. */
+/* {emoji: [users]} of a stored message as cJSON (the array form of common/reactions.h), or
+ * NULL if absent, empty or malformed. */
 static cJSON *doc_reactions(const bson_t *doc)
 {
-    bson_iter_t it, emojis, users;
-    if (!bson_iter_init_find(&it, doc, "reactions") || !BSON_ITER_HOLDS_DOCUMENT(&it) ||
-        !bson_iter_recurse(&it, &emojis))
+    bson_iter_t it;
+    if (!bson_iter_init_find(&it, doc, "reactions"))
         return NULL;
-    cJSON *out = cJSON_CreateObject();
-    while (out != NULL && bson_iter_next(&emojis)) {
-        if (!BSON_ITER_HOLDS_ARRAY(&emojis) || !bson_iter_recurse(&emojis, &users))
-            continue;
-        cJSON *arr = cJSON_AddArrayToObject(out, bson_iter_key(&emojis));
-        while (arr != NULL && bson_iter_next(&users)) {
-            if (BSON_ITER_HOLDS_UTF8(&users))
-                cJSON_AddItemToArray(arr, cJSON_CreateString(bson_iter_utf8(&users, NULL)));
-        }
+    cJSON *r = chat_reactions_from_bson(&it);
+    if (r != NULL && r->child == NULL) {
+        cJSON_Delete(r);
+        r = NULL;
     }
-    return out;
+    return r;
+}
+
+static bool doc_true(const bson_t *doc, const char *key)
+{
+    bson_iter_t it;
+    return bson_iter_init_find(&it, doc, key) && BSON_ITER_HOLDS_BOOL(&it) && bson_iter_bool(&it);
+}
+
+/* The current state of a stored message into ev: text (left out once deleted or removed),
+ * edited, deleted, removed and reason, reactions (allocated: the caller deletes
+ * ev->reactions). */
+static void doc_state(const bson_t *doc, chat_event_t *ev)
+{
+    ev->deleted = ev->has_deleted = doc_true(doc, "deleted");
+    ev->removed = ev->has_removed = doc_true(doc, "removed");
+    ev->text = ev->deleted || ev->removed ? NULL : doc_str(doc, "text");
+    ev->reason = ev->removed ? doc_str(doc, "reason") : NULL;
+    ev->has_edited = doc_int(doc, "edited", &ev->edited) && ev->edited > 0;
+    ev->reactions = doc_reactions(doc);
 }
 
 cJSON *gw_reads_msg_frame(const bson_t *doc)
@@ -95,20 +110,34 @@ cJSON *gw_reads_msg_frame(const bson_t *doc)
     ev.room = doc_str(doc, "room");
     ev.user = doc_str(doc, "from");
     ev.name = doc_str(doc, "name");
-    ev.text = doc_str(doc, "text");
     ev.cid = doc_str(doc, "cid");
     ev.has_seq = doc_int(doc, "seq", &ev.seq);
     ev.has_ts = doc_int(doc, "ts", &ev.ts);
     if (!doc_id(doc, id) || !ev.has_seq || !ev.has_ts)
         return NULL;
     ev.id = id;
-    bson_iter_t it;
-    if (bson_iter_init_find(&it, doc, "edited") && BSON_ITER_HOLDS_BOOL(&it)) {
-        ev.edited = bson_iter_bool(&it);
-        ev.has_edited = ev.edited;
-    }
-    ev.reactions = doc_reactions(doc);
+    doc_state(doc, &ev);
     cJSON *frame = chat_frame_msg_new(&ev);
+    cJSON_Delete(ev.reactions);
+    return frame;
+}
+
+cJSON *gw_reads_update_frame(const bson_t *doc)
+{
+    char id[25];
+    chat_event_t ev = {.type = CHAT_EV_UPDATE};
+    ev.room = doc_str(doc, "room");
+    ev.op = doc_str(doc, "uop");
+    ev.has_seq = doc_int(doc, "seq", &ev.seq);
+    ev.has_useq = doc_int(doc, "useq", &ev.useq) && ev.useq > 0;
+    if (!doc_id(doc, id) || !ev.has_seq || !ev.has_useq || ev.op == NULL)
+        return NULL;
+    ev.id = id;
+    doc_state(doc, &ev);
+    bool react = strcmp(ev.op, "react") == 0;
+    if (react && ev.reactions == NULL)
+        ev.reactions = cJSON_CreateObject(); /* the last reaction went away */
+    cJSON *frame = react && ev.reactions == NULL ? NULL : chat_frame_update_new(&ev);
     cJSON_Delete(ev.reactions);
     return frame;
 }
@@ -155,6 +184,85 @@ chat_err_t gw_reads_latest(chat_store_t *st, mongoc_client_t *client, const char
     bson_destroy(opts);
     bson_destroy(filter);
     return rc;
+}
+
+static bool latest_useq_each(const bson_t *doc, void *ud)
+{
+    int64_t *latest = ud;
+    doc_int(doc, "useq", latest);
+    return false;
+}
+
+chat_err_t gw_reads_latest_useq(chat_store_t *st, mongoc_client_t *client, const char *tenant,
+                                const char *room, int64_t *useq)
+{
+    *useq = 0;
+    bson_t *filter = BCON_NEW("tenant", BCON_UTF8(tenant), "room", BCON_UTF8(room), "useq", "{",
+                              "$gt", BCON_INT64(0), "}");
+    bson_t *opts = BCON_NEW("sort", "{", "useq", BCON_INT32(-1), "}", "limit", BCON_INT64(1),
+                            "projection", "{", "useq", BCON_INT32(1), "}");
+    chat_err_t rc = messages_find(st, client, "latest useq", filter, opts, latest_useq_each, useq);
+    bson_destroy(opts);
+    bson_destroy(filter);
+    return rc;
+}
+
+typedef struct updates_collect {
+    gw_outq_entry_t *entries;
+    size_t n, max;
+    chat_err_t err;
+} updates_collect_t;
+
+static bool updates_each(const bson_t *doc, void *ud)
+{
+    updates_collect_t *c = ud;
+    int64_t useq = 0;
+    cJSON *frame = gw_reads_update_frame(doc);
+    if (frame == NULL || !doc_int(doc, "useq", &useq)) {
+        cJSON_Delete(frame);
+        chat_log_warn("changed message skipped: missing fields");
+        return true;
+    }
+    gw_buf_t *b = gw_frame_from_json(frame);
+    cJSON_Delete(frame);
+    if (b == NULL) {
+        c->err = CHAT_ERR_NOMEM;
+        return false;
+    }
+    c->entries[c->n++] = (gw_outq_entry_t){.buf = b, .seq = useq};
+    return c->n < c->max;
+}
+
+chat_err_t gw_reads_updates(chat_store_t *st, mongoc_client_t *client, const char *tenant,
+                            const char *room, int64_t since, int64_t usince, int64_t upto,
+                            size_t max, gw_outq_entry_t **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    if (max == 0 || upto <= usince)
+        return CHAT_OK;
+    updates_collect_t c = {.entries = calloc(max, sizeof *c.entries), .max = max};
+    if (c.entries == NULL)
+        return CHAT_ERR_NOMEM;
+    bson_t *filter = BCON_NEW("tenant", BCON_UTF8(tenant), "room", BCON_UTF8(room), "seq", "{",
+                              "$lte", BCON_INT64(since), "}", "useq", "{", "$gt",
+                              BCON_INT64(usince), "$lte", BCON_INT64(upto), "}");
+    bson_t *opts =
+        BCON_NEW("sort", "{", "useq", BCON_INT32(1), "}", "limit", BCON_INT64((int64_t)max));
+    chat_err_t rc = messages_find(st, client, "updates", filter, opts, updates_each, &c);
+    bson_destroy(opts);
+    bson_destroy(filter);
+    if (rc == CHAT_OK)
+        rc = c.err;
+    if (rc != CHAT_OK) {
+        for (size_t i = 0; i < c.n; i++)
+            gw_buf_unref(c.entries[i].buf);
+        free(c.entries);
+        return rc;
+    }
+    *out = c.entries;
+    *n = c.n;
+    return CHAT_OK;
 }
 
 /* Newest-first documents collected as msg frames. */

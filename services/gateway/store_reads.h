@@ -38,8 +38,25 @@ chat_err_t gw_reads_replay_entries(const cJSON *frames, gw_outq_entry_t **out, s
 chat_err_t gw_reads_page(chat_store_t *st, mongoc_client_t *client, const char *tenant,
                          const char *room, int64_t before, int64_t limit, cJSON **msgs, bool *more);
 
-/* The msg frame of a stored message document, or NULL if the document lacks a required
- * field. Pure: used by the functions above and by the unit tests. */
+/* The msg frame of a stored message document in its current state (edited, deleted,
+ * reactions), or NULL if the document lacks a required field. Pure: used by the functions
+ * above and by the unit tests. */
 cJSON *gw_reads_msg_frame(const bson_t *doc);
+
+/* The update frame of a stored message that changed (useq and uop set): its current state,
+ * with the op of its last change; NULL if it never changed or lacks a field. Pure. */
+cJSON *gw_reads_update_frame(const bson_t *doc);
+
+/* The highest useq of tenant/room's messages (the room's latest change), 0 if none. */
+chat_err_t gw_reads_latest_useq(chat_store_t *st, mongoc_client_t *client, const char *tenant,
+                                const char *room, int64_t *useq);
+
+/* The update frames of a resume: the messages with seq <= since whose last change has a useq in
+ * (usince, upto], in ascending useq, at most max (the caller asks for one more than it sends
+ * to learn that there are more). *out is a malloc'd array of *n entries (each one reference;
+ * the entry's seq is the useq) that the caller frees. */
+chat_err_t gw_reads_updates(chat_store_t *st, mongoc_client_t *client, const char *tenant,
+                            const char *room, int64_t since, int64_t usince, int64_t upto,
+                            size_t max, gw_outq_entry_t **out, size_t *n);
 
 #endif

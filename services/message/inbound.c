@@ -9,7 +9,7 @@
 #include "common/names.h"
 
 static const char *const reject_code_names[MESSAGE_REJECT__COUNT] = {"bad_request", "too_large",
-                                                                     "forbidden"};
+                                                                     "forbidden", "not_found"};
 
 const char *message_reject_code_name(message_reject_code_t code)
 {
@@ -52,15 +52,33 @@ static void check_send(message_inbound_t *in, long max_text_chars)
         in->kind = MESSAGE_INBOUND_SEND;
 }
 
+/* The rules of an edit, delete or react the codec accepted, before the stored message is
+ * looked at: an edit's text within the configured limit, and, as for sends, only its two
+ * members act in a dm room. */
+static void check_update(message_inbound_t *in, long max_text_chars)
+{
+    const chat_event_t *ev = &in->ev;
+    if (ev->type == CHAT_EV_EDIT && chat_utf8_chars(ev->text, strlen(ev->text)) > max_text_chars)
+        set_reject(in, MESSAGE_REJECT_TOO_LARGE, "text is longer than %ld characters",
+                   max_text_chars);
+    else if (chat_room_is_dm(ev->room) &&
+             !(chat_room_dm_valid(ev->room) && chat_room_dm_has(ev->room, ev->user)))
+        set_reject(in, MESSAGE_REJECT_FORBIDDEN, "direct rooms are open to their two members only",
+                   0);
+    else
+        in->kind = MESSAGE_INBOUND_UPDATE;
+}
+
 static const char *string_member(const cJSON *obj, const char *key)
 {
     const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, key);
     return cJSON_IsString(item) ? item->valuestring : NULL;
 }
 
-/* For a record the codec refused: if it is recognisably a send with a usable tenant, room,
- * cid and origin, turns it into a reject (too_large when only the text is too long) so the
- * client gets an answer instead of resending forever. Otherwise leaves it invalid. */
+/* For a record the codec refused: if it is recognisably a send (with a usable cid) or an
+ * edit, delete or react (with a usable rid, or none) with a usable tenant, room and origin,
+ * turns it into a reject (too_large when only the text is too long) so the client gets an
+ * answer instead of resending forever. Otherwise leaves it invalid. */
 static void salvage_send(message_inbound_t *in, const void *value, size_t len, long max_text_chars)
 {
     cJSON *root = cJSON_ParseWithLength(value, len);
@@ -71,12 +89,22 @@ static void salvage_send(message_inbound_t *in, const void *value, size_t len, l
         .tenant = root != NULL ? string_member(root, "tenant") : NULL,
         .room = root != NULL ? string_member(root, "room") : NULL,
         .cid = root != NULL ? string_member(root, "cid") : NULL,
+        .rid = root != NULL ? string_member(root, "rid") : NULL,
         .origin_gw = cJSON_IsObject(origin) ? string_member(origin, "gw") : NULL,
         .origin_conn = cJSON_IsObject(origin) ? string_member(origin, "conn") : NULL,
     };
-    if (type == NULL || strcmp(type, "send") != 0 || !chat_name_tenant_valid(ev.tenant) ||
-        !chat_name_room_valid(ev.room) || !chat_name_cid_valid(ev.cid) ||
-        !chat_name_endpoint_valid(ev.origin_gw) || !chat_name_endpoint_valid(ev.origin_conn)) {
+    bool is_send = type != NULL && strcmp(type, "send") == 0;
+    bool is_update = type != NULL && (strcmp(type, "edit") == 0 || strcmp(type, "delete") == 0 ||
+                                      strcmp(type, "react") == 0);
+    if (is_send)
+        ev.rid = NULL;
+    else
+        ev.cid = NULL;
+    bool echo_ok =
+        is_send ? chat_name_cid_valid(ev.cid) : ev.rid == NULL || chat_name_cid_valid(ev.rid);
+    if (!(is_send || is_update) || !echo_ok || !chat_name_tenant_valid(ev.tenant) ||
+        !chat_name_room_valid(ev.room) || !chat_name_endpoint_valid(ev.origin_gw) ||
+        !chat_name_endpoint_valid(ev.origin_conn)) {
         cJSON_Delete(root);
         return;
     }
@@ -93,7 +121,7 @@ static void salvage_send(message_inbound_t *in, const void *value, size_t len, l
     }
     in->kind = MESSAGE_INBOUND_REJECT;
     in->code = MESSAGE_REJECT_BAD_REQUEST;
-    set_reason(in, "invalid send: %s", why);
+    set_reason(in, "invalid %s: %s", type, why);
 }
 
 void message_inbound_parse(const void *value, size_t len, long max_text_chars,
@@ -116,8 +144,7 @@ void message_inbound_parse(const void *value, size_t len, long max_text_chars,
     case CHAT_EV_EDIT:
     case CHAT_EV_DELETE:
     case CHAT_EV_REACT:
-        /* Not handled by this service yet; the client hears so rather than waiting. */
-        set_reject(in, MESSAGE_REJECT_BAD_REQUEST, "this operation is not supported", 0);
+        check_update(in, max_text_chars);
         return;
     default:
         set_reason(in, "event type %s is not expected on chat.inbound",

@@ -15,12 +15,15 @@ typedef enum message_inbound_kind {
     MESSAGE_INBOUND_INVALID, /* reason says why; nobody can be answered */
     MESSAGE_INBOUND_REJECT,  /* code and reason go back to ev's origin */
     MESSAGE_INBOUND_SEND,    /* ev is a valid send */
+    MESSAGE_INBOUND_UPDATE,  /* ev is a valid edit, delete or react (services/message/updates.h
+                                decides it against the stored message) */
 } message_inbound_kind_t;
 
 typedef enum message_reject_code {
     MESSAGE_REJECT_BAD_REQUEST,
     MESSAGE_REJECT_TOO_LARGE,
     MESSAGE_REJECT_FORBIDDEN,
+    MESSAGE_REJECT_NOT_FOUND,
     MESSAGE_REJECT__COUNT
 } message_reject_code_t;
 
@@ -41,7 +44,7 @@ void message_inbound_parse(const void *value, size_t len, long max_text_chars,
 /* Frees what parse kept and zeroes in. Accepts a zeroed struct. */
 void message_inbound_clear(message_inbound_t *in);
 
-/* "bad_request", "too_large", "forbidden". */
+/* "bad_request", "too_large", "forbidden", "not_found". */
 const char *message_reject_code_name(message_reject_code_t code);
 
 #endif

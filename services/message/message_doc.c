@@ -17,6 +17,8 @@ static void doc_free_strings(message_doc_t *d)
     free((char *)d->text);
     free((char *)d->cid);
     free((char *)d->src);
+    free((char *)d->uop);
+    cJSON_Delete(d->reactions);
 }
 
 /* strdup that keeps NULL as NULL; *ok turns false if a copy failed. */
@@ -46,6 +48,10 @@ chat_err_t message_doc_list_add(message_doc_list_t *l, const message_doc_t *doc)
     d->text = dup_or_null(doc->text, &ok);
     d->cid = dup_or_null(doc->cid, &ok);
     d->src = dup_or_null(doc->src, &ok);
+    d->uop = dup_or_null(doc->uop, &ok);
+    d->reactions = doc->reactions != NULL ? cJSON_Duplicate(doc->reactions, true) : NULL;
+    if (doc->reactions != NULL && d->reactions == NULL)
+        ok = false;
     if (!ok) {
         doc_free_strings(d);
         return CHAT_ERR_NOMEM;

@@ -54,26 +54,51 @@ static void fail(message_recent_t *mr, const message_recent_room_t *room, const 
 /* Queues one room's write: the merge, or with a bound of 0 the key's deletion. *replies gets
  * how many replies it queued. */
 static chat_err_t queue_room(message_recent_t *mr, const char *run_id,
-                             const message_recent_room_t *room, size_t *replies)
+                             const message_recent_room_t *room, size_t *replies, bool *useq_set)
 {
+    *useq_set = false;
     char key[CHAT_RECENT_KEY_MAX];
     *replies = 0;
     if (chat_recent_key(room->tenant, room->room, key, sizeof key) < 0)
         return CHAT_ERR_INVALID;
-    if (mr->max > 0)
-        return chat_recent_queue_merge(mr->redis, key, room->fresh ? run_id : NULL, room->entries,
-                                       room->n, mr->max, mr->ttl_ms, replies);
+    if (mr->max > 0) {
+        chat_err_t err =
+            chat_recent_queue_merge(mr->redis, key, room->fresh ? run_id : NULL, room->entries,
+                                    room->n, mr->max, mr->ttl_ms, replies);
+        if (err != CHAT_OK || !room->has_useq)
+            return err;
+        /* After the frames of the changes: a reader that gets this useq gets them too. */
+        char ukey[CHAT_RECENT_KEY_MAX];
+        if (chat_useq_key(room->tenant, room->room, ukey, sizeof ukey) < 0)
+            return CHAT_ERR_INVALID;
+        err = chat_redis_append(mr->redis, "SET %s %s:%lld PX %lld", ukey, run_id,
+                                (long long)room->useq, (long long)mr->ttl_ms);
+        *useq_set = err == CHAT_OK;
+        *replies += err == CHAT_OK;
+        return err;
+    }
     chat_err_t err = chat_redis_append(mr->redis, "DEL %s", key);
     *replies = err == CHAT_OK;
     return err;
 }
 
 /* Reads one room's replies (every one of them). */
-static chat_err_t read_room(message_recent_t *mr, size_t replies)
+static chat_err_t read_room(message_recent_t *mr, size_t replies, bool useq_set)
 {
     if (mr->max > 0) {
         bool applied = false;
-        chat_err_t err = chat_recent_merge_result(mr->redis, replies, &applied);
+        size_t merge = useq_set ? replies - 1 : replies;
+        chat_err_t err = chat_recent_merge_result(mr->redis, merge, &applied);
+        if (useq_set) {
+            redisReply *reply = NULL;
+            chat_err_t uerr = chat_redis_reply(mr->redis, &reply);
+            if (uerr == CHAT_OK && reply->type == REDIS_REPLY_ERROR)
+                uerr = CHAT_ERR_REDIS;
+            if (reply != NULL)
+                freeReplyObject(reply);
+            if (err == CHAT_OK)
+                err = uerr;
+        }
         /* Nothing is WATCHed on this connection: a discarded transaction is out of step. */
         return err == CHAT_OK && !applied ? CHAT_ERR_REDIS : err;
     }
@@ -96,11 +121,15 @@ static chat_err_t recent_write(void *ctx, const message_recent_room_t *rooms, si
         return err;
     }
     size_t *replies = calloc(n > 0 ? n : 1, sizeof *replies);
-    if (replies == NULL)
+    bool *useq_set = calloc(n > 0 ? n : 1, sizeof *useq_set);
+    if (replies == NULL || useq_set == NULL) {
+        free(replies);
+        free(useq_set);
         return CHAT_ERR_NOMEM;
+    }
     size_t queued = 0;
     for (; err == CHAT_OK && queued < n; queued++) {
-        err = queue_room(mr, run_id, &rooms[queued], &replies[queued]);
+        err = queue_room(mr, run_id, &rooms[queued], &replies[queued], &useq_set[queued]);
         if (err != CHAT_OK)
             fail(mr, &rooms[queued], "recent history not queued");
     }
@@ -108,13 +137,14 @@ static chat_err_t recent_write(void *ctx, const message_recent_room_t *rooms, si
     for (size_t i = 0; i < queued; i++) {
         if (replies[i] == 0)
             continue;
-        chat_err_t rerr = read_room(mr, replies[i]);
+        chat_err_t rerr = read_room(mr, replies[i], useq_set[i]);
         if (rerr != CHAT_OK && err == CHAT_OK) {
             err = rerr;
             fail(mr, &rooms[i], "recent history not written");
         }
     }
     free(replies);
+    free(useq_set);
     return err;
 }
 

@@ -11,32 +11,41 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "common/reactions.h"
 
 struct message_store {
     chat_store_t *store;
     char last_error[sizeof(((bson_error_t *)0)->message) + 96];
 };
 
-/* Index definitions: name, unique, fields (NULL-terminated). */
+/* Index definitions: collection, name, unique, fields (NULL-terminated). */
 typedef struct index_spec {
+    const char *collection;
     const char *name;
+    bool unique;
     const char *fields[5];
 } index_spec_t;
 
 static const index_spec_t message_indexes[] = {
-    {"room_seq", {"tenant", "room", "seq", NULL}},
-    {"room_sender_cid", {"tenant", "room", "from", "cid", NULL}},
+    {MESSAGE_COLLECTION, "room_seq", true, {"tenant", "room", "seq", NULL}},
+    {MESSAGE_COLLECTION, "room_sender_cid", true, {"tenant", "room", "from", "cid", NULL}},
+    /* A resume's changed messages: {tenant, room, useq: {$gt: usince}} by useq. */
+    {MESSAGE_COLLECTION, "room_useq", false, {"tenant", "room", "useq", NULL}},
+    /* One change per useq of a room (a second writer collides), one per request. */
+    {MESSAGE_UPDATES_COLLECTION, "room_useq", true, {"tenant", "room", "useq", NULL}},
+    {MESSAGE_UPDATES_COLLECTION, "room_user_req", true, {"tenant", "room", "user", "req", NULL}},
 };
 
 chat_err_t message_store_open(chat_store_t *store, message_store_t **out)
 {
     *out = NULL;
     for (size_t i = 0; i < sizeof message_indexes / sizeof message_indexes[0]; i++) {
+        const index_spec_t *ix = &message_indexes[i];
         bson_t keys = BSON_INITIALIZER;
-        for (const char *const *f = message_indexes[i].fields; *f != NULL; f++)
+        for (const char *const *f = ix->fields; *f != NULL; f++)
             BSON_APPEND_INT32(&keys, *f, 1);
-        chat_err_t err = chat_store_ensure_index(store, MESSAGE_COLLECTION, &keys,
-                                                 message_indexes[i].name, true);
+        chat_err_t err =
+            chat_store_ensure_index(store, ix->collection, &keys, ix->name, ix->unique);
         bson_destroy(&keys);
         if (err != CHAT_OK)
             return err;
@@ -65,13 +74,14 @@ static chat_err_t store_failed(message_store_t *ms, const char *op, const bson_e
     return chat_store_err(error);
 }
 
-/* Runs find(filter, opts) and calls each(doc, ud) per result. Returns the cursor's error. */
-static chat_err_t store_find(message_store_t *ms, const char *op, const bson_t *filter,
-                             const bson_t *opts, chat_err_t (*each)(const bson_t *doc, void *ud),
-                             void *ud)
+/* Runs find(filter, opts) on collection and calls each(doc, ud) per result. Returns the
+ * cursor's error. */
+static chat_err_t store_find_in(message_store_t *ms, const char *collection, const char *op,
+                                const bson_t *filter, const bson_t *opts,
+                                chat_err_t (*each)(const bson_t *doc, void *ud), void *ud)
 {
     mongoc_client_t *client = chat_store_acquire(ms->store);
-    mongoc_collection_t *col = chat_store_collection(ms->store, client, MESSAGE_COLLECTION);
+    mongoc_collection_t *col = chat_store_collection(ms->store, client, collection);
     mongoc_cursor_t *cursor = mongoc_collection_find_with_opts(col, filter, opts, NULL);
     const bson_t *doc;
     chat_err_t err = CHAT_OK;
@@ -84,6 +94,14 @@ static chat_err_t store_find(message_store_t *ms, const char *op, const bson_t *
     mongoc_collection_destroy(col);
     chat_store_release(ms->store, client);
     return err;
+}
+
+/* store_find_in on `messages`. */
+static chat_err_t store_find(message_store_t *ms, const char *op, const bson_t *filter,
+                             const bson_t *opts, chat_err_t (*each)(const bson_t *doc, void *ud),
+                             void *ud)
+{
+    return store_find_in(ms, MESSAGE_COLLECTION, op, filter, opts, each, ud);
 }
 
 /* ---- existing (from, cid) pairs ---- */
@@ -156,22 +174,42 @@ static bool doc_from_bson(const bson_t *b, message_doc_t *d)
             d->name = iter_utf8(&it);
         } else if (strcmp(k, "src") == 0) {
             d->src = iter_utf8(&it);
+        } else if (strcmp(k, "edited") == 0 && BSON_ITER_HOLDS_NUMBER(&it)) {
+            d->edited = bson_iter_as_int64(&it);
+        } else if (strcmp(k, "deleted") == 0 && BSON_ITER_HOLDS_BOOL(&it)) {
+            d->deleted = bson_iter_bool(&it);
+        } else if (strcmp(k, "useq") == 0 && BSON_ITER_HOLDS_NUMBER(&it)) {
+            d->useq = bson_iter_as_int64(&it);
+        } else if (strcmp(k, "uop") == 0) {
+            d->uop = iter_utf8(&it);
+        } else if (strcmp(k, "reactions") == 0 && d->reactions == NULL) {
+            d->reactions = chat_reactions_from_bson(&it);
         }
     }
     return has_id && has_seq && d->seq > 0 && d->tenant != NULL && d->room != NULL &&
-           d->from != NULL && d->cid != NULL && d->text != NULL;
+           d->from != NULL && d->cid != NULL && (d->text != NULL || d->deleted);
 }
 
-static chat_err_t take_existing(const bson_t *doc, void *ud)
+/* Appends a document read by doc_from_bson to the list (which copies it) and frees what the
+ * read allocated. */
+static chat_err_t take_doc(const bson_t *doc, message_doc_list_t *list)
 {
     message_doc_t d;
+    chat_err_t err = CHAT_OK;
     if (!doc_from_bson(doc, &d)) {
         char *json = bson_as_relaxed_extended_json(doc, NULL);
         chat_log_warn("malformed messages document ignored", CHAT_F_STR("doc", json));
         bson_free(json);
-        return CHAT_OK;
+    } else {
+        err = message_doc_list_add(list, &d);
     }
-    return message_doc_list_add(ud, &d);
+    cJSON_Delete(d.reactions);
+    return err;
+}
+
+static chat_err_t take_existing(const bson_t *doc, void *ud)
+{
+    return take_doc(doc, ud);
 }
 
 static chat_err_t store_find_existing(void *ctx, const message_dedup_send_t *keys, size_t n,
@@ -196,7 +234,9 @@ static chat_err_t store_find_existing(void *ctx, const message_dedup_send_t *key
     bson_t *opts =
         BCON_NEW("projection", "{", "tenant", BCON_INT32(1), "room", BCON_INT32(1), "seq",
                  BCON_INT32(1), "from", BCON_INT32(1), "name", BCON_INT32(1), "text", BCON_INT32(1),
-                 "ts", BCON_INT32(1), "cid", BCON_INT32(1), "src", BCON_INT32(1), "}");
+                 "ts", BCON_INT32(1), "cid", BCON_INT32(1), "src", BCON_INT32(1), "edited",
+                 BCON_INT32(1), "deleted", BCON_INT32(1), "reactions", BCON_INT32(1), "useq",
+                 BCON_INT32(1), "uop", BCON_INT32(1), "}");
     chat_err_t err = store_find(ms, "find existing cids", &filter, opts, take_existing, out);
     bson_destroy(&filter);
     bson_destroy(opts);
@@ -245,6 +285,7 @@ typedef struct seq_max {
     const room_slot_t *slots; /* sorted */
     size_t n;
     int64_t *highest;
+    const char *field; /* "seq" or "useq" */
 } seq_max_t;
 
 /* Raises the highest seq of the document's room, if it is one of the rooms asked for. */
@@ -262,7 +303,7 @@ static chat_err_t take_room_seq(const bson_t *doc, void *ud)
             key.tenant = iter_utf8(&it);
         else if (strcmp(k, "room") == 0)
             key.room = iter_utf8(&it);
-        else if (strcmp(k, "seq") == 0 && BSON_ITER_HOLDS_NUMBER(&it))
+        else if (strcmp(k, m->field) == 0 && BSON_ITER_HOLDS_NUMBER(&it))
             seq = bson_iter_as_int64(&it);
     }
     if (key.tenant == NULL || key.room == NULL)
@@ -279,8 +320,8 @@ static chat_err_t take_room_seq(const bson_t *doc, void *ud)
  * and evaluates only the first accumulator of a $group), and on it the cost is one scan of the
  * collection whatever the query. On MongoDB this reads every key of those rooms in room_seq
  * (a covered query), once per room per partition assignment. */
-static chat_err_t store_highest_seq_many(message_store_t *ms, const message_room_ref_t *rooms,
-                                         size_t n, int64_t *highest)
+static chat_err_t store_highest_many(message_store_t *ms, const char *collection, const char *field,
+                                     const message_room_ref_t *rooms, size_t n, int64_t *highest)
 {
     room_slot_t *slots = calloc(n, sizeof *slots);
     const char **vals = calloc(n, sizeof *vals);
@@ -302,9 +343,10 @@ static chat_err_t store_highest_seq_many(message_store_t *ms, const message_room
     }
     qsort(slots, n, sizeof *slots, room_slot_cmp);
     bson_t *opts = BCON_NEW("projection", "{", "_id", BCON_INT32(0), "tenant", BCON_INT32(1),
-                            "room", BCON_INT32(1), "seq", BCON_INT32(1), "}");
-    seq_max_t m = {slots, n, highest};
-    chat_err_t err = store_find(ms, "highest seqs", &filter, opts, take_room_seq, &m);
+                            "room", BCON_INT32(1), field, BCON_INT32(1), "}");
+    seq_max_t m = {slots, n, highest, field};
+    chat_err_t err =
+        store_find_in(ms, collection, "highest per room", &filter, opts, take_room_seq, &m);
     bson_destroy(&filter);
     bson_destroy(opts);
     free(slots);
@@ -320,7 +362,7 @@ static chat_err_t store_highest_seqs(void *ctx, const message_room_ref_t *rooms,
         return CHAT_OK;
     if (n == 1)
         return store_highest_seq(ms, &rooms[0], &highest[0]);
-    return store_highest_seq_many(ms, rooms, n, highest);
+    return store_highest_many(ms, MESSAGE_COLLECTION, "seq", rooms, n, highest);
 }
 
 /* ---- ids ---- */
@@ -414,6 +456,230 @@ static chat_err_t store_insert(void *ctx, const message_doc_t *docs, size_t n, c
     return err;
 }
 
+/* ---- edits, deletes, reactions ---- */
+
+/* The rooms' highest useqs from their update records (ahead of the messages' own useq if the
+ * service died between a record and its message's write: the record's useq is taken). One
+ * query for the n rooms, the maximum taken in code as for the seqs; `updates` holds one
+ * document per change, far fewer than `messages`. */
+static chat_err_t store_highest_useqs(void *ctx, const message_room_ref_t *rooms, size_t n,
+                                      int64_t *highest)
+{
+    message_store_t *ms = ctx;
+    if (n == 0)
+        return CHAT_OK;
+    return store_highest_many(ms, MESSAGE_UPDATES_COLLECTION, "useq", rooms, n, highest);
+}
+
+typedef struct message_find {
+    const char *tenant;
+    const char *room;
+    message_doc_list_t *out;
+} message_find_t;
+
+static chat_err_t take_message(const bson_t *doc, void *ud)
+{
+    message_find_t *f = ud;
+    bson_iter_t it;
+    /* The query is by _id alone (the cheapest on FerretDB); the room is checked here, so that
+     * an id of another room or tenant is not found. */
+    if (!bson_iter_init_find(&it, doc, "tenant") || iter_utf8(&it) == NULL ||
+        strcmp(iter_utf8(&it), f->tenant) != 0)
+        return CHAT_OK;
+    if (!bson_iter_init_find(&it, doc, "room") || iter_utf8(&it) == NULL ||
+        strcmp(iter_utf8(&it), f->room) != 0)
+        return CHAT_OK;
+    return take_doc(doc, f->out);
+}
+
+static chat_err_t store_find_message(void *ctx, const char *tenant, const char *room,
+                                     const char *id, message_doc_list_t *out)
+{
+    message_store_t *ms = ctx;
+    if (!bson_oid_is_valid(id, strlen(id)))
+        return CHAT_OK;
+    bson_oid_t oid;
+    bson_oid_init_from_string(&oid, id);
+    bson_t *filter = BCON_NEW("_id", BCON_OID(&oid));
+    message_find_t f = {tenant, room, out};
+    chat_err_t err = store_find(ms, "find message", filter, NULL, take_message, &f);
+    bson_destroy(filter);
+    return err;
+}
+
+static char *iter_dup(const bson_iter_t *it, bool *ok)
+{
+    const char *s = iter_utf8(it);
+    if (s == NULL)
+        return NULL;
+    char *c = strdup(s);
+    *ok = *ok && c != NULL;
+    return c;
+}
+
+/* An `updates` document into rec (owned copies). False if malformed or out of memory. */
+static bool update_from_bson(const bson_t *b, message_update_rec_t *rec)
+{
+    bson_iter_t it;
+    bool ok = true;
+    memset(rec, 0, sizeof *rec);
+    if (!bson_iter_init(&it, b))
+        return false;
+    while (bson_iter_next(&it)) {
+        const char *k = bson_iter_key(&it);
+        char **str = strcmp(k, "tenant") == 0 ? &rec->tenant
+                     : strcmp(k, "room") == 0 ? &rec->room
+                     : strcmp(k, "user") == 0 ? &rec->user
+                     : strcmp(k, "req") == 0  ? &rec->req
+                     : strcmp(k, "src") == 0  ? &rec->src
+                     : strcmp(k, "id") == 0   ? &rec->id
+                     : strcmp(k, "op") == 0   ? &rec->op
+                     : strcmp(k, "text") == 0 ? &rec->text
+                                              : NULL;
+        if (str != NULL && *str == NULL)
+            *str = iter_dup(&it, &ok);
+        else if (strcmp(k, "seq") == 0 && BSON_ITER_HOLDS_NUMBER(&it))
+            rec->seq = bson_iter_as_int64(&it);
+        else if (strcmp(k, "useq") == 0 && BSON_ITER_HOLDS_NUMBER(&it))
+            rec->useq = bson_iter_as_int64(&it);
+        else if (strcmp(k, "ts") == 0 && BSON_ITER_HOLDS_NUMBER(&it))
+            rec->ts = bson_iter_as_int64(&it);
+        else if (strcmp(k, "edited") == 0 && BSON_ITER_HOLDS_NUMBER(&it))
+            rec->edited = bson_iter_as_int64(&it);
+        else if (strcmp(k, "deleted") == 0 && BSON_ITER_HOLDS_BOOL(&it))
+            rec->deleted = bson_iter_bool(&it);
+        else if (strcmp(k, "reactions") == 0 && rec->reactions == NULL)
+            ok = ok && (rec->reactions = chat_reactions_from_bson(&it)) != NULL;
+    }
+    return ok && rec->tenant != NULL && rec->room != NULL && rec->src != NULL && rec->id != NULL &&
+           rec->op != NULL && rec->seq > 0 && rec->useq > 0;
+}
+
+typedef struct update_find {
+    message_update_rec_t *out;
+    bool *found;
+} update_find_t;
+
+static chat_err_t take_update(const bson_t *doc, void *ud)
+{
+    update_find_t *f = ud;
+    if (*f->found)
+        return CHAT_OK;
+    if (!update_from_bson(doc, f->out)) {
+        message_update_rec_clear(f->out);
+        char *json = bson_as_relaxed_extended_json(doc, NULL);
+        chat_log_warn("malformed updates document ignored", CHAT_F_STR("doc", json));
+        bson_free(json);
+        return CHAT_OK;
+    }
+    *f->found = true;
+    return CHAT_OK;
+}
+
+static chat_err_t store_find_update(void *ctx, const char *tenant, const char *room,
+                                    const char *user, const char *req, message_update_rec_t *out,
+                                    bool *found)
+{
+    message_store_t *ms = ctx;
+    *found = false;
+    memset(out, 0, sizeof *out);
+    bson_t *filter = BCON_NEW("tenant", BCON_UTF8(tenant), "room", BCON_UTF8(room), "user",
+                              BCON_UTF8(user), "req", BCON_UTF8(req));
+    update_find_t f = {out, found};
+    chat_err_t err =
+        store_find_in(ms, MESSAGE_UPDATES_COLLECTION, "find update", filter, NULL, take_update, &f);
+    bson_destroy(filter);
+    if (err != CHAT_OK) {
+        message_update_rec_clear(out);
+        *found = false;
+    }
+    return err;
+}
+
+/* Appends the state after a change (text, edited, deleted, reactions) to b. */
+static bool state_to_bson(bson_t *b, const message_update_rec_t *rec)
+{
+    bool ok = true;
+    if (rec->text != NULL)
+        ok = ok && BSON_APPEND_UTF8(b, "text", rec->text);
+    if (rec->edited > 0)
+        ok = ok && BSON_APPEND_INT64(b, "edited", rec->edited);
+    if (rec->deleted)
+        ok = ok && BSON_APPEND_BOOL(b, "deleted", true);
+    if (rec->reactions != NULL && rec->reactions->child != NULL)
+        ok = ok && chat_reactions_to_bson(b, "reactions", rec->reactions);
+    return ok;
+}
+
+static chat_err_t store_insert_update(void *ctx, const message_update_rec_t *rec)
+{
+    message_store_t *ms = ctx;
+    bson_t doc = BSON_INITIALIZER;
+    bool ok =
+        BSON_APPEND_UTF8(&doc, "tenant", rec->tenant) &&
+        BSON_APPEND_UTF8(&doc, "room", rec->room) && BSON_APPEND_INT64(&doc, "useq", rec->useq) &&
+        BSON_APPEND_UTF8(&doc, "user", rec->user) && BSON_APPEND_UTF8(&doc, "req", rec->req) &&
+        BSON_APPEND_UTF8(&doc, "src", rec->src) && BSON_APPEND_UTF8(&doc, "id", rec->id) &&
+        BSON_APPEND_INT64(&doc, "seq", rec->seq) && BSON_APPEND_UTF8(&doc, "op", rec->op) &&
+        BSON_APPEND_INT64(&doc, "ts", rec->ts) && state_to_bson(&doc, rec);
+    chat_err_t err = CHAT_ERR_NOMEM;
+    if (ok) {
+        mongoc_client_t *client = chat_store_acquire(ms->store);
+        mongoc_collection_t *col =
+            chat_store_collection(ms->store, client, MESSAGE_UPDATES_COLLECTION);
+        bson_error_t error;
+        err = CHAT_OK;
+        if (!mongoc_collection_insert_one(col, &doc, NULL, NULL, &error)) {
+            err = chat_store_err(&error);
+            if (err != CHAT_ERR_DUPLICATE)
+                err = store_failed(ms, "insert update", &error);
+        }
+        mongoc_collection_destroy(col);
+        chat_store_release(ms->store, client);
+    }
+    bson_destroy(&doc);
+    return err;
+}
+
+/* The message's document takes the state after the change: $set of what it has, $unset of
+ * what it lost (text once deleted, reactions once none are left). */
+static chat_err_t store_apply_update(void *ctx, const message_update_rec_t *rec)
+{
+    message_store_t *ms = ctx;
+    if (!bson_oid_is_valid(rec->id, strlen(rec->id)))
+        return CHAT_ERR_INVALID;
+    bson_oid_t oid;
+    bson_oid_init_from_string(&oid, rec->id);
+    bson_t *filter = BCON_NEW("_id", BCON_OID(&oid));
+    bson_t update = BSON_INITIALIZER, set, unset;
+    bool has_reactions = rec->reactions != NULL && rec->reactions->child != NULL;
+    bool ok = BSON_APPEND_DOCUMENT_BEGIN(&update, "$set", &set) &&
+              BSON_APPEND_INT64(&set, "useq", rec->useq) &&
+              BSON_APPEND_UTF8(&set, "uop", rec->op) && state_to_bson(&set, rec) &&
+              bson_append_document_end(&update, &set);
+    if (ok && (rec->text == NULL || rec->edited == 0 || !has_reactions)) {
+        ok = BSON_APPEND_DOCUMENT_BEGIN(&update, "$unset", &unset) &&
+             (rec->text != NULL || BSON_APPEND_UTF8(&unset, "text", "")) &&
+             (rec->edited > 0 || BSON_APPEND_UTF8(&unset, "edited", "")) &&
+             (has_reactions || BSON_APPEND_UTF8(&unset, "reactions", "")) &&
+             bson_append_document_end(&update, &unset);
+    }
+    chat_err_t err = CHAT_ERR_NOMEM;
+    if (ok) {
+        mongoc_client_t *client = chat_store_acquire(ms->store);
+        mongoc_collection_t *col = chat_store_collection(ms->store, client, MESSAGE_COLLECTION);
+        bson_error_t error;
+        err = CHAT_OK;
+        if (!mongoc_collection_update_one(col, filter, &update, NULL, NULL, &error))
+            err = store_failed(ms, "apply update", &error);
+        mongoc_collection_destroy(col);
+        chat_store_release(ms->store, client);
+    }
+    bson_destroy(&update);
+    bson_destroy(filter);
+    return err;
+}
+
 static const char *store_last_error(void *ctx)
 {
     message_store_t *ms = ctx;
@@ -428,6 +694,11 @@ void message_store_port(message_store_t *ms, message_store_port_t *port)
         .find_existing = store_find_existing,
         .insert = store_insert,
         .find_ids = store_find_ids,
+        .highest_useqs = store_highest_useqs,
+        .find_message = store_find_message,
+        .find_update = store_find_update,
+        .insert_update = store_insert_update,
+        .apply_update = store_apply_update,
         .last_error = store_last_error,
     };
 }

@@ -30,6 +30,7 @@ typedef enum item_kind {
     ITEM_INVALID, /* undecodable or unexpected: logged, counted, committed */
     ITEM_REJECT,  /* refused: a reject event goes to its origin */
     ITEM_SEND,    /* a valid send */
+    ITEM_UPDATE,  /* a valid edit, delete or react */
 } item_kind_t;
 
 /* Where a send stands. Sends start as NEW; the store and the duplicate lookups move them. */
@@ -40,6 +41,14 @@ typedef enum send_state {
     SEND_REPUBLISH, /* this very record stored it before a crash: msg existing[ref] again */
     SEND_REPEAT,    /* an earlier send of the batch has its key: ack items[ref]'s message */
 } send_state_t;
+
+/* Where an edit, delete or react stands once decided (store_updates). */
+typedef enum update_state {
+    UPDATE_APPLIED,   /* a change with the room's next useq: update event (urec) */
+    UPDATE_REPUBLISH, /* this very record made the change before a crash: update event again */
+    UPDATE_RESEND,    /* another record made this request's change: ack with its useq (urec) */
+    UPDATE_NOOP,      /* nothing to change: ack (urec: id, seq, op; useq the message's, if any) */
+} update_state_t;
 
 typedef struct item {
     const chat_bus_record_t *rec;
@@ -53,6 +62,12 @@ typedef struct item {
     size_t ref;        /* RESEND, REPUBLISH: index in existing; REPEAT: item index */
     message_doc_t doc; /* NEW, STORED: the document */
     bool ambiguous;    /* NEW: an insert failed without saying whether it stored doc */
+    /* UPDATE (and a REJECT that was one: published in the updates' order) */
+    bool is_update;
+    update_state_t ustate;
+    message_update_rec_t urec; /* owned */
+    char *frame;               /* APPLIED, REPUBLISH: the message's msg frame now (cJSON_free) */
+    cJSON *no_reactions;       /* an empty object for a react that removed the last emoji */
 } item_t;
 
 typedef struct batch_room {
@@ -61,6 +76,9 @@ typedef struct batch_room {
     int32_t partition;
     bool has_sends;
     message_seq_plan_t seq; /* what is known taken, what the current plan handed out */
+    bool has_updates;
+    bool useq_loaded;  /* useq_last is known (from the sequencer or MongoDB) */
+    int64_t useq_last; /* highest useq known to be taken */
 } batch_room_t;
 
 /* The server a phase of the batch is retrying, for the retry loop and its logs. */
@@ -76,6 +94,7 @@ typedef struct batch {
     item_t *items;
     size_t n;
     size_t sends;
+    size_t updates;
     batch_room_t *rooms;
     size_t nrooms;
     chat_strmap_t *room_index;   /* "tenant/room" -> 1 + index in rooms */
@@ -85,6 +104,7 @@ typedef struct batch {
 
 typedef struct pipeline_metrics {
     chat_counter_t *stored;
+    chat_counter_t *updates;
     chat_counter_t *duplicates;
     chat_counter_t *republished;
     chat_counter_t *invalid;
@@ -163,6 +183,9 @@ static bool metrics_register(pipeline_metrics_t *m, chat_metrics_t *reg)
 {
     m->stored =
         chat_metrics_counter(reg, "chat_message_stored_total", "Messages stored in MongoDB", NULL);
+    m->updates = chat_metrics_counter(
+        reg, "chat_message_updates_total",
+        "Edits, deletes and reactions applied to stored messages (one useq each)", NULL);
     m->duplicates = chat_metrics_counter(
         reg, "chat_message_duplicates_total",
         "Sends whose cid the room already had (resends, repeats within a batch): acked", NULL);
@@ -204,9 +227,10 @@ static bool metrics_register(pipeline_metrics_t *m, chat_metrics_t *reg)
         chat_metrics_latency_buckets, chat_metrics_latency_nbuckets);
     m->rooms = chat_metrics_gauge(reg, "chat_message_rooms",
                                   "Rooms whose last seq is held in memory", NULL);
-    bool ok = m->stored && m->duplicates && m->republished && m->invalid && m->store_retries &&
-              m->conflicts && m->recent_writes && m->recent_retries && m->recent_seconds &&
-              m->batch_records && m->batch_seconds && m->store_seconds && m->rooms;
+    bool ok = m->stored && m->updates && m->duplicates && m->republished && m->invalid &&
+              m->store_retries && m->conflicts && m->recent_writes && m->recent_retries &&
+              m->recent_seconds && m->batch_records && m->batch_seconds && m->store_seconds &&
+              m->rooms;
     for (int i = 0; i < MESSAGE_REJECT__COUNT; i++)
         ok = ok && m->rejected[i] != NULL;
     return ok;
@@ -294,6 +318,15 @@ static chat_err_t parse_record(message_pipeline_t *p, batch_t *b, item_t *it)
     case MESSAGE_INBOUND_SEND:
         it->kind = ITEM_SEND;
         break;
+    case MESSAGE_INBOUND_UPDATE:
+        it->kind = ITEM_UPDATE;
+        it->is_update = true;
+        if (p->conf.store.find_update == NULL) {
+            it->kind = ITEM_REJECT;
+            it->in.code = MESSAGE_REJECT_BAD_REQUEST;
+            snprintf(it->in.reason, sizeof it->in.reason, "this operation is not supported");
+        }
+        break;
     }
     message_src_format(it->src, sizeof it->src, rec->partition, rec->offset);
     chat_err_t err = batch_room_index(b, it->ev->tenant, it->ev->room, rec->partition, &it->room);
@@ -302,6 +335,9 @@ static chat_err_t parse_record(message_pipeline_t *p, batch_t *b, item_t *it)
     if (it->kind == ITEM_SEND) {
         b->rooms[it->room].has_sends = true;
         b->sends++;
+    } else if (it->kind == ITEM_UPDATE) {
+        b->rooms[it->room].has_updates = true;
+        b->updates++;
     }
     return CHAT_OK;
 }
@@ -320,10 +356,22 @@ static chat_err_t batch_init(batch_t *b, const chat_bus_record_t *recs, size_t n
     return CHAT_OK;
 }
 
+/* Drops what an update item's decision holds (before a retry of its step, and at the end). */
+static void item_update_clear(item_t *it)
+{
+    message_update_rec_clear(&it->urec);
+    cJSON_free(it->frame);
+    it->frame = NULL;
+    cJSON_Delete(it->no_reactions);
+    it->no_reactions = NULL;
+}
+
 static void batch_free(batch_t *b)
 {
-    for (size_t i = 0; b->items != NULL && i < b->n; i++)
+    for (size_t i = 0; b->items != NULL && i < b->n; i++) {
+        item_update_clear(&b->items[i]);
         message_inbound_clear(&b->items[i].in);
+    }
     free(b->items);
     free(b->rooms);
     chat_strmap_free(b->room_index);
@@ -794,21 +842,301 @@ static chat_err_t store_sends(message_pipeline_t *p, batch_t *b)
     return err;
 }
 
+/* ---- edits, deletes, reactions ---- */
+
+/* The msg event of a stored message in its current state (strings borrowed from d). */
+static void doc_msg_event(const message_doc_t *d, chat_event_t *ev)
+{
+    ev->seq = d->seq;
+    ev->has_seq = true;
+    ev->ts = d->ts;
+    ev->has_ts = true;
+    ev->cid = d->cid;
+    ev->id = d->id;
+    ev->user = d->from;
+    ev->name = d->name;
+    ev->text = d->deleted ? NULL : d->text;
+    ev->edited = d->edited;
+    ev->has_edited = d->edited > 0;
+    ev->deleted = d->deleted;
+    ev->has_deleted = d->deleted;
+    ev->reactions = d->reactions != NULL && d->reactions->child != NULL ? d->reactions : NULL;
+}
+
+/* The msg frame (printed compactly, cJSON_free) of message msg with the state of rec: what
+ * the recent history holds for it from now on. NULL if out of memory. */
+static char *changed_frame(const message_doc_t *msg, const message_update_rec_t *rec)
+{
+    message_doc_t now = *msg;
+    now.text = rec->text;
+    now.edited = rec->edited;
+    now.deleted = rec->deleted;
+    now.reactions = rec->reactions;
+    chat_event_t ev = {.type = CHAT_EV_MSG, .tenant = msg->tenant, .room = msg->room};
+    doc_msg_event(&now, &ev);
+    cJSON *frame = chat_frame_msg_new(&ev);
+    char *text = frame != NULL ? cJSON_PrintUnformatted(frame) : NULL;
+    cJSON_Delete(frame);
+    return text;
+}
+
+/* An update refused after looking at the message: a reject to its origin, published in the
+ * room's order of updates. */
+static void update_refuse(item_t *it, message_reject_code_t code, const char *why)
+{
+    it->kind = ITEM_REJECT;
+    it->in.code = code;
+    snprintf(it->in.reason, sizeof it->in.reason, "%s", why);
+}
+
+/* Copies the strings of a new change into rec (owned). */
+static bool update_rec_fill(message_update_rec_t *rec, const item_t *it, const char *req)
+{
+    const chat_event_t *ev = it->ev;
+    rec->tenant = strdup(ev->tenant);
+    rec->room = strdup(ev->room);
+    rec->user = strdup(ev->user);
+    rec->req = strdup(req);
+    rec->src = strdup(it->src);
+    return rec->tenant != NULL && rec->room != NULL && rec->user != NULL && rec->req != NULL &&
+           rec->src != NULL;
+}
+
+/* The request's change is already recorded (old, taken over): by another record (a resend:
+ * its original answer) or by this one before a crash or a failed write (its message gets the
+ * change if it lacks it, and the change is published again). */
+static chat_err_t update_known(message_pipeline_t *p, batch_t *b, item_t *it,
+                               message_update_rec_t *old)
+{
+    const message_store_port_t *st = &p->conf.store;
+    batch_room_t *r = &b->rooms[it->room];
+    it->urec = *old;
+    memset(old, 0, sizeof *old);
+    if (r->useq_last < it->urec.useq)
+        r->useq_last = it->urec.useq;
+    if (strcmp(it->urec.src, it->src) != 0) {
+        it->ustate = UPDATE_RESEND;
+        return CHAT_OK;
+    }
+    message_doc_list_t msgs = MESSAGE_DOC_LIST_INIT;
+    chat_err_t err = st->find_message(st->ctx, it->ev->tenant, it->ev->room, it->urec.id, &msgs);
+    if (err == CHAT_OK && msgs.n > 0 && msgs.docs[0].useq < it->urec.useq)
+        err = st->apply_update(st->ctx, &it->urec);
+    if (err == CHAT_OK && msgs.n > 0) {
+        /* A later change already in the message (it is replayed after this one) is what the
+         * recent history must hold. */
+        const message_doc_t *m = &msgs.docs[0];
+        message_update_rec_t cur = {.text = (char *)m->text,
+                                    .edited = m->edited,
+                                    .deleted = m->deleted,
+                                    .reactions = m->reactions};
+        it->frame = changed_frame(m, m->useq > it->urec.useq ? &cur : &it->urec);
+        if (it->frame == NULL)
+            err = CHAT_ERR_NOMEM;
+    }
+    message_doc_list_clear(&msgs);
+    if (err != CHAT_OK)
+        return err;
+    it->ustate = UPDATE_REPUBLISH;
+    return CHAT_OK;
+}
+
+/* Step: one edit, delete or react (arg: the item), in the room's order: the request's own
+ * record if it was made before (update_known); else the message as stored, the rules
+ * (updates.c), and for a change the room's next useq: the update record first (its unique
+ * indexes catch a resend racing in and a second writer), then the message's new state. A
+ * failure in between leaves a record whose retry (or replay) finishes the job. */
+static chat_err_t update_step(message_pipeline_t *p, batch_t *b, void *arg)
+{
+    item_t *it = arg;
+    const chat_event_t *ev = it->ev;
+    const message_store_port_t *st = &p->conf.store;
+    const message_env_t *env = &p->conf.env;
+    batch_room_t *r = &b->rooms[it->room];
+    item_update_clear(it);
+    char req[MESSAGE_UPDATE_REQ_MAX];
+    message_update_req_key(ev, it->src, req, sizeof req);
+    for (int collisions = 0;; collisions++) {
+        bool found = false;
+        message_update_rec_t rec;
+        chat_err_t err =
+            st->find_update(st->ctx, ev->tenant, ev->room, ev->user, req, &rec, &found);
+        if (err != CHAT_OK)
+            return err;
+        if (found) {
+            err = update_known(p, b, it, &rec);
+            message_update_rec_clear(&rec);
+            return err;
+        }
+        message_doc_list_t msgs = MESSAGE_DOC_LIST_INIT;
+        err = st->find_message(st->ctx, ev->tenant, ev->room, ev->id, &msgs);
+        if (err != CHAT_OK || msgs.n == 0) {
+            message_doc_list_clear(&msgs);
+            if (err == CHAT_OK)
+                update_refuse(it, MESSAGE_REJECT_NOT_FOUND, "no message with this id in the room");
+            return err;
+        }
+        const message_doc_t *msg = &msgs.docs[0];
+        const char *why = NULL;
+        switch (message_update_decide(ev, msg, env->wall_ms(env->ctx), &rec, &why)) {
+        case MESSAGE_UPDATE_CHANGE:
+            break;
+        case MESSAGE_UPDATE_NOOP:
+            it->ustate = UPDATE_NOOP;
+            it->urec.id = strdup(msg->id);
+            it->urec.op = strdup(message_update_op(ev->type));
+            it->urec.seq = msg->seq;
+            it->urec.useq = msg->useq;
+            message_doc_list_clear(&msgs);
+            return it->urec.id != NULL && it->urec.op != NULL ? CHAT_OK : CHAT_ERR_NOMEM;
+        case MESSAGE_UPDATE_FORBIDDEN:
+            update_refuse(it, MESSAGE_REJECT_FORBIDDEN, why);
+            message_doc_list_clear(&msgs);
+            return CHAT_OK;
+        case MESSAGE_UPDATE_NOT_FOUND:
+            update_refuse(it, MESSAGE_REJECT_NOT_FOUND, why);
+            message_doc_list_clear(&msgs);
+            return CHAT_OK;
+        case MESSAGE_UPDATE_TOO_MANY:
+            update_refuse(it, MESSAGE_REJECT_BAD_REQUEST, why);
+            message_doc_list_clear(&msgs);
+            return CHAT_OK;
+        case MESSAGE_UPDATE_NOMEM:
+            message_doc_list_clear(&msgs);
+            return CHAT_ERR_NOMEM;
+        }
+        rec.useq = r->useq_last + 1;
+        err = update_rec_fill(&rec, it, req) ? st->insert_update(st->ctx, &rec) : CHAT_ERR_NOMEM;
+        if (err == CHAT_OK) {
+            r->useq_last = rec.useq;
+            err = st->apply_update(st->ctx, &rec);
+        }
+        if (err == CHAT_OK) {
+            it->ustate = UPDATE_APPLIED;
+            it->urec = rec;
+            memset(&rec, 0, sizeof rec);
+            it->frame = changed_frame(msg, &it->urec);
+            if (it->frame == NULL)
+                err = CHAT_ERR_NOMEM;
+        }
+        message_update_rec_clear(&rec);
+        message_doc_list_clear(&msgs);
+        if (err != CHAT_ERR_DUPLICATE)
+            return err;
+        /* The request's key (a resend that got in first: found by the next lookup) or the
+         * useq (another writer of the room, briefly: reload) was taken. */
+        chat_counter_inc(p->m.conflicts);
+        if (collisions + 1 >= p->conf.max_conflict_rounds) {
+            chat_log_error("useq collisions persist, giving up on the batch",
+                           CHAT_F_STR("tenant", r->tenant), CHAT_F_STR("room", r->room));
+            return CHAT_ERR_DUPLICATE;
+        }
+        message_room_ref_t ref = {r->tenant, r->room};
+        int64_t highest = 0;
+        if ((err = st->highest_useqs(st->ctx, &ref, 1, &highest)) != CHAT_OK)
+            return err;
+        if (r->useq_last < highest)
+            r->useq_last = highest;
+    }
+}
+
+/* Step: the last useq of every room with sends or updates, from the sequencer or, for the rooms
+ * it does not remember, from MongoDB in one query for the batch. Every room the batch writes
+ * into the recent history gets its useq key written with it. */
+static chat_err_t load_useqs(message_pipeline_t *p, batch_t *b, void *arg)
+{
+    bool *queried = arg;
+    message_room_ref_t *refs = calloc(b->nrooms > 0 ? b->nrooms : 1, sizeof *refs);
+    size_t *idx = calloc(b->nrooms > 0 ? b->nrooms : 1, sizeof *idx);
+    int64_t *highest = calloc(b->nrooms > 0 ? b->nrooms : 1, sizeof *highest);
+    chat_err_t err = CHAT_ERR_NOMEM;
+    if (refs == NULL || idx == NULL || highest == NULL)
+        goto out;
+    size_t k = 0;
+    for (size_t i = 0; i < b->nrooms; i++) {
+        batch_room_t *r = &b->rooms[i];
+        if ((!r->has_sends && !r->has_updates) || r->useq_loaded)
+            continue;
+        if (message_sequencer_useq_get(p->conf.sequencer, r->tenant, r->room, &r->useq_last)) {
+            r->useq_loaded = true;
+            continue;
+        }
+        refs[k] = (message_room_ref_t){r->tenant, r->room};
+        idx[k++] = i;
+    }
+    *queried = *queried || k > 0;
+    err = k > 0 ? p->conf.store.highest_useqs(p->conf.store.ctx, refs, k, highest) : CHAT_OK;
+    for (size_t j = 0; err == CHAT_OK && j < k; j++) {
+        b->rooms[idx[j]].useq_last = highest[j];
+        b->rooms[idx[j]].useq_loaded = true;
+    }
+out:
+    free(refs);
+    free(idx);
+    free(highest);
+    return err;
+}
+
+/* Loads the last useq of the batch's rooms (load_useqs), then decides and stores every edit,
+ * delete and react of the batch, in batch order (so each room's useqs ascend in offset order),
+ * after the batch's sends are stored (a send and an edit of it in one batch: the message
+ * exists). MongoDB failures are retried like the store's. Then the sequencer learns each
+ * room's last useq, or forgets the room if the phase failed. */
+static chat_err_t store_updates(message_pipeline_t *p, batch_t *b)
+{
+    const message_env_t *env = &p->conf.env;
+    if (p->conf.store.highest_useqs == NULL || (b->updates == 0 && b->sends == 0))
+        return CHAT_OK;
+    int64_t start = env->monotonic_ms(env->ctx);
+    phase_begin(p, b, "MongoDB", p->conf.store.last_error, p->conf.store.ctx, p->m.store_retries);
+    bool queried = false;
+    chat_err_t err = with_retry(p, b, "load useqs", load_useqs, &queried);
+    for (size_t i = 0; err == CHAT_OK && i < b->n; i++) {
+        item_t *it = &b->items[i];
+        if (it->kind != ITEM_UPDATE)
+            continue;
+        err = with_retry(p, b, "update", update_step, it);
+        bool change = it->kind == ITEM_UPDATE &&
+                      (it->ustate == UPDATE_APPLIED || it->ustate == UPDATE_REPUBLISH);
+        if (err == CHAT_OK && change && it->urec.reactions == NULL &&
+            strcmp(it->urec.op, "react") == 0 && (it->no_reactions = cJSON_CreateObject()) == NULL)
+            err = CHAT_ERR_NOMEM;
+    }
+    for (size_t i = 0; i < b->nrooms; i++) {
+        const batch_room_t *r = &b->rooms[i];
+        if (!r->has_updates && !r->has_sends)
+            continue;
+        if (err != CHAT_OK || !r->useq_loaded ||
+            message_sequencer_useq_set(p->conf.sequencer, r->tenant, r->room, r->partition,
+                                       r->useq_last) != CHAT_OK)
+            message_sequencer_forget(p->conf.sequencer, r->tenant, r->room);
+    }
+    /* A batch of sends whose rooms are remembered did no MongoDB work here. */
+    if (queried || b->updates > 0)
+        chat_histogram_observe(p->m.store_seconds,
+                               (double)(env->monotonic_ms(env->ctx) - start) / 1000.0);
+    return err;
+}
+
 /* ---- publish ---- */
 
 typedef struct out_event {
     size_t item;
     size_t room;
-    int64_t seq; /* 0 for rejects */
+    int update;  /* 1 for the outcomes of edits, deletes and reacts */
+    int64_t seq; /* sends: the message's seq, 0 for rejects; updates: the item's index */
 } out_event_t;
 
-/* Per room in ascending seq (republished messages and the acks of resends carry older seqs than
- * the batch's new messages), then in batch order. */
+/* Per room: the sends' outcomes in ascending seq (republished messages and the acks of resends
+ * carry older seqs than the batch's new messages), then in batch order; after them the
+ * updates' outcomes in batch order, which is their useq order. */
 static int out_event_cmp(const void *a, const void *b)
 {
     const out_event_t *x = a, *y = b;
     if (x->room != y->room)
         return x->room < y->room ? -1 : 1;
+    if (x->update != y->update)
+        return x->update < y->update ? -1 : 1;
     if (x->seq != y->seq)
         return x->seq < y->seq ? -1 : 1;
     return x->item < y->item ? -1 : (x->item > y->item);
@@ -832,8 +1160,38 @@ static const message_doc_t *item_message(const batch_t *b, const item_t *it)
     return NULL;
 }
 
-/* Fills ev with the outcome of it: msg (stored or republished), ack (resend, repeat) or reject.
+/* Fills ev with the outcome of an update item: the update event (the message's whole state after
+ * the change; the actor's ack is made of it by broadcast) or the ack of a resend or no-op.
  * Strings are borrowed from the batch. */
+static void update_outcome_event(const item_t *it, chat_event_t *ev)
+{
+    const message_update_rec_t *u = &it->urec;
+    ev->rid = it->ev->rid;
+    ev->id = u->id;
+    ev->op = u->op;
+    ev->seq = u->seq;
+    ev->has_seq = true;
+    ev->useq = u->useq;
+    ev->has_useq = u->useq > 0;
+    if (it->ustate == UPDATE_RESEND || it->ustate == UPDATE_NOOP) {
+        ev->type = CHAT_EV_ACK;
+        return;
+    }
+    ev->type = CHAT_EV_UPDATE;
+    ev->user = it->ev->user;
+    ev->ts = u->ts;
+    ev->has_ts = true;
+    ev->text = u->deleted ? NULL : u->text;
+    ev->edited = u->edited;
+    ev->has_edited = u->edited > 0;
+    ev->deleted = u->deleted;
+    ev->has_deleted = u->deleted;
+    /* A react that took the last reaction away says so with {} (store_updates made it). */
+    ev->reactions = u->reactions != NULL ? u->reactions : it->no_reactions;
+}
+
+/* Fills ev with the outcome of it: msg (stored or republished), ack (resend, repeat), update
+ * or reject. Strings are borrowed from the batch. */
 static void outcome_event(const batch_t *b, const item_t *it, chat_event_t *ev)
 {
     const message_doc_t *d = item_message(b, it);
@@ -841,6 +1199,10 @@ static void outcome_event(const batch_t *b, const item_t *it, chat_event_t *ev)
                          .room = it->ev->room,
                          .origin_gw = it->ev->origin_gw,
                          .origin_conn = it->ev->origin_conn};
+    if (it->kind == ITEM_UPDATE) {
+        update_outcome_event(it, ev);
+        return;
+    }
     if (d == NULL) {
         ev->type = CHAT_EV_REJECT;
         ev->code = message_reject_code_name(it->in.code);
@@ -857,11 +1219,8 @@ static void outcome_event(const batch_t *b, const item_t *it, chat_event_t *ev)
     ev->has_ts = true;
     ev->cid = d->cid;
     ev->id = d->id;
-    if (msg) {
-        ev->user = d->from;
-        ev->name = d->name;
-        ev->text = d->text;
-    }
+    if (msg)
+        doc_msg_event(d, ev); /* a republished message may have changed since */
 }
 
 static chat_err_t publish_one(message_pipeline_t *p, const batch_t *b, const item_t *it)
@@ -895,10 +1254,14 @@ static out_event_t *outcomes_sorted(const batch_t *b, size_t *k)
         return NULL;
     for (size_t i = 0; i < b->n; i++) {
         const item_t *it = &b->items[i];
-        if (it->kind != ITEM_SEND && it->kind != ITEM_REJECT)
+        if (it->kind != ITEM_SEND && it->kind != ITEM_REJECT && it->kind != ITEM_UPDATE)
             continue;
+        if (it->is_update) {
+            out[(*k)++] = (out_event_t){i, it->room, 1, (int64_t)i};
+            continue;
+        }
         const message_doc_t *d = item_message(b, it);
-        out[(*k)++] = (out_event_t){i, it->room, d != NULL ? d->seq : 0};
+        out[(*k)++] = (out_event_t){i, it->room, 0, d != NULL ? d->seq : 0};
     }
     qsort(out, *k, sizeof *out, out_event_cmp);
     return out;
@@ -927,13 +1290,14 @@ typedef struct recent_batch {
     message_recent_room_t *rooms;
     size_t nrooms;
     chat_recent_entry_t *entries;
-    char **frames;
     size_t nentries;
+    char **frames; /* the frames built for the entries (those of changes are the items') */
+    size_t nframes;
 } recent_batch_t;
 
 static void recent_batch_free(recent_batch_t *rb)
 {
-    for (size_t i = 0; rb->frames != NULL && i < rb->nentries; i++)
+    for (size_t i = 0; rb->frames != NULL && i < rb->nframes; i++)
         cJSON_free(rb->frames[i]);
     free(rb->frames);
     free(rb->entries);
@@ -952,47 +1316,105 @@ static char *item_frame(const batch_t *b, const item_t *it)
     return text;
 }
 
-/* Collects the msg outcomes (messages stored now or published again; not the acks of resends,
- * whose messages were written when they were stored) of the k sorted outcomes into rb. A
- * message whose frame cannot be built is left out and logged: a reader then meets a gap there
- * and reads MongoDB, which is exact. */
+/* One message of the recent-history write before it is sorted: its room, seq, frame, and its
+ * place among the outcomes (a message changed after it was stored in the same batch appears
+ * twice: the later frame, the change's, wins). */
+typedef struct recent_pick {
+    size_t room;
+    int64_t seq;
+    size_t order;
+    const char *frame;
+} recent_pick_t;
+
+static int recent_pick_cmp(const void *a, const void *b)
+{
+    const recent_pick_t *x = a, *y = b;
+    if (x->room != y->room)
+        return x->room < y->room ? -1 : 1;
+    if (x->seq != y->seq)
+        return x->seq < y->seq ? -1 : 1;
+    return x->order < y->order ? -1 : (x->order > y->order);
+}
+
+/* Collects the messages of the k sorted outcomes into rb, room by room in ascending seq: the
+ * msg outcomes (messages stored now or published again; not the acks of resends, whose
+ * messages were written when they were stored) and the messages changed by edits, deletes and
+ * reactions (their frame in the state after the change). A message whose frame cannot be
+ * built is left out and logged: a reader then meets a gap there and reads MongoDB, which is
+ * exact. Each room also gets its last useq, when known. */
 static chat_err_t recent_collect(const batch_t *b, const out_event_t *out, size_t k,
                                  recent_batch_t *rb)
 {
     rb->rooms = calloc(b->nrooms > 0 ? b->nrooms : 1, sizeof *rb->rooms);
     rb->entries = calloc(k > 0 ? k : 1, sizeof *rb->entries);
     rb->frames = calloc(k > 0 ? k : 1, sizeof *rb->frames);
-    if (rb->rooms == NULL || rb->entries == NULL || rb->frames == NULL)
+    recent_pick_t *picks = calloc(k > 0 ? k : 1, sizeof *picks);
+    if (rb->rooms == NULL || rb->entries == NULL || rb->frames == NULL || picks == NULL) {
+        free(picks);
         return CHAT_ERR_NOMEM;
-    size_t cur_room = SIZE_MAX; /* batch room of the last room record */
+    }
+    size_t npicks = 0;
     for (size_t j = 0; j < k; j++) {
         const item_t *it = &b->items[out[j].item];
-        bool msg =
-            it->kind == ITEM_SEND && (it->state == SEND_STORED || it->state == SEND_REPUBLISH);
-        message_recent_room_t *last = rb->nrooms > 0 ? &rb->rooms[rb->nrooms - 1] : NULL;
-        bool same_room = cur_room == out[j].room;
-        if (!msg || (same_room && last->entries[last->n - 1].seq == out[j].seq))
+        const char *frame = NULL;
+        int64_t seq = out[j].seq;
+        if (it->kind == ITEM_UPDATE &&
+            (it->ustate == UPDATE_APPLIED || it->ustate == UPDATE_REPUBLISH)) {
+            frame = it->frame;
+            seq = it->urec.seq;
+        } else if (it->kind == ITEM_SEND &&
+                   (it->state == SEND_STORED || it->state == SEND_REPUBLISH)) {
+            if (npicks > 0 && picks[npicks - 1].room == out[j].room && picks[npicks - 1].seq == seq)
+                continue;
+            frame = rb->frames[rb->nentries] = item_frame(b, it);
+            if (frame != NULL)
+                rb->nentries++; /* counts the frames owned, until the entries are laid out */
+        } else {
             continue;
-        char *frame = item_frame(b, it);
+        }
         if (frame == NULL) {
             chat_log_error("msg frame not built: left out of the recent history",
                            CHAT_F_STR("tenant", it->ev->tenant), CHAT_F_STR("room", it->ev->room),
-                           CHAT_F_INT("seq", out[j].seq));
+                           CHAT_F_INT("seq", seq));
             continue;
         }
-        if (!same_room) {
-            cur_room = out[j].room;
-            last = &rb->rooms[rb->nrooms++];
-            *last = (message_recent_room_t){.tenant = it->ev->tenant,
-                                            .room = it->ev->room,
-                                            .entries = &rb->entries[rb->nentries]};
-        }
-        rb->frames[rb->nentries] = frame;
-        rb->entries[rb->nentries++] =
-            (chat_recent_entry_t){.seq = out[j].seq, .frame = frame, .len = strlen(frame)};
-        last->n++;
-        last->fresh = last->fresh || it->state == SEND_STORED;
+        picks[npicks++] = (recent_pick_t){out[j].room, seq, j, frame};
     }
+    qsort(picks, npicks, sizeof *picks, recent_pick_cmp);
+    size_t nframes = rb->nentries;
+    rb->nentries = 0;
+    size_t cur_room = SIZE_MAX; /* batch room of the last room record */
+    for (size_t j = 0; j < npicks; j++) {
+        if (j + 1 < npicks && picks[j + 1].room == picks[j].room &&
+            picks[j + 1].seq == picks[j].seq)
+            continue; /* a later frame of the same message follows */
+        const batch_room_t *br = &b->rooms[picks[j].room];
+        message_recent_room_t *last = rb->nrooms > 0 ? &rb->rooms[rb->nrooms - 1] : NULL;
+        if (cur_room != picks[j].room) {
+            cur_room = picks[j].room;
+            last = &rb->rooms[rb->nrooms++];
+            *last = (message_recent_room_t){.tenant = br->tenant,
+                                            .room = br->room,
+                                            .entries = &rb->entries[rb->nentries],
+                                            .useq = br->useq_last,
+                                            .has_useq = br->useq_loaded};
+        }
+        rb->entries[rb->nentries++] = (chat_recent_entry_t){
+            .seq = picks[j].seq, .frame = picks[j].frame, .len = strlen(picks[j].frame)};
+        last->n++;
+    }
+    /* fresh: the batch stored a new message in the room (its seq was the room's top). */
+    for (size_t j = 0; j < k; j++) {
+        const item_t *it = &b->items[out[j].item];
+        if (it->kind != ITEM_SEND || it->state != SEND_STORED)
+            continue;
+        for (size_t r = 0; r < rb->nrooms; r++)
+            if (rb->rooms[r].tenant == b->rooms[out[j].room].tenant &&
+                rb->rooms[r].room == b->rooms[out[j].room].room)
+                rb->rooms[r].fresh = true;
+    }
+    rb->nframes = nframes;
+    free(picks);
     return CHAT_OK;
 }
 
@@ -1050,11 +1472,15 @@ static void commit(message_pipeline_t *p, const batch_t *b)
 
 static void count_outcomes(message_pipeline_t *p, const batch_t *b)
 {
-    size_t stored = 0, dups = 0, republished = 0;
+    size_t stored = 0, dups = 0, republished = 0, updates = 0;
     for (size_t i = 0; i < b->n; i++) {
         const item_t *it = &b->items[i];
         if (it->kind == ITEM_REJECT) {
             chat_counter_inc(p->m.rejected[it->in.code]);
+            continue;
+        }
+        if (it->kind == ITEM_UPDATE) {
+            updates += it->ustate == UPDATE_APPLIED;
             continue;
         }
         if (it->kind != ITEM_SEND)
@@ -1064,6 +1490,7 @@ static void count_outcomes(message_pipeline_t *p, const batch_t *b)
         dups += it->state == SEND_RESEND || it->state == SEND_REPEAT;
     }
     chat_counter_add(p->m.stored, stored);
+    chat_counter_add(p->m.updates, updates);
     chat_counter_add(p->m.duplicates, dups);
     chat_counter_add(p->m.republished, republished);
     if (republished > 0)
@@ -1083,6 +1510,8 @@ chat_err_t message_pipeline_process(message_pipeline_t *p, const chat_bus_record
         err = parse_record(p, &b, &b.items[i]);
     if (err == CHAT_OK)
         err = store_sends(p, &b);
+    if (err == CHAT_OK)
+        err = store_updates(p, &b);
     size_t k = 0;
     out_event_t *out = err == CHAT_OK ? outcomes_sorted(&b, &k) : NULL;
     if (err == CHAT_OK && out == NULL)

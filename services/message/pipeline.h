@@ -19,6 +19,7 @@
 #include "services/message/dedup.h"
 #include "services/message/message_doc.h"
 #include "services/message/sequencer.h"
+#include "services/message/updates.h"
 
 /* A room, as the store port's highest_seqs takes it. */
 typedef struct message_room_ref {
@@ -46,6 +47,22 @@ typedef struct message_store_port {
     chat_err_t (*insert)(void *ctx, const message_doc_t *docs, size_t n, chat_err_t *results);
     /* found[i] = a document with _id ids[i] exists. */
     chat_err_t (*find_ids)(void *ctx, const char *const *ids, size_t n, bool *found);
+    /* ---- edits, deletes, reactions (all NULL: the store takes none; they are refused) ---- */
+    /* highest[i] = the highest useq of rooms[i]'s update records, 0 if none; one query. */
+    chat_err_t (*highest_useqs)(void *ctx, const message_room_ref_t *rooms, size_t n,
+                                int64_t *highest);
+    /* Appends message id of tenant/room to out (its state included), nothing if none. */
+    chat_err_t (*find_message)(void *ctx, const char *tenant, const char *room, const char *id,
+                               message_doc_list_t *out);
+    /* The update record of (tenant, room, user, req) into *out (caller clears), *found false
+     * if there is none. */
+    chat_err_t (*find_update)(void *ctx, const char *tenant, const char *room, const char *user,
+                              const char *req, message_update_rec_t *out, bool *found);
+    /* Inserts an update record: CHAT_ERR_DUPLICATE if its (tenant, room, useq) or (tenant,
+     * room, user, req) is taken. */
+    chat_err_t (*insert_update)(void *ctx, const message_update_rec_t *rec);
+    /* Writes rec's state, useq and op into its message. */
+    chat_err_t (*apply_update)(void *ctx, const message_update_rec_t *rec);
     /* Text of the last failure for logs; may be NULL. */
     const char *(*last_error)(void *ctx);
 } message_store_port_t;
@@ -57,6 +74,10 @@ typedef struct message_recent_room {
     const char *room;
     const chat_recent_entry_t *entries;
     size_t n;
+    /* has_useq: the room's latest useq after the batch (the changes to its messages have their
+     * new frames among the entries), written after them as the room's useq key (contract.h). */
+    int64_t useq;
+    bool has_useq;
     /* The batch stored a new message in the room: its seq was the room's highest when it was
      * inserted (seqs are gapless), so this write carries the room's top and may renew the
      * set's marker. A write of republished messages only may not: newer ones may exist that a

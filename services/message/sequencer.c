@@ -14,7 +14,9 @@
 typedef struct seq_room {
     struct seq_room *newer, *older; /* recency list */
     int32_t partition;
-    int64_t last;
+    int64_t last;      /* last seq, if has_last */
+    int64_t last_useq; /* last useq, if has_useq */
+    bool has_last, has_useq;
     char key[]; /* "tenant/room", as in the map */
 } seq_room_t;
 
@@ -94,21 +96,41 @@ static void room_remove(message_sequencer_t *s, seq_room_t *r)
     free(r);
 }
 
-static chat_err_t room_add(message_sequencer_t *s, const char *key, int32_t partition, int64_t last)
+/* Adds an empty room (neither seq nor useq known); NULL if out of memory. */
+static seq_room_t *room_add(message_sequencer_t *s, const char *key, int32_t partition)
 {
     size_t len = strlen(key);
     seq_room_t *r = calloc(1, sizeof *r + len + 1);
     if (r == NULL)
-        return CHAT_ERR_NOMEM;
+        return NULL;
     memcpy(r->key, key, len + 1);
     r->partition = partition;
-    r->last = last;
     if (!chat_strmap_put(s->rooms, r->key, r)) {
         free(r);
-        return CHAT_ERR_NOMEM;
+        return NULL;
     }
     recency_push(s, r);
-    return CHAT_OK;
+    return r;
+}
+
+/* The remembered room tenant/room, added if new; NULL for names too long for a key (*err
+ * CHAT_ERR_INVALID) or out of memory. */
+static seq_room_t *room_get_or_add(message_sequencer_t *s, const char *tenant, const char *room,
+                                   int32_t partition, chat_err_t *err)
+{
+    char key[CHAT_ROOM_KEY_MAX];
+    *err = CHAT_ERR_INVALID;
+    if (chat_room_key(tenant, room, key, sizeof key) < 0)
+        return NULL;
+    seq_room_t *r = chat_strmap_get(s->rooms, key);
+    if (r != NULL) {
+        room_touch(s, r);
+        r->partition = partition;
+    } else {
+        r = room_add(s, key, partition);
+    }
+    *err = r != NULL ? CHAT_OK : CHAT_ERR_NOMEM;
+    return r;
 }
 
 /* The remembered room tenant/room, or NULL. */
@@ -204,7 +226,7 @@ bool message_sequencer_get(message_sequencer_t *s, const char *tenant, const cha
                            int64_t *last)
 {
     seq_room_t *r = room_lookup(s, tenant, room);
-    if (r == NULL)
+    if (r == NULL || !r->has_last)
         return false;
     room_touch(s, r);
     *last = r->last;
@@ -214,16 +236,36 @@ bool message_sequencer_get(message_sequencer_t *s, const char *tenant, const cha
 chat_err_t message_sequencer_set(message_sequencer_t *s, const char *tenant, const char *room,
                                  int32_t partition, int64_t last)
 {
-    char key[CHAT_ROOM_KEY_MAX];
-    if (chat_room_key(tenant, room, key, sizeof key) < 0)
-        return CHAT_ERR_INVALID;
-    seq_room_t *r = chat_strmap_get(s->rooms, key);
-    if (r == NULL)
-        return room_add(s, key, partition, last);
+    chat_err_t err;
+    seq_room_t *r = room_get_or_add(s, tenant, room, partition, &err);
+    if (r != NULL) {
+        r->last = last;
+        r->has_last = true;
+    }
+    return err;
+}
+
+bool message_sequencer_useq_get(message_sequencer_t *s, const char *tenant, const char *room,
+                                int64_t *last_useq)
+{
+    seq_room_t *r = room_lookup(s, tenant, room);
+    if (r == NULL || !r->has_useq)
+        return false;
     room_touch(s, r);
-    r->partition = partition;
-    r->last = last;
-    return CHAT_OK;
+    *last_useq = r->last_useq;
+    return true;
+}
+
+chat_err_t message_sequencer_useq_set(message_sequencer_t *s, const char *tenant, const char *room,
+                                      int32_t partition, int64_t last_useq)
+{
+    chat_err_t err;
+    seq_room_t *r = room_get_or_add(s, tenant, room, partition, &err);
+    if (r != NULL) {
+        r->last_useq = last_useq;
+        r->has_useq = true;
+    }
+    return err;
 }
 
 void message_sequencer_forget(message_sequencer_t *s, const char *tenant, const char *room)

@@ -77,7 +77,21 @@ bool message_sequencer_get(message_sequencer_t *s, const char *tenant, const cha
 chat_err_t message_sequencer_set(message_sequencer_t *s, const char *tenant, const char *room,
                                  int32_t partition, int64_t last);
 
-/* Forgets one room: its next use loads it again. */
+/* ---- a room's update sequence (useq: edits, deletes, reactions), the same way ----
+ * Remembered beside the room's seq, under the same partition, and forgotten with it; each
+ * of the two may be known without the other. */
+
+/* True, with the room's last useq in *last_useq, if it is remembered; false if it must be
+ * loaded (the highest useq of the room's update records). */
+bool message_sequencer_useq_get(message_sequencer_t *s, const char *tenant, const char *room,
+                                int64_t *last_useq);
+
+/* Remembers last_useq as the room's last useq, under partition. CHAT_ERR_INVALID for names
+ * too long for a key, or CHAT_ERR_NOMEM (nothing changed). */
+chat_err_t message_sequencer_useq_set(message_sequencer_t *s, const char *tenant, const char *room,
+                                      int32_t partition, int64_t last_useq);
+
+/* Forgets one room (seq and useq): its next use loads it again. */
 void message_sequencer_forget(message_sequencer_t *s, const char *tenant, const char *room);
 
 /* Number of rooms remembered. */

@@ -481,9 +481,10 @@ START_TEST(test_routing)
              tenant, room);
     produce(room, json);
     produce(room, "this is not JSON");
+    /* A valid event of a type broadcast does not route from chat.messages. */
     snprintf(json, sizeof json,
-             "{\"v\":1,\"type\":\"update\",\"tenant\":\"%s\",\"room\":\"%s\","
-             "\"id\":\"65f1c0ffee0123456789ab01\",\"seq\":1,\"op\":\"delete\",\"ts\":1}",
+             "{\"v\":1,\"type\":\"typing\",\"tenant\":\"%s\",\"room\":\"%s\","
+             "\"user\":\"bob\",\"ts\":1}",
              tenant, room);
     produce(room, json);
     produce_msg(room, 3, "9", "9.t.1"); /* origin outside the 4 gateways: no ack */

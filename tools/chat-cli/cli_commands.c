@@ -10,7 +10,9 @@
 
 const char chat_cli_cmd_help[] =
     "commands: /join ROOM [SINCE], /leave ROOM, /history ROOM [BEFORE] [LIMIT],\n"
-    "          /raw {json}, /quit, /help; //text sends \"/text\"; other lines are sent\n";
+    "          /edit ID TEXT, /delete ID, /react ID EMOJI [on|off] (in the first room\n"
+    "          joined; without on/off a reaction is toggled), /raw {json}, /quit, /help;\n"
+    "          //text sends \"/text\"; other lines are sent\n";
 
 /* Next blank-separated word of *p (NUL-terminated in place), or NULL at the end. */
 static char *next_word(char **p)
@@ -50,9 +52,58 @@ static void bad(chat_cli_cmd_t *out, const char *why)
     snprintf(out->error, sizeof out->error, "%s", why);
 }
 
+/* /edit ID TEXT, /delete ID, /react ID EMOJI [on|off]. True if cmd is one of them. */
+static bool parse_update(const char *cmd, char **p, chat_cli_cmd_t *out)
+{
+    bool edit = strcmp(cmd, "edit") == 0, del = strcmp(cmd, "delete") == 0;
+    bool react = strcmp(cmd, "react") == 0;
+    if (!edit && !del && !react)
+        return false;
+    const char *id = next_word(p);
+    if (id == NULL) {
+        bad(out, edit  ? "usage: /edit ID TEXT"
+                 : del ? "usage: /delete ID"
+                       : "usage: /react ID EMOJI [on|off]");
+        return true;
+    }
+    snprintf(out->id, sizeof out->id, "%s", id);
+    if (edit) {
+        out->kind = CHAT_CLI_CMD_EDIT;
+        out->text = *p + strspn(*p, " \t");
+        if (*out->text == '\0')
+            bad(out, "usage: /edit ID TEXT");
+        return true;
+    }
+    if (del) {
+        out->kind = CHAT_CLI_CMD_DELETE;
+        if (next_word(p) != NULL)
+            bad(out, "too many arguments");
+        return true;
+    }
+    out->kind = CHAT_CLI_CMD_REACT;
+    const char *emoji = next_word(p);
+    const char *onoff = emoji != NULL ? next_word(p) : NULL;
+    if (emoji == NULL) {
+        bad(out, "usage: /react ID EMOJI [on|off]");
+        return true;
+    }
+    snprintf(out->emoji, sizeof out->emoji, "%s", emoji);
+    out->react = onoff == NULL               ? -1
+                 : strcmp(onoff, "on") == 0  ? 1
+                 : strcmp(onoff, "off") == 0 ? 0
+                                             : -2;
+    if (out->react == -2)
+        bad(out, "usage: /react ID EMOJI [on|off]");
+    else if (next_word(p) != NULL)
+        bad(out, "too many arguments");
+    return true;
+}
+
 /* Parses the arguments of the command word cmd from *p. */
 static void parse_command(const char *cmd, char **p, chat_cli_cmd_t *out)
 {
+    if (parse_update(cmd, p, out))
+        return;
     if (strcmp(cmd, "quit") == 0 || strcmp(cmd, "help") == 0) {
         out->kind = cmd[0] == 'q' ? CHAT_CLI_CMD_QUIT : CHAT_CLI_CMD_HELP;
         return;

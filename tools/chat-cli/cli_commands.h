@@ -11,6 +11,9 @@ typedef enum chat_cli_cmd_kind {
     CHAT_CLI_CMD_JOIN,    /* room, since (-1: none) */
     CHAT_CLI_CMD_LEAVE,   /* room */
     CHAT_CLI_CMD_HISTORY, /* room, before (0: newest), limit (0: default) */
+    CHAT_CLI_CMD_EDIT,    /* id, text: in the first room joined */
+    CHAT_CLI_CMD_DELETE,  /* id */
+    CHAT_CLI_CMD_REACT,   /* id, emoji, react (1 on, 0 off, -1 toggle) */
     CHAT_CLI_CMD_RAW,     /* text: the frame as typed */
     CHAT_CLI_CMD_QUIT,
     CHAT_CLI_CMD_HELP,
@@ -19,8 +22,11 @@ typedef enum chat_cli_cmd_kind {
 
 typedef struct chat_cli_cmd {
     chat_cli_cmd_kind_t kind;
-    const char *text; /* SEND, RAW: points into the parsed line */
+    const char *text; /* SEND, RAW, EDIT: points into the parsed line */
     char room[256];   /* as typed (the server judges it), truncated at 255 bytes */
+    char id[64];      /* EDIT, DELETE, REACT: the message id as typed (truncated) */
+    char emoji[160];  /* REACT */
+    int react;        /* REACT: 1 on, 0 off, -1 toggle (on unless this session added it) */
     int64_t since, before, limit;
     char error[128];
 } chat_cli_cmd_t;

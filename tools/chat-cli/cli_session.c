@@ -32,6 +32,7 @@ typedef struct cli_session {
     const chat_cli_options_t *opts;
     chat_ws_t *ws;
     str_list_t rooms;   /* joined, in order: the first one gets the stdin lines */
+    str_list_t reacted; /* "id emoji" this session turned on (what /react toggles) */
     str_list_t pending; /* requests not answered yet: "c:<cid>" sends, "r:<rid>" others */
     unsigned long next_cid;
     unsigned long next_rid;
@@ -232,6 +233,36 @@ static bool new_request(cli_session_t *s, const char *what, char *rid, size_t le
     return track(s, 'r', rid);
 }
 
+/* /edit, /delete, /react in the first room joined. A toggled reaction is on unless this
+ * session turned it on last (the server does not say whose reactions a client holds). */
+static bool send_update(cli_session_t *s, const chat_cli_cmd_t *cmd)
+{
+    if (s->rooms.n == 0) {
+        fprintf(stderr, "chat-cli: no room joined: use --join or /join (not sent)\n");
+        return true;
+    }
+    const char *room = s->rooms.items[0];
+    char rid[32];
+    if (!new_request(s,
+                     cmd->kind == CHAT_CLI_CMD_EDIT     ? "edit"
+                     : cmd->kind == CHAT_CLI_CMD_DELETE ? "delete"
+                                                        : "react",
+                     rid, sizeof rid))
+        return send_frame(s, NULL);
+    if (cmd->kind == CHAT_CLI_CMD_EDIT)
+        return send_frame(s, chat_client_frame_edit(room, cmd->id, cmd->text, rid));
+    if (cmd->kind == CHAT_CLI_CMD_DELETE)
+        return send_frame(s, chat_client_frame_delete(room, cmd->id, rid));
+    char key[256];
+    snprintf(key, sizeof key, "%s %s", cmd->id, cmd->emoji);
+    bool on = cmd->react == 1 || (cmd->react == -1 && list_find(&s->reacted, key) < 0);
+    if (on && list_find(&s->reacted, key) < 0 && !list_add(&s->reacted, key))
+        return send_frame(s, NULL);
+    if (!on)
+        list_remove(&s->reacted, key);
+    return send_frame(s, chat_client_frame_react(room, cmd->id, cmd->emoji, on, rid));
+}
+
 static bool send_join(cli_session_t *s, const char *room, int64_t since, const char *rid)
 {
     if (list_find(&s->rooms, room) < 0 && !list_add(&s->rooms, room))
@@ -263,6 +294,10 @@ static bool handle_line(cli_session_t *s, char *line)
         if (!new_request(s, "history", rid, sizeof rid))
             return send_frame(s, NULL);
         return send_frame(s, chat_client_frame_history(cmd.room, cmd.before, cmd.limit, rid));
+    case CHAT_CLI_CMD_EDIT:
+    case CHAT_CLI_CMD_DELETE:
+    case CHAT_CLI_CMD_REACT:
+        return send_update(s, &cmd);
     case CHAT_CLI_CMD_RAW:
         return send_raw(s, cmd.text);
     case CHAT_CLI_CMD_QUIT:
@@ -484,6 +519,7 @@ int chat_cli_session_run(const chat_cli_options_t *opts)
     free(token);
     free(s.line);
     list_free(&s.rooms);
+    list_free(&s.reacted);
     list_free(&s.pending);
     chat_ws_free(s.ws);
     return code;

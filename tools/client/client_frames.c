@@ -80,6 +80,30 @@ char *chat_client_frame_history(const char *room, int64_t before, int64_t limit,
     return frame_finish(o, ok);
 }
 
+char *chat_client_frame_edit(const char *room, const char *id, const char *text, const char *rid)
+{
+    cJSON *o = frame_new("edit");
+    bool ok = o && add_str(o, "room", room) && add_str(o, "id", id) && add_str(o, "text", text) &&
+              add_str(o, "rid", rid);
+    return frame_finish(o, ok);
+}
+
+char *chat_client_frame_delete(const char *room, const char *id, const char *rid)
+{
+    cJSON *o = frame_new("delete");
+    bool ok = o && add_str(o, "room", room) && add_str(o, "id", id) && add_str(o, "rid", rid);
+    return frame_finish(o, ok);
+}
+
+char *chat_client_frame_react(const char *room, const char *id, const char *emoji, bool on,
+                              const char *rid)
+{
+    cJSON *o = frame_new("react");
+    bool ok = o && add_str(o, "room", room) && add_str(o, "id", id) && add_str(o, "emoji", emoji) &&
+              cJSON_AddBoolToObject(o, "on", on) != NULL && add_str(o, "rid", rid);
+    return frame_finish(o, ok);
+}
+
 char *chat_client_frame_ping(const char *rid)
 {
     cJSON *o = frame_new("ping");
@@ -179,6 +203,48 @@ static void render_refs(line_buf_t *b, const cJSON *o)
     }
 }
 
+/* " (edited)", " (deleted)", " (removed: reason)" and the reactions of a message's state. */
+static void render_state(line_buf_t *b, const cJSON *o)
+{
+    const cJSON *edited = cJSON_GetObjectItemCaseSensitive(o, "edited");
+    if (cJSON_IsTrue(edited) || cJSON_IsNumber(edited))
+        lb_putn(b, " (edited)", 9);
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "deleted")))
+        lb_putn(b, "(deleted)", 9);
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "removed"))) {
+        lb_putn(b, "(removed: ", 10);
+        lb_text(b, str_of(o, "reason", ""));
+        lb_putn(b, ")", 1);
+    }
+    const cJSON *reactions = cJSON_GetObjectItemCaseSensitive(o, "reactions");
+    const cJSON *r;
+    cJSON_ArrayForEach(r, reactions)
+    {
+        lb_putn(b, " [", 2);
+        lb_text(b, r->string);
+        const cJSON *u;
+        const char *sep = " ";
+        cJSON_ArrayForEach(u, r)
+        {
+            lb_putn(b, sep, strlen(sep));
+            lb_text(b, cJSON_IsString(u) ? u->valuestring : "?");
+            sep = ",";
+        }
+        lb_putn(b, "]", 1);
+    }
+}
+
+/* " (id X)" if o has an id: what /edit, /delete and /react take. */
+static void render_id(line_buf_t *b, const cJSON *o)
+{
+    const char *id = str_of(o, "id", NULL);
+    if (id != NULL) {
+        lb_putn(b, " (id ", 5);
+        lb_text(b, id);
+        lb_putn(b, ")", 1);
+    }
+}
+
 static void render_msg(line_buf_t *b, const cJSON *o)
 {
     lb_putn(b, "[", 1);
@@ -187,8 +253,8 @@ static void render_msg(line_buf_t *b, const cJSON *o)
     lb_text(b, str_of(o, "from", "?"));
     lb_putn(b, ": ", 2);
     lb_text(b, str_of(o, "text", ""));
-    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "edited")))
-        lb_putn(b, " (edited)", 9);
+    render_state(b, o);
+    render_id(b, o);
 }
 
 static void render_welcome(line_buf_t *b, const cJSON *o)
@@ -206,7 +272,11 @@ static void render_joined(line_buf_t *b, const cJSON *o)
 {
     lb_putn(b, "joined ", 7);
     lb_text(b, str_of(o, "room", "?"));
-    lb_printf(b, ": latest #%lld, %lld unread, online:", num_of(o, "seq"), num_of(o, "unread"));
+    lb_printf(b, ": latest #%lld", num_of(o, "seq"));
+    if (num_of(o, "useq") >= 0)
+        lb_printf(b, " (useq %lld%s)", num_of(o, "useq"),
+                  cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "stale")) ? ", stale" : "");
+    lb_printf(b, ", %lld unread, online:", num_of(o, "unread"));
     const cJSON *online = cJSON_GetObjectItemCaseSensitive(o, "online");
     const cJSON *u;
     const char *sep = " ";
@@ -265,27 +335,46 @@ static void render_event(line_buf_t *b, const cJSON *o, const char *type)
         lb_printf(b, " up to #%lld", num_of(o, "seq"));
 }
 
+/* "[room #seq] id op by user: text (edited) [emoji users] (useq N)": the message's state
+ * after the change. */
 static void render_update(line_buf_t *b, const cJSON *o)
 {
-    const char *op = str_of(o, "op", "?");
     lb_putn(b, "[", 1);
     lb_text(b, str_of(o, "room", "?"));
+    if (num_of(o, "seq") >= 0)
+        lb_printf(b, " #%lld", num_of(o, "seq"));
     lb_putn(b, "] ", 2);
     lb_text(b, str_of(o, "id", "?"));
     lb_putn(b, " ", 1);
-    lb_text(b, op);
-    if (strcmp(op, "edit") == 0) {
-        lb_putn(b, ": ", 2);
-        lb_text(b, str_of(o, "text", ""));
-    } else if (strcmp(op, "moderate") == 0) {
-        lb_putn(b, ": removed, ", 11);
-        lb_text(b, str_of(o, "reason", ""));
-    } else if (strcmp(op, "react") == 0) {
-        char *r = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(o, "reactions"));
-        lb_putn(b, " ", 1);
-        lb_text(b, r ? r : "{}");
-        free(r);
+    lb_text(b, str_of(o, "op", "?"));
+    if (str_of(o, "user", NULL) != NULL) {
+        lb_putn(b, " by ", 4);
+        lb_text(b, str_of(o, "user", NULL));
     }
+    lb_putn(b, ": ", 2);
+    lb_text(b, str_of(o, "text", ""));
+    render_state(b, o);
+    if (num_of(o, "useq") >= 0)
+        lb_printf(b, " (useq %lld)", num_of(o, "useq"));
+}
+
+/* "ack cid -> #seq (id X)" for a send, "ack rid: op #seq (useq N)" for an update. */
+static void render_ack(line_buf_t *b, const cJSON *o)
+{
+    lb_putn(b, "ack ", 4);
+    const char *op = str_of(o, "op", NULL);
+    if (op == NULL) {
+        lb_text(b, str_of(o, "cid", "?"));
+        lb_printf(b, " -> #%lld", num_of(o, "seq"));
+        render_id(b, o);
+        return;
+    }
+    lb_text(b, str_of(o, "rid", "-"));
+    lb_putn(b, ": ", 2);
+    lb_text(b, op);
+    lb_printf(b, " #%lld", num_of(o, "seq"));
+    if (num_of(o, "useq") >= 0)
+        lb_printf(b, " (useq %lld)", num_of(o, "useq"));
 }
 
 /* Renders o of type into b; false for a type this renderer does not know. */
@@ -294,9 +383,7 @@ static bool render_known(line_buf_t *b, const cJSON *o, const char *type)
     if (strcmp(type, "msg") == 0) {
         render_msg(b, o);
     } else if (strcmp(type, "ack") == 0) {
-        lb_putn(b, "ack ", 4);
-        lb_text(b, str_of(o, "cid", "?"));
-        lb_printf(b, " -> #%lld", num_of(o, "seq"));
+        render_ack(b, o);
     } else if (strcmp(type, "error") == 0) {
         render_error(b, o);
     } else if (strcmp(type, "welcome") == 0) {

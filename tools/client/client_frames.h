@@ -3,6 +3,7 @@
 #ifndef CHAT_TOOLS_CLIENT_CLIENT_FRAMES_H
 #define CHAT_TOOLS_CLIENT_CLIENT_FRAMES_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -16,11 +17,16 @@ char *chat_client_frame_leave(const char *room, const char *rid);
 char *chat_client_frame_send(const char *room, const char *cid, const char *text);
 /* before <= 0 and limit <= 0 are left out (the server's defaults: newest, 50). */
 char *chat_client_frame_history(const char *room, int64_t before, int64_t limit, const char *rid);
+char *chat_client_frame_edit(const char *room, const char *id, const char *text, const char *rid);
+char *chat_client_frame_delete(const char *room, const char *id, const char *rid);
+char *chat_client_frame_react(const char *room, const char *id, const char *emoji, bool on,
+                              const char *rid);
 char *chat_client_frame_ping(const char *rid);
 
 /* Renders the server frame json (len bytes, need not be NUL-terminated) for people:
- *   msg      "[room #seq] from: text"
- *   ack      "ack cid -> #seq"
+ *   msg      "[room #seq] from: text (edited) [emoji users] (id X)"
+ *   update   "[room #seq] id op by user: text (edited) [emoji users] (useq N)"
+ *   ack      "ack cid -> #seq (id X)", or "ack rid: op #seq (useq N)" for an update
  *   error    "error code: message (cid X)"
  * and similar lines for the other types; a history frame gives a header line followed by
  * one msg line per message. Control characters in user text are escaped so that a frame

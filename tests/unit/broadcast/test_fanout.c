@@ -375,12 +375,62 @@ END_TEST
 START_TEST(test_other_types_skipped)
 {
     const int32_t gws[] = {0};
-    add(decode("{\"v\":1,\"type\":\"update\",\"tenant\":\"acme\",\"room\":\"general\","
-               "\"id\":\"65f1c0ffee0123456789abcd\",\"seq\":4,\"op\":\"delete\",\"ts\":1}"),
+    add(decode("{\"v\":1,\"type\":\"typing\",\"tenant\":\"acme\",\"room\":\"general\","
+               "\"user\":\"bob\",\"ts\":1}"),
         gws, 1);
     emit(BROADCAST_RECORD_MAX);
     ck_assert_uint_eq(nrecords, 0);
     ck_assert_uint_eq(broadcast_fanout_stats(fan)->unhandled, 1);
+}
+END_TEST
+
+/* An update goes to every follower as one shared frame whose item seq is the useq (what the
+ * gateways filter updates by), then its ack {rid, room, id, seq, op, useq} to the actor; the
+ * ack of an update that changed nothing goes to the actor alone. */
+START_TEST(test_update_routed)
+{
+    const int32_t gws[] = {1, 2};
+    add(decode("{\"v\":1,\"type\":\"update\",\"tenant\":\"acme\",\"room\":\"general\","
+               "\"id\":\"65f1c0ffee0123456789abcd\",\"seq\":4,\"useq\":9,\"op\":\"edit\","
+               "\"ts\":1,\"text\":\"fixed\",\"edited\":1,\"user\":\"alice\",\"rid\":\"e-1\","
+               "\"origin\":{\"gw\":\"3\",\"conn\":\"3.x.1\"}}"),
+        gws, 2);
+    add(decode("{\"v\":1,\"type\":\"ack\",\"tenant\":\"acme\",\"room\":\"general\","
+               "\"id\":\"65f1c0ffee0123456789abcd\",\"seq\":4,\"op\":\"react\",\"useq\":9,"
+               "\"rid\":\"r-1\",\"origin\":{\"gw\":\"2\",\"conn\":\"2.x.1\"}}"),
+        NULL, 0);
+    emit(BROADCAST_RECORD_MAX);
+    ck_assert_uint_eq(broadcast_fanout_stats(fan)->update_items, 2);
+    ck_assert_uint_eq(broadcast_fanout_stats(fan)->ack_items, 2);
+    cJSON *g1 = items_of(1);
+    ck_assert_int_eq(cJSON_GetArraySize(g1), 1);
+    cJSON *item = cJSON_GetArrayItem(g1, 0);
+    ck_assert_int_eq(cJSON_GetObjectItem(item, "seq")->valueint, 9);
+    ck_assert_ptr_null(cJSON_GetObjectItem(item, "conns"));
+    cJSON *frame = cJSON_GetObjectItem(item, "frame");
+    ck_assert_str_eq(cJSON_GetObjectItem(frame, "type")->valuestring, "update");
+    ck_assert_int_eq(cJSON_GetObjectItem(frame, "useq")->valueint, 9);
+    ck_assert_int_eq(cJSON_GetObjectItem(frame, "seq")->valueint, 4);
+    ck_assert_str_eq(cJSON_GetObjectItem(frame, "text")->valuestring, "fixed");
+    ck_assert_ptr_null(cJSON_GetObjectItem(frame, "rid"));
+    cJSON_Delete(g1);
+    cJSON *g2 = items_of(2);
+    ck_assert_int_eq(cJSON_GetArraySize(g2), 2); /* the update, then the other ack */
+    frame = cJSON_GetObjectItem(cJSON_GetArrayItem(g2, 1), "frame");
+    ck_assert_str_eq(cJSON_GetObjectItem(frame, "type")->valuestring, "ack");
+    ck_assert_str_eq(cJSON_GetObjectItem(frame, "rid")->valuestring, "r-1");
+    ck_assert_str_eq(cJSON_GetObjectItem(frame, "op")->valuestring, "react");
+    cJSON_Delete(g2);
+    cJSON *g3 = items_of(3);
+    ck_assert_int_eq(cJSON_GetArraySize(g3), 1);
+    item = cJSON_GetArrayItem(g3, 0);
+    ck_assert_ptr_null(cJSON_GetObjectItem(item, "seq"));
+    frame = cJSON_GetObjectItem(item, "frame");
+    ck_assert_str_eq(cJSON_GetObjectItem(frame, "type")->valuestring, "ack");
+    ck_assert_str_eq(cJSON_GetObjectItem(frame, "rid")->valuestring, "e-1");
+    ck_assert_int_eq(cJSON_GetObjectItem(frame, "useq")->valueint, 9);
+    ck_assert_ptr_null(cJSON_GetObjectItem(frame, "cid"));
+    cJSON_Delete(g3);
 }
 END_TEST
 
@@ -494,6 +544,7 @@ static Suite *fanout_suite(void)
     tcase_add_test(tc, test_unknown_gateway_skipped);
     tcase_add_test(tc, test_duplicate_followers);
     tcase_add_test(tc, test_other_types_skipped);
+    tcase_add_test(tc, test_update_routed);
     tcase_add_test(tc, test_split_large_batches);
     tcase_add_test(tc, test_reset_forgets_batch);
     tcase_add_test(tc, test_emit_error_stops);

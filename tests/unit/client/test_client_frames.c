@@ -33,6 +33,14 @@ START_TEST(test_builders)
     expect_frame(chat_client_frame_history("r", 51, 10, "h2"),
                  "{\"type\":\"history\",\"room\":\"r\",\"before\":51,\"limit\":10,\"rid\":\"h2\"}");
     expect_frame(chat_client_frame_ping(NULL), "{\"type\":\"ping\"}");
+    expect_frame(
+        chat_client_frame_edit("r", "i1", "new", "e1"),
+        "{\"type\":\"edit\",\"room\":\"r\",\"id\":\"i1\",\"text\":\"new\",\"rid\":\"e1\"}");
+    expect_frame(chat_client_frame_delete("r", "i1", NULL),
+                 "{\"type\":\"delete\",\"room\":\"r\",\"id\":\"i1\"}");
+    expect_frame(chat_client_frame_react("r", "i1", "x", false, "x1"),
+                 "{\"type\":\"react\",\"room\":\"r\",\"id\":\"i1\",\"emoji\":\"x\",\"on\":false,"
+                 "\"rid\":\"x1\"}");
 }
 END_TEST
 
@@ -50,13 +58,13 @@ START_TEST(test_render_message_path)
     expect_render(
         "{\"type\":\"msg\",\"room\":\"general\",\"seq\":7,\"id\":\"x\",\"from\":\"alice\","
         "\"text\":\"hello\\nworld\\t!\",\"ts\":1}",
-        "[general #7] alice: hello\\nworld\\t!");
+        "[general #7] alice: hello\\nworld\\t! (id x)");
     expect_render("{\"type\":\"msg\",\"room\":\"r\",\"seq\":2,\"from\":\"bob\",\"text\":\"x\","
                   "\"edited\":true}",
                   "[r #2] bob: x (edited)");
     expect_render(
         "{\"type\":\"ack\",\"cid\":\"42-1\",\"room\":\"r\",\"seq\":9,\"id\":\"x\",\"ts\":1}",
-        "ack 42-1 -> #9");
+        "ack 42-1 -> #9 (id x)");
     expect_render("{\"type\":\"error\",\"code\":\"too_large\",\"message\":\"text over 4000\","
                   "\"cid\":\"c9\"}",
                   "error too_large: text over 4000 (cid c9)");
@@ -88,6 +96,28 @@ START_TEST(test_render_session_frames)
 }
 END_TEST
 
+START_TEST(test_render_updates)
+{
+    expect_render(
+        "{\"type\":\"update\",\"room\":\"r\",\"id\":\"i1\",\"seq\":4,\"useq\":9,"
+        "\"op\":\"react\",\"text\":\"hi\",\"edited\":5,\"reactions\":{\"x\":[\"a\",\"b\"]},"
+        "\"user\":\"b\",\"ts\":1}",
+        "[r #4] i1 react by b: hi (edited) [x a,b] (useq 9)");
+    expect_render("{\"type\":\"update\",\"room\":\"r\",\"id\":\"i1\",\"seq\":4,\"useq\":10,"
+                  "\"op\":\"delete\",\"deleted\":true}",
+                  "[r #4] i1 delete: (deleted) (useq 10)");
+    expect_render("{\"type\":\"msg\",\"room\":\"r\",\"seq\":4,\"id\":\"i1\",\"from\":\"a\","
+                  "\"ts\":1,\"deleted\":true}",
+                  "[r #4] a: (deleted) (id i1)");
+    expect_render("{\"type\":\"ack\",\"rid\":\"edit-1\",\"room\":\"r\",\"id\":\"i1\",\"seq\":4,"
+                  "\"op\":\"edit\",\"useq\":11}",
+                  "ack edit-1: edit #4 (useq 11)");
+    expect_render("{\"type\":\"joined\",\"room\":\"r\",\"seq\":5,\"useq\":3,\"stale\":true,"
+                  "\"unread\":0,\"online\":[]}",
+                  "joined r: latest #5 (useq 3, stale), 0 unread, online: -");
+}
+END_TEST
+
 START_TEST(test_render_history_lines)
 {
     expect_render("{\"type\":\"history\",\"rid\":\"h1\",\"room\":\"r\",\"more\":true,\"msgs\":["
@@ -116,6 +146,7 @@ int main(void)
     tcase_add_test(tc, test_builders);
     tcase_add_test(tc, test_render_message_path);
     tcase_add_test(tc, test_render_session_frames);
+    tcase_add_test(tc, test_render_updates);
     tcase_add_test(tc, test_render_history_lines);
     tcase_add_test(tc, test_render_unknown_and_garbage);
     suite_add_tcase(s, tc);

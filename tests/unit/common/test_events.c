@@ -28,9 +28,10 @@ static const struct {
     {CHAT_EV_DELETE, "tenant room user id ts origin", "rid"},
     {CHAT_EV_REACT, "tenant room user id emoji on ts origin", "rid"},
     {CHAT_EV_READ, "tenant room user seq ts", ""},
-    {CHAT_EV_MSG, "tenant room seq id from text ts cid", "name edited reactions origin"},
-    {CHAT_EV_ACK, "tenant room seq id ts cid origin", ""},
-    {CHAT_EV_UPDATE, "tenant room id seq op ts", "text reactions removed reason user rid origin"},
+    {CHAT_EV_MSG, "tenant room seq id from text ts cid", "name edited deleted reactions origin"},
+    {CHAT_EV_ACK, "tenant room seq id ts cid origin", "rid"},
+    {CHAT_EV_UPDATE, "tenant room id seq useq op ts",
+     "text edited deleted reactions removed reason user rid origin"},
     {CHAT_EV_REJECT, "tenant room code message origin", "cid rid"},
     {CHAT_EV_TYPING, "tenant room user ts", ""},
     {CHAT_EV_PRESENCE, "tenant room user online ts", ""},
@@ -83,12 +84,14 @@ static void field_set(sample_t *s, const char *key, bool on)
     STR_FIELD("reactions", reactions, s->reactions)
     STR_FIELD("payload", payload, s->payload)
     NUM_FIELD("seq", seq, 42)
+    NUM_FIELD("useq", useq, 7)
     NUM_FIELD("ts", ts, TS)
     NUM_FIELD("attempts", attempts, 3)
     NUM_FIELD("on", on, true)
     NUM_FIELD("online", online, true)
     NUM_FIELD("removed", removed, true)
-    NUM_FIELD("edited", edited, true)
+    NUM_FIELD("edited", edited, TS)
+    NUM_FIELD("deleted", deleted, false) /* true would forbid the text of the full samples */
 #undef STR_FIELD
 #undef NUM_FIELD
     ck_abort_msg("test has no field %s", key);
@@ -155,7 +158,7 @@ static void assert_events_equal(const chat_event_t *a, const chat_event_t *b)
 #undef SAME_STR
 #define SAME_NUM(f) ck_assert_msg(a->has_##f == b->has_##f && a->f == b->f, "field " #f " differs")
     SAME_NUM(seq), SAME_NUM(ts), SAME_NUM(attempts), SAME_NUM(on), SAME_NUM(online);
-    SAME_NUM(removed), SAME_NUM(edited);
+    SAME_NUM(removed), SAME_NUM(edited), SAME_NUM(useq), SAME_NUM(deleted);
 #undef SAME_NUM
     ck_assert_msg((a->reactions == NULL) == (b->reactions == NULL), "reactions presence");
     ck_assert_msg(a->reactions == NULL || cJSON_Compare(a->reactions, b->reactions, true),

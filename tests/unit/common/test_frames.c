@@ -43,7 +43,7 @@ START_TEST(test_frame_msg)
                          .ts = TS,
                          .has_ts = true,
                          .cid = "c-0001",
-                         .edited = true,
+                         .edited = TS + 1,
                          .has_edited = true,
                          .reactions = reactions,
                          .origin_gw = "gw-0",
@@ -53,7 +53,7 @@ START_TEST(test_frame_msg)
     char *text = cJSON_PrintUnformatted(frame);
     ck_assert_str_eq(text, "{\"type\":\"msg\",\"room\":\"general\",\"seq\":42,\"id\":\"" ID "\","
                            "\"from\":\"alice\",\"name\":\"Alice\",\"text\":\"hello\","
-                           "\"ts\":1732406400123,\"cid\":\"c-0001\",\"edited\":true,"
+                           "\"ts\":1732406400123,\"cid\":\"c-0001\",\"edited\":1732406400124,"
                            "\"reactions\":{\"" THUMBS "\":[\"alice\",\"bob\"],"
                            "\"\xf0\x9f\x8e\x89\":[]}}");
     free(text);
@@ -102,6 +102,105 @@ START_TEST(test_frame_msg_incomplete)
     ck_assert_ptr_null(chat_frame_msg_new(&e));
     e = bare, e.id = NULL;
     ck_assert_ptr_null(chat_frame_msg_new(&e));
+}
+END_TEST
+
+/* Prints frame compactly, deletes it and compares the bytes. */
+static void expect_frame(cJSON *frame, const char *want);
+
+/* A deleted message has no text (and must not be given one); a removed one shows why. */
+START_TEST(test_frame_msg_gone)
+{
+    chat_event_t gone = {.type = CHAT_EV_MSG,
+                         .room = "r",
+                         .seq = 3,
+                         .has_seq = true,
+                         .id = ID,
+                         .user = "u",
+                         .ts = 5,
+                         .has_ts = true,
+                         .deleted = true,
+                         .has_deleted = true};
+    expect_frame(chat_frame_msg_new(&gone),
+                 "{\"type\":\"msg\",\"room\":\"r\",\"seq\":3,\"id\":\"" ID
+                 "\",\"from\":\"u\",\"ts\":5,\"deleted\":true}");
+    chat_event_t removed = gone;
+    removed.deleted = removed.has_deleted = false;
+    removed.removed = removed.has_removed = true;
+    removed.reason = "spam";
+    expect_frame(chat_frame_msg_new(&removed),
+                 "{\"type\":\"msg\",\"room\":\"r\",\"seq\":3,\"id\":\"" ID
+                 "\",\"from\":\"u\",\"ts\":5,\"removed\":true,\"reason\":\"spam\"}");
+}
+END_TEST
+
+/* The update frame carries the message's whole state after the change; the ack of an update
+ * echoes the rid with op and useq, from the update event or from an ack event with an op. */
+START_TEST(test_frame_update_and_its_ack)
+{
+    cJSON *reactions = cJSON_Parse("{\"" THUMBS "\":[\"bob\"]}");
+    chat_event_t ev = {.type = CHAT_EV_UPDATE,
+                       .tenant = "acme",
+                       .room = "general",
+                       .id = ID,
+                       .seq = 42,
+                       .has_seq = true,
+                       .useq = 7,
+                       .has_useq = true,
+                       .op = "edit",
+                       .text = "fixed",
+                       .edited = TS,
+                       .has_edited = true,
+                       .reactions = reactions,
+                       .user = "alice",
+                       .rid = "e-1",
+                       .ts = TS,
+                       .has_ts = true,
+                       .origin_gw = "0",
+                       .origin_conn = "0.x.1"};
+    expect_frame(chat_frame_update_new(&ev),
+                 "{\"type\":\"update\",\"room\":\"general\",\"id\":\"" ID "\",\"seq\":42,"
+                 "\"useq\":7,\"op\":\"edit\",\"text\":\"fixed\",\"edited\":1732406400123,"
+                 "\"reactions\":{\"" THUMBS "\":[\"bob\"]},\"user\":\"alice\","
+                 "\"ts\":1732406400123}");
+    const char *ack = "{\"type\":\"ack\",\"rid\":\"e-1\",\"room\":\"general\",\"id\":\"" ID
+                      "\",\"seq\":42,\"op\":\"edit\",\"useq\":7}";
+    expect_frame(chat_frame_ack_new(&ev), ack);
+    chat_event_t again = {.type = CHAT_EV_ACK,
+                          .room = "general",
+                          .id = ID,
+                          .seq = 42,
+                          .has_seq = true,
+                          .useq = 7,
+                          .has_useq = true,
+                          .op = "edit",
+                          .rid = "e-1"};
+    expect_frame(chat_frame_ack_new(&again), ack);
+    again.has_useq = false;
+    again.rid = NULL;
+    again.op = "react";
+    expect_frame(chat_frame_ack_new(&again), "{\"type\":\"ack\",\"room\":\"general\",\"id\":\"" ID
+                                             "\",\"seq\":42,\"op\":\"react\"}");
+    chat_event_t del = ev;
+    del.op = "delete";
+    del.text = NULL;
+    del.has_edited = false;
+    del.reactions = NULL;
+    del.deleted = del.has_deleted = true;
+    del.has_ts = false;
+    del.user = NULL;
+    expect_frame(chat_frame_update_new(&del),
+                 "{\"type\":\"update\",\"room\":\"general\",\"id\":\"" ID "\",\"seq\":42,"
+                 "\"useq\":7,\"op\":\"delete\",\"deleted\":true}");
+    chat_event_t e = ev;
+    e.has_useq = false;
+    ck_assert_ptr_null(chat_frame_update_new(&e));
+    e = ev, e.type = CHAT_EV_MSG;
+    ck_assert_ptr_null(chat_frame_update_new(&e));
+    e = ev, e.op = NULL;
+    ck_assert_ptr_null(chat_frame_update_new(&e));
+    ck_assert_ptr_null(chat_frame_update_new(NULL));
+    cJSON_Delete(reactions);
 }
 END_TEST
 
@@ -176,6 +275,8 @@ static Suite *frames_suite(void)
     tcase_add_test(frames, test_frame_msg);
     tcase_add_test(frames, test_frame_msg_incomplete);
     tcase_add_test(frames, test_frame_ack);
+    tcase_add_test(frames, test_frame_msg_gone);
+    tcase_add_test(frames, test_frame_update_and_its_ack);
     tcase_add_test(frames, test_frame_error);
     suite_add_tcase(s, frames);
     return s;

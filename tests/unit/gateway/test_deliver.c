@@ -1,6 +1,7 @@
 /* Unit tests of services/gateway/deliver, its I/O-free part: a decoded chat.deliver item
- * becomes one serialised frame plus routing data; only msg frames carry the seq the
- * subscription filter uses (an ack or update with a seq must not be filtered away). */
+ * becomes one serialised frame plus routing data; msg frames carry the seq the subscription
+ * filter uses, update frames minus their useq (the item's seq), anything else 0 (an ack with
+ * a seq must not be filtered away). */
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +18,10 @@ static const char batch[] =
     "\"cid\":\"c-1\",\"room\":\"general\",\"seq\":42,\"id\":\"65f1c0ffee0123456789abcd\","
     "\"ts\":1732406400123},\"conns\":[\"0.ab.17\",\"0.ab.18\"]},"
     "{\"tenant\":\"acme\",\"room\":\"general\",\"frame\":{\"type\":\"typing\","
-    "\"room\":\"general\",\"user\":\"bob\"}}]}";
+    "\"room\":\"general\",\"user\":\"bob\"}},"
+    "{\"tenant\":\"acme\",\"room\":\"general\",\"seq\":7,\"frame\":{\"type\":\"update\","
+    "\"room\":\"general\",\"id\":\"65f1c0ffee0123456789abcd\",\"seq\":42,\"useq\":7,"
+    "\"op\":\"delete\",\"deleted\":true}}]}";
 
 static void noop_complete(gw_task_t *t, void *loop_ctx)
 {
@@ -30,7 +34,7 @@ START_TEST(test_items_to_deliveries)
     chat_deliver_t d;
     char why[160];
     ck_assert_int_eq(chat_deliver_decode(batch, strlen(batch), &d, why, sizeof why), CHAT_OK);
-    ck_assert_uint_eq(d.nitems, 3);
+    ck_assert_uint_eq(d.nitems, 4);
 
     gw_delivery_t *msg = gw_delivery_new(&d.items[0], noop_complete);
     ck_assert_ptr_nonnull(msg);
@@ -51,6 +55,10 @@ START_TEST(test_items_to_deliveries)
     gw_delivery_t *typing = gw_delivery_new(&d.items[2], noop_complete);
     ck_assert_int_eq(typing->msg_seq, 0);
     ck_assert_ptr_null(typing->conns);
+
+    gw_delivery_t *update = gw_delivery_new(&d.items[3], noop_complete);
+    ck_assert_int_eq(update->msg_seq, -7);
+    update->task.destroy(&update->task);
 
     chat_deliver_clear(&d);
     /* Deliveries own their data: usable after the batch is gone, freed by destroy. */

@@ -22,8 +22,9 @@ typedef struct failures {
     char conn[32], cid[32];
 } failures_t;
 
-static void on_failed(void *loop_ctx, const char *conn, const char *cid)
+static void on_failed(void *loop_ctx, const char *conn, const char *rid, const char *cid)
 {
+    (void)rid;
     failures_t *f = loop_ctx;
     f->n++;
     snprintf(f->conn, sizeof f->conn, "%s", conn);

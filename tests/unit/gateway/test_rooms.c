@@ -101,7 +101,7 @@ START_TEST(test_pending_holds_then_activates)
     ck_assert_uint_eq(a.ngot, 0);
     ck_assert_uint_eq(gw_sub_held(sub), 3);
     /* The replay went up to 6: the held 5 is dropped, the typing and 7 go out in order. */
-    gw_rooms_activate(rooms, sub, 6);
+    gw_rooms_activate(rooms, sub, 6, 0);
     ck_assert(gw_sub_active(sub));
     ck_assert_int_eq(gw_sub_last_seq(sub), 7);
     ck_assert_uint_eq(gw_sub_held(sub), 0);
@@ -114,7 +114,7 @@ START_TEST(test_seq_filter_drops_duplicates)
 {
     owner_t a = {.name = "a"};
     gw_sub_t *sub = gw_rooms_join(rooms, &a.subs, &a, "t", "r", "alice");
-    gw_rooms_activate(rooms, sub, 10);
+    gw_rooms_activate(rooms, sub, 10, 0);
     deliver("t", "r", 9);  /* replayed already */
     deliver("t", "r", 10); /* replayed already */
     deliver("t", "r", 11);
@@ -127,11 +127,34 @@ START_TEST(test_seq_filter_drops_duplicates)
 }
 END_TEST
 
+/* Updates (order -useq) are filtered on their useq the same way, independently of the seqs:
+ * held ones at or below the useq the join read are dropped at activation, repeats after. */
+START_TEST(test_useq_filter)
+{
+    owner_t a = {.name = "a"};
+    gw_sub_t *sub = gw_rooms_join(rooms, &a.subs, &a, "t", "r", "alice");
+    deliver("t", "r", -3); /* held: in the join's answer already */
+    deliver("t", "r", -8);
+    gw_rooms_activate(rooms, sub, 10, 5);
+    ck_assert_int_eq(gw_sub_last_useq(sub), 8);
+    deliver("t", "r", -8); /* redelivered */
+    deliver("t", "r", 11);
+    deliver("t", "r", -9);
+    deliver("t", "r", 9); /* a msg below the seq filter: dropped, the useq filter untouched */
+    deliver("t", "r", -9);
+    deliver("t", "r", -10);
+    assert_got(&a, (int64_t[]){-1, 11, -1, -1}, 4);
+    ck_assert_int_eq(gw_sub_last_useq(sub), 10);
+    ck_assert_int_eq(gw_sub_last_seq(sub), 11);
+    gw_rooms_leave_all(rooms, &a.subs);
+}
+END_TEST
+
 START_TEST(test_rooms_and_tenants_are_separate)
 {
     owner_t a = {.name = "a"}, b = {.name = "b"};
-    gw_rooms_activate(rooms, gw_rooms_join(rooms, &a.subs, &a, "acme", "general", "u"), 0);
-    gw_rooms_activate(rooms, gw_rooms_join(rooms, &b.subs, &b, "other", "general", "u"), 0);
+    gw_rooms_activate(rooms, gw_rooms_join(rooms, &a.subs, &a, "acme", "general", "u"), 0, 0);
+    gw_rooms_activate(rooms, gw_rooms_join(rooms, &b.subs, &b, "other", "general", "u"), 0, 0);
     deliver("acme", "general", 1);
     deliver("other", "general", 1);
     deliver("other", "general", 2);
@@ -150,7 +173,7 @@ START_TEST(test_rejoin_restarts_pending)
     owner_t a = {.name = "a"};
     gw_sub_t *sub = gw_rooms_join(rooms, &a.subs, &a, "t", "r", "alice");
     uint32_t gen1 = gw_sub_gen(sub);
-    gw_rooms_activate(rooms, sub, 20);
+    gw_rooms_activate(rooms, sub, 20, 0);
     /* Joining again reuses the subscription with a new generation, pending again. */
     gw_sub_t *again = gw_rooms_join(rooms, &a.subs, &a, "t", "r", "alice");
     ck_assert_ptr_eq(again, sub);
@@ -159,7 +182,7 @@ START_TEST(test_rejoin_restarts_pending)
     deliver("t", "r", 21);
     ck_assert_uint_eq(a.ngot, 0);
     /* The new replay (since 15) went up to 21: the held 21 is a duplicate. */
-    gw_rooms_activate(rooms, sub, 21);
+    gw_rooms_activate(rooms, sub, 21, 0);
     ck_assert_uint_eq(a.ngot, 0);
     deliver("t", "r", 22);
     assert_got(&a, (int64_t[]){22}, 1);
@@ -241,7 +264,7 @@ START_TEST(test_held_overflow_reported_once)
 {
     owner_t a = {.name = "a"}, b = {.name = "b"};
     gw_sub_t *sa = gw_rooms_join(rooms, &a.subs, &a, "t", "r", "alice");
-    gw_rooms_activate(rooms, gw_rooms_join(rooms, &b.subs, &b, "t", "r", "bob"), 0);
+    gw_rooms_activate(rooms, gw_rooms_join(rooms, &b.subs, &b, "t", "r", "bob"), 0, 0);
     for (int64_t seq = 1; seq <= HELD_MAX + 3; seq++)
         deliver("t", "r", seq);
     ck_assert_int_eq(a.overflows, 1);
@@ -293,6 +316,7 @@ int main(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_pending_holds_then_activates);
     tcase_add_test(tc, test_seq_filter_drops_duplicates);
+    tcase_add_test(tc, test_useq_filter);
     tcase_add_test(tc, test_rooms_and_tenants_are_separate);
     tcase_add_test(tc, test_rejoin_restarts_pending);
     tcase_add_test(tc, test_generations_unique_across_subscriptions);

@@ -834,7 +834,7 @@ START_TEST(test_send_and_failures)
     fake.send_rc = CHAT_ERR_TIMEOUT;
     rx("{\"type\":\"send\",\"room\":\"general\",\"cid\":\"c-2\",\"text\":\"x\"}");
     expect("error", "internal", NULL, "c-2");
-    gw_session_send_failed(sess, "c-1");
+    gw_session_send_failed(sess, NULL, "c-1");
     expect("error", "internal", NULL, "c-1");
     ck_assert(!gw_session_closing(sess));
 }

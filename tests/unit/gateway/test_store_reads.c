@@ -42,19 +42,61 @@ START_TEST(test_msg_frame_optional_fields)
     bson_t *doc = BCON_NEW(
         "_id", BCON_OID(&oid), "tenant", BCON_UTF8("acme"), "room", BCON_UTF8("general"), "seq",
         BCON_INT32(7), "from", BCON_UTF8("bob"), "name", BCON_UTF8("Bob"), "text", BCON_UTF8("x"),
-        "ts", BCON_DATE_TIME(5), "cid", BCON_UTF8("c"), "edited", BCON_BOOL(true), "reactions", "{",
-        "+1", "[", BCON_UTF8("alice"), BCON_UTF8("carol"), "]", "}");
+        "ts", BCON_DATE_TIME(5), "cid", BCON_UTF8("c"), "edited", BCON_INT64(9), "reactions", "[",
+        "{", "e", BCON_UTF8("+1"), "u", "[", BCON_UTF8("alice"), BCON_UTF8("carol"), "]", "}", "]");
     cJSON *f = gw_reads_msg_frame(doc);
     ck_assert_ptr_nonnull(f);
     ck_assert_str_eq(cJSON_GetObjectItem(f, "name")->valuestring, "Bob");
     ck_assert_int_eq((int)cJSON_GetObjectItem(f, "seq")->valuedouble, 7);
     ck_assert_int_eq((int)cJSON_GetObjectItem(f, "ts")->valuedouble, 5);
-    ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(f, "edited")));
+    char *edited = cJSON_PrintUnformatted(cJSON_GetObjectItem(f, "edited"));
+    ck_assert_str_eq(edited, "9");
+    free(edited);
     cJSON *r = cJSON_GetObjectItem(cJSON_GetObjectItem(f, "reactions"), "+1");
     ck_assert_int_eq(cJSON_GetArraySize(r), 2);
     ck_assert_ptr_null(cJSON_GetObjectItem(f, "tenant"));
     cJSON_Delete(f);
     bson_destroy(doc);
+}
+END_TEST
+
+/* A deleted message keeps no text; a changed one also makes an update frame with the op of
+ * its last change; one that never changed does not. */
+START_TEST(test_msg_and_update_frames_of_changed_messages)
+{
+    bson_oid_t oid;
+    bson_oid_init_from_string(&oid, "65f1c0ffee0123456789abcd");
+    bson_t *doc = BCON_NEW("_id", BCON_OID(&oid), "tenant", BCON_UTF8("acme"), "room",
+                           BCON_UTF8("general"), "seq", BCON_INT64(7), "from", BCON_UTF8("bob"),
+                           "ts", BCON_INT64(5), "cid", BCON_UTF8("c"), "deleted", BCON_BOOL(true),
+                           "useq", BCON_INT64(12), "uop", BCON_UTF8("delete"));
+    cJSON *f = gw_reads_msg_frame(doc);
+    ck_assert_ptr_nonnull(f);
+    ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(f, "deleted")));
+    ck_assert_ptr_null(cJSON_GetObjectItem(f, "text"));
+    cJSON_Delete(f);
+    f = gw_reads_update_frame(doc);
+    ck_assert_ptr_nonnull(f);
+    char *text = cJSON_PrintUnformatted(f);
+    ck_assert_str_eq(text, "{\"type\":\"update\",\"room\":\"general\",\"id\":"
+                           "\"65f1c0ffee0123456789abcd\",\"seq\":7,\"useq\":12,\"op\":\"delete\","
+                           "\"deleted\":true}");
+    free(text);
+    cJSON_Delete(f);
+    bson_destroy(doc);
+    /* A react that took the last reaction away: reactions {} in its update frame. */
+    doc = BCON_NEW("_id", BCON_OID(&oid), "room", BCON_UTF8("general"), "seq", BCON_INT64(7),
+                   "from", BCON_UTF8("bob"), "text", BCON_UTF8("x"), "ts", BCON_INT64(5), "useq",
+                   BCON_INT64(13), "uop", BCON_UTF8("react"));
+    f = gw_reads_update_frame(doc);
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(f, "reactions")), 0);
+    ck_assert_str_eq(cJSON_GetObjectItem(f, "text")->valuestring, "x");
+    cJSON_Delete(f);
+    bson_destroy(doc);
+    bson_t *plain = doc_basic(&oid);
+    ck_assert_ptr_null(gw_reads_update_frame(plain));
+    bson_destroy(plain);
 }
 END_TEST
 
@@ -134,6 +176,7 @@ int main(void)
     tcase_add_test(tc, test_msg_frame_basic);
     tcase_add_test(tc, test_msg_frame_optional_fields);
     tcase_add_test(tc, test_msg_frame_incomplete);
+    tcase_add_test(tc, test_msg_and_update_frames_of_changed_messages);
     tcase_add_test(tc, test_replay_entries_ascending);
     tcase_add_test(tc, test_replay_entries_without_seq);
     suite_add_tcase(s, tc);

@@ -140,16 +140,42 @@ START_TEST(test_invalid_records)
 }
 END_TEST
 
-START_TEST(test_unsupported_operation_rejected)
+START_TEST(test_updates_classified)
 {
     const char *json = "{\"v\":1,\"type\":\"delete\",\"tenant\":\"acme\",\"room\":\"r\","
                        "\"user\":\"u\",\"id\":\"0123456789abcdef01234567\",\"rid\":\"q1\","
                        "\"ts\":1," ORIGIN "}";
     message_inbound_t in = parse(json, 4000);
-    ck_assert_int_eq(in.kind, MESSAGE_INBOUND_REJECT);
-    ck_assert_str_eq(message_reject_code_name(in.code), "bad_request");
+    ck_assert_int_eq(in.kind, MESSAGE_INBOUND_UPDATE);
     ck_assert_str_eq(in.ev.rid, "q1");
     message_inbound_clear(&in);
+    /* An edit longer than the configured limit, a react in someone else's dm room. */
+    json = "{\"v\":1,\"type\":\"edit\",\"tenant\":\"acme\",\"room\":\"r\",\"user\":\"u\","
+           "\"id\":\"0123456789abcdef01234567\",\"text\":\"eleven char\",\"rid\":\"q2\","
+           "\"ts\":1," ORIGIN "}";
+    in = parse(json, 10);
+    ck_assert_int_eq(in.kind, MESSAGE_INBOUND_REJECT);
+    ck_assert_str_eq(message_reject_code_name(in.code), "too_large");
+    ck_assert_str_eq(in.ev.rid, "q2");
+    message_inbound_clear(&in);
+    json = "{\"v\":1,\"type\":\"react\",\"tenant\":\"acme\",\"room\":\"dm:a:b\","
+           "\"user\":\"c\",\"id\":\"0123456789abcdef01234567\",\"emoji\":\"x\",\"on\":true,"
+           "\"ts\":1," ORIGIN "}";
+    in = parse(json, 4000);
+    ck_assert_int_eq(in.kind, MESSAGE_INBOUND_REJECT);
+    ck_assert_str_eq(message_reject_code_name(in.code), "forbidden");
+    message_inbound_clear(&in);
+    /* A react the codec refuses (emoji too long) is answered, echoing its rid. */
+    json = "{\"v\":1,\"type\":\"react\",\"tenant\":\"acme\",\"room\":\"r\",\"user\":\"u\","
+           "\"id\":\"0123456789abcdef01234567\",\"emoji\":\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\","
+           "\"on\":true,\"rid\":\"q3\",\"ts\":1," ORIGIN "}";
+    in = parse(json, 4000);
+    ck_assert_int_eq(in.kind, MESSAGE_INBOUND_REJECT);
+    ck_assert_str_eq(message_reject_code_name(in.code), "bad_request");
+    ck_assert_str_eq(in.ev.rid, "q3");
+    ck_assert_ptr_null(in.ev.cid);
+    message_inbound_clear(&in);
+    ck_assert_str_eq(message_reject_code_name(MESSAGE_REJECT_NOT_FOUND), "not_found");
 }
 END_TEST
 
@@ -163,7 +189,7 @@ int main(void)
     tcase_add_test(tc, test_bad_send_with_origin_rejected);
     tcase_add_test(tc, test_dm_only_members);
     tcase_add_test(tc, test_invalid_records);
-    tcase_add_test(tc, test_unsupported_operation_rejected);
+    tcase_add_test(tc, test_updates_classified);
     suite_add_tcase(suite, tc);
     return chat_test_suite_run(suite, false);
 }

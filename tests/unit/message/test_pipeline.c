@@ -1304,6 +1304,301 @@ START_TEST(test_recent_stop_during_retry)
 }
 END_TEST
 
+/* ---- edits, deletes, reactions ---- */
+
+/* The fake `updates` collection (unique (tenant, room, useq) and (tenant, room, user, req)),
+ * and the writes of the changes into the fake `messages`. */
+#define MAX_UPDATES 32
+static struct {
+    message_update_rec_t recs[MAX_UPDATES];
+    size_t n;
+    int fail_apply;    /* next apply_update calls that fail after doing nothing */
+    int highest_calls; /* highest_useqs calls */
+    int insert_calls;
+} upd;
+
+static bool same_room(const message_update_rec_t *r, const char *tenant, const char *room)
+{
+    return strcmp(r->tenant, tenant) == 0 && strcmp(r->room, room) == 0;
+}
+
+static chat_err_t fu_highest(void *ctx, const message_room_ref_t *rooms, size_t n, int64_t *highest)
+{
+    (void)ctx;
+    upd.highest_calls++;
+    for (size_t i = 0; i < n; i++) {
+        highest[i] = 0;
+        for (size_t k = 0; k < upd.n; k++)
+            if (same_room(&upd.recs[k], rooms[i].tenant, rooms[i].room) &&
+                upd.recs[k].useq > highest[i])
+                highest[i] = upd.recs[k].useq;
+    }
+    return CHAT_OK;
+}
+
+static chat_err_t fu_find_message(void *ctx, const char *tenant, const char *room, const char *id,
+                                  message_doc_list_t *out)
+{
+    (void)ctx;
+    for (size_t i = 0; i < store.docs.n; i++) {
+        const message_doc_t *d = &store.docs.docs[i];
+        if (strcmp(d->id, id) == 0 && strcmp(d->tenant, tenant) == 0 && strcmp(d->room, room) == 0)
+            return message_doc_list_add(out, d);
+    }
+    return CHAT_OK;
+}
+
+static chat_err_t fu_find_update(void *ctx, const char *tenant, const char *room, const char *user,
+                                 const char *req, message_update_rec_t *out, bool *found)
+{
+    (void)ctx;
+    memset(out, 0, sizeof *out);
+    *found = false;
+    for (size_t k = 0; k < upd.n; k++) {
+        const message_update_rec_t *r = &upd.recs[k];
+        if (same_room(r, tenant, room) && strcmp(r->user, user) == 0 && strcmp(r->req, req) == 0) {
+            *found = true;
+            return message_update_rec_copy(out, r);
+        }
+    }
+    return CHAT_OK;
+}
+
+static chat_err_t fu_insert_update(void *ctx, const message_update_rec_t *rec)
+{
+    (void)ctx;
+    upd.insert_calls++;
+    for (size_t k = 0; k < upd.n; k++) {
+        const message_update_rec_t *r = &upd.recs[k];
+        if (same_room(r, rec->tenant, rec->room) &&
+            (r->useq == rec->useq ||
+             (strcmp(r->user, rec->user) == 0 && strcmp(r->req, rec->req) == 0)))
+            return CHAT_ERR_DUPLICATE;
+    }
+    ck_assert_uint_lt(upd.n, MAX_UPDATES);
+    return message_update_rec_copy(&upd.recs[upd.n++], rec);
+}
+
+static chat_err_t fu_apply_update(void *ctx, const message_update_rec_t *rec)
+{
+    (void)ctx;
+    if (upd.fail_apply > 0) {
+        upd.fail_apply--;
+        return CHAT_ERR_MONGO;
+    }
+    for (size_t i = 0; i < store.docs.n; i++) {
+        message_doc_t *d = &store.docs.docs[i];
+        if (strcmp(d->id, rec->id) != 0)
+            continue;
+        free((char *)d->text);
+        free((char *)d->uop);
+        cJSON_Delete(d->reactions);
+        d->text = rec->text != NULL ? strdup(rec->text) : NULL;
+        d->uop = strdup(rec->op);
+        d->reactions = rec->reactions != NULL ? cJSON_Duplicate(rec->reactions, true) : NULL;
+        d->edited = rec->edited;
+        d->deleted = rec->deleted;
+        d->useq = rec->useq;
+        return CHAT_OK;
+    }
+    return CHAT_OK;
+}
+
+static void updates_setup_pipeline_only(void)
+{
+    message_pipeline_conf_t conf = {
+        .store = {.ctx = &store,
+                  .highest_seqs = fs_highest,
+                  .find_existing = fs_find,
+                  .insert = fs_insert,
+                  .find_ids = fs_find_ids,
+                  .highest_useqs = fu_highest,
+                  .find_message = fu_find_message,
+                  .find_update = fu_find_update,
+                  .insert_update = fu_insert_update,
+                  .apply_update = fu_apply_update},
+        .recent = {&recent, fr_write, NULL},
+        .bus = {&bus, fb_produce, fb_flush, fb_commit},
+        .env = {&env, fe_wall, fe_mono, fe_sleep, fe_new_id, fe_stop},
+        .sequencer = sequencer,
+        .metrics = metrics,
+        .max_text_chars = 4000,
+        .store_retry_ms = 10000,
+        .max_conflict_rounds = 3,
+    };
+    pipeline = message_pipeline_new(&conf);
+    ck_assert_ptr_nonnull(pipeline);
+}
+
+static void updates_setup(void)
+{
+    setup();
+    memset(&upd, 0, sizeof upd);
+    message_pipeline_destroy(pipeline);
+    updates_setup_pipeline_only();
+}
+
+static void updates_teardown(void)
+{
+    for (size_t k = 0; k < upd.n; k++)
+        message_update_rec_clear(&upd.recs[k]);
+    teardown();
+}
+
+#define STORED_ID "eeeeeeeeeeeeeeee00000001" /* add_stored's id of seq 1 */
+
+/* Adds a chat.inbound record holding an edit (text), delete or react (emoji, on) by user. */
+static void add_update(int64_t offset, chat_event_type_t type, const char *user, const char *id,
+                       const char *arg, bool on, const char *rid)
+{
+    ck_assert_uint_lt(nrecs, MAX_RECS);
+    chat_event_t ev = {.type = type,
+                       .tenant = "acme",
+                       .room = "a",
+                       .user = user,
+                       .id = id,
+                       .text = type == CHAT_EV_EDIT ? arg : NULL,
+                       .emoji = type == CHAT_EV_REACT ? arg : NULL,
+                       .on = on,
+                       .has_on = type == CHAT_EV_REACT,
+                       .rid = rid,
+                       .ts = 5,
+                       .has_ts = true,
+                       .origin_gw = "1",
+                       .origin_conn = "1.boot.7"};
+    char *value = NULL;
+    size_t len = 0;
+    ck_assert_int_eq(chat_event_encode(&ev, &value, &len), CHAT_OK);
+    values[nrecs] = value;
+    recs[nrecs] = (chat_bus_record_t){
+        .topic = "chat.inbound", .partition = 0, .offset = offset, .value = value, .len = len};
+    nrecs++;
+}
+
+/* Checks produced event i: its type, op and useq (0: none), and for rejects the code. */
+static void expect_event(size_t i, chat_event_type_t type, const char *op_or_code, int64_t useq)
+{
+    chat_event_t ev = produced(i);
+    ck_assert_msg(ev.type == type, "event %zu is %s", i, chat_event_type_name(ev.type));
+    if (type == CHAT_EV_REJECT) {
+        ck_assert_str_eq(ev.code, op_or_code);
+    } else {
+        ck_assert_str_eq(ev.op, op_or_code);
+        ck_assert_int_eq(ev.has_useq ? ev.useq : 0, useq);
+        ck_assert_str_eq(ev.id, STORED_ID);
+        ck_assert_int_eq(ev.seq, 1);
+    }
+    ck_assert_str_eq(ev.origin_conn, "1.boot.7");
+    chat_event_clear(&ev);
+}
+
+/* Replaces the pipeline by one whose store takes updates (after restart()). */
+static void updates_setup_pipeline_only(void);
+
+START_TEST(test_updates_take_useqs_in_order)
+{
+    add_stored("a", "alice", "c1", 1, "0:1");
+    add_update(10, CHAT_EV_EDIT, "alice", STORED_ID, "fixed", false, "e1");
+    add_update(11, CHAT_EV_REACT, "bob", STORED_ID, "x", true, "r1");
+    add_update(12, CHAT_EV_REACT, "bob", STORED_ID, "x", true, "r2");    /* already there */
+    add_update(13, CHAT_EV_EDIT, "bob", STORED_ID, "mine", false, "e2"); /* not the author */
+    add_update(14, CHAT_EV_DELETE, "alice", "eeeeeeeeeeeeeeee000000ff", NULL, false, NULL);
+    add_send(0, 15, "a", "carol", "c2", "new");
+    ck_assert_int_eq(run(), CHAT_OK);
+    /* The new message first, then the updates' outcomes in offset order. */
+    ck_assert_uint_eq(bus.n, 6);
+    chat_event_t m = produced(0);
+    ck_assert_int_eq(m.type, CHAT_EV_MSG);
+    ck_assert_int_eq(m.seq, 2);
+    chat_event_clear(&m);
+    expect_event(1, CHAT_EV_UPDATE, "edit", 1);
+    expect_event(2, CHAT_EV_UPDATE, "react", 2);
+    expect_event(3, CHAT_EV_ACK, "react", 2);
+    expect_event(4, CHAT_EV_REJECT, "forbidden", 0);
+    expect_event(5, CHAT_EV_REJECT, "not_found", 0);
+    chat_event_t u = produced(2);
+    ck_assert_str_eq(u.text, "fixed");
+    ck_assert_int_gt(u.edited, 0);
+    char *r = cJSON_PrintUnformatted(u.reactions);
+    ck_assert_str_eq(r, "{\"x\":[\"bob\"]}");
+    free(r);
+    ck_assert_str_eq(u.rid, "r1");
+    chat_event_clear(&u);
+    /* The message holds the last state; the recent history got it (after the new message). */
+    const message_doc_t *d = stored_doc("a", 1);
+    ck_assert_str_eq(d->text, "fixed");
+    ck_assert_int_eq(d->useq, 2);
+    ck_assert_uint_eq(recent.n, 2);
+    ck_assert_int_eq(recent.seq[0], 1);
+    ck_assert_ptr_nonnull(strstr(recent.frame[0], "\"text\":\"fixed\""));
+    ck_assert_ptr_nonnull(strstr(recent.frame[0], "\"reactions\":{\"x\":[\"bob\"]}"));
+    ck_assert_uint_eq(upd.n, 2);
+    ck_assert_uint_eq(counter("chat_message_updates_total", NULL), 2);
+    ck_assert_int_eq(bus.commits, 1);
+
+    /* The next batch continues the room's useq from memory. */
+    bus_clear();
+    records_clear();
+    int calls = upd.highest_calls;
+    add_update(16, CHAT_EV_REACT, "bob", STORED_ID, "x", false, "r3");
+    ck_assert_int_eq(run(), CHAT_OK);
+    expect_event(0, CHAT_EV_UPDATE, "react", 3);
+    ck_assert_int_eq(upd.highest_calls, calls);
+    chat_event_t last = produced(0);
+    ck_assert_int_eq(cJSON_GetArraySize(last.reactions), 0); /* none left: {} */
+    chat_event_clear(&last);
+}
+END_TEST
+
+/* The same rid again is answered with the original useq, nothing changes; a record replayed
+ * after its change was recorded but not written into the message finishes it, same useq. */
+START_TEST(test_update_resend_and_replay)
+{
+    add_stored("a", "alice", "c1", 1, "0:1");
+    add_update(10, CHAT_EV_EDIT, "alice", STORED_ID, "fixed", false, "e1");
+    ck_assert_int_eq(run(), CHAT_OK);
+    expect_event(0, CHAT_EV_UPDATE, "edit", 1);
+
+    bus_clear();
+    records_clear();
+    add_update(11, CHAT_EV_EDIT, "alice", STORED_ID, "fixed", false, "e1");
+    ck_assert_int_eq(run(), CHAT_OK);
+    ck_assert_uint_eq(bus.n, 1);
+    expect_event(0, CHAT_EV_ACK, "edit", 1);
+    ck_assert_uint_eq(upd.n, 1);
+
+    /* A change whose message write fails: retried, it finishes through its own record. */
+    bus_clear();
+    records_clear();
+    upd.fail_apply = 1;
+    add_update(12, CHAT_EV_DELETE, "alice", STORED_ID, NULL, false, NULL);
+    ck_assert_int_eq(run(), CHAT_OK);
+    ck_assert_uint_eq(bus.n, 1);
+    expect_event(0, CHAT_EV_UPDATE, "delete", 2);
+    ck_assert(stored_doc("a", 1)->deleted);
+    ck_assert_uint_eq(upd.n, 2);
+
+    /* After a restart (the sequencer forgot the room) the whole batch comes again: the
+     * changes are published again with their useqs, none is made twice. */
+    bus_clear();
+    records_clear();
+    restart();
+    message_pipeline_destroy(pipeline);
+    updates_setup_pipeline_only();
+    add_update(10, CHAT_EV_EDIT, "alice", STORED_ID, "fixed", false, "e1");
+    add_update(12, CHAT_EV_DELETE, "alice", STORED_ID, NULL, false, NULL);
+    add_update(13, CHAT_EV_REACT, "bob", STORED_ID, "x", true, "r9");
+    ck_assert_int_eq(run(), CHAT_OK);
+    ck_assert_uint_eq(bus.n, 3);
+    expect_event(0, CHAT_EV_UPDATE, "edit", 1);
+    expect_event(1, CHAT_EV_UPDATE, "delete", 2);
+    expect_event(2, CHAT_EV_REJECT, "not_found", 0); /* a react on the deleted message */
+    ck_assert_uint_eq(upd.n, 2);
+    /* The recent history holds the message's current state: deleted, whatever replays. */
+    ck_assert_ptr_nonnull(strstr(recent.frame[recent.n - 1], "\"deleted\":true"));
+}
+END_TEST
+
 int main(void)
 {
     Suite *suite = suite_create("message_pipeline");
@@ -1341,5 +1636,10 @@ int main(void)
     tcase_add_test(tc, test_recent_persistent_failure_no_publish);
     tcase_add_test(tc, test_recent_stop_during_retry);
     suite_add_tcase(suite, tc);
+    TCase *tu = tcase_create("updates");
+    tcase_add_checked_fixture(tu, updates_setup, updates_teardown);
+    tcase_add_test(tu, test_updates_take_useqs_in_order);
+    tcase_add_test(tu, test_update_resend_and_replay);
+    suite_add_tcase(suite, tu);
     return chat_test_suite_run(suite, false);
 }

@@ -198,6 +198,40 @@ START_TEST(test_plan_assigns_consecutive_seqs)
 }
 END_TEST
 
+/* A room's useq is remembered beside its seq, each known without the other, and forgotten
+ * with it (revoke, forget). */
+START_TEST(test_useq_beside_seq)
+{
+    message_sequencer_t *s = message_sequencer_new(10);
+    const int32_t parts[] = {1, 2};
+    ck_assert_int_eq(message_sequencer_assign(s, parts, 2), CHAT_OK);
+    int64_t v = -1;
+    ck_assert(!message_sequencer_useq_get(s, "t", "r", &v));
+    ck_assert_int_eq(message_sequencer_useq_set(s, "t", "r", 1, 7), CHAT_OK);
+    ck_assert(message_sequencer_useq_get(s, "t", "r", &v));
+    ck_assert_int_eq(v, 7);
+    /* The seq of a room known only by its useq must still be loaded. */
+    ck_assert(!message_sequencer_get(s, "t", "r", &v));
+    ck_assert_int_eq(message_sequencer_set(s, "t", "r", 1, 40), CHAT_OK);
+    ck_assert(message_sequencer_get(s, "t", "r", &v));
+    ck_assert_int_eq(v, 40);
+    ck_assert(message_sequencer_useq_get(s, "t", "r", &v));
+    ck_assert_int_eq(v, 7);
+    ck_assert_uint_eq(message_sequencer_rooms(s), 1);
+    /* And the other way round. */
+    ck_assert_int_eq(message_sequencer_set(s, "t", "q", 2, 3), CHAT_OK);
+    ck_assert(!message_sequencer_useq_get(s, "t", "q", &v));
+    const int32_t revoked[] = {1};
+    message_sequencer_revoke(s, revoked, 1);
+    ck_assert(!message_sequencer_useq_get(s, "t", "r", &v));
+    ck_assert(!message_sequencer_get(s, "t", "r", &v));
+    ck_assert_int_eq(message_sequencer_useq_set(s, "t", "q", 2, 9), CHAT_OK);
+    message_sequencer_forget(s, "t", "q");
+    ck_assert(!message_sequencer_useq_get(s, "t", "q", &v));
+    message_sequencer_destroy(s);
+}
+END_TEST
+
 int main(void)
 {
     Suite *suite = suite_create("message_sequencer");
@@ -210,6 +244,7 @@ int main(void)
     tcase_add_test(tc, test_many_rooms);
     tcase_add_test(tc, test_key_too_long);
     tcase_add_test(tc, test_plan_assigns_consecutive_seqs);
+    tcase_add_test(tc, test_useq_beside_seq);
     suite_add_tcase(suite, tc);
     return chat_test_suite_run(suite, false);
 }

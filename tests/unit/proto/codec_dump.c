@@ -1,6 +1,6 @@
 /* Prints what common/codec.c produces, one "<schema-name>\t<json>" line per document: an
  * example of every event type (optional fields set, so that they are checked too), the
- * `msg`, `ack` and `error` client frames and a chat.deliver batch.
+ * `msg`, `update`, `ack` and `error` client frames and a chat.deliver batch.
  * tests/unit/proto/validate.py checks each line against proto/, so the codec and the
  * schemas cannot drift apart. */
 #include <stdio.h>
@@ -141,7 +141,7 @@ int main(void)
          .ts = TS,
          .has_ts = true,
          .cid = "c-0001",
-         .edited = true,
+         .edited = TS + 1000,
          .has_edited = true,
          .reactions = reactions,
          ORIGIN},
@@ -161,10 +161,15 @@ int main(void)
          .id = ID,
          .seq = 42,
          .has_seq = true,
+         .useq = 7,
+         .has_useq = true,
          .op = "edit",
          .ts = TS,
          .has_ts = true,
          .text = "fixed",
+         .edited = TS,
+         .has_edited = true,
+         .reactions = reactions,
          .user = "alice",
          .rid = "e-1",
          ORIGIN},
@@ -174,9 +179,12 @@ int main(void)
          .id = ID,
          .seq = 42,
          .has_seq = true,
+         .useq = 8,
+         .has_useq = true,
          .op = "react",
          .ts = TS,
          .has_ts = true,
+         .text = "fixed",
          .reactions = reactions,
          .user = "bob"},
         {.type = CHAT_EV_UPDATE,
@@ -185,6 +193,35 @@ int main(void)
          .id = ID,
          .seq = 42,
          .has_seq = true,
+         .useq = 9,
+         .has_useq = true,
+         .op = "delete",
+         .ts = TS,
+         .has_ts = true,
+         .deleted = true,
+         .has_deleted = true,
+         .user = "alice",
+         .rid = "d-1",
+         ORIGIN},
+        {.type = CHAT_EV_ACK,
+         .tenant = "acme",
+         .room = "general",
+         .seq = 42,
+         .has_seq = true,
+         .id = ID,
+         .rid = "x-1",
+         .op = "react",
+         .useq = 8,
+         .has_useq = true,
+         ORIGIN},
+        {.type = CHAT_EV_UPDATE,
+         .tenant = "acme",
+         .room = "general",
+         .id = ID,
+         .seq = 42,
+         .has_seq = true,
+         .useq = 10,
+         .has_useq = true,
          .op = "moderate",
          .ts = TS,
          .has_ts = true,
@@ -249,6 +286,10 @@ int main(void)
     }
 
     const chat_event_t *msg = &examples[5];
+    if (msg->type != CHAT_EV_MSG) {
+        fprintf(stderr, "codec_dump: examples[5] is not the msg example\n");
+        return 1;
+    }
     dump_tree("server.msg", chat_frame_msg_new(msg));
     chat_event_t bare = {.type = CHAT_EV_MSG,
                          .room = "general",
@@ -261,10 +302,24 @@ int main(void)
                          .has_ts = true};
     dump_tree("server.msg", chat_frame_msg_new(&bare));
 
+    chat_event_t gone = bare;
+    gone.text = NULL;
+    gone.deleted = gone.has_deleted = true;
+    dump_tree("server.msg", chat_frame_msg_new(&gone));
+
     chat_event_t ack = *msg;
     ack.type = CHAT_EV_ACK;
     dump_tree("server.ack", chat_frame_ack_new(msg));
     dump_tree("server.ack", chat_frame_ack_new(&ack));
+    for (size_t i = 0; i < sizeof examples / sizeof examples[0]; i++) {
+        if (examples[i].type == CHAT_EV_UPDATE) {
+            dump_tree("server.update", chat_frame_update_new(&examples[i]));
+            if (examples[i].origin_gw != NULL)
+                dump_tree("server.ack", chat_frame_ack_new(&examples[i]));
+        } else if (examples[i].type == CHAT_EV_ACK && examples[i].op != NULL) {
+            dump_tree("server.ack", chat_frame_ack_new(&examples[i]));
+        }
+    }
     dump_tree("server.error", chat_frame_error_new("forbidden", "not a member", "r-1", "c-1"));
     dump_tree("server.error", chat_frame_error_new("internal", "retry", NULL, NULL));
 
