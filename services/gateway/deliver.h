@@ -24,6 +24,7 @@ typedef struct gw_delivery {
     char *tenant;
     char *room;
     int64_t msg_seq; /* the seq of a msg frame (the seq filter applies), 0 for other frames */
+    char *except_user; /* NULL, or the user whose sockets skip it (a typing frame) */
     char **conns;    /* NULL: every subscriber of tenant/room */
     size_t nconns;
     gw_buf_t *buf; /* the serialised frame */

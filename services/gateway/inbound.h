@@ -2,13 +2,15 @@
  * = this gateway and connection). The gateway answers nothing itself: the ack comes back
  * through chat.deliver once the message is stored. A record that librdkafka finally fails
  * to deliver is reported to the loop, which tells the client (error internal with the cid)
- * so that it resends. */
+ * so that it resends. The same producer writes the room events of chat.events (typing,
+ * presence): best effort, never told to a client. */
 #ifndef CHAT_GATEWAY_INBOUND_H
 #define CHAT_GATEWAY_INBOUND_H
 
 #include <stdint.h>
 
 #include "common/err.h"
+#include "common/events.h"
 #include "common/metrics.h"
 #include "services/gateway/inbox.h"
 
@@ -19,7 +21,8 @@ typedef void (*gw_inbound_failed_fn)(void *loop_ctx, const char *conn, const cha
 
 typedef struct gw_inbound_conf {
     const char *brokers;
-    const char *topic; /* chat.inbound as configured; copied */
+    const char *topic;        /* chat.inbound as configured; copied */
+    const char *events_topic; /* chat.events as configured; copied */
     const char *gw_id; /* origin.gw */
     int connect_timeout_ms;
     chat_metrics_t *metrics;
@@ -35,6 +38,12 @@ chat_err_t gw_inbound_new(const gw_inbound_conf_t *conf, gw_inbound_t **out);
 chat_err_t gw_inbound_send(gw_inbound_t *in, const char *tenant, const char *room, const char *user,
                            const char *name, const char *cid, const char *text, const char *conn,
                            int64_t ts);
+
+/* One room event (typing, presence) to chat.events with key tenant/room. Safe from any
+ * thread (the loop, the workers), never blocks: a full local queue fails at once. A record
+ * that is not delivered later is logged and counted (chat_gateway_events_failed_total).
+ * Returns the encode or produce error. */
+chat_err_t gw_inbound_event(gw_inbound_t *in, const chat_event_t *ev);
 
 /* Flushes (delivery reports still reach the inbox) and frees. Accepts NULL. */
 void gw_inbound_free(gw_inbound_t *in);

@@ -62,9 +62,20 @@ void gw_rooms_leave_all(gw_rooms_t *r, gw_sub_t **owner_subs);
 size_t gw_rooms_deliver(gw_rooms_t *r, const char *tenant, const char *room, gw_buf_t *buf,
                         int64_t msg_seq);
 
+/* gw_rooms_deliver, skipping the subscriptions of except_user (NULL: nobody skipped): a
+ * typing frame does not go back to the typer's own connections. */
+size_t gw_rooms_deliver_except(gw_rooms_t *r, const char *tenant, const char *room, gw_buf_t *buf,
+                               int64_t msg_seq, const char *except_user);
+
 /* Makes a pending sub active with last_seq as its last seq sent, then hands over its held
  * deliveries, dropping msgs at or below that seq. */
 void gw_rooms_activate(gw_rooms_t *r, gw_sub_t *sub, int64_t last_seq);
+
+/* The typing throttle of sub's user in sub's room on this gateway (every connection of the
+ * user counts together): true, and now_us remembered, if the user's last typing there that
+ * was let through is at least interval_us old (or there was none); false otherwise. The
+ * memory goes with the user's last subscription to the room. */
+bool gw_rooms_typing_allow(gw_rooms_t *r, gw_sub_t *sub, int64_t now_us, int64_t interval_us);
 
 uint32_t gw_sub_gen(const gw_sub_t *sub);
 bool gw_sub_active(const gw_sub_t *sub);

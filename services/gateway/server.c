@@ -27,6 +27,7 @@
 #include "common/signals.h"
 #include "services/gateway/history.h"
 #include "services/gateway/join.h"
+#include "services/gateway/presence.h"
 #include "services/gateway/registrations.h"
 
 _Static_assert(GW_BUF_PRE >= LWS_PRE, "frame buffers need the headroom lws_write uses");
@@ -300,6 +301,17 @@ static chat_err_t op_send(void *ud, gw_session_t *s, const char *room, const cha
                            gw_session_name(s), cid, text, gw_session_id(s), chat_clock_wall_ms());
 }
 
+static void op_typing(void *ud, gw_session_t *s, const char *room)
+{
+    gw_presence_typing(ud, gw_session_tenant(s), room, gw_session_user(s), gw_session_name(s));
+}
+
+static void op_count_typing_throttled(void *ud)
+{
+    gw_gateway_t *gw = ud;
+    chat_counter_inc(gw->stats.typing_throttled);
+}
+
 static void op_count_frame(void *ud, gw_ctype_t type)
 {
     gw_gateway_t *gw = ud;
@@ -378,6 +390,8 @@ chat_err_t gw_server_prepare(gw_gateway_t *gw)
         .submit_join = op_submit_join,
         .submit_history = op_submit_history,
         .send = op_send,
+        .typing = op_typing,
+        .count_typing_throttled = op_count_typing_throttled,
         .count_frame = op_count_frame,
         .count_error = op_count_error,
         .count_slow_close = op_count_slow_close,
@@ -408,6 +422,7 @@ chat_err_t gw_server_prepare(gw_gateway_t *gw)
                 .rate_close_after = (unsigned)cfg->rate_close_after,
                 .history_default = cfg->history_default,
                 .auth_timeout_s = (int)(cfg->auth_timeout_ms / 1000),
+                .typing_interval_us = GW_TYPING_INTERVAL_US,
             },
         .ops = &gw->session_ops,
         .ud = gw,

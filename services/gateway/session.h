@@ -1,8 +1,8 @@
 /* One WebSocket connection's protocol state machine, without I/O: it assembles frames
  * (size limit), enforces auth-first, the token bucket and the access rules, answers what
  * it can itself (pong, left, errors), asks its environment for the rest (auth, join and
- * history lookups, produce to chat.inbound) and owns the bounded write queue that the
- * server drains in LWS_CALLBACK_SERVER_WRITEABLE. Lives on the event loop only. */
+ * history lookups, produce to chat.inbound and chat.events) and owns the bounded write queue that
+ * the server drains in LWS_CALLBACK_SERVER_WRITEABLE. Lives on the event loop only. */
 #ifndef CHAT_GATEWAY_SESSION_H
 #define CHAT_GATEWAY_SESSION_H
 
@@ -39,6 +39,7 @@ typedef struct gw_limits {
                                   GW_RATE_STRIKES_FORGIVEN_PER_SEC) that close with 4008 */
     int64_t history_default;   /* limit of a history request without one */
     int auth_timeout_s;        /* for the message of the auth timeout error */
+    int64_t typing_interval_us; /* a user's typing in a room is forwarded at most this often */
 } gw_limits_t;
 
 /* A join the environment must carry out (Redis registration, then MongoDB reads).
@@ -79,6 +80,11 @@ typedef struct gw_session_ops {
      * gw_session_send_failed. Returns non-OK if it could not even be queued. */
     chat_err_t (*send)(void *ud, gw_session_t *s, const char *room, const char *cid,
                        const char *text);
+    /* Produce a typing event of the session's user in room (joined, not throttled): best
+     * effort, nothing is told to the client. May be NULL (typing is dropped). */
+    void (*typing)(void *ud, gw_session_t *s, const char *room);
+    /* A typing frame was dropped by the throttle. May be NULL. */
+    void (*count_typing_throttled)(void *ud);
     /* Metrics hooks; may be NULL. */
     void (*count_frame)(void *ud, gw_ctype_t type);
     void (*count_error)(void *ud, gw_code_t code);
