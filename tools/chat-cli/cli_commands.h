@@ -11,6 +11,7 @@ typedef enum chat_cli_cmd_kind {
     CHAT_CLI_CMD_JOIN,    /* room, since (-1: none) */
     CHAT_CLI_CMD_LEAVE,   /* room */
     CHAT_CLI_CMD_HISTORY, /* room, before (0: newest), limit (0: default) */
+    CHAT_CLI_CMD_TYPING,  /* room ("": the room lines go to) */
     CHAT_CLI_CMD_RAW,     /* text: the frame as typed */
     CHAT_CLI_CMD_QUIT,
     CHAT_CLI_CMD_HELP,

@@ -263,6 +263,14 @@ static bool handle_line(cli_session_t *s, char *line)
         if (!new_request(s, "history", rid, sizeof rid))
             return send_frame(s, NULL);
         return send_frame(s, chat_client_frame_history(cmd.room, cmd.before, cmd.limit, rid));
+    case CHAT_CLI_CMD_TYPING:
+        if (cmd.room[0] == '\0' && s->rooms.n == 0) {
+            fprintf(stderr, "chat-cli: no room joined: use /typing ROOM or /join\n");
+            return true;
+        }
+        /* No rid: typing is never answered (an error about it still prints). */
+        return send_frame(
+            s, chat_client_frame_typing(cmd.room[0] != '\0' ? cmd.room : s->rooms.items[0], NULL));
     case CHAT_CLI_CMD_RAW:
         return send_raw(s, cmd.text);
     case CHAT_CLI_CMD_QUIT:

@@ -17,6 +17,8 @@ char *chat_client_frame_send(const char *room, const char *cid, const char *text
 /* before <= 0 and limit <= 0 are left out (the server's defaults: newest, 50). */
 char *chat_client_frame_history(const char *room, int64_t before, int64_t limit, const char *rid);
 char *chat_client_frame_ping(const char *rid);
+/* The user is typing in room (the others there get `typing`). */
+char *chat_client_frame_typing(const char *room, const char *rid);
 
 /* Renders the server frame json (len bytes, need not be NUL-terminated) for people:
  *   msg      "[room #seq] from: text"

@@ -32,6 +32,7 @@ START_TEST(test_builders)
     expect_frame(chat_client_frame_history("r", 51, 10, "h2"),
                  "{\"type\":\"history\",\"room\":\"r\",\"before\":51,\"limit\":10,\"rid\":\"h2\"}");
     expect_frame(chat_client_frame_ping(NULL), "{\"type\":\"ping\"}");
+    expect_frame(chat_client_frame_typing("r", NULL), "{\"type\":\"typing\",\"room\":\"r\"}");
 }
 END_TEST
 
@@ -79,6 +80,8 @@ START_TEST(test_render_session_frames)
     expect_render("{\"type\":\"presence\",\"room\":\"r\",\"user\":\"bob\",\"online\":false}",
                   "* bob is offline in r");
     expect_render("{\"type\":\"typing\",\"room\":\"r\",\"user\":\"bob\"}", "* bob is typing in r");
+    expect_render("{\"type\":\"typing\",\"room\":\"r\",\"user\":\"bob\",\"name\":\"Bob B.\"}",
+                  "* bob (Bob B.) is typing in r");
     expect_render("{\"type\":\"read\",\"room\":\"r\",\"user\":\"bob\",\"seq\":3}",
                   "* bob read r up to #3");
     expect_render(
