@@ -21,7 +21,7 @@ typedef struct fanout_entry {
     int64_t seq; /* 0: not a msg item */
     cJSON *frame;
     const char *conn;        /* NULL: every subscriber of the room on that gateway */
-    const char *except_user; /* NULL, or whose sockets the item skips (typing) */
+    const char *except_user; /* NULL, or whose sockets the item skips (typing, presence) */
 } fanout_entry_t;
 
 typedef struct fanout_list {
@@ -246,8 +246,10 @@ static cJSON *room_event_frame_new(const chat_event_t *ev)
     return obj;
 }
 
-/* Queues a typing or presence frame for every follower of the room (once per gateway). A
- * typing frame skips the typer's own sockets (except_user); presence goes to everyone. */
+/* Queues a typing or presence frame for every follower of the room (once per gateway),
+ * skipping the sockets of the user it is about (except_user): a typer's own tabs do not show
+ * them typing, and a user's own connections learn nothing from their own presence (the
+ * joining one has joined.online; at the last exit none is left). */
 static chat_err_t route_room_event(broadcast_fanout_t *f, const chat_event_t *ev,
                                    const int32_t *followers, size_t nfollowers)
 {
@@ -276,7 +278,7 @@ static chat_err_t route_room_event(broadcast_fanout_t *f, const chat_event_t *ev
         if (err != CHAT_OK)
             return err;
         fanout_list_t *l = &f->lists[gw];
-        l->v[l->n - 1].except_user = typing ? ev->user : NULL;
+        l->v[l->n - 1].except_user = ev->user;
         if (typing)
             f->stats.typing_items++;
         else

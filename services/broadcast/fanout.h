@@ -54,7 +54,8 @@ chat_err_t broadcast_fanout_reset(broadcast_fanout_t *f, int32_t ngateways);
  *   reject -> an error frame to the origin connection;
  *   typing -> the typing frame {room, user, name?} to every follower, skipping the typer's
  *             own sockets there (the item's except_user);
- *   presence -> the presence frame {room, user, online} to every follower;
+ *   presence -> the presence frame {room, user, online} to every follower, skipping the
+ *             user's own sockets there (except_user) too;
  *   others -> counted as unhandled and skipped.
  * followers: the gateway indexes following the event's room (duplicates are ignored);
  * msg, typing and presence use them. Indexes outside 0..ngateways-1 are counted and skipped. ev's

@@ -483,10 +483,10 @@ static chat_err_t batch_process(broadcast_pipeline_t *p, size_t n, int64_t start
     chat_err_t err = batch_decode(p, n);
     if (err == CHAT_OK)
         err = batch_lookup(p);
-    if (err == CHAT_OK)
+    if (err == CHAT_OK) {
         batch_presence_now(p, n);
-    if (err == CHAT_OK)
         err = batch_fanout(p, n);
+    }
     events_clear(p, n);
     if (err != CHAT_OK)
         return err;
