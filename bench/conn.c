@@ -497,6 +497,9 @@ static void on_text(worker_t *w, conn_t *c, const char *p, size_t n)
     case BENCH_FRAME_JOINED:
         on_joined(w, c, p, n);
         break;
+    case BENCH_FRAME_TYPING:
+        w->ph[w->phase].typing_received++; /* counted in the phase it arrives in */
+        break;
     case BENCH_FRAME_OTHER:
         break;
     }
@@ -644,6 +647,21 @@ void bench_conn_send_msg(worker_t *w, conn_t *c)
     c->outstanding++;
     ph->sent++;
     w->phases_used |= UINT64_C(1) << w->phase;
+    (void)send_text(w, c, frame, len);
+}
+
+void bench_conn_send_typing(worker_t *w, conn_t *c)
+{
+    bench_phase_stats_t *ph = &w->ph[w->phase];
+    w->phases_used |= UINT64_C(1) << w->phase;
+    if (c->state != CS_READY) {
+        ph->typing_skipped++;
+        return;
+    }
+    char room[160], frame[256];
+    bench_plan_room(w->plan, c->room, room, sizeof room);
+    int len = snprintf(frame, sizeof frame, "{\"type\":\"typing\",\"room\":\"%s\"}", room);
+    ph->typing_sent++;
     (void)send_text(w, c, frame, len);
 }
 

@@ -20,26 +20,30 @@
 #define SENDER_RATE_MAX 12.0 /* per connection, under the gateway's 20 frames/s */
 
 static const bench_scenario_t scenarios[] = {
-    {"smoke", "2 rooms x 5 members, 5 msg/s per room, 3 s, no warm-up: the ctest check",
-     BENCH_FLOW_STEADY, 2, 5, 5.0, 1, false, false, 3, 0},
-    {"small", "20 rooms x 50 members, 20 msg/s per room (one sender each), 30 s", BENCH_FLOW_STEADY,
-     20, 50, 20.0, 1, false, false, 30, 60},
+    {"smoke",
+     "2 rooms x 5 members, 5 msg/s per room, each member types every 2.5 s, 3 s, no warm-up: "
+     "the ctest check",
+     BENCH_FLOW_STEADY, 2, 5, 5.0, 1, false, false, 3, 0, 2.5},
+    {"small",
+     "20 rooms x 50 members, 20 msg/s per room (one sender each), each member types once per "
+     "10 s, 30 s",
+     BENCH_FLOW_STEADY, 20, 50, 20.0, 1, false, false, 30, 60, 10.0},
     {"wide", "40 rooms x 100 members, 20 msg/s per room (two senders each), 30 s",
-     BENCH_FLOW_STEADY, 40, 100, 20.0, 2, false, false, 30, 60},
+     BENCH_FLOW_STEADY, 40, 100, 20.0, 2, false, false, 30, 60, 0},
     {"peak",
      "40 rooms x 50 members; total rate stepped (--peak-steps) until p99 > --p99-target; "
      "the knee held for --hold s",
-     BENCH_FLOW_PEAK, 40, 50, 10.0, 0, false, false, 60, 60},
+     BENCH_FLOW_PEAK, 40, 50, 10.0, 0, false, false, 60, 60, 0},
     {"idle",
      "1,000 rooms x 100 members = 100,000 connections, a message per room every 5 s; "
      "RSS per connection (needs scripts/up --gateways 6)",
-     BENCH_FLOW_STEADY, 1000, 100, 0.2, 1, false, false, 60, 20},
+     BENCH_FLOW_STEADY, 1000, 100, 0.2, 1, false, false, 60, 20, 0},
     {"storm",
      "500 rooms x 20 members (10,000 clients) disconnect and reconnect within 10 s with "
      "their since while one sender per room keeps sending; time until all resumed",
-     BENCH_FLOW_STORM, 500, 20, 0.2, 1, false, true, 0, 0},
+     BENCH_FLOW_STORM, 500, 20, 0.2, 1, false, true, 0, 0, 0},
     {"dm", "2,000 dm rooms of two users, 1 msg/s per room (the two take turns), 30 s",
-     BENCH_FLOW_STEADY, 2000, 2, 1.0, 2, true, false, 30, 60},
+     BENCH_FLOW_STEADY, 2000, 2, 1.0, 2, true, false, 30, 60, 0},
 };
 
 const bench_scenario_t *bench_scenarios(size_t *n)
@@ -83,6 +87,9 @@ static const opt_t opts[] = {
     {"--members", OPT_INT, O(members), "N", "members per room (default: the scenario's)"},
     {"--senders", OPT_INT, O(senders), "N", "members per room that send, in turn"},
     {"--rate", OPT_DBL, O(rate), "R", "messages/s per room (default: the scenario's)"},
+    {"--typing", OPT_DBL, O(typing_s), "S",
+     "each member sends typing once per S s while messages flow; 0: none (default: the "
+     "scenario's: small 10, smoke 2.5, others 0)"},
     {"--text-bytes", OPT_INT, O(text_bytes), "N", "length of a message's text, 32-3900 (64)"},
     {"--workers", OPT_INT, O(workers), "N",
      "worker processes (default: as few as --conns-per-worker allows)"},
@@ -176,6 +183,7 @@ static void defaults(bench_opts_t *o)
     o->storm_after_s = 3;
     o->duration_s = -1;
     o->warmup_s = -1;
+    o->typing_s = -1;
     o->rate = -1;
 }
 
@@ -407,6 +415,7 @@ bool bench_plan_make(const bench_opts_t *o, bench_plan_t *p)
     if (p->flow == BENCH_FLOW_PEAK && o->hold_s >= 0)
         p->duration_s = o->hold_s;
     p->warmup_s = o->warmup_s >= 0 ? o->warmup_s : sc->warmup_s;
+    p->typing_s = o->typing_s >= 0 ? o->typing_s : sc->typing_s;
     p->text_bytes = (uint32_t)o->text_bytes;
     if (p->text_bytes < 32 || p->text_bytes > 3900) {
         fprintf(stderr, "chat-bench: --text-bytes must be 32 to 3900\n");

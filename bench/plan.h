@@ -29,6 +29,7 @@ typedef struct bench_scenario {
     bool dm;            /* rooms are dm:A:B pairs */
     bool extra_senders; /* senders are connections of their own that do not join (storm) */
     double duration_s, warmup_s;
+    double typing_s; /* each member types once per typing_s while messages flow; 0: never */
 } bench_scenario_t;
 
 /* The scenario called name, or NULL. */
@@ -47,6 +48,7 @@ typedef struct bench_opts {
     char peak_steps[256]; /* "200,400,..." total messages/s */
     double step_s, hold_s, hold_rate, warmup_rate, p99_target_ms;
     double storm_spread_s, storm_timeout_s, storm_pre_s, storm_after_s;
+    double typing_s; /* < 0: the scenario's typing period; 0: no typing */
     const char *out_json, *out_md, *label, *bench_commit, *stack_commit;
     bool threads, strict, quiet, allow_partial;
 } bench_opts_t;
@@ -75,6 +77,7 @@ typedef struct bench_plan {
     uint32_t workers;
     double rate; /* per room in the measured window */
     double duration_s, warmup_s;
+    double typing_s; /* as the scenario's, or --typing */
     uint32_t text_bytes;
     uint32_t ngw;
     bench_gateway_t gw[BENCH_MAX_GATEWAYS];

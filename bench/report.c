@@ -261,6 +261,16 @@ static cJSON *phase_json(const bench_result_t *r, uint32_t phase)
     add_u64(o, "duplicates", s->duplicates);
     add_u64(o, "reordered", s->reordered);
     add_u64(o, "replayed", s->replayed);
+    if (r->plan->typing_s > 0) {
+        /* in: typing frames the members sent; out: typing frames they received (each typing
+         * goes to the room's other members, less what the gateway throttled). */
+        cJSON *t = cJSON_AddObjectToObject(o, "typing");
+        add_u64(t, "sent", s->typing_sent);
+        add_u64(t, "received", s->typing_received);
+        add_u64(t, "skipped_not_ready", s->typing_skipped);
+        cJSON_AddNumberToObject(t, "in_per_s", round3((double)s->typing_sent / secs_of(w)));
+        cJSON_AddNumberToObject(t, "out_per_s", round3((double)s->typing_received / secs_of(w)));
+    }
     cJSON_AddItemToObject(o, "latency_ms", hist_json(&s->latency));
     cJSON_AddItemToObject(o, "ack_ms", hist_json(&s->ack));
     cJSON *e = cJSON_AddObjectToObject(o, "send_errors");
@@ -413,6 +423,7 @@ static cJSON *build_json(const bench_result_t *r, const problems_t *pr)
     cJSON_AddNumberToObject(pa, "members", p->members);
     cJSON_AddNumberToObject(pa, "senders_per_room", p->senders);
     cJSON_AddBoolToObject(pa, "senders_join", !p->extra_senders);
+    cJSON_AddNumberToObject(pa, "typing_period_s", p->typing_s);
     cJSON_AddNumberToObject(pa, "connections", p->conns);
     cJSON_AddNumberToObject(pa, "rate_per_room", p->rate);
     cJSON_AddNumberToObject(pa, "duration_s", p->duration_s);
@@ -541,6 +552,12 @@ static void notes_text(const bench_result_t *r, const problems_t *pr, char *buf,
         if (len < cap)
             len += (size_t)snprintf(buf + len, cap - len, ", %llu missed",
                                     (unsigned long long)(c->gaps + c->behind));
+    }
+    if (r->plan->typing_s > 0 && r->win[BENCH_PHASE_MAIN].used && len < cap) {
+        const bench_phase_stats_t *s = &r->ph[BENCH_PHASE_MAIN];
+        double secs = r->win[BENCH_PHASE_MAIN].seconds > 0 ? r->win[BENCH_PHASE_MAIN].seconds : 1;
+        len += (size_t)snprintf(buf + len, cap - len, "; typing %.0f/s in, %.0f/s out",
+                                (double)s->typing_sent / secs, (double)s->typing_received / secs);
     }
     if (pr->n > 0 && len < cap)
         snprintf(buf + len, cap - len, "; %d problem%s (see JSON)", pr->n, pr->n > 1 ? "s" : "");

@@ -81,6 +81,8 @@ bench_frame_type_t bench_scan_type(const char *p, size_t n)
     case 6:
         if (memcmp(t, "joined", 6) == 0)
             return BENCH_FRAME_JOINED;
+        if (memcmp(t, "typing", 6) == 0)
+            return BENCH_FRAME_TYPING;
         break;
     case 7:
         if (memcmp(t, "welcome", 7) == 0)

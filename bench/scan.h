@@ -16,6 +16,7 @@ typedef enum bench_frame_type {
     BENCH_FRAME_ERROR,
     BENCH_FRAME_WELCOME,
     BENCH_FRAME_JOINED,
+    BENCH_FRAME_TYPING,
 } bench_frame_type_t;
 
 /* The frame's "type". */

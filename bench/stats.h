@@ -64,6 +64,9 @@ typedef struct bench_phase_stats {
     uint64_t replayed;          /* of those, in a join's replay (not in latency) */
     uint64_t duplicates;        /* a seq a connection had seen */
     uint64_t reordered;         /* a seq below one seen, not seen before */
+    uint64_t typing_sent;       /* typing frames the members sent */
+    uint64_t typing_received;   /* typing frames the members received (of others) */
+    uint64_t typing_skipped;    /* a member's typing turn came while it was not connected */
     bench_hist_t latency;       /* send -> msg, live deliveries */
     bench_hist_t ack;           /* send -> ack */
 } bench_phase_stats_t;

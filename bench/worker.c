@@ -46,6 +46,7 @@ static bool worker_init(worker_t *w, const bench_plan_t *p, const bench_opts_t *
     w->ep = epoll_create1(EPOLL_CLOEXEC);
     if (w->conns == NULL || w->rooms == NULL || w->ph == NULL || w->ep < 0 ||
         !bench_timer_heap_init(&w->sends, w->room_hi - w->room_lo + 1) ||
+        !bench_timer_heap_init(&w->typings, w->room_hi - w->room_lo + 1) ||
         !bench_timer_heap_init(&w->starts, 2 * (size_t)w->nconns + 1))
         return false;
     for (uint32_t i = 0; i < w->nconns; i++) {
@@ -89,6 +90,7 @@ static void on_phase(worker_t *w, const bench_cmd_phase_t *cmd)
         w->phase = cmd->phase;
     w->rate = cmd->rate;
     w->sends.n = 0;
+    w->typings.n = 0;
     uint32_t nrooms = w->room_hi - w->room_lo;
     if (w->rate <= 0 || nrooms == 0)
         return;
@@ -97,6 +99,15 @@ static void on_phase(worker_t *w, const bench_cmd_phase_t *cmd)
     for (uint32_t i = 0; i < nrooms; i++) {
         w->rooms[i].next_ns = w->now + (int64_t)(w->interval_ns * (i + 0.5) / nrooms);
         (void)bench_timer_heap_push(&w->sends, w->rooms[i].next_ns, i);
+    }
+    /* Typing while messages flow: a room's members take turns, so that each types once per
+     * typing period; rooms spread over one turn. */
+    if (w->plan->typing_s <= 0 || w->plan->members == 0)
+        return;
+    w->typing_interval_ns = w->plan->typing_s * 1e9 / w->plan->members;
+    for (uint32_t i = 0; i < nrooms; i++) {
+        w->rooms[i].typing_next_ns = w->now + (int64_t)(w->typing_interval_ns * (i + 0.5) / nrooms);
+        (void)bench_timer_heap_push(&w->typings, w->rooms[i].typing_next_ns, i);
     }
 }
 
@@ -244,11 +255,31 @@ static void run_sends(worker_t *w)
     }
 }
 
+static void run_typings(worker_t *w)
+{
+    const bench_timer_t *t;
+    while ((t = bench_timer_heap_peek(&w->typings)) != NULL && t->at_ns <= w->now) {
+        bench_timer_t due;
+        bench_timer_heap_pop(&w->typings, &due);
+        room_t *r = &w->rooms[due.id];
+        uint32_t room = w->room_lo + due.id;
+        uint32_t member = room * w->plan->conns_per_room + r->typing_rr++ % w->plan->members;
+        bench_conn_send_typing(w, &w->conns[member - w->conn_lo]);
+        r->typing_next_ns += (int64_t)w->typing_interval_ns;
+        if (r->typing_next_ns < w->now - 2 * (int64_t)w->typing_interval_ns)
+            r->typing_next_ns = w->now + (int64_t)w->typing_interval_ns; /* no catching up */
+        (void)bench_timer_heap_push(&w->typings, r->typing_next_ns, due.id);
+    }
+}
+
 /* Milliseconds until the next timer, rounded up, at most until the next sweep. */
 static int next_timeout_ms(worker_t *w, int64_t next_sweep)
 {
     int64_t next = next_sweep;
     const bench_timer_t *t = bench_timer_heap_peek(&w->sends);
+    if (t != NULL && t->at_ns < next)
+        next = t->at_ns;
+    t = bench_timer_heap_peek(&w->typings);
     if (t != NULL && t->at_ns < next)
         next = t->at_ns;
     t = bench_timer_heap_peek(&w->starts);
@@ -284,6 +315,7 @@ int bench_worker_run(const bench_plan_t *p, const bench_opts_t *o, uint32_t inde
         w.now = bench_now_ns();
         run_starts(&w);
         run_sends(&w);
+        run_typings(&w);
         if (w.now >= next_sweep) {
             for (uint32_t i = 0; i < w.nconns; i++)
                 bench_conn_check_timeout(&w, &w.conns[i]);

@@ -56,6 +56,8 @@ typedef struct room {
     int64_t max_acked; /* highest seq acked to our senders */
     uint32_t rr;       /* next sender, round robin */
     int64_t next_ns;
+    uint32_t typing_rr; /* next member to type, round robin */
+    int64_t typing_next_ns;
 } room_t;
 
 typedef struct worker {
@@ -66,7 +68,8 @@ typedef struct worker {
     uint32_t room_lo, room_hi, conn_lo, nconns;
     conn_t *conns;
     room_t *rooms; /* room_lo .. room_hi */
-    bench_timer_heap_t sends, starts;
+    bench_timer_heap_t sends, starts, typings;
+    double typing_interval_ns; /* per room: a member's typing period / members */
     uint32_t phase;
     double rate, interval_ns;
     uint32_t inflight, inflight_max;
@@ -87,6 +90,8 @@ uint64_t bench_rng_next(worker_t *w);
 void bench_conn_start(worker_t *w, conn_t *c);
 void bench_conn_on_event(worker_t *w, conn_t *c, uint32_t events);
 void bench_conn_send_msg(worker_t *w, conn_t *c);
+/* A typing frame in c's room (a member that is ready; counted in the phase). */
+void bench_conn_send_typing(worker_t *w, conn_t *c);
 /* Closes c at the client's will (the storm): a close frame, then the socket. */
 void bench_conn_hang_up(worker_t *w, conn_t *c);
 /* Ends set-up steps that ran out of time. */

@@ -96,9 +96,10 @@ static int room_redis_key(const char *tenant, const char *room, const char *suff
 int chat_registry_key(const char *tenant, const char *room, chat_registry_set_t set, char *buf,
                       size_t buflen)
 {
-    static const char *const suffix[] = {
-        [CHAT_REGISTRY_GWS] = "gws", [CHAT_REGISTRY_ONLINE] = "online"};
-    if (set != CHAT_REGISTRY_GWS && set != CHAT_REGISTRY_ONLINE)
+    static const char *const suffix[] = {[CHAT_REGISTRY_GWS] = "gws",
+                                         [CHAT_REGISTRY_ONLINE] = "online",
+                                         [CHAT_REGISTRY_PRESENCE] = "presence"};
+    if (set != CHAT_REGISTRY_GWS && set != CHAT_REGISTRY_ONLINE && set != CHAT_REGISTRY_PRESENCE)
         return -1;
     return room_redis_key(tenant, room, suffix[set], buf, buflen);
 }

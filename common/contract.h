@@ -23,6 +23,7 @@
 #define CHAT_TOPIC_INBOUND "chat.inbound"   /* gateway -> message; key tenant/room */
 #define CHAT_TOPIC_MESSAGES "chat.messages" /* message -> broadcast...; key tenant/room */
 #define CHAT_TOPIC_DELIVER "chat.deliver"   /* broadcast -> gateway; partition = gateway index */
+#define CHAT_TOPIC_EVENTS "chat.events"     /* gateway -> broadcast: typing, presence */
 
 /* Config table entries of the topic names (common/config.h), for the services that use them. */
 #define CHAT_CFG_TOPIC_INBOUND(st, field)                                                          \
@@ -34,6 +35,10 @@
 #define CHAT_CFG_TOPIC_DELIVER(st, field)                                                          \
     CHAT_CFG_STRING("CHAT_TOPIC_DELIVER", st, field, CHAT_TOPIC_DELIVER,                           \
                     "topic of deliveries, one partition per gateway (same name in every service)")
+#define CHAT_CFG_TOPIC_EVENTS(st, field)                                                           \
+    CHAT_CFG_STRING("CHAT_TOPIC_EVENTS", st, field, CHAT_TOPIC_EVENTS,                             \
+                    "topic of ephemeral room events: typing, presence (same name in every "        \
+                    "service)")
 
 /* A topic a service uses, and the variable that named it (for the error at start). */
 typedef struct chat_topic_use {
@@ -82,19 +87,24 @@ int32_t chat_gateway_partition(const char *s);
  * partition count cannot start. */
 int32_t chat_gateway_index_partition(int64_t index);
 
-/* ---- Redis: the rooms each gateway follows ----
+/* ---- Redis: the rooms each gateway follows, and who is online in them ----
  * Sorted sets per room, written by the gateways (with their registrations' expiry in ms as
  * the score) and read by broadcast: chat:room:{tenant/room}:gws (members: gateway ids) and
- * chat:room:{tenant/room}:online (members: "<gateway id>:<user>"). The hash tag keeps a
+ * chat:room:{tenant/room}:online (members: "<gateway id>:<user>"). Beside them the hash
+ * chat:room:{tenant/room}:presence (field: user, value: how many members of the online set
+ * are that user's, one per gateway holding them), changed only together with the online
+ * set by the gateways' scripts, so that a user's first entry and last exit are known
+ * atomically across gateways (docs/message-path.md, "Presence"). The hash tag keeps a
  * room's keys in one cluster slot. */
 typedef enum chat_registry_set {
     CHAT_REGISTRY_GWS,
     CHAT_REGISTRY_ONLINE,
+    CHAT_REGISTRY_PRESENCE,
 } chat_registry_set_t;
 
 /* Size of a buffer that holds any registration key of valid names: the record key plus
- * "chat:room:{", "}:online" and the NUL. */
-#define CHAT_REGISTRY_KEY_MAX (CHAT_ROOM_KEY_MAX + 19)
+ * "chat:room:{", "}:presence" and the NUL. */
+#define CHAT_REGISTRY_KEY_MAX (CHAT_ROOM_KEY_MAX + 21)
 
 /* Writes the key of tenant/room's registration set into buf. Returns its length, or -1 if
  * it does not fit or tenant/room are missing. */

@@ -17,8 +17,8 @@
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 static const char *const deliver_keys[] = {"v", "type", "items"};
-static const char *const item_keys[] = {"tenant", "room", "seq", "frame", "conns"};
-enum { ITEM_TENANT, ITEM_ROOM, ITEM_SEQ, ITEM_FRAME, ITEM_CONNS };
+static const char *const item_keys[] = {"tenant", "room", "seq", "frame", "conns", "except_user"};
+enum { ITEM_TENANT, ITEM_ROOM, ITEM_SEQ, ITEM_FRAME, ITEM_CONNS, ITEM_EXCEPT_USER };
 
 /* A frame object with a string type, or a frame its producer already serialised (a cJSON
  * raw node, trusted to hold one JSON object). */
@@ -46,6 +46,9 @@ static const char *item_problem(const chat_deliver_item_t *item)
         if (item->conns[i] == NULL || !chat_name_endpoint_valid(item->conns[i]))
             return "invalid conn id";
     }
+    if (item->except_user != NULL &&
+        (item->conns != NULL || !chat_name_user_valid(item->except_user)))
+        return "except_user must be a user id, in an item without conns";
     return NULL;
 }
 
@@ -63,6 +66,8 @@ static cJSON *item_new(const chat_deliver_item_t *item)
         cJSON *conn = cJSON_CreateStringReference(item->conns[i]);
         ok = conn != NULL && cJSON_AddItemToArray(conns, conn);
     }
+    if (ok && item->except_user != NULL)
+        ok = cJSON_AddStringToObject(obj, "except_user", item->except_user) != NULL;
     if (!ok) {
         cJSON_Delete(obj);
         return NULL;
@@ -279,6 +284,12 @@ static chat_err_t item_read(reader_t *r, size_t index, chat_deliver_item_t *out)
             case ITEM_CONNS:
                 err = conns_read(r, index, out);
                 break;
+            case ITEM_EXCEPT_USER:
+                out->except_user = chat_json_cur_peek(&r->c) == '"' ? read_string(r) : NULL;
+                if (out->except_user == NULL || !chat_name_user_valid(out->except_user))
+                    return chat_json_fail(r->errbuf, r->errlen,
+                                          "deliver item %zu: invalid except_user", index);
+                break;
             }
             if (err != CHAT_OK)
                 return err;
@@ -290,6 +301,9 @@ static chat_err_t item_read(reader_t *r, size_t index, chat_deliver_item_t *out)
     if (!seen[ITEM_TENANT] || !seen[ITEM_ROOM] || !seen[ITEM_FRAME])
         return chat_json_fail(r->errbuf, r->errlen,
                               "deliver item %zu: needs tenant, room and frame", index);
+    if (seen[ITEM_CONNS] && seen[ITEM_EXCEPT_USER])
+        return chat_json_fail(r->errbuf, r->errlen,
+                              "deliver item %zu: except_user only without conns", index);
     return CHAT_OK;
 }
 

@@ -15,8 +15,10 @@
 #define CHAT_DELIVER_VERSION 1 /* the envelope's "v" */
 
 /* ---- chat.deliver: broadcast -> one gateway ----
- * {"v":1,"type":"deliver","items":[{"tenant","room","seq"?,"frame":{...},"conns"?:[...]}]}
- * An item without conns goes to every socket of the gateway subscribed to tenant/room; with
+ * {"v":1,"type":"deliver","items":[{"tenant","room","seq"?,"frame":{...},"conns"?:[...],
+ *  "except_user"?}]}
+ * An item without conns goes to every socket of the gateway subscribed to tenant/room but
+ * those of except_user, if given (a typing frame skips the typer's own connections); with
  * conns, only to those connections (acks, rejects). seq orders msg frames per room. */
 typedef struct chat_deliver_item {
     const char *tenant;
@@ -33,6 +35,7 @@ typedef struct chat_deliver_item {
     const char *frame_type;
     const char **conns; /* NULL: all subscribers */
     size_t nconns;
+    const char *except_user; /* NULL: nobody skipped; only in items without conns */
 } chat_deliver_item_t;
 
 typedef struct chat_deliver {

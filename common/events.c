@@ -291,7 +291,7 @@ static const field_spec_t reject_fields[] = {
     F_ORIGIN(REQ),
 };
 static const field_spec_t typing_fields[] = {
-    F_ENVELOPE, F_TENANT, F_ROOM, F_USER(REQ), F_TS,
+    F_ENVELOPE, F_TENANT, F_ROOM, F_USER(REQ), F_NAME, F_TS,
 };
 static const field_spec_t presence_fields[] = {
     F_ENVELOPE, F_TENANT, F_ROOM, F_USER(REQ), F_BOOL("online", online, REQ), F_TS,

@@ -1,7 +1,7 @@
-/* Fan-out of chat.messages events into per-gateway chat.deliver items: a msg frame is built
- * and serialised once per event and shared by every gateway's list (each gateway's record
- * copies the bytes instead of printing the frame again); acks and errors go to one
- * connection.
+/* Fan-out of chat.messages and chat.events events into per-gateway chat.deliver items: a
+ * msg, typing or presence frame is built and serialised once per event and shared by every
+ * gateway's list (each gateway's record copies the bytes instead of printing the frame
+ * again); acks and errors go to one connection.
  * Lists keep input order, which keeps each room's seq order on every gateway. */
 #include "services/broadcast/fanout.h"
 
@@ -20,7 +20,8 @@ typedef struct fanout_entry {
     const char *room;
     int64_t seq; /* 0: not a msg item */
     cJSON *frame;
-    const char *conn; /* NULL: every subscriber of the room on that gateway */
+    const char *conn;        /* NULL: every subscriber of the room on that gateway */
+    const char *except_user; /* NULL, or whose sockets the item skips (typing, presence) */
 } fanout_entry_t;
 
 typedef struct fanout_list {
@@ -133,6 +134,19 @@ static chat_err_t list_push(broadcast_fanout_t *f, int32_t gw, const chat_event_
     return CHAT_OK;
 }
 
+/* obj printed once into a raw node that the batch keeps (obj is deleted). NULL if out of
+ * memory (or obj is NULL). */
+static cJSON *frame_keep_printed(broadcast_fanout_t *f, cJSON *obj)
+{
+    if (obj == NULL)
+        return NULL;
+    char *text = cJSON_PrintUnformatted(obj);
+    cJSON_Delete(obj);
+    cJSON *frame = text != NULL ? cJSON_CreateRaw(text) : NULL;
+    cJSON_free(text);
+    return frame_keep(f, frame);
+}
+
 /* The client ack frame of a msg or ack event (chat_frame_ack_new), or NULL (out of memory or
  * fields missing: *incomplete tells which). */
 static cJSON *ack_frame_new(const chat_event_t *ev, bool *incomplete)
@@ -194,11 +208,7 @@ static chat_err_t route_msg(broadcast_fanout_t *f, const chat_event_t *ev, const
             f->stats.incomplete++;
             return CHAT_OK;
         }
-        char *text = cJSON_PrintUnformatted(obj);
-        cJSON_Delete(obj);
-        frame = text != NULL ? cJSON_CreateRaw(text) : NULL;
-        cJSON_free(text);
-        if (frame_keep(f, frame) == NULL)
+        if ((frame = frame_keep_printed(f, obj)) == NULL)
             return CHAT_ERR_NOMEM;
     }
     f->serial++;
@@ -222,6 +232,70 @@ static chat_err_t route_msg(broadcast_fanout_t *f, const chat_event_t *ev, const
     return to_origin(f, ev, ack_frame_new, &f->stats.ack_items);
 }
 
+/* The client typing frame {"type":"typing","room","user","name"?} of a typing event, or
+ * the presence frame {"type":"presence","room","user","online"}; NULL if out of memory or
+ * a field is missing. */
+static cJSON *room_event_frame_new(const chat_event_t *ev)
+{
+    bool typing = ev->type == CHAT_EV_TYPING;
+    if (ev->room == NULL || ev->user == NULL || (!typing && !ev->has_online))
+        return NULL;
+    cJSON *obj = cJSON_CreateObject();
+    bool ok =
+        obj != NULL &&
+        cJSON_AddStringToObject(obj, "type", typing ? "typing" : "presence") != NULL &&
+        cJSON_AddStringToObject(obj, "room", ev->room) != NULL &&
+        cJSON_AddStringToObject(obj, "user", ev->user) != NULL &&
+        (!typing || ev->name == NULL || cJSON_AddStringToObject(obj, "name", ev->name) != NULL) &&
+        (typing || cJSON_AddBoolToObject(obj, "online", ev->online) != NULL);
+    if (!ok) {
+        cJSON_Delete(obj);
+        return NULL;
+    }
+    return obj;
+}
+
+/* Queues a typing or presence frame for every follower of the room (once per gateway),
+ * skipping the sockets of the user it is about (except_user): a typer's own tabs do not show
+ * them typing, and a user's own connections learn nothing from their own presence (the
+ * joining one has joined.online; at the last exit none is left). */
+static chat_err_t route_room_event(broadcast_fanout_t *f, const chat_event_t *ev,
+                                   const int32_t *followers, size_t nfollowers)
+{
+    if (nfollowers == 0)
+        return CHAT_OK;
+    cJSON *obj = room_event_frame_new(ev);
+    if (obj == NULL) {
+        f->stats.incomplete++;
+        return CHAT_OK;
+    }
+    cJSON *frame = frame_keep_printed(f, obj);
+    if (frame == NULL)
+        return CHAT_ERR_NOMEM;
+    bool typing = ev->type == CHAT_EV_TYPING;
+    f->serial++;
+    for (size_t i = 0; i < nfollowers; i++) {
+        int32_t gw = followers[i];
+        if (gw < 0 || gw >= f->ngateways) {
+            unknown_gateway(f, gw);
+            continue;
+        }
+        if (f->seen[gw] == f->serial)
+            continue;
+        f->seen[gw] = f->serial;
+        chat_err_t err = list_push(f, gw, ev, 0, frame, NULL);
+        if (err != CHAT_OK)
+            return err;
+        fanout_list_t *l = &f->lists[gw];
+        l->v[l->n - 1].except_user = ev->user;
+        if (typing)
+            f->stats.typing_items++;
+        else
+            f->stats.presence_items++;
+    }
+    return CHAT_OK;
+}
+
 chat_err_t broadcast_fanout_add(broadcast_fanout_t *f, const chat_event_t *ev,
                                 const int32_t *followers, size_t nfollowers)
 {
@@ -235,6 +309,9 @@ chat_err_t broadcast_fanout_add(broadcast_fanout_t *f, const chat_event_t *ev,
         return to_origin(f, ev, ack_frame_new, &f->stats.ack_items);
     case CHAT_EV_REJECT:
         return to_origin(f, ev, error_frame_new, &f->stats.error_items);
+    case CHAT_EV_TYPING:
+    case CHAT_EV_PRESENCE:
+        return route_room_event(f, ev, followers, nfollowers);
     default:
         chat_log_debug("event type not routed by broadcast",
                        CHAT_F_STR("type", chat_event_type_name(ev->type)),
@@ -260,6 +337,7 @@ static chat_err_t emit_range(broadcast_fanout_t *f, int32_t gw, size_t lo, size_
             .frame = e->frame,
             .conns = e->conn != NULL ? &e->conn : NULL,
             .nconns = e->conn != NULL ? 1 : 0,
+            .except_user = e->except_user,
         };
     }
     char *value = NULL;

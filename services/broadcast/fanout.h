@@ -1,6 +1,6 @@
-/* Fan-out of one chat.messages batch into per-gateway chat.deliver records: which frame goes
- * to which gateway (and connection), in input order, split into records of bounded size.
- * Pure logic: no I/O, the followers of each room are given by the caller. */
+/* Fan-out of one batch of chat.messages and chat.events into per-gateway chat.deliver records:
+ * which frame goes to which gateway (and connection), in input order, split into records of bounded
+ * size. Pure logic: no I/O, the followers of each room are given by the caller. */
 #ifndef CHAT_BROADCAST_FANOUT_H
 #define CHAT_BROADCAST_FANOUT_H
 
@@ -23,6 +23,8 @@ typedef struct broadcast_fanout_stats {
     uint64_t update_items;           /* update frames queued, one per following gateway */
     uint64_t ack_items;              /* ack frames queued for origin connections */
     uint64_t error_items;            /* error frames (from reject) queued for origin connections */
+    uint64_t typing_items;           /* typing frames queued, one per following gateway */
+    uint64_t presence_items;         /* presence frames queued, one per following gateway */
     uint64_t unknown_gateway;        /* deliveries dropped: index outside chat.deliver */
     int32_t unknown_gateway_example; /* one such index, for the log (-1: not a number) */
     uint64_t unhandled;              /* events of types broadcast does not route (yet) */
@@ -55,11 +57,15 @@ chat_err_t broadcast_fanout_reset(broadcast_fanout_t *f, int32_t ngateways);
  *   ack    -> the ack frame to the origin connection (of a send, or of an update: a resend
  *             or a change that changed nothing);
  *   reject -> an error frame to the origin connection;
+ *   typing -> the typing frame {room, user, name?} to every follower, skipping the typer's
+ *             own sockets there (the item's except_user);
+ *   presence -> the presence frame {room, user, online} to every follower, skipping the
+ *             user's own sockets there (except_user) too;
  *   others -> counted as unhandled and skipped.
  * followers: the gateway indexes following the event's room (duplicates are ignored);
- * only msg and update use them. Indexes outside 0..ngateways-1 are counted and skipped. ev's
- * strings are borrowed until the emit is done. Returns CHAT_ERR_NOMEM only; what cannot be routed
- * is counted in the stats. */
+ * msg, update, typing and presence use them. Indexes outside 0..ngateways-1 are counted and
+ * skipped. ev's strings are borrowed until the emit is done. Returns CHAT_ERR_NOMEM only; what
+ * cannot be routed is counted in the stats. */
 chat_err_t broadcast_fanout_add(broadcast_fanout_t *f, const chat_event_t *ev,
                                 const int32_t *followers, size_t nfollowers);
 

@@ -1,5 +1,5 @@
-/* chat-broadcast: reads chat.messages, finds the gateways that follow each room in Redis and
- * produces per-gateway batches to chat.deliver. This file is the wiring: configuration,
+/* chat-broadcast: reads chat.messages and chat.events, finds the gateways that follow each room in
+ * Redis and produces per-gateway batches to chat.deliver. This file is the wiring: configuration,
  * ops server, signals; the work is in pipeline.c. */
 #include <stdlib.h>
 
@@ -26,6 +26,7 @@ typedef struct broadcast_cfg {
     char *log_level;
     char *messages_topic;
     char *deliver_topic;
+    char *events_topic;
 } broadcast_cfg_t;
 
 static const chat_cfg_entry_t cfg_table[] = {
@@ -34,7 +35,7 @@ static const chat_cfg_entry_t cfg_table[] = {
     CHAT_CFG_OPS_ADDR(broadcast_cfg_t, ops_addr),
     CHAT_CFG_OPS_PORT(broadcast_cfg_t, ops_port, "7421"),
     CHAT_CFG_STRING("CHAT_BROADCAST_GROUP", broadcast_cfg_t, group, "chat-broadcast",
-                    "Kafka consumer group on chat.messages"),
+                    "Kafka consumer group on chat.messages and chat.events"),
     CHAT_CFG_INSTANCE_ID(broadcast_cfg_t, instance_id),
     CHAT_CFG_INTEGER("CHAT_BROADCAST_BATCH", broadcast_cfg_t, batch, "1000", 1, 100000,
                      "most records handled as one batch (a batch never waits to fill up)"),
@@ -44,6 +45,7 @@ static const chat_cfg_entry_t cfg_table[] = {
     CHAT_CFG_LOG_LEVEL(broadcast_cfg_t, log_level),
     CHAT_CFG_TOPIC_MESSAGES(broadcast_cfg_t, messages_topic),
     CHAT_CFG_TOPIC_DELIVER(broadcast_cfg_t, deliver_topic),
+    CHAT_CFG_TOPIC_EVENTS(broadcast_cfg_t, events_topic),
     CHAT_CFG_END,
 };
 
@@ -58,6 +60,7 @@ static int run(const broadcast_cfg_t *cfg, chat_metrics_t *metrics)
         .instance_id = cfg->instance_id,
         .messages_topic = cfg->messages_topic,
         .deliver_topic = cfg->deliver_topic,
+        .events_topic = cfg->events_topic,
         .batch_max = (size_t)cfg->batch,
         .connect_timeout_ms = (int)cfg->connect_timeout_ms,
         .commit_interval_ms = (int)cfg->commit_interval_ms,
@@ -95,7 +98,7 @@ int main(int argc, char **argv)
     broadcast_cfg_t cfg = {0};
     chat_cfg_result_t loaded = chat_service_configure(
         cfg_table, &cfg, argc, argv, "chat-broadcast",
-        "chat-broadcast: fans chat.messages out to the gateways (chat.deliver)");
+        "chat-broadcast: fans chat.messages and chat.events out to the gateways (chat.deliver)");
     if (loaded != CHAT_CFG_LOADED)
         return loaded == CHAT_CFG_HELP ? EXIT_SUCCESS : EXIT_CONFIG;
     chat_metrics_t *metrics = chat_metrics_new();

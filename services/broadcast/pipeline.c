@@ -1,7 +1,8 @@
 /* The broadcast loop (docs/message-path.md, "Broadcast service"): per batch one Redis round
  * trip, one produce of every gateway's records, one flush, then the commit. Nothing is
  * committed before its output is on chat.deliver, so a crash anywhere replays the batch
- * (gateways drop the seqs they already sent). */
+ * (gateways drop the seqs they already sent). A batch mixes chat.messages and chat.events
+ * records (one subscription to both); each topic keeps its per-room order within it. */
 #include "services/broadcast/pipeline.h"
 
 #include <stdatomic.h>
@@ -25,9 +26,14 @@
 #define PARTITIONS_REFRESH_MS 60000 /* chat.deliver grows when gateways are added */
 #define PARTITIONS_RECHECK_MS 5000  /* sooner after a batch named an unknown gateway */
 #define PARTITIONS_TIMEOUT_MS 5000
+/* A typing event older than this is not delivered: clients show typing for 5 s, so a late
+ * one (a replay after a restart, a backlog) would only show something that is over. */
+#define TYPING_STALE_MS 10000
 
 typedef struct pipeline_metrics {
     chat_counter_t *deliveries_msg, *deliveries_update, *deliveries_ack, *deliveries_error;
+    chat_counter_t *deliveries_typing, *deliveries_presence;
+    chat_counter_t *events_typing, *events_presence, *typing_stale;
     chat_counter_t *records_produced;
     chat_counter_t *invalid_records;
     chat_counter_t *skipped_unknown_gateway, *skipped_unhandled, *skipped_incomplete;
@@ -68,11 +74,19 @@ static void metrics_register(broadcast_pipeline_t *p)
         chat_metrics_counter(mx, deliveries, deliveries_help, "frame=\"update\"");
     m->deliveries_ack = chat_metrics_counter(mx, deliveries, deliveries_help, "frame=\"ack\"");
     m->deliveries_error = chat_metrics_counter(mx, deliveries, deliveries_help, "frame=\"error\"");
+    m->deliveries_typing =
+        chat_metrics_counter(mx, deliveries, deliveries_help, "frame=\"typing\"");
+    m->deliveries_presence =
+        chat_metrics_counter(mx, deliveries, deliveries_help, "frame=\"presence\"");
+    static const char events[] = "chat_broadcast_events_total";
+    static const char events_help[] = "chat.events records consumed, by type.";
+    m->events_typing = chat_metrics_counter(mx, events, events_help, "type=\"typing\"");
+    m->events_presence = chat_metrics_counter(mx, events, events_help, "type=\"presence\"");
     m->records_produced = chat_metrics_counter(mx, "chat_broadcast_records_produced_total",
                                                "Records produced to chat.deliver.", NULL);
     m->invalid_records = chat_metrics_counter(mx, "chat_broadcast_invalid_records_total",
-                                              "chat.messages records that did not decode "
-                                              "(logged and skipped).",
+                                              "chat.messages and chat.events records that did "
+                                              "not decode (logged and skipped).",
                                               NULL);
     static const char skipped[] = "chat_broadcast_skipped_total";
     static const char skipped_help[] = "Deliveries or events not routed, by reason.";
@@ -82,6 +96,7 @@ static void metrics_register(broadcast_pipeline_t *p)
         chat_metrics_counter(mx, skipped, skipped_help, "reason=\"unhandled_type\"");
     m->skipped_incomplete =
         chat_metrics_counter(mx, skipped, skipped_help, "reason=\"incomplete\"");
+    m->typing_stale = chat_metrics_counter(mx, skipped, skipped_help, "reason=\"stale_typing\"");
     m->redis_errors = chat_metrics_counter(mx, "chat_broadcast_redis_errors_total",
                                            "Failed follower lookups (retried).", NULL);
     m->batch_seconds = chat_metrics_histogram(
@@ -190,14 +205,18 @@ static chat_err_t pipeline_connect(broadcast_pipeline_t *p, const char **bad_var
     const chat_topic_use_t uses[] = {
         {"CHAT_TOPIC_MESSAGES", c->messages_topic},
         {"CHAT_TOPIC_DELIVER", c->deliver_topic},
+        {"CHAT_TOPIC_EVENTS", c->events_topic},
     };
-    int partitions[2];
-    err = chat_topics_check(c->brokers, uses, 2, c->connect_timeout_ms, partitions, bad_var);
+    int partitions[3];
+    err = chat_topics_check(c->brokers, uses, 3, c->connect_timeout_ms, partitions, bad_var);
     if (err != CHAT_OK)
         return err == CHAT_ERR_KAFKA || err == CHAT_ERR_CONFIG ? err : CHAT_ERR_CONFIG;
     set_partitions(p, partitions[1]);
     p->partitions_next_ms = chat_clock_mono_ms() + PARTITIONS_REFRESH_MS;
-    const char *topics[] = {c->messages_topic, NULL};
+    /* One subscription to both topics: one poll, one batch, one Redis round trip and one
+     * produce for both; a room's order holds within each topic (one partition per room),
+     * which is all either needs (typing and presence are not ordered against messages). */
+    const char *topics[] = {c->messages_topic, c->events_topic, NULL};
     chat_bus_consumer_conf_t cc = {
         .brokers = c->brokers,
         .client_id = "chat-broadcast",
@@ -227,7 +246,8 @@ chat_err_t broadcast_pipeline_new(const broadcast_pipeline_conf_t *conf, broadca
     if (bad_var == NULL)
         bad_var = &ignored;
     *bad_var = NULL;
-    if (conf == NULL || out == NULL || conf->batch_max == 0 || conf->metrics == NULL)
+    if (conf == NULL || out == NULL || conf->batch_max == 0 || conf->metrics == NULL ||
+        conf->events_topic == NULL)
         return CHAT_ERR_INVALID;
     broadcast_pipeline_t *p = calloc(1, sizeof *p);
     if (p == NULL)
@@ -267,11 +287,29 @@ void broadcast_pipeline_free(broadcast_pipeline_t *p)
     free(p);
 }
 
+/* True for a typing event too old to show (TYPING_STALE_MS): it is dropped, counted. */
+static bool typing_stale(broadcast_pipeline_t *p, const chat_event_t *ev, int64_t now_ms)
+{
+    if (ev->type != CHAT_EV_TYPING || ev->ts >= now_ms - TYPING_STALE_MS)
+        return false;
+    chat_counter_inc(p->m.typing_stale);
+    return true;
+}
+
+/* Events that go to every gateway following their room (acks and errors go to one). */
+static bool to_room(chat_event_type_t type)
+{
+    return type == CHAT_EV_MSG || type == CHAT_EV_UPDATE || type == CHAT_EV_TYPING ||
+           type == CHAT_EV_PRESENCE;
+}
+
 /* Decodes the n records into p->events; invalid ones are logged, counted and left
- * CHAT_EV_INVALID. Rooms of msg and update events are added to the follower lookup. */
+ * CHAT_EV_INVALID, and so are stale typing events. Rooms of msg, update, typing and presence
+ * events are added to the follower lookup. */
 static chat_err_t batch_decode(broadcast_pipeline_t *p, size_t n)
 {
     broadcast_followers_reset(p->followers);
+    int64_t now_ms = chat_clock_wall_ms();
     for (size_t i = 0; i < n; i++) {
         const chat_bus_record_t *rec = &p->records[i];
         chat_event_t *ev = &p->events[i];
@@ -284,7 +322,15 @@ static chat_err_t batch_decode(broadcast_pipeline_t *p, size_t n)
             memset(ev, 0, sizeof *ev);
             continue;
         }
-        if (ev->type == CHAT_EV_MSG || ev->type == CHAT_EV_UPDATE) {
+        if (ev->type == CHAT_EV_TYPING)
+            chat_counter_inc(p->m.events_typing);
+        else if (ev->type == CHAT_EV_PRESENCE)
+            chat_counter_inc(p->m.events_presence);
+        if (typing_stale(p, ev, now_ms)) {
+            chat_event_clear(ev);
+            continue;
+        }
+        if (to_room(ev->type)) {
             chat_err_t err = broadcast_followers_add(p->followers, ev->tenant, ev->room);
             if (err != CHAT_OK)
                 return err;
@@ -321,6 +367,46 @@ static chat_err_t batch_lookup(broadcast_pipeline_t *p)
     }
 }
 
+/* Presence events carry what their gateway decided in Redis, but two gateways deciding about
+ * one user at nearly the same moment (a last tab closed here, a new one opened there) may
+ * produce in the other order. So each presence frame tells the user's state at the time
+ * broadcast sends it: whether the room's presence hash (common/contract.h) still counts the
+ * user, read in one pipelined round trip for the batch's presence events. Reordered events
+ * then both say the final state. If Redis fails here, the events keep their own value. */
+static void batch_presence_now(broadcast_pipeline_t *p, size_t n)
+{
+    size_t queued = 0;
+    chat_err_t err = CHAT_OK;
+    for (size_t i = 0; i < n && err == CHAT_OK; i++) {
+        const chat_event_t *ev = &p->events[i];
+        char key[CHAT_REGISTRY_KEY_MAX];
+        if (ev->type != CHAT_EV_PRESENCE ||
+            chat_registry_key(ev->tenant, ev->room, CHAT_REGISTRY_PRESENCE, key, sizeof key) < 0)
+            continue;
+        if ((err = chat_redis_append(p->redis, "HEXISTS %s %s", key, ev->user)) == CHAT_OK)
+            queued++;
+    }
+    size_t nread = 0;
+    for (size_t i = 0; i < n && nread < queued; i++) {
+        chat_event_t *ev = &p->events[i];
+        char key[CHAT_REGISTRY_KEY_MAX];
+        if (ev->type != CHAT_EV_PRESENCE ||
+            chat_registry_key(ev->tenant, ev->room, CHAT_REGISTRY_PRESENCE, key, sizeof key) < 0)
+            continue;
+        redisReply *reply = NULL;
+        nread++;
+        if (chat_redis_reply(p->redis, &reply) == CHAT_OK && reply != NULL &&
+            reply->type == REDIS_REPLY_INTEGER)
+            ev->online = reply->integer == 1;
+        else
+            err = CHAT_ERR_REDIS;
+        if (reply != NULL)
+            freeReplyObject(reply);
+    }
+    if (err != CHAT_OK)
+        chat_log_warn("presence state not read; events keep their own", CHAT_F_ERR(err));
+}
+
 /* broadcast_record_fn: one chat.deliver record to the gateway's partition, without key. */
 static chat_err_t produce_record(void *ud, int32_t gateway, const char *value, size_t len,
                                  size_t nitems)
@@ -344,7 +430,7 @@ static chat_err_t batch_fanout(broadcast_pipeline_t *p, size_t n)
             continue;
         size_t nf = 0;
         const int32_t *gws = NULL;
-        if (ev->type == CHAT_EV_MSG || ev->type == CHAT_EV_UPDATE)
+        if (to_room(ev->type))
             gws = broadcast_followers_get(p->followers, ev->tenant, ev->room, &nf);
         err = broadcast_fanout_add(p->fanout, ev, gws, nf);
     }
@@ -373,6 +459,8 @@ static void batch_account(broadcast_pipeline_t *p)
     chat_counter_add(p->m.deliveries_update, s->update_items);
     chat_counter_add(p->m.deliveries_ack, s->ack_items);
     chat_counter_add(p->m.deliveries_error, s->error_items);
+    chat_counter_add(p->m.deliveries_typing, s->typing_items);
+    chat_counter_add(p->m.deliveries_presence, s->presence_items);
     chat_counter_add(p->m.records_produced, p->produced);
     chat_counter_add(p->m.skipped_unhandled, s->unhandled);
     chat_counter_add(p->m.skipped_incomplete, s->incomplete);
@@ -405,8 +493,10 @@ static chat_err_t batch_process(broadcast_pipeline_t *p, size_t n, int64_t start
     chat_err_t err = batch_decode(p, n);
     if (err == CHAT_OK)
         err = batch_lookup(p);
-    if (err == CHAT_OK)
+    if (err == CHAT_OK) {
+        batch_presence_now(p, n);
         err = batch_fanout(p, n);
+    }
     events_clear(p, n);
     if (err != CHAT_OK)
         return err;
@@ -420,6 +510,7 @@ chat_err_t broadcast_pipeline_run(broadcast_pipeline_t *p)
 {
     chat_log_info("broadcast running", CHAT_F_STR("group", p->conf.group),
                   CHAT_F_STR("from", p->conf.messages_topic),
+                  CHAT_F_STR("events", p->conf.events_topic),
                   CHAT_F_STR("to", p->conf.deliver_topic), CHAT_F_INT("gateways", p->partitions),
                   CHAT_F_INT("batch", p->conf.batch_max));
     chat_err_t err = CHAT_OK;

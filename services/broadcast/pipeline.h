@@ -1,4 +1,5 @@
-/* The broadcast loop: poll a batch of chat.messages, decode it, look up the followers of
+/* The broadcast loop: poll a batch of chat.messages and chat.events (one subscription to
+ * both), decode it, look up the followers of
  * its rooms in Redis, fan it out into per-gateway chat.deliver records, produce and flush
  * them, then commit the input offsets. Owns its Kafka and Redis clients. */
 #ifndef CHAT_BROADCAST_PIPELINE_H
@@ -15,10 +16,11 @@ typedef struct broadcast_pipeline broadcast_pipeline_t;
 typedef struct broadcast_pipeline_conf {
     const char *brokers;
     const char *redis_url;
-    const char *group;          /* consumer group on messages_topic */
+    const char *group;          /* consumer group on messages_topic and events_topic */
     const char *instance_id;    /* static membership id, "" for none */
     const char *messages_topic; /* chat.messages */
     const char *deliver_topic;  /* chat.deliver */
+    const char *events_topic;   /* chat.events: typing, presence */
     size_t batch_max;           /* records per poll */
     int connect_timeout_ms;     /* for Kafka, Redis and Redis commands */
     int commit_interval_ms;     /* finished offsets are committed on this cadence */

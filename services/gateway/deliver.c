@@ -36,6 +36,7 @@ static void delivery_destroy(gw_task_t *t)
     free(d->conns);
     free(d->tenant);
     free(d->room);
+    free(d->except_user);
     gw_buf_unref(d->buf);
     free(d);
 }
@@ -81,7 +82,10 @@ gw_delivery_t *gw_delivery_new(const chat_deliver_item_t *item,
     d->room = strdup(item->room);
     d->msg_seq = item_order(item);
     d->buf = gw_buf_new(item->frame_json, item->frame_len); /* as broadcast wrote it */
-    if (d->tenant == NULL || d->room == NULL || d->buf == NULL || !conns_copy(d, item)) {
+    if (item->except_user != NULL)
+        d->except_user = strdup(item->except_user);
+    if (d->tenant == NULL || d->room == NULL || d->buf == NULL || !conns_copy(d, item) ||
+        (item->except_user != NULL && d->except_user == NULL)) {
         delivery_destroy(&d->task);
         return NULL;
     }
@@ -182,7 +186,8 @@ void gw_deliver_route(gw_task_t *t, void *loop_ctx)
     gw_gateway_t *gw = loop_ctx;
     size_t taken = 0;
     if (d->nconns == 0) {
-        taken = gw_rooms_deliver(gw->rooms, d->tenant, d->room, d->buf, d->msg_seq);
+        taken = gw_rooms_deliver_except(gw->rooms, d->tenant, d->room, d->buf, d->msg_seq,
+                                        d->except_user);
     } else {
         for (size_t i = 0; i < d->nconns; i++) {
             gw_session_t *s = gw_gateway_session(gw, d->conns[i]);

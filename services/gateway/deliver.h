@@ -23,8 +23,9 @@ typedef struct gw_delivery {
     gw_task_t task;
     char *tenant;
     char *room;
-    int64_t msg_seq; /* gw_rooms_deliver's order: a msg's seq, minus an update's useq, else 0 */
-    char **conns;    /* NULL: every subscriber of tenant/room */
+    int64_t msg_seq;   /* gw_rooms_deliver's order: a msg's seq, minus an update's useq, else 0 */
+    char *except_user; /* NULL, or the user whose sockets skip it (a typing frame) */
+    char **conns;      /* NULL: every subscriber of tenant/room */
     size_t nconns;
     gw_buf_t *buf; /* the serialised frame */
 } gw_delivery_t;

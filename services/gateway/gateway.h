@@ -55,6 +55,7 @@ typedef struct gw_config {
     char *log_level;
     char *inbound_topic;
     char *deliver_topic;
+    char *events_topic;
 } gw_config_t;
 
 #define GW_BOOT_ID_MAX 20

@@ -1,5 +1,5 @@
-/* Sending to chat.inbound (see inbound.h): the producer with its delivery reports, and the
- * loop's handling of a send that failed. */
+/* Sending to chat.inbound and chat.events (see inbound.h): the producer with its delivery
+ * reports, and the loop's handling of a send that failed. */
 #include "services/gateway/inbound.h"
 
 #include <stdlib.h>
@@ -14,6 +14,8 @@
 struct gw_inbound {
     chat_bus_producer_t *producer;
     char *topic;
+    char *events_topic;
+    chat_counter_t *events_failed;
     char *gw_id;
     gw_inbox_t *inbox;
     gw_inbound_failed_fn on_failed;
@@ -63,6 +65,9 @@ static send_ticket_t *ticket_new(gw_inbound_failed_fn on_failed, const char *con
     return k;
 }
 
+/* The opaque of every chat.events record: nobody waits for them. */
+static char event_record;
+
 /* Delivery report, on the producer's poll thread. */
 static void on_delivery(void *ud, void *opaque, chat_err_t err, const char *reason,
                         int32_t partition, int64_t offset)
@@ -70,6 +75,15 @@ static void on_delivery(void *ud, void *opaque, chat_err_t err, const char *reas
     (void)partition;
     (void)offset;
     gw_inbound_t *in = ud;
+    if (opaque == &event_record) {
+        if (err != CHAT_OK) {
+            chat_counter_inc(in->events_failed);
+            chat_log_warn("room event not delivered to chat.events",
+                          CHAT_F_STR("topic", in->events_topic), CHAT_F_STR("reason", reason),
+                          CHAT_F_ERR(err));
+        }
+        return;
+    }
     send_ticket_t *k = opaque;
     if (k == NULL)
         return;
@@ -90,6 +104,11 @@ chat_err_t gw_inbound_new(const gw_inbound_conf_t *conf, gw_inbound_t **out)
         return CHAT_ERR_NOMEM;
     in->gw_id = strdup(conf->gw_id);
     in->topic = strdup(conf->topic);
+    in->events_topic = strdup(conf->events_topic != NULL ? conf->events_topic : "");
+    if (conf->metrics != NULL)
+        in->events_failed = chat_metrics_counter(
+            conf->metrics, "chat_gateway_events_failed_total",
+            "Typing and presence events chat.events did not take (logged; never retried).", NULL);
     in->inbox = conf->inbox;
     in->on_failed = conf->on_failed;
     chat_bus_producer_conf_t pc = {
@@ -97,7 +116,10 @@ chat_err_t gw_inbound_new(const gw_inbound_conf_t *conf, gw_inbound_t **out)
         .client_id = "chat-gateway",
         /* linger.ms 0: a send is one small record and the client waits for its ack, so the
          * gateway hop adds no batching delay; records that arrive while a request is in
-         * flight are still batched by librdkafka. */
+         * flight are still batched by librdkafka. Typing and presence share the producer
+         * (the topic is chosen per record): they would tolerate a linger, but a second
+         * producer would cost its own broker connections and thread for records that are a
+         * small part of the traffic (at most one typing per user and room every 2 s). */
         .linger_ms = 0,
         .poll_thread = true,
         .on_delivery = on_delivery,
@@ -108,12 +130,13 @@ chat_err_t gw_inbound_new(const gw_inbound_conf_t *conf, gw_inbound_t **out)
          * A full queue fails the send at once (the client is told to resend). */
         .queue_full_wait_ms = CHAT_BUS_NO_WAIT,
     };
-    chat_err_t err = in->gw_id != NULL && in->topic != NULL
+    chat_err_t err = in->gw_id != NULL && in->topic != NULL && in->events_topic != NULL
                          ? chat_bus_producer_new(&pc, &in->producer)
                          : CHAT_ERR_NOMEM;
     if (err != CHAT_OK) {
         free(in->gw_id);
         free(in->topic);
+        free(in->events_topic);
         free(in);
         return err;
     }
@@ -192,6 +215,26 @@ chat_err_t gw_inbound_send(gw_inbound_t *in, const char *tenant, const char *roo
     return produce_event(in, &ev, NULL, cid);
 }
 
+chat_err_t gw_inbound_event(gw_inbound_t *in, const chat_event_t *ev)
+{
+    char key[CHAT_ROOM_KEY_MAX];
+    int keylen = chat_room_key(ev->tenant, ev->room, key, sizeof key);
+    char *value = NULL;
+    size_t len = 0;
+    chat_err_t err = keylen > 0 ? chat_event_encode(ev, &value, &len) : CHAT_ERR_INVALID;
+    if (err != CHAT_OK) {
+        chat_log_error("room event not encoded", CHAT_F_STR("type", chat_event_type_name(ev->type)),
+                       CHAT_F_ERR(err));
+        return err;
+    }
+    err = chat_bus_produce(in->producer, in->events_topic, CHAT_BUS_PARTITION_ANY, key,
+                           (size_t)keylen, value, len, &event_record);
+    free(value);
+    if (err != CHAT_OK)
+        chat_counter_inc(in->events_failed);
+    return err;
+}
+
 void gw_inbound_free(gw_inbound_t *in)
 {
     if (in == NULL)
@@ -199,6 +242,7 @@ void gw_inbound_free(gw_inbound_t *in)
     chat_bus_producer_destroy(in->producer);
     free(in->gw_id);
     free(in->topic);
+    free(in->events_topic);
     free(in);
 }
 

@@ -2,7 +2,8 @@
  * = this gateway and connection). The gateway answers nothing itself: the ack comes back
  * through chat.deliver once the message is stored. A record that librdkafka finally fails
  * to deliver is reported to the loop, which tells the client (error internal with the cid)
- * so that it resends. */
+ * so that it resends. The same producer writes the room events of chat.events (typing,
+ * presence): best effort, never told to a client. */
 #ifndef CHAT_GATEWAY_INBOUND_H
 #define CHAT_GATEWAY_INBOUND_H
 
@@ -10,6 +11,7 @@
 #include <stdint.h>
 
 #include "common/err.h"
+#include "common/events.h"
 #include "common/metrics.h"
 #include "services/gateway/inbox.h"
 
@@ -21,8 +23,9 @@ typedef void (*gw_inbound_failed_fn)(void *loop_ctx, const char *conn, const cha
 
 typedef struct gw_inbound_conf {
     const char *brokers;
-    const char *topic; /* chat.inbound as configured; copied */
-    const char *gw_id; /* origin.gw */
+    const char *topic;        /* chat.inbound as configured; copied */
+    const char *events_topic; /* chat.events as configured; copied */
+    const char *gw_id;        /* origin.gw */
     int connect_timeout_ms;
     chat_metrics_t *metrics;
     gw_inbox_t *inbox;
@@ -57,6 +60,11 @@ typedef struct gw_inbound_update {
 } gw_inbound_update_t;
 
 chat_err_t gw_inbound_update(gw_inbound_t *in, const gw_inbound_update_t *u);
+/* One room event (typing, presence) to chat.events with key tenant/room. Safe from any
+ * thread (the loop, the workers), never blocks: a full local queue fails at once. A record
+ * that is not delivered later is logged and counted (chat_gateway_events_failed_total).
+ * Returns the encode or produce error. */
+chat_err_t gw_inbound_event(gw_inbound_t *in, const chat_event_t *ev);
 
 /* Flushes (delivery reports still reach the inbox) and frees. Accepts NULL. */
 void gw_inbound_free(gw_inbound_t *in);

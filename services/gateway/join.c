@@ -13,6 +13,7 @@
 #include "common/contract.h"
 #include "common/log.h"
 #include "common/redis.h"
+#include "services/gateway/presence.h"
 #include "services/gateway/recent.h"
 #include "services/gateway/registrations.h"
 #include "services/gateway/registry.h"
@@ -305,8 +306,10 @@ static void join_run(gw_task_t *t, void *wctx)
         return;
     }
     if (!j->registered) {
-        j->err = gw_registry_join(redis, gw->id, chat_clock_wall_ms(), gw_registrations_ttl_ms(gw),
-                                  j->base.tenant, j->base.room, j->user, &j->online, &j->nonline);
+        gw_registry_presence_t pres = gw_presence_listener(gw);
+        j->err =
+            gw_registry_join(redis, gw->id, chat_clock_wall_ms(), gw_registrations_ttl_ms(gw),
+                             j->base.tenant, j->base.room, j->user, &j->online, &j->nonline, &pres);
         if (j->err != CHAT_OK) {
             chat_counter_inc(gw->stats.registry_errors);
             chat_log_warn("join registration failed", CHAT_F_STR("tenant", j->base.tenant),

@@ -64,8 +64,9 @@ static const chat_cfg_entry_t cfg_table[] = {
                       "a client silent this long (no frame, no pong) is dropped"),
     CHAT_CFG_INTEGER("CHAT_GATEWAY_SEND_QUEUE", gw_config_t, send_queue, "1024", 16, 1000000,
                      "frames queued per socket; a full queue closes it with 1008 (too slow)"),
-    CHAT_CFG_DURATION("CHAT_GATEWAY_HEARTBEAT", gw_config_t, heartbeat_ms, "10s", 1000, 600000,
-                      "refresh period of the Redis registrations (expiry: 3 periods)"),
+    CHAT_CFG_DURATION("CHAT_GATEWAY_HEARTBEAT", gw_config_t, heartbeat_ms, "5s", 1000, 600000,
+                      "refresh period of the Redis registrations (expiry: 3 periods; a dead "
+                      "gateway's users go offline within 4)"),
     CHAT_CFG_INTEGER("CHAT_REPLAY_MAX", gw_config_t, replay_max, "500", 0, 100000,
                      "most messages a join with since replays"),
     CHAT_CFG_RECENT_MAX(gw_config_t, recent_max),
@@ -79,6 +80,7 @@ static const chat_cfg_entry_t cfg_table[] = {
     CHAT_CFG_LOG_LEVEL(gw_config_t, log_level),
     CHAT_CFG_TOPIC_INBOUND(gw_config_t, inbound_topic),
     CHAT_CFG_TOPIC_DELIVER(gw_config_t, deliver_topic),
+    CHAT_CFG_TOPIC_EVENTS(gw_config_t, events_topic),
     CHAT_CFG_END,
 };
 
@@ -109,10 +111,11 @@ static chat_err_t topics_check(const gw_config_t *cfg)
     const chat_topic_use_t topics[] = {
         {"CHAT_TOPIC_INBOUND", cfg->inbound_topic},
         {"CHAT_TOPIC_DELIVER", cfg->deliver_topic},
+        {"CHAT_TOPIC_EVENTS", cfg->events_topic},
     };
-    int parts[2];
+    int parts[3];
     chat_err_t err =
-        chat_topics_check(cfg->brokers, topics, 2, (int)cfg->connect_timeout_ms, parts, NULL);
+        chat_topics_check(cfg->brokers, topics, 3, (int)cfg->connect_timeout_ms, parts, NULL);
     if (err != CHAT_OK)
         return err;
     if (chat_gateway_index_partition(cfg->index) >= parts[1]) {
@@ -150,6 +153,7 @@ static chat_err_t kafka_open(gw_gateway_t *gw)
     gw_inbound_conf_t ic = {
         .brokers = gw->cfg->brokers,
         .topic = gw->cfg->inbound_topic,
+        .events_topic = gw->cfg->events_topic,
         .gw_id = gw->id,
         .connect_timeout_ms = (int)gw->cfg->connect_timeout_ms,
         .metrics = gw->metrics,

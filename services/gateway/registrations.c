@@ -10,6 +10,7 @@
 #include "common/contract.h"
 #include "common/log.h"
 #include "common/redis.h"
+#include "services/gateway/presence.h"
 #include "services/gateway/registry.h"
 
 void *gw_registrations_ctx_new(size_t index, void *gateway)
@@ -38,7 +39,9 @@ int64_t gw_registrations_shard(const char *tenant, const char *room)
     return gw_workers_shard(key);
 }
 
-/* Three heartbeats, so a gateway killed with -9 stops receiving a room within that time. */
+/* Three heartbeats, so a gateway killed with -9 stops receiving a room within that time; its
+ * users go offline at the next heartbeat (or join) of another gateway in the room after
+ * that. */
 int64_t gw_registrations_ttl_ms(const gw_gateway_t *gw)
 {
     return 3 * gw->cfg->heartbeat_ms;
@@ -66,8 +69,9 @@ static void release_run(gw_task_t *t, void *wctx)
 {
     release_job_t *j = (release_job_t *)t;
     chat_redis_t *redis = wctx;
+    gw_registry_presence_t pres = gw_presence_listener(j->gw);
     if (gw_registry_release(redis, j->gw->id, j->tenant, j->room, j->user, j->room_gone,
-                            j->user_gone) != CHAT_OK)
+                            j->user_gone, &pres) != CHAT_OK)
         chat_counter_inc(j->gw->stats.registry_errors);
 }
 
@@ -116,10 +120,11 @@ static void rooms_run(gw_task_t *t, void *wctx)
 {
     rooms_job_t *j = (rooms_job_t *)t;
     chat_redis_t *redis = wctx;
-    chat_err_t err = j->remove
-                         ? gw_registry_remove(redis, j->gw->id, j->rooms, j->n)
-                         : gw_registry_refresh(redis, j->gw->id, chat_clock_wall_ms(),
-                                               gw_registrations_ttl_ms(j->gw), j->rooms, j->n);
+    gw_registry_presence_t pres = gw_presence_listener(j->gw);
+    chat_err_t err =
+        j->remove ? gw_registry_remove(redis, j->gw->id, j->rooms, j->n, &pres)
+                  : gw_registry_refresh(redis, j->gw->id, chat_clock_wall_ms(),
+                                        gw_registrations_ttl_ms(j->gw), j->rooms, j->n, &pres);
     if (err != CHAT_OK) {
         chat_counter_inc(j->gw->stats.registry_errors);
         chat_log_warn(j->remove ? "registration removal failed" : "registration refresh failed",

@@ -16,6 +16,9 @@ typedef struct room {
     gw_sub_t *subs; /* doubly linked through room_prev/room_next */
     size_t nsubs;
     chat_strmap_t *users; /* user -> number of subscriptions, as (void *)(uintptr_t)n */
+    /* user -> monotonic µs + 1 of the last typing let through (gw_rooms_typing_allow);
+     * created on the room's first typing */
+    chat_strmap_t *typing;
 } room_t;
 
 typedef enum sub_state { SUB_PENDING, SUB_ACTIVE } sub_state_t;
@@ -28,7 +31,7 @@ struct gw_sub {
     char *user;
     sub_state_t state;
     uint32_t gen;
-    bool overflowed; /* held deliveries overflowed in this generation */
+    bool overflowed;   /* held deliveries overflowed in this generation */
     int64_t last_seq;  /* of the last msg sent */
     int64_t last_useq; /* of the last update sent */
     gw_outq_t held;
@@ -74,6 +77,7 @@ static void room_free(room_t *room)
         sub = next;
     }
     chat_strmap_free(room->users);
+    chat_strmap_free(room->typing);
     free(room->tenant);
     free(room->name);
     free(room);
@@ -225,6 +229,8 @@ void gw_rooms_leave(gw_rooms_t *r, gw_sub_t **owner_subs, gw_sub_t *sub)
     room_unlink(room, sub);
     size_t left = user_count(room, sub->user) - 1;
     user_count_set(room, sub->user, left);
+    if (left == 0 && room->typing != NULL)
+        chat_strmap_remove(room->typing, sub->user);
     bool room_empty = room->nsubs == 0;
     if (r->sink.released != NULL)
         r->sink.released(r->sink.ud, room->tenant, room->name, sub->user, room_empty, left == 0);
@@ -275,6 +281,12 @@ static bool sub_hold(gw_rooms_t *r, gw_sub_t *sub, gw_buf_t *buf, int64_t order)
 size_t gw_rooms_deliver(gw_rooms_t *r, const char *tenant, const char *room, gw_buf_t *buf,
                         int64_t order)
 {
+    return gw_rooms_deliver_except(r, tenant, room, buf, order, NULL);
+}
+
+size_t gw_rooms_deliver_except(gw_rooms_t *r, const char *tenant, const char *room, gw_buf_t *buf,
+                               int64_t order, const char *except_user)
+{
     char key[CHAT_ROOM_KEY_MAX];
     if (chat_room_key(tenant, room, key, sizeof key) < 0)
         return 0;
@@ -283,6 +295,8 @@ size_t gw_rooms_deliver(gw_rooms_t *r, const char *tenant, const char *room, gw_
         return 0;
     size_t n = 0;
     for (gw_sub_t *sub = rm->subs; sub != NULL; sub = sub->room_next) {
+        if (except_user != NULL && strcmp(sub->user, except_user) == 0)
+            continue;
         bool took =
             sub->state == SUB_ACTIVE ? sub_send(r, sub, buf, order) : sub_hold(r, sub, buf, order);
         n += took;
@@ -301,6 +315,19 @@ void gw_rooms_activate(gw_rooms_t *r, gw_sub_t *sub, int64_t last_seq, int64_t l
         gw_buf_unref(e.buf);
     }
     gw_outq_clear(&sub->held);
+}
+
+bool gw_rooms_typing_allow(gw_rooms_t *r, gw_sub_t *sub, int64_t now_us, int64_t interval_us)
+{
+    (void)r;
+    room_t *room = sub->room;
+    if (room->typing == NULL && (room->typing = chat_strmap_new()) == NULL)
+        return true; /* out of memory: better a typing too many than none */
+    uintptr_t last = (uintptr_t)chat_strmap_get(room->typing, sub->user);
+    if (last != 0 && now_us - (int64_t)(last - 1) < interval_us)
+        return false;
+    chat_strmap_put(room->typing, sub->user, (void *)(uintptr_t)(now_us + 1));
+    return true;
 }
 
 uint32_t gw_sub_gen(const gw_sub_t *sub)

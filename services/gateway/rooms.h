@@ -68,6 +68,17 @@ size_t gw_rooms_deliver(gw_rooms_t *r, const char *tenant, const char *room, gw_
  * then hands over its held deliveries, dropping msgs and updates at or below them. */
 void gw_rooms_activate(gw_rooms_t *r, gw_sub_t *sub, int64_t last_seq, int64_t last_useq);
 
+/* gw_rooms_deliver, skipping the subscriptions of except_user (NULL: nobody skipped): a
+ * typing frame does not go back to the typer's own connections. */
+size_t gw_rooms_deliver_except(gw_rooms_t *r, const char *tenant, const char *room, gw_buf_t *buf,
+                               int64_t order, const char *except_user);
+
+/* The typing throttle of sub's user in sub's room on this gateway (every connection of the
+ * user counts together): true, and now_us remembered, if the user's last typing there that
+ * was let through is at least interval_us old (or there was none); false otherwise. The
+ * memory goes with the user's last subscription to the room. */
+bool gw_rooms_typing_allow(gw_rooms_t *r, gw_sub_t *sub, int64_t now_us, int64_t interval_us);
+
 uint32_t gw_sub_gen(const gw_sub_t *sub);
 bool gw_sub_active(const gw_sub_t *sub);
 int64_t gw_sub_last_seq(const gw_sub_t *sub);

@@ -28,6 +28,7 @@
 #include "common/signals.h"
 #include "services/gateway/history.h"
 #include "services/gateway/join.h"
+#include "services/gateway/presence.h"
 #include "services/gateway/registrations.h"
 
 _Static_assert(GW_BUF_PRE >= LWS_PRE, "frame buffers need the headroom lws_write uses");
@@ -322,6 +323,17 @@ static chat_err_t op_update(void *ud, gw_session_t *s, const gw_cframe_t *f)
     return gw_inbound_update(gw->inbound, &u);
 }
 
+static void op_typing(void *ud, gw_session_t *s, const char *room)
+{
+    gw_presence_typing(ud, gw_session_tenant(s), room, gw_session_user(s), gw_session_name(s));
+}
+
+static void op_count_typing_throttled(void *ud)
+{
+    gw_gateway_t *gw = ud;
+    chat_counter_inc(gw->stats.typing_throttled);
+}
+
 static void op_count_frame(void *ud, gw_ctype_t type)
 {
     gw_gateway_t *gw = ud;
@@ -401,6 +413,8 @@ chat_err_t gw_server_prepare(gw_gateway_t *gw)
         .submit_history = op_submit_history,
         .send = op_send,
         .update = op_update,
+        .typing = op_typing,
+        .count_typing_throttled = op_count_typing_throttled,
         .count_frame = op_count_frame,
         .count_error = op_count_error,
         .count_slow_close = op_count_slow_close,
@@ -431,6 +445,7 @@ chat_err_t gw_server_prepare(gw_gateway_t *gw)
                 .rate_close_after = (unsigned)cfg->rate_close_after,
                 .history_default = cfg->history_default,
                 .auth_timeout_s = (int)(cfg->auth_timeout_ms / 1000),
+                .typing_interval_us = GW_TYPING_INTERVAL_US,
             },
         .ops = &gw->session_ops,
         .ud = gw,

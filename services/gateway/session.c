@@ -318,6 +318,27 @@ static void on_history(gw_session_t *s, const gw_cframe_t *f)
         send_error(s, GW_E_INTERNAL, "history not accepted; retry", f->rid, NULL);
 }
 
+/* typing: only in a room the connection joined (forbidden otherwise: the client may not act
+ * in a room it does not follow, as with the access rules), then at most once per
+ * typing_interval_us per user and room on this gateway; extra ones are dropped silently
+ * (the client repeats typing anyway while the user types). */
+static void on_typing(gw_session_t *s, const gw_cframe_t *f)
+{
+    gw_sub_t *sub = gw_rooms_find(s->subs, f->room);
+    if (sub == NULL) {
+        send_error(s, GW_E_FORBIDDEN, "join the room before typing in it", f->rid, NULL);
+        return;
+    }
+    if (!gw_rooms_typing_allow(s->env->rooms, sub, s->env->now_us(),
+                               s->env->limits.typing_interval_us)) {
+        if (s->env->ops->count_typing_throttled != NULL)
+            s->env->ops->count_typing_throttled(s->env->ud);
+        return;
+    }
+    if (s->env->ops->typing != NULL)
+        s->env->ops->typing(s->env->ud, s, f->room);
+}
+
 /* Runs a valid frame of an authenticated session. */
 static void dispatch(gw_session_t *s, const gw_cframe_t *f)
 {
@@ -345,6 +366,9 @@ static void dispatch(gw_session_t *s, const gw_cframe_t *f)
     case GW_C_DELETE:
     case GW_C_REACT:
         on_update(s, f);
+        break;
+    case GW_C_TYPING:
+        on_typing(s, f);
         break;
     case GW_C_PING:
         send_frame(s, gw_frame_pong(f->rid));

@@ -1,8 +1,8 @@
 /* One WebSocket connection's protocol state machine, without I/O: it assembles frames
  * (size limit), enforces auth-first, the token bucket and the access rules, answers what
  * it can itself (pong, left, errors), asks its environment for the rest (auth, join and
- * history lookups, produce to chat.inbound) and owns the bounded write queue that the
- * server drains in LWS_CALLBACK_SERVER_WRITEABLE. Lives on the event loop only. */
+ * history lookups, produce to chat.inbound and chat.events) and owns the bounded write queue that
+ * the server drains in LWS_CALLBACK_SERVER_WRITEABLE. Lives on the event loop only. */
 #ifndef CHAT_GATEWAY_SESSION_H
 #define CHAT_GATEWAY_SESSION_H
 
@@ -35,10 +35,11 @@ typedef struct gw_limits {
     size_t send_queue;      /* frames queued per socket; overflow closes with 1008 */
     double rate_per_sec;    /* token bucket */
     double rate_burst;
-    unsigned rate_close_after; /* rate-limited frames (forgiven at
-                                  GW_RATE_STRIKES_FORGIVEN_PER_SEC) that close with 4008 */
-    int64_t history_default;   /* limit of a history request without one */
-    int auth_timeout_s;        /* for the message of the auth timeout error */
+    unsigned rate_close_after;  /* rate-limited frames (forgiven at
+                                   GW_RATE_STRIKES_FORGIVEN_PER_SEC) that close with 4008 */
+    int64_t history_default;    /* limit of a history request without one */
+    int auth_timeout_s;         /* for the message of the auth timeout error */
+    int64_t typing_interval_us; /* a user's typing in a room is forwarded at most this often */
 } gw_limits_t;
 
 /* A join the environment must carry out (Redis registration, then MongoDB reads).
@@ -85,6 +86,11 @@ typedef struct gw_session_ops {
      * reported later comes through gw_session_send_failed with f's rid. NULL: the gateway
      * answers them bad_request. */
     chat_err_t (*update)(void *ud, gw_session_t *s, const gw_cframe_t *f);
+    /* Produce a typing event of the session's user in room (joined, not throttled): best
+     * effort, nothing is told to the client. May be NULL (typing is dropped). */
+    void (*typing)(void *ud, gw_session_t *s, const char *room);
+    /* A typing frame was dropped by the throttle. May be NULL. */
+    void (*count_typing_throttled)(void *ud);
     /* Metrics hooks; may be NULL. */
     void (*count_frame)(void *ud, gw_ctype_t type);
     void (*count_error)(void *ud, gw_code_t code);

@@ -110,11 +110,29 @@ chat_err_t gw_stats_init(gw_stats_t *st, chat_metrics_t *m)
         "Auth deadlines extended because the client's bytes were still unread in its socket "
         "(the loop was behind, not the client).",
         NULL);
-    st->idle_hangups =
-        chat_metrics_counter(m, "chat_gateway_idle_hangups_total",
-                             "Connections dropped after CHAT_GATEWAY_IDLE_HANGUP without a frame or an "
-                             "answer to the keepalive ping.",
-                             NULL);
+    st->idle_hangups = chat_metrics_counter(
+        m, "chat_gateway_idle_hangups_total",
+        "Connections dropped after CHAT_GATEWAY_IDLE_HANGUP without a frame or an "
+        "answer to the keepalive ping.",
+        NULL);
+    static const char typing[] = "chat_gateway_typing_total";
+    static const char typing_help[] =
+        "Typing frames of clients: forwarded to chat.events, throttled (within 2 s of the "
+        "user's last one in the room; dropped silently), failed (producer queue full).";
+    st->typing_forwarded = chat_metrics_counter(m, typing, typing_help, "result=\"forwarded\"");
+    st->typing_throttled = chat_metrics_counter(m, typing, typing_help, "result=\"throttled\"");
+    st->typing_failed = chat_metrics_counter(m, typing, typing_help, "result=\"failed\"");
+    static const char presence[] = "chat_gateway_presence_events_total";
+    static const char presence_help[] =
+        "Presence events produced to chat.events: a user's first connection in a room on any "
+        "gateway (online) or their last one gone (offline).";
+    st->presence_events[1] = chat_metrics_counter(m, presence, presence_help, "online=\"true\"");
+    st->presence_events[0] = chat_metrics_counter(m, presence, presence_help, "online=\"false\"");
+    st->presence_expired = chat_metrics_counter(
+        m, "chat_gateway_presence_expired_total",
+        "Users gone offline because every gateway holding them stopped refreshing (found "
+        "expired by this gateway's join or heartbeat).",
+        NULL);
     st->auth_pending = chat_metrics_gauge(m, "chat_gateway_auth_pending",
                                           "Auth frames waiting for their tenant lookup.", NULL);
     st->auth_seconds = chat_metrics_histogram(
@@ -127,6 +145,9 @@ chat_err_t gw_stats_init(gw_stats_t *st, chat_metrics_t *m)
          st->queue_drops != NULL && st->writes != NULL && st->socket_writes != NULL &&
          st->send_failures != NULL && st->registry_errors != NULL && st->auth_seconds != NULL &&
          st->join_seconds != NULL && st->auth_overloads != NULL && st->auth_lookups != NULL &&
-         st->auth_pending != NULL && st->auth_graces != NULL && st->idle_hangups != NULL;
+         st->auth_pending != NULL && st->auth_graces != NULL && st->idle_hangups != NULL &&
+         st->typing_forwarded != NULL && st->typing_throttled != NULL &&
+         st->typing_failed != NULL && st->presence_events[0] != NULL &&
+         st->presence_events[1] != NULL && st->presence_expired != NULL;
     return ok ? CHAT_OK : CHAT_ERR_NOMEM;
 }

@@ -32,9 +32,15 @@ typedef struct gw_stats {
     chat_counter_t *auth_lookups;        /* auth frames that needed a tenant lookup */
     chat_counter_t *auth_graces;         /* auth deadlines extended: the client's bytes unread */
     chat_counter_t *idle_hangups;        /* connections dropped: no answer to the keepalive ping */
-    chat_histogram_t *auth_seconds;      /* auth frame -> welcome or refusal */
-    chat_gauge_t *auth_pending;          /* auth frames waiting for a tenant lookup */
-    chat_histogram_t *join_seconds;      /* join frame -> joined */
+    chat_counter_t *typing_forwarded;    /* typing frames produced to chat.events */
+    chat_counter_t *typing_throttled;    /* typing frames dropped: within 2 s of the last one */
+    chat_counter_t *typing_failed;       /* typing frames the producer could not queue */
+    /* presence events produced: [online], and offline ones caused by expired members */
+    chat_counter_t *presence_events[2];
+    chat_counter_t *presence_expired;
+    chat_histogram_t *auth_seconds; /* auth frame -> welcome or refusal */
+    chat_gauge_t *auth_pending;     /* auth frames waiting for a tenant lookup */
+    chat_histogram_t *join_seconds; /* join frame -> joined */
     /* reads of the recent history in Redis, by op and result (hit, miss, untrusted, ...) */
     chat_counter_t *recent_reads[GW_RECENT_OP__COUNT][GW_RECENT__COUNT];
     chat_counter_t *recent_fills[GW_RECENT_FILL__COUNT]; /* fills of cold rooms, by result */

@@ -53,6 +53,9 @@ check(cpu["complete"] and cpu["seconds"] > 0 and cpu["us_per_delivery"] > 0, f"s
 check(m["bench_cpu"]["seconds"] >= 0, "no bench CPU")
 check(report["setup"]["ready_at_end"] == 10 and report["setup"]["gave_up"] == 0, "set-up")
 check(report["problems"] == [], f"problems: {report['problems']}")
+# Each member types every 2.5 s: typing goes out and reaches the others (best effort: > 0).
+t = m.get("typing", {})
+check(t.get("sent", 0) > 0 and t.get("received", 0) > 0, f"typing {t}")
 if fails:
     print("bench.smoke:", *fails, sep="\n  ", file=sys.stderr)
     sys.exit(1)

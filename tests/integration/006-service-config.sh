@@ -67,5 +67,7 @@ expect_failure broadcast CHAT_TOPIC_MESSAGES CHAT_TOPIC_MESSAGES="$missing"
 expect_failure broadcast CHAT_TOPIC_DELIVER CHAT_TOPIC_DELIVER="$missing"
 expect_failure gateway CHAT_TOPIC_INBOUND CHAT_TOPIC_INBOUND="$missing"
 expect_failure gateway CHAT_TOPIC_DELIVER CHAT_TOPIC_DELIVER="$missing"
+expect_failure gateway CHAT_TOPIC_EVENTS CHAT_TOPIC_EVENTS="$missing"
+expect_failure broadcast CHAT_TOPIC_EVENTS CHAT_TOPIC_EVENTS="$missing"
 
 [ $failures -eq 0 ] || { echo "$failures check(s) failed"; exit 1; }

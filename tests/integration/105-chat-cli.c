@@ -120,7 +120,7 @@ START_TEST(test_session_send_history_resume)
              room);
     snprintf(input, sizeof input,
              "hello\n//slash\n\n/nope\n/raw {\"type\":\"ping\",\"rid\":\"p1\"}\n/history %s\n"
-             "last line without newline",
+             "/typing\n/typing a b\nlast line without newline",
              room);
     run_cli(r, args, input);
     ck_assert_msg(r->status == 0, "exit %d, stderr: %s", r->status, r->err);
@@ -139,6 +139,10 @@ START_TEST(test_session_send_history_resume)
     expect_line(r, "pong", "p1");
     expect_line(r, "history ", room);
     ck_assert_ptr_nonnull(strstr(r->err, "unknown command"));
+    /* /typing went to the joined room: accepted (no error), and not echoed to the typer. */
+    ck_assert_ptr_nonnull(strstr(r->err, "usage: /typing [ROOM]"));
+    ck_assert_msg(!has_line(r->out, "error", NULL), "error in:\n%s", r->out);
+    ck_assert_msg(!has_line(r->out, "* ", NULL), "typing or presence of self in:\n%s", r->out);
 
     /* Resume from seq 2 on the other gateway, with a token made elsewhere, as JSON. */
     char *token =

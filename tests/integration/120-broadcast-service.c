@@ -34,6 +34,7 @@ static const char *redis_url;
 static char bin[1024];
 static char messages_topic[128];
 static char deliver_topic[128];
+static char events_topic[128]; /* its own, empty: the stack's typing and presence stay out */
 static char tenant[64];
 static char other_tenant[64];
 static char room[64];
@@ -277,6 +278,7 @@ static void clients_setup(const char *url)
 {
     chat_test_unique(messages_topic, sizeof messages_topic, "it-bc-messages");
     chat_test_unique(deliver_topic, sizeof deliver_topic, "it-bc-deliver");
+    chat_test_unique(events_topic, sizeof events_topic, "it-bc-events");
     chat_test_unique(tenant, sizeof tenant, "bc");
     chat_test_unique(other_tenant, sizeof other_tenant, "bc-other");
     chat_test_unique(room, sizeof room, "room");
@@ -284,8 +286,9 @@ static void clients_setup(const char *url)
     chat_bus_topic_spec_t specs[] = {
         {.name = messages_topic, .partitions = 3, .replication = -1},
         {.name = deliver_topic, .partitions = GATEWAYS, .replication = -1},
+        {.name = events_topic, .partitions = 3, .replication = -1},
     };
-    ck_assert_int_eq(chat_bus_topics_ensure(brokers, specs, 2, WAIT_MS), CHAT_OK);
+    ck_assert_int_eq(chat_bus_topics_ensure(brokers, specs, 3, WAIT_MS), CHAT_OK);
     ck_assert_int_eq(chat_redis_connect(url, 5000, &redis), CHAT_OK);
     chat_bus_producer_conf_t pc = {
         .brokers = brokers, .client_id = "it-broadcast", .connect_timeout_ms = WAIT_MS};
@@ -319,7 +322,7 @@ static int readyz(char *reason, size_t len)
 static void service_start(const char *url)
 {
     static char env_brokers[256], env_redis[256], env_port[64], env_group[160], env_in[192],
-        env_out[192];
+        env_out[192], env_events[192];
     char group[128];
     chat_test_unique(group, sizeof group, "it-bc-group");
     ops_port = chat_test_free_port();
@@ -329,10 +332,11 @@ static void service_start(const char *url)
     snprintf(env_group, sizeof env_group, "CHAT_BROADCAST_GROUP=%s", group);
     snprintf(env_in, sizeof env_in, "CHAT_TOPIC_MESSAGES=%s", messages_topic);
     snprintf(env_out, sizeof env_out, "CHAT_TOPIC_DELIVER=%s", deliver_topic);
+    snprintf(env_events, sizeof env_events, "CHAT_TOPIC_EVENTS=%s", events_topic);
     /* A short Redis command timeout keeps the outage test quick. */
-    const char *env[] = {
-        env_brokers, env_redis, env_port, env_group, env_in, env_out, "CHAT_CONNECT_TIMEOUT=2s",
-        NULL};
+    const char *env[] = {env_brokers, env_redis, env_port,   env_group,
+                         env_in,      env_out,   env_events, "CHAT_CONNECT_TIMEOUT=2s",
+                         NULL};
     service = spawn(env, CHAT_TEST_SPAWN_INHERIT);
     char body[256];
     int64_t deadline = chat_clock_mono_ms() + 60000;

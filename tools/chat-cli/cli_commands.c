@@ -11,8 +11,9 @@
 const char chat_cli_cmd_help[] =
     "commands: /join ROOM [SINCE], /leave ROOM, /history ROOM [BEFORE] [LIMIT],\n"
     "          /edit ID TEXT, /delete ID, /react ID EMOJI [on|off] (in the first room\n"
-    "          joined; without on/off a reaction is toggled), /raw {json}, /quit, /help;\n"
-    "          //text sends \"/text\"; other lines are sent\n";
+    "          joined; without on/off a reaction is toggled), /typing [ROOM], /raw {json},\n"
+    "          /quit, /help; //text sends \"/text\"; other lines are sent (to the first\n"
+    "          room joined, as /typing without ROOM)\n";
 
 /* Next blank-separated word of *p (NUL-terminated in place), or NULL at the end. */
 static char *next_word(char **p)
@@ -113,6 +114,14 @@ static void parse_command(const char *cmd, char **p, chat_cli_cmd_t *out)
         out->text = *p + strspn(*p, " \t");
         if (*out->text == '\0')
             bad(out, "usage: /raw {json}");
+        return;
+    }
+    if (strcmp(cmd, "typing") == 0) {
+        out->kind = CHAT_CLI_CMD_TYPING;
+        const char *room = next_word(p);
+        snprintf(out->room, sizeof out->room, "%s", room != NULL ? room : "");
+        if (room != NULL && next_word(p) != NULL)
+            bad(out, "usage: /typing [ROOM]");
         return;
     }
     bool is_join = strcmp(cmd, "join") == 0, is_leave = strcmp(cmd, "leave") == 0;

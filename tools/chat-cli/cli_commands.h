@@ -14,6 +14,7 @@ typedef enum chat_cli_cmd_kind {
     CHAT_CLI_CMD_EDIT,    /* id, text: in the first room joined */
     CHAT_CLI_CMD_DELETE,  /* id */
     CHAT_CLI_CMD_REACT,   /* id, emoji, react (1 on, 0 off, -1 toggle) */
+    CHAT_CLI_CMD_TYPING,  /* room ("": the room lines go to) */
     CHAT_CLI_CMD_RAW,     /* text: the frame as typed */
     CHAT_CLI_CMD_QUIT,
     CHAT_CLI_CMD_HELP,

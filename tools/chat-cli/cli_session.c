@@ -298,6 +298,14 @@ static bool handle_line(cli_session_t *s, char *line)
     case CHAT_CLI_CMD_DELETE:
     case CHAT_CLI_CMD_REACT:
         return send_update(s, &cmd);
+    case CHAT_CLI_CMD_TYPING:
+        if (cmd.room[0] == '\0' && s->rooms.n == 0) {
+            fprintf(stderr, "chat-cli: no room joined: use /typing ROOM or /join\n");
+            return true;
+        }
+        /* No rid: typing is never answered (an error about it still prints). */
+        return send_frame(
+            s, chat_client_frame_typing(cmd.room[0] != '\0' ? cmd.room : s->rooms.items[0], NULL));
     case CHAT_CLI_CMD_RAW:
         return send_raw(s, cmd.text);
     case CHAT_CLI_CMD_QUIT:

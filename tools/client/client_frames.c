@@ -110,6 +110,12 @@ char *chat_client_frame_ping(const char *rid)
     return frame_finish(o, o && add_str(o, "rid", rid));
 }
 
+char *chat_client_frame_typing(const char *room, const char *rid)
+{
+    cJSON *o = frame_new("typing");
+    return frame_finish(o, o && add_str(o, "room", room) && add_str(o, "rid", rid));
+}
+
 /* ---- renderer ---- */
 
 typedef struct line_buf {
@@ -322,6 +328,12 @@ static void render_event(line_buf_t *b, const cJSON *o, const char *type)
 {
     lb_putn(b, "* ", 2);
     lb_text(b, str_of(o, "user", "?"));
+    const char *name = str_of(o, "name", NULL);
+    if (name != NULL) {
+        lb_putn(b, " (", 2);
+        lb_text(b, name);
+        lb_putn(b, ")", 1);
+    }
     if (strcmp(type, "presence") == 0)
         lb_printf(b, " is %s in ",
                   cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "online")) ? "online"

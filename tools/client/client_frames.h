@@ -22,6 +22,8 @@ char *chat_client_frame_delete(const char *room, const char *id, const char *rid
 char *chat_client_frame_react(const char *room, const char *id, const char *emoji, bool on,
                               const char *rid);
 char *chat_client_frame_ping(const char *rid);
+/* The user is typing in room (the others there get `typing`). */
+char *chat_client_frame_typing(const char *room, const char *rid);
 
 /* Renders the server frame json (len bytes, need not be NUL-terminated) for people:
  *   msg      "[room #seq] from: text (edited) [emoji users] (id X)"

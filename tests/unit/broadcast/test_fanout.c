@@ -434,6 +434,51 @@ START_TEST(test_update_routed)
 }
 END_TEST
 
+/* typing and presence: one shared frame per event to every follower, once per gateway;
+ * both skip the sockets of the user they are about (except_user); typing carries the name;
+ * nothing without followers. */
+START_TEST(test_typing_and_presence_to_followers)
+{
+    const int32_t gws[] = {1, 3, 1};
+    add(decode("{\"v\":1,\"type\":\"typing\",\"tenant\":\"acme\",\"room\":\"general\","
+               "\"user\":\"bob\",\"name\":\"Bob\",\"ts\":1}"),
+        gws, 3);
+    add(decode("{\"v\":1,\"type\":\"presence\",\"tenant\":\"acme\",\"room\":\"general\","
+               "\"user\":\"carol\",\"online\":false,\"ts\":1}"),
+        gws, 2);
+    add(decode("{\"v\":1,\"type\":\"typing\",\"tenant\":\"acme\",\"room\":\"quiet\","
+               "\"user\":\"bob\",\"ts\":1}"),
+        NULL, 0);
+    emit(BROADCAST_RECORD_MAX);
+    const broadcast_fanout_stats_t *st = broadcast_fanout_stats(fan);
+    ck_assert_uint_eq(st->typing_items, 2);
+    ck_assert_uint_eq(st->presence_items, 2);
+    ck_assert_uint_eq(st->unhandled, 0);
+    ck_assert_int_eq(count_records(0), 0);
+    ck_assert_int_eq(count_records(2), 0);
+    for (int32_t gw = 1; gw <= 3; gw += 2) {
+        cJSON *items = items_of(gw);
+        ck_assert_int_eq(cJSON_GetArraySize(items), 2);
+        const cJSON *t = cJSON_GetArrayItem(items, 0);
+        ck_assert_str_eq(str(t, "room"), "general");
+        ck_assert_str_eq(str(t, "except_user"), "bob");
+        ck_assert_ptr_null(cJSON_GetObjectItem(t, "seq"));
+        ck_assert_ptr_null(cJSON_GetObjectItem(t, "conns"));
+        char *frame = cJSON_PrintUnformatted(cJSON_GetObjectItem(t, "frame"));
+        ck_assert_str_eq(frame, "{\"type\":\"typing\",\"room\":\"general\",\"user\":\"bob\","
+                                "\"name\":\"Bob\"}");
+        cJSON_free(frame);
+        const cJSON *p = cJSON_GetArrayItem(items, 1);
+        ck_assert_str_eq(str(p, "except_user"), "carol");
+        frame = cJSON_PrintUnformatted(cJSON_GetObjectItem(p, "frame"));
+        ck_assert_str_eq(frame, "{\"type\":\"presence\",\"room\":\"general\","
+                                "\"user\":\"carol\",\"online\":false}");
+        cJSON_free(frame);
+        cJSON_Delete(items);
+    }
+}
+END_TEST
+
 START_TEST(test_split_large_batches)
 {
     const int32_t gws[] = {0, 2};
@@ -548,6 +593,7 @@ static Suite *fanout_suite(void)
     tcase_add_test(tc, test_split_large_batches);
     tcase_add_test(tc, test_reset_forgets_batch);
     tcase_add_test(tc, test_emit_error_stops);
+    tcase_add_test(tc, test_typing_and_presence_to_followers);
     suite_add_tcase(s, tc);
     return s;
 }

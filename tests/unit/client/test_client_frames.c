@@ -41,6 +41,7 @@ START_TEST(test_builders)
     expect_frame(chat_client_frame_react("r", "i1", "x", false, "x1"),
                  "{\"type\":\"react\",\"room\":\"r\",\"id\":\"i1\",\"emoji\":\"x\",\"on\":false,"
                  "\"rid\":\"x1\"}");
+    expect_frame(chat_client_frame_typing("r", NULL), "{\"type\":\"typing\",\"room\":\"r\"}");
 }
 END_TEST
 
@@ -88,6 +89,8 @@ START_TEST(test_render_session_frames)
     expect_render("{\"type\":\"presence\",\"room\":\"r\",\"user\":\"bob\",\"online\":false}",
                   "* bob is offline in r");
     expect_render("{\"type\":\"typing\",\"room\":\"r\",\"user\":\"bob\"}", "* bob is typing in r");
+    expect_render("{\"type\":\"typing\",\"room\":\"r\",\"user\":\"bob\",\"name\":\"Bob B.\"}",
+                  "* bob (Bob B.) is typing in r");
     expect_render("{\"type\":\"read\",\"room\":\"r\",\"user\":\"bob\",\"seq\":3}",
                   "* bob read r up to #3");
     expect_render(

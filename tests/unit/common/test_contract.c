@@ -82,6 +82,8 @@ START_TEST(test_registry_keys)
     ck_assert_str_eq(buf, "chat:room:{acme/general}:gws");
     chat_registry_key("acme", "dm:a:b", CHAT_REGISTRY_ONLINE, buf, sizeof buf);
     ck_assert_str_eq(buf, "chat:room:{acme/dm:a:b}:online");
+    chat_registry_key("acme", "general", CHAT_REGISTRY_PRESENCE, buf, sizeof buf);
+    ck_assert_str_eq(buf, "chat:room:{acme/general}:presence");
     char small[10];
     ck_assert_int_eq(chat_registry_key("acme", "general", CHAT_REGISTRY_GWS, small, sizeof small),
                      -1);
@@ -94,8 +96,10 @@ START_TEST(test_registry_keys)
     tenant[CHAT_TENANT_MAX] = '\0';
     memset(room, 'r', CHAT_ROOM_MAX);
     room[CHAT_ROOM_MAX] = '\0';
-    ck_assert_int_eq(chat_registry_key(tenant, room, CHAT_REGISTRY_ONLINE, buf, sizeof buf),
+    ck_assert_int_eq(chat_registry_key(tenant, room, CHAT_REGISTRY_PRESENCE, buf, sizeof buf),
                      (int)sizeof buf - 1);
+    ck_assert_int_eq(chat_registry_key(tenant, room, CHAT_REGISTRY_ONLINE, buf, sizeof buf),
+                     (int)sizeof buf - 3);
     char key[CHAT_ROOM_KEY_MAX];
     ck_assert_int_eq(chat_room_key(tenant, room, key, sizeof key), (int)sizeof key - 1);
 }

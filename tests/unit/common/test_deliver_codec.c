@@ -301,6 +301,51 @@ START_TEST(test_deliver_decode_accepts)
 }
 END_TEST
 
+/* except_user round trips in an item without conns; it is refused with conns, empty, or
+ * not a valid user id, in either direction. */
+START_TEST(test_deliver_except_user)
+{
+    cJSON *typing = cJSON_Parse("{\"type\":\"typing\",\"room\":\"general\",\"user\":\"bob\"}");
+    chat_deliver_item_t item = {
+        .tenant = "acme", .room = "general", .frame = typing, .except_user = "bob"};
+    char *json = NULL;
+    size_t len = 0;
+    ck_assert_int_eq(chat_deliver_encode(&item, 1, &json, &len), CHAT_OK);
+    chat_deliver_t d;
+    char why[128] = "";
+    ck_assert_msg(chat_deliver_decode(json, len, &d, why, sizeof why) == CHAT_OK, "%s", why);
+    ck_assert_str_eq(d.items[0].except_user, "bob");
+    ck_assert_ptr_null(d.items[0].conns);
+    chat_deliver_clear(&d);
+    free(json);
+
+    const char *conns[] = {"c-1"};
+    chat_deliver_item_t with_conns = item;
+    with_conns.conns = conns;
+    with_conns.nconns = 1;
+    chat_deliver_item_t empty = item;
+    empty.except_user = "";
+    ck_assert_int_eq(chat_deliver_encode(&with_conns, 1, &json, &len), CHAT_ERR_INVALID);
+    ck_assert_int_eq(chat_deliver_encode(&empty, 1, &json, &len), CHAT_ERR_INVALID);
+    cJSON_Delete(typing);
+
+    const char *bad[] = {
+        "{\"v\":1,\"type\":\"deliver\",\"items\":[{\"tenant\":\"a\",\"room\":\"r\","
+        "\"frame\":{\"type\":\"typing\"},\"except_user\":\"\"}]}",
+        "{\"v\":1,\"type\":\"deliver\",\"items\":[{\"tenant\":\"a\",\"room\":\"r\","
+        "\"frame\":{\"type\":\"typing\"},\"except_user\":7}]}",
+        "{\"v\":1,\"type\":\"deliver\",\"items\":[{\"tenant\":\"a\",\"room\":\"r\","
+        "\"frame\":{\"type\":\"typing\"},\"except_user\":\"b\",\"conns\":[\"c\"]}]}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        ck_assert_msg(chat_deliver_decode(bad[i], strlen(bad[i]), &d, why, sizeof why) ==
+                          CHAT_ERR_INVALID,
+                      "accepted %s", bad[i]);
+        ck_assert(d.items == NULL && d.nitems == 0 && d.priv_ == NULL);
+    }
+}
+END_TEST
+
 static Suite *deliver_codec_suite(void)
 {
     Suite *s = suite_create("deliver_codec");
@@ -312,6 +357,7 @@ static Suite *deliver_codec_suite(void)
     tcase_add_test(deliver, test_deliver_decode_accepts);
     tcase_add_test(deliver, test_deliver_decode_any_json);
     tcase_add_test(deliver, test_deliver_decode_rejects_in_place);
+    tcase_add_test(deliver, test_deliver_except_user);
     suite_add_tcase(s, deliver);
     return s;
 }

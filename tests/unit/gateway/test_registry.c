@@ -1,7 +1,9 @@
 /* Unit tests of services/gateway/registry: the conversion of online members
  * "<gateway>:<user>" into distinct user ids, the deep copies of rooms for heartbeats (also
- * when a copy runs out of memory), and the commands of each pipeline as a fake Redis
- * server receives them (a heartbeat sends one ZADD and one PEXPIRE per key). */
+ * when a copy runs out of memory), and the scripts of each pipeline as a fake Redis server
+ * receives them (a heartbeat sends one script per room) with the presence changes their
+ * replies tell. What the scripts do on a real server is tested by
+ * tests/integration/150-presence-typing.c. */
 #include <arpa/inet.h>
 #include <check.h>
 #include <netinet/in.h>
@@ -44,8 +46,7 @@ typedef struct fake_redis {
     pthread_t thread;
     char log[FAKE_LOG_MAX];
     size_t loglen;
-    const char *const *online; /* the members ZRANGEBYSCORE answers */
-    size_t nonline;
+    const char *eval_reply; /* what every EVAL gets, as RESP */
 } fake_redis_t;
 
 static fake_redis_t fake;
@@ -77,7 +78,10 @@ static bool command_read(FILE *in, char *name, size_t namelen)
             snprintf(name, namelen, "%.*s", (int)len, arg);
         else
             log_add(" ", 1);
-        log_add(arg, len);
+        if (i == 1 && strcmp(name, "EVAL") == 0)
+            log_add("<script>", 8); /* the body itself is the integration test's business */
+        else
+            log_add(arg, len);
         free(arg);
     }
     log_add("\n", 1);
@@ -88,11 +92,8 @@ static void reply_write(int fd, const char *name)
 {
     char reply[4096];
     size_t n = 0;
-    if (strcmp(name, "ZRANGEBYSCORE") == 0) {
-        n = (size_t)snprintf(reply, sizeof reply, "*%zu\r\n", fake.nonline);
-        for (size_t i = 0; i < fake.nonline; i++)
-            n += (size_t)snprintf(reply + n, sizeof reply - n, "$%zu\r\n%s\r\n",
-                                  strlen(fake.online[i]), fake.online[i]);
+    if (strcmp(name, "EVAL") == 0) {
+        n = (size_t)snprintf(reply, sizeof reply, "%s", fake.eval_reply);
     } else if (strncmp(name, "Z", 1) == 0 || strcmp(name, "PEXPIRE") == 0) {
         n = (size_t)snprintf(reply, sizeof reply, ":1\r\n");
     } else {
@@ -116,12 +117,11 @@ static void *fake_serve(void *arg)
     return NULL;
 }
 
-/* Starts the server and connects a client to it. */
-static chat_redis_t *fake_start(const char *const *online, size_t nonline)
+/* Starts the server, answering every EVAL with eval_reply, and connects a client to it. */
+static chat_redis_t *fake_start(const char *eval_reply)
 {
     memset(&fake, 0, sizeof fake);
-    fake.online = online;
-    fake.nonline = nonline;
+    fake.eval_reply = eval_reply;
     fake.listen_fd = socket(AF_INET, SOCK_STREAM, 0);
     ck_assert_int_ge(fake.listen_fd, 0);
     struct sockaddr_in addr = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -148,6 +148,21 @@ static const char *fake_stop(chat_redis_t *r)
     ck_assert_msg(strncmp(fake.log, setup, strlen(setup)) == 0, "no set-up first: %s", fake.log);
     return fake.log + strlen(setup);
 }
+
+/* ---- what the presence listener heard ---- */
+
+static char heard[1024];
+
+static void heard_changed(void *ud, const char *tenant, const char *room, const char *user,
+                          bool online, bool expired)
+{
+    (void)ud;
+    size_t n = strlen(heard);
+    snprintf(heard + n, sizeof heard - n, "%s/%s %s %s%s\n", tenant, room, user,
+             online ? "online" : "offline", expired ? " expired" : "");
+}
+
+static const gw_registry_presence_t listener = {.changed = heard_changed};
 
 START_TEST(test_users_from_members)
 {
@@ -205,26 +220,51 @@ START_TEST(test_rooms_append_out_of_memory)
 }
 END_TEST
 
-/* A join registers, prunes and reads the room's online users, distinct and sorted. */
-START_TEST(test_join_pipeline)
+/* A join runs one script on the room's three keys; its reply gives the users online
+ * (distinct, sorted), whether the joiner came online and who went offline (expired). */
+START_TEST(test_join_script)
 {
-    static const char *const online[] = {"0:bob", "7:alice", "3:bob", "2:carol", "broken"};
-    chat_redis_t *r = fake_start(online, 5);
+    chat_redis_t *r = fake_start("*3\r\n:1\r\n*1\r\n$4\r\ndave\r\n"
+                                 "*5\r\n$5\r\n0:bob\r\n$7\r\n7:alice\r\n$5\r\n3:bob\r\n"
+                                 "$7\r\n2:carol\r\n$6\r\nbroken\r\n");
+    heard[0] = '\0';
     char **users = NULL;
     size_t n = 0;
     ck_assert_int_eq(
-        gw_registry_join(r, "7", NOW_MS, TTL_MS, "acme", "general", "alice", &users, &n), CHAT_OK);
+        gw_registry_join(r, "7", NOW_MS, TTL_MS, "acme", "general", "alice", &users, &n, &listener),
+        CHAT_OK);
     ck_assert_uint_eq(n, 3);
     ck_assert_str_eq(users[0], "alice");
     ck_assert_str_eq(users[1], "bob");
     ck_assert_str_eq(users[2], "carol");
     gw_registry_users_free(users, n);
-    ck_assert_str_eq(fake_stop(r), "ZADD chat:room:{acme/general}:gws 31000 7\n"
-                                   "PEXPIRE chat:room:{acme/general}:gws 30000\n"
-                                   "ZADD chat:room:{acme/general}:online 31000 7:alice\n"
-                                   "PEXPIRE chat:room:{acme/general}:online 30000\n"
-                                   "ZREMRANGEBYSCORE chat:room:{acme/general}:online -inf 1000\n"
-                                   "ZRANGEBYSCORE chat:room:{acme/general}:online (1000 +inf\n");
+    ck_assert_str_eq(heard, "acme/general alice online\nacme/general dave offline expired\n");
+    ck_assert_str_eq(fake_stop(r),
+                     "EVAL <script> 3 chat:room:{acme/general}:gws chat:room:{acme/general}:online "
+                     "chat:room:{acme/general}:presence 7 alice 1000 31000 30000\n");
+}
+END_TEST
+
+/* Not the first member of the user: nothing heard; a reply of another shape is an error. */
+START_TEST(test_join_not_first_and_bad_reply)
+{
+    chat_redis_t *r = fake_start("*3\r\n:0\r\n*0\r\n*1\r\n$7\r\n7:alice\r\n");
+    heard[0] = '\0';
+    char **users = NULL;
+    size_t n = 0;
+    ck_assert_int_eq(
+        gw_registry_join(r, "7", NOW_MS, TTL_MS, "acme", "general", "alice", &users, &n, &listener),
+        CHAT_OK);
+    ck_assert_uint_eq(n, 1);
+    gw_registry_users_free(users, n);
+    ck_assert_str_eq(heard, "");
+    fake_stop(r);
+    r = fake_start(":1\r\n");
+    ck_assert_int_eq(
+        gw_registry_join(r, "7", NOW_MS, TTL_MS, "acme", "general", "alice", &users, &n, NULL),
+        CHAT_ERR_REDIS);
+    ck_assert_ptr_null(users);
+    fake_stop(r);
 }
 END_TEST
 
@@ -234,15 +274,16 @@ START_TEST(test_join_longest_user)
     char user[CHAT_USER_MAX * 4 + 1] = "";
     for (int i = 0; i < CHAT_USER_MAX; i++)
         strcat(user, "\xf0\x9f\x98\x80");
-    chat_redis_t *r = fake_start(NULL, 0);
+    chat_redis_t *r = fake_start("*3\r\n:0\r\n*0\r\n*0\r\n");
     char **users = NULL;
     size_t n = 0;
     ck_assert_int_eq(
-        gw_registry_join(r, "4095", NOW_MS, TTL_MS, "acme", "general", user, &users, &n), CHAT_OK);
+        gw_registry_join(r, "4095", NOW_MS, TTL_MS, "acme", "general", user, &users, &n, NULL),
+        CHAT_OK);
     gw_registry_users_free(users, n);
-    char member[sizeof user + 8];
-    snprintf(member, sizeof member, " 4095:%s\n", user);
-    ck_assert_ptr_nonnull(strstr(fake_stop(r), member));
+    char arg[sizeof user + 8];
+    snprintf(arg, sizeof arg, " 4095 %s ", user);
+    ck_assert_ptr_nonnull(strstr(fake_stop(r), arg));
 }
 END_TEST
 
@@ -253,43 +294,52 @@ static const gw_registry_room_t heartbeat_rooms[] = {
     {.tenant = "acme", .room = "random", .users = random_users, .nusers = 1},
 };
 
-/* A heartbeat: per key one ZADD (every user of the room at once) and one PEXPIRE. */
-START_TEST(test_refresh_one_command_per_key)
+/* A heartbeat: one script per room with every user of the room; each reply tells who came
+ * back and who expired. */
+START_TEST(test_refresh_one_script_per_room)
 {
-    chat_redis_t *r = fake_start(NULL, 0);
-    ck_assert_int_eq(gw_registry_refresh(r, "7", NOW_MS, TTL_MS, heartbeat_rooms, 2), CHAT_OK);
-    ck_assert_str_eq(
-        fake_stop(r),
-        "ZADD chat:room:{acme/general}:gws 31000 7\n"
-        "PEXPIRE chat:room:{acme/general}:gws 30000\n"
-        "ZADD chat:room:{acme/general}:online 31000 7:alice 31000 7:bob 31000 7:carol\n"
-        "PEXPIRE chat:room:{acme/general}:online 30000\n"
-        "ZADD chat:room:{acme/random}:gws 31000 7\n"
-        "PEXPIRE chat:room:{acme/random}:gws 30000\n"
-        "ZADD chat:room:{acme/random}:online 31000 7:dave\n"
-        "PEXPIRE chat:room:{acme/random}:online 30000\n");
+    chat_redis_t *r = fake_start("*2\r\n*1\r\n$3\r\nbob\r\n*1\r\n$3\r\neve\r\n");
+    heard[0] = '\0';
+    ck_assert_int_eq(gw_registry_refresh(r, "7", NOW_MS, TTL_MS, heartbeat_rooms, 2, &listener),
+                     CHAT_OK);
+    ck_assert_str_eq(fake_stop(r),
+                     "EVAL <script> 3 chat:room:{acme/general}:gws chat:room:{acme/general}:online "
+                     "chat:room:{acme/general}:presence 7 1000 31000 30000 alice bob carol\n"
+                     "EVAL <script> 3 chat:room:{acme/random}:gws chat:room:{acme/random}:online "
+                     "chat:room:{acme/random}:presence 7 1000 31000 30000 dave\n");
+    ck_assert_str_eq(heard, "acme/general bob online\nacme/general eve offline expired\n"
+                            "acme/random bob online\nacme/random eve offline expired\n");
 }
 END_TEST
 
-START_TEST(test_remove_one_command_per_key)
+START_TEST(test_remove_one_script_per_room)
 {
-    chat_redis_t *r = fake_start(NULL, 0);
-    ck_assert_int_eq(gw_registry_remove(r, "7", heartbeat_rooms, 2), CHAT_OK);
-    ck_assert_str_eq(fake_stop(r), "ZREM chat:room:{acme/general}:gws 7\n"
-                                   "ZREM chat:room:{acme/general}:online 7:alice 7:bob 7:carol\n"
-                                   "ZREM chat:room:{acme/random}:gws 7\n"
-                                   "ZREM chat:room:{acme/random}:online 7:dave\n");
+    chat_redis_t *r = fake_start("*1\r\n$5\r\nalice\r\n");
+    heard[0] = '\0';
+    ck_assert_int_eq(gw_registry_remove(r, "7", heartbeat_rooms, 2, &listener), CHAT_OK);
+    ck_assert_str_eq(fake_stop(r),
+                     "EVAL <script> 3 chat:room:{acme/general}:gws chat:room:{acme/general}:online "
+                     "chat:room:{acme/general}:presence 7 alice bob carol\n"
+                     "EVAL <script> 3 chat:room:{acme/random}:gws chat:room:{acme/random}:online "
+                     "chat:room:{acme/random}:presence 7 dave\n");
+    ck_assert_str_eq(heard, "acme/general alice offline\nacme/random alice offline\n");
 }
 END_TEST
 
 START_TEST(test_release)
 {
-    chat_redis_t *r = fake_start(NULL, 0);
-    ck_assert_int_eq(gw_registry_release(r, "7", "acme", "general", "bob", true, true), CHAT_OK);
-    ck_assert_int_eq(gw_registry_release(r, "7", "acme", "random", "dave", false, true), CHAT_OK);
-    ck_assert_str_eq(fake_stop(r), "ZREM chat:room:{acme/general}:gws 7\n"
-                                   "ZREM chat:room:{acme/general}:online 7:bob\n"
-                                   "ZREM chat:room:{acme/random}:online 7:dave\n");
+    chat_redis_t *r = fake_start(":1\r\n");
+    heard[0] = '\0';
+    ck_assert_int_eq(gw_registry_release(r, "7", "acme", "general", "bob", true, true, &listener),
+                     CHAT_OK);
+    ck_assert_int_eq(gw_registry_release(r, "7", "acme", "random", "dave", false, true, NULL),
+                     CHAT_OK);
+    ck_assert_str_eq(fake_stop(r),
+                     "EVAL <script> 3 chat:room:{acme/general}:gws chat:room:{acme/general}:online "
+                     "chat:room:{acme/general}:presence 7 bob 1 1\n"
+                     "EVAL <script> 3 chat:room:{acme/random}:gws chat:room:{acme/random}:online "
+                     "chat:room:{acme/random}:presence 7 dave 0 1\n");
+    ck_assert_str_eq(heard, "acme/general bob offline\n");
 }
 END_TEST
 
@@ -300,10 +350,11 @@ int main(void)
     tcase_add_test(tc, test_users_from_members);
     tcase_add_test(tc, test_rooms_append_copies);
     tcase_add_test(tc, test_rooms_append_out_of_memory);
-    tcase_add_test(tc, test_join_pipeline);
+    tcase_add_test(tc, test_join_script);
+    tcase_add_test(tc, test_join_not_first_and_bad_reply);
     tcase_add_test(tc, test_join_longest_user);
-    tcase_add_test(tc, test_refresh_one_command_per_key);
-    tcase_add_test(tc, test_remove_one_command_per_key);
+    tcase_add_test(tc, test_refresh_one_script_per_room);
+    tcase_add_test(tc, test_remove_one_script_per_room);
     tcase_add_test(tc, test_release);
     suite_add_tcase(s, tc);
     return chat_test_suite_run(s, false);

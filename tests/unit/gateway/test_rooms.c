@@ -2,7 +2,8 @@
  * protocol (pending subscriptions hold live deliveries, activation hands them over above
  * the last seq sent), the per-subscription seq filter, rejoin, generations unique across
  * subscriptions, leave/disconnect cleanup with the registration callbacks, tenant
- * separation and the bound on held deliveries. */
+ * separation, the bound on held deliveries, deliveries that skip one user (typing) and the
+ * typing throttle per user and room. */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -309,6 +310,50 @@ START_TEST(test_foreach_lists_distinct_users)
 }
 END_TEST
 
+/* A delivery with except_user skips every subscription of that user, held or active. */
+START_TEST(test_deliver_except_user)
+{
+    owner_t a1 = {.name = "a1"}, a2 = {.name = "a2"}, b = {.name = "b"};
+    gw_rooms_activate(rooms, gw_rooms_join(rooms, &a1.subs, &a1, "t", "r", "alice"), 0, 0);
+    gw_sub_t *pending = gw_rooms_join(rooms, &a2.subs, &a2, "t", "r", "alice");
+    gw_rooms_activate(rooms, gw_rooms_join(rooms, &b.subs, &b, "t", "r", "bob"), 0, 0);
+    ck_assert_uint_eq(gw_rooms_deliver_except(rooms, "t", "r", frame, 0, "alice"), 1);
+    ck_assert_uint_eq(gw_sub_held(pending), 0);
+    ck_assert_uint_eq(gw_rooms_deliver_except(rooms, "t", "r", frame, 0, "carol"), 3);
+    assert_got(&a1, (int64_t[]){-1}, 1);
+    assert_got(&b, (int64_t[]){-1, -1}, 2);
+    gw_rooms_leave_all(rooms, &a1.subs);
+    gw_rooms_leave_all(rooms, &a2.subs);
+    gw_rooms_leave_all(rooms, &b.subs);
+}
+END_TEST
+
+/* One typing per interval per user and room, whichever of the user's connections sends it;
+ * other users and rooms have their own; the user's last leave forgets it. */
+START_TEST(test_typing_throttle)
+{
+    owner_t a1 = {.name = "a1"}, a2 = {.name = "a2"}, b = {.name = "b"};
+    gw_sub_t *s1 = gw_rooms_join(rooms, &a1.subs, &a1, "t", "r", "alice");
+    gw_sub_t *s2 = gw_rooms_join(rooms, &a2.subs, &a2, "t", "r", "alice");
+    gw_sub_t *sb = gw_rooms_join(rooms, &b.subs, &b, "t", "r", "bob");
+    gw_sub_t *other = gw_rooms_join(rooms, &a1.subs, &a1, "t", "r2", "alice");
+    ck_assert(gw_rooms_typing_allow(rooms, s1, 1000, 2000));
+    ck_assert(!gw_rooms_typing_allow(rooms, s2, 2999, 2000));
+    ck_assert(gw_rooms_typing_allow(rooms, sb, 2999, 2000));
+    ck_assert(gw_rooms_typing_allow(rooms, other, 2999, 2000));
+    ck_assert(gw_rooms_typing_allow(rooms, s2, 3000, 2000));
+    ck_assert(!gw_rooms_typing_allow(rooms, s1, 4000, 2000));
+    gw_rooms_leave(rooms, &a1.subs, s1);
+    ck_assert(!gw_rooms_typing_allow(rooms, s2, 4000, 2000)); /* alice is still there */
+    gw_rooms_leave_all(rooms, &a2.subs);
+    s2 = gw_rooms_join(rooms, &a2.subs, &a2, "t", "r", "alice");
+    ck_assert(gw_rooms_typing_allow(rooms, s2, 4000, 2000));
+    gw_rooms_leave_all(rooms, &a1.subs);
+    gw_rooms_leave_all(rooms, &a2.subs);
+    gw_rooms_leave_all(rooms, &b.subs);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("gateway_rooms");
@@ -324,6 +369,8 @@ int main(void)
     tcase_add_test(tc, test_leave_while_pending_frees_held);
     tcase_add_test(tc, test_held_overflow_reported_once);
     tcase_add_test(tc, test_foreach_lists_distinct_users);
+    tcase_add_test(tc, test_deliver_except_user);
+    tcase_add_test(tc, test_typing_throttle);
     suite_add_tcase(s, tc);
     return chat_test_suite_run(s, false);
 }

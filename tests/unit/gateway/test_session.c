@@ -37,6 +37,8 @@ typedef struct fake {
     int slow_closes;
     int auth_overloads;
     size_t drops;
+    int typings, typing_throttled;
+    char typing_room[64];
 } fake_t;
 
 static fake_t fake;
@@ -103,6 +105,20 @@ static chat_err_t op_send(void *ud, gw_session_t *s, const char *room, const cha
     return fake.send_rc;
 }
 
+static void op_typing(void *ud, gw_session_t *s, const char *room)
+{
+    (void)ud;
+    (void)s;
+    fake.typings++;
+    snprintf(fake.typing_room, sizeof fake.typing_room, "%s", room);
+}
+
+static void op_count_typing_throttled(void *ud)
+{
+    (void)ud;
+    fake.typing_throttled++;
+}
+
 static void op_count_frame(void *ud, gw_ctype_t type)
 {
     (void)ud;
@@ -140,6 +156,8 @@ static const gw_session_ops_t ops = {
     .submit_join = op_submit_join,
     .submit_history = op_submit_history,
     .send = op_send,
+    .typing = op_typing,
+    .count_typing_throttled = op_count_typing_throttled,
     .count_frame = op_count_frame,
     .count_error = op_count_error,
     .count_slow_close = op_count_slow_close,
@@ -189,7 +207,8 @@ static void setup(void)
                    .rate_burst = 3,
                    .rate_close_after = 3,
                    .history_default = 50,
-                   .auth_timeout_s = 10},
+                   .auth_timeout_s = 10,
+                   .typing_interval_us = 2000000},
         .ops = &ops,
         .rooms = gw_rooms_new(SEND_QUEUE, &sink),
         .now_us = fake_now,
@@ -527,7 +546,7 @@ START_TEST(test_bad_requests_keep_connection)
     now_us += 10000000; /* refill */
     rx("{\"type\":\"send\",\"room\":\"general\",\"cid\":\"c9\",\"text\":\"01234567890\"}");
     expect("error", "too_large", NULL, "c9");
-    rx("{\"type\":\"typing\",\"room\":\"general\",\"rid\":\"t\"}");
+    rx("{\"type\":\"read\",\"room\":\"general\",\"seq\":1,\"rid\":\"t\"}");
     expect("error", "bad_request", "t", NULL);
     ck_assert(!gw_session_closing(sess));
     ck_assert_int_eq(fake.errors[GW_E_BAD_REQUEST], 4);
@@ -840,6 +859,39 @@ START_TEST(test_send_and_failures)
 }
 END_TEST
 
+/* typing: forbidden outside a joined room; in one, forwarded at most once per interval per
+ * user and room (extra ones dropped silently, counted); never answered. */
+START_TEST(test_typing_joined_and_throttled)
+{
+    authenticate();
+    rx("{\"type\":\"typing\",\"room\":\"general\",\"rid\":\"t1\"}");
+    expect("error", "forbidden", "t1", NULL);
+    ck_assert_int_eq(fake.typings, 0);
+    rx("{\"type\":\"join\",\"room\":\"general\"}");
+    rx("{\"type\":\"typing\",\"room\":\"general\"}");
+    ck_assert_int_eq(fake.typings, 1);
+    ck_assert_str_eq(fake.typing_room, "general");
+    now_us += 1999999;
+    rx("{\"type\":\"typing\",\"room\":\"general\"}");
+    ck_assert_int_eq(fake.typings, 1);
+    ck_assert_int_eq(fake.typing_throttled, 1);
+    now_us += 1;
+    rx("{\"type\":\"typing\",\"room\":\"general\"}");
+    ck_assert_int_eq(fake.typings, 2);
+    expect_empty();
+    /* Leaving forgets the throttle with the user's last subscription. */
+    now_us += 10000000; /* refill the rate bucket (not the throttle's business) */
+    rx("{\"type\":\"leave\",\"room\":\"general\"}");
+    expect("left", NULL, NULL, NULL);
+    rx("{\"type\":\"typing\",\"room\":\"general\"}");
+    expect("error", "forbidden", NULL, NULL);
+    now_us += 10000000;
+    rx("{\"type\":\"join\",\"room\":\"general\"}");
+    rx("{\"type\":\"typing\",\"room\":\"general\"}");
+    ck_assert_int_eq(fake.typings, 3);
+}
+END_TEST
+
 START_TEST(test_history_request_and_answer)
 {
     authenticate();
@@ -924,6 +976,7 @@ int main(void)
     tcase_add_test(tc, test_leave_is_idempotent);
     tcase_add_test(tc, test_free_releases_subscriptions);
     tcase_add_test(tc, test_send_and_failures);
+    tcase_add_test(tc, test_typing_joined_and_throttled);
     tcase_add_test(tc, test_history_request_and_answer);
     tcase_add_test(tc, test_queue_overflow_closes_1008);
     tcase_add_test(tc, test_close_flush_writes_queue_first);
