@@ -487,8 +487,9 @@ START_TEST(test_routing)
     produce(room, "this is not JSON");
     /* A valid event of a type broadcast does not route from chat.messages. */
     snprintf(json, sizeof json,
-             "{\"v\":1,\"type\":\"typing\",\"tenant\":\"%s\",\"room\":\"%s\","
-             "\"user\":\"bob\",\"ts\":1}",
+             "{\"v\":1,\"type\":\"verdict\",\"tenant\":\"%s\",\"room\":\"%s\","
+             "\"id\":\"65f1c0ffee0123456789abcd\",\"seq\":1,\"action\":\"remove\","
+             "\"reason\":\"banned word\",\"ts\":1}",
              tenant, room);
     produce(room, json);
     produce_msg(room, 3, "9", "9.t.1"); /* origin outside the 4 gateways: no ack */

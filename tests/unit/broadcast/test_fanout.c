@@ -375,8 +375,10 @@ END_TEST
 START_TEST(test_other_types_skipped)
 {
     const int32_t gws[] = {0};
-    add(decode("{\"v\":1,\"type\":\"typing\",\"tenant\":\"acme\",\"room\":\"general\","
-               "\"user\":\"bob\",\"ts\":1}"),
+    /* a verdict belongs to chat.moderation: nothing broadcast routes */
+    add(decode("{\"v\":1,\"type\":\"verdict\",\"tenant\":\"acme\",\"room\":\"general\","
+               "\"id\":\"65f1c0ffee0123456789abcd\",\"seq\":4,\"action\":\"remove\","
+               "\"reason\":\"banned word\",\"ts\":1}"),
         gws, 1);
     emit(BROADCAST_RECORD_MAX);
     ck_assert_uint_eq(nrecords, 0);
