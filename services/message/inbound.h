@@ -15,6 +15,7 @@ typedef enum message_inbound_kind {
     MESSAGE_INBOUND_INVALID, /* reason says why; nobody can be answered */
     MESSAGE_INBOUND_REJECT,  /* code and reason go back to ev's origin */
     MESSAGE_INBOUND_SEND,    /* ev is a valid send */
+    MESSAGE_INBOUND_READ,    /* ev is a valid read mark (services/message/reads.h) */
 } message_inbound_kind_t;
 
 typedef enum message_reject_code {

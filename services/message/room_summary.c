@@ -1,0 +1,61 @@
+/* The room summary write (see room_summary.h): one EVAL per room that sets seq, ts and last
+ * only if seq is above what the hash holds, so that a batch replayed after a crash (or a
+ * zombie writer) never moves a room's summary back. */
+#include "services/message/room_summary.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "common/contract.h"
+#include "common/json.h"
+#include "common/log.h"
+
+static const char summary_script[] =
+    "local cur = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0') "
+    "if tonumber(ARGV[1]) > cur then "
+    "redis.call('HSET', KEYS[1], 'seq', ARGV[1], 'ts', ARGV[2], 'last', ARGV[3]) return 1 end "
+    "return 0";
+
+/* The ts of a msg frame, or -1. */
+static int64_t frame_ts(const char *frame, size_t len)
+{
+    cJSON *root = cJSON_ParseWithLength(frame, len);
+    int64_t ts = -1;
+    if (root == NULL || !chat_json_read_int(cJSON_GetObjectItemCaseSensitive(root, "ts"), &ts))
+        ts = -1;
+    cJSON_Delete(root);
+    return ts;
+}
+
+chat_err_t message_room_summary_queue(chat_redis_t *r, const message_recent_room_t *room)
+{
+    char key[CHAT_ROOM_SUMMARY_KEY_MAX], seq[24], ts[24];
+    if (room->n == 0 || chat_room_summary_key(room->tenant, room->room, key, sizeof key) < 0)
+        return CHAT_ERR_INVALID;
+    const chat_recent_entry_t *e = &room->entries[room->n - 1];
+    int64_t t = frame_ts(e->frame, e->len);
+    if (t < 0)
+        return CHAT_ERR_INVALID;
+    snprintf(seq, sizeof seq, "%" PRId64, e->seq);
+    snprintf(ts, sizeof ts, "%" PRId64, t);
+    const char *argv[] = {"EVAL", summary_script, "1", key, seq, ts, e->frame};
+    size_t lens[] = {4, strlen(summary_script), 1, strlen(key), strlen(seq), strlen(ts), e->len};
+    return chat_redis_append_argv(r, 7, argv, lens);
+}
+
+chat_err_t message_room_summary_result(chat_redis_t *r)
+{
+    redisReply *reply = NULL;
+    chat_err_t err = chat_redis_reply(r, &reply);
+    if (err == CHAT_OK && reply != NULL && reply->type == REDIS_REPLY_ERROR) {
+        chat_log_error("room summary not written", CHAT_F_STR("error", reply->str));
+        err = CHAT_ERR_REDIS;
+    }
+    if (reply != NULL)
+        freeReplyObject(reply);
+    return err;
+}
