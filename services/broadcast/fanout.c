@@ -213,6 +213,34 @@ static chat_err_t route_msg(broadcast_fanout_t *f, const chat_event_t *ev, const
     return to_origin(f, ev, ack_frame_new, &f->stats.ack_items);
 }
 
+/* Queues a read event's frame for every follower of its room (once per gateway): every
+ * subscriber, the reader's other devices included, sees the mark move. */
+static chat_err_t route_read(broadcast_fanout_t *f, const chat_event_t *ev,
+                             const int32_t *followers, size_t nfollowers)
+{
+    if (nfollowers == 0)
+        return CHAT_OK;
+    cJSON *frame = frame_keep(f, chat_frame_read_new(ev));
+    if (frame == NULL)
+        return CHAT_ERR_NOMEM;
+    f->serial++;
+    for (size_t i = 0; i < nfollowers; i++) {
+        int32_t gw = followers[i];
+        if (gw < 0 || gw >= f->ngateways) {
+            unknown_gateway(f, gw);
+            continue;
+        }
+        if (f->seen[gw] == f->serial)
+            continue;
+        f->seen[gw] = f->serial;
+        chat_err_t err = list_push(f, gw, ev, 0, frame, NULL);
+        if (err != CHAT_OK)
+            return err;
+        f->stats.read_items++;
+    }
+    return CHAT_OK;
+}
+
 chat_err_t broadcast_fanout_add(broadcast_fanout_t *f, const chat_event_t *ev,
                                 const int32_t *followers, size_t nfollowers)
 {
@@ -225,6 +253,8 @@ chat_err_t broadcast_fanout_add(broadcast_fanout_t *f, const chat_event_t *ev,
         return to_origin(f, ev, ack_frame_new, &f->stats.ack_items);
     case CHAT_EV_REJECT:
         return to_origin(f, ev, error_frame_new, &f->stats.error_items);
+    case CHAT_EV_READ:
+        return route_read(f, ev, followers, nfollowers);
     default:
         chat_log_debug("event type not routed by broadcast",
                        CHAT_F_STR("type", chat_event_type_name(ev->type)),

@@ -22,6 +22,7 @@ typedef struct broadcast_fanout_stats {
     uint64_t msg_items;              /* msg frames queued, one per following gateway */
     uint64_t ack_items;              /* ack frames queued for origin connections */
     uint64_t error_items;            /* error frames (from reject) queued for origin connections */
+    uint64_t read_items;             /* read frames queued, one per following gateway */
     uint64_t unknown_gateway;        /* deliveries dropped: index outside chat.deliver */
     int32_t unknown_gateway_example; /* one such index, for the log (-1: not a number) */
     uint64_t unhandled;              /* events of types broadcast does not route (yet) */
@@ -50,9 +51,10 @@ chat_err_t broadcast_fanout_reset(broadcast_fanout_t *f, int32_t ngateways);
  *             the origin connection on the origin gateway (if the event has an origin);
  *   ack    -> the ack frame to the origin connection;
  *   reject -> an error frame to the origin connection;
+ *   read   -> its read frame to every follower (a read mark moved);
  *   others -> counted as unhandled and skipped.
  * followers: the gateway indexes following the event's room (duplicates are ignored);
- * only msg uses them. Indexes outside 0..ngateways-1 are counted and skipped. ev's strings
+ * only msg and read use them. Indexes outside 0..ngateways-1 are counted and skipped. ev's strings
  * are borrowed until the emit is done. Returns CHAT_ERR_NOMEM only; what cannot be routed
  * is counted in the stats. */
 chat_err_t broadcast_fanout_add(broadcast_fanout_t *f, const chat_event_t *ev,

@@ -27,7 +27,7 @@
 #define PARTITIONS_TIMEOUT_MS 5000
 
 typedef struct pipeline_metrics {
-    chat_counter_t *deliveries_msg, *deliveries_ack, *deliveries_error;
+    chat_counter_t *deliveries_msg, *deliveries_ack, *deliveries_error, *deliveries_read;
     chat_counter_t *records_produced;
     chat_counter_t *invalid_records;
     chat_counter_t *skipped_unknown_gateway, *skipped_unhandled, *skipped_incomplete;
@@ -66,6 +66,7 @@ static void metrics_register(broadcast_pipeline_t *p)
     m->deliveries_msg = chat_metrics_counter(mx, deliveries, deliveries_help, "frame=\"msg\"");
     m->deliveries_ack = chat_metrics_counter(mx, deliveries, deliveries_help, "frame=\"ack\"");
     m->deliveries_error = chat_metrics_counter(mx, deliveries, deliveries_help, "frame=\"error\"");
+    m->deliveries_read = chat_metrics_counter(mx, deliveries, deliveries_help, "frame=\"read\"");
     m->records_produced = chat_metrics_counter(mx, "chat_broadcast_records_produced_total",
                                                "Records produced to chat.deliver.", NULL);
     m->invalid_records = chat_metrics_counter(mx, "chat_broadcast_invalid_records_total",
@@ -266,7 +267,7 @@ void broadcast_pipeline_free(broadcast_pipeline_t *p)
 }
 
 /* Decodes the n records into p->events; invalid ones are logged, counted and left
- * CHAT_EV_INVALID. Rooms of msg events are added to the follower lookup. */
+ * CHAT_EV_INVALID. Rooms of msg and read events are added to the follower lookup. */
 static chat_err_t batch_decode(broadcast_pipeline_t *p, size_t n)
 {
     broadcast_followers_reset(p->followers);
@@ -282,7 +283,7 @@ static chat_err_t batch_decode(broadcast_pipeline_t *p, size_t n)
             memset(ev, 0, sizeof *ev);
             continue;
         }
-        if (ev->type == CHAT_EV_MSG) {
+        if (ev->type == CHAT_EV_MSG || ev->type == CHAT_EV_READ) {
             chat_err_t err = broadcast_followers_add(p->followers, ev->tenant, ev->room);
             if (err != CHAT_OK)
                 return err;
@@ -342,7 +343,7 @@ static chat_err_t batch_fanout(broadcast_pipeline_t *p, size_t n)
             continue;
         size_t nf = 0;
         const int32_t *gws = NULL;
-        if (ev->type == CHAT_EV_MSG)
+        if (ev->type == CHAT_EV_MSG || ev->type == CHAT_EV_READ)
             gws = broadcast_followers_get(p->followers, ev->tenant, ev->room, &nf);
         err = broadcast_fanout_add(p->fanout, ev, gws, nf);
     }
@@ -370,6 +371,7 @@ static void batch_account(broadcast_pipeline_t *p)
     chat_counter_add(p->m.deliveries_msg, s->msg_items);
     chat_counter_add(p->m.deliveries_ack, s->ack_items);
     chat_counter_add(p->m.deliveries_error, s->error_items);
+    chat_counter_add(p->m.deliveries_read, s->read_items);
     chat_counter_add(p->m.records_produced, p->produced);
     chat_counter_add(p->m.skipped_unhandled, s->unhandled);
     chat_counter_add(p->m.skipped_incomplete, s->incomplete);
