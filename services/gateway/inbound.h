@@ -36,6 +36,12 @@ chat_err_t gw_inbound_send(gw_inbound_t *in, const char *tenant, const char *roo
                            const char *name, const char *cid, const char *text, const char *conn,
                            int64_t ts);
 
+/* One client read mark (a `read` event, key tenant/room, origin this connection). A record
+ * that is finally not delivered is dropped (librdkafka logs it): the client's next read
+ * moves the mark. Returns the produce error if the record could not be queued. */
+chat_err_t gw_inbound_read(gw_inbound_t *in, const char *tenant, const char *room, const char *user,
+                           int64_t seq, const char *rid, const char *conn, int64_t ts);
+
 /* Flushes (delivery reports still reach the inbox) and frees. Accepts NULL. */
 void gw_inbound_free(gw_inbound_t *in);
 

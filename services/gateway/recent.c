@@ -378,3 +378,44 @@ gw_recent_fill_result_t gw_recent_fill_end(chat_redis_t *r, gw_recent_fill_t *f,
     }
     return applied ? GW_RECENT_FILL_WRITTEN : GW_RECENT_FILL_RACED;
 }
+
+/* ---- snapshots for other readers ---- */
+
+struct gw_recent_snapshot {
+    snapshot_t s;
+};
+
+chat_err_t gw_recent_snapshot_read(chat_redis_t *r, const char *tenant, const char *room,
+                                   int64_t lo, int64_t hi, size_t limit, gw_recent_snapshot_t **out)
+{
+    *out = NULL;
+    gw_recent_snapshot_t *snap = calloc(1, sizeof *snap);
+    if (snap == NULL)
+        return CHAT_ERR_NOMEM;
+    chat_err_t err = snapshot_read(r, tenant, room, lo, hi, limit, &snap->s);
+    if (err != CHAT_OK) {
+        free(snap);
+        return err;
+    }
+    *out = snap;
+    return CHAT_OK;
+}
+
+const gw_recent_view_t *gw_recent_snapshot_view(const gw_recent_snapshot_t *s)
+{
+    return &s->s.view;
+}
+
+void gw_recent_snapshot_free(gw_recent_snapshot_t *s)
+{
+    if (s == NULL)
+        return;
+    snapshot_free(&s->s);
+    free(s);
+}
+
+gw_recent_result_t gw_recent_view_trust(const gw_recent_view_t *v)
+{
+    gw_recent_result_t why = GW_RECENT_HIT;
+    return view_trusted(v, &why) ? GW_RECENT_HIT : why;
+}

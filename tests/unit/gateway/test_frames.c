@@ -310,14 +310,16 @@ START_TEST(test_server_frames)
     cJSON_Delete(o);
 
     const char *online[] = {"alice", "bob"};
-    o = frame_check(gw_frame_joined("general", 9007199254740991LL, 3, online, 2, NULL), "joined");
+    o = frame_check(
+        gw_frame_joined("general", 9007199254740991LL, 3, 9007199254740988LL, online, 2, NULL),
+        "joined");
     ck_assert(cJSON_GetObjectItem(o, "rid") == NULL);
     ck_assert_double_eq(cJSON_GetObjectItem(o, "seq")->valuedouble, 9007199254740991.0);
     ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(o, "online")), 2);
     ck_assert_str_eq(cJSON_GetArrayItem(cJSON_GetObjectItem(o, "online"), 1)->valuestring, "bob");
     cJSON_Delete(o);
 
-    o = frame_check(gw_frame_joined("general", 0, 0, NULL, 0, "j"), "joined");
+    o = frame_check(gw_frame_joined("general", 0, 0, 0, NULL, 0, "j"), "joined");
     ck_assert(cJSON_IsArray(cJSON_GetObjectItem(o, "online")));
     ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(o, "online")), 0);
     cJSON_Delete(o);
