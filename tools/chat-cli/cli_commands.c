@@ -10,6 +10,8 @@
 
 const char chat_cli_cmd_help[] =
     "commands: /join ROOM [SINCE], /leave ROOM, /history ROOM [BEFORE] [LIMIT],\n"
+    "          /read [ROOM] [SEQ] (default: the first joined room, the latest seen there),\n"
+    "          /rooms [CURSOR] (your rooms with unread badges),\n"
     "          /raw {json}, /quit, /help; //text sends \"/text\"; other lines are sent\n";
 
 /* Next blank-separated word of *p (NUL-terminated in place), or NULL at the end. */
@@ -50,6 +52,25 @@ static void bad(chat_cli_cmd_t *out, const char *why)
     snprintf(out->error, sizeof out->error, "%s", why);
 }
 
+/* /read [ROOM] [SEQ] and /rooms [CURSOR]: every argument optional. */
+static void parse_read_rooms(const char *cmd, char **p, chat_cli_cmd_t *out)
+{
+    const char *word = next_word(p);
+    if (strcmp(cmd, "rooms") == 0) {
+        out->kind = CHAT_CLI_CMD_ROOMS;
+        snprintf(out->cursor, sizeof out->cursor, "%s", word != NULL ? word : "");
+    } else {
+        out->kind = CHAT_CLI_CMD_READ;
+        snprintf(out->room, sizeof out->room, "%s", word != NULL ? word : "");
+        if (!optional_number(p, -1, &out->seq) || out->seq == 0) {
+            bad(out, "usage: /read [ROOM] [SEQ] (SEQ a whole number >= 1)");
+            return;
+        }
+    }
+    if (next_word(p) != NULL)
+        bad(out, "too many arguments");
+}
+
 /* Parses the arguments of the command word cmd from *p. */
 static void parse_command(const char *cmd, char **p, chat_cli_cmd_t *out)
 {
@@ -62,6 +83,10 @@ static void parse_command(const char *cmd, char **p, chat_cli_cmd_t *out)
         out->text = *p + strspn(*p, " \t");
         if (*out->text == '\0')
             bad(out, "usage: /raw {json}");
+        return;
+    }
+    if (strcmp(cmd, "read") == 0 || strcmp(cmd, "rooms") == 0) {
+        parse_read_rooms(cmd, p, out);
         return;
     }
     bool is_join = strcmp(cmd, "join") == 0, is_leave = strcmp(cmd, "leave") == 0;

@@ -11,6 +11,8 @@ typedef enum chat_cli_cmd_kind {
     CHAT_CLI_CMD_JOIN,    /* room, since (-1: none) */
     CHAT_CLI_CMD_LEAVE,   /* room */
     CHAT_CLI_CMD_HISTORY, /* room, before (0: newest), limit (0: default) */
+    CHAT_CLI_CMD_READ,    /* room ("": the first joined), seq (-1: the latest seen there) */
+    CHAT_CLI_CMD_ROOMS,   /* cursor ("": the first page) */
     CHAT_CLI_CMD_RAW,     /* text: the frame as typed */
     CHAT_CLI_CMD_QUIT,
     CHAT_CLI_CMD_HELP,
@@ -21,7 +23,8 @@ typedef struct chat_cli_cmd {
     chat_cli_cmd_kind_t kind;
     const char *text; /* SEND, RAW: points into the parsed line */
     char room[256];   /* as typed (the server judges it), truncated at 255 bytes */
-    int64_t since, before, limit;
+    char cursor[256]; /* ROOMS, as typed */
+    int64_t since, before, limit, seq;
     char error[128];
 } chat_cli_cmd_t;
 

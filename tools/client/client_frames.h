@@ -17,6 +17,10 @@ char *chat_client_frame_send(const char *room, const char *cid, const char *text
 /* before <= 0 and limit <= 0 are left out (the server's defaults: newest, 50). */
 char *chat_client_frame_history(const char *room, int64_t before, int64_t limit, const char *rid);
 char *chat_client_frame_ping(const char *rid);
+/* rid NULL is left out (a read is answered only when it is refused). */
+char *chat_client_frame_read(const char *room, int64_t seq, const char *rid);
+/* limit <= 0 and cursor NULL are left out (the server's defaults: 50, the first page). */
+char *chat_client_frame_rooms(int64_t limit, const char *cursor, const char *rid);
 
 /* Renders the server frame json (len bytes, need not be NUL-terminated) for people:
  *   msg      "[room #seq] from: text"
