@@ -126,6 +126,21 @@ chat_err_t gw_recent_snapshot_read(chat_redis_t *r, const char *tenant, const ch
                                    int64_t lo, int64_t hi, size_t limit,
                                    gw_recent_snapshot_t **out);
 
+/* One room's range of gw_recent_snapshots_read. */
+typedef struct gw_recent_range {
+    const char *room;
+    int64_t lo, hi;
+    size_t limit;
+} gw_recent_range_t;
+
+/* The snapshots of n rooms of tenant (as gw_recent_snapshot_read each), all in one round
+ * trip: out[i] (n entries; free each with gw_recent_snapshot_free) is NULL for a room whose
+ * snapshot failed. Returns CHAT_ERR_REDIS (logged) if Redis failed (out[] all NULL or some),
+ * CHAT_ERR_NOMEM; CHAT_OK otherwise (single rooms may still be NULL: names that make no key). */
+chat_err_t gw_recent_snapshots_read(chat_redis_t *r, const char *tenant,
+                                    const gw_recent_range_t *ranges, size_t n,
+                                    gw_recent_snapshot_t **out);
+
 /* The snapshot's view: entries newest first. */
 const gw_recent_view_t *gw_recent_snapshot_view(const gw_recent_snapshot_t *s);
 

@@ -453,14 +453,23 @@ static chat_err_t rooms_build(rooms_job_t *j, chat_redis_t *redis)
     }
     if (err == CHAT_OK)
         err = rooms_read_marks(j, page, count, st, client);
+    /* The unread counts of the page: one Redis round trip for all, MongoDB for the rest. */
+    gw_unread_item_t *unread =
+        err == CHAT_OK ? calloc(count > 0 ? count : 1, sizeof *unread) : NULL;
+    if (err == CHAT_OK && unread == NULL)
+        err = CHAT_ERR_NOMEM;
+    for (size_t i = 0; err == CHAT_OK && i < count; i++)
+        unread[i] = (gw_unread_item_t){
+            .room = page[i]->room, .read = page[i]->read, .latest = page[i]->seq};
+    if (err == CHAT_OK)
+        err = gw_unread_count_many(gw->cfg->recent_max > 0 ? redis : NULL, gw->cfg->recent_max, st,
+                                   client, j->base.tenant, j->user, unread, count);
     for (size_t i = 0; err == CHAT_OK && i < count; i++) {
-        gw_recent_result_t source = GW_RECENT_HIT;
-        err = gw_unread_count(gw->cfg->recent_max > 0 ? redis : NULL, gw->cfg->recent_max, st,
-                              client, j->base.tenant, page[i]->room, j->user, page[i]->read,
-                              page[i]->seq, &page[i]->unread, &source);
+        page[i]->unread = unread[i].unread;
         if (page[i]->seq > page[i]->read)
-            chat_counter_inc(gw->stats.unread_counts[source == GW_RECENT_HIT]);
+            chat_counter_inc(gw->stats.unread_counts[unread[i].source == GW_RECENT_HIT]);
     }
+    free(unread);
     chat_store_release(st, client);
     if (err == CHAT_OK) {
         char next[GW_ROOM_CURSOR_MAX];

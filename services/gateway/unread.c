@@ -4,6 +4,7 @@
 #include "services/gateway/unread.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cjson/cJSON.h>
@@ -97,29 +98,65 @@ static chat_err_t count_store(chat_store_t *st, mongoc_client_t *client, const c
     return err;
 }
 
+chat_err_t gw_unread_count_many(chat_redis_t *redis, int64_t recent_max, chat_store_t *st,
+                                mongoc_client_t *client, const char *tenant, const char *user,
+                                gw_unread_item_t *items, size_t n)
+{
+    gw_recent_range_t *ranges = calloc(n > 0 ? n : 1, sizeof *ranges);
+    size_t *of = calloc(n > 0 ? n : 1, sizeof *of);
+    gw_recent_snapshot_t **snaps = calloc(n > 0 ? n : 1, sizeof *snaps);
+    if (ranges == NULL || of == NULL || snaps == NULL) {
+        free(ranges);
+        free(of);
+        free(snaps);
+        return CHAT_ERR_NOMEM;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        gw_unread_item_t *it = &items[i];
+        it->unread = 0;
+        it->source = it->latest > it->read ? GW_RECENT_MISS : GW_RECENT_HIT;
+        if (it->latest <= it->read || redis == NULL || it->latest - it->read > recent_max)
+            continue;
+        ranges[k] = (gw_recent_range_t){.room = it->room,
+                                        .lo = it->read,
+                                        .hi = it->latest + 1,
+                                        .limit = (size_t)(it->latest - it->read)};
+        of[k++] = i;
+    }
+    if (k > 0 && gw_recent_snapshots_read(redis, tenant, ranges, k, snaps) != CHAT_OK) {
+        for (size_t j = 0; j < k; j++)
+            items[of[j]].source = GW_RECENT_ERROR;
+    }
+    for (size_t j = 0; j < k; j++) {
+        gw_unread_item_t *it = &items[of[j]];
+        if (snaps[j] != NULL)
+            it->source = gw_unread_decide(gw_recent_snapshot_view(snaps[j]), it->read, it->latest,
+                                          user, &it->unread);
+        gw_recent_snapshot_free(snaps[j]);
+    }
+    chat_err_t err = CHAT_OK;
+    for (size_t i = 0; err == CHAT_OK && i < n; i++) {
+        gw_unread_item_t *it = &items[i];
+        if (it->source != GW_RECENT_HIT)
+            err =
+                count_store(st, client, tenant, it->room, user, it->read, it->latest, &it->unread);
+    }
+    free(ranges);
+    free(of);
+    free(snaps);
+    return err;
+}
+
 chat_err_t gw_unread_count(chat_redis_t *redis, int64_t recent_max, chat_store_t *st,
                            mongoc_client_t *client, const char *tenant, const char *room,
                            const char *user, int64_t read, int64_t latest, int64_t *unread,
                            gw_recent_result_t *source)
 {
-    gw_recent_result_t res = GW_RECENT_MISS;
-    *unread = 0;
+    gw_unread_item_t it = {.room = room, .read = read, .latest = latest};
+    chat_err_t err = gw_unread_count_many(redis, recent_max, st, client, tenant, user, &it, 1);
+    *unread = it.unread;
     if (source != NULL)
-        *source = GW_RECENT_HIT;
-    if (latest <= read)
-        return CHAT_OK;
-    if (redis != NULL && latest - read <= recent_max) {
-        gw_recent_snapshot_t *snap = NULL;
-        if (gw_recent_snapshot_read(redis, tenant, room, read, latest + 1, (size_t)(latest - read),
-                                    &snap) == CHAT_OK)
-            res = gw_unread_decide(gw_recent_snapshot_view(snap), read, latest, user, unread);
-        else
-            res = GW_RECENT_ERROR;
-        gw_recent_snapshot_free(snap);
-    }
-    if (source != NULL)
-        *source = res;
-    if (res == GW_RECENT_HIT)
-        return CHAT_OK;
-    return count_store(st, client, tenant, room, user, read, latest, unread);
+        *source = it.source;
+    return err;
 }

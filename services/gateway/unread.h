@@ -34,6 +34,20 @@ gw_recent_result_t gw_unread_decide(const gw_recent_view_t *v, int64_t read, int
 chat_err_t gw_unread_read_mark(chat_store_t *st, mongoc_client_t *client, const char *tenant,
                                const char *room, const char *user, int64_t *read);
 
+/* One room of gw_unread_count_many. */
+typedef struct gw_unread_item {
+    const char *room;
+    int64_t read, latest;
+    int64_t unread;            /* out */
+    gw_recent_result_t source; /* out: GW_RECENT_HIT if Redis answered (or nothing to count) */
+} gw_unread_item_t;
+
+/* gw_unread_count for n rooms of tenant: the recent histories of all of them in one Redis
+ * round trip, then one MongoDB count for each room it could not answer. */
+chat_err_t gw_unread_count_many(chat_redis_t *redis, int64_t recent_max, chat_store_t *st,
+                                mongoc_client_t *client, const char *tenant, const char *user,
+                                gw_unread_item_t *items, size_t n);
+
 /* The unread count of user in tenant/room for messages (read, latest]: 0 if latest <= read;
  * from the recent history if it answers exactly (redis may be NULL, recent_max is the
  * configured bound: a range longer than it is not asked for), else MongoDB. *source (may be

@@ -169,6 +169,8 @@ START_TEST(test_rooms_list)
     send_read(ca, r1, 1, NULL);
     check_read(expect_read(ca, r1), r1, a, 1);
 
+    const char *from_redis = "chat_gateway_unread_counts_total{source=\"redis\"}";
+    uint64_t redis_counts = chat_test_ops_metric(chat_test_ops_port_gateway(0), from_redis);
     cJSON *f = rooms(ca, 0, NULL, "all");
     ck_assert_int_eq(count(f), 4);
     ck_assert_ptr_null(cJSON_GetObjectItemCaseSensitive(f, "next"));
@@ -192,6 +194,9 @@ START_TEST(test_rooms_list)
         }
     }
     cJSON_Delete(f);
+    /* the recent histories answered the page's two unread counts (dm and r2) */
+    ck_assert_uint_eq(chat_test_ops_metric(chat_test_ops_port_gateway(0), from_redis),
+                      redis_counts + 2);
 
     /* Pages of 3, then the rest through the cursor. */
     f = rooms(ca, 3, NULL, "p1");
