@@ -59,10 +59,10 @@ typedef struct gw_cframe {
     const char *id;
     const char *emoji;
     const char *cursor; /* rooms */
-    int64_t since;  /* join: last seq held (has_since) */
-    int64_t before; /* history (has_before) */
-    int64_t limit;  /* history, rooms (has_limit) */
-    int64_t seq;    /* read */
+    int64_t since;      /* join: last seq held (has_since) */
+    int64_t before;     /* history (has_before) */
+    int64_t limit;      /* history, rooms (has_limit) */
+    int64_t seq;        /* read */
     bool has_since, has_before, has_limit;
     bool on; /* react */
     cJSON *root_;

@@ -41,7 +41,6 @@ START_TEST(test_builders)
 }
 END_TEST
 
-
 /* Renders json and compares with want. */
 static void expect_render(const char *json, const char *want)
 {
