@@ -35,10 +35,9 @@ static const char *room_kind(const char *room)
 /* ---- the index: join and leave ---- */
 
 /* Upserts (tenant, user, room); the joined time is set only by the insert. */
-static chat_err_t index_upsert(chat_store_t *st, mongoc_collection_t *col, const char *tenant,
-                               const char *user, const char *room, int64_t now)
+static chat_err_t index_upsert(mongoc_collection_t *col, const char *tenant, const char *user,
+                               const char *room, int64_t now)
 {
-    (void)st;
     bson_t *filter =
         BCON_NEW("tenant", BCON_UTF8(tenant), "user", BCON_UTF8(user), "room", BCON_UTF8(room));
     bson_t *update = BCON_NEW("$setOnInsert", "{", "kind", BCON_UTF8(room_kind(room)), "joined",
@@ -88,17 +87,17 @@ void gw_room_list_note_join(gw_gateway_t *gw, chat_redis_t *redis, const char *t
     mongoc_client_t *client = chat_store_acquire(st);
     mongoc_collection_t *col = chat_store_collection(st, client, GW_USER_ROOMS_COLLECTION);
     int64_t now = chat_clock_wall_ms();
-    err = index_upsert(st, col, tenant, user, room, now);
+    err = index_upsert(col, tenant, user, room, now);
     /* A dm room is listed for both its members as soon as one of them opens it. */
-    char other[CHAT_USER_MAX + 1];
     if (err == CHAT_OK && chat_room_is_dm(room) && chat_room_dm_valid(room)) {
         const char *a = room + 3, *colon = strchr(a, ':');
         if (colon != NULL) {
+            char other[CHAT_USER_MAX + 1];
             bool first = (size_t)(colon - a) == strlen(user) && strncmp(a, user, strlen(user)) == 0;
             snprintf(other, sizeof other, "%.*s", first ? (int)strlen(colon + 1) : (int)(colon - a),
                      first ? colon + 1 : a);
             if (strcmp(other, user) != 0)
-                err = index_upsert(st, col, tenant, other, room, now);
+                err = index_upsert(col, tenant, other, room, now);
         }
     }
     mongoc_collection_destroy(col);
