@@ -147,10 +147,13 @@ static chat_err_t join_read(join_job_t *j, chat_redis_t *redis)
 }
 
 /* After the reads: the user's read mark and the exact unread count above it (unread.h). With
- * no stored mark, the join's since stands in for it (what the client holds), else 0. */
-static chat_err_t join_read_unread(join_job_t *j, chat_redis_t *redis)
+ * no stored mark, the join's since stands in for it (what the client holds), else 0. If
+ * MongoDB cannot tell (down), the join still succeeds, as one answered from the recent
+ * history would without read marks: read 0 and unread counted from since (logged). */
+static void join_read_unread(join_job_t *j, chat_redis_t *redis)
 {
     gw_gateway_t *gw = j->base.gw;
+    int64_t since_unread = j->unread;
     chat_store_t *st = gw->store;
     mongoc_client_t *client = chat_store_acquire(st);
     chat_err_t err =
@@ -164,7 +167,13 @@ static chat_err_t join_read_unread(join_job_t *j, chat_redis_t *redis)
     chat_store_release(st, client);
     if (err == CHAT_OK && j->latest > mark)
         chat_counter_inc(gw->stats.unread_counts[source == GW_RECENT_HIT]);
-    return err;
+    if (err != CHAT_OK) {
+        chat_log_warn("read mark or unread count unavailable: joined without them",
+                      CHAT_F_STR("tenant", j->base.tenant), CHAT_F_STR("room", j->base.room),
+                      CHAT_F_ERR(err));
+        j->read = 0;
+        j->unread = since_unread;
+    }
 }
 
 /* Runs twice: first on the room's shard worker, (1) the registration, in order with the
@@ -195,7 +204,7 @@ static void join_run(gw_task_t *t, void *wctx)
     }
     j->err = join_read(j, redis);
     if (j->err == CHAT_OK)
-        j->err = join_read_unread(j, redis);
+        join_read_unread(j, redis);
     if (j->err != CHAT_OK)
         chat_log_warn("join reads failed", CHAT_F_STR("tenant", j->base.tenant),
                       CHAT_F_STR("room", j->base.room), CHAT_F_ERR(j->err));
