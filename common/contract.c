@@ -113,3 +113,16 @@ int chat_useq_key(const char *tenant, const char *room, char *buf, size_t buflen
 {
     return room_redis_key(tenant, room, "useq", buf, buflen);
 }
+
+int chat_room_summary_key(const char *tenant, const char *room, char *buf, size_t buflen)
+{
+    return room_redis_key(tenant, room, "summary", buf, buflen);
+}
+
+int chat_user_rooms_key(const char *tenant, const char *user, char *buf, size_t buflen)
+{
+    if (tenant == NULL || user == NULL || *tenant == '\0' || *user == '\0' || buf == NULL)
+        return -1;
+    int n = snprintf(buf, buflen, "chat:user:{%s/%s}:rooms", tenant, user);
+    return n >= 0 && (size_t)n < buflen ? n : -1;
+}

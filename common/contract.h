@@ -158,4 +158,27 @@ int chat_useq_key(const char *tenant, const char *room, char *buf, size_t buflen
     CHAT_CFG_DURATION("CHAT_RECENT_TTL", st, field, "168h", 1000, 2592000000LL,                    \
                       "how long a room's recent history stays in Redis after its last write")
 
+/* ---- Redis: what a user's room list reads (services/gateway/room_list.c) ----
+ * chat:room:{tenant/room}:summary, a hash the message service writes when it stores a
+ * message (only ever forward: a write with a lower seq than the hash holds changes nothing):
+ * `seq` (the room's latest seq), `ts` (its ts, ms: the room's last activity) and `last` (its
+ * msg frame, the bytes of the recent history). Other writers may add fields of their own
+ * (`useq`). No expiry: one small hash per room that ever had a message.
+ * chat:user:{tenant/user}:rooms, a set of the rooms whose entry in MongoDB `user_rooms` the
+ * gateways know to be written (a join checks it before writing MongoDB, so that reconnects
+ * cost one SADD). Losing it only costs a repeated, idempotent write. */
+
+/* Size of a buffer that holds any summary key of valid names. */
+#define CHAT_ROOM_SUMMARY_KEY_MAX (CHAT_ROOM_KEY_MAX + 20)
+/* Size of a buffer that holds any user-rooms key of valid names. */
+#define CHAT_USER_ROOMS_KEY_MAX (CHAT_TENANT_MAX + 1 + CHAT_USER_MAX + 20)
+
+/* Writes the key of tenant/room's summary hash into buf. Returns its length, or -1 if it does
+ * not fit or tenant/room are missing. */
+int chat_room_summary_key(const char *tenant, const char *room, char *buf, size_t buflen);
+
+/* Writes the key of tenant/user's set of known rooms into buf. Returns its length, or -1 if
+ * it does not fit or tenant/user are missing. */
+int chat_user_rooms_key(const char *tenant, const char *user, char *buf, size_t buflen);
+
 #endif

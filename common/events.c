@@ -228,7 +228,7 @@ static const field_spec_t react_fields[] = {
     F_ORIGIN(REQ),
 };
 static const field_spec_t read_fields[] = {
-    F_ENVELOPE, F_TENANT, F_ROOM, F_USER(REQ), F_SEQ, F_TS,
+    F_ENVELOPE, F_TENANT, F_ROOM, F_USER(REQ), F_SEQ, F_RID, F_TS, F_ORIGIN(OPT),
 };
 static const field_spec_t msg_fields[] = {
     F_ENVELOPE,

@@ -135,3 +135,20 @@ cJSON *chat_frame_error_new(const char *code, const char *message, const char *r
     }
     return f;
 }
+
+cJSON *chat_frame_read_new(const chat_event_t *ev)
+{
+    if (ev == NULL || ev->type != CHAT_EV_READ || ev->room == NULL || ev->user == NULL ||
+        !ev->has_seq)
+        return NULL;
+    cJSON *f = cJSON_CreateObject();
+    bool ok = f != NULL && cJSON_AddStringToObject(f, "type", "read") != NULL &&
+              cJSON_AddStringToObject(f, "room", ev->room) != NULL &&
+              cJSON_AddStringToObject(f, "user", ev->user) != NULL &&
+              chat_json_add_int(f, "seq", ev->seq);
+    if (!ok) {
+        cJSON_Delete(f);
+        return NULL;
+    }
+    return f;
+}

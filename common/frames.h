@@ -39,4 +39,9 @@ cJSON *chat_frame_ack_new(const chat_event_t *ev);
 cJSON *chat_frame_error_new(const char *code, const char *message, const char *rid,
                             const char *cid);
 
+/* The client `read` frame of a read event (a user's read mark moved):
+ * {"type":"read","room","user","seq"}. Returns a new cJSON object (caller deletes) or NULL if
+ * ev is not a read event with those fields, or out of memory. */
+cJSON *chat_frame_read_new(const chat_event_t *ev);
+
 #endif

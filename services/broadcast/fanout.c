@@ -255,24 +255,33 @@ static cJSON *room_event_frame_new(const chat_event_t *ev)
     return obj;
 }
 
-/* Queues a typing or presence frame for every follower of the room (once per gateway),
- * skipping the sockets of the user it is about (except_user): a typer's own tabs do not show
- * them typing, and a user's own connections learn nothing from their own presence (the
- * joining one has joined.online; at the last exit none is left). */
+/* Queues a typing, presence or read frame for every follower of the room (once per gateway).
+ * Typing and presence skip the sockets of the user they are about (except_user): a typer's
+ * own tabs do not show them typing, and a user's own connections learn nothing from their own
+ * presence (the joining one has joined.online; at the last exit none is left). A read goes to
+ * every subscriber, the reader's other devices included: they see the mark move. */
 static chat_err_t route_room_event(broadcast_fanout_t *f, const chat_event_t *ev,
                                    const int32_t *followers, size_t nfollowers)
 {
     if (nfollowers == 0)
         return CHAT_OK;
-    cJSON *obj = room_event_frame_new(ev);
-    if (obj == NULL) {
-        f->stats.incomplete++;
-        return CHAT_OK;
+    bool read = ev->type == CHAT_EV_READ;
+    cJSON *frame;
+    if (read) {
+        frame = frame_keep(f, chat_frame_read_new(ev));
+    } else {
+        cJSON *obj = room_event_frame_new(ev);
+        if (obj == NULL) {
+            f->stats.incomplete++;
+            return CHAT_OK;
+        }
+        frame = frame_keep_printed(f, obj);
     }
-    cJSON *frame = frame_keep_printed(f, obj);
     if (frame == NULL)
         return CHAT_ERR_NOMEM;
-    bool typing = ev->type == CHAT_EV_TYPING;
+    uint64_t *count = read                         ? &f->stats.read_items
+                      : ev->type == CHAT_EV_TYPING ? &f->stats.typing_items
+                                                   : &f->stats.presence_items;
     f->serial++;
     for (size_t i = 0; i < nfollowers; i++) {
         int32_t gw = followers[i];
@@ -286,12 +295,11 @@ static chat_err_t route_room_event(broadcast_fanout_t *f, const chat_event_t *ev
         chat_err_t err = list_push(f, gw, ev, 0, frame, NULL);
         if (err != CHAT_OK)
             return err;
-        fanout_list_t *l = &f->lists[gw];
-        l->v[l->n - 1].except_user = ev->user;
-        if (typing)
-            f->stats.typing_items++;
-        else
-            f->stats.presence_items++;
+        if (!read) {
+            fanout_list_t *l = &f->lists[gw];
+            l->v[l->n - 1].except_user = ev->user;
+        }
+        (*count)++;
     }
     return CHAT_OK;
 }
@@ -311,6 +319,7 @@ chat_err_t broadcast_fanout_add(broadcast_fanout_t *f, const chat_event_t *ev,
         return to_origin(f, ev, error_frame_new, &f->stats.error_items);
     case CHAT_EV_TYPING:
     case CHAT_EV_PRESENCE:
+    case CHAT_EV_READ:
         return route_room_event(f, ev, followers, nfollowers);
     default:
         chat_log_debug("event type not routed by broadcast",

@@ -25,6 +25,7 @@ typedef struct broadcast_fanout_stats {
     uint64_t error_items;            /* error frames (from reject) queued for origin connections */
     uint64_t typing_items;           /* typing frames queued, one per following gateway */
     uint64_t presence_items;         /* presence frames queued, one per following gateway */
+    uint64_t read_items;             /* read frames queued, one per following gateway */
     uint64_t unknown_gateway;        /* deliveries dropped: index outside chat.deliver */
     int32_t unknown_gateway_example; /* one such index, for the log (-1: not a number) */
     uint64_t unhandled;              /* events of types broadcast does not route (yet) */
@@ -61,11 +62,12 @@ chat_err_t broadcast_fanout_reset(broadcast_fanout_t *f, int32_t ngateways);
  *             own sockets there (the item's except_user);
  *   presence -> the presence frame {room, user, online} to every follower, skipping the
  *             user's own sockets there (except_user) too;
+ *   read   -> its read frame to every follower (a read mark moved);
  *   others -> counted as unhandled and skipped.
  * followers: the gateway indexes following the event's room (duplicates are ignored);
- * msg, update, typing and presence use them. Indexes outside 0..ngateways-1 are counted and
- * skipped. ev's strings are borrowed until the emit is done. Returns CHAT_ERR_NOMEM only; what
- * cannot be routed is counted in the stats. */
+ * msg, update, typing, presence and read use them. Indexes outside 0..ngateways-1 are
+ * counted and skipped. ev's strings are borrowed until the emit is done. Returns
+ * CHAT_ERR_NOMEM only; what cannot be routed is counted in the stats. */
 chat_err_t broadcast_fanout_add(broadcast_fanout_t *f, const chat_event_t *ev,
                                 const int32_t *followers, size_t nfollowers);
 

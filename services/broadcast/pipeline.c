@@ -31,7 +31,8 @@
 #define TYPING_STALE_MS 10000
 
 typedef struct pipeline_metrics {
-    chat_counter_t *deliveries_msg, *deliveries_update, *deliveries_ack, *deliveries_error;
+    chat_counter_t *deliveries_msg, *deliveries_update, *deliveries_ack, *deliveries_error,
+        *deliveries_read;
     chat_counter_t *deliveries_typing, *deliveries_presence;
     chat_counter_t *events_typing, *events_presence, *typing_stale;
     chat_counter_t *records_produced;
@@ -82,6 +83,7 @@ static void metrics_register(broadcast_pipeline_t *p)
     static const char events_help[] = "chat.events records consumed, by type.";
     m->events_typing = chat_metrics_counter(mx, events, events_help, "type=\"typing\"");
     m->events_presence = chat_metrics_counter(mx, events, events_help, "type=\"presence\"");
+    m->deliveries_read = chat_metrics_counter(mx, deliveries, deliveries_help, "frame=\"read\"");
     m->records_produced = chat_metrics_counter(mx, "chat_broadcast_records_produced_total",
                                                "Records produced to chat.deliver.", NULL);
     m->invalid_records = chat_metrics_counter(mx, "chat_broadcast_invalid_records_total",
@@ -300,12 +302,12 @@ static bool typing_stale(broadcast_pipeline_t *p, const chat_event_t *ev, int64_
 static bool to_room(chat_event_type_t type)
 {
     return type == CHAT_EV_MSG || type == CHAT_EV_UPDATE || type == CHAT_EV_TYPING ||
-           type == CHAT_EV_PRESENCE;
+           type == CHAT_EV_PRESENCE || type == CHAT_EV_READ;
 }
 
 /* Decodes the n records into p->events; invalid ones are logged, counted and left
- * CHAT_EV_INVALID, and so are stale typing events. Rooms of msg, update, typing and presence
- * events are added to the follower lookup. */
+ * CHAT_EV_INVALID, and so are stale typing events. Rooms of msg, update, typing, presence
+ * and read events are added to the follower lookup. */
 static chat_err_t batch_decode(broadcast_pipeline_t *p, size_t n)
 {
     broadcast_followers_reset(p->followers);
@@ -461,6 +463,7 @@ static void batch_account(broadcast_pipeline_t *p)
     chat_counter_add(p->m.deliveries_error, s->error_items);
     chat_counter_add(p->m.deliveries_typing, s->typing_items);
     chat_counter_add(p->m.deliveries_presence, s->presence_items);
+    chat_counter_add(p->m.deliveries_read, s->read_items);
     chat_counter_add(p->m.records_produced, p->produced);
     chat_counter_add(p->m.skipped_unhandled, s->unhandled);
     chat_counter_add(p->m.skipped_incomplete, s->incomplete);

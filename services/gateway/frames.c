@@ -11,6 +11,7 @@
 #include "common/frames.h"
 #include "common/jwt.h"
 #include "common/names.h"
+#include "services/gateway/room_list_page.h"
 
 #define SEQ_MAX ((double)CHAT_JSON_INT_MAX)
 
@@ -19,6 +20,7 @@ static const char *const ctype_names[GW_C__COUNT] = {
     [GW_C_LEAVE] = "leave",     [GW_C_SEND] = "send",     [GW_C_HISTORY] = "history",
     [GW_C_PING] = "ping",       [GW_C_TYPING] = "typing", [GW_C_READ] = "read",
     [GW_C_EDIT] = "edit",       [GW_C_DELETE] = "delete", [GW_C_REACT] = "react",
+    [GW_C_ROOMS] = "rooms",
 };
 
 static const char *const code_names[GW_E__COUNT] = {
@@ -55,6 +57,7 @@ typedef enum field_id {
     F_LIMIT,
     F_SEQ,
     F_ON,
+    F_CURSOR,
     F__COUNT
 } field_id_t;
 
@@ -64,7 +67,7 @@ static const char *const field_names[F__COUNT] = {
     [F_TYPE] = "type",   [F_TOKEN] = "token",   [F_ROOM] = "room",     [F_CID] = "cid",
     [F_TEXT] = "text",   [F_RID] = "rid",       [F_ID] = "id",         [F_EMOJI] = "emoji",
     [F_SINCE] = "since", [F_USINCE] = "usince", [F_BEFORE] = "before", [F_LIMIT] = "limit",
-    [F_SEQ] = "seq",     [F_ON] = "on",
+    [F_SEQ] = "seq",     [F_ON] = "on",         [F_CURSOR] = "cursor",
 };
 
 typedef struct frame_rule {
@@ -85,6 +88,7 @@ static const frame_rule_t frame_rules[GW_C__COUNT] = {
     [GW_C_DELETE] = {B(F_ROOM) | B(F_ID), B(F_ROOM) | B(F_ID)},
     [GW_C_REACT] = {B(F_ROOM) | B(F_ID) | B(F_EMOJI) | B(F_ON),
                     B(F_ROOM) | B(F_ID) | B(F_EMOJI) | B(F_ON)},
+    [GW_C_ROOMS] = {B(F_LIMIT) | B(F_CURSOR), B(F_RID)},
 };
 
 static bool fail(gw_cframe_error_t *err, gw_code_t code, const char *fmt, ...)
@@ -196,6 +200,9 @@ static bool field_read(field_id_t id, const cJSON *v, size_t max_text, gw_cframe
         return (f->has_limit = int_field(v, "limit", 1, GW_HISTORY_LIMIT_MAX, &f->limit, err));
     case F_SEQ:
         return int_field(v, "seq", 1, SEQ_MAX, &f->seq, err);
+    case F_CURSOR:
+        return named_field(v, "cursor", gw_room_page_cursor_valid, "a cursor from a rooms answer",
+                           &f->cursor, err);
     case F_ON:
         if (!cJSON_IsBool(v))
             return fail(err, GW_E_BAD_REQUEST, "on must be a boolean");
@@ -363,12 +370,12 @@ gw_buf_t *gw_frame_welcome(const char *user, const char *tenant, const char *ses
 }
 
 gw_buf_t *gw_frame_joined(const char *room, int64_t seq, int64_t useq, bool stale, int64_t unread,
-                          const char *const *online, size_t nonline, const char *rid)
+                          int64_t read, const char *const *online, size_t nonline, const char *rid)
 {
     cJSON *o = frame_begin("joined");
     bool ok = o != NULL && add_opt_string(o, "room", room) && add_int(o, "seq", seq) &&
               add_int(o, "useq", useq) && (!stale || cJSON_AddTrueToObject(o, "stale") != NULL) &&
-              add_int(o, "unread", unread);
+              add_int(o, "unread", unread) && add_int(o, "read", read);
     cJSON *arr = ok ? cJSON_AddArrayToObject(o, "online") : NULL;
     ok = ok && arr != NULL;
     for (size_t i = 0; ok && i < nonline; i++) {

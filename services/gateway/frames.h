@@ -30,6 +30,7 @@ typedef enum gw_ctype {
     GW_C_EDIT,
     GW_C_DELETE,
     GW_C_REACT,
+    GW_C_ROOMS,
     GW_C__COUNT
 } gw_ctype_t;
 
@@ -57,11 +58,12 @@ typedef struct gw_cframe {
     const char *rid;
     const char *id;
     const char *emoji;
-    int64_t since;  /* join: last seq held (has_since) */
-    int64_t usince; /* join: last useq held (has_usince) */
-    int64_t before; /* history (has_before) */
-    int64_t limit;  /* history (has_limit) */
-    int64_t seq;    /* read */
+    const char *cursor; /* rooms */
+    int64_t since;      /* join: last seq held (has_since) */
+    int64_t usince;     /* join: last useq held (has_usince) */
+    int64_t before;     /* history (has_before) */
+    int64_t limit;      /* history, rooms (has_limit) */
+    int64_t seq;        /* read */
     bool has_since, has_usince, has_before, has_limit;
     bool on; /* react */
     cJSON *root_;
@@ -95,9 +97,9 @@ void gw_cframe_clear(gw_cframe_t *f);
 gw_buf_t *gw_frame_welcome(const char *user, const char *tenant, const char *session,
                            const char *rid);
 /* useq: the room's latest useq; stale: more messages changed since the join's usince than the
- * gateway sends as updates (left out when false). */
+ * gateway sends as updates (left out when false); read: the user's own read mark (0: none). */
 gw_buf_t *gw_frame_joined(const char *room, int64_t seq, int64_t useq, bool stale, int64_t unread,
-                          const char *const *online, size_t nonline, const char *rid);
+                          int64_t read, const char *const *online, size_t nonline, const char *rid);
 gw_buf_t *gw_frame_left(const char *room, const char *rid);
 gw_buf_t *gw_frame_pong(const char *rid);
 gw_buf_t *gw_frame_error(gw_code_t code, const char *message, const char *rid, const char *cid);

@@ -235,6 +235,38 @@ chat_err_t gw_inbound_event(gw_inbound_t *in, const chat_event_t *ev)
     return err;
 }
 
+chat_err_t gw_inbound_read(gw_inbound_t *in, const char *tenant, const char *room, const char *user,
+                           int64_t seq, const char *rid, const char *conn, int64_t ts)
+{
+    chat_event_t ev = {
+        .type = CHAT_EV_READ,
+        .tenant = tenant,
+        .room = room,
+        .user = user,
+        .seq = seq,
+        .has_seq = true,
+        .rid = rid,
+        .ts = ts,
+        .has_ts = true,
+        .origin_gw = in->gw_id,
+        .origin_conn = conn,
+    };
+    char key[CHAT_ROOM_KEY_MAX];
+    int keylen = chat_room_key(tenant, room, key, sizeof key);
+    char *value = NULL;
+    size_t len = 0;
+    chat_err_t err = keylen > 0 ? chat_event_encode(&ev, &value, &len) : CHAT_ERR_INVALID;
+    if (err != CHAT_OK) {
+        chat_log_error("read event not encoded", CHAT_F_ERR(err));
+        return err;
+    }
+    /* No ticket: on_delivery logs nothing for a read; a lost mark is overtaken by the next. */
+    err = chat_bus_produce(in->producer, in->topic, CHAT_BUS_PARTITION_ANY, key, (size_t)keylen,
+                           value, len, NULL);
+    free(value);
+    return err;
+}
+
 void gw_inbound_free(gw_inbound_t *in)
 {
     if (in == NULL)

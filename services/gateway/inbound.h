@@ -65,6 +65,11 @@ chat_err_t gw_inbound_update(gw_inbound_t *in, const gw_inbound_update_t *u);
  * that is not delivered later is logged and counted (chat_gateway_events_failed_total).
  * Returns the encode or produce error. */
 chat_err_t gw_inbound_event(gw_inbound_t *in, const chat_event_t *ev);
+/* One client read mark (a `read` event, key tenant/room, origin this connection). A record
+ * that is finally not delivered is dropped (librdkafka logs it): the client's next read
+ * moves the mark. Returns the produce error if the record could not be queued. */
+chat_err_t gw_inbound_read(gw_inbound_t *in, const char *tenant, const char *room, const char *user,
+                           int64_t seq, const char *rid, const char *conn, int64_t ts);
 
 /* Flushes (delivery reports still reach the inbox) and frees. Accepts NULL. */
 void gw_inbound_free(gw_inbound_t *in);

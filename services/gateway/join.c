@@ -18,7 +18,9 @@
 #include "services/gateway/registrations.h"
 #include "services/gateway/registry.h"
 #include "services/gateway/request.h"
+#include "services/gateway/room_list.h"
 #include "services/gateway/store_reads.h"
+#include "services/gateway/unread.h"
 
 typedef struct join_job {
     gw_request_t base;
@@ -36,6 +38,7 @@ typedef struct join_job {
     int64_t useq;
     bool stale;
     int64_t unread;
+    int64_t read;
     char **online;
     size_t nonline;
     gw_outq_entry_t *replay;
@@ -59,8 +62,8 @@ static void join_destroy(gw_task_t *t)
     free(j);
 }
 
-/* unread: latest minus since if the client gave since, else 0 (never negative). Read marks
- * are not stored yet (read frames are refused), so there is none to count from. */
+/* unread: latest minus since if the client gave since, else 0 (never negative); replaced by
+ * the exact count of join_read_unread once the reads are done. */
 static int64_t unread_count(int64_t latest, bool has_since, int64_t since)
 {
     return has_since && latest > since ? latest - since : 0;
@@ -293,6 +296,36 @@ static chat_err_t join_read_messages(join_job_t *j, chat_redis_t *redis, bool st
     return join_read_store_fill(j, redis, res != GW_RECENT_ERROR);
 }
 
+/* After the reads: the user's read mark and the exact unread count above it (unread.h). With
+ * no stored mark, the join's since stands in for it (what the client holds), else 0. If
+ * MongoDB cannot tell (down), the join still succeeds, as one answered from the recent
+ * history would without read marks: read 0 and unread counted from since (logged). */
+static void join_read_unread(join_job_t *j, chat_redis_t *redis)
+{
+    gw_gateway_t *gw = j->base.gw;
+    int64_t since_unread = j->unread;
+    chat_store_t *st = gw->store;
+    mongoc_client_t *client = chat_store_acquire(st);
+    chat_err_t err =
+        gw_unread_read_mark(st, client, j->base.tenant, j->base.room, j->user, &j->read);
+    int64_t mark = j->read > 0 || !j->has_since ? j->read : j->since;
+    gw_recent_result_t source = GW_RECENT_HIT;
+    if (err == CHAT_OK)
+        err = gw_unread_count(gw->cfg->recent_max > 0 ? redis : NULL, gw->cfg->recent_max, st,
+                              client, j->base.tenant, j->base.room, j->user, mark, j->latest,
+                              &j->unread, &source);
+    chat_store_release(st, client);
+    if (err == CHAT_OK && j->latest > mark)
+        chat_counter_inc(gw->stats.unread_counts[source == GW_RECENT_HIT]);
+    if (err != CHAT_OK) {
+        chat_log_warn("read mark or unread count unavailable: joined without them",
+                      CHAT_F_STR("tenant", j->base.tenant), CHAT_F_STR("room", j->base.room),
+                      CHAT_F_ERR(err));
+        j->read = 0;
+        j->unread = since_unread;
+    }
+}
+
 /* Runs twice: first on the room's shard worker, (1) the registration, in order with the
  * room's other registration changes; then, forwarded to any worker, (2) the reads, so that
  * many joins of one room do not queue behind each other's reads. */
@@ -317,10 +350,13 @@ static void join_run(gw_task_t *t, void *wctx)
             return;
         }
         j->registered = true;
+        gw_room_list_note_join(gw, redis, j->base.tenant, j->base.room, j->user);
         gw_task_forward(t, -1);
         return;
     }
     j->err = join_read(j, redis);
+    if (j->err == CHAT_OK)
+        join_read_unread(j, redis);
     if (j->err != CHAT_OK)
         chat_log_warn("join reads failed", CHAT_F_STR("tenant", j->base.tenant),
                       CHAT_F_STR("room", j->base.room), CHAT_F_ERR(j->err));
@@ -344,6 +380,7 @@ static void join_complete(gw_task_t *t, void *loop_ctx)
         .useq = j->useq,
         .stale = j->stale,
         .unread = j->unread,
+        .read = j->read,
         .online = (const char *const *)j->online,
         .nonline = j->nonline,
         .replay = j->replay,

@@ -20,6 +20,7 @@
 #include "common/tenants.h"
 #include "services/gateway/gateway.h"
 #include "services/gateway/registrations.h"
+#include "services/gateway/room_list.h"
 #include "services/gateway/server.h"
 #include "services/gateway/store_reads.h"
 
@@ -143,7 +144,9 @@ static chat_err_t store_open(gw_gateway_t *gw)
     chat_err_t err = chat_store_new(gw->cfg->mongo_uri, "chat-gateway", &gw->store);
     if (err == CHAT_OK)
         err = chat_store_ping(gw->store, (int)gw->cfg->connect_timeout_ms);
-    if (err != CHAT_OK)
+    if (err == CHAT_OK && (err = gw_room_list_open(gw->store)) != CHAT_OK)
+        chat_log_error("cannot create the indexes of user_rooms", CHAT_F_ERR(err));
+    else if (err != CHAT_OK)
         chat_log_error("mongodb unreachable", CHAT_F_STR("var", "CHAT_MONGO_URI"), CHAT_F_ERR(err));
     return err;
 }

@@ -114,6 +114,7 @@ typedef struct snapshot {
     redisReply *exec; /* owns the strings the view points to */
     chat_recent_entry_t *entries;
     char run_id[48];
+    char key[CHAT_RECENT_KEY_MAX]; /* for the logs */
     gw_recent_view_t view;
 } snapshot_t;
 
@@ -179,20 +180,19 @@ static bool snapshot_parse(snapshot_t *s, bool with_range)
     return true;
 }
 
-/* Reads tenant/room's marker, top and, if limit > 0, the newest up to limit members with seq
- * in (lo, hi) (hi 0: no bound) as one transaction, in one round trip. CHAT_ERR_REDIS (logged)
- * if Redis failed or answered out of shape; CHAT_ERR_INVALID for names that make no key. */
-static chat_err_t snapshot_read(chat_redis_t *r, const char *tenant, const char *room, int64_t lo,
-                                int64_t hi, size_t limit, snapshot_t *s)
+/* Queues the transaction that reads tenant/room's marker, top and, if limit > 0, the newest
+ * up to limit members with seq in (lo, hi) (hi 0: no bound). *queued gets how many replies
+ * to read (snapshot_collect), even on failure: CHAT_ERR_INVALID for names that make no key,
+ * CHAT_ERR_REDIS or CHAT_ERR_NOMEM. run_id is the server's (chat_redis_run_id). */
+static chat_err_t snapshot_queue(chat_redis_t *r, const char *run_id, const char *tenant,
+                                 const char *room, int64_t lo, int64_t hi, size_t limit,
+                                 snapshot_t *s, size_t *queued)
 {
     memset(s, 0, sizeof *s);
-    char key[CHAT_RECENT_KEY_MAX], min[NUM_MAX], max[NUM_MAX], count[NUM_MAX];
-    if (chat_recent_key(tenant, room, key, sizeof key) < 0)
+    *queued = 0;
+    char *key = s->key, min[NUM_MAX], max[NUM_MAX], count[NUM_MAX];
+    if (chat_recent_key(tenant, room, key, sizeof s->key) < 0)
         return CHAT_ERR_INVALID;
-    const char *run_id = NULL;
-    chat_err_t err = chat_redis_run_id(r, &run_id);
-    if (err != CHAT_OK)
-        return err;
     snprintf(s->run_id, sizeof s->run_id, "%s", run_id);
     s->view.run_id = s->run_id;
     snprintf(min, sizeof min, "(%" PRId64, lo);
@@ -201,25 +201,33 @@ static chat_err_t snapshot_read(chat_redis_t *r, const char *tenant, const char 
     else
         snprintf(max, sizeof max, "+inf");
     snprintf(count, sizeof count, "%zu", limit);
-    size_t queued = 0;
-    err = chat_redis_append(r, "MULTI");
-    queued += err == CHAT_OK;
+    chat_err_t err = chat_redis_append(r, "MULTI");
+    *queued += err == CHAT_OK;
     if (err == CHAT_OK &&
         (err = chat_redis_append(r, "ZRANGEBYSCORE %s %d %d", key, CHAT_RECENT_MARKER_SCORE,
                                  CHAT_RECENT_MARKER_SCORE)) == CHAT_OK)
-        queued++;
+        (*queued)++;
     if (err == CHAT_OK &&
         (err = chat_redis_append(r, "ZREVRANGE %s 0 0 WITHSCORES", key)) == CHAT_OK)
-        queued++;
+        (*queued)++;
     if (err == CHAT_OK && limit > 0 &&
         (err = chat_redis_append(r, "ZREVRANGEBYSCORE %s %s %s WITHSCORES LIMIT 0 %s", key, max,
                                  min, count)) == CHAT_OK)
-        queued++;
+        (*queued)++;
     if (err == CHAT_OK && (err = chat_redis_append(r, "EXEC")) == CHAT_OK)
-        queued++;
-    else if (queued > 0 && chat_redis_append(r, "DISCARD") == CHAT_OK)
-        queued++; /* out of memory mid-way: close the transaction, or it swallows what follows */
-    /* Every queued reply is read, whatever happened, so the connection stays in step. */
+        (*queued)++;
+    else if (*queued > 0 && chat_redis_append(r, "DISCARD") == CHAT_OK)
+        (*queued)++; /* out of memory mid-way: close the transaction, or it swallows what follows */
+    return err;
+}
+
+/* Reads the queued replies of one snapshot_queue (every one, whatever happened, so the
+ * connection stays in step) and parses the snapshot. err is the queue's outcome. Returns
+ * CHAT_OK, or the error (CHAT_ERR_REDIS, logged, if Redis failed or answered out of shape);
+ * the snapshot is freed then. */
+static chat_err_t snapshot_collect(chat_redis_t *r, size_t queued, bool with_range, chat_err_t err,
+                                   snapshot_t *s)
+{
     for (size_t i = 0; i < queued; i++) {
         redisReply *reply = NULL;
         chat_err_t rerr = chat_redis_reply(r, &reply);
@@ -230,13 +238,27 @@ static chat_err_t snapshot_read(chat_redis_t *r, const char *tenant, const char 
         else if (reply != NULL)
             freeReplyObject(reply);
     }
-    if (err == CHAT_OK && (s->exec == NULL || !snapshot_parse(s, limit > 0))) {
-        chat_log_error("recent history read answered out of shape", CHAT_F_STR("key", key));
+    if (err == CHAT_OK && (s->exec == NULL || !snapshot_parse(s, with_range))) {
+        chat_log_error("recent history read answered out of shape", CHAT_F_STR("key", s->key));
         err = CHAT_ERR_REDIS;
     }
     if (err != CHAT_OK)
         snapshot_free(s);
     return err;
+}
+
+/* One snapshot (snapshot_queue, snapshot_collect) in one round trip. */
+static chat_err_t snapshot_read(chat_redis_t *r, const char *tenant, const char *room, int64_t lo,
+                                int64_t hi, size_t limit, snapshot_t *s)
+{
+    memset(s, 0, sizeof *s);
+    const char *run_id = NULL;
+    chat_err_t err = chat_redis_run_id(r, &run_id);
+    if (err != CHAT_OK)
+        return err;
+    size_t queued = 0;
+    err = snapshot_queue(r, run_id, tenant, room, lo, hi, limit, s, &queued);
+    return snapshot_collect(r, queued, limit > 0, err, s);
 }
 
 gw_recent_result_t gw_recent_join(chat_redis_t *r, const char *tenant, const char *room,
@@ -377,4 +399,92 @@ gw_recent_fill_result_t gw_recent_fill_end(chat_redis_t *r, gw_recent_fill_t *f,
         return GW_RECENT_FILL_FAILED;
     }
     return applied ? GW_RECENT_FILL_WRITTEN : GW_RECENT_FILL_RACED;
+}
+
+/* ---- snapshots for other readers ---- */
+
+struct gw_recent_snapshot {
+    snapshot_t s;
+};
+
+chat_err_t gw_recent_snapshot_read(chat_redis_t *r, const char *tenant, const char *room,
+                                   int64_t lo, int64_t hi, size_t limit, gw_recent_snapshot_t **out)
+{
+    *out = NULL;
+    gw_recent_snapshot_t *snap = calloc(1, sizeof *snap);
+    if (snap == NULL)
+        return CHAT_ERR_NOMEM;
+    chat_err_t err = snapshot_read(r, tenant, room, lo, hi, limit, &snap->s);
+    if (err != CHAT_OK) {
+        free(snap);
+        return err;
+    }
+    *out = snap;
+    return CHAT_OK;
+}
+
+chat_err_t gw_recent_snapshots_read(chat_redis_t *r, const char *tenant,
+                                    const gw_recent_range_t *ranges, size_t n,
+                                    gw_recent_snapshot_t **out)
+{
+    for (size_t i = 0; i < n; i++)
+        out[i] = NULL;
+    const char *run_id = NULL;
+    chat_err_t err = chat_redis_run_id(r, &run_id);
+    size_t *queued = err == CHAT_OK ? calloc(n > 0 ? n : 1, sizeof *queued) : NULL;
+    chat_err_t *qerr = queued != NULL ? calloc(n > 0 ? n : 1, sizeof *qerr) : NULL;
+    if (err == CHAT_OK && (queued == NULL || qerr == NULL))
+        err = CHAT_ERR_NOMEM;
+    size_t k = 0; /* snapshots queued, in full or in part */
+    for (; err == CHAT_OK && k < n; k++) {
+        out[k] = calloc(1, sizeof *out[k]);
+        if (out[k] == NULL) {
+            err = CHAT_ERR_NOMEM;
+            break;
+        }
+        const gw_recent_range_t *g = &ranges[k];
+        qerr[k] = snapshot_queue(r, run_id, tenant, g->room, g->lo, g->hi, g->limit, &out[k]->s,
+                                 &queued[k]);
+        if (qerr[k] == CHAT_ERR_REDIS || qerr[k] == CHAT_ERR_NOMEM) {
+            err = qerr[k];
+            k++;
+            break;
+        }
+    }
+    /* Every queued reply is read, in order; a snapshot that failed is NULL. */
+    for (size_t i = 0; i < k; i++) {
+        chat_err_t rerr = snapshot_collect(r, queued[i], ranges[i].limit > 0, qerr[i], &out[i]->s);
+        if (rerr != CHAT_OK) {
+            free(out[i]);
+            out[i] = NULL;
+            if (rerr == CHAT_ERR_REDIS && err == CHAT_OK)
+                err = rerr;
+        }
+    }
+    for (size_t i = k; i < n; i++) {
+        free(out[i]);
+        out[i] = NULL;
+    }
+    free(queued);
+    free(qerr);
+    return err;
+}
+
+const gw_recent_view_t *gw_recent_snapshot_view(const gw_recent_snapshot_t *s)
+{
+    return &s->s.view;
+}
+
+void gw_recent_snapshot_free(gw_recent_snapshot_t *s)
+{
+    if (s == NULL)
+        return;
+    snapshot_free(&s->s);
+    free(s);
+}
+
+gw_recent_result_t gw_recent_view_trust(const gw_recent_view_t *v)
+{
+    gw_recent_result_t why = GW_RECENT_HIT;
+    return view_trusted(v, &why) ? GW_RECENT_HIT : why;
 }

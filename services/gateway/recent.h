@@ -115,4 +115,40 @@ gw_recent_fill_result_t gw_recent_fill_end(chat_redis_t *r, gw_recent_fill_t *f,
 /* Ends a fill without writing (the MongoDB read failed): UNWATCH. No-op if not watching. */
 void gw_recent_fill_cancel(chat_redis_t *r, gw_recent_fill_t *f);
 
+/* ---- snapshots for other readers (unread counts: services/gateway/unread.c) ---- */
+
+typedef struct gw_recent_snapshot gw_recent_snapshot_t;
+
+/* Reads tenant/room's marker, top and the newest up to limit messages with seq in (lo, hi)
+ * (hi 0: no bound) in one transaction. *out (free with gw_recent_snapshot_free) owns what
+ * its view points to. CHAT_ERR_REDIS (logged), CHAT_ERR_INVALID, CHAT_ERR_NOMEM. */
+chat_err_t gw_recent_snapshot_read(chat_redis_t *r, const char *tenant, const char *room,
+                                   int64_t lo, int64_t hi, size_t limit,
+                                   gw_recent_snapshot_t **out);
+
+/* One room's range of gw_recent_snapshots_read. */
+typedef struct gw_recent_range {
+    const char *room;
+    int64_t lo, hi;
+    size_t limit;
+} gw_recent_range_t;
+
+/* The snapshots of n rooms of tenant (as gw_recent_snapshot_read each), all in one round
+ * trip: out[i] (n entries; free each with gw_recent_snapshot_free) is NULL for a room whose
+ * snapshot failed. Returns CHAT_ERR_REDIS (logged) if Redis failed (out[] all NULL or some),
+ * CHAT_ERR_NOMEM; CHAT_OK otherwise (single rooms may still be NULL: names that make no key). */
+chat_err_t gw_recent_snapshots_read(chat_redis_t *r, const char *tenant,
+                                    const gw_recent_range_t *ranges, size_t n,
+                                    gw_recent_snapshot_t **out);
+
+/* The snapshot's view: entries newest first. */
+const gw_recent_view_t *gw_recent_snapshot_view(const gw_recent_snapshot_t *s);
+
+/* Accepts NULL. */
+void gw_recent_snapshot_free(gw_recent_snapshot_t *s);
+
+/* Whether v exists and its marker is the run_id of the server that answered (HIT), else MISS
+ * or UNTRUSTED. */
+gw_recent_result_t gw_recent_view_trust(const gw_recent_view_t *v);
+
 #endif

@@ -30,6 +30,7 @@
 #include "services/gateway/join.h"
 #include "services/gateway/presence.h"
 #include "services/gateway/registrations.h"
+#include "services/gateway/room_list.h"
 
 _Static_assert(GW_BUF_PRE >= LWS_PRE, "frame buffers need the headroom lws_write uses");
 
@@ -334,6 +335,27 @@ static void op_count_typing_throttled(void *ud)
     chat_counter_inc(gw->stats.typing_throttled);
 }
 
+static chat_err_t op_send_read(void *ud, gw_session_t *s, const char *room, int64_t seq,
+                               const char *rid)
+{
+    gw_gateway_t *gw = ud;
+    chat_err_t err = gw_inbound_read(gw->inbound, gw_session_tenant(s), room, gw_session_user(s),
+                                     seq, rid, gw_session_id(s), chat_clock_wall_ms());
+    if (err == CHAT_OK)
+        chat_counter_inc(gw->stats.reads_sent);
+    return err;
+}
+
+static chat_err_t op_submit_rooms(void *ud, const gw_rooms_req_t *req)
+{
+    return gw_room_list_submit(ud, req);
+}
+
+static void op_note_leave(void *ud, const char *tenant, const char *room, const char *user)
+{
+    gw_room_list_note_leave(ud, tenant, room, user);
+}
+
 static void op_count_frame(void *ud, gw_ctype_t type)
 {
     gw_gateway_t *gw = ud;
@@ -415,6 +437,9 @@ chat_err_t gw_server_prepare(gw_gateway_t *gw)
         .update = op_update,
         .typing = op_typing,
         .count_typing_throttled = op_count_typing_throttled,
+        .send_read = op_send_read,
+        .submit_rooms = op_submit_rooms,
+        .note_leave = op_note_leave,
         .count_frame = op_count_frame,
         .count_error = op_count_error,
         .count_slow_close = op_count_slow_close,

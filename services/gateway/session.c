@@ -10,6 +10,7 @@
 #include "common/array.h"
 #include "common/names.h"
 #include "common/token_bucket.h"
+#include "services/gateway/room_list_page.h"
 
 #define SESSION_ID_MAX 64
 #define SESSION_RID_MAX (CHAT_CID_MAX + 1)
@@ -283,6 +284,8 @@ static void on_leave(gw_session_t *s, const gw_cframe_t *f)
     gw_sub_t *sub = gw_rooms_find(s->subs, f->room);
     if (sub != NULL)
         gw_rooms_leave(s->env->rooms, &s->subs, sub);
+    if (s->env->ops->note_leave != NULL)
+        s->env->ops->note_leave(s->env->ud, s->claims.tenant, f->room, s->claims.user);
     send_frame(s, gw_frame_left(f->room, f->rid));
 }
 
@@ -339,12 +342,42 @@ static void on_typing(gw_session_t *s, const gw_cframe_t *f)
         s->env->ops->typing(s->env->ud, s, f->room);
 }
 
+static void unsupported(gw_session_t *s, const gw_cframe_t *f)
+{
+    char msg[GW_ERROR_MESSAGE_MAX];
+    snprintf(msg, sizeof msg, "%s is not supported by this gateway", gw_ctype_name(f->type));
+    send_error(s, GW_E_BAD_REQUEST, msg, f->rid, f->cid);
+}
+
+/* A read mark goes to chat.inbound like a send: the message service checks the seq against
+ * the room's latest, in the room's order, and answers a bad one. */
+static void on_read(gw_session_t *s, const gw_cframe_t *f)
+{
+    if (s->env->ops->send_read(s->env->ud, s, f->room, f->seq, f->rid) != CHAT_OK)
+        send_error(s, GW_E_INTERNAL, "read mark was not accepted; retry", f->rid, NULL);
+}
+
+static void on_rooms(gw_session_t *s, const gw_cframe_t *f)
+{
+    gw_rooms_req_t req = {
+        .conn = s->id,
+        .tenant = s->claims.tenant,
+        .user = s->claims.user,
+        .rid = f->rid,
+        .cursor = f->cursor,
+        .limit = f->has_limit ? f->limit : GW_ROOMS_LIMIT_DEFAULT,
+    };
+    if (s->env->ops->submit_rooms(s->env->ud, &req) != CHAT_OK)
+        send_error(s, GW_E_INTERNAL, "rooms not accepted; retry", f->rid, NULL);
+}
+
 /* Runs a valid frame of an authenticated session. */
 static void dispatch(gw_session_t *s, const gw_cframe_t *f)
 {
     const char *why = NULL;
     bool needs_room = f->type == GW_C_JOIN || f->type == GW_C_SEND || f->type == GW_C_HISTORY ||
-                      f->type == GW_C_EDIT || f->type == GW_C_DELETE || f->type == GW_C_REACT;
+                      f->type == GW_C_EDIT || f->type == GW_C_DELETE || f->type == GW_C_REACT ||
+                      f->type == GW_C_READ;
     if (needs_room && !room_allowed(s, f->room, &why)) {
         send_error(s, GW_E_FORBIDDEN, why, f->rid, f->cid);
         return;
@@ -370,18 +403,27 @@ static void dispatch(gw_session_t *s, const gw_cframe_t *f)
     case GW_C_TYPING:
         on_typing(s, f);
         break;
+    case GW_C_READ:
+        if (s->env->ops->send_read != NULL)
+            on_read(s, f);
+        else
+            unsupported(s, f);
+        break;
+    case GW_C_ROOMS:
+        if (s->env->ops->submit_rooms != NULL)
+            on_rooms(s, f);
+        else
+            unsupported(s, f);
+        break;
     case GW_C_PING:
         send_frame(s, gw_frame_pong(f->rid));
         break;
     case GW_C_AUTH:
         send_error(s, GW_E_BAD_REQUEST, "already authenticated", f->rid, NULL);
         break;
-    default: {
-        char msg[GW_ERROR_MESSAGE_MAX];
-        snprintf(msg, sizeof msg, "%s is not supported by this gateway", gw_ctype_name(f->type));
-        send_error(s, GW_E_BAD_REQUEST, msg, f->rid, f->cid);
+    default:
+        unsupported(s, f);
         break;
-    }
     }
 }
 
@@ -588,7 +630,7 @@ void gw_session_join_done(gw_session_t *s, const gw_join_result_t *res)
     size_t ufit = res->nupdates < fit ? res->nupdates : fit;
     bool stale = res->stale || ufit < res->nupdates;
     fit -= ufit;
-    send_frame(s, gw_frame_joined(res->room, res->latest, res->useq, stale, res->unread,
+    send_frame(s, gw_frame_joined(res->room, res->latest, res->useq, stale, res->unread, res->read,
                                   res->online, res->nonline, rid_or_null(res->rid)));
     size_t skip = res->nreplay > fit ? res->nreplay - fit : 0;
     replay_drop(res, 0, skip);
@@ -612,6 +654,16 @@ void gw_session_history_done(gw_session_t *s, const char *rid, gw_buf_t *frame)
 {
     if (frame == NULL) {
         send_error(s, GW_E_INTERNAL, "history is unavailable; retry", rid_or_null(rid), NULL);
+        return;
+    }
+    gw_session_enqueue(s, frame);
+}
+
+void gw_session_rooms_done(gw_session_t *s, const char *rid, gw_buf_t *frame, gw_code_t code,
+                           const char *message)
+{
+    if (frame == NULL) {
+        send_error(s, code, message, rid_or_null(rid), NULL);
         return;
     }
     gw_session_enqueue(s, frame);

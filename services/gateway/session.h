@@ -66,6 +66,16 @@ typedef struct gw_history_req {
     int64_t limit;
 } gw_history_req_t;
 
+/* A user's room list (the `rooms` frame; services/gateway/room_list.c). */
+typedef struct gw_rooms_req {
+    const char *conn;
+    const char *tenant;
+    const char *user;
+    const char *rid;
+    const char *cursor; /* NULL: the first page */
+    int64_t limit;
+} gw_rooms_req_t;
+
 /* What the environment (server.c; fakes in tests) provides. ud is gw_session_env_t.ud. */
 typedef struct gw_session_ops {
     /* The session has something to write (or wants to close): call back when writable. */
@@ -91,6 +101,14 @@ typedef struct gw_session_ops {
     void (*typing)(void *ud, gw_session_t *s, const char *room);
     /* A typing frame was dropped by the throttle. May be NULL. */
     void (*count_typing_throttled)(void *ud);
+    /* Produce a read mark to chat.inbound (the message service answers a bad one with an
+     * error to this connection). NULL: read is not supported. */
+    chat_err_t (*send_read)(void *ud, gw_session_t *s, const char *room, int64_t seq,
+                            const char *rid);
+    /* Answer through gw_session_rooms_done. NULL: rooms is not supported. */
+    chat_err_t (*submit_rooms)(void *ud, const gw_rooms_req_t *req);
+    /* The user left room (their room list forgets it). May be NULL. */
+    void (*note_leave)(void *ud, const char *tenant, const char *room, const char *user);
     /* Metrics hooks; may be NULL. */
     void (*count_frame)(void *ud, gw_ctype_t type);
     void (*count_error)(void *ud, gw_code_t code);
@@ -138,6 +156,7 @@ typedef struct gw_join_result {
     int64_t useq; /* the room's latest useq: update frames at or below it were replayed */
     bool stale;   /* more messages changed since usince than updates were replayed */
     int64_t unread;
+    int64_t read; /* the user's read mark (0: none) */
     const char *const *online;
     size_t nonline;
     gw_outq_entry_t *replay;
@@ -177,6 +196,9 @@ void gw_session_auth_done(gw_session_t *s, chat_err_t err, chat_jwt_claims_t *cl
 void gw_session_join_done(gw_session_t *s, const gw_join_result_t *res);
 /* frame is the history frame (taken over), or NULL if the lookup failed. */
 void gw_session_history_done(gw_session_t *s, const char *rid, gw_buf_t *frame);
+/* frame is the rooms frame (taken over), or NULL: error code with message. */
+void gw_session_rooms_done(gw_session_t *s, const char *rid, gw_buf_t *frame, gw_code_t code,
+                           const char *message);
 /* The produce of the send with cid (or of the edit, delete or react with rid) failed: error
  * internal echoing them (either may be NULL). */
 void gw_session_send_failed(gw_session_t *s, const char *rid, const char *cid);

@@ -56,6 +56,31 @@ static bool recent_read_counters(chat_metrics_t *m, gw_stats_t *st)
     return true;
 }
 
+/* The series of read marks and the room list. */
+static bool read_stats_init(gw_stats_t *st, chat_metrics_t *m)
+{
+    st->reads_sent = chat_metrics_counter(m, "chat_gateway_reads_total",
+                                          "Read marks produced to chat.inbound.", NULL);
+    st->unread_counts[0] = chat_metrics_counter(
+        m, "chat_gateway_unread_counts_total",
+        "Unread counts of joins and room lists, by where they were counted.", "source=\"mongodb\"");
+    st->unread_counts[1] = chat_metrics_counter(
+        m, "chat_gateway_unread_counts_total",
+        "Unread counts of joins and room lists, by where they were counted.", "source=\"redis\"");
+    st->room_index_writes =
+        chat_metrics_counter(m, "chat_gateway_room_index_writes_total",
+                             "First joins of a user's room written to MongoDB user_rooms.", NULL);
+    st->room_index_errors = chat_metrics_counter(
+        m, "chat_gateway_room_index_errors_total",
+        "Writes of user_rooms (joins, leaves) that failed (retried on the next join).", NULL);
+    st->rooms_seconds = chat_metrics_histogram(
+        m, "chat_gateway_rooms_seconds", "Time from rooms frame to its answer.", NULL,
+        chat_metrics_latency_buckets, chat_metrics_latency_nbuckets);
+    return st->reads_sent != NULL && st->unread_counts[0] != NULL && st->unread_counts[1] != NULL &&
+           st->room_index_writes != NULL && st->room_index_errors != NULL &&
+           st->rooms_seconds != NULL;
+}
+
 chat_err_t gw_stats_init(gw_stats_t *st, chat_metrics_t *m)
 {
     memset(st, 0, sizeof *st);
@@ -141,6 +166,7 @@ chat_err_t gw_stats_init(gw_stats_t *st, chat_metrics_t *m)
     st->join_seconds =
         chat_metrics_histogram(m, "chat_gateway_join_seconds", "Time from join frame to joined.",
                                NULL, chat_metrics_latency_buckets, chat_metrics_latency_nbuckets);
+    ok = ok && read_stats_init(st, m);
     ok = ok && st->deliveries != NULL && st->unrouted != NULL && st->slow_closes != NULL &&
          st->queue_drops != NULL && st->writes != NULL && st->socket_writes != NULL &&
          st->send_failures != NULL && st->registry_errors != NULL && st->auth_seconds != NULL &&

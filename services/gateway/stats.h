@@ -44,6 +44,12 @@ typedef struct gw_stats {
     /* reads of the recent history in Redis, by op and result (hit, miss, untrusted, ...) */
     chat_counter_t *recent_reads[GW_RECENT_OP__COUNT][GW_RECENT__COUNT];
     chat_counter_t *recent_fills[GW_RECENT_FILL__COUNT]; /* fills of cold rooms, by result */
+    /* read marks and the room list (unread.c, room_list.c) */
+    chat_counter_t *reads_sent;        /* read marks produced to chat.inbound */
+    chat_counter_t *unread_counts[2];  /* unread counts by source: [0] MongoDB, [1] Redis */
+    chat_counter_t *room_index_writes; /* first joins written to user_rooms */
+    chat_counter_t *room_index_errors; /* user_rooms writes that failed */
+    chat_histogram_t *rooms_seconds;   /* rooms frame -> answer */
 } gw_stats_t;
 
 /* Registers every series in m. CHAT_ERR_NOMEM if one could not be registered. */

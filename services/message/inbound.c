@@ -69,6 +69,20 @@ static void check_update(message_inbound_t *in, long max_text_chars)
         in->kind = MESSAGE_INBOUND_UPDATE;
 }
 
+/* A read mark is answered (reject) only when it came from a connection; one without an origin
+ * that breaks a rule is invalid. Only its two members read a dm room. */
+static void check_read(message_inbound_t *in)
+{
+    const chat_event_t *ev = &in->ev;
+    if (!chat_room_is_dm(ev->room) ||
+        (chat_room_dm_valid(ev->room) && chat_room_dm_has(ev->room, ev->user)))
+        in->kind = MESSAGE_INBOUND_READ;
+    else if (ev->origin_gw != NULL)
+        set_reject(in, MESSAGE_REJECT_FORBIDDEN, "only its two members read a direct room", 0);
+    else
+        set_reason(in, "read of a direct room by a user who is not one of its members");
+}
+
 static const char *string_member(const cJSON *obj, const char *key)
 {
     const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, key);
@@ -140,6 +154,9 @@ void message_inbound_parse(const void *value, size_t len, long max_text_chars,
     switch (in->ev.type) {
     case CHAT_EV_SEND:
         check_send(in, max_text_chars);
+        return;
+    case CHAT_EV_READ:
+        check_read(in);
         return;
     case CHAT_EV_EDIT:
     case CHAT_EV_DELETE:

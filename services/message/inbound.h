@@ -17,6 +17,7 @@ typedef enum message_inbound_kind {
     MESSAGE_INBOUND_SEND,    /* ev is a valid send */
     MESSAGE_INBOUND_UPDATE,  /* ev is a valid edit, delete or react (services/message/updates.h
                                 decides it against the stored message) */
+    MESSAGE_INBOUND_READ,    /* ev is a valid read mark (services/message/reads.h) */
 } message_inbound_kind_t;
 
 typedef enum message_reject_code {

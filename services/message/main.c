@@ -18,6 +18,7 @@
 #include "services/message/message_bus.h"
 #include "services/message/message_recent.h"
 #include "services/message/message_store.h"
+#include "services/message/reads_store.h"
 #include "services/message/pipeline.h"
 #include "services/message/sequencer.h"
 
@@ -83,6 +84,7 @@ typedef struct service {
     chat_ops_t *ops;
     chat_store_t *store;
     message_store_t *messages;
+    message_reads_store_t *reads;
     message_recent_t *recent;
     message_sequencer_t *sequencer;
     message_bus_t *bus;
@@ -127,6 +129,11 @@ static bool start_store(service_t *s, const message_cfg_t *cfg)
     err = message_store_open(s->store, &s->messages);
     if (err != CHAT_OK) {
         start_failed("CHAT_MONGO_URI", "cannot create the indexes of messages", err);
+        return false;
+    }
+    err = message_reads_store_open(s->store, &s->reads);
+    if (err != CHAT_OK) {
+        start_failed("CHAT_MONGO_URI", "cannot create the indexes of reads", err);
         return false;
     }
     return true;
@@ -200,6 +207,7 @@ static bool start_pipeline(service_t *s, const message_cfg_t *cfg)
     };
     message_store_port(s->messages, &pc.store);
     message_recent_port(s->recent, &pc.recent);
+    message_reads_store_port(s->reads, &pc.reads);
     message_bus_port(s->bus, &pc.bus);
     s->pipeline = message_pipeline_new(&pc);
     s->recs = calloc((size_t)cfg->batch, sizeof *s->recs);
@@ -268,6 +276,7 @@ static void service_stop(service_t *s)
     message_pipeline_destroy(s->pipeline);
     message_sequencer_destroy(s->sequencer);
     message_recent_close(s->recent);
+    message_reads_store_close(s->reads);
     message_store_close(s->messages);
     chat_store_destroy(s->store);
     chat_ops_stop(s->ops);

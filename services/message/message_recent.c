@@ -7,6 +7,7 @@
 
 #include "common/contract.h"
 #include "common/log.h"
+#include "services/message/room_summary.h"
 #include "common/recent.h"
 #include "common/redis.h"
 
@@ -122,9 +123,11 @@ static chat_err_t recent_write(void *ctx, const message_recent_room_t *rooms, si
     }
     size_t *replies = calloc(n > 0 ? n : 1, sizeof *replies);
     bool *useq_set = calloc(n > 0 ? n : 1, sizeof *useq_set);
-    if (replies == NULL || useq_set == NULL) {
+    bool *summary = calloc(n > 0 ? n : 1, sizeof *summary);
+    if (replies == NULL || useq_set == NULL || summary == NULL) {
         free(replies);
         free(useq_set);
+        free(summary);
         return CHAT_ERR_NOMEM;
     }
     size_t queued = 0;
@@ -132,17 +135,30 @@ static chat_err_t recent_write(void *ctx, const message_recent_room_t *rooms, si
         err = queue_room(mr, run_id, &rooms[queued], &replies[queued], &useq_set[queued]);
         if (err != CHAT_OK)
             fail(mr, &rooms[queued], "recent history not queued");
+        /* The room list's summary (room_summary.h) rides along: new messages and useqs. */
+        if (err == CHAT_OK &&
+            ((rooms[queued].fresh && rooms[queued].n > 0) || rooms[queued].has_useq)) {
+            chat_err_t serr = message_room_summary_queue(mr->redis, &rooms[queued]);
+            summary[queued] = serr == CHAT_OK;
+            if (serr != CHAT_OK && serr != CHAT_ERR_INVALID)
+                err = serr;
+        }
     }
-    /* What was queued is read in any case, so the connection stays in step. */
+    /* What was queued is read in any case, in the order queued, so the connection stays in
+     * step. */
     for (size_t i = 0; i < queued; i++) {
-        if (replies[i] == 0)
-            continue;
-        chat_err_t rerr = read_room(mr, replies[i], useq_set[i]);
+        chat_err_t rerr = replies[i] > 0 ? read_room(mr, replies[i], useq_set[i]) : CHAT_OK;
         if (rerr != CHAT_OK && err == CHAT_OK) {
             err = rerr;
             fail(mr, &rooms[i], "recent history not written");
         }
+        rerr = summary[i] ? message_room_summary_result(mr->redis) : CHAT_OK;
+        if (rerr != CHAT_OK && err == CHAT_OK) {
+            err = rerr;
+            fail(mr, &rooms[i], "room summary not written");
+        }
     }
+    free(summary);
     free(replies);
     free(useq_set);
     return err;

@@ -31,6 +31,7 @@ typedef enum item_kind {
     ITEM_REJECT,  /* refused: a reject event goes to its origin */
     ITEM_SEND,    /* a valid send */
     ITEM_UPDATE,  /* a valid edit, delete or react */
+    ITEM_READ,    /* a valid read mark (reads.h); an ITEM_REJECT if beyond the room's latest */
 } item_kind_t;
 
 /* Where a send stands. Sends start as NEW; the store and the duplicate lookups move them. */
@@ -68,6 +69,7 @@ typedef struct item {
     message_update_rec_t urec; /* owned */
     char *frame;               /* APPLIED, REPUBLISH: the message's msg frame now (cJSON_free) */
     cJSON *no_reactions;       /* an empty object for a react that removed the last emoji */
+    bool read_moved;           /* READ: the stored mark moved to it: published */
 } item_t;
 
 typedef struct batch_room {
@@ -75,6 +77,7 @@ typedef struct batch_room {
     const char *room;
     int32_t partition;
     bool has_sends;
+    bool has_reads;
     message_seq_plan_t seq; /* what is known taken, what the current plan handed out */
     bool has_updates;
     bool useq_loaded;  /* useq_last is known (from the sequencer or MongoDB) */
@@ -118,6 +121,8 @@ typedef struct pipeline_metrics {
     chat_histogram_t *batch_seconds;
     chat_histogram_t *store_seconds;
     chat_gauge_t *rooms;
+    chat_counter_t *reads[3]; /* by message_read_fate_t */
+    chat_counter_t *reads_ignored;
 } pipeline_metrics_t;
 
 struct message_pipeline {
@@ -227,10 +232,24 @@ static bool metrics_register(pipeline_metrics_t *m, chat_metrics_t *reg)
         chat_metrics_latency_buckets, chat_metrics_latency_nbuckets);
     m->rooms = chat_metrics_gauge(reg, "chat_message_rooms",
                                   "Rooms whose last seq is held in memory", NULL);
-    bool ok = m->stored && m->updates && m->duplicates && m->republished && m->invalid &&
-              m->store_retries && m->conflicts && m->recent_writes && m->recent_retries &&
-              m->recent_seconds && m->batch_records && m->batch_seconds && m->store_seconds &&
-              m->rooms;
+    static const char *const read_fates[] = {"beyond", "stored", "superseded"};
+    for (int i = 0; i < 3; i++) {
+        char labels[48];
+        snprintf(labels, sizeof labels, "outcome=\"%s\"", read_fates[i]);
+        m->reads[i] = chat_metrics_counter(
+            reg, "chat_message_reads_total",
+            "Read marks by outcome: beyond the room's latest (rejected), stored, or superseded "
+            "by a higher one of the same user in the batch",
+            labels);
+    }
+    m->reads_ignored = chat_metrics_counter(reg, "chat_message_reads_behind_total",
+                                            "Read marks stored but behind the user's stored mark "
+                                            "(ignored: no event)",
+                                            NULL);
+    bool ok = m->reads[0] && m->reads[1] && m->reads[2] && m->reads_ignored && m->stored &&
+              m->updates && m->duplicates && m->republished && m->invalid && m->store_retries &&
+              m->conflicts && m->recent_writes && m->recent_retries && m->recent_seconds &&
+              m->batch_records && m->batch_seconds && m->store_seconds && m->rooms;
     for (int i = 0; i < MESSAGE_REJECT__COUNT; i++)
         ok = ok && m->rejected[i] != NULL;
     return ok;
@@ -327,6 +346,13 @@ static chat_err_t parse_record(message_pipeline_t *p, batch_t *b, item_t *it)
             snprintf(it->in.reason, sizeof it->in.reason, "this operation is not supported");
         }
         break;
+    case MESSAGE_INBOUND_READ:
+        it->kind = p->conf.reads.store != NULL ? ITEM_READ : ITEM_INVALID;
+        if (it->kind == ITEM_INVALID) {
+            chat_counter_inc(p->m.invalid);
+            return CHAT_OK;
+        }
+        break;
     }
     message_src_format(it->src, sizeof it->src, rec->partition, rec->offset);
     chat_err_t err = batch_room_index(b, it->ev->tenant, it->ev->room, rec->partition, &it->room);
@@ -339,6 +365,7 @@ static chat_err_t parse_record(message_pipeline_t *p, batch_t *b, item_t *it)
         b->rooms[it->room].has_updates = true;
         b->updates++;
     }
+    b->rooms[it->room].has_reads |= it->kind == ITEM_READ;
     return CHAT_OK;
 }
 
@@ -1077,6 +1104,32 @@ out:
     return err;
 }
 
+/* ---- read marks ---- */
+
+/* Step: the latest seq of rooms *arg (indexes of b->rooms, n of them, after arg[0]) that the
+ * sequencer does not remember, from MongoDB in one query; remembered from then on. */
+static chat_err_t reads_load_rooms(message_pipeline_t *p, batch_t *b, void *arg)
+{
+    size_t *idx = arg;
+    size_t k = idx[0];
+    message_room_ref_t *refs = calloc(k > 0 ? k : 1, sizeof *refs);
+    int64_t *highest = calloc(k > 0 ? k : 1, sizeof *highest);
+    chat_err_t err = refs != NULL && highest != NULL ? CHAT_OK : CHAT_ERR_NOMEM;
+    for (size_t j = 0; err == CHAT_OK && j < k; j++)
+        refs[j] = (message_room_ref_t){b->rooms[idx[1 + j]].tenant, b->rooms[idx[1 + j]].room};
+    if (err == CHAT_OK)
+        err = p->conf.store.highest_seqs(p->conf.store.ctx, refs, k, highest);
+    for (size_t j = 0; err == CHAT_OK && j < k; j++) {
+        batch_room_t *r = &b->rooms[idx[1 + j]];
+        r->seq.last = highest[j];
+        /* Not remembered (out of memory): the next batch loads it again. */
+        message_sequencer_set(p->conf.sequencer, r->tenant, r->room, r->partition, highest[j]);
+    }
+    free(refs);
+    free(highest);
+    return err;
+}
+
 /* Loads the last useq of the batch's rooms (load_useqs), then decides and stores every edit,
  * delete and react of the batch, in batch order (so each room's useqs ascend in offset order),
  * after the batch's sends are stored (a send and an edit of it in one batch: the message
@@ -1115,6 +1168,111 @@ static chat_err_t store_updates(message_pipeline_t *p, batch_t *b)
     if (queried || b->updates > 0)
         chat_histogram_observe(p->m.store_seconds,
                                (double)(env->monotonic_ms(env->ctx) - start) / 1000.0);
+    return err;
+}
+
+/* Step: the batch's marks stored (arg: the reads_step_t). */
+typedef struct reads_step {
+    const message_read_mark_t *marks;
+    size_t n;
+    bool *moved;
+} reads_step_t;
+
+static chat_err_t reads_store_step(message_pipeline_t *p, batch_t *b, void *arg)
+{
+    (void)b;
+    reads_step_t *st = arg;
+    return p->conf.reads.store(p->conf.reads.ctx, st->marks, st->n, st->moved);
+}
+
+/* After the sends are stored: each read checked against its room's latest seq at its place
+ * (reads.h), the beyond ones turned into rejects, the batch's highest mark per user and room
+ * stored, the moved ones marked for publishing. Retries MongoDB like the store phase. */
+static chat_err_t store_reads(message_pipeline_t *p, batch_t *b)
+{
+    size_t nreads = 0;
+    for (size_t i = 0; i < b->n; i++)
+        nreads += b->items[i].kind == ITEM_READ;
+    if (nreads == 0)
+        return CHAT_OK;
+    phase_begin(p, b, "MongoDB", p->conf.store.last_error, p->conf.store.ctx, p->m.store_retries);
+    /* Each read room's latest after the batch: remembered, or loaded (one query). */
+    size_t *load = calloc(b->nrooms + 1, sizeof *load);
+    message_read_in_t *in = calloc(nreads, sizeof *in);
+    int64_t *latest = calloc(nreads, sizeof *latest);
+    message_read_fate_t *fate = calloc(nreads, sizeof *fate);
+    message_read_mark_t *marks = calloc(nreads, sizeof *marks);
+    size_t *mark_of = calloc(nreads, sizeof *mark_of), *item_of = calloc(nreads, sizeof *item_of);
+    bool *moved = calloc(nreads, sizeof *moved);
+    chat_err_t err = load && in && latest && fate && marks && mark_of && item_of && moved
+                         ? CHAT_OK
+                         : CHAT_ERR_NOMEM;
+    for (size_t i = 0; err == CHAT_OK && i < b->nrooms; i++) {
+        batch_room_t *r = &b->rooms[i];
+        if (r->has_reads &&
+            !message_sequencer_get(p->conf.sequencer, r->tenant, r->room, &r->seq.last))
+            load[1 + load[0]++] = i;
+    }
+    if (err == CHAT_OK && load[0] > 0)
+        err = with_retry(p, b, "load rooms of reads", reads_load_rooms, load);
+    /* Walking backwards counts the messages each room stored after each read. */
+    int64_t *stored_after = err == CHAT_OK ? calloc(b->nrooms, sizeof *stored_after) : NULL;
+    if (err == CHAT_OK && stored_after == NULL)
+        err = CHAT_ERR_NOMEM;
+    size_t k = nreads;
+    for (size_t i = b->n; err == CHAT_OK && i-- > 0;) {
+        const item_t *it = &b->items[i];
+        if (it->kind == ITEM_SEND && it->state == SEND_STORED)
+            stored_after[it->room]++;
+        if (it->kind != ITEM_READ)
+            continue;
+        k--;
+        item_of[k] = i;
+        in[k] = (message_read_in_t){.tenant = it->ev->tenant,
+                                    .room = it->ev->room,
+                                    .user = it->ev->user,
+                                    .seq = it->ev->seq,
+                                    .ts = it->ev->ts,
+                                    .stored_after = stored_after[it->room]};
+        latest[k] = b->rooms[it->room].seq.last;
+    }
+    free(stored_after);
+    size_t nmarks = 0;
+    if (err == CHAT_OK)
+        err = message_reads_decide(in, latest, nreads, fate, marks, &nmarks, mark_of);
+    reads_step_t st = {marks, nmarks, moved};
+    if (err == CHAT_OK && nmarks > 0) {
+        phase_begin(p, b, "MongoDB", p->conf.reads.last_error, p->conf.reads.ctx,
+                    p->m.store_retries);
+        err = with_retry(p, b, "read marks", reads_store_step, &st);
+    }
+    for (size_t j = 0; err == CHAT_OK && j < nreads; j++) {
+        item_t *it = &b->items[item_of[j]];
+        chat_counter_inc(p->m.reads[fate[j]]);
+        if (fate[j] == MESSAGE_READ_MARK) {
+            it->read_moved = moved[mark_of[j]];
+            if (!it->read_moved)
+                chat_counter_inc(p->m.reads_ignored);
+        } else if (fate[j] == MESSAGE_READ_BEYOND && it->ev->origin_gw != NULL) {
+            it->kind = ITEM_REJECT;
+            it->in.code = MESSAGE_REJECT_BAD_REQUEST;
+            snprintf(it->in.reason, sizeof it->in.reason,
+                     "seq %lld is beyond the room's latest message (%lld)", (long long)it->ev->seq,
+                     (long long)(latest[j] - in[j].stored_after));
+            chat_log_info("read rejected", CHAT_F_STR("tenant", it->ev->tenant),
+                          CHAT_F_STR("room", it->ev->room), CHAT_F_STR("user", it->ev->user),
+                          CHAT_F_INT("seq", it->ev->seq),
+                          CHAT_F_INT("latest", latest[j] - in[j].stored_after));
+        }
+    }
+    free(load);
+    free(in);
+    free(latest);
+    free(fate);
+    free(marks);
+    free(mark_of);
+    free(item_of);
+    free(moved);
     return err;
 }
 
@@ -1195,6 +1353,18 @@ static void update_outcome_event(const item_t *it, chat_event_t *ev)
 static void outcome_event(const batch_t *b, const item_t *it, chat_event_t *ev)
 {
     const message_doc_t *d = item_message(b, it);
+    if (it->kind == ITEM_READ) {
+        /* Everyone in the room hears it; the origin is not the answer's address. */
+        *ev = (chat_event_t){.type = CHAT_EV_READ,
+                             .tenant = it->ev->tenant,
+                             .room = it->ev->room,
+                             .user = it->ev->user,
+                             .seq = it->ev->seq,
+                             .has_seq = true,
+                             .ts = it->ev->ts,
+                             .has_ts = true};
+        return;
+    }
     *ev = (chat_event_t){.tenant = it->ev->tenant,
                          .room = it->ev->room,
                          .origin_gw = it->ev->origin_gw,
@@ -1254,6 +1424,10 @@ static out_event_t *outcomes_sorted(const batch_t *b, size_t *k)
         return NULL;
     for (size_t i = 0; i < b->n; i++) {
         const item_t *it = &b->items[i];
+        if (it->kind == ITEM_READ && it->read_moved) {
+            out[(*k)++] = (out_event_t){i, it->room, 0, it->ev->seq};
+            continue;
+        }
         if (it->kind != ITEM_SEND && it->kind != ITEM_REJECT && it->kind != ITEM_UPDATE)
             continue;
         if (it->is_update) {
@@ -1512,6 +1686,8 @@ chat_err_t message_pipeline_process(message_pipeline_t *p, const chat_bus_record
         err = store_sends(p, &b);
     if (err == CHAT_OK)
         err = store_updates(p, &b);
+    if (err == CHAT_OK)
+        err = store_reads(p, &b);
     size_t k = 0;
     out_event_t *out = err == CHAT_OK ? outcomes_sorted(&b, &k) : NULL;
     if (err == CHAT_OK && out == NULL)

@@ -18,6 +18,7 @@
 #include "common/metrics.h"
 #include "services/message/dedup.h"
 #include "services/message/message_doc.h"
+#include "services/message/reads.h"
 #include "services/message/sequencer.h"
 #include "services/message/updates.h"
 
@@ -121,6 +122,7 @@ typedef struct message_env {
 typedef struct message_pipeline_conf {
     message_store_port_t store;
     message_recent_port_t recent; /* write NULL: no recent history is kept (unit tests) */
+    message_reads_port_t reads;   /* store NULL: read marks are refused (unit tests) */
     message_bus_port_t bus;
     message_env_t env;
     message_sequencer_t *sequencer; /* borrowed */

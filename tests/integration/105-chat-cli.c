@@ -167,6 +167,31 @@ START_TEST(test_session_send_history_resume)
 }
 END_TEST
 
+/* /read marks a room read (a refused one prints the error), /rooms lists the user's rooms. */
+START_TEST(test_read_and_rooms)
+{
+    char room[96], user[64], args[1024], input[512], line[256];
+    chat_test_unique(room, sizeof room, "cli-rooms");
+    chat_test_unique(user, sizeof user, "cli-reader");
+    cli_run_t *r = new_run();
+    snprintf(args, sizeof args, "--url %s --user %s --join %s", chat_test_gateway_url(0), user,
+             room);
+    snprintf(input, sizeof input, "hello\n/read %s 1\n/read %s 0\n", room, room);
+    run_cli(r, args, input);
+    ck_assert_msg(r->status == 0, "exit %d, stderr: %s", r->status, r->err);
+    expect_line(r, "ack ", "-> #1");
+    ck_assert_ptr_nonnull(strstr(r->err, "usage: /read"));
+    /* The list: the room, its latest message, no unread badge for one's own message. */
+    snprintf(args, sizeof args, "--url %s --user %s", chat_test_gateway_url(1), user);
+    run_cli(r, args, "/rooms\n");
+    ck_assert_msg(r->status == 0, "exit %d, stderr: %s", r->status, r->err);
+    expect_line(r, "rooms: 1", NULL);
+    snprintf(line, sizeof line, "  %s (public) #1 %s: hello", room, user);
+    expect_line(r, line, NULL);
+    free(r);
+}
+END_TEST
+
 START_TEST(test_refused_sends_count_as_answered)
 {
     char room[96], user[64], args[1024];
@@ -215,6 +240,7 @@ int main(void)
     tcase_add_unchecked_fixture(tc, setup_dirs, remove_dirs);
     tcase_add_test(tc, test_usage_and_connection_errors);
     tcase_add_test(tc, test_session_send_history_resume);
+    tcase_add_test(tc, test_read_and_rooms);
     tcase_add_test(tc, test_refused_sends_count_as_answered);
     suite_add_tcase(s, tc);
     return chat_test_suite_run(s, false);

@@ -11,9 +11,11 @@
 const char chat_cli_cmd_help[] =
     "commands: /join ROOM [SINCE], /leave ROOM, /history ROOM [BEFORE] [LIMIT],\n"
     "          /edit ID TEXT, /delete ID, /react ID EMOJI [on|off] (in the first room\n"
-    "          joined; without on/off a reaction is toggled), /typing [ROOM], /raw {json},\n"
-    "          /quit, /help; //text sends \"/text\"; other lines are sent (to the first\n"
-    "          room joined, as /typing without ROOM)\n";
+    "          joined; without on/off a reaction is toggled), /typing [ROOM],\n"
+    "          /read [ROOM] [SEQ] (default: the first joined room, the latest seen there),\n"
+    "          /rooms [CURSOR] (your rooms with unread badges), /raw {json}, /quit, /help;\n"
+    "          //text sends \"/text\"; other lines are sent (to the first room joined, as\n"
+    "          /typing without ROOM)\n";
 
 /* Next blank-separated word of *p (NUL-terminated in place), or NULL at the end. */
 static char *next_word(char **p)
@@ -100,6 +102,25 @@ static bool parse_update(const char *cmd, char **p, chat_cli_cmd_t *out)
     return true;
 }
 
+/* /read [ROOM] [SEQ] and /rooms [CURSOR]: every argument optional. */
+static void parse_read_rooms(const char *cmd, char **p, chat_cli_cmd_t *out)
+{
+    const char *word = next_word(p);
+    if (strcmp(cmd, "rooms") == 0) {
+        out->kind = CHAT_CLI_CMD_ROOMS;
+        snprintf(out->cursor, sizeof out->cursor, "%s", word != NULL ? word : "");
+    } else {
+        out->kind = CHAT_CLI_CMD_READ;
+        snprintf(out->room, sizeof out->room, "%s", word != NULL ? word : "");
+        if (!optional_number(p, -1, &out->seq) || out->seq == 0) {
+            bad(out, "usage: /read [ROOM] [SEQ] (SEQ a whole number >= 1)");
+            return;
+        }
+    }
+    if (next_word(p) != NULL)
+        bad(out, "too many arguments");
+}
+
 /* Parses the arguments of the command word cmd from *p. */
 static void parse_command(const char *cmd, char **p, chat_cli_cmd_t *out)
 {
@@ -122,6 +143,10 @@ static void parse_command(const char *cmd, char **p, chat_cli_cmd_t *out)
         snprintf(out->room, sizeof out->room, "%s", room != NULL ? room : "");
         if (room != NULL && next_word(p) != NULL)
             bad(out, "usage: /typing [ROOM]");
+        return;
+    }
+    if (strcmp(cmd, "read") == 0 || strcmp(cmd, "rooms") == 0) {
+        parse_read_rooms(cmd, p, out);
         return;
     }
     bool is_join = strcmp(cmd, "join") == 0, is_leave = strcmp(cmd, "leave") == 0;

@@ -15,6 +15,8 @@ typedef enum chat_cli_cmd_kind {
     CHAT_CLI_CMD_DELETE,  /* id */
     CHAT_CLI_CMD_REACT,   /* id, emoji, react (1 on, 0 off, -1 toggle) */
     CHAT_CLI_CMD_TYPING,  /* room ("": the room lines go to) */
+    CHAT_CLI_CMD_READ,    /* room ("": the first joined), seq (-1: the latest seen there) */
+    CHAT_CLI_CMD_ROOMS,   /* cursor ("": the first page) */
     CHAT_CLI_CMD_RAW,     /* text: the frame as typed */
     CHAT_CLI_CMD_QUIT,
     CHAT_CLI_CMD_HELP,
@@ -28,7 +30,8 @@ typedef struct chat_cli_cmd {
     char id[64];      /* EDIT, DELETE, REACT: the message id as typed (truncated) */
     char emoji[160];  /* REACT */
     int react;        /* REACT: 1 on, 0 off, -1 toggle (on unless this session added it) */
-    int64_t since, before, limit;
+    char cursor[256]; /* ROOMS, as typed */
+    int64_t since, before, limit, seq;
     char error[128];
 } chat_cli_cmd_t;
 

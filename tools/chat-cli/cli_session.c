@@ -34,6 +34,8 @@ typedef struct cli_session {
     str_list_t rooms;   /* joined, in order: the first one gets the stdin lines */
     str_list_t reacted; /* "id emoji" this session turned on (what /react toggles) */
     str_list_t pending; /* requests not answered yet: "c:<cid>" sends, "r:<rid>" others */
+    str_list_t seen;    /* rooms whose frames came, with seen_seq: the latest seq of each */
+    int64_t *seen_seq;
     unsigned long next_cid;
     unsigned long next_rid;
     bool close_sent;
@@ -104,6 +106,26 @@ static void copy_str(char *dst, size_t cap, const cJSON *o, const char *key)
     snprintf(dst, cap, "%s", cJSON_IsString(v) ? v->valuestring : "");
 }
 
+/* Remembers the latest seq seen in room (the default of /read). */
+static void seen_note(cli_session_t *s, const char *room, const cJSON *seq)
+{
+    if (!cJSON_IsNumber(seq) || room[0] == '\0')
+        return;
+    long i = list_find(&s->seen, room);
+    if (i < 0) {
+        int64_t *v = realloc(s->seen_seq, (s->seen.n + 1) * sizeof *v);
+        if (v == NULL)
+            return;
+        s->seen_seq = v;
+        if (!list_add(&s->seen, room))
+            return;
+        i = (long)s->seen.n - 1;
+        s->seen_seq[i] = 0;
+    }
+    if ((int64_t)seq->valuedouble > s->seen_seq[i])
+        s->seen_seq[i] = (int64_t)seq->valuedouble;
+}
+
 /* Prints a text frame and settles the cid an ack or error answers. */
 static void on_text(cli_session_t *s, const chat_ws_msg_t *m, frame_info_t *info)
 {
@@ -120,6 +142,8 @@ static void on_text(cli_session_t *s, const chat_ws_msg_t *m, frame_info_t *info
     copy_str(info->type, sizeof info->type, o, "type");
     copy_str(info->rid, sizeof info->rid, o, "rid");
     copy_str(info->room, sizeof info->room, o, "room");
+    if (strcmp(info->type, "msg") == 0 || strcmp(info->type, "joined") == 0)
+        seen_note(s, info->room, cJSON_GetObjectItemCaseSensitive(o, "seq"));
     const cJSON *cid = cJSON_GetObjectItemCaseSensitive(o, "cid");
     char key[80];
     if (cJSON_IsString(cid) &&
@@ -270,6 +294,27 @@ static bool send_join(cli_session_t *s, const char *room, int64_t since, const c
     return send_frame(s, chat_client_frame_join(room, since, rid));
 }
 
+/* /read: a room given or the first joined one, a seq given or the latest seen there. No rid:
+ * only a refused mark is answered (an error), and nothing waits for it. */
+static bool send_read(cli_session_t *s, const chat_cli_cmd_t *cmd)
+{
+    const char *room = cmd->room[0] != '\0' ? cmd->room : s->rooms.n > 0 ? s->rooms.items[0] : NULL;
+    if (room == NULL) {
+        fprintf(stderr, "chat-cli: no room joined: /read ROOM [SEQ]\n");
+        return true;
+    }
+    int64_t seq = cmd->seq;
+    if (seq < 1) {
+        long i = list_find(&s->seen, room);
+        seq = i >= 0 ? s->seen_seq[i] : 0;
+    }
+    if (seq < 1) {
+        fprintf(stderr, "chat-cli: no message seen in %s yet: /read %s SEQ\n", room, room);
+        return true;
+    }
+    return send_frame(s, chat_client_frame_read(room, seq, NULL));
+}
+
 /* Carries out one line of stdin. */
 static bool handle_line(cli_session_t *s, char *line)
 {
@@ -306,6 +351,12 @@ static bool handle_line(cli_session_t *s, char *line)
         /* No rid: typing is never answered (an error about it still prints). */
         return send_frame(
             s, chat_client_frame_typing(cmd.room[0] != '\0' ? cmd.room : s->rooms.items[0], NULL));
+    case CHAT_CLI_CMD_READ:
+        return send_read(s, &cmd);
+    case CHAT_CLI_CMD_ROOMS:
+        if (!new_request(s, "rooms", rid, sizeof rid))
+            return send_frame(s, NULL);
+        return send_frame(s, chat_client_frame_rooms(0, cmd.cursor[0] ? cmd.cursor : NULL, rid));
     case CHAT_CLI_CMD_RAW:
         return send_raw(s, cmd.text);
     case CHAT_CLI_CMD_QUIT:
@@ -529,6 +580,8 @@ int chat_cli_session_run(const chat_cli_options_t *opts)
     list_free(&s.rooms);
     list_free(&s.reacted);
     list_free(&s.pending);
+    list_free(&s.seen);
+    free(s.seen_seq);
     chat_ws_free(s.ws);
     return code;
 }

@@ -116,6 +116,22 @@ char *chat_client_frame_typing(const char *room, const char *rid)
     return frame_finish(o, o && add_str(o, "room", room) && add_str(o, "rid", rid));
 }
 
+char *chat_client_frame_read(const char *room, int64_t seq, const char *rid)
+{
+    cJSON *o = frame_new("read");
+    bool ok = o && add_str(o, "room", room) && add_int(o, "seq", seq) &&
+              (rid == NULL || add_str(o, "rid", rid));
+    return frame_finish(o, ok);
+}
+
+char *chat_client_frame_rooms(int64_t limit, const char *cursor, const char *rid)
+{
+    cJSON *o = frame_new("rooms");
+    bool ok = o && (limit <= 0 || add_int(o, "limit", limit)) &&
+              (cursor == NULL || add_str(o, "cursor", cursor)) && add_str(o, "rid", rid);
+    return frame_finish(o, ok);
+}
+
 /* ---- renderer ---- */
 
 typedef struct line_buf {
@@ -323,6 +339,40 @@ static void render_history(line_buf_t *b, const cJSON *o)
     }
 }
 
+/* "rooms: N" then one line per room: name, kind, latest seq, an unread badge, the last
+ * message; and the cursor of the next page. */
+static void render_rooms(line_buf_t *b, const cJSON *o)
+{
+    const cJSON *rooms = cJSON_GetObjectItemCaseSensitive(o, "rooms");
+    lb_printf(b, "rooms: %d", cJSON_GetArraySize(rooms));
+    render_refs(b, o);
+    const cJSON *r;
+    cJSON_ArrayForEach(r, rooms)
+    {
+        lb_putn(b, "\n  ", 3);
+        lb_text(b, str_of(r, "room", "?"));
+        lb_putn(b, " (", 2);
+        lb_text(b, str_of(r, "kind", "?"));
+        lb_printf(b, ") #%lld", num_of(r, "seq"));
+        long long unread = num_of(r, "unread");
+        if (unread > 0)
+            lb_printf(b, " [%lld unread]", unread);
+        const cJSON *last = cJSON_GetObjectItemCaseSensitive(r, "last");
+        if (cJSON_IsObject(last)) {
+            lb_putn(b, " ", 1);
+            lb_text(b, str_of(last, "from", "?"));
+            lb_putn(b, ": ", 2);
+            lb_text(b, str_of(last, "text", ""));
+        }
+    }
+    const char *next = str_of(o, "next", NULL);
+    if (next != NULL) {
+        static const char more[] = "\n  more: /rooms ";
+        lb_putn(b, more, sizeof more - 1);
+        lb_text(b, next);
+    }
+}
+
 /* "* user <what> room" lines of the ephemeral events. */
 static void render_event(line_buf_t *b, const cJSON *o, const char *type)
 {
@@ -407,6 +457,8 @@ static bool render_known(line_buf_t *b, const cJSON *o, const char *type)
         lb_text(b, str_of(o, "room", "?"));
     } else if (strcmp(type, "history") == 0) {
         render_history(b, o);
+    } else if (strcmp(type, "rooms") == 0) {
+        render_rooms(b, o);
     } else if (strcmp(type, "pong") == 0) {
         lb_putn(b, "pong", 4);
         render_refs(b, o);

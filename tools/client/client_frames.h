@@ -24,6 +24,10 @@ char *chat_client_frame_react(const char *room, const char *id, const char *emoj
 char *chat_client_frame_ping(const char *rid);
 /* The user is typing in room (the others there get `typing`). */
 char *chat_client_frame_typing(const char *room, const char *rid);
+/* rid NULL is left out (a read is answered only when it is refused). */
+char *chat_client_frame_read(const char *room, int64_t seq, const char *rid);
+/* limit <= 0 and cursor NULL are left out (the server's defaults: 50, the first page). */
+char *chat_client_frame_rooms(int64_t limit, const char *cursor, const char *rid);
 
 /* Renders the server frame json (len bytes, need not be NUL-terminated) for people:
  *   msg      "[room #seq] from: text (edited) [emoji users] (id X)"

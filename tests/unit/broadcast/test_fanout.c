@@ -312,6 +312,38 @@ START_TEST(test_ack_and_reject_routing)
 }
 END_TEST
 
+START_TEST(test_read_to_followers)
+{
+    /* A read mark goes to every following gateway once, to all of the room's subscribers
+     * (no conns), without a seq (the gateways' msg filter must not drop it). */
+    const int32_t gws[] = {1, 3, 1};
+    add(decode("{\"v\":1,\"type\":\"read\",\"tenant\":\"acme\",\"room\":\"general\","
+               "\"user\":\"bob\",\"seq\":7,\"ts\":1}"),
+        gws, 3);
+    add(decode("{\"v\":1,\"type\":\"read\",\"tenant\":\"acme\",\"room\":\"quiet\","
+               "\"user\":\"bob\",\"seq\":2,\"ts\":1}"),
+        NULL, 0);
+    emit(BROADCAST_RECORD_MAX);
+    ck_assert_uint_eq(nrecords, 2);
+    for (int32_t gw = 1; gw <= 3; gw += 2) {
+        cJSON *items = items_of(gw);
+        ck_assert_int_eq(cJSON_GetArraySize(items), 1);
+        const cJSON *item = cJSON_GetArrayItem(items, 0);
+        ck_assert_ptr_null(cJSON_GetObjectItem(item, "conns"));
+        ck_assert_ptr_null(cJSON_GetObjectItem(item, "seq"));
+        const cJSON *frame = cJSON_GetObjectItem(item, "frame");
+        ck_assert_str_eq(str(frame, "type"), "read");
+        ck_assert_str_eq(str(frame, "room"), "general");
+        ck_assert_str_eq(str(frame, "user"), "bob");
+        ck_assert_int_eq(cJSON_GetObjectItem(frame, "seq")->valueint, 7);
+        ck_assert_int_eq(cJSON_GetArraySize(frame), 4);
+        cJSON_Delete(items);
+    }
+    ck_assert_uint_eq(broadcast_fanout_stats(fan)->read_items, 2);
+    ck_assert_uint_eq(broadcast_fanout_stats(fan)->unhandled, 0);
+}
+END_TEST
+
 START_TEST(test_order_kept)
 {
     /* Two rooms interleaved; gateway 1 follows both, gateway 2 only "b". */
@@ -587,6 +619,7 @@ static Suite *fanout_suite(void)
     tcase_add_test(tc, test_origin_follows_room);
     tcase_add_test(tc, test_msg_without_origin_or_followers);
     tcase_add_test(tc, test_ack_and_reject_routing);
+    tcase_add_test(tc, test_read_to_followers);
     tcase_add_test(tc, test_order_kept);
     tcase_add_test(tc, test_unknown_gateway_skipped);
     tcase_add_test(tc, test_duplicate_followers);

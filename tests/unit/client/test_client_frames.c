@@ -42,6 +42,11 @@ START_TEST(test_builders)
                  "{\"type\":\"react\",\"room\":\"r\",\"id\":\"i1\",\"emoji\":\"x\",\"on\":false,"
                  "\"rid\":\"x1\"}");
     expect_frame(chat_client_frame_typing("r", NULL), "{\"type\":\"typing\",\"room\":\"r\"}");
+    expect_frame(chat_client_frame_read("r", 7, NULL),
+                 "{\"type\":\"read\",\"room\":\"r\",\"seq\":7}");
+    expect_frame(chat_client_frame_rooms(0, NULL, "l1"), "{\"type\":\"rooms\",\"rid\":\"l1\"}");
+    expect_frame(chat_client_frame_rooms(20, "5.r", "l2"),
+                 "{\"type\":\"rooms\",\"limit\":20,\"cursor\":\"5.r\",\"rid\":\"l2\"}");
 }
 END_TEST
 
@@ -132,6 +137,20 @@ START_TEST(test_render_history_lines)
 }
 END_TEST
 
+START_TEST(test_render_rooms)
+{
+    expect_render(
+        "{\"type\":\"rooms\",\"rid\":\"l1\",\"rooms\":[{\"room\":\"r\",\"kind\":\"public\","
+        "\"seq\":5,\"useq\":0,\"read\":3,\"unread\":2,\"last\":{\"type\":\"msg\",\"room\":"
+        "\"r\",\"seq\":5,\"from\":\"bob\",\"text\":\"hi\"}},{\"room\":\"dm:a:b\",\"kind\":"
+        "\"dm\",\"seq\":0,\"useq\":0,\"read\":0,\"unread\":0}],\"next\":\"1.dm:a:b\"}",
+        "rooms: 2 (rid l1)\n  r (public) #5 [2 unread] bob: hi\n  dm:a:b (dm) #0\n"
+        "  more: /rooms 1.dm:a:b");
+    expect_render("{\"type\":\"read\",\"room\":\"r\",\"user\":\"bob\",\"seq\":4}",
+                  "* bob read r up to #4");
+}
+END_TEST
+
 START_TEST(test_render_unknown_and_garbage)
 {
     expect_render("{\"type\":\"surprise\",\"x\":1}", "{\"type\":\"surprise\",\"x\":1}");
@@ -151,6 +170,7 @@ int main(void)
     tcase_add_test(tc, test_render_session_frames);
     tcase_add_test(tc, test_render_updates);
     tcase_add_test(tc, test_render_history_lines);
+    tcase_add_test(tc, test_render_rooms);
     tcase_add_test(tc, test_render_unknown_and_garbage);
     suite_add_tcase(s, tc);
     return chat_test_suite_run(s, false);

@@ -431,7 +431,10 @@ static const struct patch {
     /* unknown members: additionalProperties false */
     {CHAT_EV_SEND, "rid", "\"r-1\"", false},
     {CHAT_EV_MSG, "user", "\"alice\"", false},
-    {CHAT_EV_READ, "origin", "{\"gw\":\"g\",\"conn\":\"c\"}", false},
+    {CHAT_EV_READ, "origin", "{\"gw\":\"g\",\"conn\":\"c\"}", true},
+    {CHAT_EV_READ, "origin", "{\"gw\":\"g\"}", false},
+    {CHAT_EV_READ, "rid", "\"r-1\"", true},
+    {CHAT_EV_READ, "cid", "\"c-1\"", false},
     {CHAT_EV_TYPING, "extra", "null", false},
     /* names */
     {CHAT_EV_SEND, "tenant", "\"acme corp\"", false},

@@ -310,7 +310,8 @@ START_TEST(test_server_frames)
     cJSON_Delete(o);
 
     const char *online[] = {"alice", "bob"};
-    o = frame_check(gw_frame_joined("general", 9007199254740991LL, 7, false, 3, online, 2, NULL),
+    o = frame_check(gw_frame_joined("general", 9007199254740991LL, 7, false, 3, 9007199254740988LL,
+                                    online, 2, NULL),
                     "joined");
     ck_assert(cJSON_GetObjectItem(o, "rid") == NULL);
     ck_assert_int_eq(cJSON_GetObjectItem(o, "useq")->valueint, 7);
@@ -320,7 +321,7 @@ START_TEST(test_server_frames)
     ck_assert_str_eq(cJSON_GetArrayItem(cJSON_GetObjectItem(o, "online"), 1)->valuestring, "bob");
     cJSON_Delete(o);
 
-    o = frame_check(gw_frame_joined("general", 0, 0, true, 0, NULL, 0, "j"), "joined");
+    o = frame_check(gw_frame_joined("general", 0, 0, true, 0, 0, NULL, 0, "j"), "joined");
     ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(o, "stale")));
     ck_assert(cJSON_IsArray(cJSON_GetObjectItem(o, "online")));
     ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(o, "online")), 0);

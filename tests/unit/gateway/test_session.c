@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "services/gateway/room_list_page.h"
 #include "services/gateway/session.h"
 #include "tests/support/util.h"
 
@@ -39,6 +40,14 @@ typedef struct fake {
     size_t drops;
     int typings, typing_throttled;
     char typing_room[64];
+    int reads;
+    char read_room[64], read_rid[64];
+    int64_t read_seq;
+    int rooms_calls;
+    gw_rooms_req_t rooms;
+    char rooms_cursor[64];
+    int leaves;
+    char leave_room[64];
 } fake_t;
 
 static fake_t fake;
@@ -119,6 +128,39 @@ static void op_count_typing_throttled(void *ud)
     fake.typing_throttled++;
 }
 
+static chat_err_t op_send_read(void *ud, gw_session_t *s, const char *room, int64_t seq,
+                               const char *rid)
+{
+    (void)ud;
+    (void)s;
+    fake.reads++;
+    fake.read_seq = seq;
+    snprintf(fake.read_room, sizeof fake.read_room, "%s", room);
+    snprintf(fake.read_rid, sizeof fake.read_rid, "%s", rid != NULL ? rid : "");
+    return CHAT_OK;
+}
+
+static chat_err_t op_submit_rooms(void *ud, const gw_rooms_req_t *req)
+{
+    (void)ud;
+    if (fake.refuse_jobs)
+        return CHAT_ERR_NOMEM;
+    fake.rooms_calls++;
+    fake.rooms = *req;
+    snprintf(fake.rooms_cursor, sizeof fake.rooms_cursor, "%s",
+             req->cursor != NULL ? req->cursor : "");
+    return CHAT_OK;
+}
+
+static void op_note_leave(void *ud, const char *tenant, const char *room, const char *user)
+{
+    (void)ud;
+    (void)tenant;
+    (void)user;
+    fake.leaves++;
+    snprintf(fake.leave_room, sizeof fake.leave_room, "%s", room);
+}
+
 static void op_count_frame(void *ud, gw_ctype_t type)
 {
     (void)ud;
@@ -158,6 +200,9 @@ static const gw_session_ops_t ops = {
     .send = op_send,
     .typing = op_typing,
     .count_typing_throttled = op_count_typing_throttled,
+    .send_read = op_send_read,
+    .submit_rooms = op_submit_rooms,
+    .note_leave = op_note_leave,
     .count_frame = op_count_frame,
     .count_error = op_count_error,
     .count_slow_close = op_count_slow_close,
@@ -942,6 +987,47 @@ START_TEST(test_close_flush_writes_queue_first)
 }
 END_TEST
 
+/* ---- read marks, the room list ---- */
+
+START_TEST(test_read_rooms_leave)
+{
+    authenticate();
+    /* read goes out as is (the message service judges the seq); nothing is answered here */
+    rx("{\"type\":\"read\",\"room\":\"general\",\"seq\":3,\"rid\":\"r1\"}");
+    ck_assert_int_eq(fake.reads, 1);
+    ck_assert_str_eq(fake.read_room, "general");
+    ck_assert_int_eq(fake.read_seq, 3);
+    ck_assert_str_eq(fake.read_rid, "r1");
+    expect_empty();
+    /* the join rules apply: another pair's dm room is forbidden */
+    rx("{\"type\":\"read\",\"room\":\"dm:bob:carol\",\"seq\":1,\"rid\":\"r2\"}");
+    expect("error", "forbidden", "r2", NULL);
+    ck_assert_int_eq(fake.reads, 1);
+    /* rooms: the default limit, then a limit and a cursor; the answer or an error */
+    rx("{\"type\":\"rooms\",\"rid\":\"l1\"}");
+    ck_assert_int_eq(fake.rooms_calls, 1);
+    ck_assert_int_eq(fake.rooms.limit, GW_ROOMS_LIMIT_DEFAULT);
+    ck_assert_str_eq(fake.rooms_cursor, "");
+    now_us += 10000000; /* refill the bucket */
+    rx("{\"type\":\"rooms\",\"rid\":\"l2\",\"limit\":5,\"cursor\":\"12.general\"}");
+    ck_assert_int_eq(fake.rooms_calls, 2);
+    ck_assert_int_eq(fake.rooms.limit, 5);
+    ck_assert_str_eq(fake.rooms_cursor, "12.general");
+    rx("{\"type\":\"rooms\",\"rid\":\"l3\",\"cursor\":\"garbage\"}");
+    expect("error", "bad_request", "l3", NULL);
+    const char *frame = "{\"type\":\"rooms\",\"rid\":\"l1\",\"rooms\":[]}";
+    gw_session_rooms_done(sess, "l1", gw_buf_new(frame, strlen(frame)), GW_E_INTERNAL, NULL);
+    expect("rooms", NULL, "l1", NULL);
+    gw_session_rooms_done(sess, "l2", NULL, GW_E_BAD_REQUEST, "cursor is not valid");
+    expect("error", "bad_request", "l2", NULL);
+    /* leave tells the room list, joined or not */
+    rx("{\"type\":\"leave\",\"room\":\"general\"}");
+    expect("left", NULL, NULL, NULL);
+    ck_assert_int_eq(fake.leaves, 1);
+    ck_assert_str_eq(fake.leave_room, "general");
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("gateway_session");
@@ -978,6 +1064,7 @@ int main(void)
     tcase_add_test(tc, test_send_and_failures);
     tcase_add_test(tc, test_typing_joined_and_throttled);
     tcase_add_test(tc, test_history_request_and_answer);
+    tcase_add_test(tc, test_read_rooms_leave);
     tcase_add_test(tc, test_queue_overflow_closes_1008);
     tcase_add_test(tc, test_close_flush_writes_queue_first);
     suite_add_tcase(s, tc);

@@ -111,6 +111,29 @@ START_TEST(test_dm_only_members)
 }
 END_TEST
 
+START_TEST(test_read_marks)
+{
+    message_inbound_t in =
+        parse("{\"v\":1,\"type\":\"read\",\"tenant\":\"acme\",\"room\":\"r\",\"user\":\"u\","
+              "\"seq\":3,\"rid\":\"r-1\",\"ts\":1," ORIGIN "}",
+              4000);
+    ck_assert_int_eq(in.kind, MESSAGE_INBOUND_READ);
+    ck_assert_str_eq(in.ev.rid, "r-1");
+    message_inbound_clear(&in);
+    in = parse("{\"v\":1,\"type\":\"read\",\"tenant\":\"acme\",\"room\":\"dm:a:u\","
+               "\"user\":\"u\",\"seq\":3,\"ts\":1}",
+               4000);
+    ck_assert_int_eq(in.kind, MESSAGE_INBOUND_READ);
+    message_inbound_clear(&in);
+    in = parse("{\"v\":1,\"type\":\"read\",\"tenant\":\"acme\",\"room\":\"dm:a:b\","
+               "\"user\":\"u\",\"seq\":3,\"ts\":1," ORIGIN "}",
+               4000);
+    ck_assert_int_eq(in.kind, MESSAGE_INBOUND_REJECT);
+    ck_assert_int_eq(in.code, MESSAGE_REJECT_FORBIDDEN);
+    message_inbound_clear(&in);
+}
+END_TEST
+
 START_TEST(test_invalid_records)
 {
     static const char *const cases[] = {
@@ -123,9 +146,12 @@ START_TEST(test_invalid_records)
         /* bad room: no usable key for an answer */
         "{\"v\":1,\"type\":\"send\",\"tenant\":\"acme\",\"room\":\"a b\",\"user\":\"u\","
         "\"cid\":\"c1\",\"text\":\"hi\",\"ts\":1," ORIGIN "}",
-        /* a read mark has no origin and is not handled here */
-        "{\"v\":1,\"type\":\"read\",\"tenant\":\"acme\",\"room\":\"r\",\"user\":\"u\","
+        /* a read of a dm room by someone else, without an origin to answer */
+        "{\"v\":1,\"type\":\"read\",\"tenant\":\"acme\",\"room\":\"dm:a:b\",\"user\":\"u\","
         "\"seq\":3,\"ts\":1}",
+        /* not a chat.inbound event */
+        "{\"v\":1,\"type\":\"typing\",\"tenant\":\"acme\",\"room\":\"r\",\"user\":\"u\","
+        "\"ts\":1}",
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         message_inbound_t in = parse(cases[i], 4000);
@@ -184,6 +210,7 @@ int main(void)
     Suite *suite = suite_create("message_inbound");
     TCase *tc = tcase_create("inbound");
     tcase_add_test(tc, test_valid_send);
+    tcase_add_test(tc, test_read_marks);
     tcase_add_test(tc, test_text_over_configured_limit);
     tcase_add_test(tc, test_text_over_protocol_limit_salvaged);
     tcase_add_test(tc, test_bad_send_with_origin_rejected);

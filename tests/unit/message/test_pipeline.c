@@ -4,7 +4,7 @@
  * a read on the hot path, acks for resends, republish after a crash, repeats, rejects, retries
  * with the same plan, ambiguous inserts, seq collisions with another writer, the recent history
  * written after the store and before anything is published (and retried), and that nothing is
- * committed unless every outcome was published. */
+ * committed unless every outcome was published; read marks checked in the room's order. */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -327,6 +327,51 @@ static bool fe_stop(void *ctx)
     return e->stop_after_sleeps > 0 && e->sleeps >= e->stop_after_sleeps;
 }
 
+/* ---- fake MongoDB reads ---- */
+
+#define MAX_MARKS 16
+
+typedef struct fake_reads {
+    struct {
+        char room[32], user[32];
+        int64_t seq;
+    } marks[MAX_MARKS];
+    size_t n;
+    int fail; /* next store calls that fail */
+    int calls;
+} fake_reads_t;
+
+static fake_reads_t reads;
+
+/* Forward only, as the conditional upsert: equal or higher moves (and counts as moved). */
+static chat_err_t frd_store(void *ctx, const message_read_mark_t *marks, size_t n, bool *moved)
+{
+    fake_reads_t *f = ctx;
+    f->calls++;
+    if (f->fail > 0) {
+        f->fail--;
+        return CHAT_ERR_MONGO;
+    }
+    for (size_t i = 0; i < n; i++) {
+        size_t k = 0;
+        while (k < f->n && !(strcmp(f->marks[k].room, marks[i].room) == 0 &&
+                             strcmp(f->marks[k].user, marks[i].user) == 0))
+            k++;
+        if (k == f->n) {
+            ck_assert_uint_lt(f->n, MAX_MARKS);
+            snprintf(f->marks[k].room, sizeof f->marks[k].room, "%s", marks[i].room);
+            snprintf(f->marks[k].user, sizeof f->marks[k].user, "%s", marks[i].user);
+            f->n++;
+        } else if (f->marks[k].seq > marks[i].seq) {
+            moved[i] = false;
+            continue;
+        }
+        f->marks[k].seq = marks[i].seq;
+        moved[i] = true;
+    }
+    return CHAT_OK;
+}
+
 /* ---- fixture ---- */
 
 static fake_bus_t bus;
@@ -343,6 +388,7 @@ static message_pipeline_t *pipeline_make(long max_text, int64_t retry_ms, int ro
     message_pipeline_conf_t conf = {
         .store = {&store, fs_highest, fs_find, fs_insert, fs_find_ids, NULL},
         .recent = {&recent, fr_write, NULL},
+        .reads = {&reads, frd_store, NULL},
         .bus = {&bus, fb_produce, fb_flush, fb_commit},
         .env = {&env, fe_wall, fe_mono, fe_sleep, fe_new_id, fe_stop},
         .sequencer = sequencer,
@@ -359,6 +405,7 @@ static void setup(void)
     memset(&store, 0, sizeof store);
     memset(&bus, 0, sizeof bus);
     memset(&recent, 0, sizeof recent);
+    memset(&reads, 0, sizeof reads);
     bus_seen = &bus;
     env = (fake_env_t){.mono = 1000, .wall = 1700000000000};
     metrics = chat_metrics_new();
@@ -415,6 +462,36 @@ static void add_send(int32_t partition, int64_t offset, const char *room, const 
                        .has_ts = true,
                        .origin_gw = "1",
                        .origin_conn = "1.boot.7"};
+    char *value = NULL;
+    size_t len = 0;
+    ck_assert_int_eq(chat_event_encode(&ev, &value, &len), CHAT_OK);
+    values[nrecs] = value;
+    recs[nrecs] = (chat_bus_record_t){.topic = "chat.inbound",
+                                      .partition = partition,
+                                      .offset = offset,
+                                      .value = value,
+                                      .len = len};
+    nrecs++;
+}
+
+/* Adds a chat.inbound record holding user's read of room up to seq (rid "r<offset>"). */
+static void add_read(int32_t partition, int64_t offset, const char *room, const char *user,
+                     int64_t seq)
+{
+    ck_assert_uint_lt(nrecs, MAX_RECS);
+    char rid[24];
+    snprintf(rid, sizeof rid, "r%lld", (long long)offset);
+    chat_event_t ev = {.type = CHAT_EV_READ,
+                       .tenant = "acme",
+                       .room = room,
+                       .user = user,
+                       .seq = seq,
+                       .has_seq = true,
+                       .rid = rid,
+                       .ts = 7,
+                       .has_ts = true,
+                       .origin_gw = "1",
+                       .origin_conn = "1.boot.8"};
     char *value = NULL;
     size_t len = 0;
     ck_assert_int_eq(chat_event_encode(&ev, &value, &len), CHAT_OK);
@@ -879,6 +956,62 @@ START_TEST(test_rejects_and_invalid_records)
     ck_assert_uint_eq(bus.ncommitted, 3); /* the invalid record is skipped for good */
     ck_assert_uint_eq(counter("chat_message_invalid_records_total", NULL), 1);
     ck_assert_uint_eq(counter("chat_message_rejected_total", "code=\"too_large\""), 1);
+}
+END_TEST
+
+/* Reads in the room's order: a read of a message stored earlier in the same batch is valid, one
+ * of a message stored after it is beyond (reject with its rid); a user's reads collapse to the
+ * highest; a mark behind the stored one is not published; a read of a room the batch did not
+ * write loads the room's latest; a failing store is retried. */
+START_TEST(test_read_marks_in_room_order)
+{
+    add_stored("quiet", "bob", "q1", 1, "0:1");
+    add_stored("quiet", "bob", "q2", 2, "0:2");
+    add_send(0, 10, "a", "alice", "c1", "one");
+    add_read(0, 11, "a", "bob", 1);   /* valid: seq 1 is stored before it */
+    add_read(0, 12, "a", "carol", 2); /* beyond: seq 2 comes after it */
+    add_send(0, 13, "a", "alice", "c2", "two");
+    add_read(0, 14, "a", "bob", 2); /* bob's highest: 1 is superseded */
+    add_read(1, 15, "quiet", "dave", 2);
+    reads.fail = 1;
+    ck_assert_int_eq(run(), CHAT_OK);
+    ck_assert_int_eq(reads.calls, 2);
+    ck_assert_uint_eq(bus.n, 5);
+    /* room a in seq order: msg 1, reject (seq 0 sorts first), msg 2, read 2; then quiet */
+    chat_event_t e[5];
+    for (size_t i = 0; i < 5; i++)
+        e[i] = produced(i);
+    ck_assert_int_eq(e[0].type, CHAT_EV_REJECT);
+    ck_assert_str_eq(e[0].code, "bad_request");
+    ck_assert_str_eq(e[0].rid, "r12");
+    ck_assert_str_eq(e[0].origin_conn, "1.boot.8");
+    ck_assert_int_eq(e[1].type, CHAT_EV_MSG);
+    ck_assert_int_eq(e[1].seq, 1);
+    ck_assert_int_eq(e[2].type, CHAT_EV_MSG);
+    ck_assert_int_eq(e[2].seq, 2);
+    ck_assert_int_eq(e[3].type, CHAT_EV_READ);
+    ck_assert_str_eq(e[3].user, "bob");
+    ck_assert_int_eq(e[3].seq, 2);
+    ck_assert_ptr_null(e[3].origin_gw);
+    ck_assert_ptr_null(e[3].rid);
+    ck_assert_int_eq(e[4].type, CHAT_EV_READ);
+    ck_assert_str_eq(e[4].room, "quiet");
+    ck_assert_int_eq(e[4].seq, 2);
+    for (size_t i = 0; i < 5; i++)
+        chat_event_clear(&e[i]);
+    ck_assert_uint_eq(bus.ncommitted, 6);
+    ck_assert_uint_eq(counter("chat_message_reads_total", "outcome=\"stored\""), 2);
+    ck_assert_uint_eq(counter("chat_message_reads_total", "outcome=\"beyond\""), 1);
+    ck_assert_uint_eq(counter("chat_message_reads_total", "outcome=\"superseded\""), 1);
+
+    /* A lower mark next batch: stored nowhere, published nothing. */
+    bus_clear();
+    records_clear();
+    add_read(0, 16, "a", "bob", 1);
+    ck_assert_int_eq(run(), CHAT_OK);
+    ck_assert_uint_eq(bus.n, 0);
+    ck_assert_uint_eq(bus.ncommitted, 1);
+    ck_assert_uint_eq(counter("chat_message_reads_behind_total", NULL), 1);
 }
 END_TEST
 
@@ -1615,6 +1748,7 @@ int main(void)
     tcase_add_test(tc, test_repeat_within_batch_acked);
     tcase_add_test(tc, test_repeat_of_resend_acks_the_original);
     tcase_add_test(tc, test_rejects_and_invalid_records);
+    tcase_add_test(tc, test_read_marks_in_room_order);
     tcase_add_test(tc, test_insert_failure_retried_with_same_plan);
     tcase_add_test(tc, test_ambiguous_insert_resolved_by_ids);
     tcase_add_test(tc, test_retry_after_network_error_stored_prefix);

@@ -236,6 +236,16 @@ int main(void)
          .cid = "c-0001",
          .rid = "r-1",
          ORIGIN},
+        {.type = CHAT_EV_READ,
+         .tenant = "acme",
+         .room = "general",
+         .user = "bob",
+         .seq = 7,
+         .has_seq = true,
+         .rid = "r-1",
+         .ts = TS,
+         .has_ts = true,
+         ORIGIN},
         {.type = CHAT_EV_TYPING,
          .tenant = "acme",
          .room = "general",
@@ -322,6 +332,13 @@ int main(void)
     }
     dump_tree("server.error", chat_frame_error_new("forbidden", "not a member", "r-1", "c-1"));
     dump_tree("server.error", chat_frame_error_new("internal", "retry", NULL, NULL));
+    chat_event_t read = {.type = CHAT_EV_READ,
+                         .tenant = "acme",
+                         .room = "general",
+                         .user = "bob",
+                         .seq = 7,
+                         .has_seq = true};
+    dump_tree("server.read", chat_frame_read_new(&read));
 
     cJSON *frame = chat_frame_msg_new(msg);
     dump_deliver(frame);

@@ -1,0 +1,77 @@
+/* The room summary write (see room_summary.h): one EVAL per room that sets seq, ts and last
+ * only if seq is above what the hash holds, so that a batch replayed after a crash (or a
+ * zombie writer) never moves a room's summary back. */
+#include "services/message/room_summary.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "common/contract.h"
+#include "common/json.h"
+#include "common/log.h"
+
+/* ARGV: seq, ts, last ('' when the batch stored no new message in the room), useq ('' when
+ * none of its messages changed). Each part moves forward only. */
+static const char summary_script[] =
+    "local r = 0 "
+    "if ARGV[1] ~= '' and tonumber(ARGV[1]) > tonumber(redis.call('HGET', KEYS[1], 'seq') or "
+    "'0') then redis.call('HSET', KEYS[1], 'seq', ARGV[1], 'ts', ARGV[2], 'last', ARGV[3]) "
+    "r = 1 end "
+    "if ARGV[4] ~= '' and tonumber(ARGV[4]) > tonumber(redis.call('HGET', KEYS[1], 'useq') or "
+    "'0') then redis.call('HSET', KEYS[1], 'useq', ARGV[4]) r = 1 end "
+    "return r";
+
+/* The ts of a msg frame, or -1. */
+static int64_t frame_ts(const char *frame, size_t len)
+{
+    cJSON *root = cJSON_ParseWithLength(frame, len);
+    int64_t ts = -1;
+    if (root == NULL || !chat_json_read_int(cJSON_GetObjectItemCaseSensitive(root, "ts"), &ts))
+        ts = -1;
+    cJSON_Delete(root);
+    return ts;
+}
+
+chat_err_t message_room_summary_queue(chat_redis_t *r, const message_recent_room_t *room)
+{
+    char key[CHAT_ROOM_SUMMARY_KEY_MAX], seq[24] = "", ts[24] = "", useq[24] = "";
+    bool top = room->fresh && room->n > 0;
+    if ((!top && !room->has_useq) ||
+        chat_room_summary_key(room->tenant, room->room, key, sizeof key) < 0)
+        return CHAT_ERR_INVALID;
+    const char *last = "";
+    size_t last_len = 0;
+    if (top) {
+        const chat_recent_entry_t *e = &room->entries[room->n - 1];
+        int64_t t = frame_ts(e->frame, e->len);
+        if (t < 0)
+            return CHAT_ERR_INVALID;
+        snprintf(seq, sizeof seq, "%" PRId64, e->seq);
+        snprintf(ts, sizeof ts, "%" PRId64, t);
+        last = e->frame;
+        last_len = e->len;
+    }
+    if (room->has_useq)
+        snprintf(useq, sizeof useq, "%" PRId64, room->useq);
+    const char *argv[] = {"EVAL", summary_script, "1", key, seq, ts, last, useq};
+    size_t lens[] = {
+        4, strlen(summary_script), 1, strlen(key), strlen(seq), strlen(ts), last_len, strlen(useq)};
+    return chat_redis_append_argv(r, 8, argv, lens);
+}
+
+chat_err_t message_room_summary_result(chat_redis_t *r)
+{
+    redisReply *reply = NULL;
+    chat_err_t err = chat_redis_reply(r, &reply);
+    if (err == CHAT_OK && reply != NULL && reply->type == REDIS_REPLY_ERROR) {
+        chat_log_error("room summary not written", CHAT_F_STR("error", reply->str));
+        err = CHAT_ERR_REDIS;
+    }
+    if (reply != NULL)
+        freeReplyObject(reply);
+    return err;
+}
