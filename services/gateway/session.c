@@ -295,12 +295,19 @@ static void on_send(gw_session_t *s, const gw_cframe_t *f)
         send_error(s, GW_E_INTERNAL, "message was not accepted; resend it", f->rid, f->cid);
 }
 
+/* A valid frame this gateway was built without (its op is NULL): bad_request, echoing rid
+ * and cid. */
+static void unsupported(gw_session_t *s, const gw_cframe_t *f)
+{
+    char msg[GW_ERROR_MESSAGE_MAX];
+    snprintf(msg, sizeof msg, "%s is not supported by this gateway", gw_ctype_name(f->type));
+    send_error(s, GW_E_BAD_REQUEST, msg, f->rid, f->cid);
+}
+
 static void on_update(gw_session_t *s, const gw_cframe_t *f)
 {
     if (s->env->ops->update == NULL) {
-        char msg[GW_ERROR_MESSAGE_MAX];
-        snprintf(msg, sizeof msg, "%s is not supported by this gateway", gw_ctype_name(f->type));
-        send_error(s, GW_E_BAD_REQUEST, msg, f->rid, NULL);
+        unsupported(s, f);
         return;
     }
     if (s->env->ops->update(s->env->ud, s, f) != CHAT_OK)
@@ -340,13 +347,6 @@ static void on_typing(gw_session_t *s, const gw_cframe_t *f)
     }
     if (s->env->ops->typing != NULL)
         s->env->ops->typing(s->env->ud, s, f->room);
-}
-
-static void unsupported(gw_session_t *s, const gw_cframe_t *f)
-{
-    char msg[GW_ERROR_MESSAGE_MAX];
-    snprintf(msg, sizeof msg, "%s is not supported by this gateway", gw_ctype_name(f->type));
-    send_error(s, GW_E_BAD_REQUEST, msg, f->rid, f->cid);
 }
 
 /* A read mark goes to chat.inbound like a send: the message service checks the seq against
