@@ -34,27 +34,26 @@ static const char *room_kind(const char *room)
 
 /* ---- the index: join and leave ---- */
 
-/* Upserts (tenant, user, room); the joined time is set only by the insert. */
-static chat_err_t index_upsert(mongoc_collection_t *col, const char *tenant, const char *user,
+/* Inserts (tenant, user, room); an entry already there (the unique index says so) is kept
+ * as it is, with its first joined time. An insert, not an upsert: MongoDB answers both from
+ * the index, but FerretDB's SQLite backend scans the collection for an upsert's filter, and
+ * this runs on every first join of a user to a room. */
+static chat_err_t index_insert(mongoc_collection_t *col, const char *tenant, const char *user,
                                const char *room, int64_t now)
 {
-    bson_t *filter =
-        BCON_NEW("tenant", BCON_UTF8(tenant), "user", BCON_UTF8(user), "room", BCON_UTF8(room));
-    bson_t *update = BCON_NEW("$setOnInsert", "{", "kind", BCON_UTF8(room_kind(room)), "joined",
-                              BCON_INT64(now), "}");
-    bson_t *opts = BCON_NEW("upsert", BCON_BOOL(true));
+    bson_t *doc = BCON_NEW("tenant", BCON_UTF8(tenant), "user", BCON_UTF8(user), "room",
+                           BCON_UTF8(room), "kind", BCON_UTF8(room_kind(room)), "joined",
+                           BCON_INT64(now));
     bson_error_t error;
-    bool ok = mongoc_collection_update_one(col, filter, update, opts, NULL, &error);
+    bool ok = mongoc_collection_insert_one(col, doc, NULL, NULL, &error);
     chat_err_t err = ok ? CHAT_OK : chat_store_err(&error);
-    if (err == CHAT_ERR_DUPLICATE) /* a concurrent join inserted it */
+    if (err == CHAT_ERR_DUPLICATE) /* listed already (an earlier join, or the dm's other member) */
         err = CHAT_OK;
     if (err != CHAT_OK)
         chat_log_warn("room list entry not written", CHAT_F_STR("tenant", tenant),
                       CHAT_F_STR("room", room), CHAT_F_STR("user", user),
                       CHAT_F_INT("code", error.code), CHAT_F_STR("error", error.message));
-    bson_destroy(filter);
-    bson_destroy(update);
-    bson_destroy(opts);
+    bson_destroy(doc);
     return err;
 }
 
@@ -87,7 +86,7 @@ void gw_room_list_note_join(gw_gateway_t *gw, chat_redis_t *redis, const char *t
     mongoc_client_t *client = chat_store_acquire(st);
     mongoc_collection_t *col = chat_store_collection(st, client, GW_USER_ROOMS_COLLECTION);
     int64_t now = chat_clock_wall_ms();
-    err = index_upsert(col, tenant, user, room, now);
+    err = index_insert(col, tenant, user, room, now);
     /* A dm room is listed for both its members as soon as one of them opens it. */
     if (err == CHAT_OK && chat_room_is_dm(room) && chat_room_dm_valid(room)) {
         const char *a = room + 3, *colon = strchr(a, ':');
@@ -97,7 +96,7 @@ void gw_room_list_note_join(gw_gateway_t *gw, chat_redis_t *redis, const char *t
             snprintf(other, sizeof other, "%.*s", first ? (int)strlen(colon + 1) : (int)(colon - a),
                      first ? colon + 1 : a);
             if (strcmp(other, user) != 0)
-                err = index_upsert(col, tenant, other, room, now);
+                err = index_insert(col, tenant, other, room, now);
         }
     }
     mongoc_collection_destroy(col);
