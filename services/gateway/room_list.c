@@ -41,9 +41,9 @@ static const char *room_kind(const char *room)
 static chat_err_t index_insert(mongoc_collection_t *col, const char *tenant, const char *user,
                                const char *room, int64_t now)
 {
-    bson_t *doc = BCON_NEW("tenant", BCON_UTF8(tenant), "user", BCON_UTF8(user), "room",
-                           BCON_UTF8(room), "kind", BCON_UTF8(room_kind(room)), "joined",
-                           BCON_INT64(now));
+    bson_t *doc =
+        BCON_NEW("tenant", BCON_UTF8(tenant), "user", BCON_UTF8(user), "room", BCON_UTF8(room),
+                 "kind", BCON_UTF8(room_kind(room)), "joined", BCON_INT64(now));
     bson_error_t error;
     bool ok = mongoc_collection_insert_one(col, doc, NULL, NULL, &error);
     chat_err_t err = ok ? CHAT_OK : chat_store_err(&error);
