@@ -135,9 +135,9 @@ static chat_err_t recent_write(void *ctx, const message_recent_room_t *rooms, si
         err = queue_room(mr, run_id, &rooms[queued], &replies[queued], &useq_set[queued]);
         if (err != CHAT_OK)
             fail(mr, &rooms[queued], "recent history not queued");
-        /* The room list's summary (room_summary.h) rides along: new messages and useqs. */
-        if (err == CHAT_OK &&
-            ((rooms[queued].fresh && rooms[queued].n > 0) || rooms[queued].has_useq)) {
+        /* The room list's summary (room_summary.h) rides along: new messages, changes
+         * of the last one, useqs. */
+        if (err == CHAT_OK && (rooms[queued].n > 0 || rooms[queued].has_useq)) {
             chat_err_t serr = message_room_summary_queue(mr->redis, &rooms[queued]);
             summary[queued] = serr == CHAT_OK;
             if (serr != CHAT_OK && serr != CHAT_ERR_INVALID)

@@ -174,6 +174,7 @@ START_TEST(test_rooms_list)
     cJSON *f = rooms(ca, 0, NULL, "all");
     ck_assert_int_eq(count(f), 4);
     ck_assert_ptr_null(cJSON_GetObjectItemCaseSensitive(f, "next"));
+    char r1_last_id[32] = "";
     const char *order[] = {dm, r1, r2, r3};
     const int64_t seq[] = {1, 1, 2, 0}, unread[] = {1, 0, 2, 0}, read[] = {0, 1, 0, 0};
     for (int i = 0; i < 4; i++) {
@@ -191,6 +192,8 @@ START_TEST(test_rooms_list)
             ck_assert_str_eq(chat_json_str(last, "type"), "msg");
             ck_assert_int_eq(chat_json_int(last, "seq"), seq[i]);
             ck_assert_str_eq(chat_json_str(last, "from"), b);
+            if (i == 1)
+                snprintf(r1_last_id, sizeof r1_last_id, "%s", chat_json_str(last, "id"));
         }
     }
     cJSON_Delete(f);
@@ -216,6 +219,24 @@ START_TEST(test_rooms_list)
     ck_assert_int_eq(count(f), 1);
     ck_assert_str_eq(chat_json_str(entry(f, 0), "room"), dm);
     ck_assert_int_eq(chat_json_int(entry(f, 0), "unread"), 0);
+    cJSON_Delete(f);
+
+    /* An edit of a room's last message shows in the list: its new text, and the room's useq. */
+    char edit[256];
+    snprintf(edit, sizeof edit,
+             "{\"type\":\"edit\",\"room\":\"%s\",\"id\":\"%s\",\"text\":\"in r1, "
+             "edited\",\"rid\":\"e1\"}",
+             r1, r1_last_id);
+    cJSON *ack = chat_tc_request(cb, edit, "e1", CHAT_TC_TIMEOUT_MS);
+    ck_assert_ptr_nonnull(ack);
+    ck_assert_str_eq(chat_json_str(ack, "type"), "ack");
+    cJSON_Delete(ack);
+    f = rooms(ca, 0, NULL, "after-edit");
+    const cJSON *e1 = entry(f, 1);
+    ck_assert_str_eq(chat_json_str(e1, "room"), r1);
+    ck_assert_int_eq(chat_json_int(e1, "useq"), 1);
+    ck_assert_str_eq(chat_json_str(cJSON_GetObjectItemCaseSensitive(e1, "last"), "text"),
+                     "in r1, edited");
     cJSON_Delete(f);
 
     /* Leaving r2 takes it off a's list (the index is written on a worker: poll briefly). */
