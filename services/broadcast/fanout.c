@@ -192,6 +192,35 @@ static chat_err_t to_origin(broadcast_fanout_t *f, const chat_event_t *ev,
     return err;
 }
 
+/* Queues frame once for every distinct follower gateway in range (the item's seq = order, 0
+ * for none; except_user, if not NULL, skips that user's sockets there); *count grows by one per
+ * gateway. */
+static chat_err_t to_followers(broadcast_fanout_t *f, const chat_event_t *ev,
+                               const int32_t *followers, size_t nfollowers, int64_t order,
+                               cJSON *frame, const char *except_user, uint64_t *count)
+{
+    f->serial++;
+    for (size_t i = 0; i < nfollowers; i++) {
+        int32_t gw = followers[i];
+        if (gw < 0 || gw >= f->ngateways) {
+            unknown_gateway(f, gw);
+            continue;
+        }
+        if (f->seen[gw] == f->serial)
+            continue;
+        f->seen[gw] = f->serial;
+        chat_err_t err = list_push(f, gw, ev, order, frame, NULL);
+        if (err != CHAT_OK)
+            return err;
+        if (except_user != NULL) {
+            fanout_list_t *l = &f->lists[gw];
+            l->v[l->n - 1].except_user = except_user;
+        }
+        (*count)++;
+    }
+    return CHAT_OK;
+}
+
 /* Queues the msg (or update) frame for every follower (once per gateway), then the sender's
  * (or actor's) ack. A msg item carries its seq, an update item its useq: what the gateways'
  * filters order them by. */
@@ -211,24 +240,10 @@ static chat_err_t route_msg(broadcast_fanout_t *f, const chat_event_t *ev, const
         if ((frame = frame_keep_printed(f, obj)) == NULL)
             return CHAT_ERR_NOMEM;
     }
-    f->serial++;
-    for (size_t i = 0; i < nfollowers; i++) {
-        int32_t gw = followers[i];
-        if (gw < 0 || gw >= f->ngateways) {
-            unknown_gateway(f, gw);
-            continue;
-        }
-        if (f->seen[gw] == f->serial)
-            continue;
-        f->seen[gw] = f->serial;
-        chat_err_t err = list_push(f, gw, ev, update ? ev->useq : ev->seq, frame, NULL);
-        if (err != CHAT_OK)
-            return err;
-        if (update)
-            f->stats.update_items++;
-        else
-            f->stats.msg_items++;
-    }
+    chat_err_t err = to_followers(f, ev, followers, nfollowers, update ? ev->useq : ev->seq, frame,
+                                  NULL, update ? &f->stats.update_items : &f->stats.msg_items);
+    if (err != CHAT_OK)
+        return err;
     return to_origin(f, ev, ack_frame_new, &f->stats.ack_items);
 }
 
@@ -282,26 +297,7 @@ static chat_err_t route_room_event(broadcast_fanout_t *f, const chat_event_t *ev
     uint64_t *count = read                         ? &f->stats.read_items
                       : ev->type == CHAT_EV_TYPING ? &f->stats.typing_items
                                                    : &f->stats.presence_items;
-    f->serial++;
-    for (size_t i = 0; i < nfollowers; i++) {
-        int32_t gw = followers[i];
-        if (gw < 0 || gw >= f->ngateways) {
-            unknown_gateway(f, gw);
-            continue;
-        }
-        if (f->seen[gw] == f->serial)
-            continue;
-        f->seen[gw] = f->serial;
-        chat_err_t err = list_push(f, gw, ev, 0, frame, NULL);
-        if (err != CHAT_OK)
-            return err;
-        if (!read) {
-            fanout_list_t *l = &f->lists[gw];
-            l->v[l->n - 1].except_user = ev->user;
-        }
-        (*count)++;
-    }
-    return CHAT_OK;
+    return to_followers(f, ev, followers, nfollowers, 0, frame, read ? NULL : ev->user, count);
 }
 
 chat_err_t broadcast_fanout_add(broadcast_fanout_t *f, const chat_event_t *ev,
