@@ -1584,8 +1584,11 @@ static chat_err_t recent_collect(const batch_t *b, const out_event_t *out, size_
             continue;
         for (size_t r = 0; r < rb->nrooms; r++)
             if (rb->rooms[r].tenant == b->rooms[out[j].room].tenant &&
-                rb->rooms[r].room == b->rooms[out[j].room].room)
+                rb->rooms[r].room == b->rooms[out[j].room].room) {
                 rb->rooms[r].fresh = true;
+                /* outcomes ascend in seq per room: the last stored one is the newest */
+                rb->rooms[r].top_ts = it->doc.ts;
+            }
     }
     rb->nframes = nframes;
     free(picks);

@@ -84,6 +84,7 @@ typedef struct message_recent_room {
      * set's marker. A write of republished messages only may not: newer ones may exist that a
      * restarted Redis lost (docs/message-path.md). */
     bool fresh;
+    int64_t top_ts; /* fresh: the ts of the newest message the batch stored in the room */
 } message_recent_room_t;
 
 /* The Redis side: each room's recent history, written after the store and before anything of

@@ -8,10 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <cjson/cJSON.h>
-
 #include "common/contract.h"
-#include "common/json.h"
 #include "common/log.h"
 
 /* ARGV: seq, ts, frame of the batch's highest entry of the room ('' when it has none), useq
@@ -31,17 +28,6 @@ static const char summary_script[] =
     "'0') then redis.call('HSET', KEYS[1], 'useq', ARGV[4]) r = 1 end "
     "return r";
 
-/* The ts of a msg frame, or -1. */
-static int64_t frame_ts(const char *frame, size_t len)
-{
-    cJSON *root = cJSON_ParseWithLength(frame, len);
-    int64_t ts = -1;
-    if (root == NULL || !chat_json_read_int(cJSON_GetObjectItemCaseSensitive(root, "ts"), &ts))
-        ts = -1;
-    cJSON_Delete(root);
-    return ts;
-}
-
 chat_err_t message_room_summary_queue(chat_redis_t *r, const message_recent_room_t *room)
 {
     char key[CHAT_ROOM_SUMMARY_KEY_MAX], seq[24] = "", ts[24] = "", useq[24] = "";
@@ -52,11 +38,8 @@ chat_err_t message_room_summary_queue(chat_redis_t *r, const message_recent_room
     size_t last_len = 0;
     if (room->n > 0) {
         const chat_recent_entry_t *e = &room->entries[room->n - 1];
-        int64_t t = frame_ts(e->frame, e->len);
-        if (t < 0)
-            return CHAT_ERR_INVALID;
         snprintf(seq, sizeof seq, "%" PRId64, e->seq);
-        snprintf(ts, sizeof ts, "%" PRId64, t);
+        snprintf(ts, sizeof ts, "%" PRId64, room->top_ts); /* used when fresh only */
         last = e->frame;
         last_len = e->len;
     }

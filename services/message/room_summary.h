@@ -14,8 +14,8 @@
 /* Queues (chat_redis_append) the summary write of room: its newest entry (the room's last
  * message if the batch stored a new one there, room->fresh; a changed frame of the last
  * message otherwise), its useq if it has one: one reply to read with
- * message_room_summary_result. CHAT_ERR_INVALID if there is neither, the names make no key or
- * the newest frame has no ts (nothing queued), CHAT_ERR_NOMEM, CHAT_ERR_REDIS. */
+ * message_room_summary_result. CHAT_ERR_INVALID if there is neither or the names make no key
+ * (nothing queued), CHAT_ERR_NOMEM, CHAT_ERR_REDIS. */
 chat_err_t message_room_summary_queue(chat_redis_t *r, const message_recent_room_t *room);
 
 /* Reads the reply of one queued summary write. CHAT_ERR_REDIS (logged) if it failed. */

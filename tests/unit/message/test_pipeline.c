@@ -182,7 +182,8 @@ typedef struct fake_recent {
     char *room[MAX_RECENT];
     int64_t seq[MAX_RECENT];
     char *frame[MAX_RECENT];
-    bool fresh[MAX_RECENT]; /* the entry's room was written as fresh (may renew the marker) */
+    bool fresh[MAX_RECENT];     /* the entry's room was written as fresh (may renew the marker) */
+    int64_t top_ts[MAX_RECENT]; /* the entry's room's top_ts */
     size_t n;
     int fail_writes; /* next writes that fail */
     int attempts;
@@ -227,6 +228,7 @@ static chat_err_t fr_write(void *ctx, const message_recent_room_t *rooms, size_t
             r->seq[r->n] = rooms[i].entries[k].seq;
             r->frame[r->n] = strndup(rooms[i].entries[k].frame, rooms[i].entries[k].len);
             r->fresh[r->n] = rooms[i].fresh;
+            r->top_ts[r->n] = rooms[i].top_ts;
             r->n++;
         }
     }
@@ -1343,6 +1345,11 @@ START_TEST(test_recent_republished_written_acks_not)
         ck_assert_int_eq(recent.seq[i], seqs[i]);
         ck_assert(recent.fresh[i]); /* seq 3 is new: the write carries the room's top */
     }
+    /* the room's top_ts is the ts of its newest message (the room summary's activity) */
+    cJSON *top = cJSON_Parse(recent.frame[2]);
+    ck_assert_ptr_nonnull(top);
+    ck_assert_int_eq(recent.top_ts[2], (int64_t)cJSON_GetObjectItem(top, "ts")->valuedouble);
+    cJSON_Delete(top);
     assert_recent_matches_msgs();
 }
 END_TEST
