@@ -207,7 +207,8 @@ START_TEST(test_refusals)
     expect_error(a, chat_client_frame_react(room, m.id, "e20", true, "x6"), "x6", "bad_request");
     ck_assert_int_eq(
         expect_ack(a, chat_client_frame_react(room, m.id, "e0", true, "x7"), "x7", "react"), 21);
-    /* A reaction that is already there (or not there) changes nothing: acked, no useq. */
+    /* A reaction that is already there (or not there) changes nothing: acked with the
+     * message's last useq, no new one. */
     ck_assert_int_eq(
         expect_ack(a, chat_client_frame_react(room, m.id, "e0", true, "x8"), "x8", "react"), 21);
     ck_assert_int_eq(

@@ -23,6 +23,7 @@
 #include "tests/support/spawn.h"
 #include "tests/support/stack.h"
 #include "tests/support/util.h"
+#include "tools/client/client_frames.h"
 
 #define OWN_GATEWAY_INDEX "14" /* a partition of chat.deliver the stack's gateways do not use */
 #define WAIT_MS 30000
@@ -215,9 +216,7 @@ static cJSON *typing_of(chat_tc_t *c, const char *user, int timeout_ms)
 
 static void send_typing(chat_tc_t *c, const char *room)
 {
-    char frame[256];
-    snprintf(frame, sizeof frame, "{\"type\":\"typing\",\"room\":\"%s\"}", room);
-    chat_tc_send_text(c, frame);
+    chat_tc_send_frame(c, chat_client_frame_typing(room, NULL));
 }
 
 START_TEST(test_typing_to_others_throttled)

@@ -13,20 +13,22 @@
 #include "tests/support/chat.h"
 #include "tests/support/stack.h"
 #include "tests/support/util.h"
+#include "tools/client/client_frames.h"
 
 #define QUIET_MS 1500
 
-static void send_read(chat_tc_t *c, const char *room, int64_t seq, const char *rid)
+static void send_read(chat_tc_t *c, const char *room, int64_t seq)
 {
-    char frame[384];
-    if (rid != NULL)
-        snprintf(frame, sizeof frame,
-                 "{\"type\":\"read\",\"room\":\"%s\",\"seq\":%lld,\"rid\":\"%s\"}", room,
-                 (long long)seq, rid);
-    else
-        snprintf(frame, sizeof frame, "{\"type\":\"read\",\"room\":\"%s\",\"seq\":%lld}", room,
-                 (long long)seq);
-    chat_tc_send_text(c, frame);
+    chat_tc_send_frame(c, chat_client_frame_read(room, seq, NULL));
+}
+
+/* Sends frame (a client_frames.h builder's, freed here) and returns the answer to rid. */
+static cJSON *request(chat_tc_t *c, char *frame, const char *rid)
+{
+    ck_assert_ptr_nonnull(frame);
+    cJSON *f = chat_tc_request(c, frame, rid, CHAT_TC_TIMEOUT_MS);
+    free(frame);
+    return f;
 }
 
 /* The next read frame of room on c (fails the test if none comes). */
@@ -65,7 +67,7 @@ START_TEST(test_read_marks)
     ck_assert_int_eq(chat_tc_send(o, room, "o5", "five"), 5);
 
     /* Read on device 1: everyone in the room hears it, device 2 and the reader included. */
-    send_read(d1, room, 3, NULL);
+    send_read(d1, room, 3);
     check_read(expect_read(d2, room), room, me, 3);
     check_read(expect_read(d1, room), room, me, 3);
     check_read(expect_read(o, room), room, me, 3);
@@ -78,8 +80,8 @@ START_TEST(test_read_marks)
     cJSON_Delete(j);
 
     /* A lower mark is ignored: no read frame; the next higher one comes. */
-    send_read(d1, room, 2, NULL);
-    send_read(d1, room, 5, NULL);
+    send_read(d1, room, 2);
+    send_read(d1, room, 5);
     check_read(expect_read(d2, room), room, me, 5);
     j = chat_tc_join(d2, room, 5);
     ck_assert_int_eq(chat_json_int(j, "read"), 5);
@@ -87,10 +89,7 @@ START_TEST(test_read_marks)
     cJSON_Delete(j);
 
     /* Beyond the room's latest seq: bad_request with the rid, and no read frame. */
-    char frame[384];
-    snprintf(frame, sizeof frame, "{\"type\":\"read\",\"room\":\"%s\",\"seq\":6,\"rid\":\"far\"}",
-             room);
-    cJSON *e = chat_tc_request(d1, frame, "far", CHAT_TC_TIMEOUT_MS);
+    cJSON *e = request(d1, chat_client_frame_read(room, 6, "far"), "far");
     ck_assert_msg(e != NULL && chat_json_is(e, "error"), "no error for a read beyond the latest");
     ck_assert_str_eq(chat_json_str(e, "code"), "bad_request");
     cJSON_Delete(e);
@@ -117,15 +116,8 @@ END_TEST
 /* Sends rooms and returns the answer (fails the test on anything else). */
 static cJSON *rooms(chat_tc_t *c, int limit, const char *cursor, const char *rid)
 {
-    char frame[512];
-    int n = snprintf(frame, sizeof frame, "{\"type\":\"rooms\",\"rid\":\"%s\"", rid);
-    if (limit > 0)
-        n += snprintf(frame + n, sizeof frame - (size_t)n, ",\"limit\":%d", limit);
-    if (cursor != NULL)
-        n += snprintf(frame + n, sizeof frame - (size_t)n, ",\"cursor\":\"%s\"", cursor);
-    snprintf(frame + n, sizeof frame - (size_t)n, "}");
-    cJSON *f = chat_tc_request(c, frame, rid, CHAT_TC_TIMEOUT_MS);
-    ck_assert_msg(f != NULL && chat_json_is(f, "rooms"), "no rooms answer to %s", frame);
+    cJSON *f = request(c, chat_client_frame_rooms(limit, cursor, rid), rid);
+    ck_assert_msg(f != NULL && chat_json_is(f, "rooms"), "no rooms answer to %s", rid);
     return f;
 }
 
@@ -166,7 +158,7 @@ START_TEST(test_rooms_list)
     cJSON_Delete(chat_tc_join(cb, dm, -1));
     chat_tc_send(cb, dm, "b4", "hi a");
     /* a read r1 up to its message: no unread there */
-    send_read(ca, r1, 1, NULL);
+    send_read(ca, r1, 1);
     check_read(expect_read(ca, r1), r1, a, 1);
 
     const char *from_redis = "chat_gateway_unread_counts_total{source=\"redis\"}";
@@ -222,12 +214,7 @@ START_TEST(test_rooms_list)
     cJSON_Delete(f);
 
     /* An edit of a room's last message shows in the list: its new text, and the room's useq. */
-    char edit[256];
-    snprintf(edit, sizeof edit,
-             "{\"type\":\"edit\",\"room\":\"%s\",\"id\":\"%s\",\"text\":\"in r1, "
-             "edited\",\"rid\":\"e1\"}",
-             r1, r1_last_id);
-    cJSON *ack = chat_tc_request(cb, edit, "e1", CHAT_TC_TIMEOUT_MS);
+    cJSON *ack = request(cb, chat_client_frame_edit(r1, r1_last_id, "in r1, edited", "e1"), "e1");
     ck_assert_ptr_nonnull(ack);
     ck_assert_str_eq(chat_json_str(ack, "type"), "ack");
     cJSON_Delete(ack);

@@ -279,10 +279,11 @@ static bool send_update(cli_session_t *s, const chat_cli_cmd_t *cmd)
         return send_frame(s, chat_client_frame_delete(room, cmd->id, rid));
     char key[256];
     snprintf(key, sizeof key, "%s %s", cmd->id, cmd->emoji);
-    bool on = cmd->react == 1 || (cmd->react == -1 && list_find(&s->reacted, key) < 0);
-    if (on && list_find(&s->reacted, key) < 0 && !list_add(&s->reacted, key))
+    bool had = list_find(&s->reacted, key) >= 0;
+    bool on = cmd->react == 1 || (cmd->react == -1 && !had);
+    if (on && !had && !list_add(&s->reacted, key))
         return send_frame(s, NULL);
-    if (!on)
+    if (!on && had)
         list_remove(&s->reacted, key);
     return send_frame(s, chat_client_frame_react(room, cmd->id, cmd->emoji, on, rid));
 }

@@ -119,8 +119,7 @@ char *chat_client_frame_typing(const char *room, const char *rid)
 char *chat_client_frame_read(const char *room, int64_t seq, const char *rid)
 {
     cJSON *o = frame_new("read");
-    bool ok = o && add_str(o, "room", room) && add_int(o, "seq", seq) &&
-              (rid == NULL || add_str(o, "rid", rid));
+    bool ok = o && add_str(o, "room", room) && add_int(o, "seq", seq) && add_str(o, "rid", rid);
     return frame_finish(o, ok);
 }
 
