@@ -1523,8 +1523,12 @@ static chat_err_t recent_collect(const batch_t *b, const out_event_t *out, size_
     rb->entries = calloc(k > 0 ? k : 1, sizeof *rb->entries);
     rb->frames = calloc(k > 0 ? k : 1, sizeof *rb->frames);
     recent_pick_t *picks = calloc(k > 0 ? k : 1, sizeof *picks);
-    if (rb->rooms == NULL || rb->entries == NULL || rb->frames == NULL || picks == NULL) {
+    /* per batch room: the ts of the newest message stored now (0: none, the room is not fresh) */
+    int64_t *top_ts = calloc(b->nrooms > 0 ? b->nrooms : 1, sizeof *top_ts);
+    if (rb->rooms == NULL || rb->entries == NULL || rb->frames == NULL || picks == NULL ||
+        top_ts == NULL) {
         free(picks);
+        free(top_ts);
         return CHAT_ERR_NOMEM;
     }
     size_t npicks = 0;
@@ -1538,11 +1542,13 @@ static chat_err_t recent_collect(const batch_t *b, const out_event_t *out, size_
             seq = it->urec.seq;
         } else if (it->kind == ITEM_SEND &&
                    (it->state == SEND_STORED || it->state == SEND_REPUBLISH)) {
+            if (it->state == SEND_STORED) /* outcomes ascend in seq: the last is the newest */
+                top_ts[out[j].room] = it->doc.ts;
             if (npicks > 0 && picks[npicks - 1].room == out[j].room && picks[npicks - 1].seq == seq)
                 continue;
-            frame = rb->frames[rb->nentries] = item_frame(b, it);
+            frame = rb->frames[rb->nframes] = item_frame(b, it);
             if (frame != NULL)
-                rb->nentries++; /* counts the frames owned, until the entries are laid out */
+                rb->nframes++;
         } else {
             continue;
         }
@@ -1555,8 +1561,6 @@ static chat_err_t recent_collect(const batch_t *b, const out_event_t *out, size_
         picks[npicks++] = (recent_pick_t){out[j].room, seq, j, frame};
     }
     qsort(picks, npicks, sizeof *picks, recent_pick_cmp);
-    size_t nframes = rb->nentries;
-    rb->nentries = 0;
     size_t cur_room = SIZE_MAX; /* batch room of the last room record */
     for (size_t j = 0; j < npicks; j++) {
         if (j + 1 < npicks && picks[j + 1].room == picks[j].room &&
@@ -1571,26 +1575,15 @@ static chat_err_t recent_collect(const batch_t *b, const out_event_t *out, size_
                                             .room = br->room,
                                             .entries = &rb->entries[rb->nentries],
                                             .useq = br->useq_last,
-                                            .has_useq = br->useq_loaded};
+                                            .has_useq = br->useq_loaded,
+                                            .fresh = top_ts[cur_room] != 0,
+                                            .top_ts = top_ts[cur_room]};
         }
         rb->entries[rb->nentries++] = (chat_recent_entry_t){
             .seq = picks[j].seq, .frame = picks[j].frame, .len = strlen(picks[j].frame)};
         last->n++;
     }
-    /* fresh: the batch stored a new message in the room (its seq was the room's top). */
-    for (size_t j = 0; j < k; j++) {
-        const item_t *it = &b->items[out[j].item];
-        if (it->kind != ITEM_SEND || it->state != SEND_STORED)
-            continue;
-        for (size_t r = 0; r < rb->nrooms; r++)
-            if (rb->rooms[r].tenant == b->rooms[out[j].room].tenant &&
-                rb->rooms[r].room == b->rooms[out[j].room].room) {
-                rb->rooms[r].fresh = true;
-                /* outcomes ascend in seq per room: the last stored one is the newest */
-                rb->rooms[r].top_ts = it->doc.ts;
-            }
-    }
-    rb->nframes = nframes;
+    free(top_ts);
     free(picks);
     return CHAT_OK;
 }
