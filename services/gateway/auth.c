@@ -265,10 +265,9 @@ static chat_err_t secret_cached(gw_auth_t *a, const char *tenant, int64_t now_ms
     return *secret != NULL ? CHAT_OK : CHAT_ERR_NOT_FOUND;
 }
 
-/* Verifies token with the secret that get_secret finds. */
-static chat_err_t verify_with(gw_auth_t *a, const char *token, int64_t now_ms,
-                              chat_err_t (*get_secret)(gw_auth_t *, const char *, int64_t, char **,
-                                                       size_t *),
+/* Verifies token with its tenant's secret: from the cache only (cached_only: CHAT_ERR_TIMEOUT
+ * when it is not there), or looked up when it is not. */
+static chat_err_t verify_with(gw_auth_t *a, const char *token, int64_t now_ms, bool cached_only,
                               chat_jwt_claims_t *out, char *reason, size_t reason_len)
 {
     char tenant[CHAT_TENANT_MAX + 1];
@@ -278,8 +277,9 @@ static chat_err_t verify_with(gw_auth_t *a, const char *token, int64_t now_ms,
     }
     char *secret = NULL;
     size_t len = 0;
-    chat_err_t err = get_secret(a, tenant, now_ms, &secret, &len);
-    if (err == CHAT_ERR_TIMEOUT && get_secret == secret_cached)
+    chat_err_t err = cached_only ? secret_cached(a, tenant, now_ms, &secret, &len)
+                                 : secret_get(a, tenant, now_ms, &secret, &len);
+    if (err == CHAT_ERR_TIMEOUT && cached_only)
         return CHAT_ERR_TIMEOUT;
     if (err == CHAT_ERR_NOT_FOUND) {
         snprintf(reason, reason_len, "unknown tenant");
@@ -298,13 +298,13 @@ static chat_err_t verify_with(gw_auth_t *a, const char *token, int64_t now_ms,
 chat_err_t gw_auth_verify(gw_auth_t *a, const char *token, int64_t now_ms, chat_jwt_claims_t *out,
                           char *reason, size_t reason_len)
 {
-    return verify_with(a, token, now_ms, secret_get, out, reason, reason_len);
+    return verify_with(a, token, now_ms, false, out, reason, reason_len);
 }
 
 chat_err_t gw_auth_verify_cached(gw_auth_t *a, const char *token, int64_t now_ms,
                                  chat_jwt_claims_t *out, char *reason, size_t reason_len)
 {
-    return verify_with(a, token, now_ms, secret_cached, out, reason, reason_len);
+    return verify_with(a, token, now_ms, true, out, reason, reason_len);
 }
 
 /* ---- the auth job: verification on a worker, the answer on the loop ---- */

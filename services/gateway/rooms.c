@@ -317,9 +317,8 @@ void gw_rooms_activate(gw_rooms_t *r, gw_sub_t *sub, int64_t last_seq, int64_t l
     gw_outq_clear(&sub->held);
 }
 
-bool gw_rooms_typing_allow(gw_rooms_t *r, gw_sub_t *sub, int64_t now_us, int64_t interval_us)
+bool gw_rooms_typing_allow(gw_sub_t *sub, int64_t now_us, int64_t interval_us)
 {
-    (void)r;
     room_t *room = sub->room;
     if (room->typing == NULL && (room->typing = chat_strmap_new()) == NULL)
         return true; /* out of memory: better a typing too many than none */

@@ -77,12 +77,11 @@ size_t gw_rooms_deliver_except(gw_rooms_t *r, const char *tenant, const char *ro
  * user counts together): true, and now_us remembered, if the user's last typing there that
  * was let through is at least interval_us old (or there was none); false otherwise. The
  * memory goes with the user's last subscription to the room. */
-bool gw_rooms_typing_allow(gw_rooms_t *r, gw_sub_t *sub, int64_t now_us, int64_t interval_us);
+bool gw_rooms_typing_allow(gw_sub_t *sub, int64_t now_us, int64_t interval_us);
 
 uint32_t gw_sub_gen(const gw_sub_t *sub);
 bool gw_sub_active(const gw_sub_t *sub);
 int64_t gw_sub_last_seq(const gw_sub_t *sub);
-int64_t gw_sub_last_useq(const gw_sub_t *sub);
 int64_t gw_sub_last_useq(const gw_sub_t *sub);
 size_t gw_sub_held(const gw_sub_t *sub);
 

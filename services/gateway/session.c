@@ -339,8 +339,7 @@ static void on_typing(gw_session_t *s, const gw_cframe_t *f)
         send_error(s, GW_E_FORBIDDEN, "join the room before typing in it", f->rid, NULL);
         return;
     }
-    if (!gw_rooms_typing_allow(s->env->rooms, sub, s->env->now_us(),
-                               s->env->limits.typing_interval_us)) {
+    if (!gw_rooms_typing_allow(sub, s->env->now_us(), s->env->limits.typing_interval_us)) {
         if (s->env->ops->count_typing_throttled != NULL)
             s->env->ops->count_typing_throttled(s->env->ud);
         return;
@@ -640,14 +639,11 @@ void gw_session_join_done(gw_session_t *s, const gw_join_result_t *res)
             last = res->replay[i].seq;
         gw_session_enqueue(s, res->replay[i].buf);
     }
-    int64_t last_useq = res->useq;
-    for (size_t i = 0; i < ufit; i++) {
-        if (res->updates[i].seq > last_useq)
-            last_useq = res->updates[i].seq;
+    /* the updates were read up to res->useq: none is above it */
+    for (size_t i = 0; i < ufit; i++)
         gw_session_enqueue(s, res->updates[i].buf);
-    }
     updates_drop(res, ufit, res->nupdates);
-    gw_rooms_activate(s->env->rooms, sub, last, last_useq);
+    gw_rooms_activate(s->env->rooms, sub, last, res->useq);
 }
 
 void gw_session_history_done(gw_session_t *s, const char *rid, gw_buf_t *frame)

@@ -337,17 +337,17 @@ START_TEST(test_typing_throttle)
     gw_sub_t *s2 = gw_rooms_join(rooms, &a2.subs, &a2, "t", "r", "alice");
     gw_sub_t *sb = gw_rooms_join(rooms, &b.subs, &b, "t", "r", "bob");
     gw_sub_t *other = gw_rooms_join(rooms, &a1.subs, &a1, "t", "r2", "alice");
-    ck_assert(gw_rooms_typing_allow(rooms, s1, 1000, 2000));
-    ck_assert(!gw_rooms_typing_allow(rooms, s2, 2999, 2000));
-    ck_assert(gw_rooms_typing_allow(rooms, sb, 2999, 2000));
-    ck_assert(gw_rooms_typing_allow(rooms, other, 2999, 2000));
-    ck_assert(gw_rooms_typing_allow(rooms, s2, 3000, 2000));
-    ck_assert(!gw_rooms_typing_allow(rooms, s1, 4000, 2000));
+    ck_assert(gw_rooms_typing_allow(s1, 1000, 2000));
+    ck_assert(!gw_rooms_typing_allow(s2, 2999, 2000));
+    ck_assert(gw_rooms_typing_allow(sb, 2999, 2000));
+    ck_assert(gw_rooms_typing_allow(other, 2999, 2000));
+    ck_assert(gw_rooms_typing_allow(s2, 3000, 2000));
+    ck_assert(!gw_rooms_typing_allow(s1, 4000, 2000));
     gw_rooms_leave(rooms, &a1.subs, s1);
-    ck_assert(!gw_rooms_typing_allow(rooms, s2, 4000, 2000)); /* alice is still there */
+    ck_assert(!gw_rooms_typing_allow(s2, 4000, 2000)); /* alice is still there */
     gw_rooms_leave_all(rooms, &a2.subs);
     s2 = gw_rooms_join(rooms, &a2.subs, &a2, "t", "r", "alice");
-    ck_assert(gw_rooms_typing_allow(rooms, s2, 4000, 2000));
+    ck_assert(gw_rooms_typing_allow(s2, 4000, 2000));
     gw_rooms_leave_all(rooms, &a1.subs);
     gw_rooms_leave_all(rooms, &a2.subs);
     gw_rooms_leave_all(rooms, &b.subs);
