@@ -354,6 +354,21 @@ chat_err_t chat_store_ensure_index(chat_store_t *s, const char *collection, cons
     return err;
 }
 
+chat_err_t chat_store_ensure_indexes(chat_store_t *s, const chat_store_index_t *ix, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        bson_t keys = BSON_INITIALIZER;
+        for (const char *const *f = ix[i].fields; *f != NULL; f++)
+            BSON_APPEND_INT32(&keys, *f, 1);
+        chat_err_t err =
+            chat_store_ensure_index(s, ix[i].collection, &keys, ix[i].name, ix[i].unique);
+        bson_destroy(&keys);
+        if (err != CHAT_OK)
+            return err;
+    }
+    return CHAT_OK;
+}
+
 /* Reads the writeErrors of an insert_many reply into results (DUPLICATE or MONGO for each
  * document named; the others are left alone). Counts the documents named, the duplicates among
  * them, and the lowest index named (n if none). */

@@ -40,6 +40,17 @@ chat_err_t chat_store_ping(chat_store_t *s, int timeout_ms);
 chat_err_t chat_store_ensure_index(chat_store_t *s, const char *collection, const bson_t *keys,
                                    const char *name, bool unique);
 
+/* An index as a service declares it: ascending over fields (NULL-terminated). */
+typedef struct chat_store_index {
+    const char *collection;
+    const char *name;
+    bool unique;
+    const char *fields[6];
+} chat_store_index_t;
+
+/* chat_store_ensure_index for each of the n indexes, in order; stops at the first failure. */
+chat_err_t chat_store_ensure_indexes(chat_store_t *s, const chat_store_index_t *ix, size_t n);
+
 /* Inserts docs in one insert_many. results (n entries, caller-provided) gets each document's
  * outcome: CHAT_OK, CHAT_ERR_DUPLICATE (unique key violation) or CHAT_ERR_MONGO.
  * Unordered: a failing document does not stop the others.

@@ -21,10 +21,9 @@
 
 chat_err_t gw_room_list_open(chat_store_t *st)
 {
-    bson_t *keys = BCON_NEW("tenant", BCON_INT32(1), "user", BCON_INT32(1), "room", BCON_INT32(1));
-    chat_err_t err = chat_store_ensure_index(st, GW_USER_ROOMS_COLLECTION, keys, "user_room", true);
-    bson_destroy(keys);
-    return err;
+    static const chat_store_index_t user_room = {
+        GW_USER_ROOMS_COLLECTION, "user_room", true, {"tenant", "user", "room", NULL}};
+    return chat_store_ensure_indexes(st, &user_room, 1);
 }
 
 static const char *room_kind(const char *room)

@@ -18,15 +18,7 @@ struct message_store {
     char last_error[sizeof(((bson_error_t *)0)->message) + 96];
 };
 
-/* Index definitions: collection, name, unique, fields (NULL-terminated). */
-typedef struct index_spec {
-    const char *collection;
-    const char *name;
-    bool unique;
-    const char *fields[5];
-} index_spec_t;
-
-static const index_spec_t message_indexes[] = {
+static const chat_store_index_t message_indexes[] = {
     {MESSAGE_COLLECTION, "room_seq", true, {"tenant", "room", "seq", NULL}},
     {MESSAGE_COLLECTION, "room_sender_cid", true, {"tenant", "room", "from", "cid", NULL}},
     /* A resume's changed messages: {tenant, room, useq: {$gt: usince}} by useq. */
@@ -39,17 +31,10 @@ static const index_spec_t message_indexes[] = {
 chat_err_t message_store_open(chat_store_t *store, message_store_t **out)
 {
     *out = NULL;
-    for (size_t i = 0; i < sizeof message_indexes / sizeof message_indexes[0]; i++) {
-        const index_spec_t *ix = &message_indexes[i];
-        bson_t keys = BSON_INITIALIZER;
-        for (const char *const *f = ix->fields; *f != NULL; f++)
-            BSON_APPEND_INT32(&keys, *f, 1);
-        chat_err_t err =
-            chat_store_ensure_index(store, ix->collection, &keys, ix->name, ix->unique);
-        bson_destroy(&keys);
-        if (err != CHAT_OK)
-            return err;
-    }
+    chat_err_t err = chat_store_ensure_indexes(store, message_indexes,
+                                               sizeof message_indexes / sizeof message_indexes[0]);
+    if (err != CHAT_OK)
+        return err;
     message_store_t *ms = calloc(1, sizeof *ms);
     if (ms == NULL)
         return CHAT_ERR_NOMEM;

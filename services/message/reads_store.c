@@ -15,30 +15,18 @@ struct message_reads_store {
     char last_error[sizeof(((bson_error_t *)0)->message) + 96];
 };
 
-typedef struct index_spec {
-    const char *name;
-    bool unique;
-    const char *fields[4];
-} index_spec_t;
-
-static const index_spec_t read_indexes[] = {
-    {"room_user", true, {"tenant", "room", "user", NULL}},
-    {"user", false, {"tenant", "user", NULL}},
+static const chat_store_index_t read_indexes[] = {
+    {MESSAGE_READS_COLLECTION, "room_user", true, {"tenant", "room", "user", NULL}},
+    {MESSAGE_READS_COLLECTION, "user", false, {"tenant", "user", NULL}},
 };
 
 chat_err_t message_reads_store_open(chat_store_t *store, message_reads_store_t **out)
 {
     *out = NULL;
-    for (size_t i = 0; i < sizeof read_indexes / sizeof read_indexes[0]; i++) {
-        bson_t keys = BSON_INITIALIZER;
-        for (const char *const *f = read_indexes[i].fields; *f != NULL; f++)
-            BSON_APPEND_INT32(&keys, *f, 1);
-        chat_err_t err = chat_store_ensure_index(store, MESSAGE_READS_COLLECTION, &keys,
-                                                 read_indexes[i].name, read_indexes[i].unique);
-        bson_destroy(&keys);
-        if (err != CHAT_OK)
-            return err;
-    }
+    chat_err_t err = chat_store_ensure_indexes(store, read_indexes,
+                                               sizeof read_indexes / sizeof read_indexes[0]);
+    if (err != CHAT_OK)
+        return err;
     message_reads_store_t *rs = calloc(1, sizeof *rs);
     if (rs == NULL)
         return CHAT_ERR_NOMEM;
