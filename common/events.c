@@ -128,10 +128,15 @@ static bool payload_valid(const cJSON *obj)
     return cJSON_IsObject(obj);
 }
 
+bool chat_event_msg_gone(const chat_event_t *ev)
+{
+    return (ev->has_deleted && ev->deleted) || (ev->has_removed && ev->removed);
+}
+
 /* A message's text is left out only once it is gone (deleted, or removed by moderation). */
 static const char *msg_check(const chat_event_t *ev)
 {
-    bool gone = (ev->has_deleted && ev->deleted) || (ev->has_removed && ev->removed);
+    bool gone = chat_event_msg_gone(ev);
     if (ev->text == NULL && !gone)
         return "text missing on a message that is not deleted";
     if (ev->text != NULL && gone)

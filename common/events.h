@@ -94,6 +94,10 @@ chat_event_type_t chat_event_type_parse(const char *name);
 chat_err_t chat_event_decode(const void *buf, size_t len, chat_event_t *out, char *errbuf,
                              size_t errlen);
 
+/* True if the message ev describes is gone (deleted, or removed by moderation): its events and
+ * frames carry no text. */
+bool chat_event_msg_gone(const chat_event_t *ev);
+
 /* Frees what decode allocated and zeroes ev. Accepts a zeroed or encoded-only event. */
 void chat_event_clear(chat_event_t *ev);
 

@@ -25,16 +25,10 @@ static bool add_state(cJSON *f, const chat_event_t *ev)
     return ok;
 }
 
-/* True if the message is gone (deleted or removed): its frames carry no text. */
-static bool msg_gone(const chat_event_t *ev)
-{
-    return (ev->has_deleted && ev->deleted) || (ev->has_removed && ev->removed);
-}
-
 cJSON *chat_frame_msg_new(const chat_event_t *msg)
 {
     if (msg == NULL || msg->type != CHAT_EV_MSG || msg->room == NULL || !msg->has_seq ||
-        msg->id == NULL || msg->user == NULL || (msg->text == NULL && !msg_gone(msg)) ||
+        msg->id == NULL || msg->user == NULL || (msg->text == NULL && !chat_event_msg_gone(msg)) ||
         !msg->has_ts)
         return NULL;
     cJSON *f = cJSON_CreateObject();
@@ -44,7 +38,7 @@ cJSON *chat_frame_msg_new(const chat_event_t *msg)
               cJSON_AddStringToObject(f, "id", msg->id) != NULL &&
               cJSON_AddStringToObject(f, "from", msg->user) != NULL &&
               (msg->name == NULL || cJSON_AddStringToObject(f, "name", msg->name) != NULL) &&
-              (msg_gone(msg) || cJSON_AddStringToObject(f, "text", msg->text) != NULL) &&
+              (chat_event_msg_gone(msg) || cJSON_AddStringToObject(f, "text", msg->text) != NULL) &&
               cJSON_AddNumberToObject(f, "ts", (double)msg->ts) != NULL &&
               (msg->cid == NULL || cJSON_AddStringToObject(f, "cid", msg->cid) != NULL) &&
               add_state(f, msg);
@@ -66,7 +60,7 @@ cJSON *chat_frame_update_new(const chat_event_t *ev)
               cJSON_AddStringToObject(f, "id", ev->id) != NULL &&
               chat_json_add_int(f, "seq", ev->seq) && chat_json_add_int(f, "useq", ev->useq) &&
               cJSON_AddStringToObject(f, "op", ev->op) != NULL &&
-              (msg_gone(ev) || ev->text == NULL ||
+              (chat_event_msg_gone(ev) || ev->text == NULL ||
                cJSON_AddStringToObject(f, "text", ev->text) != NULL) &&
               add_state(f, ev) &&
               (ev->user == NULL || cJSON_AddStringToObject(f, "user", ev->user) != NULL) &&
