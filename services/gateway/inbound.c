@@ -144,10 +144,11 @@ chat_err_t gw_inbound_new(const gw_inbound_conf_t *conf, gw_inbound_t **out)
     return CHAT_OK;
 }
 
-/* Encodes ev and produces it with key tenant/room and a ticket that reports its failure to
- * conn with rid or cid. */
-static chat_err_t produce_event(gw_inbound_t *in, const chat_event_t *ev, const char *rid,
-                                const char *cid)
+/* Encodes ev and produces it to topic with key tenant/room and opaque as the delivery
+ * report's (still the caller's if this fails); a produce that fails is counted in
+ * produce_failed (may be NULL), an event that does not encode is not. */
+static chat_err_t produce_encoded(gw_inbound_t *in, const char *topic, const chat_event_t *ev,
+                                  void *opaque, chat_counter_t *produce_failed)
 {
     char key[CHAT_ROOM_KEY_MAX];
     int keylen = chat_room_key(ev->tenant, ev->room, key, sizeof key);
@@ -155,17 +156,29 @@ static chat_err_t produce_event(gw_inbound_t *in, const chat_event_t *ev, const 
     size_t len = 0;
     chat_err_t err = keylen > 0 ? chat_event_encode(ev, &value, &len) : CHAT_ERR_INVALID;
     if (err != CHAT_OK) {
-        chat_log_error("inbound event not encoded",
-                       CHAT_F_STR("type", chat_event_type_name(ev->type)), CHAT_F_ERR(err));
+        chat_log_error("event not encoded", CHAT_F_STR("type", chat_event_type_name(ev->type)),
+                       CHAT_F_ERR(err));
         return err;
     }
-    send_ticket_t *k = ticket_new(in->on_failed, ev->origin_conn, rid, cid);
-    err = k != NULL ? chat_bus_produce(in->producer, in->topic, CHAT_BUS_PARTITION_ANY, key,
-                                       (size_t)keylen, value, len, k)
-                    : CHAT_ERR_NOMEM;
-    if (err != CHAT_OK && k != NULL)
-        ticket_destroy(&k->task);
+    err = chat_bus_produce(in->producer, topic, CHAT_BUS_PARTITION_ANY, key, (size_t)keylen, value,
+                           len, opaque);
     free(value);
+    if (err != CHAT_OK && produce_failed != NULL)
+        chat_counter_inc(produce_failed);
+    return err;
+}
+
+/* Produces ev to chat.inbound with a ticket that reports its failure to conn with rid or
+ * cid. */
+static chat_err_t produce_event(gw_inbound_t *in, const chat_event_t *ev, const char *rid,
+                                const char *cid)
+{
+    send_ticket_t *k = ticket_new(in->on_failed, ev->origin_conn, rid, cid);
+    if (k == NULL)
+        return CHAT_ERR_NOMEM;
+    chat_err_t err = produce_encoded(in, in->topic, ev, k, NULL);
+    if (err != CHAT_OK)
+        ticket_destroy(&k->task);
     return err;
 }
 
@@ -217,22 +230,7 @@ chat_err_t gw_inbound_send(gw_inbound_t *in, const char *tenant, const char *roo
 
 chat_err_t gw_inbound_event(gw_inbound_t *in, const chat_event_t *ev)
 {
-    char key[CHAT_ROOM_KEY_MAX];
-    int keylen = chat_room_key(ev->tenant, ev->room, key, sizeof key);
-    char *value = NULL;
-    size_t len = 0;
-    chat_err_t err = keylen > 0 ? chat_event_encode(ev, &value, &len) : CHAT_ERR_INVALID;
-    if (err != CHAT_OK) {
-        chat_log_error("room event not encoded", CHAT_F_STR("type", chat_event_type_name(ev->type)),
-                       CHAT_F_ERR(err));
-        return err;
-    }
-    err = chat_bus_produce(in->producer, in->events_topic, CHAT_BUS_PARTITION_ANY, key,
-                           (size_t)keylen, value, len, &event_record);
-    free(value);
-    if (err != CHAT_OK)
-        chat_counter_inc(in->events_failed);
-    return err;
+    return produce_encoded(in, in->events_topic, ev, &event_record, in->events_failed);
 }
 
 chat_err_t gw_inbound_read(gw_inbound_t *in, const char *tenant, const char *room, const char *user,
@@ -251,20 +249,8 @@ chat_err_t gw_inbound_read(gw_inbound_t *in, const char *tenant, const char *roo
         .origin_gw = in->gw_id,
         .origin_conn = conn,
     };
-    char key[CHAT_ROOM_KEY_MAX];
-    int keylen = chat_room_key(tenant, room, key, sizeof key);
-    char *value = NULL;
-    size_t len = 0;
-    chat_err_t err = keylen > 0 ? chat_event_encode(&ev, &value, &len) : CHAT_ERR_INVALID;
-    if (err != CHAT_OK) {
-        chat_log_error("read event not encoded", CHAT_F_ERR(err));
-        return err;
-    }
     /* No ticket: on_delivery logs nothing for a read; a lost mark is overtaken by the next. */
-    err = chat_bus_produce(in->producer, in->topic, CHAT_BUS_PARTITION_ANY, key, (size_t)keylen,
-                           value, len, NULL);
-    free(value);
-    return err;
+    return produce_encoded(in, in->topic, &ev, NULL, NULL);
 }
 
 void gw_inbound_free(gw_inbound_t *in)
