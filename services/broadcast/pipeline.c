@@ -377,6 +377,7 @@ static chat_err_t batch_lookup(broadcast_pipeline_t *p)
  * then both say the final state. If Redis fails here, the events keep their own value. */
 static void batch_presence_now(broadcast_pipeline_t *p, size_t n)
 {
+    size_t *asked = NULL; /* the events queued, in order; made at the batch's first presence */
     size_t queued = 0;
     chat_err_t err = CHAT_OK;
     for (size_t i = 0; i < n && err == CHAT_OK; i++) {
@@ -385,26 +386,22 @@ static void batch_presence_now(broadcast_pipeline_t *p, size_t n)
         if (ev->type != CHAT_EV_PRESENCE ||
             chat_registry_key(ev->tenant, ev->room, CHAT_REGISTRY_PRESENCE, key, sizeof key) < 0)
             continue;
-        if ((err = chat_redis_append(p->redis, "HEXISTS %s %s", key, ev->user)) == CHAT_OK)
-            queued++;
+        if (asked == NULL && (asked = calloc(n, sizeof *asked)) == NULL)
+            err = CHAT_ERR_NOMEM;
+        else if ((err = chat_redis_append(p->redis, "HEXISTS %s %s", key, ev->user)) == CHAT_OK)
+            asked[queued++] = i;
     }
-    size_t nread = 0;
-    for (size_t i = 0; i < n && nread < queued; i++) {
-        chat_event_t *ev = &p->events[i];
-        char key[CHAT_REGISTRY_KEY_MAX];
-        if (ev->type != CHAT_EV_PRESENCE ||
-            chat_registry_key(ev->tenant, ev->room, CHAT_REGISTRY_PRESENCE, key, sizeof key) < 0)
-            continue;
+    for (size_t j = 0; j < queued; j++) {
         redisReply *reply = NULL;
-        nread++;
         if (chat_redis_reply(p->redis, &reply) == CHAT_OK && reply != NULL &&
             reply->type == REDIS_REPLY_INTEGER)
-            ev->online = reply->integer == 1;
+            p->events[asked[j]].online = reply->integer == 1;
         else
             err = CHAT_ERR_REDIS;
         if (reply != NULL)
             freeReplyObject(reply);
     }
+    free(asked);
     if (err != CHAT_OK)
         chat_log_warn("presence state not read; events keep their own", CHAT_F_ERR(err));
 }
