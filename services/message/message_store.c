@@ -175,10 +175,11 @@ static bool doc_from_bson(const bson_t *b, message_doc_t *d)
            d->from != NULL && d->cid != NULL && (d->text != NULL || d->deleted);
 }
 
-/* Appends a document read by doc_from_bson to the list (which copies it) and frees what the
- * read allocated. */
-static chat_err_t take_doc(const bson_t *doc, message_doc_list_t *list)
+/* Appends a document read by doc_from_bson to the list ud (a message_doc_list_t, which copies
+ * it) and frees what the read allocated. store_find's callback. */
+static chat_err_t take_doc(const bson_t *doc, void *ud)
 {
+    message_doc_list_t *list = ud;
     message_doc_t d;
     chat_err_t err = CHAT_OK;
     if (!doc_from_bson(doc, &d)) {
@@ -190,11 +191,6 @@ static chat_err_t take_doc(const bson_t *doc, message_doc_list_t *list)
     }
     cJSON_Delete(d.reactions);
     return err;
-}
-
-static chat_err_t take_existing(const bson_t *doc, void *ud)
-{
-    return take_doc(doc, ud);
 }
 
 static chat_err_t store_find_existing(void *ctx, const message_dedup_send_t *keys, size_t n,
@@ -222,7 +218,7 @@ static chat_err_t store_find_existing(void *ctx, const message_dedup_send_t *key
                  "ts", BCON_INT32(1), "cid", BCON_INT32(1), "src", BCON_INT32(1), "edited",
                  BCON_INT32(1), "deleted", BCON_INT32(1), "reactions", BCON_INT32(1), "useq",
                  BCON_INT32(1), "uop", BCON_INT32(1), "}");
-    chat_err_t err = store_find(ms, "find existing cids", &filter, opts, take_existing, out);
+    chat_err_t err = store_find(ms, "find existing cids", &filter, opts, take_doc, out);
     bson_destroy(&filter);
     bson_destroy(opts);
     return err;
