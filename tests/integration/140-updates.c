@@ -99,18 +99,33 @@ static const cJSON *reactions_of(const cJSON *f)
     return cJSON_IsObject(r) && r->child != NULL ? r : NULL;
 }
 
+/* Two users of one fresh room: alice on gateway 0 and bob on gateway 1, both joined; returns
+ * alice's joined frame (the caller deletes it). */
+typedef struct pair {
+    char room[96], alice[64], bob[64];
+    chat_tc_t *a, *b;
+} pair_t;
+
+static cJSON *pair_join(pair_t *p, const char *prefix)
+{
+    chat_test_unique(p->room, sizeof p->room, prefix);
+    chat_test_unique(p->alice, sizeof p->alice, "alice");
+    chat_test_unique(p->bob, sizeof p->bob, "bob");
+    p->a = chat_tc_connect_demo(0, p->alice);
+    p->b = chat_tc_connect_demo(1, p->bob);
+    cJSON *j = chat_tc_join(p->a, p->room, -1);
+    cJSON_Delete(chat_tc_join(p->b, p->room, -1));
+    return j;
+}
+
 START_TEST(test_changes_seen_in_useq_order)
 {
-    char room[96], alice[64], bob[64];
-    chat_test_unique(room, sizeof room, "upd");
-    chat_test_unique(alice, sizeof alice, "alice");
-    chat_test_unique(bob, sizeof bob, "bob");
-    chat_tc_t *a = chat_tc_connect_demo(0, alice);
-    chat_tc_t *b = chat_tc_connect_demo(1, bob);
-    cJSON *j = chat_tc_join(a, room, -1);
+    pair_t p;
+    cJSON *j = pair_join(&p, "upd");
     ck_assert_int_eq(chat_json_int(j, "useq"), 0);
     cJSON_Delete(j);
-    cJSON_Delete(chat_tc_join(b, room, -1));
+    const char *room = p.room, *alice = p.alice, *bob = p.bob;
+    chat_tc_t *a = p.a, *b = p.b;
     sent_t m1 = post(a, room, "c1", "first");
     sent_t m2 = post(a, room, "c2", "second");
 
@@ -173,14 +188,10 @@ END_TEST
 
 START_TEST(test_refusals)
 {
-    char room[96], alice[64], bob[64];
-    chat_test_unique(room, sizeof room, "upd-no");
-    chat_test_unique(alice, sizeof alice, "alice");
-    chat_test_unique(bob, sizeof bob, "bob");
-    chat_tc_t *a = chat_tc_connect_demo(0, alice);
-    chat_tc_t *b = chat_tc_connect_demo(1, bob);
-    cJSON_Delete(chat_tc_join(a, room, -1));
-    cJSON_Delete(chat_tc_join(b, room, -1));
+    pair_t p;
+    cJSON_Delete(pair_join(&p, "upd-no"));
+    const char *room = p.room;
+    chat_tc_t *a = p.a, *b = p.b;
     sent_t m = post(a, room, "c1", "alice's");
 
     expect_error(b, chat_client_frame_edit(room, m.id, "bob was here", "x1"), "x1", "forbidden");
@@ -231,14 +242,10 @@ END_TEST
 
 START_TEST(test_resend_is_idempotent)
 {
-    char room[96], alice[64], bob[64];
-    chat_test_unique(room, sizeof room, "upd-again");
-    chat_test_unique(alice, sizeof alice, "alice");
-    chat_test_unique(bob, sizeof bob, "bob");
-    chat_tc_t *a = chat_tc_connect_demo(0, alice);
-    chat_tc_t *b = chat_tc_connect_demo(1, bob);
-    cJSON_Delete(chat_tc_join(a, room, -1));
-    cJSON_Delete(chat_tc_join(b, room, -1));
+    pair_t p;
+    cJSON_Delete(pair_join(&p, "upd-again"));
+    const char *room = p.room, *alice = p.alice;
+    chat_tc_t *a = p.a, *b = p.b;
     sent_t m = post(a, room, "c1", "one");
     ck_assert_int_eq(
         expect_ack(a, chat_client_frame_edit(room, m.id, "one, fixed", "e1"), "e1", "edit"), 1);
@@ -317,14 +324,10 @@ static void hold(held_t *held, size_t *n, const cJSON *frame)
 
 START_TEST(test_resume_with_usince)
 {
-    char room[96], alice[64], bob[64];
-    chat_test_unique(room, sizeof room, "upd-resume");
-    chat_test_unique(alice, sizeof alice, "alice");
-    chat_test_unique(bob, sizeof bob, "bob");
-    chat_tc_t *a = chat_tc_connect_demo(0, alice);
-    chat_tc_t *b = chat_tc_connect_demo(1, bob);
-    cJSON_Delete(chat_tc_join(a, room, -1));
-    cJSON_Delete(chat_tc_join(b, room, -1));
+    pair_t p;
+    cJSON_Delete(pair_join(&p, "upd-resume"));
+    const char *room = p.room, *bob = p.bob;
+    chat_tc_t *a = p.a, *b = p.b;
     sent_t m[12];
     for (int i = 1; i <= 6; i++) {
         char cid[16], text[32];
