@@ -1106,26 +1106,34 @@ out:
 
 /* ---- read marks ---- */
 
-/* Step: the latest seq of rooms *arg (indexes of b->rooms, n of them, after arg[0]) that the
- * sequencer does not remember, from MongoDB in one query; remembered from then on. */
+/* Step: the latest seq of every room with reads that the sequencer does not remember (the
+ * others get theirs from it), from MongoDB in one query; remembered from then on. */
 static chat_err_t reads_load_rooms(message_pipeline_t *p, batch_t *b, void *arg)
 {
-    size_t *idx = arg;
-    size_t k = idx[0];
-    message_room_ref_t *refs = calloc(k > 0 ? k : 1, sizeof *refs);
-    int64_t *highest = calloc(k > 0 ? k : 1, sizeof *highest);
-    chat_err_t err = refs != NULL && highest != NULL ? CHAT_OK : CHAT_ERR_NOMEM;
-    for (size_t j = 0; err == CHAT_OK && j < k; j++)
-        refs[j] = (message_room_ref_t){b->rooms[idx[1 + j]].tenant, b->rooms[idx[1 + j]].room};
-    if (err == CHAT_OK)
+    (void)arg;
+    message_room_ref_t *refs = calloc(b->nrooms > 0 ? b->nrooms : 1, sizeof *refs);
+    size_t *idx = calloc(b->nrooms > 0 ? b->nrooms : 1, sizeof *idx);
+    int64_t *highest = calloc(b->nrooms > 0 ? b->nrooms : 1, sizeof *highest);
+    chat_err_t err = refs != NULL && idx != NULL && highest != NULL ? CHAT_OK : CHAT_ERR_NOMEM;
+    size_t k = 0;
+    for (size_t i = 0; err == CHAT_OK && i < b->nrooms; i++) {
+        batch_room_t *r = &b->rooms[i];
+        if (r->has_reads &&
+            !message_sequencer_get(p->conf.sequencer, r->tenant, r->room, &r->seq.last)) {
+            refs[k] = (message_room_ref_t){r->tenant, r->room};
+            idx[k++] = i;
+        }
+    }
+    if (err == CHAT_OK && k > 0)
         err = p->conf.store.highest_seqs(p->conf.store.ctx, refs, k, highest);
     for (size_t j = 0; err == CHAT_OK && j < k; j++) {
-        batch_room_t *r = &b->rooms[idx[1 + j]];
+        batch_room_t *r = &b->rooms[idx[j]];
         r->seq.last = highest[j];
         /* Not remembered (out of memory): the next batch loads it again. */
         message_sequencer_set(p->conf.sequencer, r->tenant, r->room, r->partition, highest[j]);
     }
     free(refs);
+    free(idx);
     free(highest);
     return err;
 }
@@ -1197,24 +1205,16 @@ static chat_err_t store_reads(message_pipeline_t *p, batch_t *b)
         return CHAT_OK;
     phase_begin(p, b, "MongoDB", p->conf.store.last_error, p->conf.store.ctx, p->m.store_retries);
     /* Each read room's latest after the batch: remembered, or loaded (one query). */
-    size_t *load = calloc(b->nrooms + 1, sizeof *load);
     message_read_in_t *in = calloc(nreads, sizeof *in);
     int64_t *latest = calloc(nreads, sizeof *latest);
     message_read_fate_t *fate = calloc(nreads, sizeof *fate);
     message_read_mark_t *marks = calloc(nreads, sizeof *marks);
     size_t *mark_of = calloc(nreads, sizeof *mark_of), *item_of = calloc(nreads, sizeof *item_of);
     bool *moved = calloc(nreads, sizeof *moved);
-    chat_err_t err = load && in && latest && fate && marks && mark_of && item_of && moved
-                         ? CHAT_OK
-                         : CHAT_ERR_NOMEM;
-    for (size_t i = 0; err == CHAT_OK && i < b->nrooms; i++) {
-        batch_room_t *r = &b->rooms[i];
-        if (r->has_reads &&
-            !message_sequencer_get(p->conf.sequencer, r->tenant, r->room, &r->seq.last))
-            load[1 + load[0]++] = i;
-    }
-    if (err == CHAT_OK && load[0] > 0)
-        err = with_retry(p, b, "load rooms of reads", reads_load_rooms, load);
+    chat_err_t err =
+        in && latest && fate && marks && mark_of && item_of && moved ? CHAT_OK : CHAT_ERR_NOMEM;
+    if (err == CHAT_OK)
+        err = with_retry(p, b, "load rooms of reads", reads_load_rooms, NULL);
     /* Walking backwards counts the messages each room stored after each read. */
     int64_t *stored_after = err == CHAT_OK ? calloc(b->nrooms, sizeof *stored_after) : NULL;
     if (err == CHAT_OK && stored_after == NULL)
@@ -1265,7 +1265,6 @@ static chat_err_t store_reads(message_pipeline_t *p, batch_t *b)
                           CHAT_F_INT("latest", latest[j] - in[j].stored_after));
         }
     }
-    free(load);
     free(in);
     free(latest);
     free(fate);
