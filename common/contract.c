@@ -114,6 +114,28 @@ int chat_useq_key(const char *tenant, const char *room, char *buf, size_t buflen
     return room_redis_key(tenant, room, "useq", buf, buflen);
 }
 
+int chat_useq_value(const char *run_id, int64_t useq, char *buf, size_t buflen)
+{
+    int n = snprintf(buf, buflen, "%s:%lld", run_id, (long long)useq);
+    return n >= 0 && (size_t)n < buflen ? n : -1;
+}
+
+bool chat_useq_value_parse(const char *value, size_t len, const char *run_id, int64_t *useq)
+{
+    size_t n = strlen(run_id);
+    if (n == 0 || len <= n + 1 || len >= 64 || strncmp(value, run_id, n) != 0 || value[n] != ':')
+        return false;
+    char digits[64];
+    memcpy(digits, value + n + 1, len - n - 1);
+    digits[len - n - 1] = '\0';
+    char *end = NULL;
+    long long v = strtoll(digits, &end, 10);
+    if (end == digits || *end != '\0' || v < 0)
+        return false;
+    *useq = v;
+    return true;
+}
+
 int chat_room_summary_key(const char *tenant, const char *room, char *buf, size_t buflen)
 {
     return room_redis_key(tenant, room, "summary", buf, buflen);

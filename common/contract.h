@@ -9,6 +9,7 @@
 #define CHAT_COMMON_CONTRACT_H
 
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "common/config.h"
@@ -144,6 +145,16 @@ int chat_recent_key(const char *tenant, const char *room, char *buf, size_t bufl
 /* Writes the key of tenant/room's latest useq into buf. Returns its length, or -1 if it does
  * not fit or tenant/room are missing. */
 int chat_useq_key(const char *tenant, const char *room, char *buf, size_t buflen);
+
+#define CHAT_USEQ_VALUE_MAX 96 /* a run id (40 hex digits here) and a decimal useq */
+
+/* The useq key's value: "<run_id>:<useq>". Writes it into buf; returns its length, or -1 if
+ * it does not fit. */
+int chat_useq_value(const char *run_id, int64_t useq, char *buf, size_t buflen);
+
+/* Reads a useq key's value of len bytes: true, with *useq, if it is well-formed and was written
+ * under run_id (the answering server's: the value is trusted); false otherwise. */
+bool chat_useq_value_parse(const char *value, size_t len, const char *run_id, int64_t *useq);
 
 /* Config table entries of the recent history, for every service that writes or reads it:
  * the same values everywhere. The default keeps what a join replays at most (CHAT_REPLAY_MAX,

@@ -157,10 +157,10 @@ static chat_err_t join_useq_store(join_job_t *j, chat_redis_t *redis, const char
     chat_store_release(gw->store, client);
     redisReply *reply = NULL;
     if (watched && err == CHAT_OK && fill_run_id[0] != '\0') {
-        char value[96];
-        snprintf(value, sizeof value, "%s:%" PRId64, fill_run_id, j->useq);
+        char value[CHAT_USEQ_VALUE_MAX];
         size_t queued = 0;
-        bool ok = chat_redis_append(redis, "MULTI") == CHAT_OK;
+        bool ok = chat_useq_value(fill_run_id, j->useq, value, sizeof value) >= 0 &&
+                  chat_redis_append(redis, "MULTI") == CHAT_OK;
         queued += ok;
         ok = ok && chat_redis_append(redis, "SET %s %s PX %lld", key, value,
                                      (long long)gw->cfg->recent_ttl_ms) == CHAT_OK;
@@ -204,15 +204,8 @@ static chat_err_t join_read_useq(join_job_t *j, chat_redis_t *redis, bool *from_
     const char *run_id = NULL;
     bool trusted = false, answered = reply != NULL;
     if (reply != NULL && reply->type == REDIS_REPLY_STRING &&
-        chat_redis_run_id(redis, &run_id) == CHAT_OK && run_id[0] != '\0') {
-        size_t n = strlen(run_id);
-        char *end = NULL;
-        if (reply->len > n + 1 && strncmp(reply->str, run_id, n) == 0 && reply->str[n] == ':') {
-            long long v = strtoll(reply->str + n + 1, &end, 10);
-            trusted = end != NULL && *end == '\0' && v >= 0;
-            j->useq = v;
-        }
-    }
+        chat_redis_run_id(redis, &run_id) == CHAT_OK)
+        trusted = chat_useq_value_parse(reply->str, reply->len, run_id, &j->useq);
     if (reply != NULL)
         freeReplyObject(reply);
     if (trusted) {

@@ -72,8 +72,10 @@ static chat_err_t queue_room(message_recent_t *mr, const char *run_id,
         char ukey[CHAT_RECENT_KEY_MAX];
         if (chat_useq_key(room->tenant, room->room, ukey, sizeof ukey) < 0)
             return CHAT_ERR_INVALID;
-        err = chat_redis_append(mr->redis, "SET %s %s:%lld PX %lld", ukey, run_id,
-                                (long long)room->useq, (long long)mr->ttl_ms);
+        char value[CHAT_USEQ_VALUE_MAX];
+        if (chat_useq_value(run_id, room->useq, value, sizeof value) < 0)
+            return CHAT_ERR_INVALID;
+        err = chat_redis_append(mr->redis, "SET %s %s PX %lld", ukey, value, (long long)mr->ttl_ms);
         *useq_set = err == CHAT_OK;
         *replies += err == CHAT_OK;
         return err;

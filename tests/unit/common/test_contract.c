@@ -125,6 +125,28 @@ START_TEST(test_recent_key)
 }
 END_TEST
 
+/* The useq key's value round-trips under its run id and is trusted under no other. */
+START_TEST(test_useq_value)
+{
+    char buf[CHAT_USEQ_VALUE_MAX];
+    int n = chat_useq_value("run1", 42, buf, sizeof buf);
+    ck_assert_int_eq(n, 7);
+    ck_assert_str_eq(buf, "run1:42");
+    int64_t useq = 0;
+    ck_assert(chat_useq_value_parse(buf, (size_t)n, "run1", &useq));
+    ck_assert_int_eq(useq, 42);
+    useq = 7;
+    ck_assert(!chat_useq_value_parse(buf, (size_t)n, "run2", &useq)); /* another server's */
+    ck_assert(!chat_useq_value_parse(buf, (size_t)n, "", &useq));
+    ck_assert(!chat_useq_value_parse("run1:", 5, "run1", &useq));
+    ck_assert(!chat_useq_value_parse("run1:4x", 7, "run1", &useq));
+    ck_assert(!chat_useq_value_parse("run1:-3", 7, "run1", &useq));
+    ck_assert(!chat_useq_value_parse("run1x42", 7, "run1", &useq));
+    ck_assert_int_eq(useq, 7); /* untouched by a refusal */
+    ck_assert_int_eq(chat_useq_value("run1", 42, buf, 5), -1);
+}
+END_TEST
+
 static Suite *contract_suite(void)
 {
     Suite *s = suite_create("contract");
@@ -134,6 +156,7 @@ static Suite *contract_suite(void)
     tcase_add_test(tc, test_gateway_partition);
     tcase_add_test(tc, test_registry_keys);
     tcase_add_test(tc, test_recent_key);
+    tcase_add_test(tc, test_useq_value);
     suite_add_tcase(s, tc);
     return s;
 }
