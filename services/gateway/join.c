@@ -4,7 +4,6 @@
  * which hands `joined` and the replay to the session. */
 #include "services/gateway/join.h"
 
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
