@@ -148,3 +148,16 @@ int chat_user_rooms_key(const char *tenant, const char *user, char *buf, size_t 
     int n = snprintf(buf, buflen, "chat:user:{%s/%s}:rooms", tenant, user);
     return n >= 0 && (size_t)n < buflen ? n : -1;
 }
+
+bool chat_origin_is_api(const char *origin_gw)
+{
+    return origin_gw != NULL && strcmp(origin_gw, CHAT_API_ORIGIN) == 0;
+}
+
+int chat_api_reply_key(const char *conn, char *buf, size_t buflen)
+{
+    if (conn == NULL || *conn == '\0' || buf == NULL)
+        return -1;
+    int n = snprintf(buf, buflen, "chat:api:reply:{%s}", conn);
+    return n >= 0 && (size_t)n < buflen ? n : -1;
+}

@@ -192,4 +192,27 @@ int chat_room_summary_key(const char *tenant, const char *room, char *buf, size_
  * it does not fit or tenant/user are missing. */
 int chat_user_rooms_key(const char *tenant, const char *user, char *buf, size_t buflen);
 
+/* ---- the server API's reply channel (services/api, services/broadcast) ----
+ * The api service produces sends, edits and deletes to chat.inbound like a gateway, with the
+ * origin {gw: CHAT_API_ORIGIN, conn: <a token unique to the request>}. Broadcast, which routes
+ * a gateway origin's answer (the ack or error frame) to that gateway's partition of
+ * chat.deliver, routes an api origin's answer to the Redis list
+ * chat:api:reply:{<conn>} instead (RPUSH of the client frame's JSON, then an expiry of
+ * CHAT_API_REPLY_TTL_S), where the api instance that made the request waits for it (BLPOP). */
+#define CHAT_API_ORIGIN "api"
+#define CHAT_API_REPLY_TTL_S 120
+/* The user id of system messages and of the tenant's own edits and deletes: reserved, no user
+ * token may carry it (the gateway refuses it at auth), only the api service produces it. */
+#define CHAT_SYSTEM_USER "system"
+/* Size of a buffer that holds any reply key of a conn id of valid length. */
+#define CHAT_ORIGIN_CONN_MAX 64 /* an origin's conn id, in bytes (proto defs conn_id) */
+#define CHAT_API_REPLY_KEY_MAX (CHAT_ORIGIN_CONN_MAX + 24)
+
+/* True if origin_gw names the api service rather than a gateway. */
+bool chat_origin_is_api(const char *origin_gw);
+
+/* Writes the key of the reply list of conn into buf. Returns its length, or -1 if it does not
+ * fit or conn is missing. */
+int chat_api_reply_key(const char *conn, char *buf, size_t buflen);
+
 #endif
