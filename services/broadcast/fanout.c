@@ -22,6 +22,8 @@ typedef struct fanout_entry {
     cJSON *frame;
     const char *conn;        /* NULL: every subscriber of the room on that gateway */
     const char *except_user; /* NULL, or whose sockets the item skips (typing, presence) */
+    const char *end;         /* NULL, or the subscriptions the item ends (deliver_codec.h) */
+    const char *end_user;
 } fanout_entry_t;
 
 typedef struct fanout_list {
@@ -222,6 +224,21 @@ static chat_err_t to_origin(broadcast_fanout_t *f, const chat_event_t *ev,
     return err;
 }
 
+/* A msg notice that ends subscriptions says so on its items (docs/server-api.md): a removed
+ * member's, or everyone's when the room is deleted. Other events: nothing to do but the test
+ * of one field. */
+static void notice_ends(const chat_event_t *ev, fanout_entry_t *e)
+{
+    if (ev->notice == NULL || ev->type != CHAT_EV_MSG)
+        return;
+    if (strcmp(ev->notice, "member_removed") == 0 && ev->target != NULL) {
+        e->end = "removed";
+        e->end_user = ev->target;
+    } else if (strcmp(ev->notice, "room_deleted") == 0) {
+        e->end = "deleted";
+    }
+}
+
 /* Queues frame once for every distinct follower gateway in range (the item's seq = order, 0
  * for none; except_user, if not NULL, skips that user's sockets there); *count grows by one per
  * gateway. */
@@ -242,10 +259,9 @@ static chat_err_t to_followers(broadcast_fanout_t *f, const chat_event_t *ev,
         chat_err_t err = list_push(f, gw, ev, order, frame, NULL);
         if (err != CHAT_OK)
             return err;
-        if (except_user != NULL) {
-            fanout_list_t *l = &f->lists[gw];
-            l->v[l->n - 1].except_user = except_user;
-        }
+        fanout_list_t *l = &f->lists[gw];
+        l->v[l->n - 1].except_user = except_user;
+        notice_ends(ev, &l->v[l->n - 1]);
         (*count)++;
     }
     return CHAT_OK;
@@ -373,6 +389,8 @@ static chat_err_t emit_range(broadcast_fanout_t *f, int32_t gw, size_t lo, size_
             .conns = e->conn != NULL ? &e->conn : NULL,
             .nconns = e->conn != NULL ? 1 : 0,
             .except_user = e->except_user,
+            .end = e->end,
+            .end_user = e->end_user,
         };
     }
     char *value = NULL;

@@ -60,7 +60,8 @@ chat_err_t broadcast_fanout_reset(broadcast_fanout_t *f, int32_t ngateways);
 
 /* Routes one decoded event, appending to the gateways' item lists:
  *   msg    -> its msg frame (built once, shared) to every follower, then an ack frame to
- *             the origin connection on the origin gateway (if the event has an origin);
+ *             the origin connection on the origin gateway (if the event has an origin); a
+ *             member_removed or room_deleted notice's items carry end (deliver_codec.h);
  *   update -> its update frame (built once, shared) to every follower, as an item whose seq
  *             is the update's useq (the gateways filter updates by it), then the actor's
  *             ack frame {rid?, room, id, seq, op, useq} to the origin connection;
