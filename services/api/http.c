@@ -689,7 +689,7 @@ static void request_done(route_t *r, const req_state_t *st, const char *method, 
     chat_histogram_observe(r->latency, seconds);
     chat_log_info("request", CHAT_F_STR("request_id", st->request_id), CHAT_F_STR("tenant", tenant),
                   CHAT_F_STR("method", method), CHAT_F_STR("route", label),
-                  CHAT_F_INT("status", status), CHAT_F_DBL("ms", seconds * 1000.0));
+                  CHAT_F_INT("status", status), CHAT_F_INT("ms", llround(seconds * 1000.0)));
 }
 
 /* True if the request's Content-Type is JSON (parameters such as charset allowed). */
