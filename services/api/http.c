@@ -79,6 +79,7 @@ typedef struct req_state {
     char *body;
     size_t len, cap;
     bool too_large;
+    bool replayed;                 /* the answer is an Idempotency-Key's stored one */
     char *query[MAX_QUERY_VALUES]; /* decoded values handed out by api_req_query */
     size_t nquery;
 } req_state_t;
@@ -669,6 +670,8 @@ static enum MHD_Result respond(struct MHD_Connection *conn, const req_state_t *s
     if (resp->status != 204)
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, JSON_TYPE);
     MHD_add_response_header(r, "X-Request-Id", st->request_id);
+    if (st->replayed)
+        MHD_add_response_header(r, "Idempotent-Replayed", "true");
     if (resp->retry_after[0] != '\0')
         MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, resp->retry_after);
     if (resp->location[0] != '\0')
@@ -837,6 +840,7 @@ static enum MHD_Result request_handle(api_core_t *core, struct MHD_Connection *c
         req.nparams = nparams;
         req.body = body;
         request_run(core, r, st, &req, url, &resp, &replay, idem_id, sizeof idem_id);
+        st->replayed = replay;
         status = resp.status;
     } else {
         api_error(&req, &resp, status, "%s", why);
