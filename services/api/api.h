@@ -22,17 +22,17 @@
 /* Everything a handler may use; shared by every pool thread (each member is thread-safe or
  * read-only after start). Owned by main.c. */
 typedef struct api_ctx {
-    chat_store_t *store;     /* MongoDB (its client pool) */
-    const char *redis_uri;   /* handlers that need Redis take a connection with api_redis_take */
-    chat_bus_t *producer;    /* chat.inbound producer (idempotent, acks=all) */
+    chat_store_t *store;   /* MongoDB (its client pool) */
+    const char *redis_uri; /* handlers that need Redis take a connection with api_redis_take */
+    chat_bus_t *producer;  /* chat.inbound producer (idempotent, acks=all) */
     const char *topic_inbound;
     chat_metrics_t *metrics;
-    const char *instance;    /* CHAT_INSTANCE_ID: in request tokens and job leases */
-    const char *export_dir;  /* CHAT_API_EXPORT_DIR: exports are written under it */
+    const char *instance;     /* CHAT_INSTANCE_ID: in request tokens and job leases */
+    const char *export_dir;   /* CHAT_API_EXPORT_DIR: exports are written under it */
     int64_t reply_timeout_ms; /* how long a produced change waits for its answer */
-    long max_text_chars;     /* the message service's text limit (CHAT_MAX_TEXT_CHARS) */
-    void *core;              /* http.c's own state */
-    void *jobs;              /* jobs.c's own state */
+    long max_text_chars;      /* the message service's text limit (CHAT_MAX_TEXT_CHARS) */
+    void *core;               /* http.c's own state */
+    void *jobs;               /* jobs.c's own state */
 } api_ctx_t;
 
 typedef enum api_method {
@@ -58,8 +58,8 @@ typedef struct api_req {
     const char *params[API_MAX_PARAMS]; /* path parameters in order ({room}, {id}, ...), URL-
                                            decoded; validated by the handler */
     size_t nparams;
-    cJSON *body;                 /* the parsed JSON body; NULL when the request had none */
-    void *conn_;                 /* core: for api_req_query */
+    cJSON *body; /* the parsed JSON body; NULL when the request had none */
+    void *conn_; /* core: for api_req_query */
 } api_req_t;
 
 /* What a handler answers. body is owned by the response (the core frees it); NULL sends no
@@ -145,6 +145,23 @@ chat_err_t api_member_remove(api_ctx_t *ctx, const char *tenant, const char *roo
 /* A connection for this thread (created on first use, kept per thread). NULL (logged) if
  * Redis cannot be reached. */
 chat_redis_t *api_redis_take(api_ctx_t *ctx);
+
+/* ---- a tenant's settings (settings.c) ---- */
+
+/* The parts of a tenant's settings (GET/PATCH /v1/settings) that enforcement reads. */
+typedef struct api_settings {
+    long long connections;      /* limits.connections: open connections of the tenant */
+    long long messages_per_s;   /* limits.messages_per_s */
+    long long api_calls_per_s;  /* limits.api_calls_per_s: this api's rate limit */
+    long long members_per_room; /* limits.members_per_room: checked when members are added */
+    bool push_enabled;          /* push.enabled */
+    size_t allowed_origins;     /* how many origins allowed_origins lists (0: any) */
+} api_settings_t;
+
+/* The tenant's settings (its defaults if it never set any), from a per-process copy at most
+ * 2 s old. Any thread. CHAT_ERR_MONGO and the like if they could not be read (out then holds
+ * the defaults). */
+chat_err_t api_settings_get(api_ctx_t *ctx, const char *tenant, api_settings_t *out);
 
 /* ---- module registration (each module's file) ---- */
 chat_err_t api_rooms_register(api_ctx_t *ctx);    /* rooms.c: /rooms, /rooms/{room} */
