@@ -22,17 +22,17 @@
 /* Everything a handler may use; shared by every pool thread (each member is thread-safe or
  * read-only after start). Owned by main.c. */
 typedef struct api_ctx {
-    chat_store_t *store;   /* MongoDB (its client pool) */
-    const char *redis_uri; /* handlers that need Redis take a connection with api_redis_take */
-    chat_bus_t *producer;  /* chat.inbound producer (idempotent, acks=all) */
+    chat_store_t *store;     /* MongoDB (its client pool) */
+    const char *redis_uri;   /* handlers that need Redis take a connection with api_redis_take */
+    chat_bus_t *producer;    /* chat.inbound producer (idempotent, acks=all) */
     const char *topic_inbound;
     chat_metrics_t *metrics;
-    const char *instance;     /* CHAT_INSTANCE_ID: in request tokens and job leases */
-    const char *export_dir;   /* CHAT_API_EXPORT_DIR: exports are written under it */
+    const char *instance;    /* CHAT_INSTANCE_ID: in request tokens and job leases */
+    const char *export_dir;  /* CHAT_API_EXPORT_DIR: exports are written under it */
     int64_t reply_timeout_ms; /* how long a produced change waits for its answer */
-    long max_text_chars;      /* the message service's text limit (CHAT_MAX_TEXT_CHARS) */
-    void *core;               /* http.c's own state */
-    void *jobs;               /* jobs.c's own state */
+    long max_text_chars;     /* the message service's text limit (CHAT_MAX_TEXT_CHARS) */
+    void *core;              /* http.c's own state */
+    void *jobs;              /* jobs.c's own state */
 } api_ctx_t;
 
 typedef enum api_method {
@@ -58,8 +58,8 @@ typedef struct api_req {
     const char *params[API_MAX_PARAMS]; /* path parameters in order ({room}, {id}, ...), URL-
                                            decoded; validated by the handler */
     size_t nparams;
-    cJSON *body; /* the parsed JSON body; NULL when the request had none */
-    void *conn_; /* core: for api_req_query */
+    cJSON *body;                 /* the parsed JSON body; NULL when the request had none */
+    void *conn_;                 /* core: for api_req_query */
 } api_req_t;
 
 /* What a handler answers. body is owned by the response (the core frees it); NULL sends no
