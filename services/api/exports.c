@@ -276,9 +276,13 @@ chat_err_t api_export_run(api_job_t *job, char *error, size_t errlen)
     api_export_params_t p;
     params_read(api_job_params(job), &p);
     char dir[EXPORT_PATH_MAX], part[EXPORT_PATH_MAX], final[EXPORT_PATH_MAX], rel[256];
-    snprintf(dir, sizeof dir, "%s/%s", ctx->export_dir, tenant);
-    snprintf(part, sizeof part, "%s/%s.jsonl.part", dir, api_job_id(job));
-    snprintf(final, sizeof final, "%s/%s.jsonl", dir, api_job_id(job));
+    int dlen = snprintf(dir, sizeof dir, "%s/%s", ctx->export_dir, tenant);
+    if (dlen < 0 || (size_t)dlen + 1 + API_JOB_ID_LEN + sizeof ".jsonl.part" > sizeof dir) {
+        snprintf(error, errlen, "the export directory's path is too long");
+        return CHAT_ERR_CONFIG;
+    }
+    snprintf(part, sizeof part, "%.*s/%s.jsonl.part", dlen, dir, api_job_id(job));
+    snprintf(final, sizeof final, "%.*s/%s.jsonl", dlen, dir, api_job_id(job));
     snprintf(rel, sizeof rel, "%s/%s.jsonl", tenant, api_job_id(job));
     if (!dir_make(ctx->export_dir) || !dir_make(dir)) {
         snprintf(error, errlen, "the export directory could not be created: %s", strerror(errno));
