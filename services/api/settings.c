@@ -47,9 +47,11 @@ cJSON *api_settings_defaults(void)
               cJSON_AddFalseToObject(push, "enabled") != NULL &&
               (email = cJSON_AddObjectToObject(o, "email")) != NULL &&
               cJSON_AddNullToObject(email, "from") != NULL;
+    /* Numbers, not chat_json_add_int's raw digits: merges and readers take them as numbers
+     * (every bound is far below 2^53). */
     for (size_t i = 0; ok && i < INT_SETTINGS; i++)
-        ok = chat_json_add_int(cJSON_GetObjectItemCaseSensitive(o, int_settings[i].group),
-                               int_settings[i].name, int_settings[i].def);
+        ok = cJSON_AddNumberToObject(cJSON_GetObjectItemCaseSensitive(o, int_settings[i].group),
+                                     int_settings[i].name, (double)int_settings[i].def) != NULL;
     if (!ok) {
         cJSON_Delete(o);
         return NULL;
