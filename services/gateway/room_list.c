@@ -465,7 +465,7 @@ static chat_err_t rooms_build(rooms_job_t *j, chat_redis_t *redis)
     for (size_t i = 0; err == CHAT_OK && i < count; i++) {
         page[i]->unread = unread[i].unread;
         if (page[i]->seq > page[i]->read)
-            chat_counter_inc(gw->stats.unread_counts[unread[i].source == GW_RECENT_HIT]);
+            chat_counter_inc(gw->stats.unread_counts[unread[i].source == CHAT_RECENT_HIT]);
     }
     free(unread);
     chat_store_release(st, client);
