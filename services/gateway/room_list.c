@@ -17,7 +17,7 @@
 #include "services/gateway/request.h"
 #include "common/room_list_page.h"
 #include "services/gateway/store_reads.h"
-#include "services/gateway/unread.h"
+#include "common/unread.h"
 
 chat_err_t gw_room_list_open(chat_store_t *st)
 {
@@ -349,7 +349,7 @@ static chat_err_t rooms_read_marks(rooms_job_t *j, room_item_t **page, size_t n,
 {
     if (n == 0)
         return CHAT_OK;
-    mongoc_collection_t *col = chat_store_collection(st, client, GW_READS_COLLECTION);
+    mongoc_collection_t *col = chat_store_collection(st, client, CHAT_READS_COLLECTION);
     bson_t filter = BSON_INITIALIZER, in, arr;
     BSON_APPEND_UTF8(&filter, "tenant", j->base.tenant);
     BSON_APPEND_UTF8(&filter, "user", j->user);
@@ -452,16 +452,16 @@ static chat_err_t rooms_build(rooms_job_t *j, chat_redis_t *redis)
     if (err == CHAT_OK)
         err = rooms_read_marks(j, page, count, st, client);
     /* The unread counts of the page: one Redis round trip for all, MongoDB for the rest. */
-    gw_unread_item_t *unread =
+    chat_unread_item_t *unread =
         err == CHAT_OK ? calloc(count > 0 ? count : 1, sizeof *unread) : NULL;
     if (err == CHAT_OK && unread == NULL)
         err = CHAT_ERR_NOMEM;
     for (size_t i = 0; err == CHAT_OK && i < count; i++)
-        unread[i] = (gw_unread_item_t){
+        unread[i] = (chat_unread_item_t){
             .room = page[i]->room, .read = page[i]->read, .latest = page[i]->seq};
     if (err == CHAT_OK)
-        err = gw_unread_count_many(gw->cfg->recent_max > 0 ? redis : NULL, gw->cfg->recent_max, st,
-                                   client, j->base.tenant, j->user, unread, count);
+        err = chat_unread_count_many(gw->cfg->recent_max > 0 ? redis : NULL, gw->cfg->recent_max,
+                                     st, client, j->base.tenant, j->user, unread, count);
     for (size_t i = 0; err == CHAT_OK && i < count; i++) {
         page[i]->unread = unread[i].unread;
         if (page[i]->seq > page[i]->read)
