@@ -250,7 +250,7 @@ START_TEST(test_settings)
     ck_assert_int_eq(a.status, 200);
     ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(a.body, "allowed_origins")), 0);
     ck_assert_int_eq(sub_int(a.body, "limits", "connections"), 10000);
-    ck_assert_int_eq(sub_int(a.body, "limits", "members_per_room"), 10000);
+    ck_assert_int_eq(sub_int(a.body, "limits", "members_per_room"), 1000);
     ck_assert(cJSON_IsFalse(cJSON_GetObjectItem(cJSON_GetObjectItem(a.body, "push"), "enabled")));
     ck_assert(cJSON_IsNull(cJSON_GetObjectItem(cJSON_GetObjectItem(a.body, "email"), "from")));
     cJSON_Delete(a.body);
