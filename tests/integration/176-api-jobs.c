@@ -400,6 +400,59 @@ START_TEST(test_export_room)
 }
 END_TEST
 
+/* Every room of the tenant, more than one batch (1000) of messages: the lines run in (room,
+ * seq) order without a repeat or a hole, the two rooms filled here in full, as many lines as
+ * the job counted. */
+START_TEST(test_export_tenant)
+{
+    enum { N = 600 };
+    char a[64], b[64];
+    chat_test_unique(a, sizeof a, "expall-a");
+    chat_test_unique(b, sizeof b, "expall-b");
+    chat_tc_fill_room(0, a, N, 4, export_text, NULL, NULL);
+    chat_tc_fill_room(1, b, N, 4, export_text, NULL, NULL);
+    http_answer_t created = api_call("POST", "/exports", "{}");
+    ck_assert_int_eq(created.status, 202);
+    char path[128];
+    snprintf(path, sizeof path, "/exports/%s", chat_json_str(created.body, "id"));
+    cJSON_Delete(created.body);
+    cJSON *job = job_wait(path);
+    ck_assert_msg(strcmp(chat_json_str(job, "state"), "done") == 0, "export failed: %s",
+                  chat_json_str(job, "error"));
+    int64_t done = chat_json_int(cJSON_GetObjectItem(job, "progress"), "done");
+    ck_assert_int_gt(done, 2 * N);
+    char file[4096];
+    snprintf(file, sizeof file, "%s/%s", chat_test_stack_get("CHAT_API_EXPORT_DIR"),
+             chat_json_str(job, "path"));
+    cJSON_Delete(job);
+    FILE *f = fopen(file, "r");
+    ck_assert_msg(f != NULL, "no export file %s", file);
+    char line[8192], prev_room[256] = "";
+    int64_t prev_seq = 0, lines = 0, in_a = 0, in_b = 0;
+    while (fgets(line, sizeof line, f) != NULL) {
+        cJSON *m = cJSON_Parse(line);
+        ck_assert_msg(m != NULL, "line %ld is not JSON", (long)lines);
+        const char *room = chat_json_str(m, "room");
+        int64_t seq = chat_json_int(m, "seq");
+        int order = strcmp(room, prev_room);
+        ck_assert_msg(order > 0 || (order == 0 && seq > prev_seq), "%s #%ld after %s #%ld", room,
+                      (long)seq, prev_room, (long)prev_seq);
+        if (strcmp(room, a) == 0)
+            ck_assert_int_eq(seq, ++in_a);
+        if (strcmp(room, b) == 0)
+            ck_assert_int_eq(seq, ++in_b);
+        snprintf(prev_room, sizeof prev_room, "%s", room);
+        prev_seq = seq;
+        cJSON_Delete(m);
+        lines++;
+    }
+    fclose(f);
+    ck_assert_int_eq(in_a, N);
+    ck_assert_int_eq(in_b, N);
+    ck_assert_int_eq(lines, done);
+}
+END_TEST
+
 /* ---- a user's rooms ---- */
 
 START_TEST(test_user_rooms)
@@ -584,6 +637,7 @@ int main(void)
     tcase_add_test(tc, test_settings);
     tcase_add_test(tc, test_stats);
     tcase_add_test(tc, test_export_room);
+    tcase_add_test(tc, test_export_tenant);
     tcase_add_test(tc, test_user_rooms);
     tcase_add_test(tc, test_erase_user);
     suite_add_tcase(suite, tc);
