@@ -3,8 +3,9 @@
  * refused, paging, remove (204, then 404). Settings: the defaults of a fresh tenant, a PATCH
  * merged and read back, refusals naming the field. Stats: a fresh tenant's counts before and
  * after a user connects and sends. Exports: a room of 300 messages exported as exactly its
- * lines in (room, seq) order, no partial file left, another tenant's id not found. A user's
- * rooms: the gateway's rooms frame and the api's answer list the same entries. Erasure:
+ * lines in (room, seq) order, no partial file left, another tenant's id not found; every room
+ * of the tenant past one batch; a job whose runner died taken over, a held one left alone. A
+ * user's rooms: the gateway's rooms frame and the api's answer list the same entries. Erasure:
  * a user's messages in a public and a dm room become deleted in MongoDB (others' untouched),
  * their read marks, room list entries, blocks and private membership go, the job ends done. */
 #include <check.h>
@@ -453,6 +454,73 @@ START_TEST(test_export_tenant)
 }
 END_TEST
 
+/* The runner takes over a job whose lease expired (its runner died) and runs it from the
+ * start, and leaves alone one whose lease holds. The two are written as a dead and a live
+ * runner would have left them. */
+START_TEST(test_job_takeover)
+{
+    char room[64], dead[25], alive[25], path[128];
+    chat_test_unique(room, sizeof room, "takeover");
+    chat_tc_fill_room(0, room, 5, 1, export_text, NULL, NULL);
+    bson_oid_t oid;
+    bson_oid_init(&oid, NULL);
+    bson_oid_to_string(&oid, dead);
+    bson_oid_init(&oid, NULL);
+    bson_oid_to_string(&oid, alive);
+    int64_t now = chat_clock_wall_ms();
+    const char *tenant = chat_test_demo_tenant();
+    bson_t *docs[2];
+    docs[0] = BCON_NEW("_id", BCON_UTF8(dead), "tenant", BCON_UTF8(tenant), "kind", "export",
+                       "state", "running", "params", "{", "room", BCON_UTF8(room), "}", "progress",
+                       "{", "done", BCON_INT64(2), "total", BCON_INT64(5), "}", "created",
+                       BCON_INT64(now - 60000), "updated", BCON_INT64(now - 40000), "owner",
+                       "gone.0", "lease_until", BCON_INT64(now - 10000), "attempts", BCON_INT32(1));
+    docs[1] = BCON_NEW("_id", BCON_UTF8(alive), "tenant", BCON_UTF8(tenant), "kind", "export",
+                       "state", "running", "params", "{", "room", BCON_UTF8(room), "}", "progress",
+                       "{", "done", BCON_INT64(2), "total", BCON_INT64(5), "}", "created",
+                       BCON_INT64(now - 60000), "updated", BCON_INT64(now), "owner", "alive.0",
+                       "lease_until", BCON_INT64(now + 600000), "attempts", BCON_INT32(1));
+    chat_err_t results[2];
+    ck_assert_int_eq(
+        chat_store_insert_many(store, "jobs", (const bson_t *const *)docs, 2, true, results),
+        CHAT_OK);
+    snprintf(path, sizeof path, "/exports/%s", dead);
+    cJSON *job = job_wait(path);
+    ck_assert_msg(strcmp(chat_json_str(job, "state"), "done") == 0, "export failed: %s",
+                  chat_json_str(job, "error"));
+    ck_assert_int_eq(chat_json_int(cJSON_GetObjectItem(job, "progress"), "done"), 5);
+    char file[4096], line[1024];
+    snprintf(file, sizeof file, "%s/%s", chat_test_stack_get("CHAT_API_EXPORT_DIR"),
+             chat_json_str(job, "path"));
+    FILE *f = fopen(file, "r");
+    ck_assert_msg(f != NULL, "no export file %s", file);
+    int lines = 0;
+    while (fgets(line, sizeof line, f) != NULL)
+        lines++;
+    fclose(f);
+    ck_assert_int_eq(lines, 5);
+    cJSON_Delete(job);
+    /* the held one: untouched */
+    snprintf(path, sizeof path, "/exports/%s", alive);
+    job = api_expect("GET", path, NULL, 200);
+    ck_assert_str_eq(chat_json_str(job, "state"), "running");
+    ck_assert_int_eq(chat_json_int(cJSON_GetObjectItem(job, "progress"), "done"), 2);
+    ck_assert_int_eq(chat_json_int(job, "updated"), now);
+    cJSON_Delete(job);
+    bson_t *held = BCON_NEW("_id", BCON_UTF8(alive), "owner", "alive.0");
+    ck_assert_int_eq(mongo_count("jobs", held), 1);
+    /* gone before the stack's runner would take it over */
+    mongoc_client_t *client = chat_store_acquire(store);
+    mongoc_collection_t *col = chat_store_collection(store, client, "jobs");
+    ck_assert(mongoc_collection_delete_one(col, held, NULL, NULL, NULL));
+    mongoc_collection_destroy(col);
+    chat_store_release(store, client);
+    bson_destroy(held);
+    bson_destroy(docs[0]);
+    bson_destroy(docs[1]);
+}
+END_TEST
+
 /* ---- a user's rooms ---- */
 
 START_TEST(test_user_rooms)
@@ -638,6 +706,7 @@ int main(void)
     tcase_add_test(tc, test_stats);
     tcase_add_test(tc, test_export_room);
     tcase_add_test(tc, test_export_tenant);
+    tcase_add_test(tc, test_job_takeover);
     tcase_add_test(tc, test_user_rooms);
     tcase_add_test(tc, test_erase_user);
     suite_add_tcase(suite, tc);
