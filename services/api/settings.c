@@ -210,8 +210,12 @@ bool api_settings_merge(cJSON *settings, const cJSON *patch, char *error, size_t
     {
         if (strcmp(f->string, "allowed_origins") == 0) {
             cJSON *copy = cJSON_Duplicate(f, true);
-            if (copy == NULL || !cJSON_ReplaceItemInObjectCaseSensitive(settings, f->string, copy))
-                cJSON_Delete(copy);
+            if (copy == NULL)
+                continue;
+            if (cJSON_GetObjectItemCaseSensitive(settings, f->string) != NULL)
+                cJSON_ReplaceItemInObjectCaseSensitive(settings, f->string, copy);
+            else
+                cJSON_AddItemToObject(settings, f->string, copy);
             continue;
         }
         cJSON *group = cJSON_GetObjectItemCaseSensitive(settings, f->string);
@@ -257,19 +261,12 @@ void api_settings_from_json(const cJSON *settings, api_settings_t *out)
 
 /* ---- storage ---- */
 
-/* The tenant's settings: the stored document over the defaults (a new object in *out). */
-static chat_err_t settings_load(api_ctx_t *ctx, const char *tenant, cJSON **out, int64_t *updated)
+/* What the tenant set: the stored document without _id and updated (*stored, a new object;
+ * empty if it set nothing), and when (*updated, 0 if never). */
+static chat_err_t settings_stored(api_ctx_t *ctx, const char *tenant, cJSON **stored,
+                                  int64_t *updated)
 {
-    *out = api_settings_defaults();
-    if (*out == NULL)
-        return CHAT_ERR_NOMEM;
-    /* The members limit of a tenant that set none is the service's (CHAT_API_MAX_MEMBERS),
-     * which rooms.c enforces: shown as it is enforced. */
-    const int_setting_t *members = int_setting_find("limits", "members_per_room");
-    if (ctx->max_members >= members->min && ctx->max_members <= members->max)
-        cJSON_ReplaceItemInObjectCaseSensitive(cJSON_GetObjectItemCaseSensitive(*out, "limits"),
-                                               "members_per_room",
-                                               cJSON_CreateNumber((double)ctx->max_members));
+    *stored = NULL;
     *updated = 0;
     mongoc_client_t *client = chat_store_acquire(ctx->store);
     mongoc_collection_t *col = chat_store_collection(ctx->store, client, API_SETTINGS_COLLECTION);
@@ -279,20 +276,14 @@ static chat_err_t settings_load(api_ctx_t *ctx, const char *tenant, cJSON **out,
     chat_err_t err = CHAT_OK;
     if (mongoc_cursor_next(cursor, &doc)) {
         char *json = bson_as_relaxed_extended_json(doc, NULL);
-        cJSON *stored = json != NULL ? cJSON_Parse(json) : NULL;
+        *stored = json != NULL ? cJSON_Parse(json) : NULL;
         bson_free(json);
-        const cJSON *up = cJSON_GetObjectItemCaseSensitive(stored, "updated");
+        const cJSON *up = cJSON_GetObjectItemCaseSensitive(*stored, "updated");
         int64_t v;
         if (up != NULL && chat_json_read_int(up, &v))
             *updated = v;
-        cJSON_DeleteItemFromObjectCaseSensitive(stored, "_id");
-        cJSON_DeleteItemFromObjectCaseSensitive(stored, "updated");
-        char error[160];
-        /* What is stored passed this validation when it was written; a document that does
-         * not any more (the rules changed) keeps the defaults rather than failing reads. */
-        if (stored == NULL || !api_settings_merge(*out, stored, error, sizeof error))
-            chat_log_warn("stored settings not valid: defaults used", CHAT_F_STR("tenant", tenant));
-        cJSON_Delete(stored);
+        cJSON_DeleteItemFromObjectCaseSensitive(*stored, "_id");
+        cJSON_DeleteItemFromObjectCaseSensitive(*stored, "updated");
     }
     bson_error_t error;
     if (mongoc_cursor_error(cursor, &error)) {
@@ -304,6 +295,45 @@ static chat_err_t settings_load(api_ctx_t *ctx, const char *tenant, cJSON **out,
     bson_destroy(filter);
     mongoc_collection_destroy(col);
     chat_store_release(ctx->store, client);
+    if (*stored == NULL)
+        *stored = cJSON_CreateObject();
+    if (*stored == NULL && err == CHAT_OK)
+        err = CHAT_ERR_NOMEM;
+    return err;
+}
+
+/* The settings in effect: what the tenant set (stored, may be NULL) over the defaults, a new
+ * object (NULL if out of memory). The members limit of a tenant that set none is the
+ * service's (CHAT_API_MAX_MEMBERS), which rooms.c enforces: shown as it is enforced. */
+static cJSON *settings_effective(api_ctx_t *ctx, const char *tenant, const cJSON *stored)
+{
+    cJSON *out = api_settings_defaults();
+    if (out == NULL)
+        return NULL;
+    const int_setting_t *members = int_setting_find("limits", "members_per_room");
+    if (ctx->max_members >= members->min && ctx->max_members <= members->max)
+        cJSON_ReplaceItemInObjectCaseSensitive(cJSON_GetObjectItemCaseSensitive(out, "limits"),
+                                               "members_per_room",
+                                               cJSON_CreateNumber((double)ctx->max_members));
+    char error[160];
+    /* What is stored passed this validation when it was written; a document that does not
+     * any more (written by hand, or the rules changed) leaves the defaults in effect rather
+     * than failing reads. */
+    if (stored != NULL && !api_settings_merge(out, stored, error, sizeof error))
+        chat_log_warn("stored settings not valid: defaults used", CHAT_F_STR("tenant", tenant),
+                      CHAT_F_STR("reason", error));
+    return out;
+}
+
+/* The tenant's settings in effect (*out, a new object) and when they were set. */
+static chat_err_t settings_load(api_ctx_t *ctx, const char *tenant, cJSON **out, int64_t *updated)
+{
+    cJSON *stored = NULL;
+    chat_err_t err = settings_stored(ctx, tenant, &stored, updated);
+    *out = settings_effective(ctx, tenant, err == CHAT_OK ? stored : NULL);
+    cJSON_Delete(stored);
+    if (*out == NULL && err == CHAT_OK)
+        err = CHAT_ERR_NOMEM;
     return err;
 }
 
@@ -427,31 +457,36 @@ static void settings_read(const api_req_t *req, api_resp_t *resp)
     settings_answer(req, resp, settings, updated);
 }
 
-/* PATCH /v1/settings {allowed_origins?, limits?, push?, email?} -> the merged settings. */
+/* PATCH /v1/settings {allowed_origins?, limits?, push?, email?} -> the settings in effect.
+ * The patch merges into what the tenant set (the stored document holds only that), so a
+ * default it never set follows the service's configuration. */
 static void settings_patch(const api_req_t *req, api_resp_t *resp)
 {
     if (req->body == NULL) {
         api_error(req, resp, 400, "a JSON object is required");
         return;
     }
-    cJSON *settings = NULL;
+    cJSON *stored = NULL;
     int64_t updated;
-    chat_err_t err = settings_load(req->ctx, req->tenant, &settings, &updated);
+    chat_err_t err = settings_stored(req->ctx, req->tenant, &stored, &updated);
     if (err != CHAT_OK) {
-        cJSON_Delete(settings);
+        cJSON_Delete(stored);
         api_error_from(req, resp, err, "reading the settings");
         return;
     }
     char error[200];
-    if (!api_settings_merge(settings, req->body, error, sizeof error)) {
-        cJSON_Delete(settings);
+    if (!api_settings_merge(stored, req->body, error, sizeof error)) {
+        cJSON_Delete(stored);
         api_error(req, resp, 400, "%s", error);
         return;
     }
     updated = chat_clock_wall_ms();
-    err = settings_save(req->ctx, req->tenant, settings, updated);
+    err = settings_save(req->ctx, req->tenant, stored, updated);
+    cJSON *settings = err == CHAT_OK ? settings_effective(req->ctx, req->tenant, stored) : NULL;
+    cJSON_Delete(stored);
+    if (err == CHAT_OK && settings == NULL)
+        err = CHAT_ERR_NOMEM;
     if (err != CHAT_OK) {
-        cJSON_Delete(settings);
         api_error_from(req, resp, err, "writing the settings");
         return;
     }

@@ -79,6 +79,23 @@ START_TEST(test_merge)
 }
 END_TEST
 
+/* A PATCH merges into what the tenant set, which may be nothing yet: every part is added. */
+START_TEST(test_merge_into_nothing)
+{
+    char error[200];
+    cJSON *stored = cJSON_CreateObject();
+    cJSON *p = cJSON_Parse("{\"allowed_origins\":[\"https://a.example\"],"
+                           "\"limits\":{\"connections\":5}}");
+    ck_assert(api_settings_merge(stored, p, error, sizeof error));
+    char *s = cJSON_PrintUnformatted(stored);
+    ck_assert_str_eq(s, "{\"allowed_origins\":[\"https://a.example\"],"
+                        "\"limits\":{\"connections\":5}}");
+    cJSON_free(s);
+    cJSON_Delete(p);
+    cJSON_Delete(stored);
+}
+END_TEST
+
 START_TEST(test_refusals_name_the_field)
 {
     static const struct {
@@ -158,6 +175,7 @@ int main(void)
     TCase *tc = tcase_create("settings");
     tcase_add_test(tc, test_defaults);
     tcase_add_test(tc, test_merge);
+    tcase_add_test(tc, test_merge_into_nothing);
     tcase_add_test(tc, test_refusals_name_the_field);
     tcase_add_test(tc, test_origins);
     tcase_add_test(tc, test_emails);
