@@ -527,30 +527,19 @@ static char *claims_json(const chat_jwt_claims_t *c)
     return text;
 }
 
-chat_err_t chat_jwt_sign(const chat_jwt_claims_t *c, const void *secret, size_t secret_len,
-                         char **out)
+/* The token of payload (JSON text) signed with secret: header.payload.signature, malloc'd
+ * into *out. CHAT_ERR_TOO_LARGE if it would be longer than verification accepts. */
+static chat_err_t token_sign(const char *payload, const void *secret, size_t secret_len, char **out)
 {
     static const char header[] = "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";
-    if (out == NULL)
-        return CHAT_ERR_INVALID;
-    *out = NULL;
-    if (c == NULL || secret == NULL || secret_len == 0 || secret_len > INT32_MAX ||
-        !claims_signable(c))
-        return CHAT_ERR_INVALID;
-    char *payload = claims_json(c);
-    if (payload == NULL)
-        return CHAT_ERR_NOMEM;
     size_t header_len = sizeof header - 1, payload_len = strlen(payload);
     size_t cap = (header_len + 2) / 3 * 4 + (payload_len + 2) / 3 * 4 + (SIG_LEN + 2) / 3 * 4 + 3;
     char *token = malloc(cap);
-    if (token == NULL) {
-        free(payload);
+    if (token == NULL)
         return CHAT_ERR_NOMEM;
-    }
     size_t n = b64url_encode((const unsigned char *)header, header_len, token);
     token[n++] = '.';
     n += b64url_encode((const unsigned char *)payload, payload_len, token + n);
-    free(payload);
     unsigned char mac[SIG_LEN];
     if (!hs256(secret, secret_len, token, n, mac)) {
         free(token);
@@ -565,4 +554,134 @@ chat_err_t chat_jwt_sign(const chat_jwt_claims_t *c, const void *secret, size_t 
     }
     *out = token;
     return CHAT_OK;
+}
+
+chat_err_t chat_jwt_sign(const chat_jwt_claims_t *c, const void *secret, size_t secret_len,
+                         char **out)
+{
+    if (out == NULL)
+        return CHAT_ERR_INVALID;
+    *out = NULL;
+    if (c == NULL || secret == NULL || secret_len == 0 || secret_len > INT32_MAX ||
+        !claims_signable(c))
+        return CHAT_ERR_INVALID;
+    char *payload = claims_json(c);
+    if (payload == NULL)
+        return CHAT_ERR_NOMEM;
+    chat_err_t err = token_sign(payload, secret, secret_len, out);
+    free(payload);
+    return err;
+}
+
+/* ---- server tokens ---- */
+
+/* Fills c from the payload of a server token whose signature has been checked. */
+static bool server_claims_read(const cJSON *payload, int64_t now_s, int64_t leeway_s,
+                               chat_jwt_server_claims_t *c, const char **why)
+{
+    static const char *const keys[] = {"tid", "sub", "scope", "iat", "exp", "nbf", NULL};
+    if (has_duplicate(payload, keys)) {
+        *why = "duplicate claim";
+        return false;
+    }
+    if (cJSON_GetObjectItemCaseSensitive(payload, "sub") != NULL) {
+        *why = "a user token (sub) is not a server token";
+        return false;
+    }
+    const char *scope = string_member(payload, "scope");
+    if (scope == NULL || strcmp(scope, CHAT_JWT_SERVER_SCOPE) != 0) {
+        *why = "scope is not server";
+        return false;
+    }
+    if (!tenant_claim(payload, c->tenant, sizeof c->tenant, why))
+        return false;
+    bool present;
+    if (!int_claim(payload, "iat", &c->iat, &present)) {
+        *why = present ? "invalid iat" : "missing iat";
+        return false;
+    }
+    if (!time_check(payload, now_s, leeway_s, &c->exp, why))
+        return false;
+    if (c->exp <= c->iat || c->exp - c->iat > CHAT_JWT_SERVER_TTL_MAX) {
+        *why = "exp not within 300 s after iat";
+        return false;
+    }
+    if (c->iat > now_s + (leeway_s > 0 ? leeway_s : 0)) {
+        *why = "issued in the future";
+        return false;
+    }
+    return true;
+}
+
+chat_err_t chat_jwt_server_verify(const char *token, const void *secret, size_t secret_len,
+                                  int64_t now_s, int64_t leeway_s, chat_jwt_server_claims_t *out,
+                                  char *reason, size_t reason_len)
+{
+    set_reason(reason, reason_len, "");
+    if (out == NULL) {
+        set_reason(reason, reason_len, "no output");
+        return CHAT_ERR_UNAUTHORIZED;
+    }
+    memset(out, 0, sizeof *out);
+    if (secret == NULL || secret_len == 0 || secret_len > INT32_MAX) {
+        set_reason(reason, reason_len, "no secret");
+        return CHAT_ERR_UNAUTHORIZED;
+    }
+    jwt_doc_t doc;
+    const char *why = NULL;
+    if (!jwt_doc_parse(token, &doc, &why)) {
+        set_reason(reason, reason_len, why);
+        return CHAT_ERR_UNAUTHORIZED;
+    }
+    bool ok = header_check(doc.header, &why) &&
+              signature_check(&doc.parts, secret, secret_len, &why) &&
+              server_claims_read(doc.payload, now_s, leeway_s, out, &why);
+    jwt_doc_free(&doc);
+    if (!ok) {
+        memset(out, 0, sizeof *out);
+        set_reason(reason, reason_len, why);
+        return CHAT_ERR_UNAUTHORIZED;
+    }
+    return CHAT_OK;
+}
+
+chat_err_t chat_jwt_server_sign(const chat_jwt_server_claims_t *c, const void *secret,
+                                size_t secret_len, char **out)
+{
+    if (out == NULL)
+        return CHAT_ERR_INVALID;
+    *out = NULL;
+    if (c == NULL || secret == NULL || secret_len == 0 || secret_len > INT32_MAX ||
+        !chat_name_tenant_valid(c->tenant) || c->exp <= c->iat ||
+        c->exp - c->iat > CHAT_JWT_SERVER_TTL_MAX || c->iat < 0 || c->exp > CHAT_JSON_INT_MAX)
+        return CHAT_ERR_INVALID;
+    cJSON *obj = cJSON_CreateObject();
+    bool ok = obj != NULL && cJSON_AddStringToObject(obj, "tid", c->tenant) != NULL &&
+              cJSON_AddStringToObject(obj, "scope", CHAT_JWT_SERVER_SCOPE) != NULL &&
+              cJSON_AddNumberToObject(obj, "iat", (double)c->iat) != NULL &&
+              cJSON_AddNumberToObject(obj, "exp", (double)c->exp) != NULL;
+    char *payload = ok ? cJSON_PrintUnformatted(obj) : NULL;
+    cJSON_Delete(obj);
+    if (payload == NULL)
+        return CHAT_ERR_NOMEM;
+    chat_err_t err = token_sign(payload, secret, secret_len, out);
+    free(payload);
+    return err;
+}
+
+/* ---- base64url for other users (the server API's cursors) ---- */
+
+char *chat_jwt_b64url_encode(const void *src, size_t len)
+{
+    char *out = malloc((len + 2) / 3 * 4 + 1);
+    if (out != NULL)
+        b64url_encode(src, len, out);
+    return out;
+}
+
+unsigned char *chat_jwt_b64url_decode(const char *src, size_t len, size_t *out_len)
+{
+    if (src == NULL || out_len == NULL)
+        return NULL;
+    return b64url_decode(src, len, out_len);
 }

@@ -22,17 +22,19 @@
 /* Everything a handler may use; shared by every pool thread (each member is thread-safe or
  * read-only after start). Owned by main.c. */
 typedef struct api_ctx {
-    chat_store_t *store;     /* MongoDB (its client pool) */
-    const char *redis_uri;   /* handlers that need Redis take a connection with api_redis_take */
-    chat_bus_t *producer;    /* chat.inbound producer (idempotent, acks=all) */
+    chat_store_t *store;   /* MongoDB (its client pool) */
+    const char *redis_uri; /* handlers that need Redis take a connection with api_redis_take */
+    chat_bus_producer_t *producer; /* chat.inbound producer (idempotent, acks=all); inbound.c */
     const char *topic_inbound;
     chat_metrics_t *metrics;
-    const char *instance;    /* CHAT_INSTANCE_ID: in request tokens and job leases */
-    const char *export_dir;  /* CHAT_API_EXPORT_DIR: exports are written under it */
+    const char *instance;     /* CHAT_INSTANCE_ID: in request tokens and job leases */
+    const char *export_dir;   /* CHAT_API_EXPORT_DIR: exports are written under it */
     int64_t reply_timeout_ms; /* how long a produced change waits for its answer */
-    long max_text_chars;     /* the message service's text limit (CHAT_MAX_TEXT_CHARS) */
-    void *core;              /* http.c's own state */
-    void *jobs;              /* jobs.c's own state */
+    long max_text_chars;      /* the message service's text limit (CHAT_MAX_TEXT_CHARS) */
+    long max_members;         /* members of a room unless the tenant's settings say otherwise */
+    int redis_timeout_ms;     /* connect and command timeout of api_redis_take's connections */
+    void *core;               /* http.c's own state */
+    void *jobs;               /* jobs.c's own state */
 } api_ctx_t;
 
 typedef enum api_method {
@@ -58,8 +60,8 @@ typedef struct api_req {
     const char *params[API_MAX_PARAMS]; /* path parameters in order ({room}, {id}, ...), URL-
                                            decoded; validated by the handler */
     size_t nparams;
-    cJSON *body;                 /* the parsed JSON body; NULL when the request had none */
-    void *conn_;                 /* core: for api_req_query */
+    cJSON *body; /* the parsed JSON body; NULL when the request had none */
+    void *conn_; /* core: for api_req_query */
 } api_req_t;
 
 /* What a handler answers. body is owned by the response (the core frees it); NULL sends no
@@ -125,10 +127,33 @@ void api_origin_conn_new(api_ctx_t *ctx, char *conn, size_t len);
 chat_err_t api_inbound_produce(api_ctx_t *ctx, const char *tenant, const char *room,
                                const void *event_json, size_t len);
 
+/* A new chat.inbound event {v: 1, type, tenant, room, user, ts: now, origin: {gw: "api",
+ * conn}} for the caller to complete (cid and text of a send, id and text of an edit...) and
+ * give to api_event_produce. NULL when out of memory. */
+cJSON *api_event_new(const char *type, const char *tenant, const char *room, const char *user,
+                     const char *conn);
+
+/* Prints event (deleting it in every case) and api_inbound_produce's it into tenant/room. */
+chat_err_t api_event_produce(api_ctx_t *ctx, const char *tenant, const char *room, cJSON *event);
+
 /* Waits up to timeout_ms for the answer to what was produced with origin conn (contract.h,
  * the api's reply channel): *frame is the parsed ack or error frame (caller cJSON_Deletes).
  * CHAT_ERR_TIMEOUT if none came. */
 chat_err_t api_reply_wait(api_ctx_t *ctx, const char *conn, int64_t timeout_ms, cJSON **frame);
+
+/* One notice of a room (docs/server-api.md): notice, target (member notices, else NULL) and
+ * text (the new name of room_renamed, else NULL for ""). */
+typedef struct api_notice {
+    const char *notice;
+    const char *target;
+    const char *text;
+} api_notice_t;
+
+/* Produces n notices into tenant/room in order (all produced, then Kafka's acknowledgement of
+ * all awaited), each from "system" with a fresh origin and cid; does not wait for answers.
+ * Returns the first failure (later ones may have been produced). */
+chat_err_t api_notices_produce(api_ctx_t *ctx, const char *tenant, const char *room,
+                               const api_notice_t *notices, size_t n);
 
 /* members.c: produces a notice (docs/server-api.md: notice, target, text) from "system" into
  * tenant/room with a fresh origin and cid; does not wait for its answer. Used by rooms,

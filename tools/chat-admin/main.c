@@ -45,6 +45,9 @@ static const char admin_usage[] =
     "                                   print a token for USER (secret read from MongoDB\n"
     "                                   unless given), valid for --ttl (default 3600,\n"
     "                                   at most ten years) s\n"
+    "  server-token TENANT [--secret S] [--ttl SECONDS]\n"
+    "                                   print a server token of TENANT for the server API\n"
+    "                                   (scope server; --ttl default and at most 300 s)\n"
     "  help                             this text and the environment variables\n";
 
 /* Parses a whole number of seconds from min to max (min >= 0; an "s" suffix is accepted).
@@ -272,6 +275,39 @@ static int cmd_token(const admin_cfg_t *cfg, int argc, char **argv)
     return 0;
 }
 
+static int cmd_server_token(const admin_cfg_t *cfg, int argc, char **argv)
+{
+    if (argc < 1) {
+        fputs(admin_usage, stderr);
+        return 2;
+    }
+    const char *ttl = option_value(argc, argv, "--ttl");
+    long long ttl_s =
+        ttl != NULL ? parse_seconds(ttl, 1, CHAT_JWT_SERVER_TTL_MAX) : CHAT_JWT_SERVER_TTL_MAX;
+    if (!chat_name_tenant_valid(argv[0]) || ttl_s < 0) {
+        fprintf(stderr, "chat-admin: bad tenant or --ttl (whole seconds, 1 to %d)\n",
+                CHAT_JWT_SERVER_TTL_MAX);
+        return 2;
+    }
+    char *secret = NULL;
+    int rc = token_secret(cfg, argv[0], option_value(argc, argv, "--secret"), &secret);
+    if (rc != 0)
+        return rc;
+    chat_jwt_server_claims_t claims = {.iat = chat_clock_wall_ms() / 1000};
+    snprintf(claims.tenant, sizeof claims.tenant, "%s", argv[0]);
+    claims.exp = claims.iat + ttl_s;
+    char *token = NULL;
+    chat_err_t e = chat_jwt_server_sign(&claims, secret, strlen(secret), &token);
+    free(secret);
+    if (e != CHAT_OK) {
+        fprintf(stderr, "chat-admin: no server token: %s\n", chat_err_str(e));
+        return 1;
+    }
+    printf("%s\n", token);
+    free(token);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     chat_log_init("chat-admin", CHAT_LOG_INFO);
@@ -299,6 +335,8 @@ int main(int argc, char **argv)
         rc = cmd_tenant_put(&cfg, argc - 3, argv + 3);
     else if (strcmp(argv[1], "token") == 0)
         rc = cmd_token(&cfg, argc - 2, argv + 2);
+    else if (strcmp(argv[1], "server-token") == 0)
+        rc = cmd_server_token(&cfg, argc - 2, argv + 2);
     else {
         fprintf(stderr, "chat-admin: unknown command '%s'\n%s", argv[1], admin_usage);
         rc = 2;

@@ -1,0 +1,279 @@
+/* chat-api: the tenant server API. Reads its configuration, connects MongoDB, Redis and Kafka,
+ * serves the ops endpoints, registers the resource modules' routes and serves HTTP until
+ * SIGTERM; requests are handled by http.c and the modules (docs/server-api.md). */
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/bus.h"
+#include "common/config.h"
+#include "common/contract.h"
+#include "common/log.h"
+#include "common/metrics.h"
+#include "common/ops_http.h"
+#include "common/redis.h"
+#include "common/service.h"
+#include "common/signals.h"
+#include "common/store.h"
+#include "services/api/api.h"
+#include "services/api/http.h"
+#include "services/api/inbound.h"
+
+#define PROGRAM "chat-api"
+#define SUMMARY                                                                                    \
+    "chat-api: the tenant server API (HTTP + JSON under /v1): private rooms and members, "         \
+    "system messages, the tenant's edits and deletes, blocks, users, exports, stats, settings"
+#define REDIS_TIMEOUT_MARGIN_MS 5000 /* a BLPOP of the reply timeout must not time out first */
+
+typedef struct api_cfg {
+    char *brokers;
+    char *mongo_uri;
+    char *redis_url;
+    char *ops_addr;
+    long long ops_port;
+    char *addr;
+    long long port;
+    long long threads;
+    long long max_body;
+    long long rate;
+    long long burst;
+    long long reply_timeout_ms;
+    long long max_members;
+    long long secret_ttl_ms;
+    long long linger_ms;
+    char *export_dir;
+    char *instance_id;
+    long long max_text_chars;
+    long long connect_timeout_ms;
+    char *log_level;
+    char *inbound_topic;
+} api_cfg_t;
+
+static const chat_cfg_entry_t cfg_table[] = {
+    CHAT_CFG_KAFKA_BROKERS(api_cfg_t, brokers),
+    CHAT_CFG_MONGO_URI(api_cfg_t, mongo_uri),
+    CHAT_CFG_REDIS_URL(api_cfg_t, redis_url),
+    CHAT_CFG_OPS_ADDR(api_cfg_t, ops_addr),
+    CHAT_CFG_OPS_PORT(api_cfg_t, ops_port, "7422"),
+    CHAT_CFG_STRING("CHAT_API_ADDR", api_cfg_t, addr, "127.0.0.1",
+                    "address of the HTTP listener (numeric IPv4 or IPv6)"),
+    CHAT_CFG_INTEGER("CHAT_API_PORT", api_cfg_t, port, "7405", 0, 65535,
+                     "port of the HTTP listener (0: any free port)"),
+    CHAT_CFG_INTEGER("CHAT_API_THREADS", api_cfg_t, threads, "8", 1, 256,
+                     "HTTP threads; a request waiting for the message service holds one"),
+    CHAT_CFG_INTEGER("CHAT_API_MAX_BODY", api_cfg_t, max_body, "1048576", 1024, 67108864,
+                     "largest request body in bytes; larger ones get 413"),
+    CHAT_CFG_INTEGER("CHAT_API_RATE", api_cfg_t, rate, "100", 1, 1000000,
+                     "requests per second per tenant; more get 429 with Retry-After"),
+    CHAT_CFG_INTEGER("CHAT_API_BURST", api_cfg_t, burst, "200", 1, 1000000,
+                     "requests per tenant allowed at once above the rate"),
+    CHAT_CFG_DURATION("CHAT_API_REPLY_TIMEOUT", api_cfg_t, reply_timeout_ms, "10s", 100, 60000,
+                      "how long a send, edit or delete waits for the message service's answer "
+                      "(then 504)"),
+    CHAT_CFG_INTEGER("CHAT_API_MAX_MEMBERS", api_cfg_t, max_members, "1000", 1, 100000,
+                     "members of a room unless the tenant's settings (limits.members_per_room) "
+                     "say otherwise"),
+    CHAT_CFG_DURATION("CHAT_API_SECRET_TTL", api_cfg_t, secret_ttl_ms, "2s", 0, 600000,
+                      "how long a tenant's secret is cached (a rotated secret applies after "
+                      "this)"),
+    CHAT_CFG_INTEGER("CHAT_API_LINGER_MS", api_cfg_t, linger_ms, "1", 0, 1000,
+                     "linger.ms of the chat.inbound producer"),
+    CHAT_CFG_STRING("CHAT_API_EXPORT_DIR", api_cfg_t, export_dir, "exports",
+                    "directory exports are written under"),
+    CHAT_CFG_STRING("CHAT_INSTANCE_ID", api_cfg_t, instance_id, "",
+                    "name of this instance in request ids and job leases (a random id of the "
+                    "process is added; empty: \"api\")"),
+    CHAT_CFG_MAX_TEXT_CHARS(api_cfg_t, max_text_chars),
+    CHAT_CFG_CONNECT_TIMEOUT(api_cfg_t, connect_timeout_ms, 600000,
+                             "how long Kafka, MongoDB and Redis may take to answer at start"),
+    CHAT_CFG_LOG_LEVEL(api_cfg_t, log_level),
+    CHAT_CFG_TOPIC_INBOUND(api_cfg_t, inbound_topic),
+    CHAT_CFG_END};
+
+/* Everything the running service holds; released in reverse order by service_stop. */
+typedef struct service {
+    api_ctx_t ctx;
+    chat_metrics_t *metrics;
+    chat_ops_t *ops;
+    chat_store_t *store;
+    atomic_bool ready;
+} service_t;
+
+static bool ops_ready(void *ud, char *reason, size_t reason_len)
+{
+    service_t *s = ud;
+    if (atomic_load(&s->ready))
+        return true;
+    snprintf(reason, reason_len, "not serving HTTP yet");
+    return false;
+}
+
+static void start_failed(const char *var, const char *what, chat_err_t err)
+{
+    chat_log_error(what, CHAT_F_STR("var", var), CHAT_F_ERR(err));
+}
+
+static bool start_store(service_t *s, const api_cfg_t *cfg)
+{
+    chat_err_t err = chat_store_new(cfg->mongo_uri, PROGRAM, &s->store);
+    if (err != CHAT_OK) {
+        start_failed("CHAT_MONGO_URI", "bad MongoDB URI", err);
+        return false;
+    }
+    err = chat_store_ping(s->store, (int)cfg->connect_timeout_ms);
+    if (err != CHAT_OK) {
+        start_failed("CHAT_MONGO_URI", "MongoDB unreachable", err);
+        return false;
+    }
+    return true;
+}
+
+/* Redis must answer at start; handlers then keep one connection per thread. */
+static bool start_redis(const api_cfg_t *cfg)
+{
+    chat_redis_t *r = NULL;
+    chat_err_t err = chat_redis_connect(cfg->redis_url, (int)cfg->connect_timeout_ms, &r);
+    chat_redis_free(r);
+    if (err != CHAT_OK) {
+        start_failed("CHAT_REDIS_URL",
+                     err == CHAT_ERR_CONFIG ? "bad Redis URL" : "Redis unreachable", err);
+        return false;
+    }
+    return true;
+}
+
+static bool start_bus(service_t *s, const api_cfg_t *cfg)
+{
+    if (cfg->brokers[0] == '\0') {
+        start_failed("CHAT_KAFKA_BROKERS", "empty value", CHAT_ERR_CONFIG);
+        return false;
+    }
+    const chat_topic_use_t topics[] = {{"CHAT_TOPIC_INBOUND", cfg->inbound_topic}};
+    const char *bad_var = NULL;
+    chat_err_t err =
+        chat_topics_check(cfg->brokers, topics, 1, (int)cfg->connect_timeout_ms, NULL, &bad_var);
+    if (err != CHAT_OK) {
+        start_failed(bad_var, "Kafka topics not usable", err);
+        return false;
+    }
+    err =
+        api_inbound_open(&s->ctx, cfg->brokers, (int)cfg->linger_ms, (int)cfg->connect_timeout_ms);
+    if (err == CHAT_ERR_CONFIG) {
+        chat_log_error("Kafka client configuration refused (see the line above)", CHAT_F_ERR(err));
+        return false;
+    }
+    if (err != CHAT_OK) {
+        start_failed("CHAT_KAFKA_BROKERS", "Kafka unreachable", err);
+        return false;
+    }
+    return true;
+}
+
+/* Every module's routes. */
+static bool register_modules(api_ctx_t *ctx)
+{
+    chat_err_t err = api_rooms_register(ctx);
+    if (err == CHAT_OK)
+        err = api_members_register(ctx);
+    if (err == CHAT_OK)
+        err = api_messages_register(ctx);
+    /* The other modules (blocks.c, users.c, exports.c, stats.c, settings.c: the api-jobs
+     * branch) are registered here when they join, together with the start of the jobs
+     * runner (jobs.c) after api_http_start and its stop before api_http_destroy:
+     *   api_blocks_register, api_users_register, api_exports_register,
+     *   api_stats_register, api_settings_register. */
+    if (err != CHAT_OK)
+        chat_log_error("cannot register the routes", CHAT_F_ERR(err));
+    return err == CHAT_OK;
+}
+
+static bool service_start(service_t *s, const api_cfg_t *cfg)
+{
+    s->metrics = chat_metrics_new();
+    if (s->metrics == NULL) {
+        chat_log_error("out of memory at start");
+        return false;
+    }
+    chat_err_t err =
+        chat_ops_start(cfg->ops_addr, (int)cfg->ops_port, s->metrics, ops_ready, s, &s->ops);
+    if (err != CHAT_OK) {
+        start_failed("CHAT_OPS_PORT", "cannot serve the ops endpoints", err);
+        return false;
+    }
+    if (!start_store(s, cfg) || !start_redis(cfg))
+        return false;
+    s->ctx = (api_ctx_t){
+        .store = s->store,
+        .redis_uri = cfg->redis_url,
+        .topic_inbound = cfg->inbound_topic,
+        .metrics = s->metrics,
+        .instance = cfg->instance_id,
+        .export_dir = cfg->export_dir,
+        .reply_timeout_ms = cfg->reply_timeout_ms,
+        .max_text_chars = (long)cfg->max_text_chars,
+        .max_members = (long)cfg->max_members,
+        .redis_timeout_ms = (int)(cfg->reply_timeout_ms + REDIS_TIMEOUT_MARGIN_MS),
+    };
+    if (!start_bus(s, cfg))
+        return false;
+    err = api_http_new(&s->ctx);
+    if (err != CHAT_OK) {
+        chat_log_error("out of memory at start");
+        return false;
+    }
+    if (!register_modules(&s->ctx))
+        return false;
+    api_http_conf_t hc = {
+        .addr = cfg->addr,
+        .port = (int)cfg->port,
+        .threads = (int)cfg->threads,
+        .max_body = (size_t)cfg->max_body,
+        .rate = (double)cfg->rate,
+        .burst = (double)cfg->burst,
+        .secret_ttl_ms = cfg->secret_ttl_ms,
+        .leeway_s = 30,
+    };
+    err = api_http_start(&s->ctx, &hc);
+    if (err != CHAT_OK) {
+        start_failed("CHAT_API_PORT", "cannot serve HTTP", err);
+        return false;
+    }
+    return true;
+}
+
+static void service_stop(service_t *s)
+{
+    atomic_store(&s->ready, false);
+    api_http_destroy(&s->ctx); /* requests in hand finish: they may still produce */
+    api_inbound_close(&s->ctx);
+    api_redis_release();
+    chat_store_destroy(s->store);
+    chat_ops_stop(s->ops);
+    chat_metrics_destroy(s->metrics);
+}
+
+int main(int argc, char **argv)
+{
+    chat_log_init("api", CHAT_LOG_INFO);
+    api_cfg_t cfg = {0};
+    chat_cfg_result_t loaded =
+        chat_service_configure(cfg_table, &cfg, argc, argv, PROGRAM, SUMMARY);
+    if (loaded != CHAT_CFG_LOADED)
+        return loaded == CHAT_CFG_HELP ? 0 : 1;
+    service_t s = {0};
+    atomic_init(&s.ready, false);
+    int rc = 1;
+    if (service_start(&s, &cfg)) {
+        atomic_store(&s.ready, true);
+        chat_log_info("serving", CHAT_F_INT("port", api_http_port(&s.ctx)),
+                      CHAT_F_INT("ops_port", chat_ops_port(s.ops)));
+        while (!chat_signals_wait_stop(1000))
+            ;
+        chat_log_info("stopping");
+        rc = 0;
+    }
+    service_stop(&s);
+    chat_cfg_free(cfg_table, &cfg);
+    return rc;
+}
