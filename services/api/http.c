@@ -181,9 +181,8 @@ bool api_cursor_decode(const char *cursor, char *raw, size_t len)
 {
     size_t n = 0;
     unsigned char *bytes = chat_jwt_b64url_decode(cursor, strlen(cursor), &n);
-    bool ok = bytes != NULL && n > 0 && n < len;
-    for (size_t i = 0; ok && i < n; i++)
-        ok = bytes[i] >= 0x20 && bytes[i] < 0x7f;
+    bool ok =
+        bytes != NULL && n > 0 && n < len && chat_utf8_chars_printable((const char *)bytes, n) > 0;
     if (ok)
         memcpy(raw, bytes, n + 1);
     free(bytes);

@@ -51,7 +51,8 @@ char *api_percent_decode(const char *s, size_t len, bool plus);
 /* The error code word of an HTTP status (400 bad_request ... 5xx internal). */
 const char *api_status_code_word(int status);
 
-/* Parses a cursor (?cursor=): base64url of 1..len-1 printable bytes written into raw.
+/* Parses a cursor (?cursor=): base64url of 1..len-1 bytes of valid UTF-8 without control
+ * characters, written into raw.
  * False if it is anything else. */
 bool api_cursor_decode(const char *cursor, char *raw, size_t len);
 
