@@ -17,8 +17,34 @@
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 static const char *const deliver_keys[] = {"v", "type", "items"};
-static const char *const item_keys[] = {"tenant", "room", "seq", "frame", "conns", "except_user"};
-enum { ITEM_TENANT, ITEM_ROOM, ITEM_SEQ, ITEM_FRAME, ITEM_CONNS, ITEM_EXCEPT_USER };
+static const char *const item_keys[] = {"tenant", "room",        "seq", "frame",
+                                        "conns",  "except_user", "end", "end_user"};
+enum {
+    ITEM_TENANT,
+    ITEM_ROOM,
+    ITEM_SEQ,
+    ITEM_FRAME,
+    ITEM_CONNS,
+    ITEM_EXCEPT_USER,
+    ITEM_END,
+    ITEM_END_USER
+};
+
+/* Returns NULL if end/end_user (either may be NULL) of an item with or without conns
+ * agree: "removed" with a user, "deleted" without, neither in an item with conns. */
+static const char *end_problem(const char *end, const char *end_user, bool has_conns)
+{
+    if (end == NULL)
+        return end_user == NULL ? NULL : "end_user without end";
+    if (has_conns)
+        return "end only in items without conns";
+    if (strcmp(end, "removed") == 0)
+        return end_user != NULL && chat_name_user_valid(end_user) ? NULL
+                                                                  : "end removed needs end_user";
+    if (strcmp(end, "deleted") == 0)
+        return end_user == NULL ? NULL : "end deleted takes no end_user";
+    return "end must be removed or deleted";
+}
 
 /* A frame object with a string type, or a frame its producer already serialised (a cJSON
  * raw node, trusted to hold one JSON object). */
@@ -49,7 +75,7 @@ static const char *item_problem(const chat_deliver_item_t *item)
     if (item->except_user != NULL &&
         (item->conns != NULL || !chat_name_user_valid(item->except_user)))
         return "except_user must be a user id, in an item without conns";
-    return NULL;
+    return end_problem(item->end, item->end_user, item->conns != NULL);
 }
 
 static cJSON *item_new(const chat_deliver_item_t *item)
@@ -68,6 +94,10 @@ static cJSON *item_new(const chat_deliver_item_t *item)
     }
     if (ok && item->except_user != NULL)
         ok = cJSON_AddStringToObject(obj, "except_user", item->except_user) != NULL;
+    if (ok && item->end != NULL)
+        ok = cJSON_AddStringToObject(obj, "end", item->end) != NULL;
+    if (ok && item->end_user != NULL)
+        ok = cJSON_AddStringToObject(obj, "end_user", item->end_user) != NULL;
     if (!ok) {
         cJSON_Delete(obj);
         return NULL;
@@ -290,6 +320,16 @@ static chat_err_t item_read(reader_t *r, size_t index, chat_deliver_item_t *out)
                     return chat_json_fail(r->errbuf, r->errlen,
                                           "deliver item %zu: invalid except_user", index);
                 break;
+            case ITEM_END:
+            case ITEM_END_USER: {
+                const char *v = chat_json_cur_peek(&r->c) == '"' ? read_string(r) : NULL;
+                if (v == NULL)
+                    return chat_json_fail(r->errbuf, r->errlen,
+                                          "deliver item %zu: %s must be a string", index,
+                                          item_keys[k]);
+                *(k == ITEM_END ? &out->end : &out->end_user) = v;
+                break;
+            }
             }
             if (err != CHAT_OK)
                 return err;
@@ -304,6 +344,9 @@ static chat_err_t item_read(reader_t *r, size_t index, chat_deliver_item_t *out)
     if (seen[ITEM_CONNS] && seen[ITEM_EXCEPT_USER])
         return chat_json_fail(r->errbuf, r->errlen,
                               "deliver item %zu: except_user only without conns", index);
+    const char *bad_end = end_problem(out->end, out->end_user, seen[ITEM_CONNS]);
+    if (bad_end != NULL)
+        return chat_json_fail(r->errbuf, r->errlen, "deliver item %zu: %s", index, bad_end);
     return CHAT_OK;
 }
 

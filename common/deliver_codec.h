@@ -16,10 +16,12 @@
 
 /* ---- chat.deliver: broadcast -> one gateway ----
  * {"v":1,"type":"deliver","items":[{"tenant","room","seq"?,"frame":{...},"conns"?:[...],
- *  "except_user"?}]}
+ *  "except_user"?,"end"?,"end_user"?}]}
  * An item without conns goes to every socket of the gateway subscribed to tenant/room but
  * those of except_user, if given (a typing frame skips the typer's own connections); with
- * conns, only to those connections (acks, rejects). seq orders msg frames per room. */
+ * conns, only to those connections (acks, rejects). seq orders msg frames per room. end
+ * (only without conns): after the frame, the gateway ends the subscriptions to the room of
+ * end_user ("removed": a member_removed notice) or of everyone ("deleted": room_deleted). */
 typedef struct chat_deliver_item {
     const char *tenant;
     const char *room;
@@ -36,6 +38,8 @@ typedef struct chat_deliver_item {
     const char **conns; /* NULL: all subscribers */
     size_t nconns;
     const char *except_user; /* NULL: nobody skipped; only in items without conns */
+    const char *end;         /* NULL, "removed" (with end_user) or "deleted" (without) */
+    const char *end_user;
 } chat_deliver_item_t;
 
 typedef struct chat_deliver {

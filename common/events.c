@@ -61,6 +61,12 @@ static bool text_valid(const char *s)
     return chars_between(s, 1, CHAT_TEXT_MAX_CHARS);
 }
 
+/* The text of a send or msg: empty only on a notice, which send_check and msg_check see. */
+static bool text_or_empty_valid(const char *s)
+{
+    return chars_between(s, 0, CHAT_TEXT_MAX_CHARS);
+}
+
 static bool display_name_valid(const char *s)
 {
     return chars_between(s, 1, CHAT_DISPLAY_NAME_MAX_CHARS);
@@ -86,6 +92,13 @@ static bool op_valid(const char *s)
 {
     static const char *const ops[] = {"edit", "delete", "react", "moderate", NULL};
     return one_of(s, ops);
+}
+
+bool chat_event_notice_valid(const char *s)
+{
+    static const char *const notices[] = {"room_created", "member_added", "member_removed",
+                                          "room_renamed", "room_deleted", NULL};
+    return s != NULL && one_of(s, notices);
 }
 
 static bool error_code_valid(const char *s)
@@ -133,6 +146,21 @@ bool chat_event_msg_gone(const chat_event_t *ev)
     return (ev->has_deleted && ev->deleted) || (ev->has_removed && ev->removed);
 }
 
+/* Text may be empty only on a notice; a target only comes with a notice. */
+static const char *notice_check(const chat_event_t *ev)
+{
+    if (ev->text != NULL && *ev->text == '\0' && ev->notice == NULL)
+        return "empty text outside a notice";
+    if (ev->target != NULL && ev->notice == NULL)
+        return "target without a notice";
+    return NULL;
+}
+
+static const char *send_check(const chat_event_t *ev)
+{
+    return notice_check(ev);
+}
+
 /* A message's text is left out only once it is gone (deleted, or removed by moderation). */
 static const char *msg_check(const chat_event_t *ev)
 {
@@ -141,7 +169,7 @@ static const char *msg_check(const chat_event_t *ev)
         return "text missing on a message that is not deleted";
     if (ev->text != NULL && gone)
         return "a deleted message carries no text";
-    return NULL;
+    return notice_check(ev);
 }
 
 static const char *update_check(const chat_event_t *ev)
@@ -204,6 +232,9 @@ static const char *ack_check(const chat_event_t *ev)
 #define F_ID F_STR("id", id, REQ, chat_name_message_id_valid)
 #define F_TEXT(req) F_STR("text", text, req, text_valid)
 #define F_NOTE(k, field, req) F_STR(k, field, req, note_valid)
+#define F_NOTICE_TEXT(req) F_STR("text", text, req, text_or_empty_valid)
+#define F_NOTICE F_STR("notice", notice, OPT, chat_event_notice_valid)
+#define F_TARGET F_STR("target", target, OPT, chat_name_user_valid)
 #define F_SEQ F_INT("seq", seq, REQ, 1)
 #define F_TS F_INT("ts", ts, REQ, 0)
 #define F_REACTIONS F_OBJ("reactions", reactions, OPT, reactions_valid)
@@ -212,13 +243,15 @@ static const char *ack_check(const chat_event_t *ev)
 #define F_DELETED F_BOOL("deleted", deleted, OPT)
 
 static const field_spec_t send_fields[] = {
-    F_ENVELOPE, F_TENANT, F_ROOM, F_USER(REQ), F_NAME, F_CID(REQ), F_TEXT(REQ), F_TS, F_ORIGIN(REQ),
+    F_ENVELOPE,         F_TENANT, F_ROOM,   F_USER(REQ), F_NAME,        F_CID(REQ),
+    F_NOTICE_TEXT(REQ), F_NOTICE, F_TARGET, F_TS,        F_ORIGIN(REQ),
 };
 static const field_spec_t edit_fields[] = {
     F_ENVELOPE, F_TENANT, F_ROOM, F_USER(REQ), F_ID, F_TEXT(REQ), F_RID, F_TS, F_ORIGIN(REQ),
 };
 static const field_spec_t delete_fields[] = {
-    F_ENVELOPE, F_TENANT, F_ROOM, F_USER(REQ), F_ID, F_RID, F_TS, F_ORIGIN(REQ),
+    F_ENVELOPE, F_TENANT,      F_ROOM, F_USER(REQ), F_ID, F_RID, F_NOTE("reason", reason, OPT),
+    F_TS,       F_ORIGIN(REQ),
 };
 static const field_spec_t react_fields[] = {
     F_ENVELOPE,
@@ -236,35 +269,22 @@ static const field_spec_t read_fields[] = {
     F_ENVELOPE, F_TENANT, F_ROOM, F_USER(REQ), F_SEQ, F_RID, F_TS, F_ORIGIN(OPT),
 };
 static const field_spec_t msg_fields[] = {
-    F_ENVELOPE,
-    F_TENANT,
-    F_ROOM,
-    F_SEQ,
-    F_ID,
-    F_STR("from", user, REQ, chat_name_user_valid),
-    F_NAME,
-    F_TEXT(OPT),
-    F_TS,
-    F_CID(REQ),
-    F_EDITED,
-    F_DELETED,
-    F_REACTIONS,
-    F_ORIGIN(OPT),
+    F_ENVELOPE,  F_TENANT,
+    F_ROOM,      F_SEQ,
+    F_ID,        F_STR("from", user, REQ, chat_name_user_valid),
+    F_NAME,      F_NOTICE_TEXT(OPT),
+    F_NOTICE,    F_TARGET,
+    F_TS,        F_CID(REQ),
+    F_EDITED,    F_DELETED,
+    F_REACTIONS, F_ORIGIN(OPT),
 };
 /* Two shapes: the ack of a send (cid, ts) and the ack of an edit, delete or react (op, rid?,
  * useq? when the request changed nothing new); ack_check tells them apart. */
 static const field_spec_t ack_fields[] = {
-    F_ENVELOPE,
-    F_TENANT,
-    F_ROOM,
-    F_SEQ,
-    F_ID,
-    F_INT("ts", ts, OPT, 0),
-    F_CID(OPT),
-    F_RID,
-    F_STR("op", op, OPT, op_valid),
-    F_USEQ(OPT),
-    F_ORIGIN(REQ),
+    F_ENVELOPE,  F_TENANT,      F_ROOM,
+    F_SEQ,       F_ID,          F_INT("ts", ts, OPT, 0),
+    F_CID(OPT),  F_RID,         F_STR("op", op, OPT, op_valid),
+    F_USEQ(OPT), F_ORIGIN(REQ),
 };
 static const field_spec_t update_fields[] = {
     F_ENVELOPE,
@@ -325,7 +345,7 @@ static const field_spec_t notify_failed_fields[] = {
 };
 
 static const type_spec_t types[CHAT_EV__COUNT] = {
-    [CHAT_EV_SEND] = TYPE("send", send_fields, NULL),
+    [CHAT_EV_SEND] = TYPE("send", send_fields, send_check),
     [CHAT_EV_EDIT] = TYPE("edit", edit_fields, NULL),
     [CHAT_EV_DELETE] = TYPE("delete", delete_fields, NULL),
     [CHAT_EV_REACT] = TYPE("react", react_fields, NULL),

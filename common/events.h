@@ -59,13 +59,15 @@ typedef struct chat_event {
     const char *op;          /* update: "edit" | "delete" | "react" | "moderate" */
     const char *code;        /* reject: error code of the client protocol */
     const char *message;     /* reject: human-readable */
-    const char *reason;      /* verdict, update(moderate) */
+    const char *reason;      /* verdict, update(moderate, delete), delete */
     const char *action;      /* verdict: "remove" | "flag" */
     const char *rule;        /* verdict */
     const char *channel;     /* notify_failed: "webpush" | "webhook" | "email" */
     const char *error;       /* notify_failed */
     const char *origin_gw;   /* gateway id of the connection the event came from */
     const char *origin_conn; /* connection (session) id on that gateway */
+    const char *notice;      /* send, msg from CHAT_SYSTEM_USER: room_created, member_added, ... */
+    const char *target;      /* send, msg with a member notice: the member */
     int64_t seq;             /* msg, ack, update, read, verdict */
     int64_t useq;            /* update, ack of an update: the room's update sequence */
     int64_t ts;              /* ms since epoch */
@@ -81,6 +83,10 @@ typedef struct chat_event {
     cJSON *payload;   /* notify_failed: the event that could not be notified; borrowed */
     void *priv_;      /* parse tree of a decoded event */
 } chat_event_t;
+
+/* True if s is one of the notices of a system send (room_created, member_added,
+ * member_removed, room_renamed, room_deleted). */
+bool chat_event_notice_valid(const char *s);
 
 /* "send", "msg", ... ; NULL for an invalid type. */
 const char *chat_event_type_name(chat_event_type_t type);

@@ -7,14 +7,14 @@
 #include "common/json.h"
 
 /* Adds the current state of a message that the event carries: edited (ts of the last edit),
- * deleted, removed and reason (moderation), reactions (a copy: the frame outlives the event,
- * it is queued to sockets). */
+ * deleted, removed, reason (of a moderation or of a deletion that gave one), reactions (a copy: the
+ * frame outlives the event, it is queued to sockets). */
 static bool add_state(cJSON *f, const chat_event_t *ev)
 {
     bool ok = (!ev->has_edited || chat_json_add_int(f, "edited", ev->edited)) &&
               (!ev->has_deleted || !ev->deleted || cJSON_AddTrueToObject(f, "deleted") != NULL) &&
               (!ev->has_removed || !ev->removed || cJSON_AddTrueToObject(f, "removed") != NULL) &&
-              (!ev->has_removed || !ev->removed || ev->reason == NULL ||
+              (ev->reason == NULL || !chat_event_msg_gone(ev) ||
                cJSON_AddStringToObject(f, "reason", ev->reason) != NULL);
     if (ok && ev->reactions != NULL) {
         cJSON *copy = cJSON_Duplicate(ev->reactions, true);
@@ -39,6 +39,8 @@ cJSON *chat_frame_msg_new(const chat_event_t *msg)
               cJSON_AddStringToObject(f, "from", msg->user) != NULL &&
               (msg->name == NULL || cJSON_AddStringToObject(f, "name", msg->name) != NULL) &&
               (chat_event_msg_gone(msg) || cJSON_AddStringToObject(f, "text", msg->text) != NULL) &&
+              (msg->notice == NULL || cJSON_AddStringToObject(f, "notice", msg->notice) != NULL) &&
+              (msg->target == NULL || cJSON_AddStringToObject(f, "target", msg->target) != NULL) &&
               cJSON_AddNumberToObject(f, "ts", (double)msg->ts) != NULL &&
               (msg->cid == NULL || cJSON_AddStringToObject(f, "cid", msg->cid) != NULL) &&
               add_state(f, msg);

@@ -10,7 +10,8 @@
 #include "common/events.h"
 
 /* The client frame for a stored message (`msg` of the client protocol, proto/, README.md) in
- * its current state: {"type":"msg","room","seq","id","from","name"?,"text"?,"ts","cid"?,
+ * its current state: {"type":"msg","room","seq","id","from","name"?,"text"?,"notice"?,
+ * "target"?,"ts","cid"?,
  * "edited"?,"deleted"?,"removed"?,"reason"?,"reactions"?} (text left out once deleted or
  * removed). Returns a new cJSON object (caller deletes) or NULL if ev is not a complete msg
  * event. */
@@ -18,8 +19,9 @@ cJSON *chat_frame_msg_new(const chat_event_t *msg);
 
 /* The client frame of a change to a message (`update`), carrying the message's whole state
  * after it: {"type":"update","room","id","seq","useq","op","text"?,"edited"?,"deleted"?,
- * "removed"?,"reason"?,"reactions"?,"user"?,"ts"?}. Returns a new cJSON object (caller
- * deletes) or NULL if ev is not an update event with room, id, seq, useq and op. */
+ * "removed"?,"reason"? (of a moderation or a delete),"reactions"?,"user"?,"ts"?}. Returns a
+ * new cJSON object (caller deletes) or NULL if ev is not an update event with room, id, seq, useq
+ * and op. */
 cJSON *chat_frame_update_new(const chat_event_t *ev);
 
 /* The client frame answering a request (`ack`):

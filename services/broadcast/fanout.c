@@ -22,6 +22,8 @@ typedef struct fanout_entry {
     cJSON *frame;
     const char *conn;        /* NULL: every subscriber of the room on that gateway */
     const char *except_user; /* NULL, or whose sockets the item skips (typing, presence) */
+    const char *end;         /* NULL, or the subscriptions the item ends (deliver_codec.h) */
+    const char *end_user;
 } fanout_entry_t;
 
 typedef struct fanout_list {
@@ -37,6 +39,8 @@ struct broadcast_fanout {
     uint64_t serial;      /* events added since creation */
     cJSON **frames;       /* frames owned by the batch */
     size_t nframes, frames_cap;
+    broadcast_api_reply_t *replies; /* answers to api origins */
+    size_t nreplies, replies_cap;
     chat_deliver_item_t *scratch; /* items handed to the encoder */
     size_t scratch_cap;
     broadcast_fanout_stats_t stats;
@@ -67,6 +71,7 @@ void broadcast_fanout_free(broadcast_fanout_t *f)
     free(f->lists);
     free(f->seen);
     free(f->frames);
+    free(f->replies);
     free(f->scratch);
     free(f);
 }
@@ -92,6 +97,7 @@ chat_err_t broadcast_fanout_reset(broadcast_fanout_t *f, int32_t ngateways)
     for (size_t i = 0; i < f->lists_cap; i++)
         f->lists[i].n = 0;
     frames_clear(f);
+    f->nreplies = 0;
     f->ngateways = ngateways;
     memset(&f->stats, 0, sizeof f->stats);
     f->stats.unknown_gateway_example = -1;
@@ -166,13 +172,39 @@ static cJSON *error_frame_new(const chat_event_t *ev, bool *incomplete)
     return *incomplete ? NULL : chat_frame_error_new(ev->code, ev->message, ev->rid, ev->cid);
 }
 
-/* Queues frame (built by make from ev) for the event's origin connection. Events without
- * an origin, or from a gateway index we cannot deliver to, are counted and skipped. */
+/* Keeps the answer (built by make from ev) to a request of the api service, printed once. */
+static chat_err_t to_api(broadcast_fanout_t *f, const chat_event_t *ev,
+                         cJSON *(*make)(const chat_event_t *, bool *))
+{
+    bool incomplete = false;
+    cJSON *obj = make(ev, &incomplete);
+    if (incomplete) {
+        f->stats.incomplete++;
+        return CHAT_OK;
+    }
+    cJSON *frame = frame_keep_printed(f, obj);
+    broadcast_api_reply_t *v =
+        frame != NULL ? chat_array_grow(f->replies, &f->replies_cap, f->nreplies + 1, sizeof *v)
+                      : NULL;
+    if (v == NULL)
+        return CHAT_ERR_NOMEM;
+    f->replies = v;
+    f->replies[f->nreplies++] = (broadcast_api_reply_t){
+        .conn = ev->origin_conn, .frame = frame->valuestring, .len = strlen(frame->valuestring)};
+    f->stats.api_replies++;
+    return CHAT_OK;
+}
+
+/* Queues frame (built by make from ev) for the event's origin connection (an api origin's
+ * goes to the api replies). Events without an origin, or from a gateway index we cannot
+ * deliver to, are counted and skipped. */
 static chat_err_t to_origin(broadcast_fanout_t *f, const chat_event_t *ev,
                             cJSON *(*make)(const chat_event_t *, bool *), uint64_t *counter)
 {
     if (ev->origin_gw == NULL || ev->origin_conn == NULL)
         return CHAT_OK;
+    if (chat_origin_is_api(ev->origin_gw))
+        return to_api(f, ev, make);
     int32_t gw = chat_gateway_partition(ev->origin_gw);
     if (gw < 0 || gw >= f->ngateways) {
         unknown_gateway(f, gw);
@@ -190,6 +222,21 @@ static chat_err_t to_origin(broadcast_fanout_t *f, const chat_event_t *ev,
     if (err == CHAT_OK)
         (*counter)++;
     return err;
+}
+
+/* A msg notice that ends subscriptions says so on its items (docs/server-api.md): a removed
+ * member's, or everyone's when the room is deleted. Other events: nothing to do but the test
+ * of one field. */
+static void notice_ends(const chat_event_t *ev, fanout_entry_t *e)
+{
+    if (ev->notice == NULL || ev->type != CHAT_EV_MSG)
+        return;
+    if (strcmp(ev->notice, "member_removed") == 0 && ev->target != NULL) {
+        e->end = "removed";
+        e->end_user = ev->target;
+    } else if (strcmp(ev->notice, "room_deleted") == 0) {
+        e->end = "deleted";
+    }
 }
 
 /* Queues frame once for every distinct follower gateway in range (the item's seq = order, 0
@@ -212,10 +259,9 @@ static chat_err_t to_followers(broadcast_fanout_t *f, const chat_event_t *ev,
         chat_err_t err = list_push(f, gw, ev, order, frame, NULL);
         if (err != CHAT_OK)
             return err;
-        if (except_user != NULL) {
-            fanout_list_t *l = &f->lists[gw];
-            l->v[l->n - 1].except_user = except_user;
-        }
+        fanout_list_t *l = &f->lists[gw];
+        l->v[l->n - 1].except_user = except_user;
+        notice_ends(ev, &l->v[l->n - 1]);
         (*count)++;
     }
     return CHAT_OK;
@@ -343,6 +389,8 @@ static chat_err_t emit_range(broadcast_fanout_t *f, int32_t gw, size_t lo, size_
             .conns = e->conn != NULL ? &e->conn : NULL,
             .nconns = e->conn != NULL ? 1 : 0,
             .except_user = e->except_user,
+            .end = e->end,
+            .end_user = e->end_user,
         };
     }
     char *value = NULL;
@@ -389,4 +437,10 @@ chat_err_t broadcast_fanout_emit(broadcast_fanout_t *f, size_t max_bytes, broadc
 const broadcast_fanout_stats_t *broadcast_fanout_stats(const broadcast_fanout_t *f)
 {
     return &f->stats;
+}
+
+const broadcast_api_reply_t *broadcast_fanout_api_replies(const broadcast_fanout_t *f, size_t *n)
+{
+    *n = f->nreplies;
+    return f->replies;
 }

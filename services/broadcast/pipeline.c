@@ -36,6 +36,7 @@ typedef struct pipeline_metrics {
     chat_counter_t *deliveries_typing, *deliveries_presence;
     chat_counter_t *events_typing, *events_presence, *typing_stale;
     chat_counter_t *records_produced;
+    chat_counter_t *api_replies, *api_reply_errors;
     chat_counter_t *invalid_records;
     chat_counter_t *skipped_unknown_gateway, *skipped_unhandled, *skipped_incomplete;
     chat_counter_t *redis_errors;
@@ -86,6 +87,13 @@ static void metrics_register(broadcast_pipeline_t *p)
     m->deliveries_read = chat_metrics_counter(mx, deliveries, deliveries_help, "frame=\"read\"");
     m->records_produced = chat_metrics_counter(mx, "chat_broadcast_records_produced_total",
                                                "Records produced to chat.deliver.", NULL);
+    m->api_replies = chat_metrics_counter(mx, "chat_broadcast_api_replies_total",
+                                          "Answers (ack, error) pushed to the api service's "
+                                          "reply lists in Redis.",
+                                          NULL);
+    m->api_reply_errors =
+        chat_metrics_counter(mx, "chat_broadcast_api_reply_errors_total",
+                             "Failed writes of a batch's api replies (retried).", NULL);
     m->invalid_records = chat_metrics_counter(mx, "chat_broadcast_invalid_records_total",
                                               "chat.messages and chat.events records that did "
                                               "not decode (logged and skipped).",
@@ -450,6 +458,63 @@ static chat_err_t batch_fanout(broadcast_pipeline_t *p, size_t n)
     return CHAT_OK;
 }
 
+/* Writes the batch's answers to api origins in one pipelined round trip: per answer RPUSH of
+ * its frame onto chat_api_reply_key(conn) and EXPIRE of CHAT_API_REPLY_TTL_S (contract.h). */
+static chat_err_t api_replies_write(broadcast_pipeline_t *p, const broadcast_api_reply_t *r,
+                                    size_t n)
+{
+    chat_err_t err = CHAT_OK;
+    size_t queued = 0;
+    for (size_t i = 0; i < n && err == CHAT_OK; i++) {
+        char key[CHAT_API_REPLY_KEY_MAX];
+        if (chat_api_reply_key(r[i].conn, key, sizeof key) < 0)
+            continue; /* the codec bounds conn: never */
+        err = chat_redis_append(p->redis, "RPUSH %s %b", key, r[i].frame, r[i].len);
+        queued += err == CHAT_OK;
+        if (err == CHAT_OK)
+            err = chat_redis_append(p->redis, "EXPIRE %s %d", key, CHAT_API_REPLY_TTL_S);
+        queued += err == CHAT_OK;
+    }
+    for (size_t j = 0; j < queued; j++) {
+        redisReply *reply = NULL;
+        chat_err_t rerr = chat_redis_reply(p->redis, &reply);
+        if (rerr == CHAT_OK && (reply == NULL || reply->type == REDIS_REPLY_ERROR))
+            rerr = CHAT_ERR_REDIS;
+        if (err == CHAT_OK)
+            err = rerr;
+        if (reply != NULL)
+            freeReplyObject(reply);
+    }
+    return err;
+}
+
+/* Hands the batch's answers to api origins to Redis, retrying with backoff while it fails (the
+ * api is waiting; committing without them would lose the answers). A retry may push an answer
+ * twice, which the api, taking the first, ignores. Returns CHAT_ERR_STOPPED if a stop was
+ * requested meanwhile. */
+static chat_err_t batch_api_replies(broadcast_pipeline_t *p)
+{
+    size_t n = 0;
+    const broadcast_api_reply_t *r = broadcast_fanout_api_replies(p->fanout, &n);
+    if (n == 0)
+        return CHAT_OK;
+    chat_backoff_t backoff = chat_backoff_make(CHAT_BACKOFF_FIRST_MS, CHAT_BACKOFF_MAX_MS);
+    for (;;) {
+        chat_err_t err = api_replies_write(p, r, n);
+        if (err == CHAT_OK) {
+            chat_counter_add(p->m.api_replies, n);
+            return CHAT_OK;
+        }
+        if (err == CHAT_ERR_NOMEM)
+            return err;
+        chat_counter_inc(p->m.api_reply_errors);
+        chat_log_error("api replies not written to redis; retrying", CHAT_F_ERR(err),
+                       CHAT_F_INT("replies", n));
+        if (chat_signals_wait_stop(chat_backoff_next(&backoff)))
+            return CHAT_ERR_STOPPED;
+    }
+}
+
 /* Counts the batch's routing and logs what could not be routed, once per batch. */
 static void batch_account(broadcast_pipeline_t *p)
 {
@@ -497,6 +562,8 @@ static chat_err_t batch_process(broadcast_pipeline_t *p, size_t n, int64_t start
         batch_presence_now(p, n);
         err = batch_fanout(p, n);
     }
+    if (err == CHAT_OK)
+        err = batch_api_replies(p);
     events_clear(p, n);
     if (err != CHAT_OK)
         return err;

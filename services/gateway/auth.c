@@ -292,6 +292,11 @@ static chat_err_t verify_with(gw_auth_t *a, const char *token, int64_t now_ms, b
     /* No leeway: an expired token is refused to the second, as the protocol says. */
     err = chat_jwt_verify(token, secret, len, now_ms / 1000, 0, out, reason, reason_len);
     free(secret);
+    /* "system" speaks only through the server API (contract.h): no user token may carry it. */
+    if (err == CHAT_OK && strcmp(out->user, CHAT_SYSTEM_USER) == 0) {
+        snprintf(reason, reason_len, "reserved user id");
+        err = CHAT_ERR_UNAUTHORIZED;
+    }
     return err == CHAT_OK ? CHAT_OK : CHAT_ERR_UNAUTHORIZED;
 }
 

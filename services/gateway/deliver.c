@@ -37,6 +37,7 @@ static void delivery_destroy(gw_task_t *t)
     free(d->tenant);
     free(d->room);
     free(d->except_user);
+    free(d->end_user);
     gw_buf_unref(d->buf);
     free(d);
 }
@@ -84,8 +85,14 @@ gw_delivery_t *gw_delivery_new(const chat_deliver_item_t *item,
     d->buf = gw_buf_new(item->frame_json, item->frame_len); /* as broadcast wrote it */
     if (item->except_user != NULL)
         d->except_user = strdup(item->except_user);
+    if (item->end != NULL) {
+        d->end = strcmp(item->end, "removed") == 0 ? "removed" : "deleted";
+        if (item->end_user != NULL)
+            d->end_user = strdup(item->end_user);
+    }
     if (d->tenant == NULL || d->room == NULL || d->buf == NULL || !conns_copy(d, item) ||
-        (item->except_user != NULL && d->except_user == NULL)) {
+        (item->except_user != NULL && d->except_user == NULL) ||
+        (item->end_user != NULL && d->end_user == NULL)) {
         delivery_destroy(&d->task);
         return NULL;
     }
@@ -180,6 +187,28 @@ void gw_deliver_stop(gw_deliver_t *d)
 
 /* ---- on the loop: to the sockets ---- */
 
+/* gw_rooms_end's callback: the owner is a session (server.c subscribes sessions). */
+static void subscription_ended(void *ud, void *owner)
+{
+    const gw_delivery_t *d = ud;
+    gw_session_room_ended(owner, d->room, d->end);
+}
+
+/* After a notice that ends subscriptions (its item's end): the removed member's, or everyone's
+ * in a deleted room, each told with `left` {room, reason}. */
+static void deliver_ends(gw_gateway_t *gw, const gw_delivery_t *d)
+{
+    size_t n =
+        gw_rooms_end(gw->rooms, d->tenant, d->room, d->end_user, subscription_ended, (void *)d);
+    if (n == SIZE_MAX)
+        chat_log_error("subscriptions not ended: out of memory", CHAT_F_STR("tenant", d->tenant),
+                       CHAT_F_STR("room", d->room), CHAT_F_STR("end", d->end));
+    else if (n > 0)
+        chat_log_info("subscriptions ended by a notice", CHAT_F_STR("tenant", d->tenant),
+                      CHAT_F_STR("room", d->room), CHAT_F_STR("end", d->end),
+                      CHAT_F_INT("subscriptions", (int64_t)n));
+}
+
 void gw_deliver_route(gw_task_t *t, void *loop_ctx)
 {
     gw_delivery_t *d = (gw_delivery_t *)t;
@@ -201,4 +230,6 @@ void gw_deliver_route(gw_task_t *t, void *loop_ctx)
         chat_counter_add(gw->stats.deliveries, taken);
     else
         chat_counter_inc(gw->stats.unrouted);
+    if (d->end != NULL)
+        deliver_ends(gw, d);
 }

@@ -28,6 +28,10 @@ typedef struct gw_delivery {
     char **conns;      /* NULL: every subscriber of tenant/room */
     size_t nconns;
     gw_buf_t *buf; /* the serialised frame */
+    /* NULL, or "removed" / "deleted": after the frame, the subscriptions to the room of
+     * end_user (removed) or of everyone (deleted) end with `left` {room, reason: end} */
+    const char *end; /* static */
+    char *end_user;
 } gw_delivery_t;
 
 /* Builds a delivery from a decoded item, serialising its frame. NULL if out of memory.

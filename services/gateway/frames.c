@@ -386,10 +386,11 @@ gw_buf_t *gw_frame_joined(const char *room, int64_t seq, int64_t useq, bool stal
     return frame_end(o, ok);
 }
 
-gw_buf_t *gw_frame_left(const char *room, const char *rid)
+gw_buf_t *gw_frame_left(const char *room, const char *rid, const char *reason)
 {
     cJSON *o = frame_begin("left");
-    bool ok = o != NULL && add_opt_string(o, "room", room) && add_opt_string(o, "rid", rid);
+    bool ok = o != NULL && add_opt_string(o, "room", room) && add_opt_string(o, "rid", rid) &&
+              add_opt_string(o, "reason", reason);
     return frame_end(o, ok);
 }
 

@@ -100,7 +100,9 @@ gw_buf_t *gw_frame_welcome(const char *user, const char *tenant, const char *ses
  * gateway sends as updates (left out when false); read: the user's own read mark (0: none). */
 gw_buf_t *gw_frame_joined(const char *room, int64_t seq, int64_t useq, bool stale, int64_t unread,
                           int64_t read, const char *const *online, size_t nonline, const char *rid);
-gw_buf_t *gw_frame_left(const char *room, const char *rid);
+/* reason: NULL for the answer to a leave; "removed" or "deleted" when a notice ended the
+ * subscription. */
+gw_buf_t *gw_frame_left(const char *room, const char *rid, const char *reason);
 gw_buf_t *gw_frame_pong(const char *rid);
 gw_buf_t *gw_frame_error(gw_code_t code, const char *message, const char *rid, const char *cid);
 /* msgs is an array of msg frame objects in ascending seq; it is taken over (freed) even on

@@ -1,7 +1,9 @@
 /* Joining a room and resuming after a reconnect (see join.h): the join job, run twice on
- * workers (registration on the room's shard, then the reads on any worker: the room's recent
- * history in Redis, MongoDB when that cannot answer exactly), and its answer on the loop,
- * which hands `joined` and the replay to the session. */
+ * workers (registration and then the access check on the room's shard, then the reads on any
+ * worker: the room's recent history in Redis, MongoDB when that cannot answer exactly), and its
+ * answer on the loop, which hands `joined` and the replay to the session. The access check
+ * (room_access.h) comes after the registration: a member removed after the check hears it as
+ * a notice in the room's stream, one removed before is not a member in MongoDB. */
 #include "services/gateway/join.h"
 
 #include <stdio.h>
@@ -17,6 +19,7 @@
 #include "services/gateway/registrations.h"
 #include "services/gateway/registry.h"
 #include "services/gateway/request.h"
+#include "services/gateway/room_access.h"
 #include "services/gateway/room_list.h"
 #include "services/gateway/store_reads.h"
 #include "services/gateway/unread.h"
@@ -29,6 +32,10 @@ typedef struct join_job {
     int64_t usince;
     bool has_usince;
     uint32_t gen;
+    gw_room_kind_t kind; /* known by the loop, then as checked */
+    bool dm;
+    bool refused;
+    gw_access_t verdict; /* refused: why */
     int64_t started_us;
     bool registered; /* step (1) done; the task was forwarded for step (2) */
     /* result */
@@ -342,6 +349,13 @@ static void join_run(gw_task_t *t, void *wctx)
             return;
         }
         j->registered = true;
+        if (!j->dm) {
+            j->err = gw_access_check(gw->store, j->base.tenant, j->base.room, j->user, j->kind,
+                                     &j->kind, &j->verdict);
+            j->refused = j->err == CHAT_OK && j->verdict != GW_ACCESS_OK;
+            if (j->err != CHAT_OK || j->refused)
+                return; /* the loop ends the subscription, which releases the registration */
+        }
         gw_room_list_note_join(gw, redis, j->base.tenant, j->base.room, j->user);
         gw_task_forward(t, -1);
         return;
@@ -368,6 +382,8 @@ static void join_complete(gw_task_t *t, void *loop_ctx)
         .rid = j->base.rid,
         .gen = j->gen,
         .err = j->err,
+        .refused = j->refused,
+        .kind = j->dm ? GW_ROOM_KIND_UNKNOWN : j->kind,
         .latest = j->latest,
         .useq = j->useq,
         .stale = j->stale,
@@ -380,6 +396,8 @@ static void join_complete(gw_task_t *t, void *loop_ctx)
         .updates = j->updates,
         .nupdates = j->nupdates,
     };
+    if (j->refused)
+        gw_access_refusal(j->verdict, &res.refuse_code, &res.refuse_message);
     /* The session takes the replay's and the updates' references. */
     j->nreplay = 0;
     j->nupdates = 0;
@@ -398,6 +416,8 @@ chat_err_t gw_join_submit(gw_gateway_t *gw, const gw_join_req_t *req)
     j->usince = req->usince;
     j->has_usince = req->has_usince;
     j->gen = req->gen;
+    j->kind = req->kind;
+    j->dm = req->dm;
     j->started_us = chat_clock_mono_us();
     if (!copied || j->user == NULL) {
         /* Answered on the loop's next drain, like any failed join. */

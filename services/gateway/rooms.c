@@ -19,6 +19,7 @@ typedef struct room {
     /* user -> monotonic µs + 1 of the last typing let through (gw_rooms_typing_allow);
      * created on the room's first typing */
     chat_strmap_t *typing;
+    gw_room_kind_t kind; /* what a finished join learnt; the room's cache of it */
 } room_t;
 
 typedef enum sub_state { SUB_PENDING, SUB_ACTIVE } sub_state_t;
@@ -352,6 +353,47 @@ int64_t gw_sub_last_useq(const gw_sub_t *sub)
 size_t gw_sub_held(const gw_sub_t *sub)
 {
     return gw_outq_len(&sub->held);
+}
+
+/* The room of tenant/room if it has subscriptions here, else NULL. */
+static room_t *room_find(const gw_rooms_t *r, const char *tenant, const char *name)
+{
+    char key[CHAT_ROOM_KEY_MAX];
+    if (chat_room_key(tenant, name, key, sizeof key) < 0)
+        return NULL;
+    return chat_strmap_get(r->rooms, key);
+}
+
+gw_room_kind_t gw_rooms_kind(const gw_rooms_t *r, const char *tenant, const char *room)
+{
+    const room_t *rm = room_find(r, tenant, room);
+    return rm != NULL ? rm->kind : GW_ROOM_KIND_UNKNOWN;
+}
+
+void gw_rooms_kind_set(gw_sub_t *sub, gw_room_kind_t kind)
+{
+    sub->room->kind = kind;
+}
+
+size_t gw_rooms_end(gw_rooms_t *r, const char *tenant, const char *room, const char *user,
+                    void (*ended)(void *ud, void *owner), void *ud)
+{
+    room_t *rm = room_find(r, tenant, room);
+    if (rm == NULL)
+        return 0;
+    void **owners = calloc(rm->nsubs, sizeof *owners);
+    if (owners == NULL)
+        return SIZE_MAX;
+    size_t n = 0;
+    for (gw_sub_t *sub = rm->subs; sub != NULL; sub = sub->room_next) {
+        if (user == NULL || strcmp(sub->user, user) == 0)
+            owners[n++] = sub->owner;
+    }
+    /* rm may be freed by the last leave: only the owners are used from here on */
+    for (size_t i = 0; i < n; i++)
+        ended(ud, owners[i]);
+    free(owners);
+    return n;
 }
 
 size_t gw_rooms_count(const gw_rooms_t *r)

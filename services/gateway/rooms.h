@@ -14,6 +14,15 @@
 #include "services/gateway/outq.h"
 
 typedef struct gw_rooms gw_rooms_t;
+
+/* Who may use a room (docs/server-api.md): dm rooms their two members, public rooms
+ * everyone, private rooms their members. A room's kind is kept while the gateway has
+ * subscriptions to it (the subscription is the cache: it goes with the room's last one). */
+typedef enum gw_room_kind {
+    GW_ROOM_KIND_UNKNOWN = 0, /* not known here: read MongoDB's `rooms` */
+    GW_ROOM_KIND_PUBLIC,
+    GW_ROOM_KIND_PRIVATE,
+} gw_room_kind_t;
 typedef struct gw_sub gw_sub_t;
 
 /* Where the table sends things; every callback runs on the loop. */
@@ -84,6 +93,21 @@ bool gw_sub_active(const gw_sub_t *sub);
 int64_t gw_sub_last_seq(const gw_sub_t *sub);
 int64_t gw_sub_last_useq(const gw_sub_t *sub);
 size_t gw_sub_held(const gw_sub_t *sub);
+
+/* The kind of tenant/room that a joined subscription learnt (gw_rooms_kind_set), or
+ * GW_ROOM_KIND_UNKNOWN (no subscription here, or none that finished its join). */
+gw_room_kind_t gw_rooms_kind(const gw_rooms_t *r, const char *tenant, const char *room);
+
+/* Remembers the kind of sub's room, for as long as the room has subscriptions here. */
+void gw_rooms_kind_set(gw_sub_t *sub, gw_room_kind_t kind);
+
+/* Ends subscriptions to tenant/room after a notice (docs/server-api.md): those of user, or
+ * every one if user is NULL. For each, calls ended(ud, owner) on the loop; the owner leaves
+ * the subscription there (gw_rooms_leave). The owners are collected before the first call, so
+ * ended may change the table. Returns how many were ended, or SIZE_MAX if out of memory
+ * (none was). */
+size_t gw_rooms_end(gw_rooms_t *r, const char *tenant, const char *room, const char *user,
+                    void (*ended)(void *ud, void *owner), void *ud);
 
 /* Rooms with at least one subscription. */
 size_t gw_rooms_count(const gw_rooms_t *r);

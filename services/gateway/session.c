@@ -270,6 +270,8 @@ static void on_join(gw_session_t *s, const gw_cframe_t *f)
         .usince = f->usince,
         .has_usince = f->has_usince,
         .gen = gw_sub_gen(sub),
+        .kind = gw_rooms_kind(s->env->rooms, s->claims.tenant, f->room),
+        .dm = chat_room_is_dm(f->room),
     };
     if (s->env->ops->submit_join(s->env->ud, &req) != CHAT_OK) {
         gw_rooms_leave(s->env->rooms, &s->subs, sub);
@@ -286,12 +288,53 @@ static void on_leave(gw_session_t *s, const gw_cframe_t *f)
         gw_rooms_leave(s->env->rooms, &s->subs, sub);
     if (s->env->ops->note_leave != NULL)
         s->env->ops->note_leave(s->env->ud, s->claims.tenant, f->room, s->claims.user);
-    send_frame(s, gw_frame_left(f->room, f->rid));
+    send_frame(s, gw_frame_left(f->room, f->rid, NULL));
 }
 
+static void send_produce(gw_session_t *s, const char *room, const char *cid, const char *text,
+                         const char *rid)
+{
+    if (s->env->ops->send(s->env->ud, s, room, cid, text) != CHAT_OK)
+        send_error(s, GW_E_INTERNAL, "message was not accepted; resend it", rid, cid);
+}
+
+/* True if the connection's subscription to room finished its join (which checked access). */
+static bool joined(const gw_session_t *s, const char *room)
+{
+    const gw_sub_t *sub = gw_rooms_find(s->subs, room);
+    return sub != NULL && gw_sub_active(sub);
+}
+
+/* A send goes out without a lookup in a dm room (room_allowed checked it), in a room the
+ * connection joined, or in a room the gateway knows to be public (a subscription's cache); a
+ * known private room wants a join first; else the room's kind is read on a worker first. */
 static void on_send(gw_session_t *s, const gw_cframe_t *f)
 {
-    if (s->env->ops->send(s->env->ud, s, f->room, f->cid, f->text) != CHAT_OK)
+    if (chat_room_is_dm(f->room) || joined(s, f->room)) {
+        send_produce(s, f->room, f->cid, f->text, f->rid);
+        return;
+    }
+    switch (gw_rooms_kind(s->env->rooms, s->claims.tenant, f->room)) {
+    case GW_ROOM_KIND_PUBLIC:
+        send_produce(s, f->room, f->cid, f->text, f->rid);
+        return;
+    case GW_ROOM_KIND_PRIVATE:
+        send_error(s, GW_E_FORBIDDEN, "join the room first", f->rid, f->cid);
+        return;
+    case GW_ROOM_KIND_UNKNOWN:
+        break;
+    }
+    if (s->env->ops->submit_send_check == NULL) {
+        send_produce(s, f->room, f->cid, f->text, f->rid);
+        return;
+    }
+    gw_send_req_t req = {.conn = s->id,
+                         .tenant = s->claims.tenant,
+                         .room = f->room,
+                         .cid = f->cid,
+                         .rid = f->rid,
+                         .text = f->text};
+    if (s->env->ops->submit_send_check(s->env->ud, &req) != CHAT_OK)
         send_error(s, GW_E_INTERNAL, "message was not accepted; resend it", f->rid, f->cid);
 }
 
@@ -320,7 +363,10 @@ static void on_history(gw_session_t *s, const gw_cframe_t *f)
         .conn = s->id,
         .tenant = s->claims.tenant,
         .room = f->room,
+        .user = s->claims.user,
         .rid = f->rid,
+        .allowed = chat_room_is_dm(f->room) || joined(s, f->room),
+        .kind = gw_rooms_kind(s->env->rooms, s->claims.tenant, f->room),
         .before = f->has_before ? f->before : 0,
         .limit = f->has_limit ? f->limit : s->env->limits.history_default,
     };
@@ -623,6 +669,15 @@ void gw_session_join_done(gw_session_t *s, const gw_join_result_t *res)
         send_error(s, GW_E_INTERNAL, "join failed; retry", rid_or_null(res->rid), NULL);
         return;
     }
+    if (res->refused) {
+        replay_drop(res, 0, res->nreplay);
+        updates_drop(res, 0, res->nupdates);
+        gw_rooms_leave(s->env->rooms, &s->subs, sub);
+        send_error(s, res->refuse_code, res->refuse_message, rid_or_null(res->rid), NULL);
+        return;
+    }
+    if (res->kind != GW_ROOM_KIND_UNKNOWN)
+        gw_rooms_kind_set(sub, res->kind);
     size_t fit = replay_fit(s, gw_sub_held(sub));
     /* Updates that do not fit are left out like the oldest replayed messages: the client is
      * told to refetch (stale). */
@@ -663,6 +718,35 @@ void gw_session_rooms_done(gw_session_t *s, const char *rid, gw_buf_t *frame, gw
         return;
     }
     gw_session_enqueue(s, frame);
+}
+
+void gw_session_refused(gw_session_t *s, gw_code_t code, const char *message, const char *rid,
+                        const char *cid)
+{
+    send_error(s, code, message, rid_or_null(rid), cid);
+}
+
+void gw_session_send_checked(gw_session_t *s, const gw_send_req_t *req, gw_room_kind_t kind,
+                             bool gone)
+{
+    if (s->closing)
+        return;
+    const char *rid = rid_or_null(req->rid);
+    if (gone)
+        send_error(s, GW_E_NOT_FOUND, "room not found", rid, req->cid);
+    else if (kind == GW_ROOM_KIND_PRIVATE && !joined(s, req->room))
+        send_error(s, GW_E_FORBIDDEN, "join the room first", rid, req->cid);
+    else
+        send_produce(s, req->room, req->cid, req->text, rid);
+}
+
+void gw_session_room_ended(gw_session_t *s, const char *room, const char *reason)
+{
+    gw_sub_t *sub = gw_rooms_find(s->subs, room);
+    if (sub == NULL)
+        return;
+    gw_rooms_leave(s->env->rooms, &s->subs, sub);
+    send_frame(s, gw_frame_left(room, NULL, reason));
 }
 
 void gw_session_send_failed(gw_session_t *s, const char *rid, const char *cid)

@@ -55,16 +55,37 @@ typedef struct gw_join_req {
     int64_t usince; /* last useq held: the changes after it are replayed as updates */
     bool has_usince;
     uint32_t gen; /* echoed in the result, so a stale answer is recognised */
+    /* The room's kind if the gateway knows it (a subscription's cache), else UNKNOWN; dm rooms
+     * are not looked up (the token's user is one of their members). */
+    gw_room_kind_t kind;
+    bool dm;
 } gw_join_req_t;
 
 typedef struct gw_history_req {
     const char *conn;
     const char *tenant;
     const char *room;
+    const char *user;
     const char *rid;
+    /* true: no access check (a dm room, or one the connection joined); else kind is what the
+     * gateway knows of the room (UNKNOWN: read it) */
+    bool allowed;
+    gw_room_kind_t kind;
     int64_t before; /* 0: the newest */
     int64_t limit;
 } gw_history_req_t;
+
+/* A send to a room the connection did not join and whose kind the gateway does not know: the
+ * room's kind is read first (services/gateway/send_check.c); a private or deleted room refuses
+ * it. */
+typedef struct gw_send_req {
+    const char *conn;
+    const char *tenant;
+    const char *room;
+    const char *cid;
+    const char *rid;
+    const char *text;
+} gw_send_req_t;
 
 /* A user's room list (the `rooms` frame; services/gateway/room_list.c). */
 typedef struct gw_rooms_req {
@@ -88,6 +109,9 @@ typedef struct gw_session_ops {
      * means the request was not taken (out of memory): no answer will come. */
     chat_err_t (*submit_join)(void *ud, const gw_join_req_t *req);
     chat_err_t (*submit_history)(void *ud, const gw_history_req_t *req);
+    /* Look up the kind of the room of a send (gw_send_req_t); the answer comes through
+     * gw_session_send_checked. NULL: such sends are produced without a lookup. */
+    chat_err_t (*submit_send_check)(void *ud, const gw_send_req_t *req);
     /* Produce a send to chat.inbound; failures reported later come through
      * gw_session_send_failed. Returns non-OK if it could not even be queued. */
     chat_err_t (*send)(void *ud, gw_session_t *s, const char *room, const char *cid,
@@ -152,6 +176,12 @@ typedef struct gw_join_result {
     const char *rid;
     uint32_t gen;
     chat_err_t err; /* non-OK: the join failed (error internal) */
+    /* The user may not use the room: error refuse_code with refuse_message (static), and the
+     * subscription ends. */
+    bool refused;
+    gw_code_t refuse_code;
+    const char *refuse_message;
+    gw_room_kind_t kind; /* the room's kind as the join found it (UNKNOWN for dm rooms) */
     int64_t latest;
     int64_t useq; /* the room's latest useq: update frames at or below it were replayed */
     bool stale;   /* more messages changed since usince than updates were replayed */
@@ -199,6 +229,19 @@ void gw_session_history_done(gw_session_t *s, const char *rid, gw_buf_t *frame);
 /* frame is the rooms frame (taken over), or NULL: error code with message. */
 void gw_session_rooms_done(gw_session_t *s, const char *rid, gw_buf_t *frame, gw_code_t code,
                            const char *message);
+/* A request that needed a lookup is refused: error code with message (static), echoing rid
+ * and cid (either may be NULL). */
+void gw_session_refused(gw_session_t *s, gw_code_t code, const char *message, const char *rid,
+                        const char *cid);
+/* The kind of a send's room was read (gw_session_ops_t.submit_send_check): the send is
+ * produced if kind is public, refused otherwise (gone: the room was deleted). Strings live
+ * for the call. */
+void gw_session_send_checked(gw_session_t *s, const gw_send_req_t *req, gw_room_kind_t kind,
+                             bool gone);
+/* A notice ended the session's subscription to room (member removed, room deleted): it
+ * leaves the room (as a leave would, without touching the user's room list) and gets `left`
+ * {room, reason}. No-op if it has no subscription to room. */
+void gw_session_room_ended(gw_session_t *s, const char *room, const char *reason);
 /* The produce of the send with cid (or of the edit, delete or react with rid) failed: error
  * internal echoing them (either may be NULL). */
 void gw_session_send_failed(gw_session_t *s, const char *rid, const char *cid);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/contract.h"
 #include "common/names.h"
 
 static const char *const reject_code_names[MESSAGE_REJECT__COUNT] = {"bad_request", "too_large",
@@ -32,37 +33,54 @@ static void set_reject(message_inbound_t *in, message_reject_code_t code, const 
     set_reason(in, fmt, n);
 }
 
-/* The service's rules for a send the codec accepted: the configured text limit (the codec
+/* True if ev acts as CHAT_SYSTEM_USER, which only the api service may do. */
+static bool by_system(const chat_event_t *ev)
+{
+    return strcmp(ev->user, CHAT_SYSTEM_USER) == 0;
+}
+
+/* The service's rules for a send the codec accepted: "system" speaks only through the api
+ * service and alone sends notices (docs/server-api.md), the configured text limit (the codec
  * only knows the protocol's CHAT_TEXT_MAX_CHARS, the most the configuration allows) and
- * that only its two members write to a dm room. The gateway checks these too; checking
- * again keeps the store clean whoever produced. */
+ * that only its two members write to a dm room ("system" may write there too). The gateway
+ * checks these too; checking again keeps the store clean whoever produced. */
 static void check_send(message_inbound_t *in, long max_text_chars)
 {
     const chat_event_t *ev = &in->ev;
     long chars = chat_utf8_chars(ev->text, strlen(ev->text));
-    if (chars < 1)
+    bool system = by_system(ev);
+    if (system && !chat_origin_is_api(ev->origin_gw))
+        set_reject(in, MESSAGE_REJECT_FORBIDDEN, "reserved user id", 0);
+    else if ((ev->notice != NULL || ev->target != NULL) && !system)
+        set_reject(in, MESSAGE_REJECT_BAD_REQUEST, "only the system sends notices", 0);
+    else if (chars < 1 && ev->notice == NULL)
         set_reject(in, MESSAGE_REJECT_BAD_REQUEST, "text must be 1 or more characters of UTF-8", 0);
     else if (chars > max_text_chars)
         set_reject(in, MESSAGE_REJECT_TOO_LARGE, "text is longer than %ld characters",
                    max_text_chars);
-    else if (chat_room_is_dm(ev->room) &&
-             !(chat_room_dm_valid(ev->room) && chat_room_dm_has(ev->room, ev->user)))
+    else if (chat_room_is_dm(ev->room) && !chat_room_dm_valid(ev->room))
+        set_reject(in, MESSAGE_REJECT_FORBIDDEN, "only its two members write to a direct room", 0);
+    else if (chat_room_is_dm(ev->room) && !system && !chat_room_dm_has(ev->room, ev->user))
         set_reject(in, MESSAGE_REJECT_FORBIDDEN, "only its two members write to a direct room", 0);
     else
         in->kind = MESSAGE_INBOUND_SEND;
 }
 
 /* The rules of an edit, delete or react the codec accepted, before the stored message is
- * looked at: an edit's text within the configured limit, and, as for sends, only its two
- * members act in a dm room. */
+ * looked at: "system" acts only through the api service, an edit's text within the
+ * configured limit, and, as for sends, only its two members (or "system") act in a dm room. */
 static void check_update(message_inbound_t *in, long max_text_chars)
 {
     const chat_event_t *ev = &in->ev;
-    if (ev->type == CHAT_EV_EDIT && chat_utf8_chars(ev->text, strlen(ev->text)) > max_text_chars)
+    bool system = by_system(ev);
+    if (system && !chat_origin_is_api(ev->origin_gw))
+        set_reject(in, MESSAGE_REJECT_FORBIDDEN, "reserved user id", 0);
+    else if (ev->type == CHAT_EV_EDIT &&
+             chat_utf8_chars(ev->text, strlen(ev->text)) > max_text_chars)
         set_reject(in, MESSAGE_REJECT_TOO_LARGE, "text is longer than %ld characters",
                    max_text_chars);
     else if (chat_room_is_dm(ev->room) &&
-             !(chat_room_dm_valid(ev->room) && chat_room_dm_has(ev->room, ev->user)))
+             !(chat_room_dm_valid(ev->room) && (system || chat_room_dm_has(ev->room, ev->user))))
         set_reject(in, MESSAGE_REJECT_FORBIDDEN, "direct rooms are open to their two members only",
                    0);
     else

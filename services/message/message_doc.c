@@ -15,6 +15,8 @@ static void doc_free_strings(message_doc_t *d)
     free((char *)d->from);
     free((char *)d->name);
     free((char *)d->text);
+    free((char *)d->notice);
+    free((char *)d->target);
     free((char *)d->cid);
     free((char *)d->src);
     free((char *)d->uop);
@@ -46,6 +48,8 @@ chat_err_t message_doc_list_add(message_doc_list_t *l, const message_doc_t *doc)
     d->from = dup_or_null(doc->from, &ok);
     d->name = dup_or_null(doc->name, &ok);
     d->text = dup_or_null(doc->text, &ok);
+    d->notice = dup_or_null(doc->notice, &ok);
+    d->target = dup_or_null(doc->target, &ok);
     d->cid = dup_or_null(doc->cid, &ok);
     d->src = dup_or_null(doc->src, &ok);
     d->uop = dup_or_null(doc->uop, &ok);

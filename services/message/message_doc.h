@@ -16,9 +16,10 @@
 #define MESSAGE_ID_LEN CHAT_MESSAGE_ID_LEN
 #define MESSAGE_SRC_MAX 32 /* "<partition>:<offset>" */
 
-/* {_id, tenant, room, seq, from, name?, text?, ts, cid, src, edited?, deleted?, reactions?,
- * useq?, uop?}. Strings (and reactions) are borrowed unless the document lives in a
- * message_doc_list_t, which owns copies. name and src may be NULL; text is NULL once the
+/* {_id, tenant, room, seq, from, name?, text?, notice?, target?, ts, cid, src, edited?,
+ * deleted?, reactions?, useq?, uop?}. Strings (and reactions) are borrowed unless the document
+ * lives in a message_doc_list_t, which owns copies. name, notice, target and src may be NULL
+ * (notice and target: a system notice, docs/server-api.md); text is NULL once the
  * message is deleted. The last five are the state that edits, deletes and reactions change
  * (services/message/updates.h); a new message has none of them. */
 typedef struct message_doc {
@@ -28,6 +29,8 @@ typedef struct message_doc {
     const char *from;
     const char *name;
     const char *text;
+    const char *notice; /* from CHAT_SYSTEM_USER only: room_created, member_added, ... */
+    const char *target; /* the member of a member notice */
     const char *cid;
     const char *src;
     int64_t seq;

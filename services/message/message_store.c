@@ -157,6 +157,10 @@ static bool doc_from_bson(const bson_t *b, message_doc_t *d)
             d->text = iter_utf8(&it);
         } else if (strcmp(k, "name") == 0) {
             d->name = iter_utf8(&it);
+        } else if (strcmp(k, "notice") == 0) {
+            d->notice = iter_utf8(&it);
+        } else if (strcmp(k, "target") == 0) {
+            d->target = iter_utf8(&it);
         } else if (strcmp(k, "src") == 0) {
             d->src = iter_utf8(&it);
         } else if (strcmp(k, "edited") == 0 && BSON_ITER_HOLDS_NUMBER(&it)) {
@@ -212,12 +216,12 @@ static chat_err_t store_find_existing(void *ctx, const message_dedup_send_t *key
         append_match(&filter, fields[f], vals, n);
     }
     free(vals);
-    bson_t *opts =
-        BCON_NEW("projection", "{", "tenant", BCON_INT32(1), "room", BCON_INT32(1), "seq",
-                 BCON_INT32(1), "from", BCON_INT32(1), "name", BCON_INT32(1), "text", BCON_INT32(1),
-                 "ts", BCON_INT32(1), "cid", BCON_INT32(1), "src", BCON_INT32(1), "edited",
-                 BCON_INT32(1), "deleted", BCON_INT32(1), "reactions", BCON_INT32(1), "useq",
-                 BCON_INT32(1), "uop", BCON_INT32(1), "}");
+    bson_t *opts = BCON_NEW("projection", "{", "tenant", BCON_INT32(1), "room", BCON_INT32(1),
+                            "seq", BCON_INT32(1), "from", BCON_INT32(1), "name", BCON_INT32(1),
+                            "text", BCON_INT32(1), "notice", BCON_INT32(1), "target", BCON_INT32(1),
+                            "ts", BCON_INT32(1), "cid", BCON_INT32(1), "src", BCON_INT32(1),
+                            "edited", BCON_INT32(1), "deleted", BCON_INT32(1), "reactions",
+                            BCON_INT32(1), "useq", BCON_INT32(1), "uop", BCON_INT32(1), "}");
     chat_err_t err = store_find(ms, "find existing cids", &filter, opts, take_doc, out);
     bson_destroy(&filter);
     bson_destroy(opts);
@@ -410,6 +414,10 @@ static bson_t *doc_to_bson(const message_doc_t *d)
     if (d->name != NULL)
         BSON_APPEND_UTF8(b, "name", d->name);
     BSON_APPEND_UTF8(b, "text", d->text);
+    if (d->notice != NULL)
+        BSON_APPEND_UTF8(b, "notice", d->notice);
+    if (d->target != NULL)
+        BSON_APPEND_UTF8(b, "target", d->target);
     BSON_APPEND_INT64(b, "ts", d->ts);
     BSON_APPEND_UTF8(b, "cid", d->cid);
     if (d->src != NULL)
@@ -661,6 +669,79 @@ static chat_err_t store_apply_update(void *ctx, const message_update_rec_t *rec)
     return err;
 }
 
+/* ---- direct rooms' blocks ---- */
+
+#define BLOCKS_COLLECTION "blocks" /* written by the server API (docs/server-api.md) */
+
+typedef struct blocks_match {
+    const message_block_pair_t *pairs;
+    size_t n;
+    bool *blocked;
+} blocks_match_t;
+
+/* Marks every pair that the blocks document doc joins, either way. */
+static chat_err_t take_block(const bson_t *doc, void *ud)
+{
+    blocks_match_t *m = ud;
+    bson_iter_t it;
+    const char *tenant = NULL, *user = NULL, *target = NULL;
+    if (bson_iter_init(&it, doc)) {
+        while (bson_iter_next(&it)) {
+            const char *k = bson_iter_key(&it);
+            if (strcmp(k, "tenant") == 0)
+                tenant = iter_utf8(&it);
+            else if (strcmp(k, "user") == 0)
+                user = iter_utf8(&it);
+            else if (strcmp(k, "target") == 0)
+                target = iter_utf8(&it);
+        }
+    }
+    if (tenant == NULL || user == NULL || target == NULL)
+        return CHAT_OK;
+    for (size_t i = 0; i < m->n; i++) {
+        const message_block_pair_t *pr = &m->pairs[i];
+        if (strcmp(pr->tenant, tenant) == 0 &&
+            ((strcmp(pr->user, user) == 0 && strcmp(pr->other, target) == 0) ||
+             (strcmp(pr->other, user) == 0 && strcmp(pr->user, target) == 0)))
+            m->blocked[i] = true;
+    }
+    return CHAT_OK;
+}
+
+/* One flat query over every user involved (a superset), matched exactly in take_block. */
+static chat_err_t store_find_blocks(void *ctx, const message_block_pair_t *pairs, size_t n,
+                                    bool *blocked)
+{
+    for (size_t i = 0; i < n; i++)
+        blocked[i] = false;
+    if (n == 0)
+        return CHAT_OK;
+    message_store_t *ms = ctx;
+    const char **vals = calloc(2 * n, sizeof *vals);
+    if (vals == NULL)
+        return CHAT_ERR_NOMEM;
+    bson_t filter = BSON_INITIALIZER;
+    for (size_t i = 0; i < n; i++)
+        vals[i] = pairs[i].tenant;
+    append_match(&filter, "tenant", vals, n);
+    for (size_t f = 0; f < 2; f++) {
+        for (size_t i = 0; i < n; i++) {
+            vals[2 * i] = pairs[i].user;
+            vals[2 * i + 1] = pairs[i].other;
+        }
+        append_match(&filter, f == 0 ? "user" : "target", vals, 2 * n);
+    }
+    free(vals);
+    bson_t *opts = BCON_NEW("projection", "{", "_id", BCON_INT32(0), "tenant", BCON_INT32(1),
+                            "user", BCON_INT32(1), "target", BCON_INT32(1), "}");
+    blocks_match_t m = {pairs, n, blocked};
+    chat_err_t err =
+        store_find_in(ms, BLOCKS_COLLECTION, "find blocks", &filter, opts, take_block, &m);
+    bson_destroy(&filter);
+    bson_destroy(opts);
+    return err;
+}
+
 static const char *store_last_error(void *ctx)
 {
     message_store_t *ms = ctx;
@@ -680,6 +761,7 @@ void message_store_port(message_store_t *ms, message_store_port_t *port)
         .find_update = store_find_update,
         .insert_update = store_insert_update,
         .apply_update = store_apply_update,
+        .find_blocks = store_find_blocks,
         .last_error = store_last_error,
     };
 }

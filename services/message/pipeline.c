@@ -479,6 +479,87 @@ static chat_err_t with_retry(message_pipeline_t *p, batch_t *b, const char *step
     }
 }
 
+/* ---- direct rooms' blocks ---- */
+
+/* True for a send that a block can refuse: by a member of a direct room ("system" writes
+ * whatever the members blocked). */
+static bool item_dm_send(const item_t *it)
+{
+    return it->kind == ITEM_SEND && chat_room_is_dm(it->ev->room) &&
+           strcmp(it->ev->user, CHAT_SYSTEM_USER) != 0;
+}
+
+/* Writes the member of the direct room "dm:A:B" that is not user into buf (inbound.c made sure
+ * the room is valid and user one of its members). */
+static void dm_other(const char *room, const char *user, char *buf, size_t len)
+{
+    const char *a = room + 3;
+    const char *colon = strchr(a, ':');
+    size_t alen = colon != NULL ? (size_t)(colon - a) : strlen(a);
+    if (colon != NULL && strlen(user) == alen && memcmp(user, a, alen) == 0)
+        snprintf(buf, len, "%s", colon + 1);
+    else
+        snprintf(buf, len, "%.*s", (int)alen, a);
+}
+
+typedef struct blocks_arg {
+    message_block_pair_t *pairs;
+    size_t *map; /* item of pairs[j] */
+    bool *blocked;
+    size_t k;
+} blocks_arg_t;
+
+/* Step: whether the batch's direct-room sends are blocked, one query. */
+static chat_err_t blocks_load(message_pipeline_t *p, batch_t *b, void *arg)
+{
+    (void)b;
+    blocks_arg_t *ba = arg;
+    return p->conf.store.find_blocks(p->conf.store.ctx, ba->pairs, ba->k, ba->blocked);
+}
+
+/* Refuses (forbidden, "blocked") every direct-room send whose members blocked each other
+ * either way. Batches without such sends cost nothing: the query runs only when there are. */
+static chat_err_t check_blocks(message_pipeline_t *p, batch_t *b)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < b->n; i++)
+        k += item_dm_send(&b->items[i]);
+    if (k == 0 || p->conf.store.find_blocks == NULL)
+        return CHAT_OK;
+    blocks_arg_t ba = {.pairs = calloc(k, sizeof *ba.pairs),
+                       .map = calloc(k, sizeof *ba.map),
+                       .blocked = calloc(k, sizeof *ba.blocked)};
+    char(*others)[CHAT_USER_MAX + 1] = calloc(k, sizeof *others);
+    chat_err_t err = CHAT_ERR_NOMEM;
+    if (ba.pairs == NULL || ba.map == NULL || ba.blocked == NULL || others == NULL)
+        goto out;
+    for (size_t i = 0; i < b->n; i++) {
+        const item_t *it = &b->items[i];
+        if (!item_dm_send(it))
+            continue;
+        dm_other(it->ev->room, it->ev->user, others[ba.k], sizeof others[ba.k]);
+        ba.pairs[ba.k] = (message_block_pair_t){it->ev->tenant, it->ev->user, others[ba.k]};
+        ba.map[ba.k++] = i;
+    }
+    phase_begin(p, b, "MongoDB", p->conf.store.last_error, p->conf.store.ctx, p->m.store_retries);
+    err = with_retry(p, b, "load blocks", blocks_load, &ba);
+    for (size_t j = 0; err == CHAT_OK && j < ba.k; j++) {
+        if (!ba.blocked[j])
+            continue;
+        item_t *it = &b->items[ba.map[j]];
+        it->kind = ITEM_REJECT;
+        it->in.code = MESSAGE_REJECT_FORBIDDEN;
+        snprintf(it->in.reason, sizeof it->in.reason, "blocked");
+        b->sends--;
+    }
+out:
+    free(ba.pairs);
+    free(ba.map);
+    free(ba.blocked);
+    free(others);
+    return err;
+}
+
 /* ---- plan: repeats, seqs, documents ---- */
 
 static bool item_new(const item_t *it)
@@ -588,6 +669,8 @@ static void plan_assign(message_pipeline_t *p, batch_t *b)
                                   .from = ev->user,
                                   .name = ev->name,
                                   .text = ev->text,
+                                  .notice = ev->notice,
+                                  .target = ev->target,
                                   .cid = ev->cid,
                                   .src = it->src};
         it->doc.seq = message_seq_plan_next(&b->rooms[it->room].seq);
@@ -883,6 +966,8 @@ static void doc_msg_event(const message_doc_t *d, chat_event_t *ev)
     ev->user = d->from;
     ev->name = d->name;
     ev->text = d->deleted ? NULL : d->text;
+    ev->notice = d->notice;
+    ev->target = d->target;
     ev->edited = d->edited;
     ev->has_edited = d->edited > 0;
     ev->deleted = d->deleted;
@@ -1345,6 +1430,10 @@ static void update_outcome_event(const item_t *it, chat_event_t *ev)
     ev->has_deleted = u->deleted;
     /* A react that took the last reaction away says so with {} (store_updates made it). */
     ev->reactions = u->reactions != NULL ? u->reactions : it->no_reactions;
+    /* The tenant's delete may say why; the update repeats it (the record does not keep it: a
+     * republished change is the same record, which still carries it). */
+    if (u->deleted && it->ev->type == CHAT_EV_DELETE)
+        ev->reason = it->ev->reason;
 }
 
 /* Fills ev with the outcome of it: msg (stored or republished), ack (resend, repeat), update
@@ -1677,6 +1766,8 @@ chat_err_t message_pipeline_process(message_pipeline_t *p, const chat_bus_record
     chat_err_t err = batch_init(&b, recs, n);
     for (size_t i = 0; err == CHAT_OK && i < n; i++)
         err = parse_record(p, &b, &b.items[i]);
+    if (err == CHAT_OK)
+        err = check_blocks(p, &b);
     if (err == CHAT_OK)
         err = store_sends(p, &b);
     if (err == CHAT_OK)

@@ -28,6 +28,13 @@ typedef struct message_room_ref {
     const char *room;
 } message_room_ref_t;
 
+/* A send in a direct room, as the store port's find_blocks takes it: user writes to other. */
+typedef struct message_block_pair {
+    const char *tenant;
+    const char *user;
+    const char *other;
+} message_block_pair_t;
+
 /* The MongoDB side. Every function returns CHAT_OK or the mapped driver error; CHAT_ERR_MONGO,
  * CHAT_ERR_TIMEOUT and CHAT_ERR_IO are retried by the pipeline. Only insert is used by a batch
  * whose rooms are remembered and whose sends are all new; the others are for the first touch of
@@ -64,6 +71,11 @@ typedef struct message_store_port {
     chat_err_t (*insert_update)(void *ctx, const message_update_rec_t *rec);
     /* Writes rec's state, useq and op into its message. */
     chat_err_t (*apply_update)(void *ctx, const message_update_rec_t *rec);
+    /* ---- direct rooms' blocks (NULL: no send is refused for a block) ---- */
+    /* blocked[i] = a `blocks` document {tenant, user, target} exists with pairs[i]'s user and
+     * other in either role (docs/server-api.md); one query for the n pairs. */
+    chat_err_t (*find_blocks)(void *ctx, const message_block_pair_t *pairs, size_t n,
+                              bool *blocked);
     /* Text of the last failure for logs; may be NULL. */
     const char *(*last_error)(void *ctx);
 } message_store_port_t;

@@ -65,7 +65,9 @@ typedef enum message_update_verdict {
 /* Decides request ev (an edit, delete or react event by ev->user) against the message msg
  * as stored. On CHANGE, out gets op, seq, id, ts = now and the state after the change (its
  * other fields are left to the caller); on anything else out stays zeroed, and *reason (for
- * refusals) is a static text for the client. Rules: edit and delete by the author only;
+ * refusals) is a static text for the client. Rules: edit and delete by the author only, or by
+ * CHAT_SYSTEM_USER (the tenant through the server API; services/message/inbound.c lets only
+ * the api origin act as it);
  * edit and react of a deleted message: not found; delete removes text, edit mark and
  * reactions. */
 message_update_verdict_t message_update_decide(const chat_event_t *ev, const message_doc_t *msg,

@@ -610,6 +610,63 @@ START_TEST(test_emit_error_stops)
 }
 END_TEST
 
+/* Answers to the api service (origin gw "api") go to the api replies, not to any gateway: the
+ * same ack frame a gateway client gets for a send, the update's ack with rid and useq, the
+ * error frame of a reject; the msg itself still reaches the room's followers; a reset
+ * forgets them. */
+START_TEST(test_api_origin_answers_to_replies)
+{
+    const int32_t gws[] = {1};
+    add(msg("team", 7, "api", "req-1"), gws, 1);
+    add(decode("{\"v\":1,\"type\":\"update\",\"tenant\":\"acme\",\"room\":\"team\","
+               "\"id\":\"65f1c0ffee0123456789abcd\",\"seq\":4,\"useq\":9,\"op\":\"delete\","
+               "\"ts\":1,\"deleted\":true,\"reason\":\"spam\",\"user\":\"system\","
+               "\"rid\":\"d-1\",\"origin\":{\"gw\":\"api\",\"conn\":\"req-2\"}}"),
+        gws, 1);
+    add(decode("{\"v\":1,\"type\":\"reject\",\"tenant\":\"acme\",\"room\":\"dm:a:b\","
+               "\"code\":\"forbidden\",\"message\":\"blocked\",\"cid\":\"c-3\","
+               "\"origin\":{\"gw\":\"api\",\"conn\":\"req-3\"}}"),
+        NULL, 0);
+    emit(BROADCAST_RECORD_MAX);
+    const broadcast_fanout_stats_t *st = broadcast_fanout_stats(fan);
+    ck_assert_uint_eq(st->api_replies, 3);
+    ck_assert_uint_eq(st->ack_items, 0);
+    ck_assert_uint_eq(st->error_items, 0);
+    ck_assert_uint_eq(st->unknown_gateway, 0);
+    ck_assert_uint_eq(st->msg_items, 1);
+    ck_assert_uint_eq(st->update_items, 1);
+    ck_assert_uint_eq(nrecords, 1); /* gateway 1's, with the msg and the update */
+    cJSON *g1 = items_of(1);
+    ck_assert_int_eq(cJSON_GetArraySize(g1), 2);
+    cJSON *uframe = cJSON_GetObjectItem(cJSON_GetArrayItem(g1, 1), "frame");
+    ck_assert_str_eq(str(uframe, "reason"), "spam");
+    cJSON_Delete(g1);
+
+    size_t n = 0;
+    const broadcast_api_reply_t *r = broadcast_fanout_api_replies(fan, &n);
+    ck_assert_uint_eq(n, 3);
+    ck_assert_str_eq(r[0].conn, "req-1");
+    ck_assert_uint_eq(r[0].len, strlen(r[0].frame));
+    cJSON *a = cJSON_Parse(r[0].frame);
+    check_ack_frame(a, "team", 7);
+    cJSON_Delete(a);
+    ck_assert_str_eq(r[1].conn, "req-2");
+    a = cJSON_Parse(r[1].frame);
+    ck_assert_str_eq(str(a, "type"), "ack");
+    ck_assert_str_eq(str(a, "rid"), "d-1");
+    ck_assert_str_eq(str(a, "op"), "delete");
+    ck_assert_int_eq(cJSON_GetObjectItem(a, "useq")->valueint, 9);
+    cJSON_Delete(a);
+    ck_assert_str_eq(r[2].conn, "req-3");
+    ck_assert_str_eq(r[2].frame, "{\"type\":\"error\",\"code\":\"forbidden\",\"message\":"
+                                 "\"blocked\",\"cid\":\"c-3\"}");
+
+    ck_assert_int_eq(broadcast_fanout_reset(fan, 4), CHAT_OK);
+    ck_assert_ptr_nonnull(broadcast_fanout_api_replies(fan, &n));
+    ck_assert_uint_eq(n, 0);
+}
+END_TEST
+
 static Suite *fanout_suite(void)
 {
     Suite *s = suite_create("broadcast_fanout");
@@ -628,6 +685,7 @@ static Suite *fanout_suite(void)
     tcase_add_test(tc, test_split_large_batches);
     tcase_add_test(tc, test_reset_forgets_batch);
     tcase_add_test(tc, test_emit_error_stops);
+    tcase_add_test(tc, test_api_origin_answers_to_replies);
     tcase_add_test(tc, test_typing_and_presence_to_followers);
     suite_add_tcase(s, tc);
     return s;

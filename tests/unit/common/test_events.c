@@ -23,12 +23,13 @@ static const struct {
     const char *required;
     const char *optional;
 } catalogue[] = {
-    {CHAT_EV_SEND, "tenant room user cid text ts origin", "name"},
+    {CHAT_EV_SEND, "tenant room user cid text ts origin", "name notice target"},
     {CHAT_EV_EDIT, "tenant room user id text ts origin", "rid"},
-    {CHAT_EV_DELETE, "tenant room user id ts origin", "rid"},
+    {CHAT_EV_DELETE, "tenant room user id ts origin", "rid reason"},
     {CHAT_EV_REACT, "tenant room user id emoji on ts origin", "rid"},
     {CHAT_EV_READ, "tenant room user seq ts", ""},
-    {CHAT_EV_MSG, "tenant room seq id from text ts cid", "name edited deleted reactions origin"},
+    {CHAT_EV_MSG, "tenant room seq id from text ts cid",
+     "name notice target edited deleted reactions origin"},
     {CHAT_EV_ACK, "tenant room seq id ts cid origin", "rid"},
     {CHAT_EV_UPDATE, "tenant room id seq useq op ts",
      "text edited deleted reactions removed reason user rid origin"},
@@ -76,6 +77,8 @@ static void field_set(sample_t *s, const char *key, bool on)
     STR_FIELD("code", code, "forbidden")
     STR_FIELD("message", message, "not a member")
     STR_FIELD("reason", reason, "spam")
+    STR_FIELD("notice", notice, "member_added")
+    STR_FIELD("target", target, "bob")
     STR_FIELD("action", action, "remove")
     STR_FIELD("rule", rule, "words")
     STR_FIELD("channel", channel, "webpush")
@@ -155,6 +158,7 @@ static void assert_events_equal(const chat_event_t *a, const chat_event_t *b)
     SAME_STR(rid), SAME_STR(id), SAME_STR(text), SAME_STR(emoji), SAME_STR(op);
     SAME_STR(code), SAME_STR(message), SAME_STR(reason), SAME_STR(action), SAME_STR(rule);
     SAME_STR(channel), SAME_STR(error), SAME_STR(origin_gw), SAME_STR(origin_conn);
+    SAME_STR(notice), SAME_STR(target);
 #undef SAME_STR
 #define SAME_NUM(f) ck_assert_msg(a->has_##f == b->has_##f && a->f == b->f, "field " #f " differs")
     SAME_NUM(seq), SAME_NUM(ts), SAME_NUM(attempts), SAME_NUM(on), SAME_NUM(online);
@@ -249,6 +253,7 @@ START_TEST(test_encode_exact_bytes)
     sample_t s;
     sample_init(&s, 0, true); /* send */
     s.ev.text = "say \"hi\"\n";
+    s.ev.notice = s.ev.target = NULL;
     char *json = encode_ok(&s.ev);
     ck_assert_str_eq(json, "{\"v\":1,\"type\":\"send\",\"tenant\":\"acme\",\"room\":\"general\","
                            "\"user\":\"alice\",\"name\":\"Alice\",\"cid\":\"c-0001\","
@@ -456,7 +461,6 @@ static const struct patch {
     {CHAT_EV_EDIT, "rid", "\"\"", false},
     {CHAT_EV_EDIT, "rid", "\"r\\n\"", false},
     {CHAT_EV_SEND, "name", "\"\"", false},
-    {CHAT_EV_SEND, "text", "\"\"", false},
     {CHAT_EV_SEND, "text", "42", false},
     {CHAT_EV_SEND, "text", "\"bad \xff byte\"", false},
     {CHAT_EV_SEND, "text", "\"line\\nbreak\"", true},
@@ -672,6 +676,55 @@ START_TEST(test_update_op_rules)
 }
 END_TEST
 
+/* Notices: every notice round-trips in send and msg, an empty text only with a notice, a
+ * target only with one, an unknown notice is refused; a delete's reason round-trips. */
+START_TEST(test_notice_rules)
+{
+    static const char *const notices[] = {"room_created", "member_added", "member_removed",
+                                          "room_renamed", "room_deleted"};
+    for (size_t n = 0; n < sizeof notices / sizeof notices[0]; n++) {
+        for (size_t i = 0; i < 2; i++) {
+            sample_t s;
+            sample_init(&s, i == 0 ? 0 : 5, true);
+            s.ev.user = "system";
+            s.ev.notice = notices[n];
+            s.ev.text = "";
+            free(round_trip(&s));
+            sample_free(&s);
+        }
+    }
+    expect_patched(CHAT_EV_SEND, "notice", "\"member_banned\"", false);
+    expect_patched(CHAT_EV_SEND, "notice", "7", false);
+    expect_patched(CHAT_EV_MSG, "notice", "\"\"", false);
+    expect_patched(CHAT_EV_SEND, "target", "\"\"", false);
+    expect_patched(CHAT_EV_SEND, "text", "\"\"", true); /* the full sample has a notice */
+    ck_assert(chat_event_notice_valid("room_deleted"));
+    ck_assert(!chat_event_notice_valid("room_deleted "));
+    ck_assert(!chat_event_notice_valid(NULL));
+
+    sample_t s;
+    sample_init(&s, 0, false);
+    s.ev.text = "";
+    char *json = NULL;
+    ck_assert_int_eq(chat_event_encode(&s.ev, &json, NULL), CHAT_ERR_INVALID);
+    s.ev.text = "hi";
+    s.ev.target = "bob";
+    ck_assert_int_eq(chat_event_encode(&s.ev, &json, NULL), CHAT_ERR_INVALID);
+    ck_assert_ptr_null(json);
+    sample_free(&s);
+    EXPECT_TEXT("{\"v\":1,\"type\":\"send\",\"tenant\":\"a\",\"room\":\"r\",\"user\":\"u\","
+                "\"cid\":\"c\",\"text\":\"\",\"ts\":1,\"origin\":{\"gw\":\"g\",\"conn\":\"c\"}}",
+                false);
+
+    sample_init(&s, 2, true);
+    ck_assert_int_eq(s.ev.type, CHAT_EV_DELETE);
+    ck_assert_str_eq(s.ev.reason, "spam");
+    free(round_trip(&s));
+    sample_free(&s);
+    expect_patched(CHAT_EV_DELETE, "reason", "\"\"", false);
+}
+END_TEST
+
 START_TEST(test_decode_errbuf)
 {
     const char *bad = "{\"v\":1,\"type\":\"typing\",\"tenant\":\"a b\",\"room\":\"r\","
@@ -724,6 +777,7 @@ static Suite *events_suite(void)
     tcase_add_test(tc, test_decode_unterminated_buffer);
     tcase_add_test(tc, test_decode_lengths);
     tcase_add_test(tc, test_update_op_rules);
+    tcase_add_test(tc, test_notice_rules);
     tcase_add_test(tc, test_decode_errbuf);
     tcase_add_test(tc, test_clear);
     suite_add_tcase(s, tc);

@@ -327,7 +327,11 @@ START_TEST(test_server_frames)
     ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(o, "online")), 0);
     cJSON_Delete(o);
 
-    cJSON_Delete(frame_check(gw_frame_left("general", "l"), "left"));
+    cJSON_Delete(frame_check(gw_frame_left("general", "l", NULL), "left"));
+    cJSON *ended = frame_check(gw_frame_left("team", NULL, "removed"), "left");
+    ck_assert_str_eq(cJSON_GetObjectItem(ended, "reason")->valuestring, "removed");
+    ck_assert_ptr_null(cJSON_GetObjectItem(ended, "rid"));
+    cJSON_Delete(ended);
     cJSON_Delete(frame_check(gw_frame_pong(NULL), "pong"));
 
     o = frame_check(gw_frame_error(GW_E_RATE_LIMITED, "slow down", "r", "c"), "error");

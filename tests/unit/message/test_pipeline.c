@@ -1739,6 +1739,279 @@ START_TEST(test_update_resend_and_replay)
 }
 END_TEST
 
+/* ---- the server API: system sends, notices, the tenant's edits and deletes, blocks ---- */
+
+/* blocks documents {tenant "acme", user, target} of the fake store */
+static struct {
+    const char *user[4];
+    const char *target[4];
+    size_t n;
+    int calls;    /* find_blocks calls */
+    size_t pairs; /* pairs asked for over all calls */
+} blk;
+
+static chat_err_t fb_find_blocks(void *ctx, const message_block_pair_t *pairs, size_t n,
+                                 bool *blocked)
+{
+    (void)ctx;
+    blk.calls++;
+    blk.pairs += n;
+    for (size_t i = 0; i < n; i++) {
+        blocked[i] = false;
+        for (size_t k = 0; k < blk.n; k++) {
+            bool fwd = strcmp(blk.user[k], pairs[i].user) == 0 &&
+                       strcmp(blk.target[k], pairs[i].other) == 0;
+            bool back = strcmp(blk.user[k], pairs[i].other) == 0 &&
+                        strcmp(blk.target[k], pairs[i].user) == 0;
+            blocked[i] |= strcmp(pairs[i].tenant, "acme") == 0 && (fwd || back);
+        }
+    }
+    return CHAT_OK;
+}
+
+static void system_setup(void)
+{
+    updates_setup();
+    memset(&blk, 0, sizeof blk);
+    message_pipeline_destroy(pipeline);
+    message_pipeline_conf_t conf = {
+        .store = {.ctx = &store,
+                  .highest_seqs = fs_highest,
+                  .find_existing = fs_find,
+                  .insert = fs_insert,
+                  .find_ids = fs_find_ids,
+                  .highest_useqs = fu_highest,
+                  .find_message = fu_find_message,
+                  .find_update = fu_find_update,
+                  .insert_update = fu_insert_update,
+                  .apply_update = fu_apply_update,
+                  .find_blocks = fb_find_blocks},
+        .recent = {&recent, fr_write, NULL},
+        .bus = {&bus, fb_produce, fb_flush, fb_commit},
+        .env = {&env, fe_wall, fe_mono, fe_sleep, fe_new_id, fe_stop},
+        .sequencer = sequencer,
+        .metrics = metrics,
+        .max_text_chars = 4000,
+        .store_retry_ms = 10000,
+        .max_conflict_rounds = 3,
+    };
+    pipeline = message_pipeline_new(&conf);
+    ck_assert_ptr_nonnull(pipeline);
+}
+
+/* Adds a chat.inbound record holding ev (tenant acme, ts set here) at partition 0. */
+static void add_event(int64_t offset, chat_event_t ev)
+{
+    ck_assert_uint_lt(nrecs, MAX_RECS);
+    ev.tenant = "acme";
+    ev.ts = 5;
+    ev.has_ts = true;
+    char *value = NULL;
+    size_t len = 0;
+    ck_assert_int_eq(chat_event_encode(&ev, &value, &len), CHAT_OK);
+    values[nrecs] = value;
+    recs[nrecs] = (chat_bus_record_t){
+        .topic = "chat.inbound", .partition = 0, .offset = offset, .value = value, .len = len};
+    nrecs++;
+}
+
+/* Checks that produced event i is a reject with code and message. */
+static void expect_reject(size_t i, const char *code, const char *message)
+{
+    chat_event_t ev = produced(i);
+    ck_assert_int_eq(ev.type, CHAT_EV_REJECT);
+    ck_assert_str_eq(ev.code, code);
+    ck_assert_str_eq(ev.message, message);
+    chat_event_clear(&ev);
+}
+
+/* "system" sends only from the api origin; notices (and targets) only from "system"; a
+ * notice is stored with its notice and target and reaches chat.messages and the recent
+ * history with them; a bot's send from the api is like anyone's. */
+START_TEST(test_system_sends_and_notices)
+{
+    add_event(1, (chat_event_t){.type = CHAT_EV_SEND,
+                                .room = "team",
+                                .user = "system",
+                                .cid = "n1",
+                                .text = "hi",
+                                .origin_gw = "1",
+                                .origin_conn = "c1"});
+    add_event(2, (chat_event_t){.type = CHAT_EV_SEND,
+                                .room = "team",
+                                .user = "alice",
+                                .cid = "n2",
+                                .text = "",
+                                .notice = "member_added",
+                                .target = "bob",
+                                .origin_gw = "api",
+                                .origin_conn = "r2"});
+    add_event(3, (chat_event_t){.type = CHAT_EV_SEND,
+                                .room = "team",
+                                .user = "system",
+                                .cid = "n3",
+                                .text = "",
+                                .notice = "member_removed",
+                                .target = "carol",
+                                .origin_gw = "api",
+                                .origin_conn = "r3"});
+    add_event(4, (chat_event_t){.type = CHAT_EV_SEND,
+                                .room = "team",
+                                .user = "helpbot",
+                                .cid = "n4",
+                                .text = "beep",
+                                .origin_gw = "api",
+                                .origin_conn = "r4"});
+    add_event(5, (chat_event_t){.type = CHAT_EV_SEND,
+                                .room = "dm:alice:bob",
+                                .user = "system",
+                                .cid = "n5",
+                                .text = "welcome",
+                                .origin_gw = "api",
+                                .origin_conn = "r5"});
+    ck_assert_int_eq(run(), CHAT_OK);
+    ck_assert_uint_eq(bus.n, 5);
+    /* per room: the messages in seq order, then the rejects */
+    size_t seen_rejects = 0, seen_msgs = 0;
+    for (size_t i = 0; i < bus.n; i++) {
+        chat_event_t ev = produced(i);
+        if (ev.type == CHAT_EV_REJECT) {
+            seen_rejects++;
+            if (strcmp(ev.cid, "n1") == 0) {
+                ck_assert_str_eq(ev.code, "forbidden");
+                ck_assert_str_eq(ev.message, "reserved user id");
+            } else {
+                ck_assert_str_eq(ev.cid, "n2");
+                ck_assert_str_eq(ev.code, "bad_request");
+                ck_assert_str_eq(ev.origin_gw, "api");
+            }
+        } else {
+            ck_assert_int_eq(ev.type, CHAT_EV_MSG);
+            seen_msgs++;
+            if (strcmp(ev.cid, "n3") == 0) {
+                ck_assert_str_eq(ev.user, "system");
+                ck_assert_str_eq(ev.notice, "member_removed");
+                ck_assert_str_eq(ev.target, "carol");
+                ck_assert_str_eq(ev.text, "");
+                ck_assert_str_eq(ev.origin_gw, "api");
+                ck_assert_str_eq(ev.origin_conn, "r3");
+            } else if (strcmp(ev.cid, "n4") == 0) {
+                ck_assert_str_eq(ev.user, "helpbot");
+                ck_assert_ptr_null(ev.notice);
+            } else {
+                ck_assert_str_eq(ev.cid, "n5");
+                ck_assert_str_eq(ev.user, "system");
+            }
+        }
+        chat_event_clear(&ev);
+    }
+    ck_assert_uint_eq(seen_rejects, 2);
+    ck_assert_uint_eq(seen_msgs, 3);
+    const message_doc_t *d = stored_doc("team", 1);
+    ck_assert_str_eq(d->notice, "member_removed");
+    ck_assert_str_eq(d->target, "carol");
+    ck_assert_ptr_null(stored_doc("team", 2)->notice);
+    ck_assert_ptr_nonnull(strstr(recent.frame[0], "\"notice\":\"member_removed\""));
+    ck_assert_ptr_nonnull(strstr(recent.frame[0], "\"target\":\"carol\""));
+    ck_assert_int_eq(blk.calls, 0); /* "system" in a direct room is never blocked */
+}
+END_TEST
+
+/* "system" (the tenant, from the api) edits and deletes anyone's message, the delete's reason
+ * rides in the update; "system" from a gateway origin is refused. */
+START_TEST(test_system_edits_and_deletes_any_message)
+{
+    add_stored("a", "alice", "c1", 1, "0:1");
+    add_update(10, CHAT_EV_EDIT, "bob", STORED_ID, "bob's", false, "e0");
+    add_event(11, (chat_event_t){.type = CHAT_EV_EDIT,
+                                 .room = "a",
+                                 .user = "system",
+                                 .id = STORED_ID,
+                                 .text = "redacted",
+                                 .rid = "e1",
+                                 .origin_gw = "api",
+                                 .origin_conn = "r1"});
+    add_event(12, (chat_event_t){.type = CHAT_EV_DELETE,
+                                 .room = "a",
+                                 .user = "system",
+                                 .id = STORED_ID,
+                                 .rid = "d0",
+                                 .origin_gw = "1",
+                                 .origin_conn = "1.boot.7"});
+    add_event(13, (chat_event_t){.type = CHAT_EV_DELETE,
+                                 .room = "a",
+                                 .user = "system",
+                                 .id = STORED_ID,
+                                 .rid = "d1",
+                                 .reason = "spam",
+                                 .origin_gw = "api",
+                                 .origin_conn = "r2"});
+    ck_assert_int_eq(run(), CHAT_OK);
+    ck_assert_uint_eq(bus.n, 4);
+    /* the request refused before the message is looked at comes first, then the updates' */
+    expect_reject(0, "forbidden", "reserved user id");
+    expect_reject(1, "forbidden", "only its author edits a message");
+    chat_event_t ed = produced(2), del = produced(3);
+    ck_assert_int_eq(ed.type, CHAT_EV_UPDATE);
+    ck_assert_str_eq(ed.text, "redacted");
+    ck_assert_str_eq(ed.user, "system");
+    ck_assert_ptr_null(ed.reason);
+    ck_assert_int_eq(del.type, CHAT_EV_UPDATE);
+    ck_assert_str_eq(del.op, "delete");
+    ck_assert(del.deleted);
+    ck_assert_str_eq(del.reason, "spam");
+    ck_assert_str_eq(del.origin_gw, "api");
+    ck_assert_str_eq(del.rid, "d1");
+    chat_event_clear(&ed);
+    chat_event_clear(&del);
+    ck_assert(stored_doc("a", 1)->deleted);
+}
+END_TEST
+
+/* A send in dm:A:B is refused when A blocked B or B blocked A: one blocks query for all the
+ * batch's direct-room sends, none for a batch without any. */
+START_TEST(test_dm_blocks_one_query_per_batch)
+{
+    blk.user[0] = "bob", blk.target[0] = "alice"; /* bob blocked alice */
+    blk.user[1] = "erin", blk.target[1] = "dave"; /* erin blocked dave */
+    blk.n = 2;
+    add_send(0, 1, "dm:alice:bob", "alice", "c1", "hi bob");
+    add_send(0, 2, "dm:carol:dave", "carol", "c2", "hi dave");
+    add_send(0, 3, "dm:dave:erin", "erin", "c3", "hi dave"); /* the blocker writes: refused too */
+    add_send(0, 4, "general", "alice", "c4", "hi all");
+    ck_assert_int_eq(run(), CHAT_OK);
+    ck_assert_int_eq(blk.calls, 1);
+    ck_assert_uint_eq(blk.pairs, 3);
+    ck_assert_uint_eq(bus.n, 4);
+    size_t rejects = 0;
+    for (size_t i = 0; i < bus.n; i++) {
+        chat_event_t ev = produced(i);
+        if (ev.type == CHAT_EV_REJECT) {
+            rejects++;
+            ck_assert(strcmp(ev.cid, "c1") == 0 || strcmp(ev.cid, "c3") == 0);
+            chat_event_clear(&ev);
+            expect_reject(i, "forbidden", "blocked");
+            continue;
+        }
+        ck_assert_int_eq(ev.type, CHAT_EV_MSG);
+        ck_assert(strcmp(ev.cid, "c2") == 0 || strcmp(ev.cid, "c4") == 0);
+        chat_event_clear(&ev);
+    }
+    ck_assert_uint_eq(rejects, 2);
+    ck_assert_ptr_null(stored_doc("dm:alice:bob", 1));
+    ck_assert_ptr_nonnull(stored_doc("dm:carol:dave", 1));
+    ck_assert_uint_eq(counter("chat_message_rejected_total", "code=\"forbidden\""), 2);
+
+    /* no direct-room send: no query */
+    bus_clear();
+    records_clear();
+    add_send(0, 5, "general", "bob", "c5", "hello");
+    add_update(6, CHAT_EV_REACT, "bob", "eeeeeeeeeeeeeeee000000ff", "x", true, "r1");
+    ck_assert_int_eq(run(), CHAT_OK);
+    ck_assert_int_eq(blk.calls, 1);
+}
+END_TEST
+
 int main(void)
 {
     Suite *suite = suite_create("message_pipeline");
@@ -1782,5 +2055,11 @@ int main(void)
     tcase_add_test(tu, test_updates_take_useqs_in_order);
     tcase_add_test(tu, test_update_resend_and_replay);
     suite_add_tcase(suite, tu);
+    TCase *ts = tcase_create("server api");
+    tcase_add_checked_fixture(ts, system_setup, updates_teardown);
+    tcase_add_test(ts, test_system_sends_and_notices);
+    tcase_add_test(ts, test_system_edits_and_deletes_any_message);
+    tcase_add_test(ts, test_dm_blocks_one_query_per_batch);
+    suite_add_tcase(suite, ts);
     return chat_test_suite_run(suite, false);
 }

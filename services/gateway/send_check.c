@@ -1,0 +1,81 @@
+/* The room-kind lookup of a send outside a joined room (see send_check.h). A lookup that
+ * fails answers the send with error internal, like a produce that fails: the client resends. */
+#include "services/gateway/send_check.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "services/gateway/request.h"
+#include "services/gateway/room_access.h"
+
+typedef struct send_check_job {
+    gw_request_t base;
+    char *cid;
+    char *text;
+    chat_err_t err;
+    gw_room_kind_t kind;
+    bool gone;
+} send_check_job_t;
+
+static void send_check_destroy(gw_task_t *t)
+{
+    send_check_job_t *j = (send_check_job_t *)t;
+    free(j->cid);
+    free(j->text);
+    gw_request_clear(&j->base);
+    free(j);
+}
+
+static void send_check_run(gw_task_t *t, void *wctx)
+{
+    (void)wctx;
+    send_check_job_t *j = (send_check_job_t *)t;
+    gw_gateway_t *gw = j->base.gw;
+    if (gw_workers_stopping(gw->workers)) {
+        j->err = CHAT_ERR_STOPPED;
+        return;
+    }
+    mongoc_client_t *client = chat_store_acquire(gw->store);
+    j->err =
+        gw_access_room_kind(gw->store, client, j->base.tenant, j->base.room, &j->kind, &j->gone);
+    chat_store_release(gw->store, client);
+}
+
+static void send_check_complete(gw_task_t *t, void *loop_ctx)
+{
+    (void)loop_ctx;
+    send_check_job_t *j = (send_check_job_t *)t;
+    gw_session_t *s = gw_request_session(&j->base);
+    if (s == NULL)
+        return;
+    const char *rid = j->base.rid != NULL && *j->base.rid != '\0' ? j->base.rid : NULL;
+    if (j->err != CHAT_OK) {
+        gw_session_send_failed(s, rid, j->cid);
+        return;
+    }
+    gw_send_req_t req = {.conn = j->base.conn,
+                         .tenant = j->base.tenant,
+                         .room = j->base.room,
+                         .cid = j->cid,
+                         .rid = rid,
+                         .text = j->text};
+    gw_session_send_checked(s, &req, j->kind, j->gone);
+}
+
+chat_err_t gw_send_check_submit(gw_gateway_t *gw, const gw_send_req_t *req)
+{
+    send_check_job_t *j = gw_request_new(sizeof *j, gw, req->conn, send_check_run,
+                                         send_check_complete, send_check_destroy);
+    if (j == NULL)
+        return CHAT_ERR_NOMEM;
+    bool copied = gw_request_copy_room(&j->base, req->tenant, req->room, req->rid);
+    j->cid = strdup(req->cid);
+    j->text = strdup(req->text);
+    if (!copied || j->cid == NULL || j->text == NULL) {
+        send_check_destroy(&j->base.task);
+        return CHAT_ERR_NOMEM;
+    }
+    gw_workers_submit(gw->workers, &j->base.task, -1);
+    return CHAT_OK;
+}
