@@ -171,6 +171,23 @@ chat_err_t api_member_remove(api_ctx_t *ctx, const char *tenant, const char *roo
  * Redis cannot be reached. */
 chat_redis_t *api_redis_take(api_ctx_t *ctx);
 
+/* ---- a tenant's settings (settings.c) ---- */
+
+/* The parts of a tenant's settings (GET/PATCH /v1/settings) that enforcement reads. */
+typedef struct api_settings {
+    long long connections;      /* limits.connections: open connections of the tenant */
+    long long messages_per_s;   /* limits.messages_per_s */
+    long long api_calls_per_s;  /* limits.api_calls_per_s: this api's rate limit */
+    long long members_per_room; /* limits.members_per_room: checked when members are added */
+    bool push_enabled;          /* push.enabled */
+    size_t allowed_origins;     /* how many origins allowed_origins lists (0: any) */
+} api_settings_t;
+
+/* The tenant's settings (its defaults if it never set any), from a per-process copy at most
+ * 2 s old. Any thread. CHAT_ERR_MONGO and the like if they could not be read (out then holds
+ * the defaults). */
+chat_err_t api_settings_get(api_ctx_t *ctx, const char *tenant, api_settings_t *out);
+
 /* ---- module registration (each module's file) ---- */
 chat_err_t api_rooms_register(api_ctx_t *ctx);    /* rooms.c: /rooms, /rooms/{room} */
 chat_err_t api_members_register(api_ctx_t *ctx);  /* members.c: /rooms/{room}/members... */

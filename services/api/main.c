@@ -19,6 +19,7 @@
 #include "services/api/api.h"
 #include "services/api/http.h"
 #include "services/api/inbound.h"
+#include "services/api/jobs.h"
 
 #define PROGRAM "chat-api"
 #define SUMMARY                                                                                    \
@@ -178,11 +179,16 @@ static bool register_modules(api_ctx_t *ctx)
         err = api_members_register(ctx);
     if (err == CHAT_OK)
         err = api_messages_register(ctx);
-    /* The other modules (blocks.c, users.c, exports.c, stats.c, settings.c: the api-jobs
-     * branch) are registered here when they join, together with the start of the jobs
-     * runner (jobs.c) after api_http_start and its stop before api_http_destroy:
-     *   api_blocks_register, api_users_register, api_exports_register,
-     *   api_stats_register, api_settings_register. */
+    if (err == CHAT_OK)
+        err = api_blocks_register(ctx);
+    if (err == CHAT_OK)
+        err = api_users_register(ctx);
+    if (err == CHAT_OK)
+        err = api_exports_register(ctx);
+    if (err == CHAT_OK)
+        err = api_stats_register(ctx);
+    if (err == CHAT_OK)
+        err = api_settings_register(ctx);
     if (err != CHAT_OK)
         chat_log_error("cannot register the routes", CHAT_F_ERR(err));
     return err == CHAT_OK;
@@ -239,12 +245,18 @@ static bool service_start(service_t *s, const api_cfg_t *cfg)
         start_failed("CHAT_API_PORT", "cannot serve HTTP", err);
         return false;
     }
+    err = api_jobs_start(&s->ctx);
+    if (err != CHAT_OK) {
+        start_failed("CHAT_MONGO_URI", "cannot start the jobs runner", err);
+        return false;
+    }
     return true;
 }
 
 static void service_stop(service_t *s)
 {
     atomic_store(&s->ready, false);
+    api_jobs_stop(&s->ctx);    /* the job in hand is released for another instance */
     api_http_destroy(&s->ctx); /* requests in hand finish: they may still produce */
     api_inbound_close(&s->ctx);
     api_redis_release();

@@ -1,0 +1,85 @@
+/* /v1/users/{user}: the user's room list with unread counts (GET .../rooms, the gateway's
+ * `rooms` page: common/room_list.h), and the erasure of a user (DELETE: an erase job, 202;
+ * GET .../erasure/{job} follows it). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/contract.h"
+#include "common/names.h"
+#include "services/api/jobs.h"
+
+/* The {user} of the path if valid (and not the reserved system user); otherwise answers 400
+ * and returns NULL. */
+static const char *path_user(const api_req_t *req, api_resp_t *resp)
+{
+    const char *user = req->nparams > 0 ? req->params[0] : NULL;
+    if (user == NULL || !chat_name_user_valid(user) || strcmp(user, CHAT_SYSTEM_USER) == 0) {
+        api_error(req, resp, 400, "user is not a valid user id");
+        return NULL;
+    }
+    return user;
+}
+
+/* DELETE /v1/users/{user} -> 202 {job, state: "queued"}, Location: its erasure resource. */
+static void user_erase(const api_req_t *req, api_resp_t *resp)
+{
+    const char *user = path_user(req, resp);
+    if (user == NULL)
+        return;
+    bson_t *params = BCON_NEW("user", BCON_UTF8(user));
+    char id[API_JOB_ID_LEN + 1];
+    chat_err_t err = api_job_create(req->ctx, req->tenant, "erase", params, id);
+    bson_destroy(params);
+    if (err != CHAT_OK) {
+        api_error_from(req, resp, err, "starting the erasure");
+        return;
+    }
+    cJSON *o = cJSON_CreateObject();
+    if (o == NULL || cJSON_AddStringToObject(o, "job", id) == NULL ||
+        cJSON_AddStringToObject(o, "state", "queued") == NULL) {
+        cJSON_Delete(o);
+        api_error_from(req, resp, CHAT_ERR_NOMEM, "answering the erasure");
+        return;
+    }
+    snprintf(resp->location, sizeof resp->location, "/v1/users/%s/erasure/%s", user, id);
+    api_json(resp, 202, o);
+}
+
+/* GET /v1/users/{user}/erasure/{job} -> {id, user, state, progress, error?, created, updated};
+ * 404 unless job is an erasure of this user in this tenant. */
+static void user_erasure_read(const api_req_t *req, api_resp_t *resp)
+{
+    const char *user = path_user(req, resp);
+    if (user == NULL)
+        return;
+    bson_t *doc = NULL;
+    chat_err_t err = api_job_find(req->ctx, req->tenant, "erase", req->params[1], &doc);
+    bson_iter_t it, found;
+    if (err == CHAT_OK &&
+        !(bson_iter_init(&it, doc) && bson_iter_find_descendant(&it, "params.user", &found) &&
+          BSON_ITER_HOLDS_UTF8(&found) && strcmp(bson_iter_utf8(&found, NULL), user) == 0))
+        err = CHAT_ERR_NOT_FOUND;
+    cJSON *o = err == CHAT_OK ? api_job_json(doc) : NULL;
+    bson_destroy(doc);
+    if (err == CHAT_ERR_NOT_FOUND) {
+        api_error(req, resp, 404, "erasure not found");
+        return;
+    }
+    if (err == CHAT_OK && (o == NULL || cJSON_AddStringToObject(o, "user", user) == NULL))
+        err = CHAT_ERR_NOMEM;
+    if (err != CHAT_OK) {
+        cJSON_Delete(o);
+        api_error_from(req, resp, err, "reading the erasure");
+        return;
+    }
+    api_json(resp, 200, o);
+}
+
+chat_err_t api_users_register(api_ctx_t *ctx)
+{
+    chat_err_t err = api_route(ctx, API_DELETE, "/users/{user}", user_erase);
+    if (err == CHAT_OK)
+        err = api_route(ctx, API_GET, "/users/{user}/erasure/{job}", user_erasure_read);
+    return err;
+}
