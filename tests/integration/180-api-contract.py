@@ -438,6 +438,16 @@ def idempotency():
                f"the key reused for POST {path}")
     expect(api.call("POST", "/rooms", tok, {"room": unique("idem")},
                     headers={"Idempotency-Key": "x" * 256}), 400, "a 256-character key")
+    # A repeated 202 is the whole first answer: its Location too.
+    key2 = unique("key")
+    first = expect(api.call("POST", "/exports", tok, {"room": room},
+                            headers={"Idempotency-Key": key2}), 202, "an export with a key")
+    again = expect(api.call("POST", "/exports", tok, {"room": room},
+                            headers={"Idempotency-Key": key2}), 202, "the same export again")
+    check(first.json == again.json, "the repeat answers the same job")
+    check(again.headers.get("location") == first.headers.get("location") is not None,
+          f"the repeat carries the first Location ({first.headers.get('location')!r}, "
+          f"{again.headers.get('location')!r})")
     expect(api.call("DELETE", f"/users/{q(alice)}/blocks/{q(eve)}", tok), 404,
            "the reused key did not block")
 

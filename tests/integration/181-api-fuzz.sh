@@ -44,7 +44,9 @@ echo "# seed $seed (repeat with CHAT_FUZZ_SEED=$seed)"
 db="$build/schemathesis"
 mkdir -p "$db"
 
-# PATCH /settings is left out: a generated limits.api_calls_per_s of 1 would turn the rest of
+# One worker: with more, schemathesis' threads hit a bug of Debian's Python 3.11.2 now and
+# then ("SystemError: AST constructor recursion depth mismatch", fixed in later 3.11s), a
+# failure of the tool, not of the api. PATCH /settings is left out: a generated limits.api_calls_per_s of 1 would turn the rest of
 # the run into 429s (180 covers the operation).
 start=$(date +%s)
 "$schemathesis" run "$src/proto/openapi.yaml" \
@@ -55,7 +57,7 @@ start=$(date +%s)
     --phases examples,coverage,fuzzing \
     --max-examples "${CHAT_FUZZ_EXAMPLES:-30}" \
     --max-time "${CHAT_FUZZ_MAX_TIME:-90}" \
-    --workers 2 \
+    --workers 1 \
     --request-timeout 20 \
     --seed "$seed" \
     --generation-database "$db/examples.db" \
