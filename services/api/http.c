@@ -35,6 +35,7 @@
 #define IDEMPOTENCY_COLLECTION "idempotency"
 #define IDEMPOTENCY_TTL_MS (24LL * 3600 * 1000)
 #define IDEMPOTENCY_KEY_MAX 255
+#define IDEMPOTENCY_SWEEP_MS (3600LL * 1000) /* how often expired answers are deleted */
 #define CONNECTION_LIMIT 1024u
 #define CONNECTION_TIMEOUT_S 60u
 #define MISSING_TENANT_TTL_MS 2000 /* an unknown tenant is asked again after this */
@@ -69,6 +70,7 @@ typedef struct api_core {
     pthread_mutex_t lock; /* secrets and buckets */
     chat_strmap_t *secrets;
     chat_strmap_t *buckets;
+    atomic_llong idempotency_swept_ms; /* wall clock of the last sweep of expired answers */
 } api_core_t;
 
 /* What one request holds between libmicrohttpd's calls. */
@@ -79,6 +81,7 @@ typedef struct req_state {
     char *body;
     size_t len, cap;
     bool too_large;
+    bool replayed;                 /* the answer is an Idempotency-Key's stored one */
     char *query[MAX_QUERY_VALUES]; /* decoded values handed out by api_req_query */
     size_t nquery;
 } req_state_t;
@@ -644,6 +647,28 @@ static void idempotency_store(api_ctx_t *ctx, const char *id, const char *tenant
     chat_store_release(ctx->store, client);
 }
 
+/* Deletes the stored answers older than 24 h, at most once an hour per instance (one request
+ * pays for it; every instance sweeps, which deletes the same documents). */
+static void idempotency_sweep(api_core_t *core)
+{
+    long long now = chat_clock_wall_ms();
+    long long last = atomic_load(&core->idempotency_swept_ms);
+    if (now - last < IDEMPOTENCY_SWEEP_MS ||
+        !atomic_compare_exchange_strong(&core->idempotency_swept_ms, &last, now))
+        return;
+    mongoc_client_t *client = chat_store_acquire(core->ctx->store);
+    mongoc_collection_t *coll =
+        chat_store_collection(core->ctx->store, client, IDEMPOTENCY_COLLECTION);
+    bson_t *filter = BCON_NEW("created", "{", "$lt", BCON_INT64(now - IDEMPOTENCY_TTL_MS), "}");
+    bson_error_t error;
+    if (!mongoc_collection_delete_many(coll, filter, NULL, NULL, &error))
+        chat_log_warn("expired idempotent answers not deleted", CHAT_F_INT("code", error.code),
+                      CHAT_F_STR("error", error.message));
+    bson_destroy(filter);
+    mongoc_collection_destroy(coll);
+    chat_store_release(core->ctx->store, client);
+}
+
 /* ---- the request ---- */
 
 /* Queues resp (freeing its body) with the core's headers. */
@@ -669,6 +694,8 @@ static enum MHD_Result respond(struct MHD_Connection *conn, const req_state_t *s
     if (resp->status != 204)
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, JSON_TYPE);
     MHD_add_response_header(r, "X-Request-Id", st->request_id);
+    if (st->replayed)
+        MHD_add_response_header(r, "Idempotent-Replayed", "true");
     if (resp->retry_after[0] != '\0')
         MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, resp->retry_after);
     if (resp->location[0] != '\0')
@@ -689,7 +716,7 @@ static void request_done(route_t *r, const req_state_t *st, const char *method, 
     chat_histogram_observe(r->latency, seconds);
     chat_log_info("request", CHAT_F_STR("request_id", st->request_id), CHAT_F_STR("tenant", tenant),
                   CHAT_F_STR("method", method), CHAT_F_STR("route", label),
-                  CHAT_F_INT("status", status), CHAT_F_DBL("ms", seconds * 1000.0));
+                  CHAT_F_INT("status", status), CHAT_F_INT("ms", llround(seconds * 1000.0)));
 }
 
 /* True if the request's Content-Type is JSON (parameters such as charset allowed). */
@@ -837,14 +864,17 @@ static enum MHD_Result request_handle(api_core_t *core, struct MHD_Connection *c
         req.nparams = nparams;
         req.body = body;
         request_run(core, r, st, &req, url, &resp, &replay, idem_id, sizeof idem_id);
+        st->replayed = replay;
         status = resp.status;
     } else {
         api_error(&req, &resp, status, "%s", why);
     }
     char *text = NULL;
     enum MHD_Result ret = respond(conn, st, &resp, &text);
-    if (idem_id[0] != '\0' && !replay && status < 500)
+    if (idem_id[0] != '\0' && !replay && status < 500) {
         idempotency_store(core->ctx, idem_id, tenant, method_names[req.method], url, status, text);
+        idempotency_sweep(core);
+    }
     free(text);
     request_done(r, st, method_name, label, tenant, status);
     cJSON_Delete(body);
@@ -962,6 +992,7 @@ chat_err_t api_http_new(api_ctx_t *ctx)
     if (core == NULL)
         return CHAT_ERR_NOMEM;
     core->ctx = ctx;
+    atomic_init(&core->idempotency_swept_ms, 0);
     core->secrets = chat_strmap_new();
     core->buckets = chat_strmap_new();
     if (core->secrets == NULL || core->buckets == NULL ||

@@ -346,6 +346,21 @@ chat_err_t api_members_add(api_ctx_t *ctx, const char *tenant, const char *room,
 
 /* ---- handlers ---- */
 
+/* delete_many of filter on collection. */
+static chat_err_t delete_many(api_ctx_t *ctx, const char *collection, const bson_t *filter,
+                              const char *tenant, const char *room)
+{
+    mongoc_client_t *client = chat_store_acquire(ctx->store);
+    mongoc_collection_t *coll = chat_store_collection(ctx->store, client, collection);
+    bson_error_t error;
+    chat_err_t err = CHAT_OK;
+    if (!mongoc_collection_delete_many(coll, filter, NULL, NULL, &error))
+        err = mongo_failed(collection, tenant, room, &error);
+    mongoc_collection_destroy(coll);
+    chat_store_release(ctx->store, client);
+    return err;
+}
+
 /* The answer object of a room. */
 static cJSON *room_json(const char *room, const api_room_t *r, int64_t members, int64_t seq,
                         bool with_counts)
@@ -462,7 +477,13 @@ static void room_create_run(const api_req_t *req, api_resp_t *resp, const char *
         api_error(req, resp, 409, "room exists (or existed: names of deleted rooms stay taken)");
         return;
     }
-    /* The document first: from then on the gateway treats the room as private. */
+    /* The document first: from then on the gateway treats the room as private. Entries in
+     * the room lists of users who joined the public room of that name (no message was sent)
+     * go: they are no members. */
+    bson_t *filter = BCON_NEW("tenant", BCON_UTF8(req->tenant), "room", BCON_UTF8(room));
+    if (err == CHAT_OK)
+        err = delete_many(req->ctx, API_USER_ROOMS_COLLECTION, filter, req->tenant, room);
+    bson_destroy(filter);
     if (err == CHAT_OK)
         err = api_members_add(req->ctx, req->tenant, room, name, users, n, added);
     if (err == CHAT_OK)
@@ -687,21 +708,6 @@ static chat_err_t members_all(api_ctx_t *ctx, const char *tenant, const char *ro
     mongoc_collection_destroy(coll);
     chat_store_release(ctx->store, client);
     bson_destroy(filter);
-    return err;
-}
-
-/* delete_many of filter on collection. */
-static chat_err_t delete_many(api_ctx_t *ctx, const char *collection, const bson_t *filter,
-                              const char *tenant, const char *room)
-{
-    mongoc_client_t *client = chat_store_acquire(ctx->store);
-    mongoc_collection_t *coll = chat_store_collection(ctx->store, client, collection);
-    bson_error_t error;
-    chat_err_t err = CHAT_OK;
-    if (!mongoc_collection_delete_many(coll, filter, NULL, NULL, &error))
-        err = mongo_failed(collection, tenant, room, &error);
-    mongoc_collection_destroy(coll);
-    chat_store_release(ctx->store, client);
     return err;
 }
 

@@ -1,5 +1,6 @@
 /* Unit tests of common/jwt: a known-answer token computed outside this code base, the
- * sign/verify round trip, and one test per way a token must be refused. Tokens with chosen
+ * sign/verify round trip, and one test per way a token must be refused; the same for server
+ * tokens (scope server, iat, exp at most 300 s later, never sub). Tokens with chosen
  * headers and payloads are built here with OpenSSL directly, not with chat_jwt_sign. */
 #include <check.h>
 #include <openssl/evp.h>
@@ -627,6 +628,159 @@ START_TEST(test_peek_tenant)
 }
 END_TEST
 
+/* ---- server tokens ---- */
+
+/* Verifies a server token with payload at NOW (leeway 5 s); returns the outcome. */
+static chat_err_t server_verify(const char *payload, chat_jwt_server_claims_t *c, char *reason,
+                                size_t reason_len)
+{
+    char *tok = make_token(hs256_header, payload);
+    chat_err_t err =
+        chat_jwt_server_verify(tok, SECRET, strlen(SECRET), NOW, 5, c, reason, reason_len);
+    free(tok);
+    return err;
+}
+
+static void server_accept(const char *payload)
+{
+    chat_jwt_server_claims_t c;
+    char reason[128] = "";
+    ck_assert_msg(server_verify(payload, &c, reason, sizeof reason) == CHAT_OK, "%s: %s", payload,
+                  reason);
+    ck_assert_str_eq(c.tenant, "acme");
+}
+
+static void server_reject(const char *payload)
+{
+    chat_jwt_server_claims_t c;
+    char reason[128] = "";
+    ck_assert_msg(server_verify(payload, &c, reason, sizeof reason) == CHAT_ERR_UNAUTHORIZED,
+                  "accepted: %s", payload);
+    ck_assert_msg(reason[0] != '\0', "no reason: %s", payload);
+    ck_assert_str_eq(c.tenant, "");
+}
+
+START_TEST(test_server_accepts)
+{
+    server_accept("{\"tid\":\"acme\",\"scope\":\"server\",\"iat\":1700000000,"
+                  "\"exp\":1700000300}");
+    /* issued a little earlier, still valid; the clock of the caller a little ahead */
+    server_accept("{\"tid\":\"acme\",\"scope\":\"server\",\"iat\":1699999800,"
+                  "\"exp\":1700000010}");
+    server_accept("{\"tid\":\"acme\",\"scope\":\"server\",\"iat\":1700000004,"
+                  "\"exp\":1700000060}");
+}
+END_TEST
+
+START_TEST(test_server_refuses_user_tokens)
+{
+    /* a user token: sub, no scope; and every mix of the two */
+    server_reject("{\"tid\":\"acme\",\"sub\":\"alice\",\"exp\":1700000300}");
+    server_reject("{\"tid\":\"acme\",\"sub\":\"alice\",\"scope\":\"server\","
+                  "\"iat\":1700000000,\"exp\":1700000300}");
+    server_reject("{\"tid\":\"acme\",\"iat\":1700000000,\"exp\":1700000300}");
+    server_reject("{\"tid\":\"acme\",\"scope\":\"user\",\"iat\":1700000000,"
+                  "\"exp\":1700000300}");
+    server_reject("{\"tid\":\"acme\",\"scope\":[\"server\"],\"iat\":1700000000,"
+                  "\"exp\":1700000300}");
+    server_reject("{\"tid\":\"acme\",\"scope\":\"server\",\"scope\":\"server\","
+                  "\"iat\":1700000000,\"exp\":1700000300}");
+    /* and a real user token, as chat_jwt_sign makes them */
+    chat_jwt_claims_t u = {.tenant = "acme", .user = "alice", .exp = NOW + 60};
+    char *tok = NULL;
+    ck_assert_int_eq(chat_jwt_sign(&u, SECRET, strlen(SECRET), &tok), CHAT_OK);
+    chat_jwt_server_claims_t c;
+    ck_assert_int_eq(chat_jwt_server_verify(tok, SECRET, strlen(SECRET), NOW, 5, &c, NULL, 0),
+                     CHAT_ERR_UNAUTHORIZED);
+    free(tok);
+}
+END_TEST
+
+START_TEST(test_server_times)
+{
+    /* expired (beyond the leeway), exp more than 300 s after iat, exp not after iat, iat in
+     * the future, iat or exp missing or not integral, nbf in the future */
+    server_reject("{\"tid\":\"acme\",\"scope\":\"server\",\"iat\":1699999000,"
+                  "\"exp\":1699999290}");
+    server_reject("{\"tid\":\"acme\",\"scope\":\"server\",\"iat\":1700000000,"
+                  "\"exp\":1700000301}");
+    server_reject("{\"tid\":\"acme\",\"scope\":\"server\",\"iat\":1700000100,"
+                  "\"exp\":1700000100}");
+    server_reject("{\"tid\":\"acme\",\"scope\":\"server\",\"iat\":1700000060,"
+                  "\"exp\":1700000200}");
+    server_reject("{\"tid\":\"acme\",\"scope\":\"server\",\"exp\":1700000200}");
+    server_reject("{\"tid\":\"acme\",\"scope\":\"server\",\"iat\":1700000000}");
+    server_reject("{\"tid\":\"acme\",\"scope\":\"server\",\"iat\":1700000000.5,"
+                  "\"exp\":1700000200}");
+    server_reject("{\"tid\":\"acme\",\"scope\":\"server\",\"iat\":\"1700000000\","
+                  "\"exp\":1700000200}");
+    server_reject("{\"tid\":\"acme\",\"scope\":\"server\",\"iat\":1700000000,"
+                  "\"exp\":1700000200,\"nbf\":1700000100}");
+    server_reject("{\"scope\":\"server\",\"iat\":1700000000,\"exp\":1700000200}");
+    server_reject("{\"tid\":\"a b\",\"scope\":\"server\",\"iat\":1700000000,"
+                  "\"exp\":1700000200}");
+}
+END_TEST
+
+START_TEST(test_server_signature_and_sign)
+{
+    chat_jwt_server_claims_t in = {.tenant = "acme", .iat = NOW, .exp = NOW + 300};
+    char *tok = NULL;
+    ck_assert_int_eq(chat_jwt_server_sign(&in, SECRET, strlen(SECRET), &tok), CHAT_OK);
+    chat_jwt_server_claims_t out;
+    ck_assert_int_eq(chat_jwt_server_verify(tok, SECRET, strlen(SECRET), NOW, 0, &out, NULL, 0),
+                     CHAT_OK);
+    ck_assert_str_eq(out.tenant, "acme");
+    ck_assert_int_eq(out.iat, NOW);
+    ck_assert_int_eq(out.exp, NOW + 300);
+    /* another secret; and the user verifier refuses a server token (no sub) */
+    ck_assert_int_eq(chat_jwt_server_verify(tok, "other", 5, NOW, 0, &out, NULL, 0),
+                     CHAT_ERR_UNAUTHORIZED);
+    chat_jwt_claims_t u;
+    ck_assert_int_eq(chat_jwt_verify(tok, SECRET, strlen(SECRET), NOW, 0, &u, NULL, 0),
+                     CHAT_ERR_UNAUTHORIZED);
+    free(tok);
+    /* sign refuses what verify would refuse */
+    chat_jwt_server_claims_t bad[] = {
+        {.tenant = "acme", .iat = NOW, .exp = NOW + 301},
+        {.tenant = "acme", .iat = NOW, .exp = NOW},
+        {.tenant = "a b", .iat = NOW, .exp = NOW + 10},
+        {.tenant = "", .iat = NOW, .exp = NOW + 10},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        tok = NULL;
+        ck_assert_int_eq(chat_jwt_server_sign(&bad[i], SECRET, strlen(SECRET), &tok),
+                         CHAT_ERR_INVALID);
+        ck_assert_ptr_null(tok);
+    }
+    ck_assert_int_eq(chat_jwt_server_sign(&in, "", 0, &tok), CHAT_ERR_INVALID);
+}
+END_TEST
+
+START_TEST(test_b64url_helpers)
+{
+    const char *texts[] = {"", "a", "ab", "abc", "abcd", "\xff\xfe\x00z"};
+    size_t lens[] = {0, 1, 2, 3, 4, 4};
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
+        char *enc = chat_jwt_b64url_encode(texts[i], lens[i]);
+        ck_assert_ptr_nonnull(enc);
+        ck_assert_ptr_null(strchr(enc, '='));
+        size_t n = 0;
+        unsigned char *dec = chat_jwt_b64url_decode(enc, strlen(enc), &n);
+        ck_assert_ptr_nonnull(dec);
+        ck_assert_uint_eq(n, lens[i]);
+        ck_assert_mem_eq(dec, texts[i], n);
+        free(dec);
+        free(enc);
+    }
+    size_t n;
+    ck_assert_ptr_null(chat_jwt_b64url_decode("YQ==", 4, &n));
+    ck_assert_ptr_null(chat_jwt_b64url_decode("Y+", 2, &n));
+    ck_assert_ptr_null(chat_jwt_b64url_decode("YR", 2, &n)); /* non-zero unused bits */
+    ck_assert_ptr_null(chat_jwt_b64url_decode("Y", 1, &n));
+}
+END_TEST
+
 static Suite *jwt_suite(void)
 {
     Suite *s = suite_create("jwt");
@@ -648,6 +802,11 @@ static Suite *jwt_suite(void)
     tcase_add_test(tc, test_garbage);
     tcase_add_test(tc, test_too_long);
     tcase_add_test(tc, test_peek_tenant);
+    tcase_add_test(tc, test_server_accepts);
+    tcase_add_test(tc, test_server_refuses_user_tokens);
+    tcase_add_test(tc, test_server_times);
+    tcase_add_test(tc, test_server_signature_and_sign);
+    tcase_add_test(tc, test_b64url_helpers);
     suite_add_tcase(s, tc);
     return s;
 }
