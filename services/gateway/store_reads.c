@@ -110,6 +110,8 @@ cJSON *gw_reads_msg_frame(const bson_t *doc)
     ev.room = doc_str(doc, "room");
     ev.user = doc_str(doc, "from");
     ev.name = doc_str(doc, "name");
+    ev.notice = doc_str(doc, "notice"); /* a system notice (docs/server-api.md) */
+    ev.target = doc_str(doc, "target");
     ev.cid = doc_str(doc, "cid");
     ev.has_seq = doc_int(doc, "seq", &ev.seq);
     ev.has_ts = doc_int(doc, "ts", &ev.ts);

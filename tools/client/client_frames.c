@@ -230,8 +230,15 @@ static void render_state(line_buf_t *b, const cJSON *o)
     const cJSON *edited = cJSON_GetObjectItemCaseSensitive(o, "edited");
     if (cJSON_IsTrue(edited) || cJSON_IsNumber(edited))
         lb_putn(b, " (edited)", 9);
-    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "deleted")))
-        lb_putn(b, "(deleted)", 9);
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "deleted"))) {
+        const char *reason = str_of(o, "reason", NULL);
+        lb_putn(b, "(deleted", 8);
+        if (reason != NULL) {
+            lb_putn(b, ": ", 2);
+            lb_text(b, reason);
+        }
+        lb_putn(b, ")", 1);
+    }
     if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "removed"))) {
         lb_putn(b, "(removed: ", 10);
         lb_text(b, str_of(o, "reason", ""));
@@ -266,11 +273,44 @@ static void render_id(line_buf_t *b, const cJSON *o)
     }
 }
 
+/* A system notice as a sentence: "* bob was added to team", "* carol was removed",
+ * "* room renamed to X", "* room deleted", "* room created"; false for another notice (shown
+ * as a message). */
+static bool render_notice(line_buf_t *b, const cJSON *o, const char *notice)
+{
+    const char *target = str_of(o, "target", "?");
+    if (strcmp(notice, "member_added") == 0) {
+        lb_putn(b, "* ", 2);
+        lb_text(b, target);
+        lb_putn(b, " was added to ", 14);
+        lb_text(b, str_of(o, "room", "?"));
+    } else if (strcmp(notice, "member_removed") == 0) {
+        lb_putn(b, "* ", 2);
+        lb_text(b, target);
+        lb_putn(b, " was removed", 12);
+    } else if (strcmp(notice, "room_renamed") == 0) {
+        lb_putn(b, "* room renamed to ", 18);
+        lb_text(b, str_of(o, "text", ""));
+    } else if (strcmp(notice, "room_deleted") == 0) {
+        lb_putn(b, "* room deleted", 14);
+    } else if (strcmp(notice, "room_created") == 0) {
+        lb_putn(b, "* room created", 14);
+    } else {
+        return false;
+    }
+    return true;
+}
+
 static void render_msg(line_buf_t *b, const cJSON *o)
 {
     lb_putn(b, "[", 1);
     lb_text(b, str_of(o, "room", "?"));
     lb_printf(b, " #%lld] ", num_of(o, "seq"));
+    const char *notice = str_of(o, "notice", NULL);
+    if (notice != NULL && render_notice(b, o, notice)) {
+        render_id(b, o);
+        return;
+    }
     lb_text(b, str_of(o, "from", "?"));
     lb_putn(b, ": ", 2);
     lb_text(b, str_of(o, "text", ""));
@@ -454,6 +494,14 @@ static bool render_known(line_buf_t *b, const cJSON *o, const char *type)
     } else if (strcmp(type, "left") == 0) {
         lb_putn(b, "left ", 5);
         lb_text(b, str_of(o, "room", "?"));
+        const char *reason = str_of(o, "reason", NULL);
+        if (reason != NULL) {
+            lb_putn(b, " (", 2);
+            lb_text(b, strcmp(reason, "removed") == 0   ? "you were removed"
+                       : strcmp(reason, "deleted") == 0 ? "the room was deleted"
+                                                        : reason);
+            lb_putn(b, ")", 1);
+        }
     } else if (strcmp(type, "history") == 0) {
         render_history(b, o);
     } else if (strcmp(type, "rooms") == 0) {

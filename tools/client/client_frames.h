@@ -30,7 +30,9 @@ char *chat_client_frame_read(const char *room, int64_t seq, const char *rid);
 char *chat_client_frame_rooms(int64_t limit, const char *cursor, const char *rid);
 
 /* Renders the server frame json (len bytes, need not be NUL-terminated) for people:
- *   msg      "[room #seq] from: text (edited) [emoji users] (id X)"
+ *   msg      "[room #seq] from: text (edited) [emoji users] (id X)", or for a system notice
+ *            "[room #seq] * bob was added to room (id X)" (removed, renamed, deleted alike)
+ *   left     "left room", with " (you were removed)" or " (the room was deleted)"
  *   update   "[room #seq] id op by user: text (edited) [emoji users] (useq N)"
  *   ack      "ack cid -> #seq (id X)", or "ack rid: op #seq (useq N)" for an update
  *   error    "error code: message (cid X)"

@@ -667,6 +667,40 @@ START_TEST(test_api_origin_answers_to_replies)
 }
 END_TEST
 
+/* member_removed and room_deleted notices carry end (and end_user) on their follower items
+ * only; other msgs none. */
+START_TEST(test_notice_items_end_subscriptions)
+{
+    const int32_t gws[] = {0, 2};
+    add(decode("{\"v\":1,\"type\":\"msg\",\"tenant\":\"acme\",\"room\":\"team\",\"seq\":4,"
+               "\"id\":\"65f1c0ffee0123456789abcd\",\"from\":\"system\",\"text\":\"\","
+               "\"notice\":\"member_removed\",\"target\":\"carol\",\"ts\":1,\"cid\":\"n1\","
+               "\"origin\":{\"gw\":\"api\",\"conn\":\"r1\"}}"),
+        gws, 2);
+    add(decode("{\"v\":1,\"type\":\"msg\",\"tenant\":\"acme\",\"room\":\"team\",\"seq\":5,"
+               "\"id\":\"65f1c0ffee0123456789abce\",\"from\":\"system\",\"text\":\"\","
+               "\"notice\":\"member_added\",\"target\":\"dave\",\"ts\":1,\"cid\":\"n2\"}"),
+        gws, 2);
+    add(decode("{\"v\":1,\"type\":\"msg\",\"tenant\":\"acme\",\"room\":\"team\",\"seq\":6,"
+               "\"id\":\"65f1c0ffee0123456789abcf\",\"from\":\"system\",\"text\":\"\","
+               "\"notice\":\"room_deleted\",\"ts\":1,\"cid\":\"n3\"}"),
+        gws, 2);
+    emit(BROADCAST_RECORD_MAX);
+    for (int32_t gw = 0; gw <= 2; gw += 2) {
+        cJSON *items = items_of(gw);
+        ck_assert_int_eq(cJSON_GetArraySize(items), 3);
+        const cJSON *i0 = cJSON_GetArrayItem(items, 0), *i1 = cJSON_GetArrayItem(items, 1),
+                    *i2 = cJSON_GetArrayItem(items, 2);
+        ck_assert_str_eq(str(i0, "end"), "removed");
+        ck_assert_str_eq(str(i0, "end_user"), "carol");
+        ck_assert_ptr_null(cJSON_GetObjectItem(i1, "end"));
+        ck_assert_str_eq(str(i2, "end"), "deleted");
+        ck_assert_ptr_null(cJSON_GetObjectItem(i2, "end_user"));
+        cJSON_Delete(items);
+    }
+}
+END_TEST
+
 static Suite *fanout_suite(void)
 {
     Suite *s = suite_create("broadcast_fanout");
@@ -686,6 +720,7 @@ static Suite *fanout_suite(void)
     tcase_add_test(tc, test_reset_forgets_batch);
     tcase_add_test(tc, test_emit_error_stops);
     tcase_add_test(tc, test_api_origin_answers_to_replies);
+    tcase_add_test(tc, test_notice_items_end_subscriptions);
     tcase_add_test(tc, test_typing_and_presence_to_followers);
     suite_add_tcase(s, tc);
     return s;

@@ -126,6 +126,35 @@ START_TEST(test_render_updates)
 }
 END_TEST
 
+/* System notices read as sentences, left says why the server ended it, a delete's reason. */
+START_TEST(test_render_notices)
+{
+    expect_render("{\"type\":\"msg\",\"room\":\"team\",\"seq\":5,\"id\":\"i5\","
+                  "\"from\":\"system\",\"text\":\"\",\"notice\":\"member_added\","
+                  "\"target\":\"bob\",\"ts\":1}",
+                  "[team #5] * bob was added to team (id i5)");
+    expect_render("{\"type\":\"msg\",\"room\":\"team\",\"seq\":6,\"from\":\"system\","
+                  "\"text\":\"\",\"notice\":\"member_removed\",\"target\":\"carol\",\"ts\":1}",
+                  "[team #6] * carol was removed");
+    expect_render("{\"type\":\"msg\",\"room\":\"team\",\"seq\":7,\"from\":\"system\","
+                  "\"text\":\"Rockets\",\"notice\":\"room_renamed\",\"ts\":1}",
+                  "[team #7] * room renamed to Rockets");
+    expect_render("{\"type\":\"msg\",\"room\":\"team\",\"seq\":8,\"from\":\"system\","
+                  "\"text\":\"\",\"notice\":\"room_deleted\",\"ts\":1}",
+                  "[team #8] * room deleted");
+    expect_render("{\"type\":\"msg\",\"room\":\"team\",\"seq\":9,\"from\":\"system\","
+                  "\"text\":\"Maintenance\",\"ts\":1}",
+                  "[team #9] system: Maintenance");
+    expect_render("{\"type\":\"left\",\"room\":\"team\",\"reason\":\"removed\"}",
+                  "left team (you were removed)");
+    expect_render("{\"type\":\"left\",\"room\":\"team\",\"reason\":\"deleted\"}",
+                  "left team (the room was deleted)");
+    expect_render("{\"type\":\"update\",\"room\":\"r\",\"id\":\"i1\",\"seq\":4,\"useq\":10,"
+                  "\"op\":\"delete\",\"deleted\":true,\"reason\":\"spam\",\"user\":\"system\"}",
+                  "[r #4] i1 delete by system: (deleted: spam) (useq 10)");
+}
+END_TEST
+
 START_TEST(test_render_history_lines)
 {
     expect_render("{\"type\":\"history\",\"rid\":\"h1\",\"room\":\"r\",\"more\":true,\"msgs\":["
@@ -168,6 +197,7 @@ int main(void)
     tcase_add_test(tc, test_builders);
     tcase_add_test(tc, test_render_message_path);
     tcase_add_test(tc, test_render_session_frames);
+    tcase_add_test(tc, test_render_notices);
     tcase_add_test(tc, test_render_updates);
     tcase_add_test(tc, test_render_history_lines);
     tcase_add_test(tc, test_render_rooms);

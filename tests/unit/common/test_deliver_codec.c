@@ -346,6 +346,72 @@ START_TEST(test_deliver_except_user)
 }
 END_TEST
 
+/* end (and end_user) round trip on items without conns: "removed" needs end_user, "deleted"
+ * takes none, no other value, never with conns; refused alike by encode and decode. */
+START_TEST(test_deliver_end)
+{
+    cJSON *msg = cJSON_Parse("{\"type\":\"msg\",\"room\":\"team\",\"seq\":4}");
+    chat_deliver_item_t items[] = {
+        {.tenant = "acme",
+         .room = "team",
+         .seq = 4,
+         .frame = msg,
+         .end = "removed",
+         .end_user = "carol"},
+        {.tenant = "acme", .room = "team", .seq = 5, .frame = msg, .end = "deleted"},
+        {.tenant = "acme", .room = "team", .seq = 6, .frame = msg},
+    };
+    char *json = NULL;
+    size_t len = 0;
+    ck_assert_int_eq(chat_deliver_encode(items, 3, &json, &len), CHAT_OK);
+    chat_deliver_t d;
+    char why[128] = "";
+    ck_assert_msg(chat_deliver_decode(json, len, &d, why, sizeof why) == CHAT_OK, "%s", why);
+    ck_assert_str_eq(d.items[0].end, "removed");
+    ck_assert_str_eq(d.items[0].end_user, "carol");
+    ck_assert_str_eq(d.items[1].end, "deleted");
+    ck_assert_ptr_null(d.items[1].end_user);
+    ck_assert_ptr_null(d.items[2].end);
+    chat_deliver_clear(&d);
+    free(json);
+
+    const char *conns[] = {"c-1"};
+    chat_deliver_item_t bad_items[] = {
+        {.tenant = "acme", .room = "team", .frame = msg, .end = "removed"},
+        {.tenant = "acme", .room = "team", .frame = msg, .end = "deleted", .end_user = "x"},
+        {.tenant = "acme", .room = "team", .frame = msg, .end = "kicked", .end_user = "x"},
+        {.tenant = "acme", .room = "team", .frame = msg, .end_user = "x"},
+        {.tenant = "acme",
+         .room = "team",
+         .frame = msg,
+         .end = "deleted",
+         .conns = conns,
+         .nconns = 1},
+    };
+    for (size_t i = 0; i < sizeof bad_items / sizeof bad_items[0]; i++)
+        ck_assert_msg(chat_deliver_encode(&bad_items[i], 1, &json, &len) == CHAT_ERR_INVALID,
+                      "encoded bad item %zu", i);
+    cJSON_Delete(msg);
+
+    const char *bad[] = {
+        "{\"v\":1,\"type\":\"deliver\",\"items\":[{\"tenant\":\"a\",\"room\":\"r\","
+        "\"frame\":{\"type\":\"msg\"},\"end\":\"removed\"}]}",
+        "{\"v\":1,\"type\":\"deliver\",\"items\":[{\"tenant\":\"a\",\"room\":\"r\","
+        "\"frame\":{\"type\":\"msg\"},\"end\":\"deleted\",\"end_user\":\"b\"}]}",
+        "{\"v\":1,\"type\":\"deliver\",\"items\":[{\"tenant\":\"a\",\"room\":\"r\","
+        "\"frame\":{\"type\":\"msg\"},\"end\":\"gone\"}]}",
+        "{\"v\":1,\"type\":\"deliver\",\"items\":[{\"tenant\":\"a\",\"room\":\"r\","
+        "\"frame\":{\"type\":\"msg\"},\"end\":7}]}",
+        "{\"v\":1,\"type\":\"deliver\",\"items\":[{\"tenant\":\"a\",\"room\":\"r\","
+        "\"frame\":{\"type\":\"msg\"},\"end\":\"deleted\",\"conns\":[\"c\"]}]}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        ck_assert_msg(chat_deliver_decode(bad[i], strlen(bad[i]), &d, why, sizeof why) ==
+                          CHAT_ERR_INVALID,
+                      "accepted %s", bad[i]);
+}
+END_TEST
+
 static Suite *deliver_codec_suite(void)
 {
     Suite *s = suite_create("deliver_codec");
@@ -358,6 +424,7 @@ static Suite *deliver_codec_suite(void)
     tcase_add_test(deliver, test_deliver_decode_any_json);
     tcase_add_test(deliver, test_deliver_decode_rejects_in_place);
     tcase_add_test(deliver, test_deliver_except_user);
+    tcase_add_test(deliver, test_deliver_end);
     suite_add_tcase(s, deliver);
     return s;
 }

@@ -97,6 +97,11 @@ START_TEST(test_refusals)
     ck_assert_str_eq(reason, "unknown tenant");
     ck_assert_int_eq(verify("not-a-jwt", NOW_MS, reason), CHAT_ERR_UNAUTHORIZED);
     ck_assert_str_eq(reason, "malformed token");
+    /* the reserved user of the server API's system messages */
+    char *system = sign("acme", "system", "acme-secret", NOW_MS / 1000 + 60);
+    ck_assert_int_eq(verify(system, NOW_MS, reason), CHAT_ERR_UNAUTHORIZED);
+    ck_assert_str_eq(reason, "reserved user id");
+    free(system);
     free(forged);
     free(expired);
     free(unknown);

@@ -1026,6 +1026,177 @@ START_TEST(test_read_rooms_leave)
 }
 END_TEST
 
+/* ---- private rooms (docs/server-api.md) ---- */
+
+static struct {
+    int calls;
+    char room[64], cid[64], text[64];
+} checks;
+
+static chat_err_t op_submit_send_check(void *ud, const gw_send_req_t *req)
+{
+    (void)ud;
+    checks.calls++;
+    snprintf(checks.room, sizeof checks.room, "%s", req->room);
+    snprintf(checks.cid, sizeof checks.cid, "%s", req->cid);
+    snprintf(checks.text, sizeof checks.text, "%s", req->text);
+    return CHAT_OK;
+}
+
+/* The environment of a gateway that looks up the kind of a room before an unjoined send. */
+static gw_session_ops_t ops_checked;
+
+static void use_send_checks(void)
+{
+    memset(&checks, 0, sizeof checks);
+    ops_checked = ops;
+    ops_checked.submit_send_check = op_submit_send_check;
+    env.ops = &ops_checked;
+}
+
+/* Answers the pending join of general as the worker would: joined with kind, or refused. */
+static void join_answer(gw_room_kind_t kind, bool refused, gw_code_t code, const char *message)
+{
+    gw_join_result_t res = {.room = "general",
+                            .rid = fake.join_rid,
+                            .gen = fake.join.gen,
+                            .refused = refused,
+                            .refuse_code = code,
+                            .refuse_message = message,
+                            .kind = kind};
+    gw_session_join_done(sess, &res);
+}
+
+/* A refused join (not a member, or a deleted room) ends the subscription: its error, the
+ * registration released, no live delivery afterwards. */
+START_TEST(test_join_refused)
+{
+    authenticate();
+    rx("{\"type\":\"join\",\"room\":\"general\",\"rid\":\"j1\"}");
+    ck_assert_int_eq(fake.join.kind, GW_ROOM_KIND_UNKNOWN);
+    ck_assert(!fake.join.dm);
+    deliver_live(1); /* held meanwhile */
+    join_answer(GW_ROOM_KIND_PRIVATE, true, GW_E_FORBIDDEN, "not a member");
+    cJSON *e = next_frame(NULL);
+    ck_assert_str_eq(str_of(e, "code"), "forbidden");
+    ck_assert_str_eq(str_of(e, "message"), "not a member");
+    ck_assert_str_eq(str_of(e, "rid"), "j1");
+    cJSON_Delete(e);
+    expect_empty();
+    ck_assert_int_eq(fake.releases, 1);
+    ck_assert_int_eq(gw_rooms_kind(env.rooms, "acme", "general"), GW_ROOM_KIND_UNKNOWN);
+    deliver_live(2);
+    expect_empty();
+
+    rx("{\"type\":\"join\",\"room\":\"general\",\"rid\":\"j2\"}");
+    join_answer(GW_ROOM_KIND_UNKNOWN, true, GW_E_NOT_FOUND, "room not found");
+    expect("error", "not_found", "j2", NULL);
+    rx("{\"type\":\"join\",\"room\":\"dm:alice:bob\"}");
+    ck_assert(fake.join.dm);
+}
+END_TEST
+
+/* Sends: a dm room and a joined room need no lookup; an unjoined room whose kind the gateway
+ * does not know is looked up first, then produced (public) or refused (private: join first;
+ * deleted: not found); a finished join caches the kind for the room's other connections
+ * until its last subscription goes. */
+START_TEST(test_send_rules_of_private_rooms)
+{
+    use_send_checks();
+    authenticate();
+    rx("{\"type\":\"send\",\"room\":\"general\",\"cid\":\"c1\",\"text\":\"hi\"}");
+    ck_assert_int_eq(checks.calls, 1);
+    ck_assert_int_eq(fake.sends, 0);
+    ck_assert_str_eq(checks.text, "hi");
+    gw_send_req_t req = {.room = "general", .cid = "c1", .text = "hi"};
+    gw_session_send_checked(sess, &req, GW_ROOM_KIND_PRIVATE, false);
+    expect("error", "forbidden", NULL, "c1");
+    gw_session_send_checked(sess, &req, GW_ROOM_KIND_PUBLIC, true);
+    expect("error", "not_found", NULL, "c1");
+    gw_session_send_checked(sess, &req, GW_ROOM_KIND_PUBLIC, false);
+    ck_assert_int_eq(fake.sends, 1);
+    ck_assert_str_eq(fake.send_cid, "c1");
+    expect_empty();
+
+    rx("{\"type\":\"send\",\"room\":\"dm:alice:bob\",\"cid\":\"c2\",\"text\":\"hi\"}");
+    ck_assert_int_eq(fake.sends, 2);
+    ck_assert_int_eq(checks.calls, 1);
+
+    /* joined: no lookup, and the kind is known to every connection of the gateway */
+    rx("{\"type\":\"join\",\"room\":\"general\",\"rid\":\"j1\"}");
+    join_answer(GW_ROOM_KIND_PRIVATE, false, GW_E_BAD_REQUEST, NULL);
+    expect("joined", NULL, "j1", NULL);
+    ck_assert_int_eq(gw_rooms_kind(env.rooms, "acme", "general"), GW_ROOM_KIND_PRIVATE);
+    now_us += 10000000;
+    rx("{\"type\":\"send\",\"room\":\"general\",\"cid\":\"c3\",\"text\":\"hi\"}");
+    ck_assert_int_eq(fake.sends, 3);
+    ck_assert_int_eq(checks.calls, 1);
+
+    gw_session_t *other = gw_session_new(&env, "0.abc.2", NULL);
+    gw_session_t *mine = sess;
+    sess = other;
+    authenticate_as("bob", NULL, 0);
+    rx("{\"type\":\"send\",\"room\":\"general\",\"cid\":\"c4\",\"text\":\"hi\"}");
+    expect("error", "forbidden", NULL, "c4");
+    ck_assert_int_eq(checks.calls, 1);
+    ck_assert_int_eq(fake.sends, 3);
+    gw_session_free(other);
+    sess = mine;
+
+    /* the cache goes with the room's last subscription */
+    rx("{\"type\":\"leave\",\"room\":\"general\"}");
+    expect("left", NULL, NULL, NULL);
+    ck_assert_int_eq(gw_rooms_kind(env.rooms, "acme", "general"), GW_ROOM_KIND_UNKNOWN);
+    rx("{\"type\":\"send\",\"room\":\"general\",\"cid\":\"c5\",\"text\":\"hi\"}");
+    ck_assert_int_eq(checks.calls, 2);
+
+    /* history: no check once joined or in a dm room; else the kind travels with it */
+    now_us += 10000000;
+    rx("{\"type\":\"history\",\"room\":\"general\",\"rid\":\"h1\"}");
+    ck_assert(!fake.history.allowed);
+    ck_assert_str_eq(fake.history.user, "alice");
+    rx("{\"type\":\"history\",\"room\":\"dm:alice:bob\",\"rid\":\"h2\"}");
+    ck_assert(fake.history.allowed);
+    gw_session_refused(sess, GW_E_FORBIDDEN, "not a member", "h1", NULL);
+    expect("error", "forbidden", "h1", NULL);
+}
+END_TEST
+
+static void end_cb(void *ud, void *owner)
+{
+    gw_session_room_ended(owner, "general", ud);
+}
+
+/* A notice ends a subscription: left {room, reason}, the registration released, nothing of
+ * the room after it; the user's other rooms stay. */
+START_TEST(test_room_ended_by_notice)
+{
+    authenticate();
+    rx("{\"type\":\"join\",\"room\":\"general\",\"rid\":\"j1\"}");
+    join_answer(GW_ROOM_KIND_PRIVATE, false, GW_E_BAD_REQUEST, NULL);
+    expect("joined", NULL, "j1", NULL);
+    rx("{\"type\":\"join\",\"room\":\"other\"}");
+    deliver_live(1);
+    expect_msg_seq(1);
+    ck_assert_uint_eq(gw_rooms_end(env.rooms, "acme", "general", "bob", end_cb, "removed"), 0);
+    ck_assert_uint_eq(gw_rooms_end(env.rooms, "acme", "general", "alice", end_cb, "removed"), 1);
+    cJSON *left = next_frame(NULL);
+    ck_assert_str_eq(str_of(left, "type"), "left");
+    ck_assert_str_eq(str_of(left, "room"), "general");
+    ck_assert_str_eq(str_of(left, "reason"), "removed");
+    ck_assert_ptr_null(str_of(left, "rid"));
+    cJSON_Delete(left);
+    ck_assert_int_eq(fake.releases, 1);
+    ck_assert_int_eq(fake.leaves, 0); /* the user's room list is the api's business */
+    deliver_live(2);
+    expect_empty();
+    ck_assert_uint_eq(gw_rooms_end(env.rooms, "acme", "general", NULL, end_cb, "deleted"), 0);
+    gw_session_room_ended(sess, "general", "deleted"); /* not subscribed: nothing */
+    expect_empty();
+    ck_assert_uint_eq(gw_rooms_count(env.rooms), 1);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("gateway_session");
@@ -1065,6 +1236,9 @@ int main(void)
     tcase_add_test(tc, test_read_rooms_leave);
     tcase_add_test(tc, test_queue_overflow_closes_1008);
     tcase_add_test(tc, test_close_flush_writes_queue_first);
+    tcase_add_test(tc, test_join_refused);
+    tcase_add_test(tc, test_send_rules_of_private_rooms);
+    tcase_add_test(tc, test_room_ended_by_notice);
     suite_add_tcase(s, tc);
     return chat_test_suite_run(s, false);
 }

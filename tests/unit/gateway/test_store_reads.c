@@ -60,6 +60,28 @@ START_TEST(test_msg_frame_optional_fields)
 }
 END_TEST
 
+/* A system notice keeps its notice and target, and its empty text, as the live frame does. */
+START_TEST(test_msg_frame_notice)
+{
+    bson_oid_t oid;
+    bson_oid_init_from_string(&oid, "65f1c0ffee0123456789abcd");
+    bson_t *doc = BCON_NEW("_id", BCON_OID(&oid), "tenant", BCON_UTF8("acme"), "room",
+                           BCON_UTF8("team"), "seq", BCON_INT64(3), "from", BCON_UTF8("system"),
+                           "text", BCON_UTF8(""), "notice", BCON_UTF8("member_removed"), "target",
+                           BCON_UTF8("carol"), "ts", BCON_INT64(5), "cid", BCON_UTF8("n-1"));
+    cJSON *f = gw_reads_msg_frame(doc);
+    ck_assert_ptr_nonnull(f);
+    char *text = cJSON_PrintUnformatted(f);
+    ck_assert_str_eq(text, "{\"type\":\"msg\",\"room\":\"team\",\"seq\":3,"
+                           "\"id\":\"65f1c0ffee0123456789abcd\",\"from\":\"system\",\"text\":\"\","
+                           "\"notice\":\"member_removed\",\"target\":\"carol\",\"ts\":5,"
+                           "\"cid\":\"n-1\"}");
+    free(text);
+    cJSON_Delete(f);
+    bson_destroy(doc);
+}
+END_TEST
+
 /* A deleted message keeps no text; a changed one also makes an update frame with the op of
  * its last change; one that never changed does not. */
 START_TEST(test_msg_and_update_frames_of_changed_messages)
@@ -175,6 +197,7 @@ int main(void)
     TCase *tc = tcase_create("store_reads");
     tcase_add_test(tc, test_msg_frame_basic);
     tcase_add_test(tc, test_msg_frame_optional_fields);
+    tcase_add_test(tc, test_msg_frame_notice);
     tcase_add_test(tc, test_msg_frame_incomplete);
     tcase_add_test(tc, test_msg_and_update_frames_of_changed_messages);
     tcase_add_test(tc, test_replay_entries_ascending);
