@@ -11,7 +11,7 @@
 #include "common/frames.h"
 #include "common/jwt.h"
 #include "common/names.h"
-#include "services/gateway/room_list_page.h"
+#include "common/room_list_page.h"
 
 #define SEQ_MAX ((double)CHAT_JSON_INT_MAX)
 
@@ -201,7 +201,7 @@ static bool field_read(field_id_t id, const cJSON *v, size_t max_text, gw_cframe
     case F_SEQ:
         return int_field(v, "seq", 1, SEQ_MAX, &f->seq, err);
     case F_CURSOR:
-        return named_field(v, "cursor", gw_room_page_cursor_valid, "a cursor from a rooms answer",
+        return named_field(v, "cursor", chat_room_page_cursor_valid, "a cursor from a rooms answer",
                            &f->cursor, err);
     case F_ON:
         if (!cJSON_IsBool(v))

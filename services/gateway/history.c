@@ -41,7 +41,7 @@ static void history_read_recent(history_job_t *j, chat_redis_t *redis, cJSON **m
     *msgs = NULL;
     if (gw->cfg->recent_max == 0)
         return;
-    gw_recent_result_t res =
+    chat_recent_result_t res =
         gw_recent_page(redis, j->base.tenant, j->base.room, j->before, j->limit, msgs, more);
     chat_counter_inc(gw->stats.recent_reads[GW_RECENT_OP_HISTORY][res]);
 }

@@ -272,10 +272,10 @@ static chat_err_t join_read_messages(join_job_t *j, chat_redis_t *redis, bool st
     gw_gateway_t *gw = j->base.gw;
     if (gw->cfg->recent_max == 0)
         return join_read_store(j);
-    gw_recent_result_t res =
+    chat_recent_result_t res =
         gw_recent_join(redis, j->base.tenant, j->base.room, j->has_since, j->since,
                        (size_t)gw->cfg->replay_max, &j->latest, &j->replay, &j->nreplay);
-    if (res == GW_RECENT_HIT && store_only) {
+    if (res == CHAT_RECENT_HIT && store_only) {
         /* The set itself is fine, but with a useq from MongoDB its frames may lag a change
          * the useq counts: the whole snapshot cannot be trusted. */
         for (size_t i = 0; i < j->nreplay; i++)
@@ -283,16 +283,16 @@ static chat_err_t join_read_messages(join_job_t *j, chat_redis_t *redis, bool st
         free(j->replay);
         j->replay = NULL;
         j->nreplay = 0;
-        res = GW_RECENT_UNTRUSTED;
+        res = CHAT_RECENT_UNTRUSTED;
     }
     chat_counter_inc(gw->stats.recent_reads[GW_RECENT_OP_JOIN][res]);
-    if (res == GW_RECENT_HIT) {
+    if (res == CHAT_RECENT_HIT) {
         j->unread = unread_count(j->latest, j->has_since, j->since);
         return CHAT_OK;
     }
     if (gw->cfg->replay_max == 0)
         return join_read_store(j);
-    return join_read_store_fill(j, redis, res != GW_RECENT_ERROR);
+    return join_read_store_fill(j, redis, res != CHAT_RECENT_ERROR);
 }
 
 /* After the reads: the user's read mark and the exact unread count above it (unread.h). With
@@ -308,14 +308,14 @@ static void join_read_unread(join_job_t *j, chat_redis_t *redis)
     chat_err_t err =
         gw_unread_read_mark(st, client, j->base.tenant, j->base.room, j->user, &j->read);
     int64_t mark = j->read > 0 || !j->has_since ? j->read : j->since;
-    gw_recent_result_t source = GW_RECENT_HIT;
+    chat_recent_result_t source = CHAT_RECENT_HIT;
     if (err == CHAT_OK)
         err = gw_unread_count(gw->cfg->recent_max > 0 ? redis : NULL, gw->cfg->recent_max, st,
                               client, j->base.tenant, j->base.room, j->user, mark, j->latest,
                               &j->unread, &source);
     chat_store_release(st, client);
     if (err == CHAT_OK && j->latest > mark)
-        chat_counter_inc(gw->stats.unread_counts[source == GW_RECENT_HIT]);
+        chat_counter_inc(gw->stats.unread_counts[source == CHAT_RECENT_HIT]);
     if (err != CHAT_OK) {
         chat_log_warn("read mark or unread count unavailable: joined without them",
                       CHAT_F_STR("tenant", j->base.tenant), CHAT_F_STR("room", j->base.room),

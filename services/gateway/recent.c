@@ -1,26 +1,12 @@
-/* The gateway's side of the recent history (see recent.h): an atomic snapshot of a room's set
- * in one round trip (MULTI: the marker, the top, the members asked for, EXEC), the decisions
- * on it, and the WATCHed fill of a room from MongoDB's answer. */
+/* The gateway's side of the recent history (see recent.h): the decisions on a snapshot of a
+ * room's set (common/recent_read.h) and the WATCHed fill of a room from MongoDB's answer. */
 #include "services/gateway/recent.h"
 
-#include <errno.h>
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/log.h"
-
-#define NUM_MAX 24
-
-const char *gw_recent_result_name(gw_recent_result_t r)
-{
-    static const char *const names[] = {
-        [GW_RECENT_HIT] = "hit", [GW_RECENT_MISS] = "miss",   [GW_RECENT_UNTRUSTED] = "untrusted",
-        [GW_RECENT_GAP] = "gap", [GW_RECENT_ERROR] = "error",
-    };
-    return r >= 0 && r < GW_RECENT__COUNT ? names[r] : "unknown";
-}
 
 const char *gw_recent_fill_result_name(gw_recent_fill_result_t r)
 {
@@ -34,23 +20,8 @@ const char *gw_recent_fill_result_name(gw_recent_fill_result_t r)
 
 /* ---- decisions ---- */
 
-/* Whether v exists and may be trusted; the result to give up with otherwise. */
-static bool view_trusted(const gw_recent_view_t *v, gw_recent_result_t *why)
-{
-    if (!v->exists) {
-        *why = GW_RECENT_MISS;
-        return false;
-    }
-    if (v->marker == NULL || v->run_id == NULL || v->run_id[0] == '\0' ||
-        strcmp(v->marker, v->run_id) != 0) {
-        *why = GW_RECENT_UNTRUSTED;
-        return false;
-    }
-    return true;
-}
-
 /* Whether v's first count entries are first, first - 1, ... without a hole. */
-static bool view_runs_down(const gw_recent_view_t *v, int64_t first, size_t count)
+static bool view_runs_down(const chat_recent_view_t *v, int64_t first, size_t count)
 {
     if (v->n < count)
         return false;
@@ -60,11 +31,12 @@ static bool view_runs_down(const gw_recent_view_t *v, int64_t first, size_t coun
     return true;
 }
 
-gw_recent_result_t gw_recent_decide_join(const gw_recent_view_t *v, bool has_since, int64_t since,
-                                         size_t replay_max, int64_t *latest, size_t *count)
+chat_recent_result_t gw_recent_decide_join(const chat_recent_view_t *v, bool has_since,
+                                           int64_t since, size_t replay_max, int64_t *latest,
+                                           size_t *count)
 {
-    gw_recent_result_t why;
-    if (!view_trusted(v, &why))
+    chat_recent_result_t why = chat_recent_view_trust(v);
+    if (why != CHAT_RECENT_HIT)
         return why;
     size_t need = 0;
     if (has_since && v->top > since) {
@@ -72,25 +44,25 @@ gw_recent_result_t gw_recent_decide_join(const gw_recent_view_t *v, bool has_sin
         need = missed < replay_max ? (size_t)missed : replay_max;
     }
     if (!view_runs_down(v, v->top, need))
-        return GW_RECENT_GAP;
+        return CHAT_RECENT_GAP;
     *latest = v->top;
     *count = need;
-    return GW_RECENT_HIT;
+    return CHAT_RECENT_HIT;
 }
 
-gw_recent_result_t gw_recent_decide_page(const gw_recent_view_t *v, int64_t before, int64_t limit,
-                                         size_t *count, bool *more)
+chat_recent_result_t gw_recent_decide_page(const chat_recent_view_t *v, int64_t before,
+                                           int64_t limit, size_t *count, bool *more)
 {
-    gw_recent_result_t why;
-    if (!view_trusted(v, &why))
+    chat_recent_result_t why = chat_recent_view_trust(v);
+    if (why != CHAT_RECENT_HIT)
         return why;
     if (limit < 1)
-        return GW_RECENT_GAP;
+        return CHAT_RECENT_GAP;
     int64_t first = before > 0 && before - 1 < v->top ? before - 1 : v->top;
     if (first < 1) { /* nothing below before, or an empty room */
         *count = 0;
         *more = false;
-        return GW_RECENT_HIT;
+        return CHAT_RECENT_HIT;
     }
     /* limit + 1 messages without a hole: a full page and the proof of an older one; fewer,
      * down to seq 1: the last page. */
@@ -98,188 +70,36 @@ gw_recent_result_t gw_recent_decide_page(const gw_recent_view_t *v, int64_t befo
     if (view_runs_down(v, first, full)) {
         *count = (size_t)limit;
         *more = true;
-        return GW_RECENT_HIT;
+        return CHAT_RECENT_HIT;
     }
     if (first <= limit && view_runs_down(v, first, (size_t)first)) {
         *count = (size_t)first;
         *more = false;
-        return GW_RECENT_HIT;
+        return CHAT_RECENT_HIT;
     }
-    return GW_RECENT_GAP;
+    return CHAT_RECENT_GAP;
 }
 
-/* ---- snapshots ---- */
-
-typedef struct snapshot {
-    redisReply *exec; /* owns the strings the view points to */
-    chat_recent_entry_t *entries;
-    char run_id[48];
-    char key[CHAT_RECENT_KEY_MAX]; /* for the logs */
-    gw_recent_view_t view;
-} snapshot_t;
-
-static void snapshot_free(snapshot_t *s)
-{
-    if (s->exec != NULL)
-        freeReplyObject(s->exec);
-    free(s->entries);
-    memset(s, 0, sizeof *s);
-}
-
-/* A score as Redis prints it, if it is an integer >= 0. */
-static bool parse_score(const redisReply *r, int64_t *out)
-{
-    if (r->type != REDIS_REPLY_STRING || r->len == 0 || r->len >= NUM_MAX)
-        return false;
-    char *end = NULL;
-    errno = 0;
-    long long v = strtoll(r->str, &end, 10);
-    if (errno != 0 || end != r->str + r->len || v < 0)
-        return false;
-    *out = v;
-    return true;
-}
-
-/* Fills s->view from the EXEC reply of snapshot_read. false if its shape is not what the
- * commands answer, or a score is not a seq (a set written by something else). */
-static bool snapshot_parse(snapshot_t *s, bool with_range)
-{
-    const redisReply *x = s->exec;
-    size_t want = with_range ? 3 : 2;
-    if (x->type != REDIS_REPLY_ARRAY || x->elements != want)
-        return false;
-    for (size_t i = 0; i < want; i++)
-        if (x->element[i]->type != REDIS_REPLY_ARRAY)
-            return false;
-    const redisReply *markers = x->element[0], *top = x->element[1];
-    gw_recent_view_t *v = &s->view;
-    v->exists = markers->elements > 0 || top->elements > 0;
-    if (markers->elements == 1 && markers->element[0]->type == REDIS_REPLY_STRING)
-        v->marker = markers->element[0]->str;
-    if (top->elements == 2 && !parse_score(top->element[1], &v->top))
-        return false;
-    if (!with_range)
-        return true;
-    const redisReply *range = x->element[2];
-    if (range->elements % 2 != 0)
-        return false;
-    size_t n = range->elements / 2;
-    s->entries = calloc(n > 0 ? n : 1, sizeof *s->entries);
-    if (s->entries == NULL)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        const redisReply *member = range->element[2 * i];
-        if (member->type != REDIS_REPLY_STRING ||
-            !parse_score(range->element[2 * i + 1], &s->entries[i].seq))
-            return false;
-        s->entries[i].frame = member->str;
-        s->entries[i].len = member->len;
-    }
-    v->entries = s->entries;
-    v->n = n;
-    return true;
-}
-
-/* Queues the transaction that reads tenant/room's marker, top and, if limit > 0, the newest
- * up to limit members with seq in (lo, hi) (hi 0: no bound). *queued gets how many replies
- * to read (snapshot_collect), even on failure: CHAT_ERR_INVALID for names that make no key,
- * CHAT_ERR_REDIS or CHAT_ERR_NOMEM. run_id is the server's (chat_redis_run_id). */
-static chat_err_t snapshot_queue(chat_redis_t *r, const char *run_id, const char *tenant,
-                                 const char *room, int64_t lo, int64_t hi, size_t limit,
-                                 snapshot_t *s, size_t *queued)
-{
-    memset(s, 0, sizeof *s);
-    *queued = 0;
-    char *key = s->key, min[NUM_MAX], max[NUM_MAX], count[NUM_MAX];
-    if (chat_recent_key(tenant, room, key, sizeof s->key) < 0)
-        return CHAT_ERR_INVALID;
-    snprintf(s->run_id, sizeof s->run_id, "%s", run_id);
-    s->view.run_id = s->run_id;
-    snprintf(min, sizeof min, "(%" PRId64, lo);
-    if (hi > 0)
-        snprintf(max, sizeof max, "(%" PRId64, hi);
-    else
-        snprintf(max, sizeof max, "+inf");
-    snprintf(count, sizeof count, "%zu", limit);
-    chat_err_t err = chat_redis_append(r, "MULTI");
-    *queued += err == CHAT_OK;
-    if (err == CHAT_OK &&
-        (err = chat_redis_append(r, "ZRANGEBYSCORE %s %d %d", key, CHAT_RECENT_MARKER_SCORE,
-                                 CHAT_RECENT_MARKER_SCORE)) == CHAT_OK)
-        (*queued)++;
-    if (err == CHAT_OK &&
-        (err = chat_redis_append(r, "ZREVRANGE %s 0 0 WITHSCORES", key)) == CHAT_OK)
-        (*queued)++;
-    if (err == CHAT_OK && limit > 0 &&
-        (err = chat_redis_append(r, "ZREVRANGEBYSCORE %s %s %s WITHSCORES LIMIT 0 %s", key, max,
-                                 min, count)) == CHAT_OK)
-        (*queued)++;
-    if (err == CHAT_OK && (err = chat_redis_append(r, "EXEC")) == CHAT_OK)
-        (*queued)++;
-    else if (*queued > 0 && chat_redis_append(r, "DISCARD") == CHAT_OK)
-        (*queued)++; /* out of memory mid-way: close the transaction, or it swallows what follows */
-    return err;
-}
-
-/* Reads the queued replies of one snapshot_queue (every one, whatever happened, so the
- * connection stays in step) and parses the snapshot. err is the queue's outcome. Returns
- * CHAT_OK, or the error (CHAT_ERR_REDIS, logged, if Redis failed or answered out of shape);
- * the snapshot is freed then. */
-static chat_err_t snapshot_collect(chat_redis_t *r, size_t queued, bool with_range, chat_err_t err,
-                                   snapshot_t *s)
-{
-    for (size_t i = 0; i < queued; i++) {
-        redisReply *reply = NULL;
-        chat_err_t rerr = chat_redis_reply(r, &reply);
-        if (rerr != CHAT_OK && err == CHAT_OK)
-            err = rerr;
-        if (i + 1 == queued && err == CHAT_OK)
-            s->exec = reply;
-        else if (reply != NULL)
-            freeReplyObject(reply);
-    }
-    if (err == CHAT_OK && (s->exec == NULL || !snapshot_parse(s, with_range))) {
-        chat_log_error("recent history read answered out of shape", CHAT_F_STR("key", s->key));
-        err = CHAT_ERR_REDIS;
-    }
-    if (err != CHAT_OK)
-        snapshot_free(s);
-    return err;
-}
-
-/* One snapshot (snapshot_queue, snapshot_collect) in one round trip. */
-static chat_err_t snapshot_read(chat_redis_t *r, const char *tenant, const char *room, int64_t lo,
-                                int64_t hi, size_t limit, snapshot_t *s)
-{
-    memset(s, 0, sizeof *s);
-    const char *run_id = NULL;
-    chat_err_t err = chat_redis_run_id(r, &run_id);
-    if (err != CHAT_OK)
-        return err;
-    size_t queued = 0;
-    err = snapshot_queue(r, run_id, tenant, room, lo, hi, limit, s, &queued);
-    return snapshot_collect(r, queued, limit > 0, err, s);
-}
-
-gw_recent_result_t gw_recent_join(chat_redis_t *r, const char *tenant, const char *room,
-                                  bool has_since, int64_t since, size_t replay_max, int64_t *latest,
-                                  gw_outq_entry_t **replay, size_t *nreplay)
+chat_recent_result_t gw_recent_join(chat_redis_t *r, const char *tenant, const char *room,
+                                    bool has_since, int64_t since, size_t replay_max,
+                                    int64_t *latest, gw_outq_entry_t **replay, size_t *nreplay)
 {
     *replay = NULL;
     *nreplay = 0;
-    snapshot_t s;
-    if (snapshot_read(r, tenant, room, has_since && since > 0 ? since : 0, 0,
-                      has_since ? replay_max : 0, &s) != CHAT_OK)
-        return GW_RECENT_ERROR;
+    chat_recent_snapshot_t *s = NULL;
+    if (chat_recent_snapshot_read(r, tenant, room, has_since && since > 0 ? since : 0, 0,
+                                  has_since ? replay_max : 0, &s) != CHAT_OK)
+        return CHAT_RECENT_ERROR;
+    const chat_recent_view_t *view = chat_recent_snapshot_view(s);
     size_t count = 0;
     int64_t top = 0;
-    gw_recent_result_t res =
-        gw_recent_decide_join(&s.view, has_since, since, replay_max, &top, &count);
+    chat_recent_result_t res =
+        gw_recent_decide_join(view, has_since, since, replay_max, &top, &count);
     gw_outq_entry_t *out = NULL;
-    if (res == GW_RECENT_HIT && count > 0) {
+    if (res == CHAT_RECENT_HIT && count > 0) {
         out = calloc(count, sizeof *out);
         for (size_t i = 0; out != NULL && i < count; i++) {
-            const chat_recent_entry_t *e = &s.view.entries[count - 1 - i];
+            const chat_recent_entry_t *e = &view->entries[count - 1 - i];
             out[i] = (gw_outq_entry_t){.buf = gw_buf_new(e->frame, e->len), .seq = e->seq};
             if (out[i].buf == NULL) {
                 for (size_t k = 0; k < i; k++)
@@ -289,33 +109,35 @@ gw_recent_result_t gw_recent_join(chat_redis_t *r, const char *tenant, const cha
             }
         }
         if (out == NULL)
-            res = GW_RECENT_ERROR; /* out of memory: MongoDB will not do better, but tries */
+            res = CHAT_RECENT_ERROR; /* out of memory: MongoDB will not do better, but tries */
     }
-    if (res == GW_RECENT_HIT) {
+    if (res == CHAT_RECENT_HIT) {
         *latest = top;
         *replay = out;
         *nreplay = count;
     }
-    snapshot_free(&s);
+    chat_recent_snapshot_free(s);
     return res;
 }
 
-gw_recent_result_t gw_recent_page(chat_redis_t *r, const char *tenant, const char *room,
-                                  int64_t before, int64_t limit, cJSON **msgs, bool *more)
+chat_recent_result_t gw_recent_page(chat_redis_t *r, const char *tenant, const char *room,
+                                    int64_t before, int64_t limit, cJSON **msgs, bool *more)
 {
     *msgs = NULL;
     *more = false;
-    snapshot_t s;
-    if (limit < 1 || snapshot_read(r, tenant, room, 0, before, (size_t)limit + 1, &s) != CHAT_OK)
-        return GW_RECENT_ERROR;
+    chat_recent_snapshot_t *s = NULL;
+    if (limit < 1 ||
+        chat_recent_snapshot_read(r, tenant, room, 0, before, (size_t)limit + 1, &s) != CHAT_OK)
+        return CHAT_RECENT_ERROR;
+    const chat_recent_view_t *view = chat_recent_snapshot_view(s);
     size_t count = 0;
     bool older = false;
-    gw_recent_result_t res = gw_recent_decide_page(&s.view, before, limit, &count, &older);
-    if (res == GW_RECENT_HIT) {
+    chat_recent_result_t res = gw_recent_decide_page(view, before, limit, &count, &older);
+    if (res == CHAT_RECENT_HIT) {
         /* Raw items: the history frame prints the cached bytes as they are. */
         cJSON *arr = cJSON_CreateArray();
         for (size_t i = count; arr != NULL && i-- > 0;) {
-            cJSON *item = cJSON_CreateRaw(s.view.entries[i].frame);
+            cJSON *item = cJSON_CreateRaw(view->entries[i].frame);
             if (item == NULL || !cJSON_AddItemToArray(arr, item)) {
                 cJSON_Delete(item);
                 cJSON_Delete(arr);
@@ -323,13 +145,13 @@ gw_recent_result_t gw_recent_page(chat_redis_t *r, const char *tenant, const cha
             }
         }
         if (arr == NULL) {
-            res = GW_RECENT_ERROR;
+            res = CHAT_RECENT_ERROR;
         } else {
             *msgs = arr;
             *more = older;
         }
     }
-    snapshot_free(&s);
+    chat_recent_snapshot_free(s);
     return res;
 }
 
@@ -399,92 +221,4 @@ gw_recent_fill_result_t gw_recent_fill_end(chat_redis_t *r, gw_recent_fill_t *f,
         return GW_RECENT_FILL_FAILED;
     }
     return applied ? GW_RECENT_FILL_WRITTEN : GW_RECENT_FILL_RACED;
-}
-
-/* ---- snapshots for other readers ---- */
-
-struct gw_recent_snapshot {
-    snapshot_t s;
-};
-
-chat_err_t gw_recent_snapshot_read(chat_redis_t *r, const char *tenant, const char *room,
-                                   int64_t lo, int64_t hi, size_t limit, gw_recent_snapshot_t **out)
-{
-    *out = NULL;
-    gw_recent_snapshot_t *snap = calloc(1, sizeof *snap);
-    if (snap == NULL)
-        return CHAT_ERR_NOMEM;
-    chat_err_t err = snapshot_read(r, tenant, room, lo, hi, limit, &snap->s);
-    if (err != CHAT_OK) {
-        free(snap);
-        return err;
-    }
-    *out = snap;
-    return CHAT_OK;
-}
-
-chat_err_t gw_recent_snapshots_read(chat_redis_t *r, const char *tenant,
-                                    const gw_recent_range_t *ranges, size_t n,
-                                    gw_recent_snapshot_t **out)
-{
-    for (size_t i = 0; i < n; i++)
-        out[i] = NULL;
-    const char *run_id = NULL;
-    chat_err_t err = chat_redis_run_id(r, &run_id);
-    size_t *queued = err == CHAT_OK ? calloc(n > 0 ? n : 1, sizeof *queued) : NULL;
-    chat_err_t *qerr = queued != NULL ? calloc(n > 0 ? n : 1, sizeof *qerr) : NULL;
-    if (err == CHAT_OK && (queued == NULL || qerr == NULL))
-        err = CHAT_ERR_NOMEM;
-    size_t k = 0; /* snapshots queued, in full or in part */
-    for (; err == CHAT_OK && k < n; k++) {
-        out[k] = calloc(1, sizeof *out[k]);
-        if (out[k] == NULL) {
-            err = CHAT_ERR_NOMEM;
-            break;
-        }
-        const gw_recent_range_t *g = &ranges[k];
-        qerr[k] = snapshot_queue(r, run_id, tenant, g->room, g->lo, g->hi, g->limit, &out[k]->s,
-                                 &queued[k]);
-        if (qerr[k] == CHAT_ERR_REDIS || qerr[k] == CHAT_ERR_NOMEM) {
-            err = qerr[k];
-            k++;
-            break;
-        }
-    }
-    /* Every queued reply is read, in order; a snapshot that failed is NULL. */
-    for (size_t i = 0; i < k; i++) {
-        chat_err_t rerr = snapshot_collect(r, queued[i], ranges[i].limit > 0, qerr[i], &out[i]->s);
-        if (rerr != CHAT_OK) {
-            free(out[i]);
-            out[i] = NULL;
-            if (rerr == CHAT_ERR_REDIS && err == CHAT_OK)
-                err = rerr;
-        }
-    }
-    for (size_t i = k; i < n; i++) {
-        free(out[i]);
-        out[i] = NULL;
-    }
-    free(queued);
-    free(qerr);
-    return err;
-}
-
-const gw_recent_view_t *gw_recent_snapshot_view(const gw_recent_snapshot_t *s)
-{
-    return &s->s.view;
-}
-
-void gw_recent_snapshot_free(gw_recent_snapshot_t *s)
-{
-    if (s == NULL)
-        return;
-    snapshot_free(&s->s);
-    free(s);
-}
-
-gw_recent_result_t gw_recent_view_trust(const gw_recent_view_t *v)
-{
-    gw_recent_result_t why = GW_RECENT_HIT;
-    return view_trusted(v, &why) ? GW_RECENT_HIT : why;
 }

@@ -16,33 +16,9 @@
 
 #include "common/contract.h"
 #include "common/recent.h"
+#include "common/recent_read.h"
 #include "common/redis.h"
 #include "services/gateway/outq.h"
-
-/* Why an answer came (or did not come) from the recent history; the label of
- * chat_gateway_recent_reads_total. */
-typedef enum gw_recent_result {
-    GW_RECENT_HIT,       /* answered from Redis */
-    GW_RECENT_MISS,      /* cold: the room has no key (never written, expired) */
-    GW_RECENT_UNTRUSTED, /* the marker is not the run_id of the server answering now */
-    GW_RECENT_GAP,       /* trusted, but it does not hold the answer's range contiguously */
-    GW_RECENT_ERROR,     /* Redis failed (logged) */
-    GW_RECENT__COUNT
-} gw_recent_result_t;
-
-/* "hit", "miss", "untrusted", "gap", "error". */
-const char *gw_recent_result_name(gw_recent_result_t r);
-
-/* One snapshot of a room's set, as one transaction read it. */
-typedef struct gw_recent_view {
-    bool exists;        /* the key exists */
-    const char *marker; /* the member at score 0; NULL if none, or more than one */
-    const char *run_id; /* of the server that answered ("": it did not tell) */
-    int64_t top;        /* the highest seq in the set; 0 if it holds only the marker */
-    /* The messages asked for (seq in a range, at most a limit), newest first. */
-    const chat_recent_entry_t *entries;
-    size_t n;
-} gw_recent_view_t;
 
 /* A join: whether v answers it exactly, as the MongoDB reads would: *latest = the room's
  * latest seq and, with since, the replay = entries[0..*count) (newest first): the newest up
@@ -51,31 +27,32 @@ typedef struct gw_recent_view {
  * and the entries run down from top without a hole to max(since + 1, top - replay_max + 1);
  * a room whose top is at or below since missed nothing (HIT, no replay). Nothing is set
  * unless HIT. */
-gw_recent_result_t gw_recent_decide_join(const gw_recent_view_t *v, bool has_since, int64_t since,
-                                         size_t replay_max, int64_t *latest, size_t *count);
+chat_recent_result_t gw_recent_decide_join(const chat_recent_view_t *v, bool has_since,
+                                           int64_t since, size_t replay_max, int64_t *latest,
+                                           size_t *count);
 
 /* A history page: whether v answers it exactly: the limit messages below before (0: the
  * newest) = entries[0..*count) (newest first) and *more (older ones exist). v's entries must
  * be the newest up to limit + 1 below before (any, without before). HIT only if trusted and
  * the entries run without a hole from min(before - 1, top) down to either limit + 1 messages
  * (more) or seq 1 (no more). Nothing is set unless HIT. */
-gw_recent_result_t gw_recent_decide_page(const gw_recent_view_t *v, int64_t before, int64_t limit,
-                                         size_t *count, bool *more);
+chat_recent_result_t gw_recent_decide_page(const chat_recent_view_t *v, int64_t before,
+                                           int64_t limit, size_t *count, bool *more);
 
 /* ---- Redis (worker threads) ---- */
 
 /* A join answered from the recent history: on HIT, *latest and the replay (ascending seq,
  * buffers of the cached bytes, one reference each; *replay malloc'd, the caller frees);
  * otherwise why not, and nothing returned. replay_max as for gw_recent_decide_join. */
-gw_recent_result_t gw_recent_join(chat_redis_t *r, const char *tenant, const char *room,
-                                  bool has_since, int64_t since, size_t replay_max, int64_t *latest,
-                                  gw_outq_entry_t **replay, size_t *nreplay);
+chat_recent_result_t gw_recent_join(chat_redis_t *r, const char *tenant, const char *room,
+                                    bool has_since, int64_t since, size_t replay_max,
+                                    int64_t *latest, gw_outq_entry_t **replay, size_t *nreplay);
 
 /* A history page answered from the recent history: on HIT, *msgs is a cJSON array (caller
  * deletes) of the cached frames as raw items, ascending, so that the history frame holds their
  * bytes unchanged, and *more; otherwise why not, and nothing returned. */
-gw_recent_result_t gw_recent_page(chat_redis_t *r, const char *tenant, const char *room,
-                                  int64_t before, int64_t limit, cJSON **msgs, bool *more);
+chat_recent_result_t gw_recent_page(chat_redis_t *r, const char *tenant, const char *room,
+                                    int64_t before, int64_t limit, cJSON **msgs, bool *more);
 
 /* A fill in progress: the key WATCHed before MongoDB is read, and the run_id of the server at
  * that moment. */
@@ -114,41 +91,5 @@ gw_recent_fill_result_t gw_recent_fill_end(chat_redis_t *r, gw_recent_fill_t *f,
 
 /* Ends a fill without writing (the MongoDB read failed): UNWATCH. No-op if not watching. */
 void gw_recent_fill_cancel(chat_redis_t *r, gw_recent_fill_t *f);
-
-/* ---- snapshots for other readers (unread counts: services/gateway/unread.c) ---- */
-
-typedef struct gw_recent_snapshot gw_recent_snapshot_t;
-
-/* Reads tenant/room's marker, top and the newest up to limit messages with seq in (lo, hi)
- * (hi 0: no bound) in one transaction. *out (free with gw_recent_snapshot_free) owns what
- * its view points to. CHAT_ERR_REDIS (logged), CHAT_ERR_INVALID, CHAT_ERR_NOMEM. */
-chat_err_t gw_recent_snapshot_read(chat_redis_t *r, const char *tenant, const char *room,
-                                   int64_t lo, int64_t hi, size_t limit,
-                                   gw_recent_snapshot_t **out);
-
-/* One room's range of gw_recent_snapshots_read. */
-typedef struct gw_recent_range {
-    const char *room;
-    int64_t lo, hi;
-    size_t limit;
-} gw_recent_range_t;
-
-/* The snapshots of n rooms of tenant (as gw_recent_snapshot_read each), all in one round
- * trip: out[i] (n entries; free each with gw_recent_snapshot_free) is NULL for a room whose
- * snapshot failed. Returns CHAT_ERR_REDIS (logged) if Redis failed (out[] all NULL or some),
- * CHAT_ERR_NOMEM; CHAT_OK otherwise (single rooms may still be NULL: names that make no key). */
-chat_err_t gw_recent_snapshots_read(chat_redis_t *r, const char *tenant,
-                                    const gw_recent_range_t *ranges, size_t n,
-                                    gw_recent_snapshot_t **out);
-
-/* The snapshot's view: entries newest first. */
-const gw_recent_view_t *gw_recent_snapshot_view(const gw_recent_snapshot_t *s);
-
-/* Accepts NULL. */
-void gw_recent_snapshot_free(gw_recent_snapshot_t *s);
-
-/* Whether v exists and its marker is the run_id of the server that answered (HIT), else MISS
- * or UNTRUSTED. */
-gw_recent_result_t gw_recent_view_trust(const gw_recent_view_t *v);
 
 #endif

@@ -15,7 +15,7 @@
 #include "services/gateway/frames.h"
 #include "services/gateway/registrations.h"
 #include "services/gateway/request.h"
-#include "services/gateway/room_list_page.h"
+#include "common/room_list_page.h"
 #include "services/gateway/store_reads.h"
 #include "services/gateway/unread.h"
 
@@ -416,7 +416,7 @@ static chat_err_t rooms_build(rooms_job_t *j, chat_redis_t *redis)
     gw_gateway_t *gw = j->base.gw;
     chat_store_t *st = gw->store;
     mongoc_client_t *client = chat_store_acquire(st);
-    gw_room_rank_t *ranks = NULL;
+    chat_room_rank_t *ranks = NULL;
     room_item_t **page = NULL;
     chat_err_t err = rooms_read_index(j, st, client);
     if (err == CHAT_OK)
@@ -430,11 +430,12 @@ static chat_err_t rooms_build(rooms_job_t *j, chat_redis_t *redis)
     bool more = false;
     if (err == CHAT_OK) {
         for (size_t i = 0; i < j->n; i++)
-            ranks[i] = (gw_room_rank_t){.room = j->items[i].room,
-                                        .activity = j->items[i].summary ? j->items[i].ts
-                                                                        : j->items[i].joined};
-        gw_room_page_sort(ranks, j->n);
-        if (!gw_room_page_select(ranks, j->n, j->cursor, (size_t)j->limit, &first, &count, &more)) {
+            ranks[i] = (chat_room_rank_t){.room = j->items[i].room,
+                                          .activity = j->items[i].summary ? j->items[i].ts
+                                                                          : j->items[i].joined};
+        chat_room_page_sort(ranks, j->n);
+        if (!chat_room_page_select(ranks, j->n, j->cursor, (size_t)j->limit, &first, &count,
+                                   &more)) {
             j->code = GW_E_BAD_REQUEST;
             j->message = "cursor is not valid";
             err = CHAT_ERR_INVALID;
@@ -464,14 +465,14 @@ static chat_err_t rooms_build(rooms_job_t *j, chat_redis_t *redis)
     for (size_t i = 0; err == CHAT_OK && i < count; i++) {
         page[i]->unread = unread[i].unread;
         if (page[i]->seq > page[i]->read)
-            chat_counter_inc(gw->stats.unread_counts[unread[i].source == GW_RECENT_HIT]);
+            chat_counter_inc(gw->stats.unread_counts[unread[i].source == CHAT_RECENT_HIT]);
     }
     free(unread);
     chat_store_release(st, client);
     if (err == CHAT_OK) {
-        char next[GW_ROOM_CURSOR_MAX];
+        char next[CHAT_ROOM_CURSOR_MAX];
         if (more)
-            gw_room_page_cursor_make(&ranks[first + count - 1], next, sizeof next);
+            chat_room_page_cursor_make(&ranks[first + count - 1], next, sizeof next);
         j->frame = rooms_frame(j, page, count, more ? next : NULL);
         if (j->frame == NULL)
             err = CHAT_ERR_NOMEM;

@@ -10,7 +10,7 @@
 #include "common/array.h"
 #include "common/names.h"
 #include "common/token_bucket.h"
-#include "services/gateway/room_list_page.h"
+#include "common/room_list_page.h"
 
 #define SESSION_ID_MAX 64
 #define SESSION_RID_MAX (CHAT_CID_MAX + 1)
@@ -410,7 +410,7 @@ static void on_rooms(gw_session_t *s, const gw_cframe_t *f)
         .user = s->claims.user,
         .rid = f->rid,
         .cursor = f->cursor,
-        .limit = f->has_limit ? f->limit : GW_ROOMS_LIMIT_DEFAULT,
+        .limit = f->has_limit ? f->limit : CHAT_ROOMS_LIMIT_DEFAULT,
     };
     if (s->env->ops->submit_rooms(s->env->ud, &req) != CHAT_OK)
         send_error(s, GW_E_INTERNAL, "rooms not accepted; retry", f->rid, NULL);

@@ -40,10 +40,10 @@ static bool recent_read_counters(chat_metrics_t *m, gw_stats_t *st)
     static const char *const ops[GW_RECENT_OP__COUNT] = {
         [GW_RECENT_OP_JOIN] = "join", [GW_RECENT_OP_HISTORY] = "history"};
     for (int op = 0; op < GW_RECENT_OP__COUNT; op++) {
-        for (int r = 0; r < GW_RECENT__COUNT; r++) {
+        for (int r = 0; r < CHAT_RECENT__COUNT; r++) {
             char labels[64];
             snprintf(labels, sizeof labels, "op=\"%s\",result=\"%s\"", ops[op],
-                     gw_recent_result_name((gw_recent_result_t)r));
+                     chat_recent_result_name((chat_recent_result_t)r));
             st->recent_reads[op][r] = chat_metrics_counter(
                 m, "chat_gateway_recent_reads_total",
                 "Joins and history pages by what the recent history in Redis answered (hit: "

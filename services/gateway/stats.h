@@ -42,7 +42,7 @@ typedef struct gw_stats {
     chat_gauge_t *auth_pending;     /* auth frames waiting for a tenant lookup */
     chat_histogram_t *join_seconds; /* join frame -> joined */
     /* reads of the recent history in Redis, by op and result (hit, miss, untrusted, ...) */
-    chat_counter_t *recent_reads[GW_RECENT_OP__COUNT][GW_RECENT__COUNT];
+    chat_counter_t *recent_reads[GW_RECENT_OP__COUNT][CHAT_RECENT__COUNT];
     chat_counter_t *recent_fills[GW_RECENT_FILL__COUNT]; /* fills of cold rooms, by result */
     /* read marks and the room list (unread.c, room_list.c) */
     chat_counter_t *reads_sent;        /* read marks produced to chat.inbound */

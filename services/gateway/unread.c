@@ -24,25 +24,25 @@ bool gw_unread_frame_counts(const char *frame, size_t len, const char *user)
     return counts;
 }
 
-gw_recent_result_t gw_unread_decide(const gw_recent_view_t *v, int64_t read, int64_t latest,
+chat_recent_result_t gw_unread_decide(const chat_recent_view_t *v, int64_t read, int64_t latest,
                                     const char *user, int64_t *unread)
 {
-    gw_recent_result_t trust = gw_recent_view_trust(v);
-    if (trust != GW_RECENT_HIT)
+    chat_recent_result_t trust = chat_recent_view_trust(v);
+    if (trust != CHAT_RECENT_HIT)
         return trust;
     int64_t want = latest - read;
     if (want < 0)
         want = 0;
     if (v->top < latest || v->n < (size_t)want)
-        return GW_RECENT_GAP;
+        return CHAT_RECENT_GAP;
     for (int64_t i = 0; i < want; i++)
         if (v->entries[i].seq != latest - i)
-            return GW_RECENT_GAP;
+            return CHAT_RECENT_GAP;
     int64_t n = 0;
     for (int64_t i = 0; i < want; i++)
         n += gw_unread_frame_counts(v->entries[i].frame, v->entries[i].len, user);
     *unread = n;
-    return GW_RECENT_HIT;
+    return CHAT_RECENT_HIT;
 }
 
 chat_err_t gw_unread_read_mark(chat_store_t *st, mongoc_client_t *client, const char *tenant,
@@ -102,9 +102,9 @@ chat_err_t gw_unread_count_many(chat_redis_t *redis, int64_t recent_max, chat_st
                                 mongoc_client_t *client, const char *tenant, const char *user,
                                 gw_unread_item_t *items, size_t n)
 {
-    gw_recent_range_t *ranges = calloc(n > 0 ? n : 1, sizeof *ranges);
+    chat_recent_range_t *ranges = calloc(n > 0 ? n : 1, sizeof *ranges);
     size_t *of = calloc(n > 0 ? n : 1, sizeof *of);
-    gw_recent_snapshot_t **snaps = calloc(n > 0 ? n : 1, sizeof *snaps);
+    chat_recent_snapshot_t **snaps = calloc(n > 0 ? n : 1, sizeof *snaps);
     if (ranges == NULL || of == NULL || snaps == NULL) {
         free(ranges);
         free(of);
@@ -115,30 +115,30 @@ chat_err_t gw_unread_count_many(chat_redis_t *redis, int64_t recent_max, chat_st
     for (size_t i = 0; i < n; i++) {
         gw_unread_item_t *it = &items[i];
         it->unread = 0;
-        it->source = it->latest > it->read ? GW_RECENT_MISS : GW_RECENT_HIT;
+        it->source = it->latest > it->read ? CHAT_RECENT_MISS : CHAT_RECENT_HIT;
         if (it->latest <= it->read || redis == NULL || it->latest - it->read > recent_max)
             continue;
-        ranges[k] = (gw_recent_range_t){.room = it->room,
+        ranges[k] = (chat_recent_range_t){.room = it->room,
                                         .lo = it->read,
                                         .hi = it->latest + 1,
                                         .limit = (size_t)(it->latest - it->read)};
         of[k++] = i;
     }
-    if (k > 0 && gw_recent_snapshots_read(redis, tenant, ranges, k, snaps) != CHAT_OK) {
+    if (k > 0 && chat_recent_snapshots_read(redis, tenant, ranges, k, snaps) != CHAT_OK) {
         for (size_t j = 0; j < k; j++)
-            items[of[j]].source = GW_RECENT_ERROR;
+            items[of[j]].source = CHAT_RECENT_ERROR;
     }
     for (size_t j = 0; j < k; j++) {
         gw_unread_item_t *it = &items[of[j]];
         if (snaps[j] != NULL)
-            it->source = gw_unread_decide(gw_recent_snapshot_view(snaps[j]), it->read, it->latest,
+            it->source = gw_unread_decide(chat_recent_snapshot_view(snaps[j]), it->read, it->latest,
                                           user, &it->unread);
-        gw_recent_snapshot_free(snaps[j]);
+        chat_recent_snapshot_free(snaps[j]);
     }
     chat_err_t err = CHAT_OK;
     for (size_t i = 0; err == CHAT_OK && i < n; i++) {
         gw_unread_item_t *it = &items[i];
-        if (it->source != GW_RECENT_HIT)
+        if (it->source != CHAT_RECENT_HIT)
             err =
                 count_store(st, client, tenant, it->room, user, it->read, it->latest, &it->unread);
     }
@@ -151,7 +151,7 @@ chat_err_t gw_unread_count_many(chat_redis_t *redis, int64_t recent_max, chat_st
 chat_err_t gw_unread_count(chat_redis_t *redis, int64_t recent_max, chat_store_t *st,
                            mongoc_client_t *client, const char *tenant, const char *room,
                            const char *user, int64_t read, int64_t latest, int64_t *unread,
-                           gw_recent_result_t *source)
+                           chat_recent_result_t *source)
 {
     gw_unread_item_t it = {.room = room, .read = read, .latest = latest};
     chat_err_t err = gw_unread_count_many(redis, recent_max, st, client, tenant, user, &it, 1);

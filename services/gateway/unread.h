@@ -27,7 +27,7 @@ bool gw_unread_frame_counts(const char *frame, size_t len, const char *user);
 /* Decides the unread count of user from a snapshot (entries newest first, seq in
  * (read, latest]): HIT with *unread if the snapshot is trusted and holds latest, latest - 1,
  * ..., read + 1 without a hole; why not otherwise. Pure. */
-gw_recent_result_t gw_unread_decide(const gw_recent_view_t *v, int64_t read, int64_t latest,
+chat_recent_result_t gw_unread_decide(const chat_recent_view_t *v, int64_t read, int64_t latest,
                                     const char *user, int64_t *unread);
 
 /* The user's read mark in tenant/room, 0 if none. */
@@ -39,7 +39,7 @@ typedef struct gw_unread_item {
     const char *room;
     int64_t read, latest;
     int64_t unread;            /* out */
-    gw_recent_result_t source; /* out: GW_RECENT_HIT if Redis answered (or nothing to count) */
+    chat_recent_result_t source; /* out: CHAT_RECENT_HIT if Redis answered (or nothing to count) */
 } gw_unread_item_t;
 
 /* gw_unread_count for n rooms of tenant: the recent histories of all of them in one Redis
@@ -51,10 +51,10 @@ chat_err_t gw_unread_count_many(chat_redis_t *redis, int64_t recent_max, chat_st
 /* The unread count of user in tenant/room for messages (read, latest]: 0 if latest <= read;
  * from the recent history if it answers exactly (redis may be NULL, recent_max is the
  * configured bound: a range longer than it is not asked for), else MongoDB. *source (may be
- * NULL) gets the recent history's answer (GW_RECENT_HIT: Redis answered). */
+ * NULL) gets the recent history's answer (CHAT_RECENT_HIT: Redis answered). */
 chat_err_t gw_unread_count(chat_redis_t *redis, int64_t recent_max, chat_store_t *st,
                            mongoc_client_t *client, const char *tenant, const char *room,
                            const char *user, int64_t read, int64_t latest, int64_t *unread,
-                           gw_recent_result_t *source);
+                           chat_recent_result_t *source);
 
 #endif

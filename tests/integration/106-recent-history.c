@@ -484,7 +484,7 @@ START_TEST(test_fill_gives_way_to_a_newer_write)
     gw_outq_entry_t *replay = NULL;
     size_t n = 0;
     ck_assert_int_eq(gw_recent_join(gw, tenant, room, true, 2, 500, &latest, &replay, &n),
-                     GW_RECENT_HIT);
+                     CHAT_RECENT_HIT);
     ck_assert_int_eq(latest, 6);
     ck_assert_uint_eq(n, 4);
     for (size_t i = 0; i < n; i++)
@@ -535,21 +535,22 @@ START_TEST(test_restarted_redis_is_not_trusted)
         int64_t latest = -1;
         gw_outq_entry_t *replay = NULL;
         size_t n = 0;
-        gw_recent_result_t res = gw_recent_join(r, "t", "room", true, 0, 500, &latest, &replay, &n);
+        chat_recent_result_t res =
+            gw_recent_join(r, "t", "room", true, 0, 500, &latest, &replay, &n);
         if (life == 0) {
             snprintf(first_run_id, sizeof first_run_id, "%s", run_id);
-            ck_assert_int_eq(res, GW_RECENT_MISS);
+            ck_assert_int_eq(res, CHAT_RECENT_MISS);
             char key[CHAT_RECENT_KEY_MAX];
             ck_assert_int_gt(chat_recent_key("t", "room", key, sizeof key), 0);
             const chat_recent_entry_t e[] = {entry(1, "{\"seq\":1}"), entry(2, "{\"seq\":2}")};
             merge(r, key, run_id, e, 2, 500, 600000);
             ck_assert_int_eq(gw_recent_join(r, "t", "room", true, 0, 500, &latest, &replay, &n),
-                             GW_RECENT_HIT);
+                             CHAT_RECENT_HIT);
             ck_assert_int_eq(latest, 2);
             outq_entries_free(replay, n);
         } else {
             ck_assert_str_ne(run_id, first_run_id);
-            ck_assert_int_eq(res, GW_RECENT_UNTRUSTED); /* the set survived, its marker not */
+            ck_assert_int_eq(res, CHAT_RECENT_UNTRUSTED); /* the set survived, its marker not */
         }
         chat_redis_free(r);
         r = NULL;

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "services/gateway/room_list_page.h"
+#include "common/room_list_page.h"
 #include "services/gateway/session.h"
 #include "tests/support/util.h"
 
@@ -1004,7 +1004,7 @@ START_TEST(test_read_rooms_leave)
     /* rooms: the default limit, then a limit and a cursor; the answer or an error */
     rx("{\"type\":\"rooms\",\"rid\":\"l1\"}");
     ck_assert_int_eq(fake.rooms_calls, 1);
-    ck_assert_int_eq(fake.rooms.limit, GW_ROOMS_LIMIT_DEFAULT);
+    ck_assert_int_eq(fake.rooms.limit, CHAT_ROOMS_LIMIT_DEFAULT);
     ck_assert_str_eq(fake.rooms_cursor, "");
     now_us += 10000000; /* refill the bucket */
     rx("{\"type\":\"rooms\",\"rid\":\"l2\",\"limit\":5,\"cursor\":\"12.general\"}");

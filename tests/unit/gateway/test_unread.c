@@ -33,21 +33,21 @@ START_TEST(test_decide)
     chat_recent_entry_t e[] = {entry(5, FRAME(5, "you", "")), entry(4, FRAME(4, "me", "")),
                                entry(3, FRAME(3, "you", ",\"deleted\":true")),
                                entry(2, FRAME(2, "you", ""))};
-    gw_recent_view_t v = {
+    chat_recent_view_t v = {
         .exists = true, .marker = "run", .run_id = "run", .top = 5, .entries = e, .n = 4};
     int64_t unread = -1;
-    ck_assert_int_eq(gw_unread_decide(&v, 1, 5, "me", &unread), GW_RECENT_HIT);
+    ck_assert_int_eq(gw_unread_decide(&v, 1, 5, "me", &unread), CHAT_RECENT_HIT);
     ck_assert_int_eq(unread, 2);
-    ck_assert_int_eq(gw_unread_decide(&v, 3, 5, "me", &unread), GW_RECENT_HIT);
+    ck_assert_int_eq(gw_unread_decide(&v, 3, 5, "me", &unread), CHAT_RECENT_HIT);
     ck_assert_int_eq(unread, 1);
     /* seq 1 is not held: a gap */
-    ck_assert_int_eq(gw_unread_decide(&v, 0, 5, "me", &unread), GW_RECENT_GAP);
+    ck_assert_int_eq(gw_unread_decide(&v, 0, 5, "me", &unread), CHAT_RECENT_GAP);
     /* a latest the set does not reach */
-    ck_assert_int_eq(gw_unread_decide(&v, 1, 6, "me", &unread), GW_RECENT_GAP);
+    ck_assert_int_eq(gw_unread_decide(&v, 1, 6, "me", &unread), CHAT_RECENT_GAP);
     v.marker = "other";
-    ck_assert_int_eq(gw_unread_decide(&v, 1, 5, "me", &unread), GW_RECENT_UNTRUSTED);
+    ck_assert_int_eq(gw_unread_decide(&v, 1, 5, "me", &unread), CHAT_RECENT_UNTRUSTED);
     v.exists = false;
-    ck_assert_int_eq(gw_unread_decide(&v, 1, 5, "me", &unread), GW_RECENT_MISS);
+    ck_assert_int_eq(gw_unread_decide(&v, 1, 5, "me", &unread), CHAT_RECENT_MISS);
 }
 END_TEST
 

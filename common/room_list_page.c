@@ -3,7 +3,7 @@
  * room that becomes active between two pages moves to the front instead of shifting every
  * later room by one (no room is shown twice in the pages after it; one that moved up is
  * found again on the first page). */
-#include "services/gateway/room_list_page.h"
+#include "common/room_list_page.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -33,14 +33,14 @@ static bool cursor_parse(const char *s, int64_t *activity, const char **room)
     return true;
 }
 
-bool gw_room_page_cursor_valid(const char *s)
+bool chat_room_page_cursor_valid(const char *s)
 {
     int64_t activity;
     const char *room;
     return cursor_parse(s, &activity, &room);
 }
 
-void gw_room_page_cursor_make(const gw_room_rank_t *r, char *buf, size_t buflen)
+void chat_room_page_cursor_make(const chat_room_rank_t *r, char *buf, size_t buflen)
 {
     snprintf(buf, buflen, "%" PRId64 ".%s", r->activity < 0 ? 0 : r->activity, r->room);
 }
@@ -55,18 +55,18 @@ static int rank_cmp(int64_t a_act, const char *a_room, int64_t b_act, const char
 
 static int rank_qsort_cmp(const void *a, const void *b)
 {
-    const gw_room_rank_t *x = a, *y = b;
+    const chat_room_rank_t *x = a, *y = b;
     return rank_cmp(x->activity, x->room, y->activity, y->room);
 }
 
-void gw_room_page_sort(gw_room_rank_t *rooms, size_t n)
+void chat_room_page_sort(chat_room_rank_t *rooms, size_t n)
 {
     if (n > 1)
         qsort(rooms, n, sizeof *rooms, rank_qsort_cmp);
 }
 
-bool gw_room_page_select(const gw_room_rank_t *rooms, size_t n, const char *cursor, size_t limit,
-                         size_t *first, size_t *count, bool *more)
+bool chat_room_page_select(const chat_room_rank_t *rooms, size_t n, const char *cursor,
+                           size_t limit, size_t *first, size_t *count, bool *more)
 {
     size_t start = 0;
     if (cursor != NULL) {
