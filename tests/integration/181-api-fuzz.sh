@@ -49,6 +49,7 @@ mkdir -p "$db"
 # failure of the tool, not of the api. PATCH /settings is left out: a generated limits.api_calls_per_s of 1 would turn the rest of
 # the run into 429s (180 covers the operation).
 start=$(date +%s)
+cd "$db" || exit 1 # schemathesis keeps its cache of failures in the working directory
 "$schemathesis" run "$src/proto/openapi.yaml" \
     --url "$api/v1" \
     --header "Authorization: Bearer $token" \
