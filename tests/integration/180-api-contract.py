@@ -49,6 +49,11 @@ def expect(answer, status, what):
     return answer
 
 
+def ok(answer):
+    """True if answer is a success with a JSON body (what the checks after it read)."""
+    return answer.status < 300 and answer.json is not None
+
+
 def section(fn):
     """Runs one section; an exception fails it with its traceback and the others go on."""
     print(f"# {fn.__name__}")
@@ -110,13 +115,13 @@ def rooms():
     tok = A.token()
     r = expect(api.call("POST", "/rooms", tok, {"room": room, "name": "Project X",
                                                  "members": [alice, bob]}), 201, "create a room")
-    if r.json:
+    if ok(r):
         check(r.json.get("room") == room and r.json.get("kind") == "private"
               and r.json.get("members") == 2 and r.json.get("name") == "Project X",
               f"the created room as asked: {r.json}")
     expect(api.call("POST", "/rooms", tok, {"room": room}), 409, "create it again")
     r = expect(api.call("GET", f"/rooms/{q(room)}", tok), 200, "read it")
-    if r.json:
+    if ok(r):
         check(r.json.get("name") == "Project X" and r.json.get("members") == 2,
               f"read back: {r.json}")
         state["room_created"] = r.json.get("created")
@@ -141,7 +146,7 @@ def rooms():
     check(set([room] + others) <= set(seen) and len(seen) == len(set(seen)),
           f"paging with limit=1 lists each room once ({len(seen)} rooms in {pages} pages)")
     r = expect(api.call("PATCH", f"/rooms/{q(room)}", tok, {"name": "Project Y"}), 200, "rename")
-    if r.json:
+    if ok(r):
         check(r.json.get("name") == "Project Y", "renamed")
     # bad input
     expect(api.call("GET", "/rooms/bad%20name", tok), 400, "GET a bad room name")
@@ -191,18 +196,18 @@ def members():
     tok = A.token()
     base = f"/rooms/{q(room)}/members"
     r = expect(api.call("GET", base, tok), 200, "list members")
-    if r.json:
+    if ok(r):
         check(sorted(m["user"] for m in r.json["members"]) == sorted([alice, bob]),
               f"the members are alice and bob: {r.json}")
     r = expect(api.call("POST", base, tok, {"users": [carol, alice]}), 200, "add carol (and alice)")
-    if r.json:
+    if ok(r):
         check(r.json.get("added") == [carol], f"only carol was added: {r.json}")
     r = expect(api.call("GET", base, tok, query={"limit": 1}), 200, "members, one a page")
-    if r.json:
+    if ok(r):
         check(len(r.json["members"]) == 1 and r.json.get("next"), "a next cursor")
         r2 = expect(api.call("GET", base, tok, query={"limit": 1, "cursor": r.json["next"]}),
                     200, "the second page of members")
-        if r2.json and r2.json["members"]:
+        if ok(r2) and r2.json["members"]:
             check(r2.json["members"][0]["user"] != r.json["members"][0]["user"],
                   "the second page goes on")
     expect(api.call("POST", base, tok, {"users": [f"u{i}" for i in range(101)]}), 400,
@@ -224,12 +229,12 @@ def members():
     expect(api.call("DELETE", f"/rooms/{q(unique('none'))}/members/{q(alice)}", tok), 404,
            "remove from an unknown room")
     r = expect(api.call("GET", f"/users/{q(alice)}/rooms", tok), 200, "alice's rooms")
-    if r.json:
+    if ok(r):
         mine = [x for x in r.json["rooms"] if x["room"] == room]
         check(len(mine) == 1 and mine[0]["kind"] == "private",
               f"alice's rooms have the private room: {r.json}")
     r = expect(api.call("GET", f"/users/{q(carol)}/rooms", tok), 200, "carol's rooms")
-    if r.json:
+    if ok(r):
         check(all(x["room"] != room for x in r.json["rooms"]),
               "a removed member's rooms no longer have it")
     expect(api.call("GET", f"/users/{'x' * 65}/rooms", tok), 400, "rooms of a bad user id")
@@ -251,10 +256,10 @@ def messages():
         check(alice_msg.get("seq", 0) > sys_msg.get("seq", 0), "seqs grow")
     r = expect(api.call("POST", base, tok, {"from": alice, "text": "hi", "cid": "a-1"}), 201,
                "the same cid again")
-    if r.json and alice_msg:
+    if ok(r) and alice_msg:
         check(r.json.get("id") == alice_msg.get("id"), "the same cid answers the first message")
     r = expect(api.call("GET", base, tok), 200, "history")
-    if r.json:
+    if ok(r):
         ids = {m["id"]: m for m in r.json["messages"]}
         check(sys_msg.get("id") in ids and ids[sys_msg["id"]]["from"] == "system",
               "the system message is in the history, from system")
@@ -262,7 +267,7 @@ def messages():
               "alice's message is in the history")
         state["history"] = r.json
     r = expect(api.call("GET", base, tok, query={"limit": 1}), 200, "history, one message")
-    if r.json:
+    if ok(r):
         check(len(r.json["messages"]) == 1 and r.json["more"] is True, "one message, more")
         first = r.json["messages"][0]["seq"] if r.json["messages"] else 1
         expect(api.call("GET", base, tok, query={"limit": 1, "before": first}), 200,
@@ -274,7 +279,7 @@ def messages():
         r = expect(api.call("DELETE", f"{base}/{mid}", tok, query={"reason": "spam"}), 200,
                    "delete it with a reason")
         r = expect(api.call("GET", base, tok), 200, "history after the delete")
-        if r.json:
+        if ok(r):
             m = [x for x in r.json["messages"] if x["id"] == mid]
             check(m and m[0].get("deleted") is True and "text" not in m[0],
                   f"the message is deleted in the history: {m}")
@@ -320,7 +325,7 @@ def blocks():
     expect(api.call("POST", base, tok, {"user": bob}), 201, "alice blocks bob")
     expect(api.call("POST", base, tok, {"user": bob}), 200, "again: the existing block")
     r = expect(api.call("GET", base, tok), 200, "alice's blocks")
-    if r.json:
+    if ok(r):
         check([b["target"] for b in r.json["blocks"]] == [bob], f"bob is blocked: {r.json}")
     dm = f"dm:{min(alice, bob)}:{max(alice, bob)}"
     expect(api.call("POST", f"/rooms/{q(dm)}/messages", tok, {"from": bob, "text": "hey",
@@ -348,7 +353,7 @@ def jobs():
     deadline = time.time() + 60
     while job and time.time() < deadline:
         r = expect(api.call("GET", f"/exports/{job}", tok), 200, "poll the export")
-        if r.json and r.json.get("state") in ("done", "failed"):
+        if ok(r) and r.json.get("state") in ("done", "failed"):
             done = r.json
             break
         time.sleep(0.5)
@@ -373,13 +378,13 @@ def jobs():
     while job and time.time() < deadline:
         r = expect(api.call("GET", f"/users/{q(erased)}/erasure/{job}", tok), 200,
                    "poll the erasure")
-        if r.json and r.json.get("state") in ("done", "failed"):
+        if ok(r) and r.json.get("state") in ("done", "failed"):
             done = r.json
             break
         time.sleep(0.5)
     check(done is not None and done.get("state") == "done", f"the erasure is done: {done}")
     r = expect(api.call("GET", f"/rooms/{q(room)}/messages", tok), 200, "history after it")
-    if r.json:
+    if ok(r):
         mine = [m for m in r.json["messages"] if m["from"] == erased]
         check(mine and all(m.get("deleted") and "text" not in m for m in mine),
               f"the erased user's message is deleted: {mine}")
@@ -395,17 +400,17 @@ def jobs():
 def tenant_settings():
     tok = A.token()
     r = expect(api.call("GET", "/stats", tok), 200, "stats")
-    if r.json:
+    if ok(r):
         check(r.json["rooms"] >= 2, f"stats count the rooms: {r.json}")
     r = expect(api.call("GET", "/settings", tok), 200, "settings")
     r = expect(api.call("PATCH", "/settings", tok, {"allowed_origins": ["https://app.example"],
                                                     "push": {"enabled": True}}), 200,
                "change settings")
-    if r.json:
+    if ok(r):
         check(r.json["allowed_origins"] == ["https://app.example"]
               and r.json["push"]["enabled"] is True, f"changed: {r.json}")
     r = expect(api.call("GET", "/settings", tok), 200, "settings read back")
-    if r.json:
+    if ok(r):
         check(r.json["allowed_origins"] == ["https://app.example"], "kept")
     expect(api.call("PATCH", "/settings", tok, {"limits": {"connections": 0}}), 400,
            "a limit out of range")
@@ -413,6 +418,25 @@ def tenant_settings():
     expect(api.call("PATCH", "/settings", tok, {"allowed_origins": ["not an origin"]}), 400,
            "a bad origin")
     expect(api.call("PATCH", "/settings", tok, {"allowed_origins": []}), 200, "any origin again")
+
+
+def member_limit():
+    """The tenant's limits.members_per_room bounds a create and an add (409)."""
+    L = Tenant(stack)
+    tok = L.token()
+    expect(api.call("PATCH", "/settings", tok, {"limits": {"members_per_room": 2}}), 200,
+           "a tenant with at most 2 members per room")
+    time.sleep(2.5)  # the settings are cached for up to 2 s
+    r = unique("small")
+    expect(api.call("POST", "/rooms", tok, {"room": r, "members": ["m1", "m2", "m3"]}), 409,
+           "a create with 3 members")
+    expect(api.call("GET", f"/rooms/{q(r)}", tok), 404, "made nothing")
+    expect(api.call("POST", "/rooms", tok, {"room": r, "members": ["m1", "m2"]}), 201,
+           "a create with 2 members")
+    expect(api.call("POST", f"/rooms/{q(r)}/members", tok, {"users": ["m3"]}), 409,
+           "a third member")
+    expect(api.call("POST", f"/rooms/{q(r)}/members", tok, {"users": ["m2"]}), 200,
+           "a member again is no new member")
 
 
 def idempotency():
@@ -479,13 +503,13 @@ def cross_tenant():
     send = api.call("POST", f"{r}/messages", b, {"text": "x", "cid": unique("x")})
     check(send.status in (201, 403, 404), f"B's send to the name ({send!r})")
     rooms_b = expect(api.call("GET", "/rooms", b), 200, "B's rooms")
-    if rooms_b.json:
+    if ok(rooms_b):
         check(all(x["room"] != room for x in rooms_b.json["rooms"]), "B's rooms lack A's room")
     ur = expect(api.call("GET", f"/users/{q(alice)}/rooms", b), 200, "B's alice's rooms")
-    if ur.json:
+    if ok(ur):
         check(all(x["room"] != room for x in ur.json["rooms"]), "B's alice is in no A room")
     bl = expect(api.call("GET", f"/users/{q(alice)}/blocks", b), 200, "B's alice's blocks")
-    if bl.json:
+    if ok(bl):
         check(bl.json["blocks"] == [], "B's alice blocked nobody")
     expect(api.call("DELETE", f"/users/{q(alice)}/blocks/{q(eve)}", b), 404,
            "B unblocks A's block")
@@ -497,7 +521,7 @@ def cross_tenant():
                "B reads A's erasure")
     expect(api.call("DELETE", r, b), 404, "B deletes A's room")
     stats = expect(api.call("GET", "/stats", b), 200, "B's stats")
-    if stats.json:
+    if ok(stats):
         check(stats.json["rooms"] == 0, f"B has no rooms: {stats.json}")
     # A's data as it was
     check(api.call("GET", r, a).json == before_room, "A's room unchanged")
@@ -697,7 +721,8 @@ def coverage():
           "".join("\n    " + v for v in api.violations))
 
 
-for s in (auth, rooms, members, messages, blocks, jobs, tenant_settings, idempotency,
+for s in (auth, rooms, members, messages, blocks, jobs, tenant_settings, member_limit,
+          idempotency,
           cross_tenant, sweep_auth_and_bodies, end_to_end, rate_limit, coverage):
     section(s)
 
