@@ -82,6 +82,7 @@ typedef struct req_state {
     size_t len, cap;
     bool too_large;
     bool replayed;                 /* the answer is an Idempotency-Key's stored one */
+    bool answered;                 /* refused before its body was read */
     char *query[MAX_QUERY_VALUES]; /* decoded values handed out by api_req_query */
     size_t nquery;
 } req_state_t;
@@ -671,27 +672,27 @@ static void idempotency_sweep(api_core_t *core)
 
 /* ---- the request ---- */
 
-/* Queues resp (freeing its body) with the core's headers. */
-static enum MHD_Result respond(struct MHD_Connection *conn, const req_state_t *st, api_resp_t *resp,
-                               char **body_text)
+/* The body text of resp (malloc'd, NULL for none), freeing resp's cJSON body. */
+static char *resp_text(api_resp_t *resp, size_t *len)
 {
     char *text = NULL;
-    size_t len = 0;
-    if (resp->body != NULL && chat_json_print(resp->body, &text, &len) != CHAT_OK) {
+    *len = 0;
+    if (resp->body != NULL && chat_json_print(resp->body, &text, len) != CHAT_OK)
         text = NULL;
-        len = 0;
-    }
     resp->body = NULL;
+    return text;
+}
+
+/* Queues resp with its body text (len bytes; NULL: none) and the core's headers. */
+static enum MHD_Result respond_with(struct MHD_Connection *conn, const req_state_t *st,
+                                    const api_resp_t *resp, const char *text, size_t len)
+{
     struct MHD_Response *r =
-        text != NULL ? MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_COPY)
+        text != NULL ? MHD_create_response_from_buffer(len, (void *)text, MHD_RESPMEM_MUST_COPY)
                      : MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
-    if (body_text != NULL)
-        *body_text = text;
-    else
-        free(text);
     if (r == NULL)
         return MHD_NO;
-    if (resp->status != 204)
+    if (text != NULL)
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, JSON_TYPE);
     MHD_add_response_header(r, "X-Request-Id", st->request_id);
     if (st->replayed)
@@ -702,6 +703,16 @@ static enum MHD_Result respond(struct MHD_Connection *conn, const req_state_t *s
         MHD_add_response_header(r, MHD_HTTP_HEADER_LOCATION, resp->location);
     enum MHD_Result ret = MHD_queue_response(conn, (unsigned int)resp->status, r);
     MHD_destroy_response(r);
+    return ret;
+}
+
+/* Queues resp (freeing its body). */
+static enum MHD_Result respond(struct MHD_Connection *conn, const req_state_t *st, api_resp_t *resp)
+{
+    size_t len;
+    char *text = resp_text(resp, &len);
+    enum MHD_Result ret = respond_with(conn, st, resp, text, len);
+    free(text);
     return ret;
 }
 
@@ -838,10 +849,9 @@ static enum MHD_Result request_handle(api_core_t *core, struct MHD_Connection *c
             bool dummy;
             for (int m = 0; m < API_METHOD__COUNT && !found_path; m++) {
                 size_t n = 0;
-                route_find(core, (api_method_t)m, url, params, &n, &dummy);
+                found_path = route_find(core, (api_method_t)m, url, params, &n, &dummy) != NULL;
                 for (size_t k = 0; k < n; k++)
                     free(params[k]);
-                found_path = dummy || n > 0;
             }
             nparams = 0;
         }
@@ -869,12 +879,14 @@ static enum MHD_Result request_handle(api_core_t *core, struct MHD_Connection *c
     } else {
         api_error(&req, &resp, status, "%s", why);
     }
-    char *text = NULL;
-    enum MHD_Result ret = respond(conn, st, &resp, &text);
+    size_t len;
+    char *text = resp_text(&resp, &len);
+    /* Stored before the answer leaves: a repeat sent right after it finds it. */
     if (idem_id[0] != '\0' && !replay && status < 500) {
         idempotency_store(core->ctx, idem_id, tenant, method_names[req.method], url, status, text);
         idempotency_sweep(core);
     }
+    enum MHD_Result ret = respond_with(conn, st, &resp, text, len);
     free(text);
     request_done(r, st, method_name, label, tenant, status);
     cJSON_Delete(body);
@@ -912,7 +924,7 @@ static enum MHD_Result respond_early(struct MHD_Connection *conn, const req_stat
                                      const char *message)
 {
     api_resp_t resp = {.status = status, .body = error_body(status, message, st->request_id)};
-    return respond(conn, st, &resp, NULL);
+    return respond(conn, st, &resp);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -933,11 +945,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         const char *cl =
             MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl != NULL && strtoull(cl, NULL, 10) > core->conf.max_body) {
-            st->too_large = true;
+            st->too_large = st->answered = true;
             enum MHD_Result ret = respond_early(conn, st, 413, "request body too large");
             request_done(&core->unmatched, st, method, "unmatched", "", 413);
             return ret;
         }
+        return MHD_YES;
+    }
+    if (st->answered) { /* whatever still comes is dropped */
+        *upload_data_size = 0;
         return MHD_YES;
     }
     if (*upload_data_size != 0) {

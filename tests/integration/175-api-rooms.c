@@ -282,7 +282,7 @@ END_TEST
 START_TEST(test_rooms_and_members)
 {
     char *tok = demo_token();
-    char room[96], path[256], body[512];
+    char room[96], path[1024], body[512];
     chat_test_unique(room, sizeof room, "private");
     snprintf(body, sizeof body,
              "{\"room\":\"%s\",\"name\":\"Team\",\"members\":[\"alice\",\"bob\",\"alice\"]}", room);
@@ -403,7 +403,7 @@ START_TEST(test_idempotency)
     cJSON_Delete(first);
     cJSON_Delete(again);
     /* the same key for another request */
-    char path[200];
+    char path[1024];
     snprintf(path, sizeof path, "/v1/rooms/%s/members", room);
     expect_error(call_ex("POST", path, tok, "{\"users\":[\"eve\"]}", extra), 409, "conflict");
     /* without the key it is a second create */
@@ -425,7 +425,7 @@ END_TEST
  * 15 s pass; returns that message (the caller deletes it) or NULL. */
 static cJSON *history_find(const char *tok, const char *room, const char *text)
 {
-    char path[256];
+    char path[1024];
     snprintf(path, sizeof path, "/v1/rooms/%s/messages?limit=100", room);
     for (int i = 0; i < 150; i++) {
         cJSON *page = expect_ok(call("GET", path, tok, NULL), 200);
@@ -453,7 +453,7 @@ static cJSON *history_find(const char *tok, const char *room, const char *text)
 START_TEST(test_system_message)
 {
     char *tok = demo_token();
-    char room[96], path[256], body[512];
+    char room[96], path[1024], body[512];
     chat_test_unique(room, sizeof room, "sysmsg");
     snprintf(body, sizeof body, "{\"room\":\"%s\",\"members\":[\"alice\"]}", room);
     cJSON_Delete(expect_ok(call("POST", "/v1/rooms", tok, body), 201));
