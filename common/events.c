@@ -156,6 +156,7 @@ static const char *notice_check(const chat_event_t *ev)
     return NULL;
 }
 
+/* The cross-field rules of a send: those of notices. NULL or why ev breaks them. */
 static const char *send_check(const chat_event_t *ev)
 {
     return notice_check(ev);

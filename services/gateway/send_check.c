@@ -18,6 +18,7 @@ typedef struct send_check_job {
     bool gone;
 } send_check_job_t;
 
+/* Frees the job and its copies. */
 static void send_check_destroy(gw_task_t *t)
 {
     send_check_job_t *j = (send_check_job_t *)t;
@@ -27,6 +28,7 @@ static void send_check_destroy(gw_task_t *t)
     free(j);
 }
 
+/* On a worker: reads the room's kind (j->err: the driver's error, or CHAT_ERR_STOPPED). */
 static void send_check_run(gw_task_t *t, void *wctx)
 {
     (void)wctx;
@@ -42,6 +44,8 @@ static void send_check_run(gw_task_t *t, void *wctx)
     chat_store_release(gw->store, client);
 }
 
+/* On the loop: the session produces or refuses the send; a failed lookup is answered like a
+ * failed produce (error internal: resend). Nothing if the connection closed meanwhile. */
 static void send_check_complete(gw_task_t *t, void *loop_ctx)
 {
     (void)loop_ctx;

@@ -291,6 +291,7 @@ static void on_leave(gw_session_t *s, const gw_cframe_t *f)
     send_frame(s, gw_frame_left(f->room, f->rid, NULL));
 }
 
+/* Produces the send; a produce that cannot even be queued is answered error internal. */
 static void send_produce(gw_session_t *s, const char *room, const char *cid, const char *text,
                          const char *rid)
 {

@@ -205,6 +205,55 @@ START_TEST(test_updates_classified)
 }
 END_TEST
 
+#define API_ORIGIN "\"origin\":{\"gw\":\"api\",\"conn\":\"req-1\"}"
+
+/* Classifies json; checks the kind and, for a reject, the code and the reason. */
+static void expect_kind(const char *json, message_inbound_kind_t kind, const char *code,
+                        const char *reason)
+{
+    message_inbound_t in = parse(json, 4000);
+    ck_assert_msg(in.kind == kind, "kind %d for %s (%s)", in.kind, json, in.reason);
+    if (code != NULL)
+        ck_assert_str_eq(message_reject_code_name(in.code), code);
+    if (reason != NULL)
+        ck_assert_str_eq(in.reason, reason);
+    message_inbound_clear(&in);
+}
+
+/* "system" only through the api (forbidden otherwise), also in dm rooms; notices only from
+ * "system"; an empty text only on a notice (the codec's rule, answered bad_request). */
+START_TEST(test_system_and_notices)
+{
+    expect_kind("{\"v\":1,\"type\":\"send\",\"tenant\":\"acme\",\"room\":\"r\",\"user\":\"system\","
+                "\"cid\":\"c1\",\"text\":\"hi\",\"ts\":1," ORIGIN "}",
+                MESSAGE_INBOUND_REJECT, "forbidden", "reserved user id");
+    expect_kind("{\"v\":1,\"type\":\"send\",\"tenant\":\"acme\",\"room\":\"r\",\"user\":\"system\","
+                "\"cid\":\"c1\",\"text\":\"hi\",\"ts\":1," API_ORIGIN "}",
+                MESSAGE_INBOUND_SEND, NULL, NULL);
+    expect_kind("{\"v\":1,\"type\":\"send\",\"tenant\":\"acme\",\"room\":\"dm:a:b\","
+                "\"user\":\"system\",\"cid\":\"c1\",\"text\":\"hi\",\"ts\":1," API_ORIGIN "}",
+                MESSAGE_INBOUND_SEND, NULL, NULL);
+    expect_kind("{\"v\":1,\"type\":\"send\",\"tenant\":\"acme\",\"room\":\"r\",\"user\":\"system\","
+                "\"cid\":\"c1\",\"text\":\"\",\"notice\":\"member_added\",\"target\":\"bob\","
+                "\"ts\":1," API_ORIGIN "}",
+                MESSAGE_INBOUND_SEND, NULL, NULL);
+    expect_kind("{\"v\":1,\"type\":\"send\",\"tenant\":\"acme\",\"room\":\"r\",\"user\":\"bot\","
+                "\"cid\":\"c1\",\"text\":\"\",\"notice\":\"member_added\",\"target\":\"bob\","
+                "\"ts\":1," API_ORIGIN "}",
+                MESSAGE_INBOUND_REJECT, "bad_request", "only the system sends notices");
+    expect_kind("{\"v\":1,\"type\":\"send\",\"tenant\":\"acme\",\"room\":\"r\",\"user\":\"bot\","
+                "\"cid\":\"c1\",\"text\":\"\",\"ts\":1," API_ORIGIN "}",
+                MESSAGE_INBOUND_REJECT, "bad_request", NULL);
+    expect_kind("{\"v\":1,\"type\":\"delete\",\"tenant\":\"acme\",\"room\":\"r\","
+                "\"user\":\"system\",\"id\":\"0123456789abcdef01234567\",\"ts\":1," ORIGIN "}",
+                MESSAGE_INBOUND_REJECT, "forbidden", "reserved user id");
+    expect_kind("{\"v\":1,\"type\":\"delete\",\"tenant\":\"acme\",\"room\":\"dm:a:b\","
+                "\"user\":\"system\",\"id\":\"0123456789abcdef01234567\",\"reason\":\"spam\","
+                "\"ts\":1," API_ORIGIN "}",
+                MESSAGE_INBOUND_UPDATE, NULL, NULL);
+}
+END_TEST
+
 int main(void)
 {
     Suite *suite = suite_create("message_inbound");
@@ -217,6 +266,7 @@ int main(void)
     tcase_add_test(tc, test_dm_only_members);
     tcase_add_test(tc, test_invalid_records);
     tcase_add_test(tc, test_updates_classified);
+    tcase_add_test(tc, test_system_and_notices);
     suite_add_tcase(suite, tc);
     return chat_test_suite_run(suite, false);
 }
