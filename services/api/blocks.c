@@ -116,6 +116,24 @@ static void blocks_list(const api_req_t *req, api_resp_t *resp)
     api_json(resp, 200, o);
 }
 
+/* Whether user blocked target (*found), and when (*created). */
+static chat_err_t block_created(mongoc_collection_t *col, const char *tenant, const char *user,
+                                const char *target, bool *found, int64_t *created)
+{
+    bson_t *filter =
+        BCON_NEW("tenant", BCON_UTF8(tenant), "user", BCON_UTF8(user), "target", BCON_UTF8(target));
+    mongoc_cursor_t *cursor = mongoc_collection_find_with_opts(col, filter, NULL, NULL);
+    const bson_t *doc;
+    *found = mongoc_cursor_next(cursor, &doc);
+    if (*found)
+        *created = doc_int(doc, "created");
+    bson_error_t error;
+    chat_err_t err = mongoc_cursor_error(cursor, &error) ? chat_store_err(&error) : CHAT_OK;
+    mongoc_cursor_destroy(cursor);
+    bson_destroy(filter);
+    return err;
+}
+
 /* POST /v1/users/{user}/blocks {user: target} -> 201 the block; 200 if it existed already. */
 static void blocks_add(const api_req_t *req, api_resp_t *resp)
 {
@@ -147,17 +165,20 @@ static void blocks_add(const api_req_t *req, api_resp_t *resp)
     if (!mongoc_collection_insert_one(col, doc, NULL, NULL, &error))
         err = chat_store_err(&error);
     if (err == CHAT_ERR_DUPLICATE) { /* blocked already: answer the existing block */
-        status = 200;
-        err = CHAT_OK;
-        bson_t *filter = BCON_NEW("_id", BCON_UTF8(id));
-        mongoc_cursor_t *cursor = mongoc_collection_find_with_opts(col, filter, NULL, NULL);
-        const bson_t *found;
-        if (mongoc_cursor_next(cursor, &found))
-            now = doc_int(found, "created");
-        if (mongoc_cursor_error(cursor, &error))
-            err = chat_store_err(&error);
-        mongoc_cursor_destroy(cursor);
-        bson_destroy(filter);
+        bool found = false;
+        err = block_created(col, req->tenant, user, target, &found, &now);
+        if (err == CHAT_OK && found) {
+            status = 200;
+        } else if (err == CHAT_OK) {
+            /* Ids may hold '/': "a/b" blocking "c" and "a" blocking "b/c" make the same _id.
+             * The unique (tenant, user, target) is the block's identity: this one gets an
+             * ObjectId. */
+            bson_t *again = BCON_NEW("tenant", BCON_UTF8(req->tenant), "user", BCON_UTF8(user),
+                                     "target", BCON_UTF8(target), "created", BCON_INT64(now));
+            if (!mongoc_collection_insert_one(col, again, NULL, NULL, &error))
+                err = chat_store_err(&error);
+            bson_destroy(again);
+        }
     }
     mongoc_collection_destroy(col);
     chat_store_release(ctx->store, client);

@@ -14,6 +14,9 @@
 #include "common/log.h"
 
 #define JOBS_POLL_MS 1000 /* how often an idle runner looks for work of other instances */
+/* Claims of one job before it is failed without running again: a job that brings its runner
+ * down every time must not take every instance down in turn, forever. */
+#define JOBS_ATTEMPTS_MAX 10
 
 typedef struct jobs_runner {
     pthread_t thread;
@@ -22,6 +25,10 @@ typedef struct jobs_runner {
     pthread_cond_t wake;
     bool stopping; /* under mu */
     bool poked;    /* under mu: a job was created here */
+    /* The owner of the jobs this runner holds: the instance's name and a random id of this
+     * start, so that neither a restart nor another instance configured with the same name
+     * takes a held job for its own. */
+    char owner[128];
 } jobs_runner_t;
 
 struct api_job {
@@ -233,7 +240,7 @@ chat_err_t api_job_set_result(api_job_t *job, const char *key, const char *value
 static bson_t *held_filter(const api_job_t *job)
 {
     return BCON_NEW("_id", BCON_UTF8(job->id), "state", BCON_UTF8("running"), "owner",
-                    BCON_UTF8(job->ctx->instance));
+                    BCON_UTF8(job->runner->owner));
 }
 
 /* Applies update to the job while this instance holds it. CHAT_ERR_NOT_FOUND if it does not
@@ -286,20 +293,18 @@ bool api_job_progress(api_job_t *job, int64_t done, int64_t total)
 
 /* ---- the runner ---- */
 
-/* Claims the oldest job that is queued, or running under an expired lease, or running under
- * this instance's name (a previous life of it died; this runner runs one job at a time, so
- * it is not running that one). *doc (caller destroys) is NULL if there is none. */
-static chat_err_t runner_claim(api_ctx_t *ctx, mongoc_collection_t *col, bson_t **doc)
+/* Claims the oldest job that is queued, or running under an expired lease (its runner died
+ * or stopped without releasing it). *doc (caller destroys) is NULL if there is none. */
+static chat_err_t runner_claim(jobs_runner_t *r, mongoc_collection_t *col, bson_t **doc)
 {
     *doc = NULL;
     int64_t now = chat_clock_wall_ms();
     bson_t *query =
         BCON_NEW("$or", "[", "{", "state", BCON_UTF8("queued"), "}", "{", "state",
-                 BCON_UTF8("running"), "lease_until", "{", "$lt", BCON_INT64(now), "}", "}", "{",
-                 "state", BCON_UTF8("running"), "owner", BCON_UTF8(ctx->instance), "}", "]");
+                 BCON_UTF8("running"), "lease_until", "{", "$lt", BCON_INT64(now), "}", "}", "]");
     bson_t *sort = BCON_NEW("created", BCON_INT32(1));
     bson_t *update =
-        BCON_NEW("$set", "{", "state", BCON_UTF8("running"), "owner", BCON_UTF8(ctx->instance),
+        BCON_NEW("$set", "{", "state", BCON_UTF8("running"), "owner", BCON_UTF8(r->owner),
                  "lease_until", BCON_INT64(now + API_JOB_LEASE_MS), "updated", BCON_INT64(now),
                  "progress", "{", "done", BCON_INT64(0), "total", BCON_INT64(0), "}", "}", "$inc",
                  "{", "attempts", BCON_INT32(1), "}");
@@ -414,6 +419,9 @@ static void runner_run(api_ctx_t *ctx, jobs_runner_t *r, mongoc_client_t *client
     } else if (run == NULL) {
         err = CHAT_ERR_INVALID;
         snprintf(error, sizeof error, "unknown job kind");
+    } else if (doc_int(doc, "attempts") > JOBS_ATTEMPTS_MAX) {
+        err = CHAT_ERR_IO;
+        snprintf(error, sizeof error, "given up after %d attempts", JOBS_ATTEMPTS_MAX);
     } else {
         err = run(&job, error, sizeof error);
     }
@@ -435,7 +443,7 @@ static void *runner_main(void *arg)
         mongoc_client_t *client = chat_store_acquire(ctx->store);
         mongoc_collection_t *col = chat_store_collection(ctx->store, client, API_JOBS_COLLECTION);
         bson_t *doc = NULL;
-        chat_err_t err = runner_claim(ctx, col, &doc);
+        chat_err_t err = runner_claim(r, col, &doc);
         if (doc != NULL)
             runner_run(ctx, r, client, col, doc);
         bson_destroy(doc);
@@ -467,6 +475,12 @@ chat_err_t api_jobs_start(api_ctx_t *ctx)
         return CHAT_ERR_NOMEM;
     pthread_mutex_init(&r->mu, NULL);
     pthread_cond_init(&r->wake, NULL);
+    bson_oid_t boot;
+    bson_oid_init(&boot, NULL);
+    char boot_hex[25];
+    bson_oid_to_string(&boot, boot_hex);
+    snprintf(r->owner, sizeof r->owner, "%.64s.%s", ctx->instance != NULL ? ctx->instance : "api",
+             boot_hex + 16); /* the ObjectId's counter and random bytes */
     ctx->jobs = r;
     if (pthread_create(&r->thread, NULL, runner_main, ctx) != 0) {
         ctx->jobs = NULL;

@@ -7,6 +7,7 @@
 
 #include "common/contract.h"
 #include "common/names.h"
+#include "common/room_list.h"
 #include "services/api/jobs.h"
 
 /* The {user} of the path if valid (and not the reserved system user); otherwise answers 400
@@ -19,6 +20,58 @@ static const char *path_user(const api_req_t *req, api_resp_t *resp)
         return NULL;
     }
     return user;
+}
+
+/* GET /v1/users/{user}/rooms -> {rooms: [{room, kind, name?, seq, useq, read, unread,
+ * last?}], next}: the page the user's `rooms` frame shows (most recent activity first). The
+ * unread counts ask the recent history for at most CHAT_RECENT_MAX_DEFAULT messages a room
+ * (a bound, not an assumption: a shorter or absent history is answered by MongoDB). */
+static void user_rooms(const api_req_t *req, api_resp_t *resp)
+{
+    const char *user = path_user(req, resp);
+    int limit;
+    char cursor[CHAT_ROOM_CURSOR_MAX];
+    if (user == NULL || !api_page_params(req, resp, &limit, cursor, sizeof cursor))
+        return;
+    chat_redis_t *redis = api_redis_take(req->ctx);
+    if (redis == NULL) {
+        api_error_from(req, resp, CHAT_ERR_REDIS, "reading the rooms");
+        return;
+    }
+    chat_store_t *st = req->ctx->store;
+    mongoc_client_t *client = chat_store_acquire(st);
+    chat_room_list_page_t page;
+    chat_err_t err =
+        chat_room_list_read(st, client, redis, CHAT_RECENT_MAX_DEFAULT, req->tenant, user,
+                            cursor[0] != '\0' ? cursor : NULL, (size_t)limit, &page);
+    chat_store_release(st, client);
+    if (err == CHAT_ERR_INVALID) {
+        api_error(req, resp, 400, "cursor is not valid");
+        return;
+    }
+    cJSON *o = NULL, *rooms = NULL;
+    char *next = NULL;
+    if (err == CHAT_OK) {
+        o = cJSON_CreateObject();
+        rooms = chat_room_list_json(&page);
+        next = page.next[0] != '\0' ? api_cursor_encode(page.next) : NULL;
+        bool ok = o != NULL && rooms != NULL && cJSON_AddItemToObject(o, "rooms", rooms);
+        if (!ok)
+            cJSON_Delete(rooms);
+        ok = ok && (page.next[0] != '\0'
+                        ? next != NULL && cJSON_AddStringToObject(o, "next", next) != NULL
+                        : cJSON_AddNullToObject(o, "next") != NULL);
+        if (!ok)
+            err = CHAT_ERR_NOMEM;
+    }
+    free(next);
+    chat_room_list_page_clear(&page);
+    if (err != CHAT_OK) {
+        cJSON_Delete(o);
+        api_error_from(req, resp, err, "reading the rooms");
+        return;
+    }
+    api_json(resp, 200, o);
 }
 
 /* DELETE /v1/users/{user} -> 202 {job, state: "queued"}, Location: its erasure resource. */
@@ -78,7 +131,9 @@ static void user_erasure_read(const api_req_t *req, api_resp_t *resp)
 
 chat_err_t api_users_register(api_ctx_t *ctx)
 {
-    chat_err_t err = api_route(ctx, API_DELETE, "/users/{user}", user_erase);
+    chat_err_t err = api_route(ctx, API_GET, "/users/{user}/rooms", user_rooms);
+    if (err == CHAT_OK)
+        err = api_route(ctx, API_DELETE, "/users/{user}", user_erase);
     if (err == CHAT_OK)
         err = api_route(ctx, API_GET, "/users/{user}/erasure/{job}", user_erasure_read);
     return err;

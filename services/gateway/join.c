@@ -22,7 +22,7 @@
 #include "services/gateway/room_access.h"
 #include "services/gateway/room_list.h"
 #include "services/gateway/store_reads.h"
-#include "services/gateway/unread.h"
+#include "common/unread.h"
 
 typedef struct join_job {
     gw_request_t base;
@@ -306,13 +306,13 @@ static void join_read_unread(join_job_t *j, chat_redis_t *redis)
     chat_store_t *st = gw->store;
     mongoc_client_t *client = chat_store_acquire(st);
     chat_err_t err =
-        gw_unread_read_mark(st, client, j->base.tenant, j->base.room, j->user, &j->read);
+        chat_unread_read_mark(st, client, j->base.tenant, j->base.room, j->user, &j->read);
     int64_t mark = j->read > 0 || !j->has_since ? j->read : j->since;
     chat_recent_result_t source = CHAT_RECENT_HIT;
     if (err == CHAT_OK)
-        err = gw_unread_count(gw->cfg->recent_max > 0 ? redis : NULL, gw->cfg->recent_max, st,
-                              client, j->base.tenant, j->base.room, j->user, mark, j->latest,
-                              &j->unread, &source);
+        err = chat_unread_count(gw->cfg->recent_max > 0 ? redis : NULL, gw->cfg->recent_max, st,
+                                client, j->base.tenant, j->base.room, j->user, mark, j->latest,
+                                &j->unread, &source);
     chat_store_release(st, client);
     if (err == CHAT_OK && j->latest > mark)
         chat_counter_inc(gw->stats.unread_counts[source == CHAT_RECENT_HIT]);

@@ -1,22 +1,16 @@
-/* A user's room list (the `rooms` frame) and the index it reads: MongoDB `user_rooms`, one
- * document per (tenant, user, room) {kind, joined, name?}, written when a user first joins a
- * room (a dm room: for both its members) and removed when they leave a public one; private
- * rooms' documents come from the server API (kind "private", name). A page reads the user's
- * entries (index tenant, user), every room's summary in Redis in one pipelined round trip
- * (chat_room_summary_key: latest seq, ts, last message, useq), sorts by activity, and for the
- * page's rooms only the user's read marks (one query) and the unread counts (unread.h). No
- * room's messages are scanned. Worker threads only, except where noted. */
+/* The gateway's side of a user's room list: the index MongoDB `user_rooms`, one document per
+ * (tenant, user, room) {kind, joined, name?}, written when a user first joins a room (a dm
+ * room: for both its members) and removed when they leave a public one (private rooms'
+ * documents come from the server API), and the `rooms` request, whose page is read by
+ * common/room_list.h (shared with the server API). Worker threads only, except where noted. */
 #ifndef CHAT_GATEWAY_ROOM_LIST_H
 #define CHAT_GATEWAY_ROOM_LIST_H
 
 #include "common/err.h"
 #include "common/redis.h"
+#include "common/room_list.h"
 #include "common/store.h"
 #include "services/gateway/gateway.h"
-
-#define GW_USER_ROOMS_COLLECTION "user_rooms"
-/* The most rooms a list considers (a user in more sees the most recently joined ones). */
-#define GW_ROOM_LIST_MAX 10000
 
 /* Creates the indexes of user_rooms: unique (tenant, user, room). At start. */
 chat_err_t gw_room_list_open(chat_store_t *st);

@@ -1,6 +1,6 @@
 /* The gateway's MongoDB reads (worker threads only): a room's latest seq, the replay of a
  * join (the newest messages after `since`) and a history page. Stored messages become `msg`
- * frames through the shared codec, so a replayed or paged message is byte-for-byte the
+ * frames through common/stored_msg.h, so a replayed or paged message is byte-for-byte the
  * frame live subscribers got. */
 #ifndef CHAT_GATEWAY_STORE_READS_H
 #define CHAT_GATEWAY_STORE_READS_H
@@ -37,15 +37,6 @@ chat_err_t gw_reads_replay_entries(const cJSON *frames, gw_outq_entry_t **out, s
  * array of msg frames (*msgs, caller deletes), and whether older ones exist. */
 chat_err_t gw_reads_page(chat_store_t *st, mongoc_client_t *client, const char *tenant,
                          const char *room, int64_t before, int64_t limit, cJSON **msgs, bool *more);
-
-/* The msg frame of a stored message document in its current state (edited, deleted,
- * reactions), or NULL if the document lacks a required field. Pure: used by the functions
- * above and by the unit tests. */
-cJSON *gw_reads_msg_frame(const bson_t *doc);
-
-/* The update frame of a stored message that changed (useq and uop set): its current state,
- * with the op of its last change; NULL if it never changed or lacks a field. Pure. */
-cJSON *gw_reads_update_frame(const bson_t *doc);
 
 /* The highest useq of tenant/room's messages (the room's latest change), 0 if none. */
 chat_err_t gw_reads_latest_useq(chat_store_t *st, mongoc_client_t *client, const char *tenant,

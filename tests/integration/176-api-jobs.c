@@ -3,7 +3,8 @@
  * refused, paging, remove (204, then 404). Settings: the defaults of a fresh tenant, a PATCH
  * merged and read back, refusals naming the field. Stats: a fresh tenant's counts before and
  * after a user connects and sends. Exports: a room of 300 messages exported as exactly its
- * lines in (room, seq) order, no partial file left, another tenant's id not found. Erasure:
+ * lines in (room, seq) order, no partial file left, another tenant's id not found. A user's
+ * rooms: the gateway's rooms frame and the api's answer list the same entries. Erasure:
  * a user's messages in a public and a dm room become deleted in MongoDB (others' untouched),
  * their read marks, room list entries, blocks and private membership go, the job ends done. */
 #include <check.h>
@@ -22,6 +23,8 @@
 #include "tools/client/client_frames.h"
 
 #define JOB_WAIT_MS 120000
+/* A user id over the limit of 64 characters. */
+#define SEVENTY_CHARS "0123456789012345678901234567890123456789012345678901234567890123456789"
 
 /* ---- HTTP ---- */
 
@@ -190,7 +193,9 @@ START_TEST(test_blocks)
     r = api_expect("POST", path, body, 400);
     ck_assert_ptr_nonnull(strstr(error_message(r), "why"));
     cJSON_Delete(r);
-    r = api_expect("POST", path, "{\"user\":\"no spaces\"}", 400);
+    r = api_expect("POST", path, "{\"user\":\"\"}", 400);
+    cJSON_Delete(r);
+    r = api_expect("POST", path, "{\"user\":\"" SEVENTY_CHARS "\"}", 400);
     cJSON_Delete(r);
     snprintf(body, sizeof body, "{\"user\":\"%s\"}", c);
     cJSON_Delete(api_expect("POST", path, body, 201));
@@ -353,15 +358,22 @@ START_TEST(test_export_room)
     ck_assert_msg(f != NULL, "no export file %s", file);
     char line[4096];
     int64_t n = 0;
+    bool seen[N] = {false};
     while (fgets(line, sizeof line, f) != NULL) {
         ck_assert_msg(strchr(line, '\n') != NULL, "line %ld unterminated", (long)n);
         cJSON *m = cJSON_Parse(line);
         ck_assert_msg(m != NULL, "line %ld is not JSON: %s", (long)n, line);
-        char want[64];
-        export_text((size_t)n, want, sizeof want, NULL); /* one sender, in order: seq n + 1 */
         ck_assert_str_eq(chat_json_str(m, "room"), room);
-        ck_assert_int_eq(chat_json_int(m, "seq"), n + 1);
+        ck_assert_int_eq(chat_json_int(m, "seq"), n + 1); /* every seq, in order */
+        /* the sender's three connections interleave: each text once, in any order */
+        unsigned i = N;
+        ck_assert_int_eq(sscanf(chat_json_str(m, "text"), "line %u", &i), 1);
+        ck_assert_uint_lt(i, N);
+        char want[64];
+        export_text(i, want, sizeof want, NULL);
         ck_assert_str_eq(chat_json_str(m, "text"), want);
+        ck_assert_msg(!seen[i], "text %u twice", i);
+        seen[i] = true;
         ck_assert_int_eq((int)strlen(chat_json_str(m, "id")), 24);
         ck_assert_ptr_nonnull(chat_json_str(m, "from"));
         ck_assert_int_gt(chat_json_int(m, "ts"), 0);
@@ -385,6 +397,70 @@ START_TEST(test_export_room)
     cJSON_Delete(api_expect("POST", "/exports", "{\"room\":\"not a room\"}", 400));
     cJSON_Delete(api_expect("POST", "/exports", "{\"from\":10,\"to\":5}", 400));
     cJSON_Delete(api_expect("POST", "/exports", "{\"rooms\":[]}", 400));
+}
+END_TEST
+
+/* ---- a user's rooms ---- */
+
+START_TEST(test_user_rooms)
+{
+    char uma[48], vic[48], r1[64], r2[64], path[256];
+    chat_test_unique(uma, sizeof uma, "uma");
+    chat_test_unique(vic, sizeof vic, "vic");
+    chat_test_unique(r1, sizeof r1, "listed1");
+    chat_test_unique(r2, sizeof r2, "listed2");
+    chat_tc_t *u = chat_tc_connect_demo(0, uma), *v = chat_tc_connect_demo(1, vic);
+    cJSON_Delete(chat_tc_join(u, r1, -1));
+    cJSON_Delete(chat_tc_join(u, r2, -1));
+    int64_t first = chat_tc_send(v, r1, "a", "one");
+    chat_tc_send(v, r1, "b", "two");
+    chat_tc_send(v, r1, "c", "three");
+    chat_tc_send(v, r2, "d", "four"); /* r2 is the most recent */
+    chat_tc_send_frame(u, chat_client_frame_read(r1, first, NULL));
+    bson_t *mark = BCON_NEW("tenant", BCON_UTF8(chat_test_demo_tenant()), "room", BCON_UTF8(r1),
+                            "user", BCON_UTF8(uma), "seq", BCON_INT64(first));
+    int64_t deadline = chat_clock_mono_ms() + 10000;
+    while (mongo_count("reads", mark) == 0 && chat_clock_mono_ms() < deadline)
+        usleep(100 * 1000);
+    bson_destroy(mark);
+    /* the gateway's rooms frame and the api's answer list the same rooms the same way */
+    char *frame = chat_client_frame_rooms(50, NULL, "rl");
+    cJSON *gw = chat_tc_request(u, frame, "rl", CHAT_TC_TIMEOUT_MS);
+    free(frame);
+    ck_assert_ptr_nonnull(gw);
+    snprintf(path, sizeof path, "/users/%s/rooms", uma);
+    cJSON *api = api_expect("GET", path, NULL, 200);
+    cJSON *list = cJSON_GetObjectItem(api, "rooms");
+    ck_assert_int_eq(cJSON_GetArraySize(list), 2);
+    ck_assert(cJSON_Compare(list, cJSON_GetObjectItem(gw, "rooms"), true));
+    ck_assert(cJSON_IsNull(cJSON_GetObjectItem(api, "next")));
+    const cJSON *top = cJSON_GetArrayItem(list, 0), *second = cJSON_GetArrayItem(list, 1);
+    ck_assert_str_eq(chat_json_str(top, "room"), r2);
+    ck_assert_int_eq(chat_json_int(top, "unread"), 1);
+    ck_assert_str_eq(chat_json_str(second, "room"), r1);
+    ck_assert_int_eq(chat_json_int(second, "read"), first);
+    ck_assert_int_eq(chat_json_int(second, "unread"), 2);
+    ck_assert_str_eq(chat_json_str(cJSON_GetObjectItem(second, "last"), "text"), "three");
+    cJSON_Delete(gw);
+    cJSON_Delete(api);
+    /* pages of one */
+    snprintf(path, sizeof path, "/users/%s/rooms?limit=1", uma);
+    api = api_expect("GET", path, NULL, 200);
+    ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(api, "rooms")), 1);
+    const char *next = chat_json_str(api, "next");
+    ck_assert_ptr_nonnull(next);
+    snprintf(path, sizeof path, "/users/%s/rooms?limit=1&cursor=%s", uma, next);
+    cJSON_Delete(api);
+    api = api_expect("GET", path, NULL, 200);
+    list = cJSON_GetObjectItem(api, "rooms");
+    ck_assert_int_eq(cJSON_GetArraySize(list), 1);
+    ck_assert_str_eq(chat_json_str(cJSON_GetArrayItem(list, 0), "room"), r1);
+    ck_assert(cJSON_IsNull(cJSON_GetObjectItem(api, "next")));
+    cJSON_Delete(api);
+    snprintf(path, sizeof path, "/users/%s/rooms?cursor=bm90LWEtY3Vyc29y", uma);
+    cJSON_Delete(api_expect("GET", path, NULL, 400));
+    chat_tc_close(u);
+    chat_tc_close(v);
 }
 END_TEST
 
@@ -508,6 +584,7 @@ int main(void)
     tcase_add_test(tc, test_settings);
     tcase_add_test(tc, test_stats);
     tcase_add_test(tc, test_export_room);
+    tcase_add_test(tc, test_user_rooms);
     tcase_add_test(tc, test_erase_user);
     suite_add_tcase(suite, tc);
     int rc = chat_test_suite_run(suite, false);

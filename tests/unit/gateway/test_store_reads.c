@@ -1,12 +1,14 @@
-/* Unit tests of services/gateway/store_reads, its I/O-free part: a stored message document
- * becomes the same msg frame live subscribers get (id as 24 hex digits, optional fields
- * only when present, no tenant/src leaking), incomplete documents are refused, and the
- * frames of a replay (read newest first) become entries in ascending seq. */
+/* Unit tests of services/gateway/store_reads's I/O-free part and of the common/stored_msg it
+ * reads through: a stored message document becomes the same msg frame live subscribers get
+ * (id as 24 hex digits, optional fields only when present, no tenant/src leaking), incomplete
+ * documents are refused, and the frames of a replay (read newest first) become entries in
+ * ascending seq. */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/stored_msg.h"
 #include "services/gateway/store_reads.h"
 #include "tests/support/util.h"
 
@@ -23,7 +25,7 @@ START_TEST(test_msg_frame_basic)
 {
     bson_oid_t oid;
     bson_t *doc = doc_basic(&oid);
-    cJSON *f = gw_reads_msg_frame(doc);
+    cJSON *f = chat_stored_msg_frame(doc);
     ck_assert_ptr_nonnull(f);
     char *text = cJSON_PrintUnformatted(f);
     ck_assert_str_eq(text, "{\"type\":\"msg\",\"room\":\"general\",\"seq\":42,"
@@ -44,7 +46,7 @@ START_TEST(test_msg_frame_optional_fields)
         BCON_INT32(7), "from", BCON_UTF8("bob"), "name", BCON_UTF8("Bob"), "text", BCON_UTF8("x"),
         "ts", BCON_DATE_TIME(5), "cid", BCON_UTF8("c"), "edited", BCON_INT64(9), "reactions", "[",
         "{", "e", BCON_UTF8("+1"), "u", "[", BCON_UTF8("alice"), BCON_UTF8("carol"), "]", "}", "]");
-    cJSON *f = gw_reads_msg_frame(doc);
+    cJSON *f = chat_stored_msg_frame(doc);
     ck_assert_ptr_nonnull(f);
     ck_assert_str_eq(cJSON_GetObjectItem(f, "name")->valuestring, "Bob");
     ck_assert_int_eq((int)cJSON_GetObjectItem(f, "seq")->valuedouble, 7);
@@ -69,7 +71,7 @@ START_TEST(test_msg_frame_notice)
                            BCON_UTF8("team"), "seq", BCON_INT64(3), "from", BCON_UTF8("system"),
                            "text", BCON_UTF8(""), "notice", BCON_UTF8("member_removed"), "target",
                            BCON_UTF8("carol"), "ts", BCON_INT64(5), "cid", BCON_UTF8("n-1"));
-    cJSON *f = gw_reads_msg_frame(doc);
+    cJSON *f = chat_stored_msg_frame(doc);
     ck_assert_ptr_nonnull(f);
     char *text = cJSON_PrintUnformatted(f);
     ck_assert_str_eq(text, "{\"type\":\"msg\",\"room\":\"team\",\"seq\":3,"
@@ -92,12 +94,12 @@ START_TEST(test_msg_and_update_frames_of_changed_messages)
                            BCON_UTF8("general"), "seq", BCON_INT64(7), "from", BCON_UTF8("bob"),
                            "ts", BCON_INT64(5), "cid", BCON_UTF8("c"), "deleted", BCON_BOOL(true),
                            "useq", BCON_INT64(12), "uop", BCON_UTF8("delete"));
-    cJSON *f = gw_reads_msg_frame(doc);
+    cJSON *f = chat_stored_msg_frame(doc);
     ck_assert_ptr_nonnull(f);
     ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(f, "deleted")));
     ck_assert_ptr_null(cJSON_GetObjectItem(f, "text"));
     cJSON_Delete(f);
-    f = gw_reads_update_frame(doc);
+    f = chat_stored_update_frame(doc);
     ck_assert_ptr_nonnull(f);
     char *text = cJSON_PrintUnformatted(f);
     ck_assert_str_eq(text, "{\"type\":\"update\",\"room\":\"general\",\"id\":"
@@ -110,14 +112,14 @@ START_TEST(test_msg_and_update_frames_of_changed_messages)
     doc = BCON_NEW("_id", BCON_OID(&oid), "room", BCON_UTF8("general"), "seq", BCON_INT64(7),
                    "from", BCON_UTF8("bob"), "text", BCON_UTF8("x"), "ts", BCON_INT64(5), "useq",
                    BCON_INT64(13), "uop", BCON_UTF8("react"));
-    f = gw_reads_update_frame(doc);
+    f = chat_stored_update_frame(doc);
     ck_assert_ptr_nonnull(f);
     ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(f, "reactions")), 0);
     ck_assert_str_eq(cJSON_GetObjectItem(f, "text")->valuestring, "x");
     cJSON_Delete(f);
     bson_destroy(doc);
     bson_t *plain = doc_basic(&oid);
-    ck_assert_ptr_null(gw_reads_update_frame(plain));
+    ck_assert_ptr_null(chat_stored_update_frame(plain));
     bson_destroy(plain);
 }
 END_TEST
@@ -128,10 +130,10 @@ START_TEST(test_msg_frame_incomplete)
     bson_t *doc = doc_basic(&oid);
     bson_t *no_seq = bson_new();
     bson_copy_to_excluding_noinit(doc, no_seq, "seq", NULL);
-    ck_assert_ptr_null(gw_reads_msg_frame(no_seq));
+    ck_assert_ptr_null(chat_stored_msg_frame(no_seq));
     bson_t *no_id = bson_new();
     bson_copy_to_excluding_noinit(doc, no_id, "_id", NULL);
-    ck_assert_ptr_null(gw_reads_msg_frame(no_id));
+    ck_assert_ptr_null(chat_stored_msg_frame(no_id));
     bson_destroy(no_seq);
     bson_destroy(no_id);
     bson_destroy(doc);

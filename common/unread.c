@@ -1,7 +1,7 @@
 /* Read marks and unread counts (see unread.h). The recent history holds each message's msg
  * frame; the fields `deleted` and `removed` may be set on it (and on the stored document) by
  * edits, deletes and moderation: such a message is not counted. */
-#include "services/gateway/unread.h"
+#include "common/unread.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,7 +11,7 @@
 
 #include "common/log.h"
 
-bool gw_unread_frame_counts(const char *frame, size_t len, const char *user)
+bool chat_unread_frame_counts(const char *frame, size_t len, const char *user)
 {
     cJSON *root = cJSON_ParseWithLength(frame, len);
     if (root == NULL)
@@ -24,8 +24,8 @@ bool gw_unread_frame_counts(const char *frame, size_t len, const char *user)
     return counts;
 }
 
-chat_recent_result_t gw_unread_decide(const chat_recent_view_t *v, int64_t read, int64_t latest,
-                                    const char *user, int64_t *unread)
+chat_recent_result_t chat_unread_decide(const chat_recent_view_t *v, int64_t read, int64_t latest,
+                                        const char *user, int64_t *unread)
 {
     chat_recent_result_t trust = chat_recent_view_trust(v);
     if (trust != CHAT_RECENT_HIT)
@@ -40,16 +40,16 @@ chat_recent_result_t gw_unread_decide(const chat_recent_view_t *v, int64_t read,
             return CHAT_RECENT_GAP;
     int64_t n = 0;
     for (int64_t i = 0; i < want; i++)
-        n += gw_unread_frame_counts(v->entries[i].frame, v->entries[i].len, user);
+        n += chat_unread_frame_counts(v->entries[i].frame, v->entries[i].len, user);
     *unread = n;
     return CHAT_RECENT_HIT;
 }
 
-chat_err_t gw_unread_read_mark(chat_store_t *st, mongoc_client_t *client, const char *tenant,
-                               const char *room, const char *user, int64_t *read)
+chat_err_t chat_unread_read_mark(chat_store_t *st, mongoc_client_t *client, const char *tenant,
+                                 const char *room, const char *user, int64_t *read)
 {
     *read = 0;
-    mongoc_collection_t *col = chat_store_collection(st, client, GW_READS_COLLECTION);
+    mongoc_collection_t *col = chat_store_collection(st, client, CHAT_READS_COLLECTION);
     bson_t *filter =
         BCON_NEW("tenant", BCON_UTF8(tenant), "room", BCON_UTF8(room), "user", BCON_UTF8(user));
     bson_t *opts = BCON_NEW("limit", BCON_INT64(1), "projection", "{", "seq", BCON_INT32(1), "}");
@@ -98,9 +98,9 @@ static chat_err_t count_store(chat_store_t *st, mongoc_client_t *client, const c
     return err;
 }
 
-chat_err_t gw_unread_count_many(chat_redis_t *redis, int64_t recent_max, chat_store_t *st,
-                                mongoc_client_t *client, const char *tenant, const char *user,
-                                gw_unread_item_t *items, size_t n)
+chat_err_t chat_unread_count_many(chat_redis_t *redis, int64_t recent_max, chat_store_t *st,
+                                  mongoc_client_t *client, const char *tenant, const char *user,
+                                  chat_unread_item_t *items, size_t n)
 {
     chat_recent_range_t *ranges = calloc(n > 0 ? n : 1, sizeof *ranges);
     size_t *of = calloc(n > 0 ? n : 1, sizeof *of);
@@ -113,15 +113,15 @@ chat_err_t gw_unread_count_many(chat_redis_t *redis, int64_t recent_max, chat_st
     }
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
-        gw_unread_item_t *it = &items[i];
+        chat_unread_item_t *it = &items[i];
         it->unread = 0;
         it->source = it->latest > it->read ? CHAT_RECENT_MISS : CHAT_RECENT_HIT;
         if (it->latest <= it->read || redis == NULL || it->latest - it->read > recent_max)
             continue;
         ranges[k] = (chat_recent_range_t){.room = it->room,
-                                        .lo = it->read,
-                                        .hi = it->latest + 1,
-                                        .limit = (size_t)(it->latest - it->read)};
+                                          .lo = it->read,
+                                          .hi = it->latest + 1,
+                                          .limit = (size_t)(it->latest - it->read)};
         of[k++] = i;
     }
     if (k > 0 && chat_recent_snapshots_read(redis, tenant, ranges, k, snaps) != CHAT_OK) {
@@ -129,15 +129,15 @@ chat_err_t gw_unread_count_many(chat_redis_t *redis, int64_t recent_max, chat_st
             items[of[j]].source = CHAT_RECENT_ERROR;
     }
     for (size_t j = 0; j < k; j++) {
-        gw_unread_item_t *it = &items[of[j]];
+        chat_unread_item_t *it = &items[of[j]];
         if (snaps[j] != NULL)
-            it->source = gw_unread_decide(chat_recent_snapshot_view(snaps[j]), it->read, it->latest,
-                                          user, &it->unread);
+            it->source = chat_unread_decide(chat_recent_snapshot_view(snaps[j]), it->read,
+                                            it->latest, user, &it->unread);
         chat_recent_snapshot_free(snaps[j]);
     }
     chat_err_t err = CHAT_OK;
     for (size_t i = 0; err == CHAT_OK && i < n; i++) {
-        gw_unread_item_t *it = &items[i];
+        chat_unread_item_t *it = &items[i];
         if (it->source != CHAT_RECENT_HIT)
             err =
                 count_store(st, client, tenant, it->room, user, it->read, it->latest, &it->unread);
@@ -148,13 +148,13 @@ chat_err_t gw_unread_count_many(chat_redis_t *redis, int64_t recent_max, chat_st
     return err;
 }
 
-chat_err_t gw_unread_count(chat_redis_t *redis, int64_t recent_max, chat_store_t *st,
-                           mongoc_client_t *client, const char *tenant, const char *room,
-                           const char *user, int64_t read, int64_t latest, int64_t *unread,
-                           chat_recent_result_t *source)
+chat_err_t chat_unread_count(chat_redis_t *redis, int64_t recent_max, chat_store_t *st,
+                             mongoc_client_t *client, const char *tenant, const char *room,
+                             const char *user, int64_t read, int64_t latest, int64_t *unread,
+                             chat_recent_result_t *source)
 {
-    gw_unread_item_t it = {.room = room, .read = read, .latest = latest};
-    chat_err_t err = gw_unread_count_many(redis, recent_max, st, client, tenant, user, &it, 1);
+    chat_unread_item_t it = {.room = room, .read = read, .latest = latest};
+    chat_err_t err = chat_unread_count_many(redis, recent_max, st, client, tenant, user, &it, 1);
     *unread = it.unread;
     if (source != NULL)
         *source = it.source;
