@@ -81,6 +81,36 @@ def main():
                 if "413" not in responses:
                     problems.append(f"{name}: takes a body but has no 413")
 
+    # Links (schemathesis' stateful phase follows them) name operations that exist, with
+    # parameters those operations have.
+    op_params = {}
+    for tpl, item in doc.get("paths", {}).items():
+        shared = [deref(doc, p)["name"] for p in item.get("parameters", [])]
+        for method, op in item.items():
+            if isinstance(op, dict) and "operationId" in op:
+                own = [deref(doc, p)["name"] for p in op.get("parameters", [])]
+                op_params[op["operationId"]] = set(shared + own)
+
+    def links_of(node):
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if k == "links" and isinstance(v, dict):
+                    yield from v.items()
+                else:
+                    yield from links_of(v)
+        elif isinstance(node, list):
+            for v in node:
+                yield from links_of(v)
+
+    for name, link in links_of(doc):
+        target = link.get("operationId")
+        if target not in op_params:
+            problems.append(f"link {name}: no operation {target}")
+            continue
+        for param in link.get("parameters", {}):
+            if param not in op_params[target]:
+                problems.append(f"link {name}: {target} has no parameter {param}")
+
     # schemathesis must be able to turn every operation into requests.
     import schemathesis
 
