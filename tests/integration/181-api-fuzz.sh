@@ -55,7 +55,7 @@ cd "$db" || exit 1 # schemathesis keeps its cache of failures in the working dir
     --header "Authorization: Bearer $token" \
     --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance \
     --exclude-operation-id settings_update \
-    --phases examples,coverage,fuzzing \
+    --phases examples,coverage,fuzzing,stateful \
     --max-examples "${CHAT_FUZZ_EXAMPLES:-30}" \
     --max-time "${CHAT_FUZZ_MAX_TIME:-90}" \
     --workers 1 \
