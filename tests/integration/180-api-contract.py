@@ -6,6 +6,7 @@ join). Every answer is checked against the document (body schema, X-Request-Id,
 Retry-After, the error body); at the end every documented status of every operation must
 have been seen, except the few listed in UNPROVOKED with the reason."""
 
+import contextlib
 import json
 import os
 import sys
@@ -657,8 +658,10 @@ def end_to_end():
     expect(api.call("POST", "/rooms", tok, {"room": r2, "members": [alice]}), 201,
            "a private room with alice")
 
+    sockets = contextlib.ExitStack()
+
     def session(url, user):
-        ws = connect(url, open_timeout=10)
+        ws = sockets.enter_context(connect(url, open_timeout=10))
         ws.send(json.dumps({"type": "auth", "token": user_token(A.id, A.secret, user)}))
         frame = json.loads(ws.recv(timeout=10))
         if frame.get("type") != "welcome":
@@ -677,9 +680,9 @@ def end_to_end():
         check(False, f"{what}: not received within {timeout} s")
         return None
 
-    wa = session(urls[0], alice)
-    we = session(urls[-1], eve)
-    try:
+    with sockets:
+        wa = session(urls[0], alice)
+        we = session(urls[-1], eve)
         wa.send(json.dumps({"type": "join", "room": r2, "rid": "j1"}))
         f = wait_for(wa, lambda f: f.get("type") in ("joined", "error") and f.get("rid") == "j1",
                      "alice's join")
@@ -706,9 +709,23 @@ def end_to_end():
                      "alice's join after the removal")
         check(f is not None and f["type"] == "error" and f.get("code") == "forbidden",
               f"a removed member's join is forbidden: {f}")
-    finally:
-        wa.close()
-        we.close()
+        # Added through the API: the room is in the user's `rooms` list, and the join works.
+        expect(api.call("POST", f"/rooms/{q(r2)}/members", tok, {"users": [eve]}), 200,
+               "add eve through the API")
+        we.send(json.dumps({"type": "rooms", "rid": "r1"}))
+        f = wait_for(we, lambda f: f.get("type") == "rooms" and f.get("rid") == "r1",
+                     "eve's rooms")
+        mine = [x for x in (f or {}).get("rooms", []) if x["room"] == r2]
+        check(len(mine) == 1 and mine[0]["kind"] == "private",
+              f"the added member's rooms list the private room: {f}")
+        we.send(json.dumps({"type": "join", "room": r2, "rid": "j4"}))
+        f = wait_for(we, lambda f: f.get("type") in ("joined", "error") and f.get("rid") == "j4",
+                     "eve's join after the add")
+        check(f is not None and f["type"] == "joined", f"an added member joins: {f}")
+        # Deleted through the API: every subscriber is cut off with reason "deleted".
+        expect(api.call("DELETE", f"/rooms/{q(r2)}", tok), 204, "delete the room through the API")
+        f = wait_for(we, lambda f: f.get("type") == "left" and f.get("room") == r2, "eve's left")
+        check(f is not None and f.get("reason") == "deleted", f"left {{reason: deleted}}: {f}")
 
 
 def coverage():
