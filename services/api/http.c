@@ -39,7 +39,10 @@
 #define CONNECTION_LIMIT 1024u
 #define CONNECTION_TIMEOUT_S 60u
 #define MISSING_TENANT_TTL_MS 2000 /* an unknown tenant is asked again after this */
-#define STATUS_CLASSES 5           /* 1xx .. 5xx */
+/* Secrets cached at most: the tid of an unverified token picks the entry, so a flood of
+ * made-up tenants empties the cache rather than growing it. */
+#define SECRETS_MAX 10000
+#define STATUS_CLASSES 5 /* 1xx .. 5xx */
 #define MAX_ROUTES 128
 #define MAX_QUERY_VALUES 16
 
@@ -422,6 +425,7 @@ static route_t *route_find(api_core_t *core, api_method_t method, const char *pa
     return NULL;
 }
 
+/* The method named name (GET, POST, PATCH, PUT, DELETE) into *out; false for any other. */
 static bool method_parse(const char *name, api_method_t *out)
 {
     for (int m = 0; m < API_METHOD__COUNT; m++) {
@@ -434,6 +438,8 @@ static bool method_parse(const char *name, api_method_t *out)
 }
 
 /* ---- auth and rate ---- */
+
+static void secret_free(const char *key, void *value, void *ud);
 
 /* The secret of tenant from the cache or MongoDB into a malloc'd copy. CHAT_ERR_NOT_FOUND for
  * an unknown tenant, a MongoDB failure's code otherwise. */
@@ -478,6 +484,10 @@ static chat_err_t secret_get(api_core_t *core, const char *tenant, char **secret
         fresh->len = *len;
     }
     pthread_mutex_lock(&core->lock);
+    if (chat_strmap_count(core->secrets) >= SECRETS_MAX) {
+        chat_strmap_foreach(core->secrets, secret_free, NULL);
+        chat_strmap_clear(core->secrets);
+    }
     secret_entry_t *old = chat_strmap_get(core->secrets, tenant);
     if (chat_strmap_put(core->secrets, tenant, fresh)) {
         if (old != NULL) {
@@ -927,6 +937,9 @@ static enum MHD_Result respond_early(struct MHD_Connection *conn, const req_stat
     return respond(conn, st, &resp);
 }
 
+/* libmicrohttpd's access handler: the first call of a request sets up its state (and refuses
+ * a Content-Length over the limit at once), the next ones take body chunks, the last one
+ * (no more data) answers it. MHD_NO (the connection is closed) when out of memory. */
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **request_state)
@@ -964,6 +977,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     return request_handle(core, conn, st, url, method);
 }
 
+/* Frees a request's state once libmicrohttpd is done with it (answered or broken off). */
 static void on_completed(void *cls, struct MHD_Connection *conn, void **request_state,
                          enum MHD_RequestTerminationCode code)
 {
@@ -989,6 +1003,7 @@ static size_t unescape_none(void *cls, struct MHD_Connection *conn, char *s)
     return strlen(s);
 }
 
+/* libmicrohttpd's own diagnostics become warn lines of the project's log. */
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
     (void)cls;
@@ -1096,6 +1111,7 @@ int api_http_port(const api_ctx_t *ctx)
     return info != NULL ? (int)info->port : -1;
 }
 
+/* chat_strmap_foreach callbacks freeing the caches' entries. */
 static void secret_free(const char *key, void *value, void *ud)
 {
     (void)key;

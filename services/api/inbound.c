@@ -36,6 +36,8 @@ static atomic_uint_fast64_t conn_counter;
 static pthread_once_t redis_key_once = PTHREAD_ONCE_INIT;
 static pthread_key_t redis_key;
 
+/* Kafka's report of one record (poll thread): counts it off its group's wait, keeping the
+ * first failure. */
 static void on_delivery(void *ud, void *opaque, chat_err_t err, const char *reason,
                         int32_t partition, int64_t offset)
 {
@@ -104,6 +106,7 @@ static chat_err_t wait_all(delivery_wait_t *w)
     return err;
 }
 
+/* An empty group of records to wait for; wait_destroy releases it. */
 static void wait_init(delivery_wait_t *w)
 {
     memset(w, 0, sizeof *w);
@@ -166,10 +169,9 @@ static void conn_prefix_init(const char *instance)
 
 void api_origin_conn_new(api_ctx_t *ctx, char *conn, size_t len)
 {
-    if (conn_prefix[0] == '\0')
-        conn_prefix_init(ctx->instance);
+    conn_prefix_init(ctx->instance);
     unsigned long long n = (unsigned long long)atomic_fetch_add(&conn_counter, 1) + 1;
-    snprintf(conn, len, "%s-%llu", conn_prefix, n);
+    snprintf(conn, len, "%s-%llu", conn_prefix, n); /* set once, before: read-only now */
 }
 
 cJSON *api_event_new(const char *type, const char *tenant, const char *room, const char *user,

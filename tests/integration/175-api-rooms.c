@@ -488,7 +488,40 @@ START_TEST(test_system_message)
     ck_assert_msg(m != NULL, "the system message is not in the history of %s", room);
     ck_assert_str_eq(str(m, "cid"), "w-1");
     ck_assert_int_gt(num(m, "ts"), 0);
+    char id[32];
+    snprintf(id, sizeof id, "%s", str(m, "id"));
     cJSON_Delete(m);
+    /* The same cid again: the original message, nothing new stored. */
+    a = call("POST", path, tok, "{\"text\":\"welcome\",\"cid\":\"w-1\"}");
+    ck_assert_msg(a.status == 201 || a.status == 504, "POST messages again: %ld", a.status);
+    if (a.status == 201)
+        ck_assert_str_eq(str(a.body, "id"), id);
+    cJSON_Delete(a.body);
+
+    /* The tenant edits and deletes: bad ids and reasons are refused before anything is
+     * produced; an edit is answered from its ack (200 with the change's useq) once answers
+     * reach the api, and the history shows the new text. */
+    snprintf(path, sizeof path, "/v1/rooms/%s/messages/not-an-id", room);
+    expect_error(call("PATCH", path, tok, "{\"text\":\"x\"}"), 404, "not_found");
+    snprintf(path, sizeof path, "/v1/rooms/%s/messages/%s", room, id);
+    expect_error(call("PATCH", path, tok, "{\"text\":\"\"}"), 400, "bad_request");
+    expect_error(call("PATCH", path, tok, "{\"body\":\"x\"}"), 400, "bad_request");
+    snprintf(path, sizeof path, "/v1/rooms/%s/messages/%s?reason=%%0A", room, id);
+    expect_error(call("DELETE", path, tok, NULL), 400, "bad_request");
+    snprintf(path, sizeof path, "/v1/rooms/%s/messages/%s", room, id);
+    a = call("PATCH", path, tok, "{\"text\":\"welcome, all\"}");
+    ck_assert_msg(a.status == 200 || a.status == 504, "PATCH message: %ld", a.status);
+    if (a.status == 200) {
+        ck_assert_str_eq(str(a.body, "op"), "edit");
+        ck_assert_int_gt(num(a.body, "useq"), 0);
+        cJSON_Delete(a.body);
+        m = history_find(tok, room, "welcome, all");
+        ck_assert_msg(m != NULL, "the edit is not in the history");
+        ck_assert_int_gt(num(m, "edited"), 0);
+        cJSON_Delete(m);
+    } else {
+        cJSON_Delete(a.body);
+    }
     expect_error(call("GET", "/v1/rooms/x/messages?before=0", tok, NULL), 400, "bad_request");
     free(tok);
 }
