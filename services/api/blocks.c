@@ -14,7 +14,9 @@
 #include "services/api/api.h"
 
 #define BLOCKS_COLLECTION "blocks"
-#define BLOCK_ID_MAX (CHAT_TENANT_MAX + 2 * CHAT_USER_MAX + 3)
+/* A user id is at most CHAT_USER_MAX characters of up to 4 bytes each. */
+#define USER_BYTES_MAX (CHAT_USER_MAX * 4)
+#define BLOCK_ID_MAX (CHAT_TENANT_MAX + 2 * USER_BYTES_MAX + 3)
 
 static const chat_store_index_t block_indexes[] = {
     {BLOCKS_COLLECTION, "user_target", true, {"tenant", "user", "target", NULL}},
@@ -58,7 +60,7 @@ static void blocks_list(const api_req_t *req, api_resp_t *resp)
 {
     const char *user = path_user(req, resp, 0, "user");
     int limit;
-    char after[CHAT_USER_MAX + 8];
+    char after[USER_BYTES_MAX + 1];
     if (user == NULL || !api_page_params(req, resp, &limit, after, sizeof after))
         return;
     bson_t *filter = BCON_NEW("tenant", BCON_UTF8(req->tenant), "user", BCON_UTF8(user));
@@ -78,7 +80,7 @@ static void blocks_list(const api_req_t *req, api_resp_t *resp)
     const bson_t *doc;
     int n = 0;
     bool more = false, ok = arr != NULL;
-    char last[CHAT_USER_MAX + 1] = "";
+    char last[USER_BYTES_MAX + 1] = "";
     while (ok && mongoc_cursor_next(cursor, &doc)) {
         bson_iter_t it;
         if (!bson_iter_init_find(&it, doc, "target") || !BSON_ITER_HOLDS_UTF8(&it))

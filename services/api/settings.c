@@ -25,7 +25,7 @@ typedef struct int_setting {
 
 static const int_setting_t int_settings[] = {
     {"limits", "connections", 1, 1000000, 10000}, {"limits", "messages_per_s", 1, 100000, 1000},
-    {"limits", "api_calls_per_s", 1, 10000, 100}, {"limits", "members_per_room", 1, 100000, 10000},
+    {"limits", "api_calls_per_s", 1, 10000, 100}, {"limits", "members_per_room", 1, 100000, 1000},
     {"email", "digest_delay_s", 60, 86400, 900},
 };
 #define INT_SETTINGS (sizeof int_settings / sizeof int_settings[0])
@@ -263,6 +263,13 @@ static chat_err_t settings_load(api_ctx_t *ctx, const char *tenant, cJSON **out,
     *out = api_settings_defaults();
     if (*out == NULL)
         return CHAT_ERR_NOMEM;
+    /* The members limit of a tenant that set none is the service's (CHAT_API_MAX_MEMBERS),
+     * which rooms.c enforces: shown as it is enforced. */
+    const int_setting_t *members = int_setting_find("limits", "members_per_room");
+    if (ctx->max_members >= members->min && ctx->max_members <= members->max)
+        cJSON_ReplaceItemInObjectCaseSensitive(cJSON_GetObjectItemCaseSensitive(*out, "limits"),
+                                               "members_per_room",
+                                               cJSON_CreateNumber((double)ctx->max_members));
     *updated = 0;
     mongoc_client_t *client = chat_store_acquire(ctx->store);
     mongoc_collection_t *col = chat_store_collection(ctx->store, client, API_SETTINGS_COLLECTION);

@@ -33,9 +33,9 @@ static chat_err_t online_users(chat_redis_t *redis, const char *key, int64_t now
             const char *colon = memchr(m->str, ':', m->len);
             if (colon == NULL)
                 continue;
-            char user[CHAT_USER_MAX + 1];
+            char user[CHAT_USER_MAX * 4 + 1]; /* characters of up to 4 bytes */
             size_t len = m->len - (size_t)(colon + 1 - m->str);
-            if (len == 0 || len > CHAT_USER_MAX)
+            if (len == 0 || len >= sizeof user)
                 continue;
             memcpy(user, colon + 1, len);
             user[len] = '\0';

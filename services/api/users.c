@@ -74,6 +74,35 @@ static void user_rooms(const api_req_t *req, api_resp_t *resp)
     api_json(resp, 200, o);
 }
 
+/* Location: /v1/users/{user}/erasure/{id}, the user percent-encoded (ids may hold any
+ * printable character); left out if it does not fit the header's buffer (the body has the
+ * job's id). */
+static void erasure_location(api_resp_t *resp, const char *user, const char *id)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    char *out = resp->location, *end = resp->location + sizeof resp->location;
+    int n = snprintf(out, (size_t)(end - out), "/v1/users/");
+    out += n;
+    for (const unsigned char *c = (const unsigned char *)user; *c != '\0'; c++) {
+        bool plain = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+                     (*c >= '0' && *c <= '9') || *c == '-' || *c == '.' || *c == '_' || *c == '~';
+        if (end - out < 4) {
+            resp->location[0] = '\0';
+            return;
+        }
+        if (plain) {
+            *out++ = (char)*c;
+        } else {
+            *out++ = '%';
+            *out++ = hex[*c >> 4];
+            *out++ = hex[*c & 15];
+        }
+    }
+    n = snprintf(out, (size_t)(end - out), "/erasure/%s", id);
+    if (n < 0 || n >= end - out)
+        resp->location[0] = '\0';
+}
+
 /* DELETE /v1/users/{user} -> 202 {job, state: "queued"}, Location: its erasure resource. */
 static void user_erase(const api_req_t *req, api_resp_t *resp)
 {
@@ -95,7 +124,7 @@ static void user_erase(const api_req_t *req, api_resp_t *resp)
         api_error_from(req, resp, CHAT_ERR_NOMEM, "answering the erasure");
         return;
     }
-    snprintf(resp->location, sizeof resp->location, "/v1/users/%s/erasure/%s", user, id);
+    erasure_location(resp, user, id);
     api_json(resp, 202, o);
 }
 

@@ -3,8 +3,9 @@
  * refused, paging, remove (204, then 404). Settings: the defaults of a fresh tenant, a PATCH
  * merged and read back, refusals naming the field. Stats: a fresh tenant's counts before and
  * after a user connects and sends. Exports: a room of 300 messages exported as exactly its
- * lines in (room, seq) order, no partial file left, another tenant's id not found. A user's
- * rooms: the gateway's rooms frame and the api's answer list the same entries. Erasure:
+ * lines in (room, seq) order, no partial file left, another tenant's id not found; every room
+ * of the tenant past one batch; a job whose runner died taken over, a held one left alone. A
+ * user's rooms: the gateway's rooms frame and the api's answer list the same entries. Erasure:
  * a user's messages in a public and a dm room become deleted in MongoDB (others' untouched),
  * their read marks, room list entries, blocks and private membership go, the job ends done. */
 #include <check.h>
@@ -250,7 +251,7 @@ START_TEST(test_settings)
     ck_assert_int_eq(a.status, 200);
     ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(a.body, "allowed_origins")), 0);
     ck_assert_int_eq(sub_int(a.body, "limits", "connections"), 10000);
-    ck_assert_int_eq(sub_int(a.body, "limits", "members_per_room"), 10000);
+    ck_assert_int_eq(sub_int(a.body, "limits", "members_per_room"), 1000);
     ck_assert(cJSON_IsFalse(cJSON_GetObjectItem(cJSON_GetObjectItem(a.body, "push"), "enabled")));
     ck_assert(cJSON_IsNull(cJSON_GetObjectItem(cJSON_GetObjectItem(a.body, "email"), "from")));
     cJSON_Delete(a.body);
@@ -397,6 +398,126 @@ START_TEST(test_export_room)
     cJSON_Delete(api_expect("POST", "/exports", "{\"room\":\"not a room\"}", 400));
     cJSON_Delete(api_expect("POST", "/exports", "{\"from\":10,\"to\":5}", 400));
     cJSON_Delete(api_expect("POST", "/exports", "{\"rooms\":[]}", 400));
+}
+END_TEST
+
+/* Every room of the tenant, more than one batch (1000) of messages: the lines run in (room,
+ * seq) order without a repeat or a hole, the two rooms filled here in full, as many lines as
+ * the job counted. */
+START_TEST(test_export_tenant)
+{
+    enum { N = 600 };
+    char a[64], b[64];
+    chat_test_unique(a, sizeof a, "expall-a");
+    chat_test_unique(b, sizeof b, "expall-b");
+    chat_tc_fill_room(0, a, N, 4, export_text, NULL, NULL);
+    chat_tc_fill_room(1, b, N, 4, export_text, NULL, NULL);
+    http_answer_t created = api_call("POST", "/exports", "{}");
+    ck_assert_int_eq(created.status, 202);
+    char path[128];
+    snprintf(path, sizeof path, "/exports/%s", chat_json_str(created.body, "id"));
+    cJSON_Delete(created.body);
+    cJSON *job = job_wait(path);
+    ck_assert_msg(strcmp(chat_json_str(job, "state"), "done") == 0, "export failed: %s",
+                  chat_json_str(job, "error"));
+    int64_t done = chat_json_int(cJSON_GetObjectItem(job, "progress"), "done");
+    ck_assert_int_gt(done, 2 * N);
+    char file[4096];
+    snprintf(file, sizeof file, "%s/%s", chat_test_stack_get("CHAT_API_EXPORT_DIR"),
+             chat_json_str(job, "path"));
+    cJSON_Delete(job);
+    FILE *f = fopen(file, "r");
+    ck_assert_msg(f != NULL, "no export file %s", file);
+    char line[8192], prev_room[256] = "";
+    int64_t prev_seq = 0, lines = 0, in_a = 0, in_b = 0;
+    while (fgets(line, sizeof line, f) != NULL) {
+        cJSON *m = cJSON_Parse(line);
+        ck_assert_msg(m != NULL, "line %ld is not JSON", (long)lines);
+        const char *room = chat_json_str(m, "room");
+        int64_t seq = chat_json_int(m, "seq");
+        int order = strcmp(room, prev_room);
+        ck_assert_msg(order > 0 || (order == 0 && seq > prev_seq), "%s #%ld after %s #%ld", room,
+                      (long)seq, prev_room, (long)prev_seq);
+        if (strcmp(room, a) == 0)
+            ck_assert_int_eq(seq, ++in_a);
+        if (strcmp(room, b) == 0)
+            ck_assert_int_eq(seq, ++in_b);
+        snprintf(prev_room, sizeof prev_room, "%s", room);
+        prev_seq = seq;
+        cJSON_Delete(m);
+        lines++;
+    }
+    fclose(f);
+    ck_assert_int_eq(in_a, N);
+    ck_assert_int_eq(in_b, N);
+    ck_assert_int_eq(lines, done);
+}
+END_TEST
+
+/* The runner takes over a job whose lease expired (its runner died) and runs it from the
+ * start, and leaves alone one whose lease holds. The two are written as a dead and a live
+ * runner would have left them. */
+START_TEST(test_job_takeover)
+{
+    char room[64], dead[25], alive[25], path[128];
+    chat_test_unique(room, sizeof room, "takeover");
+    chat_tc_fill_room(0, room, 5, 1, export_text, NULL, NULL);
+    bson_oid_t oid;
+    bson_oid_init(&oid, NULL);
+    bson_oid_to_string(&oid, dead);
+    bson_oid_init(&oid, NULL);
+    bson_oid_to_string(&oid, alive);
+    int64_t now = chat_clock_wall_ms();
+    const char *tenant = chat_test_demo_tenant();
+    bson_t *docs[2];
+    docs[0] = BCON_NEW("_id", BCON_UTF8(dead), "tenant", BCON_UTF8(tenant), "kind", "export",
+                       "state", "running", "params", "{", "room", BCON_UTF8(room), "}", "progress",
+                       "{", "done", BCON_INT64(2), "total", BCON_INT64(5), "}", "created",
+                       BCON_INT64(now - 60000), "updated", BCON_INT64(now - 40000), "owner",
+                       "gone.0", "lease_until", BCON_INT64(now - 10000), "attempts", BCON_INT32(1));
+    docs[1] = BCON_NEW("_id", BCON_UTF8(alive), "tenant", BCON_UTF8(tenant), "kind", "export",
+                       "state", "running", "params", "{", "room", BCON_UTF8(room), "}", "progress",
+                       "{", "done", BCON_INT64(2), "total", BCON_INT64(5), "}", "created",
+                       BCON_INT64(now - 60000), "updated", BCON_INT64(now), "owner", "alive.0",
+                       "lease_until", BCON_INT64(now + 600000), "attempts", BCON_INT32(1));
+    chat_err_t results[2];
+    ck_assert_int_eq(
+        chat_store_insert_many(store, "jobs", (const bson_t *const *)docs, 2, true, results),
+        CHAT_OK);
+    snprintf(path, sizeof path, "/exports/%s", dead);
+    cJSON *job = job_wait(path);
+    ck_assert_msg(strcmp(chat_json_str(job, "state"), "done") == 0, "export failed: %s",
+                  chat_json_str(job, "error"));
+    ck_assert_int_eq(chat_json_int(cJSON_GetObjectItem(job, "progress"), "done"), 5);
+    char file[4096], line[1024];
+    snprintf(file, sizeof file, "%s/%s", chat_test_stack_get("CHAT_API_EXPORT_DIR"),
+             chat_json_str(job, "path"));
+    FILE *f = fopen(file, "r");
+    ck_assert_msg(f != NULL, "no export file %s", file);
+    int lines = 0;
+    while (fgets(line, sizeof line, f) != NULL)
+        lines++;
+    fclose(f);
+    ck_assert_int_eq(lines, 5);
+    cJSON_Delete(job);
+    /* the held one: untouched */
+    snprintf(path, sizeof path, "/exports/%s", alive);
+    job = api_expect("GET", path, NULL, 200);
+    ck_assert_str_eq(chat_json_str(job, "state"), "running");
+    ck_assert_int_eq(chat_json_int(cJSON_GetObjectItem(job, "progress"), "done"), 2);
+    ck_assert_int_eq(chat_json_int(job, "updated"), now);
+    cJSON_Delete(job);
+    bson_t *held = BCON_NEW("_id", BCON_UTF8(alive), "owner", "alive.0");
+    ck_assert_int_eq(mongo_count("jobs", held), 1);
+    /* gone before the stack's runner would take it over */
+    mongoc_client_t *client = chat_store_acquire(store);
+    mongoc_collection_t *col = chat_store_collection(store, client, "jobs");
+    ck_assert(mongoc_collection_delete_one(col, held, NULL, NULL, NULL));
+    mongoc_collection_destroy(col);
+    chat_store_release(store, client);
+    bson_destroy(held);
+    bson_destroy(docs[0]);
+    bson_destroy(docs[1]);
 }
 END_TEST
 
@@ -584,6 +705,8 @@ int main(void)
     tcase_add_test(tc, test_settings);
     tcase_add_test(tc, test_stats);
     tcase_add_test(tc, test_export_room);
+    tcase_add_test(tc, test_export_tenant);
+    tcase_add_test(tc, test_job_takeover);
     tcase_add_test(tc, test_user_rooms);
     tcase_add_test(tc, test_erase_user);
     suite_add_tcase(suite, tc);

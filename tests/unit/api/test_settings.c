@@ -34,13 +34,13 @@ START_TEST(test_defaults)
     char *s = cJSON_PrintUnformatted(d);
     ck_assert_str_eq(s, "{\"allowed_origins\":[],\"limits\":{\"connections\":10000,"
                         "\"messages_per_s\":1000,\"api_calls_per_s\":100,"
-                        "\"members_per_room\":10000},\"push\":{\"enabled\":false},"
+                        "\"members_per_room\":1000},\"push\":{\"enabled\":false},"
                         "\"email\":{\"from\":null,\"digest_delay_s\":900}}");
     api_settings_t t;
     api_settings_from_json(d, &t);
     ck_assert_int_eq(t.connections, 10000);
     ck_assert_int_eq(t.api_calls_per_s, 100);
-    ck_assert_int_eq(t.members_per_room, 10000);
+    ck_assert_int_eq(t.members_per_room, 1000);
     ck_assert(!t.push_enabled);
     ck_assert_uint_eq(t.allowed_origins, 0);
     cJSON_free(s);
