@@ -16,7 +16,8 @@ import traceback
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 
-from api_client import Api, Contract, Tenant, q, server_token, stack_load, unique, user_token  # noqa: E402
+from api_client import (Api, Contract, Tenant, jwt_sign, q, server_token,  # noqa: E402
+                        stack_load, unique, user_token)
 
 # Documented statuses this test cannot provoke on a shared stack, and why.
 UNPROVOKED = {
@@ -101,7 +102,6 @@ def auth():
     expect(api.call("GET", "/rooms", user_token(A.id, A.secret, alice)), 401,
            "a user token (sub, no server scope)")
     now = int(time.time())
-    from api_client import jwt_sign
     expect(api.call("GET", "/rooms", jwt_sign({"tid": A.id, "scope": "server", "sub": alice,
                                                 "iat": now, "exp": now + 60}, A.secret)),
            401, "a server-scoped token with sub")
