@@ -456,6 +456,9 @@ def idempotency():
                             headers={"Idempotency-Key": key}), 201,
                    "the same create with the same key: the first answer, not 409")
     check(first.json == again.json, "the repeat answers the first body")
+    check(again.headers.get("idempotent-replayed") == "true"
+          and again.headers.get("x-request-id") != first.headers.get("x-request-id"),
+          "the repeat says Idempotent-Replayed and has a request id of its own")
     # The key names the request: the same method and path with another body is a repeat too.
     other = unique("idem")
     r = expect(api.call("POST", "/rooms", tok, {"room": other}, headers={"Idempotency-Key": key}),

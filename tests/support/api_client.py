@@ -210,6 +210,7 @@ class Api:
         self.seen = set()  # (METHOD, template, status)
         self.violations = []
         self.calls = 0
+        self.request_ids = {}  # X-Request-Id -> the first call that carried it
 
     def call(self, method, path, token=None, body=None, raw=None, query=None, headers=None,
              content_type="application/json", timeout=30):
@@ -253,8 +254,14 @@ class Api:
     def check(self, method, path, a):
         """Records a and checks it against the contract."""
         where = f"{method} {path} -> {a.status}"
-        if not a.headers.get("x-request-id"):
+        rid = a.headers.get("x-request-id")
+        if not rid:
             self.violations.append(f"{where}: no X-Request-Id")
+        elif rid in self.request_ids:
+            self.violations.append(f"{where}: X-Request-Id {rid} again (first: "
+                                   f"{self.request_ids[rid]})")
+        else:
+            self.request_ids[rid] = where
         tpl = self.contract.template_of(path.split("?")[0])
         if tpl is None or self.contract.operation(method, tpl) is None:
             return  # not a documented operation (405, unknown paths): only the header
