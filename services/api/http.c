@@ -44,6 +44,8 @@
 #define SECRETS_MAX 10000
 #define STATUS_CLASSES 5 /* 1xx .. 5xx */
 #define MAX_ROUTES 128
+#define SETTINGS_COLLECTION "settings"
+#define RATE_REFRESH_MS 2000 /* a tenant's api_calls_per_s applies within this */
 #define MAX_QUERY_VALUES 16
 
 /* One registered route with its series. */
@@ -54,6 +56,12 @@ typedef struct route {
     chat_counter_t *requests[STATUS_CLASSES];
     chat_histogram_t *latency;
 } route_t;
+
+/* A tenant's rate limit: its bucket, and when its rate was last read from its settings. */
+typedef struct rate_bucket {
+    chat_token_bucket_t tb;
+    int64_t checked_us; /* monotonic */
+} rate_bucket_t;
 
 /* A tenant's cached secret (missing: the tenant does not exist). */
 typedef struct secret_entry {
@@ -541,25 +549,74 @@ static int auth_check(api_core_t *core, struct MHD_Connection *conn, char *tenan
     return 0;
 }
 
-/* Takes a token of tenant's bucket. Returns 0 or the seconds to wait (Retry-After). */
+/* The tenant's rate from its settings (limits.api_calls_per_s, docs/server-api.md), or
+ * def when it set none or they cannot be read (logged). */
+static double tenant_rate(api_core_t *core, const char *tenant, double def)
+{
+    double rate = def;
+    mongoc_client_t *client = chat_store_acquire(core->ctx->store);
+    mongoc_collection_t *coll =
+        chat_store_collection(core->ctx->store, client, SETTINGS_COLLECTION);
+    bson_t *filter = BCON_NEW("_id", BCON_UTF8(tenant));
+    bson_t *opts = BCON_NEW("limit", BCON_INT64(1));
+    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(coll, filter, opts, NULL);
+    const bson_t *doc;
+    bson_iter_t it, sub;
+    if (mongoc_cursor_next(cur, &doc) && bson_iter_init(&it, doc) &&
+        bson_iter_find_descendant(&it, "limits.api_calls_per_s", &sub) &&
+        BSON_ITER_HOLDS_NUMBER(&sub) && bson_iter_as_double(&sub) > 0)
+        rate = bson_iter_as_double(&sub);
+    bson_error_t error;
+    if (mongoc_cursor_error(cur, &error))
+        chat_log_warn("tenant settings not readable: the default rate applies",
+                      CHAT_F_STR("tenant", tenant), CHAT_F_STR("error", error.message));
+    mongoc_cursor_destroy(cur);
+    bson_destroy(opts);
+    bson_destroy(filter);
+    mongoc_collection_destroy(coll);
+    chat_store_release(core->ctx->store, client);
+    return rate;
+}
+
+/* Takes a token of tenant's bucket. Returns 0 or the seconds to wait (Retry-After). The
+ * bucket's rate follows the tenant's settings, read again every RATE_REFRESH_MS by one of the
+ * requests (outside the lock); the burst keeps the configured ratio to the rate. */
 static int rate_take(api_core_t *core, const char *tenant)
 {
     int64_t now = chat_clock_mono_us();
     int wait = 0;
+    bool refresh = false;
     pthread_mutex_lock(&core->lock);
-    chat_token_bucket_t *tb = chat_strmap_get(core->buckets, tenant);
-    if (tb == NULL) {
-        tb = malloc(sizeof *tb);
-        if (tb != NULL) {
-            chat_token_bucket_init(tb, core->conf.rate, core->conf.burst, now);
-            if (!chat_strmap_put(core->buckets, tenant, tb)) {
-                free(tb);
-                tb = NULL;
+    rate_bucket_t *b = chat_strmap_get(core->buckets, tenant);
+    if (b == NULL) {
+        b = calloc(1, sizeof *b);
+        if (b != NULL) {
+            chat_token_bucket_init(&b->tb, core->conf.rate, core->conf.burst, now);
+            b->checked_us = now - RATE_REFRESH_MS * 1000;
+            if (!chat_strmap_put(core->buckets, tenant, b)) {
+                free(b);
+                b = NULL;
             }
         }
     }
-    if (tb != NULL && !chat_token_bucket_take(tb, now)) {
-        wait = (int)ceil((1.0 - tb->tokens) / tb->rate);
+    if (b != NULL && now - b->checked_us >= RATE_REFRESH_MS * 1000) {
+        b->checked_us = now;
+        refresh = true;
+    }
+    pthread_mutex_unlock(&core->lock);
+    if (refresh) {
+        double rate = tenant_rate(core, tenant, core->conf.rate);
+        double burst = rate * core->conf.burst / core->conf.rate;
+        pthread_mutex_lock(&core->lock);
+        b->tb.rate = rate;
+        b->tb.burst = burst < 1 ? 1 : burst;
+        if (b->tb.tokens > b->tb.burst)
+            b->tb.tokens = b->tb.burst;
+        pthread_mutex_unlock(&core->lock);
+    }
+    pthread_mutex_lock(&core->lock);
+    if (b != NULL && !chat_token_bucket_take(&b->tb, now)) {
+        wait = (int)ceil((1.0 - b->tb.tokens) / b->tb.rate);
         if (wait < 1)
             wait = 1;
     }
@@ -598,7 +655,7 @@ static chat_err_t idempotency_find(api_ctx_t *ctx, const char *id, const char *m
     while (mongoc_cursor_next(cur, &doc)) {
         bson_iter_t it;
         int64_t created = 0, status = 0;
-        const char *m = NULL, *p = NULL, *body = NULL;
+        const char *m = NULL, *p = NULL, *body = NULL, *location = NULL;
         if (bson_iter_init_find(&it, doc, "created") && BSON_ITER_HOLDS_NUMBER(&it))
             created = bson_iter_as_int64(&it);
         if (bson_iter_init_find(&it, doc, "status") && BSON_ITER_HOLDS_NUMBER(&it))
@@ -609,6 +666,8 @@ static chat_err_t idempotency_find(api_ctx_t *ctx, const char *id, const char *m
             p = bson_iter_utf8(&it, NULL);
         if (bson_iter_init_find(&it, doc, "body") && BSON_ITER_HOLDS_UTF8(&it))
             body = bson_iter_utf8(&it, NULL);
+        if (bson_iter_init_find(&it, doc, "location") && BSON_ITER_HOLDS_UTF8(&it))
+            location = bson_iter_utf8(&it, NULL);
         if (created < oldest || m == NULL || p == NULL || status < 200 || status > 499)
             continue; /* expired (or not ours): the request runs again */
         *found = true;
@@ -617,6 +676,7 @@ static chat_err_t idempotency_find(api_ctx_t *ctx, const char *id, const char *m
         } else {
             resp->status = (int)status;
             resp->body = body != NULL && body[0] != '\0' ? cJSON_Parse(body) : NULL;
+            snprintf(resp->location, sizeof resp->location, "%s", location != NULL ? location : "");
         }
     }
     bson_error_t error;
@@ -634,11 +694,13 @@ static chat_err_t idempotency_find(api_ctx_t *ctx, const char *id, const char *m
     return err;
 }
 
-/* Stores the answer of id (status and body text); a failure is logged and otherwise ignored:
- * the answer goes out, a repeat would run again. */
+/* Stores the answer of id (status, Location and body text); a failure is logged and otherwise
+ * ignored: the answer goes out, a repeat would run again. */
 static void idempotency_store(api_ctx_t *ctx, const char *id, const char *tenant,
-                              const char *method, const char *path, int status, const char *body)
+                              const char *method, const char *path, const api_resp_t *resp,
+                              const char *body)
 {
+    int status = resp->status;
     mongoc_client_t *client = chat_store_acquire(ctx->store);
     mongoc_collection_t *coll = chat_store_collection(ctx->store, client, IDEMPOTENCY_COLLECTION);
     bson_t *filter = BCON_NEW("_id", BCON_UTF8(id));
@@ -646,6 +708,8 @@ static void idempotency_store(api_ctx_t *ctx, const char *id, const char *tenant
         BCON_NEW("_id", BCON_UTF8(id), "tenant", BCON_UTF8(tenant), "method", BCON_UTF8(method),
                  "path", BCON_UTF8(path), "status", BCON_INT32(status), "body",
                  BCON_UTF8(body != NULL ? body : ""), "created", BCON_INT64(chat_clock_wall_ms()));
+    if (resp->location[0] != '\0')
+        BSON_APPEND_UTF8(doc, "location", resp->location); /* a 202's job */
     bson_t *opts = BCON_NEW("upsert", BCON_BOOL(true));
     bson_error_t error;
     if (!mongoc_collection_replace_one(coll, filter, doc, opts, NULL, &error))
@@ -893,7 +957,7 @@ static enum MHD_Result request_handle(api_core_t *core, struct MHD_Connection *c
     char *text = resp_text(&resp, &len);
     /* Stored before the answer leaves: a repeat sent right after it finds it. */
     if (idem_id[0] != '\0' && !replay && status < 500) {
-        idempotency_store(core->ctx, idem_id, tenant, method_names[req.method], url, status, text);
+        idempotency_store(core->ctx, idem_id, tenant, method_names[req.method], url, &resp, text);
         idempotency_sweep(core);
     }
     enum MHD_Result ret = respond_with(conn, st, &resp, text, len);

@@ -14,6 +14,7 @@
 #include <cjson/cJSON.h>
 
 #include "common/jwt.h"
+#include "common/store.h"
 #include "tests/support/chat.h"
 #include "tests/support/stack.h"
 #include "tests/support/util.h"
@@ -279,6 +280,40 @@ START_TEST(test_rate_limit_and_rotation)
 }
 END_TEST
 
+START_TEST(test_rate_from_settings)
+{
+    /* limits.api_calls_per_s of the tenant's settings document (docs/server-api.md) is its
+     * rate, with a burst in the configured proportion (2 s): 20 calls at once over 1/s. */
+    char tenant[96], secret[64];
+    chat_test_tenant_create(tenant, sizeof tenant, secret, sizeof secret);
+    chat_store_t *st = NULL;
+    ck_assert_int_eq(chat_store_new(chat_test_stack_get("CHAT_MONGO_URI"), "test-175", &st),
+                     CHAT_OK);
+    mongoc_client_t *client = chat_store_acquire(st);
+    mongoc_collection_t *coll = chat_store_collection(st, client, "settings");
+    bson_t *doc =
+        BCON_NEW("_id", BCON_UTF8(tenant), "limits", "{", "api_calls_per_s", BCON_INT32(1), "}");
+    bson_error_t error;
+    ck_assert_msg(mongoc_collection_insert_one(coll, doc, NULL, NULL, &error), "%s", error.message);
+    bson_destroy(doc);
+    mongoc_collection_destroy(coll);
+    chat_store_release(st, client);
+    chat_store_destroy(st);
+    char *tok = server_token(tenant, secret);
+    int limited = 0;
+    for (int i = 0; i < 20; i++) {
+        answer_t a = call("GET", "/v1/rooms", tok, NULL);
+        if (a.status == 429)
+            limited++;
+        else
+            ck_assert_int_eq(a.status, 200);
+        cJSON_Delete(a.body);
+    }
+    ck_assert_int_ge(limited, 15);
+    free(tok);
+}
+END_TEST
+
 START_TEST(test_rooms_and_members)
 {
     char *tok = demo_token();
@@ -537,6 +572,7 @@ int main(void)
     tcase_add_test(tc, test_auth);
     tcase_add_test(tc, test_bodies);
     tcase_add_test(tc, test_rate_limit_and_rotation);
+    tcase_add_test(tc, test_rate_from_settings);
     tcase_add_test(tc, test_rooms_and_members);
     tcase_add_test(tc, test_idempotency);
     tcase_add_test(tc, test_system_message);
