@@ -1,7 +1,7 @@
 /* POST /v1/exports starts an export job; GET /v1/exports/{id} reads it. The job pages through
  * the tenant's `messages` in (room, seq) order, a bounded batch at a time, writes one line per
- * message to <export dir>/<tenant>/<id>.jsonl.part, fsyncs it and renames it to .jsonl; any
- * failure removes the partial file and fails the job. Re-running a job rewrites the file. */
+ * message to <export dir>/<tenant>/<id>.<attempt>.jsonl.part, fsyncs it and renames it to
+ * <id>.jsonl; any failure removes the partial file and fails the job. */
 #include "services/api/exports.h"
 
 #include <errno.h>
@@ -277,11 +277,13 @@ chat_err_t api_export_run(api_job_t *job, char *error, size_t errlen)
     params_read(api_job_params(job), &p);
     char dir[EXPORT_PATH_MAX], part[EXPORT_PATH_MAX], final[EXPORT_PATH_MAX], rel[256];
     int dlen = snprintf(dir, sizeof dir, "%s/%s", ctx->export_dir, tenant);
-    if (dlen < 0 || (size_t)dlen + 1 + API_JOB_ID_LEN + sizeof ".jsonl.part" > sizeof dir) {
+    if (dlen < 0 || (size_t)dlen + 1 + API_JOB_ID_LEN + 22 + sizeof ".jsonl.part" > sizeof dir) {
         snprintf(error, errlen, "the export directory's path is too long");
         return CHAT_ERR_CONFIG;
     }
-    snprintf(part, sizeof part, "%.*s/%s.jsonl.part", dlen, dir, api_job_id(job));
+    /* The attempt's own part file: a runner that lost its lease removes only its own. */
+    snprintf(part, sizeof part, "%.*s/%s.%lld.jsonl.part", dlen, dir, api_job_id(job),
+             (long long)api_job_attempt(job));
     snprintf(final, sizeof final, "%.*s/%s.jsonl", dlen, dir, api_job_id(job));
     snprintf(rel, sizeof rel, "%s/%s.jsonl", tenant, api_job_id(job));
     if (!dir_make(ctx->export_dir) || !dir_make(dir)) {

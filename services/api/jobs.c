@@ -40,6 +40,7 @@ struct api_job {
     char *tenant;
     char *kind;
     bson_t params;
+    int64_t attempt; /* the claim's attempts count: unique to this run of the job */
     int64_t done, total;
     int64_t written_ms; /* monotonic time of the last progress write */
     bool lost;          /* the lease went to another instance */
@@ -224,6 +225,11 @@ mongoc_client_t *api_job_client(const api_job_t *job)
     return job->client;
 }
 
+int64_t api_job_attempt(const api_job_t *job)
+{
+    return job->attempt;
+}
+
 chat_err_t api_job_set_result(api_job_t *job, const char *key, const char *value)
 {
     if (strcmp(key, "path") != 0)
@@ -399,6 +405,7 @@ static void runner_run(api_ctx_t *ctx, jobs_runner_t *r, mongoc_client_t *client
     job.tenant = strdup(tenant != NULL ? tenant : "");
     job.kind = strdup(kind != NULL ? kind : "");
     job.written_ms = chat_clock_mono_ms();
+    job.attempt = doc_int(doc, "attempts");
     bson_init(&job.params);
     bson_iter_t it;
     if (bson_iter_init_find(&it, doc, "params") && BSON_ITER_HOLDS_DOCUMENT(&it)) {
@@ -419,7 +426,7 @@ static void runner_run(api_ctx_t *ctx, jobs_runner_t *r, mongoc_client_t *client
     } else if (run == NULL) {
         err = CHAT_ERR_INVALID;
         snprintf(error, sizeof error, "unknown job kind");
-    } else if (doc_int(doc, "attempts") > JOBS_ATTEMPTS_MAX) {
+    } else if (job.attempt > JOBS_ATTEMPTS_MAX) {
         err = CHAT_ERR_IO;
         snprintf(error, sizeof error, "given up after %d attempts", JOBS_ATTEMPTS_MAX);
     } else {

@@ -72,6 +72,9 @@ const char *api_job_tenant(const api_job_t *job);
 const bson_t *api_job_params(const api_job_t *job);
 /* The MongoDB client the job works with (the runner's; never released by the kind). */
 mongoc_client_t *api_job_client(const api_job_t *job);
+/* Which claim of the job this run is (1, 2, ...): a runner whose lease was taken over may still
+ * be running its attempt while the next one runs, so what an attempt writes aside carries it. */
+int64_t api_job_attempt(const api_job_t *job);
 
 /* Records progress done of total; written (with the lease renewed) at most every
  * API_JOB_PROGRESS_EVERY_MS. Returns false when the kind must stop now: the service is
