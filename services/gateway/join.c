@@ -1,8 +1,9 @@
 /* Joining a room and resuming after a reconnect (see join.h): the join job, run twice on
- * workers (registration and then the access check on the room's shard, then the reads on any
+ * workers (the access check and the registration on the room's shard, then the reads on any
  * worker: the room's recent history in Redis, MongoDB when that cannot answer exactly), and its
- * answer on the loop, which hands `joined` and the replay to the session. The access check
- * (room_access.h) comes after the registration: a member removed after the check hears it as
+ * answer on the loop, which hands `joined` and the replay to the session. Access (room_access.h)
+ * is checked before the registration, so that a refused user never shows in the room, and a
+ * private room's membership once more after it: a member removed after that check hears it as
  * a notice in the room's stream, one removed before is not a member in MongoDB. */
 #include "services/gateway/join.h"
 
@@ -325,6 +326,18 @@ static void join_read_unread(join_job_t *j, chat_redis_t *redis)
     }
 }
 
+/* Checks the user's access to the room (known: the kind already known, or
+ * GW_ROOM_KIND_UNKNOWN); true if granted. On false, j->err (a failed read) or j->refused with
+ * j->verdict says why. */
+static bool join_access(join_job_t *j, gw_room_kind_t known)
+{
+    gw_gateway_t *gw = j->base.gw;
+    j->err = gw_access_check(gw->store, j->base.tenant, j->base.room, j->user, known, &j->kind,
+                             &j->verdict);
+    j->refused = j->err == CHAT_OK && j->verdict != GW_ACCESS_OK;
+    return j->err == CHAT_OK && !j->refused;
+}
+
 /* Runs twice: first on the room's shard worker, (1) the registration, in order with the
  * room's other registration changes; then, forwarded to any worker, (2) the reads, so that
  * many joins of one room do not queue behind each other's reads. */
@@ -338,6 +351,10 @@ static void join_run(gw_task_t *t, void *wctx)
         return;
     }
     if (!j->registered) {
+        /* (a) Before the registration, so that a refused user never shows in the room (no
+         * presence); free for a room known to be public. */
+        if (!j->dm && !join_access(j, j->kind))
+            return; /* the loop ends the subscription; nothing was registered */
         gw_registry_presence_t pres = gw_presence_listener(gw);
         j->err =
             gw_registry_join(redis, gw->id, chat_clock_wall_ms(), gw_registrations_ttl_ms(gw),
@@ -349,13 +366,11 @@ static void join_run(gw_task_t *t, void *wctx)
             return;
         }
         j->registered = true;
-        if (!j->dm) {
-            j->err = gw_access_check(gw->store, j->base.tenant, j->base.room, j->user, j->kind,
-                                     &j->kind, &j->verdict);
-            j->refused = j->err == CHAT_OK && j->verdict != GW_ACCESS_OK;
-            if (j->err != CHAT_OK || j->refused)
-                return; /* the loop ends the subscription, which releases the registration */
-        }
+        /* (b) A private room's membership again, now that the room's stream reaches this
+         * gateway: a removal after this check arrives as a notice, one before it is in
+         * MongoDB. */
+        if (!j->dm && j->kind == GW_ROOM_KIND_PRIVATE && !join_access(j, GW_ROOM_KIND_PRIVATE))
+            return; /* the loop ends the subscription, which releases the registration */
         gw_room_list_note_join(gw, redis, j->base.tenant, j->base.room, j->user);
         gw_task_forward(t, -1);
         return;
