@@ -31,7 +31,7 @@
 #include "services/gateway/presence.h"
 #include "services/gateway/registrations.h"
 #include "services/gateway/room_list.h"
-#include "services/gateway/send_check.h"
+#include "services/gateway/act_check.h"
 
 _Static_assert(GW_BUF_PRE >= LWS_PRE, "frame buffers need the headroom lws_write uses");
 
@@ -296,9 +296,9 @@ static chat_err_t op_submit_history(void *ud, const gw_history_req_t *req)
     return gw_history_submit(ud, req);
 }
 
-static chat_err_t op_submit_send_check(void *ud, const gw_send_req_t *req)
+static chat_err_t op_submit_act_check(void *ud, const gw_act_req_t *req)
 {
-    return gw_send_check_submit(ud, req);
+    return gw_act_check_submit(ud, req);
 }
 
 static chat_err_t op_send(void *ud, gw_session_t *s, const char *room, const char *cid,
@@ -439,7 +439,7 @@ chat_err_t gw_server_prepare(gw_gateway_t *gw)
         .submit_auth = op_submit_auth,
         .submit_join = op_submit_join,
         .submit_history = op_submit_history,
-        .submit_send_check = op_submit_send_check,
+        .submit_act_check = op_submit_act_check,
         .send = op_send,
         .update = op_update,
         .typing = op_typing,

@@ -42,6 +42,10 @@ struct gw_session {
     /* message assembly */
     char *rx;
     size_t rx_len, rx_cap;
+    /* The client frame being dispatched, as received (an action that needs a lookup keeps a
+     * copy); NULL outside dispatch. */
+    const char *cur_frame;
+    size_t cur_frame_len;
     bool rx_binary, in_msg;
     deferred_msg_t deferred[DEFERRED_MAX];
     size_t ndeferred;
@@ -306,37 +310,45 @@ static bool joined(const gw_session_t *s, const char *room)
     return sub != NULL && gw_sub_active(sub);
 }
 
-/* A send goes out without a lookup in a dm room (room_allowed checked it), in a room the
- * connection joined, or in a room the gateway knows to be public (a subscription's cache); a
- * known private room wants a join first; else the room's kind is read on a worker first. */
-static void on_send(gw_session_t *s, const gw_cframe_t *f)
+/* Acts on a valid send, edit, delete, react or read whose access is settled. */
+static void act(gw_session_t *s, const gw_cframe_t *f);
+
+/* Whether an action (send, edit, delete, react, read) in f->room may go ahead now: in a dm room
+ * (room_allowed checked it), in a room the connection joined, or in a room the gateway knows to
+ * be public (a subscription's cache) it may; a known private room wants a join first (answered
+ * here); else the room's kind is read on a worker first, and the frame acted on after
+ * (gw_session_act_checked). True: act now. */
+static bool act_now(gw_session_t *s, const gw_cframe_t *f)
 {
-    if (chat_room_is_dm(f->room) || joined(s, f->room)) {
-        send_produce(s, f->room, f->cid, f->text, f->rid);
-        return;
-    }
+    if (chat_room_is_dm(f->room) || joined(s, f->room))
+        return true;
     switch (gw_rooms_kind(s->env->rooms, s->claims.tenant, f->room)) {
     case GW_ROOM_KIND_PUBLIC:
-        send_produce(s, f->room, f->cid, f->text, f->rid);
-        return;
+        return true;
     case GW_ROOM_KIND_PRIVATE:
         send_error(s, GW_E_FORBIDDEN, "join the room first", f->rid, f->cid);
-        return;
+        return false;
     case GW_ROOM_KIND_UNKNOWN:
         break;
     }
-    if (s->env->ops->submit_send_check == NULL) {
-        send_produce(s, f->room, f->cid, f->text, f->rid);
-        return;
-    }
-    gw_send_req_t req = {.conn = s->id,
-                         .tenant = s->claims.tenant,
-                         .room = f->room,
-                         .cid = f->cid,
-                         .rid = f->rid,
-                         .text = f->text};
-    if (s->env->ops->submit_send_check(s->env->ud, &req) != CHAT_OK)
-        send_error(s, GW_E_INTERNAL, "message was not accepted; resend it", f->rid, f->cid);
+    if (s->env->ops->submit_act_check == NULL || s->cur_frame == NULL)
+        return true;
+    gw_act_req_t req = {.conn = s->id,
+                        .tenant = s->claims.tenant,
+                        .room = f->room,
+                        .cid = f->type == GW_C_SEND ? f->cid : NULL,
+                        .rid = f->rid,
+                        .frame = s->cur_frame,
+                        .frame_len = s->cur_frame_len};
+    if (s->env->ops->submit_act_check(s->env->ud, &req) != CHAT_OK)
+        gw_session_send_failed(s, f->rid, req.cid);
+    return false;
+}
+
+static void on_send(gw_session_t *s, const gw_cframe_t *f)
+{
+    if (act_now(s, f))
+        act(s, f);
 }
 
 /* A valid frame this gateway was built without (its op is NULL): bad_request, echoing rid
@@ -354,8 +366,8 @@ static void on_update(gw_session_t *s, const gw_cframe_t *f)
         unsupported(s, f);
         return;
     }
-    if (s->env->ops->update(s->env->ud, s, f) != CHAT_OK)
-        send_error(s, GW_E_INTERNAL, "request was not accepted; send it again", f->rid, NULL);
+    if (act_now(s, f))
+        act(s, f);
 }
 
 static void on_history(gw_session_t *s, const gw_cframe_t *f)
@@ -399,8 +411,29 @@ static void on_typing(gw_session_t *s, const gw_cframe_t *f)
  * the room's latest, in the room's order, and answers a bad one. */
 static void on_read(gw_session_t *s, const gw_cframe_t *f)
 {
-    if (s->env->ops->send_read(s->env->ud, s, f->room, f->seq, f->rid) != CHAT_OK)
-        send_error(s, GW_E_INTERNAL, "read mark was not accepted; retry", f->rid, NULL);
+    if (act_now(s, f))
+        act(s, f);
+}
+
+static void act(gw_session_t *s, const gw_cframe_t *f)
+{
+    switch (f->type) {
+    case GW_C_SEND:
+        send_produce(s, f->room, f->cid, f->text, f->rid);
+        break;
+    case GW_C_EDIT:
+    case GW_C_DELETE:
+    case GW_C_REACT:
+        if (s->env->ops->update(s->env->ud, s, f) != CHAT_OK)
+            send_error(s, GW_E_INTERNAL, "request was not accepted; send it again", f->rid, NULL);
+        break;
+    case GW_C_READ:
+        if (s->env->ops->send_read(s->env->ud, s, f->room, f->seq, f->rid) != CHAT_OK)
+            send_error(s, GW_E_INTERNAL, "read mark was not accepted; retry", f->rid, NULL);
+        break;
+    default:
+        break;
+    }
 }
 
 static void on_rooms(gw_session_t *s, const gw_cframe_t *f)
@@ -507,7 +540,10 @@ static void ready_message(gw_session_t *s, const char *data, size_t len, bool bi
         send_error(s, perr.code, perr.message, f.rid, f.cid);
     } else {
         count_frame(s, f.type);
+        s->cur_frame = data;
+        s->cur_frame_len = len;
         dispatch(s, &f);
+        s->cur_frame = NULL;
     }
     gw_cframe_clear(&f);
 }
@@ -727,18 +763,26 @@ void gw_session_refused(gw_session_t *s, gw_code_t code, const char *message, co
     send_error(s, code, message, rid_or_null(rid), cid);
 }
 
-void gw_session_send_checked(gw_session_t *s, const gw_send_req_t *req, gw_room_kind_t kind,
-                             bool gone)
+void gw_session_act_checked(gw_session_t *s, const gw_act_req_t *req, gw_room_kind_t kind,
+                            bool gone)
 {
     if (s->closing)
         return;
     const char *rid = rid_or_null(req->rid);
-    if (gone)
-        send_error(s, GW_E_NOT_FOUND, "room not found", rid, req->cid);
-    else if (kind == GW_ROOM_KIND_PRIVATE && !joined(s, req->room))
-        send_error(s, GW_E_FORBIDDEN, "join the room first", rid, req->cid);
-    else
-        send_produce(s, req->room, req->cid, req->text, rid);
+    gw_cframe_t f;
+    gw_cframe_error_t perr;
+    if (gw_cframe_parse(req->frame, req->frame_len, s->env->limits.max_text_chars, &f, &perr) !=
+        CHAT_OK) {
+        /* it parsed when it arrived: only memory can fail here */
+        gw_session_send_failed(s, rid, req->cid);
+    } else if (gone) {
+        send_error(s, GW_E_NOT_FOUND, "room not found", f.rid, f.cid);
+    } else if (kind == GW_ROOM_KIND_PRIVATE && !joined(s, f.room)) {
+        send_error(s, GW_E_FORBIDDEN, "join the room first", f.rid, f.cid);
+    } else {
+        act(s, &f);
+    }
+    gw_cframe_clear(&f);
 }
 
 void gw_session_room_ended(gw_session_t *s, const char *room, const char *reason)

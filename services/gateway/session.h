@@ -75,17 +75,19 @@ typedef struct gw_history_req {
     int64_t limit;
 } gw_history_req_t;
 
-/* A send to a room the connection did not join and whose kind the gateway does not know: the
- * room's kind is read first (services/gateway/send_check.c); a private or deleted room refuses
- * it. */
-typedef struct gw_send_req {
+/* An action in a room (send, edit, delete, react, read) on a connection that did not join the
+ * room, whose kind the gateway does not know: the room's kind is read first
+ * (services/gateway/act_check.c), then the frame is acted on; a private or deleted room refuses
+ * it. frame is the client frame as received (valid; parsed again after the lookup). */
+typedef struct gw_act_req {
     const char *conn;
     const char *tenant;
     const char *room;
-    const char *cid;
+    const char *cid; /* NULL unless a send */
     const char *rid;
-    const char *text;
-} gw_send_req_t;
+    const char *frame;
+    size_t frame_len;
+} gw_act_req_t;
 
 /* A user's room list (the `rooms` frame; services/gateway/room_list.c). */
 typedef struct gw_rooms_req {
@@ -109,9 +111,9 @@ typedef struct gw_session_ops {
      * means the request was not taken (out of memory): no answer will come. */
     chat_err_t (*submit_join)(void *ud, const gw_join_req_t *req);
     chat_err_t (*submit_history)(void *ud, const gw_history_req_t *req);
-    /* Look up the kind of the room of a send (gw_send_req_t); the answer comes through
-     * gw_session_send_checked. NULL: such sends are produced without a lookup. */
-    chat_err_t (*submit_send_check)(void *ud, const gw_send_req_t *req);
+    /* Look up the kind of the room of an action (gw_act_req_t); the answer comes through
+     * gw_session_act_checked. NULL: such actions go ahead without a lookup. */
+    chat_err_t (*submit_act_check)(void *ud, const gw_act_req_t *req);
     /* Produce a send to chat.inbound; failures reported later come through
      * gw_session_send_failed. Returns non-OK if it could not even be queued. */
     chat_err_t (*send)(void *ud, gw_session_t *s, const char *room, const char *cid,
@@ -233,11 +235,11 @@ void gw_session_rooms_done(gw_session_t *s, const char *rid, gw_buf_t *frame, gw
  * and cid (either may be NULL). */
 void gw_session_refused(gw_session_t *s, gw_code_t code, const char *message, const char *rid,
                         const char *cid);
-/* The kind of a send's room was read (gw_session_ops_t.submit_send_check): the send is
- * produced if kind is public, refused otherwise (gone: the room was deleted). Strings live
- * for the call. */
-void gw_session_send_checked(gw_session_t *s, const gw_send_req_t *req, gw_room_kind_t kind,
-                             bool gone);
+/* The kind of an action's room was read (gw_session_ops_t.submit_act_check): the action
+ * (req->frame) goes ahead if kind is public (or the connection joined the room meanwhile),
+ * is refused otherwise (gone: the room was deleted). Strings live for the call. */
+void gw_session_act_checked(gw_session_t *s, const gw_act_req_t *req, gw_room_kind_t kind,
+                            bool gone);
 /* A notice ended the session's subscription to room (member removed, room deleted): it
  * leaves the room (as a leave would, without touching the user's room list) and gets `left`
  * {room, reason}. No-op if it has no subscription to room. */

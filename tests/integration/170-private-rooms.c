@@ -280,6 +280,17 @@ START_TEST(test_private_room_access)
     ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(h, "msgs")), 1);
     cJSON_Delete(h);
     check_error(send_answer(a2, room, "a2", "not joined here"), "forbidden", "join the room first");
+    /* reactions, edits, deletes and read marks follow the same rule: on gateway 0 the room is
+     * known private from alice's subscription, on the other one its kind is read first */
+    static const char any_id[] = "0123456789abcdef01234567";
+    check_error(request(b, chat_client_frame_react(room, any_id, "x", true, "r1"), "r1"),
+                "forbidden", "join the room first");
+    check_error(request(b1, chat_client_frame_react(room, any_id, "x", true, "r2"), "r2"),
+                "forbidden", "join the room first");
+    check_error(request(b1, chat_client_frame_delete(room, any_id, "d1"), "d1"), "forbidden",
+                "join the room first");
+    check_error(request(b1, chat_client_frame_read(room, 1, "m1"), "m1"), "forbidden",
+                "join the room first");
 
     check_error(request(a, chat_client_frame_join(gone, -1, "j2"), "j2"), "not_found",
                 "room not found");

@@ -41,6 +41,7 @@ typedef struct fake {
     int typings, typing_throttled;
     char typing_room[64];
     int reads;
+    int updates;
     char read_room[64], read_rid[64];
     int64_t read_seq;
     int rooms_calls;
@@ -128,6 +129,15 @@ static void op_count_typing_throttled(void *ud)
     fake.typing_throttled++;
 }
 
+static chat_err_t op_update(void *ud, gw_session_t *s, const gw_cframe_t *f)
+{
+    (void)ud;
+    (void)s;
+    (void)f;
+    fake.updates++;
+    return CHAT_OK;
+}
+
 static chat_err_t op_send_read(void *ud, gw_session_t *s, const char *room, int64_t seq,
                                const char *rid)
 {
@@ -200,6 +210,7 @@ static const gw_session_ops_t ops = {
     .send = op_send,
     .typing = op_typing,
     .count_typing_throttled = op_count_typing_throttled,
+    .update = op_update,
     .send_read = op_send_read,
     .submit_rooms = op_submit_rooms,
     .note_leave = op_note_leave,
@@ -1030,27 +1041,37 @@ END_TEST
 
 static struct {
     int calls;
-    char room[64], cid[64], text[64];
+    char room[64], cid[64], frame[256];
 } checks;
 
-static chat_err_t op_submit_send_check(void *ud, const gw_send_req_t *req)
+static chat_err_t op_submit_act_check(void *ud, const gw_act_req_t *req)
 {
     (void)ud;
     checks.calls++;
     snprintf(checks.room, sizeof checks.room, "%s", req->room);
-    snprintf(checks.cid, sizeof checks.cid, "%s", req->cid);
-    snprintf(checks.text, sizeof checks.text, "%s", req->text);
+    snprintf(checks.cid, sizeof checks.cid, "%s", req->cid != NULL ? req->cid : "");
+    snprintf(checks.frame, sizeof checks.frame, "%.*s", (int)req->frame_len, req->frame);
     return CHAT_OK;
 }
 
-/* The environment of a gateway that looks up the kind of a room before an unjoined send. */
+/* Answers the last action check with kind (gone: the room was deleted). */
+static void act_answer(gw_room_kind_t kind, bool gone)
+{
+    gw_act_req_t req = {.room = checks.room,
+                        .cid = checks.cid[0] != '\0' ? checks.cid : NULL,
+                        .frame = checks.frame,
+                        .frame_len = strlen(checks.frame)};
+    gw_session_act_checked(sess, &req, kind, gone);
+}
+
+/* The environment of a gateway that looks up the kind of a room before an unjoined action. */
 static gw_session_ops_t ops_checked;
 
-static void use_send_checks(void)
+static void use_act_checks(void)
 {
     memset(&checks, 0, sizeof checks);
     ops_checked = ops;
-    ops_checked.submit_send_check = op_submit_send_check;
+    ops_checked.submit_act_check = op_submit_act_check;
     env.ops = &ops_checked;
 }
 
@@ -1102,18 +1123,18 @@ END_TEST
  * until its last subscription goes. */
 START_TEST(test_send_rules_of_private_rooms)
 {
-    use_send_checks();
+    use_act_checks();
     authenticate();
     rx("{\"type\":\"send\",\"room\":\"general\",\"cid\":\"c1\",\"text\":\"hi\"}");
     ck_assert_int_eq(checks.calls, 1);
     ck_assert_int_eq(fake.sends, 0);
-    ck_assert_str_eq(checks.text, "hi");
-    gw_send_req_t req = {.room = "general", .cid = "c1", .text = "hi"};
-    gw_session_send_checked(sess, &req, GW_ROOM_KIND_PRIVATE, false);
+    ck_assert_str_eq(checks.cid, "c1");
+    ck_assert(strstr(checks.frame, "\"text\":\"hi\"") != NULL);
+    act_answer(GW_ROOM_KIND_PRIVATE, false);
     expect("error", "forbidden", NULL, "c1");
-    gw_session_send_checked(sess, &req, GW_ROOM_KIND_PUBLIC, true);
+    act_answer(GW_ROOM_KIND_PUBLIC, true);
     expect("error", "not_found", NULL, "c1");
-    gw_session_send_checked(sess, &req, GW_ROOM_KIND_PUBLIC, false);
+    act_answer(GW_ROOM_KIND_PUBLIC, false);
     ck_assert_int_eq(fake.sends, 1);
     ck_assert_str_eq(fake.send_cid, "c1");
     expect_empty();
@@ -1159,6 +1180,49 @@ START_TEST(test_send_rules_of_private_rooms)
     ck_assert(fake.history.allowed);
     gw_session_refused(sess, GW_E_FORBIDDEN, "not a member", "h1", NULL);
     expect("error", "forbidden", "h1", NULL);
+}
+END_TEST
+
+/* Edits, deletes, reactions and read marks follow the rules of sends: outside a joined room
+ * whose kind is unknown they wait for the lookup, a private room refuses them (join first). */
+START_TEST(test_actions_of_private_rooms)
+{
+    use_act_checks();
+    authenticate();
+    rx("{\"type\":\"react\",\"room\":\"general\",\"id\":\"0123456789abcdef01234567\","
+       "\"emoji\":\"x\",\"on\":true,\"rid\":\"r1\"}");
+    ck_assert_int_eq(checks.calls, 1);
+    ck_assert_str_eq(checks.cid, "");
+    ck_assert_int_eq(fake.updates, 0);
+    act_answer(GW_ROOM_KIND_PRIVATE, false);
+    expect("error", "forbidden", "r1", NULL);
+    ck_assert_int_eq(fake.updates, 0);
+    act_answer(GW_ROOM_KIND_PUBLIC, false);
+    ck_assert_int_eq(fake.updates, 1);
+    expect_empty();
+
+    rx("{\"type\":\"read\",\"room\":\"general\",\"seq\":3,\"rid\":\"m1\"}");
+    ck_assert_int_eq(checks.calls, 2);
+    ck_assert_int_eq(fake.reads, 0);
+    act_answer(GW_ROOM_KIND_PUBLIC, true);
+    expect("error", "not_found", "m1", NULL);
+    act_answer(GW_ROOM_KIND_PUBLIC, false);
+    ck_assert_int_eq(fake.reads, 1);
+
+    /* a known private room refuses at once */
+    rx("{\"type\":\"join\",\"room\":\"general\",\"rid\":\"j1\"}");
+    join_answer(GW_ROOM_KIND_PRIVATE, false, GW_E_BAD_REQUEST, NULL);
+    expect("joined", NULL, "j1", NULL);
+    gw_session_t *other = gw_session_new(&env, "0.abc.2", NULL);
+    gw_session_t *mine = sess;
+    sess = other;
+    authenticate_as("bob", NULL, 0);
+    rx("{\"type\":\"delete\",\"room\":\"general\",\"id\":\"0123456789abcdef01234567\","
+       "\"rid\":\"d1\"}");
+    expect("error", "forbidden", "d1", NULL);
+    ck_assert_int_eq(checks.calls, 2);
+    gw_session_free(other);
+    sess = mine;
 }
 END_TEST
 
@@ -1238,6 +1302,7 @@ int main(void)
     tcase_add_test(tc, test_close_flush_writes_queue_first);
     tcase_add_test(tc, test_join_refused);
     tcase_add_test(tc, test_send_rules_of_private_rooms);
+    tcase_add_test(tc, test_actions_of_private_rooms);
     tcase_add_test(tc, test_room_ended_by_notice);
     suite_add_tcase(s, tc);
     return chat_test_suite_run(s, false);
