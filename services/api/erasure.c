@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/bson_fields.h"
 #include "common/clock.h"
 #include "common/contract.h"
 #include "common/events.h"
@@ -29,24 +30,6 @@ typedef struct erase {
     char *error;
     size_t errlen;
 } erase_t;
-
-static const char *doc_str(const bson_t *doc, const char *key)
-{
-    bson_iter_t it;
-    return bson_iter_init_find(&it, doc, key) && BSON_ITER_HOLDS_UTF8(&it)
-               ? bson_iter_utf8(&it, NULL)
-               : NULL;
-}
-
-static bool doc_int(const bson_t *doc, const char *key, int64_t *out)
-{
-    bson_iter_t it;
-    if (!bson_iter_init_find(&it, doc, key) ||
-        !(BSON_ITER_HOLDS_INT64(&it) || BSON_ITER_HOLDS_INT32(&it)))
-        return false;
-    *out = bson_iter_as_int64(&it);
-    return true;
-}
 
 /* Records progress; CHAT_ERR_STOPPED if the job must stop. */
 static chat_err_t erase_step(erase_t *e, int64_t n)
@@ -161,10 +144,10 @@ static chat_err_t messages_round(erase_t *e, int64_t *produced)
         int64_t fetched = 0, n = 0;
         while (err == CHAT_OK && mongoc_cursor_next(cursor, &doc)) {
             fetched++;
-            const char *room = doc_str(doc, "room");
+            const char *room = chat_bson_str(doc, "room");
             int64_t seq;
             char id[25];
-            if (room == NULL || !doc_int(doc, "seq", &seq) || !doc_id(doc, id) ||
+            if (room == NULL || !chat_bson_int64(doc, "seq", &seq) || !doc_id(doc, id) ||
                 !chat_name_room_valid(room))
                 continue;
             snprintf(last_room, sizeof last_room, "%s", room);
@@ -251,7 +234,7 @@ static chat_err_t erase_memberships(erase_t *e)
         char **rooms = NULL;
         while (err == CHAT_OK && mongoc_cursor_next(cursor, &doc)) {
             fetched++;
-            const char *room = doc_str(doc, "room");
+            const char *room = chat_bson_str(doc, "room");
             if (room == NULL || !chat_name_room_valid(room))
                 continue;
             if (n == cap) {

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/bson_fields.h"
 #include "common/contract.h"
 #include "common/json.h"
 #include "common/log.h"
@@ -35,7 +36,7 @@ static chat_err_t delete_one(api_ctx_t *ctx, const char *collection, const bson_
     chat_err_t err = CHAT_OK;
     *deleted = false;
     if (mongoc_collection_delete_one(coll, filter, NULL, &reply, &error))
-        *deleted = api_bson_int(&reply, "deletedCount", 0) > 0;
+        *deleted = chat_bson_number_or(&reply, "deletedCount", 0) > 0;
     else
         err = chat_store_err(&error);
     if (err != CHAT_OK)
@@ -128,7 +129,7 @@ static void members_list(const api_req_t *req, api_resp_t *resp)
     bool more = false;
     char last[sizeof after] = "";
     while (mongoc_cursor_next(cur, &doc)) {
-        const char *user = api_bson_str(doc, "user");
+        const char *user = chat_bson_str(doc, "user");
         if (user == NULL)
             continue;
         if (count == limit) {
@@ -137,7 +138,7 @@ static void members_list(const api_req_t *req, api_resp_t *resp)
         }
         cJSON *m = cJSON_CreateObject();
         cJSON_AddStringToObject(m, "user", user);
-        chat_json_add_int(m, "added", api_bson_int(doc, "added", 0));
+        chat_json_add_int(m, "added", chat_bson_number_or(doc, "added", 0));
         cJSON_AddItemToArray(members, m);
         snprintf(last, sizeof last, "%s", user);
         count++;

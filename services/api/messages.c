@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/bson_fields.h"
 #include "common/contract.h"
 #include "common/json.h"
 #include "common/log.h"
@@ -177,8 +178,8 @@ static cJSON *message_json(const bson_t *doc)
         else if (BSON_ITER_HOLDS_UTF8(&it))
             snprintf(id, sizeof id, "%s", bson_iter_utf8(&it, NULL));
     }
-    const char *from = api_bson_str(doc, "from");
-    int64_t seq = api_bson_int(doc, "seq", 0);
+    const char *from = chat_bson_str(doc, "from");
+    int64_t seq = chat_bson_number_or(doc, "seq", 0);
     if (id[0] == '\0' || from == NULL || seq <= 0)
         return NULL;
     bool deleted = bson_iter_init_find(&it, doc, "deleted") && BSON_ITER_HOLDS_BOOL(&it) &&
@@ -191,22 +192,22 @@ static cJSON *message_json(const bson_t *doc)
     cJSON_AddStringToObject(m, "from", from);
     const char *optional[] = {"name", "cid", "notice", "target", NULL};
     for (const char **k = optional; *k != NULL; k++) {
-        const char *v = api_bson_str(doc, *k);
+        const char *v = chat_bson_str(doc, *k);
         if (v != NULL)
             cJSON_AddStringToObject(m, *k, v);
     }
-    const char *text = api_bson_str(doc, "text");
+    const char *text = chat_bson_str(doc, "text");
     if (!deleted && !removed && text != NULL)
         cJSON_AddStringToObject(m, "text", text);
-    chat_json_add_int(m, "ts", api_bson_int(doc, "ts", 0));
-    int64_t edited = api_bson_int(doc, "edited", 0);
+    chat_json_add_int(m, "ts", chat_bson_number_or(doc, "ts", 0));
+    int64_t edited = chat_bson_number_or(doc, "edited", 0);
     if (edited > 0)
         chat_json_add_int(m, "edited", edited);
     if (deleted)
         cJSON_AddBoolToObject(m, "deleted", true);
     if (removed) {
         cJSON_AddBoolToObject(m, "removed", true);
-        const char *reason = api_bson_str(doc, "reason");
+        const char *reason = chat_bson_str(doc, "reason");
         if (reason != NULL)
             cJSON_AddStringToObject(m, "reason", reason);
     }

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/bson_fields.h"
 #include "common/clock.h"
 #include "common/contract.h"
 #include "common/json.h"
@@ -19,28 +20,6 @@
 #define MAX_CREATE_MEMBERS 1000
 
 /* ---- shared (rooms.h) ---- */
-
-const char *api_bson_str(const bson_t *doc, const char *key)
-{
-    bson_iter_t it;
-    return bson_iter_init_find(&it, doc, key) && BSON_ITER_HOLDS_UTF8(&it)
-               ? bson_iter_utf8(&it, NULL)
-               : NULL;
-}
-
-int64_t api_bson_int(const bson_t *doc, const char *key, int64_t def)
-{
-    bson_iter_t it;
-    return bson_iter_init_find(&it, doc, key) && BSON_ITER_HOLDS_NUMBER(&it)
-               ? bson_iter_as_int64(&it)
-               : def;
-}
-
-static bool bson_flag(const bson_t *doc, const char *key)
-{
-    bson_iter_t it;
-    return bson_iter_init_find(&it, doc, key) && BSON_ITER_HOLDS_BOOL(&it) && bson_iter_bool(&it);
-}
 
 /* Logs a failed MongoDB operation and returns its code. */
 static chat_err_t mongo_failed(const char *what, const char *tenant, const char *room,
@@ -100,14 +79,14 @@ chat_err_t api_room_read(api_ctx_t *ctx, const char *tenant, const char *room, a
     bson_destroy(filter);
     if (err != CHAT_OK || !found)
         return err;
-    const char *kind = api_bson_str(&doc, "kind");
-    if (bson_flag(&doc, "deleted"))
+    const char *kind = chat_bson_str(&doc, "kind");
+    if (chat_bson_true(&doc, "deleted"))
         out->kind = API_ROOM_DELETED;
     else if (kind != NULL && strcmp(kind, "private") == 0)
         out->kind = API_ROOM_PRIVATE;
-    const char *name = api_bson_str(&doc, "name");
+    const char *name = chat_bson_str(&doc, "name");
     snprintf(out->name, sizeof out->name, "%s", name != NULL ? name : "");
-    out->created = api_bson_int(&doc, "created", 0);
+    out->created = chat_bson_number_or(&doc, "created", 0);
     bson_destroy(&doc);
     return CHAT_OK;
 }
@@ -556,15 +535,16 @@ static void rooms_list(const api_req_t *req, api_resp_t *resp)
     char last[CHAT_ROOM_MAX + 1] = "";
     bool more = false;
     while (mongoc_cursor_next(cur, &doc)) {
-        const char *room = api_bson_str(doc, "room");
+        const char *room = chat_bson_str(doc, "room");
         if (room == NULL)
             continue;
         if (count == limit) {
             more = true;
             break;
         }
-        api_room_t r = {.kind = API_ROOM_PRIVATE, .created = api_bson_int(doc, "created", 0)};
-        const char *name = api_bson_str(doc, "name");
+        api_room_t r = {.kind = API_ROOM_PRIVATE,
+                        .created = chat_bson_number_or(doc, "created", 0)};
+        const char *name = chat_bson_str(doc, "name");
         snprintf(r.name, sizeof r.name, "%s", name != NULL ? name : "");
         cJSON_AddItemToArray(rooms, room_json(room, &r, 0, 0, false));
         snprintf(last, sizeof last, "%s", room);
@@ -683,7 +663,7 @@ static chat_err_t members_all(api_ctx_t *ctx, const char *tenant, const char *ro
     const bson_t *doc;
     chat_err_t err = CHAT_OK;
     while (err == CHAT_OK && mongoc_cursor_next(cur, &doc)) {
-        const char *user = api_bson_str(doc, "user");
+        const char *user = chat_bson_str(doc, "user");
         if (user == NULL)
             continue;
         if (*n == cap) {

@@ -78,9 +78,4 @@ chat_err_t api_known_rooms_write(api_ctx_t *ctx, const char *tenant, const char 
 bool api_body_users(const api_req_t *req, api_resp_t *resp, const char *field, bool required,
                     size_t max, const char ***users, size_t *n);
 
-/* bson helpers: a string field (NULL if absent or not a string), an integer field (def if
- * absent). */
-const char *api_bson_str(const bson_t *doc, const char *key);
-int64_t api_bson_int(const bson_t *doc, const char *key, int64_t def);
-
 #endif
