@@ -45,22 +45,8 @@ static bson_t *messages_filter(const erase_t *e, const char *after_room, int64_t
 {
     bson_t *f = BCON_NEW("tenant", BCON_UTF8(e->tenant), "from", BCON_UTF8(e->user), "deleted", "{",
                          "$ne", BCON_BOOL(true), "}");
-    if (after_room != NULL) {
-        bson_t or, a, b, gt;
-        BSON_APPEND_ARRAY_BEGIN(f, "$or", & or);
-        BSON_APPEND_DOCUMENT_BEGIN(& or, "0", &a);
-        BSON_APPEND_DOCUMENT_BEGIN(&a, "room", &gt);
-        BSON_APPEND_UTF8(&gt, "$gt", after_room);
-        bson_append_document_end(&a, &gt);
-        bson_append_document_end(& or, &a);
-        BSON_APPEND_DOCUMENT_BEGIN(& or, "1", &b);
-        BSON_APPEND_UTF8(&b, "room", after_room);
-        BSON_APPEND_DOCUMENT_BEGIN(&b, "seq", &gt);
-        BSON_APPEND_INT64(&gt, "$gt", after_seq);
-        bson_append_document_end(&b, &gt);
-        bson_append_document_end(& or, &b);
-        bson_append_array_end(f, & or);
-    }
+    if (after_room != NULL)
+        api_filter_after_room_seq(f, after_room, after_seq);
     return f;
 }
 

@@ -122,7 +122,7 @@ bool api_export_params_parse(const cJSON *body, api_export_params_t *out, char *
 static bson_t *export_filter(const char *tenant, const api_export_params_t *p,
                              const char *after_room, int64_t after_seq)
 {
-    bson_t *f = bson_new(), range, or, a, b, gt;
+    bson_t *f = bson_new(), range, gt;
     BSON_APPEND_UTF8(f, "tenant", tenant);
     if (p->room != NULL)
         BSON_APPEND_UTF8(f, "room", p->room);
@@ -139,19 +139,7 @@ static bson_t *export_filter(const char *tenant, const api_export_params_t *p,
         BSON_APPEND_INT64(&gt, "$gt", after_seq);
         bson_append_document_end(f, &gt);
     } else if (after_room != NULL) {
-        BSON_APPEND_ARRAY_BEGIN(f, "$or", & or);
-        BSON_APPEND_DOCUMENT_BEGIN(& or, "0", &a);
-        BSON_APPEND_DOCUMENT_BEGIN(&a, "room", &gt);
-        BSON_APPEND_UTF8(&gt, "$gt", after_room);
-        bson_append_document_end(&a, &gt);
-        bson_append_document_end(& or, &a);
-        BSON_APPEND_DOCUMENT_BEGIN(& or, "1", &b);
-        BSON_APPEND_UTF8(&b, "room", after_room);
-        BSON_APPEND_DOCUMENT_BEGIN(&b, "seq", &gt);
-        BSON_APPEND_INT64(&gt, "$gt", after_seq);
-        bson_append_document_end(&b, &gt);
-        bson_append_document_end(& or, &b);
-        bson_append_array_end(f, & or);
+        api_filter_after_room_seq(f, after_room, after_seq);
     }
     return f;
 }

@@ -280,6 +280,25 @@ bool api_job_progress(api_job_t *job, int64_t done, int64_t total)
     return true;
 }
 
+/* Adds the $or of the messages after (after_room, after_seq). */
+void api_filter_after_room_seq(bson_t *filter, const char *after_room, int64_t after_seq)
+{
+    bson_t or, a, b, gt;
+    BSON_APPEND_ARRAY_BEGIN(filter, "$or", & or);
+    BSON_APPEND_DOCUMENT_BEGIN(& or, "0", &a);
+    BSON_APPEND_DOCUMENT_BEGIN(&a, "room", &gt);
+    BSON_APPEND_UTF8(&gt, "$gt", after_room);
+    bson_append_document_end(&a, &gt);
+    bson_append_document_end(& or, &a);
+    BSON_APPEND_DOCUMENT_BEGIN(& or, "1", &b);
+    BSON_APPEND_UTF8(&b, "room", after_room);
+    BSON_APPEND_DOCUMENT_BEGIN(&b, "seq", &gt);
+    BSON_APPEND_INT64(&gt, "$gt", after_seq);
+    bson_append_document_end(&b, &gt);
+    bson_append_document_end(& or, &b);
+    bson_append_array_end(filter, & or);
+}
+
 /* ---- the runner ---- */
 
 /* Claims the oldest job that is queued, or running under an expired lease (its runner died
