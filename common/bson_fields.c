@@ -1,6 +1,10 @@
 /* Reading one field of a BSON document (see bson_fields.h). */
 #include "common/bson_fields.h"
 
+#include <stdio.h>
+
+#include "common/names.h"
+
 /* The string of key, or NULL if absent or not UTF-8. */
 const char *chat_bson_str(const bson_t *doc, const char *key)
 {
@@ -62,4 +66,21 @@ bool chat_bson_number_or_date(const bson_t *doc, const char *key, int64_t *out)
     default:
         return false;
     }
+}
+
+/* _id as 24 hex digits (ObjectId or valid string); false otherwise. */
+bool chat_bson_message_id(const bson_t *doc, char id[25])
+{
+    bson_iter_t it;
+    if (!bson_iter_init_find(&it, doc, "_id"))
+        return false;
+    if (BSON_ITER_HOLDS_OID(&it)) {
+        bson_oid_to_string(bson_iter_oid(&it), id);
+        return true;
+    }
+    if (BSON_ITER_HOLDS_UTF8(&it) && chat_name_message_id_valid(bson_iter_utf8(&it, NULL))) {
+        snprintf(id, 25, "%s", bson_iter_utf8(&it, NULL));
+        return true;
+    }
+    return false;
 }

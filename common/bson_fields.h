@@ -30,4 +30,9 @@ int64_t chat_bson_number_or(const bson_t *doc, const char *key, int64_t def);
  * *out: true; false (and *out untouched) if absent or another type. */
 bool chat_bson_number_or_date(const bson_t *doc, const char *key, int64_t *out);
 
+/* The document's _id as a message id (24 lowercase hex digits and a NUL) into id: an ObjectId,
+ * or a string that is a valid message id (common/names.h). Returns true; false (id unspecified)
+ * if _id is absent or neither. */
+bool chat_bson_message_id(const bson_t *doc, char id[25]);
+
 #endif

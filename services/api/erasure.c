@@ -64,23 +64,6 @@ static chat_err_t count(erase_t *e, const char *collection, const bson_t *filter
     return CHAT_OK;
 }
 
-/* The id of a message document as 24 hex digits. */
-static bool doc_id(const bson_t *doc, char id[25])
-{
-    bson_iter_t it;
-    if (!bson_iter_init_find(&it, doc, "_id"))
-        return false;
-    if (BSON_ITER_HOLDS_OID(&it)) {
-        bson_oid_to_string(bson_iter_oid(&it), id);
-        return true;
-    }
-    if (BSON_ITER_HOLDS_UTF8(&it) && chat_name_message_id_valid(bson_iter_utf8(&it, NULL))) {
-        snprintf(id, 25, "%s", bson_iter_utf8(&it, NULL));
-        return true;
-    }
-    return false;
-}
-
 /* Produces the delete of message id in room as "system". The rid makes a repeat (a re-run
  * of the job) recognisable to the message service. */
 static chat_err_t delete_produce(erase_t *e, const char *room, const char *id, const char *conn)
@@ -133,8 +116,8 @@ static chat_err_t messages_round(erase_t *e, int64_t *produced)
             const char *room = chat_bson_str(doc, "room");
             int64_t seq;
             char id[25];
-            if (room == NULL || !chat_bson_int64(doc, "seq", &seq) || !doc_id(doc, id) ||
-                !chat_name_room_valid(room))
+            if (room == NULL || !chat_bson_int64(doc, "seq", &seq) ||
+                !chat_bson_message_id(doc, id) || !chat_name_room_valid(room))
                 continue;
             snprintf(last_room, sizeof last_room, "%s", room);
             last_seq = seq;

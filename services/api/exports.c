@@ -24,30 +24,13 @@
 
 /* ---- lines ---- */
 
-/* The document's id as 24 hex digits (an ObjectId, or a string holding one). */
-static bool doc_id(const bson_t *doc, char id[25])
-{
-    bson_iter_t it;
-    if (!bson_iter_init_find(&it, doc, "_id"))
-        return false;
-    if (BSON_ITER_HOLDS_OID(&it)) {
-        bson_oid_to_string(bson_iter_oid(&it), id);
-        return true;
-    }
-    if (BSON_ITER_HOLDS_UTF8(&it) && chat_name_message_id_valid(bson_iter_utf8(&it, NULL))) {
-        snprintf(id, 25, "%s", bson_iter_utf8(&it, NULL));
-        return true;
-    }
-    return false;
-}
-
 cJSON *api_export_line(const bson_t *doc)
 {
     char id[25];
     int64_t seq, ts, edited;
     const char *room = chat_bson_str(doc, "room"), *from = chat_bson_str(doc, "from");
-    if (room == NULL || from == NULL || !doc_id(doc, id) || !chat_bson_int64(doc, "seq", &seq) ||
-        !chat_bson_int64(doc, "ts", &ts))
+    if (room == NULL || from == NULL || !chat_bson_message_id(doc, id) ||
+        !chat_bson_int64(doc, "seq", &seq) || !chat_bson_int64(doc, "ts", &ts))
         return NULL;
     const char *name = chat_bson_str(doc, "name"), *text = chat_bson_str(doc, "text");
     const char *notice = chat_bson_str(doc, "notice"), *target = chat_bson_str(doc, "target");

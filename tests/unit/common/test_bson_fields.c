@@ -93,6 +93,31 @@ START_TEST(test_number_or_date)
 }
 END_TEST
 
+START_TEST(test_message_id)
+{
+    char id[25];
+    bson_t *doc = BCON_NEW("_id", BCON_UTF8("65f1c0ffee0123456789abcd"));
+    ck_assert(chat_bson_message_id(doc, id));
+    ck_assert_str_eq(id, "65f1c0ffee0123456789abcd");
+    bson_destroy(doc);
+    bson_oid_t oid;
+    bson_oid_init_from_string(&oid, "65f1c0ffee0123456789abce");
+    doc = BCON_NEW("_id", BCON_OID(&oid));
+    ck_assert(chat_bson_message_id(doc, id));
+    ck_assert_str_eq(id, "65f1c0ffee0123456789abce");
+    bson_destroy(doc);
+    doc = BCON_NEW("_id", BCON_UTF8("65F1C0FFEE0123456789ABCD")); /* not lowercase */
+    ck_assert(!chat_bson_message_id(doc, id));
+    bson_destroy(doc);
+    doc = BCON_NEW("_id", BCON_INT32(7));
+    ck_assert(!chat_bson_message_id(doc, id));
+    bson_destroy(doc);
+    doc = bson_new();
+    ck_assert(!chat_bson_message_id(doc, id));
+    bson_destroy(doc);
+}
+END_TEST
+
 int main(void)
 {
     Suite *suite = suite_create("common_bson_fields");
@@ -102,6 +127,7 @@ int main(void)
     tcase_add_test(tc, test_int64);
     tcase_add_test(tc, test_number);
     tcase_add_test(tc, test_number_or_date);
+    tcase_add_test(tc, test_message_id);
     suite_add_tcase(suite, tc);
     return chat_test_suite_run(suite, false);
 }
