@@ -428,31 +428,45 @@ chat_err_t chat_jwt_peek_tenant(const char *token, char *tenant, size_t tenant_l
     return ok ? CHAT_OK : CHAT_ERR_UNAUTHORIZED;
 }
 
-chat_err_t chat_jwt_verify(const char *token, const void *secret, size_t secret_len, int64_t now_s,
-                           int64_t leeway_s, chat_jwt_claims_t *out, char *reason,
-                           size_t reason_len)
+/* The common start of both verifies: clears reason and the claims at out (out_size bytes),
+ * then parses token and checks its header (which decides the algorithm) and then its signature
+ * with secret. True with *doc (the caller frees it); false with the reason set and nothing to
+ * free (out NULL, no secret, a malformed token, a bad header or signature). */
+static bool jwt_verify_start(const char *token, const void *secret, size_t secret_len, void *out,
+                             size_t out_size, jwt_doc_t *doc, char *reason, size_t reason_len)
 {
     set_reason(reason, reason_len, "");
     if (out == NULL) {
         set_reason(reason, reason_len, "no output");
-        return CHAT_ERR_UNAUTHORIZED;
+        return false;
     }
-    memset(out, 0, sizeof *out);
+    memset(out, 0, out_size);
     if (secret == NULL || secret_len == 0 || secret_len > INT32_MAX) {
         set_reason(reason, reason_len, "no secret");
-        return CHAT_ERR_UNAUTHORIZED;
+        return false;
     }
-    jwt_doc_t doc;
     const char *why = NULL;
-    if (!jwt_doc_parse(token, &doc, &why)) {
+    if (!jwt_doc_parse(token, doc, &why)) {
         set_reason(reason, reason_len, why);
-        return CHAT_ERR_UNAUTHORIZED;
+        return false;
     }
-    /* The header decides the algorithm, so it is checked before the signature; the claims
-     * are only believed once the signature is. */
-    bool ok = header_check(doc.header, &why) &&
-              signature_check(&doc.parts, secret, secret_len, &why) &&
-              claims_read(doc.payload, now_s, leeway_s, out, &why);
+    if (header_check(doc->header, &why) && signature_check(&doc->parts, secret, secret_len, &why))
+        return true;
+    jwt_doc_free(doc);
+    set_reason(reason, reason_len, why);
+    return false;
+}
+
+chat_err_t chat_jwt_verify(const char *token, const void *secret, size_t secret_len, int64_t now_s,
+                           int64_t leeway_s, chat_jwt_claims_t *out, char *reason,
+                           size_t reason_len)
+{
+    jwt_doc_t doc;
+    if (!jwt_verify_start(token, secret, secret_len, out, sizeof *out, &doc, reason, reason_len))
+        return CHAT_ERR_UNAUTHORIZED;
+    const char *why = NULL;
+    /* The claims are only believed once the signature is. */
+    bool ok = claims_read(doc.payload, now_s, leeway_s, out, &why);
     jwt_doc_free(&doc);
     if (!ok) {
         chat_jwt_claims_clear(out);
@@ -617,25 +631,11 @@ chat_err_t chat_jwt_server_verify(const char *token, const void *secret, size_t 
                                   int64_t now_s, int64_t leeway_s, chat_jwt_server_claims_t *out,
                                   char *reason, size_t reason_len)
 {
-    set_reason(reason, reason_len, "");
-    if (out == NULL) {
-        set_reason(reason, reason_len, "no output");
-        return CHAT_ERR_UNAUTHORIZED;
-    }
-    memset(out, 0, sizeof *out);
-    if (secret == NULL || secret_len == 0 || secret_len > INT32_MAX) {
-        set_reason(reason, reason_len, "no secret");
-        return CHAT_ERR_UNAUTHORIZED;
-    }
     jwt_doc_t doc;
-    const char *why = NULL;
-    if (!jwt_doc_parse(token, &doc, &why)) {
-        set_reason(reason, reason_len, why);
+    if (!jwt_verify_start(token, secret, secret_len, out, sizeof *out, &doc, reason, reason_len))
         return CHAT_ERR_UNAUTHORIZED;
-    }
-    bool ok = header_check(doc.header, &why) &&
-              signature_check(&doc.parts, secret, secret_len, &why) &&
-              server_claims_read(doc.payload, now_s, leeway_s, out, &why);
+    const char *why = NULL;
+    bool ok = server_claims_read(doc.payload, now_s, leeway_s, out, &why);
     jwt_doc_free(&doc);
     if (!ok) {
         memset(out, 0, sizeof *out);

@@ -99,22 +99,20 @@ static enum MHD_Result ops_handle(void *cls, struct MHD_Connection *conn, const 
     return respond_text(conn, MHD_HTTP_NOT_FOUND, "not found\n");
 }
 
-/* MHD's own diagnostics become warn lines of the project's log. */
-static void ops_mhd_log(void *cls, const char *fmt, va_list ap)
+/* Logs one diagnostic of MHD as a warn line; cls is the line's message. */
+void chat_ops_mhd_log(void *cls, const char *fmt, va_list ap)
 {
-    (void)cls;
+    const char *what = cls;
     char detail[512];
     vsnprintf(detail, sizeof detail, fmt, ap);
     size_t n = strlen(detail);
     while (n > 0 && (detail[n - 1] == '\n' || detail[n - 1] == '\r'))
         detail[--n] = '\0';
-    chat_log_warn("ops http server", CHAT_F_STR("detail", detail));
+    chat_log_warn(what, CHAT_F_STR("detail", detail));
 }
 
-/* Fills *ss from a numeric IPv4 or IPv6 address; adds MHD_USE_IPv6 to *flags for IPv6.
- * Returns false if addr is neither. */
-static bool ops_sockaddr(const char *addr, int port, struct sockaddr_storage *ss,
-                         unsigned int *flags)
+/* Fills *ss from a numeric address; false if addr is neither IPv4 nor IPv6. */
+bool chat_ops_sockaddr(const char *addr, int port, struct sockaddr_storage *ss, unsigned int *flags)
 {
     memset(ss, 0, sizeof *ss);
     struct sockaddr_in *v4 = (struct sockaddr_in *)ss;
@@ -145,7 +143,7 @@ chat_err_t chat_ops_start(const char *addr, int port, chat_metrics_t *metrics,
         addr = "0.0.0.0";
     struct sockaddr_storage ss;
     unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
-    if (port < 0 || port > 65535 || !ops_sockaddr(addr, port, &ss, &flags)) {
+    if (port < 0 || port > 65535 || !chat_ops_sockaddr(addr, port, &ss, &flags)) {
         chat_log_error("bad ops http address or port", CHAT_F_STR("addr", addr),
                        CHAT_F_INT("port", port));
         return CHAT_ERR_INVALID;
@@ -158,11 +156,11 @@ chat_err_t chat_ops_start(const char *addr, int port, chat_metrics_t *metrics,
     ops->ready = ready;
     ops->ud = ud;
     errno = 0;
-    ops->daemon =
-        MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, ops_handle, ops,
-                         MHD_OPTION_EXTERNAL_LOGGER, ops_mhd_log, NULL, MHD_OPTION_SOCK_ADDR,
-                         (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT, OPS_CONNECTION_LIMIT,
-                         MHD_OPTION_CONNECTION_TIMEOUT, OPS_CONNECTION_TIMEOUT_S, MHD_OPTION_END);
+    ops->daemon = MHD_start_daemon(
+        flags, (uint16_t)port, NULL, NULL, ops_handle, ops, MHD_OPTION_EXTERNAL_LOGGER,
+        chat_ops_mhd_log, "ops http server", MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        MHD_OPTION_CONNECTION_LIMIT, OPS_CONNECTION_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
+        OPS_CONNECTION_TIMEOUT_S, MHD_OPTION_END);
     if (ops->daemon == NULL) {
         int err = errno;
         chat_log_error("cannot start the ops http server", CHAT_F_STR("addr", addr),

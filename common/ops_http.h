@@ -6,8 +6,10 @@
 #ifndef CHAT_COMMON_OPS_HTTP_H
 #define CHAT_COMMON_OPS_HTTP_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/socket.h>
 
 #include "common/err.h"
 #include "common/metrics.h"
@@ -29,5 +31,16 @@ int chat_ops_port(const chat_ops_t *ops);
 
 /* Stops the server and frees it. Accepts NULL. */
 void chat_ops_stop(chat_ops_t *ops);
+
+/* ---- for other libmicrohttpd servers of the services ---- */
+
+/* Fills *ss with the numeric IPv4 or IPv6 address addr and port (all else zeroed) and adds
+ * MHD_USE_IPv6 to *flags for IPv6. Returns false if addr is neither. */
+bool chat_ops_sockaddr(const char *addr, int port, struct sockaddr_storage *ss,
+                       unsigned int *flags);
+
+/* An MHD_OPTION_EXTERNAL_LOGGER: logs MHD's diagnostic (trailing newlines dropped, at most 511
+ * bytes) as a warn line whose message is cls (a const char *, e.g. "api http server"). */
+void chat_ops_mhd_log(void *cls, const char *fmt, va_list ap);
 
 #endif

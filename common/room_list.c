@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/bson_fields.h"
 #include "common/contract.h"
 #include "common/json.h"
 #include "common/log.h"
@@ -18,23 +19,6 @@
 const char *chat_room_list_kind(const char *room)
 {
     return chat_room_is_dm(room) ? "dm" : "public";
-}
-
-static const char *doc_str(const bson_t *doc, const char *key)
-{
-    bson_iter_t it;
-    return bson_iter_init_find(&it, doc, key) && BSON_ITER_HOLDS_UTF8(&it)
-               ? bson_iter_utf8(&it, NULL)
-               : NULL;
-}
-
-static int64_t doc_int(const bson_t *doc, const char *key)
-{
-    bson_iter_t it;
-    return bson_iter_init_find(&it, doc, key) &&
-                   (BSON_ITER_HOLDS_INT64(&it) || BSON_ITER_HOLDS_INT32(&it))
-               ? bson_iter_as_int64(&it)
-               : 0;
 }
 
 /* The user's entries of user_rooms into p->entries. */
@@ -50,7 +34,7 @@ static chat_err_t read_index(chat_room_list_page_t *p, chat_store_t *st, mongoc_
     size_t cap = 0;
     chat_err_t err = CHAT_OK;
     while (err == CHAT_OK && mongoc_cursor_next(cursor, &doc)) {
-        const char *room = doc_str(doc, "room"), *kind = doc_str(doc, "kind");
+        const char *room = chat_bson_str(doc, "room"), *kind = chat_bson_str(doc, "kind");
         if (room == NULL || !chat_name_room_valid(room))
             continue;
         if (kind == NULL || (strcmp(kind, "public") != 0 && strcmp(kind, "private") != 0 &&
@@ -67,11 +51,11 @@ static chat_err_t read_index(chat_room_list_page_t *p, chat_store_t *st, mongoc_
             cap = ncap;
         }
         chat_room_list_entry_t *it = &p->entries[p->n];
-        const char *name = doc_str(doc, "name");
+        const char *name = chat_bson_str(doc, "name");
         *it = (chat_room_list_entry_t){.room = strdup(room),
                                        .kind = strdup(kind),
                                        .name = name != NULL && *name != '\0' ? strdup(name) : NULL,
-                                       .joined = doc_int(doc, "joined")};
+                                       .joined = chat_bson_int64_or(doc, "joined", 0)};
         p->n++;
         if (it->room == NULL || it->kind == NULL || (name != NULL && *name && it->name == NULL))
             err = CHAT_ERR_NOMEM;
@@ -197,10 +181,10 @@ static chat_err_t read_marks(chat_room_list_page_t *p, chat_store_t *st, mongoc_
     mongoc_cursor_t *cursor = mongoc_collection_find_with_opts(col, &filter, NULL, NULL);
     const bson_t *doc;
     while (mongoc_cursor_next(cursor, &doc)) {
-        const char *room = doc_str(doc, "room");
+        const char *room = chat_bson_str(doc, "room");
         for (size_t i = 0; room != NULL && i < p->count; i++)
             if (strcmp(p->page[i]->room, room) == 0)
-                p->page[i]->read = doc_int(doc, "seq");
+                p->page[i]->read = chat_bson_int64_or(doc, "seq", 0);
     }
     bson_error_t error;
     chat_err_t err = CHAT_OK;

@@ -35,3 +35,26 @@ chat_cfg_result_t chat_service_configure(const chat_cfg_entry_t *table, void *cf
     chat_signals_install();
     return CHAT_CFG_LOADED;
 }
+
+/* Logs what failed with var and err. */
+void chat_service_start_failed(const char *var, const char *what, chat_err_t err)
+{
+    chat_log_error(what, CHAT_F_STR("var", var), CHAT_F_ERR(err));
+}
+
+/* Creates and pings the pool; false (logged) on a bad URI or no answer. */
+bool chat_service_store_open(const char *uri, const char *program, int timeout_ms,
+                             chat_store_t **store)
+{
+    chat_err_t err = chat_store_new(uri, program, store);
+    if (err != CHAT_OK) {
+        chat_service_start_failed("CHAT_MONGO_URI", "bad MongoDB URI", err);
+        return false;
+    }
+    err = chat_store_ping(*store, timeout_ms);
+    if (err != CHAT_OK) {
+        chat_service_start_failed("CHAT_MONGO_URI", "MongoDB unreachable", err);
+        return false;
+    }
+    return true;
+}

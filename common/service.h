@@ -1,11 +1,16 @@
 /* The start-up steps every service's main() takes before its own wiring: load the
  * configuration table (or print --help), apply CHAT_LOG_LEVEL, log the effective
- * configuration and install the stop signals. Metrics, the ops server and the connections
- * differ per service (order, readiness, log lines) and stay in each main.c. */
+ * configuration and install the stop signals; then the start-failure log line and opening
+ * MongoDB, which the services that use it do alike. Metrics, the ops server and the other
+ * connections differ per service (order, readiness, log lines) and stay in each main.c. */
 #ifndef CHAT_COMMON_SERVICE_H
 #define CHAT_COMMON_SERVICE_H
 
+#include <stdbool.h>
+
 #include "common/config.h"
+#include "common/err.h"
+#include "common/store.h"
 
 /* Loads table into cfg like chat_cfg_load (argv may hold only --help/-h). On CHAT_CFG_LOADED
  * the table's CHAT_LOG_LEVEL (if it has one) is the log level, the configuration has been
@@ -14,5 +19,16 @@
  * logged) cfg has already been freed and the caller only exits. */
 chat_cfg_result_t chat_service_configure(const chat_cfg_entry_t *table, void *cfg, int argc,
                                          char **argv, const char *program, const char *summary);
+
+/* Logs a failed start-up step as an error line: what failed, the variable to look at (var)
+ * and the code. */
+void chat_service_start_failed(const char *var, const char *what, chat_err_t err);
+
+/* Opens the MongoDB pool of uri (client name program) into *store and pings it within
+ * timeout_ms. Returns true; false with the failure logged against CHAT_MONGO_URI ("bad MongoDB
+ * URI" or "MongoDB unreachable"). *store may hold the pool even then: the caller destroys it
+ * (chat_store_destroy). */
+bool chat_service_store_open(const char *uri, const char *program, int timeout_ms,
+                             chat_store_t **store);
 
 #endif

@@ -5,37 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/bson_fields.h"
 #include "common/events.h"
 #include "common/frames.h"
 #include "common/reactions.h"
-
-/* Integer value of a numeric field (int32, int64, integral double or date). */
-static bool doc_int(const bson_t *doc, const char *key, int64_t *out)
-{
-    bson_iter_t it;
-    if (!bson_iter_init_find(&it, doc, key))
-        return false;
-    switch (bson_iter_type(&it)) {
-    case BSON_TYPE_INT32:
-    case BSON_TYPE_INT64:
-    case BSON_TYPE_DOUBLE:
-        *out = bson_iter_as_int64(&it);
-        return true;
-    case BSON_TYPE_DATE_TIME:
-        *out = bson_iter_date_time(&it);
-        return true;
-    default:
-        return false;
-    }
-}
-
-static const char *doc_str(const bson_t *doc, const char *key)
-{
-    bson_iter_t it;
-    if (bson_iter_init_find(&it, doc, key) && BSON_ITER_HOLDS_UTF8(&it))
-        return bson_iter_utf8(&it, NULL);
-    return NULL;
-}
 
 /* The message id: an ObjectId as 24 lowercase hex digits (a string id is taken as is). */
 static bool doc_id(const bson_t *doc, char *buf)
@@ -73,22 +46,16 @@ static cJSON *doc_reactions(const bson_t *doc)
     return r;
 }
 
-static bool doc_true(const bson_t *doc, const char *key)
-{
-    bson_iter_t it;
-    return bson_iter_init_find(&it, doc, key) && BSON_ITER_HOLDS_BOOL(&it) && bson_iter_bool(&it);
-}
-
 /* The current state of a stored message into ev: text (left out once deleted or removed),
  * edited, deleted, removed and reason, reactions (allocated: the caller deletes
  * ev->reactions). */
 static void doc_state(const bson_t *doc, chat_event_t *ev)
 {
-    ev->deleted = ev->has_deleted = doc_true(doc, "deleted");
-    ev->removed = ev->has_removed = doc_true(doc, "removed");
-    ev->text = ev->deleted || ev->removed ? NULL : doc_str(doc, "text");
-    ev->reason = ev->removed ? doc_str(doc, "reason") : NULL;
-    ev->has_edited = doc_int(doc, "edited", &ev->edited) && ev->edited > 0;
+    ev->deleted = ev->has_deleted = chat_bson_true(doc, "deleted");
+    ev->removed = ev->has_removed = chat_bson_true(doc, "removed");
+    ev->text = ev->deleted || ev->removed ? NULL : chat_bson_str(doc, "text");
+    ev->reason = ev->removed ? chat_bson_str(doc, "reason") : NULL;
+    ev->has_edited = chat_bson_number_or_date(doc, "edited", &ev->edited) && ev->edited > 0;
     ev->reactions = doc_reactions(doc);
 }
 
@@ -96,15 +63,15 @@ cJSON *chat_stored_msg_frame(const bson_t *doc)
 {
     char id[25];
     chat_event_t ev = {.type = CHAT_EV_MSG};
-    ev.tenant = doc_str(doc, "tenant");
-    ev.room = doc_str(doc, "room");
-    ev.user = doc_str(doc, "from");
-    ev.name = doc_str(doc, "name");
-    ev.notice = doc_str(doc, "notice"); /* a system notice (docs/server-api.md) */
-    ev.target = doc_str(doc, "target");
-    ev.cid = doc_str(doc, "cid");
-    ev.has_seq = doc_int(doc, "seq", &ev.seq);
-    ev.has_ts = doc_int(doc, "ts", &ev.ts);
+    ev.tenant = chat_bson_str(doc, "tenant");
+    ev.room = chat_bson_str(doc, "room");
+    ev.user = chat_bson_str(doc, "from");
+    ev.name = chat_bson_str(doc, "name");
+    ev.notice = chat_bson_str(doc, "notice"); /* a system notice (docs/server-api.md) */
+    ev.target = chat_bson_str(doc, "target");
+    ev.cid = chat_bson_str(doc, "cid");
+    ev.has_seq = chat_bson_number_or_date(doc, "seq", &ev.seq);
+    ev.has_ts = chat_bson_number_or_date(doc, "ts", &ev.ts);
     if (!doc_id(doc, id) || !ev.has_seq || !ev.has_ts)
         return NULL;
     ev.id = id;
@@ -118,10 +85,10 @@ cJSON *chat_stored_update_frame(const bson_t *doc)
 {
     char id[25];
     chat_event_t ev = {.type = CHAT_EV_UPDATE};
-    ev.room = doc_str(doc, "room");
-    ev.op = doc_str(doc, "uop");
-    ev.has_seq = doc_int(doc, "seq", &ev.seq);
-    ev.has_useq = doc_int(doc, "useq", &ev.useq) && ev.useq > 0;
+    ev.room = chat_bson_str(doc, "room");
+    ev.op = chat_bson_str(doc, "uop");
+    ev.has_seq = chat_bson_number_or_date(doc, "seq", &ev.seq);
+    ev.has_useq = chat_bson_number_or_date(doc, "useq", &ev.useq) && ev.useq > 0;
     if (!doc_id(doc, id) || !ev.has_seq || !ev.has_useq || ev.op == NULL)
         return NULL;
     ev.id = id;

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/bson_fields.h"
 #include "common/clock.h"
 #include "common/json.h"
 #include "common/log.h"
@@ -46,15 +47,6 @@ static cJSON *block_json(const char *user, const char *target, int64_t created)
     return o;
 }
 
-static int64_t doc_int(const bson_t *doc, const char *key)
-{
-    bson_iter_t it;
-    return bson_iter_init_find(&it, doc, key) &&
-                   (BSON_ITER_HOLDS_INT64(&it) || BSON_ITER_HOLDS_INT32(&it))
-               ? bson_iter_as_int64(&it)
-               : 0;
-}
-
 /* GET /v1/users/{user}/blocks -> {blocks: [{user, target, created}], next}, by target. */
 static void blocks_list(const api_req_t *req, api_resp_t *resp)
 {
@@ -90,7 +82,7 @@ static void blocks_list(const api_req_t *req, api_resp_t *resp)
             break;
         }
         const char *target = bson_iter_utf8(&it, NULL);
-        cJSON *b = block_json(user, target, doc_int(doc, "created"));
+        cJSON *b = block_json(user, target, chat_bson_int64_or(doc, "created", 0));
         ok = b != NULL && cJSON_AddItemToArray(arr, b);
         snprintf(last, sizeof last, "%s", target);
         n++;
@@ -128,7 +120,7 @@ static chat_err_t block_created(mongoc_collection_t *col, const char *tenant, co
     const bson_t *doc;
     *found = mongoc_cursor_next(cursor, &doc);
     if (*found)
-        *created = doc_int(doc, "created");
+        *created = chat_bson_int64_or(doc, "created", 0);
     bson_error_t error;
     chat_err_t err = mongoc_cursor_error(cursor, &error) ? chat_store_err(&error) : CHAT_OK;
     mongoc_cursor_destroy(cursor);
@@ -214,7 +206,7 @@ static void blocks_remove(const api_req_t *req, api_resp_t *resp)
     chat_err_t err = CHAT_OK;
     if (!mongoc_collection_delete_one(col, filter, NULL, &reply, &error))
         err = chat_store_err(&error);
-    else if (doc_int(&reply, "deletedCount") == 0)
+    else if (chat_bson_int64_or(&reply, "deletedCount", 0) == 0)
         err = CHAT_ERR_NOT_FOUND;
     bson_destroy(&reply);
     mongoc_collection_destroy(col);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/bson_fields.h"
 #include "common/clock.h"
 #include "common/contract.h"
 #include "common/events.h"
@@ -30,24 +31,6 @@ typedef struct erase {
     size_t errlen;
 } erase_t;
 
-static const char *doc_str(const bson_t *doc, const char *key)
-{
-    bson_iter_t it;
-    return bson_iter_init_find(&it, doc, key) && BSON_ITER_HOLDS_UTF8(&it)
-               ? bson_iter_utf8(&it, NULL)
-               : NULL;
-}
-
-static bool doc_int(const bson_t *doc, const char *key, int64_t *out)
-{
-    bson_iter_t it;
-    if (!bson_iter_init_find(&it, doc, key) ||
-        !(BSON_ITER_HOLDS_INT64(&it) || BSON_ITER_HOLDS_INT32(&it)))
-        return false;
-    *out = bson_iter_as_int64(&it);
-    return true;
-}
-
 /* Records progress; CHAT_ERR_STOPPED if the job must stop. */
 static chat_err_t erase_step(erase_t *e, int64_t n)
 {
@@ -62,22 +45,8 @@ static bson_t *messages_filter(const erase_t *e, const char *after_room, int64_t
 {
     bson_t *f = BCON_NEW("tenant", BCON_UTF8(e->tenant), "from", BCON_UTF8(e->user), "deleted", "{",
                          "$ne", BCON_BOOL(true), "}");
-    if (after_room != NULL) {
-        bson_t or, a, b, gt;
-        BSON_APPEND_ARRAY_BEGIN(f, "$or", & or);
-        BSON_APPEND_DOCUMENT_BEGIN(& or, "0", &a);
-        BSON_APPEND_DOCUMENT_BEGIN(&a, "room", &gt);
-        BSON_APPEND_UTF8(&gt, "$gt", after_room);
-        bson_append_document_end(&a, &gt);
-        bson_append_document_end(& or, &a);
-        BSON_APPEND_DOCUMENT_BEGIN(& or, "1", &b);
-        BSON_APPEND_UTF8(&b, "room", after_room);
-        BSON_APPEND_DOCUMENT_BEGIN(&b, "seq", &gt);
-        BSON_APPEND_INT64(&gt, "$gt", after_seq);
-        bson_append_document_end(&b, &gt);
-        bson_append_document_end(& or, &b);
-        bson_append_array_end(f, & or);
-    }
+    if (after_room != NULL)
+        api_filter_after_room_seq(f, after_room, after_seq);
     return f;
 }
 
@@ -93,23 +62,6 @@ static chat_err_t count(erase_t *e, const char *collection, const bson_t *filter
         return chat_store_err(&error);
     }
     return CHAT_OK;
-}
-
-/* The id of a message document as 24 hex digits. */
-static bool doc_id(const bson_t *doc, char id[25])
-{
-    bson_iter_t it;
-    if (!bson_iter_init_find(&it, doc, "_id"))
-        return false;
-    if (BSON_ITER_HOLDS_OID(&it)) {
-        bson_oid_to_string(bson_iter_oid(&it), id);
-        return true;
-    }
-    if (BSON_ITER_HOLDS_UTF8(&it) && chat_name_message_id_valid(bson_iter_utf8(&it, NULL))) {
-        snprintf(id, 25, "%s", bson_iter_utf8(&it, NULL));
-        return true;
-    }
-    return false;
 }
 
 /* Produces the delete of message id in room as "system". The rid makes a repeat (a re-run
@@ -161,11 +113,11 @@ static chat_err_t messages_round(erase_t *e, int64_t *produced)
         int64_t fetched = 0, n = 0;
         while (err == CHAT_OK && mongoc_cursor_next(cursor, &doc)) {
             fetched++;
-            const char *room = doc_str(doc, "room");
+            const char *room = chat_bson_str(doc, "room");
             int64_t seq;
             char id[25];
-            if (room == NULL || !doc_int(doc, "seq", &seq) || !doc_id(doc, id) ||
-                !chat_name_room_valid(room))
+            if (room == NULL || !chat_bson_int64(doc, "seq", &seq) ||
+                !chat_bson_message_id(doc, id) || !chat_name_room_valid(room))
                 continue;
             snprintf(last_room, sizeof last_room, "%s", room);
             last_seq = seq;
@@ -251,7 +203,7 @@ static chat_err_t erase_memberships(erase_t *e)
         char **rooms = NULL;
         while (err == CHAT_OK && mongoc_cursor_next(cursor, &doc)) {
             fetched++;
-            const char *room = doc_str(doc, "room");
+            const char *room = chat_bson_str(doc, "room");
             if (room == NULL || !chat_name_room_valid(room))
                 continue;
             if (n == cap) {

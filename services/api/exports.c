@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/bson_fields.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "common/names.h"
@@ -23,58 +24,17 @@
 
 /* ---- lines ---- */
 
-static const char *doc_str(const bson_t *doc, const char *key)
-{
-    bson_iter_t it;
-    return bson_iter_init_find(&it, doc, key) && BSON_ITER_HOLDS_UTF8(&it)
-               ? bson_iter_utf8(&it, NULL)
-               : NULL;
-}
-
-static bool doc_int(const bson_t *doc, const char *key, int64_t *out)
-{
-    bson_iter_t it;
-    if (!bson_iter_init_find(&it, doc, key) ||
-        !(BSON_ITER_HOLDS_INT64(&it) || BSON_ITER_HOLDS_INT32(&it)))
-        return false;
-    *out = bson_iter_as_int64(&it);
-    return true;
-}
-
-static bool doc_true(const bson_t *doc, const char *key)
-{
-    bson_iter_t it;
-    return bson_iter_init_find(&it, doc, key) && BSON_ITER_HOLDS_BOOL(&it) && bson_iter_bool(&it);
-}
-
-/* The document's id as 24 hex digits (an ObjectId, or a string holding one). */
-static bool doc_id(const bson_t *doc, char id[25])
-{
-    bson_iter_t it;
-    if (!bson_iter_init_find(&it, doc, "_id"))
-        return false;
-    if (BSON_ITER_HOLDS_OID(&it)) {
-        bson_oid_to_string(bson_iter_oid(&it), id);
-        return true;
-    }
-    if (BSON_ITER_HOLDS_UTF8(&it) && chat_name_message_id_valid(bson_iter_utf8(&it, NULL))) {
-        snprintf(id, 25, "%s", bson_iter_utf8(&it, NULL));
-        return true;
-    }
-    return false;
-}
-
 cJSON *api_export_line(const bson_t *doc)
 {
     char id[25];
     int64_t seq, ts, edited;
-    const char *room = doc_str(doc, "room"), *from = doc_str(doc, "from");
-    if (room == NULL || from == NULL || !doc_id(doc, id) || !doc_int(doc, "seq", &seq) ||
-        !doc_int(doc, "ts", &ts))
+    const char *room = chat_bson_str(doc, "room"), *from = chat_bson_str(doc, "from");
+    if (room == NULL || from == NULL || !chat_bson_message_id(doc, id) ||
+        !chat_bson_int64(doc, "seq", &seq) || !chat_bson_int64(doc, "ts", &ts))
         return NULL;
-    const char *name = doc_str(doc, "name"), *text = doc_str(doc, "text");
-    const char *notice = doc_str(doc, "notice"), *target = doc_str(doc, "target");
-    bool deleted = doc_true(doc, "deleted"), removed = doc_true(doc, "removed");
+    const char *name = chat_bson_str(doc, "name"), *text = chat_bson_str(doc, "text");
+    const char *notice = chat_bson_str(doc, "notice"), *target = chat_bson_str(doc, "target");
+    bool deleted = chat_bson_true(doc, "deleted"), removed = chat_bson_true(doc, "removed");
     cJSON *o = cJSON_CreateObject();
     bool ok = o != NULL && cJSON_AddStringToObject(o, "room", room) != NULL &&
               chat_json_add_int(o, "seq", seq) && cJSON_AddStringToObject(o, "id", id) != NULL &&
@@ -85,7 +45,7 @@ cJSON *api_export_line(const bson_t *doc)
     else if (ok && !removed)
         ok = cJSON_AddStringToObject(o, "text", text != NULL ? text : "") != NULL;
     ok = ok && chat_json_add_int(o, "ts", ts) &&
-         (!doc_int(doc, "edited", &edited) || chat_json_add_int(o, "edited", edited)) &&
+         (!chat_bson_int64(doc, "edited", &edited) || chat_json_add_int(o, "edited", edited)) &&
          (!removed || cJSON_AddTrueToObject(o, "removed") != NULL) &&
          (notice == NULL || cJSON_AddStringToObject(o, "notice", notice) != NULL) &&
          (target == NULL || cJSON_AddStringToObject(o, "target", target) != NULL);
@@ -145,7 +105,7 @@ bool api_export_params_parse(const cJSON *body, api_export_params_t *out, char *
 static bson_t *export_filter(const char *tenant, const api_export_params_t *p,
                              const char *after_room, int64_t after_seq)
 {
-    bson_t *f = bson_new(), range, or, a, b, gt;
+    bson_t *f = bson_new(), range, gt;
     BSON_APPEND_UTF8(f, "tenant", tenant);
     if (p->room != NULL)
         BSON_APPEND_UTF8(f, "room", p->room);
@@ -162,19 +122,7 @@ static bson_t *export_filter(const char *tenant, const api_export_params_t *p,
         BSON_APPEND_INT64(&gt, "$gt", after_seq);
         bson_append_document_end(f, &gt);
     } else if (after_room != NULL) {
-        BSON_APPEND_ARRAY_BEGIN(f, "$or", & or);
-        BSON_APPEND_DOCUMENT_BEGIN(& or, "0", &a);
-        BSON_APPEND_DOCUMENT_BEGIN(&a, "room", &gt);
-        BSON_APPEND_UTF8(&gt, "$gt", after_room);
-        bson_append_document_end(&a, &gt);
-        bson_append_document_end(& or, &a);
-        BSON_APPEND_DOCUMENT_BEGIN(& or, "1", &b);
-        BSON_APPEND_UTF8(&b, "room", after_room);
-        BSON_APPEND_DOCUMENT_BEGIN(&b, "seq", &gt);
-        BSON_APPEND_INT64(&gt, "$gt", after_seq);
-        bson_append_document_end(&b, &gt);
-        bson_append_document_end(& or, &b);
-        bson_append_array_end(f, & or);
+        api_filter_after_room_seq(f, after_room, after_seq);
     }
     return f;
 }
@@ -182,9 +130,9 @@ static bson_t *export_filter(const char *tenant, const api_export_params_t *p,
 /* The params document of a job as api_export_params_t (strings borrowed from it). */
 static void params_read(const bson_t *doc, api_export_params_t *p)
 {
-    *p = (api_export_params_t){.room = doc_str(doc, "room")};
-    doc_int(doc, "from", &p->from);
-    doc_int(doc, "to", &p->to);
+    *p = (api_export_params_t){.room = chat_bson_str(doc, "room")};
+    chat_bson_int64(doc, "from", &p->from);
+    chat_bson_int64(doc, "to", &p->to);
 }
 
 /* Creates dir (and its parent) if missing. */
@@ -219,9 +167,10 @@ static chat_err_t export_write(api_job_t *job, mongoc_collection_t *col,
         int64_t fetched = 0, n = 0;
         while (err == CHAT_OK && mongoc_cursor_next(cursor, &doc)) {
             fetched++;
-            const char *room = doc_str(doc, "room");
+            const char *room = chat_bson_str(doc, "room");
             int64_t seq;
-            if (room != NULL && doc_int(doc, "seq", &seq)) { /* the next batch starts after it */
+            if (room != NULL &&
+                chat_bson_int64(doc, "seq", &seq)) { /* the next batch starts after it */
                 snprintf(last_room, sizeof last_room, "%s", room);
                 last_seq = seq;
                 positioned = true;

@@ -27,6 +27,7 @@
 #include "common/jwt.h"
 #include "common/log.h"
 #include "common/names.h"
+#include "common/ops_http.h"
 #include "common/strmap.h"
 #include "common/tenants.h"
 #include "common/token_bucket.h"
@@ -1067,18 +1068,6 @@ static size_t unescape_none(void *cls, struct MHD_Connection *conn, char *s)
     return strlen(s);
 }
 
-/* libmicrohttpd's own diagnostics become warn lines of the project's log. */
-static void mhd_log(void *cls, const char *fmt, va_list ap)
-{
-    (void)cls;
-    char detail[512];
-    vsnprintf(detail, sizeof detail, fmt, ap);
-    size_t n = strlen(detail);
-    while (n > 0 && (detail[n - 1] == '\n' || detail[n - 1] == '\r'))
-        detail[--n] = '\0';
-    chat_log_warn("api http server", CHAT_F_STR("detail", detail));
-}
-
 /* ---- lifecycle ---- */
 
 chat_err_t api_http_new(api_ctx_t *ctx)
@@ -1099,27 +1088,6 @@ chat_err_t api_http_new(api_ctx_t *ctx)
     }
     ctx->core = core;
     return CHAT_OK;
-}
-
-/* Fills *ss from a numeric address; adds MHD_USE_IPv6 for IPv6. False if addr is neither. */
-static bool listen_addr(const char *addr, int port, struct sockaddr_storage *ss,
-                        unsigned int *flags)
-{
-    memset(ss, 0, sizeof *ss);
-    struct sockaddr_in *v4 = (struct sockaddr_in *)ss;
-    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)ss;
-    if (inet_pton(AF_INET, addr, &v4->sin_addr) == 1) {
-        v4->sin_family = AF_INET;
-        v4->sin_port = htons((uint16_t)port);
-        return true;
-    }
-    if (inet_pton(AF_INET6, addr, &v6->sin6_addr) == 1) {
-        v6->sin6_family = AF_INET6;
-        v6->sin6_port = htons((uint16_t)port);
-        *flags |= MHD_USE_IPv6;
-        return true;
-    }
-    return false;
 }
 
 chat_err_t api_http_start(api_ctx_t *ctx, const api_http_conf_t *conf)
@@ -1143,16 +1111,17 @@ chat_err_t api_http_start(api_ctx_t *ctx, const api_http_conf_t *conf)
     route_series(ctx->metrics, &core->unmatched, "unmatched");
     struct sockaddr_storage ss;
     unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
-    if (!listen_addr(conf->addr, conf->port, &ss, &flags))
+    if (!chat_ops_sockaddr(conf->addr, conf->port, &ss, &flags))
         return CHAT_ERR_INVALID;
     flags |= MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES ? MHD_USE_EPOLL : MHD_USE_POLL;
     errno = 0;
     core->daemon = MHD_start_daemon(
         flags, (uint16_t)conf->port, NULL, NULL, on_request, core, MHD_OPTION_EXTERNAL_LOGGER,
-        mhd_log, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE,
-        (unsigned int)conf->threads, MHD_OPTION_CONNECTION_LIMIT, CONNECTION_LIMIT,
-        MHD_OPTION_CONNECTION_TIMEOUT, CONNECTION_TIMEOUT_S, MHD_OPTION_NOTIFY_COMPLETED,
-        on_completed, core, MHD_OPTION_UNESCAPE_CALLBACK, unescape_none, NULL, MHD_OPTION_END);
+        chat_ops_mhd_log, "api http server", MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)conf->threads, MHD_OPTION_CONNECTION_LIMIT,
+        CONNECTION_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT, CONNECTION_TIMEOUT_S,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, core, MHD_OPTION_UNESCAPE_CALLBACK,
+        unescape_none, NULL, MHD_OPTION_END);
     if (core->daemon == NULL) {
         int e = errno;
         chat_log_error("cannot start the api http server", CHAT_F_STR("addr", conf->addr),

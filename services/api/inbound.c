@@ -120,20 +120,34 @@ static void wait_destroy(delivery_wait_t *w)
     pthread_mutex_destroy(&w->lock);
 }
 
+/* Waits for the group's records and releases it: returns err when producing failed, else the
+ * outcome of the deliveries. */
+static chat_err_t wait_end(delivery_wait_t *w, chat_err_t err)
+{
+    chat_err_t delivered = wait_all(w);
+    wait_destroy(w);
+    return err != CHAT_OK ? err : delivered;
+}
+
+/* The partition key of the room into key (CHAT_ROOM_KEY_MAX bytes): its length, or -1 when
+ * the room makes no key or there is no producer. */
+static int produce_key(const api_ctx_t *ctx, const char *tenant, const char *room, char *key)
+{
+    int keylen = chat_room_key(tenant, room, key, CHAT_ROOM_KEY_MAX);
+    return keylen < 0 || ctx->producer == NULL ? -1 : keylen;
+}
+
 chat_err_t api_inbound_produce(api_ctx_t *ctx, const char *tenant, const char *room,
                                const void *event_json, size_t len)
 {
     char key[CHAT_ROOM_KEY_MAX];
-    int keylen = chat_room_key(tenant, room, key, sizeof key);
-    if (keylen < 0 || ctx->producer == NULL)
+    int keylen = produce_key(ctx, tenant, room, key);
+    if (keylen < 0)
         return CHAT_ERR_INVALID;
     delivery_wait_t w;
     wait_init(&w);
     chat_err_t err = produce_one(ctx, key, keylen, event_json, len, &w);
-    chat_err_t delivered = wait_all(&w);
-    wait_destroy(&w);
-    if (err == CHAT_OK)
-        err = delivered;
+    err = wait_end(&w, err);
     if (err != CHAT_OK)
         chat_log_warn("produce to chat.inbound failed", CHAT_F_STR("tenant", tenant),
                       CHAT_F_STR("room", room), CHAT_F_ERR(err));
@@ -233,8 +247,8 @@ chat_err_t api_notices_produce(api_ctx_t *ctx, const char *tenant, const char *r
                                const api_notice_t *notices, size_t n)
 {
     char key[CHAT_ROOM_KEY_MAX];
-    int keylen = chat_room_key(tenant, room, key, sizeof key);
-    if (keylen < 0 || ctx->producer == NULL)
+    int keylen = produce_key(ctx, tenant, room, key);
+    if (keylen < 0)
         return CHAT_ERR_INVALID;
     chat_err_t err = CHAT_OK;
     for (size_t start = 0; start < n && err == CHAT_OK; start += PRODUCE_BATCH_MAX) {
@@ -248,10 +262,7 @@ chat_err_t api_notices_produce(api_ctx_t *ctx, const char *tenant, const char *r
                 err = produce_one(ctx, key, keylen, text, len, &w);
             free(text);
         }
-        chat_err_t delivered = wait_all(&w);
-        wait_destroy(&w);
-        if (err == CHAT_OK)
-            err = delivered;
+        err = wait_end(&w, err);
     }
     if (err != CHAT_OK)
         chat_log_warn("notices not produced", CHAT_F_STR("tenant", tenant),

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/bson_fields.h"
 #include "common/clock.h"
 #include "common/json.h"
 #include "common/log.h"
@@ -80,29 +81,11 @@ static bool runner_stopping(jobs_runner_t *r)
 
 /* ---- reading documents ---- */
 
-static const char *doc_str(const bson_t *doc, const char *key)
-{
-    bson_iter_t it;
-    return bson_iter_init_find(&it, doc, key) && BSON_ITER_HOLDS_UTF8(&it)
-               ? bson_iter_utf8(&it, NULL)
-               : NULL;
-}
-
-static int64_t doc_int(const bson_t *doc, const char *key)
-{
-    bson_iter_t it;
-    return bson_iter_init_find(&it, doc, key) &&
-                   (BSON_ITER_HOLDS_INT64(&it) || BSON_ITER_HOLDS_INT32(&it) ||
-                    BSON_ITER_HOLDS_DOUBLE(&it))
-               ? bson_iter_as_int64(&it)
-               : 0;
-}
-
 cJSON *api_job_json(const bson_t *doc)
 {
     cJSON *o = cJSON_CreateObject(), *progress = NULL;
-    const char *id = doc_str(doc, "_id"), *state = doc_str(doc, "state");
-    const char *path = doc_str(doc, "path"), *error = doc_str(doc, "error");
+    const char *id = chat_bson_str(doc, "_id"), *state = chat_bson_str(doc, "state");
+    const char *path = chat_bson_str(doc, "path"), *error = chat_bson_str(doc, "error");
     int64_t done = 0, total = 0;
     bson_iter_t it, sub;
     if (bson_iter_init_find(&it, doc, "progress") && BSON_ITER_HOLDS_DOCUMENT(&it) &&
@@ -121,8 +104,8 @@ cJSON *api_job_json(const bson_t *doc)
               chat_json_add_int(progress, "total", total) &&
               (path == NULL || cJSON_AddStringToObject(o, "path", path) != NULL) &&
               (error == NULL || cJSON_AddStringToObject(o, "error", error) != NULL) &&
-              chat_json_add_int(o, "created", doc_int(doc, "created")) &&
-              chat_json_add_int(o, "updated", doc_int(doc, "updated"));
+              chat_json_add_int(o, "created", chat_bson_number_or(doc, "created", 0)) &&
+              chat_json_add_int(o, "updated", chat_bson_number_or(doc, "updated", 0));
     if (!ok) {
         cJSON_Delete(o);
         return NULL;
@@ -262,7 +245,7 @@ static chat_err_t held_update(api_job_t *job, const bson_t *update)
         chat_log_warn("job not updated", CHAT_F_STR("tenant", job->tenant),
                       CHAT_F_STR("job", job->id), CHAT_F_INT("code", error.code),
                       CHAT_F_STR("error", error.message));
-    } else if (doc_int(&reply, "matchedCount") == 0) {
+    } else if (chat_bson_number_or(&reply, "matchedCount", 0) == 0) {
         err = CHAT_ERR_NOT_FOUND;
     }
     bson_destroy(&reply);
@@ -295,6 +278,25 @@ bool api_job_progress(api_job_t *job, int64_t done, int64_t total)
     if (err == CHAT_OK)
         job->written_ms = now;
     return true;
+}
+
+/* Adds the $or of the messages after (after_room, after_seq). */
+void api_filter_after_room_seq(bson_t *filter, const char *after_room, int64_t after_seq)
+{
+    bson_t or, a, b, gt;
+    BSON_APPEND_ARRAY_BEGIN(filter, "$or", & or);
+    BSON_APPEND_DOCUMENT_BEGIN(& or, "0", &a);
+    BSON_APPEND_DOCUMENT_BEGIN(&a, "room", &gt);
+    BSON_APPEND_UTF8(&gt, "$gt", after_room);
+    bson_append_document_end(&a, &gt);
+    bson_append_document_end(& or, &a);
+    BSON_APPEND_DOCUMENT_BEGIN(& or, "1", &b);
+    BSON_APPEND_UTF8(&b, "room", after_room);
+    BSON_APPEND_DOCUMENT_BEGIN(&b, "seq", &gt);
+    BSON_APPEND_INT64(&gt, "$gt", after_seq);
+    bson_append_document_end(&b, &gt);
+    bson_append_document_end(& or, &b);
+    bson_append_array_end(filter, & or);
 }
 
 /* ---- the runner ---- */
@@ -399,13 +401,13 @@ static void runner_run(api_ctx_t *ctx, jobs_runner_t *r, mongoc_client_t *client
                        mongoc_collection_t *col, const bson_t *doc)
 {
     api_job_t job = {.ctx = ctx, .runner = r, .client = client, .col = col};
-    const char *id = doc_str(doc, "_id"), *tenant = doc_str(doc, "tenant");
-    const char *kind = doc_str(doc, "kind");
+    const char *id = chat_bson_str(doc, "_id"), *tenant = chat_bson_str(doc, "tenant");
+    const char *kind = chat_bson_str(doc, "kind");
     snprintf(job.id, sizeof job.id, "%s", id != NULL ? id : "");
     job.tenant = strdup(tenant != NULL ? tenant : "");
     job.kind = strdup(kind != NULL ? kind : "");
     job.written_ms = chat_clock_mono_ms();
-    job.attempt = doc_int(doc, "attempts");
+    job.attempt = chat_bson_number_or(doc, "attempts", 0);
     bson_init(&job.params);
     bson_iter_t it;
     if (bson_iter_init_find(&it, doc, "params") && BSON_ITER_HOLDS_DOCUMENT(&it)) {

@@ -85,4 +85,9 @@ bool api_job_progress(api_job_t *job, int64_t done, int64_t total);
  * CHAT_ERR_INVALID (key not a result field: "path" only). */
 chat_err_t api_job_set_result(api_job_t *job, const char *key, const char *value);
 
+/* Adds to filter the messages after (after_room, after_seq) in (room, seq) order:
+ * {$or: [{room: {$gt: after_room}}, {room: after_room, seq: {$gt: after_seq}}]}. For jobs
+ * that page through messages and resume where the last batch ended. */
+void api_filter_after_room_seq(bson_t *filter, const char *after_room, int64_t after_seq);
+
 #endif

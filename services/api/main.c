@@ -110,24 +110,10 @@ static bool ops_ready(void *ud, char *reason, size_t reason_len)
     return false;
 }
 
-static void start_failed(const char *var, const char *what, chat_err_t err)
-{
-    chat_log_error(what, CHAT_F_STR("var", var), CHAT_F_ERR(err));
-}
-
 static bool start_store(service_t *s, const api_cfg_t *cfg)
 {
-    chat_err_t err = chat_store_new(cfg->mongo_uri, PROGRAM, &s->store);
-    if (err != CHAT_OK) {
-        start_failed("CHAT_MONGO_URI", "bad MongoDB URI", err);
-        return false;
-    }
-    err = chat_store_ping(s->store, (int)cfg->connect_timeout_ms);
-    if (err != CHAT_OK) {
-        start_failed("CHAT_MONGO_URI", "MongoDB unreachable", err);
-        return false;
-    }
-    return true;
+    return chat_service_store_open(cfg->mongo_uri, PROGRAM, (int)cfg->connect_timeout_ms,
+                                   &s->store);
 }
 
 /* Redis must answer at start; handlers then keep one connection per thread. */
@@ -137,8 +123,8 @@ static bool start_redis(const api_cfg_t *cfg)
     chat_err_t err = chat_redis_connect(cfg->redis_url, (int)cfg->connect_timeout_ms, &r);
     chat_redis_free(r);
     if (err != CHAT_OK) {
-        start_failed("CHAT_REDIS_URL",
-                     err == CHAT_ERR_CONFIG ? "bad Redis URL" : "Redis unreachable", err);
+        chat_service_start_failed(
+            "CHAT_REDIS_URL", err == CHAT_ERR_CONFIG ? "bad Redis URL" : "Redis unreachable", err);
         return false;
     }
     return true;
@@ -147,7 +133,7 @@ static bool start_redis(const api_cfg_t *cfg)
 static bool start_bus(service_t *s, const api_cfg_t *cfg)
 {
     if (cfg->brokers[0] == '\0') {
-        start_failed("CHAT_KAFKA_BROKERS", "empty value", CHAT_ERR_CONFIG);
+        chat_service_start_failed("CHAT_KAFKA_BROKERS", "empty value", CHAT_ERR_CONFIG);
         return false;
     }
     const chat_topic_use_t topics[] = {{"CHAT_TOPIC_INBOUND", cfg->inbound_topic}};
@@ -155,7 +141,7 @@ static bool start_bus(service_t *s, const api_cfg_t *cfg)
     chat_err_t err =
         chat_topics_check(cfg->brokers, topics, 1, (int)cfg->connect_timeout_ms, NULL, &bad_var);
     if (err != CHAT_OK) {
-        start_failed(bad_var, "Kafka topics not usable", err);
+        chat_service_start_failed(bad_var, "Kafka topics not usable", err);
         return false;
     }
     err =
@@ -165,7 +151,7 @@ static bool start_bus(service_t *s, const api_cfg_t *cfg)
         return false;
     }
     if (err != CHAT_OK) {
-        start_failed("CHAT_KAFKA_BROKERS", "Kafka unreachable", err);
+        chat_service_start_failed("CHAT_KAFKA_BROKERS", "Kafka unreachable", err);
         return false;
     }
     return true;
@@ -204,7 +190,7 @@ static bool service_start(service_t *s, const api_cfg_t *cfg)
     chat_err_t err =
         chat_ops_start(cfg->ops_addr, (int)cfg->ops_port, s->metrics, ops_ready, s, &s->ops);
     if (err != CHAT_OK) {
-        start_failed("CHAT_OPS_PORT", "cannot serve the ops endpoints", err);
+        chat_service_start_failed("CHAT_OPS_PORT", "cannot serve the ops endpoints", err);
         return false;
     }
     if (!start_store(s, cfg) || !start_redis(cfg))
@@ -242,12 +228,12 @@ static bool service_start(service_t *s, const api_cfg_t *cfg)
     };
     err = api_http_start(&s->ctx, &hc);
     if (err != CHAT_OK) {
-        start_failed("CHAT_API_PORT", "cannot serve HTTP", err);
+        chat_service_start_failed("CHAT_API_PORT", "cannot serve HTTP", err);
         return false;
     }
     err = api_jobs_start(&s->ctx);
     if (err != CHAT_OK) {
-        start_failed("CHAT_MONGO_URI", "cannot start the jobs runner", err);
+        chat_service_start_failed("CHAT_MONGO_URI", "cannot start the jobs runner", err);
         return false;
     }
     return true;

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/bson_fields.h"
 #include "common/contract.h"
 #include "common/json.h"
 #include "common/log.h"
@@ -35,7 +36,7 @@ static chat_err_t delete_one(api_ctx_t *ctx, const char *collection, const bson_
     chat_err_t err = CHAT_OK;
     *deleted = false;
     if (mongoc_collection_delete_one(coll, filter, NULL, &reply, &error))
-        *deleted = api_bson_int(&reply, "deletedCount", 0) > 0;
+        *deleted = chat_bson_number_or(&reply, "deletedCount", 0) > 0;
     else
         err = chat_store_err(&error);
     if (err != CHAT_OK)
@@ -100,6 +101,29 @@ static chat_err_t members_among(api_ctx_t *ctx, const char *tenant, const char *
     return err;
 }
 
+/* A page of members_list being filled. */
+typedef struct members_page {
+    cJSON *members;
+    api_page_t page;
+} members_page_t;
+
+/* Adds a member document to the page (one without a user is skipped); returns false, to stop,
+ * once the page is full. */
+static bool members_page_add(const bson_t *doc, void *ud)
+{
+    members_page_t *p = ud;
+    const char *user = chat_bson_str(doc, "user");
+    if (user == NULL)
+        return true;
+    if (!api_page_take(&p->page, user))
+        return false;
+    cJSON *m = cJSON_CreateObject();
+    cJSON_AddStringToObject(m, "user", user);
+    chat_json_add_int(m, "added", chat_bson_number_or(doc, "added", 0));
+    cJSON_AddItemToArray(p->members, m);
+    return true;
+}
+
 static void members_list(const api_req_t *req, api_resp_t *resp)
 {
     int limit;
@@ -109,44 +133,16 @@ static void members_list(const api_req_t *req, api_resp_t *resp)
         !api_private_room(req, resp, &r))
         return;
     bson_t *filter = BCON_NEW("tenant", BCON_UTF8(req->tenant), "room", BCON_UTF8(req->params[0]));
-    if (after[0] != '\0') {
-        bson_t range;
-        BSON_APPEND_DOCUMENT_BEGIN(filter, "user", &range);
-        BSON_APPEND_UTF8(&range, "$gt", after);
-        bson_append_document_end(filter, &range);
-    }
+    api_filter_after(filter, "user", after);
     bson_t *opts =
         BCON_NEW("sort", "{", "user", BCON_INT32(1), "}", "limit", BCON_INT64((int64_t)limit + 1));
-    mongoc_client_t *client = chat_store_acquire(req->ctx->store);
-    mongoc_collection_t *coll =
-        chat_store_collection(req->ctx->store, client, API_MEMBERS_COLLECTION);
-    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(coll, filter, opts, NULL);
     cJSON *body = cJSON_CreateObject();
-    cJSON *members = cJSON_AddArrayToObject(body, "members");
-    const bson_t *doc;
-    int count = 0;
-    bool more = false;
     char last[sizeof after] = "";
-    while (mongoc_cursor_next(cur, &doc)) {
-        const char *user = api_bson_str(doc, "user");
-        if (user == NULL)
-            continue;
-        if (count == limit) {
-            more = true;
-            break;
-        }
-        cJSON *m = cJSON_CreateObject();
-        cJSON_AddStringToObject(m, "user", user);
-        chat_json_add_int(m, "added", api_bson_int(doc, "added", 0));
-        cJSON_AddItemToArray(members, m);
-        snprintf(last, sizeof last, "%s", user);
-        count++;
-    }
+    members_page_t page = {.members = cJSON_AddArrayToObject(body, "members"),
+                           .page = {.limit = limit, .last = last, .last_len = sizeof last}};
     bson_error_t error;
-    bool failed = mongoc_cursor_error(cur, &error);
-    mongoc_cursor_destroy(cur);
-    mongoc_collection_destroy(coll);
-    chat_store_release(req->ctx->store, client);
+    bool failed = !api_find_each(req->ctx, API_MEMBERS_COLLECTION, filter, opts, members_page_add,
+                                 &page, &error);
     bson_destroy(opts);
     bson_destroy(filter);
     if (failed) {
@@ -154,12 +150,7 @@ static void members_list(const api_req_t *req, api_resp_t *resp)
         api_error_from(req, resp, chat_store_err(&error), "listing members");
         return;
     }
-    char *next = more ? api_cursor_encode(last) : NULL;
-    if (next != NULL)
-        cJSON_AddStringToObject(body, "next", next);
-    else
-        cJSON_AddNullToObject(body, "next");
-    free(next);
+    api_page_next(body, &page.page);
     api_json(resp, 200, body);
 }
 

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/bson_fields.h"
 #include "common/contract.h"
 #include "common/json.h"
 #include "common/log.h"
@@ -177,8 +178,8 @@ static cJSON *message_json(const bson_t *doc)
         else if (BSON_ITER_HOLDS_UTF8(&it))
             snprintf(id, sizeof id, "%s", bson_iter_utf8(&it, NULL));
     }
-    const char *from = api_bson_str(doc, "from");
-    int64_t seq = api_bson_int(doc, "seq", 0);
+    const char *from = chat_bson_str(doc, "from");
+    int64_t seq = chat_bson_number_or(doc, "seq", 0);
     if (id[0] == '\0' || from == NULL || seq <= 0)
         return NULL;
     bool deleted = bson_iter_init_find(&it, doc, "deleted") && BSON_ITER_HOLDS_BOOL(&it) &&
@@ -191,22 +192,22 @@ static cJSON *message_json(const bson_t *doc)
     cJSON_AddStringToObject(m, "from", from);
     const char *optional[] = {"name", "cid", "notice", "target", NULL};
     for (const char **k = optional; *k != NULL; k++) {
-        const char *v = api_bson_str(doc, *k);
+        const char *v = chat_bson_str(doc, *k);
         if (v != NULL)
             cJSON_AddStringToObject(m, *k, v);
     }
-    const char *text = api_bson_str(doc, "text");
+    const char *text = chat_bson_str(doc, "text");
     if (!deleted && !removed && text != NULL)
         cJSON_AddStringToObject(m, "text", text);
-    chat_json_add_int(m, "ts", api_bson_int(doc, "ts", 0));
-    int64_t edited = api_bson_int(doc, "edited", 0);
+    chat_json_add_int(m, "ts", chat_bson_number_or(doc, "ts", 0));
+    int64_t edited = chat_bson_number_or(doc, "edited", 0);
     if (edited > 0)
         chat_json_add_int(m, "edited", edited);
     if (deleted)
         cJSON_AddBoolToObject(m, "deleted", true);
     if (removed) {
         cJSON_AddBoolToObject(m, "removed", true);
-        const char *reason = api_bson_str(doc, "reason");
+        const char *reason = chat_bson_str(doc, "reason");
         if (reason != NULL)
             cJSON_AddStringToObject(m, "reason", reason);
     }
@@ -234,6 +235,31 @@ static bool before_parse(const char *text, int64_t *before)
     return true;
 }
 
+/* A page of messages_history being filled, newest first: up to limit messages; more once one
+ * is left over. */
+typedef struct history_page {
+    cJSON *newest_first;
+    int limit, count;
+    bool more;
+} history_page_t;
+
+/* Adds a message document to the page (one that does not make a message is skipped); returns
+ * false, to stop, once the page is full. */
+static bool history_page_add(const bson_t *doc, void *ud)
+{
+    history_page_t *p = ud;
+    if (p->count == p->limit) {
+        p->more = true;
+        return false;
+    }
+    cJSON *m = message_json(doc);
+    if (m == NULL)
+        return true;
+    cJSON_AddItemToArray(p->newest_first, m);
+    p->count++;
+    return true;
+}
+
 static void messages_history(const api_req_t *req, api_resp_t *resp)
 {
     int limit;
@@ -257,30 +283,13 @@ static void messages_history(const api_req_t *req, api_resp_t *resp)
     }
     bson_t *opts =
         BCON_NEW("sort", "{", "seq", BCON_INT32(-1), "}", "limit", BCON_INT64((int64_t)limit + 1));
-    mongoc_client_t *client = chat_store_acquire(req->ctx->store);
-    mongoc_collection_t *coll =
-        chat_store_collection(req->ctx->store, client, API_MESSAGES_COLLECTION);
-    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(coll, filter, opts, NULL);
-    cJSON *newest_first = cJSON_CreateArray();
-    const bson_t *doc;
-    int count = 0;
-    bool more = false;
-    while (mongoc_cursor_next(cur, &doc)) {
-        if (count == limit) {
-            more = true;
-            break;
-        }
-        cJSON *m = message_json(doc);
-        if (m == NULL)
-            continue;
-        cJSON_AddItemToArray(newest_first, m);
-        count++;
-    }
+    history_page_t page = {.newest_first = cJSON_CreateArray(), .limit = limit};
     bson_error_t error;
-    bool failed = mongoc_cursor_error(cur, &error);
-    mongoc_cursor_destroy(cur);
-    mongoc_collection_destroy(coll);
-    chat_store_release(req->ctx->store, client);
+    bool failed = !api_find_each(req->ctx, API_MESSAGES_COLLECTION, filter, opts, history_page_add,
+                                 &page, &error);
+    cJSON *newest_first = page.newest_first;
+    int count = page.count;
+    bool more = page.more;
     bson_destroy(opts);
     bson_destroy(filter);
     if (failed) {

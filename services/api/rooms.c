@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/bson_fields.h"
 #include "common/clock.h"
 #include "common/contract.h"
 #include "common/json.h"
@@ -20,26 +21,58 @@
 
 /* ---- shared (rooms.h) ---- */
 
-const char *api_bson_str(const bson_t *doc, const char *key)
+/* Runs a find on collection and calls each() for every document until it returns false.
+ * Returns true, or false with *error set when the find failed (nothing logged). */
+bool api_find_each(api_ctx_t *ctx, const char *collection, const bson_t *filter, const bson_t *opts,
+                   bool (*each)(const bson_t *doc, void *ud), void *ud, bson_error_t *error)
 {
-    bson_iter_t it;
-    return bson_iter_init_find(&it, doc, key) && BSON_ITER_HOLDS_UTF8(&it)
-               ? bson_iter_utf8(&it, NULL)
-               : NULL;
+    mongoc_client_t *client = chat_store_acquire(ctx->store);
+    mongoc_collection_t *coll = chat_store_collection(ctx->store, client, collection);
+    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(coll, filter, opts, NULL);
+    const bson_t *doc;
+    while (mongoc_cursor_next(cur, &doc)) {
+        if (!each(doc, ud))
+            break;
+    }
+    bool ok = !mongoc_cursor_error(cur, error);
+    mongoc_cursor_destroy(cur);
+    mongoc_collection_destroy(coll);
+    chat_store_release(ctx->store, client);
+    return ok;
 }
 
-int64_t api_bson_int(const bson_t *doc, const char *key, int64_t def)
+/* Adds {key: {$gt: after}} to filter unless after is empty (the first page). */
+void api_filter_after(bson_t *filter, const char *key, const char *after)
 {
-    bson_iter_t it;
-    return bson_iter_init_find(&it, doc, key) && BSON_ITER_HOLDS_NUMBER(&it)
-               ? bson_iter_as_int64(&it)
-               : def;
+    if (after[0] == '\0')
+        return;
+    bson_t range;
+    BSON_APPEND_DOCUMENT_BEGIN(filter, key, &range);
+    BSON_APPEND_UTF8(&range, "$gt", after);
+    bson_append_document_end(filter, &range);
 }
 
-static bool bson_flag(const bson_t *doc, const char *key)
+/* Takes key onto the page; false once it is full (more set). */
+bool api_page_take(api_page_t *p, const char *key)
 {
-    bson_iter_t it;
-    return bson_iter_init_find(&it, doc, key) && BSON_ITER_HOLDS_BOOL(&it) && bson_iter_bool(&it);
+    if (p->count == p->limit) {
+        p->more = true;
+        return false;
+    }
+    snprintf(p->last, p->last_len, "%s", key);
+    p->count++;
+    return true;
+}
+
+/* Adds "next" (the cursor, or null) to body; a failure to add is not reported, as cJSON's. */
+void api_page_next(cJSON *body, const api_page_t *p)
+{
+    char *next = p->more ? api_cursor_encode(p->last) : NULL;
+    if (next != NULL)
+        cJSON_AddStringToObject(body, "next", next);
+    else
+        cJSON_AddNullToObject(body, "next");
+    free(next);
 }
 
 /* Logs a failed MongoDB operation and returns its code. */
@@ -100,14 +133,14 @@ chat_err_t api_room_read(api_ctx_t *ctx, const char *tenant, const char *room, a
     bson_destroy(filter);
     if (err != CHAT_OK || !found)
         return err;
-    const char *kind = api_bson_str(&doc, "kind");
-    if (bson_flag(&doc, "deleted"))
+    const char *kind = chat_bson_str(&doc, "kind");
+    if (chat_bson_true(&doc, "deleted"))
         out->kind = API_ROOM_DELETED;
     else if (kind != NULL && strcmp(kind, "private") == 0)
         out->kind = API_ROOM_PRIVATE;
-    const char *name = api_bson_str(&doc, "name");
+    const char *name = chat_bson_str(&doc, "name");
     snprintf(out->name, sizeof out->name, "%s", name != NULL ? name : "");
-    out->created = api_bson_int(&doc, "created", 0);
+    out->created = chat_bson_number_or(&doc, "created", 0);
     bson_destroy(&doc);
     return CHAT_OK;
 }
@@ -529,6 +562,29 @@ static void rooms_create(const api_req_t *req, api_resp_t *resp)
     free(users);
 }
 
+/* A page of rooms_list being filled. */
+typedef struct rooms_page {
+    cJSON *rooms;
+    api_page_t page;
+} rooms_page_t;
+
+/* Adds a room document to the page (one without a room id is skipped); returns false, to stop,
+ * once the page is full. */
+static bool rooms_page_add(const bson_t *doc, void *ud)
+{
+    rooms_page_t *p = ud;
+    const char *room = chat_bson_str(doc, "room");
+    if (room == NULL)
+        return true;
+    if (!api_page_take(&p->page, room))
+        return false;
+    api_room_t r = {.kind = API_ROOM_PRIVATE, .created = chat_bson_number_or(doc, "created", 0)};
+    const char *name = chat_bson_str(doc, "name");
+    snprintf(r.name, sizeof r.name, "%s", name != NULL ? name : "");
+    cJSON_AddItemToArray(p->rooms, room_json(room, &r, 0, 0, false));
+    return true;
+}
+
 static void rooms_list(const api_req_t *req, api_resp_t *resp)
 {
     int limit;
@@ -537,46 +593,17 @@ static void rooms_list(const api_req_t *req, api_resp_t *resp)
         return;
     bson_t *filter =
         BCON_NEW("tenant", BCON_UTF8(req->tenant), "deleted", "{", "$ne", BCON_BOOL(true), "}");
-    if (after[0] != '\0') {
-        bson_t range;
-        BSON_APPEND_DOCUMENT_BEGIN(filter, "room", &range);
-        BSON_APPEND_UTF8(&range, "$gt", after);
-        bson_append_document_end(filter, &range);
-    }
+    api_filter_after(filter, "room", after);
     bson_t *opts =
         BCON_NEW("sort", "{", "room", BCON_INT32(1), "}", "limit", BCON_INT64((int64_t)limit + 1));
-    mongoc_client_t *client = chat_store_acquire(req->ctx->store);
-    mongoc_collection_t *coll =
-        chat_store_collection(req->ctx->store, client, API_ROOMS_COLLECTION);
-    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(coll, filter, opts, NULL);
     cJSON *body = cJSON_CreateObject();
-    cJSON *rooms = cJSON_AddArrayToObject(body, "rooms");
-    const bson_t *doc;
-    int count = 0;
     char last[CHAT_ROOM_MAX + 1] = "";
-    bool more = false;
-    while (mongoc_cursor_next(cur, &doc)) {
-        const char *room = api_bson_str(doc, "room");
-        if (room == NULL)
-            continue;
-        if (count == limit) {
-            more = true;
-            break;
-        }
-        api_room_t r = {.kind = API_ROOM_PRIVATE, .created = api_bson_int(doc, "created", 0)};
-        const char *name = api_bson_str(doc, "name");
-        snprintf(r.name, sizeof r.name, "%s", name != NULL ? name : "");
-        cJSON_AddItemToArray(rooms, room_json(room, &r, 0, 0, false));
-        snprintf(last, sizeof last, "%s", room);
-        count++;
-    }
+    rooms_page_t page = {.rooms = cJSON_AddArrayToObject(body, "rooms"),
+                         .page = {.limit = limit, .last = last, .last_len = sizeof last}};
     bson_error_t error;
     chat_err_t err = CHAT_OK;
-    if (mongoc_cursor_error(cur, &error))
+    if (!api_find_each(req->ctx, API_ROOMS_COLLECTION, filter, opts, rooms_page_add, &page, &error))
         err = mongo_failed("list rooms", req->tenant, "", &error);
-    mongoc_cursor_destroy(cur);
-    mongoc_collection_destroy(coll);
-    chat_store_release(req->ctx->store, client);
     bson_destroy(opts);
     bson_destroy(filter);
     if (err != CHAT_OK) {
@@ -584,12 +611,7 @@ static void rooms_list(const api_req_t *req, api_resp_t *resp)
         api_error_from(req, resp, err, "listing rooms");
         return;
     }
-    char *next = more ? api_cursor_encode(last) : NULL;
-    if (next != NULL)
-        cJSON_AddStringToObject(body, "next", next);
-    else
-        cJSON_AddNullToObject(body, "next");
-    free(next);
+    api_page_next(body, &page.page);
     api_json(resp, 200, body);
 }
 
@@ -683,7 +705,7 @@ static chat_err_t members_all(api_ctx_t *ctx, const char *tenant, const char *ro
     const bson_t *doc;
     chat_err_t err = CHAT_OK;
     while (err == CHAT_OK && mongoc_cursor_next(cur, &doc)) {
-        const char *user = api_bson_str(doc, "user");
+        const char *user = chat_bson_str(doc, "user");
         if (user == NULL)
             continue;
         if (*n == cap) {

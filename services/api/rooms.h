@@ -71,16 +71,37 @@ chat_err_t api_members_add(api_ctx_t *ctx, const char *tenant, const char *room,
 chat_err_t api_known_rooms_write(api_ctx_t *ctx, const char *tenant, const char *room,
                                  const char *const *users, size_t n, bool add);
 
+/* Runs a find on collection (opts may be NULL) and calls each(doc, ud) for every document
+ * until it returns false; doc is valid during the call only. Returns true, or false with
+ * *error set when the find failed (nothing logged: the caller says what failed). */
+bool api_find_each(api_ctx_t *ctx, const char *collection, const bson_t *filter, const bson_t *opts,
+                   bool (*each)(const bson_t *doc, void *ud), void *ud, bson_error_t *error);
+
+/* Adds {key: {$gt: after}} to filter unless after is empty: a list page after a cursor. */
+void api_filter_after(bson_t *filter, const char *key, const char *after);
+
+/* A list page in key order being filled: up to limit items, more once one is left over, last
+ * (the caller's buffer of last_len bytes) the key of the last item taken. */
+typedef struct api_page {
+    int limit, count;
+    bool more;
+    char *last;
+    size_t last_len;
+} api_page_t;
+
+/* Whether the item with key goes on the page: true (counted, its key kept as last), or false
+ * once the page is full (more is set and the caller stops). */
+bool api_page_take(api_page_t *p, const char *key);
+
+/* Adds "next" to body: the cursor after the last key when more is left, else null (also when
+ * the cursor cannot be encoded). */
+void api_page_next(cJSON *body, const api_page_t *p);
+
 /* Reads a body field that is an array of user ids (1..max entries unless empty_ok, each a
  * valid user id other than "system", duplicates dropped) into *users (a malloc'd array of
  * borrowed strings, *n of them; the caller frees the array). Answers 400 itself and returns
  * false otherwise; absent with required false gives *n = 0. */
 bool api_body_users(const api_req_t *req, api_resp_t *resp, const char *field, bool required,
                     size_t max, const char ***users, size_t *n);
-
-/* bson helpers: a string field (NULL if absent or not a string), an integer field (def if
- * absent). */
-const char *api_bson_str(const bson_t *doc, const char *key);
-int64_t api_bson_int(const bson_t *doc, const char *key, int64_t def);
 
 #endif

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/bson_fields.h"
 #include "common/log.h"
 #include "common/stored_msg.h"
 #include "services/gateway/frames.h"
@@ -15,26 +16,6 @@ static void log_failure(const char *what, const bson_error_t *error)
 {
     chat_log_error("mongodb read failed", CHAT_F_STR("op", what), CHAT_F_INT("code", error->code),
                    CHAT_F_STR("reason", error->message));
-}
-
-/* Integer value of a numeric field (int32, int64, integral double or date). */
-static bool doc_int(const bson_t *doc, const char *key, int64_t *out)
-{
-    bson_iter_t it;
-    if (!bson_iter_init_find(&it, doc, key))
-        return false;
-    switch (bson_iter_type(&it)) {
-    case BSON_TYPE_INT32:
-    case BSON_TYPE_INT64:
-    case BSON_TYPE_DOUBLE:
-        *out = bson_iter_as_int64(&it);
-        return true;
-    case BSON_TYPE_DATE_TIME:
-        *out = bson_iter_date_time(&it);
-        return true;
-    default:
-        return false;
-    }
 }
 
 /* Runs a find on `messages` and calls each() for every document; returns the cursor's
@@ -64,7 +45,7 @@ static chat_err_t messages_find(chat_store_t *st, mongoc_client_t *client, const
 static bool latest_each(const bson_t *doc, void *ud)
 {
     int64_t *latest = ud;
-    doc_int(doc, "seq", latest);
+    chat_bson_number_or_date(doc, "seq", latest);
     return false;
 }
 
@@ -84,7 +65,7 @@ chat_err_t gw_reads_latest(chat_store_t *st, mongoc_client_t *client, const char
 static bool latest_useq_each(const bson_t *doc, void *ud)
 {
     int64_t *latest = ud;
-    doc_int(doc, "useq", latest);
+    chat_bson_number_or_date(doc, "useq", latest);
     return false;
 }
 
@@ -113,7 +94,7 @@ static bool updates_each(const bson_t *doc, void *ud)
     updates_collect_t *c = ud;
     int64_t useq = 0;
     cJSON *frame = chat_stored_update_frame(doc);
-    if (frame == NULL || !doc_int(doc, "useq", &useq)) {
+    if (frame == NULL || !chat_bson_number_or_date(doc, "useq", &useq)) {
         cJSON_Delete(frame);
         chat_log_warn("changed message skipped: missing fields");
         return true;

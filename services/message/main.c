@@ -108,32 +108,19 @@ static bool stop_requested(void *ctx)
     return chat_signals_stop_requested();
 }
 
-static void start_failed(const char *var, const char *what, chat_err_t err)
-{
-    chat_log_error(what, CHAT_F_STR("var", var), CHAT_F_ERR(err));
-}
-
 /* Connects MongoDB: pool, ping within the timeout, indexes. */
 static bool start_store(service_t *s, const message_cfg_t *cfg)
 {
-    chat_err_t err = chat_store_new(cfg->mongo_uri, PROGRAM, &s->store);
-    if (err != CHAT_OK) {
-        start_failed("CHAT_MONGO_URI", "bad MongoDB URI", err);
+    if (!chat_service_store_open(cfg->mongo_uri, PROGRAM, (int)cfg->connect_timeout_ms, &s->store))
         return false;
-    }
-    err = chat_store_ping(s->store, (int)cfg->connect_timeout_ms);
+    chat_err_t err = message_store_open(s->store, &s->messages);
     if (err != CHAT_OK) {
-        start_failed("CHAT_MONGO_URI", "MongoDB unreachable", err);
-        return false;
-    }
-    err = message_store_open(s->store, &s->messages);
-    if (err != CHAT_OK) {
-        start_failed("CHAT_MONGO_URI", "cannot create the indexes of messages", err);
+        chat_service_start_failed("CHAT_MONGO_URI", "cannot create the indexes of messages", err);
         return false;
     }
     err = message_reads_store_open(s->store, &s->reads);
     if (err != CHAT_OK) {
-        start_failed("CHAT_MONGO_URI", "cannot create the indexes of reads", err);
+        chat_service_start_failed("CHAT_MONGO_URI", "cannot create the indexes of reads", err);
         return false;
     }
     return true;
@@ -145,8 +132,8 @@ static bool start_recent(service_t *s, const message_cfg_t *cfg)
     chat_err_t err = message_recent_open(cfg->redis_url, (int)cfg->connect_timeout_ms,
                                          cfg->recent_max, cfg->recent_ttl_ms, &s->recent);
     if (err != CHAT_OK) {
-        start_failed("CHAT_REDIS_URL",
-                     err == CHAT_ERR_CONFIG ? "bad Redis URL" : "Redis unreachable", err);
+        chat_service_start_failed(
+            "CHAT_REDIS_URL", err == CHAT_ERR_CONFIG ? "bad Redis URL" : "Redis unreachable", err);
         return false;
     }
     return true;
@@ -155,8 +142,9 @@ static bool start_recent(service_t *s, const message_cfg_t *cfg)
 static bool start_bus(service_t *s, const message_cfg_t *cfg)
 {
     if (cfg->brokers[0] == '\0' || cfg->group[0] == '\0') {
-        start_failed(cfg->brokers[0] == '\0' ? "CHAT_KAFKA_BROKERS" : "CHAT_MESSAGE_GROUP",
-                     "empty value", CHAT_ERR_CONFIG);
+        chat_service_start_failed(cfg->brokers[0] == '\0' ? "CHAT_KAFKA_BROKERS"
+                                                          : "CHAT_MESSAGE_GROUP",
+                                  "empty value", CHAT_ERR_CONFIG);
         return false;
     }
     const chat_topic_use_t topics[] = {
@@ -167,7 +155,7 @@ static bool start_bus(service_t *s, const message_cfg_t *cfg)
     chat_err_t err = chat_topics_check(cfg->brokers, topics, sizeof topics / sizeof topics[0],
                                        (int)cfg->connect_timeout_ms, NULL, &bad_var);
     if (err != CHAT_OK) {
-        start_failed(bad_var, "Kafka topics not usable", err);
+        chat_service_start_failed(bad_var, "Kafka topics not usable", err);
         return false;
     }
     message_bus_conf_t bc = {
@@ -189,7 +177,7 @@ static bool start_bus(service_t *s, const message_cfg_t *cfg)
         return false;
     }
     if (err != CHAT_OK) {
-        start_failed("CHAT_KAFKA_BROKERS", "Kafka unreachable", err);
+        chat_service_start_failed("CHAT_KAFKA_BROKERS", "Kafka unreachable", err);
         return false;
     }
     return true;
@@ -228,7 +216,7 @@ static bool service_start(service_t *s, const message_cfg_t *cfg)
     chat_err_t err =
         chat_ops_start(cfg->ops_addr, (int)cfg->ops_port, s->metrics, ops_ready, s, &s->ops);
     if (err != CHAT_OK) {
-        start_failed("CHAT_OPS_PORT", "cannot serve the ops endpoints", err);
+        chat_service_start_failed("CHAT_OPS_PORT", "cannot serve the ops endpoints", err);
         return false;
     }
     if (!start_store(s, cfg) || !start_recent(s, cfg))
