@@ -742,6 +742,27 @@ static chat_err_t store_find_blocks(void *ctx, const message_block_pair_t *pairs
     return err;
 }
 
+/* Counts the tenant's block (at most one is read). */
+static chat_err_t take_any(const bson_t *doc, void *ud)
+{
+    (void)doc;
+    *(bool *)ud = true;
+    return CHAT_OK;
+}
+
+static chat_err_t store_tenant_has_blocks(void *ctx, const char *tenant, bool *has)
+{
+    message_store_t *ms = ctx;
+    *has = false;
+    bson_t *filter = BCON_NEW("tenant", BCON_UTF8(tenant));
+    bson_t *opts = BCON_NEW("limit", BCON_INT64(1), "projection", "{", "_id", BCON_INT32(1), "}");
+    chat_err_t err = store_find_in(ms, BLOCKS_COLLECTION, "find a block of the tenant", filter,
+                                   opts, take_any, has);
+    bson_destroy(filter);
+    bson_destroy(opts);
+    return err;
+}
+
 static const char *store_last_error(void *ctx)
 {
     message_store_t *ms = ctx;
@@ -762,6 +783,7 @@ void message_store_port(message_store_t *ms, message_store_port_t *port)
         .insert_update = store_insert_update,
         .apply_update = store_apply_update,
         .find_blocks = store_find_blocks,
+        .tenant_has_blocks = store_tenant_has_blocks,
         .last_error = store_last_error,
     };
 }

@@ -125,8 +125,17 @@ typedef struct pipeline_metrics {
     chat_counter_t *reads_ignored;
 } pipeline_metrics_t;
 
+/* What the pipeline last heard of a tenant's blocks (store port tenant_has_blocks). */
+typedef struct blocks_hint {
+    int64_t asked_ms; /* monotonic */
+    bool has;
+} blocks_hint_t;
+
+#define BLOCKS_HINT_TENANTS_MAX 100000 /* more tenants than this: the hints start over */
+
 struct message_pipeline {
     message_pipeline_conf_t conf;
+    chat_strmap_t *blocks_hints; /* tenant -> blocks_hint_t (malloc'd) */
     chat_metrics_t *own_metrics; /* when conf.metrics is NULL */
     pipeline_metrics_t m;
 };
@@ -255,6 +264,22 @@ static bool metrics_register(pipeline_metrics_t *m, chat_metrics_t *reg)
     return ok;
 }
 
+static void free_value(const char *key, void *value, void *ud)
+{
+    (void)key;
+    (void)ud;
+    free(value);
+}
+
+/* Forgets every tenant's blocks hint. */
+static void blocks_hints_clear(message_pipeline_t *p)
+{
+    if (p->blocks_hints == NULL)
+        return;
+    chat_strmap_foreach(p->blocks_hints, free_value, NULL);
+    chat_strmap_clear(p->blocks_hints);
+}
+
 message_pipeline_t *message_pipeline_new(const message_pipeline_conf_t *conf)
 {
     message_pipeline_t *p = calloc(1, sizeof *p);
@@ -264,6 +289,11 @@ message_pipeline_t *message_pipeline_new(const message_pipeline_conf_t *conf)
     env_fill_defaults(&p->conf.env);
     if (p->conf.max_conflict_rounds < 1)
         p->conf.max_conflict_rounds = 1;
+    p->blocks_hints = chat_strmap_new();
+    if (p->blocks_hints == NULL) {
+        free(p);
+        return NULL;
+    }
     chat_metrics_t *reg = conf->metrics;
     if (reg == NULL)
         reg = p->own_metrics = chat_metrics_new();
@@ -279,6 +309,8 @@ void message_pipeline_destroy(message_pipeline_t *p)
     if (p == NULL)
         return;
     chat_metrics_destroy(p->own_metrics);
+    blocks_hints_clear(p);
+    chat_strmap_free(p->blocks_hints);
     free(p);
 }
 
@@ -517,14 +549,51 @@ static chat_err_t blocks_load(message_pipeline_t *p, batch_t *b, void *arg)
     return p->conf.store.find_blocks(p->conf.store.ctx, ba->pairs, ba->k, ba->blocked);
 }
 
+/* True if tenant may have blocks: it had some when last asked, it was asked longer than
+ * MESSAGE_BLOCKS_HINT_MS ago and has some now, or the answer could not be had (then the
+ * pair query decides, with its retries). */
+static bool tenant_may_block(message_pipeline_t *p, const char *tenant)
+{
+    if (p->conf.store.tenant_has_blocks == NULL)
+        return true;
+    int64_t now = p->conf.env.monotonic_ms(p->conf.env.ctx);
+    blocks_hint_t *h = chat_strmap_get(p->blocks_hints, tenant);
+    if (h != NULL && now - h->asked_ms < MESSAGE_BLOCKS_HINT_MS)
+        return h->has;
+    bool has = true;
+    if (p->conf.store.tenant_has_blocks(p->conf.store.ctx, tenant, &has) != CHAT_OK)
+        return true;
+    if (h == NULL) {
+        if (chat_strmap_count(p->blocks_hints) >= BLOCKS_HINT_TENANTS_MAX)
+            blocks_hints_clear(p);
+        h = malloc(sizeof *h);
+        if (h == NULL || !chat_strmap_put(p->blocks_hints, tenant, h)) {
+            free(h);
+            return has;
+        }
+    }
+    h->asked_ms = now;
+    h->has = has;
+    return has;
+}
+
+/* True for a direct-room send whose tenant may have blocks (tenant_may_block). */
+static bool item_block_candidate(message_pipeline_t *p, const item_t *it)
+{
+    return item_dm_send(it) && tenant_may_block(p, it->ev->tenant);
+}
+
 /* Refuses (forbidden, "blocked") every direct-room send whose members blocked each other
- * either way. Batches without such sends cost nothing: the query runs only when there are. */
+ * either way. Batches without such sends cost nothing, nor do tenants without any block
+ * (asked every MESSAGE_BLOCKS_HINT_MS): the pair query runs only for the others. */
 static chat_err_t check_blocks(message_pipeline_t *p, batch_t *b)
 {
+    if (p->conf.store.find_blocks == NULL)
+        return CHAT_OK;
     size_t k = 0;
     for (size_t i = 0; i < b->n; i++)
-        k += item_dm_send(&b->items[i]);
-    if (k == 0 || p->conf.store.find_blocks == NULL)
+        k += item_block_candidate(p, &b->items[i]);
+    if (k == 0)
         return CHAT_OK;
     blocks_arg_t ba = {.pairs = calloc(k, sizeof *ba.pairs),
                        .map = calloc(k, sizeof *ba.map),
@@ -535,7 +604,7 @@ static chat_err_t check_blocks(message_pipeline_t *p, batch_t *b)
         goto out;
     for (size_t i = 0; i < b->n; i++) {
         const item_t *it = &b->items[i];
-        if (!item_dm_send(it))
+        if (ba.k == k || !item_block_candidate(p, it))
             continue;
         dm_other(it->ev->room, it->ev->user, others[ba.k], sizeof others[ba.k]);
         ba.pairs[ba.k] = (message_block_pair_t){it->ev->tenant, it->ev->user, others[ba.k]};

@@ -22,6 +22,10 @@
 #include "services/message/sequencer.h"
 #include "services/message/updates.h"
 
+/* How long the pipeline trusts that a tenant has no blocks at all: a tenant's first block
+ * refuses sends within this long; later ones at once (docs/server-api.md). */
+#define MESSAGE_BLOCKS_HINT_MS 2000
+
 /* A room, as the store port's highest_seqs takes it. */
 typedef struct message_room_ref {
     const char *tenant;
@@ -76,6 +80,10 @@ typedef struct message_store_port {
      * other in either role (docs/server-api.md); one query for the n pairs. */
     chat_err_t (*find_blocks)(void *ctx, const message_block_pair_t *pairs, size_t n,
                               bool *blocked);
+    /* *has = tenant has any `blocks` document. The pipeline asks at most once per
+     * MESSAGE_BLOCKS_HINT_MS per tenant and skips find_blocks for tenants without blocks
+     * (NULL: every batch with direct-room sends asks find_blocks). */
+    chat_err_t (*tenant_has_blocks)(void *ctx, const char *tenant, bool *has);
     /* Text of the last failure for logs; may be NULL. */
     const char *(*last_error)(void *ctx);
 } message_store_port_t;

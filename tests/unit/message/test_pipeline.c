@@ -1748,7 +1748,17 @@ static struct {
     size_t n;
     int calls;    /* find_blocks calls */
     size_t pairs; /* pairs asked for over all calls */
+    int hints;    /* tenant_has_blocks calls */
 } blk;
+
+/* The tenant acme has blocks when the fake store holds any. */
+static chat_err_t fb_tenant_has_blocks(void *ctx, const char *tenant, bool *has)
+{
+    (void)ctx;
+    blk.hints++;
+    *has = strcmp(tenant, "acme") == 0 && blk.n > 0;
+    return CHAT_OK;
+}
 
 static chat_err_t fb_find_blocks(void *ctx, const message_block_pair_t *pairs, size_t n,
                                  bool *blocked)
@@ -1785,7 +1795,8 @@ static void system_setup(void)
                   .find_update = fu_find_update,
                   .insert_update = fu_insert_update,
                   .apply_update = fu_apply_update,
-                  .find_blocks = fb_find_blocks},
+                  .find_blocks = fb_find_blocks,
+                  .tenant_has_blocks = fb_tenant_has_blocks},
         .recent = {&recent, fr_write, NULL},
         .bus = {&bus, fb_produce, fb_flush, fb_commit},
         .env = {&env, fe_wall, fe_mono, fe_sleep, fe_new_id, fe_stop},
@@ -2012,6 +2023,41 @@ START_TEST(test_dm_blocks_one_query_per_batch)
 }
 END_TEST
 
+/* A tenant without any block costs no pair query: the store is asked whether the tenant has
+ * blocks at most once per MESSAGE_BLOCKS_HINT_MS; its first block refuses sends once that
+ * answer is renewed, and from then on every batch asks for its pairs. */
+START_TEST(test_dm_blocks_tenant_hint)
+{
+    add_send(0, 1, "dm:alice:bob", "alice", "c1", "hi bob");
+    ck_assert_int_eq(run(), CHAT_OK);
+    ck_assert_int_eq(blk.hints, 1);
+    ck_assert_int_eq(blk.calls, 0);
+
+    bus_clear();
+    records_clear();
+    blk.user[0] = "bob", blk.target[0] = "alice";
+    blk.n = 1;
+    env.mono += MESSAGE_BLOCKS_HINT_MS - 1; /* the hint still holds */
+    add_send(0, 2, "dm:alice:bob", "alice", "c2", "still there?");
+    ck_assert_int_eq(run(), CHAT_OK);
+    ck_assert_int_eq(blk.hints, 1);
+    ck_assert_int_eq(blk.calls, 0);
+    ck_assert_uint_eq(bus.n, 1);
+    chat_event_t ev = produced(0);
+    ck_assert_int_eq(ev.type, CHAT_EV_MSG);
+    chat_event_clear(&ev);
+
+    bus_clear();
+    records_clear();
+    env.mono += 1; /* renewed: the tenant has blocks now */
+    add_send(0, 3, "dm:alice:bob", "alice", "c3", "hello?");
+    ck_assert_int_eq(run(), CHAT_OK);
+    ck_assert_int_eq(blk.hints, 2);
+    ck_assert_int_eq(blk.calls, 1);
+    expect_reject(0, "forbidden", "blocked");
+}
+END_TEST
+
 int main(void)
 {
     Suite *suite = suite_create("message_pipeline");
@@ -2060,6 +2106,7 @@ int main(void)
     tcase_add_test(ts, test_system_sends_and_notices);
     tcase_add_test(ts, test_system_edits_and_deletes_any_message);
     tcase_add_test(ts, test_dm_blocks_one_query_per_batch);
+    tcase_add_test(ts, test_dm_blocks_tenant_hint);
     suite_add_tcase(suite, ts);
     return chat_test_suite_run(suite, false);
 }
