@@ -335,6 +335,9 @@ def blocks():
     if ok(r):
         check([b["target"] for b in r.json["blocks"]] == [bob], f"bob is blocked: {r.json}")
     dm = f"dm:{min(alice, bob)}:{max(alice, bob)}"
+    # a tenant's first block applies within 2 s (the message service's hint of which tenants
+    # have blocks: docs/server-api.md)
+    time.sleep(2.2)
     expect(api.call("POST", f"/rooms/{q(dm)}/messages", tok, {"from": bob, "text": "hey",
                                                              "cid": "b-1"}),
            403, "bob cannot send in the dm with alice who blocked him")
