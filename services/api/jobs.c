@@ -13,6 +13,7 @@
 #include "common/clock.h"
 #include "common/json.h"
 #include "common/log.h"
+#include "common/names.h"
 
 #define JOBS_POLL_MS 1000 /* how often an idle runner looks for work of other instances */
 /* Claims of one job before it is failed without running again: a job that brings its runner
@@ -30,6 +31,9 @@ typedef struct jobs_runner {
      * start, so that neither a restart nor another instance configured with the same name
      * takes a held job for its own. */
     char owner[128];
+    /* The tenant of the last job claimed: the next claim takes the next tenant's oldest job,
+     * so that one tenant's many jobs do not hold up another's (runner thread only). */
+    char last_tenant[CHAT_TENANT_MAX + 1];
 } jobs_runner_t;
 
 struct api_job {
@@ -302,15 +306,23 @@ void api_filter_after_room_seq(bson_t *filter, const char *after_room, int64_t a
 /* ---- the runner ---- */
 
 /* Claims the oldest job that is queued, or running under an expired lease (its runner died
- * or stopped without releasing it). *doc (caller destroys) is NULL if there is none. */
-static chat_err_t runner_claim(jobs_runner_t *r, mongoc_collection_t *col, bson_t **doc)
+ * or stopped without releasing it), of the first tenant after after_tenant (NULL: of any
+ * tenant, the first in order). *doc (caller destroys) is NULL if there is none. */
+static chat_err_t runner_claim_after(jobs_runner_t *r, mongoc_collection_t *col,
+                                     const char *after_tenant, bson_t **doc)
 {
     *doc = NULL;
     int64_t now = chat_clock_wall_ms();
     bson_t *query =
         BCON_NEW("$or", "[", "{", "state", BCON_UTF8("queued"), "}", "{", "state",
                  BCON_UTF8("running"), "lease_until", "{", "$lt", BCON_INT64(now), "}", "}", "]");
-    bson_t *sort = BCON_NEW("created", BCON_INT32(1));
+    if (after_tenant != NULL) {
+        bson_t gt;
+        BSON_APPEND_DOCUMENT_BEGIN(query, "tenant", &gt);
+        BSON_APPEND_UTF8(&gt, "$gt", after_tenant);
+        bson_append_document_end(query, &gt);
+    }
+    bson_t *sort = BCON_NEW("tenant", BCON_INT32(1), "created", BCON_INT32(1));
     bson_t *update =
         BCON_NEW("$set", "{", "state", BCON_UTF8("running"), "owner", BCON_UTF8(r->owner),
                  "lease_until", BCON_INT64(now + API_JOB_LEASE_MS), "updated", BCON_INT64(now),
@@ -343,6 +355,21 @@ static chat_err_t runner_claim(jobs_runner_t *r, mongoc_collection_t *col, bson_
     bson_destroy(query);
     bson_destroy(sort);
     bson_destroy(update);
+    return err;
+}
+
+/* Claims the next job, taking the tenants in turn (the one after the last claimed, wrapping
+ * around): a tenant with many jobs waits for the others' oldest ones. */
+static chat_err_t runner_claim(jobs_runner_t *r, mongoc_collection_t *col, bson_t **doc)
+{
+    chat_err_t err = CHAT_OK;
+    if (r->last_tenant[0] != '\0')
+        err = runner_claim_after(r, col, r->last_tenant, doc);
+    if (err == CHAT_OK && *doc == NULL)
+        err = runner_claim_after(r, col, NULL, doc);
+    const char *tenant = *doc != NULL ? chat_bson_str(*doc, "tenant") : NULL;
+    if (tenant != NULL)
+        snprintf(r->last_tenant, sizeof r->last_tenant, "%s", tenant);
     return err;
 }
 
