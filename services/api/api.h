@@ -32,6 +32,7 @@ typedef struct api_ctx {
     int64_t reply_timeout_ms; /* how long a produced change waits for its answer */
     long max_text_chars;      /* the message service's text limit (CHAT_MAX_TEXT_CHARS) */
     long max_members;         /* members of a room unless the tenant's settings say otherwise */
+    long api_rate;            /* calls per second of a tenant unless its settings say otherwise */
     int redis_timeout_ms;     /* connect and command timeout of api_redis_take's connections */
     void *core;               /* http.c's own state */
     void *jobs;               /* jobs.c's own state */

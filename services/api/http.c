@@ -45,7 +45,6 @@
 #define SECRETS_MAX 10000
 #define STATUS_CLASSES 5 /* 1xx .. 5xx */
 #define MAX_ROUTES 128
-#define SETTINGS_COLLECTION "settings"
 #define RATE_REFRESH_MS 2000 /* a tenant's api_calls_per_s applies within this */
 #define MAX_QUERY_VALUES 16
 
@@ -550,33 +549,13 @@ static int auth_check(api_core_t *core, struct MHD_Connection *conn, char *tenan
     return 0;
 }
 
-/* The tenant's rate from its settings (limits.api_calls_per_s, docs/server-api.md), or
- * def when it set none or they cannot be read (logged). */
+/* The tenant's rate from its settings (limits.api_calls_per_s, docs/server-api.md), or def
+ * when they cannot be read (api_settings_get logs it). */
 static double tenant_rate(api_core_t *core, const char *tenant, double def)
 {
-    double rate = def;
-    mongoc_client_t *client = chat_store_acquire(core->ctx->store);
-    mongoc_collection_t *coll =
-        chat_store_collection(core->ctx->store, client, SETTINGS_COLLECTION);
-    bson_t *filter = BCON_NEW("_id", BCON_UTF8(tenant));
-    bson_t *opts = BCON_NEW("limit", BCON_INT64(1));
-    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(coll, filter, opts, NULL);
-    const bson_t *doc;
-    bson_iter_t it, sub;
-    if (mongoc_cursor_next(cur, &doc) && bson_iter_init(&it, doc) &&
-        bson_iter_find_descendant(&it, "limits.api_calls_per_s", &sub) &&
-        BSON_ITER_HOLDS_NUMBER(&sub) && bson_iter_as_double(&sub) > 0)
-        rate = bson_iter_as_double(&sub);
-    bson_error_t error;
-    if (mongoc_cursor_error(cur, &error))
-        chat_log_warn("tenant settings not readable: the default rate applies",
-                      CHAT_F_STR("tenant", tenant), CHAT_F_STR("error", error.message));
-    mongoc_cursor_destroy(cur);
-    bson_destroy(opts);
-    bson_destroy(filter);
-    mongoc_collection_destroy(coll);
-    chat_store_release(core->ctx->store, client);
-    return rate;
+    api_settings_t st;
+    api_settings_get(core->ctx, tenant, &st);
+    return st.api_calls_per_s > 0 ? (double)st.api_calls_per_s : def;
 }
 
 /* Takes a token of tenant's bucket. Returns 0 or the seconds to wait (Retry-After). The

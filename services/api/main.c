@@ -205,6 +205,7 @@ static bool service_start(service_t *s, const api_cfg_t *cfg)
         .reply_timeout_ms = cfg->reply_timeout_ms,
         .max_text_chars = (long)cfg->max_text_chars,
         .max_members = (long)cfg->max_members,
+        .api_rate = (long)cfg->rate,
         .redis_timeout_ms = (int)(cfg->reply_timeout_ms + REDIS_TIMEOUT_MARGIN_MS),
     };
     if (!start_bus(s, cfg))

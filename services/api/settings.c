@@ -302,19 +302,27 @@ static chat_err_t settings_stored(api_ctx_t *ctx, const char *tenant, cJSON **st
     return err;
 }
 
+/* Makes the service's own value (configured) the default of limits.name, when it is within the
+ * setting's bounds. */
+static void limit_default_set(cJSON *settings, const char *name, long value)
+{
+    const int_setting_t *def = int_setting_find("limits", name);
+    if (value >= def->min && value <= def->max)
+        cJSON_ReplaceItemInObjectCaseSensitive(cJSON_GetObjectItemCaseSensitive(settings, "limits"),
+                                               name, cJSON_CreateNumber((double)value));
+}
+
 /* The settings in effect: what the tenant set (stored, may be NULL) over the defaults, a new
- * object (NULL if out of memory). The members limit of a tenant that set none is the
- * service's (CHAT_API_MAX_MEMBERS), which rooms.c enforces: shown as it is enforced. */
+ * object (NULL if out of memory). The limits a tenant set none of are the service's
+ * (CHAT_API_MAX_MEMBERS, CHAT_API_RATE), which rooms.c and http.c enforce: shown as they are
+ * enforced. */
 static cJSON *settings_effective(api_ctx_t *ctx, const char *tenant, const cJSON *stored)
 {
     cJSON *out = api_settings_defaults();
     if (out == NULL)
         return NULL;
-    const int_setting_t *members = int_setting_find("limits", "members_per_room");
-    if (ctx->max_members >= members->min && ctx->max_members <= members->max)
-        cJSON_ReplaceItemInObjectCaseSensitive(cJSON_GetObjectItemCaseSensitive(out, "limits"),
-                                               "members_per_room",
-                                               cJSON_CreateNumber((double)ctx->max_members));
+    limit_default_set(out, "members_per_room", ctx->max_members);
+    limit_default_set(out, "api_calls_per_s", ctx->api_rate);
     char error[160];
     /* What is stored passed this validation when it was written; a document that does not
      * any more (written by hand, or the rules changed) leaves the defaults in effect rather
