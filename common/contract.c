@@ -161,3 +161,12 @@ int chat_api_reply_key(const char *conn, char *buf, size_t buflen)
     int n = snprintf(buf, buflen, "chat:api:reply:{%s}", conn);
     return n >= 0 && (size_t)n < buflen ? n : -1;
 }
+
+int chat_member_id(const char *tenant, const char *room, const char *user, char *buf, size_t buflen)
+{
+    if (tenant == NULL || room == NULL || user == NULL || *tenant == '\0' || *room == '\0' ||
+        *user == '\0' || buf == NULL)
+        return -1;
+    int n = snprintf(buf, buflen, "%s/%s/%s", tenant, room, user);
+    return n >= 0 && (size_t)n < buflen ? n : -1;
+}

@@ -208,6 +208,15 @@ int chat_user_rooms_key(const char *tenant, const char *user, char *buf, size_t 
 #define CHAT_ORIGIN_CONN_MAX 64 /* an origin's conn id, in bytes (proto defs conn_id) */
 #define CHAT_API_REPLY_KEY_MAX (CHAT_ORIGIN_CONN_MAX + 24)
 
+/* The `_id` of a `members` document (docs/server-api.md), which the api writes and gateways
+ * read by: "tenant/room/user". A `rooms` document's `_id` is the room key (chat_room_key). */
+#define CHAT_MEMBER_ID_MAX (CHAT_ROOM_KEY_MAX + 1 + CHAT_USER_MAX * 4)
+
+/* Writes the `_id` of tenant/room's member user into buf. Returns its length, or -1 if it does
+ * not fit or a part is missing. */
+int chat_member_id(const char *tenant, const char *room, const char *user, char *buf,
+                   size_t buflen);
+
 /* True if origin_gw names the api service rather than a gateway. */
 bool chat_origin_is_api(const char *origin_gw);
 

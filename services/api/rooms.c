@@ -114,18 +114,12 @@ static chat_err_t find_one(api_ctx_t *ctx, const char *collection, const bson_t 
     return err;
 }
 
-/* The _id of a rooms document into buf. */
-static void room_id(const char *tenant, const char *room, char *buf, size_t len)
-{
-    snprintf(buf, len, "%s/%s", tenant, room);
-}
-
 chat_err_t api_room_read(api_ctx_t *ctx, const char *tenant, const char *room, api_room_t *out)
 {
     memset(out, 0, sizeof *out);
     out->kind = API_ROOM_PUBLIC;
     char id[CHAT_ROOM_KEY_MAX];
-    room_id(tenant, room, id, sizeof id);
+    chat_room_key(tenant, room, id, sizeof id);
     bson_t *filter = BCON_NEW("_id", BCON_UTF8(id));
     bson_t doc;
     bool found;
@@ -219,20 +213,9 @@ bool api_body_users(const api_req_t *req, api_resp_t *resp, const char *field, b
 
 long api_members_limit(api_ctx_t *ctx, const char *tenant)
 {
-    bson_t *filter = BCON_NEW("_id", BCON_UTF8(tenant));
-    bson_t doc;
-    bool found = false;
-    long limit = ctx->max_members;
-    if (find_one(ctx, API_SETTINGS_COLLECTION, filter, &doc, &found) == CHAT_OK && found) {
-        bson_iter_t it, sub;
-        if (bson_iter_init(&it, &doc) &&
-            bson_iter_find_descendant(&it, "limits.members_per_room", &sub) &&
-            BSON_ITER_HOLDS_NUMBER(&sub) && bson_iter_as_int64(&sub) > 0)
-            limit = (long)bson_iter_as_int64(&sub);
-        bson_destroy(&doc);
-    }
-    bson_destroy(filter);
-    return limit;
+    api_settings_t st;
+    api_settings_get(ctx, tenant, &st); /* its defaults (the service's limit) on a failure */
+    return st.members_per_room > 0 ? (long)st.members_per_room : ctx->max_members;
 }
 
 chat_err_t api_members_count(api_ctx_t *ctx, const char *tenant, const char *room, int64_t *count)
@@ -348,8 +331,8 @@ chat_err_t api_members_add(api_ctx_t *ctx, const char *tenant, const char *room,
         return CHAT_ERR_NOMEM;
     }
     for (size_t i = 0; i < n; i++) {
-        char id[CHAT_ROOM_KEY_MAX + CHAT_USER_MAX * 4 + 2];
-        snprintf(id, sizeof id, "%s/%s/%s", tenant, room, users[i]);
+        char id[CHAT_MEMBER_ID_MAX];
+        chat_member_id(tenant, room, users[i], id, sizeof id);
         docs[i] = BCON_NEW("_id", BCON_UTF8(id), "tenant", BCON_UTF8(tenant), "room",
                            BCON_UTF8(room), "user", BCON_UTF8(users[i]), "added", BCON_INT64(now));
     }
@@ -455,7 +438,7 @@ static chat_err_t room_insert(api_ctx_t *ctx, const char *tenant, const char *ro
                               const char *name, int64_t created)
 {
     char id[CHAT_ROOM_KEY_MAX];
-    room_id(tenant, room, id, sizeof id);
+    chat_room_key(tenant, room, id, sizeof id);
     bson_t *doc =
         BCON_NEW("_id", BCON_UTF8(id), "tenant", BCON_UTF8(tenant), "room", BCON_UTF8(room), "kind",
                  BCON_UTF8("private"), "created", BCON_INT64(created));
@@ -641,7 +624,7 @@ static chat_err_t room_rename(api_ctx_t *ctx, const char *tenant, const char *ro
                               const char *name)
 {
     char id[CHAT_ROOM_KEY_MAX];
-    room_id(tenant, room, id, sizeof id);
+    chat_room_key(tenant, room, id, sizeof id);
     bool unset = name[0] == '\0';
     bson_t *update = unset ? BCON_NEW("$unset", "{", "name", BCON_UTF8(""), "}")
                            : BCON_NEW("$set", "{", "name", BCON_UTF8(name), "}");
@@ -737,7 +720,7 @@ static chat_err_t members_all(api_ctx_t *ctx, const char *tenant, const char *ro
 static chat_err_t room_tombstone(api_ctx_t *ctx, const char *tenant, const char *room)
 {
     char id[CHAT_ROOM_KEY_MAX];
-    room_id(tenant, room, id, sizeof id);
+    chat_room_key(tenant, room, id, sizeof id);
     bson_t *filter = BCON_NEW("_id", BCON_UTF8(id));
     bson_t *update = BCON_NEW("$set", "{", "deleted", BCON_BOOL(true), "deleted_at",
                               BCON_INT64(chat_clock_wall_ms()), "}");

@@ -11,7 +11,6 @@
 #include "common/names.h"
 
 /* Size of "<tenant>/<room>/<user>" of valid names and its NUL. */
-#define MEMBER_ID_MAX (CHAT_ROOM_KEY_MAX + 1 + CHAT_USER_MAX + 1)
 
 /* Finds the document with _id id in collection; *doc is a copy (bson_destroy) or NULL if
  * there is none. */
@@ -77,9 +76,8 @@ static chat_err_t is_member(chat_store_t *st, mongoc_client_t *client, const cha
 {
     static const char *const fields[] = {"_id", NULL};
     *member = false;
-    char id[MEMBER_ID_MAX];
-    int n = snprintf(id, sizeof id, "%s/%s/%s", tenant, room, user);
-    if (n < 0 || (size_t)n >= sizeof id)
+    char id[CHAT_MEMBER_ID_MAX];
+    if (chat_member_id(tenant, room, user, id, sizeof id) < 0)
         return CHAT_ERR_INVALID;
     bson_t *doc = NULL;
     chat_err_t err = find_by_id(st, client, GW_MEMBERS_COLLECTION, id, fields, &doc);

@@ -147,6 +147,33 @@ START_TEST(test_useq_value)
 }
 END_TEST
 
+/* The ids of the server API's documents and its reply lists, which two services spell alike. */
+START_TEST(test_member_id_and_reply_key)
+{
+    char buf[CHAT_MEMBER_ID_MAX];
+    ck_assert_int_eq(chat_member_id("acme", "team", "bob", buf, sizeof buf), 13);
+    ck_assert_str_eq(buf, "acme/team/bob");
+    ck_assert_int_eq(chat_member_id("acme", "team", "", buf, sizeof buf), -1);
+    ck_assert_int_eq(chat_member_id("acme", "team", "bob", buf, 13), -1);
+    /* the longest valid parts fit: a user id of 64 four-byte characters */
+    char room[CHAT_ROOM_MAX + 1], user[CHAT_USER_MAX * 4 + 1], tenant[CHAT_TENANT_MAX + 1];
+    memset(room, 'r', CHAT_ROOM_MAX);
+    room[CHAT_ROOM_MAX] = '\0';
+    memset(tenant, 't', CHAT_TENANT_MAX);
+    tenant[CHAT_TENANT_MAX] = '\0';
+    for (int i = 0; i < CHAT_USER_MAX; i++)
+        memcpy(user + 4 * i, "\xf0\x9f\x98\x80", 4);
+    user[CHAT_USER_MAX * 4] = '\0';
+    ck_assert_int_gt(chat_member_id(tenant, room, user, buf, sizeof buf), 0);
+
+    char key[CHAT_API_REPLY_KEY_MAX];
+    ck_assert_int_gt(chat_api_reply_key("api-0.x-1", key, sizeof key), 0);
+    ck_assert_str_eq(key, "chat:api:reply:{api-0.x-1}");
+    ck_assert(chat_origin_is_api("api"));
+    ck_assert(!chat_origin_is_api("3"));
+}
+END_TEST
+
 static Suite *contract_suite(void)
 {
     Suite *s = suite_create("contract");
@@ -157,6 +184,7 @@ static Suite *contract_suite(void)
     tcase_add_test(tc, test_registry_keys);
     tcase_add_test(tc, test_recent_key);
     tcase_add_test(tc, test_useq_value);
+    tcase_add_test(tc, test_member_id_and_reply_key);
     suite_add_tcase(s, tc);
     return s;
 }
