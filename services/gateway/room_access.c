@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/bson_fields.h"
 #include "common/contract.h"
 #include "common/log.h"
 #include "common/names.h"
@@ -60,12 +61,10 @@ chat_err_t gw_access_room_kind(chat_store_t *st, mongoc_client_t *client, const 
     chat_err_t err = find_by_id(st, client, GW_ROOMS_COLLECTION, id, fields, &doc);
     if (err != CHAT_OK || doc == NULL)
         return err;
-    bson_iter_t it;
-    if (bson_iter_init_find(&it, doc, "kind") && BSON_ITER_HOLDS_UTF8(&it) &&
-        strcmp(bson_iter_utf8(&it, NULL), "private") == 0)
+    const char *k = chat_bson_str(doc, "kind");
+    if (k != NULL && strcmp(k, "private") == 0)
         *kind = GW_ROOM_KIND_PRIVATE;
-    if (bson_iter_init_find(&it, doc, "deleted") && bson_iter_as_bool(&it))
-        *gone = true;
+    *gone = chat_bson_true(doc, "deleted");
     bson_destroy(doc);
     return CHAT_OK;
 }
