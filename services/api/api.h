@@ -15,6 +15,7 @@
 
 #include "common/bus.h"
 #include "common/err.h"
+#include "common/events.h"
 #include "common/metrics.h"
 #include "common/redis.h"
 #include "common/store.h"
@@ -128,14 +129,13 @@ void api_origin_conn_new(api_ctx_t *ctx, char *conn, size_t len);
 chat_err_t api_inbound_produce(api_ctx_t *ctx, const char *tenant, const char *room,
                                const void *event_json, size_t len);
 
-/* A new chat.inbound event {v: 1, type, tenant, room, user, ts: now, origin: {gw: "api",
- * conn}} for the caller to complete (cid and text of a send, id and text of an edit...) and
- * give to api_event_produce. NULL when out of memory. */
-cJSON *api_event_new(const char *type, const char *tenant, const char *room, const char *user,
-                     const char *conn);
+/* Encodes ev (a send, edit or delete the caller filled in, origin_conn included) with the
+ * shared event codec (common/events.h), after setting its origin gw to the api's and its ts to
+ * now when unset. *json is malloc'd (caller frees). CHAT_ERR_INVALID if the codec refuses ev. */
+chat_err_t api_event_encode(chat_event_t *ev, char **json, size_t *len);
 
-/* Prints event (deleting it in every case) and api_inbound_produce's it into tenant/room. */
-chat_err_t api_event_produce(api_ctx_t *ctx, const char *tenant, const char *room, cJSON *event);
+/* api_event_encode's ev and api_inbound_produce's it into its tenant/room. */
+chat_err_t api_event_produce(api_ctx_t *ctx, chat_event_t *ev);
 
 /* Waits up to timeout_ms for the answer to what was produced with origin conn (contract.h,
  * the api's reply channel): *frame is the parsed ack or error frame (caller cJSON_Deletes).

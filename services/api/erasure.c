@@ -76,16 +76,8 @@ static chat_err_t delete_produce(erase_t *e, const char *room, const char *id, c
                        .user = CHAT_SYSTEM_USER,
                        .id = id,
                        .rid = rid,
-                       .ts = chat_clock_wall_ms(),
-                       .has_ts = true,
-                       .origin_gw = CHAT_API_ORIGIN,
                        .origin_conn = conn};
-    char *json = NULL;
-    size_t len = 0;
-    chat_err_t err = chat_event_encode(&ev, &json, &len);
-    if (err == CHAT_OK)
-        err = api_inbound_produce(e->ctx, e->tenant, room, json, len);
-    free(json);
+    chat_err_t err = api_event_produce(e->ctx, &ev);
     if (err != CHAT_OK)
         snprintf(e->error, e->errlen, "a delete could not be produced (%s)", chat_err_str(err));
     return err;

@@ -188,59 +188,43 @@ void api_origin_conn_new(api_ctx_t *ctx, char *conn, size_t len)
     snprintf(conn, len, "%s-%llu", conn_prefix, n); /* set once, before: read-only now */
 }
 
-cJSON *api_event_new(const char *type, const char *tenant, const char *room, const char *user,
-                     const char *conn)
+chat_err_t api_event_encode(chat_event_t *ev, char **json, size_t *len)
 {
-    cJSON *ev = cJSON_CreateObject();
-    if (ev == NULL)
-        return NULL;
-    cJSON *origin = NULL;
-    bool ok = cJSON_AddNumberToObject(ev, "v", 1) != NULL &&
-              cJSON_AddStringToObject(ev, "type", type) != NULL &&
-              cJSON_AddStringToObject(ev, "tenant", tenant) != NULL &&
-              cJSON_AddStringToObject(ev, "room", room) != NULL &&
-              cJSON_AddStringToObject(ev, "user", user) != NULL &&
-              chat_json_add_int(ev, "ts", chat_clock_wall_ms()) &&
-              (origin = cJSON_AddObjectToObject(ev, "origin")) != NULL &&
-              cJSON_AddStringToObject(origin, "gw", CHAT_API_ORIGIN) != NULL &&
-              cJSON_AddStringToObject(origin, "conn", conn) != NULL;
-    if (!ok) {
-        cJSON_Delete(ev);
-        return NULL;
+    ev->origin_gw = CHAT_API_ORIGIN;
+    if (!ev->has_ts) {
+        ev->ts = chat_clock_wall_ms();
+        ev->has_ts = true;
     }
-    return ev;
+    return chat_event_encode(ev, json, len);
 }
 
-chat_err_t api_event_produce(api_ctx_t *ctx, const char *tenant, const char *room, cJSON *event)
+chat_err_t api_event_produce(api_ctx_t *ctx, chat_event_t *ev)
 {
-    if (event == NULL)
-        return CHAT_ERR_NOMEM;
-    char *text = NULL;
+    char *json = NULL;
     size_t len = 0;
-    chat_err_t err = chat_json_print(event, &text, &len);
-    if (err != CHAT_OK)
-        return err;
-    err = api_inbound_produce(ctx, tenant, room, text, len);
-    free(text);
+    chat_err_t err = api_event_encode(ev, &json, &len);
+    if (err == CHAT_OK)
+        err = api_inbound_produce(ctx, ev->tenant, ev->room, json, len);
+    free(json);
     return err;
 }
 
-/* The send event of one notice, with a fresh origin conn that is also its cid. */
-static cJSON *notice_event(api_ctx_t *ctx, const char *tenant, const char *room,
-                           const api_notice_t *n)
+/* Encodes the send event of one notice, with a fresh origin conn that is also its cid. */
+static chat_err_t notice_encode(api_ctx_t *ctx, const char *tenant, const char *room,
+                                const api_notice_t *n, char **json, size_t *len)
 {
     char conn[CHAT_ORIGIN_CONN_MAX];
     api_origin_conn_new(ctx, conn, sizeof conn);
-    cJSON *ev = api_event_new("send", tenant, room, CHAT_SYSTEM_USER, conn);
-    bool ok = ev != NULL && cJSON_AddStringToObject(ev, "cid", conn) != NULL &&
-              cJSON_AddStringToObject(ev, "text", n->text != NULL ? n->text : "") != NULL &&
-              cJSON_AddStringToObject(ev, "notice", n->notice) != NULL &&
-              (n->target == NULL || cJSON_AddStringToObject(ev, "target", n->target) != NULL);
-    if (!ok) {
-        cJSON_Delete(ev);
-        return NULL;
-    }
-    return ev;
+    chat_event_t ev = {.type = CHAT_EV_SEND,
+                       .tenant = tenant,
+                       .room = room,
+                       .user = CHAT_SYSTEM_USER,
+                       .cid = conn,
+                       .text = n->text != NULL ? n->text : "",
+                       .notice = n->notice,
+                       .target = n->target,
+                       .origin_conn = conn};
+    return api_event_encode(&ev, json, len);
 }
 
 chat_err_t api_notices_produce(api_ctx_t *ctx, const char *tenant, const char *room,
@@ -257,7 +241,7 @@ chat_err_t api_notices_produce(api_ctx_t *ctx, const char *tenant, const char *r
         for (size_t i = start; i < n && i < start + PRODUCE_BATCH_MAX && err == CHAT_OK; i++) {
             char *text = NULL;
             size_t len = 0;
-            err = chat_json_print(notice_event(ctx, tenant, room, &notices[i]), &text, &len);
+            err = notice_encode(ctx, tenant, room, &notices[i], &text, &len);
             if (err == CHAT_OK)
                 err = produce_one(ctx, key, keylen, text, len, &w);
             free(text);

@@ -60,12 +60,17 @@ static bool room_usable(const api_req_t *req, api_resp_t *resp)
     return true;
 }
 
-/* Produces event (deleted here) and waits for its answer: *frame is an ack, or the request was
- * answered (error frame mapped to its status, 504 on timeout, 503 when Kafka or Redis fail). */
-static bool produce_and_wait(const api_req_t *req, api_resp_t *resp, cJSON *event, cJSON **frame)
+/* Produces ev (into the request's tenant and room, with the request's origin) and waits for
+ * its answer: *frame is an ack, or the request was answered (error frame mapped to its status,
+ * 504 on timeout, 503 when Kafka or Redis fail). */
+static bool produce_and_wait(const api_req_t *req, api_resp_t *resp, chat_event_t *ev,
+                             cJSON **frame)
 {
     *frame = NULL;
-    chat_err_t err = api_event_produce(req->ctx, req->tenant, req->params[0], event);
+    ev->tenant = req->tenant;
+    ev->room = req->params[0];
+    ev->origin_conn = req->origin_conn;
+    chat_err_t err = api_event_produce(req->ctx, ev);
     if (err != CHAT_OK) {
         api_error_from(req, resp, err, "producing to chat.inbound");
         return false;
@@ -153,13 +158,9 @@ static void messages_send(const api_req_t *req, api_resp_t *resp)
         return;
     }
     const char *user = from != NULL ? from : CHAT_SYSTEM_USER;
-    cJSON *ev = api_event_new("send", req->tenant, req->params[0], user, req->origin_conn);
-    if (ev != NULL) {
-        cJSON_AddStringToObject(ev, "cid", cid);
-        cJSON_AddStringToObject(ev, "text", text);
-    }
+    chat_event_t ev = {.type = CHAT_EV_SEND, .user = user, .cid = cid, .text = text};
     cJSON *frame;
-    if (!produce_and_wait(req, resp, ev, &frame))
+    if (!produce_and_wait(req, resp, &ev, &frame))
         return;
     cJSON *body = pick(frame, answer);
     cJSON_AddStringToObject(body, "from", user);
@@ -311,7 +312,7 @@ static void messages_history(const api_req_t *req, api_resp_t *resp)
 
 /* The edit or delete of message params[1] as "system" (text for an edit, reason for a
  * delete): 200 with the change's ack. */
-static void message_change(const api_req_t *req, api_resp_t *resp, const char *type,
+static void message_change(const api_req_t *req, api_resp_t *resp, chat_event_type_t type,
                            const char *text, const char *reason)
 {
     static const char *const answer[] = {"room", "id", "seq", "op", "useq", NULL};
@@ -321,18 +322,14 @@ static void message_change(const api_req_t *req, api_resp_t *resp, const char *t
     }
     if (!room_usable(req, resp))
         return;
-    cJSON *ev =
-        api_event_new(type, req->tenant, req->params[0], CHAT_SYSTEM_USER, req->origin_conn);
-    if (ev != NULL) {
-        cJSON_AddStringToObject(ev, "id", req->params[1]);
-        cJSON_AddStringToObject(ev, "rid", req->origin_conn);
-        if (text != NULL)
-            cJSON_AddStringToObject(ev, "text", text);
-        if (reason != NULL)
-            cJSON_AddStringToObject(ev, "reason", reason);
-    }
+    chat_event_t ev = {.type = type,
+                       .user = CHAT_SYSTEM_USER,
+                       .id = req->params[1],
+                       .rid = req->origin_conn,
+                       .text = text,
+                       .reason = reason};
     cJSON *frame;
-    if (!produce_and_wait(req, resp, ev, &frame))
+    if (!produce_and_wait(req, resp, &ev, &frame))
         return;
     cJSON *body = pick(frame, answer);
     cJSON_Delete(frame);
@@ -345,7 +342,7 @@ static void messages_edit(const api_req_t *req, api_resp_t *resp)
     const char *text;
     if (api_body_fields(req, resp, fields) && api_body_string(req, resp, "text", true, &text) &&
         text_check(req, resp, text))
-        message_change(req, resp, "edit", text, NULL);
+        message_change(req, resp, CHAT_EV_EDIT, text, NULL);
 }
 
 static void messages_delete(const api_req_t *req, api_resp_t *resp)
@@ -359,7 +356,7 @@ static void messages_delete(const api_req_t *req, api_resp_t *resp)
             return;
         }
     }
-    message_change(req, resp, "delete", NULL, reason);
+    message_change(req, resp, CHAT_EV_DELETE, NULL, reason);
 }
 
 chat_err_t api_messages_register(api_ctx_t *ctx)
