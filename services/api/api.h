@@ -66,13 +66,17 @@ typedef struct api_req {
     void *conn_; /* core: for api_req_query */
 } api_req_t;
 
+/* Room for any Location the api answers: /v1/users/{user}/erasure/{job} with a user id of 64
+ * four-byte characters, each byte percent-encoded. */
+#define API_LOCATION_MAX 1024
+
 /* What a handler answers. body is owned by the response (the core frees it); NULL sends no
  * body (204). */
 typedef struct api_resp {
     int status;
     cJSON *body;
-    char retry_after[16]; /* Retry-After header value when set */
-    char location[256];   /* Location header when set (202 job answers) */
+    char retry_after[16];            /* Retry-After header value when set */
+    char location[API_LOCATION_MAX]; /* Location header when set (202 job answers) */
 } api_resp_t;
 
 typedef void (*api_handler_fn)(const api_req_t *req, api_resp_t *resp);

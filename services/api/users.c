@@ -75,8 +75,8 @@ static void user_rooms(const api_req_t *req, api_resp_t *resp)
 }
 
 /* Location: /v1/users/{user}/erasure/{id}, the user percent-encoded (ids may hold any
- * printable character); left out if it does not fit the header's buffer (the body has the
- * job's id). */
+ * printable character). API_LOCATION_MAX holds it for every valid user id; left out only for
+ * one that does not fit (the body has the job's id). */
 static void erasure_location(api_resp_t *resp, const char *user, const char *id)
 {
     static const char hex[] = "0123456789ABCDEF";

@@ -404,6 +404,12 @@ def jobs():
     expect(api.call("GET", f"/users/{'x' * 65}/erasure/{job}", tok), 400,
            "an erasure of a bad user id")
     expect(api.call("DELETE", f"/users/{'x' * 65}", tok), 400, "erase a bad user id")
+    # the longest user id, 64 four-byte characters: its Location still fits
+    wide = "\U0001F600" * 64
+    r = expect(api.call("DELETE", f"/users/{q(wide)}", tok), 202, "erase a user of a long id")
+    loc = r.headers.get("location", "")
+    check(loc == f"/v1/users/{q(wide)}/erasure/{(r.json or {}).get('job')}",
+          f"the long id's Location: {loc[:80]}")
     alive("bad job requests")
 
 
