@@ -25,6 +25,8 @@
 #define CHAT_TOPIC_MESSAGES "chat.messages" /* message -> broadcast...; key tenant/room */
 #define CHAT_TOPIC_DELIVER "chat.deliver"   /* broadcast -> gateway; partition = gateway index */
 #define CHAT_TOPIC_EVENTS "chat.events"     /* gateway -> broadcast: typing, presence */
+#define CHAT_TOPIC_MODERATION "chat.moderation" /* moderation, api -> message: verdicts;
+                                                   key tenant/room */
 
 /* Config table entries of the topic names (common/config.h), for the services that use them. */
 #define CHAT_CFG_TOPIC_INBOUND(st, field)                                                          \
@@ -40,6 +42,11 @@
     CHAT_CFG_STRING("CHAT_TOPIC_EVENTS", st, field, CHAT_TOPIC_EVENTS,                             \
                     "topic of ephemeral room events: typing, presence (same name in every "        \
                     "service)")
+
+#define CHAT_CFG_TOPIC_MODERATION(st, field)                                                       \
+    CHAT_CFG_STRING("CHAT_TOPIC_MODERATION", st, field, CHAT_TOPIC_MODERATION,                     \
+                    "topic of moderation verdicts, as many partitions as the inbound topic "       \
+                    "(same name in every service)")
 
 /* A topic a service uses, and the variable that named it (for the error at start). */
 typedef struct chat_topic_use {
