@@ -31,6 +31,7 @@ expect_failure() {
     local log="$work/$service-$var.log" status
     timeout 30 env CHAT_CONNECT_TIMEOUT=2s CHAT_OPS_PORT=0 CHAT_GATEWAY_PORT="$ws_port" \
         CHAT_GATEWAY_INDEX=7 CHAT_MESSAGE_GROUP="cfgtest-$$" CHAT_BROADCAST_GROUP="cfgtest-$$" \
+        CHAT_MODERATION_GROUP="cfgtest-$$" \
         "$@" "$build/services/$service/chat-$service" >"$log" 2>&1
     status=$?
     if [ $status -ne 0 ] && [ $status -ne 124 ] &&
@@ -43,7 +44,7 @@ expect_failure() {
     fi
 }
 
-for service in gateway message broadcast; do
+for service in gateway message broadcast moderation; do
     expect_failure "$service" CHAT_OPS_PORT CHAT_OPS_PORT=not-a-port
     expect_failure "$service" CHAT_LOG_LEVEL CHAT_LOG_LEVEL=loud
     expect_failure "$service" CHAT_KAFKA_BROKERS CHAT_KAFKA_BROKERS="127.0.0.1:$dead_port"
@@ -59,6 +60,10 @@ expect_failure message CHAT_REDIS_URL CHAT_REDIS_URL="redis://127.0.0.1:$dead_po
 expect_failure message CHAT_REDIS_URL CHAT_REDIS_URL="http://127.0.0.1:$dead_port/0"
 expect_failure message CHAT_RECENT_MAX CHAT_RECENT_MAX=-1
 expect_failure broadcast CHAT_REDIS_URL CHAT_REDIS_URL="redis://127.0.0.1:$dead_port/0"
+expect_failure moderation CHAT_MONGO_URI CHAT_MONGO_URI="mongodb://127.0.0.1:$dead_port/chat"
+expect_failure moderation CHAT_REDIS_URL CHAT_REDIS_URL="redis://127.0.0.1:$dead_port/0"
+expect_failure moderation CHAT_MODERATION_BATCH CHAT_MODERATION_BATCH=0
+expect_failure moderation CHAT_MODERATION_RULES_REFRESH CHAT_MODERATION_RULES_REFRESH=10ms
 # Every service checks at start that the topics it is configured with exist.
 missing="missing-topic-$$"
 expect_failure message CHAT_TOPIC_INBOUND CHAT_TOPIC_INBOUND="$missing"
@@ -69,5 +74,7 @@ expect_failure gateway CHAT_TOPIC_INBOUND CHAT_TOPIC_INBOUND="$missing"
 expect_failure gateway CHAT_TOPIC_DELIVER CHAT_TOPIC_DELIVER="$missing"
 expect_failure gateway CHAT_TOPIC_EVENTS CHAT_TOPIC_EVENTS="$missing"
 expect_failure broadcast CHAT_TOPIC_EVENTS CHAT_TOPIC_EVENTS="$missing"
+expect_failure moderation CHAT_TOPIC_MESSAGES CHAT_TOPIC_MESSAGES="$missing"
+expect_failure moderation CHAT_TOPIC_MODERATION CHAT_TOPIC_MODERATION="$missing"
 
 [ $failures -eq 0 ] || { echo "$failures check(s) failed"; exit 1; }
