@@ -593,7 +593,8 @@ static void on_update(worker_t *w, conn_t *c, const char *p, size_t n)
     } else {
         bench_phase_stats_t *ph = &w->ph[seen->phase];
         ph->removals_delivered++;
-        bench_hist_record(&ph->verdict_members, now_us - seen->ts_ms * 1000);
+        if (seen->ts_ms > 0) /* a msg frame without ts has no stored time to count from */
+            bench_hist_record(&ph->verdict_members, now_us - seen->ts_ms * 1000);
         seen->used = false;
     }
     if (c->mod_acked == NULL)
@@ -605,7 +606,8 @@ static void on_update(worker_t *w, conn_t *c, const char *p, size_t n)
             (e->id_len > 0 && (id_len != e->id_len || memcmp(id, e->id, id_len) != 0)))
             continue;
         bench_phase_stats_t *ph = &w->ph[e->phase];
-        bench_hist_record(&ph->verdict, now_us - e->ts_ms * 1000);
+        if (e->ts_ms > 0)
+            bench_hist_record(&ph->verdict, now_us - e->ts_ms * 1000);
         bench_hist_record(&ph->removal, (w->now - e->sent_ns) / 1000);
         e->used = false;
         return;
