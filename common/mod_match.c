@@ -9,6 +9,10 @@
 #define NONE UINT32_MAX
 #define RUNS_ONES UINT32_MAX /* a pattern whose runs are all 1 stores none */
 #define ALT_MAX 32           /* alternatives followed at once when the text has masks */
+/* A node with this many children or more gets a full ASCII transition row (fail links
+ * resolved): the few busy nodes near the root, where a big list would otherwise cost a binary
+ * search and a walk down the fail links per character. */
+#define DENSE_MIN_EDGES 8
 
 typedef struct pat {
     uint32_t tag;
@@ -37,6 +41,9 @@ struct chat_mod_ac {
     uint32_t *edge_cp, *edge_to;
     uint32_t *fail, *dict, *out;
     uint32_t root_ascii[128];
+    uint32_t *dense_of; /* per node: its row in dense, or NONE */
+    uint32_t *dense;    /* rows of 128 next states */
+    uint32_t ndense;
     pat_t *pats;
     size_t npats;
     uint8_t *runs;
@@ -149,6 +156,8 @@ static uint32_t go(const chat_mod_ac_t *ac, uint32_t s, uint32_t c)
 static uint32_t delta(const chat_mod_ac_t *ac, uint32_t s, uint32_t c)
 {
     for (;;) {
+        if (c < 128 && ac->dense_of[s] != NONE)
+            return ac->dense[(size_t)ac->dense_of[s] * 128 + c];
         if (s == 0) {
             if (c < 128)
                 return ac->root_ascii[c];
@@ -172,6 +181,8 @@ void chat_mod_ac_free(chat_mod_ac_t *ac)
     free(ac->fail);
     free(ac->dict);
     free(ac->out);
+    free(ac->dense_of);
+    free(ac->dense);
     free(ac->pats);
     free(ac->runs);
     free(ac);
@@ -192,10 +203,13 @@ chat_mod_ac_t *chat_mod_ac_build(chat_mod_ac_builder_t *b)
     ac->fail = calloc(n, sizeof *ac->fail);
     ac->dict = calloc(n, sizeof *ac->dict);
     ac->out = malloc((size_t)n * sizeof *ac->out);
+    ac->dense_of = malloc((size_t)n * sizeof *ac->dense_of);
     queue = malloc((size_t)n * sizeof *queue);
     if (!ac->edge_start || !ac->edge_cp || !ac->edge_to || !ac->fail || !ac->dict || !ac->out ||
-        !queue)
+        !ac->dense_of || !queue)
         goto fail;
+    for (uint32_t v = 0; v < n; v++)
+        ac->dense_of[v] = NONE;
     /* edges: each node's children, sorted by code point, one segment per node */
     uint32_t e = 0;
     for (uint32_t v = 0; v < n; v++) {
@@ -218,12 +232,28 @@ chat_mod_ac_t *chat_mod_ac_build(chat_mod_ac_builder_t *b)
         uint32_t t = go(ac, 0, c);
         ac->root_ascii[c] = t == NONE ? 0 : t;
     }
-    /* fail and dictionary links, breadth first */
+    /* fail and dictionary links, breadth first; a dense row once a node's fail link is
+     * known (its fail state is shallower, so its own transitions already are) */
+    uint32_t ndense_max = 0;
+    for (uint32_t v = 1; v < n; v++)
+        if (ac->edge_start[v + 1] - ac->edge_start[v] >= DENSE_MIN_EDGES)
+            ndense_max++;
+    if (ndense_max > 0) {
+        ac->dense = malloc((size_t)ndense_max * 128 * sizeof *ac->dense);
+        if (!ac->dense)
+            goto fail;
+    }
     size_t head = 0, tail = 0;
     for (uint32_t k = ac->edge_start[0]; k < ac->edge_start[1]; k++)
         queue[tail++] = ac->edge_to[k];
     while (head < tail) {
         uint32_t u = queue[head++];
+        if (ac->edge_start[u + 1] - ac->edge_start[u] >= DENSE_MIN_EDGES) {
+            uint32_t *row = ac->dense + (size_t)ac->ndense * 128;
+            for (uint32_t c = 0; c < 128; c++)
+                row[c] = delta(ac, u, c);
+            ac->dense_of[u] = ac->ndense++;
+        }
         for (uint32_t k = ac->edge_start[u]; k < ac->edge_start[u + 1]; k++) {
             uint32_t v = ac->edge_to[k];
             ac->fail[v] = delta(ac, ac->fail[u], ac->edge_cp[k]);
@@ -254,7 +284,8 @@ size_t chat_mod_ac_bytes(const chat_mod_ac_t *ac)
         return 0;
     return sizeof *ac + ((size_t)ac->nnodes + 1) * sizeof(uint32_t) +
            (size_t)ac->nnodes * 2 * sizeof(uint32_t) /* edges (nnodes - 1) */ +
-           (size_t)ac->nnodes * 3 * sizeof(uint32_t) + ac->npats * sizeof(pat_t) + ac->nruns;
+           (size_t)ac->nnodes * 4 * sizeof(uint32_t) + (size_t)ac->ndense * 128 * sizeof(uint32_t) +
+           ac->npats * sizeof(pat_t) + ac->nruns;
 }
 
 /* Reports the patterns that end at state s with last text position i. False to stop. */

@@ -235,7 +235,7 @@ chat_err_t chat_mod_norm_pass0(const char *text, size_t len, uint16_t **u16, int
         int32_t start = i;
         UChar32 c;
         U16_NEXT(norm, i, nnorm, c);
-        if (u_charType(c) == U_FORMAT_CHAR)
+        if (c >= 0x80 && u_charType(c) == U_FORMAT_CHAR)
             continue;
         while (start < i)
             norm[w++] = norm[start++];
@@ -331,6 +331,10 @@ chat_err_t chat_mod_norm_pass1(const uint16_t *u16, int32_t n16, chat_mod_stream
     for (int32_t i = 0; i < nd;) {
         UChar32 c;
         U16_NEXT(d, i, nd, c);
+        if (c < 0x80) { /* most text: no ICU lookup */
+            a[n++] = c < 0x20 || c == 0x7F || c == CHAT_MOD_MASK ? ' ' : (uint32_t)c;
+            continue;
+        }
         int8_t t = u_charType(c);
         if (t == U_NON_SPACING_MARK || t == U_ENCLOSING_MARK || t == U_FORMAT_CHAR)
             continue;
