@@ -53,9 +53,14 @@ static cJSON *make_doc(int words, int regexes)
     cJSON_AddItemToArray(allow, cJSON_CreateString("scunthorpe"));
     if (regexes > 0) {
         static const char *pats[] = {
-            "\\b(?:\\d[ -]?){13,16}\\b", "\\b[a-z0-9._%+-]+@[a-z0-9.-]+\\.[a-z]{2,}\\b",
-            "(?:buy|cheap|free)\\s+(?:followers|likes|crypto)", "\\b\\d{3}-\\d{2}-\\d{4}\\b",
-            "(.)\\1{9,}", "discord\\.gg/\\w+", "\\bt\\.me/\\w+", "[A-Z]{20,}",
+            "\\b(?:\\d[ -]?){13,16}\\b",
+            "\\b[a-z0-9._%+-]+@[a-z0-9.-]+\\.[a-z]{2,}\\b",
+            "(?:buy|cheap|free)\\s+(?:followers|likes|crypto)",
+            "\\b\\d{3}-\\d{2}-\\d{4}\\b",
+            "(.)\\1{9,}",
+            "discord\\.gg/\\w+",
+            "\\bt\\.me/\\w+",
+            "[A-Z]{20,}",
         };
         cJSON *rx = cJSON_AddArrayToObject(doc, "regex");
         for (int i = 0; i < regexes; i++) {
@@ -127,8 +132,7 @@ static void run(const chat_mod_rules_t *r, const char *label, const char *const 
         if (round == 0 || ns < best)
             best = ns;
     }
-    printf("%-34s %8.0f ns/check  (%zu hits in %d checks)\n", label, best, fired,
-           per_round * 5);
+    printf("%-34s %8.0f ns/check  (%zu hits in %d checks)\n", label, best, fired, per_round * 5);
 }
 
 int main(int argc, char **argv)

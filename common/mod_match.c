@@ -90,8 +90,8 @@ void chat_mod_ac_builder_free(chat_mod_ac_builder_t *b)
     free(b);
 }
 
-chat_err_t chat_mod_ac_builder_add(chat_mod_ac_builder_t *b, const uint32_t *cp,
-                                   const uint8_t *run, size_t len, uint32_t tag)
+chat_err_t chat_mod_ac_builder_add(chat_mod_ac_builder_t *b, const uint32_t *cp, const uint8_t *run,
+                                   size_t len, uint32_t tag)
 {
     if (len == 0 || len > 255)
         return CHAT_ERR_INVALID;
@@ -106,8 +106,8 @@ chat_err_t chat_mod_ac_builder_add(chat_mod_ac_builder_t *b, const uint32_t *cp,
             if (!grow((void **)&b->nodes, &b->capnodes, b->nnodes + 1, sizeof *b->nodes))
                 return CHAT_ERR_NOMEM;
             c = (uint32_t)b->nnodes++;
-            b->nodes[c] = (bnode_t){.cp = cp[i], .child = NONE,
-                                    .sibling = b->nodes[node].child, .out = 0};
+            b->nodes[c] =
+                (bnode_t){.cp = cp[i], .child = NONE, .sibling = b->nodes[node].child, .out = 0};
             b->nodes[node].child = c;
         }
         node = c;
@@ -126,8 +126,8 @@ chat_err_t chat_mod_ac_builder_add(chat_mod_ac_builder_t *b, const uint32_t *cp,
         memcpy(b->runs + b->nruns, run, len);
         b->nruns += len;
     }
-    b->pats[b->npats] = (pat_t){.tag = tag, .next = b->nodes[node].out, .runs = off,
-                                .len = (uint32_t)len};
+    b->pats[b->npats] =
+        (pat_t){.tag = tag, .next = b->nodes[node].out, .runs = off, .len = (uint32_t)len};
     b->nodes[node].out = (uint32_t)++b->npats;
     return CHAT_OK;
 }
