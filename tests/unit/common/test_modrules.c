@@ -453,6 +453,48 @@ START_TEST(test_mentions)
 }
 END_TEST
 
+/* Texts built to be expensive or odd: masks everywhere, NUL and invalid bytes, the longest
+ * text with the word at its very end. */
+START_TEST(test_hostile_texts)
+{
+    chat_mod_rules_t *r = compile_ok(RULES);
+    chat_mod_hit_t hits[CHAT_MOD_HITS_MAX];
+    char *t = malloc(4100);
+    size_t n = 0;
+    while (n < 3990) { /* "a*a*a*...": a mask between every two letters */
+        t[n++] = 'a';
+        t[n++] = '*';
+    }
+    t[n++] = 'a';
+    memcpy(t + n, " f*ck", 5);
+    n += 5;
+    size_t got = chat_mod_rules_check(r, t, n, hits, CHAT_MOD_HITS_MAX);
+    ck_assert_ptr_nonnull(hit_of(hits, got, "profanity"));
+    ck_assert_uint_eq(chat_mod_rules_check(r, t, n - 5, hits, CHAT_MOD_HITS_MAX), 0);
+
+    memset(t, ' ', 4000); /* the word at the end of the longest text */
+    memcpy(t + 3990, "ｆｕｃｋ", strlen("ｆｕｃｋ"));
+    n = 3990 + strlen("ｆｕｃｋ");
+    got = chat_mod_rules_check(r, t, n, hits, CHAT_MOD_HITS_MAX);
+    ck_assert_ptr_nonnull(hit_of(hits, got, "profanity"));
+    free(t);
+
+    /* bad bytes read as U+FFFD (not a letter): the word around them is still seen */
+    got = chat_mod_rules_check(r,
+                               "\xFF\xFE"
+                               "fuck\xC0",
+                               7, hits, CHAT_MOD_HITS_MAX);
+    ck_assert_int_eq(hit_of(hits, got, "profanity")->action, CHAT_MOD_REMOVE);
+    /* a NUL is a control character: a separator */
+    got = chat_mod_rules_check(r, "fu\0ck", 5, hits, CHAT_MOD_HITS_MAX);
+    ck_assert_int_eq(hit_of(hits, got, "profanity")->action, CHAT_MOD_FLAG);
+    got = chat_mod_rules_check(r, "f\0u\0c\0k", 7, hits, CHAT_MOD_HITS_MAX);
+    ck_assert_int_eq(hit_of(hits, got, "profanity")->action, CHAT_MOD_REMOVE);
+    ck_assert_uint_eq(chat_mod_rules_check(r, "", 0, hits, CHAT_MOD_HITS_MAX), 0);
+    chat_mod_rules_free(r);
+}
+END_TEST
+
 /* Every validation error path: the document, the field it names, a word of the reason. */
 static const struct {
     const char *json, *field, *why;
@@ -783,6 +825,7 @@ int main(void)
     tcase_add_test(tc, test_regex_catastrophic);
     tcase_add_test(tc, test_links);
     tcase_add_test(tc, test_mentions);
+    tcase_add_test(tc, test_hostile_texts);
     tcase_add_test(tc, test_validation_errors);
     tcase_add_test(tc, test_validation_limits);
     tcase_add_test(tc, test_proto_samples);
