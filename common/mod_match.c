@@ -33,6 +33,10 @@ struct chat_mod_ac_builder {
     size_t npats, cappats;
     uint8_t *runs;
     size_t nruns, capruns;
+    /* (parent, code point) -> child while building, so that a node with thousands of
+     * children (the root of a CJK list) is not searched child by child */
+    uint32_t *hkey_parent, *hkey_cp, *hval;
+    size_t hcap, hcount;
 };
 
 struct chat_mod_ac {
@@ -84,10 +88,58 @@ void chat_mod_ac_builder_free(chat_mod_ac_builder_t *b)
 {
     if (!b)
         return;
+    free(b->hkey_parent);
+    free(b->hkey_cp);
+    free(b->hval);
     free(b->nodes);
     free(b->pats);
     free(b->runs);
     free(b);
+}
+
+static size_t child_slot(const chat_mod_ac_builder_t *b, uint32_t parent, uint32_t cp)
+{
+    uint64_t h = ((uint64_t)parent << 32 | cp) * 0x9E3779B97F4A7C15ull;
+    size_t i = (size_t)(h >> 32) & (b->hcap - 1);
+    while (b->hval[i] != NONE && (b->hkey_parent[i] != parent || b->hkey_cp[i] != cp))
+        i = (i + 1) & (b->hcap - 1);
+    return i;
+}
+
+/* Makes the child table hold one more entry at a load of at most 1/2. False when memory
+ * runs out. */
+static bool child_table_reserve(chat_mod_ac_builder_t *b)
+{
+    if ((b->hcount + 1) * 2 <= b->hcap)
+        return true;
+    size_t cap = b->hcap ? b->hcap * 2 : 1024;
+    uint32_t *kp = malloc(cap * sizeof *kp), *kc = malloc(cap * sizeof *kc),
+             *v = malloc(cap * sizeof *v);
+    if (!kp || !kc || !v) {
+        free(kp);
+        free(kc);
+        free(v);
+        return false;
+    }
+    memset(v, 0xFF, cap * sizeof *v);
+    uint32_t *okp = b->hkey_parent, *okc = b->hkey_cp, *ov = b->hval;
+    size_t ocap = b->hcap;
+    b->hkey_parent = kp;
+    b->hkey_cp = kc;
+    b->hval = v;
+    b->hcap = cap;
+    for (size_t i = 0; i < ocap; i++) {
+        if (ov[i] == NONE)
+            continue;
+        size_t j = child_slot(b, okp[i], okc[i]);
+        kp[j] = okp[i];
+        kc[j] = okc[i];
+        v[j] = ov[i];
+    }
+    free(okp);
+    free(okc);
+    free(ov);
+    return true;
 }
 
 chat_err_t chat_mod_ac_builder_add(chat_mod_ac_builder_t *b, const uint32_t *cp, const uint8_t *run,
@@ -99,9 +151,10 @@ chat_err_t chat_mod_ac_builder_add(chat_mod_ac_builder_t *b, const uint32_t *cp,
         return CHAT_ERR_NOMEM;
     uint32_t node = 0;
     for (size_t i = 0; i < len; i++) {
-        uint32_t c = b->nodes[node].child;
-        while (c != NONE && b->nodes[c].cp != cp[i])
-            c = b->nodes[c].sibling;
+        if (!child_table_reserve(b))
+            return CHAT_ERR_NOMEM;
+        size_t slot = child_slot(b, node, cp[i]);
+        uint32_t c = b->hval[slot];
         if (c == NONE) {
             if (!grow((void **)&b->nodes, &b->capnodes, b->nnodes + 1, sizeof *b->nodes))
                 return CHAT_ERR_NOMEM;
@@ -109,6 +162,10 @@ chat_err_t chat_mod_ac_builder_add(chat_mod_ac_builder_t *b, const uint32_t *cp,
             b->nodes[c] =
                 (bnode_t){.cp = cp[i], .child = NONE, .sibling = b->nodes[node].child, .out = 0};
             b->nodes[node].child = c;
+            b->hkey_parent[slot] = node;
+            b->hkey_cp[slot] = cp[i];
+            b->hval[slot] = c;
+            b->hcount++;
         }
         node = c;
     }
@@ -130,6 +187,16 @@ chat_err_t chat_mod_ac_builder_add(chat_mod_ac_builder_t *b, const uint32_t *cp,
         (pat_t){.tag = tag, .next = b->nodes[node].out, .runs = off, .len = (uint32_t)len};
     b->nodes[node].out = (uint32_t)++b->npats;
     return CHAT_OK;
+}
+
+typedef struct edge {
+    uint32_t cp, to;
+} edge_t;
+
+static int edge_cmp(const void *a, const void *b)
+{
+    uint32_t x = ((const edge_t *)a)->cp, y = ((const edge_t *)b)->cp;
+    return x < y ? -1 : x > y;
 }
 
 /* The child of s by c, or NONE. */
@@ -192,6 +259,7 @@ chat_mod_ac_t *chat_mod_ac_build(chat_mod_ac_builder_t *b)
 {
     chat_mod_ac_t *ac = calloc(1, sizeof *ac);
     uint32_t *queue = NULL;
+    edge_t *pairs = NULL;
     if (!ac)
         goto fail;
     uint32_t n = (uint32_t)b->nnodes;
@@ -205,8 +273,9 @@ chat_mod_ac_t *chat_mod_ac_build(chat_mod_ac_builder_t *b)
     ac->out = malloc((size_t)n * sizeof *ac->out);
     ac->dense_of = malloc((size_t)n * sizeof *ac->dense_of);
     queue = malloc((size_t)n * sizeof *queue);
+    pairs = malloc((size_t)n * sizeof *pairs);
     if (!ac->edge_start || !ac->edge_cp || !ac->edge_to || !ac->fail || !ac->dict || !ac->out ||
-        !ac->dense_of || !queue)
+        !ac->dense_of || !queue || !pairs)
         goto fail;
     for (uint32_t v = 0; v < n; v++)
         ac->dense_of[v] = NONE;
@@ -215,16 +284,14 @@ chat_mod_ac_t *chat_mod_ac_build(chat_mod_ac_builder_t *b)
     for (uint32_t v = 0; v < n; v++) {
         ac->edge_start[v] = e;
         ac->out[v] = b->nodes[v].out;
-        uint32_t first = e;
-        for (uint32_t c = b->nodes[v].child; c != NONE; c = b->nodes[c].sibling) {
-            uint32_t k = e++;
-            while (k > first && ac->edge_cp[k - 1] > b->nodes[c].cp) {
-                ac->edge_cp[k] = ac->edge_cp[k - 1];
-                ac->edge_to[k] = ac->edge_to[k - 1];
-                k--;
-            }
-            ac->edge_cp[k] = b->nodes[c].cp;
-            ac->edge_to[k] = c;
+        uint32_t m = 0;
+        for (uint32_t c = b->nodes[v].child; c != NONE; c = b->nodes[c].sibling)
+            pairs[m++] = (edge_t){.cp = b->nodes[c].cp, .to = c};
+        if (m > 1)
+            qsort(pairs, m, sizeof *pairs, edge_cmp);
+        for (uint32_t k = 0; k < m; k++, e++) {
+            ac->edge_cp[e] = pairs[k].cp;
+            ac->edge_to[e] = pairs[k].to;
         }
     }
     ac->edge_start[n] = e;
@@ -263,6 +330,7 @@ chat_mod_ac_t *chat_mod_ac_build(chat_mod_ac_builder_t *b)
         }
     }
     free(queue);
+    free(pairs);
     ac->pats = b->pats;
     ac->npats = b->npats;
     ac->runs = b->runs;
@@ -273,6 +341,7 @@ chat_mod_ac_t *chat_mod_ac_build(chat_mod_ac_builder_t *b)
     return ac;
 fail:
     free(queue);
+    free(pairs);
     chat_mod_ac_free(ac);
     chat_mod_ac_builder_free(b);
     return NULL;
