@@ -60,7 +60,7 @@ static cJSON *make_doc(int words, int regexes)
             "(.)\\1{9,}",
             "discord\\.gg/\\w+",
             "\\bt\\.me/\\w+",
-            "[A-Z]{20,}",
+            "\\b[a-z]{40,}\\b",
         };
         cJSON *rx = cJSON_AddArrayToObject(doc, "regex");
         for (int i = 0; i < regexes; i++) {
