@@ -27,7 +27,7 @@
  * refuses sends within this long; later ones at once (docs/server-api.md). */
 #define MESSAGE_BLOCKS_HINT_MS 2000
 /* How long the pipeline trusts that a tenant has no mute at all: a tenant's first mute refuses
- * sends within this long; later ones at once (docs/moderation-message.md). */
+ * sends within this long; later ones at once (docs/moderation.md, "Mutes"). */
 #define MESSAGE_MUTES_HINT_MS 1000
 
 /* A room, as the store port's highest_seqs takes it. */
