@@ -956,7 +956,7 @@ START_TEST(test_rejects_and_invalid_records)
     chat_event_clear(&rej);
     chat_event_clear(&msg);
     ck_assert_uint_eq(bus.ncommitted, 3); /* the invalid record is skipped for good */
-    ck_assert_uint_eq(counter("chat_message_invalid_records_total", NULL), 1);
+    ck_assert_uint_eq(counter("chat_message_invalid_records_total", "topic=\"chat.inbound\""), 1);
     ck_assert_uint_eq(counter("chat_message_rejected_total", "code=\"too_large\""), 1);
 }
 END_TEST
