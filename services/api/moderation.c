@@ -323,15 +323,14 @@ static void rules_put(const api_req_t *req, api_resp_t *resp)
         api_error_from(req, resp, err != CHAT_OK ? err : CHAT_ERR_NOMEM, "compiling the rules");
         return;
     }
-    char *json = NULL;
-    size_t len = 0;
-    if (chat_json_print(req->body, &json, &len) != CHAT_OK) {
+    char *json = cJSON_PrintUnformatted(req->body);
+    if (json == NULL) {
         api_error_from(req, resp, CHAT_ERR_NOMEM, "storing the rules");
         return;
     }
     bson_error_t berr;
-    bson_t *doc = bson_new_from_json((const uint8_t *)json, (ssize_t)len, &berr);
-    free(json);
+    bson_t *doc = bson_new_from_json((const uint8_t *)json, -1, &berr);
+    cJSON_free(json);
     if (doc == NULL) {
         api_error(req, resp, 400, "the rule set cannot be stored: %s", berr.message);
         return;
