@@ -5,9 +5,11 @@ review queue holds the flagged messages with the rule, kind and text (a `mute` h
 flagged: its author can still send); the rescan's removal and a moderator's removal show in the
 room's history as `removed` with their reasons; a dismissal, the same review twice, the other
 review after it (409); a second rescan makes no duplicate flag; another tenant sees and changes
-nothing of it, and its own rescan without rules is done at once. Every answer is checked against
-proto/openapi.yaml."""
+nothing of it, and its own rescan without rules is done at once; a rule set of 2 x 10,000 entries
+(over the service's usual 1 MiB body limit) is stored and read back. Every answer is checked
+against proto/openapi.yaml."""
 
+import json
 import os
 import sys
 import time
@@ -214,6 +216,21 @@ def main():
           f"without rules a rescan reads nothing ({nothing})")
     a = api.call("GET", f"/moderation/rescan/{first.get('id')}", B.token())
     check(a.status == 404, f"B reads A's rescan: 404 ({a!r})")
+
+    # A rule set larger than the service's usual body limit (1 MiB): this route takes 16 MiB.
+    C = Tenant(stack)
+    big = {"blocklists": [{"name": f"list{n}", "action": "flag",
+                           "words": [f"w{n}x{i:05d}" + "q" * 50 for i in range(10000)]}
+                          for n in range(2)]}
+    size = len(json.dumps(big))
+    t = time.time()
+    r = call("PUT", "/moderation/rules", C, big, status=200,
+             what=f"a rule set of 2 x 10,000 entries ({size} bytes)")
+    check(size > (1 << 20) and r.json == big,
+          f"stored and answered whole in {time.time() - t:.1f} s")
+    r = call("GET", "/moderation/rules", C, status=200, what="the large rule set read back")
+    check(r.json == big, "the large rule set reads back as set")
+
     check(not api.violations, "every answer matched the contract" +
           "".join("\n    " + v for v in api.violations))
 
