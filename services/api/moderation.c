@@ -511,8 +511,8 @@ static chat_err_t flag_review_write(api_ctx_t *ctx, const char *tenant, const ch
 }
 
 /* A moderator's removal of the flagged message: the verdict to chat.moderation (the message
- * service removes the message), then the decision in the audit log. Both are idempotent, so a
- * review that fails half-way is simply repeated. */
+ * service removes the message), then the decision in the audit log (by, at now). Both are
+ * idempotent. *what says which step failed. */
 static chat_err_t flag_remove(api_ctx_t *ctx, const char *tenant, const bson_t *flag,
                               const char *by, int64_t now, const char **what)
 {
@@ -577,27 +577,24 @@ static void flag_review(const api_req_t *req, api_resp_t *resp)
         api_error_from(req, resp, err, "reading the flag");
         return;
     }
+    /* The state changes first (only from pending: of two reviews at once one wins, the other
+     * answers by its result); a removal's verdict and log entry follow, and follow again on a
+     * repeated removal, with the first reviewer's `by` and time: both are idempotent, so a
+     * removal that failed half-way (503) is completed by repeating it. */
     const char *target = api_mod_review_state(&review);
     const char *state = chat_bson_str(flag, "state");
     if (state != NULL && strcmp(state, "pending") == 0) {
         char by[MOD_BY_MAX];
         api_mod_review_by(&review, by, sizeof by);
-        int64_t now = chat_clock_wall_ms();
-        const char *what = "reviewing the flag";
-        if (review.remove)
-            err = flag_remove(req->ctx, req->tenant, flag, by, now, &what);
         bool changed = false;
-        if (err == CHAT_OK)
-            err = flag_review_write(req->ctx, req->tenant, id, target, by, now, &changed);
+        err = flag_review_write(req->ctx, req->tenant, id, target, by, chat_clock_wall_ms(),
+                                &changed);
         bson_destroy(flag);
         flag = NULL;
+        if (err == CHAT_OK)
+            err = flag_find(req->ctx, req->tenant, id, &flag); /* as reviewed, by us or another */
         if (err != CHAT_OK) {
-            api_error_from(req, resp, err, what);
-            return;
-        }
-        err = flag_find(req->ctx, req->tenant, id, &flag); /* as reviewed, by us or another */
-        if (err != CHAT_OK) {
-            api_error_from(req, resp, err, "reading the flag");
+            api_error_from(req, resp, err, "reviewing the flag");
             return;
         }
         state = chat_bson_str(flag, "state");
@@ -607,6 +604,16 @@ static void flag_review(const api_req_t *req, api_resp_t *resp)
                   state != NULL ? state : "unknown state");
         bson_destroy(flag);
         return;
+    }
+    if (review.remove) {
+        const char *by = chat_bson_str(flag, "reviewed_by"), *what = "removing the message";
+        err = flag_remove(req->ctx, req->tenant, flag, by != NULL ? by : "moderator",
+                          chat_bson_number_or(flag, "reviewed_at", chat_clock_wall_ms()), &what);
+        if (err != CHAT_OK) {
+            bson_destroy(flag);
+            api_error_from(req, resp, err, what);
+            return;
+        }
     }
     cJSON *o = api_mod_flag_json(flag);
     bson_destroy(flag);
