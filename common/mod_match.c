@@ -9,6 +9,10 @@
 #define NONE UINT32_MAX
 #define RUNS_ONES UINT32_MAX /* a pattern whose runs are all 1 stores none */
 #define ALT_MAX 32           /* alternatives followed at once when the text has masks */
+/* A node with this many children or more gets a full ASCII transition row (fail links
+ * resolved): the few busy nodes near the root, where a big list would otherwise cost a binary
+ * search and a walk down the fail links per character. */
+#define DENSE_MIN_EDGES 8
 
 typedef struct pat {
     uint32_t tag;
@@ -29,6 +33,10 @@ struct chat_mod_ac_builder {
     size_t npats, cappats;
     uint8_t *runs;
     size_t nruns, capruns;
+    /* (parent, code point) -> child while building, so that a node with thousands of
+     * children (the root of a CJK list) is not searched child by child */
+    uint32_t *hkey_parent, *hkey_cp, *hval;
+    size_t hcap, hcount;
 };
 
 struct chat_mod_ac {
@@ -37,6 +45,9 @@ struct chat_mod_ac {
     uint32_t *edge_cp, *edge_to;
     uint32_t *fail, *dict, *out;
     uint32_t root_ascii[128];
+    uint32_t *dense_of; /* per node: its row in dense, or NONE */
+    uint32_t *dense;    /* rows of 128 next states */
+    uint32_t ndense;
     pat_t *pats;
     size_t npats;
     uint8_t *runs;
@@ -77,14 +88,62 @@ void chat_mod_ac_builder_free(chat_mod_ac_builder_t *b)
 {
     if (!b)
         return;
+    free(b->hkey_parent);
+    free(b->hkey_cp);
+    free(b->hval);
     free(b->nodes);
     free(b->pats);
     free(b->runs);
     free(b);
 }
 
-chat_err_t chat_mod_ac_builder_add(chat_mod_ac_builder_t *b, const uint32_t *cp,
-                                   const uint8_t *run, size_t len, uint32_t tag)
+static size_t child_slot(const chat_mod_ac_builder_t *b, uint32_t parent, uint32_t cp)
+{
+    uint64_t h = ((uint64_t)parent << 32 | cp) * 0x9E3779B97F4A7C15ull;
+    size_t i = (size_t)(h >> 32) & (b->hcap - 1);
+    while (b->hval[i] != NONE && (b->hkey_parent[i] != parent || b->hkey_cp[i] != cp))
+        i = (i + 1) & (b->hcap - 1);
+    return i;
+}
+
+/* Makes the child table hold one more entry at a load of at most 1/2. False when memory
+ * runs out. */
+static bool child_table_reserve(chat_mod_ac_builder_t *b)
+{
+    if ((b->hcount + 1) * 2 <= b->hcap)
+        return true;
+    size_t cap = b->hcap ? b->hcap * 2 : 1024;
+    uint32_t *kp = malloc(cap * sizeof *kp), *kc = malloc(cap * sizeof *kc),
+             *v = malloc(cap * sizeof *v);
+    if (!kp || !kc || !v) {
+        free(kp);
+        free(kc);
+        free(v);
+        return false;
+    }
+    memset(v, 0xFF, cap * sizeof *v);
+    uint32_t *okp = b->hkey_parent, *okc = b->hkey_cp, *ov = b->hval;
+    size_t ocap = b->hcap;
+    b->hkey_parent = kp;
+    b->hkey_cp = kc;
+    b->hval = v;
+    b->hcap = cap;
+    for (size_t i = 0; i < ocap; i++) {
+        if (ov[i] == NONE)
+            continue;
+        size_t j = child_slot(b, okp[i], okc[i]);
+        kp[j] = okp[i];
+        kc[j] = okc[i];
+        v[j] = ov[i];
+    }
+    free(okp);
+    free(okc);
+    free(ov);
+    return true;
+}
+
+chat_err_t chat_mod_ac_builder_add(chat_mod_ac_builder_t *b, const uint32_t *cp, const uint8_t *run,
+                                   size_t len, uint32_t tag)
 {
     if (len == 0 || len > 255)
         return CHAT_ERR_INVALID;
@@ -92,16 +151,21 @@ chat_err_t chat_mod_ac_builder_add(chat_mod_ac_builder_t *b, const uint32_t *cp,
         return CHAT_ERR_NOMEM;
     uint32_t node = 0;
     for (size_t i = 0; i < len; i++) {
-        uint32_t c = b->nodes[node].child;
-        while (c != NONE && b->nodes[c].cp != cp[i])
-            c = b->nodes[c].sibling;
+        if (!child_table_reserve(b))
+            return CHAT_ERR_NOMEM;
+        size_t slot = child_slot(b, node, cp[i]);
+        uint32_t c = b->hval[slot];
         if (c == NONE) {
             if (!grow((void **)&b->nodes, &b->capnodes, b->nnodes + 1, sizeof *b->nodes))
                 return CHAT_ERR_NOMEM;
             c = (uint32_t)b->nnodes++;
-            b->nodes[c] = (bnode_t){.cp = cp[i], .child = NONE,
-                                    .sibling = b->nodes[node].child, .out = 0};
+            b->nodes[c] =
+                (bnode_t){.cp = cp[i], .child = NONE, .sibling = b->nodes[node].child, .out = 0};
             b->nodes[node].child = c;
+            b->hkey_parent[slot] = node;
+            b->hkey_cp[slot] = cp[i];
+            b->hval[slot] = c;
+            b->hcount++;
         }
         node = c;
     }
@@ -119,10 +183,20 @@ chat_err_t chat_mod_ac_builder_add(chat_mod_ac_builder_t *b, const uint32_t *cp,
         memcpy(b->runs + b->nruns, run, len);
         b->nruns += len;
     }
-    b->pats[b->npats] = (pat_t){.tag = tag, .next = b->nodes[node].out, .runs = off,
-                                .len = (uint32_t)len};
+    b->pats[b->npats] =
+        (pat_t){.tag = tag, .next = b->nodes[node].out, .runs = off, .len = (uint32_t)len};
     b->nodes[node].out = (uint32_t)++b->npats;
     return CHAT_OK;
+}
+
+typedef struct edge {
+    uint32_t cp, to;
+} edge_t;
+
+static int edge_cmp(const void *a, const void *b)
+{
+    uint32_t x = ((const edge_t *)a)->cp, y = ((const edge_t *)b)->cp;
+    return x < y ? -1 : x > y;
 }
 
 /* The child of s by c, or NONE. */
@@ -149,6 +223,8 @@ static uint32_t go(const chat_mod_ac_t *ac, uint32_t s, uint32_t c)
 static uint32_t delta(const chat_mod_ac_t *ac, uint32_t s, uint32_t c)
 {
     for (;;) {
+        if (c < 128 && ac->dense_of[s] != NONE)
+            return ac->dense[(size_t)ac->dense_of[s] * 128 + c];
         if (s == 0) {
             if (c < 128)
                 return ac->root_ascii[c];
@@ -172,6 +248,8 @@ void chat_mod_ac_free(chat_mod_ac_t *ac)
     free(ac->fail);
     free(ac->dict);
     free(ac->out);
+    free(ac->dense_of);
+    free(ac->dense);
     free(ac->pats);
     free(ac->runs);
     free(ac);
@@ -181,6 +259,7 @@ chat_mod_ac_t *chat_mod_ac_build(chat_mod_ac_builder_t *b)
 {
     chat_mod_ac_t *ac = calloc(1, sizeof *ac);
     uint32_t *queue = NULL;
+    edge_t *pairs = NULL;
     if (!ac)
         goto fail;
     uint32_t n = (uint32_t)b->nnodes;
@@ -192,25 +271,27 @@ chat_mod_ac_t *chat_mod_ac_build(chat_mod_ac_builder_t *b)
     ac->fail = calloc(n, sizeof *ac->fail);
     ac->dict = calloc(n, sizeof *ac->dict);
     ac->out = malloc((size_t)n * sizeof *ac->out);
+    ac->dense_of = malloc((size_t)n * sizeof *ac->dense_of);
     queue = malloc((size_t)n * sizeof *queue);
+    pairs = malloc((size_t)n * sizeof *pairs);
     if (!ac->edge_start || !ac->edge_cp || !ac->edge_to || !ac->fail || !ac->dict || !ac->out ||
-        !queue)
+        !ac->dense_of || !queue || !pairs)
         goto fail;
+    for (uint32_t v = 0; v < n; v++)
+        ac->dense_of[v] = NONE;
     /* edges: each node's children, sorted by code point, one segment per node */
     uint32_t e = 0;
     for (uint32_t v = 0; v < n; v++) {
         ac->edge_start[v] = e;
         ac->out[v] = b->nodes[v].out;
-        uint32_t first = e;
-        for (uint32_t c = b->nodes[v].child; c != NONE; c = b->nodes[c].sibling) {
-            uint32_t k = e++;
-            while (k > first && ac->edge_cp[k - 1] > b->nodes[c].cp) {
-                ac->edge_cp[k] = ac->edge_cp[k - 1];
-                ac->edge_to[k] = ac->edge_to[k - 1];
-                k--;
-            }
-            ac->edge_cp[k] = b->nodes[c].cp;
-            ac->edge_to[k] = c;
+        uint32_t m = 0;
+        for (uint32_t c = b->nodes[v].child; c != NONE; c = b->nodes[c].sibling)
+            pairs[m++] = (edge_t){.cp = b->nodes[c].cp, .to = c};
+        if (m > 1)
+            qsort(pairs, m, sizeof *pairs, edge_cmp);
+        for (uint32_t k = 0; k < m; k++, e++) {
+            ac->edge_cp[e] = pairs[k].cp;
+            ac->edge_to[e] = pairs[k].to;
         }
     }
     ac->edge_start[n] = e;
@@ -218,12 +299,28 @@ chat_mod_ac_t *chat_mod_ac_build(chat_mod_ac_builder_t *b)
         uint32_t t = go(ac, 0, c);
         ac->root_ascii[c] = t == NONE ? 0 : t;
     }
-    /* fail and dictionary links, breadth first */
+    /* fail and dictionary links, breadth first; a dense row once a node's fail link is
+     * known (its fail state is shallower, so its own transitions already are) */
+    uint32_t ndense_max = 0;
+    for (uint32_t v = 1; v < n; v++)
+        if (ac->edge_start[v + 1] - ac->edge_start[v] >= DENSE_MIN_EDGES)
+            ndense_max++;
+    if (ndense_max > 0) {
+        ac->dense = malloc((size_t)ndense_max * 128 * sizeof *ac->dense);
+        if (!ac->dense)
+            goto fail;
+    }
     size_t head = 0, tail = 0;
     for (uint32_t k = ac->edge_start[0]; k < ac->edge_start[1]; k++)
         queue[tail++] = ac->edge_to[k];
     while (head < tail) {
         uint32_t u = queue[head++];
+        if (ac->edge_start[u + 1] - ac->edge_start[u] >= DENSE_MIN_EDGES) {
+            uint32_t *row = ac->dense + (size_t)ac->ndense * 128;
+            for (uint32_t c = 0; c < 128; c++)
+                row[c] = delta(ac, u, c);
+            ac->dense_of[u] = ac->ndense++;
+        }
         for (uint32_t k = ac->edge_start[u]; k < ac->edge_start[u + 1]; k++) {
             uint32_t v = ac->edge_to[k];
             ac->fail[v] = delta(ac, ac->fail[u], ac->edge_cp[k]);
@@ -233,6 +330,7 @@ chat_mod_ac_t *chat_mod_ac_build(chat_mod_ac_builder_t *b)
         }
     }
     free(queue);
+    free(pairs);
     ac->pats = b->pats;
     ac->npats = b->npats;
     ac->runs = b->runs;
@@ -243,6 +341,7 @@ chat_mod_ac_t *chat_mod_ac_build(chat_mod_ac_builder_t *b)
     return ac;
 fail:
     free(queue);
+    free(pairs);
     chat_mod_ac_free(ac);
     chat_mod_ac_builder_free(b);
     return NULL;
@@ -254,7 +353,8 @@ size_t chat_mod_ac_bytes(const chat_mod_ac_t *ac)
         return 0;
     return sizeof *ac + ((size_t)ac->nnodes + 1) * sizeof(uint32_t) +
            (size_t)ac->nnodes * 2 * sizeof(uint32_t) /* edges (nnodes - 1) */ +
-           (size_t)ac->nnodes * 3 * sizeof(uint32_t) + ac->npats * sizeof(pat_t) + ac->nruns;
+           (size_t)ac->nnodes * 4 * sizeof(uint32_t) + (size_t)ac->ndense * 128 * sizeof(uint32_t) +
+           ac->npats * sizeof(pat_t) + ac->nruns;
 }
 
 /* Reports the patterns that end at state s with last text position i. False to stop. */

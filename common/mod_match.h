@@ -22,8 +22,8 @@ chat_mod_ac_builder_t *chat_mod_ac_builder_new(void);
  * pattern matches a text position with the same code point and a run at least as long).
  * tag is the caller's (returned with each match). Returns CHAT_OK, CHAT_ERR_INVALID for an
  * empty pattern or one longer than 255 positions, or CHAT_ERR_NOMEM. */
-chat_err_t chat_mod_ac_builder_add(chat_mod_ac_builder_t *b, const uint32_t *cp,
-                                   const uint8_t *run, size_t len, uint32_t tag);
+chat_err_t chat_mod_ac_builder_add(chat_mod_ac_builder_t *b, const uint32_t *cp, const uint8_t *run,
+                                   size_t len, uint32_t tag);
 
 /* Builds the automaton and frees the builder (in every case). NULL when memory runs out. */
 chat_mod_ac_t *chat_mod_ac_build(chat_mod_ac_builder_t *b);

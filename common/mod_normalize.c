@@ -87,20 +87,34 @@ static bool is_alpha(uint32_t cp)
 static uint32_t leet_of(uint32_t c)
 {
     switch (c) {
-    case '0': return 'o';
-    case '1': return 'i';
-    case '3': return 'e';
-    case '4': return 'a';
-    case '5': return 's';
-    case '7': return 't';
-    case '8': return 'b';
-    case '9': return 'g';
-    case '@': return 'a';
-    case '$': return 's';
-    case '!': return 'i';
-    case '|': return 'l';
-    case '+': return 't';
-    default: return 0;
+    case '0':
+        return 'o';
+    case '1':
+        return 'i';
+    case '3':
+        return 'e';
+    case '4':
+        return 'a';
+    case '5':
+        return 's';
+    case '7':
+        return 't';
+    case '8':
+        return 'b';
+    case '9':
+        return 'g';
+    case '@':
+        return 'a';
+    case '$':
+        return 's';
+    case '!':
+        return 'i';
+    case '|':
+        return 'l';
+    case '+':
+        return 't';
+    default:
+        return 0;
     }
 }
 
@@ -174,8 +188,8 @@ static bool stream_push(chat_mod_stream_t *s, uint32_t cp, unsigned n, uint8_t f
 
 /* Normalises src with norm into a malloc'd buffer (*out, *n_out), growing it as ICU asks.
  * Returns CHAT_OK, CHAT_ERR_NOMEM or CHAT_ERR_INVALID. */
-static chat_err_t icu_normalize(const UNormalizer2 *norm, const UChar *src, int32_t n,
-                                UChar **out, int32_t *n_out)
+static chat_err_t icu_normalize(const UNormalizer2 *norm, const UChar *src, int32_t n, UChar **out,
+                                int32_t *n_out)
 {
     int32_t cap = n * 2 + 16;
     for (int attempt = 0; attempt < 2; attempt++) {
@@ -235,7 +249,7 @@ chat_err_t chat_mod_norm_pass0(const char *text, size_t len, uint16_t **u16, int
         int32_t start = i;
         UChar32 c;
         U16_NEXT(norm, i, nnorm, c);
-        if (u_charType(c) == U_FORMAT_CHAR)
+        if (c >= 0x80 && u_charType(c) == U_FORMAT_CHAR)
             continue;
         while (start < i)
             norm[w++] = norm[start++];
@@ -331,6 +345,10 @@ chat_err_t chat_mod_norm_pass1(const uint16_t *u16, int32_t n16, chat_mod_stream
     for (int32_t i = 0; i < nd;) {
         UChar32 c;
         U16_NEXT(d, i, nd, c);
+        if (c < 0x80) { /* most text: no ICU lookup */
+            a[n++] = c < 0x20 || c == 0x7F || c == CHAT_MOD_MASK ? ' ' : (uint32_t)c;
+            continue;
+        }
         int8_t t = u_charType(c);
         if (t == U_NON_SPACING_MARK || t == U_ENCLOSING_MARK || t == U_FORMAT_CHAR)
             continue;

@@ -79,9 +79,12 @@ struct chat_mod_rules {
 const char *chat_mod_action_name(chat_mod_action_t a)
 {
     switch (a) {
-    case CHAT_MOD_FLAG: return "flag";
-    case CHAT_MOD_REMOVE: return "remove";
-    case CHAT_MOD_MUTE: return "mute";
+    case CHAT_MOD_FLAG:
+        return "flag";
+    case CHAT_MOD_REMOVE:
+        return "remove";
+    case CHAT_MOD_MUTE:
+        return "mute";
     }
     return "flag";
 }
@@ -89,12 +92,18 @@ const char *chat_mod_action_name(chat_mod_action_t a)
 const char *chat_mod_kind_name(chat_mod_kind_t k)
 {
     switch (k) {
-    case CHAT_MOD_KIND_BLOCKLIST: return "blocklist";
-    case CHAT_MOD_KIND_REGEX: return "regex";
-    case CHAT_MOD_KIND_LINKS: return "links";
-    case CHAT_MOD_KIND_MENTIONS: return "mentions";
-    case CHAT_MOD_KIND_REPEAT: return "repeat";
-    case CHAT_MOD_KIND_RATE: return "rate";
+    case CHAT_MOD_KIND_BLOCKLIST:
+        return "blocklist";
+    case CHAT_MOD_KIND_REGEX:
+        return "regex";
+    case CHAT_MOD_KIND_LINKS:
+        return "links";
+    case CHAT_MOD_KIND_MENTIONS:
+        return "mentions";
+    case CHAT_MOD_KIND_REPEAT:
+        return "repeat";
+    case CHAT_MOD_KIND_RATE:
+        return "rate";
     }
     return "blocklist";
 }
@@ -191,7 +200,7 @@ static bool refuse(vctx_t *v, const char *field, const char *fmt, ...)
     return false;
 }
 
-static bool nomem(vctx_t *v)
+static bool refuse_nomem(vctx_t *v)
 {
     v->field[0] = '\0';
     snprintf(v->why, CHAT_MOD_WHY_MAX, "out of memory");
@@ -206,6 +215,14 @@ static void path_join(char out[CHAT_MOD_FIELD_MAX], const char *prefix, const ch
         snprintf(out, CHAT_MOD_FIELD_MAX, "%s.%s", prefix, key);
     else
         snprintf(out, CHAT_MOD_FIELD_MAX, "%s", key);
+}
+
+/* refuse() for the member key of the object at path. Returns false. */
+static bool refuse_key(vctx_t *v, const char *path, const char *key, const char *why)
+{
+    char f[CHAT_MOD_FIELD_MAX];
+    path_join(f, path, key);
+    return refuse(v, f, "%s", why);
 }
 
 /* True if obj (at path) is an object whose members are all among keys (NULL-terminated) and
@@ -325,8 +342,8 @@ static bool check_chars(vctx_t *v, const cJSON *it, const char *f, long max, boo
     long n = printable ? chat_utf8_chars_printable(it->valuestring, len)
                        : chat_utf8_chars(it->valuestring, len);
     if (n < 0)
-        return refuse(v, f, printable ? "not valid UTF-8 or has control characters"
-                                      : "not valid UTF-8");
+        return refuse(v, f,
+                      printable ? "not valid UTF-8 or has control characters" : "not valid UTF-8");
     if (n == 0)
         return refuse(v, f, "empty");
     if (n > max)
@@ -389,7 +406,7 @@ static bool add_entry(vctx_t *v, chat_mod_ac_builder_t *b, const char *text, uin
             err = chat_mod_ac_builder_add(b, s2.cp, s2.run, s2.len, idx | TAG_PASS2);
     }
     if (err == CHAT_ERR_NOMEM)
-        nomem(v);
+        refuse_nomem(v);
     else if (err != CHAT_OK)
         refuse(v, f, "cannot be normalised");
     else
@@ -427,14 +444,13 @@ static bool take_name(vctx_t *v, chat_mod_rules_t *r, const cJSON *obj, const ch
         if (strcmp(r->regex[i].name, name) == 0)
             return refuse(v, f, "not unique (regex[%zu] has it)", i);
     *out = strdup(name);
-    return *out ? true : nomem(v);
+    return *out ? true : refuse_nomem(v);
 }
 
 static bool compile_blocklists(vctx_t *v, chat_mod_rules_t *r, const cJSON *doc,
                                chat_mod_ac_builder_t *b)
 {
-    static const char *const keys[] = {"name", "words", "match", "action", "mute_s", "loose",
-                                       NULL};
+    static const char *const keys[] = {"name", "words", "match", "action", "mute_s", "loose", NULL};
     const cJSON *arr;
     if (!get_array(v, doc, "", "blocklists", false, CHAT_MOD_BLOCKLISTS_MAX, "blocklists", &arr))
         return false;
@@ -457,7 +473,7 @@ static bool compile_blocklists(vctx_t *v, chat_mod_rules_t *r, const cJSON *doc,
         if (s && strcmp(s, "substring") == 0)
             lp->substring = true;
         else if (s && strcmp(s, "word") != 0)
-            return path_join(f, path, "match"), refuse(v, f, "must be word or substring");
+            return refuse_key(v, path, "match", "must be word or substring");
         if (!get_action(v, it, path, &lp->action, &lp->mute_s))
             return false;
         if (!get_str(v, it, path, "loose", false, &s))
@@ -469,7 +485,7 @@ static bool compile_blocklists(vctx_t *v, chat_mod_rules_t *r, const cJSON *doc,
         else if (strcmp(s, "off") == 0)
             lp->loose = LOOSE_OFF;
         else
-            return path_join(f, path, "loose"), refuse(v, f, "must be flag, action or off");
+            return refuse_key(v, path, "loose", "must be flag, action or off");
         if (lp->loose != LOOSE_OFF)
             r->loose_any = true;
         const cJSON *words;
@@ -551,7 +567,7 @@ static bool compile_regex(vctx_t *v, chat_mod_rules_t *r, const cJSON *doc)
     if (r->nregex > 0) {
         r->mctx = pcre2_match_context_create(NULL);
         if (!r->mctx)
-            return nomem(v);
+            return refuse_nomem(v);
         pcre2_set_match_limit(r->mctx, REGEX_MATCH_LIMIT);
         pcre2_set_depth_limit(r->mctx, REGEX_DEPTH_LIMIT);
         pcre2_set_heap_limit(r->mctx, REGEX_HEAP_LIMIT_KIB);
@@ -570,10 +586,10 @@ static bool take_domain(vctx_t *v, const cJSON *it, const char *f, char **out)
     int32_t n16;
     char *s;
     size_t n;
-    chat_err_t err = chat_mod_norm_pass0(it->valuestring, strlen(it->valuestring), &u16, &n16,
-                                         &s, &n);
+    chat_err_t err =
+        chat_mod_norm_pass0(it->valuestring, strlen(it->valuestring), &u16, &n16, &s, &n);
     if (err == CHAT_ERR_NOMEM)
-        return nomem(v);
+        return refuse_nomem(v);
     if (err != CHAT_OK)
         return refuse(v, f, "not a domain name");
     free(u16);
@@ -600,8 +616,7 @@ static bool take_domain(vctx_t *v, const cJSON *it, const char *f, char **out)
     return true;
 }
 
-static bool compile_domains(vctx_t *v, const cJSON *links, const char *key, char ***out,
-                            size_t *n)
+static bool compile_domains(vctx_t *v, const cJSON *links, const char *key, char ***out, size_t *n)
 {
     const cJSON *arr;
     if (!get_array(v, links, "links", key, false, CHAT_MOD_DOMAINS_MAX, "domains", &arr))
@@ -610,7 +625,7 @@ static bool compile_domains(vctx_t *v, const cJSON *links, const char *key, char
         return true;
     *out = calloc((size_t)cJSON_GetArraySize(arr), sizeof **out);
     if (!*out)
-        return nomem(v);
+        return refuse_nomem(v);
     for (const cJSON *it = arr->child; it; it = it->next) {
         char f[CHAT_MOD_FIELD_MAX];
         snprintf(f, sizeof f, "links.%s[%zu]", key, *n);
@@ -623,8 +638,8 @@ static bool compile_domains(vctx_t *v, const cJSON *links, const char *key, char
 
 static bool compile_links(vctx_t *v, chat_mod_rules_t *r, const cJSON *doc)
 {
-    static const char *const keys[] = {"deny_domains", "allow_domains", "max_links", "action",
-                                       "mute_s", NULL};
+    static const char *const keys[] = {"deny_domains", "allow_domains", "max_links",
+                                       "action",       "mute_s",        NULL};
     const cJSON *links = cJSON_GetObjectItemCaseSensitive(doc, "links");
     if (!links)
         return true;
@@ -693,17 +708,17 @@ chat_mod_rules_t *chat_mod_rules_compile(const cJSON *doc, char field[CHAT_MOD_F
     chat_mod_rules_t *r = calloc(1, sizeof *r);
     chat_mod_ac_builder_t *b = chat_mod_ac_builder_new();
     if (!r || !b) {
-        nomem(&v);
+        refuse_nomem(&v);
         goto fail;
     }
     if (!check_object(&v, doc, "", keys) || !compile_blocklists(&v, r, doc, b) ||
-        !compile_allow(&v, r, doc, b) || !compile_regex(&v, r, doc) ||
-        !compile_links(&v, r, doc) || !compile_spam(&v, r, doc))
+        !compile_allow(&v, r, doc, b) || !compile_regex(&v, r, doc) || !compile_links(&v, r, doc) ||
+        !compile_spam(&v, r, doc))
         goto fail;
     r->ac = chat_mod_ac_build(b);
     b = NULL;
     if (!r->ac) {
-        nomem(&v);
+        refuse_nomem(&v);
         goto fail;
     }
     *err = CHAT_OK;
@@ -765,7 +780,8 @@ static bool word_end(const chat_mod_stream_t *s, size_t last)
 static bool crosses_join(const chat_mod_stream_t *s, size_t first, size_t last)
 {
     for (size_t k = first; k <= last; k++)
-        if ((s->flags[k] & CHAT_MOD_JOIN_INSIDE) || (k > first && (s->flags[k] & CHAT_MOD_JOIN_BEFORE)))
+        if ((s->flags[k] & CHAT_MOD_JOIN_INSIDE) ||
+            (k > first && (s->flags[k] & CHAT_MOD_JOIN_BEFORE)))
             return true;
     return false;
 }
@@ -830,8 +846,8 @@ static uint32_t scan_stream(const chat_mod_rules_t *r, const chat_mod_stream_t *
 
 static bool host_char(unsigned char c)
 {
-    return c >= 0x80 || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-           c == '_' || (c >= 'A' && c <= 'Z');
+    return c >= 0x80 || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
+           (c >= 'A' && c <= 'Z');
 }
 
 /* True if h[0..n) is a host name: labels of host characters separated by single dots, at
@@ -960,8 +976,8 @@ static int64_t count_mentions(const char *t, size_t n)
         if (i > 0 && (name_byte((unsigned char)t[i - 1]) || t[i - 1] == '.' || t[i - 1] == '-'))
             continue;
         count++;
-        while (i + 1 < n && (name_byte((unsigned char)t[i + 1]) || t[i + 1] == '.' ||
-                             t[i + 1] == '-'))
+        while (i + 1 < n &&
+               (name_byte((unsigned char)t[i + 1]) || t[i + 1] == '.' || t[i + 1] == '-'))
             i++;
     }
     return count;
@@ -973,8 +989,8 @@ static size_t hit_add(chat_mod_hit_t *hits, size_t n, size_t max, chat_mod_actio
                       chat_mod_kind_t k, const char *rule, int64_t mute_s)
 {
     if (n < max)
-        hits[n++] = (chat_mod_hit_t){.action = a, .kind = k, .rule = rule,
-                                     .mute_s = a == CHAT_MOD_MUTE ? mute_s : 0};
+        hits[n++] = (chat_mod_hit_t){
+            .action = a, .kind = k, .rule = rule, .mute_s = a == CHAT_MOD_MUTE ? mute_s : 0};
     return n;
 }
 
