@@ -1,13 +1,13 @@
 /* The batch of the message service, in the order the design requires: decode and validate
- * every record (chat.inbound's requests, chat.moderation's verdicts), group them by room, refuse
- * the sends of muted users, plan each send as a new message with the room's next
- * seq (sequencer.c assigns it from what it remembers; a room's first touch loads its last seq
- * from MongoDB, one query for the batch),
- * store the plan with one ordered insert (MongoDB failures are retried with the same plan; a
- * duplicate key is looked up, resolved and the rest planned again), write the messages into
- * their rooms' recent history in Redis (retried like MongoDB), publish every outcome to
- * chat.messages, flush, and only then commit. A verdict that removes a message is one more
- * update of the message, applied in the room's order with the edits, deletes and reactions. */
+ * every record (chat.inbound's requests, chat.moderation's verdicts), group them by room,
+ * refuse the sends of muted users, plan each send as a new message with the room's next seq
+ * (sequencer.c assigns it from what it remembers; a room's first touch loads its last seq
+ * from MongoDB, one query for the batch), store the plan with one ordered insert (MongoDB failures
+ * are retried with the same plan; a duplicate key is looked up, resolved and the rest planned
+ * again), write the messages into their rooms' recent history in Redis (retried like MongoDB),
+ * publish every outcome to chat.messages, flush, and only then commit. A verdict that removes a
+ * message is one more update of the message, applied in the room's order with the edits, deletes
+ * and reactions. */
 #include "services/message/pipeline.h"
 
 #include <bson/bson.h>
@@ -322,7 +322,7 @@ static void free_value(const char *key, void *value, void *ud)
     free(value);
 }
 
-/* Forgets every tenant's hint of hints. */
+/* Forgets every tenant's hint kept in hints. */
 static void hints_clear(chat_strmap_t *hints)
 {
     if (hints == NULL)
