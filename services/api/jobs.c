@@ -50,6 +50,11 @@ struct api_job {
     int64_t written_ms; /* monotonic time of the last progress write */
     bool lost;          /* the lease went to another instance */
     char *path;         /* result */
+    struct {
+        const char *key;
+        int64_t value;
+    } counts[API_JOB_COUNTS_MAX];
+    size_t ncounts;
 };
 
 static const struct {
@@ -58,6 +63,7 @@ static const struct {
 } job_kinds[] = {
     {"export", api_export_run},
     {"erase", api_erase_run},
+    {"rescan", api_rescan_run},
 };
 
 static const chat_store_index_t job_indexes[] = {
@@ -229,6 +235,33 @@ chat_err_t api_job_set_result(api_job_t *job, const char *key, const char *value
     return CHAT_OK;
 }
 
+chat_err_t api_job_set_count(api_job_t *job, const char *key, int64_t value)
+{
+    for (size_t i = 0; i < job->ncounts; i++) {
+        if (strcmp(job->counts[i].key, key) == 0) {
+            job->counts[i].value = value;
+            return CHAT_OK;
+        }
+    }
+    if (job->ncounts >= API_JOB_COUNTS_MAX)
+        return CHAT_ERR_INVALID;
+    job->counts[job->ncounts].key = key;
+    job->counts[job->ncounts++].value = value;
+    return CHAT_OK;
+}
+
+/* Appends the job's counters as the document `counts` of set (nothing without counters). */
+static void counts_append(const api_job_t *job, bson_t *set)
+{
+    if (job->ncounts == 0)
+        return;
+    bson_t counts;
+    BSON_APPEND_DOCUMENT_BEGIN(set, "counts", &counts);
+    for (size_t i = 0; i < job->ncounts; i++)
+        BSON_APPEND_INT64(&counts, job->counts[i].key, job->counts[i].value);
+    bson_append_document_end(set, &counts);
+}
+
 /* The filter that matches the job only while this instance holds it. */
 static bson_t *held_filter(const api_job_t *job)
 {
@@ -267,11 +300,18 @@ bool api_job_progress(api_job_t *job, int64_t done, int64_t total)
     if (now - job->written_ms < API_JOB_PROGRESS_EVERY_MS)
         return true;
     int64_t wall = chat_clock_wall_ms();
-    bson_t *update = BCON_NEW("$set", "{", "progress", "{", "done", BCON_INT64(done), "total",
-                              BCON_INT64(total), "}", "updated", BCON_INT64(wall), "lease_until",
-                              BCON_INT64(wall + API_JOB_LEASE_MS), "}");
-    chat_err_t err = held_update(job, update);
-    bson_destroy(update);
+    bson_t update = BSON_INITIALIZER, set, progress;
+    BSON_APPEND_DOCUMENT_BEGIN(&update, "$set", &set);
+    BSON_APPEND_DOCUMENT_BEGIN(&set, "progress", &progress);
+    BSON_APPEND_INT64(&progress, "done", done);
+    BSON_APPEND_INT64(&progress, "total", total);
+    bson_append_document_end(&set, &progress);
+    counts_append(job, &set);
+    BSON_APPEND_INT64(&set, "updated", wall);
+    BSON_APPEND_INT64(&set, "lease_until", wall + API_JOB_LEASE_MS);
+    bson_append_document_end(&update, &set);
+    chat_err_t err = held_update(job, &update);
+    bson_destroy(&update);
     if (err == CHAT_ERR_NOT_FOUND) {
         job->lost = true;
         chat_log_warn("job lease lost: another instance runs it", CHAT_F_STR("tenant", job->tenant),
@@ -326,8 +366,8 @@ static chat_err_t runner_claim_after(jobs_runner_t *r, mongoc_collection_t *col,
     bson_t *update =
         BCON_NEW("$set", "{", "state", BCON_UTF8("running"), "owner", BCON_UTF8(r->owner),
                  "lease_until", BCON_INT64(now + API_JOB_LEASE_MS), "updated", BCON_INT64(now),
-                 "progress", "{", "done", BCON_INT64(0), "total", BCON_INT64(0), "}", "}", "$inc",
-                 "{", "attempts", BCON_INT32(1), "}");
+                 "progress", "{", "done", BCON_INT64(0), "total", BCON_INT64(0), "}", "counts", "{",
+                 "}", "}", "$inc", "{", "attempts", BCON_INT32(1), "}");
     mongoc_find_and_modify_opts_t *opts = mongoc_find_and_modify_opts_new();
     mongoc_find_and_modify_opts_set_sort(opts, sort);
     mongoc_find_and_modify_opts_set_update(opts, update);
@@ -406,6 +446,7 @@ static void runner_finish(api_job_t *job, chat_err_t err, const char *error)
         bson_append_document_end(&set, &progress);
         if (err == CHAT_OK && job->path != NULL)
             BSON_APPEND_UTF8(&set, "path", job->path);
+        counts_append(job, &set);
         if (err != CHAT_OK)
             BSON_APPEND_UTF8(&set, "error", error[0] ? error : chat_err_str(err));
         BSON_APPEND_INT64(&set, "updated", now);
