@@ -626,7 +626,16 @@ static void flag_review(const api_req_t *req, api_resp_t *resp)
 
 chat_err_t api_moderation_register(api_ctx_t *ctx)
 {
-    chat_err_t err;
+    /* The review queue is read per tenant and state, newest first; the audit log per tenant
+     * and message (what happened to this message). */
+    static const chat_store_index_t indexes[] = {
+        {CHAT_MOD_FLAGS_COLLECTION, "tenant_state_ts", false, {"tenant", "state", "ts", NULL}},
+        {CHAT_MOD_LOG_COLLECTION, "tenant_msg", false, {"tenant", "msg", NULL}},
+    };
+    chat_err_t err =
+        chat_store_ensure_indexes(ctx->store, indexes, sizeof indexes / sizeof indexes[0]);
+    if (err != CHAT_OK)
+        return err;
     if ((err = api_route(ctx, API_GET, "/moderation/rules", rules_get)) != CHAT_OK ||
         (err = api_route_body(ctx, API_PUT, "/moderation/rules", rules_put,
                               API_MOD_RULES_MAX_BODY)) != CHAT_OK ||
