@@ -586,3 +586,50 @@ void api_jobs_stop(api_ctx_t *ctx)
     ctx->jobs = NULL;
     free(r);
 }
+
+void api_job_answer_created(const api_req_t *req, api_resp_t *resp, const char *kind,
+                            const bson_t *params, const char *location_prefix, const char *what)
+{
+    char id[API_JOB_ID_LEN + 1], doing[96];
+    chat_err_t err = api_job_create(req->ctx, req->tenant, kind, params, id);
+    if (err != CHAT_OK) {
+        snprintf(doing, sizeof doing, "creating the %s", what);
+        api_error_from(req, resp, err, doing);
+        return;
+    }
+    cJSON *o = cJSON_CreateObject();
+    if (o == NULL || cJSON_AddStringToObject(o, "id", id) == NULL ||
+        cJSON_AddStringToObject(o, "state", "queued") == NULL) {
+        cJSON_Delete(o);
+        snprintf(doing, sizeof doing, "answering the %s", what);
+        api_error_from(req, resp, CHAT_ERR_NOMEM, doing);
+        return;
+    }
+    snprintf(resp->location, sizeof resp->location, "%s/%s", location_prefix, id);
+    api_json(resp, 202, o);
+}
+
+void api_job_answer_read(const api_req_t *req, api_resp_t *resp, const char *kind,
+                         cJSON *(*render)(const bson_t *doc), const char *what)
+{
+    bson_t *doc = NULL;
+    char doing[96];
+    chat_err_t err = api_job_find(req->ctx, req->tenant, kind, req->params[0], &doc);
+    if (err == CHAT_ERR_NOT_FOUND) {
+        api_error(req, resp, 404, "%s not found", what);
+        return;
+    }
+    if (err != CHAT_OK) {
+        snprintf(doing, sizeof doing, "reading the %s", what);
+        api_error_from(req, resp, err, doing);
+        return;
+    }
+    cJSON *o = render(doc);
+    bson_destroy(doc);
+    if (o == NULL) {
+        snprintf(doing, sizeof doing, "answering the %s", what);
+        api_error_from(req, resp, CHAT_ERR_NOMEM, doing);
+        return;
+    }
+    api_json(resp, 200, o);
+}

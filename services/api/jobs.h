@@ -61,6 +61,18 @@ chat_err_t api_job_find(api_ctx_t *ctx, const char *tenant, const char *kind, co
  * created, updated}. NULL if out of memory. Pure. */
 cJSON *api_job_json(const bson_t *doc);
 
+/* A handler's whole answer to a request that starts a job: creates the job of kind with params
+ * for the request's tenant and answers 202 {id, state: "queued"} with Location
+ * location_prefix/<id> ("/v1/exports"); on failure the error answer ("creating the <what>"). */
+void api_job_answer_created(const api_req_t *req, api_resp_t *resp, const char *kind,
+                            const bson_t *params, const char *location_prefix, const char *what);
+
+/* A handler's whole answer to GET of job req->params[0] of kind: 200 with render(doc) (the
+ * kind's view of its document, NULL when out of memory), 404 "<what> not found" for an id of
+ * another tenant or kind. */
+void api_job_answer_read(const api_req_t *req, api_resp_t *resp, const char *kind,
+                         cJSON *(*render)(const bson_t *doc), const char *what);
+
 /* True if s can be a job id (24 lowercase hex digits). Pure. */
 bool api_job_id_valid(const char *s);
 

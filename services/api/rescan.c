@@ -401,44 +401,14 @@ static void rescan_create(const api_req_t *req, api_resp_t *resp)
         BSON_APPEND_UTF8(&params, "room", p.room);
     BSON_APPEND_INT64(&params, "since", p.since);
     BSON_APPEND_INT64(&params, "until", p.until);
-    char id[API_JOB_ID_LEN + 1];
-    chat_err_t err = api_job_create(req->ctx, req->tenant, "rescan", &params, id);
+    api_job_answer_created(req, resp, "rescan", &params, "/v1/moderation/rescan", "rescan");
     bson_destroy(&params);
-    if (err != CHAT_OK) {
-        api_error_from(req, resp, err, "creating the rescan");
-        return;
-    }
-    cJSON *o = cJSON_CreateObject();
-    if (o == NULL || cJSON_AddStringToObject(o, "id", id) == NULL ||
-        cJSON_AddStringToObject(o, "state", "queued") == NULL) {
-        cJSON_Delete(o);
-        api_error_from(req, resp, CHAT_ERR_NOMEM, "answering the rescan");
-        return;
-    }
-    snprintf(resp->location, sizeof resp->location, "/v1/moderation/rescan/%s", id);
-    api_json(resp, 202, o);
 }
 
 /* GET /v1/moderation/rescan/{id} -> the rescan; 404 for an id of another tenant. */
 static void rescan_read(const api_req_t *req, api_resp_t *resp)
 {
-    bson_t *doc = NULL;
-    chat_err_t err = api_job_find(req->ctx, req->tenant, "rescan", req->params[0], &doc);
-    if (err == CHAT_ERR_NOT_FOUND) {
-        api_error(req, resp, 404, "rescan not found");
-        return;
-    }
-    if (err != CHAT_OK) {
-        api_error_from(req, resp, err, "reading the rescan");
-        return;
-    }
-    cJSON *o = api_rescan_json(doc);
-    bson_destroy(doc);
-    if (o == NULL) {
-        api_error_from(req, resp, CHAT_ERR_NOMEM, "answering the rescan");
-        return;
-    }
-    api_json(resp, 200, o);
+    api_job_answer_read(req, resp, "rescan", api_rescan_json, "rescan");
 }
 
 chat_err_t api_rescan_register(api_ctx_t *ctx)
