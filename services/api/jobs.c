@@ -167,27 +167,8 @@ chat_err_t api_job_find(api_ctx_t *ctx, const char *tenant, const char *kind, co
         return CHAT_ERR_NOT_FOUND;
     bson_t *filter =
         BCON_NEW("_id", BCON_UTF8(id), "tenant", BCON_UTF8(tenant), "kind", BCON_UTF8(kind));
-    bson_t *opts = BCON_NEW("limit", BCON_INT64(1));
-    mongoc_client_t *client = chat_store_acquire(ctx->store);
-    mongoc_collection_t *col = chat_store_collection(ctx->store, client, API_JOBS_COLLECTION);
-    mongoc_cursor_t *cursor = mongoc_collection_find_with_opts(col, filter, opts, NULL);
-    const bson_t *found;
-    chat_err_t err = CHAT_ERR_NOT_FOUND;
-    if (mongoc_cursor_next(cursor, &found)) {
-        *doc = bson_copy(found);
-        err = *doc != NULL ? CHAT_OK : CHAT_ERR_NOMEM;
-    }
-    bson_error_t error;
-    if (mongoc_cursor_error(cursor, &error)) {
-        err = chat_store_err(&error);
-        chat_log_warn("job not read", CHAT_F_STR("tenant", tenant), CHAT_F_STR("id", id),
-                      CHAT_F_INT("code", error.code), CHAT_F_STR("error", error.message));
-    }
-    mongoc_cursor_destroy(cursor);
-    mongoc_collection_destroy(col);
-    chat_store_release(ctx->store, client);
+    chat_err_t err = chat_store_find_one(ctx->store, API_JOBS_COLLECTION, filter, doc);
     bson_destroy(filter);
-    bson_destroy(opts);
     return err;
 }
 

@@ -455,26 +455,7 @@ static chat_err_t flag_find(api_ctx_t *ctx, const char *tenant, const char *id, 
     if (!chat_name_message_id_valid(id)) /* 24 lowercase hex digits, as a flag id */
         return CHAT_ERR_NOT_FOUND;
     bson_t *filter = BCON_NEW("_id", BCON_UTF8(id), "tenant", BCON_UTF8(tenant));
-    bson_t *opts = BCON_NEW("limit", BCON_INT64(1));
-    mongoc_client_t *client = chat_store_acquire(ctx->store);
-    mongoc_collection_t *col = chat_store_collection(ctx->store, client, CHAT_MOD_FLAGS_COLLECTION);
-    mongoc_cursor_t *cursor = mongoc_collection_find_with_opts(col, filter, opts, NULL);
-    const bson_t *found;
-    chat_err_t err = CHAT_ERR_NOT_FOUND;
-    if (mongoc_cursor_next(cursor, &found)) {
-        *doc = bson_copy(found);
-        err = *doc != NULL ? CHAT_OK : CHAT_ERR_NOMEM;
-    }
-    bson_error_t error;
-    if (mongoc_cursor_error(cursor, &error)) {
-        err = chat_store_err(&error);
-        chat_log_warn("flag not read", CHAT_F_STR("tenant", tenant), CHAT_F_STR("flag", id),
-                      CHAT_F_INT("code", error.code), CHAT_F_STR("error", error.message));
-    }
-    mongoc_cursor_destroy(cursor);
-    mongoc_collection_destroy(col);
-    chat_store_release(ctx->store, client);
-    bson_destroy(opts);
+    chat_err_t err = chat_store_find_one(ctx->store, CHAT_MOD_FLAGS_COLLECTION, filter, doc);
     bson_destroy(filter);
     return err;
 }
