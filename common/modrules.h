@@ -1,4 +1,4 @@
-/* A tenant's moderation rule set (docs/moderation.md, proto/api/moderation-rules.schema.json):
+/* A tenant's moderation rule set (docs/moderation.md, proto/moderation-rules.schema.json):
  * validated and compiled once from the JSON document of `PUT /v1/moderation/rules`, then
  * checked against message texts by any number of threads at once. No I/O.
  *

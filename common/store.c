@@ -484,3 +484,32 @@ chat_err_t chat_store_insert_many(chat_store_t *s, const char *collection,
     chat_store_release(s, client);
     return err;
 }
+
+chat_err_t chat_store_find_one(chat_store_t *s, const char *collection, const bson_t *filter,
+                               bson_t **doc)
+{
+    *doc = NULL;
+    bson_t *opts = BCON_NEW("limit", BCON_INT64(1));
+    mongoc_client_t *client = chat_store_acquire(s);
+    mongoc_collection_t *col = chat_store_collection(s, client, collection);
+    mongoc_cursor_t *cursor = mongoc_collection_find_with_opts(col, filter, opts, NULL);
+    const bson_t *found;
+    chat_err_t err = CHAT_ERR_NOT_FOUND;
+    if (mongoc_cursor_next(cursor, &found)) {
+        *doc = bson_copy(found);
+        err = *doc != NULL ? CHAT_OK : CHAT_ERR_NOMEM;
+    }
+    bson_error_t error;
+    if (mongoc_cursor_error(cursor, &error)) {
+        bson_destroy(*doc);
+        *doc = NULL;
+        err = chat_store_err(&error);
+        chat_log_warn("document not read", CHAT_F_STR("collection", collection),
+                      CHAT_F_INT("code", error.code), CHAT_F_STR("error", error.message));
+    }
+    mongoc_cursor_destroy(cursor);
+    mongoc_collection_destroy(col);
+    chat_store_release(s, client);
+    bson_destroy(opts);
+    return err;
+}

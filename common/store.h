@@ -67,6 +67,12 @@ chat_err_t chat_store_insert_many(chat_store_t *s, const char *collection,
                                   const bson_t *const *docs, size_t n, bool ordered,
                                   chat_err_t *results);
 
+/* The first document of collection that filter matches: *doc (a copy; the caller
+ * bson_destroys it), CHAT_ERR_NOT_FOUND when none does, or the MongoDB failure's code (logged
+ * with the collection). */
+chat_err_t chat_store_find_one(chat_store_t *s, const char *collection, const bson_t *filter,
+                               bson_t **doc);
+
 /* Maps a driver error: code 11000/11001 -> CHAT_ERR_DUPLICATE, server selection and socket
  * failures -> CHAT_ERR_TIMEOUT / CHAT_ERR_IO, anything else -> CHAT_ERR_MONGO. */
 chat_err_t chat_store_err(const bson_error_t *error);

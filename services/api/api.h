@@ -27,6 +27,7 @@ typedef struct api_ctx {
     const char *redis_uri; /* handlers that need Redis take a connection with api_redis_take */
     chat_bus_producer_t *producer; /* chat.inbound producer (idempotent, acks=all); inbound.c */
     const char *topic_inbound;
+    const char *topic_moderation; /* verdicts of moderators and rescans (moderation.c) */
     chat_metrics_t *metrics;
     const char *instance;     /* CHAT_INSTANCE_ID: in request tokens and job leases */
     const char *export_dir;   /* CHAT_API_EXPORT_DIR: exports are written under it */
@@ -86,6 +87,11 @@ typedef void (*api_handler_fn)(const api_req_t *req, api_resp_t *resp);
 chat_err_t api_route(api_ctx_t *ctx, api_method_t method, const char *pattern,
                      api_handler_fn handler);
 
+/* The same for a route whose bodies may be larger than the service's limit (CHAT_API_MAX_BODY):
+ * up to max_body bytes (the service's limit when it is larger). */
+chat_err_t api_route_body(api_ctx_t *ctx, api_method_t method, const char *pattern,
+                          api_handler_fn handler, size_t max_body);
+
 /* A query parameter of the request, URL-decoded; NULL if absent. */
 const char *api_req_query(const api_req_t *req, const char *name);
 
@@ -140,6 +146,12 @@ chat_err_t api_event_encode(chat_event_t *ev, char **json, size_t *len);
 
 /* api_event_encode's ev and api_inbound_produce's it into its tenant/room. */
 chat_err_t api_event_produce(api_ctx_t *ctx, chat_event_t *ev);
+
+/* Produces n verdict events (common/events.h CHAT_EV_VERDICT, each with its tenant, room, id,
+ * seq, action, reason, rule and ts filled in) to chat.moderation, each keyed by its tenant/room,
+ * and waits for Kafka's acknowledgement of all. CHAT_ERR_INVALID if one does not encode; else
+ * the first Kafka failure (some may have been produced: verdicts are idempotent). */
+chat_err_t api_verdicts_produce(api_ctx_t *ctx, const chat_event_t *verdicts, size_t n);
 
 /* Waits up to timeout_ms for the answer to what was produced with origin conn (contract.h,
  * the api's reply channel): *frame is the parsed ack or error frame (caller cJSON_Deletes).
@@ -202,5 +214,8 @@ chat_err_t api_users_register(api_ctx_t *ctx);    /* users.c: /users/{user}/room
 chat_err_t api_exports_register(api_ctx_t *ctx);  /* exports.c: /exports... */
 chat_err_t api_stats_register(api_ctx_t *ctx);    /* stats.c: /stats */
 chat_err_t api_settings_register(api_ctx_t *ctx); /* settings.c: /settings */
+/* moderation.c: /moderation/rules, /moderation/flags...; rescan.c: /moderation/rescan... */
+chat_err_t api_moderation_register(api_ctx_t *ctx);
+chat_err_t api_rescan_register(api_ctx_t *ctx);
 
 #endif

@@ -296,44 +296,14 @@ static void export_create(const api_req_t *req, api_resp_t *resp)
         BSON_APPEND_INT64(&params, "from", p.from);
     if (p.to > 0)
         BSON_APPEND_INT64(&params, "to", p.to);
-    char id[API_JOB_ID_LEN + 1];
-    chat_err_t err = api_job_create(req->ctx, req->tenant, "export", &params, id);
+    api_job_answer_created(req, resp, "export", &params, "/v1/exports", "export");
     bson_destroy(&params);
-    if (err != CHAT_OK) {
-        api_error_from(req, resp, err, "creating the export");
-        return;
-    }
-    cJSON *o = cJSON_CreateObject();
-    if (o == NULL || cJSON_AddStringToObject(o, "id", id) == NULL ||
-        cJSON_AddStringToObject(o, "state", "queued") == NULL) {
-        cJSON_Delete(o);
-        api_error_from(req, resp, CHAT_ERR_NOMEM, "answering the export");
-        return;
-    }
-    snprintf(resp->location, sizeof resp->location, "/v1/exports/%s", id);
-    api_json(resp, 202, o);
 }
 
 /* GET /v1/exports/{id} -> the job (jobs.h: api_job_json); 404 for an id of another tenant. */
 static void export_read(const api_req_t *req, api_resp_t *resp)
 {
-    bson_t *doc = NULL;
-    chat_err_t err = api_job_find(req->ctx, req->tenant, "export", req->params[0], &doc);
-    if (err == CHAT_ERR_NOT_FOUND) {
-        api_error(req, resp, 404, "export not found");
-        return;
-    }
-    if (err != CHAT_OK) {
-        api_error_from(req, resp, err, "reading the export");
-        return;
-    }
-    cJSON *o = api_job_json(doc);
-    bson_destroy(doc);
-    if (o == NULL) {
-        api_error_from(req, resp, CHAT_ERR_NOMEM, "answering the export");
-        return;
-    }
-    api_json(resp, 200, o);
+    api_job_answer_read(req, resp, "export", api_job_json, "export");
 }
 
 chat_err_t api_exports_register(api_ctx_t *ctx)

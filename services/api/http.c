@@ -53,6 +53,7 @@ typedef struct route {
     api_method_t method;
     char *pattern; /* "/v1/..." */
     api_handler_fn handler;
+    size_t max_body; /* 0: the service's limit */
     chat_counter_t *requests[STATUS_CLASSES];
     chat_histogram_t *latency;
 } route_t;
@@ -91,6 +92,7 @@ typedef struct req_state {
     int64_t start_us;
     char *body;
     size_t len, cap;
+    size_t max_body; /* this request's limit: its route's, else the service's */
     bool too_large;
     bool replayed;                 /* the answer is an Idempotency-Key's stored one */
     bool answered;                 /* refused before its body was read */
@@ -390,8 +392,20 @@ chat_err_t api_route(api_ctx_t *ctx, api_method_t method, const char *pattern,
     snprintf(r->pattern, len, "/v1%s", pattern);
     r->method = method;
     r->handler = handler;
+    r->max_body = 0;
     core->nroutes++;
     return CHAT_OK;
+}
+
+chat_err_t api_route_body(api_ctx_t *ctx, api_method_t method, const char *pattern,
+                          api_handler_fn handler, size_t max_body)
+{
+    chat_err_t err = api_route(ctx, method, pattern, handler);
+    if (err == CHAT_OK) {
+        api_core_t *core = ctx->core;
+        core->routes[core->nroutes - 1].max_body = max_body;
+    }
+    return err;
 }
 
 /* Registers the request counters (one per status class) and the latency histogram of r,
@@ -431,6 +445,26 @@ static route_t *route_find(api_core_t *core, api_method_t method, const char *pa
         *found_path = *found_path || match;
     }
     return NULL;
+}
+
+/* The body limit of a request to method and path (still percent-encoded): its route's when it
+ * has a larger one, else the service's. Called before the request is authenticated, so a
+ * larger limit is a property of the path alone. */
+static size_t route_body_limit(api_core_t *core, const char *method, const char *path)
+{
+    size_t limit = core->conf.max_body;
+    for (size_t i = 0; i < core->nroutes; i++) {
+        route_t *r = &core->routes[i];
+        if (r->max_body <= limit || strcmp(method_names[r->method], method) != 0)
+            continue;
+        char *params[API_MAX_PARAMS];
+        size_t n = 0;
+        if (api_pattern_match(r->pattern, path, params, &n))
+            limit = r->max_body;
+        for (size_t k = 0; k < n; k++)
+            free(params[k]);
+    }
+    return limit;
 }
 
 /* The method named name (GET, POST, PATCH, PUT, DELETE) into *out; false for any other. */
@@ -950,9 +984,9 @@ static enum MHD_Result request_handle(api_core_t *core, struct MHD_Connection *c
 }
 
 /* A body chunk: kept while within the limit, dropped (and remembered) beyond it. */
-static void body_append(api_core_t *core, req_state_t *st, const char *data, size_t len)
+static void body_append(req_state_t *st, const char *data, size_t len)
 {
-    if (st->too_large || st->len + len > core->conf.max_body) {
+    if (st->too_large || st->len + len > st->max_body) {
         st->too_large = true;
         return;
     }
@@ -999,9 +1033,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         st->start_us = chat_clock_mono_us();
         api_origin_conn_new(core->ctx, st->request_id, sizeof st->request_id);
         *request_state = st;
+        st->max_body = route_body_limit(core, method, url);
         const char *cl =
             MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (cl != NULL && strtoull(cl, NULL, 10) > core->conf.max_body) {
+        if (cl != NULL && strtoull(cl, NULL, 10) > st->max_body) {
             st->too_large = st->answered = true;
             enum MHD_Result ret = respond_early(conn, st, 413, "request body too large");
             request_done(&core->unmatched, st, method, "unmatched", "", 413);
@@ -1014,7 +1049,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     }
     if (*upload_data_size != 0) {
-        body_append(core, st, upload_data, *upload_data_size);
+        body_append(st, upload_data, *upload_data_size);
         *upload_data_size = 0;
         return MHD_YES;
     }

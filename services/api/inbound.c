@@ -1,6 +1,7 @@
 /* The api service's way into the room's stream: events produced to chat.inbound keyed
- * tenant/room like a gateway's, each call waiting for Kafka's acknowledgement; the answers
- * (ack or error frames) read back from the Redis reply list of the request's origin conn. */
+ * tenant/room like a gateway's (and moderators' and rescans' verdicts to chat.moderation), each
+ * call waiting for Kafka's acknowledgement; the answers (ack or error frames) read back from
+ * the Redis reply list of the request's origin conn. */
 #include "services/api/inbound.h"
 
 #include <openssl/rand.h>
@@ -46,7 +47,7 @@ static void on_delivery(void *ud, void *opaque, chat_err_t err, const char *reas
     (void)offset;
     delivery_wait_t *w = opaque;
     if (err != CHAT_OK)
-        chat_log_warn("chat.inbound record not delivered", CHAT_F_ERR(err),
+        chat_log_warn("record not delivered", CHAT_F_ERR(err),
                       CHAT_F_STR("reason", reason != NULL ? reason : ""));
     pthread_mutex_lock(&w->lock);
     if (err != CHAT_OK && w->err == CHAT_OK)
@@ -78,14 +79,14 @@ void api_inbound_close(api_ctx_t *ctx)
 }
 
 /* Produces one record of w (pending counted before, so that its report cannot come first). */
-static chat_err_t produce_one(api_ctx_t *ctx, const char *key, int keylen, const void *json,
-                              size_t len, delivery_wait_t *w)
+static chat_err_t produce_one(api_ctx_t *ctx, const char *topic, const char *key, int keylen,
+                              const void *json, size_t len, delivery_wait_t *w)
 {
     pthread_mutex_lock(&w->lock);
     w->pending++;
     pthread_mutex_unlock(&w->lock);
-    chat_err_t err = chat_bus_produce(ctx->producer, ctx->topic_inbound, CHAT_BUS_PARTITION_ANY,
-                                      key, (size_t)keylen, json, len, w);
+    chat_err_t err = chat_bus_produce(ctx->producer, topic, CHAT_BUS_PARTITION_ANY, key,
+                                      (size_t)keylen, json, len, w);
     if (err != CHAT_OK) {
         pthread_mutex_lock(&w->lock);
         w->pending--;
@@ -146,7 +147,7 @@ chat_err_t api_inbound_produce(api_ctx_t *ctx, const char *tenant, const char *r
         return CHAT_ERR_INVALID;
     delivery_wait_t w;
     wait_init(&w);
-    chat_err_t err = produce_one(ctx, key, keylen, event_json, len, &w);
+    chat_err_t err = produce_one(ctx, ctx->topic_inbound, key, keylen, event_json, len, &w);
     err = wait_end(&w, err);
     if (err != CHAT_OK)
         chat_log_warn("produce to chat.inbound failed", CHAT_F_STR("tenant", tenant),
@@ -243,7 +244,7 @@ chat_err_t api_notices_produce(api_ctx_t *ctx, const char *tenant, const char *r
             size_t len = 0;
             err = notice_encode(ctx, tenant, room, &notices[i], &text, &len);
             if (err == CHAT_OK)
-                err = produce_one(ctx, key, keylen, text, len, &w);
+                err = produce_one(ctx, ctx->topic_inbound, key, keylen, text, len, &w);
             free(text);
         }
         err = wait_end(&w, err);
@@ -251,6 +252,34 @@ chat_err_t api_notices_produce(api_ctx_t *ctx, const char *tenant, const char *r
     if (err != CHAT_OK)
         chat_log_warn("notices not produced", CHAT_F_STR("tenant", tenant),
                       CHAT_F_STR("room", room), CHAT_F_INT("notices", n), CHAT_F_ERR(err));
+    return err;
+}
+
+chat_err_t api_verdicts_produce(api_ctx_t *ctx, const chat_event_t *verdicts, size_t n)
+{
+    if (ctx->producer == NULL || ctx->topic_moderation == NULL)
+        return CHAT_ERR_INVALID;
+    chat_err_t err = CHAT_OK;
+    for (size_t start = 0; start < n && err == CHAT_OK; start += PRODUCE_BATCH_MAX) {
+        delivery_wait_t w;
+        wait_init(&w);
+        for (size_t i = start; i < n && i < start + PRODUCE_BATCH_MAX && err == CHAT_OK; i++) {
+            const chat_event_t *v = &verdicts[i];
+            char key[CHAT_ROOM_KEY_MAX];
+            int keylen =
+                v->type == CHAT_EV_VERDICT ? produce_key(ctx, v->tenant, v->room, key) : -1;
+            char *json = NULL;
+            size_t len = 0;
+            err = keylen < 0 ? CHAT_ERR_INVALID : chat_event_encode(v, &json, &len);
+            if (err == CHAT_OK)
+                err = produce_one(ctx, ctx->topic_moderation, key, keylen, json, len, &w);
+            free(json);
+        }
+        err = wait_end(&w, err);
+    }
+    if (err != CHAT_OK)
+        chat_log_warn("verdicts not produced", CHAT_F_STR("topic", ctx->topic_moderation),
+                      CHAT_F_INT("verdicts", n), CHAT_F_ERR(err));
     return err;
 }
 

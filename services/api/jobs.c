@@ -50,6 +50,11 @@ struct api_job {
     int64_t written_ms; /* monotonic time of the last progress write */
     bool lost;          /* the lease went to another instance */
     char *path;         /* result */
+    struct {
+        const char *key;
+        int64_t value;
+    } counts[API_JOB_COUNTS_MAX];
+    size_t ncounts;
 };
 
 static const struct {
@@ -58,6 +63,7 @@ static const struct {
 } job_kinds[] = {
     {"export", api_export_run},
     {"erase", api_erase_run},
+    {"rescan", api_rescan_run},
 };
 
 static const chat_store_index_t job_indexes[] = {
@@ -161,27 +167,8 @@ chat_err_t api_job_find(api_ctx_t *ctx, const char *tenant, const char *kind, co
         return CHAT_ERR_NOT_FOUND;
     bson_t *filter =
         BCON_NEW("_id", BCON_UTF8(id), "tenant", BCON_UTF8(tenant), "kind", BCON_UTF8(kind));
-    bson_t *opts = BCON_NEW("limit", BCON_INT64(1));
-    mongoc_client_t *client = chat_store_acquire(ctx->store);
-    mongoc_collection_t *col = chat_store_collection(ctx->store, client, API_JOBS_COLLECTION);
-    mongoc_cursor_t *cursor = mongoc_collection_find_with_opts(col, filter, opts, NULL);
-    const bson_t *found;
-    chat_err_t err = CHAT_ERR_NOT_FOUND;
-    if (mongoc_cursor_next(cursor, &found)) {
-        *doc = bson_copy(found);
-        err = *doc != NULL ? CHAT_OK : CHAT_ERR_NOMEM;
-    }
-    bson_error_t error;
-    if (mongoc_cursor_error(cursor, &error)) {
-        err = chat_store_err(&error);
-        chat_log_warn("job not read", CHAT_F_STR("tenant", tenant), CHAT_F_STR("id", id),
-                      CHAT_F_INT("code", error.code), CHAT_F_STR("error", error.message));
-    }
-    mongoc_cursor_destroy(cursor);
-    mongoc_collection_destroy(col);
-    chat_store_release(ctx->store, client);
+    chat_err_t err = chat_store_find_one(ctx->store, API_JOBS_COLLECTION, filter, doc);
     bson_destroy(filter);
-    bson_destroy(opts);
     return err;
 }
 
@@ -229,6 +216,33 @@ chat_err_t api_job_set_result(api_job_t *job, const char *key, const char *value
     return CHAT_OK;
 }
 
+chat_err_t api_job_set_count(api_job_t *job, const char *key, int64_t value)
+{
+    for (size_t i = 0; i < job->ncounts; i++) {
+        if (strcmp(job->counts[i].key, key) == 0) {
+            job->counts[i].value = value;
+            return CHAT_OK;
+        }
+    }
+    if (job->ncounts >= API_JOB_COUNTS_MAX)
+        return CHAT_ERR_INVALID;
+    job->counts[job->ncounts].key = key;
+    job->counts[job->ncounts++].value = value;
+    return CHAT_OK;
+}
+
+/* Appends the job's counters as the document `counts` of set (nothing without counters). */
+static void counts_append(const api_job_t *job, bson_t *set)
+{
+    if (job->ncounts == 0)
+        return;
+    bson_t counts;
+    BSON_APPEND_DOCUMENT_BEGIN(set, "counts", &counts);
+    for (size_t i = 0; i < job->ncounts; i++)
+        BSON_APPEND_INT64(&counts, job->counts[i].key, job->counts[i].value);
+    bson_append_document_end(set, &counts);
+}
+
 /* The filter that matches the job only while this instance holds it. */
 static bson_t *held_filter(const api_job_t *job)
 {
@@ -267,11 +281,18 @@ bool api_job_progress(api_job_t *job, int64_t done, int64_t total)
     if (now - job->written_ms < API_JOB_PROGRESS_EVERY_MS)
         return true;
     int64_t wall = chat_clock_wall_ms();
-    bson_t *update = BCON_NEW("$set", "{", "progress", "{", "done", BCON_INT64(done), "total",
-                              BCON_INT64(total), "}", "updated", BCON_INT64(wall), "lease_until",
-                              BCON_INT64(wall + API_JOB_LEASE_MS), "}");
-    chat_err_t err = held_update(job, update);
-    bson_destroy(update);
+    bson_t update = BSON_INITIALIZER, set, progress;
+    BSON_APPEND_DOCUMENT_BEGIN(&update, "$set", &set);
+    BSON_APPEND_DOCUMENT_BEGIN(&set, "progress", &progress);
+    BSON_APPEND_INT64(&progress, "done", done);
+    BSON_APPEND_INT64(&progress, "total", total);
+    bson_append_document_end(&set, &progress);
+    counts_append(job, &set);
+    BSON_APPEND_INT64(&set, "updated", wall);
+    BSON_APPEND_INT64(&set, "lease_until", wall + API_JOB_LEASE_MS);
+    bson_append_document_end(&update, &set);
+    chat_err_t err = held_update(job, &update);
+    bson_destroy(&update);
     if (err == CHAT_ERR_NOT_FOUND) {
         job->lost = true;
         chat_log_warn("job lease lost: another instance runs it", CHAT_F_STR("tenant", job->tenant),
@@ -326,8 +347,8 @@ static chat_err_t runner_claim_after(jobs_runner_t *r, mongoc_collection_t *col,
     bson_t *update =
         BCON_NEW("$set", "{", "state", BCON_UTF8("running"), "owner", BCON_UTF8(r->owner),
                  "lease_until", BCON_INT64(now + API_JOB_LEASE_MS), "updated", BCON_INT64(now),
-                 "progress", "{", "done", BCON_INT64(0), "total", BCON_INT64(0), "}", "}", "$inc",
-                 "{", "attempts", BCON_INT32(1), "}");
+                 "progress", "{", "done", BCON_INT64(0), "total", BCON_INT64(0), "}", "counts", "{",
+                 "}", "}", "$inc", "{", "attempts", BCON_INT32(1), "}");
     mongoc_find_and_modify_opts_t *opts = mongoc_find_and_modify_opts_new();
     mongoc_find_and_modify_opts_set_sort(opts, sort);
     mongoc_find_and_modify_opts_set_update(opts, update);
@@ -406,6 +427,7 @@ static void runner_finish(api_job_t *job, chat_err_t err, const char *error)
         bson_append_document_end(&set, &progress);
         if (err == CHAT_OK && job->path != NULL)
             BSON_APPEND_UTF8(&set, "path", job->path);
+        counts_append(job, &set);
         if (err != CHAT_OK)
             BSON_APPEND_UTF8(&set, "error", error[0] ? error : chat_err_str(err));
         BSON_APPEND_INT64(&set, "updated", now);
@@ -544,4 +566,51 @@ void api_jobs_stop(api_ctx_t *ctx)
     pthread_mutex_destroy(&r->mu);
     ctx->jobs = NULL;
     free(r);
+}
+
+void api_job_answer_created(const api_req_t *req, api_resp_t *resp, const char *kind,
+                            const bson_t *params, const char *location_prefix, const char *what)
+{
+    char id[API_JOB_ID_LEN + 1], doing[96];
+    chat_err_t err = api_job_create(req->ctx, req->tenant, kind, params, id);
+    if (err != CHAT_OK) {
+        snprintf(doing, sizeof doing, "creating the %s", what);
+        api_error_from(req, resp, err, doing);
+        return;
+    }
+    cJSON *o = cJSON_CreateObject();
+    if (o == NULL || cJSON_AddStringToObject(o, "id", id) == NULL ||
+        cJSON_AddStringToObject(o, "state", "queued") == NULL) {
+        cJSON_Delete(o);
+        snprintf(doing, sizeof doing, "answering the %s", what);
+        api_error_from(req, resp, CHAT_ERR_NOMEM, doing);
+        return;
+    }
+    snprintf(resp->location, sizeof resp->location, "%s/%s", location_prefix, id);
+    api_json(resp, 202, o);
+}
+
+void api_job_answer_read(const api_req_t *req, api_resp_t *resp, const char *kind,
+                         cJSON *(*render)(const bson_t *doc), const char *what)
+{
+    bson_t *doc = NULL;
+    char doing[96];
+    chat_err_t err = api_job_find(req->ctx, req->tenant, kind, req->params[0], &doc);
+    if (err == CHAT_ERR_NOT_FOUND) {
+        api_error(req, resp, 404, "%s not found", what);
+        return;
+    }
+    if (err != CHAT_OK) {
+        snprintf(doing, sizeof doing, "reading the %s", what);
+        api_error_from(req, resp, err, doing);
+        return;
+    }
+    cJSON *o = render(doc);
+    bson_destroy(doc);
+    if (o == NULL) {
+        snprintf(doing, sizeof doing, "answering the %s", what);
+        api_error_from(req, resp, CHAT_ERR_NOMEM, doing);
+        return;
+    }
+    api_json(resp, 200, o);
 }

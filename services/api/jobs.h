@@ -1,7 +1,7 @@
-/* The api's jobs (exports, user erasure): documents in MongoDB `jobs` that the runner thread
- * of any api instance claims with a lease, runs and finishes (docs/server-api.md, "Jobs").
- * A job kind is a function that does its work from the start every time it runs: a job whose
- * runner died is run again, whole, by the next instance that claims it. */
+/* The api's jobs (exports, user erasure, moderation rescans): documents in MongoDB `jobs` that the
+ * runner thread of any api instance claims with a lease, runs and finishes (docs/server-api.md,
+ * "Jobs"). A job kind is a function that does its work from the start every time it runs: a job
+ * whose runner died is run again, whole, by the next instance that claims it. */
 #ifndef CHAT_API_JOBS_H
 #define CHAT_API_JOBS_H
 
@@ -29,9 +29,10 @@ typedef struct api_job api_job_t;
  * when api_job_progress said to stop (the job is released, not failed). */
 typedef chat_err_t (*api_job_fn)(api_job_t *job, char *error, size_t errlen);
 
-/* The kinds (exports.c, erasure.c). */
+/* The kinds (exports.c, erasure.c, rescan.c). */
 chat_err_t api_export_run(api_job_t *job, char *error, size_t errlen);
 chat_err_t api_erase_run(api_job_t *job, char *error, size_t errlen);
+chat_err_t api_rescan_run(api_job_t *job, char *error, size_t errlen);
 
 /* ---- the runner (main.c) ---- */
 
@@ -60,6 +61,18 @@ chat_err_t api_job_find(api_ctx_t *ctx, const char *tenant, const char *kind, co
  * created, updated}. NULL if out of memory. Pure. */
 cJSON *api_job_json(const bson_t *doc);
 
+/* A handler's whole answer to a request that starts a job: creates the job of kind with params
+ * for the request's tenant and answers 202 {id, state: "queued"} with Location
+ * location_prefix/<id> ("/v1/exports"); on failure the error answer ("creating the <what>"). */
+void api_job_answer_created(const api_req_t *req, api_resp_t *resp, const char *kind,
+                            const bson_t *params, const char *location_prefix, const char *what);
+
+/* A handler's whole answer to GET of job req->params[0] of kind: 200 with render(doc) (the
+ * kind's view of its document, NULL when out of memory), 404 "<what> not found" for an id of
+ * another tenant or kind. */
+void api_job_answer_read(const api_req_t *req, api_resp_t *resp, const char *kind,
+                         cJSON *(*render)(const bson_t *doc), const char *what);
+
 /* True if s can be a job id (24 lowercase hex digits). Pure. */
 bool api_job_id_valid(const char *s);
 
@@ -84,6 +97,13 @@ bool api_job_progress(api_job_t *job, int64_t done, int64_t total);
 /* Sets a string result field (e.g. "path") stored with state done. CHAT_ERR_NOMEM,
  * CHAT_ERR_INVALID (key not a result field: "path" only). */
 chat_err_t api_job_set_result(api_job_t *job, const char *key, const char *value);
+
+#define API_JOB_COUNTS_MAX 8 /* named counters of a job (api_job_set_count) */
+
+/* Sets the counter key (a static string, e.g. "scanned") of the job's document field `counts`,
+ * written with each progress write and when the job ends (a claim starts them over: a job runs
+ * from the start). CHAT_ERR_INVALID beyond API_JOB_COUNTS_MAX distinct keys. */
+chat_err_t api_job_set_count(api_job_t *job, const char *key, int64_t value);
 
 /* Adds to filter the messages after (after_room, after_seq) in (room, seq) order:
  * {$or: [{room: {$gt: after_room}}, {room: after_room, seq: {$gt: after_seq}}]}. For jobs

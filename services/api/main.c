@@ -24,7 +24,8 @@
 #define PROGRAM "chat-api"
 #define SUMMARY                                                                                    \
     "chat-api: the tenant server API (HTTP + JSON under /v1): private rooms and members, "         \
-    "system messages, the tenant's edits and deletes, blocks, users, exports, stats, settings"
+    "system messages, the tenant's edits and deletes, blocks, users, exports, stats, settings, "   \
+    "moderation rules, review queue and rescans"
 #define REDIS_TIMEOUT_MARGIN_MS 5000 /* a BLPOP of the reply timeout must not time out first */
 
 typedef struct api_cfg {
@@ -49,6 +50,7 @@ typedef struct api_cfg {
     long long connect_timeout_ms;
     char *log_level;
     char *inbound_topic;
+    char *moderation_topic;
 } api_cfg_t;
 
 static const chat_cfg_entry_t cfg_table[] = {
@@ -90,6 +92,7 @@ static const chat_cfg_entry_t cfg_table[] = {
                              "how long Kafka, MongoDB and Redis may take to answer at start"),
     CHAT_CFG_LOG_LEVEL(api_cfg_t, log_level),
     CHAT_CFG_TOPIC_INBOUND(api_cfg_t, inbound_topic),
+    CHAT_CFG_TOPIC_MODERATION(api_cfg_t, moderation_topic),
     CHAT_CFG_END};
 
 /* Everything the running service holds; released in reverse order by service_stop. */
@@ -136,10 +139,11 @@ static bool start_bus(service_t *s, const api_cfg_t *cfg)
         chat_service_start_failed("CHAT_KAFKA_BROKERS", "empty value", CHAT_ERR_CONFIG);
         return false;
     }
-    const chat_topic_use_t topics[] = {{"CHAT_TOPIC_INBOUND", cfg->inbound_topic}};
+    const chat_topic_use_t topics[] = {{"CHAT_TOPIC_INBOUND", cfg->inbound_topic},
+                                       {"CHAT_TOPIC_MODERATION", cfg->moderation_topic}};
     const char *bad_var = NULL;
-    chat_err_t err =
-        chat_topics_check(cfg->brokers, topics, 1, (int)cfg->connect_timeout_ms, NULL, &bad_var);
+    chat_err_t err = chat_topics_check(cfg->brokers, topics, sizeof topics / sizeof topics[0],
+                                       (int)cfg->connect_timeout_ms, NULL, &bad_var);
     if (err != CHAT_OK) {
         chat_service_start_failed(bad_var, "Kafka topics not usable", err);
         return false;
@@ -175,6 +179,10 @@ static bool register_modules(api_ctx_t *ctx)
         err = api_stats_register(ctx);
     if (err == CHAT_OK)
         err = api_settings_register(ctx);
+    if (err == CHAT_OK)
+        err = api_moderation_register(ctx);
+    if (err == CHAT_OK)
+        err = api_rescan_register(ctx);
     if (err != CHAT_OK)
         chat_log_error("cannot register the routes", CHAT_F_ERR(err));
     return err == CHAT_OK;
@@ -199,6 +207,7 @@ static bool service_start(service_t *s, const api_cfg_t *cfg)
         .store = s->store,
         .redis_uri = cfg->redis_url,
         .topic_inbound = cfg->inbound_topic,
+        .topic_moderation = cfg->moderation_topic,
         .metrics = s->metrics,
         .instance = cfg->instance_id,
         .export_dir = cfg->export_dir,

@@ -16,6 +16,7 @@
 #include "common/signals.h"
 #include "common/store.h"
 #include "services/message/message_bus.h"
+#include "services/message/message_mutes.h"
 #include "services/message/message_recent.h"
 #include "services/message/message_store.h"
 #include "services/message/reads_store.h"
@@ -26,7 +27,8 @@
 #define SUMMARY                                                                                    \
     "chat-message: validates sends from chat.inbound, deduplicates them by cid, assigns each "     \
     "room's seq, stores them in MongoDB, keeps each room's recent history in Redis and publishes " \
-    "them to chat.messages"
+    "them to chat.messages; applies moderation's verdicts from chat.moderation and refuses muted " \
+    "users' sends"
 #define POLL_TIMEOUT_MS 100
 #define FLUSH_TIMEOUT_MS 40000 /* librdkafka gives up on a record after 30 s itself */
 #define MAX_ROOMS 100000       /* rooms whose last seq stays in memory between batches */
@@ -50,6 +52,7 @@ typedef struct message_cfg {
     char *log_level;
     char *inbound_topic;
     char *messages_topic;
+    char *moderation_topic;
 } message_cfg_t;
 
 static const chat_cfg_entry_t cfg_table[] = {
@@ -76,6 +79,7 @@ static const chat_cfg_entry_t cfg_table[] = {
     CHAT_CFG_LOG_LEVEL(message_cfg_t, log_level),
     CHAT_CFG_TOPIC_INBOUND(message_cfg_t, inbound_topic),
     CHAT_CFG_TOPIC_MESSAGES(message_cfg_t, messages_topic),
+    CHAT_CFG_TOPIC_MODERATION(message_cfg_t, moderation_topic),
     CHAT_CFG_END};
 
 /* Everything the running service holds; released in reverse order by service_stop. */
@@ -86,6 +90,7 @@ typedef struct service {
     message_store_t *messages;
     message_reads_store_t *reads;
     message_recent_t *recent;
+    message_mutes_t *mutes;
     message_sequencer_t *sequencer;
     message_bus_t *bus;
     message_pipeline_t *pipeline;
@@ -136,6 +141,14 @@ static bool start_recent(service_t *s, const message_cfg_t *cfg)
             "CHAT_REDIS_URL", err == CHAT_ERR_CONFIG ? "bad Redis URL" : "Redis unreachable", err);
         return false;
     }
+    /* Mutes on a connection of their own: read before a batch is stored, not pipelined with
+     * the recent history's writes after it. */
+    err = message_mutes_open(cfg->redis_url, (int)cfg->connect_timeout_ms, &s->mutes);
+    if (err != CHAT_OK) {
+        chat_service_start_failed(
+            "CHAT_REDIS_URL", err == CHAT_ERR_CONFIG ? "bad Redis URL" : "Redis unreachable", err);
+        return false;
+    }
     return true;
 }
 
@@ -150,17 +163,32 @@ static bool start_bus(service_t *s, const message_cfg_t *cfg)
     const chat_topic_use_t topics[] = {
         {"CHAT_TOPIC_INBOUND", cfg->inbound_topic},
         {"CHAT_TOPIC_MESSAGES", cfg->messages_topic},
+        {"CHAT_TOPIC_MODERATION", cfg->moderation_topic},
     };
+    int partitions[3] = {0};
     const char *bad_var = NULL;
     chat_err_t err = chat_topics_check(cfg->brokers, topics, sizeof topics / sizeof topics[0],
-                                       (int)cfg->connect_timeout_ms, NULL, &bad_var);
+                                       (int)cfg->connect_timeout_ms, partitions, &bad_var);
     if (err != CHAT_OK) {
         chat_service_start_failed(bad_var, "Kafka topics not usable", err);
+        return false;
+    }
+    /* A room's verdicts must reach the process that sequences it: the range assignor gives
+     * the same partition numbers of both topics to one member only if they have as many
+     * partitions (and the same key then picks the same number in both). */
+    if (partitions[2] != partitions[0]) {
+        chat_log_error("the moderation topic must have as many partitions as the inbound topic",
+                       CHAT_F_STR("var", "CHAT_TOPIC_MODERATION"),
+                       CHAT_F_STR("topic", cfg->moderation_topic),
+                       CHAT_F_INT("partitions", partitions[2]),
+                       CHAT_F_STR("inbound_topic", cfg->inbound_topic),
+                       CHAT_F_INT("inbound_partitions", partitions[0]));
         return false;
     }
     message_bus_conf_t bc = {
         .brokers = cfg->brokers,
         .inbound_topic = cfg->inbound_topic,
+        .moderation_topic = cfg->moderation_topic,
         .messages_topic = cfg->messages_topic,
         .group = cfg->group,
         .instance_id = cfg->instance_id,
@@ -191,11 +219,13 @@ static bool start_pipeline(service_t *s, const message_cfg_t *cfg)
         .max_text_chars = (long)cfg->max_text_chars,
         .store_retry_ms = cfg->store_retry_ms,
         .max_conflict_rounds = MAX_CONFLICT_ROUNDS,
+        .moderation_topic = cfg->moderation_topic,
         .env = {.stop_requested = stop_requested},
     };
     message_store_port(s->messages, &pc.store);
     message_recent_port(s->recent, &pc.recent);
     message_reads_store_port(s->reads, &pc.reads);
+    message_mutes_port(s->mutes, &pc.mutes);
     message_bus_port(s->bus, &pc.bus);
     s->pipeline = message_pipeline_new(&pc);
     s->recs = calloc((size_t)cfg->batch, sizeof *s->recs);
@@ -263,6 +293,7 @@ static void service_stop(service_t *s)
     message_bus_close(s->bus); /* leaves the group: its revoke still updates the sequencer */
     message_pipeline_destroy(s->pipeline);
     message_sequencer_destroy(s->sequencer);
+    message_mutes_close(s->mutes);
     message_recent_close(s->recent);
     message_reads_store_close(s->reads);
     message_store_close(s->messages);

@@ -1,6 +1,6 @@
-/* Kafka for the message service through common/bus: a group consumer on chat.inbound and an
- * idempotent producer to chat.messages served on this thread (no poll thread: the pipeline
- * flushes after every batch, which runs the delivery callbacks here). */
+/* Kafka for the message service through common/bus: a group consumer on chat.inbound and
+ * chat.moderation and an idempotent producer to chat.messages served on this thread (no poll
+ * thread: the pipeline flushes after every batch, which runs the delivery callbacks here). */
 #include "services/message/message_bus.h"
 
 #include <stdatomic.h>
@@ -37,7 +37,9 @@ static void on_delivery(void *ud, void *opaque, chat_err_t err, const char *reas
     }
 }
 
-/* Tells the sequencer which chat.inbound partitions this process now owns. A revoke forgets
+/* Tells the sequencer which chat.inbound partitions this process now owns (chat.moderation's
+ * are not recorded: a verdict's partition is owned when chat.inbound's of that number is, which
+ * the range assignor makes the same assignment). A revoke forgets
  * their rooms: the next owner (maybe us again) reloads them from MongoDB. A partition that
  * cannot be recorded (out of memory) is simply not owned: its records are neither processed
  * nor committed, which is safe. */
@@ -90,7 +92,10 @@ chat_err_t message_bus_open(const message_bus_conf_t *conf, message_bus_t **out)
     };
     chat_err_t err = chat_bus_producer_new(&pc, &b->producer);
     if (err == CHAT_OK) {
-        const char *const topics[] = {b->inbound_topic, NULL};
+        /* One group for both: the range assignor (common/bus.c) hands the same partition
+         * numbers of two topics with as many partitions to the same member, so the process
+         * that sequences a room also applies its verdicts. */
+        const char *const topics[] = {b->inbound_topic, conf->moderation_topic, NULL};
         chat_bus_consumer_conf_t cc = {
             .brokers = conf->brokers,
             .client_id = conf->client_id,

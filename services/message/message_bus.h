@@ -1,6 +1,8 @@
-/* The message service's Kafka side: the chat.inbound group consumer, whose rebalances assign
- * and revoke partitions in the sequencer, and the chat.messages producer, whose failed
- * deliveries turn a flush into an error. Implements the pipeline's bus port. One thread. */
+/* The message service's Kafka side: the group consumer of chat.inbound and chat.moderation,
+ * whose rebalances assign and revoke chat.inbound's partitions in the sequencer (the range
+ * assignor gives chat.moderation's partitions of the same numbers to the same member), and
+ * the chat.messages producer, whose failed deliveries turn a flush into an error. Implements
+ * the pipeline's bus port. One thread. */
 #ifndef CHAT_MESSAGE_MESSAGE_BUS_H
 #define CHAT_MESSAGE_MESSAGE_BUS_H
 
@@ -15,8 +17,9 @@ typedef struct message_bus message_bus_t;
 
 typedef struct message_bus_conf {
     const char *brokers;
-    const char *inbound_topic;  /* consumed: chat.inbound (common/contract.h) */
-    const char *messages_topic; /* produced: chat.messages */
+    const char *inbound_topic;    /* consumed: chat.inbound (common/contract.h) */
+    const char *moderation_topic; /* consumed: chat.moderation; NULL: not consumed */
+    const char *messages_topic;   /* produced: chat.messages */
     const char *group;
     const char *instance_id; /* static group membership id, "" for none */
     const char *client_id;
@@ -27,9 +30,9 @@ typedef struct message_bus_conf {
     chat_metrics_t *metrics;        /* borrowed, may be NULL */
 } message_bus_conf_t;
 
-/* Creates the producer, then the consumer (subscribed to chat.inbound). Returns the failing
- * creation's error (CHAT_ERR_TIMEOUT: no broker answered; CHAT_ERR_CONFIG: a bad KAFKA_*
- * variable, logged with its name). */
+/* Creates the producer, then the consumer (subscribed to chat.inbound and chat.moderation). Returns
+ * the failing creation's error (CHAT_ERR_TIMEOUT: no broker answered; CHAT_ERR_CONFIG: a bad
+ * KAFKA_* variable, logged with its name). */
 chat_err_t message_bus_open(const message_bus_conf_t *conf, message_bus_t **out);
 
 /* Polls at most max records, waiting up to timeout_ms for the first; never waits for more. */

@@ -20,6 +20,7 @@ static void doc_free_strings(message_doc_t *d)
     free((char *)d->cid);
     free((char *)d->src);
     free((char *)d->uop);
+    free((char *)d->reason);
     cJSON_Delete(d->reactions);
 }
 
@@ -53,6 +54,7 @@ chat_err_t message_doc_list_add(message_doc_list_t *l, const message_doc_t *doc)
     d->cid = dup_or_null(doc->cid, &ok);
     d->src = dup_or_null(doc->src, &ok);
     d->uop = dup_or_null(doc->uop, &ok);
+    d->reason = dup_or_null(doc->reason, &ok);
     d->reactions = doc->reactions != NULL ? cJSON_Duplicate(doc->reactions, true) : NULL;
     if (doc->reactions != NULL && d->reactions == NULL)
         ok = false;

@@ -14,14 +14,14 @@
 #include "common/names.h"
 
 #define MESSAGE_ID_LEN CHAT_MESSAGE_ID_LEN
-#define MESSAGE_SRC_MAX 32 /* "<partition>:<offset>" */
+#define MESSAGE_SRC_MAX 40 /* "<partition>:<offset>", "mod:<partition>:<offset>" */
 
 /* {_id, tenant, room, seq, from, name?, text?, notice?, target?, ts, cid, src, edited?,
- * deleted?, reactions?, useq?, uop?}. Strings (and reactions) are borrowed unless the document
- * lives in a message_doc_list_t, which owns copies. name, notice, target and src may be NULL
- * (notice and target: a system notice, docs/server-api.md); text is NULL once the
- * message is deleted. The last five are the state that edits, deletes and reactions change
- * (services/message/updates.h); a new message has none of them. */
+ * deleted?, removed?, reason?, reactions?, useq?, uop?}. Strings (and reactions) are borrowed
+ * unless the document lives in a message_doc_list_t, which owns copies. name, notice, target and
+ * src may be NULL (notice and target: a system notice, docs/server-api.md); text is NULL once the
+ * message is deleted or removed. The last seven are the state that edits, deletes, reactions
+ * and moderation change (services/message/updates.h); a new message has none of them. */
 typedef struct message_doc {
     char id[MESSAGE_ID_LEN + 1];
     const char *tenant;
@@ -34,12 +34,14 @@ typedef struct message_doc {
     const char *cid;
     const char *src;
     int64_t seq;
-    int64_t ts;       /* ms since the epoch: when the seq was assigned */
-    int64_t edited;   /* ts of the last edit; 0: never edited */
-    bool deleted;     /* text (and reactions) removed */
-    cJSON *reactions; /* {emoji: [users]}; NULL: none */
-    int64_t useq;     /* useq of the last change; 0: never changed */
-    const char *uop;  /* op of the last change ("edit", "delete", "react"); NULL: none */
+    int64_t ts;         /* ms since the epoch: when the seq was assigned */
+    int64_t edited;     /* ts of the last edit; 0: never edited */
+    bool deleted;       /* text (and reactions) removed */
+    bool removed;       /* removed by moderation: no text, no reactions */
+    const char *reason; /* removed: why (the verdict's reason) */
+    cJSON *reactions;   /* {emoji: [users]}; NULL: none */
+    int64_t useq;       /* useq of the last change; 0: never changed */
+    const char *uop; /* op of the last change ("edit", "delete", "react", "moderate"); NULL: none */
 } message_doc_t;
 
 typedef struct message_doc_list {

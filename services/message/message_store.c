@@ -167,6 +167,10 @@ static bool doc_from_bson(const bson_t *b, message_doc_t *d)
             d->edited = bson_iter_as_int64(&it);
         } else if (strcmp(k, "deleted") == 0 && BSON_ITER_HOLDS_BOOL(&it)) {
             d->deleted = bson_iter_bool(&it);
+        } else if (strcmp(k, "removed") == 0 && BSON_ITER_HOLDS_BOOL(&it)) {
+            d->removed = bson_iter_bool(&it);
+        } else if (strcmp(k, "reason") == 0) {
+            d->reason = iter_utf8(&it);
         } else if (strcmp(k, "useq") == 0 && BSON_ITER_HOLDS_NUMBER(&it)) {
             d->useq = bson_iter_as_int64(&it);
         } else if (strcmp(k, "uop") == 0) {
@@ -176,7 +180,7 @@ static bool doc_from_bson(const bson_t *b, message_doc_t *d)
         }
     }
     return has_id && has_seq && d->seq > 0 && d->tenant != NULL && d->room != NULL &&
-           d->from != NULL && d->cid != NULL && (d->text != NULL || d->deleted);
+           d->from != NULL && d->cid != NULL && (d->text != NULL || d->deleted || d->removed);
 }
 
 /* Appends a document read by doc_from_bson to the list ud (a message_doc_list_t, which copies
@@ -216,12 +220,13 @@ static chat_err_t store_find_existing(void *ctx, const message_dedup_send_t *key
         append_match(&filter, fields[f], vals, n);
     }
     free(vals);
-    bson_t *opts = BCON_NEW("projection", "{", "tenant", BCON_INT32(1), "room", BCON_INT32(1),
-                            "seq", BCON_INT32(1), "from", BCON_INT32(1), "name", BCON_INT32(1),
-                            "text", BCON_INT32(1), "notice", BCON_INT32(1), "target", BCON_INT32(1),
-                            "ts", BCON_INT32(1), "cid", BCON_INT32(1), "src", BCON_INT32(1),
-                            "edited", BCON_INT32(1), "deleted", BCON_INT32(1), "reactions",
-                            BCON_INT32(1), "useq", BCON_INT32(1), "uop", BCON_INT32(1), "}");
+    bson_t *opts =
+        BCON_NEW("projection", "{", "tenant", BCON_INT32(1), "room", BCON_INT32(1), "seq",
+                 BCON_INT32(1), "from", BCON_INT32(1), "name", BCON_INT32(1), "text", BCON_INT32(1),
+                 "notice", BCON_INT32(1), "target", BCON_INT32(1), "ts", BCON_INT32(1), "cid",
+                 BCON_INT32(1), "src", BCON_INT32(1), "edited", BCON_INT32(1), "deleted",
+                 BCON_INT32(1), "removed", BCON_INT32(1), "reason", BCON_INT32(1), "reactions",
+                 BCON_INT32(1), "useq", BCON_INT32(1), "uop", BCON_INT32(1), "}");
     chat_err_t err = store_find(ms, "find existing cids", &filter, opts, take_doc, out);
     bson_destroy(&filter);
     bson_destroy(opts);
@@ -516,15 +521,16 @@ static bool update_from_bson(const bson_t *b, message_update_rec_t *rec)
         return false;
     while (bson_iter_next(&it)) {
         const char *k = bson_iter_key(&it);
-        char **str = strcmp(k, "tenant") == 0 ? &rec->tenant
-                     : strcmp(k, "room") == 0 ? &rec->room
-                     : strcmp(k, "user") == 0 ? &rec->user
-                     : strcmp(k, "req") == 0  ? &rec->req
-                     : strcmp(k, "src") == 0  ? &rec->src
-                     : strcmp(k, "id") == 0   ? &rec->id
-                     : strcmp(k, "op") == 0   ? &rec->op
-                     : strcmp(k, "text") == 0 ? &rec->text
-                                              : NULL;
+        char **str = strcmp(k, "tenant") == 0   ? &rec->tenant
+                     : strcmp(k, "room") == 0   ? &rec->room
+                     : strcmp(k, "user") == 0   ? &rec->user
+                     : strcmp(k, "req") == 0    ? &rec->req
+                     : strcmp(k, "src") == 0    ? &rec->src
+                     : strcmp(k, "id") == 0     ? &rec->id
+                     : strcmp(k, "op") == 0     ? &rec->op
+                     : strcmp(k, "text") == 0   ? &rec->text
+                     : strcmp(k, "reason") == 0 ? &rec->reason
+                                                : NULL;
         if (str != NULL && *str == NULL)
             *str = iter_dup(&it, &ok);
         else if (strcmp(k, "seq") == 0 && BSON_ITER_HOLDS_NUMBER(&it))
@@ -537,6 +543,8 @@ static bool update_from_bson(const bson_t *b, message_update_rec_t *rec)
             rec->edited = bson_iter_as_int64(&it);
         else if (strcmp(k, "deleted") == 0 && BSON_ITER_HOLDS_BOOL(&it))
             rec->deleted = bson_iter_bool(&it);
+        else if (strcmp(k, "removed") == 0 && BSON_ITER_HOLDS_BOOL(&it))
+            rec->removed = bson_iter_bool(&it);
         else if (strcmp(k, "reactions") == 0 && rec->reactions == NULL)
             ok = ok && (rec->reactions = chat_reactions_from_bson(&it)) != NULL;
     }
@@ -585,7 +593,8 @@ static chat_err_t store_find_update(void *ctx, const char *tenant, const char *r
     return err;
 }
 
-/* Appends the state after a change (text, edited, deleted, reactions) to b. */
+/* Appends the state after a change (text, edited, deleted, removed and reason, reactions) to
+ * b. */
 static bool state_to_bson(bson_t *b, const message_update_rec_t *rec)
 {
     bool ok = true;
@@ -595,6 +604,9 @@ static bool state_to_bson(bson_t *b, const message_update_rec_t *rec)
         ok = ok && BSON_APPEND_INT64(b, "edited", rec->edited);
     if (rec->deleted)
         ok = ok && BSON_APPEND_BOOL(b, "deleted", true);
+    if (rec->removed)
+        ok = ok && BSON_APPEND_BOOL(b, "removed", true) &&
+             BSON_APPEND_UTF8(b, "reason", rec->reason != NULL ? rec->reason : "");
     if (rec->reactions != NULL && rec->reactions->child != NULL)
         ok = ok && chat_reactions_to_bson(b, "reactions", rec->reactions);
     return ok;
@@ -631,7 +643,8 @@ static chat_err_t store_insert_update(void *ctx, const message_update_rec_t *rec
 }
 
 /* The message's document takes the state after the change: $set of what it has, $unset of
- * what it lost (text once deleted, reactions once none are left). */
+ * what it lost (text once deleted or removed, reactions once none are left). Nothing gives
+ * `removed` back, so it is never unset. */
 static chat_err_t store_apply_update(void *ctx, const message_update_rec_t *rec)
 {
     message_store_t *ms = ctx;

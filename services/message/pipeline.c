@@ -1,14 +1,17 @@
 /* The batch of the message service, in the order the design requires: decode and validate
- * every record, group the sends by room, plan each send as a new message with the room's next
- * seq (sequencer.c assigns it from what it remembers; a room's first touch loads its last seq
- * from MongoDB, one query for the batch),
- * store the plan with one ordered insert (MongoDB failures are retried with the same plan; a
- * duplicate key is looked up, resolved and the rest planned again), write the messages into
- * their rooms' recent history in Redis (retried like MongoDB), publish every outcome to
- * chat.messages, flush, and only then commit. */
+ * every record (chat.inbound's requests, chat.moderation's verdicts), group them by room,
+ * refuse the sends of muted users, plan each send as a new message with the room's next seq
+ * (sequencer.c assigns it from what it remembers; a room's first touch loads its last seq
+ * from MongoDB, one query for the batch), store the plan with one ordered insert (MongoDB failures
+ * are retried with the same plan; a duplicate key is looked up, resolved and the rest planned
+ * again), write the messages into their rooms' recent history in Redis (retried like MongoDB),
+ * publish every outcome to chat.messages, flush, and only then commit. A verdict that removes a
+ * message is one more update of the message, applied in the room's order with the edits, deletes
+ * and reactions. */
 #include "services/message/pipeline.h"
 
 #include <bson/bson.h>
+#include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,8 +33,10 @@ typedef enum item_kind {
     ITEM_INVALID, /* undecodable or unexpected: logged, counted, committed */
     ITEM_REJECT,  /* refused: a reject event goes to its origin */
     ITEM_SEND,    /* a valid send */
-    ITEM_UPDATE,  /* a valid edit, delete or react */
+    ITEM_UPDATE,  /* a valid edit, delete or react, or a verdict that removes a message */
     ITEM_READ,    /* a valid read mark (reads.h); an ITEM_REJECT if beyond the room's latest */
+    ITEM_SKIP,    /* a verdict that changes nothing (a flag, an unknown message, a message
+                     already gone, a verdict already applied): committed, nothing published */
 } item_kind_t;
 
 /* Where a send stands. Sends start as NEW; the store and the duplicate lookups move them. */
@@ -68,6 +73,7 @@ typedef struct item {
     update_state_t ustate;
     message_update_rec_t urec; /* owned */
     char *frame;               /* APPLIED, REPUBLISH: the message's msg frame now (cJSON_free) */
+    int64_t msg_ts;            /* APPLIED: the changed message's ts (moderation's latency) */
     cJSON *no_reactions;       /* an empty object for a react that removed the last emoji */
     bool read_moved;           /* READ: the stored mark moved to it: published */
 } item_t;
@@ -110,7 +116,15 @@ typedef struct pipeline_metrics {
     chat_counter_t *updates;
     chat_counter_t *duplicates;
     chat_counter_t *republished;
-    chat_counter_t *invalid;
+    chat_counter_t *invalid;            /* chat.inbound's */
+    chat_counter_t *invalid_moderation; /* chat.moderation's */
+    chat_counter_t *verdicts[2];        /* by action: remove, flag */
+    chat_counter_t *removals;
+    chat_histogram_t *moderation_seconds;
+    chat_counter_t *mute_checks;
+    chat_counter_t *mute_retries;
+    chat_counter_t *muted;
+    chat_histogram_t *mute_seconds;
     chat_counter_t *rejected[MESSAGE_REJECT__COUNT];
     chat_counter_t *store_retries;
     chat_counter_t *conflicts;
@@ -125,17 +139,19 @@ typedef struct pipeline_metrics {
     chat_counter_t *reads_ignored;
 } pipeline_metrics_t;
 
-/* What the pipeline last heard of a tenant's blocks (store port tenant_has_blocks). */
-typedef struct blocks_hint {
+/* What the pipeline last heard of whether a tenant has any block (store port
+ * tenant_has_blocks) or any mute (mutes port tenant_has_mutes). */
+typedef struct tenant_hint {
     int64_t asked_ms; /* monotonic */
     bool has;
-} blocks_hint_t;
+} tenant_hint_t;
 
-#define BLOCKS_HINT_TENANTS_MAX 100000 /* more tenants than this: the hints start over */
+#define HINT_TENANTS_MAX 100000 /* more tenants than this: the hints start over */
 
 struct message_pipeline {
     message_pipeline_conf_t conf;
-    chat_strmap_t *blocks_hints; /* tenant -> blocks_hint_t (malloc'd) */
+    chat_strmap_t *blocks_hints; /* tenant -> tenant_hint_t (malloc'd) */
+    chat_strmap_t *mutes_hints;  /* tenant -> tenant_hint_t (malloc'd) */
     chat_metrics_t *own_metrics; /* when conf.metrics is NULL */
     pipeline_metrics_t m;
 };
@@ -199,16 +215,48 @@ static bool metrics_register(pipeline_metrics_t *m, chat_metrics_t *reg)
         chat_metrics_counter(reg, "chat_message_stored_total", "Messages stored in MongoDB", NULL);
     m->updates = chat_metrics_counter(
         reg, "chat_message_updates_total",
-        "Edits, deletes and reactions applied to stored messages (one useq each)", NULL);
+        "Edits, deletes, reactions and removals applied to stored messages (one useq each)", NULL);
     m->duplicates = chat_metrics_counter(
         reg, "chat_message_duplicates_total",
         "Sends whose cid the room already had (resends, repeats within a batch): acked", NULL);
     m->republished = chat_metrics_counter(
         reg, "chat_message_republished_total",
         "Stored messages published again because their record was replayed (crash recovery)", NULL);
-    m->invalid =
-        chat_metrics_counter(reg, "chat_message_invalid_records_total",
-                             "chat.inbound records skipped as undecodable or unexpected", NULL);
+    m->invalid = chat_metrics_counter(reg, "chat_message_invalid_records_total",
+                                      "Records skipped as undecodable or unexpected",
+                                      "topic=\"" CHAT_TOPIC_INBOUND "\"");
+    m->invalid_moderation = chat_metrics_counter(reg, "chat_message_invalid_records_total",
+                                                 "Records skipped as undecodable or unexpected",
+                                                 "topic=\"" CHAT_TOPIC_MODERATION "\"");
+    static const char *const actions[] = {"remove", "flag"};
+    for (int i = 0; i < 2; i++) {
+        char labels[32];
+        snprintf(labels, sizeof labels, "action=\"%s\"", actions[i]);
+        m->verdicts[i] = chat_metrics_counter(
+            reg, "chat_message_verdicts_total",
+            "Valid verdicts of chat.moderation by action (a flag changes nothing here)", labels);
+    }
+    m->removals = chat_metrics_counter(
+        reg, "chat_message_moderation_removals_total",
+        "Messages removed by a verdict (one useq each; repeated verdicts are not counted)", NULL);
+    m->moderation_seconds = chat_metrics_histogram(
+        reg, "chat_message_moderation_seconds",
+        "From a message's stored ts to the production of the update that removes it", NULL,
+        chat_metrics_latency_buckets, chat_metrics_latency_nbuckets);
+    m->mute_checks = chat_metrics_counter(
+        reg, "chat_message_mute_checks_total",
+        "Mute lookups in Redis (one HMGET per tenant with sends in a batch, unless the tenant "
+        "has no mute)",
+        NULL);
+    m->mute_retries = chat_metrics_counter(reg, "chat_message_mute_retries_total",
+                                           "Mute lookups retried after a Redis failure", NULL);
+    m->muted = chat_metrics_counter(reg, "chat_message_muted_sends_total",
+                                    "Sends refused because their sender is muted", NULL);
+    m->mute_seconds =
+        chat_metrics_histogram(reg, "chat_message_mute_seconds",
+                               "Time spent on mute lookups per batch that made one (retries "
+                               "included)",
+                               NULL, chat_metrics_latency_buckets, chat_metrics_latency_nbuckets);
     for (int i = 0; i < MESSAGE_REJECT__COUNT; i++) {
         char labels[48];
         snprintf(labels, sizeof labels, "code=\"%s\"", message_reject_code_name(i));
@@ -258,7 +306,10 @@ static bool metrics_register(pipeline_metrics_t *m, chat_metrics_t *reg)
     bool ok = m->reads[0] && m->reads[1] && m->reads[2] && m->reads_ignored && m->stored &&
               m->updates && m->duplicates && m->republished && m->invalid && m->store_retries &&
               m->conflicts && m->recent_writes && m->recent_retries && m->recent_seconds &&
-              m->batch_records && m->batch_seconds && m->store_seconds && m->rooms;
+              m->batch_records && m->batch_seconds && m->store_seconds && m->rooms &&
+              m->invalid_moderation && m->verdicts[0] && m->verdicts[1] && m->removals &&
+              m->moderation_seconds && m->mute_checks && m->mute_retries && m->muted &&
+              m->mute_seconds;
     for (int i = 0; i < MESSAGE_REJECT__COUNT; i++)
         ok = ok && m->rejected[i] != NULL;
     return ok;
@@ -271,13 +322,13 @@ static void free_value(const char *key, void *value, void *ud)
     free(value);
 }
 
-/* Forgets every tenant's blocks hint. */
-static void blocks_hints_clear(message_pipeline_t *p)
+/* Forgets every tenant's hint kept in hints. */
+static void hints_clear(chat_strmap_t *hints)
 {
-    if (p->blocks_hints == NULL)
+    if (hints == NULL)
         return;
-    chat_strmap_foreach(p->blocks_hints, free_value, NULL);
-    chat_strmap_clear(p->blocks_hints);
+    chat_strmap_foreach(hints, free_value, NULL);
+    chat_strmap_clear(hints);
 }
 
 message_pipeline_t *message_pipeline_new(const message_pipeline_conf_t *conf)
@@ -290,7 +341,10 @@ message_pipeline_t *message_pipeline_new(const message_pipeline_conf_t *conf)
     if (p->conf.max_conflict_rounds < 1)
         p->conf.max_conflict_rounds = 1;
     p->blocks_hints = chat_strmap_new();
-    if (p->blocks_hints == NULL) {
+    p->mutes_hints = chat_strmap_new();
+    if (p->blocks_hints == NULL || p->mutes_hints == NULL) {
+        chat_strmap_free(p->blocks_hints);
+        chat_strmap_free(p->mutes_hints);
         free(p);
         return NULL;
     }
@@ -309,8 +363,10 @@ void message_pipeline_destroy(message_pipeline_t *p)
     if (p == NULL)
         return;
     chat_metrics_destroy(p->own_metrics);
-    blocks_hints_clear(p);
+    hints_clear(p->blocks_hints);
     chat_strmap_free(p->blocks_hints);
+    hints_clear(p->mutes_hints);
+    chat_strmap_free(p->mutes_hints);
     free(p);
 }
 
@@ -339,6 +395,59 @@ static chat_err_t batch_room_index(batch_t *b, const char *tenant, const char *r
     return CHAT_OK;
 }
 
+/* True if rec is a chat.moderation record (a verdict). */
+static bool record_is_verdict(const message_pipeline_t *p, const chat_bus_record_t *rec)
+{
+    return p->conf.moderation_topic != NULL && rec->topic != NULL &&
+           strcmp(rec->topic, p->conf.moderation_topic) == 0;
+}
+
+/* A chat.moderation record: a verdict that removes a message becomes an update of it (its
+ * src "mod:<partition>:<offset>", apart from chat.inbound's); a flag is counted and skipped
+ * (moderation recorded it for the tenant's moderators); anything else is invalid. */
+static chat_err_t parse_verdict(message_pipeline_t *p, batch_t *b, item_t *it)
+{
+    const chat_bus_record_t *rec = it->rec;
+    message_inbound_t *in = &it->in;
+    memset(in, 0, sizeof *in);
+    const char *why = in->reason;
+    if (rec->value == NULL || rec->len == 0) {
+        why = "empty record";
+    } else if (chat_event_decode(rec->value, rec->len, &in->ev, in->reason, sizeof in->reason) ==
+               CHAT_OK) {
+        if (in->ev.type != CHAT_EV_VERDICT) {
+            snprintf(in->reason, sizeof in->reason, "event type %s is not expected on %s",
+                     chat_event_type_name(in->ev.type), CHAT_TOPIC_MODERATION);
+            chat_event_clear(&in->ev);
+        } else {
+            why = NULL;
+        }
+    }
+    if (why != NULL) {
+        it->kind = ITEM_INVALID;
+        chat_counter_inc(p->m.invalid_moderation);
+        chat_log_warn("invalid chat.moderation record skipped", CHAT_F_STR("topic", rec->topic),
+                      CHAT_F_INT("partition", rec->partition), CHAT_F_INT("offset", rec->offset),
+                      CHAT_F_STR("reason", why));
+        return CHAT_OK;
+    }
+    bool remove = strcmp(in->ev.action, "remove") == 0;
+    chat_counter_inc(p->m.verdicts[remove ? 0 : 1]);
+    if (!remove) {
+        it->kind = ITEM_SKIP;
+        return CHAT_OK;
+    }
+    it->kind = p->conf.store.find_update != NULL ? ITEM_UPDATE : ITEM_SKIP;
+    it->is_update = it->kind == ITEM_UPDATE;
+    snprintf(it->src, sizeof it->src, "mod:%" PRId32 ":%" PRId64, rec->partition, rec->offset);
+    chat_err_t err = batch_room_index(b, in->ev.tenant, in->ev.room, rec->partition, &it->room);
+    if (err == CHAT_OK && it->kind == ITEM_UPDATE) {
+        b->rooms[it->room].has_updates = true;
+        b->updates++;
+    }
+    return err;
+}
+
 static chat_err_t parse_record(message_pipeline_t *p, batch_t *b, item_t *it)
 {
     const chat_bus_record_t *rec = it->rec;
@@ -346,9 +455,12 @@ static chat_err_t parse_record(message_pipeline_t *p, batch_t *b, item_t *it)
     if (!message_sequencer_owns(p->conf.sequencer, rec->partition)) {
         it->kind = ITEM_FOREIGN;
         chat_log_debug("record of a partition not assigned to us skipped",
-                       CHAT_F_INT("partition", rec->partition), CHAT_F_INT("offset", rec->offset));
+                       CHAT_F_STR("topic", rec->topic), CHAT_F_INT("partition", rec->partition),
+                       CHAT_F_INT("offset", rec->offset));
         return CHAT_OK;
     }
+    if (record_is_verdict(p, rec))
+        return parse_verdict(p, b, it);
     message_inbound_parse(rec->value, rec->len, p->conf.max_text_chars, &it->in);
     switch (it->in.kind) {
     case MESSAGE_INBOUND_INVALID:
@@ -549,25 +661,29 @@ static chat_err_t blocks_load(message_pipeline_t *p, batch_t *b, void *arg)
     return p->conf.store.find_blocks(p->conf.store.ctx, ba->pairs, ba->k, ba->blocked);
 }
 
-/* True if tenant may have blocks: it had some when last asked, it was asked longer than
- * MESSAGE_BLOCKS_HINT_MS ago and has some now, or the answer could not be had (then the
- * pair query decides, with its retries). */
-static bool tenant_may_block(message_pipeline_t *p, const char *tenant)
+/* Whether a tenant has any of something (blocks, mutes), asked of a port. */
+typedef chat_err_t (*tenant_has_fn)(void *ctx, const char *tenant, bool *has);
+
+/* True if tenant may have what ask tells (hints: the answers kept): it had some when last
+ * asked, it was asked longer than ttl_ms ago and has some now, or the answer could not be had
+ * (then the exact lookup decides, with its retries). ask NULL: always true. */
+static bool tenant_may_have(message_pipeline_t *p, chat_strmap_t *hints, int64_t ttl_ms,
+                            tenant_has_fn ask, void *ctx, const char *tenant)
 {
-    if (p->conf.store.tenant_has_blocks == NULL)
+    if (ask == NULL)
         return true;
     int64_t now = p->conf.env.monotonic_ms(p->conf.env.ctx);
-    blocks_hint_t *h = chat_strmap_get(p->blocks_hints, tenant);
-    if (h != NULL && now - h->asked_ms < MESSAGE_BLOCKS_HINT_MS)
+    tenant_hint_t *h = chat_strmap_get(hints, tenant);
+    if (h != NULL && now - h->asked_ms < ttl_ms)
         return h->has;
     bool has = true;
-    if (p->conf.store.tenant_has_blocks(p->conf.store.ctx, tenant, &has) != CHAT_OK)
+    if (ask(ctx, tenant, &has) != CHAT_OK)
         return true;
     if (h == NULL) {
-        if (chat_strmap_count(p->blocks_hints) >= BLOCKS_HINT_TENANTS_MAX)
-            blocks_hints_clear(p);
+        if (chat_strmap_count(hints) >= HINT_TENANTS_MAX)
+            hints_clear(hints);
         h = malloc(sizeof *h);
-        if (h == NULL || !chat_strmap_put(p->blocks_hints, tenant, h)) {
+        if (h == NULL || !chat_strmap_put(hints, tenant, h)) {
             free(h);
             return has;
         }
@@ -575,6 +691,13 @@ static bool tenant_may_block(message_pipeline_t *p, const char *tenant)
     h->asked_ms = now;
     h->has = has;
     return has;
+}
+
+/* True if tenant may have blocks (asked at most every MESSAGE_BLOCKS_HINT_MS). */
+static bool tenant_may_block(message_pipeline_t *p, const char *tenant)
+{
+    return tenant_may_have(p, p->blocks_hints, MESSAGE_BLOCKS_HINT_MS,
+                           p->conf.store.tenant_has_blocks, p->conf.store.ctx, tenant);
 }
 
 /* True for a direct-room send whose tenant may have blocks (tenant_may_block). */
@@ -626,6 +749,113 @@ out:
     free(ba.map);
     free(ba.blocked);
     free(others);
+    return err;
+}
+
+/* ---- mutes ---- */
+
+/* True for a send a mute can refuse: a user's ("system" is the tenant itself, through the
+ * api; inbound.c lets no one else speak as it). */
+static bool item_user_send(const item_t *it)
+{
+    return it->kind == ITEM_SEND && strcmp(it->ev->user, CHAT_SYSTEM_USER) != 0;
+}
+
+typedef struct mutes_arg {
+    const char *tenant;
+    const char **users; /* the tenant's distinct senders */
+    size_t n;
+    bool *muted;
+    int64_t now_ms;
+} mutes_arg_t;
+
+/* Step: one tenant's senders' mutes, one round trip. */
+static chat_err_t mutes_load(message_pipeline_t *p, batch_t *b, void *arg)
+{
+    (void)b;
+    mutes_arg_t *ma = arg;
+    chat_counter_inc(p->m.mute_checks);
+    return p->conf.mutes.check(p->conf.mutes.ctx, ma->tenant, ma->users, ma->n, ma->now_ms,
+                               ma->muted);
+}
+
+/* Fills ma with the distinct senders among the user sends of items[from..] in tenant, and
+ * marks those items done. */
+static void mutes_collect(batch_t *b, size_t from, bool *done, mutes_arg_t *ma)
+{
+    ma->tenant = b->items[from].ev->tenant;
+    ma->n = 0;
+    for (size_t i = from; i < b->n; i++) {
+        const item_t *it = &b->items[i];
+        if (done[i] || !item_user_send(it) || strcmp(it->ev->tenant, ma->tenant) != 0)
+            continue;
+        done[i] = true;
+        bool seen = false;
+        for (size_t k = 0; k < ma->n && !seen; k++)
+            seen = strcmp(ma->users[k], it->ev->user) == 0;
+        if (!seen)
+            ma->users[ma->n++] = it->ev->user;
+    }
+}
+
+/* Refuses (forbidden, "muted") every send of a user muted in its tenant. Per tenant with user
+ * sends in the batch, one HMGET for its distinct senders, skipped for a tenant without any
+ * mute (asked at most every MESSAGE_MUTES_HINT_MS). A Redis failure is retried like the
+ * recent history's writes, not waved through: the same Redis takes the batch's recent
+ * history right after, so letting the sends pass would not keep the batch going, and a
+ * failing-open check would let a muted user post exactly when moderation matters (a raid
+ * that also loads Redis). Nothing is stored before this step, so a retry or a give-up loses
+ * nothing (the batch is not committed; its replay checks again). */
+static chat_err_t check_mutes(message_pipeline_t *p, batch_t *b)
+{
+    const message_env_t *env = &p->conf.env;
+    if (p->conf.mutes.check == NULL || b->sends == 0)
+        return CHAT_OK;
+    bool *done = calloc(b->n, sizeof *done);
+    mutes_arg_t ma = {.users = calloc(b->n, sizeof *ma.users),
+                      .muted = calloc(b->n, sizeof *ma.muted),
+                      .now_ms = env->wall_ms(env->ctx)};
+    chat_err_t err =
+        done != NULL && ma.users != NULL && ma.muted != NULL ? CHAT_OK : CHAT_ERR_NOMEM;
+    int64_t start = env->monotonic_ms(env->ctx);
+    bool asked = false;
+    for (size_t i = 0; err == CHAT_OK && i < b->n; i++) {
+        if (done[i] || !item_user_send(&b->items[i]))
+            continue;
+        mutes_collect(b, i, done, &ma);
+        if (!tenant_may_have(p, p->mutes_hints, MESSAGE_MUTES_HINT_MS,
+                             p->conf.mutes.tenant_has_mutes, p->conf.mutes.ctx, ma.tenant))
+            continue;
+        if (!asked)
+            phase_begin(p, b, "Redis", p->conf.mutes.last_error, p->conf.mutes.ctx,
+                        p->m.mute_retries);
+        asked = true;
+        err = with_retry(p, b, "mutes", mutes_load, &ma);
+        for (size_t j = i; err == CHAT_OK && j < b->n; j++) {
+            item_t *it = &b->items[j];
+            if (!item_user_send(it) || strcmp(it->ev->tenant, ma.tenant) != 0)
+                continue;
+            size_t k = 0;
+            while (k < ma.n && strcmp(ma.users[k], it->ev->user) != 0)
+                k++;
+            if (k == ma.n || !ma.muted[k])
+                continue;
+            it->kind = ITEM_REJECT;
+            it->in.code = MESSAGE_REJECT_FORBIDDEN;
+            snprintf(it->in.reason, sizeof it->in.reason, "muted");
+            b->sends--;
+            chat_counter_inc(p->m.muted);
+            chat_log_info("send of a muted user refused", CHAT_F_STR("tenant", it->ev->tenant),
+                          CHAT_F_STR("room", it->ev->room), CHAT_F_STR("user", it->ev->user),
+                          CHAT_F_STR("src", it->src));
+        }
+    }
+    if (asked)
+        chat_histogram_observe(p->m.mute_seconds,
+                               (double)(env->monotonic_ms(env->ctx) - start) / 1000.0);
+    free(done);
+    free(ma.users);
+    free(ma.muted);
     return err;
 }
 
@@ -1034,13 +1264,16 @@ static void doc_msg_event(const message_doc_t *d, chat_event_t *ev)
     ev->id = d->id;
     ev->user = d->from;
     ev->name = d->name;
-    ev->text = d->deleted ? NULL : d->text;
+    ev->text = d->deleted || d->removed ? NULL : d->text;
     ev->notice = d->notice;
     ev->target = d->target;
     ev->edited = d->edited;
     ev->has_edited = d->edited > 0;
     ev->deleted = d->deleted;
     ev->has_deleted = d->deleted;
+    ev->removed = d->removed;
+    ev->has_removed = d->removed;
+    ev->reason = d->removed ? d->reason : NULL;
     ev->reactions = d->reactions != NULL && d->reactions->child != NULL ? d->reactions : NULL;
 }
 
@@ -1052,6 +1285,8 @@ static char *changed_frame(const message_doc_t *msg, const message_update_rec_t 
     now.text = rec->text;
     now.edited = rec->edited;
     now.deleted = rec->deleted;
+    now.removed = rec->removed;
+    now.reason = rec->reason;
     now.reactions = rec->reactions;
     chat_event_t ev = {.type = CHAT_EV_MSG, .tenant = msg->tenant, .room = msg->room};
     doc_msg_event(&now, &ev);
@@ -1070,13 +1305,35 @@ static void update_refuse(item_t *it, message_reject_code_t code, const char *wh
     snprintf(it->in.reason, sizeof it->in.reason, "%s", why);
 }
 
+/* True if the update item is a verdict (chat.moderation's), not a user's request. */
+static bool item_verdict(const item_t *it)
+{
+    return it->ev->type == CHAT_EV_VERDICT;
+}
+
+/* Who acts in an update item's record: its user, or moderation for a verdict. */
+static const char *update_actor(const item_t *it)
+{
+    return item_verdict(it) ? MESSAGE_UPDATE_MODERATION_USER : it->ev->user;
+}
+
+/* A verdict that changes nothing: nobody is answered (it has no origin); committed. */
+static void verdict_skip(item_t *it, const char *why)
+{
+    chat_log_info("verdict changes nothing", CHAT_F_STR("tenant", it->ev->tenant),
+                  CHAT_F_STR("room", it->ev->room), CHAT_F_STR("id", it->ev->id),
+                  CHAT_F_STR("src", it->src), CHAT_F_STR("why", why));
+    item_update_clear(it);
+    it->kind = ITEM_SKIP;
+}
+
 /* Copies the strings of a new change into rec (owned). */
 static bool update_rec_fill(message_update_rec_t *rec, const item_t *it, const char *req)
 {
     const chat_event_t *ev = it->ev;
     rec->tenant = strdup(ev->tenant);
     rec->room = strdup(ev->room);
-    rec->user = strdup(ev->user);
+    rec->user = strdup(update_actor(it));
     rec->req = strdup(req);
     rec->src = strdup(it->src);
     return rec->tenant != NULL && rec->room != NULL && rec->user != NULL && rec->req != NULL &&
@@ -1097,6 +1354,8 @@ static chat_err_t update_known(message_pipeline_t *p, batch_t *b, item_t *it,
         r->useq_last = it->urec.useq;
     if (strcmp(it->urec.src, it->src) != 0) {
         it->ustate = UPDATE_RESEND;
+        if (item_verdict(it))
+            verdict_skip(it, "the message was removed by an earlier verdict");
         return CHAT_OK;
     }
     message_doc_list_t msgs = MESSAGE_DOC_LIST_INIT;
@@ -1110,6 +1369,8 @@ static chat_err_t update_known(message_pipeline_t *p, batch_t *b, item_t *it,
         message_update_rec_t cur = {.text = (char *)m->text,
                                     .edited = m->edited,
                                     .deleted = m->deleted,
+                                    .removed = m->removed,
+                                    .reason = (char *)m->reason,
                                     .reactions = m->reactions};
         it->frame = changed_frame(m, m->useq > it->urec.useq ? &cur : &it->urec);
         if (it->frame == NULL)
@@ -1141,7 +1402,7 @@ static chat_err_t update_step(message_pipeline_t *p, batch_t *b, void *arg)
         bool found = false;
         message_update_rec_t rec;
         chat_err_t err =
-            st->find_update(st->ctx, ev->tenant, ev->room, ev->user, req, &rec, &found);
+            st->find_update(st->ctx, ev->tenant, ev->room, update_actor(it), req, &rec, &found);
         if (err != CHAT_OK)
             return err;
         if (found) {
@@ -1153,7 +1414,9 @@ static chat_err_t update_step(message_pipeline_t *p, batch_t *b, void *arg)
         err = st->find_message(st->ctx, ev->tenant, ev->room, ev->id, &msgs);
         if (err != CHAT_OK || msgs.n == 0) {
             message_doc_list_clear(&msgs);
-            if (err == CHAT_OK)
+            if (err == CHAT_OK && item_verdict(it))
+                verdict_skip(it, "no message with this id in the room");
+            else if (err == CHAT_OK)
                 update_refuse(it, MESSAGE_REJECT_NOT_FOUND, "no message with this id in the room");
             return err;
         }
@@ -1163,6 +1426,12 @@ static chat_err_t update_step(message_pipeline_t *p, batch_t *b, void *arg)
         case MESSAGE_UPDATE_CHANGE:
             break;
         case MESSAGE_UPDATE_NOOP:
+            if (item_verdict(it)) {
+                verdict_skip(it, msg->removed ? "the message was already removed"
+                                              : "the message was deleted");
+                message_doc_list_clear(&msgs);
+                return CHAT_OK;
+            }
             it->ustate = UPDATE_NOOP;
             it->urec.id = strdup(msg->id);
             it->urec.op = strdup(message_update_op(ev->type));
@@ -1194,6 +1463,7 @@ static chat_err_t update_step(message_pipeline_t *p, batch_t *b, void *arg)
         }
         if (err == CHAT_OK) {
             it->ustate = UPDATE_APPLIED;
+            it->msg_ts = msg->ts;
             it->urec = rec;
             memset(&rec, 0, sizeof rec);
             it->frame = changed_frame(msg, &it->urec);
@@ -1489,7 +1759,7 @@ static void update_outcome_event(const item_t *it, chat_event_t *ev)
         return;
     }
     ev->type = CHAT_EV_UPDATE;
-    ev->user = it->ev->user;
+    ev->user = item_verdict(it) ? NULL : it->ev->user; /* moderation is nobody */
     ev->ts = u->ts;
     ev->has_ts = true;
     ev->text = u->deleted ? NULL : u->text;
@@ -1503,6 +1773,10 @@ static void update_outcome_event(const item_t *it, chat_event_t *ev)
      * republished change is the same record, which still carries it). */
     if (u->deleted && it->ev->type == CHAT_EV_DELETE)
         ev->reason = it->ev->reason;
+    if (u->removed) {
+        ev->removed = ev->has_removed = true;
+        ev->reason = u->reason;
+    }
 }
 
 /* Fills ev with the outcome of it: msg (stored or republished), ack (resend, repeat), update
@@ -1548,6 +1822,11 @@ static void outcome_event(const batch_t *b, const item_t *it, chat_event_t *ev)
     ev->id = d->id;
     if (msg)
         doc_msg_event(d, ev); /* a republished message may have changed since */
+    /* chat.messages' msg event has no `removed`: a republished removed message goes out as
+     * gone (deleted), which every consumer shows without text; its recent-history frame
+     * (item_frame) and the stored document say removed. */
+    if (msg && d->removed)
+        ev->deleted = ev->has_deleted = true;
 }
 
 static chat_err_t publish_one(message_pipeline_t *p, const batch_t *b, const item_t *it)
@@ -1598,9 +1877,33 @@ static out_event_t *outcomes_sorted(const batch_t *b, size_t *k)
     return out;
 }
 
+/* True for an update item that removed its message now (a verdict applied with a new useq). */
+static bool item_removal(const item_t *it)
+{
+    return it->kind == ITEM_UPDATE && it->ustate == UPDATE_APPLIED && item_verdict(it);
+}
+
+/* Moderation's latency of the batch's removals: from each message's stored ts to produced_ms,
+ * when the update that removes it was produced. */
+static void observe_removals(message_pipeline_t *p, const batch_t *b, int64_t produced_ms)
+{
+    for (size_t i = 0; i < b->n; i++) {
+        const item_t *it = &b->items[i];
+        if (!item_removal(it))
+            continue;
+        int64_t ms = produced_ms - it->msg_ts;
+        chat_histogram_observe(p->m.moderation_seconds, (double)(ms > 0 ? ms : 0) / 1000.0);
+    }
+}
+
 /* Produces the k outcomes, then waits for their delivery. */
 static chat_err_t publish(message_pipeline_t *p, const batch_t *b, const out_event_t *out, size_t k)
 {
+    const message_env_t *env = &p->conf.env;
+    bool removals = false;
+    for (size_t i = 0; i < b->n && !removals; i++)
+        removals = item_removal(&b->items[i]);
+    int64_t produced_ms = removals ? env->wall_ms(env->ctx) : 0;
     chat_err_t err = CHAT_OK;
     for (size_t j = 0; j < k && err == CHAT_OK; j++) {
         err = publish_one(p, b, &b->items[out[j].item]);
@@ -1610,6 +1913,8 @@ static chat_err_t publish(message_pipeline_t *p, const batch_t *b, const out_eve
     }
     if (err == CHAT_OK && k > 0)
         err = p->conf.bus.flush(p->conf.bus.ctx);
+    if (err == CHAT_OK && removals)
+        observe_removals(p, b, produced_ms);
     return err;
 }
 
@@ -1639,8 +1944,10 @@ static void recent_batch_free(recent_batch_t *rb)
  * same event) and every reader of the recent history gets. NULL if out of memory. */
 static char *item_frame(const batch_t *b, const item_t *it)
 {
-    chat_event_t ev;
-    outcome_event(b, it, &ev);
+    const message_doc_t *d = item_message(b, it);
+    chat_event_t ev = {.type = CHAT_EV_MSG, .tenant = it->ev->tenant, .room = it->ev->room};
+    if (d != NULL)
+        doc_msg_event(d, &ev);
     cJSON *frame = chat_frame_msg_new(&ev);
     char *text = frame != NULL ? cJSON_PrintUnformatted(frame) : NULL;
     cJSON_Delete(frame);
@@ -1799,7 +2106,7 @@ static void commit(message_pipeline_t *p, const batch_t *b)
 
 static void count_outcomes(message_pipeline_t *p, const batch_t *b)
 {
-    size_t stored = 0, dups = 0, republished = 0, updates = 0;
+    size_t stored = 0, dups = 0, republished = 0, updates = 0, removals = 0;
     for (size_t i = 0; i < b->n; i++) {
         const item_t *it = &b->items[i];
         if (it->kind == ITEM_REJECT) {
@@ -1808,6 +2115,7 @@ static void count_outcomes(message_pipeline_t *p, const batch_t *b)
         }
         if (it->kind == ITEM_UPDATE) {
             updates += it->ustate == UPDATE_APPLIED;
+            removals += item_removal(it);
             continue;
         }
         if (it->kind != ITEM_SEND)
@@ -1818,6 +2126,7 @@ static void count_outcomes(message_pipeline_t *p, const batch_t *b)
     }
     chat_counter_add(p->m.stored, stored);
     chat_counter_add(p->m.updates, updates);
+    chat_counter_add(p->m.removals, removals);
     chat_counter_add(p->m.duplicates, dups);
     chat_counter_add(p->m.republished, republished);
     if (republished > 0)
@@ -1835,6 +2144,8 @@ chat_err_t message_pipeline_process(message_pipeline_t *p, const chat_bus_record
     chat_err_t err = batch_init(&b, recs, n);
     for (size_t i = 0; err == CHAT_OK && i < n; i++)
         err = parse_record(p, &b, &b.items[i]);
+    if (err == CHAT_OK)
+        err = check_mutes(p, &b);
     if (err == CHAT_OK)
         err = check_blocks(p, &b);
     if (err == CHAT_OK)

@@ -1,10 +1,11 @@
-/* One batch of chat.inbound records through the message service: decode, validate, group by
- * room, plan every send as a new message (seqs from memory), store the plan with one ordered
- * insert, resolve the rare duplicate key, write the messages into each room's recent history
- * in Redis, produce the outcome to chat.messages, flush, commit. MongoDB, Redis and Kafka are
- * reached through the three small ports below, so that the decisions can be unit-tested
- * against in-memory fakes; message_store.c, message_recent.c and message_bus.c implement
- * them. */
+/* One batch of chat.inbound and chat.moderation records through the message service: decode,
+ * validate, group by room, refuse muted senders' sends, plan every send as a new message (seqs
+ * from memory), store the plan with one ordered insert, resolve the rare duplicate key, apply
+ * edits, deletes, reactions and moderation's removals (verdicts) with the room's useqs, write
+ * the messages into each room's recent history in Redis, produce the outcome to chat.messages,
+ * flush, commit. MongoDB, Redis and Kafka are reached through the small ports below, so that
+ * the decisions can be unit-tested against in-memory fakes; message_store.c,
+ * message_recent.c, message_mutes.c and message_bus.c implement them. */
 #ifndef CHAT_MESSAGE_PIPELINE_H
 #define CHAT_MESSAGE_PIPELINE_H
 
@@ -25,6 +26,9 @@
 /* How long the pipeline trusts that a tenant has no blocks at all: a tenant's first block
  * refuses sends within this long; later ones at once (docs/server-api.md). */
 #define MESSAGE_BLOCKS_HINT_MS 2000
+/* How long the pipeline trusts that a tenant has no mute at all: a tenant's first mute refuses
+ * sends within this long; later ones at once (docs/moderation.md, "Mutes"). */
+#define MESSAGE_MUTES_HINT_MS 1000
 
 /* A room, as the store port's highest_seqs takes it. */
 typedef struct message_room_ref {
@@ -119,6 +123,21 @@ typedef struct message_recent_port {
     const char *(*last_error)(void *ctx);
 } message_recent_port_t;
 
+/* Mutes (common/mutes.h), read before the sends are stored. */
+typedef struct message_mutes_port {
+    void *ctx;
+    /* muted[i] = users[i] is muted in tenant at now_ms, in one round trip. CHAT_ERR_REDIS is
+     * retried by the pipeline like the recent history's writes. */
+    chat_err_t (*check)(void *ctx, const char *tenant, const char *const *users, size_t n,
+                        int64_t now_ms, bool *muted);
+    /* *has = tenant has any mute. The pipeline asks at most once per MESSAGE_MUTES_HINT_MS per
+     * tenant and skips check for tenants without mutes (NULL: every batch with sends of the
+     * tenant asks check). */
+    chat_err_t (*tenant_has_mutes)(void *ctx, const char *tenant, bool *has);
+    /* Text of the last failure for logs; may be NULL. */
+    const char *(*last_error)(void *ctx);
+} message_mutes_port_t;
+
 /* The Kafka side. */
 typedef struct message_bus_port {
     void *ctx;
@@ -144,8 +163,12 @@ typedef struct message_pipeline_conf {
     message_store_port_t store;
     message_recent_port_t recent; /* write NULL: no recent history is kept (unit tests) */
     message_reads_port_t reads;   /* store NULL: read marks are refused (unit tests) */
+    message_mutes_port_t mutes;   /* check NULL: no send is refused for a mute */
     message_bus_port_t bus;
     message_env_t env;
+    /* Records of this topic are verdicts (chat.moderation), the others chat.inbound's; NULL:
+     * every record is chat.inbound's. Borrowed. */
+    const char *moderation_topic;
     message_sequencer_t *sequencer; /* borrowed */
     chat_metrics_t *metrics;        /* borrowed; may be NULL */
     long max_text_chars;            /* longer sends are rejected with too_large */
@@ -161,11 +184,12 @@ message_pipeline_t *message_pipeline_new(const message_pipeline_conf_t *conf);
 /* Accepts NULL. */
 void message_pipeline_destroy(message_pipeline_t *p);
 
-/* Processes one batch (records in the order polled) and commits it. Records of partitions
- * the sequencer does not own are ignored and not committed. Returns CHAT_OK once committed
- * (a failed commit is only logged: the records are replayed, which dedup makes safe);
- * otherwise nothing was committed and the service must stop: CHAT_ERR_STOPPED (a stop was
- * requested while MongoDB or Redis was being retried), the MongoDB or Redis error that
+/* Processes one batch (records of chat.inbound and chat.moderation in the order polled) and
+ * commits it. Records of partitions the sequencer does not own (the same partition numbers of
+ * both topics: the range assignor gives them to one member) are ignored and not committed. Returns
+ * CHAT_OK once committed (a failed commit is only logged: the records are replayed, which dedup
+ * makes safe); otherwise nothing was committed and the service must stop: CHAT_ERR_STOPPED (a stop
+ * was requested while MongoDB or Redis was being retried), the MongoDB or Redis error that
  * outlasted store_retry_ms, CHAT_ERR_DUPLICATE (seq collisions reached max_conflict_rounds),
  * CHAT_ERR_KAFKA (produce or delivery failed) or CHAT_ERR_NOMEM. */
 chat_err_t message_pipeline_process(message_pipeline_t *p, const chat_bus_record_t *recs, size_t n);

@@ -10,7 +10,6 @@
 #include <string.h>
 
 #include <bson/bson.h>
-#include <mongoc/mongoc.h>
 
 #include "common/bson_fields.h"
 #include "common/clock.h"
@@ -111,27 +110,19 @@ static chat_err_t load(mod_rules_cache_t *c, const char *tenant, mod_rules_t **o
         return CHAT_ERR_NOMEM;
     r->cache = c;
     r->refs = 1;
-    mongoc_client_t *client = chat_store_acquire(c->conf.store);
-    mongoc_collection_t *col =
-        chat_store_collection(c->conf.store, client, CHAT_MOD_RULES_COLLECTION);
     bson_t *filter = BCON_NEW("_id", BCON_UTF8(tenant));
-    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(col, filter, NULL, NULL);
-    const bson_t *doc = NULL;
-    chat_err_t err = CHAT_OK;
-    if (mongoc_cursor_next(cur, &doc)) {
+    bson_t *doc = NULL;
+    chat_err_t err = chat_store_find_one(c->conf.store, CHAT_MOD_RULES_COLLECTION, filter, &doc);
+    bson_destroy(filter);
+    if (err == CHAT_OK) {
         r->rev = chat_bson_number_or(doc, "rev", 0);
         err = compile_stored(tenant, doc, &r->rules);
+        bson_destroy(doc);
+    } else if (err == CHAT_ERR_NOT_FOUND) {
+        err = CHAT_OK; /* a tenant without rules */
+    } else {
+        chat_log_warn("moderation rules not read", CHAT_F_STR("tenant", tenant), CHAT_F_ERR(err));
     }
-    bson_error_t error;
-    if (err == CHAT_OK && mongoc_cursor_error(cur, &error)) {
-        err = chat_store_err(&error);
-        chat_log_warn("moderation rules not read", CHAT_F_STR("tenant", tenant),
-                      CHAT_F_INT("code", error.code), CHAT_F_STR("reason", error.message));
-    }
-    mongoc_cursor_destroy(cur);
-    bson_destroy(filter);
-    mongoc_collection_destroy(col);
-    chat_store_release(c->conf.store, client);
     if (err != CHAT_OK) {
         chat_counter_inc(c->load_errors);
         chat_mod_rules_free(r->rules);

@@ -76,5 +76,6 @@ expect_failure gateway CHAT_TOPIC_EVENTS CHAT_TOPIC_EVENTS="$missing"
 expect_failure broadcast CHAT_TOPIC_EVENTS CHAT_TOPIC_EVENTS="$missing"
 expect_failure moderation CHAT_TOPIC_MESSAGES CHAT_TOPIC_MESSAGES="$missing"
 expect_failure moderation CHAT_TOPIC_MODERATION CHAT_TOPIC_MODERATION="$missing"
+expect_failure message CHAT_TOPIC_MODERATION CHAT_TOPIC_MODERATION="$missing"
 
 [ $failures -eq 0 ] || { echo "$failures check(s) failed"; exit 1; }

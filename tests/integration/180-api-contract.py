@@ -1,6 +1,6 @@
 """The server API against its contract (proto/openapi.yaml), on the fixture's stack: every
 operation's happy path, bad input of every kind (and the service still answers after each),
-tenant isolation, the rate limit, and end to end through a gateway (a member of a private
+tenant isolation, the rate limit, the moderation resources, and end to end through a gateway (a member of a private
 room gets the API's system message and `left` {reason: "removed"}; a non-member cannot
 join). Every answer is checked against the document (body schema, X-Request-Id,
 Retry-After, the error body); at the end every documented status of every operation must
@@ -497,6 +497,143 @@ def idempotency():
            "the reused key did not block")
 
 
+def moderation():
+    """The moderation resources: the rule set (round trip, a refusal naming the field), the
+    review queue (a flag made by a rescan: dismissed twice alike, then 409 for a removal;
+    unknown ids), rescans (202 with Location, polled to done; bad bodies), Idempotency-Key
+    reuse on the two POSTs. A tenant of its own: the moderation service acts on its new
+    messages once it has rules, so its message is sent before them."""
+    M = Tenant(stack)
+    tok = M.token()
+    r = expect(api.call("GET", "/moderation/rules", tok), 200, "rules of a tenant without any")
+    if ok(r):
+        check(r.json == {}, f"no rules: {{}} ({r.json})")
+    mroom = unique("modroom")
+    word = unique("zebra").replace("-", "").replace("_", "")
+    sent = expect(api.call("POST", f"/rooms/{q(mroom)}/messages", tok,
+                           {"from": alice, "text": f"look a {word} here", "cid": "m-1"}), 201,
+                  "a message to rescan")
+    rules = {"blocklists": [{"name": "watch", "words": [word], "match": "word",
+                             "action": "flag"}]}
+    r = expect(api.call("PUT", "/moderation/rules", tok, rules), 200, "set the rules")
+    if ok(r):
+        check(r.json == rules, f"the PUT answers the rule set: {r.json}")
+    r = expect(api.call("GET", "/moderation/rules", tok), 200, "read the rules back")
+    if ok(r):
+        check(r.json == rules, f"the rules read back as set: {r.json}")
+    bad = {"blocklists": [{"name": "x", "words": ["ok", "fine", "good", "y" * 65],
+                           "action": "remove"}]}
+    r = expect(api.call("PUT", "/moderation/rules", tok, bad), 400, "a 65-character word")
+    if r.json and "error" in r.json:
+        err = r.json["error"]
+        check(err["message"].startswith("blocklists[0].words[3]") and
+              err.get("field") == "blocklists[0].words[3]",
+              f"the refusal names the field: {err}")
+    expect(api.call("PUT", "/moderation/rules", tok, {"colour": "red"}), 400,
+           "a rule set with an unknown part")
+    expect(api.call("PUT", "/moderation/rules", tok, raw=b"[1]"), 400, "a rule set not an object")
+    r = expect(api.call("GET", "/moderation/rules", tok), 200, "the rules after refusals")
+    if ok(r):
+        check(r.json == rules, "a refused PUT changed nothing")
+    # a rescan of the last minute finds the message
+    now = int(time.time() * 1000)
+    r = expect(api.call("POST", "/moderation/rescan", tok, {"room": mroom, "since": now - 60000}),
+               202, "a rescan")
+    job = (r.json or {}).get("id")
+    loc = r.headers.get("location", "")
+    check(job and loc == f"/v1/moderation/rescan/{job}", f"the rescan's Location: {loc}")
+    done = None
+    deadline = time.time() + 60
+    while job and time.time() < deadline:
+        r = expect(api.call("GET", f"/moderation/rescan/{job}", tok), 200, "poll the rescan")
+        if ok(r) and r.json.get("state") in ("done", "failed"):
+            done = r.json
+            break
+        time.sleep(0.5)
+    check(done is not None and done.get("state") == "done" and done.get("scanned") == 1
+          and done.get("flagged") == 1 and done.get("room") == mroom,
+          f"the rescan is done: {done}")
+    state["rescan"] = job
+    expect(api.call("GET", "/moderation/rescan/0123456789abcdef01234567", tok), 404,
+           "an unknown rescan")
+    expect(api.call("GET", "/moderation/rescan/not-a-job", tok), 404, "a rescan id not an id")
+    expect(api.call("POST", "/moderation/rescan", tok, {"room": mroom}), 400, "a rescan without since")
+    expect(api.call("POST", "/moderation/rescan", tok, {"since": now - 8 * 86400 * 1000}), 400,
+           "a rescan of 8 days ago")
+    expect(api.call("POST", "/moderation/rescan", tok, {"since": now + 3600000}), 400,
+           "a rescan from the future")
+    expect(api.call("POST", "/moderation/rescan", tok, {"since": now, "x": 1}), 400,
+           "a rescan with an unknown field")
+    expect(api.call("POST", "/moderation/rescan", tok, {"since": now, "room": "bad room"}), 400,
+           "a rescan of a bad room name")
+    # the queue
+    r = expect(api.call("GET", "/moderation/flags", tok), 200, "the review queue")
+    flag = None
+    if ok(r):
+        mine = [f for f in r.json["flags"] if f["message"] == (sent.json or {}).get("id")]
+        check(len(mine) == 1 and mine[0]["rule"] == "watch" and mine[0]["kind"] == "blocklist"
+              and mine[0]["state"] == "pending" and word in mine[0]["text"]
+              and mine[0]["from"] == alice and mine[0]["room"] == mroom,
+              f"the flag of the message: {r.json}")
+        flag = mine[0]["id"] if mine else None
+    expect(api.call("GET", "/moderation/flags", tok, query={"state": "all"}), 400, "state=all")
+    expect(api.call("GET", "/moderation/flags", tok, query={"limit": 0}), 400, "flags limit=0")
+    expect(api.call("GET", "/moderation/flags", tok, query={"cursor": "!!!"}), 400,
+           "a flags cursor not ours")
+    expect(api.call("GET", "/moderation/flags", tok, query={"cursor": "eA"}), 400,
+           "a flags cursor of another list")
+    nid = "0123456789abcdef01234567"
+    expect(api.call("POST", f"/moderation/flags/{nid}", tok, {"action": "dismiss"}), 404,
+           "review an unknown flag")
+    expect(api.call("POST", "/moderation/flags/not-a-flag", tok, {"action": "dismiss"}), 404,
+           "review a flag id not an id")
+    if flag:
+        f = f"/moderation/flags/{flag}"
+        expect(api.call("POST", f, tok, {"action": "ban"}), 400, "a review of another action")
+        expect(api.call("POST", f, tok, {}), 400, "a review without action")
+        expect(api.call("POST", f, tok, {"action": "dismiss", "moderator": ""}), 400,
+               "an empty moderator")
+        expect(api.call("POST", f, tok, {"action": "dismiss", "why": "x"}), 400,
+               "a review with an unknown field")
+        first = expect(api.call("POST", f, tok, {"action": "dismiss", "moderator": "ann"}), 200,
+                       "dismiss the flag")
+        if ok(first):
+            check(first.json["state"] == "dismissed"
+                  and first.json.get("reviewed_by") == "moderator:ann"
+                  and first.json.get("reviewed_at", 0) >= now,
+                  f"dismissed by ann: {first.json}")
+        again = expect(api.call("POST", f, tok, {"action": "dismiss"}), 200, "dismiss it again")
+        check(again.json == first.json, "the same review answers the same")
+        expect(api.call("POST", f, tok, {"action": "remove"}), 409,
+               "remove a dismissed flag")
+        r = expect(api.call("GET", "/moderation/flags", tok, query={"state": "dismissed"}), 200,
+                   "the dismissed flags")
+        if ok(r):
+            check([x["id"] for x in r.json["flags"]] == [flag], f"the dismissed flag: {r.json}")
+        r = expect(api.call("GET", "/moderation/flags", tok), 200, "the queue after")
+        if ok(r):
+            check(all(x["id"] != flag for x in r.json["flags"]), "no longer pending")
+        state["flag"] = (M, flag)
+    # Idempotency-Key on the two POSTs
+    key = unique("key")
+    a1 = expect(api.call("POST", "/moderation/rescan", tok, {"since": now - 1000},
+                         headers={"Idempotency-Key": key}), 202, "a rescan with a key")
+    a2 = expect(api.call("POST", "/moderation/rescan", tok, {"since": now - 1000},
+                         headers={"Idempotency-Key": key}), 202, "the same rescan again")
+    check(a1.json == a2.json and a1.headers.get("location") == a2.headers.get("location"),
+          "the repeated rescan is the first one")
+    expect(api.call("POST", f"/moderation/flags/{nid}", tok, {"action": "dismiss"},
+                    headers={"Idempotency-Key": key}), 409, "the key reused for a review")
+    expect(api.call("POST", "/moderation/rescan", tok, {"since": now - 1000},
+                    headers={"Idempotency-Key": unique("key")}), 202, "a rescan, new key")
+    key3 = unique("key")
+    expect(api.call("POST", "/rooms", tok, {"room": unique("r")},
+                    headers={"Idempotency-Key": key3}), 201, "a room with a key")
+    expect(api.call("POST", "/moderation/rescan", tok, {"since": now - 1000},
+                    headers={"Idempotency-Key": key3}), 409, "the key reused for a rescan")
+    alive("moderation requests")
+
+
 def cross_tenant():
     """Tenant B's token sees and changes nothing of tenant A's."""
     a, b = A.token(), B.token()
@@ -538,6 +675,19 @@ def cross_tenant():
         user, job = state["erasure"]
         expect(api.call("GET", f"/users/{q(user)}/erasure/{job}", b), 404,
                "B reads A's erasure")
+    if state.get("rescan"):
+        expect(api.call("GET", f"/moderation/rescan/{state['rescan']}", B.token()), 404,
+               "B reads another tenant's rescan")
+    if state.get("flag"):
+        owner, flag = state["flag"]
+        expect(api.call("POST", f"/moderation/flags/{flag}", b, {"action": "dismiss"}), 404,
+               "B reviews another tenant's flag")
+        fl = expect(api.call("GET", "/moderation/flags", b, query={"state": "dismissed"}), 200,
+                    "B's dismissed flags")
+        if ok(fl):
+            check(all(x["id"] != flag for x in fl.json["flags"]), "B sees no other tenant's flag")
+        rl = expect(api.call("GET", "/moderation/rules", b), 200, "B's rules")
+        check(rl.json == {}, f"B has no rules: {rl.json}")
     expect(api.call("DELETE", r, b), 404, "B deletes A's room")
     stats = expect(api.call("GET", "/stats", b), 200, "B's stats")
     if ok(stats):
@@ -571,6 +721,12 @@ def every_operation(run):
         "/exports/{id}": (f"/exports/{mid}", None),
         "/stats": ("/stats", None),
         "/settings": ("/settings", {"push": {"enabled": False}}),
+        "/moderation/rules": ("/moderation/rules", {}),
+        "/moderation/flags": ("/moderation/flags", None),
+        "/moderation/flags/{id}": (f"/moderation/flags/{mid}", {"action": "dismiss"}),
+        "/moderation/rescan": ("/moderation/rescan",
+                               {"since": int(time.time() * 1000) - 60000}),
+        "/moderation/rescan/{id}": (f"/moderation/rescan/{mid}", None),
     }
     for method, tpl in contract.operations():
         if tpl not in concrete:
@@ -585,11 +741,15 @@ def sweep_auth_and_bodies():
     """401 without a token, 413 and 415 for every operation that takes a body."""
     tok = A.token()
     huge = b'{"text": "' + b"x" * (2 * max_body) + b'"}'
+    # PUT /moderation/rules takes up to 16 MiB (docs/server-api.md)
+    rules_limit = max(16 << 20, max_body)
+    huger = b'{"allow": ["' + b"x" * (rules_limit + 1024) + b'"]}'
 
     def run(method, tpl, path, body):
         expect(api.call(method, path, None, body), 401, f"{method} {tpl} without a token")
         if body is not None:
-            expect(api.call(method, path, tok, raw=huge), 413, f"{method} {tpl} with a huge body")
+            big = huger if tpl == "/moderation/rules" else huge
+            expect(api.call(method, path, tok, raw=big), 413, f"{method} {tpl} with a huge body")
             expect(api.call(method, path, tok, raw=json.dumps(body).encode(),
                             content_type="text/plain"), 415, f"{method} {tpl} as text/plain")
 
@@ -758,7 +918,7 @@ def coverage():
 
 
 for s in (auth, rooms, members, messages, blocks, jobs, tenant_settings, member_limit,
-          idempotency,
+          idempotency, moderation,
           cross_tenant, sweep_auth_and_bodies, end_to_end, rate_limit, coverage):
     section(s)
 

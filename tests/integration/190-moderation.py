@@ -235,12 +235,15 @@ def main():
                                               msgs[i].get("reason") == "profanity")]
         check(h is not None and not bad, f"history shows every removal (wrong: {bad})")
 
-        # A client that was offline resumes with since/usince and gets every removal once.
+        # A client that held every message and none of their changes (since = the latest seq,
+        # usince = 0) resumes and gets every removal once, as an update.
+        latest = max((m["seq"] for m in msgs.values()), default=0)
         carol = Client(sockets, A, "carol", URLS[0])
-        j = carol.join(room, since=0, usince=0)
+        j = carol.join(room, since=latest, usince=0)
         ups = [f for f in carol.drain(1.5) if f.get("type") == "update"]
         got = sorted(f["id"] for f in ups if f.get("op") == "moderate")
-        check(got == sorted(removed_ids) and j.get("useq") == len(removed_ids),
+        # The room's changes: each removal, and the one edit.
+        check(got == sorted(removed_ids) and j.get("useq") == len(removed_ids) + 1,
               f"a resume gets each removal exactly once ({len(got)} of {len(removed_ids)}, "
               f"useq {j.get('useq')})")
 
@@ -356,7 +359,7 @@ def kill_test():
                 seen[f["id"]] = seen.get(f["id"], 0) + 1
         # Exactly once: the room's useq counts every removal once, and a resume agrees.
         grace = Client(sockets, C, "grace", URLS[0])
-        j = grace.join(room, since=0, usince=0)
+        j = grace.join(room, since=total, usince=0)
         ups = [f for f in grace.drain(1.5) if f.get("type") == "update"]
         check(j.get("useq") == len(bad) and sorted(f["id"] for f in ups) == sorted(bad),
               f"each removal applied once: useq {j.get('useq')} for {len(bad)} bad messages")

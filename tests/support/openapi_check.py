@@ -3,6 +3,8 @@ schemathesis (which 181 runs with it), self-contained, and keeping the conventio
 operation shares (X-Request-Id on every response, 401 and 429 with Retry-After everywhere).
 Usage: openapi_check.py proto/openapi.yaml; exits 1 listing what is wrong."""
 
+import json
+import os
 import sys
 
 import yaml
@@ -92,11 +94,14 @@ def main():
                 op_params[op["operationId"]] = set(shared + own)
 
     def links_of(node):
+        # Links live in responses (of operations and in components/responses); a schema's
+        # property may be named "links" too (the moderation rule set's).
         if isinstance(node, dict):
             for k, v in node.items():
-                if k == "links" and isinstance(v, dict):
+                if k == "links" and isinstance(v, dict) and "type" not in v and \
+                        "$ref" not in v and "properties" not in v:
                     yield from v.items()
-                else:
+                elif k != "schema" and k != "schemas":
                     yield from links_of(v)
         elif isinstance(node, list):
             for v in node:
@@ -110,6 +115,30 @@ def main():
         for param in link.get("parameters", {}):
             if param not in op_params[target]:
                 problems.append(f"link {name}: {target} has no parameter {param}")
+
+    # The moderation rule set is a copy of proto/moderation-rules.schema.json (its $defs as
+    # rules_*): the two must not drift apart.
+    rules_path = os.path.join(os.path.dirname(os.path.abspath(path)), "moderation-rules.schema.json")
+    if os.path.exists(rules_path):
+        with open(rules_path, encoding="utf-8") as f:
+            rules = json.load(f)
+
+        def rewrite(node):
+            if isinstance(node, dict):
+                return {k: ("#/components/schemas/rules_" + v[len("#/$defs/"):]
+                            if k == "$ref" and isinstance(v, str) and v.startswith("#/$defs/")
+                            else rewrite(v)) for k, v in node.items() if k != "description"}
+            if isinstance(node, list):
+                return [rewrite(x) for x in node]
+            return node
+
+        schemas = doc.get("components", {}).get("schemas", {})
+        want = {"rule_set": {k: v for k, v in rules.items()
+                             if k not in ("$schema", "$id", "title", "$defs")}}
+        want.update({"rules_" + k: v for k, v in rules.get("$defs", {}).items()})
+        for name, schema in want.items():
+            if rewrite(schemas.get(name)) != rewrite(schema):
+                problems.append(f"components/schemas/{name} differs from {rules_path}")
 
     # schemathesis must be able to turn every operation into requests.
     import schemathesis

@@ -4,7 +4,8 @@
  * a read on the hot path, acks for resends, republish after a crash, repeats, rejects, retries
  * with the same plan, ambiguous inserts, seq collisions with another writer, the recent history
  * written after the store and before anything is published (and retried), and that nothing is
- * committed unless every outcome was published; read marks checked in the room's order. */
+ * committed unless every outcome was published; read marks checked in the room's order;
+ * moderation's verdicts applied as updates, once per message; muted users' sends refused. */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -956,7 +957,7 @@ START_TEST(test_rejects_and_invalid_records)
     chat_event_clear(&rej);
     chat_event_clear(&msg);
     ck_assert_uint_eq(bus.ncommitted, 3); /* the invalid record is skipped for good */
-    ck_assert_uint_eq(counter("chat_message_invalid_records_total", NULL), 1);
+    ck_assert_uint_eq(counter("chat_message_invalid_records_total", "topic=\"chat.inbound\""), 1);
     ck_assert_uint_eq(counter("chat_message_rejected_total", "code=\"too_large\""), 1);
 }
 END_TEST
@@ -1532,9 +1533,12 @@ static chat_err_t fu_apply_update(void *ctx, const message_update_rec_t *rec)
             continue;
         free((char *)d->text);
         free((char *)d->uop);
+        free((char *)d->reason);
         cJSON_Delete(d->reactions);
         d->text = rec->text != NULL ? strdup(rec->text) : NULL;
         d->uop = strdup(rec->op);
+        d->removed = rec->removed;
+        d->reason = rec->reason != NULL ? strdup(rec->reason) : NULL;
         d->reactions = rec->reactions != NULL ? cJSON_Duplicate(rec->reactions, true) : NULL;
         d->edited = rec->edited;
         d->deleted = rec->deleted;
@@ -2058,6 +2062,453 @@ START_TEST(test_dm_blocks_tenant_hint)
 }
 END_TEST
 
+/* ---- moderation: verdicts and mutes ---- */
+
+/* The fake mutes (Redis): the muted users of tenant acme. */
+static struct {
+    const char *muted[4];
+    size_t n;
+    int checks;       /* check calls */
+    size_t asked;     /* users asked for over all checks */
+    int hints;        /* tenant_has_mutes calls */
+    int fail;         /* next checks that fail */
+    int64_t last_now; /* now_ms of the last check */
+} mt;
+
+static chat_err_t fm_check(void *ctx, const char *tenant, const char *const *users, size_t n,
+                           int64_t now_ms, bool *muted)
+{
+    (void)ctx;
+    mt.checks++;
+    if (mt.fail > 0) {
+        mt.fail--;
+        return CHAT_ERR_REDIS;
+    }
+    mt.asked += n;
+    mt.last_now = now_ms;
+    for (size_t i = 0; i < n; i++) {
+        muted[i] = false;
+        for (size_t k = 0; k < mt.n; k++)
+            muted[i] |= strcmp(tenant, "acme") == 0 && strcmp(users[i], mt.muted[k]) == 0;
+    }
+    return CHAT_OK;
+}
+
+static chat_err_t fm_has(void *ctx, const char *tenant, bool *has)
+{
+    (void)ctx;
+    mt.hints++;
+    *has = strcmp(tenant, "acme") == 0 && mt.n > 0;
+    return CHAT_OK;
+}
+
+/* The pipeline with every port (the store's updates, the mutes with or without the tenant
+ * hint) and chat.moderation's records as verdicts. */
+static void moderation_pipeline(bool hint)
+{
+    message_pipeline_destroy(pipeline);
+    message_pipeline_conf_t conf = {
+        .store = {.ctx = &store,
+                  .highest_seqs = fs_highest,
+                  .find_existing = fs_find,
+                  .insert = fs_insert,
+                  .find_ids = fs_find_ids,
+                  .highest_useqs = fu_highest,
+                  .find_message = fu_find_message,
+                  .find_update = fu_find_update,
+                  .insert_update = fu_insert_update,
+                  .apply_update = fu_apply_update},
+        .recent = {&recent, fr_write, NULL},
+        .mutes = {.ctx = &mt, .check = fm_check, .tenant_has_mutes = hint ? fm_has : NULL},
+        .bus = {&bus, fb_produce, fb_flush, fb_commit},
+        .env = {&env, fe_wall, fe_mono, fe_sleep, fe_new_id, fe_stop},
+        .moderation_topic = "chat.moderation",
+        .sequencer = sequencer,
+        .metrics = metrics,
+        .max_text_chars = 4000,
+        .store_retry_ms = 10000,
+        .max_conflict_rounds = 3,
+    };
+    pipeline = message_pipeline_new(&conf);
+    ck_assert_ptr_nonnull(pipeline);
+}
+
+static void moderation_setup(void)
+{
+    updates_setup();
+    memset(&mt, 0, sizeof mt);
+    moderation_pipeline(false);
+}
+
+/* Adds a chat.moderation record: a verdict about message id of room a (value: the raw record
+ * instead, when not NULL). */
+static void add_verdict(int32_t partition, int64_t offset, const char *id, const char *action,
+                        const char *reason, const char *raw)
+{
+    ck_assert_uint_lt(nrecs, MAX_RECS);
+    char *value = NULL;
+    size_t len = 0;
+    if (raw != NULL) {
+        value = strdup(raw);
+        len = strlen(raw);
+    } else {
+        chat_event_t ev = {.type = CHAT_EV_VERDICT,
+                           .tenant = "acme",
+                           .room = "a",
+                           .id = id,
+                           .seq = 1,
+                           .has_seq = true,
+                           .action = action,
+                           .reason = reason,
+                           .rule = "words",
+                           .ts = 9,
+                           .has_ts = true};
+        ck_assert_int_eq(chat_event_encode(&ev, &value, &len), CHAT_OK);
+    }
+    values[nrecs] = value;
+    recs[nrecs] = (chat_bus_record_t){.topic = "chat.moderation",
+                                      .partition = partition,
+                                      .offset = offset,
+                                      .value = value,
+                                      .len = len};
+    nrecs++;
+}
+
+/* The count of observations of a histogram (name_count) in the registry. */
+static uint64_t histogram_count(const char *name)
+{
+    char series[128];
+    snprintf(series, sizeof series, "%s_count", name);
+    return counter(series, NULL);
+}
+
+/* A remove verdict: one update (op moderate, removed, reason, the room's next useq, no user,
+ * no origin), the message removed in the store and in the recent history, one update record
+ * by moderation with the message's request key. The same verdict replayed (its own record) is
+ * published again with the same useq; other verdicts about the message change nothing and
+ * publish nothing; after it, edit and react are refused and delete is a no-op. */
+START_TEST(test_verdict_removes_message_once)
+{
+    add_stored("a", "alice", "c1", 1, "0:1");
+    add_update(10, CHAT_EV_REACT, "bob", STORED_ID, "x", true, "r1");
+    add_verdict(0, 4, STORED_ID, "remove", "profanity", NULL);
+    ck_assert_int_eq(run(), CHAT_OK);
+    ck_assert_uint_eq(bus.n, 2);
+    expect_event(0, CHAT_EV_UPDATE, "react", 1);
+    chat_event_t u = produced(1);
+    ck_assert_int_eq(u.type, CHAT_EV_UPDATE);
+    ck_assert_str_eq(u.op, "moderate");
+    ck_assert_int_eq(u.useq, 2);
+    ck_assert_int_eq(u.seq, 1);
+    ck_assert_str_eq(u.id, STORED_ID);
+    ck_assert(u.has_removed && u.removed);
+    ck_assert_str_eq(u.reason, "profanity");
+    ck_assert_ptr_null(u.text);
+    ck_assert_ptr_null(u.user);
+    ck_assert_ptr_null(u.origin_gw);
+    ck_assert_ptr_null(u.reactions);
+    ck_assert_str_eq(bus.keys[1], "acme/a");
+    chat_event_clear(&u);
+    const message_doc_t *d = stored_doc("a", 1);
+    ck_assert(d->removed);
+    ck_assert_ptr_null(d->text);
+    ck_assert_int_eq(d->useq, 2);
+    ck_assert_str_eq(d->uop, "moderate");
+    ck_assert_uint_eq(upd.n, 2);
+    ck_assert_str_eq(upd.recs[1].user, "moderation");
+    ck_assert_str_eq(upd.recs[1].req, "mod:" STORED_ID);
+    ck_assert_str_eq(upd.recs[1].src, "mod:0:4");
+    ck_assert(upd.recs[1].removed);
+    ck_assert_str_eq(upd.recs[1].reason, "profanity");
+    /* The recent history holds the removed message: no text, removed, the reason. */
+    ck_assert_uint_eq(recent.n, 1);
+    ck_assert_ptr_null(strstr(recent.frame[0], "\"text\""));
+    ck_assert_ptr_nonnull(strstr(recent.frame[0], "\"removed\":true"));
+    ck_assert_ptr_nonnull(strstr(recent.frame[0], "\"reason\":\"profanity\""));
+    ck_assert_uint_eq(bus.ncommitted, 2);
+    ck_assert_str_eq(bus.committed[1].topic, "chat.moderation");
+    ck_assert_uint_eq(counter("chat_message_moderation_removals_total", NULL), 1);
+    ck_assert_uint_eq(counter("chat_message_verdicts_total", "action=\"remove\""), 1);
+    ck_assert_uint_eq(histogram_count("chat_message_moderation_seconds"), 1);
+
+    /* The same record again (a crash before the commit): the same change, published again. */
+    bus_clear();
+    records_clear();
+    recent_clear();
+    add_verdict(0, 4, STORED_ID, "remove", "profanity", NULL);
+    ck_assert_int_eq(run(), CHAT_OK);
+    ck_assert_uint_eq(bus.n, 1);
+    u = produced(0);
+    ck_assert_str_eq(u.op, "moderate");
+    ck_assert_int_eq(u.useq, 2);
+    ck_assert_str_eq(u.reason, "profanity");
+    chat_event_clear(&u);
+    ck_assert_uint_eq(upd.n, 2);
+
+    /* Other verdicts about it (a rescan, a review): nothing published, nothing recorded. */
+    bus_clear();
+    records_clear();
+    add_verdict(0, 5, STORED_ID, "remove", "rescan", NULL);
+    add_verdict(0, 6, STORED_ID, "remove", "moderator", NULL);
+    ck_assert_int_eq(run(), CHAT_OK);
+    ck_assert_uint_eq(bus.n, 0);
+    ck_assert_uint_eq(upd.n, 2);
+    ck_assert_uint_eq(bus.ncommitted, 2);
+    ck_assert_uint_eq(counter("chat_message_moderation_removals_total", NULL), 1);
+    ck_assert_uint_eq(histogram_count("chat_message_moderation_seconds"), 1);
+
+    /* The author's edit and anyone's react are refused; the author's delete is a no-op. */
+    bus_clear();
+    records_clear();
+    add_update(11, CHAT_EV_EDIT, "alice", STORED_ID, "clean now", false, "e1");
+    add_update(12, CHAT_EV_REACT, "bob", STORED_ID, "y", true, "r2");
+    add_update(13, CHAT_EV_DELETE, "alice", STORED_ID, NULL, false, "d1");
+    ck_assert_int_eq(run(), CHAT_OK);
+    ck_assert_uint_eq(bus.n, 3);
+    expect_event(0, CHAT_EV_REJECT, "not_found", 0);
+    expect_reject(0, "not_found", "the message was removed");
+    expect_reject(1, "not_found", "the message was removed");
+    expect_event(2, CHAT_EV_ACK, "delete", 2);
+    ck_assert_uint_eq(upd.n, 2);
+    ck_assert_ptr_null(stored_doc("a", 1)->text);
+}
+END_TEST
+
+/* Verdicts that change nothing are committed and publish nothing: a flag, an unknown message,
+ * a deleted message; invalid records are counted under chat.moderation; a verdict of a
+ * partition not owned is neither handled nor committed. */
+START_TEST(test_verdicts_that_change_nothing)
+{
+    add_stored("a", "alice", "c1", 1, "0:1");
+    add_stored("a", "alice", "c2", 2, "0:2");
+    add_update(10, CHAT_EV_DELETE, "alice", "eeeeeeeeeeeeeeee00000002", NULL, false, "d1");
+    add_verdict(0, 1, STORED_ID, "flag", "maybe", NULL);
+    add_verdict(0, 2, "eeeeeeeeeeeeeeee000000ff", "remove", "unknown", NULL);
+    add_verdict(0, 3, "eeeeeeeeeeeeeeee00000002", "remove", "deleted already", NULL);
+    add_verdict(0, 4, NULL, NULL, NULL, "not json");
+    add_verdict(0, 5, NULL, NULL, NULL,
+                "{\"v\":1,\"type\":\"read\",\"tenant\":\"acme\",\"room\":\"a\",\"user\":\"u\","
+                "\"seq\":1,\"ts\":1}");
+    add_verdict(2, 6, STORED_ID, "remove", "not ours", NULL);
+    ck_assert_int_eq(run(), CHAT_OK);
+    ck_assert_uint_eq(bus.n, 1); /* the delete's update */
+    chat_event_t del = produced(0);
+    ck_assert_str_eq(del.op, "delete");
+    ck_assert_int_eq(del.useq, 1);
+    chat_event_clear(&del);
+    ck_assert_uint_eq(upd.n, 1);
+    ck_assert(!stored_doc("a", 1)->removed);
+    ck_assert_str_eq(stored_doc("a", 1)->text, "old");
+    ck_assert_uint_eq(bus.ncommitted, 6); /* all but the foreign one */
+    for (size_t i = 0; i < bus.ncommitted; i++)
+        ck_assert_int_ne(bus.committed[i].partition, 2);
+    ck_assert_uint_eq(counter("chat_message_invalid_records_total", "topic=\"chat.moderation\""),
+                      2);
+    ck_assert_uint_eq(counter("chat_message_invalid_records_total", "topic=\"chat.inbound\""), 0);
+    ck_assert_uint_eq(counter("chat_message_verdicts_total", "action=\"flag\""), 1);
+    ck_assert_uint_eq(counter("chat_message_verdicts_total", "action=\"remove\""), 2);
+    ck_assert_uint_eq(counter("chat_message_moderation_removals_total", NULL), 0);
+}
+END_TEST
+
+/* Verdicts and users' changes of one room take the room's useqs in batch order, after a send
+ * of the same batch is stored; a verdict about the batch's own new message finds it. */
+START_TEST(test_verdicts_in_room_order)
+{
+    add_stored("a", "alice", "c1", 1, "0:1");
+    add_stored("a", "bob", "c2", 2, "0:2");
+    add_update(10, CHAT_EV_EDIT, "alice", STORED_ID, "edited", false, "e1");
+    add_verdict(0, 1, "eeeeeeeeeeeeeeee00000002", "remove", "spam", NULL);
+    add_verdict(0, 2, STORED_ID, "remove", "after the edit", NULL);
+    add_update(11, CHAT_EV_REACT, "bob", STORED_ID, "x", true, "r1");
+    ck_assert_int_eq(run(), CHAT_OK);
+    ck_assert_uint_eq(bus.n, 4);
+    expect_event(0, CHAT_EV_UPDATE, "edit", 1);
+    chat_event_t u = produced(1);
+    ck_assert_str_eq(u.op, "moderate");
+    ck_assert_int_eq(u.useq, 2);
+    ck_assert_int_eq(u.seq, 2);
+    chat_event_clear(&u);
+    u = produced(2);
+    ck_assert_str_eq(u.op, "moderate");
+    ck_assert_int_eq(u.useq, 3);
+    ck_assert_str_eq(u.reason, "after the edit");
+    chat_event_clear(&u);
+    expect_reject(3, "not_found", "the message was removed");
+    ck_assert(stored_doc("a", 1)->removed && stored_doc("a", 2)->removed);
+    /* One frame per changed message in the recent history: each in its last state. */
+    ck_assert_uint_eq(recent.n, 2);
+    ck_assert_ptr_nonnull(strstr(recent.frame[0], "\"reason\":\"after the edit\""));
+    ck_assert_ptr_null(strstr(recent.frame[0], "\"edited\""));
+    ck_assert_uint_eq(counter("chat_message_moderation_removals_total", NULL), 2);
+}
+END_TEST
+
+/* A republished send whose message was removed since goes out as gone (chat.messages' msg has
+ * no `removed`), while the recent history's frame says removed. */
+START_TEST(test_republished_removed_message)
+{
+    add_send(0, 7, "a", "alice", "c1", "bad");
+    ck_assert_int_eq(run(), CHAT_OK);
+    chat_event_t m = produced(0);
+    char id[MESSAGE_ID_LEN + 1];
+    snprintf(id, sizeof id, "%s", m.id);
+    chat_event_clear(&m);
+    bus_clear();
+    records_clear();
+    add_verdict(0, 1, id, "remove", "profanity", NULL);
+    ck_assert_int_eq(run(), CHAT_OK);
+    bus_clear();
+    records_clear();
+    recent_clear();
+    add_send(0, 7, "a", "alice", "c1", "bad"); /* the send replayed */
+    ck_assert_int_eq(run(), CHAT_OK);
+    ck_assert_uint_eq(bus.n, 1);
+    m = produced(0);
+    ck_assert_int_eq(m.type, CHAT_EV_MSG);
+    ck_assert(m.deleted);
+    ck_assert_ptr_null(m.text);
+    chat_event_clear(&m);
+    ck_assert_uint_eq(recent.n, 1);
+    ck_assert_ptr_nonnull(strstr(recent.frame[0], "\"removed\":true"));
+    ck_assert_ptr_null(strstr(recent.frame[0], "\"text\""));
+}
+END_TEST
+
+/* A muted user's sends are refused (forbidden, "muted") and not stored; the others' are; the
+ * tenant's distinct senders are asked for in one check per batch; "system" is not asked for. */
+START_TEST(test_muted_sends_refused)
+{
+    mt.muted[0] = "mallory";
+    mt.n = 1;
+    add_send(0, 1, "a", "mallory", "m1", "spam");
+    add_send(0, 2, "a", "alice", "a1", "hi");
+    add_send(0, 3, "a", "mallory", "m2", "more spam");
+    add_event(4, (chat_event_t){.type = CHAT_EV_SEND,
+                                .room = "a",
+                                .user = "system",
+                                .cid = "s1",
+                                .text = "be nice",
+                                .origin_gw = "api",
+                                .origin_conn = "r1"});
+    ck_assert_int_eq(run(), CHAT_OK);
+    ck_assert_int_eq(mt.checks, 1);
+    ck_assert_uint_eq(mt.asked, 2); /* mallory and alice, once each */
+    ck_assert_int_ge(mt.last_now, 1700000000000);
+    assert_gapless("a", 2);
+    ck_assert_uint_eq(bus.n, 4);
+    size_t rejects = 0;
+    for (size_t i = 0; i < bus.n; i++) {
+        chat_event_t ev = produced(i);
+        if (ev.type == CHAT_EV_REJECT) {
+            ck_assert(strcmp(ev.cid, "m1") == 0 || strcmp(ev.cid, "m2") == 0);
+            ck_assert_str_eq(ev.origin_conn, "1.boot.7");
+            rejects++;
+            expect_reject(i, "forbidden", "muted");
+        } else {
+            ck_assert_int_eq(ev.type, CHAT_EV_MSG);
+            ck_assert_str_ne(ev.user, "mallory");
+        }
+        chat_event_clear(&ev);
+    }
+    ck_assert_uint_eq(rejects, 2);
+    ck_assert_uint_eq(counter("chat_message_muted_sends_total", NULL), 2);
+    ck_assert_uint_eq(counter("chat_message_mute_checks_total", NULL), 1);
+    ck_assert_uint_eq(bus.ncommitted, 4);
+
+    /* A batch without user sends asks nothing. */
+    bus_clear();
+    records_clear();
+    add_update(5, CHAT_EV_REACT, "mallory", "eeeeeeeeeeeeeeee000000ff", "x", true, "r1");
+    ck_assert_int_eq(run(), CHAT_OK);
+    ck_assert_int_eq(mt.checks, 1);
+}
+END_TEST
+
+/* A Redis failure of the check is retried (nothing stored meanwhile); one that lasts fails
+ * the batch: nothing stored, published or committed. */
+START_TEST(test_mute_check_failure_retried)
+{
+    mt.muted[0] = "mallory";
+    mt.n = 1;
+    mt.fail = 2;
+    add_send(0, 1, "a", "mallory", "m1", "spam");
+    add_send(0, 2, "a", "alice", "a1", "hi");
+    ck_assert_int_eq(run(), CHAT_OK);
+    ck_assert_int_eq(mt.checks, 3);
+    assert_gapless("a", 1);
+    ck_assert_uint_eq(counter("chat_message_mute_retries_total", NULL), 2);
+    expect_reject(0, "forbidden", "muted"); /* a room's rejects come before its messages */
+
+    bus_clear();
+    records_clear();
+    message_pipeline_destroy(pipeline);
+    pipeline = NULL;
+    mt.fail = 1000;
+    message_pipeline_conf_t conf = {
+        .store = {&store, fs_highest, fs_find, fs_insert, fs_find_ids, NULL},
+        .mutes = {.ctx = &mt, .check = fm_check},
+        .bus = {&bus, fb_produce, fb_flush, fb_commit},
+        .env = {&env, fe_wall, fe_mono, fe_sleep, fe_new_id, fe_stop},
+        .sequencer = sequencer,
+        .metrics = NULL,
+        .max_text_chars = 4000,
+        .store_retry_ms = 3000,
+        .max_conflict_rounds = 3,
+    };
+    pipeline = message_pipeline_new(&conf);
+    ck_assert_ptr_nonnull(pipeline);
+    add_send(0, 3, "a", "alice", "a2", "still there?");
+    ck_assert_int_eq(run(), CHAT_ERR_REDIS);
+    assert_gapless("a", 1);
+    ck_assert_uint_eq(bus.n, 0);
+    ck_assert_int_eq(bus.commits, 0);
+}
+END_TEST
+
+/* A tenant without mutes costs no check: asked whether it has any at most once per
+ * MESSAGE_MUTES_HINT_MS; its first mute refuses sends once that answer is renewed. */
+START_TEST(test_mutes_tenant_hint)
+{
+    moderation_pipeline(true);
+    add_send(0, 1, "a", "mallory", "m1", "hi");
+    ck_assert_int_eq(run(), CHAT_OK);
+    ck_assert_int_eq(mt.hints, 1);
+    ck_assert_int_eq(mt.checks, 0);
+
+    bus_clear();
+    records_clear();
+    mt.muted[0] = "mallory";
+    mt.n = 1;
+    env.mono += MESSAGE_MUTES_HINT_MS - 1;
+    add_send(0, 2, "a", "mallory", "m2", "spam");
+    ck_assert_int_eq(run(), CHAT_OK);
+    ck_assert_int_eq(mt.hints, 1);
+    ck_assert_int_eq(mt.checks, 0);
+    chat_event_t ev = produced(0);
+    ck_assert_int_eq(ev.type, CHAT_EV_MSG);
+    chat_event_clear(&ev);
+
+    bus_clear();
+    records_clear();
+    env.mono += 1;
+    add_send(0, 3, "a", "mallory", "m3", "more spam");
+    ck_assert_int_eq(run(), CHAT_OK);
+    ck_assert_int_eq(mt.hints, 2);
+    ck_assert_int_eq(mt.checks, 1);
+    expect_reject(0, "forbidden", "muted");
+
+    /* While the tenant has mutes, every batch with sends checks (the hint is not asked). */
+    bus_clear();
+    records_clear();
+    add_send(0, 4, "a", "mallory", "m4", "again");
+    ck_assert_int_eq(run(), CHAT_OK);
+    ck_assert_int_eq(mt.hints, 2);
+    ck_assert_int_eq(mt.checks, 2);
+    expect_reject(0, "forbidden", "muted");
+}
+END_TEST
+
 int main(void)
 {
     Suite *suite = suite_create("message_pipeline");
@@ -2108,5 +2559,15 @@ int main(void)
     tcase_add_test(ts, test_dm_blocks_one_query_per_batch);
     tcase_add_test(ts, test_dm_blocks_tenant_hint);
     suite_add_tcase(suite, ts);
+    TCase *tm = tcase_create("moderation");
+    tcase_add_checked_fixture(tm, moderation_setup, updates_teardown);
+    tcase_add_test(tm, test_verdict_removes_message_once);
+    tcase_add_test(tm, test_verdicts_that_change_nothing);
+    tcase_add_test(tm, test_verdicts_in_room_order);
+    tcase_add_test(tm, test_republished_removed_message);
+    tcase_add_test(tm, test_muted_sends_refused);
+    tcase_add_test(tm, test_mute_check_failure_retried);
+    tcase_add_test(tm, test_mutes_tenant_hint);
+    suite_add_tcase(suite, tm);
     return chat_test_suite_run(suite, false);
 }

@@ -1,5 +1,6 @@
-/* Unit tests of services/message/updates.c: the rules of edit, delete and react against a
- * stored message, the state after a change, request keys and record copies. */
+/* Unit tests of services/message/updates.c: the rules of edit, delete, react and moderation's
+ * removal (a verdict) against a stored message, the state after a change, request keys and
+ * record copies. */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -164,6 +165,109 @@ START_TEST(test_req_key_and_copy)
 }
 END_TEST
 
+/* A verdict {action remove} from moderation (no user, no origin). */
+static chat_event_t verdict(const char *reason)
+{
+    return (chat_event_t){.type = CHAT_EV_VERDICT,
+                          .tenant = "acme",
+                          .room = "r",
+                          .id = ID,
+                          .seq = 4,
+                          .has_seq = true,
+                          .action = "remove",
+                          .reason = reason};
+}
+
+START_TEST(test_verdict_removes_once)
+{
+    message_doc_t msg = stored();
+    msg.edited = 77;
+    msg.reactions = cJSON_Parse("{\"x\":[\"bob\"]}");
+    message_update_rec_t rec;
+    const char *why;
+    chat_event_t ev = verdict("profanity");
+    ck_assert_int_eq(message_update_decide(&ev, &msg, NOW, &rec, &why), MESSAGE_UPDATE_CHANGE);
+    ck_assert_str_eq(rec.op, "moderate");
+    ck_assert_str_eq(rec.id, ID);
+    ck_assert_int_eq(rec.seq, 4);
+    ck_assert_int_eq(rec.ts, NOW);
+    ck_assert(rec.removed);
+    ck_assert_str_eq(rec.reason, "profanity");
+    /* Nothing of the content is left: no text, no edit mark, no reactions. */
+    ck_assert_ptr_null(rec.text);
+    ck_assert_int_eq(rec.edited, 0);
+    ck_assert_ptr_null(rec.reactions);
+    ck_assert(!rec.deleted);
+    message_update_rec_clear(&rec);
+    cJSON_Delete(msg.reactions);
+    msg.reactions = NULL;
+
+    /* Already removed (a replayed verdict, a rescan, a review): nothing changes. */
+    msg.text = NULL;
+    msg.edited = 0;
+    msg.removed = true;
+    msg.reason = "profanity";
+    ev = verdict("spam");
+    ck_assert_int_eq(message_update_decide(&ev, &msg, NOW, &rec, &why), MESSAGE_UPDATE_NOOP);
+    ck_assert_ptr_null(rec.op);
+    ck_assert_ptr_null(rec.reason);
+
+    /* A deleted message is gone already. */
+    msg = stored();
+    msg.text = NULL;
+    msg.deleted = true;
+    ck_assert_int_eq(message_update_decide(&ev, &msg, NOW, &rec, &why), MESSAGE_UPDATE_NOOP);
+}
+END_TEST
+
+/* After a removal: edit and react are refused as for a deleted message, with their own reason;
+ * the author's delete changes nothing; someone else's is still forbidden. */
+START_TEST(test_removed_message_refuses_changes)
+{
+    message_doc_t msg = stored();
+    msg.text = NULL;
+    msg.removed = true;
+    msg.reason = "spam";
+    message_update_rec_t rec;
+    const char *why;
+    chat_event_t ev = request(CHAT_EV_EDIT, "alice");
+    ck_assert_int_eq(message_update_decide(&ev, &msg, NOW, &rec, &why), MESSAGE_UPDATE_NOT_FOUND);
+    ck_assert_str_eq(why, "the message was removed");
+    ev = request(CHAT_EV_EDIT, "system");
+    ck_assert_int_eq(message_update_decide(&ev, &msg, NOW, &rec, &why), MESSAGE_UPDATE_NOT_FOUND);
+    ev = request(CHAT_EV_REACT, "bob");
+    ck_assert_int_eq(message_update_decide(&ev, &msg, NOW, &rec, &why), MESSAGE_UPDATE_NOT_FOUND);
+    ck_assert_str_eq(why, "the message was removed");
+    ev = request(CHAT_EV_DELETE, "alice");
+    ck_assert_int_eq(message_update_decide(&ev, &msg, NOW, &rec, &why), MESSAGE_UPDATE_NOOP);
+    ck_assert_ptr_null(rec.op);
+    ev = request(CHAT_EV_DELETE, "bob");
+    ck_assert_int_eq(message_update_decide(&ev, &msg, NOW, &rec, &why), MESSAGE_UPDATE_FORBIDDEN);
+}
+END_TEST
+
+/* Every verdict about a message has the message's request key, whatever record carries it. */
+START_TEST(test_verdict_req_key)
+{
+    char key[MESSAGE_UPDATE_REQ_MAX];
+    chat_event_t ev = verdict("spam");
+    message_update_req_key(&ev, "mod:3:17", key, sizeof key);
+    ck_assert_str_eq(key, "mod:" ID);
+    message_update_req_key(&ev, "mod:5:99", key, sizeof key);
+    ck_assert_str_eq(key, "mod:" ID);
+    ck_assert_str_eq(message_update_op(CHAT_EV_VERDICT), "moderate");
+
+    message_update_rec_t a = {.op = strdup("moderate"), .removed = true, .reason = strdup("x")};
+    message_update_rec_t b;
+    ck_assert_int_eq(message_update_rec_copy(&b, &a), CHAT_OK);
+    ck_assert(b.removed);
+    ck_assert_str_eq(b.reason, "x");
+    ck_assert_ptr_ne(b.reason, a.reason);
+    message_update_rec_clear(&a);
+    message_update_rec_clear(&b);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("message_updates");
@@ -172,6 +276,9 @@ int main(void)
     tcase_add_test(tc, test_deleted_message);
     tcase_add_test(tc, test_react_by_anyone);
     tcase_add_test(tc, test_req_key_and_copy);
+    tcase_add_test(tc, test_verdict_removes_once);
+    tcase_add_test(tc, test_removed_message_refuses_changes);
+    tcase_add_test(tc, test_verdict_req_key);
     suite_add_tcase(s, tc);
     return chat_test_suite_run(s, false);
 }

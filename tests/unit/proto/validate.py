@@ -64,6 +64,8 @@ class Checker:
 
     def load_schemas(self):
         files = [self.proto / "defs.schema.json"]
+        # documents of the server API that are not events or frames (moderation-rules)
+        files += sorted(p for p in self.proto.glob("*.schema.json") if p.name != "defs.schema.json")
         files += sorted((self.proto / "frames").glob("*.schema.json"))
         files += sorted((self.proto / "events").glob("*.schema.json"))
         for path in files:
