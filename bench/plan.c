@@ -98,8 +98,8 @@ static const opt_t opts[] = {
     {"--bad-word", OPT_STR, O(bad_word), "WORD",
      "the word of --bad-every: 3-30 lower-case letters (default " BENCH_BAD_WORD ")"},
     {"--mod-words", OPT_INT, O(mod_words), "N",
-     "moderation: blocklist entries of the rule set in force (bench/run --moderation sets it); "
-     "with --mod-regexes > 0, removals are expected and waited for"},
+     "moderation: blocklist entries of the rule set in force (bench/run --moderation sets it "
+     "and --mod-regexes); either > 0: moderation is on, removals are expected and waited for"},
     {"--mod-regexes", OPT_INT, O(mod_regexes), "N", "moderation: regexes of the rule set in force"},
     {"--workers", OPT_INT, O(workers), "N",
      "worker processes (default: as few as --conns-per-worker allows)"},
