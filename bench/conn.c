@@ -352,8 +352,8 @@ static void on_joined(worker_t *w, conn_t *c, const char *p, size_t n)
     check_resumed(w, c);
 }
 
-/* Reads "bench:<phase>:<sent ns>:" at the start of a text. */
-static bool parse_text(const char *t, size_t len, int64_t *phase, int64_t *sent_ns)
+/* Reads "bench:<phase>:<sent ns>:" at the start of a text; *rest is the offset after it. */
+static bool parse_text(const char *t, size_t len, int64_t *phase, int64_t *sent_ns, size_t *rest)
 {
     size_t tag = sizeof TEXT_TAG - 1;
     if (len < tag + 4 || memcmp(t, TEXT_TAG, tag) != 0)
@@ -362,7 +362,24 @@ static bool parse_text(const char *t, size_t len, int64_t *phase, int64_t *sent_
     if (d == 0 || tag + d >= len || t[tag + d] != ':' || *phase >= BENCH_MAX_PHASES)
         return false;
     size_t off = tag + d + 1;
-    return bench_scan_digits(t + off, len - off, sent_ns) > 0;
+    d = bench_scan_digits(t + off, len - off, sent_ns);
+    *rest = off + d + (off + d < len && t[off + d] == ':');
+    return d > 0;
+}
+
+/* Whether the text after the prefix starts with the bad word and a space (see send_msg). */
+static bool is_bad(const bench_plan_t *p, const char *rest, size_t len)
+{
+    return p->bad_every > 0 && len > p->bad_word_len &&
+           memcmp(rest, p->bad_word, p->bad_word_len) == 0 && rest[p->bad_word_len] == ' ';
+}
+
+/* Wall clock in microseconds, as the stored ts of messages counts (in ms). */
+static int64_t wall_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 /* CHAT_BENCH_TRACE=1: every anomaly of the msg stream on stderr, to find out why. */
@@ -382,19 +399,15 @@ static void trace(const worker_t *w, const conn_t *c, const char *what, int64_t 
     (void)w;
 }
 
-static void on_msg(worker_t *w, conn_t *c, const char *p, size_t n)
+typedef enum seq_kind {
+    SEQ_NEW,       /* above every seq the connection had */
+    SEQ_REORDERED, /* below the newest, not seen before */
+    SEQ_DUPLICATE,
+} seq_kind_t;
+
+/* Where seq stands in c's stream of its room; counts gaps (and a reordered seq fills one). */
+static seq_kind_t track_seq(worker_t *w, conn_t *c, int64_t seq)
 {
-    const char *room, *text;
-    size_t room_len, text_len;
-    int64_t seq, phase, sent_ns;
-    if (!bench_scan_str(p, n, "room", &room, &room_len) ||
-        bench_plan_room_index(w->plan, room, room_len) != (int64_t)c->room ||
-        !bench_scan_int(p, n, "seq", &seq) || !bench_scan_str(p, n, "text", &text, &text_len) ||
-        !parse_text(text, text_len, &phase, &sent_ns)) {
-        w->c.foreign++;
-        return;
-    }
-    bench_phase_stats_t *ph = &w->ph[phase];
     if (seq > c->last_seq) {
         int64_t skip = seq - c->last_seq;
         if (c->synced && skip > 1) {
@@ -403,25 +416,73 @@ static void on_msg(worker_t *w, conn_t *c, const char *p, size_t n)
         }
         c->seen = skip >= 64 ? 1 : (c->seen << skip) | 1;
         c->last_seq = seq;
-    } else {
-        int64_t back = c->last_seq - seq;
-        uint64_t bit = back < 64 ? UINT64_C(1) << back : 0;
-        if (bit == 0 || (c->seen & bit)) {
-            ph->duplicates++;
-            trace(w, c, "duplicate", seq);
+        return SEQ_NEW;
+    }
+    int64_t back = c->last_seq - seq;
+    uint64_t bit = back < 64 ? UINT64_C(1) << back : 0;
+    if (bit == 0 || (c->seen & bit)) {
+        trace(w, c, "duplicate", seq);
+        return SEQ_DUPLICATE;
+    }
+    trace(w, c, "reordered", seq);
+    c->seen |= bit; /* below the newest, never seen: out of order, and no longer a gap */
+    if (w->c.gaps > 0)
+        w->c.gaps--;
+    return SEQ_REORDERED;
+}
+
+/* A member received a bad message: remember it until its removal arrives. */
+static void mod_seen_add(worker_t *w, conn_t *c, int64_t seq, int64_t phase, const char *p,
+                         size_t n)
+{
+    if (c->mod_seen == NULL)
+        return;
+    mod_seen_t *e = &c->mod_seen[c->mod_seen_next++ % BENCH_MOD_SEEN];
+    if (e->used)
+        w->c.removals_forgotten++;
+    int64_t ts = 0;
+    (void)bench_scan_int(p, n, "ts", &ts);
+    *e = (mod_seen_t){.seq = seq, .ts_ms = ts, .phase = (uint8_t)phase, .used = true};
+}
+
+static void on_msg(worker_t *w, conn_t *c, const char *p, size_t n)
+{
+    const char *room, *text;
+    size_t room_len, text_len, rest;
+    int64_t seq, phase, sent_ns;
+    if (!bench_scan_str(p, n, "room", &room, &room_len) ||
+        bench_plan_room_index(w->plan, room, room_len) != (int64_t)c->room ||
+        !bench_scan_int(p, n, "seq", &seq)) {
+        w->c.foreign++;
+        return;
+    }
+    if (!bench_scan_str(p, n, "text", &text, &text_len) ||
+        !parse_text(text, text_len, &phase, &sent_ns, &rest)) {
+        /* Removed before it reached this member (a replay after a reconnect): no text, so no
+         * phase to count it in; its seq still counts for gaps. */
+        if (memmem(p, n, "\"removed\":true", 14) != NULL) {
+            if (track_seq(w, c, seq) != SEQ_DUPLICATE)
+                w->c.removed_msgs++;
+            check_resumed(w, c);
             return;
         }
-        trace(w, c, "reordered", seq);
-        c->seen |= bit; /* below the newest, never seen: out of order, and no longer a gap */
-        ph->reordered++;
-        if (w->c.gaps > 0)
-            w->c.gaps--;
+        w->c.foreign++;
+        return;
     }
+    bench_phase_stats_t *ph = &w->ph[phase];
+    seq_kind_t k = track_seq(w, c, seq);
+    if (k == SEQ_DUPLICATE) {
+        ph->duplicates++;
+        return;
+    }
+    ph->reordered += k == SEQ_REORDERED;
     ph->delivered++;
     if (seq <= c->replay_until)
         ph->replayed++;
     else
         bench_hist_record(&ph->latency, (w->now - sent_ns) / 1000);
+    if (is_bad(w->plan, text + rest, text_len - rest))
+        mod_seen_add(w, c, seq, phase, p, n);
     check_resumed(w, c);
 }
 
@@ -436,6 +497,25 @@ static out_slot_t *slot_of_cid(conn_t *c, const char *p, size_t n)
         return NULL;
     out_slot_t *s = &c->ring[(uint64_t)v % BENCH_RING];
     return s->used && s->n == (uint64_t)v ? s : NULL;
+}
+
+/* A sender's bad message was stored: remember the ack's id and ts (the stored time) with the
+ * send's time until its removal arrives. */
+static void mod_acked_add(conn_t *c, const out_slot_t *s, int64_t seq, const char *p, size_t n)
+{
+    if (c->mod_acked == NULL)
+        return;
+    mod_acked_t *e = &c->mod_acked[c->mod_acked_next++ % BENCH_MOD_ACKED];
+    const char *id;
+    size_t id_len;
+    int64_t ts = 0;
+    (void)bench_scan_int(p, n, "ts", &ts);
+    *e = (mod_acked_t){
+        .seq = seq, .ts_ms = ts, .sent_ns = s->sent_ns, .phase = s->phase, .used = true};
+    if (bench_scan_str(p, n, "id", &id, &id_len) && id_len <= sizeof e->id) {
+        memcpy(e->id, id, id_len);
+        e->id_len = (uint8_t)id_len;
+    }
 }
 
 static void on_ack(worker_t *w, conn_t *c, const char *p, size_t n)
@@ -453,8 +533,15 @@ static void on_ack(worker_t *w, conn_t *c, const char *p, size_t n)
     s->used = false;
     c->outstanding--;
     room_t *r = &w->rooms[c->room - w->room_lo];
-    if (bench_scan_int(p, n, "seq", &seq) && seq > r->max_acked)
+    bool has_seq = bench_scan_int(p, n, "seq", &seq);
+    if (has_seq && seq > r->max_acked)
         r->max_acked = seq;
+    if (s->bad) {
+        ph->bad_acked++;
+        ph->removals_expected += w->plan->members;
+        if (has_seq)
+            mod_acked_add(c, s, seq, p, n);
+    }
 }
 
 static void on_error(worker_t *w, conn_t *c, const char *p, size_t n)
@@ -479,6 +566,54 @@ static void on_error(worker_t *w, conn_t *c, const char *p, size_t n)
         fail_step(w, c, 2);
 }
 
+/* An `update`: a removal (op moderate) of a bad message counts as delivered in the phase
+ * the message was sent in, with the time since it was stored; at its sender also the time
+ * since it was sent. Other ops are only counted. */
+static void on_update(worker_t *w, conn_t *c, const char *p, size_t n)
+{
+    const char *op, *id = NULL;
+    size_t op_len, id_len = 0;
+    int64_t seq;
+    if (!bench_scan_str(p, n, "op", &op, &op_len) || op_len != 8 ||
+        memcmp(op, "moderate", 8) != 0) {
+        w->c.updates_other++;
+        return;
+    }
+    if (!bench_scan_int(p, n, "seq", &seq)) {
+        w->c.removals_unmatched++;
+        return;
+    }
+    int64_t now_us = wall_us();
+    mod_seen_t *seen = NULL;
+    for (uint32_t i = 0; c->mod_seen != NULL && i < BENCH_MOD_SEEN && seen == NULL; i++)
+        if (c->mod_seen[i].used && c->mod_seen[i].seq == seq)
+            seen = &c->mod_seen[i];
+    if (seen == NULL) {
+        w->c.removals_unmatched++;
+    } else {
+        bench_phase_stats_t *ph = &w->ph[seen->phase];
+        ph->removals_delivered++;
+        if (seen->ts_ms > 0) /* a msg frame without ts has no stored time to count from */
+            bench_hist_record(&ph->verdict_members, now_us - seen->ts_ms * 1000);
+        seen->used = false;
+    }
+    if (c->mod_acked == NULL)
+        return;
+    (void)bench_scan_str(p, n, "id", &id, &id_len);
+    for (uint32_t i = 0; i < BENCH_MOD_ACKED; i++) {
+        mod_acked_t *e = &c->mod_acked[i];
+        if (!e->used || e->seq != seq ||
+            (e->id_len > 0 && (id_len != e->id_len || memcmp(id, e->id, id_len) != 0)))
+            continue;
+        bench_phase_stats_t *ph = &w->ph[e->phase];
+        if (e->ts_ms > 0)
+            bench_hist_record(&ph->verdict, now_us - e->ts_ms * 1000);
+        bench_hist_record(&ph->removal, (w->now - e->sent_ns) / 1000);
+        e->used = false;
+        return;
+    }
+}
+
 static void on_text(worker_t *w, conn_t *c, const char *p, size_t n)
 {
     switch (bench_scan_type(p, n)) {
@@ -499,6 +634,9 @@ static void on_text(worker_t *w, conn_t *c, const char *p, size_t n)
         break;
     case BENCH_FRAME_TYPING:
         w->ph[w->phase].typing_received++; /* counted in the phase it arrives in */
+        break;
+    case BENCH_FRAME_UPDATE:
+        on_update(w, c, p, n);
         break;
     case BENCH_FRAME_OTHER:
         break;
@@ -631,21 +769,27 @@ void bench_conn_send_msg(worker_t *w, conn_t *c)
         ph->skipped_backlog++;
         return;
     }
+    /* Every bad_every-th message of a sender carries the bad word right after the prefix,
+     * followed by a space: a whole word, and what members look for (is_bad). */
+    const bench_plan_t *p = w->plan;
+    bool bad = p->bad_every > 0 && n % p->bad_every == p->bad_every - 1;
     char room[160], frame[FRAME_OUT_MAX];
-    bench_plan_room(w->plan, c->room, room, sizeof room);
+    bench_plan_room(p, c->room, room, sizeof room);
     int head = snprintf(
         frame, sizeof frame,
-        "{\"type\":\"send\",\"room\":\"%s\",\"cid\":\"%u\",\"text\":\"" TEXT_TAG "%u:%lld:", room,
-        n, w->phase, (long long)w->now);
+        "{\"type\":\"send\",\"room\":\"%s\",\"cid\":\"%u\",\"text\":\"" TEXT_TAG "%u:%lld:%s%s",
+        room, n, w->phase, (long long)w->now, bad ? p->bad_word : "", bad ? " " : "");
     int text_head = head - (int)(strstr(frame, TEXT_TAG) - frame);
-    int fill = (int)w->plan->text_bytes - text_head;
+    int fill = (int)p->text_bytes - text_head;
     if (fill < 0)
         fill = 0;
     int len = head + snprintf(frame + head, sizeof frame - (size_t)head, "%.*s\"}", fill, w->pad);
     c->next_n++;
-    *s = (out_slot_t){.sent_ns = w->now, .n = n, .phase = (uint8_t)w->phase, .used = true};
+    *s = (out_slot_t){
+        .sent_ns = w->now, .n = n, .phase = (uint8_t)w->phase, .used = true, .bad = bad};
     c->outstanding++;
     ph->sent++;
+    ph->bad_sent += bad;
     w->phases_used |= UINT64_C(1) << w->phase;
     (void)send_text(w, c, frame, len);
 }

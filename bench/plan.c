@@ -17,7 +17,8 @@
 #include "tools/client/ws_client.h"
 
 #define PEAK_STEPS_DEFAULT "200,400,600,800,1000,1200,1500,1800,2000,2400,2800,3200,4000"
-#define SENDER_RATE_MAX 12.0 /* per connection, under the gateway's 20 frames/s */
+#define SENDER_RATE_MAX 12.0          /* per connection, under the gateway's 20 frames/s */
+#define BENCH_BAD_WORD "benchbadword" /* bench/run --moderation puts it in the blocklist */
 
 static const bench_scenario_t scenarios[] = {
     {"smoke",
@@ -91,6 +92,15 @@ static const opt_t opts[] = {
      "each member sends typing once per S s while messages flow; 0: none (default: the "
      "scenario's: small 10, smoke 2.5, others 0)"},
     {"--text-bytes", OPT_INT, O(text_bytes), "N", "length of a message's text, 32-3900 (64)"},
+    {"--bad-every", OPT_INT, O(bad_every), "N",
+     "every Nth message of each sender carries --bad-word, for moderation to remove (0: none; "
+     "default 0, bench/run --moderation: 20)"},
+    {"--bad-word", OPT_STR, O(bad_word), "WORD",
+     "the word of --bad-every: 3-30 lower-case letters (default " BENCH_BAD_WORD ")"},
+    {"--mod-words", OPT_INT, O(mod_words), "N",
+     "moderation: blocklist entries of the rule set in force (bench/run --moderation sets it "
+     "and --mod-regexes); either > 0: moderation is on, removals are expected and waited for"},
+    {"--mod-regexes", OPT_INT, O(mod_regexes), "N", "moderation: regexes of the rule set in force"},
     {"--workers", OPT_INT, O(workers), "N",
      "worker processes (default: as few as --conns-per-worker allows)"},
     {"--conns-per-worker", OPT_INT, O(conns_per_worker), "N",
@@ -185,6 +195,7 @@ static void defaults(bench_opts_t *o)
     o->warmup_s = -1;
     o->typing_s = -1;
     o->rate = -1;
+    o->bad_word = BENCH_BAD_WORD;
 }
 
 /* Stores the text v of option op into o; false if it is not a valid value. */
@@ -421,6 +432,19 @@ bool bench_plan_make(const bench_opts_t *o, bench_plan_t *p)
         fprintf(stderr, "chat-bench: --text-bytes must be 32 to 3900\n");
         return false;
     }
+    size_t bw = strlen(o->bad_word);
+    if (bw < 3 || bw > 30 || strspn(o->bad_word, "abcdefghijklmnopqrstuvwxyz") != bw ||
+        o->bad_every > UINT32_MAX || o->mod_words > UINT32_MAX || o->mod_regexes > UINT32_MAX) {
+        fprintf(stderr, "chat-bench: --bad-word must be 3-30 lower-case letters; --bad-every, "
+                        "--mod-words and --mod-regexes at most 2^32 - 1\n");
+        return false;
+    }
+    memcpy(p->bad_word, o->bad_word, bw + 1);
+    p->bad_word_len = (uint32_t)bw;
+    p->bad_every = (uint32_t)o->bad_every;
+    p->mod_words = (uint32_t)o->mod_words;
+    p->mod_regexes = (uint32_t)o->mod_regexes;
+    p->moderation = p->mod_words > 0 || p->mod_regexes > 0;
     if (p->flow == BENCH_FLOW_PEAK && !parse_steps(o->peak_steps, p)) {
         fprintf(stderr,
                 "chat-bench: --peak-steps wants up to %d positive numbers, "

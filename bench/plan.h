@@ -48,7 +48,10 @@ typedef struct bench_opts {
     char peak_steps[256]; /* "200,400,..." total messages/s */
     double step_s, hold_s, hold_rate, warmup_rate, p99_target_ms;
     double storm_spread_s, storm_timeout_s, storm_pre_s, storm_after_s;
-    double typing_s; /* < 0: the scenario's typing period; 0: no typing */
+    double typing_s;                /* < 0: the scenario's typing period; 0: no typing */
+    int64_t bad_every;              /* every Nth message of a sender carries bad_word; 0: none */
+    const char *bad_word;           /* lower-case letters */
+    int64_t mod_words, mod_regexes; /* the rule set bench/run put in place (for the report) */
     const char *out_json, *out_md, *label, *bench_commit, *stack_commit;
     bool threads, strict, quiet, allow_partial;
 } bench_opts_t;
@@ -79,6 +82,11 @@ typedef struct bench_plan {
     double duration_s, warmup_s;
     double typing_s; /* as the scenario's, or --typing */
     uint32_t text_bytes;
+    uint32_t bad_every; /* every Nth message of a sender carries bad_word; 0: none */
+    char bad_word[32];
+    uint32_t bad_word_len;
+    bool moderation; /* a rule set is in force: removals of bad messages are expected */
+    uint32_t mod_words, mod_regexes;
     uint32_t ngw;
     bench_gateway_t gw[BENCH_MAX_GATEWAYS];
     char tenant[65];

@@ -111,6 +111,10 @@ static void phase_problems(const bench_result_t *r, uint32_t phase, problems_t *
     if (s->reordered)
         problem(p, strict, "%s: %llu deliveries out of seq order", buf,
                 (unsigned long long)s->reordered);
+    if (r->plan->moderation && s->removals_expected > s->removals_delivered)
+        problem(p, strict, "%s: %llu removals not delivered (of %llu expected)", buf,
+                (unsigned long long)(s->removals_expected - s->removals_delivered),
+                (unsigned long long)s->removals_expected);
     summary_t m = summarize(r, phase);
     if (phase != BENCH_PHASE_SETUP && m.other_cores > OTHER_CORES_NOTED)
         problem(p, false, "%s: other work used %.2f cores of the machine: figures not comparable",
@@ -165,6 +169,15 @@ static problems_t *find_problems(const bench_result_t *r)
         problem(&p, false, "%llu msg frames not from this run", (unsigned long long)c->foreign);
     if (c->unexpected_acks)
         problem(&p, false, "%llu acks of no pending send", (unsigned long long)c->unexpected_acks);
+    /* Removals of messages that did not carry the bad word: the rule set hit bench text. */
+    if (c->removals_unmatched)
+        problem(&p, r->plan->moderation, "%llu removals of messages that were not bad%s",
+                (unsigned long long)c->removals_unmatched,
+                r->plan->moderation ? " (a rule hits the bench's text?)"
+                                    : " although no rule set was given");
+    if (c->removed_msgs)
+        problem(&p, false, "%llu msg frames arrived already removed (not counted as delivered)",
+                (unsigned long long)c->removed_msgs);
     if (c->storm_clients && c->storm_resumed < c->storm_clients)
         problem(&p, true, "storm: only %llu of %llu clients resumed",
                 (unsigned long long)c->storm_resumed, (unsigned long long)c->storm_clients);
@@ -196,6 +209,52 @@ static cJSON *hist_json(const bench_hist_t *h)
 static void add_u64(cJSON *o, const char *k, uint64_t v)
 {
     cJSON_AddNumberToObject(o, k, (double)v);
+}
+
+/* A histogram with p90 as well: the verdict figures. */
+static cJSON *hist90_json(const bench_hist_t *h)
+{
+    cJSON *o = hist_json(h);
+    cJSON_AddNumberToObject(o, "p90", round3(bench_hist_quantile(h, 0.90) / 1000.0));
+    return o;
+}
+
+/* A phase's bad messages and their removals (--bad-every). */
+static cJSON *phase_moderation_json(const bench_phase_stats_t *s)
+{
+    cJSON *o = cJSON_CreateObject();
+    add_u64(o, "bad_sent", s->bad_sent);
+    add_u64(o, "bad_acked", s->bad_acked);
+    add_u64(o, "removals_expected", s->removals_expected);
+    add_u64(o, "removals_delivered", s->removals_delivered);
+    cJSON_AddNumberToObject(o, "removals_delivered_pct",
+                            round3(s->removals_expected ? 100.0 * (double)s->removals_delivered /
+                                                              (double)s->removals_expected
+                                                        : 100.0));
+    /* At the sender: the ack's ts (stored) -> the removal's arrival (wall clock). */
+    cJSON_AddItemToObject(o, "verdict_ms", hist90_json(&s->verdict));
+    cJSON_AddItemToObject(o, "send_to_removal_ms", hist90_json(&s->removal));
+    cJSON_AddItemToObject(o, "verdict_at_members_ms", hist90_json(&s->verdict_members));
+    return o;
+}
+
+/* The run's moderation: the rule set, the bad word, what no phase can be told for. */
+static cJSON *moderation_json(const bench_result_t *r)
+{
+    const bench_plan_t *p = r->plan;
+    const bench_counters_t *c = &r->c;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddBoolToObject(o, "on", p->moderation);
+    cJSON *rules = cJSON_AddObjectToObject(o, "rules");
+    cJSON_AddNumberToObject(rules, "blocklist_words", p->mod_words);
+    cJSON_AddNumberToObject(rules, "regexes", p->mod_regexes);
+    cJSON_AddNumberToObject(o, "bad_every", p->bad_every);
+    cJSON_AddStringToObject(o, "bad_word", p->bad_word);
+    add_u64(o, "removals_unmatched", c->removals_unmatched);
+    add_u64(o, "msgs_arrived_removed", c->removed_msgs);
+    add_u64(o, "updates_other_ops", c->updates_other);
+    add_u64(o, "removals_forgotten", c->removals_forgotten);
+    return o;
 }
 
 /* {"bad_request": n, ...} of counts indexed by bench_err_code_t, into o. */
@@ -273,6 +332,8 @@ static cJSON *phase_json(const bench_result_t *r, uint32_t phase)
     }
     cJSON_AddItemToObject(o, "latency_ms", hist_json(&s->latency));
     cJSON_AddItemToObject(o, "ack_ms", hist_json(&s->ack));
+    if (r->plan->bad_every > 0 || r->plan->moderation)
+        cJSON_AddItemToObject(o, "moderation", phase_moderation_json(s));
     cJSON *e = cJSON_AddObjectToObject(o, "send_errors");
     add_error_counts(e, s->errors);
     add_u64(e, "unacked_at_close", s->unacked_closed);
@@ -429,6 +490,7 @@ static cJSON *build_json(const bench_result_t *r, const problems_t *pr)
     cJSON_AddNumberToObject(pa, "duration_s", p->duration_s);
     cJSON_AddNumberToObject(pa, "warmup_s", p->warmup_s);
     cJSON_AddNumberToObject(pa, "text_bytes", p->text_bytes);
+    cJSON_AddNumberToObject(pa, "bad_every", p->bad_every);
     cJSON_AddNumberToObject(pa, "gateways", p->ngw);
     cJSON_AddNumberToObject(pa, "workers", p->workers);
     cJSON_AddStringToObject(pa, "run", p->run);
@@ -461,6 +523,7 @@ static cJSON *build_json(const bench_result_t *r, const problems_t *pr)
     }
     if (p->flow == BENCH_FLOW_STORM)
         cJSON_AddItemToObject(j, "storm", storm_json(r));
+    cJSON_AddItemToObject(j, "moderation", moderation_json(r));
     cJSON_AddItemToObject(j, "errors", errors_json(r));
     cJSON *pl = cJSON_AddArrayToObject(j, "problems");
     for (int i = 0; i < pr->n; i++)
@@ -563,6 +626,28 @@ static void notes_text(const bench_result_t *r, const problems_t *pr, char *buf,
         snprintf(buf + len, cap - len, "; %d problem%s (see JSON)", pr->n, pr->n > 1 ? "s" : "");
 }
 
+/* Appends the phase's verdict figures to a row's notes (--bad-every): the verdict latency at
+ * the senders (stored -> removal) and removals delivered / expected. */
+static void mod_note(const bench_result_t *r, uint32_t phase, char *buf, size_t cap)
+{
+    const bench_phase_stats_t *s = &r->ph[phase];
+    size_t len = strlen(buf);
+    if (r->plan->bad_every == 0 || len >= cap)
+        return;
+    if (!r->plan->moderation) {
+        snprintf(buf + len, cap - len, "%sno rule set: %llu removals", len ? "; " : "",
+                 (unsigned long long)s->removals_delivered);
+        return;
+    }
+    const bench_hist_t *v = &s->verdict;
+    snprintf(buf + len, cap - len,
+             "%sverdict p50/p90/p99/max %.1f/%.1f/%.1f/%.1f ms, removals %llu/%llu",
+             len ? "; " : "", bench_hist_quantile(v, 0.5) / 1000.0,
+             bench_hist_quantile(v, 0.9) / 1000.0, bench_hist_quantile(v, 0.99) / 1000.0,
+             v->max_us / 1000.0, (unsigned long long)s->removals_delivered,
+             (unsigned long long)s->removals_expected);
+}
+
 int bench_report(const bench_result_t *r)
 {
     const bench_opts_t *o = r->opts;
@@ -584,19 +669,23 @@ int bench_report(const bench_result_t *r)
     }
     free(text);
 
-    char notes[256], rows[BENCH_MAX_STEPS + 2][1024];
+    char notes[512], rows[BENCH_MAX_STEPS + 2][1280];
     int nrows = 0;
-    notes_text(r, pr, notes, sizeof notes);
-    if (r->win[BENCH_PHASE_COLD].used)
-        md_row(r, BENCH_PHASE_COLD, "cold start: the first seconds of the warm-up", -1,
-               rows[nrows++], sizeof rows[0]);
-    for (uint32_t k = 0; k < r->steps_run; k++) {
-        char n[64];
-        snprintf(n, sizeof n, "step %u%s", k + 1, (int)k == r->knee_step ? ", knee" : "");
-        md_row(r, BENCH_PHASE_STEP0 + k, n, -1, rows[nrows++], sizeof rows[0]);
+    if (r->win[BENCH_PHASE_COLD].used) {
+        snprintf(notes, sizeof notes, "cold start: the first seconds of the warm-up");
+        mod_note(r, BENCH_PHASE_COLD, notes, sizeof notes);
+        md_row(r, BENCH_PHASE_COLD, notes, -1, rows[nrows++], sizeof rows[0]);
     }
-    if (r->win[BENCH_PHASE_MAIN].used)
+    for (uint32_t k = 0; k < r->steps_run; k++) {
+        snprintf(notes, sizeof notes, "step %u%s", k + 1, (int)k == r->knee_step ? ", knee" : "");
+        mod_note(r, BENCH_PHASE_STEP0 + k, notes, sizeof notes);
+        md_row(r, BENCH_PHASE_STEP0 + k, notes, -1, rows[nrows++], sizeof rows[0]);
+    }
+    if (r->win[BENCH_PHASE_MAIN].used) {
+        notes_text(r, pr, notes, sizeof notes);
+        mod_note(r, BENCH_PHASE_MAIN, notes, sizeof notes);
         md_row(r, BENCH_PHASE_MAIN, notes, per_conn, rows[nrows++], sizeof rows[0]);
+    }
     if (o->out_md != NULL) {
         FILE *f = fopen(o->out_md, "a");
         if (f == NULL) {

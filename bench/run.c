@@ -176,6 +176,8 @@ static bool workers_status(coord_t *co, bench_status_t *sum)
         sum->outstanding += s.outstanding;
         sum->expected += s.expected;
         sum->delivered += s.delivered;
+        sum->removals_expected += s.removals_expected;
+        sum->removals_delivered += s.removals_delivered;
         sum->storm_clients += s.storm_clients;
         sum->storm_resumed += s.storm_resumed;
         for (int g = 0; g < BENCH_MAX_GATEWAYS; g++)
@@ -355,25 +357,33 @@ static bool run_phase(coord_t *co, uint32_t phase, double rate_per_room, double 
 }
 
 /* After the sends stopped: waits until every send has its answer and every acked message has
- * reached every member, until nothing arrived for QUIET_S, or until max_s passed. */
+ * reached every member (and, with moderation on, every bad message's removal too), until
+ * nothing arrived for QUIET_S, or until max_s passed. */
 static bool drain(coord_t *co, double max_s)
 {
     int64_t start = chat_clock_mono_ms(), last_change = start;
     uint64_t last_delivered = 0;
     bench_status_t s;
+    bool removals = co->plan->moderation && co->plan->bad_every > 0;
     for (;;) {
         if (!workers_status(co, &s))
             return false;
         int64_t now = chat_clock_mono_ms();
-        if (s.delivered != last_delivered) {
-            last_delivered = s.delivered;
+        uint64_t delivered = s.delivered + (removals ? s.removals_delivered : 0);
+        if (delivered != last_delivered) {
+            last_delivered = delivered;
             last_change = now;
         }
-        if (s.outstanding == 0 && s.delivered >= s.expected)
+        if (s.outstanding == 0 && s.delivered >= s.expected &&
+            (!removals || s.removals_delivered >= s.removals_expected))
             return true;
         if (s.outstanding == 0 && now - last_change > QUIET_S * 1000) {
-            say(co, "drain: %llu deliveries missing after %.0f s without one",
-                (unsigned long long)(s.expected - s.delivered), QUIET_S);
+            say(co, "drain: %llu deliveries and %llu removals missing after %.0f s without one",
+                (unsigned long long)(s.expected > s.delivered ? s.expected - s.delivered : 0),
+                (unsigned long long)(removals && s.removals_expected > s.removals_delivered
+                                         ? s.removals_expected - s.removals_delivered
+                                         : 0),
+                QUIET_S);
             return true;
         }
         if (now - start > max_s * 1000) {

@@ -83,6 +83,8 @@ bench_frame_type_t bench_scan_type(const char *p, size_t n)
             return BENCH_FRAME_JOINED;
         if (memcmp(t, "typing", 6) == 0)
             return BENCH_FRAME_TYPING;
+        if (memcmp(t, "update", 6) == 0)
+            return BENCH_FRAME_UPDATE;
         break;
     case 7:
         if (memcmp(t, "welcome", 7) == 0)

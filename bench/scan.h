@@ -17,6 +17,7 @@ typedef enum bench_frame_type {
     BENCH_FRAME_WELCOME,
     BENCH_FRAME_JOINED,
     BENCH_FRAME_TYPING,
+    BENCH_FRAME_UPDATE, /* a change to a stored message: edit, delete, react, moderate */
 } bench_frame_type_t;
 
 /* The frame's "type". */

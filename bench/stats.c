@@ -59,6 +59,9 @@ void bench_phase_stats_merge(bench_phase_stats_t *into, const bench_phase_stats_
     add_u64(&into->sent, &from->sent, offsetof(bench_phase_stats_t, latency) / sizeof(uint64_t));
     bench_hist_merge(&into->latency, &from->latency);
     bench_hist_merge(&into->ack, &from->ack);
+    bench_hist_merge(&into->verdict, &from->verdict);
+    bench_hist_merge(&into->removal, &from->removal);
+    bench_hist_merge(&into->verdict_members, &from->verdict_members);
 }
 
 /* The earliest of two CLOCK_MONOTONIC times, 0 meaning none. */

@@ -67,8 +67,17 @@ typedef struct bench_phase_stats {
     uint64_t typing_sent;       /* typing frames the members sent */
     uint64_t typing_received;   /* typing frames the members received (of others) */
     uint64_t typing_skipped;    /* a member's typing turn came while it was not connected */
-    bench_hist_t latency;       /* send -> msg, live deliveries */
-    bench_hist_t ack;           /* send -> ack */
+    /* Moderation (--bad-every): messages that carry the bad word, and their removals. */
+    uint64_t bad_sent, bad_acked;
+    uint64_t removals_expected;   /* bad_acked x the room's members */
+    uint64_t removals_delivered;  /* distinct (connection, seq) `update` op moderate of a bad
+                                   * message the member had received */
+    bench_hist_t latency;         /* send -> msg, live deliveries */
+    bench_hist_t ack;             /* send -> ack */
+    bench_hist_t verdict;         /* at the sender: the ack's ts (stored) -> its removal, wall
+                                   * clock (ms resolution of ts) */
+    bench_hist_t removal;         /* at the sender: send -> its removal, monotonic */
+    bench_hist_t verdict_members; /* at every member: the msg's ts (stored) -> its removal */
 } bench_phase_stats_t;
 
 /* Everything else a worker counts. */
@@ -84,8 +93,14 @@ typedef struct bench_counters {
     uint64_t gaps;           /* seqs skipped between two msg frames of a connection */
     uint64_t behind;         /* at the end: seqs a member had not got of its room's acked */
     uint64_t unexpected_acks, foreign, protocol_errors, pings;
-    bench_hist_t join;  /* join -> joined */
-    bench_hist_t setup; /* start of connect -> joined */
+    /* Moderation: what the phase of a message cannot be told for. */
+    uint64_t removals_unmatched; /* op moderate of a message the member had no bad message of
+                                  * (a false hit, a second removal, or one it had forgotten) */
+    uint64_t removed_msgs;       /* msg frames that arrived already removed (no text) */
+    uint64_t updates_other;      /* update frames of another op (edit, delete, react) */
+    uint64_t removals_forgotten; /* bad messages pushed out of a member's table unremoved */
+    bench_hist_t join;           /* join -> joined */
+    bench_hist_t setup;          /* start of connect -> joined */
     uint64_t ready_per_gw[BENCH_MAX_GATEWAYS];
     /* storm */
     uint64_t storm_clients, storm_resumed, storm_reconnects;
@@ -98,6 +113,7 @@ typedef struct bench_status {
     uint64_t ready, gave_up, in_setup;
     uint64_t outstanding; /* sends without an answer */
     uint64_t expected, delivered;
+    uint64_t removals_expected, removals_delivered;
     uint64_t storm_clients, storm_resumed;
     uint64_t ready_per_gw[BENCH_MAX_GATEWAYS];
 } bench_status_t;

@@ -64,6 +64,11 @@ static bool worker_init(worker_t *w, const bench_plan_t *p, const bench_opts_t *
             return false;
         if (c->sender && (c->ring = calloc(BENCH_RING, sizeof *c->ring)) == NULL)
             return false;
+        /* Removals are seen by members only: a sender that does not join (storm) gets none. */
+        if (p->bad_every > 0 && c->member &&
+            ((c->mod_seen = calloc(BENCH_MOD_SEEN, sizeof *c->mod_seen)) == NULL ||
+             (c->sender && (c->mod_acked = calloc(BENCH_MOD_ACKED, sizeof *c->mod_acked)) == NULL)))
+            return false;
     }
     w->c.conns = w->nconns;
     for (uint32_t i = 0; i < w->nconns; i++)
@@ -142,6 +147,8 @@ static void status_of(worker_t *w, bench_status_t *s)
     for (int p = 0; p < BENCH_MAX_PHASES; p++) {
         s->expected += w->ph[p].expected;
         s->delivered += w->ph[p].delivered;
+        s->removals_expected += w->ph[p].removals_expected;
+        s->removals_delivered += w->ph[p].removals_delivered;
     }
     s->storm_clients = w->c.storm_clients;
     s->storm_resumed = w->c.storm_resumed;

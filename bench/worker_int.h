@@ -12,6 +12,11 @@
 #include "tools/client/ws_client.h"
 
 #define BENCH_RING 64 /* sends of one connection awaiting their answer, at most */
+/* Bad messages (--bad-every) awaiting their removal: a member remembers the last few it
+ * received, a sender the last few it got the ack of. Full tables forget the oldest. */
+#define BENCH_MOD_SEEN 32
+#define BENCH_MOD_ACKED 64
+#define BENCH_MSG_ID_MAX 32 /* a message id longer than this is matched by seq alone */
 
 typedef enum conn_state {
     CS_IDLE,       /* not started */
@@ -29,7 +34,27 @@ typedef struct out_slot {
     uint32_t n; /* the cid */
     uint8_t phase;
     bool used;
+    bool bad; /* carries the bad word */
 } out_slot_t;
+
+/* A bad message a member received: the seq its removal will name. */
+typedef struct mod_seen {
+    int64_t seq;
+    int64_t ts_ms; /* stored, wall clock (the msg frame's ts) */
+    uint8_t phase;
+    bool used;
+} mod_seen_t;
+
+/* A bad message a sender got the ack of. */
+typedef struct mod_acked {
+    int64_t seq;
+    int64_t ts_ms;   /* stored, wall clock (the ack's ts) */
+    int64_t sent_ns; /* CLOCK_MONOTONIC of the send */
+    char id[BENCH_MSG_ID_MAX];
+    uint8_t id_len; /* 0: matched by seq alone */
+    uint8_t phase;
+    bool used;
+} mod_acked_t;
 
 typedef struct conn {
     int fd;
@@ -50,6 +75,9 @@ typedef struct conn {
     char accept[CHAT_WS_ACCEPT_LEN + 1];
     out_slot_t *ring; /* senders only */
     uint32_t next_n, outstanding;
+    mod_seen_t *mod_seen;   /* members, with --bad-every: BENCH_MOD_SEEN entries */
+    mod_acked_t *mod_acked; /* senders that are members, with --bad-every: BENCH_MOD_ACKED */
+    uint32_t mod_seen_next, mod_acked_next; /* where the next entry goes (round) */
 } conn_t;
 
 typedef struct room {
