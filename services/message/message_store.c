@@ -10,8 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/sha.h>
-
 #include "common/log.h"
 #include "common/reactions.h"
 
@@ -575,35 +573,6 @@ static chat_err_t take_update(const bson_t *doc, void *ud)
     return CHAT_OK;
 }
 
-/* The `_id` of the update record of a request: 32 hex digits of the SHA-256 of tenant, room,
- * user and request key. Looking a request up by _id is what FerretDB answers from its primary
- * key; a filter on the four fields (the unique index room_user_req, which stays as the guard)
- * is answered by reading every update record, which made each edit and each moderation removal
- * cost a scan of the collection. */
-#define UPDATE_DOC_ID_LEN 32
-static void update_doc_id(const char *tenant, const char *room, const char *user, const char *req,
-                          char out[UPDATE_DOC_ID_LEN + 1])
-{
-    /* The four parts with their NULs (separators) in one buffer, bounded by their limits. */
-    unsigned char buf[1024], md[SHA256_DIGEST_LENGTH];
-    size_t n = 0;
-    const char *parts[] = {tenant, room, user, req};
-    for (size_t i = 0; i < 4; i++) {
-        size_t len = strlen(parts[i]) + 1;
-        if (len > sizeof buf - n)
-            len = sizeof buf - n;
-        memcpy(buf + n, parts[i], len);
-        n += len;
-    }
-    SHA256(buf, n, md);
-    static const char hex[] = "0123456789abcdef";
-    for (size_t i = 0; i < UPDATE_DOC_ID_LEN / 2; i++) {
-        out[2 * i] = hex[md[i] >> 4];
-        out[2 * i + 1] = hex[md[i] & 15];
-    }
-    out[UPDATE_DOC_ID_LEN] = '\0';
-}
-
 static chat_err_t store_find_update(void *ctx, const char *tenant, const char *room,
                                     const char *user, const char *req, message_update_rec_t *out,
                                     bool *found)
@@ -611,9 +580,8 @@ static chat_err_t store_find_update(void *ctx, const char *tenant, const char *r
     message_store_t *ms = ctx;
     *found = false;
     memset(out, 0, sizeof *out);
-    char id[UPDATE_DOC_ID_LEN + 1];
-    update_doc_id(tenant, room, user, req, id);
-    bson_t *filter = BCON_NEW("_id", BCON_UTF8(id));
+    bson_t *filter = BCON_NEW("tenant", BCON_UTF8(tenant), "room", BCON_UTF8(room), "user",
+                              BCON_UTF8(user), "req", BCON_UTF8(req));
     update_find_t f = {out, found};
     chat_err_t err =
         store_find_in(ms, MESSAGE_UPDATES_COLLECTION, "find update", filter, NULL, take_update, &f);
@@ -648,10 +616,8 @@ static chat_err_t store_insert_update(void *ctx, const message_update_rec_t *rec
 {
     message_store_t *ms = ctx;
     bson_t doc = BSON_INITIALIZER;
-    char id[UPDATE_DOC_ID_LEN + 1];
-    update_doc_id(rec->tenant, rec->room, rec->user, rec->req, id);
     bool ok =
-        BSON_APPEND_UTF8(&doc, "_id", id) && BSON_APPEND_UTF8(&doc, "tenant", rec->tenant) &&
+        BSON_APPEND_UTF8(&doc, "tenant", rec->tenant) &&
         BSON_APPEND_UTF8(&doc, "room", rec->room) && BSON_APPEND_INT64(&doc, "useq", rec->useq) &&
         BSON_APPEND_UTF8(&doc, "user", rec->user) && BSON_APPEND_UTF8(&doc, "req", rec->req) &&
         BSON_APPEND_UTF8(&doc, "src", rec->src) && BSON_APPEND_UTF8(&doc, "id", rec->id) &&
