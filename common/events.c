@@ -277,6 +277,7 @@ static const field_spec_t msg_fields[] = {
     F_NOTICE,    F_TARGET,
     F_TS,        F_CID(REQ),
     F_EDITED,    F_DELETED,
+    F_BOOL("removed", removed, OPT), F_NOTE("reason", reason, OPT),
     F_REACTIONS, F_ORIGIN(OPT),
 };
 /* Two shapes: the ack of a send (cid, ts) and the ack of an edit, delete or react (op, rid?,

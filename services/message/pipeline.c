@@ -1821,12 +1821,7 @@ static void outcome_event(const batch_t *b, const item_t *it, chat_event_t *ev)
     ev->cid = d->cid;
     ev->id = d->id;
     if (msg)
-        doc_msg_event(d, ev); /* a republished message may have changed since */
-    /* chat.messages' msg event has no `removed`: a republished removed message goes out as
-     * gone (deleted), which every consumer shows without text; its recent-history frame
-     * (item_frame) and the stored document say removed. */
-    if (msg && d->removed)
-        ev->deleted = ev->has_deleted = true;
+        doc_msg_event(d, ev); /* a republished message may have changed since: removed too */
 }
 
 static chat_err_t publish_one(message_pipeline_t *p, const batch_t *b, const item_t *it)

@@ -2344,8 +2344,8 @@ START_TEST(test_verdicts_in_room_order)
 }
 END_TEST
 
-/* A republished send whose message was removed since goes out as gone (chat.messages' msg has
- * no `removed`), while the recent history's frame says removed. */
+/* A republished send whose message was removed since goes out removed, with the reason and
+ * without text, as the recent history's frame says. */
 START_TEST(test_republished_removed_message)
 {
     add_send(0, 7, "a", "alice", "c1", "bad");
@@ -2366,7 +2366,8 @@ START_TEST(test_republished_removed_message)
     ck_assert_uint_eq(bus.n, 1);
     m = produced(0);
     ck_assert_int_eq(m.type, CHAT_EV_MSG);
-    ck_assert(m.deleted);
+    ck_assert(m.has_removed && m.removed && !m.deleted);
+    ck_assert_str_eq(m.reason, "profanity");
     ck_assert_ptr_null(m.text);
     chat_event_clear(&m);
     ck_assert_uint_eq(recent.n, 1);
