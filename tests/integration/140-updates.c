@@ -17,39 +17,13 @@
 #define QUIET_MS 700
 #define THUMBS "\xf0\x9f\x91\x8d"
 #define PARTY "\xf0\x9f\x8e\x89"
-
-/* A message sent by the test: its id and seq from the ack. */
-typedef struct sent {
-    char id[32];
-    int64_t seq;
-} sent_t;
-
 /* Sends text to room and returns the message's id and seq from the ack. */
-static sent_t post(chat_tc_t *c, const char *room, const char *cid, const char *text)
-{
-    cJSON *ack = chat_tc_send_wait(c, room, cid, text, CHAT_TC_TIMEOUT_MS);
-    ck_assert_msg(chat_json_is(ack, "ack"), "no ack for %s", cid);
-    sent_t s = {.seq = chat_json_int(ack, "seq")};
-    snprintf(s.id, sizeof s.id, "%s", chat_json_str(ack, "id"));
-    cJSON_Delete(ack);
-    return s;
-}
-
 /* Sends frame (an edit, delete or react with rid; freed) and returns the answer about rid:
  * its ack or error (caller frees). */
-static cJSON *request(chat_tc_t *c, char *frame, const char *rid)
-{
-    ck_assert_ptr_nonnull(frame);
-    cJSON *f = chat_tc_request(c, frame, rid, CHAT_TC_TIMEOUT_MS);
-    free(frame);
-    ck_assert_msg(f != NULL, "no answer to %s", rid);
-    return f;
-}
-
 /* The request must be acknowledged: returns the ack's useq (-1 if it has none). */
 static int64_t expect_ack(chat_tc_t *c, char *frame, const char *rid, const char *op)
 {
-    cJSON *f = request(c, frame, rid);
+    cJSON *f = chat_tc_ask(c, frame, rid);
     char *txt = cJSON_PrintUnformatted(f);
     ck_assert_msg(chat_json_is(f, "ack"), "%s answered %s", rid, txt);
     ck_assert_str_eq(chat_json_str(f, "op"), op);
@@ -62,7 +36,7 @@ static int64_t expect_ack(chat_tc_t *c, char *frame, const char *rid, const char
 /* The request must be refused with code. */
 static void expect_error(chat_tc_t *c, char *frame, const char *rid, const char *code)
 {
-    cJSON *f = request(c, frame, rid);
+    cJSON *f = chat_tc_ask(c, frame, rid);
     char *txt = cJSON_PrintUnformatted(f);
     ck_assert_msg(chat_json_is(f, "error") && strcmp(chat_json_str(f, "code"), code) == 0,
                   "%s answered %s, not error %s", rid, txt, code);
@@ -126,8 +100,8 @@ START_TEST(test_changes_seen_in_useq_order)
     cJSON_Delete(j);
     const char *room = p.room, *alice = p.alice, *bob = p.bob;
     chat_tc_t *a = p.a, *b = p.b;
-    sent_t m1 = post(a, room, "c1", "first");
-    sent_t m2 = post(a, room, "c2", "second");
+    chat_tc_sent_t m1 = chat_tc_post(a, room, "c1", "first");
+    chat_tc_sent_t m2 = chat_tc_post(a, room, "c2", "second");
 
     ck_assert_int_eq(
         expect_ack(a, chat_client_frame_edit(room, m1.id, "first, fixed", "e1"), "e1", "edit"), 1);
@@ -192,7 +166,7 @@ START_TEST(test_refusals)
     cJSON_Delete(pair_join(&p, "upd-no"));
     const char *room = p.room;
     chat_tc_t *a = p.a, *b = p.b;
-    sent_t m = post(a, room, "c1", "alice's");
+    chat_tc_sent_t m = chat_tc_post(a, room, "c1", "alice's");
 
     expect_error(b, chat_client_frame_edit(room, m.id, "bob was here", "x1"), "x1", "forbidden");
     expect_error(b, chat_client_frame_delete(room, m.id, "x2"), "x2", "forbidden");
@@ -246,7 +220,7 @@ START_TEST(test_resend_is_idempotent)
     cJSON_Delete(pair_join(&p, "upd-again"));
     const char *room = p.room, *alice = p.alice;
     chat_tc_t *a = p.a, *b = p.b;
-    sent_t m = post(a, room, "c1", "one");
+    chat_tc_sent_t m = chat_tc_post(a, room, "c1", "one");
     ck_assert_int_eq(
         expect_ack(a, chat_client_frame_edit(room, m.id, "one, fixed", "e1"), "e1", "edit"), 1);
     ck_assert_int_eq(
@@ -328,12 +302,12 @@ START_TEST(test_resume_with_usince)
     cJSON_Delete(pair_join(&p, "upd-resume"));
     const char *room = p.room, *bob = p.bob;
     chat_tc_t *a = p.a, *b = p.b;
-    sent_t m[12];
+    chat_tc_sent_t m[12];
     for (int i = 1; i <= 6; i++) {
         char cid[16], text[32];
         snprintf(cid, sizeof cid, "c%d", i);
         snprintf(text, sizeof text, "message %d", i);
-        m[i] = post(a, room, cid, text);
+        m[i] = chat_tc_post(a, room, cid, text);
     }
     ck_assert_int_eq(
         expect_ack(a, chat_client_frame_react(room, m[1].id, PARTY, true, "r0"), "r0", "react"), 1);
@@ -357,7 +331,7 @@ START_TEST(test_resume_with_usince)
         char cid[16], text[32];
         snprintf(cid, sizeof cid, "c%d", i);
         snprintf(text, sizeof text, "message %d", i);
-        m[i] = post(a, room, cid, text);
+        m[i] = chat_tc_post(a, room, cid, text);
     }
     expect_ack(a, chat_client_frame_edit(room, m[1].id, "message 1, fixed", "e1"), "e1", "edit");
     expect_ack(a, chat_client_frame_edit(room, m[2].id, "message 2, fixed", "e2"), "e2", "edit");

@@ -204,16 +204,6 @@ static chat_tc_t *connect_user(size_t gw, const char *user)
     return c;
 }
 
-/* Sends frame (a client_frames.h builder's, freed here) and returns the answer to rid. */
-static cJSON *request(chat_tc_t *c, char *frame, const char *rid)
-{
-    ck_assert_ptr_nonnull(frame);
-    cJSON *f = chat_tc_request(c, frame, rid, CHAT_TC_TIMEOUT_MS);
-    free(frame);
-    ck_assert_msg(f != NULL, "no answer to %s", rid);
-    return f;
-}
-
 static void check_error(cJSON *f, const char *code, const char *message)
 {
     ck_assert_msg(chat_json_is(f, "error"), "not an error: %s", chat_json_str(f, "type"));
@@ -259,9 +249,9 @@ START_TEST(test_private_room_access)
     chat_tc_t *b = connect_user(0, bob);
     /* nobody subscribed yet: the gateway reads the room's kind for the send */
     check_error(send_answer(b, room, "b0", "let me in"), "forbidden", "join the room first");
-    check_error(request(b, chat_client_frame_join(room, -1, "j1"), "j1"), "forbidden",
+    check_error(chat_tc_ask(b, chat_client_frame_join(room, -1, "j1"), "j1"), "forbidden",
                 "not a member");
-    check_error(request(b, chat_client_frame_history(room, 0, 10, "h1"), "h1"), "forbidden",
+    check_error(chat_tc_ask(b, chat_client_frame_history(room, 0, 10, "h1"), "h1"), "forbidden",
                 "not a member");
 
     chat_tc_t *a = connect_user(0, alice);
@@ -283,16 +273,16 @@ START_TEST(test_private_room_access)
     /* reactions, edits, deletes and read marks follow the same rule: on gateway 0 the room is
      * known private from alice's subscription, on the other one its kind is read first */
     static const char any_id[] = "0123456789abcdef01234567";
-    check_error(request(b, chat_client_frame_react(room, any_id, "x", true, "r1"), "r1"),
+    check_error(chat_tc_ask(b, chat_client_frame_react(room, any_id, "x", true, "r1"), "r1"),
                 "forbidden", "join the room first");
-    check_error(request(b1, chat_client_frame_react(room, any_id, "x", true, "r2"), "r2"),
+    check_error(chat_tc_ask(b1, chat_client_frame_react(room, any_id, "x", true, "r2"), "r2"),
                 "forbidden", "join the room first");
-    check_error(request(b1, chat_client_frame_delete(room, any_id, "d1"), "d1"), "forbidden",
+    check_error(chat_tc_ask(b1, chat_client_frame_delete(room, any_id, "d1"), "d1"), "forbidden",
                 "join the room first");
-    check_error(request(b1, chat_client_frame_read(room, 1, "m1"), "m1"), "forbidden",
+    check_error(chat_tc_ask(b1, chat_client_frame_read(room, 1, "m1"), "m1"), "forbidden",
                 "join the room first");
 
-    check_error(request(a, chat_client_frame_join(gone, -1, "j2"), "j2"), "not_found",
+    check_error(chat_tc_ask(a, chat_client_frame_join(gone, -1, "j2"), "j2"), "not_found",
                 "room not found");
     check_error(send_answer(a, gone, "a3", "anyone?"), "not_found", "room not found");
 
@@ -445,7 +435,7 @@ START_TEST(test_member_removed)
         ck_assert_msg(none == NULL, "a removed member got seq %lld",
                       (long long)chat_json_int(none, "seq"));
     }
-    check_error(request(b0, chat_client_frame_join(room, -1, "j1"), "j1"), "forbidden",
+    check_error(chat_tc_ask(b0, chat_client_frame_join(room, -1, "j1"), "j1"), "forbidden",
                 "not a member");
     check_error(send_answer(b1, room, "b9", "hello?"), "forbidden", "join the room first");
     chat_tc_close(b1);
@@ -484,7 +474,7 @@ START_TEST(test_room_deleted)
         cJSON_Delete(left);
     }
     cJSON_Delete(api_reply(conn));
-    check_error(request(a, chat_client_frame_join(room, -1, "j1"), "j1"), "not_found",
+    check_error(chat_tc_ask(a, chat_client_frame_join(room, -1, "j1"), "j1"), "not_found",
                 "room not found");
     check_error(send_answer(b, room, "b1", "hello?"), "not_found", "room not found");
     chat_tc_close(b);
@@ -572,7 +562,7 @@ START_TEST(test_admin_delete)
     ck_assert_int_eq(chat_json_int(ack, "useq"), 1);
     cJSON_Delete(ack);
     /* a client cannot do the same to someone else's message */
-    check_error(request(b, chat_client_frame_delete(room, id, "d2"), "d2"), "forbidden", NULL);
+    check_error(chat_tc_ask(b, chat_client_frame_delete(room, id, "d2"), "d2"), "forbidden", NULL);
     chat_tc_close(b);
     chat_tc_close(a);
 }

@@ -146,31 +146,6 @@ static void check_removed_doc(const bson_t *doc)
 
 /* ---- clients ---- */
 
-typedef struct sent {
-    char id[32];
-    int64_t seq;
-} sent_t;
-
-static sent_t post(chat_tc_t *c, const char *room, const char *cid, const char *text)
-{
-    cJSON *ack = chat_tc_send_wait(c, room, cid, text, CHAT_TC_TIMEOUT_MS);
-    ck_assert_msg(chat_json_is(ack, "ack"), "no ack for %s", cid);
-    sent_t s = {.seq = chat_json_int(ack, "seq")};
-    snprintf(s.id, sizeof s.id, "%s", chat_json_str(ack, "id"));
-    cJSON_Delete(ack);
-    return s;
-}
-
-/* Sends frame (a client_frames.h builder's, freed here) and returns the answer to rid. */
-static cJSON *request(chat_tc_t *c, char *frame, const char *rid)
-{
-    ck_assert_ptr_nonnull(frame);
-    cJSON *f = chat_tc_request(c, frame, rid, CHAT_TC_TIMEOUT_MS);
-    free(frame);
-    ck_assert_msg(f != NULL, "no answer to %s", rid);
-    return f;
-}
-
 static void check_error(cJSON *f, const char *code, const char *message)
 {
     char *txt = cJSON_PrintUnformatted(f);
@@ -198,7 +173,7 @@ static cJSON *join_resume(chat_tc_t *c, const char *room, int64_t since, int64_t
 
 /* Checks an update frame of the removal of message m: op moderate, removed, the reason, useq,
  * no text, no user (moderation is nobody). */
-static void check_removal(const cJSON *u, const sent_t *m, int64_t useq)
+static void check_removal(const cJSON *u, const chat_tc_sent_t *m, int64_t useq)
 {
     char *txt = cJSON_PrintUnformatted(u);
     ck_assert_msg(chat_json_is(u, "update"), "not an update: %s", txt);
@@ -247,8 +222,8 @@ START_TEST(test_removal)
     cJSON_Delete(chat_tc_join(a, room, -1));
     cJSON_Delete(chat_tc_join(b, room, -1));
     cJSON_Delete(chat_tc_join(c, room, -1));
-    sent_t m1 = post(a, room, "c1", "a very bad word");
-    sent_t m2 = post(a, room, "c2", "fine");
+    chat_tc_sent_t m1 = chat_tc_post(a, room, "c1", "a very bad word");
+    chat_tc_sent_t m2 = chat_tc_post(a, room, "c2", "fine");
     /* carol saw both and goes offline */
     ck_assert_uint_eq(chat_tc_collect_msgs(c, room, 2, NULL, CHAT_TC_TIMEOUT_MS), 2);
     chat_tc_close(c);
@@ -322,11 +297,11 @@ START_TEST(test_removal)
     chat_tc_close(c);
 
     /* the removed message refuses edit and react; its author's delete changes nothing */
-    check_error(request(a, chat_client_frame_edit(room, m1.id, "clean now", "e1"), "e1"),
+    check_error(chat_tc_ask(a, chat_client_frame_edit(room, m1.id, "clean now", "e1"), "e1"),
                 "not_found", "the message was removed");
-    check_error(request(b, chat_client_frame_react(room, m1.id, "x", true, "r1"), "r1"),
+    check_error(chat_tc_ask(b, chat_client_frame_react(room, m1.id, "x", true, "r1"), "r1"),
                 "not_found", "the message was removed");
-    cJSON *ack = request(a, chat_client_frame_delete(room, m1.id, "d1"), "d1");
+    cJSON *ack = chat_tc_ask(a, chat_client_frame_delete(room, m1.id, "d1"), "d1");
     ck_assert_msg(chat_json_is(ack, "ack"), "delete of a removed message not acked");
     ck_assert_int_eq(chat_json_int(ack, "useq"), 1);
     cJSON_Delete(ack);
@@ -363,7 +338,7 @@ START_TEST(test_mute)
     chat_tc_t *a = chat_tc_connect_user(1 % chat_test_gateway_count(), tenant, secret, alice, NULL);
     cJSON_Delete(chat_tc_join(m, room, -1));
     cJSON_Delete(chat_tc_join(a, room, -1));
-    post(m, room, "before", "hello");
+    chat_tc_post(m, room, "before", "hello");
     ck_assert_uint_eq(chat_tc_collect_msgs(a, room, 1, NULL, CHAT_TC_TIMEOUT_MS), 1);
     ck_assert_uint_eq(chat_tc_collect_msgs(m, room, 1, NULL, CHAT_TC_TIMEOUT_MS), 1);
 
@@ -394,7 +369,7 @@ START_TEST(test_mute)
     check_error(f, "forbidden", "muted");
     ck_assert_int_eq(message_metric("chat_message_muted_sends_total") - refused0, 1);
     /* alice still talks, mallory still reads; mallory's send reached nobody */
-    post(a, room, "a1", "calm down");
+    chat_tc_post(a, room, "a1", "calm down");
     cJSON *msg = chat_tc_wait_for(m, "msg", "room", room, CHAT_TC_TIMEOUT_MS);
     ck_assert_ptr_nonnull(msg);
     ck_assert_str_eq(chat_json_str(msg, "text"), "calm down");
@@ -407,7 +382,7 @@ START_TEST(test_mute)
     int64_t wait = until - chat_clock_wall_ms() + 200;
     if (wait > 0)
         chat_clock_sleep_ms(wait);
-    post(m, room, "m2", "sorry");
+    chat_tc_post(m, room, "m2", "sorry");
     ck_assert_int_eq(messages_from(tenant, room, mallory), 2);
     r = chat_redis_command(it.redis, NULL, "EXISTS %s", key);
     ck_assert(r != NULL && r->type == REDIS_REPLY_INTEGER);

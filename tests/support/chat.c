@@ -727,6 +727,25 @@ cJSON *chat_tc_request(chat_tc_t *c, const char *frame, const char *rid, int tim
     return chat_tc_wait_for(c, NULL, "rid", rid, timeout_ms);
 }
 
+cJSON *chat_tc_ask(chat_tc_t *c, char *frame, const char *rid)
+{
+    ck_assert_ptr_nonnull(frame);
+    cJSON *f = chat_tc_request(c, frame, rid, CHAT_TC_TIMEOUT_MS);
+    free(frame);
+    ck_assert_msg(f != NULL, "no answer to %s", rid);
+    return f;
+}
+
+chat_tc_sent_t chat_tc_post(chat_tc_t *c, const char *room, const char *cid, const char *text)
+{
+    cJSON *ack = chat_tc_send_wait(c, room, cid, text, CHAT_TC_TIMEOUT_MS);
+    ck_assert_msg(chat_json_is(ack, "ack"), "no ack for %s", cid);
+    chat_tc_sent_t s = {.seq = chat_json_int(ack, "seq")};
+    snprintf(s.id, sizeof s.id, "%s", chat_json_str(ack, "id"));
+    cJSON_Delete(ack);
+    return s;
+}
+
 cJSON *chat_tc_history(chat_tc_t *c, const char *room, int64_t before, int64_t limit)
 {
     char rid[32];

@@ -171,6 +171,19 @@ cJSON *chat_tc_history(chat_tc_t *c, const char *room, int64_t before, int64_t l
 /* Sends frame text carrying rid and returns the first frame with that rid (history, error,
  * pong, ...) within timeout_ms, or NULL. */
 cJSON *chat_tc_request(chat_tc_t *c, const char *frame, const char *rid, int timeout_ms);
+/* chat_tc_request of a frame a client_frames.h builder made (freed here) that must be answered:
+ * the answer about rid (caller frees); fails the test if none comes within CHAT_TC_TIMEOUT_MS. */
+cJSON *chat_tc_ask(chat_tc_t *c, char *frame, const char *rid);
+
+/* A message a test sent: its id and seq from the ack. */
+typedef struct chat_tc_sent {
+    char id[32];
+    int64_t seq;
+} chat_tc_sent_t;
+
+/* Sends text to room with cid and waits for its ack (fails the test without one). */
+chat_tc_sent_t chat_tc_post(chat_tc_t *c, const char *room, const char *cid, const char *text);
+
 /* Collects the next n msg frames of room (timeout for each) into seqs (may be NULL);
  * returns how many arrived. */
 size_t chat_tc_collect_msgs(chat_tc_t *c, const char *room, size_t n, int64_t *seqs,
