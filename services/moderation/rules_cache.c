@@ -186,27 +186,15 @@ chat_err_t mod_rules_cache_get(mod_rules_cache_t *c, const char *tenant, mod_rul
 typedef struct stale {
     char **tenants;
     size_t n, cap;
-    const redisReply *revs; /* HGETALL: field, value, ... */
+    const chat_strmap_t *revs; /* tenant -> its revision (a string of the HGETALL reply) */
 } stale_t;
-
-/* The revision the hash gives tenant, or 0. */
-static int64_t hash_rev(const redisReply *revs, const char *tenant)
-{
-    for (size_t i = 0; i + 1 < revs->elements; i += 2) {
-        const redisReply *f = revs->element[i], *v = revs->element[i + 1];
-        if (f->type == REDIS_REPLY_STRING && v->type == REDIS_REPLY_STRING &&
-            strcmp(f->str, tenant) == 0)
-            return strtoll(v->str, NULL, 10);
-    }
-    return 0;
-}
 
 static void collect_stale(const char *tenant, void *value, void *ud)
 {
     stale_t *s = ud;
     const mod_rules_t *r = value;
-    int64_t rev = hash_rev(s->revs, tenant);
-    if (rev == r->rev)
+    const char *rev = chat_strmap_get(s->revs, tenant);
+    if ((rev != NULL ? strtoll(rev, NULL, 10) : 0) == r->rev)
         return;
     if (s->n == s->cap) {
         size_t cap = s->cap ? s->cap * 2 : 8;
@@ -236,10 +224,25 @@ static void refresh_once(mod_rules_cache_t *c)
     }
     if (!atomic_exchange(&c->healthy, true))
         chat_log_info("moderation rule revisions readable again");
-    stale_t s = {.revs = revs};
+    /* The reply as a map, so that each cached tenant is one lookup (field, value, ...). */
+    chat_strmap_t *by_tenant = chat_strmap_new();
+    for (size_t i = 0; by_tenant != NULL && i + 1 < revs->elements; i += 2) {
+        const redisReply *f = revs->element[i], *v = revs->element[i + 1];
+        if (f->type == REDIS_REPLY_STRING && v->type == REDIS_REPLY_STRING &&
+            !chat_strmap_put(by_tenant, f->str, v->str)) {
+            chat_strmap_free(by_tenant);
+            by_tenant = NULL;
+        }
+    }
+    if (by_tenant == NULL) {
+        freeReplyObject(revs);
+        return; /* out of memory: the next poll tries again */
+    }
+    stale_t s = {.revs = by_tenant};
     pthread_mutex_lock(&c->mu);
     chat_strmap_foreach(c->tenants, collect_stale, &s);
     pthread_mutex_unlock(&c->mu);
+    chat_strmap_free(by_tenant);
     freeReplyObject(revs);
     for (size_t i = 0; i < s.n; i++) {
         mod_rules_t *r = NULL;
@@ -297,9 +300,9 @@ chat_err_t mod_rules_cache_new(const mod_rules_cache_conf_t *conf, mod_rules_cac
                                       "Rule sets read and compiled (first use and changes).", NULL);
     c->load_errors = chat_metrics_counter(conf->metrics, "chat_moderation_rules_load_errors_total",
                                           "Rule sets that could not be read from MongoDB.", NULL);
-    c->tenants_cached = chat_metrics_gauge(conf->metrics, "chat_moderation_tenants",
-                                           "Tenants whose rules (or lack of them) are cached.",
-                                           NULL);
+    c->tenants_cached =
+        chat_metrics_gauge(conf->metrics, "chat_moderation_tenants",
+                           "Tenants whose rules (or lack of them) are cached.", NULL);
     if (c->tenants == NULL) {
         mod_rules_cache_free(c);
         return CHAT_ERR_NOMEM;

@@ -66,7 +66,8 @@ chat_err_t mod_spam_check(chat_redis_t *redis, mod_spam_item_t *items, size_t n)
         mod_spam_item_t *it = &items[i];
         it->repeat_fired = it->rate_fired = false;
         char key[512];
-        if (it->spam->rate.per_min > 0 && window_key(key, sizeof key, "rate", it) < (int)sizeof key) {
+        if (it->spam->rate.per_min > 0 &&
+            window_key(key, sizeof key, "rate", it) < (int)sizeof key) {
             if ((err = queue_window(redis, key, it, RATE_WINDOW_MS)) == CHAT_OK)
                 p[np++] = (pending_t){i, true};
         }
@@ -94,8 +95,6 @@ chat_err_t mod_spam_check(chat_redis_t *redis, mod_spam_item_t *items, size_t n)
             }
             if (reply != NULL)
                 freeReplyObject(reply);
-            if (rerr != CHAT_OK && reply == NULL && err != CHAT_OK)
-                break;
         }
     }
     free(p);
