@@ -84,6 +84,7 @@ chat_err_t chat_push_prefs_effective(chat_store_t *st, const char *tenant, const
 
 /* ---- contacts ---- */
 
+/* (common/notify_contacts.c from here to the erasure) */
 /* Sets (email non-NULL) or clears (NULL) tenant/user's email address. */
 chat_err_t chat_user_email_set(chat_store_t *st, const char *tenant, const char *user,
                                const char *email, int64_t now_ms);
@@ -93,6 +94,13 @@ chat_err_t chat_user_email_get(chat_store_t *st, const char *tenant, const char 
 
 /* Erasure: every subscription, preference and contact of tenant/user. */
 chat_err_t chat_notify_user_erase(chat_store_t *st, const char *tenant, const char *user);
+
+/* ---- tenant configuration revisions ----
+ * The Redis hash chat:notify:rev, field tenant: bumped (HINCRBY) by the api after any change
+ * of the tenant's webhooks or settings; notify instances reload a tenant whose revision
+ * changed. */
+#define CHAT_NOTIFY_REV_KEY "chat:notify:rev"
+chat_err_t chat_notify_rev_bump(chat_redis_t *r, const char *tenant);
 
 /* ---- webhook event types (SERVER-API.md, "Events to the tenant") ---- */
 

@@ -2,7 +2,8 @@
  * notify"): the settings (push enabled, email sender, digest delay) and the webhook endpoints.
  * Loaded from MongoDB on a tenant's first use; a refresher thread reads the Redis hash
  * chat:notify:rev every refresh period and reloads the tenants whose revision changed. Shared
- * by the pipeline and the senders (thread-safe). */
+ * by the pipeline and the senders (thread-safe). The api bumps the revisions
+ * (chat_notify_rev_bump, common/notify_store.h). */
 #ifndef CHAT_NOTIFY_TENANTS_H
 #define CHAT_NOTIFY_TENANTS_H
 
@@ -15,8 +16,6 @@
 #include "common/redis.h"
 #include "common/store.h"
 #include "common/whsign.h"
-
-#define NT_REV_KEY "chat:notify:rev"
 
 typedef struct nt_endpoint {
     char *id;  /* "wh_..." */
@@ -61,9 +60,6 @@ const nt_endpoint_t *nt_tenant_endpoint(const nt_tenant_t *t, const char *id);
 
 /* Forget tenant's configuration now (a sender disabled one of its endpoints). */
 void nt_cache_invalidate(nt_cache_t *c, const char *tenant);
-
-/* Bumps tenant's revision in chat:notify:rev (HINCRBY): every instance reloads it. */
-chat_err_t nt_rev_bump(chat_redis_t *r, const char *tenant);
 
 bool nt_cache_healthy(nt_cache_t *c);
 
