@@ -17,11 +17,20 @@
 #define SEQ_MAX ((double)CHAT_JSON_INT_MAX)
 
 static const char *const ctype_names[GW_C__COUNT] = {
-    [GW_C_INVALID] = "invalid", [GW_C_AUTH] = "auth",     [GW_C_JOIN] = "join",
-    [GW_C_LEAVE] = "leave",     [GW_C_SEND] = "send",     [GW_C_HISTORY] = "history",
-    [GW_C_PING] = "ping",       [GW_C_TYPING] = "typing", [GW_C_READ] = "read",
-    [GW_C_EDIT] = "edit",       [GW_C_DELETE] = "delete", [GW_C_REACT] = "react",
-    [GW_C_ROOMS] = "rooms",     [GW_C_PUSH_SUBSCRIBE] = "push_subscribe",
+    [GW_C_INVALID] = "invalid",
+    [GW_C_AUTH] = "auth",
+    [GW_C_JOIN] = "join",
+    [GW_C_LEAVE] = "leave",
+    [GW_C_SEND] = "send",
+    [GW_C_HISTORY] = "history",
+    [GW_C_PING] = "ping",
+    [GW_C_TYPING] = "typing",
+    [GW_C_READ] = "read",
+    [GW_C_EDIT] = "edit",
+    [GW_C_DELETE] = "delete",
+    [GW_C_REACT] = "react",
+    [GW_C_ROOMS] = "rooms",
+    [GW_C_PUSH_SUBSCRIBE] = "push_subscribe",
     [GW_C_PUSH_UNSUBSCRIBE] = "push_unsubscribe",
     [GW_C_PUSH_PREFS] = "push_prefs",
 };
@@ -278,8 +287,8 @@ static bool field_read(field_id_t id, const cJSON *v, size_t max_text, gw_cframe
         return named_field(v, "cursor", chat_room_page_cursor_valid, "a cursor from a rooms answer",
                            &f->cursor, err);
     case F_ENDPOINT:
-        return named_field(v, "endpoint", endpoint_valid, "an http(s) URL of at most 2048 characters",
-                           &f->endpoint, err);
+        return named_field(v, "endpoint", endpoint_valid,
+                           "an http(s) URL of at most 2048 characters", &f->endpoint, err);
     case F_KEYS:
         return keys_field(v, f, err);
     case F_MODE:

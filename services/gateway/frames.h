@@ -69,11 +69,11 @@ typedef struct gw_cframe {
     const char *p256dh;
     const char *auth;
     const char *mode; /* push_prefs: "all", "mentions", "none" or "default" */
-    int64_t since;      /* join: last seq held (has_since) */
-    int64_t usince;     /* join: last useq held (has_usince) */
-    int64_t before;     /* history (has_before) */
-    int64_t limit;      /* history, rooms (has_limit) */
-    int64_t seq;        /* read */
+    int64_t since;    /* join: last seq held (has_since) */
+    int64_t usince;   /* join: last useq held (has_usince) */
+    int64_t before;   /* history (has_before) */
+    int64_t limit;    /* history, rooms (has_limit) */
+    int64_t seq;      /* read */
     bool has_since, has_usince, has_before, has_limit;
     bool on; /* react */
     cJSON *root_;

@@ -171,10 +171,9 @@ static chat_err_t store_open(gw_gateway_t *gw)
         err = chat_store_ping(gw->store, (int)gw->cfg->connect_timeout_ms);
     if (err == CHAT_OK && (err = gw_room_list_open(gw->store)) != CHAT_OK)
         chat_log_error("cannot create the indexes of user_rooms", CHAT_F_ERR(err));
-    else if (err == CHAT_OK && (err = chat_store_ensure_indexes(gw->store,
-                                                                 chat_notify_store_indexes,
-                                                                 chat_notify_store_nindexes)) !=
-                                   CHAT_OK)
+    else if (err == CHAT_OK &&
+             (err = chat_store_ensure_indexes(gw->store, chat_notify_store_indexes,
+                                              chat_notify_store_nindexes)) != CHAT_OK)
         chat_log_error("cannot create the indexes of the notification collections",
                        CHAT_F_ERR(err));
     else if (err != CHAT_OK)

@@ -93,8 +93,8 @@ static void online_submit(gw_gateway_t *gw, online_op_t op, const char *tenant, 
     j->gw = gw;
     j->op = op;
     j->delta = delta;
-    if (tenant != NULL && ((j->tenant = strdup(tenant)) == NULL ||
-                           (j->user = strdup(user)) == NULL)) {
+    if (tenant != NULL &&
+        ((j->tenant = strdup(tenant)) == NULL || (j->user = strdup(user)) == NULL)) {
         chat_log_error("online users not updated: out of memory", CHAT_F_STR("tenant", tenant));
         online_destroy(&j->task);
         return;

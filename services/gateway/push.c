@@ -117,8 +117,7 @@ chat_err_t gw_push_submit(gw_gateway_t *gw, const gw_push_req_t *req, char *why,
     chat_push_mode_t mode;
     if (!push_check(gw, req, &mode, why, whylen))
         return CHAT_ERR_INVALID;
-    push_job_t *j =
-        gw_request_new(sizeof *j, gw, req->conn, push_run, push_complete, push_destroy);
+    push_job_t *j = gw_request_new(sizeof *j, gw, req->conn, push_run, push_complete, push_destroy);
     if (j == NULL)
         return CHAT_ERR_NOMEM;
     j->type = req->type;

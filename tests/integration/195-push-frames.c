@@ -138,7 +138,7 @@ static const char *doc_str(const bson_t *doc, const char *key)
 {
     bson_iter_t i;
     return bson_iter_init_find(&i, doc, key) && BSON_ITER_HOLDS_UTF8(&i) ? bson_iter_utf8(&i, NULL)
-                                                                        : "";
+                                                                         : "";
 }
 
 static int64_t doc_int(const bson_t *doc, const char *key)
@@ -178,8 +178,10 @@ START_TEST(test_welcome_vapid_and_exp)
         chat_tc_send_frame(c, chat_client_frame_auth(tok));
         cJSON *w = chat_tc_expect(c, "welcome", WAIT_MS);
         const char *vapid = chat_json_str(w, "vapid");
-        ck_assert_msg(vapid != NULL, "welcome of gateway %zu has no vapid: the stack's gateways "
-                                     "need CHAT_VAPID_PUBLIC_KEY", gw);
+        ck_assert_msg(vapid != NULL,
+                      "welcome of gateway %zu has no vapid: the stack's gateways "
+                      "need CHAT_VAPID_PUBLIC_KEY",
+                      gw);
         const char *want = getenv("CHAT_VAPID_PUBLIC_KEY");
         if (want != NULL && want[0] != '\0')
             ck_assert_str_eq(vapid, want);
@@ -219,8 +221,8 @@ START_TEST(test_subscribe_renew_unsubscribe)
     ck_assert_str_eq(doc_str(doc, "p256dh"), P256DH);
     ck_assert_str_eq(doc_str(doc, "auth"), AUTH);
     int64_t created = doc_int(doc, "created");
-    ck_assert_msg(created >= t0 - 1000 && created <= chat_clock_wall_ms() + 1000,
-                  "created %lld", (long long)created);
+    ck_assert_msg(created >= t0 - 1000 && created <= chat_clock_wall_ms() + 1000, "created %lld",
+                  (long long)created);
     bson_destroy(doc);
 
     /* the same endpoint again (padded keys this time): one document, the new keys */
@@ -232,8 +234,8 @@ START_TEST(test_subscribe_renew_unsubscribe)
     bson_destroy(doc);
 
     /* from another gateway too: the store is the same */
-    chat_tc_t *c1 = chat_tc_connect_user(chat_test_gateway_count() - 1, it.tenant, it.secret,
-                                         user, NULL);
+    chat_tc_t *c1 =
+        chat_tc_connect_user(chat_test_gateway_count() - 1, it.tenant, it.secret, user, NULL);
     next_rid(rid, sizeof rid);
     ask_ok(c1, chat_client_frame_push_unsubscribe(endpoint, rid), rid);
     ck_assert_ptr_null(doc_get(CHAT_PUSH_SUBS_COLLECTION, id));
@@ -380,9 +382,9 @@ static bool online_now(const char *user)
 {
     const char *users[] = {user};
     bool online = false;
-    ck_assert_int_eq(chat_online_users(it.redis, (int)chat_test_gateway_count(), it.tenant, users,
-                                       1, &online),
-                     CHAT_OK);
+    ck_assert_int_eq(
+        chat_online_users(it.redis, (int)chat_test_gateway_count(), it.tenant, users, 1, &online),
+        CHAT_OK);
     return online;
 }
 

@@ -80,10 +80,9 @@ static const parse_case_t parse_cases[] = {
         GW_C_PUSH_SUBSCRIBE, GW_E_BAD_REQUEST, "p", NULL),
     BAD("{\"type\":\"push_prefs\",\"rid\":\"p\",\"mode\":\"loud\"}", GW_C_PUSH_PREFS,
         GW_E_BAD_REQUEST, "p", NULL),
-    BAD("{\"type\":\"push_prefs\",\"rid\":\"p\",\"room\":\"*\",\"mode\":\"all\"}",
-        GW_C_PUSH_PREFS, GW_E_BAD_REQUEST, "p", NULL),
-    BAD("{\"type\":\"push_prefs\",\"rid\":\"p\"}", GW_C_PUSH_PREFS, GW_E_BAD_REQUEST, "p",
-        NULL),
+    BAD("{\"type\":\"push_prefs\",\"rid\":\"p\",\"room\":\"*\",\"mode\":\"all\"}", GW_C_PUSH_PREFS,
+        GW_E_BAD_REQUEST, "p", NULL),
+    BAD("{\"type\":\"push_prefs\",\"rid\":\"p\"}", GW_C_PUSH_PREFS, GW_E_BAD_REQUEST, "p", NULL),
     /* structure */
     BAD("", GW_C_INVALID, GW_E_BAD_REQUEST, NULL, NULL),
     BAD("not json", GW_C_INVALID, GW_E_BAD_REQUEST, NULL, NULL),
@@ -364,8 +363,8 @@ static cJSON *frame_check(gw_buf_t *b, const char *type)
 
 START_TEST(test_server_frames)
 {
-    cJSON *o = frame_check(gw_frame_welcome("Zo\xc3\xab", "acme", "0.ab.1", NULL, 2000000000, "a-1"),
-                           "welcome");
+    cJSON *o = frame_check(
+        gw_frame_welcome("Zo\xc3\xab", "acme", "0.ab.1", NULL, 2000000000, "a-1"), "welcome");
     ck_assert_str_eq(cJSON_GetObjectItem(o, "user")->valuestring, "Zo\xc3\xab");
     ck_assert_str_eq(cJSON_GetObjectItem(o, "session")->valuestring, "0.ab.1");
     ck_assert_str_eq(cJSON_GetObjectItem(o, "rid")->valuestring, "a-1");

@@ -1209,9 +1209,9 @@ START_TEST(test_online_counts)
 {
     use_push();
     gw_session_t *other = gw_session_new(&env, "0.abc.2", NULL);
-    ck_assert_int_eq(gw_session_rx(other, "{\"type\":\"auth\",\"token\":\"x.y.z\"}", 31, false,
-                                   true, 0),
-                     GW_RX_CONTINUE);
+    ck_assert_int_eq(
+        gw_session_rx(other, "{\"type\":\"auth\",\"token\":\"x.y.z\"}", 31, false, true, 0),
+        GW_RX_CONTINUE);
     gw_session_free(other); /* still authenticating */
     ck_assert_int_eq(push.online[0] + push.online[1], 0);
 
