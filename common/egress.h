@@ -11,6 +11,7 @@
 #include <stddef.h>
 
 #include <curl/curl.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 
 #include "common/config.h"
@@ -43,15 +44,30 @@ bool chat_egress_addr_allowed(const chat_egress_policy_t *policy, const struct s
 chat_err_t chat_egress_url_check(const chat_egress_policy_t *policy, const char *url,
                                  char *errbuf, size_t errlen);
 
-/* Sets up an easy handle for url under policy: the protocols (https, or http too), no
- * redirects, the connect-time address check (CURLOPT_OPENSOCKETFUNCTION; a refused address
- * fails the transfer with CURLE_COULDNT_CONNECT and chat_egress_refused() true), timeouts.
- * policy must outlive the transfer. CHAT_ERR_INVALID if the URL fails chat_egress_url_check. */
-chat_err_t chat_egress_prepare(CURL *easy, const chat_egress_policy_t *policy, const char *url,
-                               long timeout_ms, char *errbuf, size_t errlen);
+/* The connect-time check's state for one transfer. The caller owns it (a local around
+ * curl_easy_perform, or a member of its per-transfer struct that it finds again through its
+ * own CURLOPT_PRIVATE) because libcurl cannot hand a pointer back from an easy handle other
+ * than CURLOPT_PRIVATE, which is the caller's. chat_egress_prepare fills it and points the
+ * handle's socket callback at it: it must stay in place until the transfer is over. */
+typedef struct chat_egress_conn {
+    chat_egress_policy_t policy; /* a copy: the callback's */
+    bool refused;                /* an address was refused during the transfer */
+    char refused_addr[INET6_ADDRSTRLEN];
+} chat_egress_conn_t;
 
-/* True if the last transfer on easy was stopped because of its address (for the reason in the
- * logs and dead letters: "refused address 10.0.0.5"). The address is written to buf. */
-bool chat_egress_refused(CURL *easy, char *buf, size_t buflen);
+/* Sets up an easy handle for url under policy: the protocols (https, or http too), no
+ * redirects, no proxy, the connect-time address check (CURLOPT_OPENSOCKETFUNCTION with conn; a
+ * refused address fails the transfer with CURLE_COULDNT_CONNECT and chat_egress_refused()
+ * true), timeouts (the whole transfer timeout_ms > 0, the connection at most 5 s of it).
+ * Leaves CURLOPT_PRIVATE alone. CHAT_ERR_INVALID if the URL fails chat_egress_url_check (or
+ * timeout_ms <= 0), CHAT_ERR_IO if libcurl refuses an option; the reason in errbuf. */
+chat_err_t chat_egress_prepare(CURL *easy, const chat_egress_policy_t *policy,
+                               chat_egress_conn_t *conn, const char *url, long timeout_ms,
+                               char *errbuf, size_t errlen);
+
+/* True if the transfer prepared with conn was stopped because of its address (for the reason
+ * in the logs and dead letters: "refused address 10.0.0.5"); ask after a failed transfer. The
+ * address is written to buf. */
+bool chat_egress_refused(const chat_egress_conn_t *conn, char *buf, size_t buflen);
 
 #endif
