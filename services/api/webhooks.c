@@ -781,8 +781,9 @@ static void test_send(const chat_egress_policy_t *policy, const char *url, const
     headers = curl_slist_append(headers, line);
     snprintf(line, sizeof line, "webhook-signature: %s", signature);
     headers = curl_slist_append(headers, line);
-    chat_err_t err = chat_egress_prepare(easy, policy, url, API_WEBHOOK_TEST_TIMEOUT_MS, errbuf,
-                                         sizeof errbuf);
+    chat_egress_conn_t conn; /* the connect-time check's: in place until the transfer ends */
+    chat_err_t err = chat_egress_prepare(easy, policy, &conn, url, API_WEBHOOK_TEST_TIMEOUT_MS,
+                                         errbuf, sizeof errbuf);
     if (err != CHAT_OK) {
         snprintf(out->error, sizeof out->error, "%s", errbuf[0] ? errbuf : chat_err_str(err));
     } else {
@@ -795,7 +796,7 @@ static void test_send(const chat_egress_policy_t *policy, const char *url, const
         CURLcode rc = curl_easy_perform(easy);
         char addr[64] = "";
         if (rc != CURLE_OK) {
-            if (chat_egress_refused(easy, addr, sizeof addr))
+            if (chat_egress_refused(&conn, addr, sizeof addr))
                 snprintf(out->error, sizeof out->error, "refused address %s", addr);
             else
                 snprintf(out->error, sizeof out->error, "%s",

@@ -83,7 +83,7 @@ START_TEST(test_parse_urls)
     refused(json, true, &local, "url");
     snprintf(json, sizeof json, "{\"url\":\"https://user:pw@h.example/x\"%s", ev);
     refused(json, true, &local, "url");
-    snprintf(json, sizeof json, "{\"url\":\"https:///x\"%s", ev);
+    snprintf(json, sizeof json, "{\"url\":\"https://\"%s", ev);
     refused(json, true, &local, "url");
     snprintf(json, sizeof json, "{\"url\":\"not a url\"%s", ev);
     refused(json, true, &local, "url");
