@@ -1437,6 +1437,10 @@ chat_err_t ns_sender_new(const ns_sender_conf_t *conf, ns_sender_t **out)
     if (conf->store == NULL || conf->redis_url == NULL || conf->tenants == NULL ||
         conf->concurrency < 1)
         return CHAT_ERR_CONFIG;
+    if (conf->vapid != NULL && (conf->vapid_subject == NULL || conf->vapid_subject[0] == '\0')) {
+        chat_log_error("a VAPID key needs its subject", CHAT_F_STR("var", "CHAT_VAPID_SUBJECT"));
+        return CHAT_ERR_CONFIG;
+    }
     ns_sender_t *s = calloc(1, sizeof *s);
     if (s == NULL)
         return CHAT_ERR_NOMEM;
@@ -1450,7 +1454,7 @@ chat_err_t ns_sender_new(const ns_sender_conf_t *conf, ns_sender_t **out)
     s->smtp_url = dup_or_null(conf->smtp_url);
     s->smtp_user = dup_or_null(conf->smtp_user);
     s->smtp_password = dup_or_null(conf->smtp_password);
-    s->dlq_topic = strdup(conf->dlq_topic != NULL ? conf->dlq_topic : "chat.notify.dlq");
+    s->dlq_topic = strdup(conf->dlq_topic != NULL ? conf->dlq_topic : CHAT_TOPIC_NOTIFY_DLQ);
     s->active = calloc((size_t)conf->concurrency, sizeof *s->active);
     s->backoff = chat_backoff_make(CHAT_BACKOFF_FIRST_MS, CHAT_BACKOFF_MAX_MS);
     s->rnd = (unsigned)chat_clock_mono_us() ^ (unsigned)(uintptr_t)s;

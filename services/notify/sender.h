@@ -40,7 +40,7 @@ typedef struct ns_sender_conf {
 
 typedef struct ns_sender ns_sender_t;
 
-/* Checks the configuration (the webhook schedule), connects the dead-letter producer and
+/* Checks the configuration (the webhook schedule; a subject with a VAPID key), connects the dead-letter producer and
  * starts the thread; Redis is connected by the thread (and reconnected while it fails).
  * CHAT_ERR_CONFIG (logged) for a bad schedule, the producer's error, CHAT_ERR_NOMEM, or
  * CHAT_ERR_IO if the thread or the curl handle could not be made. */
