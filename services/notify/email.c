@@ -101,12 +101,23 @@ char *ns_html_escape(const char *s)
     buf_add(&b, "", 0);
     for (const char *p = s != NULL ? s : ""; *p != '\0'; p++) {
         switch (*p) {
-        case '&': buf_str(&b, "&amp;"); break;
-        case '<': buf_str(&b, "&lt;"); break;
-        case '>': buf_str(&b, "&gt;"); break;
-        case '"': buf_str(&b, "&quot;"); break;
-        case '\'': buf_str(&b, "&#39;"); break;
-        default: buf_add(&b, p, 1);
+        case '&':
+            buf_str(&b, "&amp;");
+            break;
+        case '<':
+            buf_str(&b, "&lt;");
+            break;
+        case '>':
+            buf_str(&b, "&gt;");
+            break;
+        case '"':
+            buf_str(&b, "&quot;");
+            break;
+        case '\'':
+            buf_str(&b, "&#39;");
+            break;
+        default:
+            buf_add(&b, p, 1);
         }
     }
     if (b.failed) {
@@ -252,16 +263,21 @@ char *ns_email_render(const ns_email_t *e, size_t *len)
     buf_t plain = {0}, html = {0}, out = {0};
     plain_part(&plain, e, count);
     html_part(&html, e, count);
-    buf_printf(&out, "From: %s\r\nTo: %s\r\nSubject: %zu unread message%s\r\nDate: %s\r\n"
+    buf_printf(&out,
+               "From: %s\r\nTo: %s\r\nSubject: %zu unread message%s\r\nDate: %s\r\n"
                "Message-ID: %s\r\nMIME-Version: 1.0\r\n"
                "Content-Type: multipart/alternative; boundary=\"%s\"\r\n\r\n",
                e->from, e->to, count, count == 1 ? "" : "s", date, e->message_id, e->boundary);
-    buf_printf(&out, "--%s\r\nContent-Type: text/plain; charset=UTF-8\r\n"
-               "Content-Transfer-Encoding: base64\r\n\r\n", e->boundary);
+    buf_printf(&out,
+               "--%s\r\nContent-Type: text/plain; charset=UTF-8\r\n"
+               "Content-Transfer-Encoding: base64\r\n\r\n",
+               e->boundary);
     if (!plain.failed)
         buf_base64(&out, plain.s != NULL ? plain.s : "", plain.len);
-    buf_printf(&out, "--%s\r\nContent-Type: text/html; charset=UTF-8\r\n"
-               "Content-Transfer-Encoding: base64\r\n\r\n", e->boundary);
+    buf_printf(&out,
+               "--%s\r\nContent-Type: text/html; charset=UTF-8\r\n"
+               "Content-Transfer-Encoding: base64\r\n\r\n",
+               e->boundary);
     if (!html.failed)
         buf_base64(&out, html.s != NULL ? html.s : "", html.len);
     buf_printf(&out, "--%s--\r\n", e->boundary);

@@ -24,8 +24,8 @@ typedef struct ns_email_room {
 } ns_email_room_t;
 
 typedef struct ns_email {
-    const char *from;       /* the tenant's email.from: "a@b" or "Name <a@b>" */
-    const char *to;         /* the user's address */
+    const char *from; /* the tenant's email.from: "a@b" or "Name <a@b>" */
+    const char *to;   /* the user's address */
     const char *tenant;
     const ns_email_room_t *rooms;
     size_t nrooms;

@@ -23,7 +23,8 @@
 #define WEEK_MS "604800000"
 #define MAX_ARGS 64
 
-/* ---- shared Lua pieces ---- */
+/* ---- shared Lua pieces (one Lua line per C line: not reflowed) ---- */
+/* clang-format off */
 
 /* True while the claim whose score was lease still holds the job. */
 #define LUA_HELD                                                                                   \
@@ -295,6 +296,8 @@ static const char LUA_END_EMAIL[] =
     "redis.call('ZREM', KEYS[1], ARGV[1])\n"
     "return 1\n";
 
+/* clang-format on */
+
 /* ---- strings ---- */
 
 /* A malloc'd formatted string, NULL if out of memory. */
@@ -402,7 +405,8 @@ size_t nq_batch_size(const nq_batch_t *b)
 /* Moves the vector into the batch. CHAT_ERR_NOMEM (the vector is freed) if it failed. */
 static chat_err_t batch_push(nq_batch_t *b, argv_buf_t *a)
 {
-    batch_cmd_t *grown = a->failed ? NULL : chat_array_grow(b->cmds, &b->cap, b->n + 1, sizeof *grown);
+    batch_cmd_t *grown =
+        a->failed ? NULL : chat_array_grow(b->cmds, &b->cap, b->n + 1, sizeof *grown);
     char **v = grown != NULL ? malloc((size_t)a->n * sizeof *v) : NULL;
     if (v == NULL) {
         argv_clear(a);
@@ -450,8 +454,7 @@ static char *user_key(const char *what, const char *tenant, const char *user)
 
 /* ---- pipeline side ---- */
 
-chat_err_t nq_note_push(nq_batch_t *b, const nq_push_note_t *n, int64_t now_ms,
-                        int64_t window_ms)
+chat_err_t nq_note_push(nq_batch_t *b, const nq_push_note_t *n, int64_t now_ms, int64_t window_ms)
 {
     if (n->tenant == NULL || n->user == NULL || n->room == NULL || n->seq <= 0)
         return CHAT_ERR_INVALID;
@@ -503,8 +506,8 @@ chat_err_t nq_note_digest(nq_batch_t *b, const char *tenant, const char *user, c
 }
 
 chat_err_t nq_webhook_add(nq_batch_t *b, const char *tenant, const char *endpoint_id,
-                          const char *msg_id, const char *room, const char *user,
-                          const char *type, const char *body, int64_t now_ms)
+                          const char *msg_id, const char *room, const char *user, const char *type,
+                          const char *body, int64_t now_ms)
 {
     if (tenant == NULL || endpoint_id == NULL || msg_id == NULL || type == NULL || body == NULL)
         return CHAT_ERR_INVALID;
@@ -811,8 +814,7 @@ static chat_err_t end_push(chat_redis_t *r, const nq_job_t *j, bool sent, int64_
 
 /* Ends an email job: mailed records rooms[i] up to seqs[i]. */
 static chat_err_t end_email(chat_redis_t *r, const nq_job_t *j, bool mailed,
-                            const char *const *rooms, const int64_t *seqs, size_t n,
-                            int64_t now_ms)
+                            const char *const *rooms, const int64_t *seqs, size_t n, int64_t now_ms)
 {
     argv_buf_t a = {0};
     argv_eval(&a, LUA_END_EMAIL, 3);
@@ -912,8 +914,8 @@ chat_err_t nq_next_due(chat_redis_t *r, int64_t *due_ms, bool *found)
 {
     *found = false;
     chat_err_t err = CHAT_OK;
-    redisReply *reply = chat_redis_command(r, &err, "ZRANGE %s -inf +inf BYSCORE LIMIT 0 1 WITHSCORES",
-                                           NQ_DUE_KEY);
+    redisReply *reply =
+        chat_redis_command(r, &err, "ZRANGE %s -inf +inf BYSCORE LIMIT 0 1 WITHSCORES", NQ_DUE_KEY);
     if (reply == NULL)
         return err;
     if (reply->type != REDIS_REPLY_ARRAY) {

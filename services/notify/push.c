@@ -13,7 +13,11 @@ size_t ns_utf8_prefix(const char *s, size_t max_chars)
     size_t i = 0, chars = 0;
     while (s[i] != '\0' && chars < max_chars) {
         unsigned char c = (unsigned char)s[i];
-        size_t n = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 1;
+        size_t n = c < 0x80             ? 1
+                   : (c & 0xe0) == 0xc0 ? 2
+                   : (c & 0xf0) == 0xe0 ? 3
+                   : (c & 0xf8) == 0xf0 ? 4
+                                        : 1;
         size_t k = 1;
         while (k < n && ((unsigned char)s[i + k] & 0xc0) == 0x80)
             k++;

@@ -101,8 +101,8 @@ int64_t ns_retry_after_ms(const char *value, int64_t now_ms)
     static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
     char wday[4], mon[4], zone[4];
     int day, year, hh, mm, ss, used = 0;
-    if (sscanf(value, "%3[A-Za-z], %2d %3[A-Za-z] %4d %2d:%2d:%2d %3[A-Z]%n", wday, &day, mon, &year,
-               &hh, &mm, &ss, zone, &used) != 8 ||
+    if (sscanf(value, "%3[A-Za-z], %2d %3[A-Za-z] %4d %2d:%2d:%2d %3[A-Z]%n", wday, &day, mon,
+               &year, &hh, &mm, &ss, zone, &used) != 8 ||
         strcmp(zone, "GMT") != 0)
         return -1;
     const char *end = value + used;

@@ -38,10 +38,10 @@
 #include "services/notify/retry.h"
 #include "services/notify/webhook.h"
 
-#define IDLE_WAIT_MS 250       /* the longest wait for a due job while nothing is in flight */
-#define GAUGE_EVERY_MS 5000    /* ZCARD of the due set */
-#define STOP_GRACE_MS 3000     /* in-flight transfers at stop */
-#define INFRA_RETRY_MS 5000    /* a job whose reads failed (Redis, MongoDB) is due again then */
+#define IDLE_WAIT_MS 250    /* the longest wait for a due job while nothing is in flight */
+#define GAUGE_EVERY_MS 5000 /* ZCARD of the due set */
+#define STOP_GRACE_MS 3000  /* in-flight transfers at stop */
+#define INFRA_RETRY_MS 5000 /* a job whose reads failed (Redis, MongoDB) is due again then */
 #define PUSH_TIMEOUT_MS 10000
 #define SMTP_TIMEOUT_MS 30000
 #define VAPID_EXP_S (12 * 3600)
@@ -75,10 +75,10 @@ struct run {
     nq_job_t *job;
     xfer_t *x;
     size_t nx, pending;
-    cJSON *payload;   /* what a dead letter carries */
-    char *dlq_room;   /* the room of its dead letters */
+    cJSON *payload; /* what a dead letter carries */
+    char *dlq_room; /* the room of its dead letters */
     char *dlq_user;
-    int64_t msg_ts;   /* the message's store ts, for chat_notify_send_seconds */
+    int64_t msg_ts;     /* the message's store ts, for chat_notify_send_seconds */
     char *endpoint_url; /* webhooks */
     int64_t failing_since;
     /* emails: the rooms mailed and the newest seq of each */
@@ -99,7 +99,7 @@ struct ns_sender {
     atomic_bool healthy;
     run_t **active;
     size_t nactive;
-    bool failing; /* in a streak of Redis or MongoDB failures (logged once) */
+    bool failing;      /* in a streak of Redis or MongoDB failures (logged once) */
     uint64_t failures; /* counted by infra_failed: a claim round that added none recovered */
     chat_backoff_t backoff;
     unsigned rnd;
@@ -171,10 +171,10 @@ static void observe_send(ns_sender_t *s, const char *channel, int64_t ts)
     char labels[64];
     snprintf(labels, sizeof labels, "channel=\"%s\"", channel);
     static const double bounds[] = {0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600};
-    chat_histogram_t *h = chat_metrics_histogram(
-        s->conf.metrics, "chat_notify_send_seconds",
-        "From the message's store ts to its notification's send", labels, bounds,
-        sizeof bounds / sizeof bounds[0]);
+    chat_histogram_t *h =
+        chat_metrics_histogram(s->conf.metrics, "chat_notify_send_seconds",
+                               "From the message's store ts to its notification's send", labels,
+                               bounds, sizeof bounds / sizeof bounds[0]);
     int64_t d = chat_clock_wall_ms() - ts;
     chat_histogram_observe(h, d > 0 ? (double)d / 1000.0 : 0.0);
 }
@@ -360,8 +360,8 @@ static chat_err_t xfer_post(ns_sender_t *s, xfer_t *x, const char *url, long tim
     x->easy = curl_easy_init();
     if (x->easy == NULL)
         return CHAT_ERR_NOMEM;
-    chat_err_t err = chat_egress_prepare(x->easy, &s->conf.egress, &x->conn, url, timeout_ms, why,
-                                         whylen);
+    chat_err_t err =
+        chat_egress_prepare(x->easy, &s->conf.egress, &x->conn, url, timeout_ms, why, whylen);
     if (err != CHAT_OK)
         return err;
     curl_easy_setopt(x->easy, CURLOPT_POST, 1L);
@@ -424,8 +424,9 @@ static void finish(ns_sender_t *s, run_t *r, bool delivered)
 static void retry_soon(ns_sender_t *s, run_t *r, const char *what, chat_err_t err)
 {
     infra_failed(s, what, err);
-    ended(s, r->job, nq_retry(s->redis, r->job, chat_clock_wall_ms() + INFRA_RETRY_MS,
-                              jint(r->job, "attempts", 0), what));
+    ended(s, r->job,
+          nq_retry(s->redis, r->job, chat_clock_wall_ms() + INFRA_RETRY_MS,
+                   jint(r->job, "attempts", 0), what));
 }
 
 /* ---- reading messages ---- */
@@ -538,13 +539,13 @@ static chat_err_t msgs_read(ns_sender_t *s, mongoc_client_t *client, const char 
         return CHAT_OK;
     }
     mongoc_collection_t *col = chat_store_collection(s->conf.store, client, "messages");
-    bson_t *filter = upto > 0 ? BCON_NEW("tenant", BCON_UTF8(tenant), "room", BCON_UTF8(room),
-                                         "seq", "{", "$gt", BCON_INT64(after), "$lte",
-                                         BCON_INT64(upto), "}")
-                              : BCON_NEW("tenant", BCON_UTF8(tenant), "room", BCON_UTF8(room),
-                                         "seq", "{", "$gt", BCON_INT64(after), "}");
-    bson_t *opts = BCON_NEW("sort", "{", "seq", BCON_INT32(-1), "}", "limit",
-                            BCON_INT64((int64_t)limit));
+    bson_t *filter = upto > 0
+                         ? BCON_NEW("tenant", BCON_UTF8(tenant), "room", BCON_UTF8(room), "seq",
+                                    "{", "$gt", BCON_INT64(after), "$lte", BCON_INT64(upto), "}")
+                         : BCON_NEW("tenant", BCON_UTF8(tenant), "room", BCON_UTF8(room), "seq",
+                                    "{", "$gt", BCON_INT64(after), "}");
+    bson_t *opts =
+        BCON_NEW("sort", "{", "seq", BCON_INT32(-1), "}", "limit", BCON_INT64((int64_t)limit));
     mongoc_cursor_t *cursor = mongoc_collection_find_with_opts(col, filter, opts, NULL);
     msg_t *m = calloc(limit > 0 ? limit : 1, sizeof *m);
     size_t got = 0;
@@ -600,8 +601,7 @@ static bool list_has(const char *list, const char *key)
 /* Adds one push request of payload to sub. CHAT_ERR_INVALID (why) for a subscription that
  * cannot be sent to (its keys or its URL). */
 static chat_err_t push_xfer(ns_sender_t *s, run_t *r, const chat_push_sub_t *sub,
-                            const char *payload, size_t plen, bool urgent, char *why,
-                            size_t whylen)
+                            const char *payload, size_t plen, bool urgent, char *why, size_t whylen)
 {
     const nq_job_t *j = r->job;
     xfer_t *x = xfer_add(r);
@@ -618,13 +618,12 @@ static chat_err_t push_xfer(ns_sender_t *s, run_t *r, const chat_push_sub_t *sub
                                        chat_clock_wall_ms() / 1000 + VAPID_EXP_S, &auth);
     char topic[33];
     chat_webpush_topic(j->tenant, j->room, topic);
-    if (err == CHAT_OK &&
-        !(header_add(&x->headers, "Content-Encoding: aes128gcm") &&
-          header_add(&x->headers, "Content-Type: application/octet-stream") &&
-          header_add(&x->headers, "TTL: %" PRId64, s->conf.push_ttl_s) &&
-          header_add(&x->headers, "Urgency: %s", urgent ? "high" : "normal") &&
-          header_add(&x->headers, "Topic: %s", topic) &&
-          header_add(&x->headers, "Authorization: %s", auth)))
+    if (err == CHAT_OK && !(header_add(&x->headers, "Content-Encoding: aes128gcm") &&
+                            header_add(&x->headers, "Content-Type: application/octet-stream") &&
+                            header_add(&x->headers, "TTL: %" PRId64, s->conf.push_ttl_s) &&
+                            header_add(&x->headers, "Urgency: %s", urgent ? "high" : "normal") &&
+                            header_add(&x->headers, "Topic: %s", topic) &&
+                            header_add(&x->headers, "Authorization: %s", auth)))
         err = CHAT_ERR_NOMEM;
     free(auth);
     if (err == CHAT_OK)
@@ -642,8 +641,7 @@ static chat_err_t push_xfer(ns_sender_t *s, run_t *r, const chat_push_sub_t *sub
 
 /* The subscriptions of the job's user, and a request to each one not reached yet. Ends the job
  * if there is none. Returns false if the job ended here. */
-static bool push_start_all(ns_sender_t *s, run_t *r, const char *payload, size_t plen,
-                           bool urgent)
+static bool push_start_all(ns_sender_t *s, run_t *r, const char *payload, size_t plen, bool urgent)
 {
     const nq_job_t *j = r->job;
     chat_push_sub_t *subs = NULL;
@@ -675,8 +673,9 @@ static bool push_start_all(ns_sender_t *s, run_t *r, const char *payload, size_t
     if (r->nx > 0)
         return true;
     if (j->kind == NQ_PUSH && done != NULL && done[0] != '\0') {
-        ended(s, j, nq_push_sent(s->redis, j, jint(j, "first", 0), jint(j, "seq", 0),
-                                 chat_clock_wall_ms()));
+        ended(s, j,
+              nq_push_sent(s->redis, j, jint(j, "first", 0), jint(j, "seq", 0),
+                           chat_clock_wall_ms()));
     } else {
         if (none)
             count_push(s, "unsubscribed");
@@ -713,8 +712,8 @@ static bool user_offline(ns_sender_t *s, run_t *r, void (*counter)(ns_sender_t *
 {
     const char *user = r->job->user;
     bool online = false;
-    chat_err_t err = chat_online_users(s->redis, s->conf.gateways, r->job->tenant, &user, 1,
-                                       &online);
+    chat_err_t err =
+        chat_online_users(s->redis, s->conf.gateways, r->job->tenant, &user, 1, &online);
     if (err != CHAT_OK) {
         retry_soon(s, r, "redis: online users", err);
         return false;
@@ -737,8 +736,8 @@ static bool push_start(ns_sender_t *s, run_t *r)
     int64_t newest = jint(j, "seq", 0);
     mongoc_client_t *client = chat_store_acquire(s->conf.store);
     int64_t read = 0, unread = 0;
-    chat_err_t err = chat_unread_read_mark(s->conf.store, client, j->tenant, j->room, j->user,
-                                           &read);
+    chat_err_t err =
+        chat_unread_read_mark(s->conf.store, client, j->tenant, j->room, j->user, &read);
     if (err == CHAT_OK && read < newest)
         err = chat_unread_count(s->conf.recent_max > 0 ? s->redis : NULL, s->conf.recent_max,
                                 s->conf.store, client, j->tenant, j->room, j->user, read, newest,
@@ -858,7 +857,8 @@ static void push_done(ns_sender_t *s, run_t *r)
         case NS_PUSH_FAILED:
             count_push(s, "failed");
             if (closing)
-                chat_log_warn("close push failed", CHAT_F_STR("job", j->id), CHAT_F_STR("error", why));
+                chat_log_warn("close push failed", CHAT_F_STR("job", j->id),
+                              CHAT_F_STR("error", why));
             else
                 dead_letter(s, r, "webpush", why, jint(j, "attempts", 0) + 1);
             break;
@@ -896,11 +896,12 @@ static void push_done(ns_sender_t *s, run_t *r)
 
 /* Sets fields of endpoint id in MongoDB `webhooks` ($set of set), then has every instance
  * reload the tenant. */
-static void endpoint_update(ns_sender_t *s, const char *tenant, const char *id, bson_t *filter_extra,
-                            bson_t *set)
+static void endpoint_update(ns_sender_t *s, const char *tenant, const char *id,
+                            bson_t *filter_extra, bson_t *set)
 {
     mongoc_client_t *client = chat_store_acquire(s->conf.store);
-    mongoc_collection_t *col = chat_store_collection(s->conf.store, client, CHAT_WEBHOOKS_COLLECTION);
+    mongoc_collection_t *col =
+        chat_store_collection(s->conf.store, client, CHAT_WEBHOOKS_COLLECTION);
     bson_t filter = BSON_INITIALIZER;
     BSON_APPEND_UTF8(&filter, "_id", id);
     BSON_APPEND_UTF8(&filter, "tenant", tenant);
@@ -969,7 +970,8 @@ static bool webhook_start(ns_sender_t *s, run_t *r)
     r->dlq_room = dup_or_null(room);
     r->dlq_user = dup_or_null(user);
     r->payload = cJSON_Parse(body);
-    const cJSON *ts = r->payload != NULL ? cJSON_GetObjectItemCaseSensitive(r->payload, "ts") : NULL;
+    const cJSON *ts =
+        r->payload != NULL ? cJSON_GetObjectItemCaseSensitive(r->payload, "ts") : NULL;
     if (!chat_json_read_int(ts, &r->msg_ts))
         r->msg_ts = jint(j, "first", 0);
 
@@ -1001,11 +1003,10 @@ static bool webhook_start(ns_sender_t *s, run_t *r)
     if (err == CHAT_OK) {
         x->len = strlen(body);
         x->body = (unsigned char *)strdup(body);
-        if (x->body == NULL ||
-            !(header_add(&x->headers, "webhook-id: %s", j->msg_id) &&
-              header_add(&x->headers, "webhook-timestamp: %" PRId64, now_s) &&
-              header_add(&x->headers, "webhook-signature: %s", sig) &&
-              header_add(&x->headers, "Content-Type: application/json")))
+        if (x->body == NULL || !(header_add(&x->headers, "webhook-id: %s", j->msg_id) &&
+                                 header_add(&x->headers, "webhook-timestamp: %" PRId64, now_s) &&
+                                 header_add(&x->headers, "webhook-signature: %s", sig) &&
+                                 header_add(&x->headers, "Content-Type: application/json")))
             err = CHAT_ERR_NOMEM;
     }
     free(sig);
@@ -1110,7 +1111,8 @@ static bool email_start(ns_sender_t *s, run_t *r)
     char *from = dup_or_null(t->email_from);
     nt_tenant_release(s->conf.tenants, t);
     char *to = NULL;
-    if (from != NULL && (err = chat_user_email_get(s->conf.store, j->tenant, j->user, &to)) != CHAT_OK) {
+    if (from != NULL &&
+        (err = chat_user_email_get(s->conf.store, j->tenant, j->user, &to)) != CHAT_OK) {
         free(from);
         retry_soon(s, r, "mongodb: user contacts", err);
         return false;
@@ -1133,7 +1135,8 @@ static bool email_start(ns_sender_t *s, run_t *r)
     size_t nmsgs[NS_EMAIL_ROOMS_MAX] = {0};
     size_t nrooms = 0;
     mongoc_client_t *client = chat_store_acquire(s->conf.store);
-    for (size_t i = 0; i + 1 < j->nfields && nrooms < NS_EMAIL_ROOMS_MAX && err == CHAT_OK; i += 2) {
+    for (size_t i = 0; i + 1 < j->nfields && nrooms < NS_EMAIL_ROOMS_MAX && err == CHAT_OK;
+         i += 2) {
         if (strncmp(j->fields[i], "r:", 2) != 0)
             continue;
         const char *room = j->fields[i] + 2;
@@ -1160,8 +1163,10 @@ static bool email_start(ns_sender_t *s, run_t *r)
             break;
         }
         for (size_t k = 0; k < nm; k++) /* oldest first */
-            it[k] = (ns_email_msg_t){.from = m[nm - 1 - k].from, .name = m[nm - 1 - k].name,
-                                     .text = m[nm - 1 - k].text, .seq = m[nm - 1 - k].seq,
+            it[k] = (ns_email_msg_t){.from = m[nm - 1 - k].from,
+                                     .name = m[nm - 1 - k].name,
+                                     .text = m[nm - 1 - k].text,
+                                     .seq = m[nm - 1 - k].seq,
                                      .ts = m[nm - 1 - k].ts};
         msgs[nrooms] = m;
         nmsgs[nrooms] = nm;
@@ -1185,9 +1190,15 @@ static bool email_start(ns_sender_t *s, run_t *r)
         char mid[128], boundary[64];
         char *from_addr = ns_email_address(from);
         char *to_addr = ns_email_address(to);
-        email_ids(s, from_addr != NULL ? from_addr : "", mid, sizeof mid, boundary, sizeof boundary);
-        ns_email_t e = {.from = from, .to = to, .tenant = j->tenant, .rooms = rooms,
-                        .nrooms = nrooms, .now_ms = chat_clock_wall_ms(), .boundary = boundary,
+        email_ids(s, from_addr != NULL ? from_addr : "", mid, sizeof mid, boundary,
+                  sizeof boundary);
+        ns_email_t e = {.from = from,
+                        .to = to,
+                        .tenant = j->tenant,
+                        .rooms = rooms,
+                        .nrooms = nrooms,
+                        .now_ms = chat_clock_wall_ms(),
+                        .boundary = boundary,
                         .message_id = mid};
         /* The dead letter's summary: who, and which rooms. */
         r->dlq_room = strdup(rooms[0].room);
@@ -1204,7 +1215,8 @@ static bool email_start(ns_sender_t *s, run_t *r)
         if (x != NULL && text != NULL && from_addr != NULL && to_addr != NULL &&
             (size_t)snprintf(mailfrom, sizeof mailfrom, "<%s>", from_addr) < sizeof mailfrom &&
             (size_t)snprintf(rcpt, sizeof rcpt, "<%s>", to_addr) < sizeof rcpt &&
-            (x->rcpt = curl_slist_append(NULL, rcpt)) != NULL && (x->easy = curl_easy_init()) != NULL) {
+            (x->rcpt = curl_slist_append(NULL, rcpt)) != NULL &&
+            (x->easy = curl_easy_init()) != NULL) {
             x->body = (unsigned char *)text;
             x->len = len;
             text = NULL;
@@ -1220,10 +1232,12 @@ static bool email_start(ns_sender_t *s, run_t *r)
             curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
             curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE, (curl_off_t)len);
             curl_easy_setopt(c, CURLOPT_USE_SSL,
-                             s->conf.smtp_tls_required ? (long)CURLUSESSL_ALL : (long)CURLUSESSL_TRY);
+                             s->conf.smtp_tls_required ? (long)CURLUSESSL_ALL
+                                                       : (long)CURLUSESSL_TRY);
             if (s->smtp_user != NULL) {
                 curl_easy_setopt(c, CURLOPT_USERNAME, s->smtp_user);
-                curl_easy_setopt(c, CURLOPT_PASSWORD, s->smtp_password != NULL ? s->smtp_password : "");
+                curl_easy_setopt(c, CURLOPT_PASSWORD,
+                                 s->smtp_password != NULL ? s->smtp_password : "");
             }
             started = xfer_start(s, x) == CHAT_OK;
         }
@@ -1255,7 +1269,8 @@ static void email_done(ns_sender_t *s, run_t *r)
     if (x->code == CURLE_OK) {
         count_email(s, "sent");
         observe_send(s, "email", r->msg_ts);
-        ended(s, j, nq_email_sent(s->redis, j, (const char *const *)r->rooms, r->seqs, r->nrooms, now));
+        ended(s, j,
+              nq_email_sent(s->redis, j, (const char *const *)r->rooms, r->seqs, r->nrooms, now));
         return;
     }
     char why[CURL_ERROR_SIZE + 64];
@@ -1279,9 +1294,15 @@ static void run_done(ns_sender_t *s, run_t *r)
 {
     switch (r->job->kind) {
     case NQ_PUSH:
-    case NQ_CLOSE: push_done(s, r); break;
-    case NQ_WEBHOOK: webhook_done(s, r); break;
-    case NQ_EMAIL: email_done(s, r); break;
+    case NQ_CLOSE:
+        push_done(s, r);
+        break;
+    case NQ_WEBHOOK:
+        webhook_done(s, r);
+        break;
+    case NQ_EMAIL:
+        email_done(s, r);
+        break;
     }
 }
 
@@ -1296,14 +1317,20 @@ static void job_start(ns_sender_t *s, nq_job_t *job)
     r->job = job;
     bool started = false;
     switch (job->kind) {
-    case NQ_PUSH: started = push_start(s, r); break;
-    case NQ_CLOSE: started = close_start(s, r); break;
+    case NQ_PUSH:
+        started = push_start(s, r);
+        break;
+    case NQ_CLOSE:
+        started = close_start(s, r);
+        break;
     case NQ_WEBHOOK:
         started = webhook_start(s, r);
         if (!started && r->nx == 1)
             webhook_done(s, r);
         break;
-    case NQ_EMAIL: started = email_start(s, r); break;
+    case NQ_EMAIL:
+        started = email_start(s, r);
+        break;
     }
     if (!started) {
         run_free(s, r);
@@ -1491,9 +1518,9 @@ chat_err_t ns_sender_new(const ns_sender_conf_t *conf, ns_sender_t **out)
     if (err == CHAT_OK && (s->multi = curl_multi_init()) == NULL)
         err = CHAT_ERR_IO;
     if (err == CHAT_OK && conf->metrics != NULL)
-        s->outbox_jobs = chat_metrics_gauge(conf->metrics, "chat_notify_outbox_jobs",
-                                            "Jobs in notify's outbox (sent, retried or waiting)",
-                                            NULL);
+        s->outbox_jobs =
+            chat_metrics_gauge(conf->metrics, "chat_notify_outbox_jobs",
+                               "Jobs in notify's outbox (sent, retried or waiting)", NULL);
     atomic_init(&s->stop, false);
     atomic_init(&s->healthy, false);
     if (err == CHAT_OK && pthread_create(&s->thread, NULL, sender_main, s) != 0)

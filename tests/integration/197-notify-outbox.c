@@ -36,8 +36,8 @@ static void delete_outbox_keys(void)
     redisReply *keys = chat_redis_command(redis, &err, "KEYS chat:notify:*");
     ck_assert_ptr_nonnull(keys);
     for (size_t i = 0; i < keys->elements; i++) {
-        redisReply *del = chat_redis_command(redis, &err, "DEL %b", keys->element[i]->str,
-                                             keys->element[i]->len);
+        redisReply *del =
+            chat_redis_command(redis, &err, "DEL %b", keys->element[i]->str, keys->element[i]->len);
         ck_assert_ptr_nonnull(del);
         freeReplyObject(del);
     }
@@ -132,8 +132,16 @@ static void note_push(int64_t seq, int64_t now, const char *text, bool urgent)
     nq_batch_t *b = nq_batch_new();
     char id[32];
     snprintf(id, sizeof id, "%024lld", (long long)seq);
-    nq_push_note_t n = {.tenant = tenant, .user = USER, .room = ROOM, .seq = seq, .ts = now,
-                        .id = id, .from = "bob", .name = "Bob", .text = text, .urgent = urgent};
+    nq_push_note_t n = {.tenant = tenant,
+                        .user = USER,
+                        .room = ROOM,
+                        .seq = seq,
+                        .ts = now,
+                        .id = id,
+                        .from = "bob",
+                        .name = "Bob",
+                        .text = text,
+                        .urgent = urgent};
     ck_assert_int_eq(nq_note_push(b, &n, now, WINDOW), CHAT_OK);
     ck_assert_uint_eq(nq_batch_size(b), 1);
     run(b);
@@ -535,7 +543,7 @@ END_TEST
 START_TEST(removal_withdraws_the_pushes_that_showed_it)
 {
     int64_t t = 10000000;
-    push_sent(50, 52, t); /* USER was shown 50..52 */
+    push_sent(50, 52, t);   /* USER was shown 50..52 */
     recall_gone(53, t + 1); /* not in the range */
     ck_assert(!job_exists(id_of("close")));
     recall_gone(51, t + 2);

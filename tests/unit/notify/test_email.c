@@ -44,9 +44,16 @@ static char *part(const char *mail, const char *type)
 }
 
 static const ns_email_msg_t lobby[] = {
-    {.from = "bob", .name = "Bob <the builder>", .text = "see <script>alert('x')</script> & more",
-     .seq = 7, .ts = 1700000000000LL},
-    {.from = "cy", .name = NULL, .text = "caf\xc3\xa9 \xe2\x82\xac", .seq = 9, .ts = 1700000060000LL},
+    {.from = "bob",
+     .name = "Bob <the builder>",
+     .text = "see <script>alert('x')</script> & more",
+     .seq = 7,
+     .ts = 1700000000000LL},
+    {.from = "cy",
+     .name = NULL,
+     .text = "caf\xc3\xa9 \xe2\x82\xac",
+     .seq = 9,
+     .ts = 1700000060000LL},
 };
 static const ns_email_msg_t dm[] = {
     {.from = "dee", .name = "Dee", .text = "line one\nline two", .seq = 3, .ts = 1700000120000LL},
@@ -127,7 +134,8 @@ START_TEST(test_parts_escape_and_keep_utf8)
     ck_assert_ptr_nonnull(strstr(plain, "line one\r\n    line two"));
 
     ck_assert_ptr_null(strstr(html, "<script>"));
-    ck_assert_ptr_nonnull(strstr(html, "see &lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; more"));
+    ck_assert_ptr_nonnull(
+        strstr(html, "see &lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; more"));
     ck_assert_ptr_nonnull(strstr(html, "<b>Bob &lt;the builder&gt;</b>"));
     ck_assert_ptr_nonnull(strstr(html, "<h3>#dm:ann:dee</h3>"));
     ck_assert_ptr_nonnull(strstr(html, "caf\xc3\xa9 \xe2\x82\xac"));

@@ -13,8 +13,14 @@
 
 static ns_push_msg_t msg(const char *text)
 {
-    return (ns_push_msg_t){.tenant = "acme", .room = "dm:ann:bob", .id = "65a1b2c3d4e5f60718293a4b",
-                           .from = "bob", .name = "Bob B.", .text = text, .seq = 42, .count = 3,
+    return (ns_push_msg_t){.tenant = "acme",
+                           .room = "dm:ann:bob",
+                           .id = "65a1b2c3d4e5f60718293a4b",
+                           .from = "bob",
+                           .name = "Bob B.",
+                           .text = text,
+                           .seq = 42,
+                           .count = 3,
                            .ts = 1700000000123LL};
 }
 
@@ -39,9 +45,10 @@ START_TEST(test_payload_fields)
     char *p = ns_push_payload(&m, &len);
     ck_assert_ptr_nonnull(p);
     ck_assert_uint_eq(len, strlen(p));
-    ck_assert_str_eq(p, "{\"type\":\"message\",\"tenant\":\"acme\",\"room\":\"dm:ann:bob\",\"seq\":42,"
-                        "\"id\":\"65a1b2c3d4e5f60718293a4b\",\"from\":\"bob\",\"name\":\"Bob B.\","
-                        "\"text\":\"hi <there> \\\"you\\\"\",\"count\":3,\"ts\":1700000000123}");
+    ck_assert_str_eq(p,
+                     "{\"type\":\"message\",\"tenant\":\"acme\",\"room\":\"dm:ann:bob\",\"seq\":42,"
+                     "\"id\":\"65a1b2c3d4e5f60718293a4b\",\"from\":\"bob\",\"name\":\"Bob B.\","
+                     "\"text\":\"hi <there> \\\"you\\\"\",\"count\":3,\"ts\":1700000000123}");
     free(p);
     m.name = NULL;
     p = ns_push_payload(&m, &len);

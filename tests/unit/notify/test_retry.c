@@ -43,8 +43,8 @@ START_TEST(test_schedule_refuses_bad_input)
 {
     ns_schedule_t s;
     char why[128];
-    const char *bad[] = {"",   "5x",  "5s,,5s", "0s", "-1s",
-                         "s",  "5s,", "1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1"};
+    const char *bad[] = {"",    "5x", "5s,,5s", "0s",
+                         "-1s", "s",  "5s,",    "1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         why[0] = '\0';
         ck_assert_msg(ns_schedule_parse(bad[i], &s, why, sizeof why) == CHAT_ERR_CONFIG, "%s",
