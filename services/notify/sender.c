@@ -872,7 +872,8 @@ static void push_done(ns_sender_t *s, run_t *r)
             if (retry_after >= 0)
                 delay = retry_after;
             const char *fields[] = {NQ_PUSH_SENT_SUBS, sent};
-            count_push(s, "retry");
+            for (size_t i = 0; i < retry; i++)
+                count_push(s, "retry");
             ended(s, j, nq_retry_fields(s->redis, j, now + delay, attempts, reason, fields, 1));
             free(sent);
             return;
