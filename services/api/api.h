@@ -1,6 +1,7 @@
 /* The api service's internal interface between its HTTP core (http.c: libmicrohttpd, auth,
  * errors, limits, idempotency, routing) and the resource modules (rooms.c, members.c,
- * messages.c, blocks.c, users.c, exports.c, erasure.c, stats.c, settings.c). A module
+ * messages.c, blocks.c, users.c, exports.c, erasure.c, stats.c, settings.c, moderation.c,
+ * rescan.c, webhooks.c, notifications.c). A module
  * registers its routes at start; the core calls a handler on one of its pool threads with a
  * request whose tenant is already authenticated and whose body is already parsed, and sends
  * what the handler put in the response. docs/server-api.md says where the data lives. */
@@ -14,6 +15,7 @@
 #include <cjson/cJSON.h>
 
 #include "common/bus.h"
+#include "common/egress.h"
 #include "common/err.h"
 #include "common/events.h"
 #include "common/metrics.h"
@@ -36,6 +38,7 @@ typedef struct api_ctx {
     long max_members;         /* members of a room unless the tenant's settings say otherwise */
     long api_rate;            /* calls per second of a tenant unless its settings say otherwise */
     int redis_timeout_ms;     /* connect and command timeout of api_redis_take's connections */
+    chat_egress_policy_t egress; /* where webhook URLs may point (webhooks.c) */
     void *core;               /* http.c's own state */
     void *jobs;               /* jobs.c's own state */
 } api_ctx_t;
@@ -217,5 +220,15 @@ chat_err_t api_settings_register(api_ctx_t *ctx); /* settings.c: /settings */
 /* moderation.c: /moderation/rules, /moderation/flags...; rescan.c: /moderation/rescan... */
 chat_err_t api_moderation_register(api_ctx_t *ctx);
 chat_err_t api_rescan_register(api_ctx_t *ctx);
+/* webhooks.c: /webhooks...; notifications.c: /users/{user}/notifications */
+chat_err_t api_webhooks_register(api_ctx_t *ctx);
+chat_err_t api_notifications_register(api_ctx_t *ctx);
+
+/* ---- notify (notify_announce.c) ---- */
+
+/* Tells the notify instances that tenant's webhooks or settings changed (chat_notify_rev_bump,
+ * tried 3 times 200 ms apart; logged when it fails). A handler whose change is stored but not
+ * announced answers 503: notify would not see the change until the next one. */
+chat_err_t api_notify_announce(api_ctx_t *ctx, const char *tenant);
 
 #endif

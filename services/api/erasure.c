@@ -2,8 +2,9 @@
  * member_removed notice that cuts live sessions), every message of theirs becomes deleted
  * through a `delete` event from "system" in the room's stream (ordered and resumable like any
  * change; the message service applies them, this job re-reads MongoDB until none is left),
- * then their read marks, push subscriptions, room list entries (and the Redis set of known
- * rooms) and blocks by or of them go. Every step is idempotent: a re-run redoes what is left. */
+ * then their read marks, push subscriptions, push preferences and contacts
+ * (common/notify_store.h), room list entries (and the Redis set of known rooms) and blocks by
+ * or of them go. Every step is idempotent: a re-run redoes what is left. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 #include "common/events.h"
 #include "common/log.h"
 #include "common/names.h"
+#include "common/notify_store.h"
 #include "services/api/jobs.h"
 
 #define ERASE_BATCH 500
@@ -257,15 +259,18 @@ static chat_err_t remove_all(erase_t *e, const char *collection, const bson_t *f
     return err;
 }
 
-/* Read marks, push subscriptions, room list entries and the Redis set, blocks. */
+/* Read marks, what notifications keep of the user (push subscriptions, preferences, contacts),
+ * room list entries and the Redis set, blocks. */
 static chat_err_t erase_rest(erase_t *e)
 {
     bson_t *mine = BCON_NEW("tenant", BCON_UTF8(e->tenant), "user", BCON_UTF8(e->user));
     bson_t *blocks = BCON_NEW("tenant", BCON_UTF8(e->tenant), "$or", "[", "{", "user",
                               BCON_UTF8(e->user), "}", "{", "target", BCON_UTF8(e->user), "}", "]");
     chat_err_t err = remove_all(e, "reads", mine);
-    if (err == CHAT_OK)
-        err = remove_all(e, "push_subscriptions", mine);
+    if (err == CHAT_OK && (err = chat_notify_user_erase(e->ctx->store, e->tenant, e->user)) !=
+                              CHAT_OK)
+        snprintf(e->error, e->errlen, "the user's notification data could not be removed (%s)",
+                 chat_err_str(err));
     if (err == CHAT_OK)
         err = remove_all(e, "user_rooms", mine);
     if (err == CHAT_OK) {

@@ -6,9 +6,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <curl/curl.h>
+
 #include "common/bus.h"
 #include "common/config.h"
 #include "common/contract.h"
+#include "common/egress.h"
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/ops_http.h"
@@ -25,7 +28,8 @@
 #define SUMMARY                                                                                    \
     "chat-api: the tenant server API (HTTP + JSON under /v1): private rooms and members, "         \
     "system messages, the tenant's edits and deletes, blocks, users, exports, stats, settings, "   \
-    "moderation rules, review queue and rescans"
+    "moderation rules, review queue and rescans, webhook endpoints, users' notification "     \
+    "settings"
 #define REDIS_TIMEOUT_MARGIN_MS 5000 /* a BLPOP of the reply timeout must not time out first */
 
 typedef struct api_cfg {
@@ -51,6 +55,8 @@ typedef struct api_cfg {
     char *log_level;
     char *inbound_topic;
     char *moderation_topic;
+    bool egress_allow_http;
+    bool egress_allow_private;
 } api_cfg_t;
 
 static const chat_cfg_entry_t cfg_table[] = {
@@ -93,6 +99,7 @@ static const chat_cfg_entry_t cfg_table[] = {
     CHAT_CFG_LOG_LEVEL(api_cfg_t, log_level),
     CHAT_CFG_TOPIC_INBOUND(api_cfg_t, inbound_topic),
     CHAT_CFG_TOPIC_MODERATION(api_cfg_t, moderation_topic),
+    CHAT_CFG_EGRESS(api_cfg_t, egress_allow_http, egress_allow_private),
     CHAT_CFG_END};
 
 /* Everything the running service holds; released in reverse order by service_stop. */
@@ -183,6 +190,10 @@ static bool register_modules(api_ctx_t *ctx)
         err = api_moderation_register(ctx);
     if (err == CHAT_OK)
         err = api_rescan_register(ctx);
+    if (err == CHAT_OK)
+        err = api_webhooks_register(ctx);
+    if (err == CHAT_OK)
+        err = api_notifications_register(ctx);
     if (err != CHAT_OK)
         chat_log_error("cannot register the routes", CHAT_F_ERR(err));
     return err == CHAT_OK;
@@ -216,6 +227,8 @@ static bool service_start(service_t *s, const api_cfg_t *cfg)
         .max_members = (long)cfg->max_members,
         .api_rate = (long)cfg->rate,
         .redis_timeout_ms = (int)(cfg->reply_timeout_ms + REDIS_TIMEOUT_MARGIN_MS),
+        .egress = {.allow_http = cfg->egress_allow_http,
+                   .allow_private = cfg->egress_allow_private},
     };
     if (!start_bus(s, cfg))
         return false;
@@ -269,6 +282,12 @@ int main(int argc, char **argv)
         chat_service_configure(cfg_table, &cfg, argc, argv, PROGRAM, SUMMARY);
     if (loaded != CHAT_CFG_LOADED)
         return loaded == CHAT_CFG_HELP ? 0 : 1;
+    /* Before any thread: curl_global_init is not thread-safe (POST /v1/webhooks/{id}/test). */
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        chat_log_error("libcurl could not be initialised");
+        chat_cfg_free(cfg_table, &cfg);
+        return 1;
+    }
     service_t s = {0};
     atomic_init(&s.ready, false);
     int rc = 1;
@@ -282,6 +301,7 @@ int main(int argc, char **argv)
         rc = 0;
     }
     service_stop(&s);
+    curl_global_cleanup();
     chat_cfg_free(cfg_table, &cfg);
     return rc;
 }

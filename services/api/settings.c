@@ -1,8 +1,8 @@
 /* GET/PATCH /v1/settings: a tenant's settings, one `settings` document per tenant ({_id:
  * tenant, allowed_origins, limits, push, email, updated}); a tenant without one has the
  * defaults. A PATCH is validated and merged into the current settings (read, merge, replace:
- * of two concurrent PATCHes the later write wins whole). api_settings_get serves enforcement
- * from a short per-process cache. */
+ * of two concurrent PATCHes the later write wins whole), then announced to notify (a revision
+ * bump in Redis). api_settings_get serves enforcement from a short per-process cache. */
 #include "services/api/settings.h"
 
 #include <ctype.h>
@@ -26,7 +26,7 @@ typedef struct int_setting {
 static const int_setting_t int_settings[] = {
     {"limits", "connections", 1, 1000000, 10000}, {"limits", "messages_per_s", 1, 100000, 1000},
     {"limits", "api_calls_per_s", 1, 10000, 100}, {"limits", "members_per_room", 1, 100000, 1000},
-    {"email", "digest_delay_s", 60, 86400, 900},
+    {"email", "digest_delay_s", 60, 86400, 600},
 };
 #define INT_SETTINGS (sizeof int_settings / sizeof int_settings[0])
 
@@ -499,6 +499,16 @@ static void settings_patch(const api_req_t *req, api_resp_t *resp)
         return;
     }
     cache_put(req->tenant, NULL, true); /* this instance sees the change at once */
+    /* push and email settings are notify's too: it reloads the tenant on the bump. */
+    err = api_notify_announce(req->ctx, req->tenant);
+    if (err != CHAT_OK) {
+        cJSON_Delete(settings);
+        api_error(req, resp, 503,
+                  "the settings are stored but not yet announced to the notify service (Redis: "
+                  "%s); repeat the PATCH",
+                  chat_err_str(err));
+        return;
+    }
     settings_answer(req, resp, settings, updated);
 }
 

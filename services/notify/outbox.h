@@ -21,6 +21,9 @@
 
 #define NQ_DUE_KEY "chat:notify:due"
 #define NQ_LEASE_MS 60000
+/* The field of a push job's hash that lists the subscriptions a retried push already reached
+ * (set with nq_retry_fields; cleared when a new window starts). */
+#define NQ_PUSH_SENT_SUBS "subs_sent"
 
 typedef struct nq_batch nq_batch_t;
 
@@ -88,15 +91,34 @@ typedef struct nq_job {
 /* The value of field name of job, NULL if absent. */
 const char *nq_job_field(const nq_job_t *j, const char *name);
 
-/* Claims at most max jobs due at now. *jobs malloc'd (free with nq_jobs_free). */
+/* Claims at most max jobs due at now. *jobs malloc'd (free with nq_jobs_free). An email job
+ * also carries, as fields "m:<room>", the highest seq a digest already mailed per room. */
 chat_err_t nq_claim(chat_redis_t *r, int64_t now_ms, size_t max, nq_job_t **jobs, size_t *n);
+/* nq_claim with a lease of lease_ms instead of NQ_LEASE_MS (tests of the lease's expiry). */
+chat_err_t nq_claim_lease(chat_redis_t *r, int64_t now_ms, size_t max, int64_t lease_ms,
+                          nq_job_t **jobs, size_t *n);
 void nq_jobs_free(nq_job_t *jobs, size_t n);
 
-/* The job is over: removed with its hash; a delivered webhook leaves its done marker (1 day). */
+/* finish, retry, push_sent and email_sent act only while the claim's lease holds (the job's
+ * score is still j->lease): else they change nothing and return CHAT_ERR_NOT_FOUND (the lease
+ * ran out and another sender may hold the job now). */
+
+/* The job is over: removed with its hash; a delivered webhook leaves its done marker (1 day).
+ * A push or email job that got a new note since the claim stays, due a window (push) or a
+ * delay (email) from now, with only what is new. */
 chat_err_t nq_finish(chat_redis_t *r, const nq_job_t *j, bool delivered);
 /* The job is due again at due_ms, with attempts and the last error recorded in its hash. */
 chat_err_t nq_retry(chat_redis_t *r, const nq_job_t *j, int64_t due_ms, int64_t attempts,
                     const char *error);
+/* nq_retry that also sets the n (name, value) pairs of fields in the job's hash (a push keeps
+ * the subscriptions already sent). */
+chat_err_t nq_retry_fields(chat_redis_t *r, const nq_job_t *j, int64_t due_ms, int64_t attempts,
+                           const char *error, const char *const *fields, size_t n);
+/* A digest was mailed with the messages up to seqs[i] of rooms[i]: recorded (a week) so that
+ * no later digest mails them again and the next one waits a delay from now; the job ends as
+ * nq_finish. */
+chat_err_t nq_email_sent(chat_redis_t *r, const nq_job_t *j, const char *const *rooms,
+                         const int64_t *seqs, size_t n, int64_t now_ms);
 /* A push was sent for first..last of tenant/user/room: records the sent range (1 day) and
  * the user in the room's shown set, and ends the job (a note that arrived since the claim
  * starts a new window instead). */
@@ -105,5 +127,9 @@ chat_err_t nq_push_sent(chat_redis_t *r, const nq_job_t *j, int64_t first, int64
 
 /* Jobs waiting (ZCARD of the due set), for the metrics. */
 chat_err_t nq_pending(chat_redis_t *r, int64_t *n);
+
+/* When the earliest job is due (ms; claimed ones count at their lease's end): *due_ms, or
+ * *found false if there is no job. */
+chat_err_t nq_next_due(chat_redis_t *r, int64_t *due_ms, bool *found);
 
 #endif

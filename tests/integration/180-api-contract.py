@@ -1,6 +1,7 @@
 """The server API against its contract (proto/openapi.yaml), on the fixture's stack: every
 operation's happy path, bad input of every kind (and the service still answers after each),
-tenant isolation, the rate limit, the moderation resources, and end to end through a gateway (a member of a private
+tenant isolation, the rate limit, the moderation resources, webhook endpoints and users'
+notification settings, and end to end through a gateway (a member of a private
 room gets the API's system message and `left` {reason: "removed"}; a non-member cannot
 join). Every answer is checked against the document (body schema, X-Request-Id,
 Retry-After, the error body); at the end every documented status of every operation must
@@ -634,6 +635,65 @@ def moderation():
     alive("moderation requests")
 
 
+def webhooks():
+    """The webhook endpoints (create with the secret once, list, read, patch, rotate, test to a
+    closed port: 200 with delivered false, delete; bad bodies, unknown ids, Idempotency-Key
+    reuse) and users' notification settings (set, clear, bad address, bad user id)."""
+    tok = A.token()
+    url = "http://127.0.0.1:1/hook"  # nothing listens on port 1: a test is not delivered
+    r = expect(api.call("POST", "/webhooks", tok, {"url": url, "events": ["message.new"]}), 201,
+               "create a webhook endpoint")
+    wid = (r.json or {}).get("id", "wh_" + "A" * 22)
+    state["webhook"] = wid
+    check((r.json or {}).get("secret", "").startswith("whsec_"), "the create shows the secret")
+    r = expect(api.call("GET", f"/webhooks/{wid}", tok), 200, "read it")
+    check("secret" not in (r.json or {}), "a read shows no secret")
+    expect(api.call("GET", "/webhooks", tok), 200, "list them")
+    expect(api.call("GET", "/webhooks", tok, query={"limit": 0}), 400, "list with limit 0")
+    expect(api.call("POST", "/webhooks", tok, {"url": url, "events": ["nope"]}), 400,
+           "an unknown event type")
+    r = expect(api.call("PATCH", f"/webhooks/{wid}", tok, {"enabled": False}), 200, "disable it")
+    check((r.json or {}).get("enabled") is False, f"disabled: {r.json}")
+    expect(api.call("PATCH", f"/webhooks/{wid}", tok, {"url": "ftp://x.example/"}), 400,
+           "a bad url")
+    r = expect(api.call("POST", f"/webhooks/{wid}/rotate-secret", tok), 200, "rotate its secret")
+    check((r.json or {}).get("secret", "").startswith("whsec_"), "the rotation shows the secret")
+    r = expect(api.call("POST", f"/webhooks/{wid}/test", tok), 200, "test it")
+    check((r.json or {}).get("delivered") is False and (r.json or {}).get("error"),
+          f"a closed port: not delivered ({r.json})")
+    nobody = "wh_" + "B" * 22
+    expect(api.call("GET", f"/webhooks/{nobody}", tok), 404, "read an unknown endpoint")
+    expect(api.call("PATCH", f"/webhooks/{nobody}", tok, {"enabled": True}), 404,
+           "patch an unknown endpoint")
+    expect(api.call("POST", f"/webhooks/{nobody}/rotate-secret", tok), 404,
+           "rotate an unknown endpoint")
+    expect(api.call("POST", f"/webhooks/{nobody}/test", tok), 404, "test an unknown endpoint")
+    key = unique("key")
+    expect(api.call("POST", "/rooms", tok, {"room": unique("r")}, headers={"Idempotency-Key": key}),
+           201, "a room with a key")
+    for path, body in (("/webhooks", {"url": url, "events": ["message.new"]}),
+                       (f"/webhooks/{wid}/rotate-secret", None), (f"/webhooks/{wid}/test", None)):
+        expect(api.call("POST", path, tok, body, headers={"Idempotency-Key": key}), 409,
+               f"the key reused for POST {path}")
+    r = expect(api.call("POST", "/webhooks", tok, {"url": url, "events": ["message.removed"]}),
+               201, "an endpoint to delete")
+    gone = (r.json or {}).get("id", nobody)
+    expect(api.call("DELETE", f"/webhooks/{gone}", tok), 204, "delete it")
+    expect(api.call("DELETE", f"/webhooks/{gone}", tok), 404, "delete it again")
+
+    path = f"/users/{q(alice)}/notifications"
+    r = expect(api.call("PATCH", path, tok, {"email": "alice@a.example"}), 200,
+               "set a user's address")
+    check((r.json or {}).get("email") == "alice@a.example", f"set: {r.json}")
+    r = expect(api.call("GET", path, tok), 200, "a user's notification settings")
+    check((r.json or {}).get("email") == "alice@a.example", f"read back: {r.json}")
+    expect(api.call("PATCH", path, tok, {"email": "nope"}), 400, "a bad address")
+    expect(api.call("GET", f"/users/{'x' * 65}/notifications", tok), 400, "a bad user id")
+    r = expect(api.call("PATCH", path, tok, {"email": None}), 200, "clear the address")
+    check((r.json or {}).get("email") is None, f"cleared: {r.json}")
+    alive("webhook requests")
+
+
 def cross_tenant():
     """Tenant B's token sees and changes nothing of tenant A's."""
     a, b = A.token(), B.token()
@@ -675,6 +735,12 @@ def cross_tenant():
         user, job = state["erasure"]
         expect(api.call("GET", f"/users/{q(user)}/erasure/{job}", b), 404,
                "B reads A's erasure")
+    if state.get("webhook"):
+        expect(api.call("GET", f"/webhooks/{state['webhook']}", b), 404,
+               "B reads A's webhook endpoint")
+        wl = expect(api.call("GET", "/webhooks", b), 200, "B's webhook endpoints")
+        if ok(wl):
+            check(wl.json["webhooks"] == [], "B has no webhook endpoints")
     if state.get("rescan"):
         expect(api.call("GET", f"/moderation/rescan/{state['rescan']}", B.token()), 404,
                "B reads another tenant's rescan")
@@ -705,6 +771,7 @@ def every_operation(run):
     """run(method, template, path, body) for every documented operation with a concrete path
     of tenant A's data (body: a valid body for operations that take one)."""
     mid = "0123456789abcdef01234567"
+    wid = state.get("webhook", "wh_" + "C" * 22)
     concrete = {
         "/rooms": ("/rooms", {"room": unique("r")}),
         "/rooms/{room}": (f"/rooms/{q(room)}", {"name": "n"}),
@@ -727,6 +794,11 @@ def every_operation(run):
         "/moderation/rescan": ("/moderation/rescan",
                                {"since": int(time.time() * 1000) - 60000}),
         "/moderation/rescan/{id}": (f"/moderation/rescan/{mid}", None),
+        "/webhooks": ("/webhooks", {"url": "http://127.0.0.1:1/x", "events": ["message.new"]}),
+        "/webhooks/{id}": (f"/webhooks/{wid}", {"enabled": True}),
+        "/webhooks/{id}/rotate-secret": (f"/webhooks/{wid}/rotate-secret", None),
+        "/webhooks/{id}/test": (f"/webhooks/{wid}/test", None),
+        "/users/{user}/notifications": (f"/users/{q(alice)}/notifications", {"email": None}),
     }
     for method, tpl in contract.operations():
         if tpl not in concrete:
@@ -918,7 +990,7 @@ def coverage():
 
 
 for s in (auth, rooms, members, messages, blocks, jobs, tenant_settings, member_limit,
-          idempotency, moderation,
+          idempotency, moderation, webhooks,
           cross_tenant, sweep_auth_and_bodies, end_to_end, rate_limit, coverage):
     section(s)
 

@@ -35,7 +35,7 @@ START_TEST(test_defaults)
     ck_assert_str_eq(s, "{\"allowed_origins\":[],\"limits\":{\"connections\":10000,"
                         "\"messages_per_s\":1000,\"api_calls_per_s\":100,"
                         "\"members_per_room\":1000},\"push\":{\"enabled\":false},"
-                        "\"email\":{\"from\":null,\"digest_delay_s\":900}}");
+                        "\"email\":{\"from\":null,\"digest_delay_s\":600}}");
     api_settings_t t;
     api_settings_from_json(d, &t);
     ck_assert_int_eq(t.connections, 10000);
@@ -66,7 +66,7 @@ START_TEST(test_merge)
     ck_assert_str_eq(cJSON_GetObjectItem(email, "from")->valuestring, "noreply@example.com");
     int64_t delay = 0;
     ck_assert(chat_json_read_int(cJSON_GetObjectItem(email, "digest_delay_s"), &delay));
-    ck_assert_int_eq(delay, 900);
+    ck_assert_int_eq(delay, 600);
     /* a second patch replaces the origins, clears from */
     cJSON *p = cJSON_Parse("{\"allowed_origins\":[],\"email\":{\"from\":null}}");
     ck_assert(api_settings_merge(s, p, error, sizeof error));
