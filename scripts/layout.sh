@@ -12,6 +12,11 @@ CHAT_OFFSET_FERRETDB=2       # MongoDB wire protocol
 CHAT_OFFSET_REDIS=3
 CHAT_OFFSET_FERRETDB_DEBUG=4
 CHAT_OFFSET_API=5            # the server API's HTTP listener
+# The notify tests' third-party peers (up --test-peers; tests/support/peers.py).
+CHAT_OFFSET_PEERS_PUSH=6     # a Web Push service
+CHAT_OFFSET_PEERS_WEBHOOK=7  # a Standard Webhooks receiver
+CHAT_OFFSET_PEERS_SMTP=8     # an SMTP sink
+CHAT_OFFSET_PEERS_CONTROL=9  # their control API (what arrived, programmed faults)
 CHAT_OFFSET_GATEWAY=10       # gateway N's WebSocket listener: +10+N
 CHAT_OFFSET_OPS_MESSAGE=20   # ops ports: /healthz, /readyz, /metrics
 CHAT_OFFSET_OPS_BROADCAST=21
@@ -22,7 +27,8 @@ CHAT_OFFSET_OPS_GATEWAY=30   # gateway N's ops port: +30+N
 CHAT_LAYOUT_SPAN=40          # the stack takes the ports base .. base+39
 CHAT_GATEWAYS_MAX=10         # gateways 0..9 fit +10..+19 and +30..+39
 
-# chat_layout_infra: the infrastructure parts, in start order.
+# chat_layout_infra: the infrastructure parts, in start order. The test peers (part `peers`,
+# only with up --test-peers) start after them, before the services.
 chat_layout_infra() {
     printf '%s\n' redis ferretdb kafka
 }
@@ -51,6 +57,10 @@ chat_layout_ports() {
     api) echo "$((base + CHAT_OFFSET_API)) $((base + CHAT_OFFSET_OPS_API))" ;;
     moderation) echo "$((base + CHAT_OFFSET_OPS_MODERATION))" ;;
     notify) echo "$((base + CHAT_OFFSET_OPS_NOTIFY))" ;;
+    peers)
+        echo "$((base + CHAT_OFFSET_PEERS_PUSH)) $((base + CHAT_OFFSET_PEERS_WEBHOOK))" \
+            "$((base + CHAT_OFFSET_PEERS_SMTP)) $((base + CHAT_OFFSET_PEERS_CONTROL))"
+        ;;
     gateway-[0-9]) # one digit: CHAT_GATEWAYS_MAX is 10
         i=${part#gateway-}
         echo "$((base + CHAT_OFFSET_GATEWAY + i)) $((base + CHAT_OFFSET_OPS_GATEWAY + i))"

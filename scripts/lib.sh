@@ -7,6 +7,10 @@ CHAT_KAFKA_VERSION=3.9.1
 CHAT_KAFKA_HOME=${CHAT_KAFKA_HOME:-"$CHAT_CACHE_DIR/kafka-$CHAT_KAFKA_VERSION"}
 CHAT_FERRETDB_VERSION=v1.24.0
 CHAT_FERRETDB_BIN=${CHAT_FERRETDB_BIN:-"$CHAT_CACHE_DIR/ferretdb-$CHAT_FERRETDB_VERSION/ferretdb"}
+# The tests' Python tools (tests/support/requirements.txt): setup makes the virtualenv, up runs
+# the test peers with it; tests/CMakeLists.txt finds the same path (unless given
+# CHAT_TEST_PYTHON).
+CHAT_PYTHON_VENV=${CHAT_PYTHON_VENV:-"$CHAT_CACHE_DIR/python-venv"}
 
 chat_say() {
     printf '[%s] %s\n' "$1" "$2"
