@@ -27,6 +27,7 @@
 #define CHAT_TOPIC_EVENTS "chat.events"     /* gateway -> broadcast: typing, presence */
 #define CHAT_TOPIC_MODERATION "chat.moderation" /* moderation, api -> message: verdicts;
                                                    key tenant/room */
+#define CHAT_TOPIC_NOTIFY_DLQ "chat.notify.dlq" /* notify: notifications it gave up on */
 
 /* Config table entries of the topic names (common/config.h), for the services that use them. */
 #define CHAT_CFG_TOPIC_INBOUND(st, field)                                                          \
@@ -47,6 +48,10 @@
     CHAT_CFG_STRING("CHAT_TOPIC_MODERATION", st, field, CHAT_TOPIC_MODERATION,                     \
                     "topic of moderation verdicts, as many partitions as the inbound topic "       \
                     "(same name in every service)")
+
+#define CHAT_CFG_TOPIC_NOTIFY_DLQ(st, field)                                                       \
+    CHAT_CFG_STRING("CHAT_TOPIC_NOTIFY_DLQ", st, field, CHAT_TOPIC_NOTIFY_DLQ,                     \
+                    "topic of the notifications notify gave up on (dead letters)")
 
 /* A topic a service uses, and the variable that named it (for the error at start). */
 typedef struct chat_topic_use {

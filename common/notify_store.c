@@ -149,8 +149,8 @@ static chat_err_t ns_subs_trim(chat_store_t *st, const char *tenant, const char 
     bson_error_t error;
     chat_err_t err = CHAT_OK;
     if (mongoc_cursor_error(cur, &error))
-        err = ns_fail("mongo find of push subscriptions failed", CHAT_PUSH_SUBS_COLLECTION,
-                      tenant, user, &error);
+        err = ns_fail("mongo find of push subscriptions failed", CHAT_PUSH_SUBS_COLLECTION, tenant,
+                      user, &error);
     mongoc_cursor_destroy(cur);
     mongoc_collection_destroy(col);
     chat_store_release(st, client);
@@ -241,8 +241,7 @@ chat_err_t chat_push_subs_list(chat_store_t *st, const char *tenant, const char 
     if (st == NULL || !ns_owner_valid(tenant, user))
         return CHAT_ERR_INVALID;
     bson_t *filter = BCON_NEW("tenant", BCON_UTF8(tenant), "user", BCON_UTF8(user));
-    bson_t *opts =
-        BCON_NEW("sort", "{", "created", BCON_INT32(-1), "_id", BCON_INT32(-1), "}");
+    bson_t *opts = BCON_NEW("sort", "{", "created", BCON_INT32(-1), "_id", BCON_INT32(-1), "}");
     mongoc_client_t *client = chat_store_acquire(st);
     mongoc_collection_t *col = chat_store_collection(st, client, CHAT_PUSH_SUBS_COLLECTION);
     mongoc_cursor_t *cur = mongoc_collection_find_with_opts(col, filter, opts, NULL);
@@ -273,8 +272,8 @@ chat_err_t chat_push_subs_list(chat_store_t *st, const char *tenant, const char 
     }
     bson_error_t error;
     if (err == CHAT_OK && mongoc_cursor_error(cur, &error))
-        err = ns_fail("mongo find of push subscriptions failed", CHAT_PUSH_SUBS_COLLECTION,
-                      tenant, user, &error);
+        err = ns_fail("mongo find of push subscriptions failed", CHAT_PUSH_SUBS_COLLECTION, tenant,
+                      user, &error);
     mongoc_cursor_destroy(cur);
     mongoc_collection_destroy(col);
     chat_store_release(st, client);
@@ -451,7 +450,7 @@ chat_err_t chat_push_prefs_effective(chat_store_t *st, const char *tenant, const
 /* ---- webhook event types ---- */
 
 static const char *const ns_event_names[] = {
-    "message.new",      "message.updated",     "message.removed",
+    "message.new",       "message.updated",     "message.removed",
     "room.member_added", "room.member_removed", "user.offline_message",
 };
 

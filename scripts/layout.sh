@@ -16,7 +16,8 @@ CHAT_OFFSET_GATEWAY=10       # gateway N's WebSocket listener: +10+N
 CHAT_OFFSET_OPS_MESSAGE=20   # ops ports: /healthz, /readyz, /metrics
 CHAT_OFFSET_OPS_BROADCAST=21
 CHAT_OFFSET_OPS_API=22
-CHAT_OFFSET_OPS_MODERATION=23 # +24..+29: for the services to come (notify)
+CHAT_OFFSET_OPS_MODERATION=23
+CHAT_OFFSET_OPS_NOTIFY=24     # +25..+29: free
 CHAT_OFFSET_OPS_GATEWAY=30   # gateway N's ops port: +30+N
 CHAT_LAYOUT_SPAN=40          # the stack takes the ports base .. base+39
 CHAT_GATEWAYS_MAX=10         # gateways 0..9 fit +10..+19 and +30..+39
@@ -31,7 +32,7 @@ chat_layout_infra() {
 # no more sends while the message and broadcast services finish theirs.
 chat_layout_services() {
     local i
-    printf '%s\n' message broadcast api moderation
+    printf '%s\n' message broadcast api moderation notify
     for ((i = 0; i < $1; i++)); do
         printf 'gateway-%d\n' "$i"
     done
@@ -49,6 +50,7 @@ chat_layout_ports() {
     broadcast) echo "$((base + CHAT_OFFSET_OPS_BROADCAST))" ;;
     api) echo "$((base + CHAT_OFFSET_API)) $((base + CHAT_OFFSET_OPS_API))" ;;
     moderation) echo "$((base + CHAT_OFFSET_OPS_MODERATION))" ;;
+    notify) echo "$((base + CHAT_OFFSET_OPS_NOTIFY))" ;;
     gateway-[0-9]) # one digit: CHAT_GATEWAYS_MAX is 10
         i=${part#gateway-}
         echo "$((base + CHAT_OFFSET_GATEWAY + i)) $((base + CHAT_OFFSET_OPS_GATEWAY + i))"

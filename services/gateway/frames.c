@@ -11,16 +11,28 @@
 #include "common/frames.h"
 #include "common/jwt.h"
 #include "common/names.h"
+#include "common/notify_store.h"
 #include "common/room_list_page.h"
 
 #define SEQ_MAX ((double)CHAT_JSON_INT_MAX)
 
 static const char *const ctype_names[GW_C__COUNT] = {
-    [GW_C_INVALID] = "invalid", [GW_C_AUTH] = "auth",     [GW_C_JOIN] = "join",
-    [GW_C_LEAVE] = "leave",     [GW_C_SEND] = "send",     [GW_C_HISTORY] = "history",
-    [GW_C_PING] = "ping",       [GW_C_TYPING] = "typing", [GW_C_READ] = "read",
-    [GW_C_EDIT] = "edit",       [GW_C_DELETE] = "delete", [GW_C_REACT] = "react",
+    [GW_C_INVALID] = "invalid",
+    [GW_C_AUTH] = "auth",
+    [GW_C_JOIN] = "join",
+    [GW_C_LEAVE] = "leave",
+    [GW_C_SEND] = "send",
+    [GW_C_HISTORY] = "history",
+    [GW_C_PING] = "ping",
+    [GW_C_TYPING] = "typing",
+    [GW_C_READ] = "read",
+    [GW_C_EDIT] = "edit",
+    [GW_C_DELETE] = "delete",
+    [GW_C_REACT] = "react",
     [GW_C_ROOMS] = "rooms",
+    [GW_C_PUSH_SUBSCRIBE] = "push_subscribe",
+    [GW_C_PUSH_UNSUBSCRIBE] = "push_unsubscribe",
+    [GW_C_PUSH_PREFS] = "push_prefs",
 };
 
 static const char *const code_names[GW_E__COUNT] = {
@@ -58,6 +70,9 @@ typedef enum field_id {
     F_SEQ,
     F_ON,
     F_CURSOR,
+    F_ENDPOINT,
+    F_KEYS,
+    F_MODE,
     F__COUNT
 } field_id_t;
 
@@ -67,7 +82,8 @@ static const char *const field_names[F__COUNT] = {
     [F_TYPE] = "type",   [F_TOKEN] = "token",   [F_ROOM] = "room",     [F_CID] = "cid",
     [F_TEXT] = "text",   [F_RID] = "rid",       [F_ID] = "id",         [F_EMOJI] = "emoji",
     [F_SINCE] = "since", [F_USINCE] = "usince", [F_BEFORE] = "before", [F_LIMIT] = "limit",
-    [F_SEQ] = "seq",     [F_ON] = "on",         [F_CURSOR] = "cursor",
+    [F_SEQ] = "seq",     [F_ON] = "on",         [F_CURSOR] = "cursor", [F_ENDPOINT] = "endpoint",
+    [F_KEYS] = "keys",   [F_MODE] = "mode",
 };
 
 typedef struct frame_rule {
@@ -89,6 +105,9 @@ static const frame_rule_t frame_rules[GW_C__COUNT] = {
     [GW_C_REACT] = {B(F_ROOM) | B(F_ID) | B(F_EMOJI) | B(F_ON),
                     B(F_ROOM) | B(F_ID) | B(F_EMOJI) | B(F_ON)},
     [GW_C_ROOMS] = {B(F_LIMIT) | B(F_CURSOR), B(F_RID)},
+    [GW_C_PUSH_SUBSCRIBE] = {B(F_ENDPOINT) | B(F_KEYS), B(F_RID) | B(F_ENDPOINT) | B(F_KEYS)},
+    [GW_C_PUSH_UNSUBSCRIBE] = {B(F_ENDPOINT), B(F_RID) | B(F_ENDPOINT)},
+    [GW_C_PUSH_PREFS] = {B(F_ROOM) | B(F_MODE), B(F_RID) | B(F_MODE)},
 };
 
 static bool fail(gw_cframe_error_t *err, gw_code_t code, const char *fmt, ...)
@@ -161,6 +180,70 @@ static bool named_field(const cJSON *v, const char *name, bool (*valid)(const ch
     return true;
 }
 
+/* "http(s)://" then printable ASCII without spaces (URLs as browsers give them, encoded), at
+ * most CHAT_PUSH_ENDPOINT_MAX characters: the schema's rule; the push module checks the rest
+ * with the egress policy. */
+static bool endpoint_valid(const char *s)
+{
+    size_t n = strnlen(s, CHAT_PUSH_ENDPOINT_MAX + 1);
+    size_t scheme = strncmp(s, "https://", 8) == 0 ? 8 : strncmp(s, "http://", 7) == 0 ? 7 : 0;
+    if (scheme == 0 || n <= scheme || n > CHAT_PUSH_ENDPOINT_MAX)
+        return false;
+    for (size_t i = scheme; i < n; i++) {
+        if (s[i] <= ' ' || s[i] > '~')
+            return false;
+    }
+    return true;
+}
+
+/* base64url text, padded or not, of at most 128 characters (a P-256 point is 87). */
+static bool b64url_valid(const char *s)
+{
+    size_t n = strlen(s), pad = 0;
+    while (pad < 2 && n > pad && s[n - 1 - pad] == '=')
+        pad++;
+    if (n == pad || n > 128)
+        return false;
+    for (size_t i = 0; i < n - pad; i++) {
+        char c = s[i];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_'))
+            return false;
+    }
+    return true;
+}
+
+/* keys {p256dh, auth}: exactly those two, each base64url text. */
+static bool keys_field(const cJSON *v, gw_cframe_t *f, gw_cframe_error_t *err)
+{
+    if (!cJSON_IsObject(v))
+        return fail(err, GW_E_BAD_REQUEST, "keys must be an object {p256dh, auth}");
+    const cJSON *k;
+    cJSON_ArrayForEach(k, v)
+    {
+        const char **out = strcmp(k->string, "p256dh") == 0 ? &f->p256dh
+                           : strcmp(k->string, "auth") == 0 ? &f->auth
+                                                            : NULL;
+        if (out == NULL)
+            return fail(err, GW_E_BAD_REQUEST, "unknown field %.40s in keys", k->string);
+        if (*out != NULL)
+            return fail(err, GW_E_BAD_REQUEST, "duplicate field keys.%s", k->string);
+        char name[16];
+        snprintf(name, sizeof name, "keys.%s", k->string);
+        if (!cJSON_IsString(k) || k->valuestring == NULL || !b64url_valid(k->valuestring))
+            return fail(err, GW_E_BAD_REQUEST, "%s must be base64url text", name);
+        *out = k->valuestring;
+    }
+    if (f->p256dh == NULL || f->auth == NULL)
+        return fail(err, GW_E_BAD_REQUEST, "keys needs %s", f->p256dh == NULL ? "p256dh" : "auth");
+    return true;
+}
+
+static bool mode_valid(const char *s)
+{
+    return strcmp(s, "default") == 0 || chat_push_mode_parse(s) != CHAT_PUSH_MODE_DEFAULT;
+}
+
 static bool token_valid(const char *s)
 {
     size_t n = strnlen(s, CHAT_JWT_MAX_LEN + 1);
@@ -203,6 +286,13 @@ static bool field_read(field_id_t id, const cJSON *v, size_t max_text, gw_cframe
     case F_CURSOR:
         return named_field(v, "cursor", chat_room_page_cursor_valid, "a cursor from a rooms answer",
                            &f->cursor, err);
+    case F_ENDPOINT:
+        return named_field(v, "endpoint", endpoint_valid,
+                           "an http(s) URL of at most 2048 characters", &f->endpoint, err);
+    case F_KEYS:
+        return keys_field(v, f, err);
+    case F_MODE:
+        return named_field(v, "mode", mode_valid, "all, mentions, none or default", &f->mode, err);
     case F_ON:
         if (!cJSON_IsBool(v))
             return fail(err, GW_E_BAD_REQUEST, "on must be a boolean");
@@ -361,12 +451,19 @@ static gw_buf_t *frame_end(cJSON *o, bool ok)
 }
 
 gw_buf_t *gw_frame_welcome(const char *user, const char *tenant, const char *session,
-                           const char *rid)
+                           const char *vapid, int64_t exp, const char *rid)
 {
     cJSON *o = frame_begin("welcome");
     bool ok = o != NULL && add_opt_string(o, "user", user) && add_opt_string(o, "tenant", tenant) &&
-              add_opt_string(o, "session", session) && add_opt_string(o, "rid", rid);
+              add_opt_string(o, "session", session) && add_opt_string(o, "vapid", vapid) &&
+              add_int(o, "exp", exp) && add_opt_string(o, "rid", rid);
     return frame_end(o, ok);
+}
+
+gw_buf_t *gw_frame_ok(const char *rid)
+{
+    cJSON *o = frame_begin("ok");
+    return frame_end(o, o != NULL && add_opt_string(o, "rid", rid));
 }
 
 gw_buf_t *gw_frame_joined(const char *room, int64_t seq, int64_t useq, bool stale, int64_t unread,

@@ -1,7 +1,7 @@
 /* Client protocol frames: strict parsing of what clients send (one JSON object per text
  * frame, exactly the fields of proto/frames/client.*.schema.json) and building of the
  * server frames the gateway answers with itself (welcome, joined, left, history, error,
- * pong). acks, msgs and rejects come ready-made through chat.deliver. */
+ * pong, ok). acks, msgs and rejects come ready-made through chat.deliver. */
 #ifndef CHAT_GATEWAY_FRAMES_H
 #define CHAT_GATEWAY_FRAMES_H
 
@@ -31,6 +31,9 @@ typedef enum gw_ctype {
     GW_C_DELETE,
     GW_C_REACT,
     GW_C_ROOMS,
+    GW_C_PUSH_SUBSCRIBE,
+    GW_C_PUSH_UNSUBSCRIBE,
+    GW_C_PUSH_PREFS,
     GW_C__COUNT
 } gw_ctype_t;
 
@@ -59,11 +62,18 @@ typedef struct gw_cframe {
     const char *id;
     const char *emoji;
     const char *cursor; /* rooms */
-    int64_t since;      /* join: last seq held (has_since) */
-    int64_t usince;     /* join: last useq held (has_usince) */
-    int64_t before;     /* history (has_before) */
-    int64_t limit;      /* history, rooms (has_limit) */
-    int64_t seq;        /* read */
+    /* push_subscribe (all three), push_unsubscribe (endpoint): as the client sent them; the
+     * endpoint starts with http:// or https://, the keys are base64url text (decoded and
+     * checked by the push module) */
+    const char *endpoint;
+    const char *p256dh;
+    const char *auth;
+    const char *mode; /* push_prefs: "all", "mentions", "none" or "default" */
+    int64_t since;    /* join: last seq held (has_since) */
+    int64_t usince;   /* join: last useq held (has_usince) */
+    int64_t before;   /* history (has_before) */
+    int64_t limit;    /* history, rooms (has_limit) */
+    int64_t seq;      /* read */
     bool has_since, has_usince, has_before, has_limit;
     bool on; /* react */
     cJSON *root_;
@@ -94,8 +104,12 @@ void gw_cframe_clear(gw_cframe_t *f);
 /* ---- server frames: each returns a new buffer (one reference) or NULL if out of memory.
  * rid/cid/name arguments may be NULL (left out). ---- */
 
+/* vapid: the deployment's VAPID public key (NULL: Web Push is not configured, left out);
+ * exp: the token's expiry (seconds since the epoch). */
 gw_buf_t *gw_frame_welcome(const char *user, const char *tenant, const char *session,
-                           const char *rid);
+                           const char *vapid, int64_t exp, const char *rid);
+/* The generic answer to a request that returns nothing else (push frames). */
+gw_buf_t *gw_frame_ok(const char *rid);
 /* useq: the room's latest useq; stale: more messages changed since the join's usince than the
  * gateway sends as updates (left out when false); read: the user's own read mark (0: none). */
 gw_buf_t *gw_frame_joined(const char *room, int64_t seq, int64_t useq, bool stale, int64_t unread,

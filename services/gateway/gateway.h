@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "common/contract.h"
+#include "common/egress.h"
 #include "common/metrics.h"
 #include "common/store.h"
 #include "common/strmap.h"
@@ -56,6 +57,9 @@ typedef struct gw_config {
     char *inbound_topic;
     char *deliver_topic;
     char *events_topic;
+    char *vapid_public; /* CHAT_VAPID_PUBLIC_KEY: "" if Web Push is not configured */
+    bool egress_allow_http;
+    bool egress_allow_private;
 } gw_config_t;
 
 #define GW_BOOT_ID_MAX 20
@@ -76,6 +80,7 @@ typedef struct gw_gateway {
     gw_workers_t *auth_workers; /* tenant lookups of auth frames only */
     gw_inbound_t *inbound;
     gw_deliver_t *deliver;
+    chat_egress_policy_t egress; /* what push_subscribe accepts as an endpoint */
 
     /* loop-owned */
     gw_rooms_t *rooms;

@@ -13,12 +13,16 @@
 #include "common/bus.h"
 #include "common/clock.h"
 #include "common/config.h"
+#include "common/egress.h"
+#include "common/jwt.h"
 #include "common/log.h"
 #include "common/ops_http.h"
 #include "common/service.h"
 #include "common/signals.h"
+#include "common/notify_store.h"
 #include "common/tenants.h"
 #include "services/gateway/gateway.h"
+#include "services/gateway/online.h"
 #include "services/gateway/registrations.h"
 #include "services/gateway/room_list.h"
 #include "services/gateway/server.h"
@@ -82,6 +86,10 @@ static const chat_cfg_entry_t cfg_table[] = {
     CHAT_CFG_TOPIC_INBOUND(gw_config_t, inbound_topic),
     CHAT_CFG_TOPIC_DELIVER(gw_config_t, deliver_topic),
     CHAT_CFG_TOPIC_EVENTS(gw_config_t, events_topic),
+    CHAT_CFG_STRING("CHAT_VAPID_PUBLIC_KEY", gw_config_t, vapid_public, "",
+                    "the deployment's VAPID public key (base64url of the 65-byte point, as "
+                    "`chat-admin vapid generate` prints it), sent in welcome; empty: no Web Push"),
+    CHAT_CFG_EGRESS(gw_config_t, egress_allow_http, egress_allow_private),
     CHAT_CFG_END,
 };
 
@@ -139,6 +147,23 @@ static void recent_check(const gw_config_t *cfg)
                       CHAT_F_INT("replay_max", cfg->replay_max));
 }
 
+/* True if CHAT_VAPID_PUBLIC_KEY is empty or a public key a browser takes: unpadded base64url
+ * of an uncompressed P-256 point (65 bytes, 0x04 first). Logs the error otherwise. */
+static bool vapid_check(const char *key)
+{
+    size_t n = strlen(key), len = 0;
+    if (n == 0)
+        return true;
+    unsigned char *raw = chat_jwt_b64url_decode(key, n, &len);
+    bool ok = raw != NULL && len == 65 && raw[0] == 0x04;
+    free(raw);
+    if (!ok)
+        chat_log_error("not a VAPID public key: expected unpadded base64url of a 65-byte "
+                       "uncompressed P-256 point (0x04 first)",
+                       CHAT_F_STR("var", "CHAT_VAPID_PUBLIC_KEY"), CHAT_F_INT("bytes", len));
+    return ok;
+}
+
 static chat_err_t store_open(gw_gateway_t *gw)
 {
     chat_err_t err = chat_store_new(gw->cfg->mongo_uri, "chat-gateway", &gw->store);
@@ -146,6 +171,11 @@ static chat_err_t store_open(gw_gateway_t *gw)
         err = chat_store_ping(gw->store, (int)gw->cfg->connect_timeout_ms);
     if (err == CHAT_OK && (err = gw_room_list_open(gw->store)) != CHAT_OK)
         chat_log_error("cannot create the indexes of user_rooms", CHAT_F_ERR(err));
+    else if (err == CHAT_OK &&
+             (err = chat_store_ensure_indexes(gw->store, chat_notify_store_indexes,
+                                              chat_notify_store_nindexes)) != CHAT_OK)
+        chat_log_error("cannot create the indexes of the notification collections",
+                       CHAT_F_ERR(err));
     else if (err != CHAT_OK)
         chat_log_error("mongodb unreachable", CHAT_F_STR("var", "CHAT_MONGO_URI"), CHAT_F_ERR(err));
     return err;
@@ -209,6 +239,9 @@ static chat_err_t gateway_open(gw_gateway_t *gw)
         .ud = gw,
         .inbox = gw->inbox,
     };
+    /* before the workers (and any connection): what is in the hash now is a dead run's */
+    if ((err = gw_online_reset(gw)) != CHAT_OK)
+        return err;
     if ((err = gw_workers_new(&wc, &gw->workers)) != CHAT_OK)
         return err;
     gw_workers_conf_t ac = {.nthreads = AUTH_WORKERS, .inbox = gw->inbox};
@@ -238,6 +271,8 @@ static int gateway_main(const gw_config_t *cfg)
     gw_gateway_t gw;
     memset(&gw, 0, sizeof gw);
     gw.cfg = cfg;
+    gw.egress = (chat_egress_policy_t){.allow_http = cfg->egress_allow_http,
+                                       .allow_private = cfg->egress_allow_private};
     atomic_init(&gw.listening, false);
     chat_gateway_id(cfg->index, gw.id, sizeof gw.id); /* in range: the config table checked */
     boot_id_make(gw.boot, sizeof gw.boot);
@@ -275,6 +310,10 @@ int main(int argc, char **argv)
         chat_service_configure(cfg_table, &cfg, argc, argv, "chat-gateway", SUMMARY);
     if (loaded != CHAT_CFG_LOADED)
         return loaded == CHAT_CFG_HELP ? 0 : 1;
+    if (!vapid_check(cfg.vapid_public)) {
+        chat_cfg_free(cfg_table, &cfg);
+        return 1;
+    }
     if (cfg.idle_hangup_ms <= cfg.idle_ping_ms) {
         chat_log_error("CHAT_GATEWAY_IDLE_HANGUP must be longer than CHAT_GATEWAY_IDLE_PING "
                        "(a ping needs time to be answered)",

@@ -28,7 +28,9 @@
 #include "common/signals.h"
 #include "services/gateway/history.h"
 #include "services/gateway/join.h"
+#include "services/gateway/online.h"
 #include "services/gateway/presence.h"
+#include "services/gateway/push.h"
 #include "services/gateway/registrations.h"
 #include "services/gateway/room_list.h"
 #include "services/gateway/act_check.h"
@@ -357,6 +359,16 @@ static chat_err_t op_submit_rooms(void *ud, const gw_rooms_req_t *req)
     return gw_room_list_submit(ud, req);
 }
 
+static chat_err_t op_submit_push(void *ud, const gw_push_req_t *req, char *why, size_t whylen)
+{
+    return gw_push_submit(ud, req, why, whylen);
+}
+
+static void op_online(void *ud, const char *tenant, const char *user, int delta)
+{
+    gw_online_note(ud, tenant, user, delta);
+}
+
 static void op_note_leave(void *ud, const char *tenant, const char *room, const char *user)
 {
     gw_room_list_note_leave(ud, tenant, room, user);
@@ -446,6 +458,8 @@ chat_err_t gw_server_prepare(gw_gateway_t *gw)
         .count_typing_throttled = op_count_typing_throttled,
         .send_read = op_send_read,
         .submit_rooms = op_submit_rooms,
+        .submit_push = op_submit_push,
+        .online = op_online,
         .note_leave = op_note_leave,
         .count_frame = op_count_frame,
         .count_error = op_count_error,
@@ -483,6 +497,7 @@ chat_err_t gw_server_prepare(gw_gateway_t *gw)
         .ud = gw,
         .rooms = gw->rooms,
         .now_us = chat_clock_mono_us,
+        .vapid = cfg->vapid_public[0] != '\0' ? cfg->vapid_public : NULL,
     };
     return CHAT_OK;
 }
@@ -794,7 +809,8 @@ static void close_session_cb(const char *key, void *value, void *ud)
 }
 
 /* Step 1 of the shutdown: refuse new connections, ask every socket to close with 1001 and
- * remove this gateway's registrations from Redis. */
+ * remove this gateway's registrations and online users from Redis. The -1 of the sockets that
+ * close after the online hash went leaves nothing behind (a count never stays at 0 or below). */
 static void shutdown_begin(server_loop_t *loop)
 {
     gw_gateway_t *gw = loop->gw;
@@ -803,6 +819,7 @@ static void shutdown_begin(server_loop_t *loop)
     gw->shutting_down = true;
     atomic_store(&gw->listening, false);
     gw_registrations_remove_all(gw);
+    gw_online_remove(gw);
     chat_strmap_foreach(gw->sessions, close_session_cb, NULL);
     loop->shutdown_deadline_us = chat_clock_mono_us() + SHUTDOWN_GRACE_US;
 }
@@ -850,6 +867,7 @@ static void heartbeat_cb(lws_sorted_usec_list_t *sul)
     if (gw->shutting_down)
         return;
     gw_registrations_refresh_all(gw);
+    gw_online_refresh(gw);
     lws_sul_schedule(gw->lws, 0, &loop->heartbeat, heartbeat_cb,
                      (lws_usec_t)gw->cfg->heartbeat_ms * 1000);
 }

@@ -53,6 +53,8 @@ struct gw_session {
     gw_outq_t out;
     gw_sub_t *subs;
 
+    bool online; /* counted +1 in the online users (ops.online): -1 when it goes */
+
     bool closing;
     bool close_flush;
     int close_code;
@@ -127,6 +129,8 @@ void gw_session_free(gw_session_t *s)
     if (s == NULL)
         return;
     gw_rooms_leave_all(s->env->rooms, &s->subs);
+    if (s->online)
+        s->env->ops->online(s->env->ud, s->claims.tenant, s->claims.user, -1);
     gw_outq_clear(&s->out);
     deferred_clear(s);
     chat_jwt_claims_clear(&s->claims);
@@ -450,6 +454,30 @@ static void on_rooms(gw_session_t *s, const gw_cframe_t *f)
         send_error(s, GW_E_INTERNAL, "rooms not accepted; retry", f->rid, NULL);
 }
 
+/* push_subscribe, push_unsubscribe, push_prefs: checked and stored by the environment, which
+ * answers through gw_session_push_done; a refusal is bad_request with its reason. */
+static void on_push(gw_session_t *s, const gw_cframe_t *f)
+{
+    gw_push_req_t req = {
+        .conn = s->id,
+        .tenant = s->claims.tenant,
+        .user = s->claims.user,
+        .rid = f->rid,
+        .type = f->type,
+        .endpoint = f->endpoint,
+        .p256dh = f->p256dh,
+        .auth = f->auth,
+        .room = f->room,
+        .mode = f->mode,
+    };
+    char why[GW_ERROR_MESSAGE_MAX] = "";
+    chat_err_t err = s->env->ops->submit_push(s->env->ud, &req, why, sizeof why);
+    if (err == CHAT_ERR_INVALID)
+        send_error(s, GW_E_BAD_REQUEST, why[0] != '\0' ? why : "invalid request", f->rid, NULL);
+    else if (err != CHAT_OK)
+        send_error(s, GW_E_INTERNAL, "request not accepted; retry", f->rid, NULL);
+}
+
 /* Runs a valid frame of an authenticated session. */
 static void dispatch(gw_session_t *s, const gw_cframe_t *f)
 {
@@ -491,6 +519,14 @@ static void dispatch(gw_session_t *s, const gw_cframe_t *f)
     case GW_C_ROOMS:
         if (s->env->ops->submit_rooms != NULL)
             on_rooms(s, f);
+        else
+            unsupported(s, f);
+        break;
+    case GW_C_PUSH_SUBSCRIBE:
+    case GW_C_PUSH_UNSUBSCRIBE:
+    case GW_C_PUSH_PREFS:
+        if (s->env->ops->submit_push != NULL)
+            on_push(s, f);
         else
             unsupported(s, f);
         break;
@@ -636,8 +672,14 @@ void gw_session_auth_done(gw_session_t *s, chat_err_t err, chat_jwt_claims_t *cl
                            s->env->now_us());
     chat_token_bucket_init(&s->strikes, GW_RATE_STRIKES_FORGIVEN_PER_SEC,
                            s->env->limits.rate_close_after, s->env->now_us());
-    send_frame(s,
-               gw_frame_welcome(s->claims.user, s->claims.tenant, s->id, rid_or_null(s->auth_rid)));
+    send_frame(s, gw_frame_welcome(s->claims.user, s->claims.tenant, s->id, s->env->vapid,
+                                   s->claims.exp, rid_or_null(s->auth_rid)));
+    /* Counted after welcome, so that the -1 of a session that goes follows it (both go to
+     * one worker of the user's, in this order). */
+    if (s->env->ops->online != NULL && !s->closing) {
+        s->online = true;
+        s->env->ops->online(s->env->ud, s->claims.tenant, s->claims.user, +1);
+    }
     size_t n = s->ndeferred;
     s->ndeferred = 0;
     for (size_t i = 0; i < n; i++) {
@@ -755,6 +797,15 @@ void gw_session_rooms_done(gw_session_t *s, const char *rid, gw_buf_t *frame, gw
         return;
     }
     gw_session_enqueue(s, frame);
+}
+
+void gw_session_push_done(gw_session_t *s, const char *rid, chat_err_t err)
+{
+    if (err != CHAT_OK) {
+        send_error(s, GW_E_INTERNAL, "not stored; retry", rid_or_null(rid), NULL);
+        return;
+    }
+    send_frame(s, gw_frame_ok(rid_or_null(rid)));
 }
 
 void gw_session_refused(gw_session_t *s, gw_code_t code, const char *message, const char *rid,

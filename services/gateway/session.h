@@ -99,6 +99,21 @@ typedef struct gw_rooms_req {
     int64_t limit;
 } gw_rooms_req_t;
 
+/* A push frame (push_subscribe, push_unsubscribe, push_prefs) of the session's user
+ * (services/gateway/push.c). Strings live for the call only. */
+typedef struct gw_push_req {
+    const char *conn;
+    const char *tenant;
+    const char *user;
+    const char *rid;
+    gw_ctype_t type;
+    const char *endpoint; /* subscribe, unsubscribe */
+    const char *p256dh;   /* subscribe */
+    const char *auth;     /* subscribe */
+    const char *room;     /* prefs: NULL for every room */
+    const char *mode;     /* prefs: "all", "mentions", "none" or "default" */
+} gw_push_req_t;
+
 /* What the environment (server.c; fakes in tests) provides. ud is gw_session_env_t.ud. */
 typedef struct gw_session_ops {
     /* The session has something to write (or wants to close): call back when writable. */
@@ -133,6 +148,13 @@ typedef struct gw_session_ops {
                             const char *rid);
     /* Answer through gw_session_rooms_done. NULL: rooms is not supported. */
     chat_err_t (*submit_rooms)(void *ud, const gw_rooms_req_t *req);
+    /* Checks and stores a push frame; the answer comes through gw_session_push_done.
+     * CHAT_ERR_INVALID: refused (bad_request with the reason written to why); another non-OK:
+     * not taken (error internal). NULL: the push frames are not supported. */
+    chat_err_t (*submit_push)(void *ud, const gw_push_req_t *req, char *why, size_t whylen);
+    /* The user of an authenticated session has one more (delta +1, after welcome) or one
+     * fewer (-1, when the session that counted +1 goes) connection here. May be NULL. */
+    void (*online)(void *ud, const char *tenant, const char *user, int delta);
     /* The user left room (their room list forgets it). May be NULL. */
     void (*note_leave)(void *ud, const char *tenant, const char *room, const char *user);
     /* Metrics hooks; may be NULL. */
@@ -151,6 +173,7 @@ typedef struct gw_session_env {
     void *ud;
     gw_rooms_t *rooms;
     int64_t (*now_us)(void); /* monotonic clock */
+    const char *vapid;       /* welcome.vapid; NULL: Web Push is not configured */
 } gw_session_env_t;
 
 typedef enum gw_session_state {
@@ -231,6 +254,8 @@ void gw_session_history_done(gw_session_t *s, const char *rid, gw_buf_t *frame);
 /* frame is the rooms frame (taken over), or NULL: error code with message. */
 void gw_session_rooms_done(gw_session_t *s, const char *rid, gw_buf_t *frame, gw_code_t code,
                            const char *message);
+/* A push frame's store call finished: `ok` {rid}, or error internal if err is not OK. */
+void gw_session_push_done(gw_session_t *s, const char *rid, chat_err_t err);
 /* A request that needed a lookup is refused: error code with message (static), echoing rid
  * and cid (either may be NULL). */
 void gw_session_refused(gw_session_t *s, gw_code_t code, const char *message, const char *rid,

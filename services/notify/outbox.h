@@ -27,6 +27,8 @@ typedef struct nq_batch nq_batch_t;
 nq_batch_t *nq_batch_new(void);
 void nq_batch_free(nq_batch_t *b);
 size_t nq_batch_size(const nq_batch_t *b);
+/* Drops everything queued (a pass that failed half-way). */
+void nq_batch_clear(nq_batch_t *b);
 /* Sends every queued script in one pipeline and reads the replies; the batch is empty again
  * after it (whatever the outcome). CHAT_ERR_REDIS: the caller retries the whole Kafka batch. */
 chat_err_t nq_batch_run(nq_batch_t *b, chat_redis_t *r);

@@ -15,6 +15,7 @@
 #include "common/redis.h"
 #include "common/store.h"
 #include "common/tenants.h"
+#include "common/webpush.h"
 #include "tools/chat-admin/topics_file.h"
 #include "tools/client/chat_token.h"
 
@@ -48,6 +49,8 @@ static const char admin_usage[] =
     "  server-token TENANT [--secret S] [--ttl SECONDS]\n"
     "                                   print a server token of TENANT for the server API\n"
     "                                   (scope server; --ttl default and at most 300 s)\n"
+    "  vapid generate                   print a new VAPID key pair for Web Push as\n"
+    "                                   CHAT_VAPID_PRIVATE_KEY=... and CHAT_VAPID_PUBLIC_KEY=...\n"
     "  help                             this text and the environment variables\n";
 
 /* Parses a whole number of seconds from min to max (min >= 0; an "s" suffix is accepted).
@@ -308,6 +311,21 @@ static int cmd_server_token(const admin_cfg_t *cfg, int argc, char **argv)
     return 0;
 }
 
+/* Prints a new VAPID key pair in the form of the variables notify and the gateway read. */
+static int cmd_vapid_generate(void)
+{
+    char *priv = NULL, *pub = NULL;
+    chat_err_t rc = chat_vapid_generate(&priv, &pub);
+    if (rc != CHAT_OK) {
+        fprintf(stderr, "chat-admin: no VAPID key pair: %s\n", chat_err_str(rc));
+        return 1;
+    }
+    printf("CHAT_VAPID_PRIVATE_KEY=%s\nCHAT_VAPID_PUBLIC_KEY=%s\n", priv, pub);
+    free(priv);
+    free(pub);
+    return fflush(stdout) == 0 ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
     chat_log_init("chat-admin", CHAT_LOG_INFO);
@@ -317,6 +335,13 @@ int main(int argc, char **argv)
         if (argc >= 2)
             chat_cfg_print_help(admin_cfg_table, stdout, "chat-admin", "environment:");
         return argc < 2 ? 2 : 0;
+    }
+    /* Needs no server and no setting: works before anything is configured. */
+    if (strcmp(argv[1], "vapid") == 0) {
+        if (argc == 3 && strcmp(argv[2], "generate") == 0)
+            return cmd_vapid_generate();
+        fprintf(stderr, "chat-admin: vapid generate\n%s", admin_usage);
+        return 2;
     }
     admin_cfg_t cfg = {0};
     char *no_args[] = {argv[0], NULL};

@@ -121,10 +121,45 @@ static void parse_read_rooms(const char *cmd, char **p, chat_cli_cmd_t *out)
         bad(out, "too many arguments");
 }
 
+/* /push ENDPOINT P256DH AUTH, /push-off ENDPOINT, /push-prefs ROOM|* MODE. True if cmd is one
+ * of them. The values go as typed: the gateway judges them. */
+static bool parse_push(const char *cmd, char **p, chat_cli_cmd_t *out)
+{
+    if (strcmp(cmd, "push") == 0) {
+        out->kind = CHAT_CLI_CMD_PUSH;
+        out->endpoint = next_word(p);
+        out->p256dh = out->endpoint != NULL ? next_word(p) : NULL;
+        out->auth = out->p256dh != NULL ? next_word(p) : NULL;
+        if (out->auth == NULL || next_word(p) != NULL)
+            bad(out, "usage: /push ENDPOINT P256DH AUTH");
+        return true;
+    }
+    if (strcmp(cmd, "push-off") == 0) {
+        out->kind = CHAT_CLI_CMD_PUSH_OFF;
+        out->endpoint = next_word(p);
+        if (out->endpoint == NULL || next_word(p) != NULL)
+            bad(out, "usage: /push-off ENDPOINT");
+        return true;
+    }
+    if (strcmp(cmd, "push-prefs") == 0) {
+        out->kind = CHAT_CLI_CMD_PUSH_PREFS;
+        const char *room = next_word(p);
+        const char *mode = room != NULL ? next_word(p) : NULL;
+        if (mode == NULL || next_word(p) != NULL) {
+            bad(out, "usage: /push-prefs ROOM|* all|mentions|none|default");
+            return true;
+        }
+        snprintf(out->room, sizeof out->room, "%s", strcmp(room, "*") == 0 ? "" : room);
+        snprintf(out->mode, sizeof out->mode, "%s", mode);
+        return true;
+    }
+    return false;
+}
+
 /* Parses the arguments of the command word cmd from *p. */
 static void parse_command(const char *cmd, char **p, chat_cli_cmd_t *out)
 {
-    if (parse_update(cmd, p, out))
+    if (parse_update(cmd, p, out) || parse_push(cmd, p, out))
         return;
     if (strcmp(cmd, "quit") == 0 || strcmp(cmd, "help") == 0) {
         out->kind = cmd[0] == 'q' ? CHAT_CLI_CMD_QUIT : CHAT_CLI_CMD_HELP;

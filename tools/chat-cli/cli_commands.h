@@ -6,18 +6,21 @@
 #include <stdint.h>
 
 typedef enum chat_cli_cmd_kind {
-    CHAT_CLI_CMD_EMPTY,   /* blank line: nothing to do */
-    CHAT_CLI_CMD_SEND,    /* text */
-    CHAT_CLI_CMD_JOIN,    /* room, since (-1: none) */
-    CHAT_CLI_CMD_LEAVE,   /* room */
-    CHAT_CLI_CMD_HISTORY, /* room, before (0: newest), limit (0: default) */
-    CHAT_CLI_CMD_EDIT,    /* id, text: in the first room joined */
-    CHAT_CLI_CMD_DELETE,  /* id */
-    CHAT_CLI_CMD_REACT,   /* id, emoji, react (1 on, 0 off, -1 toggle) */
-    CHAT_CLI_CMD_TYPING,  /* room ("": the room lines go to) */
-    CHAT_CLI_CMD_READ,    /* room ("": the first joined), seq (-1: the latest seen there) */
-    CHAT_CLI_CMD_ROOMS,   /* cursor ("": the first page) */
-    CHAT_CLI_CMD_RAW,     /* text: the frame as typed */
+    CHAT_CLI_CMD_EMPTY,      /* blank line: nothing to do */
+    CHAT_CLI_CMD_SEND,       /* text */
+    CHAT_CLI_CMD_JOIN,       /* room, since (-1: none) */
+    CHAT_CLI_CMD_LEAVE,      /* room */
+    CHAT_CLI_CMD_HISTORY,    /* room, before (0: newest), limit (0: default) */
+    CHAT_CLI_CMD_EDIT,       /* id, text: in the first room joined */
+    CHAT_CLI_CMD_DELETE,     /* id */
+    CHAT_CLI_CMD_REACT,      /* id, emoji, react (1 on, 0 off, -1 toggle) */
+    CHAT_CLI_CMD_TYPING,     /* room ("": the room lines go to) */
+    CHAT_CLI_CMD_READ,       /* room ("": the first joined), seq (-1: the latest seen there) */
+    CHAT_CLI_CMD_ROOMS,      /* cursor ("": the first page) */
+    CHAT_CLI_CMD_PUSH,       /* endpoint, p256dh, auth: a Web Push subscription */
+    CHAT_CLI_CMD_PUSH_OFF,   /* endpoint */
+    CHAT_CLI_CMD_PUSH_PREFS, /* room ("": every room), mode */
+    CHAT_CLI_CMD_RAW,        /* text: the frame as typed */
     CHAT_CLI_CMD_QUIT,
     CHAT_CLI_CMD_HELP,
     CHAT_CLI_CMD_BAD, /* error: why the line is not a valid command */
@@ -31,6 +34,9 @@ typedef struct chat_cli_cmd {
     char emoji[160];  /* REACT */
     int react;        /* REACT: 1 on, 0 off, -1 toggle (on unless this session added it) */
     char cursor[256]; /* ROOMS, as typed */
+    /* PUSH, PUSH_OFF: point into the parsed line */
+    const char *endpoint, *p256dh, *auth;
+    char mode[16]; /* PUSH_PREFS, as typed (truncated) */
     int64_t since, before, limit, seq;
     char error[128];
 } chat_cli_cmd_t;

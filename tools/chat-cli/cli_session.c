@@ -358,6 +358,18 @@ static bool handle_line(cli_session_t *s, char *line)
         if (!new_request(s, "rooms", rid, sizeof rid))
             return send_frame(s, NULL);
         return send_frame(s, chat_client_frame_rooms(0, cmd.cursor[0] ? cmd.cursor : NULL, rid));
+    case CHAT_CLI_CMD_PUSH:
+    case CHAT_CLI_CMD_PUSH_OFF:
+    case CHAT_CLI_CMD_PUSH_PREFS:
+        if (!new_request(s, "push", rid, sizeof rid))
+            return send_frame(s, NULL);
+        if (cmd.kind == CHAT_CLI_CMD_PUSH)
+            return send_frame(
+                s, chat_client_frame_push_subscribe(cmd.endpoint, cmd.p256dh, cmd.auth, rid));
+        if (cmd.kind == CHAT_CLI_CMD_PUSH_OFF)
+            return send_frame(s, chat_client_frame_push_unsubscribe(cmd.endpoint, rid));
+        return send_frame(
+            s, chat_client_frame_push_prefs(cmd.room[0] != '\0' ? cmd.room : NULL, cmd.mode, rid));
     case CHAT_CLI_CMD_RAW:
         return send_raw(s, cmd.text);
     case CHAT_CLI_CMD_QUIT:

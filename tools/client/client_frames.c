@@ -131,6 +131,33 @@ char *chat_client_frame_rooms(int64_t limit, const char *cursor, const char *rid
     return frame_finish(o, ok);
 }
 
+char *chat_client_frame_push_subscribe(const char *endpoint, const char *p256dh, const char *auth,
+                                       const char *rid)
+{
+    cJSON *o = frame_new("push_subscribe");
+    cJSON *keys = o != NULL ? cJSON_CreateObject() : NULL;
+    bool ok = keys != NULL && add_str(o, "endpoint", endpoint) && add_str(keys, "p256dh", p256dh) &&
+              add_str(keys, "auth", auth);
+    if (keys != NULL && !cJSON_AddItemToObject(o, "keys", keys)) {
+        cJSON_Delete(keys);
+        ok = false;
+    }
+    return frame_finish(o, ok && add_str(o, "rid", rid));
+}
+
+char *chat_client_frame_push_unsubscribe(const char *endpoint, const char *rid)
+{
+    cJSON *o = frame_new("push_unsubscribe");
+    return frame_finish(o, o && add_str(o, "endpoint", endpoint) && add_str(o, "rid", rid));
+}
+
+char *chat_client_frame_push_prefs(const char *room, const char *mode, const char *rid)
+{
+    cJSON *o = frame_new("push_prefs");
+    bool ok = o && add_str(o, "room", room) && add_str(o, "mode", mode) && add_str(o, "rid", rid);
+    return frame_finish(o, ok);
+}
+
 /* ---- renderer ---- */
 
 typedef struct line_buf {
@@ -506,8 +533,8 @@ static bool render_known(line_buf_t *b, const cJSON *o, const char *type)
         render_history(b, o);
     } else if (strcmp(type, "rooms") == 0) {
         render_rooms(b, o);
-    } else if (strcmp(type, "pong") == 0) {
-        lb_putn(b, "pong", 4);
+    } else if (strcmp(type, "pong") == 0 || strcmp(type, "ok") == 0) {
+        lb_text(b, type);
         render_refs(b, o);
     } else if (strcmp(type, "presence") == 0 || strcmp(type, "typing") == 0 ||
                strcmp(type, "read") == 0) {

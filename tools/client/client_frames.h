@@ -28,6 +28,13 @@ char *chat_client_frame_typing(const char *room, const char *rid);
 char *chat_client_frame_read(const char *room, int64_t seq, const char *rid);
 /* limit <= 0 and cursor NULL are left out (the server's defaults: 50, the first page). */
 char *chat_client_frame_rooms(int64_t limit, const char *cursor, const char *rid);
+/* Web Push subscription of the user (PushSubscription's endpoint and keys), its removal, and
+ * the user's notification preference for room (NULL: every room): mode all, mentions, none
+ * or default. Answered `ok` {rid}. */
+char *chat_client_frame_push_subscribe(const char *endpoint, const char *p256dh, const char *auth,
+                                       const char *rid);
+char *chat_client_frame_push_unsubscribe(const char *endpoint, const char *rid);
+char *chat_client_frame_push_prefs(const char *room, const char *mode, const char *rid);
 
 /* Renders the server frame json (len bytes, need not be NUL-terminated) for people:
  *   msg      "[room #seq] from: text (edited) [emoji users] (id X)", or for a system notice
@@ -36,6 +43,7 @@ char *chat_client_frame_rooms(int64_t limit, const char *cursor, const char *rid
  *   update   "[room #seq] id op by user: text (edited) [emoji users] (useq N)"
  *   ack      "ack cid -> #seq (id X)", or "ack rid: op #seq (useq N)" for an update
  *   error    "error code: message (cid X)"
+ *   ok       "ok (rid X)"
  * and similar lines for the other types; a history frame gives a header line followed by
  * one msg line per message. Control characters in user text are escaped so that a frame
  * never spans more lines than that. Text that is not a JSON object with a string type, and

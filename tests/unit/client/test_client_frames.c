@@ -47,6 +47,16 @@ START_TEST(test_builders)
     expect_frame(chat_client_frame_rooms(0, NULL, "l1"), "{\"type\":\"rooms\",\"rid\":\"l1\"}");
     expect_frame(chat_client_frame_rooms(20, "5.r", "l2"),
                  "{\"type\":\"rooms\",\"limit\":20,\"cursor\":\"5.r\",\"rid\":\"l2\"}");
+    expect_frame(chat_client_frame_push_subscribe("https://p.example/x", "BA", "QQ", "p1"),
+                 "{\"type\":\"push_subscribe\",\"endpoint\":\"https://p.example/x\","
+                 "\"keys\":{\"p256dh\":\"BA\",\"auth\":\"QQ\"},\"rid\":\"p1\"}");
+    expect_frame(chat_client_frame_push_unsubscribe("https://p.example/x", "p2"),
+                 "{\"type\":\"push_unsubscribe\",\"endpoint\":\"https://p.example/x\","
+                 "\"rid\":\"p2\"}");
+    expect_frame(chat_client_frame_push_prefs(NULL, "none", "p3"),
+                 "{\"type\":\"push_prefs\",\"mode\":\"none\",\"rid\":\"p3\"}");
+    expect_frame(chat_client_frame_push_prefs("r", "all", "p4"),
+                 "{\"type\":\"push_prefs\",\"room\":\"r\",\"mode\":\"all\",\"rid\":\"p4\"}");
 }
 END_TEST
 
@@ -76,6 +86,7 @@ START_TEST(test_render_message_path)
                   "error too_large: text over 4000 (cid c9)");
     expect_render("{\"type\":\"error\",\"code\":\"bad_request\",\"message\":\"m\",\"rid\":\"h1\"}",
                   "error bad_request: m (rid h1)");
+    expect_render("{\"type\":\"ok\",\"rid\":\"push-3\"}", "ok (rid push-3)");
 }
 END_TEST
 

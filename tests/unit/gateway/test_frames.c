@@ -49,6 +49,40 @@ static const parse_case_t parse_cases[] = {
     OK("{\"type\":\"react\",\"room\":\"r\",\"id\":\"65f1c0ffee0123456789abcd\","
        "\"emoji\":\"x\",\"on\":false}",
        GW_C_REACT),
+    OK("{\"type\":\"push_subscribe\",\"rid\":\"p\",\"endpoint\":\"https://push.example/a\","
+       "\"keys\":{\"p256dh\":\"BAbc-_\",\"auth\":\"QUJD==\"}}",
+       GW_C_PUSH_SUBSCRIBE),
+    OK("{\"type\":\"push_unsubscribe\",\"rid\":\"p\",\"endpoint\":\"http://h:8/x?y=1\"}",
+       GW_C_PUSH_UNSUBSCRIBE),
+    OK("{\"type\":\"push_prefs\",\"rid\":\"p\",\"mode\":\"default\"}", GW_C_PUSH_PREFS),
+    OK("{\"type\":\"push_prefs\",\"rid\":\"p\",\"room\":\"dm:a:b\",\"mode\":\"none\"}",
+       GW_C_PUSH_PREFS),
+    /* push frames: rid required (the answer is ok {rid}), keys exactly {p256dh, auth} */
+    BAD("{\"type\":\"push_unsubscribe\",\"endpoint\":\"https://p.example/a\"}",
+        GW_C_PUSH_UNSUBSCRIBE, GW_E_BAD_REQUEST, NULL, NULL),
+    BAD("{\"type\":\"push_subscribe\",\"rid\":\"p\",\"endpoint\":\"ftp://p.example/a\","
+        "\"keys\":{\"p256dh\":\"BA\",\"auth\":\"QQ\"}}",
+        GW_C_PUSH_SUBSCRIBE, GW_E_BAD_REQUEST, "p", NULL),
+    BAD("{\"type\":\"push_subscribe\",\"rid\":\"p\",\"endpoint\":\"https://p.example/ a\","
+        "\"keys\":{\"p256dh\":\"BA\",\"auth\":\"QQ\"}}",
+        GW_C_PUSH_SUBSCRIBE, GW_E_BAD_REQUEST, "p", NULL),
+    BAD("{\"type\":\"push_subscribe\",\"rid\":\"p\",\"endpoint\":\"https://p.example/a\","
+        "\"keys\":{\"p256dh\":\"BA\"}}",
+        GW_C_PUSH_SUBSCRIBE, GW_E_BAD_REQUEST, "p", NULL),
+    BAD("{\"type\":\"push_subscribe\",\"rid\":\"p\",\"endpoint\":\"https://p.example/a\","
+        "\"keys\":{\"p256dh\":\"BA\",\"auth\":\"QQ\",\"x\":\"QQ\"}}",
+        GW_C_PUSH_SUBSCRIBE, GW_E_BAD_REQUEST, "p", NULL),
+    BAD("{\"type\":\"push_subscribe\",\"rid\":\"p\",\"endpoint\":\"https://p.example/a\","
+        "\"keys\":{\"p256dh\":\"B+A/\",\"auth\":\"QQ\"}}",
+        GW_C_PUSH_SUBSCRIBE, GW_E_BAD_REQUEST, "p", NULL),
+    BAD("{\"type\":\"push_subscribe\",\"rid\":\"p\",\"endpoint\":\"https://p.example/a\","
+        "\"keys\":[\"BA\",\"QQ\"]}",
+        GW_C_PUSH_SUBSCRIBE, GW_E_BAD_REQUEST, "p", NULL),
+    BAD("{\"type\":\"push_prefs\",\"rid\":\"p\",\"mode\":\"loud\"}", GW_C_PUSH_PREFS,
+        GW_E_BAD_REQUEST, "p", NULL),
+    BAD("{\"type\":\"push_prefs\",\"rid\":\"p\",\"room\":\"*\",\"mode\":\"all\"}", GW_C_PUSH_PREFS,
+        GW_E_BAD_REQUEST, "p", NULL),
+    BAD("{\"type\":\"push_prefs\",\"rid\":\"p\"}", GW_C_PUSH_PREFS, GW_E_BAD_REQUEST, "p", NULL),
     /* structure */
     BAD("", GW_C_INVALID, GW_E_BAD_REQUEST, NULL, NULL),
     BAD("not json", GW_C_INVALID, GW_E_BAD_REQUEST, NULL, NULL),
@@ -149,6 +183,32 @@ START_TEST(test_parse_values)
     ck_assert(f.has_since);
     ck_assert_int_eq(f.since, 0);
     gw_cframe_clear(&f);
+
+    j = "{\"keys\":{\"auth\":\"QUJD\",\"p256dh\":\"BAbc\"},\"type\":\"push_subscribe\","
+        "\"endpoint\":\"https://push.example/x\",\"rid\":\"s\"}";
+    ck_assert_int_eq(gw_cframe_parse(j, strlen(j), MAX_TEXT, &f, &err), CHAT_OK);
+    ck_assert_str_eq(f.endpoint, "https://push.example/x");
+    ck_assert_str_eq(f.p256dh, "BAbc");
+    ck_assert_str_eq(f.auth, "QUJD");
+    gw_cframe_clear(&f);
+
+    j = "{\"type\":\"push_prefs\",\"rid\":\"s\",\"mode\":\"mentions\"}";
+    ck_assert_int_eq(gw_cframe_parse(j, strlen(j), MAX_TEXT, &f, &err), CHAT_OK);
+    ck_assert_str_eq(f.mode, "mentions");
+    ck_assert_ptr_null(f.room);
+    gw_cframe_clear(&f);
+
+    /* an endpoint of 2048 characters is accepted, 2049 are not */
+    char big[2300];
+    for (size_t n = 2048; n <= 2049; n++) {
+        int len = snprintf(big, sizeof big,
+                           "{\"type\":\"push_unsubscribe\",\"rid\":\"u\",\"endpoint\":\"https://");
+        memset(big + len, 'a', n - 8);
+        snprintf(big + len + n - 8, sizeof big - (size_t)len - (n - 8), "\"}");
+        chat_err_t rc = gw_cframe_parse(big, strlen(big), MAX_TEXT, &f, &err);
+        ck_assert_int_eq(rc, n == 2048 ? CHAT_OK : CHAT_ERR_INVALID);
+        gw_cframe_clear(&f);
+    }
 }
 END_TEST
 
@@ -303,10 +363,20 @@ static cJSON *frame_check(gw_buf_t *b, const char *type)
 
 START_TEST(test_server_frames)
 {
-    cJSON *o = frame_check(gw_frame_welcome("Zo\xc3\xab", "acme", "0.ab.1", "a-1"), "welcome");
+    cJSON *o = frame_check(
+        gw_frame_welcome("Zo\xc3\xab", "acme", "0.ab.1", NULL, 2000000000, "a-1"), "welcome");
     ck_assert_str_eq(cJSON_GetObjectItem(o, "user")->valuestring, "Zo\xc3\xab");
     ck_assert_str_eq(cJSON_GetObjectItem(o, "session")->valuestring, "0.ab.1");
     ck_assert_str_eq(cJSON_GetObjectItem(o, "rid")->valuestring, "a-1");
+    ck_assert_ptr_null(cJSON_GetObjectItem(o, "vapid"));
+    ck_assert_double_eq(cJSON_GetObjectItem(o, "exp")->valuedouble, 2000000000.0);
+    cJSON_Delete(o);
+    o = frame_check(gw_frame_welcome("u", "acme", "0.ab.1", "BPk", 1, NULL), "welcome");
+    ck_assert_str_eq(cJSON_GetObjectItem(o, "vapid")->valuestring, "BPk");
+    ck_assert_ptr_null(cJSON_GetObjectItem(o, "rid"));
+    cJSON_Delete(o);
+    o = frame_check(gw_frame_ok("p-1"), "ok");
+    ck_assert_str_eq(cJSON_GetObjectItem(o, "rid")->valuestring, "p-1");
     cJSON_Delete(o);
 
     const char *online[] = {"alice", "bob"};

@@ -1075,6 +1075,163 @@ static void use_act_checks(void)
     env.ops = &ops_checked;
 }
 
+/* ---- push frames and online counts ---- */
+
+static struct {
+    int calls;
+    gw_push_req_t req;
+    char endpoint[128], p256dh[128], auth[64], room[64], mode[16], rid[64];
+    bool room_null;
+    chat_err_t rc; /* what submit_push returns */
+    int online[2]; /* +1 and -1 calls */
+    char online_user[64];
+} push;
+
+static chat_err_t op_submit_push(void *ud, const gw_push_req_t *req, char *why, size_t whylen)
+{
+    (void)ud;
+    push.calls++;
+    push.req = *req;
+    snprintf(push.endpoint, sizeof push.endpoint, "%s", req->endpoint ? req->endpoint : "");
+    snprintf(push.p256dh, sizeof push.p256dh, "%s", req->p256dh ? req->p256dh : "");
+    snprintf(push.auth, sizeof push.auth, "%s", req->auth ? req->auth : "");
+    snprintf(push.room, sizeof push.room, "%s", req->room ? req->room : "");
+    snprintf(push.mode, sizeof push.mode, "%s", req->mode ? req->mode : "");
+    snprintf(push.rid, sizeof push.rid, "%s", req->rid ? req->rid : "");
+    push.room_null = req->room == NULL;
+    if (push.rc == CHAT_ERR_INVALID)
+        snprintf(why, whylen, "keys.p256dh: not a P-256 point");
+    return push.rc;
+}
+
+static void op_online(void *ud, const char *tenant, const char *user, int delta)
+{
+    (void)ud;
+    ck_assert_str_eq(tenant, "acme");
+    ck_assert(delta == 1 || delta == -1);
+    push.online[delta == 1 ? 0 : 1]++;
+    snprintf(push.online_user, sizeof push.online_user, "%s", user);
+}
+
+static gw_session_ops_t ops_push;
+
+static void use_push(void)
+{
+    memset(&push, 0, sizeof push);
+    ops_push = ops;
+    ops_push.submit_push = op_submit_push;
+    ops_push.online = op_online;
+    env.ops = &ops_push;
+}
+
+/* Each push frame goes to the environment with its fields; the answer is ok {rid}, a store
+ * failure error internal, a refusal bad_request with its reason, all echoing the rid. */
+START_TEST(test_push_frames)
+{
+    use_push();
+    env.vapid = "BPk";
+    authenticate();
+    now_us += 1000000; /* within the rate */
+    rx("{\"type\":\"push_subscribe\",\"rid\":\"s1\",\"endpoint\":\"https://p.example/x\","
+       "\"keys\":{\"p256dh\":\"BAbc\",\"auth\":\"QUJD\"}}");
+    ck_assert_int_eq(push.calls, 1);
+    ck_assert_int_eq(push.req.type, GW_C_PUSH_SUBSCRIBE);
+    ck_assert_str_eq(push.endpoint, "https://p.example/x");
+    ck_assert_str_eq(push.p256dh, "BAbc");
+    ck_assert_str_eq(push.auth, "QUJD");
+    ck_assert_str_eq(push.rid, "s1");
+    ck_assert_str_eq(push.req.user, "alice");
+    ck_assert_str_eq(push.req.tenant, "acme");
+    expect_empty(); /* the answer comes from the worker */
+    gw_session_push_done(sess, "s1", CHAT_OK);
+    expect("ok", NULL, "s1", NULL);
+    gw_session_push_done(sess, "s1", CHAT_ERR_MONGO);
+    expect("error", "internal", "s1", NULL);
+
+    now_us += 1000000; /* within the rate */
+    rx("{\"type\":\"push_prefs\",\"rid\":\"f1\",\"mode\":\"none\"}");
+    ck_assert_int_eq(push.req.type, GW_C_PUSH_PREFS);
+    ck_assert(push.room_null);
+    ck_assert_str_eq(push.mode, "none");
+    now_us += 1000000; /* within the rate */
+    rx("{\"type\":\"push_prefs\",\"rid\":\"f2\",\"room\":\"team\",\"mode\":\"default\"}");
+    ck_assert_str_eq(push.room, "team");
+    ck_assert_str_eq(push.mode, "default");
+    now_us += 1000000; /* within the rate */
+    rx("{\"type\":\"push_unsubscribe\",\"rid\":\"u1\",\"endpoint\":\"https://p.example/x\"}");
+    ck_assert_int_eq(push.req.type, GW_C_PUSH_UNSUBSCRIBE);
+    ck_assert_int_eq(push.calls, 4);
+    expect_empty();
+
+    push.rc = CHAT_ERR_INVALID;
+    now_us += 1000000; /* within the rate */
+    rx("{\"type\":\"push_subscribe\",\"rid\":\"s2\",\"endpoint\":\"https://p.example/x\","
+       "\"keys\":{\"p256dh\":\"BAbc\",\"auth\":\"QUJD\"}}");
+    cJSON *o = next_frame(NULL);
+    ck_assert_str_eq(str_of(o, "code"), "bad_request");
+    ck_assert_str_eq(str_of(o, "rid"), "s2");
+    ck_assert_str_eq(str_of(o, "message"), "keys.p256dh: not a P-256 point");
+    cJSON_Delete(o);
+    push.rc = CHAT_ERR_NOMEM;
+    now_us += 1000000; /* within the rate */
+    rx("{\"type\":\"push_unsubscribe\",\"rid\":\"u2\",\"endpoint\":\"https://p.example/x\"}");
+    expect("error", "internal", "u2", NULL);
+    /* a frame the parser refuses never reaches the environment */
+    now_us += 1000000; /* within the rate */
+    rx("{\"type\":\"push_prefs\",\"rid\":\"f3\",\"mode\":\"loud\"}");
+    expect("error", "bad_request", "f3", NULL);
+    ck_assert_int_eq(push.calls, 6);
+}
+END_TEST
+
+/* welcome carries vapid (when configured) and the token's exp; a gateway without the push op
+ * answers push frames bad_request. */
+START_TEST(test_welcome_vapid_and_unsupported_push)
+{
+    env.vapid = "BPk";
+    ck_assert_int_eq(rx("{\"type\":\"auth\",\"token\":\"x.y.z\"}"), GW_RX_CONTINUE);
+    chat_jwt_claims_t c = claims_make("acme", "alice", NULL, 0);
+    gw_session_auth_done(sess, CHAT_OK, &c, NULL);
+    chat_jwt_claims_clear(&c);
+    cJSON *o = next_frame(NULL);
+    ck_assert_str_eq(str_of(o, "type"), "welcome");
+    ck_assert_str_eq(str_of(o, "vapid"), "BPk");
+    ck_assert_double_eq(cJSON_GetObjectItem(o, "exp")->valuedouble, 2000000000.0);
+    cJSON_Delete(o);
+    rx("{\"type\":\"push_prefs\",\"rid\":\"f1\",\"mode\":\"all\"}");
+    expect("error", "bad_request", "f1", NULL);
+}
+END_TEST
+
+/* An authenticated session counts +1 after its welcome and -1 when it goes; one that never
+ * got its welcome counts nothing. */
+START_TEST(test_online_counts)
+{
+    use_push();
+    gw_session_t *other = gw_session_new(&env, "0.abc.2", NULL);
+    ck_assert_int_eq(
+        gw_session_rx(other, "{\"type\":\"auth\",\"token\":\"x.y.z\"}", 31, false, true, 0),
+        GW_RX_CONTINUE);
+    gw_session_free(other); /* still authenticating */
+    ck_assert_int_eq(push.online[0] + push.online[1], 0);
+
+    authenticate_as("bob", NULL, 0);
+    ck_assert_int_eq(push.online[0], 1);
+    ck_assert_int_eq(push.online[1], 0);
+    ck_assert_str_eq(push.online_user, "bob");
+    gw_session_free(sess);
+    sess = NULL;
+    ck_assert_int_eq(push.online[1], 1);
+    ck_assert_str_eq(push.online_user, "bob");
+
+    /* refused tokens count nothing */
+    sess = gw_session_new(&env, "0.abc.3", NULL);
+    rx("{\"type\":\"auth\",\"token\":\"x.y.z\"}");
+    gw_session_auth_done(sess, CHAT_ERR_UNAUTHORIZED, NULL, "bad signature");
+    ck_assert_int_eq(push.online[0], 1);
+}
+END_TEST
+
 /* Answers the pending join of general as the worker would: joined with kind, or refused. */
 static void join_answer(gw_room_kind_t kind, bool refused, gw_code_t code, const char *message)
 {
@@ -1304,6 +1461,9 @@ int main(void)
     tcase_add_test(tc, test_send_rules_of_private_rooms);
     tcase_add_test(tc, test_actions_of_private_rooms);
     tcase_add_test(tc, test_room_ended_by_notice);
+    tcase_add_test(tc, test_push_frames);
+    tcase_add_test(tc, test_welcome_vapid_and_unsupported_push);
+    tcase_add_test(tc, test_online_counts);
     suite_add_tcase(s, tc);
     return chat_test_suite_run(s, false);
 }
