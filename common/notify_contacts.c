@@ -34,9 +34,9 @@ chat_err_t chat_user_email_set(chat_store_t *st, const char *tenant, const char 
     if (email != NULL) {
         /* The whole document: a contact holds nothing else yet, and a replace needs no
          * operator the SQLite backend of FerretDB might treat differently. */
-        bson_t *doc = BCON_NEW("_id", BCON_UTF8(id), "tenant", BCON_UTF8(tenant), "user",
-                               BCON_UTF8(user), "email", BCON_UTF8(email), "updated",
-                               BCON_INT64(now_ms));
+        bson_t *doc =
+            BCON_NEW("_id", BCON_UTF8(id), "tenant", BCON_UTF8(tenant), "user", BCON_UTF8(user),
+                     "email", BCON_UTF8(email), "updated", BCON_INT64(now_ms));
         bson_t *opts = BCON_NEW("upsert", BCON_BOOL(true));
         ok = mongoc_collection_replace_one(col, filter, doc, opts, NULL, &error);
         bson_destroy(opts);
@@ -47,9 +47,8 @@ chat_err_t chat_user_email_set(chat_store_t *st, const char *tenant, const char 
     chat_err_t err = CHAT_OK;
     if (!ok) {
         err = chat_store_err(&error);
-        chat_log_warn("contact not written", CHAT_F_STR("tenant", tenant),
-                      CHAT_F_STR("user", user), CHAT_F_INT("code", error.code),
-                      CHAT_F_STR("error", error.message));
+        chat_log_warn("contact not written", CHAT_F_STR("tenant", tenant), CHAT_F_STR("user", user),
+                      CHAT_F_INT("code", error.code), CHAT_F_STR("error", error.message));
     }
     mongoc_collection_destroy(col);
     chat_store_release(st, client);
@@ -58,8 +57,7 @@ chat_err_t chat_user_email_set(chat_store_t *st, const char *tenant, const char 
     return err;
 }
 
-chat_err_t chat_user_email_get(chat_store_t *st, const char *tenant, const char *user,
-                               char **email)
+chat_err_t chat_user_email_get(chat_store_t *st, const char *tenant, const char *user, char **email)
 {
     *email = NULL;
     char *id = contact_id(tenant, user);

@@ -39,8 +39,8 @@ typedef struct api_ctx {
     long api_rate;            /* calls per second of a tenant unless its settings say otherwise */
     int redis_timeout_ms;     /* connect and command timeout of api_redis_take's connections */
     chat_egress_policy_t egress; /* where webhook URLs may point (webhooks.c) */
-    void *core;               /* http.c's own state */
-    void *jobs;               /* jobs.c's own state */
+    void *core;                  /* http.c's own state */
+    void *jobs;                  /* jobs.c's own state */
 } api_ctx_t;
 
 typedef enum api_method {

@@ -267,8 +267,8 @@ static chat_err_t erase_rest(erase_t *e)
     bson_t *blocks = BCON_NEW("tenant", BCON_UTF8(e->tenant), "$or", "[", "{", "user",
                               BCON_UTF8(e->user), "}", "{", "target", BCON_UTF8(e->user), "}", "]");
     chat_err_t err = remove_all(e, "reads", mine);
-    if (err == CHAT_OK && (err = chat_notify_user_erase(e->ctx->store, e->tenant, e->user)) !=
-                              CHAT_OK)
+    if (err == CHAT_OK &&
+        (err = chat_notify_user_erase(e->ctx->store, e->tenant, e->user)) != CHAT_OK)
         snprintf(e->error, e->errlen, "the user's notification data could not be removed (%s)",
                  chat_err_str(err));
     if (err == CHAT_OK)

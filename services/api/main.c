@@ -28,7 +28,7 @@
 #define SUMMARY                                                                                    \
     "chat-api: the tenant server API (HTTP + JSON under /v1): private rooms and members, "         \
     "system messages, the tenant's edits and deletes, blocks, users, exports, stats, settings, "   \
-    "moderation rules, review queue and rescans, webhook endpoints, users' notification "     \
+    "moderation rules, review queue and rescans, webhook endpoints, users' notification "          \
     "settings"
 #define REDIS_TIMEOUT_MARGIN_MS 5000 /* a BLPOP of the reply timeout must not time out first */
 

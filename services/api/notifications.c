@@ -33,11 +33,12 @@ static const char *path_user(const api_req_t *req, api_resp_t *resp)
 static chat_err_t prefs_read(api_ctx_t *ctx, const char *tenant, const char *user, cJSON *prefs)
 {
     bson_t *filter = BCON_NEW("tenant", BCON_UTF8(tenant), "user", BCON_UTF8(user));
-    bson_t *opts = BCON_NEW("sort", "{", "room", BCON_INT32(1), "}", "limit",
-                            BCON_INT64(API_NOTIFY_PREFS_MAX), "projection", "{", "room",
-                            BCON_INT32(1), "mode", BCON_INT32(1), "}");
+    bson_t *opts =
+        BCON_NEW("sort", "{", "room", BCON_INT32(1), "}", "limit", BCON_INT64(API_NOTIFY_PREFS_MAX),
+                 "projection", "{", "room", BCON_INT32(1), "mode", BCON_INT32(1), "}");
     mongoc_client_t *client = chat_store_acquire(ctx->store);
-    mongoc_collection_t *col = chat_store_collection(ctx->store, client, CHAT_PUSH_PREFS_COLLECTION);
+    mongoc_collection_t *col =
+        chat_store_collection(ctx->store, client, CHAT_PUSH_PREFS_COLLECTION);
     mongoc_cursor_t *cursor = mongoc_collection_find_with_opts(col, filter, opts, NULL);
     const bson_t *doc;
     chat_err_t err = CHAT_OK;

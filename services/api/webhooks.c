@@ -22,8 +22,8 @@
 #include "common/notify_store.h"
 #include "services/api/api.h"
 
-#define ROTATE_TRIES 3        /* optimistic writes of a rotation */
-#define WH_CURSOR_MAX 64      /* "<created>.<id>" */
+#define ROTATE_TRIES 3   /* optimistic writes of a rotation */
+#define WH_CURSOR_MAX 64 /* "<created>.<id>" */
 #define WH_ERROR_MAX 300
 
 /* ---- pure pieces ---- */
@@ -105,8 +105,8 @@ bool api_webhook_parse(const cJSON *body, bool create, const chat_egress_policy_
     if (desc != NULL) {
         out->has_description = true;
         if (!cJSON_IsNull(desc)) {
-            long chars = cJSON_IsString(desc) ? chat_utf8_chars_printable(
-                                                    desc->valuestring, strlen(desc->valuestring))
+            long chars = cJSON_IsString(desc) ? chat_utf8_chars_printable(desc->valuestring,
+                                                                          strlen(desc->valuestring))
                                               : -1;
             if (chars < 0 || chars > API_WEBHOOK_DESCRIPTION_MAX) {
                 snprintf(error, errlen,
@@ -204,8 +204,7 @@ static size_t secrets_read(const bson_t *doc, stored_secret_t *out, size_t max)
 
 #define SECRETS_READ_MAX 8 /* more than are ever stored (2) */
 
-bool api_webhook_secrets_rotated(const bson_t *doc, const char *secret, int64_t now_ms,
-                                 bson_t *out)
+bool api_webhook_secrets_rotated(const bson_t *doc, const char *secret, int64_t now_ms, bson_t *out)
 {
     stored_secret_t stored[SECRETS_READ_MAX];
     size_t n = secrets_read(doc, stored, SECRETS_READ_MAX);
@@ -385,8 +384,8 @@ static chat_err_t wh_write(api_ctx_t *ctx, const char *what, const bson_t *filte
         chat_log_warn("webhook not written", CHAT_F_STR("what", what),
                       CHAT_F_INT("code", error.code), CHAT_F_STR("error", error.message));
     } else if (matched != NULL) {
-        *matched = chat_bson_number_or(&reply, update != NULL ? "matchedCount" : "deletedCount",
-                                       0) > 0;
+        *matched =
+            chat_bson_number_or(&reply, update != NULL ? "matchedCount" : "deletedCount", 0) > 0;
     }
     bson_destroy(&reply);
     mongoc_collection_destroy(col);
@@ -481,8 +480,8 @@ static void wh_create(const api_req_t *req, api_resp_t *resp)
         return;
     }
     int64_t now = chat_clock_wall_ms();
-    bson_t *doc = BCON_NEW("_id", BCON_UTF8(id), "tenant", BCON_UTF8(req->tenant), "url",
-                           BCON_UTF8(in.url));
+    bson_t *doc =
+        BCON_NEW("_id", BCON_UTF8(id), "tenant", BCON_UTF8(req->tenant), "url", BCON_UTF8(in.url));
     bool ok = append_events(doc, in.events) && BSON_APPEND_BOOL(doc, "enabled", in.enabled) &&
               (in.description != NULL ? BSON_APPEND_UTF8(doc, "description", in.description)
                                       : BSON_APPEND_NULL(doc, "description"));
@@ -625,22 +624,22 @@ static void wh_patch(const api_req_t *req, api_resp_t *resp)
         return;
     }
     bson_t *update = bson_new(), set;
-    bool ok = BSON_APPEND_DOCUMENT_BEGIN(update, "$set", &set) &&
-              (in.url == NULL || BSON_APPEND_UTF8(&set, "url", in.url)) &&
-              (in.events == 0 || append_events(&set, in.events)) &&
-              (!in.has_enabled || BSON_APPEND_BOOL(&set, "enabled", in.enabled)) &&
-              (!in.has_enabled || !in.enabled ||
-               (BSON_APPEND_NULL(&set, "disabled_reason") &&
-                BSON_APPEND_NULL(&set, "failing_since"))) &&
-              (!in.has_description ||
-               (in.description != NULL ? BSON_APPEND_UTF8(&set, "description", in.description)
-                                       : BSON_APPEND_NULL(&set, "description"))) &&
-              BSON_APPEND_INT64(&set, "updated", chat_clock_wall_ms()) &&
-              bson_append_document_end(update, &set);
+    bool ok =
+        BSON_APPEND_DOCUMENT_BEGIN(update, "$set", &set) &&
+        (in.url == NULL || BSON_APPEND_UTF8(&set, "url", in.url)) &&
+        (in.events == 0 || append_events(&set, in.events)) &&
+        (!in.has_enabled || BSON_APPEND_BOOL(&set, "enabled", in.enabled)) &&
+        (!in.has_enabled || !in.enabled ||
+         (BSON_APPEND_NULL(&set, "disabled_reason") && BSON_APPEND_NULL(&set, "failing_since"))) &&
+        (!in.has_description ||
+         (in.description != NULL ? BSON_APPEND_UTF8(&set, "description", in.description)
+                                 : BSON_APPEND_NULL(&set, "description"))) &&
+        BSON_APPEND_INT64(&set, "updated", chat_clock_wall_ms()) &&
+        bson_append_document_end(update, &set);
     bson_t *filter = BCON_NEW("_id", BCON_UTF8(id), "tenant", BCON_UTF8(req->tenant));
     bool matched = false;
-    chat_err_t err = ok ? wh_write(req->ctx, "patch", filter, update, NULL, &matched)
-                        : CHAT_ERR_NOMEM;
+    chat_err_t err =
+        ok ? wh_write(req->ctx, "patch", filter, update, NULL, &matched) : CHAT_ERR_NOMEM;
     bson_destroy(filter);
     bson_destroy(update);
     if (err != CHAT_OK) {
@@ -714,9 +713,9 @@ static void wh_rotate(const api_req_t *req, api_resp_t *resp)
                   bson_append_document_end(update, &set);
         /* Only over the version read: of two rotations at once neither loses the other's
          * secret without the other one seeing it. */
-        bson_t *filter = BCON_NEW("_id", BCON_UTF8(req->params[0]), "tenant",
-                                  BCON_UTF8(req->tenant), "updated",
-                                  BCON_INT64(chat_bson_int64_or(doc, "updated", 0)));
+        bson_t *filter =
+            BCON_NEW("_id", BCON_UTF8(req->params[0]), "tenant", BCON_UTF8(req->tenant), "updated",
+                     BCON_INT64(chat_bson_int64_or(doc, "updated", 0)));
         bool matched = false;
         err = ok ? wh_write(req->ctx, "rotate", filter, update, NULL, &matched) : CHAT_ERR_NOMEM;
         if (err == CHAT_OK && !matched)
@@ -794,8 +793,8 @@ static void test_send(const chat_egress_policy_t *policy, const char *url, const
         curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, errbuf);
         curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
         CURLcode rc = curl_easy_perform(easy);
-        char addr[64] = "";
         if (rc != CURLE_OK) {
+            char addr[64] = "";
             if (chat_egress_refused(&conn, addr, sizeof addr))
                 snprintf(out->error, sizeof out->error, "refused address %s", addr);
             else
@@ -805,8 +804,7 @@ static void test_send(const chat_egress_policy_t *policy, const char *url, const
             curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &out->status);
             out->delivered = out->status >= 200 && out->status < 300;
             if (!out->delivered)
-                snprintf(out->error, sizeof out->error, "the endpoint answered %ld",
-                         out->status);
+                snprintf(out->error, sizeof out->error, "the endpoint answered %ld", out->status);
         }
     }
     curl_slist_free_all(headers);
@@ -831,7 +829,7 @@ static void wh_test(const api_req_t *req, api_resp_t *resp)
              (long long)now);
     chat_whsign_msg_id(identity, msg_id);
     char *body = api_webhook_test_body(req->tenant, id, now), *signature = NULL;
-    chat_err_t err = body == NULL ? CHAT_ERR_NOMEM
+    chat_err_t err = body == NULL  ? CHAT_ERR_NOMEM
                      : url == NULL ? CHAT_ERR_INVALID
                                    : chat_whsign_sign(secrets, nsecrets, msg_id, now / 1000, body,
                                                       strlen(body), &signature);

@@ -27,8 +27,8 @@
 /* A webhook body (POST: url and events required; PATCH: everything optional). Strings are
  * borrowed from the body. */
 typedef struct api_webhook_input {
-    const char *url;         /* NULL: not given */
-    unsigned events;         /* CHAT_WH_* bits; 0: not given */
+    const char *url; /* NULL: not given */
+    unsigned events; /* CHAT_WH_* bits; 0: not given */
     bool has_enabled;
     bool enabled;
     bool has_description;

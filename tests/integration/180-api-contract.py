@@ -675,6 +675,9 @@ def webhooks():
                        (f"/webhooks/{wid}/rotate-secret", None), (f"/webhooks/{wid}/test", None)):
         expect(api.call("POST", path, tok, body, headers={"Idempotency-Key": key}), 409,
                f"the key reused for POST {path}")
+    for path in (f"/webhooks/{wid}/rotate-secret", f"/webhooks/{wid}/test"):
+        expect(api.call("POST", path, tok, headers={"Idempotency-Key": "x" * 256}), 400,
+               f"POST {path} with a 256-character key")
     r = expect(api.call("POST", "/webhooks", tok, {"url": url, "events": ["message.removed"]}),
                201, "an endpoint to delete")
     gone = (r.json or {}).get("id", nobody)

@@ -35,8 +35,8 @@ static void refused(const char *json, bool create, const chat_egress_policy_t *p
     api_webhook_input_t in;
     char error[300];
     ck_assert_msg(!parse(json, create, policy, &in, error, sizeof error), "accepted: %s", json);
-    ck_assert_msg(strstr(error, field) != NULL,
-                  "%s: the error does not name %s: %s", json, field, error);
+    ck_assert_msg(strstr(error, field) != NULL, "%s: the error does not name %s: %s", json, field,
+                  error);
 }
 
 START_TEST(test_parse_create)
@@ -103,10 +103,10 @@ START_TEST(test_parse_events)
     refused("{\"url\":\"https://h.example/x\",\"events\":[]}", true, &strict, "events");
     refused("{\"url\":\"https://h.example/x\",\"events\":\"message.new\"}", true, &strict,
             "events");
-    refused("{\"url\":\"https://h.example/x\",\"events\":[\"message.new\",\"message.sent\"]}",
-            true, &strict, "events[1]");
-    refused("{\"url\":\"https://h.example/x\",\"events\":[\"message.new\",\"message.new\"]}",
-            true, &strict, "events[1]");
+    refused("{\"url\":\"https://h.example/x\",\"events\":[\"message.new\",\"message.sent\"]}", true,
+            &strict, "events[1]");
+    refused("{\"url\":\"https://h.example/x\",\"events\":[\"message.new\",\"message.new\"]}", true,
+            &strict, "events[1]");
     refused("{\"url\":\"https://h.example/x\",\"events\":[7]}", true, &strict, "events[0]");
     refused("{\"url\":\"https://h.example/x\",\"events\":[\"webhook.test\"]}", true, &strict,
             "events[0]");
@@ -124,8 +124,8 @@ START_TEST(test_parse_patch_and_lengths)
     char error[300];
     ck_assert(parse("{}", false, &strict, &in, error, sizeof error));
     ck_assert(in.url == NULL && in.events == 0 && !in.has_enabled && !in.has_description);
-    ck_assert(parse("{\"enabled\":true,\"description\":null}", false, &strict, &in, error,
-                    sizeof error));
+    ck_assert(
+        parse("{\"enabled\":true,\"description\":null}", false, &strict, &in, error, sizeof error));
     ck_assert(in.has_enabled && in.enabled && in.has_description && in.description == NULL);
     refused("{\"enabled\":\"yes\"}", false, &strict, "enabled");
     refused("{\"events\":[]}", false, &strict, "events");
@@ -218,13 +218,12 @@ END_TEST
 START_TEST(test_json)
 {
     /* events in stored order come out in the fixed order; no secret ever */
-    bson_t *doc = BCON_NEW("_id", "wh_abcdefghijKLMNOPQRST-_", "tenant", "acme", "url",
-                           "https://h.example/x", "events", "[", "user.offline_message",
-                           "message.new", "]", "enabled", BCON_BOOL(false), "description",
-                           BCON_NULL, "secrets", "[", "{", "secret", "whsec_s", "until", BCON_NULL,
-                           "}", "]", "created", BCON_INT64(NOW), "updated", BCON_INT64(NOW + 5),
-                           "disabled_reason", "the endpoint answered 410", "failing_since",
-                           BCON_INT64(NOW + 1));
+    bson_t *doc = BCON_NEW(
+        "_id", "wh_abcdefghijKLMNOPQRST-_", "tenant", "acme", "url", "https://h.example/x",
+        "events", "[", "user.offline_message", "message.new", "]", "enabled", BCON_BOOL(false),
+        "description", BCON_NULL, "secrets", "[", "{", "secret", "whsec_s", "until", BCON_NULL, "}",
+        "]", "created", BCON_INT64(NOW), "updated", BCON_INT64(NOW + 5), "disabled_reason",
+        "the endpoint answered 410", "failing_since", BCON_INT64(NOW + 1));
     cJSON *o = api_webhook_json(doc);
     char *s = cJSON_PrintUnformatted(o);
     ck_assert_str_eq(s, "{\"id\":\"wh_abcdefghijKLMNOPQRST-_\",\"url\":\"https://h.example/x\","
