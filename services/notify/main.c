@@ -12,6 +12,7 @@
 #include "common/egress.h"
 #include "common/log.h"
 #include "common/metrics.h"
+#include "common/notify_store.h"
 #include "common/ops_http.h"
 #include "common/service.h"
 #include "common/store.h"

@@ -402,6 +402,11 @@ size_t nq_batch_size(const nq_batch_t *b)
     return b->n;
 }
 
+void nq_batch_clear(nq_batch_t *b)
+{
+    batch_clear(b);
+}
+
 /* Moves the vector into the batch. CHAT_ERR_NOMEM (the vector is freed) if it failed. */
 static chat_err_t batch_push(nq_batch_t *b, argv_buf_t *a)
 {

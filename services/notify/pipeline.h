@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "common/err.h"
+#include "common/events.h"
 #include "common/metrics.h"
 #include "common/store.h"
 #include "services/notify/tenants.h"
@@ -61,7 +62,7 @@ bool nf_mentions(const char *text, const char *user);
  * event has no webhook of that type (*type gets the chat_webhook_event_t bit, *identity the
  * string the webhook-id is derived from, at most 300 bytes). For user.offline_message pass the
  * offline user as `to`, else NULL. */
-char *nf_webhook_body(const struct chat_event *ev, const char *to, unsigned *type,
+char *nf_webhook_body(const chat_event_t *ev, const char *to, unsigned *type,
                       char *identity, size_t identity_len);
 
 #endif
