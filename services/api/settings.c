@@ -44,7 +44,7 @@ cJSON *api_settings_defaults(void)
     bool ok = o != NULL && cJSON_AddArrayToObject(o, "allowed_origins") != NULL &&
               (limits = cJSON_AddObjectToObject(o, "limits")) != NULL &&
               (push = cJSON_AddObjectToObject(o, "push")) != NULL &&
-              cJSON_AddFalseToObject(push, "enabled") != NULL &&
+              cJSON_AddTrueToObject(push, "enabled") != NULL &&
               (email = cJSON_AddObjectToObject(o, "email")) != NULL &&
               cJSON_AddNullToObject(email, "from") != NULL;
     /* Numbers, not chat_json_add_int's raw digits: merges and readers take them as numbers
@@ -254,7 +254,8 @@ void api_settings_from_json(const cJSON *settings, api_settings_t *out)
         *slots[i] = v;
     }
     const cJSON *push = cJSON_GetObjectItemCaseSensitive(settings, "push");
-    out->push_enabled = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(push, "enabled"));
+    /* On unless the tenant turned it off: a user still has to subscribe. */
+    out->push_enabled = !cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(push, "enabled"));
     const cJSON *origins = cJSON_GetObjectItemCaseSensitive(settings, "allowed_origins");
     out->allowed_origins = cJSON_IsArray(origins) ? (size_t)cJSON_GetArraySize(origins) : 0;
 }

@@ -253,7 +253,7 @@ START_TEST(test_settings)
     ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(a.body, "allowed_origins")), 0);
     ck_assert_int_eq(sub_int(a.body, "limits", "connections"), 10000);
     ck_assert_int_eq(sub_int(a.body, "limits", "members_per_room"), 1000);
-    ck_assert(cJSON_IsFalse(cJSON_GetObjectItem(cJSON_GetObjectItem(a.body, "push"), "enabled")));
+    ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetObjectItem(a.body, "push"), "enabled")));
     ck_assert(cJSON_IsNull(cJSON_GetObjectItem(cJSON_GetObjectItem(a.body, "email"), "from")));
     cJSON_Delete(a.body);
     a = api_call_as(tenant, secret, "PATCH", "/settings",
@@ -262,7 +262,7 @@ START_TEST(test_settings)
     ck_assert_int_eq(a.status, 200);
     ck_assert_int_eq(sub_int(a.body, "limits", "connections"), 77);
     cJSON_Delete(a.body);
-    a = api_call_as(tenant, secret, "PATCH", "/settings", "{\"push\":{\"enabled\":true}}");
+    a = api_call_as(tenant, secret, "PATCH", "/settings", "{\"push\":{\"enabled\":false}}");
     ck_assert_int_eq(a.status, 200);
     cJSON_Delete(a.body);
     a = api_call_as(tenant, secret, "GET", "/settings", NULL);
@@ -272,7 +272,7 @@ START_TEST(test_settings)
     ck_assert_str_eq(
         cJSON_GetArrayItem(cJSON_GetObjectItem(a.body, "allowed_origins"), 0)->valuestring,
         "https://app.example.com");
-    ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetObjectItem(a.body, "push"), "enabled")));
+    ck_assert(cJSON_IsFalse(cJSON_GetObjectItem(cJSON_GetObjectItem(a.body, "push"), "enabled")));
     ck_assert_str_eq(chat_json_str(cJSON_GetObjectItem(a.body, "email"), "from"),
                      "chat@example.com");
     ck_assert_int_gt(chat_json_int(a.body, "updated"), 0);

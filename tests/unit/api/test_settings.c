@@ -34,14 +34,14 @@ START_TEST(test_defaults)
     char *s = cJSON_PrintUnformatted(d);
     ck_assert_str_eq(s, "{\"allowed_origins\":[],\"limits\":{\"connections\":10000,"
                         "\"messages_per_s\":1000,\"api_calls_per_s\":100,"
-                        "\"members_per_room\":1000},\"push\":{\"enabled\":false},"
+                        "\"members_per_room\":1000},\"push\":{\"enabled\":true},"
                         "\"email\":{\"from\":null,\"digest_delay_s\":600}}");
     api_settings_t t;
     api_settings_from_json(d, &t);
     ck_assert_int_eq(t.connections, 10000);
     ck_assert_int_eq(t.api_calls_per_s, 100);
     ck_assert_int_eq(t.members_per_room, 1000);
-    ck_assert(!t.push_enabled);
+    ck_assert(t.push_enabled);
     ck_assert_uint_eq(t.allowed_origins, 0);
     cJSON_free(s);
     cJSON_Delete(d);
@@ -51,7 +51,7 @@ END_TEST
 START_TEST(test_merge)
 {
     char error[200];
-    cJSON *s = merged("{\"limits\":{\"connections\":50},\"push\":{\"enabled\":true},"
+    cJSON *s = merged("{\"limits\":{\"connections\":50},\"push\":{\"enabled\":false},"
                       "\"allowed_origins\":[\"https://app.example.com\",\"http://localhost:3000\"],"
                       "\"email\":{\"from\":\"noreply@example.com\"}}",
                       error, sizeof error);
@@ -60,7 +60,7 @@ START_TEST(test_merge)
     api_settings_from_json(s, &t);
     ck_assert_int_eq(t.connections, 50);
     ck_assert_int_eq(t.messages_per_s, 1000); /* untouched fields keep their values */
-    ck_assert(t.push_enabled);
+    ck_assert(!t.push_enabled);
     ck_assert_uint_eq(t.allowed_origins, 2);
     const cJSON *email = cJSON_GetObjectItem(s, "email");
     ck_assert_str_eq(cJSON_GetObjectItem(email, "from")->valuestring, "noreply@example.com");
