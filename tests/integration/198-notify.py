@@ -1,0 +1,305 @@
+"""End to end: notifications on the running stack with its real third-party peers (scripts/up
+--test-peers): a Web Push service that checks VAPID and decrypts with http_ece, a webhook
+receiver that verifies with the reference Standard Webhooks library, an SMTP sink (aiosmtpd).
+
+- an offline member gets exactly one push for 5 quick messages (the newest text, count 5,
+  Urgency high for a dm, a Topic), decrypted by the push service;
+- a member online in the room gets none; a user online on another device (not in the room)
+  gets none; a member who reads before the collapse window ends gets none;
+- a sent push is withdrawn (a close push with the same Topic) when the user reads the room
+  elsewhere, and when moderation removes the message;
+- a webhook endpoint that fails 3 times then succeeds gets the event once delivered, every
+  attempt with the same webhook-id; an endpoint answering 410 is disabled;
+- notify killed with -9 in the middle of a stream: every message's webhook delivered, a
+  duplicate only ever with the same webhook-id;
+- an offline member with an address gets one email digest (text and HTML) after the tenant's
+  delay; one who read meanwhile gets none.
+The test restarts notify with a short webhook retry schedule (scripts/up passes it through).
+"""
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from api_client import Tenant, stack_load, unique  # noqa: E402
+from peers_client import Peers  # noqa: E402
+from ws_client import Client  # noqa: E402
+
+stack = stack_load()
+API = stack["CHAT_API_URL"].rstrip("/")
+if not API.endswith("/v1"):
+    API += "/v1"
+URLS = stack["CHAT_GATEWAY_URLS"].split(",")
+WINDOW = 5.0  # CHAT_NOTIFY_PUSH_WINDOW's default
+SCHEDULE = "1s,1s,1s,2s,2s,2s,2s"
+failures = []
+
+
+def check(cond, what):
+    print(("ok   - " if cond else "FAIL - ") + what, flush=True)
+    if not cond:
+        failures.append(what)
+
+
+def call(tenant, method, path, body=None, query=None):
+    """(status, json) of an api call with a fresh server token."""
+    url = API + path + ("?" + urllib.parse.urlencode(query) if query else "")
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method)
+    req.add_header("Authorization", f"Bearer {tenant.token()}")
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            raw = r.read()
+            return r.status, json.loads(raw) if raw else None
+    except urllib.error.HTTPError as e:
+        raw = e.read()
+        try:
+            return e.code, json.loads(raw)
+        except ValueError:
+            return e.code, raw
+
+
+def kill_notify():
+    with open(os.path.join(stack["CHAT_STACK_PIDS"], "notify.pid")) as f:
+        os.kill(int(f.read().strip()), signal.SIGKILL)
+    time.sleep(0.5)
+
+
+def restart_notify(kill=True, **env):
+    """kill -9 of notify (unless it is down already), then scripts/up starts it again with env
+    added."""
+    if kill:
+        kill_notify()
+    up = [os.path.join(stack["CHAT_SOURCE_DIR"], "scripts", "up"), "--state-dir",
+          stack["CHAT_STACK_DIR"], "--build-dir", stack["CHAT_BUILD_DIR"], "--no-build"]
+    r = subprocess.run(up, capture_output=True, text=True, timeout=300,
+                       env=dict(os.environ, **env))
+    check(r.returncode == 0, f"scripts/up restarts notify ({r.returncode}) {r.stderr[-300:]}")
+
+
+def subscribe(sockets, tenant, user, peers):
+    """A fake browser subscription of user's, stored through push_subscribe; user then goes
+    offline. Returns the subscription (id, endpoint, keys)."""
+    sub = peers.new_subscription()
+    c = Client(sockets, tenant, user, URLS[1])
+    check(c.ws is not None, f"{user} connected")
+    rid = c.rid()
+    c.send({"type": "push_subscribe", "rid": rid, "endpoint": sub["endpoint"],
+            "keys": sub["keys"]})
+    ok = c.wait(lambda f: f.get("rid") == rid, f"{user}'s push_subscribe")
+    check(ok is not None and ok.get("type") == "ok", f"{user} subscribed: {ok}")
+    c.ws.close()
+    return sub
+
+
+def delivered(peers, sub, kind=None):
+    out = [p for p in peers.pushes(sub["id"]) if p.get("outcome") == "delivered"]
+    if kind is not None:
+        out = [p for p in out if (p.get("payload") or {}).get("type") == kind]
+    return out
+
+
+def wait_for(pred, timeout, step=0.3):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(step)
+    return pred()
+
+
+def main():
+    peers = Peers.from_stack(stack)
+    restart_notify(CHAT_NOTIFY_WEBHOOK_SCHEDULE=SCHEDULE)
+    T = Tenant(stack)
+    # Email digests: the tenant's sender and the shortest delay (60 s); started first, checked
+    # last, while the rest runs.
+    st, _ = call(T, "PATCH", "/settings", {"email": {"from": "chat@example.com",
+                                                      "digest_delay_s": 60}})
+    check(st == 200, f"email settings ({st})")
+    for u in ("gina", "hank"):
+        st, body = call(T, "PATCH", f"/users/{u}/notifications", {"email": f"{u}@example.com"})
+        check(st == 200 and body.get("email") == f"{u}@example.com", f"{u}'s address ({st})")
+    # Moderation: a watched word is flagged (kept), so its push goes out; the review then
+    # removes it.
+    st, _ = call(T, "PUT", "/moderation/rules",
+                 {"blocklists": [{"name": "watch", "words": ["sketchy"], "action": "flag"}]})
+    check(st == 200, f"rules ({st})")
+    # Webhooks: one that fails 3 times then succeeds, one that is gone (410).
+    hooks = {}
+    for name, fail in (("flaky", {"status": 500, "count": 3}), ("gone", {"status": 410,
+                                                                          "count": -1})):
+        st, body = call(T, "POST", "/webhooks", {"url": peers.hook_url(unique(name)),
+                                                 "events": ["message.updated"]})
+        check(st == 201 and body.get("secret", "").startswith("whsec_"), f"webhook {name} ({st})")
+        hook = body["url"].rsplit("/", 1)[1]
+        peers.set_hook(hook, [body["secret"]], fail=fail)
+        hooks[name] = (body["id"], hook)
+
+    with contextlib.ExitStack() as sockets:
+        subs = {u: subscribe(sockets, T, u, peers) for u in ("bob", "carol", "dave", "erin",
+                                                              "frank")}
+        alice = Client(sockets, T, "alice", URLS[0])
+        dm = {u: "dm:" + ":".join(sorted(["alice", u])) for u in subs.keys() | {"gina", "hank"}}
+        for room in dm.values():
+            alice.join(room)
+        # carol is in the room, dave is connected elsewhere (no room joined).
+        carol = Client(sockets, T, "carol", URLS[1])
+        carol.join(dm["carol"])
+        Client(sockets, T, "dave", URLS[0])
+        time.sleep(1.0)  # the notify config of a new tenant, and the online hashes
+
+        acks = {"gina": alice.post(dm["gina"], "are you coming tonight?"),
+                "hank": alice.post(dm["hank"], "lunch?")}
+        digest_sent = time.monotonic()
+        bob_acks = [alice.post(dm["bob"], f"message {i} to bob") for i in range(5)]
+        check(all(a and a.get("type") == "ack" for a in bob_acks), "5 messages to bob stored")
+        alice.post(dm["carol"], "hi carol, you are here")
+        alice.post(dm["dave"], "hi dave, on another tab")
+        erin_acks = [alice.post(dm["erin"], f"erin {i}") for i in range(2)]
+        frank_ack = alice.post(dm["frank"], "a sketchy deal")
+        # erin reads on another device within the window, and leaves again.
+        erin = Client(sockets, T, "erin", URLS[0])
+        erin.join(dm["erin"])
+        erin.send({"type": "read", "room": dm["erin"], "seq": erin_acks[-1]["seq"]})
+        erin.wait(lambda f: f.get("type") == "read" and f.get("user") == "erin", "erin's read")
+        erin.ws.close()
+        # hank reads too (his digest must not go out).
+        hank = Client(sockets, T, "hank", URLS[1])
+        hank.join(dm["hank"])
+        hank.send({"type": "read", "room": dm["hank"], "seq": acks["hank"]["seq"]})
+        hank.wait(lambda f: f.get("type") == "read" and f.get("user") == "hank", "hank's read")
+        hank.ws.close()
+
+        # ---- pushes ----
+        got = wait_for(lambda: delivered(peers, subs["bob"], "message"), WINDOW + 10)
+        time.sleep(2.0)  # anything more would come now
+        got = delivered(peers, subs["bob"], "message")
+        check(len(got) == 1, f"bob (offline) gets exactly one push for 5 messages ({len(got)})")
+        if got:
+            p = got[0]
+            pl = p["payload"]
+            check(pl.get("count") == 5 and pl.get("text") == "message 4 to bob"
+                  and pl.get("from") == "alice" and pl.get("room") == dm["bob"],
+                  f"the push shows the newest text and the count: {pl}")
+            check(p.get("vapid_ok") is True and p["headers"].get("urgency") == "high"
+                  and p["headers"].get("topic") and int(p["headers"].get("ttl") or 0) > 0,
+                  f"VAPID verified, Urgency high (dm), a Topic and a TTL: {p['headers']}")
+        check(not delivered(peers, subs["carol"]), "carol (online in the room) gets no push")
+        check(not delivered(peers, subs["dave"]), "dave (online on another device) gets no push")
+        check(not delivered(peers, subs["erin"]), "erin (read before the window ended) gets no "
+                                                  "push")
+        frank_push = wait_for(lambda: delivered(peers, subs["frank"], "message"), 5)
+        check(len(frank_push) == 1, f"frank gets his push ({len(frank_push)})")
+
+        # ---- recalls ----
+        bob = Client(sockets, T, "bob", URLS[0])
+        bob.join(dm["bob"])
+        bob.send({"type": "read", "room": dm["bob"], "seq": bob_acks[-1]["seq"]})
+        bob.ws.close()
+        close = wait_for(lambda: delivered(peers, subs["bob"], "close"), 10)
+        check(len(close) == 1 and got and close[0]["headers"].get("topic") ==
+              got[0]["headers"].get("topic"),
+              f"bob read elsewhere: his notification is withdrawn with the same Topic ({close})")
+        flag = wait_for(lambda: next((f for f in (call(T, "GET", "/moderation/flags",
+                                                       query={"limit": 100})[1] or {})
+                                      .get("flags", []) if f.get("message") == frank_ack["id"]),
+                                     None), 10)
+        check(flag is not None, f"frank's message flagged: {flag}")
+        if flag:
+            st, _ = call(T, "POST", f"/moderation/flags/{flag['id']}", {"action": "remove"})
+            check(st == 200, f"review removes it ({st})")
+        close = wait_for(lambda: delivered(peers, subs["frank"], "close"), 10)
+        check(len(close) == 1, f"the removed message's notification is withdrawn ({close})")
+
+        # ---- webhooks ----
+        rid = alice.rid()
+        alice.send({"type": "edit", "room": dm["bob"], "id": bob_acks[0]["id"], "text": "edited",
+                    "rid": rid})
+        alice.wait(lambda f: f.get("rid") == rid, "edit ack")
+        flaky = wait_for(lambda: peers.hooks(hooks["flaky"][1], outcome="delivered"), 20)
+        tries = peers.hooks(hooks["flaky"][1])
+        check(len(flaky) == 1 and len(tries) == 4
+              and len({t["webhook_id"] for t in tries}) == 1,
+              f"failing 3 times then ok: delivered once, 4 attempts, one webhook-id "
+              f"({[(t['outcome'], t['webhook_id']) for t in tries]})")
+        if flaky:
+            body = flaky[0]["body"]
+            check(body.get("type") == "message.updated" and body.get("tenant") == T.id
+                  and body["data"].get("id") == bob_acks[0]["id"],
+                  f"the event's body: {body}")
+        gone = wait_for(lambda: (lambda r: r[1] if r[0] == 200 and not r[1].get("enabled")
+                                 else None)(call(T, "GET", f"/webhooks/{hooks['gone'][0]}")), 10)
+        check(gone is not None and "410" in (gone.get("disabled_reason") or ""),
+              f"the endpoint answering 410 is disabled: {gone}")
+
+    kill_test(peers)
+
+    # ---- digests ----
+    left = 60 + 20 - (time.monotonic() - digest_sent)
+    mails = wait_for(lambda: peers.mails("gina@example.com"), max(left, 1), step=1)
+    check(len(mails) == 1, f"gina gets one digest ({len(mails)})")
+    if mails:
+        m = mails[0]
+        check("are you coming tonight?" in (m.get("text") or "")
+              and "are you coming tonight?" in (m.get("html") or ""),
+              f"text and HTML parts carry the message: {m.get('subject')}")
+    check(not peers.mails("hank@example.com"), "hank read meanwhile: no digest")
+    check(not peers.push_refusals(), f"the push service refused nothing: "
+                                     f"{peers.push_refusals()[:2]}")
+
+
+def kill_test(peers):
+    """kill -9 of notify while a stream of messages flows to a webhook: afterwards each
+    message has been delivered, and any repeat carries the same webhook-id."""
+    T = Tenant(stack)
+    name = unique("stream")
+    st, body = call(T, "POST", "/webhooks", {"url": peers.hook_url(name),
+                                             "events": ["message.new"]})
+    check(st == 201, f"stream webhook ({st})")
+    peers.set_hook(name, [body["secret"]])
+    time.sleep(1.5)
+    room = unique("kill")
+    total = 40
+    seqs = []
+    with contextlib.ExitStack() as sockets:
+        alice = Client(sockets, T, "alice", URLS[0])
+        alice.join(room)
+        for i in range(total):
+            a = alice.post(room, f"stream {i}")
+            if a and a.get("type") == "ack":
+                seqs.append(a["seq"])
+            if i == total // 2:
+                kill_notify()
+            time.sleep(0.02)
+    restart_notify(kill=False, CHAT_NOTIFY_WEBHOOK_SCHEDULE=SCHEDULE)
+    check(len(seqs) == total, f"the stream stored ({len(seqs)})")
+
+    def by_seq():
+        out = {}
+        for h in peers.hooks(name, outcome="delivered"):
+            out.setdefault(h["body"]["data"]["seq"], set()).add(h["webhook_id"])
+        return out
+
+    got = wait_for(lambda: (lambda b: b if set(b) >= set(seqs) else None)(by_seq()), 30)
+    got = by_seq()
+    missing = sorted(set(seqs) - set(got))
+    check(not missing, f"after kill -9 every message's webhook is delivered (missing {missing})")
+    multi = {s: ids for s, ids in got.items() if len(ids) > 1}
+    check(not multi, f"a repeat only with the same webhook-id ({multi})")
+
+
+if __name__ == "__main__":
+    main()
+    print(f"{len(failures)} failed", flush=True)
+    sys.exit(1 if failures else 0)
