@@ -1496,7 +1496,7 @@ chat_err_t ns_sender_new(const ns_sender_conf_t *conf, ns_sender_t **out)
     s->conf.webhook_schedule = NULL;
     chat_err_t err = CHAT_OK;
     if (s->redis_url == NULL || s->dlq_topic == NULL || s->active == NULL ||
-        (conf->vapid_subject != NULL && s->vapid_subject == NULL))
+        (conf->vapid_subject != NULL && conf->vapid_subject[0] != '\0' && s->vapid_subject == NULL))
         err = CHAT_ERR_NOMEM;
     char why[128];
     if (err == CHAT_OK &&

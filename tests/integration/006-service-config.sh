@@ -31,7 +31,7 @@ expect_failure() {
     local log="$work/$service-$var.log" status
     timeout 30 env CHAT_CONNECT_TIMEOUT=2s CHAT_OPS_PORT=0 CHAT_GATEWAY_PORT="$ws_port" \
         CHAT_GATEWAY_INDEX=7 CHAT_MESSAGE_GROUP="cfgtest-$$" CHAT_BROADCAST_GROUP="cfgtest-$$" \
-        CHAT_MODERATION_GROUP="cfgtest-$$" \
+        CHAT_MODERATION_GROUP="cfgtest-$$" CHAT_NOTIFY_GROUP="cfgtest-$$" \
         "$@" "$build/services/$service/chat-$service" >"$log" 2>&1
     status=$?
     if [ $status -ne 0 ] && [ $status -ne 124 ] &&
@@ -44,7 +44,7 @@ expect_failure() {
     fi
 }
 
-for service in gateway message broadcast moderation; do
+for service in gateway message broadcast moderation notify; do
     expect_failure "$service" CHAT_OPS_PORT CHAT_OPS_PORT=not-a-port
     expect_failure "$service" CHAT_LOG_LEVEL CHAT_LOG_LEVEL=loud
     expect_failure "$service" CHAT_KAFKA_BROKERS CHAT_KAFKA_BROKERS="127.0.0.1:$dead_port"
@@ -64,6 +64,12 @@ expect_failure moderation CHAT_MONGO_URI CHAT_MONGO_URI="mongodb://127.0.0.1:$de
 expect_failure moderation CHAT_REDIS_URL CHAT_REDIS_URL="redis://127.0.0.1:$dead_port/0"
 expect_failure moderation CHAT_MODERATION_BATCH CHAT_MODERATION_BATCH=0
 expect_failure moderation CHAT_MODERATION_RULES_REFRESH CHAT_MODERATION_RULES_REFRESH=10ms
+expect_failure notify CHAT_MONGO_URI CHAT_MONGO_URI="mongodb://127.0.0.1:$dead_port/chat"
+expect_failure notify CHAT_REDIS_URL CHAT_REDIS_URL="redis://127.0.0.1:$dead_port/0"
+expect_failure notify CHAT_VAPID_PRIVATE_KEY CHAT_VAPID_PRIVATE_KEY=not-a-key
+expect_failure notify CHAT_VAPID_SUBJECT CHAT_VAPID_PRIVATE_KEY="$("$build/tools/chat-admin/chat-admin" vapid generate | sed -n "s/^CHAT_VAPID_PRIVATE_KEY=//p")" CHAT_VAPID_SUBJECT=nobody
+expect_failure notify CHAT_NOTIFY_WEBHOOK_SCHEDULE CHAT_NOTIFY_WEBHOOK_SCHEDULE=soon
+expect_failure notify CHAT_SMTP_TLS CHAT_SMTP_TLS=maybe
 # Every service checks at start that the topics it is configured with exist.
 missing="missing-topic-$$"
 expect_failure message CHAT_TOPIC_INBOUND CHAT_TOPIC_INBOUND="$missing"
@@ -77,5 +83,7 @@ expect_failure broadcast CHAT_TOPIC_EVENTS CHAT_TOPIC_EVENTS="$missing"
 expect_failure moderation CHAT_TOPIC_MESSAGES CHAT_TOPIC_MESSAGES="$missing"
 expect_failure moderation CHAT_TOPIC_MODERATION CHAT_TOPIC_MODERATION="$missing"
 expect_failure message CHAT_TOPIC_MODERATION CHAT_TOPIC_MODERATION="$missing"
+expect_failure notify CHAT_TOPIC_MESSAGES CHAT_TOPIC_MESSAGES="$missing"
+expect_failure notify CHAT_TOPIC_NOTIFY_DLQ CHAT_TOPIC_NOTIFY_DLQ="$missing"
 
 [ $failures -eq 0 ] || { echo "$failures check(s) failed"; exit 1; }
