@@ -58,3 +58,12 @@ bool chat_service_store_open(const char *uri, const char *program, int timeout_m
     }
     return true;
 }
+
+bool chat_service_retry_wait(chat_backoff_t *b, const char *step, chat_err_t err, bool *logged)
+{
+    if (!*logged)
+        chat_log_error("batch step failed; retrying the batch", CHAT_F_STR("step", step),
+                       CHAT_F_ERR(err));
+    *logged = true;
+    return !chat_signals_wait_stop(chat_backoff_next(b));
+}

@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 
+#include "common/backoff.h"
 #include "common/config.h"
 #include "common/err.h"
 #include "common/store.h"
@@ -30,5 +31,10 @@ void chat_service_start_failed(const char *var, const char *what, chat_err_t err
  * (chat_store_destroy). */
 bool chat_service_store_open(const char *uri, const char *program, int timeout_ms,
                              chat_store_t **store);
+
+/* Waits out a failing step of a consumer's batch (a MongoDB or Redis call the batch cannot do
+ * without): logs the failure once per streak (*logged, false at the streak's start), then
+ * sleeps the backoff's next delay. True to try again; false if a stop was requested. */
+bool chat_service_retry_wait(chat_backoff_t *b, const char *step, chat_err_t err, bool *logged);
 
 #endif

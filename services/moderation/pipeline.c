@@ -19,6 +19,7 @@
 #include "common/log.h"
 #include "common/mod_record.h"
 #include "common/redis.h"
+#include "common/service.h"
 #include "common/signals.h"
 #include "services/moderation/rules_cache.h"
 #include "services/moderation/spam.h"
@@ -245,16 +246,6 @@ void mod_pipeline_free(mod_pipeline_t *p)
     free(p);
 }
 
-/* Waits out a failing MongoDB or Redis step: true to try again, false if a stop came. */
-static bool retry_wait(chat_backoff_t *b, const char *what, chat_err_t err, bool *logged)
-{
-    if (!*logged)
-        chat_log_error("moderation step failed; retrying the batch", CHAT_F_STR("step", what),
-                       CHAT_F_ERR(err));
-    *logged = true;
-    return !chat_signals_wait_stop(chat_backoff_next(b));
-}
-
 /* What a record asks of moderation: a new message or an edit by a user, with its text. */
 static bool wants_check(const chat_event_t *ev)
 {
@@ -303,7 +294,7 @@ static chat_err_t batch_decode(mod_pipeline_t *p, size_t n)
             if (err == CHAT_ERR_NOMEM)
                 return err;
             chat_counter_inc(p->m.store_errors);
-            if (!retry_wait(&b, "read rules", err, &logged))
+            if (!chat_service_retry_wait(&b, "read rules", err, &logged))
                 return CHAT_ERR_STOPPED;
         }
         if (it->rules == NULL) {
@@ -371,7 +362,7 @@ static chat_err_t batch_check(mod_pipeline_t *p, size_t n)
             chat_counter_inc(p->m.redis_errors);
             if (err == CHAT_ERR_NOMEM)
                 break;
-            if (!retry_wait(&b, "spam windows", err, &logged)) {
+            if (!chat_service_retry_wait(&b, "spam windows", err, &logged)) {
                 err = CHAT_ERR_STOPPED;
                 break;
             }
@@ -431,7 +422,7 @@ static chat_err_t batch_record(mod_pipeline_t *p, size_t n)
         chat_counter_inc(p->m.store_errors);
         if (err == CHAT_ERR_NOMEM || err == CHAT_ERR_INVALID)
             break;
-        if (!retry_wait(&b, "record decisions", err, &logged)) {
+        if (!chat_service_retry_wait(&b, "record decisions", err, &logged)) {
             err = CHAT_ERR_STOPPED;
             break;
         }

@@ -616,14 +616,13 @@ const char *nq_job_field(const nq_job_t *j, const char *name)
     return NULL;
 }
 
-/* A field as a number, def if absent. */
-static int64_t job_int(const nq_job_t *j, const char *name, int64_t def)
+int64_t nq_job_int(const nq_job_t *j, const char *name, int64_t def)
 {
     const char *v = nq_job_field(j, name);
     return v != NULL ? strtoll(v, NULL, 10) : def;
 }
 
-static void job_clear(nq_job_t *j)
+void nq_job_clear(nq_job_t *j)
 {
     free(j->id);
     free(j->tenant);
@@ -640,7 +639,7 @@ static void job_clear(nq_job_t *j)
 void nq_jobs_free(nq_job_t *jobs, size_t n)
 {
     for (size_t i = 0; jobs != NULL && i < n; i++)
-        job_clear(&jobs[i]);
+        nq_job_clear(&jobs[i]);
     free(jobs);
 }
 
@@ -756,7 +755,7 @@ chat_err_t nq_claim_lease(chat_redis_t *r, int64_t now_ms, size_t max, int64_t l
              * lease (it comes back, and is logged again, a minute later). */
             chat_log_error("notify outbox: job id of no known kind",
                            CHAT_F_STR("job", out[got].id != NULL ? out[got].id : ""));
-            job_clear(&out[got]);
+            nq_job_clear(&out[got]);
             err = CHAT_OK;
             continue;
         }
@@ -809,8 +808,8 @@ static chat_err_t end_push(chat_redis_t *r, const nq_job_t *j, bool sent, int64_
     argv_str(&a, j->room);
     argv_str(&a, j->user);
     argv_str(&a, close);
-    argv_int(&a, job_int(j, "seq", 0));
-    argv_int(&a, job_int(j, "count", 0));
+    argv_int(&a, nq_job_int(j, "seq", 0));
+    argv_int(&a, nq_job_int(j, "count", 0));
     free(close);
     long long result = 0;
     chat_err_t err = argv_run(r, &a, &result);

@@ -90,6 +90,10 @@ typedef struct nq_job {
 
 /* The value of field name of job, NULL if absent. */
 const char *nq_job_field(const nq_job_t *j, const char *name);
+/* The field as a number, def if absent. */
+int64_t nq_job_int(const nq_job_t *j, const char *name, int64_t def);
+/* Frees what one job holds (not the job itself) and zeroes it. */
+void nq_job_clear(nq_job_t *j);
 
 /* Claims at most max jobs due at now. *jobs malloc'd (free with nq_jobs_free). An email job
  * also carries, as fields "m:<room>", the highest seq a digest already mailed per room. */

@@ -29,6 +29,7 @@
 #include "common/notify_store.h"
 #include "common/redis.h"
 #include "common/room_list.h"
+#include "common/service.h"
 #include "common/signals.h"
 #include "common/strmap.h"
 #include "common/whsign.h"
@@ -322,16 +323,6 @@ void nf_pipeline_free(nf_pipeline_t *p)
 
 /* ---- one batch ---- */
 
-/* Waits out a failing MongoDB or Redis step: true to try again, false if a stop came. */
-static bool retry_wait(chat_backoff_t *b, const char *what, chat_err_t err, bool *logged)
-{
-    if (!*logged)
-        chat_log_error("notify step failed; retrying the batch", CHAT_F_STR("step", what),
-                       CHAT_F_ERR(err));
-    *logged = true;
-    return !chat_signals_wait_stop(chat_backoff_next(b));
-}
-
 static void items_clear(nf_pipeline_t *p, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
@@ -384,7 +375,7 @@ static chat_err_t batch_decode(nf_pipeline_t *p, size_t n)
             if (err == CHAT_ERR_NOMEM)
                 return err;
             chat_counter_inc(p->m.store_errors);
-            if (!retry_wait(&b, "read tenant configuration", err, &logged))
+            if (!chat_service_retry_wait(&b, "read tenant configuration", err, &logged))
                 return CHAT_ERR_STOPPED;
         }
         it->ok = true;
@@ -546,7 +537,7 @@ static chat_err_t batch_members(nf_pipeline_t *p, size_t n)
             if (err == CHAT_ERR_NOMEM)
                 break;
             chat_counter_inc(p->m.store_errors);
-            if (!retry_wait(&b, "read room members", err, &logged))
+            if (!chat_service_retry_wait(&b, "read room members", err, &logged))
                 err = CHAT_ERR_STOPPED;
             else
                 err = CHAT_OK;
@@ -735,7 +726,7 @@ static chat_err_t recipients_online(nf_pipeline_t *p, size_t n, recipients_t *r)
                                         online)) != CHAT_OK) {
             atomic_store(&p->redis_ok, false);
             chat_counter_inc(p->m.redis_errors);
-            if (err == CHAT_ERR_NOMEM || !retry_wait(&b, "read presence", err, &logged)) {
+            if (err == CHAT_ERR_NOMEM || !chat_service_retry_wait(&b, "read presence", err, &logged)) {
                 err = err == CHAT_ERR_NOMEM ? err : CHAT_ERR_STOPPED;
                 break;
             }
@@ -843,7 +834,7 @@ static chat_err_t room_notes(nf_pipeline_t *p, size_t first, size_t n, recipient
         if (err == CHAT_OK || err == CHAT_ERR_NOMEM)
             break;
         chat_counter_inc(p->m.store_errors);
-        if (!retry_wait(&b, "read preferences", err, &logged))
+        if (!chat_service_retry_wait(&b, "read preferences", err, &logged))
             err = CHAT_ERR_STOPPED;
         else
             err = CHAT_OK;
@@ -939,7 +930,7 @@ static chat_err_t batch_outbox(nf_pipeline_t *p, chat_backoff_t *b, bool *logged
         return err;
     atomic_store(&p->redis_ok, false);
     chat_counter_inc(p->m.redis_errors);
-    return retry_wait(b, "write outbox", err, logged) ? CHAT_ERR_REDIS : CHAT_ERR_STOPPED;
+    return chat_service_retry_wait(b, "write outbox", err, logged) ? CHAT_ERR_REDIS : CHAT_ERR_STOPPED;
 }
 
 /* One pass over a batch: everything it queues, then the outbox pipeline. */

@@ -113,26 +113,6 @@ static char *dup_or_null(const char *s)
     return s != NULL && s[0] != '\0' ? strdup(s) : NULL;
 }
 
-/* A numeric field of a job, def if absent. */
-static int64_t jint(const nq_job_t *j, const char *name, int64_t def)
-{
-    const char *v = nq_job_field(j, name);
-    return v != NULL ? strtoll(v, NULL, 10) : def;
-}
-
-/* Frees what a job holds, not the job itself (one of nq_claim's array). */
-static void job_contents_free(nq_job_t *j)
-{
-    free(j->id);
-    free(j->tenant);
-    free(j->user);
-    free(j->room);
-    free(j->endpoint_id);
-    free(j->msg_id);
-    for (size_t i = 0; i < j->nfields; i++)
-        free(j->fields[i]);
-    free(j->fields);
-}
 
 static double rnd01(ns_sender_t *s)
 {
@@ -426,7 +406,7 @@ static void retry_soon(ns_sender_t *s, run_t *r, const char *what, chat_err_t er
     infra_failed(s, what, err);
     ended(s, r->job,
           nq_retry(s->redis, r->job, chat_clock_wall_ms() + INFRA_RETRY_MS,
-                   jint(r->job, "attempts", 0), what));
+                   nq_job_int(r->job, "attempts", 0), what));
 }
 
 /* ---- reading messages ---- */
@@ -674,7 +654,7 @@ static bool push_start_all(ns_sender_t *s, run_t *r, const char *payload, size_t
         return true;
     if (j->kind == NQ_PUSH && done != NULL && done[0] != '\0') {
         ended(s, j,
-              nq_push_sent(s->redis, j, jint(j, "first", 0), jint(j, "seq", 0),
+              nq_push_sent(s->redis, j, nq_job_int(j, "first", 0), nq_job_int(j, "seq", 0),
                            chat_clock_wall_ms()));
     } else {
         if (none)
@@ -733,7 +713,7 @@ static bool push_start(ns_sender_t *s, run_t *r)
     const nq_job_t *j = r->job;
     if (!push_enabled(s, r) || !user_offline(s, r, count_push))
         return false;
-    int64_t newest = jint(j, "seq", 0);
+    int64_t newest = nq_job_int(j, "seq", 0);
     mongoc_client_t *client = chat_store_acquire(s->conf.store);
     int64_t read = 0, unread = 0;
     chat_err_t err =
@@ -774,7 +754,7 @@ static bool push_start(ns_sender_t *s, run_t *r)
                         .text = gone ? m[0].text : nq_job_field(j, "text"),
                         .seq = gone ? m[0].seq : newest,
                         .count = unread,
-                        .ts = gone ? m[0].ts : jint(j, "ts", 0)};
+                        .ts = gone ? m[0].ts : nq_job_int(j, "ts", 0)};
     size_t plen = 0;
     char *payload = ns_push_payload(&pm, &plen);
     r->msg_ts = pm.ts;
@@ -799,7 +779,7 @@ static bool close_start(ns_sender_t *s, run_t *r)
     if (!push_enabled(s, r))
         return false;
     size_t plen = 0;
-    char *payload = ns_push_close_payload(j->tenant, j->room, jint(j, "seq", 0), &plen);
+    char *payload = ns_push_close_payload(j->tenant, j->room, nq_job_int(j, "seq", 0), &plen);
     if (payload == NULL) {
         retry_soon(s, r, "out of memory", CHAT_ERR_NOMEM);
         return false;
@@ -860,13 +840,13 @@ static void push_done(ns_sender_t *s, run_t *r)
                 chat_log_warn("close push failed", CHAT_F_STR("job", j->id),
                               CHAT_F_STR("error", why));
             else
-                dead_letter(s, r, "webpush", why, jint(j, "attempts", 0) + 1);
+                dead_letter(s, r, "webpush", why, nq_job_int(j, "attempts", 0) + 1);
             break;
         }
     }
     int64_t now = chat_clock_wall_ms();
     if (retry > 0) {
-        int64_t attempts = jint(j, "attempts", 0) + 1;
+        int64_t attempts = nq_job_int(j, "attempts", 0) + 1;
         int64_t delay = ns_schedule_delay(&s->push_sched, attempts, 0, 0);
         if (delay >= 0) {
             if (retry_after >= 0)
@@ -887,7 +867,7 @@ static void push_done(ns_sender_t *s, run_t *r)
             dead_letter(s, r, "webpush", reason, attempts);
     }
     if (!closing && sent[0] != '\0')
-        ended(s, j, nq_push_sent(s->redis, j, jint(j, "first", 0), jint(j, "seq", 0), now));
+        ended(s, j, nq_push_sent(s->redis, j, nq_job_int(j, "first", 0), nq_job_int(j, "seq", 0), now));
     else
         finish(s, r, closing);
     free(sent);
@@ -974,7 +954,7 @@ static bool webhook_start(ns_sender_t *s, run_t *r)
     const cJSON *ts =
         r->payload != NULL ? cJSON_GetObjectItemCaseSensitive(r->payload, "ts") : NULL;
     if (!chat_json_read_int(ts, &r->msg_ts))
-        r->msg_ts = jint(j, "first", 0);
+        r->msg_ts = nq_job_int(j, "first", 0);
 
     const nt_tenant_t *t = NULL;
     chat_err_t err = nt_cache_get(s->conf.tenants, tenant, &t);
@@ -1040,7 +1020,7 @@ static void webhook_done(ns_sender_t *s, run_t *r)
     xfer_t *x = &r->x[0];
     ns_webhook_outcome_t o = ns_webhook_judge(x->code == CURLE_OK ? x->status : 0);
     int64_t now = chat_clock_wall_ms();
-    int64_t attempts = jint(j, "attempts", 0) + 1;
+    int64_t attempts = nq_job_int(j, "attempts", 0) + 1;
     char why[CURL_ERROR_SIZE + 64];
     xfer_reason(x, why, sizeof why);
     if (o == NS_WEBHOOK_DELIVERED) {
@@ -1276,7 +1256,7 @@ static void email_done(ns_sender_t *s, run_t *r)
     }
     char why[CURL_ERROR_SIZE + 64];
     xfer_reason(x, why, sizeof why);
-    int64_t attempts = jint(j, "attempts", 0) + 1;
+    int64_t attempts = nq_job_int(j, "attempts", 0) + 1;
     int64_t delay = ns_schedule_delay(&s->push_sched, attempts, 0, 0);
     if (delay < 0) {
         count_email(s, "failed");
@@ -1390,7 +1370,7 @@ static int64_t claim_more(ns_sender_t *s)
     for (size_t i = 0; i < n; i++) {
         nq_job_t *one = malloc(sizeof *one);
         if (one == NULL) {
-            job_contents_free(&jobs[i]); /* the lease brings it back */
+            nq_job_clear(&jobs[i]); /* the lease brings it back */
             continue;
         }
         *one = jobs[i];

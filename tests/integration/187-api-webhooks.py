@@ -23,16 +23,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 
 from api_client import Api, Contract, Tenant, q, stack_load, unique  # noqa: E402
+from checks import check, finish  # noqa: E402
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError  # noqa: E402
 
-failures = []
-
-
-def check(cond, what):
-    print(("ok   - " if cond else "FAIL - ") + what, flush=True)
-    if not cond:
-        failures.append(what)
-    return cond
 
 
 stack = stack_load()
@@ -413,5 +406,4 @@ def notifications():
 
 
 main()
-print(f"{len(failures)} failed")
-sys.exit(1 if failures else 0)
+finish()

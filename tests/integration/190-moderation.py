@@ -17,45 +17,20 @@ import statistics
 import subprocess
 import sys
 import time
-import urllib.parse
-import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
-from api_client import Tenant, stack_load, unique  # noqa: E402
+from api_client import api_base, call_json, stack_load, Tenant, unique  # noqa: E402
+from checks import check, finish  # noqa: E402
 from ws_client import Client  # noqa: E402
 
 stack = stack_load()
-API = stack["CHAT_API_URL"].rstrip("/")
-if not API.endswith("/v1"):
-    API += "/v1"
+API = api_base(stack)
 URLS = stack["CHAT_GATEWAY_URLS"].split(",")
-failures = []
-
-
-def check(cond, what):
-    print(("ok   - " if cond else "FAIL - ") + what, flush=True)
-    if not cond:
-        failures.append(what)
 
 
 def call(tenant, method, path, body=None, query=None):
     """(status, json) of an api call with a fresh server token."""
-    url = API + path + ("?" + urllib.parse.urlencode(query) if query else "")
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method)
-    req.add_header("Authorization", f"Bearer {tenant.token()}")
-    if data is not None:
-        req.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(req, timeout=30) as r:
-            raw = r.read()
-            return r.status, json.loads(raw) if raw else None
-    except urllib.error.HTTPError as e:
-        raw = e.read()
-        try:
-            return e.code, json.loads(raw)
-        except ValueError:
-            return e.code, raw
+    return call_json(API, tenant, method, path, body, query)
 
 
 def is_removal(room, mid):
@@ -297,6 +272,4 @@ def kill_test():
 
 if __name__ == "__main__":
     main()
-    if failures:
-        print(f"{len(failures)} check(s) failed")
-        sys.exit(1)
+    finish()

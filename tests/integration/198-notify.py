@@ -18,55 +18,28 @@ The test restarts notify with a short webhook retry schedule and an 8 s push win
 passes them through).
 """
 import contextlib
-import json
 import os
 import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
-from api_client import Tenant, stack_load, unique  # noqa: E402
+from api_client import api_base, call_json, stack_load, Tenant, unique  # noqa: E402
+from checks import check, finish  # noqa: E402
 from peers_client import Peers  # noqa: E402
 from ws_client import Client  # noqa: E402
 
 stack = stack_load()
-API = stack["CHAT_API_URL"].rstrip("/")
-if not API.endswith("/v1"):
-    API += "/v1"
+API = api_base(stack)
 URLS = stack["CHAT_GATEWAY_URLS"].split(",")
 WINDOW = 8.0  # CHAT_NOTIFY_PUSH_WINDOW for the test: room for erin's read on a loaded machine
 SCHEDULE = "1s,1s,1s,2s,2s,2s,2s"
-failures = []
-
-
-def check(cond, what):
-    print(("ok   - " if cond else "FAIL - ") + what, flush=True)
-    if not cond:
-        failures.append(what)
 
 
 def call(tenant, method, path, body=None, query=None):
     """(status, json) of an api call with a fresh server token."""
-    url = API + path + ("?" + urllib.parse.urlencode(query) if query else "")
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method)
-    req.add_header("Authorization", f"Bearer {tenant.token()}")
-    if data is not None:
-        req.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(req, timeout=30) as r:
-            raw = r.read()
-            return r.status, json.loads(raw) if raw else None
-    except urllib.error.HTTPError as e:
-        raw = e.read()
-        try:
-            return e.code, json.loads(raw)
-        except ValueError:
-            return e.code, raw
+    return call_json(API, tenant, method, path, body, query)
 
 
 def kill_notify():
@@ -309,5 +282,4 @@ def kill_test(peers):
 
 if __name__ == "__main__":
     main()
-    print(f"{len(failures)} failed", flush=True)
-    sys.exit(1 if failures else 0)
+    finish()

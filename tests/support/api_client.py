@@ -15,7 +15,9 @@ import secrets
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.parse
+import urllib.request
 
 import jsonschema
 import yaml
@@ -119,6 +121,32 @@ class Tenant:
 
     def token(self):
         return server_token(self.id, self.secret)
+
+
+def api_base(stack):
+    """The server API's base URL, ending in /v1."""
+    url = stack["CHAT_API_URL"].rstrip("/")
+    return url if url.endswith("/v1") else url + "/v1"
+
+
+def call_json(base, tenant, method, path, body=None, query=None):
+    """(status, parsed JSON or raw bytes) of one call with a fresh server token of tenant."""
+    url = base + path + ("?" + urllib.parse.urlencode(query) if query else "")
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method)
+    req.add_header("Authorization", f"Bearer {tenant.token()}")
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            raw = r.read()
+            return r.status, json.loads(raw) if raw else None
+    except urllib.error.HTTPError as e:
+        raw = e.read()
+        try:
+            return e.code, json.loads(raw)
+        except ValueError:
+            return e.code, raw
 
 
 # ---- the contract ----
