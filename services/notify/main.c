@@ -14,6 +14,7 @@
 #include "common/metrics.h"
 #include "common/notify_store.h"
 #include "common/ops_http.h"
+#include "common/room_list.h"
 #include "common/service.h"
 #include "common/store.h"
 #include "common/webpush.h"
@@ -155,7 +156,12 @@ static int run(const notify_cfg_t *cfg, chat_metrics_t *metrics, chat_store_t *s
         chat_service_start_failed(bad_var, "topics not usable", err);
         return EXIT_FAILURE;
     }
+    /* The room's users are read by room (the list's own index starts with the user). */
+    static const chat_store_index_t room_users = {
+        CHAT_USER_ROOMS_COLLECTION, "room_users", false, {"tenant", "room", NULL}};
     err = chat_store_ensure_indexes(store, chat_notify_store_indexes, chat_notify_store_nindexes);
+    if (err == CHAT_OK)
+        err = chat_store_ensure_indexes(store, &room_users, 1);
     if (err != CHAT_OK) {
         chat_service_start_failed("CHAT_MONGO_URI", "indexes not created", err);
         return EXIT_FAILURE;
