@@ -662,9 +662,8 @@ static person_t *person_of(recipients_t *r, const char *tenant, const char *user
     return chat_strmap_get(r->people, key);
 }
 
-/* Registers every member of every notifying item (the sender excluded) and reads who is online:
- * one chat_online_users per tenant of the batch. */
-static chat_err_t recipients_online(nf_pipeline_t *p, size_t n, recipients_t *r)
+/* Registers every member of every notifying item (the sender excluded). */
+static chat_err_t recipients_register(nf_pipeline_t *p, size_t n, recipients_t *r)
 {
     for (size_t i = 0; i < n; i++) {
         const item_t *it = &p->items[i];
@@ -683,7 +682,62 @@ static chat_err_t recipients_online(nf_pipeline_t *p, size_t n, recipients_t *r)
             }
         }
     }
-    /* One call per tenant: the users of the tenant's items in order of first appearance. */
+    return CHAT_OK;
+}
+
+/* True if item i is the first of the batch with its member list (one pass per room). */
+static bool first_of_room(const nf_pipeline_t *p, size_t i)
+{
+    for (size_t j = 0; j < i; j++)
+        if (p->items[j].members == p->items[i].members)
+            return false;
+    return true;
+}
+
+/* Who is online in the batch's rooms themselves: the rooms' presence hashes (the gateways'
+ * registrations, docs/message-path.md "Presence"), one pipelined HKEYS per room. Someone in
+ * the room is online in the tenant, so the usual case -- the members who talk are there --
+ * costs one command per room instead of one per gateway. */
+static chat_err_t rooms_presence(nf_pipeline_t *p, size_t n, recipients_t *r)
+{
+    size_t queued = 0;
+    chat_err_t err = CHAT_OK;
+    for (size_t i = 0; err == CHAT_OK && i < n; i++) {
+        if (p->items[i].members == NULL || !first_of_room(p, i))
+            continue;
+        char key[CHAT_REGISTRY_KEY_MAX];
+        if (chat_registry_key(p->items[i].ev.tenant, p->items[i].ev.room, CHAT_REGISTRY_PRESENCE,
+                              key, sizeof key) < 0)
+            continue;
+        if ((err = chat_redis_append(p->redis, "HKEYS %s", key)) == CHAT_OK)
+            queued++;
+    }
+    for (size_t i = 0, got = 0; got < queued && i < n; i++) {
+        if (p->items[i].members == NULL || !first_of_room(p, i))
+            continue;
+        redisReply *reply = NULL;
+        chat_err_t rerr = chat_redis_reply(p->redis, &reply);
+        got++;
+        if (rerr != CHAT_OK) {
+            err = err == CHAT_OK ? rerr : err;
+            continue;
+        }
+        for (size_t k = 0; reply->type == REDIS_REPLY_ARRAY && k < reply->elements; k++) {
+            person_t *pp = reply->element[k]->type == REDIS_REPLY_STRING
+                               ? person_of(r, p->items[i].ev.tenant, reply->element[k]->str)
+                               : NULL;
+            if (pp != NULL)
+                pp->online = true;
+        }
+        freeReplyObject(reply);
+    }
+    return err;
+}
+
+/* The rest of the batch's recipients, those not in their room: the gateways' online hashes,
+ * one chat_online_users per tenant. */
+static chat_err_t tenants_presence(nf_pipeline_t *p, size_t n, recipients_t *r)
+{
     for (size_t i = 0; i < n; i++) {
         const item_t *it = &p->items[i];
         if (it->members == NULL)
@@ -702,10 +756,11 @@ static chat_err_t recipients_online(nf_pipeline_t *p, size_t n, recipients_t *r)
                 continue;
             for (size_t u = 0; u < o->members->n; u++) {
                 const char *user = o->members->users[u];
-                bool dup = strcmp(user, o->ev.user) == 0;
-                for (size_t k = 0; k < nu && !dup; k++)
-                    dup = strcmp(users[k], user) == 0;
-                if (dup)
+                const person_t *pp = person_of(r, o->ev.tenant, user);
+                bool skip = pp == NULL || pp->online;
+                for (size_t k = 0; k < nu && !skip; k++)
+                    skip = strcmp(users[k], user) == 0;
+                if (skip)
                     continue;
                 const char **grown = chat_array_grow(users, &cap, nu + 1, sizeof *grown);
                 if (grown == NULL) {
@@ -717,21 +772,10 @@ static chat_err_t recipients_online(nf_pipeline_t *p, size_t n, recipients_t *r)
             }
         }
         bool *online = err == CHAT_OK && nu > 0 ? calloc(nu, sizeof *online) : NULL;
-        if (nu > 0 && online == NULL)
+        if (err == CHAT_OK && nu > 0 && online == NULL)
             err = CHAT_ERR_NOMEM;
-        chat_backoff_t b = chat_backoff_make(CHAT_BACKOFF_FIRST_MS, CHAT_BACKOFF_MAX_MS);
-        bool logged = false;
-        while (err == CHAT_OK && nu > 0 &&
-               (err = chat_online_users(p->redis, p->conf.gateways, it->ev.tenant, users, nu,
-                                        online)) != CHAT_OK) {
-            atomic_store(&p->redis_ok, false);
-            chat_counter_inc(p->m.redis_errors);
-            if (err == CHAT_ERR_NOMEM || !chat_service_retry_wait(&b, "read presence", err, &logged)) {
-                err = err == CHAT_ERR_NOMEM ? err : CHAT_ERR_STOPPED;
-                break;
-            }
-            err = CHAT_OK;
-        }
+        if (err == CHAT_OK && nu > 0)
+            err = chat_online_users(p->redis, p->conf.gateways, it->ev.tenant, users, nu, online);
         for (size_t k = 0; err == CHAT_OK && k < nu; k++)
             person_of(r, it->ev.tenant, users[k])->online = online[k];
         free(online);
@@ -740,6 +784,28 @@ static chat_err_t recipients_online(nf_pipeline_t *p, size_t n, recipients_t *r)
             return err;
     }
     return CHAT_OK;
+}
+
+/* Registers the batch's recipients and reads who of them is online (retried while Redis
+ * fails). */
+static chat_err_t recipients_online(nf_pipeline_t *p, size_t n, recipients_t *r)
+{
+    chat_err_t err = recipients_register(p, n, r);
+    chat_backoff_t b = chat_backoff_make(CHAT_BACKOFF_FIRST_MS, CHAT_BACKOFF_MAX_MS);
+    bool logged = false;
+    while (err == CHAT_OK) {
+        err = rooms_presence(p, n, r);
+        if (err == CHAT_OK)
+            err = tenants_presence(p, n, r);
+        if (err == CHAT_OK || err == CHAT_ERR_NOMEM)
+            break;
+        atomic_store(&p->redis_ok, false);
+        chat_counter_inc(p->m.redis_errors);
+        if (!chat_service_retry_wait(&b, "read presence", err, &logged))
+            return CHAT_ERR_STOPPED;
+        err = CHAT_OK;
+    }
+    return err;
 }
 
 /* Which of the tenant's offline users have an email address: one query of user_contacts by
@@ -903,10 +969,7 @@ static chat_err_t batch_recipients(nf_pipeline_t *p, size_t n, int64_t now)
             if (pp != NULL && strcmp(it->members->users[u], it->ev.user) != 0)
                 chat_counter_inc(pp->online ? p->m.online : p->m.offline);
         }
-        bool seen = false; /* one pass per room: its first item takes the room's later ones */
-        for (size_t j = 0; j < i && !seen; j++)
-            seen = p->items[j].members == it->members;
-        if (!seen)
+        if (first_of_room(p, i)) /* one pass per room: its first item takes the later ones */
             err = room_notes(p, i, n, &r, now);
     }
     chat_strmap_foreach(r.people, person_drop, NULL);
