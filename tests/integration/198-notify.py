@@ -10,6 +10,7 @@ receiver that verifies with the reference Standard Webhooks library, an SMTP sin
   elsewhere, and when moderation removes the message;
 - a webhook endpoint that fails 3 times then succeeds gets the event once delivered, every
   attempt with the same webhook-id; an endpoint answering 410 is disabled;
+- the 410's event is a dead letter on chat.notify.dlq (chat-admin dlq) with the reason;
 - notify killed with -9 in the middle of a stream: every message's webhook delivered, a
   duplicate only ever with the same webhook-id;
 - an offline member with an address gets one email digest (text and HTML) after the tenant's
@@ -18,6 +19,7 @@ The test restarts notify with a short webhook retry schedule and an 8 s push win
 passes them through).
 """
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -79,6 +81,23 @@ def delivered(peers, sub, kind=None):
     out = [p for p in peers.pushes(sub["id"]) if p.get("outcome") == "delivered"]
     if kind is not None:
         out = [p for p in out if (p.get("payload") or {}).get("type") == kind]
+    return out
+
+
+def dead_letters(tenant):
+    """tenant's notify_failed events on chat.notify.dlq (chat-admin dlq)."""
+    admin = os.path.join(stack["CHAT_BUILD_DIR"], "tools", "chat-admin", "chat-admin")
+    r = subprocess.run([admin, "dlq", "--timeout", "2"], capture_output=True, text=True,
+                       timeout=120, env=dict(os.environ, **stack, CHAT_LOG_LEVEL="warn"))
+    check(r.returncode == 0, f"chat-admin dlq ({r.returncode}) {r.stderr[-200:]}")
+    out = []
+    for line in r.stdout.splitlines():
+        try:
+            d = json.loads(line)
+        except ValueError:
+            continue
+        if d.get("tenant") == tenant.id:
+            out.append(d)
     return out
 
 
@@ -218,6 +237,10 @@ def main():
                                  else None)(call(T, "GET", f"/webhooks/{hooks['gone'][0]}")), 10)
         check(gone is not None and "410" in (gone.get("disabled_reason") or ""),
               f"the endpoint answering 410 is disabled: {gone}")
+        letters = dead_letters(T)
+        check(any(d.get("channel") == "webhook" and "410" in d.get("error", "")
+                  and d.get("payload", {}).get("type") == "message.updated" for d in letters),
+              f"its event is a dead letter on chat.notify.dlq with the reason: {letters[:1]}")
 
     kill_test(peers)
     digest_test(peers, addr, digest_sent)

@@ -9,6 +9,7 @@
 #include "common/bus.h"
 #include "common/clock.h"
 #include "common/config.h"
+#include "common/contract.h"
 #include "common/jwt.h"
 #include "common/log.h"
 #include "common/names.h"
@@ -49,6 +50,10 @@ static const char admin_usage[] =
     "  server-token TENANT [--secret S] [--ttl SECONDS]\n"
     "                                   print a server token of TENANT for the server API\n"
     "                                   (scope server; --ttl default and at most 300 s)\n"
+    "  dlq [--topic NAME] [--timeout SECONDS]\n"
+    "                                   print notify's dead letters (chat.notify.dlq), one\n"
+    "                                   JSON event per line, oldest first per partition;\n"
+    "                                   stops after --timeout (default 3) s without one\n"
     "  vapid generate                   print a new VAPID key pair for Web Push as\n"
     "                                   CHAT_VAPID_PRIVATE_KEY=... and CHAT_VAPID_PUBLIC_KEY=...\n"
     "  help                             this text and the environment variables\n";
@@ -312,6 +317,69 @@ static int cmd_server_token(const admin_cfg_t *cfg, int argc, char **argv)
 }
 
 /* Prints a new VAPID key pair in the form of the variables notify and the gateway read. */
+/* Prints every record of one partition of topic from its beginning until quiet_ms pass
+ * without a new one. Returns the count printed, or -1 if the consumer failed (logged). */
+static long dlq_partition(const admin_cfg_t *cfg, const char *topic, int32_t partition,
+                          int quiet_ms)
+{
+    chat_bus_consumer_conf_t cc = {.brokers = cfg->kafka_brokers,
+                                   .client_id = "chat-admin",
+                                   .assign_topic = topic,
+                                   .assign_partition = partition,
+                                   .assign_offset = CHAT_BUS_OFFSET_BEGINNING,
+                                   .connect_timeout_ms = 10000};
+    chat_bus_consumer_t *c = NULL;
+    if (chat_bus_consumer_new(&cc, &c) != CHAT_OK)
+        return -1;
+    chat_bus_record_t recs[64];
+    long printed = 0;
+    int64_t quiet_until = chat_clock_mono_ms() + quiet_ms;
+    while (chat_clock_mono_ms() < quiet_until) {
+        size_t n = chat_bus_consumer_poll(c, recs, 64, 200);
+        for (size_t i = 0; i < n; i++) {
+            fwrite(recs[i].value, 1, recs[i].len, stdout);
+            fputc('\n', stdout);
+            printed++;
+        }
+        chat_bus_records_release(recs, n);
+        if (n > 0)
+            quiet_until = chat_clock_mono_ms() + quiet_ms;
+    }
+    chat_bus_consumer_close(c);
+    return printed;
+}
+
+/* chat-admin dlq: the notifications notify gave up on, for an operator to read and replay. */
+static int cmd_dlq(const admin_cfg_t *cfg, int argc, char **argv)
+{
+    const char *topic = option_value(argc, argv, "--topic");
+    const char *t = option_value(argc, argv, "--timeout");
+    long long secs = t != NULL ? parse_seconds(t, 1, 3600) : 3;
+    if (secs < 0) {
+        fprintf(stderr, "chat-admin: --timeout takes whole seconds, not '%s'\n", t);
+        return 2;
+    }
+    if (topic == NULL)
+        topic = CHAT_TOPIC_NOTIFY_DLQ;
+    int partitions = chat_bus_topic_partitions(cfg->kafka_brokers, topic, 10000);
+    if (partitions <= 0) {
+        chat_log_error("topic not found", CHAT_F_STR("topic", topic));
+        return 1;
+    }
+    long total = 0;
+    for (int32_t p = 0; p < partitions; p++) {
+        long n = dlq_partition(cfg, topic, p, (int)(secs * 1000));
+        if (n < 0) {
+            chat_log_error("partition not read", CHAT_F_STR("topic", topic),
+                           CHAT_F_INT("partition", p));
+            return 1;
+        }
+        total += n;
+    }
+    fprintf(stderr, "chat-admin: %ld dead letter(s) in %s\n", total, topic);
+    return fflush(stdout) == 0 ? 0 : 1;
+}
+
 static int cmd_vapid_generate(void)
 {
     char *priv = NULL, *pub = NULL;
@@ -362,6 +430,8 @@ int main(int argc, char **argv)
         rc = cmd_token(&cfg, argc - 2, argv + 2);
     else if (strcmp(argv[1], "server-token") == 0)
         rc = cmd_server_token(&cfg, argc - 2, argv + 2);
+    else if (strcmp(argv[1], "dlq") == 0)
+        rc = cmd_dlq(&cfg, argc - 2, argv + 2);
     else {
         fprintf(stderr, "chat-admin: unknown command '%s'\n%s", argv[1], admin_usage);
         rc = 2;
