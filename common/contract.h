@@ -25,7 +25,8 @@
 #define CHAT_TOPIC_MESSAGES "chat.messages" /* message -> broadcast...; key tenant/room */
 #define CHAT_TOPIC_DELIVER "chat.deliver"   /* broadcast -> gateway; partition = gateway index */
 #define CHAT_TOPIC_EVENTS "chat.events"     /* gateway -> broadcast: typing, presence */
-#define CHAT_TOPIC_MODERATION "chat.moderation" /* moderation, api -> message: verdicts;
+#define CHAT_TOPIC_MODERATION                                                                      \
+    "chat.moderation"                           /* moderation, api -> message: verdicts;           \
                                                    key tenant/room */
 #define CHAT_TOPIC_NOTIFY_DLQ "chat.notify.dlq" /* notify: notifications it gave up on */
 

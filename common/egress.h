@@ -25,9 +25,9 @@ typedef struct chat_egress_policy {
 /* Config table entries of the two settings (both default 0), for the services that send. */
 #define CHAT_CFG_EGRESS(st, http_field, private_field)                                             \
     CHAT_CFG_BOOL("CHAT_EGRESS_ALLOW_HTTP", st, http_field, "0",                                   \
-                  "allow plain http:// webhook and push URLs (never in production)"),             \
+                  "allow plain http:// webhook and push URLs (never in production)"),              \
         CHAT_CFG_BOOL("CHAT_EGRESS_ALLOW_PRIVATE", st, private_field, "0",                         \
-                      "allow webhook and push URLs on loopback, private and link-local "          \
+                      "allow webhook and push URLs on loopback, private and link-local "           \
                       "addresses (never in production)")
 
 /* True if the address may be connected to under policy: with allow_private false, refuses
@@ -41,8 +41,8 @@ bool chat_egress_addr_allowed(const chat_egress_policy_t *policy, const struct s
  * no user info, a host, at most 2048 characters, https unless allow_http, and, unless
  * allow_private, a host that is not a literal private address nor "localhost". Does not
  * resolve names (that happens at each connection). CHAT_ERR_INVALID with the reason. */
-chat_err_t chat_egress_url_check(const chat_egress_policy_t *policy, const char *url,
-                                 char *errbuf, size_t errlen);
+chat_err_t chat_egress_url_check(const chat_egress_policy_t *policy, const char *url, char *errbuf,
+                                 size_t errlen);
 
 /* The connect-time check's state for one transfer. The caller owns it (a local around
  * curl_easy_perform, or a member of its per-transfer struct that it finds again through its

@@ -18,8 +18,8 @@
 #define CHAT_USER_CONTACTS_COLLECTION "user_contacts"
 #define CHAT_WEBHOOKS_COLLECTION "webhooks"
 
-#define CHAT_PUSH_SUBS_PER_USER 10   /* a user's 11th subscription drops the oldest */
-#define CHAT_PUSH_ENDPOINT_MAX 2048  /* characters of a push endpoint URL */
+#define CHAT_PUSH_SUBS_PER_USER 10    /* a user's 11th subscription drops the oldest */
+#define CHAT_PUSH_ENDPOINT_MAX 2048   /* characters of a push endpoint URL */
 #define CHAT_PUSH_PREFS_ALL_ROOMS "*" /* the room of a preference for every room */
 
 /* The indexes of the four collections ({tenant, user} on the first three, {tenant} on

@@ -11,8 +11,8 @@
 
 #include "common/err.h"
 
-#define CHAT_WEBPUSH_P256DH_LEN 65  /* uncompressed P-256 point: 0x04 || X || Y */
-#define CHAT_WEBPUSH_AUTH_LEN 16    /* the subscription's auth secret */
+#define CHAT_WEBPUSH_P256DH_LEN 65 /* uncompressed P-256 point: 0x04 || X || Y */
+#define CHAT_WEBPUSH_AUTH_LEN 16   /* the subscription's auth secret */
 #define CHAT_WEBPUSH_SALT_LEN 16
 #define CHAT_WEBPUSH_RECORD_MAX 4096 /* the one record we send: header excluded */
 /* The header of an aes128gcm body: salt (16), record size (4), key id length (1), the

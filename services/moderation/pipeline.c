@@ -29,8 +29,8 @@
 
 typedef struct item {
     chat_event_t ev;
-    bool check;   /* a new message or an edit, by a user, with text */
-    int64_t ver;  /* 0: as sent; the edit's useq */
+    bool check;  /* a new message or an edit, by a user, with text */
+    int64_t ver; /* 0: as sent; the edit's useq */
     mod_rules_t *rules;
     chat_mod_hit_t hits[CHAT_MOD_HITS_MAX + 2]; /* + repeat and rate */
     size_t nhits;
@@ -62,9 +62,9 @@ static void metrics_register(mod_pipeline_t *p)
 {
     chat_metrics_t *mx = p->conf.metrics;
     pipeline_metrics_t *m = &p->m;
-    m->checked = chat_metrics_counter(mx, "chat_moderation_checked_total",
-                                      "Messages and edits checked against their tenant's rules.",
-                                      NULL);
+    m->checked =
+        chat_metrics_counter(mx, "chat_moderation_checked_total",
+                             "Messages and edits checked against their tenant's rules.", NULL);
     m->skipped = chat_metrics_counter(mx, "chat_moderation_skipped_total",
                                       "chat.messages records with nothing to check (other "
                                       "events, system messages, tenants without rules).",
@@ -73,9 +73,9 @@ static void metrics_register(mod_pipeline_t *p)
                                       "chat.messages records that did not decode (logged, "
                                       "skipped).",
                                       NULL);
-    m->verdicts_produced = chat_metrics_counter(mx, "chat_moderation_verdicts_produced_total",
-                                                "remove verdicts produced to chat.moderation.",
-                                                NULL);
+    m->verdicts_produced =
+        chat_metrics_counter(mx, "chat_moderation_verdicts_produced_total",
+                             "remove verdicts produced to chat.moderation.", NULL);
     static const char dname[] = "chat_moderation_decisions_total";
     static const char dhelp[] = "Rules that fired, by action and rule kind.";
     for (int a = 0; a < 3; a++)
@@ -86,9 +86,9 @@ static void metrics_register(mod_pipeline_t *p)
                      chat_mod_kind_name((chat_mod_kind_t)k));
             m->decisions[a][k] = chat_metrics_counter(mx, dname, dhelp, labels);
         }
-    m->store_errors = chat_metrics_counter(mx, "chat_moderation_store_errors_total",
-                                           "Failed writes of decisions or rule reads (retried).",
-                                           NULL);
+    m->store_errors =
+        chat_metrics_counter(mx, "chat_moderation_store_errors_total",
+                             "Failed writes of decisions or rule reads (retried).", NULL);
     m->redis_errors = chat_metrics_counter(mx, "chat_moderation_redis_errors_total",
                                            "Failed spam window updates (retried).", NULL);
     m->check_seconds = chat_metrics_histogram(
@@ -309,8 +309,8 @@ static chat_err_t batch_decode(mod_pipeline_t *p, size_t n)
 
 static void hit_add(item_t *it, chat_mod_kind_t kind, chat_mod_action_t action, int64_t mute_s)
 {
-    static const char *const names[] = {[CHAT_MOD_KIND_REPEAT] = "repeat",
-                                        [CHAT_MOD_KIND_RATE] = "rate"};
+    static const char *const names[] = {
+        [CHAT_MOD_KIND_REPEAT] = "repeat", [CHAT_MOD_KIND_RATE] = "rate"};
     it->hits[it->nhits++] =
         (chat_mod_hit_t){.action = action, .kind = kind, .rule = names[kind], .mute_s = mute_s};
 }

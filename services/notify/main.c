@@ -75,8 +75,7 @@ static const chat_cfg_entry_t cfg_table[] = {
     CHAT_CFG_DURATION("CHAT_NOTIFY_REFRESH", notify_cfg_t, refresh_ms, "1s", 100, 60000,
                       "how often the tenants' notify revisions are read (a settings or webhook "
                       "change applies within about this long)"),
-    CHAT_CFG_DURATION("CHAT_NOTIFY_PUSH_WINDOW", notify_cfg_t, push_window_ms, "5s", 100,
-                      3600000,
+    CHAT_CFG_DURATION("CHAT_NOTIFY_PUSH_WINDOW", notify_cfg_t, push_window_ms, "5s", 100, 3600000,
                       "collapse window: at most one push per user and room this often, with "
                       "the newest message and the count"),
     CHAT_CFG_DURATION("CHAT_NOTIFY_MEMBERS_TTL", notify_cfg_t, members_ttl_ms, "10s", 0, 600000,

@@ -46,8 +46,7 @@ typedef struct nq_push_note {
     const char *id, *from, *name, *text; /* name may be NULL */
     bool urgent;
 } nq_push_note_t;
-chat_err_t nq_note_push(nq_batch_t *b, const nq_push_note_t *n, int64_t now_ms,
-                        int64_t window_ms);
+chat_err_t nq_note_push(nq_batch_t *b, const nq_push_note_t *n, int64_t now_ms, int64_t window_ms);
 
 /* A message for an offline user's email digest: room joins the user's digest set; the job
  * email|tenant|user is created, if not there, due at max(now + delay_ms, last digest +
@@ -59,8 +58,8 @@ chat_err_t nq_note_digest(nq_batch_t *b, const char *tenant, const char *user, c
  * attempts: 0, first: now}, due now; nothing if the job exists or was delivered (done
  * marker). user: the event's user (for the dead letter). */
 chat_err_t nq_webhook_add(nq_batch_t *b, const char *tenant, const char *endpoint_id,
-                          const char *msg_id, const char *room, const char *user,
-                          const char *type, const char *body, int64_t now_ms);
+                          const char *msg_id, const char *room, const char *user, const char *type,
+                          const char *body, int64_t now_ms);
 
 /* tenant/user read room up to seq: a sent notification whose range ends at or below seq is
  * withdrawn (job close|tenant|user|room due now); a pending window whose newest seq is at or

@@ -42,20 +42,20 @@
 typedef struct room_members {
     char **users;
     size_t n;
-    char kind[8]; /* "public", "private", "dm" */
+    char kind[8];   /* "public", "private", "dm" */
     int64_t loaded; /* monotonic ms */
 } room_members_t;
 
 typedef struct item {
     chat_event_t ev;
-    bool ok;                  /* decoded and of a type notify handles */
-    const nt_tenant_t *cfg;   /* held */
-    room_members_t *members;  /* borrowed from the cache; msg items that notify members */
+    bool ok;                 /* decoded and of a type notify handles */
+    const nt_tenant_t *cfg;  /* held */
+    room_members_t *members; /* borrowed from the cache; msg items that notify members */
 } item_t;
 
 typedef struct pipeline_metrics {
-    chat_counter_t *records, *invalid, *push_notes, *digest_notes, *webhooks, *recalls,
-        *offline, *online, *muted, *store_errors, *redis_errors;
+    chat_counter_t *records, *invalid, *push_notes, *digest_notes, *webhooks, *recalls, *offline,
+        *online, *muted, *store_errors, *redis_errors;
     chat_histogram_t *batch_seconds, *lag_seconds;
 } pipeline_metrics_t;
 
@@ -113,8 +113,8 @@ char *nf_webhook_body(const chat_event_t *ev, const char *to, unsigned *type, ch
             cJSON_AddStringToObject(data, "user", to);
             cJSON_AddItemToObject(data, "message", frame_data(chat_frame_msg_new(ev)));
         }
-        snprintf(identity, identity_len, "%s/user.offline_message/%s/%lld/%s", ev->tenant,
-                 ev->room, (long long)ev->seq, to);
+        snprintf(identity, identity_len, "%s/user.offline_message/%s/%lld/%s", ev->tenant, ev->room,
+                 (long long)ev->seq, to);
     } else if (ev->type == CHAT_EV_MSG && ev->notice != NULL &&
                (strcmp(ev->notice, "member_added") == 0 ||
                 strcmp(ev->notice, "member_removed") == 0)) {
@@ -135,8 +135,7 @@ char *nf_webhook_body(const chat_event_t *ev, const char *to, unsigned *type, ch
         snprintf(identity, identity_len, "%s/message.new/%s/%lld", ev->tenant, ev->room,
                  (long long)ev->seq);
     } else if (ev->type == CHAT_EV_UPDATE && ev->op != NULL) {
-        *type = strcmp(ev->op, "moderate") == 0 ? CHAT_WH_MESSAGE_REMOVED
-                                                : CHAT_WH_MESSAGE_UPDATED;
+        *type = strcmp(ev->op, "moderate") == 0 ? CHAT_WH_MESSAGE_REMOVED : CHAT_WH_MESSAGE_UPDATED;
         data = frame_data(chat_frame_update_new(ev));
         snprintf(identity, identity_len, "%s/%s/%s/u%lld", ev->tenant,
                  chat_webhook_event_name(*type), ev->room, (long long)ev->useq);
@@ -145,8 +144,8 @@ char *nf_webhook_body(const chat_event_t *ev, const char *to, unsigned *type, ch
     }
     cJSON *body = cJSON_CreateObject();
     char *out = NULL;
-    if (body != NULL && data != NULL && cJSON_AddStringToObject(body, "type",
-                                                                 chat_webhook_event_name(*type)) &&
+    if (body != NULL && data != NULL &&
+        cJSON_AddStringToObject(body, "type", chat_webhook_event_name(*type)) &&
         cJSON_AddStringToObject(body, "tenant", ev->tenant)) {
         cJSON_AddItemToObject(body, "data", data);
         data = NULL;
@@ -175,32 +174,30 @@ static void metrics_register(nf_pipeline_t *p)
                                          "Messages noted for an offline member's push (before "
                                          "collapsing).",
                                          NULL);
-    m->digest_notes = chat_metrics_counter(mx, "chat_notify_digest_notes_total",
-                                           "Messages noted for an offline member's email digest.",
-                                           NULL);
+    m->digest_notes =
+        chat_metrics_counter(mx, "chat_notify_digest_notes_total",
+                             "Messages noted for an offline member's email digest.", NULL);
     m->webhooks = chat_metrics_counter(mx, "chat_notify_webhooks_queued_total",
-                                       "Webhook events queued (one per endpoint and event).",
-                                       NULL);
+                                       "Webhook events queued (one per endpoint and event).", NULL);
     m->recalls = chat_metrics_counter(mx, "chat_notify_recalls_total",
                                       "Reads, deletes and removals checked against sent "
                                       "notifications.",
                                       NULL);
-    m->offline = chat_metrics_counter(mx, "chat_notify_recipients_total",
-                                      "Recipients of new messages, by presence.",
-                                      "presence=\"offline\"");
-    m->online = chat_metrics_counter(mx, "chat_notify_recipients_total",
-                                     "Recipients of new messages, by presence.",
-                                     "presence=\"online\"");
+    m->offline =
+        chat_metrics_counter(mx, "chat_notify_recipients_total",
+                             "Recipients of new messages, by presence.", "presence=\"offline\"");
+    m->online =
+        chat_metrics_counter(mx, "chat_notify_recipients_total",
+                             "Recipients of new messages, by presence.", "presence=\"online\"");
     m->muted = chat_metrics_counter(mx, "chat_notify_muted_total",
-                                    "Offline recipients whose preference skipped a message.",
-                                    NULL);
+                                    "Offline recipients whose preference skipped a message.", NULL);
     m->store_errors = chat_metrics_counter(mx, "chat_notify_store_errors_total",
                                            "Failed MongoDB reads of members, preferences, "
                                            "addresses or configuration (retried).",
                                            NULL);
-    m->redis_errors = chat_metrics_counter(mx, "chat_notify_redis_errors_total",
-                                           "Failed presence reads or outbox writes (retried).",
-                                           NULL);
+    m->redis_errors =
+        chat_metrics_counter(mx, "chat_notify_redis_errors_total",
+                             "Failed presence reads or outbox writes (retried).", NULL);
     m->batch_seconds = chat_metrics_histogram(
         mx, "chat_notify_batch_seconds", "Time from poll to committed of a batch.", NULL,
         chat_metrics_latency_buckets, chat_metrics_latency_nbuckets);
@@ -442,8 +439,8 @@ static chat_err_t members_read(nf_pipeline_t *p, const char *tenant, const char 
     }
     bson_append_array_end(&in, &arr);
     bson_append_document_end(&filter, &in);
-    bson_t *opts = BCON_NEW("projection", "{", "user", BCON_INT32(1), "room", BCON_INT32(1),
-                            "kind", BCON_INT32(1), "}");
+    bson_t *opts = BCON_NEW("projection", "{", "user", BCON_INT32(1), "room", BCON_INT32(1), "kind",
+                            BCON_INT32(1), "}");
     mongoc_client_t *client = chat_store_acquire(p->conf.store);
     mongoc_collection_t *col =
         chat_store_collection(p->conf.store, client, CHAT_USER_ROOMS_COLLECTION);
@@ -573,8 +570,7 @@ static chat_err_t batch_members(nf_pipeline_t *p, size_t n)
 }
 
 /* Queues every endpoint's copy of one webhook event. */
-static chat_err_t queue_webhook(nf_pipeline_t *p, const item_t *it, const char *to,
-                                int64_t now)
+static chat_err_t queue_webhook(nf_pipeline_t *p, const item_t *it, const char *to, int64_t now)
 {
     unsigned type = 0;
     char identity[320];
@@ -598,9 +594,9 @@ static chat_err_t queue_webhook(nf_pipeline_t *p, const item_t *it, const char *
             continue;
         char msg_id[37];
         chat_whsign_msg_id(identity, msg_id);
-        chat_err_t err = nq_webhook_add(p->outbox, it->ev.tenant, ep->id, msg_id, it->ev.room,
-                                        to != NULL ? to : it->ev.user,
-                                        chat_webhook_event_name(type), body, now);
+        chat_err_t err =
+            nq_webhook_add(p->outbox, it->ev.tenant, ep->id, msg_id, it->ev.room,
+                           to != NULL ? to : it->ev.user, chat_webhook_event_name(type), body, now);
         if (err != CHAT_OK) {
             free(body);
             return err;
@@ -830,8 +826,8 @@ static chat_err_t recipients_email(nf_pipeline_t *p, const item_t *it, recipient
     bson_append_document_end(&filter, &in);
     chat_err_t err = CHAT_OK;
     if (na > 0) {
-        bson_t *opts = BCON_NEW("projection", "{", "user", BCON_INT32(1), "email", BCON_INT32(1),
-                                "}");
+        bson_t *opts =
+            BCON_NEW("projection", "{", "user", BCON_INT32(1), "email", BCON_INT32(1), "}");
         mongoc_client_t *client = chat_store_acquire(p->conf.store);
         mongoc_collection_t *col =
             chat_store_collection(p->conf.store, client, CHAT_USER_CONTACTS_COLLECTION);
@@ -875,8 +871,7 @@ static bool mode_allows(chat_push_mode_t mode, const item_t *it, const char *use
  * (one query, when the tenant sends email), then a push note, a digest note and the
  * user.offline_message webhook for each message and member it lets through. first: the first
  * item of this room; the others follow in the batch. */
-static chat_err_t room_notes(nf_pipeline_t *p, size_t first, size_t n, recipients_t *r,
-                             int64_t now)
+static chat_err_t room_notes(nf_pipeline_t *p, size_t first, size_t n, recipients_t *r, int64_t now)
 {
     const item_t *head = &p->items[first];
     const room_members_t *rm = head->members;
@@ -913,7 +908,8 @@ static chat_err_t room_notes(nf_pipeline_t *p, size_t first, size_t n, recipient
             continue;
         bool wh_offline = false;
         for (size_t e = 0; e < it->cfg->nendpoints; e++)
-            wh_offline = wh_offline || (it->cfg->endpoints[e].events & CHAT_WH_USER_OFFLINE_MESSAGE);
+            wh_offline =
+                wh_offline || (it->cfg->endpoints[e].events & CHAT_WH_USER_OFFLINE_MESSAGE);
         for (size_t u = 0; err == CHAT_OK && u < noff; u++) {
             const char *user = offline[u];
             if (strcmp(user, it->ev.user) == 0)
@@ -993,7 +989,8 @@ static chat_err_t batch_outbox(nf_pipeline_t *p, chat_backoff_t *b, bool *logged
         return err;
     atomic_store(&p->redis_ok, false);
     chat_counter_inc(p->m.redis_errors);
-    return chat_service_retry_wait(b, "write outbox", err, logged) ? CHAT_ERR_REDIS : CHAT_ERR_STOPPED;
+    return chat_service_retry_wait(b, "write outbox", err, logged) ? CHAT_ERR_REDIS
+                                                                   : CHAT_ERR_STOPPED;
 }
 
 /* One pass over a batch: everything it queues, then the outbox pipeline. */
@@ -1039,8 +1036,8 @@ chat_err_t nf_pipeline_run(nf_pipeline_t *p)
     chat_log_info("notify running", CHAT_F_STR("group", p->conf.group),
                   CHAT_F_STR("from", p->conf.messages_topic),
                   CHAT_F_INT("batch", (int64_t)p->conf.batch_max),
-                  CHAT_F_INT("gateways", p->conf.gateways),
-                  CHAT_F_BOOL("push", p->conf.push_on), CHAT_F_BOOL("email", p->conf.email_on));
+                  CHAT_F_INT("gateways", p->conf.gateways), CHAT_F_BOOL("push", p->conf.push_on),
+                  CHAT_F_BOOL("email", p->conf.email_on));
     chat_err_t err = CHAT_OK;
     while (err == CHAT_OK && !chat_signals_stop_requested()) {
         size_t n =

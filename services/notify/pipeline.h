@@ -31,11 +31,11 @@ typedef struct nf_pipeline_conf {
     size_t batch_max;
     int connect_timeout_ms;
     int commit_interval_ms;
-    int64_t push_window_ms;   /* collapse window of pushes per user and room */
-    int64_t members_ttl_ms;   /* how long a room's member list is reused */
-    bool push_on;             /* a VAPID key is configured */
-    bool email_on;            /* an SMTP server is configured */
-    chat_metrics_t *metrics;  /* borrowed */
+    int64_t push_window_ms;  /* collapse window of pushes per user and room */
+    int64_t members_ttl_ms;  /* how long a room's member list is reused */
+    bool push_on;            /* a VAPID key is configured */
+    bool email_on;           /* an SMTP server is configured */
+    chat_metrics_t *metrics; /* borrowed */
 } nf_pipeline_conf_t;
 
 /* Connects (Redis, consumer group); on failure returns the error (logged) and *bad_var names
@@ -62,7 +62,7 @@ bool nf_mentions(const char *text, const char *user);
  * event has no webhook of that type (*type gets the chat_webhook_event_t bit, *identity the
  * string the webhook-id is derived from, at most 300 bytes). For user.offline_message pass the
  * offline user as `to`, else NULL. */
-char *nf_webhook_body(const chat_event_t *ev, const char *to, unsigned *type,
-                      char *identity, size_t identity_len);
+char *nf_webhook_body(const chat_event_t *ev, const char *to, unsigned *type, char *identity,
+                      size_t identity_len);
 
 #endif

@@ -113,7 +113,6 @@ static char *dup_or_null(const char *s)
     return s != NULL && s[0] != '\0' ? strdup(s) : NULL;
 }
 
-
 static double rnd01(ns_sender_t *s)
 {
     return (double)rand_r(&s->rnd) / ((double)RAND_MAX + 1.0);
@@ -867,7 +866,8 @@ static void push_done(ns_sender_t *s, run_t *r)
             dead_letter(s, r, "webpush", reason, attempts);
     }
     if (!closing && sent[0] != '\0')
-        ended(s, j, nq_push_sent(s->redis, j, nq_job_int(j, "first", 0), nq_job_int(j, "seq", 0), now));
+        ended(s, j,
+              nq_push_sent(s->redis, j, nq_job_int(j, "first", 0), nq_job_int(j, "seq", 0), now));
     else
         finish(s, r, closing);
     free(sent);

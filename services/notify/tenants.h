@@ -18,7 +18,7 @@
 #include "common/whsign.h"
 
 typedef struct nt_endpoint {
-    char *id;  /* "wh_..." */
+    char *id; /* "wh_..." */
     char *url;
     unsigned events; /* chat_webhook_event_t bits */
     bool enabled;
@@ -30,8 +30,8 @@ typedef struct nt_endpoint {
 typedef struct nt_tenant {
     char *tenant;
     bool push_enabled;
-    char *email_from;        /* NULL: no emails */
-    int64_t digest_delay_ms; /* email.digest_delay_s * 1000 */
+    char *email_from;         /* NULL: no emails */
+    int64_t digest_delay_ms;  /* email.digest_delay_s * 1000 */
     nt_endpoint_t *endpoints; /* enabled ones only */
     size_t nendpoints;
     int64_t rev;

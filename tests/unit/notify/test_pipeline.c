@@ -17,7 +17,7 @@ START_TEST(test_mentions)
     ck_assert(nf_mentions("hi @bob, look", "bob"));
     ck_assert(nf_mentions("@bob", "bob"));
     ck_assert(nf_mentions("ping (@bob)", "bob"));
-    ck_assert(!nf_mentions("hi @bobby", "bob"));     /* another user */
+    ck_assert(!nf_mentions("hi @bobby", "bob"));            /* another user */
     ck_assert(!nf_mentions("mail bob@bob.example", "bob")); /* inside an address */
     ck_assert(!nf_mentions("hi bob", "bob"));
     ck_assert(!nf_mentions("@bo", "bob"));
@@ -78,12 +78,12 @@ END_TEST
 START_TEST(test_offline_message)
 {
     chat_event_t ev = msg();
-    cJSON *j = body_of(&ev, "bob", CHAT_WH_USER_OFFLINE_MESSAGE,
-                       "acme/user.offline_message/lobby/42/bob");
+    cJSON *j =
+        body_of(&ev, "bob", CHAT_WH_USER_OFFLINE_MESSAGE, "acme/user.offline_message/lobby/42/bob");
     cJSON *data = cJSON_GetObjectItem(j, "data");
     ck_assert_str_eq(cJSON_GetObjectItem(data, "user")->valuestring, "bob");
-    ck_assert_str_eq(
-        cJSON_GetObjectItem(cJSON_GetObjectItem(data, "message"), "text")->valuestring, "hello");
+    ck_assert_str_eq(cJSON_GetObjectItem(cJSON_GetObjectItem(data, "message"), "text")->valuestring,
+                     "hello");
     cJSON_Delete(j);
 }
 END_TEST
