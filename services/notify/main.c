@@ -195,6 +195,7 @@ static int run(const notify_cfg_t *cfg, chat_metrics_t *metrics, chat_store_t *s
         .dlq_topic = cfg->dlq_topic,
         .concurrency = (int)cfg->concurrency,
         .webhook_schedule = cfg->webhook_schedule[0] != '\0' ? cfg->webhook_schedule : NULL,
+        .owner = cfg->instance_id,
         .metrics = metrics,
     };
     int status = EXIT_FAILURE;

@@ -184,11 +184,16 @@ static const char LUA_RECALL_GONE[] =
 
 /* ---- sender scripts ---- */
 
-/* KEYS due. ARGV now, max, lease. Returns id, lease, fields (and for an email job the mailed
- * seqs as m:<room>) per claimed job; a due id without its hash is dropped. */
+/* KEYS due, the owner's claims (a sorted set: job id -> lease). ARGV now, max, lease, owner
+ * ("" for none). Returns id, lease, fields (and for an email job the mailed seqs as m:<room>)
+ * per claimed job; a due id without its hash is dropped. With an owner, each claim is also
+ * recorded under it (and the owner's expired claims forgotten), so that the owner, restarted,
+ * can take back at once what its dead run held (nq_release_owner). */
 static const char LUA_CLAIM[] =
     "local now = tonumber(ARGV[1])\n"
     "local score = string.format('%.0f', now + tonumber(ARGV[3]))\n"
+    "local owner = ARGV[4]\n"
+    "if owner ~= '' then redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[1]) end\n"
     "local ids = redis.call('ZRANGE', KEYS[1], '-inf', ARGV[1], 'BYSCORE', 'LIMIT', 0,\n"
     "  tonumber(ARGV[2]))\n"
     "local out = {}\n"
@@ -198,7 +203,8 @@ static const char LUA_CLAIM[] =
     "    redis.call('ZREM', KEYS[1], id)\n"
     "  else\n"
     "    redis.call('ZADD', KEYS[1], score, id)\n"
-    "    redis.call('HSET', jk, 'lease', score)\n"
+    "    redis.call('HSET', jk, 'lease', score, 'owner', owner)\n"
+    "    if owner ~= '' then redis.call('ZADD', KEYS[2], score, id) end\n"
     "    local f = redis.call('HGETALL', jk)\n"
     "    if string.sub(id, 1, 6) == 'email|' then\n"
     "      local tu = string.gsub(string.sub(id, 7), '|', '/', 1)\n"
@@ -214,6 +220,24 @@ static const char LUA_CLAIM[] =
     "  end\n"
     "end\n"
     "return out\n";
+
+/* KEYS due, the owner's claims. ARGV owner, now. Every job the owner's claims name that is
+ * still held by that owner's lease is due now; the claims are forgotten. Returns how many. */
+static const char LUA_RELEASE[] =
+    "local ids = redis.call('ZRANGE', KEYS[2], 0, -1)\n"
+    "local n = 0\n"
+    "for _, id in ipairs(ids) do\n"
+    "  local jk = '" JOB_PREFIX "' .. id\n"
+    "  local f = redis.call('HMGET', jk, 'owner', 'lease')\n"
+    "  local score = redis.call('ZSCORE', KEYS[1], id)\n"
+    "  if f[1] == ARGV[1] and f[2] and score and tonumber(score) == tonumber(f[2])\n"
+    "     and tonumber(score) > tonumber(ARGV[2]) then\n"
+    "    redis.call('ZADD', KEYS[1], 'XX', ARGV[2], id)\n"
+    "    n = n + 1\n"
+    "  end\n"
+    "end\n"
+    "redis.call('DEL', KEYS[2])\n"
+    "return n\n";
 
 /* KEYS due, job, done marker. ARGV id, lease, delivered. */
 static const char LUA_FINISH[] =
@@ -720,20 +744,28 @@ static chat_err_t job_from_reply(nq_job_t *j, const redisReply *id, const redisR
     return job_parse_id(j);
 }
 
-chat_err_t nq_claim_lease(chat_redis_t *r, int64_t now_ms, size_t max, int64_t lease_ms,
-                          nq_job_t **jobs, size_t *n)
+/* The key of owner's claims ("" when there is no owner: a key never written). */
+static void claims_key(const char *owner, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s%s", NQ_CLAIMS_PREFIX, owner != NULL ? owner : "");
+}
+
+chat_err_t nq_claim_owned(chat_redis_t *r, int64_t now_ms, size_t max, int64_t lease_ms,
+                          const char *owner, nq_job_t **jobs, size_t *n)
 {
     *jobs = NULL;
     *n = 0;
     if (max == 0)
         return CHAT_OK;
-    char snow[24], smax[24], slease[24];
+    char snow[24], smax[24], slease[24], ckey[160];
     snprintf(snow, sizeof snow, "%" PRId64, now_ms);
     snprintf(smax, sizeof smax, "%zu", max);
     snprintf(slease, sizeof slease, "%" PRId64, lease_ms);
-    const char *argv[] = {"EVAL", LUA_CLAIM, "1", NQ_DUE_KEY, snow, smax, slease};
+    claims_key(owner, ckey, sizeof ckey);
+    const char *argv[] = {
+        "EVAL", LUA_CLAIM, "2", NQ_DUE_KEY, ckey, snow, smax, slease, owner != NULL ? owner : ""};
     chat_err_t err = CHAT_OK;
-    redisReply *reply = chat_redis_command_argv(r, &err, 7, argv, NULL);
+    redisReply *reply = chat_redis_command_argv(r, &err, 9, argv, NULL);
     if (reply == NULL)
         return err;
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements % 3 != 0) {
@@ -771,9 +803,36 @@ chat_err_t nq_claim_lease(chat_redis_t *r, int64_t now_ms, size_t max, int64_t l
     return CHAT_OK;
 }
 
+chat_err_t nq_claim_lease(chat_redis_t *r, int64_t now_ms, size_t max, int64_t lease_ms,
+                          nq_job_t **jobs, size_t *n)
+{
+    return nq_claim_owned(r, now_ms, max, lease_ms, NULL, jobs, n);
+}
+
 chat_err_t nq_claim(chat_redis_t *r, int64_t now_ms, size_t max, nq_job_t **jobs, size_t *n)
 {
     return nq_claim_lease(r, now_ms, max, NQ_LEASE_MS, jobs, n);
+}
+
+chat_err_t nq_release_owner(chat_redis_t *r, const char *owner, int64_t now_ms, int64_t *released)
+{
+    *released = 0;
+    if (owner == NULL || owner[0] == '\0')
+        return CHAT_OK;
+    char snow[24], ckey[160];
+    snprintf(snow, sizeof snow, "%" PRId64, now_ms);
+    claims_key(owner, ckey, sizeof ckey);
+    const char *argv[] = {"EVAL", LUA_RELEASE, "2", NQ_DUE_KEY, ckey, owner, snow};
+    chat_err_t err = CHAT_OK;
+    redisReply *reply = chat_redis_command_argv(r, &err, 7, argv, NULL);
+    if (reply == NULL)
+        return err;
+    if (reply->type == REDIS_REPLY_INTEGER)
+        *released = reply->integer;
+    else
+        err = CHAT_ERR_REDIS;
+    freeReplyObject(reply);
+    return err;
 }
 
 /* The result of a lease-guarded script: CHAT_NOT_FOUND if the lease no longer held. */

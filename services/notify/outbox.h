@@ -21,6 +21,8 @@
 
 #define NQ_DUE_KEY "chat:notify:due"
 #define NQ_LEASE_MS 60000
+/* chat:notify:claims:<owner>: the jobs an instance (CHAT_INSTANCE_ID) holds, by lease. */
+#define NQ_CLAIMS_PREFIX "chat:notify:claims:"
 /* The field of a push job's hash that lists the subscriptions a retried push already reached
  * (set with nq_retry_fields; cleared when a new window starts). */
 #define NQ_PUSH_SENT_SUBS "subs_sent"
@@ -101,6 +103,14 @@ chat_err_t nq_claim(chat_redis_t *r, int64_t now_ms, size_t max, nq_job_t **jobs
 chat_err_t nq_claim_lease(chat_redis_t *r, int64_t now_ms, size_t max, int64_t lease_ms,
                           nq_job_t **jobs, size_t *n);
 void nq_jobs_free(nq_job_t *jobs, size_t n);
+/* nq_claim_lease with an owner (an instance id; NULL or "" for none): the claims are recorded
+ * under it, so that the same instance restarted takes them back (nq_release_owner) instead of
+ * waiting out the lease. */
+chat_err_t nq_claim_owned(chat_redis_t *r, int64_t now_ms, size_t max, int64_t lease_ms,
+                          const char *owner, nq_job_t **jobs, size_t *n);
+/* At an instance's start: every job its previous run still held (killed in the middle of
+ * sending) is due now. *released: how many. Nothing for an empty owner. */
+chat_err_t nq_release_owner(chat_redis_t *r, const char *owner, int64_t now_ms, int64_t *released);
 
 /* finish, retry, push_sent and email_sent act only while the claim's lease holds (the job's
  * score is still j->lease): else they change nothing and return CHAT_ERR_NOT_FOUND (the lease

@@ -90,6 +90,8 @@ struct run {
 struct ns_sender {
     ns_sender_conf_t conf;
     char *redis_url, *vapid_subject, *smtp_url, *smtp_user, *smtp_password, *dlq_topic;
+    char *owner;   /* conf.owner copied: the claims this instance takes back at start */
+    bool released; /* done once Redis answered */
     ns_schedule_t push_sched, webhook_sched;
     chat_redis_t *redis;
     chat_bus_producer_t *dlq;
@@ -1359,7 +1361,7 @@ static int64_t claim_more(ns_sender_t *s)
     int64_t now = chat_clock_wall_ms();
     nq_job_t *jobs = NULL;
     size_t n = 0;
-    chat_err_t err = nq_claim(s->redis, now, room, &jobs, &n);
+    chat_err_t err = nq_claim_owned(s->redis, now, room, NQ_LEASE_MS, s->owner, &jobs, &n);
     if (err != CHAT_OK) {
         atomic_store(&s->healthy, false);
         infra_failed(s, "redis: claim", err);
@@ -1412,6 +1414,15 @@ static void *sender_main(void *arg)
                 next_claim = mono + chat_backoff_next(&s->backoff);
             }
         }
+        if (s->redis != NULL && !s->released) {
+            /* What this instance's previous run held when it died is due again now. */
+            int64_t n = 0;
+            chat_err_t err = nq_release_owner(s->redis, s->owner, chat_clock_wall_ms(), &n);
+            s->released = err == CHAT_OK;
+            if (err == CHAT_OK && n > 0)
+                chat_log_info("jobs of the previous run taken back", CHAT_F_STR("owner", s->owner),
+                              CHAT_F_INT("jobs", n));
+        }
         if (s->redis != NULL && !stopping && mono >= next_claim)
             next_claim = claim_more(s);
         if (s->redis != NULL && mono >= next_gauge) {
@@ -1459,6 +1470,7 @@ chat_err_t ns_sender_new(const ns_sender_conf_t *conf, ns_sender_t **out)
         s->conf.push_ttl_s = 86400;
     s->redis_url = strdup(conf->redis_url);
     s->vapid_subject = dup_or_null(conf->vapid_subject);
+    s->owner = strdup(conf->owner != NULL ? conf->owner : "");
     s->smtp_url = dup_or_null(conf->smtp_url);
     s->smtp_user = dup_or_null(conf->smtp_user);
     s->smtp_password = dup_or_null(conf->smtp_password);
@@ -1475,7 +1487,7 @@ chat_err_t ns_sender_new(const ns_sender_conf_t *conf, ns_sender_t **out)
     s->conf.brokers = NULL;
     s->conf.webhook_schedule = NULL;
     chat_err_t err = CHAT_OK;
-    if (s->redis_url == NULL || s->dlq_topic == NULL || s->active == NULL ||
+    if (s->redis_url == NULL || s->dlq_topic == NULL || s->active == NULL || s->owner == NULL ||
         (conf->vapid_subject != NULL && conf->vapid_subject[0] != '\0' && s->vapid_subject == NULL))
         err = CHAT_ERR_NOMEM;
     char why[128];
@@ -1514,6 +1526,7 @@ chat_err_t ns_sender_new(const ns_sender_conf_t *conf, ns_sender_t **out)
         s->dlq = NULL;
         free(s->redis_url);
         free(s->vapid_subject);
+        free(s->owner);
         free(s->smtp_url);
         free(s->smtp_user);
         free(s->smtp_password);
@@ -1538,6 +1551,7 @@ void ns_sender_free(ns_sender_t *s)
     chat_bus_producer_destroy(s->dlq);
     free(s->redis_url);
     free(s->vapid_subject);
+    free(s->owner);
     free(s->smtp_url);
     free(s->smtp_user);
     free(s->smtp_password);

@@ -35,6 +35,8 @@ typedef struct ns_sender_conf {
     const char *dlq_topic;        /* "chat.notify.dlq" */
     int concurrency;              /* jobs in flight at most (each may hold several requests) */
     const char *webhook_schedule; /* NULL: NS_WEBHOOK_SCHEDULE (retry.h) */
+    const char *owner;            /* CHAT_INSTANCE_ID ("" or NULL: none): claims recorded under
+                                     it are taken back at once when the instance restarts */
     chat_metrics_t *metrics;      /* may be NULL */
 } ns_sender_conf_t;
 

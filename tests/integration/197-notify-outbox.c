@@ -371,6 +371,48 @@ START_TEST(a_dead_senders_job_comes_back_after_the_lease)
 }
 END_TEST
 
+START_TEST(a_restarted_owner_takes_its_jobs_back_at_once)
+{
+    const char *id = id_of("push");
+    int64_t t = chat_clock_wall_ms();
+    note_push(4, t - WINDOW, "x", false); /* due now */
+    nq_job_t *jobs = NULL;
+    size_t n = 0;
+    ck_assert_int_eq(
+        nq_claim_owned(redis, chat_clock_wall_ms(), 10, NQ_LEASE_MS, "notify-7", &jobs, &n),
+        CHAT_OK);
+    ck_assert_uint_eq(n, 1);
+    nq_job_t *dead = jobs; /* notify-7 is killed holding it, for a whole lease */
+    ck_assert_uint_eq(claim_count(chat_clock_wall_ms()), 0);
+
+    /* Another instance's start releases nothing of notify-7's. */
+    int64_t released = -1;
+    ck_assert_int_eq(nq_release_owner(redis, "notify-8", chat_clock_wall_ms(), &released), CHAT_OK);
+    ck_assert_int_eq(released, 0);
+    ck_assert_uint_eq(claim_count(chat_clock_wall_ms()), 0);
+
+    /* notify-7 restarted: the job is due at once, and the dead run's lease no longer holds. */
+    ck_assert_int_eq(nq_release_owner(redis, "notify-7", chat_clock_wall_ms(), &released), CHAT_OK);
+    ck_assert_int_eq(released, 1);
+    nq_job_t *again = NULL;
+    ck_assert_int_eq(
+        nq_claim_owned(redis, chat_clock_wall_ms(), 10, NQ_LEASE_MS, "notify-7", &again, &n),
+        CHAT_OK);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_str_eq(again->id, id);
+    ck_assert_int_eq(nq_finish(redis, dead, false), CHAT_ERR_NOT_FOUND);
+    ck_assert_int_eq(nq_push_sent(redis, again, 4, 4, t), CHAT_OK);
+    ck_assert(!job_exists(id));
+
+    /* A finished job is not brought back by a later release. */
+    ck_assert_int_eq(nq_release_owner(redis, "notify-7", chat_clock_wall_ms(), &released), CHAT_OK);
+    ck_assert_int_eq(released, 0);
+    ck_assert(!job_exists(id));
+    nq_jobs_free(dead, 1);
+    nq_jobs_free(again, 1);
+}
+END_TEST
+
 START_TEST(retry_reschedules_with_attempts_and_fields)
 {
     const char *id = id_of("push");
@@ -679,6 +721,7 @@ static Suite *outbox_suite(void)
     tcase_add_test(tc, note_during_the_claim_starts_a_new_window);
     tcase_add_test(tc, two_senders_racing_never_claim_the_same_job);
     tcase_add_test(tc, a_dead_senders_job_comes_back_after_the_lease);
+    tcase_add_test(tc, a_restarted_owner_takes_its_jobs_back_at_once);
     tcase_add_test(tc, retry_reschedules_with_attempts_and_fields);
     tcase_add_test(tc, webhook_job_is_added_once_and_leaves_a_done_marker);
     tcase_add_test(tc, read_drops_a_pending_window_it_covers);
