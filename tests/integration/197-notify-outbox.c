@@ -400,6 +400,8 @@ START_TEST(a_restarted_owner_takes_its_jobs_back_at_once)
         CHAT_OK);
     ck_assert_uint_eq(n, 1);
     ck_assert_str_eq(again->id, id);
+    /* Claimed again within the same millisecond or not, the new claim's lease is its own. */
+    ck_assert_int_ne(again->lease, dead->lease);
     ck_assert_int_eq(nq_finish(redis, dead, false), CHAT_ERR_NOT_FOUND);
     ck_assert_int_eq(nq_push_sent(redis, again, 4, 4, t), CHAT_OK);
     ck_assert(!job_exists(id));
