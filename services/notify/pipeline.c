@@ -42,6 +42,7 @@
 typedef struct room_members {
     char **users;
     size_t n;
+    size_t parties; /* the first users: a dm's parties, from its name */
     char kind[8];   /* "public", "private", "dm" */
     int64_t loaded; /* monotonic ms */
 } room_members_t;
@@ -380,10 +381,12 @@ static chat_err_t batch_decode(nf_pipeline_t *p, size_t n)
     return CHAT_OK;
 }
 
-/* Adds user to rm unless it is there already (dm parties are added to what the index says). */
-static bool members_add(room_members_t *rm, size_t *cap, const char *user)
+/* Adds user to rm unless one of its first `known` users is that user. user_rooms holds a
+ * (tenant, user, room) once, so only the dm parties taken from the name, which come first, can
+ * repeat what the index says: comparing with them alone keeps a big room's read linear. */
+static bool members_add(room_members_t *rm, size_t *cap, size_t known, const char *user)
 {
-    for (size_t i = 0; i < rm->n; i++)
+    for (size_t i = 0; i < known && i < rm->n; i++)
         if (strcmp(rm->users[i], user) == 0)
             return true;
     if (rm->n >= MEMBERS_MAX)
@@ -404,7 +407,9 @@ static bool dm_parties(room_members_t *rm, size_t *cap, const char *room)
     char a[CHAT_USER_MAX + 1], b[CHAT_USER_MAX + 1];
     if (!chat_room_dm_valid(room) || sscanf(room, "dm:%64[^:]:%64s", a, b) != 2)
         return true;
-    return members_add(rm, cap, a) && members_add(rm, cap, b);
+    bool ok = members_add(rm, cap, rm->n, a) && members_add(rm, cap, rm->n, b);
+    rm->parties = rm->n;
+    return ok;
 }
 
 /* Reads the members of the rooms in keys (tenant/room strings, n of them; at most one tenant
@@ -455,7 +460,7 @@ static chat_err_t members_read(nf_pipeline_t *p, const char *tenant, const char 
                 continue;
             if (kind != NULL && strcmp(kind, "private") == 0)
                 snprintf(out[i]->kind, sizeof out[i]->kind, "private");
-            if (!members_add(out[i], &caps[i], user))
+            if (!members_add(out[i], &caps[i], out[i]->parties, user))
                 err = CHAT_ERR_NOMEM;
         }
     }
@@ -638,6 +643,7 @@ static chat_err_t batch_events(nf_pipeline_t *p, size_t n, int64_t now)
 typedef struct person {
     bool online;
     bool has_email;
+    bool asked; /* queued for the gateways' online hashes */
 } person_t;
 
 typedef struct recipients {
@@ -752,12 +758,10 @@ static chat_err_t tenants_presence(nf_pipeline_t *p, size_t n, recipients_t *r)
                 continue;
             for (size_t u = 0; u < o->members->n; u++) {
                 const char *user = o->members->users[u];
-                const person_t *pp = person_of(r, o->ev.tenant, user);
-                bool skip = pp == NULL || pp->online;
-                for (size_t k = 0; k < nu && !skip; k++)
-                    skip = strcmp(users[k], user) == 0;
-                if (skip)
+                person_t *pp = person_of(r, o->ev.tenant, user);
+                if (pp == NULL || pp->online || pp->asked)
                     continue;
+                pp->asked = true;
                 const char **grown = chat_array_grow(users, &cap, nu + 1, sizeof *grown);
                 if (grown == NULL) {
                     err = CHAT_ERR_NOMEM;
@@ -772,8 +776,13 @@ static chat_err_t tenants_presence(nf_pipeline_t *p, size_t n, recipients_t *r)
             err = CHAT_ERR_NOMEM;
         if (err == CHAT_OK && nu > 0)
             err = chat_online_users(p->redis, p->conf.gateways, it->ev.tenant, users, nu, online);
-        for (size_t k = 0; err == CHAT_OK && k < nu; k++)
-            person_of(r, it->ev.tenant, users[k])->online = online[k];
+        for (size_t k = 0; k < nu; k++) {
+            person_t *pp = person_of(r, it->ev.tenant, users[k]);
+            if (err == CHAT_OK)
+                pp->online = online[k];
+            else
+                pp->asked = false; /* asked again when the pass is retried */
+        }
         free(online);
         free(users);
         if (err != CHAT_OK)
