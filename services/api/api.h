@@ -224,11 +224,15 @@ chat_err_t api_rescan_register(api_ctx_t *ctx);
 chat_err_t api_webhooks_register(api_ctx_t *ctx);
 chat_err_t api_notifications_register(api_ctx_t *ctx);
 
-/* ---- notify (notify_announce.c) ---- */
+/* ---- announcements of configuration changes (announce.c) ---- */
 
-/* Tells the notify instances that tenant's webhooks or settings changed (chat_notify_rev_bump,
- * tried 3 times 200 ms apart; logged when it fails). A handler whose change is stored but not
- * announced answers 503: notify would not see the change until the next one. */
+/* Writes a revision of tenant (write: one Redis command) for the services that cache its
+ * configuration, tried 3 times 200 ms apart; logged when it still fails. A handler whose
+ * change is stored but not announced answers 503: the other services would not see it. */
+typedef chat_err_t (*api_announce_fn)(chat_redis_t *r, const char *tenant, int64_t rev);
+chat_err_t api_announce(api_ctx_t *ctx, const char *tenant, api_announce_fn write, int64_t rev);
+
+/* api_announce of notify's revision (chat_notify_rev_bump): webhooks or settings changed. */
 chat_err_t api_notify_announce(api_ctx_t *ctx, const char *tenant);
 
 #endif

@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "common/bson_fields.h"
 #include "common/clock.h"
@@ -21,10 +20,8 @@
 #include "common/names.h"
 #include "services/api/api.h"
 
-#define RULES_WRITE_TRIES 5   /* optimistic writes of the rule set before giving up (503) */
-#define ANNOUNCE_TRIES 3      /* Redis writes of a stored rule set's revision */
-#define ANNOUNCE_RETRY_MS 200 /* between them */
-#define FLAGS_CURSOR_MAX 64   /* "<ts>.<24 hex digits>" */
+#define RULES_WRITE_TRIES 5 /* optimistic writes of the rule set before giving up (503) */
+#define FLAGS_CURSOR_MAX 64 /* "<ts>.<24 hex digits>" */
 #define MOD_BY_MAX (10 + 4 * API_MOD_MODERATOR_MAX_CHARS + 1)
 
 /* ---- pure pieces ---- */
@@ -264,20 +261,6 @@ static chat_err_t rules_write(api_ctx_t *ctx, const char *tenant, const bson_t *
     return err;
 }
 
-/* Announces tenant's rule set revision rev to the moderation instances (Redis), retried a few
- * times: the rules are stored already, only their announcement is missing. */
-static chat_err_t rules_announce(api_ctx_t *ctx, const char *tenant, int64_t rev)
-{
-    chat_err_t err = CHAT_ERR_REDIS;
-    for (int attempt = 0; attempt < ANNOUNCE_TRIES && err != CHAT_OK; attempt++) {
-        if (attempt > 0)
-            usleep(ANNOUNCE_RETRY_MS * 1000);
-        chat_redis_t *r = api_redis_take(ctx);
-        err = r != NULL ? chat_mod_rules_rev_set(r, tenant, rev) : CHAT_ERR_REDIS;
-    }
-    return err;
-}
-
 /* GET /v1/moderation/rules -> the tenant's rule set, {} if it has none. */
 static void rules_get(const api_req_t *req, api_resp_t *resp)
 {
@@ -352,7 +335,7 @@ static void rules_put(const api_req_t *req, api_resp_t *resp)
         api_error_from(req, resp, err, "storing the rules");
         return;
     }
-    err = rules_announce(req->ctx, req->tenant, rev);
+    err = api_announce(req->ctx, req->tenant, chat_mod_rules_rev_set, rev);
     if (err != CHAT_OK) {
         chat_log_warn("rules stored but not announced", CHAT_F_STR("tenant", req->tenant),
                       CHAT_F_INT("rev", rev), CHAT_F_ERR(err));
