@@ -1,0 +1,55 @@
+// Builds the browser bundles with esbuild: widget.js (IIFE, the one script tag), chat-sdk.mjs
+// (ES module), chat-sw.js (service worker), chat-sdk.d.ts (types, from tsc), demo.html; then
+// checks the bundle budgets (gzip) and writes integrity.json (SRI sha384 of each file).
+//   node build.mjs [--out DIR]      (default: ../build/widget)
+import { build } from 'esbuild';
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { gzipSync } from 'node:zlib';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const args = process.argv.slice(2);
+const outIdx = args.indexOf('--out');
+const out = resolve(outIdx >= 0 ? args[outIdx + 1] : join(here, '..', 'build', 'widget'));
+mkdirSync(out, { recursive: true });
+
+// Bundle budgets, bytes of gzip (issue: widget <= 60 KB, SDK <= 15 KB).
+const BUDGET = { 'widget.js': 60 * 1024, 'chat-sdk.mjs': 15 * 1024, 'chat-sw.js': 8 * 1024 };
+
+const common = { bundle: true, minify: true, target: ['es2020'], legalComments: 'none',
+                 logLevel: 'warning', sourcemap: false };
+await build({ ...common, entryPoints: [join(here, 'src/widget/index.ts')], format: 'iife',
+              outfile: join(out, 'widget.js') });
+await build({ ...common, entryPoints: [join(here, 'src/sdk/index.ts')], format: 'esm',
+              outfile: join(out, 'chat-sdk.mjs') });
+await build({ ...common, entryPoints: [join(here, 'src/sw/chat-sw.ts')], format: 'iife',
+              outfile: join(out, 'chat-sw.js') });
+
+// Types of the SDK for TypeScript users: one declaration file per module, then bundled by
+// hand into chat-sdk.d.ts is more than needed; tsc emits them and index.d.ts re-exports.
+const typesDir = join(out, 'types');
+execFileSync(process.execPath, [join(here, 'node_modules/typescript/bin/tsc'), '-p', here,
+  '--emitDeclarationOnly', '--declarationDir', typesDir, '--outDir', typesDir], { stdio: 'inherit' });
+writeFileSync(join(out, 'chat-sdk.d.ts'), "export * from './types/sdk/index';\n");
+copyFileSync(join(here, 'demo/index.html'), join(out, 'demo.html'));
+
+const integrity = {};
+let over = false;
+for (const name of ['widget.js', 'chat-sdk.mjs', 'chat-sw.js']) {
+  const data = readFileSync(join(out, name));
+  const gz = gzipSync(data, { level: 9 }).length;
+  integrity[name] = 'sha384-' + createHash('sha384').update(data).digest('base64');
+  const budget = BUDGET[name];
+  const verdict = gz <= budget ? 'ok' : 'OVER BUDGET';
+  if (gz > budget) over = true;
+  console.log(`widget build: ${name.padEnd(13)} ${String(data.length).padStart(7)} B, ` +
+              `${String(gz).padStart(6)} B gzip (budget ${budget} B) ${verdict}`);
+}
+writeFileSync(join(out, 'integrity.json'), JSON.stringify(integrity, null, 2) + '\n');
+if (over) {
+  console.error('widget build: a bundle is over its gzip budget');
+  process.exit(1);
+}
