@@ -19,7 +19,6 @@ interface Waiter<T> { resolve(v: T): void; reject(e: ChatErrorInfo): void }
 
 /** Errors about a send that sending it again cannot fix: the message leaves the outbox. */
 const PERMANENT = ['too_large', 'forbidden', 'bad_request', 'not_found'];
-const CONNECT_DEADLINE_MS = 10000; // socket open + welcome
 const PING_IDLE_MS = 25000; // a ping frame after this long without sending anything
 const DEAD_MS = 60000; // no frame at all for this long: the connection is dead
 const TYPING_MS = 2000; // the gateway forwards typing at most this often anyway
@@ -83,6 +82,7 @@ export class Client implements ChatClient {
   private readonly backoff: Backoff;
   private readonly timeoutMs: number;
   private readonly refreshBeforeMs: number;
+  private readonly connectTimeoutMs: number;
 
   private ws?: WebSocket;
   private welcomed = false;
@@ -128,6 +128,7 @@ export class Client implements ChatClient {
     this.backoff = new Backoff(options.backoff?.initialMs ?? 500, options.backoff?.maxMs ?? 30000);
     this.timeoutMs = options.requestTimeoutMs ?? 15000;
     this.refreshBeforeMs = (options.refreshBeforeExpirySec ?? 60) * 1000;
+    this.connectTimeoutMs = options.connectTimeoutMs ?? 10000;
     const s = options.storage ?? (globalThis.indexedDB ? 'indexeddb' : 'memory');
     this.store = s === 'memory' ? new MemoryOutboxStore()
       : s === 'indexeddb' ? new IndexedDbOutboxStore('chat-sdk-outbox:' + (options.storageKey ?? 'default'))
@@ -215,7 +216,7 @@ export class Client implements ChatClient {
       if (epoch !== this.epoch || this.welcomed) return;
       if (this.ws) this.lost(this.ws, 0);
       else this.retry(0); // the token did not come in time
-    }, CONNECT_DEADLINE_MS);
+    }, this.connectTimeoutMs);
     try {
       await this.loaded;
       const exp = this.token ? tokenExp(this.token) : undefined;
@@ -259,8 +260,16 @@ export class Client implements ChatClient {
     clearTimeout(this.retryTimer);
     clearTimeout(this.refreshTimer);
     clearInterval(this.keepalive);
-    if (ws) ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
-    for (const r of this.rooms_.values()) r.active = false;
+    if (ws) {
+      ws.onopen = ws.onmessage = ws.onclose = null;
+      // Kept as a no-op: closing a socket that is still connecting makes node's `ws` emit an
+      // error, which would be thrown without a listener.
+      ws.onerror = () => {};
+    }
+    for (const r of this.rooms_.values()) {
+      r.active = false;
+      r.joinRid = undefined; // the resume joins it again; its callers keep waiting
+    }
     this.inflight.clear();
     // What was sent is lost with the socket; requests not sent yet wait for the next one.
     for (const [rid, q] of this.requests) {
@@ -469,7 +478,12 @@ export class Client implements ChatClient {
       f.since = r.order.seq;
       f.usince = r.order.useq;
     }
-    this.sendRaw(f);
+    if (!this.sendRaw(f)) return;
+    // Unanswered: the callers hear of it; the room stays, to be joined on the next connection.
+    setTimeout(() => {
+      if (r.joinRid !== rid) return;
+      r.waiters.splice(0).forEach((w) => w.reject(err('timeout', `no answer within ${this.timeoutMs} ms`, rid)));
+    }, this.timeoutMs);
   }
 
   private joinRefused(r: Room, e: ChatErrorInfo): void {

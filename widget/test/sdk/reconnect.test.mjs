@@ -2,6 +2,7 @@
 // over the gateways), resumes its rooms with since/usince and delivers what it missed once,
 // in order; the token is renewed before it expires.
 import assert from 'node:assert/strict';
+import { createServer } from 'node:net';
 import { test } from 'node:test';
 import {
   client, closing, gateways, messages, noStack, sendAll, token, trackingWebSocket, unique, until,
@@ -122,4 +123,34 @@ test('the token is renewed before it expires without losing anything', { skip: n
   await until(() => got.length === 2, 'the message after the refresh');
   await sleep(200);
   assert.deepEqual(got.map((m) => m.text), ['before', 'after']);
+});
+
+test('a gateway that accepts but never answers is given up after the connect deadline',
+     { skip: noStack }, async (t) => {
+  // A TCP server that takes connections and says nothing (no WebSocket handshake).
+  const held = [];
+  const silent = createServer((sock) => held.push(sock));
+  await new Promise((r) => silent.listen(0, '127.0.0.1', r));
+  t.after(() => { for (const s of held) s.destroy(); silent.close(); });
+  const dead = `ws://127.0.0.1:${silent.address().port}/v1/ws`;
+  const ws = trackingWebSocket();
+  const [a] = closing(t, await client('alice', {
+    WebSocket: ws.WebSocket, gateways: [dead, gateways[0]], connectTimeoutMs: 700,
+  }));
+  const started = Date.now();
+  await a.connect();
+  const targets = ws.sockets.map((s) => s.target);
+  // whichever came first, the connection is on the live gateway; the silent one, if tried,
+  // was dropped at the deadline
+  assert.equal(targets.at(-1), gateways[0]);
+  assert.deepEqual(targets, targets[0] === dead ? [dead, gateways[0]] : [gateways[0]]);
+  if (targets[0] === dead) assert.ok(Date.now() - started >= 700);
+
+  const [b] = closing(t, await client('bob', { WebSocket: ws.WebSocket, gateways: [dead], connectTimeoutMs: 300 }));
+  const states = [];
+  b.on('state', (s) => states.push(s));
+  b.connect().catch(() => {});
+  await sleep(1500);
+  assert.ok(held.length >= 3, `${held.length} attempts in 1.5 s`);
+  assert.deepEqual(states.slice(0, 4), ['connecting', 'reconnecting', 'connecting', 'reconnecting']);
 });
