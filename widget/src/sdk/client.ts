@@ -38,6 +38,8 @@ interface Room {
   info?: JoinedInfo;
   read: number;
   unread: number;
+  /** joined.seq: joined.unread already counts the messages up to it. */
+  counted: number;
   online: Set<string>;
   filling: boolean;
   lastTyping: number;
@@ -112,6 +114,9 @@ export class Client implements ChatClient {
   private lastCreated = 0;
   /** tenant and user of the outbox's messages (PendingMessage.owner), once known. */
   private owner?: string;
+
+  /** Timers of retries and deadlines, cleared by close() (they would keep node running). */
+  private readonly timers = new Set<Timer>();
 
   private readonly onOnline = () => this.online();
   private readonly onOffline = () => this.offline();
@@ -192,6 +197,8 @@ export class Client implements ChatClient {
     const ws = this.ws;
     this.drop();
     if (ws) ws.close(1000);
+    this.timers.forEach(clearTimeout);
+    this.timers.clear();
     const closed = err('closed', 'the client was closed');
     for (const [rid, r] of this.requests) {
       clearTimeout(r.timer);
@@ -321,6 +328,14 @@ export class Client implements ChatClient {
     else this.setState('reconnecting');
   }
 
+  private later(f: () => void, ms: number): void {
+    const t = setTimeout(() => {
+      this.timers.delete(t);
+      f();
+    }, ms);
+    this.timers.add(t);
+  }
+
   private sendRaw(f: Frame): boolean {
     const ws = this.ws;
     if (!ws || ws.readyState !== 1) return false;
@@ -411,14 +426,15 @@ export class Client implements ChatClient {
     this._tenant = f.tenant as string;
     this._vapid = f.vapid as string | undefined;
     this.adopt(JSON.stringify([this._tenant, this._user]));
-    this.emit('welcome', withoutType<ChatEvents['welcome']>(f));
-    this.setState('open');
-    this.connectWaiters.splice(0).forEach((w) => w.resolve());
     this.scheduleRefresh(f.exp as number | undefined);
     this.startKeepalive(ws);
+    // Resume first, tell after: a handler that joins or sends meanwhile is not sent twice.
     for (const r of this.rooms_.values()) this.sendJoin(r);
     this.flush();
     for (const q of this.requests.values()) if (!q.sent) q.sent = this.sendRaw(q.frame);
+    this.emit('welcome', withoutType<ChatEvents['welcome']>(f));
+    this.setState('open');
+    this.connectWaiters.splice(0).forEach((w) => w.resolve());
   }
 
   /** Requests (with rid) answered by a frame of their own: resolves the one with that rid. */
@@ -480,7 +496,7 @@ export class Client implements ChatClient {
     }
     if (!this.sendRaw(f)) return;
     // Unanswered: the callers hear of it; the room stays, to be joined on the next connection.
-    setTimeout(() => {
+    this.later(() => {
       if (r.joinRid !== rid) return;
       r.waiters.splice(0).forEach((w) => w.reject(err('timeout', `no answer within ${this.timeoutMs} ms`, rid)));
     }, this.timeoutMs);
@@ -497,7 +513,7 @@ export class Client implements ChatClient {
       return;
     }
     const epoch = this.epoch;
-    setTimeout(() => { if (epoch === this.epoch && this.rooms_.get(r.name) === r) this.sendJoin(r); }, RETRY_MS);
+    this.later(() => { if (epoch === this.epoch && this.rooms_.get(r.name) === r) this.sendJoin(r); }, RETRY_MS);
   }
 
   private onJoined(f: Frame): void {
@@ -505,12 +521,16 @@ export class Client implements ChatClient {
     if (!r) return;
     const info = withoutType<JoinedInfo & { rid?: string }>(f);
     delete info.rid;
-    if (r.known) r.order.joinedResume(info.seq, info.useq ?? 0);
+    const resumed = r.known;
+    if (resumed) r.order.joinedResume(info.seq, info.useq ?? 0);
     else r.order.joinedFresh(info.seq, info.useq ?? 0);
     r.known = r.active = true;
     r.joinRid = undefined;
     r.info = info;
-    r.unread = info.unread;
+    // joined.unread counts from the stored read mark; without one, from since only: then it
+    // adds to what this client counted before.
+    r.unread = info.read || !resumed ? info.unread : r.unread + info.unread;
+    r.counted = info.seq;
     r.online = new Set(info.online);
     // A read mark moved while disconnected is sent now.
     if (r.read > (info.read ?? 0)) this.sendRaw({ type: 'read', room: r.name, seq: r.read });
@@ -533,7 +553,7 @@ export class Client implements ChatClient {
   }
 
   private deliver(r: Room, m: ChatMessage): void {
-    if (m.from !== this._user && m.seq > r.read) r.unread++;
+    if (m.from !== this._user && m.seq > r.read && m.seq > r.counted) r.unread++;
     this.emit('message', m);
   }
 
@@ -561,7 +581,7 @@ export class Client implements ChatClient {
       r.filling = false;
     }
     if (ok) void this.fill(r);
-    else if (epoch === this.epoch) setTimeout(() => void this.fill(r), RETRY_MS);
+    else if (epoch === this.epoch) this.later(() => void this.fill(r), RETRY_MS);
   }
 
   private onUpdate(f: Frame): void {
@@ -615,7 +635,7 @@ export class Client implements ChatClient {
     if (!r) {
       r = {
         name: room, order: new RoomSequencer(), known: false, active: false, waiters: [],
-        read: 0, unread: 0, online: new Set(), filling: false, lastTyping: 0,
+        read: 0, unread: 0, counted: 0, online: new Set(), filling: false, lastTyping: 0,
       };
       this.rooms_.set(room, r);
       if (this.welcomed) this.sendJoin(r);
@@ -755,7 +775,7 @@ export class Client implements ChatClient {
     }
     // rate_limited, internal: the same cid again a little later (never stored twice).
     this.retrying.add(m.cid);
-    setTimeout(() => {
+    this.later(() => {
       this.retrying.delete(m.cid);
       this.flush(m.room);
     }, RETRY_MS + Math.random() * RETRY_MS);

@@ -33,6 +33,7 @@ test('cut twice while another user keeps sending: every message once, in order, 
   assert.deepEqual(got.map((m) => m.text), texts);
   assert.deepEqual(got.map((m) => m.seq), texts.map((_, i) => i + 1));
   assert.equal(ws.sockets.length, 3);
+  assert.equal(a.room(room).unread, 40); // the resumed joins' counts, not doubled by the replay
   assert.deepEqual(new Set(ws.sockets.map((s) => s.target)), new Set(gateways));
   assert.deepEqual(states, ['connecting', 'open', 'reconnecting', 'connecting', 'open',
                             'reconnecting', 'connecting', 'open']);
