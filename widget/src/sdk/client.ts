@@ -81,6 +81,7 @@ export class Client implements ChatClient {
   private token?: string;
   private needToken = true;
   private authRetried = false;
+  private tokenWarned = false;
   private readonly backoff: Backoff;
   private readonly timeoutMs: number;
   private readonly refreshBeforeMs: number;
@@ -101,6 +102,8 @@ export class Client implements ChatClient {
 
   private readonly rooms_ = new Map<string, Room>();
   private readonly requests = new Map<string, Request>();
+  /** Read marks sent for rooms not joined (forward only, as for joined ones). */
+  private readonly readMarks = new Map<string, number>();
   private ridNext = 0;
 
   private store: OutboxStore;
@@ -235,7 +238,9 @@ export class Client implements ChatClient {
       }
     } catch (e) {
       if (epoch !== this.epoch) return;
-      console.warn('chat-sdk: no token', e);
+      // Once per outage: the backoff keeps asking, the console need not keep saying so.
+      if (!this.tokenWarned) console.warn('chat-sdk: no token; retrying with backoff', e);
+      this.tokenWarned = true;
       this.retry(0);
       return;
     }
@@ -422,6 +427,7 @@ export class Client implements ChatClient {
     clearTimeout(this.attemptTimer);
     this.backoff.reset();
     this.authRetried = false;
+    this.tokenWarned = false;
     this._user = f.user as string;
     this._tenant = f.tenant as string;
     this._vapid = f.vapid as string | undefined;
@@ -433,6 +439,7 @@ export class Client implements ChatClient {
     this.flush();
     for (const q of this.requests.values()) if (!q.sent) q.sent = this.sendRaw(q.frame);
     this.emit('welcome', withoutType<ChatEvents['welcome']>(f));
+    if (this.ws !== ws) return; // a handler closed the client
     this.setState('open');
     this.connectWaiters.splice(0).forEach((w) => w.resolve());
   }
@@ -812,7 +819,13 @@ export class Client implements ChatClient {
 
   read(room: string, seq: number): void {
     const r = this.rooms_.get(room);
-    if (!r || seq <= r.read) return;
+    if (!r) {
+      // A room not joined (e.g. from rooms()): the gateway takes its read mark too.
+      if (seq <= (this.readMarks.get(room) ?? 0)) return;
+      if (this.sendRaw({ type: 'read', room, seq })) this.readMarks.set(room, seq);
+      return;
+    }
+    if (seq <= r.read) return;
     r.read = seq;
     if (seq >= r.order.seq) r.unread = 0;
     // Not connected: sent after the resume join (onJoined).

@@ -2,8 +2,11 @@
 // room actions (edit, delete, react, typing, read) and the errors that answer requests.
 import assert from 'node:assert/strict';
 import { createECDH, randomBytes } from 'node:crypto';
+import { createServer } from 'node:http';
 import { test } from 'node:test';
 import { client, closing, gateways, loadSdk, messages, noStack, token, trackingWebSocket, unique, until } from './helpers.mjs';
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 test('send: ack and message event, in order, to the other user and back to the sender',
      { skip: noStack }, async (t) => {
@@ -167,6 +170,53 @@ test('a refused token is replaced once; a provider that keeps failing backs off'
     assert.equal(b.state, 'reconnecting');
     // backoff (cap 400 ms, full jitter): a few attempts per second, never a tight loop
     assert.ok(failing >= 3 && failing <= 40, `${failing} attempts in 2 s`);
+  } finally {
+    console.warn = warn;
+  }
+});
+
+test('tokenUrl: a JSON answer or the JWT as text; a failing endpoint is retried with backoff',
+     { skip: noStack }, async (t) => {
+  const { createChatClient } = await loadSdk();
+  const WebSocket = (await import('ws')).default;
+  const asked = [];
+  let failing = false;
+  const server = createServer((req, res) => {
+    asked.push(req.url);
+    if (failing) { res.writeHead(503).end(); return; }
+    const user = new URL(req.url, 'http://x').searchParams.get('user');
+    if (req.url.startsWith('/json')) {
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ token: token(user) }));
+    } else {
+      res.writeHead(200, { 'content-type': 'text/plain' }).end(token(user) + '\n');
+    }
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  t.after(() => server.close());
+  const base = `http://127.0.0.1:${server.address().port}`;
+  const make = (path) => createChatClient({ gateways, WebSocket, storage: 'memory', tokenUrl: base + path,
+                                            backoff: { initialMs: 100, maxMs: 300 } });
+  const [a, b] = closing(t, make('/json?user=alice'), make('/text?user=bob'));
+  await a.connect();
+  await b.connect();
+  assert.equal(a.user, 'alice');
+  assert.equal(b.user, 'bob');
+  assert.deepEqual(asked, ['/json?user=alice', '/text?user=bob']);
+
+  failing = true;
+  const [c] = closing(t, make('/json?user=carol'));
+  const warn = console.warn, warned = [];
+  console.warn = (...x) => warned.push(x);
+  try {
+    c.connect().catch(() => {});
+    await sleep(1200);
+    assert.equal(c.state, 'reconnecting');
+    const tries = asked.length - 2;
+    assert.ok(tries >= 3 && tries <= 30, `${tries} token requests in 1.2 s`);
+    assert.equal(warned.length, 1); // once per outage, not per attempt
+    failing = false;
+    await until(() => c.state === 'open', 'carol connected once the endpoint answers', 5000);
+    assert.equal(c.user, 'carol');
   } finally {
     console.warn = warn;
   }
