@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
-  client, closing, loadSdk, messages, noStack, sendAll, trackingWebSocket, unique, until,
+  apiPost, client, closing, loadSdk, messages, noStack, sendAll, trackingWebSocket, unique, until,
 } from './helpers.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -30,6 +30,37 @@ test('lost msg frames are fetched from history and delivered in order, once', { 
   assert.deepEqual(ws.sent.filter((f) => f.type === 'history').map((f) => [f.before, f.limit]),
                    [[5, 2], [8, 1]]);
   assert.equal(a.room(room).seq, 10);
+});
+
+test('a resume beyond the 500 replayed messages reads the older part from history', { skip: noStack }, async (t) => {
+  const ws = trackingWebSocket();
+  const [a] = closing(t, await client('alice', { WebSocket: ws.WebSocket }));
+  const room = unique('deep');
+  await a.connect();
+  await a.join(room);
+  const got = messages(a, room);
+  ws.offline = true;
+  ws.cut();
+  await until(() => a.state === 'reconnecting', 'the cut');
+  // 520 messages while alice is away, 8 posts at a time
+  const N = 520, posted = [];
+  let next = 0;
+  await Promise.all(Array.from({ length: 8 }, async () => {
+    while (next < N) {
+      const i = next++;
+      posted.push(await apiPost(room, 'bob', `d${i}`, `${room}-${i}`));
+    }
+  }));
+  ws.offline = false;
+  await until(() => got.length >= N, `${N} messages`, 30000);
+  await sleep(300);
+  assert.deepEqual(got.map((m) => m.seq), range(N));
+  const cidOf = new Map(posted.map((p) => [p.seq, p.cid]));
+  assert.deepEqual(got.map((m) => m.cid), got.map((m) => cidOf.get(m.seq)));
+  const resume = ws.sent.filter((f) => f.type === 'join')[1];
+  assert.deepEqual([resume.since, resume.usince], [0, 0]);
+  // the replay brought 21..520; 1..20 came from one history read
+  assert.deepEqual(ws.sent.filter((f) => f.type === 'history').map((f) => [f.before, f.limit]), [[21, 20]]);
 });
 
 test('repeated msg frames and a resent cid give one message', { skip: noStack }, async (t) => {
