@@ -25,6 +25,8 @@ const TYPING_MS = 2000; // the gateway forwards typing at most this often anyway
 const RETRY_MS = 2000; // a send refused for now (rate_limited, internal) is tried again after
 const LIMITED_MS = 10000; // added before reconnecting after 4003 (tenant connection limit)
 const PAGE = 100; // history page of a gap fill (the protocol's maximum)
+const TX_RATE = 16; // frames per second a connection sends at most, after
+const TX_BURST = 32; // a burst of this many (the gateway: 20/s, burst 40)
 
 interface Room {
   name: string;
@@ -98,6 +100,10 @@ export class Client implements ChatClient {
   private keepalive?: ReturnType<typeof setInterval>;
   private lastRx = 0;
   private lastTx = 0;
+  private txQueue: string[] = [];
+  private txTokens = TX_BURST;
+  private txAt = 0;
+  private txTimer?: Timer;
   private connectWaiters: Waiter<void>[] = [];
 
   private readonly rooms_ = new Map<string, Room>();
@@ -255,7 +261,8 @@ export class Client implements ChatClient {
     }
     this.ws = ws;
     this.welcomed = false;
-    this.lastRx = this.lastTx = Date.now();
+    this.lastRx = this.lastTx = this.txAt = Date.now();
+    this.txTokens = TX_BURST; // the gateway's bucket is per connection
     const token = this.token;
     ws.onopen = () => { if (this.ws === ws) this.sendRaw({ type: 'auth', token }); };
     ws.onmessage = (ev: MessageEvent) => { if (this.ws === ws) this.onData(ev.data); };
@@ -272,6 +279,10 @@ export class Client implements ChatClient {
     clearTimeout(this.retryTimer);
     clearTimeout(this.refreshTimer);
     clearInterval(this.keepalive);
+    // Frames not sent yet go with the socket, like those sent and not answered.
+    this.txQueue = [];
+    clearTimeout(this.txTimer);
+    this.txTimer = undefined;
     if (ws) {
       ws.onopen = ws.onmessage = ws.onclose = null;
       // Kept as a no-op: closing a socket that is still connecting makes node's `ws` emit an
@@ -341,12 +352,35 @@ export class Client implements ChatClient {
     this.timers.add(t);
   }
 
+  /** Queues a frame on the open socket (false if there is none). Frames leave at most at
+   *  TX_RATE per second after a burst of TX_BURST, below the gateway's limit (20/s, burst
+   *  40), so that a resume of many rooms with a full outbox is not answered rate_limited or
+   *  closed with 4008. */
   private sendRaw(f: Frame): boolean {
     const ws = this.ws;
     if (!ws || ws.readyState !== 1) return false;
-    ws.send(JSON.stringify(f));
-    this.lastTx = Date.now();
+    this.txQueue.push(JSON.stringify(f));
+    this.txPump();
     return true;
+  }
+
+  private txPump(): void {
+    const ws = this.ws;
+    if (!ws) return;
+    const now = Date.now();
+    this.txTokens = Math.min(TX_BURST, this.txTokens + ((now - this.txAt) * TX_RATE) / 1000);
+    this.txAt = now;
+    while (this.txQueue.length && this.txTokens >= 1) {
+      ws.send(this.txQueue.shift()!);
+      this.txTokens--;
+      this.lastTx = now;
+    }
+    if (this.txQueue.length && !this.txTimer) {
+      this.txTimer = setTimeout(() => {
+        this.txTimer = undefined;
+        this.txPump();
+      }, Math.ceil(((1 - this.txTokens) * 1000) / TX_RATE));
+    }
   }
 
   private startKeepalive(ws: WebSocket): void {

@@ -114,6 +114,22 @@ test('typing is sent at most once per 2 s; read marks move forward only', { skip
   assert.equal(a.room(room).unread, 0);
 });
 
+test('a burst of sends is paced under the gateway rate limit: no rate_limited answers',
+     { skip: noStack }, async (t) => {
+  const [a] = closing(t, await client('alice'));
+  const room = unique('burst');
+  await a.connect();
+  await a.join(room);
+  const errors = [];
+  a.on('frame', (f) => { if (f.type === 'error') errors.push(f); });
+  const texts = Array.from({ length: 70 }, (_, i) => `b${i + 1}`);
+  const acks = await Promise.all(texts.map((x) => a.send(room, x)));
+  assert.deepEqual(errors, []);
+  assert.deepEqual(acks.map((k) => k.seq), texts.map((_, i) => i + 1));
+  const { msgs } = await a.history(room, { limit: 100 });
+  assert.deepEqual(msgs.map((m) => m.text), texts);
+});
+
 test('a send the server refuses for good leaves the outbox and rejects', { skip: noStack }, async (t) => {
   const [a] = closing(t, await client('alice'));
   const room = unique('big');
