@@ -86,6 +86,42 @@ test('edits, reactions and deletes made while disconnected arrive after the resu
   assert.deepEqual([updates[4].useq, updates[4].text], [5, 'm2 again']);
 });
 
+test('a lost update frame is noticed by its useq and recovered by a re-join with usince',
+     { skip: noStack }, async (t) => {
+  let room;
+  let seen = 0; // update frames of useq 2: the first is lost
+  const ws = trackingWebSocket({
+    drop: (f) => f.type === 'update' && f.room === room && f.useq === 2 && seen++ === 0,
+  });
+  const [a, b] = closing(t, await client('alice', { WebSocket: ws.WebSocket }), await client('bob'));
+  room = unique('ugap');
+  await Promise.all([a.connect(), b.connect()]);
+  await a.join(room);
+  await b.join(room);
+  const updates = [];
+  a.on('update', (u) => updates.push(u));
+  const [m1, m2] = await sendAll(b, room, ['m1', 'm2'], 0);
+  await b.edit(room, m1.id, 'm1 v2'); // useq 1
+  await b.edit(room, m2.id, 'm2 v2'); // useq 2: lost in transit
+  await b.edit(room, m1.id, 'm1 v3'); // useq 3: shows the gap
+  await until(() => updates.some((u) => u.id === m2.id), 'the lost change, recovered');
+  await sleep(300);
+  assert.equal(seen, 2); // lost live, then resent by the re-join
+  const joins = ws.sent.filter((f) => f.type === 'join');
+  assert.equal(joins.length, 2);
+  assert.deepEqual([joins[1].since, joins[1].usince], [2, 1]);
+  // useq 3 was not applied on its own (it came after a gap): the re-join resent both
+  // messages changed since useq 1 in their current state
+  assert.deepEqual(updates[0].useq, 1);
+  assert.equal(updates.length, 3);
+  const last = new Map(updates.map((u) => [u.id, u.text]));
+  assert.deepEqual([last.get(m1.id), last.get(m2.id)], ['m1 v3', 'm2 v2']);
+  assert.equal(a.room(room).useq, 3);
+  await b.edit(room, m2.id, 'm2 v3'); // and live updates go on from there
+  await until(() => updates.at(-1).text === 'm2 v3', 'the next live update');
+  assert.equal(updates.at(-1).useq, 4);
+});
+
 test('the token is renewed before it expires without losing anything', { skip: noStack }, async (t) => {
   const ws = trackingWebSocket();
   let tokens = 0;
