@@ -52,7 +52,7 @@ test('a resume beyond the 500 replayed messages reads the older part from histor
     }
   }));
   ws.offline = false;
-  await until(() => got.length >= N, `${N} messages`, 30000);
+  await until(() => got.length >= N, `${N} messages`, 60000);
   await sleep(300);
   assert.deepEqual(got.map((m) => m.seq), range(N));
   const cidOf = new Map(posted.map((p) => [p.seq, p.cid]));

@@ -133,7 +133,7 @@ export function unique(prefix) {
 }
 
 /** Resolves once cond() is true (polled), rejects with what after timeoutMs. */
-export async function until(cond, what, timeoutMs = 15000) {
+export async function until(cond, what, timeoutMs = 30000) {
   const end = Date.now() + timeoutMs;
   while (!(await cond())) {
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
