@@ -31,12 +31,12 @@ export class Conversation {
   readonly el: HTMLElement;
   readonly composer: Composer;
   room: string | undefined;
-  private log: HTMLOListElement;
+  private log: HTMLDivElement;
   private older: HTMLButtonElement;
   private start: HTMLElement;
   private typingEl: HTMLElement;
   private errorEl: HTMLElement;
-  private rows = new Map<string, { el: HTMLLIElement; sig: string }>();
+  private rows = new Map<string, { el: HTMLDivElement; sig: string }>();
   private observer: IntersectionObserver | undefined;
   private picker: HTMLElement | undefined;
   private ctx: MessageContext;
@@ -47,12 +47,12 @@ export class Conversation {
     this.ctx = { strings: s, me: undefined, nameOf: (u) => state.nameOf(u), emoji: REACTION_EMOJI };
     this.older = h('button', { type: 'button', class: 'older', 'data-testid': 'load-older',
                                'aria-label': s.loadOlder, hidden: true }, s.loadOlder);
-    this.start = h('li', { class: 'history-start', hidden: true }, s.historyStart);
+    this.start = h('div', { class: 'history-start', hidden: true }, s.historyStart);
     // role=log would announce every history page; new messages are announced by the
     // widget's own live region instead, hence aria-live=off.
-    this.log = h('ol', { class: 'log', role: 'log', 'aria-live': 'off', 'data-testid': 'message-list',
+    this.log = h('div', { class: 'log', role: 'log', 'aria-live': 'off', 'data-testid': 'message-list',
                          tabindex: 0 },
-      h('li', { class: 'older-row', style: 'display:flex;justify-content:center' }, this.older),
+      h('div', { class: 'older-row' }, this.older),
       this.start);
     this.typingEl = h('div', { class: 'typing', 'data-testid': 'typing-indicator', 'aria-live': 'polite' });
     this.errorEl = h('div', { class: 'error', role: 'alert', 'data-testid': 'room-error', hidden: true });
@@ -185,7 +185,7 @@ export class Conversation {
       const sig = messageSignature(v);
       let row = this.rows.get(key);
       if (!row) {
-        row = { el: h('li'), sig: '' };
+        row = { el: h('div'), sig: '' };
         this.rows.set(key, row);
       }
       if (row.sig !== sig) {
@@ -287,7 +287,7 @@ export class Conversation {
 
   private onAction(e: Event): void {
     const btn = (e.target as Element).closest<HTMLElement>('button[data-action]');
-    const row = btn?.closest<HTMLElement>('li[data-testid="message"]');
+    const row = btn?.closest<HTMLElement>('[data-testid="message"]');
     const room = this.room;
     if (!btn || !row || !room) return;
     const id = row.dataset.id;

@@ -43,7 +43,7 @@ export function messageSignature(v: MessageView): string {
 const time = (ts: number): string =>
   new Date(ts).toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit' });
 
-/** Fills `el` (a fresh or reused <li>) with the message `v`. */
+/** Fills `el` (a fresh or reused row) with the message `v`. */
 export function renderMessage(el: HTMLElement, v: MessageView, ctx: MessageContext): void {
   const s = ctx.strings;
   el.textContent = '';

@@ -56,11 +56,12 @@ export function mountWidget(o: ResolvedOptions): WidgetHandle {
   const closeBtn = h('button', { type: 'button', class: 'icon-btn', 'data-testid': 'close-button',
                                  'aria-label': s.closePanel, title: s.closePanel }, icon(ICONS.close));
   const status = h('div', { class: 'status', 'data-testid': 'connection-status', role: 'status' });
+  const notice = h('div', { class: 'notice', 'data-testid': 'notice', role: 'status', hidden: true });
   const live = h('div', { class: 'sr-only', 'data-testid': 'live-region', 'aria-live': 'polite',
                           'aria-atomic': 'true' });
   const header = h('div', { class: 'header' }, backBtn, panelTitle, roomTitle, closeBtn);
   const panel = h('section', { class: 'panel', id: `${id}-panel`, 'data-testid': 'panel', role: 'dialog',
-                               'aria-labelledby': `${id}-title`, hidden: true }, header, status);
+                               'aria-labelledby': `${id}-title`, hidden: true }, header, status, notice);
 
   let isOpen = false;
   let destroyed = false;
@@ -71,15 +72,23 @@ export function mountWidget(o: ResolvedOptions): WidgetHandle {
     live.textContent = '';
     setTimeout(() => { live.textContent = text; }, 30);
   };
+  // Failures of the user's own actions are shown for a while (role=status reads them out).
+  let noticeTimer: ReturnType<typeof setTimeout> | undefined;
+  const showNotice = (text: string) => {
+    notice.textContent = text;
+    notice.hidden = false;
+    clearTimeout(noticeTimer);
+    noticeTimer = setTimeout(() => { notice.hidden = true; notice.textContent = ''; }, 8000);
+  };
 
   const rooms = new RoomList(state, s, { open: (room) => void openRoom(room) });
-  const conv = new Conversation(state, s, { isVisible: visible, announceError: announce });
+  const conv = new Conversation(state, s, { isVisible: visible, announceError: showNotice });
   conv.el.hidden = true;
   panel.append(rooms.el, conv.el);
 
   let notifications: Notifications | undefined;
   if (o.swUrl) {
-    notifications = new Notifications(client, s, o.swUrl, (room) => { open(); void openRoom(room); }, announce);
+    notifications = new Notifications(client, s, o.swUrl, (room) => { open(); void openRoom(room); }, showNotice, announce);
     header.insertBefore(notifications.button, closeBtn);
   }
 
@@ -234,18 +243,19 @@ export function mountWidget(o: ResolvedOptions): WidgetHandle {
   document.addEventListener('visibilitychange', onVisibility);
   const timer = setInterval(() => { if (isOpen) void refreshRooms(); }, ROOMS_REFRESH_MS);
 
+  // The configured rooms are listed at once, so that they can be opened while offline.
+  for (const room of o.rooms) state.ensure(room);
   renderStatus(client.state);
   renderBadge();
   rooms.render();
 
   client.connect().then(async () => {
     for (const room of o.rooms) {
-      state.ensure(room);
-      await client.join(room).catch((e) => announce(fmt(s.errorJoin, { room, reason: errorText(e) })));
+      await client.join(room).catch((e) => showNotice(fmt(s.errorJoin, { room, reason: errorText(e) })));
     }
     rooms.render();
     await refreshRooms();
-  }, (e) => announce(errorText(e)));
+  }, (e) => showNotice(errorText(e)));
   if (o.open || o.container) open();
 
   return {
@@ -257,6 +267,7 @@ export function mountWidget(o: ResolvedOptions): WidgetHandle {
       if (destroyed) return;
       destroyed = true;
       clearInterval(timer);
+      clearTimeout(noticeTimer);
       document.removeEventListener('visibilitychange', onVisibility);
       for (const off of offs) off();
       notifications?.destroy();

@@ -5,7 +5,7 @@
 
 import type { ChatClient } from '../sdk/types';
 import { h, icon, ICONS } from './dom';
-import type { Strings } from './strings';
+import { fmt, type Strings } from './strings';
 
 type NotifyState = 'off' | 'on' | 'denied' | 'unavailable' | 'busy';
 
@@ -35,7 +35,8 @@ export class Notifications {
   private offWelcome: (() => void) | undefined;
 
   constructor(private client: ChatClient, private s: Strings, swUrl: string,
-              private openRoom: (room: string) => void, private report: (text: string) => void) {
+              private openRoom: (room: string) => void, private report: (text: string) => void,
+              private announce: (text: string) => void) {
     this.button = h('button', { type: 'button', class: 'icon-btn notify', 'data-testid': 'notify-button' },
       icon(ICONS.bell));
     this.button.addEventListener('click', () => this.toggle());
@@ -100,7 +101,8 @@ export class Notifications {
       if (wasOn) await this.unsubscribe();
       else await this.subscribe();
     } catch (e) {
-      this.report(e instanceof Error ? e.message : String((e as { message?: string })?.message ?? e));
+      const reason = e instanceof Error ? e.message : String((e as { message?: string })?.message ?? e);
+      this.report(fmt(this.s.errorAction, { reason }));
       this.toggling = false;
       await this.resync();
     } finally {
@@ -127,7 +129,7 @@ export class Notifications {
                                          applicationServerKey: vapidKeyBytes(key) as BufferSource }));
     await this.client.pushSubscribe(subscriptionBody(sub));
     this.setState('on');
-    this.report(this.s.notifyEnabled);
+    this.announce(this.s.notifyEnabled);
   }
 
   private async unsubscribe(): Promise<void> {
@@ -138,6 +140,6 @@ export class Notifications {
       await sub.unsubscribe();
     }
     this.setState('off');
-    this.report(this.s.notifyDisabled);
+    this.announce(this.s.notifyDisabled);
   }
 }

@@ -24,8 +24,8 @@ export class RoomList {
     this.empty = h('p', { class: 'empty' }, s.noRooms);
     this.input = h('input', { type: 'text', 'data-testid': 'new-chat-input', 'aria-label': s.newChatLabel,
                               placeholder: s.newChatPlaceholder, autocomplete: 'off', spellcheck: 'false' });
-    const start = h('button', { type: 'button', class: 'primary', 'data-testid': 'new-chat-button',
-                                'aria-label': s.newChatLabel }, s.newChatButton);
+    const start = h('button', { type: 'button', class: 'primary', 'data-testid': 'new-chat-button' },
+      s.newChatButton);
     this.error = h('div', { class: 'error', 'data-testid': 'new-chat-error', role: 'alert', hidden: true });
     this.el = h('div', { class: 'view', 'data-testid': 'rooms-view' }, this.list, this.empty,
       h('div', { class: 'new-chat' }, this.input, start), this.error);
@@ -98,17 +98,17 @@ export class RoomList {
       avatar.appendChild(h('span', { class: 'dot', 'data-testid': 'presence-dot',
                                      'data-online': online ? 'true' : 'false' }));
     }
-    const badge = h('span', { class: 'badge', 'data-testid': 'room-unread', hidden: r.unread === 0 },
-      String(r.unread));
-    const parts = [label];
-    if (peer !== undefined) parts.push(online ? s.roomOnline : s.roomOffline);
-    if (r.unread > 0) parts.push(fmt(s.roomUnread, { count: r.unread }));
-    const button = h('button', { type: 'button', class: 'room-btn',
-                                 'aria-label': fmt(s.roomButton, { name: label, state: parts.slice(1).join(', ') })
-                                   .replace(/, $/, '') },
+    // The badge and the dot are seen; screen readers get the same as words (sr-only).
+    const badge = h('span', { class: 'badge', 'data-testid': 'room-unread', 'aria-hidden': 'true',
+                              hidden: r.unread === 0 }, String(r.unread));
+    const said: string[] = [];
+    if (peer !== undefined) said.push(online ? s.roomOnline : s.roomOffline);
+    if (r.unread > 0) said.push(fmt(s.roomUnread, { count: r.unread }));
+    const button = h('button', { type: 'button', class: 'room-btn' },
       avatar,
       h('span', { class: 'room-main' },
         h('span', { class: 'room-name', 'data-testid': 'room-name' }, label),
+        said.length ? h('span', { class: 'sr-only' }, ', ' + said.join(', ') + ',') : null,
         h('span', { class: 'room-last' }, this.preview(r))),
       badge);
     li.textContent = '';

@@ -246,6 +246,7 @@ export class ChatState {
   }
 
   private setLast(r: RoomData, m: ChatMessage): void {
+    if (m.name) this.names.set(m.from, m.name);
     if (!r.last || m.seq >= r.last.seq) {
       r.last = m;
       r.lastTs = Math.max(r.lastTs, m.ts);

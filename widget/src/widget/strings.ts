@@ -18,7 +18,6 @@ export const defaultStrings = {
   roomUnread: '{count} unread',
   roomOnline: 'online',
   roomOffline: 'offline',
-  roomButton: '{name}, {state}',
   lastFromYou: 'You: {text}',
   lastFrom: '{name}: {text}',
   loadOlder: 'Load older messages',

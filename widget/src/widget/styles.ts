@@ -108,6 +108,8 @@ button { cursor: pointer; }
 .status[data-state="reconnecting"], .status[data-state="closed"] {
   background: var(--_danger); color: #fff; }
 
+.notice { padding: 6px 12px; font-size: .85em; border-bottom: 1px solid var(--_surface);
+  color: var(--_danger); }
 .view { flex: 1; display: flex; flex-direction: column; min-height: 0; }
 .rooms { list-style: none; margin: 0; padding: 4px 0; overflow-y: auto; flex: 1; }
 .room-btn { width: 100%; display: flex; align-items: center; gap: 10px; padding: 10px 14px;
@@ -135,9 +137,10 @@ button { cursor: pointer; }
 
 .log { position: relative; margin: 0; list-style: none; flex: 1; overflow-y: auto; padding: 8px 12px; display: flex; flex-direction: column;
   gap: 6px; overscroll-behavior: contain; }
+.older-row { display: flex; justify-content: center; }
 .older { align-self: center; border: 1px solid var(--_muted); background: transparent;
   border-radius: 999px; padding: 4px 12px; font-size: .85em; color: var(--_muted); }
-.history-start { align-self: center; color: var(--_muted); font-size: .8em; }
+.history-start { text-align: center; color: var(--_muted); font-size: .8em; }
 .msg { max-width: 85%; align-self: flex-start; display: flex; flex-direction: column; gap: 2px; }
 .msg.own { align-self: flex-end; align-items: flex-end; }
 .meta { font-size: .75em; color: var(--_muted); display: flex; gap: 6px; align-items: baseline; }
