@@ -156,8 +156,10 @@ export class Conversation {
     });
     const online = this.client.state === 'open';
     // Pending ones come from the SDK's outbox (also those queued before a reload).
+    const echoed = new Set<string>();
+    for (const m of r.msgs.values()) if (m.cid && m.from === me) echoed.add(m.cid);
     for (const p of this.client.pending(r.room)) {
-      if (!r.own.has(p.cid) && ![...r.msgs.values()].some((m) => m.cid === p.cid && m.from === me)) {
+      if (!r.own.has(p.cid) && !echoed.has(p.cid)) {
         r.own.set(p.cid, { cid: p.cid, text: p.text, createdAt: p.createdAt });
       }
     }

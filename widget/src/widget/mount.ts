@@ -239,6 +239,13 @@ export function mountWidget(o: ResolvedOptions): WidgetHandle {
       announce(fmt(s.lastFrom, { name: m.name ?? state.nameOf(m.from), text: m.text ?? '' }));
     }
   }));
+  offs.push(client.on('left', (l) => {
+    // Removed from a private room (or it was deleted) while looking at it.
+    if (l.room === conv.room && (l.reason === 'removed' || l.reason === 'deleted')) {
+      showNotice(fmt(s.roomGone, { room: l.room }));
+      back();
+    }
+  }));
   const onVisibility = () => { if (visible()) conv.maybeMarkRead(); };
   document.addEventListener('visibilitychange', onVisibility);
   const timer = setInterval(() => { if (isOpen) void refreshRooms(); }, ROOMS_REFRESH_MS);

@@ -198,8 +198,7 @@ export class ChatState {
   addHistory(room: string, msgs: ChatMessage[], more: boolean, older: boolean): void {
     const r = this.ensure(room);
     for (const m of msgs) this.store(r, m);
-    if (!older || msgs.length === 0) r.more = more;
-    else r.more = more;
+    r.more = more;
     r.loaded = true;
     const newest = msgs[msgs.length - 1];
     if (newest && !older) this.setLast(r, newest);
@@ -309,8 +308,8 @@ export class ChatState {
       if (!r.own.has(p.cid)) r.own.set(p.cid, { cid: p.cid, text: p.text, createdAt: p.createdAt });
       rooms.add(p.room);
     }
+    // Rooms whose messages all left the outbox redraw too (their notes say "sent" now).
+    for (const r of this.rooms.values()) if (r.own.size) rooms.add(r.room);
     for (const room of rooms) this.emit(room, 'messages');
-    // Messages that left the outbox with an ack are redrawn by the ack event.
-    for (const r of this.rooms.values()) if (r.own.size && !rooms.has(r.room)) this.emit(r.room, 'messages');
   }
 }

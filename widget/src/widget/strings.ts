@@ -62,6 +62,7 @@ export const defaultStrings = {
   notifyDenied: 'Notifications are blocked in the browser settings',
   notifyUnavailable: 'Notifications are not available here',
   errorJoin: 'Could not open {room}: {reason}',
+  roomGone: 'You are no longer in {room}.',
   errorAction: 'That did not work: {reason}',
 };
 
