@@ -53,8 +53,10 @@ export function mountWidget(o: ResolvedOptions): WidgetHandle {
   const panelTitle = h('h2', { id: `${id}-title`, 'data-testid': 'panel-title' }, s.panelTitle);
   const roomDot = h('span', { class: 'dot', 'data-testid': 'room-presence', hidden: true });
   const roomTitle = h('h2', { 'data-testid': 'room-title', hidden: true, 'aria-live': 'off' });
+  // Mounted in the page's own container the panel is always there: nothing to close.
   const closeBtn = h('button', { type: 'button', class: 'icon-btn', 'data-testid': 'close-button',
-                                 'aria-label': s.closePanel, title: s.closePanel }, icon(ICONS.close));
+                                 'aria-label': s.closePanel, title: s.closePanel,
+                                 hidden: !!o.container }, icon(ICONS.close));
   const status = h('div', { class: 'status', 'data-testid': 'connection-status', role: 'status' });
   const notice = h('div', { class: 'notice', 'data-testid': 'notice', role: 'status', hidden: true });
   const live = h('div', { class: 'sr-only', 'data-testid': 'live-region', 'aria-live': 'polite',

@@ -89,6 +89,7 @@ button { cursor: pointer; }
   border-radius: var(--_radius); box-shadow: var(--_shadow); display: flex;
   flex-direction: column; overflow: hidden; }
 :host([data-position="left"]) .panel { right: auto; left: 20px; }
+:host([data-inline]) { display: block; height: 100%; }
 :host([data-inline]) .panel { position: static; width: 100%; height: 100%; max-height: none;
   box-shadow: none; }
 @media (max-width: 480px) {
