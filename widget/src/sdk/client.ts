@@ -19,13 +19,14 @@ interface Waiter<T> { resolve(v: T): void; reject(e: ChatErrorInfo): void }
 
 /** Errors about a send that sending it again cannot fix: the message leaves the outbox. */
 const PERMANENT = ['too_large', 'forbidden', 'bad_request', 'not_found'];
-const CONNECT_DEADLINE_MS = 10000; // socket open + welcome
 const PING_IDLE_MS = 25000; // a ping frame after this long without sending anything
 const DEAD_MS = 60000; // no frame at all for this long: the connection is dead
 const TYPING_MS = 2000; // the gateway forwards typing at most this often anyway
 const RETRY_MS = 2000; // a send refused for now (rate_limited, internal) is tried again after
 const LIMITED_MS = 10000; // added before reconnecting after 4003 (tenant connection limit)
 const PAGE = 100; // history page of a gap fill (the protocol's maximum)
+const TX_RATE = 16; // frames per second a connection sends at most, after
+const TX_BURST = 32; // a burst of this many (the gateway: 20/s, burst 40)
 
 interface Room {
   name: string;
@@ -39,6 +40,8 @@ interface Room {
   info?: JoinedInfo;
   read: number;
   unread: number;
+  /** joined.seq: joined.unread already counts the messages up to it. */
+  counted: number;
   online: Set<string>;
   filling: boolean;
   lastTyping: number;
@@ -80,9 +83,11 @@ export class Client implements ChatClient {
   private token?: string;
   private needToken = true;
   private authRetried = false;
+  private tokenWarned = false;
   private readonly backoff: Backoff;
   private readonly timeoutMs: number;
   private readonly refreshBeforeMs: number;
+  private readonly connectTimeoutMs: number;
 
   private ws?: WebSocket;
   private welcomed = false;
@@ -95,10 +100,16 @@ export class Client implements ChatClient {
   private keepalive?: ReturnType<typeof setInterval>;
   private lastRx = 0;
   private lastTx = 0;
+  private txQueue: string[] = [];
+  private txTokens = TX_BURST;
+  private txAt = 0;
+  private txTimer?: Timer;
   private connectWaiters: Waiter<void>[] = [];
 
   private readonly rooms_ = new Map<string, Room>();
   private readonly requests = new Map<string, Request>();
+  /** Read marks sent for rooms not joined (forward only, as for joined ones). */
+  private readonly readMarks = new Map<string, number>();
   private ridNext = 0;
 
   private store: OutboxStore;
@@ -112,6 +123,9 @@ export class Client implements ChatClient {
   private lastCreated = 0;
   /** tenant and user of the outbox's messages (PendingMessage.owner), once known. */
   private owner?: string;
+
+  /** Timers of retries and deadlines, cleared by close() (they would keep node running). */
+  private readonly timers = new Set<Timer>();
 
   private readonly onOnline = () => this.online();
   private readonly onOffline = () => this.offline();
@@ -128,6 +142,7 @@ export class Client implements ChatClient {
     this.backoff = new Backoff(options.backoff?.initialMs ?? 500, options.backoff?.maxMs ?? 30000);
     this.timeoutMs = options.requestTimeoutMs ?? 15000;
     this.refreshBeforeMs = (options.refreshBeforeExpirySec ?? 60) * 1000;
+    this.connectTimeoutMs = options.connectTimeoutMs ?? 10000;
     const s = options.storage ?? (globalThis.indexedDB ? 'indexeddb' : 'memory');
     this.store = s === 'memory' ? new MemoryOutboxStore()
       : s === 'indexeddb' ? new IndexedDbOutboxStore('chat-sdk-outbox:' + (options.storageKey ?? 'default'))
@@ -191,6 +206,8 @@ export class Client implements ChatClient {
     const ws = this.ws;
     this.drop();
     if (ws) ws.close(1000);
+    this.timers.forEach(clearTimeout);
+    this.timers.clear();
     const closed = err('closed', 'the client was closed');
     for (const [rid, r] of this.requests) {
       clearTimeout(r.timer);
@@ -215,7 +232,7 @@ export class Client implements ChatClient {
       if (epoch !== this.epoch || this.welcomed) return;
       if (this.ws) this.lost(this.ws, 0);
       else this.retry(0); // the token did not come in time
-    }, CONNECT_DEADLINE_MS);
+    }, this.connectTimeoutMs);
     try {
       await this.loaded;
       const exp = this.token ? tokenExp(this.token) : undefined;
@@ -227,7 +244,9 @@ export class Client implements ChatClient {
       }
     } catch (e) {
       if (epoch !== this.epoch) return;
-      console.warn('chat-sdk: no token', e);
+      // Once per outage: the backoff keeps asking, the console need not keep saying so.
+      if (!this.tokenWarned) console.warn('chat-sdk: no token; retrying with backoff', e);
+      this.tokenWarned = true;
       this.retry(0);
       return;
     }
@@ -242,7 +261,8 @@ export class Client implements ChatClient {
     }
     this.ws = ws;
     this.welcomed = false;
-    this.lastRx = this.lastTx = Date.now();
+    this.lastRx = this.lastTx = this.txAt = Date.now();
+    this.txTokens = TX_BURST; // the gateway's bucket is per connection
     const token = this.token;
     ws.onopen = () => { if (this.ws === ws) this.sendRaw({ type: 'auth', token }); };
     ws.onmessage = (ev: MessageEvent) => { if (this.ws === ws) this.onData(ev.data); };
@@ -259,8 +279,20 @@ export class Client implements ChatClient {
     clearTimeout(this.retryTimer);
     clearTimeout(this.refreshTimer);
     clearInterval(this.keepalive);
-    if (ws) ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
-    for (const r of this.rooms_.values()) r.active = false;
+    // Frames not sent yet go with the socket, like those sent and not answered.
+    this.txQueue = [];
+    clearTimeout(this.txTimer);
+    this.txTimer = undefined;
+    if (ws) {
+      ws.onopen = ws.onmessage = ws.onclose = null;
+      // Kept as a no-op: closing a socket that is still connecting makes node's `ws` emit an
+      // error, which would be thrown without a listener.
+      ws.onerror = () => {};
+    }
+    for (const r of this.rooms_.values()) {
+      r.active = false;
+      r.joinRid = undefined; // the resume joins it again; its callers keep waiting
+    }
     this.inflight.clear();
     // What was sent is lost with the socket; requests not sent yet wait for the next one.
     for (const [rid, q] of this.requests) {
@@ -312,12 +344,43 @@ export class Client implements ChatClient {
     else this.setState('reconnecting');
   }
 
+  private later(f: () => void, ms: number): void {
+    const t = setTimeout(() => {
+      this.timers.delete(t);
+      f();
+    }, ms);
+    this.timers.add(t);
+  }
+
+  /** Queues a frame on the open socket (false if there is none). Frames leave at most at
+   *  TX_RATE per second after a burst of TX_BURST, below the gateway's limit (20/s, burst
+   *  40), so that a resume of many rooms with a full outbox is not answered rate_limited or
+   *  closed with 4008. */
   private sendRaw(f: Frame): boolean {
     const ws = this.ws;
     if (!ws || ws.readyState !== 1) return false;
-    ws.send(JSON.stringify(f));
-    this.lastTx = Date.now();
+    this.txQueue.push(JSON.stringify(f));
+    this.txPump();
     return true;
+  }
+
+  private txPump(): void {
+    const ws = this.ws;
+    if (!ws) return;
+    const now = Date.now();
+    this.txTokens = Math.min(TX_BURST, this.txTokens + ((now - this.txAt) * TX_RATE) / 1000);
+    this.txAt = now;
+    while (this.txQueue.length && this.txTokens >= 1) {
+      ws.send(this.txQueue.shift()!);
+      this.txTokens--;
+      this.lastTx = now;
+    }
+    if (this.txQueue.length && !this.txTimer) {
+      this.txTimer = setTimeout(() => {
+        this.txTimer = undefined;
+        this.txPump();
+      }, Math.ceil(((1 - this.txTokens) * 1000) / TX_RATE));
+    }
   }
 
   private startKeepalive(ws: WebSocket): void {
@@ -398,18 +461,21 @@ export class Client implements ChatClient {
     clearTimeout(this.attemptTimer);
     this.backoff.reset();
     this.authRetried = false;
+    this.tokenWarned = false;
     this._user = f.user as string;
     this._tenant = f.tenant as string;
     this._vapid = f.vapid as string | undefined;
     this.adopt(JSON.stringify([this._tenant, this._user]));
-    this.emit('welcome', withoutType<ChatEvents['welcome']>(f));
-    this.setState('open');
-    this.connectWaiters.splice(0).forEach((w) => w.resolve());
     this.scheduleRefresh(f.exp as number | undefined);
     this.startKeepalive(ws);
+    // Resume first, tell after: a handler that joins or sends meanwhile is not sent twice.
     for (const r of this.rooms_.values()) this.sendJoin(r);
     this.flush();
     for (const q of this.requests.values()) if (!q.sent) q.sent = this.sendRaw(q.frame);
+    this.emit('welcome', withoutType<ChatEvents['welcome']>(f));
+    if (this.ws !== ws) return; // a handler closed the client
+    this.setState('open');
+    this.connectWaiters.splice(0).forEach((w) => w.resolve());
   }
 
   /** Requests (with rid) answered by a frame of their own: resolves the one with that rid. */
@@ -469,7 +535,12 @@ export class Client implements ChatClient {
       f.since = r.order.seq;
       f.usince = r.order.useq;
     }
-    this.sendRaw(f);
+    if (!this.sendRaw(f)) return;
+    // Unanswered: the callers hear of it; the room stays, to be joined on the next connection.
+    this.later(() => {
+      if (r.joinRid !== rid) return;
+      r.waiters.splice(0).forEach((w) => w.reject(err('timeout', `no answer within ${this.timeoutMs} ms`, rid)));
+    }, this.timeoutMs);
   }
 
   private joinRefused(r: Room, e: ChatErrorInfo): void {
@@ -483,7 +554,7 @@ export class Client implements ChatClient {
       return;
     }
     const epoch = this.epoch;
-    setTimeout(() => { if (epoch === this.epoch && this.rooms_.get(r.name) === r) this.sendJoin(r); }, RETRY_MS);
+    this.later(() => { if (epoch === this.epoch && this.rooms_.get(r.name) === r) this.sendJoin(r); }, RETRY_MS);
   }
 
   private onJoined(f: Frame): void {
@@ -491,12 +562,16 @@ export class Client implements ChatClient {
     if (!r) return;
     const info = withoutType<JoinedInfo & { rid?: string }>(f);
     delete info.rid;
-    if (r.known) r.order.joinedResume(info.seq, info.useq ?? 0);
+    const resumed = r.known;
+    if (resumed) r.order.joinedResume(info.seq, info.useq ?? 0);
     else r.order.joinedFresh(info.seq, info.useq ?? 0);
     r.known = r.active = true;
     r.joinRid = undefined;
     r.info = info;
-    r.unread = info.unread;
+    // joined.unread counts from the stored read mark; without one, from since only: then it
+    // adds to what this client counted before.
+    r.unread = info.read || !resumed ? info.unread : r.unread + info.unread;
+    r.counted = info.seq;
     r.online = new Set(info.online);
     // A read mark moved while disconnected is sent now.
     if (r.read > (info.read ?? 0)) this.sendRaw({ type: 'read', room: r.name, seq: r.read });
@@ -519,7 +594,7 @@ export class Client implements ChatClient {
   }
 
   private deliver(r: Room, m: ChatMessage): void {
-    if (m.from !== this._user && m.seq > r.read) r.unread++;
+    if (m.from !== this._user && m.seq > r.read && m.seq > r.counted) r.unread++;
     this.emit('message', m);
   }
 
@@ -547,7 +622,7 @@ export class Client implements ChatClient {
       r.filling = false;
     }
     if (ok) void this.fill(r);
-    else if (epoch === this.epoch) setTimeout(() => void this.fill(r), RETRY_MS);
+    else if (epoch === this.epoch) this.later(() => void this.fill(r), RETRY_MS);
   }
 
   private onUpdate(f: Frame): void {
@@ -601,7 +676,7 @@ export class Client implements ChatClient {
     if (!r) {
       r = {
         name: room, order: new RoomSequencer(), known: false, active: false, waiters: [],
-        read: 0, unread: 0, online: new Set(), filling: false, lastTyping: 0,
+        read: 0, unread: 0, counted: 0, online: new Set(), filling: false, lastTyping: 0,
       };
       this.rooms_.set(room, r);
       if (this.welcomed) this.sendJoin(r);
@@ -741,7 +816,7 @@ export class Client implements ChatClient {
     }
     // rate_limited, internal: the same cid again a little later (never stored twice).
     this.retrying.add(m.cid);
-    setTimeout(() => {
+    this.later(() => {
       this.retrying.delete(m.cid);
       this.flush(m.room);
     }, RETRY_MS + Math.random() * RETRY_MS);
@@ -778,7 +853,13 @@ export class Client implements ChatClient {
 
   read(room: string, seq: number): void {
     const r = this.rooms_.get(room);
-    if (!r || seq <= r.read) return;
+    if (!r) {
+      // A room not joined (e.g. from rooms()): the gateway takes its read mark too.
+      if (seq <= (this.readMarks.get(room) ?? 0)) return;
+      if (this.sendRaw({ type: 'read', room, seq })) this.readMarks.set(room, seq);
+      return;
+    }
+    if (seq <= r.read) return;
     r.read = seq;
     if (seq >= r.order.seq) r.unread = 0;
     // Not connected: sent after the resume join (onJoined).

@@ -7,6 +7,7 @@ function byAge(a: PendingMessage, b: PendingMessage): number {
   return a.createdAt - b.createdAt;
 }
 
+/** Kept as long as the object lives: share one between clients to hand messages over. */
 export class MemoryOutboxStore implements OutboxStore {
   private items = new Map<string, PendingMessage>();
 

@@ -69,11 +69,14 @@ export class RoomSequencer {
     for (const m of msgs) {
       if (m.seq > this.seq && m.seq < target && !this.ahead.has(m.seq)) this.ahead.set(m.seq, m);
     }
-    const out = this.drain();
-    if (this.seq < target - 1) {
-      this.seq = target - 1;
-      out.push(...this.drain());
+    const out: ChatMessage[] = [];
+    for (const n of [...this.ahead.keys()].filter((n) => n < target).sort((a, b) => a - b)) {
+      out.push(this.ahead.get(n)!);
+      this.ahead.delete(n);
+      this.seq = n;
     }
+    this.seq = Math.max(this.seq, target - 1);
+    out.push(...this.drain());
     return out;
   }
 

@@ -125,6 +125,9 @@ export interface ChatClientOptions {
   backoff?: { initialMs?: number; maxMs?: number };
   /** A request (history, rooms, ...) not answered in this time is rejected (default 15000). */
   requestTimeoutMs?: number;
+  /** A connection attempt (socket open and welcome) that takes longer is abandoned for the
+   *  next gateway (default 10000 ms). */
+  connectTimeoutMs?: number;
   /** Refresh the token this long before `exp` (default 60 s). */
   refreshBeforeExpirySec?: number;
   /** WebSocket implementation (default globalThis.WebSocket; node: the `ws` package). */
