@@ -241,6 +241,10 @@ export function mountWidget(o: ResolvedOptions): WidgetHandle {
       announce(fmt(s.lastFrom, { name: m.name ?? state.nameOf(m.from), text: m.text ?? '' }));
     }
   }));
+  offs.push(client.on('joined', (j) => {
+    // Too much changed while away (joined.stale): the open room is loaded again from history.
+    if (j.stale && j.room === conv.room) void conv.open(j.room);
+  }));
   offs.push(client.on('left', (l) => {
     // Removed from a private room (or it was deleted) while looking at it.
     if (l.room === conv.room && (l.reason === 'removed' || l.reason === 'deleted')) {
