@@ -111,6 +111,10 @@ export class Client implements ChatClient {
   /** Read marks sent for rooms not joined (forward only, as for joined ones). */
   private readonly readMarks = new Map<string, number>();
   private ridNext = 0;
+  /* The message service takes a repeated rid of an edit, delete or react as a resend and
+   * answers it with the first answer: ids must not repeat across clients of the same user
+   * (a reload starts a new client), so each client numbers its requests under a random prefix. */
+  private readonly ridPrefix = randomId().slice(0, 10);
 
   private store: OutboxStore;
   private readonly loaded: Promise<void>;
@@ -491,7 +495,7 @@ export class Client implements ChatClient {
 
   private request(frame: Frame): Promise<Frame> {
     if (this.closed) return Promise.reject(err('closed', 'the client was closed'));
-    const rid = 'r' + (++this.ridNext).toString(36);
+    const rid = this.ridPrefix + 'r' + (++this.ridNext).toString(36);
     frame.rid = rid;
     return new Promise((resolve, reject) => {
       const q: Request = {
@@ -528,7 +532,7 @@ export class Client implements ChatClient {
   // ---- rooms ----
 
   private sendJoin(r: Room): void {
-    const rid = 'j' + (++this.ridNext).toString(36);
+    const rid = this.ridPrefix + 'j' + (++this.ridNext).toString(36);
     r.joinRid = rid;
     const f: Frame = { type: 'join', room: r.name, rid };
     if (r.known) {

@@ -238,3 +238,25 @@ test('tokenUrl: a JSON answer or the JWT as text; a failing endpoint is retried 
     console.warn = warn;
   }
 });
+
+test('edits from a reloaded page apply: request ids do not repeat across clients of a user',
+     { skip: noStack }, async (t) => {
+  // The message service answers a repeated rid of an edit with the first answer (a resend):
+  // two page loads doing the same steps must not produce the same ids.
+  const room = unique('reload-edit');
+  const texts = [];
+  for (const round of [1, 2]) {
+    const [a] = closing(t, await client('alice'));
+    await a.connect();
+    await a.join(room);
+    const ack = await a.send(room, `first ${round}`);
+    await a.edit(room, ack.id, `edited ${round}`);
+    a.close();
+  }
+  const [r] = closing(t, await client('alice'));
+  await r.connect();
+  await r.join(room);
+  const { msgs } = await r.history(room, { limit: 10 });
+  for (const m of msgs) texts.push(m.text);
+  assert.deepEqual(texts, ['edited 1', 'edited 2']);
+});
