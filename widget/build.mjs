@@ -72,7 +72,7 @@ for (const name of ['widget.js', 'chat-sdk.mjs', 'chat-sw.js']) {
   const verdict = gz <= budget ? 'ok' : 'OVER BUDGET';
   if (gz > budget) over = true;
   console.log(`widget build: ${name.padEnd(13)} ${String(data.length).padStart(7)} B, ` +
-              `${String(gz).padStart(6)} B gzip (budget ${budget} B) ${verdict}`);
+              `gzip ${String(gz).padStart(6)} B of ${budget} B allowed: ${verdict}`);
 }
 writeFileSync(join(out, 'integrity.json'), JSON.stringify(integrity, null, 2) + '\n');
 if (over) {
