@@ -19,6 +19,19 @@
 // data-theme="light|dark|auto" on the host picks the palette (auto follows
 // prefers-color-scheme). Below 480 px the panel covers the whole viewport.
 
+// The dark palette, for data-theme="dark" and for "auto" under a dark system setting.
+const DARK = `
+  --_accent: var(--chat-accent, #60a5fa);
+  --_accent-fg: var(--chat-accent-fg, #0b1220);
+  --_bg: var(--chat-bg, #111827);
+  --_fg: var(--chat-fg, #f3f4f6);
+  --_muted: var(--chat-muted, #9ca3af);
+  --_surface: var(--chat-surface, #1f2937);
+  --_danger: var(--chat-danger, #f87171);
+  --_online: var(--chat-online, #4ade80);
+  --_shadow: 0 10px 30px rgba(0,0,0,.6);
+`;
+
 export const styles = `
 :host { all: initial; }
 :host {
@@ -37,29 +50,9 @@ export const styles = `
   line-height: 1.4;
   color: var(--_fg);
 }
-:host([data-theme="dark"]) {
-  --_accent: var(--chat-accent, #60a5fa);
-  --_accent-fg: var(--chat-accent-fg, #0b1220);
-  --_bg: var(--chat-bg, #111827);
-  --_fg: var(--chat-fg, #f3f4f6);
-  --_muted: var(--chat-muted, #9ca3af);
-  --_surface: var(--chat-surface, #1f2937);
-  --_danger: var(--chat-danger, #f87171);
-  --_online: var(--chat-online, #4ade80);
-  --_shadow: 0 10px 30px rgba(0,0,0,.6);
-}
+:host([data-theme="dark"]) { ${DARK} }
 @media (prefers-color-scheme: dark) {
-  :host([data-theme="auto"]) {
-    --_accent: var(--chat-accent, #60a5fa);
-    --_accent-fg: var(--chat-accent-fg, #0b1220);
-    --_bg: var(--chat-bg, #111827);
-    --_fg: var(--chat-fg, #f3f4f6);
-    --_muted: var(--chat-muted, #9ca3af);
-    --_surface: var(--chat-surface, #1f2937);
-    --_danger: var(--chat-danger, #f87171);
-    --_online: var(--chat-online, #4ade80);
-    --_shadow: 0 10px 30px rgba(0,0,0,.6);
-  }
+  :host([data-theme="auto"]) { ${DARK} }
 }
 *, *::before, *::after { box-sizing: border-box; }
 [hidden] { display: none !important; }
