@@ -86,6 +86,25 @@ test('the README snippet embeds the widget on another origin; the site\'s CSS do
     const panelBox = await byTestId(page, 'panel').boundingBox();
     assert.ok(panelBox.width <= vp.width && panelBox.height <= vp.height,
       `the panel fits the viewport: ${JSON.stringify(panelBox)}`);
+
+    // The SDK imports as an ES module from the gateway's origin (CORS).
+    const sdkExports = await page.evaluate(async (url) => Object.keys(await import(url)).sort(),
+      `${gatewayHttp(0)}/v1/chat-sdk.mjs`);
+    assert.ok(sdkExports.includes('createChatClient'), `chat-sdk.mjs exports: ${sdkExports}`);
+
+    // With subresource integrity (the gateway's integrity.json, crossorigin): it loads and mounts;
+    // with a wrong hash the browser refuses it.
+    const integrity = await (await fetch(`${gatewayHttp(0)}/v1/integrity.json`)).json();
+    assert.match(integrity['widget.js'], /^sha384-[A-Za-z0-9+/]{64}$/);
+    const good = await s.page(ctx, 'carol-sri');
+    await good.goto(site.url(user, { name: 'Carol', css: 'plain', integrity: integrity['widget.js'] }));
+    await waitConnected(good);
+    const bad = await s.page(ctx, 'carol-bad-sri');
+    const refused = bad.waitForEvent('console', (m) => /integrity/i.test(m.text()));
+    await bad.goto(site.url(user, { name: 'Carol', css: 'plain', integrity: `sha384-${'A'.repeat(64)}` }));
+    await refused;
+    assert.equal(await bad.evaluate(() => document.querySelector('[data-chat-widget]') === null && !('ChatWidget' in window)), true,
+      'a widget.js that fails its integrity check does not run');
   });
 });
 

@@ -105,8 +105,9 @@ const AGGRESSIVE_CSS = `
   [data-testid] { visibility: hidden; }
 `;
 
-function hostPage({ user, gateways, rooms, open, theme, position, sw, css, scriptGateway }) {
+function hostPage({ user, gateways, rooms, open, theme, position, sw, css, scriptGateway, integrity }) {
   const attrs = [`src="${gatewayHttp(scriptGateway)}/v1/widget.js"`, 'data-token-url="/chat/token"'];
+  if (integrity) attrs.push(`integrity="${escapeAttr(integrity)}"`, 'crossorigin="anonymous"');
   if (gateways) attrs.push(`data-gateways="${escapeAttr(gateways.join(','))}"`);
   if (rooms) attrs.push(`data-rooms="${escapeAttr(rooms.join(','))}"`);
   if (open) attrs.push('data-open="true"');
@@ -134,7 +135,7 @@ ${css === 'aggressive' ? `<style>${AGGRESSIVE_CSS}</style>` : ''}
 
 /**
  * Starts a tenant site on 127.0.0.1 (random port). GET /?user=U&name=N&gw=0,1&rooms=a,b&open=1
- * &theme=dark&css=aggressive|plain&sw=1 sets a session cookie for U (display name N) and serves a
+ * &theme=dark&css=aggressive|plain&sw=1&integrity=sha384-… sets a session cookie for U (display name N) and serves a
  * page embedding the widget with the README's script tag; GET /chat/token answers
  * {"token"} for the cookie's user; /chat-sw.js is the built service worker.
  */
@@ -164,6 +165,7 @@ export async function startTenantSite() {
         sw: url.searchParams.get('sw') === '1',
         css: url.searchParams.get('css') ?? 'aggressive',
         scriptGateway: Number(url.searchParams.get('script') ?? 0),
+        integrity: url.searchParams.get('integrity') ?? undefined,
       });
       res.writeHead(200, {
         'content-type': 'text/html; charset=utf-8',
@@ -207,6 +209,7 @@ export async function startTenantSite() {
       if (opts.css) q.set('css', opts.css);
       if (opts.sw) q.set('sw', '1');
       if (opts.script !== undefined) q.set('script', String(opts.script));
+      if (opts.integrity) q.set('integrity', opts.integrity);
       return `${origin}/?${q}`;
     },
     close: () => new Promise((resolve) => { server.closeAllConnections(); server.close(resolve); }),
@@ -225,6 +228,7 @@ function record(page, log) {
   const at = () => `+${((Date.now() - t0) / 1000).toFixed(2)}s`;
   page.on('console', (m) => log.push(`${at()} console.${m.type()}: ${m.text()}`));
   page.on('pageerror', (e) => log.push(`${at()} pageerror: ${e.stack ?? e}`));
+  page.on('response', (r) => { if (r.status() >= 400) log.push(`${at()} http ${r.status()} ${r.request().method()} ${r.url()}`); });
   page.on('requestfailed', (r) => log.push(`${at()} requestfailed: ${r.method()} ${r.url()} ${r.failure()?.errorText}`));
   page.on('websocket', (ws) => {
     log.push(`${at()} websocket open ${ws.url()}`);
@@ -484,13 +488,12 @@ export async function deleteMessage(page, id) {
   await msg.locator(tid('delete-button')).click();
 }
 
-/** Adds a reaction through the UI: react-button, then the emoji offered. */
+/** Adds a reaction through the UI: react-button, then the emoji offered by its picker. */
 export async function reactTo(page, id, emoji) {
   const msg = messageById(page, id);
   await msg.hover();
   await msg.locator(tid('react-button')).click();
-  const option = page.locator(`[data-emoji=${cssString(emoji)}]:not(${tid('reaction')})`).first();
-  await option.click();
+  await page.locator(`${tid('react-emoji')}[data-emoji=${cssString(emoji)}]`).click();
 }
 
 // ---- the SDK outside the browser (a second opinion on what the server stored) ----
