@@ -27,8 +27,8 @@ before(async () => {
   alice = `alice-${u}`;
   const bob = `bob-${u}`;
   room = `team-${u}`;
-  const a = await sdkClient(alice, { name: 'Alice' });
-  const b = await sdkClient(bob, { name: 'Bob', gateway: 1 });
+  const a = await sdkClient(alice, { name: 'Alice', gateways: [stack.gateways[0]] });
+  const b = await sdkClient(bob, { name: 'Bob', gateways: [stack.gateways[1]] });
   clients.push(a, b);
   await a.join(room);
   await b.join(room);
@@ -94,7 +94,7 @@ function panelBackground(page) {
 }
 
 for (const scheme of ['light', 'dark']) {
-  test(`axe: ${scheme} theme, room list and conversation: no serious or critical violation`, async (t) => {
+  test(`axe: ${scheme} theme, room list and conversation: no serious or critical violation`, { timeout: 90000 }, async (t) => {
     await run(browser, t, async (s) => {
       const ctx = await s.context({ colorScheme: scheme });
       const page = await s.openWidget(ctx, `alice-${scheme}`, site.url(alice, { name: 'Alice', rooms: [room], open: true, css: 'plain' }));
@@ -110,7 +110,7 @@ for (const scheme of ['light', 'dark']) {
   });
 }
 
-test('screenshots: light, dark, phone width, conversation, on a hostile site', async (t) => {
+test('screenshots: light, dark, phone width, conversation, on a hostile site', { timeout: 90000 }, async (t) => {
   await run(browser, t, async (s) => {
     const saved = [];
     const shot = async (locatorOrPage, name) => {

@@ -6,7 +6,7 @@ import { after, before, test } from 'node:test';
 import {
   backToRooms, byTestId, deleteMessage, editMessage, eventually, expectTexts, gatewayHttp,
   launchBrowser, messageById, messages, openPanel, openRoom, reactTo, roomItem, run, sendText,
-  startTenantSite, tid, unique, waitConnected,
+  startTenantSite, tid, typeUntilIndicated, unique, waitConnected,
 } from './support.mjs';
 
 let browser;
@@ -20,7 +20,7 @@ after(async () => {
   await browser?.close();
 });
 
-test('the README snippet embeds the widget on another origin; the site\'s CSS does not reach it', async (t) => {
+test('the README snippet embeds the widget on another origin; the site\'s CSS does not reach it', { timeout: 90000 }, async (t) => {
   await run(browser, t, async (s) => {
     const user = `carol-${unique()}`;
     const ctx = await s.context();
@@ -108,7 +108,7 @@ test('the README snippet embeds the widget on another origin; the site\'s CSS do
   });
 });
 
-test('two users chat through two gateways: dm and group, typing, seen, edit, delete, reaction, presence, unread', async (t) => {
+test('two users chat through two gateways: dm and group, typing, seen, edit, delete, reaction, presence, unread', { timeout: 90000 }, async (t) => {
   await run(browser, t, async (s) => {
     const u = unique();
     const alice = `alice-${u}`;
@@ -160,12 +160,12 @@ test('two users chat through two gateways: dm and group, typing, seen, edit, del
       assert.deepEqual(ms.map((m) => m.seen), [false, true]);
     }, { what: 'alice: seen mark on her newest message only' });
 
-    // Typing: alice types (not sent yet), bob sees "Alice is typing…".
-    await byTestId(a, 'composer-input').pressSequentially('g3 ', { delay: 20 });
-    await eventually(async () => assert.match(await byTestId(b, 'typing-indicator').textContent(), /Alice/),
-      { what: 'bob: typing indicator' });
-    await byTestId(a, 'composer-input').pressSequentially(u);
-    await byTestId(a, 'composer-input').press('Enter');
+    // Typing: alice types (not sent yet), bob sees "Alice is typing…". The SDK tells the room
+    // at most once per 2 s, so she keeps typing until it shows.
+    await typeUntilIndicated(a, b, /Alice/, 'bob: typing indicator');
+    const aInput = byTestId(a, 'composer-input');
+    await aInput.fill(`g3 ${u}`);
+    await aInput.press('Enter');
     await sendText(b, `b1 ${u}`);
     const seq = [`g1 ${u}`, `g2 ${u}`, `g3 ${u}`, `b1 ${u}`];
     const aMsgs = await expectTexts(a, seq, { what: 'alice: group after bob replied' });

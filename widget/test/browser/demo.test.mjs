@@ -26,7 +26,7 @@ async function joinThroughNewChat(page, room) {
   await roomItem(page, room).waitFor({ state: 'attached' });
 }
 
-test('the demo page: two windows chat', async (t) => {
+test('the demo page: two windows chat', { timeout: 90000 }, async (t) => {
   await run(browser, t, async (s) => {
     const u = unique();
     const alice = `alice-${u}`;

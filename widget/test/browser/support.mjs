@@ -268,18 +268,40 @@ export class Scenario {
     const log = [];
     record(page, log);
     const sockets = [];
+    const frames = []; // {socket (index), dir, type, room, text, seq, replay}
     page.on('websocket', (ws) => {
       const entry = { url: ws.url(), closed: false };
-      sockets.push(entry);
+      const n = sockets.push(entry) - 1;
+      const joinedSeq = new Map(); // room -> the latest seq when this socket joined it
       ws.on('close', () => (entry.closed = true));
+      const note = (dir) => (f) => {
+        let m;
+        try {
+          m = JSON.parse(f.payload);
+        } catch {
+          return;
+        }
+        if (dir === 'in' && m.type === 'joined') joinedSeq.set(m.room, m.seq);
+        // A msg at or below the joined seq is the join's replay of what the socket missed.
+        const replay = dir === 'in' && m.type === 'msg' && joinedSeq.has(m.room) && m.seq <= joinedSeq.get(m.room);
+        frames.push({ socket: n, dir, type: m.type, room: m.room, text: m.text, seq: m.seq, replay });
+      };
+      ws.on('framesent', note('out'));
+      ws.on('framereceived', note('in'));
     });
-    this.pages.push({ label, page, log, sockets });
+    this.pages.push({ label, page, log, sockets, frames });
     return page;
   }
 
   /** The page's WebSockets so far ({url, closed}), oldest first. */
   sockets(page) {
     return this.pages.find((p) => p.page === page).sockets;
+  }
+
+  /** The page's WebSocket frames so far (parsed: socket index, dir in|out, type, room, text, seq,
+   *  replay: a msg the join sent because the socket had missed it). */
+  frames(page) {
+    return this.pages.find((p) => p.page === page).frames;
   }
 
   /** The index of the gateway the page's one open WebSocket goes to. */
@@ -412,6 +434,31 @@ export async function sendText(page, text) {
   await input.press('Enter');
 }
 
+/**
+ * Types into typer's composer, a key at a time, until watcher's typing indicator matches pattern
+ * (the SDK tells the room at most once per 2 s, so one key may not be enough). Leaves the
+ * composer empty.
+ */
+export async function typeUntilIndicated(typer, watcher, pattern, what = 'typing indicator') {
+  const input = byTestId(typer, 'composer-input');
+  await eventually(async () => {
+    await input.press('.');
+    assert.match(await byTestId(watcher, 'typing-indicator').textContent(), pattern);
+  }, { interval: 250, timeout: 8000, what });
+  await input.fill('');
+}
+
+/** Sends several texts at once through the composer (value + Enter in one go, no waiting). */
+export async function sendTexts(page, list) {
+  await byTestId(page, 'composer-input').evaluate((input, texts) => {
+    for (const text of texts) {
+      input.value = text;
+      input.dispatchEvent(new Event('input', { bubbles: true }));
+      input.dispatchEvent(new KeyboardEvent('keydown', { key: 'Enter', code: 'Enter', bubbles: true, cancelable: true }));
+    }
+  }, list);
+}
+
 /** The messages of the open conversation as the DOM shows them, in DOM order. */
 export async function messages(page) {
   return page.locator(tid('message')).evaluateAll((els) =>
@@ -499,11 +546,12 @@ export async function reactTo(page, id, emoji) {
 // ---- the SDK outside the browser (a second opinion on what the server stored) ----
 
 /** A connected SDK client (chat-sdk.mjs of CHAT_WIDGET_DIR, in node with the ws package). */
-export async function sdkClient(user, { name, gateway = 0 } = {}) {
+export async function sdkClient(user, { name, gateways = stack.gateways } = {}) {
   const { createChatClient } = await import(join(stack.widgetDir, 'chat-sdk.mjs'));
   const { default: WebSocket } = await import('ws');
   const client = createChatClient({
-    gateways: [stack.gateways[gateway]],
+    gateways,
+    requestTimeoutMs: 10000,
     tokenProvider: async () => signToken({ sub: user, name }),
     storage: 'memory',
     WebSocket,
@@ -556,10 +604,15 @@ function exists(pid) {
   }
 }
 
-/** kill -9 of gateway i; resolves once it is dead. */
+/** Gateways this process killed and has not restored yet. */
+export const killedGateways = new Set();
+
+/** kill -9 of gateway i; resolves once it is dead. restoreStack() must follow (try/finally, and
+ *  an after() hook for a test that timed out). */
 export async function killGateway(i) {
   const pid = pidOf(`gateway-${i}`);
   assert.ok(pid > 0 && alive(pid), `gateway-${i} does not run`);
+  killedGateways.add(i);
   process.kill(pid, 'SIGKILL');
   await eventually(() => assert.ok(!alive(pid), `gateway-${i} (pid ${pid}) survived kill -9`),
     { timeout: 10000, interval: 20 });
@@ -595,6 +648,7 @@ export async function restoreStack() {
   assert.equal(code, 0, `scripts/up failed (exit ${code}):\n${output}`);
   for (const ops of stack.opsGateways)
     await eventually(async () => assert.ok(await readyz(ops), `${ops}/readyz is not 200`), { timeout: 30000, interval: 100 });
+  killedGateways.clear();
 }
 
 /** Gateway index of a ws URL of the stack (-1 if none). */
