@@ -23,10 +23,11 @@ after(async () => {
 test('the README snippet embeds the widget on another origin; the site\'s CSS does not reach it', { timeout: 90000 }, async (t) => {
   await run(browser, t, async (s) => {
     const user = `carol-${unique()}`;
+    const room = `lobby-${user}`;
     const ctx = await s.context();
     const page = await s.page(ctx, 'carol');
     const scriptResponse = page.waitForResponse((r) => r.url().endsWith('/v1/widget.js'));
-    await page.goto(site.url(user, { name: 'Carol', css: 'aggressive' }));
+    await page.goto(site.url(user, { name: 'Carol', css: 'aggressive', rooms: [room] }));
 
     // Exactly the README's form: src on the gateway (another origin), data-token-url, async.
     const tag = await page.evaluate(() => {
@@ -67,22 +68,30 @@ test('the README snippet embeds the widget on another origin; the site\'s CSS do
     assert.equal(await launcher.getAttribute('aria-expanded'), 'true');
 
     // The site's `* { color: red !important; font-size: 40px !important; ... }` and friends
-    // must not reach the widget's elements.
-    for (const id of ['panel', 'composer-input', 'new-chat-input', 'launcher']) {
-      const el = byTestId(page, id);
-      if (!(await el.isVisible())) continue;
-      const st = await el.evaluate((e) => {
-        const c = getComputedStyle(e);
-        return { color: c.color, fontSize: c.fontSize, textTransform: c.textTransform, fontFamily: c.fontFamily,
-                 visibility: c.visibility, boxShadow: c.boxShadow };
-      });
-      assert.notEqual(st.color, 'rgb(255, 0, 0)', `${id}: the site's color leaked in`);
-      assert.notEqual(st.fontSize, '40px', `${id}: the site's font-size leaked in`);
-      assert.notEqual(st.textTransform, 'uppercase', `${id}: the site's text-transform leaked in`);
-      assert.doesNotMatch(st.fontFamily, /Comic Sans/, `${id}: the site's font leaked in`);
-      assert.equal(st.visibility, 'visible', `${id}: the site's [data-testid] rule leaked in`);
-      assert.doesNotMatch(st.boxShadow, /255, 0, 255/, `${id}: the site's box-shadow leaked in`);
-    }
+    // must not reach the widget's text, in the room list and in a conversation.
+    const leaks = async (ids) => {
+      for (const id of ids) {
+        const el = byTestId(page, id).first();
+        await el.waitFor({ state: 'visible' });
+        const st = await el.evaluate((e) => {
+          const c = getComputedStyle(e);
+          return { color: c.color, fontSize: c.fontSize, textTransform: c.textTransform, fontFamily: c.fontFamily,
+                   letterSpacing: c.letterSpacing, visibility: c.visibility, boxShadow: c.boxShadow };
+        });
+        assert.notEqual(st.color, 'rgb(255, 0, 0)', `${id}: the site's color leaked in`);
+        assert.notEqual(st.fontSize, '40px', `${id}: the site's font-size leaked in`);
+        assert.notEqual(st.textTransform, 'uppercase', `${id}: the site's text-transform leaked in`);
+        assert.notEqual(st.letterSpacing, '4px', `${id}: the site's letter-spacing leaked in`);
+        assert.doesNotMatch(st.fontFamily, /Comic Sans/, `${id}: the site's font leaked in`);
+        assert.equal(st.visibility, 'visible', `${id}: the site's [data-testid] rule leaked in`);
+        assert.doesNotMatch(st.boxShadow, /255, 0, 255/, `${id}: the site's box-shadow leaked in`);
+      }
+    };
+    await leaks(['room-name', 'new-chat-input']);
+    await openRoom(page, room);
+    await sendText(page, `hello ${user}`);
+    await expectTexts(page, [`hello ${user}`]);
+    await leaks(['room-title', 'message-text', 'composer-input']);
     const panelBox = await byTestId(page, 'panel').boundingBox();
     assert.ok(panelBox.width <= vp.width && panelBox.height <= vp.height,
       `the panel fits the viewport: ${JSON.stringify(panelBox)}`);
