@@ -21,6 +21,10 @@ chat_die() {
     exit 1
 }
 
+chat_warn() {
+    printf '[%s] warning: %s\n' "$1" "$2" >&2
+}
+
 # Where the local stack keeps its state, and the build tree its binaries come from.
 CHAT_DEFAULT_STATE_DIR="$CHAT_ROOT/.run"
 CHAT_DEFAULT_BUILD_DIR="$CHAT_ROOT/build/dev"

@@ -5,7 +5,8 @@
 import { build } from 'esbuild';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
@@ -28,12 +29,37 @@ await build({ ...common, entryPoints: [join(here, 'src/sdk/index.ts')], format: 
 await build({ ...common, entryPoints: [join(here, 'src/sw/chat-sw.ts')], format: 'iife',
               outfile: join(out, 'chat-sw.js') });
 
-// Types of the SDK for TypeScript users: one declaration file per module, then bundled by
-// hand into chat-sdk.d.ts is more than needed; tsc emits them and index.d.ts re-exports.
-const typesDir = join(out, 'types');
-execFileSync(process.execPath, [join(here, 'node_modules/typescript/bin/tsc'), '-p', here,
-  '--emitDeclarationOnly', '--declarationDir', typesDir, '--outDir', typesDir], { stdio: 'inherit' });
-writeFileSync(join(out, 'chat-sdk.d.ts'), "export * from './types/sdk/index';\n");
+// Types of the SDK for TypeScript users: ONE self-contained chat-sdk.d.ts to drop next to
+// chat-sdk.mjs. tsc emits the declarations of the SDK's modules into a temporary directory;
+// the public ones (types.ts, the outbox stores, index.ts) are joined, their imports of each
+// other removed, inside `declare module '*/chat-sdk.mjs'`: TypeScript looks for a .d.mts
+// beside a .mjs, never a .d.ts, so the file declares the module for any specifier ending in
+// /chat-sdk.mjs ('./chat-sdk.mjs', 'https://chat.example.com/v1/chat-sdk.mjs'). A small
+// program importing it is compiled against it as a check.
+const SDK_PUBLIC = ['types', 'outbox', 'index'];
+const tmpTypes = mkdtempSync(join(tmpdir(), 'chat-sdk-types-'));
+try {
+  const tsc = join(here, 'node_modules/typescript/bin/tsc');
+  execFileSync(process.execPath, [tsc, '-p', here, '--emitDeclarationOnly', '--declarationDir',
+    tmpTypes, '--outDir', tmpTypes], { stdio: 'inherit' });
+  const local = /^(import [^;]* from '\.\/[^']*';|export (\*|\{[^}]*\}) from '\.\/[^']*';)\n/gm;
+  const body = SDK_PUBLIC.map((m) => readFileSync(join(tmpTypes, 'sdk', m + '.d.ts'), 'utf8')
+    .replace(local, '').replace(/^(export )?declare /gm, '$1').trim()).join('\n\n');
+  const dts = '// Types of chat-sdk.mjs (generated from widget/src/sdk by widget/build.mjs).\n' +
+    "declare module '*/chat-sdk.mjs' {\n" +
+    body.split('\n').map((l) => (l ? '  ' + l : l)).join('\n') + '\n}\n';
+  writeFileSync(join(out, 'chat-sdk.d.ts'), dts);
+  writeFileSync(join(tmpTypes, 'chat-sdk.d.ts'), dts);
+  writeFileSync(join(tmpTypes, 'use.ts'),
+    "import { createChatClient, type ChatClient } from './chat-sdk.mjs';\n" +
+    "const c: ChatClient = createChatClient({ gateways: ['wss://h/v1/ws'], tokenUrl: '/t' });\n" +
+    "c.on('message', (m) => m.seq.toFixed());\n");
+  execFileSync(process.execPath, [tsc, '--noEmit', '--strict', '--module', 'es2022',
+    '--moduleResolution', 'bundler', '--lib', 'ES2022,DOM', join(tmpTypes, 'use.ts'),
+    join(tmpTypes, 'chat-sdk.d.ts')], { stdio: 'inherit' });
+} finally {
+  rmSync(tmpTypes, { recursive: true, force: true });
+}
 copyFileSync(join(here, 'demo/index.html'), join(out, 'demo.html'));
 
 const integrity = {};

@@ -16,6 +16,7 @@
 #include "common/strmap.h"
 #include "services/gateway/auth.h"
 #include "services/gateway/deliver.h"
+#include "services/gateway/http.h"
 #include "services/gateway/inbound.h"
 #include "services/gateway/inbox.h"
 #include "services/gateway/rooms.h"
@@ -60,6 +61,10 @@ typedef struct gw_config {
     char *vapid_public; /* CHAT_VAPID_PUBLIC_KEY: "" if Web Push is not configured */
     bool egress_allow_http;
     bool egress_allow_private;
+    char *widget_dir;    /* CHAT_WIDGET_DIR: "" if the widget is not served */
+    char *demo_tenant;   /* CHAT_DEMO_TENANT: "" if the demo is off */
+    char *demo_secret;   /* CHAT_DEMO_SECRET (never logged) */
+    char *demo_gateways; /* CHAT_DEMO_GATEWAYS: comma-separated ws URLs, "" for the own one */
 } gw_config_t;
 
 #define GW_BOOT_ID_MAX 20
@@ -81,6 +86,7 @@ typedef struct gw_gateway {
     gw_inbound_t *inbound;
     gw_deliver_t *deliver;
     chat_egress_policy_t egress; /* what push_subscribe accepts as an endpoint */
+    gw_http_site_t http;         /* the widget files and the demo (http.c); owned here */
 
     /* loop-owned */
     gw_rooms_t *rooms;

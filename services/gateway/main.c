@@ -90,6 +90,18 @@ static const chat_cfg_entry_t cfg_table[] = {
                     "the deployment's VAPID public key (base64url of the 65-byte point, as "
                     "`chat-admin vapid generate` prints it), sent in welcome; empty: no Web Push"),
     CHAT_CFG_EGRESS(gw_config_t, egress_allow_http, egress_allow_private),
+    CHAT_CFG_STRING("CHAT_WIDGET_DIR", gw_config_t, widget_dir, "",
+                    "directory of the built widget (<build dir>/widget), served on /v1/widget.js "
+                    "and the other widget paths; a file missing there stops start-up; empty: "
+                    "those paths answer 404"),
+    CHAT_CFG_STRING("CHAT_DEMO_TENANT", gw_config_t, demo_tenant, "",
+                    "local demo only: with CHAT_DEMO_SECRET, serves /v1/demo and tokens for any "
+                    "user of this tenant on /v1/demo/token; never set in production"),
+    CHAT_CFG_SECRET("CHAT_DEMO_SECRET", gw_config_t, demo_secret, "",
+                    "local demo only: the demo tenant's HS256 secret, signs /v1/demo/token"),
+    CHAT_CFG_STRING("CHAT_DEMO_GATEWAYS", gw_config_t, demo_gateways, "",
+                    "local demo only: comma-separated ws:// URLs /v1/demo/config lists; empty: "
+                    "this gateway's own /v1/ws (from the request's Host)"),
     CHAT_CFG_END,
 };
 
@@ -218,12 +230,34 @@ static chat_err_t tenant_secret(void *store, const char *tenant, char **secret, 
     return chat_tenant_secret(store, tenant, secret, len);
 }
 
+/* The widget files and the demo (http.c), first: a wrong directory fails before any
+ * connection is made. */
+static chat_err_t http_open(gw_gateway_t *gw)
+{
+    const gw_config_t *cfg = gw->cfg;
+    gw_http_site_t *site = &gw->http;
+    bool any = cfg->addr[0] == '\0' || strcmp(cfg->addr, "0.0.0.0") == 0;
+    bool v6 = strchr(cfg->addr, ':') != NULL;
+    snprintf(site->self_host, sizeof site->self_host, "%s%s%s:%lld", v6 ? "[" : "",
+             any ? "127.0.0.1" : cfg->addr, v6 ? "]" : "", cfg->port);
+    chat_err_t err = CHAT_OK;
+    if (cfg->widget_dir[0] != '\0')
+        err = gw_widget_files_load(cfg->widget_dir, &site->widget);
+    if (err == CHAT_OK)
+        err = gw_demo_new(cfg->demo_tenant, cfg->demo_secret, cfg->demo_gateways, &site->demo);
+    if (err == CHAT_ERR_NOMEM)
+        chat_log_error("out of memory setting up the widget files and the demo");
+    return err;
+}
+
 /* Creates everything the loop needs, in dependency order. */
 static chat_err_t gateway_open(gw_gateway_t *gw)
 {
     recent_check(gw->cfg);
-    chat_err_t err = topics_check(gw->cfg);
+    chat_err_t err = http_open(gw);
     if (err != CHAT_OK)
+        return err;
+    if ((err = topics_check(gw->cfg)) != CHAT_OK)
         return err;
     if ((err = store_open(gw)) != CHAT_OK)
         return err;
@@ -264,6 +298,8 @@ static void gateway_close(gw_gateway_t *gw)
         gw_server_release(gw);
     gw_auth_free(gw->auth);
     chat_store_destroy(gw->store);
+    gw_demo_free(gw->http.demo);
+    gw_widget_files_free(gw->http.widget);
 }
 
 static int gateway_main(const gw_config_t *cfg)

@@ -67,6 +67,8 @@ typedef struct conn_data {
     int64_t last_rx_ms;   /* monotonic: the last frame (or pong) received */
     int64_t ping_sent_ms; /* the keepalive ping not answered yet; 0 if none */
 } conn_data_t;
+_Static_assert(sizeof(gw_http_reply_t) <= sizeof(conn_data_t),
+               "an HTTP request's reply lives in the per-connection memory of a WebSocket");
 
 /* The loop's timers and shutdown progress; lives on gw_server_run's stack, timers find it
  * again with lws_container_of. */
@@ -713,13 +715,6 @@ static int upgrade_confirm(struct lws *wsi)
     return n < 0 ? -1 : 1;
 }
 
-static int http_request(struct lws *wsi)
-{
-    if (lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, NULL))
-        return -1;
-    return lws_http_transaction_completed(wsi) ? -1 : 0;
-}
-
 static int on_event_dispatch(struct lws *wsi, enum lws_callback_reasons reason, void *user,
                              void *in, size_t len)
 {
@@ -729,8 +724,17 @@ static int on_event_dispatch(struct lws *wsi, enum lws_callback_reasons reason, 
         return gateway_of(wsi)->shutting_down ? -1 : 0;
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
         return upgrade_confirm(wsi);
+    /* Plain HTTP (http.c): lws gives each transaction fresh zeroed per-connection memory,
+     * which holds the reply under way. */
     case LWS_CALLBACK_HTTP:
-        return http_request(wsi);
+        return gw_http_on_request(wsi, user, &gateway_of(wsi)->http, in, len);
+    case LWS_CALLBACK_HTTP_WRITEABLE:
+        return gw_http_on_writable(wsi, user);
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+        return gw_http_on_body_done(wsi, user);
+    case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
+        gw_http_on_drop(user);
+        return 0;
     case LWS_CALLBACK_ESTABLISHED:
         return conn_open(wsi, cd);
     case LWS_CALLBACK_RECEIVE:

@@ -54,6 +54,30 @@ expect_failure gateway CHAT_GATEWAY_INDEX CHAT_GATEWAY_INDEX=999
 expect_failure gateway CHAT_MONGO_URI CHAT_MONGO_URI="mongodb://127.0.0.1:$dead_port/chat"
 expect_failure gateway CHAT_REDIS_URL CHAT_REDIS_URL="redis://127.0.0.1:$dead_port/0"
 expect_failure gateway CHAT_GATEWAY_IDLE_HANGUP CHAT_GATEWAY_IDLE_PING=30s CHAT_GATEWAY_IDLE_HANGUP=20s
+# The widget directory must hold every file the gateway serves; the error names the file.
+# log_names LOG FIELD WHAT: checks that the last run's error line in LOG carries FIELD.
+log_names() {
+    if grep '"level":"error"' "$1" | grep -qF "$2"; then
+        echo "ok   - $3"
+    else
+        echo "FAIL - $3: no error line with $2"
+        failures=$((failures + 1))
+    fi
+}
+mkdir -p "$work/widget-empty" "$work/widget-no-demo"
+expect_failure gateway CHAT_WIDGET_DIR CHAT_WIDGET_DIR="$work/widget-empty"
+log_names "$work/gateway-CHAT_WIDGET_DIR.log" '"file":"widget.js"' \
+    "gateway: an empty widget directory: the error names widget.js"
+for f in widget.js chat-sdk.mjs chat-sdk.d.ts chat-sw.js; do
+    echo "// $f" >"$work/widget-no-demo/$f"
+done
+expect_failure gateway CHAT_WIDGET_DIR CHAT_WIDGET_DIR="$work/widget-no-demo"
+log_names "$work/gateway-CHAT_WIDGET_DIR.log" '"file":"demo.html"' \
+    "gateway: a widget directory without demo.html: the error names it"
+expect_failure gateway CHAT_WIDGET_DIR CHAT_WIDGET_DIR="$work/no-such-dir"
+expect_failure gateway CHAT_DEMO_TENANT CHAT_DEMO_TENANT="not a tenant" CHAT_DEMO_SECRET=s3cret
+expect_failure gateway CHAT_DEMO_GATEWAYS CHAT_DEMO_TENANT=demo CHAT_DEMO_SECRET=s3cret CHAT_DEMO_GATEWAYS="http://127.0.0.1:1/v1/ws"
+expect_failure gateway CHAT_DEMO_GATEWAYS CHAT_DEMO_TENANT=demo CHAT_DEMO_SECRET=s3cret CHAT_DEMO_GATEWAYS="ws://127.0.0.1:1/v1/ws,"
 expect_failure message CHAT_MONGO_URI CHAT_MONGO_URI="mongodb://127.0.0.1:$dead_port/chat"
 expect_failure message CHAT_MESSAGE_BATCH CHAT_MESSAGE_BATCH=0
 expect_failure message CHAT_REDIS_URL CHAT_REDIS_URL="redis://127.0.0.1:$dead_port/0"

@@ -65,6 +65,9 @@ export interface PendingMessage {
   text: string;
   createdAt: number; // ms since the epoch
   attempts: number;
+  /** Whose message it is (tenant and user, set once the first welcome told them): a store
+   *  shared by several users of one browser resends each one's messages only as that user. */
+  owner?: string;
 }
 
 /** What `send` resolves with (the `ack` frame). */
@@ -76,7 +79,10 @@ export interface SendAck {
   ts: number;
 }
 
-/** A server `error` frame, also the rejection reason of the promise of the request it answers. */
+/** A server `error` frame, also the rejection reason of the promise of the request it answers.
+ *  The SDK itself rejects with code `timeout` (no answer within requestTimeoutMs),
+ *  `disconnected` (the connection was lost after the request was sent), `closed` (close()
+ *  was called) and `left` (a join given up by leave()). */
 export interface ChatErrorInfo {
   code: 'bad_request' | 'unauthorized' | 'forbidden' | 'not_found' | 'too_large' |
         'rate_limited' | 'internal' | string;
@@ -119,6 +125,9 @@ export interface ChatClientOptions {
   backoff?: { initialMs?: number; maxMs?: number };
   /** A request (history, rooms, ...) not answered in this time is rejected (default 15000). */
   requestTimeoutMs?: number;
+  /** A connection attempt (socket open and welcome) that takes longer is abandoned for the
+   *  next gateway (default 10000 ms). */
+  connectTimeoutMs?: number;
   /** Refresh the token this long before `exp` (default 60 s). */
   refreshBeforeExpirySec?: number;
   /** WebSocket implementation (default globalThis.WebSocket; node: the `ws` package). */
