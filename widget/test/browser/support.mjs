@@ -87,6 +87,27 @@ export function signToken({ sub, name, ttlSec = 3600, rooms } = {}) {
   return `${head}.${body}.${sig}`;
 }
 
+/** A server-API token of the demo tenant (what a tenant's backend uses; 5 minutes at most). */
+export function serverToken() {
+  const now = Math.floor(Date.now() / 1000);
+  const head = b64url(JSON.stringify({ alg: 'HS256', typ: 'JWT' }));
+  const body = b64url(JSON.stringify({ tid: stack.tenant, scope: 'server', iat: now, exp: now + 240 }));
+  const sig = createHmac('sha256', stack.secret).update(`${head}.${body}`).digest('base64url');
+  return `${head}.${body}.${sig}`;
+}
+
+/** A call of the tenant server API (SERVER-API.md); resolves {status, body}. */
+export async function serverApi(method, path, body) {
+  const r = await fetch(`${stackVar('CHAT_API_URL')}/v1${path}`, {
+    method,
+    headers: { authorization: `Bearer ${serverToken()}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+    signal: AbortSignal.timeout(10000),
+  });
+  const text = await r.text();
+  return { status: r.status, body: text ? JSON.parse(text) : null };
+}
+
 // ---- the tenant site ----
 
 const escapeAttr = (s) =>
