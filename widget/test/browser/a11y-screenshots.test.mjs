@@ -6,8 +6,8 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import {
-  byTestId, eventually, launchBrowser, messages, openRoom, run, sdkClient, stack, startTenantSite,
-  unique,
+  byTestId, eventually, launchBrowser, luminance, messages, openRoom, panelBackground, run, sdkClient,
+  stack, startTenantSite, unique,
 } from './support.mjs';
 
 const axePath = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
@@ -71,26 +71,6 @@ async function axe(page, label) {
   if (violations.length === 0) console.log(`# axe ${label}: no violations`);
   const bad = violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
   assert.deepEqual(bad, [], `${label}: serious or critical accessibility violations`);
-}
-
-/** Relative luminance of a computed rgb() color. */
-function luminance(rgb) {
-  const [r, g, b] = rgb.match(/[\d.]+/g).slice(0, 3).map((x) => {
-    const c = Number(x) / 255;
-    return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
-  });
-  return 0.2126 * r + 0.7152 * g + 0.0722 * b;
-}
-
-/** The panel's effective background (the first non-transparent one from the panel down). */
-function panelBackground(page) {
-  return byTestId(page, 'panel').evaluate((p) => {
-    for (const e of [p, ...p.querySelectorAll('*')]) {
-      const c = getComputedStyle(e).backgroundColor;
-      if (c && c !== 'transparent' && !/rgba\(.*, 0\)$/.test(c)) return c;
-    }
-    return 'rgb(255, 255, 255)';
-  });
 }
 
 for (const scheme of ['light', 'dark']) {

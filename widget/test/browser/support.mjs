@@ -174,7 +174,8 @@ export async function startTenantSite() {
         return;
       }
       const sid = randomBytes(12).toString('hex');
-      sessions.set(sid, { user, name: url.searchParams.get('name') ?? undefined });
+      sessions.set(sid, { user, name: url.searchParams.get('name') ?? undefined,
+                          ttl: Number(url.searchParams.get('ttl') ?? 3600) });
       const ids = url.searchParams.get('gw');
       const page = hostPage({
         user,
@@ -204,7 +205,7 @@ export async function startTenantSite() {
         return;
       }
       res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' });
-      res.end(JSON.stringify({ token: signToken({ sub: s.user, name: s.name }) }));
+      res.end(JSON.stringify({ token: signToken({ sub: s.user, name: s.name, ttlSec: s.ttl }) }));
       return;
     }
     if (url.pathname === '/chat-sw.js') {
@@ -219,7 +220,8 @@ export async function startTenantSite() {
   return {
     origin,
     tokenRequests,
-    /** The page URL for a user; opts: gw (gateway indexes), rooms, open, theme, css, sw, name. */
+    /** The page URL for a user; opts: gw (gateway indexes), rooms, open, theme, position, css, sw,
+     *  name (the token's name claim), ttl (of the tokens, s), integrity, script (gateway index). */
     url(user, opts = {}) {
       const q = new URLSearchParams({ user });
       if (opts.name !== undefined) q.set('name', opts.name);
@@ -231,6 +233,8 @@ export async function startTenantSite() {
       if (opts.sw) q.set('sw', '1');
       if (opts.script !== undefined) q.set('script', String(opts.script));
       if (opts.integrity) q.set('integrity', opts.integrity);
+      if (opts.ttl) q.set('ttl', String(opts.ttl));
+      if (opts.position) q.set('position', opts.position);
       return `${origin}/?${q}`;
     },
     close: () => new Promise((resolve) => { server.closeAllConnections(); server.close(resolve); }),
@@ -562,6 +566,26 @@ export async function reactTo(page, id, emoji) {
   await msg.hover();
   await msg.locator(tid('react-button')).click();
   await page.locator(`${tid('react-emoji')}[data-emoji=${cssString(emoji)}]`).click();
+}
+
+/** Relative luminance of a computed rgb() color. */
+export function luminance(rgb) {
+  const [r, g, b] = rgb.match(/[\d.]+/g).slice(0, 3).map((x) => {
+    const c = Number(x) / 255;
+    return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
+  });
+  return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+}
+
+/** The panel's effective background (the first non-transparent one from the panel down). */
+export function panelBackground(page) {
+  return byTestId(page, 'panel').evaluate((p) => {
+    for (const e of [p, ...p.querySelectorAll('*')]) {
+      const c = getComputedStyle(e).backgroundColor;
+      if (c && c !== 'transparent' && !/rgba\(.*, 0\)$/.test(c)) return c;
+    }
+    return 'rgb(255, 255, 255)';
+  });
 }
 
 // ---- the SDK outside the browser (a second opinion on what the server stored) ----
