@@ -44,9 +44,11 @@ bool gw_demo_user_valid(const char *user)
  * characters. */
 static bool ws_url_valid(const char *url, size_t len)
 {
-    size_t scheme = len > 5 && memcmp(url, "ws://", 5) == 0    ? 5
-                    : len > 6 && memcmp(url, "wss://", 6) == 0 ? 6
-                                                               : 0;
+    size_t scheme = 0;
+    if (len > 5 && memcmp(url, "ws://", 5) == 0)
+        scheme = 5;
+    else if (len > 6 && memcmp(url, "wss://", 6) == 0)
+        scheme = 6;
     if (scheme == 0 || len > URL_MAX)
         return false;
     for (size_t i = scheme; i < len; i++)

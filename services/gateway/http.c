@@ -70,6 +70,19 @@ static bool route_is_demo(const route_t *rt)
            rt->kind == ROUTE_DEMO_CONFIG;
 }
 
+/* True if the entity tag tag (n bytes, blanks trimmed) names etag: "*", or etag itself,
+ * weak or not (If-None-Match compares weakly, RFC 9110 13.1.2). */
+static bool etag_one_matches(const char *tag, size_t n, const char *etag, size_t elen)
+{
+    if (n == 1 && tag[0] == '*')
+        return true;
+    if (n >= 2 && tag[0] == 'W' && tag[1] == '/') {
+        tag += 2;
+        n -= 2;
+    }
+    return n == elen && memcmp(tag, etag, elen) == 0;
+}
+
 bool gw_http_etag_matches(const char *inm, const char *etag)
 {
     if (inm == NULL || etag == NULL)
@@ -79,19 +92,13 @@ bool gw_http_etag_matches(const char *inm, const char *etag)
     while (*p != '\0') {
         while (*p == ' ' || *p == '\t' || *p == ',')
             p++;
-        const char *end = p;
-        while (*end != '\0' && *end != ',')
-            end++;
-        const char *s = p, *e = end;
-        while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
-            e--;
-        if (e - s == 1 && *s == '*')
+        size_t n = strcspn(p, ",");
+        size_t trimmed = n;
+        while (trimmed > 0 && (p[trimmed - 1] == ' ' || p[trimmed - 1] == '\t'))
+            trimmed--;
+        if (trimmed > 0 && etag_one_matches(p, trimmed, etag, elen))
             return true;
-        if (e - s >= 2 && s[0] == 'W' && s[1] == '/') /* weak comparison (RFC 9110 13.1.2) */
-            s += 2;
-        if ((size_t)(e - s) == elen && memcmp(s, etag, elen) == 0)
-            return true;
-        p = end;
+        p += n;
     }
     return false;
 }

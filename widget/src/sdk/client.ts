@@ -602,7 +602,7 @@ export class Client implements ChatClient {
    *  delivers them, then what waited behind them. */
   private async fill(r: Room): Promise<void> {
     const target = r.order.gap();
-    if (r.filling || !r.active || !target) return;
+    if (r.filling || !r.active || !target || this.rooms_.get(r.name) !== r) return; // left: done
     r.filling = true;
     const epoch = this.epoch;
     let ok = false;

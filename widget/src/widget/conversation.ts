@@ -131,6 +131,7 @@ export class Conversation {
     const r = this.room ? this.state.rooms.get(this.room) : undefined;
     if (!r || !r.loaded || !this.host.isVisible() || !this.atBottom()) return;
     const newest = this.state.newestSeq(r);
+    if (newest === 0) return;
     if (newest > r.readSent || (r.unread > 0 && newest >= (r.last?.seq ?? 0))) {
       this.client.read(r.room, newest);
       this.state.markRead(r, newest);

@@ -52,7 +52,7 @@ export function mountWidget(o: ResolvedOptions): WidgetHandle {
                                 'aria-label': s.back, title: s.back, hidden: true }, icon(ICONS.back));
   const panelTitle = h('h2', { id: `${id}-title`, 'data-testid': 'panel-title' }, s.panelTitle);
   const roomDot = h('span', { class: 'dot', 'data-testid': 'room-presence', hidden: true });
-  const roomTitle = h('h2', { 'data-testid': 'room-title', hidden: true, 'aria-live': 'off' });
+  const roomTitle = h('h2', { id: `${id}-room`, 'data-testid': 'room-title', hidden: true });
   // Mounted in the page's own container the panel is always there: nothing to close.
   const closeBtn = h('button', { type: 'button', class: 'icon-btn', 'data-testid': 'close-button',
                                  'aria-label': s.closePanel, title: s.closePanel,
@@ -118,7 +118,6 @@ export function mountWidget(o: ResolvedOptions): WidgetHandle {
     }
     // The dialog is named after what it shows.
     panel.setAttribute('aria-labelledby', inRoom ? `${id}-room` : `${id}-title`);
-    roomTitle.id = `${id}-room`;
   }
 
   function renderBadge(): void {
@@ -138,7 +137,9 @@ export function mountWidget(o: ResolvedOptions): WidgetHandle {
     status.textContent = text[st] ?? '';
   }
 
-  function open(): void {
+  /** Shows the panel; `focus` false for the start-up opening (data-open), which must not take
+   *  the focus away from the page. */
+  function open(focus = true): void {
     if (isOpen || destroyed) return;
     isOpen = true;
     panel.hidden = false;
@@ -147,8 +148,8 @@ export function mountWidget(o: ResolvedOptions): WidgetHandle {
     renderBadge();
     if (conv.room) {
       conv.render(true);
-      conv.composer.focus();
-    } else {
+      if (focus) conv.composer.focus();
+    } else if (focus) {
       rooms.focus();
     }
     void refreshRooms();
@@ -269,11 +270,11 @@ export function mountWidget(o: ResolvedOptions): WidgetHandle {
     rooms.render();
     await refreshRooms();
   }, (e) => showNotice(errorText(e)));
-  if (o.open || o.container) open();
+  if (o.open || o.container) open(false);
 
   return {
     client,
-    open,
+    open: () => open(),
     close,
     openRoom: async (room: string) => { open(); await openRoom(room); },
     destroy(): void {
