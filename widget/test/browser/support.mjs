@@ -252,7 +252,10 @@ function record(page, log) {
   const t0 = Date.now();
   const at = () => `+${((Date.now() - t0) / 1000).toFixed(2)}s`;
   page.on('console', (m) => log.push(`${at()} console.${m.type()}: ${m.text()}`));
-  page.on('pageerror', (e) => log.push(`${at()} pageerror: ${e.stack ?? e}`));
+  page.on('pageerror', (e) => {
+    log.push(`${at()} pageerror: ${e.stack ?? e}`);
+    log.uncaught.push(String(e.stack ?? e).split('\n').slice(0, 3).join(' | '));
+  });
   page.on('response', (r) => { if (r.status() >= 400) log.push(`${at()} http ${r.status()} ${r.request().method()} ${r.url()}`); });
   page.on('requestfailed', (r) => log.push(`${at()} requestfailed: ${r.method()} ${r.url()} ${r.failure()?.errorText}`));
   page.on('websocket', (ws) => {
@@ -291,6 +294,7 @@ export class Scenario {
   async page(ctx, label) {
     const page = await ctx.newPage();
     const log = [];
+    log.uncaught = []; // the page's uncaught exceptions
     record(page, log);
     const sockets = [];
     const frames = []; // {socket (index), dir, type, room, text, seq, replay}
@@ -383,6 +387,9 @@ export async function run(browser, t, body) {
   const s = new Scenario(browser, t.name);
   try {
     await body(s);
+    // Whatever the scenario checked, the pages threw nothing uncaught.
+    const uncaught = s.pages.flatMap(({ label, log }) => log.uncaught.map((e) => `${label}: ${e}`));
+    assert.deepEqual(uncaught, [], 'uncaught exceptions in the pages');
   } catch (err) {
     await s.saveFailure(err);
     throw err;
