@@ -43,6 +43,8 @@ test('the demo page: two windows chat', { timeout: 90000 }, async (t) => {
     };
     const a = await open(alice);
     const b = await open(bob);
+    // The demo puts everyone in the lobby.
+    await roomItem(a, 'lobby').waitFor({ state: 'attached' });
     // The demo user is who the URL says.
     const token = await (await fetch(`${gatewayHttp(0)}/v1/demo/token?user=${alice}`)).json();
     assert.equal(token.user, alice);
