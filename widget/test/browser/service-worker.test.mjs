@@ -90,3 +90,23 @@ test('chat-sw.js on the tenant\'s origin: a message push shows a notification, a
     }, { what: 'the close push closed the room\'s notification' });
   });
 });
+
+// Playwright's contexts are like incognito windows, where Chromium has no Push API: the widget's
+// notify button must say that it did not work and stay off (the subscription itself is tested
+// in node against the stack's push service).
+test('notify-button where the browser cannot subscribe to push: a notice, the button stays off', { timeout: 60000 }, async (t) => {
+  await run(browser, t, async (s) => {
+    const ctx = await s.context();
+    await ctx.grantPermissions(['notifications'], { origin: site.origin });
+    const page = await s.openWidget(ctx, 'gus', site.url(`gus-${unique()}`, { name: 'Gus', open: true, sw: true, css: 'plain' }));
+    const button = byTestId(page, 'notify-button');
+    assert.equal(await button.getAttribute('data-state'), 'off');
+    await button.click();
+    await eventually(async () => {
+      assert.ok(['off', 'unavailable'].includes(await button.getAttribute('data-state')), await button.getAttribute('data-state'));
+      assert.match(await byTestId(page, 'notice').textContent(), /\S/, 'a notice says it did not work');
+    }, { what: 'the failed subscription reported' });
+    assert.equal(await button.getAttribute('aria-pressed'), 'false');
+    assert.deepEqual(s.frames(page).filter((f) => f.dir === 'out' && f.type === 'push_subscribe'), []);
+  });
+});
