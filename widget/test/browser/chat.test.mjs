@@ -182,6 +182,13 @@ test('two users chat through two gateways: dm and group, typing, seen, edit, del
     assert.deepEqual(aMsgs.map((m) => [m.id, m.seq, m.from]), bMsgs.map((m) => [m.id, m.seq, m.from]),
       'same ids, seqs and senders on both sides');
     assert.deepEqual(aMsgs.map((m) => m.from), [alice, alice, alice, bob]);
+    // Screen readers hear bob's message (polite live region, visually hidden).
+    const live = byTestId(a, 'live-region');
+    assert.equal(await live.getAttribute('aria-live'), 'polite');
+    await eventually(async () => assert.match(await live.textContent(), new RegExp(`b1 ${u}`)),
+      { what: 'alice: bob\'s message announced' });
+    const liveBox = await live.boundingBox();
+    assert.ok(liveBox === null || (liveBox.width <= 1 && liveBox.height <= 1), `visually hidden: ${JSON.stringify(liveBox)}`);
     // Own messages carry edit/delete buttons, others' do not.
     assert.equal(await messageById(a, aMsgs[0].id).locator(tid('edit-button')).count(), 1);
     assert.equal(await messageById(a, aMsgs[3].id).locator(tid('edit-button')).count(), 0);
