@@ -1,6 +1,9 @@
-// The widget's stylesheet, scoped to its shadow root. `:host { all: initial }` cuts every
-// inherited property of the host page; the page can only theme the widget through these
-// custom properties (set them on `[data-chat-widget]` or any ancestor):
+// The widget's stylesheet, scoped to its shadow root. `:host { all: initial !important }` cuts
+// every inherited property of the host page (the host element is in the page, where a site's
+// `* { font-size: 40px !important }` reaches it; an important declaration of the shadow tree's
+// :host wins over the page's, a normal one would lose), so what :host sets is important too.
+// The page can only theme the widget through these custom properties (set them on
+// `[data-chat-widget]` or any ancestor):
 //
 //   --chat-accent      buttons, own messages, focus ring      (default #2563eb / #60a5fa dark)
 //   --chat-accent-fg   text on the accent colour              (#fff / #0b1220)
@@ -33,7 +36,7 @@ const DARK = `
 `;
 
 export const styles = `
-:host { all: initial; }
+:host { all: initial !important; }
 :host {
   --_accent: var(--chat-accent, #2563eb);
   --_accent-fg: var(--chat-accent-fg, #ffffff);
@@ -45,10 +48,10 @@ export const styles = `
   --_online: var(--chat-online, #16a34a);
   --_radius: var(--chat-radius, 12px);
   --_shadow: 0 10px 30px rgba(0,0,0,.18), 0 2px 8px rgba(0,0,0,.12);
-  font-family: var(--chat-font, system-ui, -apple-system, "Segoe UI", Roboto, sans-serif);
-  font-size: var(--chat-font-size, 15px);
-  line-height: 1.4;
-  color: var(--_fg);
+  font-family: var(--chat-font, system-ui, -apple-system, "Segoe UI", Roboto, sans-serif) !important;
+  font-size: var(--chat-font-size, 15px) !important;
+  line-height: 1.4 !important;
+  color: var(--_fg) !important;
 }
 :host([data-theme="dark"]) { ${DARK} }
 @media (prefers-color-scheme: dark) {
@@ -82,7 +85,7 @@ button { cursor: pointer; }
   border-radius: var(--_radius); box-shadow: var(--_shadow); display: flex;
   flex-direction: column; overflow: hidden; }
 :host([data-position="left"]) .panel { right: auto; left: 20px; }
-:host([data-inline]) { display: block; height: 100%; }
+:host([data-inline]) { display: block !important; height: 100% !important; }
 :host([data-inline]) .panel { position: static; width: 100%; height: 100%; max-height: none;
   box-shadow: none; }
 @media (max-width: 480px) {
