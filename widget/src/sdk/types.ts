@@ -18,6 +18,10 @@ export interface ChatMessage {
   reason?: string;
   reactions?: Record<string, string[]>; // emoji -> user ids, in the order they reacted
   useq?: number;
+  /** On a system message (from "system") about the room: what happened. */
+  notice?: 'room_created' | 'member_added' | 'member_removed' | 'room_renamed' | 'room_deleted' | string;
+  /** The member a member_added / member_removed notice is about. */
+  target?: string;
 }
 
 /** A change to a stored message (`update` frames). */

@@ -40,6 +40,21 @@ export function messageSignature(v: MessageView): string {
                          m.name, v.seen]);
 }
 
+/** What a system notice (a message from "system" about the room) says, in the UI's words;
+ *  null for any other message. */
+export function noticeText(m: ChatMessage, s: Strings, nameOf: (user: string) => string): string | null {
+  if (m.from !== 'system' || !m.notice) return null;
+  const name = m.target !== undefined ? nameOf(m.target) : '';
+  switch (m.notice) {
+    case 'room_created': return s.noticeRoomCreated;
+    case 'member_added': return fmt(s.noticeMemberAdded, { name });
+    case 'member_removed': return fmt(s.noticeMemberRemoved, { name });
+    case 'room_renamed': return fmt(s.noticeRoomRenamed, { text: m.text ?? '' });
+    case 'room_deleted': return s.noticeRoomDeleted;
+    default: return m.text ?? '';
+  }
+}
+
 const time = (ts: number): string =>
   new Date(ts).toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit' });
 
@@ -76,6 +91,13 @@ export function renderMessage(el: HTMLElement, v: MessageView, ctx: MessageConte
     'data-testid': 'message', 'data-seq': m.seq, 'data-id': m.id, 'data-from': m.from,
     'data-cid': m.cid ?? null, 'data-state': 'sent',
   });
+  const notice = noticeText(m, s, ctx.nameOf);
+  if (notice !== null) {
+    // A line across the log, not a bubble: nobody wrote it, nothing can be done to it.
+    el.classList.add('system');
+    el.appendChild(h('div', { class: 'notice-line', 'data-testid': 'message-text' }, notice));
+    return;
+  }
   const author = v.own ? s.you : m.name ?? ctx.nameOf(m.from);
   const meta = h('div', { class: 'meta' },
     h('span', { class: 'author', 'data-testid': 'message-author' }, author),

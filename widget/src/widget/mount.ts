@@ -7,6 +7,7 @@ import type { ChatClient, ConnectionState } from '../sdk/types';
 import { Conversation, errorText } from './conversation';
 import { h, icon, ICONS } from './dom';
 import { Notifications } from './notifications';
+import { noticeText } from './messages';
 import type { ResolvedOptions } from './options';
 import { RoomList } from './room-list';
 import { ChatState, dmPeer } from './state';
@@ -234,6 +235,8 @@ export function mountWidget(o: ResolvedOptions): WidgetHandle {
   offs.push(client.on('message', (m) => {
     if (m.from === client.user) return;
     const r = state.ensure(m.room);
+    const notice = noticeText(m, s, (u) => state.nameOf(u));
+    if (notice !== null) return announce(`${state.roomLabel(r)}: ${notice}`);
     // Announced unless the user is looking at that room already (the log shows it).
     if (!(visible() && conv.room === m.room)) {
       announce(fmt(s.announce, { name: m.name ?? state.nameOf(m.from), room: state.roomLabel(r),
@@ -247,11 +250,13 @@ export function mountWidget(o: ResolvedOptions): WidgetHandle {
     if (j.stale && j.room === conv.room) void conv.open(j.room);
   }));
   offs.push(client.on('left', (l) => {
-    // Removed from a private room (or it was deleted) while looking at it.
-    if (l.room === conv.room && (l.reason === 'removed' || l.reason === 'deleted')) {
+    if (l.reason !== 'removed' && l.reason !== 'deleted') return;
+    // Removed from a private room (or it was deleted) while looking at it: back to the list.
+    if (l.room === conv.room) {
       showNotice(fmt(s.roomGone, { room: l.room }));
       back();
     }
+    state.forget(l.room);
   }));
   const onVisibility = () => { if (visible()) conv.maybeMarkRead(); };
   document.addEventListener('visibilitychange', onVisibility);

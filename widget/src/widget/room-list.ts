@@ -3,6 +3,7 @@
 // starts a conversation ("@bob" opens the dm, anything else joins that public room).
 
 import { h, setAttrs } from './dom';
+import { noticeText } from './messages';
 import { dmPeer, dmRoom, ROOM_RE, type ChatState, type RoomData } from './state';
 import { fmt, type Strings } from './strings';
 
@@ -119,6 +120,8 @@ export class RoomList {
   private preview(r: RoomData): string {
     const m = r.last;
     if (!m) return '';
+    const notice = noticeText(m, this.s, (u) => this.state.nameOf(u));
+    if (notice !== null) return notice;
     const text = m.removed ? this.s.removed : m.deleted ? this.s.deleted : (m.text ?? '');
     const short = text.length > 80 ? text.slice(0, 80) + '…' : text;
     if (m.from === this.state.client.user) return fmt(this.s.lastFromYou, { text: short });

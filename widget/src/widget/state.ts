@@ -90,7 +90,9 @@ export class ChatState {
         const r = this.rooms.get(l.room);
         if (!r) return;
         r.joined = false;
-        if (l.reason === 'removed' || l.reason === 'deleted') this.rooms.delete(l.room);
+        // A room the user was removed from, or that was deleted, is forgotten by the view
+        // (forget()), after it has left the room: deleting it here, while the open
+        // conversation still renders it, would have it re-created at once.
         this.emit(l.room, 'list');
       }),
       c.on('presence', (p) => {
@@ -141,6 +143,11 @@ export class ChatState {
   destroy(): void {
     for (const off of this.offs) off();
     this.listeners.clear();
+  }
+
+  /** Drops a room the user can no longer see (removed from it, or deleted). */
+  forget(room: string): void {
+    if (this.rooms.delete(room)) this.emit(room, 'list');
   }
 
   ensure(room: string): RoomData {

@@ -140,6 +140,8 @@ button { cursor: pointer; }
 .history-start { text-align: center; color: var(--_muted); font-size: .8em; }
 .msg { max-width: 85%; align-self: flex-start; display: flex; flex-direction: column; gap: 2px; }
 .msg.own { align-self: flex-end; align-items: flex-end; }
+.msg.system { align-self: center; max-width: 100%; }
+.notice-line { color: var(--_muted); font-size: .85em; text-align: center; padding: 2px 8px; }
 .meta { font-size: .75em; color: var(--_muted); display: flex; gap: 6px; align-items: baseline; }
 .author { font-weight: 600; }
 .bubble { background: var(--_surface); padding: 7px 11px; border-radius: var(--_radius);
