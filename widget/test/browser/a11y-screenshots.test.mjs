@@ -6,21 +6,18 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import {
-  byTestId, eventually, launchBrowser, luminance, messages, openRoom, panelBackground, run, sdkClient,
-  stack, startTenantSite, unique,
+  byTestId, eventually, luminance, messages, openRoom, panelBackground, run, sdkClient, stack,
+  unique, useBrowserAndSite,
 } from './support.mjs';
 
 const axePath = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
 
-let browser;
-let site;
+const fx = useBrowserAndSite();
 let u;
 let alice;
 let room;
 const clients = [];
 before(async () => {
-  browser = await launchBrowser();
-  site = await startTenantSite();
   // A conversation to look at, written through the SDK: bob's and alice's messages, a link, an
   // edit, a reaction, a long text, and bob's read mark (alice's seen mark).
   u = unique();
@@ -43,8 +40,6 @@ before(async () => {
 });
 after(async () => {
   for (const c of clients) c.close();
-  await site?.close();
-  await browser?.close();
 });
 
 const EXPECTED = 4;
@@ -75,9 +70,9 @@ async function axe(page, label) {
 
 for (const scheme of ['light', 'dark']) {
   test(`axe: ${scheme} theme, room list and conversation: no serious or critical violation`, { timeout: 90000 }, async (t) => {
-    await run(browser, t, async (s) => {
+    await run(fx.browser, t, async (s) => {
       const ctx = await s.context({ colorScheme: scheme });
-      const page = await s.openWidget(ctx, `alice-${scheme}`, site.url(alice, { name: 'Alice', rooms: [room], open: true, css: 'plain' }));
+      const page = await s.openWidget(ctx, `alice-${scheme}`, fx.site.url(alice, { name: 'Alice', rooms: [room], open: true, css: 'plain' }));
       await byTestId(page, 'room-list').waitFor({ state: 'visible' });
       // data-theme defaults to auto: it follows prefers-color-scheme.
       const lum = luminance(await panelBackground(page));
@@ -91,7 +86,7 @@ for (const scheme of ['light', 'dark']) {
 }
 
 test('screenshots: light, dark, phone width, conversation, on a hostile site', { timeout: 90000 }, async (t) => {
-  await run(browser, t, async (s) => {
+  await run(fx.browser, t, async (s) => {
     const saved = [];
     const shot = async (locatorOrPage, name) => {
       const path = join(stack.artefacts, name);
@@ -100,7 +95,7 @@ test('screenshots: light, dark, phone width, conversation, on a hostile site', {
     };
     for (const scheme of ['light', 'dark']) {
       const ctx = await s.context({ colorScheme: scheme, deviceScaleFactor: 2 });
-      const page = await s.openWidget(ctx, `alice-${scheme}`, site.url(alice, { name: 'Alice', rooms: [room], open: true, css: 'plain' }));
+      const page = await s.openWidget(ctx, `alice-${scheme}`, fx.site.url(alice, { name: 'Alice', rooms: [room], open: true, css: 'plain' }));
       await byTestId(page, 'room-list').waitFor({ state: 'visible' });
       await shot(byTestId(page, 'panel'), `widget-${scheme}-room-list.png`);
       await conversationShown(page);
@@ -110,7 +105,7 @@ test('screenshots: light, dark, phone width, conversation, on a hostile site', {
 
     // A phone: 360x740; the open panel must fit the screen.
     const phone = await s.context({ viewport: { width: 360, height: 740 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true });
-    const p = await s.openWidget(phone, 'alice-phone', site.url(alice, { name: 'Alice', rooms: [room], open: true, css: 'plain' }));
+    const p = await s.openWidget(phone, 'alice-phone', fx.site.url(alice, { name: 'Alice', rooms: [room], open: true, css: 'plain' }));
     await byTestId(p, 'room-list').waitFor({ state: 'visible' });
     await shot(p, 'widget-phone-360x740-room-list.png');
     await conversationShown(p);
@@ -123,7 +118,7 @@ test('screenshots: light, dark, phone width, conversation, on a hostile site', {
 
     // On a site with hostile global CSS: launcher, then the open panel.
     const h = await s.context({ deviceScaleFactor: 1 });
-    const hp = await s.openWidget(h, 'alice-hostile', site.url(alice, { name: 'Alice', rooms: [room], css: 'aggressive' }));
+    const hp = await s.openWidget(h, 'alice-hostile', fx.site.url(alice, { name: 'Alice', rooms: [room], css: 'aggressive' }));
     await byTestId(hp, 'launcher').waitFor({ state: 'visible' });
     await shot(hp, 'widget-hostile-site-launcher.png');
     await conversationShown(hp);

@@ -3,22 +3,17 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import {
-  byTestId, eventually, expectTexts, launchBrowser, luminance, openRoom, panelBackground,
-  run, sdkClient, sendText, startTenantSite, storedMessages, unique,
+  byTestId, eventually, expectTexts, luminance, openRoom, panelBackground, run, sdkClient,
+  sendText, storedMessages, unique, useBrowserAndSite,
 } from './support.mjs';
 
-let browser;
-let site;
+const fx = useBrowserAndSite();
 let sdk;
 before(async () => {
-  browser = await launchBrowser();
-  site = await startTenantSite();
   sdk = await sdkClient(`checker-${unique()}`);
 });
 after(async () => {
   sdk?.close();
-  await site?.close();
-  await browser?.close();
 });
 
 /** The data-testid of the element focused inside the widget's shadow root. */
@@ -26,10 +21,10 @@ const focused = (page) => page.evaluate(() =>
   document.querySelector('[data-chat-widget]').shadowRoot.activeElement?.getAttribute('data-testid') ?? null);
 
 test('data-theme="dark" in a light browser, data-position="left"; Escape closes, the launcher opens from the keyboard', { timeout: 90000 }, async (t) => {
-  await run(browser, t, async (s) => {
+  await run(fx.browser, t, async (s) => {
     const user = `dana-${unique()}`;
     const ctx = await s.context({ colorScheme: 'light' });
-    const page = await s.openWidget(ctx, 'dana', site.url(user, { name: 'Dana', theme: 'dark', position: 'left', open: true, css: 'plain' }));
+    const page = await s.openWidget(ctx, 'dana', fx.site.url(user, { name: 'Dana', theme: 'dark', position: 'left', open: true, css: 'plain' }));
     const panel = byTestId(page, 'panel');
     await panel.waitFor({ state: 'visible' });
     const lum = luminance(await panelBackground(page));
@@ -55,12 +50,12 @@ test('data-theme="dark" in a light browser, data-position="left"; Escape closes,
 });
 
 test('composer: Shift+Enter is a new line; no more than the 4000 characters the protocol takes', { timeout: 90000 }, async (t) => {
-  await run(browser, t, async (s) => {
+  await run(fx.browser, t, async (s) => {
     const u = unique();
     const user = `erin-${u}`;
     const room = `composer-${u}`;
     const ctx = await s.context();
-    const page = await s.openWidget(ctx, 'erin', site.url(user, { name: 'Erin', rooms: [room], open: true, css: 'plain' }));
+    const page = await s.openWidget(ctx, 'erin', fx.site.url(user, { name: 'Erin', rooms: [room], open: true, css: 'plain' }));
     await openRoom(page, room);
     const input = byTestId(page, 'composer-input');
     await input.fill(`line one ${u}`);
@@ -83,14 +78,14 @@ test('composer: Shift+Enter is a new line; no more than the 4000 characters the 
 });
 
 test('a token about to expire is renewed from data-token-url on the same connection', { timeout: 90000 }, async (t) => {
-  await run(browser, t, async (s) => {
+  await run(fx.browser, t, async (s) => {
     const u = unique();
     const user = `finn-${u}`;
     const room = `refresh-${u}`;
     const ctx = await s.context();
     // 65 s tokens: the SDK renews 60 s before exp, so about 5 s after connecting.
-    const page = await s.openWidget(ctx, 'finn', site.url(user, { name: 'Finn', rooms: [room], open: true, ttl: 65, css: 'plain' }));
-    const asked = () => site.tokenRequests.filter((q) => q.user === user).length;
+    const page = await s.openWidget(ctx, 'finn', fx.site.url(user, { name: 'Finn', rooms: [room], open: true, ttl: 65, css: 'plain' }));
+    const asked = () => fx.site.tokenRequests.filter((q) => q.user === user).length;
     assert.equal(asked(), 1);
     await eventually(() => assert.ok(asked() >= 2, `token requests: ${asked()}`), { timeout: 20000, interval: 200, what: 'a second token asked for' });
     await eventually(() => {

@@ -2,32 +2,23 @@
 // users chatting through different gateways: dm and group room, order and exactly-once on both
 // sides, typing, seen marks, edit, delete, reactions, presence, unread badges.
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import {
   backToRooms, byTestId, deleteMessage, editMessage, eventually, expectTexts, gatewayHttp,
-  launchBrowser, messageById, messages, openPanel, openRoom, reactTo, roomItem, run, sendText,
-  startTenantSite, tid, typeUntilIndicated, unique, waitConnected,
+  messageById, messages, openPanel, openRoom, reactTo, roomItem, run, sendText, tid,
+  typeUntilIndicated, unique, useBrowserAndSite, waitConnected,
 } from './support.mjs';
 
-let browser;
-let site;
-before(async () => {
-  browser = await launchBrowser();
-  site = await startTenantSite();
-});
-after(async () => {
-  await site?.close();
-  await browser?.close();
-});
+const fx = useBrowserAndSite();
 
 test('the README snippet embeds the widget on another origin; the site\'s CSS does not reach it', { timeout: 90000 }, async (t) => {
-  await run(browser, t, async (s) => {
+  await run(fx.browser, t, async (s) => {
     const user = `carol-${unique()}`;
     const room = `lobby-${user}`;
     const ctx = await s.context();
     const page = await s.page(ctx, 'carol');
     const scriptResponse = page.waitForResponse((r) => r.url().endsWith('/v1/widget.js'));
-    await page.goto(site.url(user, { name: 'Carol', css: 'aggressive', rooms: [room] }));
+    await page.goto(fx.site.url(user, { name: 'Carol', css: 'aggressive', rooms: [room] }));
 
     // Exactly the README's form: src on the gateway (another origin), data-token-url, async.
     const tag = await page.evaluate(() => {
@@ -35,14 +26,14 @@ test('the README snippet embeds the widget on another origin; the site\'s CSS do
       return { src: s.src, tokenUrl: s.getAttribute('data-token-url'), async: s.async };
     });
     assert.deepEqual(tag, { src: `${gatewayHttp(0)}/v1/widget.js`, tokenUrl: '/chat/token', async: true });
-    assert.notEqual(new URL(tag.src).origin, site.origin);
+    assert.notEqual(new URL(tag.src).origin, fx.site.origin);
     const r = await scriptResponse;
     assert.equal(r.status(), 200);
     assert.match(r.headers()['content-type'], /^text\/javascript/);
 
     await waitConnected(page);
     // The token came from the site's backend with the site's cookie.
-    assert.ok(site.tokenRequests.some((q) => q.user === user), 'the widget asked the site for a token');
+    assert.ok(fx.site.tokenRequests.some((q) => q.user === user), 'the widget asked the site for a token');
 
     // Mounted in an open shadow root of <div data-chat-widget> appended to <body>.
     const host = await page.evaluate(() => {
@@ -106,11 +97,11 @@ test('the README snippet embeds the widget on another origin; the site\'s CSS do
     const integrity = await (await fetch(`${gatewayHttp(0)}/v1/integrity.json`)).json();
     assert.match(integrity['widget.js'], /^sha384-[A-Za-z0-9+/]{64}$/);
     const good = await s.page(ctx, 'carol-sri');
-    await good.goto(site.url(user, { name: 'Carol', css: 'plain', integrity: integrity['widget.js'] }));
+    await good.goto(fx.site.url(user, { name: 'Carol', css: 'plain', integrity: integrity['widget.js'] }));
     await waitConnected(good);
     const bad = await s.page(ctx, 'carol-bad-sri');
     const refused = bad.waitForEvent('console', (m) => /integrity/i.test(m.text()));
-    await bad.goto(site.url(user, { name: 'Carol', css: 'plain', integrity: `sha384-${'A'.repeat(64)}` }));
+    await bad.goto(fx.site.url(user, { name: 'Carol', css: 'plain', integrity: `sha384-${'A'.repeat(64)}` }));
     await refused;
     assert.equal(await bad.evaluate(() => document.querySelector('[data-chat-widget]') === null && !('ChatWidget' in window)), true,
       'a widget.js that fails its integrity check does not run');
@@ -118,7 +109,7 @@ test('the README snippet embeds the widget on another origin; the site\'s CSS do
 });
 
 test('two users chat through two gateways: dm and group, typing, seen, edit, delete, reaction, presence, unread', { timeout: 90000 }, async (t) => {
-  await run(browser, t, async (s) => {
+  await run(fx.browser, t, async (s) => {
     const u = unique();
     const alice = `alice-${u}`;
     const bob = `bob-${u}`;
@@ -127,7 +118,7 @@ test('two users chat through two gateways: dm and group, typing, seen, edit, del
     const rooms = [group, dm];
 
     const aCtx = await s.context();
-    const a = await s.openWidget(aCtx, 'alice', site.url(alice, { name: 'Alice', gw: [0], rooms, open: true, css: 'plain' }));
+    const a = await s.openWidget(aCtx, 'alice', fx.site.url(alice, { name: 'Alice', gw: [0], rooms, open: true, css: 'plain' }));
     await roomItem(a, group).waitFor();
     await roomItem(a, dm).waitFor();
     // Bob has not connected yet: offline in the dm.
@@ -135,7 +126,7 @@ test('two users chat through two gateways: dm and group, typing, seen, edit, del
     await eventually(async () => assert.equal(await aDot.getAttribute('data-online'), 'false'));
 
     const bCtx = await s.context();
-    const b = await s.openWidget(bCtx, 'bob', site.url(bob, { name: 'Bob', gw: [1], rooms, open: true, css: 'plain' }));
+    const b = await s.openWidget(bCtx, 'bob', fx.site.url(bob, { name: 'Bob', gw: [1], rooms, open: true, css: 'plain' }));
     await roomItem(b, group).waitFor();
     // Presence: bob came online (he is on the other gateway).
     await eventually(async () => assert.equal(await aDot.getAttribute('data-online'), 'true'), { what: 'alice sees bob online' });

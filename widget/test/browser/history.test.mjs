@@ -3,29 +3,22 @@
 // beginning, each message once and in order. The same user on a second device sees the same.
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { after, test } from 'node:test';
 import {
-  byTestId, eventually, expectTexts, launchBrowser, messages, openRoom, run, sdkClient, sendText,
-  stack, startTenantSite, unique,
+  byTestId, eventually, expectTexts, messages, openRoom, run, sdkClient, sendText, stack, unique,
+  useBrowserAndSite,
 } from './support.mjs';
 
-let browser;
-let site;
+const fx = useBrowserAndSite();
 const clients = [];
-before(async () => {
-  browser = await launchBrowser();
-  site = await startTenantSite();
-});
 after(async () => {
   for (const c of clients) c.close();
-  await site?.close();
-  await browser?.close();
 });
 
 const N = 75; // two and a half of the widget's history pages, whatever their size up to 50
 
 test('history beyond a page: unread on the launcher, older pages loaded at the top, once and in order', { timeout: 90000 }, async (t) => {
-  await run(browser, t, async (s) => {
+  await run(fx.browser, t, async (s) => {
     const u = unique();
     const alice = `alice-${u}`;
     const room = `history-${u}`;
@@ -42,7 +35,7 @@ test('history beyond a page: unread on the launcher, older pages loaded at the t
     await Promise.all(texts.map((x) => bob.send(room, x)));
 
     const ctx = await s.context();
-    const a = await s.openWidget(ctx, 'alice', site.url(alice, { name: 'Alice', rooms: [room], css: 'plain' }));
+    const a = await s.openWidget(ctx, 'alice', fx.site.url(alice, { name: 'Alice', rooms: [room], css: 'plain' }));
     // Closed panel: the launcher's badge counts them.
     const badge = byTestId(a, 'launcher-badge');
     await eventually(async () => {
@@ -75,7 +68,7 @@ test('history beyond a page: unread on the launcher, older pages loaded at the t
 
     // Alice's second device: her reply shows once on both, and on bob's client.
     const ctx2 = await s.context();
-    const a2 = await s.openWidget(ctx2, 'alice-phone', site.url(alice, { name: 'Alice', rooms: [room], open: true, css: 'plain' }));
+    const a2 = await s.openWidget(ctx2, 'alice-phone', fx.site.url(alice, { name: 'Alice', rooms: [room], open: true, css: 'plain' }));
     await openRoom(a2, room);
     await sendText(a, `reply ${u}`);
     const withReply = [...texts, `reply ${u}`];

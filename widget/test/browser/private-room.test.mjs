@@ -2,25 +2,16 @@
 // name (shown as text), a non-member cannot read it, a member removed while looking at it is
 // taken out of it at once with a notice, and a deleted room leaves the list.
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import {
-  byTestId, eventually, launchBrowser, messages, openPanel, openRoom, roomItem, run, sendText,
-  serverApi, startTenantSite, tid, unique,
+  byTestId, eventually, messages, openPanel, openRoom, roomItem, run, sendText, serverApi, tid,
+  unique, useBrowserAndSite,
 } from './support.mjs';
 
-let browser;
-let site;
-before(async () => {
-  browser = await launchBrowser();
-  site = await startTenantSite();
-});
-after(async () => {
-  await site?.close();
-  await browser?.close();
-});
+const fx = useBrowserAndSite();
 
 test('a private room: members only, its name as text, a removed member is taken out at once', { timeout: 90000 }, async (t) => {
-  await run(browser, t, async (s) => {
+  await run(fx.browser, t, async (s) => {
     const u = unique();
     const alice = `alice-${u}`;
     const bob = `bob-${u}`;
@@ -31,8 +22,8 @@ test('a private room: members only, its name as text, a removed member is taken 
     assert.equal(created.status, 201, JSON.stringify(created.body));
 
     // Listed for its members without data-rooms (from the rooms answer), under its name.
-    const a = await s.openWidget(await s.context(), 'alice', site.url(alice, { name: 'Alice', open: true, css: 'plain' }));
-    const b = await s.openWidget(await s.context(), 'bob', site.url(bob, { name: 'Bob', open: true, css: 'plain' }));
+    const a = await s.openWidget(await s.context(), 'alice', fx.site.url(alice, { name: 'Alice', open: true, css: 'plain' }));
+    const b = await s.openWidget(await s.context(), 'bob', fx.site.url(bob, { name: 'Bob', open: true, css: 'plain' }));
     for (const [p, who] of [[a, 'alice'], [b, 'bob']]) {
       await eventually(async () =>
         assert.equal((await roomItem(p, room).locator(tid('room-name')).textContent()).trim(), name),
@@ -53,7 +44,7 @@ test('a private room: members only, its name as text, a removed member is taken 
       !(m.text ?? '').trim());
 
     // Carol is no member: asking for the room shows an error and nothing of it.
-    const c = await s.openWidget(await s.context(), 'carol', site.url(carol, { name: 'Carol', open: true, css: 'plain' }));
+    const c = await s.openWidget(await s.context(), 'carol', fx.site.url(carol, { name: 'Carol', open: true, css: 'plain' }));
     await openPanel(c);
     await byTestId(c, 'new-chat-input').fill(room);
     await byTestId(c, 'new-chat-button').click();

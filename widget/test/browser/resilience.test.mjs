@@ -4,24 +4,20 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import {
-  byTestId, eventually, expectTexts, killGateway, killedGateways, launchBrowser, messages, openRoom, restoreStack,
-  run, sdkClient, sendText, sendTexts, startTenantSite, storedMessages, tid, unique, waitConnected,
+  byTestId, eventually, expectTexts, killedGateways, killGateway, messages, openRoom, restoreStack,
+  run, sdkClient, sendText, sendTexts, storedMessages, tid, unique, useBrowserAndSite,
+  waitConnected,
 } from './support.mjs';
 
-let browser;
-let site;
+const fx = useBrowserAndSite();
 let sdk; // an SDK client in node: what the server stored, through history
 before(async () => {
-  browser = await launchBrowser();
-  site = await startTenantSite();
   sdk = await sdkClient(`checker-${unique()}`);
 });
 after(async () => {
   // A test that timed out never reached its finally: the stack is restored here.
   if (killedGateways.size) await restoreStack();
   sdk?.close();
-  await site?.close();
-  await browser?.close();
 });
 
 /** The stored texts of room (every page of history), ascending seq; seqs must be 1..n. */
@@ -40,19 +36,19 @@ function assertInOrder(all, part, what) {
 
 test('a gateway killed with -9 mid-conversation: the page moves to the other one, misses nothing, sends once', { timeout: 120000 }, async (t) => {
   try {
-    await run(browser, t, async (s) => {
+    await run(fx.browser, t, async (s) => {
       const u = unique();
       const alice = `alice-${u}`;
       const bob = `bob-${u}`;
       const room = `kill-${u}`;
       // Alice's page knows both gateways (it picks one at random); bob's only the other one.
       const aCtx = await s.context();
-      const a = await s.openWidget(aCtx, 'alice', site.url(alice, { name: 'Alice', gw: [0, 1], rooms: [room], open: true, css: 'plain' }));
+      const a = await s.openWidget(aCtx, 'alice', fx.site.url(alice, { name: 'Alice', gw: [0, 1], rooms: [room], open: true, css: 'plain' }));
       const g = s.currentGateway(a);
       assert.ok(g === 0 || g === 1, `alice is on gateway 0 or 1 (${g})`);
       const other = 1 - g;
       const bCtx = await s.context();
-      const b = await s.openWidget(bCtx, 'bob', site.url(bob, { name: 'Bob', gw: [other], rooms: [room], open: true, css: 'plain' }));
+      const b = await s.openWidget(bCtx, 'bob', fx.site.url(bob, { name: 'Bob', gw: [other], rooms: [room], open: true, css: 'plain' }));
       await openRoom(a, room);
       await openRoom(b, room);
       await sendText(a, `a1 ${u}`);
@@ -113,15 +109,15 @@ test('a gateway killed with -9 mid-conversation: the page moves to the other one
 });
 
 test('offline: three messages typed are shown pending, then delivered once each, in order', { timeout: 90000 }, async (t) => {
-  await run(browser, t, async (s) => {
+  await run(fx.browser, t, async (s) => {
     const u = unique();
     const alice = `alice-${u}`;
     const bob = `bob-${u}`;
     const room = `offline-${u}`;
     const aCtx = await s.context();
-    const a = await s.openWidget(aCtx, 'alice', site.url(alice, { name: 'Alice', gw: [0], rooms: [room], open: true, css: 'plain' }));
+    const a = await s.openWidget(aCtx, 'alice', fx.site.url(alice, { name: 'Alice', gw: [0], rooms: [room], open: true, css: 'plain' }));
     const bCtx = await s.context();
-    const b = await s.openWidget(bCtx, 'bob', site.url(bob, { name: 'Bob', gw: [1], rooms: [room], open: true, css: 'plain' }));
+    const b = await s.openWidget(bCtx, 'bob', fx.site.url(bob, { name: 'Bob', gw: [1], rooms: [room], open: true, css: 'plain' }));
     await openRoom(a, room);
     await openRoom(b, room);
     await sendText(a, `first ${u}`);
@@ -153,16 +149,16 @@ test('offline: three messages typed are shown pending, then delivered once each,
 });
 
 test('a reload with queued messages: the outbox in IndexedDB sends them once the page is back', { timeout: 90000 }, async (t) => {
-  await run(browser, t, async (s) => {
+  await run(fx.browser, t, async (s) => {
     const u = unique();
     const alice = `alice-${u}`;
     const bob = `bob-${u}`;
     const room = `reload-${u}`;
-    const url = site.url(alice, { name: 'Alice', gw: [0], rooms: [room], open: true, css: 'plain' });
+    const url = fx.site.url(alice, { name: 'Alice', gw: [0], rooms: [room], open: true, css: 'plain' });
     const aCtx = await s.context();
     const a = await s.openWidget(aCtx, 'alice', url);
     const bCtx = await s.context();
-    const b = await s.openWidget(bCtx, 'bob', site.url(bob, { name: 'Bob', gw: [1], rooms: [room], open: true, css: 'plain' }));
+    const b = await s.openWidget(bCtx, 'bob', fx.site.url(bob, { name: 'Bob', gw: [1], rooms: [room], open: true, css: 'plain' }));
     await openRoom(a, room);
     await openRoom(b, room);
     await sendText(b, `hello ${u}`);

@@ -4,21 +4,12 @@
 // the worker's `push` event as a push service would after decryption). Headless Chromium shows
 // notifications to registration.getNotifications() with the permission granted.
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import {
-  byTestId, eventually, launchBrowser, run, startTenantSite, unique, waitConnected,
+  byTestId, eventually, run, unique, useBrowserAndSite, waitConnected,
 } from './support.mjs';
 
-let browser;
-let site;
-before(async () => {
-  browser = await launchBrowser();
-  site = await startTenantSite();
-});
-after(async () => {
-  await site?.close();
-  await browser?.close();
-});
+const fx = useBrowserAndSite();
 
 const notifications = (page) => page.evaluate(async () => {
   const reg = await navigator.serviceWorker.getRegistration('/');
@@ -26,12 +17,12 @@ const notifications = (page) => page.evaluate(async () => {
 });
 
 test('chat-sw.js on the tenant\'s origin: a message push shows a notification, a close push closes it', { timeout: 90000 }, async (t) => {
-  await run(browser, t, async (s) => {
+  await run(fx.browser, t, async (s) => {
     const u = unique();
     const user = `alice-${u}`;
     const room = `sw-${u}`;
     const ctx = await s.context();
-    await ctx.grantPermissions(['notifications'], { origin: site.origin });
+    await ctx.grantPermissions(['notifications'], { origin: fx.site.origin });
     const page = await s.page(ctx, 'alice');
     const cdp = await ctx.newCDPSession(page);
     const registrations = new Map(); // scopeURL -> registrationId
@@ -44,7 +35,7 @@ test('chat-sw.js on the tenant\'s origin: a message push shows a notification, a
     await cdp.send('ServiceWorker.enable');
 
     // The widget with data-sw-url: the site's copy of the worker.
-    await page.goto(site.url(user, { name: 'Alice', rooms: [room], open: true, sw: true, css: 'plain' }));
+    await page.goto(fx.site.url(user, { name: 'Alice', rooms: [room], open: true, sw: true, css: 'plain' }));
     await waitConnected(page);
     await byTestId(page, 'notify-button').waitFor({ state: 'attached' });
     const scope = await page.evaluate(async () => {
@@ -52,10 +43,10 @@ test('chat-sw.js on the tenant\'s origin: a message push shows a notification, a
       await navigator.serviceWorker.ready;
       return { scope: reg.scope, permission: Notification.permission, script: reg.active.scriptURL };
     });
-    assert.deepEqual(scope, { scope: `${site.origin}/`, permission: 'granted', script: `${site.origin}/chat-sw.js` });
+    assert.deepEqual(scope, { scope: `${fx.site.origin}/`, permission: 'granted', script: `${fx.site.origin}/chat-sw.js` });
     await eventually(() => assert.ok(registrations.has(scope.scope), 'the DevTools protocol saw the registration'));
     const push = (payload) => cdp.send('ServiceWorker.deliverPushMessage', {
-      origin: site.origin, registrationId: registrations.get(scope.scope), data: JSON.stringify(payload),
+      origin: fx.site.origin, registrationId: registrations.get(scope.scope), data: JSON.stringify(payload),
     });
 
     const message = { type: 'message', tenant: 'demo', room, seq: 7, id: `m-${u}`, from: `bob-${u}`, name: 'Bob',
@@ -95,10 +86,10 @@ test('chat-sw.js on the tenant\'s origin: a message push shows a notification, a
 // notify button must say that it did not work and stay off (the subscription itself is tested
 // in node against the stack's push service).
 test('notify-button where the browser cannot subscribe to push: a notice, the button stays off', { timeout: 60000 }, async (t) => {
-  await run(browser, t, async (s) => {
+  await run(fx.browser, t, async (s) => {
     const ctx = await s.context();
-    await ctx.grantPermissions(['notifications'], { origin: site.origin });
-    const page = await s.openWidget(ctx, 'gus', site.url(`gus-${unique()}`, { name: 'Gus', open: true, sw: true, css: 'plain' }));
+    await ctx.grantPermissions(['notifications'], { origin: fx.site.origin });
+    const page = await s.openWidget(ctx, 'gus', fx.site.url(`gus-${unique()}`, { name: 'Gus', open: true, sw: true, css: 'plain' }));
     const button = byTestId(page, 'notify-button');
     assert.equal(await button.getAttribute('data-state'), 'off');
     await button.click();

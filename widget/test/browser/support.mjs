@@ -10,6 +10,7 @@ import { mkdirSync, readFileSync, readdirSync, writeFileSync, existsSync } from 
 import http from 'node:http';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { after, before } from 'node:test';
 import { chromium } from 'playwright-core';
 
 // ---- the stack's environment ----
@@ -245,6 +246,21 @@ export async function startTenantSite() {
 
 export function launchBrowser() {
   return chromium.launch({ executablePath: '/usr/bin/chromium', headless: true });
+}
+
+/** For a test file: a browser and a tenant site started before its tests and closed after
+ *  them (fx.browser, fx.site; hooks a file adds run after these). */
+export function useBrowserAndSite() {
+  const fx = { browser: undefined, site: undefined };
+  before(async () => {
+    fx.browser = await launchBrowser();
+    fx.site = await startTenantSite();
+  });
+  after(async () => {
+    await fx.site?.close();
+    await fx.browser?.close();
+  });
+  return fx;
 }
 
 /** Records what a page says (console, errors, WebSockets, the last frames) for failure reports. */

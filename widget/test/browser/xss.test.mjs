@@ -1,21 +1,13 @@
 // Markup in message texts and in a display name (the token's `name` claim) is shown as text:
 // nothing runs, no element is made of it; only http(s) URLs become links.
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import {
-  expectTexts, launchBrowser, messages, openRoom, run, sendText, startTenantSite, tid, typeUntilIndicated, unique,
+  expectTexts, messages, openRoom, run, sendText, tid, typeUntilIndicated, unique,
+  useBrowserAndSite,
 } from './support.mjs';
 
-let browser;
-let site;
-before(async () => {
-  browser = await launchBrowser();
-  site = await startTenantSite();
-});
-after(async () => {
-  await site?.close();
-  await browser?.close();
-});
+const fx = useBrowserAndSite();
 
 /** What the widget's shadow root holds that markup could have made. */
 function injected(page) {
@@ -34,7 +26,7 @@ function injected(page) {
 }
 
 test('markup in texts and display names is shown literally; only http(s) URLs become links', { timeout: 90000 }, async (t) => {
-  await run(browser, t, async (s) => {
+  await run(fx.browser, t, async (s) => {
     const u = unique();
     const mallory = `mallory-${u}`;
     const bob = `bob-${u}`;
@@ -49,9 +41,9 @@ test('markup in texts and display names is shown literally; only http(s) URLs be
       `see https://example.com/a?b=1&c=<i>2</i> and javascript:alert(1) ${u}`,
     ];
     const mCtx = await s.context();
-    const m = await s.openWidget(mCtx, 'mallory', site.url(mallory, { name: evilName, gw: [0], rooms: [room], open: true, css: 'plain' }));
+    const m = await s.openWidget(mCtx, 'mallory', fx.site.url(mallory, { name: evilName, gw: [0], rooms: [room], open: true, css: 'plain' }));
     const bCtx = await s.context();
-    const b = await s.openWidget(bCtx, 'bob', site.url(bob, { name: 'Bob', gw: [1], rooms: [room], open: true, css: 'plain' }));
+    const b = await s.openWidget(bCtx, 'bob', fx.site.url(bob, { name: 'Bob', gw: [1], rooms: [room], open: true, css: 'plain' }));
     await openRoom(m, room);
     await openRoom(b, room);
     for (const text of texts) await sendText(m, text);
