@@ -427,7 +427,10 @@ static void verify_submit(gw_gateway_t *gw, gw_session_t *s, const char *token, 
     if (j == NULL || j->token == NULL) {
         free(j);
         chat_jwt_claims_t none = {0};
-        verified(gw, s, refresh, started_us, CHAT_ERR_NOMEM, &none, NULL);
+        if (refresh)
+            refresh_answer(s, CHAT_ERR_NOMEM, &none, NULL);
+        else
+            gw_session_auth_done(s, CHAT_ERR_NOMEM, &none, NULL);
         return;
     }
     j->refresh = refresh;
