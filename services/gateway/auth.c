@@ -316,6 +316,7 @@ chat_err_t gw_auth_verify_cached(gw_auth_t *a, const char *token, int64_t now_ms
 
 typedef struct auth_job {
     gw_request_t base; /* names no room */
+    bool refresh;      /* the token of a refresh frame, not of the auth frame */
     char *token;
     int64_t started_us;
     chat_err_t err;
@@ -339,7 +340,8 @@ static void auth_run(gw_task_t *t, void *wctx)
     j->err = gw_auth_verify(j->base.gw->auth, j->token, chat_clock_wall_ms(), &j->claims, j->reason,
                             sizeof j->reason);
     if (j->err != CHAT_OK && j->err != CHAT_ERR_UNAUTHORIZED)
-        chat_log_warn("auth lookup failed", CHAT_F_STR("conn", j->base.conn), CHAT_F_ERR(j->err));
+        chat_log_warn("auth lookup failed", CHAT_F_STR("conn", j->base.conn),
+                      CHAT_F_STR("frame", j->refresh ? "refresh" : "auth"), CHAT_F_ERR(j->err));
 }
 
 /* On the loop: hands the outcome to session s (claims are moved into it). */
@@ -356,18 +358,52 @@ static void auth_answer(gw_gateway_t *gw, gw_session_t *s, int64_t started_us, c
     gw_session_auth_done(s, err, claims, reason);
 }
 
+/* On the loop: hands the outcome of a refresh frame's verification to session s (claims are
+ * moved into it if it takes them); the session counts it (ops.count_refresh). */
+static void refresh_answer(gw_session_t *s, chat_err_t err, chat_jwt_claims_t *claims,
+                           const char *reason)
+{
+    gw_refresh_result_t result = gw_session_refresh_done(s, err, claims, reason);
+    if (result == GW_REFRESH__COUNT)
+        return; /* closing meanwhile */
+    if (result == GW_REFRESH_OK)
+        chat_log_debug("token refreshed", CHAT_F_STR("conn", gw_session_id(s)),
+                       CHAT_F_STR("tenant", gw_session_tenant(s)),
+                       CHAT_F_STR("user", gw_session_user(s)),
+                       CHAT_F_INT("exp", gw_session_exp(s)));
+    else
+        chat_log_debug("token refresh refused", CHAT_F_STR("conn", gw_session_id(s)),
+                       CHAT_F_STR("tenant", gw_session_tenant(s)),
+                       CHAT_F_STR("user", gw_session_user(s)),
+                       CHAT_F_STR("result", gw_refresh_result_name(result)),
+                       CHAT_F_STR("reason", reason != NULL ? reason : ""));
+}
+
+/* On the loop: the answer of an auth or refresh frame. */
+static void verified(gw_gateway_t *gw, gw_session_t *s, bool refresh, int64_t started_us,
+                     chat_err_t err, chat_jwt_claims_t *claims, const char *reason)
+{
+    if (refresh)
+        refresh_answer(s, err, claims, reason);
+    else
+        auth_answer(gw, s, started_us, err, claims, reason);
+}
+
 static void auth_complete(gw_task_t *t, void *loop_ctx)
 {
     auth_job_t *j = (auth_job_t *)t;
     gw_gateway_t *gw = loop_ctx;
-    chat_gauge_add(gw->stats.auth_pending, -1);
+    if (!j->refresh)
+        chat_gauge_add(gw->stats.auth_pending, -1);
     gw_session_t *s = gw_request_session(&j->base);
     if (s == NULL)
-        return;
-    auth_answer(gw, s, j->started_us, j->err, &j->claims, j->reason);
+        return; /* the connection closed meanwhile: nobody to answer */
+    verified(gw, s, j->refresh, j->started_us, j->err, &j->claims, j->reason);
 }
 
-void gw_auth_submit(gw_gateway_t *gw, gw_session_t *s, const char *token)
+/* Verifies token for session s (an auth frame's, or a refresh frame's) and answers on the
+ * loop, now or after a worker's lookup. */
+static void verify_submit(gw_gateway_t *gw, gw_session_t *s, const char *token, bool refresh)
 {
     /* A token of a tenant whose secret is cached (nearly every one) is verified here on the
      * loop, in microseconds: a burst of reconnects never waits behind the workers' MongoDB
@@ -378,11 +414,12 @@ void gw_auth_submit(gw_gateway_t *gw, gw_session_t *s, const char *token)
     chat_err_t err = gw_auth_verify_cached(gw->auth, token, chat_clock_wall_ms(), &claims, reason,
                                            sizeof reason);
     if (err != CHAT_ERR_TIMEOUT) {
-        auth_answer(gw, s, started_us, err, &claims, reason);
+        verified(gw, s, refresh, started_us, err, &claims, reason);
         chat_jwt_claims_clear(&claims);
         return;
     }
-    chat_counter_inc(gw->stats.auth_lookups);
+    if (!refresh)
+        chat_counter_inc(gw->stats.auth_lookups);
     auth_job_t *j =
         gw_request_new(sizeof *j, gw, gw_session_id(s), auth_run, auth_complete, auth_destroy);
     if (j != NULL)
@@ -390,10 +427,25 @@ void gw_auth_submit(gw_gateway_t *gw, gw_session_t *s, const char *token)
     if (j == NULL || j->token == NULL) {
         free(j);
         chat_jwt_claims_t none = {0};
-        gw_session_auth_done(s, CHAT_ERR_NOMEM, &none, NULL);
+        if (refresh)
+            refresh_answer(s, CHAT_ERR_NOMEM, &none, NULL);
+        else
+            gw_session_auth_done(s, CHAT_ERR_NOMEM, &none, NULL);
         return;
     }
+    j->refresh = refresh;
     j->started_us = started_us;
-    chat_gauge_add(gw->stats.auth_pending, 1);
+    if (!refresh)
+        chat_gauge_add(gw->stats.auth_pending, 1);
     gw_workers_submit(gw->auth_workers, &j->base.task, -1);
+}
+
+void gw_auth_submit(gw_gateway_t *gw, gw_session_t *s, const char *token)
+{
+    verify_submit(gw, s, token, false);
+}
+
+void gw_auth_refresh_submit(gw_gateway_t *gw, gw_session_t *s, const char *token)
+{
+    verify_submit(gw, s, token, true);
 }

@@ -1,9 +1,10 @@
-/* Verifying a client's JWT (the auth frame): the tenant named by the token's tid is looked
+/* Verifying a client's JWT (auth and refresh frames): the tenant named by the token's tid is looked
  * up (its HS256 secret, cached: hits for the configured TTL, misses for a few seconds;
  * misses of one tenant that arrive while its lookup runs wait for that lookup, so a burst
  * of reconnects costs one MongoDB read per tenant) and the token is verified with
  * chat_jwt_verify (common/jwt.h). gw_auth_verify is thread-safe: worker threads call it
- * concurrently; gw_auth_submit runs it on a worker for a session and answers on the loop. */
+ * concurrently; gw_auth_submit (auth frames) and gw_auth_refresh_submit (refresh frames) run
+ * it on a worker for a session and answer on the loop. */
 #ifndef CHAT_GATEWAY_AUTH_H
 #define CHAT_GATEWAY_AUTH_H
 
@@ -48,5 +49,10 @@ struct gw_gateway;
  * auth workers (which do nothing but tenant lookups, so auth never waits behind joins) and
  * then on the loop; at once with CHAT_ERR_NOMEM if the job could not be made. */
 void gw_auth_submit(struct gw_gateway *gw, gw_session_t *s, const char *token);
+
+/* The same for the token of a refresh frame of a READY session: verified at once or on an
+ * auth worker, answered through gw_session_refresh_done (dropped if the connection closed
+ * meanwhile) and logged at debug. */
+void gw_auth_refresh_submit(struct gw_gateway *gw, gw_session_t *s, const char *token);
 
 #endif

@@ -33,6 +33,7 @@ static const char *const ctype_names[GW_C__COUNT] = {
     [GW_C_PUSH_SUBSCRIBE] = "push_subscribe",
     [GW_C_PUSH_UNSUBSCRIBE] = "push_unsubscribe",
     [GW_C_PUSH_PREFS] = "push_prefs",
+    [GW_C_REFRESH] = "refresh",
 };
 
 static const char *const code_names[GW_E__COUNT] = {
@@ -108,6 +109,7 @@ static const frame_rule_t frame_rules[GW_C__COUNT] = {
     [GW_C_PUSH_SUBSCRIBE] = {B(F_ENDPOINT) | B(F_KEYS), B(F_RID) | B(F_ENDPOINT) | B(F_KEYS)},
     [GW_C_PUSH_UNSUBSCRIBE] = {B(F_ENDPOINT), B(F_RID) | B(F_ENDPOINT)},
     [GW_C_PUSH_PREFS] = {B(F_ROOM) | B(F_MODE), B(F_RID) | B(F_MODE)},
+    [GW_C_REFRESH] = {B(F_TOKEN), B(F_RID) | B(F_TOKEN)},
 };
 
 static bool fail(gw_cframe_error_t *err, gw_code_t code, const char *fmt, ...)

@@ -34,6 +34,7 @@ typedef enum gw_ctype {
     GW_C_PUSH_SUBSCRIBE,
     GW_C_PUSH_UNSUBSCRIBE,
     GW_C_PUSH_PREFS,
+    GW_C_REFRESH,
     GW_C__COUNT
 } gw_ctype_t;
 

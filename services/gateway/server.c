@@ -290,6 +290,12 @@ static void op_submit_auth(void *ud, gw_session_t *s, const char *token)
     gw_auth_submit(gw, s, token);
 }
 
+/* A refresh frame of a READY session: no deadline, the auth workers always answer. */
+static void op_submit_refresh(void *ud, gw_session_t *s, const char *token)
+{
+    gw_auth_refresh_submit(ud, s, token);
+}
+
 static chat_err_t op_submit_join(void *ud, const gw_join_req_t *req)
 {
     return gw_join_submit(ud, req);
@@ -416,6 +422,12 @@ static void op_count_auth_overload(void *ud)
     auth_overload_log(gw);
 }
 
+static void op_count_refresh(void *ud, gw_refresh_result_t result)
+{
+    gw_gateway_t *gw = ud;
+    chat_counter_inc(gw->stats.refreshes[result < GW_REFRESH__COUNT ? result : GW_REFRESH_INVALID]);
+}
+
 static void op_count_drops(void *ud, size_t n)
 {
     gw_gateway_t *gw = ud;
@@ -451,6 +463,7 @@ chat_err_t gw_server_prepare(gw_gateway_t *gw)
         .want_write = op_want_write,
         .rx_pause = op_rx_pause,
         .submit_auth = op_submit_auth,
+        .submit_refresh = op_submit_refresh,
         .submit_join = op_submit_join,
         .submit_history = op_submit_history,
         .submit_act_check = op_submit_act_check,
@@ -467,6 +480,7 @@ chat_err_t gw_server_prepare(gw_gateway_t *gw)
         .count_error = op_count_error,
         .count_slow_close = op_count_slow_close,
         .count_auth_overload = op_count_auth_overload,
+        .count_refresh = op_count_refresh,
         .count_drops = op_count_drops,
     };
     gw_rooms_sink_t sink = {

@@ -32,6 +32,9 @@ struct gw_session {
     gw_session_state_t state;
     chat_jwt_claims_t claims;
     char auth_rid[SESSION_RID_MAX];
+    /* A refresh frame's token is being verified (gw_session_refresh_done answers refresh_rid). */
+    bool refreshing;
+    char refresh_rid[SESSION_RID_MAX];
 
     chat_token_bucket_t bucket;
     /* Rate-limited frames the client may still send before 4008; refills slowly, so a
@@ -73,6 +76,12 @@ static void count_frame(gw_session_t *s, gw_ctype_t type)
 {
     if (s->env->ops->count_frame != NULL)
         s->env->ops->count_frame(s->env->ud, type);
+}
+
+static void count_refresh(gw_session_t *s, gw_refresh_result_t result)
+{
+    if (s->env->ops->count_refresh != NULL)
+        s->env->ops->count_refresh(s->env->ud, result);
 }
 
 /* Queues an error frame about the request with rid/cid (either may be NULL). */
@@ -166,6 +175,28 @@ const char *gw_session_user(const gw_session_t *s)
 const char *gw_session_name(const gw_session_t *s)
 {
     return s->state == GW_SESS_READY ? s->claims.name : "";
+}
+
+int64_t gw_session_exp(const gw_session_t *s)
+{
+    return s->state == GW_SESS_READY ? s->claims.exp : 0;
+}
+
+bool gw_session_refreshing(const gw_session_t *s)
+{
+    return s->refreshing;
+}
+
+const char *gw_refresh_result_name(gw_refresh_result_t result)
+{
+    static const char *const names[GW_REFRESH__COUNT] = {
+        [GW_REFRESH_OK] = "ok",
+        [GW_REFRESH_INVALID] = "invalid",
+        [GW_REFRESH_OTHER_USER] = "other_user",
+        [GW_REFRESH_FAILED] = "failed",
+        [GW_REFRESH_BUSY] = "busy",
+    };
+    return result < GW_REFRESH__COUNT ? names[result] : "invalid";
 }
 
 size_t gw_session_queued(const gw_session_t *s)
@@ -478,6 +509,22 @@ static void on_push(gw_session_t *s, const gw_cframe_t *f)
         send_error(s, GW_E_INTERNAL, "request not accepted; retry", f->rid, NULL);
 }
 
+/* refresh: the token is verified like an auth token, and gw_session_refresh_done answers. One
+ * at a time: a second one while the first is verified is refused rather than queued (a client
+ * refreshes with the newest token it has; a queue would only verify an older one first), and
+ * the answer to the first is then unambiguous. */
+static void on_refresh(gw_session_t *s, const gw_cframe_t *f)
+{
+    if (s->refreshing) {
+        count_refresh(s, GW_REFRESH_BUSY);
+        send_error(s, GW_E_BAD_REQUEST, "a refresh is already in progress", f->rid, NULL);
+        return;
+    }
+    s->refreshing = true;
+    snprintf(s->refresh_rid, sizeof s->refresh_rid, "%s", f->rid);
+    s->env->ops->submit_refresh(s->env->ud, s, f->token);
+}
+
 /* Runs a valid frame of an authenticated session. */
 static void dispatch(gw_session_t *s, const gw_cframe_t *f)
 {
@@ -527,6 +574,12 @@ static void dispatch(gw_session_t *s, const gw_cframe_t *f)
     case GW_C_PUSH_PREFS:
         if (s->env->ops->submit_push != NULL)
             on_push(s, f);
+        else
+            unsupported(s, f);
+        break;
+    case GW_C_REFRESH:
+        if (s->env->ops->submit_refresh != NULL)
+            on_refresh(s, f);
         else
             unsupported(s, f);
         break;
@@ -687,6 +740,41 @@ void gw_session_auth_done(gw_session_t *s, chat_err_t err, chat_jwt_claims_t *cl
             ready_message(s, s->deferred[i].data, s->deferred[i].len, s->deferred[i].binary);
         free(s->deferred[i].data);
     }
+}
+
+gw_refresh_result_t gw_session_refresh_done(gw_session_t *s, chat_err_t err,
+                                            chat_jwt_claims_t *claims, const char *reason)
+{
+    if (!s->refreshing || s->closing)
+        return GW_REFRESH__COUNT;
+    s->refreshing = false;
+    gw_refresh_result_t result;
+    if (err == CHAT_ERR_UNAUTHORIZED) {
+        result = GW_REFRESH_INVALID;
+        send_error(s, GW_E_UNAUTHORIZED, reason != NULL && *reason ? reason : "invalid token",
+                   s->refresh_rid, NULL);
+    } else if (err != CHAT_OK) {
+        result = GW_REFRESH_FAILED;
+        send_error(s, GW_E_INTERNAL, "token verification is unavailable; retry later",
+                   s->refresh_rid, NULL);
+    } else if (strcmp(claims->tenant, s->claims.tenant) != 0) {
+        result = GW_REFRESH_OTHER_USER;
+        send_error(s, GW_E_UNAUTHORIZED, "token is for another tenant", s->refresh_rid, NULL);
+    } else if (strcmp(claims->user, s->claims.user) != 0) {
+        result = GW_REFRESH_OTHER_USER;
+        send_error(s, GW_E_UNAUTHORIZED, "token is for another user", s->refresh_rid, NULL);
+    } else {
+        /* Tenant and user are unchanged, so the online count and the registrations made under
+         * the old claims stay right. Rooms joined under them stay joined; later frames are
+         * checked against the new rooms claim. */
+        result = GW_REFRESH_OK;
+        chat_jwt_claims_clear(&s->claims);
+        s->claims = *claims;
+        memset(claims, 0, sizeof *claims);
+        send_frame(s, gw_frame_ok(s->refresh_rid));
+    }
+    count_refresh(s, result);
+    return result;
 }
 
 void gw_session_auth_timeout(gw_session_t *s)

@@ -114,6 +114,19 @@ typedef struct gw_push_req {
     const char *mode;     /* prefs: "all", "mentions", "none" or "default" */
 } gw_push_req_t;
 
+/* How a refresh frame ended (gw_session_ops_t.count_refresh). */
+typedef enum gw_refresh_result {
+    GW_REFRESH_OK = 0,     /* the new token's claims replaced the session's */
+    GW_REFRESH_INVALID,    /* malformed, forged or expired token, unknown tenant */
+    GW_REFRESH_OTHER_USER, /* a valid token of another tenant or user */
+    GW_REFRESH_FAILED,     /* the tenant's secret could not be read (store failure) */
+    GW_REFRESH_BUSY,       /* another refresh of the session was being verified */
+    GW_REFRESH__COUNT
+} gw_refresh_result_t;
+
+/* "ok", "invalid", "other_user", "failed", "busy". */
+const char *gw_refresh_result_name(gw_refresh_result_t result);
+
 /* What the environment (server.c; fakes in tests) provides. ud is gw_session_env_t.ud. */
 typedef struct gw_session_ops {
     /* The session has something to write (or wants to close): call back when writable. */
@@ -122,6 +135,10 @@ typedef struct gw_session_ops {
     void (*rx_pause)(void *ud, gw_session_t *s, bool pause);
     /* Verify token; the answer comes back through gw_session_auth_done. */
     void (*submit_auth)(void *ud, gw_session_t *s, const char *token);
+    /* Verify the token of a refresh frame of a READY session like an auth token; the answer
+     * comes back through gw_session_refresh_done, maybe before this returns (a cached
+     * tenant secret), always exactly once. NULL: refresh is not supported (bad_request). */
+    void (*submit_refresh)(void *ud, gw_session_t *s, const char *token);
     /* Answer through gw_session_join_done / gw_session_history_done. A non-OK return
      * means the request was not taken (out of memory): no answer will come. */
     chat_err_t (*submit_join)(void *ud, const gw_join_req_t *req);
@@ -163,6 +180,8 @@ typedef struct gw_session_ops {
     void (*count_slow_close)(void *ud);
     /* The token arrived but was not verified in time (the gateway's fault). */
     void (*count_auth_overload)(void *ud);
+    /* A refresh frame was answered, with this outcome. */
+    void (*count_refresh)(void *ud, gw_refresh_result_t result);
     /* n queued or offered frames were discarded (closing or overflowing socket). */
     void (*count_drops)(void *ud, size_t n);
 } gw_session_ops_t;
@@ -236,6 +255,10 @@ const char *gw_session_tenant(const gw_session_t *s);
 const char *gw_session_user(const gw_session_t *s);
 /* Display name from the token's name claim; "" if none. */
 const char *gw_session_name(const gw_session_t *s);
+/* The current token's exp (seconds since the epoch; a refresh moves it); 0 before auth. */
+int64_t gw_session_exp(const gw_session_t *s);
+/* True while the token of a refresh frame is being verified. */
+bool gw_session_refreshing(const gw_session_t *s);
 size_t gw_session_queued(const gw_session_t *s);
 
 /* Feeds one received chunk. binary: the message is binary; final: this chunk ends the
@@ -248,6 +271,15 @@ gw_rx_result_t gw_session_rx(gw_session_t *s, const void *data, size_t len, bool
  * source is left cleared). reason is the verification failure text. */
 void gw_session_auth_done(gw_session_t *s, chat_err_t err, chat_jwt_claims_t *claims,
                           const char *reason);
+/* The verification of a refresh frame's token (gw_session_ops_t.submit_refresh) ended. On
+ * CHAT_OK with claims of the session's tenant and user, claims are moved into the session (the
+ * source is left cleared) and `ok` {rid} is sent; otherwise claims stay the caller's and the
+ * client gets error unauthorized (CHAT_ERR_UNAUTHORIZED with reason, or claims of another
+ * tenant or user) or internal (any other err), and keeps its current token. Ignored if no
+ * refresh is pending or the session is closing (the claims stay the caller's). Returns the
+ * outcome told to the client, or GW_REFRESH__COUNT if ignored. */
+gw_refresh_result_t gw_session_refresh_done(gw_session_t *s, chat_err_t err,
+                                            chat_jwt_claims_t *claims, const char *reason);
 void gw_session_join_done(gw_session_t *s, const gw_join_result_t *res);
 /* frame is the history frame (taken over), or NULL if the lookup failed. */
 void gw_session_history_done(gw_session_t *s, const char *rid, gw_buf_t *frame);

@@ -29,6 +29,11 @@ static const char *code_label(int code)
     return gw_code_name((gw_code_t)code);
 }
 
+static const char *refresh_label(int result)
+{
+    return gw_refresh_result_name((gw_refresh_result_t)result);
+}
+
 static const char *fill_label(int result)
 {
     return gw_recent_fill_result_name((gw_recent_fill_result_t)result);
@@ -94,6 +99,12 @@ chat_err_t gw_stats_init(gw_stats_t *st, chat_metrics_t *m)
                                  GW_C__COUNT, frame_label, st->frames);
     ok = ok && labelled_counters(m, "chat_gateway_errors_total", "Error frames sent, by code.",
                                  "code", GW_E__COUNT, code_label, st->errors);
+    ok = ok && labelled_counters(m, "chat_gateway_refreshes_total",
+                                 "Refresh frames (a new token on an open connection), by result "
+                                 "(ok; invalid: bad, forged or expired token; other_user: a "
+                                 "token of another tenant or user; failed: the tenant lookup "
+                                 "failed; busy: another refresh was being verified).",
+                                 "result", GW_REFRESH__COUNT, refresh_label, st->refreshes);
     ok = ok && recent_read_counters(m, st);
     ok = ok && labelled_counters(m, "chat_gateway_recent_fills_total",
                                  "Rooms filled into the recent history from a join's MongoDB read "

@@ -7,6 +7,7 @@
 #include "common/metrics.h"
 #include "services/gateway/frames.h"
 #include "services/gateway/recent.h"
+#include "services/gateway/session.h"
 
 /* What a read of the recent history answered: a join (with its replay) or a history page. */
 typedef enum gw_recent_op {
@@ -38,6 +39,8 @@ typedef struct gw_stats {
     /* presence events produced: [online], and offline ones caused by expired members */
     chat_counter_t *presence_events[2];
     chat_counter_t *presence_expired;
+    /* refresh frames answered (a new token on an open connection), by result */
+    chat_counter_t *refreshes[GW_REFRESH__COUNT];
     chat_histogram_t *auth_seconds; /* auth frame -> welcome or refusal */
     chat_gauge_t *auth_pending;     /* auth frames waiting for a tenant lookup */
     chat_histogram_t *join_seconds; /* join frame -> joined */

@@ -158,6 +158,12 @@ char *chat_client_frame_push_prefs(const char *room, const char *mode, const cha
     return frame_finish(o, ok);
 }
 
+char *chat_client_frame_refresh(const char *token, const char *rid)
+{
+    cJSON *o = frame_new("refresh");
+    return frame_finish(o, o && add_str(o, "token", token) && add_str(o, "rid", rid));
+}
+
 /* ---- renderer ---- */
 
 typedef struct line_buf {

@@ -35,6 +35,9 @@ char *chat_client_frame_push_subscribe(const char *endpoint, const char *p256dh,
                                        const char *rid);
 char *chat_client_frame_push_unsubscribe(const char *endpoint, const char *rid);
 char *chat_client_frame_push_prefs(const char *room, const char *mode, const char *rid);
+/* A new token for the connection (same tenant and user), before the current one expires.
+ * Answered `ok` {rid}. */
+char *chat_client_frame_refresh(const char *token, const char *rid);
 
 /* Renders the server frame json (len bytes, need not be NUL-terminated) for people:
  *   msg      "[room #seq] from: text (edited) [emoji users] (id X)", or for a system notice

@@ -57,6 +57,8 @@ START_TEST(test_builders)
                  "{\"type\":\"push_prefs\",\"mode\":\"none\",\"rid\":\"p3\"}");
     expect_frame(chat_client_frame_push_prefs("r", "all", "p4"),
                  "{\"type\":\"push_prefs\",\"room\":\"r\",\"mode\":\"all\",\"rid\":\"p4\"}");
+    expect_frame(chat_client_frame_refresh("h.p.s", "t1"),
+                 "{\"type\":\"refresh\",\"token\":\"h.p.s\",\"rid\":\"t1\"}");
 }
 END_TEST
 

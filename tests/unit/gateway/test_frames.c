@@ -83,6 +83,16 @@ static const parse_case_t parse_cases[] = {
     BAD("{\"type\":\"push_prefs\",\"rid\":\"p\",\"room\":\"*\",\"mode\":\"all\"}", GW_C_PUSH_PREFS,
         GW_E_BAD_REQUEST, "p", NULL),
     BAD("{\"type\":\"push_prefs\",\"rid\":\"p\"}", GW_C_PUSH_PREFS, GW_E_BAD_REQUEST, "p", NULL),
+    /* refresh: rid and a non-empty token required, nothing else */
+    OK("{\"type\":\"refresh\",\"rid\":\"t1\",\"token\":\"a.b.c\"}", GW_C_REFRESH),
+    BAD("{\"type\":\"refresh\",\"token\":\"a.b.c\"}", GW_C_REFRESH, GW_E_BAD_REQUEST, NULL, NULL),
+    BAD("{\"type\":\"refresh\",\"rid\":\"t1\"}", GW_C_REFRESH, GW_E_BAD_REQUEST, "t1", NULL),
+    BAD("{\"type\":\"refresh\",\"rid\":\"t1\",\"token\":\"\"}", GW_C_REFRESH, GW_E_BAD_REQUEST,
+        "t1", NULL),
+    BAD("{\"type\":\"refresh\",\"rid\":\"t1\",\"token\":[\"a.b.c\"]}", GW_C_REFRESH,
+        GW_E_BAD_REQUEST, "t1", NULL),
+    BAD("{\"type\":\"refresh\",\"rid\":\"t1\",\"token\":\"a.b.c\",\"user\":\"bob\"}", GW_C_REFRESH,
+        GW_E_BAD_REQUEST, "t1", NULL),
     /* structure */
     BAD("", GW_C_INVALID, GW_E_BAD_REQUEST, NULL, NULL),
     BAD("not json", GW_C_INVALID, GW_E_BAD_REQUEST, NULL, NULL),

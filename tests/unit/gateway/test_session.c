@@ -1,5 +1,6 @@
 /* Unit tests of services/gateway/session: the per-connection state machine with a fake
- * environment and clock: auth first (and its timeout, refusal, store failure), frame
+ * environment and clock: auth first (and its timeout, refusal, store failure), token
+ * refresh (claims replaced, refusals that keep the connection, one at a time), frame
  * assembly and the size limit, the token bucket and close 4008, errors that keep the
  * connection open, access rules, join (pending -> replay -> held deliveries), leave, send,
  * history, and the bounded write queue (close 1008). */
@@ -49,6 +50,11 @@ typedef struct fake {
     char rooms_cursor[64];
     int leaves;
     char leave_room[64];
+    int refresh_calls;
+    char refresh_token[128];
+    int refreshes[GW_REFRESH__COUNT];
+    /* set: submit_refresh answers at once with these (as a cached tenant secret does) */
+    chat_jwt_claims_t *refresh_now;
 } fake_t;
 
 static fake_t fake;
@@ -79,6 +85,22 @@ static void op_submit_auth(void *ud, gw_session_t *s, const char *token)
     (void)s;
     fake.auth_calls++;
     snprintf(fake.token, sizeof fake.token, "%s", token);
+}
+
+static void op_submit_refresh(void *ud, gw_session_t *s, const char *token)
+{
+    (void)ud;
+    fake.refresh_calls++;
+    snprintf(fake.refresh_token, sizeof fake.refresh_token, "%s", token);
+    if (fake.refresh_now != NULL)
+        gw_session_refresh_done(s, CHAT_OK, fake.refresh_now, NULL);
+}
+
+static void op_count_refresh(void *ud, gw_refresh_result_t result)
+{
+    (void)ud;
+    ck_assert_int_lt(result, GW_REFRESH__COUNT);
+    fake.refreshes[result]++;
 }
 
 static chat_err_t op_submit_join(void *ud, const gw_join_req_t *req)
@@ -205,6 +227,7 @@ static const gw_session_ops_t ops = {
     .want_write = op_want_write,
     .rx_pause = op_rx_pause,
     .submit_auth = op_submit_auth,
+    .submit_refresh = op_submit_refresh,
     .submit_join = op_submit_join,
     .submit_history = op_submit_history,
     .send = op_send,
@@ -218,6 +241,7 @@ static const gw_session_ops_t ops = {
     .count_error = op_count_error,
     .count_slow_close = op_count_slow_close,
     .count_auth_overload = op_count_auth_overload,
+    .count_refresh = op_count_refresh,
     .count_drops = op_count_drops,
 };
 
@@ -537,6 +561,249 @@ START_TEST(test_auth_again_is_bad_request)
     rx("{\"type\":\"auth\",\"token\":\"t\",\"rid\":\"x\"}");
     expect("error", "bad_request", "x", NULL);
     ck_assert(!gw_session_closing(sess));
+}
+END_TEST
+
+/* ---- refresh ---- */
+
+/* Sends a refresh frame with rid and token, within the rate. */
+static void refresh_rx(const char *rid, const char *token)
+{
+    char frame[192];
+    snprintf(frame, sizeof frame, "{\"type\":\"refresh\",\"rid\":\"%s\",\"token\":\"%s\"}", rid,
+             token);
+    now_us += 1000000;
+    ck_assert_int_eq(rx(frame), GW_RX_CONTINUE);
+}
+
+/* Asserts the next frame is error code about rid (NULL: none) with message. */
+static void expect_error_message(const char *code, const char *rid, const char *message)
+{
+    cJSON *o = next_frame(NULL);
+    ck_assert_msg(o != NULL, "expected error %s, queue empty", code);
+    ck_assert_str_eq(str_of(o, "type"), "error");
+    ck_assert_str_eq(str_of(o, "code"), code);
+    if (rid != NULL)
+        ck_assert_str_eq(str_of(o, "rid"), rid);
+    else
+        ck_assert_ptr_null(str_of(o, "rid"));
+    ck_assert_str_eq(str_of(o, "message"), message);
+    cJSON_Delete(o);
+}
+
+/* A valid token of the same tenant and user: the session takes its claims (exp, name, rooms:
+ * a room the old token did not allow now may be joined), answered ok {rid}. */
+START_TEST(test_refresh_ok_replaces_claims)
+{
+    const char *old_rooms[] = {"general"};
+    authenticate_as("alice", old_rooms, 1);
+    ck_assert_int_eq(gw_session_exp(sess), 2000000000);
+    now_us += 1000000;
+    rx("{\"type\":\"join\",\"room\":\"team\",\"rid\":\"j1\"}");
+    expect("error", "forbidden", "j1", NULL);
+
+    refresh_rx("r1", "new.token.sig");
+    ck_assert_int_eq(fake.refresh_calls, 1);
+    ck_assert_str_eq(fake.refresh_token, "new.token.sig");
+    ck_assert(gw_session_refreshing(sess));
+    expect_empty(); /* the answer comes after the verification */
+
+    const char *new_rooms[] = {"general", "team"};
+    chat_jwt_claims_t c = claims_make("acme", "alice", new_rooms, 2);
+    c.exp = 2000003600;
+    snprintf(c.name, sizeof c.name, "Alice B.");
+    ck_assert_int_eq(gw_session_refresh_done(sess, CHAT_OK, &c, NULL), GW_REFRESH_OK);
+    ck_assert_str_eq(c.user, ""); /* moved into the session */
+    ck_assert_ptr_null(c.rooms);
+    expect("ok", NULL, "r1", NULL);
+    ck_assert(!gw_session_refreshing(sess));
+    ck_assert_int_eq(gw_session_exp(sess), 2000003600);
+    ck_assert_str_eq(gw_session_name(sess), "Alice B.");
+    ck_assert_str_eq(gw_session_user(sess), "alice");
+    ck_assert_str_eq(gw_session_tenant(sess), "acme");
+    ck_assert_int_eq(fake.refreshes[GW_REFRESH_OK], 1);
+    ck_assert_int_eq(fake.frames[GW_C_REFRESH], 1);
+
+    now_us += 1000000;
+    rx("{\"type\":\"join\",\"room\":\"team\",\"rid\":\"j2\"}");
+    ck_assert_int_eq(fake.join_calls, 1);
+    ck_assert_str_eq(fake.join_room, "team");
+    expect_empty();
+
+    /* a late second answer (nothing pending) changes nothing */
+    chat_jwt_claims_t late = claims_make("acme", "alice", NULL, 0);
+    late.exp = 1;
+    ck_assert_int_eq(gw_session_refresh_done(sess, CHAT_OK, &late, NULL), GW_REFRESH__COUNT);
+    ck_assert_str_eq(late.user, "alice"); /* still the caller's */
+    chat_jwt_claims_clear(&late);
+    ck_assert_int_eq(gw_session_exp(sess), 2000003600);
+    expect_empty();
+}
+END_TEST
+
+/* A cached tenant secret answers within submit_refresh: the same ok. */
+START_TEST(test_refresh_answered_at_once)
+{
+    authenticate();
+    chat_jwt_claims_t c = claims_make("acme", "alice", NULL, 0);
+    c.exp = 2000007200;
+    fake.refresh_now = &c;
+    refresh_rx("r1", "a.b.c");
+    fake.refresh_now = NULL;
+    ck_assert_str_eq(c.user, "");
+    expect("ok", NULL, "r1", NULL);
+    expect_empty();
+    ck_assert(!gw_session_refreshing(sess));
+    ck_assert_int_eq(gw_session_exp(sess), 2000007200);
+    /* and the next refresh is taken */
+    refresh_rx("r2", "d.e.f");
+    ck_assert_int_eq(fake.refresh_calls, 2);
+    ck_assert(gw_session_refreshing(sess));
+}
+END_TEST
+
+/* A valid token of another user or tenant is refused with unauthorized {rid}; the connection
+ * stays open with its claims, and works. */
+START_TEST(test_refresh_other_user_refused)
+{
+    authenticate();
+    refresh_rx("r1", "bob.token.sig");
+    chat_jwt_claims_t c = claims_make("acme", "bob", NULL, 0);
+    c.exp = 2000003600;
+    ck_assert_int_eq(gw_session_refresh_done(sess, CHAT_OK, &c, NULL), GW_REFRESH_OTHER_USER);
+    ck_assert_str_eq(c.user, "bob"); /* not taken */
+    chat_jwt_claims_clear(&c);
+    expect_error_message("unauthorized", "r1", "token is for another user");
+
+    refresh_rx("r2", "other.tenant.sig");
+    c = claims_make("globex", "alice", NULL, 0);
+    ck_assert_int_eq(gw_session_refresh_done(sess, CHAT_OK, &c, NULL), GW_REFRESH_OTHER_USER);
+    chat_jwt_claims_clear(&c);
+    expect_error_message("unauthorized", "r2", "token is for another tenant");
+
+    ck_assert(!gw_session_closing(sess));
+    ck_assert_str_eq(gw_session_user(sess), "alice");
+    ck_assert_str_eq(gw_session_tenant(sess), "acme");
+    ck_assert_int_eq(gw_session_exp(sess), 2000000000);
+    ck_assert_int_eq(fake.refreshes[GW_REFRESH_OTHER_USER], 2);
+    ck_assert_int_eq(fake.errors[GW_E_UNAUTHORIZED], 2);
+    now_us += 1000000;
+    rx("{\"type\":\"ping\",\"rid\":\"p\"}");
+    expect("pong", NULL, "p", NULL);
+}
+END_TEST
+
+/* An invalid, expired or forged token is unauthorized with the verification's reason; a store
+ * failure is internal; both with the rid, the connection open with its claims. A refresh frame
+ * the parser refuses never reaches the verification. */
+START_TEST(test_refresh_bad_token_refused)
+{
+    authenticate();
+    refresh_rx("r1", "x.y.z");
+    ck_assert_int_eq(gw_session_refresh_done(sess, CHAT_ERR_UNAUTHORIZED, NULL, "token expired"),
+                     GW_REFRESH_INVALID);
+    expect_error_message("unauthorized", "r1", "token expired");
+    refresh_rx("r2", "x.y.z");
+    ck_assert_int_eq(gw_session_refresh_done(sess, CHAT_ERR_UNAUTHORIZED, NULL, ""),
+                     GW_REFRESH_INVALID);
+    expect_error_message("unauthorized", "r2", "invalid token");
+    refresh_rx("r3", "x.y.z");
+    ck_assert_int_eq(gw_session_refresh_done(sess, CHAT_ERR_MONGO, NULL, "tenant lookup failed"),
+                     GW_REFRESH_FAILED);
+    expect("error", "internal", "r3", NULL);
+    ck_assert_int_eq(fake.refreshes[GW_REFRESH_INVALID], 2);
+    ck_assert_int_eq(fake.refreshes[GW_REFRESH_FAILED], 1);
+
+    now_us += 1000000;
+    rx("{\"type\":\"refresh\",\"rid\":\"r4\",\"token\":\"\"}");
+    expect("error", "bad_request", "r4", NULL);
+    now_us += 1000000;
+    rx("{\"type\":\"refresh\",\"token\":\"x.y.z\"}");
+    expect("error", "bad_request", NULL, NULL);
+    ck_assert_int_eq(fake.refresh_calls, 3);
+    ck_assert(!gw_session_refreshing(sess));
+
+    ck_assert(!gw_session_closing(sess));
+    ck_assert_int_eq(gw_session_exp(sess), 2000000000);
+    now_us += 1000000;
+    rx("{\"type\":\"ping\",\"rid\":\"p\"}");
+    expect("pong", NULL, "p", NULL);
+}
+END_TEST
+
+/* Before auth a refresh is just not the auth frame; a gateway without the op refuses it. */
+START_TEST(test_refresh_before_auth_and_unsupported)
+{
+    rx("{\"type\":\"refresh\",\"rid\":\"r1\",\"token\":\"x.y.z\"}");
+    expect_error_message("unauthorized", NULL, "the first frame must be auth");
+    expect_close(GW_CLOSE_UNAUTHORIZED);
+    ck_assert_int_eq(fake.refresh_calls, 0);
+    ck_assert_int_eq(fake.auth_calls, 0);
+
+    static gw_session_ops_t ops_no_refresh;
+    ops_no_refresh = ops;
+    ops_no_refresh.submit_refresh = NULL;
+    env.ops = &ops_no_refresh;
+    gw_session_free(sess);
+    sess = gw_session_new(&env, "0.abc.2", NULL);
+    authenticate();
+    refresh_rx("r2", "x.y.z");
+    expect("error", "bad_request", "r2", NULL);
+    ck_assert(!gw_session_refreshing(sess));
+    ck_assert_int_eq(fake.refresh_calls, 0);
+}
+END_TEST
+
+/* A second refresh while the first is verified is bad_request with its own rid; the first is
+ * answered as usual and then a new one is taken. */
+START_TEST(test_refresh_one_at_a_time)
+{
+    authenticate();
+    refresh_rx("r1", "first.token.sig");
+    refresh_rx("r2", "second.token.sig");
+    expect_error_message("bad_request", "r2", "a refresh is already in progress");
+    ck_assert_int_eq(fake.refresh_calls, 1);
+    ck_assert_str_eq(fake.refresh_token, "first.token.sig");
+    ck_assert_int_eq(fake.refreshes[GW_REFRESH_BUSY], 1);
+    ck_assert(!gw_session_closing(sess));
+
+    chat_jwt_claims_t c = claims_make("acme", "alice", NULL, 0);
+    c.exp = 2000003600;
+    gw_session_refresh_done(sess, CHAT_OK, &c, NULL);
+    expect("ok", NULL, "r1", NULL);
+    expect_empty();
+    refresh_rx("r3", "third.token.sig");
+    ck_assert_int_eq(fake.refresh_calls, 2);
+    ck_assert_str_eq(fake.refresh_token, "third.token.sig");
+}
+END_TEST
+
+/* The connection closes while its refresh is verified: the answer is dropped (nothing queued,
+ * the claims stay the caller's), and a session freed with a refresh pending leaks nothing. */
+START_TEST(test_refresh_closed_while_verifying)
+{
+    authenticate();
+    refresh_rx("r1", "x.y.z");
+    gw_session_close(sess, GW_CLOSE_GOING_AWAY, "going away", false);
+    const char *rooms[] = {"general"};
+    chat_jwt_claims_t c = claims_make("acme", "alice", rooms, 1);
+    c.exp = 2000003600;
+    ck_assert_int_eq(gw_session_refresh_done(sess, CHAT_OK, &c, NULL), GW_REFRESH__COUNT);
+    ck_assert_str_eq(c.user, "alice");
+    ck_assert_ptr_nonnull(c.rooms);
+    chat_jwt_claims_clear(&c);
+    ck_assert_int_eq(gw_session_refresh_done(sess, CHAT_ERR_UNAUTHORIZED, NULL, "bad signature"),
+                     GW_REFRESH__COUNT);
+    expect_close(GW_CLOSE_GOING_AWAY);
+    ck_assert_int_eq(fake.refreshes[GW_REFRESH_OK] + fake.refreshes[GW_REFRESH_INVALID], 0);
+
+    gw_session_free(sess);
+    sess = gw_session_new(&env, "0.abc.2", NULL);
+    authenticate();
+    refresh_rx("r2", "x.y.z");
+    ck_assert(gw_session_refreshing(sess));
+    gw_session_free(sess); /* the server forgets the connection: the job's answer finds none */
+    sess = NULL;
 }
 END_TEST
 
@@ -1433,6 +1700,13 @@ int main(void)
     tcase_add_test(tc, test_auth_timeout_while_verifying);
     tcase_add_test(tc, test_frames_during_auth_wait);
     tcase_add_test(tc, test_auth_again_is_bad_request);
+    tcase_add_test(tc, test_refresh_ok_replaces_claims);
+    tcase_add_test(tc, test_refresh_answered_at_once);
+    tcase_add_test(tc, test_refresh_other_user_refused);
+    tcase_add_test(tc, test_refresh_bad_token_refused);
+    tcase_add_test(tc, test_refresh_before_auth_and_unsupported);
+    tcase_add_test(tc, test_refresh_one_at_a_time);
+    tcase_add_test(tc, test_refresh_closed_while_verifying);
     tcase_add_test(tc, test_fragments_assembled);
     tcase_add_test(tc, test_frame_too_big_announced);
     tcase_add_test(tc, test_fragmented_total_too_big);
