@@ -422,9 +422,9 @@ export class Client implements ChatClient {
       await this.request({ type: 'refresh', token });
       this.scheduleRefresh(tokenExp(token) ?? exp);
     } catch (e) {
-      // PROTOCOL.md v1.1 has `refresh` {rid, token} -> ok, but a gateway without it answers an
-      // error (bad_request: unknown type). Then the new token is put to use by reconnecting
-      // at once: rooms resume with since/usince and the outbox is resent, so nothing is lost.
+      // Refused (a gateway older than the refresh frame answers bad_request; a token the
+      // gateway does not take, unauthorized): the new token is put to use by reconnecting at
+      // once: rooms resume with since/usince and the outbox is resent, so nothing is lost.
       if ((e as ChatErrorInfo).code !== 'disconnected' && ws && this.ws === ws) this.lost(ws, 0, true);
     }
   }
