@@ -109,9 +109,10 @@ export function mountWidget(o: ResolvedOptions): WidgetHandle {
       const peer = dmPeer(r.room, client.user);
       roomTitle.textContent = '';
       if (peer) {
+        const online = state.isOnline(r.room, peer);
         roomDot.hidden = false;
-        roomDot.dataset.online = String(r.online.has(peer));
-        roomDot.setAttribute('aria-label', r.online.has(peer) ? s.roomOnline : s.roomOffline);
+        roomDot.dataset.online = String(online);
+        roomDot.setAttribute('aria-label', online ? s.roomOnline : s.roomOffline);
         roomDot.setAttribute('role', 'img');
         roomTitle.append(roomDot);
       }

@@ -85,14 +85,14 @@ export class RoomList {
   private signature(r: RoomData): string {
     const peer = dmPeer(r.room, this.state.client.user);
     return JSON.stringify([this.state.roomLabel(r), r.unread, r.last?.id, r.last?.text,
-      r.last?.deleted, r.last?.removed, peer ? r.online.has(peer) : null]);
+      r.last?.deleted, r.last?.removed, peer ? this.state.isOnline(r.room, peer) : null]);
   }
 
   private fill(li: HTMLLIElement, r: RoomData): void {
     const s = this.s;
     const label = this.state.roomLabel(r);
     const peer = r.kind === 'dm' ? dmPeer(r.room, this.state.client.user) : undefined;
-    const online = peer !== undefined && r.online.has(peer);
+    const online = peer !== undefined && this.state.isOnline(r.room, peer);
     const avatar = h('span', { class: 'avatar', 'aria-hidden': 'true' },
       r.kind === 'dm' ? label.slice(0, 1).toUpperCase() : '#');
     if (peer !== undefined) {

@@ -32,7 +32,6 @@ export interface RoomData {
   loaded: boolean;
   more: boolean;
   loadingOlder: boolean;
-  online: Set<string>;
   typing: Map<string, { name?: string; until: number }>;
   /** Other users' read marks, from `read` events. */
   readBy: Map<string, number>;
@@ -78,7 +77,6 @@ export class ChatState {
       c.on('joined', (j) => {
         const r = this.ensure(j.room);
         r.joined = true;
-        r.online = new Set(j.online);
         if (typeof j.read === 'number') r.readSent = Math.max(r.readSent, j.read);
         r.unread = j.unread;
         if (j.stale) { r.msgs.clear(); r.loaded = false; }
@@ -95,12 +93,8 @@ export class ChatState {
         // conversation still renders it, would have it re-created at once.
         this.emit(l.room, 'list');
       }),
-      c.on('presence', (p) => {
-        const r = this.ensure(p.room);
-        if (p.online) r.online.add(p.user);
-        else r.online.delete(p.user);
-        this.emit(p.room, 'presence');
-      }),
+      // Who is online is the SDK's (RoomState.online, updated before the event): only redraw.
+      c.on('presence', (p) => this.emit(p.room, 'presence')),
       c.on('typing', (t) => {
         if (t.user === c.user) return;
         if (t.name) this.names.set(t.user, t.name);
@@ -155,7 +149,7 @@ export class ChatState {
     if (!r) {
       r = {
         room, kind: isDm(room) ? 'dm' : 'public', unread: 0, lastTs: 0, joined: false,
-        msgs: new Map(), loaded: false, more: false, loadingOlder: false, online: new Set(),
+        msgs: new Map(), loaded: false, more: false, loadingOlder: false,
         typing: new Map(), readBy: new Map(), readSent: 0, own: new Map(),
       };
       this.rooms.set(room, r);
@@ -178,6 +172,11 @@ export class ChatState {
   /** A user's display name: the `name` claim seen on their messages, else the id. */
   nameOf(user: string): string {
     return this.names.get(user) ?? user;
+  }
+
+  /** Whether user is online in room, as the SDK knows it. */
+  isOnline(room: string, user: string): boolean {
+    return this.client.room(room)?.online.has(user) ?? false;
   }
 
   /** What the list and the header call a room: a dm is named after the other user. */
