@@ -305,8 +305,6 @@ bool gw_session_enqueue(gw_session_t *s, gw_buf_t *buf)
         count_drops(s, 1);
         return false;
     }
-    if (s->env->ops->count_sent != NULL)
-        s->env->ops->count_sent(s->env->ud, buf); /* before the push: it may free buf */
     if (!gw_outq_push(&s->out, buf, 0)) {
         count_drops(s, 1);
         if (s->env->ops->count_slow_close != NULL)
@@ -314,6 +312,8 @@ bool gw_session_enqueue(gw_session_t *s, gw_buf_t *buf)
         gw_session_close(s, GW_CLOSE_POLICY, "too slow", false);
         return false;
     }
+    if (s->env->ops->count_sent != NULL) /* the queue holds a reference: buf is alive */
+        s->env->ops->count_sent(s->env->ud, buf);
     s->env->ops->want_write(s->env->ud, s);
     return true;
 }

@@ -203,7 +203,8 @@ typedef struct gw_session_ops {
     void (*count_refresh)(void *ud, gw_refresh_result_t result);
     /* n queued or offered frames were discarded (closing or overflowing socket). */
     void (*count_drops)(void *ud, size_t n);
-    /* buf was queued to the socket (every server frame passes here once per socket). */
+    /* buf was queued to the socket (every server frame queued passes here, once per
+     * socket; frames dropped by a closing or full queue do not). */
     void (*count_sent)(void *ud, const gw_buf_t *buf);
     /* The connection's start ended with result (called once per session, at the latest
      * when it is freed). */
