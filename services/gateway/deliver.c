@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "common/bus.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "services/gateway/gateway.h"
 
@@ -38,6 +39,7 @@ static void delivery_destroy(gw_task_t *t)
     free(d->room);
     free(d->except_user);
     free(d->end_user);
+    free(d->cid);
     gw_buf_unref(d->buf);
     free(d);
 }
@@ -71,6 +73,33 @@ static bool conns_copy(gw_delivery_t *d, const chat_deliver_item_t *item)
     return true;
 }
 
+/* What the metrics need of the frame, read on the consumer thread: a msg frame's ts, the
+ * cid of an ack or error addressed to connections (the send it answers). False if out of
+ * memory. */
+static bool timing_fields(gw_delivery_t *d, const chat_deliver_item_t *item)
+{
+    bool msg = strcmp(item->frame_type, "msg") == 0;
+    bool answer = item->nconns > 0 &&
+                  (strcmp(item->frame_type, "ack") == 0 || strcmp(item->frame_type, "error") == 0);
+    if (!msg && !answer)
+        return true;
+    cJSON *f = cJSON_ParseWithLength(item->frame_json, item->frame_len);
+    if (f == NULL)
+        return true; /* only the timing is lost; the frame goes out as it is */
+    bool ok = true;
+    if (msg) {
+        const cJSON *ts = cJSON_GetObjectItemCaseSensitive(f, "ts");
+        if (cJSON_IsNumber(ts))
+            d->ts_ms = (int64_t)ts->valuedouble;
+    } else {
+        const cJSON *cid = cJSON_GetObjectItemCaseSensitive(f, "cid");
+        if (cJSON_IsString(cid) && (d->cid = strdup(cid->valuestring)) == NULL)
+            ok = false;
+    }
+    cJSON_Delete(f);
+    return ok;
+}
+
 gw_delivery_t *gw_delivery_new(const chat_deliver_item_t *item,
                                void (*complete)(gw_task_t *t, void *loop_ctx))
 {
@@ -92,7 +121,7 @@ gw_delivery_t *gw_delivery_new(const chat_deliver_item_t *item,
     }
     if (d->tenant == NULL || d->room == NULL || d->buf == NULL || !conns_copy(d, item) ||
         (item->except_user != NULL && d->except_user == NULL) ||
-        (item->end_user != NULL && d->end_user == NULL)) {
+        (item->end_user != NULL && d->end_user == NULL) || !timing_fields(d, item)) {
         delivery_destroy(&d->task);
         return NULL;
     }
@@ -209,6 +238,19 @@ static void deliver_ends(gw_gateway_t *gw, const gw_delivery_t *d)
                       CHAT_F_INT("subscriptions", (int64_t)n));
 }
 
+/* The item's frame queued to a connection it names; an ack of a send the connection is
+ * waiting for is timed (chat_gateway_send_ack_seconds). Returns 1 if queued. */
+static size_t deliver_to_conn(gw_gateway_t *gw, const gw_delivery_t *d, gw_session_t *s)
+{
+    int64_t received_us = d->cid != NULL ? gw_session_send_answered(s, d->cid) : -1;
+    if (!gw_session_enqueue(s, gw_buf_ref(d->buf)))
+        return 0;
+    if (received_us >= 0 && d->buf->stype == GW_S_ACK)
+        gw_stats_observe_seconds(gw->stats.send_ack_seconds,
+                                 (double)(chat_clock_mono_us() - received_us) / 1e6);
+    return 1;
+}
+
 void gw_deliver_route(gw_task_t *t, void *loop_ctx)
 {
     gw_delivery_t *d = (gw_delivery_t *)t;
@@ -217,13 +259,18 @@ void gw_deliver_route(gw_task_t *t, void *loop_ctx)
     if (d->nconns == 0) {
         taken = gw_rooms_deliver_except(gw->rooms, d->tenant, d->room, d->buf, d->msg_seq,
                                         d->except_user);
+        if (d->ts_ms > 0 && taken > 0) {
+            double late = (double)(chat_clock_wall_ms() - d->ts_ms) / 1000.0;
+            for (size_t i = 0; i < taken; i++) /* per delivery, as the SLO counts them */
+                gw_stats_observe_seconds(gw->stats.deliver_seconds, late);
+        }
     } else {
         for (size_t i = 0; i < d->nconns; i++) {
             gw_session_t *s = gw_gateway_session(gw, d->conns[i]);
             /* Nothing crosses tenants, not even a misaddressed ack. */
             if (s == NULL || strcmp(gw_session_tenant(s), d->tenant) != 0)
                 continue;
-            taken += gw_session_enqueue(s, gw_buf_ref(d->buf));
+            taken += deliver_to_conn(gw, d, s);
         }
     }
     if (taken > 0)

@@ -61,10 +61,13 @@ typedef struct gw_config {
     char *vapid_public; /* CHAT_VAPID_PUBLIC_KEY: "" if Web Push is not configured */
     bool egress_allow_http;
     bool egress_allow_private;
-    char *widget_dir;    /* CHAT_WIDGET_DIR: "" if the widget is not served */
-    char *demo_tenant;   /* CHAT_DEMO_TENANT: "" if the demo is off */
-    char *demo_secret;   /* CHAT_DEMO_SECRET (never logged) */
-    char *demo_gateways; /* CHAT_DEMO_GATEWAYS: comma-separated ws URLs, "" for the own one */
+    char *widget_dir;      /* CHAT_WIDGET_DIR: "" if the widget is not served */
+    char *demo_tenant;     /* CHAT_DEMO_TENANT: "" if the demo is off */
+    char *demo_secret;     /* CHAT_DEMO_SECRET (never logged) */
+    char *demo_gateways;   /* CHAT_DEMO_GATEWAYS: comma-separated ws URLs, "" for the own one */
+    long long drain_ms;    /* CHAT_GATEWAY_DRAIN: window the closes of a stop spread over */
+    char *metrics_tenants; /* CHAT_METRICS_TENANTS */
+    long long metrics_tenants_max; /* CHAT_METRICS_TENANTS_MAX */
 } gw_config_t;
 
 #define GW_BOOT_ID_MAX 20
@@ -99,6 +102,9 @@ typedef struct gw_gateway {
     gw_timeouts_t timeouts;   /* server.c: every connection's deadline */
     unsigned char *write_buf; /* server.c: frames of one socket gathered for one send() */
     bool shutting_down;
+    /* A stop was asked: the connections are being closed over CHAT_GATEWAY_DRAIN, new
+     * upgrades are refused (503) and /readyz says so (read by the ops thread). */
+    atomic_bool draining;
     uint64_t auth_overloads_unlogged; /* 1013 closes since the last overload log line */
     int64_t auth_overload_logged_ms;
 

@@ -102,12 +102,24 @@ static const chat_cfg_entry_t cfg_table[] = {
     CHAT_CFG_STRING("CHAT_DEMO_GATEWAYS", gw_config_t, demo_gateways, "",
                     "local demo only: comma-separated ws:// URLs /v1/demo/config lists; empty: "
                     "this gateway's own /v1/ws (from the request's Host)"),
+    CHAT_CFG_DURATION("CHAT_GATEWAY_DRAIN", gw_config_t, drain_ms, "10s", 0, 600000,
+                      "on SIGTERM, the open connections are closed with 1012 (reconnect "
+                      "elsewhere) spread over this window, new ones refused with 503; 0: all "
+                      "at once"),
+    CHAT_CFG_METRICS_TENANTS(gw_config_t, metrics_tenants),
+    CHAT_CFG_METRICS_TENANTS_MAX(gw_config_t, metrics_tenants_max),
     CHAT_CFG_END,
 };
 
 static bool gateway_ready(void *ud, char *reason, size_t reason_len)
 {
     gw_gateway_t *gw = ud;
+    /* At once on SIGTERM, before the loop's next tick starts the drain: the load balancer
+     * stops sending new connections here. */
+    if (atomic_load(&gw->draining) || chat_signals_stop_requested()) {
+        snprintf(reason, reason_len, "draining");
+        return false;
+    }
     if (atomic_load(&gw->listening))
         return true;
     snprintf(reason, reason_len, "WebSocket listener not up");
@@ -310,11 +322,14 @@ static int gateway_main(const gw_config_t *cfg)
     gw.egress = (chat_egress_policy_t){.allow_http = cfg->egress_allow_http,
                                        .allow_private = cfg->egress_allow_private};
     atomic_init(&gw.listening, false);
+    atomic_init(&gw.draining, false);
     chat_gateway_id(cfg->index, gw.id, sizeof gw.id); /* in range: the config table checked */
     boot_id_make(gw.boot, sizeof gw.boot);
     gw.metrics = chat_metrics_new();
-    if (gw.metrics == NULL || gw_stats_init(&gw.stats, gw.metrics) != CHAT_OK) {
+    if (gw.metrics == NULL || gw_stats_init(&gw.stats, gw.metrics, cfg->metrics_tenants,
+                                            (int)cfg->metrics_tenants_max) != CHAT_OK) {
         chat_log_error("out of memory");
+        gw_stats_free(&gw.stats);
         chat_metrics_destroy(gw.metrics);
         return 1;
     }
@@ -332,6 +347,7 @@ static int gateway_main(const gw_config_t *cfg)
     }
     chat_ops_stop(ops);
     gateway_close(&gw);
+    gw_stats_free(&gw.stats);
     chat_metrics_destroy(gw.metrics);
     chat_log_info("gateway stopped", CHAT_F_ERR(err));
     return err == CHAT_OK ? 0 : 1;

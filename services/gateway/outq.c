@@ -6,12 +6,56 @@
 
 #define OUTQ_MIN_ALLOC 4
 
+static const char *const stype_names[GW_S__COUNT] = {
+    [GW_S_WELCOME] = "welcome", [GW_S_ACK] = "ack",           [GW_S_MESSAGE] = "message",
+    [GW_S_UPDATE] = "update",   [GW_S_ERROR] = "error",       [GW_S_JOINED] = "joined",
+    [GW_S_HISTORY] = "history", [GW_S_PRESENCE] = "presence", [GW_S_TYPING] = "typing",
+    [GW_S_READ] = "read",       [GW_S_ROOMS] = "rooms",       [GW_S_LEFT] = "left",
+    [GW_S_NOTICE] = "notice",   [GW_S_PONG] = "pong",         [GW_S_OTHER] = "other",
+};
+
+const char *gw_stype_name(gw_stype_t type)
+{
+    return type < GW_S__COUNT ? stype_names[type] : "other";
+}
+
+gw_stype_t gw_stype_of(const void *payload, size_t len)
+{
+    static const char key[] = "\"type\":\"";
+    const size_t klen = sizeof key - 1;
+    if (payload == NULL)
+        return GW_S_OTHER;
+    const char *p = payload;
+    const char *end = p + len;
+    const char *at = NULL;
+    for (const char *q = p; q + klen <= end; q++) {
+        if (*q == '"' && memcmp(q, key, klen) == 0) {
+            at = q + klen;
+            break;
+        }
+    }
+    if (at == NULL)
+        return GW_S_OTHER;
+    const char *close = memchr(at, '"', (size_t)(end - at));
+    if (close == NULL)
+        return GW_S_OTHER;
+    size_t n = (size_t)(close - at);
+    if (n == 3 && memcmp(at, "msg", 3) == 0)
+        return GW_S_MESSAGE;
+    for (int t = 0; t < GW_S_OTHER; t++) {
+        if (t != GW_S_MESSAGE && strlen(stype_names[t]) == n && memcmp(at, stype_names[t], n) == 0)
+            return (gw_stype_t)t;
+    }
+    return GW_S_OTHER;
+}
+
 gw_buf_t *gw_buf_new(const void *payload, size_t len)
 {
     gw_buf_t *b = malloc(sizeof *b + GW_BUF_PRE + len + 1);
     if (b == NULL)
         return NULL;
     atomic_init(&b->refs, 1);
+    b->stype = (uint8_t)gw_stype_of(payload, len);
     b->len = len;
     memset(b->data, 0, GW_BUF_PRE);
     if (len > 0)

@@ -13,8 +13,37 @@
 /* Bytes reserved before the payload; server.c checks that it covers LWS_PRE. */
 #define GW_BUF_PRE 16
 
+/* The type of a server frame, for chat_gateway_frames_sent_total{type} (msg frames are
+ * "message"; ok and anything unknown "other"). */
+typedef enum gw_stype {
+    GW_S_WELCOME = 0,
+    GW_S_ACK,
+    GW_S_MESSAGE,
+    GW_S_UPDATE,
+    GW_S_ERROR,
+    GW_S_JOINED,
+    GW_S_HISTORY,
+    GW_S_PRESENCE,
+    GW_S_TYPING,
+    GW_S_READ,
+    GW_S_ROOMS,
+    GW_S_LEFT,
+    GW_S_NOTICE,
+    GW_S_PONG,
+    GW_S_OTHER,
+    GW_S__COUNT
+} gw_stype_t;
+
+/* The label value of a type: "welcome", "ack", "message", ... */
+const char *gw_stype_name(gw_stype_t type);
+
+/* The type of the serialised frame of len bytes: its first "type" member (every builder
+ * writes it first). GW_S_OTHER if there is none or it is not one of the above. */
+gw_stype_t gw_stype_of(const void *payload, size_t len);
+
 typedef struct gw_buf {
     atomic_uint refs;
+    uint8_t stype;        /* gw_stype_t of the payload, found once when the buffer is made */
     size_t len;           /* payload bytes, without headroom */
     unsigned char data[]; /* GW_BUF_PRE bytes of headroom, payload, NUL */
 } gw_buf_t;

@@ -34,6 +34,7 @@
 #include "services/gateway/registrations.h"
 #include "services/gateway/room_list.h"
 #include "services/gateway/act_check.h"
+#include "services/gateway/drain.h"
 
 _Static_assert(GW_BUF_PRE >= LWS_PRE, "frame buffers need the headroom lws_write uses");
 
@@ -51,6 +52,7 @@ _Static_assert(GW_BUF_PRE >= LWS_PRE, "frame buffers need the headroom lws_write
 #define SHUTDOWN_GRACE_US (3 * LWS_USEC_PER_SEC)
 #define AUTH_UNREAD_GRACE_MS 1000 /* the auth deadline passed with bytes unread: the loop */
 #define AUTH_UNREAD_GRACES 5      /* was behind, not the client; wait up to this often */
+#define DRAIN_RETRY_AFTER_S 5     /* Retry-After of an upgrade refused while draining */
 #define LOG_LINE_MAX 512
 
 /* lws keeps one of these per connection (zeroed); the session lives on our heap. */
@@ -62,6 +64,8 @@ typedef struct conn_data {
     bool await_writable;  /* the socket is full (or the burst ran out): flush when writable */
     bool close_timer;     /* the close grace deadline replaced the others */
     bool close_started;   /* lws has the close (frame sent, waiting for the peer's) */
+    bool peer_closed;     /* the peer sent a close frame first, with peer_code */
+    uint16_t peer_code;   /* its code (1005 if it had none) */
     uint8_t auth_graces;  /* auth deadlines extended because the client's bytes were unread */
     gw_timeout_t timeout; /* its one deadline: auth, keepalive or close grace */
     int64_t last_rx_ms;   /* monotonic: the last frame (or pong) received */
@@ -78,6 +82,11 @@ typedef struct server_loop {
     lws_sorted_usec_list_t heartbeat;
     int64_t shutdown_deadline_us;
     bool destroy_called;
+    lws_sorted_usec_list_t drain; /* the drain's steps */
+    int64_t drain_start_us;       /* when the drain began */
+    int64_t drain_end_us;         /* its window ends here */
+    size_t drain_open;            /* connections open when it began */
+    size_t drain_done;            /* of them, closed by its steps so far */
 } server_loop_t;
 
 static gw_gateway_t *gateway_of(struct lws *wsi)
@@ -374,7 +383,22 @@ static chat_err_t op_submit_push(void *ud, const gw_push_req_t *req, char *why, 
 
 static void op_online(void *ud, const char *tenant, const char *user, int delta)
 {
+    gw_gateway_t *gw = ud;
+    chat_tenant_gauge_add(gw->stats.tenant_connections, tenant, delta);
     gw_online_note(ud, tenant, user, delta);
+}
+
+static void op_count_sent(void *ud, const gw_buf_t *buf)
+{
+    gw_gateway_t *gw = ud;
+    chat_counter_inc(gw->stats.frames_sent[buf->stype < GW_S__COUNT ? buf->stype : GW_S_OTHER]);
+}
+
+static void op_count_connect(void *ud, gw_connect_result_t result)
+{
+    gw_gateway_t *gw = ud;
+    chat_counter_inc(
+        gw->stats.connects[result < GW_CONNECT__COUNT ? result : GW_CONNECT_AUTH_FAILED]);
 }
 
 static void op_note_leave(void *ud, const char *tenant, const char *room, const char *user)
@@ -482,6 +506,8 @@ chat_err_t gw_server_prepare(gw_gateway_t *gw)
         .count_auth_overload = op_count_auth_overload,
         .count_refresh = op_count_refresh,
         .count_drops = op_count_drops,
+        .count_sent = op_count_sent,
+        .count_connect = op_count_connect,
     };
     gw_rooms_sink_t sink = {
         .deliver = sink_deliver,
@@ -564,7 +590,14 @@ static void conn_closed(struct lws *wsi, conn_data_t *cd)
     if (s == NULL)
         return;
     cd->session = NULL;
-    chat_log_debug("connection closed", CHAT_F_STR("conn", gw_session_id(s)));
+    /* The code of the close frames exchanged: ours if we sent one, else the peer's; 1006
+     * if none was (peer gone, killed, or a close that could not be sent). */
+    int code = cd->close_started ? gw_session_close_code(s)
+               : cd->peer_closed ? cd->peer_code
+                                 : 1006;
+    chat_counter_inc(gw->stats.disconnects[gw_stats_disconnect_slot(code)]);
+    chat_log_debug("connection closed", CHAT_F_STR("conn", gw_session_id(s)),
+                   CHAT_F_INT("code", code));
     chat_strmap_remove(gw->sessions, gw_session_id(s));
     gw_session_free(s);
     chat_gauge_add(gw->stats.connections, -1);
@@ -707,14 +740,39 @@ static void deadlines_run(gw_gateway_t *gw)
     }
 }
 
+/* An upgrade while draining: 503 with Retry-After (the client, or the load balancer, goes to
+ * another gateway), counted as a connect refused by the drain. */
+static int upgrade_refuse_draining(gw_gateway_t *gw, struct lws *wsi)
+{
+    chat_counter_inc(gw->stats.connects[GW_CONNECT_DRAINING]);
+    char resp[256];
+    int len = snprintf(resp, sizeof resp,
+                       "HTTP/1.1 503 Service Unavailable\r\n"
+                       "content-type: text/plain\r\n"
+                       "retry-after: %d\r\n"
+                       "content-length: 9\r\n"
+                       "connection: close\r\n\r\n"
+                       "draining\n",
+                       DRAIN_RETRY_AFTER_S);
+    unsigned char buf[LWS_PRE + sizeof resp];
+    memcpy(buf + LWS_PRE, resp, (size_t)len);
+    int n = lws_write(wsi, buf + LWS_PRE, (size_t)len, LWS_WRITE_HTTP_HEADERS);
+    return n < 0 ? -1 : 1;
+}
+
 /* A WebSocket upgrade for any other path is refused like any unknown URL: with a 404
  * (returning > 0 tells lws the response was sent). */
 static int upgrade_confirm(struct lws *wsi)
 {
     char uri[256];
-    if (gateway_of(wsi)->shutting_down)
+    gw_gateway_t *gw = gateway_of(wsi);
+    if (gw->shutting_down)
         return -1;
-    if (lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) > 0 && strcmp(uri, WS_PATH) == 0)
+    bool ws =
+        lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) > 0 && strcmp(uri, WS_PATH) == 0;
+    if (ws && atomic_load(&gw->draining))
+        return upgrade_refuse_draining(gw, wsi);
+    if (ws)
         return 0;
     /* Written by hand: lws_return_http_status answers an upgrade request as HTTP/1.0,
      * which strict WebSocket clients do not accept as a response. */
@@ -761,6 +819,13 @@ static int on_event_dispatch(struct lws *wsi, enum lws_callback_reasons reason, 
         return conn_writable(wsi, cd);
     case LWS_CALLBACK_TIMER:
         return conn_timer(wsi, cd);
+    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+        if (cd != NULL && !cd->close_started) {
+            const unsigned char *p = in;
+            cd->peer_closed = true;
+            cd->peer_code = len >= 2 ? (uint16_t)(p[0] << 8 | p[1]) : 1005;
+        }
+        return 0;
     case LWS_CALLBACK_CLOSED:
         conn_closed(wsi, cd);
         return 0;
@@ -819,16 +884,26 @@ static void loop_wake(void *ud)
 
 /* ---- timers and shutdown ---- */
 
+/* Closes a session for a stop: 1012 (service restart), after what it has queued (the acks
+ * already there go out first). Counted once per session. */
+static void drain_close(gw_gateway_t *gw, gw_session_t *s)
+{
+    if (gw_session_closing(s))
+        return;
+    gw_session_close(s, GW_CLOSE_SERVICE_RESTART, "service restart", true);
+    chat_counter_inc(gw->stats.drain_closes);
+}
+
 static void close_session_cb(const char *key, void *value, void *ud)
 {
     (void)key;
-    (void)ud;
-    gw_session_close(value, GW_CLOSE_GOING_AWAY, "going away", false);
+    drain_close(ud, value);
 }
 
-/* Step 1 of the shutdown: refuse new connections, ask every socket to close with 1001 and
- * remove this gateway's registrations and online users from Redis. The -1 of the sockets that
- * close after the online hash went leaves nothing behind (a count never stays at 0 or below). */
+/* Step 1 of the shutdown (at the drain's end, or at once without one): refuse new
+ * connections, close every socket still open with 1012 and remove this gateway's
+ * registrations and online users from Redis. The -1 of the sockets that close after the
+ * online hash went leaves nothing behind (a count never stays at 0 or below). */
 static void shutdown_begin(server_loop_t *loop)
 {
     gw_gateway_t *gw = loop->gw;
@@ -838,8 +913,98 @@ static void shutdown_begin(server_loop_t *loop)
     atomic_store(&gw->listening, false);
     gw_registrations_remove_all(gw);
     gw_online_remove(gw);
-    chat_strmap_foreach(gw->sessions, close_session_cb, NULL);
+    chat_strmap_foreach(gw->sessions, close_session_cb, gw);
     loop->shutdown_deadline_us = chat_clock_mono_us() + SHUTDOWN_GRACE_US;
+}
+
+/* ---- the drain: closes spread over CHAT_GATEWAY_DRAIN ---- */
+
+/* The sessions a drain step may close, those without a send awaiting its ack first (a send
+ * answered before its connection closes needs no resend). */
+typedef struct drain_pick {
+    gw_session_t **v;
+    size_t n;     /* filled */
+    size_t ready; /* of them, without a pending send (at the front) */
+    size_t cap;
+} drain_pick_t;
+
+static void drain_collect_cb(const char *key, void *value, void *ud)
+{
+    (void)key;
+    drain_pick_t *p = ud;
+    gw_session_t *s = value;
+    if (gw_session_closing(s) || p->n == p->cap)
+        return;
+    if (gw_session_sends_pending(s) > 0) {
+        p->v[p->n++] = s;
+        return;
+    }
+    p->v[p->n++] = p->v[p->ready]; /* keep the ones awaiting acks behind */
+    p->v[p->ready++] = s;
+}
+
+static void drain_step_cb(lws_sorted_usec_list_t *sul);
+
+/* The drain is over (window out, or nobody left): the shutdown proper. */
+static void drain_finish(server_loop_t *loop)
+{
+    gw_gateway_t *gw = loop->gw;
+    chat_log_info("drain done", CHAT_F_INT("connections", loop->drain_open),
+                  CHAT_F_INT("closed", loop->drain_done),
+                  CHAT_F_INT("elapsed_ms", (chat_clock_mono_us() - loop->drain_start_us) / 1000),
+                  CHAT_F_INT("still_open", chat_strmap_count(gw->sessions)));
+    shutdown_begin(loop);
+    flush_dirty(gw);
+}
+
+/* One step: close this step's share of the connections still open (gw_drain_batch). */
+static void drain_step(server_loop_t *loop)
+{
+    gw_gateway_t *gw = loop->gw;
+    int64_t now = chat_clock_mono_us();
+    size_t count = chat_strmap_count(gw->sessions);
+    drain_pick_t pick = {.v = count > 0 ? calloc(count, sizeof *pick.v) : NULL, .cap = count};
+    if (count > 0 && pick.v == NULL) {
+        drain_finish(loop); /* out of memory: close them all at once */
+        return;
+    }
+    chat_strmap_foreach(gw->sessions, drain_collect_cb, &pick);
+    if (pick.n == 0 || now >= loop->drain_end_us) {
+        free(pick.v);
+        drain_finish(loop);
+        return;
+    }
+    size_t k =
+        gw_drain_batch(loop->drain_open, loop->drain_done, pick.n,
+                       (now - loop->drain_start_us) / 1000, gw->cfg->drain_ms, GW_DRAIN_TICK_MS);
+    for (size_t i = 0; i < k; i++)
+        drain_close(gw, pick.v[i]);
+    loop->drain_done += k;
+    free(pick.v);
+    flush_dirty(gw);
+    lws_sul_schedule(gw->lws, 0, &loop->drain, drain_step_cb, (lws_usec_t)GW_DRAIN_TICK_MS * 1000);
+}
+
+static void drain_step_cb(lws_sorted_usec_list_t *sul)
+{
+    drain_step(lws_container_of(sul, server_loop_t, drain));
+}
+
+/* A stop was asked with a drain window: new upgrades are refused from now on (503) and the
+ * open connections closed a few at a time over the window; registrations stay until the
+ * end, so the connections still open keep getting their rooms' messages and acks. */
+static void drain_begin(server_loop_t *loop)
+{
+    gw_gateway_t *gw = loop->gw;
+    atomic_store(&gw->draining, true);
+    chat_gauge_set(gw->stats.draining, 1);
+    loop->drain_start_us = chat_clock_mono_us();
+    loop->drain_end_us = loop->drain_start_us + (int64_t)gw->cfg->drain_ms * 1000;
+    loop->drain_open = chat_strmap_count(gw->sessions);
+    chat_log_info("draining: closing connections with 1012 over the window",
+                  CHAT_F_INT("connections", loop->drain_open),
+                  CHAT_F_INT("window_ms", gw->cfg->drain_ms));
+    drain_step(loop);
 }
 
 /* Step 2, once every socket closed (or the grace period ran out): leave the service loop. */
@@ -862,9 +1027,15 @@ static void tick_cb(lws_sorted_usec_list_t *sul)
 {
     server_loop_t *loop = lws_container_of(sul, server_loop_t, tick);
     gw_gateway_t *gw = loop->gw;
-    if (!gw->shutting_down && chat_signals_stop_requested()) {
-        shutdown_begin(loop);
-        flush_dirty(gw); /* the close frames, after what the sockets had queued */
+    if (!gw->shutting_down && !atomic_load(&gw->draining) && chat_signals_stop_requested()) {
+        if (gw->cfg->drain_ms > 0) {
+            drain_begin(loop);
+        } else {
+            atomic_store(&gw->draining, true);
+            chat_gauge_set(gw->stats.draining, 1);
+            shutdown_begin(loop);
+            flush_dirty(gw); /* the close frames, after what the sockets had queued */
+        }
     }
     if (gw->shutting_down && (chat_strmap_count(gw->sessions) == 0 ||
                               chat_clock_mono_us() >= loop->shutdown_deadline_us)) {

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "common/array.h"
+#include "common/hash.h"
 #include "common/names.h"
 #include "common/token_bucket.h"
 #include "common/room_list_page.h"
@@ -56,7 +57,15 @@ struct gw_session {
     gw_outq_t out;
     gw_sub_t *subs;
 
-    bool online; /* counted +1 in the online users (ops.online): -1 when it goes */
+    bool online;        /* counted +1 in the online users (ops.online): -1 when it goes */
+    bool start_counted; /* ops.count_connect was called */
+
+    /* Sends received and not answered yet, by hash of cid (0: free slot); allocated at the
+     * first send, GW_PENDING_SENDS slots. */
+    struct pending_send {
+        uint64_t cid_hash;
+        int64_t received_us;
+    } * pending;
 
     bool closing;
     bool close_flush;
@@ -78,6 +87,76 @@ static void count_frame(gw_session_t *s, gw_ctype_t type)
         s->env->ops->count_frame(s->env->ud, type);
 }
 
+/* Counts how the connection's start ended, the first time only. */
+static void count_connect(gw_session_t *s, gw_connect_result_t result)
+{
+    if (s->start_counted)
+        return;
+    s->start_counted = true;
+    if (s->env->ops->count_connect != NULL)
+        s->env->ops->count_connect(s->env->ud, result);
+}
+
+/* The hash a pending send is found by; never 0 (the free slot). */
+static uint64_t cid_hash(const char *cid)
+{
+    uint64_t h = chat_hash(cid);
+    return h != 0 ? h : 1;
+}
+
+/* Remembers that the send with cid was received now; the oldest pending one makes room. */
+static void pending_add(gw_session_t *s, const char *cid)
+{
+    if (cid == NULL)
+        return;
+    if (s->pending == NULL && (s->pending = calloc(GW_PENDING_SENDS, sizeof *s->pending)) == NULL)
+        return; /* only the latency goes unmeasured */
+    uint64_t h = cid_hash(cid);
+    size_t slot = 0;
+    for (size_t i = 0; i < GW_PENDING_SENDS; i++) {
+        if (s->pending[i].cid_hash == 0 || s->pending[i].cid_hash == h) {
+            slot = i;
+            break;
+        }
+        if (s->pending[i].received_us < s->pending[slot].received_us)
+            slot = i;
+    }
+    s->pending[slot].cid_hash = h;
+    s->pending[slot].received_us = s->env->now_us();
+}
+
+int64_t gw_session_send_answered(gw_session_t *s, const char *cid)
+{
+    if (s->pending == NULL || cid == NULL)
+        return -1;
+    uint64_t h = cid_hash(cid);
+    for (size_t i = 0; i < GW_PENDING_SENDS; i++) {
+        if (s->pending[i].cid_hash == h) {
+            s->pending[i].cid_hash = 0;
+            return s->pending[i].received_us;
+        }
+    }
+    return -1;
+}
+
+size_t gw_session_sends_pending(const gw_session_t *s)
+{
+    size_t n = 0;
+    for (size_t i = 0; s->pending != NULL && i < GW_PENDING_SENDS; i++)
+        n += s->pending[i].cid_hash != 0;
+    return n;
+}
+
+const char *gw_connect_result_name(gw_connect_result_t result)
+{
+    static const char *const names[GW_CONNECT__COUNT] = {
+        [GW_CONNECT_WELCOME] = "welcome",           [GW_CONNECT_AUTH_FAILED] = "auth_failed",
+        [GW_CONNECT_AUTH_TIMEOUT] = "auth_timeout", [GW_CONNECT_OVERLOAD] = "overload",
+        [GW_CONNECT_DRAINING] = "draining",
+    };
+    return result < GW_CONNECT__COUNT ? names[result] : "auth_failed";
+}
+
 static void count_refresh(gw_session_t *s, gw_refresh_result_t result)
 {
     if (s->env->ops->count_refresh != NULL)
@@ -89,6 +168,8 @@ static void send_error(gw_session_t *s, gw_code_t code, const char *message, con
                        const char *cid)
 {
     count_error(s, code);
+    if (cid != NULL)
+        gw_session_send_answered(s, cid);
     gw_buf_t *b = gw_frame_error(code, message, rid, cid);
     if (b == NULL) {
         gw_session_close(s, GW_CLOSE_INTERNAL, "out of memory", false);
@@ -138,6 +219,11 @@ void gw_session_free(gw_session_t *s)
     if (s == NULL)
         return;
     gw_rooms_leave_all(s->env->rooms, &s->subs);
+    /* Still unauthenticated: the client went, or a drain closed it. */
+    count_connect(s, s->closing && s->close_code == GW_CLOSE_SERVICE_RESTART
+                         ? GW_CONNECT_DRAINING
+                         : GW_CONNECT_AUTH_FAILED);
+    free(s->pending);
     if (s->online)
         s->env->ops->online(s->env->ud, s->claims.tenant, s->claims.user, -1);
     gw_outq_clear(&s->out);
@@ -226,6 +312,8 @@ bool gw_session_enqueue(gw_session_t *s, gw_buf_t *buf)
         gw_session_close(s, GW_CLOSE_POLICY, "too slow", false);
         return false;
     }
+    if (s->env->ops->count_sent != NULL) /* the queue holds a reference: buf is alive */
+        s->env->ops->count_sent(s->env->ud, buf);
     s->env->ops->want_write(s->env->ud, s);
     return true;
 }
@@ -382,6 +470,7 @@ static bool act_now(gw_session_t *s, const gw_cframe_t *f)
 
 static void on_send(gw_session_t *s, const gw_cframe_t *f)
 {
+    pending_add(s, f->cid); /* its ack is timed from now (chat_gateway_send_ack_seconds) */
     if (act_now(s, f))
         act(s, f);
 }
@@ -641,6 +730,7 @@ static void ready_message(gw_session_t *s, const char *data, size_t len, bool bi
 
 static void reject_auth(gw_session_t *s, const char *message)
 {
+    count_connect(s, GW_CONNECT_AUTH_FAILED);
     send_error(s, GW_E_UNAUTHORIZED, message, NULL, NULL);
     gw_session_close(s, GW_CLOSE_UNAUTHORIZED, "unauthorized", true);
 }
@@ -714,6 +804,7 @@ void gw_session_auth_done(gw_session_t *s, chat_err_t err, chat_jwt_claims_t *cl
         return;
     }
     if (err != CHAT_OK) {
+        count_connect(s, GW_CONNECT_AUTH_FAILED);
         send_error(s, GW_E_INTERNAL, "authentication is unavailable; retry later", NULL, NULL);
         gw_session_close(s, GW_CLOSE_INTERNAL, "authentication unavailable", true);
         return;
@@ -721,6 +812,7 @@ void gw_session_auth_done(gw_session_t *s, chat_err_t err, chat_jwt_claims_t *cl
     s->claims = *claims;
     memset(claims, 0, sizeof *claims);
     s->state = GW_SESS_READY;
+    count_connect(s, GW_CONNECT_WELCOME);
     chat_token_bucket_init(&s->bucket, s->env->limits.rate_per_sec, s->env->limits.rate_burst,
                            s->env->now_us());
     chat_token_bucket_init(&s->strikes, GW_RATE_STRIKES_FORGIVEN_PER_SEC,
@@ -784,6 +876,7 @@ void gw_session_auth_timeout(gw_session_t *s)
     if (s->state == GW_SESS_AUTHENTICATING) {
         if (s->env->ops->count_auth_overload != NULL)
             s->env->ops->count_auth_overload(s->env->ud);
+        count_connect(s, GW_CONNECT_OVERLOAD);
         send_error(s, GW_E_INTERNAL,
                    "the gateway is overloaded: authentication took too long; reconnect and retry",
                    NULL, NULL);
@@ -792,6 +885,7 @@ void gw_session_auth_timeout(gw_session_t *s)
     }
     char msg[GW_ERROR_MESSAGE_MAX];
     snprintf(msg, sizeof msg, "no auth within %d s", s->env->limits.auth_timeout_s);
+    count_connect(s, GW_CONNECT_AUTH_TIMEOUT);
     reject_auth(s, msg);
 }
 

@@ -21,7 +21,8 @@
 #define GW_CLOSE_POLICY 1008 /* "too slow" */
 #define GW_CLOSE_TOO_BIG 1009
 #define GW_CLOSE_INTERNAL 1011
-#define GW_CLOSE_TRY_AGAIN 1013 /* the gateway is overloaded: reconnect (with backoff) */
+#define GW_CLOSE_SERVICE_RESTART 1012 /* the gateway drains (SIGTERM): reconnect, elsewhere */
+#define GW_CLOSE_TRY_AGAIN 1013       /* the gateway is overloaded: reconnect (with backoff) */
 #define GW_CLOSE_UNAUTHORIZED 4001
 #define GW_CLOSE_RATE_LIMIT 4008
 /* How fast rate-limited frames are forgiven (see rate_close_after). */
@@ -127,6 +128,24 @@ typedef enum gw_refresh_result {
 /* "ok", "invalid", "other_user", "failed", "busy". */
 const char *gw_refresh_result_name(gw_refresh_result_t result);
 
+/* How a connection's start ended (gw_session_ops_t.count_connect), once per connection. */
+typedef enum gw_connect_result {
+    GW_CONNECT_WELCOME = 0,  /* authenticated */
+    GW_CONNECT_AUTH_FAILED,  /* bad token, unknown tenant, auth unavailable, or the socket
+                                ended before its auth was answered (client gone, bad frame) */
+    GW_CONNECT_AUTH_TIMEOUT, /* no auth frame within CHAT_AUTH_TIMEOUT (4001) */
+    GW_CONNECT_OVERLOAD,     /* the token was not verified in time (1013) */
+    GW_CONNECT_DRAINING,     /* refused or closed unauthenticated by a drain */
+    GW_CONNECT__COUNT
+} gw_connect_result_t;
+
+/* "welcome", "auth_failed", "auth_timeout", "overload", "draining". */
+const char *gw_connect_result_name(gw_connect_result_t result);
+
+/* Sends remembered per session until their ack (older ones are forgotten when more are in
+ * flight: only their latency goes unmeasured). */
+#define GW_PENDING_SENDS 16
+
 /* What the environment (server.c; fakes in tests) provides. ud is gw_session_env_t.ud. */
 typedef struct gw_session_ops {
     /* The session has something to write (or wants to close): call back when writable. */
@@ -184,6 +203,12 @@ typedef struct gw_session_ops {
     void (*count_refresh)(void *ud, gw_refresh_result_t result);
     /* n queued or offered frames were discarded (closing or overflowing socket). */
     void (*count_drops)(void *ud, size_t n);
+    /* buf was queued to the socket (every server frame queued passes here, once per
+     * socket; frames dropped by a closing or full queue do not). */
+    void (*count_sent)(void *ud, const gw_buf_t *buf);
+    /* The connection's start ended with result (called once per session, at the latest
+     * when it is freed). */
+    void (*count_connect)(void *ud, gw_connect_result_t result);
 } gw_session_ops_t;
 
 typedef struct gw_session_env {
@@ -309,6 +334,13 @@ void gw_session_send_failed(gw_session_t *s, const char *rid, const char *cid);
  * overloaded): error internal, then close 1013 (try again later), so that the client
  * reconnects instead of giving up. No-op once authenticated. */
 void gw_session_auth_timeout(gw_session_t *s);
+
+/* The send with cid was acknowledged or refused (an ack or error frame echoing cid came
+ * back): returns the monotonic time (now_us) its frame was received, forgetting it, or -1
+ * if it is not pending (unknown, already answered, or forgotten). */
+int64_t gw_session_send_answered(gw_session_t *s, const char *cid);
+/* Sends received and not answered yet (at most GW_PENDING_SENDS). */
+size_t gw_session_sends_pending(const gw_session_t *s);
 
 /* Queues buf (taking over the reference). A full queue closes the session with 1008
  * ("too slow") and drops buf; so does any enqueue once closing. Returns true if queued. */

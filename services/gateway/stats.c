@@ -86,7 +86,98 @@ static bool read_stats_init(gw_stats_t *st, chat_metrics_t *m)
            st->rooms_seconds != NULL;
 }
 
-chat_err_t gw_stats_init(gw_stats_t *st, chat_metrics_t *m)
+static const int disconnect_codes[GW_DISCONNECT_SLOTS - 1] = {
+    1000, 1001, 1005, 1006, 1008, 1009, 1011, 1012, 1013,
+    4001, 4002, 4003, 4004, 4005, 4006, 4007, 4008, 4009,
+};
+
+size_t gw_stats_disconnect_slot(int code)
+{
+    for (size_t i = 0; i < GW_DISCONNECT_SLOTS - 1; i++)
+        if (disconnect_codes[i] == code)
+            return i;
+    return GW_DISCONNECT_SLOTS - 1;
+}
+
+const char *gw_stats_disconnect_label(size_t slot)
+{
+    static const char *const labels[GW_DISCONNECT_SLOTS - 1] = {
+        "1000", "1001", "1005", "1006", "1008", "1009", "1011", "1012", "1013",
+        "4001", "4002", "4003", "4004", "4005", "4006", "4007", "4008", "4009",
+    };
+    return slot < GW_DISCONNECT_SLOTS - 1 ? labels[slot] : "other";
+}
+
+void gw_stats_observe_seconds(chat_histogram_t *h, double seconds)
+{
+    chat_histogram_observe(h, seconds > 0 ? seconds : 0);
+}
+
+static const char *disconnect_label(int slot)
+{
+    return gw_stats_disconnect_label((size_t)slot);
+}
+
+static const char *connect_label(int result)
+{
+    return gw_connect_result_name((gw_connect_result_t)result);
+}
+
+static const char *stype_label(int type)
+{
+    return gw_stype_name((gw_stype_t)type);
+}
+
+/* The connection series of docs/metrics.md: starts, ends, frames sent, latencies, drain. */
+static bool connection_stats_init(gw_stats_t *st, chat_metrics_t *m, const char *tenants_allow,
+                                  int tenants_max)
+{
+    bool ok = labelled_counters(m, "chat_gateway_connects_total",
+                                "WebSocket upgrades by how their start ended (welcome: "
+                                "authenticated; auth_failed; auth_timeout; overload: 1013; "
+                                "draining: refused or closed by a drain).",
+                                "result", GW_CONNECT__COUNT, connect_label, st->connects);
+    ok = ok && labelled_counters(m, "chat_gateway_disconnects_total",
+                                 "Closed WebSockets by close code (1006: no close frame was "
+                                 "exchanged; other: a code not listed).",
+                                 "code", GW_DISCONNECT_SLOTS, disconnect_label, st->disconnects);
+    ok = ok && labelled_counters(m, "chat_gateway_frames_sent_total",
+                                 "Server frames queued to clients, by type.", "type", GW_S__COUNT,
+                                 stype_label, st->frames_sent);
+    st->send_ack_seconds = chat_metrics_histogram(
+        m, "chat_gateway_send_ack_seconds",
+        "Time from a send frame received to its ack queued (stored in MongoDB first).", NULL,
+        chat_metrics_latency_buckets, chat_metrics_latency_nbuckets);
+    st->deliver_seconds = chat_metrics_histogram(
+        m, "chat_gateway_deliver_seconds",
+        "Time from a message's server timestamp to its msg frame queued on this gateway, per "
+        "delivery (wall clocks; negative clamped to 0).",
+        NULL, chat_metrics_latency_buckets, chat_metrics_latency_nbuckets);
+    st->draining = chat_metrics_gauge(m, "chat_gateway_draining",
+                                      "1 while the gateway drains (after SIGTERM), else 0.", NULL);
+    st->drain_closes = chat_metrics_counter(
+        m, "chat_gateway_drain_closes_total",
+        "Connections closed by a drain with 1012 (service restart: reconnect elsewhere).", NULL);
+    st->tenant_labels = chat_tenant_labels_new(tenants_allow, tenants_max);
+    if (st->tenant_labels != NULL)
+        st->tenant_connections = chat_tenant_gauge_new(
+            st->tenant_labels, m, "chat_gateway_tenant_connections",
+            "Open authenticated WebSocket connections per tenant (bounded: see "
+            "CHAT_METRICS_TENANTS).",
+            NULL);
+    return ok && st->send_ack_seconds != NULL && st->deliver_seconds != NULL &&
+           st->draining != NULL && st->drain_closes != NULL && st->tenant_connections != NULL;
+}
+
+void gw_stats_free(gw_stats_t *st)
+{
+    chat_tenant_labels_destroy(st->tenant_labels);
+    st->tenant_labels = NULL;
+    st->tenant_connections = NULL;
+}
+
+chat_err_t gw_stats_init(gw_stats_t *st, chat_metrics_t *m, const char *tenants_allow,
+                         int tenants_max)
 {
     memset(st, 0, sizeof *st);
     st->connections =
@@ -178,6 +269,7 @@ chat_err_t gw_stats_init(gw_stats_t *st, chat_metrics_t *m)
         chat_metrics_histogram(m, "chat_gateway_join_seconds", "Time from join frame to joined.",
                                NULL, chat_metrics_latency_buckets, chat_metrics_latency_nbuckets);
     ok = ok && read_stats_init(st, m);
+    ok = ok && connection_stats_init(st, m, tenants_allow, tenants_max);
     ok = ok && st->deliveries != NULL && st->unrouted != NULL && st->slow_closes != NULL &&
          st->queue_drops != NULL && st->writes != NULL && st->socket_writes != NULL &&
          st->send_failures != NULL && st->registry_errors != NULL && st->auth_seconds != NULL &&

@@ -5,6 +5,7 @@
 
 #include "common/err.h"
 #include "common/metrics.h"
+#include "common/tenant_label.h"
 #include "services/gateway/frames.h"
 #include "services/gateway/recent.h"
 #include "services/gateway/session.h"
@@ -15,6 +16,15 @@ typedef enum gw_recent_op {
     GW_RECENT_OP_HISTORY,
     GW_RECENT_OP__COUNT
 } gw_recent_op_t;
+
+/* The close codes chat_gateway_disconnects_total is labelled with (every other code is
+ * "other"): 1000, 1001, 1005 (a close frame without a code), 1006 (no close frame
+ * exchanged), 1008, 1009, 1011, 1012, 1013, 4001..4009. */
+#define GW_DISCONNECT_SLOTS 19
+/* The slot of a close code in that list; GW_DISCONNECT_SLOTS - 1 ("other") if not in it. */
+size_t gw_stats_disconnect_slot(int code);
+/* The label value of a slot: "1000", ..., "other". */
+const char *gw_stats_disconnect_label(size_t slot);
 
 typedef struct gw_stats {
     chat_gauge_t *connections;           /* open WebSocket connections */
@@ -53,9 +63,27 @@ typedef struct gw_stats {
     chat_counter_t *room_index_writes; /* first joins written to user_rooms */
     chat_counter_t *room_index_errors; /* user_rooms writes that failed */
     chat_histogram_t *rooms_seconds;   /* rooms frame -> answer */
+    /* connections: how each start ended, how each ended, what was sent (docs/metrics.md) */
+    chat_counter_t *connects[GW_CONNECT__COUNT];
+    chat_counter_t *disconnects[GW_DISCONNECT_SLOTS];
+    chat_counter_t *frames_sent[GW_S__COUNT];
+    chat_histogram_t *send_ack_seconds; /* send frame received -> its ack queued */
+    chat_histogram_t *deliver_seconds;  /* a message's ts -> its msg frame queued here */
+    chat_gauge_t *draining;             /* 1 while draining */
+    chat_counter_t *drain_closes;       /* connections closed by a drain (1012) */
+    /* open authenticated connections per tenant (bounded labels); owned, see gw_stats_free */
+    chat_tenant_labels_t *tenant_labels;
+    chat_tenant_gauge_t *tenant_connections;
 } gw_stats_t;
 
-/* Registers every series in m. CHAT_ERR_NOMEM if one could not be registered. */
-chat_err_t gw_stats_init(gw_stats_t *st, chat_metrics_t *m);
+/* Registers every series in m; tenants_allow and tenants_max bound the tenant labels
+ * (CHAT_METRICS_TENANTS, CHAT_METRICS_TENANTS_MAX). CHAT_ERR_NOMEM if one could not be
+ * registered. gw_stats_free releases what it allocated (the series stay m's). */
+chat_err_t gw_stats_init(gw_stats_t *st, chat_metrics_t *m, const char *tenants_allow,
+                         int tenants_max);
+void gw_stats_free(gw_stats_t *st);
+
+/* Observes one duration of seconds, clamped at 0 (wall clocks of two hosts may disagree). */
+void gw_stats_observe_seconds(chat_histogram_t *h, double seconds);
 
 #endif

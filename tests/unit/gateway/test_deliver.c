@@ -46,15 +46,25 @@ START_TEST(test_items_to_deliveries)
     cJSON *f = cJSON_ParseWithLength((const char *)gw_buf_payload(msg->buf), msg->buf->len);
     ck_assert_str_eq(cJSON_GetObjectItem(f, "text")->valuestring, "hello");
     cJSON_Delete(f);
+    /* the metrics' fields: a msg's ts (deliver_seconds), its buffer's type */
+    ck_assert_int_eq(msg->ts_ms, 1732406400123);
+    ck_assert_ptr_null(msg->cid);
+    ck_assert_int_eq(msg->buf->stype, GW_S_MESSAGE);
 
     gw_delivery_t *ack = gw_delivery_new(&d.items[1], noop_complete);
     ck_assert_int_eq(ack->msg_seq, 0);
     ck_assert_uint_eq(ack->nconns, 2);
     ck_assert_str_eq(ack->conns[1], "0.ab.18");
+    ck_assert_str_eq(ack->cid, "c-1"); /* the send it answers (send_ack_seconds) */
+    ck_assert_int_eq(ack->ts_ms, 0);
+    ck_assert_int_eq(ack->buf->stype, GW_S_ACK);
 
     gw_delivery_t *typing = gw_delivery_new(&d.items[2], noop_complete);
     ck_assert_int_eq(typing->msg_seq, 0);
     ck_assert_ptr_null(typing->conns);
+    ck_assert_ptr_null(typing->cid);
+    ck_assert_int_eq(typing->ts_ms, 0);
+    ck_assert_int_eq(typing->buf->stype, GW_S_TYPING);
 
     gw_delivery_t *update = gw_delivery_new(&d.items[3], noop_complete);
     ck_assert_int_eq(update->msg_seq, -7);

@@ -55,6 +55,8 @@ typedef struct fake {
     int refreshes[GW_REFRESH__COUNT];
     /* set: submit_refresh answers at once with these (as a cached tenant secret does) */
     chat_jwt_claims_t *refresh_now;
+    int sent[GW_S__COUNT];
+    int connects[GW_CONNECT__COUNT];
 } fake_t;
 
 static fake_t fake;
@@ -223,6 +225,18 @@ static void op_count_drops(void *ud, size_t n)
     fake.drops += n;
 }
 
+static void op_count_sent(void *ud, const gw_buf_t *buf)
+{
+    (void)ud;
+    fake.sent[buf->stype]++;
+}
+
+static void op_count_connect(void *ud, gw_connect_result_t result)
+{
+    (void)ud;
+    fake.connects[result]++;
+}
+
 static const gw_session_ops_t ops = {
     .want_write = op_want_write,
     .rx_pause = op_rx_pause,
@@ -243,6 +257,8 @@ static const gw_session_ops_t ops = {
     .count_auth_overload = op_count_auth_overload,
     .count_refresh = op_count_refresh,
     .count_drops = op_count_drops,
+    .count_sent = op_count_sent,
+    .count_connect = op_count_connect,
 };
 
 /* The room table hands deliveries to sessions, as server.c wires it. */
@@ -1180,6 +1196,138 @@ START_TEST(test_send_and_failures)
 }
 END_TEST
 
+/* Every connection's start is counted exactly once, by how it ended. */
+static int connects_total(void)
+{
+    int n = 0;
+    for (int i = 0; i < GW_CONNECT__COUNT; i++)
+        n += fake.connects[i];
+    return n;
+}
+
+/* A fresh session in place of the fixture's (which is freed, counting its own start). */
+static void session_renew(void)
+{
+    gw_session_free(sess);
+    memset(fake.connects, 0, sizeof fake.connects);
+    sess = gw_session_new(&env, "0.abc.2", NULL);
+    ck_assert_ptr_nonnull(sess);
+}
+
+START_TEST(test_connect_results_counted_once)
+{
+    authenticate();
+    ck_assert_int_eq(fake.connects[GW_CONNECT_WELCOME], 1);
+    ck_assert_int_eq(fake.sent[GW_S_WELCOME], 1);
+    gw_session_close(sess, GW_CLOSE_SERVICE_RESTART, "service restart", true);
+
+    session_renew(); /* a bad token */
+    rx("{\"type\":\"auth\",\"token\":\"x.y.z\"}");
+    gw_session_auth_done(sess, CHAT_ERR_UNAUTHORIZED, NULL, "bad signature");
+    ck_assert_int_eq(fake.connects[GW_CONNECT_AUTH_FAILED], 1);
+
+    session_renew(); /* the store failed */
+    rx("{\"type\":\"auth\",\"token\":\"x.y.z\"}");
+    gw_session_auth_done(sess, CHAT_ERR_IO, NULL, NULL);
+    ck_assert_int_eq(fake.connects[GW_CONNECT_AUTH_FAILED], 1);
+
+    session_renew(); /* no auth in time */
+    gw_session_auth_timeout(sess);
+    ck_assert_int_eq(fake.connects[GW_CONNECT_AUTH_TIMEOUT], 1);
+    ck_assert_int_eq(connects_total(), 1);
+
+    session_renew(); /* the token not verified in time */
+    rx("{\"type\":\"auth\",\"token\":\"x.y.z\"}");
+    gw_session_auth_timeout(sess);
+    ck_assert_int_eq(fake.connects[GW_CONNECT_OVERLOAD], 1);
+    ck_assert_int_eq(connects_total(), 1);
+
+    session_renew(); /* the client went before authenticating */
+    gw_session_free(sess);
+    sess = NULL;
+    ck_assert_int_eq(fake.connects[GW_CONNECT_AUTH_FAILED], 1);
+    ck_assert_int_eq(connects_total(), 1);
+
+    memset(fake.connects, 0, sizeof fake.connects); /* a drain closed it before auth */
+    sess = gw_session_new(&env, "0.abc.3", NULL);
+    gw_session_close(sess, GW_CLOSE_SERVICE_RESTART, "service restart", true);
+    gw_session_free(sess);
+    ck_assert_int_eq(fake.connects[GW_CONNECT_DRAINING], 1);
+    ck_assert_int_eq(connects_total(), 1);
+
+    /* the fixture's teardown frees sess again: a welcomed session counts nothing more */
+    sess = gw_session_new(&env, "0.abc.4", NULL);
+    memset(fake.connects, 0, sizeof fake.connects);
+    authenticate();
+    gw_session_free(sess);
+    ck_assert_int_eq(fake.connects[GW_CONNECT_WELCOME], 1);
+    ck_assert_int_eq(connects_total(), 1);
+    sess = gw_session_new(&env, "0.abc.5", NULL);
+}
+END_TEST
+
+/* A send is remembered from its frame's arrival until its ack (or an error about it): the
+ * time it came in, for chat_gateway_send_ack_seconds, and the drain closes it last. */
+START_TEST(test_sends_pending_until_answered)
+{
+    authenticate();
+    ck_assert_uint_eq(gw_session_sends_pending(sess), 0);
+    ck_assert_int_eq(gw_session_send_answered(sess, "c-1"), -1);
+    int64_t t1 = now_us;
+    rx("{\"type\":\"send\",\"room\":\"general\",\"cid\":\"c-1\",\"text\":\"a\"}");
+    now_us += 1000;
+    rx("{\"type\":\"send\",\"room\":\"general\",\"cid\":\"c-2\",\"text\":\"b\"}");
+    ck_assert_uint_eq(gw_session_sends_pending(sess), 2);
+    ck_assert_int_eq(gw_session_send_answered(sess, "c-1"), t1);
+    ck_assert_int_eq(gw_session_send_answered(sess, "c-1"), -1); /* answered once */
+    ck_assert_uint_eq(gw_session_sends_pending(sess), 1);
+    /* an error about a send answers it too */
+    gw_session_send_failed(sess, NULL, "c-2");
+    expect("error", "internal", NULL, "c-2");
+    ck_assert_uint_eq(gw_session_sends_pending(sess), 0);
+    /* a produce refused at once */
+    fake.send_rc = CHAT_ERR_TIMEOUT;
+    rx("{\"type\":\"send\",\"room\":\"general\",\"cid\":\"c-3\",\"text\":\"x\"}");
+    expect("error", "internal", NULL, "c-3");
+    ck_assert_uint_eq(gw_session_sends_pending(sess), 0);
+    fake.send_rc = CHAT_OK;
+    /* bounded: the oldest is forgotten */
+    char frame[128];
+    for (int i = 0; i < GW_PENDING_SENDS + 3; i++) {
+        now_us += 10000000; /* refills the token bucket */
+        snprintf(frame, sizeof frame,
+                 "{\"type\":\"send\",\"room\":\"general\",\"cid\":\"b-%d\",\"text\":\"x\"}", i);
+        rx(frame);
+    }
+    ck_assert_uint_eq(gw_session_sends_pending(sess), GW_PENDING_SENDS);
+    ck_assert_int_eq(gw_session_send_answered(sess, "b-0"), -1);
+    ck_assert_int_ne(gw_session_send_answered(sess, "b-3"), -1);
+    ck_assert_int_eq(gw_session_send_answered(sess, (const char *)NULL), -1);
+}
+END_TEST
+
+/* Every frame queued is counted by its type; msg frames are "message". */
+START_TEST(test_frames_sent_by_type)
+{
+    authenticate();
+    rx("{\"type\":\"ping\",\"rid\":\"p\"}");
+    expect("pong", NULL, "p", NULL);
+    rx("{\"type\":\"join\",\"room\":\"general\"}");
+    gw_join_result_t res = {.room = "general", .gen = fake.join.gen, .latest = 0};
+    gw_session_join_done(sess, &res);
+    expect("joined", NULL, NULL, NULL);
+    deliver_live(1);
+    expect_msg_seq(1);
+    rx("{\"type\":\"nope\"}");
+    expect("error", "bad_request", NULL, NULL);
+    ck_assert_int_eq(fake.sent[GW_S_WELCOME], 1);
+    ck_assert_int_eq(fake.sent[GW_S_PONG], 1);
+    ck_assert_int_eq(fake.sent[GW_S_JOINED], 1);
+    ck_assert_int_eq(fake.sent[GW_S_MESSAGE], 1);
+    ck_assert_int_eq(fake.sent[GW_S_ERROR], 1);
+}
+END_TEST
+
 /* typing: forbidden outside a joined room; in one, forwarded at most once per interval per
  * user and room (extra ones dropped silently, counted); never answered. */
 START_TEST(test_typing_joined_and_throttled)
@@ -1696,6 +1844,9 @@ int main(void)
     tcase_add_test(tc, test_auth_success);
     tcase_add_test(tc, test_auth_refused_and_store_failure);
     tcase_add_test(tc, test_auth_timeout);
+    tcase_add_test(tc, test_connect_results_counted_once);
+    tcase_add_test(tc, test_sends_pending_until_answered);
+    tcase_add_test(tc, test_frames_sent_by_type);
     tcase_add_test(tc, test_auth_timeout_after_auth_is_noop);
     tcase_add_test(tc, test_auth_timeout_while_verifying);
     tcase_add_test(tc, test_frames_during_auth_wait);
