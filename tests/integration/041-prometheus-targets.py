@@ -5,8 +5,10 @@ use, with as many gateways as the stack has; every group of the rules file is lo
 (/api/v1/rules) and no rule is in error once evaluated. Lists every target or rule that is
 not right."""
 
+import datetime
 import json
 import os
+import re
 import sys
 import time
 import urllib.request
@@ -30,15 +32,29 @@ def get(url):
     return body["data"]
 
 
-def targets_problems(prom, gateways):
-    """What is wrong with the targets, [] when all is right."""
+def scraped_at(t):
+    """When Prometheus last scraped target t (seconds since the epoch), 0 if never."""
+    # RFC 3339 with nanoseconds: Python reads at most microseconds.
+    ts = re.sub(r"(\.\d{6})\d+", r"\1", t.get("lastScrape", "")).replace("Z", "+00:00")
+    try:
+        return datetime.datetime.fromisoformat(ts).timestamp()
+    except ValueError:
+        return 0
+
+
+def targets_problems(prom, gateways, since):
+    """What is wrong with the targets, [] when all is right. A target counts only once
+    scraped after `since` (a part that died a moment ago may still show its last scrape)."""
     active = get(f"{prom}/api/v1/targets?state=active")["activeTargets"]
     problems = []
     by_job = {}
     for t in active:
         job = t["labels"].get("job", "?")
         by_job.setdefault(job, []).append(t)
-        if t["health"] != "up":
+        if scraped_at(t) < since:
+            problems.append(f"target {job}/{t['labels'].get('instance', '?')} "
+                            f"({t['scrapeUrl']}) not scraped since the test started")
+        elif t["health"] != "up":
             problems.append(f"target {job}/{t['labels'].get('instance', '?')} "
                             f"({t['scrapeUrl']}) is {t['health']}: {t.get('lastError') or 'not scraped yet'}")
     for job in JOBS:
@@ -79,10 +95,11 @@ def main():
         return 1
     gateways = len([u for u in env.get("CHAT_GATEWAY_URLS", "").split(",") if u])
     source = env.get("CHAT_SOURCE_DIR") or os.path.join(os.path.dirname(__file__), "..", "..")
+    since = time.time()
     deadline = time.monotonic() + WAIT
     while True:
         try:
-            tp, ntargets = targets_problems(prom, gateways)
+            tp, ntargets = targets_problems(prom, gateways, since)
             rp, nrules = rules_problems(prom, source)
         except (OSError, RuntimeError, ValueError) as e:
             tp, rp, ntargets, nrules = [f"Prometheus at {prom} does not answer: {e}"], [], 0, 0
