@@ -22,7 +22,10 @@ CHAT_OFFSET_OPS_MESSAGE=20   # ops ports: /healthz, /readyz, /metrics
 CHAT_OFFSET_OPS_BROADCAST=21
 CHAT_OFFSET_OPS_API=22
 CHAT_OFFSET_OPS_MODERATION=23
-CHAT_OFFSET_OPS_NOTIFY=24     # +25..+29: free
+CHAT_OFFSET_OPS_NOTIFY=24
+# Monitoring (up --monitoring): Prometheus and the Kafka lag exporter. +27..+29: free.
+CHAT_OFFSET_PROMETHEUS=25
+CHAT_OFFSET_LAG_EXPORTER=26
 CHAT_OFFSET_OPS_GATEWAY=30   # gateway N's ops port: +30+N
 CHAT_LAYOUT_SPAN=40          # the stack takes the ports base .. base+39
 CHAT_GATEWAYS_MAX=10         # gateways 0..9 fit +10..+19 and +30..+39
@@ -44,6 +47,12 @@ chat_layout_services() {
     done
 }
 
+# chat_layout_monitoring: the monitoring parts (up --monitoring), in start order, after the
+# services: the lag exporter, then Prometheus, which scrapes everything before.
+chat_layout_monitoring() {
+    printf '%s\n' lag-exporter prometheus
+}
+
 # chat_layout_ports PART BASE: the ports PART listens on, space-separated; fails if PART is
 # not a part of the layout.
 chat_layout_ports() {
@@ -61,6 +70,8 @@ chat_layout_ports() {
         echo "$((base + CHAT_OFFSET_PEERS_PUSH)) $((base + CHAT_OFFSET_PEERS_WEBHOOK))" \
             "$((base + CHAT_OFFSET_PEERS_SMTP)) $((base + CHAT_OFFSET_PEERS_CONTROL))"
         ;;
+    lag-exporter) echo "$((base + CHAT_OFFSET_LAG_EXPORTER))" ;;
+    prometheus) echo "$((base + CHAT_OFFSET_PROMETHEUS))" ;;
     gateway-[0-9]) # one digit: CHAT_GATEWAYS_MAX is 10
         i=${part#gateway-}
         echo "$((base + CHAT_OFFSET_GATEWAY + i)) $((base + CHAT_OFFSET_OPS_GATEWAY + i))"
@@ -106,7 +117,8 @@ chat_stop_order() {
     for part in "${order[@]}"; do
         listed[$part]=1
     done
-    for part in $(chat_layout_infra) $(chat_layout_services "$CHAT_GATEWAYS_MAX"); do
+    for part in $(chat_layout_infra) $(chat_layout_services "$CHAT_GATEWAYS_MAX") \
+        $(chat_layout_monitoring); do
         if [ -z "${listed[$part]:-}" ] && [ -f "$pids/$part.pid" ]; then
             order+=("$part")
             listed[$part]=1
