@@ -14,12 +14,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "chat_build_version.h" /* generated: CHAT_BUILD_VERSION */
 #include "common/redis.h"
 #include "common/store.h"
-
-#ifndef CHAT_BUILD_VERSION
-#define CHAT_BUILD_VERSION "unknown"
-#endif
 
 const char chat_build_version[] = CHAT_BUILD_VERSION;
 
