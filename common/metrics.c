@@ -21,9 +21,11 @@ typedef enum metric_kind {
     KIND_COUNTER,
     KIND_GAUGE,
     KIND_HISTOGRAM,
+    KIND_FLOAT_COUNTER,
 } metric_kind_t;
 
-static const char *const kind_names[] = {"counter", "gauge", "histogram"};
+/* The TYPE line's word of each kind: a float counter is a counter to Prometheus. */
+static const char *const kind_names[] = {"counter", "gauge", "histogram", "counter"};
 
 /* First member of every metric, so a series_t * is also a chat_counter_t * etc. */
 typedef struct series {
@@ -37,6 +39,11 @@ struct chat_counter {
 };
 
 struct chat_gauge {
+    series_t base;
+    _Atomic uint64_t bits; /* the double's bit pattern */
+};
+
+struct chat_float_counter {
     series_t base;
     _Atomic uint64_t bits; /* the double's bit pattern */
 };
@@ -59,9 +66,16 @@ typedef struct family {
     series_t *first, *last;
 } family_t;
 
+typedef struct collector {
+    chat_metrics_collect_fn fn;
+    void *ud;
+} collector_t;
+
 struct chat_metrics {
     pthread_mutex_t lock;
     family_t *first, *last;
+    collector_t *collectors; /* under lock; called without it */
+    size_t ncollectors, collectors_cap;
 };
 
 const double chat_metrics_latency_buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
@@ -141,6 +155,7 @@ void chat_metrics_destroy(chat_metrics_t *m)
         family_free(f);
         f = next;
     }
+    free(m->collectors);
     pthread_mutex_destroy(&m->lock);
     free(m);
 }
@@ -213,6 +228,12 @@ static series_t *series_new(metric_kind_t kind, const char *labels, const bucket
         if (g != NULL) {
             atomic_init(&g->bits, double_bits(0.0));
             s = &g->base;
+        }
+    } else if (kind == KIND_FLOAT_COUNTER) {
+        chat_float_counter_t *fc = calloc(1, sizeof *fc);
+        if (fc != NULL) {
+            atomic_init(&fc->bits, double_bits(0.0));
+            s = &fc->base;
         }
     } else {
         s = histogram_new(spec);
@@ -352,6 +373,13 @@ chat_gauge_t *chat_metrics_gauge(chat_metrics_t *m, const char *name, const char
     return (chat_gauge_t *)metrics_register(m, name, help, labels, KIND_GAUGE, NULL);
 }
 
+chat_float_counter_t *chat_metrics_float_counter(chat_metrics_t *m, const char *name,
+                                                 const char *help, const char *labels)
+{
+    return (chat_float_counter_t *)metrics_register(m, name, help, labels, KIND_FLOAT_COUNTER,
+                                                    NULL);
+}
+
 chat_histogram_t *chat_metrics_histogram(chat_metrics_t *m, const char *name, const char *help,
                                          const char *labels, const double *bounds, size_t nbounds)
 {
@@ -392,6 +420,31 @@ void chat_gauge_add(chat_gauge_t *g, double delta)
 double chat_gauge_value(const chat_gauge_t *g)
 {
     return g != NULL ? bits_double(atomic_load_explicit(&g->bits, memory_order_relaxed)) : 0.0;
+}
+
+/* A negative or NaN delta is dropped: a counter only goes up. */
+void chat_float_counter_add(chat_float_counter_t *c, double delta)
+{
+    if (c != NULL && delta > 0)
+        atomic_double_add(&c->bits, delta);
+}
+
+/* Raises the value to total with a CAS loop, so that two renders setting it concurrently
+ * never move it back. */
+void chat_float_counter_set(chat_float_counter_t *c, double total)
+{
+    if (c == NULL || isnan(total))
+        return;
+    uint64_t old = atomic_load_explicit(&c->bits, memory_order_relaxed);
+    while (bits_double(old) < total &&
+           !atomic_compare_exchange_weak_explicit(&c->bits, &old, double_bits(total),
+                                                  memory_order_relaxed, memory_order_relaxed)) {
+    }
+}
+
+double chat_float_counter_value(const chat_float_counter_t *c)
+{
+    return c != NULL ? bits_double(atomic_load_explicit(&c->bits, memory_order_relaxed)) : 0.0;
 }
 
 /* NaN is dropped: it would turn the sum into NaN for the life of the process. */
@@ -542,7 +595,46 @@ static void put_series(text_t *t, const family_t *f, const series_t *s)
     case KIND_HISTOGRAM:
         put_histogram(t, f, (const chat_histogram_t *)s);
         break;
+    case KIND_FLOAT_COUNTER:
+        format_double(value, sizeof value,
+                      chat_float_counter_value((const chat_float_counter_t *)s));
+        put_sample(t, f, "", s, NULL, value);
+        break;
     }
+}
+
+chat_err_t chat_metrics_add_collector(chat_metrics_t *m, chat_metrics_collect_fn fn, void *ud)
+{
+    if (m == NULL || fn == NULL)
+        return CHAT_ERR_INVALID;
+    pthread_mutex_lock(&m->lock);
+    collector_t *grown = chat_array_grow(m->collectors, &m->collectors_cap, m->ncollectors + 1,
+                                         sizeof *m->collectors);
+    if (grown != NULL) {
+        m->collectors = grown;
+        m->collectors[m->ncollectors++] = (collector_t){.fn = fn, .ud = ud};
+    }
+    pthread_mutex_unlock(&m->lock);
+    return grown != NULL ? CHAT_OK : CHAT_ERR_NOMEM;
+}
+
+/* Calls the collectors without holding the lock (they may register series); the list is
+ * copied first, so a collector added meanwhile waits for the next render. */
+static void run_collectors(chat_metrics_t *m)
+{
+    collector_t local[8];
+    pthread_mutex_lock(&m->lock);
+    size_t n = m->ncollectors;
+    collector_t *list = n <= sizeof local / sizeof local[0] ? local : malloc(n * sizeof *list);
+    if (list != NULL && n > 0)
+        memcpy(list, m->collectors, n * sizeof *list);
+    pthread_mutex_unlock(&m->lock);
+    if (list == NULL)
+        return;
+    for (size_t i = 0; i < n; i++)
+        list[i].fn(list[i].ud);
+    if (list != local)
+        free(list);
 }
 
 char *chat_metrics_render(chat_metrics_t *m, size_t *len)
@@ -550,6 +642,7 @@ char *chat_metrics_render(chat_metrics_t *m, size_t *len)
     text_t t = {0};
     text_reserve(&t, 0);
     if (m != NULL) {
+        run_collectors(m);
         pthread_mutex_lock(&m->lock);
         for (const family_t *f = m->first; f != NULL; f = f->next) {
             put_help(&t, f);

@@ -14,6 +14,7 @@ typedef struct chat_metrics chat_metrics_t;
 typedef struct chat_counter chat_counter_t;
 typedef struct chat_gauge chat_gauge_t;
 typedef struct chat_histogram chat_histogram_t;
+typedef struct chat_float_counter chat_float_counter_t;
 
 /* Returns a new empty registry or NULL on allocation failure. Free with chat_metrics_destroy. */
 chat_metrics_t *chat_metrics_new(void);
@@ -29,6 +30,10 @@ chat_counter_t *chat_metrics_counter(chat_metrics_t *m, const char *name, const 
                                      const char *labels);
 chat_gauge_t *chat_metrics_gauge(chat_metrics_t *m, const char *name, const char *help,
                                  const char *labels);
+/* A counter whose value is a double (TYPE counter), for totals that are not whole numbers,
+ * e.g. CPU seconds read from the kernel. */
+chat_float_counter_t *chat_metrics_float_counter(chat_metrics_t *m, const char *name,
+                                                 const char *help, const char *labels);
 /* bounds: strictly increasing upper bounds (the +Inf bucket is implicit); copied. */
 chat_histogram_t *chat_metrics_histogram(chat_metrics_t *m, const char *name, const char *help,
                                          const char *labels, const double *bounds, size_t nbounds);
@@ -46,8 +51,21 @@ void chat_gauge_set(chat_gauge_t *g, double v);
 void chat_gauge_add(chat_gauge_t *g, double delta);
 double chat_gauge_value(const chat_gauge_t *g);
 
+void chat_float_counter_add(chat_float_counter_t *c, double delta);
+/* Sets the total read from a cumulative source (the kernel's CPU time); a smaller value than
+ * the current one is ignored, so the counter never goes back. */
+void chat_float_counter_set(chat_float_counter_t *c, double total);
+double chat_float_counter_value(const chat_float_counter_t *c);
+
 void chat_histogram_observe(chat_histogram_t *h, double v);
 uint64_t chat_histogram_count(const chat_histogram_t *h);
+
+/* A collector refreshes metrics whose values are read, not counted (process memory, open
+ * files): chat_metrics_render calls every collector, in the order added, before it renders,
+ * outside the registry lock (a collector may register series). ud is borrowed and must
+ * outlive the registry. Returns CHAT_ERR_NOMEM or CHAT_ERR_INVALID (m or fn NULL). */
+typedef void (*chat_metrics_collect_fn)(void *ud);
+chat_err_t chat_metrics_add_collector(chat_metrics_t *m, chat_metrics_collect_fn fn, void *ud);
 
 /* Renders all series in the Prometheus text exposition format (version 0.0.4), families
  * in registration order, one HELP and TYPE line per family. Returns a malloc'd string the

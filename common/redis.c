@@ -7,6 +7,7 @@
 #include <ctype.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 #include <strings.h>
 
 #include "common/array.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/redis_int.h"
 
@@ -36,7 +38,51 @@ struct chat_redis {
     size_t names_cap;
     size_t head;
     size_t pending;
+    int64_t pipeline_start_us; /* when its first reply was read; 0 before that */
 };
+
+/* ---- metrics ---- */
+
+typedef struct redis_metrics {
+    chat_histogram_t *seconds;
+    chat_counter_t *errors;
+} redis_metrics_t;
+
+/* Two slots so that a new attach never rewrites series a connection may be updating. */
+static redis_metrics_t redis_metrics_slots[2];
+static _Atomic(redis_metrics_t *) redis_metrics_current;
+static atomic_uint redis_metrics_next;
+
+chat_err_t chat_redis_metrics_attach(chat_metrics_t *m)
+{
+    if (m == NULL) {
+        atomic_store(&redis_metrics_current, NULL);
+        return CHAT_OK;
+    }
+    redis_metrics_t *rm = &redis_metrics_slots[atomic_fetch_add(&redis_metrics_next, 1) % 2];
+    rm->seconds = chat_metrics_histogram(
+        m, "chat_redis_op_seconds", "One Redis round trip: a command, or a pipeline's replies.",
+        NULL, chat_metrics_latency_buckets, chat_metrics_latency_nbuckets);
+    rm->errors =
+        chat_metrics_counter(m, "chat_redis_errors_total",
+                             "Redis calls that failed (connection, I/O, error reply).", NULL);
+    atomic_store(&redis_metrics_current, rm);
+    return rm->seconds != NULL && rm->errors != NULL ? CHAT_OK : CHAT_ERR_NOMEM;
+}
+
+static void redis_metric_time(int64_t start_us)
+{
+    redis_metrics_t *rm = atomic_load_explicit(&redis_metrics_current, memory_order_acquire);
+    if (rm != NULL)
+        chat_histogram_observe(rm->seconds, chat_clock_seconds_since(start_us));
+}
+
+static void redis_metric_error(void)
+{
+    redis_metrics_t *rm = atomic_load_explicit(&redis_metrics_current, memory_order_acquire);
+    if (rm != NULL)
+        chat_counter_inc(rm->errors);
+}
 
 static void set_err(chat_err_t *err, chat_err_t value)
 {
@@ -301,6 +347,7 @@ static void redis_drop(chat_redis_t *r)
     r->ctx = NULL;
     r->pending = 0;
     r->head = 0;
+    r->pipeline_start_us = 0;
 }
 
 /* Reconnects if a previous failure dropped the connection. */
@@ -330,6 +377,8 @@ chat_err_t chat_redis_connect(const char *url, int timeout_ms, chat_redis_t **ou
         err = redis_open(r);
     }
     if (err != CHAT_OK) {
+        if (err == CHAT_ERR_REDIS)
+            redis_metric_error();
         chat_redis_free(r);
         return err;
     }
@@ -378,6 +427,7 @@ static void command_name(const char *cmd, size_t len, command_name_t *name)
 static redisReply *redis_check_reply(redisReply *reply, const command_name_t *name, chat_err_t *err)
 {
     if (reply->type == REDIS_REPLY_ERROR) {
+        redis_metric_error();
         chat_log_error("redis error reply", CHAT_F_STR("command", name->s),
                        CHAT_F_STR("error", reply->str));
         freeReplyObject(reply);
@@ -402,13 +452,16 @@ static redisReply *redis_exec(chat_redis_t *r, chat_err_t *err, const char *cmd,
         set_err(err, CHAT_ERR_INVALID);
         return NULL;
     }
+    int64_t start = chat_clock_mono_us();
     for (int attempt = 0; attempt < 2; attempt++) {
         if (redis_ensure_connected(r) != CHAT_OK)
             break;
         void *reply = NULL;
         if (redisAppendFormattedCommand(r->ctx, cmd, len) == REDIS_OK &&
-            redisGetReply(r->ctx, &reply) == REDIS_OK && reply != NULL)
+            redisGetReply(r->ctx, &reply) == REDIS_OK && reply != NULL) {
+            redis_metric_time(start);
             return redis_check_reply(reply, &name, err);
+        }
         if (attempt == 0)
             chat_log_warn("redis connection lost", CHAT_F_STR("command", name.s),
                           CHAT_F_STR("error", r->ctx->errstr));
@@ -417,6 +470,8 @@ static redisReply *redis_exec(chat_redis_t *r, chat_err_t *err, const char *cmd,
                            CHAT_F_STR("error", r->ctx->errstr));
         redis_drop(r);
     }
+    redis_metric_time(start);
+    redis_metric_error();
     set_err(err, CHAT_ERR_REDIS);
     return NULL;
 }
@@ -475,8 +530,10 @@ static bool names_reserve(chat_redis_t *r)
 /* Queues a formatted command. Only buffers: the connection is used by chat_redis_reply. */
 static chat_err_t redis_queue(chat_redis_t *r, const char *cmd, size_t len)
 {
-    if (r->pending == 0 && redis_ensure_connected(r) != CHAT_OK)
+    if (r->pending == 0 && redis_ensure_connected(r) != CHAT_OK) {
+        redis_metric_error();
         return CHAT_ERR_REDIS;
+    }
     if (!names_reserve(r) || redisAppendFormattedCommand(r->ctx, cmd, len) != REDIS_OK)
         return CHAT_ERR_NOMEM;
     command_name(cmd, len, &r->names[r->head + r->pending]);
@@ -527,15 +584,24 @@ chat_err_t chat_redis_reply(chat_redis_t *r, redisReply **out)
     }
     command_name_t name = r->names[r->head];
     void *reply = NULL;
+    /* The pipeline's round trip starts when its first reply is read, which sends the queued
+     * commands, and ends with its last reply. */
+    if (r->pipeline_start_us == 0)
+        r->pipeline_start_us = chat_clock_mono_us();
     if (redisGetReply(r->ctx, &reply) != REDIS_OK || reply == NULL) {
         chat_log_error("redis pipeline failed", CHAT_F_STR("command", name.s),
                        CHAT_F_INT("lost_replies", r->pending), CHAT_F_STR("error", r->ctx->errstr));
+        redis_metric_time(r->pipeline_start_us);
+        redis_metric_error();
         redis_drop(r);
         return CHAT_ERR_REDIS;
     }
     r->head++;
-    if (--r->pending == 0)
+    if (--r->pending == 0) {
         r->head = 0;
+        redis_metric_time(r->pipeline_start_us);
+        r->pipeline_start_us = 0;
+    }
     chat_err_t err;
     *out = redis_check_reply(reply, &name, &err);
     return err;

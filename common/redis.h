@@ -9,8 +9,17 @@
 #include <hiredis/hiredis.h>
 
 #include "common/err.h"
+#include "common/metrics.h"
 
 typedef struct chat_redis chat_redis_t;
+
+/* Times every Redis round trip of every connection of the process from now on:
+ * chat_redis_op_seconds (one command, or one pipeline from its first reply read to its last)
+ * and chat_redis_errors_total (a failed connect, a lost connection, an error reply), both
+ * registered now. Process-wide because the connections are opened by many modules and
+ * threads; call it once at start-up with the registry /metrics renders, which must outlive
+ * the connections. NULL stops the timing. CHAT_ERR_NOMEM if a series could not be made. */
+chat_err_t chat_redis_metrics_attach(chat_metrics_t *m);
 
 /* Connects (and AUTH/SELECTs as the URL says) within timeout_ms, which also becomes the
  * command timeout. Returns CHAT_ERR_CONFIG for a bad URL, CHAT_ERR_REDIS (logged) if the

@@ -6,6 +6,8 @@
 #include "common/store.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,6 +31,101 @@ struct chat_store {
 };
 
 static pthread_once_t store_once = PTHREAD_ONCE_INIT;
+
+/* ---- metrics (driver command monitoring) ---- */
+
+const char *const chat_store_metric_ops[] = {
+    "insert", "find",    "update",        "delete", "findAndModify", "aggregate",
+    "count",  "getMore", "createIndexes", "ping",   "other",
+};
+const size_t chat_store_metric_nops =
+    sizeof chat_store_metric_ops / sizeof chat_store_metric_ops[0];
+#define STORE_OPS (sizeof chat_store_metric_ops / sizeof chat_store_metric_ops[0])
+
+typedef struct store_metrics {
+    chat_histogram_t *seconds[STORE_OPS];
+    chat_counter_t *errors[STORE_OPS];
+} store_metrics_t;
+
+/* The series the monitoring callbacks update; NULL while detached. Two slots so that a new
+ * attach never rewrites the series a callback may be reading (attach happens at start-up,
+ * and in tests). */
+static store_metrics_t store_metrics_slots[2];
+static _Atomic(store_metrics_t *) store_metrics_current;
+static atomic_uint store_metrics_next;
+
+size_t chat_store_metric_op(const char *command)
+{
+    for (size_t i = 0; command != NULL && i + 1 < STORE_OPS; i++) {
+        if (strcmp(command, chat_store_metric_ops[i]) == 0)
+            return i;
+    }
+    return STORE_OPS - 1;
+}
+
+chat_err_t chat_store_metrics_attach(chat_metrics_t *m)
+{
+    if (m == NULL) {
+        atomic_store(&store_metrics_current, NULL);
+        return CHAT_OK;
+    }
+    store_metrics_t *sm = &store_metrics_slots[atomic_fetch_add(&store_metrics_next, 1) % 2];
+    chat_err_t err = CHAT_OK;
+    for (size_t i = 0; i < STORE_OPS; i++) {
+        char labels[48];
+        snprintf(labels, sizeof labels, "op=\"%s\"", chat_store_metric_ops[i]);
+        sm->seconds[i] = chat_metrics_histogram(
+            m, "chat_mongo_op_seconds", "MongoDB command latency, by command (driver monitoring).",
+            labels, chat_metrics_latency_buckets, chat_metrics_latency_nbuckets);
+        sm->errors[i] = chat_metrics_counter(m, "chat_mongo_errors_total",
+                                             "MongoDB commands that failed, by command.", labels);
+        if (sm->seconds[i] == NULL || sm->errors[i] == NULL)
+            err = CHAT_ERR_NOMEM;
+    }
+    atomic_store(&store_metrics_current, sm);
+    return err;
+}
+
+/* A command answered (ok:1; a write error such as a duplicate key is still a success of the
+ * command): its duration, which the driver measured, in microseconds. */
+static void store_on_command_succeeded(const mongoc_apm_command_succeeded_t *event)
+{
+    store_metrics_t *sm = atomic_load_explicit(&store_metrics_current, memory_order_acquire);
+    if (sm == NULL)
+        return;
+    size_t op = chat_store_metric_op(mongoc_apm_command_succeeded_get_command_name(event));
+    chat_histogram_observe(sm->seconds[op],
+                           (double)mongoc_apm_command_succeeded_get_duration(event) / 1e6);
+}
+
+/* A command failed: an error reply (ok:0) or a network error once it was sent. Timed too, so
+ * that slow failures show in the latency. */
+static void store_on_command_failed(const mongoc_apm_command_failed_t *event)
+{
+    store_metrics_t *sm = atomic_load_explicit(&store_metrics_current, memory_order_acquire);
+    if (sm == NULL)
+        return;
+    size_t op = chat_store_metric_op(mongoc_apm_command_failed_get_command_name(event));
+    chat_histogram_observe(sm->seconds[op],
+                           (double)mongoc_apm_command_failed_get_duration(event) / 1e6);
+    chat_counter_inc(sm->errors[op]);
+}
+
+/* Installs the monitoring callbacks on a new pool (before any client is popped, which the
+ * driver requires) when metrics are attached. */
+static void store_monitor_pool(mongoc_client_pool_t *pool)
+{
+    if (atomic_load(&store_metrics_current) == NULL)
+        return;
+    mongoc_apm_callbacks_t *cbs = mongoc_apm_callbacks_new();
+    if (cbs == NULL)
+        return;
+    mongoc_apm_set_command_succeeded_cb(cbs, store_on_command_succeeded);
+    mongoc_apm_set_command_failed_cb(cbs, store_on_command_failed);
+    if (!mongoc_client_pool_set_apm_callbacks(pool, cbs, NULL))
+        chat_log_warn("mongo command monitoring not installed: metrics will miss this pool");
+    mongoc_apm_callbacks_destroy(cbs);
+}
 
 /* Routes libmongoc's own messages (topology changes, warnings) into our JSON lines. */
 static void store_log_handler(mongoc_log_level_t level, const char *domain, const char *message,
@@ -87,6 +184,7 @@ static chat_err_t store_open_pool(chat_store_t *s, const char *appname)
         return CHAT_ERR_CONFIG;
     }
     mongoc_client_pool_set_error_api(s->pool, MONGOC_ERROR_API_VERSION_2);
+    store_monitor_pool(s->pool);
     int32_t max =
         mongoc_uri_get_option_as_int32(s->uri, MONGOC_URI_MAXPOOLSIZE, STORE_DEFAULT_POOL_MAX);
     mongoc_client_pool_max_size(s->pool, max > 0 ? (uint32_t)max : STORE_DEFAULT_POOL_MAX);

@@ -11,8 +11,25 @@
 #include <mongoc/mongoc.h>
 
 #include "common/err.h"
+#include "common/metrics.h"
 
 typedef struct chat_store chat_store_t;
+
+/* Times every MongoDB command of the stores created after this call, through the driver's
+ * command monitoring: chat_mongo_op_seconds{op} and chat_mongo_errors_total{op}, op one of
+ * chat_store_metric_ops (a command outside the set is "other"), every series registered now
+ * with 0. Process-wide, as the registry is: call it once at start-up, before chat_store_new,
+ * with the registry /metrics renders; m must outlive those stores. NULL stops the timing of
+ * stores created later. CHAT_ERR_NOMEM if a series could not be registered. */
+chat_err_t chat_store_metrics_attach(chat_metrics_t *m);
+
+/* The op label values, in order; the last is "other". */
+extern const char *const chat_store_metric_ops[];
+extern const size_t chat_store_metric_nops;
+
+/* The op label of a command name (case-sensitive, as the driver names it): its index in
+ * chat_store_metric_ops. */
+size_t chat_store_metric_op(const char *command);
 
 /* Parses uri (mongodb://host:port/db?opts) and creates the pool; does not connect yet.
  * appname shows in server logs. Returns CHAT_ERR_CONFIG for an unparsable URI. */

@@ -21,6 +21,7 @@
 #include "common/metrics.h"
 #include "common/redis.h"
 #include "common/store.h"
+#include "common/tenant_label.h"
 
 /* Everything a handler may use; shared by every pool thread (each member is thread-safe or
  * read-only after start). Owned by main.c. */
@@ -31,6 +32,9 @@ typedef struct api_ctx {
     const char *topic_inbound;
     const char *topic_moderation; /* verdicts of moderators and rescans (moderation.c) */
     chat_metrics_t *metrics;
+    chat_tenant_labels_t *tenant_labels; /* chat_api_tenant_requests_total's; NULL: none */
+    /* chat_api_webhook_deliveries_total by api_webhook_outcome_t (webhooks.c registers them) */
+    chat_counter_t *webhook_deliveries[3];
     const char *instance;     /* CHAT_INSTANCE_ID: in request tokens and job leases */
     const char *export_dir;   /* CHAT_API_EXPORT_DIR: exports are written under it */
     int64_t reply_timeout_ms; /* how long a produced change waits for its answer */

@@ -82,7 +82,9 @@ typedef struct api_core {
     pthread_mutex_t lock; /* secrets and buckets */
     chat_strmap_t *secrets;
     chat_strmap_t *buckets;
-    atomic_llong idempotency_swept_ms; /* wall clock of the last sweep of expired answers */
+    atomic_llong idempotency_swept_ms;      /* wall clock of the last sweep of expired answers */
+    chat_tenant_counter_t *tenant_requests; /* NULL without ctx->tenant_labels */
+    chat_counter_t *rate_limited;
 } api_core_t;
 
 /* What one request holds between libmicrohttpd's calls. */
@@ -922,8 +924,10 @@ static enum MHD_Result request_handle(api_core_t *core, struct MHD_Connection *c
     int status = auth_check(core, conn, tenant, sizeof tenant, why, sizeof why);
     if (status == 0) {
         req.tenant = tenant;
+        chat_tenant_counter_add(core->tenant_requests, tenant, 1);
         int wait = rate_take(core, tenant);
         if (wait > 0) {
+            chat_counter_inc(core->rate_limited);
             status = 429;
             snprintf(why, sizeof why, "rate limit of the tenant exceeded");
             snprintf(resp.retry_after, sizeof resp.retry_after, "%d", wait);
@@ -1123,6 +1127,16 @@ chat_err_t api_http_start(api_ctx_t *ctx, const api_http_conf_t *conf)
         route_series(ctx->metrics, &core->routes[i], label);
     }
     route_series(ctx->metrics, &core->unmatched, "unmatched");
+    if (ctx->metrics != NULL) {
+        core->rate_limited =
+            chat_metrics_counter(ctx->metrics, "chat_api_rate_limited_total",
+                                 "Requests refused with 429 by the tenant's rate limit", NULL);
+        if (ctx->tenant_labels != NULL)
+            core->tenant_requests = chat_tenant_counter_new(
+                ctx->tenant_labels, ctx->metrics, "chat_api_tenant_requests_total",
+                "Authenticated API requests by tenant (bounded: see CHAT_METRICS_TENANTS_MAX)",
+                NULL);
+    }
     struct sockaddr_storage ss;
     unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
     if (!chat_ops_sockaddr(conf->addr, conf->port, &ss, &flags))

@@ -20,6 +20,17 @@
  * down every time must not take every instance down in turn, forever. */
 #define JOBS_ATTEMPTS_MAX 10
 
+#define JOB_KINDS 3 /* entries of job_kinds */
+
+/* How a run of a job ended: the outcome label of chat_api_jobs_total. */
+typedef enum job_outcome {
+    JOB_DONE,
+    JOB_FAILED,
+    JOB_RELEASED, /* the instance stopped, or the lease was lost: another run follows */
+    JOB_OUTCOMES
+} job_outcome_t;
+static const char *const job_outcome_names[JOB_OUTCOMES] = {"done", "failed", "released"};
+
 typedef struct jobs_runner {
     pthread_t thread;
     bool started;
@@ -34,6 +45,8 @@ typedef struct jobs_runner {
     /* The tenant of the last job claimed: the next claim takes the next tenant's oldest job,
      * so that one tenant's many jobs do not hold up another's (runner thread only). */
     char last_tenant[CHAT_TENANT_MAX + 1];
+    /* chat_api_jobs_total by kind (job_kinds, then "other") and job_outcome_t */
+    chat_counter_t *ended[JOB_KINDS + 1][JOB_OUTCOMES];
 } jobs_runner_t;
 
 struct api_job {
@@ -60,11 +73,37 @@ struct api_job {
 static const struct {
     const char *kind;
     api_job_fn run;
-} job_kinds[] = {
+} job_kinds[JOB_KINDS] = {
     {"export", api_export_run},
     {"erase", api_erase_run},
     {"rescan", api_rescan_run},
 };
+
+/* Registers chat_api_jobs_total{kind,outcome}, every pair at once. */
+static void jobs_metrics_register(jobs_runner_t *r, chat_metrics_t *m)
+{
+    for (size_t k = 0; m != NULL && k <= JOB_KINDS; k++)
+        for (int o = 0; o < JOB_OUTCOMES; o++) {
+            char labels[64];
+            snprintf(labels, sizeof labels, "kind=\"%s\",outcome=\"%s\"",
+                     k < JOB_KINDS ? job_kinds[k].kind : "other", job_outcome_names[o]);
+            r->ended[k][o] = chat_metrics_counter(
+                m, "chat_api_jobs_total",
+                "Runs of jobs (exports, erasures, rescans) by kind and how they ended", labels);
+        }
+}
+
+/* Counts a run of kind that ended with err (after runner_finish). */
+static void jobs_count(jobs_runner_t *r, const api_job_t *job, chat_err_t err)
+{
+    size_t k = 0;
+    while (k < JOB_KINDS && (job->kind == NULL || strcmp(job_kinds[k].kind, job->kind) != 0))
+        k++;
+    job_outcome_t o = job->lost || err == CHAT_ERR_STOPPED ? JOB_RELEASED
+                      : err == CHAT_OK                     ? JOB_DONE
+                                                           : JOB_FAILED;
+    chat_counter_inc(r->ended[k][o]);
+}
 
 static const chat_store_index_t job_indexes[] = {
     {API_JOBS_COLLECTION, "tenant_id", false, {"tenant", "_id", NULL}},
@@ -396,7 +435,7 @@ static chat_err_t runner_claim(jobs_runner_t *r, mongoc_collection_t *col, bson_
 
 static api_job_fn kind_fn(const char *kind)
 {
-    for (size_t i = 0; kind != NULL && i < sizeof job_kinds / sizeof job_kinds[0]; i++)
+    for (size_t i = 0; kind != NULL && i < JOB_KINDS; i++)
         if (strcmp(job_kinds[i].kind, kind) == 0)
             return job_kinds[i].run;
     return NULL;
@@ -484,6 +523,7 @@ static void runner_run(api_ctx_t *ctx, jobs_runner_t *r, mongoc_client_t *client
         err = run(&job, error, sizeof error);
     }
     runner_finish(&job, err, error);
+    jobs_count(r, &job, err);
     chat_log_info("job ended", CHAT_F_STR("tenant", job.tenant ? job.tenant : ""),
                   CHAT_F_STR("job", job.id), CHAT_F_STR("kind", job.kind ? job.kind : ""),
                   CHAT_F_ERR(err), CHAT_F_STR("error", error),
@@ -539,6 +579,7 @@ chat_err_t api_jobs_start(api_ctx_t *ctx)
     bson_oid_to_string(&boot, boot_hex);
     snprintf(r->owner, sizeof r->owner, "%.64s.%s", ctx->instance != NULL ? ctx->instance : "api",
              boot_hex + 16); /* the ObjectId's counter and random bytes */
+    jobs_metrics_register(r, ctx->metrics);
     ctx->jobs = r;
     if (pthread_create(&r->thread, NULL, runner_main, ctx) != 0) {
         ctx->jobs = NULL;

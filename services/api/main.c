@@ -17,8 +17,10 @@
 #include "common/ops_http.h"
 #include "common/redis.h"
 #include "common/service.h"
+#include "common/service_metrics.h"
 #include "common/signals.h"
 #include "common/store.h"
+#include "common/tenant_label.h"
 #include "services/api/api.h"
 #include "services/api/http.h"
 #include "services/api/inbound.h"
@@ -57,6 +59,8 @@ typedef struct api_cfg {
     char *moderation_topic;
     bool egress_allow_http;
     bool egress_allow_private;
+    char *metrics_tenants;
+    long long metrics_tenants_max;
 } api_cfg_t;
 
 static const chat_cfg_entry_t cfg_table[] = {
@@ -100,12 +104,15 @@ static const chat_cfg_entry_t cfg_table[] = {
     CHAT_CFG_TOPIC_INBOUND(api_cfg_t, inbound_topic),
     CHAT_CFG_TOPIC_MODERATION(api_cfg_t, moderation_topic),
     CHAT_CFG_EGRESS(api_cfg_t, egress_allow_http, egress_allow_private),
+    CHAT_CFG_METRICS_TENANTS(api_cfg_t, metrics_tenants),
+    CHAT_CFG_METRICS_TENANTS_MAX(api_cfg_t, metrics_tenants_max),
     CHAT_CFG_END};
 
 /* Everything the running service holds; released in reverse order by service_stop. */
 typedef struct service {
     api_ctx_t ctx;
     chat_metrics_t *metrics;
+    chat_tenant_labels_t *tenant_labels;
     chat_ops_t *ops;
     chat_store_t *store;
     atomic_bool ready;
@@ -202,7 +209,9 @@ static bool register_modules(api_ctx_t *ctx)
 static bool service_start(service_t *s, const api_cfg_t *cfg)
 {
     s->metrics = chat_metrics_new();
-    if (s->metrics == NULL) {
+    s->tenant_labels = chat_tenant_labels_new(cfg->metrics_tenants, (int)cfg->metrics_tenants_max);
+    if (s->metrics == NULL || s->tenant_labels == NULL ||
+        chat_service_metrics_attach(s->metrics, "api") != CHAT_OK) {
         chat_log_error("out of memory at start");
         return false;
     }
@@ -220,6 +229,7 @@ static bool service_start(service_t *s, const api_cfg_t *cfg)
         .topic_inbound = cfg->inbound_topic,
         .topic_moderation = cfg->moderation_topic,
         .metrics = s->metrics,
+        .tenant_labels = s->tenant_labels,
         .instance = cfg->instance_id,
         .export_dir = cfg->export_dir,
         .reply_timeout_ms = cfg->reply_timeout_ms,
@@ -271,6 +281,7 @@ static void service_stop(service_t *s)
     api_redis_release();
     chat_store_destroy(s->store);
     chat_ops_stop(s->ops);
+    chat_tenant_labels_destroy(s->tenant_labels);
     chat_metrics_destroy(s->metrics);
 }
 

@@ -28,6 +28,19 @@
 
 /* ---- pure pieces ---- */
 
+const char *const api_webhook_outcome_names[API_WEBHOOK_OUTCOMES] = {"ok", "retry", "failed"};
+
+api_webhook_outcome_t api_webhook_outcome(long status, bool refused)
+{
+    if (refused)
+        return API_WEBHOOK_FAILED;
+    if (status >= 200 && status < 300)
+        return API_WEBHOOK_OK;
+    if (status == 0 || status == 408 || status == 429 || status >= 500)
+        return API_WEBHOOK_RETRY;
+    return API_WEBHOOK_FAILED;
+}
+
 /* Reads events (an array of 1..6 distinct event type names) into *bits. */
 static bool events_parse(const cJSON *events, unsigned *bits, char *error, size_t errlen)
 {
@@ -753,7 +766,8 @@ static size_t discard(char *ptr, size_t size, size_t nmemb, void *ud)
 /* The outcome of a test delivery. */
 typedef struct test_result {
     bool delivered;
-    long status; /* 0: no HTTP answer */
+    bool refused; /* the egress guard refused the URL or its address */
+    long status;  /* 0: no HTTP answer */
     char error[CURL_ERROR_SIZE + 64];
 } test_result_t;
 
@@ -784,6 +798,7 @@ static void test_send(const chat_egress_policy_t *policy, const char *url, const
     chat_err_t err = chat_egress_prepare(easy, policy, &conn, url, API_WEBHOOK_TEST_TIMEOUT_MS,
                                          errbuf, sizeof errbuf);
     if (err != CHAT_OK) {
+        out->refused = err == CHAT_ERR_INVALID; /* the URL check's; else libcurl's refusal */
         snprintf(out->error, sizeof out->error, "%s", errbuf[0] ? errbuf : chat_err_str(err));
     } else {
         curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers);
@@ -795,7 +810,8 @@ static void test_send(const chat_egress_policy_t *policy, const char *url, const
         CURLcode rc = curl_easy_perform(easy);
         if (rc != CURLE_OK) {
             char addr[64] = "";
-            if (chat_egress_refused(&conn, addr, sizeof addr))
+            out->refused = chat_egress_refused(&conn, addr, sizeof addr);
+            if (out->refused)
                 snprintf(out->error, sizeof out->error, "refused address %s", addr);
             else
                 snprintf(out->error, sizeof out->error, "%s",
@@ -843,6 +859,7 @@ static void wh_test(const api_req_t *req, api_resp_t *resp)
     int64_t start = chat_clock_mono_ms();
     test_send(&req->ctx->egress, url, msg_id, now / 1000, signature, body, &r);
     int64_t took = chat_clock_mono_ms() - start;
+    chat_counter_inc(req->ctx->webhook_deliveries[api_webhook_outcome(r.status, r.refused)]);
     chat_log_info("webhook test", CHAT_F_STR("tenant", req->tenant), CHAT_F_STR("webhook", id),
                   CHAT_F_INT("status", r.status), CHAT_F_STR("error", r.error),
                   CHAT_F_INT("ms", took));
@@ -870,6 +887,13 @@ chat_err_t api_webhooks_register(api_ctx_t *ctx)
                                                chat_notify_store_nindexes);
     if (err != CHAT_OK)
         return err;
+    for (int o = 0; ctx->metrics != NULL && o < API_WEBHOOK_OUTCOMES; o++) {
+        char labels[32];
+        snprintf(labels, sizeof labels, "outcome=\"%s\"", api_webhook_outcome_names[o]);
+        ctx->webhook_deliveries[o] = chat_metrics_counter(
+            ctx->metrics, "chat_api_webhook_deliveries_total",
+            "Webhook deliveries the api made (POST /v1/webhooks/{id}/test), by outcome", labels);
+    }
     if ((err = api_route(ctx, API_POST, "/webhooks", wh_create)) != CHAT_OK ||
         (err = api_route(ctx, API_GET, "/webhooks", wh_list)) != CHAT_OK ||
         (err = api_route(ctx, API_GET, "/webhooks/{id}", wh_get)) != CHAT_OK ||

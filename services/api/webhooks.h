@@ -24,6 +24,22 @@
 #define API_WEBHOOK_TEST_TYPE "webhook.test"
 #define API_NOTIFY_PREFS_MAX 1000 /* preferences GET .../notifications lists */
 
+/* How a delivery went, the label of chat_api_webhook_deliveries_total: delivered (2xx), worth
+ * retrying (no answer, 408, 429, 5xx: what notify retries), or failed for good (another
+ * status, or an address the egress policy refused). */
+typedef enum api_webhook_outcome {
+    API_WEBHOOK_OK,
+    API_WEBHOOK_RETRY,
+    API_WEBHOOK_FAILED,
+    API_WEBHOOK_OUTCOMES
+} api_webhook_outcome_t;
+
+extern const char *const api_webhook_outcome_names[API_WEBHOOK_OUTCOMES];
+
+/* The outcome of an attempt that got HTTP status (0: none) and whether the egress guard
+ * refused the address. */
+api_webhook_outcome_t api_webhook_outcome(long status, bool refused);
+
 /* A webhook body (POST: url and events required; PATCH: everything optional). Strings are
  * borrowed from the body. */
 typedef struct api_webhook_input {

@@ -9,6 +9,7 @@
 #include "common/metrics.h"
 #include "common/ops_http.h"
 #include "common/service.h"
+#include "common/service_metrics.h"
 #include "services/broadcast/pipeline.h"
 
 #define EXIT_CONFIG 2
@@ -103,7 +104,7 @@ int main(int argc, char **argv)
         return loaded == CHAT_CFG_HELP ? EXIT_SUCCESS : EXIT_CONFIG;
     chat_metrics_t *metrics = chat_metrics_new();
     int status = EXIT_FAILURE;
-    if (metrics == NULL)
+    if (metrics == NULL || chat_service_metrics_attach(metrics, "broadcast") != CHAT_OK)
         chat_log_error("out of memory");
     else
         status = run(&cfg, metrics);

@@ -13,8 +13,10 @@
 #include "common/metrics.h"
 #include "common/ops_http.h"
 #include "common/service.h"
+#include "common/service_metrics.h"
 #include "common/signals.h"
 #include "common/store.h"
+#include "common/tenant_label.h"
 #include "services/message/message_bus.h"
 #include "services/message/message_mutes.h"
 #include "services/message/message_recent.h"
@@ -53,6 +55,8 @@ typedef struct message_cfg {
     char *inbound_topic;
     char *messages_topic;
     char *moderation_topic;
+    char *metrics_tenants;
+    long long metrics_tenants_max;
 } message_cfg_t;
 
 static const chat_cfg_entry_t cfg_table[] = {
@@ -80,11 +84,14 @@ static const chat_cfg_entry_t cfg_table[] = {
     CHAT_CFG_TOPIC_INBOUND(message_cfg_t, inbound_topic),
     CHAT_CFG_TOPIC_MESSAGES(message_cfg_t, messages_topic),
     CHAT_CFG_TOPIC_MODERATION(message_cfg_t, moderation_topic),
+    CHAT_CFG_METRICS_TENANTS(message_cfg_t, metrics_tenants),
+    CHAT_CFG_METRICS_TENANTS_MAX(message_cfg_t, metrics_tenants_max),
     CHAT_CFG_END};
 
 /* Everything the running service holds; released in reverse order by service_stop. */
 typedef struct service {
     chat_metrics_t *metrics;
+    chat_tenant_labels_t *tenant_labels;
     chat_ops_t *ops;
     chat_store_t *store;
     message_store_t *messages;
@@ -216,6 +223,7 @@ static bool start_pipeline(service_t *s, const message_cfg_t *cfg)
     message_pipeline_conf_t pc = {
         .sequencer = s->sequencer,
         .metrics = s->metrics,
+        .tenant_labels = s->tenant_labels,
         .max_text_chars = (long)cfg->max_text_chars,
         .store_retry_ms = cfg->store_retry_ms,
         .max_conflict_rounds = MAX_CONFLICT_ROUNDS,
@@ -239,7 +247,9 @@ static bool start_pipeline(service_t *s, const message_cfg_t *cfg)
 static bool service_start(service_t *s, const message_cfg_t *cfg)
 {
     s->metrics = chat_metrics_new();
-    if (s->metrics == NULL) {
+    s->tenant_labels = chat_tenant_labels_new(cfg->metrics_tenants, (int)cfg->metrics_tenants_max);
+    if (s->metrics == NULL || s->tenant_labels == NULL ||
+        chat_service_metrics_attach(s->metrics, "message") != CHAT_OK) {
         chat_log_error("out of memory at start");
         return false;
     }
@@ -292,6 +302,7 @@ static void service_stop(service_t *s)
     atomic_store(&s->ready, false);
     message_bus_close(s->bus); /* leaves the group: its revoke still updates the sequencer */
     message_pipeline_destroy(s->pipeline);
+    chat_tenant_labels_destroy(s->tenant_labels);
     message_sequencer_destroy(s->sequencer);
     message_mutes_close(s->mutes);
     message_recent_close(s->recent);

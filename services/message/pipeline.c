@@ -137,6 +137,7 @@ typedef struct pipeline_metrics {
     chat_gauge_t *rooms;
     chat_counter_t *reads[3]; /* by message_read_fate_t */
     chat_counter_t *reads_ignored;
+    chat_tenant_counter_t *tenant_stored; /* NULL without tenant labels */
 } pipeline_metrics_t;
 
 /* What the pipeline last heard of whether a tenant has any block (store port
@@ -352,6 +353,14 @@ message_pipeline_t *message_pipeline_new(const message_pipeline_conf_t *conf)
     if (reg == NULL)
         reg = p->own_metrics = chat_metrics_new();
     if (reg == NULL || !metrics_register(&p->m, reg)) {
+        message_pipeline_destroy(p);
+        return NULL;
+    }
+    if (conf->tenant_labels != NULL &&
+        (p->m.tenant_stored = chat_tenant_counter_new(
+             conf->tenant_labels, reg, "chat_message_tenant_stored_total",
+             "Messages stored in MongoDB, by tenant (bounded: see CHAT_METRICS_TENANTS_MAX)",
+             NULL)) == NULL) {
         message_pipeline_destroy(p);
         return NULL;
     }
@@ -2116,6 +2125,8 @@ static void count_outcomes(message_pipeline_t *p, const batch_t *b)
         if (it->kind != ITEM_SEND)
             continue;
         stored += it->state == SEND_STORED;
+        if (it->state == SEND_STORED)
+            chat_tenant_counter_add(p->m.tenant_stored, it->ev->tenant, 1);
         republished += it->state == SEND_REPUBLISH;
         dups += it->state == SEND_RESEND || it->state == SEND_REPEAT;
     }

@@ -17,6 +17,7 @@
 #include "common/err.h"
 #include "common/recent.h"
 #include "common/metrics.h"
+#include "common/tenant_label.h"
 #include "services/message/dedup.h"
 #include "services/message/message_doc.h"
 #include "services/message/reads.h"
@@ -171,7 +172,10 @@ typedef struct message_pipeline_conf {
     const char *moderation_topic;
     message_sequencer_t *sequencer; /* borrowed */
     chat_metrics_t *metrics;        /* borrowed; may be NULL */
-    long max_text_chars;            /* longer sends are rejected with too_large */
+    /* Bounded tenant labels for chat_message_tenant_stored_total; borrowed, outlives the
+     * pipeline; NULL: no per-tenant count. */
+    chat_tenant_labels_t *tenant_labels;
+    long max_text_chars;     /* longer sends are rejected with too_large */
     int64_t store_retry_ms;  /* how long MongoDB (then Redis) failures are retried per batch */
     int max_conflict_rounds; /* seq collisions (another writer) per batch before giving up */
 } message_pipeline_conf_t;

@@ -10,7 +10,9 @@
 #include "common/metrics.h"
 #include "common/ops_http.h"
 #include "common/service.h"
+#include "common/service_metrics.h"
 #include "common/store.h"
+#include "common/tenant_label.h"
 #include "services/moderation/pipeline.h"
 
 #define EXIT_CONFIG 2
@@ -31,6 +33,8 @@ typedef struct moderation_cfg {
     char *log_level;
     char *messages_topic;
     char *moderation_topic;
+    char *metrics_tenants;
+    long long metrics_tenants_max;
 } moderation_cfg_t;
 
 static const chat_cfg_entry_t cfg_table[] = {
@@ -48,17 +52,20 @@ static const chat_cfg_entry_t cfg_table[] = {
                              "time to reach Kafka, MongoDB and Redis at start; Redis command "
                              "timeout"),
     CHAT_CFG_COMMIT_INTERVAL(moderation_cfg_t, commit_interval_ms),
-    CHAT_CFG_DURATION("CHAT_MODERATION_RULES_REFRESH", moderation_cfg_t, rules_refresh_ms,
-                      "1s", 100, 60000,
+    CHAT_CFG_DURATION("CHAT_MODERATION_RULES_REFRESH", moderation_cfg_t, rules_refresh_ms, "1s",
+                      100, 60000,
                       "how often the tenants' rule revisions are read (a rule change applies "
                       "within about this long)"),
     CHAT_CFG_LOG_LEVEL(moderation_cfg_t, log_level),
     CHAT_CFG_TOPIC_MESSAGES(moderation_cfg_t, messages_topic),
     CHAT_CFG_TOPIC_MODERATION(moderation_cfg_t, moderation_topic),
+    CHAT_CFG_METRICS_TENANTS(moderation_cfg_t, metrics_tenants),
+    CHAT_CFG_METRICS_TENANTS_MAX(moderation_cfg_t, metrics_tenants_max),
     CHAT_CFG_END,
 };
 
-static int run(const moderation_cfg_t *cfg, chat_metrics_t *metrics, chat_store_t *store)
+static int run(const moderation_cfg_t *cfg, chat_metrics_t *metrics, chat_store_t *store,
+               chat_tenant_labels_t *tenant_labels)
 {
     mod_pipeline_conf_t pc = {
         .brokers = cfg->brokers,
@@ -73,6 +80,7 @@ static int run(const moderation_cfg_t *cfg, chat_metrics_t *metrics, chat_store_
         .commit_interval_ms = (int)cfg->commit_interval_ms,
         .rules_refresh_ms = (int)cfg->rules_refresh_ms,
         .metrics = metrics,
+        .tenant_labels = tenant_labels,
     };
     mod_pipeline_t *pipeline = NULL;
     const char *bad_var = NULL;
@@ -108,13 +116,17 @@ int main(int argc, char **argv)
     if (loaded != CHAT_CFG_LOADED)
         return loaded == CHAT_CFG_HELP ? EXIT_SUCCESS : EXIT_CONFIG;
     chat_metrics_t *metrics = chat_metrics_new();
+    chat_tenant_labels_t *tenant_labels =
+        chat_tenant_labels_new(cfg.metrics_tenants, (int)cfg.metrics_tenants_max);
     chat_store_t *store = NULL;
     int status = EXIT_FAILURE;
-    if (metrics == NULL)
+    if (metrics == NULL || tenant_labels == NULL ||
+        chat_service_metrics_attach(metrics, "moderation") != CHAT_OK)
         chat_log_error("out of memory");
     else if (chat_service_store_open(cfg.mongo_uri, PROGRAM, (int)cfg.connect_timeout_ms, &store))
-        status = run(&cfg, metrics, store);
+        status = run(&cfg, metrics, store, tenant_labels);
     chat_store_destroy(store);
+    chat_tenant_labels_destroy(tenant_labels);
     chat_metrics_destroy(metrics);
     chat_cfg_free(cfg_table, &cfg);
     return status;

@@ -42,6 +42,7 @@ typedef struct pipeline_metrics {
     chat_counter_t *decisions[3][6]; /* action x kind */
     chat_counter_t *store_errors, *redis_errors;
     chat_histogram_t *check_seconds, *lag_seconds, *batch_seconds;
+    chat_tenant_counter_t *tenant_decisions; /* NULL without tenant labels */
 } pipeline_metrics_t;
 
 struct mod_pipeline {
@@ -101,6 +102,10 @@ static void metrics_register(mod_pipeline_t *p)
     m->batch_seconds = chat_metrics_histogram(
         mx, "chat_moderation_batch_seconds", "Time from poll to finished of a batch.", NULL,
         chat_metrics_latency_buckets, chat_metrics_latency_nbuckets);
+    if (p->conf.tenant_labels != NULL)
+        m->tenant_decisions = chat_tenant_counter_new(
+            p->conf.tenant_labels, mx, "chat_moderation_tenant_decisions_total",
+            "Rules that fired, by tenant (bounded: see CHAT_METRICS_TENANTS_MAX).", NULL);
 }
 
 static void on_rebalance(void *ud, bool assigned, const chat_bus_tp_t *tps, size_t n)
@@ -430,6 +435,7 @@ static chat_err_t batch_record(mod_pipeline_t *p, size_t n)
     if (err == CHAT_OK)
         for (size_t i = 0; i < nd; i++) {
             chat_counter_inc(p->m.decisions[d[i].action][d[i].kind]);
+            chat_tenant_counter_add(p->m.tenant_decisions, d[i].tenant, 1);
             chat_log_info("moderation decision", CHAT_F_STR("tenant", d[i].tenant),
                           CHAT_F_STR("room", d[i].room), CHAT_F_STR("id", d[i].id),
                           CHAT_F_INT("ver", d[i].ver), CHAT_F_STR("rule", d[i].rule),

@@ -13,6 +13,7 @@
 #include "common/err.h"
 #include "common/metrics.h"
 #include "common/store.h"
+#include "common/tenant_label.h"
 
 typedef struct mod_pipeline mod_pipeline_t;
 
@@ -29,6 +30,9 @@ typedef struct mod_pipeline_conf {
     int commit_interval_ms;
     int rules_refresh_ms;
     chat_metrics_t *metrics; /* borrowed */
+    /* Bounded tenant labels of chat_moderation_tenant_decisions_total; borrowed, outlives the
+     * pipeline; NULL: no per-tenant count. */
+    chat_tenant_labels_t *tenant_labels;
 } mod_pipeline_conf_t;
 
 /* Connects (Redis, producer, consumer group), starts the rules cache; on failure returns the

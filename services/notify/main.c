@@ -16,7 +16,9 @@
 #include "common/ops_http.h"
 #include "common/room_list.h"
 #include "common/service.h"
+#include "common/service_metrics.h"
 #include "common/store.h"
+#include "common/tenant_label.h"
 #include "common/webpush.h"
 #include "services/notify/pipeline.h"
 #include "services/notify/sender.h"
@@ -55,6 +57,8 @@ typedef struct notify_cfg {
     char *messages_topic;
     char *deliver_topic;
     char *dlq_topic;
+    char *metrics_tenants;
+    long long metrics_tenants_max;
 } notify_cfg_t;
 
 static const chat_cfg_entry_t cfg_table[] = {
@@ -107,6 +111,8 @@ static const chat_cfg_entry_t cfg_table[] = {
     CHAT_CFG_TOPIC_MESSAGES(notify_cfg_t, messages_topic),
     CHAT_CFG_TOPIC_DELIVER(notify_cfg_t, deliver_topic),
     CHAT_CFG_TOPIC_NOTIFY_DLQ(notify_cfg_t, dlq_topic),
+    CHAT_CFG_METRICS_TENANTS(notify_cfg_t, metrics_tenants),
+    CHAT_CFG_METRICS_TENANTS_MAX(notify_cfg_t, metrics_tenants_max),
     CHAT_CFG_END,
 };
 
@@ -146,7 +152,7 @@ static chat_err_t topics_check(const notify_cfg_t *cfg, int *gateways, const cha
 }
 
 static int run(const notify_cfg_t *cfg, chat_metrics_t *metrics, chat_store_t *store,
-               const chat_vapid_t *vapid)
+               const chat_vapid_t *vapid, chat_tenant_labels_t *tenant_labels)
 {
     const char *bad_var = NULL;
     int gateways = 0;
@@ -197,6 +203,7 @@ static int run(const notify_cfg_t *cfg, chat_metrics_t *metrics, chat_store_t *s
         .webhook_schedule = cfg->webhook_schedule[0] != '\0' ? cfg->webhook_schedule : NULL,
         .owner = cfg->instance_id,
         .metrics = metrics,
+        .tenant_labels = tenant_labels,
     };
     int status = EXIT_FAILURE;
     if ((err = ns_sender_new(&sc, &parts.sender)) != CHAT_OK) {
@@ -290,13 +297,17 @@ int main(int argc, char **argv)
     }
     curl_global_init(CURL_GLOBAL_DEFAULT);
     chat_metrics_t *metrics = chat_metrics_new();
+    chat_tenant_labels_t *tenant_labels =
+        chat_tenant_labels_new(cfg.metrics_tenants, (int)cfg.metrics_tenants_max);
     chat_store_t *store = NULL;
     int status = EXIT_FAILURE;
-    if (metrics == NULL)
+    if (metrics == NULL || tenant_labels == NULL ||
+        chat_service_metrics_attach(metrics, "notify") != CHAT_OK)
         chat_log_error("out of memory");
     else if (chat_service_store_open(cfg.mongo_uri, PROGRAM, (int)cfg.connect_timeout_ms, &store))
-        status = run(&cfg, metrics, store, vapid);
+        status = run(&cfg, metrics, store, vapid, tenant_labels);
     chat_store_destroy(store);
+    chat_tenant_labels_destroy(tenant_labels);
     chat_metrics_destroy(metrics);
     chat_vapid_free(vapid);
     curl_global_cleanup();

@@ -64,6 +64,18 @@ typedef struct xfer {
     char errbuf[CURL_ERROR_SIZE];
 } xfer_t;
 
+/* The channel and outcome labels of chat_notify_sends_total (docs/metrics.md). */
+typedef enum send_channel { SEND_PUSH, SEND_EMAIL, SEND_WEBHOOK, SEND_CHANNELS } send_channel_t;
+typedef enum send_outcome {
+    SEND_OK,
+    SEND_RETRY,
+    SEND_GONE,   /* the subscription or endpoint is dead */
+    SEND_FAILED, /* given up: dead-lettered */
+    SEND_OUTCOMES
+} send_outcome_t;
+static const char *const send_channel_names[SEND_CHANNELS] = {"push", "email", "webhook"};
+static const char *const send_outcome_names[SEND_OUTCOMES] = {"ok", "retry", "gone", "failed"};
+
 /* A message read for a push or a digest. */
 typedef struct msg {
     char *id, *from, *name, *text;
@@ -78,7 +90,7 @@ struct run {
     cJSON *payload; /* what a dead letter carries */
     char *dlq_room; /* the room of its dead letters */
     char *dlq_user;
-    int64_t msg_ts;     /* the message's store ts, for chat_notify_send_seconds */
+    int64_t msg_ts;     /* the message's store ts, for chat_notify_delay_seconds */
     char *endpoint_url; /* webhooks */
     int64_t failing_since;
     /* emails: the rooms mailed and the newest seq of each */
@@ -106,6 +118,12 @@ struct ns_sender {
     chat_backoff_t backoff;
     unsigned rnd;
     chat_gauge_t *outbox_jobs;
+    /* docs/metrics.md: every attempt by channel and outcome, its duration, the dead letters */
+    chat_counter_t *sends[SEND_CHANNELS][SEND_OUTCOMES];
+    chat_histogram_t *send_seconds[SEND_CHANNELS];
+    chat_histogram_t *delay_seconds[SEND_CHANNELS];
+    chat_counter_t *dlq_total;
+    chat_tenant_counter_t *tenant_sends;
 };
 
 /* ---- small helpers ---- */
@@ -145,19 +163,60 @@ static void count_email(ns_sender_t *s, const char *outcome)
 }
 
 /* The time from a message's store ts to its send. */
-static void observe_send(ns_sender_t *s, const char *channel, int64_t ts)
+static void observe_send(ns_sender_t *s, send_channel_t channel, int64_t ts)
 {
-    if (s->conf.metrics == NULL || ts <= 0)
+    if (ts <= 0)
         return;
-    char labels[64];
-    snprintf(labels, sizeof labels, "channel=\"%s\"", channel);
-    static const double bounds[] = {0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600};
-    chat_histogram_t *h =
-        chat_metrics_histogram(s->conf.metrics, "chat_notify_send_seconds",
-                               "From the message's store ts to its notification's send", labels,
-                               bounds, sizeof bounds / sizeof bounds[0]);
     int64_t d = chat_clock_wall_ms() - ts;
-    chat_histogram_observe(h, d > 0 ? (double)d / 1000.0 : 0.0);
+    chat_histogram_observe(s->delay_seconds[channel], d > 0 ? (double)d / 1000.0 : 0.0);
+}
+
+static send_channel_t job_channel(const nq_job_t *j)
+{
+    return j->kind == NQ_WEBHOOK ? SEND_WEBHOOK : j->kind == NQ_EMAIL ? SEND_EMAIL : SEND_PUSH;
+}
+
+/* One delivery attempt of r's job (a request, or a job that cannot be sent and is given up)
+ * with its outcome: chat_notify_sends_total and, by the job's tenant, tenant_sends_total. */
+static void count_send(ns_sender_t *s, const run_t *r, send_outcome_t outcome)
+{
+    const nq_job_t *j = r->job;
+    chat_counter_inc(s->sends[job_channel(j)][outcome]);
+    chat_tenant_counter_add(s->tenant_sends,
+                            j->tenant != NULL ? j->tenant : nq_job_field(j, "tenant"), 1);
+}
+
+/* Registers the attempt metrics, every label value at once. */
+static void send_metrics_register(ns_sender_t *s)
+{
+    chat_metrics_t *m = s->conf.metrics;
+    static const double delay_bounds[] = {0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600};
+    for (int c = 0; c < SEND_CHANNELS; c++) {
+        char labels[96];
+        for (int o = 0; o < SEND_OUTCOMES; o++) {
+            snprintf(labels, sizeof labels, "channel=\"%s\",outcome=\"%s\"", send_channel_names[c],
+                     send_outcome_names[o]);
+            s->sends[c][o] = chat_metrics_counter(
+                m, "chat_notify_sends_total",
+                "Delivery attempts by channel and result (gone: dead subscription or endpoint; "
+                "failed: given up and dead-lettered)",
+                labels);
+        }
+        snprintf(labels, sizeof labels, "channel=\"%s\"", send_channel_names[c]);
+        s->send_seconds[c] = chat_metrics_histogram(
+            m, "chat_notify_send_seconds", "One delivery attempt (request)", labels,
+            chat_metrics_latency_buckets, chat_metrics_latency_nbuckets);
+        s->delay_seconds[c] =
+            chat_metrics_histogram(m, "chat_notify_delay_seconds",
+                                   "From the message's store ts to its notification's send", labels,
+                                   delay_bounds, sizeof delay_bounds / sizeof delay_bounds[0]);
+    }
+    s->dlq_total = chat_metrics_counter(m, "chat_notify_dlq_total",
+                                        "Records written to the dead-letter topic", NULL);
+    if (s->conf.tenant_labels != NULL)
+        s->tenant_sends = chat_tenant_counter_new(
+            s->conf.tenant_labels, m, "chat_notify_tenant_sends_total",
+            "Delivery attempts by tenant (bounded: see CHAT_METRICS_TENANTS_MAX)", NULL);
 }
 
 /* A failure of Redis or MongoDB: logged once per streak; the loop backs off. */
@@ -202,12 +261,6 @@ static void dead_letter(ns_sender_t *s, const run_t *r, const char *channel, con
     const char *user = r->dlq_user != NULL ? r->dlq_user : CHAT_SYSTEM_USER;
     chat_log_warn("notify gave up", CHAT_F_STR("channel", channel), CHAT_F_STR("job", j->id),
                   CHAT_F_STR("error", error), CHAT_F_INT("attempts", attempts));
-    if (s->conf.metrics != NULL) {
-        char labels[64];
-        snprintf(labels, sizeof labels, "channel=\"%s\"", channel);
-        chat_counter_inc(chat_metrics_counter(s->conf.metrics, "chat_notify_dlq_total",
-                                              "Dead letters sent to the DLQ by channel", labels));
-    }
     if (s->dlq == NULL || tenant == NULL)
         return;
     cJSON *empty = NULL;
@@ -234,6 +287,8 @@ static void dead_letter(ns_sender_t *s, const run_t *r, const char *channel, con
     if (err != CHAT_OK)
         chat_log_error("notify dead letter not produced", CHAT_F_STR("job", j->id),
                        CHAT_F_STR("error", chat_err_name(err)));
+    else
+        chat_counter_inc(s->dlq_total);
     free(value);
     cJSON_Delete(empty);
 }
@@ -822,12 +877,14 @@ static void push_done(ns_sender_t *s, run_t *r)
                 strcat(sent, ",");
             strcat(sent, sub_key(x->sub_id));
             count_push(s, closing ? "closed" : "sent");
+            count_send(s, r, SEND_OK);
             if (!closing)
-                observe_send(s, "webpush", r->msg_ts);
+                observe_send(s, SEND_PUSH, r->msg_ts);
             break;
         case NS_PUSH_GONE:
             chat_push_sub_delete_id(s->conf.store, x->sub_id);
             count_push(s, "gone");
+            count_send(s, r, SEND_GONE);
             break;
         case NS_PUSH_RETRY:
             retry++;
@@ -837,6 +894,7 @@ static void push_done(ns_sender_t *s, run_t *r)
             break;
         case NS_PUSH_FAILED:
             count_push(s, "failed");
+            count_send(s, r, SEND_FAILED);
             if (closing)
                 chat_log_warn("close push failed", CHAT_F_STR("job", j->id),
                               CHAT_F_STR("error", why));
@@ -853,14 +911,18 @@ static void push_done(ns_sender_t *s, run_t *r)
             if (retry_after >= 0)
                 delay = retry_after;
             const char *fields[] = {NQ_PUSH_SENT_SUBS, sent};
-            for (size_t i = 0; i < retry; i++)
+            for (size_t i = 0; i < retry; i++) {
                 count_push(s, "retry");
+                count_send(s, r, SEND_RETRY);
+            }
             ended(s, j, nq_retry_fields(s->redis, j, now + delay, attempts, reason, fields, 1));
             free(sent);
             return;
         }
-        for (size_t i = 0; i < retry; i++)
+        for (size_t i = 0; i < retry; i++) {
             count_push(s, "failed");
+            count_send(s, r, SEND_FAILED);
+        }
         if (closing)
             chat_log_warn("close push given up", CHAT_F_STR("job", j->id),
                           CHAT_F_STR("error", reason), CHAT_F_INT("attempts", attempts));
@@ -1027,7 +1089,8 @@ static void webhook_done(ns_sender_t *s, run_t *r)
     xfer_reason(x, why, sizeof why);
     if (o == NS_WEBHOOK_DELIVERED) {
         count_webhook(s, "delivered");
-        observe_send(s, "webhook", r->msg_ts);
+        count_send(s, r, SEND_OK);
+        observe_send(s, SEND_WEBHOOK, r->msg_ts);
         if (r->failing_since > 0)
             endpoint_failing(s, tenant, j->endpoint_id, 0);
         finish(s, r, true);
@@ -1035,6 +1098,7 @@ static void webhook_done(ns_sender_t *s, run_t *r)
     }
     if (o == NS_WEBHOOK_GONE) {
         count_webhook(s, "gone");
+        count_send(s, r, SEND_GONE);
         endpoint_disable(s, tenant, j->endpoint_id, "410 Gone");
         dead_letter(s, r, "webhook", "410 Gone: endpoint disabled", attempts);
         finish(s, r, false);
@@ -1047,6 +1111,7 @@ static void webhook_done(ns_sender_t *s, run_t *r)
     }
     if (ns_webhook_failing_too_long(since, now)) {
         count_webhook(s, "disabled");
+        count_send(s, r, SEND_FAILED);
         endpoint_disable(s, tenant, j->endpoint_id, "failing for 24 h");
         dead_letter(s, r, "webhook", why, attempts);
         finish(s, r, false);
@@ -1055,11 +1120,13 @@ static void webhook_done(ns_sender_t *s, run_t *r)
     int64_t delay = ns_schedule_delay(&s->webhook_sched, attempts, NS_WEBHOOK_JITTER, rnd01(s));
     if (delay < 0) {
         count_webhook(s, "failed");
+        count_send(s, r, SEND_FAILED);
         dead_letter(s, r, "webhook", why, attempts);
         finish(s, r, false);
         return;
     }
     count_webhook(s, "retry");
+    count_send(s, r, SEND_RETRY);
     ended(s, j, nq_retry(s->redis, j, now + delay, attempts, why));
 }
 
@@ -1231,6 +1298,7 @@ static bool email_start(ns_sender_t *s, run_t *r)
         if (!started) {
             /* An address that makes no SMTP envelope, or no memory: the digest cannot go. */
             count_email(s, "failed");
+            count_send(s, r, SEND_FAILED);
             dead_letter(s, r, "email", addressed ? "not built" : "no usable address", 1);
             finish(s, r, false);
         }
@@ -1251,7 +1319,8 @@ static void email_done(ns_sender_t *s, run_t *r)
     int64_t now = chat_clock_wall_ms();
     if (x->code == CURLE_OK) {
         count_email(s, "sent");
-        observe_send(s, "email", r->msg_ts);
+        count_send(s, r, SEND_OK);
+        observe_send(s, SEND_EMAIL, r->msg_ts);
         ended(s, j,
               nq_email_sent(s->redis, j, (const char *const *)r->rooms, r->seqs, r->nrooms, now));
         return;
@@ -1262,11 +1331,13 @@ static void email_done(ns_sender_t *s, run_t *r)
     int64_t delay = ns_schedule_delay(&s->push_sched, attempts, 0, 0);
     if (delay < 0) {
         count_email(s, "failed");
+        count_send(s, r, SEND_FAILED);
         dead_letter(s, r, "email", why, attempts);
         finish(s, r, false);
         return;
     }
     count_email(s, "retry");
+    count_send(s, r, SEND_RETRY);
     ended(s, j, nq_retry(s->redis, j, now + delay, attempts, why));
 }
 
@@ -1336,6 +1407,9 @@ static void collect(ns_sender_t *s)
             continue;
         x->code = msg->data.result;
         curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &x->status);
+        curl_off_t us = 0;
+        if (curl_easy_getinfo(x->easy, CURLINFO_TOTAL_TIME_T, &us) == CURLE_OK)
+            chat_histogram_observe(s->send_seconds[job_channel(x->run->job)], (double)us / 1e6);
         curl_multi_remove_handle(s->multi, x->easy);
         x->run->pending--;
     }
@@ -1510,6 +1584,8 @@ chat_err_t ns_sender_new(const ns_sender_conf_t *conf, ns_sender_t **out)
     }
     if (err == CHAT_OK && (s->multi = curl_multi_init()) == NULL)
         err = CHAT_ERR_IO;
+    if (err == CHAT_OK && conf->metrics != NULL)
+        send_metrics_register(s);
     if (err == CHAT_OK && conf->metrics != NULL)
         s->outbox_jobs =
             chat_metrics_gauge(conf->metrics, "chat_notify_outbox_jobs",

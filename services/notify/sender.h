@@ -13,6 +13,7 @@
 #include "common/err.h"
 #include "common/metrics.h"
 #include "common/store.h"
+#include "common/tenant_label.h"
 #include "common/webpush.h"
 #include "services/notify/tenants.h"
 
@@ -38,6 +39,8 @@ typedef struct ns_sender_conf {
     const char *owner;            /* CHAT_INSTANCE_ID ("" or NULL: none): claims recorded under
                                      it are taken back at once when the instance restarts */
     chat_metrics_t *metrics;      /* may be NULL */
+    chat_tenant_labels_t *tenant_labels; /* borrowed, outlives the sender; NULL: no
+                                            chat_notify_tenant_sends_total */
 } ns_sender_conf_t;
 
 typedef struct ns_sender ns_sender_t;

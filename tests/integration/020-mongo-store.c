@@ -397,6 +397,72 @@ START_TEST(pool_serves_threads)
 }
 END_TEST
 
+/* The value of series (with its labels) in m's rendering. */
+static double metric(chat_metrics_t *m, const char *series)
+{
+    char *text = chat_metrics_render(m, NULL);
+    ck_assert_ptr_nonnull(text);
+    char line[160];
+    snprintf(line, sizeof line, "\n%s ", series);
+    const char *p = strstr(text, line);
+    ck_assert_msg(p != NULL, "no %s in %s", series, text);
+    double v = strtod(p + strlen(line), NULL);
+    free(text);
+    return v;
+}
+
+/* Driver command monitoring: every command of a store created after
+ * chat_store_metrics_attach is timed under its name; a duplicate key is a write error, not a
+ * failed command; a command the server refuses is one (op "other" for an unknown name). */
+START_TEST(commands_are_timed_and_failures_counted)
+{
+    chat_metrics_t *m = chat_metrics_new();
+    ck_assert_int_eq(chat_store_metrics_attach(m), CHAT_OK);
+    chat_store_t *monitored = NULL;
+    ck_assert_int_eq(
+        chat_store_new(chat_test_stack_get("CHAT_MONGO_URI"), "it-020-apm", &monitored), CHAT_OK);
+    ck_assert(metric(m, "chat_mongo_op_seconds_count{op=\"insert\"}") == 0);
+    ensure_unique_index();
+    bson_t *doc = message("apm", 1, "timed");
+    chat_err_t result;
+    ck_assert_int_eq(chat_store_insert_many(monitored, collection, (const bson_t *const *)&doc, 1,
+                                            false, &result),
+                     CHAT_OK);
+    ck_assert(metric(m, "chat_mongo_op_seconds_count{op=\"insert\"}") == 1);
+    ck_assert(metric(m, "chat_mongo_op_seconds_sum{op=\"insert\"}") > 0);
+    ck_assert_int_eq(chat_store_insert_many(monitored, collection, (const bson_t *const *)&doc, 1,
+                                            false, &result),
+                     CHAT_ERR_DUPLICATE);
+    ck_assert(metric(m, "chat_mongo_op_seconds_count{op=\"insert\"}") == 2);
+    ck_assert(metric(m, "chat_mongo_errors_total{op=\"insert\"}") == 0);
+    bson_t *filter = BCON_NEW("room", BCON_UTF8("apm")), *found = NULL;
+    ck_assert_int_eq(chat_store_find_one(monitored, collection, filter, &found), CHAT_OK);
+    ck_assert(metric(m, "chat_mongo_op_seconds_count{op=\"find\"}") == 1);
+    bson_destroy(found);
+    bson_destroy(filter);
+    bson_destroy(doc);
+
+    mongoc_client_t *client = chat_store_acquire(monitored);
+    bson_t *cmd = BCON_NEW("noSuchCommand", BCON_INT32(1));
+    bson_error_t error;
+    ck_assert(!mongoc_client_command_simple(client, chat_store_db_name(monitored), cmd, NULL, NULL,
+                                            &error));
+    bson_destroy(cmd);
+    chat_store_release(monitored, client);
+    ck_assert(metric(m, "chat_mongo_errors_total{op=\"other\"}") == 1);
+    ck_assert(metric(m, "chat_mongo_op_seconds_count{op=\"other\"}") >= 1);
+    ck_assert(metric(m, "chat_mongo_errors_total{op=\"find\"}") == 0);
+    /* The setup's store was made before the attach: its commands are not counted. */
+    bson_t *all = bson_new(), *docs[2];
+    free_all(docs, find_all(all, docs, 2));
+    bson_destroy(all);
+    ck_assert(metric(m, "chat_mongo_op_seconds_count{op=\"find\"}") == 1);
+    chat_store_destroy(monitored);
+    chat_store_metrics_attach(NULL);
+    chat_metrics_destroy(m);
+}
+END_TEST
+
 static Suite *store_suite(void)
 {
     Suite *s = suite_create("mongo-store");
@@ -412,6 +478,7 @@ static Suite *store_suite(void)
     tcase_add_test(tc, other_write_error_is_mongo);
     tcase_add_test(tc, rejected_batch_marks_every_document);
     tcase_add_test(tc, pool_serves_threads);
+    tcase_add_test(tc, commands_are_timed_and_failures_counted);
     suite_add_tcase(s, tc);
     return s;
 }

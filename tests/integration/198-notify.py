@@ -13,6 +13,9 @@ receiver that verifies with the reference Standard Webhooks library, an SMTP sin
 - the 410's event is a dead letter on chat.notify.dlq (chat-admin dlq) with the reason;
 - notify killed with -9 in the middle of a stream: every message's webhook delivered, a
   duplicate only ever with the same webhook-id;
+- notify's metrics (docs/metrics.md) count those attempts: every channel x outcome series,
+  pushes and webhooks ok, webhook retries and the 410 as gone, the dead letter, one timed
+  request per attempt, and the per-tenant counts adding up to the total;
 - an offline member with an address gets one email digest (text and HTML) after the tenant's
   delay; one who read meanwhile gets none.
 The test restarts notify with a short webhook retry schedule and an 8 s push window (scripts/up
@@ -25,6 +28,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 from api_client import api_base, call_json, stack_load, Tenant, unique  # noqa: E402
@@ -98,6 +102,53 @@ def dead_letters(tenant):
         if d.get("tenant") == tenant.id:
             out.append(d)
     return out
+
+
+def notify_metrics():
+    """notify's /metrics as {series: value} (series as rendered: name{labels})."""
+    with urllib.request.urlopen(stack["CHAT_OPS_NOTIFY"] + "/metrics", timeout=10) as r:
+        text = r.read().decode()
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            series, value = line.rsplit(" ", 1)
+            out[series] = float(value)
+    return out
+
+
+def metrics_test():
+    """The attempts so far (notify restarted at the start of the test) in notify's metrics."""
+    m = notify_metrics()
+
+    def sends(channel, outcome):
+        return m.get(f'chat_notify_sends_total{{channel="{channel}",outcome="{outcome}"}}')
+
+    series = [(c, o) for c in ("push", "email", "webhook") for o in ("ok", "retry", "gone",
+                                                                      "failed")]
+    check(all(sends(c, o) is not None for c, o in series),
+          f"every chat_notify_sends_total{{channel,outcome}} series is there: "
+          f"{[s for s in series if sends(*s) is None]}")
+    check((sends("push", "ok") or 0) >= 4, f"pushes and close pushes ok ({sends('push', 'ok')})")
+    check((sends("webhook", "retry") or 0) >= 3 and (sends("webhook", "ok") or 0) >= 1
+          and (sends("webhook", "gone") or 0) >= 1,
+          f"webhooks: 3 retries, then ok; the 410 gone ({sends('webhook', 'retry')}, "
+          f"{sends('webhook', 'ok')}, {sends('webhook', 'gone')})")
+    check(m.get("chat_notify_dlq_total", 0) >= 1,
+          f"the dead letter is counted ({m.get('chat_notify_dlq_total')})")
+    for channel in ("push", "webhook"):
+        attempts = sum(sends(channel, o) or 0 for o in ("ok", "retry", "gone", "failed"))
+        timed = m.get(f'chat_notify_send_seconds_count{{channel="{channel}"}}', 0)
+        check(timed >= attempts > 0, f"{channel}: every request timed ({timed} >= {attempts})")
+
+    def tenant_sum():
+        now = notify_metrics()
+        total = sum(v for k, v in now.items() if k.startswith("chat_notify_sends_total{"))
+        by_tenant = sum(v for k, v in now.items()
+                        if k.startswith("chat_notify_tenant_sends_total{"))
+        return (total, by_tenant) if total == by_tenant else None
+
+    got = wait_for(tenant_sum, 5)
+    check(got is not None, f"the per-tenant attempts add up to all attempts ({got})")
 
 
 def wait_for(pred, timeout, step=0.3):
@@ -240,6 +291,7 @@ def main():
         check(any(d.get("channel") == "webhook" and "410" in d.get("error", "")
                   and d.get("payload", {}).get("type") == "message.updated" for d in letters),
               f"its event is a dead letter on chat.notify.dlq with the reason: {letters[:1]}")
+        metrics_test()
 
     kill_test(peers)
     digest_test(peers, addr, digest_sent)

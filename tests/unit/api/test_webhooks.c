@@ -267,6 +267,28 @@ START_TEST(test_test_body_and_cursor)
 }
 END_TEST
 
+/* The label of chat_api_webhook_deliveries_total: ok on 2xx, retry where notify would retry
+ * (no answer, 408, 429, 5xx), failed for any other status or a refused address. */
+START_TEST(test_delivery_outcome)
+{
+    ck_assert_int_eq(api_webhook_outcome(200, false), API_WEBHOOK_OK);
+    ck_assert_int_eq(api_webhook_outcome(204, false), API_WEBHOOK_OK);
+    ck_assert_int_eq(api_webhook_outcome(0, false), API_WEBHOOK_RETRY);
+    ck_assert_int_eq(api_webhook_outcome(408, false), API_WEBHOOK_RETRY);
+    ck_assert_int_eq(api_webhook_outcome(429, false), API_WEBHOOK_RETRY);
+    ck_assert_int_eq(api_webhook_outcome(500, false), API_WEBHOOK_RETRY);
+    ck_assert_int_eq(api_webhook_outcome(503, false), API_WEBHOOK_RETRY);
+    ck_assert_int_eq(api_webhook_outcome(301, false), API_WEBHOOK_FAILED);
+    ck_assert_int_eq(api_webhook_outcome(400, false), API_WEBHOOK_FAILED);
+    ck_assert_int_eq(api_webhook_outcome(404, false), API_WEBHOOK_FAILED);
+    ck_assert_int_eq(api_webhook_outcome(410, false), API_WEBHOOK_FAILED);
+    ck_assert_int_eq(api_webhook_outcome(0, true), API_WEBHOOK_FAILED);
+    ck_assert_str_eq(api_webhook_outcome_names[API_WEBHOOK_OK], "ok");
+    ck_assert_str_eq(api_webhook_outcome_names[API_WEBHOOK_RETRY], "retry");
+    ck_assert_str_eq(api_webhook_outcome_names[API_WEBHOOK_FAILED], "failed");
+}
+END_TEST
+
 int main(void)
 {
     Suite *suite = suite_create("api_webhooks");
@@ -279,6 +301,7 @@ int main(void)
     tcase_add_test(tc, test_secrets);
     tcase_add_test(tc, test_json);
     tcase_add_test(tc, test_test_body_and_cursor);
+    tcase_add_test(tc, test_delivery_outcome);
     suite_add_tcase(suite, tc);
     return chat_test_suite_run(suite, false);
 }

@@ -304,6 +304,93 @@ START_TEST(test_concurrent_updates)
 }
 END_TEST
 
+START_TEST(test_float_counter)
+{
+    chat_float_counter_t *c = chat_metrics_float_counter(m, "cpu_seconds_total", "CPU.", NULL);
+    ck_assert_ptr_nonnull(c);
+    ck_assert(chat_float_counter_value(c) == 0.0);
+    chat_float_counter_add(c, 0.25);
+    chat_float_counter_add(c, -1); /* a counter never goes down */
+    chat_float_counter_add(c, NAN);
+    ck_assert(chat_float_counter_value(c) == 0.25);
+    chat_float_counter_set(c, 1.5);
+    ck_assert(chat_float_counter_value(c) == 1.5);
+    chat_float_counter_set(c, 1.0); /* an older reading is ignored */
+    chat_float_counter_set(c, NAN);
+    ck_assert(chat_float_counter_value(c) == 1.5);
+    /* The same name as a gauge or an integer counter is another type: refused. */
+    ck_assert_ptr_null(chat_metrics_gauge(m, "cpu_seconds_total", "CPU.", NULL));
+    ck_assert_ptr_null(chat_metrics_counter(m, "cpu_seconds_total", "CPU.", NULL));
+    ck_assert_ptr_eq(chat_metrics_float_counter(m, "cpu_seconds_total", "CPU.", NULL), c);
+    char *text = render();
+    ck_assert_str_eq(text, "# HELP cpu_seconds_total CPU.\n"
+                           "# TYPE cpu_seconds_total counter\n"
+                           "cpu_seconds_total 1.5\n");
+    free(text);
+}
+END_TEST
+
+typedef struct collect_state {
+    int calls;
+    chat_gauge_t *g;
+    char *order;
+} collect_state_t;
+
+/* Sets its gauge to the number of calls, registers a series of its own on the first call, and
+ * notes that it ran in order. */
+static void collect_first(void *ud)
+{
+    collect_state_t *st = ud;
+    st->calls++;
+    chat_gauge_set(st->g, st->calls);
+    chat_gauge_set(chat_metrics_gauge(m, "late", "Registered by a collector.", NULL), 7);
+    strcat(st->order, "1");
+}
+
+static void collect_second(void *ud)
+{
+    strcat(ud, "2");
+}
+
+START_TEST(test_collectors_run_before_render)
+{
+    char order[16] = "";
+    collect_state_t st = {.g = chat_metrics_gauge(m, "reads", "Reads.", NULL), .order = order};
+    ck_assert_int_eq(chat_metrics_add_collector(m, collect_first, &st), CHAT_OK);
+    ck_assert_int_eq(chat_metrics_add_collector(m, collect_second, order), CHAT_OK);
+    ck_assert_int_eq(chat_metrics_add_collector(NULL, collect_second, order), CHAT_ERR_INVALID);
+    ck_assert_int_eq(chat_metrics_add_collector(m, NULL, order), CHAT_ERR_INVALID);
+    ck_assert_int_eq(st.calls, 0);
+    char *text = render();
+    ck_assert_int_eq(st.calls, 1);
+    ck_assert_str_eq(order, "12");
+    ck_assert_ptr_nonnull(strstr(text, "reads 1\n"));
+    ck_assert_ptr_nonnull(strstr(text, "late 7\n"));
+    free(text);
+    text = render();
+    ck_assert_int_eq(st.calls, 2);
+    ck_assert_str_eq(order, "1212");
+    ck_assert_ptr_nonnull(strstr(text, "reads 2\n"));
+    free(text);
+}
+END_TEST
+
+/* More collectors than the render's stack copy holds: every one still runs. */
+static void collect_count(void *ud)
+{
+    (*(int *)ud)++;
+}
+
+START_TEST(test_many_collectors)
+{
+    int calls = 0;
+    for (int i = 0; i < 20; i++)
+        ck_assert_int_eq(chat_metrics_add_collector(m, collect_count, &calls), CHAT_OK);
+    free(render());
+    ck_assert_int_eq(calls, 20);
+}
+END_TEST
+
 int main(void)
 {
     /* Rejected registrations log warnings; the tests check the return values instead. */
@@ -323,6 +410,9 @@ int main(void)
     tcase_add_test(tc, test_latency_buckets);
     tcase_add_test(tc, test_null_handles_ignored);
     tcase_add_test(tc, test_concurrent_updates);
+    tcase_add_test(tc, test_float_counter);
+    tcase_add_test(tc, test_collectors_run_before_render);
+    tcase_add_test(tc, test_many_collectors);
     suite_add_tcase(s, tc);
     return chat_test_suite_run(s, false);
 }

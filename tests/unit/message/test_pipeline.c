@@ -386,9 +386,12 @@ static chat_bus_record_t recs[MAX_RECS];
 static char *values[MAX_RECS];
 static size_t nrecs;
 
+static chat_tenant_labels_t *tenant_labels; /* NULL unless a test sets it */
+
 static message_pipeline_t *pipeline_make(long max_text, int64_t retry_ms, int rounds)
 {
     message_pipeline_conf_t conf = {
+        .tenant_labels = tenant_labels,
         .store = {&store, fs_highest, fs_find, fs_insert, fs_find_ids, NULL},
         .recent = {&recent, fr_write, NULL},
         .reads = {&reads, frd_store, NULL},
@@ -441,6 +444,8 @@ static void bus_clear(void)
 static void teardown(void)
 {
     message_pipeline_destroy(pipeline);
+    chat_tenant_labels_destroy(tenant_labels);
+    tenant_labels = NULL;
     message_sequencer_destroy(sequencer);
     chat_metrics_destroy(metrics);
     message_doc_list_clear(&store.docs);
@@ -690,6 +695,43 @@ START_TEST(test_new_messages_gapless_per_room)
     ck_assert_int_eq(store.find_calls, 0);
     ck_assert_int_eq(store.find_ids_calls, 0);
     ck_assert_int_eq(store.insert_calls, 2);
+}
+END_TEST
+
+/* chat_message_tenant_stored_total counts what was stored, by tenant, within the bound: a
+ * resend is not stored again; a tenant beyond the bound counts under _other, and an
+ * allowlisted tenant's series exists (0) before its first message. */
+START_TEST(test_tenant_stored_counted_within_bound)
+{
+    for (int round = 0; round < 2; round++) {
+        message_pipeline_destroy(pipeline);
+        chat_tenant_labels_destroy(tenant_labels);
+        /* round 0: acme takes a free slot; round 1: no free slot, only globex is labelled */
+        tenant_labels = chat_tenant_labels_new(round == 0 ? "" : "globex", round == 0 ? 20 : 0);
+        ck_assert_ptr_nonnull(tenant_labels);
+        chat_metrics_destroy(metrics);
+        metrics = chat_metrics_new();
+        pipeline = pipeline_make(4000, 10000, 3);
+        ck_assert_ptr_nonnull(pipeline);
+        bus_clear();
+        records_clear();
+        const char *room = round == 0 ? "r" : "s";
+        if (round == 0) {
+            add_stored(room, "alice", "c1", 1, "0:3");
+            add_send(0, 9, room, "alice", "c1", "again"); /* a resend: not stored */
+        }
+        add_send(0, 10 + 10 * round, room, "alice", "c2", "two");
+        add_send(0, 11 + 10 * round, room, "bob", "c1", "three");
+        ck_assert_int_eq(run(), CHAT_OK);
+        ck_assert_uint_eq(counter("chat_message_stored_total", NULL), 2);
+        if (round == 0) {
+            ck_assert_uint_eq(counter("chat_message_tenant_stored_total", "tenant=\"acme\""), 2);
+            ck_assert_uint_eq(counter("chat_message_tenant_stored_total", "tenant=\"_other\""), 0);
+        } else {
+            ck_assert_uint_eq(counter("chat_message_tenant_stored_total", "tenant=\"_other\""), 2);
+            ck_assert_uint_eq(counter("chat_message_tenant_stored_total", "tenant=\"globex\""), 0);
+        }
+    }
 }
 END_TEST
 
@@ -2517,6 +2559,7 @@ int main(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_new_messages_gapless_per_room);
     tcase_add_test(tc, test_seq_continues_after_stored);
+    tcase_add_test(tc, test_tenant_stored_counted_within_bound);
     tcase_add_test(tc, test_resend_gets_original_ack);
     tcase_add_test(tc, test_resend_mid_batch_two_rooms);
     tcase_add_test(tc, test_many_resends_one_batch);
