@@ -18,6 +18,7 @@
 #include "common/log.h"
 #include "common/ops_http.h"
 #include "common/service.h"
+#include "common/service_metrics.h"
 #include "common/signals.h"
 #include "common/notify_store.h"
 #include "common/tenants.h"
@@ -326,8 +327,10 @@ static int gateway_main(const gw_config_t *cfg)
     chat_gateway_id(cfg->index, gw.id, sizeof gw.id); /* in range: the config table checked */
     boot_id_make(gw.boot, sizeof gw.boot);
     gw.metrics = chat_metrics_new();
-    if (gw.metrics == NULL || gw_stats_init(&gw.stats, gw.metrics, cfg->metrics_tenants,
-                                            (int)cfg->metrics_tenants_max) != CHAT_OK) {
+    /* Process, build, MongoDB and Redis metrics: before gateway_open() opens the stores. */
+    if (gw.metrics == NULL || chat_service_metrics_attach(gw.metrics, "gateway") != CHAT_OK ||
+        gw_stats_init(&gw.stats, gw.metrics, cfg->metrics_tenants,
+                      (int)cfg->metrics_tenants_max) != CHAT_OK) {
         chat_log_error("out of memory");
         gw_stats_free(&gw.stats);
         chat_metrics_destroy(gw.metrics);

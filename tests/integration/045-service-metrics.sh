@@ -4,8 +4,6 @@
 # MongoDB and Redis op latency with every label value present before use; one message and one
 # server API call later, the message service has timed its insert and Redis round trips and
 # counted the message for its tenant, and the api has counted the call for the tenant.
-# (Gateways: add "gateway-N $url gateway" entries once the gateway calls
-# chat_service_metrics_attach.)
 set -uo pipefail
 
 : "${CHAT_STACK_ENV:?run through ctest}"
@@ -29,6 +27,10 @@ endpoints=(
     "message $CHAT_OPS_MESSAGE" "broadcast $CHAT_OPS_BROADCAST" "api $CHAT_OPS_API"
     "moderation $CHAT_OPS_MODERATION" "notify $CHAT_OPS_NOTIFY"
 )
+IFS=, read -ra gateway_ops <<<"$CHAT_OPS_GATEWAYS"
+for url in "${gateway_ops[@]}"; do
+    endpoints+=("gateway $url")
+done
 ops="insert find update delete findAndModify aggregate count getMore createIndexes ping other"
 for e in "${endpoints[@]}"; do
     read -r name url <<<"$e"
