@@ -542,8 +542,7 @@ func kafka() *board {
 	d := newBoard("chat-kafka", "Chat / Kafka",
 		"Kafka from the brokers' side (chat-admin lag serve: committed offsets against high watermarks, which keeps reporting when a consumer is down) and from the services' clients.")
 	d.queryVar("group", "Consumer group", "label_values(chat_kafka_group_lag, group)", true)
-	d.queryVar("topic", "Topic", "label_values(chat_kafka_group_lag, topic)", true)
-	sel := `{group=~"$group", topic=~"$topic"}`
+	sel := `{group=~"$group"}`
 	d.row("Consumer lag")
 	d.ts("Lag by group and topic", "short", opts{description: "Records behind the high watermark, summed over the topic's partitions."},
 		q{"sum by (group, topic) (chat_kafka_group_lag" + sel + ")", "{{group}} {{topic}}"})
@@ -552,19 +551,19 @@ func kafka() *board {
 	d.ts("Lag growth /s by group and topic", "short", opts{description: "Positive while consumers fall behind."},
 		q{fmt.Sprintf("sum by (group, topic) (deriv(chat_kafka_group_lag%s[5m]))", sel), "{{group}} {{topic}}"})
 	d.ts("Partition lag (consumers' view)", "short", opts{description: "The services' own librdkafka view of their assigned partitions."},
-		q{`max by (topic, partition) (chat_kafka_consumer_lag{topic=~"$topic"})`, "{{topic}}[{{partition}}]"})
+		q{`max by (topic, partition) (chat_kafka_consumer_lag)`, "{{topic}}[{{partition}}]"})
 	d.row("Throughput")
 	d.ts("Produced records /s by topic", "short", opts{width: 8},
-		q{rate("chat_kafka_produced_total", `{topic=~"$topic"}`, "topic"), "{{topic}}"})
+		q{rate("chat_kafka_produced_total", "", "topic"), "{{topic}}"})
 	d.ts("Consumed records /s by topic", "short", opts{width: 8},
-		q{rate("chat_kafka_consumed_total", `{topic=~"$topic"}`, "topic"), "{{topic}}"})
+		q{rate("chat_kafka_consumed_total", "", "topic"), "{{topic}}"})
 	d.ts("Produce errors /s by topic", "short", opts{width: 8},
-		q{rate("chat_kafka_produce_errors_total", `{topic=~"$topic"}`, "topic"), "{{topic}}"})
+		q{rate("chat_kafka_produce_errors_total", "", "topic"), "{{topic}}"})
 	d.row("Dead letters")
 	d.ts("Dead-letter topic size", "short", opts{description: "Records in the dead-letter topics (sum of the partitions' high watermarks)."},
 		q{`sum by (topic) (chat_kafka_topic_high_watermark_sum{topic=~".*[.]dlq"})`, "{{topic}}"})
 	d.ts("Dead-letter growth /s", "short", opts{description: "Records written to dead-letter topics, from the brokers and from the notify service."},
-		q{fmt.Sprintf(`sum by (topic) (deriv(chat_kafka_topic_high_watermark_sum{topic=~".*[.]dlq"}[5m]))`), "{{topic}}"},
+		q{`sum by (topic) (deriv(chat_kafka_topic_high_watermark_sum{topic=~".*[.]dlq"}[5m]))`, "{{topic}}"},
 		q{rate("chat_notify_dlq_total", "", ""), "notify dlq writes"})
 	return d
 }
