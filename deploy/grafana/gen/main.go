@@ -238,11 +238,13 @@ func instAnd(matchers string) string { return `{instance=~"$instance", ` + match
 
 func (d *board) processRow() {
 	d.row("Process")
-	d.ts("CPU", "percentunit", opts{width: 8, description: "CPU time per second (1 = one core), user + system."},
+	d.ts("Up", "short", opts{width: 6, description: "1 while Prometheus scrapes the instance, 0 when it does not answer."},
+		q{"up" + inst, "{{instance}}"})
+	d.ts("CPU", "percentunit", opts{width: 6, description: "CPU time per second (1 = one core), user + system."},
 		q{fmt.Sprintf("rate(process_cpu_seconds_total%s[%s])", inst, rateWindow), "{{instance}}"})
-	d.ts("Resident memory", "bytes", opts{width: 8},
+	d.ts("Resident memory", "bytes", opts{width: 6},
 		q{"process_resident_memory_bytes" + inst, "{{instance}}"})
-	d.ts("Open file descriptors", "short", opts{width: 8, description: "Open descriptors against the open-files limit."},
+	d.ts("Open file descriptors", "short", opts{width: 6, description: "Open descriptors against the open-files limit."},
 		q{"process_open_fds" + inst, "{{instance}} open"},
 		q{"process_max_fds" + inst, "{{instance}} limit"})
 }
@@ -350,6 +352,12 @@ func overview() *board {
 		q{fmt.Sprintf("%s / clamp_min(%s, 1e-9)", rate("chat_api_requests_total", `{class="5xx"}`, ""), rate("chat_api_requests_total", "", "")), "api 5xx / requests"})
 	d.ts("Disconnects /s by close code", "short", opts{width: 8},
 		q{rate("chat_gateway_disconnects_total", "", "code"), "{{code}}"})
+
+	d.row("Backlog")
+	d.ts("Consumer lag by group", "short", opts{description: "Records behind, from the brokers' committed offsets (the Kafka dashboard has the detail)."},
+		q{"sum by (group) (chat_kafka_group_lag)", "{{group}}"})
+	d.ts("Dead letters /s", "short", opts{description: "Notifications given up and written to the dead-letter topic."},
+		q{rate("chat_notify_dlq_total", "", ""), "dead letters"})
 	return d
 }
 
@@ -363,7 +371,7 @@ func gateway() *board {
 		q{rate("chat_gateway_connects_total", inst, "result"), "{{result}}"})
 	d.ts("Disconnects /s by close code", "short", opts{width: 8},
 		q{rate("chat_gateway_disconnects_total", inst, "code"), "{{code}}"})
-	d.ts("Authentication", "s", opts{width: 8, description: "p99 of an authentication; pending authentications."},
+	d.ts("Authentication latency p99", "s", opts{width: 8, description: "From the upgrade to the welcome (or the refusal)."},
 		q{quantile("0.99", "chat_gateway_auth_seconds", inst, ""), "p99"})
 	d.ts("Authentications pending", "short", opts{width: 8},
 		q{"chat_gateway_auth_pending" + inst, "{{instance}}"})
