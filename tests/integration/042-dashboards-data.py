@@ -4,7 +4,8 @@ returns data from the stack's Prometheus after a little traffic.
 The traffic makes every counter the dashboards draw move: a new tenant (server API calls),
 two users on the two gateways exchanging messages in a room, a moderated message (a blocklist
 word), a webhook delivered to the test peers' receiver and a Web Push to an offline member
-(notify). Then the test waits until Prometheus has scraped every target twice and runs each
+(notify); after a scrape, a second round of the same. Then the test waits until Prometheus
+has scraped every target twice and runs each
 panel's PromQL with /api/v1/query, its template variables substituted as Grafana would:
 $instance, $job, $group (multi-value, "All") by the alternation of the values of their
 label_values(...) query, $tenant by this test's tenant (or the first value found),
@@ -143,9 +144,16 @@ def call(tenant, method, path, body=None):
     return call_json(API, tenant, method, path, body)
 
 
-def traffic(sockets):
-    """Messages, a moderated one, a webhook and a push; returns the tenant and the clients
-    that stay connected (the per-tenant connection gauge must show them)."""
+def delivered_pushes(peers, sub):
+    return [p for p in peers.pushes(sub["id"]) if p.get("outcome") == "delivered"]
+
+
+def traffic(sockets, prom_url):
+    """Messages, a moderated one, webhooks and a push; returns the tenant. The clients stay
+    connected (sockets is the caller's), so that the per-tenant connection gauge shows them.
+    A second round follows a scrape: a series a service creates at its first event (rather
+    than at start) has its first sample at 1, and a rate over it is 0 (a NaN quantile) until
+    it moves again, as it does under continuous traffic."""
     peers = Peers.from_stack(stack)
     T = Tenant(stack)
     st, _ = call(T, "PUT", "/moderation/rules",
@@ -204,12 +212,29 @@ def traffic(sockets):
     if "gone" in hooks:
         check(bool(peers.wait_hooks(hooks["gone"], 1, timeout=30, outcome=None)),
               "the 410 endpoint was called (its event is dead-lettered)")
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not [
-            p for p in peers.pushes(sub["id"]) if p.get("outcome") == "delivered"]:
-        time.sleep(0.5)
-    check(any(p.get("outcome") == "delivered" for p in peers.pushes(sub["id"])),
-          "bob's push was delivered")
+    for rnd in (1, 2):
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and len(delivered_pushes(peers, sub)) < rnd:
+            time.sleep(0.5)
+        check(len(delivered_pushes(peers, sub)) >= rnd, f"bob's push was delivered (round {rnd})")
+        if rnd == 2:
+            break
+        # The second round, once Prometheus has seen the first (and bob's push window, 5 s
+        # by default, is over).
+        first_push = time.monotonic()
+        hooks_before = len(peers.hooks(hooks["ok"], "delivered")) if "ok" in hooks else 0
+        wait_scrapes(prom_url, time.time(), n=1)
+        time.sleep(max(0.0, 6.0 - (time.monotonic() - first_push)))
+        acks = [alice.post(room, f"round 2, {i}") for i in range(5)]
+        acks += [carol.post(room, "round 2 from carol"), alice.post(room, f"again a {BAD_WORD}")]
+        a = alice.post(dm, "another push for bob")
+        check(all(x and x.get("type") == "ack" for x in acks + [a]), "round 2 acknowledged")
+        st, _ = call(T, "GET", "/rooms")
+        check(st == 200, f"GET /rooms, round 2 ({st})")
+        if "ok" in hooks:
+            n = hooks_before + 1
+            check(len(peers.wait_hooks(hooks["ok"], n, timeout=30)) >= n,
+                  "a webhook was delivered (round 2)")
     return T
 
 
@@ -281,7 +306,7 @@ def main():
             prom_url = es.enter_context(own_prometheus())
         wait_scrapes(prom_url, time.time(), n=1)  # counters seen before the traffic moves them
         start = time.time()
-        T = traffic(es)  # the clients stay connected until the queries are done
+        T = traffic(es, prom_url)  # the clients stay connected until the queries are done
         wait_scrapes(prom_url, time.time(), n=2)
         # $__rate_interval: Grafana's for a 1h range on a 15s scrape is 1m; here at least 1m
         # and long enough to cover the traffic on a slow machine.
