@@ -264,6 +264,8 @@ def check_render(docs, label, values, monitoring):
             env = env_of(c)
             check(env.get("CHAT_OPS_ADDR", {}).get("value") == "0.0.0.0", f"{cname}: CHAT_OPS_ADDR is not 0.0.0.0")
             check(env.get("CHAT_OPS_PORT", {}).get("value") == str(ops_port), f"{cname}: CHAT_OPS_PORT")
+            check(not {"CHAT_DEMO_TENANT", "CHAT_DEMO_SECRET"} & set(env),
+                  f"{cname}: the demo (tokens for anyone) is switched on")
             check(c["args"][0] in ("gateway", "message", "broadcast", "moderation", "notify", "api", "admin"),
                   f"{cname}: the image's entrypoint does not know {c['args'][0]}")
             for var in SECRET_VARS & set(env):
