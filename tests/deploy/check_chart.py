@@ -30,7 +30,10 @@ import tempfile
 
 import yaml
 
+# helm renders for KUBE_VERSION; the objects are validated for the chart's oldest Kubernetes,
+# that one, and the newest kubernetes-validate knows (an API removed since would show).
 KUBE_VERSION = "1.30.0"
+KUBE_MIN_VERSION = "1.29.0"
 MONITORING_API = "monitoring.coreos.com/v1"
 CRD_KINDS = {"ServiceMonitor", "PrometheusRule"}
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "Job"}
@@ -161,7 +164,9 @@ def selects(selector, labels):
 
 def validate_schemas(docs, label):
     import kubernetes_validate
+    from kubernetes_validate.utils import latest_version
 
+    versions = sorted({KUBE_MIN_VERSION, KUBE_VERSION, latest_version()})
     n = 0
     for d in docs:
         name = f"{label}: {d['kind']}/{d['metadata']['name']}"
@@ -169,15 +174,16 @@ def validate_schemas(docs, label):
             check(d["apiVersion"] == MONITORING_API, f"{name}: apiVersion {d['apiVersion']}")
             check_crd_shape(d, name)
             continue
-        try:
-            kubernetes_validate.validate(d, KUBE_VERSION, strict=True)
-            n += 1
-        except kubernetes_validate.ValidationError as e:
-            check(False, f"{name}: not valid for Kubernetes {KUBE_VERSION}: {e.message} "
-                         f"at {'/'.join(str(p) for p in e.path)}")
-        except kubernetes_validate.SchemaNotFoundError:
-            check(False, f"{name}: no Kubernetes {KUBE_VERSION} schema for it")
-    print(f"ok: {label}: {n} objects checked against the Kubernetes {KUBE_VERSION} schemas")
+        n += 1
+        for v in versions:
+            try:
+                kubernetes_validate.validate(d, v, strict=True)
+            except kubernetes_validate.ValidationError as e:
+                check(False, f"{name}: not valid for Kubernetes {v}: {e.message} "
+                             f"at {'/'.join(str(p) for p in e.path)}")
+            except kubernetes_validate.SchemaNotFoundError:
+                check(False, f"{name}: no Kubernetes {v} schema for it")
+    print(f"ok: {label}: {n} objects checked against the Kubernetes {', '.join(versions)} schemas")
 
 
 def check_crd_shape(d, name):
@@ -185,6 +191,8 @@ def check_crd_shape(d, name):
     not in kubernetes-validate)."""
     spec = d.get("spec") or {}
     if d["kind"] == "ServiceMonitor":
+        check(set(spec) <= {"jobLabel", "selector", "namespaceSelector", "endpoints"},
+              f"{name}: unexpected spec keys {sorted(spec)}")
         check(isinstance(spec.get("selector", {}).get("matchLabels"), dict),
               f"{name}: spec.selector.matchLabels missing")
         eps = spec.get("endpoints") or []
@@ -326,7 +334,9 @@ def check_render(docs, label, values, monitoring):
                 continue
             mine = [m for m in monitors if selects(m["spec"]["selector"]["matchLabels"], s["metadata"]["labels"])
                     and any(e["port"] == "ops" for e in m["spec"]["endpoints"])]
-            check(len(mine) == 1, f"{name}: {len(mine)} ServiceMonitors scrape it (want 1)")
+            if check(len(mine) == 1, f"{name}: {len(mine)} ServiceMonitors scrape it (want 1)"):
+                job = s["metadata"]["labels"].get(mine[0]["spec"].get("jobLabel", ""))
+                check(job == component(s), f"{name}: scraped as job {job!r}, not as its component")
     else:
         check(not monitors and "PrometheusRule" not in kinds,
               f"{label}: prometheus-operator objects without the prometheus-operator API")
@@ -417,7 +427,7 @@ def rules_present(values):
 
 def run_render(chart, chart_src):
     prod = production(chart.dir)
-    has_rules = any(f.endswith(".yml") for f in os.listdir(os.path.join(chart.dir, "files", "rules")))
+    has_rules = any(f.endswith((".yml", ".yaml")) for f in os.listdir(os.path.join(chart.dir, "files", "rules")))
     cases = [
         ("default values", [], merged_values(chart.dir), False),
         ("default values, prometheus-operator present", ["--api-versions", MONITORING_API],
@@ -519,7 +529,7 @@ def run_sources(helm, chart_src):
 def check_rules_and_dashboards(docs, rules_dir, dashboards_dir, label):
     want_groups = []
     for f in sorted(os.listdir(rules_dir)):
-        if f.endswith(".yml"):
+        if f.endswith((".yml", ".yaml")):
             with open(os.path.join(rules_dir, f)) as fh:
                 want_groups += (yaml.safe_load(fh) or {}).get("groups") or []
     rules = [d for d in docs if d["kind"] == "PrometheusRule"]
