@@ -237,6 +237,7 @@ def check_render(docs, label, values, monitoring):
         psc = spec.get("securityContext", {})
         check(psc.get("runAsNonRoot") is True, f"{name}: pod securityContext.runAsNonRoot")
         check(spec.get("automountServiceAccountToken") is False, f"{name}: a service account token is mounted")
+        check(spec.get("enableServiceLinks") is False, f"{name}: service links (KAFKA_PORT...) in the environment")
         if w["kind"] != "Job":
             labels = w["spec"]["template"]["metadata"]["labels"]
             check(selects(w["spec"]["selector"]["matchLabels"], labels), f"{name}: selector does not match its pods")
@@ -467,6 +468,8 @@ def run_refusals(chart):
         ("production values with 17 gateways", ["-f", production(chart.dir), "--set", "gateway.autoscaling.maxReplicas=17"],
          "gateway.autoscaling.maxReplicas (17) exceeds the 16 partitions"),
         ("a misspelt key", ["--set", "gateway.replica=3"], "additional properties 'replica' not allowed"),
+        ("a librdkafka property that cannot be a variable", ["--set", "kafka.config.socket_timeout=1"],
+         "invalid propertyName 'socket_timeout'"),
         ("a wrong type", ["--set-string", "gateway.replicas=three"], "gateway/replicas"),
         ("Web Push without its Secret", ["--set", "webPush.publicKey=BKEY", "--set", "webPush.subject=mailto:a@b.c"],
          "webPush.publicKey needs webPush.existingSecret"),

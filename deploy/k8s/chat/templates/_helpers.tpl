@@ -266,6 +266,9 @@ metadata:
 spec:
   serviceAccountName: {{ include "chat.serviceAccountName" $root }}
   automountServiceAccountToken: false
+  # No KAFKA_PORT... variables from a Service named kafka (the services read KAFKA_* as
+  # librdkafka settings).
+  enableServiceLinks: false
   {{- with $root.Values.imagePullSecrets }}
   imagePullSecrets:
     {{- toYaml . | nindent 4 }}
