@@ -133,7 +133,26 @@ def merged_values(chart_dir, *files):
 
 # ---- lint ----
 
+def schema_refs(node):
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if k == "$ref":
+                yield v
+            else:
+                yield from schema_refs(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from schema_refs(v)
+
+
 def run_lint(chart):
+    import json
+
+    with open(os.path.join(chart.dir, "values.schema.json")) as f:
+        schema = json.load(f)
+    remote = [r for r in schema_refs(schema) if not r.startswith("#")]
+    check(not remote, f"values.schema.json: remote $ref {remote} (helm would fetch them)")
+    check(schema.get("additionalProperties") is False, "values.schema.json: unknown top-level keys allowed")
     for label, extra in (("default values", []),
                          ("production values", ["-f", production(chart.dir)])):
         p = chart.run("lint", "--strict", chart.dir, *extra)
