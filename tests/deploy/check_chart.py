@@ -290,6 +290,9 @@ def check_render(docs, label, values, monitoring):
             check(seccomp.get("type") == "RuntimeDefault", f"{cname}: seccompProfile RuntimeDefault")
             check(any(m["mountPath"] == "/tmp" for m in c.get("volumeMounts", [])), f"{cname}: no writable /tmp")
             env = env_of(c)
+            names = [e["name"] for e in c.get("env", [])]
+            check(len(names) == len(set(names)), f"{cname}: a variable set twice: "
+                  f"{sorted({n for n in names if names.count(n) > 1})}")
             check(env.get("CHAT_OPS_ADDR", {}).get("value") == "0.0.0.0", f"{cname}: CHAT_OPS_ADDR is not 0.0.0.0")
             check(env.get("CHAT_OPS_PORT", {}).get("value") == str(ops_port), f"{cname}: CHAT_OPS_PORT")
             check(not {"CHAT_DEMO_TENANT", "CHAT_DEMO_SECRET"} & set(env),
@@ -341,8 +344,14 @@ def check_render(docs, label, values, monitoring):
 
     for s in services:
         name = f"{label}: Service/{s['metadata']['name']}"
-        check(any(w["kind"] != "Job" and selects(s["spec"]["selector"], w["spec"]["template"]["metadata"]["labels"])
-                  for w in workloads), f"{name}: selects no pods")
+        backends = [w for w in workloads if w["kind"] != "Job" and
+                    selects(s["spec"]["selector"], w["spec"]["template"]["metadata"]["labels"])]
+        check(backends, f"{name}: selects no pods")
+        for w in backends:
+            named = {p["name"] for c in pod_spec(w)["containers"] for p in c.get("ports", [])}
+            for p in s["spec"]["ports"]:
+                check(p["targetPort"] in named, f"{name}: targetPort {p['targetPort']} is no port of "
+                                                f"{w['metadata']['name']}")
     monitors = [d for d in docs if d["kind"] == "ServiceMonitor"]
     if monitoring:
         check(monitors, f"{label}: monitoring on but no ServiceMonitor")
@@ -462,6 +471,16 @@ def run_render(chart, chart_src):
         check_render(docs, label, values, monitoring)
         if len(failures) == n:
             print(f"ok: {label}: {len(docs)} objects pass the chart's rules")
+
+    # a service's env replaces a common variable instead of repeating it
+    docs = chart.template("--set", "gateway.env.CHAT_LOG_LEVEL=debug", "--set", "extraEnv.CHAT_OPS_PORT=9090")
+    for w in (d for d in docs if d["kind"] in WORKLOAD_KINDS):
+        for c in pod_spec(w)["containers"]:
+            levels = [e.get("value") for e in c["env"] if e["name"] == "CHAT_LOG_LEVEL"]
+            want = ["debug"] if component(w) == "gateway" else ["info"]
+            check(levels == want, f"{w['metadata']['name']}: CHAT_LOG_LEVEL {levels}, want {want}")
+            check([e["name"] for e in c["env"]].count("CHAT_OPS_PORT") == 1,
+                  f"{w['metadata']['name']}: CHAT_OPS_PORT repeated")
 
     # production values: no credential anywhere in the rendered text
     docs = chart.template("-f", prod)

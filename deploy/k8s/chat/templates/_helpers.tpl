@@ -219,6 +219,24 @@ true
 {{- end }}
 {{- end -}}
 
+{{/*
+A container's environment: the common variables, then the service's own, then its env
+values; a later definition of a name replaces an earlier one (e.g. gateway.env.CHAT_LOG_LEVEL
+over logLevel), so each name appears once.
+*/}}
+{{- define "chat.env" -}}
+{{- $all := concat (include "chat.commonEnv" .root | fromYamlArray) (include "chat.serviceEnv" . | fromYamlArray) -}}
+{{- $seen := dict -}}
+{{- $env := list -}}
+{{- range reverse $all -}}
+{{- if not (hasKey $seen .name) -}}
+{{- $_ := set $seen .name true -}}
+{{- $env = prepend $env . -}}
+{{- end -}}
+{{- end -}}
+{{- toYaml $env -}}
+{{- end -}}
+
 {{- define "chat.probe" -}}
 httpGet:
   path: {{ .path }}
@@ -300,10 +318,7 @@ spec:
       args:
         {{- toYaml .args | nindent 8 }}
       env:
-        {{- include "chat.commonEnv" $root | nindent 8 }}
-        {{- with include "chat.serviceEnv" . | trim }}
-        {{- . | nindent 8 }}
-        {{- end }}
+        {{- include "chat.env" . | nindent 8 }}
       ports:
         {{- if eq .component "gateway" }}
         - name: ws
