@@ -436,6 +436,7 @@ def check_render(docs, label, values, monitoring):
         comp = n["spec"]["podSelector"]["matchLabels"].get("app.kubernetes.io/component")
         egress_ports = {p.get("port") for r in n["spec"]["egress"] for p in r.get("ports", [])}
         check(53 in egress_ports, f"{name}: no DNS")
+        check(set(values["networkPolicy"]["kafka"]["ports"]) <= egress_ports, f"{name}: Kafka not reachable")
         if comp in ("notify", "api") and values["networkPolicy"]["internet"]["enabled"]:
             check(443 in egress_ports, f"{name}: no HTTPS out (Web Push, webhooks)")
         ingress_ports = {p.get("port") for r in n["spec"]["ingress"] for p in r.get("ports", [])}
