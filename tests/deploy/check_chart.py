@@ -217,7 +217,7 @@ def check_crd_shape(d, name):
         eps = spec.get("endpoints") or []
         check(eps, f"{name}: no endpoints")
         for ep in eps:
-            check(set(ep) <= {"port", "path", "interval", "scrapeTimeout", "scheme"},
+            check(set(ep) <= {"port", "path", "interval", "scrapeTimeout", "scheme", "relabelings"},
                   f"{name}: unexpected endpoint keys {sorted(ep)}")
             check(isinstance(ep.get("port"), str), f"{name}: endpoint without a port name")
             for k in ("interval", "scrapeTimeout"):
@@ -364,8 +364,11 @@ def check_render(docs, label, values, monitoring):
             mine = [m for m in monitors if selects(m["spec"]["selector"]["matchLabels"], s["metadata"]["labels"])
                     and any(e["port"] == "ops" for e in m["spec"]["endpoints"])]
             if check(len(mine) == 1, f"{name}: {len(mine)} ServiceMonitors scrape it (want 1)"):
-                job = s["metadata"]["labels"].get(mine[0]["spec"].get("jobLabel", ""))
-                check(job == component(s), f"{name}: scraped as job {job!r}, not as its component")
+                # The rules' job names (deploy/prometheus/README.md): chat-<component>.
+                jobs = [r.get("replacement") for e in mine[0]["spec"]["endpoints"]
+                        for r in e.get("relabelings", []) if r.get("targetLabel") == "job"]
+                check(jobs == [f"chat-{component(s)}"],
+                      f"{name}: scraped as job {jobs!r}, not as chat-{component(s)}")
     else:
         check(not monitors and "PrometheusRule" not in kinds,
               f"{label}: prometheus-operator objects without the prometheus-operator API")
