@@ -750,8 +750,10 @@ static lag_series_t *lag_series(chat_bus_consumer_t *c, const char *topic, int32
     snprintf(labels, sizeof labels, "topic=\"%s\",partition=\"%d\"", topic, (int)partition);
     l->partition = partition;
     l->gauge = chat_metrics_gauge(c->metrics, "chat_kafka_consumer_lag",
-                                  "Records behind the partition's high watermark, for the "
-                                  "partitions this consumer has assigned (0 once revoked).",
+                                  "Records between the partition's high watermark and the "
+                                  "committed offset (without a commit: the consumer's "
+                                  "position), for the partitions this consumer has assigned "
+                                  "(0 once revoked).",
                                   labels);
     if (l->gauge == NULL) {
         free(l->topic);

@@ -129,7 +129,8 @@ typedef struct chat_bus_consumer_conf {
     int connect_timeout_ms; /* >0: creation fails with CHAT_ERR_TIMEOUT if no broker answers */
     /* Optional: chat_kafka_consumed_total{topic} (created for the configured topics),
      * chat_kafka_commits_total, chat_kafka_consume_errors_total, and
-     * chat_kafka_consumer_lag{topic,partition} for the assigned partitions, from librdkafka's
+     * chat_kafka_consumer_lag{topic,partition} for the assigned partitions (high watermark -
+     * committed offset, or - position without a commit: common/kafka_stats.h), from librdkafka's
      * statistics (statistics.interval.ms 5000, KAFKA_STATISTICS_INTERVAL_MS to change; they
      * are served by chat_bus_consumer_poll). A revoked partition's lag is set to 0. */
     chat_metrics_t *metrics;

@@ -31,7 +31,8 @@
 
 #define LAG_DEFAULT_PORT 9308
 #define LAG_DEFAULT_INTERVAL_S 10
-#define LAG_CONNECT_TIMEOUT_MS 30000
+/* Short enough that a stop (SIGTERM) while Kafka is away is not held up for long. */
+#define LAG_CONNECT_TIMEOUT_MS 5000
 #define LAG_REQUEST_TIMEOUT_MS 10000
 #define LAG_GROUP_PREFIX "chat-"
 /* Groups of the bus's manual readers (common/bus.c): never joined, never committed. */
@@ -197,12 +198,13 @@ static bool collect_group(lag_exporter_t *x, wm_cache_t *wc, const char *group)
     size_t n = 0;
     chat_err_t err = chat_bus_group_offsets(x->admin, group, LAG_REQUEST_TIMEOUT_MS, &offs, &n);
     bool ok = err == CHAT_OK;
-    if (err != CHAT_OK && offs == NULL) {
-        /* Nothing read: keep every series of the group as it was. */
+    if (err != CHAT_OK) {
+        /* Not all read: series of the group that are not set below keep their values. */
         for (lag_pair_t *p = x->pairs; p != NULL; p = p->next)
             if (strcmp(p->group, group) == 0)
                 p->seen = true;
-        return false;
+        if (offs == NULL)
+            return false;
     }
     for (size_t i = 0; i < n; i++) {
         const char *topic = offs[i].topic;
@@ -283,31 +285,33 @@ static bool collect(lag_exporter_t *x)
 {
     int64_t start = chat_clock_mono_ms();
     bool ok = true;
-    wm_cache_t wc = {0};
     for (lag_pair_t *p = x->pairs; p != NULL; p = p->next)
         p->seen = false;
     size_t ng = 0;
     bool complete = true;
     char **groups = groups_now(x, &ng, &complete);
     if (groups == NULL) {
-        ok = false;
-        for (lag_pair_t *p = x->pairs; p != NULL; p = p->next)
-            p->seen = true; /* unknown: keep the last values */
-    } else {
-        for (size_t i = 0; i < ng; i++)
-            if (groups[i] != NULL && !collect_group(x, &wc, groups[i]))
-                ok = false;
-        ok = ok && complete;
-        /* With an incomplete listing a group may be missing without being gone. */
-        for (lag_pair_t *p = x->pairs; p != NULL; p = p->next) {
-            if (!p->seen && complete) {
-                chat_gauge_set(p->sum, 0);
-                chat_gauge_set(p->max, 0);
-            }
-        }
-        chat_bus_strings_free(groups, ng);
+        /* The brokers did not answer: keep the last values, and do not wait for every
+         * topic's request to time out as well. */
+        chat_counter_inc(x->errors);
+        chat_gauge_set(x->seconds, (double)(chat_clock_mono_ms() - start) / 1000.0);
+        return false;
     }
-    for (size_t i = 0; i < x->ntopics; i++) {
+    wm_cache_t wc = {0};
+    for (size_t i = 0; i < ng && !chat_signals_stop_requested(); i++)
+        if (groups[i] != NULL && !collect_group(x, &wc, groups[i]))
+            ok = false;
+    ok = ok && complete;
+    /* Gone since the last collection: 0. With an incomplete listing a group may be missing
+     * without being gone, and keeps its values. */
+    for (lag_pair_t *p = x->pairs; p != NULL; p = p->next) {
+        if (!p->seen && complete) {
+            chat_gauge_set(p->sum, 0);
+            chat_gauge_set(p->max, 0);
+        }
+    }
+    chat_bus_strings_free(groups, ng);
+    for (size_t i = 0; i < x->ntopics && !chat_signals_stop_requested(); i++) {
         const wm_entry_t *w = wm_get(x, &wc, x->topics[i]);
         if (w == NULL || (w->err != CHAT_OK && w->err != CHAT_ERR_NOT_FOUND)) {
             ok = false;
