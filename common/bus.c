@@ -15,6 +15,7 @@
 
 #include "common/bus_int.h"
 #include "common/clock.h"
+#include "common/kafka_stats.h"
 #include "common/log.h"
 
 extern char **environ;
@@ -24,8 +25,11 @@ extern char **environ;
 #define BUS_DESTROY_FLUSH_MS 10000
 #define BUS_PURGE_FLUSH_MS 2000
 #define BUS_WATERMARK_TIMEOUT_MS 5000
-/* "topic=\"<249 chars>\",result=\"error\"": Kafka topic names are at most 249 characters. */
+/* "topic=\"<249 chars>\",partition=\"<int32>\"": Kafka topic names are at most 249
+ * characters. */
 #define BUS_LABELS_LEN 320
+/* statistics.interval.ms of a consumer with metrics (KAFKA_STATISTICS_INTERVAL_MS overrides). */
+#define BUS_STATS_INTERVAL_MS "5000"
 
 /* ---- callbacks every handle shares ---- */
 
@@ -283,21 +287,23 @@ typedef enum series_result { SERIES_OK, SERIES_ERROR } series_result_t;
 typedef struct topic_series {
     struct topic_series *next;
     char *topic;
-    chat_counter_t *counters[2]; /* by series_result_t; [SERIES_OK] only without results */
+    chat_counter_t *counters[2]; /* by series_result_t; [SERIES_ERROR] only with err_name */
 } topic_series_t;
 
 typedef struct series_cache {
     pthread_mutex_t lock; /* serialises additions */
     chat_metrics_t *metrics;
-    const char *name;
+    const char *name; /* SERIES_OK's family, label topic */
     const char *help;
-    bool by_result; /* labels topic and result ("ok", "error"), else topic alone */
+    const char *err_name; /* SERIES_ERROR's family (registered with the first), or NULL */
+    const char *err_help;
     _Atomic(topic_series_t *) head;
 } series_cache_t;
 
-/* Returns NULL without metrics. name and help must be string literals. */
+/* Returns NULL without metrics. Names and helps must be string literals; err_name may be
+ * NULL (a cache of one family). */
 static series_cache_t *series_cache_new(chat_metrics_t *metrics, const char *name, const char *help,
-                                        bool by_result)
+                                        const char *err_name, const char *err_help)
 {
     if (metrics == NULL)
         return NULL;
@@ -308,7 +314,8 @@ static series_cache_t *series_cache_new(chat_metrics_t *metrics, const char *nam
     c->metrics = metrics;
     c->name = name;
     c->help = help;
-    c->by_result = by_result;
+    c->err_name = err_name;
+    c->err_help = err_help;
     atomic_init(&c->head, NULL);
     return c;
 }
@@ -337,28 +344,27 @@ static topic_series_t *series_find(topic_series_t *t, const char *topic)
     return NULL;
 }
 
-/* Registers topic's counters; topic names are [a-zA-Z0-9._-], so they need no label
- * escaping. NULL if out of memory or the registry refused a series. */
+/* Registers topic's counters (both families at once, so the error series reads 0 as soon as
+ * the topic is known); topic names are [a-zA-Z0-9._-], so they need no label escaping.
+ * NULL if out of memory or the registry refused a series. */
 static topic_series_t *series_register(series_cache_t *c, const char *topic)
 {
-    static const char *const results[] = {[SERIES_OK] = "ok", [SERIES_ERROR] = "error"};
     topic_series_t *t = calloc(1, sizeof *t);
     if (t == NULL || (t->topic = strdup(topic)) == NULL) {
         free(t);
         return NULL;
     }
-    for (size_t r = 0; r < (c->by_result ? 2u : 1u); r++) {
-        char labels[BUS_LABELS_LEN];
-        if (c->by_result)
-            snprintf(labels, sizeof labels, "topic=\"%s\",result=\"%s\"", topic, results[r]);
-        else
-            snprintf(labels, sizeof labels, "topic=\"%s\"", topic);
-        t->counters[r] = chat_metrics_counter(c->metrics, c->name, c->help, labels);
-        if (t->counters[r] == NULL) {
-            free(t->topic);
-            free(t);
-            return NULL;
-        }
+    char labels[BUS_LABELS_LEN];
+    snprintf(labels, sizeof labels, "topic=\"%s\"", topic);
+    t->counters[SERIES_OK] = chat_metrics_counter(c->metrics, c->name, c->help, labels);
+    if (c->err_name != NULL)
+        t->counters[SERIES_ERROR] =
+            chat_metrics_counter(c->metrics, c->err_name, c->err_help, labels);
+    if (t->counters[SERIES_OK] == NULL ||
+        (c->err_name != NULL && t->counters[SERIES_ERROR] == NULL)) {
+        free(t->topic);
+        free(t);
+        return NULL;
     }
     return t;
 }
@@ -380,14 +386,22 @@ static topic_series_t *series_topic(series_cache_t *c, const char *topic)
     return t;
 }
 
-/* Adds n to topic's series of result (SERIES_OK for a cache without results). */
+/* Adds n to topic's series of result (a cache without err_name counts only SERIES_OK). */
 static void series_add(series_cache_t *c, const char *topic, series_result_t result, uint64_t n)
 {
-    if (c == NULL)
+    if (c == NULL || topic == NULL)
         return;
     topic_series_t *t = series_topic(c, topic);
     if (t != NULL)
-        chat_counter_add(t->counters[c->by_result ? result : SERIES_OK], n);
+        chat_counter_add(t->counters[result], n);
+}
+
+/* Creates the series of topics known up front (NULL-terminated list, may be NULL), so that
+ * they read 0 before the first record. */
+static void series_preregister(series_cache_t *c, const char *const *topics)
+{
+    for (; c != NULL && topics != NULL && *topics != NULL; topics++)
+        series_topic(c, *topics);
 }
 
 /* ---- producer ---- */
@@ -403,8 +417,9 @@ struct chat_bus_producer {
     bool has_thread;
     atomic_bool stopping;
     pthread_t thread;
-    series_cache_t *produced; /* chat_kafka_produced_total{topic,result}, or NULL */
-    int queue_full_wait_ms;   /* resolved: 0 = fail at once */
+    /* chat_kafka_produced_total{topic} and chat_kafka_produce_errors_total{topic}, or NULL */
+    series_cache_t *produced;
+    int queue_full_wait_ms; /* resolved: 0 = fail at once */
 };
 
 static void producer_outstanding_sub(chat_bus_producer_t *p)
@@ -506,10 +521,12 @@ chat_err_t chat_bus_producer_new(const chat_bus_producer_conf_t *conf, chat_bus_
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
     pthread_cond_init(&p->idle_cond, &attr);
     pthread_condattr_destroy(&attr);
-    p->produced = series_cache_new(conf->metrics, "chat_kafka_produced_total",
-                                   "Records produced to Kafka, by delivery result "
-                                   "(error includes records refused before sending).",
-                                   true);
+    p->produced =
+        series_cache_new(conf->metrics, "chat_kafka_produced_total",
+                         "Records the Kafka brokers acknowledged (delivery reports).",
+                         "chat_kafka_produce_errors_total",
+                         "Records that failed delivery to Kafka, or were refused before sending.");
+    series_preregister(p->produced, conf->topics);
 
     rd_kafka_conf_t *kconf = producer_conf(conf, p);
     chat_err_t err = kconf != NULL ? handle_new(RD_KAFKA_PRODUCER, kconf, conf->brokers,
@@ -695,7 +712,129 @@ struct chat_bus_consumer {
     series_cache_t *consumed; /* chat_kafka_consumed_total{topic}, or NULL */
     chat_counter_t *errors;   /* chat_kafka_consume_errors_total, or NULL */
     chat_counter_t *commits;  /* chat_kafka_commits_total: commit requests answered OK */
+    chat_metrics_t *metrics;  /* for the lag gauges, or NULL */
+    pthread_mutex_t lag_lock; /* lags: the polling thread, and close */
+    struct lag_series *lags;  /* chat_kafka_consumer_lag series, by topic and partition */
 };
+
+/* ---- consumer lag: chat_kafka_consumer_lag{topic,partition} ----
+ * librdkafka's statistics (every statistics.interval.ms, served by the consumer's poll on the
+ * polling thread like every other callback) carry each partition's lag. Only the partitions
+ * this consumer has assigned are reported; the registry cannot delete a series, so a
+ * partition revoked (or the consumer closed) is set to 0 and stays at 0: another member of
+ * the group reports it from then on, and a sum over the group's processes stays right. */
+
+typedef struct lag_series {
+    struct lag_series *next;
+    char *topic;
+    int32_t partition;
+    chat_gauge_t *gauge;
+    bool assigned;
+} lag_series_t;
+
+/* The series of topic/partition, registered on first use (lag_lock held); NULL if that failed. */
+static lag_series_t *lag_series(chat_bus_consumer_t *c, const char *topic, int32_t partition,
+                                bool create)
+{
+    for (lag_series_t *l = c->lags; l != NULL; l = l->next)
+        if (l->partition == partition && strcmp(l->topic, topic) == 0)
+            return l;
+    if (!create)
+        return NULL;
+    lag_series_t *l = calloc(1, sizeof *l);
+    if (l == NULL || (l->topic = strdup(topic)) == NULL) {
+        free(l);
+        return NULL;
+    }
+    char labels[BUS_LABELS_LEN];
+    snprintf(labels, sizeof labels, "topic=\"%s\",partition=\"%d\"", topic, (int)partition);
+    l->partition = partition;
+    l->gauge = chat_metrics_gauge(c->metrics, "chat_kafka_consumer_lag",
+                                  "Records between the partition's high watermark and the "
+                                  "committed offset (without a commit: the consumer's "
+                                  "position), for the partitions this consumer has assigned "
+                                  "(0 once revoked).",
+                                  labels);
+    if (l->gauge == NULL) {
+        free(l->topic);
+        free(l);
+        return NULL;
+    }
+    l->next = c->lags;
+    c->lags = l;
+    return l;
+}
+
+/* Marks a partition assigned (its series exists from then on, at its last value or 0) or
+ * revoked (set to 0). */
+static void lag_mark(chat_bus_consumer_t *c, const char *topic, int32_t partition, bool assigned)
+{
+    if (c->metrics == NULL || topic == NULL || partition < 0)
+        return;
+    pthread_mutex_lock(&c->lag_lock);
+    lag_series_t *l = lag_series(c, topic, partition, true);
+    if (l != NULL) {
+        l->assigned = assigned;
+        if (!assigned)
+            chat_gauge_set(l->gauge, 0);
+    }
+    pthread_mutex_unlock(&c->lag_lock);
+}
+
+static void lag_mark_list(chat_bus_consumer_t *c, const rd_kafka_topic_partition_list_t *parts,
+                          bool assigned)
+{
+    for (int i = 0; parts != NULL && i < parts->cnt; i++)
+        lag_mark(c, parts->elems[i].topic, parts->elems[i].partition, assigned);
+}
+
+/* Every partition revoked: the assignment was dropped, or the consumer is closing. */
+static void lag_unassign_all(chat_bus_consumer_t *c)
+{
+    pthread_mutex_lock(&c->lag_lock);
+    for (lag_series_t *l = c->lags; l != NULL; l = l->next) {
+        l->assigned = false;
+        chat_gauge_set(l->gauge, 0);
+    }
+    pthread_mutex_unlock(&c->lag_lock);
+}
+
+/* chat_kafka_stats_lags callback, lag_lock held: sets assigned partitions only. */
+static void lag_from_stats(void *ud, const char *topic, int32_t partition, int64_t lag)
+{
+    chat_bus_consumer_t *c = ud;
+    lag_series_t *l = lag_series(c, topic, partition, false);
+    if (l != NULL && l->assigned)
+        chat_gauge_set(l->gauge, (double)lag);
+}
+
+/* librdkafka's statistics callback. Returning 0 lets librdkafka free json. */
+static int on_stats(rd_kafka_t *rk, char *json, size_t json_len, void *opaque)
+{
+    (void)rk;
+    chat_bus_consumer_t *c = opaque;
+    if (c == NULL || c->metrics == NULL)
+        return 0;
+    pthread_mutex_lock(&c->lag_lock);
+    int n = chat_kafka_stats_lags(json, json_len, lag_from_stats, c);
+    pthread_mutex_unlock(&c->lag_lock);
+    if (n < 0)
+        chat_log_debug("kafka statistics not parsed", CHAT_F_INT("length", json_len));
+    return 0;
+}
+
+static void lag_free(chat_bus_consumer_t *c)
+{
+    lag_series_t *l = c->lags;
+    while (l != NULL) {
+        lag_series_t *next = l->next;
+        free(l->topic);
+        free(l);
+        l = next;
+    }
+    c->lags = NULL;
+    pthread_mutex_destroy(&c->lag_lock);
+}
 
 /* Logs a partition list as "topic:0,topic:1,..." (cut if very long). */
 static void log_partitions(const char *msg, const rd_kafka_topic_partition_list_t *parts)
@@ -755,6 +894,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     switch (err) {
     case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
         log_partitions("kafka partitions assigned", parts);
+        lag_mark_list(c, parts, true);
         rebalance_notify(c, true, parts);
         aerr = rd_kafka_assign(rk, parts);
         break;
@@ -765,10 +905,12 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         if (c->auto_commit)
             stored_commit(c, "revoke");
         rebalance_notify(c, false, parts);
+        lag_mark_list(c, parts, false);
         aerr = rd_kafka_assign(rk, NULL);
         break;
     default:
         chat_log_error("kafka rebalance failed", CHAT_F_STR("kafka_err", rd_kafka_err2name(err)));
+        lag_unassign_all(c);
         aerr = rd_kafka_assign(rk, NULL);
         break;
     }
@@ -853,6 +995,14 @@ static rd_kafka_conf_t *consumer_conf(const chat_bus_consumer_conf_t *conf, chat
         rd_kafka_conf_destroy(kconf);
         return NULL;
     }
+    /* Statistics feed the lag gauges; without metrics nobody would read them. */
+    if (conf->metrics != NULL) {
+        if (conf_set(kconf, "statistics.interval.ms", BUS_STATS_INTERVAL_MS) != CHAT_OK) {
+            rd_kafka_conf_destroy(kconf);
+            return NULL;
+        }
+        rd_kafka_conf_set_stats_cb(kconf, on_stats);
+    }
     if (conf->group_id != NULL)
         rd_kafka_conf_set_rebalance_cb(kconf, on_rebalance);
     rd_kafka_conf_set_offset_commit_cb(kconf, on_commit);
@@ -914,6 +1064,7 @@ static chat_err_t consumer_assign_one(chat_bus_consumer_t *c, const chat_bus_con
                        CHAT_F_STR("kafka_err", rd_kafka_err2name(err)));
         return CHAT_ERR_KAFKA;
     }
+    lag_mark(c, conf->assign_topic, conf->assign_partition, true);
     return CHAT_OK;
 }
 
@@ -942,8 +1093,17 @@ chat_err_t chat_bus_consumer_new(const chat_bus_consumer_conf_t *conf, chat_bus_
     c->auto_commit = c->group_mode && conf->commit_interval_ms > 0;
     c->on_rebalance = conf->on_rebalance;
     c->ud = conf->ud;
-    c->consumed = series_cache_new(conf->metrics, "chat_kafka_consumed_total",
-                                   "Records consumed from Kafka.", false);
+    c->metrics = conf->metrics;
+    pthread_mutex_init(&c->lag_lock, NULL);
+    c->consumed =
+        series_cache_new(conf->metrics, "chat_kafka_consumed_total",
+                         "Records consumed from Kafka and handed to the service.", NULL, NULL);
+    if (conf->group_id != NULL) {
+        series_preregister(c->consumed, conf->topics);
+    } else {
+        const char *const assigned[] = {conf->assign_topic, NULL};
+        series_preregister(c->consumed, assigned);
+    }
     if (conf->metrics != NULL)
         c->commits = chat_metrics_counter(conf->metrics, "chat_kafka_commits_total",
                                           "Offset commits the broker accepted (each one a "
@@ -959,6 +1119,7 @@ chat_err_t chat_bus_consumer_new(const chat_bus_consumer_conf_t *conf, chat_bus_
                                    : CHAT_ERR_CONFIG;
     if (err != CHAT_OK) {
         series_cache_destroy(c->consumed);
+        lag_free(c);
         free(c);
         return err;
     }
@@ -1105,6 +1266,8 @@ void chat_bus_consumer_close(chat_bus_consumer_t *c)
         chat_log_warn("kafka consumer close failed",
                       CHAT_F_STR("kafka_err", rd_kafka_err2name(err)));
     rd_kafka_destroy(c->rk);
+    lag_unassign_all(c);
     series_cache_destroy(c->consumed);
+    lag_free(c);
     free(c);
 }

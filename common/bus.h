@@ -42,8 +42,11 @@ typedef struct chat_bus_producer_conf {
     bool poll_thread;      /* serve delivery reports on an internal thread */
     chat_bus_delivery_fn on_delivery; /* may be NULL */
     void *ud;
-    int connect_timeout_ms;  /* >0: creation fails with CHAT_ERR_TIMEOUT if no broker answers */
-    chat_metrics_t *metrics; /* optional: chat_kafka_produced_total{topic,result} */
+    int connect_timeout_ms; /* >0: creation fails with CHAT_ERR_TIMEOUT if no broker answers */
+    /* Optional: chat_kafka_produced_total{topic} and chat_kafka_produce_errors_total{topic},
+     * created for each topic on its first record, or at creation for the topics listed. */
+    chat_metrics_t *metrics;
+    const char *const *topics; /* NULL-terminated, may be NULL: topics this producer writes */
     /* How long chat_bus_produce waits for room in a full local queue: 0 means 5 s;
      * CHAT_BUS_NO_WAIT fails at once, for threads that must not block (an event loop). */
     int queue_full_wait_ms;
@@ -122,9 +125,15 @@ typedef struct chat_bus_consumer_conf {
      * without a group and without commits. */
     const char *assign_topic;
     int32_t assign_partition;
-    int64_t assign_offset;   /* CHAT_BUS_OFFSET_END, CHAT_BUS_OFFSET_BEGINNING or an offset */
-    int connect_timeout_ms;  /* >0: creation fails with CHAT_ERR_TIMEOUT if no broker answers */
-    chat_metrics_t *metrics; /* optional: chat_kafka_consumed_total{topic} */
+    int64_t assign_offset;  /* CHAT_BUS_OFFSET_END, CHAT_BUS_OFFSET_BEGINNING or an offset */
+    int connect_timeout_ms; /* >0: creation fails with CHAT_ERR_TIMEOUT if no broker answers */
+    /* Optional: chat_kafka_consumed_total{topic} (created for the configured topics),
+     * chat_kafka_commits_total, chat_kafka_consume_errors_total, and
+     * chat_kafka_consumer_lag{topic,partition} for the assigned partitions (high watermark -
+     * committed offset, or - position without a commit: common/kafka_stats.h), from librdkafka's
+     * statistics (statistics.interval.ms 5000, KAFKA_STATISTICS_INTERVAL_MS to change; they
+     * are served by chat_bus_consumer_poll). A revoked partition's lag is set to 0. */
+    chat_metrics_t *metrics;
     /* Group mode: > 0 commits on a cadence: the service marks finished records with
      * chat_bus_consumer_store and the stored offsets are committed every commit_interval_ms,
      * before partitions are revoked and on close. A crash replays at most that much, which
@@ -189,5 +198,49 @@ int chat_bus_topic_partitions(const char *brokers, const char *topic, int timeou
  * CHAT_ERR_TIMEOUT (no broker answered), CHAT_ERR_CONFIG (a bad KAFKA_* variable). */
 chat_err_t chat_bus_topics_partitions(const char *brokers, const char *const *topics, size_t n,
                                       int timeout_ms, int *partitions);
+
+/* ---- consumer groups, from the brokers' side (chat-admin lag serve) ---- */
+
+/* A long-lived admin client (KAFKA_* variables apply; it never auto-creates a topic). */
+typedef struct chat_bus_admin chat_bus_admin_t;
+
+/* Waits up to timeout_ms for a broker. CHAT_ERR_CONFIG (bad KAFKA_* variable),
+ * CHAT_ERR_TIMEOUT, CHAT_ERR_KAFKA, all logged. */
+chat_err_t chat_bus_admin_new(const char *brokers, int timeout_ms, chat_bus_admin_t **out);
+void chat_bus_admin_destroy(chat_bus_admin_t *a); /* accepts NULL */
+
+/* The names of every consumer group the cluster knows (groups without members but with
+ * committed offsets included). *groups is malloc'd, free it with chat_bus_strings_free.
+ * CHAT_ERR_KAFKA (logged) if the request failed (*n = 0), or if some broker did not answer:
+ * then the groups of the others are still returned. */
+chat_err_t chat_bus_groups_list(chat_bus_admin_t *a, int timeout_ms, char ***groups, size_t *n);
+void chat_bus_strings_free(char **s, size_t n);
+
+typedef struct chat_bus_offset {
+    char *topic;
+    int32_t partition;
+    int64_t offset; /* committed: the next record the group reads; -1 if none */
+} chat_bus_offset_t;
+
+/* The committed offsets of group, every partition it committed to. *out is malloc'd, free
+ * it with chat_bus_offsets_free. A group unknown to the cluster has none (CHAT_OK, n 0).
+ * CHAT_ERR_KAFKA (logged) if the request failed, or some partition's offset could not be
+ * read (those are left out). */
+chat_err_t chat_bus_group_offsets(chat_bus_admin_t *a, const char *group, int timeout_ms,
+                                  chat_bus_offset_t **out, size_t *n);
+void chat_bus_offsets_free(chat_bus_offset_t *o, size_t n);
+
+typedef struct chat_bus_watermarks {
+    int partitions;
+    int64_t *low;  /* by partition: the earliest retained offset */
+    int64_t *high; /* by partition: the offset the next record will get */
+} chat_bus_watermarks_t;
+
+/* The watermarks of every partition of topic (one request per partition). CHAT_ERR_NOT_FOUND
+ * if the topic does not exist, CHAT_ERR_TIMEOUT or CHAT_ERR_KAFKA (logged) otherwise. Free
+ * with chat_bus_watermarks_free. */
+chat_err_t chat_bus_topic_watermarks(chat_bus_admin_t *a, const char *topic, int timeout_ms,
+                                     chat_bus_watermarks_t *out);
+void chat_bus_watermarks_free(chat_bus_watermarks_t *w);
 
 #endif

@@ -347,3 +347,219 @@ chat_err_t chat_bus_topics_partitions(const char *brokers, const char *const *to
     rd_kafka_destroy(rk);
     return err;
 }
+
+/* ---- consumer groups, from the brokers' side ---- */
+
+struct chat_bus_admin {
+    rd_kafka_t *rk;
+};
+
+chat_err_t chat_bus_admin_new(const char *brokers, int timeout_ms, chat_bus_admin_t **out)
+{
+    if (brokers == NULL || *brokers == '\0' || out == NULL)
+        return CHAT_ERR_INVALID;
+    chat_bus_admin_t *a = calloc(1, sizeof *a);
+    if (a == NULL)
+        return CHAT_ERR_NOMEM;
+    chat_err_t err = chat_bus__admin_handle_new(brokers, timeout_ms, &a->rk);
+    if (err != CHAT_OK) {
+        free(a);
+        return err;
+    }
+    *out = a;
+    return CHAT_OK;
+}
+
+void chat_bus_admin_destroy(chat_bus_admin_t *a)
+{
+    if (a == NULL)
+        return;
+    rd_kafka_destroy(a->rk);
+    free(a);
+}
+
+/* Waits for the result event of one admin request on q (the caller destroys it), NULL on a
+ * timeout or a request-level error (logged). */
+static rd_kafka_event_t *admin_event(rd_kafka_queue_t *q, const char *what, int64_t deadline)
+{
+    rd_kafka_event_t *ev =
+        rd_kafka_queue_poll(q, request_timeout_ms(deadline) + ADMIN_RESULT_GRACE_MS);
+    if (ev == NULL) {
+        chat_log_warn("kafka admin request timed out", CHAT_F_STR("request", what));
+        return NULL;
+    }
+    if (rd_kafka_event_error(ev) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        chat_log_warn("kafka admin request failed", CHAT_F_STR("request", what),
+                      CHAT_F_STR("kafka_err", rd_kafka_err2name(rd_kafka_event_error(ev))),
+                      CHAT_F_STR("reason", rd_kafka_event_error_string(ev)));
+        rd_kafka_event_destroy(ev);
+        return NULL;
+    }
+    return ev;
+}
+
+void chat_bus_strings_free(char **s, size_t n)
+{
+    for (size_t i = 0; s != NULL && i < n; i++)
+        free(s[i]);
+    free(s);
+}
+
+chat_err_t chat_bus_groups_list(chat_bus_admin_t *a, int timeout_ms, char ***groups, size_t *n)
+{
+    if (a == NULL || groups == NULL || n == NULL || timeout_ms <= 0)
+        return CHAT_ERR_INVALID;
+    *groups = NULL;
+    *n = 0;
+    int64_t deadline = chat_clock_mono_ms() + timeout_ms;
+    rd_kafka_queue_t *q = rd_kafka_queue_new(a->rk);
+    rd_kafka_AdminOptions_t *opts =
+        admin_options(a->rk, RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPS, deadline);
+    rd_kafka_ListConsumerGroups(a->rk, opts, q);
+    rd_kafka_AdminOptions_destroy(opts);
+    rd_kafka_event_t *ev = admin_event(q, "ListConsumerGroups", deadline);
+    rd_kafka_queue_destroy(q);
+    if (ev == NULL)
+        return CHAT_ERR_KAFKA;
+    const rd_kafka_ListConsumerGroups_result_t *res = rd_kafka_event_ListConsumerGroups_result(ev);
+    size_t nerr = 0, cnt = 0;
+    const rd_kafka_error_t **errs = rd_kafka_ListConsumerGroups_result_errors(res, &nerr);
+    const rd_kafka_ConsumerGroupListing_t **list =
+        rd_kafka_ListConsumerGroups_result_valid(res, &cnt);
+    chat_err_t err = CHAT_OK;
+    /* A broker that did not answer leaves its groups out: the list is incomplete. */
+    for (size_t i = 0; i < nerr; i++) {
+        chat_log_warn("kafka group listing incomplete",
+                      CHAT_F_STR("kafka_err", rd_kafka_error_name(errs[i])),
+                      CHAT_F_STR("reason", rd_kafka_error_string(errs[i])));
+        err = CHAT_ERR_KAFKA;
+    }
+    char **names = calloc(cnt > 0 ? cnt : 1, sizeof *names);
+    if (names == NULL) {
+        rd_kafka_event_destroy(ev);
+        return CHAT_ERR_NOMEM;
+    }
+    for (size_t i = 0; i < cnt; i++) {
+        if ((names[i] = strdup(rd_kafka_ConsumerGroupListing_group_id(list[i]))) == NULL) {
+            chat_bus_strings_free(names, i);
+            rd_kafka_event_destroy(ev);
+            return CHAT_ERR_NOMEM;
+        }
+    }
+    rd_kafka_event_destroy(ev);
+    *groups = names;
+    *n = cnt;
+    return err;
+}
+
+void chat_bus_offsets_free(chat_bus_offset_t *o, size_t n)
+{
+    for (size_t i = 0; o != NULL && i < n; i++)
+        free(o[i].topic);
+    free(o);
+}
+
+chat_err_t chat_bus_group_offsets(chat_bus_admin_t *a, const char *group, int timeout_ms,
+                                  chat_bus_offset_t **out, size_t *n)
+{
+    if (a == NULL || group == NULL || *group == '\0' || out == NULL || n == NULL || timeout_ms <= 0)
+        return CHAT_ERR_INVALID;
+    *out = NULL;
+    *n = 0;
+    int64_t deadline = chat_clock_mono_ms() + timeout_ms;
+    rd_kafka_queue_t *q = rd_kafka_queue_new(a->rk);
+    rd_kafka_AdminOptions_t *opts =
+        admin_options(a->rk, RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPOFFSETS, deadline);
+    rd_kafka_ListConsumerGroupOffsets_t *req = rd_kafka_ListConsumerGroupOffsets_new(group, NULL);
+    rd_kafka_ListConsumerGroupOffsets(a->rk, &req, 1, opts, q);
+    rd_kafka_ListConsumerGroupOffsets_destroy(req);
+    rd_kafka_AdminOptions_destroy(opts);
+    rd_kafka_event_t *ev = admin_event(q, "ListConsumerGroupOffsets", deadline);
+    rd_kafka_queue_destroy(q);
+    if (ev == NULL)
+        return CHAT_ERR_KAFKA;
+    size_t cnt = 0;
+    const rd_kafka_group_result_t **groups = rd_kafka_ListConsumerGroupOffsets_result_groups(
+        rd_kafka_event_ListConsumerGroupOffsets_result(ev), &cnt);
+    const rd_kafka_error_t *gerr = cnt == 1 ? rd_kafka_group_result_error(groups[0]) : NULL;
+    if (cnt != 1 || gerr != NULL) {
+        chat_log_warn("kafka group offsets not read", CHAT_F_STR("group", group),
+                      CHAT_F_STR("kafka_err", gerr != NULL ? rd_kafka_error_name(gerr) : NULL),
+                      CHAT_F_STR("reason", gerr != NULL ? rd_kafka_error_string(gerr) : NULL));
+        rd_kafka_event_destroy(ev);
+        return CHAT_ERR_KAFKA;
+    }
+    const rd_kafka_topic_partition_list_t *parts = rd_kafka_group_result_partitions(groups[0]);
+    size_t np = parts != NULL ? (size_t)parts->cnt : 0;
+    chat_bus_offset_t *offsets = calloc(np > 0 ? np : 1, sizeof *offsets);
+    if (offsets == NULL) {
+        rd_kafka_event_destroy(ev);
+        return CHAT_ERR_NOMEM;
+    }
+    chat_err_t err = CHAT_OK;
+    size_t used = 0;
+    for (size_t i = 0; i < np; i++) {
+        const rd_kafka_topic_partition_t *tp = &parts->elems[i];
+        if (tp->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            chat_log_warn("kafka group offset not read", CHAT_F_STR("group", group),
+                          CHAT_F_STR("topic", tp->topic), CHAT_F_INT("partition", tp->partition),
+                          CHAT_F_STR("kafka_err", rd_kafka_err2name(tp->err)));
+            err = CHAT_ERR_KAFKA;
+            continue;
+        }
+        if ((offsets[used].topic = strdup(tp->topic)) == NULL) {
+            chat_bus_offsets_free(offsets, used);
+            rd_kafka_event_destroy(ev);
+            return CHAT_ERR_NOMEM;
+        }
+        offsets[used].partition = tp->partition;
+        offsets[used].offset = tp->offset >= 0 ? tp->offset : -1;
+        used++;
+    }
+    rd_kafka_event_destroy(ev);
+    *out = offsets;
+    *n = used;
+    return err;
+}
+
+chat_err_t chat_bus_topic_watermarks(chat_bus_admin_t *a, const char *topic, int timeout_ms,
+                                     chat_bus_watermarks_t *out)
+{
+    if (a == NULL || topic == NULL || *topic == '\0' || out == NULL || timeout_ms <= 0)
+        return CHAT_ERR_INVALID;
+    *out = (chat_bus_watermarks_t){0};
+    int64_t deadline = chat_clock_mono_ms() + timeout_ms;
+    int count = chat_bus__partitions(a->rk, topic, request_timeout_ms(deadline));
+    if (count == CHAT_BUS__NO_ANSWER)
+        return CHAT_ERR_TIMEOUT;
+    if (count <= 0)
+        return CHAT_ERR_NOT_FOUND;
+    out->low = calloc((size_t)count, sizeof *out->low);
+    out->high = calloc((size_t)count, sizeof *out->high);
+    if (out->low == NULL || out->high == NULL) {
+        chat_bus_watermarks_free(out);
+        return CHAT_ERR_NOMEM;
+    }
+    out->partitions = count;
+    for (int32_t p = 0; p < count; p++) {
+        rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(
+            a->rk, topic, p, &out->low[p], &out->high[p], request_timeout_ms(deadline));
+        if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            chat_log_warn("kafka watermarks not read", CHAT_F_STR("topic", topic),
+                          CHAT_F_INT("partition", p),
+                          CHAT_F_STR("kafka_err", rd_kafka_err2name(err)));
+            chat_bus_watermarks_free(out);
+            return err_from_admin(err);
+        }
+    }
+    return CHAT_OK;
+}
+
+void chat_bus_watermarks_free(chat_bus_watermarks_t *w)
+{
+    if (w == NULL)
+        return;
+    free(w->low);
+    free(w->high);
+    *w = (chat_bus_watermarks_t){0};
+}

@@ -17,6 +17,7 @@
 #include "common/store.h"
 #include "common/tenants.h"
 #include "common/webpush.h"
+#include "tools/chat-admin/lag.h"
 #include "tools/chat-admin/topics_file.h"
 #include "tools/client/chat_token.h"
 
@@ -25,6 +26,12 @@ typedef struct admin_cfg {
     char *mongo_uri;
     char *redis_url;
     char *log_level;
+    char *topic_inbound; /* the platform topics, for lag serve */
+    char *topic_messages;
+    char *topic_deliver;
+    char *topic_events;
+    char *topic_moderation;
+    char *topic_notify_dlq;
 } admin_cfg_t;
 
 static const chat_cfg_entry_t admin_cfg_table[] = {
@@ -32,6 +39,12 @@ static const chat_cfg_entry_t admin_cfg_table[] = {
     CHAT_CFG_MONGO_URI(admin_cfg_t, mongo_uri),
     CHAT_CFG_REDIS_URL(admin_cfg_t, redis_url),
     CHAT_CFG_LOG_LEVEL(admin_cfg_t, log_level),
+    CHAT_CFG_TOPIC_INBOUND(admin_cfg_t, topic_inbound),
+    CHAT_CFG_TOPIC_MESSAGES(admin_cfg_t, topic_messages),
+    CHAT_CFG_TOPIC_DELIVER(admin_cfg_t, topic_deliver),
+    CHAT_CFG_TOPIC_EVENTS(admin_cfg_t, topic_events),
+    CHAT_CFG_TOPIC_MODERATION(admin_cfg_t, topic_moderation),
+    CHAT_CFG_TOPIC_NOTIFY_DLQ(admin_cfg_t, topic_notify_dlq),
     CHAT_CFG_END,
 };
 
@@ -54,6 +67,12 @@ static const char admin_usage[] =
     "                                   print notify's dead letters (chat.notify.dlq), one\n"
     "                                   JSON event per line, oldest first per partition;\n"
     "                                   stops after --timeout (default 3) s without one\n"
+    "  lag serve [--port N] [--addr A] [--groups g1,g2] [--interval S]\n"
+    "                                   serve /metrics (default 127.0.0.1:9308) with the\n"
+    "                                   consumer groups' lag as the brokers see it (every\n"
+    "                                   chat-* group unless --groups) and the platform\n"
+    "                                   topics' high watermarks, read every --interval\n"
+    "                                   (default 10) s; runs until SIGTERM or SIGINT\n"
     "  vapid generate                   print a new VAPID key pair for Web Push as\n"
     "                                   CHAT_VAPID_PRIVATE_KEY=... and CHAT_VAPID_PUBLIC_KEY=...\n"
     "  help                             this text and the environment variables\n";
@@ -432,7 +451,13 @@ int main(int argc, char **argv)
         rc = cmd_server_token(&cfg, argc - 2, argv + 2);
     else if (strcmp(argv[1], "dlq") == 0)
         rc = cmd_dlq(&cfg, argc - 2, argv + 2);
-    else {
+    else if (strcmp(argv[1], "lag") == 0 && argc >= 3 && strcmp(argv[2], "serve") == 0) {
+        const char *const topics[] = {cfg.topic_inbound,    cfg.topic_messages,
+                                      cfg.topic_deliver,    cfg.topic_events,
+                                      cfg.topic_moderation, cfg.topic_notify_dlq};
+        rc = chat_admin_lag_serve(cfg.kafka_brokers, topics, sizeof topics / sizeof topics[0],
+                                  argc - 3, argv + 3);
+    } else {
         fprintf(stderr, "chat-admin: unknown command '%s'\n%s", argv[1], admin_usage);
         rc = 2;
     }

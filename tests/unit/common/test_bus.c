@@ -274,9 +274,9 @@ START_TEST(test_delivery_timeout_reported)
 
     char *text = chat_metrics_render(m, NULL);
     ck_assert_ptr_nonnull(text);
-    ck_assert_msg(
-        strstr(text, "chat_kafka_produced_total{topic=\"bus.unit\",result=\"error\"} 1") != NULL,
-        "%s", text);
+    ck_assert_msg(strstr(text, "chat_kafka_produce_errors_total{topic=\"bus.unit\"} 1") != NULL &&
+                      strstr(text, "chat_kafka_produced_total{topic=\"bus.unit\"} 0") != NULL,
+                  "%s", text);
     free(text);
     chat_bus_producer_destroy(p);
     ck_assert_int_eq(d.calls, 1);
@@ -394,12 +394,11 @@ START_TEST(test_topic_counters_separate)
     ck_assert_int_eq(chat_bus_producer_flush(p, 4000), CHAT_OK);
     char *text = chat_metrics_render(m, NULL);
     ck_assert_ptr_nonnull(text);
-    ck_assert_msg(strstr(text, "chat_kafka_produced_total{topic=\"bus.alpha\",result=\"error\"} 7"),
-                  "%s", text);
-    ck_assert_msg(strstr(text, "chat_kafka_produced_total{topic=\"bus.beta\",result=\"error\"} 3"),
-                  "%s", text);
-    ck_assert_msg(strstr(text, "chat_kafka_produced_total{topic=\"bus.alpha\",result=\"ok\"} 0"),
-                  "%s", text);
+    ck_assert_msg(strstr(text, "chat_kafka_produce_errors_total{topic=\"bus.alpha\"} 7"), "%s",
+                  text);
+    ck_assert_msg(strstr(text, "chat_kafka_produce_errors_total{topic=\"bus.beta\"} 3"), "%s",
+                  text);
+    ck_assert_msg(strstr(text, "chat_kafka_produced_total{topic=\"bus.alpha\"} 0"), "%s", text);
     free(text);
     chat_bus_producer_destroy(p);
     chat_metrics_destroy(m);
@@ -422,6 +421,52 @@ START_TEST(test_manual_consumer_without_broker)
     chat_bus_record_t fake = {.topic = "bus.unit", .partition = 0, .offset = 1};
     ck_assert_int_eq(chat_bus_consumer_commit(c, &fake, 1, true), CHAT_ERR_INVALID);
     chat_bus_consumer_close(c);
+}
+END_TEST
+
+/* With metrics, the series of a consumer exist from creation: consumed_total for its topic,
+ * and the lag of its assigned partition (0 until statistics say otherwise, 0 after close);
+ * the statistics interval the bus sets is accepted by librdkafka, and a KAFKA_* override
+ * of it too. Producers pre-create the series of the topics they list. */
+START_TEST(test_series_created_up_front)
+{
+    setenv("KAFKA_STATISTICS_INTERVAL_MS", "200", 1);
+    chat_metrics_t *m = chat_metrics_new();
+    chat_bus_consumer_conf_t conf = {.brokers = DEAD_BROKER,
+                                     .assign_topic = "bus.lag",
+                                     .assign_partition = 3,
+                                     .assign_offset = CHAT_BUS_OFFSET_BEGINNING,
+                                     .metrics = m};
+    chat_bus_consumer_t *c = NULL;
+    ck_assert_int_eq(chat_bus_consumer_new(&conf, &c), CHAT_OK);
+    chat_bus_record_t recs[4];
+    /* Statistics without a broker carry no lag: the series stays at 0. */
+    ck_assert_uint_eq(chat_bus_consumer_poll(c, recs, 4, 500), 0);
+    char *text = chat_metrics_render(m, NULL);
+    ck_assert_msg(strstr(text, "chat_kafka_consumed_total{topic=\"bus.lag\"} 0") != NULL, "%s",
+                  text);
+    ck_assert_msg(strstr(text, "chat_kafka_consumer_lag{topic=\"bus.lag\",partition=\"3\"} 0") !=
+                      NULL,
+                  "%s", text);
+    ck_assert_msg(strstr(text, "# TYPE chat_kafka_consumer_lag gauge") != NULL, "%s", text);
+    free(text);
+    chat_bus_consumer_close(c);
+
+    const char *const topics[] = {"bus.out", NULL};
+    chat_bus_producer_conf_t pc = producer_conf(DEAD_BROKER);
+    pc.metrics = m;
+    pc.topics = topics;
+    chat_bus_producer_t *p = NULL;
+    ck_assert_int_eq(chat_bus_producer_new(&pc, &p), CHAT_OK);
+    text = chat_metrics_render(m, NULL);
+    ck_assert_msg(strstr(text, "chat_kafka_produced_total{topic=\"bus.out\"} 0") != NULL, "%s",
+                  text);
+    ck_assert_msg(strstr(text, "chat_kafka_produce_errors_total{topic=\"bus.out\"} 0") != NULL,
+                  "%s", text);
+    free(text);
+    chat_bus_producer_destroy(p);
+    chat_metrics_destroy(m);
+    unsetenv("KAFKA_STATISTICS_INTERVAL_MS");
 }
 END_TEST
 
@@ -461,6 +506,7 @@ int main(void)
     tcase_add_test(tc, test_delivery_timeout_reported);
     tcase_add_test(tc, test_delivery_timeout_poll_thread);
     tcase_add_test(tc, test_manual_consumer_without_broker);
+    tcase_add_test(tc, test_series_created_up_front);
     tcase_add_test(tc, test_queue_full_wait_or_not);
     tcase_add_test(tc, test_producer_partitions_without_broker);
     tcase_add_test(tc, test_topic_counters_separate);
