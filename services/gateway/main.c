@@ -329,8 +329,8 @@ static int gateway_main(const gw_config_t *cfg)
     gw.metrics = chat_metrics_new();
     /* Process, build, MongoDB and Redis metrics: before gateway_open() opens the stores. */
     if (gw.metrics == NULL || chat_service_metrics_attach(gw.metrics, "gateway") != CHAT_OK ||
-        gw_stats_init(&gw.stats, gw.metrics, cfg->metrics_tenants,
-                      (int)cfg->metrics_tenants_max) != CHAT_OK) {
+        gw_stats_init(&gw.stats, gw.metrics, cfg->metrics_tenants, (int)cfg->metrics_tenants_max) !=
+            CHAT_OK) {
         chat_log_error("out of memory");
         gw_stats_free(&gw.stats);
         chat_metrics_destroy(gw.metrics);

@@ -5,7 +5,7 @@
  *                                          high watermark - committed offset; a partition the
  *                                          group never committed counts from its low watermark
  *   chat_kafka_group_lag_max{group,topic}  the worst partition
- *   chat_kafka_topic_high_watermark_sum{topic}  every platform topic (records ever written,
+ *   chat_kafka_topic_high_watermark{topic}  every platform topic (records ever written,
  *                                          so rate() is its write rate, e.g. of the DLQ)
  *   chat_kafka_lag_scrape_errors_total     collections with a failed request
  *   chat_kafka_lag_scrape_seconds          how long the last collection took
@@ -325,7 +325,7 @@ static bool collect(lag_exporter_t *x)
         char t[256], labels[LAG_LABELS_LEN];
         label_escape(t, sizeof t, x->topics[i]);
         snprintf(labels, sizeof labels, "topic=\"%s\"", t);
-        chat_gauge_set(chat_metrics_gauge(x->metrics, "chat_kafka_topic_high_watermark_sum",
+        chat_gauge_set(chat_metrics_gauge(x->metrics, "chat_kafka_topic_high_watermark",
                                           "Sum of the high watermarks of the topic's "
                                           "partitions: records ever written to it.",
                                           labels),

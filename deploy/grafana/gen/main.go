@@ -569,9 +569,9 @@ func kafka() *board {
 		q{rate("chat_kafka_produce_errors_total", "", "topic"), "{{topic}}"})
 	d.row("Dead letters")
 	d.ts("Dead-letter topic size", "short", opts{description: "Records in the dead-letter topics (sum of the partitions' high watermarks)."},
-		q{`sum by (topic) (chat_kafka_topic_high_watermark_sum{topic=~".*[.]dlq"})`, "{{topic}}"})
+		q{`sum by (topic) (chat_kafka_topic_high_watermark{topic=~".*[.]dlq"})`, "{{topic}}"})
 	d.ts("Dead-letter growth /s", "short", opts{description: "Records written to dead-letter topics, from the brokers and from the notify service."},
-		q{`sum by (topic) (deriv(chat_kafka_topic_high_watermark_sum{topic=~".*[.]dlq"}[5m]))`, "{{topic}}"},
+		q{`sum by (topic) (deriv(chat_kafka_topic_high_watermark{topic=~".*[.]dlq"}[5m]))`, "{{topic}}"},
 		q{rate("chat_notify_dlq_total", "", ""), "notify dlq writes"})
 	return d
 }
