@@ -25,9 +25,11 @@ DENY = {"dpkg", "apt", "debconf", "perl-base", "bash", "dash", "coreutils", "deb
 # Files generated at install time (owned by no package) that the libraries read at run time.
 GENERATED = ["etc/ssl/certs", "etc/ld.so.cache", "etc/localtime", "etc/timezone",
              "etc/ssl/openssl.cnf", "usr/lib/ssl"]
-# Parts of packages nobody reads in a container (the copyright files stay: licences).
-DROP_PREFIXES = ("usr/share/man/", "usr/share/info/", "usr/share/lintian/", "usr/share/bug/",
-                 "usr/share/locale/", "usr/share/doc-base/")
+# Parts of packages nobody reads in a container (the copyright files stay: licences), and
+# their programs (update-ca-certificates, a shell script that could not run here anyway).
+DROP_PREFIXES = ("usr/bin/", "usr/sbin/", "usr/share/man/", "usr/share/info/",
+                 "usr/share/lintian/", "usr/share/bug/", "usr/share/locale/",
+                 "usr/share/doc-base/")
 
 PASSWD = ("root:x:0:0:root:/root:/usr/sbin/nologin\n"
           "chat:x:65532:65532:chat platform services:/nonexistent:/usr/sbin/nologin\n")
