@@ -506,7 +506,8 @@ chat_err_t chat_ws_send_text(chat_ws_t *ws, const char *text, size_t len)
 
 chat_err_t chat_ws_close(chat_ws_t *ws, int code, const char *reason)
 {
-    unsigned char payload[125];
+    /* Zeroed: gcc -O3 (Release builds) warns of a maybe-uninitialized read otherwise. */
+    unsigned char payload[125] = {0};
     size_t len = 0;
     if (code > 0) {
         payload[0] = (unsigned char)(code >> 8);
