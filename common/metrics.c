@@ -83,6 +83,25 @@ const double chat_metrics_latency_buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.0
 const size_t chat_metrics_latency_nbuckets =
     sizeof chat_metrics_latency_buckets / sizeof chat_metrics_latency_buckets[0];
 
+void chat_metrics_label_escape(const char *in, char *out, size_t cap)
+{
+    size_t w = 0;
+    if (cap == 0)
+        return;
+    for (const char *p = in; *p != '\0' && w + 3 < cap; p++) {
+        if (*p == '\\' || *p == '"') {
+            out[w++] = '\\';
+            out[w++] = *p;
+        } else if (*p == '\n') {
+            out[w++] = '\\';
+            out[w++] = 'n';
+        } else {
+            out[w++] = *p;
+        }
+    }
+    out[w] = '\0';
+}
+
 /* ---- atomic doubles ---- */
 
 static uint64_t double_bits(double v)

@@ -42,6 +42,10 @@ chat_histogram_t *chat_metrics_histogram(chat_metrics_t *m, const char *name, co
 extern const double chat_metrics_latency_buckets[];
 extern const size_t chat_metrics_latency_nbuckets;
 
+/* Writes in as a label value of the text format into out (cap bytes, always terminated):
+ * backslash, double quote and newline escaped; a value too long is cut. */
+void chat_metrics_label_escape(const char *in, char *out, size_t cap);
+
 /* Updates accept NULL (a series the registry refused) and then do nothing. */
 void chat_counter_inc(chat_counter_t *c);
 void chat_counter_add(chat_counter_t *c, uint64_t n);

@@ -126,32 +126,14 @@ chat_err_t chat_process_metrics_register(chat_metrics_t *m)
     return err != CHAT_OK ? err : ok ? CHAT_OK : CHAT_ERR_NOMEM;
 }
 
-/* The label value escaped for the text format (backslash, quote, newline). */
-static void label_escape(const char *in, char *out, size_t cap)
-{
-    size_t w = 0;
-    for (const char *p = in; *p != '\0' && w + 3 < cap; p++) {
-        if (*p == '\\' || *p == '"') {
-            out[w++] = '\\';
-            out[w++] = *p;
-        } else if (*p == '\n') {
-            out[w++] = '\\';
-            out[w++] = 'n';
-        } else {
-            out[w++] = *p;
-        }
-    }
-    out[w] = '\0';
-}
-
 chat_err_t chat_service_metrics_attach(chat_metrics_t *m, const char *service)
 {
     if (m == NULL || service == NULL)
         return CHAT_ERR_INVALID;
     chat_err_t err = chat_process_metrics_register(m);
     char version[128], name[64], labels[256];
-    label_escape(chat_build_version, version, sizeof version);
-    label_escape(service, name, sizeof name);
+    chat_metrics_label_escape(chat_build_version, version, sizeof version);
+    chat_metrics_label_escape(service, name, sizeof name);
     snprintf(labels, sizeof labels, "version=\"%s\",service=\"%s\"", version, name);
     chat_gauge_t *info = chat_metrics_gauge(
         m, "chat_build_info", "The running build: always 1, labelled with its version.", labels);

@@ -171,28 +171,15 @@ const char *chat_tenant_labels_name(const chat_tenant_labels_t *t, size_t slot)
     return slot < t->used && slot < t->capacity - 1 ? t->names[slot] : CHAT_TENANT_LABEL_OTHER;
 }
 
-/* Escapes a tenant id as a Prometheus label value (backslash, quote, newline). */
+/* The series' label text: tenant="<escaped id>"[,extra]. */
 static void label_text(char *out, size_t cap, const char *tenant, const char *extra)
 {
     char esc[2 * 256 + 1];
-    size_t j = 0;
-    for (const char *p = tenant; *p != '\0' && j + 2 < sizeof esc; p++) {
-        if (*p == '\\' || *p == '"') {
-            esc[j++] = '\\';
-            esc[j++] = *p;
-        } else if (*p == '\n') {
-            esc[j++] = '\\';
-            esc[j++] = 'n';
-        } else {
-            esc[j++] = *p;
-        }
-    }
-    esc[j] = '\0';
-    if (extra != NULL && extra[0] != '\0') {
+    chat_metrics_label_escape(tenant, esc, sizeof esc);
+    if (extra != NULL && extra[0] != '\0')
         snprintf(out, cap, "tenant=\"%s\",%s", esc, extra);
-    } else {
+    else
         snprintf(out, cap, "tenant=\"%s\"", esc);
-    }
 }
 
 static void *family_series(family_t *f, size_t slot)

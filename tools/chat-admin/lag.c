@@ -84,24 +84,6 @@ static char **split_list(const char *s, size_t *n)
     return out;
 }
 
-/* Group names and topics are free text to Kafka: escape them as Prometheus label values. */
-static void label_escape(char *dst, size_t len, const char *src)
-{
-    size_t o = 0;
-    for (; *src != '\0' && o + 3 < len; src++) {
-        if (*src == '\\' || *src == '"') {
-            dst[o++] = '\\';
-            dst[o++] = *src;
-        } else if (*src == '\n') {
-            dst[o++] = '\\';
-            dst[o++] = 'n';
-        } else {
-            dst[o++] = *src;
-        }
-    }
-    dst[o] = '\0';
-}
-
 static lag_pair_t *pair_get(lag_exporter_t *x, const char *group, const char *topic)
 {
     for (lag_pair_t *p = x->pairs; p != NULL; p = p->next)
@@ -111,8 +93,8 @@ static lag_pair_t *pair_get(lag_exporter_t *x, const char *group, const char *to
     if (p == NULL)
         return NULL;
     char g[256], t[256], labels[LAG_LABELS_LEN];
-    label_escape(g, sizeof g, group);
-    label_escape(t, sizeof t, topic);
+    chat_metrics_label_escape(group, g, sizeof g);
+    chat_metrics_label_escape(topic, t, sizeof t);
     snprintf(labels, sizeof labels, "group=\"%s\",topic=\"%s\"", g, t);
     p->group = strdup(group);
     p->topic = strdup(topic);
@@ -323,7 +305,7 @@ static bool collect(lag_exporter_t *x)
         for (int p = 0; p < w->wm.partitions; p++)
             sum += w->wm.high[p] > 0 ? w->wm.high[p] : 0;
         char t[256], labels[LAG_LABELS_LEN];
-        label_escape(t, sizeof t, x->topics[i]);
+        chat_metrics_label_escape(x->topics[i], t, sizeof t);
         snprintf(labels, sizeof labels, "topic=\"%s\"", t);
         chat_gauge_set(chat_metrics_gauge(x->metrics, "chat_kafka_topic_high_watermark",
                                           "Sum of the high watermarks of the topic's "

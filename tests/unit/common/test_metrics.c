@@ -391,6 +391,19 @@ START_TEST(test_many_collectors)
 }
 END_TEST
 
+START_TEST(test_label_escape)
+{
+    char out[16];
+    chat_metrics_label_escape("a\\b\"c\nd", out, sizeof out);
+    ck_assert_str_eq(out, "a\\\\b\\\"c\\nd");
+    chat_metrics_label_escape("0123456789abcdefghij", out, sizeof out); /* cut, terminated */
+    ck_assert_uint_lt(strlen(out), sizeof out);
+    ck_assert(strncmp(out, "0123456789", 10) == 0);
+    chat_metrics_label_escape("\"\"\"\"\"\"\"\"", out, 6); /* never half an escape */
+    ck_assert_str_eq(out, "\\\"\\\"");
+}
+END_TEST
+
 int main(void)
 {
     /* Rejected registrations log warnings; the tests check the return values instead. */
@@ -410,6 +423,7 @@ int main(void)
     tcase_add_test(tc, test_latency_buckets);
     tcase_add_test(tc, test_null_handles_ignored);
     tcase_add_test(tc, test_concurrent_updates);
+    tcase_add_test(tc, test_label_escape);
     tcase_add_test(tc, test_float_counter);
     tcase_add_test(tc, test_collectors_run_before_render);
     tcase_add_test(tc, test_many_collectors);
