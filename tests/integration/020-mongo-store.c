@@ -397,20 +397,6 @@ START_TEST(pool_serves_threads)
 }
 END_TEST
 
-/* The value of series (with its labels) in m's rendering. */
-static double metric(chat_metrics_t *m, const char *series)
-{
-    char *text = chat_metrics_render(m, NULL);
-    ck_assert_ptr_nonnull(text);
-    char line[160];
-    snprintf(line, sizeof line, "\n%s ", series);
-    const char *p = strstr(text, line);
-    ck_assert_msg(p != NULL, "no %s in %s", series, text);
-    double v = strtod(p + strlen(line), NULL);
-    free(text);
-    return v;
-}
-
 /* Driver command monitoring: every command of a store created after
  * chat_store_metrics_attach is timed under its name; a duplicate key is a write error, not a
  * failed command; a command the server refuses is one (op "other" for an unknown name). */
@@ -421,23 +407,23 @@ START_TEST(commands_are_timed_and_failures_counted)
     chat_store_t *monitored = NULL;
     ck_assert_int_eq(
         chat_store_new(chat_test_stack_get("CHAT_MONGO_URI"), "it-020-apm", &monitored), CHAT_OK);
-    ck_assert(metric(m, "chat_mongo_op_seconds_count{op=\"insert\"}") == 0);
+    ck_assert(chat_test_registry_value(m, "chat_mongo_op_seconds_count{op=\"insert\"}") == 0);
     ensure_unique_index();
     bson_t *doc = message("apm", 1, "timed");
     chat_err_t result;
     ck_assert_int_eq(chat_store_insert_many(monitored, collection, (const bson_t *const *)&doc, 1,
                                             false, &result),
                      CHAT_OK);
-    ck_assert(metric(m, "chat_mongo_op_seconds_count{op=\"insert\"}") == 1);
-    ck_assert(metric(m, "chat_mongo_op_seconds_sum{op=\"insert\"}") > 0);
+    ck_assert(chat_test_registry_value(m, "chat_mongo_op_seconds_count{op=\"insert\"}") == 1);
+    ck_assert(chat_test_registry_value(m, "chat_mongo_op_seconds_sum{op=\"insert\"}") > 0);
     ck_assert_int_eq(chat_store_insert_many(monitored, collection, (const bson_t *const *)&doc, 1,
                                             false, &result),
                      CHAT_ERR_DUPLICATE);
-    ck_assert(metric(m, "chat_mongo_op_seconds_count{op=\"insert\"}") == 2);
-    ck_assert(metric(m, "chat_mongo_errors_total{op=\"insert\"}") == 0);
+    ck_assert(chat_test_registry_value(m, "chat_mongo_op_seconds_count{op=\"insert\"}") == 2);
+    ck_assert(chat_test_registry_value(m, "chat_mongo_errors_total{op=\"insert\"}") == 0);
     bson_t *filter = BCON_NEW("room", BCON_UTF8("apm")), *found = NULL;
     ck_assert_int_eq(chat_store_find_one(monitored, collection, filter, &found), CHAT_OK);
-    ck_assert(metric(m, "chat_mongo_op_seconds_count{op=\"find\"}") == 1);
+    ck_assert(chat_test_registry_value(m, "chat_mongo_op_seconds_count{op=\"find\"}") == 1);
     bson_destroy(found);
     bson_destroy(filter);
     bson_destroy(doc);
@@ -449,14 +435,14 @@ START_TEST(commands_are_timed_and_failures_counted)
                                             &error));
     bson_destroy(cmd);
     chat_store_release(monitored, client);
-    ck_assert(metric(m, "chat_mongo_errors_total{op=\"other\"}") == 1);
-    ck_assert(metric(m, "chat_mongo_op_seconds_count{op=\"other\"}") >= 1);
-    ck_assert(metric(m, "chat_mongo_errors_total{op=\"find\"}") == 0);
+    ck_assert(chat_test_registry_value(m, "chat_mongo_errors_total{op=\"other\"}") == 1);
+    ck_assert(chat_test_registry_value(m, "chat_mongo_op_seconds_count{op=\"other\"}") >= 1);
+    ck_assert(chat_test_registry_value(m, "chat_mongo_errors_total{op=\"find\"}") == 0);
     /* The setup's store was made before the attach: its commands are not counted. */
     bson_t *all = bson_new(), *docs[2];
     free_all(docs, find_all(all, docs, 2));
     bson_destroy(all);
-    ck_assert(metric(m, "chat_mongo_op_seconds_count{op=\"find\"}") == 1);
+    ck_assert(chat_test_registry_value(m, "chat_mongo_op_seconds_count{op=\"find\"}") == 1);
     chat_store_destroy(monitored);
     chat_store_metrics_attach(NULL);
     chat_metrics_destroy(m);

@@ -277,30 +277,16 @@ START_TEST(lost_pipeline_fails_then_recovers)
 }
 END_TEST
 
-/* The value of an unlabelled sample of m ("name value" line). */
-static double metric(chat_metrics_t *m, const char *name)
-{
-    char *text = chat_metrics_render(m, NULL);
-    ck_assert_ptr_nonnull(text);
-    char line[128];
-    snprintf(line, sizeof line, "\n%s ", name);
-    const char *p = strstr(text, line);
-    ck_assert_msg(p != NULL, "no %s in %s", name, text);
-    double v = strtod(p + strlen(line), NULL);
-    free(text);
-    return v;
-}
-
 /* chat_redis_op_seconds: one observation per command and one per pipeline (when its last reply
  * is read); chat_redis_errors_total: error replies, in a pipeline too, and a lost pipeline. */
 START_TEST(round_trips_and_errors_are_measured)
 {
     chat_metrics_t *m = chat_metrics_new();
     ck_assert_int_eq(chat_redis_metrics_attach(m), CHAT_OK);
-    ck_assert(metric(m, "chat_redis_op_seconds_count") == 0);
+    ck_assert(chat_test_registry_value(m, "chat_redis_op_seconds_count") == 0);
     ck_assert_int_eq(chat_redis_ping(redis), CHAT_OK);
-    ck_assert(metric(m, "chat_redis_op_seconds_count") == 1);
-    ck_assert(metric(m, "chat_redis_op_seconds_sum") > 0);
+    ck_assert(chat_test_registry_value(m, "chat_redis_op_seconds_count") == 1);
+    ck_assert(chat_test_registry_value(m, "chat_redis_op_seconds_sum") > 0);
 
     char k[96];
     key(k, sizeof k, "metrics");
@@ -310,17 +296,17 @@ START_TEST(round_trips_and_errors_are_measured)
     redisReply *reply = NULL;
     ck_assert_int_eq(chat_redis_reply(redis, &reply), CHAT_OK);
     freeReplyObject(reply);
-    ck_assert(metric(m, "chat_redis_op_seconds_count") == 1); /* not over yet */
+    ck_assert(chat_test_registry_value(m, "chat_redis_op_seconds_count") == 1); /* not over yet */
     ck_assert_int_eq(chat_redis_reply(redis, &reply), CHAT_ERR_REDIS);
     ck_assert_int_eq(chat_redis_reply(redis, &reply), CHAT_OK);
     freeReplyObject(reply);
-    ck_assert(metric(m, "chat_redis_op_seconds_count") == 2);
-    ck_assert(metric(m, "chat_redis_errors_total") == 1);
+    ck_assert(chat_test_registry_value(m, "chat_redis_op_seconds_count") == 2);
+    ck_assert(chat_test_registry_value(m, "chat_redis_errors_total") == 1);
 
     chat_err_t err;
     ck_assert_ptr_null(chat_redis_command(redis, &err, "INCR %s", k));
-    ck_assert(metric(m, "chat_redis_op_seconds_count") == 3);
-    ck_assert(metric(m, "chat_redis_errors_total") == 2);
+    ck_assert(chat_test_registry_value(m, "chat_redis_op_seconds_count") == 3);
+    ck_assert(chat_test_registry_value(m, "chat_redis_errors_total") == 2);
 
     /* A lost pipeline: one failed round trip. (The helpers' own commands count too: the
      * counts are taken after them.) */
@@ -328,15 +314,15 @@ START_TEST(round_trips_and_errors_are_measured)
     ck_assert_int_eq(chat_redis_append(redis, "PING"), CHAT_OK);
     ck_assert_int_eq(chat_redis_append(redis, "PING"), CHAT_OK);
     kill_connection(id);
-    double trips = metric(m, "chat_redis_op_seconds_count");
-    double errors = metric(m, "chat_redis_errors_total");
+    double trips = chat_test_registry_value(m, "chat_redis_op_seconds_count");
+    double errors = chat_test_registry_value(m, "chat_redis_errors_total");
     ck_assert_int_eq(chat_redis_reply(redis, &reply), CHAT_ERR_REDIS);
-    ck_assert(metric(m, "chat_redis_errors_total") == errors + 1);
-    ck_assert(metric(m, "chat_redis_op_seconds_count") == trips + 1);
+    ck_assert(chat_test_registry_value(m, "chat_redis_errors_total") == errors + 1);
+    ck_assert(chat_test_registry_value(m, "chat_redis_op_seconds_count") == trips + 1);
     /* The next command reconnects and is one more round trip. */
     ck_assert_int_eq(chat_redis_ping(redis), CHAT_OK);
-    ck_assert(metric(m, "chat_redis_op_seconds_count") == trips + 2);
-    ck_assert(metric(m, "chat_redis_errors_total") == errors + 1);
+    ck_assert(chat_test_registry_value(m, "chat_redis_op_seconds_count") == trips + 2);
+    ck_assert(chat_test_registry_value(m, "chat_redis_errors_total") == errors + 1);
     chat_redis_metrics_attach(NULL);
     chat_metrics_destroy(m);
 }

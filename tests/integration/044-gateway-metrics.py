@@ -15,11 +15,11 @@ import sys
 import time
 import types
 import urllib.parse
-import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 from api_client import stack_load, tenant_create, unique, user_token  # noqa: E402
 from checks import check, finish  # noqa: E402
+from checks import scrape as scrape_metrics  # noqa: E402
 from websockets.exceptions import ConnectionClosed  # noqa: E402
 from websockets.sync.client import connect  # noqa: E402
 from ws_client import Client  # noqa: E402
@@ -32,14 +32,7 @@ TENANTS_MAX = 20  # the gateway's CHAT_METRICS_TENANTS_MAX (default; scripts/up 
 
 def scrape():
     """{series (name and labels as written): value} of the gateway's /metrics."""
-    with urllib.request.urlopen(OPS + "/metrics", timeout=10) as r:
-        text = r.read().decode()
-    out = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            series, value = line.rsplit(" ", 1)
-            out[series] = float(value)
-    return out
+    return scrape_metrics(OPS)
 
 
 def wait_for(pred, timeout=10.0):

@@ -27,7 +27,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 from api_client import stack_load, tenant_create, unique, user_token  # noqa: E402
-from checks import check, finish  # noqa: E402
+from checks import check, finish, parse_metrics  # noqa: E402
 from websockets.exceptions import ConnectionClosed  # noqa: E402
 from websockets.sync.client import connect  # noqa: E402
 
@@ -187,12 +187,7 @@ def scrape(gw):
         status, text = http_get(gw.ops_url("/metrics"))
     except OSError:
         return {}
-    out = {}
-    for line in text.splitlines() if status == 200 else []:
-        if line and not line.startswith("#"):
-            k, v = line.rsplit(" ", 1)
-            out[k] = float(v)
-    return out
+    return parse_metrics(text) if status == 200 else {}
 
 
 def history_cids(tenant, room):

@@ -28,11 +28,10 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 from api_client import api_base, call_json, stack_load, Tenant, unique  # noqa: E402
-from checks import check, finish  # noqa: E402
+from checks import check, finish, scrape  # noqa: E402
 from peers_client import Peers  # noqa: E402
 from ws_client import Client  # noqa: E402
 
@@ -106,14 +105,7 @@ def dead_letters(tenant):
 
 def notify_metrics():
     """notify's /metrics as {series: value} (series as rendered: name{labels})."""
-    with urllib.request.urlopen(stack["CHAT_OPS_NOTIFY"] + "/metrics", timeout=10) as r:
-        text = r.read().decode()
-    out = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            series, value = line.rsplit(" ", 1)
-            out[series] = float(value)
-    return out
+    return scrape(stack["CHAT_OPS_NOTIFY"])
 
 
 def metrics_test():

@@ -176,3 +176,18 @@ uint64_t chat_test_ops_metric(int port, const char *series)
     ck_assert_msg(found, "no sample of %s in the /metrics of port %d", series, port);
     return v;
 }
+
+double chat_test_registry_value(chat_metrics_t *m, const char *series)
+{
+    char *text = chat_metrics_render(m, NULL);
+    ck_assert_ptr_nonnull(text);
+    size_t n = strlen(series);
+    const char *p = text;
+    while (p != NULL && !(strncmp(p, series, n) == 0 && p[n] == ' '))
+        p = (p = strchr(p, '\n')) != NULL ? p + 1 : NULL;
+    bool found = p != NULL;
+    double v = found ? strtod(p + n + 1, NULL) : 0;
+    free(text); /* before any failure: a failed test must not leak it */
+    ck_assert_msg(found, "no sample of %s", series);
+    return v;
+}

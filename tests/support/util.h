@@ -11,6 +11,8 @@
 
 #include <check.h>
 
+#include "common/metrics.h"
+
 /* Runs every test of s (forking per test as Check's CK_FORK says, or in this process when
  * in_process), frees the runner and s, and returns main()'s exit status: EXIT_SUCCESS if
  * all passed. */
@@ -52,5 +54,8 @@ uint64_t chat_test_metric_value(const char *text, const char *series);
 /* The value of series in the /metrics of the ops server on 127.0.0.1:port; fails the test if
  * /metrics does not answer 200 or lacks the series. */
 uint64_t chat_test_ops_metric(int port, const char *series);
+/* The value (a double: histogram sums too) of series in m's rendering; fails the test if m
+ * has no such sample. */
+double chat_test_registry_value(chat_metrics_t *m, const char *series);
 
 #endif
