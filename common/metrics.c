@@ -102,6 +102,12 @@ void chat_metrics_label_escape(const char *in, char *out, size_t cap)
     out[w] = '\0';
 }
 
+const double chat_metrics_slo_buckets[] = {0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.05,
+                                           0.075, 0.1,    0.15,  0.2,  0.25, 0.3,  0.4,
+                                           0.5,   0.75,   1,     2,    5,    10};
+const size_t chat_metrics_slo_nbuckets =
+    sizeof chat_metrics_slo_buckets / sizeof chat_metrics_slo_buckets[0];
+
 /* ---- atomic doubles ---- */
 
 static uint64_t double_bits(double v)

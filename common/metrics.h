@@ -41,6 +41,12 @@ chat_histogram_t *chat_metrics_histogram(chat_metrics_t *m, const char *name, co
 /* Default latency buckets in seconds: 0.0005 .. 10. */
 extern const double chat_metrics_latency_buckets[];
 extern const size_t chat_metrics_latency_nbuckets;
+/* Finer buckets for the latencies with an SLO (send -> ack, send -> deliver, moderation
+ * verdicts): bounds at 50, 75, 100, 150, 200, 250, 300, 400, 500 ms, so that a p99 near a
+ * 100, 200 or 500 ms objective is read from neighbouring bounds, not interpolated across a
+ * bucket 150 ms wide. 0.001 .. 10 s. */
+extern const double chat_metrics_slo_buckets[];
+extern const size_t chat_metrics_slo_nbuckets;
 
 /* Writes in as a label value of the text format into out (cap bytes, always terminated):
  * backslash, double quote and newline escaped; a value too long is cut. */

@@ -147,12 +147,12 @@ static bool connection_stats_init(gw_stats_t *st, chat_metrics_t *m, const char 
     st->send_ack_seconds = chat_metrics_histogram(
         m, "chat_gateway_send_ack_seconds",
         "Time from a send frame received to its ack queued (stored in MongoDB first).", NULL,
-        chat_metrics_latency_buckets, chat_metrics_latency_nbuckets);
+        chat_metrics_slo_buckets, chat_metrics_slo_nbuckets);
     st->deliver_seconds = chat_metrics_histogram(
         m, "chat_gateway_deliver_seconds",
         "Time from a message's server timestamp to its msg frame queued on this gateway, per "
         "delivery (wall clocks; negative clamped to 0).",
-        NULL, chat_metrics_latency_buckets, chat_metrics_latency_nbuckets);
+        NULL, chat_metrics_slo_buckets, chat_metrics_slo_nbuckets);
     st->draining = chat_metrics_gauge(m, "chat_gateway_draining",
                                       "1 while the gateway drains (after SIGTERM), else 0.", NULL);
     st->drain_closes = chat_metrics_counter(

@@ -98,7 +98,7 @@ static void metrics_register(mod_pipeline_t *p)
     m->lag_seconds = chat_metrics_histogram(
         mx, "chat_moderation_lag_seconds",
         "From a message's stored ts to its verdicts produced (queue lag and checking).", NULL,
-        chat_metrics_latency_buckets, chat_metrics_latency_nbuckets);
+        chat_metrics_slo_buckets, chat_metrics_slo_nbuckets);
     m->batch_seconds = chat_metrics_histogram(
         mx, "chat_moderation_batch_seconds", "Time from poll to finished of a batch.", NULL,
         chat_metrics_latency_buckets, chat_metrics_latency_nbuckets);

@@ -391,6 +391,21 @@ START_TEST(test_many_collectors)
 }
 END_TEST
 
+/* The SLO buckets register (strictly increasing) and hold a bound at each objective. */
+START_TEST(test_slo_buckets)
+{
+    ck_assert_ptr_nonnull(chat_metrics_histogram(
+        m, "slo_seconds", "h", NULL, chat_metrics_slo_buckets, chat_metrics_slo_nbuckets));
+    const double objectives[] = {0.1, 0.2, 0.5};
+    for (size_t i = 0; i < 3; i++) {
+        bool found = false;
+        for (size_t b = 0; b < chat_metrics_slo_nbuckets; b++)
+            found = found || chat_metrics_slo_buckets[b] == objectives[i];
+        ck_assert_msg(found, "no bound at %g", objectives[i]);
+    }
+}
+END_TEST
+
 START_TEST(test_label_escape)
 {
     char out[16];
@@ -424,6 +439,7 @@ int main(void)
     tcase_add_test(tc, test_null_handles_ignored);
     tcase_add_test(tc, test_concurrent_updates);
     tcase_add_test(tc, test_label_escape);
+    tcase_add_test(tc, test_slo_buckets);
     tcase_add_test(tc, test_float_counter);
     tcase_add_test(tc, test_collectors_run_before_render);
     tcase_add_test(tc, test_many_collectors);
