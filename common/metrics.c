@@ -475,13 +475,18 @@ double chat_float_counter_value(const chat_float_counter_t *c)
 /* NaN is dropped: it would turn the sum into NaN for the life of the process. */
 void chat_histogram_observe(chat_histogram_t *h, double v)
 {
-    if (h == NULL || isnan(v))
+    chat_histogram_observe_n(h, v, 1);
+}
+
+void chat_histogram_observe_n(chat_histogram_t *h, double v, uint64_t n)
+{
+    if (h == NULL || isnan(v) || n == 0)
         return;
     size_t i = 0;
     while (i < h->nbounds && v > h->bounds[i])
         i++;
-    atomic_fetch_add_explicit(&h->buckets[i], 1, memory_order_relaxed);
-    atomic_double_add(&h->sum_bits, v);
+    atomic_fetch_add_explicit(&h->buckets[i], n, memory_order_relaxed);
+    atomic_double_add(&h->sum_bits, v * (double)n);
 }
 
 uint64_t chat_histogram_count(const chat_histogram_t *h)

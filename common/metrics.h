@@ -68,6 +68,8 @@ void chat_float_counter_set(chat_float_counter_t *c, double total);
 double chat_float_counter_value(const chat_float_counter_t *c);
 
 void chat_histogram_observe(chat_histogram_t *h, double v);
+/* n observations of the same value v at once (a message delivered to n sockets). */
+void chat_histogram_observe_n(chat_histogram_t *h, double v, uint64_t n);
 uint64_t chat_histogram_count(const chat_histogram_t *h);
 
 /* A collector refreshes metrics whose values are read, not counted (process memory, open

@@ -110,7 +110,12 @@ const char *gw_stats_disconnect_label(size_t slot)
 
 void gw_stats_observe_seconds(chat_histogram_t *h, double seconds)
 {
-    chat_histogram_observe(h, seconds > 0 ? seconds : 0);
+    gw_stats_observe_seconds_n(h, seconds, 1);
+}
+
+void gw_stats_observe_seconds_n(chat_histogram_t *h, double seconds, uint64_t n)
+{
+    chat_histogram_observe_n(h, seconds > 0 ? seconds : 0, n);
 }
 
 static const char *disconnect_label(int slot)

@@ -85,5 +85,7 @@ void gw_stats_free(gw_stats_t *st);
 
 /* Observes one duration of seconds, clamped at 0 (wall clocks of two hosts may disagree). */
 void gw_stats_observe_seconds(chat_histogram_t *h, double seconds);
+/* The same, n times (one per socket a delivery reached). */
+void gw_stats_observe_seconds_n(chat_histogram_t *h, double seconds, uint64_t n);
 
 #endif

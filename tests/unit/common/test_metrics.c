@@ -406,6 +406,23 @@ START_TEST(test_slo_buckets)
 }
 END_TEST
 
+/* n observations at once count as n of the same value. */
+START_TEST(test_histogram_observe_n)
+{
+    const double b[] = {0.1, 1};
+    chat_histogram_t *h = chat_metrics_histogram(m, "n_seconds", "h", NULL, b, 2);
+    chat_histogram_observe_n(h, 0.5, 1000);
+    chat_histogram_observe_n(h, 0.05, 0);
+    chat_histogram_observe_n(NULL, 0.05, 3);
+    ck_assert_uint_eq(chat_histogram_count(h), 1000);
+    char *text = render();
+    ck_assert_ptr_nonnull(strstr(text, "n_seconds_bucket{le=\"0.1\"} 0\n"));
+    ck_assert_ptr_nonnull(strstr(text, "n_seconds_bucket{le=\"1\"} 1000\n"));
+    ck_assert_ptr_nonnull(strstr(text, "n_seconds_sum 500\n"));
+    free(text);
+}
+END_TEST
+
 START_TEST(test_label_escape)
 {
     char out[16];
@@ -440,6 +457,7 @@ int main(void)
     tcase_add_test(tc, test_concurrent_updates);
     tcase_add_test(tc, test_label_escape);
     tcase_add_test(tc, test_slo_buckets);
+    tcase_add_test(tc, test_histogram_observe_n);
     tcase_add_test(tc, test_float_counter);
     tcase_add_test(tc, test_collectors_run_before_render);
     tcase_add_test(tc, test_many_collectors);
