@@ -28,6 +28,7 @@ import urllib.request
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 from api_client import stack_load, tenant_create, unique, user_token  # noqa: E402
 from checks import check, finish, parse_metrics  # noqa: E402
+from own_gateway import OwnGateway  # noqa: E402
 from websockets.exceptions import ConnectionClosed  # noqa: E402
 from websockets.sync.client import connect  # noqa: E402
 
@@ -42,12 +43,6 @@ SENDERS = 8
 SEND_GAP_S = 0.12  # below the gateway's rate limit (20/s)
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def http_get(url):
     """(status, body) of a GET."""
     try:
@@ -55,50 +50,6 @@ def http_get(url):
             return r.status, r.read().decode()
     except urllib.error.HTTPError as e:
         return e.code, e.read().decode()
-
-
-class OwnGateway:
-    def __init__(self, log_path):
-        self.port, self.ops = free_port(), free_port()
-        self.url = f"ws://127.0.0.1:{self.port}/v1/ws"
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith("CHAT_DEMO_") and k != "CHAT_WIDGET_DIR"}
-        env.update({k: stack[k] for k in ("CHAT_KAFKA_BROKERS", "CHAT_MONGO_URI",
-                                          "CHAT_REDIS_URL")})
-        env.update({"CHAT_GATEWAY_INDEX": OWN_INDEX, "CHAT_GATEWAY_ADDR": "127.0.0.1",
-                    "CHAT_GATEWAY_PORT": str(self.port), "CHAT_OPS_ADDR": "127.0.0.1",
-                    "CHAT_OPS_PORT": str(self.ops), "CHAT_GATEWAY_DRAIN": f"{DRAIN_S:g}s"})
-        self.log_path = log_path
-        self.log = open(log_path, "wb")
-        self.proc = subprocess.Popen([GATEWAY_BIN], env=env, stdout=self.log,
-                                     stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and self.proc.poll() is None:
-            try:
-                if http_get(self.ops_url("/readyz"))[0] == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.2)
-        self.kill()
-        raise RuntimeError(f"own gateway not ready; log:\n{self.log_text()[-3000:]}")
-
-    def ops_url(self, path):
-        return f"http://127.0.0.1:{self.ops}{path}"
-
-    def log_lines(self):
-        with open(self.log_path, encoding="utf-8", errors="replace") as f:
-            return [json.loads(line) for line in f if line.startswith("{")]
-
-    def log_text(self):
-        with open(self.log_path, encoding="utf-8", errors="replace") as f:
-            return f.read()
-
-    def kill(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        self.log.close()
 
 
 class Conn(threading.Thread):
@@ -233,7 +184,8 @@ def main():
     tenant = types.SimpleNamespace(id=tid, secret=secret)
     room = unique("drain")
     log_path = os.path.join(stack["CHAT_STACK_DIR"], "logs", f"test-109-{os.getpid()}.log")
-    gw = OwnGateway(log_path)
+    gw = OwnGateway(stack, GATEWAY_BIN, OWN_INDEX, log_path,
+                    {"CHAT_GATEWAY_DRAIN": f"{DRAIN_S:g}s"})
     try:
         ready = threading.Semaphore(0)
         conns = [Conn(gw.url, tenant, f"u{i}", room, i < SENDERS, ready) for i in range(CLIENTS)]
@@ -243,7 +195,12 @@ def main():
             ready.acquire(timeout=60)
         errors = [c.error for c in conns if c.error]
         check(not errors, f"{CLIENTS} clients connected and joined: {errors[:3]}")
-        time.sleep(1.0)  # the senders get going
+        # The senders get going: each has an ack (within 15 s: a loaded stack's first sends of a
+        # new room can take seconds) and sends on for a second more.
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and not all(c.acked for c in conns[:SENDERS]):
+            time.sleep(0.1)
+        time.sleep(1.0)
         check(all(c.acked for c in conns[:SENDERS]), "every sender has acks before the stop")
 
         t0 = time.monotonic()

@@ -22,7 +22,6 @@ import http.client
 import json
 import os
 import secrets
-import signal
 import socket
 import subprocess
 import sys
@@ -34,6 +33,7 @@ import urllib.parse
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 from api_client import stack_load, user_token  # noqa: E402
 from checks import check, finish  # noqa: E402
+from own_gateway import OwnGateway  # noqa: E402
 from websockets.sync.client import connect  # noqa: E402
 
 stack = stack_load()
@@ -275,12 +275,6 @@ def check_help():
 
 # ---- a gateway of this test: no demo, large files ----
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def big_widget_dir(root):
     """A widget directory whose scripts are large (megabytes of text), beside the build's
     other files."""
@@ -295,49 +289,6 @@ def big_widget_dir(root):
         with open(os.path.join(d, name), "wb") as f:
             f.write(data)
     return d
-
-
-class OwnGateway:
-    def __init__(self, widget_dir, log_path):
-        self.port, self.ops = free_port(), free_port()
-        self.host = f"127.0.0.1:{self.port}"
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith("CHAT_DEMO_") and k != "CHAT_WIDGET_DIR"}
-        env.update({k: stack[k] for k in ("CHAT_KAFKA_BROKERS", "CHAT_MONGO_URI",
-                                          "CHAT_REDIS_URL")})
-        env.update({"CHAT_GATEWAY_INDEX": OWN_INDEX, "CHAT_GATEWAY_ADDR": "127.0.0.1",
-                    "CHAT_GATEWAY_PORT": str(self.port), "CHAT_OPS_ADDR": "127.0.0.1",
-                    "CHAT_OPS_PORT": str(self.ops), "CHAT_WIDGET_DIR": widget_dir})
-        self.log_path = log_path
-        self.log = open(log_path, "wb")
-        self.proc = subprocess.Popen([GATEWAY_BIN], env=env, stdout=self.log,
-                                     stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and self.proc.poll() is None:
-            try:
-                if get(f"127.0.0.1:{self.ops}", "GET", "/readyz")[0] == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.2)
-        self.stop()
-        raise RuntimeError(f"own gateway not ready; log:\n{self.log_text()[-3000:]}")
-
-    def log_text(self):
-        with open(self.log_path, encoding="utf-8", errors="replace") as f:
-            return f.read()
-
-    def stop(self):
-        """SIGTERM; returns the exit status."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
-        return self.proc.returncode
 
 
 def slow_reader(host, path):
@@ -370,7 +321,8 @@ def read_response(s):
 
 def check_own_gateway(root):
     d = big_widget_dir(root)
-    gw = OwnGateway(d, os.path.join(root, "gateway.log"))
+    gw = OwnGateway(stack, GATEWAY_BIN, OWN_INDEX, os.path.join(root, "gateway.log"),
+                    {"CHAT_WIDGET_DIR": d})
     try:
         host = gw.host
         _, _, unknown_body = get(host, "GET", "/v1/nothing-here")
