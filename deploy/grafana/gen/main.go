@@ -28,7 +28,7 @@ import (
 
 // The SLOs the dashboards draw (seed 002's performance table; seed 003 for the sender's view).
 const (
-	sloDeliverP99    = 0.100 // send → deliver p99, seconds ("message latency < 100 ms")
+	sloDeliverP99    = 0.200 // send → deliver p99, seconds: what ChatDeliveryLatencyHigh alerts on ("< 200 ms for message delivery"; seed 002's goal is < 100 ms)
 	sloAckP99        = 0.200 // send -> ack p99, seconds ("< 200 ms for message delivery")
 	sloModerationP99 = 0.500 // moderation verdict p99, seconds ("moderation speed < 500 ms")
 	sloAvailability  = 0.999 // targets up ("availability 99.9%")
@@ -307,7 +307,7 @@ func overview() *board {
 
 	d.row("SLOs")
 	d.stat("Delivery p99 (send → deliver)", "s", thresholds(sloDeliverP99),
-		"p99 from a send received by its gateway to the message frame queued for each receiver, over all gateways. SLO: 100 ms.",
+		"p99 from a send received by its gateway to the message frame queued for each receiver, over all gateways. SLO: 200 ms (the alert's; the design's goal is 100 ms).",
 		q{quantile("0.99", "chat_gateway_deliver_seconds", "", ""), "p99"})
 	d.stat("Send → ack p99", "s", thresholds(sloAckP99),
 		"p99 from a send frame received to its ack queued (stored in MongoDB first). SLO: 200 ms.",
