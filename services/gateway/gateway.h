@@ -16,6 +16,7 @@
 #include "common/strmap.h"
 #include "services/gateway/auth.h"
 #include "services/gateway/deliver.h"
+#include "services/gateway/expiry.h"
 #include "services/gateway/http.h"
 #include "services/gateway/inbound.h"
 #include "services/gateway/inbox.h"
@@ -100,6 +101,7 @@ typedef struct gw_gateway {
     bool write_direct;        /* write_mode "direct" */
     void *dirty;              /* server.c: sockets with frames to flush (its conn_data) */
     gw_timeouts_t timeouts;   /* server.c: every connection's deadline */
+    gw_expiry_t expiries;     /* server.c: every authenticated connection's token exp */
     unsigned char *write_buf; /* server.c: frames of one socket gathered for one send() */
     bool shutting_down;
     /* A stop was asked: the connections are being closed over CHAT_GATEWAY_DRAIN, new

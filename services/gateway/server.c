@@ -68,6 +68,7 @@ typedef struct conn_data {
     uint16_t peer_code;   /* its code (1005 if it had none) */
     uint8_t auth_graces;  /* auth deadlines extended because the client's bytes were unread */
     gw_timeout_t timeout; /* its one deadline: auth, keepalive or close grace */
+    gw_timeout_t expiry;  /* its token's exp, once authenticated (expiry.c) */
     int64_t last_rx_ms;   /* monotonic: the last frame (or pong) received */
     int64_t ping_sent_ms; /* the keepalive ping not answered yet; 0 if none */
 } conn_data_t;
@@ -257,6 +258,16 @@ static void flush_dirty(gw_gateway_t *gw)
         if (!conn_flush(gw, cd->wsi, cd))
             lws_set_timeout(cd->wsi, PENDING_TIMEOUT_KILLED_BY_PARENT, LWS_TO_KILL_ASYNC);
     }
+}
+
+/* The session's token expires at exp_s (welcome, refresh): its deadline on the wheel. */
+static void op_expiry(void *ud, gw_session_t *s, int64_t exp_s)
+{
+    gw_gateway_t *gw = ud;
+    conn_data_t *cd = lws_wsi_user(gw_session_io(s));
+    if (cd == NULL || cd->session != s)
+        return;
+    gw_expiry_set(&gw->expiries, &cd->expiry, exp_s);
 }
 
 static void op_want_write(void *ud, gw_session_t *s)
@@ -486,6 +497,7 @@ chat_err_t gw_server_prepare(gw_gateway_t *gw)
     gw->session_ops = (gw_session_ops_t){
         .want_write = op_want_write,
         .rx_pause = op_rx_pause,
+        .expiry = op_expiry,
         .submit_auth = op_submit_auth,
         .submit_refresh = op_submit_refresh,
         .submit_join = op_submit_join,
@@ -519,6 +531,7 @@ chat_err_t gw_server_prepare(gw_gateway_t *gw)
     gw->sessions = chat_strmap_new();
     gw->write_buf = malloc(WRITE_BUF);
     gw_timeouts_init(&gw->timeouts);
+    gw_expiry_init(&gw->expiries, chat_clock_wall_ms() / 1000);
     gw->write_direct = strcmp(cfg->write_mode, "direct") == 0;
     if (gw->rooms == NULL || gw->sessions == NULL || gw->write_buf == NULL)
         return CHAT_ERR_NOMEM;
@@ -573,6 +586,7 @@ static int conn_open(struct lws *wsi, conn_data_t *cd)
     cd->wsi = wsi;
     cd->last_rx_ms = chat_clock_mono_ms();
     gw_timeout_init(&cd->timeout);
+    gw_timeout_init(&cd->expiry);
     gw_timeouts_set(&gw->timeouts, &cd->timeout, GW_TIMEOUT_AUTH,
                     cd->last_rx_ms + gw->cfg->auth_timeout_ms);
     chat_gauge_add(gw->stats.connections, 1);
@@ -584,8 +598,10 @@ static void conn_closed(struct lws *wsi, conn_data_t *cd)
 {
     gw_gateway_t *gw = gateway_of(wsi);
     dirty_remove(gw, cd); /* lws frees cd after this callback */
-    if (cd->session != NULL)
+    if (cd->session != NULL) {
         gw_timeouts_clear(&gw->timeouts, &cd->timeout);
+        gw_expiry_clear(&gw->expiries, &cd->expiry);
+    }
     gw_session_t *s = cd->session;
     if (s == NULL)
         return;
@@ -737,6 +753,18 @@ static void deadlines_run(gw_gateway_t *gw)
             deadline_auth(gw, cd, now);
         else
             deadline_keepalive(gw, cd, now);
+    }
+    /* Tokens that expired without a refresh: error unauthorized, close 4001. One whose
+     * refresh is being verified is asked again in a second. */
+    int64_t now_s = chat_clock_wall_ms() / 1000;
+    while ((t = gw_expiry_expired(&gw->expiries, now_s)) != NULL) {
+        conn_data_t *cd = lws_container_of(t, conn_data_t, expiry);
+        if (cd->session == NULL || cd->close_started || gw_session_closing(cd->session))
+            continue;
+        if (!gw_session_token_expired(cd->session))
+            gw_expiry_set(&gw->expiries, &cd->expiry, now_s + 1); /* not due again this second */
+        else if (gw_session_closing(cd->session))
+            chat_counter_inc(gw->stats.expiry_closes);
     }
 }
 

@@ -819,6 +819,8 @@ void gw_session_auth_done(gw_session_t *s, chat_err_t err, chat_jwt_claims_t *cl
                            s->env->limits.rate_close_after, s->env->now_us());
     send_frame(s, gw_frame_welcome(s->claims.user, s->claims.tenant, s->id, s->env->vapid,
                                    s->claims.exp, rid_or_null(s->auth_rid)));
+    if (s->env->ops->expiry != NULL)
+        s->env->ops->expiry(s->env->ud, s, s->claims.exp);
     /* Counted after welcome, so that the -1 of a session that goes follows it (both go to
      * one worker of the user's, in this order). */
     if (s->env->ops->online != NULL && !s->closing) {
@@ -864,9 +866,22 @@ gw_refresh_result_t gw_session_refresh_done(gw_session_t *s, chat_err_t err,
         s->claims = *claims;
         memset(claims, 0, sizeof *claims);
         send_frame(s, gw_frame_ok(s->refresh_rid));
+        if (s->env->ops->expiry != NULL)
+            s->env->ops->expiry(s->env->ud, s, s->claims.exp);
     }
     count_refresh(s, result);
     return result;
+}
+
+bool gw_session_token_expired(gw_session_t *s)
+{
+    if (s->state != GW_SESS_READY || s->closing)
+        return true;
+    if (s->refreshing)
+        return false;
+    send_error(s, GW_E_UNAUTHORIZED, "token expired", NULL, NULL);
+    gw_session_close(s, GW_CLOSE_UNAUTHORIZED, "token expired", true);
+    return true;
 }
 
 void gw_session_auth_timeout(gw_session_t *s)

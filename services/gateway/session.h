@@ -209,6 +209,10 @@ typedef struct gw_session_ops {
     /* The connection's start ended with result (called once per session, at the latest
      * when it is freed). */
     void (*count_connect)(void *ud, gw_connect_result_t result);
+    /* The session's token expires at exp_s (seconds since the epoch): at welcome, and again
+     * after each accepted refresh. The caller calls gw_session_token_expired then. May be
+     * NULL (no expiry enforced). */
+    void (*expiry)(void *ud, gw_session_t *s, int64_t exp_s);
 } gw_session_ops_t;
 
 typedef struct gw_session_env {
@@ -334,6 +338,11 @@ void gw_session_send_failed(gw_session_t *s, const char *rid, const char *cid);
  * overloaded): error internal, then close 1013 (try again later), so that the client
  * reconnects instead of giving up. No-op once authenticated. */
 void gw_session_auth_timeout(gw_session_t *s);
+/* The token's exp passed (gw_session_ops_t.expiry): error unauthorized "token expired", then
+ * close 4001 (PROTOCOL.md v1.1). Returns false, doing nothing, while a refresh is being
+ * verified (ask again a little later: it may move the expiry); true otherwise (also for a
+ * session already closing or not authenticated, which is left alone). */
+bool gw_session_token_expired(gw_session_t *s);
 
 /* The send with cid was acknowledged or refused (an ack or error frame echoing cid came
  * back): returns the monotonic time (now_us) its frame was received, forgetting it, or -1

@@ -242,6 +242,9 @@ chat_err_t gw_stats_init(gw_stats_t *st, chat_metrics_t *m, const char *tenants_
         "Auth deadlines extended because the client's bytes were still unread in its socket "
         "(the loop was behind, not the client).",
         NULL);
+    st->expiry_closes = chat_metrics_counter(
+        m, "chat_gateway_token_expiry_closes_total",
+        "Connections closed with 4001 because their token expired without a refresh.", NULL);
     st->idle_hangups = chat_metrics_counter(
         m, "chat_gateway_idle_hangups_total",
         "Connections dropped after CHAT_GATEWAY_IDLE_HANGUP without a frame or an "
@@ -280,8 +283,9 @@ chat_err_t gw_stats_init(gw_stats_t *st, chat_metrics_t *m, const char *tenants_
          st->send_failures != NULL && st->registry_errors != NULL && st->auth_seconds != NULL &&
          st->join_seconds != NULL && st->auth_overloads != NULL && st->auth_lookups != NULL &&
          st->auth_pending != NULL && st->auth_graces != NULL && st->idle_hangups != NULL &&
-         st->typing_forwarded != NULL && st->typing_throttled != NULL &&
-         st->typing_failed != NULL && st->presence_events[0] != NULL &&
-         st->presence_events[1] != NULL && st->presence_expired != NULL;
+         st->expiry_closes != NULL && st->typing_forwarded != NULL &&
+         st->typing_throttled != NULL && st->typing_failed != NULL &&
+         st->presence_events[0] != NULL && st->presence_events[1] != NULL &&
+         st->presence_expired != NULL;
     return ok ? CHAT_OK : CHAT_ERR_NOMEM;
 }

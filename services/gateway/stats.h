@@ -43,6 +43,7 @@ typedef struct gw_stats {
     chat_counter_t *auth_lookups;        /* auth frames that needed a tenant lookup */
     chat_counter_t *auth_graces;         /* auth deadlines extended: the client's bytes unread */
     chat_counter_t *idle_hangups;        /* connections dropped: no answer to the keepalive ping */
+    chat_counter_t *expiry_closes;       /* connections closed 4001: their token expired */
     chat_counter_t *typing_forwarded;    /* typing frames produced to chat.events */
     chat_counter_t *typing_throttled;    /* typing frames dropped: within 2 s of the last one */
     chat_counter_t *typing_failed;       /* typing frames the producer could not queue */

@@ -57,6 +57,8 @@ typedef struct fake {
     chat_jwt_claims_t *refresh_now;
     int sent[GW_S__COUNT];
     int connects[GW_CONNECT__COUNT];
+    int expiry_calls;
+    int64_t expiry_s; /* the last exp handed to ops.expiry */
 } fake_t;
 
 static fake_t fake;
@@ -237,6 +239,14 @@ static void op_count_connect(void *ud, gw_connect_result_t result)
     fake.connects[result]++;
 }
 
+static void op_expiry(void *ud, gw_session_t *s, int64_t exp_s)
+{
+    (void)ud;
+    (void)s;
+    fake.expiry_calls++;
+    fake.expiry_s = exp_s;
+}
+
 static const gw_session_ops_t ops = {
     .want_write = op_want_write,
     .rx_pause = op_rx_pause,
@@ -259,6 +269,7 @@ static const gw_session_ops_t ops = {
     .count_drops = op_count_drops,
     .count_sent = op_count_sent,
     .count_connect = op_count_connect,
+    .expiry = op_expiry,
 };
 
 /* The room table hands deliveries to sessions, as server.c wires it. */
@@ -658,6 +669,32 @@ START_TEST(test_refresh_ok_replaces_claims)
 END_TEST
 
 /* A cached tenant secret answers within submit_refresh: the same ok. */
+/* The token's exp goes to the server at welcome and after each accepted refresh; when it
+ * passes: error unauthorized "token expired", close 4001; not while a refresh is verified. */
+START_TEST(test_token_expiry)
+{
+    authenticate();
+    ck_assert_int_eq(fake.expiry_calls, 1);
+    ck_assert_int_eq(fake.expiry_s, gw_session_exp(sess));
+
+    refresh_rx("r1", "a.b.c");
+    ck_assert(!gw_session_token_expired(sess)); /* its refresh may move the expiry */
+    expect_empty();
+    chat_jwt_claims_t c = claims_make("acme", "alice", NULL, 0);
+    c.exp = 2000009999;
+    ck_assert_int_eq(gw_session_refresh_done(sess, CHAT_OK, &c, NULL), GW_REFRESH_OK);
+    expect("ok", NULL, "r1", NULL);
+    ck_assert_int_eq(fake.expiry_calls, 2);
+    ck_assert_int_eq(fake.expiry_s, 2000009999);
+
+    ck_assert(gw_session_token_expired(sess));
+    expect("error", "unauthorized", NULL, NULL);
+    expect_close(GW_CLOSE_UNAUTHORIZED);
+    ck_assert(gw_session_token_expired(sess)); /* closing already: nothing more */
+    expect_close(GW_CLOSE_UNAUTHORIZED);
+}
+END_TEST
+
 START_TEST(test_refresh_answered_at_once)
 {
     authenticate();
@@ -1853,6 +1890,7 @@ int main(void)
     tcase_add_test(tc, test_auth_again_is_bad_request);
     tcase_add_test(tc, test_refresh_ok_replaces_claims);
     tcase_add_test(tc, test_refresh_answered_at_once);
+    tcase_add_test(tc, test_token_expiry);
     tcase_add_test(tc, test_refresh_other_user_refused);
     tcase_add_test(tc, test_refresh_bad_token_refused);
     tcase_add_test(tc, test_refresh_before_auth_and_unsupported);
