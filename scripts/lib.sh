@@ -48,5 +48,5 @@ chat_is_running() {
 
 # chat_port_in_use PORT: true if something listens on 127.0.0.1:PORT (or all interfaces).
 chat_port_in_use() {
-    ss -Hltn "sport = :$1" 2>/dev/null | grep -q .
+    ss -Hltn "sport = :$1" 2>/dev/null | grep . >/dev/null
 }

@@ -119,7 +119,7 @@ if [ -n "$ARCHIVE" ]; then
         fail "skopeo cannot read the oci-archive $ARCHIVE: $out"
     elif ! python3 -c 'import json, sys; l = json.load(sys.stdin)["Labels"]; sys.exit(l["org.opencontainers.image.version"] != sys.argv[1])' "$TAG" <<<"$out"; then
         fail "the oci-archive's image is not version $TAG"
-    elif ! tar -xOf "$ARCHIVE" index.json | grep -q '"org.opencontainers.image.ref.name":"chat-platform:'"$TAG"'"'; then
+    elif ! tar -xOf "$ARCHIVE" index.json | grep '"org.opencontainers.image.ref.name":"chat-platform:'"$TAG"'"' >/dev/null; then
         fail "the oci-archive does not name its image chat-platform:$TAG"
     else
         say "oci-archive: $ARCHIVE readable by skopeo, image named chat-platform:$TAG"

@@ -37,7 +37,7 @@ free_base() {
     while :; do
         base=$((10000 + (RANDOM % 100) * 100)) # below the ephemeral range, apart from up's auto
         for ((p = base; p < base + CHAT_LAYOUT_SPAN; p++)); do
-            ss -Hltn "sport = :$p" | grep -q . && continue 2
+            ss -Hltn "sport = :$p" | grep . >/dev/null && continue 2
         done
         echo "$base"
         return
@@ -73,7 +73,7 @@ import socket, time
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(('127.0.0.1', $base)); s.listen(1); time.sleep(600)" &
 holder=$!
-for _ in $(seq 50); do ss -Hltn "sport = :$base" | grep -q . && break; sleep 0.1; done
+for _ in $(seq 50); do ss -Hltn "sport = :$base" | grep . >/dev/null && break; sleep 0.1; done
 run_up port-in-use
 check "port in use: up fails" '[ $status -ne 0 ]'
 check "port in use: names the part and the port" "grep -q 'kafka: port $base is already in use' '$out'"

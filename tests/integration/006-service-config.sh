@@ -35,7 +35,7 @@ expect_failure() {
         "$@" "$build/services/$service/chat-$service" >"$log" 2>&1
     status=$?
     if [ $status -ne 0 ] && [ $status -ne 124 ] &&
-        grep '"level":"error"' "$log" | grep -q "\"var\":\"$var\""; then
+        grep '"level":"error"' "$log" | grep "\"var\":\"$var\"" >/dev/null; then
         echo "ok   - $service: $* -> exit $status naming $var"
     else
         echo "FAIL - $service: $* -> exit $status; expected an error naming $var. Log:"
@@ -57,7 +57,7 @@ expect_failure gateway CHAT_GATEWAY_IDLE_HANGUP CHAT_GATEWAY_IDLE_PING=30s CHAT_
 # The widget directory must hold every file the gateway serves; the error names the file.
 # log_names LOG FIELD WHAT: checks that the last run's error line in LOG carries FIELD.
 log_names() {
-    if grep '"level":"error"' "$1" | grep -qF "$2"; then
+    if grep '"level":"error"' "$1" | grep -F "$2" >/dev/null; then
         echo "ok   - $3"
     else
         echo "FAIL - $3: no error line with $2"
