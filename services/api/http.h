@@ -20,6 +20,7 @@ typedef struct api_http_conf {
     double burst;
     int64_t secret_ttl_ms; /* how long a tenant's secret is cached */
     int64_t leeway_s;      /* clock skew allowed on iat and exp */
+    bool tls;              /* serve HTTPS with services/api/tls.c's credentials (opened) */
 } api_http_conf_t;
 
 /* Creates the core in ctx->core (routes can then be registered). CHAT_ERR_NOMEM. */

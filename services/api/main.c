@@ -25,6 +25,7 @@
 #include "services/api/http.h"
 #include "services/api/inbound.h"
 #include "services/api/jobs.h"
+#include "services/api/tls.h"
 
 #define PROGRAM "chat-api"
 #define SUMMARY                                                                                    \
@@ -61,6 +62,8 @@ typedef struct api_cfg {
     bool egress_allow_private;
     char *metrics_tenants;
     long long metrics_tenants_max;
+    char *tls_cert; /* CHAT_API_TLS_CERT: "" for plain HTTP */
+    char *tls_key;
 } api_cfg_t;
 
 static const chat_cfg_entry_t cfg_table[] = {
@@ -106,6 +109,11 @@ static const chat_cfg_entry_t cfg_table[] = {
     CHAT_CFG_EGRESS(api_cfg_t, egress_allow_http, egress_allow_private),
     CHAT_CFG_METRICS_TENANTS(api_cfg_t, metrics_tenants),
     CHAT_CFG_METRICS_TENANTS_MAX(api_cfg_t, metrics_tenants_max),
+    CHAT_CFG_STRING("CHAT_API_TLS_CERT", api_cfg_t, tls_cert, "",
+                    "PEM certificate chain (leaf first) to serve HTTPS on CHAT_API_PORT; "
+                    "reloaded on SIGHUP; empty: plain HTTP (TLS ends at a proxy)"),
+    CHAT_CFG_STRING("CHAT_API_TLS_KEY", api_cfg_t, tls_key, "",
+                    "PEM private key of CHAT_API_TLS_CERT (reloaded with it)"),
     CHAT_CFG_END};
 
 /* Everything the running service holds; released in reverse order by service_stop. */
@@ -215,6 +223,10 @@ static bool service_start(service_t *s, const api_cfg_t *cfg)
         chat_log_error("out of memory at start");
         return false;
     }
+    /* A bad certificate stops start-up before anything is connected. */
+    bool tls = cfg->tls_cert[0] != '\0' || cfg->tls_key[0] != '\0';
+    if (tls && api_tls_open(cfg->tls_cert, cfg->tls_key) != CHAT_OK)
+        return false;
     chat_err_t err =
         chat_ops_start(cfg->ops_addr, (int)cfg->ops_port, s->metrics, ops_ready, s, &s->ops);
     if (err != CHAT_OK) {
@@ -258,6 +270,7 @@ static bool service_start(service_t *s, const api_cfg_t *cfg)
         .burst = (double)cfg->burst,
         .secret_ttl_ms = cfg->secret_ttl_ms,
         .leeway_s = 30,
+        .tls = tls,
     };
     err = api_http_start(&s->ctx, &hc);
     if (err != CHAT_OK) {
@@ -277,6 +290,7 @@ static void service_stop(service_t *s)
     atomic_store(&s->ready, false);
     api_jobs_stop(&s->ctx);    /* the job in hand is released for another instance */
     api_http_destroy(&s->ctx); /* requests in hand finish: they may still produce */
+    api_tls_close();
     api_inbound_close(&s->ctx);
     api_redis_release();
     chat_store_destroy(s->store);
@@ -307,7 +321,8 @@ int main(int argc, char **argv)
         chat_log_info("serving", CHAT_F_INT("port", api_http_port(&s.ctx)),
                       CHAT_F_INT("ops_port", chat_ops_port(s.ops)));
         while (!chat_signals_wait_stop(1000))
-            ;
+            if (chat_signals_take_reload())
+                api_tls_reload(); /* SIGHUP: within a second */
         chat_log_info("stopping");
         rc = 0;
     }

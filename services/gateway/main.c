@@ -109,6 +109,24 @@ static const chat_cfg_entry_t cfg_table[] = {
                       "at once"),
     CHAT_CFG_METRICS_TENANTS(gw_config_t, metrics_tenants),
     CHAT_CFG_METRICS_TENANTS_MAX(gw_config_t, metrics_tenants_max),
+    CHAT_CFG_STRING("CHAT_GATEWAY_TLS_CERT", gw_config_t, tls_cert, "",
+                    "PEM certificate chain (leaf first) to serve wss:// on CHAT_GATEWAY_PORT; "
+                    "reloaded on SIGHUP; empty: plain ws:// (TLS ends at a proxy)"),
+    CHAT_CFG_STRING("CHAT_GATEWAY_TLS_KEY", gw_config_t, tls_key, "",
+                    "PEM private key of CHAT_GATEWAY_TLS_CERT (reloaded with it)"),
+    CHAT_CFG_DURATION("CHAT_GATEWAY_HANDSHAKE_TIMEOUT", gw_config_t, handshake_timeout_ms, "10s",
+                      1000, 120000,
+                      "time a new socket has to complete its TLS and HTTP upgrade handshake "
+                      "(whole seconds); a slower one is closed"),
+    CHAT_CFG_INTEGER("CHAT_GATEWAY_HTTP_HEADER_MAX", gw_config_t, header_max, "8192", 1024, 65535,
+                     "bytes of HTTP request headers kept per socket; a request with more is "
+                     "refused and closed"),
+    CHAT_CFG_INTEGER("CHAT_GATEWAY_UNAUTH_MAX", gw_config_t, unauth_max, "20000", 1, 10000000,
+                     "WebSockets open without auth yet; upgrades beyond it get 503"),
+    CHAT_CFG_INTEGER("CHAT_GATEWAY_UNAUTH_PER_IP_MAX", gw_config_t, unauth_per_ip_max, "0", 0,
+                     10000000,
+                     "of them, from one peer address; upgrades beyond it get 503; 0: no "
+                     "per-address cap (the address a proxy connects from counts for all)"),
     CHAT_CFG_END,
 };
 
