@@ -239,6 +239,28 @@ bool chat_tls_cert_apply(const chat_tls_cert_t *c, void *ssl_ctx)
     return ok;
 }
 
+/* FNV-1a over the fields of both stats. */
+static uint64_t stamp_mix(uint64_t h, const struct stat *st)
+{
+    const uint64_t v[] = {(uint64_t)st->st_dev, (uint64_t)st->st_ino, (uint64_t)st->st_size,
+                          (uint64_t)st->st_mtim.tv_sec, (uint64_t)st->st_mtim.tv_nsec};
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++)
+        for (int b = 0; b < 64; b += 8) {
+            h ^= (v[i] >> b) & 0xff;
+            h *= 1099511628211ULL;
+        }
+    return h;
+}
+
+uint64_t chat_tls_files_stamp(const char *cert_path, const char *key_path)
+{
+    struct stat c, k;
+    if (stat(cert_path, &c) != 0 || stat(key_path, &k) != 0)
+        return 0;
+    uint64_t h = stamp_mix(stamp_mix(14695981039346656037ULL, &c), &k);
+    return h != 0 ? h : 1;
+}
+
 bool chat_tls_ctx_harden(void *ssl_ctx)
 {
     return SSL_CTX_set_min_proto_version((SSL_CTX *)ssl_ctx, TLS1_2_VERSION) == 1;

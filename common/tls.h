@@ -3,8 +3,9 @@
  * files, checked before anything uses them (readable, parseable, the key matches the leaf,
  * the leaf not expired), so that a bad pair is refused at start and at a reload (SIGHUP)
  * with a log line naming the variable, the file and the reason, and a failed reload keeps
- * the certificate in use. The PEM text stays available for GnuTLS; OpenSSL contexts take
- * the parsed objects (chat_tls_cert_apply). */
+ * the certificate in use. chat_tls_files_stamp tells when the files changed (the services
+ * also reload then, without a signal). The PEM text stays available for GnuTLS; OpenSSL contexts
+ * take the parsed objects (chat_tls_cert_apply). */
 #ifndef CHAT_COMMON_TLS_H
 #define CHAT_COMMON_TLS_H
 
@@ -45,6 +46,14 @@ const char *chat_tls_key_pem(const chat_tls_cert_t *c, size_t *len);
  * established keep the certificate they were made with. False (nothing is half-applied: the
  * pair was checked at load) only if OpenSSL refuses it. */
 bool chat_tls_cert_apply(const chat_tls_cert_t *c, void *ssl_ctx);
+
+/* How often the services look at the files for a change (a renewed Kubernetes Secret is
+ * swapped into its mount atomically; the image has no shell to send SIGHUP from). */
+#define CHAT_TLS_WATCH_MS 5000
+
+/* A stamp of the two files (device, inode, size, modification time): another value means
+ * they changed. 0 if either cannot be stat'ed. */
+uint64_t chat_tls_files_stamp(const char *cert_path, const char *key_path);
 
 /* TLS 1.2 and later only, on an OpenSSL SSL_CTX. */
 bool chat_tls_ctx_harden(void *ssl_ctx);

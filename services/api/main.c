@@ -9,6 +9,7 @@
 #include <curl/curl.h>
 
 #include "common/bus.h"
+#include "common/clock.h"
 #include "common/config.h"
 #include "common/contract.h"
 #include "common/egress.h"
@@ -21,6 +22,7 @@
 #include "common/signals.h"
 #include "common/store.h"
 #include "common/tenant_label.h"
+#include "common/tls.h"
 #include "services/api/api.h"
 #include "services/api/http.h"
 #include "services/api/inbound.h"
@@ -320,9 +322,18 @@ int main(int argc, char **argv)
         atomic_store(&s.ready, true);
         chat_log_info("serving", CHAT_F_INT("port", api_http_port(&s.ctx)),
                       CHAT_F_INT("ops_port", chat_ops_port(s.ops)));
-        while (!chat_signals_wait_stop(1000))
-            if (chat_signals_take_reload())
-                api_tls_reload(); /* SIGHUP: within a second */
+        /* TLS: reloaded within a second of SIGHUP, within CHAT_TLS_WATCH_MS of a change of
+         * its files */
+        int64_t watched_ms = chat_clock_mono_ms();
+        while (!chat_signals_wait_stop(1000)) {
+            bool changed = false;
+            if (chat_clock_mono_ms() - watched_ms >= CHAT_TLS_WATCH_MS) {
+                watched_ms = chat_clock_mono_ms();
+                changed = api_tls_files_changed();
+            }
+            if (chat_signals_take_reload() || changed)
+                api_tls_reload();
+        }
         chat_log_info("stopping");
         rc = 0;
     }

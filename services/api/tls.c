@@ -4,6 +4,7 @@
 #include "services/api/tls.h"
 
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,6 +26,7 @@ typedef struct creds {
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static creds_t *current; /* newest first, then the ones it replaced */
 static char *cert_file, *key_file;
+static uint64_t files_stamp; /* chat_tls_files_stamp at the last (re)load */
 
 static void creds_free(creds_t *c)
 {
@@ -86,6 +88,7 @@ chat_err_t api_tls_open(const char *cert_path, const char *key_path)
     if (cert_file == NULL || key_file == NULL)
         return CHAT_ERR_NOMEM;
     creds_t *c = NULL;
+    files_stamp = chat_tls_files_stamp(cert_file, key_file);
     chat_err_t err = creds_load(&c);
     if (err == CHAT_OK)
         current = c;
@@ -99,6 +102,7 @@ bool api_tls_reload(void)
         return false;
     }
     creds_t *c = NULL;
+    files_stamp = chat_tls_files_stamp(cert_file, key_file);
     if (creds_load(&c) != CHAT_OK) {
         chat_log_error("tls: reload failed; still serving the previous certificate",
                        CHAT_F_STR("var", "CHAT_API_TLS_CERT"));
@@ -109,6 +113,14 @@ bool api_tls_reload(void)
     current = c;
     pthread_mutex_unlock(&lock);
     return true;
+}
+
+bool api_tls_files_changed(void)
+{
+    if (cert_file == NULL)
+        return false;
+    uint64_t stamp = chat_tls_files_stamp(cert_file, key_file);
+    return stamp != 0 && stamp != files_stamp;
 }
 
 /* gnutls_certificate_retrieve_function2: the newest pair, whatever the client asked. */

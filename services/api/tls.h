@@ -19,6 +19,9 @@ chat_err_t api_tls_open(const char *cert_path, const char *key_path);
 /* Reads the files again; true if the new pair serves new handshakes from now on. */
 bool api_tls_reload(void);
 
+/* True if the files changed since the last (re)load (chat_tls_files_stamp). */
+bool api_tls_files_changed(void);
+
 /* The gnutls_certificate_retrieve_function2 to hand to MHD_OPTION_HTTPS_CERT_CALLBACK. */
 void *api_tls_callback(void);
 

@@ -130,6 +130,8 @@ typedef struct gw_gateway {
     chat_gauge_t *unauth_gauge; /* chat_gateway_unauthenticated_connections */
     chat_counter_t *upgrades_refused[2]; /* chat_gateway_upgrades_refused_total by reason */
     chat_counter_t *tls_reloads[2];      /* chat_gateway_tls_reloads_total: ok, failed */
+    uint64_t tls_stamp;                  /* chat_tls_files_stamp at the last (re)load */
+    int64_t tls_watched_ms;              /* when the files were last looked at */
 } gw_gateway_t;
 
 /* The session of connection conn, or NULL once it closed. Loop only: answers of other

@@ -572,6 +572,8 @@ static chat_err_t edge_prepare(gw_gateway_t *gw)
         return CHAT_ERR_NOMEM;
     if (cfg->tls_cert[0] == '\0' && cfg->tls_key[0] == '\0')
         return CHAT_OK;
+    gw->tls_stamp = chat_tls_files_stamp(cfg->tls_cert, cfg->tls_key);
+    gw->tls_watched_ms = chat_clock_mono_ms();
     chat_err_t err = chat_tls_cert_load(cfg->tls_cert, cfg->tls_key, "CHAT_GATEWAY_TLS_CERT",
                                         "CHAT_GATEWAY_TLS_KEY", &gw->tls);
     if (err == CHAT_OK)
@@ -965,15 +967,17 @@ static int tls_ctx_ready(gw_gateway_t *gw, void *ssl_ctx)
     return 0;
 }
 
-/* SIGHUP: the files are read and checked again; a good pair serves every new handshake
- * from now on (established connections keep theirs), a bad one is logged and the
- * certificate in use stays. */
-static void tls_reload(gw_gateway_t *gw)
+/* SIGHUP, or the files changed: they are read and checked again; a good pair serves every
+ * new handshake from now on (established connections keep theirs), a bad one is logged and
+ * the certificate in use stays. */
+static void tls_reload(gw_gateway_t *gw, const char *why)
 {
     if (gw->tls == NULL || gw->ssl_ctx == NULL) {
         chat_log_info("reload requested (SIGHUP): nothing to reload without TLS");
         return;
     }
+    chat_log_info("tls: reloading the certificate", CHAT_F_STR("why", why));
+    gw->tls_stamp = chat_tls_files_stamp(gw->cfg->tls_cert, gw->cfg->tls_key);
     chat_tls_cert_t *fresh = NULL;
     if (chat_tls_cert_load(gw->cfg->tls_cert, gw->cfg->tls_key, "CHAT_GATEWAY_TLS_CERT",
                            "CHAT_GATEWAY_TLS_KEY", &fresh) != CHAT_OK ||
@@ -991,6 +995,18 @@ static void tls_reload(gw_gateway_t *gw)
     gw->tls = fresh;
     chat_counter_inc(gw->tls_reloads[0]);
     chat_tls_cert_log(fresh, "tls: certificate reloaded", "CHAT_GATEWAY_TLS_CERT");
+}
+
+/* Every CHAT_TLS_WATCH_MS: files that changed since the last (re)load are reloaded. */
+static void tls_watch(gw_gateway_t *gw)
+{
+    int64_t now = chat_clock_mono_ms();
+    if (gw->tls == NULL || now - gw->tls_watched_ms < CHAT_TLS_WATCH_MS)
+        return;
+    gw->tls_watched_ms = now;
+    uint64_t stamp = chat_tls_files_stamp(gw->cfg->tls_cert, gw->cfg->tls_key);
+    if (stamp != 0 && stamp != gw->tls_stamp)
+        tls_reload(gw, "files changed");
 }
 
 static int on_event_dispatch(struct lws *wsi, enum lws_callback_reasons reason, void *user,
@@ -1251,7 +1267,8 @@ static void tick_cb(lws_sorted_usec_list_t *sul)
         return;
     }
     if (chat_signals_take_reload())
-        tls_reload(gw);
+        tls_reload(gw, "SIGHUP");
+    tls_watch(gw);
     chat_gauge_set(gw->stats.rooms, (double)gw_rooms_count(gw->rooms));
     deadlines_run(gw);
     flush_dirty(gw); /* errors and closes the deadlines queued */
