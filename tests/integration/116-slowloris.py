@@ -12,10 +12,14 @@ normal client's connect + auth + join + send -> ack + message stays as fast as b
   CHAT_GATEWAY_UNAUTH_PER_IP_MAX of them get in and the rest get 503 at the upgrade; the
   gateway's memory goes back down after.
 
+A second gateway with CHAT_GATEWAY_UNAUTH_MAX=30 refuses the 31st unauthenticated upgrade
+with 503 and lets one in again once one of the 30 authenticated.
+
 The attackers connect from 127.0.0.2 (loopback takes any 127/8 address), the normal client
 from 127.0.0.1. Figures (memory before / during / after, latencies, time until the attack's
 sockets were closed) are printed as "figure:" lines."""
 import base64
+import contextlib
 import json
 import os
 import resource
@@ -414,6 +418,41 @@ def flood(gw, normal, base, rss_base):
     latency_ok(during, base, "unauthenticated flood")
 
 
+def total_cap(tenant, log_path):
+    """CHAT_GATEWAY_UNAUTH_MAX (small here) counts every address: the next upgrade gets 503
+    (the documented cost of the cap), and a slot is free again once one authenticates."""
+    cap = 30
+    gw = OwnGateway(stack, GATEWAY_BIN, OWN_INDEX, log_path,
+                    {"CHAT_GATEWAY_UNAUTH_MAX": str(cap)})
+    try:
+        conns = contextlib.ExitStack()
+        held = [conns.enter_context(connect(gw.url, open_timeout=10)) for _ in range(cap)]
+        refused = None
+        try:
+            with connect(gw.url, open_timeout=10):
+                refused = "upgraded"
+        except Exception as e:  # noqa: BLE001 - the refusal is the point
+            refused = repr(e)
+        check("503" in refused, f"upgrade {cap + 1} with {cap} unauthenticated gets 503: {refused}")
+        held[0].send(json.dumps({"type": "auth", "token": user_token(
+            tenant.id, tenant.secret, "holder")}))
+        w = json.loads(held[0].recv(timeout=10))
+        check(w.get("type") == "welcome", f"one of them authenticates: {w.get('type')}")
+        try:
+            with connect(gw.url, open_timeout=10) as ws:
+                again = "upgraded"
+                ws.close()
+        except Exception as e:  # noqa: BLE001
+            again = repr(e)
+        check(again == "upgraded", f"then an upgrade gets in again: {again}")
+        m = scrape(gw.ops_url(""))
+        check(m.get('chat_gateway_upgrades_refused_total{reason="total"}') == 1,
+              "the refusal is counted (reason total)")
+        conns.close()
+    finally:
+        check(gw.stop() == 0, "the capped gateway stops cleanly")
+
+
 def main():
     fds = raise_fd_limit()
     check(fds >= FLOOD + OVER_CAP + 600, f"open files allowed: {fds}")
@@ -439,6 +478,7 @@ def main():
         check(gw.proc.poll() is None, "the gateway runs on after the flood")
     finally:
         check(gw.stop() == 0, "the gateway stops cleanly")
+    total_cap(tenant, log_path + ".cap")
     finish()
 
 
