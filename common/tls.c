@@ -32,15 +32,16 @@ struct chat_tls_cert {
     int64_t not_after;
 };
 
-/* The last OpenSSL error as text (and the queue cleared). */
-static const char *ssl_reason(char *buf, size_t len)
+/* what, then the last OpenSSL error as text (and the queue cleared). */
+static const char *ssl_reason(char *buf, size_t len, const char *what)
 {
-    unsigned long e = ERR_peek_last_error();
-    if (e == 0)
-        snprintf(buf, len, "no PEM data of the expected type");
-    else
-        ERR_error_string_n(e, buf, len);
+    char e[160] = "";
+    unsigned long code = ERR_peek_last_error();
+    if (code != 0)
+        ERR_error_string_n(code, e, sizeof e);
     ERR_clear_error();
+    snprintf(buf, len, "%s%s%s%s", what, e[0] != '\0' ? " (OpenSSL: " : "", e,
+             e[0] != '\0' ? ")" : "");
     return buf;
 }
 
@@ -109,7 +110,9 @@ static chat_err_t chain_parse(chat_tls_cert_t *c, const char *var, const char *p
     c->leaf = PEM_read_bio_X509(bio, NULL, NULL, NULL);
     if (c->leaf == NULL) {
         BIO_free(bio);
-        return refuse(var, path, ssl_reason(why, sizeof why));
+        return refuse(var, path,
+                      ssl_reason(why, sizeof why,
+                                 "no PEM certificate (-----BEGIN CERTIFICATE-----) in the file"));
     }
     c->chain = sk_X509_new_null();
     X509 *x;
@@ -151,7 +154,9 @@ chat_err_t chat_tls_cert_load(const char *cert_path, const char *key_path, const
         c->key = bio != NULL ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : NULL;
         BIO_free(bio);
         if (c->key == NULL)
-            err = refuse(key_var, key_path, ssl_reason(why, sizeof why));
+            err =
+                refuse(key_var, key_path,
+                       ssl_reason(why, sizeof why, "no PEM private key (unencrypted) in the file"));
     }
     if (err == CHAT_OK && X509_check_private_key(c->leaf, c->key) != 1) {
         ERR_clear_error();
@@ -234,7 +239,7 @@ bool chat_tls_cert_apply(const chat_tls_cert_t *c, void *ssl_ctx)
     if (!ok) {
         char why[256];
         chat_log_error("tls: OpenSSL refused the certificate",
-                       CHAT_F_STR("reason", ssl_reason(why, sizeof why)));
+                       CHAT_F_STR("reason", ssl_reason(why, sizeof why, "cannot install it")));
     }
     return ok;
 }

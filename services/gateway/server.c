@@ -274,7 +274,7 @@ static void flush_dirty(gw_gateway_t *gw)
  * reason (UNAUTH_REFUSED_*). -1: it may. */
 static int unauth_refusal(gw_gateway_t *gw, struct lws *wsi)
 {
-    if (gw->unauth >= (size_t)gw->cfg->unauth_max)
+    if (gw->cfg->unauth_max > 0 && gw->unauth >= (size_t)gw->cfg->unauth_max)
         return UNAUTH_REFUSED_TOTAL;
     if (gw->cfg->unauth_per_ip_max > 0) {
         char ip[48];
