@@ -172,13 +172,13 @@ def upgrade_request(port, extra=""):
             f"Sec-WebSocket-Version: 13\r\n{extra}\r\n").encode()
 
 
-def wait_closed(socks, deadline, feed=None):
+def wait_closed(socks, deadline, feed=None, start=None):
     """Reads every socket until the peer closes it (or the deadline); returns {sock: seconds
-    after the start until closed}. feed(sock, now) may send more meanwhile."""
+    after start (default: now) until closed}. feed(sock, now) may send more meanwhile."""
     sel = selectors.DefaultSelector()
     for s in socks:
         sel.register(s, selectors.EVENT_READ)
-    start = time.monotonic()
+    start = time.monotonic() if start is None else start
     closed = {}
     while len(closed) < len(socks) and time.monotonic() < deadline:
         for key, _ in sel.select(timeout=0.2):
@@ -200,9 +200,10 @@ def wait_closed(socks, deadline, feed=None):
     return closed
 
 
-def slow_and_half_open(gw, normal, base):
+def slow_and_half_open(gw, normal, base, rss_base):
     """SLOW sockets dripping their request a byte a second, HALF_OPEN sockets silent."""
     req = upgrade_request(gw.port)
+    t0 = time.monotonic()
     slow = [attacker_socket(gw.port) for _ in range(SLOW)]
     half = [attacker_socket(gw.port) for _ in range(HALF_OPEN)]
     sent = {s: 0 for s in slow}
@@ -218,10 +219,10 @@ def slow_and_half_open(gw, normal, base):
                 pass
 
     bg = Background(normal, 6, 1.0)
-    rss_during = [rss_mib(gw.proc.pid)]
-    t0 = time.monotonic()
-    closed = wait_closed(slow + half, t0 + HANDSHAKE_S + 15, drip)
-    rss_during.append(rss_mib(gw.proc.pid))
+    time.sleep(1.0)  # every socket accepted
+    rss_during = rss_mib(gw.proc.pid)
+    fds_during = open_fds(gw.proc.pid)
+    closed = wait_closed(slow + half, t0 + HANDSHAKE_S + 15, drip, start=t0)
     during = bg.join()
     slow_t = [closed[s] for s in slow if s in closed]
     half_t = [closed[s] for s in half if s in closed]
@@ -231,6 +232,9 @@ def slow_and_half_open(gw, normal, base):
     print(f"figure: half-open sockets: {len(half_t)}/{HALF_OPEN} closed, after "
           f"{min(half_t, default=0):.1f}-{max(half_t, default=0):.1f} s", flush=True)
     print(f"figure: normal client during them: {summary(during)}", flush=True)
+    print(f"figure: gateway memory with them: {rss_during:.1f} MiB ({fds_during} open fds; "
+          f"{(rss_during - rss_base) * 1024 / (SLOW + HALF_OPEN):.1f} KiB per socket in its "
+          f"handshake)", flush=True)
     check(len(slow_t) == SLOW and max(slow_t) <= HANDSHAKE_S + 3,
           f"slow handshakes closed at the handshake deadline ({HANDSHAKE_S} s): "
           f"{len(slow_t)}/{SLOW}, last after {max(slow_t, default=-1):.1f} s")
@@ -471,7 +475,7 @@ def main():
         rss_base = rss_mib(gw.proc.pid)
         print(f"figure: before: gateway {rss_base:.1f} MiB, normal client {summary(base_ms)}",
               flush=True)
-        slow_and_half_open(gw, normal, base)
+        slow_and_half_open(gw, normal, base, rss_base)
         oversized(gw)
         check(gw.proc.poll() is None, "the gateway runs on")
         flood(gw, normal, base, rss_base)
