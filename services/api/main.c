@@ -66,6 +66,8 @@ typedef struct api_cfg {
     long long metrics_tenants_max;
     char *tls_cert; /* CHAT_API_TLS_CERT: "" for plain HTTP */
     char *tls_key;
+    long long per_ip_max;      /* CHAT_API_PER_IP_MAX */
+    long long idle_timeout_ms; /* CHAT_API_IDLE_TIMEOUT */
 } api_cfg_t;
 
 static const chat_cfg_entry_t cfg_table[] = {
@@ -116,6 +118,11 @@ static const chat_cfg_entry_t cfg_table[] = {
                     "reloaded on SIGHUP; empty: plain HTTP (TLS ends at a proxy)"),
     CHAT_CFG_STRING("CHAT_API_TLS_KEY", api_cfg_t, tls_key, "",
                     "PEM private key of CHAT_API_TLS_CERT (reloaded with it)"),
+    CHAT_CFG_INTEGER("CHAT_API_PER_IP_MAX", api_cfg_t, per_ip_max, "0", 0, 1024,
+                     "open connections from one address (of 1024 in all); a further one is "
+                     "closed at once; 0: no per-address cap"),
+    CHAT_CFG_DURATION("CHAT_API_IDLE_TIMEOUT", api_cfg_t, idle_timeout_ms, "60s", 1000, 3600000,
+                      "a connection that sends nothing this long (whole seconds) is closed"),
     CHAT_CFG_END};
 
 /* Everything the running service holds; released in reverse order by service_stop. */
@@ -273,6 +280,8 @@ static bool service_start(service_t *s, const api_cfg_t *cfg)
         .secret_ttl_ms = cfg->secret_ttl_ms,
         .leeway_s = 30,
         .tls = tls,
+        .per_ip_max = (unsigned)cfg->per_ip_max,
+        .idle_timeout_s = (unsigned)((cfg->idle_timeout_ms + 999) / 1000),
     };
     err = api_http_start(&s->ctx, &hc);
     if (err != CHAT_OK) {
