@@ -103,12 +103,12 @@ static void describe(chat_tls_cert_t *c)
 /* The chain file: the leaf first, then its intermediates. */
 static chat_err_t chain_parse(chat_tls_cert_t *c, const char *var, const char *path)
 {
-    char why[256];
     BIO *bio = BIO_new_mem_buf(c->cert_pem, (int)c->cert_pem_len);
     if (bio == NULL)
         return CHAT_ERR_NOMEM;
     c->leaf = PEM_read_bio_X509(bio, NULL, NULL, NULL);
     if (c->leaf == NULL) {
+        char why[256];
         BIO_free(bio);
         return refuse(var, path,
                       ssl_reason(why, sizeof why,
@@ -130,7 +130,6 @@ chat_err_t chat_tls_cert_load(const char *cert_path, const char *key_path, const
                               const char *key_var, chat_tls_cert_t **out)
 {
     *out = NULL;
-    char why[256];
     if (cert_path == NULL || cert_path[0] == '\0')
         return refuse(cert_var, "",
                       "not set (a certificate needs its key and the key its "
@@ -153,10 +152,12 @@ chat_err_t chat_tls_cert_load(const char *cert_path, const char *key_path, const
         BIO *bio = BIO_new_mem_buf(c->key_pem, (int)c->key_pem_len);
         c->key = bio != NULL ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : NULL;
         BIO_free(bio);
-        if (c->key == NULL)
+        if (c->key == NULL) {
+            char why[256];
             err =
                 refuse(key_var, key_path,
                        ssl_reason(why, sizeof why, "no PEM private key (unencrypted) in the file"));
+        }
     }
     if (err == CHAT_OK && X509_check_private_key(c->leaf, c->key) != 1) {
         ERR_clear_error();

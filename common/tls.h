@@ -20,16 +20,19 @@
 
 typedef struct chat_tls_cert chat_tls_cert_t;
 
-/* Reads and checks a pair. cert_var and key_var name the variables the paths came from
- * (for the error line). CHAT_ERR_CONFIG (logged with var, file and reason) if a file
- * cannot be read, holds no PEM certificate or key, or the key is not the leaf's;
- * CHAT_ERR_NOMEM. */
+/* Reads and checks a pair into *out (the caller frees it with chat_tls_cert_free; NULL on
+ * failure). cert_var and key_var name the variables the paths came from (for the error
+ * line). CHAT_ERR_CONFIG (logged with var, file and reason) if a path is empty, a file
+ * cannot be read, holds no PEM certificate or key, the key is not the leaf's, or the leaf
+ * has expired; CHAT_ERR_NOMEM. */
 chat_err_t chat_tls_cert_load(const char *cert_path, const char *key_path, const char *cert_var,
                               const char *key_var, chat_tls_cert_t **out);
 
+/* Frees the pair (the key's PEM text is wiped first). Accepts NULL. */
 void chat_tls_cert_free(chat_tls_cert_t *c);
 
-/* The leaf's SHA-256 fingerprint (hex), serial (hex), subject, and notAfter (Unix s). */
+/* The leaf's SHA-256 fingerprint (hex), serial (hex), subject, and notAfter (Unix s); the
+ * strings belong to c. */
 const char *chat_tls_cert_fingerprint(const chat_tls_cert_t *c);
 const char *chat_tls_cert_serial(const chat_tls_cert_t *c);
 const char *chat_tls_cert_subject(const chat_tls_cert_t *c);
@@ -37,12 +40,14 @@ int64_t chat_tls_cert_not_after(const chat_tls_cert_t *c);
 /* Certificates in the chain file (the leaf and its intermediates). */
 int chat_tls_cert_chain_len(const chat_tls_cert_t *c);
 
-/* The PEM text of the chain file and of the key file (NUL-terminated), for GnuTLS. */
+/* The PEM text of the chain file and of the key file (NUL-terminated), for GnuTLS; they
+ * belong to c. */
 const char *chat_tls_cert_pem(const chat_tls_cert_t *c, size_t *len);
 const char *chat_tls_key_pem(const chat_tls_cert_t *c, size_t *len);
 
 /* Installs the pair in an OpenSSL SSL_CTX (passed as void * so that users need no OpenSSL
- * header): the leaf, the intermediates as its chain, the key. Connections already
+ * header): the leaf, the intermediates as its chain, the key (the context takes its own
+ * references: c may be freed after). Connections already
  * established keep the certificate they were made with. False (nothing is half-applied: the
  * pair was checked at load) only if OpenSSL refuses it. */
 bool chat_tls_cert_apply(const chat_tls_cert_t *c, void *ssl_ctx);
