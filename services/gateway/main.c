@@ -22,6 +22,7 @@
 #include "common/signals.h"
 #include "common/notify_store.h"
 #include "common/tenants.h"
+#include "common/tls.h"
 #include "services/gateway/gateway.h"
 #include "services/gateway/online.h"
 #include "services/gateway/registrations.h"
@@ -383,6 +384,16 @@ int main(int argc, char **argv)
         chat_service_configure(cfg_table, &cfg, argc, argv, "chat-gateway", SUMMARY);
     if (loaded != CHAT_CFG_LOADED)
         return loaded == CHAT_CFG_HELP ? 0 : 1;
+    /* The TLS pair is checked before anything connects (server.c loads it again to serve
+     * it): a bad file is the error an operator sees, not a later one. */
+    chat_tls_cert_t *tls = NULL;
+    if ((cfg.tls_cert[0] != '\0' || cfg.tls_key[0] != '\0') &&
+        chat_tls_cert_load(cfg.tls_cert, cfg.tls_key, "CHAT_GATEWAY_TLS_CERT",
+                           "CHAT_GATEWAY_TLS_KEY", &tls) != CHAT_OK) {
+        chat_cfg_free(cfg_table, &cfg);
+        return 1;
+    }
+    chat_tls_cert_free(tls);
     if (!vapid_check(cfg.vapid_public)) {
         chat_cfg_free(cfg_table, &cfg);
         return 1;
