@@ -554,7 +554,8 @@ static chat_err_t edge_prepare(gw_gateway_t *gw)
     static const char refused_help[] =
         "WebSocket upgrades refused with 503 by a cap of unauthenticated connections "
         "(total: CHAT_GATEWAY_UNAUTH_MAX; per_ip: CHAT_GATEWAY_UNAUTH_PER_IP_MAX).";
-    static const char reload_help[] = "TLS certificate reloads (SIGHUP) by result.";
+    static const char reload_help[] =
+        "TLS certificate reloads (SIGHUP, or its files changed) by result.";
     gw->unauth_gauge = chat_metrics_gauge(
         gw->metrics, "chat_gateway_unauthenticated_connections",
         "WebSockets open that have not authenticated yet (capped by CHAT_GATEWAY_UNAUTH_MAX).",
