@@ -1,6 +1,8 @@
 /* Stop requests: SIGTERM/SIGINT (or chat_signals_request_stop) set an atomic flag and bump
  * an eventfd that poll loops watch. The handler only touches the flag and write(2), both
- * async-signal-safe. SIGPIPE is ignored so writes to closed sockets return EPIPE. */
+ * async-signal-safe. SIGHUP only sets a reload flag the services that reload something
+ * take from their loop (a SIGHUP no longer kills a service). SIGPIPE is ignored so writes
+ * to closed sockets return EPIPE. */
 #include "common/signals.h"
 
 #include <errno.h>
@@ -18,6 +20,7 @@
 /* Lock-free atomics, so the handler may read and write them. */
 static atomic_bool stop_flag = false;
 static atomic_int stop_fd = -1;
+static atomic_bool reload_flag = false;
 
 /* Makes stop_fd readable. An eventfd counter only grows, so repeated requests are harmless;
  * EAGAIN (counter saturated) leaves it readable anyway. */
@@ -40,6 +43,12 @@ static void on_stop_signal(int signo)
     atomic_store(&stop_flag, true);
     stop_fd_notify();
     errno = saved_errno;
+}
+
+static void on_reload_signal(int signo)
+{
+    (void)signo;
+    atomic_store(&reload_flag, true);
 }
 
 /* Creates the eventfd once; a later install keeps the first so pollers stay valid. */
@@ -80,6 +89,7 @@ void chat_signals_install(void)
     stop_fd_create();
     handler_set(SIGTERM, on_stop_signal);
     handler_set(SIGINT, on_stop_signal);
+    handler_set(SIGHUP, on_reload_signal);
     handler_set(SIGPIPE, SIG_IGN);
 }
 
@@ -92,6 +102,16 @@ void chat_signals_request_stop(void)
 {
     atomic_store(&stop_flag, true);
     stop_fd_notify();
+}
+
+void chat_signals_request_reload(void)
+{
+    atomic_store(&reload_flag, true);
+}
+
+bool chat_signals_take_reload(void)
+{
+    return atomic_exchange(&reload_flag, false);
 }
 
 /* poll on the stop fd until the deadline: a signal or a request from another thread ends

@@ -15,6 +15,7 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,7 @@
 #include "common/strmap.h"
 #include "common/tenants.h"
 #include "common/token_bucket.h"
+#include "services/api/tls.h"
 
 #define JSON_TYPE "application/json"
 #define IDEMPOTENCY_COLLECTION "idempotency"
@@ -38,7 +40,7 @@
 #define IDEMPOTENCY_KEY_MAX 255
 #define IDEMPOTENCY_SWEEP_MS (3600LL * 1000) /* how often expired answers are deleted */
 #define CONNECTION_LIMIT 1024u
-#define CONNECTION_TIMEOUT_S 60u
+#define CONNECTION_TIMEOUT_S 60u   /* without conf->idle_timeout_s */
 #define MISSING_TENANT_TTL_MS 2000 /* an unknown tenant is asked again after this */
 /* Secrets cached at most: the tid of an unverified token picks the entry, so a flood of
  * made-up tenants empties the cache rather than growing it. */
@@ -1142,14 +1144,36 @@ chat_err_t api_http_start(api_ctx_t *ctx, const api_http_conf_t *conf)
     if (!chat_ops_sockaddr(conf->addr, conf->port, &ss, &flags))
         return CHAT_ERR_INVALID;
     flags |= MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES ? MHD_USE_EPOLL : MHD_USE_POLL;
+    /* TLS (CHAT_API_TLS_CERT): GnuTLS asks tls.c for the certificate at every handshake,
+     * so that a reload needs no restart; TLS 1.2 and later only. */
+    struct MHD_OptionItem opts[4];
+    size_t nopts = 0;
+    if (conf->tls) {
+        if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+            chat_log_error("this libmicrohttpd has no TLS support",
+                           CHAT_F_STR("var", "CHAT_API_TLS_CERT"));
+            return CHAT_ERR_CONFIG;
+        }
+        flags |= MHD_USE_TLS;
+        opts[nopts++] =
+            (struct MHD_OptionItem){MHD_OPTION_HTTPS_CERT_CALLBACK, 0, api_tls_callback()};
+        opts[nopts++] =
+            (struct MHD_OptionItem){MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)API_TLS_PRIORITIES};
+    }
+    /* CHAT_API_PER_IP_MAX: a further connection from that address is closed at accept */
+    if (conf->per_ip_max > 0)
+        opts[nopts++] = (struct MHD_OptionItem){MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+                                                (intptr_t)conf->per_ip_max, NULL};
+    opts[nopts] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+    unsigned idle_s = conf->idle_timeout_s > 0 ? conf->idle_timeout_s : CONNECTION_TIMEOUT_S;
     errno = 0;
     core->daemon = MHD_start_daemon(
         flags, (uint16_t)conf->port, NULL, NULL, on_request, core, MHD_OPTION_EXTERNAL_LOGGER,
         chat_ops_mhd_log, "api http server", MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)conf->threads, MHD_OPTION_CONNECTION_LIMIT,
-        CONNECTION_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT, CONNECTION_TIMEOUT_S,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, core, MHD_OPTION_UNESCAPE_CALLBACK,
-        unescape_none, NULL, MHD_OPTION_END);
+        CONNECTION_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT, idle_s, MHD_OPTION_NOTIFY_COMPLETED,
+        on_completed, core, MHD_OPTION_UNESCAPE_CALLBACK, unescape_none, NULL, MHD_OPTION_ARRAY,
+        opts, MHD_OPTION_END);
     if (core->daemon == NULL) {
         int e = errno;
         chat_log_error("cannot start the api http server", CHAT_F_STR("addr", conf->addr),
@@ -1157,9 +1181,9 @@ chat_err_t api_http_start(api_ctx_t *ctx, const api_http_conf_t *conf)
                        CHAT_F_STR("error", e != 0 ? strerror(e) : "unknown"));
         return CHAT_ERR_IO;
     }
-    chat_log_info("api http server listening", CHAT_F_STR("addr", conf->addr),
-                  CHAT_F_INT("port", api_http_port(ctx)), CHAT_F_INT("threads", conf->threads),
-                  CHAT_F_INT("routes", core->nroutes));
+    chat_log_info("api http server listening", CHAT_F_STR("scheme", conf->tls ? "https" : "http"),
+                  CHAT_F_STR("addr", conf->addr), CHAT_F_INT("port", api_http_port(ctx)),
+                  CHAT_F_INT("threads", conf->threads), CHAT_F_INT("routes", core->nroutes));
     return CHAT_OK;
 }
 

@@ -18,8 +18,11 @@ typedef struct api_http_conf {
     size_t max_body;  /* bytes of a request body; more is 413 */
     double rate;      /* requests per second per tenant */
     double burst;
-    int64_t secret_ttl_ms; /* how long a tenant's secret is cached */
-    int64_t leeway_s;      /* clock skew allowed on iat and exp */
+    int64_t secret_ttl_ms;   /* how long a tenant's secret is cached */
+    int64_t leeway_s;        /* clock skew allowed on iat and exp */
+    bool tls;                /* serve HTTPS with services/api/tls.c's credentials (opened) */
+    unsigned per_ip_max;     /* connections from one address; 0: no cap */
+    unsigned idle_timeout_s; /* a connection silent this long is closed; 0: the default */
 } api_http_conf_t;
 
 /* Creates the core in ctx->core (routes can then be registered). CHAT_ERR_NOMEM. */

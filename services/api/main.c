@@ -9,6 +9,7 @@
 #include <curl/curl.h>
 
 #include "common/bus.h"
+#include "common/clock.h"
 #include "common/config.h"
 #include "common/contract.h"
 #include "common/egress.h"
@@ -21,10 +22,12 @@
 #include "common/signals.h"
 #include "common/store.h"
 #include "common/tenant_label.h"
+#include "common/tls.h"
 #include "services/api/api.h"
 #include "services/api/http.h"
 #include "services/api/inbound.h"
 #include "services/api/jobs.h"
+#include "services/api/tls.h"
 
 #define PROGRAM "chat-api"
 #define SUMMARY                                                                                    \
@@ -61,6 +64,10 @@ typedef struct api_cfg {
     bool egress_allow_private;
     char *metrics_tenants;
     long long metrics_tenants_max;
+    char *tls_cert; /* CHAT_API_TLS_CERT: "" for plain HTTP */
+    char *tls_key;
+    long long per_ip_max;      /* CHAT_API_PER_IP_MAX */
+    long long idle_timeout_ms; /* CHAT_API_IDLE_TIMEOUT */
 } api_cfg_t;
 
 static const chat_cfg_entry_t cfg_table[] = {
@@ -106,6 +113,16 @@ static const chat_cfg_entry_t cfg_table[] = {
     CHAT_CFG_EGRESS(api_cfg_t, egress_allow_http, egress_allow_private),
     CHAT_CFG_METRICS_TENANTS(api_cfg_t, metrics_tenants),
     CHAT_CFG_METRICS_TENANTS_MAX(api_cfg_t, metrics_tenants_max),
+    CHAT_CFG_STRING("CHAT_API_TLS_CERT", api_cfg_t, tls_cert, "",
+                    "PEM certificate chain (leaf first) to serve HTTPS on CHAT_API_PORT; "
+                    "reloaded on SIGHUP; empty: plain HTTP (TLS ends at a proxy)"),
+    CHAT_CFG_STRING("CHAT_API_TLS_KEY", api_cfg_t, tls_key, "",
+                    "PEM private key of CHAT_API_TLS_CERT (reloaded with it)"),
+    CHAT_CFG_INTEGER("CHAT_API_PER_IP_MAX", api_cfg_t, per_ip_max, "0", 0, 1024,
+                     "open connections from one address (of 1024 in all); a further one is "
+                     "closed at once; 0: no per-address cap"),
+    CHAT_CFG_DURATION("CHAT_API_IDLE_TIMEOUT", api_cfg_t, idle_timeout_ms, "60s", 1000, 3600000,
+                      "a connection that sends nothing this long (whole seconds) is closed"),
     CHAT_CFG_END};
 
 /* Everything the running service holds; released in reverse order by service_stop. */
@@ -215,6 +232,10 @@ static bool service_start(service_t *s, const api_cfg_t *cfg)
         chat_log_error("out of memory at start");
         return false;
     }
+    /* A bad certificate stops start-up before anything is connected. */
+    bool tls = cfg->tls_cert[0] != '\0' || cfg->tls_key[0] != '\0';
+    if (tls && api_tls_open(cfg->tls_cert, cfg->tls_key) != CHAT_OK)
+        return false;
     chat_err_t err =
         chat_ops_start(cfg->ops_addr, (int)cfg->ops_port, s->metrics, ops_ready, s, &s->ops);
     if (err != CHAT_OK) {
@@ -258,6 +279,9 @@ static bool service_start(service_t *s, const api_cfg_t *cfg)
         .burst = (double)cfg->burst,
         .secret_ttl_ms = cfg->secret_ttl_ms,
         .leeway_s = 30,
+        .tls = tls,
+        .per_ip_max = (unsigned)cfg->per_ip_max,
+        .idle_timeout_s = (unsigned)((cfg->idle_timeout_ms + 999) / 1000),
     };
     err = api_http_start(&s->ctx, &hc);
     if (err != CHAT_OK) {
@@ -277,6 +301,7 @@ static void service_stop(service_t *s)
     atomic_store(&s->ready, false);
     api_jobs_stop(&s->ctx);    /* the job in hand is released for another instance */
     api_http_destroy(&s->ctx); /* requests in hand finish: they may still produce */
+    api_tls_close();
     api_inbound_close(&s->ctx);
     api_redis_release();
     chat_store_destroy(s->store);
@@ -306,8 +331,18 @@ int main(int argc, char **argv)
         atomic_store(&s.ready, true);
         chat_log_info("serving", CHAT_F_INT("port", api_http_port(&s.ctx)),
                       CHAT_F_INT("ops_port", chat_ops_port(s.ops)));
-        while (!chat_signals_wait_stop(1000))
-            ;
+        /* TLS: reloaded within a second of SIGHUP, within CHAT_TLS_WATCH_MS of a change of
+         * its files */
+        int64_t watched_ms = chat_clock_mono_ms();
+        while (!chat_signals_wait_stop(1000)) {
+            bool changed = false;
+            if (chat_clock_mono_ms() - watched_ms >= CHAT_TLS_WATCH_MS) {
+                watched_ms = chat_clock_mono_ms();
+                changed = api_tls_files_changed();
+            }
+            if (chat_signals_take_reload() || changed)
+                api_tls_reload();
+        }
         chat_log_info("stopping");
         rc = 0;
     }

@@ -69,6 +69,13 @@ typedef struct gw_config {
     long long drain_ms;    /* CHAT_GATEWAY_DRAIN: window the closes of a stop spread over */
     char *metrics_tenants; /* CHAT_METRICS_TENANTS */
     long long metrics_tenants_max; /* CHAT_METRICS_TENANTS_MAX */
+    /* the edge (server.c): TLS and the limits of connections not yet authenticated */
+    char *tls_cert;                 /* CHAT_GATEWAY_TLS_CERT: PEM chain; "" plain ws:// */
+    char *tls_key;                  /* CHAT_GATEWAY_TLS_KEY */
+    long long handshake_timeout_ms; /* CHAT_GATEWAY_HANDSHAKE_TIMEOUT */
+    long long header_max;           /* CHAT_GATEWAY_HTTP_HEADER_MAX */
+    long long unauth_max;           /* CHAT_GATEWAY_UNAUTH_MAX */
+    long long unauth_per_ip_max;    /* CHAT_GATEWAY_UNAUTH_PER_IP_MAX; 0: no per-address cap */
 } gw_config_t;
 
 #define GW_BOOT_ID_MAX 20
@@ -115,6 +122,16 @@ typedef struct gw_gateway {
     void *lws;
     atomic_bool listening;
     bool uv_loop; /* the libuv event library is in use */
+    /* the edge (server.c) */
+    struct chat_tls_cert *tls;  /* the certificate served; NULL without TLS */
+    void *ssl_ctx;              /* the listening vhost's OpenSSL SSL_CTX (lws owns it) */
+    size_t unauth;              /* WebSockets open and not authenticated yet */
+    chat_strmap_t *unauth_ips;  /* peer address -> its unauthenticated count (per-IP cap) */
+    chat_gauge_t *unauth_gauge; /* chat_gateway_unauthenticated_connections */
+    chat_counter_t *upgrades_refused[2]; /* chat_gateway_upgrades_refused_total by reason */
+    chat_counter_t *tls_reloads[2];      /* chat_gateway_tls_reloads_total: ok, failed */
+    uint64_t tls_stamp;                  /* chat_tls_files_stamp at the last (re)load */
+    int64_t tls_watched_ms;              /* when the files were last looked at */
 } gw_gateway_t;
 
 /* The session of connection conn, or NULL once it closed. Loop only: answers of other

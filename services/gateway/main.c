@@ -22,6 +22,7 @@
 #include "common/signals.h"
 #include "common/notify_store.h"
 #include "common/tenants.h"
+#include "common/tls.h"
 #include "services/gateway/gateway.h"
 #include "services/gateway/online.h"
 #include "services/gateway/registrations.h"
@@ -109,6 +110,24 @@ static const chat_cfg_entry_t cfg_table[] = {
                       "at once"),
     CHAT_CFG_METRICS_TENANTS(gw_config_t, metrics_tenants),
     CHAT_CFG_METRICS_TENANTS_MAX(gw_config_t, metrics_tenants_max),
+    CHAT_CFG_STRING("CHAT_GATEWAY_TLS_CERT", gw_config_t, tls_cert, "",
+                    "PEM certificate chain (leaf first) to serve wss:// on CHAT_GATEWAY_PORT; "
+                    "reloaded on SIGHUP; empty: plain ws:// (TLS ends at a proxy)"),
+    CHAT_CFG_STRING("CHAT_GATEWAY_TLS_KEY", gw_config_t, tls_key, "",
+                    "PEM private key of CHAT_GATEWAY_TLS_CERT (reloaded with it)"),
+    CHAT_CFG_DURATION("CHAT_GATEWAY_HANDSHAKE_TIMEOUT", gw_config_t, handshake_timeout_ms, "10s",
+                      1000, 120000,
+                      "time a new socket has to complete its TLS and HTTP upgrade handshake "
+                      "(whole seconds); a slower one is closed"),
+    CHAT_CFG_INTEGER("CHAT_GATEWAY_HTTP_HEADER_MAX", gw_config_t, header_max, "8192", 1024, 65535,
+                     "bytes of HTTP request headers kept per socket; a request with more is "
+                     "refused and closed"),
+    CHAT_CFG_INTEGER("CHAT_GATEWAY_UNAUTH_MAX", gw_config_t, unauth_max, "20000", 1, 10000000,
+                     "WebSockets open without auth yet; upgrades beyond it get 503"),
+    CHAT_CFG_INTEGER("CHAT_GATEWAY_UNAUTH_PER_IP_MAX", gw_config_t, unauth_per_ip_max, "0", 0,
+                     10000000,
+                     "of them, from one peer address; upgrades beyond it get 503; 0: no "
+                     "per-address cap (the address a proxy connects from counts for all)"),
     CHAT_CFG_END,
 };
 
@@ -365,6 +384,16 @@ int main(int argc, char **argv)
         chat_service_configure(cfg_table, &cfg, argc, argv, "chat-gateway", SUMMARY);
     if (loaded != CHAT_CFG_LOADED)
         return loaded == CHAT_CFG_HELP ? 0 : 1;
+    /* The TLS pair is checked before anything connects (server.c loads it again to serve
+     * it): a bad file is the error an operator sees, not a later one. */
+    chat_tls_cert_t *tls = NULL;
+    if ((cfg.tls_cert[0] != '\0' || cfg.tls_key[0] != '\0') &&
+        chat_tls_cert_load(cfg.tls_cert, cfg.tls_key, "CHAT_GATEWAY_TLS_CERT",
+                           "CHAT_GATEWAY_TLS_KEY", &tls) != CHAT_OK) {
+        chat_cfg_free(cfg_table, &cfg);
+        return 1;
+    }
+    chat_tls_cert_free(tls);
     if (!vapid_check(cfg.vapid_public)) {
         chat_cfg_free(cfg_table, &cfg);
         return 1;

@@ -15,6 +15,7 @@
  * comparison. */
 #include "services/gateway/server.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,7 @@
 #include "common/events.h"
 #include "common/log.h"
 #include "common/signals.h"
+#include "common/tls.h"
 #include "services/gateway/history.h"
 #include "services/gateway/join.h"
 #include "services/gateway/online.h"
@@ -71,6 +73,8 @@ typedef struct conn_data {
     gw_timeout_t expiry;  /* its token's exp, once authenticated (expiry.c) */
     int64_t last_rx_ms;   /* monotonic: the last frame (or pong) received */
     int64_t ping_sent_ms; /* the keepalive ping not answered yet; 0 if none */
+    bool unauth;          /* counted in gw->unauth (and its address's count) */
+    char ip[48];          /* the peer's address, when CHAT_GATEWAY_UNAUTH_PER_IP_MAX is on */
 } conn_data_t;
 _Static_assert(sizeof(gw_http_reply_t) <= sizeof(conn_data_t),
                "an HTTP request's reply lives in the per-connection memory of a WebSocket");
@@ -260,13 +264,67 @@ static void flush_dirty(gw_gateway_t *gw)
     }
 }
 
-/* The session's token expires at exp_s (welcome, refresh): its deadline on the wheel. */
+/* ---- the edge: connections not authenticated yet ---- */
+
+#define UNAUTH_REFUSED_TOTAL 0  /* CHAT_GATEWAY_UNAUTH_MAX reached */
+#define UNAUTH_REFUSED_PER_IP 1 /* CHAT_GATEWAY_UNAUTH_PER_IP_MAX reached */
+#define UNAUTH_RETRY_AFTER_S 2  /* Retry-After of an upgrade refused by those caps */
+
+/* An upgrade may go on unless a cap of unauthenticated WebSockets is reached; then the
+ * reason (UNAUTH_REFUSED_*). -1: it may. */
+static int unauth_refusal(gw_gateway_t *gw, struct lws *wsi)
+{
+    if (gw->cfg->unauth_max > 0 && gw->unauth >= (size_t)gw->cfg->unauth_max)
+        return UNAUTH_REFUSED_TOTAL;
+    if (gw->cfg->unauth_per_ip_max > 0) {
+        char ip[48];
+        lws_get_peer_simple(wsi, ip, sizeof ip);
+        uintptr_t n = (uintptr_t)chat_strmap_get(gw->unauth_ips, ip);
+        if (n >= (uintptr_t)gw->cfg->unauth_per_ip_max)
+            return UNAUTH_REFUSED_PER_IP;
+    }
+    return -1;
+}
+
+/* A new WebSocket: counted until it authenticates or closes. */
+static void unauth_add(gw_gateway_t *gw, struct lws *wsi, conn_data_t *cd)
+{
+    cd->unauth = true;
+    gw->unauth++;
+    chat_gauge_set(gw->unauth_gauge, (double)gw->unauth);
+    if (gw->cfg->unauth_per_ip_max <= 0)
+        return;
+    lws_get_peer_simple(wsi, cd->ip, sizeof cd->ip);
+    uintptr_t n = (uintptr_t)chat_strmap_get(gw->unauth_ips, cd->ip);
+    if (!chat_strmap_put(gw->unauth_ips, cd->ip, (void *)(n + 1)))
+        cd->ip[0] = '\0'; /* out of memory: this one is not counted per address */
+}
+
+static void unauth_done(gw_gateway_t *gw, conn_data_t *cd)
+{
+    if (!cd->unauth)
+        return;
+    cd->unauth = false;
+    gw->unauth--;
+    chat_gauge_set(gw->unauth_gauge, (double)gw->unauth);
+    if (gw->cfg->unauth_per_ip_max <= 0 || cd->ip[0] == '\0')
+        return;
+    uintptr_t n = (uintptr_t)chat_strmap_get(gw->unauth_ips, cd->ip);
+    if (n <= 1)
+        chat_strmap_remove(gw->unauth_ips, cd->ip);
+    else
+        chat_strmap_put(gw->unauth_ips, cd->ip, (void *)(n - 1));
+}
+
+/* The session's token expires at exp_s (welcome, refresh): its deadline on the wheel. The
+ * first call is the welcome: the connection is authenticated from now on. */
 static void op_expiry(void *ud, gw_session_t *s, int64_t exp_s)
 {
     gw_gateway_t *gw = ud;
     conn_data_t *cd = lws_wsi_user(gw_session_io(s));
     if (cd == NULL || cd->session != s)
         return;
+    unauth_done(gw, cd);
     gw_expiry_set(&gw->expiries, &cd->expiry, exp_s);
 }
 
@@ -489,6 +547,41 @@ static void sink_released(void *ud, const char *tenant, const char *room, const 
     gw_registrations_release(ud, tenant, room, user, room_empty, user_gone);
 }
 
+/* The edge's metrics and the TLS pair (checked now: a bad file stops start-up). */
+static chat_err_t edge_prepare(gw_gateway_t *gw)
+{
+    const gw_config_t *cfg = gw->cfg;
+    static const char refused_help[] =
+        "WebSocket upgrades refused with 503 by a cap of unauthenticated connections "
+        "(total: CHAT_GATEWAY_UNAUTH_MAX; per_ip: CHAT_GATEWAY_UNAUTH_PER_IP_MAX).";
+    static const char reload_help[] =
+        "TLS certificate reloads (SIGHUP, or its files changed) by result.";
+    gw->unauth_gauge = chat_metrics_gauge(
+        gw->metrics, "chat_gateway_unauthenticated_connections",
+        "WebSockets open that have not authenticated yet (capped by CHAT_GATEWAY_UNAUTH_MAX).",
+        NULL);
+    gw->upgrades_refused[UNAUTH_REFUSED_TOTAL] = chat_metrics_counter(
+        gw->metrics, "chat_gateway_upgrades_refused_total", refused_help, "reason=\"total\"");
+    gw->upgrades_refused[UNAUTH_REFUSED_PER_IP] = chat_metrics_counter(
+        gw->metrics, "chat_gateway_upgrades_refused_total", refused_help, "reason=\"per_ip\"");
+    gw->tls_reloads[0] = chat_metrics_counter(gw->metrics, "chat_gateway_tls_reloads_total",
+                                              reload_help, "result=\"ok\"");
+    gw->tls_reloads[1] = chat_metrics_counter(gw->metrics, "chat_gateway_tls_reloads_total",
+                                              reload_help, "result=\"failed\"");
+    gw->unauth_ips = chat_strmap_new();
+    if (gw->unauth_ips == NULL)
+        return CHAT_ERR_NOMEM;
+    if (cfg->tls_cert[0] == '\0' && cfg->tls_key[0] == '\0')
+        return CHAT_OK;
+    gw->tls_stamp = chat_tls_files_stamp(cfg->tls_cert, cfg->tls_key);
+    gw->tls_watched_ms = chat_clock_mono_ms();
+    chat_err_t err = chat_tls_cert_load(cfg->tls_cert, cfg->tls_key, "CHAT_GATEWAY_TLS_CERT",
+                                        "CHAT_GATEWAY_TLS_KEY", &gw->tls);
+    if (err == CHAT_OK)
+        chat_tls_cert_log(gw->tls, "tls: certificate loaded", "CHAT_GATEWAY_TLS_CERT");
+    return err;
+}
+
 chat_err_t gw_server_prepare(gw_gateway_t *gw)
 {
     const gw_config_t *cfg = gw->cfg;
@@ -527,6 +620,8 @@ chat_err_t gw_server_prepare(gw_gateway_t *gw)
         .released = sink_released,
         .ud = gw,
     };
+    if (edge_prepare(gw) != CHAT_OK)
+        return CHAT_ERR_CONFIG;
     gw->rooms = gw_rooms_new((size_t)cfg->send_queue, &sink);
     gw->sessions = chat_strmap_new();
     gw->write_buf = malloc(WRITE_BUF);
@@ -559,6 +654,10 @@ chat_err_t gw_server_prepare(gw_gateway_t *gw)
 
 void gw_server_release(gw_gateway_t *gw)
 {
+    chat_tls_cert_free(gw->tls);
+    gw->tls = NULL;
+    chat_strmap_free(gw->unauth_ips);
+    gw->unauth_ips = NULL;
     free(gw->write_buf);
     gw->write_buf = NULL;
     gw_rooms_free(gw->rooms);
@@ -589,6 +688,7 @@ static int conn_open(struct lws *wsi, conn_data_t *cd)
     gw_timeout_init(&cd->expiry);
     gw_timeouts_set(&gw->timeouts, &cd->timeout, GW_TIMEOUT_AUTH,
                     cd->last_rx_ms + gw->cfg->auth_timeout_ms);
+    unauth_add(gw, wsi, cd);
     chat_gauge_add(gw->stats.connections, 1);
     chat_log_debug("connection open", CHAT_F_STR("conn", id));
     return 0;
@@ -602,6 +702,7 @@ static void conn_closed(struct lws *wsi, conn_data_t *cd)
         gw_timeouts_clear(&gw->timeouts, &cd->timeout);
         gw_expiry_clear(&gw->expiries, &cd->expiry);
     }
+    unauth_done(gw, cd);
     gw_session_t *s = cd->session;
     if (s == NULL)
         return;
@@ -788,6 +889,38 @@ static int upgrade_refuse_draining(gw_gateway_t *gw, struct lws *wsi)
     return n < 0 ? -1 : 1;
 }
 
+/* An upgrade beyond a cap of unauthenticated connections: 503 with Retry-After, counted by
+ * reason, logged at most once a second. */
+static int upgrade_refuse_unauth(gw_gateway_t *gw, struct lws *wsi, int reason)
+{
+    static const char *const why[] = {"unauthenticated connections at CHAT_GATEWAY_UNAUTH_MAX",
+                                      "unauthenticated connections of this address at "
+                                      "CHAT_GATEWAY_UNAUTH_PER_IP_MAX"};
+    chat_counter_inc(gw->upgrades_refused[reason]);
+    static int64_t logged_ms;
+    int64_t now = chat_clock_mono_ms();
+    if (now - logged_ms >= 1000) {
+        char ip[48];
+        lws_get_peer_simple(wsi, ip, sizeof ip);
+        chat_log_warn("upgrade refused with 503", CHAT_F_STR("reason", why[reason]),
+                      CHAT_F_STR("peer", ip), CHAT_F_INT("unauthenticated", gw->unauth));
+        logged_ms = now;
+    }
+    char resp[256];
+    int len = snprintf(resp, sizeof resp,
+                       "HTTP/1.1 503 Service Unavailable\r\n"
+                       "content-type: text/plain\r\n"
+                       "retry-after: %d\r\n"
+                       "content-length: 9\r\n"
+                       "connection: close\r\n\r\n"
+                       "too many\n",
+                       UNAUTH_RETRY_AFTER_S);
+    unsigned char buf[LWS_PRE + sizeof resp];
+    memcpy(buf + LWS_PRE, resp, (size_t)len);
+    int n = lws_write(wsi, buf + LWS_PRE, (size_t)len, LWS_WRITE_HTTP_HEADERS);
+    return n < 0 ? -1 : 1;
+}
+
 /* A WebSocket upgrade for any other path is refused like any unknown URL: with a 404
  * (returning > 0 tells lws the response was sent). */
 static int upgrade_confirm(struct lws *wsi)
@@ -800,6 +933,9 @@ static int upgrade_confirm(struct lws *wsi)
         lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) > 0 && strcmp(uri, WS_PATH) == 0;
     if (ws && atomic_load(&gw->draining))
         return upgrade_refuse_draining(gw, wsi);
+    int refusal = ws ? unauth_refusal(gw, wsi) : -1;
+    if (refusal >= 0)
+        return upgrade_refuse_unauth(gw, wsi, refusal);
     if (ws)
         return 0;
     /* Written by hand: lws_return_http_status answers an upgrade request as HTTP/1.0,
@@ -815,6 +951,65 @@ static int upgrade_confirm(struct lws *wsi)
     return n < 0 ? -1 : 1;
 }
 
+/* ---- TLS (CHAT_GATEWAY_TLS_CERT / _KEY) ---- */
+
+/* lws created the listening vhost's SSL_CTX: TLS 1.2 and later only, and the certificate
+ * checked at start. Non-zero fails the vhost (the gateway does not start). */
+static int tls_ctx_ready(gw_gateway_t *gw, void *ssl_ctx)
+{
+    if (gw->tls == NULL)
+        return 0;
+    gw->ssl_ctx = ssl_ctx;
+    if (!chat_tls_ctx_harden(ssl_ctx) || !chat_tls_cert_apply(gw->tls, ssl_ctx)) {
+        chat_log_error("tls: cannot set up the listener's TLS context",
+                       CHAT_F_STR("var", "CHAT_GATEWAY_TLS_CERT"));
+        return 1;
+    }
+    return 0;
+}
+
+/* SIGHUP, or the files changed: they are read and checked again; a good pair serves every
+ * new handshake from now on (established connections keep theirs), a bad one is logged and
+ * the certificate in use stays. */
+static void tls_reload(gw_gateway_t *gw, const char *why)
+{
+    if (gw->tls == NULL || gw->ssl_ctx == NULL) {
+        chat_log_info("reload requested (SIGHUP): nothing to reload without TLS");
+        return;
+    }
+    chat_log_info("tls: reloading the certificate", CHAT_F_STR("why", why));
+    gw->tls_stamp = chat_tls_files_stamp(gw->cfg->tls_cert, gw->cfg->tls_key);
+    chat_tls_cert_t *fresh = NULL;
+    if (chat_tls_cert_load(gw->cfg->tls_cert, gw->cfg->tls_key, "CHAT_GATEWAY_TLS_CERT",
+                           "CHAT_GATEWAY_TLS_KEY", &fresh) != CHAT_OK ||
+        !chat_tls_cert_apply(fresh, gw->ssl_ctx)) {
+        chat_tls_cert_free(fresh);
+        chat_counter_inc(gw->tls_reloads[1]);
+        chat_log_error("tls: reload failed; still serving the previous certificate",
+                       CHAT_F_STR("sha256", chat_tls_cert_fingerprint(gw->tls)));
+        /* a failed apply may have left the context half-changed: the old pair goes back */
+        if (!chat_tls_cert_apply(gw->tls, gw->ssl_ctx))
+            chat_log_error("tls: the previous certificate could not be restored");
+        return;
+    }
+    chat_tls_cert_free(gw->tls);
+    gw->tls = fresh;
+    chat_counter_inc(gw->tls_reloads[0]);
+    chat_tls_cert_log(fresh, "tls: certificate reloaded", "CHAT_GATEWAY_TLS_CERT");
+}
+
+/* Every CHAT_TLS_WATCH_MS: files that changed since the last (re)load are reloaded. */
+static void tls_watch(gw_gateway_t *gw)
+{
+    int64_t now = chat_clock_mono_ms();
+    if (gw->tls == NULL || now - gw->tls_watched_ms < CHAT_TLS_WATCH_MS)
+        return;
+    gw->tls_watched_ms = now;
+    uint64_t stamp = chat_tls_files_stamp(gw->cfg->tls_cert, gw->cfg->tls_key);
+    if (stamp != 0 && stamp != gw->tls_stamp)
+        tls_reload(gw, "files changed");
+}
+
 static int on_event_dispatch(struct lws *wsi, enum lws_callback_reasons reason, void *user,
                              void *in, size_t len)
 {
@@ -824,6 +1019,8 @@ static int on_event_dispatch(struct lws *wsi, enum lws_callback_reasons reason, 
         return gateway_of(wsi)->shutting_down ? -1 : 0;
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
         return upgrade_confirm(wsi);
+    case LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_VERIFY_CERTS: /* user: the vhost's SSL_CTX */
+        return tls_ctx_ready(gateway_of(wsi), user);
     /* Plain HTTP (http.c): lws gives each transaction fresh zeroed per-connection memory,
      * which holds the reply under way. */
     case LWS_CALLBACK_HTTP:
@@ -1070,6 +1267,9 @@ static void tick_cb(lws_sorted_usec_list_t *sul)
         shutdown_finish(loop);
         return;
     }
+    if (chat_signals_take_reload())
+        tls_reload(gw, "SIGHUP");
+    tls_watch(gw);
     chat_gauge_set(gw->stats.rooms, (double)gw_rooms_count(gw->rooms));
     deadlines_run(gw);
     flush_dirty(gw); /* errors and closes the deadlines queued */
@@ -1089,10 +1289,14 @@ static void heartbeat_cb(lws_sorted_usec_list_t *sul)
                      (lws_usec_t)gw->cfg->heartbeat_ms * 1000);
 }
 
-/* With libuv, SIGTERM/SIGINT arrive here (the uv loop owns those signals). */
+/* With libuv, SIGTERM/SIGINT and SIGHUP arrive here (the uv loop owns those signals). */
 static void on_signal(void *handle, int signum)
 {
     (void)handle;
+    if (signum == SIGHUP) {
+        chat_signals_request_reload(); /* the next tick reloads */
+        return;
+    }
     chat_log_info("stop signal received", CHAT_F_INT("signal", signum));
     chat_signals_request_stop();
 }
@@ -1138,12 +1342,26 @@ static void info_fill(struct lws_context_creation_info *info, gw_gateway_t *gw, 
     info->count_threads = 1;
     info->retry_and_idle_policy = &idle_policy;
     info->server_string = "chat-gateway";
+    /* The HTTP phase (docs: README, "Limits of the edge"): a socket has
+     * CHAT_GATEWAY_HANDSHAKE_TIMEOUT to finish its TLS and upgrade handshakes (lws closes
+     * it otherwise, one byte at a time or none), and its request headers may take
+     * CHAT_GATEWAY_HTTP_HEADER_MAX bytes (lws refuses and closes a larger request). Header
+     * buffers are allocated per socket in the HTTP phase only, as many as there are file
+     * descriptors. */
+    unsigned handshake_s = (unsigned)((gw->cfg->handshake_timeout_ms + 999) / 1000);
+    info->timeout_secs = handshake_s;
+    info->timeout_secs_ah_idle = handshake_s;
+    info->max_http_header_data = (unsigned short)gw->cfg->header_max;
     /* No LWS_SERVER_OPTION_VALIDATE_UTF8: invalid text is bad_request (frame parser), not a
      * close. The vhost is created separately, so that a busy port is not taken for a
      * missing event library. */
     info->options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
     if (any || strchr(gw->cfg->addr, ':') == NULL)
         info->options |= LWS_SERVER_OPTION_DISABLE_IPV6;
+    /* TLS: lws creates the vhost's SSL_CTX, tls_ctx_ready installs the checked pair */
+    if (gw->tls != NULL)
+        info->options |=
+            LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT | LWS_SERVER_OPTION_CREATE_VHOST_SSL_CTX;
     if (uv) {
         /* lws creates its own uv loop; leave SIGSEGV/SIGFPE to the process (sanitizers). */
         info->options |= LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_UV_NO_SIGSEGV_SIGFPE_SPIN;
@@ -1208,7 +1426,7 @@ chat_err_t gw_server_run(gw_gateway_t *gw)
                      (lws_usec_t)gw->cfg->heartbeat_ms * 1000);
     atomic_store(&gw->listening, true);
     chat_log_info("listening", CHAT_F_STR("addr", gw->cfg->addr), CHAT_F_INT("port", gw->cfg->port),
-                  CHAT_F_STR("path", WS_PATH),
+                  CHAT_F_STR("path", WS_PATH), CHAT_F_STR("scheme", gw->tls != NULL ? "wss" : "ws"),
                   CHAT_F_STR("event_loop", gw->uv_loop ? "libuv" : "poll"));
     while (!loop.destroy_called) {
         if (lws_service(ctx, 0) < 0 && !gw->uv_loop)

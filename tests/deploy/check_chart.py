@@ -486,6 +486,30 @@ def run_render(chart, chart_src):
             check([e["name"] for e in c["env"]].count("CHAT_OPS_PORT") == 1,
                   f"{w['metadata']['name']}: CHAT_OPS_PORT repeated")
 
+    # TLS from a Secret: the files the variables name are in its read-only mount
+    docs = chart.template("--set", "gateway.tls.secretName=gw-tls", "--set", "api.tls.secretName=api-tls")
+    seen = set()
+    for w in (d for d in docs if d["kind"] in WORKLOAD_KINDS and component(d) in ("gateway", "api")):
+        spec = pod_spec(w)
+        for c in spec["containers"]:
+            env = env_of(c)
+            prefix = "CHAT_GATEWAY" if component(w) == "gateway" else "CHAT_API"
+            want = {"gateway": "gw-tls", "api": "api-tls"}[component(w)]
+            vols = {v["name"]: v for v in spec.get("volumes", [])}
+            mounts = {m["name"]: m for m in c.get("volumeMounts", [])}
+            ok = (vols.get("tls", {}).get("secret", {}).get("secretName") == want
+                  and mounts.get("tls", {}).get("readOnly") is True)
+            for var, file in ((f"{prefix}_TLS_CERT", "tls.crt"), (f"{prefix}_TLS_KEY", "tls.key")):
+                path = env.get(var, {}).get("value", "")
+                ok = ok and path == os.path.join(mounts.get("tls", {}).get("mountPath", "?"), file)
+            check(ok, f"{w['metadata']['name']}: TLS Secret {want} mounted read-only and named by {prefix}_TLS_*")
+            seen.add(component(w))
+    check(seen == {"gateway", "api"}, f"TLS values render for the gateway and the api: {seen}")
+    for w in (d for d in chart.template() if d["kind"] in WORKLOAD_KINDS):
+        for c in pod_spec(w)["containers"]:
+            check(not any(e["name"].endswith("_TLS_CERT") for e in c.get("env", [])),
+                  f"{w['metadata']['name']}: TLS variables without tls.secretName")
+
     # production values: no credential anywhere in the rendered text
     docs = chart.template("-f", prod)
     text = yaml.safe_dump_all(docs)

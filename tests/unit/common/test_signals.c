@@ -1,5 +1,6 @@
 /* Unit tests of common/signals: SIGTERM and SIGINT set the stop flag and make the stop fd
- * readable, the fd is close-on-exec and non-blocking, and SIGPIPE is ignored. The handlers
+ * readable, the fd is close-on-exec and non-blocking, SIGHUP asks for a reload (once, not a
+ * stop), and SIGPIPE is ignored. The handlers
  * and the flag are process-wide, so every test runs in its own forked process. */
 #include <check.h>
 #include <errno.h>
@@ -128,6 +129,22 @@ START_TEST(test_sigpipe_ignored)
 }
 END_TEST
 
+START_TEST(test_sighup_reload)
+{
+    chat_signals_install();
+    int fd = chat_signals_stop_fd();
+    ck_assert(!chat_signals_take_reload());
+    ck_assert_int_eq(raise(SIGHUP), 0); /* the process lives on */
+    ck_assert_int_eq(raise(SIGHUP), 0);
+    ck_assert(chat_signals_take_reload()); /* two signals before the take: one reload */
+    ck_assert(!chat_signals_take_reload());
+    ck_assert(!chat_signals_stop_requested());
+    ck_assert(!readable(fd, 0));
+    chat_signals_request_reload();
+    ck_assert(chat_signals_take_reload());
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("signals");
@@ -139,6 +156,7 @@ int main(void)
     tcase_add_test(tc, test_wait_stop);
     tcase_add_test(tc, test_stop_fd_flags);
     tcase_add_test(tc, test_sigpipe_ignored);
+    tcase_add_test(tc, test_sighup_reload);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     /* Whatever CK_FORK says: the stop flag cannot be reset between tests. */

@@ -178,6 +178,12 @@ true
   value: {{ printf "%ds" (int $v.gateway.drainSeconds) | quote }}
 - name: CHAT_WIDGET_DIR
   value: {{ $v.gateway.widgetDir | quote }}
+{{- with $v.gateway.tls.secretName }}
+- name: CHAT_GATEWAY_TLS_CERT
+  value: {{ printf "%s/tls.crt" $v.gateway.tls.mountPath | quote }}
+- name: CHAT_GATEWAY_TLS_KEY
+  value: {{ printf "%s/tls.key" $v.gateway.tls.mountPath | quote }}
+{{- end }}
 {{- with $v.webPush.publicKey }}
 - name: CHAT_VAPID_PUBLIC_KEY
   value: {{ . | quote }}
@@ -190,6 +196,12 @@ true
   value: {{ $v.api.port | quote }}
 - name: CHAT_API_EXPORT_DIR
   value: {{ $v.api.exports.mountPath | quote }}
+{{- with $v.api.tls.secretName }}
+- name: CHAT_API_TLS_CERT
+  value: {{ printf "%s/tls.crt" $v.api.tls.mountPath | quote }}
+- name: CHAT_API_TLS_KEY
+  value: {{ printf "%s/tls.key" $v.api.tls.mountPath | quote }}
+{{- end }}
 {{- else if eq .component "notify" }}
 {{ include "chat.instanceEnv" . }}
 {{- if $v.webPush.publicKey }}
@@ -355,6 +367,11 @@ spec:
         - name: exports
           mountPath: {{ $v.exports.mountPath }}
         {{- end }}
+        {{- if and $v.tls $v.tls.secretName }}
+        - name: tls
+          mountPath: {{ $v.tls.mountPath }}
+          readOnly: true
+        {{- end }}
   volumes:
     - name: tmp
       emptyDir:
@@ -368,6 +385,12 @@ spec:
       emptyDir:
         sizeLimit: {{ $v.exports.sizeLimit }}
       {{- end }}
+    {{- end }}
+    {{- if and $v.tls $v.tls.secretName }}
+    # the certificate chain and key TLS is served with (CHAT_*_TLS_CERT / _KEY)
+    - name: tls
+      secret:
+        secretName: {{ $v.tls.secretName }}
     {{- end }}
 {{- end -}}
 
