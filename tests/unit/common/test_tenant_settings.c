@@ -1,21 +1,21 @@
-/* Unit tests of services/api/settings: the defaults, a PATCH's validation (each bad field
+/* Unit tests of common/tenant_settings: the defaults, a PATCH's validation (each bad field
  * named, nothing changed on failure) and merge, origins and email addresses, the typed view. */
 #include <check.h>
 #include <string.h>
 
 #include "common/json.h"
-#include "services/api/settings.h"
+#include "common/tenant_settings.h"
 #include "tests/support/util.h"
 
 /* Merges patch (JSON) into a copy of the defaults; returns the result (caller deletes) or
  * NULL with error set. */
 static cJSON *merged(const char *patch, char *error, size_t len)
 {
-    cJSON *s = api_settings_defaults(), *p = cJSON_Parse(patch);
+    cJSON *s = chat_settings_defaults(), *p = cJSON_Parse(patch);
     ck_assert_ptr_nonnull(s);
     ck_assert_ptr_nonnull(p);
     char *before = cJSON_PrintUnformatted(s);
-    bool ok = api_settings_merge(s, p, error, len);
+    bool ok = chat_settings_merge(s, p, error, len);
     if (!ok) { /* unchanged on failure */
         char *after = cJSON_PrintUnformatted(s);
         ck_assert_str_eq(before, after);
@@ -30,19 +30,22 @@ static cJSON *merged(const char *patch, char *error, size_t len)
 
 START_TEST(test_defaults)
 {
-    cJSON *d = api_settings_defaults();
+    cJSON *d = chat_settings_defaults();
     char *s = cJSON_PrintUnformatted(d);
     ck_assert_str_eq(s, "{\"allowed_origins\":[],\"limits\":{\"connections\":10000,"
                         "\"messages_per_s\":1000,\"api_calls_per_s\":100,"
                         "\"members_per_room\":1000},\"push\":{\"enabled\":true},"
                         "\"email\":{\"from\":null,\"digest_delay_s\":600}}");
-    api_settings_t t;
-    api_settings_from_json(d, &t);
-    ck_assert_int_eq(t.connections, 10000);
-    ck_assert_int_eq(t.api_calls_per_s, 100);
-    ck_assert_int_eq(t.members_per_room, 1000);
-    ck_assert(t.push_enabled);
-    ck_assert_uint_eq(t.allowed_origins, 0);
+    chat_settings_policy_t t;
+    ck_assert_int_eq(chat_settings_policy_from_json(d, &t), CHAT_OK);
+    ck_assert_int_eq(t.limits.connections, 10000);
+    ck_assert_int_eq(t.limits.api_calls_per_s, 100);
+    ck_assert_int_eq(t.limits.members_per_room, 1000);
+    ck_assert_uint_eq(t.norigins, 0);
+    /* an empty list: any origin; no Origin header: not a browser, allowed */
+    ck_assert(chat_settings_origin_allowed(&t, "https://evil.example"));
+    ck_assert(chat_settings_origin_allowed(&t, NULL));
+    chat_settings_policy_clear(&t);
     cJSON_free(s);
     cJSON_Delete(d);
 }
@@ -56,12 +59,19 @@ START_TEST(test_merge)
                       "\"email\":{\"from\":\"noreply@example.com\"}}",
                       error, sizeof error);
     ck_assert_ptr_nonnull(s);
-    api_settings_t t;
-    api_settings_from_json(s, &t);
-    ck_assert_int_eq(t.connections, 50);
-    ck_assert_int_eq(t.messages_per_s, 1000); /* untouched fields keep their values */
-    ck_assert(!t.push_enabled);
-    ck_assert_uint_eq(t.allowed_origins, 2);
+    chat_settings_policy_t t;
+    ck_assert_int_eq(chat_settings_policy_from_json(s, &t), CHAT_OK);
+    ck_assert_int_eq(t.limits.connections, 50);
+    ck_assert_int_eq(t.limits.messages_per_s, 1000); /* untouched fields keep their values */
+    ck_assert(cJSON_IsFalse(cJSON_GetObjectItem(cJSON_GetObjectItem(s, "push"), "enabled")));
+    ck_assert_uint_eq(t.norigins, 2);
+    ck_assert(chat_settings_origin_allowed(&t, "https://app.example.com"));
+    ck_assert(chat_settings_origin_allowed(&t, "HTTP://LOCALHOST:3000")); /* without case */
+    ck_assert(!chat_settings_origin_allowed(&t, "https://evil.example"));
+    ck_assert(!chat_settings_origin_allowed(&t, "https://app.example.com:8443"));
+    ck_assert(!chat_settings_origin_allowed(&t, "null")); /* a sandboxed page */
+    ck_assert(chat_settings_origin_allowed(&t, NULL));
+    chat_settings_policy_clear(&t);
     const cJSON *email = cJSON_GetObjectItem(s, "email");
     ck_assert_str_eq(cJSON_GetObjectItem(email, "from")->valuestring, "noreply@example.com");
     int64_t delay = 0;
@@ -69,11 +79,12 @@ START_TEST(test_merge)
     ck_assert_int_eq(delay, 600);
     /* a second patch replaces the origins, clears from */
     cJSON *p = cJSON_Parse("{\"allowed_origins\":[],\"email\":{\"from\":null}}");
-    ck_assert(api_settings_merge(s, p, error, sizeof error));
-    api_settings_from_json(s, &t);
-    ck_assert_uint_eq(t.allowed_origins, 0);
+    ck_assert(chat_settings_merge(s, p, error, sizeof error));
+    ck_assert_int_eq(chat_settings_policy_from_json(s, &t), CHAT_OK);
+    ck_assert_uint_eq(t.norigins, 0);
     ck_assert(cJSON_IsNull(cJSON_GetObjectItem(cJSON_GetObjectItem(s, "email"), "from")));
-    ck_assert_int_eq(t.connections, 50);
+    ck_assert_int_eq(t.limits.connections, 50);
+    chat_settings_policy_clear(&t);
     cJSON_Delete(p);
     cJSON_Delete(s);
 }
@@ -86,7 +97,7 @@ START_TEST(test_merge_into_nothing)
     cJSON *stored = cJSON_CreateObject();
     cJSON *p = cJSON_Parse("{\"allowed_origins\":[\"https://a.example\"],"
                            "\"limits\":{\"connections\":5}}");
-    ck_assert(api_settings_merge(stored, p, error, sizeof error));
+    ck_assert(chat_settings_merge(stored, p, error, sizeof error));
     char *s = cJSON_PrintUnformatted(stored);
     ck_assert_str_eq(s, "{\"allowed_origins\":[\"https://a.example\"],"
                         "\"limits\":{\"connections\":5}}");
@@ -149,29 +160,29 @@ START_TEST(test_origins)
                          "https://user@example.com",
                          "*"};
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
-        ck_assert_msg(api_settings_origin_valid(good[i]), "refused %s", good[i]);
+        ck_assert_msg(chat_settings_origin_valid(good[i]), "refused %s", good[i]);
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-        ck_assert_msg(!api_settings_origin_valid(bad[i]), "accepted %s", bad[i]);
+        ck_assert_msg(!chat_settings_origin_valid(bad[i]), "accepted %s", bad[i]);
 }
 END_TEST
 
 START_TEST(test_emails)
 {
-    ck_assert(api_settings_email_valid("noreply@example.com"));
-    ck_assert(api_settings_email_valid("a.b+tag@mail.example.org"));
-    ck_assert(!api_settings_email_valid("example.com"));
-    ck_assert(!api_settings_email_valid("@example.com"));
-    ck_assert(!api_settings_email_valid("a@b"));
-    ck_assert(!api_settings_email_valid("a@@example.com"));
-    ck_assert(!api_settings_email_valid("a b@example.com"));
-    ck_assert(!api_settings_email_valid("Name <a@example.com>"));
-    ck_assert(!api_settings_email_valid("a@example.com."));
+    ck_assert(chat_settings_email_valid("noreply@example.com"));
+    ck_assert(chat_settings_email_valid("a.b+tag@mail.example.org"));
+    ck_assert(!chat_settings_email_valid("example.com"));
+    ck_assert(!chat_settings_email_valid("@example.com"));
+    ck_assert(!chat_settings_email_valid("a@b"));
+    ck_assert(!chat_settings_email_valid("a@@example.com"));
+    ck_assert(!chat_settings_email_valid("a b@example.com"));
+    ck_assert(!chat_settings_email_valid("Name <a@example.com>"));
+    ck_assert(!chat_settings_email_valid("a@example.com."));
 }
 END_TEST
 
 int main(void)
 {
-    Suite *suite = suite_create("api_settings");
+    Suite *suite = suite_create("tenant_settings");
     TCase *tc = tcase_create("settings");
     tcase_add_test(tc, test_defaults);
     tcase_add_test(tc, test_merge);
