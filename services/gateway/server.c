@@ -578,7 +578,7 @@ static int conn_open(struct lws *wsi, conn_data_t *cd)
     char id[GW_CONN_ID_MAX];
     snprintf(id, sizeof id, "%s.%s.%llu", gw->id, gw->boot, (unsigned long long)++gw->conn_seq);
     gw_session_t *s = gw_session_new(&gw->session_env, id, wsi);
-    if (s == NULL || !chat_strmap_put(gw->sessions, id, s)) {
+    if (s == NULL || !gw_policy_conn_open(wsi, s) || !chat_strmap_put(gw->sessions, id, s)) {
         gw_session_free(s);
         return -1;
     }
@@ -801,7 +801,7 @@ static int upgrade_confirm(struct lws *wsi)
     if (ws && atomic_load(&gw->draining))
         return upgrade_refuse_draining(gw, wsi);
     if (ws)
-        return 0;
+        return gw_policy_upgrade(gw, wsi);
     /* Written by hand: lws_return_http_status answers an upgrade request as HTTP/1.0,
      * which strict WebSocket clients do not accept as a response. */
     static const char resp[] = "HTTP/1.1 404 Not Found\r\n"
