@@ -357,6 +357,8 @@ static void auth_answer(gw_gateway_t *gw, gw_session_t *s, int64_t started_us, c
                         gw_admit_t admit, chat_jwt_claims_t *claims, const char *reason)
 {
     chat_histogram_observe(gw->stats.auth_seconds, chat_clock_seconds_since(started_us));
+    if (err == CHAT_OK && admit == GW_ADMIT_OK) /* on the loop: the local count is exact */
+        admit = gw_policy_quota(gw->policy, claims->tenant);
     if (err == CHAT_OK && admit != GW_ADMIT_OK) {
         gw_policy_refuse(gw->policy, s, claims->tenant, admit);
         return;

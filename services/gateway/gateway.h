@@ -56,6 +56,7 @@ typedef struct gw_config {
     long long history_default;
     long long tenant_cache_ttl_ms;
     long long settings_refresh_ms; /* CHAT_GATEWAY_SETTINGS_REFRESH */
+    long long quota_period_ms;     /* CHAT_GATEWAY_QUOTA_PERIOD */
     long long connect_timeout_ms;
     char *log_level;
     char *inbound_topic;

@@ -85,6 +85,10 @@ static const chat_cfg_entry_t cfg_table[] = {
                       60000,
                       "how often the tenants' settings revisions are read (a change of "
                       "allowed_origins or limits applies within about this long)"),
+    CHAT_CFG_DURATION("CHAT_GATEWAY_QUOTA_PERIOD", gw_config_t, quota_period_ms, "1s", 100, 60000,
+                      "how often each gateway shares its per-tenant connection counts through "
+                      "Redis (the others' counts are about this old when a limit is checked; a "
+                      "dead gateway's stop counting after 5 periods)"),
     CHAT_CFG_CONNECT_TIMEOUT(gw_config_t, connect_timeout_ms, 600000,
                              "how long start-up waits for Kafka, MongoDB and Redis"),
     CHAT_CFG_LOG_LEVEL(gw_config_t, log_level),
@@ -288,7 +292,9 @@ static chat_err_t gateway_open(gw_gateway_t *gw)
                            .refresh_ms = (int)gw->cfg->settings_refresh_ms,
                            .store = gw->store,
                            .metrics = gw->metrics,
-                           .labels = gw->stats.tenant_labels};
+                           .labels = gw->stats.tenant_labels,
+                           .instance = gw->id,
+                           .count_period_ms = (int)gw->cfg->quota_period_ms};
     if ((err = gw_policy_new(&pc, &gw->policy)) != CHAT_OK)
         return err;
     gw_workers_conf_t wc = {

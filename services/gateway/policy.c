@@ -8,12 +8,14 @@
 
 #include <libwebsockets.h>
 
+#include "common/fleet_count.h"
 #include "common/log.h"
 #include "common/names.h"
 #include "common/tenant_cache.h"
 #include "common/tenant_settings.h"
 #include "services/gateway/gateway.h"
 
+#define GW_POLICY_CONNS_PREFIX "chat:conns" /* chat:conns:<gateway>, chat:conns:instances */
 #define ORIGIN_HEADER_MAX 512 /* a longer Origin is no origin a tenant can list: refused */
 
 struct gw_policy {
@@ -21,6 +23,8 @@ struct gw_policy {
     chat_tcache_t *cache;                      /* tenant -> chat_settings_policy_t */
     chat_tenant_counter_t *origin_refusals[2]; /* [0] at the upgrade (403), [1] at auth */
     chat_tenant_counter_t *tenant_mismatches;  /* ?tenant= not the token's */
+    chat_tenant_counter_t *conn_refusals;      /* limits.connections reached */
+    chat_fleet_t *conns; /* authenticated connections per tenant, over the gateways */
 };
 
 /* chat_tcache_load_fn: the tenant's settings in effect. */
@@ -77,6 +81,23 @@ chat_err_t gw_policy_new(const gw_policy_conf_t *conf, gw_policy_t **out)
         conf->labels, conf->metrics, "chat_gateway_tenant_param_mismatches_total",
         "Auth frames refused (4001) because the upgrade's ?tenant= is not the token's tenant.",
         NULL);
+    p->conn_refusals = chat_tenant_counter_new(
+        conf->labels, conf->metrics, "chat_gateway_tenant_limit_refusals_total",
+        "Authentications refused because a tenant limit is reached (limit=\"connections\": "
+        "error rate_limited, close 4003).",
+        "limit=\"connections\"");
+    chat_fleet_conf_t fc = {.redis_url = conf->redis_url,
+                            .timeout_ms = conf->timeout_ms,
+                            .prefix = GW_POLICY_CONNS_PREFIX,
+                            .instance = conf->instance,
+                            .period_ms = conf->count_period_ms,
+                            .metrics = conf->metrics,
+                            .errors_metric = "chat_gateway_tenant_count_errors_total"};
+    chat_err_t ferr = chat_fleet_new(&fc, &p->conns);
+    if (ferr != CHAT_OK) {
+        free(p);
+        return ferr;
+    }
     chat_tcache_conf_t tc = {.redis_url = conf->redis_url,
                              .timeout_ms = conf->timeout_ms,
                              .refresh_ms = conf->refresh_ms,
@@ -91,6 +112,7 @@ chat_err_t gw_policy_new(const gw_policy_conf_t *conf, gw_policy_t **out)
                              .tenants_metric = "chat_gateway_settings_tenants"};
     chat_err_t err = chat_tcache_new(&tc, &p->cache);
     if (err != CHAT_OK) {
+        chat_fleet_free(p->conns);
         free(p);
         return err;
     }
@@ -103,6 +125,7 @@ void gw_policy_free(gw_policy_t *p)
     if (p == NULL)
         return;
     chat_tcache_free(p->cache);
+    chat_fleet_free(p->conns);
     free(p);
 }
 
@@ -116,16 +139,33 @@ gw_admit_t gw_policy_admit(gw_policy_t *p, const char *tenant, const char *origi
 {
     if (asked_tenant != NULL && strcmp(asked_tenant, tenant) != 0)
         return GW_ADMIT_TENANT_DIFFERS;
-    if (origin == NULL)
-        return GW_ADMIT_OK; /* not a browser: Origin cannot protect anything */
+    /* Loaded even without an Origin: the quota check before welcome needs the limits. */
     chat_tcache_ref_t *ref = NULL;
     chat_err_t err = cached_only ? chat_tcache_peek(p->cache, tenant, &ref)
                                  : chat_tcache_get(p->cache, tenant, &ref);
-    if (err != CHAT_OK)
-        return cached_only ? GW_ADMIT_UNKNOWN : GW_ADMIT_UNAVAILABLE;
+    if (err != CHAT_OK && cached_only)
+        return GW_ADMIT_UNKNOWN;
+    if (err != CHAT_OK) /* an Origin cannot be vouched for; a quota fails open */
+        return origin != NULL ? GW_ADMIT_UNAVAILABLE : GW_ADMIT_OK;
     bool allowed = chat_settings_origin_allowed(chat_tcache_value(ref), origin);
     chat_tcache_release(ref);
     return allowed ? GW_ADMIT_OK : GW_ADMIT_ORIGIN;
+}
+
+gw_admit_t gw_policy_quota(gw_policy_t *p, const char *tenant)
+{
+    chat_tcache_ref_t *ref = NULL;
+    if (chat_tcache_peek(p->cache, tenant, &ref) != CHAT_OK)
+        return GW_ADMIT_OK;
+    const chat_settings_policy_t *policy = chat_tcache_value(ref);
+    long long limit = policy->limits.connections;
+    chat_tcache_release(ref);
+    return chat_fleet_total(p->conns, tenant) >= limit ? GW_ADMIT_CONNECTIONS : GW_ADMIT_OK;
+}
+
+void gw_policy_conn_note(gw_policy_t *p, const char *tenant, int delta)
+{
+    chat_fleet_add(p->conns, tenant, delta);
 }
 
 void gw_policy_refuse(gw_policy_t *p, gw_session_t *s, const char *tenant, gw_admit_t a)
@@ -147,6 +187,14 @@ void gw_policy_refuse(gw_policy_t *p, gw_session_t *s, const char *tenant, gw_ad
                       CHAT_F_STR("origin", origin), CHAT_F_STR("stage", "auth"));
         gw_session_auth_refuse(s, GW_E_FORBIDDEN, "origin not allowed", GW_CLOSE_ORIGIN,
                                "origin not allowed");
+        return;
+    case GW_ADMIT_CONNECTIONS:
+        chat_tenant_counter_add(p->conn_refusals, tenant, 1);
+        chat_log_info("connection refused: the tenant's connection limit is reached",
+                      CHAT_F_STR("conn", gw_session_id(s)), CHAT_F_STR("tenant", tenant),
+                      CHAT_F_INT("open", chat_fleet_total(p->conns, tenant)));
+        gw_session_auth_refuse(s, GW_E_RATE_LIMITED, "the tenant's connection limit is reached",
+                               GW_CLOSE_TENANT_LIMIT, "tenant connection limit");
         return;
     default: /* the settings are unreadable: an Origin cannot be vouched for */
         gw_session_auth_refuse(s, GW_E_INTERNAL,

@@ -6,7 +6,11 @@
  * checked against the token's tenant (error forbidden, close 4004), and a ?tenant= that is not
  * the token's is refused (error unauthorized, close 4001). A request without Origin (not a
  * browser) passes; an empty list allows any origin. The loop never reads MongoDB: it only
- * peeks at the cache, and a tenant not cached is loaded by the auth workers. */
+ * peeks at the cache, and a tenant not cached is loaded by the auth workers.
+ * Connections quota (limits.connections): the tenant's authenticated connections over every
+ * gateway, counted through Redis (common/fleet_count.h: each gateway's exact count, the
+ * others' about a period old), checked before welcome: at the limit, error rate_limited and
+ * close 4003. */
 #ifndef CHAT_GATEWAY_POLICY_H
 #define CHAT_GATEWAY_POLICY_H
 
@@ -31,6 +35,8 @@ typedef struct gw_policy_conf {
     chat_store_t *store;
     chat_metrics_t *metrics;
     chat_tenant_labels_t *labels; /* the gateway's tenant labels */
+    const char *instance;         /* the gateway id: its counts in Redis */
+    int count_period_ms;          /* CHAT_GATEWAY_QUOTA_PERIOD: counts shared this often */
 } gw_policy_conf_t;
 
 chat_err_t gw_policy_new(const gw_policy_conf_t *conf, gw_policy_t **out);
@@ -44,12 +50,22 @@ typedef enum gw_admit {
     GW_ADMIT_TENANT_DIFFERS, /* ?tenant= is not the token's tenant */
     GW_ADMIT_ORIGIN,         /* the Origin is not allowed */
     GW_ADMIT_UNAVAILABLE,    /* the settings could not be read (an Origin needs them) */
+    GW_ADMIT_CONNECTIONS,    /* the tenant's limits.connections is reached */
 } gw_admit_t;
 
 /* Checks a verified token's tenant against what the upgrade carried (origin, asked_tenant:
  * NULL if absent). cached_only: never reads the store (the loop). Any thread. */
 gw_admit_t gw_policy_admit(gw_policy_t *p, const char *tenant, const char *origin,
                            const char *asked_tenant, bool cached_only);
+
+/* The tenant's connections quota, for a verified token about to be welcomed: CONNECTIONS
+ * when its open connections over all gateways (chat_fleet_total: this gateway's exact, the
+ * others' as of the last round) are at limits.connections already, else OK (also when its
+ * settings are not cached: never on a first connection of a tenant here). Loop only. */
+gw_admit_t gw_policy_quota(gw_policy_t *p, const char *tenant);
+
+/* An authenticated connection of tenant opened (+1) or closed (-1) here. Loop only. */
+void gw_policy_conn_note(gw_policy_t *p, const char *tenant, int delta);
 
 /* Refuses session s (authenticating) for outcome a (not OK, not UNKNOWN) of tenant: the
  * error frame, the close and the count. Loop only. */

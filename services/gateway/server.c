@@ -396,6 +396,7 @@ static void op_online(void *ud, const char *tenant, const char *user, int delta)
 {
     gw_gateway_t *gw = ud;
     chat_tenant_gauge_add(gw->stats.tenant_connections, tenant, delta);
+    gw_policy_conn_note(gw->policy, tenant, delta);
     gw_online_note(ud, tenant, user, delta);
 }
 
