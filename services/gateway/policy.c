@@ -11,6 +11,8 @@
 #include "common/fleet_count.h"
 #include "common/log.h"
 #include "common/names.h"
+#include "common/clock.h"
+#include "common/token_bucket.h"
 #include "common/tenant_cache.h"
 #include "common/tenant_settings.h"
 #include "services/gateway/gateway.h"
@@ -24,7 +26,9 @@ struct gw_policy {
     chat_tenant_counter_t *origin_refusals[2]; /* [0] at the upgrade (403), [1] at auth */
     chat_tenant_counter_t *tenant_mismatches;  /* ?tenant= not the token's */
     chat_tenant_counter_t *conn_refusals;      /* limits.connections reached */
-    chat_fleet_t *conns; /* authenticated connections per tenant, over the gateways */
+    chat_tenant_counter_t *send_refusals;      /* limits.messages_per_s reached */
+    chat_strmap_t *buckets; /* loop only: tenant -> chat_token_bucket_t (its send rate here) */
+    chat_fleet_t *conns;    /* authenticated connections per tenant, over the gateways */
 };
 
 /* chat_tcache_load_fn: the tenant's settings in effect. */
@@ -81,11 +85,19 @@ chat_err_t gw_policy_new(const gw_policy_conf_t *conf, gw_policy_t **out)
         conf->labels, conf->metrics, "chat_gateway_tenant_param_mismatches_total",
         "Auth frames refused (4001) because the upgrade's ?tenant= is not the token's tenant.",
         NULL);
-    p->conn_refusals = chat_tenant_counter_new(
-        conf->labels, conf->metrics, "chat_gateway_tenant_limit_refusals_total",
-        "Authentications refused because a tenant limit is reached (limit=\"connections\": "
-        "error rate_limited, close 4003).",
-        "limit=\"connections\"");
+    static const char limit_help[] =
+        "Refused because a tenant limit is reached: limit=\"connections\" (an auth: error "
+        "rate_limited, close 4003), limit=\"messages_per_s\" (a send: error rate_limited).";
+    p->conn_refusals = chat_tenant_counter_new(conf->labels, conf->metrics,
+                                               "chat_gateway_tenant_limit_refusals_total",
+                                               limit_help, "limit=\"connections\"");
+    p->send_refusals = chat_tenant_counter_new(conf->labels, conf->metrics,
+                                               "chat_gateway_tenant_limit_refusals_total",
+                                               limit_help, "limit=\"messages_per_s\"");
+    if ((p->buckets = chat_strmap_new()) == NULL) {
+        free(p);
+        return CHAT_ERR_NOMEM;
+    }
     chat_fleet_conf_t fc = {.redis_url = conf->redis_url,
                             .timeout_ms = conf->timeout_ms,
                             .prefix = GW_POLICY_CONNS_PREFIX,
@@ -95,6 +107,7 @@ chat_err_t gw_policy_new(const gw_policy_conf_t *conf, gw_policy_t **out)
                             .errors_metric = "chat_gateway_tenant_count_errors_total"};
     chat_err_t ferr = chat_fleet_new(&fc, &p->conns);
     if (ferr != CHAT_OK) {
+        chat_strmap_free(p->buckets);
         free(p);
         return ferr;
     }
@@ -113,11 +126,19 @@ chat_err_t gw_policy_new(const gw_policy_conf_t *conf, gw_policy_t **out)
     chat_err_t err = chat_tcache_new(&tc, &p->cache);
     if (err != CHAT_OK) {
         chat_fleet_free(p->conns);
+        chat_strmap_free(p->buckets);
         free(p);
         return err;
     }
     *out = p;
     return CHAT_OK;
+}
+
+static void bucket_free_cb(const char *key, void *value, void *ud)
+{
+    (void)key;
+    (void)ud;
+    free(value);
 }
 
 void gw_policy_free(gw_policy_t *p)
@@ -126,6 +147,8 @@ void gw_policy_free(gw_policy_t *p)
         return;
     chat_tcache_free(p->cache);
     chat_fleet_free(p->conns);
+    chat_strmap_foreach(p->buckets, bucket_free_cb, NULL);
+    chat_strmap_free(p->buckets);
     free(p);
 }
 
@@ -161,6 +184,34 @@ gw_admit_t gw_policy_quota(gw_policy_t *p, const char *tenant)
     long long limit = policy->limits.connections;
     chat_tcache_release(ref);
     return chat_fleet_total(p->conns, tenant) >= limit ? GW_ADMIT_CONNECTIONS : GW_ADMIT_OK;
+}
+
+bool gw_policy_send(gw_policy_t *p, const char *tenant)
+{
+    chat_tcache_ref_t *ref = NULL;
+    if (chat_tcache_peek(p->cache, tenant, &ref) != CHAT_OK)
+        return true; /* not loaded (every auth loads it): no limit known */
+    double limit =
+        (double)((const chat_settings_policy_t *)chat_tcache_value(ref))->limits.messages_per_s;
+    chat_tcache_release(ref);
+    int64_t here = chat_fleet_local(p->conns, tenant), all = chat_fleet_total(p->conns, tenant);
+    double rate = here > 0 && all > here ? limit * (double)here / (double)all : limit;
+    double burst = rate > 1.0 ? rate : 1.0;
+    int64_t now = chat_clock_mono_us();
+    chat_token_bucket_t *b = chat_strmap_get(p->buckets, tenant);
+    if (b == NULL) {
+        if ((b = malloc(sizeof *b)) == NULL || !chat_strmap_put(p->buckets, tenant, b)) {
+            free(b);
+            return true;
+        }
+        chat_token_bucket_init(b, rate, burst, now);
+    }
+    b->rate = rate; /* follows the share and the setting */
+    b->burst = burst;
+    if (chat_token_bucket_take(b, now))
+        return true;
+    chat_tenant_counter_add(p->send_refusals, tenant, 1);
+    return false;
 }
 
 void gw_policy_conn_note(gw_policy_t *p, const char *tenant, int delta)

@@ -10,7 +10,8 @@
  * Connections quota (limits.connections): the tenant's authenticated connections over every
  * gateway, counted through Redis (common/fleet_count.h: each gateway's exact count, the
  * others' about a period old), checked before welcome: at the limit, error rate_limited and
- * close 4003. */
+ * close 4003. Messages (limits.messages_per_s): each gateway takes the share of the rate its
+ * connections of the tenant make of all of them, so no send waits for Redis. */
 #ifndef CHAT_GATEWAY_POLICY_H
 #define CHAT_GATEWAY_POLICY_H
 
@@ -63,6 +64,12 @@ gw_admit_t gw_policy_admit(gw_policy_t *p, const char *tenant, const char *origi
  * others' as of the last round) are at limits.connections already, else OK (also when its
  * settings are not cached: never on a first connection of a tenant here). Loop only. */
 gw_admit_t gw_policy_quota(gw_policy_t *p, const char *tenant);
+
+/* Whether tenant may send one more message now: a token bucket per tenant whose rate is this
+ * gateway's share of limits.messages_per_s, in proportion to the tenant's connections here
+ * among all of them (all of it when the counts show none elsewhere); burst: one second of
+ * that share, at least 1. Counted per tenant when false. Loop only. */
+bool gw_policy_send(gw_policy_t *p, const char *tenant);
 
 /* An authenticated connection of tenant opened (+1) or closed (-1) here. Loop only. */
 void gw_policy_conn_note(gw_policy_t *p, const char *tenant, int delta);

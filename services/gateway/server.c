@@ -392,6 +392,11 @@ static chat_err_t op_submit_push(void *ud, const gw_push_req_t *req, char *why, 
     return gw_push_submit(ud, req, why, whylen);
 }
 
+static bool op_tenant_send(void *ud, const char *tenant)
+{
+    return gw_policy_send(((gw_gateway_t *)ud)->policy, tenant);
+}
+
 static void op_online(void *ud, const char *tenant, const char *user, int delta)
 {
     gw_gateway_t *gw = ud;
@@ -512,6 +517,7 @@ chat_err_t gw_server_prepare(gw_gateway_t *gw)
         .submit_rooms = op_submit_rooms,
         .submit_push = op_submit_push,
         .online = op_online,
+        .tenant_send = op_tenant_send,
         .note_leave = op_note_leave,
         .count_frame = op_count_frame,
         .count_error = op_count_error,

@@ -497,6 +497,14 @@ static bool act_now(gw_session_t *s, const gw_cframe_t *f)
 
 static void on_send(gw_session_t *s, const gw_cframe_t *f)
 {
+    if (s->env->ops->tenant_send != NULL &&
+        !s->env->ops->tenant_send(s->env->ud, s->claims.tenant)) {
+        /* The tenant's users together are over its rate: not this client's fault (no strike);
+         * it resends with the same cid later. */
+        send_error(s, GW_E_RATE_LIMITED, "the tenant's message rate is exceeded; resend later",
+                   f->rid, f->cid);
+        return;
+    }
     pending_add(s, f->cid); /* its ack is timed from now (chat_gateway_send_ack_seconds) */
     if (act_now(s, f))
         act(s, f);

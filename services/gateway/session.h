@@ -154,6 +154,9 @@ typedef struct gw_session_ops {
     void (*want_write)(void *ud, gw_session_t *s);
     /* Stop (pause=true) or resume reading the socket. */
     void (*rx_pause)(void *ud, gw_session_t *s, bool pause);
+    /* Whether the tenant may send one more message now (its limits.messages_per_s over all
+     * gateways); NULL: no tenant limit. A refusal is error rate_limited, not a strike. */
+    bool (*tenant_send)(void *ud, const char *tenant);
     /* Verify token; the answer comes back through gw_session_auth_done. */
     void (*submit_auth)(void *ud, gw_session_t *s, const char *token);
     /* Verify the token of a refresh frame of a READY session like an auth token; the answer
