@@ -20,7 +20,7 @@ typedef struct int_setting {
 static const int_setting_t int_settings[] = {
     {"limits", "connections", 1, 1000000, 10000}, {"limits", "messages_per_s", 1, 100000, 1000},
     {"limits", "api_calls_per_s", 1, 10000, 100}, {"limits", "members_per_room", 1, 100000, 1000},
-    {"email", "digest_delay_s", 60, 86400, 600},
+    {"limits", "rooms", 1, 1000000, 10000},       {"email", "digest_delay_s", 60, 86400, 600},
 };
 #define INT_SETTINGS (sizeof int_settings / sizeof int_settings[0])
 
@@ -322,8 +322,9 @@ void chat_settings_limit_default(cJSON *settings, const char *name, long long va
 void chat_settings_limits_from_json(const cJSON *settings, chat_settings_limits_t *out)
 {
     long long *slots[] = {&out->connections, &out->messages_per_s, &out->api_calls_per_s,
-                          &out->members_per_room};
-    const char *names[] = {"connections", "messages_per_s", "api_calls_per_s", "members_per_room"};
+                          &out->members_per_room, &out->rooms};
+    const char *names[] = {"connections", "messages_per_s", "api_calls_per_s", "members_per_room",
+                           "rooms"};
     const cJSON *group = cJSON_GetObjectItemCaseSensitive(settings, "limits");
     for (size_t i = 0; i < sizeof slots / sizeof slots[0]; i++) {
         const int_setting_t *is = int_setting_find("limits", names[i]);

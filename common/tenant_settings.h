@@ -28,6 +28,7 @@ typedef struct chat_settings_limits {
     long long messages_per_s;   /* messages sent by all its users together */
     long long api_calls_per_s;  /* server API calls */
     long long members_per_room; /* checked when members are added */
+    long long rooms;            /* private rooms not deleted, checked when one is created */
 } chat_settings_limits_t;
 
 /* What a gateway enforces for a tenant: its limits and allowed origins. */

@@ -207,6 +207,7 @@ typedef struct api_settings {
     long long messages_per_s;   /* limits.messages_per_s */
     long long api_calls_per_s;  /* limits.api_calls_per_s: this api's rate limit */
     long long members_per_room; /* limits.members_per_room: checked when members are added */
+    long long rooms;            /* limits.rooms: private rooms, checked when one is created */
     bool push_enabled;          /* push.enabled */
     size_t allowed_origins;     /* how many origins allowed_origins lists (0: any) */
 } api_settings_t;

@@ -26,6 +26,7 @@ void api_settings_from_json(const cJSON *settings, api_settings_t *out)
     out->messages_per_s = limits.messages_per_s;
     out->api_calls_per_s = limits.api_calls_per_s;
     out->members_per_room = limits.members_per_room;
+    out->rooms = limits.rooms;
     const cJSON *push = cJSON_GetObjectItemCaseSensitive(settings, "push");
     /* On unless the tenant turned it off: a user still has to subscribe. */
     out->push_enabled = !cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(push, "enabled"));

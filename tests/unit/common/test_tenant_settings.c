@@ -34,13 +34,14 @@ START_TEST(test_defaults)
     char *s = cJSON_PrintUnformatted(d);
     ck_assert_str_eq(s, "{\"allowed_origins\":[],\"limits\":{\"connections\":10000,"
                         "\"messages_per_s\":1000,\"api_calls_per_s\":100,"
-                        "\"members_per_room\":1000},\"push\":{\"enabled\":true},"
+                        "\"members_per_room\":1000,\"rooms\":10000},\"push\":{\"enabled\":true},"
                         "\"email\":{\"from\":null,\"digest_delay_s\":600}}");
     chat_settings_policy_t t;
     ck_assert_int_eq(chat_settings_policy_from_json(d, &t), CHAT_OK);
     ck_assert_int_eq(t.limits.connections, 10000);
     ck_assert_int_eq(t.limits.api_calls_per_s, 100);
     ck_assert_int_eq(t.limits.members_per_room, 1000);
+    ck_assert_int_eq(t.limits.rooms, 10000);
     ck_assert_uint_eq(t.norigins, 0);
     /* an empty list: any origin; no Origin header: not a browser, allowed */
     ck_assert(chat_settings_origin_allowed(&t, "https://evil.example"));
