@@ -37,14 +37,17 @@ def burst(base, tenant, n):
     return ok, limited
 
 
+WORK = tempfile.TemporaryDirectory(prefix="api-177-")  # its log and export dir, removed at exit
+
+
 def start_api():
     port, ops = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHAT_DEMO_")}
     env.update({k: stack[k] for k in ("CHAT_KAFKA_BROKERS", "CHAT_MONGO_URI", "CHAT_REDIS_URL")})
     env.update({"CHAT_INSTANCE_ID": "api-177", "CHAT_API_ADDR": "127.0.0.1",
                 "CHAT_API_PORT": str(port), "CHAT_OPS_ADDR": "127.0.0.1",
-                "CHAT_OPS_PORT": str(ops), "CHAT_API_EXPORT_DIR": tempfile.mkdtemp()})
-    log = tempfile.NamedTemporaryFile(prefix="api-177-", suffix=".log", delete=False)
+                "CHAT_OPS_PORT": str(ops), "CHAT_API_EXPORT_DIR": WORK.name})
+    log = open(os.path.join(WORK.name, "api.log"), "wb")
     proc = subprocess.Popen([os.path.join(stack["CHAT_BUILD_DIR"], "services", "api", "chat-api")],
                             env=env, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
@@ -57,7 +60,8 @@ def start_api():
             pass
         time.sleep(0.2)
     proc.kill()
-    raise RuntimeError(f"own api not ready; log {log.name}")
+    with open(log.name, encoding="utf-8", errors="replace") as f:
+        raise RuntimeError(f"own api not ready; its log:\n{f.read()[-3000:]}")
 
 
 t = Tenant(stack)
@@ -74,6 +78,10 @@ try:
 finally:
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=30)
+with open(os.path.join(WORK.name, "api.log"), encoding="utf-8", errors="replace") as f:
+    log = f.read()
+check(proc.returncode == 0 and "Sanitizer" not in log and "runtime error" not in log,
+      f"the second instance stopped cleanly: {proc.returncode} {log[-500:] if proc.returncode else ''}")
 time.sleep(4.5)  # the stack's instance is alone again (its rate read again every 2 s)
 ok, limited = burst(base, t, 40)
 print(f"   one instance, 40 calls at once: {ok} answered, {limited} 429", flush=True)
