@@ -128,6 +128,17 @@ chat_err_t chat_tcache_get(chat_tcache_t *c, const char *tenant, chat_tcache_ref
     return CHAT_OK;
 }
 
+chat_err_t chat_tcache_peek(chat_tcache_t *c, const char *tenant, chat_tcache_ref_t **out)
+{
+    pthread_mutex_lock(&c->mu);
+    chat_tcache_ref_t *r = chat_strmap_get(c->tenants, tenant);
+    if (r != NULL)
+        r->refs++;
+    pthread_mutex_unlock(&c->mu);
+    *out = r;
+    return r != NULL ? CHAT_OK : CHAT_ERR_NOT_FOUND;
+}
+
 void chat_tcache_invalidate(chat_tcache_t *c, const char *tenant)
 {
     pthread_mutex_lock(&c->mu);

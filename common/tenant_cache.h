@@ -51,6 +51,10 @@ void chat_tcache_free(chat_tcache_t *c);
 /* tenant's value, held (*out). Loads it on the tenant's first use: the load's failure then. */
 chat_err_t chat_tcache_get(chat_tcache_t *c, const char *tenant, chat_tcache_ref_t **out);
 
+/* tenant's value, held (*out), only if it is loaded already: never reads the store, so an
+ * event loop may call it. CHAT_ERR_NOT_FOUND (*out NULL) if it is not loaded. */
+chat_err_t chat_tcache_peek(chat_tcache_t *c, const char *tenant, chat_tcache_ref_t **out);
+
 /* The value of a held reference (may be NULL). */
 void *chat_tcache_value(const chat_tcache_ref_t *r);
 

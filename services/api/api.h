@@ -18,6 +18,7 @@
 #include "common/egress.h"
 #include "common/err.h"
 #include "common/events.h"
+#include "common/fleet_count.h"
 #include "common/metrics.h"
 #include "common/redis.h"
 #include "common/store.h"
@@ -42,6 +43,9 @@ typedef struct api_ctx {
     long max_members;         /* members of a room unless the tenant's settings say otherwise */
     long api_rate;            /* calls per second of a tenant unless its settings say otherwise */
     int redis_timeout_ms;     /* connect and command timeout of api_redis_take's connections */
+    /* The api instances alive (common/fleet_count.h, "chat:api:instances"): each takes
+     * 1/n of a tenant's api_calls_per_s. NULL: this one alone. */
+    chat_fleet_t *fleet;
     chat_egress_policy_t egress; /* where webhook URLs may point (webhooks.c) */
     void *core;                  /* http.c's own state */
     void *jobs;                  /* jobs.c's own state */
@@ -203,6 +207,7 @@ typedef struct api_settings {
     long long messages_per_s;   /* limits.messages_per_s */
     long long api_calls_per_s;  /* limits.api_calls_per_s: this api's rate limit */
     long long members_per_room; /* limits.members_per_room: checked when members are added */
+    long long rooms;            /* limits.rooms: private rooms, checked when one is created */
     bool push_enabled;          /* push.enabled */
     size_t allowed_origins;     /* how many origins allowed_origins lists (0: any) */
 } api_settings_t;

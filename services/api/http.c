@@ -587,13 +587,16 @@ static int auth_check(api_core_t *core, struct MHD_Connection *conn, char *tenan
     return 0;
 }
 
-/* The tenant's rate from its settings (limits.api_calls_per_s, docs/server-api.md), or def
- * when they cannot be read (api_settings_get logs it). */
+/* This instance's share of the tenant's rate: its settings' limits.api_calls_per_s
+ * (docs/server-api.md), or def when they cannot be read (api_settings_get logs it), divided
+ * among the api instances alive. */
 static double tenant_rate(api_core_t *core, const char *tenant, double def)
 {
     api_settings_t st;
     api_settings_get(core->ctx, tenant, &st);
-    return st.api_calls_per_s > 0 ? (double)st.api_calls_per_s : def;
+    double rate = st.api_calls_per_s > 0 ? (double)st.api_calls_per_s : def;
+    int instances = core->ctx->fleet != NULL ? chat_fleet_instances(core->ctx->fleet) : 1;
+    return rate / (double)instances;
 }
 
 /* Takes a token of tenant's bucket. Returns 0 or the seconds to wait (Retry-After). The

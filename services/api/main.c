@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 
@@ -132,6 +133,8 @@ typedef struct service {
     chat_tenant_labels_t *tenant_labels;
     chat_ops_t *ops;
     chat_store_t *store;
+    chat_fleet_t *fleet; /* the api instances alive: shares of api_calls_per_s */
+    char fleet_id[96];
     atomic_bool ready;
 } service_t;
 
@@ -261,6 +264,23 @@ static bool service_start(service_t *s, const api_cfg_t *cfg)
         .egress = {.allow_http = cfg->egress_allow_http,
                    .allow_private = cfg->egress_allow_private},
     };
+    /* Each instance announces itself (chat:api:<id>, refreshed every second, expiring 5 s
+     * after it stops) so that every instance takes 1/n of a tenant's api_calls_per_s. */
+    snprintf(s->fleet_id, sizeof s->fleet_id, "%.64s-%ld-%08lx",
+             cfg->instance_id[0] != '\0' ? cfg->instance_id : "api", (long)getpid(),
+             (unsigned long)(chat_clock_wall_ms() ^ (int64_t)(uintptr_t)s) & 0xffffffffUL);
+    chat_fleet_conf_t fc = {.redis_url = cfg->redis_url,
+                            .timeout_ms = s->ctx.redis_timeout_ms,
+                            .prefix = "chat:api",
+                            .instance = s->fleet_id,
+                            .period_ms = 1000,
+                            .metrics = s->metrics,
+                            .errors_metric = "chat_api_instance_count_errors_total"};
+    if (chat_fleet_new(&fc, &s->fleet) != CHAT_OK) {
+        chat_log_error("out of memory at start");
+        return false;
+    }
+    s->ctx.fleet = s->fleet;
     if (!start_bus(s, cfg))
         return false;
     err = api_http_new(&s->ctx);
@@ -303,6 +323,7 @@ static void service_stop(service_t *s)
     api_http_destroy(&s->ctx); /* requests in hand finish: they may still produce */
     api_tls_close();
     api_inbound_close(&s->ctx);
+    chat_fleet_free(s->fleet); /* the others take this one's share at once */
     api_redis_release();
     chat_store_destroy(s->store);
     chat_ops_stop(s->ops);

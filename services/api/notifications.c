@@ -12,6 +12,7 @@
 #include "common/log.h"
 #include "common/names.h"
 #include "common/notify_store.h"
+#include "common/tenant_settings.h"
 #include "services/api/api.h"
 #include "services/api/settings.h"
 #include "services/api/webhooks.h"
@@ -132,7 +133,7 @@ static void notifications_patch(const api_req_t *req, api_resp_t *resp)
         return;
     }
     if (!cJSON_IsNull(email) &&
-        !(cJSON_IsString(email) && api_settings_email_valid(email->valuestring))) {
+        !(cJSON_IsString(email) && chat_settings_email_valid(email->valuestring))) {
         api_error(req, resp, 400, "email must be an email address (or null)");
         return;
     }

@@ -471,6 +471,30 @@ static chat_err_t notices_members_added(api_ctx_t *ctx, const char *tenant, cons
     return err;
 }
 
+/* The tenant's private rooms not deleted (what limits.rooms bounds; GET /v1/stats' rooms).
+ * Checked before an insert, not with it: creates racing each other may pass the limit by as
+ * many as race. */
+static chat_err_t private_rooms_count(api_ctx_t *ctx, const char *tenant, int64_t *out)
+{
+    bson_t *filter = BCON_NEW("tenant", BCON_UTF8(tenant), "kind", BCON_UTF8("private"), "deleted",
+                              "{", "$ne", BCON_BOOL(true), "}");
+    mongoc_client_t *client = chat_store_acquire(ctx->store);
+    mongoc_collection_t *col = chat_store_collection(ctx->store, client, API_ROOMS_COLLECTION);
+    bson_error_t error;
+    int64_t n = mongoc_collection_count_documents(col, filter, NULL, NULL, NULL, &error);
+    chat_err_t err = CHAT_OK;
+    if (n < 0) {
+        err = chat_store_err(&error);
+        chat_log_warn("rooms not counted", CHAT_F_STR("tenant", tenant),
+                      CHAT_F_STR("error", error.message));
+    }
+    *out = n < 0 ? 0 : n;
+    mongoc_collection_destroy(col);
+    chat_store_release(ctx->store, client);
+    bson_destroy(filter);
+    return err;
+}
+
 /* The writes and notices of a new room whose request was checked: 201, or the error. */
 static void room_create_run(const api_req_t *req, api_resp_t *resp, const char *room,
                             const char *name, const char *const *users, size_t n, bool *added)
@@ -480,8 +504,18 @@ static void room_create_run(const api_req_t *req, api_resp_t *resp, const char *
         api_error(req, resp, 409, "a room has at most %ld members", limit);
         return;
     }
+    api_settings_t st;
+    api_settings_get(req->ctx, req->tenant, &st); /* the defaults on a failure */
+    int64_t rooms = 0;
+    chat_err_t err = private_rooms_count(req->ctx, req->tenant, &rooms);
+    if (err == CHAT_OK && rooms >= st.rooms) {
+        api_error(req, resp, 409, "the tenant has %lld rooms, its limit (limits.rooms)",
+                  (long long)rooms);
+        return;
+    }
     bool has = false;
-    chat_err_t err = public_has_messages(req->ctx, req->tenant, room, &has);
+    if (err == CHAT_OK)
+        err = public_has_messages(req->ctx, req->tenant, room, &has);
     if (err == CHAT_OK && has) {
         api_error(req, resp, 409, "a public room of that name already has messages");
         return;

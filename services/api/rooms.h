@@ -11,6 +11,7 @@
 #include <bson/bson.h>
 
 #include "common/err.h"
+#include "common/tenant_settings.h"
 #include "services/api/api.h"
 
 #define API_ROOMS_COLLECTION "rooms"
@@ -18,7 +19,7 @@
 #define API_USER_ROOMS_COLLECTION "user_rooms"
 #define API_MESSAGES_COLLECTION "messages"
 #define API_UPDATES_COLLECTION "updates"
-#define API_SETTINGS_COLLECTION "settings"
+#define API_SETTINGS_COLLECTION CHAT_SETTINGS_COLLECTION
 #define API_NAME_MAX_CHARS 128 /* a room's display name */
 
 /* A room as the gateway sees it: no `rooms` document is a public room (or a dm: room), one of

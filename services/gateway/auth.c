@@ -318,6 +318,8 @@ typedef struct auth_job {
     gw_request_t base; /* names no room */
     bool refresh;      /* the token of a refresh frame, not of the auth frame */
     char *token;
+    char *origin, *asked_tenant; /* the upgrade's (NULL if absent): the policy check */
+    gw_admit_t admit;            /* the policy's outcome for a verified auth token */
     int64_t started_us;
     chat_err_t err;
     chat_jwt_claims_t claims;
@@ -329,6 +331,8 @@ static void auth_destroy(gw_task_t *t)
     auth_job_t *j = (auth_job_t *)t;
     chat_jwt_claims_clear(&j->claims);
     free(j->token);
+    free(j->origin);
+    free(j->asked_tenant);
     gw_request_clear(&j->base);
     free(j);
 }
@@ -339,6 +343,10 @@ static void auth_run(gw_task_t *t, void *wctx)
     auth_job_t *j = (auth_job_t *)t;
     j->err = gw_auth_verify(j->base.gw->auth, j->token, chat_clock_wall_ms(), &j->claims, j->reason,
                             sizeof j->reason);
+    /* The tenant's settings are read here, off the loop, when the loop did not have them. */
+    if (j->err == CHAT_OK && !j->refresh)
+        j->admit = gw_policy_admit(j->base.gw->policy, j->claims.tenant, j->origin, j->asked_tenant,
+                                   false);
     if (j->err != CHAT_OK && j->err != CHAT_ERR_UNAUTHORIZED)
         chat_log_warn("auth lookup failed", CHAT_F_STR("conn", j->base.conn),
                       CHAT_F_STR("frame", j->refresh ? "refresh" : "auth"), CHAT_F_ERR(j->err));
@@ -346,9 +354,15 @@ static void auth_run(gw_task_t *t, void *wctx)
 
 /* On the loop: hands the outcome to session s (claims are moved into it). */
 static void auth_answer(gw_gateway_t *gw, gw_session_t *s, int64_t started_us, chat_err_t err,
-                        chat_jwt_claims_t *claims, const char *reason)
+                        gw_admit_t admit, chat_jwt_claims_t *claims, const char *reason)
 {
     chat_histogram_observe(gw->stats.auth_seconds, chat_clock_seconds_since(started_us));
+    if (err == CHAT_OK && admit == GW_ADMIT_OK) /* on the loop: the local count is exact */
+        admit = gw_policy_quota(gw->policy, claims->tenant);
+    if (err == CHAT_OK && admit != GW_ADMIT_OK) {
+        gw_policy_refuse(gw->policy, s, claims->tenant, admit);
+        return;
+    }
     if (err == CHAT_OK)
         chat_log_debug("authenticated", CHAT_F_STR("conn", gw_session_id(s)),
                        CHAT_F_STR("tenant", claims->tenant), CHAT_F_STR("user", claims->user));
@@ -381,12 +395,13 @@ static void refresh_answer(gw_session_t *s, chat_err_t err, chat_jwt_claims_t *c
 
 /* On the loop: the answer of an auth or refresh frame. */
 static void verified(gw_gateway_t *gw, gw_session_t *s, bool refresh, int64_t started_us,
-                     chat_err_t err, chat_jwt_claims_t *claims, const char *reason)
+                     chat_err_t err, gw_admit_t admit, chat_jwt_claims_t *claims,
+                     const char *reason)
 {
     if (refresh)
         refresh_answer(s, err, claims, reason);
     else
-        auth_answer(gw, s, started_us, err, claims, reason);
+        auth_answer(gw, s, started_us, err, admit, claims, reason);
 }
 
 static void auth_complete(gw_task_t *t, void *loop_ctx)
@@ -398,7 +413,7 @@ static void auth_complete(gw_task_t *t, void *loop_ctx)
     gw_session_t *s = gw_request_session(&j->base);
     if (s == NULL)
         return; /* the connection closed meanwhile: nobody to answer */
-    verified(gw, s, j->refresh, j->started_us, j->err, &j->claims, j->reason);
+    verified(gw, s, j->refresh, j->started_us, j->err, j->admit, &j->claims, j->reason);
 }
 
 /* Verifies token for session s (an auth frame's, or a refresh frame's) and answers on the
@@ -413,18 +428,36 @@ static void verify_submit(gw_gateway_t *gw, gw_session_t *s, const char *token, 
     char reason[GW_AUTH_REASON_MAX] = "";
     chat_err_t err = gw_auth_verify_cached(gw->auth, token, chat_clock_wall_ms(), &claims, reason,
                                            sizeof reason);
-    if (err != CHAT_ERR_TIMEOUT) {
-        verified(gw, s, refresh, started_us, err, &claims, reason);
+    /* An auth token's tenant policy (policy.h) from the cache too; not cached: the worker. */
+    gw_admit_t admit = err == CHAT_OK && !refresh
+                           ? gw_policy_admit(gw->policy, claims.tenant, gw_session_origin(s),
+                                             gw_session_asked_tenant(s), true)
+                           : GW_ADMIT_OK;
+    if (err != CHAT_ERR_TIMEOUT && admit != GW_ADMIT_UNKNOWN) {
+        verified(gw, s, refresh, started_us, err, admit, &claims, reason);
         chat_jwt_claims_clear(&claims);
         return;
     }
+    chat_jwt_claims_clear(&claims);
     if (!refresh)
         chat_counter_inc(gw->stats.auth_lookups);
     auth_job_t *j =
         gw_request_new(sizeof *j, gw, gw_session_id(s), auth_run, auth_complete, auth_destroy);
-    if (j != NULL)
+    bool copied = false;
+    if (j != NULL) {
+        const char *origin = gw_session_origin(s), *asked = gw_session_asked_tenant(s);
         j->token = strdup(token);
-    if (j == NULL || j->token == NULL) {
+        j->origin = origin != NULL ? strdup(origin) : NULL;
+        j->asked_tenant = asked != NULL ? strdup(asked) : NULL;
+        copied = j->token != NULL && (origin == NULL || j->origin != NULL) &&
+                 (asked == NULL || j->asked_tenant != NULL);
+    }
+    if (j == NULL || !copied) {
+        if (j != NULL) {
+            free(j->token);
+            free(j->origin);
+            free(j->asked_tenant);
+        }
         free(j);
         chat_jwt_claims_t none = {0};
         if (refresh)

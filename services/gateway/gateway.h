@@ -20,6 +20,7 @@
 #include "services/gateway/http.h"
 #include "services/gateway/inbound.h"
 #include "services/gateway/inbox.h"
+#include "services/gateway/policy.h"
 #include "services/gateway/rooms.h"
 #include "services/gateway/session.h"
 #include "services/gateway/stats.h"
@@ -54,6 +55,8 @@ typedef struct gw_config {
     long long recent_ttl_ms;
     long long history_default;
     long long tenant_cache_ttl_ms;
+    long long settings_refresh_ms; /* CHAT_GATEWAY_SETTINGS_REFRESH */
+    long long quota_period_ms;     /* CHAT_GATEWAY_QUOTA_PERIOD */
     long long connect_timeout_ms;
     char *log_level;
     char *inbound_topic;
@@ -91,6 +94,7 @@ typedef struct gw_gateway {
     gw_stats_t stats;
     chat_store_t *store;
     gw_auth_t *auth;
+    gw_policy_t *policy; /* tenant settings: origins (policy.h) */
     gw_inbox_t *inbox;
     gw_workers_t *workers;      /* joins, history, registrations */
     gw_workers_t *auth_workers; /* tenant lookups of auth frames only */

@@ -82,6 +82,14 @@ static const chat_cfg_entry_t cfg_table[] = {
                      "messages of a history request without limit"),
     CHAT_CFG_DURATION("CHAT_TENANT_CACHE_TTL", gw_config_t, tenant_cache_ttl_ms, "30s", 0, 3600000,
                       "how long a tenant's secret is cached (unknown tenants: 5s)"),
+    CHAT_CFG_DURATION("CHAT_GATEWAY_SETTINGS_REFRESH", gw_config_t, settings_refresh_ms, "1s", 100,
+                      60000,
+                      "how often the tenants' settings revisions are read (a change of "
+                      "allowed_origins or limits applies within about this long)"),
+    CHAT_CFG_DURATION("CHAT_GATEWAY_QUOTA_PERIOD", gw_config_t, quota_period_ms, "1s", 100, 60000,
+                      "how often each gateway shares its per-tenant connection counts through "
+                      "Redis (the others' counts are about this old when a limit is checked; a "
+                      "dead gateway's stop counting after 5 periods)"),
     CHAT_CFG_CONNECT_TIMEOUT(gw_config_t, connect_timeout_ms, 600000,
                              "how long start-up waits for Kafka, MongoDB and Redis"),
     CHAT_CFG_LOG_LEVEL(gw_config_t, log_level),
@@ -298,6 +306,16 @@ static chat_err_t gateway_open(gw_gateway_t *gw)
     gw->inbox = gw_inbox_new(INBOX_BOUND);
     if (gw->auth == NULL || gw->inbox == NULL)
         return CHAT_ERR_NOMEM;
+    gw_policy_conf_t pc = {.redis_url = gw->cfg->redis_url,
+                           .timeout_ms = (int)gw->cfg->connect_timeout_ms,
+                           .refresh_ms = (int)gw->cfg->settings_refresh_ms,
+                           .store = gw->store,
+                           .metrics = gw->metrics,
+                           .labels = gw->stats.tenant_labels,
+                           .instance = gw->id,
+                           .count_period_ms = (int)gw->cfg->quota_period_ms};
+    if ((err = gw_policy_new(&pc, &gw->policy)) != CHAT_OK)
+        return err;
     gw_workers_conf_t wc = {
         .nthreads = (size_t)gw->cfg->workers,
         .ctx_new = gw_registrations_ctx_new,
@@ -329,6 +347,7 @@ static void gateway_close(gw_gateway_t *gw)
     if (gw->prepared)
         gw_server_release(gw);
     gw_auth_free(gw->auth);
+    gw_policy_free(gw->policy);
     chat_store_destroy(gw->store);
     gw_demo_free(gw->http.demo);
     gw_widget_files_free(gw->http.widget);

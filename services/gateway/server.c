@@ -450,10 +450,16 @@ static chat_err_t op_submit_push(void *ud, const gw_push_req_t *req, char *why, 
     return gw_push_submit(ud, req, why, whylen);
 }
 
+static bool op_tenant_send(void *ud, const char *tenant)
+{
+    return gw_policy_send(((gw_gateway_t *)ud)->policy, tenant);
+}
+
 static void op_online(void *ud, const char *tenant, const char *user, int delta)
 {
     gw_gateway_t *gw = ud;
     chat_tenant_gauge_add(gw->stats.tenant_connections, tenant, delta);
+    gw_policy_conn_note(gw->policy, tenant, delta);
     gw_online_note(ud, tenant, user, delta);
 }
 
@@ -604,6 +610,7 @@ chat_err_t gw_server_prepare(gw_gateway_t *gw)
         .submit_rooms = op_submit_rooms,
         .submit_push = op_submit_push,
         .online = op_online,
+        .tenant_send = op_tenant_send,
         .note_leave = op_note_leave,
         .count_frame = op_count_frame,
         .count_error = op_count_error,
@@ -677,7 +684,7 @@ static int conn_open(struct lws *wsi, conn_data_t *cd)
     char id[GW_CONN_ID_MAX];
     snprintf(id, sizeof id, "%s.%s.%llu", gw->id, gw->boot, (unsigned long long)++gw->conn_seq);
     gw_session_t *s = gw_session_new(&gw->session_env, id, wsi);
-    if (s == NULL || !chat_strmap_put(gw->sessions, id, s)) {
+    if (s == NULL || !gw_policy_conn_open(wsi, s) || !chat_strmap_put(gw->sessions, id, s)) {
         gw_session_free(s);
         return -1;
     }
@@ -937,7 +944,7 @@ static int upgrade_confirm(struct lws *wsi)
     if (refusal >= 0)
         return upgrade_refuse_unauth(gw, wsi, refusal);
     if (ws)
-        return 0;
+        return gw_policy_upgrade(gw, wsi);
     /* Written by hand: lws_return_http_status answers an upgrade request as HTTP/1.0,
      * which strict WebSocket clients do not accept as a response. */
     static const char resp[] = "HTTP/1.1 404 Not Found\r\n"

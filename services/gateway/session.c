@@ -57,6 +57,11 @@ struct gw_session {
     gw_outq_t out;
     gw_sub_t *subs;
 
+    /* From the upgrade (policy.c): the Origin header and the ?tenant= parameter, NULL if
+     * absent; checked against the tenant's settings at auth. */
+    char *origin;
+    char *asked_tenant;
+
     bool online;        /* counted +1 in the online users (ops.online): -1 when it goes */
     bool start_counted; /* ops.count_connect was called */
 
@@ -229,8 +234,30 @@ void gw_session_free(gw_session_t *s)
     gw_outq_clear(&s->out);
     deferred_clear(s);
     chat_jwt_claims_clear(&s->claims);
+    free(s->origin);
+    free(s->asked_tenant);
     free(s->rx);
     free(s);
+}
+
+bool gw_session_set_upgrade(gw_session_t *s, const char *origin, const char *asked_tenant)
+{
+    free(s->origin);
+    free(s->asked_tenant);
+    s->origin = origin != NULL ? strdup(origin) : NULL;
+    s->asked_tenant = asked_tenant != NULL ? strdup(asked_tenant) : NULL;
+    return (origin == NULL || s->origin != NULL) &&
+           (asked_tenant == NULL || s->asked_tenant != NULL);
+}
+
+const char *gw_session_origin(const gw_session_t *s)
+{
+    return s->origin;
+}
+
+const char *gw_session_asked_tenant(const gw_session_t *s)
+{
+    return s->asked_tenant;
 }
 
 const char *gw_session_id(const gw_session_t *s)
@@ -470,6 +497,14 @@ static bool act_now(gw_session_t *s, const gw_cframe_t *f)
 
 static void on_send(gw_session_t *s, const gw_cframe_t *f)
 {
+    if (s->env->ops->tenant_send != NULL &&
+        !s->env->ops->tenant_send(s->env->ud, s->claims.tenant)) {
+        /* The tenant's users together are over its rate: not this client's fault (no strike);
+         * it resends with the same cid later. */
+        send_error(s, GW_E_RATE_LIMITED, "the tenant's message rate is exceeded; resend later",
+                   f->rid, f->cid);
+        return;
+    }
     pending_add(s, f->cid); /* its ack is timed from now (chat_gateway_send_ack_seconds) */
     if (act_now(s, f))
         act(s, f);
@@ -834,6 +869,17 @@ void gw_session_auth_done(gw_session_t *s, chat_err_t err, chat_jwt_claims_t *cl
             ready_message(s, s->deferred[i].data, s->deferred[i].len, s->deferred[i].binary);
         free(s->deferred[i].data);
     }
+}
+
+void gw_session_auth_refuse(gw_session_t *s, gw_code_t code, const char *message, int close_code,
+                            const char *close_reason)
+{
+    if (s->state != GW_SESS_AUTHENTICATING || s->closing)
+        return;
+    s->env->ops->rx_pause(s->env->ud, s, false);
+    count_connect(s, GW_CONNECT_AUTH_FAILED);
+    send_error(s, code, message, NULL, NULL);
+    gw_session_close(s, close_code, close_reason, true);
 }
 
 gw_refresh_result_t gw_session_refresh_done(gw_session_t *s, chat_err_t err,

@@ -24,6 +24,8 @@
 #define GW_CLOSE_SERVICE_RESTART 1012 /* the gateway drains (SIGTERM): reconnect, elsewhere */
 #define GW_CLOSE_TRY_AGAIN 1013       /* the gateway is overloaded: reconnect (with backoff) */
 #define GW_CLOSE_UNAUTHORIZED 4001
+#define GW_CLOSE_TENANT_LIMIT 4003 /* the tenant's concurrent connections limit is reached */
+#define GW_CLOSE_ORIGIN 4004       /* the page's origin is not in the tenant's allowed_origins */
 #define GW_CLOSE_RATE_LIMIT 4008
 /* How fast rate-limited frames are forgiven (see rate_close_after). */
 #define GW_RATE_STRIKES_FORGIVEN_PER_SEC 1.0
@@ -152,6 +154,9 @@ typedef struct gw_session_ops {
     void (*want_write)(void *ud, gw_session_t *s);
     /* Stop (pause=true) or resume reading the socket. */
     void (*rx_pause)(void *ud, gw_session_t *s, bool pause);
+    /* Whether the tenant may send one more message now (its limits.messages_per_s over all
+     * gateways); NULL: no tenant limit. A refusal is error rate_limited, not a strike. */
+    bool (*tenant_send)(void *ud, const char *tenant);
     /* Verify token; the answer comes back through gw_session_auth_done. */
     void (*submit_auth)(void *ud, gw_session_t *s, const char *token);
     /* Verify the token of a refresh frame of a READY session like an auth token; the answer
@@ -295,6 +300,17 @@ size_t gw_session_queued(const gw_session_t *s);
  * Processes the message once complete. */
 gw_rx_result_t gw_session_rx(gw_session_t *s, const void *data, size_t len, bool binary, bool final,
                              size_t remaining);
+
+/* What the upgrade carried (copied): the Origin header and the ?tenant= parameter, each NULL
+ * if absent. False if out of memory. */
+bool gw_session_set_upgrade(gw_session_t *s, const char *origin, const char *asked_tenant);
+const char *gw_session_origin(const gw_session_t *s);       /* NULL: none */
+const char *gw_session_asked_tenant(const gw_session_t *s); /* NULL: none */
+
+/* A verified token refused by the tenant's policy (policy.c): an error frame (code, message),
+ * then the close (close_code, close_reason). Counted as a failed auth. */
+void gw_session_auth_refuse(gw_session_t *s, gw_code_t code, const char *message, int close_code,
+                            const char *close_reason);
 
 /* Results coming back to the loop. claims are moved into the session on success (the
  * source is left cleared). reason is the verification failure text. */

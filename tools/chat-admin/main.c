@@ -15,6 +15,7 @@
 #include "common/names.h"
 #include "common/redis.h"
 #include "common/store.h"
+#include "common/tenant_settings.h"
 #include "common/tenants.h"
 #include "common/webpush.h"
 #include "tools/chat-admin/lag.h"
@@ -56,6 +57,11 @@ static const char admin_usage[] =
     "                                   exit 0 once the server answers (default 30 s)\n"
     "  tenant put ID SECRET [--name NAME]\n"
     "                                   create a tenant or replace its HS256 secret\n"
+    "  tenant origins ID [ORIGIN... | --clear]\n"
+    "                                   print the tenant's allowed origins (browser pages\n"
+    "                                   that may connect; none: any), or replace them\n"
+    "                                   (scheme://host[:port]) or empty them; the gateways\n"
+    "                                   apply a change within their settings refresh\n"
     "  token TENANT USER [--secret S] [--ttl SECONDS] [--name NAME] [--rooms a,b]\n"
     "                                   print a token for USER (secret read from MongoDB\n"
     "                                   unless given), valid for --ttl (default 3600,\n"
@@ -239,6 +245,92 @@ static int cmd_tenant_put(const admin_cfg_t *cfg, int argc, char **argv)
     }
     printf("tenant %s stored\n", argv[0]);
     return 0;
+}
+
+/* Prints the allowed origins of a settings object, one a line ("(any origin)" for none). */
+static void origins_print(const char *tenant, const cJSON *settings)
+{
+    const cJSON *list = cJSON_GetObjectItemCaseSensitive(settings, "allowed_origins");
+    const cJSON *o;
+    int n = 0;
+    printf("allowed origins of %s:\n", tenant);
+    cJSON_ArrayForEach(o, list)
+    {
+        if (cJSON_IsString(o)) {
+            printf("  %s\n", o->valuestring);
+            n++;
+        }
+    }
+    if (n == 0)
+        printf("  (none: any origin may connect)\n");
+}
+
+/* tenant origins ID [ORIGIN... | --clear]: the same document and announcement as the server
+ * API's PATCH /v1/settings {allowed_origins}. */
+static int cmd_tenant_origins(const admin_cfg_t *cfg, int argc, char **argv)
+{
+    if (argc < 1) {
+        fputs(admin_usage, stderr);
+        return 2;
+    }
+    const char *tenant = argv[0];
+    if (!chat_name_tenant_valid(tenant)) {
+        fprintf(stderr, "chat-admin: tenant id must match [A-Za-z0-9._-]{1,64}\n");
+        return 2;
+    }
+    bool clear = argc == 2 && strcmp(argv[1], "--clear") == 0;
+    cJSON *patch = NULL;
+    if (argc > 1) {
+        patch = cJSON_CreateObject();
+        cJSON *list = cJSON_AddArrayToObject(patch, "allowed_origins");
+        for (int i = 1; list != NULL && !clear && i < argc; i++)
+            cJSON_AddItemToArray(list, cJSON_CreateString(argv[i]));
+        if (list == NULL) {
+            cJSON_Delete(patch);
+            return 1;
+        }
+    }
+    chat_store_t *s;
+    if (with_store(cfg, &s) != 0) {
+        cJSON_Delete(patch);
+        return 1;
+    }
+    cJSON *stored = NULL;
+    int64_t updated = 0;
+    chat_err_t e = chat_settings_read(s, tenant, &stored, &updated);
+    int rc = 0;
+    char error[200];
+    if (e != CHAT_OK) {
+        fprintf(stderr, "chat-admin: settings of %s not read: %s\n", tenant, chat_err_str(e));
+        rc = 1;
+    } else if (patch != NULL && !chat_settings_merge(stored, patch, error, sizeof error)) {
+        fprintf(stderr, "chat-admin: %s\n", error);
+        rc = 2;
+    } else if (patch != NULL &&
+               (e = chat_settings_write(s, tenant, stored, chat_clock_wall_ms())) != CHAT_OK) {
+        fprintf(stderr, "chat-admin: settings of %s not written: %s\n", tenant, chat_err_str(e));
+        rc = 1;
+    }
+    chat_store_destroy(s);
+    if (rc == 0 && patch != NULL) {
+        chat_redis_t *r = NULL;
+        e = chat_redis_connect(cfg->redis_url, 5000, &r);
+        if (e == CHAT_OK)
+            e = chat_settings_rev_bump(r, tenant);
+        chat_redis_free(r);
+        if (e != CHAT_OK) {
+            fprintf(stderr,
+                    "chat-admin: the origins of %s are stored but not announced to the gateways "
+                    "(Redis: %s); run the command again\n",
+                    tenant, chat_err_str(e));
+            rc = 1;
+        }
+    }
+    if (rc == 0)
+        origins_print(tenant, stored);
+    cJSON_Delete(stored);
+    cJSON_Delete(patch);
+    return rc;
 }
 
 /* The tenant's secret: --secret if given, else from MongoDB. Returns 0 with *secret
@@ -445,6 +537,8 @@ int main(int argc, char **argv)
         rc = cmd_wait(&cfg, argc - 2, argv + 2);
     else if (strcmp(argv[1], "tenant") == 0 && argc >= 3 && strcmp(argv[2], "put") == 0)
         rc = cmd_tenant_put(&cfg, argc - 3, argv + 3);
+    else if (strcmp(argv[1], "tenant") == 0 && argc >= 3 && strcmp(argv[2], "origins") == 0)
+        rc = cmd_tenant_origins(&cfg, argc - 3, argv + 3);
     else if (strcmp(argv[1], "token") == 0)
         rc = cmd_token(&cfg, argc - 2, argv + 2);
     else if (strcmp(argv[1], "server-token") == 0)

@@ -6,7 +6,7 @@ import { Backoff } from './backoff';
 import { Emitter } from './emitter';
 import { IndexedDbOutboxStore, MemoryOutboxStore } from './outbox';
 import { RoomSequencer } from './sequencer';
-import { tokenExp, tokenSource, type TokenSource } from './token';
+import { gatewayUrl, tokenExp, tokenSource, tokenTenant, type TokenSource } from './token';
 import type {
   ChatClient, ChatClientOptions, ChatErrorInfo, ChatEvents, ChatMessage,
   ChatUpdate, ConnectionState, JoinedInfo, OutboxStore, PendingMessage, RoomState, RoomSummary,
@@ -23,7 +23,7 @@ const PING_IDLE_MS = 25000; // a ping frame after this long without sending anyt
 const DEAD_MS = 60000; // no frame at all for this long: the connection is dead
 const TYPING_MS = 2000; // the gateway forwards typing at most this often anyway
 const RETRY_MS = 2000; // a send refused for now (rate_limited, internal) is tried again after
-const LIMITED_MS = 10000; // added before reconnecting after 4003 (tenant connection limit)
+const LIMITED_MS = 10000; // added before reconnecting after 4003 (tenant connection limit), 4004
 const PAGE = 100; // history page of a gap fill (the protocol's maximum)
 const TX_RATE = 16; // frames per second a connection sends at most, after
 const TX_BURST = 32; // a burst of this many (the gateway: 20/s, burst 40)
@@ -80,6 +80,7 @@ export class Client implements ChatClient {
   private readonly gateways: string[];
   private gwNext = 0;
   private readonly getToken: TokenSource;
+  private readonly tenantOption?: string; // options.tenant: else the token's tid
   private token?: string;
   private needToken = true;
   private authRetried = false;
@@ -143,6 +144,7 @@ export class Client implements ChatClient {
     // A random order spreads clients over the gateways; rotation then tries each in turn.
     this.gateways = [...options.gateways].sort(() => Math.random() - 0.5);
     this.getToken = tokenSource(options.tokenUrl, options.tokenProvider);
+    this.tenantOption = options.tenant;
     this.backoff = new Backoff(options.backoff?.initialMs ?? 500, options.backoff?.maxMs ?? 30000);
     this.timeoutMs = options.requestTimeoutMs ?? 15000;
     this.refreshBeforeMs = (options.refreshBeforeExpirySec ?? 60) * 1000;
@@ -254,7 +256,8 @@ export class Client implements ChatClient {
       this.retry(0);
       return;
     }
-    const url = this.gateways[this.gwNext++ % this.gateways.length];
+    const url = gatewayUrl(this.gateways[this.gwNext++ % this.gateways.length],
+      this.tenantOption ?? (this.token ? tokenTenant(this.token) : undefined));
     let ws: WebSocket;
     try {
       ws = new this.WS(url);
@@ -316,7 +319,8 @@ export class Client implements ChatClient {
     this.retry(code, now);
   }
 
-  /** Schedules the next attempt: backoff with full jitter, longer after 4003, at once after
+  /** Schedules the next attempt: backoff with full jitter, longer after 4003 (connection limit)
+   *  and 4004 (origin not allowed: only a settings change helps), at once after
    *  a first 4001 (a new token may be all it takes) or when asked (now). */
   private retry(code: number, now = false): void {
     if (this.closed) return;
@@ -325,7 +329,7 @@ export class Client implements ChatClient {
     clearTimeout(this.retryTimer);
     this.setState('reconnecting');
     let delay = this.backoff.next();
-    if (code === 4003) delay += LIMITED_MS;
+    if (code === 4003 || code === 4004) delay += LIMITED_MS;
     if (code === 4001 && !this.authRetried) {
       this.authRetried = true;
       delay = 0;

@@ -25,12 +25,31 @@ export function tokenSource(tokenUrl?: string, provider?: () => Promise<string>)
 
 /** The exp claim of a JWT (seconds since the epoch), undefined if it cannot be read. The
  *  signature is not checked: the gateway does that; this only schedules the refresh. */
-export function tokenExp(jwt: string): number | undefined {
+/** The payload of a JWT (not verified: the gateway does that), or undefined. */
+function payload(jwt: string): Record<string, unknown> | undefined {
   try {
     const b64 = jwt.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
-    const exp = JSON.parse(atob(b64 + '='.repeat((4 - (b64.length % 4)) % 4))).exp;
-    return typeof exp === 'number' ? exp : undefined;
+    const p = JSON.parse(atob(b64 + '='.repeat((4 - (b64.length % 4)) % 4)));
+    return p && typeof p === 'object' ? p : undefined;
   } catch {
     return undefined;
   }
+}
+
+export function tokenExp(jwt: string): number | undefined {
+  const exp = payload(jwt)?.exp;
+  return typeof exp === 'number' ? exp : undefined;
+}
+
+/** The tenant a token is for (its `tid` claim), or undefined. */
+export function tokenTenant(jwt: string): string | undefined {
+  const tid = payload(jwt)?.tid;
+  return typeof tid === 'string' && tid !== '' ? tid : undefined;
+}
+
+/** The gateway URL with `?tenant=<tenant>` (the gateway then checks the page's Origin against
+ *  the tenant's allowed origins at the upgrade, before any frame). */
+export function gatewayUrl(url: string, tenant: string | undefined): string {
+  if (!tenant) return url;
+  return url + (url.includes('?') ? '&' : '?') + 'tenant=' + encodeURIComponent(tenant);
 }

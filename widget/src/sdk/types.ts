@@ -114,6 +114,9 @@ export interface ChatClientOptions {
   /** WebSocket URLs of the gateways (ws:// or wss://, path /v1/ws); tried in a random order
    *  on connect and rotated on every reconnect. */
   gateways: string[];
+  /** The tenant, sent as `?tenant=` on the upgrade so that the gateway can refuse a page whose
+   *  origin the tenant did not allow before any frame (HTTP 403). Default: the token's `tid`. */
+  tenant?: string;
   /** URL answering GET (with the page's cookies) either `{"token": "<jwt>"}` or the JWT as
    *  text. One of tokenUrl / tokenProvider is required. */
   tokenUrl?: string;
