@@ -2,6 +2,7 @@
  * upgrade and at auth, and their refusals. */
 #include "services/gateway/policy.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,7 +30,53 @@ struct gw_policy {
     chat_tenant_counter_t *send_refusals;      /* limits.messages_per_s reached */
     chat_strmap_t *buckets; /* loop only: tenant -> chat_token_bucket_t (its send rate here) */
     chat_fleet_t *conns;    /* authenticated connections per tenant, over the gateways */
+    pthread_t warm;         /* loads the tenants that list origins, once, at start */
+    bool warm_started;
 };
+
+#define WARM_MAX 100000 /* tenants loaded at start; the others on their first auth */
+
+/* The warm-up thread: every tenant whose settings list allowed origins goes into the cache, so
+ * that the upgrade refuses a foreign Origin with 403 from the start, not only once the tenant's
+ * first connection has loaded it. Tenants without a list allow any origin: nothing to load. */
+static void *warm_main(void *arg)
+{
+    gw_policy_t *p = arg;
+    int64_t start = chat_clock_mono_ms();
+    bson_t *filter = BCON_NEW("allowed_origins.0", "{", "$exists", BCON_BOOL(true), "}");
+    bson_t *opts =
+        BCON_NEW("projection", "{", "_id", BCON_INT32(1), "}", "limit", BCON_INT64(WARM_MAX));
+    mongoc_client_t *client = chat_store_acquire(p->conf.store);
+    mongoc_collection_t *col =
+        chat_store_collection(p->conf.store, client, CHAT_SETTINGS_COLLECTION);
+    mongoc_cursor_t *cursor = mongoc_collection_find_with_opts(col, filter, opts, NULL);
+    const bson_t *doc;
+    size_t loaded = 0, failed = 0;
+    while (mongoc_cursor_next(cursor, &doc)) {
+        bson_iter_t it;
+        if (!bson_iter_init_find(&it, doc, "_id") || !BSON_ITER_HOLDS_UTF8(&it))
+            continue;
+        chat_tcache_ref_t *ref = NULL;
+        if (chat_tcache_get(p->cache, bson_iter_utf8(&it, NULL), &ref) == CHAT_OK)
+            loaded++;
+        else
+            failed++;
+        chat_tcache_release(ref);
+    }
+    bson_error_t error;
+    if (mongoc_cursor_error(cursor, &error))
+        chat_log_warn("tenant settings warm-up stopped: their tenants load on first use",
+                      CHAT_F_STR("error", error.message));
+    mongoc_cursor_destroy(cursor);
+    mongoc_collection_destroy(col);
+    chat_store_release(p->conf.store, client);
+    bson_destroy(opts);
+    bson_destroy(filter);
+    chat_log_info("tenant settings warmed: tenants listing allowed origins loaded",
+                  CHAT_F_INT("tenants", loaded), CHAT_F_INT("failed", failed),
+                  CHAT_F_INT("ms", chat_clock_mono_ms() - start));
+    return NULL;
+}
 
 /* chat_tcache_load_fn: the tenant's settings in effect. */
 static chat_err_t settings_load(void *ud, const char *tenant, void **value)
@@ -130,6 +177,9 @@ chat_err_t gw_policy_new(const gw_policy_conf_t *conf, gw_policy_t **out)
         free(p);
         return err;
     }
+    p->warm_started = pthread_create(&p->warm, NULL, warm_main, p) == 0;
+    if (!p->warm_started)
+        chat_log_warn("tenant settings warm-up not started: their tenants load on first use");
     *out = p;
     return CHAT_OK;
 }
@@ -145,6 +195,8 @@ void gw_policy_free(gw_policy_t *p)
 {
     if (p == NULL)
         return;
+    if (p->warm_started)
+        pthread_join(p->warm, NULL);
     chat_tcache_free(p->cache);
     chat_fleet_free(p->conns);
     chat_strmap_foreach(p->buckets, bucket_free_cb, NULL);

@@ -10,7 +10,9 @@ A tenant lists https://good.example (server API PATCH /v1/settings), then, on ga
 - gateway 1 refuses at auth too (its own cache);
 - `chat-admin tenant origins` replaces the list (the foreign origin becomes the good one) and
   both gateways apply it within the settings refresh (1 s; polled up to 5 s); --clear: any;
-- chat_gateway_origin_refusals_total counts the refusals by stage."""
+- chat_gateway_origin_refusals_total counts the refusals by stage;
+- a gateway that starts after a tenant listed origins has them from its start (warm-up): the
+  first foreign upgrade with ?tenant= gets 403, before any connection of the tenant."""
 import json
 import os
 import socket
@@ -22,6 +24,7 @@ import urllib.parse
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 from api_client import Tenant, api_base, call_json, stack_load, unique, user_token  # noqa: E402
 from checks import check, finish, scrape  # noqa: E402
+from own_gateway import OwnGateway  # noqa: E402
 from websockets.exceptions import ConnectionClosed, InvalidStatus  # noqa: E402
 from websockets.sync.client import connect  # noqa: E402
 
@@ -31,6 +34,8 @@ OPS = stack["CHAT_OPS_GATEWAYS"].split(",")
 GOOD, EVIL = "https://good.example", "https://evil.example"
 ADMIN = os.path.join(stack["CHAT_BUILD_DIR"], "tools", "chat-admin", "chat-admin")
 REFUSALS = "chat_gateway_origin_refusals_total"
+GATEWAY_BIN = os.path.join(stack["CHAT_BUILD_DIR"], "services", "gateway", "chat-gateway")
+OWN_INDEX = "14"  # a partition of chat.deliver the stack's gateways and other tests do not use
 
 
 def raw_upgrade(url, query, origin):
@@ -167,6 +172,23 @@ out = admin_origins(t.id, "--clear")
 check("any origin" in out, f"--clear: {out.strip()}")
 check(until(lambda: session(URLS[0], t.id, t.secret, "https://anything.example", q)[0]
             == "welcome"), "an empty list: any origin")
+# Warm-up: a tenant that lists origins before a gateway starts is refused at that gateway's
+# upgrade from the start.
+t2 = Tenant(stack)
+status, body = call_json(api_base(stack), t2, "PATCH", "/settings", {"allowed_origins": [GOOD]})
+check(status == 200, f"second tenant's origins: {status} {body}")
+log_path = os.path.join(stack["CHAT_STACK_DIR"], "logs", f"test-112-{os.getpid()}.log")
+gw = OwnGateway(stack, GATEWAY_BIN, OWN_INDEX, log_path)
+try:
+    check(until(lambda: any(line.get("msg", "").startswith("tenant settings warmed")
+                            for line in gw.log_lines()), 10), "the own gateway warmed its settings")
+    got = raw_upgrade(gw.url, f"tenant={t2.id}", EVIL)
+    check(got.startswith(b"HTTP/1.1 403 "), f"first foreign upgrade after start: 403 ({got[:40]!r})")
+    got = raw_upgrade(gw.url, f"tenant={t2.id}", GOOD)
+    check(got.startswith(b"HTTP/1.1 101 "), f"first listed upgrade after start: 101 ({got[:40]!r})")
+finally:
+    check(gw.stop() == 0, "the own gateway stops cleanly")
+
 r = subprocess.run([ADMIN, "tenant", "origins", t.id, "https://Bad.example/path"],
                    env={**os.environ, **stack}, capture_output=True, text=True, timeout=60)
 check(r.returncode == 2 and "allowed_origins[0]" in r.stderr,
