@@ -3,6 +3,7 @@
  * by the demo; written with lws in chunks. */
 #include "services/gateway/http.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -314,4 +315,25 @@ void gw_http_on_drop(gw_http_reply_t *r)
         return;
     free(r->owned);
     memset(r, 0, sizeof *r);
+}
+
+int gw_http_refuse_upgrade(struct lws *wsi, const char *status, int retry_after_s, const char *body)
+{
+    char retry[48] = "";
+    if (retry_after_s > 0)
+        snprintf(retry, sizeof retry, "retry-after: %d\r\n", retry_after_s);
+    char resp[512];
+    int len = snprintf(resp, sizeof resp,
+                       "HTTP/1.1 %s\r\n"
+                       "content-type: text/plain\r\n"
+                       "%s"
+                       "content-length: %zu\r\n"
+                       "connection: close\r\n\r\n"
+                       "%s",
+                       status, retry, strlen(body), body);
+    if (len < 0 || (size_t)len >= sizeof resp)
+        return -1;
+    unsigned char buf[LWS_PRE + sizeof resp];
+    memcpy(buf + LWS_PRE, resp, (size_t)len);
+    return lws_write(wsi, buf + LWS_PRE, (size_t)len, LWS_WRITE_HTTP_HEADERS) < 0 ? -1 : 1;
 }

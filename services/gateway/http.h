@@ -102,4 +102,12 @@ int gw_http_on_body_done(struct lws *wsi, gw_http_reply_t *r);
  * sending): frees what r holds. Accepts NULL. */
 void gw_http_on_drop(gw_http_reply_t *r);
 
+/* Answers a WebSocket upgrade request with an HTTP/1.1 error and closes: status is the status
+ * line's rest ("403 Forbidden"), retry_after_s > 0 adds Retry-After, body is text/plain.
+ * Written by hand: lws_return_http_status answers an upgrade request as HTTP/1.0, which strict
+ * WebSocket clients do not accept as a response. Returns what the lws callback returns (1:
+ * answered, -1: the write failed). Loop thread. */
+int gw_http_refuse_upgrade(struct lws *wsi, const char *status, int retry_after_s,
+                           const char *body);
+
 #endif

@@ -17,6 +17,7 @@
 #include "common/tenant_cache.h"
 #include "common/tenant_settings.h"
 #include "services/gateway/gateway.h"
+#include "services/gateway/http.h"
 
 #define GW_POLICY_CONNS_PREFIX "chat:conns" /* chat:conns:<gateway>, chat:conns:instances */
 #define ORIGIN_HEADER_MAX 512 /* a longer Origin is no origin a tenant can list: refused */
@@ -343,16 +344,7 @@ int gw_policy_upgrade(struct gw_gateway *gw, struct lws *wsi)
     chat_tenant_counter_add(gw->policy->origin_refusals[0], tenant, 1);
     chat_log_info("connection refused: origin not allowed", CHAT_F_STR("tenant", tenant),
                   CHAT_F_STR("origin", origin), CHAT_F_STR("stage", "upgrade"));
-    /* Written by hand, as upgrade_confirm's 404: HTTP/1.1, which WebSocket clients accept. */
-    static const char resp[] = "HTTP/1.1 403 Forbidden\r\n"
-                               "content-type: text/plain\r\n"
-                               "content-length: 19\r\n"
-                               "connection: close\r\n\r\n"
-                               "origin not allowed\n";
-    unsigned char buf[LWS_PRE + sizeof resp];
-    memcpy(buf + LWS_PRE, resp, sizeof resp - 1);
-    int n = lws_write(wsi, buf + LWS_PRE, sizeof resp - 1, LWS_WRITE_HTTP_HEADERS);
-    return n < 0 ? -1 : 1;
+    return gw_http_refuse_upgrade(wsi, "403 Forbidden", 0, "origin not allowed\n");
 }
 
 bool gw_policy_conn_open(struct lws *wsi, gw_session_t *s)

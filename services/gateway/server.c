@@ -29,6 +29,7 @@
 #include "common/signals.h"
 #include "common/tls.h"
 #include "services/gateway/history.h"
+#include "services/gateway/http.h"
 #include "services/gateway/join.h"
 #include "services/gateway/online.h"
 #include "services/gateway/presence.h"
@@ -881,19 +882,8 @@ static void deadlines_run(gw_gateway_t *gw)
 static int upgrade_refuse_draining(gw_gateway_t *gw, struct lws *wsi)
 {
     chat_counter_inc(gw->stats.connects[GW_CONNECT_DRAINING]);
-    char resp[256];
-    int len = snprintf(resp, sizeof resp,
-                       "HTTP/1.1 503 Service Unavailable\r\n"
-                       "content-type: text/plain\r\n"
-                       "retry-after: %d\r\n"
-                       "content-length: 9\r\n"
-                       "connection: close\r\n\r\n"
-                       "draining\n",
-                       DRAIN_RETRY_AFTER_S);
-    unsigned char buf[LWS_PRE + sizeof resp];
-    memcpy(buf + LWS_PRE, resp, (size_t)len);
-    int n = lws_write(wsi, buf + LWS_PRE, (size_t)len, LWS_WRITE_HTTP_HEADERS);
-    return n < 0 ? -1 : 1;
+    return gw_http_refuse_upgrade(wsi, "503 Service Unavailable", DRAIN_RETRY_AFTER_S,
+                                  "draining\n");
 }
 
 /* An upgrade beyond a cap of unauthenticated connections: 503 with Retry-After, counted by
@@ -913,19 +903,8 @@ static int upgrade_refuse_unauth(gw_gateway_t *gw, struct lws *wsi, int reason)
                       CHAT_F_STR("peer", ip), CHAT_F_INT("unauthenticated", gw->unauth));
         logged_ms = now;
     }
-    char resp[256];
-    int len = snprintf(resp, sizeof resp,
-                       "HTTP/1.1 503 Service Unavailable\r\n"
-                       "content-type: text/plain\r\n"
-                       "retry-after: %d\r\n"
-                       "content-length: 9\r\n"
-                       "connection: close\r\n\r\n"
-                       "too many\n",
-                       UNAUTH_RETRY_AFTER_S);
-    unsigned char buf[LWS_PRE + sizeof resp];
-    memcpy(buf + LWS_PRE, resp, (size_t)len);
-    int n = lws_write(wsi, buf + LWS_PRE, (size_t)len, LWS_WRITE_HTTP_HEADERS);
-    return n < 0 ? -1 : 1;
+    return gw_http_refuse_upgrade(wsi, "503 Service Unavailable", UNAUTH_RETRY_AFTER_S,
+                                  "too many\n");
 }
 
 /* A WebSocket upgrade for any other path is refused like any unknown URL: with a 404
@@ -945,17 +924,7 @@ static int upgrade_confirm(struct lws *wsi)
         return upgrade_refuse_unauth(gw, wsi, refusal);
     if (ws)
         return gw_policy_upgrade(gw, wsi);
-    /* Written by hand: lws_return_http_status answers an upgrade request as HTTP/1.0,
-     * which strict WebSocket clients do not accept as a response. */
-    static const char resp[] = "HTTP/1.1 404 Not Found\r\n"
-                               "content-type: text/plain\r\n"
-                               "content-length: 10\r\n"
-                               "connection: close\r\n\r\n"
-                               "not found\n";
-    unsigned char buf[LWS_PRE + sizeof resp];
-    memcpy(buf + LWS_PRE, resp, sizeof resp - 1);
-    int n = lws_write(wsi, buf + LWS_PRE, sizeof resp - 1, LWS_WRITE_HTTP_HEADERS);
-    return n < 0 ? -1 : 1;
+    return gw_http_refuse_upgrade(wsi, "404 Not Found", 0, "not found\n");
 }
 
 /* ---- TLS (CHAT_GATEWAY_TLS_CERT / _KEY) ---- */
