@@ -32,7 +32,7 @@ import warnings
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 from api_client import server_token, stack_load, tenant_create, unique, user_token  # noqa: E402
 from checks import check, finish, parse_metrics  # noqa: E402
-from own_gateway import OwnGateway, free_port  # noqa: E402
+from own_gateway import OwnGateway, free_port, stop_process  # noqa: E402
 from websockets.sync.client import connect  # noqa: E402
 
 stack = stack_load()
@@ -295,12 +295,7 @@ def api_part(d, ctx, logs):
                        timeout=12),
               "files that changed are reloaded by the api without a signal (A again)")
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
         log.close()
         check(proc.returncode == 0, f"the TLS api stops cleanly ({proc.returncode})")
     install(d, "a.pem", "a.key")

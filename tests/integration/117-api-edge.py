@@ -6,7 +6,6 @@ of the test's own with CHAT_API_PER_IP_MAX=5 and CHAT_API_IDLE_TIMEOUT=3s:
 - the silent ones are closed after about 3 s;
 - a 64 KiB request head gets 431."""
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -17,7 +16,7 @@ import urllib.request
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 from api_client import server_token, stack_load, tenant_create, unique  # noqa: E402
 from checks import check, finish  # noqa: E402
-from own_gateway import free_port  # noqa: E402
+from own_gateway import free_port, stop_process  # noqa: E402
 
 stack = stack_load()
 API_BIN = os.path.join(stack["CHAT_BUILD_DIR"], "services", "api", "chat-api")
@@ -105,12 +104,7 @@ def main():
         check(answer.startswith("HTTP/1.1 "), f"the address is served again once its "
               f"connections closed: {answer!r}")
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
         log.close()
         check(proc.returncode == 0, f"the api stops cleanly ({proc.returncode})")
     finish()

@@ -12,6 +12,18 @@ import urllib.error
 import urllib.request
 
 
+def stop_process(proc, timeout=30):
+    """SIGTERM, then SIGKILL after timeout s; returns the exit status."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -65,15 +77,9 @@ class OwnGateway:
 
     def stop(self, timeout=30):
         """SIGTERM, then kill after timeout s; returns the exit status."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        rc = stop_process(self.proc, timeout)
         self.log.close()
-        return self.proc.returncode
+        return rc
 
     def kill(self):
         if self.proc.poll() is None:
