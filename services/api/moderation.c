@@ -102,11 +102,13 @@ void api_mod_flags_pos_format(int64_t ts, const char *id, char *buf, size_t len)
 bool api_mod_flags_pos_parse(const char *raw, int64_t *ts, char id[25])
 {
     const char *dot = strchr(raw, '.');
-    if (dot == NULL || dot == raw || dot - raw > 19 || !chat_name_message_id_valid(dot + 1))
+    /* what format writes: no leading zero, at most INT64_MAX (19 digits can exceed it) */
+    if (dot == NULL || dot == raw || dot - raw > 19 || (raw[0] == '0' && dot - raw > 1) ||
+        !chat_name_message_id_valid(dot + 1))
         return false;
     int64_t v = 0;
     for (const char *p = raw; p < dot; p++) {
-        if (*p < '0' || *p > '9')
+        if (*p < '0' || *p > '9' || v > (INT64_MAX - (*p - '0')) / 10)
             return false;
         v = v * 10 + (*p - '0');
     }

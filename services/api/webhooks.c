@@ -320,7 +320,9 @@ void api_webhook_pos_format(int64_t created, const char *id, char *buf, size_t l
 bool api_webhook_pos_parse(const char *raw, int64_t *created, char id[API_WEBHOOK_ID_LEN + 1])
 {
     const char *dot = strchr(raw, '.');
-    if (dot == NULL || dot == raw || dot - raw > 18 || !api_webhook_id_valid(dot + 1))
+    /* what format writes: no leading zero (18 digits cannot overflow) */
+    if (dot == NULL || dot == raw || dot - raw > 18 || (raw[0] == '0' && dot - raw > 1) ||
+        !api_webhook_id_valid(dot + 1))
         return false;
     int64_t v = 0;
     for (const char *p = raw; p < dot; p++) {

@@ -114,6 +114,15 @@ START_TEST(test_flags_state_and_cursor)
     ck_assert(!api_mod_flags_pos_parse("12.0123", &ts, id));
     ck_assert(!api_mod_flags_pos_parse("12", &ts, id));
     ck_assert(!api_mod_flags_pos_parse("99999999999999999999.0123456789abcdef01234567", &ts, id));
+    /* found by fuzzing (tests/fuzz, target api): 19 digits above INT64_MAX overflowed (UBSan),
+     * and leading zeros, which format never writes, were taken */
+    ck_assert(!api_mod_flags_pos_parse("9999999999999999999.0123456789abcdef01234567", &ts, id));
+    ck_assert(api_mod_flags_pos_parse("9223372036854775807.0123456789abcdef01234567", &ts, id));
+    ck_assert(ts == INT64_MAX);
+    ck_assert(!api_mod_flags_pos_parse("9223372036854775808.0123456789abcdef01234567", &ts, id));
+    ck_assert(!api_mod_flags_pos_parse("012.0123456789abcdef01234567", &ts, id));
+    ck_assert(api_mod_flags_pos_parse("0.0123456789abcdef01234567", &ts, id));
+    ck_assert_int_eq(ts, 0);
 }
 END_TEST
 

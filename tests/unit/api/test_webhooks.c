@@ -261,6 +261,9 @@ START_TEST(test_test_body_and_cursor)
     ck_assert(!api_webhook_pos_parse("12x.wh_abcdefghijKLMNOPQRST-_", &created, id));
     ck_assert(!api_webhook_pos_parse("12.wh_short", &created, id));
     ck_assert(!api_webhook_pos_parse("12", &created, id));
+    /* found by fuzzing (tests/fuzz, target api): leading zeros, which format never writes */
+    ck_assert(!api_webhook_pos_parse("012.wh_abcdefghijKLMNOPQRST-_", &created, id));
+    ck_assert(api_webhook_pos_parse("0.wh_abcdefghijKLMNOPQRST-_", &created, id));
     cJSON *ev = api_webhook_events_json(CHAT_WH_EVENTS_ALL);
     ck_assert_int_eq(cJSON_GetArraySize(ev), 6);
     cJSON_Delete(ev);
