@@ -2,7 +2,7 @@
  * first byte picks what the rest is:
  *   0: a request body as http.c reads it (escaped NUL refused, one exact JSON value, an
  *      object), then handed to every body validator: the settings PATCH merge
- *      (api_settings_merge, and the typed view of the result), a moderator's review, a rescan's
+ *      (chat_settings_merge, and the typed views of the result), a moderator's review, a rescan's
  *      parameters, a webhook (create and PATCH, both egress policies), and the generic field
  *      checks of the resource modules (api_body_fields, api_body_string, api_body_users);
  *   1: a URL path routed against every route pattern the api registers (api_pattern_match,
@@ -15,6 +15,7 @@
 
 #include "common/json.h"
 #include "common/names.h"
+#include "common/tenant_settings.h"
 #include "services/api/api.h"
 #include "services/api/http.h"
 #include "services/api/moderation.h"
@@ -71,16 +72,21 @@ static void bodies(cJSON *body)
 {
     char error[512];
 
-    cJSON *settings = api_settings_defaults();
+    cJSON *settings = chat_settings_defaults();
     if (settings == NULL)
         abort();
     cJSON *before = cJSON_Duplicate(settings, true);
-    if (api_settings_merge(settings, body, error, sizeof error)) {
+    if (chat_settings_merge(settings, body, error, sizeof error)) {
         api_settings_t typed;
         api_settings_from_json(settings, &typed);
+        chat_settings_policy_t policy;
+        if (chat_settings_policy_from_json(settings, &policy) == CHAT_OK) {
+            (void)chat_settings_origin_allowed(&policy, "https://fuzz.example");
+            chat_settings_policy_clear(&policy);
+        }
         /* merging the result again into the defaults gives the same settings */
-        cJSON *again = api_settings_defaults();
-        FUZZ_ASSERT(api_settings_merge(again, settings, error, sizeof error),
+        cJSON *again = chat_settings_defaults();
+        FUZZ_ASSERT(chat_settings_merge(again, settings, error, sizeof error),
                     "merged settings refused as a patch: %s", error);
         FUZZ_ASSERT(cJSON_Compare(again, settings, true), "settings merge is not idempotent");
         cJSON_Delete(again);
@@ -198,8 +204,8 @@ static void value_mode(const uint8_t *data, size_t size)
     const char *tok = api_bearer_token(s);
     if (tok != NULL)
         FUZZ_ASSERT(tok >= s && tok <= s + size, "bearer token outside the header");
-    (void)api_settings_origin_valid(s);
-    (void)api_settings_email_valid(s);
+    (void)chat_settings_origin_valid(s);
+    (void)chat_settings_email_valid(s);
     (void)api_room_name_valid(s);
     (void)api_webhook_id_valid(s);
     int64_t ts = 0;
