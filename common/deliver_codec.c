@@ -17,8 +17,8 @@
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 static const char *const deliver_keys[] = {"v", "type", "items"};
-static const char *const item_keys[] = {"tenant", "room",        "seq", "frame",
-                                        "conns",  "except_user", "end", "end_user"};
+static const char *const item_keys[] = {"tenant",      "room", "seq",      "frame", "conns",
+                                        "except_user", "end",  "end_user", "sent"};
 enum {
     ITEM_TENANT,
     ITEM_ROOM,
@@ -27,7 +27,8 @@ enum {
     ITEM_CONNS,
     ITEM_EXCEPT_USER,
     ITEM_END,
-    ITEM_END_USER
+    ITEM_END_USER,
+    ITEM_SENT
 };
 
 /* Returns NULL if end/end_user (either may be NULL) of an item with or without conns
@@ -64,6 +65,8 @@ static const char *item_problem(const chat_deliver_item_t *item)
         return "invalid room";
     if (item->seq < 0 || item->seq > CHAT_JSON_INT_MAX)
         return "seq out of range";
+    if (item->sent < 0 || item->sent > CHAT_JSON_INT_MAX)
+        return "sent out of range";
     if (!frame_valid(item->frame))
         return "frame is not an object with a string type";
     if (item->conns != NULL && item->nconns == 0)
@@ -84,6 +87,7 @@ static cJSON *item_new(const chat_deliver_item_t *item)
     bool ok = obj != NULL && cJSON_AddStringToObject(obj, "tenant", item->tenant) != NULL &&
               cJSON_AddStringToObject(obj, "room", item->room) != NULL &&
               (item->seq == 0 || chat_json_add_int(obj, "seq", item->seq)) &&
+              (item->sent == 0 || chat_json_add_int(obj, "sent", item->sent)) &&
               cJSON_AddItemReferenceToObject(obj, "frame", item->frame);
     cJSON *conns = NULL;
     if (ok && item->conns != NULL)
@@ -307,6 +311,11 @@ static chat_err_t item_read(reader_t *r, size_t index, chat_deliver_item_t *out)
                 if (!read_int(r, &out->seq) || out->seq < 1)
                     return chat_json_fail(r->errbuf, r->errlen,
                                           "deliver item %zu: seq must be an integer >= 1", index);
+                break;
+            case ITEM_SENT:
+                if (!read_int(r, &out->sent) || out->sent < 1)
+                    return chat_json_fail(r->errbuf, r->errlen,
+                                          "deliver item %zu: sent must be an integer >= 1", index);
                 break;
             case ITEM_FRAME:
                 err = frame_read(r, index, out);

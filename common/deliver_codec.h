@@ -15,7 +15,7 @@
 #define CHAT_DELIVER_VERSION 1 /* the envelope's "v" */
 
 /* ---- chat.deliver: broadcast -> one gateway ----
- * {"v":1,"type":"deliver","items":[{"tenant","room","seq"?,"frame":{...},"conns"?:[...],
+ * {"v":1,"type":"deliver","items":[{"tenant","room","seq"?,"sent"?,"frame":{...},"conns"?:[...],
  *  "except_user"?,"end"?,"end_user"?}]}
  * An item without conns goes to every socket of the gateway subscribed to tenant/room but
  * those of except_user, if given (a typing frame skips the typer's own connections); with
@@ -25,7 +25,8 @@
 typedef struct chat_deliver_item {
     const char *tenant;
     const char *room;
-    int64_t seq; /* 0 when the frame carries no seq */
+    int64_t seq;  /* 0 when the frame carries no seq */
+    int64_t sent; /* msg items: when the send was received, ms since the epoch; 0: absent */
     /* Encoding: the client frame; borrowed. May be a raw node (cJSON_CreateRaw) holding the
      * frame already serialised: a frame shared by several records is then printed once, not
      * once per record. */

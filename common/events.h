@@ -72,13 +72,14 @@ typedef struct chat_event {
     int64_t useq;            /* update, ack of an update: the room's update sequence */
     int64_t ts;              /* ms since epoch */
     int64_t edited;          /* msg, update: ts of the message's last edit */
+    int64_t sent;            /* msg: when its send was received (the send's ts), optional */
     int64_t attempts;        /* notify_failed */
     bool on;                 /* react */
     bool online;             /* presence */
     bool removed;            /* update(moderate); msg frames of removed messages */
     bool deleted;            /* msg, update: the message was deleted (no text) */
     bool has_seq, has_useq, has_ts, has_on, has_online, has_removed, has_edited, has_deleted,
-        has_attempts;
+        has_attempts, has_sent;
     cJSON *reactions; /* msg/update: {"emoji": ["user", ...]}; borrowed */
     cJSON *payload;   /* notify_failed: the event that could not be notified; borrowed */
     void *priv_;      /* parse tree of a decoded event */

@@ -23,6 +23,12 @@
 
 #define MONGO_CODE_DUPLICATE_KEY 11000
 #define MONGO_CODE_DUPLICATE_KEY_LEGACY 11001
+/* The most documents an ordered insert sends in one command. FerretDB (v1.24) inserts a
+ * command's documents in batches of its --batch-size (default 100) and, ordered, stops at a
+ * failure only within the failing batch: it goes on with the next batches, storing documents
+ * after the failed one. Commands no larger than its batch keep an ordered insert's stored
+ * documents a prefix, as MongoDB does for any size. */
+#define STORE_ORDERED_CHUNK 100
 
 struct chat_store {
     mongoc_uri_t *uri; /* kept for the short-lived clients of chat_store_ping */
@@ -554,14 +560,11 @@ static chat_err_t store_fill_results(const bson_t *reply, const bson_error_t *er
     return duplicates == failed ? CHAT_ERR_DUPLICATE : CHAT_ERR_MONGO;
 }
 
-chat_err_t chat_store_insert_many(chat_store_t *s, const char *collection,
-                                  const bson_t *const *docs, size_t n, bool ordered,
-                                  chat_err_t *results)
+/* One insert command of n documents (results as chat_store_insert_many says). */
+static chat_err_t store_insert_command(chat_store_t *s, const char *collection,
+                                       const bson_t *const *docs, size_t n, bool ordered,
+                                       chat_err_t *results)
 {
-    if (n == 0)
-        return CHAT_OK;
-    if (collection == NULL || docs == NULL || results == NULL)
-        return CHAT_ERR_INVALID;
     mongoc_client_t *client = chat_store_acquire(s);
     mongoc_collection_t *col = chat_store_collection(s, client, collection);
     bson_t opts = BSON_INITIALIZER;
@@ -581,6 +584,31 @@ chat_err_t chat_store_insert_many(chat_store_t *s, const char *collection,
     mongoc_collection_destroy(col);
     chat_store_release(s, client);
     return err;
+}
+
+chat_err_t chat_store_insert_many(chat_store_t *s, const char *collection,
+                                  const bson_t *const *docs, size_t n, bool ordered,
+                                  chat_err_t *results)
+{
+    if (n == 0)
+        return CHAT_OK;
+    if (collection == NULL || docs == NULL || results == NULL)
+        return CHAT_ERR_INVALID;
+    if (!ordered)
+        return store_insert_command(s, collection, docs, n, false, results);
+    /* Ordered: in commands of at most STORE_ORDERED_CHUNK documents, the next one sent only
+     * if the one before stored everything, so that what is stored stays a prefix even on a
+     * server that goes on past a failure (store.h). */
+    for (size_t at = 0; at < n; at += STORE_ORDERED_CHUNK) {
+        size_t k = n - at < STORE_ORDERED_CHUNK ? n - at : STORE_ORDERED_CHUNK;
+        chat_err_t err = store_insert_command(s, collection, docs + at, k, true, results + at);
+        if (err != CHAT_OK) {
+            for (size_t i = at + k; i < n; i++)
+                results[i] = CHAT_ERR_STOPPED;
+            return err;
+        }
+    }
+    return CHAT_OK;
 }
 
 chat_err_t chat_store_find_one(chat_store_t *s, const char *collection, const bson_t *filter,

@@ -68,13 +68,15 @@ typedef struct chat_store_index {
 /* chat_store_ensure_index for each of the n indexes, in order; stops at the first failure. */
 chat_err_t chat_store_ensure_indexes(chat_store_t *s, const chat_store_index_t *ix, size_t n);
 
-/* Inserts docs in one insert_many. results (n entries, caller-provided) gets each document's
+/* Inserts docs with insert_many. results (n entries, caller-provided) gets each document's
  * outcome: CHAT_OK, CHAT_ERR_DUPLICATE (unique key violation) or CHAT_ERR_MONGO.
  * Unordered: a failing document does not stop the others.
  * Ordered: documents are inserted in array order and the first failure stops the insert: the
  * documents before it are stored, it gets DUPLICATE or MONGO, and every document after it is
  * not attempted and gets CHAT_ERR_STOPPED. So what an ordered insert stores is always a prefix
- * of docs, even if the server or the process dies in the middle.
+ * of docs, even if the server or the process dies in the middle. (Sent in commands of at most
+ * 100 documents, each only once the one before stored all of its own: FerretDB goes on past
+ * an ordered failure into its next internal batch of 100.)
  * Returns CHAT_OK if all were inserted, CHAT_ERR_DUPLICATE if the only failure(s) were
  * duplicates, else CHAT_ERR_MONGO (logged with the server's code and message). When the reply
  * cannot account for every document (no reply at all, a network error after some batches, a

@@ -18,7 +18,8 @@
 typedef struct fanout_entry {
     const char *tenant;
     const char *room;
-    int64_t seq; /* 0: not a msg item */
+    int64_t seq;  /* 0: not a msg item */
+    int64_t sent; /* msg items: when the send was received (0: unknown) */
     cJSON *frame;
     const char *conn;        /* NULL: every subscriber of the room on that gateway */
     const char *except_user; /* NULL, or whose sockets the item skips (typing, presence) */
@@ -261,6 +262,8 @@ static chat_err_t to_followers(broadcast_fanout_t *f, const chat_event_t *ev,
             return err;
         fanout_list_t *l = &f->lists[gw];
         l->v[l->n - 1].except_user = except_user;
+        if (ev->type == CHAT_EV_MSG && ev->has_sent)
+            l->v[l->n - 1].sent = ev->sent;
         notice_ends(ev, &l->v[l->n - 1]);
         (*count)++;
     }
@@ -385,6 +388,7 @@ static chat_err_t emit_range(broadcast_fanout_t *f, int32_t gw, size_t lo, size_
             .tenant = e->tenant,
             .room = e->room,
             .seq = e->seq,
+            .sent = e->sent,
             .frame = e->frame,
             .conns = e->conn != NULL ? &e->conn : NULL,
             .nconns = e->conn != NULL ? 1 : 0,

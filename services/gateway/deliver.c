@@ -73,14 +73,18 @@ static bool conns_copy(gw_delivery_t *d, const chat_deliver_item_t *item)
     return true;
 }
 
-/* What the metrics need of the frame, read on the consumer thread: a msg frame's ts, the
- * cid of an ack or error addressed to connections (the send it answers). False if out of
- * memory. */
+/* What the metrics need of an item, read on the consumer thread: when a msg item's send was
+ * received (its sent; from older producers, the frame's ts: when it was stored), the cid of
+ * an ack or error addressed to connections (the send it answers). False if out of memory. */
 static bool timing_fields(gw_delivery_t *d, const chat_deliver_item_t *item)
 {
     bool msg = strcmp(item->frame_type, "msg") == 0;
     bool answer = item->nconns > 0 &&
                   (strcmp(item->frame_type, "ack") == 0 || strcmp(item->frame_type, "error") == 0);
+    if (msg && item->sent > 0) {
+        d->ts_ms = item->sent; /* no need to parse the frame */
+        return true;
+    }
     if (!msg && !answer)
         return true;
     cJSON *f = cJSON_ParseWithLength(item->frame_json, item->frame_len);

@@ -28,7 +28,7 @@ typedef struct gw_delivery {
     char **conns;      /* NULL: every subscriber of tenant/room */
     size_t nconns;
     gw_buf_t *buf; /* the serialised frame */
-    int64_t ts_ms; /* a msg frame's ts (ms since the epoch), else 0: deliver_seconds */
+    int64_t ts_ms; /* a msg item's sent, else its frame's ts (ms since the epoch), else 0 */
     char *cid;     /* an ack's or error's cid (the send it answers), else NULL */
     /* NULL, or "removed" / "deleted": after the frame, the subscriptions to the room of
      * end_user (removed) or of everyone (deleted) end with `left` {room, reason: end} */

@@ -155,8 +155,8 @@ static bool connection_stats_init(gw_stats_t *st, chat_metrics_t *m, const char 
         chat_metrics_slo_buckets, chat_metrics_slo_nbuckets);
     st->deliver_seconds = chat_metrics_histogram(
         m, "chat_gateway_deliver_seconds",
-        "Time from a message's server timestamp to its msg frame queued on this gateway, per "
-        "delivery (wall clocks; negative clamped to 0).",
+        "Send -> deliver: from the send received (by its gateway or the api) to the msg frame "
+        "queued on this gateway, per delivery (wall clocks; negative clamped to 0).",
         NULL, chat_metrics_slo_buckets, chat_metrics_slo_nbuckets);
     st->draining = chat_metrics_gauge(m, "chat_gateway_draining",
                                       "1 while the gateway drains (after SIGTERM), else 0.", NULL);

@@ -1831,6 +1831,10 @@ static void outcome_event(const batch_t *b, const item_t *it, chat_event_t *ev)
     ev->id = d->id;
     if (msg)
         doc_msg_event(d, ev); /* a republished message may have changed since: removed too */
+    if (msg && it->ev->has_ts && it->ev->ts > 0) {
+        ev->sent = it->ev->ts; /* when the send was received: send -> deliver at the gateways */
+        ev->has_sent = true;
+    }
 }
 
 static chat_err_t publish_one(message_pipeline_t *p, const batch_t *b, const item_t *it)

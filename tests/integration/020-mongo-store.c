@@ -291,6 +291,65 @@ START_TEST(ordered_batch_stops_at_first_duplicate)
 }
 END_TEST
 
+/* The same across many documents: FerretDB inserts a command's documents in batches of 100
+ * and, ordered, went on with the next batches after a duplicate in the first (the message
+ * service then stored later sends at seqs below earlier ones). Nothing after the duplicate may
+ * be stored, whatever the batch's size. */
+START_TEST(large_ordered_batch_stores_a_prefix)
+{
+    enum { N = 250, DUP = 30 };
+    ensure_unique_index();
+    bson_t *existing = message("big", 1000 + DUP, "existing");
+    chat_err_t result;
+    ck_assert_int_eq(insert(&existing, 1, &result), CHAT_OK);
+
+    bson_t *batch[N];
+    chat_err_t results[N];
+    for (int i = 0; i < N; i++) {
+        char body[16];
+        snprintf(body, sizeof body, "m%d", i);
+        batch[i] = message("big", 1000 + i, body);
+        results[i] = CHAT_ERR__COUNT;
+    }
+    ck_assert_int_eq(insert_ordered(batch, N, results), CHAT_ERR_DUPLICATE);
+    for (int i = 0; i < N; i++) {
+        chat_err_t want = i < DUP ? CHAT_OK : i == DUP ? CHAT_ERR_DUPLICATE : CHAT_ERR_STOPPED;
+        ck_assert_msg(results[i] == want, "document %d: %s, want %s", i, chat_err_name(results[i]),
+                      chat_err_name(want));
+    }
+    bson_t *found[N + 1];
+    bson_t *filter = BCON_NEW("room", BCON_UTF8("big"));
+    int n = find_all(filter, found, N + 1);
+    ck_assert_int_eq(n, DUP + 1); /* the prefix and the one that was there */
+    for (int i = 0; i < n; i++)
+        ck_assert_int_eq(int64_field(found[i], "seq"), 1000 + i);
+    free_all(found, n);
+
+    /* A duplicate in a later command: the commands before it are stored whole. */
+    bson_t *more[N];
+    for (int i = 0; i < N; i++) {
+        more[i] = message("big", 2000 + i, "more");
+        results[i] = CHAT_ERR__COUNT;
+    }
+    bson_t *late = message("big", 2000 + 160, "late");
+    ck_assert_int_eq(insert(&late, 1, &result), CHAT_OK);
+    ck_assert_int_eq(insert_ordered(more, N, results), CHAT_ERR_DUPLICATE);
+    for (int i = 0; i < N; i++) {
+        chat_err_t want = i < 160 ? CHAT_OK : i == 160 ? CHAT_ERR_DUPLICATE : CHAT_ERR_STOPPED;
+        ck_assert_msg(results[i] == want, "document %d: %s, want %s", i, chat_err_name(results[i]),
+                      chat_err_name(want));
+    }
+    n = find_all(filter, found, N + 1);
+    ck_assert_int_eq(n, DUP + 1 + 161);
+    free_all(found, n);
+    bson_destroy(filter);
+    free_all(more, N);
+    bson_destroy(late);
+    free_all(batch, N);
+    bson_destroy(existing);
+}
+END_TEST
+
 START_TEST(other_write_error_is_mongo)
 {
     /* FerretDB refuses a '.' in a field name (code 2); the other document is still stored. */
@@ -461,6 +520,7 @@ static Suite *store_suite(void)
     tcase_add_test(tc, duplicate_is_reported);
     tcase_add_test(tc, unordered_batch_reports_each_duplicate);
     tcase_add_test(tc, ordered_batch_stops_at_first_duplicate);
+    tcase_add_test(tc, large_ordered_batch_stores_a_prefix);
     tcase_add_test(tc, other_write_error_is_mongo);
     tcase_add_test(tc, rejected_batch_marks_every_document);
     tcase_add_test(tc, pool_serves_threads);

@@ -307,7 +307,7 @@ func overview() *board {
 
 	d.row("SLOs")
 	d.stat("Delivery p99 (send → deliver)", "s", thresholds(sloDeliverP99),
-		"p99 from a message stored (its server timestamp) to its frame queued for each receiver, over all gateways. SLO: 200 ms (the alert's; the design's goal is 100 ms).",
+		"p99 from a send received by its gateway to the message frame queued for each receiver, over all gateways. SLO: 200 ms (the alert's; the design's goal is 100 ms).",
 		q{quantile("0.99", "chat_gateway_deliver_seconds", "", ""), "p99"})
 	d.stat("Send → ack p99", "s", thresholds(sloAckP99),
 		"p99 from a send frame received to its ack queued (stored in MongoDB first). SLO: 200 ms.",

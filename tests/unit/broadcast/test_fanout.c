@@ -236,6 +236,26 @@ START_TEST(test_msg_to_followers_and_ack_to_origin)
 }
 END_TEST
 
+/* A msg event's sent (when its send was received) goes with its msg items, not with the ack. */
+START_TEST(test_msg_sent_passed_on)
+{
+    const int32_t gws[] = {1};
+    add(decode("{\"v\":1,\"type\":\"msg\",\"tenant\":\"acme\",\"room\":\"general\",\"seq\":8,"
+               "\"id\":\"65f1c0ffee0123456789ab08\",\"from\":\"alice\",\"text\":\"hi\","
+               "\"ts\":1732406400100,\"sent\":1732406400090,\"cid\":\"c-8\","
+               "\"origin\":{\"gw\":\"0\",\"conn\":\"0.b1.5\"}}"),
+        gws, 1);
+    emit(BROADCAST_RECORD_MAX);
+    cJSON *g1 = items_of(1);
+    ck_assert(cJSON_GetObjectItem(cJSON_GetArrayItem(g1, 0), "sent")->valuedouble ==
+              1732406400090.0);
+    cJSON *g0 = items_of(0);
+    ck_assert(!cJSON_HasObjectItem(cJSON_GetArrayItem(g0, 0), "sent")); /* the ack */
+    cJSON_Delete(g0);
+    cJSON_Delete(g1);
+}
+END_TEST
+
 START_TEST(test_origin_follows_room)
 {
     /* Sender's gateway follows too: the msg (for its sockets in the room), then the ack. */
@@ -707,6 +727,7 @@ static Suite *fanout_suite(void)
     TCase *tc = tcase_create("core");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_msg_to_followers_and_ack_to_origin);
+    tcase_add_test(tc, test_msg_sent_passed_on);
     tcase_add_test(tc, test_origin_follows_room);
     tcase_add_test(tc, test_msg_without_origin_or_followers);
     tcase_add_test(tc, test_ack_and_reject_routing);

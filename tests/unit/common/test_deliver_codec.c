@@ -30,6 +30,7 @@ static void assert_items_equal(const chat_deliver_item_t *a, const chat_deliver_
     ck_assert_str_eq(a->tenant, b->tenant);
     ck_assert_str_eq(a->room, b->room);
     ck_assert(a->seq == b->seq);
+    ck_assert(a->sent == b->sent);
     cJSON *frame = frame_of(b);
     ck_assert(cJSON_Compare(a->frame, frame, true));
     cJSON_Delete(frame);
@@ -47,7 +48,7 @@ START_TEST(test_deliver_round_trip)
                              "\"id\":\"" ID "\",\"ts\":1}");
     const char *conns[] = {"c-17", "c-18"};
     chat_deliver_item_t items[] = {
-        {.tenant = "acme", .room = "general", .seq = 42, .frame = msg},
+        {.tenant = "acme", .room = "general", .seq = 42, .sent = 1732406400007, .frame = msg},
         {.tenant = "acme", .room = "general", .frame = ack, .conns = conns, .nconns = 2},
     };
     char *json = NULL;
@@ -72,7 +73,9 @@ START_TEST(test_deliver_round_trip)
     cJSON *first = cJSON_GetArrayItem(cJSON_GetObjectItem(doc, "items"), 0);
     cJSON *second = cJSON_GetArrayItem(cJSON_GetObjectItem(doc, "items"), 1);
     ck_assert(!cJSON_HasObjectItem(first, "conns"));
-    ck_assert(!cJSON_HasObjectItem(second, "seq")); /* seq 0: absent */
+    ck_assert(!cJSON_HasObjectItem(second, "seq"));  /* seq 0: absent */
+    ck_assert(!cJSON_HasObjectItem(second, "sent")); /* sent 0: absent */
+    ck_assert(cJSON_GetObjectItem(first, "sent")->valuedouble == 1732406400007.0);
     cJSON_Delete(doc);
     free(json);
     cJSON_Delete(msg);
@@ -123,8 +126,8 @@ START_TEST(test_deliver_encode_rejects)
     cJSON *untyped = cJSON_Parse("{\"room\":\"r\"}");
     const char *conns[] = {"c-1", ""};
     const chat_deliver_item_t good = {.tenant = "acme", .room = "general", .frame = frame};
-    chat_deliver_item_t bad[8];
-    for (size_t i = 0; i < 8; i++)
+    chat_deliver_item_t bad[9];
+    for (size_t i = 0; i < 9; i++)
         bad[i] = good;
     bad[0].tenant = "a b";
     bad[1].room = NULL;
@@ -134,8 +137,9 @@ START_TEST(test_deliver_encode_rejects)
     bad[5].conns = conns, bad[5].nconns = 2; /* "" is not a connection id */
     bad[6].seq = -1;
     bad[7].seq = INT64_C(9007199254740992);
+    bad[8].sent = -5;
     char *json = NULL;
-    for (size_t i = 0; i < 8; i++) {
+    for (size_t i = 0; i < 9; i++) {
         chat_deliver_item_t batch[2] = {good, bad[i]};
         ck_assert_msg(chat_deliver_encode(batch, 2, &json, NULL) == CHAT_ERR_INVALID,
                       "bad item %zu encoded", i);
@@ -191,6 +195,11 @@ static const char *const bad_deliveries[] = {
     "\"frame\":{\"type\":\"pong\"},\"conns\":[\"c3\"]},{\"tenant\":\"a\",\"room\":\"r\"}]}",
     "{\"v\":1,\"type\":\"deliver\",\"items\":[{\"tenant\":\"a\",\"room\":\"r\","
     "\"frame\":{\"type\":\"pong\"},\"conns\":[\"c1\",5]}]}",
+    /* sent: a positive integer */
+    "{\"v\":1,\"type\":\"deliver\",\"items\":[{\"tenant\":\"a\",\"room\":\"r\","
+    "\"sent\":0,\"frame\":{\"type\":\"pong\"}}]}",
+    "{\"v\":1,\"type\":\"deliver\",\"items\":[{\"tenant\":\"a\",\"room\":\"r\","
+    "\"sent\":\"1\",\"frame\":{\"type\":\"pong\"}}]}",
 };
 
 START_TEST(test_deliver_decode_rejects)

@@ -14,6 +14,10 @@ static const char batch[] =
     "{\"tenant\":\"acme\",\"room\":\"general\",\"seq\":42,\"frame\":{\"type\":\"msg\","
     "\"room\":\"general\",\"seq\":42,\"id\":\"65f1c0ffee0123456789abcd\",\"from\":\"alice\","
     "\"text\":\"hello\",\"ts\":1732406400123}},"
+    "{\"tenant\":\"acme\",\"room\":\"general\",\"seq\":43,\"sent\":1732406400200,"
+    "\"frame\":{\"type\":\"msg\",\"room\":\"general\",\"seq\":43,"
+    "\"id\":\"65f1c0ffee0123456789abce\",\"from\":\"alice\",\"text\":\"hi\","
+    "\"ts\":1732406400210}},"
     "{\"tenant\":\"acme\",\"room\":\"general\",\"seq\":42,\"frame\":{\"type\":\"ack\","
     "\"cid\":\"c-1\",\"room\":\"general\",\"seq\":42,\"id\":\"65f1c0ffee0123456789abcd\","
     "\"ts\":1732406400123},\"conns\":[\"0.ab.17\",\"0.ab.18\"]},"
@@ -34,7 +38,7 @@ START_TEST(test_items_to_deliveries)
     chat_deliver_t d;
     char why[160];
     ck_assert_int_eq(chat_deliver_decode(batch, strlen(batch), &d, why, sizeof why), CHAT_OK);
-    ck_assert_uint_eq(d.nitems, 4);
+    ck_assert_uint_eq(d.nitems, 5);
 
     gw_delivery_t *msg = gw_delivery_new(&d.items[0], noop_complete);
     ck_assert_ptr_nonnull(msg);
@@ -50,8 +54,13 @@ START_TEST(test_items_to_deliveries)
     ck_assert_int_eq(msg->ts_ms, 1732406400123);
     ck_assert_ptr_null(msg->cid);
     ck_assert_int_eq(msg->buf->stype, GW_S_MESSAGE);
+    /* With sent (when the send was received), that is the start of send -> deliver. */
+    gw_delivery_t *sent = gw_delivery_new(&d.items[1], noop_complete);
+    ck_assert_int_eq(sent->ts_ms, 1732406400200);
+    ck_assert_int_eq(sent->msg_seq, 43);
+    sent->task.destroy(&sent->task);
 
-    gw_delivery_t *ack = gw_delivery_new(&d.items[1], noop_complete);
+    gw_delivery_t *ack = gw_delivery_new(&d.items[2], noop_complete);
     ck_assert_int_eq(ack->msg_seq, 0);
     ck_assert_uint_eq(ack->nconns, 2);
     ck_assert_str_eq(ack->conns[1], "0.ab.18");
@@ -59,14 +68,14 @@ START_TEST(test_items_to_deliveries)
     ck_assert_int_eq(ack->ts_ms, 0);
     ck_assert_int_eq(ack->buf->stype, GW_S_ACK);
 
-    gw_delivery_t *typing = gw_delivery_new(&d.items[2], noop_complete);
+    gw_delivery_t *typing = gw_delivery_new(&d.items[3], noop_complete);
     ck_assert_int_eq(typing->msg_seq, 0);
     ck_assert_ptr_null(typing->conns);
     ck_assert_ptr_null(typing->cid);
     ck_assert_int_eq(typing->ts_ms, 0);
     ck_assert_int_eq(typing->buf->stype, GW_S_TYPING);
 
-    gw_delivery_t *update = gw_delivery_new(&d.items[3], noop_complete);
+    gw_delivery_t *update = gw_delivery_new(&d.items[4], noop_complete);
     ck_assert_int_eq(update->msg_seq, -7);
     update->task.destroy(&update->task);
 

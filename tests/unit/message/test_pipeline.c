@@ -665,6 +665,9 @@ START_TEST(test_new_messages_gapless_per_room)
         ck_assert_str_eq(ev.name, "Alice A.");
         ck_assert_str_eq(ev.origin_conn, "1.boot.7");
         ck_assert_int_ge(ev.ts, 1700000000000);
+        /* sent: the send's ts (when the gateway received it), for send -> deliver */
+        ck_assert(ev.has_sent);
+        ck_assert_int_eq(ev.sent, 5);
         const message_doc_t *d = stored_doc(ev.room, ev.seq);
         ck_assert_str_eq(d->id, ev.id);
         ck_assert_int_eq(d->ts, ev.ts);
