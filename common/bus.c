@@ -720,6 +720,9 @@ struct chat_bus_consumer {
      * (consumer_renew); NULL strings where the caller gave none. */
     chat_bus_consumer_conf_t saved;
     char **saved_topics;
+    /* Group mode: the partitions the service was last told it owns (rebalance callback),
+     * NULL when none: a fatal error ends the handle without a revocation of its own. */
+    rd_kafka_topic_partition_list_t *owned;
 };
 
 /* ---- consumer lag: chat_kafka_consumer_lag{topic,partition} ----
@@ -900,6 +903,9 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
         log_partitions("kafka partitions assigned", parts);
         lag_mark_list(c, parts, true);
+        if (c->owned != NULL)
+            rd_kafka_topic_partition_list_destroy(c->owned);
+        c->owned = rd_kafka_topic_partition_list_copy(parts);
         rebalance_notify(c, true, parts);
         aerr = rd_kafka_assign(rk, parts);
         break;
@@ -911,6 +917,9 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             stored_commit(c, "revoke");
         rebalance_notify(c, false, parts);
         lag_mark_list(c, parts, false);
+        if (c->owned != NULL)
+            rd_kafka_topic_partition_list_destroy(c->owned);
+        c->owned = NULL;
         aerr = rd_kafka_assign(rk, NULL);
         break;
     default:
@@ -1155,14 +1164,15 @@ static void consumer_renew(chat_bus_consumer_t *c)
                        CHAT_F_STR("group", c->saved.group_id),
                        CHAT_F_STR("kafka_err", rd_kafka_err2name(ferr)),
                        CHAT_F_STR("reason", reason));
-        rd_kafka_topic_partition_list_t *owned = NULL;
-        if (rd_kafka_assignment(c->rk, &owned) == RD_KAFKA_RESP_ERR_NO_ERROR && owned != NULL &&
-            owned->cnt > 0) {
-            log_partitions("kafka partitions revoked", owned);
-            rebalance_notify(c, false, owned);
+        /* librdkafka drops the assignment of a fenced member without a revocation. */
+        if (c->owned != NULL) {
+            if (c->owned->cnt > 0) {
+                log_partitions("kafka partitions revoked", c->owned);
+                rebalance_notify(c, false, c->owned);
+            }
+            rd_kafka_topic_partition_list_destroy(c->owned);
+            c->owned = NULL;
         }
-        if (owned != NULL)
-            rd_kafka_topic_partition_list_destroy(owned);
         lag_unassign_all(c);
         /* The group already dropped this member: no leave, no final commit. */
         rd_kafka_destroy_flags(c->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
@@ -1397,6 +1407,8 @@ void chat_bus_consumer_close(chat_bus_consumer_t *c)
         rd_kafka_destroy(c->rk);
     }
     saved_conf_free(c);
+    if (c->owned != NULL)
+        rd_kafka_topic_partition_list_destroy(c->owned);
     lag_unassign_all(c);
     series_cache_destroy(c->consumed);
     lag_free(c);
