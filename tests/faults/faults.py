@@ -9,7 +9,7 @@ started, one fault injected into it, and afterwards the checks the platform prom
 
 For each fault it reports the time to recover and the send -> deliver latency before and
 during the fault, and what the clients saw: error frames by code, closes by code, failed
-connection attempts. `faults.py --help` lists the faults; tests/faults/README.md says how
+connection attempts. `faults.py --help` lists the faults; docs/faults.md says how
 they are injected and what each one showed.
 
 The clients are asyncio WebSocket clients as a browser's would be: each member of a room
@@ -687,16 +687,21 @@ async def run_fault(fault, stack, args, runid):
     if missing:
         problems.append(f"parts not running after the fault: {', '.join(missing)}")
     m = run.metrics
-    before = [d for d in m.deliveries if t_start + 1.0 <= d[1] < t_inject]
-    during = [d for d in m.deliveries if t_inject <= d[1] < t_end]
-    acks_before = [a for a in m.acks if t_start + 1.0 <= a[1] < t_inject]
-    acks_during = [a for a in m.acks if t_inject <= a[1] < t_end]
+    # Before: created and arrived before the injection (the first second left out). During:
+    # every other message created before the load stopped: those in flight when the fault
+    # came count as during.
+    def split(samples):
+        b = [x for x in samples if t_start + 1.0 <= x[1] and x[0] < t_inject]
+        d = [x for x in samples if x[0] >= t_inject and x[1] < t_end]
+        return b, d
+    before, during = split(m.deliveries)
+    acks_before, acks_during = split(m.acks)
     p99b = pct([d[2] for d in before], 99) or 0.05
     threshold = max(3 * p99b, 0.25)
     # Recovery: from the injection to the last moment the clients saw trouble: a delivery
     # or ack later than the threshold (at its arrival), an error frame, a close, a failed
     # connection attempt. Nothing seen: 0.
-    trouble = [d[0] for d in m.deliveries + m.acks if d[1] >= t_inject and d[2] > threshold]
+    trouble = [d[0] for d in m.deliveries + m.acks if d[0] >= t_inject and d[2] > threshold]
     trouble += [e[0] for e in m.errors if e[0] >= t_inject]
     trouble += [c[0] for c in m.closes if c[0] >= t_inject]
     trouble += [c[0] for c in m.connect_failures if c[0] >= t_inject]
