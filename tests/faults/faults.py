@@ -226,6 +226,7 @@ def make_faults(hold):
     def gateway_cut(stack, marks):
         ports = gateway0_kafka_ports(stack)
         rules = iptables_rules(ports)
+        iptables_clear(ports)  # left over by a run that was killed mid-cut
         try:
             for r in rules:
                 out = iptables("-I", r)
