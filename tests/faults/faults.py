@@ -46,7 +46,8 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus  # noqa: E402
 
 SOURCE_DIR = os.environ.get("CHAT_SOURCE_DIR") or os.path.normpath(os.path.join(HERE, "..", ".."))
 
-SEND_TIMEOUT_S = 5.0  # no answer within this: the client resends with the same cid
+SEND_TIMEOUT_S = 5.0
+JOIN_TIMEOUT_S = 10.0  # no joined within this: the client closes and tries again  # no answer within this: the client resends with the same cid
 SEND_PACE = 15.0  # frames/s a sender writes at most
 RETRYABLE = {"internal", "rate_limited", "unavailable", "timeout"}
 REPLAY_MAX = 500  # a join replays at most this many messages (PROTOCOL.md)
@@ -309,6 +310,7 @@ class Member:
         self.live = False
         self.task = None
         self.due = asyncio.Event()  # set when a send may be due
+        self.stage = "connect"  # connect, auth, join, live: where a client not ready stands
 
     async def run_forever(self):
         backoff = 0.25
@@ -332,6 +334,7 @@ class Member:
                 m.connect_failures.append((now(), str(e)))
             finally:
                 self.ws = None
+                self.stage = "connect"
                 was_live, self.live = self.live, False
             if self.run.closing:
                 return
@@ -345,6 +348,7 @@ class Member:
 
     async def session(self, ws):
         m = self.run.metrics
+        self.stage = "auth"
         await ws.send(json.dumps({"type": "auth", "token": user_token(
             self.run.tenant, self.run.secret, self.user, ttl=3600)}))
         f = json.loads(await asyncio.wait_for(ws.recv(), 10))
@@ -356,11 +360,23 @@ class Member:
         if since > 0:
             join["since"] = since
         await ws.send(json.dumps(join))
+        self.stage = "join"
         replay_top = None
+        join_deadline = now() + JOIN_TIMEOUT_S
         while True:
-            f = json.loads(await ws.recv())
+            if replay_top is None:
+                # A join without an answer is given up after a while, as a client would.
+                try:
+                    raw = await asyncio.wait_for(ws.recv(), max(0.1, join_deadline - now()))
+                except asyncio.TimeoutError:
+                    m.errors.append((now(), "join_timeout", f"no joined within {JOIN_TIMEOUT_S} s"))
+                    raise Refused("join timed out")
+            else:
+                raw = await ws.recv()
+            f = json.loads(raw)
             t = f.get("type")
             if t == "joined":
+                self.stage = "live"
                 replay_top = f.get("seq", 0)
                 if since and replay_top - since > REPLAY_MAX:
                     m.violations.append(f"{self.user}: join replay of {replay_top - since} > "
@@ -497,8 +513,14 @@ class Run:
         while now() < deadline and not all(mb.live for mb in self.members):
             await asyncio.sleep(0.1)
         if not all(mb.live for mb in self.members):
-            raise RuntimeError(f"{sum(not mb.live for mb in self.members)} clients not ready "
-                               "after 60 s")
+            stuck = [mb for mb in self.members if not mb.live]
+            where = count_by(f"{mb.stage} on gateway {mb.gateway % len(self.stack.gateways)}"
+                             for mb in stuck)
+            m = self.metrics
+            raise RuntimeError(f"{len(stuck)} clients not ready after 60 s ({where}); errors "
+                               f"{count_by(e[1] for e in m.errors)}, closes "
+                               f"{count_by(c[1] for c in m.closes)}, failed connects "
+                               f"{count_by(c[1] for c in m.connect_failures)}")
         self.metrics.reconnects = 0
 
     async def generate(self):
@@ -814,7 +836,18 @@ def main():
     runid = f"{int(time.time()) % 100000}{random.randint(0, 99):02d}"
     results = []
     for n in names:
-        results.append(asyncio.run(run_fault(faults[n], stack, args, runid)))
+        try:
+            results.append(asyncio.run(run_fault(faults[n], stack, args, runid)))
+        except Exception as e:  # noqa: BLE001 - the fault fails, the next one runs
+            log(f"{n}: FAILED: {e}")
+            empty = {"n": 0, "p50_ms": None, "p99_ms": None, "max_ms": None}
+            results.append({
+                "fault": n, "what": faults[n].what, "ok": False, "problems": [str(e)],
+                "problem_count": 1, "recovery_s": None, "latency_before": empty,
+                "latency_during": empty, "ack_before": empty, "ack_during": empty,
+                "counts": {"created": 0, "acked": 0, "stored": 0, "lost": 0, "duplicated": 0},
+                "clients": {"errors": {}, "closes": {}, "connect_failures": {}, "resends": 0,
+                            "reconnects": 0, "error_messages": []}})
         missing = stack.check_running()
         if missing:
             log(f"restarting what is not running: {', '.join(missing)}")
