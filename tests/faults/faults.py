@@ -509,6 +509,7 @@ class Run:
         for mb in self.members:
             mb.task = asyncio.create_task(mb.run_forever())
         self.pumps = [asyncio.create_task(s.pump()) for s in self.senders]
+        t_setup = now()
         deadline = now() + 60
         while now() < deadline and not all(mb.live for mb in self.members):
             await asyncio.sleep(0.1)
@@ -521,7 +522,15 @@ class Run:
                                f"{count_by(e[1] for e in m.errors)}, closes "
                                f"{count_by(c[1] for c in m.closes)}, failed connects "
                                f"{count_by(c[1] for c in m.connect_failures)}")
-        self.metrics.reconnects = 0
+        # What set-up met is reported apart (a stack still recovering from the fault
+        # before shows there), not as what this fault's clients saw.
+        m = self.metrics
+        self.setup_view = {"errors": count_by(e[1] for e in m.errors),
+                           "closes": count_by(c[1] for c in m.closes),
+                           "connect_failures": count_by(c[1] for c in m.connect_failures),
+                           "seconds": round(now() - t_setup, 2)}
+        m.errors, m.closes, m.connect_failures = [], [], []
+        m.reconnects = 0
 
     async def generate(self):
         """Creates the senders' messages at the rate, evenly spaced, until sending stops."""
@@ -755,11 +764,12 @@ async def run_fault(fault, stack, args, runid):
             "connect_failures": count_by(c[1] for c in m.connect_failures),
             "reconnects": m.reconnects, "resends": m.resends,
         },
+        "setup": run.setup_view,
         "timeline": timeline,
     }
     log(f"{fault.name}: {'ok' if res['ok'] else 'FAILED'}; recovery {res['recovery_s']} s, "
         f"{counts}, clients {res['clients']['errors']} errors, closes "
-        f"{res['clients']['closes']}, resends {m.resends}")
+        f"{res['clients']['closes']}, resends {m.resends}; set-up {run.setup_view}")
     for p in problems[:20]:
         log(f"  problem: {p}")
     return res
