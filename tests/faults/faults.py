@@ -47,7 +47,10 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus  # noqa: E402
 SOURCE_DIR = os.environ.get("CHAT_SOURCE_DIR") or os.path.normpath(os.path.join(HERE, "..", ".."))
 
 SEND_TIMEOUT_S = 5.0
-JOIN_TIMEOUT_S = 10.0  # no joined within this: the client closes and tries again  # no answer within this: the client resends with the same cid
+# No joined within this: the client closes and tries again. Generous: on FerretDB's SQLite
+# backend a fresh room's join reads the messages collection whole, so joins slow down as the
+# campaign stores more; retrying sooner only piles up more joins.
+JOIN_TIMEOUT_S = 30.0  # no answer within this: the client resends with the same cid
 SEND_PACE = 15.0  # frames/s a sender writes at most
 RETRYABLE = {"internal", "rate_limited", "unavailable", "timeout"}
 REPLAY_MAX = 500  # a join replays at most this many messages (PROTOCOL.md)
@@ -510,7 +513,7 @@ class Run:
             mb.task = asyncio.create_task(mb.run_forever())
         self.pumps = [asyncio.create_task(s.pump()) for s in self.senders]
         t_setup = now()
-        deadline = now() + 60
+        deadline = now() + 120
         while now() < deadline and not all(mb.live for mb in self.members):
             await asyncio.sleep(0.1)
         if not all(mb.live for mb in self.members):
@@ -518,7 +521,7 @@ class Run:
             where = count_by(f"{mb.stage} on gateway {mb.gateway % len(self.stack.gateways)}"
                              for mb in stuck)
             m = self.metrics
-            raise RuntimeError(f"{len(stuck)} clients not ready after 60 s ({where}); errors "
+            raise RuntimeError(f"{len(stuck)} clients not ready after 120 s ({where}); errors "
                                f"{count_by(e[1] for e in m.errors)}, closes "
                                f"{count_by(c[1] for c in m.closes)}, failed connects "
                                f"{count_by(c[1] for c in m.connect_failures)}")
