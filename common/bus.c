@@ -712,9 +712,17 @@ struct chat_bus_consumer {
     series_cache_t *consumed; /* chat_kafka_consumed_total{topic}, or NULL */
     chat_counter_t *errors;   /* chat_kafka_consume_errors_total, or NULL */
     chat_counter_t *commits;  /* chat_kafka_commits_total: commit requests answered OK */
+    chat_counter_t *renewals; /* chat_kafka_consumer_renewals_total, or NULL */
     chat_metrics_t *metrics;  /* for the lag gauges, or NULL */
     pthread_mutex_t lag_lock; /* lags: the polling thread, and close */
     struct lag_series *lags;  /* chat_kafka_consumer_lag series, by topic and partition */
+    /* Group mode: the settings, owned, to replace a handle a fatal error left unusable
+     * (consumer_renew); NULL strings where the caller gave none. */
+    chat_bus_consumer_conf_t saved;
+    char **saved_topics;
+    /* Group mode: the partitions the service was last told it owns (rebalance callback),
+     * NULL when none: a fatal error ends the handle without a revocation of its own. */
+    rd_kafka_topic_partition_list_t *owned;
 };
 
 /* ---- consumer lag: chat_kafka_consumer_lag{topic,partition} ----
@@ -895,6 +903,9 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
         log_partitions("kafka partitions assigned", parts);
         lag_mark_list(c, parts, true);
+        if (c->owned != NULL)
+            rd_kafka_topic_partition_list_destroy(c->owned);
+        c->owned = rd_kafka_topic_partition_list_copy(parts);
         rebalance_notify(c, true, parts);
         aerr = rd_kafka_assign(rk, parts);
         break;
@@ -906,6 +917,9 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             stored_commit(c, "revoke");
         rebalance_notify(c, false, parts);
         lag_mark_list(c, parts, false);
+        if (c->owned != NULL)
+            rd_kafka_topic_partition_list_destroy(c->owned);
+        c->owned = NULL;
         aerr = rd_kafka_assign(rk, NULL);
         break;
     default:
@@ -1079,6 +1093,107 @@ static bool consumer_conf_valid(const chat_bus_consumer_conf_t *conf)
             conf->assign_offset == CHAT_BUS_OFFSET_BEGINNING);
 }
 
+static void saved_conf_free(chat_bus_consumer_t *c)
+{
+    free((char *)c->saved.brokers);
+    free((char *)c->saved.client_id);
+    free((char *)c->saved.group_id);
+    free((char *)c->saved.group_instance_id);
+    free((char *)c->saved.auto_offset_reset);
+    for (size_t i = 0; c->saved_topics != NULL && c->saved_topics[i] != NULL; i++)
+        free(c->saved_topics[i]);
+    free(c->saved_topics);
+    c->saved_topics = NULL;
+    memset(&c->saved, 0, sizeof c->saved);
+}
+
+/* strdup of s, NULL for NULL; *ok becomes false if memory ran out. */
+static char *dup_opt(const char *s, bool *ok)
+{
+    if (s == NULL)
+        return NULL;
+    char *d = strdup(s);
+    if (d == NULL)
+        *ok = false;
+    return d;
+}
+
+/* Keeps a copy of a group consumer's settings (strings and topics owned by c). */
+static chat_err_t saved_conf_keep(chat_bus_consumer_t *c, const chat_bus_consumer_conf_t *conf)
+{
+    bool ok = true;
+    c->saved = *conf;
+    c->saved.brokers = dup_opt(conf->brokers, &ok);
+    c->saved.client_id = dup_opt(conf->client_id, &ok);
+    c->saved.group_id = dup_opt(conf->group_id, &ok);
+    c->saved.group_instance_id = dup_opt(conf->group_instance_id, &ok);
+    c->saved.auto_offset_reset = dup_opt(conf->auto_offset_reset, &ok);
+    /* A replacement must not block the polling thread waiting for brokers. */
+    c->saved.connect_timeout_ms = 0;
+    size_t n = 0;
+    while (conf->topics[n] != NULL)
+        n++;
+    c->saved_topics = calloc(n + 1, sizeof *c->saved_topics);
+    if (c->saved_topics == NULL)
+        ok = false;
+    for (size_t i = 0; ok && i < n; i++)
+        c->saved_topics[i] = dup_opt(conf->topics[i], &ok);
+    c->saved.topics = (const char *const *)c->saved_topics;
+    if (!ok) {
+        saved_conf_free(c);
+        return CHAT_ERR_NOMEM;
+    }
+    return CHAT_OK;
+}
+
+/* A fatal error leaves a consumer's handle unusable for good: librdkafka raises one when the
+ * broker fences a static member (FENCED_INSTANCE_ID: a join with the same group.instance.id
+ * under another member id, which librdkafka 2.0 does itself when it rejoins after a broker
+ * restart while a commit of the old member is in flight). The service would then poll a dead
+ * handle forever while looking alive. So the handle is replaced: what it owned is revoked
+ * first (the service forgets those partitions' state, as on a rebalance), then a new handle
+ * subscribes with the same settings and gets its partitions through the usual assignment.
+ * Offsets stored but not yet committed go with the old handle: those records are read again,
+ * as after a crash (at-least-once; the services' output is idempotent). */
+static void consumer_renew(chat_bus_consumer_t *c)
+{
+    if (c->rk != NULL) {
+        char reason[BUS_ERRSTR_LEN];
+        rd_kafka_resp_err_t ferr = rd_kafka_fatal_error(c->rk, reason, sizeof reason);
+        chat_log_error("kafka consumer unusable after a fatal error: replacing its handle",
+                       CHAT_F_STR("group", c->saved.group_id),
+                       CHAT_F_STR("kafka_err", rd_kafka_err2name(ferr)),
+                       CHAT_F_STR("reason", reason));
+        /* librdkafka drops the assignment of a fenced member without a revocation. */
+        if (c->owned != NULL) {
+            if (c->owned->cnt > 0) {
+                log_partitions("kafka partitions revoked", c->owned);
+                rebalance_notify(c, false, c->owned);
+            }
+            rd_kafka_topic_partition_list_destroy(c->owned);
+            c->owned = NULL;
+        }
+        lag_unassign_all(c);
+        /* The group already dropped this member: no leave, no final commit. */
+        rd_kafka_destroy_flags(c->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+        c->rk = NULL;
+    }
+    rd_kafka_conf_t *kconf = consumer_conf(&c->saved, c);
+    if (kconf == NULL ||
+        handle_new(RD_KAFKA_CONSUMER, kconf, c->saved.brokers, 0, &c->rk) != CHAT_OK) {
+        c->rk = NULL; /* logged; tried again at the next poll */
+        return;
+    }
+    rd_kafka_poll_set_consumer(c->rk);
+    if (consumer_subscribe(c, &c->saved) != CHAT_OK) {
+        rd_kafka_destroy_flags(c->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+        c->rk = NULL;
+        return;
+    }
+    if (c->renewals != NULL)
+        chat_counter_inc(c->renewals);
+}
+
 /* Returns CHAT_ERR_INVALID for an incomplete conf (no brokers; group without topics;
  * manual mode without topic, partition or a valid offset), CHAT_ERR_CONFIG for a rejected
  * setting, CHAT_ERR_TIMEOUT or CHAT_ERR_KAFKA otherwise; all but the first logged. */
@@ -1113,11 +1228,21 @@ chat_err_t chat_bus_consumer_new(const chat_bus_consumer_conf_t *conf, chat_bus_
         c->errors = chat_metrics_counter(conf->metrics, "chat_kafka_consume_errors_total",
                                          "Consumer error events (logged, not returned).", NULL);
 
-    rd_kafka_conf_t *kconf = consumer_conf(conf, c);
-    chat_err_t err = kconf != NULL ? handle_new(RD_KAFKA_CONSUMER, kconf, conf->brokers,
-                                                conf->connect_timeout_ms, &c->rk)
-                                   : CHAT_ERR_CONFIG;
+    if (c->group_mode && conf->metrics != NULL)
+        c->renewals = chat_metrics_counter(
+            conf->metrics, "chat_kafka_consumer_renewals_total",
+            "Consumer handles replaced after a fatal error (e.g. the broker fenced this static "
+            "group member).",
+            NULL);
+
+    chat_err_t err = c->group_mode ? saved_conf_keep(c, conf) : CHAT_OK;
+    rd_kafka_conf_t *kconf = err == CHAT_OK ? consumer_conf(conf, c) : NULL;
+    if (err == CHAT_OK)
+        err = kconf != NULL ? handle_new(RD_KAFKA_CONSUMER, kconf, conf->brokers,
+                                         conf->connect_timeout_ms, &c->rk)
+                            : CHAT_ERR_CONFIG;
     if (err != CHAT_OK) {
+        saved_conf_free(c);
         series_cache_destroy(c->consumed);
         lag_free(c);
         free(c);
@@ -1174,6 +1299,17 @@ size_t chat_bus_consumer_poll(chat_bus_consumer_t *c, chat_bus_record_t *recs, s
         return 0;
     size_t n = 0;
     int64_t deadline = chat_clock_mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+    /* Every record of the last poll has been released (the services poll, handle, release):
+     * the moment a handle a fatal error left unusable can be replaced. */
+    if (c->group_mode &&
+        (c->rk == NULL || rd_kafka_fatal_error(c->rk, NULL, 0) != RD_KAFKA_RESP_ERR_NO_ERROR))
+        consumer_renew(c);
+    if (c->rk == NULL) {
+        int pause = timeout_ms < 0 || timeout_ms > 1000 ? 1000 : timeout_ms;
+        struct timespec ts = {.tv_sec = pause / 1000, .tv_nsec = (long)(pause % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+        return 0;
+    }
     while (n == 0) {
         int wait = timeout_ms < 0 ? -1 : chat_clock_remaining_ms(deadline);
         rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, wait);
@@ -1228,6 +1364,8 @@ chat_err_t chat_bus_consumer_commit(chat_bus_consumer_t *c, const chat_bus_recor
         return CHAT_ERR_INVALID;
     if (n == 0)
         return CHAT_OK;
+    if (c->rk == NULL)
+        return CHAT_ERR_KAFKA; /* no handle since a fatal error: read again by the next one */
     rd_kafka_topic_partition_list_t *list = offsets_after(recs, n);
     rd_kafka_resp_err_t err = rd_kafka_commit(c->rk, list, sync ? 0 : 1);
     rd_kafka_topic_partition_list_destroy(list);
@@ -1242,7 +1380,7 @@ chat_err_t chat_bus_consumer_store(chat_bus_consumer_t *c, const chat_bus_record
 {
     if (c == NULL || !c->auto_commit || (recs == NULL && n > 0))
         return CHAT_ERR_INVALID;
-    if (n == 0)
+    if (n == 0 || c->rk == NULL)
         return CHAT_OK;
     rd_kafka_topic_partition_list_t *list = offsets_after(recs, n);
     rd_kafka_resp_err_t err = rd_kafka_offsets_store(c->rk, list);
@@ -1259,13 +1397,18 @@ void chat_bus_consumer_close(chat_bus_consumer_t *c)
 {
     if (c == NULL)
         return;
-    if (c->auto_commit)
-        stored_commit(c, "close");
-    rd_kafka_resp_err_t err = rd_kafka_consumer_close(c->rk);
-    if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
-        chat_log_warn("kafka consumer close failed",
-                      CHAT_F_STR("kafka_err", rd_kafka_err2name(err)));
-    rd_kafka_destroy(c->rk);
+    if (c->rk != NULL) {
+        if (c->auto_commit)
+            stored_commit(c, "close");
+        rd_kafka_resp_err_t err = rd_kafka_consumer_close(c->rk);
+        if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+            chat_log_warn("kafka consumer close failed",
+                          CHAT_F_STR("kafka_err", rd_kafka_err2name(err)));
+        rd_kafka_destroy(c->rk);
+    }
+    saved_conf_free(c);
+    if (c->owned != NULL)
+        rd_kafka_topic_partition_list_destroy(c->owned);
     lag_unassign_all(c);
     series_cache_destroy(c->consumed);
     lag_free(c);

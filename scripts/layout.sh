@@ -27,13 +27,22 @@ CHAT_OFFSET_OPS_NOTIFY=24
 CHAT_OFFSET_PROMETHEUS=25
 CHAT_OFFSET_LAG_EXPORTER=26
 CHAT_OFFSET_OPS_GATEWAY=30   # gateway N's ops port: +30+N
-CHAT_LAYOUT_SPAN=40          # the stack takes the ports base .. base+39
+# The second and third Kafka brokers (up --kafka-brokers 3): broker N (2, 3) listens on
+# +40+2(N-2), its controller on the port after.
+CHAT_OFFSET_KAFKA_NODE2=40
+CHAT_OFFSET_KAFKA_NODE3=42
+# up --kafka-fault-path: each broker's listener of gateway 0's own (broker N: +43+N), so that a
+# fault test can cut gateway 0 from Kafka alone. +47..+49: free.
+CHAT_OFFSET_KAFKA_GW0=44
+CHAT_LAYOUT_SPAN=50          # the stack takes the ports base .. base+49
+CHAT_KAFKA_NODES_MAX=3       # brokers 1..3
 CHAT_GATEWAYS_MAX=10         # gateways 0..9 fit +10..+19 and +30..+39
 
-# chat_layout_infra: the infrastructure parts, in start order. The test peers (part `peers`,
+# chat_layout_infra: the infrastructure parts, in start order (kafka-2 and kafka-3 only run
+# with up --kafka-brokers 3). The test peers (part `peers`,
 # only with up --test-peers) start after them, before the services.
 chat_layout_infra() {
-    printf '%s\n' redis ferretdb kafka
+    printf '%s\n' redis ferretdb kafka kafka-2 kafka-3
 }
 
 # chat_layout_services GATEWAYS: the platform's services, in start order. Gateways come
@@ -60,7 +69,8 @@ chat_layout_ports() {
     case "$part" in
     redis) echo "$((base + CHAT_OFFSET_REDIS))" ;;
     ferretdb) echo "$((base + CHAT_OFFSET_FERRETDB)) $((base + CHAT_OFFSET_FERRETDB_DEBUG))" ;;
-    kafka) echo "$((base + CHAT_OFFSET_KAFKA)) $((base + CHAT_OFFSET_KAFKA_CONTROLLER))" ;;
+    kafka) chat_kafka_ports 1 "$base" ;;
+    kafka-[23]) chat_kafka_ports "${part#kafka-}" "$base" ;;
     message) echo "$((base + CHAT_OFFSET_OPS_MESSAGE))" ;;
     broadcast) echo "$((base + CHAT_OFFSET_OPS_BROADCAST))" ;;
     api) echo "$((base + CHAT_OFFSET_API)) $((base + CHAT_OFFSET_OPS_API))" ;;
@@ -78,6 +88,24 @@ chat_layout_ports() {
         ;;
     *) return 1 ;;
     esac
+}
+
+# chat_kafka_ports NODE BASE: Kafka node NODE's (1-3) broker and controller ports, then the port
+# of its listener for gateway 0 (up --kafka-fault-path), space-separated.
+chat_kafka_ports() {
+    local node=$1 base=$2 off
+    case "$node" in
+    1) off=$CHAT_OFFSET_KAFKA ;;
+    2) off=$CHAT_OFFSET_KAFKA_NODE2 ;;
+    3) off=$CHAT_OFFSET_KAFKA_NODE3 ;;
+    *) return 1 ;;
+    esac
+    # Node 1's controller port predates the others' layout: +1, not the port after +0's pair.
+    if [ "$node" = 1 ]; then
+        echo "$((base + off)) $((base + CHAT_OFFSET_KAFKA_CONTROLLER)) $((base + CHAT_OFFSET_KAFKA_GW0 + node - 1))"
+    else
+        echo "$((base + off)) $((base + off + 1)) $((base + CHAT_OFFSET_KAFKA_GW0 + node - 1))"
+    fi
 }
 
 # chat_layout_is_part NAME: true if NAME is a part of the layout.

@@ -103,10 +103,11 @@ check "ferretdb crash: shows the log" "grep -q 'simulated crash' '$out'"
 check "ferretdb crash: no process left" "no_process_left '$state'"
 
 # 4. Options outside the layout: more gateways than it has ports for (gateway 10's ops port
-# would be the message service's), a port base whose last port would pass 65535. Refused
+# would be the message service's), a port base whose last port would pass 65535 (the layout
+# takes 50 ports: 65486 is the last base), a Kafka cluster of another size than 1 or 3. Refused
 # before anything is done, the state dir included.
 n=0
-for args in "--gateways 11" "--gateways 0" "--gateways 2x" "--port-base 65497" "--port-base 0"; do
+for args in "--gateways 11" "--gateways 0" "--gateways 2x" "--port-base 65487" "--port-base 0"; do
     n=$((n + 1))
     state="$work/state-bad-option-$n"
     out="$work/bad-option-$n.out"
@@ -115,6 +116,18 @@ for args in "--gateways 11" "--gateways 0" "--gateways 2x" "--port-base 65497" "
     status=$?
     check "$args: up fails" '[ $status -ne 0 ]'
     check "$args: says what is allowed" "grep -q 'error: ${words[0]} must be .*whole number from 1 to' '$out'"
+    check "$args: does nothing" "[ ! -e '$state' ]"
+done
+# A Kafka cluster of 1 or 3 brokers only (up --kafka-brokers).
+for args in "--kafka-brokers 2" "--kafka-brokers 0" "--kafka-brokers x"; do
+    n=$((n + 1))
+    state="$work/state-bad-option-$n"
+    out="$work/bad-option-$n.out"
+    read -ra words <<<"$args"
+    "$src/scripts/up" --state-dir "$state" --build-dir "$build" --no-build "${words[@]}" >"$out" 2>&1
+    status=$?
+    check "$args: up fails" '[ $status -ne 0 ]'
+    check "$args: says what is allowed" "grep -q 'error: --kafka-brokers must be 1 or 3' '$out'"
     check "$args: does nothing" "[ ! -e '$state' ]"
 done
 

@@ -551,6 +551,85 @@ START_TEST(test_rebalance_callbacks)
 }
 END_TEST
 
+/* ---- (d2) a static member the broker fenced ---- */
+
+/* Polls c until it owns a partition (o) or timeout; records are released. */
+static bool poll_one_until_owned(chat_bus_consumer_t *c, const owner_t *o, int timeout_ms)
+{
+    chat_bus_record_t recs[8];
+    int64_t deadline = chat_clock_mono_ms() + timeout_ms;
+    while (owned_count(o) == 0 && chat_clock_mono_ms() < deadline) {
+        size_t n = chat_bus_consumer_poll(c, recs, 8, 100);
+        chat_bus_records_release(recs, n);
+    }
+    return owned_count(o) > 0;
+}
+
+static chat_bus_consumer_t *static_consumer(const char *topic, const char *group,
+                                            const char *instance, owner_t *o,
+                                            chat_metrics_t *metrics)
+{
+    const char *topics[] = {topic, NULL};
+    chat_bus_consumer_conf_t conf = {.brokers = brokers,
+                                     .client_id = "it-bus-static",
+                                     .group_id = group,
+                                     .group_instance_id = instance,
+                                     .topics = topics,
+                                     .on_rebalance = on_rebalance,
+                                     .ud = o,
+                                     .connect_timeout_ms = WAIT_MS,
+                                     .metrics = metrics};
+    chat_bus_consumer_t *c = NULL;
+    ck_assert_int_eq(chat_bus_consumer_new(&conf, &c), CHAT_OK);
+    return c;
+}
+
+/* A join under the same group.instance.id fences the first member, which librdkafka reports
+ * as a fatal error: the handle never consumes again. (After a broker restart librdkafka
+ * itself rejoins that way; the fault campaign found the message and broadcast services idle
+ * for good after Kafka restarted.) The consumer must replace its handle: revoke what it owned,
+ * subscribe anew, and consume what is produced next. */
+START_TEST(test_fenced_static_member_renews)
+{
+    char topic[128], group[128], instance[128];
+    topic_make(topic, sizeof topic, "it-bus-fenced", 1);
+    chat_test_unique(group, sizeof group, "it-bus-fenced-group");
+    chat_test_unique(instance, sizeof instance, "it-bus-fenced-instance");
+    chat_metrics_t *m = chat_metrics_new();
+    ck_assert_ptr_nonnull(m);
+
+    owner_t o1 = {.topic = topic}, o2 = {.topic = topic};
+    chat_bus_consumer_t *c1 = static_consumer(topic, group, instance, &o1, m);
+    ck_assert_msg(poll_one_until_owned(c1, &o1, WAIT_MS), "first member got no partition");
+
+    /* The same instance id again: the broker hands the partition to it and fences c1 (its
+     * next heartbeat is answered FENCED_INSTANCE_ID). c1 is not polled meanwhile. */
+    chat_bus_consumer_t *c2 = static_consumer(topic, group, instance, &o2, NULL);
+    ck_assert_msg(poll_one_until_owned(c2, &o2, WAIT_MS), "second member got no partition");
+    chat_clock_sleep_ms(5000); /* two heartbeat intervals: c1 has learnt it is fenced */
+    chat_bus_consumer_close(c2);
+
+    delivery_t *d = malloc(sizeof *d);
+    chat_bus_producer_t *p = producer_make(d, true, 0, NULL);
+    produce_range(p, topic, 0, 0, 3);
+    ck_assert_int_eq(chat_bus_producer_flush(p, WAIT_MS), CHAT_OK);
+
+    seen_t *s = calloc(1, sizeof *s);
+    consume_until(c1, s, 3, WAIT_MS, true);
+    ck_assert_msg(s->n == 3, "the fenced consumer got %d of 3 records", s->n);
+    ck_assert_int_ge(o1.revokes, 1);
+    ck_assert_int_ge(o1.assigns, 2);
+    ck_assert_int_eq(o1.bad_revokes, 0);
+    ck_assert_uint_eq(metric_value(m, "chat_kafka_consumer_renewals_total"), 1);
+
+    chat_bus_consumer_close(c1);
+    chat_bus_producer_destroy(p);
+    chat_metrics_destroy(m);
+    free(s);
+    free(d);
+}
+END_TEST
+
 /* ---- (e) manual mode ---- */
 
 START_TEST(test_manual_from_end)
@@ -650,6 +729,7 @@ int main(void)
     tcase_add_test(tc, test_commit_and_restart);
     tcase_add_test(tc, test_store_commits_on_a_cadence);
     tcase_add_test(tc, test_rebalance_callbacks);
+    tcase_add_test(tc, test_fenced_static_member_renews);
     tcase_add_test(tc, test_manual_from_end);
     tcase_add_test(tc, test_flush_waits_for_reports);
     suite_add_tcase(s, tc);
