@@ -54,13 +54,7 @@ static const char *const routes[] = {
     "/v1/webhooks/{id}/test",
 };
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc;
-    (void)argv;
-    fuzz_quiet();
-    return 0;
-}
+FUZZ_QUIET_INIT
 
 static void resp_clear(api_resp_t *resp)
 {

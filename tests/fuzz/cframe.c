@@ -10,13 +10,7 @@
 
 #define MAX_TEXT_CHARS 4000 /* the gateway's default (CHAT_MAX_TEXT_CHARS) */
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc;
-    (void)argv;
-    fuzz_quiet();
-    return 0;
-}
+FUZZ_QUIET_INIT
 
 static void check_frame(const gw_cframe_t *f)
 {

@@ -6,13 +6,7 @@
 #include "common/deliver_codec.h"
 #include "tests/fuzz/fuzz.h"
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc;
-    (void)argv;
-    fuzz_quiet();
-    return 0;
-}
+FUZZ_QUIET_INIT
 
 static bool str_eq(const char *a, const char *b)
 {

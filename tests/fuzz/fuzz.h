@@ -32,6 +32,16 @@ static inline void fuzz_quiet(void)
     chat_log_init("fuzz", CHAT_LOG_OFF);
 }
 
+/* The LLVMFuzzerInitialize of a target that needs nothing but quiet logs. */
+#define FUZZ_QUIET_INIT                                                                            \
+    int LLVMFuzzerInitialize(int *argc, char ***argv)                                              \
+    {                                                                                              \
+        (void)argc;                                                                                \
+        (void)argv;                                                                                \
+        fuzz_quiet();                                                                              \
+        return 0;                                                                                  \
+    }
+
 /* A NUL-terminated malloc'd copy of data[0..size) (aborts when memory runs out). */
 static inline char *fuzz_strndup(const uint8_t *data, size_t size)
 {

@@ -15,13 +15,7 @@
 #define SECRET "fuzz-secret-0123456789"
 #define NOW_S 1700000000
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc;
-    (void)argv;
-    fuzz_quiet();
-    return 0;
-}
+FUZZ_QUIET_INIT
 
 static void verify_all(const char *token)
 {

@@ -15,13 +15,7 @@
 #include "common/whsign.h"
 #include "tests/fuzz/fuzz.h"
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc;
-    (void)argv;
-    fuzz_quiet();
-    return 0;
-}
+FUZZ_QUIET_INIT
 
 /* True if s has a \uD800-\uDFFF escape (or what looks like one). */
 static bool has_surrogate_escape(const char *s, size_t size)

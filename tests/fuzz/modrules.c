@@ -14,13 +14,7 @@ static const char *const texts[] = {
     "@a @b @c @d @e hi", "4111 1111 1111 1111", "ｆｕｃｋ f.u.c.k fuuuuck",
 };
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc;
-    (void)argv;
-    fuzz_quiet();
-    return 0;
-}
+FUZZ_QUIET_INIT
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
