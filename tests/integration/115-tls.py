@@ -32,7 +32,7 @@ import warnings
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 from api_client import server_token, stack_load, tenant_create, unique, user_token  # noqa: E402
 from checks import check, finish, parse_metrics  # noqa: E402
-from own_gateway import OwnGateway, free_port, stop_process  # noqa: E402
+from own_gateway import OwnApi, OwnGateway, free_port  # noqa: E402
 from websockets.sync.client import connect  # noqa: E402
 
 stack = stack_load()
@@ -247,23 +247,11 @@ def gateway_part(d, ctx, logs):
 
 def api_part(d, ctx, logs):
     tenant, secret = tenant_create(stack)
-    port, ops = free_port(), free_port()
-    env = dict(os.environ)
-    env.update({k: stack[k] for k in ("CHAT_KAFKA_BROKERS", "CHAT_MONGO_URI", "CHAT_REDIS_URL")})
-    env.update({"CHAT_API_ADDR": "127.0.0.1", "CHAT_API_PORT": str(port),
-                "CHAT_OPS_ADDR": "127.0.0.1", "CHAT_OPS_PORT": str(ops),
-                "CHAT_API_EXPORT_DIR": os.path.join(logs, "exports"),
-                "CHAT_INSTANCE_ID": unique("api-tls"),
-                "CHAT_API_TLS_CERT": os.path.join(d, "served.pem"),
-                "CHAT_API_TLS_KEY": os.path.join(d, "served.key")})
-    log_path = os.path.join(logs, "api.log")
-    log = open(log_path, "wb")
-    proc = subprocess.Popen([API_BIN], env=env, stdout=log, stderr=subprocess.STDOUT)
+    api = OwnApi(stack, logs, unique("api-tls"),
+                 {"CHAT_API_TLS_CERT": os.path.join(d, "served.pem"),
+                  "CHAT_API_TLS_KEY": os.path.join(d, "served.key")})
+    port, proc = api.port, api.proc
     try:
-        ok = wait_for(lambda: _ready(ops), timeout=60)
-        check(ok, "the TLS api is ready")
-        if not ok:
-            return
         check(served_sha256(ctx, port) == der_sha256(d, "a.leaf.pem"),
               "the api serves certificate A (verified by the CA)")
         tls_versions(port, "the api", os.path.join(d, "ca.pem"))
@@ -295,18 +283,9 @@ def api_part(d, ctx, logs):
                        timeout=12),
               "files that changed are reloaded by the api without a signal (A again)")
     finally:
-        stop_process(proc)
-        log.close()
-        check(proc.returncode == 0, f"the TLS api stops cleanly ({proc.returncode})")
+        rc = api.stop()
+        check(rc == 0, f"the TLS api stops cleanly ({rc})")
     install(d, "a.pem", "a.key")
-
-
-def _ready(ops):
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{ops}/readyz", timeout=2) as r:
-            return r.status == 200
-    except (OSError, urllib.error.HTTPError):
-        return False
 
 
 def main():

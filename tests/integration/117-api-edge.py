@@ -7,7 +7,6 @@ of the test's own with CHAT_API_PER_IP_MAX=5 and CHAT_API_IDLE_TIMEOUT=3s:
 - a 64 KiB request head gets 431."""
 import os
 import socket
-import subprocess
 import sys
 import time
 import urllib.error
@@ -16,21 +15,13 @@ import urllib.request
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 from api_client import server_token, stack_load, tenant_create, unique  # noqa: E402
 from checks import check, finish  # noqa: E402
-from own_gateway import free_port, stop_process  # noqa: E402
+from own_gateway import OwnApi  # noqa: E402
 
 stack = stack_load()
 API_BIN = os.path.join(stack["CHAT_BUILD_DIR"], "services", "api", "chat-api")
 PER_IP = 5
 IDLE_S = 3
 ATTACKER = "127.0.0.2"
-
-
-def ready(ops):
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{ops}/readyz", timeout=2) as r:
-            return r.status == 200
-    except (OSError, urllib.error.HTTPError):
-        return False
 
 
 def closed_within(s, seconds):
@@ -56,24 +47,12 @@ def attacker(port):
 
 def main():
     tenant, secret = tenant_create(stack)
-    port, ops = free_port(), free_port()
     logs = os.path.join(stack["CHAT_STACK_DIR"], "logs", f"test-117-{os.getpid()}")
     os.makedirs(logs, exist_ok=True)
-    env = dict(os.environ)
-    env.update({k: stack[k] for k in ("CHAT_KAFKA_BROKERS", "CHAT_MONGO_URI", "CHAT_REDIS_URL")})
-    env.update({"CHAT_API_ADDR": "127.0.0.1", "CHAT_API_PORT": str(port),
-                "CHAT_OPS_ADDR": "127.0.0.1", "CHAT_OPS_PORT": str(ops),
-                "CHAT_API_EXPORT_DIR": os.path.join(logs, "exports"),
-                "CHAT_INSTANCE_ID": unique("api-edge"),
-                "CHAT_API_PER_IP_MAX": str(PER_IP), "CHAT_API_IDLE_TIMEOUT": f"{IDLE_S}s"})
-    log = open(os.path.join(logs, "api.log"), "wb")
-    proc = subprocess.Popen([API_BIN], env=env, stdout=log, stderr=subprocess.STDOUT)
+    api = OwnApi(stack, logs, unique("api-edge"),
+                 {"CHAT_API_PER_IP_MAX": str(PER_IP), "CHAT_API_IDLE_TIMEOUT": f"{IDLE_S}s"})
+    port = api.port
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and proc.poll() is None and not ready(ops):
-            time.sleep(0.2)
-        if not check(ready(ops), "the api is ready"):
-            return
         held = [attacker(port) for _ in range(PER_IP)]
         t0 = time.monotonic()
         extra = attacker(port)
@@ -104,9 +83,8 @@ def main():
         check(answer.startswith("HTTP/1.1 "), f"the address is served again once its "
               f"connections closed: {answer!r}")
     finally:
-        stop_process(proc)
-        log.close()
-        check(proc.returncode == 0, f"the api stops cleanly ({proc.returncode})")
+        rc = api.stop()
+        check(rc == 0, f"the api stops cleanly ({rc})")
     finish()
 
 

@@ -6,8 +6,6 @@ With a second chat-api of this test's own beside the stack's:
 - the second instance stopped: within a few seconds the first takes the whole rate again
   (about 20 of a burst of 40)."""
 import os
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -17,7 +15,7 @@ import urllib.request
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 from api_client import Tenant, api_base, call_json, stack_load  # noqa: E402
 from checks import check, finish  # noqa: E402
-from own_gateway import free_port  # noqa: E402
+from own_gateway import OwnApi  # noqa: E402
 
 stack = stack_load()
 LIMIT = 10
@@ -40,35 +38,11 @@ def burst(base, tenant, n):
 WORK = tempfile.TemporaryDirectory(prefix="api-177-")  # its log and export dir, removed at exit
 
 
-def start_api():
-    port, ops = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CHAT_DEMO_")}
-    env.update({k: stack[k] for k in ("CHAT_KAFKA_BROKERS", "CHAT_MONGO_URI", "CHAT_REDIS_URL")})
-    env.update({"CHAT_INSTANCE_ID": "api-177", "CHAT_API_ADDR": "127.0.0.1",
-                "CHAT_API_PORT": str(port), "CHAT_OPS_ADDR": "127.0.0.1",
-                "CHAT_OPS_PORT": str(ops), "CHAT_API_EXPORT_DIR": WORK.name})
-    log = open(os.path.join(WORK.name, "api.log"), "wb")
-    proc = subprocess.Popen([os.path.join(stack["CHAT_BUILD_DIR"], "services", "api", "chat-api")],
-                            env=env, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{ops}/readyz", timeout=5) as r:
-                if r.status == 200:
-                    return proc, f"http://127.0.0.1:{port}/v1"
-        except (OSError, urllib.error.HTTPError):
-            pass
-        time.sleep(0.2)
-    proc.kill()
-    with open(log.name, encoding="utf-8", errors="replace") as f:
-        raise RuntimeError(f"own api not ready; its log:\n{f.read()[-3000:]}")
-
-
 t = Tenant(stack)
 base = api_base(stack)
 status, _ = call_json(base, t, "PATCH", "/settings", {"limits": {"api_calls_per_s": LIMIT}})
 check(status == 200, f"api_calls_per_s {LIMIT}: {status}")
-proc, _second = start_api()
+second = OwnApi(stack, WORK.name, "api-177")
 try:
     time.sleep(3.5)  # both instances see each other; the stack's reads the tenant's rate again
     ok, limited = burst(base, t, 40)
@@ -76,12 +50,10 @@ try:
     check(5 <= ok <= 14, f"about half the tenant's burst (10 of 20): {ok}")
     check(ok + limited == 40, "the rest 429 with Retry-After")
 finally:
-    proc.send_signal(signal.SIGTERM)
-    proc.wait(timeout=30)
-with open(os.path.join(WORK.name, "api.log"), encoding="utf-8", errors="replace") as f:
-    log = f.read()
-check(proc.returncode == 0 and "Sanitizer" not in log and "runtime error" not in log,
-      f"the second instance stopped cleanly: {proc.returncode} {log[-500:] if proc.returncode else ''}")
+    rc = second.stop()
+log = second.log_text()
+check(rc == 0 and "Sanitizer" not in log and "runtime error" not in log,
+      f"the second instance stopped cleanly: {rc} {log[-500:] if rc else ''}")
 time.sleep(4.5)  # the stack's instance is alone again (its rate read again every 2 s)
 ok, limited = burst(base, t, 40)
 print(f"   one instance, 40 calls at once: {ok} answered, {limited} 429", flush=True)

@@ -1,7 +1,8 @@
-"""A gateway process of a test's own beside the stack's: the stack's Kafka, MongoDB and
-Redis, free ports, its own chat.deliver partition (index), its log in a file; started and
-waited for (/readyz) in the constructor. Tests that stop a gateway on purpose (drain, HTTP
-side) use one so that the shared stack's gateways stay up."""
+"""A gateway or api process of a test's own beside the stack's: the stack's Kafka, MongoDB and
+Redis, free ports (a gateway: its own chat.deliver partition, index), its log in a file;
+started and waited for (/readyz) in the constructor. Tests that stop a service on purpose
+(drain, TLS, limits of the edge) or need a second instance use one so that the shared stack's
+stay up."""
 import json
 import os
 import signal
@@ -30,23 +31,20 @@ def free_port():
         return s.getsockname()[1]
 
 
-class OwnGateway:
-    def __init__(self, stack, binary, index, log_path, env_extra=None):
-        """stack: stack.env as a dict; binary: chat-gateway; index: its CHAT_GATEWAY_INDEX
-        (a partition no other gateway uses); env_extra: more variables (CHAT_WIDGET_DIR,
-        CHAT_GATEWAY_DRAIN...). The demo and widget variables of the environment are not
-        passed on."""
-        self.port, self.ops = free_port(), free_port()
-        self.host = f"127.0.0.1:{self.port}"
-        self.url = f"ws://{self.host}/v1/ws"
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith("CHAT_DEMO_") and k != "CHAT_WIDGET_DIR"}
-        env.update({k: stack[k] for k in ("CHAT_KAFKA_BROKERS", "CHAT_MONGO_URI",
-                                          "CHAT_REDIS_URL")})
-        env.update({"CHAT_GATEWAY_INDEX": str(index), "CHAT_GATEWAY_ADDR": "127.0.0.1",
-                    "CHAT_GATEWAY_PORT": str(self.port), "CHAT_OPS_ADDR": "127.0.0.1",
-                    "CHAT_OPS_PORT": str(self.ops)})
-        env.update(env_extra or {})
+def _base_env(stack, drop=()):
+    """The environment of a service of the test's own: the test's, without the demo variables
+    (and drop), with the stack's Kafka, MongoDB and Redis."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHAT_DEMO_") and k not in drop}
+    env.update({k: stack[k] for k in ("CHAT_KAFKA_BROKERS", "CHAT_MONGO_URI", "CHAT_REDIS_URL")})
+    return env
+
+
+class OwnService:
+    """A service process started with env, its output in log_path, waited for (/readyz on its
+    ops port, 60 s at most; RuntimeError with the log's tail if it is not ready)."""
+
+    def __init__(self, binary, env, log_path, what):
+        self.ops = int(env["CHAT_OPS_PORT"])
         self.log_path = log_path
         self.log = open(log_path, "wb")
         self.proc = subprocess.Popen([binary], env=env, stdout=self.log,
@@ -61,7 +59,7 @@ class OwnGateway:
                 pass
             time.sleep(0.2)
         self.kill()
-        raise RuntimeError(f"own gateway not ready; log:\n{self.log_text()[-3000:]}")
+        raise RuntimeError(f"own {what} not ready; log:\n{self.log_text()[-3000:]}")
 
     def ops_url(self, path):
         return f"http://127.0.0.1:{self.ops}{path}"
@@ -86,3 +84,37 @@ class OwnGateway:
             self.proc.kill()
             self.proc.wait()
         self.log.close()
+
+
+class OwnGateway(OwnService):
+    def __init__(self, stack, binary, index, log_path, env_extra=None):
+        """stack: stack.env as a dict; binary: chat-gateway; index: its CHAT_GATEWAY_INDEX
+        (a partition no other gateway uses); env_extra: more variables (CHAT_WIDGET_DIR,
+        CHAT_GATEWAY_DRAIN...). The demo and widget variables of the environment are not
+        passed on."""
+        self.port, ops = free_port(), free_port()
+        self.host = f"127.0.0.1:{self.port}"
+        self.url = f"ws://{self.host}/v1/ws"
+        env = _base_env(stack, drop=("CHAT_WIDGET_DIR",))
+        env.update({"CHAT_GATEWAY_INDEX": str(index), "CHAT_GATEWAY_ADDR": "127.0.0.1",
+                    "CHAT_GATEWAY_PORT": str(self.port), "CHAT_OPS_ADDR": "127.0.0.1",
+                    "CHAT_OPS_PORT": str(ops)})
+        env.update(env_extra or {})
+        super().__init__(binary, env, log_path, "gateway")
+
+
+class OwnApi(OwnService):
+    def __init__(self, stack, log_dir, instance, env_extra=None):
+        """An api instance beside the stack's: free ports, CHAT_INSTANCE_ID instance, its log
+        (api.log) and export directory in log_dir; env_extra: more variables. url: its /v1
+        base over plain HTTP (a test that sets CHAT_API_TLS_* builds its own)."""
+        self.port, ops = free_port(), free_port()
+        self.url = f"http://127.0.0.1:{self.port}/v1"
+        env = _base_env(stack)
+        env.update({"CHAT_API_ADDR": "127.0.0.1", "CHAT_API_PORT": str(self.port),
+                    "CHAT_OPS_ADDR": "127.0.0.1", "CHAT_OPS_PORT": str(ops),
+                    "CHAT_API_EXPORT_DIR": os.path.join(log_dir, "exports"),
+                    "CHAT_INSTANCE_ID": instance})
+        env.update(env_extra or {})
+        binary = os.path.join(stack["CHAT_BUILD_DIR"], "services", "api", "chat-api")
+        super().__init__(binary, env, os.path.join(log_dir, "api.log"), "api")
