@@ -412,6 +412,9 @@ struct chat_bus_producer {
     void *ud;
     atomic_int outstanding;  /* produced, delivery callback not finished */
     atomic_ullong delivered; /* delivery callbacks run, for chat_bus_producer_poll */
+    /* Monotonic ms of the last progress: a record acknowledged by the broker, or a record
+     * produced while none was outstanding (chat_bus_producer_stalled_ms). */
+    atomic_llong progress_ms;
     pthread_mutex_t idle_lock;
     pthread_cond_t idle_cond; /* outstanding reached 0 */
     bool has_thread;
@@ -439,6 +442,8 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
     (void)rk;
     chat_bus_producer_t *p = opaque;
     bool ok = m->err == RD_KAFKA_RESP_ERR_NO_ERROR;
+    if (ok)
+        atomic_store(&p->progress_ms, chat_clock_mono_ms());
     series_add(p->produced, rd_kafka_topic_name(m->rkt), ok ? SERIES_OK : SERIES_ERROR, 1);
     if (p->on_delivery != NULL) {
         chat_err_t err = ok ? CHAT_OK : CHAT_ERR_KAFKA;
@@ -568,7 +573,8 @@ chat_err_t chat_bus_produce(chat_bus_producer_t *p, const char *topic, int32_t p
     if (p == NULL || topic == NULL || (value == NULL && len > 0) || (key == NULL && keylen > 0))
         return CHAT_ERR_INVALID;
     /* Counted before the call: the delivery report may run before producev returns. */
-    atomic_fetch_add(&p->outstanding, 1);
+    if (atomic_fetch_add(&p->outstanding, 1) == 0)
+        atomic_store(&p->progress_ms, chat_clock_mono_ms());
     int64_t deadline = chat_clock_mono_ms() + p->queue_full_wait_ms;
     rd_kafka_resp_err_t err;
     for (;;) {
@@ -678,6 +684,14 @@ int chat_bus_producer_partitions(chat_bus_producer_t *p, const char *topic, int 
 int chat_bus_producer_outstanding(chat_bus_producer_t *p)
 {
     return p != NULL ? atomic_load(&p->outstanding) : 0;
+}
+
+int64_t chat_bus_producer_stalled_ms(chat_bus_producer_t *p)
+{
+    if (p == NULL || atomic_load(&p->outstanding) == 0)
+        return 0;
+    int64_t since = chat_clock_mono_ms() - atomic_load(&p->progress_ms);
+    return since > 0 ? since : 0;
 }
 
 /* Records still undelivered after the flush are purged so that every record still gets

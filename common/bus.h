@@ -74,6 +74,12 @@ chat_err_t chat_bus_producer_flush(chat_bus_producer_t *p, int timeout_ms);
 /* Records queued and not yet reported. */
 int chat_bus_producer_outstanding(chat_bus_producer_t *p);
 
+/* How long the producer has had records outstanding without the broker acknowledging any:
+ * ms since the last acknowledged record, or since the first record produced while none was
+ * outstanding; 0 while nothing is outstanding. A few seconds of it means the brokers cannot
+ * be reached (or cannot take records): nothing produced now would be acknowledged soon. */
+int64_t chat_bus_producer_stalled_ms(chat_bus_producer_t *p);
+
 /* Number of partitions of topic, asked over the producer's own broker connections (no new
  * client, unlike chat_bus_topic_partitions), or -1 if the topic does not exist or brokers
  * do not answer within timeout_ms. Meant for a topic the producer writes to: the lookup

@@ -65,12 +65,13 @@ typedef struct gw_config {
     char *vapid_public; /* CHAT_VAPID_PUBLIC_KEY: "" if Web Push is not configured */
     bool egress_allow_http;
     bool egress_allow_private;
-    char *widget_dir;      /* CHAT_WIDGET_DIR: "" if the widget is not served */
-    char *demo_tenant;     /* CHAT_DEMO_TENANT: "" if the demo is off */
-    char *demo_secret;     /* CHAT_DEMO_SECRET (never logged) */
-    char *demo_gateways;   /* CHAT_DEMO_GATEWAYS: comma-separated ws URLs, "" for the own one */
-    long long drain_ms;    /* CHAT_GATEWAY_DRAIN: window the closes of a stop spread over */
-    char *metrics_tenants; /* CHAT_METRICS_TENANTS */
+    char *widget_dir;         /* CHAT_WIDGET_DIR: "" if the widget is not served */
+    char *demo_tenant;        /* CHAT_DEMO_TENANT: "" if the demo is off */
+    char *demo_secret;        /* CHAT_DEMO_SECRET (never logged) */
+    char *demo_gateways;      /* CHAT_DEMO_GATEWAYS: comma-separated ws URLs, "" for the own one */
+    long long drain_ms;       /* CHAT_GATEWAY_DRAIN: window the closes of a stop spread over */
+    long long kafka_stall_ms; /* CHAT_GATEWAY_KAFKA_STALL: no ack from Kafka this long: unready */
+    char *metrics_tenants;    /* CHAT_METRICS_TENANTS */
     long long metrics_tenants_max; /* CHAT_METRICS_TENANTS_MAX */
     /* the edge (server.c): TLS and the limits of connections not yet authenticated */
     char *tls_cert;                 /* CHAT_GATEWAY_TLS_CERT: PEM chain; "" plain ws:// */

@@ -16,6 +16,8 @@ struct gw_inbound {
     char *topic;
     char *events_topic;
     chat_counter_t *events_failed;
+    chat_counter_t *stall_refusals; /* sends, edits and reactions refused while stalled */
+    int64_t stall_ms;
     char *gw_id;
     gw_inbox_t *inbox;
     gw_inbound_failed_fn on_failed;
@@ -109,6 +111,13 @@ chat_err_t gw_inbound_new(const gw_inbound_conf_t *conf, gw_inbound_t **out)
         in->events_failed = chat_metrics_counter(
             conf->metrics, "chat_gateway_events_failed_total",
             "Typing and presence events chat.events did not take (logged; never retried).", NULL);
+    if (conf->metrics != NULL)
+        in->stall_refusals = chat_metrics_counter(
+            conf->metrics, "chat_gateway_kafka_stall_refusals_total",
+            "Sends, edits and reactions answered error internal at once because Kafka had "
+            "acknowledged nothing for CHAT_GATEWAY_KAFKA_STALL.",
+            NULL);
+    in->stall_ms = conf->stall_ms;
     in->inbox = conf->inbox;
     in->on_failed = conf->on_failed;
     chat_bus_producer_conf_t pc = {
@@ -173,6 +182,12 @@ static chat_err_t produce_encoded(gw_inbound_t *in, const char *topic, const cha
 static chat_err_t produce_event(gw_inbound_t *in, const chat_event_t *ev, const char *rid,
                                 const char *cid)
 {
+    if (in->stall_ms > 0 && chat_bus_producer_stalled_ms(in->producer) >= in->stall_ms) {
+        /* Kafka has acknowledged nothing for stall_ms: queueing more only delays the client's
+         * answer (error internal, resend) by librdkafka's message timeout. */
+        chat_counter_inc(in->stall_refusals);
+        return CHAT_ERR_KAFKA;
+    }
     send_ticket_t *k = ticket_new(in->on_failed, ev->origin_conn, rid, cid);
     if (k == NULL)
         return CHAT_ERR_NOMEM;
@@ -251,6 +266,11 @@ chat_err_t gw_inbound_read(gw_inbound_t *in, const char *tenant, const char *roo
     };
     /* No ticket: on_delivery logs nothing for a read; a lost mark is overtaken by the next. */
     return produce_encoded(in, in->topic, &ev, NULL, NULL);
+}
+
+int64_t gw_inbound_stalled_ms(gw_inbound_t *in)
+{
+    return in != NULL ? chat_bus_producer_stalled_ms(in->producer) : 0;
 }
 
 void gw_inbound_free(gw_inbound_t *in)

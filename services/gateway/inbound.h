@@ -27,6 +27,9 @@ typedef struct gw_inbound_conf {
     const char *events_topic; /* chat.events as configured; copied */
     const char *gw_id;        /* origin.gw */
     int connect_timeout_ms;
+    /* Records outstanding this long without any acknowledged (Kafka unreachable): sends,
+     * edits and reactions are refused at once (0: never) */
+    int64_t stall_ms;
     chat_metrics_t *metrics;
     gw_inbox_t *inbox;
     gw_inbound_failed_fn on_failed; /* gw_inbound_on_failed (tests pass their own) */
@@ -36,7 +39,8 @@ typedef struct gw_inbound_conf {
 chat_err_t gw_inbound_new(const gw_inbound_conf_t *conf, gw_inbound_t **out);
 
 /* One client send. name may be NULL or "". ts is the gateway's receive time (ms). Returns
- * the produce error if the record could not be queued. */
+ * the produce error if the record could not be queued, CHAT_ERR_KAFKA without producing it
+ * while Kafka is stalled (gw_inbound_stalled_ms at stall_ms or more). */
 chat_err_t gw_inbound_send(gw_inbound_t *in, const char *tenant, const char *room, const char *user,
                            const char *name, const char *cid, const char *text, const char *conn,
                            int64_t ts);
@@ -70,6 +74,10 @@ chat_err_t gw_inbound_event(gw_inbound_t *in, const chat_event_t *ev);
  * moves the mark. Returns the produce error if the record could not be queued. */
 chat_err_t gw_inbound_read(gw_inbound_t *in, const char *tenant, const char *room, const char *user,
                            int64_t seq, const char *rid, const char *conn, int64_t ts);
+
+/* How long records have been outstanding without any acknowledged (0: none outstanding or
+ * progress). Any thread; accepts NULL (0). */
+int64_t gw_inbound_stalled_ms(gw_inbound_t *in);
 
 /* Flushes (delivery reports still reach the inbox) and frees. Accepts NULL. */
 void gw_inbound_free(gw_inbound_t *in);

@@ -116,6 +116,11 @@ static const chat_cfg_entry_t cfg_table[] = {
                       "on SIGTERM, the open connections are closed with 1012 (reconnect "
                       "elsewhere) spread over this window, new ones refused with 503; 0: all "
                       "at once"),
+    CHAT_CFG_DURATION("CHAT_GATEWAY_KAFKA_STALL", gw_config_t, kafka_stall_ms, "5s", 1000, 600000,
+                      "records to chat.inbound outstanding this long without any acknowledged: "
+                      "Kafka counts as unreachable, /readyz answers 503 and new sends, edits "
+                      "and reactions get error internal at once (resend) until one is "
+                      "acknowledged again"),
     CHAT_CFG_METRICS_TENANTS(gw_config_t, metrics_tenants),
     CHAT_CFG_METRICS_TENANTS_MAX(gw_config_t, metrics_tenants_max),
     CHAT_CFG_STRING("CHAT_GATEWAY_TLS_CERT", gw_config_t, tls_cert, "",
@@ -146,6 +151,12 @@ static bool gateway_ready(void *ud, char *reason, size_t reason_len)
      * stops sending new connections here. */
     if (atomic_load(&gw->draining) || chat_signals_stop_requested()) {
         snprintf(reason, reason_len, "draining");
+        return false;
+    }
+    int64_t stalled = gw_inbound_stalled_ms(gw->inbound);
+    if (stalled >= gw->cfg->kafka_stall_ms) {
+        snprintf(reason, reason_len, "kafka: no record acknowledged for %lld ms",
+                 (long long)stalled);
         return false;
     }
     if (atomic_load(&gw->listening))
@@ -241,6 +252,7 @@ static chat_err_t kafka_open(gw_gateway_t *gw)
         .events_topic = gw->cfg->events_topic,
         .gw_id = gw->id,
         .connect_timeout_ms = (int)gw->cfg->connect_timeout_ms,
+        .stall_ms = gw->cfg->kafka_stall_ms,
         .metrics = gw->metrics,
         .inbox = gw->inbox,
         .on_failed = gw_inbound_on_failed,

@@ -36,6 +36,8 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "support"))
@@ -183,6 +185,15 @@ def iptables_clear(ports):
             iptables("-D", rule)
 
 
+def gateway_ready(ops):
+    """True if the ops URL's /readyz answers 200."""
+    try:
+        with urllib.request.urlopen(f"{ops}/readyz", timeout=2) as r:
+            return r.status == 200
+    except (OSError, urllib.error.HTTPError):
+        return False
+
+
 # ---- the faults ----
 
 class Fault:
@@ -237,10 +248,26 @@ def make_faults(hold):
                 if out.returncode != 0:
                     raise RuntimeError(f"iptables -I {' '.join(r)}: {out.stdout}")
             marks["cut"] = now()
-            time.sleep(max(hold, 30.0))
+            # The cut gateway must say so (CHAT_GATEWAY_KAFKA_STALL, 5 s): /readyz 503 while
+            # its sends go unacknowledged, so that a load balancer moves new clients away.
+            ops = stack.env["CHAT_OPS_GATEWAYS"].split(",")[0]
+            end = now() + max(hold, 30.0)
+            while now() < end:
+                if "unready" not in marks and not gateway_ready(ops):
+                    marks["unready"] = now()
+                time.sleep(0.5)
         finally:
             iptables_clear(ports)
             marks["restored"] = now()
+        if "unready" not in marks:
+            raise RuntimeError("gateway 0 answered /readyz 200 all through its cut from Kafka")
+        log(f"gateway 0 unready {marks['unready'] - marks['cut']:.1f} s into the cut")
+        deadline = now() + 60
+        while now() < deadline and not gateway_ready(ops):
+            time.sleep(0.5)
+        if not gateway_ready(ops):
+            raise RuntimeError("gateway 0 still not ready 60 s after the cut ended")
+        marks["ready again"] = now()
 
     def broker_kill9(stack, marks):
         if stack.kafka_nodes < 3:

@@ -307,6 +307,29 @@ START_TEST(test_delivery_timeout_poll_thread)
 }
 END_TEST
 
+/* With no broker nothing is acknowledged: stalled_ms counts from the first record produced
+ * (0 before it and once its report is in), and later records do not restart it. */
+START_TEST(test_stalled_without_broker)
+{
+    setenv("KAFKA_MESSAGE_TIMEOUT_MS", "1500", 1);
+    chat_bus_producer_conf_t conf = producer_conf(DEAD_BROKER);
+    conf.poll_thread = true;
+    chat_bus_producer_t *p = NULL;
+    ck_assert_int_eq(chat_bus_producer_new(&conf, &p), CHAT_OK);
+    ck_assert_int_eq(chat_bus_producer_stalled_ms(p), 0);
+    ck_assert_int_eq(chat_bus_produce(p, "bus.unit", 0, NULL, 0, "v", 1, NULL), CHAT_OK);
+    usleep(400 * 1000);
+    ck_assert_int_eq(chat_bus_produce(p, "bus.unit", 0, NULL, 0, "v", 1, NULL), CHAT_OK);
+    int64_t stalled = chat_bus_producer_stalled_ms(p);
+    ck_assert_msg(stalled >= 350 && stalled < 1500, "stalled %lld ms", (long long)stalled);
+    ck_assert_int_eq(chat_bus_producer_flush(p, 5000), CHAT_OK); /* both timed out */
+    ck_assert_int_eq(chat_bus_producer_stalled_ms(p), 0);
+    ck_assert_int_eq(chat_bus_producer_stalled_ms(NULL), 0);
+    chat_bus_producer_destroy(p);
+    unsetenv("KAFKA_MESSAGE_TIMEOUT_MS");
+}
+END_TEST
+
 /* A full local queue: CHAT_BUS_NO_WAIT fails the next record at once (an event loop must
  * not block), a positive wait tries for that long. Nothing is lost: the queued record
  * still gets its delivery report. */
@@ -505,6 +528,7 @@ int main(void)
     tcase_add_test(tc, test_destroy_idle_is_quick);
     tcase_add_test(tc, test_delivery_timeout_reported);
     tcase_add_test(tc, test_delivery_timeout_poll_thread);
+    tcase_add_test(tc, test_stalled_without_broker);
     tcase_add_test(tc, test_manual_consumer_without_broker);
     tcase_add_test(tc, test_series_created_up_front);
     tcase_add_test(tc, test_queue_full_wait_or_not);
