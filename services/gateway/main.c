@@ -326,8 +326,13 @@ static chat_err_t gateway_open(gw_gateway_t *gw)
                            .labels = gw->stats.tenant_labels,
                            .instance = gw->id,
                            .count_period_ms = (int)gw->cfg->quota_period_ms};
-    if ((err = gw_policy_new(&pc, &gw->policy)) != CHAT_OK)
+    if ((err = gw_policy_new(&pc, &gw->policy)) != CHAT_OK) {
+        /* its tenant counts and settings revisions live in Redis */
+        if (err == CHAT_ERR_REDIS)
+            chat_log_error("redis unreachable", CHAT_F_STR("var", "CHAT_REDIS_URL"),
+                           CHAT_F_ERR(err));
         return err;
+    }
     gw_workers_conf_t wc = {
         .nthreads = (size_t)gw->cfg->workers,
         .ctx_new = gw_registrations_ctx_new,
