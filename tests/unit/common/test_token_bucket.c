@@ -92,6 +92,26 @@ START_TEST(test_zero_rate)
 }
 END_TEST
 
+/* A new rate applies from now on (the time before is refilled at the old one) and a lower
+ * capacity cuts what the bucket holds at once. */
+START_TEST(test_set_rate)
+{
+    chat_token_bucket_t tb;
+    chat_token_bucket_init(&tb, 10, 10, 0);
+    for (int i = 0; i < 10; i++)
+        ck_assert(chat_token_bucket_take(&tb, 0));
+    ck_assert(!chat_token_bucket_take(&tb, 0));
+    /* 0.5 s at 10/s earned 5 tokens before the change to 2/s, burst 3: cut to 3 */
+    chat_token_bucket_set(&tb, 2, 3, 500000);
+    for (int i = 0; i < 3; i++)
+        ck_assert(chat_token_bucket_take(&tb, 500000));
+    ck_assert(!chat_token_bucket_take(&tb, 500000));
+    /* then 2/s: one token after 0.5 s, not 5 */
+    ck_assert(chat_token_bucket_take(&tb, 1000000));
+    ck_assert(!chat_token_bucket_take(&tb, 1000000));
+}
+END_TEST
+
 static Suite *token_bucket_suite(void)
 {
     Suite *s = suite_create("token_bucket");
@@ -101,6 +121,7 @@ static Suite *token_bucket_suite(void)
     tcase_add_test(tc, test_no_overfill);
     tcase_add_test(tc, test_time_backwards);
     tcase_add_test(tc, test_zero_rate);
+    tcase_add_test(tc, test_set_rate);
     suite_add_tcase(s, tc);
     return s;
 }
