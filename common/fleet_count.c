@@ -125,18 +125,11 @@ int chat_fleet_decode_add(const char *s, size_t len, chat_strmap_t *sums)
     return added;
 }
 
-static void free_cb(const char *key, void *value, void *ud)
-{
-    (void)key;
-    (void)ud;
-    free(value);
-}
-
 void chat_fleet_counts_clear(chat_strmap_t *counts)
 {
     if (counts == NULL)
         return;
-    chat_strmap_foreach(counts, free_cb, NULL);
+    chat_strmap_foreach(counts, chat_strmap_free_value, NULL);
     chat_strmap_clear(counts);
 }
 

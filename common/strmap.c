@@ -144,3 +144,10 @@ void chat_strmap_foreach(const chat_strmap_t *m, void (*fn)(const char *key, voi
             fn(e->key, e->value, ud);
     }
 }
+
+void chat_strmap_free_value(const char *key, void *value, void *ud)
+{
+    (void)key;
+    (void)ud;
+    free(value);
+}

@@ -36,4 +36,8 @@ void chat_strmap_clear(chat_strmap_t *m);
 void chat_strmap_foreach(const chat_strmap_t *m, void (*fn)(const char *key, void *value, void *ud),
                          void *ud);
 
+/* A chat_strmap_foreach callback that free()s each value: for maps of malloc'd values
+ * before chat_strmap_clear or chat_strmap_free. */
+void chat_strmap_free_value(const char *key, void *value, void *ud);
+
 #endif

@@ -1206,13 +1206,6 @@ static void secret_free(const char *key, void *value, void *ud)
     free(e);
 }
 
-static void bucket_free(const char *key, void *value, void *ud)
-{
-    (void)key;
-    (void)ud;
-    free(value);
-}
-
 void api_http_destroy(api_ctx_t *ctx)
 {
     api_core_t *core = ctx != NULL ? ctx->core : NULL;
@@ -1223,7 +1216,7 @@ void api_http_destroy(api_ctx_t *ctx)
     for (size_t i = 0; i < core->nroutes; i++)
         free(core->routes[i].pattern);
     chat_strmap_foreach(core->secrets, secret_free, NULL);
-    chat_strmap_foreach(core->buckets, bucket_free, NULL);
+    chat_strmap_foreach(core->buckets, chat_strmap_free_value, NULL);
     chat_strmap_free(core->secrets);
     chat_strmap_free(core->buckets);
     pthread_mutex_destroy(&core->lock);

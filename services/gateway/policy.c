@@ -185,13 +185,6 @@ chat_err_t gw_policy_new(const gw_policy_conf_t *conf, gw_policy_t **out)
     return CHAT_OK;
 }
 
-static void bucket_free_cb(const char *key, void *value, void *ud)
-{
-    (void)key;
-    (void)ud;
-    free(value);
-}
-
 void gw_policy_free(gw_policy_t *p)
 {
     if (p == NULL)
@@ -200,7 +193,7 @@ void gw_policy_free(gw_policy_t *p)
         pthread_join(p->warm, NULL);
     chat_tcache_free(p->cache);
     chat_fleet_free(p->conns);
-    chat_strmap_foreach(p->buckets, bucket_free_cb, NULL);
+    chat_strmap_foreach(p->buckets, chat_strmap_free_value, NULL);
     chat_strmap_free(p->buckets);
     free(p);
 }

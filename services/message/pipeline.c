@@ -316,19 +316,12 @@ static bool metrics_register(pipeline_metrics_t *m, chat_metrics_t *reg)
     return ok;
 }
 
-static void free_value(const char *key, void *value, void *ud)
-{
-    (void)key;
-    (void)ud;
-    free(value);
-}
-
 /* Forgets every tenant's hint kept in hints. */
 static void hints_clear(chat_strmap_t *hints)
 {
     if (hints == NULL)
         return;
-    chat_strmap_foreach(hints, free_value, NULL);
+    chat_strmap_foreach(hints, chat_strmap_free_value, NULL);
     chat_strmap_clear(hints);
 }
 
