@@ -25,9 +25,8 @@ static void refill(chat_token_bucket_t *tb, int64_t now_us)
     tb->last_us = now_us;
 }
 
-void chat_token_bucket_set(chat_token_bucket_t *tb, double rate, double burst, int64_t now_us)
+void chat_token_bucket_set(chat_token_bucket_t *tb, double rate, double burst)
 {
-    refill(tb, now_us);
     tb->rate = rate > 0 ? rate : 0;
     tb->burst = burst > 0 ? burst : 0;
     if (tb->tokens > tb->burst)

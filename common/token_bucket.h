@@ -16,9 +16,10 @@ typedef struct chat_token_bucket {
 /* Starts full. now_us is any monotonic clock in microseconds. */
 void chat_token_bucket_init(chat_token_bucket_t *tb, double rate, double burst, int64_t now_us);
 
-/* Changes the rate and the capacity from now on: the time until now is refilled at the old
- * rate, and the content is cut to the new capacity (a lower limit applies at once). */
-void chat_token_bucket_set(chat_token_bucket_t *tb, double rate, double burst, int64_t now_us);
+/* Changes the rate and the capacity, for a limit that is read again now and then: the new
+ * ones count since the last take (when the limit changed in between is not known), and the
+ * content is cut to the new capacity (a lowered limit applies at once). */
+void chat_token_bucket_set(chat_token_bucket_t *tb, double rate, double burst);
 
 /* Refills for the time since the last call and takes one token. Returns false (taking
  * nothing) if the bucket is empty. */

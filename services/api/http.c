@@ -629,7 +629,7 @@ static int rate_take(api_core_t *core, const char *tenant)
         double rate = tenant_rate(core, tenant, core->conf.rate);
         double burst = rate * core->conf.burst / core->conf.rate;
         pthread_mutex_lock(&core->lock);
-        chat_token_bucket_set(&b->tb, rate, burst < 1 ? 1 : burst, now);
+        chat_token_bucket_set(&b->tb, rate, burst < 1 ? 1 : burst);
         pthread_mutex_unlock(&core->lock);
     }
     pthread_mutex_lock(&core->lock);

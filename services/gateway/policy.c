@@ -252,7 +252,7 @@ bool gw_policy_send(gw_policy_t *p, const char *tenant)
         }
         chat_token_bucket_init(b, rate, burst, now);
     }
-    chat_token_bucket_set(b, rate, burst, now); /* follows the share and the setting */
+    chat_token_bucket_set(b, rate, burst); /* follows the share and the setting */
     if (chat_token_bucket_take(b, now))
         return true;
     chat_tenant_counter_add(p->send_refusals, tenant, 1);

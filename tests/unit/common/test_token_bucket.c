@@ -92,23 +92,24 @@ START_TEST(test_zero_rate)
 }
 END_TEST
 
-/* A new rate applies from now on (the time before is refilled at the old one) and a lower
- * capacity cuts what the bucket holds at once. */
+/* A new rate and capacity count since the last take; a lower capacity cuts what the bucket
+ * holds at once, a higher one fills at the new rate. */
 START_TEST(test_set_rate)
 {
     chat_token_bucket_t tb;
     chat_token_bucket_init(&tb, 10, 10, 0);
-    for (int i = 0; i < 10; i++)
+    chat_token_bucket_set(&tb, 2, 3); /* full (10): cut to 3 */
+    for (int i = 0; i < 3; i++)
         ck_assert(chat_token_bucket_take(&tb, 0));
     ck_assert(!chat_token_bucket_take(&tb, 0));
-    /* 0.5 s at 10/s earned 5 tokens before the change to 2/s, burst 3: cut to 3 */
-    chat_token_bucket_set(&tb, 2, 3, 500000);
-    for (int i = 0; i < 3; i++)
-        ck_assert(chat_token_bucket_take(&tb, 500000));
+    /* 0.5 s later at 2/s: one token, not the 5 of the old rate */
+    ck_assert(chat_token_bucket_take(&tb, 500000));
     ck_assert(!chat_token_bucket_take(&tb, 500000));
-    /* then 2/s: one token after 0.5 s, not 5 */
-    ck_assert(chat_token_bucket_take(&tb, 1000000));
-    ck_assert(!chat_token_bucket_take(&tb, 1000000));
+    /* raised to 20/s, capacity 20: 2 s later it holds the new capacity */
+    chat_token_bucket_set(&tb, 20, 20);
+    for (int i = 0; i < 20; i++)
+        ck_assert(chat_token_bucket_take(&tb, 2500000));
+    ck_assert(!chat_token_bucket_take(&tb, 2500000));
 }
 END_TEST
 
