@@ -87,6 +87,6 @@ chat_err_t gw_act_check_submit(gw_gateway_t *gw, const gw_act_req_t *req)
         act_check_destroy(&j->base.task);
         return CHAT_ERR_NOMEM;
     }
-    gw_workers_submit(gw->workers, &j->base.task, -1);
+    gw_workers_submit(gw->readers, &j->base.task, -1);
     return CHAT_OK;
 }

@@ -39,6 +39,7 @@ typedef struct gw_config {
     char *mongo_uri;
     char *redis_url;
     long long workers;
+    long long registration_workers;
     char *write_mode; /* CHAT_GATEWAY_WRITE_MODE: "direct" or "writable" */
     long long max_frame_bytes;
     long long max_text_chars;
@@ -97,7 +98,12 @@ typedef struct gw_gateway {
     gw_auth_t *auth;
     gw_policy_t *policy; /* tenant settings: origins (policy.h) */
     gw_inbox_t *inbox;
-    gw_workers_t *workers;      /* joins, history, registrations */
+    /* Registrations in Redis, in order per room (joins' step 1, leaves, heartbeats), and the
+     * writes that must keep that order; never a MongoDB read that can take seconds, so a
+     * heartbeat never waits behind one (a late heartbeat lets the room's registration lapse
+     * and broadcast stops sending the room here). */
+    gw_workers_t *workers;
+    gw_workers_t *readers;      /* MongoDB reads: joins' step 2, history, rooms, lookups */
     gw_workers_t *auth_workers; /* tenant lookups of auth frames only */
     gw_inbound_t *inbound;
     gw_deliver_t *deliver;

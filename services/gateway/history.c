@@ -109,6 +109,6 @@ chat_err_t gw_history_submit(gw_gateway_t *gw, const gw_history_req_t *req)
     j->user = strdup(req->user != NULL ? req->user : "");
     if (!gw_request_copy_room(&j->base, req->tenant, req->room, req->rid) || j->user == NULL)
         j->base.task.run = NULL; /* answered as a failed lookup */
-    gw_workers_submit(gw->workers, &j->base.task, -1);
+    gw_workers_submit(gw->readers, &j->base.task, -1);
     return CHAT_OK;
 }

@@ -24,6 +24,7 @@ struct gw_task {
     bool bounded_; /* counted against the inbox's bound */
     bool forward_; /* run asked to be queued again (gw_task_forward, workers.h) */
     int64_t forward_shard_;
+    struct gw_workers *forward_pool_; /* NULL: the pool that ran it */
 };
 
 /* A FIFO of tasks linked through their next field, so queueing allocates nothing. The

@@ -338,9 +338,10 @@ static bool join_access(join_job_t *j, gw_room_kind_t known)
     return j->err == CHAT_OK && !j->refused;
 }
 
-/* Runs twice: first on the room's shard worker, (1) the registration, in order with the
- * room's other registration changes; then, forwarded to any worker, (2) the reads, so that
- * many joins of one room do not queue behind each other's reads. */
+/* Runs twice: first on the room's shard of the registration workers, (1) the registration,
+ * in order with the room's other registration changes; then, forwarded to any reader, (2) the
+ * reads, so that many joins of one room do not queue behind each other's reads, and no
+ * heartbeat queues behind a read (gateway.h). */
 static void join_run(gw_task_t *t, void *wctx)
 {
     join_job_t *j = (join_job_t *)t;
@@ -372,7 +373,7 @@ static void join_run(gw_task_t *t, void *wctx)
         if (!j->dm && j->kind == GW_ROOM_KIND_PRIVATE && !join_access(j, GW_ROOM_KIND_PRIVATE))
             return; /* the loop ends the subscription, which releases the registration */
         gw_room_list_note_join(gw, redis, j->base.tenant, j->base.room, j->user);
-        gw_task_forward(t, -1);
+        gw_task_forward(t, gw->readers, -1);
         return;
     }
     j->err = join_read(j, redis);

@@ -47,9 +47,12 @@ static const chat_cfg_entry_t cfg_table[] = {
     CHAT_CFG_KAFKA_BROKERS(gw_config_t, brokers),
     CHAT_CFG_MONGO_URI(gw_config_t, mongo_uri),
     CHAT_CFG_REDIS_URL(gw_config_t, redis_url),
-    CHAT_CFG_INTEGER(
-        "CHAT_GATEWAY_WORKERS", gw_config_t, workers, "4", 1, 256,
-        "threads for blocking MongoDB/Redis work (auth, join, history, registrations)"),
+    CHAT_CFG_INTEGER("CHAT_GATEWAY_WORKERS", gw_config_t, workers, "4", 1, 256,
+                     "threads for the MongoDB reads of joins, history and room lists"),
+    CHAT_CFG_INTEGER("CHAT_GATEWAY_REGISTRATION_WORKERS", gw_config_t, registration_workers, "2", 1,
+                     64,
+                     "threads that keep the Redis registrations in order per room (joins, "
+                     "leaves, heartbeats); never behind a MongoDB read"),
     CHAT_CFG_ENUM("CHAT_GATEWAY_WRITE_MODE", gw_config_t, write_mode, "direct", "direct|writable",
                   "direct: frames go out as soon as an event is handled, the socket's queue in "
                   "one write; writable: only when lws calls back (its rule), for comparison"),
@@ -334,7 +337,7 @@ static chat_err_t gateway_open(gw_gateway_t *gw)
         return err;
     }
     gw_workers_conf_t wc = {
-        .nthreads = (size_t)gw->cfg->workers,
+        .nthreads = (size_t)gw->cfg->registration_workers,
         .ctx_new = gw_registrations_ctx_new,
         .ctx_free = gw_registrations_ctx_free,
         .ud = gw,
@@ -344,6 +347,9 @@ static chat_err_t gateway_open(gw_gateway_t *gw)
     if ((err = gw_online_reset(gw)) != CHAT_OK)
         return err;
     if ((err = gw_workers_new(&wc, &gw->workers)) != CHAT_OK)
+        return err;
+    wc.nthreads = (size_t)gw->cfg->workers;
+    if ((err = gw_workers_new(&wc, &gw->readers)) != CHAT_OK)
         return err;
     gw_workers_conf_t ac = {.nthreads = AUTH_WORKERS, .inbox = gw->inbox};
     if ((err = gw_workers_new(&ac, &gw->auth_workers)) != CHAT_OK)
@@ -359,6 +365,7 @@ static void gateway_close(gw_gateway_t *gw)
     gw_deliver_stop(gw->deliver);
     gw_workers_free(gw->auth_workers);
     gw_workers_free(gw->workers); /* runs the queued Redis removals first */
+    gw_workers_free(gw->readers); /* after the joins that forward to it */
     gw_inbound_free(gw->inbound); /* flushes pending sends */
     gw_inbox_free(gw->inbox);
     if (gw->prepared)

@@ -107,6 +107,7 @@ typedef struct rooms_job {
     bool remove;
     gw_registry_room_t *rooms;
     size_t n, cap;
+    int64_t queued_us; /* when the loop submitted it (a refresh's wait is logged if late) */
 } rooms_job_t;
 
 static void rooms_destroy(gw_task_t *t)
@@ -121,10 +122,21 @@ static void rooms_run(gw_task_t *t, void *wctx)
     rooms_job_t *j = (rooms_job_t *)t;
     chat_redis_t *redis = wctx;
     gw_registry_presence_t pres = gw_presence_listener(j->gw);
-    chat_err_t err =
-        j->remove ? gw_registry_remove(redis, j->gw->id, j->rooms, j->n, &pres)
-                  : gw_registry_refresh(redis, j->gw->id, chat_clock_wall_ms(),
-                                        gw_registrations_ttl_ms(j->gw), j->rooms, j->n, &pres);
+    size_t lapsed = 0;
+    chat_err_t err = j->remove ? gw_registry_remove(redis, j->gw->id, j->rooms, j->n, &pres)
+                               : gw_registry_refresh(redis, j->gw->id, chat_clock_wall_ms(),
+                                                     gw_registrations_ttl_ms(j->gw), j->rooms, j->n,
+                                                     &pres, &lapsed);
+    if (lapsed > 0) {
+        /* Broadcast sent these rooms elsewhere only, for a while: their members here may
+         * have missed messages (they see a seq gap at the next one and fetch the history). */
+        chat_counter_add(j->gw->stats.registrations_lapsed, lapsed);
+        chat_log_warn(
+            "registrations had lapsed before their heartbeat: rooms' messages may "
+            "have missed this gateway's members",
+            CHAT_F_INT("rooms", lapsed), CHAT_F_INT("of", j->n),
+            CHAT_F_INT("heartbeat_waited_ms", (chat_clock_mono_us() - j->queued_us) / 1000));
+    }
     if (err != CHAT_OK) {
         chat_counter_inc(j->gw->stats.registry_errors);
         chat_log_warn(j->remove ? "registration removal failed" : "registration refresh failed",
@@ -153,6 +165,7 @@ static void rooms_batch_cb(const char *tenant, const char *room, const char *con
         j->task.destroy = rooms_destroy;
         j->gw = b->gw;
         j->remove = b->remove;
+        j->queued_us = chat_clock_mono_us();
         b->jobs[shard] = j;
     }
     if (!gw_registry_rooms_append(&j->rooms, &j->n, &j->cap, tenant, room, users, nusers))

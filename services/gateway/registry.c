@@ -171,9 +171,13 @@ static const char release_lua[] = LUA_REMOVE
     "if ARGV[4] == '1' and remove(KEYS[2], KEYS[3], ARGV[1], ARGV[2]) then return 1 end\n"
     "return 0\n";
 
-/* ARGV gw, now, expiry, ttl, users... -> {{users back online}, {users gone}} */
+/* ARGV gw, now, expiry, ttl, users... -> {{users back online}, {users gone}, lapsed}: lapsed
+ * is 1 if gw's registration had expired (or was swept) before this refresh: broadcast did not
+ * send the room here meanwhile. */
 static const char refresh_lua[] =
     LUA_SWEEP LUA_ADD "local gw, now, expiry, ttl = ARGV[1], ARGV[2], ARGV[3], ARGV[4]\n"
+                      "local had = redis.call('ZSCORE', KEYS[1], gw)\n"
+                      "local lapsed = (not had or tonumber(had) <= tonumber(now)) and 1 or 0\n"
                       "redis.call('ZADD', KEYS[1], expiry, gw)\n"
                       "redis.call('PEXPIRE', KEYS[1], ttl)\n"
                       "local back = {}\n"
@@ -184,7 +188,7 @@ static const char refresh_lua[] =
                       "local gone = sweep(KEYS[2], KEYS[3], now)\n"
                       "redis.call('PEXPIRE', KEYS[2], ttl)\n"
                       "redis.call('PEXPIRE', KEYS[3], ttl)\n"
-                      "return {back, gone}\n";
+                      "return {back, gone, lapsed}\n";
 
 /* ARGV gw, users... -> {users gone} */
 static const char remove_lua[] = LUA_REMOVE "redis.call('ZREM', KEYS[1], ARGV[1])\n"
@@ -341,15 +345,18 @@ static chat_err_t queue_room(chat_redis_t *r, const char *gw, const char *now, c
 /* Reads the replies of n queued room scripts, telling pres what changed; keeps the first
  * failure but reads every reply. */
 static chat_err_t rooms_replies(chat_redis_t *r, const gw_registry_room_t *rooms, size_t n,
-                                bool add, const gw_registry_presence_t *pres)
+                                bool add, const gw_registry_presence_t *pres, size_t *lapsed)
 {
     chat_err_t first = CHAT_OK;
     for (size_t i = 0; i < n; i++) {
         redisReply *reply = NULL;
         chat_err_t err = chat_redis_reply(r, &reply);
-        if (err == CHAT_OK && add && array_of(reply, 2) != NULL) {
+        if (err == CHAT_OK && add && array_of(reply, 3) != NULL) {
             presence_tell(pres, rooms[i].tenant, rooms[i].room, reply->element[0], true, false);
             presence_tell(pres, rooms[i].tenant, rooms[i].room, reply->element[1], false, true);
+            if (reply->element[2]->type == REDIS_REPLY_INTEGER && reply->element[2]->integer == 1 &&
+                lapsed != NULL)
+                (*lapsed)++;
         } else if (err == CHAT_OK && !add && reply != NULL && reply->type == REDIS_REPLY_ARRAY) {
             presence_tell(pres, rooms[i].tenant, rooms[i].room, reply, false, false);
         } else if (err == CHAT_OK) {
@@ -365,7 +372,7 @@ static chat_err_t rooms_replies(chat_redis_t *r, const gw_registry_room_t *rooms
 
 static chat_err_t rooms_pipeline(chat_redis_t *r, const char *gw, int64_t now_ms, int64_t ttl_ms,
                                  const gw_registry_room_t *rooms, size_t n, bool add,
-                                 const gw_registry_presence_t *pres)
+                                 const gw_registry_presence_t *pres, size_t *lapsed)
 {
     char now[24], expiry[24], ttl[24];
     snprintf(now, sizeof now, "%lld", (long long)now_ms);
@@ -377,19 +384,21 @@ static chat_err_t rooms_pipeline(chat_redis_t *r, const char *gw, int64_t now_ms
         err = queue_room(r, gw, now, expiry, ttl, &rooms[queued], add);
     if (err != CHAT_OK)
         queued--; /* the failed one was not queued */
-    chat_err_t rerr = rooms_replies(r, rooms, queued, add, pres);
+    chat_err_t rerr = rooms_replies(r, rooms, queued, add, pres, lapsed);
     return err != CHAT_OK ? err : rerr;
 }
 
 chat_err_t gw_registry_refresh(chat_redis_t *r, const char *gw, int64_t now_ms, int64_t ttl_ms,
                                const gw_registry_room_t *rooms, size_t n,
-                               const gw_registry_presence_t *pres)
+                               const gw_registry_presence_t *pres, size_t *lapsed)
 {
-    return rooms_pipeline(r, gw, now_ms, ttl_ms, rooms, n, true, pres);
+    if (lapsed != NULL)
+        *lapsed = 0;
+    return rooms_pipeline(r, gw, now_ms, ttl_ms, rooms, n, true, pres, lapsed);
 }
 
 chat_err_t gw_registry_remove(chat_redis_t *r, const char *gw, const gw_registry_room_t *rooms,
                               size_t n, const gw_registry_presence_t *pres)
 {
-    return rooms_pipeline(r, gw, 0, 0, rooms, n, false, pres);
+    return rooms_pipeline(r, gw, 0, 0, rooms, n, false, pres, NULL);
 }

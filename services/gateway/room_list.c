@@ -261,6 +261,6 @@ chat_err_t gw_room_list_submit(gw_gateway_t *gw, const gw_rooms_req_t *req)
     if (j->user == NULL || (req->cursor != NULL && j->cursor == NULL) ||
         !gw_request_copy_room(&j->base, req->tenant, req->tenant, req->rid))
         j->base.task.run = NULL; /* answered as a failed lookup */
-    gw_workers_submit(gw->workers, &j->base.task, -1);
+    gw_workers_submit(gw->readers, &j->base.task, -1);
     return CHAT_OK;
 }

@@ -227,6 +227,11 @@ chat_err_t gw_stats_init(gw_stats_t *st, chat_metrics_t *m, const char *tenants_
                                              "Sends not delivered to chat.inbound.", NULL);
     st->registry_errors = chat_metrics_counter(m, "chat_gateway_registry_errors_total",
                                                "Failed Redis registration updates.", NULL);
+    st->registrations_lapsed = chat_metrics_counter(
+        m, "chat_gateway_registrations_lapsed_total",
+        "Rooms whose registration of this gateway had expired when its heartbeat came (late): "
+        "broadcast did not send them here meanwhile, so members here may have missed messages.",
+        NULL);
     st->auth_overloads = chat_metrics_counter(
         m, "chat_gateway_auth_overload_closes_total",
         "Connections closed with 1013 (try again later): their token was not verified within "
@@ -281,11 +286,11 @@ chat_err_t gw_stats_init(gw_stats_t *st, chat_metrics_t *m, const char *tenants_
     ok = ok && st->deliveries != NULL && st->unrouted != NULL && st->slow_closes != NULL &&
          st->queue_drops != NULL && st->writes != NULL && st->socket_writes != NULL &&
          st->send_failures != NULL && st->registry_errors != NULL && st->auth_seconds != NULL &&
-         st->join_seconds != NULL && st->auth_overloads != NULL && st->auth_lookups != NULL &&
-         st->auth_pending != NULL && st->auth_graces != NULL && st->idle_hangups != NULL &&
-         st->expiry_closes != NULL && st->typing_forwarded != NULL &&
-         st->typing_throttled != NULL && st->typing_failed != NULL &&
-         st->presence_events[0] != NULL && st->presence_events[1] != NULL &&
-         st->presence_expired != NULL;
+         st->registrations_lapsed != NULL && st->join_seconds != NULL &&
+         st->auth_overloads != NULL && st->auth_lookups != NULL && st->auth_pending != NULL &&
+         st->auth_graces != NULL && st->idle_hangups != NULL && st->expiry_closes != NULL &&
+         st->typing_forwarded != NULL && st->typing_throttled != NULL &&
+         st->typing_failed != NULL && st->presence_events[0] != NULL &&
+         st->presence_events[1] != NULL && st->presence_expired != NULL;
     return ok ? CHAT_OK : CHAT_ERR_NOMEM;
 }

@@ -39,14 +39,16 @@ typedef struct gw_stats {
     chat_counter_t *socket_writes;       /* write system calls (several frames each) */
     chat_counter_t *send_failures;       /* sends whose produce to chat.inbound failed */
     chat_counter_t *registry_errors;     /* failed Redis registration pipelines */
-    chat_counter_t *auth_overloads;      /* closed with 1013: verification took too long */
-    chat_counter_t *auth_lookups;        /* auth frames that needed a tenant lookup */
-    chat_counter_t *auth_graces;         /* auth deadlines extended: the client's bytes unread */
-    chat_counter_t *idle_hangups;        /* connections dropped: no answer to the keepalive ping */
-    chat_counter_t *expiry_closes;       /* connections closed 4001: their token expired */
-    chat_counter_t *typing_forwarded;    /* typing frames produced to chat.events */
-    chat_counter_t *typing_throttled;    /* typing frames dropped: within 2 s of the last one */
-    chat_counter_t *typing_failed;       /* typing frames the producer could not queue */
+    chat_counter_t
+        *registrations_lapsed;        /* rooms whose registration expired before its heartbeat */
+    chat_counter_t *auth_overloads;   /* closed with 1013: verification took too long */
+    chat_counter_t *auth_lookups;     /* auth frames that needed a tenant lookup */
+    chat_counter_t *auth_graces;      /* auth deadlines extended: the client's bytes unread */
+    chat_counter_t *idle_hangups;     /* connections dropped: no answer to the keepalive ping */
+    chat_counter_t *expiry_closes;    /* connections closed 4001: their token expired */
+    chat_counter_t *typing_forwarded; /* typing frames produced to chat.events */
+    chat_counter_t *typing_throttled; /* typing frames dropped: within 2 s of the last one */
+    chat_counter_t *typing_failed;    /* typing frames the producer could not queue */
     /* presence events produced: [online], and offline ones caused by expired members */
     chat_counter_t *presence_events[2];
     chat_counter_t *presence_expired;

@@ -57,7 +57,9 @@ static void *worker_main(void *arg)
             t->run(t, me->ctx);
         if (t->forward_) {
             t->forward_ = false;
-            gw_workers_submit(w, t, t->forward_shard_);
+            gw_workers_t *to = t->forward_pool_ != NULL ? t->forward_pool_ : w;
+            t->forward_pool_ = NULL;
+            gw_workers_submit(to, t, t->forward_shard_);
         } else {
             task_finish(w, t);
         }
@@ -130,9 +132,10 @@ chat_err_t gw_workers_new(const gw_workers_conf_t *conf, gw_workers_t **out)
     return CHAT_OK;
 }
 
-void gw_task_forward(gw_task_t *t, int64_t shard)
+void gw_task_forward(gw_task_t *t, gw_workers_t *pool, int64_t shard)
 {
     t->forward_ = true;
+    t->forward_pool_ = pool;
     t->forward_shard_ = shard;
 }
 

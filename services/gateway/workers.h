@@ -43,10 +43,12 @@ void gw_workers_stop(gw_workers_t *w);
 /* Stops, frees the contexts and the pool. Accepts NULL. */
 void gw_workers_free(gw_workers_t *w);
 
-/* Called from a run half: once run returns, t is queued again on shard (as with
- * gw_workers_submit) instead of being completed; its next run sees it as it was left.
- * Lets a task do an ordered step on its shard's worker, then the rest on any worker. */
-void gw_task_forward(gw_task_t *t, int64_t shard);
+/* Called from a run half: once run returns, t is queued again on shard of pool (as with
+ * gw_workers_submit; pool NULL: the pool that ran it) instead of being completed; its next
+ * run sees it as it was left. Lets a task do an ordered step on its shard's worker, then the
+ * rest on any worker, of this pool or another (a read that must not hold up the ordered
+ * steps behind it). pool must outlive the pool that runs t. */
+void gw_task_forward(gw_task_t *t, gw_workers_t *pool, int64_t shard);
 
 /* A stable shard for a string key (e.g. "tenant/room"). */
 int64_t gw_workers_shard(const char *key);

@@ -295,13 +295,16 @@ static const gw_registry_room_t heartbeat_rooms[] = {
 };
 
 /* A heartbeat: one script per room with every user of the room; each reply tells who came
- * back and who expired. */
+ * back, who expired and whether the gateway's own registration had lapsed. */
 START_TEST(test_refresh_one_script_per_room)
 {
-    chat_redis_t *r = fake_start("*2\r\n*1\r\n$3\r\nbob\r\n*1\r\n$3\r\neve\r\n");
+    chat_redis_t *r = fake_start("*3\r\n*1\r\n$3\r\nbob\r\n*1\r\n$3\r\neve\r\n:1\r\n");
     heard[0] = '\0';
-    ck_assert_int_eq(gw_registry_refresh(r, "7", NOW_MS, TTL_MS, heartbeat_rooms, 2, &listener),
-                     CHAT_OK);
+    size_t lapsed = 0;
+    ck_assert_int_eq(
+        gw_registry_refresh(r, "7", NOW_MS, TTL_MS, heartbeat_rooms, 2, &listener, &lapsed),
+        CHAT_OK);
+    ck_assert_uint_eq(lapsed, 2);
     ck_assert_str_eq(fake_stop(r),
                      "EVAL <script> 3 chat:room:{acme/general}:gws chat:room:{acme/general}:online "
                      "chat:room:{acme/general}:presence 7 1000 31000 30000 alice bob carol\n"
@@ -309,6 +312,18 @@ START_TEST(test_refresh_one_script_per_room)
                      "chat:room:{acme/random}:presence 7 1000 31000 30000 dave\n");
     ck_assert_str_eq(heard, "acme/general bob online\nacme/general eve offline expired\n"
                             "acme/random bob online\nacme/random eve offline expired\n");
+}
+END_TEST
+
+/* A reply of the old shape (no lapsed flag) is an error, not a silent zero. */
+START_TEST(test_refresh_reply_without_lapsed)
+{
+    chat_redis_t *r = fake_start("*2\r\n*0\r\n*0\r\n");
+    size_t lapsed = 7;
+    ck_assert_int_eq(gw_registry_refresh(r, "7", NOW_MS, TTL_MS, heartbeat_rooms, 1, NULL, &lapsed),
+                     CHAT_ERR_REDIS);
+    ck_assert_uint_eq(lapsed, 0);
+    fake_stop(r);
 }
 END_TEST
 
@@ -354,6 +369,7 @@ int main(void)
     tcase_add_test(tc, test_join_not_first_and_bad_reply);
     tcase_add_test(tc, test_join_longest_user);
     tcase_add_test(tc, test_refresh_one_script_per_room);
+    tcase_add_test(tc, test_refresh_reply_without_lapsed);
     tcase_add_test(tc, test_remove_one_script_per_room);
     tcase_add_test(tc, test_release);
     suite_add_tcase(s, tc);

@@ -203,6 +203,8 @@ typedef struct two_step {
     gw_task_t task;
     int first, second, completions;
     int *done;
+    gw_workers_t *to; /* the pool of the second run; NULL: the same */
+    bool block;       /* the second run waits for blocker_release */
 } two_step_t;
 
 static void two_run(gw_task_t *t, void *ctx)
@@ -210,9 +212,11 @@ static void two_run(gw_task_t *t, void *ctx)
     two_step_t *ts = (two_step_t *)t;
     if (ts->first == 0) {
         ts->first = *(int *)ctx;
-        gw_task_forward(t, 2);
+        gw_task_forward(t, ts->to, 2);
     } else {
         ts->second = *(int *)ctx;
+        if (ts->block)
+            blocker_run(t, ctx);
     }
 }
 
@@ -252,6 +256,63 @@ START_TEST(test_task_forward)
 }
 END_TEST
 
+static int other_ctx_value = 20;
+
+static void *ctx_other(size_t index, void *ud)
+{
+    (void)index;
+    (void)ud;
+    return &other_ctx_value;
+}
+
+/* Forwarded to another pool, the second run happens there, and while it is stuck (a slow
+ * read) the first pool's worker takes its next task (a heartbeat) at once. */
+START_TEST(test_task_forward_to_other_pool)
+{
+    gw_inbox_t *in = gw_inbox_new(10);
+    gw_workers_conf_t conf = {.nthreads = 1, .ctx_new = ctx_new, .inbox = in};
+    gw_workers_conf_t other_conf = {.nthreads = 1, .ctx_new = ctx_other, .inbox = in};
+    gw_workers_t *w = NULL, *other = NULL;
+    ck_assert_int_eq(gw_workers_new(&conf, &w), CHAT_OK);
+    ck_assert_int_eq(gw_workers_new(&other_conf, &other), CHAT_OK);
+    atomic_store(&blocker_release, false);
+    atomic_store(&blocker_running, false);
+    int done = 0;
+    two_step_t *ts = calloc(1, sizeof *ts);
+    ck_assert_ptr_nonnull(ts);
+    ts->task.run = two_run;
+    ts->task.complete = two_complete;
+    ts->task.destroy = two_destroy;
+    ts->done = &done;
+    ts->to = other;
+    ts->block = true;
+    gw_workers_submit(w, &ts->task, 0);
+    while (!atomic_load(&blocker_running))
+        usleep(1000);
+    int log[2];
+    size_t nlog = 0;
+    test_task_t *next = tt_new(3, log, &nlog, NULL);
+    next->task.run = tt_run;
+    gw_workers_submit(w, &next->task, 0);
+    for (int i = 0; i < 2000 && nlog == 0; i++) {
+        gw_inbox_drain(in, 10, NULL);
+        usleep(1000);
+    }
+    ck_assert_uint_eq(nlog, 1);
+    ck_assert_int_eq(log[0], 3 * 100 + 10); /* on the first pool, its forwarded task stuck */
+    ck_assert_int_eq(done, 0);
+    atomic_store(&blocker_release, true);
+    for (int i = 0; i < 2000 && done == 0; i++) {
+        gw_inbox_drain(in, 10, NULL);
+        usleep(1000);
+    }
+    ck_assert_int_eq(done, 1000 + 10 * 100 + 20); /* once: pool 1's worker, then the other's */
+    gw_workers_free(w);
+    gw_workers_free(other);
+    gw_inbox_free(in);
+}
+END_TEST
+
 static void *ctx_fail(size_t index, void *ud)
 {
     (void)ud;
@@ -285,6 +346,7 @@ int main(void)
     tcase_add_test(tc, test_pool_stop_wakes_idle_workers);
     tcase_add_test(tc, test_pool_context_failure);
     tcase_add_test(tc, test_task_forward);
+    tcase_add_test(tc, test_task_forward_to_other_pool);
     tcase_add_test(tc, test_shard_is_stable);
     suite_add_tcase(s, tc);
     return chat_test_suite_run(s, false);
