@@ -217,6 +217,9 @@ static chat_err_t read_others(chat_fleet_t *f, chat_strmap_t *sums, int *alive)
         err = chat_redis_append(f->redis, "GET %s:%s", f->prefix, m->str);
         queued++;
     }
+    /* The dead leave the set once every queued reply is read: a command in between would
+     * find the pipeline's replies still unread (and be refused). */
+    bool *dead = calloc(n > 0 ? n : 1, sizeof *dead);
     size_t got = 0;
     for (size_t i = 0; i < n && got < queued; i++) {
         const redisReply *m = members->element[i];
@@ -233,12 +236,19 @@ static chat_err_t read_others(chat_fleet_t *f, chat_strmap_t *sums, int *alive)
             (*alive)++;
             if (chat_fleet_decode_add(r->str, r->len, sums) < 0)
                 err = CHAT_ERR_NOMEM;
-        } else if (err == CHAT_OK && r->type == REDIS_REPLY_NIL) {
-            redisReply *gone = chat_redis_command(f->redis, NULL, "SREM %s %s", f->set_key, m->str);
-            freeReplyObject(gone);
+        } else if (r->type == REDIS_REPLY_NIL && dead != NULL) {
+            dead[i] = true;
         }
         freeReplyObject(r);
     }
+    for (size_t i = 0; dead != NULL && got == queued && i < n; i++) {
+        if (dead[i]) {
+            redisReply *gone = chat_redis_command(f->redis, NULL, "SREM %s %s", f->set_key,
+                                                  members->element[i]->str);
+            freeReplyObject(gone);
+        }
+    }
+    free(dead);
     freeReplyObject(members);
     return err;
 }

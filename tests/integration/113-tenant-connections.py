@@ -62,6 +62,13 @@ def redis(*args):
     check(r.returncode == 0, f"redis-cli {' '.join(args)}: {r.stdout.strip()}")
 
 
+def redis_out(*args):
+    """A redis-cli command's output, unchecked (for polling)."""
+    r = subprocess.run(["redis-cli", "-u", stack["CHAT_REDIS_URL"], *args],
+                       capture_output=True, text=True, timeout=10)
+    return r.stdout.strip()
+
+
 def until(pred, seconds):
     deadline = time.time() + seconds
     while time.time() < deadline:
@@ -124,6 +131,20 @@ print(f"   a dead gateway's counts stopped counting {time.time() - started:.1f} 
       "(2.5 s expiry)", flush=True)
 if got is not None:
     got[0].close()
+# ... and it leaves the set of instances, also when live instances' replies follow its own in
+# the gateways' pipelined reads (a removal sent before those were read was refused, and the
+# dead instance stayed listed for good): live fakes listed after it, with counts of a tenant
+# of their own.
+LIVE_FAKES = [f"live-test-{k}" for k in range(8)]
+for name in LIVE_FAKES:
+    redis("SET", f"chat:conns:{name}", f"{unique('other')}=1", "PX", "30000")
+redis("SET", "chat:conns:dead-test", f"{t.id}=0", "PX", "300")
+redis("SADD", "chat:conns:instances", "dead-test", *LIVE_FAKES)
+gone = until(lambda: redis_out("SISMEMBER", "chat:conns:instances", "dead-test") == "0", 6)
+check(gone is not None, "an expired instance leaves chat:conns:instances, live ones listed "
+      "beside it")
+redis("SREM", "chat:conns:instances", *LIVE_FAKES)
+redis("DEL", *[f"chat:conns:{name}" for name in LIVE_FAKES])
 
 # A higher limit applies within the settings refresh.
 for _ in range(3):
