@@ -56,16 +56,13 @@ def refused(result, what):
         ws.close()
 
 
-def redis(*args):
+def redis(*args, checked=True):
+    """Runs a redis-cli command and returns its output; checked: its success is a check (off
+    for polling, which would print a line per try)."""
     r = subprocess.run(["redis-cli", "-u", stack["CHAT_REDIS_URL"], *args],
                        capture_output=True, text=True, timeout=10)
-    check(r.returncode == 0, f"redis-cli {' '.join(args)}: {r.stdout.strip()}")
-
-
-def redis_out(*args):
-    """A redis-cli command's output, unchecked (for polling)."""
-    r = subprocess.run(["redis-cli", "-u", stack["CHAT_REDIS_URL"], *args],
-                       capture_output=True, text=True, timeout=10)
+    if checked:
+        check(r.returncode == 0, f"redis-cli {' '.join(args)}: {r.stdout.strip()}")
     return r.stdout.strip()
 
 
@@ -140,7 +137,7 @@ for name in LIVE_FAKES:
     redis("SET", f"chat:conns:{name}", f"{unique('other')}=1", "PX", "30000")
 redis("SET", "chat:conns:dead-test", f"{t.id}=0", "PX", "300")
 redis("SADD", "chat:conns:instances", "dead-test", *LIVE_FAKES)
-gone = until(lambda: redis_out("SISMEMBER", "chat:conns:instances", "dead-test") == "0", 6)
+gone = until(lambda: redis("SISMEMBER", "chat:conns:instances", "dead-test", checked=False) == "0", 6)
 check(gone is not None, "an expired instance leaves chat:conns:instances, live ones listed "
       "beside it")
 redis("SREM", "chat:conns:instances", *LIVE_FAKES)

@@ -18,6 +18,7 @@ again."""
 import asyncio
 import contextlib
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -91,7 +92,6 @@ def via_proxy(uri, port):
 def redis_margin_ms(key, member):
     """Milliseconds until member's registration in the gws set key expires (negative: expired;
     None: not there)."""
-    import subprocess
     r = subprocess.run(["redis-cli", "-u", stack["CHAT_REDIS_URL"], "ZSCORE", key, member],
                        capture_output=True, text=True, timeout=10)
     out = r.stdout.strip()
