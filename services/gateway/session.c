@@ -72,6 +72,16 @@ struct gw_session {
         int64_t received_us;
     } * pending;
 
+    /* Rooms with action checks under way (act_now), by hash of the room's name: while a room
+     * has any, its later actions take the same way, behind them (the checks of a room run in
+     * order on its shard), so a connection's sends are stored in the order it sent them even
+     * when it joins the room meanwhile. A collision only sends an action the slow way. */
+    struct room_checks {
+        uint64_t room_hash;
+        size_t n;
+    } * checks;
+    size_t nchecks, checks_cap;
+
     bool closing;
     bool close_flush;
     int close_code;
@@ -229,6 +239,7 @@ void gw_session_free(gw_session_t *s)
                          ? GW_CONNECT_DRAINING
                          : GW_CONNECT_AUTH_FAILED);
     free(s->pending);
+    free(s->checks);
     if (s->online)
         s->env->ops->online(s->env->ud, s->claims.tenant, s->claims.user, -1);
     gw_outq_clear(&s->out);
@@ -463,23 +474,65 @@ static bool joined(const gw_session_t *s, const char *room)
 /* Acts on a valid send, edit, delete, react or read whose access is settled. */
 static void act(gw_session_t *s, const gw_cframe_t *f);
 
+/* The entry of room's action checks under way, NULL if none. */
+static struct room_checks *checks_find(gw_session_t *s, const char *room)
+{
+    uint64_t h = chat_hash(room);
+    for (size_t i = 0; i < s->nchecks; i++)
+        if (s->checks[i].room_hash == h)
+            return &s->checks[i];
+    return NULL;
+}
+
+/* One more action check of room under way; false if out of memory. */
+static bool checks_add(gw_session_t *s, const char *room)
+{
+    struct room_checks *c = checks_find(s, room);
+    if (c == NULL) {
+        struct room_checks *grown =
+            chat_array_grow(s->checks, &s->checks_cap, s->nchecks + 1, sizeof *s->checks);
+        if (grown == NULL)
+            return false;
+        s->checks = grown;
+        c = &s->checks[s->nchecks++];
+        *c = (struct room_checks){.room_hash = chat_hash(room), .n = 0};
+    }
+    c->n++;
+    return true;
+}
+
+/* An action check of room has been answered. */
+static void checks_done(gw_session_t *s, const char *room)
+{
+    struct room_checks *c = checks_find(s, room);
+    if (c == NULL)
+        return;
+    if (--c->n == 0)
+        *c = s->checks[--s->nchecks];
+}
+
 /* Whether an action (send, edit, delete, react, read) in f->room may go ahead now: in a dm room
  * (room_allowed checked it), in a room the connection joined, or in a room the gateway knows to
  * be public (a subscription's cache) it may; a known private room wants a join first (answered
  * here); else the room's kind is read on a worker first, and the frame acted on after
- * (gw_session_act_checked). True: act now. */
+ * (gw_session_act_checked). An action in a room where earlier ones of the connection are still
+ * being checked goes that way too, behind them, joined or not. True: act now. */
 static bool act_now(gw_session_t *s, const gw_cframe_t *f)
 {
-    if (chat_room_is_dm(f->room) || joined(s, f->room))
+    if (chat_room_is_dm(f->room))
         return true;
-    switch (gw_rooms_kind(s->env->rooms, s->claims.tenant, f->room)) {
-    case GW_ROOM_KIND_PUBLIC:
-        return true;
-    case GW_ROOM_KIND_PRIVATE:
-        send_error(s, GW_E_FORBIDDEN, "join the room first", f->rid, f->cid);
-        return false;
-    case GW_ROOM_KIND_UNKNOWN:
-        break;
+    if (checks_find(s, f->room) == NULL) {
+        if (joined(s, f->room))
+            return true;
+        switch (gw_rooms_kind(s->env->rooms, s->claims.tenant, f->room)) {
+        case GW_ROOM_KIND_PUBLIC:
+            return true;
+        case GW_ROOM_KIND_PRIVATE:
+            send_error(s, GW_E_FORBIDDEN, "join the room first", f->rid, f->cid);
+            return false;
+        case GW_ROOM_KIND_UNKNOWN:
+            break;
+        }
     }
     if (s->env->ops->submit_act_check == NULL || s->cur_frame == NULL)
         return true;
@@ -490,8 +543,12 @@ static bool act_now(gw_session_t *s, const gw_cframe_t *f)
                         .rid = f->rid,
                         .frame = s->cur_frame,
                         .frame_len = s->cur_frame_len};
-    if (s->env->ops->submit_act_check(s->env->ud, &req) != CHAT_OK)
+    if (!checks_add(s, f->room))
         gw_session_send_failed(s, f->rid, req.cid);
+    else if (s->env->ops->submit_act_check(s->env->ud, &req) != CHAT_OK) {
+        checks_done(s, f->room);
+        gw_session_send_failed(s, f->rid, req.cid);
+    }
     return false;
 }
 
@@ -1060,6 +1117,7 @@ void gw_session_refused(gw_session_t *s, gw_code_t code, const char *message, co
 void gw_session_act_checked(gw_session_t *s, const gw_act_req_t *req, gw_room_kind_t kind,
                             bool gone)
 {
+    checks_done(s, req->room);
     if (s->closing)
         return;
     const char *rid = rid_or_null(req->rid);

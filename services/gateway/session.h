@@ -168,7 +168,9 @@ typedef struct gw_session_ops {
     chat_err_t (*submit_join)(void *ud, const gw_join_req_t *req);
     chat_err_t (*submit_history)(void *ud, const gw_history_req_t *req);
     /* Look up the kind of the room of an action (gw_act_req_t); the answer comes through
-     * gw_session_act_checked. NULL: such actions go ahead without a lookup. */
+     * gw_session_act_checked, exactly once per lookup taken, and one room's answers in the
+     * order its lookups were submitted (the session keeps a connection's actions in order on
+     * it). NULL: such actions go ahead without a lookup. */
     chat_err_t (*submit_act_check)(void *ud, const gw_act_req_t *req);
     /* Produce a send to chat.inbound; failures reported later come through
      * gw_session_send_failed. Returns non-OK if it could not even be queued. */

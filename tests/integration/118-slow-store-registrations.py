@@ -15,18 +15,17 @@ posts a message every half second. Checks: the own gateway's registration never 
 (polled in Redis, and chat_gateway_registrations_lapsed_total stays 0), the member got every
 acked message once and in order, and every room list was answered once the store is fast
 again."""
-import asyncio
 import contextlib
 import os
 import subprocess
 import sys
-import threading
 import time
 import urllib.parse
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 from api_client import Tenant, stack_load, unique  # noqa: E402
 from checks import check, finish, scrape  # noqa: E402
+from delay_proxy import DelayProxy, via_proxy  # noqa: E402
 from own_gateway import OwnGateway  # noqa: E402
 from ws_client import Client  # noqa: E402
 
@@ -37,56 +36,6 @@ OWN_INDEX = "9"  # a partition of chat.deliver the stack's gateways and other te
 DELAY = 1.5       # s added to every answer of the store while slow
 ROOMS_ASKS = 8    # room list reads queued on the 2 readers: >= 8 x 1.5 s / 2 = 6 s busy
 SENDS = 14        # one every 0.5 s while the store is slow
-
-
-class DelayProxy:
-    """TCP proxy to host:port on a free local port; while delay > 0 every chunk from the
-    server waits that long before it is passed on (in order, per connection)."""
-
-    def __init__(self, host, port):
-        self.host, self.port, self.delay = host, port, 0.0
-        self.loop = asyncio.new_event_loop()
-        ready = threading.Event()
-        threading.Thread(target=self._main, args=(ready,), daemon=True).start()
-        ready.wait(10)
-
-    def _main(self, ready):
-        asyncio.set_event_loop(self.loop)
-        server = self.loop.run_until_complete(
-            asyncio.start_server(self._client, "127.0.0.1", 0))
-        self.listen_port = server.sockets[0].getsockname()[1]
-        ready.set()
-        self.loop.run_forever()
-
-    async def _pump(self, reader, writer, delayed):
-        try:
-            while True:
-                data = await reader.read(65536)
-                if not data:
-                    break
-                if delayed and self.delay > 0:
-                    await asyncio.sleep(self.delay)
-                writer.write(data)
-                await writer.drain()
-        except (ConnectionError, OSError):
-            pass
-        finally:
-            writer.close()
-
-    async def _client(self, creader, cwriter):
-        try:
-            ureader, uwriter = await asyncio.open_connection(self.host, self.port)
-        except OSError:
-            cwriter.close()
-            return
-        await asyncio.gather(self._pump(creader, uwriter, False),
-                             self._pump(ureader, cwriter, True))
-
-
-def via_proxy(uri, port):
-    """uri with its host:port replaced by 127.0.0.1:port."""
-    u = urllib.parse.urlsplit(uri)
-    return urllib.parse.urlunsplit(u._replace(netloc=f"127.0.0.1:{port}"))
 
 
 def redis_margin_ms(key, member):

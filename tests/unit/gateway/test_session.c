@@ -1835,6 +1835,42 @@ START_TEST(test_actions_of_private_rooms)
 }
 END_TEST
 
+/* A connection's sends are acted on in the order it sent them: one sent before a join waits
+ * for its lookup, and one sent after the join (which alone would go at once) waits behind it;
+ * once every lookup of the room is answered, sends in the joined room go at once again. */
+START_TEST(test_actions_keep_order_through_checks)
+{
+    use_act_checks();
+    authenticate();
+    rx("{\"type\":\"send\",\"room\":\"general\",\"cid\":\"c1\",\"text\":\"one\"}");
+    ck_assert_int_eq(checks.calls, 1);
+    char first[sizeof checks.frame];
+    snprintf(first, sizeof first, "%s", checks.frame);
+
+    rx("{\"type\":\"join\",\"room\":\"general\",\"rid\":\"j1\"}");
+    join_answer(GW_ROOM_KIND_PUBLIC, false, GW_E_BAD_REQUEST, NULL);
+    expect("joined", NULL, "j1", NULL);
+    rx("{\"type\":\"send\",\"room\":\"general\",\"cid\":\"c2\",\"text\":\"two\"}");
+    ck_assert_int_eq(checks.calls, 2); /* behind c1, although joined */
+    ck_assert_int_eq(fake.sends, 0);
+
+    gw_act_req_t req = {.room = "general", .cid = "c1", .frame = first, .frame_len = strlen(first)};
+    gw_session_act_checked(sess, &req, GW_ROOM_KIND_PUBLIC, false);
+    ck_assert_int_eq(fake.sends, 1);
+    ck_assert_str_eq(fake.send_cid, "c1");
+    act_answer(GW_ROOM_KIND_PUBLIC, false);
+    ck_assert_int_eq(fake.sends, 2);
+    ck_assert_str_eq(fake.send_cid, "c2");
+    expect_empty();
+
+    now_us += 10000000;
+    rx("{\"type\":\"send\",\"room\":\"general\",\"cid\":\"c3\",\"text\":\"three\"}");
+    ck_assert_int_eq(checks.calls, 2); /* nothing under way: joined, at once */
+    ck_assert_int_eq(fake.sends, 3);
+    ck_assert_str_eq(fake.send_cid, "c3");
+}
+END_TEST
+
 static void end_cb(void *ud, void *owner)
 {
     gw_session_room_ended(owner, "general", ud);
@@ -1923,6 +1959,7 @@ int main(void)
     tcase_add_test(tc, test_join_refused);
     tcase_add_test(tc, test_send_rules_of_private_rooms);
     tcase_add_test(tc, test_actions_of_private_rooms);
+    tcase_add_test(tc, test_actions_keep_order_through_checks);
     tcase_add_test(tc, test_room_ended_by_notice);
     tcase_add_test(tc, test_push_frames);
     tcase_add_test(tc, test_welcome_vapid_and_unsupported_push);

@@ -763,8 +763,9 @@ export class Client implements ChatClient {
   }
 
   /** Sends what can go now, oldest first per room. A joined room takes them all at once (one
-   *  socket keeps their order); a room not joined gets one at a time, because the gateway
-   *  may check such a room's access on a worker, which does not keep the order of frames. */
+   *  socket keeps their order); a room not joined gets one at a time: each waits at the
+   *  gateway for a lookup of the room's access (those of one room take turns there, in order),
+   *  so queuing more would gain little. */
   private flush(room?: string): void {
     if (!this.welcomed) return;
     const blocked = new Set<string>();
