@@ -39,6 +39,10 @@ typedef struct join_job {
     gw_access_t verdict; /* refused: why */
     int64_t started_us;
     bool registered; /* step (1) done; the task was forwarded for step (2) */
+    /* A catch-up after a lapse (gw_join_catch_up): the updates are read for the messages up
+     * to this seq (the highest any subscription holds) instead of since; 0: since. */
+    int64_t updates_seq;
+    bool catch_up; /* no session waits: the result goes to the room's subscriptions */
     /* result */
     chat_err_t err;
     int64_t latest;
@@ -235,11 +239,12 @@ static chat_err_t join_read_useq(join_job_t *j, chat_redis_t *redis, bool *from_
 static chat_err_t join_read_updates(join_job_t *j)
 {
     gw_gateway_t *gw = j->base.gw;
-    if (!j->has_since || !j->has_usince || j->useq <= j->usince || j->since == 0)
+    int64_t upto_seq = j->updates_seq > 0 ? j->updates_seq : j->since;
+    if (!j->has_since || !j->has_usince || j->useq <= j->usince || upto_seq == 0)
         return CHAT_OK;
     size_t max = (size_t)gw->cfg->replay_max;
     mongoc_client_t *client = chat_store_acquire(gw->store);
-    chat_err_t err = gw_reads_updates(gw->store, client, j->base.tenant, j->base.room, j->since,
+    chat_err_t err = gw_reads_updates(gw->store, client, j->base.tenant, j->base.room, upto_seq,
                                       j->usince, j->useq, max + 1, &j->updates, &j->nupdates);
     chat_store_release(gw->store, client);
     if (err == CHAT_OK && j->nupdates > max) {
@@ -377,7 +382,7 @@ static void join_run(gw_task_t *t, void *wctx)
         return;
     }
     j->err = join_read(j, redis);
-    if (j->err == CHAT_OK)
+    if (j->err == CHAT_OK && !j->catch_up)
         join_read_unread(j, redis);
     if (j->err != CHAT_OK)
         chat_log_warn("join reads failed", CHAT_F_STR("tenant", j->base.tenant),
@@ -444,4 +449,59 @@ chat_err_t gw_join_submit(gw_gateway_t *gw, const gw_join_req_t *req)
     }
     gw_workers_submit(gw->workers, &j->base.task, gw_registrations_shard(req->tenant, req->room));
     return CHAT_OK;
+}
+
+/* ---- catching up after a lapse ---- */
+
+/* On the loop: the catch-up's messages, then its updates, go to the room's subscriptions
+ * through their seq and useq filters (each gets what it lacks; live frames that came first
+ * stay first, and a gap they left is the client's to fill from history, as always). */
+static void catch_up_complete(gw_task_t *t, void *loop_ctx)
+{
+    join_job_t *j = (join_job_t *)t;
+    gw_gateway_t *gw = loop_ctx;
+    if (j->err != CHAT_OK) {
+        chat_log_warn("catch-up after a lapsed registration failed: the room's members here "
+                      "see the gap at its next message",
+                      CHAT_F_STR("tenant", j->base.tenant), CHAT_F_STR("room", j->base.room),
+                      CHAT_F_ERR(j->err));
+        return;
+    }
+    size_t sent = 0;
+    for (size_t i = 0; i < j->nreplay; i++)
+        sent += gw_rooms_deliver(gw->rooms, j->base.tenant, j->base.room, j->replay[i].buf,
+                                 j->replay[i].seq);
+    for (size_t i = 0; i < j->nupdates; i++)
+        sent += gw_rooms_deliver(gw->rooms, j->base.tenant, j->base.room, j->updates[i].buf,
+                                 -j->updates[i].seq);
+    chat_counter_add(gw->stats.lapse_frames, sent);
+    chat_log_info("caught up a room after a lapsed registration",
+                  CHAT_F_STR("tenant", j->base.tenant), CHAT_F_STR("room", j->base.room),
+                  CHAT_F_INT("since", j->since), CHAT_F_INT("messages", j->nreplay),
+                  CHAT_F_INT("updates", j->nupdates), CHAT_F_INT("frames_sent", sent));
+}
+
+void gw_join_catch_up(gw_gateway_t *gw, const char *tenant, const char *room)
+{
+    int64_t since = 0, upto = 0, usince = 0;
+    if (!gw_rooms_marks(gw->rooms, tenant, room, &since, &upto, &usince))
+        return; /* nobody here holds the room any more */
+    join_job_t *j = gw_request_new(sizeof *j, gw, "", join_run, catch_up_complete, join_destroy);
+    if (j == NULL)
+        return;
+    bool copied = gw_request_copy_room(&j->base, tenant, room, NULL);
+    j->user = strdup("");
+    if (!copied || j->user == NULL) {
+        join_destroy(&j->base.task);
+        return;
+    }
+    j->registered = true; /* the heartbeat has registered the gateway again: step (2) only */
+    j->catch_up = true;
+    j->has_since = true;
+    j->since = since;
+    j->updates_seq = upto;
+    j->has_usince = true;
+    j->usince = usince;
+    j->started_us = chat_clock_mono_us();
+    gw_workers_submit(gw->readers, &j->base.task, -1);
 }

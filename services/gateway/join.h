@@ -13,4 +13,11 @@
  * submitted). */
 chat_err_t gw_join_submit(gw_gateway_t *gw, const gw_join_req_t *req);
 
+/* On the loop, after a heartbeat found the gateway's registration of tenant/room lapsed (and
+ * renewed it): broadcast did not send the room here for a while, so its members here may lack
+ * messages and updates. Reads what the active subscriptions lack (step (2) of a join, with
+ * since = the lowest seq any of them holds, at most CHAT_REPLAY_MAX messages) on a reader and
+ * hands it to them through their seq and useq filters; nothing if none holds the room. */
+void gw_join_catch_up(gw_gateway_t *gw, const char *tenant, const char *room);
+
 #endif

@@ -11,6 +11,7 @@
 #include "common/log.h"
 #include "common/redis.h"
 #include "services/gateway/presence.h"
+#include "services/gateway/join.h"
 #include "services/gateway/registry.h"
 
 void *gw_registrations_ctx_new(size_t index, void *gateway)
@@ -107,6 +108,7 @@ typedef struct rooms_job {
     bool remove;
     gw_registry_room_t *rooms;
     size_t n, cap;
+    bool *lapsed;      /* a refresh's: per room, whether the gateway's registration had expired */
     int64_t queued_us; /* when the loop submitted it (a refresh's wait is logged if late) */
 } rooms_job_t;
 
@@ -114,6 +116,7 @@ static void rooms_destroy(gw_task_t *t)
 {
     rooms_job_t *j = (rooms_job_t *)t;
     gw_registry_rooms_free(j->rooms, j->n);
+    free(j->lapsed);
     free(j);
 }
 
@@ -122,14 +125,18 @@ static void rooms_run(gw_task_t *t, void *wctx)
     rooms_job_t *j = (rooms_job_t *)t;
     chat_redis_t *redis = wctx;
     gw_registry_presence_t pres = gw_presence_listener(j->gw);
-    size_t lapsed = 0;
+    if (!j->remove)
+        j->lapsed = calloc(j->n > 0 ? j->n : 1, sizeof *j->lapsed);
     chat_err_t err = j->remove ? gw_registry_remove(redis, j->gw->id, j->rooms, j->n, &pres)
                                : gw_registry_refresh(redis, j->gw->id, chat_clock_wall_ms(),
                                                      gw_registrations_ttl_ms(j->gw), j->rooms, j->n,
-                                                     &pres, &lapsed);
+                                                     &pres, j->lapsed);
+    size_t lapsed = 0;
+    for (size_t i = 0; j->lapsed != NULL && i < j->n; i++)
+        lapsed += j->lapsed[i];
     if (lapsed > 0) {
         /* Broadcast sent these rooms elsewhere only, for a while: their members here may
-         * have missed messages (they see a seq gap at the next one and fetch the history). */
+         * have missed messages; the loop catches them up (rooms_complete). */
         chat_counter_add(j->gw->stats.registrations_lapsed, lapsed);
         chat_log_warn(
             "registrations had lapsed before their heartbeat: rooms' messages may "
@@ -142,6 +149,15 @@ static void rooms_run(gw_task_t *t, void *wctx)
         chat_log_warn(j->remove ? "registration removal failed" : "registration refresh failed",
                       CHAT_F_INT("rooms", j->n), CHAT_F_ERR(err));
     }
+}
+
+/* On the loop, after a refresh: each room whose registration had lapsed is caught up. */
+static void rooms_complete(gw_task_t *t, void *loop_ctx)
+{
+    rooms_job_t *j = (rooms_job_t *)t;
+    for (size_t i = 0; j->lapsed != NULL && i < j->n; i++)
+        if (j->lapsed[i])
+            gw_join_catch_up(loop_ctx, j->rooms[i].tenant, j->rooms[i].room);
 }
 
 typedef struct rooms_batch {
@@ -162,6 +178,7 @@ static void rooms_batch_cb(const char *tenant, const char *room, const char *con
         if (j == NULL)
             return;
         j->task.run = rooms_run;
+        j->task.complete = b->remove ? NULL : rooms_complete;
         j->task.destroy = rooms_destroy;
         j->gw = b->gw;
         j->remove = b->remove;

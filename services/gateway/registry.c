@@ -345,7 +345,7 @@ static chat_err_t queue_room(chat_redis_t *r, const char *gw, const char *now, c
 /* Reads the replies of n queued room scripts, telling pres what changed; keeps the first
  * failure but reads every reply. */
 static chat_err_t rooms_replies(chat_redis_t *r, const gw_registry_room_t *rooms, size_t n,
-                                bool add, const gw_registry_presence_t *pres, size_t *lapsed)
+                                bool add, const gw_registry_presence_t *pres, bool *lapsed)
 {
     chat_err_t first = CHAT_OK;
     for (size_t i = 0; i < n; i++) {
@@ -354,9 +354,9 @@ static chat_err_t rooms_replies(chat_redis_t *r, const gw_registry_room_t *rooms
         if (err == CHAT_OK && add && array_of(reply, 3) != NULL) {
             presence_tell(pres, rooms[i].tenant, rooms[i].room, reply->element[0], true, false);
             presence_tell(pres, rooms[i].tenant, rooms[i].room, reply->element[1], false, true);
-            if (reply->element[2]->type == REDIS_REPLY_INTEGER && reply->element[2]->integer == 1 &&
-                lapsed != NULL)
-                (*lapsed)++;
+            if (lapsed != NULL)
+                lapsed[i] = reply->element[2]->type == REDIS_REPLY_INTEGER &&
+                            reply->element[2]->integer == 1;
         } else if (err == CHAT_OK && !add && reply != NULL && reply->type == REDIS_REPLY_ARRAY) {
             presence_tell(pres, rooms[i].tenant, rooms[i].room, reply, false, false);
         } else if (err == CHAT_OK) {
@@ -372,7 +372,7 @@ static chat_err_t rooms_replies(chat_redis_t *r, const gw_registry_room_t *rooms
 
 static chat_err_t rooms_pipeline(chat_redis_t *r, const char *gw, int64_t now_ms, int64_t ttl_ms,
                                  const gw_registry_room_t *rooms, size_t n, bool add,
-                                 const gw_registry_presence_t *pres, size_t *lapsed)
+                                 const gw_registry_presence_t *pres, bool *lapsed)
 {
     char now[24], expiry[24], ttl[24];
     snprintf(now, sizeof now, "%lld", (long long)now_ms);
@@ -390,10 +390,10 @@ static chat_err_t rooms_pipeline(chat_redis_t *r, const char *gw, int64_t now_ms
 
 chat_err_t gw_registry_refresh(chat_redis_t *r, const char *gw, int64_t now_ms, int64_t ttl_ms,
                                const gw_registry_room_t *rooms, size_t n,
-                               const gw_registry_presence_t *pres, size_t *lapsed)
+                               const gw_registry_presence_t *pres, bool *lapsed)
 {
-    if (lapsed != NULL)
-        *lapsed = 0;
+    for (size_t i = 0; lapsed != NULL && i < n; i++)
+        lapsed[i] = false;
     return rooms_pipeline(r, gw, now_ms, ttl_ms, rooms, n, true, pres, lapsed);
 }
 

@@ -70,12 +70,12 @@ chat_err_t gw_registry_release(chat_redis_t *r, const char *gw, const char *tena
 /* Heartbeat: re-adds gw and its users to every listed room with a new expiry and removes the
  * room's expired members, in one pipeline of one script per room. pres (may be NULL) hears
  * who went offline with the expired members, and who came back online (a member of this
- * gateway that had expired before its refresh, its user gone meanwhile). *lapsed (may be
- * NULL) counts the rooms where gw itself had expired: broadcast did not send them here for a
- * while (a heartbeat that came too late). */
+ * gateway that had expired before its refresh, its user gone meanwhile). lapsed (n flags,
+ * may be NULL) tells the rooms where gw itself had expired: broadcast did not send them here
+ * for a while (a heartbeat that came too late); false where the reply did not come. */
 chat_err_t gw_registry_refresh(chat_redis_t *r, const char *gw, int64_t now_ms, int64_t ttl_ms,
                                const gw_registry_room_t *rooms, size_t n,
-                               const gw_registry_presence_t *pres, size_t *lapsed);
+                               const gw_registry_presence_t *pres, bool *lapsed);
 
 /* Shutdown: removes gw and its users from every listed room, in one pipeline of one script
  * per room; pres (may be NULL) hears whose last member that was. */

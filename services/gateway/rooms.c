@@ -305,6 +305,28 @@ size_t gw_rooms_deliver_except(gw_rooms_t *r, const char *tenant, const char *ro
     return n;
 }
 
+bool gw_rooms_marks(const gw_rooms_t *r, const char *tenant, const char *room, int64_t *min_seq,
+                    int64_t *max_seq, int64_t *min_useq)
+{
+    char key[CHAT_ROOM_KEY_MAX];
+    if (chat_room_key(tenant, room, key, sizeof key) < 0)
+        return false;
+    const room_t *rm = chat_strmap_get(r->rooms, key);
+    bool any = false;
+    for (const gw_sub_t *sub = rm != NULL ? rm->subs : NULL; sub != NULL; sub = sub->room_next) {
+        if (sub->state != SUB_ACTIVE)
+            continue;
+        if (!any || sub->last_seq < *min_seq)
+            *min_seq = sub->last_seq;
+        if (!any || sub->last_seq > *max_seq)
+            *max_seq = sub->last_seq;
+        if (!any || sub->last_useq < *min_useq)
+            *min_useq = sub->last_useq;
+        any = true;
+    }
+    return any;
+}
+
 void gw_rooms_activate(gw_rooms_t *r, gw_sub_t *sub, int64_t last_seq, int64_t last_useq)
 {
     sub->state = SUB_ACTIVE;

@@ -109,6 +109,11 @@ void gw_rooms_kind_set(gw_sub_t *sub, gw_room_kind_t kind);
 size_t gw_rooms_end(gw_rooms_t *r, const char *tenant, const char *room, const char *user,
                     void (*ended)(void *ud, void *owner), void *ud);
 
+/* Among the active subscriptions to tenant/room: the lowest and highest last seq sent, and the
+ * lowest last useq sent; false if it has none. */
+bool gw_rooms_marks(const gw_rooms_t *r, const char *tenant, const char *room, int64_t *min_seq,
+                    int64_t *max_seq, int64_t *min_useq);
+
 /* Rooms with at least one subscription. */
 size_t gw_rooms_count(const gw_rooms_t *r);
 

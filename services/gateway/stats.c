@@ -232,6 +232,11 @@ chat_err_t gw_stats_init(gw_stats_t *st, chat_metrics_t *m, const char *tenants_
         "Rooms whose registration of this gateway had expired when its heartbeat came (late): "
         "broadcast did not send them here meanwhile, so members here may have missed messages.",
         NULL);
+    st->lapse_frames = chat_metrics_counter(
+        m, "chat_gateway_lapse_caught_up_frames_total",
+        "Messages and updates sent to members after a lapsed registration: what they had missed "
+        "while broadcast did not send the room here.",
+        NULL);
     st->auth_overloads = chat_metrics_counter(
         m, "chat_gateway_auth_overload_closes_total",
         "Connections closed with 1013 (try again later): their token was not verified within "
@@ -286,7 +291,7 @@ chat_err_t gw_stats_init(gw_stats_t *st, chat_metrics_t *m, const char *tenants_
     ok = ok && st->deliveries != NULL && st->unrouted != NULL && st->slow_closes != NULL &&
          st->queue_drops != NULL && st->writes != NULL && st->socket_writes != NULL &&
          st->send_failures != NULL && st->registry_errors != NULL && st->auth_seconds != NULL &&
-         st->registrations_lapsed != NULL && st->join_seconds != NULL &&
+         st->registrations_lapsed != NULL && st->lapse_frames != NULL && st->join_seconds != NULL &&
          st->auth_overloads != NULL && st->auth_lookups != NULL && st->auth_pending != NULL &&
          st->auth_graces != NULL && st->idle_hangups != NULL && st->expiry_closes != NULL &&
          st->typing_forwarded != NULL && st->typing_throttled != NULL &&

@@ -41,6 +41,7 @@ typedef struct gw_stats {
     chat_counter_t *registry_errors;     /* failed Redis registration pipelines */
     chat_counter_t
         *registrations_lapsed;        /* rooms whose registration expired before its heartbeat */
+    chat_counter_t *lapse_frames;     /* frames sent by the catch-ups after lapses */
     chat_counter_t *auth_overloads;   /* closed with 1013: verification took too long */
     chat_counter_t *auth_lookups;     /* auth frames that needed a tenant lookup */
     chat_counter_t *auth_graces;      /* auth deadlines extended: the client's bytes unread */

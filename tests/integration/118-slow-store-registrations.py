@@ -20,18 +20,15 @@ import os
 import subprocess
 import sys
 import time
-import urllib.parse
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 from api_client import Tenant, stack_load, unique  # noqa: E402
 from checks import check, finish, scrape  # noqa: E402
-from delay_proxy import DelayProxy, via_proxy  # noqa: E402
-from own_gateway import OwnGateway  # noqa: E402
+from delay_proxy import slow_store_gateway  # noqa: E402
 from ws_client import Client  # noqa: E402
 
 stack = stack_load()
 URLS = stack["CHAT_GATEWAY_URLS"].split(",")
-GATEWAY_BIN = os.path.join(stack["CHAT_BUILD_DIR"], "services", "gateway", "chat-gateway")
 OWN_INDEX = "9"  # a partition of chat.deliver the stack's gateways and other tests do not use
 DELAY = 1.5       # s added to every answer of the store while slow
 ROOMS_ASKS = 8    # room list reads queued on the 2 readers: >= 8 x 1.5 s / 2 = 6 s busy
@@ -47,13 +44,7 @@ def redis_margin_ms(key, member):
     return None if out == "" else float(out) - time.time() * 1000
 
 
-mongo = urllib.parse.urlsplit(stack["CHAT_MONGO_URI"])
-proxy = DelayProxy(mongo.hostname, mongo.port)
-logs = os.path.join(stack.get("CHAT_STACK_DIR", "/tmp"), "logs")
-os.makedirs(logs, exist_ok=True)
-log_path = os.path.join(logs, f"gateway-118-{os.getpid()}.log")
-gw = OwnGateway(stack, GATEWAY_BIN, OWN_INDEX, log_path, env_extra={
-    "CHAT_MONGO_URI": via_proxy(stack["CHAT_MONGO_URI"], proxy.listen_port),
+proxy, gw = slow_store_gateway(stack, OWN_INDEX, "118", {
     "CHAT_GATEWAY_HEARTBEAT": "1s", "CHAT_GATEWAY_WORKERS": "2",
     "CHAT_GATEWAY_REGISTRATION_WORKERS": "1"})
 try:

@@ -17,29 +17,19 @@ joined answer comes, and no error. With the lookups on any reader the acks come 
 import contextlib
 import os
 import sys
-import urllib.parse
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 from api_client import Tenant, stack_load, unique  # noqa: E402
 from checks import check, finish  # noqa: E402
-from delay_proxy import DelayProxy, via_proxy  # noqa: E402
-from own_gateway import OwnGateway  # noqa: E402
+from delay_proxy import slow_store_gateway  # noqa: E402
 from ws_client import Client  # noqa: E402
 
 stack = stack_load()
-GATEWAY_BIN = os.path.join(stack["CHAT_BUILD_DIR"], "services", "gateway", "chat-gateway")
 OWN_INDEX = "15"  # a partition of chat.deliver the stack's gateways and other tests do not use
 DELAY = 0.4       # s added to every answer of the store while slow
 BEFORE, AFTER = 6, 4
 
-mongo = urllib.parse.urlsplit(stack["CHAT_MONGO_URI"])
-proxy = DelayProxy(mongo.hostname, mongo.port)
-logs = os.path.join(stack.get("CHAT_STACK_DIR", "/tmp"), "logs")
-os.makedirs(logs, exist_ok=True)
-log_path = os.path.join(logs, f"gateway-119-{os.getpid()}.log")
-gw = OwnGateway(stack, GATEWAY_BIN, OWN_INDEX, log_path, env_extra={
-    "CHAT_MONGO_URI": via_proxy(stack["CHAT_MONGO_URI"], proxy.listen_port),
-    "CHAT_GATEWAY_WORKERS": "2"})
+proxy, gw = slow_store_gateway(stack, OWN_INDEX, "119", {"CHAT_GATEWAY_WORKERS": "2"})
 try:
     with contextlib.ExitStack() as socks:
         tenant = Tenant(stack)

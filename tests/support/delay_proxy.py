@@ -1,8 +1,11 @@
 """A TCP proxy that can hold back a server's answers: a slow store (MongoDB) for the tests of
 what the gateway does while its reads take seconds."""
 import asyncio
+import os
 import threading
 import urllib.parse
+
+from own_gateway import OwnGateway
 
 
 class DelayProxy:
@@ -53,3 +56,18 @@ def via_proxy(uri, port):
     """uri with its host:port replaced by 127.0.0.1:port."""
     u = urllib.parse.urlsplit(uri)
     return urllib.parse.urlunsplit(u._replace(netloc=f"127.0.0.1:{port}"))
+
+
+def slow_store_gateway(stack, index, test, env_extra):
+    """A DelayProxy in front of the stack's MongoDB (delay 0 until the test sets one) and a
+    gateway of the test's own (chat.deliver partition index) that reaches MongoDB through it,
+    its log in the stack's logs directory named after test; returns (proxy, gateway)."""
+    mongo = urllib.parse.urlsplit(stack["CHAT_MONGO_URI"])
+    proxy = DelayProxy(mongo.hostname, mongo.port)
+    logs = os.path.join(stack.get("CHAT_STACK_DIR", "/tmp"), "logs")
+    os.makedirs(logs, exist_ok=True)
+    log_path = os.path.join(logs, f"gateway-{test}-{os.getpid()}.log")
+    binary = os.path.join(stack["CHAT_BUILD_DIR"], "services", "gateway", "chat-gateway")
+    gw = OwnGateway(stack, binary, index, log_path, env_extra=dict(
+        env_extra, CHAT_MONGO_URI=via_proxy(stack["CHAT_MONGO_URI"], proxy.listen_port)))
+    return proxy, gw

@@ -128,6 +128,35 @@ START_TEST(test_seq_filter_drops_duplicates)
 }
 END_TEST
 
+/* What a lapse's catch-up reads from (join.h): the lowest and highest seq and the lowest useq
+ * the active subscriptions hold; pending ones and other rooms do not count; none: false. A
+ * catch-up handed to every subscription gives each only what it lacks. */
+START_TEST(test_marks_of_active_subscriptions)
+{
+    int64_t lo = -1, hi = -1, ulo = -1;
+    ck_assert(!gw_rooms_marks(rooms, "t", "r", &lo, &hi, &ulo));
+    owner_t a = {.name = "a"}, b = {.name = "b"}, c = {.name = "c"}, d = {.name = "d"};
+    gw_sub_t *pending = gw_rooms_join(rooms, &c.subs, &c, "t", "r", "carol");
+    ck_assert(!gw_rooms_marks(rooms, "t", "r", &lo, &hi, &ulo));
+    gw_rooms_activate(rooms, gw_rooms_join(rooms, &a.subs, &a, "t", "r", "alice"), 12, 3);
+    gw_rooms_activate(rooms, gw_rooms_join(rooms, &b.subs, &b, "t", "r", "bob"), 10, 5);
+    gw_rooms_activate(rooms, gw_rooms_join(rooms, &d.subs, &d, "t", "other", "dave"), 2, 1);
+    ck_assert(gw_rooms_marks(rooms, "t", "r", &lo, &hi, &ulo));
+    ck_assert_int_eq(lo, 10);
+    ck_assert_int_eq(hi, 12);
+    ck_assert_int_eq(ulo, 3);
+    ck_assert(!gw_sub_active(pending));
+    for (int64_t seq = 11; seq <= 13; seq++) /* the catch-up from the lowest */
+        deliver("t", "r", seq);
+    assert_got(&a, (int64_t[]){13}, 1);
+    assert_got(&b, (int64_t[]){11, 12, 13}, 3);
+    gw_rooms_leave_all(rooms, &a.subs);
+    gw_rooms_leave_all(rooms, &b.subs);
+    gw_rooms_leave_all(rooms, &c.subs);
+    gw_rooms_leave_all(rooms, &d.subs);
+}
+END_TEST
+
 /* Updates (order -useq) are filtered on their useq the same way, independently of the seqs:
  * held ones at or below the useq the join read are dropped at activation, repeats after. */
 START_TEST(test_useq_filter)
@@ -362,6 +391,7 @@ int main(void)
     tcase_add_test(tc, test_pending_holds_then_activates);
     tcase_add_test(tc, test_seq_filter_drops_duplicates);
     tcase_add_test(tc, test_useq_filter);
+    tcase_add_test(tc, test_marks_of_active_subscriptions);
     tcase_add_test(tc, test_rooms_and_tenants_are_separate);
     tcase_add_test(tc, test_rejoin_restarts_pending);
     tcase_add_test(tc, test_generations_unique_across_subscriptions);
