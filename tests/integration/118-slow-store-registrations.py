@@ -17,7 +17,6 @@ acked message once and in order, and every room list was answered once the store
 again."""
 import contextlib
 import os
-import subprocess
 import sys
 import time
 
@@ -25,6 +24,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from api_client import Tenant, stack_load, unique  # noqa: E402
 from checks import check, finish, scrape  # noqa: E402
 from delay_proxy import slow_store_gateway  # noqa: E402
+from own_gateway import registration_margin_ms  # noqa: E402
 from ws_client import Client  # noqa: E402
 
 stack = stack_load()
@@ -33,15 +33,6 @@ OWN_INDEX = "9"  # a partition of chat.deliver the stack's gateways and other te
 DELAY = 1.5       # s added to every answer of the store while slow
 ROOMS_ASKS = 8    # room list reads queued on the 2 readers: >= 8 x 1.5 s / 2 = 6 s busy
 SENDS = 14        # one every 0.5 s while the store is slow
-
-
-def redis_margin_ms(key, member):
-    """Milliseconds until member's registration in the gws set key expires (negative: expired;
-    None: not there)."""
-    r = subprocess.run(["redis-cli", "-u", stack["CHAT_REDIS_URL"], "ZSCORE", key, member],
-                       capture_output=True, text=True, timeout=10)
-    out = r.stdout.strip()
-    return None if out == "" else float(out) - time.time() * 1000
 
 
 proxy, gw = slow_store_gateway(stack, OWN_INDEX, "118", {
@@ -56,7 +47,7 @@ try:
         joined = member.join(room)
         sender.join(room)
         key = f"chat:room:{{{tenant.id}/{room}}}:gws"
-        check(redis_margin_ms(key, OWN_INDEX) is not None,
+        check(registration_margin_ms(stack, key, OWN_INDEX) is not None,
               "the own gateway is registered in the room after the join")
 
         proxy.delay = DELAY
@@ -68,7 +59,7 @@ try:
             a = sender.post(room, f"slow store {i}")
             if a is not None and a.get("type") == "ack":
                 acked.append(a["seq"])
-            m = redis_margin_ms(key, OWN_INDEX)
+            m = registration_margin_ms(stack, key, OWN_INDEX)
             margins.append(-1e9 if m is None else m)
             time.sleep(max(0.0, started + 0.5 * (i + 1) - time.monotonic()))
         slow_for = time.monotonic() - started

@@ -13,36 +13,28 @@ it is). With the gateway before the catch-up, the member gets neither."""
 import contextlib
 import os
 import signal
-import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 from api_client import Tenant, stack_load, unique  # noqa: E402
 from checks import check, finish, scrape  # noqa: E402
-from own_gateway import OwnGateway  # noqa: E402
+from own_gateway import registration_margin_ms, test_gateway  # noqa: E402
 from ws_client import Client  # noqa: E402
 
 stack = stack_load()
 URLS = stack["CHAT_GATEWAY_URLS"].split(",")
-GATEWAY_BIN = os.path.join(stack["CHAT_BUILD_DIR"], "services", "gateway", "chat-gateway")
 OWN_INDEX = "8"  # a partition of chat.deliver the stack's gateways and other tests do not use
 TTL_S = 3        # 3 heartbeats of 1 s
 
 
 def registered(key):
     """True if the own gateway's registration in the gws set key has not expired."""
-    r = subprocess.run(["redis-cli", "-u", stack["CHAT_REDIS_URL"], "ZSCORE", key, OWN_INDEX],
-                       capture_output=True, text=True, timeout=10, check=True)
-    out = r.stdout.strip()
-    return out != "" and float(out) > time.time() * 1000
+    margin = registration_margin_ms(stack, key, OWN_INDEX)
+    return margin is not None and margin > 0
 
 
-logs = os.path.join(stack.get("CHAT_STACK_DIR", "/tmp"), "logs")
-os.makedirs(logs, exist_ok=True)
-gw = OwnGateway(stack, GATEWAY_BIN, OWN_INDEX,
-                os.path.join(logs, f"gateway-121-{os.getpid()}.log"),
-                env_extra={"CHAT_GATEWAY_HEARTBEAT": "1s"})
+gw = test_gateway(stack, OWN_INDEX, "121", {"CHAT_GATEWAY_HEARTBEAT": "1s"})
 try:
     with contextlib.ExitStack() as socks:
         tenant = Tenant(stack)

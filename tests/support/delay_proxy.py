@@ -1,11 +1,10 @@
 """A TCP proxy that can hold back a server's answers: a slow store (MongoDB) for the tests of
 what the gateway does while its reads take seconds."""
 import asyncio
-import os
 import threading
 import urllib.parse
 
-from own_gateway import OwnGateway
+from own_gateway import test_gateway
 
 
 class DelayProxy:
@@ -64,10 +63,6 @@ def slow_store_gateway(stack, index, test, env_extra):
     its log in the stack's logs directory named after test; returns (proxy, gateway)."""
     mongo = urllib.parse.urlsplit(stack["CHAT_MONGO_URI"])
     proxy = DelayProxy(mongo.hostname, mongo.port)
-    logs = os.path.join(stack.get("CHAT_STACK_DIR", "/tmp"), "logs")
-    os.makedirs(logs, exist_ok=True)
-    log_path = os.path.join(logs, f"gateway-{test}-{os.getpid()}.log")
-    binary = os.path.join(stack["CHAT_BUILD_DIR"], "services", "gateway", "chat-gateway")
-    gw = OwnGateway(stack, binary, index, log_path, env_extra=dict(
+    gw = test_gateway(stack, index, test, dict(
         env_extra, CHAT_MONGO_URI=via_proxy(stack["CHAT_MONGO_URI"], proxy.listen_port)))
     return proxy, gw

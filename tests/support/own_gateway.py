@@ -118,3 +118,22 @@ class OwnApi(OwnService):
         env.update(env_extra or {})
         binary = os.path.join(stack["CHAT_BUILD_DIR"], "services", "api", "chat-api")
         super().__init__(binary, env, os.path.join(log_dir, "api.log"), "api")
+
+
+def test_gateway(stack, index, test, env_extra=None):
+    """An OwnGateway of the stack's build (chat.deliver partition index), its log in the stack's
+    logs directory named after test (e.g. "121") and the process."""
+    logs = os.path.join(stack.get("CHAT_STACK_DIR", "/tmp"), "logs")
+    os.makedirs(logs, exist_ok=True)
+    binary = os.path.join(stack["CHAT_BUILD_DIR"], "services", "gateway", "chat-gateway")
+    return OwnGateway(stack, binary, index, os.path.join(logs, f"gateway-{test}-{os.getpid()}.log"),
+                      env_extra=env_extra)
+
+
+def registration_margin_ms(stack, key, index):
+    """Milliseconds until gateway index's registration in the room's gws set key expires
+    (negative: expired; None: not there)."""
+    r = subprocess.run(["redis-cli", "-u", stack["CHAT_REDIS_URL"], "ZSCORE", key, str(index)],
+                       capture_output=True, text=True, timeout=10, check=True)
+    out = r.stdout.strip()
+    return None if out == "" else float(out) - time.time() * 1000
