@@ -6,7 +6,6 @@
 #include <string.h>
 
 #include "common/log.h"
-#include "services/gateway/registrations.h"
 #include "services/gateway/request.h"
 #include "services/gateway/room_access.h"
 
@@ -90,6 +89,6 @@ chat_err_t gw_act_check_submit(gw_gateway_t *gw, const gw_act_req_t *req)
     }
     /* On the room's shard: one room's checks are answered in the order they came (the session
      * counts on it to keep a connection's sends in order). */
-    gw_workers_submit(gw->readers, &j->base.task, gw_registrations_shard(req->tenant, req->room));
+    gw_workers_submit(gw->readers, &j->base.task, gw_workers_room_shard(req->tenant, req->room));
     return CHAT_OK;
 }

@@ -447,7 +447,7 @@ chat_err_t gw_join_submit(gw_gateway_t *gw, const gw_join_req_t *req)
         gw_inbox_push(gw->inbox, &j->base.task);
         return CHAT_OK;
     }
-    gw_workers_submit(gw->workers, &j->base.task, gw_registrations_shard(req->tenant, req->room));
+    gw_workers_submit(gw->workers, &j->base.task, gw_workers_room_shard(req->tenant, req->room));
     return CHAT_OK;
 }
 
@@ -489,12 +489,11 @@ void gw_join_catch_up(gw_gateway_t *gw, const char *tenant, const char *room)
     join_job_t *j = gw_request_new(sizeof *j, gw, "", join_run, catch_up_complete, join_destroy);
     if (j == NULL)
         return;
-    bool copied = gw_request_copy_room(&j->base, tenant, room, NULL);
-    j->user = strdup("");
-    if (!copied || j->user == NULL) {
+    if (!gw_request_copy_room(&j->base, tenant, room, NULL)) {
         join_destroy(&j->base.task);
         return;
     }
+    /* No user: step (2) reads the room, not a member's read mark (catch_up). */
     j->registered = true; /* the heartbeat has registered the gateway again: step (2) only */
     j->catch_up = true;
     j->has_since = true;
@@ -502,6 +501,5 @@ void gw_join_catch_up(gw_gateway_t *gw, const char *tenant, const char *room)
     j->updates_seq = upto;
     j->has_usince = true;
     j->usince = usince;
-    j->started_us = chat_clock_mono_us();
     gw_workers_submit(gw->readers, &j->base.task, -1);
 }

@@ -33,13 +33,6 @@ void gw_registrations_ctx_free(void *ctx, void *gateway)
     chat_redis_free(ctx);
 }
 
-int64_t gw_registrations_shard(const char *tenant, const char *room)
-{
-    char key[CHAT_ROOM_KEY_MAX];
-    chat_room_key(tenant, room, key, sizeof key); /* names of a session: they fit */
-    return gw_workers_shard(key);
-}
-
 /* Three heartbeats, so a gateway killed with -9 stops receiving a room within that time; its
  * users go offline at the next heartbeat (or join) of another gateway in the room after
  * that. */
@@ -96,7 +89,7 @@ void gw_registrations_release(gw_gateway_t *gw, const char *tenant, const char *
         release_destroy(&j->task);
         return;
     }
-    gw_workers_submit(gw->workers, &j->task, gw_registrations_shard(tenant, room));
+    gw_workers_submit(gw->workers, &j->task, gw_workers_room_shard(tenant, room));
 }
 
 /* ---- every room: refresh (heartbeat) and removal (shutdown) ---- */
@@ -171,7 +164,7 @@ static void rooms_batch_cb(const char *tenant, const char *room, const char *con
                            size_t nusers, void *ud)
 {
     rooms_batch_t *b = ud;
-    size_t shard = (size_t)gw_registrations_shard(tenant, room) % b->njobs;
+    size_t shard = (size_t)gw_workers_room_shard(tenant, room) % b->njobs;
     rooms_job_t *j = b->jobs[shard];
     if (j == NULL) {
         j = calloc(1, sizeof *j);

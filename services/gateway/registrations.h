@@ -17,10 +17,6 @@
 void *gw_registrations_ctx_new(size_t index, void *gateway);
 void gw_registrations_ctx_free(void *ctx, void *gateway);
 
-/* The worker shard of tenant/room: its registration jobs, and its action checks (act_check.c)
- * on the readers. */
-int64_t gw_registrations_shard(const char *tenant, const char *room);
-
 /* How long a registration lives without a refresh. */
 int64_t gw_registrations_ttl_ms(const gw_gateway_t *gw);
 

@@ -11,7 +11,6 @@
 #include "common/log.h"
 #include "common/names.h"
 #include "services/gateway/frames.h"
-#include "services/gateway/registrations.h"
 #include "services/gateway/request.h"
 
 chat_err_t gw_room_list_open(chat_store_t *st)
@@ -149,7 +148,7 @@ void gw_room_list_note_leave(gw_gateway_t *gw, const char *tenant, const char *r
         leave_destroy(&j->base.task);
         return;
     }
-    gw_workers_submit(gw->workers, &j->base.task, gw_registrations_shard(tenant, room));
+    gw_workers_submit(gw->workers, &j->base.task, gw_workers_room_shard(tenant, room));
 }
 
 /* ---- the rooms job (the page itself: common/room_list.h) ---- */

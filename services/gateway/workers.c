@@ -7,6 +7,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 
+#include "common/contract.h"
 #include "common/hash.h"
 #include "common/log.h"
 
@@ -193,4 +194,11 @@ void gw_workers_free(gw_workers_t *w)
 int64_t gw_workers_shard(const char *key)
 {
     return (int64_t)(chat_hash(key) >> 1);
+}
+
+int64_t gw_workers_room_shard(const char *tenant, const char *room)
+{
+    char key[CHAT_ROOM_KEY_MAX];
+    chat_room_key(tenant, room, key, sizeof key); /* names of a session: they fit */
+    return gw_workers_shard(key);
 }

@@ -53,4 +53,8 @@ void gw_task_forward(gw_task_t *t, gw_workers_t *pool, int64_t shard);
 /* A stable shard for a string key (e.g. "tenant/room"). */
 int64_t gw_workers_shard(const char *key);
 
+/* The shard of tenant/room: in the registration workers, its registration changes (in the
+ * order the loop decided them); in the readers, its action checks (answered in order). */
+int64_t gw_workers_room_shard(const char *tenant, const char *room);
+
 #endif
