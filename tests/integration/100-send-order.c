@@ -119,35 +119,6 @@ START_TEST(test_two_gateways_order_once_gapless)
 }
 END_TEST
 
-/* Sends to a room the connection has not joined wait for a lookup of the room's kind (on the
- * gateway's worker threads); a join sent in the middle of them, and sends after it, must not
- * overtake them: all of them, pipelined, are stored in the order they were sent. */
-START_TEST(test_order_across_a_join)
-{
-    char room[96], alice[64];
-    chat_test_unique(room, sizeof room, "join-order");
-    chat_test_unique(alice, sizeof alice, "alice");
-    chat_tc_t *a = chat_tc_connect_demo(0, alice);
-    enum { BEFORE = 40, TOTAL = 80 };
-    char cids[TOTAL][32];
-    for (size_t i = 0; i < TOTAL; i++) {
-        if (i == BEFORE)
-            chat_tc_send_frame(a, chat_client_frame_join(room, -1, "j1"));
-        snprintf(cids[i], sizeof cids[i], "join-order-%zu", i);
-        chat_tc_send_frame(a, chat_client_frame_send(room, cids[i], cids[i]));
-    }
-    for (size_t i = 0; i < TOTAL; i++) {
-        cJSON *ack = chat_tc_expect_ack(a, cids[i], CHAT_TC_TIMEOUT_MS);
-        int64_t seq = chat_json_int(ack, "seq");
-        cJSON_Delete(ack);
-        ck_assert_msg(seq == (int64_t)i + 1, "send %zu (%s the join) was stored as seq %lld", i,
-                      i < BEFORE ? "before" : "after", (long long)seq);
-    }
-    ck_assert_uint_eq(chat_tc_queued(a, "error"), 0);
-    chat_tc_close(a);
-}
-END_TEST
-
 static int cmp_i64(const void *a, const void *b)
 {
     int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
@@ -207,7 +178,6 @@ int main(void)
     TCase *tc = tcase_create("e2e");
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, test_two_gateways_order_once_gapless);
-    tcase_add_test(tc, test_order_across_a_join);
     tcase_add_test(tc, test_latency_send_to_other_gateway);
     suite_add_tcase(s, tc);
     return chat_test_suite_run(s, false);

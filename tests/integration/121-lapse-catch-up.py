@@ -64,7 +64,12 @@ try:
             edited = sender.wait(lambda f: f.get("rid") == "edit-1", "edit answer", timeout=15)
             check(edited is not None and edited.get("type") == "ack",
                   f"the edit was acked: {edited}")
-            time.sleep(0.5)  # broadcast has routed both by now (its p99 is milliseconds)
+            # The sender gets both from broadcast too: once it has the update (after the
+            # message, in the room's order), broadcast has routed both, without the stopped
+            # gateway.
+            own = sender.wait(lambda f: f.get("type") == "update" and f.get("id") == first["id"],
+                              "the sender's own update", timeout=15)
+            check(own is not None, f"broadcast delivered the update to the sender: {own}")
         finally:
             gw.proc.send_signal(signal.SIGCONT)
 
